@@ -1,0 +1,70 @@
+"""`python -m bot` serves; `check`, `postmortem` and `demo` are the other subcommands."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from pathlib import Path
+
+from bot.exceptions import ConfigError
+
+log = logging.getLogger("bot")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m bot", description="ChatOps incident response for Slack.")
+    sub = parser.add_subparsers(dest="command")
+    sub.add_parser("serve", help="run the bot (default)")
+    sub.add_parser("check", help="validate bot.yml and the playbooks (and Slack, when tokens are set)")
+    pm = sub.add_parser("postmortem", help="print or write an incident's post-mortem")
+    pm.add_argument("incident", help="INC-7, inc-7 or 7")
+    pm.add_argument("--format", choices=["markdown", "html"], default="markdown")
+    pm.add_argument("-o", "--output", type=Path, default=None)
+    demo = sub.add_parser("demo", help="play a whole incident locally, without a Slack workspace")
+    demo.add_argument("-o", "--output", type=Path, default=Path("demo-postmortem.md"))
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    command = args.command or "serve"
+    from bot import logs
+    from bot.settings import Settings
+
+    try:
+        settings = Settings.load()
+    except ConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
+    logs.configure(settings.log_level, "text" if command != "serve" else settings.log_format)
+    try:
+        if command == "serve":
+            from bot.runner import serve
+
+            settings.require_serving()
+            asyncio.run(serve(settings))
+            return 0
+        if command == "check":
+            from bot.check import run_check
+
+            return asyncio.run(run_check(settings))
+        if command == "postmortem":
+            from bot.postmortem.cli import run_cli
+
+            return asyncio.run(run_cli(settings, incident=args.incident, fmt=args.format, output=args.output))
+        if command == "demo":
+            from bot.demo import run_demo
+
+            return asyncio.run(run_demo(settings, output=args.output))
+    except ConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,360 @@
+"""The schema of `bot.yml`: services, channels, on-call, escalation, reminders, permissions, alerts.
+
+One model per section so each domain package reads only its own part. Validation is strict
+(unknown keys are errors) because a typo in an escalation policy must stop start-up, not
+silently drop a page.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, time, timedelta
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from bot.exceptions import ConfigError
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)")
+_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(value: Any) -> timedelta:
+    """`30s`, `15m`, `1h`, `1d`, `1h30m`; a bare number is refused so `15` is never 15 seconds by accident."""
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, bool) or not isinstance(value, str):
+        raise ValueError(f"write a duration such as 30s, 15m, 1h or 1d (got {value!r})")
+    text = value.strip().lower().replace(" ", "")
+    if not text:
+        raise ValueError("empty duration: write 30s, 15m, 1h or 1d")
+    pos, total = 0, 0.0
+    for match in _DURATION_PART.finditer(text):
+        if match.start() != pos:
+            break
+        total += float(match.group(1)) * _UNITS[match.group(2)]
+        pos = match.end()
+    if pos != len(text):
+        raise ValueError(f"invalid duration {value!r}: write 30s, 15m, 1h or 1d")
+    return timedelta(seconds=total)
+
+
+Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+
+_USER = re.compile(r"^[UW][A-Z0-9]{2,}$")
+_GROUP = re.compile(r"^S[A-Z0-9]{2,}$")
+_CHANNEL = re.compile(r"^[CG][A-Z0-9]{2,}$")
+
+
+def _check_target(value: str) -> str:
+    value = value.strip()
+    if value == "oncall" or _USER.match(value) or _GROUP.match(value) or value.startswith("@"):
+        return value
+    raise ValueError(
+        f"{value!r} is not a Slack user (U…), user group (S…), @handle or 'oncall'"
+    )
+
+
+def _check_user(value: str) -> str:
+    value = value.strip()
+    if _USER.match(value) or value.startswith("@"):
+        return value
+    raise ValueError(f"{value!r} is not a Slack user ID (U…) or @handle")
+
+
+def _check_channel(value: str) -> str:
+    value = value.strip()
+    if _CHANNEL.match(value) or value.startswith("#"):
+        return value
+    raise ValueError(f"{value!r} is not a Slack channel ID (C…) or #name")
+
+
+def _check_principal(value: str) -> str:
+    value = value.strip()
+    if _USER.match(value) or _GROUP.match(value) or value.startswith("@"):
+        return value
+    raise ValueError(f"{value!r} is not a Slack user (U…) or user group (S…)")
+
+
+Target = Annotated[str, BeforeValidator(lambda v: _check_target(str(v)))]
+UserId = Annotated[str, BeforeValidator(lambda v: _check_user(str(v)))]
+ChannelRef = Annotated[str, BeforeValidator(lambda v: _check_channel(str(v)))]
+Principal = Annotated[str, BeforeValidator(lambda v: _check_principal(str(v)))]
+
+
+class Severity(StrEnum):
+    P1 = "P1"
+    P2 = "P2"
+    P3 = "P3"
+    P4 = "P4"
+
+    @property
+    def label(self) -> str:
+        return {"P1": "critical", "P2": "high", "P3": "medium", "P4": "low"}[self.value]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --- channels -----------------------------------------------------------------------------
+
+
+class Channels(Strict):
+    announcements: ChannelRef | None = None
+    alerts: ChannelRef | None = None
+    private_incidents: bool = False
+
+
+# --- services -----------------------------------------------------------------------------
+
+
+class RailwayTarget(Strict):
+    project_id: str
+    service_id: str
+    environment_id: str
+
+
+class VercelTarget(Strict):
+    project_id: str
+    team_id: str | None = None  # falls back to VERCEL_TEAM_ID
+
+
+class KubernetesTarget(Strict):
+    namespace: str
+    deployment: str
+    api_url: str | None = None  # falls back to the in-cluster API server
+    token_env: str | None = None  # env var holding a bearer token
+    ca_file: Path | None = None
+    verify_tls: bool = True
+
+
+class WebhookTarget(Strict):
+    url: str
+    secret_env: str | None = None  # env var holding the HMAC secret
+
+
+Platform = Literal["railway", "vercel", "kubernetes", "webhook"]
+
+
+class Service(Strict):
+    health_url: str | None = None
+    timeout: Duration = timedelta(seconds=5)
+    expected_status: int | None = None
+    description: str = ""
+    platform: Platform | None = None
+    railway: RailwayTarget | None = None
+    vercel: VercelTarget | None = None
+    kubernetes: KubernetesTarget | None = None
+    webhook: WebhookTarget | None = None
+    deploy_timeout: Duration = timedelta(minutes=10)
+
+    @model_validator(mode="after")
+    def _platform_section_present(self) -> Service:
+        if self.platform and getattr(self, self.platform) is None:
+            raise ValueError(f"platform is {self.platform!r} but the {self.platform!r} section is missing")
+        for other in ("railway", "vercel", "kubernetes", "webhook"):
+            if other != self.platform and getattr(self, other) is not None:
+                raise ValueError(f"section {other!r} given but platform is {self.platform!r}")
+        return self
+
+
+# --- on-call ------------------------------------------------------------------------------
+
+_WEEKDAYS = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
+
+
+class Rotation(Strict):
+    period: Literal["daily", "weekly"] = "weekly"
+    handoff: str = "monday 09:00"
+    users: list[UserId] = Field(min_length=1)
+    start: datetime | None = None  # the hand-off at which users[0] started; defaults to 2026-01-05
+
+    @field_validator("handoff")
+    @classmethod
+    def _handoff(cls, value: str) -> str:
+        parts = value.strip().lower().split()
+        clock = parts[-1] if parts else ""
+        if not re.fullmatch(r"\d{1,2}:\d{2}", clock):
+            raise ValueError(f"handoff {value!r}: write 'monday 09:00' (weekly) or '09:00' (daily)")
+        hour, minute = (int(p) for p in clock.split(":"))
+        if hour > 23 or minute > 59:
+            raise ValueError(f"handoff {value!r}: time out of range")
+        if len(parts) == 2 and parts[0] not in _WEEKDAYS:
+            raise ValueError(f"handoff {value!r}: unknown weekday {parts[0]!r}")
+        if len(parts) > 2:
+            raise ValueError(f"handoff {value!r}: write 'monday 09:00' or '09:00'")
+        return value
+
+    @property
+    def handoff_weekday(self) -> int:
+        parts = self.handoff.strip().lower().split()
+        return _WEEKDAYS.index(parts[0]) if len(parts) == 2 else 0
+
+    @property
+    def handoff_time(self) -> time:
+        hour, minute = (int(p) for p in self.handoff.strip().split()[-1].split(":"))
+        return time(hour, minute)
+
+
+class Override(Strict):
+    user: UserId
+    start: datetime
+    end: datetime
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Override:
+        if self.start.tzinfo is None or self.end.tzinfo is None:
+            raise ValueError("override start and end need a time zone, e.g. 2026-11-24T09:00:00Z")
+        if self.end <= self.start:
+            raise ValueError("override end must be after start")
+        return self
+
+
+class OnCall(Strict):
+    timezone: str = "UTC"
+    rotation: Rotation | None = None
+    overrides: list[Override] = []
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r} (use an IANA name like Europe/London)") from exc
+        return value
+
+
+# --- escalation ---------------------------------------------------------------------------
+
+
+class EscalationLevel(Strict):
+    name: str
+    after: Duration
+    notify: list[Target] = Field(min_length=1)
+
+
+class SeverityPolicy(Strict):
+    levels: int | None = Field(default=None, ge=1)  # page only the first N levels
+    stop_on: Literal["resolve", "ack"] | None = None
+
+
+class PagerDutyTarget(Strict):
+    routing_key_env: str = "PAGERDUTY_ROUTING_KEY"
+    api_url: str = "https://events.pagerduty.com/v2/enqueue"
+
+
+def _default_levels() -> list[EscalationLevel]:
+    return [EscalationLevel(name="On-call engineer", after=timedelta(0), notify=["oncall"])]
+
+
+class Escalation(Strict):
+    stop_on: Literal["resolve", "ack"] = "resolve"
+    levels: list[EscalationLevel] = Field(default_factory=_default_levels, min_length=1)
+    severity: dict[Severity, SeverityPolicy] = {}
+    repeat_last_every: Duration | None = None
+    pagerduty: PagerDutyTarget | None = None
+
+    @field_validator("levels")
+    @classmethod
+    def _ordered(cls, levels: list[EscalationLevel]) -> list[EscalationLevel]:
+        for earlier, later in zip(levels, levels[1:], strict=False):
+            if later.after < earlier.after:
+                raise ValueError(f"level {later.name!r} fires before {earlier.name!r}: order levels by 'after'")
+        return levels
+
+
+# --- the rest -----------------------------------------------------------------------------
+
+
+class Reminders(Strict):
+    status_update_every: Duration = timedelta(minutes=15)
+    status_update_severities: list[Severity] = [Severity.P1, Severity.P2]
+    postmortem_due_after: Duration = timedelta(hours=24)
+
+
+class Permissions(Strict):
+    restart: list[Principal] = []
+    rollback: list[Principal] = []
+
+
+class AutoDeclareRule(Strict):
+    match: dict[str, str] = Field(min_length=1)
+    severity: Severity = Severity.P1
+    playbook: str | None = None
+
+
+class Alerts(Strict):
+    auto_declare: list[AutoDeclareRule] = []
+
+
+class Postmortem(Strict):
+    templates_dir: Path | None = None
+
+
+class BotConfig(Strict):
+    channels: Channels = Channels()
+    services: dict[str, Service] = {}
+    oncall: OnCall = OnCall()
+    escalation: Escalation = Escalation()
+    reminders: Reminders = Reminders()
+    permissions: Permissions = Permissions()
+    alerts: Alerts = Alerts()
+    postmortem: Postmortem = Postmortem()
+
+    @field_validator("services")
+    @classmethod
+    def _service_names(cls, services: dict[str, Service]) -> dict[str, Service]:
+        for name in services:
+            if not re.fullmatch(r"[a-z0-9][a-z0-9_-]*", name):
+                raise ValueError(f"service name {name!r}: use lowercase letters, digits, '-' and '_'")
+        return services
+
+    def warnings(self) -> list[str]:
+        """Things that are legal but probably not meant; `python -m bot check` prints them."""
+        out = []
+        uses_oncall = any("oncall" in level.notify for level in self.escalation.levels)
+        if uses_oncall and self.oncall.rotation is None:
+            out.append("escalation notifies 'oncall' but oncall.rotation is not set: nobody is paged for it")
+        if self.channels.announcements is None:
+            out.append("channels.announcements is not set: incidents are not announced")
+        return out
+
+
+def format_validation_error(exc: ValidationError, *, source: str) -> str:
+    """One line per problem: `bot.yml: escalation.levels.1.after: invalid duration '15 minutes'`."""
+    lines = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        message = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            message = "unknown field (check the spelling against bot.example.yml)"
+        lines.append(f"{source}: {where}: {message}")
+    return "\n".join(lines)
+
+
+def load_bot_config(path: Path, *, required: bool) -> BotConfig:
+    """Read and validate bot.yml; a missing optional file gives the defaults."""
+    if not path.exists():
+        if required:
+            raise ConfigError(f"BOT_CONFIG: file {path} does not exist")
+        return BotConfig()
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{path}:{where} is not valid YAML: {getattr(exc, 'problem', exc)}") from exc
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping (channels:, services:, ...)")
+    try:
+        return BotConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, source=str(path))) from exc

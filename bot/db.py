@@ -1,0 +1,125 @@
+"""Database engine, sessions and start-up migration.
+
+SQLite (aiosqlite) by default, PostgreSQL (psycopg 3, async) in production. All timestamps are
+stored as UTC and come back timezone-aware on both engines.
+
+Migration story: `Database.migrate()` runs at start-up. It creates missing tables and indexes
+(`create_all`), then applies the numbered steps in `MIGRATIONS` that are newer than the version
+recorded in `schema_version`. A release that changes an existing table adds a step there; steps
+are plain SQL that both engines accept and are never edited once released.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import DateTime, event, text
+from sqlalchemy.engine import Dialect
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.types import TypeDecorator
+from sqlmodel import SQLModel
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+log = logging.getLogger(__name__)
+
+# Every module that defines tables; imported before create_all so the metadata is complete.
+MODEL_MODULES = [
+    "bot.incidents.models",
+    "bot.timeline.models",
+    "bot.escalation.models",
+    "bot.playbooks.models",
+    "bot.ops.models",
+    "bot.alerts.models",
+]
+
+# (version, description, SQL statements). Append only.
+MIGRATIONS: list[tuple[int, str, list[str]]] = []
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC in, aware UTC out, whatever the engine keeps."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the database; use clock.now()")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def import_models() -> None:
+    for name in MODEL_MODULES:
+        importlib.import_module(name)
+
+
+class Database:
+    """Owns the engine; hands out short-lived sessions."""
+
+    def __init__(self, url: str, *, echo: bool = False) -> None:
+        self.url = url
+        kwargs: dict[str, Any] = {"echo": echo, "pool_pre_ping": True}
+        if url.startswith("sqlite"):
+            kwargs["connect_args"] = {"timeout": 30}
+        self.engine: AsyncEngine = create_async_engine(url, **kwargs)
+        if self.is_sqlite:
+            event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
+        self.sessions = async_sessionmaker(self.engine, class_=AsyncSession, expire_on_commit=False)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.engine.dialect.name == "sqlite"
+
+    @asynccontextmanager
+    async def session(self) -> AsyncIterator[AsyncSession]:
+        async with self.sessions() as session:
+            yield session
+
+    async def migrate(self) -> None:
+        import_models()
+        async with self.engine.begin() as conn:
+            await conn.run_sync(SQLModel.metadata.create_all)
+            await conn.execute(
+                text("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL PRIMARY KEY)")
+            )
+            current = (await conn.execute(text("SELECT MAX(version) FROM schema_version"))).scalar()
+            if current is None:
+                # A fresh database already has the newest shape from create_all.
+                latest = MIGRATIONS[-1][0] if MIGRATIONS else 0
+                await conn.execute(text("INSERT INTO schema_version (version) VALUES (:v)"), {"v": latest})
+                return
+            for version, description, statements in MIGRATIONS:
+                if version <= current:
+                    continue
+                log.info("applying migration %s: %s", version, description)
+                for statement in statements:
+                    await conn.execute(text(statement))
+                await conn.execute(text("INSERT INTO schema_version (version) VALUES (:v)"), {"v": version})
+
+    async def ping(self) -> None:
+        async with self.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()

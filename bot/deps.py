@@ -1,0 +1,49 @@
+"""The objects every flow needs, built once at start-up and passed down.
+
+Everything that talks to the outside world is here, so a test swaps it at the boundary:
+the clock, the shared `httpx.AsyncClient` (health checks and deploy platforms), the database,
+and the chat adapters. Domain packages attach their services in their `setup(deps)`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import httpx
+
+from bot.clock import Clock
+from bot.db import Database
+from bot.settings import Settings
+from bot.signals import Bus
+
+if TYPE_CHECKING:
+    from bot.incidents.ports import IncidentChat
+
+
+@dataclass
+class Deps:
+    settings: Settings
+    db: Database
+    clock: Clock
+    http: httpx.AsyncClient
+    bus: Bus = field(default_factory=Bus)
+    chat: IncidentChat | None = None
+    # Filled by the domain packages' setup(deps); typed where they are defined.
+    services: dict[str, Any] = field(default_factory=dict)
+    # Run by the server after migration (e.g. start the scheduler, reschedule pending pages) and at shutdown.
+    on_start: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    on_stop: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+
+    def get(self, name: str) -> Any:
+        try:
+            return self.services[name]
+        except KeyError:
+            raise RuntimeError(f"service {name!r} is not set up") from None
+
+    @property
+    def incident_chat(self) -> IncidentChat:
+        if self.chat is None:
+            raise RuntimeError("chat adapter not set up")
+        return self.chat

@@ -1,0 +1,115 @@
+"""PagerDuty Events API v2, for teams that already page through PagerDuty.
+
+One PagerDuty alert per incident: the dedup key is derived from the incident number, so a
+trigger sent twice (a retry, or two replicas) lands on the same alert, and acknowledge/resolve
+find it without storing anything.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+import httpx
+
+from bot.config import PagerDutyTarget
+from bot.exceptions import ConfigError, PlatformAuthError, PlatformError, PlatformRateLimited
+from bot.incidents.models import Incident
+
+log = logging.getLogger(__name__)
+
+PD_SEVERITY = {"P1": "critical", "P2": "error", "P3": "warning", "P4": "info"}
+
+
+class PagerDuty:
+    def __init__(
+        self,
+        *,
+        http: httpx.AsyncClient,
+        routing_key: str,
+        api_url: str = "https://events.pagerduty.com/v2/enqueue",
+        source: str = "incident-bot",
+        timeout: float = 10.0,
+    ) -> None:
+        self.http = http
+        self.routing_key = routing_key
+        self.api_url = api_url
+        self.source = source
+        self.timeout = timeout
+
+    @classmethod
+    def from_config(cls, target: PagerDutyTarget, *, http: httpx.AsyncClient) -> PagerDuty:
+        key = os.environ.get(target.routing_key_env, "").strip()
+        if not key:
+            raise ConfigError(
+                f"escalation.pagerduty: environment variable {target.routing_key_env} (the Events v2 "
+                "routing key of the PagerDuty service) is not set"
+            )
+        return cls(http=http, routing_key=key, api_url=target.api_url)
+
+    @staticmethod
+    def dedup_key(incident: Incident) -> str:
+        return f"incident-bot/{incident.ref}"
+
+    async def trigger(self, incident: Incident) -> None:
+        payload: dict[str, Any] = {
+            "summary": f"{incident.ref} [{incident.severity}] {incident.title}"[:1024],
+            "source": self.source,
+            "severity": PD_SEVERITY.get(str(incident.severity), "error"),
+            "component": incident.service or None,
+            "custom_details": {"status": str(incident.status), "channel": incident.channel_name},
+        }
+        await self._send("trigger", incident, {"payload": {k: v for k, v in payload.items() if v is not None}})
+
+    async def acknowledge(self, incident: Incident) -> None:
+        await self._send("acknowledge", incident, {})
+
+    async def resolve(self, incident: Incident) -> None:
+        await self._send("resolve", incident, {})
+
+    async def _send(self, action: str, incident: Incident, extra: dict[str, Any]) -> None:
+        body = {
+            "routing_key": self.routing_key,
+            "event_action": action,
+            "dedup_key": self.dedup_key(incident),
+            **extra,
+        }
+        try:
+            response = await self.http.post(self.api_url, json=body, timeout=self.timeout)
+        except httpx.HTTPError as exc:
+            raise PlatformError(
+                f"PagerDuty {action} for {incident.ref} failed: {type(exc).__name__}: {exc}", platform="pagerduty"
+            ) from exc
+        if response.status_code == 429:
+            retry = response.headers.get("Retry-After")
+            raise PlatformRateLimited(
+                f"PagerDuty throttled the {action} for {incident.ref}",
+                platform="pagerduty",
+                retry_after=float(retry) if retry and retry.replace(".", "", 1).isdigit() else None,
+            )
+        if response.status_code in (401, 403):
+            raise PlatformAuthError(
+                "PagerDuty refused the routing key: check the Events v2 integration key", platform="pagerduty"
+            )
+        if response.status_code >= 300:
+            detail = _error_detail(response)
+            raise PlatformError(
+                f"PagerDuty {action} for {incident.ref} failed with HTTP {response.status_code}: {detail}",
+                platform="pagerduty",
+            )
+        log.info("pagerduty %s sent for %s", action, incident.ref)
+
+
+def _error_detail(response: httpx.Response) -> str:
+    try:
+        data = response.json()
+    except ValueError:
+        return response.text[:200]
+    if isinstance(data, dict):
+        errors = data.get("errors")
+        message = data.get("message", "")
+        if isinstance(errors, list) and errors:
+            return f"{message}: {'; '.join(str(e) for e in errors)}"[:300]
+        return str(message)[:300]
+    return str(data)[:200]

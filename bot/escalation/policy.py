@@ -1,0 +1,88 @@
+"""The escalation rules of bot.yml turned into planned pages. Pure: no database, no clock.
+
+Every level's due time is measured from the declaration (`declared_at + after`), never from the
+moment the plan is made, so re-planning after a restart or a severity change gives the same times.
+A repeat of the last level (`repeat_last_every`) is planned one at a time, when the previous one
+is sent, because "until stopped" has no last row.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Literal
+
+from bot.clock import format_duration
+from bot.config import Escalation, Severity
+
+StopOn = Literal["resolve", "ack"]
+
+
+@dataclass(frozen=True)
+class PlannedPage:
+    level: int  # 1-based
+    repeat: int  # 0: the level itself; n: n-th repeat of the last level
+    name: str
+    due_at: datetime
+    notify: tuple[str, ...]
+
+
+def stop_on(escalation: Escalation, severity: Severity | str) -> StopOn:
+    """`resolve` or `ack` for this severity (a per-severity entry wins over the policy's default)."""
+    override = escalation.severity.get(Severity(severity))
+    if override is not None and override.stop_on is not None:
+        return override.stop_on
+    return escalation.stop_on
+
+
+def level_count(escalation: Escalation, severity: Severity | str) -> int:
+    """How many levels this severity pages (`severity: {P3: {levels: 1}}` stops after level 1)."""
+    override = escalation.severity.get(Severity(severity))
+    total = len(escalation.levels)
+    if override is not None and override.levels is not None:
+        return min(override.levels, total)
+    return total
+
+
+def plan(escalation: Escalation, *, severity: Severity | str, declared_at: datetime) -> list[PlannedPage]:
+    """The levels this severity pages, with their due times; repeats are not included."""
+    if declared_at.tzinfo is None:
+        raise ValueError("declared_at must be timezone-aware")
+    count = level_count(escalation, severity)
+    return [
+        PlannedPage(
+            level=number,
+            repeat=0,
+            name=level.name,
+            due_at=declared_at + level.after,
+            notify=tuple(level.notify),
+        )
+        for number, level in enumerate(escalation.levels[:count], start=1)
+    ]
+
+
+def next_repeat(
+    escalation: Escalation, *, severity: Severity | str, level: int, repeat: int, due_at: datetime
+) -> PlannedPage | None:
+    """The repeat that follows a sent page, if the policy repeats and this page is the last level."""
+    every = escalation.repeat_last_every
+    if every is None or every <= timedelta(0):
+        return None
+    last = level_count(escalation, severity)
+    if level != last:
+        return None
+    spec = escalation.levels[last - 1]
+    return PlannedPage(
+        level=last, repeat=repeat + 1, name=spec.name, due_at=due_at + every, notify=tuple(spec.notify)
+    )
+
+
+def describe(escalation: Escalation, severity: Severity | str) -> str:
+    """One line for help texts: `3 levels (0m, 15m, 30m), stops on resolve`."""
+    count = level_count(escalation, severity)
+    offsets = ", ".join(format_duration(level.after) for level in escalation.levels[:count])
+    plural = "level" if count == 1 else "levels"
+    text = f"{count} {plural} ({offsets}), stops on {stop_on(escalation, severity)}"
+    if escalation.repeat_last_every is not None:
+        text += f", last level repeats every {format_duration(escalation.repeat_last_every)}"
+    return text

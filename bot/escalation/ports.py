@@ -1,0 +1,68 @@
+"""What escalation needs from a chat platform. Slack implements it in `bot/slack/adapters/escalation.py`.
+
+Methods are semantic ("DM this page to that user"); rendering (Block Kit, the Acknowledge button,
+escaping the title) belongs to the adapter, so flows are tested with an in-memory fake.
+Every method raises `bot.exceptions.ChatError` (with Slack's code, e.g. `user_not_found`) on failure.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Protocol
+
+from bot.incidents.models import Incident
+
+
+@dataclass(frozen=True)
+class PageMessage:
+    """One page going out: which level, and whether it is late because the bot was down."""
+
+    page_id: int
+    level: int
+    name: str
+    repeat: int = 0
+    late_by: timedelta | None = None  # set when the page went out late (marked late)
+
+
+@dataclass(frozen=True)
+class PageReport:
+    """The channel mention after the DMs: who was paged and whose DM failed (user -> reason)."""
+
+    page: PageMessage
+    paged: list[str]
+    failed: dict[str, str] = field(default_factory=dict)
+    unresolved: dict[str, str] = field(default_factory=dict)  # target as configured -> why nobody
+
+
+@dataclass(frozen=True)
+class ReminderMessage:
+    kind: str  # ReminderKind value: status_update | postmortem
+    overdue_by: timedelta  # how long since the last status update / since resolution
+    mention: list[str] = field(default_factory=list)  # the commander (or declarer) to ping
+
+
+class Pager(Protocol):
+    async def dm_page(self, *, user: str, incident: Incident, page: PageMessage) -> None:
+        """DM the page with an Acknowledge button; ChatError (code user_not_found, ...) on failure."""
+        ...
+
+    async def report_page(self, *, incident: Incident, report: PageReport) -> None:
+        """Mention the paged users in the incident channel and say whose DM failed."""
+        ...
+
+    async def invite(self, *, channel_id: str, users: list[str]) -> None:
+        """Invite users to the incident channel; already-members are not an error."""
+        ...
+
+    async def group_members(self, *, group_id: str) -> list[str]:
+        """The users of a user group (S…)."""
+        ...
+
+    async def lookup_user(self, *, handle: str) -> str | None:
+        """A user ID for `@handle`, or None when nobody has it."""
+        ...
+
+    async def post_reminder(self, *, incident: Incident, reminder: ReminderMessage) -> None:
+        """Post a reminder in the incident channel, mentioning `reminder.mention`."""
+        ...

@@ -1,0 +1,636 @@
+"""Pages and reminders in the database: plan, claim, finish, cancel, acknowledge, re-plan.
+
+Exactly once, across restarts and replicas
+------------------------------------------
+A row is sent by whoever *claims* it: a conditional UPDATE that succeeds only while the row is
+pending, due, and not held by a live claim. The claim is a lease (`claim_token`,
+`claim_expires_at = now + lease`), not the final mark, because a process can die between claiming
+and sending. Options considered:
+
+* mark `sent_at` as the claim: a crash after the claim loses the page for ever (at-most-once);
+* claim with a lease (chosen): a crash after the claim delays the page by at most the lease, then
+  another replica or the restarted process sends it. Only a crash *after* the DMs went out and
+  *before* `finish_page` committed repeats a page, and only once per crash.
+
+Only the holder of the claim (same token) may finish or release the row, so a sender whose lease
+ran out while Slack was slow cannot overwrite the replica that took over. The lease (2 minutes by
+default) must be longer than a send can take; the Slack client's own timeouts keep sends well
+below that. Leases are measured with each process's clock, so replicas' clocks must agree to
+within the lease (NTP does far better).
+
+Every function commits its own unit of work: a claim must be visible to other replicas at once.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+
+from sqlalchemy import func, or_, update
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.clock import utc as _as_utc
+from bot.config import Escalation, Reminders, Severity
+from bot.escalation import policy
+from bot.escalation.models import Page, Reminder, ReminderKind, TimerRow
+from bot.incidents.models import Incident
+from bot.timeline import service as timeline
+from bot.timeline.models import Kind
+
+DEFAULT_LEASE = timedelta(minutes=2)
+T = TypeVar("T", Page, Reminder)
+
+
+def new_token() -> str:
+    return uuid.uuid4().hex
+
+
+def _pending(model: type[TimerRow]) -> list[Any]:
+    return [col(model.sent_at).is_(None), col(model.cancelled_at).is_(None)]  # type: ignore[attr-defined]
+
+
+def _claimable(model: type[TimerRow], now: datetime) -> list[Any]:
+    expires = col(model.claim_expires_at)  # type: ignore[attr-defined]
+    return [*_pending(model), col(model.due_at) <= now, or_(expires.is_(None), expires <= now)]  # type: ignore[attr-defined]
+
+
+# --- reading ------------------------------------------------------------------------------
+
+
+async def pages(session: AsyncSession, *, incident_id: int) -> list[Page]:
+    query = select(Page).where(Page.incident_id == incident_id).order_by(col(Page.level), col(Page.repeat))
+    return list((await session.exec(query)).all())
+
+
+async def reminders(session: AsyncSession, *, incident_id: int, kind: str | None = None) -> list[Reminder]:
+    query = select(Reminder).where(Reminder.incident_id == incident_id)
+    if kind is not None:
+        query = query.where(Reminder.kind == kind)
+    return list((await session.exec(query.order_by(col(Reminder.kind), col(Reminder.seq)))).all())
+
+
+async def due_ids(session: AsyncSession, *, model: type[T], now: datetime, limit: int = 100) -> list[int]:
+    """Rows that are due and free to claim, oldest first."""
+    query = select(model.id).where(*_claimable(model, now)).order_by(col(model.due_at)).limit(limit)
+    return [row_id for row_id in (await session.exec(query)).all() if row_id is not None]
+
+
+async def next_due(session: AsyncSession) -> datetime | None:
+    """When the scheduler should next wake: the earliest free due time or claim expiry."""
+    candidates: list[datetime] = []
+    for model in (Page, Reminder):
+        unclaimed = select(func.min(model.due_at)).where(
+            *_pending(model), col(model.claim_expires_at).is_(None)
+        )
+        claimed = select(func.min(model.claim_expires_at)).where(
+            *_pending(model), col(model.claim_expires_at).is_not(None)
+        )
+        for query in (unclaimed, claimed):
+            value = (await session.exec(query)).one()  # type: ignore[call-overload]
+            if value is not None:
+                candidates.append(_as_utc(value))
+    return min(candidates) if candidates else None
+
+
+async def open_incidents_without_pages(session: AsyncSession, *, declared_before: datetime) -> list[Incident]:
+    """Incidents whose planning was lost (a crash between declaring and paging)."""
+    has_pages = select(Page.id).where(Page.incident_id == Incident.id).exists()
+    query = select(Incident).where(
+        Incident.status != "resolved", col(Incident.declared_at) <= declared_before, ~has_pages
+    )
+    return list((await session.exec(query)).all())
+
+
+async def postmortem_finished(session: AsyncSession, *, incident_id: int) -> bool:
+    """A post-mortem is finished when a `postmortem` timeline event says `{"finished": true}`."""
+    events = await timeline.events(session, incident_id=incident_id, kinds=[Kind.POSTMORTEM])
+    return any(bool(event.data.get("finished")) for event in events)
+
+
+# --- claiming -----------------------------------------------------------------------------
+
+
+async def claim(
+    session: AsyncSession,
+    *,
+    model: type[T],
+    row_id: int,
+    token: str,
+    now: datetime,
+    lease: timedelta = DEFAULT_LEASE,
+) -> T | None:
+    """Take the row for sending; None when someone else has it, it was sent or cancelled, or is not due."""
+    result = await session.exec(  # type: ignore[call-overload]
+        update(model)
+        .where(col(model.id) == row_id, *_claimable(model, now))
+        .values(
+            claim_token=token,
+            claimed_at=now,
+            claim_expires_at=now + lease,
+            attempts=col(model.attempts) + 1,
+        )
+    )
+    await session.commit()
+    if result.rowcount != 1:
+        return None
+    row = await session.get(model, row_id, populate_existing=True)
+    return row
+
+
+async def release(
+    session: AsyncSession, *, model: type[T], row_id: int, token: str, retry_at: datetime, error: str
+) -> bool:
+    """Give a claimed row back for a retry at `retry_at` (the lease doubles as the back-off)."""
+    result = await session.exec(  # type: ignore[call-overload]
+        update(model)
+        .where(col(model.id) == row_id, col(model.claim_token) == token, col(model.sent_at).is_(None))
+        .values(claim_expires_at=retry_at, error=error[:2000])
+    )
+    await session.commit()
+    return bool(result.rowcount == 1)
+
+
+async def cancel_claimed(
+    session: AsyncSession, *, model: type[T], row_id: int, token: str, now: datetime, reason: str
+) -> bool:
+    """The claimer found the row should not go out after all (incident resolved, acked, ...)."""
+    result = await session.exec(  # type: ignore[call-overload]
+        update(model)
+        .where(col(model.id) == row_id, col(model.claim_token) == token, col(model.sent_at).is_(None))
+        .values(cancelled_at=now, cancel_reason=reason[:200])
+    )
+    await session.commit()
+    return bool(result.rowcount == 1)
+
+
+def _lateness(due_at: datetime, now: datetime, late_after: timedelta) -> tuple[bool, float]:
+    delay = max((now - due_at).total_seconds(), 0.0)
+    return delay > late_after.total_seconds(), delay
+
+
+# --- pages --------------------------------------------------------------------------------
+
+
+def _new_page(incident_id: int, planned: policy.PlannedPage, *, due_at: datetime, now: datetime) -> Page:
+    return Page(
+        incident_id=incident_id,
+        level=planned.level,
+        repeat=planned.repeat,
+        name=planned.name,
+        notify=list(planned.notify),
+        due_at=due_at,
+        created_at=now,
+    )
+
+
+async def plan_pages(
+    session: AsyncSession, *, incident: Incident, escalation: Escalation, now: datetime
+) -> list[Page]:
+    """Insert the levels the severity pages; planning again (or on another replica) adds nothing."""
+    assert incident.id is not None
+    existing = {(page.level, page.repeat) for page in await pages(session, incident_id=incident.id)}
+    added = []
+    for planned in policy.plan(
+        escalation, severity=incident.severity, declared_at=_as_utc(incident.declared_at)
+    ):
+        if (planned.level, planned.repeat) in existing:
+            continue
+        page = _new_page(incident.id, planned, due_at=planned.due_at, now=now)
+        session.add(page)
+        added.append(page)
+    if not added:
+        return []
+    try:
+        await session.commit()
+    except IntegrityError:
+        # Another replica planned the same incident between our read and our insert.
+        await session.rollback()
+        return []
+    return added
+
+
+@dataclass
+class Delivery:
+    """What happened when a page went out."""
+
+    sent_to: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)  # user or target -> reason
+    errors: list[str] = field(default_factory=list)
+
+
+async def finish_page(
+    session: AsyncSession,
+    *,
+    page_id: int,
+    token: str,
+    now: datetime,
+    delivery: Delivery,
+    escalation: Escalation,
+    severity: Severity | str,
+    late_after: timedelta,
+) -> Page | None:
+    """Mark the page sent (with the timeline event and the next repeat) if we still hold its claim."""
+    page = await session.get(Page, page_id, populate_existing=True)
+    if page is None or page.claim_token != token or page.sent_at is not None:
+        return None
+    late, delay = _lateness(_as_utc(page.due_at), now, late_after)
+    result = await session.exec(  # type: ignore[call-overload]
+        update(Page)
+        .where(col(Page.id) == page_id, col(Page.claim_token) == token, col(Page.sent_at).is_(None))
+        .values(
+            sent_at=now,
+            late=late,
+            late_seconds=delay,
+            sent_to=list(delivery.sent_to),
+            failed=dict(delivery.failed),
+            error="; ".join(delivery.errors)[:2000] or None,
+            # Sent is the truth even if a resolve cancelled it while the DMs were going out.
+            cancelled_at=None,
+            cancel_reason=None,
+        )
+    )
+    if result.rowcount != 1:
+        await session.rollback()
+        return None
+    text = f"Paged level {page.level} ({page.name})"
+    if page.repeat:
+        text += f", repeat {page.repeat}"
+    timeline.add(
+        session,
+        incident_id=page.incident_id,
+        kind=Kind.PAGE,
+        at=now,
+        text=text,
+        data={
+            "action": "sent",
+            "page_id": page.id,
+            "level": page.level,
+            "name": page.name,
+            "repeat": page.repeat,
+            "sent_to": list(delivery.sent_to),
+            "failed": dict(delivery.failed),
+            "late": late,
+            "late_seconds": round(delay, 3),
+        },
+    )
+    following = policy.next_repeat(
+        escalation, severity=severity, level=page.level, repeat=page.repeat, due_at=_as_utc(page.due_at)
+    )
+    if following is not None:
+        session.add(_new_page(page.incident_id, following, due_at=max(following.due_at, now), now=now))
+    await session.commit()
+    return await session.get(Page, page_id, populate_existing=True)
+
+
+async def cancel_pages(
+    session: AsyncSession,
+    *,
+    incident_id: int,
+    now: datetime,
+    reason: str,
+    page_ids: list[int] | None = None,
+    actor: str | None = None,
+) -> list[Page]:
+    """Cancel pending pages (all, or the given ones) with a timeline event; returns what was cancelled."""
+    query = select(Page).where(Page.incident_id == incident_id, *_pending(Page))
+    if page_ids is not None:
+        query = query.where(col(Page.id).in_(page_ids))
+    candidates = list((await session.exec(query)).all())
+    if not candidates:
+        return []
+    ids = [page.id for page in candidates]
+    await session.exec(  # type: ignore[call-overload]
+        update(Page)
+        .where(col(Page.id).in_(ids), *_pending(Page))
+        .values(cancelled_at=now, cancel_reason=reason[:200])
+    )
+    cancelled = [
+        page
+        for page in (
+            await session.exec(
+                select(Page).where(col(Page.id).in_(ids)).execution_options(populate_existing=True)
+            )
+        ).all()
+        if page.cancelled_at is not None and page.sent_at is None
+    ]
+    if cancelled:
+        timeline.add(
+            session,
+            incident_id=incident_id,
+            kind=Kind.PAGE,
+            at=now,
+            actor=actor,
+            text=f"Escalation stopped: {reason}",
+            data={"action": "cancelled", "levels": sorted({p.level for p in cancelled}), "reason": reason},
+        )
+    await session.commit()
+    return cancelled
+
+
+@dataclass
+class AckResult:
+    acknowledged: list[Page]
+    cancelled: list[Page]
+
+
+async def acknowledge(
+    session: AsyncSession,
+    *,
+    incident_id: int,
+    user: str,
+    now: datetime,
+    stop: policy.StopOn,
+    page_id: int | None = None,
+) -> AckResult:
+    """Record who acknowledged the pages sent so far; with `stop_on: ack`, cancel what is still pending."""
+    query = select(Page).where(
+        Page.incident_id == incident_id, col(Page.sent_at).is_not(None), col(Page.acknowledged_at).is_(None)
+    )
+    if page_id is not None:
+        query = query.where(Page.id == page_id)
+    acked = list((await session.exec(query)).all())
+    for page in acked:
+        page.acknowledged_at = now
+        page.acknowledged_by = user
+        session.add(page)
+    await session.commit()
+    cancelled: list[Page] = []
+    if stop == "ack":
+        cancelled = await cancel_pages(
+            session, incident_id=incident_id, now=now, reason=f"acknowledged by <@{user}>", actor=user
+        )
+    return AckResult(acknowledged=acked, cancelled=cancelled)
+
+
+@dataclass
+class ReplanResult:
+    added: list[int] = field(default_factory=list)  # levels
+    restored: list[int] = field(default_factory=list)
+    cancelled: list[int] = field(default_factory=list)
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.added or self.restored or self.cancelled)
+
+
+async def replan(
+    session: AsyncSession, *, incident: Incident, escalation: Escalation, now: datetime
+) -> ReplanResult:
+    """Fit the pending pages to the incident's (new) severity.
+
+    Levels the severity no longer pages are cancelled; levels it now pages are added (due at
+    `declared_at + after`, or now if that has passed) or restored if an earlier plan cancelled
+    them before they were sent. Sent pages are history and stay as they are.
+    """
+    assert incident.id is not None
+    result = ReplanResult()
+    if not incident.is_open:
+        return result
+    severity = incident.severity
+    stop = policy.stop_on(escalation, severity)
+    rows = await pages(session, incident_id=incident.id)
+    if stop == "ack" and incident.acknowledged_at is not None:
+        cancelled = await cancel_pages(
+            session, incident_id=incident.id, now=now, reason=f"already acknowledged; {severity} stops on ack"
+        )
+        result.cancelled = sorted({page.level for page in cancelled})
+        return result
+    planned = policy.plan(escalation, severity=severity, declared_at=_as_utc(incident.declared_at))
+    wanted = {p.level: p for p in planned}
+    last = max(wanted)
+    by_key = {(row.level, row.repeat): row for row in rows}
+
+    obsolete = [
+        row.id
+        for row in rows
+        if row.is_pending
+        and row.id is not None
+        and (row.level not in wanted or (row.repeat and row.level != last))
+    ]
+    for level, spec in wanted.items():
+        row = by_key.get((level, 0))
+        due = max(spec.due_at, now)
+        if row is None:
+            session.add(_new_page(incident.id, spec, due_at=due, now=now))
+            result.added.append(level)
+        elif row.sent_at is None and row.cancelled_at is not None:
+            row.cancelled_at, row.cancel_reason, row.due_at = None, None, due
+            row.claim_token, row.claim_expires_at, row.claimed_at = None, None, None
+            session.add(row)
+            result.restored.append(level)
+    # Keep the repeat chain going if the new last level was already sent and nothing follows it.
+    if escalation.repeat_last_every is not None:
+        chain = [row for row in rows if row.level == last]
+        sent = [row for row in chain if row.sent_at is not None]
+        if sent and not any(row.is_pending for row in chain):
+            latest = max(sent, key=lambda row: row.repeat)
+            following = policy.next_repeat(
+                escalation,
+                severity=severity,
+                level=last,
+                repeat=max(row.repeat for row in chain),
+                due_at=_as_utc(latest.due_at),
+            )
+            if following is not None:
+                session.add(_new_page(incident.id, following, due_at=max(following.due_at, now), now=now))
+                result.added.append(last)
+    try:
+        await session.commit()
+    except IntegrityError:
+        await session.rollback()  # a concurrent re-plan did it; its result stands
+        return ReplanResult()
+    if obsolete:
+        cancelled = await cancel_pages(
+            session,
+            incident_id=incident.id,
+            now=now,
+            reason=f"{severity} pages {policy.level_count(escalation, severity)} level(s)",
+            page_ids=[row_id for row_id in obsolete if row_id is not None],
+        )
+        result.cancelled = sorted({page.level for page in cancelled})
+    if result.added or result.restored:
+        timeline.add(
+            session,
+            incident_id=incident.id,
+            kind=Kind.PAGE,
+            at=now,
+            text=f"Escalation re-planned for {severity}",
+            data={"action": "replanned", "added": result.added, "restored": result.restored},
+        )
+        await session.commit()
+    return result
+
+
+# --- reminders ----------------------------------------------------------------------------
+
+
+async def _next_seq(session: AsyncSession, *, incident_id: int, kind: str) -> int:
+    query = select(func.max(Reminder.seq)).where(Reminder.incident_id == incident_id, Reminder.kind == kind)
+    current = (await session.exec(query)).one()  # type: ignore[call-overload]
+    return 0 if current is None else int(current) + 1
+
+
+async def _insert_reminder(session: AsyncSession, reminder: Reminder) -> Reminder | None:
+    session.add(reminder)
+    try:
+        await session.commit()
+    except IntegrityError:
+        await session.rollback()  # another replica inserted the same (incident, kind, seq)
+        return None
+    return reminder
+
+
+def status_update_due(incident: Incident, config: Reminders) -> datetime:
+    """When the channel should be reminded if nobody posts a status update."""
+    basis = incident.last_status_update_at or incident.declared_at
+    return _as_utc(basis) + config.status_update_every
+
+
+def wants_status_reminders(incident: Incident, config: Reminders) -> bool:
+    return incident.is_open and Severity(incident.severity) in config.status_update_severities
+
+
+async def plan_status_reminder(
+    session: AsyncSession, *, incident: Incident, config: Reminders, now: datetime
+) -> Reminder | None:
+    """Make sure an open P1/P2 incident has one pending status reminder; cancel it for other severities."""
+    assert incident.id is not None
+    kind = ReminderKind.STATUS_UPDATE
+    if not wants_status_reminders(incident, config):
+        await cancel_reminders(
+            session,
+            incident_id=incident.id,
+            kind=kind,
+            now=now,
+            reason=f"no status reminders for {incident.severity}",
+        )
+        return None
+    pending = [r for r in await reminders(session, incident_id=incident.id, kind=kind) if r.is_pending]
+    if pending:
+        return pending[0]
+    seq = await _next_seq(session, incident_id=incident.id, kind=kind)
+    due = max(status_update_due(incident, config), now)
+    return await _insert_reminder(
+        session, Reminder(incident_id=incident.id, kind=kind, seq=seq, due_at=due, created_at=now)
+    )
+
+
+async def plan_postmortem_reminder(
+    session: AsyncSession, *, incident: Incident, config: Reminders, now: datetime
+) -> Reminder | None:
+    """After resolution, one chase for an unfinished post-mortem."""
+    assert incident.id is not None
+    kind = ReminderKind.POSTMORTEM
+    existing = await reminders(session, incident_id=incident.id, kind=kind)
+    if any(r.is_pending for r in existing):
+        return next(r for r in existing if r.is_pending)
+    resolved = _as_utc(incident.resolved_at) if incident.resolved_at else now
+    seq = (max(r.seq for r in existing) + 1) if existing else 0
+    return await _insert_reminder(
+        session,
+        Reminder(
+            incident_id=incident.id,
+            kind=kind,
+            seq=seq,
+            due_at=resolved + config.postmortem_due_after,
+            created_at=now,
+        ),
+    )
+
+
+async def defer_reminder(session: AsyncSession, *, reminder_id: int, token: str, due_at: datetime) -> bool:
+    """A status update came in since this reminder was planned: move it instead of sending."""
+    result = await session.exec(  # type: ignore[call-overload]
+        update(Reminder)
+        .where(
+            col(Reminder.id) == reminder_id,
+            col(Reminder.claim_token) == token,
+            col(Reminder.sent_at).is_(None),
+        )
+        .values(due_at=due_at, claim_token=None, claimed_at=None, claim_expires_at=None)
+    )
+    await session.commit()
+    return bool(result.rowcount == 1)
+
+
+async def finish_reminder(
+    session: AsyncSession,
+    *,
+    reminder_id: int,
+    token: str,
+    now: datetime,
+    sent_to: list[str],
+    error: str | None,
+    late_after: timedelta,
+    next_due: datetime | None,
+) -> Reminder | None:
+    """Mark sent with a timeline event and, for repeating reminders, plan the next one."""
+    reminder = await session.get(Reminder, reminder_id, populate_existing=True)
+    if reminder is None or reminder.claim_token != token or reminder.sent_at is not None:
+        return None
+    late, delay = _lateness(_as_utc(reminder.due_at), now, late_after)
+    result = await session.exec(  # type: ignore[call-overload]
+        update(Reminder)
+        .where(
+            col(Reminder.id) == reminder_id,
+            col(Reminder.claim_token) == token,
+            col(Reminder.sent_at).is_(None),
+        )
+        .values(
+            sent_at=now,
+            late=late,
+            late_seconds=delay,
+            sent_to=list(sent_to),
+            error=(error or None) and error[:2000],
+            cancelled_at=None,
+            cancel_reason=None,
+        )
+    )
+    if result.rowcount != 1:
+        await session.rollback()
+        return None
+    what = "status update" if reminder.kind == ReminderKind.STATUS_UPDATE else "post-mortem"
+    timeline.add(
+        session,
+        incident_id=reminder.incident_id,
+        kind=Kind.REMINDER,
+        at=now,
+        text=f"Reminded the channel about the {what}",
+        data={
+            "reminder_id": reminder.id,
+            "kind": reminder.kind,
+            "seq": reminder.seq,
+            "sent_to": list(sent_to),
+            "late": late,
+            "late_seconds": round(delay, 3),
+        },
+    )
+    if next_due is not None:
+        session.add(
+            Reminder(
+                incident_id=reminder.incident_id,
+                kind=reminder.kind,
+                seq=reminder.seq + 1,
+                due_at=next_due,
+                created_at=now,
+            )
+        )
+    await session.commit()
+    return await session.get(Reminder, reminder_id, populate_existing=True)
+
+
+async def cancel_reminders(
+    session: AsyncSession, *, incident_id: int, now: datetime, reason: str, kind: str | None = None
+) -> int:
+    conditions = [col(Reminder.incident_id) == incident_id, *_pending(Reminder)]
+    if kind is not None:
+        conditions.append(col(Reminder.kind) == kind)
+    result = await session.exec(  # type: ignore[call-overload]
+        update(Reminder).where(*conditions).values(cancelled_at=now, cancel_reason=reason[:200])
+    )
+    await session.commit()
+    return int(result.rowcount or 0)

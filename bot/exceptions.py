@@ -1,0 +1,91 @@
+"""Every error the bot raises on purpose.
+
+Listeners catch `BotError` and turn it into a clear reply; anything else is a bug and is logged
+with its stack trace. The tree:
+
+    BotError
+    ├── ConfigError              bad settings, bot.yml or playbook; start-up stops with one line
+    ├── UsageError               a command that does not parse; carries usage and a suggestion
+    ├── NotFound                 an incident, service, playbook or step that does not exist
+    ├── PermissionDenied         the user may not run this (restart/rollback permissions)
+    ├── InvalidState             the action does not fit the incident's state (resolve twice, ...)
+    ├── ChatError                a Slack Web API call failed after retries; `step` says which
+    │   └── ChannelNameTaken     conversations.create answered name_taken
+    ├── HealthCheckError         a health endpoint could not be classified
+    └── PlatformError            a deploy platform (Railway, Vercel, Kubernetes, webhook) failed
+        ├── PlatformAuthError    token missing, wrong or lacking rights
+        ├── PlatformRateLimited  HTTP 429; `retry_after` seconds
+        └── PlatformTimeout      the platform or the deployment did not answer in time
+"""
+
+from __future__ import annotations
+
+
+class BotError(Exception):
+    """Base of every deliberate error; `str(err)` is safe to show to a user."""
+
+
+class ConfigError(BotError):
+    """Configuration is invalid; the message names the file and field."""
+
+
+class UsageError(BotError):
+    """A command did not parse."""
+
+    def __init__(self, message: str, *, usage: str = "", suggestion: str | None = None) -> None:
+        super().__init__(message)
+        self.usage = usage
+        self.suggestion = suggestion
+
+
+class NotFound(BotError):
+    """Something the user named does not exist."""
+
+
+class PermissionDenied(BotError):
+    """The user is not allowed to do this."""
+
+
+class InvalidState(BotError):
+    """The request does not fit the current state of the incident."""
+
+
+class ChatError(BotError):
+    """A chat (Slack) call failed; `step` names what the bot was doing, `code` is Slack's error."""
+
+    def __init__(self, message: str, *, step: str = "", code: str = "") -> None:
+        super().__init__(message)
+        self.step = step
+        self.code = code
+
+
+class ChannelNameTaken(ChatError):
+    """The channel name exists already; the caller picks another."""
+
+
+class HealthCheckError(BotError):
+    """A health endpoint answered something that cannot be classified."""
+
+
+class PlatformError(BotError):
+    """A deploy platform call failed."""
+
+    def __init__(self, message: str, *, platform: str = "") -> None:
+        super().__init__(message)
+        self.platform = platform
+
+
+class PlatformAuthError(PlatformError):
+    """The platform refused our credentials."""
+
+
+class PlatformRateLimited(PlatformError):
+    """The platform throttled us."""
+
+    def __init__(self, message: str, *, platform: str = "", retry_after: float | None = None) -> None:
+        super().__init__(message, platform=platform)
+        self.retry_after = retry_after
+
+
+class PlatformTimeout(PlatformError):
+    """The platform or the deployment did not finish in time."""

@@ -1,0 +1,162 @@
+"""Checking the services' health endpoints, all at once.
+
+Every check runs concurrently on the one shared `httpx.AsyncClient`, each inside its own
+deadline (`asyncio.timeout`, not only httpx's per-phase timeouts, so a server that drips one
+byte a second cannot hold a check past its budget). One hanging endpoint therefore costs at
+most its own timeout, never the sum of them. A check never raises: whatever goes wrong becomes
+an `unreachable` or `failing` result the on-call engineer can read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import httpx
+
+from bot.clock import Clock, SystemClock
+from bot.config import Service
+from bot.health.classify import Dependency, HealthState, classify
+
+# Bodies bigger than this are cut: a health endpoint that streams megabytes is not read to the end.
+MAX_BODY = 256 * 1024
+
+
+@dataclass(frozen=True)
+class HealthResult:
+    service: str
+    state: HealthState
+    url: str | None = None
+    http_status: int | None = None
+    latency: timedelta | None = None
+    reason: str = ""
+    detail: str = ""
+    status_word: str | None = None
+    dependencies: tuple[Dependency, ...] = field(default_factory=tuple)
+    checked_at: datetime | None = None
+
+    @property
+    def failing(self) -> list[Dependency]:
+        bad = [d for d in self.dependencies if d.state in (HealthState.FAILING, HealthState.DEGRADED)]
+        return sorted(bad, key=lambda d: -d.state.rank)
+
+    @property
+    def latency_ms(self) -> int | None:
+        return None if self.latency is None else round(self.latency.total_seconds() * 1000)
+
+    @property
+    def ok(self) -> bool:
+        return self.state in (HealthState.HEALTHY, HealthState.DEGRADED)
+
+    def summary(self) -> str:
+        """One plain line (no markup) for logs and timeline events."""
+        parts = [f"{self.service}: {self.state.value}"]
+        if self.latency_ms is not None:
+            parts.append(f"{self.latency_ms} ms")
+        if self.failing:
+            parts.append("failing: " + ", ".join(d.name for d in self.failing))
+        elif self.reason and self.state is not HealthState.HEALTHY:
+            parts.append(self.reason)
+        return " · ".join(parts)
+
+
+async def check(
+    http: httpx.AsyncClient,
+    *,
+    name: str,
+    service: Service,
+    clock: Clock | None = None,
+    timer: Callable[[], float] = time.perf_counter,
+    timeout: float | None = None,
+) -> HealthResult:
+    """One health check within the service's timeout (or `timeout` seconds when given)."""
+    clock = clock or SystemClock()
+    checked_at = clock.now()
+    if not service.health_url:
+        return HealthResult(name, HealthState.UNKNOWN, reason="no health_url in bot.yml", checked_at=checked_at)
+    url = service.health_url
+    budget = timeout if timeout is not None else service.timeout.total_seconds()
+    started = timer()
+
+    def elapsed() -> timedelta:
+        return timedelta(seconds=max(0.0, timer() - started))
+
+    def unreachable(reason: str) -> HealthResult:
+        return HealthResult(name, HealthState.UNREACHABLE, url, latency=elapsed(), reason=reason, checked_at=checked_at)
+
+    try:
+        async with asyncio.timeout(budget):
+            status, body, content_type = await _fetch(http, url, budget)
+    except (TimeoutError, httpx.TimeoutException):
+        return unreachable(f"no answer within {_seconds(budget)}")
+    except httpx.ConnectError as exc:
+        return unreachable(f"connection failed: {_short(exc)}")
+    except httpx.InvalidURL as exc:
+        return HealthResult(name, HealthState.UNKNOWN, url, reason=f"bad health_url: {exc}", checked_at=checked_at)
+    except (httpx.HTTPError, OSError) as exc:
+        return unreachable(f"{type(exc).__name__}: {_short(exc)}")
+    latency = elapsed()
+    verdict = classify(
+        status_code=status, body=body, content_type=content_type, expected_status=service.expected_status
+    )
+    return HealthResult(
+        service=name,
+        state=verdict.state,
+        url=url,
+        http_status=status,
+        latency=latency,
+        reason=verdict.reason,
+        detail=verdict.detail,
+        status_word=verdict.status_word,
+        dependencies=verdict.dependencies,
+        checked_at=checked_at,
+    )
+
+
+async def check_all(
+    http: httpx.AsyncClient,
+    services: Mapping[str, Service],
+    *,
+    only: Sequence[str] | None = None,
+    clock: Clock | None = None,
+    timer: Callable[[], float] = time.perf_counter,
+) -> list[HealthResult]:
+    """Check the services concurrently; results in the catalog's order (or `only`'s)."""
+    names = list(only) if only is not None else list(services)
+    results = await asyncio.gather(
+        *(check(http, name=name, service=services[name], clock=clock, timer=timer) for name in names)
+    )
+    return list(results)
+
+
+def overall(results: Sequence[HealthResult]) -> HealthState:
+    """The worst state among the checked services (unknown ones do not count)."""
+    judged = [r.state for r in results if r.state is not HealthState.UNKNOWN]
+    return max(judged, key=lambda s: s.rank, default=HealthState.UNKNOWN)
+
+
+async def _fetch(http: httpx.AsyncClient, url: str, budget: float) -> tuple[int, bytes, str]:
+    headers = {"Accept": "application/health+json, application/json;q=0.9, */*;q=0.5"}
+    async with http.stream(
+        "GET", url, headers=headers, timeout=httpx.Timeout(budget), follow_redirects=True
+    ) as response:
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in response.aiter_bytes():
+            chunks.append(chunk)
+            size += len(chunk)
+            if size >= MAX_BODY:
+                break
+        return response.status_code, b"".join(chunks)[:MAX_BODY], response.headers.get("content-type", "")
+
+
+def _seconds(value: float) -> str:
+    return f"{value:g} s"
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    return text if len(text) <= 160 else text[:159] + "…"

@@ -1,0 +1,286 @@
+"""Incident lifecycle: the database first, then the chat, then the other domains (through signals).
+
+The row is always committed before any Slack call, so a Slack failure never loses an incident:
+the failed step is recorded (timeline + `setup_error`) and `finish_setup` can run again; each of
+its steps skips what is already done.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+import unicodedata
+from dataclasses import dataclass, field
+
+from bot.config import Severity
+from bot.deps import Deps
+from bot.exceptions import ChannelNameTaken, ChatError
+from bot.incidents import service
+from bot.incidents.models import ActionItem, Incident, IncidentCreate, Role, Status
+from bot.incidents.ports import Notice
+from bot.signals import (
+    IncidentAcknowledged,
+    IncidentDeclared,
+    IncidentResolved,
+    IncidentSeverityChanged,
+    IncidentStatusChanged,
+    RoleAssigned,
+)
+from bot.timeline import service as timeline
+from bot.timeline.models import Kind
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SEVERITY = Severity.P2
+MAX_CHANNEL_NAME = 80
+
+
+def slugify(text: str, *, max_length: int) -> str:
+    """ASCII, lowercase, dashes: what Slack allows in a channel name."""
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    slug = re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")
+    slug = slug[:max_length].rstrip("-")
+    return slug
+
+
+def channel_name(number: int, title: str, *, suffix: str = "") -> str:
+    prefix = f"inc-{number}"
+    room = MAX_CHANNEL_NAME - len(prefix) - len(suffix) - 1
+    slug = slugify(title, max_length=max(room, 0))
+    name = f"{prefix}-{slug}" if slug else prefix
+    return f"{name}{suffix}"
+
+
+@dataclass
+class Outcome:
+    """What a flow did, and what went wrong on the way (the user is told both)."""
+
+    incident: Incident
+    problems: list[str] = field(default_factory=list)
+    changed: bool = True
+
+
+def _playbook_private(deps: Deps, playbook_id: str | None) -> bool:
+    registry = deps.services.get("playbooks")
+    if registry is None or playbook_id is None:
+        return False
+    try:
+        return bool(getattr(registry.get(playbook_id), "private", False))
+    except Exception:
+        return False
+
+
+async def declare(
+    deps: Deps,
+    *,
+    title: str,
+    declared_by: str,
+    severity: Severity | None = None,
+    service_name: str | None = None,
+    playbook_id: str | None = None,
+    description: str = "",
+) -> Outcome:
+    data = IncidentCreate(
+        title=title.strip(),
+        severity=severity or DEFAULT_SEVERITY,
+        service=service_name,
+        playbook_id=playbook_id,
+        description=description,
+        declared_by=declared_by,
+    )
+    async with deps.db.session() as session:
+        incident = await service.create(session, data=data, now=deps.clock.now())
+    log.info("declared %s", incident.ref, extra={"incident": incident.ref, "severity": str(incident.severity)})
+    outcome = await finish_setup(deps, incident_id=incident.id or 0, actor=declared_by)
+    await deps.bus.publish(IncidentDeclared(incident_id=incident.id or 0, actor=declared_by))
+    return outcome
+
+
+async def finish_setup(deps: Deps, *, incident_id: int, actor: str) -> Outcome:
+    """Channel, invite, topic, pinned summary, announcement. Safe to run again after a failure."""
+    chat = deps.incident_chat
+    problems: list[str] = []
+    async with deps.db.session() as session:
+        incident = await service.get(session, number=incident_id)
+
+        async def failed(step: str, exc: ChatError) -> None:
+            problems.append(f"{step} failed ({exc.code or exc})")
+            timeline.add(
+                session,
+                incident_id=incident_id,
+                kind=Kind.CHAT_ERROR,
+                at=deps.clock.now(),
+                text=f"{step} failed: {exc}",
+                data={"step": step, "code": exc.code},
+            )
+            await session.commit()
+
+        if incident.channel_id is None:
+            try:
+                channel = await _create_channel(deps, incident)
+            except ChatError as exc:
+                await failed("creating the channel", exc)
+                incident.setup_error = "; ".join(problems)
+                await service.save(session, incident=incident, now=deps.clock.now())
+                return Outcome(incident=incident, problems=problems)
+            await service.set_channel(
+                session, incident=incident, channel_id=channel.id, channel_name=channel.name, now=deps.clock.now()
+            )
+            invitees = sorted({incident.declared_by, actor} - {""})
+            try:
+                await chat.invite(channel_id=channel.id, users=invitees)
+            except ChatError as exc:
+                await failed("inviting the declarer", exc)
+            try:
+                await chat.set_topic(incident=incident)
+            except ChatError as exc:
+                await failed("setting the topic", exc)
+
+        assert incident.channel_id is not None
+        if incident.summary_ts is None:
+            try:
+                incident.summary_ts = await chat.post_summary(incident=incident)
+                await service.save(session, incident=incident, now=deps.clock.now())
+            except ChatError as exc:
+                await failed("posting the summary", exc)
+
+        announcements = deps.settings.config.channels.announcements
+        if announcements and incident.announcement_ts is None:
+            try:
+                incident.announcement_ts = await chat.announce(incident=incident, channel=announcements)
+                incident.announcement_channel = announcements
+                await service.save(session, incident=incident, now=deps.clock.now())
+            except ChatError as exc:
+                await failed("announcing in the announcements channel", exc)
+
+        incident.setup_error = "; ".join(problems) or None
+        await service.save(session, incident=incident, now=deps.clock.now())
+    return Outcome(incident=incident, problems=problems)
+
+
+async def _create_channel(deps: Deps, incident: Incident) -> object:
+    assert incident.id is not None
+    private = deps.settings.config.channels.private_incidents or _playbook_private(deps, incident.playbook_id)
+    suffixes = [""] + [f"-{n}" for n in range(2, 6)] + [f"-{secrets.token_hex(2)}" for _ in range(3)]
+    last: ChatError | None = None
+    for suffix in suffixes:
+        name = channel_name(incident.id, incident.title, suffix=suffix)
+        try:
+            return await deps.incident_chat.create_channel(name=name, private=private)
+        except ChannelNameTaken as exc:
+            last = exc
+    raise ChatError(f"every channel name tried for {incident.ref} is taken", step="create channel", code="name_taken") from last
+
+
+async def _refresh(deps: Deps, incident: Incident) -> list[str]:
+    """Keep topic, pinned summary and announcement in step with the row; failures are reported, not raised."""
+    problems = []
+    chat = deps.incident_chat
+    steps = []
+    if incident.channel_id:
+        steps.append(("updating the topic", chat.set_topic(incident=incident)))
+    if incident.summary_ts:
+        steps.append(("updating the summary", chat.refresh_summary(incident=incident)))
+    if incident.announcement_ts:
+        steps.append(("updating the announcement", chat.refresh_announcement(incident=incident)))
+    for step, call in steps:
+        try:
+            await call
+        except ChatError as exc:
+            log.warning("%s for %s failed: %s", step, incident.ref, exc)
+            problems.append(f"{step} failed ({exc.code or exc})")
+    return problems
+
+
+async def _notice(deps: Deps, incident: Incident, notice: Notice) -> list[str]:
+    if not incident.channel_id:
+        return []
+    try:
+        await deps.incident_chat.post_notice(incident=incident, notice=notice)
+    except ChatError as exc:
+        return [f"posting in the channel failed ({exc.code or exc})"]
+    return []
+
+
+async def update_status(deps: Deps, *, incident_id: int, status: Status, message: str, actor: str) -> Outcome:
+    async with deps.db.session() as session:
+        incident = await service.get(session, number=incident_id)
+        old = await service.set_status(
+            session, incident=incident, status=status, message=message, actor=actor, now=deps.clock.now()
+        )
+    problems = await _notice(
+        deps, incident, Notice(kind="status", actor=actor, text=message, detail={"old": str(old), "new": str(status)})
+    )
+    problems += await _refresh(deps, incident)
+    await deps.bus.publish(IncidentStatusChanged(incident_id=incident_id, actor=actor, old=str(old), new=str(status)))
+    return Outcome(incident=incident, problems=problems, changed=old != status)
+
+
+async def change_severity(deps: Deps, *, incident_id: int, severity: Severity, actor: str) -> Outcome:
+    async with deps.db.session() as session:
+        incident = await service.get(session, number=incident_id)
+        old = await service.set_severity(session, incident=incident, severity=severity, actor=actor, now=deps.clock.now())
+    problems = await _notice(
+        deps, incident, Notice(kind="severity", actor=actor, detail={"old": str(old), "new": str(severity)})
+    )
+    problems += await _refresh(deps, incident)
+    await deps.bus.publish(
+        IncidentSeverityChanged(incident_id=incident_id, actor=actor, old=str(old), new=str(severity))
+    )
+    return Outcome(incident=incident, problems=problems)
+
+
+async def assign_role(deps: Deps, *, incident_id: int, role: Role, user: str, actor: str) -> Outcome:
+    async with deps.db.session() as session:
+        incident = await service.get(session, number=incident_id)
+        await service.assign_role(session, incident=incident, role=role, user=user, actor=actor, now=deps.clock.now())
+    problems: list[str] = []
+    if incident.channel_id:
+        try:
+            await deps.incident_chat.invite(channel_id=incident.channel_id, users=[user])
+        except ChatError as exc:
+            problems.append(f"inviting <@{user}> failed ({exc.code or exc})")
+    problems += await _notice(deps, incident, Notice(kind="role", actor=actor, detail={"role": role.value, "user": user}))
+    problems += await _refresh(deps, incident)
+    await deps.bus.publish(RoleAssigned(incident_id=incident_id, actor=actor, role=role.value, user=user))
+    return Outcome(incident=incident, problems=problems)
+
+
+async def acknowledge(deps: Deps, *, incident_id: int, actor: str) -> Outcome:
+    async with deps.db.session() as session:
+        incident = await service.get(session, number=incident_id)
+        first = await service.acknowledge(session, incident=incident, actor=actor, now=deps.clock.now())
+    problems: list[str] = []
+    if first:
+        problems += await _notice(deps, incident, Notice(kind="ack", actor=actor))
+        problems += await _refresh(deps, incident)
+    await deps.bus.publish(IncidentAcknowledged(incident_id=incident_id, actor=actor, first=first))
+    return Outcome(incident=incident, problems=problems, changed=first)
+
+
+async def resolve(deps: Deps, *, incident_id: int, summary: str, actor: str) -> Outcome:
+    async with deps.db.session() as session:
+        incident = await service.get(session, number=incident_id)
+        incident = await service.resolve(session, incident=incident, summary=summary, actor=actor, now=deps.clock.now())
+    problems = await _notice(deps, incident, Notice(kind="resolved", actor=actor, text=summary))
+    problems += await _refresh(deps, incident)
+    await deps.bus.publish(IncidentResolved(incident_id=incident_id, actor=actor))
+    return Outcome(incident=incident, problems=problems)
+
+
+async def add_note(deps: Deps, *, incident_id: int, text: str, actor: str) -> Outcome:
+    async with deps.db.session() as session:
+        incident = await service.get(session, number=incident_id)
+        await service.add_note(session, incident=incident, text=text, actor=actor, now=deps.clock.now())
+    return Outcome(incident=incident)
+
+
+async def add_action_item(deps: Deps, *, incident_id: int, text: str, owner: str | None, actor: str) -> ActionItem:
+    async with deps.db.session() as session:
+        incident = await service.get(session, number=incident_id)
+        item = await service.add_action_item(
+            session, incident=incident, text=text, owner=owner, actor=actor, now=deps.clock.now()
+        )
+    await _notice(deps, incident, Notice(kind="action_item", actor=actor, text=text, detail={"owner": owner}))
+    return item

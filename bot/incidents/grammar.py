@@ -1,0 +1,385 @@
+"""The `/incident` command language: text in, a typed command out, or a UsageError that says what to type.
+
+Forgiving on purpose (3 a.m.): case-insensitive words, `p1`/`sev1`/`SEV-1`/`critical` for P1,
+options in any order, a leading `INC-7` anywhere, and a suggestion for near-miss subcommands.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass, field
+
+from bot.config import Severity
+from bot.exceptions import UsageError
+from bot.incidents.models import UPDATE_STATUSES, Role, Status
+
+USAGE: dict[str, str] = {
+    "declare": "/incident declare [P1..P4] [service:<name>] [playbook:<id>] <title>",
+    "update": "/incident update <investigating|identified|monitoring> [message]",
+    "note": "/incident note <text>",
+    "action": "/incident action <follow-up item> [@owner]",
+    "sev": "/incident sev <P1..P4>",
+    "role": "/incident role <commander|comms|scribe> <@user>",
+    "ack": "/incident ack",
+    "resolve": "/incident resolve [summary]",
+    "timeline": "/incident timeline",
+    "postmortem": "/incident postmortem",
+    "playbook": "/incident playbook <id>",
+    "stats": "/incident stats [days]",
+    "list": "/incident list",
+    "oncall": "/incident oncall",
+    "help": "/incident help",
+}
+
+ALIASES = {
+    "new": "declare",
+    "open": "declare",
+    "start": "declare",
+    "status": "update",
+    "severity": "sev",
+    "acknowledge": "ack",
+    "close": "resolve",
+    "resolved": "resolve",
+    "ls": "list",
+    "todo": "action",
+    "pm": "postmortem",
+    "on-call": "oncall",
+    "who": "oncall",
+    "?": "help",
+}
+
+# Subcommands that act on one incident (in its channel, or named with INC-<n>).
+NEEDS_INCIDENT = {"update", "note", "action", "sev", "role", "ack", "resolve", "timeline", "postmortem", "playbook"}
+
+_SEVERITY_WORDS = {
+    "p1": Severity.P1, "sev1": Severity.P1, "sev-1": Severity.P1, "s1": Severity.P1, "critical": Severity.P1,
+    "p2": Severity.P2, "sev2": Severity.P2, "sev-2": Severity.P2, "s2": Severity.P2, "high": Severity.P2,
+    "p3": Severity.P3, "sev3": Severity.P3, "sev-3": Severity.P3, "s3": Severity.P3, "medium": Severity.P3,
+    "p4": Severity.P4, "sev4": Severity.P4, "sev-4": Severity.P4, "s4": Severity.P4, "low": Severity.P4,
+}
+# Words that are surely a severity even in the middle of a title.
+_STRICT_SEVERITY = {k for k in _SEVERITY_WORDS if k[0] in "ps" and any(c.isdigit() for c in k)}
+
+_INCIDENT_REF = re.compile(r"^(?:inc-?|#)?(\d{1,9})$", re.IGNORECASE)
+_LEADING_REF = re.compile(r"^inc-?(\d{1,9})$", re.IGNORECASE)
+_USER = re.compile(r"^<@([UW][A-Z0-9]+)(?:\|[^>]*)?>$|^([UW][A-Z0-9]{6,})$")
+_USER_ANYWHERE = re.compile(r"<@([UW][A-Z0-9]+)(?:\|[^>]*)?>")
+
+_ROLE_WORDS = {
+    "commander": Role.COMMANDER, "ic": Role.COMMANDER, "lead": Role.COMMANDER, "incident-commander": Role.COMMANDER,
+    "comms": Role.COMMS, "communications": Role.COMMS, "communication": Role.COMMS,
+    "scribe": Role.SCRIBE, "notes": Role.SCRIBE,
+}
+_STATUS_WORDS = {
+    "investigating": Status.INVESTIGATING, "investigate": Status.INVESTIGATING, "triage": Status.INVESTIGATING,
+    "identified": Status.IDENTIFIED, "identify": Status.IDENTIFIED, "found": Status.IDENTIFIED,
+    "monitoring": Status.MONITORING, "monitor": Status.MONITORING, "mitigated": Status.MONITORING,
+    "fixed": Status.MONITORING,
+}
+
+MAX_TITLE = 300
+MAX_TEXT = 3000
+
+
+@dataclass(frozen=True)
+class Command:
+    name: str
+    incident: int | None = None
+
+
+@dataclass(frozen=True)
+class Declare(Command):
+    title: str = ""
+    severity: Severity | None = None
+    service: str | None = None
+    playbook: str | None = None
+
+    @property
+    def interactive(self) -> bool:
+        return not self.title
+
+
+@dataclass(frozen=True)
+class Update(Command):
+    status: Status = Status.INVESTIGATING
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class Text(Command):
+    """note, resolve: free text."""
+
+    text: str = ""
+
+
+@dataclass(frozen=True)
+class ActionItemCmd(Command):
+    text: str = ""
+    owner: str | None = None
+
+
+@dataclass(frozen=True)
+class Sev(Command):
+    severity: Severity = Severity.P2
+
+
+@dataclass(frozen=True)
+class RoleCmd(Command):
+    role: Role = Role.COMMANDER
+    user: str = ""
+
+
+@dataclass(frozen=True)
+class PlaybookCmd(Command):
+    playbook: str = ""
+
+
+@dataclass(frozen=True)
+class Stats(Command):
+    days: int = 30
+
+
+@dataclass(frozen=True)
+class Known:
+    """What the parser may suggest from; empty means anything goes."""
+
+    services: frozenset[str] = field(default_factory=frozenset)
+    playbooks: frozenset[str] = field(default_factory=frozenset)
+
+
+def parse_severity(word: str) -> Severity | None:
+    return _SEVERITY_WORDS.get(word.strip().lower())
+
+
+def parse_user(word: str) -> str | None:
+    match = _USER.match(word.strip())
+    if not match:
+        return None
+    return match.group(1) or match.group(2)
+
+
+def parse_incident_ref(word: str) -> int | None:
+    match = _INCIDENT_REF.match(word.strip())
+    return int(match.group(1)) if match else None
+
+
+def _closest(word: str, choices: list[str]) -> str | None:
+    found = difflib.get_close_matches(word.lower(), choices, n=1, cutoff=0.6)
+    return found[0] if found else None
+
+
+def _fail(name: str, message: str, suggestion: str | None = None) -> UsageError:
+    return UsageError(message, usage=USAGE[name], suggestion=suggestion)
+
+
+def parse(text: str, *, known: Known | None = None) -> Command:
+    known = known or Known()
+    words = text.split()
+    incident: int | None = None
+    # INC-7 may lead the arguments (or follow the subcommand: `/incident note INC-7 ...` is not supported
+    # because it would eat a note starting with an incident number).
+    if words and _LEADING_REF.match(words[0]):
+        incident = int(_LEADING_REF.match(words[0]).group(1))  # type: ignore[union-attr]
+        words = words[1:]
+    if not words:
+        return Command(name="help", incident=incident)
+    head = words[0].lower()
+    rest = words[1:]
+    name = ALIASES.get(head, head)
+    if name not in USAGE:
+        severity = parse_severity(head)
+        if severity is not None:
+            # `/incident P1 database down`: clearly a declaration.
+            name, rest = "declare", words
+        else:
+            guess = _closest(head, list(USAGE) + list(ALIASES))
+            guess = ALIASES.get(guess, guess) if guess else None
+            suggestion = USAGE[guess] if guess else None
+            raise UsageError(
+                f"`{head}` is not an /incident command.",
+                usage="/incident help",
+                suggestion=suggestion,
+            )
+    if name == "declare" and incident is not None:
+        raise _fail("declare", "Declare a new incident without an INC number.")
+    parser = _PARSERS[name]
+    return parser(name, incident, rest, " ".join(rest), known)
+
+
+def _p_declare(name: str, incident: int | None, rest: list[str], _: str, known: Known) -> Command:
+    severity: Severity | None = None
+    service = playbook = None
+    title_words: list[str] = []
+    leading = True
+    for word in rest:
+        lower = word.lower()
+        key, sep, value = word.partition(":")
+        if sep and key.lower() in {"service", "svc"} and value:
+            service = value.lower()
+            continue
+        if sep and key.lower() in {"playbook", "pb"} and value:
+            playbook = value.lower()
+            continue
+        if lower in _SEVERITY_WORDS and severity is None and (leading or lower in _STRICT_SEVERITY):
+            severity = _SEVERITY_WORDS[lower]
+            continue
+        leading = False
+        title_words.append(word)
+    if service and known.services and service not in known.services:
+        guess = _closest(service, sorted(known.services))
+        raise _fail(
+            "declare",
+            f"Unknown service `{service}`. Known: {', '.join(sorted(known.services))}.",
+            suggestion=f"/incident declare ... service:{guess} ..." if guess else None,
+        )
+    if playbook and known.playbooks and playbook not in known.playbooks:
+        guess = _closest(playbook, sorted(known.playbooks))
+        raise _fail(
+            "declare",
+            f"Unknown playbook `{playbook}`. Known: {', '.join(sorted(known.playbooks))}.",
+            suggestion=f"/incident declare ... playbook:{guess} ..." if guess else None,
+        )
+    title = " ".join(title_words).strip()
+    if len(title) > MAX_TITLE:
+        raise _fail("declare", f"The title is {len(title)} characters; keep it under {MAX_TITLE}.")
+    if not title and (severity or service or playbook):
+        raise _fail("declare", "Give the incident a title, e.g. `/incident declare P1 Checkout returns 500`.")
+    return Declare(name=name, incident=incident, title=title, severity=severity, service=service, playbook=playbook)
+
+
+def _p_update(name: str, incident: int | None, rest: list[str], _: str, known: Known) -> Command:
+    if not rest:
+        raise _fail("update", "Say the new status: investigating, identified or monitoring.")
+    word = rest[0].lower().rstrip(":,")
+    status = _STATUS_WORDS.get(word)
+    if status is None:
+        if word in {"resolve", "resolved", "closed"}:
+            raise _fail("update", "To resolve, use the resolve command.", suggestion="/incident resolve [summary]")
+        guess = _closest(word, [s.value for s in UPDATE_STATUSES])
+        raise _fail(
+            "update",
+            f"`{rest[0]}` is not a status. Use investigating, identified or monitoring.",
+            suggestion=f"/incident update {guess} {' '.join(rest[1:])}".rstrip() if guess else None,
+        )
+    message = " ".join(rest[1:]).strip()
+    if len(message) > MAX_TEXT:
+        raise _fail("update", f"The message is {len(message)} characters; keep it under {MAX_TEXT}.")
+    return Update(name=name, incident=incident, status=status, message=message)
+
+
+def _p_text(required: bool, what: str) -> _Parser:
+    def parse_text(name: str, incident: int | None, rest: list[str], text: str, known: Known) -> Command:
+        text = text.strip()
+        if required and not text:
+            raise _fail(name, f"Add the {what}.")
+        if len(text) > MAX_TEXT:
+            raise _fail(name, f"The {what} is {len(text)} characters; keep it under {MAX_TEXT}.")
+        return Text(name=name, incident=incident, text=text)
+
+    return parse_text
+
+
+def _p_action(name: str, incident: int | None, rest: list[str], text: str, known: Known) -> Command:
+    text = text.strip()
+    if not text:
+        raise _fail("action", "Describe the follow-up item.")
+    if len(text) > 2000:
+        raise _fail("action", "Keep the follow-up item under 2000 characters.")
+    owner_match = _USER_ANYWHERE.search(text)
+    owner = owner_match.group(1) if owner_match else None
+    return ActionItemCmd(name=name, incident=incident, text=text, owner=owner)
+
+
+def _p_sev(name: str, incident: int | None, rest: list[str], _: str, known: Known) -> Command:
+    if len(rest) != 1 or parse_severity(rest[0]) is None:
+        got = " ".join(rest) or "nothing"
+        raise _fail("sev", f"Give one severity, P1 (critical) to P4 (low); got {got}.")
+    return Sev(name=name, incident=incident, severity=parse_severity(rest[0]))  # type: ignore[arg-type]
+
+
+def _p_role(name: str, incident: int | None, rest: list[str], _: str, known: Known) -> Command:
+    if len(rest) != 2:
+        raise _fail("role", "Name a role and a person, e.g. `/incident role commander @alice`.")
+    role_word, user_word = rest
+    role = _ROLE_WORDS.get(role_word.lower())
+    user = parse_user(user_word)
+    if role is None and user is None:
+        # Forgive swapped order: `/incident role @alice commander`.
+        role, user = _ROLE_WORDS.get(user_word.lower()), parse_user(role_word)
+    if role is None:
+        guess = _closest(role_word, [r.value for r in Role])
+        raise _fail(
+            "role",
+            f"`{role_word}` is not a role. Roles: commander, comms, scribe.",
+            suggestion=f"/incident role {guess} {user_word}" if guess else None,
+        )
+    if user is None:
+        raise _fail("role", f"`{user_word}` is not a Slack user. Mention them: @name.")
+    return RoleCmd(name=name, incident=incident, role=role, user=user)
+
+
+def _p_none(name: str, incident: int | None, rest: list[str], _: str, known: Known) -> Command:
+    if rest and name not in {"help"}:
+        raise _fail(name, f"`{USAGE[name]}` takes no arguments.")
+    return Command(name=name, incident=incident)
+
+
+def _p_playbook(name: str, incident: int | None, rest: list[str], _: str, known: Known) -> Command:
+    if len(rest) != 1:
+        listing = f" Known: {', '.join(sorted(known.playbooks))}." if known.playbooks else ""
+        raise _fail("playbook", f"Name one playbook.{listing}")
+    playbook = rest[0].lower()
+    if known.playbooks and playbook not in known.playbooks:
+        guess = _closest(playbook, sorted(known.playbooks))
+        raise _fail(
+            "playbook",
+            f"Unknown playbook `{playbook}`. Known: {', '.join(sorted(known.playbooks))}.",
+            suggestion=f"/incident playbook {guess}" if guess else None,
+        )
+    return PlaybookCmd(name=name, incident=incident, playbook=playbook)
+
+
+def _p_stats(name: str, incident: int | None, rest: list[str], _: str, known: Known) -> Command:
+    if not rest:
+        return Stats(name=name, incident=incident)
+    word = rest[0].lower().removesuffix("d").removesuffix("days")
+    if len(rest) > 1 or not word.isdigit() or not 1 <= int(word) <= 3650:
+        raise _fail("stats", "Give a number of days from 1 to 3650, e.g. `/incident stats 90`.")
+    return Stats(name=name, incident=incident, days=int(word))
+
+
+class _Parser:  # typing helper for the table below
+    def __call__(self, name: str, incident: int | None, rest: list[str], text: str, known: Known) -> Command: ...
+
+
+_PARSERS: dict[str, _Parser] = {  # type: ignore[dict-item]
+    "declare": _p_declare,
+    "update": _p_update,
+    "note": _p_text(True, "note"),
+    "action": _p_action,
+    "sev": _p_sev,
+    "role": _p_role,
+    "ack": _p_none,
+    "resolve": _p_text(False, "summary"),
+    "timeline": _p_none,
+    "postmortem": _p_none,
+    "playbook": _p_playbook,
+    "stats": _p_stats,
+    "list": _p_none,
+    "oncall": _p_none,
+    "help": _p_none,
+}
+
+
+def help_text() -> str:
+    lines = [USAGE[name] for name in USAGE]
+    lines += [
+        "/status [service]",
+        "/restart <service>",
+        "/rollback <service> [deployment-id]",
+        "",
+        "In an incident channel commands apply to that incident; elsewhere start with INC-<n>, "
+        "e.g. `/incident INC-7 note rolled back`.",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,122 @@
+"""Incidents and their action items.
+
+`IncidentBase` holds what a user gives when declaring; `Incident` is the table with everything
+the bot learns afterwards (channel, roles, times). The incident number is the primary key, so
+`INC-<n>` is sequential and unique without a second counter that two replicas could race on.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from sqlalchemy import Column, Index
+from sqlmodel import Field, SQLModel
+
+from bot.config import Severity
+from bot.db import UTCDateTime
+
+
+class Status(StrEnum):
+    INVESTIGATING = "investigating"
+    IDENTIFIED = "identified"
+    MONITORING = "monitoring"
+    RESOLVED = "resolved"
+
+    @property
+    def emoji(self) -> str:
+        return {
+            "investigating": "🔍",
+            "identified": "🎯",
+            "monitoring": "👀",
+            "resolved": "✅",
+        }[self.value]
+
+
+UPDATE_STATUSES = (Status.INVESTIGATING, Status.IDENTIFIED, Status.MONITORING)
+
+
+class Role(StrEnum):
+    COMMANDER = "commander"
+    COMMS = "comms"
+    SCRIBE = "scribe"
+
+
+def _utc(**kw: object) -> object:
+    return Field(default=None, sa_column=Column(UTCDateTime(), **kw))  # type: ignore[arg-type]
+
+
+class IncidentBase(SQLModel):
+    title: str = Field(max_length=300)
+    severity: Severity = Field(default=Severity.P2)
+    service: str | None = Field(default=None, max_length=100)
+    playbook_id: str | None = Field(default=None, max_length=100)
+    description: str = Field(default="", max_length=3000)
+
+
+class IncidentCreate(IncidentBase):
+    declared_by: str
+
+
+class Incident(IncidentBase, table=True):
+    __tablename__ = "incidents"
+    __table_args__ = (
+        Index("ix_incidents_status", "status"),
+        Index("ix_incidents_channel_id", "channel_id", unique=True),
+        Index("ix_incidents_declared_at", "declared_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    status: Status = Field(default=Status.INVESTIGATING)
+    declared_by: str
+    commander: str | None = None
+    comms: str | None = None
+    scribe: str | None = None
+    channel_id: str | None = None
+    channel_name: str | None = None
+    summary_ts: str | None = None
+    announcement_channel: str | None = None
+    announcement_ts: str | None = None
+    declared_at: datetime = _utc(nullable=False)  # type: ignore[assignment]
+    acknowledged_at: datetime | None = _utc()  # type: ignore[assignment]
+    acknowledged_by: str | None = None
+    mitigated_at: datetime | None = _utc()  # type: ignore[assignment]
+    resolved_at: datetime | None = _utc()  # type: ignore[assignment]
+    resolved_by: str | None = None
+    resolution: str = ""
+    last_status_update_at: datetime | None = _utc()  # type: ignore[assignment]
+    updated_at: datetime | None = _utc()  # type: ignore[assignment]
+    # Set when a setup step (channel, summary, announcement) failed; cleared by a successful retry.
+    setup_error: str | None = None
+
+    @property
+    def ref(self) -> str:
+        return f"INC-{self.id}"
+
+    @property
+    def is_open(self) -> bool:
+        return self.status != Status.RESOLVED
+
+    @property
+    def duration(self) -> timedelta | None:
+        if self.resolved_at is None:
+            return None
+        return self.resolved_at - self.declared_at
+
+    def role(self, role: Role) -> str | None:
+        return getattr(self, role.value)  # type: ignore[no-any-return]
+
+
+class ActionItemBase(SQLModel):
+    text: str = Field(max_length=2000)
+    owner: str | None = None
+
+
+class ActionItem(ActionItemBase, table=True):
+    __tablename__ = "action_items"
+
+    id: int | None = Field(default=None, primary_key=True)
+    incident_id: int = Field(foreign_key="incidents.id", index=True)
+    created_by: str
+    created_at: datetime = _utc(nullable=False)  # type: ignore[assignment]
+    done: bool = False

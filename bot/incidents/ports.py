@@ -1,0 +1,52 @@
+"""What the incident flows need from a chat platform. Slack implements it in `bot/slack/adapters`.
+
+Methods are semantic ("post the summary"), not Slack calls, so rendering (Block Kit, escaping)
+stays in the Slack layer and the flows are tested with an in-memory fake.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from bot.incidents.models import Incident
+
+
+@dataclass(frozen=True)
+class Channel:
+    id: str
+    name: str
+
+
+@dataclass(frozen=True)
+class Notice:
+    """A line posted in the incident channel: `kind` picks the wording, `text` is what the user typed."""
+
+    kind: str
+    actor: str | None = None
+    text: str = ""
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+class IncidentChat(Protocol):
+    async def create_channel(self, *, name: str, private: bool) -> Channel:
+        """Raises ChannelNameTaken when the name exists, ChatError otherwise."""
+        ...
+
+    async def invite(self, *, channel_id: str, users: list[str]) -> None: ...
+
+    async def set_topic(self, *, incident: Incident) -> None: ...
+
+    async def post_summary(self, *, incident: Incident) -> str:
+        """Post and pin the summary with its buttons; returns the message ts."""
+        ...
+
+    async def refresh_summary(self, *, incident: Incident) -> None: ...
+
+    async def announce(self, *, incident: Incident, channel: str) -> str: ...
+
+    async def refresh_announcement(self, *, incident: Incident) -> None: ...
+
+    async def post_notice(self, *, incident: Incident, notice: Notice) -> str | None: ...
+
+    async def permalink(self, *, channel_id: str, message_ts: str) -> str | None: ...

@@ -1,0 +1,257 @@
+"""Incident state changes in the database, each with its timeline event in the same transaction.
+
+Transitions that two people (or two replicas) may race on (acknowledge, resolve) are conditional
+UPDATEs, so only one of them wins and the other is told.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, update
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.config import Severity
+from bot.exceptions import InvalidState, NotFound
+from bot.incidents.models import ActionItem, Incident, IncidentCreate, Role, Status
+from bot.timeline import service as timeline
+from bot.timeline.models import Kind
+
+
+async def create(session: AsyncSession, *, data: IncidentCreate, now: datetime) -> Incident:
+    incident = Incident.model_validate(data, update={"declared_at": now, "updated_at": now, "commander": data.declared_by})
+    session.add(incident)
+    await session.flush()
+    assert incident.id is not None
+    timeline.add(
+        session,
+        incident_id=incident.id,
+        kind=Kind.DECLARED,
+        at=now,
+        actor=data.declared_by,
+        text=data.title,
+        key=True,
+        data={"severity": str(data.severity), "service": data.service, "playbook": data.playbook_id},
+    )
+    await session.commit()
+    await session.refresh(incident)
+    return incident
+
+
+async def get(session: AsyncSession, *, number: int) -> Incident:
+    incident = await session.get(Incident, number)
+    if incident is None:
+        raise NotFound(f"INC-{number} does not exist. `/incident list` shows the open incidents.")
+    return incident
+
+
+async def by_channel(session: AsyncSession, *, channel_id: str) -> Incident | None:
+    result = await session.exec(select(Incident).where(Incident.channel_id == channel_id))
+    return result.first()
+
+
+async def list_open(session: AsyncSession) -> list[Incident]:
+    result = await session.exec(
+        select(Incident).where(Incident.status != Status.RESOLVED).order_by(col(Incident.id).desc())
+    )
+    return list(result.all())
+
+
+async def list_since(session: AsyncSession, *, since: datetime) -> list[Incident]:
+    result = await session.exec(
+        select(Incident).where(col(Incident.declared_at) >= since).order_by(col(Incident.id))
+    )
+    return list(result.all())
+
+
+async def count_open(session: AsyncSession) -> int:
+    result = await session.exec(select(func.count()).select_from(Incident).where(Incident.status != Status.RESOLVED))
+    return int(result.one())
+
+
+def _require_open(incident: Incident, action: str) -> None:
+    if not incident.is_open:
+        raise InvalidState(f"{incident.ref} is resolved already; {action} needs an open incident.")
+
+
+async def set_channel(
+    session: AsyncSession, *, incident: Incident, channel_id: str, channel_name: str, now: datetime
+) -> Incident:
+    incident.channel_id = channel_id
+    incident.channel_name = channel_name
+    incident.updated_at = now
+    session.add(incident)
+    assert incident.id is not None
+    timeline.add(session, incident_id=incident.id, kind=Kind.SETUP, at=now, text=f"channel #{channel_name} created")
+    await session.commit()
+    return incident
+
+
+async def save(session: AsyncSession, *, incident: Incident, now: datetime) -> Incident:
+    incident.updated_at = now
+    session.add(incident)
+    await session.commit()
+    return incident
+
+
+async def set_status(
+    session: AsyncSession, *, incident: Incident, status: Status, message: str, actor: str, now: datetime
+) -> Status:
+    """Returns the old status. Re-stating the same status is a status update too (it resets the reminder)."""
+    _require_open(incident, "a status update")
+    if status == Status.RESOLVED:
+        raise InvalidState("Use `/incident resolve [summary]` to resolve.")
+    old = incident.status
+    incident.status = status
+    incident.last_status_update_at = now
+    incident.updated_at = now
+    if status == Status.MONITORING and incident.mitigated_at is None:
+        incident.mitigated_at = now
+    session.add(incident)
+    assert incident.id is not None
+    timeline.add(
+        session,
+        incident_id=incident.id,
+        kind=Kind.STATUS,
+        at=now,
+        actor=actor,
+        text=message,
+        key=old != status,
+        data={"old": str(old), "new": str(status)},
+    )
+    await session.commit()
+    return old
+
+
+async def set_severity(
+    session: AsyncSession, *, incident: Incident, severity: Severity, actor: str, now: datetime
+) -> Severity:
+    _require_open(incident, "changing severity")
+    old = incident.severity
+    if old == severity:
+        raise InvalidState(f"{incident.ref} is {severity} already.")
+    incident.severity = severity
+    incident.updated_at = now
+    session.add(incident)
+    assert incident.id is not None
+    timeline.add(
+        session,
+        incident_id=incident.id,
+        kind=Kind.SEVERITY,
+        at=now,
+        actor=actor,
+        key=True,
+        text=f"{old} → {severity}",
+        data={"old": str(old), "new": str(severity)},
+    )
+    await session.commit()
+    return Severity(old)
+
+
+async def assign_role(
+    session: AsyncSession, *, incident: Incident, role: Role, user: str, actor: str, now: datetime
+) -> str | None:
+    _require_open(incident, "assigning a role")
+    old = incident.role(role)
+    setattr(incident, role.value, user)
+    incident.updated_at = now
+    session.add(incident)
+    assert incident.id is not None
+    timeline.add(
+        session,
+        incident_id=incident.id,
+        kind=Kind.ROLE,
+        at=now,
+        actor=actor,
+        text=f"{role.value}: {user}",
+        data={"role": role.value, "user": user, "previous": old},
+    )
+    await session.commit()
+    return old
+
+
+async def acknowledge(session: AsyncSession, *, incident: Incident, actor: str, now: datetime) -> bool:
+    """True for the first acknowledgement; later ones are recorded but change nothing."""
+    _require_open(incident, "acknowledging")
+    assert incident.id is not None
+    result = await session.exec(  # type: ignore[call-overload]
+        update(Incident)
+        .where(col(Incident.id) == incident.id, col(Incident.acknowledged_at).is_(None))
+        .values(acknowledged_at=now, acknowledged_by=actor, updated_at=now)
+    )
+    first = bool(result.rowcount)
+    timeline.add(
+        session, incident_id=incident.id, kind=Kind.ACK, at=now, actor=actor, key=first, data={"first": first}
+    )
+    await session.commit()
+    await session.refresh(incident)
+    return first
+
+
+async def resolve(
+    session: AsyncSession, *, incident: Incident, summary: str, actor: str, now: datetime
+) -> Incident:
+    assert incident.id is not None
+    result = await session.exec(  # type: ignore[call-overload]
+        update(Incident)
+        .where(col(Incident.id) == incident.id, col(Incident.status) != Status.RESOLVED)
+        .values(
+            status=Status.RESOLVED,
+            resolved_at=now,
+            resolved_by=actor,
+            resolution=summary,
+            updated_at=now,
+            last_status_update_at=now,
+        )
+    )
+    if not result.rowcount:
+        await session.rollback()
+        await session.refresh(incident)
+        raise InvalidState(f"{incident.ref} was resolved already by <@{incident.resolved_by}>.")
+    timeline.add(session, incident_id=incident.id, kind=Kind.RESOLVED, at=now, actor=actor, text=summary, key=True)
+    await session.commit()
+    await session.refresh(incident)
+    if incident.mitigated_at is None:
+        # Resolving without a `monitoring` step still ends the impact.
+        incident.mitigated_at = now
+        session.add(incident)
+        await session.commit()
+    return incident
+
+
+async def add_note(session: AsyncSession, *, incident: Incident, text: str, actor: str, now: datetime) -> None:
+    assert incident.id is not None
+    timeline.add(session, incident_id=incident.id, kind=Kind.NOTE, at=now, actor=actor, text=text)
+    await session.commit()
+
+
+async def add_action_item(
+    session: AsyncSession, *, incident: Incident, text: str, owner: str | None, actor: str, now: datetime
+) -> ActionItem:
+    assert incident.id is not None
+    item = ActionItem(incident_id=incident.id, text=text, owner=owner, created_by=actor, created_at=now)
+    session.add(item)
+    timeline.add(
+        session,
+        incident_id=incident.id,
+        kind=Kind.ACTION_ITEM,
+        at=now,
+        actor=actor,
+        text=text,
+        data={"owner": owner},
+    )
+    await session.commit()
+    await session.refresh(item)
+    return item
+
+
+async def action_items(session: AsyncSession, *, incident_id: int) -> list[ActionItem]:
+    result = await session.exec(
+        select(ActionItem).where(ActionItem.incident_id == incident_id).order_by(col(ActionItem.id))
+    )
+    return list(result.all())
+
+
+def age(incident: Incident, *, now: datetime) -> timedelta:
+    return (incident.resolved_at or now) - incident.declared_at

@@ -1,0 +1,3 @@
+"""Tables of the ops domain."""
+
+from __future__ import annotations

@@ -1,0 +1,293 @@
+"""The one small interface every deploy platform implements, and the HTTP plumbing they share.
+
+A platform client is bound to one service (its Railway IDs, Vercel project, Kubernetes
+Deployment or webhook URL) and speaks in `Deployment`s: plain data with a status from a small
+common vocabulary, so the flows and Slack never learn a vendor's words. Every failure leaves a
+client as a `PlatformError` subclass whose message is safe to show at 3 a.m. (never a stack
+trace, never a token).
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, Protocol, runtime_checkable
+
+import httpx
+
+from bot.exceptions import NotFound, PlatformAuthError, PlatformError, PlatformRateLimited, PlatformTimeout
+
+DEFAULT_REQUEST_TIMEOUT = 15.0
+
+
+class DeployStatus(StrEnum):
+    QUEUED = "queued"
+    BUILDING = "building"
+    DEPLOYING = "deploying"
+    SUCCESS = "success"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    REMOVED = "removed"  # was live once, replaced since (Railway REMOVED, an old ReplicaSet)
+    UNKNOWN = "unknown"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in (DeployStatus.SUCCESS, DeployStatus.FAILED, DeployStatus.CANCELLED, DeployStatus.REMOVED)
+
+    @property
+    def step(self) -> int:
+        """Position in queued → building → deploying → done, so progress never goes backwards."""
+        return {"queued": 0, "building": 1, "deploying": 2}.get(self.value, 3)
+
+    @property
+    def emoji(self) -> str:
+        return {
+            "queued": "⏳",
+            "building": "🔨",
+            "deploying": "🚀",
+            "success": "✅",
+            "failed": "❌",
+            "cancelled": "🚫",
+            "removed": "📦",
+            "unknown": "❔",
+        }[self.value]
+
+
+@dataclass(frozen=True)
+class Deployment:
+    id: str
+    status: DeployStatus
+    created_at: datetime | None = None
+    url: str | None = None
+    can_rollback: bool = False
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def short_id(self) -> str:
+        return self.id if len(self.id) <= 12 else self.id[:12]
+
+    @property
+    def label(self) -> str:
+        """What a person recognises a deployment by: commit message, image or version, when known."""
+        for key in ("commitMessage", "commit_message", "version", "image", "commitHash", "commit"):
+            value = self.meta.get(key)
+            if isinstance(value, str) and value.strip():
+                text = value.strip().splitlines()[0]
+                return text if len(text) <= 60 else text[:59] + "…"
+        return ""
+
+
+@runtime_checkable
+class Platform(Protocol):
+    """A deploy target for one service."""
+
+    kind: str  # "railway" | "vercel" | "kubernetes" | "webhook"
+    display_name: str  # "Railway", shown to people
+
+    async def current_deployment(self) -> Deployment | None:
+        """What is live now; None when nothing is."""
+        ...
+
+    async def list_deployments(self, *, limit: int = 10) -> list[Deployment]:
+        """Newest first. The order is the platform's notion of recency, which rollback relies on."""
+        ...
+
+    async def restart(self) -> Deployment:
+        """Restart what is live; returns the deployment to follow."""
+        ...
+
+    async def rollback(self, target_id: str | None = None) -> Deployment:
+        """Go back to `target_id`, or to the newest good deployment before the current one."""
+        ...
+
+    async def deployment_status(self, deployment_id: str) -> Deployment:
+        """Fresh state of a deployment returned by restart/rollback (or listed)."""
+        ...
+
+
+# --- choosing what to roll back to -------------------------------------------------------------
+
+ROLLBACK_OK = (DeployStatus.SUCCESS, DeployStatus.REMOVED)
+
+
+def rollback_candidates(deployments: Sequence[Deployment], current: Deployment | None) -> list[Deployment]:
+    """Deployments older than the current one that once ran fine and the platform can roll back to.
+
+    `deployments` is newest first; "older" means later in that list, not an earlier `created_at`,
+    because Kubernetes reuses an old ReplicaSet (and its creation time) for a rollback.
+    """
+    ids = [d.id for d in deployments]
+    start = ids.index(current.id) + 1 if current is not None and current.id in ids else 0
+    return [d for d in deployments[start:] if d.can_rollback and d.status in ROLLBACK_OK]
+
+
+def pick_rollback_target(
+    deployments: Sequence[Deployment], current: Deployment | None, target_id: str | None = None
+) -> Deployment:
+    """The deployment to roll back to, or NotFound naming what the user can pick instead."""
+    if target_id is not None:
+        wanted = target_id.strip()
+        for deployment in deployments:
+            if deployment.id == wanted or (len(wanted) >= 6 and deployment.id.startswith(wanted)):
+                if current is not None and deployment.id == current.id:
+                    raise NotFound(f"deployment {deployment.id} is already the live one: nothing to roll back")
+                if not deployment.can_rollback:
+                    raise NotFound(f"deployment {deployment.id} cannot be rolled back to ({deployment.status.value})")
+                return deployment
+        raise NotFound(f"deployment {wanted} is not among the last {len(deployments)} deployments")
+    candidates = rollback_candidates(deployments, current)
+    if not candidates:
+        raise NotFound("no earlier successful deployment to roll back to")
+    return candidates[0]
+
+
+# --- HTTP ----------------------------------------------------------------------------------------
+
+
+class Endpoint:
+    """Sends requests for one platform and turns every failure into a PlatformError."""
+
+    def __init__(self, http: httpx.AsyncClient, *, display_name: str, timeout: float = DEFAULT_REQUEST_TIMEOUT):
+        self.http = http
+        self.display_name = display_name
+        self.timeout = timeout
+
+    async def send(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        params: Mapping[str, Any] | None = None,
+        json_body: Any = None,
+        content: bytes | None = None,
+        not_found: str | None = None,
+    ) -> httpx.Response:
+        name = self.display_name
+        try:
+            response = await self.http.request(
+                method,
+                url,
+                headers=dict(headers or {}),
+                params={k: v for k, v in (params or {}).items() if v is not None} or None,
+                json=json_body,
+                content=content,
+                timeout=self.timeout,
+            )
+        except httpx.TimeoutException as exc:
+            raise PlatformTimeout(
+                f"{name} did not answer within {self.timeout:g} s; it may be having an outage, try again shortly",
+                platform=name,
+            ) from exc
+        except httpx.HTTPError as exc:
+            host = httpx.URL(url).host or url
+            raise PlatformError(f"could not reach {name} at {host}: {exc or type(exc).__name__}", platform=name) from exc
+        raise_for_status(response, platform=name, not_found=not_found)
+        return response
+
+
+def raise_for_status(response: httpx.Response, *, platform: str, not_found: str | None = None) -> None:
+    status = response.status_code
+    if status < 400:
+        return
+    detail = error_detail(response)
+    suffix = f": {detail}" if detail else ""
+    if status in (401, 403):
+        raise PlatformAuthError(
+            f"{platform} refused our credentials (HTTP {status}){suffix}; check the token and its access",
+            platform=platform,
+        )
+    if status == 429:
+        retry = retry_after(response.headers.get("retry-after"))
+        when = f"in {retry:g} s" if retry is not None else "in a minute"
+        raise PlatformRateLimited(
+            f"{platform} is rate-limiting the bot; try again {when}", platform=platform, retry_after=retry
+        )
+    if status == 404 and not_found:
+        raise PlatformError(f"{not_found}{suffix}", platform=platform)
+    if status >= 500:
+        raise PlatformError(
+            f"{platform} had an internal error (HTTP {status}){suffix}; try again shortly", platform=platform
+        )
+    raise PlatformError(f"{platform} rejected the request (HTTP {status}){suffix}", platform=platform)
+
+
+def error_detail(response: httpx.Response) -> str:
+    """The vendor's own error message, when the body carries one, cut short."""
+    try:
+        data = response.json()
+    except (ValueError, UnicodeDecodeError):
+        text = response.text.strip() if response.content else ""
+        return _clip(text) if text and not text.startswith("<") else ""
+    message: Any = None
+    if isinstance(data, dict):
+        error = data.get("error")
+        if isinstance(error, dict):
+            message = error.get("message") or error.get("code")
+        elif isinstance(error, str):
+            message = error
+        message = message or data.get("message")
+        errors = data.get("errors")
+        if not message and isinstance(errors, list) and errors and isinstance(errors[0], dict):
+            message = errors[0].get("message")
+    return _clip(str(message)) if message else ""
+
+
+def retry_after(value: str | None) -> float | None:
+    """Seconds from a Retry-After header: a number, or an HTTP date."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+def json_of(response: httpx.Response, *, platform: str) -> Any:
+    try:
+        return response.json()
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise PlatformError(
+            f"{platform} answered HTTP {response.status_code} with something that is not JSON", platform=platform
+        ) from exc
+
+
+def parse_time(value: Any) -> datetime | None:
+    """ISO 8601 strings and epoch milliseconds (Vercel) to aware UTC."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        seconds = value / 1000 if value > 10**11 else value
+        return datetime.fromtimestamp(seconds, UTC)
+    if isinstance(value, str):
+        text = value.strip()
+        if text.isdigit():
+            return parse_time(int(text))
+        try:
+            parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+        return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    return None
+
+
+def dumps(value: Any) -> bytes:
+    """Compact, stable JSON: what we sign is exactly what we send."""
+    return json.dumps(value, separators=(",", ":"), sort_keys=True, default=str).encode()
+
+
+def _clip(text: str, limit: int = 200) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"

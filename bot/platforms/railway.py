@@ -1,0 +1,253 @@
+"""Railway, through its public GraphQL API (`POST {RAILWAY_API_URL}`).
+
+- current: the newest deployment that went live (`SUCCESS`, `SLEEPING`, or `CRASHED` after
+  going live); a `FAILED` build never replaced anything.
+- restart: `deploymentRestart(id)` on the live deployment (no rebuild, the fastest fix); when
+  nothing is live, `serviceInstanceRedeploy(environmentId, serviceId)`.
+- rollback: `deploymentRollback(id)` with the chosen earlier deployment; Railway creates a new
+  deployment from it, which is what we follow.
+- status: `deployment(id) { status }`.
+
+Auth: `Authorization: Bearer` for account/team tokens, `Project-Access-Token` for project
+tokens. With `RAILWAY_TOKEN_KIND=auto` the client tries Bearer first and, when Railway refuses
+it, the project header, then remembers what worked. Mutations answer `Boolean!`: no selection.
+GraphQL errors arrive as HTTP 200 with `errors`; they become PlatformError subclasses.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+from typing import Any
+
+import httpx
+
+from bot.config import RailwayTarget
+from bot.exceptions import PlatformAuthError, PlatformError, PlatformRateLimited
+from bot.platforms.base import (
+    DEFAULT_REQUEST_TIMEOUT,
+    Deployment,
+    DeployStatus,
+    Endpoint,
+    json_of,
+    parse_time,
+    pick_rollback_target,
+)
+
+NAME = "Railway"
+
+_FIELDS = "id status createdAt url staticUrl canRollback meta"
+
+DEPLOYMENTS = f"""
+query Deployments($input: DeploymentListInput!, $first: Int) {{
+  deployments(input: $input, first: $first) {{ edges {{ node {{ {_FIELDS} }} }} }}
+}}
+"""
+
+DEPLOYMENT = f"""
+query Deployment($id: String!) {{
+  deployment(id: $id) {{ {_FIELDS} }}
+}}
+"""
+
+RESTART = """
+mutation Restart($id: String!) {
+  deploymentRestart(id: $id)
+}
+"""
+
+ROLLBACK = """
+mutation Rollback($id: String!) {
+  deploymentRollback(id: $id)
+}
+"""
+
+REDEPLOY = """
+mutation Redeploy($environmentId: String!, $serviceId: String!) {
+  serviceInstanceRedeploy(environmentId: $environmentId, serviceId: $serviceId)
+}
+"""
+
+_STATUS = {
+    "QUEUED": DeployStatus.QUEUED,
+    "WAITING": DeployStatus.QUEUED,
+    "INITIALIZING": DeployStatus.QUEUED,
+    "NEEDS_APPROVAL": DeployStatus.QUEUED,
+    "BUILDING": DeployStatus.BUILDING,
+    "DEPLOYING": DeployStatus.DEPLOYING,
+    "SUCCESS": DeployStatus.SUCCESS,
+    "SLEEPING": DeployStatus.SUCCESS,
+    "FAILED": DeployStatus.FAILED,
+    "CRASHED": DeployStatus.FAILED,
+    "REMOVED": DeployStatus.REMOVED,
+    "REMOVING": DeployStatus.REMOVED,
+    "SKIPPED": DeployStatus.CANCELLED,
+}
+LIVE = ["SUCCESS", "SLEEPING", "CRASHED"]
+
+_AUTH_WORDS = re.compile(r"not authori[sz]ed|unauthori[sz]ed|forbidden|invalid token|unauthenticated", re.I)
+
+
+class RailwayPlatform:
+    kind = "railway"
+    display_name = NAME
+
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        *,
+        target: RailwayTarget,
+        token: str | None,
+        api_url: str = "https://backboard.railway.com/graphql/v2",
+        token_kind: str = "auto",
+        timeout: float = DEFAULT_REQUEST_TIMEOUT,
+        history: int = 20,
+    ) -> None:
+        if token_kind not in ("auto", "bearer", "project"):
+            raise ValueError(f"RAILWAY_TOKEN_KIND must be auto, bearer or project (got {token_kind!r})")
+        self.endpoint = Endpoint(http, display_name=NAME, timeout=timeout)
+        self.target = target
+        self.token = token
+        self.api_url = api_url
+        self.token_kind = token_kind
+        self.history = history
+
+    # --- the interface -------------------------------------------------------------------------
+
+    async def current_deployment(self) -> Deployment | None:
+        found = await self._deployments(first=1, statuses=LIVE)
+        return found[0] if found else None
+
+    async def list_deployments(self, *, limit: int = 10) -> list[Deployment]:
+        return await self._deployments(first=limit)
+
+    async def restart(self) -> Deployment:
+        current = await self.current_deployment()
+        if current is None:
+            before = {d.id for d in await self._deployments(first=5)}
+            await self._mutate(
+                REDEPLOY,
+                {"environmentId": self.target.environment_id, "serviceId": self.target.service_id},
+                "serviceInstanceRedeploy",
+            )
+            return await self._new_deployment(before, action="redeploy")
+        await self._mutate(RESTART, {"id": current.id}, "deploymentRestart")
+        return replace(current, status=DeployStatus.QUEUED, meta={**current.meta, "action": "restart"})
+
+    async def rollback(self, target_id: str | None = None) -> Deployment:
+        deployments = await self._deployments(first=self.history)
+        current = next((d for d in deployments if d.meta.get("platform_status") in LIVE), None)
+        target = pick_rollback_target(deployments, current, target_id)
+        await self._mutate(ROLLBACK, {"id": target.id}, "deploymentRollback")
+        new = await self._new_deployment({d.id for d in deployments}, action="rollback")
+        return replace(new, meta={**new.meta, "rollback_to": target.id})
+
+    async def deployment_status(self, deployment_id: str) -> Deployment:
+        data = await self._query(DEPLOYMENT, {"id": deployment_id})
+        node = data.get("deployment")
+        if not isinstance(node, dict):
+            raise PlatformError(f"Railway has no deployment {deployment_id}", platform=NAME)
+        return _deployment(node)
+
+    # --- internals -------------------------------------------------------------------------------
+
+    async def _deployments(self, *, first: int, statuses: list[str] | None = None) -> list[Deployment]:
+        scope: dict[str, Any] = {
+            "projectId": self.target.project_id,
+            "serviceId": self.target.service_id,
+            "environmentId": self.target.environment_id,
+        }
+        if statuses:
+            scope["status"] = {"in": statuses}
+        data = await self._query(DEPLOYMENTS, {"input": scope, "first": first})
+        edges = ((data.get("deployments") or {}).get("edges")) or []
+        return [_deployment(edge["node"]) for edge in edges if isinstance(edge, dict) and edge.get("node")]
+
+    async def _new_deployment(self, before: set[str], *, action: str) -> Deployment:
+        """The deployment Railway created for a redeploy/rollback: the newest one we had not seen."""
+        for deployment in await self._deployments(first=5):
+            if deployment.id not in before:
+                return replace(deployment, meta={**deployment.meta, "action": action})
+        raise PlatformError(
+            f"Railway accepted the {action} but lists no new deployment yet; watch it in the Railway dashboard",
+            platform=NAME,
+        )
+
+    async def _mutate(self, document: str, variables: dict[str, Any], field: str) -> None:
+        data = await self._query(document, variables)
+        if data.get(field) is not True:
+            raise PlatformError(f"Railway did not accept {field} (answered {data.get(field)!r})", platform=NAME)
+
+    async def _query(self, document: str, variables: dict[str, Any]) -> dict[str, Any]:
+        if not self.token:
+            raise PlatformAuthError("RAILWAY_TOKEN is not set: the bot cannot act on Railway", platform=NAME)
+        kinds = [self.token_kind] if self.token_kind != "auto" else ["bearer", "project"]
+        for index, kind in enumerate(kinds):
+            try:
+                data = await self._post(document, variables, kind)
+            except PlatformAuthError:
+                if index + 1 < len(kinds):
+                    continue
+                if self.token_kind == "auto":
+                    raise PlatformAuthError(
+                        "Railway refused RAILWAY_TOKEN both as an account/team token and as a project "
+                        "token; check it is valid and can see this project",
+                        platform=NAME,
+                    ) from None
+                raise
+            if self.token_kind == "auto":
+                self.token_kind = kind  # remember what works
+            return data
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _post(self, document: str, variables: dict[str, Any], kind: str) -> dict[str, Any]:
+        assert self.token is not None
+        headers = {"Content-Type": "application/json"}
+        if kind == "project":
+            headers["Project-Access-Token"] = self.token
+        else:
+            headers["Authorization"] = f"Bearer {self.token}"
+        response = await self.endpoint.send(
+            "POST", self.api_url, headers=headers, json_body={"query": document, "variables": variables}
+        )
+        body = json_of(response, platform=NAME)
+        if not isinstance(body, dict):
+            raise PlatformError("Railway answered with an unexpected shape", platform=NAME)
+        errors = body.get("errors")
+        if errors:
+            raise _graphql_error(errors)
+        data = body.get("data")
+        if not isinstance(data, dict):
+            raise PlatformError("Railway answered without data", platform=NAME)
+        return data
+
+
+def _graphql_error(errors: Any) -> PlatformError:
+    first = errors[0] if isinstance(errors, list) and errors and isinstance(errors[0], dict) else {}
+    message = str(first.get("message") or "unknown error")
+    code = str((first.get("extensions") or {}).get("code") or "")
+    if code in ("UNAUTHENTICATED", "FORBIDDEN") or _AUTH_WORDS.search(message):
+        return PlatformAuthError(
+            f"Railway refused our token: {message}; check RAILWAY_TOKEN and its access to the project",
+            platform=NAME,
+        )
+    if code == "RATE_LIMITED" or "rate limit" in message.lower():
+        return PlatformRateLimited(f"Railway is rate-limiting the bot: {message}", platform=NAME)
+    more = f" (and {len(errors) - 1} more)" if isinstance(errors, list) and len(errors) > 1 else ""
+    return PlatformError(f"Railway said: {message}{more}", platform=NAME)
+
+
+def _deployment(node: dict[str, Any]) -> Deployment:
+    raw = str(node.get("status") or "")
+    meta = node.get("meta") if isinstance(node.get("meta"), dict) else {}
+    url = node.get("url") or node.get("staticUrl")
+    if url and "://" not in url:
+        url = f"https://{url}"
+    return Deployment(
+        id=str(node["id"]),
+        status=_STATUS.get(raw, DeployStatus.UNKNOWN),
+        created_at=parse_time(node.get("createdAt")),
+        url=url,
+        can_rollback=bool(node.get("canRollback")),
+        meta={**meta, "platform_status": raw},
+    )

@@ -1,0 +1,208 @@
+"""Loading and validating every playbook in PLAYBOOKS_DIR.
+
+`check_playbooks` collects every problem (for `python -m bot check`); `load_playbooks` raises
+ConfigError with all of them, so the bot refuses to start with an invalid playbook and says why.
+Each problem is one line: `playbooks/database.yml: steps[3] (kill-idle): action: unknown action ...`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import logging
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from bot.exceptions import ConfigError
+from bot.playbooks.registry import PlaybookRegistry
+from bot.playbooks.render import RenderError, compile_check, render, sample_context
+from bot.playbooks.schema import Match as MatchRules
+from bot.playbooks.schema import Notify, Playbook, Restricted, Step
+
+log = logging.getLogger(__name__)
+
+PATTERNS = ("*.yml", "*.yaml")
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader that refuses a key given twice (plain YAML keeps the last one silently)."""
+
+
+def _mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+    seen: set[Any] = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"key {key!r} is given twice", key_node.start_mark
+            )
+        seen.add(key)
+    return loader.construct_mapping(node, deep=deep)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping)
+
+
+def playbook_files(directory: Path) -> list[Path]:
+    files = {p for pattern in PATTERNS for p in directory.glob(pattern) if p.is_file()}
+    return sorted(files)
+
+
+_NESTED: dict[type[Any], dict[str, type[Any]]] = {
+    Playbook: {"match": MatchRules, "restricted": Restricted, "steps": Step},
+    Step: {"notify": Notify},
+}
+
+
+def _model_at(path: tuple[Any, ...]) -> type[Any]:
+    model: type[Any] = Playbook
+    for part in path:
+        if isinstance(part, str):
+            model = _NESTED.get(model, {}).get(part, model)
+    return model
+
+
+def _where(loc: tuple[Any, ...], raw: Any) -> tuple[str, str]:
+    """(`steps[3] (kill-idle)`, `action`) from a pydantic location and the raw YAML."""
+    prefix = ""
+    parts = list(loc)
+    if len(parts) >= 2 and parts[0] == "steps" and isinstance(parts[1], int):
+        index = parts[1]
+        step_id = None
+        steps = raw.get("steps") if isinstance(raw, dict) else None
+        if isinstance(steps, list) and index < len(steps) and isinstance(steps[index], dict):
+            step_id = steps[index].get("id")
+        prefix = f"steps[{index}]" + (f" ({step_id})" if step_id else "")
+        parts = parts[2:]
+    field = ""
+    for part in parts:
+        field += f"[{part}]" if isinstance(part, int) else (f".{part}" if field else str(part))
+    return prefix, field
+
+
+def _unknown_field(loc: tuple[Any, ...]) -> str:
+    name = str(loc[-1])
+    known = list(_model_at(loc[:-1]).model_fields)
+    close = difflib.get_close_matches(name, known, n=1)
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    return f"unknown field ({hint}known fields: {', '.join(known)})"
+
+
+def _line(source: str, prefix: str, field: str, message: str) -> str:
+    parts = [source]
+    if prefix:
+        parts.append(prefix)
+    if field:
+        parts.append(field)
+    return ": ".join(parts + [message])
+
+
+def _validation_lines(exc: ValidationError, *, source: str, raw: Any) -> list[str]:
+    lines = []
+    for err in exc.errors():
+        loc = tuple(err["loc"])
+        prefix, field = _where(loc, raw)
+        if err["type"] == "extra_forbidden":
+            lines.append(_line(source, prefix, field, _unknown_field(loc)))
+            continue
+        if err["type"] == "missing":
+            lines.append(_line(source, prefix, field, "required field is missing"))
+            continue
+        message = err["msg"].removeprefix("Value error, ")
+        lines.append(_line(source, prefix, field, message))
+    return lines
+
+
+def _render_lines(playbook: Playbook, *, source: str) -> list[str]:
+    """Render every template with a sample incident so a typo in a variable is caught now."""
+    context = sample_context(playbook_id=playbook.id, playbook_title=playbook.title)
+    lines = []
+    templates: list[tuple[str, str, str]] = [("", "description", playbook.description)]
+    if playbook.restricted is not None:
+        templates.append(("", "restricted.note", playbook.restricted.note))
+    for index, step in enumerate(playbook.steps):
+        prefix = f"steps[{index}] ({step.id})"
+        templates.append((prefix, "title", step.title))
+        templates.append((prefix, "instructions", step.instructions))
+        if step.notify is not None:
+            templates.append((prefix, "notify.text", step.notify.text))
+    for prefix, field, text in templates:
+        if not text:
+            continue
+        try:
+            compile_check(text)
+            render(text, context)
+        except RenderError as exc:
+            lines.append(_line(source, prefix, field, str(exc)))
+    return lines
+
+
+def parse_file(path: Path, *, source: str | None = None) -> tuple[Playbook | None, list[str]]:
+    """One file: the playbook, or the problems with it."""
+    source = source or str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        return None, [f"{source}: cannot read: {exc}"]
+    try:
+        raw = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+        where = f"line {mark.line + 1}: " if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        return None, [f"{source}: {where}not valid YAML: {problem}"]
+    if raw is None:
+        return None, [f"{source}: the file is empty (a playbook needs id, title and steps)"]
+    if not isinstance(raw, dict):
+        return None, [f"{source}: the top level must be a mapping (id:, title:, steps:, ...)"]
+    try:
+        playbook = Playbook.model_validate(raw)
+    except ValidationError as exc:
+        return None, _validation_lines(exc, source=source, raw=raw)
+    problems = _render_lines(playbook, source=source)
+    return (None if problems else playbook), problems
+
+
+def _display(path: Path, directory: Path) -> str:
+    """`playbooks/database.yml` as the operator wrote the directory, not an absolute path."""
+    return str(directory / path.name)
+
+
+def _collect(directory: Path) -> tuple[list[tuple[Playbook, str]], list[str]]:
+    if not directory.exists():
+        log.warning("PLAYBOOKS_DIR %s does not exist: no playbooks will be offered", directory)
+        return [], []
+    if not directory.is_dir():
+        return [], [f"PLAYBOOKS_DIR: {directory} is not a directory"]
+    loaded: list[tuple[Playbook, str]] = []
+    problems: list[str] = []
+    first_source: dict[str, str] = {}
+    for path in playbook_files(directory):
+        source = _display(path, directory)
+        playbook, errors = parse_file(path, source=source)
+        problems.extend(errors)
+        if playbook is None:
+            continue
+        if playbook.id in first_source:
+            problems.append(f"{source}: id: {playbook.id!r} is already used by {first_source[playbook.id]}")
+            continue
+        first_source[playbook.id] = source
+        loaded.append((playbook, source))
+    return loaded, problems
+
+
+def check_playbooks(directory: Path) -> list[str]:
+    """Every problem in every playbook file, one line each; empty when all is well."""
+    return _collect(Path(directory))[1]
+
+
+def load_playbooks(directory: Path) -> PlaybookRegistry:
+    """The registry, or ConfigError listing every problem (the bot does not start half-configured)."""
+    loaded, problems = _collect(Path(directory))
+    if problems:
+        raise ConfigError("invalid playbook:\n" + "\n".join(problems) if len(problems) > 1 else problems[0])
+    registry = PlaybookRegistry([p for p, _ in loaded], sources={p.id: s for p, s in loaded})
+    log.info("loaded %d playbooks from %s: %s", len(registry), directory, ", ".join(registry.ids))
+    return registry

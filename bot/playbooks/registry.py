@@ -1,0 +1,121 @@
+"""The loaded playbooks, and which one fits an incident.
+
+Precedence when choosing (deterministic, documented in docs/playbooks.md):
+
+1. `playbook:<id>` given on declare (or by an alert rule) wins, always.
+2. Otherwise every playbook is scored on its `match` rules and compared on, in this order:
+   a. alert labels: the playbook's `labels` all match the alert's labels (the number of labels
+      matched counts; more specific rules win);
+   b. keywords: how many of its keywords occur in the incident title (whole words, any case);
+   c. service: the incident's service is in its `services`.
+   A playbook with no hit at all is not a candidate. The comparison is lexicographic, so one
+   label match beats any number of keywords, and one keyword beats a service match: machine
+   labels are the most precise signal, the words a responder typed say more than the service
+   name (a service can be down *or* slow). Remaining ties go to the playbook id in alphabetical
+   order, so the answer never depends on file system order.
+3. No candidate: None (the chat layer offers a picker).
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+
+from bot.exceptions import NotFound
+from bot.playbooks.schema import Playbook
+
+
+@dataclass(frozen=True)
+class Choice:
+    playbook: Playbook
+    reason: str  # "playbook:database on declare", "keywords: slow, p95", ...
+
+
+def _word_pattern(keyword: str) -> re.Pattern[str]:
+    # \b fails next to non-word characters ("5xx" works, "p95" works, "c++" would not): use lookarounds.
+    return re.compile(rf"(?<!\w){re.escape(keyword.lower())}(?!\w)")
+
+
+class PlaybookRegistry:
+    def __init__(self, playbooks: list[Playbook], *, sources: Mapping[str, str] | None = None) -> None:
+        self._by_id: dict[str, Playbook] = {}
+        for playbook in playbooks:
+            if playbook.id in self._by_id:
+                raise ValueError(f"duplicate playbook id {playbook.id!r}")
+            self._by_id[playbook.id] = playbook
+        self.sources = dict(sources or {})
+        self._keywords = {
+            p.id: [(k, _word_pattern(k)) for k in p.match.keywords] for p in playbooks
+        }
+
+    def __len__(self) -> int:
+        return len(self._by_id)
+
+    def __iter__(self) -> Iterator[Playbook]:
+        return iter(sorted(self._by_id.values(), key=lambda p: p.id))
+
+    def __contains__(self, playbook_id: object) -> bool:
+        return isinstance(playbook_id, str) and playbook_id.lower() in self._by_id
+
+    @property
+    def ids(self) -> list[str]:
+        return sorted(self._by_id)
+
+    def find(self, playbook_id: str) -> Playbook | None:
+        return self._by_id.get(playbook_id.strip().lower())
+
+    def get(self, playbook_id: str) -> Playbook:
+        """The playbook, or NotFound that lists the valid ids and the closest one."""
+        playbook = self.find(playbook_id)
+        if playbook is not None:
+            return playbook
+        if not self._by_id:
+            raise NotFound(f"no playbook {playbook_id!r}: no playbooks are loaded (check PLAYBOOKS_DIR)")
+        close = difflib.get_close_matches(playbook_id.strip().lower(), self.ids, n=1)
+        hint = f" Did you mean `{close[0]}`?" if close else ""
+        raise NotFound(f"no playbook {playbook_id!r}.{hint} Playbooks: {', '.join(self.ids)}")
+
+    def choose(
+        self,
+        *,
+        explicit: str | None = None,
+        title: str = "",
+        service: str | None = None,
+        labels: Mapping[str, str] | None = None,
+    ) -> Choice | None:
+        """Which playbook fits; see the module docstring. An unknown explicit id raises NotFound."""
+        if explicit:
+            playbook = self.get(explicit)
+            return Choice(playbook, f"playbook:{playbook.id} was asked for")
+        best: tuple[tuple[int, int, int], str, Playbook, str] | None = None
+        for playbook in self:
+            score, reason = self._score(playbook, title=title, service=service, labels=labels or {})
+            if score == (0, 0, 0):
+                continue
+            # Higher score first; among equals the alphabetically first id (iteration order) stays.
+            if best is None or score > best[0]:
+                best = (score, playbook.id, playbook, reason)
+        return Choice(best[2], best[3]) if best is not None else None
+
+    def _score(
+        self, playbook: Playbook, *, title: str, service: str | None, labels: Mapping[str, str]
+    ) -> tuple[tuple[int, int, int], str]:
+        reasons = []
+        label_hits = 0
+        rules = playbook.match.labels
+        if rules and labels:
+            given = {str(k).lower(): str(v).strip().lower() for k, v in labels.items()}
+            if all(given.get(name.lower()) in {v.lower() for v in values} for name, values in rules.items()):
+                label_hits = len(rules)
+                reasons.append("alert labels " + ", ".join(f"{n}={given[n.lower()]}" for n in rules))
+        words = title.lower()
+        hits = [k for k, pattern in self._keywords[playbook.id] if pattern.search(words)]
+        if hits:
+            reasons.append("keywords " + ", ".join(repr(k) for k in hits))
+        service_hit = 0
+        if service and service.strip().lower() in {s.lower() for s in playbook.match.services}:
+            service_hit = 1
+            reasons.append(f"service {service}")
+        return (label_hits, len(hits), service_hit), "; ".join(reasons)

@@ -1,0 +1,159 @@
+"""What a post-mortem template sees: plain, precomputed values, no database objects.
+
+Templates (including the ones users put in `postmortem.templates_dir`) get one `PostmortemData`
+as `pm`. Everything a template needs is computed here in Python, so a template stays a layout
+and a user's override cannot get a metric wrong. Text users typed stays raw in these objects;
+the template escapes it (`md` filter for Markdown, autoescaping for HTML).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One key time, e.g. first acknowledgement, and how long after the declaration it came."""
+
+    name: str
+    at: datetime | None
+    after: timedelta | None  # since the declaration; None when it has not happened
+    missing: str  # what to say instead of a time, e.g. "not acknowledged"
+    by: str | None = None
+    note: str = ""  # a caveat, e.g. mitigated at resolve without a `monitoring` update
+
+
+@dataclass(frozen=True)
+class Event:
+    """A timeline event as the document shows it; `summary` is a one-line description."""
+
+    id: int
+    at: datetime
+    offset: timedelta  # since the declaration (negative for an alert that came before it)
+    kind: str
+    actor: str | None
+    text: str
+    summary: str
+    key: bool
+    permalink: str | None
+    data: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Responder:
+    user: str
+    roles: list[str]
+    first_seen: datetime | None
+    events: int  # timeline events this person is the actor of
+
+
+@dataclass(frozen=True)
+class Escalation:
+    """A page (who was paged, level, late or not) or an acknowledgement."""
+
+    at: datetime
+    offset: timedelta
+    kind: str  # "page" | "ack"
+    level: str  # "1 (On-call engineer)", "" when unknown
+    who: list[str]  # paged targets, or the person who acknowledged
+    late: str  # "" or e.g. "sent 4m 10s late"
+    text: str
+
+
+@dataclass(frozen=True)
+class Action:
+    """A restart, rollback or redeploy from the timeline (`deploy` events)."""
+
+    at: datetime
+    offset: timedelta
+    action: str
+    service: str
+    outcome: str
+    actor: str | None
+    detail: str
+
+
+@dataclass(frozen=True)
+class PlaybookStep:
+    at: datetime
+    offset: timedelta
+    playbook: str
+    step: str
+    status: str  # started, done, skipped, action result ...
+    actor: str | None
+    detail: str
+
+
+@dataclass(frozen=True)
+class ActionItemRow:
+    id: int
+    text: str
+    owner: str | None
+    done: bool
+    created_by: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class Note:
+    at: datetime
+    actor: str | None
+    text: str
+
+
+@dataclass
+class PostmortemData:
+    ref: str
+    number: int
+    title: str
+    status: str
+    severity: str
+    severity_label: str
+    severity_at_declaration: str
+    services: list[str]
+    description: str
+    playbook: str | None
+    channel_id: str | None
+    channel_name: str | None
+    channel_url: str | None
+    generated_at: datetime
+
+    declared_at: datetime
+    declared_by: str
+    resolved_by: str | None
+    resolution: str
+    end: datetime | None
+    duration: timedelta | None
+    ongoing_for: timedelta | None  # for an incident that is still open
+
+    first_event: Event | None
+    first_alert: Event | None
+    declared: Metric
+    acknowledged: Metric
+    mitigated: Metric
+    resolved: Metric
+
+    commander: str | None
+    comms: str | None
+    scribe: str | None
+    responders: list[Responder]
+    escalations: list[Escalation]
+    pages: int
+    key_events: list[Event]
+    events: list[Event]  # the full timeline, oldest first
+    actions: list[Action]
+    playbook_steps: list[PlaybookStep]
+    notes: list[Note]
+    action_items: list[ActionItemRow]
+    # Slack user ID -> display name, filled by whoever can resolve names (the Slack layer).
+    user_names: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def is_resolved(self) -> bool:
+        return self.status == "resolved"
+
+    @property
+    def metrics(self) -> list[Metric]:
+        return [self.declared, self.acknowledged, self.mitigated, self.resolved]

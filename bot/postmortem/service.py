@@ -1,0 +1,559 @@
+"""Build a post-mortem from the database and render it with Jinja2.
+
+`build` reads the incident, its whole timeline (one query, ordered by time then id) and its
+action items (one query), and computes everything in one pass over the events, so an incident
+with 10,000 events costs three queries. `render` fills a template; the Jinja2 environment for
+each (format, templates folder) is built once and cached.
+
+Timeline `data` keys read here, per kind (other domains write them; missing keys fall back to
+the event's text):
+    declared       severity, service
+    status         old, new
+    severity       old, new
+    role           role, user, previous
+    ack            first
+    page           level, level_name, targets | users | user, late, late_by (seconds)
+    deploy         action (restart | rollback | redeploy), service, outcome | status, deployment_id
+    playbook       playbook | playbook_id, title, status
+    playbook_step  playbook | playbook_id, step_title | title | step | step_id, status | outcome, output
+    alert / health service
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+import jinja2
+from sqlalchemy import select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.clock import SystemClock, utc
+from bot.config import Severity
+from bot.exceptions import ConfigError, NotFound, UsageError
+from bot.incidents.models import ActionItem, Incident
+from bot.postmortem import text as fmt
+from bot.postmortem.data import (
+    Action,
+    ActionItemRow,
+    Escalation,
+    Event,
+    Metric,
+    Note,
+    PlaybookStep,
+    PostmortemData,
+    Responder,
+)
+from bot.timeline.models import Kind, TimelineEvent
+
+Format = Literal["markdown", "html"]
+FORMATS: tuple[str, ...] = ("markdown", "html")
+TEMPLATES = {"markdown": "postmortem.md.j2", "html": "postmortem.html.j2"}
+EXTENSIONS = {"markdown": "md", "html": "html"}
+BUILTIN_TEMPLATES = Path(__file__).parent / "templates"
+
+_USER_ID = re.compile(r"[UW][A-Z0-9]{2,}")
+
+# Kinds that change the incident's state: always on the key timeline.
+_STATE_KINDS = {Kind.DECLARED, Kind.SEVERITY, Kind.ROLE, Kind.RESOLVED}
+
+
+def _first(data: dict[str, Any], *keys: str) -> Any:
+    for key in keys:
+        value = data.get(key)
+        if value not in (None, "", []):
+            return value
+    return None
+
+
+def _as_list(value: Any) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, (list, tuple, set)):
+        return [str(v) for v in value if v]
+    return [str(value)]
+
+
+def _mention(user: Any) -> str:
+    """Slack markup for a user, so the renderers show names consistently."""
+    text = str(user)
+    return text if text.startswith("<") else f"<@{text}>"
+
+
+def describe(kind: str, actor: str | None, text: str, data: dict[str, Any]) -> str:
+    """A one-line account of an event, in Slack markup (the renderer turns it into plain text)."""
+    if kind == Kind.DECLARED:
+        severity = data.get("severity")
+        return f"Declared{f' as {severity}' if severity else ''}: {text}" if text else "Declared"
+    if kind == Kind.STATUS:
+        old, new = data.get("old"), data.get("new")
+        head = f"Status {old} → {new}" if old and new and old != new else f"Status update ({new or 'unknown'})"
+        return f"{head}: {text}" if text else head
+    if kind == Kind.SEVERITY:
+        old, new = data.get("old"), data.get("new")
+        return f"Severity {old} → {new}" if old and new else f"Severity: {text}"
+    if kind == Kind.ROLE:
+        role, user = data.get("role"), data.get("user")
+        return f"{role.capitalize()}: {_mention(user)}" if role and user else f"Role: {text}"
+    if kind == Kind.ACK:
+        return "Acknowledged" if data.get("first", True) else "Acknowledged again"
+    if kind == Kind.RESOLVED:
+        return f"Resolved: {text}" if text else "Resolved"
+    if kind == Kind.NOTE:
+        return f"Note: {text}"
+    if kind == Kind.ACTION_ITEM:
+        owner = data.get("owner")
+        return f"Action item: {text}" + (f" (owner {_mention(owner)})" if owner else "")
+    if kind == Kind.PAGE:
+        who = ", ".join(_mention(u) for u in _as_list(_first(data, "targets", "users", "user", "target")))
+        number, name = data.get("level"), _first(data, "level_name", "name")
+        level = ", ".join(str(p) for p in (number, name) if p is not None)
+        head = "Paged" + (f" {who}" if who else "") + (f" (level {level})" if level else "")
+        if data.get("late"):
+            head += " — late"
+        return f"{head}: {text}" if text and not who else head
+    if kind == Kind.DEPLOY:
+        action = _first(data, "action", "operation") or "deploy"
+        service = data.get("service")
+        outcome = _first(data, "outcome", "status", "result")
+        head = f"{str(action).capitalize()}{f' of {service}' if service else ''}"
+        head += f": {outcome}" if outcome else ""
+        return f"{head} — {text}" if text else head
+    if kind == Kind.PLAYBOOK:
+        name = _first(data, "title", "playbook", "playbook_id")
+        return text or (f"Playbook {name}" if name else "Playbook")
+    if kind == Kind.PLAYBOOK_STEP:
+        step = _first(data, "step_title", "title", "step", "step_id")
+        status = _first(data, "status", "outcome")
+        head = f"Step {step}" if step else "Playbook step"
+        head += f": {status}" if status else ""
+        return f"{head} — {text}" if text else head
+    label = {
+        Kind.MESSAGE: "",
+        Kind.REMINDER: "Reminder",
+        Kind.HEALTH: "Health",
+        Kind.ALERT: "Alert",
+        Kind.POSTMORTEM: "Post-mortem",
+        Kind.CHAT_ERROR: "Slack error",
+        Kind.SETUP: "Setup",
+    }.get(kind, kind.replace("_", " ").capitalize())
+    if not label:
+        return text
+    return f"{label}: {text}" if text else label
+
+
+def _level(data: dict[str, Any]) -> str:
+    number, name = data.get("level"), _first(data, "level_name", "name")
+    if number is not None and name:
+        return f"{number} ({name})"
+    return str(number if number is not None else name or "")
+
+
+def _late(data: dict[str, Any]) -> str:
+    if not data.get("late"):
+        return ""
+    late_by = data.get("late_by")
+    if isinstance(late_by, (int, float)) and late_by > 0:
+        return f"sent {fmt.fmt_duration(timedelta(seconds=late_by))} late"
+    return "sent late"
+
+
+_EVENT_COLUMNS = (
+    TimelineEvent.id,  # type: ignore[has-type]
+    TimelineEvent.at,
+    TimelineEvent.kind,
+    TimelineEvent.actor,
+    TimelineEvent.text,
+    TimelineEvent.key,
+    TimelineEvent.permalink,
+    TimelineEvent.data,
+)
+
+
+async def build(
+    session: AsyncSession, *, incident_id: int, now: datetime | None = None
+) -> PostmortemData:
+    """Everything the post-mortem says, computed from the database. `now` stamps the draft."""
+    incident = await session.get(Incident, incident_id)
+    if incident is None:
+        raise NotFound(f"INC-{incident_id} does not exist. `/incident list` shows the open incidents.")
+    generated_at = utc(now) if now is not None else SystemClock().now()
+    declared_at = utc(incident.declared_at)
+
+    conn = await session.connection()
+    rows = (
+        await conn.execute(
+            select(*_EVENT_COLUMNS)
+            .where(TimelineEvent.incident_id == incident_id)
+            .order_by(TimelineEvent.at, TimelineEvent.id)  # type: ignore[has-type]
+        )
+    ).all()
+    items = (
+        await conn.execute(
+            select(ActionItem.__table__).where(ActionItem.__table__.c.incident_id == incident_id)  # type: ignore[attr-defined]
+            .order_by(ActionItem.__table__.c.id)  # type: ignore[attr-defined]
+        )
+    ).all()
+
+    events: list[Event] = []
+    key_events: list[Event] = []
+    escalations: list[Escalation] = []
+    actions: list[Action] = []
+    steps: list[PlaybookStep] = []
+    notes: list[Note] = []
+    services: list[str] = [incident.service] if incident.service else []
+    first_alert: Event | None = None
+    first_ack: Event | None = None
+    first_monitoring: Event | None = None
+    severity_at_declaration: str | None = None
+    pages = 0
+    activity: dict[str, list[Any]] = {}  # actor -> [first seen, count]
+    role_holders: list[tuple[str, str]] = []  # (role, user) in order of assignment
+    paged: set[str] = set()
+
+    for row in rows:
+        ev_id, at, kind, actor, text, key, permalink, data = row
+        at = utc(at)
+        data = data or {}
+        text = text or ""
+        event = Event(
+            id=ev_id,
+            at=at,
+            offset=at - declared_at,
+            kind=kind,
+            actor=actor,
+            text=text,
+            summary=describe(kind, actor, text, data),
+            key=bool(key),
+            permalink=permalink,
+            data=data,
+        )
+        events.append(event)
+        if actor:
+            seen = activity.get(actor)
+            if seen is None:
+                activity[actor] = [at, 1]
+            else:
+                seen[1] += 1
+        service = data.get("service")
+        if service and kind in (Kind.DECLARED, Kind.DEPLOY, Kind.HEALTH, Kind.ALERT) and service not in services:
+            services.append(str(service))
+
+        state_change = kind in _STATE_KINDS
+        if kind == Kind.STATUS:
+            state_change = data.get("old") != data.get("new")
+            if data.get("new") == "monitoring" and first_monitoring is None:
+                first_monitoring = event
+        elif kind == Kind.ACK:
+            state_change = data.get("first", True) is not False
+            if first_ack is None:
+                first_ack = event
+            escalations.append(
+                Escalation(at=at, offset=event.offset, kind="ack", level="", who=[actor] if actor else [],
+                           late="", text="first acknowledgement" if state_change else "acknowledged again")
+            )
+        elif kind == Kind.PAGE:
+            pages += 1
+            paged.update(_as_list(_first(data, "targets", "users", "user", "target")))
+            escalations.append(
+                Escalation(
+                    at=at,
+                    offset=event.offset,
+                    kind="page",
+                    level=_level(data),
+                    who=_as_list(_first(data, "targets", "users", "user", "target")),
+                    late=_late(data),
+                    text=text,
+                )
+            )
+        elif kind == Kind.DEPLOY:
+            actions.append(
+                Action(
+                    at=at,
+                    offset=event.offset,
+                    action=str(_first(data, "action", "operation") or "deploy"),
+                    service=str(data.get("service") or incident.service or "—"),
+                    outcome=str(_first(data, "outcome", "status", "result") or "unknown"),
+                    actor=actor,
+                    detail=text,
+                )
+            )
+        elif kind in (Kind.PLAYBOOK, Kind.PLAYBOOK_STEP):
+            is_step = kind == Kind.PLAYBOOK_STEP
+            steps.append(
+                PlaybookStep(
+                    at=at,
+                    offset=event.offset,
+                    playbook=str(_first(data, "playbook", "playbook_id") or incident.playbook_id or "—"),
+                    step=str(_first(data, "step_title", "title", "step", "step_id") or "—") if is_step else "—",
+                    status=str(_first(data, "status", "outcome") or ("recorded" if is_step else "started")),
+                    actor=actor,
+                    detail=text or str(data.get("output") or ""),
+                )
+            )
+        elif kind == Kind.NOTE:
+            notes.append(Note(at=at, actor=actor, text=text))
+        elif kind == Kind.ALERT and first_alert is None:
+            first_alert = event
+        elif kind == Kind.DECLARED and severity_at_declaration is None:
+            severity_at_declaration = data.get("severity")
+        elif kind == Kind.SEVERITY and severity_at_declaration is None:
+            severity_at_declaration = data.get("old")
+        elif kind == Kind.ROLE and data.get("role"):
+            for holder in (data.get("previous"), data.get("user")):
+                if holder:
+                    role_holders.append((str(data["role"]), str(holder)))
+        if key or state_change:
+            key_events.append(event)
+
+    acknowledged_at = incident.acknowledged_at or (first_ack.at if first_ack else None)
+    acknowledged_by = incident.acknowledged_by or (first_ack.actor if first_ack else None)
+    mitigated_at = incident.mitigated_at or (first_monitoring.at if first_monitoring else None)
+    mitigated_note = ""
+    if mitigated_at is not None and first_monitoring is None and incident.resolved_at is not None:
+        if utc(mitigated_at) == utc(incident.resolved_at):
+            mitigated_note = "taken as the resolve time: there was no `monitoring` status update"
+
+    def metric(name: str, at: datetime | None, missing: str, by: str | None = None, note: str = "") -> Metric:
+        at = utc(at) if at is not None else None
+        return Metric(name=name, at=at, after=at - declared_at if at else None, missing=missing, by=by, note=note)
+
+    status = str(incident.status)
+    resolved_at = utc(incident.resolved_at) if incident.resolved_at else None
+    return PostmortemData(
+        ref=incident.ref,
+        number=incident_id,
+        title=incident.title,
+        status=status,
+        severity=str(incident.severity),
+        severity_label=Severity(incident.severity).label,
+        severity_at_declaration=str(severity_at_declaration or incident.severity),
+        services=services,
+        description=incident.description or "",
+        playbook=incident.playbook_id,
+        channel_id=incident.channel_id,
+        channel_name=incident.channel_name,
+        channel_url=f"https://slack.com/app_redirect?channel={incident.channel_id}" if incident.channel_id else None,
+        generated_at=generated_at,
+        declared_at=declared_at,
+        declared_by=incident.declared_by,
+        resolved_by=incident.resolved_by,
+        resolution=incident.resolution or "",
+        end=resolved_at,
+        duration=resolved_at - declared_at if resolved_at else None,
+        ongoing_for=None if resolved_at else generated_at - declared_at,
+        first_event=events[0] if events else None,
+        first_alert=first_alert,
+        declared=metric("Declared", declared_at, "not declared", incident.declared_by),
+        acknowledged=metric("First acknowledged", acknowledged_at, "not acknowledged", acknowledged_by),
+        mitigated=metric("Mitigated", mitigated_at, "not mitigated", None, mitigated_note),
+        resolved=metric("Resolved", resolved_at, "not resolved yet", incident.resolved_by),
+        commander=incident.commander,
+        comms=incident.comms,
+        scribe=incident.scribe,
+        responders=_responders(incident, activity, role_holders, acknowledged_by, paged),
+        escalations=escalations,
+        pages=pages,
+        key_events=key_events,
+        events=events,
+        actions=actions,
+        playbook_steps=steps,
+        notes=notes,
+        action_items=[
+            ActionItemRow(
+                id=item.id,
+                text=item.text,
+                owner=item.owner,
+                done=bool(item.done),
+                created_by=item.created_by,
+                created_at=utc(item.created_at),
+            )
+            for item in items
+        ],
+    )
+
+
+def _responders(
+    incident: Incident,
+    activity: dict[str, list[Any]],
+    role_holders: list[tuple[str, str]],
+    acknowledged_by: str | None,
+    paged: set[str],
+) -> list[Responder]:
+    """People (Slack users, not bots or alert sources) who held a role or did something,
+    ordered by their first action."""
+    roles: dict[str, list[str]] = {}
+
+    def give(user: str | None, role: str) -> None:
+        if user and _USER_ID.fullmatch(user) and role not in roles.setdefault(user, []):
+            roles[user].append(role)
+
+    current = {"commander": incident.commander, "comms": incident.comms, "scribe": incident.scribe}
+    for role, user in current.items():
+        give(user, role)
+    for role, user in role_holders:
+        if current.get(role) != user:
+            give(user, f"{role} (handed over)")
+    give(incident.declared_by, "declared")
+    give(acknowledged_by, "acknowledged first")
+    give(incident.resolved_by, "resolved")
+    for actor in activity:
+        if _USER_ID.fullmatch(actor):
+            roles.setdefault(actor, [])
+    for user in sorted(paged):
+        if user in roles:
+            give(user, "paged")
+
+    far = datetime.max.replace(tzinfo=utc(incident.declared_at).tzinfo)
+
+    def first_seen(user: str) -> datetime | None:
+        seen = activity.get(user)
+        return seen[0] if seen else None
+
+    ordered = sorted(roles, key=lambda u: (first_seen(u) or far, u))
+    return [
+        Responder(user=u, roles=roles[u], first_seen=first_seen(u), events=activity.get(u, [None, 0])[1])
+        for u in ordered
+    ]
+
+
+async def list_action_items(
+    session: AsyncSession, *, incident_id: int, open_only: bool = False
+) -> list[ActionItem]:
+    """An incident's action items, oldest first (what `/incident action` with no text lists)."""
+    from sqlmodel import col
+    from sqlmodel import select as sm_select
+
+    query = sm_select(ActionItem).where(ActionItem.incident_id == incident_id)
+    if open_only:
+        query = query.where(col(ActionItem.done).is_(False))
+    return list((await session.exec(query.order_by(col(ActionItem.id)))).all())
+
+
+# --- rendering ----------------------------------------------------------------------------------
+
+
+def _filters(fmt_name: str, env: jinja2.Environment) -> None:
+    """The same filter names in both formats; each escapes for its own output."""
+
+    @jinja2.pass_context
+    def names_of(ctx: jinja2.runtime.Context) -> dict[str, str]:
+        pm = ctx.get("pm")
+        return getattr(pm, "user_names", {}) or {}
+
+    if fmt_name == "markdown":
+
+        @jinja2.pass_context
+        def t(ctx: jinja2.runtime.Context, value: Any) -> str:
+            return fmt.md_inline(None if value is None else str(value), names_of(ctx))
+
+        @jinja2.pass_context
+        def block(ctx: jinja2.runtime.Context, value: Any) -> str:
+            return fmt.md_block(None if value is None else str(value), names_of(ctx))
+
+        @jinja2.pass_context
+        def user(ctx: jinja2.runtime.Context, value: str | None) -> str:
+            return fmt.md_inline(fmt.user_label(value, names_of(ctx)))
+
+        @jinja2.pass_context
+        def users(ctx: jinja2.runtime.Context, value: Iterable[str | None]) -> str:
+            return fmt.md_inline(fmt.join_users(value, names_of(ctx)))
+
+    else:
+
+        @jinja2.pass_context
+        def t(ctx: jinja2.runtime.Context, value: Any) -> str:
+            return fmt.slack_plain(None if value is None else str(value), names_of(ctx))
+
+        @jinja2.pass_context
+        def block(ctx: jinja2.runtime.Context, value: Any) -> str:
+            return fmt.html_block(None if value is None else str(value), names_of(ctx))
+
+        @jinja2.pass_context
+        def user(ctx: jinja2.runtime.Context, value: str | None) -> str:
+            return fmt.user_label(value, names_of(ctx))
+
+        @jinja2.pass_context
+        def users(ctx: jinja2.runtime.Context, value: Iterable[str | None]) -> str:
+            return fmt.join_users(value, names_of(ctx))
+
+    env.filters.update(
+        t=t,
+        block=block,
+        user=user,
+        users=users,
+        url=fmt.safe_url,
+        dt=fmt.fmt_datetime,
+        ts=fmt.fmt_timestamp,
+        dur=fmt.fmt_duration,
+        offset=fmt.fmt_offset,
+    )
+
+
+@functools.lru_cache(maxsize=32)
+def environment(fmt_name: str, templates_dir: str | None) -> jinja2.Environment:
+    """One environment per (format, folder). A user's folder comes first, so any template can be
+    overridden; `builtin/postmortem.md.j2` stays reachable for `{% extends %}`."""
+    builtin = jinja2.FileSystemLoader(str(BUILTIN_TEMPLATES))
+    loaders: list[jinja2.BaseLoader] = []
+    if templates_dir is not None:
+        loaders.append(jinja2.FileSystemLoader(templates_dir))
+    loaders += [jinja2.PrefixLoader({"builtin": builtin}), builtin]
+    env = jinja2.Environment(
+        loader=jinja2.ChoiceLoader(loaders),
+        autoescape=fmt_name == "html",
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        auto_reload=True,
+    )
+    _filters(fmt_name, env)
+    return env
+
+
+def check_format(value: str) -> Format:
+    name = (value or "").strip().lower()
+    name = {"md": "markdown", "htm": "html"}.get(name, name)
+    if name not in FORMATS:
+        raise UsageError(f"unknown post-mortem format {value!r}: use markdown or html", usage="--format markdown|html")
+    return name  # type: ignore[return-value]
+
+
+def render(data: PostmortemData, *, fmt: str = "markdown", templates_dir: Path | str | None = None) -> str:
+    """The post-mortem as Markdown or HTML. Template mistakes become a ConfigError naming file and line."""
+    fmt_name = check_format(fmt)
+    folder: str | None = None
+    if templates_dir is not None:
+        path = Path(templates_dir)
+        if not path.is_dir():
+            raise ConfigError(f"postmortem.templates_dir: {path} is not a directory")
+        folder = str(path.resolve())
+    env = environment(fmt_name, folder)
+    name = TEMPLATES[fmt_name]
+    try:
+        return env.get_template(name).render(pm=data)
+    except jinja2.TemplateSyntaxError as exc:
+        raise ConfigError(f"post-mortem template {exc.filename or exc.name}, line {exc.lineno}: {exc.message}") from exc
+    except jinja2.TemplateError as exc:
+        raise ConfigError(f"post-mortem template {_template_position(exc, name)}: {exc}") from exc
+
+
+def _template_position(exc: BaseException, default: str) -> str:
+    """`postmortem.md.j2, line 12` from the traceback Jinja rewrites to point into the template."""
+    where = default
+    tb = exc.__traceback__
+    while tb is not None:
+        filename = tb.tb_frame.f_code.co_filename
+        if filename.endswith(".j2"):
+            where = f"{Path(filename).name}, line {tb.tb_lineno}"
+        tb = tb.tb_next
+    return where
+
+
+def filename(data: PostmortemData, *, fmt: str = "markdown") -> str:
+    return f"{data.ref}-postmortem.{EXTENSIONS[check_format(fmt)]}"

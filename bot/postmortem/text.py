@@ -1,0 +1,165 @@
+"""Turning stored text into safe Markdown or HTML, and times into short human forms.
+
+Text in the database comes from Slack: it may hold Slack markup (`<@U123>`, `<#C1|name>`,
+`<!channel>`, `<https://x|label>`) and Slack's own escapes (`&lt;`, `&gt;`, `&amp;`). Both
+outputs first turn that into plain text; then Markdown escapes what would change the
+document's structure (a `|` in a table cell, a leading `#`, a `[link]`, raw `<html>`) and HTML
+relies on Jinja's autoescaping.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from datetime import datetime, timedelta
+from urllib.parse import quote
+
+from markupsafe import Markup, escape
+
+from bot.clock import format_duration, utc
+
+_SLACK_TAG = re.compile(r"<([^<>\n]*)>")
+_SLACK_ENTITIES = (("&lt;", "<"), ("&gt;", ">"), ("&amp;", "&"))
+
+
+def slack_plain(text: str | None, names: Mapping[str, str] | None = None) -> str:
+    """`<@U1>` → `@alice`, `<#C1|ops>` → `#ops`, `<url|label>` → `label (url)`, Slack entities decoded."""
+    if not text:
+        return ""
+    names = names or {}
+
+    def tag(match: re.Match[str]) -> str:
+        body = match.group(1)
+        target, _, label = body.partition("|")
+        if target.startswith("@"):
+            uid = target[1:]
+            return "@" + (names.get(uid) or label.lstrip("@") or uid)
+        if target.startswith("#"):
+            return "#" + (label or target[1:])
+        if target.startswith("!subteam^"):
+            return label or "@" + target.removeprefix("!subteam^")
+        if target.startswith("!"):
+            return label or "@" + target[1:].split("^")[0]
+        if label:
+            return f"{label} ({target})"
+        return target
+
+    out = _SLACK_TAG.sub(tag, text)
+    for entity, char in _SLACK_ENTITIES:
+        out = out.replace(entity, char)
+    return out
+
+
+def user_label(user: str | None, names: Mapping[str, str] | None = None) -> str:
+    """A Slack user ID as `@name` (or `@U123` without a name); other actors (`alertmanager`) as given."""
+    if not user:
+        return "—"
+    user = user.strip()
+    if user.startswith("<@") and user.endswith(">"):
+        return slack_plain(user, names)
+    name = (names or {}).get(user)
+    if name:
+        return "@" + name
+    if re.fullmatch(r"[UW][A-Z0-9]{2,}", user):
+        return "@" + user
+    return user
+
+
+# --- Markdown ---------------------------------------------------------------------------------
+
+# Always escaped: they open code, emphasis, links, raw HTML, tables or strikethrough anywhere.
+_MD_ALWAYS = re.compile(r"([\\`*\[\]<>|~])")
+# `_` opens emphasis only at a word boundary (CommonMark ignores intraword underscores).
+_MD_UNDERSCORE = re.compile(r"(?<![0-9A-Za-z])_|_(?![0-9A-Za-z])")
+# An `&` that starts an entity (`&amp;`, `&#60;`) would be decoded by a renderer.
+_MD_ENTITY = re.compile(r"&(?=#?[0-9A-Za-z]+;)")
+# What makes a line a heading, quote, list item or thematic break when it comes first.
+_MD_LINE_START = re.compile(r"^(#+|>|[-+=]|\d+(?=[.)]))")
+_MD_CLOSING_HASHES = re.compile(r"(\s)(#+)$")
+
+
+def _md_escape_line(line: str) -> str:
+    line = line.strip()
+    line = _MD_ALWAYS.sub(r"\\\1", line)
+    line = _MD_UNDERSCORE.sub(r"\\_", line)
+    line = _MD_ENTITY.sub(r"\\&", line)
+    match = _MD_LINE_START.match(line)
+    if match:
+        token = match.group(1)
+        if token[0].isdigit():
+            # `1. text` → `1\. text`
+            line = token + "\\" + line[len(token) :]
+        elif token[0] == "#":
+            line = "\\#" * len(token) + line[len(token) :]
+        else:
+            line = "\\" + line
+    line = _MD_CLOSING_HASHES.sub(lambda m: m.group(1) + "\\#" * len(m.group(2)), line)
+    return line
+
+
+def md_inline(text: str | None, names: Mapping[str, str] | None = None) -> str:
+    """One line of Markdown, safe in a heading, a list item or a table cell."""
+    plain = slack_plain(text, names)
+    return _md_escape_line(" ".join(plain.split()))
+
+
+def md_block(text: str | None, names: Mapping[str, str] | None = None) -> str:
+    """Several lines of Markdown: paragraphs kept, line breaks kept as hard breaks, structure escaped."""
+    plain = slack_plain(text, names).replace("\r\n", "\n").replace("\r", "\n")
+    paragraphs: list[list[str]] = [[]]
+    for raw in plain.split("\n"):
+        line = _md_escape_line(" ".join(raw.split()))
+        if line:
+            paragraphs[-1].append(line)
+        elif paragraphs[-1]:
+            paragraphs.append([])
+    return "\n\n".join("\\\n".join(lines) for lines in paragraphs if lines)
+
+
+def safe_url(value: str | None) -> str:
+    """An http(s) link made safe inside Markdown `(...)` and HTML `href`; anything else is dropped."""
+    if not value:
+        return ""
+    value = value.strip()
+    if not re.match(r"https?://", value, re.IGNORECASE):
+        return ""
+    return quote(value, safe="/:?#[]@!$&'*+,;=%-._~")
+
+
+# --- HTML -------------------------------------------------------------------------------------
+
+
+def html_block(text: str | None, names: Mapping[str, str] | None = None) -> Markup:
+    """Escaped text with its line breaks as `<br>`."""
+    plain = slack_plain(text, names).replace("\r\n", "\n").replace("\r", "\n").strip()
+    return Markup("<br>\n").join(escape(line) for line in plain.split("\n"))
+
+
+# --- times ------------------------------------------------------------------------------------
+
+
+def fmt_datetime(value: datetime | None) -> str:
+    return utc(value).strftime("%Y-%m-%d %H:%M:%S UTC") if value is not None else "—"
+
+
+def fmt_timestamp(value: datetime | None) -> str:
+    """Table form, the column header says UTC."""
+    return utc(value).strftime("%Y-%m-%d %H:%M:%S") if value is not None else "—"
+
+
+def fmt_duration(value: timedelta | None) -> str:
+    return format_duration(value) if value is not None else "—"
+
+
+def fmt_offset(value: timedelta | None) -> str:
+    """`T+3m 12s`: time since the declaration."""
+    if value is None:
+        return "—"
+    if value < timedelta(0):
+        return "T-" + format_duration(-value)
+    return "T+" + format_duration(value)
+
+
+def join_users(users: Iterable[str | None], names: Mapping[str, str] | None = None) -> str:
+    labels = [user_label(u, names) for u in users if u]
+    return ", ".join(labels) if labels else "—"

@@ -1,0 +1,115 @@
+"""Settings from the environment (and `.env`), plus the structured `bot.yml` they point to.
+
+Built once at start-up by `Settings.load()` and passed down; nothing reads `os.environ` later
+except the deploy platforms' secret env vars that bot.yml names.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from bot.config import BotConfig, load_bot_config
+from bot.exceptions import ConfigError
+
+
+def normalise_database_url(url: str) -> str:
+    """Accept the plain URLs hosts inject and pick the async driver ourselves."""
+    url = url.strip()
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url.removeprefix("postgres://")
+    if url.startswith("postgresql://"):
+        return "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    if url.startswith("postgresql+") and not url.startswith("postgresql+psycopg://"):
+        # psycopg2/asyncpg URLs from other tools: keep the rest, use our driver.
+        return "postgresql+psycopg://" + url.split("://", 1)[1]
+    if url.startswith("sqlite://") and not url.startswith("sqlite+aiosqlite://"):
+        return "sqlite+aiosqlite://" + url.removeprefix("sqlite://")
+    if url.startswith(("sqlite+aiosqlite://", "postgresql+psycopg://")):
+        return url
+    raise ValueError(f"unsupported database URL scheme in {url.split('://', 1)[0]!r}: use postgresql:// or sqlite:///")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore", frozen=False)
+
+    slack_bot_token: SecretStr | None = None
+    slack_signing_secret: SecretStr | None = None
+    slack_app_token: SecretStr | None = None
+    slack_api_url: str = "https://slack.com/api/"
+    database_url: str = "sqlite:///incident-bot.db"
+    bot_config: Path = Path("bot.yml")
+    playbooks_dir: Path = Path("playbooks")
+    port: int = Field(default=3000, ge=1, le=65535)
+    host: str = "0.0.0.0"
+    railway_token: SecretStr | None = None
+    railway_api_url: str = "https://backboard.railway.com/graphql/v2"
+    railway_token_kind: str = "auto"  # auto | bearer | project
+    vercel_token: SecretStr | None = None
+    vercel_team_id: str | None = None
+    vercel_api_url: str = "https://api.vercel.com"
+    alerts_token: SecretStr | None = None
+    log_level: str = "INFO"
+    log_format: str = "json"  # json | text
+
+    config: BotConfig = Field(default_factory=BotConfig, exclude=True)
+
+    @field_validator("database_url")
+    @classmethod
+    def _db_url(cls, value: str) -> str:
+        return normalise_database_url(value)
+
+    @field_validator("slack_api_url")
+    @classmethod
+    def _api_url(cls, value: str) -> str:
+        return value if value.endswith("/") else value + "/"
+
+    @field_validator("slack_bot_token")
+    @classmethod
+    def _bot_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().startswith("xoxb-"):
+            raise ValueError("must be a bot token starting with xoxb-")
+        return value
+
+    @field_validator("slack_app_token")
+    @classmethod
+    def _app_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value():
+            return None
+        if value is not None and not value.get_secret_value().startswith("xapp-"):
+            raise ValueError("must be an app-level token starting with xapp-")
+        return value
+
+    @property
+    def socket_mode(self) -> bool:
+        return self.slack_app_token is not None
+
+    @classmethod
+    def load(cls, **overrides: Any) -> Settings:
+        """Environment + .env + bot.yml, or ConfigError with one line per problem."""
+        import os
+
+        try:
+            settings = cls(**overrides)
+        except ValidationError as exc:
+            lines = []
+            for err in exc.errors():
+                name = str(err["loc"][0]).upper() if err["loc"] else "settings"
+                lines.append(f"{name}: {err['msg'].removeprefix('Value error, ')}")
+            raise ConfigError("\n".join(lines)) from exc
+        if "config" not in overrides:
+            explicit = "BOT_CONFIG" in os.environ or "bot_config" in overrides
+            settings.config = load_bot_config(settings.bot_config, required=explicit)
+        return settings
+
+    def require_serving(self) -> None:
+        """What `python -m bot` needs that `check` and `postmortem` do not."""
+        if self.slack_bot_token is None:
+            raise ConfigError("SLACK_BOT_TOKEN: required to serve (the bot token, xoxb-…)")
+        if not self.socket_mode and self.slack_signing_secret is None:
+            raise ConfigError(
+                "SLACK_SIGNING_SECRET: required in HTTP mode (or set SLACK_APP_TOKEN for Socket Mode)"
+            )

@@ -1,0 +1,75 @@
+"""Domain events published by the incident flows.
+
+Escalation, playbooks and post-mortems subscribe to these instead of being called by the
+incident code, so the incident lifecycle does not grow a dependency on every feature. Handlers
+run in order after the state change is committed; one failing handler is logged and does not
+stop the others or undo the change.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class IncidentEvent:
+    incident_id: int
+    actor: str | None
+
+
+@dataclass(frozen=True)
+class IncidentDeclared(IncidentEvent):
+    """Published after the incident row exists and its channel setup ran (channel may be missing)."""
+
+
+@dataclass(frozen=True)
+class IncidentAcknowledged(IncidentEvent):
+    first: bool = True
+
+
+@dataclass(frozen=True)
+class IncidentStatusChanged(IncidentEvent):
+    old: str = ""
+    new: str = ""
+
+
+@dataclass(frozen=True)
+class IncidentSeverityChanged(IncidentEvent):
+    old: str = ""
+    new: str = ""
+
+
+@dataclass(frozen=True)
+class RoleAssigned(IncidentEvent):
+    role: str = ""
+    user: str = ""
+
+
+@dataclass(frozen=True)
+class IncidentResolved(IncidentEvent):
+    pass
+
+
+E = TypeVar("E", bound=IncidentEvent)
+Handler = Callable[[Any], Awaitable[None]]
+
+
+class Bus:
+    def __init__(self) -> None:
+        self._handlers: dict[type, list[Handler]] = defaultdict(list)
+
+    def subscribe(self, event_type: type[E], handler: Callable[[E], Awaitable[None]]) -> None:
+        self._handlers[event_type].append(handler)
+
+    async def publish(self, event: IncidentEvent) -> None:
+        for handler in self._handlers.get(type(event), []):
+            try:
+                await handler(event)
+            except Exception:
+                log.exception("handler %s failed for %s", getattr(handler, "__qualname__", handler), event)

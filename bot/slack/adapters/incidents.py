@@ -1,0 +1,103 @@
+"""The incident chat port, implemented with the Slack Web API."""
+
+from __future__ import annotations
+
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.clock import Clock
+from bot.exceptions import ChatError
+from bot.incidents.models import Incident
+from bot.incidents.ports import Channel, Notice
+from bot.slack import blocks
+from bot.slack.api import call, data
+
+
+class SlackIncidentChat:
+    def __init__(self, client: AsyncWebClient, *, clock: Clock) -> None:
+        self.client = client
+        self.clock = clock
+
+    async def create_channel(self, *, name: str, private: bool) -> Channel:
+        response = await call("create channel", self.client.conversations_create(name=name, is_private=private))
+        channel = data(response)["channel"]
+        return Channel(id=channel["id"], name=channel["name"])
+
+    async def invite(self, *, channel_id: str, users: list[str]) -> None:
+        people = [u for u in users if u[:1] in {"U", "W"}]  # alerts declare as a system actor, not a person
+        if not people:
+            return
+        try:
+            await call("invite", self.client.conversations_invite(channel=channel_id, users=",".join(people)))
+        except ChatError as exc:
+            if exc.code not in {"already_in_channel", "cant_invite_self"}:
+                raise
+
+    async def set_topic(self, *, incident: Incident) -> None:
+        assert incident.channel_id
+        await call("set topic", self.client.conversations_setTopic(channel=incident.channel_id, topic=blocks.topic(incident)))
+
+    async def post_summary(self, *, incident: Incident) -> str:
+        assert incident.channel_id
+        response = await call(
+            "post summary",
+            self.client.chat_postMessage(
+                channel=incident.channel_id,
+                text=blocks.summary_text(incident),
+                blocks=blocks.summary_blocks(incident, now=self.clock.now()),
+                unfurl_links=False,
+            ),
+        )
+        message_ts = str(data(response)["ts"])
+        try:
+            await call("pin summary", self.client.pins_add(channel=incident.channel_id, timestamp=message_ts))
+        except ChatError as exc:
+            if exc.code != "already_pinned":
+                raise
+        return message_ts
+
+    async def refresh_summary(self, *, incident: Incident) -> None:
+        assert incident.channel_id and incident.summary_ts
+        await call(
+            "update summary",
+            self.client.chat_update(
+                channel=incident.channel_id,
+                ts=incident.summary_ts,
+                text=blocks.summary_text(incident),
+                blocks=blocks.summary_blocks(incident, now=self.clock.now()),
+            ),
+        )
+
+    async def announce(self, *, incident: Incident, channel: str) -> str:
+        response = await call(
+            "announce",
+            self.client.chat_postMessage(
+                channel=channel, text=blocks.summary_text(incident), blocks=blocks.announcement_blocks(incident)
+            ),
+        )
+        return str(data(response)["ts"])
+
+    async def refresh_announcement(self, *, incident: Incident) -> None:
+        assert incident.announcement_channel and incident.announcement_ts
+        await call(
+            "update announcement",
+            self.client.chat_update(
+                channel=incident.announcement_channel,
+                ts=incident.announcement_ts,
+                text=blocks.summary_text(incident),
+                blocks=blocks.announcement_blocks(incident),
+            ),
+        )
+
+    async def post_notice(self, *, incident: Incident, notice: Notice) -> str | None:
+        if not incident.channel_id:
+            return None
+        text = blocks.notice_text(incident, notice.kind, notice.actor, notice.text, notice.detail)
+        response = await call("post in channel", self.client.chat_postMessage(channel=incident.channel_id, text=text))
+        return str(data(response)["ts"])
+
+    async def permalink(self, *, channel_id: str, message_ts: str) -> str | None:
+        try:
+            response = await call("permalink", self.client.chat_getPermalink(channel=channel_id, message_ts=message_ts))
+        except ChatError:
+            return None
+        return str(data(response).get("permalink") or "") or None

@@ -1,0 +1,311 @@
+"""Block Kit for the incident surfaces. Every user-typed string goes through `escape`.
+
+Action IDs are the contract between these messages and `listeners/actions`: keep them in `ActionId`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from bot.clock import format_duration
+from bot.config import Severity
+from bot.incidents.models import ActionItem, Incident, Status
+from bot.slack.text import chunks, clip, escape, severity, user
+from bot.timeline.models import TimelineEvent
+
+Block = dict[str, Any]
+
+
+class ActionId:
+    ACK = "incident_ack"
+    UPDATE = "incident_update_open"
+    RESOLVE = "incident_resolve_open"
+    RETRY_SETUP = "incident_retry_setup"
+
+
+class CallbackId:
+    DECLARE = "incident_declare"
+    UPDATE = "incident_update"
+    RESOLVE = "incident_resolve"
+
+
+def mrkdwn(text: str) -> Block:
+    return {"type": "section", "text": {"type": "mrkdwn", "text": clip(text, 3000)}}
+
+
+def context(text: str) -> Block:
+    return {"type": "context", "elements": [{"type": "mrkdwn", "text": clip(text, 3000)}]}
+
+
+def header(text: str) -> Block:
+    return {"type": "header", "text": {"type": "plain_text", "text": clip(text, 150), "emoji": True}}
+
+
+def button(text: str, action_id: str, value: str, style: str | None = None) -> dict[str, Any]:
+    element: dict[str, Any] = {
+        "type": "button",
+        "text": {"type": "plain_text", "text": clip(text, 75), "emoji": True},
+        "action_id": action_id,
+        "value": value[:2000],
+    }
+    if style:
+        element["style"] = style
+    return element
+
+
+def ts(when: datetime | None) -> str:
+    """Slack renders this in each reader's own time zone, with UTC as the fallback text."""
+    if when is None:
+        return "—"
+    epoch = int(when.timestamp())
+    return f"<!date^{epoch}^{{date_short_pretty}} {{time}}|{when:%Y-%m-%d %H:%M UTC}>"
+
+
+def topic(incident: Incident) -> str:
+    commander = f"<@{incident.commander}>" if incident.commander else "no commander"
+    return clip(f"{incident.severity} · {incident.status} · IC {commander} · {incident.title}", 250)
+
+
+def summary_blocks(incident: Incident, *, now: datetime) -> list[Block]:
+    status = Status(incident.status)
+    fields = [
+        f"*Severity*\n{severity(incident.severity)}",
+        f"*Status*\n{status.emoji} {status.value}",
+        f"*Commander*\n{user(incident.commander)}",
+        f"*Declared by*\n{user(incident.declared_by)}",
+        f"*Declared*\n{ts(incident.declared_at)}",
+        f"*Service*\n{escape(incident.service) or '—'}",
+    ]
+    if incident.comms:
+        fields.append(f"*Comms*\n{user(incident.comms)}")
+    if incident.scribe:
+        fields.append(f"*Scribe*\n{user(incident.scribe)}")
+    if incident.acknowledged_at:
+        fields.append(f"*Acknowledged*\n{user(incident.acknowledged_by)} {ts(incident.acknowledged_at)}")
+    if incident.resolved_at:
+        fields.append(f"*Resolved*\n{ts(incident.resolved_at)} after {format_duration(incident.duration)}")
+    blocks: list[Block] = [
+        header(f"{incident.ref}: {incident.title}"),
+        {"type": "section", "fields": [{"type": "mrkdwn", "text": f} for f in fields[:10]]},
+    ]
+    if incident.description:
+        blocks.append(mrkdwn(escape(incident.description)))
+    if incident.resolution:
+        blocks.append(mrkdwn(f"*Resolution*\n{escape(incident.resolution)}"))
+    value = str(incident.id)
+    if incident.is_open:
+        actions = [button("Update status", ActionId.UPDATE, value), button("Resolve", ActionId.RESOLVE, value, "danger")]
+        if incident.acknowledged_at is None:
+            actions.insert(0, button("Acknowledge", ActionId.ACK, value, "primary"))
+        blocks.append({"type": "actions", "block_id": "incident_actions", "elements": actions})
+    blocks.append(context(f"Open for {format_duration((incident.resolved_at or now) - incident.declared_at)}"))
+    return blocks
+
+
+def summary_text(incident: Incident) -> str:
+    return f"{incident.ref} [{incident.severity}] {escape(incident.title)}: {incident.status}"
+
+
+def announcement_blocks(incident: Incident) -> list[Block]:
+    status = Status(incident.status)
+    where = f"<#{incident.channel_id}>" if incident.channel_id else "_channel not created_"
+    lines = [
+        f"{severity(incident.severity)} *{incident.ref}: {escape(incident.title)}*",
+        f"{status.emoji} {status.value} · commander {user(incident.commander)} · join {where}",
+    ]
+    if incident.resolved_at:
+        lines.append(f"Resolved after {format_duration(incident.duration)}. {escape(incident.resolution)}".strip())
+    return [mrkdwn("\n".join(lines))]
+
+
+def notice_text(incident: Incident, kind: str, actor: str | None, text: str, detail: dict[str, Any]) -> str:
+    who = user(actor) if actor else "The bot"
+    said = f"\n>{escape(text)}" if text else ""
+    if kind == "status":
+        new = Status(detail["new"])
+        return f"{new.emoji} {who} set the status to *{new.value}*{said}"
+    if kind == "severity":
+        return f"{who} changed the severity {detail['old']} → {severity(detail['new'])}"
+    if kind == "role":
+        return f"{who} made {user(detail['user'])} the *{detail['role']}*"
+    if kind == "ack":
+        return f"✋ {who} acknowledged {incident.ref}"
+    if kind == "resolved":
+        return f"✅ {who} resolved {incident.ref} after {format_duration(incident.duration)}{said}"
+    if kind == "action_item":
+        owner = f" (owner {user(detail['owner'])})" if detail.get("owner") else ""
+        return f"📋 {who} added a follow-up{owner}:{said}"
+    return f"{who}: {escape(text)}"
+
+
+def incident_list(incidents: Sequence[Incident], *, now: datetime) -> list[Block]:
+    if not incidents:
+        return [mrkdwn("No open incidents. 🎉")]
+    lines = []
+    for inc in incidents[:100]:
+        where = f"<#{inc.channel_id}>" if inc.channel_id else "(no channel)"
+        lines.append(
+            f"{severity(inc.severity)} *{inc.ref}* {escape(inc.title)} · {inc.status} · "
+            f"{user(inc.commander)} · {format_duration(now - inc.declared_at)} · {where}"
+        )
+    blocks = [header(f"Open incidents ({len(incidents)})")]
+    blocks += [mrkdwn(text) for text in chunks(lines)[:45]]
+    return blocks
+
+
+def _event_line(event: TimelineEvent) -> str:
+    star = "📌 " if event.key else ""
+    who = f" {user(event.actor)}" if event.actor else ""
+    text = escape(event.text)
+    if event.kind == "status":
+        text = f"{event.data.get('old')} → {event.data.get('new')}" + (f": {text}" if text else "")
+    link = f" <{event.permalink}|↗>" if event.permalink else ""
+    return f"`{event.at:%m-%d %H:%M:%S}` {star}*{event.kind}*{who} {clip(text, 500)}{link}"
+
+
+def timeline_blocks(incident: Incident, events: Sequence[TimelineEvent], *, total: int) -> list[Block]:
+    blocks = [header(f"{incident.ref} timeline (UTC)")]
+    blocks += [mrkdwn(text) for text in chunks([_event_line(e) for e in events])[:45]]
+    if total > len(events):
+        blocks.append(context(f"Showing the last {len(events)} of {total} events. `/incident postmortem` has them all."))
+    return blocks
+
+
+def action_item_line(item: ActionItem) -> str:
+    owner = f" ({user(item.owner)})" if item.owner else ""
+    return f"• {escape(item.text)}{owner}"
+
+
+def usage_blocks(message: str, usage: str, suggestion: str | None) -> list[Block]:
+    text = f"{escape(message)}\nUsage: `{usage}`"
+    if suggestion:
+        text += f"\nDid you mean: `{escape(suggestion)}`"
+    return [mrkdwn(text)]
+
+
+def _severity_options() -> list[dict[str, Any]]:
+    return [
+        {"text": {"type": "plain_text", "text": f"{s.value} ({s.label})"}, "value": s.value} for s in Severity
+    ]
+
+
+def declare_modal(*, services: Sequence[str], playbooks: Sequence[tuple[str, str]], channel_id: str) -> dict[str, Any]:
+    blocks: list[Block] = [
+        {
+            "type": "input",
+            "block_id": "title",
+            "label": {"type": "plain_text", "text": "What is broken?"},
+            "element": {"type": "plain_text_input", "action_id": "value", "max_length": 300},
+        },
+        {
+            "type": "input",
+            "block_id": "severity",
+            "label": {"type": "plain_text", "text": "Severity"},
+            "element": {
+                "type": "static_select",
+                "action_id": "value",
+                "options": _severity_options(),
+                "initial_option": _severity_options()[1],
+            },
+        },
+    ]
+    if services:
+        blocks.append(
+            {
+                "type": "input",
+                "block_id": "service",
+                "optional": True,
+                "label": {"type": "plain_text", "text": "Service"},
+                "element": {
+                    "type": "static_select",
+                    "action_id": "value",
+                    "options": [{"text": {"type": "plain_text", "text": s}, "value": s} for s in services[:100]],
+                },
+            }
+        )
+    if playbooks:
+        blocks.append(
+            {
+                "type": "input",
+                "block_id": "playbook",
+                "optional": True,
+                "label": {"type": "plain_text", "text": "Playbook"},
+                "element": {
+                    "type": "static_select",
+                    "action_id": "value",
+                    "options": [
+                        {"text": {"type": "plain_text", "text": clip(title, 75)}, "value": pid}
+                        for pid, title in playbooks[:100]
+                    ],
+                },
+            }
+        )
+    blocks.append(
+        {
+            "type": "input",
+            "block_id": "description",
+            "optional": True,
+            "label": {"type": "plain_text", "text": "What do you know so far?"},
+            "element": {"type": "plain_text_input", "action_id": "value", "multiline": True, "max_length": 3000},
+        }
+    )
+    return {
+        "type": "modal",
+        "callback_id": CallbackId.DECLARE,
+        "private_metadata": channel_id,
+        "title": {"type": "plain_text", "text": "Declare an incident"},
+        "submit": {"type": "plain_text", "text": "Declare"},
+        "close": {"type": "plain_text", "text": "Cancel"},
+        "blocks": blocks,
+    }
+
+
+def update_modal(incident: Incident) -> dict[str, Any]:
+    options = [
+        {"text": {"type": "plain_text", "text": f"{s.emoji} {s.value}"}, "value": s.value}
+        for s in (Status.INVESTIGATING, Status.IDENTIFIED, Status.MONITORING)
+    ]
+    current = next((o for o in options if o["value"] == incident.status), options[0])
+    return {
+        "type": "modal",
+        "callback_id": CallbackId.UPDATE,
+        "private_metadata": str(incident.id),
+        "title": {"type": "plain_text", "text": clip(f"Update {incident.ref}", 24)},
+        "submit": {"type": "plain_text", "text": "Post update"},
+        "blocks": [
+            {
+                "type": "input",
+                "block_id": "status",
+                "label": {"type": "plain_text", "text": "Status"},
+                "element": {"type": "static_select", "action_id": "value", "options": options, "initial_option": current},
+            },
+            {
+                "type": "input",
+                "block_id": "message",
+                "optional": True,
+                "label": {"type": "plain_text", "text": "What changed?"},
+                "element": {"type": "plain_text_input", "action_id": "value", "multiline": True, "max_length": 3000},
+            },
+        ],
+    }
+
+
+def resolve_modal(incident: Incident) -> dict[str, Any]:
+    return {
+        "type": "modal",
+        "callback_id": CallbackId.RESOLVE,
+        "private_metadata": str(incident.id),
+        "title": {"type": "plain_text", "text": clip(f"Resolve {incident.ref}", 24)},
+        "submit": {"type": "plain_text", "text": "Resolve"},
+        "blocks": [
+            {
+                "type": "input",
+                "block_id": "summary",
+                "optional": True,
+                "label": {"type": "plain_text", "text": "Resolution summary (root cause, fix)"},
+                "element": {"type": "plain_text_input", "action_id": "value", "multiline": True, "max_length": 3000},
+            }
+        ],
+    }

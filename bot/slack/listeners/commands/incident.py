@@ -1,0 +1,232 @@
+"""`/incident`: where the slash command lands. Parse, ack, run one flow, reply."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from slack_bolt.async_app import AsyncAck, AsyncApp
+from slack_bolt.context.respond.async_respond import AsyncRespond
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.deps import Deps
+from bot.exceptions import UsageError
+from bot.incidents import flows, grammar, service
+from bot.incidents.flows import Outcome
+from bot.slack import blocks
+from bot.slack.listeners.common import CommandContext, guarded, known, subcommand
+from bot.slack.text import escape
+from bot.timeline import service as timeline
+
+log = logging.getLogger(__name__)
+
+TIMELINE_LIMIT = 60
+
+
+def _problems(outcome: Outcome) -> str:
+    if not outcome.problems:
+        return ""
+    return "\n⚠️ " + "; ".join(outcome.problems)
+
+
+async def _declare(ctx: CommandContext) -> None:
+    cmd = ctx.command
+    assert isinstance(cmd, grammar.Declare)
+    playbook = cmd.playbook
+    registry = ctx.deps.services.get("playbooks")
+    if playbook is None and registry is not None and hasattr(registry, "choose"):
+        chosen = registry.choose(title=cmd.title, service=cmd.service)
+        playbook = getattr(chosen, "id", None)
+    severity = cmd.severity
+    if severity is None and playbook and registry is not None:
+        severity = getattr(registry.get(playbook), "severity", None)
+    outcome = await flows.declare(
+        ctx.deps,
+        title=cmd.title,
+        declared_by=ctx.user_id,
+        severity=severity,
+        service_name=cmd.service,
+        playbook_id=playbook,
+    )
+    await _after_declare(ctx.respond, outcome)
+
+
+async def _after_declare(respond: AsyncRespond, outcome: Outcome) -> None:
+    incident = outcome.incident
+    where = f"<#{incident.channel_id}>" if incident.channel_id else "(no channel yet)"
+    await respond(
+        text=f"🚨 {incident.ref} [{incident.severity}] {escape(incident.title)} declared by "
+        f"<@{incident.declared_by}>: join {where}",
+        response_type="in_channel",
+        replace_original=False,
+    )
+    if outcome.problems:
+        await respond(
+            text=f"{incident.ref} is saved, but {'; '.join(outcome.problems)}.",
+            blocks=[
+                blocks.mrkdwn(
+                    f"⚠️ *{incident.ref} is saved*, but {escape('; '.join(outcome.problems))}.\n"
+                    "Press *Retry setup* once Slack is reachable again; finished steps are skipped."
+                ),
+                {
+                    "type": "actions",
+                    "elements": [blocks.button("Retry setup", blocks.ActionId.RETRY_SETUP, str(incident.id), "primary")],
+                },
+            ],
+            response_type="ephemeral",
+            replace_original=False,
+        )
+
+
+async def _update(ctx: CommandContext) -> None:
+    cmd = ctx.command
+    assert isinstance(cmd, grammar.Update)
+    incident = await ctx.incident()
+    outcome = await flows.update_status(
+        ctx.deps, incident_id=incident.id or 0, status=cmd.status, message=cmd.message, actor=ctx.user_id
+    )
+    await ctx.ephemeral(f"{incident.ref} is now *{cmd.status.value}*.{_problems(outcome)}")
+
+
+async def _note(ctx: CommandContext) -> None:
+    cmd = ctx.command
+    assert isinstance(cmd, grammar.Text)
+    incident = await ctx.incident()
+    await flows.add_note(ctx.deps, incident_id=incident.id or 0, text=cmd.text, actor=ctx.user_id)
+    await ctx.ephemeral(f"📝 Noted on the {incident.ref} timeline.")
+
+
+async def _action(ctx: CommandContext) -> None:
+    cmd = ctx.command
+    assert isinstance(cmd, grammar.ActionItemCmd)
+    incident = await ctx.incident()
+    await flows.add_action_item(ctx.deps, incident_id=incident.id or 0, text=cmd.text, owner=cmd.owner, actor=ctx.user_id)
+    async with ctx.deps.db.session() as session:
+        items = await service.action_items(session, incident_id=incident.id or 0)
+    listing = "\n".join(blocks.action_item_line(item) for item in items)
+    await ctx.ephemeral(f"📋 Follow-up added to {incident.ref}. All follow-ups:\n{listing}")
+
+
+async def _sev(ctx: CommandContext) -> None:
+    cmd = ctx.command
+    assert isinstance(cmd, grammar.Sev)
+    incident = await ctx.incident()
+    outcome = await flows.change_severity(ctx.deps, incident_id=incident.id or 0, severity=cmd.severity, actor=ctx.user_id)
+    await ctx.ephemeral(f"{incident.ref} is now {cmd.severity}.{_problems(outcome)}")
+
+
+async def _role(ctx: CommandContext) -> None:
+    cmd = ctx.command
+    assert isinstance(cmd, grammar.RoleCmd)
+    incident = await ctx.incident()
+    outcome = await flows.assign_role(
+        ctx.deps, incident_id=incident.id or 0, role=cmd.role, user=cmd.user, actor=ctx.user_id
+    )
+    await ctx.ephemeral(f"<@{cmd.user}> is the {cmd.role.value} of {incident.ref}.{_problems(outcome)}")
+
+
+async def _ack(ctx: CommandContext) -> None:
+    incident = await ctx.incident()
+    outcome = await flows.acknowledge(ctx.deps, incident_id=incident.id or 0, actor=ctx.user_id)
+    if outcome.changed:
+        await ctx.ephemeral(f"✋ You acknowledged {incident.ref}.{_problems(outcome)}")
+    else:
+        by = outcome.incident.acknowledged_by
+        await ctx.ephemeral(f"{incident.ref} was acknowledged already by <@{by}>; your ack is on the timeline.")
+
+
+async def _resolve(ctx: CommandContext) -> None:
+    cmd = ctx.command
+    assert isinstance(cmd, grammar.Text)
+    incident = await ctx.incident()
+    outcome = await flows.resolve(ctx.deps, incident_id=incident.id or 0, summary=cmd.text, actor=ctx.user_id)
+    await ctx.ephemeral(f"✅ {incident.ref} resolved.{_problems(outcome)}")
+
+
+async def _timeline(ctx: CommandContext) -> None:
+    incident = await ctx.incident()
+    async with ctx.deps.db.session() as session:
+        recent = await timeline.events(session, incident_id=incident.id or 0, limit=TIMELINE_LIMIT, newest_first=True)
+        total = await timeline.count(session, incident_id=incident.id or 0)
+    recent.reverse()
+    await ctx.ephemeral(f"{incident.ref} timeline", blocks.timeline_blocks(incident, recent, total=total))
+
+
+async def _list(ctx: CommandContext) -> None:
+    async with ctx.deps.db.session() as session:
+        incidents = await service.list_open(session)
+    await ctx.ephemeral(f"{len(incidents)} open incidents", blocks.incident_list(incidents, now=ctx.deps.clock.now()))
+
+
+async def _help(ctx: CommandContext) -> None:
+    await ctx.ephemeral("```" + grammar.help_text() + "```")
+
+
+async def _not_configured(ctx: CommandContext) -> None:
+    what = {
+        "oncall": "On-call rotation",
+        "postmortem": "Post-mortem generation",
+        "stats": "Incident statistics",
+        "playbook": "Playbooks",
+    }.get(ctx.command.name, ctx.command.name)
+    await ctx.ephemeral(f"{what} is not configured on this bot yet.")
+
+
+HANDLERS = {
+    "declare": _declare,
+    "update": _update,
+    "note": _note,
+    "action": _action,
+    "sev": _sev,
+    "role": _role,
+    "ack": _ack,
+    "resolve": _resolve,
+    "timeline": _timeline,
+    "list": _list,
+    "help": _help,
+}
+
+
+def register(app: AsyncApp, deps: Deps) -> None:
+    @app.command("/incident")
+    async def incident_command(
+        ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond, client: AsyncWebClient
+    ) -> None:
+        try:
+            cmd = grammar.parse(command.get("text", ""), known=known(deps))
+        except UsageError as exc:
+            await ack(
+                text=f"{exc} Usage: {exc.usage}",
+                blocks=blocks.usage_blocks(str(exc), exc.usage, exc.suggestion),
+                response_type="ephemeral",
+            )
+            return
+        if isinstance(cmd, grammar.Declare) and cmd.interactive:
+            await ack()
+            await guarded(respond, lambda: _open_declare_modal(deps, client, command))
+            return
+        await ack()
+        handler = HANDLERS.get(cmd.name) or subcommand(deps, cmd.name) or _not_configured
+        ctx = CommandContext(
+            deps=deps,
+            command=cmd,
+            user_id=command["user_id"],
+            channel_id=command.get("channel_id", ""),
+            respond=respond,
+            client=client,
+            trigger_id=command.get("trigger_id"),
+        )
+        await guarded(respond, lambda: handler(ctx))
+
+
+async def _open_declare_modal(deps: Deps, client: AsyncWebClient, command: dict[str, Any]) -> None:
+    from bot.slack.api import call
+
+    registry = deps.services.get("playbooks")
+    playbooks: list[tuple[str, str]] = []
+    if registry is not None and hasattr(registry, "all"):
+        playbooks = [(p.id, p.title) for p in registry.all()]
+    view = blocks.declare_modal(
+        services=sorted(deps.settings.config.services), playbooks=playbooks, channel_id=command.get("channel_id", "")
+    )
+    await call("open the declare form", client.views_open(trigger_id=command["trigger_id"], view=view))

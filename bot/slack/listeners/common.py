@@ -1,0 +1,117 @@
+"""What every listener shares: finding the incident a request is about, and replying to errors."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from slack_bolt.context.respond.async_respond import AsyncRespond
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.deps import Deps
+from bot.exceptions import BotError, UsageError
+from bot.incidents import grammar, service
+from bot.incidents.models import Incident
+from bot.slack import blocks
+from bot.slack.text import escape
+
+log = logging.getLogger(__name__)
+
+
+def known(deps: Deps) -> grammar.Known:
+    registry = deps.services.get("playbooks")
+    playbook_ids: frozenset[str] = frozenset()
+    if registry is not None:
+        try:
+            playbook_ids = frozenset(registry.ids())
+        except Exception:
+            playbook_ids = frozenset()
+    return grammar.Known(services=frozenset(deps.settings.config.services), playbooks=playbook_ids)
+
+
+async def find_incident(deps: Deps, *, number: int | None, channel_id: str | None, usage: str) -> Incident:
+    """`INC-<n>` wins; else the incident whose channel this is; else a usage error that says how to name one."""
+    async with deps.db.session() as session:
+        if number is not None:
+            return await service.get(session, number=number)
+        if channel_id:
+            incident = await service.by_channel(session, channel_id=channel_id)
+            if incident is not None:
+                return incident
+    example = usage.replace("/incident ", "/incident INC-7 ", 1)
+    raise UsageError(
+        "This is not an incident channel: run it in the incident's channel or name the incident.",
+        usage=example,
+    )
+
+
+async def reply_error(respond: AsyncRespond, exc: BaseException) -> None:
+    """Every failure the user caused or can act on gets an ephemeral answer; the rest is logged with a trace."""
+    if isinstance(exc, UsageError):
+        await respond(
+            text=f"{exc} Usage: {exc.usage}",
+            blocks=blocks.usage_blocks(str(exc), exc.usage, exc.suggestion),
+            response_type="ephemeral",
+            replace_original=False,
+        )
+        return
+    if isinstance(exc, BotError):
+        await respond(text=f"⚠️ {escape(str(exc))}", response_type="ephemeral", replace_original=False)
+        return
+    log.exception("unexpected error in a listener", exc_info=exc)
+    await respond(
+        text="⚠️ Something went wrong on our side; it is logged. Nothing you typed was lost: try again, "
+        "or check `/incident timeline`.",
+        response_type="ephemeral",
+        replace_original=False,
+    )
+
+
+async def guarded(respond: AsyncRespond, work: Callable[[], Awaitable[Any]]) -> None:
+    """Run slow work after the ack; any exception becomes a reply instead of a silent failure."""
+    try:
+        await work()
+    except Exception as exc:
+        try:
+            await reply_error(respond, exc)
+        except Exception:
+            log.exception("could not tell the user about an error")
+
+
+@dataclass
+class CommandContext:
+    """Handed to /incident subcommand handlers, including the ones other domains register."""
+
+    deps: Deps
+    command: grammar.Command
+    user_id: str
+    channel_id: str
+    respond: AsyncRespond
+    client: AsyncWebClient
+    trigger_id: str | None = None
+
+    async def incident(self) -> Incident:
+        return await find_incident(
+            self.deps,
+            number=self.command.incident,
+            channel_id=self.channel_id,
+            usage=grammar.USAGE.get(self.command.name, "/incident help"),
+        )
+
+    async def ephemeral(self, text: str, blocks: list[dict[str, Any]] | None = None) -> None:
+        await self.respond(text=text, blocks=blocks, response_type="ephemeral", replace_original=False)
+
+
+SubcommandHandler = Callable[[CommandContext], Awaitable[None]]
+
+
+def register_subcommand(deps: Deps, name: str, handler: SubcommandHandler) -> None:
+    """Other domains (on-call, post-mortem, stats, playbooks) plug their /incident subcommand in here."""
+    deps.services.setdefault("incident_subcommands", {})[name] = handler
+
+
+def subcommand(deps: Deps, name: str) -> SubcommandHandler | None:
+    handler: SubcommandHandler | None = deps.services.get("incident_subcommands", {}).get(name)
+    return handler

@@ -1,0 +1,121 @@
+"""Modal submissions: declare, status update, resolve.
+
+A submission is acked at once (with field errors when invalid, which keeps the modal open);
+the flow runs after the ack and its result reaches the user as an ephemeral message or a DM.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from slack_bolt.async_app import AsyncAck, AsyncApp
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.config import Severity
+from bot.deps import Deps
+from bot.exceptions import BotError, ChatError
+from bot.incidents import flows
+from bot.incidents.grammar import MAX_TITLE
+from bot.incidents.models import Status
+from bot.slack import blocks
+from bot.slack.api import call
+from bot.slack.text import escape
+
+log = logging.getLogger(__name__)
+
+
+def _value(view: dict[str, Any], block_id: str) -> str | None:
+    element = view.get("state", {}).get("values", {}).get(block_id, {}).get("value", {})
+    if element.get("type") in {"static_select", "external_select"} or "selected_option" in element:
+        option = element.get("selected_option") or {}
+        return option.get("value")
+    value = element.get("value")
+    return value.strip() if isinstance(value, str) else None
+
+
+async def tell(
+    client: AsyncWebClient, *, user: str, channel: str | None, text: str, extra: list[dict[str, Any]] | None = None
+) -> None:
+    """Ephemeral in the channel the form came from when the bot can post there; a DM otherwise."""
+    body = [blocks.mrkdwn(text), *(extra or [])] if extra else None
+    if channel:
+        try:
+            await call("reply", client.chat_postEphemeral(channel=channel, user=user, text=text, blocks=body))
+            return
+        except ChatError:
+            pass
+    try:
+        await call("reply by DM", client.chat_postMessage(channel=user, text=text, blocks=body))
+    except ChatError:
+        log.warning("could not tell %s: %s", user, text)
+
+
+def register(app: AsyncApp, deps: Deps) -> None:
+    @app.view(blocks.CallbackId.DECLARE)
+    async def declare_submitted(ack: AsyncAck, body: dict[str, Any], view: dict[str, Any], client: AsyncWebClient) -> None:
+        title = _value(view, "title") or ""
+        if not title:
+            await ack(response_action="errors", errors={"title": "Say what is broken, in a few words."})
+            return
+        if len(title) > MAX_TITLE:
+            await ack(response_action="errors", errors={"title": f"Keep it under {MAX_TITLE} characters."})
+            return
+        await ack()
+        user = body["user"]["id"]
+        origin = view.get("private_metadata") or None
+        severity_value = _value(view, "severity")
+        try:
+            outcome = await flows.declare(
+                deps,
+                title=title,
+                declared_by=user,
+                severity=Severity(severity_value) if severity_value else None,
+                service_name=_value(view, "service"),
+                playbook_id=_value(view, "playbook"),
+                description=_value(view, "description") or "",
+            )
+        except BotError as exc:
+            await tell(client, user=user, channel=origin, text=f"⚠️ {escape(str(exc))}")
+            return
+        incident = outcome.incident
+        where = f"<#{incident.channel_id}>" if incident.channel_id else "(no channel yet)"
+        text = f"🚨 {incident.ref} declared: {where}"
+        extra = None
+        if outcome.problems:
+            text += f"\n⚠️ {incident.ref} is saved, but {escape('; '.join(outcome.problems))}. Press Retry setup."
+            retry = blocks.button("Retry setup", blocks.ActionId.RETRY_SETUP, str(incident.id), "primary")
+            extra = [{"type": "actions", "elements": [retry]}]
+        await tell(client, user=user, channel=origin, text=text, extra=extra)
+
+    @app.view(blocks.CallbackId.UPDATE)
+    async def update_submitted(ack: AsyncAck, body: dict[str, Any], view: dict[str, Any], client: AsyncWebClient) -> None:
+        status = _value(view, "status")
+        if status not in {s.value for s in Status} or status == Status.RESOLVED:
+            await ack(response_action="errors", errors={"status": "Pick investigating, identified or monitoring."})
+            return
+        await ack()
+        user = body["user"]["id"]
+        number = int(view.get("private_metadata") or 0)
+        try:
+            outcome = await flows.update_status(
+                deps, incident_id=number, status=Status(status), message=_value(view, "message") or "", actor=user
+            )
+        except BotError as exc:
+            await tell(client, user=user, channel=None, text=f"⚠️ {escape(str(exc))}")
+            return
+        if outcome.problems:
+            await tell(client, user=user, channel=outcome.incident.channel_id, text="⚠️ " + "; ".join(outcome.problems))
+
+    @app.view(blocks.CallbackId.RESOLVE)
+    async def resolve_submitted(ack: AsyncAck, body: dict[str, Any], view: dict[str, Any], client: AsyncWebClient) -> None:
+        await ack()
+        user = body["user"]["id"]
+        number = int(view.get("private_metadata") or 0)
+        try:
+            outcome = await flows.resolve(deps, incident_id=number, summary=_value(view, "summary") or "", actor=user)
+        except BotError as exc:
+            await tell(client, user=user, channel=None, text=f"⚠️ {escape(str(exc))}")
+            return
+        if outcome.problems:
+            await tell(client, user=user, channel=outcome.incident.channel_id, text="⚠️ " + "; ".join(outcome.problems))

@@ -1,0 +1,54 @@
+"""Making user text safe to echo in Slack.
+
+Slack mrkdwn treats `<...>` as a link or mention (`<!channel>`, `<@U1>`, `<https://evil|Docs>`), so
+`&`, `<` and `>` are escaped in everything a user typed. We never send `link_names`, so a bare
+`@channel` stays plain text.
+"""
+
+from __future__ import annotations
+
+from bot.config import Severity
+
+MAX_SECTION = 3000
+
+
+def escape(text: str | None) -> str:
+    if not text:
+        return ""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def user(user_id: str | None) -> str:
+    return f"<@{user_id}>" if user_id else "_unassigned_"
+
+
+def channel(channel_id: str | None) -> str:
+    return f"<#{channel_id}>" if channel_id else "_no channel_"
+
+
+SEVERITY_EMOJI = {Severity.P1: "🔴", Severity.P2: "🟠", Severity.P3: "🟡", Severity.P4: "🔵"}
+
+
+def severity(sev: Severity | str) -> str:
+    sev = Severity(sev)
+    return f"{SEVERITY_EMOJI[sev]} {sev.value} ({sev.label})"
+
+
+def chunks(lines: list[str], *, limit: int = MAX_SECTION) -> list[str]:
+    """Pack lines into section-sized texts without splitting a line."""
+    out: list[str] = []
+    current = ""
+    for line in lines:
+        line = clip(line, limit)
+        if current and len(current) + 1 + len(line) > limit:
+            out.append(current)
+            current = line
+        else:
+            current = f"{current}\n{line}" if current else line
+    if current:
+        out.append(current)
+    return out

@@ -1,0 +1,70 @@
+"""Timeline events: the record every post-mortem is written from."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import JSON, Column, Index
+from sqlmodel import Field, SQLModel
+
+from bot.db import UTCDateTime
+
+
+class Kind(StrEnum):
+    """What happened. Other domains add their own kinds as plain strings (`page`, `playbook_step`...)."""
+
+    DECLARED = "declared"
+    STATUS = "status"
+    SEVERITY = "severity"
+    ROLE = "role"
+    ACK = "ack"
+    NOTE = "note"
+    ACTION_ITEM = "action_item"
+    RESOLVED = "resolved"
+    MESSAGE = "message"
+    CHAT_ERROR = "chat_error"
+    SETUP = "setup"
+    # Written by other domains; listed so the post-mortem knows them.
+    PAGE = "page"
+    REMINDER = "reminder"
+    PLAYBOOK = "playbook"
+    PLAYBOOK_STEP = "playbook_step"
+    HEALTH = "health"
+    DEPLOY = "deploy"
+    ALERT = "alert"
+    POSTMORTEM = "postmortem"
+
+
+class TimelineEventBase(SQLModel):
+    kind: str = Field(max_length=40)
+    actor: str | None = Field(default=None, max_length=100)
+    text: str = ""
+    key: bool = False
+
+
+class TimelineEvent(TimelineEventBase, table=True):
+    __tablename__ = "timeline_events"
+    __table_args__ = (
+        Index("ix_timeline_incident_at", "incident_id", "at", "id"),
+        # A Slack message is stored once, however often its event is delivered.
+        Index("ux_timeline_message", "channel_id", "message_ts", unique=True),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    incident_id: int = Field(foreign_key="incidents.id")
+    at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    channel_id: str | None = None
+    message_ts: str | None = None
+    permalink: str | None = None
+    data: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
+class ProcessedEvent(SQLModel, table=True):
+    """Slack `event_id`s already handled: retries of the same delivery are dropped."""
+
+    __tablename__ = "processed_events"
+
+    event_id: str = Field(primary_key=True, max_length=100)
+    received_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))

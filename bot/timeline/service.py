@@ -1,0 +1,147 @@
+"""Writing and reading an incident's timeline."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, update
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.timeline.models import Kind, ProcessedEvent, TimelineEvent
+
+
+def add(
+    session: AsyncSession,
+    *,
+    incident_id: int,
+    kind: str,
+    at: datetime,
+    actor: str | None = None,
+    text: str = "",
+    key: bool = False,
+    data: dict[str, Any] | None = None,
+    channel_id: str | None = None,
+    message_ts: str | None = None,
+    permalink: str | None = None,
+) -> TimelineEvent:
+    """Stage an event in the caller's transaction, so the event and the state change commit together."""
+    event = TimelineEvent(
+        incident_id=incident_id,
+        kind=str(kind),
+        at=at,
+        actor=actor,
+        text=text,
+        key=key,
+        data=data or {},
+        channel_id=channel_id,
+        message_ts=message_ts,
+        permalink=permalink,
+    )
+    session.add(event)
+    return event
+
+
+async def record(session: AsyncSession, **kwargs: Any) -> TimelineEvent:
+    """Add and commit one event on its own."""
+    event = add(session, **kwargs)
+    await session.commit()
+    return event
+
+
+async def events(
+    session: AsyncSession,
+    *,
+    incident_id: int,
+    kinds: Sequence[str] | None = None,
+    key_only: bool = False,
+    limit: int | None = None,
+    newest_first: bool = False,
+) -> list[TimelineEvent]:
+    query = select(TimelineEvent).where(TimelineEvent.incident_id == incident_id)
+    if kinds:
+        query = query.where(col(TimelineEvent.kind).in_([str(k) for k in kinds]))
+    if key_only:
+        query = query.where(col(TimelineEvent.key).is_(True))
+    order = (col(TimelineEvent.at).desc(), col(TimelineEvent.id).desc()) if newest_first else (
+        col(TimelineEvent.at),
+        col(TimelineEvent.id),
+    )
+    query = query.order_by(*order)
+    if limit is not None:
+        query = query.limit(limit)
+    return list((await session.exec(query)).all())
+
+
+async def count(session: AsyncSession, *, incident_id: int) -> int:
+    result = await session.exec(
+        select(func.count()).select_from(TimelineEvent).where(TimelineEvent.incident_id == incident_id)
+    )
+    return int(result.one())
+
+
+async def store_message(
+    session: AsyncSession,
+    *,
+    incident_id: int,
+    channel_id: str,
+    message_ts: str,
+    at: datetime,
+    actor: str | None,
+    text: str,
+    permalink: str | None = None,
+) -> TimelineEvent | None:
+    """Keep a channel message; None when it is stored already (Slack redelivers)."""
+    event = TimelineEvent(
+        incident_id=incident_id,
+        kind=Kind.MESSAGE,
+        at=at,
+        actor=actor,
+        text=text,
+        channel_id=channel_id,
+        message_ts=message_ts,
+        permalink=permalink,
+        data={},
+    )
+    session.add(event)
+    try:
+        await session.commit()
+    except IntegrityError:
+        await session.rollback()
+        return None
+    return event
+
+
+async def edit_message(session: AsyncSession, *, channel_id: str, message_ts: str, text: str) -> bool:
+    result = await session.exec(  # type: ignore[call-overload]
+        update(TimelineEvent)
+        .where(col(TimelineEvent.channel_id) == channel_id, col(TimelineEvent.message_ts) == message_ts)
+        .values(text=text)
+    )
+    await session.commit()
+    return bool(result.rowcount)
+
+
+async def set_key(session: AsyncSession, *, channel_id: str, message_ts: str, key: bool) -> bool:
+    """Mark or unmark the event for a message; False when the message is not on any timeline."""
+    result = await session.exec(  # type: ignore[call-overload]
+        update(TimelineEvent)
+        .where(col(TimelineEvent.channel_id) == channel_id, col(TimelineEvent.message_ts) == message_ts)
+        .values(key=key)
+    )
+    await session.commit()
+    return bool(result.rowcount)
+
+
+async def first_delivery(session: AsyncSession, *, event_id: str, at: datetime) -> bool:
+    """True the first time an `event_id` is seen; an insert race between replicas is settled by the key."""
+    session.add(ProcessedEvent(event_id=event_id, received_at=at))
+    try:
+        await session.commit()
+    except IntegrityError:
+        await session.rollback()
+        return False
+    return True

@@ -1,0 +1,108 @@
+"""Fixtures shared by the whole suite.
+
+`TEST_DATABASE=postgresql` runs every test against a real PostgreSQL server started here
+(`TEST_DATABASE_URL` points at one you run yourself); the default is a SQLite file per test.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.config import BotConfig
+from bot.db import Database
+from bot.settings import Settings
+from tests.fakes.slack_api import FakeSlack
+from tests.harness import SECRET, BotHarness, start_bot
+from tests.pg import PostgresServer, create_database
+
+BACKEND = os.environ.get("TEST_DATABASE", "sqlite").lower()
+USERS = {"U0ALICE": "alice", "U0BOB": "bob", "U0CAROL": "carol", "U0LEAD": "lead", "U0CTO": "cto"}
+
+
+def pytest_report_header() -> str:
+    return f"database backend: {BACKEND}"
+
+
+@pytest.fixture(scope="session")
+def postgres_admin_url() -> Iterator[str | None]:
+    if BACKEND != "postgresql":
+        yield None
+        return
+    if os.environ.get("TEST_DATABASE_URL"):
+        yield os.environ["TEST_DATABASE_URL"]
+        return
+    server = PostgresServer.start()
+    try:
+        yield server.admin_url
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def database_url(tmp_path: Path, postgres_admin_url: str | None) -> str:
+    """A fresh, empty database for this test, as the plain URL a user would configure."""
+    if postgres_admin_url is None:
+        return f"sqlite:///{tmp_path / 'bot.db'}"
+    name = create_database(postgres_admin_url)
+    return postgres_admin_url.rsplit("/", 1)[0] + f"/{name}"
+
+
+@pytest.fixture
+async def db(database_url: str) -> AsyncIterator[Database]:
+    from bot.settings import normalise_database_url
+
+    database = Database(normalise_database_url(database_url))
+    await database.migrate()
+    yield database
+    await database.dispose()
+
+
+@pytest.fixture
+async def fake_slack() -> AsyncIterator[FakeSlack]:
+    fake = FakeSlack()
+    await fake.start()
+    for user_id, name in USERS.items():
+        fake.add_user(user_id, name)
+    fake.add_channel("general", channel_id="C0GENERAL", members=list(USERS))
+    fake.add_channel("incidents", channel_id="C0INCIDENTS", members=list(USERS))
+    fake.add_channel("alerts", channel_id="C0ALERTS", members=list(USERS))
+    yield fake
+    await fake.stop()
+
+
+def make_settings(*, fake: FakeSlack, database_url: str, tmp_path: Path, config: dict[str, Any] | None = None, **env: Any) -> Settings:
+    raw = {"channels": {"announcements": "C0INCIDENTS", "alerts": "C0ALERTS"}}
+    raw.update(config or {})
+    values: dict[str, Any] = {
+        "slack_bot_token": fake.bot_token,
+        "slack_signing_secret": SECRET,
+        "slack_api_url": fake.url,
+        "database_url": database_url,
+        "playbooks_dir": Path(__file__).resolve().parent.parent / "playbooks",
+        "bot_config": tmp_path / "bot.yml",
+        "config": BotConfig.model_validate(raw),
+        "_env_file": None,
+    }
+    values.update(env)
+    return Settings.load(**values)
+
+
+@pytest.fixture
+def bot_config() -> dict[str, Any]:
+    """Override in a test module (or parametrize indirectly) to give the bot another bot.yml."""
+    return {}
+
+
+@pytest.fixture
+async def bot(fake_slack: FakeSlack, database_url: str, tmp_path: Path, bot_config: dict[str, Any]) -> AsyncIterator[BotHarness]:
+    settings = make_settings(fake=fake_slack, database_url=database_url, tmp_path=tmp_path, config=bot_config)
+    harness, stop = await start_bot(fake=fake_slack, settings=settings)
+    try:
+        yield harness
+    finally:
+        await stop()
