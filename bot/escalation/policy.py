@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
-from bot.clock import format_duration
 from bot.config import Escalation, Severity
 
 StopOn = Literal["resolve", "ack"]
@@ -72,17 +71,26 @@ def next_repeat(
     if level != last:
         return None
     spec = escalation.levels[last - 1]
-    return PlannedPage(
-        level=last, repeat=repeat + 1, name=spec.name, due_at=due_at + every, notify=tuple(spec.notify)
-    )
+    return PlannedPage(level=last, repeat=repeat + 1, name=spec.name, due_at=due_at + every, notify=tuple(spec.notify))
 
 
 def describe(escalation: Escalation, severity: Severity | str) -> str:
     """One line for help texts: `3 levels (0m, 15m, 30m), stops on resolve`."""
     count = level_count(escalation, severity)
-    offsets = ", ".join(format_duration(level.after) for level in escalation.levels[:count])
+    offsets = ", ".join(short_duration(level.after) for level in escalation.levels[:count])
     plural = "level" if count == 1 else "levels"
     text = f"{count} {plural} ({offsets}), stops on {stop_on(escalation, severity)}"
     if escalation.repeat_last_every is not None:
-        text += f", last level repeats every {format_duration(escalation.repeat_last_every)}"
+        text += f", last level repeats every {short_duration(escalation.repeat_last_every)}"
     return text
+
+
+def short_duration(delta: timedelta) -> str:
+    """As written in bot.yml: `0m`, `15m`, `1h`, `90s`, `1h30m`."""
+    seconds = int(delta.total_seconds())
+    if seconds == 0:
+        return "0m"
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    parts = [f"{hours}h" if hours else "", f"{minutes}m" if minutes else "", f"{secs}s" if secs else ""]
+    return "".join(parts)

@@ -83,9 +83,7 @@ async def next_due(session: AsyncSession) -> datetime | None:
     """When the scheduler should next wake: the earliest free due time or claim expiry."""
     candidates: list[datetime] = []
     for model in (Page, Reminder):
-        unclaimed = select(func.min(model.due_at)).where(
-            *_pending(model), col(model.claim_expires_at).is_(None)
-        )
+        unclaimed = select(func.min(model.due_at)).where(*_pending(model), col(model.claim_expires_at).is_(None))
         claimed = select(func.min(model.claim_expires_at)).where(
             *_pending(model), col(model.claim_expires_at).is_not(None)
         )
@@ -142,7 +140,13 @@ async def claim(
 
 
 async def release(
-    session: AsyncSession, *, model: type[T], row_id: int, token: str, retry_at: datetime, error: str
+    session: AsyncSession,
+    *,
+    model: type[Page] | type[Reminder],
+    row_id: int,
+    token: str,
+    retry_at: datetime,
+    error: str,
 ) -> bool:
     """Give a claimed row back for a retry at `retry_at` (the lease doubles as the back-off)."""
     result = await session.exec(  # type: ignore[call-overload]
@@ -155,7 +159,7 @@ async def release(
 
 
 async def cancel_claimed(
-    session: AsyncSession, *, model: type[T], row_id: int, token: str, now: datetime, reason: str
+    session: AsyncSession, *, model: type[Page] | type[Reminder], row_id: int, token: str, now: datetime, reason: str
 ) -> bool:
     """The claimer found the row should not go out after all (incident resolved, acked, ...)."""
     result = await session.exec(  # type: ignore[call-overload]
@@ -187,16 +191,12 @@ def _new_page(incident_id: int, planned: policy.PlannedPage, *, due_at: datetime
     )
 
 
-async def plan_pages(
-    session: AsyncSession, *, incident: Incident, escalation: Escalation, now: datetime
-) -> list[Page]:
+async def plan_pages(session: AsyncSession, *, incident: Incident, escalation: Escalation, now: datetime) -> list[Page]:
     """Insert the levels the severity pages; planning again (or on another replica) adds nothing."""
     assert incident.id is not None
     existing = {(page.level, page.repeat) for page in await pages(session, incident_id=incident.id)}
     added = []
-    for planned in policy.plan(
-        escalation, severity=incident.severity, declared_at=_as_utc(incident.declared_at)
-    ):
+    for planned in policy.plan(escalation, severity=incident.severity, declared_at=_as_utc(incident.declared_at)):
         if (planned.level, planned.repeat) in existing:
             continue
         page = _new_page(incident.id, planned, due_at=planned.due_at, now=now)
@@ -259,6 +259,8 @@ async def finish_page(
     text = f"Paged level {page.level} ({page.name})"
     if page.repeat:
         text += f", repeat {page.repeat}"
+    if not delivery.sent_to:
+        text = f"Page for level {page.level} ({page.name}) reached nobody"
     timeline.add(
         session,
         incident_id=page.incident_id,
@@ -275,6 +277,7 @@ async def finish_page(
             "failed": dict(delivery.failed),
             "late": late,
             "late_seconds": round(delay, 3),
+            "errors": list(delivery.errors),
         },
     )
     following = policy.next_repeat(
@@ -304,16 +307,12 @@ async def cancel_pages(
         return []
     ids = [page.id for page in candidates]
     await session.exec(  # type: ignore[call-overload]
-        update(Page)
-        .where(col(Page.id).in_(ids), *_pending(Page))
-        .values(cancelled_at=now, cancel_reason=reason[:200])
+        update(Page).where(col(Page.id).in_(ids), *_pending(Page)).values(cancelled_at=now, cancel_reason=reason[:200])
     )
     cancelled = [
         page
         for page in (
-            await session.exec(
-                select(Page).where(col(Page.id).in_(ids)).execution_options(populate_existing=True)
-            )
+            await session.exec(select(Page).where(col(Page.id).in_(ids)).execution_options(populate_existing=True))
         ).all()
         if page.cancelled_at is not None and page.sent_at is None
     ]
@@ -377,9 +376,7 @@ class ReplanResult:
         return bool(self.added or self.restored or self.cancelled)
 
 
-async def replan(
-    session: AsyncSession, *, incident: Incident, escalation: Escalation, now: datetime
-) -> ReplanResult:
+async def replan(session: AsyncSession, *, incident: Incident, escalation: Escalation, now: datetime) -> ReplanResult:
     """Fit the pending pages to the incident's (new) severity.
 
     Levels the severity no longer pages are cancelled; levels it now pages are added (due at
@@ -407,9 +404,7 @@ async def replan(
     obsolete = [
         row.id
         for row in rows
-        if row.is_pending
-        and row.id is not None
-        and (row.level not in wanted or (row.repeat and row.level != last))
+        if row.is_pending and row.id is not None and (row.level not in wanted or (row.repeat and row.level != last))
     ]
     for level, spec in wanted.items():
         row = by_key.get((level, 0))

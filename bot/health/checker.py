@@ -70,15 +70,15 @@ async def check(
     service: Service,
     clock: Clock | None = None,
     timer: Callable[[], float] = time.perf_counter,
-    timeout: float | None = None,
+    budget: float | None = None,
 ) -> HealthResult:
-    """One health check within the service's timeout (or `timeout` seconds when given)."""
+    """One health check within the service's timeout (or `budget` seconds when given)."""
     clock = clock or SystemClock()
     checked_at = clock.now()
     if not service.health_url:
         return HealthResult(name, HealthState.UNKNOWN, reason="no health_url in bot.yml", checked_at=checked_at)
     url = service.health_url
-    budget = timeout if timeout is not None else service.timeout.total_seconds()
+    budget = budget if budget is not None else service.timeout.total_seconds()
     started = timer()
 
     def elapsed() -> timedelta:

@@ -210,9 +210,7 @@ def _collect(node: Any, *, prefix: str, into: dict[str, Dependency], depth: int,
                     _collect_one(str(name), item, prefix=prefix, into=into, depth=depth, from_key=from_key)
 
 
-def _collect_one(
-    name: str, value: Any, *, prefix: str, into: dict[str, Dependency], depth: int, from_key: str
-) -> None:
+def _collect_one(name: str, value: Any, *, prefix: str, into: dict[str, Dependency], depth: int, from_key: str) -> None:
     full = f"{prefix}{name}"
     if isinstance(value, list):
         # IETF: "db:responseTime": [{"componentId": "primary", "status": "warn"}, ...] -> worst entry.
@@ -220,16 +218,16 @@ def _collect_one(
         states = [(state_of_word(v.get("status")), v) for v in entries]
         judged = [(s, v) for s, v in states if s is not None]
         if judged:
-            state, entry = max(judged, key=lambda sv: sv[0].rank)
-            _put(into, Dependency(full, state, _detail(entry)))
+            worst, entry = max(judged, key=lambda sv: sv[0].rank)  # type: ignore[union-attr]
+            _put(into, Dependency(full, worst, _detail(entry)))  # type: ignore[arg-type]
         return
     if isinstance(value, (str, bool)):
         # `{"services": {"db": "ok", "cache": false}}`; inside a `details` map strings and booleans are
         # facts (`"exists": true`, `"database": "PostgreSQL"`), not verdicts.
         if from_key != "details" or depth == 0:
-            state = state_of_word(value)
-            if state is not None and (depth == 0 or not isinstance(value, bool)):
-                _put(into, Dependency(full, state))
+            verdict = state_of_word(value)
+            if verdict is not None and (depth == 0 or not isinstance(value, bool)):
+                _put(into, Dependency(full, verdict))
         return
     if not isinstance(value, Mapping):
         return

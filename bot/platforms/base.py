@@ -185,7 +185,8 @@ class Endpoint:
             ) from exc
         except httpx.HTTPError as exc:
             host = httpx.URL(url).host or url
-            raise PlatformError(f"could not reach {name} at {host}: {exc or type(exc).__name__}", platform=name) from exc
+            reason = str(exc) or type(exc).__name__
+            raise PlatformError(f"could not reach {name} at {host}: {reason}", platform=name) from exc
         raise_for_status(response, platform=name, not_found=not_found)
         return response
 

@@ -68,7 +68,7 @@ async def follow(
     platform: Platform,
     deployment: Deployment,
     *,
-    timeout: timedelta | float,
+    deadline: timedelta | float,
     on_progress: ProgressCallback | None = None,
     timer: Timer | None = None,
     interval: float = DEFAULT_INTERVAL,
@@ -76,7 +76,7 @@ async def follow(
 ) -> FollowResult:
     """Poll until a terminal status or the deadline; raises only PlatformAuthError or repeated failures."""
     timer = timer or RealTimer()
-    budget = timeout.total_seconds() if isinstance(timeout, timedelta) else float(timeout)
+    budget = deadline.total_seconds() if isinstance(deadline, timedelta) else float(deadline)
     started = timer.monotonic()
     shown = deployment.status if not deployment.status.is_terminal else DeployStatus.QUEUED
     last_report = started

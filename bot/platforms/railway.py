@@ -239,7 +239,8 @@ def _graphql_error(errors: Any) -> PlatformError:
 
 def _deployment(node: dict[str, Any]) -> Deployment:
     raw = str(node.get("status") or "")
-    meta = node.get("meta") if isinstance(node.get("meta"), dict) else {}
+    raw_meta = node.get("meta")
+    meta: dict[str, Any] = raw_meta if isinstance(raw_meta, dict) else {}
     url = node.get("url") or node.get("staticUrl")
     if url and "://" not in url:
         url = f"https://{url}"

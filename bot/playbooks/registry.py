@@ -59,9 +59,12 @@ class PlaybookRegistry:
     def __contains__(self, playbook_id: object) -> bool:
         return isinstance(playbook_id, str) and playbook_id.lower() in self._by_id
 
-    @property
     def ids(self) -> list[str]:
         return sorted(self._by_id)
+
+    def all(self) -> list[Playbook]:
+        """Sorted by id (the picker and the declare modal list them in this order)."""
+        return list(self)
 
     def find(self, playbook_id: str) -> Playbook | None:
         return self._by_id.get(playbook_id.strip().lower())
@@ -73,9 +76,9 @@ class PlaybookRegistry:
             return playbook
         if not self._by_id:
             raise NotFound(f"no playbook {playbook_id!r}: no playbooks are loaded (check PLAYBOOKS_DIR)")
-        close = difflib.get_close_matches(playbook_id.strip().lower(), self.ids, n=1)
+        close = difflib.get_close_matches(playbook_id.strip().lower(), self.ids(), n=1)
         hint = f" Did you mean `{close[0]}`?" if close else ""
-        raise NotFound(f"no playbook {playbook_id!r}.{hint} Playbooks: {', '.join(self.ids)}")
+        raise NotFound(f"no playbook {playbook_id!r}.{hint} Playbooks: {', '.join(self.ids())}")
 
     def choose(
         self,
@@ -84,8 +87,20 @@ class PlaybookRegistry:
         title: str = "",
         service: str | None = None,
         labels: Mapping[str, str] | None = None,
+    ) -> Playbook | None:
+        """Which playbook fits (see the module docstring); None when nothing matches."""
+        choice = self.explain(explicit=explicit, title=title, service=service, labels=labels)
+        return choice.playbook if choice is not None else None
+
+    def explain(
+        self,
+        *,
+        explicit: str | None = None,
+        title: str = "",
+        service: str | None = None,
+        labels: Mapping[str, str] | None = None,
     ) -> Choice | None:
-        """Which playbook fits; see the module docstring. An unknown explicit id raises NotFound."""
+        """`choose` with the reason, for the timeline. An unknown explicit id raises NotFound."""
         if explicit:
             playbook = self.get(explicit)
             return Choice(playbook, f"playbook:{playbook.id} was asked for")

@@ -245,9 +245,10 @@ async def start(
             actor=actor,
             text=f"Switched playbook from {previous.playbook_title} to {playbook.title}",
             data={
-                "event": "switched",
+                "status": "switched",
                 "run_id": previous.id,
                 "playbook_id": previous.playbook_id,
+                "title": previous.playbook_title,
                 "to": playbook.id,
             },
         )
@@ -282,9 +283,10 @@ async def start(
         actor=actor,
         text=f"Started playbook {playbook.title}" + (f" ({reason})" if reason else ""),
         data={
-            "event": "started",
+            "status": "started",
             "run_id": run.id,
             "playbook_id": playbook.id,
+            "title": playbook.title,
             "reason": reason,
             "switched_from": switched_from,
             "steps": len(playbook.steps),
@@ -312,7 +314,7 @@ async def stop(session: AsyncSession, *, run_id: int, actor: str | None, now: da
         at=now,
         actor=actor,
         text=f"Stopped playbook {run.playbook_title}",
-        data={"event": "stopped", "run_id": run_id, "playbook_id": run.playbook_id},
+        data={"status": "stopped", "run_id": run_id, "playbook_id": run.playbook_id, "title": run.playbook_title},
     )
     await session.commit()
     return True
@@ -411,10 +413,11 @@ async def _change_step(
         actor=actor,
         text=f"{verb} step {number}/{len(playbook.steps)} of {playbook.title}: {step.title}{flag}{because}",
         data={
-            "event": to.value,
+            "status": to.value,
             "run_id": run_id,
             "playbook_id": playbook.id,
             "step_id": step_id,
+            "step_title": step.title,
             "required": step.required,
             "reason": reason,
         },
@@ -461,9 +464,10 @@ async def _finish_if_complete(
         actor=actor,
         text=f"Finished playbook {playbook.title}: {done} done, {skipped} skipped",
         data={
-            "event": "completed",
+            "status": "completed",
             "run_id": run.id,
             "playbook_id": playbook.id,
+            "title": playbook.title,
             "done": done,
             "skipped": skipped,
         },
@@ -529,10 +533,11 @@ async def record_action_result(
         text=f"Action {action.value} of step '{step.title}' ({playbook.title}) {outcome}"
         + (f": {output}" if output else ""),
         data={
-            "event": "action",
+            "status": f"{action.value} {outcome}",
             "run_id": run_id,
             "playbook_id": playbook.id,
             "step_id": step_id,
+            "step_title": step.title,
             "action": action.value,
             "ok": ok,
             "output": output,

@@ -12,10 +12,11 @@ the event's text):
     severity       old, new
     role           role, user, previous
     ack            first
-    page           level, level_name, targets | users | user, late, late_by (seconds)
+    page           action (sent | cancelled | replanned), level, name, sent_to, failed {user: error},
+                   repeat, late, late_seconds
     deploy         action (restart | rollback | redeploy), service, outcome | status, deployment_id
-    playbook       playbook | playbook_id, title, status
-    playbook_step  playbook | playbook_id, step_title | title | step | step_id, status | outcome, output
+    playbook       playbook_id, title, status (started, switched, stopped, completed)
+    playbook_step  playbook_id, step_title | step_id, status (done, skipped, "<action> succeeded"), output
     alert / health service
 """
 
@@ -109,13 +110,21 @@ def describe(kind: str, actor: str | None, text: str, data: dict[str, Any]) -> s
         owner = data.get("owner")
         return f"Action item: {text}" + (f" (owner {_mention(owner)})" if owner else "")
     if kind == Kind.PAGE:
-        who = ", ".join(_mention(u) for u in _as_list(_first(data, "targets", "users", "user", "target")))
+        action = data.get("action", "sent")
+        if action != "sent":
+            return text or f"Escalation {action}"
+        who = ", ".join(_mention(u) for u in _paged(data))
         number, name = data.get("level"), _first(data, "level_name", "name")
         level = ", ".join(str(p) for p in (number, name) if p is not None)
-        head = "Paged" + (f" {who}" if who else "") + (f" (level {level})" if level else "")
+        head = "Paged" + (f" {who}" if who else " nobody") + (f" (level {level})" if level else "")
+        if data.get("repeat"):
+            head += f", repeat {data['repeat']}"
         if data.get("late"):
             head += " — late"
-        return f"{head}: {text}" if text and not who else head
+        failed = _failed(data)
+        if failed:
+            head += " — could not reach " + ", ".join(failed)
+        return head
     if kind == Kind.DEPLOY:
         action = _first(data, "action", "operation") or "deploy"
         service = data.get("service")
@@ -127,6 +136,8 @@ def describe(kind: str, actor: str | None, text: str, data: dict[str, Any]) -> s
         name = _first(data, "title", "playbook", "playbook_id")
         return text or (f"Playbook {name}" if name else "Playbook")
     if kind == Kind.PLAYBOOK_STEP:
+        if text:
+            return text
         step = _first(data, "step_title", "title", "step", "step_id")
         status = _first(data, "status", "outcome")
         head = f"Step {step}" if step else "Playbook step"
@@ -153,10 +164,23 @@ def _level(data: dict[str, Any]) -> str:
     return str(number if number is not None else name or "")
 
 
+def _paged(data: dict[str, Any]) -> list[str]:
+    """Who a page reached (escalation writes `sent_to`)."""
+    return _as_list(_first(data, "sent_to", "targets", "users", "user", "target"))
+
+
+def _failed(data: dict[str, Any]) -> list[str]:
+    """`{"U1": "user_not_found"}` → `["<@U1> (user_not_found)"]`."""
+    failed = data.get("failed")
+    if isinstance(failed, dict):
+        return [f"{_mention(user)} ({error})" for user, error in failed.items()]
+    return [_mention(user) for user in _as_list(failed)]
+
+
 def _late(data: dict[str, Any]) -> str:
     if not data.get("late"):
         return ""
-    late_by = data.get("late_by")
+    late_by = _first(data, "late_seconds", "late_by")
     if isinstance(late_by, (int, float)) and late_by > 0:
         return f"sent {fmt.fmt_duration(timedelta(seconds=late_by))} late"
     return "sent late"
@@ -174,9 +198,7 @@ _EVENT_COLUMNS = (
 )
 
 
-async def build(
-    session: AsyncSession, *, incident_id: int, now: datetime | None = None
-) -> PostmortemData:
+async def build(session: AsyncSession, *, incident_id: int, now: datetime | None = None) -> PostmortemData:
     """Everything the post-mortem says, computed from the database. `now` stamps the draft."""
     incident = await session.get(Incident, incident_id)
     if incident is None:
@@ -194,7 +216,8 @@ async def build(
     ).all()
     items = (
         await conn.execute(
-            select(ActionItem.__table__).where(ActionItem.__table__.c.incident_id == incident_id)  # type: ignore[attr-defined]
+            select(ActionItem.__table__)
+            .where(ActionItem.__table__.c.incident_id == incident_id)  # type: ignore[attr-defined]
             .order_by(ActionItem.__table__.c.id)  # type: ignore[attr-defined]
         )
     ).all()
@@ -214,6 +237,7 @@ async def build(
     activity: dict[str, list[Any]] = {}  # actor -> [first seen, count]
     role_holders: list[tuple[str, str]] = []  # (role, user) in order of assignment
     paged: set[str] = set()
+    playbook_titles: dict[str, str] = {}
 
     for row in rows:
         ev_id, at, kind, actor, text, key, permalink, data = row
@@ -253,21 +277,32 @@ async def build(
             if first_ack is None:
                 first_ack = event
             escalations.append(
-                Escalation(at=at, offset=event.offset, kind="ack", level="", who=[actor] if actor else [],
-                           late="", text="first acknowledgement" if state_change else "acknowledged again")
+                Escalation(
+                    at=at,
+                    offset=event.offset,
+                    kind="ack",
+                    level="",
+                    who=[actor] if actor else [],
+                    late="",
+                    text="first acknowledgement" if state_change else "acknowledged again",
+                )
             )
         elif kind == Kind.PAGE:
-            pages += 1
-            paged.update(_as_list(_first(data, "targets", "users", "user", "target")))
+            action = str(data.get("action", "sent"))
+            sent = action == "sent"
+            if sent:
+                pages += 1
+                paged.update(_paged(data))
             escalations.append(
                 Escalation(
                     at=at,
                     offset=event.offset,
-                    kind="page",
+                    kind="page" if sent else action,
                     level=_level(data),
-                    who=_as_list(_first(data, "targets", "users", "user", "target")),
+                    who=_paged(data) if sent else [],
                     late=_late(data),
-                    text=text,
+                    text="; ".join(["could not reach " + ", ".join(_failed(data))] if _failed(data) else [])
+                    or ("" if sent and text.startswith("Paged level") else text),
                 )
             )
         elif kind == Kind.DEPLOY:
@@ -284,11 +319,14 @@ async def build(
             )
         elif kind in (Kind.PLAYBOOK, Kind.PLAYBOOK_STEP):
             is_step = kind == Kind.PLAYBOOK_STEP
+            playbook_id = str(_first(data, "playbook_id", "playbook") or incident.playbook_id or "—")
+            if not is_step and data.get("title"):
+                playbook_titles.setdefault(playbook_id, str(data["title"]))
             steps.append(
                 PlaybookStep(
                     at=at,
                     offset=event.offset,
-                    playbook=str(_first(data, "playbook", "playbook_id") or incident.playbook_id or "—"),
+                    playbook=playbook_titles.get(playbook_id, playbook_id),
                     step=str(_first(data, "step_title", "title", "step", "step_id") or "—") if is_step else "—",
                     status=str(_first(data, "status", "outcome") or ("recorded" if is_step else "started")),
                     actor=actor,
@@ -421,9 +459,7 @@ def _responders(
     ]
 
 
-async def list_action_items(
-    session: AsyncSession, *, incident_id: int, open_only: bool = False
-) -> list[ActionItem]:
+async def list_action_items(session: AsyncSession, *, incident_id: int, open_only: bool = False) -> list[ActionItem]:
     """An incident's action items, oldest first (what `/incident action` with no text lists)."""
     from sqlmodel import col
     from sqlmodel import select as sm_select

@@ -9,6 +9,7 @@ relies on Jinja's autoescaping.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
@@ -26,6 +27,8 @@ def slack_plain(text: str | None, names: Mapping[str, str] | None = None) -> str
     """`<@U1>` → `@alice`, `<#C1|ops>` → `#ops`, `<url|label>` → `label (url)`, Slack entities decoded."""
     if not text:
         return ""
+    if "<" not in text and "&" not in text:
+        return text
     names = names or {}
 
     def tag(match: re.Match[str]) -> str:
@@ -40,6 +43,8 @@ def slack_plain(text: str | None, names: Mapping[str, str] | None = None) -> str
             return label or "@" + target.removeprefix("!subteam^")
         if target.startswith("!"):
             return label or "@" + target[1:].split("^")[0]
+        if not re.match(r"(?:https?|mailto|tel|slack):", target, re.IGNORECASE):
+            return match.group(0)  # not Slack markup: a literal `<b>` from an alert or the CLI
         if label:
             return f"{label} ({target})"
         return target
@@ -78,6 +83,7 @@ _MD_LINE_START = re.compile(r"^(#+|>|[-+=]|\d+(?=[.)]))")
 _MD_CLOSING_HASHES = re.compile(r"(\s)(#+)$")
 
 
+@functools.lru_cache(maxsize=4096)
 def _md_escape_line(line: str) -> str:
     line = line.strip()
     line = _MD_ALWAYS.sub(r"\\\1", line)

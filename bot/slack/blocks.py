@@ -65,7 +65,7 @@ def ts(when: datetime | None) -> str:
 
 def topic(incident: Incident) -> str:
     commander = f"<@{incident.commander}>" if incident.commander else "no commander"
-    return clip(f"{incident.severity} · {incident.status} · IC {commander} · {incident.title}", 250)
+    return clip(f"{incident.severity} · {incident.status} · IC {commander} · {escape(incident.title)}", 250)
 
 
 def summary_blocks(incident: Incident, *, now: datetime) -> list[Block]:

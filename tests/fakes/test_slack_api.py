@@ -231,6 +231,35 @@ async def test_missing_required_arg_is_rejected(client: AsyncWebClient, fake: Fa
     )
 
 
+async def test_form_and_query_encodings_are_normalised(client: AsyncWebClient, fake: FakeSlack) -> None:
+    general = fake.add_channel("general")
+    channel_id = (await client.conversations_create(name="inc-enc"))["channel"]["id"]
+    form = {"channel": general, "text": "t", "blocks": json.dumps([section("form")])}
+    await client.api_call("chat.postMessage", data=form)
+    await client.api_call("chat.postMessage", params={"channel": general, "text": "query"})
+    assert fake.messages(general)[0].blocks == [section("form")]
+    assert fake.messages(general)[1].text == "query"
+    await client.api_call("conversations.invite", data={"channel": channel_id, "users": '["U0ALICE"]'})
+    await client.api_call("conversations.invite", json={"channel": channel_id, "users": "U0BOB"})
+    assert fake.channels[channel_id].members == {"UBOT", "U0ALICE", "U0BOB"}
+    anonymous = AsyncWebClient(base_url=fake.url)
+    assert await api_error(anonymous.auth_test()) == "not_authed"
+    resp = await anonymous.api_call("chat.postMessage", data={"token": fake.bot_token, "channel": general, "text": "x"})
+    assert resp["ok"]
+
+
+async def test_threads_history_and_replies(client: AsyncWebClient, fake: FakeSlack) -> None:
+    general = fake.add_channel("general", members=["UBOT"])
+    parent = await client.chat_postMessage(channel=general, text="parent")
+    reply = await client.chat_postMessage(channel=general, text="reply", thread_ts=parent["ts"])
+    await client.chat_postMessage(channel=general, text="reply 2", thread_ts=reply["ts"])
+    history = await client.conversations_history(channel=general)
+    assert [m["text"] for m in history["messages"]] == ["parent"]
+    assert history["messages"][0]["reply_count"] == 2
+    replies = await client.conversations_replies(channel=general, ts=parent["ts"])
+    assert [m["text"] for m in replies["messages"]] == ["parent", "reply", "reply 2"]
+
+
 async def test_no_text_and_blocks_only(client: AsyncWebClient, fake: FakeSlack) -> None:
     general = fake.add_channel("general")
     assert await api_error(client.api_call("chat.postMessage", json={"channel": general})) == "no_text"
@@ -489,7 +518,7 @@ async def test_bolt_parses_our_requests_end_to_end(fake: FakeSlack) -> None:
     bot_msg = await fake_post(fake, general, "Incident declared")
 
     async def dispatch(body: str, headers: dict[str, str]) -> int:
-        resp = await app.async_dispatch(AsyncBoltRequest(body=body, headers=headers))
+        resp = await app.async_dispatch(AsyncBoltRequest(body=body, headers=dict(headers)))
         return resp.status
 
     body, headers = slack_requests.slash_command(
@@ -519,7 +548,7 @@ async def test_bolt_parses_our_requests_end_to_end(fake: FakeSlack) -> None:
     assert seen["event"] == ("U0ALICE", "C0GENERAL", "UBOT")
 
     body, headers = slack_requests.url_verification("chal-123", secret=SECRET)
-    resp = await app.async_dispatch(AsyncBoltRequest(body=body, headers=headers))
+    resp = await app.async_dispatch(AsyncBoltRequest(body=body, headers=dict(headers)))
     assert resp.status == 200 and "chal-123" in resp.body
 
     body, headers = slack_requests.slash_command(

@@ -1,47 +1,24 @@
-"""Post-mortem fixtures: a migrated database and a seeded incident with every kind of event.
-
-SQLite in a temp dir by default; set TEST_DATABASE_URL to run the same tests on PostgreSQL
-(each test then works in a fresh schema-less database it cleans up itself).
-"""
+"""Seeded incidents for the post-mortem tests, written straight into the tables (no Slack involved)."""
 
 from __future__ import annotations
 
-import os
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
-
-import pytest
-from sqlalchemy import text
 
 from bot.config import Severity
 from bot.db import Database
 from bot.incidents.models import ActionItem, Incident, Status
-from bot.settings import normalise_database_url
 from bot.timeline.models import TimelineEvent
 
 T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    url = os.environ.get("TEST_DATABASE_URL")
-    database = Database(normalise_database_url(url) if url else f"sqlite+aiosqlite:///{tmp_path}/t.db")
-    if url:
-        async with database.engine.begin() as conn:
-            for table in ("action_items", "timeline_events", "incidents"):
-                await conn.execute(text(f"DROP TABLE IF EXISTS {table} CASCADE"))
-            await conn.execute(text("DROP TABLE IF EXISTS schema_version"))
-    await database.migrate()
-    yield database
-    await database.dispose()
 
 
 def at(minutes: float) -> datetime:
     return T0 + timedelta(minutes=minutes)
 
 
-def ev(incident_id: int, minutes: float, kind: str, actor: str | None = None, text: str = "", **kw: object) -> TimelineEvent:
+def ev(
+    incident_id: int, minutes: float, kind: str, actor: str | None = None, text: str = "", **kw: object
+) -> TimelineEvent:
     data = kw.pop("data", {})
     return TimelineEvent(incident_id=incident_id, at=at(minutes), kind=kind, actor=actor, text=text, data=data, **kw)
 
@@ -50,6 +27,7 @@ async def seed_full(db: Database, *, title: str = "Checkout | payments API down"
     """A resolved P1 with one event of every kind, two pages, an ack, a restart and a rollback."""
     async with db.session() as session:
         incident = Incident(
+            id=7,
             title=title,
             severity=Severity.P1,
             service="gateway",
@@ -84,22 +62,91 @@ async def seed_full(db: Database, *, title: str = "Checkout | payments API down"
                 ev(n, 2, "health", None, "gateway failing: 503 in 120 ms", data={"service": "gateway"}),
                 ev(n, 3, "chat_error", None, "pins.add failed: not_in_channel"),
                 ev(n, 4, "ack", "U0BOB", "", key=True, data={"first": True}),
-                ev(n, 5, "role", "U0ALICE", "commander: U0CAROL", data={"role": "commander", "user": "U0CAROL", "previous": "U0ALICE"}),
-                ev(n, 6, "message", "U0BOB", "Looks like the deploy at 08:55 broke *everything* <@U0CAROL>",
-                   key=True, channel_id="C0INC7", message_ts="1763629560.000100",
-                   permalink="https://example.slack.com/archives/C0INC7/p1763629560000100"),
-                ev(n, 7, "message", "U0DAVE", "customers are asking on twitter", channel_id="C0INC7", message_ts="1763629620.000200"),
-                ev(n, 8, "playbook_step", "U0BOB", "", data={"playbook": "service-down", "step_title": "Check health endpoints", "status": "done"}),
+                ev(
+                    n,
+                    5,
+                    "role",
+                    "U0ALICE",
+                    "commander: U0CAROL",
+                    data={"role": "commander", "user": "U0CAROL", "previous": "U0ALICE"},
+                ),
+                ev(
+                    n,
+                    6,
+                    "message",
+                    "U0BOB",
+                    "Looks like the deploy at 08:55 broke *everything* <@U0CAROL>",
+                    key=True,
+                    channel_id="C0INC7",
+                    message_ts="1763629560.000100",
+                    permalink="https://example.slack.com/archives/C0INC7/p1763629560000100",
+                ),
+                ev(
+                    n,
+                    7,
+                    "message",
+                    "U0DAVE",
+                    "customers are asking on twitter",
+                    channel_id="C0INC7",
+                    message_ts="1763629620.000200",
+                ),
+                ev(
+                    n,
+                    8,
+                    "playbook_step",
+                    "U0BOB",
+                    "",
+                    data={"playbook": "service-down", "step_title": "Check health endpoints", "status": "done"},
+                ),
                 ev(n, 9, "status", "U0BOB", "bad deploy suspected", data={"old": "investigating", "new": "identified"}),
                 ev(n, 10, "note", "U0BOB", note or "Deploy dep-42 went out at 08:55 | 5xx since 08:57"),
-                ev(n, 12, "deploy", "U0BOB", "restart requested", data={"action": "restart", "service": "gateway", "outcome": "failed"}),
-                ev(n, 15, "page", None, "late because the bot restarted",
-                   data={"level": 2, "level_name": "Team lead", "targets": ["U0LEAD"], "late": True, "late_by": 130}),
-                ev(n, 15, "playbook_step", "U0BOB", "skipped: restart did not help", data={"playbook": "service-down", "step_title": "Restart the service", "status": "skipped"}),
+                ev(
+                    n,
+                    12,
+                    "deploy",
+                    "U0BOB",
+                    "restart requested",
+                    data={"action": "restart", "service": "gateway", "outcome": "failed"},
+                ),
+                ev(
+                    n,
+                    15,
+                    "page",
+                    None,
+                    "late because the bot restarted",
+                    data={"level": 2, "level_name": "Team lead", "targets": ["U0LEAD"], "late": True, "late_by": 130},
+                ),
+                ev(
+                    n,
+                    15,
+                    "playbook_step",
+                    "U0BOB",
+                    "skipped: restart did not help",
+                    data={"playbook": "service-down", "step_title": "Restart the service", "status": "skipped"},
+                ),
                 ev(n, 16, "reminder", None, "No status update for 15 minutes"),
                 ev(n, 20, "action_item", "U0CAROL", "Add a canary stage to gateway deploys", data={"owner": "U0BOB"}),
-                ev(n, 30, "deploy", "U0LEAD", "to dep-41", data={"action": "rollback", "service": "gateway", "outcome": "succeeded", "deployment_id": "dep-41"}),
-                ev(n, 41, "status", "U0CAROL", "error rate back to normal", data={"old": "identified", "new": "monitoring"}),
+                ev(
+                    n,
+                    30,
+                    "deploy",
+                    "U0LEAD",
+                    "to dep-41",
+                    data={
+                        "action": "rollback",
+                        "service": "gateway",
+                        "outcome": "succeeded",
+                        "deployment_id": "dep-41",
+                    },
+                ),
+                ev(
+                    n,
+                    41,
+                    "status",
+                    "U0CAROL",
+                    "error rate back to normal",
+                    data={"old": "identified", "new": "monitoring"},
+                ),
                 ev(n, 50, "status", "U0CAROL", "still fine", data={"old": "monitoring", "new": "monitoring"}),
                 ev(n, 65.5, "resolved", "U0CAROL", "Rolled back gateway to dep-41.", key=True),
                 ev(n, 66, "postmortem", None, "draft uploaded"),
@@ -107,10 +154,21 @@ async def seed_full(db: Database, *, title: str = "Checkout | payments API down"
         )
         session.add_all(
             [
-                ActionItem(incident_id=n, text="Add a canary stage to gateway deploys", owner="U0BOB",
-                           created_by="U0CAROL", created_at=at(20)),
-                ActionItem(incident_id=n, text="Alert on 5xx ratio > 5% for 2m [gateway]", owner=None,
-                           created_by="U0BOB", created_at=at(70), done=True),
+                ActionItem(
+                    incident_id=n,
+                    text="Add a canary stage to gateway deploys",
+                    owner="U0BOB",
+                    created_by="U0CAROL",
+                    created_at=at(20),
+                ),
+                ActionItem(
+                    incident_id=n,
+                    text="Alert on 5xx ratio > 5% for 2m [gateway]",
+                    owner=None,
+                    created_by="U0BOB",
+                    created_at=at(70),
+                    done=True,
+                ),
             ]
         )
         await session.commit()

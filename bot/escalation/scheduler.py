@@ -1,0 +1,129 @@
+"""Wakes the process when a page or reminder is due. The database, not this, decides what is due.
+
+APScheduler (3.x `AsyncIOScheduler`) holds exactly two jobs:
+
+* `escalation-wake`, a one-off date job at the earliest due time (or claim expiry) in the
+  database, moved whenever something earlier is planned and re-armed after every run;
+* `escalation-sweep`, every 30 s: a safety net for a lost wake-up and for rows planned by another
+  replica, which this process has no timer for.
+
+Each run sends everything due (`Escalator.run_due`), each row behind its own claim, so the wake,
+the sweep, a signal handler and another replica may all run at once without sending anything
+twice. On start the scheduler recovers unplanned incidents and runs at once, which sends pages
+that fell due while the bot was down (marked late). No job state is kept in APScheduler's own
+job store: a restart rebuilds everything from the rows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import UTC, datetime, timedelta
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from bot.escalation.flows import Escalator, RunReport
+
+log = logging.getLogger(__name__)
+
+WAKE_JOB = "escalation-wake"
+SWEEP_JOB = "escalation-sweep"
+
+
+class EscalationScheduler:
+    def __init__(
+        self,
+        escalator: Escalator,
+        *,
+        sweep_every: timedelta = timedelta(seconds=30),
+        min_gap: timedelta = timedelta(milliseconds=200),
+    ) -> None:
+        self.escalator = escalator
+        self.sweep_every = sweep_every
+        self.min_gap = min_gap  # never re-arm sooner than this: no hot loop if a row stays due
+        self._scheduler: AsyncIOScheduler | None = None
+        self._lock = asyncio.Lock()
+        self.next_wake: datetime | None = None
+        self.last_run_at: datetime | None = None
+        self.last_error: str | None = None
+        self.runs = 0
+
+    @property
+    def running(self) -> bool:
+        return self._scheduler is not None and self._scheduler.running
+
+    async def start(self) -> RunReport:
+        """Start the timers, plan what a crash lost, and send everything already due."""
+        if self._scheduler is None:
+            self._scheduler = AsyncIOScheduler(timezone=UTC)
+            self._scheduler.add_job(
+                self.run,
+                "interval",
+                seconds=self.sweep_every.total_seconds(),
+                id=SWEEP_JOB,
+                coalesce=True,
+                max_instances=1,
+                misfire_grace_time=None,
+            )
+            self._scheduler.start()
+        self.escalator.wake = self.wake_at
+        try:
+            recovered = await self.escalator.recover()
+            if recovered:
+                log.warning("planned escalation for %d incident(s) that had none", recovered)
+        except Exception:
+            log.exception("recovering unplanned incidents failed; the sweep will retry pending pages")
+        return await self.run()
+
+    async def stop(self) -> None:
+        self.escalator.wake = lambda when: None
+        if self._scheduler is not None and self._scheduler.running:
+            self._scheduler.shutdown(wait=False)
+        self._scheduler = None
+        self.next_wake = None
+        # Let a run in progress finish its claim → send → mark, so nothing is left half-done.
+        async with self._lock:
+            pass
+
+    def wake_at(self, when: datetime) -> None:
+        """Make sure the process wakes no later than `when` (earlier timers win)."""
+        if self._scheduler is None or not self._scheduler.running:
+            return
+        floor = datetime.now(UTC) + self.min_gap
+        when = max(when, floor)
+        if self.next_wake is not None and self.next_wake <= when and self.next_wake >= floor:
+            return
+        self.next_wake = when
+        self._scheduler.add_job(
+            self.run,
+            "date",
+            run_date=when,
+            id=WAKE_JOB,
+            replace_existing=True,
+            coalesce=True,
+            max_instances=1,
+            misfire_grace_time=None,
+        )
+
+    async def run(self) -> RunReport:
+        """Send what is due, then arm the wake-up for the next due row."""
+        async with self._lock:
+            self.next_wake = None
+            report = RunReport()
+            try:
+                report = await self.escalator.run_due()
+                self.last_error = None
+            except Exception as exc:
+                # The database may be down; the sweep tries again.
+                log.exception("escalation run failed")
+                self.last_error = f"{type(exc).__name__}: {exc}"
+            self.runs += 1
+            self.last_run_at = datetime.now(UTC)
+            try:
+                due = await self.escalator.next_due()
+            except Exception:
+                log.exception("could not read the next due time; the sweep will catch up")
+                due = None
+            if due is not None:
+                self.wake_at(due)
+            return report

@@ -1,0 +1,225 @@
+"""Who may restart or roll back, and the audit log that remembers who did.
+
+`permissions.restart` / `permissions.rollback` in bot.yml list Slack users (`U…`, `@handle`)
+and user groups (`S…`, `@group-handle`). Group membership is asked of a `Directory` port at the
+moment of the action (Slack implements it), so a person removed from the on-call group loses
+the right at once. An empty list means nobody: restart and rollback are off until configured.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from sqlalchemy import update
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.config import Permissions
+from bot.exceptions import BotError
+from bot.ops.models import Action, AuditLog, Outcome
+from bot.timeline import service as timeline
+from bot.timeline.models import Kind
+
+log = logging.getLogger(__name__)
+
+_DETAIL_MAX = 2000
+
+
+class AlreadyHandled(BotError):
+    """This confirmation was already confirmed or cancelled."""
+
+    def __init__(self, request_id: str) -> None:
+        super().__init__("this request was already handled (confirmed or cancelled)")
+        self.request_id = request_id
+
+
+async def by_request(session: AsyncSession, *, request_id: str) -> AuditLog | None:
+    return (await session.exec(select(AuditLog).where(AuditLog.request_id == request_id))).first()
+
+
+class Directory(Protocol):
+    """What the permission check needs to know about people and groups."""
+
+    async def group_members(self, *, group_id: str) -> list[str]:
+        """User IDs in a user group given by ID (`S…`) or handle (`@oncall`); ChatError when unknown."""
+        ...
+
+    async def lookup_user(self, *, handle: str) -> str | None:
+        """The user ID for an `@handle`, or None when no user has it."""
+        ...
+
+
+@dataclass(frozen=True)
+class Decision:
+    allowed: bool
+    via: str | None = None  # the entry in bot.yml that allowed it: "U0LEAD", "S0ONCALL"
+    reason: str = ""
+
+    def __bool__(self) -> bool:
+        return self.allowed
+
+
+async def check_permission(
+    *, action: Action | str, user_id: str, permissions: Permissions, directory: Directory | None
+) -> Decision:
+    """Allowed when the user is listed directly or is in a listed group; never raises."""
+    action = Action(action)
+    principals: Sequence[str] = getattr(permissions, action.value)
+    if not principals:
+        return Decision(False, reason=f"nobody may {action.value}: permissions.{action.value} in bot.yml is empty")
+    if user_id in principals:
+        return Decision(True, via=user_id)
+    problems: list[str] = []
+    for principal in principals:
+        if principal.startswith(("U", "W")):
+            continue
+        if directory is None:
+            problems.append(f"cannot look up {principal}")
+            continue
+        try:
+            if principal.startswith("@"):
+                person = await directory.lookup_user(handle=principal)
+                if person is not None:
+                    if person == user_id:
+                        return Decision(True, via=principal)
+                    continue  # a person's handle, not a group's
+            if user_id in await directory.group_members(group_id=principal):
+                return Decision(True, via=principal)
+        except BotError as exc:
+            log.warning("permission lookup of %s failed: %s", principal, exc)
+            problems.append(f"could not check {principal}: {exc}")
+    allowed = ", ".join(_mention(p) for p in principals)
+    reason = f"only {allowed} may {action.value}"
+    if problems:
+        reason += " (" + "; ".join(problems) + ")"
+    return Decision(False, reason=reason)
+
+
+def _mention(principal: str) -> str:
+    if principal.startswith(("U", "W")):
+        return f"<@{principal}>"
+    if principal.startswith("S"):
+        return f"<!subteam^{principal}>"
+    return principal
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= _DETAIL_MAX else text[: _DETAIL_MAX - 1] + "…"
+
+
+async def record(
+    session: AsyncSession,
+    *,
+    at: datetime,
+    actor: str,
+    action: Action | str,
+    service: str,
+    outcome: Outcome | str,
+    platform: str | None = None,
+    from_deployment: str | None = None,
+    target_deployment: str | None = None,
+    detail: str = "",
+    incident_id: int | None = None,
+    channel_id: str | None = None,
+    finished: bool = True,
+    request_id: str | None = None,
+    timeline_text: str | None = None,
+    timeline_data: dict[str, Any] | None = None,
+) -> AuditLog:
+    """Write one audit row (and, in an incident, its timeline event) in one transaction.
+
+    With a `request_id` already used (the same confirmation clicked twice) this raises
+    `AlreadyHandled` and writes nothing.
+    """
+    entry = AuditLog(
+        at=at,
+        finished_at=at if finished else None,
+        actor=actor,
+        action=str(action),
+        service=service,
+        platform=platform,
+        from_deployment=from_deployment,
+        target_deployment=target_deployment,
+        outcome=str(outcome),
+        detail=_clip(detail),
+        incident_id=incident_id,
+        channel_id=channel_id,
+        request_id=request_id,
+    )
+    session.add(entry)
+    if incident_id is not None and timeline_text is not None:
+        timeline.add(
+            session,
+            incident_id=incident_id,
+            kind=Kind.DEPLOY,
+            at=at,
+            actor=actor,
+            text=timeline_text,
+            data={"action": str(action), "service": service, "outcome": str(outcome), **(timeline_data or {})},
+        )
+    try:
+        await session.commit()
+    except IntegrityError:
+        await session.rollback()
+        if request_id is None:
+            raise
+        raise AlreadyHandled(request_id) from None
+    await session.refresh(entry)
+    return entry
+
+
+async def finish(
+    session: AsyncSession,
+    *,
+    audit_id: int,
+    at: datetime,
+    outcome: Outcome | str,
+    detail: str = "",
+    target_deployment: str | None = None,
+    incident_id: int | None = None,
+    actor: str | None = None,
+    timeline_events: Sequence[tuple[str, str, dict[str, Any]]] = (),
+) -> bool:
+    """Close a `started` row with its outcome, plus timeline events `(kind, text, data)`; one commit.
+
+    Only a row still `started` is updated, so a second finish (a retry, another replica) is a no-op.
+    """
+    values: dict[str, Any] = {"outcome": str(outcome), "finished_at": at, "detail": _clip(detail)}
+    if target_deployment is not None:
+        values["target_deployment"] = target_deployment
+    result = await session.exec(  # type: ignore[call-overload]
+        update(AuditLog)
+        .where(col(AuditLog.id) == audit_id, col(AuditLog.outcome) == Outcome.STARTED.value)
+        .values(**values)
+    )
+    changed = bool(result.rowcount)
+    if changed and incident_id is not None:
+        for kind, text, data in timeline_events:
+            timeline.add(session, incident_id=incident_id, kind=kind, at=at, actor=actor, text=text, data=data)
+    await session.commit()
+    return changed
+
+
+async def entries(
+    session: AsyncSession,
+    *,
+    service: str | None = None,
+    incident_id: int | None = None,
+    actor: str | None = None,
+    limit: int = 50,
+) -> list[AuditLog]:
+    """Newest first."""
+    query = select(AuditLog)
+    if service is not None:
+        query = query.where(AuditLog.service == service)
+    if incident_id is not None:
+        query = query.where(AuditLog.incident_id == incident_id)
+    if actor is not None:
+        query = query.where(AuditLog.actor == actor)
+    query = query.order_by(col(AuditLog.at).desc(), col(AuditLog.id).desc()).limit(limit)
+    return list((await session.exec(query)).all())

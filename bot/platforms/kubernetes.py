@@ -1,0 +1,273 @@
+"""Kubernetes, through the API server, doing what `kubectl rollout` does.
+
+- list: the ReplicaSets the Deployment owns, newest revision first (annotation
+  `deployment.kubernetes.io/revision`); a deployment's id is its revision number ("7").
+- current: the ReplicaSet whose revision the Deployment carries.
+- restart (`kubectl rollout restart`): strategic-merge PATCH of
+  `spec.template.metadata.annotations["kubectl.kubernetes.io/restartedAt"]` (RFC 3339 now).
+- rollback (`kubectl rollout undo [--to-revision]`): take the target ReplicaSet's pod template,
+  drop its `pod-template-hash` label, and JSON-patch it over the Deployment's `spec.template`.
+  Without a target, the newest revision before the current one.
+- status (`kubectl rollout status`): from `metadata.generation` vs `status.observedGeneration`,
+  `updatedReplicas`, `replicas`, `availableReplicas` and the `Progressing` condition
+  (`ProgressDeadlineExceeded` is a failure).
+
+restart and rollback return a handle `gen-<generation>` (the revision number is assigned by the
+controller later); `deployment_status` accepts handles and revisions, and answers with the
+revision once the controller has observed the change.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from bot.clock import Clock, SystemClock
+from bot.config import KubernetesTarget
+from bot.exceptions import PlatformAuthError, PlatformError
+from bot.platforms.base import (
+    DEFAULT_REQUEST_TIMEOUT,
+    Deployment,
+    DeployStatus,
+    Endpoint,
+    dumps,
+    json_of,
+    parse_time,
+    pick_rollback_target,
+)
+
+NAME = "Kubernetes"
+REVISION = "deployment.kubernetes.io/revision"
+RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
+HASH_LABEL = "pod-template-hash"
+IN_CLUSTER_URL = "https://kubernetes.default.svc"
+
+
+class KubernetesPlatform:
+    kind = "kubernetes"
+    display_name = NAME
+
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        *,
+        target: KubernetesTarget,
+        token: str | Callable[[], str | None] | None,
+        api_url: str | None = None,
+        clock: Clock | None = None,
+        timeout: float = DEFAULT_REQUEST_TIMEOUT,
+    ) -> None:
+        self.endpoint = Endpoint(http, display_name=NAME, timeout=timeout)
+        self.target = target
+        self.token = token
+        self.api_url = (api_url or target.api_url or IN_CLUSTER_URL).rstrip("/")
+        self.clock = clock or SystemClock()
+
+    @property
+    def _where(self) -> str:
+        return f"{self.target.namespace}/{self.target.deployment}"
+
+    @property
+    def _apps(self) -> str:
+        return f"{self.api_url}/apis/apps/v1/namespaces/{quote(self.target.namespace, safe='')}"
+
+    @property
+    def _deployment_url(self) -> str:
+        return f"{self._apps}/deployments/{quote(self.target.deployment, safe='')}"
+
+    # --- the interface -------------------------------------------------------------------------
+
+    async def current_deployment(self) -> Deployment | None:
+        deployment = await self._get_deployment()
+        revision = _revision(deployment)
+        for rs in await self._replica_sets(deployment):
+            if _revision(rs) == revision:
+                return self._from_replica_set(rs, deployment)
+        return None
+
+    async def list_deployments(self, *, limit: int = 10) -> list[Deployment]:
+        deployment = await self._get_deployment()
+        sets = await self._replica_sets(deployment)
+        return [self._from_replica_set(rs, deployment) for rs in sets[:limit]]
+
+    async def restart(self) -> Deployment:
+        deployment = await self._get_deployment()
+        self._refuse_paused(deployment, "restart")
+        now = self.clock.now().strftime("%Y-%m-%dT%H:%M:%SZ")
+        patch = {"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: now}}}}}
+        updated = await self._patch(patch, "application/strategic-merge-patch+json")
+        return self._handle(updated, action="restart")
+
+    async def rollback(self, target_id: str | None = None) -> Deployment:
+        deployment = await self._get_deployment()
+        self._refuse_paused(deployment, "roll back")
+        sets = await self._replica_sets(deployment)
+        listed = [self._from_replica_set(rs, deployment) for rs in sets]
+        current = next((d for d in listed if d.id == str(_revision(deployment))), None)
+        wanted = target_id.strip().removeprefix("revision-").removeprefix("rev") if target_id else None
+        target = pick_rollback_target(listed, current, wanted)
+        rs = next(rs for rs in sets if str(_revision(rs)) == target.id)
+        template = copy.deepcopy((rs.get("spec") or {}).get("template") or {})
+        labels = (template.get("metadata") or {}).get("labels") or {}
+        labels.pop(HASH_LABEL, None)
+        current_template = (deployment.get("spec") or {}).get("template") or {}
+        if _same_template(template, current_template):
+            raise PlatformError(
+                f"revision {target.id} has the same pod template as the live one: nothing to roll back",
+                platform=NAME,
+            )
+        patch = [{"op": "replace", "path": "/spec/template", "value": template}]
+        updated = await self._patch(patch, "application/json-patch+json")
+        handle = self._handle(updated, action="rollback")
+        return Deployment(
+            handle.id, handle.status, handle.created_at, None, False, {**handle.meta, "rollback_to": target.id}
+        )
+
+    async def deployment_status(self, deployment_id: str) -> Deployment:
+        deployment = await self._get_deployment()
+        revision = str(_revision(deployment))
+        generation = int((deployment.get("metadata") or {}).get("generation") or 0)
+        status, note = rollout_status(deployment)
+        if deployment_id.startswith("gen-"):
+            wanted = int(deployment_id.removeprefix("gen-") or 0)
+            observed = int((deployment.get("status") or {}).get("observedGeneration") or 0)
+            if observed < wanted:
+                return Deployment(deployment_id, DeployStatus.QUEUED, meta={"generation": wanted, "note": note})
+            return Deployment(revision, status, meta={"generation": generation, "note": note, "revision": revision})
+        if deployment_id == revision:
+            return Deployment(revision, status, meta={"generation": generation, "note": note, "revision": revision})
+        for rs in await self._replica_sets(deployment):
+            if str(_revision(rs)) == deployment_id:
+                return self._from_replica_set(rs, deployment)
+        raise PlatformError(f"Deployment {self._where} has no revision {deployment_id}", platform=NAME)
+
+    # --- internals -------------------------------------------------------------------------------
+
+    def _handle(self, updated: Any, *, action: str) -> Deployment:
+        generation = int(((updated or {}).get("metadata") or {}).get("generation") or 0)
+        return Deployment(f"gen-{generation}", DeployStatus.QUEUED, self.clock.now(), None, False, {"action": action})
+
+    def _refuse_paused(self, deployment: dict[str, Any], verb: str) -> None:
+        if (deployment.get("spec") or {}).get("paused"):
+            raise PlatformError(
+                f"Deployment {self._where} is paused; resume it (kubectl rollout resume) before you {verb}",
+                platform=NAME,
+            )
+
+    def _from_replica_set(self, rs: dict[str, Any], deployment: dict[str, Any]) -> Deployment:
+        revision = str(_revision(rs))
+        live = revision == str(_revision(deployment))
+        meta_rs = rs.get("metadata") or {}
+        containers = (((rs.get("spec") or {}).get("template") or {}).get("spec") or {}).get("containers") or []
+        images = [str(c.get("image")) for c in containers if isinstance(c, dict) and c.get("image")]
+        status = rollout_status(deployment)[0] if live else DeployStatus.REMOVED
+        return Deployment(
+            id=revision,
+            status=status,
+            created_at=parse_time(meta_rs.get("creationTimestamp")),
+            url=None,
+            can_rollback=not live,
+            meta={"replicaset": meta_rs.get("name"), "image": ", ".join(images), "revision": revision},
+        )
+
+    async def _get_deployment(self) -> dict[str, Any]:
+        response = await self._send(
+            "GET", self._deployment_url, not_found=f"Kubernetes has no Deployment {self._where}"
+        )
+        body = json_of(response, platform=NAME)
+        if not isinstance(body, dict):
+            raise PlatformError("Kubernetes answered with an unexpected shape", platform=NAME)
+        return body
+
+    async def _replica_sets(self, deployment: dict[str, Any]) -> list[dict[str, Any]]:
+        """ReplicaSets owned by the Deployment, newest revision first."""
+        selector = ((deployment.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
+        params = {"labelSelector": ",".join(f"{k}={v}" for k, v in sorted(selector.items()))} if selector else None
+        response = await self._send("GET", f"{self._apps}/replicasets", params=params)
+        body = json_of(response, platform=NAME)
+        items = body.get("items") if isinstance(body, dict) else None
+        uid = (deployment.get("metadata") or {}).get("uid")
+        owned = [
+            rs
+            for rs in (items or [])
+            if isinstance(rs, dict)
+            and any(ref.get("uid") == uid for ref in ((rs.get("metadata") or {}).get("ownerReferences") or []))
+        ]
+        return sorted(owned, key=_revision, reverse=True)
+
+    async def _patch(self, patch: Any, content_type: str) -> Any:
+        response = await self._send(
+            "PATCH",
+            self._deployment_url,
+            content=dumps(patch),
+            headers={"Content-Type": content_type},
+            not_found=f"Kubernetes has no Deployment {self._where}",
+        )
+        return json_of(response, platform=NAME)
+
+    async def _send(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: dict[str, Any] | None = None,
+        content: bytes | None = None,
+        headers: dict[str, str] | None = None,
+        not_found: str | None = None,
+    ) -> httpx.Response:
+        token = self.token() if callable(self.token) else self.token
+        if not token:
+            variable = self.target.token_env or "the service account token"
+            raise PlatformAuthError(f"no Kubernetes token: {variable} is not set", platform=NAME)
+        return await self.endpoint.send(
+            method,
+            url,
+            headers={"Authorization": f"Bearer {token}", "Accept": "application/json", **(headers or {})},
+            params=params,
+            content=content,
+            not_found=not_found,
+        )
+
+
+def rollout_status(deployment: dict[str, Any]) -> tuple[DeployStatus, str]:
+    """What `kubectl rollout status` would say, as (status, explanation)."""
+    meta = deployment.get("metadata") or {}
+    spec = deployment.get("spec") or {}
+    status = deployment.get("status") or {}
+    if int(meta.get("generation") or 0) > int(status.get("observedGeneration") or 0):
+        return DeployStatus.QUEUED, "waiting for the rollout to be observed"
+    for condition in status.get("conditions") or []:
+        if condition.get("type") == "Progressing" and condition.get("reason") == "ProgressDeadlineExceeded":
+            return DeployStatus.FAILED, f"progress deadline exceeded: {condition.get('message') or ''}".strip()
+    wanted = int(spec.get("replicas", 1) if spec.get("replicas") is not None else 1)
+    updated = int(status.get("updatedReplicas") or 0)
+    total = int(status.get("replicas") or 0)
+    available = int(status.get("availableReplicas") or 0)
+    if updated < wanted:
+        return DeployStatus.DEPLOYING, f"{updated} of {wanted} new replicas updated"
+    if total > updated:
+        return DeployStatus.DEPLOYING, f"{total - updated} old replicas pending termination"
+    if available < updated:
+        return DeployStatus.DEPLOYING, f"{available} of {updated} updated replicas available"
+    return DeployStatus.SUCCESS, "successfully rolled out"
+
+
+def _revision(obj: dict[str, Any]) -> int:
+    annotations = (obj.get("metadata") or {}).get("annotations") or {}
+    try:
+        return int(annotations.get(REVISION) or 0)
+    except (TypeError, ValueError):
+        return 0
+
+
+def _same_template(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    def clean(template: dict[str, Any]) -> dict[str, Any]:
+        template = copy.deepcopy(template)
+        (template.get("metadata") or {}).get("labels", {}).pop(HASH_LABEL, None)
+        return template
+
+    return clean(a) == clean(b)

@@ -1,0 +1,259 @@
+"""Vercel, through its REST API (`{VERCEL_API_URL}`, `Authorization: Bearer`, `?teamId=` on every call).
+
+- list: `GET /v6/deployments?projectId=&target=production&limit=` (newest first; the id key is `uid`).
+- current: the project's production target (`GET /v9/projects/{id}` → `targets.production.id`),
+  or the newest READY production deployment when the project does not say.
+- restart: redeploy the live deployment, `POST /v13/deployments?forceNew=1` with
+  `{"deploymentId", "name", "target": "production"}`; the new deployment is followed with
+  `GET /v13/deployments/{id}` (`readyState`).
+- rollback: `POST /v9/projects/{id}/rollback/{deploymentId}` to an older deployment, or
+  `POST /v10/projects/{id}/promote/{deploymentId}` to a newer one (undoing an earlier rollback).
+  Neither builds anything: Vercel moves the production alias, and its progress is the project's
+  `lastAliasRequest.jobStatus` (pending, in-progress, succeeded, failed).
+
+`teamId` comes from the service's `vercel.team_id` or `VERCEL_TEAM_ID`; personal accounts have
+none and the parameter is then left out.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from bot.config import VercelTarget
+from bot.exceptions import PlatformAuthError, PlatformError
+from bot.platforms.base import (
+    DEFAULT_REQUEST_TIMEOUT,
+    Deployment,
+    DeployStatus,
+    Endpoint,
+    json_of,
+    parse_time,
+    pick_rollback_target,
+)
+
+NAME = "Vercel"
+
+_STATUS = {
+    "QUEUED": DeployStatus.QUEUED,
+    "INITIALIZING": DeployStatus.QUEUED,
+    "BUILDING": DeployStatus.BUILDING,
+    "READY": DeployStatus.SUCCESS,
+    "ERROR": DeployStatus.FAILED,
+    "CANCELED": DeployStatus.CANCELLED,
+    "DELETED": DeployStatus.REMOVED,
+}
+_ALIAS_STATUS = {
+    "pending": DeployStatus.DEPLOYING,
+    "in-progress": DeployStatus.DEPLOYING,
+    "succeeded": DeployStatus.SUCCESS,
+    "failed": DeployStatus.FAILED,
+}
+
+
+class VercelPlatform:
+    kind = "vercel"
+    display_name = NAME
+
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        *,
+        target: VercelTarget,
+        token: str | None,
+        team_id: str | None = None,
+        api_url: str = "https://api.vercel.com",
+        timeout: float = DEFAULT_REQUEST_TIMEOUT,
+        history: int = 20,
+    ) -> None:
+        self.endpoint = Endpoint(http, display_name=NAME, timeout=timeout)
+        self.target = target
+        self.token = token
+        self.team_id = target.team_id or team_id
+        self.api_url = api_url.rstrip("/")
+        self.history = history
+
+    @property
+    def _project_path(self) -> str:
+        return f"/v9/projects/{quote(self.target.project_id, safe='')}"
+
+    # --- the interface -------------------------------------------------------------------------
+
+    async def current_deployment(self) -> Deployment | None:
+        project = await self._project()
+        return await self._current(project, await self.list_deployments(limit=self.history))
+
+    async def list_deployments(self, *, limit: int = 10) -> list[Deployment]:
+        body = await self._json(
+            "GET",
+            "/v6/deployments",
+            params={"projectId": self.target.project_id, "target": "production", "limit": limit},
+        )
+        items = body.get("deployments") if isinstance(body, dict) else None
+        if not isinstance(items, list):
+            raise PlatformError("Vercel answered the deployment list without `deployments`", platform=NAME)
+        return [_deployment(item) for item in items if isinstance(item, dict)]
+
+    async def restart(self) -> Deployment:
+        project = await self._project()
+        current = await self._current(project, await self.list_deployments(limit=self.history))
+        if current is None:
+            raise PlatformError(
+                f"Vercel project {self.target.project_id} has no live production deployment to redeploy",
+                platform=NAME,
+            )
+        name = current.meta.get("name") or project.get("name") or self.target.project_id
+        body = await self._json(
+            "POST",
+            "/v13/deployments",
+            params={"forceNew": "1"},
+            json_body={"deploymentId": current.id, "name": name, "target": "production"},
+        )
+        if not isinstance(body, dict) or not (body.get("id") or body.get("uid")):
+            raise PlatformError("Vercel accepted the redeploy but returned no deployment id", platform=NAME)
+        new = _deployment(body)
+        return Deployment(
+            new.id,
+            new.status if new.status is not DeployStatus.UNKNOWN else DeployStatus.QUEUED,
+            new.created_at,
+            new.url,
+            False,
+            {**new.meta, "action": "redeploy", "redeploy_of": current.id},
+        )
+
+    async def rollback(self, target_id: str | None = None) -> Deployment:
+        project = await self._project()
+        deployments = await self.list_deployments(limit=self.history)
+        current = await self._current(project, deployments)
+        target = pick_rollback_target(deployments, current, target_id)
+        newer = (
+            current is not None
+            and target.created_at is not None
+            and current.created_at is not None
+            and target.created_at > current.created_at
+        )
+        pid = quote(self.target.project_id, safe="")
+        did = quote(target.id, safe="")
+        if newer:
+            # Going forward again (undoing an earlier rollback) is a promote, not a rollback.
+            await self._send("POST", f"/v10/projects/{pid}/promote/{did}")
+            action = "promote"
+        else:
+            await self._send("POST", f"/v9/projects/{pid}/rollback/{did}")
+            action = "rollback"
+        return Deployment(
+            target.id,
+            DeployStatus.DEPLOYING,
+            target.created_at,
+            target.url,
+            target.can_rollback,
+            {**target.meta, "action": action, "from": current.id if current else None},
+        )
+
+    async def deployment_status(self, deployment_id: str) -> Deployment:
+        body = await self._json(
+            "GET",
+            f"/v13/deployments/{quote(deployment_id, safe='')}",
+            not_found=f"Vercel has no deployment {deployment_id}",
+        )
+        if not isinstance(body, dict):
+            raise PlatformError("Vercel answered the deployment lookup with an unexpected shape", platform=NAME)
+        deployment = _deployment(body)
+        if deployment.status is not DeployStatus.SUCCESS:
+            return deployment
+        # A READY deployment is live only once the production alias points at it.
+        alias = (await self._project()).get("lastAliasRequest")
+        if isinstance(alias, dict) and alias.get("toDeploymentId") == deployment.id:
+            job = str(alias.get("jobStatus") or "")
+            status = _ALIAS_STATUS.get(job, DeployStatus.DEPLOYING)
+            return Deployment(
+                deployment.id,
+                status,
+                deployment.created_at,
+                deployment.url,
+                deployment.can_rollback,
+                {**deployment.meta, "alias_job": job},
+            )
+        return deployment
+
+    # --- internals -------------------------------------------------------------------------------
+
+    async def _current(self, project: dict[str, Any], deployments: list[Deployment]) -> Deployment | None:
+        live = ((project.get("targets") or {}).get("production") or {}) if isinstance(project, dict) else {}
+        live_id = live.get("id") if isinstance(live, dict) else None
+        if live_id:
+            for deployment in deployments:
+                if deployment.id == live_id:
+                    return deployment
+            return await self.deployment_status(str(live_id))
+        return next((d for d in deployments if d.status is DeployStatus.SUCCESS), None)
+
+    async def _project(self) -> dict[str, Any]:
+        body = await self._json(
+            "GET",
+            self._project_path,
+            not_found=f"Vercel has no project {self.target.project_id} (check vercel.project_id and the team)",
+        )
+        if not isinstance(body, dict):
+            raise PlatformError("Vercel answered the project lookup with an unexpected shape", platform=NAME)
+        return body
+
+    async def _json(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, Any] | None = None,
+        json_body: Any = None,
+        not_found: str | None = None,
+    ) -> Any:
+        response = await self._send(method, path, params=params, json_body=json_body, not_found=not_found)
+        return json_of(response, platform=NAME)
+
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, Any] | None = None,
+        json_body: Any = None,
+        not_found: str | None = None,
+    ) -> httpx.Response:
+        if not self.token:
+            raise PlatformAuthError("VERCEL_TOKEN is not set: the bot cannot act on Vercel", platform=NAME)
+        return await self.endpoint.send(
+            method,
+            self.api_url + path,
+            headers={"Authorization": f"Bearer {self.token}"},
+            params={**(params or {}), "teamId": self.team_id},
+            json_body=json_body,
+            not_found=not_found,
+        )
+
+
+def _deployment(item: dict[str, Any]) -> Deployment:
+    raw = str(item.get("readyState") or item.get("state") or item.get("status") or "").upper()
+    status = _STATUS.get(raw, DeployStatus.UNKNOWN)
+    url = item.get("url")
+    if url and "://" not in url:
+        url = f"https://{url}"
+    raw_meta = item.get("meta")
+    source_meta: dict[str, Any] = raw_meta if isinstance(raw_meta, dict) else {}
+    meta: dict[str, Any] = {"platform_status": raw, "name": item.get("name")}
+    message = source_meta.get("githubCommitMessage") or source_meta.get("gitlabCommitMessage")
+    if message:
+        meta["commitMessage"] = message
+    sha = source_meta.get("githubCommitSha") or source_meta.get("gitlabCommitSha")
+    if sha:
+        meta["commitHash"] = sha
+    production = item.get("target") in ("production", None)
+    return Deployment(
+        id=str(item.get("uid") or item.get("id")),
+        status=status,
+        created_at=parse_time(item.get("created") or item.get("createdAt")),
+        url=url,
+        can_rollback=status is DeployStatus.SUCCESS and production,
+        meta=meta,
+    )

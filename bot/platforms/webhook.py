@@ -1,0 +1,198 @@
+"""A generic, signed webhook for teams with their own deploy tooling.
+
+The contract a receiver implements (one URL, one verb):
+
+Request: `POST <webhook.url>` with a JSON body
+
+    {"action": "current" | "list" | "restart" | "rollback" | "status",
+     "service": "<name in bot.yml>",
+     "timestamp": <unix seconds>,
+     "request_id": "<uuid>",
+     "deployment_id": "<id>",              # status only
+     "target_deployment_id": "<id>",       # rollback only (always set: the bot picks the target)
+     "limit": <n>}                         # list only
+
+and headers
+
+    Content-Type: application/json
+    X-Timestamp: <the same unix seconds>
+    X-Request-Id: <the same uuid>
+    X-Signature-256: sha256=<hex HMAC-SHA256 of the raw body, keyed with the secret>
+
+The secret is read from the environment variable `webhook.secret_env` names. The timestamp is
+inside the signed body, so a receiver checks the signature with a constant-time comparison,
+then refuses requests more than 5 minutes old (replays). Without `secret_env` the request is
+sent unsigned; do that only on a private network.
+
+Response: 2xx with JSON. `current`, `restart`, `rollback` and `status` answer
+
+    {"deployment": {"id": "...", "status": "queued|building|deploying|success|failed|cancelled|removed",
+                    "created_at": "<ISO 8601>", "url": "...", "can_rollback": true, "meta": {...}}}
+
+(`{"deployment": null}` when nothing is live; the object may also be the whole body), and `list`
+answers `{"deployments": [...]}`, newest first. restart/rollback answer as soon as the work
+is queued; the bot then asks `status` every few seconds until a final status.
+
+Errors: 401/403 for a bad signature (shown as an auth error), 429 with `Retry-After`, other
+4xx/5xx with `{"error": "<message for the on-call engineer>"}`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import uuid
+from typing import Any
+
+import httpx
+
+from bot.clock import Clock, SystemClock
+from bot.config import WebhookTarget
+from bot.exceptions import PlatformAuthError, PlatformError
+from bot.platforms.base import (
+    DEFAULT_REQUEST_TIMEOUT,
+    Deployment,
+    DeployStatus,
+    Endpoint,
+    dumps,
+    json_of,
+    parse_time,
+    pick_rollback_target,
+)
+
+NAME = "deploy webhook"
+SIGNATURE_HEADER = "X-Signature-256"
+TIMESTAMP_HEADER = "X-Timestamp"
+REQUEST_ID_HEADER = "X-Request-Id"
+
+_STATUS = {
+    "queued": DeployStatus.QUEUED,
+    "pending": DeployStatus.QUEUED,
+    "building": DeployStatus.BUILDING,
+    "deploying": DeployStatus.DEPLOYING,
+    "in_progress": DeployStatus.DEPLOYING,
+    "in-progress": DeployStatus.DEPLOYING,
+    "running": DeployStatus.DEPLOYING,
+    "success": DeployStatus.SUCCESS,
+    "succeeded": DeployStatus.SUCCESS,
+    "ready": DeployStatus.SUCCESS,
+    "done": DeployStatus.SUCCESS,
+    "failed": DeployStatus.FAILED,
+    "failure": DeployStatus.FAILED,
+    "error": DeployStatus.FAILED,
+    "cancelled": DeployStatus.CANCELLED,
+    "canceled": DeployStatus.CANCELLED,
+    "removed": DeployStatus.REMOVED,
+}
+
+
+def sign(secret: str, body: bytes) -> str:
+    """The `X-Signature-256` value for a body."""
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def verify(secret: str, body: bytes, signature: str | None) -> bool:
+    """What a receiver does (and what the tests' receiver does)."""
+    return signature is not None and hmac.compare_digest(sign(secret, body), signature)
+
+
+class WebhookPlatform:
+    kind = "webhook"
+    display_name = NAME
+
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        *,
+        service: str,
+        target: WebhookTarget,
+        secret: str | None,
+        clock: Clock | None = None,
+        timeout: float = DEFAULT_REQUEST_TIMEOUT,
+        history: int = 20,
+    ) -> None:
+        self.endpoint = Endpoint(http, display_name=NAME, timeout=timeout)
+        self.service = service
+        self.target = target
+        self.secret = secret
+        self.clock = clock or SystemClock()
+        self.history = history
+
+    async def current_deployment(self) -> Deployment | None:
+        body = await self._call("current")
+        return _one(body, allow_none=True)
+
+    async def list_deployments(self, *, limit: int = 10) -> list[Deployment]:
+        body = await self._call("list", limit=limit)
+        items = body.get("deployments") if isinstance(body, dict) else body
+        if not isinstance(items, list):
+            raise PlatformError("the deploy webhook answered `list` without a `deployments` list", platform=NAME)
+        return [_deployment(item) for item in items if isinstance(item, dict)]
+
+    async def restart(self) -> Deployment:
+        return _required(await self._call("restart"), "restart")
+
+    async def rollback(self, target_id: str | None = None) -> Deployment:
+        deployments = await self.list_deployments(limit=self.history)
+        current = await self.current_deployment()
+        target = pick_rollback_target(deployments, current, target_id)
+        new = _required(await self._call("rollback", target_deployment_id=target.id), "rollback")
+        return Deployment(
+            new.id, new.status, new.created_at, new.url, new.can_rollback, {**new.meta, "rollback_to": target.id}
+        )
+
+    async def deployment_status(self, deployment_id: str) -> Deployment:
+        return _required(await self._call("status", deployment_id=deployment_id), "status")
+
+    async def _call(self, action: str, **fields: Any) -> Any:
+        if self.target.secret_env and not self.secret:
+            raise PlatformAuthError(
+                f"{self.target.secret_env} is not set: the deploy webhook secret is missing", platform=NAME
+            )
+        timestamp = int(self.clock.now().timestamp())
+        request_id = str(uuid.uuid4())
+        body = dumps(
+            {"action": action, "service": self.service, "timestamp": timestamp, "request_id": request_id, **fields}
+        )
+        headers = {
+            "Content-Type": "application/json",
+            TIMESTAMP_HEADER: str(timestamp),
+            REQUEST_ID_HEADER: request_id,
+        }
+        if self.secret:
+            headers[SIGNATURE_HEADER] = sign(self.secret, body)
+        response = await self.endpoint.send("POST", self.target.url, headers=headers, content=body)
+        return json_of(response, platform=NAME)
+
+
+def _one(body: Any, *, allow_none: bool = False) -> Deployment | None:
+    if isinstance(body, dict) and "deployment" in body:
+        item = body["deployment"]
+        if item is None and allow_none:
+            return None
+    else:
+        item = body
+    if not isinstance(item, dict) or not item.get("id"):
+        raise PlatformError("the deploy webhook answered without a deployment `id`", platform=NAME)
+    return _deployment(item)
+
+
+def _required(body: Any, action: str) -> Deployment:
+    deployment = _one(body)
+    if deployment is None:  # pragma: no cover - _one raises instead
+        raise PlatformError(f"the deploy webhook answered `{action}` without a deployment", platform=NAME)
+    return deployment
+
+
+def _deployment(item: dict[str, Any]) -> Deployment:
+    raw = str(item.get("status") or "").strip().lower()
+    raw_meta = item.get("meta")
+    meta: dict[str, Any] = raw_meta if isinstance(raw_meta, dict) else {}
+    return Deployment(
+        id=str(item.get("id")),
+        status=_STATUS.get(raw, DeployStatus.UNKNOWN),
+        created_at=parse_time(item.get("created_at")),
+        url=item.get("url") if isinstance(item.get("url"), str) else None,
+        can_rollback=bool(item.get("can_rollback", False)),
+        meta={**meta, "platform_status": raw},
+    )

@@ -1,0 +1,80 @@
+"""`python -m bot postmortem INC-7 [--format markdown|html] [-o FILE]`: the draft without Slack.
+
+Prints the document to stdout, or writes it to FILE. Errors are one line on stderr with exit
+code 1 (unknown incident, bad template) or 2 (arguments that do not parse), as a shell expects.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import sys
+from pathlib import Path
+from typing import TextIO
+
+from sqlalchemy.engine import make_url
+
+from bot.db import Database
+from bot.exceptions import BotError, NotFound, UsageError
+from bot.postmortem import service
+from bot.settings import Settings
+
+_REF = re.compile(r"(?:inc)?[-\s#]?(\d+)", re.IGNORECASE)
+
+
+def parse_ref(text: str) -> int:
+    """`INC-7`, `inc-7`, `inc7`, `#7` and `7` all mean incident 7."""
+    match = _REF.fullmatch(text.strip())
+    if not match or int(match.group(1)) < 1:
+        raise UsageError(f"{text!r} is not an incident: write INC-7 or 7", usage="postmortem INC-7")
+    return int(match.group(1))
+
+
+async def run_cli(
+    settings: Settings,
+    *,
+    incident: str,
+    fmt: str,
+    output: Path | None,
+    stdout: TextIO | None = None,
+    stderr: TextIO | None = None,
+) -> int:
+    out = stdout or sys.stdout
+    err = stderr or sys.stderr
+    try:
+        number = parse_ref(incident)
+        fmt_name = service.check_format(fmt)
+    except UsageError as exc:
+        print(f"error: {exc}", file=err)
+        return 2
+    db = Database(settings.database_url)
+    try:
+        await db.migrate()
+        async with db.session() as session:
+            data = await service.build(session, incident_id=number)
+        document = service.render(data, fmt=fmt_name, templates_dir=settings.config.postmortem.templates_dir)
+    except NotFound:
+        where = make_url(settings.database_url).render_as_string(hide_password=True)
+        print(f"error: INC-{number} does not exist in {where} (check DATABASE_URL)", file=err)
+        return 1
+    except BotError as exc:
+        print(f"error: {exc}", file=err)
+        return 1
+    finally:
+        await db.dispose()
+    if output is None:
+        out.write(document)
+        out.flush()
+        return 0
+    try:
+        await asyncio.to_thread(_write, output, document)
+    except OSError as exc:
+        print(f"error: cannot write {output}: {exc.strerror or exc}", file=err)
+        return 1
+    print(f"wrote the {data.ref} post-mortem ({fmt_name}, {len(data.events)} timeline events) to {output}", file=err)
+    return 0
+
+
+def _write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")

@@ -1,0 +1,126 @@
+"""`/incident stats [days]`: how fast incidents were acknowledged and resolved, per severity and service.
+
+The window is incidents *declared* in the last N days. One indexed query reads five columns;
+means and medians are computed in Python, so the figures are the same on SQLite and PostgreSQL
+(neither engine's date arithmetic is involved). Incidents never acknowledged are left out of the
+time-to-acknowledge figures and counted separately, and likewise open incidents for time to
+resolve: an average that silently counts them as zero, or as "now", would flatter or punish.
+"""
+
+from __future__ import annotations
+
+import re
+import statistics
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.clock import utc
+from bot.config import Severity
+from bot.exceptions import UsageError
+from bot.incidents.models import Incident
+
+DEFAULT_DAYS = 30
+MAX_DAYS = 3650
+NO_SERVICE = "(no service)"
+USAGE = "/incident stats [days]   e.g. /incident stats 7"
+
+
+@dataclass(frozen=True)
+class Figures:
+    count: int
+    acknowledged: int
+    not_acknowledged: int
+    tta_mean: timedelta | None
+    tta_median: timedelta | None
+    resolved: int
+    not_resolved: int
+    ttr_mean: timedelta | None
+    ttr_median: timedelta | None
+
+
+@dataclass(frozen=True)
+class Stats:
+    days: int
+    since: datetime
+    until: datetime
+    overall: Figures
+    by_severity: dict[str, Figures]  # P1..P4, only severities that occurred
+    by_service: dict[str, Figures]  # most incidents first; NO_SERVICE for incidents without one
+
+
+def parse_days(text: str | None) -> int:
+    """`''` → 30, `7`, `7d`, `7 days`, `2w` → 14. Anything else is a UsageError that shows the form."""
+    raw = (text or "").strip().lower()
+    if not raw:
+        return DEFAULT_DAYS
+    match = re.fullmatch(r"(\d+)\s*(d|day|days|w|wk|week|weeks)?", raw)
+    if not match:
+        raise UsageError(f"{text!r} is not a number of days.", usage=USAGE, suggestion="/incident stats 30")
+    days = int(match.group(1)) * (7 if (match.group(2) or "d").startswith("w") else 1)
+    return check_days(days)
+
+
+def check_days(days: int) -> int:
+    if not 1 <= days <= MAX_DAYS:
+        raise UsageError(f"days must be between 1 and {MAX_DAYS} (got {days}).", usage=USAGE)
+    return days
+
+
+def _figures(rows: list[tuple[datetime, datetime | None, datetime | None]]) -> Figures:
+    tta = [(ack - declared).total_seconds() for declared, ack, _ in rows if ack is not None]
+    ttr = [(res - declared).total_seconds() for declared, _, res in rows if res is not None]
+
+    def mean(values: list[float]) -> timedelta | None:
+        return timedelta(seconds=statistics.fmean(values)) if values else None
+
+    def median(values: list[float]) -> timedelta | None:
+        return timedelta(seconds=statistics.median(values)) if values else None
+
+    return Figures(
+        count=len(rows),
+        acknowledged=len(tta),
+        not_acknowledged=len(rows) - len(tta),
+        tta_mean=mean(tta),
+        tta_median=median(tta),
+        resolved=len(ttr),
+        not_resolved=len(rows) - len(ttr),
+        ttr_mean=mean(ttr),
+        ttr_median=median(ttr),
+    )
+
+
+async def compute(session: AsyncSession, *, now: datetime, days: int = DEFAULT_DAYS) -> Stats:
+    """Figures for incidents declared in (now - days, now]."""
+    check_days(days)
+    until = utc(now)
+    since = until - timedelta(days=days)
+    table = Incident.__table__  # type: ignore[attr-defined]
+    query = select(
+        table.c.severity, table.c.service, table.c.declared_at, table.c.acknowledged_at, table.c.resolved_at
+    ).where(table.c.declared_at > since, table.c.declared_at <= until)
+    conn = await session.connection()
+    result = await conn.execute(query)
+
+    everything: list[tuple[datetime, datetime | None, datetime | None]] = []
+    by_severity: dict[str, list[tuple[datetime, datetime | None, datetime | None]]] = defaultdict(list)
+    by_service: dict[str, list[tuple[datetime, datetime | None, datetime | None]]] = defaultdict(list)
+    for severity, service, declared, acked, resolved in result:
+        row = (utc(declared), utc(acked) if acked else None, utc(resolved) if resolved else None)
+        everything.append(row)
+        by_severity[str(Severity(severity))].append(row)
+        by_service[service or NO_SERVICE].append(row)
+
+    severity_order = [str(s) for s in Severity]
+    services = sorted(by_service, key=lambda name: (-len(by_service[name]), name == NO_SERVICE, name))
+    return Stats(
+        days=days,
+        since=since,
+        until=until,
+        overall=_figures(everything),
+        by_severity={s: _figures(by_severity[s]) for s in severity_order if s in by_severity},
+        by_service={name: _figures(by_service[name]) for name in services},
+    )

@@ -1,0 +1,106 @@
+"""Channel messages, 📌 reactions and pins become timeline events, exactly once."""
+
+from __future__ import annotations
+
+from tests.harness import BotHarness
+
+
+def _message(channel: str, ts: str, text: str, user: str = "U0BOB") -> dict[str, object]:
+    return {"type": "message", "channel": channel, "user": user, "text": text, "ts": ts, "channel_type": "channel"}
+
+
+async def test_messages_are_stored_once_even_when_slack_retries(bot: BotHarness) -> None:
+    incident = await bot.declare("P2 Queue backlog")
+    channel = incident.channel_id
+    assert channel
+    event = bot.fake.user_says(channel, "U0BOB", "consumer lag is 2M")
+    first = await bot.event(event, event_id="Ev100")
+    retry = await bot.event(event, event_id="Ev100", retry_num=1)
+    assert first.status_code == retry.status_code == 200
+    # Same message delivered under a new event id (e.g. to a second replica): still one row.
+    await bot.event(event, event_id="Ev101")
+    messages = [e for e in await bot.timeline(1) if e.kind == "message"]
+    assert [(m.actor, m.text, m.message_ts) for m in messages] == [("U0BOB", "consumer lag is 2M", event["ts"])]
+    assert messages[0].permalink and str(event["ts"]).replace(".", "") in messages[0].permalink
+
+
+async def test_messages_outside_incident_channels_and_bot_messages_are_ignored(bot: BotHarness) -> None:
+    incident = await bot.declare("P2 Queue backlog")
+    assert incident.channel_id
+    await bot.event(_message("C0GENERAL", "1790000000.000200", "lunch?"))
+    await bot.event({**_message(incident.channel_id, "1790000000.000300", "beep"), "bot_id": "B1"})
+    await bot.event({**_message(incident.channel_id, "1790000000.000400", ""), "subtype": "channel_join"})
+    assert [e for e in await bot.timeline(1) if e.kind == "message"] == []
+
+
+async def test_edits_update_the_stored_text(bot: BotHarness) -> None:
+    incident = await bot.declare("P2 Queue backlog")
+    channel = incident.channel_id
+    assert channel
+    await bot.event(_message(channel, "1790000000.000500", "lag 2M"))
+    await bot.event(
+        {
+            "type": "message",
+            "subtype": "message_changed",
+            "channel": channel,
+            "ts": "1790000001.000000",
+            "message": {"type": "message", "user": "U0BOB", "text": "lag 3M", "ts": "1790000000.000500"},
+        }
+    )
+    assert [e.text for e in await bot.timeline(1) if e.kind == "message"] == ["lag 3M"]
+
+
+async def test_pushpin_reaction_and_pin_mark_key_events_and_removal_unmarks(bot: BotHarness) -> None:
+    incident = await bot.declare("P1 Checkout down")
+    channel = incident.channel_id
+    assert channel
+    await bot.event(_message(channel, "1790000000.000600", "root cause: expired cert"))
+    reaction = {
+        "type": "reaction_added",
+        "user": "U0CAROL",
+        "reaction": "pushpin",
+        "item": {"type": "message", "channel": channel, "ts": "1790000000.000600"},
+        "item_user": "U0BOB",
+        "event_ts": "1790000002.000000",
+    }
+    await bot.event(reaction)
+
+    async def key() -> bool:
+        return next(e for e in await bot.timeline(1) if e.message_ts == "1790000000.000600").key
+
+    assert await key()
+    await bot.event({**reaction, "type": "reaction_removed"})
+    assert not await key()
+    # Other reactions change nothing.
+    await bot.event({**reaction, "reaction": "eyes"})
+    assert not await key()
+
+    pin = {
+        "type": "pin_added",
+        "user": "U0CAROL",
+        "channel_id": channel,
+        "item": {"type": "message", "channel": channel, "message": {"ts": "1790000000.000600", "text": "x"}},
+        "event_ts": "1790000003.000000",
+    }
+    await bot.event(pin)
+    assert await key()
+    await bot.event({**pin, "type": "pin_removed"})
+    assert not await key()
+
+
+async def test_pinning_a_message_the_bot_never_saw_stores_it_as_key(bot: BotHarness) -> None:
+    incident = await bot.declare("P1 Checkout down")
+    channel = incident.channel_id
+    assert channel
+    posted = bot.fake.messages(channel)[0]  # the bot's own summary, never stored as a message event
+    await bot.event(
+        {
+            "type": "reaction_added",
+            "user": "U0CAROL",
+            "reaction": "pushpin",
+            "item": {"type": "message", "channel": channel, "ts": posted.ts},
+            "event_ts": "1790000004.000000",
+        }
+    )
+    stored = [e for e in await bot.timeline(1) if e.message_ts == posted.ts]
+    assert len(stored) == 1 and stored[0].key

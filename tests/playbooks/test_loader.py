@@ -1,0 +1,268 @@
+"""Loading and validating playbook files: the shipped ones, and broken ones with clear messages."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from bot.config import BotConfig, Severity
+from bot.exceptions import ConfigError
+from bot.playbooks.loader import check_playbooks, load_playbooks
+from bot.playbooks.render import build_context, render, sample_context
+from bot.playbooks.schema import Action
+
+SHIPPED = Path(__file__).resolve().parents[2] / "playbooks"
+
+
+def write(directory: Path, name: str, text: str) -> Path:
+    path = directory / name
+    path.write_text(textwrap.dedent(text).lstrip(), encoding="utf-8")
+    return path
+
+
+GOOD = textwrap.dedent(
+    """
+    id: good
+    title: Good one
+    steps:
+      - id: look
+        title: Look
+        instructions: Look at {{ service }}.
+    """
+)
+
+
+# --- the shipped playbooks ---------------------------------------------------------------
+
+
+def test_every_shipped_playbook_loads_and_renders_every_step() -> None:
+    assert check_playbooks(SHIPPED) == []
+    registry = load_playbooks(SHIPPED)
+    assert registry.ids() == ["database", "high-latency", "security-breach", "service-down"]
+    context = sample_context()
+    for playbook in registry:
+        assert len(playbook.steps) >= 5, playbook.id
+        for step in playbook.steps:
+            text = render(step.instructions, context)
+            assert text and "{{" not in text and "}}" not in text, (playbook.id, step.id)
+            # Each step says what to run or look at: a command in backticks or a button to click.
+            assert "`" in text or step.action is not None, (playbook.id, step.id)
+
+
+def test_shipped_playbooks_render_for_an_incident_without_a_service() -> None:
+    registry = load_playbooks(SHIPPED)
+    incident = SimpleNamespace(id=7, title="Everything is slow", severity="P2", declared_by="U0ALICE")
+    for playbook in registry:
+        context = build_context(incident=incident, playbook_id=playbook.id, playbook_title=playbook.title)
+        for step in playbook.steps:
+            text = render(step.instructions, context)
+            assert "None" not in text, (playbook.id, step.id)
+
+
+def test_context_uses_the_service_catalog() -> None:
+    config = BotConfig.model_validate(
+        {
+            "services": {
+                "api": {
+                    "health_url": "http://api.prod.svc/health",
+                    "platform": "kubernetes",
+                    "kubernetes": {"namespace": "prod", "deployment": "api-server"},
+                }
+            }
+        }
+    )
+    incident = SimpleNamespace(id=3, title="api down", severity="P1", service="api", channel_name="inc-3-api-down")
+    context = build_context(incident=incident, playbook_id="x", playbook_title="X", config=config)
+    text = render(
+        "curl {{ health_url }}; kubectl -n {{ namespace }} rollout status deployment/{{ deployment }} "
+        "in {{ channel }} for {{ incident.ref }}",
+        context,
+    )
+    assert text == (
+        "curl http://api.prod.svc/health; kubectl -n prod rollout status deployment/api-server "
+        "in #inc-3-api-down for INC-3"
+    )
+
+
+def test_shipped_security_playbook_is_private_and_restricted_to_the_lead() -> None:
+    registry = load_playbooks(SHIPPED)
+    security = registry.get("security-breach")
+    assert security.private is True
+    assert security.restricted is not None and [r.value for r in security.restricted.roles] == ["commander"]
+    assert security.severity == Severity.P1
+    assert not registry.get("service-down").private
+    notify = [s for s in security.steps if s.action == Action.NOTIFY]
+    assert notify and notify[0].notify is not None and notify[0].notify.channel == "#security"
+
+
+# --- broken files ------------------------------------------------------------------------
+
+
+def test_unknown_action_names_file_step_and_field(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        "database.yml",
+        """
+        id: database
+        title: Database issues
+        steps:
+          - {id: a, title: A, instructions: a}
+          - {id: b, title: B, instructions: b}
+          - {id: c, title: C, instructions: c}
+          - id: kill-idle
+            title: Kill idle connections
+            instructions: do it
+            action: restrat
+        """,
+    )
+    assert check_playbooks(tmp_path) == [
+        f"{tmp_path}/database.yml: steps[3] (kill-idle): action: unknown action 'restrat' "
+        "(expected one of status, restart, rollback, page, notify)"
+    ]
+
+
+def test_unknown_field_suggests_the_right_one(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        "x.yml",
+        """
+        id: x
+        title: X
+        match: {keyword: [slow]}
+        steps:
+          - id: one
+            title: One
+            instruction: typo here
+        """,
+    )
+    problems = check_playbooks(tmp_path)
+    assert any(
+        p.startswith(f"{tmp_path}/x.yml: match.keyword: unknown field (did you mean 'keywords'?") for p in problems
+    ), problems
+    assert any(
+        p.startswith(f"{tmp_path}/x.yml: steps[0] (one): instruction: unknown field (did you mean 'instructions'?")
+        for p in problems
+    ), problems
+    assert any(p == f"{tmp_path}/x.yml: steps[0] (one): instructions: required field is missing" for p in problems)
+
+
+def test_typo_in_a_template_variable_is_caught(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        "x.yml",
+        """
+        id: x
+        title: X
+        steps:
+          - id: logs
+            title: Logs
+            instructions: railway logs --service {{ servce }}
+          - id: ref
+            title: Ref
+            instructions: "{{ incident.numbr }}"
+          - id: syntax
+            title: Syntax
+            instructions: "{% if service %}unclosed"
+        """,
+    )
+    problems = check_playbooks(tmp_path)
+    assert len(problems) == 3, problems
+    assert problems[0].startswith(f"{tmp_path}/x.yml: steps[0] (logs): instructions: unknown variable: 'servce'")
+    assert "variables you can use: service," in problems[0]
+    assert problems[1].startswith(f"{tmp_path}/x.yml: steps[1] (ref): instructions: unknown variable: 'incident'")
+    assert "numbr" in problems[1]
+    assert problems[2].startswith(f"{tmp_path}/x.yml: steps[2] (syntax): instructions: template syntax error")
+
+
+def test_structural_errors(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        "x.yml",
+        """
+        id: Bad Id
+        title: X
+        severity: P7
+        steps:
+          - {id: n, title: N, instructions: n, action: notify}
+          - {id: s, title: S, instructions: s, action: page, service: api}
+          - {id: c, title: C, instructions: c, action: notify, notify: {channel: security, text: hi}}
+        """,
+    )
+    problems = "\n".join(check_playbooks(tmp_path))
+    assert "x.yml: id: playbook id 'Bad Id': use lowercase letters" in problems
+    assert "x.yml: severity: Input should be 'P1', 'P2', 'P3' or 'P4'" in problems
+    assert "x.yml: steps[0] (n): action 'notify' needs a 'notify:' section" in problems
+    assert "x.yml: steps[1] (s): 'service' only applies to the status, restart and rollback actions" in problems
+    assert "x.yml: steps[2] (c): notify.channel: 'security' is not a channel" in problems
+
+
+def test_duplicate_step_ids(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        "x.yml",
+        """
+        id: x
+        title: X
+        steps:
+          - {id: same, title: A, instructions: a}
+          - {id: same, title: B, instructions: b}
+        """,
+    )
+    assert check_playbooks(tmp_path) == [
+        f"{tmp_path}/x.yml: steps: step id 'same' is used twice (steps[0] and steps[1])"
+    ]
+
+
+def test_yaml_problems_give_the_line(tmp_path: Path) -> None:
+    write(tmp_path, "broken.yml", "id: x\ntitle: [unclosed\nsteps: []\n")
+    write(tmp_path, "dupkey.yml", "id: y\ntitle: Y\ntitle: Z\nsteps: []\n")
+    write(tmp_path, "empty.yaml", "")
+    write(tmp_path, "list.yml", "- a\n- b\n")
+    problems = check_playbooks(tmp_path)
+    assert problems[0].startswith(f"{tmp_path}/broken.yml: line 3: not valid YAML")
+    assert problems[1] == f"{tmp_path}/dupkey.yml: line 3: not valid YAML: key 'title' is given twice"
+    assert problems[2] == f"{tmp_path}/empty.yaml: the file is empty (a playbook needs id, title and steps)"
+    assert problems[3].startswith(f"{tmp_path}/list.yml: the top level must be a mapping")
+
+
+def test_duplicate_ids_across_files(tmp_path: Path) -> None:
+    write(tmp_path, "a.yml", GOOD)
+    write(tmp_path, "b.yml", GOOD)
+    assert check_playbooks(tmp_path) == [f"{tmp_path}/b.yml: id: 'good' is already used by {tmp_path}/a.yml"]
+
+
+def test_load_refuses_any_error_and_lists_them_all(tmp_path: Path) -> None:
+    write(tmp_path, "a.yml", GOOD)
+    write(tmp_path, "b.yml", GOOD.replace("id: good", "id: other").replace("{{ service }}", "{{ nope }}"))
+    write(tmp_path, "c.yml", GOOD.replace("id: good", "id: third").replace("title: Look", "titel: Look"))
+    with pytest.raises(ConfigError) as err:
+        load_playbooks(tmp_path)
+    message = str(err.value)
+    assert message.startswith("invalid playbook:\n")
+    assert "b.yml: steps[0] (look): instructions: unknown variable: 'nope' is undefined" in message
+    assert "c.yml: steps[0] (look): titel: unknown field (did you mean 'title'?" in message
+
+
+def test_labels_accept_a_value_or_a_list(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        "x.yml",
+        GOOD.replace("title: Good one", "title: Good one\nmatch: {labels: {alertname: A, team: [db, ops], n: 5}}"),
+    )
+    registry = load_playbooks(tmp_path)
+    assert registry.get("good").match.labels == {"alertname": ["A"], "team": ["db", "ops"], "n": ["5"]}
+    write(tmp_path, "x.yml", GOOD.replace("title: Good one", "title: Good one\nmatch: {labels: {a: []}}"))
+    assert check_playbooks(tmp_path) == [f"{tmp_path}/x.yml: match.labels: label 'a': empty list of values"]
+
+
+def test_missing_directory_is_an_empty_registry(tmp_path: Path) -> None:
+    assert check_playbooks(tmp_path / "nope") == []
+    assert len(load_playbooks(tmp_path / "nope")) == 0
+
+
+def test_severity_spellings(tmp_path: Path) -> None:
+    write(tmp_path, "x.yml", GOOD.replace("title: Good one", "title: Good one\nseverity: sev2"))
+    assert load_playbooks(tmp_path).get("good").severity == Severity.P2
