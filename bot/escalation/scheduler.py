@@ -86,18 +86,22 @@ class EscalationScheduler:
             pass
 
     def wake_at(self, when: datetime) -> None:
-        """Make sure the process wakes no later than `when` (earlier timers win)."""
+        """Make sure the process wakes no later than `when` (earlier timers win).
+
+        `when` is on the escalator's clock; APScheduler runs on the wall clock, so the wake-up is
+        scheduled after the same delay (identical in production, and a FakeClock stays consistent).
+        """
         if self._scheduler is None or not self._scheduler.running:
             return
-        floor = datetime.now(UTC) + self.min_gap
-        when = max(when, floor)
-        if self.next_wake is not None and self.next_wake <= when and self.next_wake >= floor:
+        now = self.escalator.clock.now()
+        when = max(when, now + self.min_gap)
+        if self.next_wake is not None and now < self.next_wake <= when:
             return
         self.next_wake = when
         self._scheduler.add_job(
             self.run,
             "date",
-            run_date=when,
+            run_date=datetime.now(UTC) + (when - now),
             id=WAKE_JOB,
             replace_existing=True,
             coalesce=True,

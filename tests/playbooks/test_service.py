@@ -98,12 +98,13 @@ async def test_complete_and_skip_are_recorded_once_with_who(db: Database, regist
     incident = await declare(db)
     run = await start(db, incident, registry, "service-down")
     later = T0 + timedelta(minutes=3)
+    rid = run.id or 0
     async with db.session() as session:
-        first = await service.complete_step(session, run_id=run.id or 0, step_id="check-health", actor="U0BOB", now=later)
+        first = await service.complete_step(session, run_id=rid, step_id="check-health", actor="U0BOB", now=later)
     async with db.session() as session:
-        again = await service.complete_step(session, run_id=run.id or 0, step_id="check-health", actor="U0CAROL", now=later)
+        again = await service.complete_step(session, run_id=rid, step_id="check-health", actor="U0CAROL", now=later)
     async with db.session() as session:
-        skip_done = await service.skip_step(session, run_id=run.id or 0, step_id="check-health", actor="U0CAROL", now=later)
+        skip_done = await service.skip_step(session, run_id=rid, step_id="check-health", actor="U0CAROL", now=later)
         skipped = await service.skip_step(
             session, run_id=run.id or 0, step_id="recent-deploys", actor="U0CAROL", now=later, reason="no deploy today"
         )
@@ -232,7 +233,9 @@ async def test_restricted_playbook_only_the_lead_works_it(db: Database, registry
     # A new commander takes over the playbook.
     async with db.session() as session:
         current = await incidents.get(session, number=incident.id or 0)
-        await incidents.assign_role(session, incident=current, role=Role.COMMANDER, user="U0BOB", actor="U0ALICE", now=T0)
+        await incidents.assign_role(
+            session, incident=current, role=Role.COMMANDER, user="U0BOB", actor="U0ALICE", now=T0
+        )
     async with db.session() as session:
         change = await service.complete_step(session, run_id=run.id or 0, step_id="escalate", actor="U0BOB", now=T0)
     assert change.recorded
