@@ -1,19 +1,74 @@
-"""Logging: JSON lines by default (one event per line, ready for a log pipeline), text for humans."""
+"""Logging: JSON lines by default (one event per line, ready for a log pipeline), text for humans.
+
+Every line carries the id of the request it belongs to (a Slack request, an alert webhook, a
+/health probe), set in a context variable by the server and the Bolt middleware, so one
+`grep request_id=...` shows everything a request caused, including work done after the ack.
+Secrets never reach the output: known token shapes are masked by pattern, and the exact values
+of the configured secrets (registered at start-up) are masked wherever they appear.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
 import re
+import secrets as _secrets
 import sys
+from collections.abc import Iterable
+from contextvars import ContextVar, Token
 from datetime import UTC, datetime
 
-_SECRET = re.compile(r"(xox[abpr]-[A-Za-z0-9-]+|xapp-[A-Za-z0-9-]+|Bearer\s+[A-Za-z0-9._~+/=-]+)")
+_SECRET = re.compile(
+    r"(xox[a-z]-[A-Za-z0-9-]+"  # Slack bot/user/refresh tokens
+    r"|xapp-[A-Za-z0-9-]+"  # Slack app-level tokens
+    r"|(?:Bearer|Basic)\s+[A-Za-z0-9._~+/=-]+"  # Authorization header values
+    r"|(?i:(?:token|secret|password|api_key|apikey)=)[^&\s\"']+)"  # key=value in URLs and bodies
+)
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime"}
+_REDACTED = "…redacted"
+
+# Exact secret values (tokens from the environment); masked even when they match no pattern.
+_known_secrets: set[str] = set()
+
+request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
+
+
+def register_secrets(values: Iterable[str | None]) -> None:
+    """Mask these exact strings in every log line (short values are ignored: they would mask words)."""
+    for value in values:
+        if value and len(value) >= 8:
+            _known_secrets.add(value)
 
 
 def redact(text: str) -> str:
-    return _SECRET.sub(lambda m: m.group(0)[:5] + "…redacted", text)
+    for value in _known_secrets:
+        if value in text:
+            text = text.replace(value, value[:4] + _REDACTED)
+    return _SECRET.sub(lambda m: m.group(0)[:5] + _REDACTED, text)
+
+
+def new_request_id() -> str:
+    return _secrets.token_hex(8)
+
+
+def bind_request_id(value: str | None = None) -> Token[str | None]:
+    """Set the current request id (a new one when not given); reset with `request_id.reset(token)`."""
+    return request_id.set(value or new_request_id())
+
+
+def current_request_id() -> str | None:
+    return request_id.get()
+
+
+class RequestIdFilter(logging.Filter):
+    """Stamps the current request id on each record, so formatters and handlers downstream see it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(record, "request_id", None) is None:
+            rid = request_id.get()
+            if rid is not None:
+                record.request_id = rid
+        return True
 
 
 class JsonFormatter(logging.Formatter):
@@ -24,11 +79,15 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": redact(record.getMessage()),
         }
+        if getattr(record, "request_id", None) is None and request_id.get() is not None:
+            entry["request_id"] = request_id.get()
         for key, value in record.__dict__.items():
             if key not in _STANDARD and not key.startswith("_"):
                 entry[key] = value if isinstance(value, int | float | bool) or value is None else redact(str(value))
         if record.exc_info:
             entry["exception"] = redact(self.formatException(record.exc_info))
+        if record.stack_info:
+            entry["stack"] = redact(self.formatStack(record.stack_info))
         return json.dumps(entry, ensure_ascii=False)
 
 
@@ -40,6 +99,7 @@ class TextFormatter(logging.Formatter):
 def configure(level: str = "INFO", fmt: str = "json") -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(RequestIdFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

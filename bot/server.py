@@ -1,30 +1,91 @@
 """The HTTP server: Slack at POST /slack/events, and the bot's own endpoints.
 
 In Socket Mode Slack traffic arrives over the websocket, but this server still runs for
-/health, /metrics and the alert webhooks.
+/health, /metrics and the alert webhooks. Every request gets a request id (the caller's
+`X-Request-ID` when it sends a sane one), echoed in the response and stamped on every log line
+the request causes.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import re
+import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.async_app import AsyncApp
 
+from bot import logs
 from bot.deps import Deps
+from bot.observability import metrics_of, request_started
 
 log = logging.getLogger(__name__)
 
 HEALTH_TYPE = "application/health+json"
+SLACK_AUTH_TTL = 60.0  # seconds an auth.test answer is reused by /health
+SLACK_AUTH_TIMEOUT = 5.0
+# Slack errors that mean the token itself is bad: the bot cannot work until someone fixes it.
+_FATAL_AUTH = {"invalid_auth", "not_authed", "token_revoked", "token_expired", "account_inactive", "no_permission"}
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+
+class SlackAuthProbe:
+    """`auth.test`, cached for a minute so a tight health-check loop does not spend Slack's rate limit."""
+
+    def __init__(self, deps: Deps, *, ttl: float = SLACK_AUTH_TTL) -> None:
+        self.deps = deps
+        self.ttl = ttl
+        self._lock = asyncio.Lock()
+        self._cached: tuple[float, dict[str, Any]] | None = None
+
+    async def __call__(self) -> dict[str, Any]:
+        async with self._lock:
+            now = time.monotonic()
+            if self._cached is not None and now - self._cached[0] < self.ttl:
+                return self._cached[1]
+            result = await self._probe()
+            self._cached = (time.monotonic(), result)
+            return result
+
+    async def _probe(self) -> dict[str, Any]:
+        stamp = self.deps.clock.now().isoformat()
+        client = self.deps.services.get("slack_client")
+        if client is None:
+            return {"status": "warn", "output": "no Slack client", "time": stamp}
+        try:
+            response = await asyncio.wait_for(client.auth_test(), timeout=SLACK_AUTH_TIMEOUT)
+        except Exception as exc:
+            code = ""
+            answer = getattr(exc, "response", None)
+            if answer is not None:
+                try:
+                    code = str(answer.get("error") or "")
+                except Exception:
+                    code = ""
+            if code in _FATAL_AUTH:
+                return {"status": "fail", "output": f"Slack refused the bot token: {code}", "time": stamp}
+            # Slack (or the network) is down: the bot still stores alerts and timers; warn, don't fail.
+            return {"status": "warn", "output": f"Slack unreachable: {code or type(exc).__name__}", "time": stamp}
+        data = response.data if isinstance(response.data, dict) else {}
+        return {
+            "status": "pass",
+            "componentId": str(data.get("team_id") or ""),
+            "observedValue": str(data.get("user") or ""),
+            "time": stamp,
+        }
 
 
 async def health_report(deps: Deps) -> tuple[int, dict[str, Any]]:
-    """IETF health+json: pass when every check passes; fail (503) otherwise."""
+    """IETF health+json: pass when every check passes, warn (200) when only a non-critical one degrades,
+    fail (503) when a critical one fails."""
     checks: dict[str, list[dict[str, Any]]] = {}
     ok = True
+    warn = False
     now = deps.clock.now().isoformat()
     try:
         await deps.db.ping()
@@ -37,22 +98,57 @@ async def health_report(deps: Deps) -> tuple[int, dict[str, Any]]:
         running = bool(getattr(scheduler, "running", False))
         ok = ok and running
         checks["scheduler:running"] = [{"status": "pass" if running else "fail", "time": now}]
+    if "slack_client" in deps.services:
+        probe = deps.services.get("slack_auth_probe")
+        if probe is None:
+            probe = deps.services["slack_auth_probe"] = SlackAuthProbe(deps)
+        result = await probe()
+        checks["slack:auth"] = [result]
+        ok = ok and result["status"] != "fail"
+        warn = warn or result["status"] == "warn"
     for name, probe in deps.services.get("health_probes", {}).items():
         try:
             checks[name] = [await probe()]
             ok = ok and checks[name][0].get("status") != "fail"
+            warn = warn or checks[name][0].get("status") == "warn"
         except Exception as exc:
             ok = False
             checks[name] = [{"status": "fail", "output": type(exc).__name__, "time": now}]
-    body = {"status": "pass" if ok else "fail", "serviceId": "incident-bot", "checks": checks}
+    status = "fail" if not ok else "warn" if warn else "pass"
+    body = {"status": status, "serviceId": "incident-bot", "checks": checks}
     return (200 if ok else 503), body
 
 
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """A request id and a start time for everything this request causes (logs, ack latency)."""
+    incoming = request.headers.get("X-Request-ID", "")
+    token = logs.bind_request_id(incoming if _REQUEST_ID.match(incoming) else None)
+    started = request_started.set(time.perf_counter())
+    rid = logs.current_request_id() or ""
+    try:
+        response = await handler(request)
+    except web.HTTPException as exc:
+        exc.headers["X-Request-ID"] = rid
+        raise
+    finally:
+        request_started.reset(started)
+        logs.request_id.reset(token)
+    response.headers["X-Request-ID"] = rid
+    return response
+
+
 def build_web_app(deps: Deps, app: AsyncApp | None) -> web.Application:
-    web_app = web.Application(client_max_size=2 * 1024 * 1024)
+    web_app = web.Application(client_max_size=2 * 1024 * 1024, middlewares=[request_context])
 
     async def slack_events(request: web.Request) -> web.Response:
         assert app is not None
+        # slack_sdk's verifier does int() on this header unguarded: refuse garbage before it becomes a 500.
+        if not request.headers.get("X-Slack-Request-Timestamp", "").isdigit():
+            return web.Response(status=401, text="invalid request")
         bolt_request = await to_bolt_request(request)
         bolt_response = await app.async_dispatch(bolt_request)
         return await to_aiohttp_response(bolt_response)
@@ -61,9 +157,16 @@ def build_web_app(deps: Deps, app: AsyncApp | None) -> web.Application:
         status, body = await health_report(deps)
         return web.Response(status=status, text=json.dumps(body), content_type=HEALTH_TYPE)
 
+    async def metrics(_: web.Request) -> web.Response:
+        registry = metrics_of(deps)
+        await registry.refresh(deps)
+        body, content_type = registry.render()
+        return web.Response(body=body, headers={"Content-Type": content_type})
+
     if app is not None:
         web_app.router.add_post("/slack/events", slack_events)
     web_app.router.add_get("/health", health)
+    web_app.router.add_get("/metrics", metrics)
     for method, path, handler in deps.services.get("http_routes", []):
         web_app.router.add_route(method, path, handler)
     return web_app

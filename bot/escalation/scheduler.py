@@ -112,7 +112,6 @@ class EscalationScheduler:
     async def run(self) -> RunReport:
         """Send what is due, then arm the wake-up for the next due row."""
         async with self._lock:
-            self.next_wake = None
             report = RunReport()
             try:
                 report = await self.escalator.run_due()
@@ -128,6 +127,8 @@ class EscalationScheduler:
             except Exception:
                 log.exception("could not read the next due time; the sweep will catch up")
                 due = None
+            # The database has the full picture now: drop wake-ups armed during the run.
+            self.next_wake = None
             if due is not None:
                 self.wake_at(due)
             return report

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from bot.config import Severity
 from bot.deps import Deps
-from bot.exceptions import ChannelNameTaken, ChatError
+from bot.exceptions import ChannelNameTaken, ChatError, InvalidState
 from bot.incidents import service
 from bot.incidents.models import ActionItem, Incident, IncidentCreate, Role, Status
 from bot.incidents.ports import Notice
@@ -98,7 +98,24 @@ async def declare(
 
 
 async def finish_setup(deps: Deps, *, incident_id: int, actor: str) -> Outcome:
-    """Channel, invite, topic, pinned summary, announcement. Safe to run again after a failure."""
+    """Channel, invite, topic, pinned summary, announcement. Safe to run again after a failure.
+
+    Steps that leave something behind (channel, summary, announcement) are skipped once their ID is
+    saved; idempotent ones (invite, topic, pin) run every time. A lease in the row keeps two runs
+    (two clicks on Retry, two replicas) from creating two channels.
+    """
+    async with deps.db.session() as session:
+        if not await service.claim_setup(session, incident_id=incident_id, now=deps.clock.now()):
+            incident = await service.get(session, number=incident_id)
+            raise InvalidState(f"Setup of {incident.ref} is already running; try again in a minute.")
+    try:
+        return await _setup_steps(deps, incident_id=incident_id, actor=actor)
+    finally:
+        async with deps.db.session() as session:
+            await service.release_setup(session, incident_id=incident_id)
+
+
+async def _setup_steps(deps: Deps, *, incident_id: int, actor: str) -> Outcome:
     chat = deps.incident_chat
     problems: list[str] = []
     async with deps.db.session() as session:
@@ -127,23 +144,29 @@ async def finish_setup(deps: Deps, *, incident_id: int, actor: str) -> Outcome:
             await service.set_channel(
                 session, incident=incident, channel_id=channel.id, channel_name=channel.name, now=deps.clock.now()
             )
-            invitees = sorted({incident.declared_by, actor} - {""})
-            try:
-                await chat.invite(channel_id=channel.id, users=invitees)
-            except ChatError as exc:
-                await failed("inviting the declarer", exc)
-            try:
-                await chat.set_topic(incident=incident)
-            except ChatError as exc:
-                await failed("setting the topic", exc)
-
         assert incident.channel_id is not None
+
+        invitees = sorted({incident.declared_by, actor} - {""})
+        try:
+            await chat.invite(channel_id=incident.channel_id, users=invitees)
+        except ChatError as exc:
+            await failed("inviting the declarer", exc)
+        try:
+            await chat.set_topic(incident=incident)
+        except ChatError as exc:
+            await failed("setting the topic", exc)
+
         if incident.summary_ts is None:
             try:
                 incident.summary_ts = await chat.post_summary(incident=incident)
                 await service.save(session, incident=incident, now=deps.clock.now())
             except ChatError as exc:
                 await failed("posting the summary", exc)
+        if incident.summary_ts is not None:
+            try:
+                await chat.pin(channel_id=incident.channel_id, message_ts=incident.summary_ts)
+            except ChatError as exc:
+                await failed("pinning the summary", exc)
 
         announcements = deps.settings.config.channels.announcements
         if announcements and incident.announcement_ts is None:

@@ -88,6 +88,30 @@ async def set_channel(
     return incident
 
 
+SETUP_LEASE = timedelta(seconds=120)
+
+
+async def claim_setup(session: AsyncSession, *, incident_id: int, now: datetime) -> bool:
+    """Take the setup lease; False while another run holds it (an expired lease is taken over)."""
+    result = await session.exec(  # type: ignore[call-overload]
+        update(Incident)
+        .where(
+            col(Incident.id) == incident_id,
+            (col(Incident.setup_claimed_at).is_(None)) | (col(Incident.setup_claimed_at) < now - SETUP_LEASE),
+        )
+        .values(setup_claimed_at=now)
+    )
+    await session.commit()
+    return bool(result.rowcount)
+
+
+async def release_setup(session: AsyncSession, *, incident_id: int) -> None:
+    await session.exec(  # type: ignore[call-overload]
+        update(Incident).where(col(Incident.id) == incident_id).values(setup_claimed_at=None)
+    )
+    await session.commit()
+
+
 async def save(session: AsyncSession, *, incident: Incident, now: datetime) -> Incident:
     incident.updated_at = now
     session.add(incident)

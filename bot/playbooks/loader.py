@@ -35,9 +35,7 @@ def _mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = Fals
     for key_node, _ in node.value:
         key = loader.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
         if key in seen:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"key {key!r} is given twice", key_node.start_mark
-            )
+            raise yaml.constructor.ConstructorError(None, None, f"key {key!r} is given twice", key_node.start_mark)
         seen.add(key)
     return loader.construct_mapping(node, deep=deep)
 
@@ -206,3 +204,19 @@ def load_playbooks(directory: Path) -> PlaybookRegistry:
     registry = PlaybookRegistry([p for p, _ in loaded], sources={p.id: s for p, s in loaded})
     log.info("loaded %d playbooks from %s: %s", len(registry), directory, ", ".join(registry.ids()))
     return registry
+
+
+def check(settings: Any) -> tuple[list[str], list[str]]:
+    """For `python -m bot check`: errors in the files, and warnings about services bot.yml lacks."""
+    directory = Path(settings.playbooks_dir)
+    loaded, errors = _collect(directory)
+    warnings: list[str] = []
+    if not directory.exists():
+        warnings.append(f"PLAYBOOKS_DIR: {directory} does not exist: no playbooks will be offered")
+    services = set(settings.config.services)
+    for playbook, source in loaded:
+        # match.services naming an unknown service only never matches; a step's action would fail.
+        for index, step in enumerate(playbook.steps):
+            if step.service is not None and step.service not in services:
+                warnings.append(f"{source}: steps[{index}] ({step.id}): service: {step.service!r} is not in bot.yml")
+    return errors, warnings

@@ -42,6 +42,8 @@ class PlaybookRun(SQLModel, table=True):
     current: bool | None = Field(default=True)
     started_by: str | None = Field(default=None, max_length=100)
     started_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    # Why this playbook: "playbook:database was asked for", "keywords 'slow', 'p95'", "picked by U0BOB".
+    reason: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
     # The one progress message in the incident channel, edited in place.
     progress_channel: str | None = Field(default=None, max_length=50)
     progress_ts: str | None = Field(default=None, max_length=50)

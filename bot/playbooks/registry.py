@@ -46,9 +46,7 @@ class PlaybookRegistry:
                 raise ValueError(f"duplicate playbook id {playbook.id!r}")
             self._by_id[playbook.id] = playbook
         self.sources = dict(sources or {})
-        self._keywords = {
-            p.id: [(k, _word_pattern(k)) for k in p.match.keywords] for p in playbooks
-        }
+        self._keywords = {p.id: [(k, _word_pattern(k)) for k in p.match.keywords] for p in playbooks}
 
     def __len__(self) -> int:
         return len(self._by_id)

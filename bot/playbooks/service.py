@@ -99,6 +99,9 @@ class Progress:
     description: str
     private: bool
     restricted_note: str | None
+    started_by: str | None
+    started_at: datetime
+    reason: str
     steps: list[StepProgress]
     next: NextStep | None
     current: bool  # False once another playbook replaced this run
@@ -126,9 +129,7 @@ class Progress:
 
     def checklist(self) -> list[str]:
         """`✅ 1. Check health endpoints`; optional steps say so."""
-        return [
-            f"{s.emoji} {s.number}. {s.title}" + ("" if s.required else " (optional)") for s in self.steps
-        ]
+        return [f"{s.emoji} {s.number}. {s.title}" + ("" if s.required else " (optional)") for s in self.steps]
 
 
 # --- reading -----------------------------------------------------------------------------------
@@ -147,9 +148,7 @@ async def get_run(session: AsyncSession, *, run_id: int) -> PlaybookRun:
 
 
 async def current_run(session: AsyncSession, *, incident_id: int) -> PlaybookRun | None:
-    query = select(PlaybookRun).where(
-        PlaybookRun.incident_id == incident_id, col(PlaybookRun.current).is_(True)
-    )
+    query = select(PlaybookRun).where(PlaybookRun.incident_id == incident_id, col(PlaybookRun.current).is_(True))
     return (await session.exec(query)).first()
 
 
@@ -197,8 +196,7 @@ def ensure_allowed(playbook: Playbook, incident: Incident, actor: str | None) ->
     roles = ", ".join(r.value for r in playbook.restricted.roles)
     note = f" {playbook.restricted.note.strip()}" if playbook.restricted.note.strip() else ""
     raise PermissionDenied(
-        f"Only the incident's {roles} can work the {playbook.title} playbook "
-        f"(now: {', '.join(sorted(allowed))}).{note}"
+        f"Only the incident's {roles} can work the {playbook.title} playbook (now: {', '.join(sorted(allowed))}).{note}"
     )
 
 
@@ -214,7 +212,10 @@ async def start(
     now: datetime,
     reason: str = "",
 ) -> PlaybookRun:
-    """Start `playbook` on the incident; a running other playbook is closed with a timeline note."""
+    """Start `playbook` on the incident; a running other playbook is closed with a timeline note.
+
+    The new run inherits the old run's progress message, so the channel keeps a single one.
+    """
     assert incident.id is not None
     incident_id = incident.id
     previous = await current_run(session, incident_id=incident_id)
@@ -260,6 +261,10 @@ async def start(
         current=True,
         started_by=actor,
         started_at=now,
+        reason=reason,
+        # The incident keeps one progress message: the new run takes over the old run's.
+        progress_channel=previous.progress_channel if previous is not None else None,
+        progress_ts=previous.progress_ts if previous is not None else None,
     )
     session.add(run)
     try:
@@ -322,9 +327,7 @@ async def stop(session: AsyncSession, *, run_id: int, actor: str | None, now: da
 
 async def set_progress_message(session: AsyncSession, *, run_id: int, channel: str, ts: str) -> None:
     await session.exec(  # type: ignore[call-overload]
-        update(PlaybookRun)
-        .where(col(PlaybookRun.id) == run_id)
-        .values(progress_channel=channel, progress_ts=ts)
+        update(PlaybookRun).where(col(PlaybookRun.id) == run_id).values(progress_channel=channel, progress_ts=ts)
     )
     await session.commit()
 
@@ -478,9 +481,7 @@ async def _finish_if_complete(
 async def complete_step(
     session: AsyncSession, *, run_id: int, step_id: str, actor: str | None, now: datetime
 ) -> StepChange:
-    return await _change_step(
-        session, run_id=run_id, step_id=step_id, to=StepStatus.DONE, actor=actor, now=now
-    )
+    return await _change_step(session, run_id=run_id, step_id=step_id, to=StepStatus.DONE, actor=actor, now=now)
 
 
 async def skip_step(
@@ -629,8 +630,10 @@ async def progress(
     rendered_steps = [replace(s, title=render_or_raw(s.title, context)) for s in steps]
     note = None
     if playbook.restricted is not None:
-        note = render_or_raw(playbook.restricted.note, context) if playbook.restricted.note else (
-            "Restricted to the incident's " + ", ".join(r.value for r in playbook.restricted.roles)
+        note = (
+            render_or_raw(playbook.restricted.note, context)
+            if playbook.restricted.note
+            else ("Restricted to the incident's " + ", ".join(r.value for r in playbook.restricted.roles))
         )
     required_pending = any(s.state == StepStatus.PENDING and s.required for s in steps)
     return Progress(
@@ -641,6 +644,9 @@ async def progress(
         description=render_or_raw(playbook.description, context) if playbook.description else "",
         private=playbook.private,
         restricted_note=note,
+        started_by=run.started_by,
+        started_at=run.started_at,
+        reason=run.reason,
         steps=rendered_steps,
         next=next_step,
         current=bool(run.current),

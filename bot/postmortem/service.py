@@ -27,10 +27,10 @@ import re
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import jinja2
-from sqlalchemy import select
+from sqlalchemy import Table, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.clock import SystemClock, utc
@@ -143,7 +143,7 @@ def describe(kind: str, actor: str | None, text: str, data: dict[str, Any]) -> s
         head = f"Step {step}" if step else "Playbook step"
         head += f": {status}" if status else ""
         return f"{head} — {text}" if text else head
-    label = {
+    labels: dict[str, str] = {
         Kind.MESSAGE: "",
         Kind.REMINDER: "Reminder",
         Kind.HEALTH: "Health",
@@ -151,7 +151,8 @@ def describe(kind: str, actor: str | None, text: str, data: dict[str, Any]) -> s
         Kind.POSTMORTEM: "Post-mortem",
         Kind.CHAT_ERROR: "Slack error",
         Kind.SETUP: "Setup",
-    }.get(kind, kind.replace("_", " ").capitalize())
+    }
+    label = labels.get(kind, kind.replace("_", " ").capitalize())
     if not label:
         return text
     return f"{label}: {text}" if text else label
@@ -186,16 +187,8 @@ def _late(data: dict[str, Any]) -> str:
     return "sent late"
 
 
-_EVENT_COLUMNS = (
-    TimelineEvent.id,  # type: ignore[has-type]
-    TimelineEvent.at,
-    TimelineEvent.kind,
-    TimelineEvent.actor,
-    TimelineEvent.text,
-    TimelineEvent.key,
-    TimelineEvent.permalink,
-    TimelineEvent.data,
-)
+_TIMELINE = cast(Table, TimelineEvent.__table__)
+_ITEMS = cast(Table, ActionItem.__table__)
 
 
 async def build(session: AsyncSession, *, incident_id: int, now: datetime | None = None) -> PostmortemData:
@@ -207,20 +200,15 @@ async def build(session: AsyncSession, *, incident_id: int, now: datetime | None
     declared_at = utc(incident.declared_at)
 
     conn = await session.connection()
+    t = _TIMELINE.c
     rows = (
         await conn.execute(
-            select(*_EVENT_COLUMNS)
-            .where(TimelineEvent.incident_id == incident_id)
-            .order_by(TimelineEvent.at, TimelineEvent.id)  # type: ignore[has-type]
+            select(t.id, t.at, t.kind, t.actor, t.text, t.key, t.permalink, t.data)
+            .where(t.incident_id == incident_id)
+            .order_by(t.at, t.id)
         )
     ).all()
-    items = (
-        await conn.execute(
-            select(ActionItem.__table__)
-            .where(ActionItem.__table__.c.incident_id == incident_id)  # type: ignore[attr-defined]
-            .order_by(ActionItem.__table__.c.id)  # type: ignore[attr-defined]
-        )
-    ).all()
+    items = (await conn.execute(select(_ITEMS).where(_ITEMS.c.incident_id == incident_id).order_by(_ITEMS.c.id))).all()
 
     events: list[Event] = []
     key_events: list[Event] = []
@@ -297,7 +285,7 @@ async def build(session: AsyncSession, *, incident_id: int, now: datetime | None
                 Escalation(
                     at=at,
                     offset=event.offset,
-                    kind="page" if sent else action,
+                    kind="page" if sent else {"cancelled": "stopped", "replanned": "re-planned"}.get(action, action),
                     level=_level(data),
                     who=_paged(data) if sent else [],
                     late=_late(data),

@@ -14,8 +14,9 @@ import statistics
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import cast
 
-from sqlalchemy import select
+from sqlalchemy import Table, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.clock import utc
@@ -98,7 +99,7 @@ async def compute(session: AsyncSession, *, now: datetime, days: int = DEFAULT_D
     check_days(days)
     until = utc(now)
     since = until - timedelta(days=days)
-    table = Incident.__table__  # type: ignore[attr-defined]
+    table = cast(Table, Incident.__table__)
     query = select(
         table.c.severity, table.c.service, table.c.declared_at, table.c.acknowledged_at, table.c.resolved_at
     ).where(table.c.declared_at > since, table.c.declared_at <= until)

@@ -68,3 +68,12 @@ class ProcessedEvent(SQLModel, table=True):
 
     event_id: str = Field(primary_key=True, max_length=100)
     received_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+
+
+class ProcessedRequest(SQLModel, table=True):
+    """Signatures of slash commands and interactions already handled: a replayed request is dropped."""
+
+    __tablename__ = "processed_requests"
+
+    signature: str = Field(primary_key=True, max_length=100)
+    received_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))

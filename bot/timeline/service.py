@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.timeline.models import Kind, ProcessedEvent, TimelineEvent
+from bot.timeline.models import Kind, ProcessedEvent, ProcessedRequest, TimelineEvent
 
 
 def add(
@@ -139,6 +139,17 @@ async def set_key(session: AsyncSession, *, channel_id: str, message_ts: str, ke
 async def first_delivery(session: AsyncSession, *, event_id: str, at: datetime) -> bool:
     """True the first time an `event_id` is seen; an insert race between replicas is settled by the key."""
     session.add(ProcessedEvent(event_id=event_id, received_at=at))
+    try:
+        await session.commit()
+    except IntegrityError:
+        await session.rollback()
+        return False
+    return True
+
+
+async def first_request(session: AsyncSession, *, signature: str, at: datetime) -> bool:
+    """True the first time a request signature is seen."""
+    session.add(ProcessedRequest(signature=signature, received_at=at))
     try:
         await session.commit()
     except IntegrityError:

@@ -20,7 +20,7 @@ from bot.incidents.models import Incident, IncidentCreate
 
 T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 
-STANDARD = {
+STANDARD: dict[str, Any] = {
     "oncall": {
         "timezone": "Europe/London",
         "rotation": {"period": "weekly", "handoff": "monday 09:00", "users": ["U0ALICE", "U0BOB", "U0CAROL"]},

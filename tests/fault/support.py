@@ -116,22 +116,40 @@ def injected(text: str, *, users: tuple[str, ...] = ()) -> list[str]:
     return found
 
 
-@contextmanager
-def database_down(deps: Deps, unreachable_url: str) -> Iterator[None]:
-    """Point the bot's engine and sessions at a database that refuses connections, then put them back.
+class DatabaseOutage:
+    """Point the bot's engine and sessions at a database that refuses connections, and back.
 
-    Deterministic: every query in the window fails at connect time with the driver's real error,
-    as when PostgreSQL restarts or a SQLite file's volume disappears.
+    Deterministic: every query while it is down fails at connect time with the driver's real error,
+    as when PostgreSQL restarts or a SQLite file's volume goes away. Sessions opened before the
+    outage keep their connection, as they would.
     """
-    db = deps.db
-    engine, sessions = db.engine, db.sessions
-    broken = create_async_engine(unreachable_url)
-    db.engine = broken
-    db.sessions = async_sessionmaker(broken, class_=AsyncSession, expire_on_commit=False)
-    try:
-        yield
-    finally:
-        db.engine, db.sessions = engine, sessions
+
+    def __init__(self, deps: Deps, unreachable_url: str) -> None:
+        self.db = deps.db
+        self.saved = (deps.db.engine, deps.db.sessions)
+        self.broken = create_async_engine(unreachable_url)
+        self.down = False
+
+    def start(self) -> None:
+        self.db.engine = self.broken
+        self.db.sessions = async_sessionmaker(self.broken, class_=AsyncSession, expire_on_commit=False)
+        self.down = True
+
+    def end(self) -> None:
+        self.db.engine, self.db.sessions = self.saved
+        self.down = False
+
+    async def close(self) -> None:
+        self.end()
+        await self.broken.dispose()
+
+    @contextmanager
+    def window(self) -> Iterator[None]:
+        self.start()
+        try:
+            yield
+        finally:
+            self.end()
 
 
 def unreachable_url(database_url: str, tmp_dir: str) -> str:

@@ -21,8 +21,12 @@ def shipped() -> PlaybookRegistry:
 
 def pb(playbook_id: str, **match: object) -> Playbook:
     return Playbook.model_validate(
-        {"id": playbook_id, "title": playbook_id.title(), "match": match,
-         "steps": [{"id": "s", "title": "S", "instructions": "x"}]}
+        {
+            "id": playbook_id,
+            "title": playbook_id.title(),
+            "match": match,
+            "steps": [{"id": "s", "title": "S", "instructions": "x"}],
+        }
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from bot.config import Severity
 from bot.db import Database
@@ -21,6 +22,23 @@ def ev(
 ) -> TimelineEvent:
     data = kw.pop("data", {})
     return TimelineEvent(incident_id=incident_id, at=at(minutes), kind=kind, actor=actor, text=text, data=data, **kw)
+
+
+def page(
+    level: int, name: str, sent_to: list[str], *, failed: dict[str, str] | None = None, late: float = 0.0
+) -> dict[str, object]:
+    """A `page` event's data as bot.escalation writes it."""
+    return {
+        "action": "sent",
+        "level": level,
+        "name": name,
+        "repeat": 0,
+        "sent_to": sent_to,
+        "failed": failed or {},
+        "late": late > 0,
+        "late_seconds": late,
+        "errors": [],
+    }
 
 
 async def seed_full(db: Database, *, title: str = "Checkout | payments API down", note: str | None = None) -> int:
@@ -56,8 +74,20 @@ async def seed_full(db: Database, *, title: str = "Checkout | payments API down"
                 ev(n, -2, "alert", "alertmanager", "GatewayDown firing: 5xx ratio 42%", data={"service": "gateway"}),
                 ev(n, 0, "declared", "U0ALICE", title, key=True, data={"severity": "P2", "service": "gateway"}),
                 ev(n, 0, "setup", None, "channel #inc-7-checkout-payments-api-down created"),
-                ev(n, 0, "page", None, "", data={"level": 1, "level_name": "On-call engineer", "targets": ["U0BOB"]}),
-                ev(n, 0, "playbook", "U0ALICE", "Playbook service-down started", data={"playbook": "service-down"}),
+                ev(n, 0, "page", None, "Paged level 1 (On-call engineer)", data=page(1, "On-call engineer", ["U0BOB"])),
+                ev(
+                    n,
+                    0,
+                    "playbook",
+                    "U0ALICE",
+                    "Started playbook Service down",
+                    data={
+                        "status": "started",
+                        "playbook_id": "service-down",
+                        "title": "Service down",
+                        "steps": 6,
+                    },
+                ),
                 ev(n, 1, "severity", "U0ALICE", "P2 → P1", key=True, data={"old": "P2", "new": "P1"}),
                 ev(n, 2, "health", None, "gateway failing: 503 in 120 ms", data={"service": "gateway"}),
                 ev(n, 3, "chat_error", None, "pins.add failed: not_in_channel"),
@@ -68,7 +98,11 @@ async def seed_full(db: Database, *, title: str = "Checkout | payments API down"
                     "role",
                     "U0ALICE",
                     "commander: U0CAROL",
-                    data={"role": "commander", "user": "U0CAROL", "previous": "U0ALICE"},
+                    data={
+                        "role": "commander",
+                        "user": "U0CAROL",
+                        "previous": "U0ALICE",
+                    },
                 ),
                 ev(
                     n,
@@ -95,8 +129,14 @@ async def seed_full(db: Database, *, title: str = "Checkout | payments API down"
                     8,
                     "playbook_step",
                     "U0BOB",
-                    "",
-                    data={"playbook": "service-down", "step_title": "Check health endpoints", "status": "done"},
+                    "Completed step 1/6 of Service down: Check health endpoints",
+                    data={
+                        "status": "done",
+                        "playbook_id": "service-down",
+                        "step_id": "health",
+                        "step_title": "Check health endpoints",
+                        "required": True,
+                    },
                 ),
                 ev(n, 9, "status", "U0BOB", "bad deploy suspected", data={"old": "investigating", "new": "identified"}),
                 ev(n, 10, "note", "U0BOB", note or "Deploy dep-42 went out at 08:55 | 5xx since 08:57"),
@@ -105,7 +145,7 @@ async def seed_full(db: Database, *, title: str = "Checkout | payments API down"
                     12,
                     "deploy",
                     "U0BOB",
-                    "restart requested",
+                    "Restart of gateway on railway failed: deployment CRASHED",
                     data={"action": "restart", "service": "gateway", "outcome": "failed"},
                 ),
                 ev(
@@ -113,16 +153,23 @@ async def seed_full(db: Database, *, title: str = "Checkout | payments API down"
                     15,
                     "page",
                     None,
-                    "late because the bot restarted",
-                    data={"level": 2, "level_name": "Team lead", "targets": ["U0LEAD"], "late": True, "late_by": 130},
+                    "Paged level 2 (Team lead)",
+                    data=page(2, "Team lead", ["U0LEAD"], failed={"U0GONE": "user_not_found"}, late=130.2),
                 ),
                 ev(
                     n,
                     15,
                     "playbook_step",
                     "U0BOB",
-                    "skipped: restart did not help",
-                    data={"playbook": "service-down", "step_title": "Restart the service", "status": "skipped"},
+                    "Skipped step 4/6 of Service down: Restart the service: no help",
+                    data={
+                        "status": "skipped",
+                        "playbook_id": "service-down",
+                        "step_id": "restart",
+                        "step_title": "Restart the service",
+                        "required": False,
+                        "reason": "no help",
+                    },
                 ),
                 ev(n, 16, "reminder", None, "No status update for 15 minutes"),
                 ev(n, 20, "action_item", "U0CAROL", "Add a canary stage to gateway deploys", data={"owner": "U0BOB"}),
@@ -131,13 +178,8 @@ async def seed_full(db: Database, *, title: str = "Checkout | payments API down"
                     30,
                     "deploy",
                     "U0LEAD",
-                    "to dep-41",
-                    data={
-                        "action": "rollback",
-                        "service": "gateway",
-                        "outcome": "succeeded",
-                        "deployment_id": "dep-41",
-                    },
+                    "Rollback of gateway to dep-41 succeeded in 1m 40s",
+                    data={"action": "rollback", "service": "gateway", "outcome": "succeeded"},
                 ),
                 ev(
                     n,
@@ -145,11 +187,33 @@ async def seed_full(db: Database, *, title: str = "Checkout | payments API down"
                     "status",
                     "U0CAROL",
                     "error rate back to normal",
-                    data={"old": "identified", "new": "monitoring"},
+                    data={
+                        "old": "identified",
+                        "new": "monitoring",
+                    },
                 ),
                 ev(n, 50, "status", "U0CAROL", "still fine", data={"old": "monitoring", "new": "monitoring"}),
+                ev(
+                    n,
+                    65.5,
+                    "page",
+                    None,
+                    "Escalation stopped: resolved",
+                    data={
+                        "action": "cancelled",
+                        "levels": [3],
+                        "reason": "resolved",
+                    },
+                ),
                 ev(n, 65.5, "resolved", "U0CAROL", "Rolled back gateway to dep-41.", key=True),
-                ev(n, 66, "postmortem", None, "draft uploaded"),
+                ev(
+                    n,
+                    66,
+                    "postmortem",
+                    None,
+                    "Post-mortem draft uploaded: INC-7-postmortem.md",
+                    data={"finished": False},
+                ),
             ]
         )
         session.add_all(
@@ -193,7 +257,7 @@ async def seed_unacknowledged(db: Database) -> int:
         session.add_all(
             [
                 ev(n, 0, "declared", "U0ALICE", "Slow search", key=True, data={"severity": "P3", "service": "api"}),
-                ev(n, 0, "page", None, "", data={"level": 1, "level_name": "On-call engineer", "targets": ["U0BOB"]}),
+                ev(n, 0, "page", None, "Paged level 1 (On-call engineer)", data=page(1, "On-call engineer", ["U0BOB"])),
             ]
         )
         await session.commit()

@@ -127,7 +127,7 @@ async def test_user_text_cannot_break_tables_or_headings(db: Database) -> None:
     rows = _table_rows(text, "Timeline of key events")
     assert rows and all(len(row) == 4 for row in rows)
     full = _table_rows(text, "Full timeline")
-    assert len(full) == 1 + 25 and all(len(row) == 5 for row in full)
+    assert len(full) == 1 + 26 and all(len(row) == 5 for row in full)
     # The note with a newline and a heading marker stays on its list line.
     assert not any(line.startswith("## Forged") for line in text.splitlines())
     assert r"- 2026-11-20 09:10:00, @U0BOB: \| forged \| row \| ## Forged heading \> quote" in text

@@ -47,13 +47,14 @@ class SlackIncidentChat:
                 unfurl_links=False,
             ),
         )
-        message_ts = str(data(response)["ts"])
+        return str(data(response)["ts"])
+
+    async def pin(self, *, channel_id: str, message_ts: str) -> None:
         try:
-            await call("pin summary", self.client.pins_add(channel=incident.channel_id, timestamp=message_ts))
+            await call("pin summary", self.client.pins_add(channel=channel_id, timestamp=message_ts))
         except ChatError as exc:
             if exc.code != "already_pinned":
                 raise
-        return message_ts
 
     async def refresh_summary(self, *, incident: Incident) -> None:
         assert incident.channel_id and incident.summary_ts

@@ -7,11 +7,12 @@ from slack_bolt.async_app import AsyncApp
 from bot.deps import Deps
 from bot.slack.listeners.actions import incident as incident_actions
 from bot.slack.listeners.commands import incident as incident_command
+from bot.slack.listeners import replay
 from bot.slack.listeners.events import timeline as timeline_events
 from bot.slack.listeners.views import incident as incident_views
 
 # Each module has register(app, deps). Other domains append theirs here.
-MODULES = [incident_command, incident_actions, incident_views, timeline_events]
+MODULES = [replay, incident_command, incident_actions, incident_views, timeline_events]
 
 
 def register(app: AsyncApp, deps: Deps) -> None:

@@ -1,0 +1,502 @@
+"""Alerts after they are stored: declaring, showing them in Slack, retrying when Slack is down.
+
+The webhook handler only writes the database (`AlertProcessor.ingest`) and answers; the Slack
+work runs in a tracked task (`spawn`), so shutdown waits for it. When Slack fails, the group stays
+pending (`synced_revision < revision`) and the retry loop tries again with back-off; at start-up
+every pending group is retried, so an alert the bot answered 2xx for always reaches Slack.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from collections.abc import Coroutine
+from datetime import timedelta
+from typing import Any
+
+from sqlmodel import col, select
+
+from bot.alerts import rules, service
+from bot.alerts.models import AlertGroup, AlertInstance, DeclareState
+from bot.alerts.payloads import Notification
+from bot.alerts.ports import AlertChat, AlertLine, AlertView, IncidentLink
+from bot.config import Severity
+from bot.deps import Deps
+from bot.exceptions import BotError, ChatError, InvalidState
+from bot.incidents import flows as incident_flows
+from bot.incidents.flows import Outcome
+from bot.incidents.models import Incident
+from bot.observability import metrics_of
+from bot.signals import IncidentEvent
+
+log = logging.getLogger(__name__)
+
+RETRY_INTERVAL = 10.0  # seconds between sweeps for pending groups
+LEASE = timedelta(minutes=2)  # a sync that holds a group longer is presumed dead
+DECLARE_STALE = timedelta(minutes=10)  # a declare claimed this long ago and never linked is recovered
+MAX_BACKOFF = 300.0
+SHUTDOWN_WAIT = 20.0
+
+
+def backoff(attempts: int) -> timedelta:
+    return timedelta(seconds=min(MAX_BACKOFF, 5.0 * (2 ** min(attempts, 10))))
+
+
+def _line(instance: AlertInstance, common: dict[str, str]) -> AlertLine:
+    own = {k: v for k, v in instance.labels.items() if common.get(k) != v}
+    return AlertLine(
+        fingerprint=instance.fingerprint,
+        status=instance.status,
+        name=instance.labels.get("alertname", "alert"),
+        labels=own,
+        summary=instance.annotations.get("summary") or instance.annotations.get("description") or "",
+        starts_at=instance.starts_at,
+        generator_url=instance.generator_url,
+    )
+
+
+def incident_description(group: AlertGroup, alerts: list[AlertInstance]) -> str:
+    """What the declared incident says about where it came from (plain text; Slack escaping happens later)."""
+    firing = [a for a in alerts if a.status == "firing"]
+    lines = []
+    description = group.common_annotations.get("description") or next(
+        (a.annotations.get("description") for a in firing if a.annotations.get("description")), ""
+    )
+    if description and description != group.summary:
+        lines.append(description)
+    lines.append(f"From {service.source_name(group.source)}: {len(firing)} alert(s) firing.")
+    if group.common_labels:
+        lines.append("Labels: " + ", ".join(f"{k}={v}" for k, v in sorted(group.common_labels.items())))
+    runbook = group.common_annotations.get("runbook_url") or next(
+        (a.annotations.get("runbook_url") for a in firing if a.annotations.get("runbook_url")), None
+    )
+    if runbook:
+        lines.append(f"Runbook: {runbook}")
+    source = next((a.generator_url for a in firing if a.generator_url), None)
+    if source:
+        lines.append(f"Source: {source}")
+    return "\n".join(lines)[:3000]
+
+
+class AlertProcessor:
+    """Owns the background work of the alerts domain (one per app)."""
+
+    def __init__(
+        self,
+        deps: Deps,
+        *,
+        retry_interval: float = RETRY_INTERVAL,
+        lease: timedelta = LEASE,
+        declare_stale: timedelta = DECLARE_STALE,
+    ) -> None:
+        self.deps = deps
+        self.retry_interval = retry_interval
+        self.lease = lease
+        self.declare_stale = declare_stale
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._loop: asyncio.Task[None] | None = None
+        self._stopping = False
+        self.first_sweep = asyncio.Event()
+
+    # --- intake ----------------------------------------------------------------------------------
+
+    async def ingest(self, note: Notification) -> service.IngestResult:
+        proposal = rules.propose(note, config=self.deps.settings.config, registry=self.deps.services.get("playbooks"))
+        async with self.deps.db.session() as session:
+            result = await service.ingest(session, note=note, proposal=proposal, now=self.deps.clock.now())
+        metrics_of(self.deps).alerts_received.labels(source=note.source, status=note.status).inc()
+        log.info(
+            "alert %s group %s stored (revision %s)",
+            note.status,
+            result.group_id,
+            result.revision,
+            extra={"alert_source": note.source, "alert_group": result.group_id, "alertname": note.alertname},
+        )
+        return result
+
+    def spawn(self, group_id: int) -> None:
+        """Show the group in Slack in the background; tracked so shutdown waits for it."""
+        self._track(self._sync_logged(group_id))
+
+    def _track(self, coro: Coroutine[Any, Any, Any]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _sync_logged(self, group_id: int) -> None:
+        try:
+            await self.sync(group_id)
+        except Exception:
+            log.exception("alert group %s: sync crashed", group_id)
+
+    # --- lifecycle -------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._stopping = False
+        self._loop = asyncio.get_running_loop().create_task(self._retry_loop())
+
+    async def stop(self) -> None:
+        self._stopping = True
+        if self._loop is not None:
+            self._loop.cancel()
+            try:
+                await self._loop
+            except (asyncio.CancelledError, Exception):
+                pass
+            self._loop = None
+        await self.idle(timeout=SHUTDOWN_WAIT)
+
+    async def idle(self, timeout: float = 15.0) -> None:
+        """Wait for the Slack work started so far (shutdown, tests)."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while self._tasks:
+            remaining = deadline - asyncio.get_running_loop().time()
+            if remaining <= 0:
+                log.warning("%d alert task(s) still running at shutdown; they stay pending in the database", len(self._tasks))
+                return
+            await asyncio.wait(set(self._tasks), timeout=remaining)
+
+    async def _retry_loop(self) -> None:
+        first = True
+        while not self._stopping:
+            try:
+                count = await self.sweep()
+                if count and first:
+                    log.info("retried %d alert group(s) left pending", count)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("alert retry sweep failed")
+            if first:
+                first = False
+                self.first_sweep.set()
+            await asyncio.sleep(self.retry_interval)
+
+    async def sweep(self, *, due_only: bool = True) -> int:
+        """Retry every pending group that is due (and recover declares a dead process left claimed)."""
+        now = self.deps.clock.now()
+        await self._recover_declares(now)
+        async with self.deps.db.session() as session:
+            ids = await service.pending_ids(session, now=now, stale_before=now - self.lease, due_only=due_only)
+        for group_id in ids:
+            if self._stopping:
+                break
+            try:
+                await self.sync(group_id)
+            except Exception:
+                log.exception("alert group %s: retry crashed", group_id)
+        return len(ids)
+
+    async def pending_count(self) -> int:
+        async with self.deps.db.session() as session:
+            return await service.pending_count(session)
+
+    # --- one group -------------------------------------------------------------------------------
+
+    async def sync(self, group_id: int) -> bool:
+        """Bring Slack in line with the group; False when it failed (the group stays pending)."""
+        token = secrets.token_hex(8)
+        for _ in range(5):
+            now = self.deps.clock.now()
+            async with self.deps.db.session() as session:
+                if not await service.claim_sync(
+                    session, group_id=group_id, token=token, now=now, stale_before=now - self.lease
+                ):
+                    return True  # another task holds it; it re-checks for newer revisions before letting go
+            try:
+                revision = await self._sync_once(group_id, token)
+                async with self.deps.db.session() as session:
+                    if await service.finish_sync(session, group_id=group_id, token=token, revision=revision):
+                        return True
+            except Exception as exc:
+                await self._failed(group_id, token, exc)
+                return False
+        return True
+
+    async def _failed(self, group_id: int, token: str, exc: BaseException) -> None:
+        reason = str(exc) if isinstance(exc, BotError) else f"{type(exc).__name__}: {exc}"
+        if isinstance(exc, BotError):
+            log.warning("alert group %s is pending: %s", group_id, reason)
+        else:
+            log.error("alert group %s is pending after an unexpected error", group_id, exc_info=exc)
+        async with self.deps.db.session() as session:
+            group = await service.get_group(session, group_id=group_id)
+            await service.fail_sync(
+                session,
+                group_id=group_id,
+                token=token,
+                error=reason,
+                next_attempt_at=self.deps.clock.now() + backoff(group.attempts),
+            )
+
+    async def _sync_once(self, group_id: int, token: str) -> int:
+        async with self.deps.db.session() as session:
+            group = await service.get_group(session, group_id=group_id)
+        if group.incident_id is None and group.status == "firing":
+            if group.declare_state == DeclareState.WANTED:
+                await self._auto_declare(group)
+            elif group.declare_state == DeclareState.NONE:
+                await self._link_by_fingerprint(group)
+        async with self.deps.db.session() as session:
+            group = await service.get_group(session, group_id=group_id)
+            alerts = await service.instances(session, group_id=group_id)
+            incident = await session.get(Incident, group.incident_id) if group.incident_id else None
+        revision = group.revision
+        if incident is not None and incident.is_open and incident.setup_error:
+            outcome = await incident_flows.finish_setup(self.deps, incident_id=incident.id or 0, actor=group.source)
+            incident = outcome.incident
+            if outcome.problems:
+                raise ChatError(f"{incident.ref} setup: {'; '.join(outcome.problems)}", step="incident setup")
+        view = build_view(group, alerts, incident, source_name=service.source_name(group.source))
+        chat = self._chat()
+        channel = self.deps.settings.config.channels.alerts
+        if channel:
+            if group.message_ts:
+                await chat.update_alert(channel=group.channel_id or channel, ts=group.message_ts, view=view)
+            else:
+                channel_id, ts = await chat.post_alert(channel=channel, view=view)
+                async with self.deps.db.session() as session:
+                    await service.save_message(
+                        session, group_id=group_id, token=token, channel_id=channel_id, message_ts=ts
+                    )
+        if incident is not None and incident.channel_id:
+            fresh = [_line(a, group.common_labels) for a in alerts if a.status == "firing" and not a.noticed]
+            offer = group.resolve_offer_pending and incident.is_open
+            if fresh or offer:
+                await chat.notify_incident(incident=incident, view=view, new_alerts=fresh, offer_resolve=offer)
+                async with self.deps.db.session() as session:
+                    await service.mark_noticed(session, group_id=group_id, fingerprints=[a.fingerprint for a in fresh])
+                    if offer:
+                        await service.clear_resolve_offer(session, group_id=group_id)
+        return revision
+
+    def _chat(self) -> AlertChat:
+        chat = self.deps.services.get("alert_chat")
+        if chat is None:
+            raise ChatError("no chat adapter is set up for alerts", step="alert chat", code="not_configured")
+        return chat  # type: ignore[no-any-return]
+
+    async def _link_by_fingerprint(self, group: AlertGroup) -> bool:
+        """The same alert (fingerprint) already has an open incident through another group: join it."""
+        assert group.id is not None
+        async with self.deps.db.session() as session:
+            alerts = await service.instances(session, group_id=group.id)
+            existing = await service.incident_for_fingerprints(
+                session, group_id=group.id, fingerprints=[a.fingerprint for a in alerts if a.status == "firing"]
+            )
+        if existing is None:
+            return False
+        now = self.deps.clock.now()
+        async with self.deps.db.session() as session:
+            states = [DeclareState.NONE, DeclareState.WANTED]
+            if not await service.claim_declare(session, group_id=group.id, states=states, now=now):
+                return False
+            await service.link_incident(
+                session, group_id=group.id, incident_id=existing, how="fingerprint", actor=group.source, now=now
+            )
+        metrics_of(self.deps).alerts_declared.labels(source=group.source, how="fingerprint").inc()
+        log.info("alert group %s joins INC-%s (same alert fingerprint)", group.id, existing)
+        return True
+
+    async def _auto_declare(self, group: AlertGroup) -> None:
+        assert group.id is not None
+        if await self._link_by_fingerprint(group):
+            return
+        now = self.deps.clock.now()
+        async with self.deps.db.session() as session:
+            if not await service.claim_declare(session, group_id=group.id, states=[DeclareState.WANTED], now=now):
+                return  # a person or another replica is declaring it
+            alerts = await service.instances(session, group_id=group.id)
+        try:
+            outcome = await incident_flows.declare(
+                self.deps,
+                title=group.title or "Alert",
+                declared_by=group.source,
+                severity=Severity(group.proposed_severity) if group.proposed_severity else None,
+                service_name=group.proposed_service,
+                playbook_id=group.proposed_playbook,
+                description=incident_description(group, alerts),
+            )
+        except Exception:
+            # Cancelled mid-declare (shutdown) stays claimed: the stale-declare recovery links what was made.
+            async with self.deps.db.session() as session:
+                await service.release_declare(session, group_id=group.id, back_to=DeclareState.WANTED)
+            raise
+        incident = outcome.incident
+        async with self.deps.db.session() as session:
+            await service.link_incident(
+                session, group_id=group.id, incident_id=incident.id or 0, how="auto", actor=group.source, now=self.deps.clock.now()
+            )
+        metrics_of(self.deps).alerts_declared.labels(source=group.source, how="auto").inc()
+        log.info("alert group %s declared %s automatically (%s)", group.id, incident.ref, group.rule)
+
+    async def _recover_declares(self, now: Any) -> None:
+        """A declare claimed but never linked: link the incident it made, or let it be declared again."""
+        async with self.deps.db.session() as session:
+            stale = await service.stale_declares(session, stale_before=now - self.declare_stale)
+        for group_id in stale:
+            async with self.deps.db.session() as session:
+                group = await service.get_group(session, group_id=group_id)
+                if group.declare_claimed_at is None:
+                    continue
+                result = await session.exec(
+                    select(Incident)
+                    .where(Incident.title == group.title, col(Incident.declared_at) >= group.declare_claimed_at)
+                    .order_by(col(Incident.id))
+                )
+                made = result.first()
+                if made is not None:
+                    await service.link_incident(
+                        session, group_id=group_id, incident_id=made.id or 0, how="auto", actor=group.source, now=now
+                    )
+                    log.warning("alert group %s: recovered the link to %s after an interrupted declare", group_id, made.ref)
+                else:
+                    back = DeclareState.WANTED if group.rule else DeclareState.NONE
+                    if await service.claim_declare(
+                        session, group_id=group_id, states=[], now=now, stale_before=now - self.declare_stale
+                    ):
+                        await service.release_declare(session, group_id=group_id, back_to=back)
+                        await service.bump(session, group_id=group_id)
+                        log.warning("alert group %s: an interrupted declare is retried", group_id)
+
+    async def view(self, group_id: int) -> AlertView:
+        async with self.deps.db.session() as session:
+            group = await service.get_group(session, group_id=group_id)
+            alerts = await service.instances(session, group_id=group_id)
+            incident = await session.get(Incident, group.incident_id) if group.incident_id else None
+        return build_view(group, alerts, incident, source_name=service.source_name(group.source))
+
+    # --- reacting to incidents ------------------------------------------------------------------
+
+    async def on_incident_changed(self, event: IncidentEvent) -> None:
+        """A linked incident changed (resolved): refresh its alert messages, in the background."""
+        async with self.deps.db.session() as session:
+            groups = await service.groups_for_incident(session, incident_id=event.incident_id)
+            for group in groups:
+                assert group.id is not None
+                await service.bump(session, group_id=group.id)
+        for group in groups:
+            assert group.id is not None
+            self.spawn(group.id)
+
+
+def build_view(
+    group: AlertGroup, alerts: list[AlertInstance], incident: Incident | None, *, source_name: str
+) -> AlertView:
+    assert group.id is not None
+    link = None
+    if incident is not None and incident.id is not None:
+        link = IncidentLink(
+            number=incident.id,
+            ref=incident.ref,
+            channel_id=incident.channel_id,
+            status=str(incident.status),
+            severity=str(incident.severity),
+            how=group.declared_how,
+            setup_error=incident.setup_error,
+        )
+    description = group.common_annotations.get("description", "")
+    return AlertView(
+        group_id=group.id,
+        source=group.source,
+        source_name=source_name,
+        status=group.status,
+        title=group.title,
+        summary=group.summary,
+        description=description if description != group.summary else "",
+        common_labels=dict(group.common_labels),
+        group_key=group.group_key,
+        notifications=group.notifications,
+        truncated=group.truncated,
+        first_seen_at=group.first_seen_at,
+        last_seen_at=group.last_seen_at,
+        external_url=group.external_url,
+        proposed_severity=group.proposed_severity or Severity.P2.value,
+        proposed_service=group.proposed_service,
+        proposed_playbook=group.proposed_playbook,
+        rule=group.rule,
+        declaring=group.declare_state in (DeclareState.WANTED, DeclareState.CLAIMED) and incident is None,
+        alerts=[_line(a, group.common_labels) for a in alerts],
+        incident=link,
+    )
+
+
+# --- the buttons -----------------------------------------------------------------------------------
+
+
+def processor_of(deps: Deps) -> AlertProcessor:
+    return deps.get("alerts")  # type: ignore[no-any-return]
+
+
+async def declare_from_alert(
+    deps: Deps,
+    *,
+    group_id: int,
+    actor: str,
+    title: str,
+    severity: Severity | None,
+    service_name: str | None,
+    playbook_id: str | None,
+    description: str = "",
+) -> Outcome:
+    """A person pressed Declare on an alert: one incident per group, however many press it."""
+    now = deps.clock.now()
+    async with deps.db.session() as session:
+        group = await service.get_group(session, group_id=group_id)
+        if group.incident_id is not None:
+            raise InvalidState(f"This alert is already INC-{group.incident_id}; nothing new was declared.")
+        previous = group.declare_state
+        won = await service.claim_declare(
+            session, group_id=group_id, states=[DeclareState.NONE, DeclareState.WANTED], now=now
+        )
+    if not won:
+        async with deps.db.session() as session:
+            group = await service.get_group(session, group_id=group_id)
+        if group.incident_id is not None:
+            raise InvalidState(f"This alert is already INC-{group.incident_id}; nothing new was declared.")
+        raise InvalidState("Someone is declaring an incident for this alert right now; look in the alerts channel.")
+    try:
+        outcome = await incident_flows.declare(
+            deps,
+            title=title,
+            declared_by=actor,
+            severity=severity,
+            service_name=service_name,
+            playbook_id=playbook_id,
+            description=description,
+        )
+    except Exception:
+        async with deps.db.session() as session:
+            await service.release_declare(session, group_id=group_id, back_to=previous)
+        raise
+    async with deps.db.session() as session:
+        await service.link_incident(
+            session, group_id=group_id, incident_id=outcome.incident.id or 0, how="button", actor=actor, now=deps.clock.now()
+        )
+    metrics_of(deps).alerts_declared.labels(source=group.source, how="button").inc()
+    processor = deps.services.get("alerts")
+    if processor is not None:
+        processor.spawn(group_id)
+    return outcome
+
+
+async def resolve_from_alert(deps: Deps, *, incident_id: int, actor: str) -> Outcome:
+    """The Resolve button on an 'alert cleared' message."""
+    async with deps.db.session() as session:
+        incident = await session.get(Incident, incident_id)
+        if incident is None:
+            raise InvalidState(f"INC-{incident_id} does not exist.")
+        if not incident.is_open:
+            raise InvalidState(f"{incident.ref} is resolved already.")
+        groups = await service.groups_for_incident(session, incident_id=incident_id)
+    names = sorted({g.title.split(":")[0] for g in groups if g.title}) or ["the alert"]
+    summary = f"Resolved after the alert cleared ({', '.join(names[:3])})."
+    return await incident_flows.resolve(deps, incident_id=incident_id, summary=summary, actor=actor)
+
+
+async def proposal_modal_values(deps: Deps, *, group_id: int) -> tuple[AlertGroup, list[AlertInstance]]:
+    async with deps.db.session() as session:
+        group = await service.get_group(session, group_id=group_id)
+        alerts = await service.instances(session, group_id=group_id)
+    return group, alerts

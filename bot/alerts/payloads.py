@@ -1,0 +1,222 @@
+"""Alertmanager (webhook version 4) and Grafana (unified alerting webhook) payloads, normalised.
+
+Both senders share the Alertmanager shape: `status`, `groupKey`, `groupLabels`, `commonLabels`,
+`commonAnnotations`, `externalURL`, `truncatedAlerts` and `alerts[]` with `status`, `labels`,
+`annotations`, `startsAt`, `endsAt` (`0001-01-01T00:00:00Z` while firing), `generatorURL` and
+`fingerprint`. Grafana says `version: "1"` and adds `orgId`, `title`, `state`, `message`, and per
+alert `values`, `silenceURL`, `dashboardURL`, `panelURL`, `imageURL`.
+
+Parsing is strict about structure (a 400 with the reason tells whoever set up the webhook what
+is wrong) and lenient about extras (unknown fields are ignored, as both senders add fields).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+SOURCES = ("alertmanager", "grafana")
+STATUSES = ("firing", "resolved")
+MAX_ALERTS = 500  # per delivery; Alertmanager's max_alerts is unlimited by default
+_ZERO_TIME = re.compile(r"^0001-01-01T00:00:00(\.0+)?Z$")
+_FRACTION = re.compile(r"(\.\d{6})\d+")
+
+
+class PayloadError(ValueError):
+    """The body is not a notification we understand; the message says why (sent back with the 400)."""
+
+
+@dataclass(frozen=True)
+class AlertItem:
+    fingerprint: str
+    status: str
+    labels: dict[str, str]
+    annotations: dict[str, str]
+    starts_at: datetime | None
+    ends_at: datetime | None
+    generator_url: str | None
+
+    @property
+    def name(self) -> str:
+        return self.labels.get("alertname", "") or "alert"
+
+    @property
+    def summary(self) -> str:
+        return self.annotations.get("summary") or self.annotations.get("description") or ""
+
+
+@dataclass(frozen=True)
+class Notification:
+    source: str
+    group_key: str
+    status: str
+    receiver: str
+    group_labels: dict[str, str]
+    common_labels: dict[str, str]
+    common_annotations: dict[str, str]
+    external_url: str | None
+    truncated: int
+    alerts: list[AlertItem] = field(default_factory=list)
+
+    @property
+    def key_hash(self) -> str:
+        return hashlib.sha256(self.group_key.encode()).hexdigest()
+
+    @property
+    def firing(self) -> list[AlertItem]:
+        return [a for a in self.alerts if a.status == "firing"]
+
+    @property
+    def alertname(self) -> str:
+        names = sorted({a.name for a in self.alerts})
+        return self.common_labels.get("alertname") or (names[0] if len(names) == 1 else ", ".join(names[:3]))
+
+    @property
+    def summary(self) -> str:
+        common = self.common_annotations.get("summary") or self.common_annotations.get("description")
+        if common:
+            return common
+        summaries = [a.summary for a in self.alerts if a.summary]
+        return summaries[0] if summaries else ""
+
+    def title(self) -> str:
+        name = self.alertname or "Alert"
+        summary = self.summary
+        text = f"{name}: {summary}" if summary and summary != name else name
+        return " ".join(text.split())[:300]
+
+
+def parse_time(value: Any, *, where: str) -> datetime | None:
+    """RFC 3339 with up to nanoseconds (Go's format); Go's zero time means "not set"."""
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise PayloadError(f"{where}: expected an RFC 3339 time string, got {type(value).__name__}")
+    text = value.strip()
+    if _ZERO_TIME.match(text):
+        return None
+    text = _FRACTION.sub(r"\1", text.replace("z", "Z"))
+    if text.endswith("Z"):
+        text = text[:-1] + "+00:00"
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        raise PayloadError(f"{where}: {value!r} is not an RFC 3339 time") from None
+    if parsed.tzinfo is None:
+        raise PayloadError(f"{where}: {value!r} has no time zone")
+    if parsed.year <= 1:
+        return None
+    return parsed.astimezone(UTC)
+
+
+def _string_map(value: Any, *, where: str, required: bool = False) -> dict[str, str]:
+    if value is None:
+        if required:
+            raise PayloadError(f"{where} is missing")
+        return {}
+    if not isinstance(value, dict):
+        raise PayloadError(f"{where}: expected an object of strings, got {type(value).__name__}")
+    out: dict[str, str] = {}
+    for key, item in value.items():
+        if isinstance(item, bool) or not isinstance(item, str | int | float):
+            raise PayloadError(f"{where}.{key}: expected a string, got {type(item).__name__}")
+        out[str(key)] = str(item)
+    return out
+
+
+def _text(value: Any, *, where: str, required: bool = False) -> str:
+    if value is None:
+        if required:
+            raise PayloadError(f"{where} is missing")
+        return ""
+    if not isinstance(value, str):
+        raise PayloadError(f"{where}: expected a string, got {type(value).__name__}")
+    if required and not value.strip():
+        raise PayloadError(f"{where} is empty")
+    return value
+
+
+def _status(value: Any, *, where: str, default: str | None = None) -> str:
+    if value is None and default is not None:
+        return default
+    if not isinstance(value, str) or value.strip().lower() not in STATUSES:
+        raise PayloadError(f"{where}: expected 'firing' or 'resolved', got {value!r}")
+    return value.strip().lower()
+
+
+def derived_fingerprint(labels: dict[str, str]) -> str:
+    """When a sender leaves the fingerprint out: a stable hash of the label set (same labels, same alert)."""
+    canonical = json.dumps(sorted(labels.items()), separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def decode(body: bytes) -> dict[str, Any]:
+    if not body.strip():
+        raise PayloadError("the body is empty: send the webhook JSON")
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise PayloadError(f"the body is not JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise PayloadError(f"the body must be a JSON object, got {type(data).__name__}")
+    return data
+
+
+def parse(source: str, data: dict[str, Any]) -> Notification:
+    if source not in SOURCES:
+        raise PayloadError(f"unknown alert source {source!r}")
+    version = data.get("version")
+    if source == "alertmanager" and version is not None and str(version) != "4":
+        raise PayloadError(f"webhook version {version!r} is not supported: Alertmanager sends version \"4\"")
+    group_key = _text(data.get("groupKey"), where="groupKey", required=True)
+    status = _status(data.get("status"), where="status")
+    raw_alerts = data.get("alerts")
+    if not isinstance(raw_alerts, list):
+        raise PayloadError("alerts: expected a list of alerts" if raw_alerts is not None else "alerts is missing")
+    if not raw_alerts:
+        raise PayloadError("alerts is empty: nothing to record")
+    if len(raw_alerts) > MAX_ALERTS:
+        raise PayloadError(f"alerts: {len(raw_alerts)} alerts in one notification; at most {MAX_ALERTS} (set max_alerts)")
+    truncated = data.get("truncatedAlerts") or 0
+    if isinstance(truncated, bool) or not isinstance(truncated, int) or truncated < 0:
+        raise PayloadError(f"truncatedAlerts: expected a non-negative integer, got {truncated!r}")
+    alerts: list[AlertItem] = []
+    seen: set[str] = set()
+    for i, raw in enumerate(raw_alerts):
+        where = f"alerts[{i}]"
+        if not isinstance(raw, dict):
+            raise PayloadError(f"{where}: expected an object, got {type(raw).__name__}")
+        labels = _string_map(raw.get("labels"), where=f"{where}.labels", required=True)
+        fingerprint = _text(raw.get("fingerprint"), where=f"{where}.fingerprint").strip() or derived_fingerprint(labels)
+        if len(fingerprint) > 64:
+            fingerprint = hashlib.sha256(fingerprint.encode()).hexdigest()[:32]
+        if fingerprint in seen:
+            continue  # the same alert twice in one delivery: keep the first
+        seen.add(fingerprint)
+        alerts.append(
+            AlertItem(
+                fingerprint=fingerprint,
+                status=_status(raw.get("status"), where=f"{where}.status", default=status),
+                labels=labels,
+                annotations=_string_map(raw.get("annotations"), where=f"{where}.annotations"),
+                starts_at=parse_time(raw.get("startsAt"), where=f"{where}.startsAt"),
+                ends_at=parse_time(raw.get("endsAt"), where=f"{where}.endsAt"),
+                generator_url=_text(raw.get("generatorURL"), where=f"{where}.generatorURL") or None,
+            )
+        )
+    return Notification(
+        source=source,
+        group_key=group_key,
+        status=status,
+        receiver=_text(data.get("receiver"), where="receiver"),
+        group_labels=_string_map(data.get("groupLabels"), where="groupLabels"),
+        common_labels=_string_map(data.get("commonLabels"), where="commonLabels"),
+        common_annotations=_string_map(data.get("commonAnnotations"), where="commonAnnotations"),
+        external_url=_text(data.get("externalURL"), where="externalURL") or None,
+        truncated=truncated,
+        alerts=alerts,
+    )

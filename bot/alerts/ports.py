@@ -1,0 +1,78 @@
+"""What the alert flows need from a chat platform (Slack implements it in bot/slack/adapters/alerts.py).
+
+The flows hand over an `AlertView`, a plain snapshot of the group, its alerts and its incident;
+the adapter decides how it looks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+from bot.incidents.models import Incident
+
+
+@dataclass(frozen=True)
+class AlertLine:
+    fingerprint: str
+    status: str
+    name: str
+    labels: dict[str, str]
+    summary: str
+    starts_at: datetime | None
+    generator_url: str | None
+
+
+@dataclass(frozen=True)
+class IncidentLink:
+    number: int
+    ref: str
+    channel_id: str | None
+    status: str
+    severity: str
+    how: str | None  # auto | button | fingerprint
+    setup_error: str | None = None
+
+
+@dataclass(frozen=True)
+class AlertView:
+    group_id: int
+    source: str
+    source_name: str
+    status: str
+    title: str
+    summary: str
+    description: str
+    common_labels: dict[str, str]
+    group_key: str
+    notifications: int
+    truncated: int
+    first_seen_at: datetime
+    last_seen_at: datetime
+    external_url: str | None
+    proposed_severity: str
+    proposed_service: str | None
+    proposed_playbook: str | None
+    rule: str | None
+    declaring: bool
+    alerts: list[AlertLine] = field(default_factory=list)
+    incident: IncidentLink | None = None
+
+    @property
+    def firing(self) -> list[AlertLine]:
+        return [a for a in self.alerts if a.status == "firing"]
+
+
+class AlertChat(Protocol):
+    async def post_alert(self, *, channel: str, view: AlertView) -> tuple[str, str]:
+        """Post the alert message; returns (channel id, message ts)."""
+        ...
+
+    async def update_alert(self, *, channel: str, ts: str, view: AlertView) -> None: ...
+
+    async def notify_incident(
+        self, *, incident: Incident, view: AlertView, new_alerts: list[AlertLine], offer_resolve: bool
+    ) -> None:
+        """Tell the incident channel that alerts of its group fired or cleared (with a Resolve button)."""
+        ...

@@ -1,0 +1,20 @@
+"""Wiring of the alerts domain: the webhook routes, the processor and its start/stop hooks."""
+
+from __future__ import annotations
+
+from bot.alerts.flows import AlertProcessor
+from bot.alerts.http import handler_for
+from bot.deps import Deps
+from bot.signals import IncidentResolved
+
+
+def setup(deps: Deps) -> None:
+    processor = AlertProcessor(deps)
+    deps.services["alerts"] = processor
+    deps.services["alerts_pending_count"] = processor.pending_count
+    routes = deps.services.setdefault("http_routes", [])
+    routes.append(("POST", "/alerts/alertmanager", handler_for(deps, "alertmanager")))
+    routes.append(("POST", "/alerts/grafana", handler_for(deps, "grafana")))
+    deps.bus.subscribe(IncidentResolved, processor.on_incident_changed)
+    deps.on_start.append(processor.start)
+    deps.on_stop.append(processor.stop)

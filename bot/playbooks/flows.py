@@ -1,0 +1,375 @@
+"""Playbooks in an incident: start on declare (or offer a picker), step through, run step actions.
+
+Flows take `deps`; the database work is in `service`, Slack behind the `PlaybookChat` port. The
+progress message is one message per incident, edited in place: a refresh reads the state from
+the database and renders it, serialised per run so two quick clicks never leave an older
+rendering on top of a newer one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from bot.deps import Deps
+from bot.exceptions import BotError, ChatError, InvalidState, NotFound
+from bot.incidents.models import Incident
+from bot.playbooks import service
+from bot.playbooks.ports import PlaybookChat
+from bot.playbooks.registry import PlaybookRegistry
+from bot.playbooks.render import build_context, render_or_raw
+from bot.playbooks.schema import Action, Playbook
+from bot.playbooks.service import Progress, StepChange
+from bot.signals import IncidentDeclared
+
+log = logging.getLogger(__name__)
+
+CHAT = "playbook_chat"
+REGISTRY = "playbooks"
+
+
+def registry(deps: Deps) -> PlaybookRegistry:
+    found: PlaybookRegistry = deps.get(REGISTRY)
+    return found
+
+
+def chat(deps: Deps) -> PlaybookChat | None:
+    found: PlaybookChat | None = deps.services.get(CHAT)
+    return found
+
+
+def _lock(deps: Deps, run_id: int) -> asyncio.Lock:
+    """One lock per run and per bot instance (kept on deps: tests run many bots, each on its own loop)."""
+    locks: dict[int, asyncio.Lock] = deps.services.setdefault("playbook_locks", {})
+    lock = locks.get(run_id)
+    if lock is None:
+        lock = locks[run_id] = asyncio.Lock()
+    return lock
+
+
+# --- the progress message ------------------------------------------------------------------------
+
+
+async def refresh(deps: Deps, *, run_id: int) -> Progress:
+    """Render the run's progress into its message: edit it in place, or post it the first time."""
+    async with _lock(deps, run_id):
+        async with deps.db.session() as session:
+            run = await service.get_run(session, run_id=run_id)
+            incident = await session.get(Incident, run.incident_id)
+            assert incident is not None
+            progress = await service.progress(session, run=run, incident=incident, config=deps.settings.config)
+        port = chat(deps)
+        if port is None:
+            return progress
+        if progress.progress_ts and progress.progress_channel:
+            await port.update_progress(channel_id=progress.progress_channel, ts=progress.progress_ts, progress=progress)
+            return progress
+        if not incident.channel_id:
+            return progress  # no channel (its creation failed): shown once the playbook is started again
+        ts = await port.post_progress(channel_id=incident.channel_id, progress=progress)
+        async with deps.db.session() as session:
+            await service.set_progress_message(session, run_id=run_id, channel=incident.channel_id, ts=ts)
+        return progress
+
+
+async def _refresh_quietly(deps: Deps, run_id: int) -> None:
+    """The change is recorded already; a Slack failure here must not turn it into an error."""
+    try:
+        await refresh(deps, run_id=run_id)
+    except ChatError:
+        log.warning("could not update the progress message of playbook run %s", run_id, exc_info=True)
+
+
+# --- starting ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Started:
+    progress: Progress
+    switched_from: str | None
+    already_running: bool = False
+
+
+async def start_playbook(
+    deps: Deps, *, incident_id: int, playbook_id: str, actor: str | None, reason: str = ""
+) -> Started:
+    """Start (or switch to) a playbook and show it. Asking again for the running one re-shows it."""
+    playbook = registry(deps).get(playbook_id)
+    async with deps.db.session() as session:
+        incident = await session.get(Incident, incident_id)
+        if incident is None:
+            raise NotFound(f"INC-{incident_id} does not exist")
+        if not incident.is_open:
+            raise InvalidState(f"{incident.ref} is resolved: playbooks are for open incidents.")
+        previous = await service.current_run(session, incident_id=incident_id)
+        running = previous is not None and previous.playbook_id == playbook.id and previous.finished_at is None
+        if not running:
+            run = await service.start(
+                session, incident=incident, playbook=playbook, actor=actor, now=deps.clock.now(), reason=reason
+            )
+    if running:
+        assert previous is not None and previous.id is not None
+        progress = await refresh(deps, run_id=previous.id)
+        return Started(progress=progress, switched_from=None, already_running=True)
+    assert run.id is not None
+    progress = await refresh(deps, run_id=run.id)
+    return Started(progress=progress, switched_from=previous.playbook_id if previous else None)
+
+
+async def on_declared(deps: Deps, event: IncidentDeclared) -> None:
+    """Start the playbook the incident asked for or matches; otherwise offer a picker in its channel."""
+    reg = registry(deps)
+    async with deps.db.session() as session:
+        incident = await session.get(Incident, event.incident_id)
+        if incident is None or not incident.is_open:
+            return
+        running = await service.current_run(session, incident_id=event.incident_id)
+    if running is not None:
+        return  # delivered twice, or started by hand already
+    note = ""
+    chosen: Playbook | None = None
+    reason = ""
+    match = reg.explain(title=incident.title, service=incident.service)
+    if incident.playbook_id:
+        chosen = reg.find(incident.playbook_id)
+        if chosen is None:
+            note = f"There is no playbook `{incident.playbook_id}`."
+        elif match is not None and match.playbook.id == chosen.id:
+            reason = match.reason
+        else:
+            reason = f"playbook:{chosen.id} was asked for"
+    elif match is not None:
+        chosen, reason = match.playbook, match.reason
+    if chosen is not None:
+        await start_playbook(
+            deps, incident_id=event.incident_id, playbook_id=chosen.id, actor=event.actor, reason=reason
+        )
+        return
+    await offer_picker(deps, incident=incident, note=note)
+
+
+async def offer_picker(deps: Deps, *, incident: Incident, note: str = "") -> None:
+    port = chat(deps)
+    playbooks = registry(deps).all()
+    if port is None or not incident.channel_id or not playbooks:
+        return
+    await port.post_picker(incident=incident, playbooks=playbooks, note=note)
+
+
+async def pick(deps: Deps, *, incident_id: int, playbook_id: str, actor: str, picker_ts: str | None) -> Started:
+    """Someone chose from the picker: the picker message becomes the progress message."""
+    async with deps.db.session() as session:
+        incident = await session.get(Incident, incident_id)
+        running = await service.current_run(session, incident_id=incident_id)
+    if running is not None and running.playbook_id != playbook_id:
+        raise InvalidState(
+            f"The {running.playbook_title} playbook is running already; to change it type "
+            f"`/incident playbook {playbook_id}`."
+        )
+    if running is None and picker_ts and incident is not None and incident.channel_id:
+        # Claim the picker message first so the new run edits it instead of posting another one.
+        started = await _start_on_message(deps, incident=incident, playbook_id=playbook_id, actor=actor, ts=picker_ts)
+        if started is not None:
+            return started
+    return await start_playbook(
+        deps, incident_id=incident_id, playbook_id=playbook_id, actor=actor, reason=f"picked by {actor}"
+    )
+
+
+async def _start_on_message(deps: Deps, *, incident: Incident, playbook_id: str, actor: str, ts: str) -> Started | None:
+    playbook = registry(deps).get(playbook_id)
+    assert incident.id is not None and incident.channel_id is not None
+    async with deps.db.session() as session:
+        run = await service.start(
+            session,
+            incident=incident,
+            playbook=playbook,
+            actor=actor,
+            now=deps.clock.now(),
+            reason=f"picked by {actor}",
+        )
+        assert run.id is not None
+        await service.set_progress_message(session, run_id=run.id, channel=incident.channel_id, ts=ts)
+    progress = await refresh(deps, run_id=run.id)
+    return Started(progress=progress, switched_from=None)
+
+
+# --- steps ---------------------------------------------------------------------------------------
+
+
+async def complete(deps: Deps, *, run_id: int, step_id: str, actor: str) -> StepChange:
+    async with deps.db.session() as session:
+        change = await service.complete_step(session, run_id=run_id, step_id=step_id, actor=actor, now=deps.clock.now())
+    await _refresh_quietly(deps, run_id)
+    return change
+
+
+async def skip(deps: Deps, *, run_id: int, step_id: str, actor: str, reason: str = "") -> StepChange:
+    async with deps.db.session() as session:
+        change = await service.skip_step(
+            session, run_id=run_id, step_id=step_id, actor=actor, now=deps.clock.now(), reason=reason
+        )
+    await _refresh_quietly(deps, run_id)
+    return change
+
+
+# --- actions -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ActionResult:
+    action: Action
+    ok: bool
+    output: str
+    available: bool = True
+
+
+Offer = Callable[..., Awaitable[str | None]]
+
+
+async def run_action(
+    deps: Deps, *, run_id: int, step_id: str, actor: str, context: dict[str, Any] | None = None
+) -> ActionResult:
+    """Run a step's action for `actor`; every outcome (also "not available") is recorded and shown."""
+    async with deps.db.session() as session:
+        run, playbook, step, incident = await service.step_for_action(session, run_id=run_id, step_id=step_id)
+        service.ensure_allowed(playbook, incident, actor)
+    if not run.current:
+        raise InvalidState("This playbook was replaced by another one; use the newest progress message.")
+    if not incident.is_open:
+        raise InvalidState(f"{incident.ref} is resolved.")
+    assert step.action is not None
+    target = service.target_service(step, incident)
+    try:
+        if step.action == Action.STATUS:
+            result = await _status(deps, target)
+        elif step.action in (Action.RESTART, Action.ROLLBACK):
+            result = await _offer_ops(deps, step.action, target, actor, incident, context or {})
+        elif step.action == Action.PAGE:
+            result = await _page(deps, incident, actor)
+        else:
+            result = await _notify(deps, playbook, step.id, incident)
+    except BotError as exc:
+        # A refusal (PermissionDenied) or a failure the user should read: recorded, then re-raised
+        # so the listener answers the clicker.
+        async with deps.db.session() as session:
+            await service.record_action_result(
+                session,
+                run_id=run_id,
+                step_id=step_id,
+                action=step.action,
+                actor=actor,
+                ok=False,
+                output=str(exc),
+                now=deps.clock.now(),
+            )
+        await _refresh_quietly(deps, run_id)
+        raise
+    async with deps.db.session() as session:
+        await service.record_action_result(
+            session,
+            run_id=run_id,
+            step_id=step_id,
+            action=result.action,
+            actor=actor,
+            ok=result.ok,
+            output=result.output,
+            now=deps.clock.now(),
+        )
+    await _refresh_quietly(deps, run_id)
+    return result
+
+
+def _not_available(action: Action, why: str) -> ActionResult:
+    return ActionResult(action=action, ok=False, output=f"not available: {why}", available=False)
+
+
+async def _status(deps: Deps, target: str | None) -> ActionResult:
+    try:
+        from bot.health import checker
+        from bot.health.classify import HealthState
+    except ImportError:
+        return _not_available(Action.STATUS, "health checks are not part of this bot; use `/status`")
+    services = deps.settings.config.services
+    if not services:
+        return _not_available(Action.STATUS, "no services in bot.yml (add them under `services:`)")
+    if target is not None and target not in services:
+        known = ", ".join(sorted(services))
+        return ActionResult(Action.STATUS, False, f"service {target!r} is not in bot.yml (services: {known})")
+    names = [target] if target is not None else list(services)
+    results = await checker.check_all(deps.http, services, only=names, clock=deps.clock)
+    lines = [r.summary() for r in results]
+    ok = all(r.state == HealthState.HEALTHY for r in results)
+    return ActionResult(Action.STATUS, ok, "\n".join(lines))
+
+
+async def _offer_ops(
+    deps: Deps, action: Action, target: str | None, actor: str, incident: Incident, context: dict[str, Any]
+) -> ActionResult:
+    if target is None:
+        return ActionResult(action, False, f"the incident names no service: type `/{action.value} <service>` instead")
+    offer: Offer | None = deps.services.get("ops_offer")
+    if offer is None:
+        return _not_available(action, f"{action.value} is not set up in this bot; type `/{action.value} {target}`")
+    shown = await offer(action=action.value, service=target, user_id=actor, incident_id=incident.id, context=context)
+    return ActionResult(action, True, shown or f"{action.value} of {target} offered for confirmation")
+
+
+async def _page(deps: Deps, incident: Incident, actor: str) -> ActionResult:
+    escalation = deps.services.get("escalation")
+    escalate_now = getattr(escalation, "escalate_now", None)
+    if escalate_now is None:
+        return _not_available(Action.PAGE, "escalation is not set up in this bot; page the team lead yourself")
+    assert incident.id is not None
+    outcome = await escalate_now(incident.id, actor=actor)
+    text = outcome if isinstance(outcome, str) and outcome else "the next escalation level was paged"
+    return ActionResult(Action.PAGE, True, text)
+
+
+async def _notify(deps: Deps, playbook: Playbook, step_id: str, incident: Incident) -> ActionResult:
+    step = playbook.step(step_id)
+    assert step is not None and step.notify is not None
+    port = chat(deps)
+    if port is None:
+        return _not_available(Action.NOTIFY, "the chat is not connected")
+    channels = deps.settings.config.channels
+    channel = step.notify.channel
+    if channel in ("announcements", "alerts"):
+        configured = getattr(channels, channel)
+        if not configured:
+            return _not_available(Action.NOTIFY, f"channels.{channel} is not set in bot.yml")
+        channel = configured
+    context = build_context(
+        incident=incident, playbook_id=playbook.id, playbook_title=playbook.title, config=deps.settings.config
+    )
+    text = render_or_raw(step.notify.text, context)
+    try:
+        where = await port.notify(channel=channel, text=text)
+    except ChatError as exc:
+        return ActionResult(Action.NOTIFY, False, f"could not post to {channel}: {exc.code or exc}")
+    return ActionResult(Action.NOTIFY, True, f"posted to {where}: {text}")
+
+
+# --- wiring --------------------------------------------------------------------------------------
+
+
+_background: set[asyncio.Task[None]] = set()
+
+
+def subscribe(deps: Deps) -> None:
+    async def declared(event: IncidentDeclared) -> None:
+        # Paging must not wait for the playbook message (Slack may be throttling us): run beside it.
+        async def work() -> None:
+            try:
+                await on_declared(deps, event)
+            except Exception:
+                log.exception("could not start a playbook for INC-%s", event.incident_id)
+
+        task = asyncio.get_running_loop().create_task(work())
+        _background.add(task)
+        task.add_done_callback(_background.discard)
+
+    deps.bus.subscribe(IncidentDeclared, declared)

@@ -1,0 +1,192 @@
+"""The alert chat port, implemented with the Slack Web API: the alert message in the alerts channel
+and the notices in a linked incident's channel. Every label and annotation came from outside and
+is escaped before it reaches mrkdwn."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.alerts.ports import AlertLine, AlertView
+from bot.clock import Clock
+from bot.incidents.models import Incident
+from bot.slack import blocks
+from bot.slack.api import call, data
+from bot.slack.listeners.actions.alerts import AlertActionId
+from bot.slack.text import chunks, clip, escape
+
+Block = dict[str, Any]
+MAX_LINES = 10  # alerts listed in one message; the rest are counted
+MAX_LABELS = 12
+
+
+def _link(url: str | None, text: str) -> str:
+    if not url or not url.startswith(("http://", "https://")):
+        return ""
+    safe = url.replace("|", "%7C").replace(">", "%3E").replace("<", "%3C").replace(" ", "%20")
+    return f"<{safe}|{escape(text)}>"
+
+
+def _labels(labels: dict[str, str], *, limit: int = MAX_LABELS) -> str:
+    items = sorted(labels.items())
+    text = " ".join(f"`{escape(clip(k, 60))}={escape(clip(v, 120))}`" for k, v in items[:limit])
+    if len(items) > limit:
+        text += f" +{len(items) - limit} more"
+    return text
+
+
+def _alert_line(line: AlertLine) -> str:
+    icon = "🔥" if line.status == "firing" else "✅"
+    parts = [f"{icon} *{escape(clip(line.name, 100))}*"]
+    if line.labels:
+        parts.append(_labels({k: v for k, v in line.labels.items() if k != "alertname"}, limit=4))
+    if line.summary:
+        parts.append("— " + escape(clip(line.summary, 300)))
+    if line.starts_at is not None:
+        parts.append(f"· since {blocks.ts(line.starts_at)}")
+    source = _link(line.generator_url, "source")
+    if source:
+        parts.append(f"· {source}")
+    return " ".join(p for p in parts if p)
+
+
+def headline(view: AlertView) -> str:
+    firing = len(view.firing)
+    if view.status == "firing":
+        return f"🔥 FIRING ({firing}): {view.title}"
+    return f"✅ RESOLVED: {view.title}"
+
+
+def alert_text(view: AlertView) -> str:
+    """The notification fallback text (plain, escaped)."""
+    return escape(clip(f"{headline(view)} [{view.source_name}]", 300))
+
+
+def alert_blocks(view: AlertView) -> list[Block]:
+    out: list[Block] = [blocks.header(headline(view))]
+    about = []
+    if view.summary:
+        about.append(f"*{escape(clip(view.summary, 1000))}*")
+    if view.description:
+        about.append(escape(clip(view.description, 1500)))
+    if view.common_labels:
+        about.append(_labels(view.common_labels))
+    if about:
+        out.append(blocks.mrkdwn("\n".join(about)))
+    lines = [_alert_line(a) for a in sorted(view.alerts, key=lambda a: a.status != "firing")[:MAX_LINES]]
+    hidden = len(view.alerts) - len(lines) + view.truncated
+    if hidden > 0:
+        lines.append(f"_…and {hidden} more_")
+    if len(view.alerts) > 1 or hidden > 0:
+        for text in chunks(lines, limit=2900)[:3]:
+            out.append(blocks.mrkdwn(text))
+    meta = [
+        view.source_name,
+        f"{view.notifications} notification{'s' if view.notifications != 1 else ''}",
+        f"first {blocks.ts(view.first_seen_at)}",
+        f"last {blocks.ts(view.last_seen_at)}",
+    ]
+    external = _link(view.external_url, f"open in {view.source_name}")
+    if external:
+        meta.append(external)
+    out.append(blocks.context(" · ".join(meta)))
+    out += _incident_part(view)
+    return out
+
+
+def _incident_part(view: AlertView) -> list[Block]:
+    link = view.incident
+    if link is not None:
+        where = f"<#{link.channel_id}>" if link.channel_id else link.ref
+        how = {
+            "auto": f"declared automatically ({escape(view.rule or 'auto_declare rule')})",
+            "button": "declared from this alert",
+            "fingerprint": "the same alert is already part of it",
+        }.get(link.how or "", "linked")
+        state = "✅ resolved" if link.status == "resolved" else f"{link.severity} · {link.status}"
+        part: list[Block] = [blocks.mrkdwn(f"🚨 *{link.ref}* {where} — {state} — {how}")]
+        if link.setup_error and link.status != "resolved":
+            part.append(
+                {
+                    "type": "actions",
+                    "elements": [blocks.button("Retry setup", blocks.ActionId.RETRY_SETUP, str(link.number), "primary")],
+                }
+            )
+        return part
+    if view.declaring:
+        return [blocks.context(f"⏳ Declaring an incident ({escape(view.rule or 'auto_declare rule')})…")]
+    if view.status != "firing":
+        return []
+    proposal = [view.proposed_severity]
+    if view.proposed_service:
+        proposal.append(f"service {escape(view.proposed_service)}")
+    if view.proposed_playbook:
+        proposal.append(f"playbook {escape(view.proposed_playbook)}")
+    return [
+        {
+            "type": "actions",
+            "block_id": "alert_actions",
+            "elements": [blocks.button("Declare incident", AlertActionId.DECLARE, str(view.group_id), "primary")],
+        },
+        blocks.context("Declare proposes: " + " · ".join(proposal)),
+    ]
+
+
+def resolve_button(number: int, ref: str) -> dict[str, Any]:
+    button = blocks.button(f"Resolve {ref}", AlertActionId.RESOLVE, str(number), "primary")
+    button["confirm"] = {
+        "title": {"type": "plain_text", "text": clip(f"Resolve {ref}?", 100)},
+        "text": {"type": "mrkdwn", "text": "The alert cleared. Resolve the incident now? The post-mortem starts from here."},
+        "confirm": {"type": "plain_text", "text": "Resolve"},
+        "deny": {"type": "plain_text", "text": "Not yet"},
+    }
+    return button
+
+
+class SlackAlertChat:
+    def __init__(self, client: AsyncWebClient, *, clock: Clock) -> None:
+        self.client = client
+        self.clock = clock
+
+    async def post_alert(self, *, channel: str, view: AlertView) -> tuple[str, str]:
+        response = await call(
+            "post the alert",
+            self.client.chat_postMessage(
+                channel=channel, text=alert_text(view), blocks=alert_blocks(view), unfurl_links=False, unfurl_media=False
+            ),
+        )
+        body = data(response)
+        return str(body.get("channel") or channel), str(body["ts"])
+
+    async def update_alert(self, *, channel: str, ts: str, view: AlertView) -> None:
+        await call(
+            "update the alert",
+            self.client.chat_update(channel=channel, ts=ts, text=alert_text(view), blocks=alert_blocks(view)),
+        )
+
+    async def notify_incident(
+        self, *, incident: Incident, view: AlertView, new_alerts: list[AlertLine], offer_resolve: bool
+    ) -> None:
+        if not incident.channel_id:
+            return
+        out: list[Block] = []
+        text = ""
+        if new_alerts:
+            count = len(new_alerts)
+            text = f"🔥 {view.source_name}: {count} more alert{'s' if count != 1 else ''} firing"
+            lines = [_alert_line(a) for a in new_alerts[:MAX_LINES]]
+            if count > MAX_LINES:
+                lines.append(f"_…and {count - MAX_LINES} more_")
+            out.append(blocks.mrkdwn(f"*{escape(text)}*\n" + "\n".join(lines)))
+        if offer_resolve:
+            cleared = f"✅ {view.source_name}: {view.title} has resolved"
+            text = text or cleared
+            out.append(blocks.mrkdwn(f"*{escape(cleared)}.* If the service is healthy, resolve {incident.ref}."))
+            out.append({"type": "actions", "elements": [resolve_button(incident.id or 0, incident.ref)]})
+        if not out:
+            return
+        await call(
+            "tell the incident channel about the alert",
+            self.client.chat_postMessage(channel=incident.channel_id, text=escape(clip(text, 300)), blocks=out),
+        )

@@ -1,0 +1,250 @@
+"""Alert buttons (Declare incident, Resolve) and the app-wide observability middleware.
+
+The middleware lives here because every Bolt request passes through it: it stamps a request id
+on the logs, counts commands by subcommand, and times each request from its arrival to its ack.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from slack_bolt.async_app import AsyncAck, AsyncApp
+from slack_bolt.context.ack.async_ack import AsyncAck as BoltAck
+from slack_bolt.context.respond.async_respond import AsyncRespond
+from slack_bolt.request.async_request import AsyncBoltRequest
+from slack_bolt.response import BoltResponse
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot import logs
+from bot.alerts import flows as alert_flows
+from bot.alerts.models import AlertGroup, AlertInstance
+from bot.config import Severity
+from bot.deps import Deps
+from bot.exceptions import BotError, UsageError
+from bot.incidents import grammar
+from bot.incidents.grammar import MAX_TITLE
+from bot.observability import Metrics, install_slack_counter, metrics_of, request_started
+from bot.slack import blocks
+from bot.slack.api import call
+from bot.slack.listeners.common import guarded
+from bot.slack.listeners.views.incident import tell
+from bot.slack.text import clip, escape
+
+log = logging.getLogger(__name__)
+
+
+class AlertActionId:
+    DECLARE = "alert_declare"  # value: alert group id; opens the prefilled declare form
+    RESOLVE = "alert_resolve_incident"  # value: incident number
+
+
+class AlertCallbackId:
+    DECLARE = "alert_declare_submit"  # private_metadata: alert group id
+
+
+# --- the declare form ------------------------------------------------------------------------------
+
+
+def _option(options: list[dict[str, Any]], value: str | None) -> dict[str, Any] | None:
+    return next((o for o in options if o.get("value") == value), None) if value else None
+
+
+def declare_modal(
+    group: AlertGroup, alerts: list[AlertInstance], *, services: list[str], playbooks: list[tuple[str, str]]
+) -> dict[str, Any]:
+    """The incident declare form, filled in from the alert (everything can be changed before submitting)."""
+    view = copy.deepcopy(blocks.declare_modal(services=services, playbooks=playbooks, channel_id=""))
+    view["callback_id"] = AlertCallbackId.DECLARE
+    view["private_metadata"] = str(group.id)
+    initial = {
+        "title": clip(group.title or "Alert", MAX_TITLE),
+        "description": alert_flows.incident_description(group, alerts),
+    }
+    for block in view["blocks"]:
+        element = block.get("element", {})
+        block_id = block.get("block_id")
+        if block_id in initial and initial[block_id]:
+            element["initial_value"] = initial[block_id]
+        elif block_id == "severity":
+            element["initial_option"] = _option(element.get("options", []), group.proposed_severity) or element.get(
+                "initial_option"
+            )
+        elif block_id in ("service", "playbook"):
+            proposed = group.proposed_service if block_id == "service" else group.proposed_playbook
+            option = _option(element.get("options", []), proposed)
+            if option is not None:
+                element["initial_option"] = option
+    return view
+
+
+def _value(view: dict[str, Any], block_id: str) -> str | None:
+    element = view.get("state", {}).get("values", {}).get(block_id, {}).get("value", {})
+    if "selected_option" in element or element.get("type") in {"static_select", "external_select"}:
+        return (element.get("selected_option") or {}).get("value")
+    value = element.get("value")
+    return value.strip() if isinstance(value, str) else None
+
+
+def _number(body: dict[str, Any]) -> int:
+    value = str((body.get("actions") or [{}])[0].get("value", ""))
+    if not value.isdigit():
+        raise UsageError("This button carries no number; it may come from an old message.", usage="/incident list")
+    return int(value)
+
+
+# --- observability middleware ----------------------------------------------------------------------
+
+
+class TimedAck(BoltAck):
+    """Bolt's ack that reports, once, how long the request took to be acknowledged."""
+
+    def __init__(self, on_ack: Callable[[], None]) -> None:
+        super().__init__()
+        self._on_ack: Callable[[], None] | None = on_ack
+
+    async def __call__(self, *args: Any, **kwargs: Any) -> BoltResponse:  # type: ignore[override]
+        response = await super().__call__(*args, **kwargs)
+        if self._on_ack is not None:
+            report, self._on_ack = self._on_ack, None
+            try:
+                report()
+            except Exception:
+                log.debug("could not record ack latency", exc_info=True)
+        return response
+
+
+def classify(body: dict[str, Any]) -> tuple[str, str, str]:
+    """(kind, command, subcommand) of a Bolt request body, with bounded label values."""
+    if "command" in body:
+        command = str(body.get("command") or "")
+        command = command if command in {"/incident", "/status", "/restart", "/rollback"} else "other"
+        sub = ""
+        if command == "/incident":
+            try:
+                sub = grammar.parse(str(body.get("text") or "")).name
+            except UsageError:
+                sub = "invalid"
+            except Exception:
+                sub = "invalid"
+            if sub not in grammar.USAGE and sub != "invalid":
+                sub = "other"
+        return "command", command, sub
+    kind = str(body.get("type") or "unknown")
+    if kind == "event_callback":
+        return "event", "", ""
+    if kind in {"block_actions", "view_submission", "view_closed", "shortcut", "message_action", "block_suggestion"}:
+        return kind, "", ""
+    return "other", "", ""
+
+
+def observability_middleware(metrics: Metrics) -> Callable[..., Awaitable[Any]]:
+    async def observe(req: AsyncBoltRequest, next: Callable[[], Awaitable[Any]]) -> Any:
+        if logs.current_request_id() is None:
+            logs.bind_request_id()
+        started = request_started.get()
+        if started is None:
+            started = time.perf_counter()
+            request_started.set(started)
+        body = req.body if isinstance(req.body, dict) else {}
+        kind, command, sub = classify(body)
+        if kind == "command":
+            metrics.commands.labels(command=command, subcommand=sub).inc()
+        else:
+            metrics.interactions.labels(kind=kind).inc()
+
+        def report() -> None:
+            metrics.observe_ack(kind, time.perf_counter() - started)
+
+        req.context["ack"] = TimedAck(report)
+        return await next()
+
+    return observe
+
+
+# --- registration ---------------------------------------------------------------------------------
+
+
+def register(app: AsyncApp, deps: Deps) -> None:
+    metrics = metrics_of(deps)
+    app.middleware(observability_middleware(metrics))
+    install_slack_counter(app.client, metrics)
+
+    @app.action(AlertActionId.DECLARE)
+    async def open_declare(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient, respond: AsyncRespond) -> None:
+        await ack()
+
+        async def work() -> None:
+            group_id = _number(body)
+            group, alerts = await alert_flows.proposal_modal_values(deps, group_id=group_id)
+            if group.incident_id is not None:
+                await respond(
+                    text=f"This alert is already INC-{group.incident_id}.",
+                    response_type="ephemeral",
+                    replace_original=False,
+                )
+                return
+            registry = deps.services.get("playbooks")
+            playbooks: list[tuple[str, str]] = []
+            if registry is not None and hasattr(registry, "all"):
+                try:
+                    playbooks = [(p.id, p.title) for p in registry.all()]
+                except Exception:
+                    log.warning("could not list playbooks for the declare form", exc_info=True)
+            view = declare_modal(group, alerts, services=sorted(deps.settings.config.services), playbooks=playbooks)
+            await call("open the declare form", client.views_open(trigger_id=body["trigger_id"], view=view))
+
+        await guarded(respond, work)
+
+    @app.view(AlertCallbackId.DECLARE)
+    async def declare_submitted(ack: AsyncAck, body: dict[str, Any], view: dict[str, Any], client: AsyncWebClient) -> None:
+        title = _value(view, "title") or ""
+        if not title:
+            await ack(response_action="errors", errors={"title": "Say what is broken, in a few words."})
+            return
+        if len(title) > MAX_TITLE:
+            await ack(response_action="errors", errors={"title": f"Keep it under {MAX_TITLE} characters."})
+            return
+        await ack()
+        user = body["user"]["id"]
+        severity = _value(view, "severity")
+        group_id = int(view.get("private_metadata") or 0)
+        try:
+            outcome = await alert_flows.declare_from_alert(
+                deps,
+                group_id=group_id,
+                actor=user,
+                title=title,
+                severity=Severity(severity) if severity in {s.value for s in Severity} else None,
+                service_name=_value(view, "service"),
+                playbook_id=_value(view, "playbook"),
+                description=_value(view, "description") or "",
+            )
+        except BotError as exc:
+            await tell(client, user=user, channel=None, text=f"⚠️ {escape(str(exc))}")
+            return
+        incident = outcome.incident
+        where = f"<#{incident.channel_id}>" if incident.channel_id else "(no channel yet)"
+        text = f"🚨 {incident.ref} declared from the alert: {where}"
+        extra = None
+        if outcome.problems:
+            text += f"\n⚠️ {incident.ref} is saved, but {escape('; '.join(outcome.problems))}. Press Retry setup."
+            retry = blocks.button("Retry setup", blocks.ActionId.RETRY_SETUP, str(incident.id), "primary")
+            extra = [{"type": "actions", "elements": [retry]}]
+        await tell(client, user=user, channel=None, text=text, extra=extra)
+
+    @app.action(AlertActionId.RESOLVE)
+    async def resolve(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
+        await ack()
+
+        async def work() -> None:
+            outcome = await alert_flows.resolve_from_alert(deps, incident_id=_number(body), actor=body["user"]["id"])
+            problems = f"\n⚠️ {'; '.join(outcome.problems)}" if outcome.problems else ""
+            await respond(
+                text=f"✅ You resolved {outcome.incident.ref}.{problems}", response_type="ephemeral", replace_original=False
+            )
+
+        await guarded(respond, work)

@@ -1,0 +1,131 @@
+"""PagerDuty Events v2: trigger on the first page, acknowledge, resolve; one dedup key per incident."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import httpx
+import pytest
+
+from bot.clock import FakeClock
+from bot.config import PagerDutyTarget
+from bot.db import Database
+from bot.escalation.flows import Escalator
+from bot.escalation.pagerduty import PagerDuty
+from bot.exceptions import ConfigError, PlatformAuthError, PlatformRateLimited
+from tests.escalation.conftest import FakePager, acknowledge, declare, resolve
+
+MakeEscalator = Callable[..., Escalator]
+URL = "https://events.pagerduty.test/v2/enqueue"
+
+
+class FakePagerDuty:
+    """Answers like the Events API v2: 202 for a valid event, 400 for an invalid one."""
+
+    def __init__(self) -> None:
+        self.events: list[dict[str, Any]] = []
+        self.status: int | None = None  # force an answer
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        body = json.loads(request.content)
+        if self.status is not None:
+            return httpx.Response(self.status, headers={"Retry-After": "3"}, json={"status": "throttled"})
+        problems = []
+        if body.get("event_action") not in ("trigger", "acknowledge", "resolve"):
+            problems.append("'event_action' is invalid")
+        if not body.get("routing_key"):
+            problems.append("'routing_key' is missing")
+        if body["event_action"] != "trigger" and not body.get("dedup_key"):
+            problems.append("'dedup_key' is required")
+        if body["event_action"] == "trigger":
+            payload = body.get("payload") or {}
+            for name in ("summary", "source", "severity"):
+                if not payload.get(name):
+                    problems.append(f"'payload.{name}' is missing")
+            if payload.get("severity") not in ("critical", "error", "warning", "info"):
+                problems.append("'payload.severity' is invalid")
+        if problems:
+            return httpx.Response(
+                400, json={"status": "invalid event", "message": "Event object is invalid", "errors": problems}
+            )
+        self.events.append(body)
+        return httpx.Response(
+            202, json={"status": "success", "message": "Event processed", "dedup_key": body["dedup_key"]}
+        )
+
+
+@pytest.fixture
+def fake_pd() -> FakePagerDuty:
+    return FakePagerDuty()
+
+
+@pytest.fixture
+async def pagerduty(fake_pd: FakePagerDuty) -> AsyncIterator[PagerDuty]:
+    async with httpx.AsyncClient(transport=httpx.MockTransport(fake_pd)) as http:
+        yield PagerDuty(http=http, routing_key="R0UTINGKEY", api_url=URL)
+
+
+async def test_trigger_acknowledge_resolve_share_one_dedup_key(
+    db: Database,
+    clock: FakeClock,
+    pager: FakePager,
+    make_escalator: MakeEscalator,
+    pagerduty: PagerDuty,
+    fake_pd: FakePagerDuty,
+) -> None:
+    escalator = make_escalator(pagerduty=pagerduty)
+    incident = await declare(db, clock)
+    assert incident.id is not None
+    await escalator.incident_declared(incident.id)
+    await acknowledge(db, clock, incident.id, "U0BOB")
+    await escalator.incident_acknowledged(incident.id, user="U0BOB")
+    await resolve(db, clock, incident.id)
+    await escalator.incident_resolved(incident.id)
+    assert [e["event_action"] for e in fake_pd.events] == ["trigger", "acknowledge", "resolve"]
+    assert {e["dedup_key"] for e in fake_pd.events} == {"incident-bot/INC-1"}
+    trigger = fake_pd.events[0]["payload"]
+    assert trigger["severity"] == "critical"
+    assert trigger["summary"] == "INC-1 [P1] Checkout returns 500"
+
+
+async def test_pagerduty_failure_never_blocks_the_slack_page(
+    db: Database,
+    clock: FakeClock,
+    pager: FakePager,
+    make_escalator: MakeEscalator,
+    pagerduty: PagerDuty,
+    fake_pd: FakePagerDuty,
+) -> None:
+    fake_pd.status = 500
+    escalator = make_escalator(pagerduty=pagerduty)
+    incident = await declare(db, clock)
+    assert incident.id is not None
+    await escalator.incident_declared(incident.id)
+    assert pager.levels() == [1]
+    pages = await escalator.pages(incident.id)
+    assert pages[0].sent_at is not None
+    assert pages[0].error and "PagerDuty trigger for INC-1 failed with HTTP 500" in pages[0].error
+
+
+async def test_errors_are_classified(
+    pagerduty: PagerDuty, fake_pd: FakePagerDuty, db: Database, clock: FakeClock
+) -> None:
+    incident = await declare(db, clock)
+    fake_pd.status = 429
+    with pytest.raises(PlatformRateLimited) as limited:
+        await pagerduty.trigger(incident)
+    assert limited.value.retry_after == 3.0
+    fake_pd.status = 403
+    with pytest.raises(PlatformAuthError, match="routing key"):
+        await pagerduty.resolve(incident)
+
+
+def test_routing_key_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    target = PagerDutyTarget(routing_key_env="TEST_PD_KEY")
+    monkeypatch.delenv("TEST_PD_KEY", raising=False)
+    with pytest.raises(ConfigError, match="TEST_PD_KEY"):
+        PagerDuty.from_config(target, http=httpx.AsyncClient())
+    monkeypatch.setenv("TEST_PD_KEY", "abc")
+    assert PagerDuty.from_config(target, http=httpx.AsyncClient()).routing_key == "abc"

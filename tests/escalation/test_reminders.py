@@ -1,0 +1,210 @@
+"""Status-update reminders for open P1/P2 incidents, and the post-mortem chase after resolution."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+
+from bot.clock import FakeClock
+from bot.db import Database
+from bot.escalation import service
+from bot.escalation.flows import Escalator
+from bot.escalation.models import ReminderKind
+from bot.incidents import service as incidents
+from bot.incidents.models import Role
+from bot.timeline import service as timeline
+from tests.escalation.conftest import (
+    FakePager,
+    declare,
+    resolve,
+    set_severity,
+    status_update,
+)
+
+MakeEscalator = Callable[..., Escalator]
+
+
+def kinds(pager: FakePager) -> list[str]:
+    return [reminder.kind for _, reminder in pager.reminders]
+
+
+async def test_silent_p1_is_reminded_every_interval_and_the_commander_is_mentioned(
+    db: Database, clock: FakeClock, pager: FakePager, make_escalator: MakeEscalator
+) -> None:
+    escalator = make_escalator()
+    incident = await declare(db, clock, declared_by="U0BOB")
+    assert incident.id is not None
+    await escalator.incident_declared(incident.id)
+    clock.advance(timedelta(minutes=14))
+    await escalator.run_due()
+    assert pager.reminders == []
+    clock.advance(timedelta(minutes=1))
+    await escalator.run_due()
+    assert kinds(pager) == ["status_update"]
+    assert pager.reminders[0][1].mention == ["U0BOB"]
+    assert pager.reminders[0][1].overdue_by == timedelta(minutes=15)
+    clock.advance(timedelta(minutes=15))
+    await escalator.run_due()
+    assert kinds(pager) == ["status_update", "status_update"]
+    async with db.session() as session:
+        events = await timeline.events(session, incident_id=incident.id, kinds=["reminder"])
+    assert len(events) == 2
+
+
+async def test_a_status_update_pushes_the_reminder_back(
+    db: Database, clock: FakeClock, pager: FakePager, make_escalator: MakeEscalator
+) -> None:
+    escalator = make_escalator()
+    incident = await declare(db, clock)
+    assert incident.id is not None
+    await escalator.incident_declared(incident.id)
+    clock.advance(timedelta(minutes=10))
+    await status_update(db, clock, incident.id)
+    clock.advance(timedelta(minutes=5))
+    await escalator.run_due()  # 15 min after declaring, 5 after the update: not yet
+    assert pager.reminders == []
+    assert await escalator.next_due() == clock.now() + timedelta(minutes=10)
+    clock.advance(timedelta(minutes=10))
+    await escalator.run_due()
+    assert kinds(pager) == ["status_update"]
+    assert pager.reminders[0][1].overdue_by == timedelta(minutes=15)
+
+
+async def test_commander_is_the_one_mentioned(
+    db: Database, clock: FakeClock, pager: FakePager, make_escalator: MakeEscalator
+) -> None:
+    escalator = make_escalator()
+    incident = await declare(db, clock)
+    assert incident.id is not None
+    async with db.session() as session:
+        loaded = await incidents.get(session, number=incident.id)
+        await incidents.assign_role(
+            session,
+            incident=loaded,
+            role=Role.COMMANDER,
+            user="U0CAROL",
+            actor="U0ALICE",
+            now=clock.now(),
+        )
+    await escalator.incident_declared(incident.id)
+    clock.advance(timedelta(minutes=15))
+    await escalator.run_due()
+    assert pager.reminders[0][1].mention == ["U0CAROL"]
+
+
+async def test_p3_gets_no_status_reminders_until_raised_to_p2(
+    db: Database, clock: FakeClock, pager: FakePager, make_escalator: MakeEscalator
+) -> None:
+    escalator = make_escalator()
+    incident = await declare(db, clock, severity="P3")
+    assert incident.id is not None
+    await escalator.incident_declared(incident.id)
+    clock.advance(timedelta(hours=1))
+    await escalator.run_due()
+    assert pager.reminders == []
+    await set_severity(db, clock, incident.id, "P2")
+    await escalator.severity_changed(incident.id)  # an hour without an update: remind at once
+    assert kinds(pager) == ["status_update"]
+    await set_severity(db, clock, incident.id, "P4")
+    await escalator.severity_changed(incident.id)
+    clock.advance(timedelta(hours=1))
+    await escalator.run_due()
+    assert kinds(pager) == ["status_update"]
+
+
+async def test_resolve_stops_status_reminders_and_chases_the_postmortem_once(
+    db: Database, clock: FakeClock, pager: FakePager, make_escalator: MakeEscalator
+) -> None:
+    escalator = make_escalator()
+    incident = await declare(db, clock)
+    assert incident.id is not None
+    await escalator.incident_declared(incident.id)
+    clock.advance(timedelta(minutes=10))
+    await resolve(db, clock, incident.id, user="U0DAVE")
+    await escalator.incident_resolved(incident.id)
+    clock.advance(timedelta(hours=23, minutes=59))
+    await escalator.run_due()
+    assert pager.reminders == []
+    clock.advance(timedelta(minutes=1))
+    await escalator.run_due()
+    assert kinds(pager) == ["postmortem"]
+    assert pager.reminders[0][1].mention == ["U0ALICE"]  # the commander (the declarer by default)
+    clock.advance(timedelta(days=3))
+    await escalator.run_due()
+    assert kinds(pager) == ["postmortem"]
+
+
+async def test_a_finished_postmortem_is_not_chased(
+    db: Database, clock: FakeClock, pager: FakePager, make_escalator: MakeEscalator
+) -> None:
+    escalator = make_escalator()
+    incident = await declare(db, clock)
+    assert incident.id is not None
+    await resolve(db, clock, incident.id)
+    await escalator.incident_resolved(incident.id)
+    clock.advance(timedelta(hours=3))
+    async with db.session() as session:
+        await timeline.record(
+            session, incident_id=incident.id, kind="postmortem", at=clock.now(), data={"finished": True}
+        )
+    clock.advance(timedelta(days=1))
+    await escalator.run_due()
+    assert pager.reminders == []
+    async with db.session() as session:
+        (row,) = await service.reminders(session, incident_id=incident.id, kind=ReminderKind.POSTMORTEM)
+    assert row.cancelled_at is not None and row.cancel_reason == "post-mortem finished"
+
+
+async def test_a_draft_postmortem_is_still_chased(
+    db: Database, clock: FakeClock, pager: FakePager, make_escalator: MakeEscalator
+) -> None:
+    escalator = make_escalator()
+    incident = await declare(db, clock)
+    assert incident.id is not None
+    await resolve(db, clock, incident.id)
+    await escalator.incident_resolved(incident.id)
+    async with db.session() as session:
+        await timeline.record(session, incident_id=incident.id, kind="postmortem", at=clock.now(), data={"draft": True})
+    clock.advance(timedelta(days=1))
+    await escalator.run_due()
+    assert kinds(pager) == ["postmortem"]
+
+
+async def test_a_reminder_that_cannot_be_posted_is_retried(
+    db: Database, clock: FakeClock, pager: FakePager, make_escalator: MakeEscalator
+) -> None:
+    escalator = make_escalator()
+    pager.fail_reminders = 1
+    incident = await declare(db, clock)
+    assert incident.id is not None
+    await escalator.incident_declared(incident.id)
+    clock.advance(timedelta(minutes=15))
+    await escalator.run_due()
+    assert pager.reminders == []
+    clock.advance(escalator.retry_backoff)
+    await escalator.run_due()
+    assert kinds(pager) == ["status_update"]
+
+
+async def test_two_processes_send_a_reminder_once(
+    db: Database, clock: FakeClock, make_escalator: MakeEscalator, database_url: str
+) -> None:
+    import asyncio
+
+    from bot.settings import normalise_database_url
+
+    other = Database(normalise_database_url(database_url))
+    try:
+        pager_a, pager_b = FakePager(), FakePager()
+        a, b = make_escalator(pager=pager_a), make_escalator(pager=pager_b, db=other)
+        incident = await declare(db, clock)
+        assert incident.id is not None
+        await a.incident_declared(incident.id)
+        clock.advance(timedelta(minutes=15))
+        await asyncio.gather(a.run_due(), b.run_due(), a.run_due(), b.run_due())
+        assert len(pager_a.reminders) + len(pager_b.reminders) == 1
+        async with db.session() as session:
+            rows = await service.reminders(session, incident_id=incident.id, kind=ReminderKind.STATUS_UPDATE)
+        assert [(r.seq, r.sent_at is not None) for r in rows] == [(0, True), (1, False)]
+    finally:
+        await other.dispose()

@@ -1,0 +1,109 @@
+"""The APScheduler wrapper on the wall clock, with second-long delays."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from datetime import timedelta
+
+from bot.clock import FakeClock, SystemClock
+from bot.db import Database
+from bot.escalation import service
+from bot.escalation.flows import Escalator
+from bot.escalation.scheduler import EscalationScheduler
+from tests.escalation.conftest import FakePager, config, declare
+
+MakeEscalator = Callable[..., Escalator]
+
+FAST = {
+    "levels": [
+        {"name": "On-call engineer", "after": "0s", "notify": ["U0ALICE"]},
+        {"name": "Team lead", "after": "1s", "notify": ["U0LEAD"]},
+        {"name": "CTO", "after": "2s", "notify": ["U0CTO"]},
+    ]
+}
+
+
+async def wait_for(predicate: Callable[[], bool]) -> None:
+    """Poll until true; fails after 10 s (generous: the delays under test are 1-2 s)."""
+    for _ in range(200):
+        if predicate():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("condition not met within 10 s")
+
+
+async def test_wake_ups_page_each_level_at_its_time(
+    db: Database, pager: FakePager, make_escalator: MakeEscalator
+) -> None:
+    clock = SystemClock()
+    escalator = make_escalator(config(escalation=FAST), clock=clock)
+    scheduler = EscalationScheduler(escalator, sweep_every=timedelta(hours=1))  # only the wake-ups
+    await scheduler.start()
+    try:
+        incident = await declare(db, clock)  # type: ignore[arg-type]
+        assert incident.id is not None
+        started = time.monotonic()
+        await escalator.incident_declared(incident.id)
+        assert pager.levels() == [1]
+        await wait_for(lambda: pager.levels() == [1, 2, 3])
+        elapsed = time.monotonic() - started
+        assert 1.5 <= elapsed < 8  # level 3 is due after 2 s
+        async with db.session() as session:
+            rows = await service.pages(session, incident_id=incident.id)
+        assert [row.late for row in rows] == [False, False, False]
+        assert all((row.sent_at - row.due_at) < timedelta(seconds=1) for row in rows if row.sent_at)
+    finally:
+        await scheduler.stop()
+    assert not scheduler.running
+
+
+async def test_the_sweep_finds_rows_planned_by_another_process(
+    db: Database, pager: FakePager, make_escalator: MakeEscalator
+) -> None:
+    clock = SystemClock()
+    watcher = make_escalator(config(escalation=FAST), clock=clock)
+    scheduler = EscalationScheduler(watcher, sweep_every=timedelta(seconds=1))
+    await scheduler.start()
+    try:
+        incident = await declare(db, clock)  # type: ignore[arg-type]
+        assert incident.id is not None
+        # Another replica plans the incident and dies before sending anything: no wake-up here.
+        async with db.session() as session:
+            await service.plan_pages(session, incident=incident, escalation=watcher.config.escalation, now=clock.now())
+        await wait_for(lambda: pager.levels() == [1, 2, 3])
+    finally:
+        await scheduler.stop()
+
+
+async def test_earlier_wake_up_wins_and_later_one_is_ignored(make_escalator: MakeEscalator, clock: FakeClock) -> None:
+    scheduler = EscalationScheduler(make_escalator(), sweep_every=timedelta(hours=1))
+    await scheduler.start()
+    try:
+        scheduler.wake_at(clock.now() + timedelta(minutes=10))
+        scheduler.wake_at(clock.now() + timedelta(minutes=20))
+        assert scheduler.next_wake == clock.now() + timedelta(minutes=10)
+        scheduler.wake_at(clock.now() + timedelta(minutes=5))
+        assert scheduler.next_wake == clock.now() + timedelta(minutes=5)
+        # A time in the past becomes "very soon", never a busy loop.
+        scheduler.wake_at(clock.now() - timedelta(hours=1))
+        assert scheduler.next_wake == clock.now() + scheduler.min_gap
+    finally:
+        await scheduler.stop()
+
+
+async def test_a_failing_run_is_reported_and_does_not_stop_the_scheduler(make_escalator: MakeEscalator) -> None:
+    escalator = make_escalator()
+
+    async def broken() -> None:
+        raise RuntimeError("database is down")
+
+    escalator.run_due = broken  # type: ignore[method-assign,assignment]
+    scheduler = EscalationScheduler(escalator, sweep_every=timedelta(hours=1))
+    await scheduler.start()
+    try:
+        assert scheduler.last_error == "RuntimeError: database is down"
+        assert scheduler.running
+    finally:
+        await scheduler.stop()

@@ -1,0 +1,327 @@
+"""A local Kubernetes API server for one Deployment, with a tiny Deployment controller.
+
+Routes: `GET|PATCH /apis/apps/v1/namespaces/{ns}/deployments/{name}` and
+`GET /apis/apps/v1/namespaces/{ns}/replicasets?labelSelector=`. PATCH accepts
+`application/strategic-merge-patch+json` (a merge of maps) and `application/json-patch+json`
+(RFC 6902 add/replace/remove); other content types get 415 and a violation. Requests need
+`Authorization: Bearer <token>` (401 Status otherwise).
+
+The controller acts on each GET of the Deployment: it observes a new generation, finds or makes
+the ReplicaSet for the pod template (an old one is re-used and gets the next revision, as in
+Kubernetes), then brings `updatedReplicas` and `availableReplicas` up one step at a time, or
+sets `Progressing=False, ProgressDeadlineExceeded` for an injected failure.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from aiohttp import web
+
+from tests.fakes.webhook import FakeServer
+
+REVISION = "deployment.kubernetes.io/revision"
+
+
+def _status(code: int, reason: str, message: str) -> dict[str, Any]:
+    return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": message,
+            "reason": reason, "code": code}
+
+
+def _hash(template: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(template, sort_keys=True).encode()).hexdigest()[:10]
+
+
+def _strip_hash(template: dict[str, Any]) -> dict[str, Any]:
+    template = copy.deepcopy(template)
+    template.get("metadata", {}).get("labels", {}).pop("pod-template-hash", None)
+    return template
+
+
+def _merge(base: dict[str, Any], patch: dict[str, Any]) -> None:
+    for key, value in patch.items():
+        if value is None:
+            base.pop(key, None)
+        elif isinstance(value, dict) and isinstance(base.get(key), dict):
+            _merge(base[key], value)
+        else:
+            base[key] = copy.deepcopy(value)
+
+
+def _pointer(path: str) -> list[str]:
+    if not path.startswith("/"):
+        raise ValueError(f"bad JSON pointer {path!r}")
+    return [p.replace("~1", "/").replace("~0", "~") for p in path[1:].split("/")]
+
+
+class FakeKubernetes(FakeServer):
+    platform = "kubernetes"
+
+    def __init__(self, *, token: str = "k8s-token", namespace: str = "prod", name: str = "api", replicas: int = 2):
+        super().__init__()
+        self.token = token
+        self.namespace = namespace
+        self.name = name
+        self.replicas = replicas
+        self.uid = "uid-deploy-api"
+        self.replica_sets: list[dict[str, Any]] = []
+        self.deployment: dict[str, Any] = self._empty_deployment()
+        self.restarts = 0
+        self.patches: list[tuple[str, Any]] = []
+        self._steps: list[dict[str, Any]] = []
+        self._fail_next = False
+        self._stall = False
+        base = "/apis/apps/v1/namespaces/{ns}"
+        self.app.router.add_get(base + "/deployments/{name}", self._get)
+        self.app.router.add_patch(base + "/deployments/{name}", self._patch)
+        self.app.router.add_get(base + "/replicasets", self._replicasets)
+
+    def throttle_body(self) -> Any:
+        return _status(429, "TooManyRequests", "Too many requests, please try again later.")
+
+    # --- control surface ----------------------------------------------------------------------------
+
+    def seed(self, versions: list[str]) -> None:
+        base = datetime(2026, 11, 1, tzinfo=UTC)
+        for index, version in enumerate(versions):
+            template = self._template(version)
+            self._make_rs(template, revision=index + 1, created=base + timedelta(hours=index))
+        self.deployment["spec"]["template"] = self._template(versions[-1])
+        self.deployment["metadata"]["annotations"][REVISION] = str(len(versions))
+        self.deployment["metadata"]["generation"] = len(versions)
+        self.deployment["status"] = {
+            "observedGeneration": len(versions),
+            "replicas": self.replicas,
+            "updatedReplicas": self.replicas,
+            "readyReplicas": self.replicas,
+            "availableReplicas": self.replicas,
+            "conditions": [{"type": "Available", "status": "True"}, {"type": "Progressing", "status": "True",
+                                                                     "reason": "NewReplicaSetAvailable"}],
+        }
+        # A ReplicaSet with the same labels owned by someone else: the client must filter by owner.
+        stray = self._template("stray")
+        self.replica_sets.append(
+            {
+                "metadata": {"name": "api-stray", "namespace": self.namespace, "uid": "uid-stray",
+                             "labels": {"app": self.name}, "annotations": {REVISION: "99"},
+                             "creationTimestamp": "2026-10-01T00:00:00Z",
+                             "ownerReferences": [{"kind": "Deployment", "name": "other", "uid": "uid-other"}]},
+                "spec": {"replicas": 0, "template": stray},
+            }
+        )
+
+    def live_version(self) -> str | None:
+        image = self.deployment["spec"]["template"]["spec"]["containers"][0]["image"]
+        return image.rsplit(":", 1)[1]
+
+    def id_of(self, version: str) -> str:
+        for rs in self._owned():
+            if rs["spec"]["template"]["spec"]["containers"][0]["image"].endswith(f":{version}"):
+                return rs["metadata"]["annotations"][REVISION]
+        raise KeyError(version)
+
+    def fail_next_deploy(self) -> None:
+        self._fail_next = True
+
+    def stall(self) -> None:
+        self._stall = True
+
+    # --- the objects ----------------------------------------------------------------------------------
+
+    def _empty_deployment(self) -> dict[str, Any]:
+        return {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": self.name, "namespace": self.namespace, "uid": self.uid, "generation": 1,
+                         "annotations": {}, "labels": {"app": self.name}},
+            "spec": {"replicas": self.replicas, "selector": {"matchLabels": {"app": self.name}},
+                     "template": {}, "progressDeadlineSeconds": 600},
+            "status": {},
+        }
+
+    def _template(self, version: str) -> dict[str, Any]:
+        return {
+            "metadata": {"labels": {"app": self.name}},
+            "spec": {"containers": [{"name": self.name, "image": f"registry.example.com/{self.name}:{version}"}]},
+        }
+
+    def _owned(self) -> list[dict[str, Any]]:
+        return [rs for rs in self.replica_sets
+                if any(o.get("uid") == self.uid for o in rs["metadata"].get("ownerReferences", []))]
+
+    def _make_rs(self, template: dict[str, Any], *, revision: int, created: datetime) -> dict[str, Any]:
+        clean = _strip_hash(template)
+        digest = _hash(clean)
+        labelled = copy.deepcopy(clean)
+        labelled.setdefault("metadata", {}).setdefault("labels", {})["pod-template-hash"] = digest
+        rs = {
+            "apiVersion": "apps/v1",
+            "kind": "ReplicaSet",
+            "metadata": {
+                "name": f"{self.name}-{digest}",
+                "namespace": self.namespace,
+                "uid": f"uid-rs-{digest}",
+                "labels": {"app": self.name, "pod-template-hash": digest},
+                "annotations": {REVISION: str(revision)},
+                "creationTimestamp": created.isoformat().replace("+00:00", "Z"),
+                "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": self.name,
+                                     "uid": self.uid, "controller": True}],
+            },
+            "spec": {"replicas": self.replicas, "selector": {"matchLabels": {"app": self.name,
+                                                                             "pod-template-hash": digest}},
+                     "template": labelled},
+        }
+        self.replica_sets.append(rs)
+        return rs
+
+    def _rollout_started(self) -> None:
+        """The template changed: plan what the controller shows on the next GETs."""
+        meta = self.deployment["metadata"]
+        meta["generation"] += 1
+        generation = meta["generation"]
+        old = self.deployment["status"].get("observedGeneration", 0)
+        full = self.replicas
+        observe = {"observedGeneration": generation, "updatedReplicas": 0, "replicas": full,
+                   "availableReplicas": full}
+        if self._stall:
+            self._steps = [{"observedGeneration": old}] + [observe] * 10_000
+            return
+        if self._fail_next:
+            self._fail_next = False
+            failed = {**observe, "updatedReplicas": 1, "replicas": full + 1,
+                      "conditions": [{"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded",
+                                      "message": f'ReplicaSet "{self.name}" has timed out progressing.'}]}
+            self._steps = [{"observedGeneration": old}, observe, failed]
+            return
+        self._steps = [
+            {"observedGeneration": old},
+            observe,
+            {**observe, "updatedReplicas": 1, "replicas": full + 1, "availableReplicas": full},
+            {**observe, "updatedReplicas": full, "replicas": full + 1, "availableReplicas": full},
+            {**observe, "updatedReplicas": full, "replicas": full, "availableReplicas": full,
+             "conditions": [{"type": "Progressing", "status": "True", "reason": "NewReplicaSetAvailable"}]},
+        ]
+
+    def _controller_step(self) -> None:
+        if not self._steps:
+            return
+        step = self._steps.pop(0)
+        status = self.deployment["status"]
+        first_observation = step.get("observedGeneration") == self.deployment["metadata"]["generation"] and (
+            status.get("observedGeneration") != step["observedGeneration"]
+        )
+        status.update(step)
+        if first_observation:
+            self._adopt_template()
+
+    def _adopt_template(self) -> None:
+        template = _strip_hash(self.deployment["spec"]["template"])
+        owned = self._owned()
+        top = max(int(rs["metadata"]["annotations"][REVISION]) for rs in owned) if owned else 0
+        for rs in owned:
+            if _strip_hash(rs["spec"]["template"]) == template:
+                rs["metadata"]["annotations"][REVISION] = str(top + 1)  # rollback re-uses the old ReplicaSet
+                break
+        else:
+            newest = max((rs["metadata"]["creationTimestamp"] for rs in owned), default="2026-11-01T00:00:00Z")
+            created = datetime.fromisoformat(newest.replace("Z", "+00:00")) + timedelta(minutes=5)
+            self._make_rs(template, revision=top + 1, created=created)
+        self.deployment["metadata"]["annotations"][REVISION] = str(top + 1)
+
+    # --- HTTP ----------------------------------------------------------------------------------------
+
+    def _check(self, request: web.Request) -> web.Response | None:
+        if request.headers.get("Authorization") != f"Bearer {self.token}":
+            return web.json_response(_status(401, "Unauthorized", "Unauthorized"), status=401)
+        if request.match_info.get("ns") != self.namespace:
+            return self.violation(f"namespace {request.match_info.get('ns')!r}", status=404,
+                                  body=_status(404, "NotFound", "namespace not found"))
+        name = request.match_info.get("name")
+        if name is not None and name != self.name:
+            return web.json_response(
+                _status(404, "NotFound", f'deployments.apps "{name}" not found'), status=404
+            )
+        return None
+
+    async def _get(self, request: web.Request) -> web.Response:
+        if (refused := self._check(request)) is not None:
+            return refused
+        self._controller_step()
+        return web.json_response(self.deployment)
+
+    async def _patch(self, request: web.Request) -> web.Response:
+        if (refused := self._check(request)) is not None:
+            return refused
+        content_type = request.headers.get("Content-Type", "")
+        try:
+            patch = json.loads(await request.read())
+        except ValueError:
+            return self.violation("PATCH body is not JSON", status=400, body=_status(400, "BadRequest", "bad JSON"))
+        before = copy.deepcopy(self.deployment["spec"]["template"])
+        updated = copy.deepcopy(self.deployment)
+        if content_type == "application/strategic-merge-patch+json":
+            if not isinstance(patch, dict):
+                return self.violation("strategic merge patch is not an object", status=400,
+                                      body=_status(400, "BadRequest", "bad patch"))
+            _merge(updated, patch)
+            annotations = patch.get("spec", {}).get("template", {}).get("metadata", {}).get("annotations", {})
+            if "kubectl.kubernetes.io/restartedAt" in annotations:
+                self.restarts += 1
+                stamp = annotations["kubectl.kubernetes.io/restartedAt"]
+                try:
+                    datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ")
+                except ValueError:
+                    self.violations.append(f"restartedAt {stamp!r} is not RFC 3339 UTC")
+        elif content_type == "application/json-patch+json":
+            if not isinstance(patch, list):
+                return self.violation("JSON patch is not a list", status=400,
+                                      body=_status(400, "BadRequest", "bad patch"))
+            try:
+                for op in patch:
+                    self._apply(updated, op)
+            except (ValueError, KeyError, TypeError) as exc:
+                return self.violation(f"JSON patch failed: {exc}", status=422,
+                                      body=_status(422, "Invalid", str(exc)))
+            labels = updated["spec"]["template"].get("metadata", {}).get("labels", {})
+            if "pod-template-hash" in labels:
+                self.violations.append("rollback template still carries pod-template-hash")
+        else:
+            return self.violation(f"PATCH with Content-Type {content_type!r}", status=415,
+                                  body=_status(415, "UnsupportedMediaType", "unsupported media type"))
+        self.patches.append((content_type, patch))
+        self.deployment = updated
+        if updated["spec"]["template"] != before:
+            self._rollout_started()
+        return web.json_response(self.deployment)
+
+    @staticmethod
+    def _apply(doc: dict[str, Any], op: dict[str, Any]) -> None:
+        parts = _pointer(op["path"])
+        parent: Any = doc
+        for part in parts[:-1]:
+            parent = parent[int(part)] if isinstance(parent, list) else parent[part]
+        last = parts[-1]
+        kind = op["op"]
+        if kind in ("add", "replace"):
+            if kind == "replace" and last not in parent:
+                raise KeyError(f"replace of missing {op['path']}")
+            parent[last] = copy.deepcopy(op["value"])
+        elif kind == "remove":
+            del parent[last]
+        elif kind == "test":
+            if parent.get(last) != op["value"]:
+                raise ValueError(f"test failed at {op['path']}")
+        else:
+            raise ValueError(f"unsupported op {kind!r}")
+
+    async def _replicasets(self, request: web.Request) -> web.Response:
+        if (refused := self._check(request)) is not None:
+            return refused
+        selector = request.query.get("labelSelector", "")
+        wanted = dict(part.split("=", 1) for part in selector.split(",") if "=" in part)
+        items = [rs for rs in self.replica_sets if all(rs["metadata"]["labels"].get(k) == v for k, v in wanted.items())]
+        return web.json_response({"kind": "ReplicaSetList", "apiVersion": "apps/v1", "metadata": {}, "items": items})

@@ -1,0 +1,252 @@
+"""A local Railway GraphQL API that executes every document against the published schema.
+
+Each request is parsed, validated and executed with graphql-core against
+`../shared/specs/railway/schema.json`, so a query with a wrong field, a selection on a
+`Boolean!` mutation or a badly typed variable fails here as it would on Railway (and is written
+to `violations`). Answers have the schema's shapes; deployments keep state and move through
+QUEUED/INITIALIZING → BUILDING → DEPLOYING → SUCCESS one step per `deployment(id)` poll.
+Auth is `Authorization: Bearer <account token>` or `Project-Access-Token: <project token>`.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import uuid
+from datetime import UTC, datetime, timedelta
+from functools import cache
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import graphql
+from aiohttp import web
+
+from tests.fakes.webhook import FakeServer
+
+SCHEMA_PATH = Path(__file__).resolve().parents[3] / "shared" / "specs" / "railway" / "schema.json"
+if not SCHEMA_PATH.exists():  # the tree may be checked out elsewhere; the specs sit next to it
+    SCHEMA_PATH = Path("/work/shared/specs/railway/schema.json")
+
+LIVE = ("SUCCESS", "SLEEPING", "CRASHED")
+
+
+@cache
+def schema() -> graphql.GraphQLSchema:
+    data = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+    return graphql.build_client_schema(data["data"], assume_valid=True)
+
+
+class FakeRailway(FakeServer):
+    platform = "railway"
+    path = "/graphql/v2"
+
+    def __init__(
+        self,
+        *,
+        account_token: str | None = "railway-account-token",
+        project_token: str | None = "railway-project-token",
+        project_id: str = "prj-1",
+        service_id: str = "svc-1",
+        environment_id: str = "env-1",
+    ) -> None:
+        super().__init__()
+        self.account_token = account_token
+        self.project_token = project_token
+        self.project_id = project_id
+        self.service_id = service_id
+        self.environment_id = environment_id
+        self.deployments: list[dict[str, Any]] = []  # newest first
+        self.documents: list[tuple[str, dict[str, Any]]] = []
+        self.restarts = 0
+        self.auth_kinds: list[str] = []
+        self._clock = itertools.count(1)
+        self._fail_next = False
+        self._stall = False
+        self.app.router.add_post(self.path, self._handle)
+
+    @property
+    def api_url(self) -> str:
+        return self.url + self.path
+
+    def throttle_body(self) -> Any:
+        return {"errors": [{"message": "Rate limit exceeded"}], "data": None}
+
+    # --- the uniform control surface ---------------------------------------------------------------
+
+    def seed(self, versions: list[str], *, statuses: list[str] | None = None) -> None:
+        """Deployments oldest to newest; by default the newest is live and the rest REMOVED."""
+        base = datetime(2026, 11, 1, tzinfo=UTC)
+        for index, version in enumerate(versions):
+            if statuses is not None:
+                status = statuses[index]
+            else:
+                status = "SUCCESS" if index == len(versions) - 1 else "REMOVED"
+            self.deployments.insert(0, self._new(version, status, base + timedelta(hours=index)))
+
+    def live_version(self) -> str | None:
+        live = self._live()
+        return live["meta"]["version"] if live else None
+
+    def id_of(self, version: str) -> str:
+        return next(d["id"] for d in self.deployments if d["meta"]["version"] == version)
+
+    def fail_next_deploy(self) -> None:
+        self._fail_next = True
+
+    def stall(self) -> None:
+        self._stall = True
+
+    # --- state -------------------------------------------------------------------------------------
+
+    def _new(self, version: str, status: str, created: datetime, pending: list[str] | None = None) -> dict[str, Any]:
+        return {
+            "id": str(uuid.uuid4()),
+            "status": status,
+            "createdAt": created.isoformat().replace("+00:00", "Z"),
+            "url": None,
+            "staticUrl": f"gateway-{version}.up.railway.app",
+            "canRollback": status in ("SUCCESS", "REMOVED", "SLEEPING", "CRASHED"),
+            "meta": {"version": version, "commitMessage": f"release {version}"},
+            "projectId": self.project_id,
+            "serviceId": self.service_id,
+            "environmentId": self.environment_id,
+            "_pending": pending or [],
+        }
+
+    def _now(self) -> datetime:
+        newest = max((d["createdAt"] for d in self.deployments), default="2026-11-01T00:00:00Z")
+        return datetime.fromisoformat(newest.replace("Z", "+00:00")) + timedelta(minutes=next(self._clock))
+
+    def _live(self) -> dict[str, Any] | None:
+        return next((d for d in self.deployments if d["status"] in LIVE), None)
+
+    def _plan(self, steps: list[str], fail_as: str = "FAILED") -> list[str]:
+        if self._stall:
+            return [steps[0]] * 10_000
+        if self._fail_next:
+            self._fail_next = False
+            return [*steps[:-1], fail_as]
+        return steps
+
+    def _advance(self, deployment: dict[str, Any]) -> None:
+        if not deployment["_pending"]:
+            return
+        deployment["status"] = deployment["_pending"].pop(0)
+        if deployment["status"] == "SUCCESS":
+            deployment["canRollback"] = True
+            for other in self.deployments:
+                if other is not deployment and other["status"] in LIVE:
+                    other["status"] = "REMOVED"
+
+    def _find(self, deployment_id: str) -> dict[str, Any]:
+        for deployment in self.deployments:
+            if deployment["id"] == deployment_id:
+                return deployment
+        raise graphql.GraphQLError("Deployment not found")
+
+    # --- resolvers (graphql-core calls them with the document's arguments) ----------------------
+
+    def _q_deployments(self, info: Any, input: dict[str, Any], first: int | None = None, **_: Any) -> dict[str, Any]:
+        scope = (input.get("projectId"), input.get("serviceId"), input.get("environmentId"))
+        if scope != (self.project_id, self.service_id, self.environment_id):
+            self.violations.append(f"deployments queried with scope {scope}")
+            return {"edges": [], "pageInfo": {"hasNextPage": False, "hasPreviousPage": False}}
+        found = self.deployments
+        status = input.get("status") or {}
+        if status.get("in"):
+            found = [d for d in found if d["status"] in status["in"]]
+        if status.get("notIn"):
+            found = [d for d in found if d["status"] not in status["notIn"]]
+        found = found[: first or len(found)]
+        return {
+            "edges": [{"node": d, "cursor": d["id"]} for d in found],
+            "pageInfo": {"hasNextPage": False, "hasPreviousPage": False},
+        }
+
+    def _q_deployment(self, info: Any, id: str) -> dict[str, Any]:
+        found = self._find(id)
+        self._advance(found)
+        return found
+
+    def _m_restart(self, info: Any, id: str) -> bool:
+        found = self._find(id)
+        if found["status"] not in LIVE:
+            raise graphql.GraphQLError("Deployment is not running")
+        self.restarts += 1
+        found["status"] = "INITIALIZING"
+        found["_pending"] = self._plan(["DEPLOYING", "SUCCESS"], fail_as="CRASHED")
+        return True
+
+    def _m_rollback(self, info: Any, id: str) -> bool:
+        target = self._find(id)
+        if not target["canRollback"]:
+            raise graphql.GraphQLError("Deployment cannot be rolled back to")
+        new = self._new(target["meta"]["version"], "QUEUED", self._now(), self._plan(["DEPLOYING", "SUCCESS"]))
+        new["canRollback"] = False
+        self.deployments.insert(0, new)
+        return True
+
+    def _m_redeploy(self, info: Any, environmentId: str, serviceId: str) -> bool:  # noqa: N803
+        if (environmentId, serviceId) != (self.environment_id, self.service_id):
+            raise graphql.GraphQLError("Service instance not found")
+        latest = self.deployments[0] if self.deployments else None
+        version = latest["meta"]["version"] if latest else "v0"
+        new = self._new(version, "QUEUED", self._now(), self._plan(["BUILDING", "DEPLOYING", "SUCCESS"]))
+        new["canRollback"] = False
+        self.deployments.insert(0, new)
+        return True
+
+    # --- HTTP --------------------------------------------------------------------------------------
+
+    def _authorised(self, request: web.Request) -> bool:
+        bearer = request.headers.get("Authorization", "")
+        project = request.headers.get("Project-Access-Token")
+        if self.account_token and bearer == f"Bearer {self.account_token}":
+            self.auth_kinds.append("bearer")
+            return True
+        if self.project_token and project == self.project_token:
+            self.auth_kinds.append("project")
+            return True
+        return False
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        if request.content_type != "application/json":
+            return self.violation(f"Content-Type {request.content_type!r}, expected application/json")
+        try:
+            payload = await request.json()
+        except ValueError:
+            return self.violation("body is not JSON")
+        document = payload.get("query")
+        variables = payload.get("variables") or {}
+        if not isinstance(document, str):
+            return self.violation("no `query` in the body")
+        try:
+            parsed = graphql.parse(document)
+        except graphql.GraphQLError as exc:
+            return self.violation(f"syntax error: {exc.message}", body={"errors": [{"message": exc.message}]})
+        problems = graphql.validate(schema(), parsed)
+        if problems:
+            messages = [p.message for p in problems]
+            return self.violation(
+                "invalid document: " + "; ".join(messages), body={"errors": [{"message": m} for m in messages]}
+            )
+        self.documents.append((document, variables))
+        if not self._authorised(request):
+            return web.json_response(
+                {"errors": [{"message": "Not Authorized", "extensions": {"code": "UNAUTHENTICATED"}}], "data": None}
+            )
+        root = SimpleNamespace(
+            deployments=self._q_deployments,
+            deployment=self._q_deployment,
+            deploymentRestart=self._m_restart,
+            deploymentRollback=self._m_rollback,
+            serviceInstanceRedeploy=self._m_redeploy,
+        )
+        result = graphql.graphql_sync(schema(), document, root_value=root, variable_values=variables)
+        if result.errors:
+            request_errors = [e for e in result.errors if not e.path]
+            if request_errors:  # variables that do not fit the schema
+                self.violations.append("bad variables: " + "; ".join(e.message for e in request_errors))
+            return web.json_response({"errors": [e.formatted for e in result.errors], "data": None})
+        return web.json_response({"data": result.data})

@@ -1,0 +1,262 @@
+"""A local Vercel REST API with the request shapes in `../shared/specs/README.md`.
+
+Routes: `GET /v6/deployments`, `GET /v13/deployments/{id}`, `POST /v13/deployments?forceNew=1`,
+`POST /v9/projects/{id}/rollback/{deploymentId}`, `POST /v10/projects/{id}/promote/{deploymentId}`,
+`GET /v9/projects/{id}`. Every call needs `Authorization: Bearer <token>` (403 otherwise) and
+`?teamId=` (a missing or wrong one is a violation). Deployments build one step per
+`GET /v13/deployments/{id}`; a rollback's alias job moves one step per `GET /v9/projects/{id}`.
+"""
+
+from __future__ import annotations
+
+import itertools
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from aiohttp import web
+
+from tests.fakes.webhook import FakeServer
+
+
+def _ms(when: datetime) -> int:
+    return int(when.timestamp() * 1000)
+
+
+class FakeVercel(FakeServer):
+    platform = "vercel"
+
+    def __init__(
+        self,
+        *,
+        token: str = "vercel-token",
+        team_id: str = "team_test",
+        project_id: str = "prj_web",
+        project_name: str = "web",
+    ) -> None:
+        super().__init__()
+        self.token = token
+        self.team_id = team_id
+        self.project_id = project_id
+        self.project_name = project_name
+        self.deployments: list[dict[str, Any]] = []  # newest first
+        self.production_id: str | None = None
+        self.last_alias_request: dict[str, Any] | None = None
+        self.rolled_back = False
+        self.restarts = 0
+        self._alias_steps: list[str] = []
+        self._ids = itertools.count(1)
+        self._minutes = itertools.count(1)
+        self._fail_next = False
+        self._stall = False
+        router = self.app.router
+        router.add_get("/v6/deployments", self._list)
+        router.add_get("/v13/deployments/{id}", self._get_deployment)
+        router.add_post("/v13/deployments", self._create)
+        router.add_post("/v9/projects/{project}/rollback/{id}", self._rollback)
+        router.add_post("/v10/projects/{project}/promote/{id}", self._promote)
+        router.add_get("/v9/projects/{project}", self._project)
+
+    def throttle_body(self) -> Any:
+        return {"error": {"code": "rate_limited", "message": "Rate limit exceeded"}}
+
+    # --- control surface ----------------------------------------------------------------------------
+
+    def seed(self, versions: list[str], *, states: list[str] | None = None) -> None:
+        base = datetime(2026, 11, 1, tzinfo=UTC)
+        for index, version in enumerate(versions):
+            state = states[index] if states else "READY"
+            self.deployments.insert(0, self._new(version, state, base + timedelta(hours=index)))
+        ready = [d for d in self.deployments if d["readyState"] == "READY"]
+        self.production_id = ready[0]["uid"] if ready else None
+
+    def live_version(self) -> str | None:
+        live = self._by_id(self.production_id) if self.production_id else None
+        return live["meta"]["githubCommitMessage"] if live else None
+
+    def id_of(self, version: str) -> str:
+        return next(d["uid"] for d in self.deployments if d["meta"]["githubCommitMessage"] == version)
+
+    def fail_next_deploy(self) -> None:
+        self._fail_next = True
+
+    def stall(self) -> None:
+        self._stall = True
+
+    # --- state --------------------------------------------------------------------------------------
+
+    def _new(self, version: str, state: str, created: datetime, pending: list[str] | None = None) -> dict[str, Any]:
+        uid = f"dpl_{next(self._ids):06d}"
+        return {
+            "uid": uid,
+            "name": self.project_name,
+            "url": f"{self.project_name}-{uid[4:]}.vercel.app",
+            "created": _ms(created),
+            "readyState": state,
+            "target": "production",
+            "meta": {"githubCommitMessage": version, "githubCommitSha": f"sha{uid[4:]}"},
+            "_pending": pending or [],
+        }
+
+    def _by_id(self, deployment_id: str | None) -> dict[str, Any] | None:
+        return next((d for d in self.deployments if d["uid"] == deployment_id), None)
+
+    def _plan(self, steps: list[str], fail_as: str) -> list[str]:
+        if self._stall:
+            return [steps[0]] * 10_000
+        if self._fail_next:
+            self._fail_next = False
+            return [*steps[:-1], fail_as]
+        return steps
+
+    def _list_item(self, d: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "uid": d["uid"],
+            "name": d["name"],
+            "url": d["url"],
+            "created": d["created"],
+            "createdAt": d["created"],
+            "state": d["readyState"],
+            "readyState": d["readyState"],
+            "target": d["target"],
+            "meta": d["meta"],
+            "creator": {"uid": "usr_1", "username": "ci"},
+        }
+
+    def _full(self, d: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "id": d["uid"],
+            "name": d["name"],
+            "url": d["url"],
+            "createdAt": d["created"],
+            "readyState": d["readyState"],
+            "status": d["readyState"],
+            "target": d["target"],
+            "meta": d["meta"],
+            "projectId": self.project_id,
+        }
+
+    # --- checks shared by every route ---------------------------------------------------------------
+
+    def _check(self, request: web.Request) -> web.Response | None:
+        if request.headers.get("Authorization") != f"Bearer {self.token}":
+            return web.json_response(
+                {"error": {"code": "forbidden", "message": "Not authorized", "invalidToken": True}}, status=403
+            )
+        if request.query.get("teamId") != self.team_id:
+            return self.violation(
+                f"{request.method} {request.path}: teamId={request.query.get('teamId')!r}",
+                status=403,
+                body={"error": {"code": "forbidden", "message": "You don't have permission to access this resource."}},
+            )
+        project = request.match_info.get("project")
+        if project is not None and project != self.project_id:
+            return web.json_response({"error": {"code": "not_found", "message": "Project not found"}}, status=404)
+        return None
+
+    # --- routes -------------------------------------------------------------------------------------
+
+    async def _list(self, request: web.Request) -> web.Response:
+        if (refused := self._check(request)) is not None:
+            return refused
+        if request.query.get("projectId") != self.project_id:
+            return self.violation(f"list without the project: projectId={request.query.get('projectId')!r}")
+        found = self.deployments
+        if request.query.get("target"):
+            found = [d for d in found if d["target"] == request.query["target"]]
+        if request.query.get("state"):
+            states = set(request.query["state"].split(","))
+            found = [d for d in found if d["readyState"] in states]
+        limit = int(request.query.get("limit", "20"))
+        items = [self._list_item(d) for d in found[:limit]]
+        return web.json_response({"deployments": items, "pagination": {"count": len(items), "next": None, "prev": None}})
+
+    async def _get_deployment(self, request: web.Request) -> web.Response:
+        if (refused := self._check(request)) is not None:
+            return refused
+        found = self._by_id(request.match_info["id"])
+        if found is None:
+            return web.json_response(
+                {"error": {"code": "not_found", "message": "The deployment could not be found."}}, status=404
+            )
+        if found["_pending"]:
+            found["readyState"] = found["_pending"].pop(0)
+            if found["readyState"] == "READY" and found["target"] == "production" and not self.rolled_back:
+                self.production_id = found["uid"]  # auto-assigned production alias
+        return web.json_response(self._full(found))
+
+    async def _create(self, request: web.Request) -> web.Response:
+        if (refused := self._check(request)) is not None:
+            return refused
+        try:
+            body = await request.json()
+        except ValueError:
+            return self.violation("POST /v13/deployments: body is not JSON")
+        source = self._by_id(body.get("deploymentId"))
+        if not isinstance(body.get("name"), str) or not body["name"]:
+            return self.violation("POST /v13/deployments: `name` is required")
+        if source is None:
+            return self.violation(f"redeploy of unknown deploymentId {body.get('deploymentId')!r}")
+        if body.get("target") != "production":
+            return self.violation(f"redeploy with target {body.get('target')!r}")
+        if request.query.get("forceNew") != "1":
+            return self.violation("redeploy without forceNew=1")
+        self.restarts += 1
+        created = datetime.fromtimestamp(max(d["created"] for d in self.deployments) / 1000, UTC) + timedelta(
+            minutes=next(self._minutes)
+        )
+        new = self._new(source["meta"]["githubCommitMessage"], "QUEUED", created, self._plan(["BUILDING", "READY"], "ERROR"))
+        self.deployments.insert(0, new)
+        return web.json_response(self._full(new))
+
+    async def _alias(self, request: web.Request, kind: str) -> web.Response:
+        if (refused := self._check(request)) is not None:
+            return refused
+        target = self._by_id(request.match_info["id"])
+        if target is None:
+            return web.json_response({"error": {"code": "not_found", "message": "Deployment not found"}}, status=404)
+        if target["readyState"] != "READY" or target["target"] != "production":
+            return web.json_response(
+                {"error": {"code": "bad_request", "message": "Deployment is not a ready production deployment"}},
+                status=400,
+            )
+        if target["uid"] == self.production_id:
+            return web.json_response(
+                {"error": {"code": "bad_request", "message": "Deployment is already the current production one"}},
+                status=400,
+            )
+        self.last_alias_request = {
+            "fromDeploymentId": self.production_id,
+            "toDeploymentId": target["uid"],
+            "jobStatus": "pending",
+            "requestedAt": _ms(datetime.now(UTC)),
+            "type": kind,
+        }
+        self._alias_steps = self._plan(["in-progress", "succeeded"], "failed")
+        return web.Response(status=201)
+
+    async def _rollback(self, request: web.Request) -> web.Response:
+        return await self._alias(request, "rollback")
+
+    async def _promote(self, request: web.Request) -> web.Response:
+        return await self._alias(request, "promote")
+
+    async def _project(self, request: web.Request) -> web.Response:
+        if (refused := self._check(request)) is not None:
+            return refused
+        job = self.last_alias_request
+        if job is not None and self._alias_steps:
+            job["jobStatus"] = self._alias_steps.pop(0)
+            if job["jobStatus"] == "succeeded":
+                self.production_id = job["toDeploymentId"]
+                self.rolled_back = job["type"] == "rollback"
+        live = self._by_id(self.production_id)
+        return web.json_response(
+            {
+                "id": self.project_id,
+                "name": self.project_name,
+                "accountId": self.team_id,
+                "targets": {"production": self._full(live) if live else None},
+                "lastAliasRequest": job,
+                "lastRollbackTarget": {"toDeploymentId": job["toDeploymentId"]} if self.rolled_back and job else None,
+            }
+        )

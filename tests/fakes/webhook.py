@@ -1,0 +1,264 @@
+"""A deploy-webhook receiver that holds the bot to the contract in `bot/platforms/webhook.py`,
+plus `FakeServer`, the small local-HTTP base the Railway, Vercel and Kubernetes fakes share.
+
+Every fake is a real aiohttp server on 127.0.0.1 (port 0), so the bot reaches it through its
+real `httpx.AsyncClient`. A fake refuses what the real service would refuse and writes each
+such request to `violations`; the test fixtures fail a test that leaves any behind.
+Faults for the next request (`throttle_next`, `hang_next`, `inject`) exercise error handling.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import itertools
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from aiohttp import web
+from multidict import CIMultiDict
+
+
+@dataclass
+class Fault:
+    status: int = 500
+    headers: dict[str, str] = field(default_factory=dict)
+    body: Any = None
+    hang: float = 0.0  # seconds to wait before answering (released early when the fake stops)
+    path_contains: str = ""  # only for requests whose path contains this
+
+
+@dataclass
+class Seen:
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: CIMultiDict[str]  # case-insensitive, as HTTP headers are
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body) if self.body else None
+
+
+class FakeServer:
+    """A local aiohttp server with request recording, violations and injectable faults."""
+
+    def __init__(self) -> None:
+        self.app = web.Application(middlewares=[self._middleware])
+        self.requests: list[Seen] = []
+        self.violations: list[str] = []
+        self._faults: list[Fault] = []
+        self._runner: web.AppRunner | None = None
+        self._release = asyncio.Event()
+        self.port = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def start(self) -> None:
+        self._runner = web.AppRunner(self.app, shutdown_timeout=0.5)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.port = self._runner.addresses[0][1]
+
+    async def stop(self) -> None:
+        self._release.set()
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    async def __aenter__(self) -> FakeServer:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    # --- faults ----------------------------------------------------------------------------------
+
+    def inject(self, fault: Fault) -> None:
+        self._faults.append(fault)
+
+    def throttle_next(self, retry_after: float | str = 7, *, path_contains: str = "") -> None:
+        self.inject(Fault(429, {"Retry-After": str(retry_after)}, self.throttle_body(), path_contains=path_contains))
+
+    def hang_next(self, seconds: float = 30.0, *, path_contains: str = "") -> None:
+        self.inject(Fault(200, {}, {}, hang=seconds, path_contains=path_contains))
+
+    def throttle_body(self) -> Any:
+        return {"error": "rate limited"}
+
+    def violation(self, message: str, status: int = 400, body: Any = None) -> web.Response:
+        self.violations.append(message)
+        return web.json_response(body if body is not None else {"error": message}, status=status)
+
+    @web.middleware
+    async def _middleware(self, request: web.Request, handler: Callable[[web.Request], Any]) -> web.StreamResponse:
+        body = await request.read()
+        self.requests.append(Seen(request.method, request.path, dict(request.query), CIMultiDict(request.headers), body))
+        for fault in self._faults:
+            if fault.path_contains in request.path:
+                self._faults.remove(fault)
+                if fault.hang:
+                    try:
+                        await asyncio.wait_for(self._release.wait(), timeout=fault.hang)
+                    except TimeoutError:
+                        pass
+                if fault.status == 200 and fault.hang:
+                    break  # a slow but otherwise normal answer
+                return web.json_response(fault.body, status=fault.status, headers=fault.headers)
+        response: web.StreamResponse = await handler(request)
+        return response
+
+
+# --- the webhook receiver --------------------------------------------------------------------------
+
+SECRET = "webhook-test-secret"
+_FINAL = {"success", "failed", "cancelled"}
+
+
+class FakeWebhook(FakeServer):
+    """A team's deploy tool: verifies signatures and keeps deployments like a small platform."""
+
+    platform = "webhook"
+    path = "/hooks/deploy"
+
+    def __init__(self, *, secret: str = SECRET, service: str = "billing", now: Callable[[], float] = time.time):
+        super().__init__()
+        self.secret = secret
+        self.service = service
+        self.now = now
+        self.deployments: list[dict[str, Any]] = []  # newest first
+        self.restarts = 0
+        self._ids = itertools.count(1)
+        self._fail_next = False
+        self._stall = False
+        self._seen_requests: set[str] = set()
+        self.app.router.add_post(self.path, self._handle)
+
+    @property
+    def hook_url(self) -> str:
+        return self.url + self.path
+
+    # --- the uniform control surface of the platform fakes --------------------------------------
+
+    def seed(self, versions: list[str]) -> None:
+        base = datetime(2026, 11, 1, tzinfo=UTC)
+        for index, version in enumerate(versions):
+            live = index == len(versions) - 1
+            self.deployments.insert(0, self._new(version, "success" if live else "removed", base + timedelta(hours=index)))
+
+    def live_version(self) -> str | None:
+        live = self._live()
+        return live["meta"]["version"] if live else None
+
+    def id_of(self, version: str) -> str:
+        return next(d["id"] for d in self.deployments if d["meta"]["version"] == version)
+
+    def fail_next_deploy(self) -> None:
+        self._fail_next = True
+
+    def stall(self) -> None:
+        self._stall = True
+
+    # --- internals -----------------------------------------------------------------------------
+
+    def _new(self, version: str, status: str, created: datetime, pending: list[str] | None = None) -> dict[str, Any]:
+        return {
+            "id": f"hook-{next(self._ids):04d}",
+            "status": status,
+            "created_at": created.isoformat().replace("+00:00", "Z"),
+            "url": f"https://{self.service}.example.com",
+            "can_rollback": status in ("success", "removed"),
+            "meta": {"version": version},
+            "_pending": pending or [],
+        }
+
+    def _live(self) -> dict[str, Any] | None:
+        return next((d for d in self.deployments if d["status"] == "success"), None)
+
+    def _plan(self, steps: list[str]) -> list[str]:
+        if self._stall:
+            return [steps[0]] * 10_000
+        if self._fail_next:
+            self._fail_next = False
+            return [*steps[:-1], "failed"]
+        return steps
+
+    def _advance(self, deployment: dict[str, Any]) -> None:
+        if not deployment["_pending"]:
+            return
+        deployment["status"] = deployment["_pending"].pop(0)
+        if deployment["status"] == "success":
+            for other in self.deployments:
+                if other is not deployment and other["status"] == "success":
+                    other["status"] = "removed"
+            deployment["can_rollback"] = True
+
+    @staticmethod
+    def _public(deployment: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in deployment.items() if not k.startswith("_")}
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        body = await request.read()
+        expected = "sha256=" + hmac.new(self.secret.encode(), body, hashlib.sha256).hexdigest()
+        signature = request.headers.get("X-Signature-256", "")
+        if not hmac.compare_digest(expected, signature):
+            return web.json_response({"error": "bad signature"}, status=401)
+        if request.content_type != "application/json":
+            return self.violation(f"content type {request.content_type}")
+        try:
+            payload = json.loads(body)
+        except ValueError:
+            return self.violation("body is not JSON")
+        header_ts = request.headers.get("X-Timestamp")
+        if str(payload.get("timestamp")) != header_ts:
+            return self.violation("X-Timestamp differs from the signed body's timestamp")
+        if abs(self.now() - float(payload["timestamp"])) > 300:
+            return web.json_response({"error": "stale request"}, status=401)
+        request_id = payload.get("request_id")
+        if not request_id or request.headers.get("X-Request-Id") != request_id:
+            return self.violation("missing or mismatched request_id")
+        if request_id in self._seen_requests:
+            return self.violation("request_id reused (a replay)")
+        self._seen_requests.add(request_id)
+        if payload.get("service") != self.service:
+            return web.json_response({"error": f"unknown service {payload.get('service')}"}, status=404)
+        action = payload.get("action")
+        now = datetime.fromtimestamp(self.now(), UTC)
+        if action == "current":
+            live = self._live()
+            return web.json_response({"deployment": self._public(live) if live else None})
+        if action == "list":
+            limit = int(payload.get("limit") or 10)
+            return web.json_response({"deployments": [self._public(d) for d in self.deployments[:limit]]})
+        if action == "status":
+            found = next((d for d in self.deployments if d["id"] == payload.get("deployment_id")), None)
+            if found is None:
+                return web.json_response({"error": "no such deployment"}, status=404)
+            self._advance(found)
+            return web.json_response({"deployment": self._public(found)})
+        if action == "restart":
+            live = self._live()
+            if live is None:
+                return web.json_response({"error": "nothing is running"}, status=409)
+            self.restarts += 1
+            new = self._new(live["meta"]["version"], "queued", now, self._plan(["deploying", "success"]))
+            new["can_rollback"] = False
+            self.deployments.insert(0, new)
+            return web.json_response({"deployment": self._public(new)}, status=202)
+        if action == "rollback":
+            target = next((d for d in self.deployments if d["id"] == payload.get("target_deployment_id")), None)
+            if target is None:
+                return self.violation("rollback without a known target_deployment_id", status=404)
+            new = self._new(target["meta"]["version"], "queued", now, self._plan(["building", "deploying", "success"]))
+            new["can_rollback"] = False
+            self.deployments.insert(0, new)
+            return web.json_response({"deployment": self._public(new)}, status=202)
+        return self.violation(f"unknown action {action!r}")

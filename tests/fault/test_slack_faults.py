@@ -1,0 +1,155 @@
+"""Slack throttling (429 + Retry-After) and failing (5xx) while an incident is declared.
+
+Nothing lost: the incident row exists whatever Slack does, the user is told what failed and can
+retry. Nothing doubled: however the failures fall, one channel, one pinned summary, one
+announcement per incident.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from bot.incidents.models import Incident
+from bot.slack.blocks import ActionId
+from bot.timeline.models import Kind
+from tests.fault.support import bot_errors, count
+from tests.harness import BotHarness
+
+
+def _incident_channels(bot: BotHarness) -> list[str]:
+    return sorted(c.name for c in bot.fake.channels.values() if c.name.startswith("inc-"))
+
+
+def _summaries(bot: BotHarness, incident: Incident) -> list[str]:
+    """Top-level bot messages in the incident channel that carry the summary's buttons."""
+    assert incident.channel_id
+    out = []
+    for msg in bot.fake.messages(incident.channel_id):
+        ids = [e.get("action_id") for b in msg.blocks or [] if b.get("type") == "actions" for e in b["elements"]]
+        if ActionId.RESOLVE in ids and msg.ephemeral_to is None:
+            out.append(msg.ts)
+    return out
+
+
+def _announcements(bot: BotHarness, incident: Incident) -> list[str]:
+    return [m.ts for m in bot.fake.messages("C0INCIDENTS") if incident.ref + ":" in str(m.blocks)]
+
+
+async def _assert_set_up_once(bot: BotHarness, number: int = 1) -> Incident:
+    incident = await bot.incident(number)
+    assert incident.setup_error is None, incident.setup_error
+    assert incident.channel_id and incident.summary_ts and incident.announcement_ts
+    assert _incident_channels(bot) == [incident.channel_name]
+    channel = bot.fake.channels[incident.channel_id]
+    assert "U0ALICE" in channel.members, "the declarer was never invited"
+    assert "P1" in channel.topic, "the topic was never set"
+    assert _summaries(bot, incident) == [incident.summary_ts]
+    assert channel.pins == [incident.summary_ts]
+    assert _announcements(bot, incident) == [incident.announcement_ts]
+    assert await count(bot.deps, Incident) == 1
+    return incident
+
+
+async def _retry_setup(bot: BotHarness, number: int = 1) -> None:
+    response = await bot.click(ActionId.RETRY_SETUP, str(number), channel="C0GENERAL")
+    assert response.status_code == 200
+
+
+async def test_429_bursts_are_waited_out_and_nothing_is_doubled(bot: BotHarness) -> None:
+    for method in ("conversations.create", "conversations.invite", "conversations.setTopic", "pins.add"):
+        bot.fake.throttle(method, count=1, retry_after=0)
+    bot.fake.throttle("chat.postMessage", count=1, retry_after=1)
+    with bot_errors() as errors:
+        await bot.command("declare P1 Checkout is down")
+    await _assert_set_up_once(bot)
+    assert len(bot.fake.calls_to("conversations.create")) == 2  # one 429, one success
+    assert [r["response_type"] for r in bot.fake.responses] == ["in_channel"], "no problem to report"
+    assert not errors.records, errors.describe()
+
+
+async def test_5xx_on_channel_creation_keeps_the_incident_and_retry_finishes_it(bot: BotHarness) -> None:
+    bot.fake.server_error("conversations.create", count=1, status=503)
+    await bot.command("declare P1 Checkout is down")
+    incident = await bot.incident(1)
+    assert incident.channel_id is None
+    assert incident.setup_error and "creating the channel" in incident.setup_error
+    assert "INC-1 is saved" in bot.last_reply() and "Retry setup" in bot.last_reply()
+    assert _incident_channels(bot) == []
+    assert [e.kind for e in await bot.timeline(1)] == [Kind.DECLARED, Kind.CHAT_ERROR]
+
+    await _retry_setup(bot)
+    await _assert_set_up_once(bot)
+    # A second press after success changes nothing.
+    await _retry_setup(bot)
+    await _assert_set_up_once(bot)
+
+
+async def test_a_burst_of_5xx_needs_several_retries_and_still_ends_with_one_of_each(bot: BotHarness) -> None:
+    bot.fake.server_error("conversations.create", count=3, status=502)
+    await bot.command("declare P1 Checkout is down")
+    for _ in range(3):
+        await _retry_setup(bot)
+    await _assert_set_up_once(bot)
+    errors = [e for e in await bot.timeline(1) if e.kind == Kind.CHAT_ERROR]
+    assert len(errors) == 3, "every failed attempt is on the timeline"
+
+
+async def test_5xx_on_the_summary_post_is_retried_without_a_second_channel(bot: BotHarness) -> None:
+    bot.fake.server_error("chat.postMessage", count=1)
+    await bot.command("declare P1 Checkout is down")
+    incident = await bot.incident(1)
+    assert incident.channel_id and incident.summary_ts is None
+    assert incident.announcement_ts, "the announcement does not wait for the summary"
+    await _retry_setup(bot)
+    await _assert_set_up_once(bot)
+
+
+async def test_5xx_on_every_step_at_once(bot: BotHarness) -> None:
+    """The first call of each step fails; the retry must finish each one exactly once."""
+    bot.fake.server_error("chat.postMessage", count=2)  # summary and announcement
+    await bot.command("declare P1 Checkout is down")
+    incident = await bot.incident(1)
+    assert incident.summary_ts is None and incident.announcement_ts is None
+    await _retry_setup(bot)
+    await _assert_set_up_once(bot)
+
+
+async def test_5xx_on_pinning_the_summary_does_not_post_a_second_summary(bot: BotHarness) -> None:
+    """The summary was posted; only the pin failed. Retrying must pin that message, not post another."""
+    bot.fake.server_error("pins.add", count=1)
+    await bot.command("declare P1 Checkout is down")
+    await _retry_setup(bot)
+    await _assert_set_up_once(bot)
+
+
+
+
+async def test_5xx_on_inviting_the_declarer_is_retried(bot: BotHarness) -> None:
+    """`Retry setup` says finished steps are skipped: an invite that failed is not finished."""
+    bot.fake.server_error("conversations.invite", count=1)
+    await bot.command("declare P1 Checkout is down")
+    assert "inviting the declarer failed" in (await bot.incident(1)).setup_error
+    await _retry_setup(bot)
+    await _assert_set_up_once(bot)
+
+
+async def test_5xx_on_setting_the_topic_is_retried(bot: BotHarness) -> None:
+    bot.fake.server_error("conversations.setTopic", count=1)
+    await bot.command("declare P1 Checkout is down")
+    await _retry_setup(bot)
+    await _assert_set_up_once(bot)
+
+
+async def test_retry_setup_pressed_twice_at_once_creates_one_channel(bot: BotHarness) -> None:
+    """A double click (or two people pressing the button) while Slack is slow."""
+    bot.fake.server_error("conversations.create", count=1)
+    await bot.command("declare P1 Checkout is down")
+    clicks = [
+        bot.click(ActionId.RETRY_SETUP, "1", channel="C0GENERAL", user=user, settle=False)
+        for user in ("U0ALICE", "U0BOB")
+    ]
+    assert {r.status_code for r in await asyncio.gather(*clicks)} == {200}
+    await bot.settle()
+    await _assert_set_up_once(bot)

@@ -1,0 +1,164 @@
+"""One contract, four platforms: every client behaves the same against its fake.
+
+The fakes refuse what the real APIs refuse (the Railway one executes each document against the
+published GraphQL schema); the `env` fixture fails a test that left a violation behind.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from bot.exceptions import NotFound, PlatformAuthError, PlatformError, PlatformRateLimited, PlatformTimeout
+from bot.platforms.base import DeployStatus, rollback_candidates
+from bot.platforms.follow import Progress, follow
+from tests.fakes.webhook import Fault
+from tests.platforms.helpers import Env, FakeTimer
+
+
+async def _follow(env: Env, handle, timer: FakeTimer, *, deadline: float = 120.0, seen: list[Progress] | None = None):
+    async def on_progress(update: Progress) -> None:
+        if seen is not None:
+            seen.append(update)
+
+    return await follow(env.client, handle, deadline=deadline, on_progress=on_progress, timer=timer, interval=3.0)
+
+
+async def test_lists_newest_first_with_the_live_one_on_top(env: Env) -> None:
+    deployments = await env.client.list_deployments(limit=10)
+    current = await env.client.current_deployment()
+
+    assert current is not None
+    assert [d.id for d in deployments] == [env.fake.id_of(v) for v in ("v3", "v2", "v1")]
+    assert deployments[0].id == current.id
+    assert current.status is DeployStatus.SUCCESS
+    assert [d.id for d in rollback_candidates(deployments, current)] == [env.fake.id_of("v2"), env.fake.id_of("v1")]
+
+
+async def test_limit_is_honoured(env: Env) -> None:
+    assert len(await env.client.list_deployments(limit=2)) == 2
+
+
+async def test_restart_is_followed_to_success(env: Env, timer: FakeTimer) -> None:
+    seen: list[Progress] = []
+    handle = await env.client.restart()
+    result = await _follow(env, handle, timer, seen=seen)
+
+    assert result.succeeded, result
+    assert env.fake.restarts == 1
+    assert env.fake.live_version() == "v3"  # a restart keeps the code
+    steps = [p.status.step for p in seen]
+    assert steps == sorted(steps), f"progress went backwards: {[p.status for p in seen]}"
+    assert seen[-1].status is DeployStatus.SUCCESS
+    assert seen[-1].elapsed.total_seconds() > seen[0].elapsed.total_seconds()
+
+
+async def test_rollback_without_target_goes_to_the_previous_good_deployment(env: Env, timer: FakeTimer) -> None:
+    handle = await env.client.rollback(None)
+    result = await _follow(env, handle, timer)
+
+    assert result.succeeded, result
+    assert env.fake.live_version() == "v2"
+
+
+async def test_rollback_to_a_given_deployment(env: Env, timer: FakeTimer) -> None:
+    handle = await env.client.rollback(env.fake.id_of("v1"))
+    result = await _follow(env, handle, timer)
+
+    assert result.succeeded, result
+    assert env.fake.live_version() == "v1"
+    assert (await env.client.current_deployment()) is not None
+
+
+async def test_rollback_to_the_live_deployment_is_refused(env: Env) -> None:
+    current = await env.client.current_deployment()
+    assert current is not None
+    with pytest.raises(NotFound, match="already the live one"):
+        await env.client.rollback(current.id)
+
+
+async def test_rollback_to_an_unknown_id_is_refused(env: Env) -> None:
+    with pytest.raises(NotFound, match="not among"):
+        await env.client.rollback("no-such-deployment-id")
+
+
+async def test_a_deploy_that_fails_is_reported_failed(env: Env, timer: FakeTimer) -> None:
+    env.fake.fail_next_deploy()
+    handle = await env.client.rollback(None)
+    result = await _follow(env, handle, timer)
+
+    assert not result.succeeded
+    assert result.status is DeployStatus.FAILED
+    assert not result.timed_out
+
+
+async def test_a_restart_that_fails_is_reported_failed(env: Env, timer: FakeTimer) -> None:
+    env.fake.fail_next_deploy()
+    result = await _follow(env, await env.client.restart(), timer)
+
+    assert result.status is DeployStatus.FAILED
+
+
+async def test_a_deploy_that_never_finishes_stops_at_the_deadline(env: Env, timer: FakeTimer) -> None:
+    env.fake.stall()
+    handle = await env.client.restart()
+    start = timer.monotonic()
+    result = await _follow(env, handle, timer, deadline=30.0)
+
+    assert result.timed_out and not result.succeeded
+    assert 30.0 <= timer.monotonic() - start <= 33.0
+    assert result.status in (DeployStatus.QUEUED, DeployStatus.BUILDING, DeployStatus.DEPLOYING)
+
+
+async def test_429_becomes_rate_limited_with_retry_after(env: Env) -> None:
+    env.fake.throttle_next(7)
+    with pytest.raises(PlatformRateLimited) as caught:
+        await env.client.restart()
+
+    assert caught.value.retry_after == 7
+    assert "7 s" in str(caught.value)
+    assert env.client.display_name in str(caught.value)
+    assert env.fake.restarts == 0
+
+
+async def test_429_while_following_waits_as_told_and_carries_on(env: Env, timer: FakeTimer) -> None:
+    seen: list[Progress] = []
+    handle = await env.client.restart()
+    env.fake.throttle_next(12)
+    result = await _follow(env, handle, timer, seen=seen)
+
+    assert result.succeeded
+    assert 12 in timer.sleeps
+    assert any("rate-limiting" in p.note for p in seen)
+
+
+async def test_refused_credentials_become_an_auth_error(env: Env) -> None:
+    client = env.make(token="wrong-token")
+    with pytest.raises(PlatformAuthError) as caught:
+        await client.restart()
+
+    assert "wrong-token" not in str(caught.value)
+    assert env.fake.restarts == 0
+
+
+async def test_refused_credentials_while_following_end_the_watch(env: Env, timer: FakeTimer) -> None:
+    handle = await env.client.restart()
+    with pytest.raises(PlatformAuthError):
+        await follow(env.make(token="wrong-token"), handle, deadline=60, timer=timer)
+
+
+async def test_a_hanging_platform_becomes_a_timeout(env: Env) -> None:
+    env.fake.hang_next(10)
+    client = env.make(timeout=0.3)
+    started = time.perf_counter()
+    with pytest.raises(PlatformTimeout, match="did not answer within 0.3 s"):
+        await client.list_deployments()
+    assert time.perf_counter() - started < 2.0
+
+
+async def test_a_server_error_is_a_platform_error_with_the_status(env: Env) -> None:
+    env.fake.inject(Fault(502, {}, {"error": "bad gateway"}))
+    with pytest.raises(PlatformError, match="HTTP 502") as caught:
+        await env.client.list_deployments()
+    assert not isinstance(caught.value, (PlatformAuthError, PlatformRateLimited))

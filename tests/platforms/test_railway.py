@@ -1,0 +1,134 @@
+"""Railway specifics: the schema check of the fake itself, token kinds, GraphQL errors, what is live."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+
+from bot.exceptions import PlatformAuthError, PlatformError
+from bot.platforms.base import DeployStatus, rollback_candidates
+from bot.platforms.follow import follow
+from tests.fakes.railway import FakeRailway
+from tests.platforms.helpers import FakeTimer, client_for
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeRailway]:
+    server = FakeRailway()
+    await server.start()
+    yield server
+    await server.stop()
+
+
+async def _post(http: httpx.AsyncClient, fake: FakeRailway, query: str, variables: dict | None = None) -> httpx.Response:
+    return await http.post(
+        fake.api_url,
+        json={"query": query, "variables": variables or {}},
+        headers={"Authorization": f"Bearer {fake.account_token}"},
+    )
+
+
+async def test_the_fake_refuses_a_selection_on_a_boolean_mutation(fake: FakeRailway, http: httpx.AsyncClient) -> None:
+    response = await _post(http, fake, 'mutation { deploymentRestart(id: "x") { id } }')
+
+    assert response.status_code == 400
+    assert "must not have a selection" in response.json()["errors"][0]["message"]
+    assert fake.violations
+
+
+async def test_the_fake_refuses_unknown_fields_and_bad_variables(fake: FakeRailway, http: httpx.AsyncClient) -> None:
+    bad_field = await _post(http, fake, "query { deployments(input: {}) { edges { node { id colour } } } }")
+    bad_var = await _post(
+        http, fake, "query Q($first: Int) { deployments(input: {}, first: $first) { edges { node { id } } } }",
+        {"first": "ten"},
+    )
+
+    assert bad_field.status_code == 400
+    assert "colour" in bad_field.json()["errors"][0]["message"]
+    assert "errors" in bad_var.json()
+    assert len(fake.violations) == 2
+
+
+async def test_auto_token_kind_falls_back_to_the_project_header_and_remembers(
+    fake: FakeRailway, http: httpx.AsyncClient
+) -> None:
+    fake.seed(["v1", "v2"])
+    client = client_for("railway", fake, http, token=fake.project_token)
+
+    await client.list_deployments()
+    await client.list_deployments()
+
+    assert fake.auth_kinds == ["project", "project"]
+    assert client.token_kind == "project"  # type: ignore[attr-defined]
+
+
+async def test_project_token_kind_sends_only_the_project_header(fake: FakeRailway, http: httpx.AsyncClient) -> None:
+    fake.seed(["v1"])
+    client = client_for("railway", fake, http, token=fake.project_token, token_kind="project")
+    await client.current_deployment()
+
+    assert "Authorization" not in {k.title() for k in fake.requests[-1].headers}
+    assert fake.requests[-1].headers.get("Project-Access-Token") == fake.project_token
+
+
+async def test_a_token_refused_both_ways_says_so(fake: FakeRailway, http: httpx.AsyncClient) -> None:
+    client = client_for("railway", fake, http, token="nope")
+    with pytest.raises(PlatformAuthError, match="both as an account/team token and as a project token"):
+        await client.current_deployment()
+
+
+async def test_graphql_errors_become_platform_errors(fake: FakeRailway, http: httpx.AsyncClient) -> None:
+    client = client_for("railway", fake, http)
+    with pytest.raises(PlatformError, match="Railway said: Deployment not found"):
+        await client.deployment_status("00000000-0000-0000-0000-000000000000")
+
+
+async def test_the_live_deployment_is_the_newest_that_went_live_not_a_failed_build(
+    fake: FakeRailway, http: httpx.AsyncClient
+) -> None:
+    fake.seed(["v1", "v2", "v3"], statuses=["REMOVED", "SUCCESS", "FAILED"])
+    client = client_for("railway", fake, http)
+
+    current = await client.current_deployment()
+    deployments = await client.list_deployments()
+
+    assert current is not None and current.id == fake.id_of("v2")
+    assert deployments[0].status is DeployStatus.FAILED
+    assert [d.id for d in rollback_candidates(deployments, current)] == [fake.id_of("v1")]
+
+
+async def test_a_crashed_live_deployment_is_restarted_in_place(fake: FakeRailway, http: httpx.AsyncClient) -> None:
+    fake.seed(["v1", "v2"], statuses=["REMOVED", "CRASHED"])
+    client = client_for("railway", fake, http)
+
+    handle = await client.restart()
+    result = await follow(client, handle, deadline=60, timer=FakeTimer())
+
+    assert handle.id == fake.id_of("v2")
+    assert result.succeeded
+    assert fake.restarts == 1
+
+
+async def test_restart_with_nothing_live_redeploys_the_service(fake: FakeRailway, http: httpx.AsyncClient) -> None:
+    fake.seed(["v1"], statuses=["FAILED"])
+    client = client_for("railway", fake, http)
+
+    handle = await client.restart()
+    result = await follow(client, handle, deadline=60, timer=FakeTimer())
+
+    assert any("serviceInstanceRedeploy" in doc for doc, _ in fake.documents)
+    assert len(fake.deployments) == 2 and handle.id == fake.deployments[0]["id"]
+    assert result.succeeded
+    assert fake.live_version() == "v1"
+
+
+async def test_documents_use_variables_not_string_interpolation(fake: FakeRailway, http: httpx.AsyncClient) -> None:
+    fake.seed(["v1", "v2"])
+    client = client_for("railway", fake, http)
+    await client.rollback(None)
+
+    for document, variables in fake.documents:
+        assert fake.project_id not in document
+        assert variables
