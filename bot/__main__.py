@@ -41,9 +41,9 @@ def main(argv: list[str] | None = None) -> int:
     logs.configure(settings.log_level, "text" if command != "serve" else settings.log_format)
     try:
         if command == "serve":
+            settings.require_serving()
             from bot.runner import serve
 
-            settings.require_serving()
             asyncio.run(serve(settings))
             return 0
         if command == "check":

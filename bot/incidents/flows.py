@@ -18,7 +18,7 @@ from bot.deps import Deps
 from bot.exceptions import ChannelNameTaken, ChatError, InvalidState
 from bot.incidents import service
 from bot.incidents.models import ActionItem, Incident, IncidentCreate, Role, Status
-from bot.incidents.ports import Notice
+from bot.incidents.ports import Channel, Notice
 from bot.signals import (
     IncidentAcknowledged,
     IncidentDeclared,
@@ -182,7 +182,7 @@ async def _setup_steps(deps: Deps, *, incident_id: int, actor: str) -> Outcome:
     return Outcome(incident=incident, problems=problems)
 
 
-async def _create_channel(deps: Deps, incident: Incident) -> object:
+async def _create_channel(deps: Deps, incident: Incident) -> Channel:
     assert incident.id is not None
     private = deps.settings.config.channels.private_incidents or _playbook_private(deps, incident.playbook_id)
     suffixes = [""] + [f"-{n}" for n in range(2, 6)] + [f"-{secrets.token_hex(2)}" for _ in range(3)]

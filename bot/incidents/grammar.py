@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from bot.config import Severity
@@ -146,6 +147,9 @@ class Known:
 
     services: frozenset[str] = field(default_factory=frozenset)
     playbooks: frozenset[str] = field(default_factory=frozenset)
+
+
+_Parser = Callable[[str, "int | None", "list[str]", str, Known], "Command"]
 
 
 def parse_severity(word: str) -> Severity | None:
@@ -349,11 +353,7 @@ def _p_stats(name: str, incident: int | None, rest: list[str], _: str, known: Kn
     return Stats(name=name, incident=incident, days=int(word))
 
 
-class _Parser:  # typing helper for the table below
-    def __call__(self, name: str, incident: int | None, rest: list[str], text: str, known: Known) -> Command: ...
-
-
-_PARSERS: dict[str, _Parser] = {  # type: ignore[dict-item]
+_PARSERS: dict[str, _Parser] = {
     "declare": _p_declare,
     "update": _p_update,
     "note": _p_text(True, "note"),

@@ -1,0 +1,132 @@
+"""bot.yml and environment settings: strict validation with messages that name the field."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from bot.config import BotConfig, load_bot_config, parse_duration
+from bot.exceptions import ConfigError
+from bot.settings import Settings, normalise_database_url
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("30s", 30), ("15m", 900), ("1h", 3600), ("1d", 86400), ("1h30m", 5400), (" 2S ", 2), ("500ms", 0.5)],
+)
+def test_durations(text: str, seconds: float) -> None:
+    assert parse_duration(text) == timedelta(seconds=seconds)
+
+
+@pytest.mark.parametrize("text", ["15", "15 minutes", "m", "", "1x", "-5m"])
+def test_bad_durations_are_refused(text: str) -> None:
+    with pytest.raises(ValueError, match="duration"):
+        parse_duration(text)
+
+
+def test_example_config_is_valid_and_complete() -> None:
+    config = load_bot_config(ROOT / "bot.example.yml", required=True)
+    assert set(config.services) == {"gateway", "web", "api", "billing"}
+    assert [level.after for level in config.escalation.levels] == [timedelta(0), timedelta(minutes=15), timedelta(minutes=30)]
+    assert config.escalation.severity["P3"].levels == 1
+    assert config.oncall.rotation is not None and config.oncall.rotation.handoff_weekday == 0
+    assert config.permissions.rollback == ["U0LEAD", "U0CTO"]
+    assert config.warnings() == []
+
+
+def _load(tmp_path: Path, text: str) -> BotConfig:
+    path = tmp_path / "bot.yml"
+    path.write_text(text)
+    return load_bot_config(path, required=True)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("escalation:\n  levels:\n    - {name: L1, after: 15 minutes, notify: [U0A1]}\n",
+         "escalation.levels.0.after: invalid duration '15 minutes'"),
+        ("escalation:\n  levels:\n    - {name: L1, after: 0m, notify: [alice]}\n", "escalation.levels.0.notify.0"),
+        ("escalation:\n  levels:\n    - {name: L1, after: 15m, notify: [U0A1]}\n    - {name: L2, after: 5m, notify: [U0A1]}\n",
+         "order levels by 'after'"),
+        ("chanels: {}\n", "chanels: unknown field"),
+        ("services:\n  API:\n    health_url: http://x\n", "service name 'API'"),
+        ("services:\n  api:\n    platform: railway\n", "the 'railway' section is missing"),
+        ("oncall:\n  timezone: Mars/Base\n", "unknown time zone"),
+        ("oncall:\n  rotation: {handoff: 'someday 09:00', users: [U0A1]}\n", "unknown weekday"),
+        ("channels: {announcements: incidents}\n", "channels.announcements"),
+        ("- a\n- b\n", "top level must be a mapping"),
+        ("services: [\n", "not valid YAML"),
+    ],
+)
+def test_config_errors_name_the_field(tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(ConfigError) as exc:
+        _load(tmp_path, text)
+    assert message in str(exc.value)
+    assert str(tmp_path / "bot.yml") in str(exc.value)
+
+
+def test_missing_default_config_gives_defaults_but_named_one_is_an_error(tmp_path: Path) -> None:
+    assert load_bot_config(tmp_path / "nope.yml", required=False) == BotConfig()
+    with pytest.raises(ConfigError, match="BOT_CONFIG"):
+        load_bot_config(tmp_path / "nope.yml", required=True)
+
+
+def test_warnings_for_probably_unintended_config() -> None:
+    warnings = BotConfig().warnings()
+    assert any("oncall.rotation" in w for w in warnings)
+    assert any("announcements" in w for w in warnings)
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("postgres://u:p@db:5432/bot", "postgresql+psycopg://u:p@db:5432/bot"),
+        ("postgresql://u@db/bot", "postgresql+psycopg://u@db/bot"),
+        ("postgresql+asyncpg://u@db/bot", "postgresql+psycopg://u@db/bot"),
+        ("sqlite:///bot.db", "sqlite+aiosqlite:///bot.db"),
+        ("sqlite+aiosqlite:////tmp/x.db", "sqlite+aiosqlite:////tmp/x.db"),
+    ],
+)
+def test_database_urls_hosts_inject_work_as_given(given: str, expected: str) -> None:
+    assert normalise_database_url(given) == expected
+
+
+def test_unsupported_database_url_is_refused() -> None:
+    with pytest.raises(ValueError, match="mysql"):
+        normalise_database_url("mysql://x")
+
+
+def test_settings_errors_name_the_variable(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxp-user-token")
+    with pytest.raises(ConfigError, match="SLACK_BOT_TOKEN: must be a bot token"):
+        Settings.load()
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-1")
+    monkeypatch.setenv("PORT", "99999")
+    with pytest.raises(ConfigError, match="PORT"):
+        Settings.load()
+
+
+def test_serving_requires_token_and_secret_in_http_mode(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)
+    for name in ["SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN"]:
+        monkeypatch.delenv(name, raising=False)
+    with pytest.raises(ConfigError, match="SLACK_BOT_TOKEN"):
+        Settings.load().require_serving()
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-1")
+    with pytest.raises(ConfigError, match="SLACK_SIGNING_SECRET"):
+        Settings.load().require_serving()
+    monkeypatch.setenv("SLACK_APP_TOKEN", "xapp-1")
+    Settings.load().require_serving()  # Socket Mode needs no signing secret
+    assert Settings.load().socket_mode
+
+
+def test_dotenv_is_read(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("PORT", raising=False)
+    (tmp_path / ".env").write_text("PORT=4123\n")
+    assert Settings.load().port == 4123

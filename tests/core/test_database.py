@@ -1,0 +1,53 @@
+"""Database basics on both engines: UTC round trip, idempotent migration, indexes for hot queries."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+
+from sqlalchemy import inspect, text
+
+from bot.config import Severity
+from bot.db import Database
+from bot.incidents import service
+from bot.incidents.models import IncidentCreate
+
+
+async def test_times_come_back_as_aware_utc(db: Database) -> None:
+    plus_two = datetime(2026, 11, 20, 11, 0, tzinfo=timezone(timedelta(hours=2)))
+    async with db.session() as session:
+        incident = await service.create(
+            session, data=IncidentCreate(title="t", severity=Severity.P3, declared_by="U1"), now=plus_two
+        )
+    async with db.session() as session:
+        stored = await service.get(session, number=incident.id or 0)
+    assert stored.declared_at == datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
+    assert stored.declared_at.tzinfo is not None
+
+
+async def test_migrate_twice_is_harmless_and_records_the_version(db: Database) -> None:
+    await db.migrate()
+    async with db.engine.connect() as conn:
+        versions = (await conn.execute(text("SELECT version FROM schema_version"))).scalars().all()
+    assert len(versions) == 1
+
+
+async def test_hot_queries_have_indexes(db: Database) -> None:
+    async with db.engine.connect() as conn:
+        def indexes(sync_conn: object, table: str) -> set[str]:
+            return {i["name"] for i in inspect(sync_conn).get_indexes(table)}  # type: ignore[arg-type]
+
+        incident_indexes = await conn.run_sync(indexes, "incidents")
+        timeline_indexes = await conn.run_sync(indexes, "timeline_events")
+    assert {"ix_incidents_status", "ix_incidents_channel_id"} <= incident_indexes
+    assert "ix_timeline_incident_at" in timeline_indexes
+
+
+async def test_incident_numbers_are_sequential(db: Database) -> None:
+    async with db.session() as session:
+        numbers = []
+        for n in range(3):
+            incident = await service.create(
+                session, data=IncidentCreate(title=f"t{n}", declared_by="U1"), now=datetime.now(UTC)
+            )
+            numbers.append(incident.id)
+    assert numbers == [1, 2, 3]
