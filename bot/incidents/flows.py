@@ -116,14 +116,23 @@ async def finish_setup(deps: Deps, *, incident_id: int, actor: str) -> Outcome:
 
 
 async def _setup_steps(deps: Deps, *, incident_id: int, actor: str) -> Outcome:
+    # No transaction stays open across a Slack call: slack_sdk may sleep on Retry-After, and a storm
+    # of declares must not drain the connection pool. Each write is its own short session.
     chat = deps.incident_chat
     problems: list[str] = []
-    async with deps.db.session() as session:
-        incident = await service.get(session, number=incident_id)
 
-        async def failed(step: str, exc: ChatError) -> None:
-            problems.append(f"{step} failed ({exc.code or exc})")
-            timeline.add(
+    async def load() -> Incident:
+        async with deps.db.session() as session:
+            return await service.get(session, number=incident_id)
+
+    async def save(incident: Incident) -> None:
+        async with deps.db.session() as session:
+            await service.save(session, incident=await session.merge(incident), now=deps.clock.now())
+
+    async def failed(step: str, exc: ChatError) -> None:
+        problems.append(f"{step} failed ({exc.code or exc})")
+        async with deps.db.session() as session:
+            await timeline.record(
                 session,
                 incident_id=incident_id,
                 kind=Kind.CHAT_ERROR,
@@ -131,54 +140,59 @@ async def _setup_steps(deps: Deps, *, incident_id: int, actor: str) -> Outcome:
                 text=f"{step} failed: {exc}",
                 data={"step": step, "code": exc.code},
             )
-            await session.commit()
 
-        if incident.channel_id is None:
-            try:
-                channel = await _create_channel(deps, incident)
-            except ChatError as exc:
-                await failed("creating the channel", exc)
-                incident.setup_error = "; ".join(problems)
-                await service.save(session, incident=incident, now=deps.clock.now())
-                return Outcome(incident=incident, problems=problems)
-            await service.set_channel(
-                session, incident=incident, channel_id=channel.id, channel_name=channel.name, now=deps.clock.now()
+    incident = await load()
+    if incident.channel_id is None:
+        try:
+            channel = await _create_channel(deps, incident)
+        except ChatError as exc:
+            await failed("creating the channel", exc)
+            incident.setup_error = "; ".join(problems)
+            await save(incident)
+            return Outcome(incident=incident, problems=problems)
+        async with deps.db.session() as session:
+            incident = await service.set_channel(
+                session,
+                incident=await session.merge(incident),
+                channel_id=channel.id,
+                channel_name=channel.name,
+                now=deps.clock.now(),
             )
-        assert incident.channel_id is not None
+    assert incident.channel_id is not None
 
-        invitees = sorted({incident.declared_by, actor} - {""})
+    invitees = sorted({incident.declared_by, actor} - {""})
+    try:
+        await chat.invite(channel_id=incident.channel_id, users=invitees)
+    except ChatError as exc:
+        await failed("inviting the declarer", exc)
+    try:
+        await chat.set_topic(incident=incident)
+    except ChatError as exc:
+        await failed("setting the topic", exc)
+
+    if incident.summary_ts is None:
         try:
-            await chat.invite(channel_id=incident.channel_id, users=invitees)
+            incident.summary_ts = await chat.post_summary(incident=incident)
+            await save(incident)
         except ChatError as exc:
-            await failed("inviting the declarer", exc)
+            await failed("posting the summary", exc)
+    if incident.summary_ts is not None:
         try:
-            await chat.set_topic(incident=incident)
+            await chat.pin(channel_id=incident.channel_id, message_ts=incident.summary_ts)
         except ChatError as exc:
-            await failed("setting the topic", exc)
+            await failed("pinning the summary", exc)
 
-        if incident.summary_ts is None:
-            try:
-                incident.summary_ts = await chat.post_summary(incident=incident)
-                await service.save(session, incident=incident, now=deps.clock.now())
-            except ChatError as exc:
-                await failed("posting the summary", exc)
-        if incident.summary_ts is not None:
-            try:
-                await chat.pin(channel_id=incident.channel_id, message_ts=incident.summary_ts)
-            except ChatError as exc:
-                await failed("pinning the summary", exc)
+    announcements = deps.settings.config.channels.announcements
+    if announcements and incident.announcement_ts is None:
+        try:
+            incident.announcement_ts = await chat.announce(incident=incident, channel=announcements)
+            incident.announcement_channel = announcements
+            await save(incident)
+        except ChatError as exc:
+            await failed("announcing in the announcements channel", exc)
 
-        announcements = deps.settings.config.channels.announcements
-        if announcements and incident.announcement_ts is None:
-            try:
-                incident.announcement_ts = await chat.announce(incident=incident, channel=announcements)
-                incident.announcement_channel = announcements
-                await service.save(session, incident=incident, now=deps.clock.now())
-            except ChatError as exc:
-                await failed("announcing in the announcements channel", exc)
-
-        incident.setup_error = "; ".join(problems) or None
-        await service.save(session, incident=incident, now=deps.clock.now())
+    incident.setup_error = "; ".join(problems) or None
+    await save(incident)
     return Outcome(incident=incident, problems=problems)
 
 

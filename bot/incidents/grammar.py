@@ -177,9 +177,17 @@ def _fail(name: str, message: str, suggestion: str | None = None) -> UsageError:
     return UsageError(message, usage=USAGE[name], suggestion=suggestion)
 
 
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def clean(text: str) -> str:
+    """Drop control characters (NUL cannot even be stored in PostgreSQL text); keep newlines and tabs."""
+    return _CONTROL.sub("", text)
+
+
 def parse(text: str, *, known: Known | None = None) -> Command:
     known = known or Known()
-    words = text.split()
+    words = clean(text).split()
     incident: int | None = None
     # INC-7 may lead the arguments (or follow the subcommand: `/incident note INC-7 ...` is not supported
     # because it would eat a note starting with an incident number).
@@ -348,7 +356,7 @@ def _p_stats(name: str, incident: int | None, rest: list[str], _: str, known: Kn
     if not rest:
         return Stats(name=name, incident=incident)
     word = rest[0].lower().removesuffix("d").removesuffix("days")
-    if len(rest) > 1 or not word.isdigit() or not 1 <= int(word) <= 3650:
+    if len(rest) > 1 or not (word.isascii() and word.isdecimal()) or not 1 <= int(word) <= 3650:
         raise _fail("stats", "Give a number of days from 1 to 3650, e.g. `/incident stats 90`.")
     return Stats(name=name, incident=incident, days=int(word))
 

@@ -51,7 +51,7 @@ async def reply_error(respond: AsyncRespond, exc: BaseException) -> None:
     """Every failure the user caused or can act on gets an ephemeral answer; the rest is logged with a trace."""
     if isinstance(exc, UsageError):
         await respond(
-            text=f"{exc} Usage: {exc.usage}",
+            text=escape(f"{exc} Usage: {exc.usage}"),
             blocks=blocks.usage_blocks(str(exc), exc.usage, exc.suggestion),
             response_type="ephemeral",
             replace_original=False,

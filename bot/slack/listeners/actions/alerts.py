@@ -143,9 +143,11 @@ def classify(body: dict[str, Any]) -> tuple[str, str, str]:
 
 def observability_middleware(metrics: Metrics) -> Callable[..., Awaitable[Any]]:
     async def observe(req: AsyncBoltRequest, next: Callable[[], Awaitable[Any]]) -> Any:
-        if logs.current_request_id() is None:
+        # Over HTTP the server set both for this request's task; Socket Mode has no such task per request.
+        over_http = req.mode != "socket_mode"
+        if not over_http or logs.current_request_id() is None:
             logs.bind_request_id()
-        started = request_started.get()
+        started = request_started.get() if over_http else None
         if started is None:
             started = time.perf_counter()
             request_started.set(started)
@@ -200,7 +202,9 @@ def register(app: AsyncApp, deps: Deps) -> None:
         await guarded(respond, work)
 
     @app.view(AlertCallbackId.DECLARE)
-    async def declare_submitted(ack: AsyncAck, body: dict[str, Any], view: dict[str, Any], client: AsyncWebClient) -> None:
+    async def declare_submitted(
+        ack: AsyncAck, body: dict[str, Any], view: dict[str, Any], client: AsyncWebClient
+    ) -> None:
         title = _value(view, "title") or ""
         if not title:
             await ack(response_action="errors", errors={"title": "Say what is broken, in a few words."})
@@ -244,7 +248,9 @@ def register(app: AsyncApp, deps: Deps) -> None:
             outcome = await alert_flows.resolve_from_alert(deps, incident_id=_number(body), actor=body["user"]["id"])
             problems = f"\n⚠️ {'; '.join(outcome.problems)}" if outcome.problems else ""
             await respond(
-                text=f"✅ You resolved {outcome.incident.ref}.{problems}", response_type="ephemeral", replace_original=False
+                text=f"✅ You resolved {outcome.incident.ref}.{problems}",
+                response_type="ephemeral",
+                replace_original=False,
             )
 
         await guarded(respond, work)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any
 
@@ -61,8 +62,46 @@ async def _playbook_command(ctx: CommandContext) -> None:
     await ctx.ephemeral(text)
 
 
+async def _ops_offer(
+    deps: Deps, *, action: str, service: str, user_id: str, incident_id: int | None, context: dict[str, Any]
+) -> str:
+    """A step's Restart / Roll back button shows exactly what `/restart` / `/rollback` show: the ops
+    flow checks the permission (refusals audited) and builds the plan, the ops confirmation carries
+    the Confirm button that `listeners/actions/ops.py` handles."""
+    from bot.ops import flows as ops_flows
+    from bot.ops.models import Action as OpsAction
+    from bot.slack.adapters import ops as render
+
+    respond: AsyncRespond = context["respond"]
+    plan = await ops_flows.prepare(
+        deps,
+        action=OpsAction(action),
+        service=service,
+        user_id=user_id,
+        incident_id=incident_id,
+        channel_id=context.get("channel_id"),
+    )
+    if not plan.ready:
+        await respond(
+            text=render.no_target_text(plan),
+            blocks=render.no_target_blocks(plan),
+            response_type="ephemeral",
+            replace_original=False,
+        )
+        return f"{action} of {service} not offered: {plan.problem}"
+    await respond(
+        text=render.confirmation_text(plan),
+        blocks=render.confirmation_blocks(plan),
+        response_type="ephemeral",
+        replace_original=False,
+    )
+    return f"confirmation shown to {user_id}: {plan.describe()}"
+
+
 def register(app: AsyncApp, deps: Deps) -> None:
     register_subcommand(deps, "playbook", _playbook_command)
+    if "ops" in deps.services:  # the ops domain is set up: offer its confirmation from a step
+        deps.services.setdefault("ops_offer", functools.partial(_ops_offer, deps))
 
     @app.action(PlaybookActionId.DONE)
     async def done(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:

@@ -196,7 +196,7 @@ def register(app: AsyncApp, deps: Deps) -> None:
             cmd = grammar.parse(command.get("text", ""), known=known(deps))
         except UsageError as exc:
             await ack(
-                text=f"{exc} Usage: {exc.usage}",
+                text=escape(f"{exc} Usage: {exc.usage}"),
                 blocks=blocks.usage_blocks(str(exc), exc.usage, exc.suggestion),
                 response_type="ephemeral",
             )

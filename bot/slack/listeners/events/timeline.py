@@ -16,6 +16,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.deps import Deps
 from bot.exceptions import ChatError
 from bot.incidents import service as incidents
+from bot.incidents.grammar import clean
 from bot.slack.api import call, data
 from bot.timeline import service as timeline
 
@@ -79,7 +80,7 @@ async def mark_key(
         )
         messages = data(response).get("messages") or []
         if messages:
-            text, author = messages[0].get("text", ""), messages[0].get("user")
+            text, author = clean(messages[0].get("text", "")), messages[0].get("user")
     except ChatError:
         pass
     async with deps.db.session() as session:
@@ -113,7 +114,7 @@ def register(app: AsyncApp, deps: Deps) -> None:
             changed = event.get("message") or {}
             async with deps.db.session() as session:
                 await timeline.edit_message(
-                    session, channel_id=channel_id, message_ts=str(changed.get("ts")), text=changed.get("text", "")
+                    session, channel_id=channel_id, message_ts=str(changed.get("ts")), text=clean(changed.get("text", ""))
                 )
             return
         if subtype == "message_deleted":
@@ -133,7 +134,7 @@ def register(app: AsyncApp, deps: Deps) -> None:
                 message_ts=message_ts,
                 at=_when(message_ts),
                 actor=event.get("user"),
-                text=event.get("text", ""),
+                text=clean(event.get("text", "")),
                 permalink=await _permalink(client, channel_id, message_ts),
             )
 

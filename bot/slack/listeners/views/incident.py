@@ -16,7 +16,7 @@ from bot.config import Severity
 from bot.deps import Deps
 from bot.exceptions import BotError, ChatError
 from bot.incidents import flows
-from bot.incidents.grammar import MAX_TITLE
+from bot.incidents.grammar import MAX_TITLE, clean
 from bot.incidents.models import Status
 from bot.slack import blocks
 from bot.slack.api import call
@@ -31,7 +31,7 @@ def _value(view: dict[str, Any], block_id: str) -> str | None:
         option = element.get("selected_option") or {}
         return option.get("value")
     value = element.get("value")
-    return value.strip() if isinstance(value, str) else None
+    return clean(value).strip() if isinstance(value, str) else None
 
 
 async def tell(

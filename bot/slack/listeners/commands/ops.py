@@ -1,0 +1,140 @@
+"""`/status [service]`, `/restart <service>`, `/rollback <service> [deployment-id]`.
+
+Each acks at once (health checks and platform calls take longer than Slack's 3 seconds), then
+runs one flow. /status answers in the channel and goes on the timeline inside an incident
+channel, and only to the caller elsewhere. /restart and /rollback answer with a confirmation only
+the caller sees; the buttons are handled in `listeners/actions/ops.py`.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from slack_bolt.async_app import AsyncAck, AsyncApp
+from slack_bolt.context.respond.async_respond import AsyncRespond
+
+from bot.deps import Deps
+from bot.exceptions import UsageError
+from bot.incidents import service as incidents
+from bot.ops import flows
+from bot.ops.models import Action
+from bot.slack import blocks
+from bot.slack.adapters import ops as render
+from bot.slack.listeners.common import guarded
+from bot.slack.text import escape
+
+log = logging.getLogger(__name__)
+
+USAGE = {
+    "status": "/status [service]",
+    "restart": "/restart <service>",
+    "rollback": "/rollback <service> [deployment-id]",
+}
+
+
+async def incident_in(deps: Deps, channel_id: str | None) -> int | None:
+    """The incident whose channel this is, if any."""
+    if not channel_id:
+        return None
+    async with deps.db.session() as session:
+        incident = await incidents.by_channel(session, channel_id=channel_id)
+    return incident.id if incident is not None else None
+
+
+def parse(deps: Deps, command: str, text: str) -> tuple[str | None, str | None]:
+    """(service, deployment id) from the command text, or a UsageError that lists the services."""
+    words = text.split()
+    configured = deps.settings.config.services
+    services = sorted(n for n, s in configured.items() if command == "status" or s.platform is not None)
+    known = f" Services: {', '.join(services)}." if services else " No such services are configured in bot.yml."
+    usage = USAGE[command]
+    if command == "status":
+        if len(words) > 1:
+            raise UsageError(
+                f"/status takes one service at most.{known}", usage=usage, suggestion=f"/status {words[0]}"
+            )
+        return (words[0] if words else None), None
+    if not words:
+        raise UsageError(f"Name the service to {command}.{known}", usage=usage)
+    limit = 2 if command == "rollback" else 1
+    if len(words) > limit:
+        suggestion = f"/{command} {' '.join(words[:limit])}"
+        raise UsageError(f"Too many words for /{command}.{known}", usage=usage, suggestion=suggestion)
+    return words[0], (words[1] if len(words) > 1 else None)
+
+
+def register(app: AsyncApp, deps: Deps) -> None:
+    @app.command("/status")
+    async def status_command(ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond) -> None:
+        try:
+            service, _ = parse(deps, "status", command.get("text", ""))
+        except UsageError as exc:
+            await ack(
+                text=escape(f"{exc} Usage: {exc.usage}"),
+                blocks=blocks.usage_blocks(str(exc), exc.usage, exc.suggestion),
+                response_type="ephemeral",
+            )
+            return
+        await ack()
+
+        async def work() -> None:
+            incident_id = await incident_in(deps, command.get("channel_id"))
+            report = await flows.status(deps, service=service, actor=command["user_id"], incident_id=incident_id)
+            await respond(
+                text=render.status_text(report),
+                blocks=render.status_blocks(report),
+                response_type="in_channel" if incident_id is not None else "ephemeral",
+                replace_original=False,
+            )
+
+        await guarded(respond, work)
+
+    async def deploy_command(action: Action, ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond) -> None:
+        try:
+            service, target = parse(deps, action.value, command.get("text", ""))
+        except UsageError as exc:
+            await ack(
+                text=escape(f"{exc} Usage: {exc.usage}"),
+                blocks=blocks.usage_blocks(str(exc), exc.usage, exc.suggestion),
+                response_type="ephemeral",
+            )
+            return
+        await ack()
+        assert service is not None
+
+        async def work() -> None:
+            channel_id = command.get("channel_id")
+            plan = await flows.prepare(
+                deps,
+                action=action,
+                service=service,
+                user_id=command["user_id"],
+                target_id=target,
+                incident_id=await incident_in(deps, channel_id),
+                channel_id=channel_id,
+            )
+            if not plan.ready:
+                await respond(
+                    text=render.no_target_text(plan),
+                    blocks=render.no_target_blocks(plan),
+                    response_type="ephemeral",
+                    replace_original=False,
+                )
+                return
+            await respond(
+                text=render.confirmation_text(plan),
+                blocks=render.confirmation_blocks(plan),
+                response_type="ephemeral",
+                replace_original=False,
+            )
+
+        await guarded(respond, work)
+
+    @app.command("/restart")
+    async def restart_command(ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond) -> None:
+        await deploy_command(Action.RESTART, ack, command, respond)
+
+    @app.command("/rollback")
+    async def rollback_command(ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond) -> None:
+        await deploy_command(Action.ROLLBACK, ack, command, respond)

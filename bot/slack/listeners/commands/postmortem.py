@@ -1,0 +1,34 @@
+"""`/incident postmortem` and `/incident stats [days]`, plugged into the /incident command."""
+
+from __future__ import annotations
+
+from slack_bolt.async_app import AsyncApp
+
+from bot.deps import Deps
+from bot.incidents import grammar
+from bot.postmortem import flows
+from bot.slack.adapters.postmortem import stats_message
+from bot.slack.listeners.common import CommandContext, register_subcommand
+
+
+async def _postmortem(ctx: CommandContext) -> None:
+    incident = await ctx.incident()
+    assert incident.id is not None
+    published = await flows.publish(ctx.deps, incident_id=incident.id, actor=ctx.user_id, trigger="command")
+    await ctx.ephemeral(
+        f"📝 Post-mortem draft for {published.ref} shared in <#{published.channel_id}> "
+        f"as `{published.filename}` ({published.events} timeline events)."
+    )
+
+
+async def _stats(ctx: CommandContext) -> None:
+    cmd = ctx.command
+    days = cmd.days if isinstance(cmd, grammar.Stats) else 30
+    result = await flows.stats(ctx.deps, days=days)
+    text, blocks = stats_message(result)
+    await ctx.ephemeral(text, blocks)
+
+
+def register(app: AsyncApp, deps: Deps) -> None:
+    register_subcommand(deps, "postmortem", _postmortem)
+    register_subcommand(deps, "stats", _stats)
