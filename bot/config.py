@@ -54,9 +54,7 @@ def _check_target(value: str) -> str:
     value = value.strip()
     if value == "oncall" or _USER.match(value) or _GROUP.match(value) or value.startswith("@"):
         return value
-    raise ValueError(
-        f"{value!r} is not a Slack user (U…), user group (S…), @handle or 'oncall'"
-    )
+    raise ValueError(f"{value!r} is not a Slack user (U…), user group (S…), @handle or 'oncall'")
 
 
 def _check_user(value: str) -> str:

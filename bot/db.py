@@ -92,9 +92,7 @@ class Database:
         import_models()
         async with self.engine.begin() as conn:
             await conn.run_sync(SQLModel.metadata.create_all)
-            await conn.execute(
-                text("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL PRIMARY KEY)")
-            )
+            await conn.execute(text("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL PRIMARY KEY)"))
             current = (await conn.execute(text("SELECT MAX(version) FROM schema_version"))).scalar()
             if current is None:
                 # A fresh database already has the newest shape from create_all.

@@ -110,6 +110,4 @@ class Settings(BaseSettings):
         if self.slack_bot_token is None:
             raise ConfigError("SLACK_BOT_TOKEN: required to serve (the bot token, xoxb-…)")
         if not self.socket_mode and self.slack_signing_secret is None:
-            raise ConfigError(
-                "SLACK_SIGNING_SECRET: required in HTTP mode (or set SLACK_APP_TOKEN for Socket Mode)"
-            )
+            raise ConfigError("SLACK_SIGNING_SECRET: required in HTTP mode (or set SLACK_APP_TOKEN for Socket Mode)")

@@ -75,7 +75,9 @@ async def fake_slack() -> AsyncIterator[FakeSlack]:
     await fake.stop()
 
 
-def make_settings(*, fake: FakeSlack, database_url: str, tmp_path: Path, config: dict[str, Any] | None = None, **env: Any) -> Settings:
+def make_settings(
+    *, fake: FakeSlack, database_url: str, tmp_path: Path, config: dict[str, Any] | None = None, **env: Any
+) -> Settings:
     raw = {"channels": {"announcements": "C0INCIDENTS", "alerts": "C0ALERTS"}}
     raw.update(config or {})
     values: dict[str, Any] = {
@@ -99,7 +101,9 @@ def bot_config() -> dict[str, Any]:
 
 
 @pytest.fixture
-async def bot(fake_slack: FakeSlack, database_url: str, tmp_path: Path, bot_config: dict[str, Any]) -> AsyncIterator[BotHarness]:
+async def bot(
+    fake_slack: FakeSlack, database_url: str, tmp_path: Path, bot_config: dict[str, Any]
+) -> AsyncIterator[BotHarness]:
     settings = make_settings(fake=fake_slack, database_url=database_url, tmp_path=tmp_path, config=bot_config)
     harness, stop = await start_bot(fake=fake_slack, settings=settings)
     try:

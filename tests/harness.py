@@ -51,8 +51,8 @@ class TaskTracker:
     def uninstall(self) -> None:
         self.loop.set_task_factory(self._previous)
 
-    async def settle(self, timeout: float = 15.0) -> None:
-        deadline = self.loop.time() + timeout
+    async def settle(self, within: float = 15.0) -> None:
+        deadline = self.loop.time() + within
         current = asyncio.current_task()
         while True:
             pending = {t for t in self.tasks if not t.done() and t is not current}
@@ -61,7 +61,7 @@ class TaskTracker:
             remaining = deadline - self.loop.time()
             if remaining <= 0:
                 names = sorted(getattr(t.get_coro(), "__qualname__", "?") for t in pending)
-                raise TimeoutError(f"background work still running after {timeout}s: {names}")
+                raise TimeoutError(f"background work still running after {within}s: {names}")
             await asyncio.wait(pending, timeout=remaining)
 
 
@@ -132,7 +132,13 @@ class BotHarness:
         return response
 
     async def submit(
-        self, callback_id: str, values: dict[str, Any], *, user: str = "U0ALICE", private_metadata: str = "", settle: bool = True
+        self,
+        callback_id: str,
+        values: dict[str, Any],
+        *,
+        user: str = "U0ALICE",
+        private_metadata: str = "",
+        settle: bool = True,
     ) -> httpx.Response:
         body, headers = req.view_submission(
             callback_id, values, secret=SECRET, user_id=user, private_metadata=private_metadata
@@ -157,8 +163,8 @@ class BotHarness:
             await self.settle()
         return response
 
-    async def settle(self, timeout: float = 15.0) -> None:
-        await self.tracker.settle(timeout)
+    async def settle(self, within: float = 15.0) -> None:
+        await self.tracker.settle(within)
 
     # --- reading state -----------------------------------------------------------------------
 
@@ -229,7 +235,7 @@ async def start_bot(
 
     async def stop() -> None:
         try:
-            await harness.settle(timeout=10)
+            await harness.settle(within=10)
         finally:
             tracker.uninstall()
             await harness.close()

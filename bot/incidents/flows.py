@@ -207,7 +207,9 @@ async def _create_channel(deps: Deps, incident: Incident) -> Channel:
             return await deps.incident_chat.create_channel(name=name, private=private)
         except ChannelNameTaken as exc:
             last = exc
-    raise ChatError(f"every channel name tried for {incident.ref} is taken", step="create channel", code="name_taken") from last
+    raise ChatError(
+        f"every channel name tried for {incident.ref} is taken", step="create channel", code="name_taken"
+    ) from last
 
 
 async def _refresh(deps: Deps, incident: Incident) -> list[str]:
@@ -257,7 +259,9 @@ async def update_status(deps: Deps, *, incident_id: int, status: Status, message
 async def change_severity(deps: Deps, *, incident_id: int, severity: Severity, actor: str) -> Outcome:
     async with deps.db.session() as session:
         incident = await service.get(session, number=incident_id)
-        old = await service.set_severity(session, incident=incident, severity=severity, actor=actor, now=deps.clock.now())
+        old = await service.set_severity(
+            session, incident=incident, severity=severity, actor=actor, now=deps.clock.now()
+        )
     problems = await _notice(
         deps, incident, Notice(kind="severity", actor=actor, detail={"old": str(old), "new": str(severity)})
     )
@@ -278,7 +282,9 @@ async def assign_role(deps: Deps, *, incident_id: int, role: Role, user: str, ac
             await deps.incident_chat.invite(channel_id=incident.channel_id, users=[user])
         except ChatError as exc:
             problems.append(f"inviting <@{user}> failed ({exc.code or exc})")
-    problems += await _notice(deps, incident, Notice(kind="role", actor=actor, detail={"role": role.value, "user": user}))
+    problems += await _notice(
+        deps, incident, Notice(kind="role", actor=actor, detail={"role": role.value, "user": user})
+    )
     problems += await _refresh(deps, incident)
     await deps.bus.publish(RoleAssigned(incident_id=incident_id, actor=actor, role=role.value, user=user))
     return Outcome(incident=incident, problems=problems)

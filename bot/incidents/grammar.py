@@ -54,10 +54,26 @@ ALIASES = {
 NEEDS_INCIDENT = {"update", "note", "action", "sev", "role", "ack", "resolve", "timeline", "postmortem", "playbook"}
 
 _SEVERITY_WORDS = {
-    "p1": Severity.P1, "sev1": Severity.P1, "sev-1": Severity.P1, "s1": Severity.P1, "critical": Severity.P1,
-    "p2": Severity.P2, "sev2": Severity.P2, "sev-2": Severity.P2, "s2": Severity.P2, "high": Severity.P2,
-    "p3": Severity.P3, "sev3": Severity.P3, "sev-3": Severity.P3, "s3": Severity.P3, "medium": Severity.P3,
-    "p4": Severity.P4, "sev4": Severity.P4, "sev-4": Severity.P4, "s4": Severity.P4, "low": Severity.P4,
+    "p1": Severity.P1,
+    "sev1": Severity.P1,
+    "sev-1": Severity.P1,
+    "s1": Severity.P1,
+    "critical": Severity.P1,
+    "p2": Severity.P2,
+    "sev2": Severity.P2,
+    "sev-2": Severity.P2,
+    "s2": Severity.P2,
+    "high": Severity.P2,
+    "p3": Severity.P3,
+    "sev3": Severity.P3,
+    "sev-3": Severity.P3,
+    "s3": Severity.P3,
+    "medium": Severity.P3,
+    "p4": Severity.P4,
+    "sev4": Severity.P4,
+    "sev-4": Severity.P4,
+    "s4": Severity.P4,
+    "low": Severity.P4,
 }
 # Words that are surely a severity even in the middle of a title.
 _STRICT_SEVERITY = {k for k in _SEVERITY_WORDS if k[0] in "ps" and any(c.isdigit() for c in k)}
@@ -68,14 +84,26 @@ _USER = re.compile(r"^<@([UW][A-Z0-9]+)(?:\|[^>]*)?>$|^([UW][A-Z0-9]{6,})$")
 _USER_ANYWHERE = re.compile(r"<@([UW][A-Z0-9]+)(?:\|[^>]*)?>")
 
 _ROLE_WORDS = {
-    "commander": Role.COMMANDER, "ic": Role.COMMANDER, "lead": Role.COMMANDER, "incident-commander": Role.COMMANDER,
-    "comms": Role.COMMS, "communications": Role.COMMS, "communication": Role.COMMS,
-    "scribe": Role.SCRIBE, "notes": Role.SCRIBE,
+    "commander": Role.COMMANDER,
+    "ic": Role.COMMANDER,
+    "lead": Role.COMMANDER,
+    "incident-commander": Role.COMMANDER,
+    "comms": Role.COMMS,
+    "communications": Role.COMMS,
+    "communication": Role.COMMS,
+    "scribe": Role.SCRIBE,
+    "notes": Role.SCRIBE,
 }
 _STATUS_WORDS = {
-    "investigating": Status.INVESTIGATING, "investigate": Status.INVESTIGATING, "triage": Status.INVESTIGATING,
-    "identified": Status.IDENTIFIED, "identify": Status.IDENTIFIED, "found": Status.IDENTIFIED,
-    "monitoring": Status.MONITORING, "monitor": Status.MONITORING, "mitigated": Status.MONITORING,
+    "investigating": Status.INVESTIGATING,
+    "investigate": Status.INVESTIGATING,
+    "triage": Status.INVESTIGATING,
+    "identified": Status.IDENTIFIED,
+    "identify": Status.IDENTIFIED,
+    "found": Status.IDENTIFIED,
+    "monitoring": Status.MONITORING,
+    "monitor": Status.MONITORING,
+    "mitigated": Status.MONITORING,
     "fixed": Status.MONITORING,
 }
 

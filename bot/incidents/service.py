@@ -20,7 +20,9 @@ from bot.timeline.models import Kind
 
 
 async def create(session: AsyncSession, *, data: IncidentCreate, now: datetime) -> Incident:
-    incident = Incident.model_validate(data, update={"declared_at": now, "updated_at": now, "commander": data.declared_by})
+    incident = Incident.model_validate(
+        data, update={"declared_at": now, "updated_at": now, "commander": data.declared_by}
+    )
     session.add(incident)
     await session.flush()
     assert incident.id is not None
@@ -59,9 +61,7 @@ async def list_open(session: AsyncSession) -> list[Incident]:
 
 
 async def list_since(session: AsyncSession, *, since: datetime) -> list[Incident]:
-    result = await session.exec(
-        select(Incident).where(col(Incident.declared_at) >= since).order_by(col(Incident.id))
-    )
+    result = await session.exec(select(Incident).where(col(Incident.declared_at) >= since).order_by(col(Incident.id)))
     return list(result.all())
 
 
@@ -205,17 +205,13 @@ async def acknowledge(session: AsyncSession, *, incident: Incident, actor: str, 
         .values(acknowledged_at=now, acknowledged_by=actor, updated_at=now)
     )
     first = bool(result.rowcount)
-    timeline.add(
-        session, incident_id=incident.id, kind=Kind.ACK, at=now, actor=actor, key=first, data={"first": first}
-    )
+    timeline.add(session, incident_id=incident.id, kind=Kind.ACK, at=now, actor=actor, key=first, data={"first": first})
     await session.commit()
     await session.refresh(incident)
     return first
 
 
-async def resolve(
-    session: AsyncSession, *, incident: Incident, summary: str, actor: str, now: datetime
-) -> Incident:
+async def resolve(session: AsyncSession, *, incident: Incident, summary: str, actor: str, now: datetime) -> Incident:
     assert incident.id is not None
     result = await session.exec(  # type: ignore[call-overload]
         update(Incident)

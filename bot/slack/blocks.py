@@ -96,7 +96,10 @@ def summary_blocks(incident: Incident, *, now: datetime) -> list[Block]:
         blocks.append(mrkdwn(f"*Resolution*\n{escape(incident.resolution)}"))
     value = str(incident.id)
     if incident.is_open:
-        actions = [button("Update status", ActionId.UPDATE, value), button("Resolve", ActionId.RESOLVE, value, "danger")]
+        actions = [
+            button("Update status", ActionId.UPDATE, value),
+            button("Resolve", ActionId.RESOLVE, value, "danger"),
+        ]
         if incident.acknowledged_at is None:
             actions.insert(0, button("Acknowledge", ActionId.ACK, value, "primary"))
         blocks.append({"type": "actions", "block_id": "incident_actions", "elements": actions})
@@ -169,7 +172,9 @@ def timeline_blocks(incident: Incident, events: Sequence[TimelineEvent], *, tota
     blocks = [header(f"{incident.ref} timeline (UTC)")]
     blocks += [mrkdwn(text) for text in chunks([_event_line(e) for e in events])[:45]]
     if total > len(events):
-        blocks.append(context(f"Showing the last {len(events)} of {total} events. `/incident postmortem` has them all."))
+        blocks.append(
+            context(f"Showing the last {len(events)} of {total} events. `/incident postmortem` has them all.")
+        )
     return blocks
 
 
@@ -186,9 +191,7 @@ def usage_blocks(message: str, usage: str, suggestion: str | None) -> list[Block
 
 
 def _severity_options() -> list[dict[str, Any]]:
-    return [
-        {"text": {"type": "plain_text", "text": f"{s.value} ({s.label})"}, "value": s.value} for s in Severity
-    ]
+    return [{"text": {"type": "plain_text", "text": f"{s.value} ({s.label})"}, "value": s.value} for s in Severity]
 
 
 def declare_modal(*, services: Sequence[str], playbooks: Sequence[tuple[str, str]], channel_id: str) -> dict[str, Any]:
@@ -279,7 +282,12 @@ def update_modal(incident: Incident) -> dict[str, Any]:
                 "type": "input",
                 "block_id": "status",
                 "label": {"type": "plain_text", "text": "Status"},
-                "element": {"type": "static_select", "action_id": "value", "options": options, "initial_option": current},
+                "element": {
+                    "type": "static_select",
+                    "action_id": "value",
+                    "options": options,
+                    "initial_option": current,
+                },
             },
             {
                 "type": "input",

@@ -66,9 +66,13 @@ async def events(
         query = query.where(col(TimelineEvent.kind).in_([str(k) for k in kinds]))
     if key_only:
         query = query.where(col(TimelineEvent.key).is_(True))
-    order = (col(TimelineEvent.at).desc(), col(TimelineEvent.id).desc()) if newest_first else (
-        col(TimelineEvent.at),
-        col(TimelineEvent.id),
+    order = (
+        (col(TimelineEvent.at).desc(), col(TimelineEvent.id).desc())
+        if newest_first
+        else (
+            col(TimelineEvent.at),
+            col(TimelineEvent.id),
+        )
     )
     query = query.order_by(*order)
     if limit is not None:

@@ -31,7 +31,11 @@ def test_bad_durations_are_refused(text: str) -> None:
 def test_example_config_is_valid_and_complete() -> None:
     config = load_bot_config(ROOT / "bot.example.yml", required=True)
     assert set(config.services) == {"gateway", "web", "api", "billing"}
-    assert [level.after for level in config.escalation.levels] == [timedelta(0), timedelta(minutes=15), timedelta(minutes=30)]
+    assert [level.after for level in config.escalation.levels] == [
+        timedelta(0),
+        timedelta(minutes=15),
+        timedelta(minutes=30),
+    ]
     assert config.escalation.severity["P3"].levels == 1
     assert config.oncall.rotation is not None and config.oncall.rotation.handoff_weekday == 0
     assert config.permissions.rollback == ["U0LEAD", "U0CTO"]
@@ -47,11 +51,16 @@ def _load(tmp_path: Path, text: str) -> BotConfig:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("escalation:\n  levels:\n    - {name: L1, after: 15 minutes, notify: [U0A1]}\n",
-         "escalation.levels.0.after: invalid duration '15 minutes'"),
+        (
+            "escalation:\n  levels:\n    - {name: L1, after: 15 minutes, notify: [U0A1]}\n",
+            "escalation.levels.0.after: invalid duration '15 minutes'",
+        ),
         ("escalation:\n  levels:\n    - {name: L1, after: 0m, notify: [alice]}\n", "escalation.levels.0.notify.0"),
-        ("escalation:\n  levels:\n    - {name: L1, after: 15m, notify: [U0A1]}\n    - {name: L2, after: 5m, notify: [U0A1]}\n",
-         "order levels by 'after'"),
+        (
+            "escalation:\n  levels:\n    - {name: L1, after: 15m, notify: [U0A1]}\n"
+            "    - {name: L2, after: 5m, notify: [U0A1]}\n",
+            "order levels by 'after'",
+        ),
         ("chanels: {}\n", "chanels: unknown field"),
         ("services:\n  API:\n    health_url: http://x\n", "service name 'API'"),
         ("services:\n  api:\n    platform: railway\n", "the 'railway' section is missing"),

@@ -33,6 +33,7 @@ async def test_migrate_twice_is_harmless_and_records_the_version(db: Database) -
 
 async def test_hot_queries_have_indexes(db: Database) -> None:
     async with db.engine.connect() as conn:
+
         def indexes(sync_conn: object, table: str) -> set[str]:
             return {i["name"] for i in inspect(sync_conn).get_indexes(table)}  # type: ignore[arg-type]
 

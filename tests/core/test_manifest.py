@@ -26,7 +26,15 @@ def test_manifest_validates_against_slack_schema(name: str) -> None:
     assert manifest["settings"]["interactivity"]["is_enabled"] is True
     scopes = set(manifest["oauth_config"]["scopes"]["bot"])
     # Every Web API method the bot calls needs one of these.
-    assert {"commands", "chat:write", "chat:write.public", "channels:manage", "pins:write", "files:write", "im:write"} <= scopes
+    assert {
+        "commands",
+        "chat:write",
+        "chat:write.public",
+        "channels:manage",
+        "pins:write",
+        "files:write",
+        "im:write",
+    } <= scopes
 
 
 def test_socket_mode_manifest_and_http_variant() -> None:

@@ -10,7 +10,11 @@ from tests.harness import SECRET, BotHarness
 
 async def _declare_request(bot: BotHarness, **kwargs: object) -> tuple[str, dict[str, str]]:
     return req.slash_command(
-        "/incident", "declare P1 forged", secret=kwargs.pop("secret", SECRET), response_url=bot.fake.response_url(), **kwargs  # type: ignore[arg-type]
+        "/incident",
+        "declare P1 forged",
+        secret=kwargs.pop("secret", SECRET),
+        response_url=bot.fake.response_url(),
+        **kwargs,  # type: ignore[arg-type]
     )
 
 

@@ -5,10 +5,20 @@ from __future__ import annotations
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.deps import Deps
+from bot.slack.adapters.alerts import SlackAlertChat
+from bot.slack.adapters.escalation import SlackPager
 from bot.slack.adapters.incidents import SlackIncidentChat
+from bot.slack.adapters.ops import SlackDirectory
+from bot.slack.adapters.playbooks import SlackPlaybookChat
+from bot.slack.adapters.postmortem import SlackPostmortemChat
 
 
 def attach(deps: Deps, client: AsyncWebClient) -> None:
     deps.chat = SlackIncidentChat(client, clock=deps.clock)
     deps.services["slack_client"] = client
+    deps.services["alert_chat"] = SlackAlertChat(client, clock=deps.clock)
+    deps.services["playbook_chat"] = SlackPlaybookChat(client)
+    deps.services["postmortem_chat"] = SlackPostmortemChat(client)
+    deps.services["pager"] = SlackPager(client, clock=deps.clock)
+    deps.services["ops_directory"] = SlackDirectory(client)
     # Other domains: deps.services["<port name>"] = Slack<Port>(client, ...)

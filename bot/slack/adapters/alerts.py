@@ -110,7 +110,9 @@ def _incident_part(view: AlertView) -> list[Block]:
             part.append(
                 {
                     "type": "actions",
-                    "elements": [blocks.button("Retry setup", blocks.ActionId.RETRY_SETUP, str(link.number), "primary")],
+                    "elements": [
+                        blocks.button("Retry setup", blocks.ActionId.RETRY_SETUP, str(link.number), "primary")
+                    ],
                 }
             )
         return part
@@ -137,7 +139,10 @@ def resolve_button(number: int, ref: str) -> dict[str, Any]:
     button = blocks.button(f"Resolve {ref}", AlertActionId.RESOLVE, str(number), "primary")
     button["confirm"] = {
         "title": {"type": "plain_text", "text": clip(f"Resolve {ref}?", 100)},
-        "text": {"type": "mrkdwn", "text": "The alert cleared. Resolve the incident now? The post-mortem starts from here."},
+        "text": {
+            "type": "mrkdwn",
+            "text": "The alert cleared. Resolve the incident now? The post-mortem starts from here.",
+        },
         "confirm": {"type": "plain_text", "text": "Resolve"},
         "deny": {"type": "plain_text", "text": "Not yet"},
     }
@@ -153,7 +158,11 @@ class SlackAlertChat:
         response = await call(
             "post the alert",
             self.client.chat_postMessage(
-                channel=channel, text=alert_text(view), blocks=alert_blocks(view), unfurl_links=False, unfurl_media=False
+                channel=channel,
+                text=alert_text(view),
+                blocks=alert_blocks(view),
+                unfurl_links=False,
+                unfurl_media=False,
             ),
         )
         body = data(response)

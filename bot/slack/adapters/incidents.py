@@ -34,7 +34,9 @@ class SlackIncidentChat:
 
     async def set_topic(self, *, incident: Incident) -> None:
         assert incident.channel_id
-        await call("set topic", self.client.conversations_setTopic(channel=incident.channel_id, topic=blocks.topic(incident)))
+        await call(
+            "set topic", self.client.conversations_setTopic(channel=incident.channel_id, topic=blocks.topic(incident))
+        )
 
     async def post_summary(self, *, incident: Incident) -> str:
         assert incident.channel_id

@@ -5,6 +5,7 @@ from __future__ import annotations
 from slack_bolt.async_app import AsyncApp
 
 from bot.deps import Deps
+from bot.slack.listeners import replay
 from bot.slack.listeners.actions import alerts as alert_actions
 from bot.slack.listeners.actions import escalation as escalation_actions
 from bot.slack.listeners.actions import incident as incident_actions
@@ -14,12 +15,24 @@ from bot.slack.listeners.commands import incident as incident_command
 from bot.slack.listeners.commands import oncall as oncall_command
 from bot.slack.listeners.commands import ops as ops_command
 from bot.slack.listeners.commands import postmortem as postmortem_command
-from bot.slack.listeners import replay
 from bot.slack.listeners.events import timeline as timeline_events
 from bot.slack.listeners.views import incident as incident_views
 
 # Each module has register(app, deps). Other domains append theirs here.
-MODULES = [replay, alert_actions, incident_command, incident_actions, incident_views, timeline_events, playbook_actions, postmortem_command, escalation_actions, oncall_command, ops_command, ops_actions]
+MODULES = [
+    replay,
+    alert_actions,
+    incident_command,
+    incident_actions,
+    incident_views,
+    timeline_events,
+    playbook_actions,
+    postmortem_command,
+    escalation_actions,
+    oncall_command,
+    ops_command,
+    ops_actions,
+]
 
 
 def register(app: AsyncApp, deps: Deps) -> None:

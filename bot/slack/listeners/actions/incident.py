@@ -20,7 +20,9 @@ from bot.slack.listeners.common import guarded
 def incident_number(body: dict[str, Any]) -> int:
     value = (body.get("actions") or [{}])[0].get("value", "")
     if not str(value).isdigit():
-        raise UsageError("This button carries no incident number; it may come from an old message.", usage="/incident list")
+        raise UsageError(
+            "This button carries no incident number; it may come from an old message.", usage="/incident list"
+        )
     return int(value)
 
 
@@ -50,7 +52,10 @@ def register(app: AsyncApp, deps: Deps) -> None:
                 incident = await service.get(session, number=incident_number(body))
             if not incident.is_open:
                 raise InvalidState(f"{incident.ref} is resolved already.")
-            await call("open the update form", client.views_open(trigger_id=body["trigger_id"], view=blocks.update_modal(incident)))
+            await call(
+                "open the update form",
+                client.views_open(trigger_id=body["trigger_id"], view=blocks.update_modal(incident)),
+            )
 
         await guarded(respond, work)
 
@@ -64,7 +69,8 @@ def register(app: AsyncApp, deps: Deps) -> None:
             if not incident.is_open:
                 raise InvalidState(f"{incident.ref} is resolved already.")
             await call(
-                "open the resolve form", client.views_open(trigger_id=body["trigger_id"], view=blocks.resolve_modal(incident))
+                "open the resolve form",
+                client.views_open(trigger_id=body["trigger_id"], view=blocks.resolve_modal(incident)),
             )
 
         await guarded(respond, work)

@@ -70,7 +70,9 @@ async def _after_declare(respond: AsyncRespond, outcome: Outcome) -> None:
                 ),
                 {
                     "type": "actions",
-                    "elements": [blocks.button("Retry setup", blocks.ActionId.RETRY_SETUP, str(incident.id), "primary")],
+                    "elements": [
+                        blocks.button("Retry setup", blocks.ActionId.RETRY_SETUP, str(incident.id), "primary")
+                    ],
                 },
             ],
             response_type="ephemeral",
@@ -100,7 +102,9 @@ async def _action(ctx: CommandContext) -> None:
     cmd = ctx.command
     assert isinstance(cmd, grammar.ActionItemCmd)
     incident = await ctx.incident()
-    await flows.add_action_item(ctx.deps, incident_id=incident.id or 0, text=cmd.text, owner=cmd.owner, actor=ctx.user_id)
+    await flows.add_action_item(
+        ctx.deps, incident_id=incident.id or 0, text=cmd.text, owner=cmd.owner, actor=ctx.user_id
+    )
     async with ctx.deps.db.session() as session:
         items = await service.action_items(session, incident_id=incident.id or 0)
     listing = "\n".join(blocks.action_item_line(item) for item in items)
@@ -111,7 +115,9 @@ async def _sev(ctx: CommandContext) -> None:
     cmd = ctx.command
     assert isinstance(cmd, grammar.Sev)
     incident = await ctx.incident()
-    outcome = await flows.change_severity(ctx.deps, incident_id=incident.id or 0, severity=cmd.severity, actor=ctx.user_id)
+    outcome = await flows.change_severity(
+        ctx.deps, incident_id=incident.id or 0, severity=cmd.severity, actor=ctx.user_id
+    )
     await ctx.ephemeral(f"{incident.ref} is now {cmd.severity}.{_problems(outcome)}")
 
 

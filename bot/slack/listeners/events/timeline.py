@@ -24,8 +24,18 @@ log = logging.getLogger(__name__)
 
 KEY_REACTIONS = {"pushpin", "round_pushpin"}
 IGNORED_SUBTYPES = {
-    "channel_join", "channel_leave", "channel_topic", "channel_purpose", "channel_name", "pinned_item",
-    "unpinned_item", "bot_message", "group_join", "group_leave", "group_topic", "group_purpose",
+    "channel_join",
+    "channel_leave",
+    "channel_topic",
+    "channel_purpose",
+    "channel_name",
+    "pinned_item",
+    "unpinned_item",
+    "bot_message",
+    "group_join",
+    "group_leave",
+    "group_topic",
+    "group_purpose",
 }
 
 
@@ -114,7 +124,10 @@ def register(app: AsyncApp, deps: Deps) -> None:
             changed = event.get("message") or {}
             async with deps.db.session() as session:
                 await timeline.edit_message(
-                    session, channel_id=channel_id, message_ts=str(changed.get("ts")), text=clean(changed.get("text", ""))
+                    session,
+                    channel_id=channel_id,
+                    message_ts=str(changed.get("ts")),
+                    text=clean(changed.get("text", "")),
                 )
             return
         if subtype == "message_deleted":
@@ -152,14 +165,25 @@ def register(app: AsyncApp, deps: Deps) -> None:
             return
         if not await _first(deps, body):
             return
-        await mark_key(deps, client, channel_id=item.get("channel", ""), message_ts=str(item.get("ts")), key=key, actor=event.get("user"))
+        await mark_key(
+            deps,
+            client,
+            channel_id=item.get("channel", ""),
+            message_ts=str(item.get("ts")),
+            key=key,
+            actor=event.get("user"),
+        )
 
     @app.event("pin_added")
-    async def on_pin_added(body: dict[str, Any], event: dict[str, Any], client: AsyncWebClient, context: dict[str, Any]) -> None:
+    async def on_pin_added(
+        body: dict[str, Any], event: dict[str, Any], client: AsyncWebClient, context: dict[str, Any]
+    ) -> None:
         await _pin(body, event, client, context, key=True)
 
     @app.event("pin_removed")
-    async def on_pin_removed(body: dict[str, Any], event: dict[str, Any], client: AsyncWebClient, context: dict[str, Any]) -> None:
+    async def on_pin_removed(
+        body: dict[str, Any], event: dict[str, Any], client: AsyncWebClient, context: dict[str, Any]
+    ) -> None:
         await _pin(body, event, client, context, key=False)
 
     async def _pin(
@@ -173,4 +197,6 @@ def register(app: AsyncApp, deps: Deps) -> None:
         channel_id = event.get("channel_id") or item.get("channel")
         if not message_ts or not channel_id or not await _first(deps, body):
             return
-        await mark_key(deps, client, channel_id=channel_id, message_ts=str(message_ts), key=key, actor=event.get("user"))
+        await mark_key(
+            deps, client, channel_id=channel_id, message_ts=str(message_ts), key=key, actor=event.get("user")
+        )

@@ -53,7 +53,9 @@ async def tell(
 
 def register(app: AsyncApp, deps: Deps) -> None:
     @app.view(blocks.CallbackId.DECLARE)
-    async def declare_submitted(ack: AsyncAck, body: dict[str, Any], view: dict[str, Any], client: AsyncWebClient) -> None:
+    async def declare_submitted(
+        ack: AsyncAck, body: dict[str, Any], view: dict[str, Any], client: AsyncWebClient
+    ) -> None:
         title = _value(view, "title") or ""
         if not title:
             await ack(response_action="errors", errors={"title": "Say what is broken, in a few words."})
@@ -89,7 +91,9 @@ def register(app: AsyncApp, deps: Deps) -> None:
         await tell(client, user=user, channel=origin, text=text, extra=extra)
 
     @app.view(blocks.CallbackId.UPDATE)
-    async def update_submitted(ack: AsyncAck, body: dict[str, Any], view: dict[str, Any], client: AsyncWebClient) -> None:
+    async def update_submitted(
+        ack: AsyncAck, body: dict[str, Any], view: dict[str, Any], client: AsyncWebClient
+    ) -> None:
         status = _value(view, "status")
         if status not in {s.value for s in Status} or status == Status.RESOLVED:
             await ack(response_action="errors", errors={"status": "Pick investigating, identified or monitoring."})
@@ -108,7 +112,9 @@ def register(app: AsyncApp, deps: Deps) -> None:
             await tell(client, user=user, channel=outcome.incident.channel_id, text="⚠️ " + "; ".join(outcome.problems))
 
     @app.view(blocks.CallbackId.RESOLVE)
-    async def resolve_submitted(ack: AsyncAck, body: dict[str, Any], view: dict[str, Any], client: AsyncWebClient) -> None:
+    async def resolve_submitted(
+        ack: AsyncAck, body: dict[str, Any], view: dict[str, Any], client: AsyncWebClient
+    ) -> None:
         await ack()
         user = body["user"]["id"]
         number = int(view.get("private_metadata") or 0)

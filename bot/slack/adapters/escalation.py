@@ -1,0 +1,213 @@
+"""The escalation `Pager` port with the Slack Web API: page DMs, the channel mention, reminders.
+
+A DM is `conversations.open` then `chat.postMessage` to the IM, so an unknown or deactivated user
+fails with Slack's own code (`user_not_found`, `user_disabled`) that the flow reports in the channel.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.clock import Clock, format_duration
+from bot.escalation.models import ReminderKind
+from bot.escalation.ports import PageMessage, Pager, PageReport, ReminderMessage
+from bot.exceptions import ChatError
+from bot.incidents.models import Incident, Status
+from bot.slack import blocks
+from bot.slack.api import call, data
+from bot.slack.text import clip, escape, severity
+
+log = logging.getLogger(__name__)
+
+Block = dict[str, Any]
+
+# The Acknowledge button on a page DM; handled in bot/slack/listeners/actions/escalation.py.
+PAGE_ACK = "escalation_page_ack"
+
+
+def mention(target: str) -> str:
+    """A user, a user group or a handle as Slack renders it."""
+    if target.startswith(("U", "W")):
+        return f"<@{target}>"
+    if target.startswith("S"):
+        return f"<!subteam^{target}>"
+    return escape(target)
+
+
+def page_value(incident_id: int, page_id: int) -> str:
+    return f"{incident_id}:{page_id}"
+
+
+def _level(page: PageMessage) -> str:
+    text = f"level {page.level} ({escape(page.name)})"
+    if page.repeat:
+        text += f", reminder {page.repeat}"
+    return text
+
+
+def page_blocks(incident: Incident, page: PageMessage) -> list[Block]:
+    status = Status(incident.status)
+    where = f"<#{incident.channel_id}>" if incident.channel_id else "_no channel yet_"
+    lines = [
+        f"*{severity(incident.severity)}* · {status.emoji} {status.value} · join {where}",
+        f"You are paged as {_level(page)}. Declared {blocks.ts(incident.declared_at)}.",
+    ]
+    if page.late_by is not None:
+        lines.append(f"⚠️ This page is late by {format_duration(page.late_by)} (the bot was down or busy).")
+    return [
+        blocks.header(f"🚨 {incident.ref}: {incident.title}"),
+        blocks.mrkdwn("\n".join(lines)),
+        {
+            "type": "actions",
+            "block_id": "page_actions",
+            "elements": [blocks.button("Acknowledge", PAGE_ACK, page_value(incident.id or 0, page.page_id), "primary")],
+        },
+    ]
+
+
+def page_text(incident: Incident, page: PageMessage) -> str:
+    late = f" (late by {format_duration(page.late_by)})" if page.late_by is not None else ""
+    return f"🚨 Paged for {incident.ref} [{incident.severity}] {escape(incident.title)}: {incident.status}{late}"
+
+
+def acknowledged_blocks(incident: Incident, user: str, *, note: str = "") -> list[Block]:
+    """The DM after its button was pressed: no button, who acknowledged."""
+    where = f"<#{incident.channel_id}>" if incident.channel_id else "_no channel yet_"
+    text = f"✋ Acknowledged by <@{user}>. Join {where}."
+    if note:
+        text += f"\n{note}"
+    return [blocks.header(f"{incident.ref}: {incident.title}"), blocks.mrkdwn(text)]
+
+
+def report_text(incident: Incident, report: PageReport) -> str:
+    page = report.page
+    lines = []
+    if report.paged:
+        who = ", ".join(mention(u) for u in report.paged)
+        via = f" (and {', '.join(report.via)})" if report.via else ""
+        lines.append(f"📟 Paged {_level(page)}: {who}{via}")
+    elif report.via:
+        lines.append(f"📟 Paged {_level(page)} through {', '.join(report.via)}")
+    else:
+        lines.append(f"📟 ⚠️ Paging {_level(page)} reached nobody")
+    if page.late_by is not None:
+        lines.append(f"_late by {format_duration(page.late_by)}: the bot was down or busy when it was due_")
+    for user, reason in report.failed.items():
+        lines.append(f"⚠️ Could not DM `{escape(user)}`: {escape(reason)}")
+    for target, reason in report.unresolved.items():
+        lines.append(f"⚠️ `{escape(target)}`: {escape(reason)}")
+    if report.failed or report.unresolved:
+        lines.append("The next escalation level still fires on time unless the incident is stopped.")
+    return clip("\n".join(lines), 3000)
+
+
+def reminder_text(incident: Incident, reminder: ReminderMessage) -> str:
+    who = " ".join(mention(u) for u in reminder.mention)
+    who = f"{who} " if who else ""
+    if reminder.kind == ReminderKind.STATUS_UPDATE:
+        return (
+            f"⏰ {who}{incident.ref} has had no status update for {format_duration(reminder.overdue_by)}. "
+            "Post one: `/incident update <investigating|identified|monitoring> [what changed]`"
+        )
+    if reminder.kind == ReminderKind.POSTMORTEM:
+        return (
+            f"📝 {who}{incident.ref} was resolved {format_duration(reminder.overdue_by)} ago and its post-mortem "
+            "is not finished. `/incident postmortem` drafts it from the timeline."
+        )
+    return f"⏰ {who}{incident.ref}: reminder"
+
+
+class SlackPager:
+    def __init__(self, client: AsyncWebClient, *, clock: Clock) -> None:
+        self.client = client
+        self.clock = clock
+        self._handles: dict[str, str] | None = None
+
+    async def _dm_channel(self, user: str) -> str:
+        response = await call("open a DM", self.client.conversations_open(users=user))
+        channel = data(response).get("channel") or {}
+        if not channel.get("id"):
+            raise ChatError("open a DM: Slack returned no channel", step="open a DM", code="no_channel")
+        return str(channel["id"])
+
+    async def dm_page(self, *, user: str, incident: Incident, page: PageMessage) -> None:
+        channel = await self._dm_channel(user)
+        await call(
+            "DM the page",
+            self.client.chat_postMessage(
+                channel=channel,
+                text=page_text(incident, page),
+                blocks=page_blocks(incident, page),
+                unfurl_links=False,
+            ),
+        )
+
+    async def report_page(self, *, incident: Incident, report: PageReport) -> None:
+        if not incident.channel_id:
+            return
+        await call(
+            "mention the paged people",
+            self.client.chat_postMessage(channel=incident.channel_id, text=report_text(incident, report)),
+        )
+
+    async def invite(self, *, channel_id: str, users: list[str]) -> None:
+        # One by one: Slack refuses the whole call when one of several users is already a member.
+        for user in users:
+            if not user.startswith(("U", "W")):
+                continue
+            try:
+                await call(
+                    "invite to the incident channel", self.client.conversations_invite(channel=channel_id, users=user)
+                )
+            except ChatError as exc:
+                if exc.code not in {"already_in_channel", "cant_invite_self"}:
+                    raise
+
+    async def group_members(self, *, group_id: str) -> list[str]:
+        response = await call("read the user group", self.client.usergroups_users_list(usergroup=group_id))
+        return [str(u) for u in data(response).get("users") or []]
+
+    async def lookup_user(self, *, handle: str) -> str | None:
+        wanted = handle.lstrip("@").lower()
+        if self._handles is None:
+            self._handles = await self._load_handles()
+        return self._handles.get(wanted)
+
+    async def _load_handles(self) -> dict[str, str]:
+        handles: dict[str, str] = {}
+        cursor: str | None = None
+        while True:
+            kwargs: dict[str, Any] = {"limit": 200}
+            if cursor:
+                kwargs["cursor"] = cursor
+            response = await call("list users", self.client.users_list(**kwargs))
+            body = data(response)
+            for member in body.get("members") or []:
+                if member.get("deleted"):
+                    continue
+                profile = member.get("profile") or {}
+                for name in (member.get("name"), profile.get("display_name")):
+                    if name:
+                        handles.setdefault(str(name).lower(), str(member["id"]))
+            cursor = (body.get("response_metadata") or {}).get("next_cursor") or None
+            if not cursor:
+                return handles
+
+    async def post_reminder(self, *, incident: Incident, reminder: ReminderMessage) -> None:
+        text = reminder_text(incident, reminder)
+        if incident.channel_id:
+            await call("post a reminder", self.client.chat_postMessage(channel=incident.channel_id, text=text))
+            return
+        # No channel (its creation failed): remind the people directly instead.
+        for user in reminder.mention:
+            channel = await self._dm_channel(user)
+            await call("DM a reminder", self.client.chat_postMessage(channel=channel, text=text))
+
+
+if TYPE_CHECKING:
+
+    def _conforms(client: AsyncWebClient, clock: Clock) -> Pager:
+        return SlackPager(client, clock=clock)

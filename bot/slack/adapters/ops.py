@@ -1,0 +1,346 @@
+"""The ops ports in Slack: who is in a user group, and one progress message edited in place.
+
+Also the Block Kit for /status, the restart/rollback confirmation, progress and report. Text from
+outside (health bodies, commit messages, platform errors) is escaped before it is shown.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.clock import format_duration
+from bot.exceptions import ChatError
+from bot.health.checker import HealthResult
+from bot.health.classify import HealthState
+from bot.ops.flows import PHASES, Plan, Report, StatusReport, Step
+from bot.ops.models import Action, Outcome
+from bot.platforms.base import Deployment
+from bot.slack import blocks
+from bot.slack.api import call, data
+from bot.slack.text import clip, escape
+
+log = logging.getLogger(__name__)
+
+Block = dict[str, Any]
+
+CONFIRM = "ops_confirm"
+CANCEL = "ops_cancel"
+
+_PHASE_LABEL = {
+    "calling": "Platform call",
+    "queued": "Queued",
+    "building": "Building",
+    "deploying": "Deploying",
+    "health": "Health check",
+}
+_DURATION_LABEL = {"call": "platform call", "deploy": "deploy", "health": "health check", "total": "total"}
+
+
+# --- ports ---------------------------------------------------------------------------------------
+
+
+class SlackDirectory:
+    """User groups and handles, asked of Slack at the moment of a privileged action."""
+
+    HANDLE_TTL = 300.0
+
+    def __init__(self, client: AsyncWebClient) -> None:
+        self.client = client
+        self._handles: dict[str, str] = {}
+        self._handles_at = float("-inf")
+
+    async def group_members(self, *, group_id: str) -> list[str]:
+        if group_id.startswith("@"):
+            group_id = await self._group_id(group_id)
+        response = await call("read the user group", self.client.usergroups_users_list(usergroup=group_id))
+        return [str(u) for u in data(response).get("users") or []]
+
+    async def lookup_user(self, *, handle: str) -> str | None:
+        if time.monotonic() - self._handles_at > self.HANDLE_TTL:
+            self._handles = await self._load_handles()
+            self._handles_at = time.monotonic()
+        return self._handles.get(handle.lstrip("@").lower())
+
+    async def _group_id(self, handle: str) -> str:
+        response = await call("list user groups", self.client.usergroups_list())
+        wanted = handle.lstrip("@").lower()
+        for group in data(response).get("usergroups") or []:
+            if str(group.get("handle", "")).lower() == wanted:
+                return str(group["id"])
+        raise ChatError(f"no user group with handle {handle}", step="list user groups", code="no_such_subteam")
+
+    async def _load_handles(self) -> dict[str, str]:
+        handles: dict[str, str] = {}
+        cursor: str | None = None
+        while True:
+            kwargs: dict[str, Any] = {"limit": 200}
+            if cursor:
+                kwargs["cursor"] = cursor
+            body = data(await call("list users", self.client.users_list(**kwargs)))
+            for member in body.get("members") or []:
+                if member.get("deleted"):
+                    continue
+                profile = member.get("profile") or {}
+                for name in (member.get("name"), profile.get("display_name")):
+                    if name:
+                        handles.setdefault(str(name).lower(), str(member["id"]))
+            cursor = (body.get("response_metadata") or {}).get("next_cursor") or None
+            if not cursor:
+                return handles
+
+
+class SlackOpsProgress:
+    """One message per action, posted in the channel (or the person's DM) and then edited in place."""
+
+    def __init__(self, client: AsyncWebClient, *, channel_id: str, user_id: str) -> None:
+        self.client = client
+        self.channel_id = channel_id
+        self.user_id = user_id
+        self.channel: str | None = None
+        self.ts: str | None = None
+        self.failed = False
+
+    async def progress(self, *, plan: Plan, step: Step) -> None:
+        await self._show(progress_text(plan, step), progress_blocks(plan, step, confirmed_by=self.user_id))
+
+    async def finished(self, *, plan: Plan, report: Report) -> None:
+        await self._show(report_text(report), report_blocks(report))
+
+    async def _show(self, text: str, message_blocks: list[Block]) -> None:
+        if self.failed:
+            return
+        if self.ts is not None and self.channel is not None:
+            await call(
+                "update the progress message",
+                self.client.chat_update(channel=self.channel, ts=self.ts, text=text, blocks=message_blocks),
+            )
+            return
+        for target in (self.channel_id, self.user_id):
+            if not target:
+                continue
+            try:
+                response = await call(
+                    "post the progress message",
+                    self.client.chat_postMessage(channel=target, text=text, blocks=message_blocks, unfurl_links=False),
+                )
+            except ChatError as exc:
+                log.info("cannot post ops progress in %s (%s); trying the next place", target, exc.code)
+                continue
+            body = data(response)
+            self.channel = str(body.get("channel") or target)
+            self.ts = str(body["ts"])
+            return
+        self.failed = True
+        raise ChatError("could not post the progress message anywhere", step="post the progress message")
+
+
+# --- rendering: /status --------------------------------------------------------------------------
+
+
+def _latency(result: HealthResult) -> str:
+    return f"{result.latency_ms} ms" if result.latency_ms is not None and result.http_status is not None else ""
+
+
+def health_line(result: HealthResult) -> str:
+    parts = [f"{result.state.emoji} *{escape(result.service)}* {result.state.value}"]
+    if latency := _latency(result):
+        parts.append(latency)
+    if result.failing:
+        named = ", ".join(
+            escape(d.name) + (f" ({escape(clip(d.detail, 80))})" if d.detail else "") for d in result.failing[:3]
+        )
+        parts.append(f"failing: {named}")
+    elif result.state is not HealthState.HEALTHY and result.reason:
+        parts.append(escape(result.reason))
+    if result.state is not HealthState.HEALTHY and result.detail and not result.failing:
+        parts.append(f"_{escape(clip(result.detail, 120))}_")
+    return " · ".join(parts)
+
+
+def _counts(results: Sequence[HealthResult]) -> str:
+    counts: dict[HealthState, int] = {}
+    for r in results:
+        counts[r.state] = counts.get(r.state, 0) + 1
+    return " · ".join(f"{n} {state.value}" for state, n in sorted(counts.items(), key=lambda kv: kv[0].rank))
+
+
+def _sections(lines: Sequence[str], limit: int = 2900) -> list[Block]:
+    out: list[Block] = []
+    current = ""
+    for line in lines:
+        if current and len(current) + 1 + len(line) > limit:
+            out.append(blocks.mrkdwn(current))
+            current = ""
+        current = f"{current}\n{line}" if current else line
+    if current:
+        out.append(blocks.mrkdwn(current))
+    return out
+
+
+def _deployment_line(deployment: Deployment, *, live: bool, now: datetime | None = None) -> str:
+    label = f" {escape(deployment.label)}" if deployment.label else ""
+    when = f" · {blocks.ts(deployment.created_at)}" if deployment.created_at else ""
+    tag = " · *live*" if live else ""
+    return f"{deployment.status.emoji} `{escape(deployment.id)}`{label} · {deployment.status.value}{when}{tag}"
+
+
+def status_text(report: StatusReport) -> str:
+    return f"{report.overall.emoji} Service health: {_counts(report.results)}"
+
+
+def status_blocks(report: StatusReport) -> list[Block]:
+    took = f"{report.elapsed.total_seconds():.1f} s"
+    head = f"{report.overall.emoji} *Service health* · {_counts(report.results)} · checked in {took}"
+    if report.service is None:
+        ordered = sorted(report.results, key=lambda r: (-r.state.rank, r.service))
+        out = [blocks.mrkdwn(head), *_sections([health_line(r) for r in ordered])]
+        return out[:50]
+    result = report.results[0]
+    out = [blocks.mrkdwn(head), blocks.mrkdwn(health_line(result))]
+    details = []
+    if result.url:
+        status = f"HTTP {result.http_status}" if result.http_status is not None else "no answer"
+        details.append(f"`{escape(result.url)}` → {status}" + (f" · {escape(result.reason)}" if result.reason else ""))
+    for dep in result.dependencies[:20]:
+        note = f" · {escape(clip(dep.detail, 150))}" if dep.detail else ""
+        details.append(f"{dep.state.emoji} {escape(dep.name)} {dep.state.value}{note}")
+    if details:
+        out.extend(_sections(details))
+    if report.platform_name:
+        if report.deploy_error:
+            out.append(blocks.mrkdwn(f"⚠️ Deployments on {report.platform_name}: {escape(report.deploy_error)}"))
+        elif report.deployments:
+            live = report.current.id if report.current else None
+            lines = [f"*Recent deployments on {report.platform_name}*"] + [
+                _deployment_line(d, live=d.id == live) for d in report.deployments
+            ]
+            out.extend(_sections(lines))
+        else:
+            out.append(blocks.mrkdwn(f"No deployments listed on {report.platform_name}."))
+    return out[:50]
+
+
+# --- rendering: confirmation, progress, report ---------------------------------------------------
+
+
+def _describe(deployment: Deployment | None) -> str:
+    if deployment is None:
+        return "_nothing live_"
+    label = f" {escape(deployment.label)}" if deployment.label else ""
+    when = f" · {blocks.ts(deployment.created_at)}" if deployment.created_at else ""
+    return f"`{escape(deployment.id)}`{label} ({deployment.status.value}{when})"
+
+
+def _title(plan: Plan) -> str:
+    verb = "Restart" if plan.action is Action.RESTART else "Roll back"
+    return f"{verb} *{escape(plan.service)}* on {escape(plan.platform_name)}"
+
+
+def confirmation_text(plan: Plan) -> str:
+    return escape(f"{plan.describe()}? Confirm or cancel.")
+
+
+def confirmation_blocks(plan: Plan) -> list[Block]:
+    fields = [
+        f"*Service*\n{escape(plan.service)}",
+        f"*Platform*\n{escape(plan.platform_name)}",
+        f"*Live now*\n{_describe(plan.current)}",
+    ]
+    if plan.action is Action.ROLLBACK:
+        fields.append(f"*Roll back to*\n{_describe(plan.target)}")
+    else:
+        fields.append("*What happens*\nthe live deployment is restarted in place; no new code")
+    out: list[Block] = [
+        blocks.mrkdwn(f"{_title(plan)}?"),
+        {"type": "section", "fields": [{"type": "mrkdwn", "text": clip(f, 2000)} for f in fields]},
+    ]
+    if plan.action is Action.ROLLBACK and plan.candidates:
+        others = ", ".join(f"`{escape(d.id)}`" for d in plan.candidates[:5])
+        out.append(blocks.context(f"Other choices: {others} (`/rollback {escape(plan.service)} &lt;id&gt;`)"))
+    value = plan.ref.encode()
+    out.append(
+        {
+            "type": "actions",
+            "block_id": f"ops_{plan.request_id}",
+            "elements": [
+                blocks.button("Confirm", CONFIRM, value, "danger"),
+                blocks.button("Cancel", CANCEL, value),
+            ],
+        }
+    )
+    return out
+
+
+def no_target_text(plan: Plan) -> str:
+    return escape(f"Cannot roll back {plan.service}: {plan.problem}.")
+
+
+def no_target_blocks(plan: Plan) -> list[Block]:
+    lines = [f"⚠️ Cannot roll back *{escape(plan.service)}* on {escape(plan.platform_name)}: {escape(plan.problem)}."]
+    lines.append(f"Live now: {_describe(plan.current)}")
+    if plan.candidates:
+        lines.append("*Recent deployments* (pick one by ID):")
+        lines.extend(_deployment_line(d, live=False) for d in plan.candidates)
+        lines.append(f"Run `/rollback {escape(plan.service)} &lt;deployment-id&gt;` to choose one.")
+    else:
+        lines.append("There are no other deployments to choose from.")
+    return _sections(lines)
+
+
+def progress_text(plan: Plan, step: Step) -> str:
+    return escape(f"{plan.describe()}: {_PHASE_LABEL.get(step.phase, step.phase)} ({format_duration(step.elapsed)})")
+
+
+def progress_blocks(plan: Plan, step: Step, *, confirmed_by: str) -> list[Block]:
+    index = PHASES.index(step.phase) if step.phase in PHASES else 0
+    marks = []
+    for position, phase in enumerate(PHASES):
+        if position < index:
+            marks.append(f"✅ {_PHASE_LABEL[phase]}")
+        elif position == index:
+            marks.append(f"⏳ *{_PHASE_LABEL[phase]}*")
+        else:
+            marks.append(f"▫️ {_PHASE_LABEL[phase]}")
+    lines = [f"🔄 {_title(plan)} · {format_duration(step.elapsed)}", "  →  ".join(marks)]
+    if step.deployment is not None and step.deployment.id:
+        lines.append(f"Deployment `{escape(step.deployment.id)}`")
+    if step.note:
+        lines.append(f"_{escape(clip(step.note, 300))}_")
+    out = [blocks.mrkdwn("\n".join(lines))]
+    out.append(blocks.context(f"Requested by <@{plan.requested_by}>, confirmed by <@{confirmed_by}>"))
+    return out
+
+
+def report_text(report: Report) -> str:
+    verb = "succeeded" if report.succeeded else "failed"
+    return escape(f"{report.plan.describe()}: {verb}, {report.message}")
+
+
+def report_blocks(report: Report) -> list[Block]:
+    plan = report.plan
+    icon = "✅" if report.outcome is Outcome.SUCCEEDED else "❌"
+    verb = "succeeded" if report.outcome is Outcome.SUCCEEDED else "failed"
+    total = report.durations.get("total")
+    took = f" in {format_duration(total)}" if total is not None else ""
+    lines = [f"{icon} {_title(plan)}: *{verb}*{took}", escape(report.message)]
+    if report.deployment is not None and report.deployment.id:
+        status = report.deploy_status.value if report.deploy_status else report.deployment.status.value
+        lines.append(f"Deployment `{escape(report.deployment.id)}` · {status}")
+    if report.health is not None:
+        lines.append(f"Health: {health_line(report.health)}")
+    if report.durations:
+        parts = [f"{_DURATION_LABEL.get(k, k)} {_short(v)}" for k, v in report.durations.items()]
+        lines.append("Durations: " + " · ".join(parts))
+    who = f"Requested by <@{plan.requested_by}>" + (f", confirmed by <@{report.actor}>" if report.actor else "")
+    return [blocks.mrkdwn("\n".join(lines)), blocks.context(who)]
+
+
+def _short(delta: timedelta) -> str:
+    seconds = delta.total_seconds()
+    return f"{seconds:.1f}s" if seconds < 10 else format_duration(delta)

@@ -1,0 +1,185 @@
+"""The post-mortem port with the Slack Web API: share the draft as a file, and the stats message.
+
+Files go through Slack's current upload flow (`files.files_upload_v2` = `files.getUploadURLExternal`,
+a POST of the bytes to the returned URL, `files.completeUploadExternal`); `files.upload` is closed
+to new apps. The summary rides along as the file's comment, so the channel gets one message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+from datetime import timedelta
+from typing import Any
+
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.clock import format_duration
+from bot.exceptions import ChatError
+from bot.postmortem.data import Metric, PostmortemData
+from bot.postmortem.stats import Figures, Stats
+from bot.slack.api import call
+from bot.slack.api import data as response_data
+from bot.slack.text import clip, escape, severity, user
+
+Block = dict[str, Any]
+MAX_SERVICES = 15
+
+
+class SlackPostmortemChat:
+    def __init__(self, client: AsyncWebClient, *, lookups_at_once: int = 5) -> None:
+        self.client = client
+        self._limit = asyncio.Semaphore(lookups_at_once)
+
+    async def user_names(self, *, user_ids: Iterable[str]) -> dict[str, str]:
+        async def one(user_id: str) -> tuple[str, str | None]:
+            async with self._limit:
+                try:
+                    response = await call("look up a user", self.client.users_info(user=user_id))
+                except ChatError:
+                    return user_id, None
+            info = response_data(response).get("user") or {}
+            profile = info.get("profile") or {}
+            name = profile.get("display_name") or profile.get("real_name") or info.get("real_name") or info.get("name")
+            return user_id, str(name) if name else None
+
+        results = await asyncio.gather(*(one(u) for u in dict.fromkeys(user_ids)))
+        return {user_id: name for user_id, name in results if name}
+
+    async def upload(self, *, data: PostmortemData, filename: str, content: bytes, trigger: str) -> str:
+        assert data.channel_id
+        response = await call(
+            "share the post-mortem",
+            self.client.files_upload_v2(
+                channel=data.channel_id,
+                filename=filename,
+                content=content,
+                title=f"{data.ref} post-mortem draft",
+                initial_comment=summary_text(data, trigger=trigger),
+                request_file_info=False,
+            ),
+        )
+        files = response_data(response).get("files") or []
+        if not files or not files[0].get("id"):
+            raise ChatError("share the post-mortem: Slack returned no file", step="share the post-mortem")
+        return str(files[0]["id"])
+
+    async def report_failure(self, *, channel_id: str, ref: str, error: str) -> None:
+        await call(
+            "report the post-mortem failure",
+            self.client.chat_postMessage(
+                channel=channel_id,
+                text=(
+                    f"⚠️ The post-mortem draft for {ref} could not be shared: {escape(error)}. "
+                    f"Run `/incident postmortem` to try again, or `python -m bot postmortem {ref}` on the server."
+                ),
+                unfurl_links=False,
+            ),
+        )
+
+
+def _after(metric: Metric) -> str:
+    return format_duration(metric.after) if metric.after is not None else metric.missing
+
+
+def summary_text(data: PostmortemData, *, trigger: str) -> str:
+    """The comment posted with the file: the key figures, and what people still have to write."""
+    open_items = sum(1 for i in data.action_items if not i.done)
+    items = f"{len(data.action_items)} action item{'s' if len(data.action_items) != 1 else ''}"
+    if data.action_items:
+        items += f" ({open_items} open)"
+    duration = format_duration(data.duration) if data.duration is not None else "still open"
+    head = f"📝 *Post-mortem draft for {data.ref}*: {clip(escape(data.title), 200)}"
+    if trigger == "command":
+        head += " (regenerated on request)"
+    figures = " · ".join(
+        [
+            severity(data.severity),
+            f"duration {duration}",
+            f"acknowledged: {_after(data.acknowledged)}",
+            f"mitigated: {_after(data.mitigated)}",
+            f"resolved: {_after(data.resolved)}",
+        ]
+    )
+    counts = (
+        f"{data.pages} page{'s' if data.pages != 1 else ''} · "
+        f"{len(data.actions)} restart/rollback step{'s' if len(data.actions) != 1 else ''} · {items} · "
+        f"{len(data.events)} timeline events"
+    )
+    owner = user(data.commander) if data.commander else "the incident commander"
+    todo = (
+        f"{owner}: please fill in the impact, root cause, trigger and lessons learned. "
+        "`/incident action <text> @owner` adds follow-ups; `/incident postmortem` regenerates the draft."
+    )
+    return f"{head}\n{figures}\n{counts}\n{todo}"
+
+
+# --- /incident stats ------------------------------------------------------------------------------
+
+
+def _d(value: timedelta | None) -> str:
+    return format_duration(value) if value is not None else "—"
+
+
+def _table(rows: dict[str, Figures], label: str) -> str:
+    head = (
+        f"{label:<14} {'count':>5} {'TTA mean':>9} {'TTA med':>9} {'no ack':>6} "
+        f"{'TTR mean':>9} {'TTR med':>9} {'open':>5}"
+    )
+    lines = [head]
+    for name, f in rows.items():
+        safe = escape(name).replace("`", "'")[:14]
+        lines.append(
+            f"{safe:<14} {f.count:>5} {_d(f.tta_mean):>9} {_d(f.tta_median):>9} {f.not_acknowledged:>6} "
+            f"{_d(f.ttr_mean):>9} {_d(f.ttr_median):>9} {f.not_resolved:>5}"
+        )
+    return "```\n" + "\n".join(lines) + "\n```"
+
+
+def stats_message(stats: Stats) -> tuple[str, list[Block]]:
+    """Text fallback and blocks for `/incident stats`."""
+    o = stats.overall
+    since = stats.since.strftime("%Y-%m-%d %H:%M UTC")
+    title = f"Incidents declared in the last {stats.days} day{'s' if stats.days != 1 else ''}"
+    if o.count == 0:
+        text = f"{title} (since {since}): none."
+        return text, [{"type": "section", "text": {"type": "mrkdwn", "text": text}}]
+    overall = (
+        f"*{title}* (since {since}): *{o.count}*\n"
+        f"Time to acknowledge: mean *{_d(o.tta_mean)}*, median *{_d(o.tta_median)}* "
+        f"over {o.acknowledged} acknowledged"
+        + (f"; {o.not_acknowledged} never acknowledged (left out)" if o.not_acknowledged else "")
+        + "\n"
+        f"Time to resolve: mean *{_d(o.ttr_mean)}*, median *{_d(o.ttr_median)}* over {o.resolved} resolved"
+        + (f"; {o.not_resolved} still open (left out)" if o.not_resolved else "")
+    )
+    services = dict(list(stats.by_service.items())[:MAX_SERVICES])
+    blocks: list[Block] = [
+        {"type": "section", "text": {"type": "mrkdwn", "text": overall}},
+        {
+            "type": "section",
+            "text": {"type": "mrkdwn", "text": "*By severity*\n" + _table(stats.by_severity, "severity")},
+        },
+        {"type": "section", "text": {"type": "mrkdwn", "text": "*By service*\n" + _table(services, "service")}},
+    ]
+    if len(stats.by_service) > MAX_SERVICES:
+        more = len(stats.by_service) - MAX_SERVICES
+        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": f"… and {more} more services"}]})
+    blocks.append(
+        {
+            "type": "context",
+            "elements": [
+                {
+                    "type": "mrkdwn",
+                    "text": "TTA: declared → first acknowledgement. TTR: declared → resolved. "
+                    "Mean and median; unacknowledged and open incidents are counted apart, not as zero.",
+                }
+            ],
+        }
+    )
+    text = (
+        f"Stats of incidents declared in the last {stats.days} days: {o.count}. "
+        f"TTA mean {_d(o.tta_mean)}, median {_d(o.tta_median)}; "
+        f"TTR mean {_d(o.ttr_mean)}, median {_d(o.ttr_median)}."
+    )
+    return text, blocks
