@@ -69,7 +69,10 @@ class Metrics:
             registry=r,
         )
         self.slack_rate_limited = Counter(
-            "incident_bot_slack_api_ratelimited", "Slack Web API answers with HTTP 429, by method", ["method"], registry=r
+            "incident_bot_slack_api_ratelimited",
+            "Slack Web API answers with HTTP 429, by method",
+            ["method"],
+            registry=r,
         )
         self.alerts_received = Counter(
             "incident_bot_alerts_received",
@@ -78,16 +81,28 @@ class Metrics:
             registry=r,
         )
         self.alerts_rejected = Counter(
-            "incident_bot_alerts_rejected", "Alert notifications refused, by source and reason", ["source", "reason"], registry=r
+            "incident_bot_alerts_rejected",
+            "Alert notifications refused, by source and reason",
+            ["source", "reason"],
+            registry=r,
         )
         self.alerts_declared = Counter(
-            "incident_bot_alerts_declared", "Incidents declared from alerts, by source and how", ["source", "how"], registry=r
+            "incident_bot_alerts_declared",
+            "Incidents declared from alerts, by source and how",
+            ["source", "how"],
+            registry=r,
         )
         self.open_incidents = Gauge(
             "incident_bot_open_incidents", "Incidents not resolved yet, by severity", ["severity"], registry=r
         )
         self.alerts_pending = Gauge(
             "incident_bot_alerts_pending", "Alert groups stored but not yet shown in Slack (Slack down?)", registry=r
+        )
+        self.pages_in_db = Gauge(
+            "incident_bot_pages",
+            "Escalation pages in the database by state (sent, late, failing, pending): right across replicas",
+            ["state"],
+            registry=r,
         )
         self.up = Gauge("incident_bot_up", "1 while the bot serves", registry=r)
         self.up.set(1)
@@ -129,12 +144,35 @@ class Metrics:
                 self.open_incidents.labels(severity=sev.value).set(counts.get(sev.value, 0))
         except Exception:
             log.exception("could not count open incidents for /metrics")
+        await self._refresh_pages(deps)
         pending = deps.services.get("alerts_pending_count")
         if pending is not None:
             try:
                 self.alerts_pending.set(await pending())
             except Exception:
                 log.exception("could not count pending alerts for /metrics")
+
+    async def _refresh_pages(self, deps: Deps) -> None:
+        try:
+            from bot.escalation.models import Page
+        except ImportError:
+            return
+        from sqlalchemy import func
+        from sqlmodel import col, select
+
+        states = {
+            "sent": col(Page.sent_at).is_not(None),
+            "late": col(Page.sent_at).is_not(None) & col(Page.late).is_(True),
+            "failing": col(Page.sent_at).is_(None) & col(Page.cancelled_at).is_(None) & col(Page.error).is_not(None),
+            "pending": col(Page.sent_at).is_(None) & col(Page.cancelled_at).is_(None),
+        }
+        try:
+            async with deps.db.session() as session:
+                for state, condition in states.items():
+                    result = await session.exec(select(func.count()).select_from(Page).where(condition))
+                    self.pages_in_db.labels(state=state).set(int(result.one()))
+        except Exception:
+            log.exception("could not count pages for /metrics")
 
     def render(self) -> tuple[bytes, str]:
         return generate_latest(self.registry), CONTENT_TYPE_LATEST

@@ -17,7 +17,14 @@ from bot.settings import Settings
 log = logging.getLogger(__name__)
 
 # Domains that subscribe to signals or attach services. Each module has `setup(deps) -> None`.
-DOMAIN_SETUPS: list[str] = []
+DOMAIN_SETUPS: list[str] = [
+    "bot.escalation.setup",
+    "bot.observability",
+    "bot.alerts.setup",
+    "bot.playbooks.setup",
+    "bot.postmortem.setup",
+    "bot.ops.setup",
+]
 
 
 def build_deps(

@@ -138,6 +138,10 @@ class AlertProcessor:
 
     async def stop(self) -> None:
         self._stopping = True
+        await self.stop_retry_loop()
+        await self.idle(timeout=SHUTDOWN_WAIT)
+
+    async def stop_retry_loop(self) -> None:
         if self._loop is not None:
             self._loop.cancel()
             try:
@@ -145,15 +149,16 @@ class AlertProcessor:
             except (asyncio.CancelledError, Exception):
                 pass
             self._loop = None
-        await self.idle(timeout=SHUTDOWN_WAIT)
 
-    async def idle(self, timeout: float = 15.0) -> None:
+    async def idle(self, timeout: float = 15.0) -> None:  # noqa: ASYNC109 - a deadline over many tasks
         """Wait for the Slack work started so far (shutdown, tests)."""
         deadline = asyncio.get_running_loop().time() + timeout
         while self._tasks:
             remaining = deadline - asyncio.get_running_loop().time()
             if remaining <= 0:
-                log.warning("%d alert task(s) still running at shutdown; they stay pending in the database", len(self._tasks))
+                log.warning(
+                    "%d alert task(s) still running at shutdown; they stay pending in the database", len(self._tasks)
+                )
                 return
             await asyncio.wait(set(self._tasks), timeout=remaining)
 
@@ -161,7 +166,8 @@ class AlertProcessor:
         first = True
         while not self._stopping:
             try:
-                count = await self.sweep()
+                # The first sweep (at start-up) retries everything pending, back-off or not.
+                count = await self.sweep(due_only=not first)
                 if count and first:
                     log.info("retried %d alert group(s) left pending", count)
             except asyncio.CancelledError:
@@ -326,7 +332,12 @@ class AlertProcessor:
         incident = outcome.incident
         async with self.deps.db.session() as session:
             await service.link_incident(
-                session, group_id=group.id, incident_id=incident.id or 0, how="auto", actor=group.source, now=self.deps.clock.now()
+                session,
+                group_id=group.id,
+                incident_id=incident.id or 0,
+                how="auto",
+                actor=group.source,
+                now=self.deps.clock.now(),
             )
         metrics_of(self.deps).alerts_declared.labels(source=group.source, how="auto").inc()
         log.info("alert group %s declared %s automatically (%s)", group.id, incident.ref, group.rule)
@@ -350,7 +361,9 @@ class AlertProcessor:
                     await service.link_incident(
                         session, group_id=group_id, incident_id=made.id or 0, how="auto", actor=group.source, now=now
                     )
-                    log.warning("alert group %s: recovered the link to %s after an interrupted declare", group_id, made.ref)
+                    log.warning(
+                        "alert group %s: recovered the link to %s after an interrupted declare", group_id, made.ref
+                    )
                 else:
                     back = DeclareState.WANTED if group.rule else DeclareState.NONE
                     if await service.claim_declare(
@@ -472,7 +485,12 @@ async def declare_from_alert(
         raise
     async with deps.db.session() as session:
         await service.link_incident(
-            session, group_id=group_id, incident_id=outcome.incident.id or 0, how="button", actor=actor, now=deps.clock.now()
+            session,
+            group_id=group_id,
+            incident_id=outcome.incident.id or 0,
+            how="button",
+            actor=actor,
+            now=deps.clock.now(),
         )
     metrics_of(deps).alerts_declared.labels(source=group.source, how="button").inc()
     processor = deps.services.get("alerts")

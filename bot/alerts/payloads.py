@@ -171,7 +171,7 @@ def parse(source: str, data: dict[str, Any]) -> Notification:
         raise PayloadError(f"unknown alert source {source!r}")
     version = data.get("version")
     if source == "alertmanager" and version is not None and str(version) != "4":
-        raise PayloadError(f"webhook version {version!r} is not supported: Alertmanager sends version \"4\"")
+        raise PayloadError(f'webhook version {version!r} is not supported: Alertmanager sends version "4"')
     group_key = _text(data.get("groupKey"), where="groupKey", required=True)
     status = _status(data.get("status"), where="status")
     raw_alerts = data.get("alerts")
@@ -180,7 +180,9 @@ def parse(source: str, data: dict[str, Any]) -> Notification:
     if not raw_alerts:
         raise PayloadError("alerts is empty: nothing to record")
     if len(raw_alerts) > MAX_ALERTS:
-        raise PayloadError(f"alerts: {len(raw_alerts)} alerts in one notification; at most {MAX_ALERTS} (set max_alerts)")
+        raise PayloadError(
+            f"alerts: {len(raw_alerts)} alerts in one notification; at most {MAX_ALERTS} (set max_alerts)"
+        )
     truncated = data.get("truncatedAlerts") or 0
     if isinstance(truncated, bool) or not isinstance(truncated, int) or truncated < 0:
         raise PayloadError(f"truncatedAlerts: expected a non-negative integer, got {truncated!r}")

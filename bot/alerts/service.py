@@ -132,15 +132,14 @@ async def ingest(session: AsyncSession, *, note: Notification, proposal: Proposa
     row = await session.exec(
         select(AlertGroup.id).where(AlertGroup.source == note.source, AlertGroup.key_hash == key_hash)
     )
-    group_id = row.one()
+    group_id = int(row.one() or 0)
 
     for _ in range(MAX_OPTIMISTIC_TRIES):
         group = await get_group(session, group_id=group_id)
+        old_status = group.status  # the UPDATE below refreshes `group` in place
         linked_open = await _incident_open(session, group.incident_id)
         first = group.notifications == 0 and group.revision == 0
-        new_episode = (
-            not first and group.status == "resolved" and note.status == "firing" and not linked_open
-        )
+        new_episode = not first and group.status == "resolved" and note.status == "firing" and not linked_open
         existing = {} if new_episode else {i.fingerprint: i.status for i in await instances(session, group_id=group_id)}
         incident_id = None if new_episode else group.incident_id
         declare_state = DeclareState.NONE if new_episode else group.declare_state
@@ -194,7 +193,9 @@ async def ingest(session: AsyncSession, *, note: Notification, proposal: Proposa
             continue
         if new_episode:
             await session.exec(delete(AlertInstance).where(col(AlertInstance.group_id) == group_id))  # type: ignore[call-overload]
-        new_firing = [a.fingerprint for a in note.alerts if a.status == "firing" and existing.get(a.fingerprint) != "firing"]
+        new_firing = [
+            a.fingerprint for a in note.alerts if a.status == "firing" and existing.get(a.fingerprint) != "firing"
+        ]
         newly_resolved = [
             a.fingerprint for a in note.alerts if a.status == "resolved" and existing.get(a.fingerprint) == "firing"
         ]
@@ -233,7 +234,7 @@ async def ingest(session: AsyncSession, *, note: Notification, proposal: Proposa
                 at=now,
                 actor=note.source,
                 text=describe_change(note, new_firing=new_firing, newly_resolved=newly_resolved),
-                key=note.status == "resolved" and group.status == "firing",
+                key=note.status == "resolved" and old_status == "firing",
                 data={
                     "source": note.source,
                     "group_id": group_id,
@@ -272,11 +273,12 @@ async def claim_declare(
     session: AsyncSession, *, group_id: int, states: Sequence[str], now: datetime, stale_before: datetime | None = None
 ) -> bool:
     """Exactly one caller wins the right to declare for this group (and episode)."""
-    condition = col(AlertGroup.declare_state).in_(list(states))
+    condition: Any = col(AlertGroup.declare_state).in_(list(states))
     if stale_before is not None:
         condition = or_(
             condition,
-            (col(AlertGroup.declare_state) == DeclareState.CLAIMED) & (col(AlertGroup.declare_claimed_at) < stale_before),
+            (col(AlertGroup.declare_state) == DeclareState.CLAIMED)
+            & (col(AlertGroup.declare_claimed_at) < stale_before),
         )
     result = await session.exec(  # type: ignore[call-overload]
         update(AlertGroup)
@@ -317,7 +319,9 @@ async def link_incident(
     alerts = await instances(session, group_id=group_id)
     firing = [a for a in alerts if a.status == "firing"]
     names = sorted({a.labels.get("alertname", "alert") for a in alerts})
-    verb = {"auto": "declared automatically from", "button": "declared from", "fingerprint": "linked to"}.get(how, "linked to")
+    verb = {"auto": "declared automatically from", "button": "declared from", "fingerprint": "linked to"}.get(
+        how, "linked to"
+    )
     text = f"{verb} {source_name(group.source)} alert {', '.join(names[:5])} ({len(firing)} firing)"
     if group.summary:
         text += f": {group.summary}"
@@ -389,7 +393,9 @@ async def clear_resolve_offer(session: AsyncSession, *, group_id: int) -> None:
 # --- showing it in Slack: the lease ------------------------------------------------------------------
 
 
-async def claim_sync(session: AsyncSession, *, group_id: int, token: str, now: datetime, stale_before: datetime) -> bool:
+async def claim_sync(
+    session: AsyncSession, *, group_id: int, token: str, now: datetime, stale_before: datetime
+) -> bool:
     result = await session.exec(  # type: ignore[call-overload]
         update(AlertGroup)
         .where(
@@ -431,9 +437,7 @@ async def finish_sync(session: AsyncSession, *, group_id: int, token: str, revis
     return not group.pending
 
 
-async def fail_sync(
-    session: AsyncSession, *, group_id: int, token: str, error: str, next_attempt_at: datetime
-) -> None:
+async def fail_sync(session: AsyncSession, *, group_id: int, token: str, error: str, next_attempt_at: datetime) -> None:
     await session.exec(  # type: ignore[call-overload]
         update(AlertGroup)
         .where(col(AlertGroup.id) == group_id, col(AlertGroup.sync_token) == token)

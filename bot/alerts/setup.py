@@ -5,7 +5,7 @@ from __future__ import annotations
 from bot.alerts.flows import AlertProcessor
 from bot.alerts.http import handler_for
 from bot.deps import Deps
-from bot.signals import IncidentResolved
+from bot.signals import IncidentResolved, IncidentSeverityChanged, IncidentStatusChanged
 
 
 def setup(deps: Deps) -> None:
@@ -15,6 +15,9 @@ def setup(deps: Deps) -> None:
     routes = deps.services.setdefault("http_routes", [])
     routes.append(("POST", "/alerts/alertmanager", handler_for(deps, "alertmanager")))
     routes.append(("POST", "/alerts/grafana", handler_for(deps, "grafana")))
+    # The alert message shows the linked incident's severity and status: keep it current.
     deps.bus.subscribe(IncidentResolved, processor.on_incident_changed)
+    deps.bus.subscribe(IncidentStatusChanged, processor.on_incident_changed)
+    deps.bus.subscribe(IncidentSeverityChanged, processor.on_incident_changed)
     deps.on_start.append(processor.start)
     deps.on_stop.append(processor.stop)

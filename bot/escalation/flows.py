@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from bot.clock import Clock, utc
@@ -20,9 +20,9 @@ from bot.config import BotConfig
 from bot.db import Database
 from bot.escalation import oncall as oncall_rules
 from bot.escalation import policy, service
-from bot.escalation.models import Page, Reminder, ReminderKind
+from bot.escalation.models import Page, PageTarget, Reminder, ReminderKind, TargetKind, TargetState
 from bot.escalation.pagerduty import PagerDuty
-from bot.escalation.ports import PageMessage, Pager, PageReport, ReminderMessage
+from bot.escalation.ports import PageMessage, Pager, PageReport, ReminderMessage, is_transient
 from bot.exceptions import BotError, ChatError
 from bot.incidents.models import Incident
 
@@ -34,6 +34,9 @@ DEFAULT_LATE_AFTER = timedelta(seconds=60)
 # Incidents declared longer ago than this without any page row were lost between declaring and
 # planning (a crash); younger ones are probably still being set up by the replica that declared them.
 RECOVER_AFTER = timedelta(minutes=2)
+# ... and older than this are left alone: a forgotten week-old incident should not page the CTO
+# because a rotation was configured today.
+RECOVER_WITHIN = timedelta(hours=24)
 
 
 @dataclass
@@ -68,6 +71,18 @@ class Escalator:
         # Set by the scheduler: called with a due time whenever a row is planned or moved.
         self.wake: Callable[[datetime], None] = lambda when: None
 
+    @property
+    def pages_anyone(self) -> bool:
+        """False when bot.yml names nobody: every level pages only `oncall` and there is no rotation.
+
+        That is the default config; planning pages there would only post "reached nobody" in every
+        incident channel. `python -m bot check` warns about it instead.
+        """
+        oncall = self.config.oncall
+        if oncall.rotation is not None or oncall.overrides or self.pagerduty is not None:
+            return True
+        return any(target != "oncall" for level in self.config.escalation.levels for target in level.notify)
+
     # --- reacting to the incident lifecycle --------------------------------------------------
 
     async def incident_declared(self, incident_id: int) -> RunReport:
@@ -77,12 +92,18 @@ class Escalator:
             incident = await session.get(Incident, incident_id)
             if incident is None or not incident.is_open:
                 return RunReport()
-            added = await service.plan_pages(session, incident=incident, escalation=self.config.escalation, now=now)
+            added = []
+            if self.pages_anyone:
+                added = await service.plan_pages(session, incident=incident, escalation=self.config.escalation, now=now)
             reminder = await service.plan_status_reminder(
                 session, incident=incident, config=self.config.reminders, now=now
             )
-        self._wake([page.due_at for page in added] + ([reminder.due_at] if reminder else []))
-        return await self.run_due()
+        # Only this incident's own due pages: with N declarations at once, N sweeps over every due
+        # row would make ~N² claim attempts. Rows planned for later get a wake-up; anything else
+        # due (another process's, a retry) is the scheduler's sweep's business.
+        report = await self.send_due(incident_id)
+        self._wake([d for d in [*(page.due_at for page in added), *([reminder.due_at] if reminder else [])] if d > now])
+        return report
 
     async def incident_acknowledged(
         self, incident_id: int, *, user: str, page_id: int | None = None
@@ -107,13 +128,15 @@ class Escalator:
             incident = await session.get(Incident, incident_id)
             if incident is None:
                 return RunReport()
-            await service.replan(session, incident=incident, escalation=self.config.escalation, now=now)
+            if self.pages_anyone:
+                await service.replan(session, incident=incident, escalation=self.config.escalation, now=now)
             reminder = await service.plan_status_reminder(
                 session, incident=incident, config=self.config.reminders, now=now
             )
             due = await service.next_due(session)
-        self._wake([d for d in (due, reminder.due_at if reminder else None) if d is not None])
-        return await self.run_due()
+        report = await self.send_due(incident_id)
+        self._wake([d for d in (due, reminder.due_at if reminder else None) if d is not None and d > now])
+        return report
 
     async def incident_resolved(self, incident_id: int, *, actor: str | None = None) -> None:
         """Cancel everything pending and plan the post-mortem chase."""
@@ -143,9 +166,13 @@ class Escalator:
 
     async def recover(self) -> int:
         """On start: plan incidents that were declared but never planned (a crash in between)."""
+        if not self.pages_anyone:
+            return 0
         now = self.clock.now()
         async with self.db.session() as session:
-            lost = await service.open_incidents_without_pages(session, declared_before=now - RECOVER_AFTER)
+            lost = await service.open_incidents_without_pages(
+                session, declared_after=now - RECOVER_WITHIN, declared_before=now - RECOVER_AFTER
+            )
         for incident in lost:
             assert incident.id is not None
             log.warning("%s has no escalation plan (lost at a crash?): planning it now", incident.ref)
@@ -156,8 +183,25 @@ class Escalator:
 
     # --- sending -----------------------------------------------------------------------------
 
+    async def send_due(self, incident_id: int) -> RunReport:
+        """Send this incident's rows that are due now (a declaration's level 1, a raised severity's levels)."""
+        report = RunReport()
+        async with self.db.session() as session:
+            page_ids = await service.due_ids(session, model=Page, now=self.clock.now(), incident_id=incident_id)
+            reminder_ids = await service.due_ids(session, model=Reminder, now=self.clock.now(), incident_id=incident_id)
+        for page_id in page_ids:
+            if await self.send_page(page_id):
+                report.pages += 1
+        for reminder_id in reminder_ids:
+            if await self.send_reminder(reminder_id):
+                report.reminders += 1
+        return report
+
     async def run_due(self) -> RunReport:
-        """Send every page and reminder that is due and not held by another process."""
+        """Send every page and reminder that is due and not held by another process.
+
+        A sweep over every row: in the bot it runs only from `EscalationScheduler.run`, one at a time.
+        """
         report = RunReport()
         batch = 50
         while True:
@@ -183,7 +227,11 @@ class Escalator:
             return await service.next_due(session)
 
     async def send_page(self, page_id: int) -> bool:
-        """Claim, deliver and mark one page; False when another process has it or it should not go out."""
+        """Claim, deliver and mark one page; False when another process has it or it should not go out.
+
+        True when this call recorded the page as sent; a page released for a retry (someone's DM
+        failed for a transient reason) is False until the attempt that finishes it.
+        """
         token = service.new_token()
         async with self.db.session() as session:
             page = await service.claim(
@@ -199,17 +247,25 @@ class Escalator:
             return False
 
     async def _deliver_page(self, page: Page, token: str) -> bool:
+        """One attempt: resolve the targets (first attempt), DM whoever is still pending, report, decide.
+
+        Everyone reached is recorded per recipient at once, so a retry DMs only the others.
+        """
         assert page.id is not None
         now = self.clock.now()
-        escalation = self.config.escalation
         async with self.db.session() as session:
             incident = await session.get(Incident, page.incident_id)
             reason = self._page_stop_reason(page, incident)
-            if reason is not None:
+            rows = await service.targets(session, page_id=page.id)
+            if reason is not None and not _reached(rows):
                 await service.cancel_claimed(session, model=Page, row_id=page.id, token=token, now=now, reason=reason)
                 return False
         assert incident is not None
-        delay = now - utc(page.due_at)
+        started = min((utc(row.created_at) for row in rows), default=now)  # the first attempt
+        if reason is not None:
+            # It reached someone before the incident stopped: record that, and DM nobody else.
+            return await self._finish(page, token, incident, now=now, errors=[], started=started, stopped=reason)
+        delay = started - utc(page.due_at)
         message = PageMessage(
             page_id=page.id,
             level=page.level,
@@ -217,44 +273,241 @@ class Escalator:
             repeat=page.repeat,
             late_by=delay if delay > self.late_after else None,
         )
-        users, unresolved = await self._resolve_targets(page.notify, now)
-        delivery = service.Delivery()
-        dm_failed: dict[str, str] = {}
-        for user in users:
-            try:
-                await self.pager.dm_page(user=user, incident=incident, page=message)
-            except ChatError as exc:
-                dm_failed[user] = exc.code or str(exc)
-                log.warning("page DM to %s for %s failed: %s", user, incident.ref, dm_failed[user])
-            except Exception:
-                # One broken DM must not stop the others (or re-DM them on a retry).
-                log.exception("page DM to %s for %s failed", user, incident.ref)
-                dm_failed[user] = "unexpected error"
-            else:
-                delivery.sent_to.append(user)
-        delivery.failed = {**dm_failed, **unresolved}
-        if incident.channel_id and delivery.sent_to:
-            try:
-                await self.pager.invite(channel_id=incident.channel_id, users=list(delivery.sent_to))
-            except ChatError as exc:
-                delivery.errors.append(f"invite to the channel failed: {exc.code or exc}")
-        reported = False
-        if incident.channel_id:
-            report = PageReport(page=message, paged=list(delivery.sent_to), failed=dm_failed, unresolved=unresolved)
-            try:
-                await self.pager.report_page(incident=incident, report=report)
-                reported = True
-            except ChatError as exc:
-                delivery.errors.append(f"channel mention failed: {exc.code or exc}")
+        attempt = _Attempt(number=page.attempts, final=page.attempts >= self.max_attempts)
+        rows = await self._resolve_page_targets(page, rows, now)
+        await self._send_dms(rows, incident, message, token, attempt)
+        rows = await self._targets(page.id)
+        await self._invite(rows, incident, attempt)
         if page.level == 1 and page.repeat == 0 and self.pagerduty is not None:
-            error = await self._pagerduty("trigger", incident)
-            if error:
-                delivery.errors.append(error)
-        if not delivery.sent_to and not reported and page.attempts < self.max_attempts:
-            # Nothing reached anybody: try again rather than record a page nobody saw.
-            why = "; ".join([*(f"{k}: {v}" for k, v in delivery.failed.items()), *delivery.errors]) or "no target"
-            await self._retry_later(Page, page.id, token, attempts=page.attempts, error=why)
-            return False
+            await self._trigger_pagerduty(page.id, rows, incident, attempt, now=now)
+        rows = await self._targets(page.id)
+        attempt.retry_in = self._backoff(page.attempts)
+        if incident.channel_id:
+            await self._report(page.id, rows, incident, message, attempt, now=now)
+            rows = await self._targets(page.id)
+
+        if not attempt.final and (_outstanding(rows) or not _reached(rows, channel=True)):
+            # Someone is still to be reached (Slack failed for now), or nothing reached anybody.
+            why = "; ".join([*(f"{k}: {v}" for k, v in _outstanding(rows).items()), *attempt.errors]) or "; ".join(
+                f"{r.recipient}: {r.error}" for r in rows if r.error
+            )
+            retry_at = self.clock.now() + attempt.retry_in
+            async with self.db.session() as session:
+                released = await service.release(
+                    session, model=Page, row_id=page.id, token=token, retry_at=retry_at, error=why or "no target"
+                )
+            if released:
+                self.wake(retry_at)
+                return False
+            if not _reached(rows):
+                return False  # cancelled meanwhile, and it had reached nobody: it stays cancelled
+            # Cancelled while it went out, after reaching someone: sent is the truth.
+        return await self._finish(page, token, incident, now=now, errors=attempt.errors, started=started)
+
+    async def _send_dms(
+        self, rows: list[PageTarget], incident: Incident, message: PageMessage, token: str, attempt: _Attempt
+    ) -> None:
+        """DM every pending person, each behind its own claim, and record each outcome at once."""
+        for row in rows:
+            if row.kind != TargetKind.USER or row.state != TargetState.PENDING or row.id is None:
+                continue
+            async with self.db.session() as session:
+                mine = await service.claim_target(
+                    session, target_id=row.id, token=token, now=self.clock.now(), lease=self.lease
+                )
+            if not mine:
+                continue  # another sender has this person right now
+            state, error = await self._dm(row.recipient, incident, message)
+            async with self.db.session() as session:
+                await service.mark_target(
+                    session, target_id=row.id, state=state, now=self.clock.now(), error=error, token=token
+                )
+            if state == TargetState.SENT:
+                attempt.sent.append(row.recipient)
+            elif state == TargetState.FAILED:
+                attempt.failed[row.recipient] = error or "failed"
+            else:
+                attempt.retrying.append(row.recipient)
+
+    async def _dm(self, user: str, incident: Incident, message: PageMessage) -> tuple[TargetState, str | None]:
+        """One page DM: SENT, FAILED for good (`user_not_found`, ...) or PENDING (try again later)."""
+        try:
+            await self.pager.dm_page(user=user, incident=incident, page=message)
+        except ChatError as exc:
+            reason = exc.code or str(exc)
+            log.warning("page DM to %s for %s failed: %s", user, incident.ref, reason)
+            return (TargetState.PENDING if is_transient(exc) else TargetState.FAILED), reason
+        except Exception:
+            # One broken DM must not stop the others; it is retried like a Slack outage (bounded).
+            log.exception("page DM to %s for %s failed", user, incident.ref)
+            return TargetState.PENDING, "unexpected error"
+        return TargetState.SENT, None
+
+    async def _invite(self, rows: list[PageTarget], incident: Incident, attempt: _Attempt) -> None:
+        """Invite the people paged, and those whose DM is retried (the channel mention reaches them)."""
+        if not incident.channel_id:
+            return
+        invitees = [
+            r
+            for r in rows
+            if r.kind == TargetKind.USER
+            and not r.invited
+            and (r.state == TargetState.SENT or r.recipient in attempt.retrying)
+        ]
+        if not invitees:
+            return
+        try:
+            await self.pager.invite(channel_id=incident.channel_id, users=[r.recipient for r in invitees])
+        except ChatError as exc:
+            attempt.errors.append(f"invite to the channel failed: {exc.code or exc}")
+        async with self.db.session() as session:
+            await service.mark_invited(session, target_ids=[r.id for r in invitees if r.id is not None])
+
+    async def _trigger_pagerduty(
+        self, page_id: int, rows: list[PageTarget], incident: Incident, attempt: _Attempt, *, now: datetime
+    ) -> None:
+        """PagerDuty takes the first page of an incident (best effort; its dedup key makes a repeat harmless)."""
+        if _sent(rows, TargetKind.PAGERDUTY):
+            return
+        error = await self._pagerduty("trigger", incident)
+        if not error:
+            attempt.via.append("PagerDuty")
+        await self._record(page_id, rows, TargetKind.PAGERDUTY, "pagerduty", now=now, error=error or None)
+
+    async def _report(
+        self,
+        page_id: int,
+        rows: list[PageTarget],
+        incident: Incident,
+        message: PageMessage,
+        attempt: _Attempt,
+        *,
+        now: datetime,
+    ) -> None:
+        """The mention in the incident channel: everything the first time, then only what changed.
+
+        Nothing new on a retry (the DM failed again) posts nothing; the last attempt says who it gave up on.
+        """
+        assert incident.channel_id is not None
+        outstanding = _outstanding(rows)
+        gave_up = {t: f"gave up after {attempt.number} attempts: {e}" for t, e in outstanding.items()}
+        users = {r.recipient for r in rows if r.kind == TargetKind.USER}
+        channel_row = _row(rows, TargetKind.CHANNEL)
+        full = channel_row is None or channel_row.state != TargetState.SENT
+        if full:
+            failed = {
+                r.recipient: r.error or "failed"
+                for r in rows
+                if r.kind in (TargetKind.USER, TargetKind.TARGET) and r.state == TargetState.FAILED
+            }
+            paged = [r.recipient for r in rows if r.kind == TargetKind.USER and r.state == TargetState.SENT]
+            via = ["PagerDuty"] if _sent(rows, TargetKind.PAGERDUTY) else []
+        elif attempt.sent or attempt.failed or attempt.via or (attempt.final and outstanding):
+            failed, paged, via = dict(attempt.failed), list(attempt.sent), list(attempt.via)
+        else:
+            return
+        if attempt.final:
+            failed.update(gave_up)
+        report = PageReport(
+            page=message,
+            paged=paged,
+            failed={t: e for t, e in failed.items() if t in users},
+            unresolved={t: e for t, e in failed.items() if t not in users},
+            via=via,
+            retrying={} if attempt.final else outstanding,
+            retry_in=None if attempt.final or not outstanding else attempt.retry_in,
+            attempt=attempt.number,
+        )
+        error = None
+        try:
+            await self.pager.report_page(incident=incident, report=report)
+        except ChatError as exc:
+            error = f"channel mention failed: {exc.code or exc}"
+            attempt.errors.append(error)
+        if full:
+            await self._record(page_id, rows, TargetKind.CHANNEL, incident.channel_id, now=now, error=error)
+
+    def _backoff(self, attempts: int) -> timedelta:
+        return self.retry_backoff * max(attempts, 1)
+
+    async def _targets(self, page_id: int) -> list[PageTarget]:
+        async with self.db.session() as session:
+            return await service.targets(session, page_id=page_id)
+
+    async def _record(
+        self,
+        page_id: int,
+        rows: list[PageTarget],
+        kind: TargetKind,
+        recipient: str,
+        *,
+        now: datetime,
+        error: str | None,
+    ) -> None:
+        """The outcome of the channel mention or of PagerDuty: SENT, or PENDING with the error."""
+        state = TargetState.SENT if error is None else TargetState.PENDING
+        async with self.db.session() as session:
+            row = _row(rows, kind)
+            if row is None:
+                await service.add_targets(
+                    session,
+                    page_id=page_id,
+                    new=[service.NewTarget(kind, recipient, state=state, error=error)],
+                    now=now,
+                )
+            elif row.id is not None:
+                await service.mark_target(session, target_id=row.id, state=state, now=now, error=error)
+
+    async def _resolve_page_targets(self, page: Page, rows: list[PageTarget], now: datetime) -> list[PageTarget]:
+        """First attempt: bot.yml targets → users, recorded. Later: only targets that failed for now."""
+        assert page.id is not None
+        people = [r for r in rows if r.kind in (TargetKind.USER, TargetKind.TARGET)]
+        if not people:
+            todo = list(page.notify)
+        else:
+            todo = [r.recipient for r in people if r.kind == TargetKind.TARGET and r.state == TargetState.PENDING]
+        if not todo:
+            return rows
+        new: list[service.NewTarget] = []
+        outcome: dict[str, tuple[TargetState, str | None]] = {}
+        for target in todo:
+            resolved = await self._resolve_one(target, now)
+            new += [service.NewTarget(TargetKind.USER, user) for user in resolved.users]
+            if resolved.reason is not None:
+                state = TargetState.PENDING if resolved.transient else TargetState.FAILED
+                outcome[target] = (state, resolved.reason)
+            else:
+                outcome[target] = (TargetState.SENT, None)
+        async with self.db.session() as session:
+            if not people:
+                new += [
+                    service.NewTarget(TargetKind.TARGET, target, state=state, error=reason)
+                    for target, (state, reason) in outcome.items()
+                    if reason is not None
+                ]
+                return await service.add_targets(session, page_id=page.id, new=new, now=now)
+            rows = await service.add_targets(session, page_id=page.id, new=new, now=now)
+            for row in rows:
+                if row.kind == TargetKind.TARGET and row.recipient in outcome and row.id is not None:
+                    state, reason = outcome[row.recipient]
+                    await service.mark_target(session, target_id=row.id, state=state, now=now, error=reason)
+            return await service.targets(session, page_id=page.id)
+
+    async def _finish(
+        self,
+        page: Page,
+        token: str,
+        incident: Incident,
+        *,
+        now: datetime,
+        errors: list[str],
+        started: datetime | None = None,
+        stopped: str | None = None,
+    ) -> bool:
+        """Record the page as sent, with who was reached and who was not (and why)."""
+        assert page.id is not None
+        delivery = _delivery(await self._targets(page.id), attempts=page.attempts, stopped=stopped)
+        delivery.errors = list(dict.fromkeys([*errors, *delivery.errors]))
         async with self.db.session() as session:
             finished = await service.finish_page(
                 session,
@@ -262,16 +515,17 @@ class Escalator:
                 token=token,
                 now=now,
                 delivery=delivery,
-                escalation=escalation,
+                escalation=self.config.escalation,
                 severity=incident.severity,
                 late_after=self.late_after,
+                started_at=started,
             )
             due = await service.next_due(session)
         if finished is None:
             log.error("page %s for %s was sent but our claim had been taken over", page.id, incident.ref)
             return False
-        if due is not None:
-            self.wake(due)
+        if due is not None and due > now:
+            self.wake(due)  # the next repeat; rows already due are their own sender's (or the sweep's)
         return True
 
     def _page_stop_reason(self, page: Page, incident: Incident | None) -> str | None:
@@ -283,51 +537,41 @@ class Escalator:
         escalation = self.config.escalation
         if policy.stop_on(escalation, incident.severity) == "ack" and incident.acknowledged_at is not None:
             return "incident acknowledged"
-        if page.level > policy.level_count(escalation, incident.severity):
-            return f"{incident.severity} pages {policy.level_count(escalation, incident.severity)} level(s)"
+        levels = policy.level_count(escalation, incident.severity)
+        if page.level > levels:
+            return f"{incident.severity} pages {levels} level(s)"
+        if page.repeat and page.level != levels:
+            return f"level {page.level} is no longer the last level for {incident.severity}"
         return None
 
-    async def _resolve_targets(self, notify: list[str], now: datetime) -> tuple[list[str], dict[str, str]]:
-        """bot.yml targets → user IDs; what resolves to nobody is returned with the reason."""
-        users: list[str] = []
-        unresolved: dict[str, str] = {}
-
-        async def user_id(target: str) -> str | None:
-            if not target.startswith("@"):
-                return target
+    async def _resolve_one(self, target: str, now: datetime) -> _Resolved:
+        """One bot.yml target → user IDs (a user group is read from Slack now, at send time)."""
+        if target == "oncall":
+            person = oncall_rules.on_call_at(self.config.oncall, now)
+            if person is None:
+                return _Resolved([], "nobody is on call: set oncall.rotation in bot.yml")
+            if not person.startswith("@"):
+                return _Resolved([person])
+            target_handle = person
+        elif target.startswith("S"):
             try:
-                found = await self.pager.lookup_user(handle=target)
+                members = await self.pager.group_members(group_id=target)
             except ChatError as exc:
-                unresolved[target] = f"could not look up {target}: {exc.code or exc}"
-                return None
-            if found is None:
-                unresolved[target] = f"no Slack user is called {target}"
-            return found
-
-        for target in notify:
-            found: list[str | None] = []
-            if target == "oncall":
-                person = oncall_rules.on_call_at(self.config.oncall, now)
-                if person is None:
-                    unresolved[target] = "nobody is on call: set oncall.rotation in bot.yml"
-                else:
-                    found.append(await user_id(person))
-            elif target.startswith("S"):
-                try:
-                    members = await self.pager.group_members(group_id=target)
-                except ChatError as exc:
-                    unresolved[target] = f"could not read user group {target}: {exc.code or exc}"
-                    members = []
-                else:
-                    if not members:
-                        unresolved[target] = f"user group {target} has no members"
-                found.extend(members)
-            else:
-                found.append(await user_id(target))
-            for user in found:
-                if user is not None and user not in users:
-                    users.append(user)
-        return users, unresolved
+                return _Resolved([], f"could not read user group {target}: {exc.code or exc}", is_transient(exc))
+            if not members:
+                return _Resolved([], f"user group {target} has no members")
+            return _Resolved(list(dict.fromkeys(members)))
+        elif target.startswith("@"):
+            target_handle = target
+        else:
+            return _Resolved([target])
+        try:
+            found = await self.pager.lookup_user(handle=target_handle)
+        except ChatError as exc:
+            return _Resolved([], f"could not look up {target_handle}: {exc.code or exc}", is_transient(exc))
+        if found is None:
+            return _Resolved([], f"no Slack user is called {target_handle}")
+        return _Resolved([found])
 
     async def send_reminder(self, reminder_id: int) -> bool:
         token = service.new_token()
@@ -438,12 +682,17 @@ class Escalator:
                 if model is Page:
                     page = await session.get(Page, row_id)
                     incident = await session.get(Incident, page.incident_id) if page else None
+                    rows = await service.targets(session, page_id=row_id)
+                    delivery = _delivery(rows, attempts=self.max_attempts, stopped=None)
+                    delivery.errors.append(f"gave up after {self.max_attempts} attempts: {error}")
+                    started = min((utc(row.created_at) for row in rows), default=now)
                     await service.finish_page(
                         session,
                         page_id=row_id,
                         token=token,
                         now=now,
-                        delivery=service.Delivery(errors=[f"gave up after {self.max_attempts} attempts: {error}"]),
+                        delivery=delivery,
+                        started_at=started,
                         escalation=self.config.escalation,
                         severity=incident.severity if incident else "P1",
                         late_after=self.late_after,
@@ -486,3 +735,74 @@ class Escalator:
     async def pages(self, incident_id: int) -> list[Page]:
         async with self.db.session() as session:
             return await service.pages(session, incident_id=incident_id)
+
+
+@dataclass
+class _Attempt:
+    """What one attempt at a page did, for the channel mention and the decision to retry."""
+
+    number: int
+    final: bool  # the last attempt: whoever is still pending is given up on
+    sent: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)  # for good
+    retrying: list[str] = field(default_factory=list)
+    via: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    retry_in: timedelta = timedelta(0)
+
+
+@dataclass
+class _Resolved:
+    """What one bot.yml target resolved to; `reason` says why nobody, `transient` if worth retrying."""
+
+    users: list[str]
+    reason: str | None = None
+    transient: bool = False
+
+
+def _row(rows: list[PageTarget], kind: TargetKind) -> PageTarget | None:
+    return next((row for row in rows if row.kind == kind), None)
+
+
+def _sent(rows: list[PageTarget], kind: TargetKind) -> bool:
+    return any(row.kind == kind and row.state == TargetState.SENT for row in rows)
+
+
+def _outstanding(rows: list[PageTarget]) -> dict[str, str]:
+    """People (and bot.yml targets) still pending after a transient failure -> the last error."""
+    return {
+        row.recipient: row.error or "failed"
+        for row in rows
+        if row.kind in (TargetKind.USER, TargetKind.TARGET) and row.state == TargetState.PENDING
+    }
+
+
+def _reached(rows: list[PageTarget], *, channel: bool = False) -> bool:
+    """Somebody got the page: a DM, PagerDuty, or (with `channel`) the mention in the incident channel."""
+    kinds = {TargetKind.USER, TargetKind.PAGERDUTY} | ({TargetKind.CHANNEL} if channel else set())
+    return any(row.kind in kinds and row.state == TargetState.SENT for row in rows)
+
+
+def _delivery(rows: list[PageTarget], *, attempts: int, stopped: str | None) -> service.Delivery:
+    """The whole page's outcome, over every attempt, as the page row and the timeline record it."""
+    delivery = service.Delivery()
+    for row in rows:
+        error = row.error or "failed"
+        if row.state == TargetState.PENDING:
+            error = f"not paged: {stopped}" if stopped else f"gave up after {attempts} attempts: {error}"
+        if row.kind == TargetKind.USER:
+            if row.state == TargetState.SENT:
+                delivery.sent_to.append(row.recipient)
+            else:
+                delivery.failed[row.recipient] = error
+        elif row.kind == TargetKind.TARGET:
+            if row.state != TargetState.SENT:
+                delivery.failed[row.recipient] = error
+        elif row.kind == TargetKind.PAGERDUTY:
+            if row.state == TargetState.SENT:
+                delivery.via.append("PagerDuty")
+            elif row.error:
+                delivery.errors.append(row.error)
+        elif row.kind == TargetKind.CHANNEL and row.state != TargetState.SENT and row.error:
+            delivery.errors.append(row.error)
+    return delivery

@@ -72,6 +72,44 @@ class Page(TimerRow, table=True):
     acknowledged_by: str | None = Field(default=None, max_length=100)
 
 
+class TargetKind(StrEnum):
+    USER = "user"  # a person the page is DMed to
+    TARGET = "target"  # a bot.yml target (S…, @handle, oncall) that resolved to nobody, or not yet
+    CHANNEL = "channel"  # the mention in the incident channel (recipient: the channel ID)
+    PAGERDUTY = "pagerduty"  # the PagerDuty trigger (recipient: "pagerduty")
+
+
+class TargetState(StrEnum):
+    PENDING = "pending"  # to do on this attempt or the next (a transient failure leaves it here)
+    SENT = "sent"  # DM delivered (user) / resolved to users (target)
+    FAILED = "failed"  # for good: a permanent error, or given up after the page's last attempt
+
+
+class PageTarget(SQLModel, table=True):
+    """Delivery state of one page to one recipient, so a retry DMs only those not reached yet.
+
+    Rows are written by the holder of the page's claim. Each DM is also fenced on its own row
+    (`claim_token`/`claim_expires_at`, with the page's token) so a sender whose page lease ran out
+    and the replica that took over never DM the same person twice.
+    """
+
+    __tablename__ = "escalation_page_targets"
+    __table_args__ = (Index("ux_page_targets_page_kind_recipient", "page_id", "kind", "recipient", unique=True),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    page_id: int = Field(foreign_key="escalation_pages.id")
+    kind: str = Field(max_length=20)  # TargetKind
+    recipient: str = Field(max_length=200)  # a user ID, or the target as written in bot.yml
+    state: str = Field(default=TargetState.PENDING, max_length=20)  # TargetState
+    attempts: int = 0
+    error: str | None = Field(default=None, max_length=500)
+    claim_token: str | None = Field(default=None, max_length=64)
+    claim_expires_at: datetime | None = _when()
+    invited: bool = False  # asked Slack to add them to the incident channel
+    created_at: datetime = _when(nullable=False)
+    done_at: datetime | None = _when()
+
+
 class ReminderKind(StrEnum):
     STATUS_UPDATE = "status_update"
     POSTMORTEM = "postmortem"

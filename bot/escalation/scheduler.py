@@ -9,7 +9,11 @@ APScheduler (3.x `AsyncIOScheduler`) holds exactly two jobs:
 
 Each run sends everything due (`Escalator.run_due`), each row behind its own claim, so the wake,
 the sweep, a signal handler and another replica may all run at once without sending anything
-twice. On start the scheduler recovers unplanned incidents and runs at once, which sends pages
+twice. Sweeps are the expensive part (a claim attempt per due row), so this process runs at most
+one at a time: a run requested while one is in progress waits, and all such requests share one
+more sweep after it (nothing planned meanwhile is missed, and a burst of wake-ups costs two
+sweeps, not one each). Signal handlers never sweep; they send only their own incident's rows.
+On start the scheduler recovers unplanned incidents and runs at once, which sends pages
 that fell due while the bot was down (marked late). No job state is kept in APScheduler's own
 job store: a restart rebuilds everything from the rows.
 """
@@ -43,6 +47,10 @@ class EscalationScheduler:
         self.min_gap = min_gap  # never re-arm sooner than this: no hot loop if a row stays due
         self._scheduler: AsyncIOScheduler | None = None
         self._lock = asyncio.Lock()
+        # Sweeps requested, and requests covered by the last finished sweep (it started after them).
+        self._requested = 0
+        self._covered = 0
+        self._last_report = RunReport()
         self.next_wake: datetime | None = None
         self.last_run_at: datetime | None = None
         self.last_error: str | None = None
@@ -110,25 +118,38 @@ class EscalationScheduler:
         )
 
     async def run(self) -> RunReport:
-        """Send what is due, then arm the wake-up for the next due row."""
+        """Send what is due, then arm the wake-up for the next due row.
+
+        One sweep at a time: a call made while one runs waits for the next sweep, which starts after
+        it (so it sees everything planned before the call) and is shared by every call that waited.
+        """
+        self._requested += 1
+        request = self._requested
         async with self._lock:
-            report = RunReport()
-            try:
-                report = await self.escalator.run_due()
-                self.last_error = None
-            except Exception as exc:
-                # The database may be down; the sweep tries again.
-                log.exception("escalation run failed")
-                self.last_error = f"{type(exc).__name__}: {exc}"
-            self.runs += 1
-            self.last_run_at = datetime.now(UTC)
-            try:
-                due = await self.escalator.next_due()
-            except Exception:
-                log.exception("could not read the next due time; the sweep will catch up")
-                due = None
-            # The database has the full picture now: drop wake-ups armed during the run.
-            self.next_wake = None
-            if due is not None:
-                self.wake_at(due)
-            return report
+            if self._covered >= request:
+                return self._last_report  # a sweep that started after this request has just run
+            self._covered = self._requested
+            self._last_report = await self._sweep()
+            return self._last_report
+
+    async def _sweep(self) -> RunReport:
+        report = RunReport()
+        try:
+            report = await self.escalator.run_due()
+            self.last_error = None
+        except Exception as exc:
+            # The database may be down; the sweep tries again.
+            log.exception("escalation run failed")
+            self.last_error = f"{type(exc).__name__}: {exc}"
+        self.runs += 1
+        self.last_run_at = datetime.now(UTC)
+        try:
+            due = await self.escalator.next_due()
+        except Exception:
+            log.exception("could not read the next due time; the sweep will catch up")
+            due = None
+        # The database has the full picture now: drop wake-ups armed during the run.
+        self.next_wake = None
+        if due is not None:
+            self.wake_at(due)
+        return report

@@ -18,6 +18,16 @@ default) must be longer than a send can take; the Slack client's own timeouts ke
 below that. Leases are measured with each process's clock, so replicas' clocks must agree to
 within the lease (NTP does far better).
 
+Per recipient
+-------------
+A page's delivery is recorded per recipient in `escalation_page_targets` (one row per user DMed,
+per bot.yml target that resolved to nobody, for the channel mention and for PagerDuty). When a DM
+fails for a transient reason (Slack 5xx, unreachable, rate limited) the page row is released for
+a retry at a back-off and the next attempt only DMs the recipients still pending; everyone already
+reached is left alone. After the last attempt the page is recorded as sent with the rest under
+`failed`. Each DM is fenced by a conditional UPDATE on its own row too, so two senders of one page
+(a lease that ran out) never DM one person twice.
+
 Every function commits its own unit of work: a claim must be visible to other replicas at once.
 """
 
@@ -28,7 +38,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import func, or_, update
+from sqlalchemy import delete, func, or_, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -36,7 +46,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot.clock import utc as _as_utc
 from bot.config import Escalation, Reminders, Severity
 from bot.escalation import policy
-from bot.escalation.models import Page, Reminder, ReminderKind, TimerRow
+from bot.escalation.models import Page, PageTarget, Reminder, ReminderKind, TargetKind, TargetState, TimerRow
 from bot.incidents.models import Incident
 from bot.timeline import service as timeline
 from bot.timeline.models import Kind
@@ -73,9 +83,14 @@ async def reminders(session: AsyncSession, *, incident_id: int, kind: str | None
     return list((await session.exec(query.order_by(col(Reminder.kind), col(Reminder.seq)))).all())
 
 
-async def due_ids(session: AsyncSession, *, model: type[T], now: datetime, limit: int = 100) -> list[int]:
-    """Rows that are due and free to claim, oldest first."""
-    query = select(model.id).where(*_claimable(model, now)).order_by(col(model.due_at)).limit(limit)
+async def due_ids(
+    session: AsyncSession, *, model: type[T], now: datetime, limit: int = 100, incident_id: int | None = None
+) -> list[int]:
+    """Rows that are due and free to claim, oldest first (of one incident, or of all)."""
+    query = select(model.id).where(*_claimable(model, now))
+    if incident_id is not None:
+        query = query.where(col(model.incident_id) == incident_id)
+    query = query.order_by(col(model.due_at)).limit(limit)
     return [row_id for row_id in (await session.exec(query)).all() if row_id is not None]
 
 
@@ -94,11 +109,16 @@ async def next_due(session: AsyncSession) -> datetime | None:
     return min(candidates) if candidates else None
 
 
-async def open_incidents_without_pages(session: AsyncSession, *, declared_before: datetime) -> list[Incident]:
+async def open_incidents_without_pages(
+    session: AsyncSession, *, declared_after: datetime, declared_before: datetime
+) -> list[Incident]:
     """Incidents whose planning was lost (a crash between declaring and paging)."""
     has_pages = select(Page.id).where(Page.incident_id == Incident.id).exists()
     query = select(Incident).where(
-        Incident.status != "resolved", col(Incident.declared_at) <= declared_before, ~has_pages
+        Incident.status != "resolved",
+        col(Incident.declared_at) >= declared_after,
+        col(Incident.declared_at) <= declared_before,
+        ~has_pages,
     )
     return list((await session.exec(query)).all())
 
@@ -106,7 +126,8 @@ async def open_incidents_without_pages(session: AsyncSession, *, declared_before
 async def postmortem_finished(session: AsyncSession, *, incident_id: int) -> bool:
     """A post-mortem is finished when a `postmortem` timeline event says `{"finished": true}`."""
     events = await timeline.events(session, incident_id=incident_id, kinds=[Kind.POSTMORTEM])
-    return any(bool(event.data.get("finished")) for event in events)
+    # A later draft (`"finished": false`) does not reopen it: drafting again after finishing is not undoing.
+    return any(event.data.get("finished") is True for event in events)
 
 
 # --- claiming -----------------------------------------------------------------------------
@@ -148,10 +169,29 @@ async def release(
     retry_at: datetime,
     error: str,
 ) -> bool:
-    """Give a claimed row back for a retry at `retry_at` (the lease doubles as the back-off)."""
+    """Give a claimed row back for a retry at `retry_at` (the lease doubles as the back-off).
+
+    False when the claim was lost or the row was cancelled meanwhile (nothing will retry it then).
+    A page's recipients we still hold are freed too, so the retry may DM them.
+    """
+    if model is Page:
+        await session.exec(  # type: ignore[call-overload]
+            update(PageTarget)
+            .where(
+                col(PageTarget.page_id) == row_id,
+                col(PageTarget.claim_token) == token,
+                col(PageTarget.state) == TargetState.PENDING,
+            )
+            .values(claim_expires_at=None)
+        )
     result = await session.exec(  # type: ignore[call-overload]
         update(model)
-        .where(col(model.id) == row_id, col(model.claim_token) == token, col(model.sent_at).is_(None))
+        .where(
+            col(model.id) == row_id,
+            col(model.claim_token) == token,
+            col(model.sent_at).is_(None),
+            col(model.cancelled_at).is_(None),
+        )
         .values(claim_expires_at=retry_at, error=error[:2000])
     )
     await session.commit()
@@ -213,6 +253,131 @@ async def plan_pages(session: AsyncSession, *, incident: Incident, escalation: E
     return added
 
 
+# --- per-recipient delivery ------------------------------------------------------------------
+
+DELIVERED_KINDS = (TargetKind.USER, TargetKind.PAGERDUTY)
+
+
+def _reached_someone() -> Any:
+    """The page DMed someone (or PagerDuty took it): its delivery has started for real."""
+    return (
+        select(PageTarget.id)
+        .where(
+            col(PageTarget.page_id) == Page.id,
+            col(PageTarget.state) == TargetState.SENT,
+            col(PageTarget.kind).in_([str(kind) for kind in DELIVERED_KINDS]),
+        )
+        .exists()
+    )
+
+
+async def targets(session: AsyncSession, *, page_id: int) -> list[PageTarget]:
+    query = (
+        select(PageTarget)
+        .where(PageTarget.page_id == page_id)
+        .order_by(col(PageTarget.id))
+        .execution_options(populate_existing=True)
+    )
+    return list((await session.exec(query)).all())
+
+
+@dataclass(frozen=True)
+class NewTarget:
+    kind: TargetKind
+    recipient: str
+    state: TargetState = TargetState.PENDING
+    error: str | None = None
+
+
+async def add_targets(session: AsyncSession, *, page_id: int, new: list[NewTarget], now: datetime) -> list[PageTarget]:
+    """Record recipients (in order) unless they are there already; returns every row of the page."""
+    existing = {(row.kind, row.recipient) for row in await targets(session, page_id=page_id)}
+    added = False
+    for item in new:
+        key = (str(item.kind), item.recipient[:200])
+        if key in existing:
+            continue
+        existing.add(key)
+        session.add(
+            PageTarget(
+                page_id=page_id,
+                kind=item.kind,
+                recipient=item.recipient[:200],
+                state=item.state,
+                error=item.error[:500] if item.error else None,
+                created_at=now,
+                done_at=None if item.state == TargetState.PENDING else now,
+            )
+        )
+        added = True
+    if added:
+        try:
+            await session.commit()
+        except IntegrityError:
+            await session.rollback()  # a sender whose lease ran out wrote them first; theirs stand
+    return await targets(session, page_id=page_id)
+
+
+async def claim_target(
+    session: AsyncSession, *, target_id: int, token: str, now: datetime, lease: timedelta = DEFAULT_LEASE
+) -> bool:
+    """Take one pending recipient for its DM, just before sending it; False when someone else has it.
+
+    The lease is as long as a page's: a sender that outlived its page lease (Slack hung) and the
+    sender that took the page over cannot both DM the same person.
+    """
+    expires = col(PageTarget.claim_expires_at)
+    result = await session.exec(  # type: ignore[call-overload]
+        update(PageTarget)
+        .where(
+            col(PageTarget.id) == target_id,
+            col(PageTarget.state) == TargetState.PENDING,
+            or_(expires.is_(None), expires <= now),
+        )
+        .values(claim_token=token, claim_expires_at=now + lease, attempts=col(PageTarget.attempts) + 1)
+    )
+    await session.commit()
+    return bool(result.rowcount == 1)
+
+
+async def mark_target(
+    session: AsyncSession,
+    *,
+    target_id: int,
+    state: TargetState,
+    now: datetime,
+    error: str | None = None,
+    token: str | None = None,
+) -> bool:
+    """Record the outcome for one recipient; PENDING with an error frees it for the next attempt.
+
+    With `token`, only while we hold the recipient's claim (a DM); without, while it is pending.
+    """
+    conditions = [col(PageTarget.id) == target_id, col(PageTarget.state) == TargetState.PENDING]
+    if token is not None:
+        conditions.append(col(PageTarget.claim_token) == token)
+    result = await session.exec(  # type: ignore[call-overload]
+        update(PageTarget)
+        .where(*conditions)
+        .values(
+            state=state,
+            error=error[:500] if error else None,
+            done_at=None if state == TargetState.PENDING else now,
+            claim_expires_at=None,
+        )
+    )
+    await session.commit()
+    return bool(result.rowcount == 1)
+
+
+async def mark_invited(session: AsyncSession, *, target_ids: list[int]) -> None:
+    if target_ids:
+        await session.exec(  # type: ignore[call-overload]
+            update(PageTarget).where(col(PageTarget.id).in_(target_ids)).values(invited=True)
+        )
+        await session.commit()
+
+
 @dataclass
 class Delivery:
     """What happened when a page went out."""
@@ -220,6 +385,7 @@ class Delivery:
     sent_to: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)  # user or target -> reason
     errors: list[str] = field(default_factory=list)
+    via: list[str] = field(default_factory=list)  # other paging services that took it ("PagerDuty")
 
 
 async def finish_page(
@@ -232,12 +398,18 @@ async def finish_page(
     escalation: Escalation,
     severity: Severity | str,
     late_after: timedelta,
+    started_at: datetime | None = None,
 ) -> Page | None:
-    """Mark the page sent (with the timeline event and the next repeat) if we still hold its claim."""
+    """Mark the page sent (with the timeline event and the next repeat) if we still hold its claim.
+
+    Lateness is measured at `started_at`, the first attempt: a page that took two retries because
+    Slack failed is not "late" the way a page sent after the bot was down is. Recipients still
+    pending are marked failed (the page gave up on them, or the incident stopped).
+    """
     page = await session.get(Page, page_id, populate_existing=True)
     if page is None or page.claim_token != token or page.sent_at is not None:
         return None
-    late, delay = _lateness(_as_utc(page.due_at), now, late_after)
+    late, delay = _lateness(_as_utc(page.due_at), started_at or now, late_after)
     result = await session.exec(  # type: ignore[call-overload]
         update(Page)
         .where(col(Page.id) == page_id, col(Page.claim_token) == token, col(Page.sent_at).is_(None))
@@ -256,10 +428,17 @@ async def finish_page(
     if result.rowcount != 1:
         await session.rollback()
         return None
+    await session.exec(  # type: ignore[call-overload]
+        update(PageTarget)
+        .where(col(PageTarget.page_id) == page_id, col(PageTarget.state) == TargetState.PENDING)
+        .values(state=TargetState.FAILED, done_at=now, claim_expires_at=None)
+    )
     text = f"Paged level {page.level} ({page.name})"
     if page.repeat:
         text += f", repeat {page.repeat}"
-    if not delivery.sent_to:
+    if delivery.via:
+        text += " via " + ", ".join(delivery.via)
+    elif not delivery.sent_to:
         text = f"Page for level {page.level} ({page.name}) reached nobody"
     timeline.add(
         session,
@@ -278,6 +457,7 @@ async def finish_page(
             "late": late,
             "late_seconds": round(delay, 3),
             "errors": list(delivery.errors),
+            "via": list(delivery.via),
         },
     )
     following = policy.next_repeat(
@@ -298,8 +478,12 @@ async def cancel_pages(
     page_ids: list[int] | None = None,
     actor: str | None = None,
 ) -> list[Page]:
-    """Cancel pending pages (all, or the given ones) with a timeline event; returns what was cancelled."""
-    query = select(Page).where(Page.incident_id == incident_id, *_pending(Page))
+    """Cancel pending pages (all, or the given ones) with a timeline event; returns what was cancelled.
+
+    A page that already reached someone and waits to retry the rest is not cancelled: its sender
+    records it as sent (to those it reached) at its next attempt, when it sees the incident stopped.
+    """
+    query = select(Page).where(Page.incident_id == incident_id, *_pending(Page), ~_reached_someone())
     if page_ids is not None:
         query = query.where(col(Page.id).in_(page_ids))
     candidates = list((await session.exec(query)).all())
@@ -307,7 +491,9 @@ async def cancel_pages(
         return []
     ids = [page.id for page in candidates]
     await session.exec(  # type: ignore[call-overload]
-        update(Page).where(col(Page.id).in_(ids), *_pending(Page)).values(cancelled_at=now, cancel_reason=reason[:200])
+        update(Page)
+        .where(col(Page.id).in_(ids), *_pending(Page), ~_reached_someone())
+        .values(cancelled_at=now, cancel_reason=reason[:200])
     )
     cancelled = [
         page
@@ -415,6 +601,10 @@ async def replan(session: AsyncSession, *, incident: Incident, escalation: Escal
         elif row.sent_at is None and row.cancelled_at is not None:
             row.cancelled_at, row.cancel_reason, row.due_at = None, None, due
             row.claim_token, row.claim_expires_at, row.claimed_at = None, None, None
+            # A fresh page: resolve its targets again when it goes out, with a full set of attempts.
+            # (A cancelled page never reached anybody: see cancel_pages.)
+            row.attempts, row.error = 0, None
+            await session.exec(delete(PageTarget).where(col(PageTarget.page_id) == row.id))  # type: ignore[call-overload]
             session.add(row)
             result.restored.append(level)
     # Keep the repeat chain going if the new last level was already sent and nothing follows it.

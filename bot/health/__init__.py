@@ -1,1 +1,1 @@
-"""health"""
+"""Health checks behind /status: `classify` judges one answer, `checker` asks every service at once."""

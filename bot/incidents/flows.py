@@ -92,7 +92,12 @@ async def declare(
     async with deps.db.session() as session:
         incident = await service.create(session, data=data, now=deps.clock.now())
     log.info("declared %s", incident.ref, extra={"incident": incident.ref, "severity": str(incident.severity)})
-    outcome = await finish_setup(deps, incident_id=incident.id or 0, actor=declared_by)
+    try:
+        outcome = await finish_setup(deps, incident_id=incident.id or 0, actor=declared_by)
+    except Exception as exc:
+        # The row exists: whatever broke (database blip, a bug), the user must not declare it again.
+        log.exception("setting up %s failed", incident.ref)
+        outcome = Outcome(incident=incident, problems=[f"setting it up failed ({type(exc).__name__})"])
     await deps.bus.publish(IncidentDeclared(incident_id=incident.id or 0, actor=declared_by))
     return outcome
 

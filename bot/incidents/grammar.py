@@ -25,7 +25,7 @@ USAGE: dict[str, str] = {
     "ack": "/incident ack",
     "resolve": "/incident resolve [summary]",
     "timeline": "/incident timeline",
-    "postmortem": "/incident postmortem",
+    "postmortem": "/incident postmortem [done]",
     "playbook": "/incident playbook <id>",
     "stats": "/incident stats [days]",
     "list": "/incident list",
@@ -162,6 +162,11 @@ class RoleCmd(Command):
 @dataclass(frozen=True)
 class PlaybookCmd(Command):
     playbook: str = ""
+
+
+@dataclass(frozen=True)
+class PostmortemCmd(Command):
+    done: bool = False
 
 
 @dataclass(frozen=True)
@@ -328,6 +333,9 @@ def _p_action(name: str, incident: int | None, rest: list[str], text: str, known
         raise _fail("action", "Keep the follow-up item under 2000 characters.")
     owner_match = _USER_ANYWHERE.search(text)
     owner = owner_match.group(1) if owner_match else None
+    if owner_match:
+        # The owner is kept apart; the text reads as the task itself.
+        text = " ".join((text[: owner_match.start()] + text[owner_match.end() :]).split()).strip(" ,;:-") or text
     return ActionItemCmd(name=name, incident=incident, text=text, owner=owner)
 
 
@@ -380,6 +388,15 @@ def _p_playbook(name: str, incident: int | None, rest: list[str], _: str, known:
     return PlaybookCmd(name=name, incident=incident, playbook=playbook)
 
 
+def _p_postmortem(name: str, incident: int | None, rest: list[str], _: str, known: Known) -> Command:
+    words = [w.lower() for w in rest]
+    if not words:
+        return PostmortemCmd(name=name, incident=incident)
+    if words in (["done"], ["finished"], ["complete"]):
+        return PostmortemCmd(name=name, incident=incident, done=True)
+    raise _fail("postmortem", "`/incident postmortem` drafts it again; `/incident postmortem done` marks it finished.")
+
+
 def _p_stats(name: str, incident: int | None, rest: list[str], _: str, known: Known) -> Command:
     if not rest:
         return Stats(name=name, incident=incident)
@@ -399,7 +416,7 @@ _PARSERS: dict[str, _Parser] = {
     "ack": _p_none,
     "resolve": _p_text(False, "summary"),
     "timeline": _p_none,
-    "postmortem": _p_none,
+    "postmortem": _p_postmortem,
     "playbook": _p_playbook,
     "stats": _p_stats,
     "list": _p_none,

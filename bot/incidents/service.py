@@ -20,9 +20,9 @@ from bot.timeline.models import Kind
 
 
 async def create(session: AsyncSession, *, data: IncidentCreate, now: datetime) -> Incident:
-    incident = Incident.model_validate(
-        data, update={"declared_at": now, "updated_at": now, "commander": data.declared_by}
-    )
+    # A person who declares leads until someone else is named; an alert source cannot lead.
+    commander = data.declared_by if data.declared_by[:1] in {"U", "W"} else None
+    incident = Incident.model_validate(data, update={"declared_at": now, "updated_at": now, "commander": commander})
     session.add(incident)
     await session.flush()
     assert incident.id is not None

@@ -30,7 +30,7 @@ from bot.health.checker import HealthResult
 from bot.health.classify import HealthState
 from bot.ops import service as audit
 from bot.ops.models import Action, Outcome
-from bot.ops.service import Directory
+from bot.ops.service import AlreadyHandled, Directory
 from bot.platforms.base import Deployment, DeployStatus, Platform, pick_rollback_target, rollback_candidates
 from bot.platforms.follow import Progress, RealTimer, Timer, follow
 from bot.timeline import service as timeline
@@ -411,6 +411,9 @@ async def execute(
         platform=config.platform,
         target=ref.target_id,
     )
+    async with deps.db.session() as session:
+        if await audit.by_request(session, request_id=ref.request_id) is not None:
+            raise AlreadyHandled(ref.request_id)
     platform = ops.platforms.get(name)
     try:
         current = await platform.current_deployment()
@@ -477,7 +480,12 @@ async def execute(
         )
     assert entry.id is not None
     runner = _Runner(deps, ops, plan, progress, t0)
-    report = await runner.run(platform, config, actor=user_id)
+    try:
+        report = await runner.run(platform, config, actor=user_id)
+    except Exception:
+        # A bug must not leave the audit row `started` forever: it is logged, recorded and reported as failed.
+        log.exception("%s crashed", plan.describe())
+        report = Report(plan, Outcome.FAILED, "the bot failed while following it (logged); check the platform")
     report = replace(report, audit_id=entry.id, actor=user_id)
     async with deps.db.session() as session:
         await audit.finish(
@@ -486,7 +494,8 @@ async def execute(
             at=deps.clock.now(),
             outcome=report.outcome,
             detail=report.message,
-            target_deployment=report.deployment.id if report.deployment else None,
+            # A restart's deployment is known only now; a rollback keeps the target that was chosen.
+            target_deployment=report.deployment.id if report.deployment and ref.target_id is None else None,
             incident_id=ref.incident_id,
             actor=user_id,
             timeline_events=_timeline_events(report),

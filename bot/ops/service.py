@@ -108,6 +108,10 @@ def _mention(principal: str) -> str:
     return principal
 
 
+def _short(value: str | None, limit: int = 200) -> str | None:
+    return None if value is None else value[:limit]
+
+
 def _clip(text: str) -> str:
     return text if len(text) <= _DETAIL_MAX else text[: _DETAIL_MAX - 1] + "…"
 
@@ -139,12 +143,12 @@ async def record(
     entry = AuditLog(
         at=at,
         finished_at=at if finished else None,
-        actor=actor,
+        actor=actor[:100],
         action=str(action),
-        service=service,
+        service=service[:100],
         platform=platform,
-        from_deployment=from_deployment,
-        target_deployment=target_deployment,
+        from_deployment=_short(from_deployment),
+        target_deployment=_short(target_deployment),  # may be what a user typed: keep it within the column
         outcome=str(outcome),
         detail=_clip(detail),
         incident_id=incident_id,
@@ -191,7 +195,7 @@ async def finish(
     """
     values: dict[str, Any] = {"outcome": str(outcome), "finished_at": at, "detail": _clip(detail)}
     if target_deployment is not None:
-        values["target_deployment"] = target_deployment
+        values["target_deployment"] = _short(target_deployment)
     result = await session.exec(  # type: ignore[call-overload]
         update(AuditLog)
         .where(col(AuditLog.id) == audit_id, col(AuditLog.outcome) == Outcome.STARTED.value)

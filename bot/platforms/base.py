@@ -138,7 +138,8 @@ def pick_rollback_target(
                 if not deployment.can_rollback:
                     raise NotFound(f"deployment {deployment.id} cannot be rolled back to ({deployment.status.value})")
                 return deployment
-        raise NotFound(f"deployment {wanted} is not among the last {len(deployments)} deployments")
+        shown = wanted if len(wanted) <= 80 else wanted[:79] + "…"
+        raise NotFound(f"deployment {shown} is not among the last {len(deployments)} deployments")
     candidates = rollback_candidates(deployments, current)
     if not candidates:
         raise NotFound("no earlier successful deployment to roll back to")

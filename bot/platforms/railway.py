@@ -23,7 +23,7 @@ from typing import Any
 import httpx
 
 from bot.config import RailwayTarget
-from bot.exceptions import PlatformAuthError, PlatformError, PlatformRateLimited
+from bot.exceptions import ConfigError, PlatformAuthError, PlatformError, PlatformRateLimited
 from bot.platforms.base import (
     DEFAULT_REQUEST_TIMEOUT,
     Deployment,
@@ -104,7 +104,7 @@ class RailwayPlatform:
         history: int = 20,
     ) -> None:
         if token_kind not in ("auto", "bearer", "project"):
-            raise ValueError(f"RAILWAY_TOKEN_KIND must be auto, bearer or project (got {token_kind!r})")
+            raise ConfigError(f"RAILWAY_TOKEN_KIND: must be auto, bearer or project (got {token_kind!r})")
         self.endpoint = Endpoint(http, display_name=NAME, timeout=timeout)
         self.target = target
         self.token = token

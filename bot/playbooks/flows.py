@@ -126,6 +126,10 @@ async def on_declared(deps: Deps, event: IncidentDeclared) -> None:
         incident = await session.get(Incident, event.incident_id)
         if incident is None or not incident.is_open:
             return
+        if not incident.channel_id:
+            # Setup failed before the channel existed: nowhere to walk people through it. Once the
+            # setup is retried, `/incident playbook <id>` starts it (a repeated IncidentDeclared would too).
+            return
         running = await service.current_run(session, incident_id=event.incident_id)
     if running is not None:
         return  # delivered twice, or started by hand already
@@ -140,7 +144,8 @@ async def on_declared(deps: Deps, event: IncidentDeclared) -> None:
         elif match is not None and match.playbook.id == chosen.id:
             reason = match.reason
         else:
-            reason = f"playbook:{chosen.id} was asked for"
+            # Asked for on declare, or picked by an alert rule from the alert's labels.
+            reason = f"playbook:{chosen.id} chosen when declaring"
     elif match is not None:
         chosen, reason = match.playbook, match.reason
     if chosen is not None:
@@ -319,8 +324,8 @@ async def _offer_ops(
 
 
 async def _page(deps: Deps, incident: Incident, actor: str) -> ActionResult:
-    escalation = deps.services.get("escalation")
-    escalate_now = getattr(escalation, "escalate_now", None)
+    candidates = (deps.services.get(name) for name in ("escalator", "escalation"))
+    escalate_now = next((f for f in (getattr(c, "escalate_now", None) for c in candidates) if f), None)
     if escalate_now is None:
         return _not_available(Action.PAGE, "escalation is not set up in this bot; page the team lead yourself")
     assert incident.id is not None

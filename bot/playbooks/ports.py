@@ -6,8 +6,9 @@ The chat port is implemented in `bot/slack/adapters/playbooks.py` and attached a
 
 - `status`   `bot.health.checker.check_all` (the health domain's checker, on the shared httpx client)
 - `restart`, `rollback`  `deps.services["ops_offer"]`: an async callable that shows the same
-  confirmation `/restart` and `/rollback` show (same permissions, same Confirm button), see `OpsOffer`
-- `page`     `deps.services["escalation"].escalate_now(incident_id, actor=...)`, see `Escalation`
+  confirmation `/restart` and `/rollback` show (same permissions, same Confirm button), see `OpsOffer`;
+  the playbook Slack listener provides one built on `bot.ops.flows.prepare` when ops is set up
+- `page`     `deps.services["escalator"].escalate_now(incident_id, actor=...)`, see `Escalation`
 - `notify`   the chat port's `notify`
 """
 
@@ -53,7 +54,7 @@ class OpsOffer(Protocol):
 
 
 class Escalation(Protocol):
-    """What the `page` action needs from `deps.services["escalation"]`."""
+    """What the `page` action needs from `deps.services["escalator"]` (or `["escalation"]`)."""
 
     async def escalate_now(self, incident_id: int, *, actor: str) -> Any:
         """Page the next escalation level now; the result's str() (or a default) is recorded."""

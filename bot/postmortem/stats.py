@@ -99,7 +99,7 @@ async def compute(session: AsyncSession, *, now: datetime, days: int = DEFAULT_D
     check_days(days)
     until = utc(now)
     since = until - timedelta(days=days)
-    table = cast(Table, Incident.__table__)
+    table = cast(Table, Incident.__table__)  # type: ignore[attr-defined]
     query = select(
         table.c.severity, table.c.service, table.c.declared_at, table.c.acknowledged_at, table.c.resolved_at
     ).where(table.c.declared_at > since, table.c.declared_at <= until)

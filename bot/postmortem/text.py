@@ -103,9 +103,14 @@ def _md_escape_line(line: str) -> str:
     return line
 
 
+_MD_PLAIN = re.compile(r"[0-9A-Za-z ,:;'\"()/?@%$.→—…]*")
+
+
 def md_inline(text: str | None, names: Mapping[str, str] | None = None) -> str:
     """One line of Markdown, safe in a heading, a list item or a table cell."""
     plain = slack_plain(text, names)
+    if _MD_PLAIN.fullmatch(plain) and not plain[:1].isdigit() and not plain.startswith(" "):
+        return plain  # nothing to escape (the common case): skip the substitutions
     return _md_escape_line(" ".join(plain.split()))
 
 

@@ -15,14 +15,19 @@ log = logging.getLogger(__name__)
 
 
 def create_client(deps: Deps) -> AsyncWebClient:
-    """The one Web API client: Slack's 429 answers are retried after Retry-After."""
+    """The one Web API client: Slack's 429 answers are retried after Retry-After.
+
+    Rate limits are per method, and tier-2 methods (conversations.create) allow about 20 a
+    minute, so a storm of declares can see long 429 streaks: keep waiting rather than give up.
+    The incident adapter also paces conversations.create so waiters do not retry in lockstep.
+    """
     token = deps.settings.slack_bot_token
     client = AsyncWebClient(
         token=token.get_secret_value() if token else None,
         base_url=deps.settings.slack_api_url,
         timeout=15,
     )
-    client.retry_handlers.append(AsyncRateLimitErrorRetryHandler(max_retry_count=5))
+    client.retry_handlers.append(AsyncRateLimitErrorRetryHandler(max_retry_count=60))
     return client
 
 

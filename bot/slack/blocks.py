@@ -64,7 +64,7 @@ def ts(when: datetime | None) -> str:
 
 
 def topic(incident: Incident) -> str:
-    commander = f"<@{incident.commander}>" if incident.commander else "no commander"
+    commander = user(incident.commander) if incident.commander else "no commander"
     return clip(f"{incident.severity} · {incident.status} · IC {commander} · {escape(incident.title)}", 250)
 
 

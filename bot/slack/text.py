@@ -22,8 +22,15 @@ def clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def is_user_id(value: str | None) -> bool:
+    return bool(value) and value[:1] in {"U", "W"} and value[1:].isalnum() and value.isupper()  # type: ignore[index]
+
+
 def user(user_id: str | None) -> str:
-    return f"<@{user_id}>" if user_id else "_unassigned_"
+    """A mention for a Slack user; system actors (an alert source) are shown as plain text."""
+    if not user_id:
+        return "_unassigned_"
+    return f"<@{user_id}>" if is_user_id(user_id) else escape(user_id)
 
 
 def channel(channel_id: str | None) -> str:

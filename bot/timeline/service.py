@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, update
+from sqlalchemy import delete, func, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -160,3 +160,9 @@ async def first_request(session: AsyncSession, *, signature: str, at: datetime) 
         await session.rollback()
         return False
     return True
+
+
+async def prune_processed(session: AsyncSession, *, events_before: datetime, requests_before: datetime) -> None:
+    await session.exec(delete(ProcessedEvent).where(col(ProcessedEvent.received_at) < events_before))  # type: ignore[call-overload]
+    await session.exec(delete(ProcessedRequest).where(col(ProcessedRequest.received_at) < requests_before))  # type: ignore[call-overload]
+    await session.commit()

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import asyncio
 
-import pytest
-
 from bot.incidents.models import Incident
 from bot.slack.blocks import ActionId
 from bot.timeline.models import Kind
@@ -27,7 +25,9 @@ def _summaries(bot: BotHarness, incident: Incident) -> list[str]:
     assert incident.channel_id
     out = []
     for msg in bot.fake.messages(incident.channel_id):
-        ids = [e.get("action_id") for b in msg.blocks or [] if b.get("type") == "actions" for e in b["elements"]]
+        ids = [
+            e.get("action_id") for b in msg.blocks or [] if b.get("type") == "actions" for e in b["elements"]
+        ]
         if ActionId.RESOLVE in ids and msg.ephemeral_to is None:
             out.append(msg.ts)
     return out
@@ -124,13 +124,11 @@ async def test_5xx_on_pinning_the_summary_does_not_post_a_second_summary(bot: Bo
     await _assert_set_up_once(bot)
 
 
-
-
 async def test_5xx_on_inviting_the_declarer_is_retried(bot: BotHarness) -> None:
     """`Retry setup` says finished steps are skipped: an invite that failed is not finished."""
     bot.fake.server_error("conversations.invite", count=1)
     await bot.command("declare P1 Checkout is down")
-    assert "inviting the declarer failed" in (await bot.incident(1)).setup_error
+    assert "inviting the declarer failed" in ((await bot.incident(1)).setup_error or "")
     await _retry_setup(bot)
     await _assert_set_up_once(bot)
 
@@ -152,4 +150,31 @@ async def test_retry_setup_pressed_twice_at_once_creates_one_channel(bot: BotHar
     ]
     assert {r.status_code for r in await asyncio.gather(*clicks)} == {200}
     await bot.settle()
+    await _assert_set_up_once(bot)
+
+
+async def test_no_database_connection_is_held_while_slack_makes_us_wait(bot: BotHarness) -> None:
+    """A declare storm meets Slack's tier-2 limit: every setup sleeps on Retry-After for up to a minute.
+
+    If each sleeping setup holds a pooled connection, a storm exhausts the pool (5 + 10 by default)
+    and new declares time out before their row is stored (benchmarks/declare_ratelimit.py shows it).
+    """
+    bot.fake.throttle("conversations.create", count=1, retry_after=2)
+    pool = bot.deps.db.engine.pool
+    task = asyncio.ensure_future(bot.command("declare P1 Checkout is down", settle=False))
+    for _ in range(200):
+        if bot.fake.calls_to("conversations.create"):
+            break
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(0.3)  # well inside the 2 s Retry-After sleep
+    held = pool.checkedout()  # type: ignore[attr-defined]
+    await task
+    await bot.settle()
+    await _assert_set_up_once(bot)
+    assert held == 0, f"{held} database connection(s) held while waiting for Slack"
+
+
+async def test_a_long_429_streak_on_channel_creation_is_waited_out(bot: BotHarness) -> None:
+    bot.fake.throttle("conversations.create", count=6, retry_after=0)
+    await bot.command("declare P1 Checkout is down")
     await _assert_set_up_once(bot)

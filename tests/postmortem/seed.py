@@ -18,7 +18,7 @@ def at(minutes: float) -> datetime:
 
 
 def ev(
-    incident_id: int, minutes: float, kind: str, actor: str | None = None, text: str = "", **kw: object
+    incident_id: int, minutes: float, kind: str, actor: str | None = None, text: str = "", **kw: Any
 ) -> TimelineEvent:
     data = kw.pop("data", {})
     return TimelineEvent(incident_id=incident_id, at=at(minutes), kind=kind, actor=actor, text=text, data=data, **kw)

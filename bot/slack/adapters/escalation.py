@@ -7,9 +7,12 @@ fails with Slack's own code (`user_not_found`, `user_disabled`) that the flow re
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any
 
+from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
 from bot.clock import Clock, format_duration
 from bot.escalation.models import ReminderKind
@@ -85,20 +88,31 @@ def acknowledged_blocks(incident: Incident, user: str, *, note: str = "") -> lis
 def report_text(incident: Incident, report: PageReport) -> str:
     page = report.page
     lines = []
+    retry = f" (attempt {report.attempt})" if report.attempt > 1 else ""
     if report.paged:
         who = ", ".join(mention(u) for u in report.paged)
         via = f" (and {', '.join(report.via)})" if report.via else ""
-        lines.append(f"📟 Paged {_level(page)}: {who}{via}")
+        lines.append(f"📟 Paged {_level(page)}{retry}: {who}{via}")
     elif report.via:
-        lines.append(f"📟 Paged {_level(page)} through {', '.join(report.via)}")
-    else:
+        lines.append(f"📟 Paged {_level(page)}{retry} through {', '.join(report.via)}")
+    elif report.retrying and report.attempt == 1:
+        lines.append(f"📟 ⚠️ Paging {_level(page)}: Slack failed, trying again")
+    elif report.attempt == 1 or not (report.failed or report.unresolved):
         lines.append(f"📟 ⚠️ Paging {_level(page)} reached nobody")
-    if page.late_by is not None:
+    else:
+        lines.append(f"📟 ⚠️ Paging {_level(page)}{retry}: giving up on")
+    if page.late_by is not None and report.attempt == 1:
         lines.append(f"_late by {format_duration(page.late_by)}: the bot was down or busy when it was due_")
     for user, reason in report.failed.items():
         lines.append(f"⚠️ Could not DM `{escape(user)}`: {escape(reason)}")
     for target, reason in report.unresolved.items():
         lines.append(f"⚠️ `{escape(target)}`: {escape(reason)}")
+    if report.retrying:
+        when = f" in {format_duration(report.retry_in)}" if report.retry_in is not None else ""
+        for target, reason in report.retrying.items():
+            # Users whose DM failed were invited to this channel: the mention reaches them meanwhile.
+            who = mention(target) if target.startswith(("U", "W")) else f"`{escape(target)}`"
+            lines.append(f"⏳ Could not reach {who} yet ({escape(reason)}); trying again{when}")
     if report.failed or report.unresolved:
         lines.append("The next escalation level still fires on time unless the incident is stopped.")
     return clip("\n".join(lines), 3000)
@@ -120,6 +134,22 @@ def reminder_text(incident: Incident, reminder: ReminderMessage) -> str:
     return f"⏰ {who}{incident.ref}: reminder"
 
 
+async def _call(step: str, request: Awaitable[AsyncSlackResponse]) -> AsyncSlackResponse:
+    """`call`, with an HTTP failure that carries no Slack error code named `http_<status>`.
+
+    A gateway's 5xx page has no `error` field; the flow retries such failures (see
+    `bot.escalation.ports.is_transient`) and the channel shows the status instead of nothing.
+    """
+    try:
+        return await call(step, request)
+    except ChatError as exc:
+        cause = exc.__cause__
+        status = getattr(getattr(cause, "response", None), "status_code", None)
+        if exc.code or not isinstance(cause, SlackApiError) or not isinstance(status, int):
+            raise
+        raise ChatError(f"{step}: Slack answered HTTP {status}", step=step, code=f"http_{status}") from cause
+
+
 class SlackPager:
     def __init__(self, client: AsyncWebClient, *, clock: Clock) -> None:
         self.client = client
@@ -127,7 +157,7 @@ class SlackPager:
         self._handles: dict[str, str] | None = None
 
     async def _dm_channel(self, user: str) -> str:
-        response = await call("open a DM", self.client.conversations_open(users=user))
+        response = await _call("open a DM", self.client.conversations_open(users=user))
         channel = data(response).get("channel") or {}
         if not channel.get("id"):
             raise ChatError("open a DM: Slack returned no channel", step="open a DM", code="no_channel")
@@ -135,7 +165,7 @@ class SlackPager:
 
     async def dm_page(self, *, user: str, incident: Incident, page: PageMessage) -> None:
         channel = await self._dm_channel(user)
-        await call(
+        await _call(
             "DM the page",
             self.client.chat_postMessage(
                 channel=channel,
@@ -167,7 +197,7 @@ class SlackPager:
                     raise
 
     async def group_members(self, *, group_id: str) -> list[str]:
-        response = await call("read the user group", self.client.usergroups_users_list(usergroup=group_id))
+        response = await _call("read the user group", self.client.usergroups_users_list(usergroup=group_id))
         return [str(u) for u in data(response).get("users") or []]
 
     async def lookup_user(self, *, handle: str) -> str | None:

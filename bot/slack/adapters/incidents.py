@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
+
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.clock import Clock
@@ -12,12 +15,40 @@ from bot.slack import blocks
 from bot.slack.api import call, data
 
 
+class Pacer:
+    """A token bucket: bursts up to `burst`, then `rate` calls per second, shared by every waiter."""
+
+    def __init__(self, *, rate: float, burst: int) -> None:
+        self.rate = rate
+        self.burst = burst
+        self.tokens = float(burst)
+        self.updated = time.monotonic()
+        self.lock = asyncio.Lock()
+
+    async def acquire(self) -> None:
+        async with self.lock:
+            now = time.monotonic()
+            self.tokens = min(self.burst, self.tokens + (now - self.updated) * self.rate)
+            self.updated = now
+            if self.tokens < 1:
+                await asyncio.sleep((1 - self.tokens) / self.rate)
+                self.tokens = 1.0
+                self.updated = time.monotonic()
+            self.tokens -= 1
+
+
 class SlackIncidentChat:
+    # conversations.create is tier 2: about 20 a minute per workspace.
+    CREATE_RATE = 20 / 60
+    CREATE_BURST = 10
+
     def __init__(self, client: AsyncWebClient, *, clock: Clock) -> None:
         self.client = client
         self.clock = clock
+        self.create_pacer = Pacer(rate=self.CREATE_RATE, burst=self.CREATE_BURST)
 
     async def create_channel(self, *, name: str, private: bool) -> Channel:
+        await self.create_pacer.acquire()
         response = await call("create channel", self.client.conversations_create(name=name, is_private=private))
         channel = data(response)["channel"]
         return Channel(id=channel["id"], name=channel["name"])

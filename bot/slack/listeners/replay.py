@@ -1,34 +1,71 @@
-"""Drop a signed request Slack (or a proxy, or an attacker replaying a capture) delivers twice.
+"""Each Slack delivery acts once: retried events and replayed requests are dropped before any listener.
 
-Bolt has verified the signature before this runs. A signature covers the timestamp and the body,
-so a second request with the same signature is the same delivery; events are deduplicated by
-`event_id` in their listeners instead, because Slack re-signs its retries.
+Bolt has verified the signature before this runs.
+- Events carry an `event_id` that Slack keeps across its retries. It is claimed here, before the
+  ack, so that when the database is unreachable Slack gets a 503 and retries later instead of an
+  ack that would lose the message.
+- Slash commands and interactions have no id. A signature covers the timestamp and the body, so a
+  second request with the same signature (a proxy retry, a replayed capture) is the same delivery.
+Claims are pruned after Slack's retry window; Bolt refuses requests older than 5 minutes anyway.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
+from sqlalchemy.exc import SQLAlchemyError
 
 from bot.deps import Deps
 from bot.timeline import service as timeline
 
+log = logging.getLogger(__name__)
+
+EVENT_RETENTION = timedelta(hours=2)  # Slack retries for about an hour
+REQUEST_RETENTION = timedelta(minutes=10)
+PRUNE_EVERY = 500
+
 
 def register(app: AsyncApp, deps: Deps) -> None:
+    seen = 0
+
     @app.middleware
     async def drop_replays(
         req: AsyncBoltRequest, resp: BoltResponse, next: Callable[[], Awaitable[BoltResponse]]
     ) -> BoltResponse:
-        signature = (req.headers.get("x-slack-signature") or [""])[0]
-        if not signature or req.body.get("type") == "event_callback" or req.mode == "socket_mode":
-            return await next()
-        key = hashlib.sha256(signature.encode()).hexdigest()[:64]
-        async with deps.db.session() as session:
-            first = await timeline.first_request(session, signature=key, at=deps.clock.now())
+        nonlocal seen
+        now = deps.clock.now()
+        is_event = req.body.get("type") == "event_callback"
+        if is_event:
+            event_id = str(req.body.get("event_id") or "")
+            if not event_id:
+                return await next()
+        else:
+            signature = (req.headers.get("x-slack-signature") or [""])[0]
+            if not signature or req.mode == "socket_mode":
+                return await next()
+        try:
+            async with deps.db.session() as session:
+                if is_event:
+                    first = await timeline.first_delivery(session, event_id=event_id, at=now)
+                else:
+                    key = hashlib.sha256(signature.encode()).hexdigest()[:64]
+                    first = await timeline.first_request(session, signature=key, at=now)
+                seen += 1
+                if seen % PRUNE_EVERY == 0:
+                    await timeline.prune_processed(
+                        session, events_before=now - EVENT_RETENTION, requests_before=now - REQUEST_RETENTION
+                    )
+        except (SQLAlchemyError, OSError) as exc:
+            log.warning("database unavailable while claiming a Slack delivery: %s", type(exc).__name__)
+            if is_event:
+                return BoltResponse(status=503, body="database unavailable; retry later")
+            return await next()  # a command still gets its (error) reply
         if not first:
             return BoltResponse(status=200, body="")
         return await next()

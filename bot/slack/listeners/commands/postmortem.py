@@ -14,6 +14,10 @@ from bot.slack.listeners.common import CommandContext, register_subcommand
 async def _postmortem(ctx: CommandContext) -> None:
     incident = await ctx.incident()
     assert incident.id is not None
+    if isinstance(ctx.command, grammar.PostmortemCmd) and ctx.command.done:
+        await flows.mark_finished(ctx.deps, incident_id=incident.id, actor=ctx.user_id)
+        await ctx.ephemeral(f"✅ The {incident.ref} post-mortem is marked finished; no more reminders.")
+        return
     published = await flows.publish(ctx.deps, incident_id=incident.id, actor=ctx.user_id, trigger="command")
     await ctx.ephemeral(
         f"📝 Post-mortem draft for {published.ref} shared in <#{published.channel_id}> "

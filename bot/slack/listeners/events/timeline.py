@@ -1,7 +1,7 @@
 """Channel messages, 📌 reactions and pins in incident channels become timeline events.
 
-Slack retries deliveries (same `event_id`), so each handler first claims the event id in the
-database; a retry, or the same event reaching two replicas, is dropped there.
+Slack retries deliveries (same `event_id`); `listeners/replay.py` claims each event id before
+these run, and a message is stored under a unique (channel, ts) key, so nothing is stored twice.
 """
 
 from __future__ import annotations
@@ -44,14 +44,6 @@ def _when(message_ts: str) -> datetime:
         return datetime.fromtimestamp(float(message_ts), tz=UTC)
     except (TypeError, ValueError):
         return datetime.now(UTC)
-
-
-async def _first(deps: Deps, body: dict[str, Any]) -> bool:
-    event_id = body.get("event_id")
-    if not event_id:
-        return True
-    async with deps.db.session() as session:
-        return await timeline.first_delivery(session, event_id=str(event_id), at=deps.clock.now())
 
 
 async def _incident_id(deps: Deps, channel_id: str | None) -> int | None:
@@ -117,7 +109,7 @@ def register(app: AsyncApp, deps: Deps) -> None:
             return
         channel_id = event.get("channel")
         incident_id = await _incident_id(deps, channel_id)
-        if incident_id is None or not await _first(deps, body):
+        if incident_id is None:
             return
         assert channel_id
         if subtype == "message_changed":
@@ -163,8 +155,6 @@ def register(app: AsyncApp, deps: Deps) -> None:
         item = event.get("item") or {}
         if event.get("reaction") not in KEY_REACTIONS or item.get("type") != "message":
             return
-        if not await _first(deps, body):
-            return
         await mark_key(
             deps,
             client,
@@ -195,7 +185,7 @@ def register(app: AsyncApp, deps: Deps) -> None:
         message = item.get("message") or {}
         message_ts = message.get("ts") or item.get("ts") or event.get("event_ts")
         channel_id = event.get("channel_id") or item.get("channel")
-        if not message_ts or not channel_id or not await _first(deps, body):
+        if not message_ts or not channel_id:
             return
         await mark_key(
             deps, client, channel_id=channel_id, message_ts=str(message_ts), key=key, actor=event.get("user")

@@ -1,0 +1,184 @@
+"""Plugs escalation into the bot: signal handlers, the scheduler's start/stop, `python -m bot check`.
+
+Signal handlers run inside the Slack listener that published them, so each one only starts a task
+(the page DMs must not delay the reply to `/incident declare`). The tasks are kept and awaited at
+shutdown; one interrupted anyway is finished by the next process once its claim's lease ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Awaitable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from bot.config import Severity
+from bot.deps import Deps
+from bot.escalation import oncall as oncall_rules
+from bot.escalation import policy
+from bot.escalation.flows import Escalator
+from bot.escalation.pagerduty import PagerDuty
+from bot.escalation.ports import PageMessage, PageReport, ReminderMessage
+from bot.escalation.scheduler import EscalationScheduler
+from bot.incidents.models import Incident
+from bot.settings import Settings
+from bot.signals import IncidentAcknowledged, IncidentDeclared, IncidentResolved, IncidentSeverityChanged
+
+log = logging.getLogger(__name__)
+
+# Longer than the sweep (30 s) plus a retry back-off: past this, pages are stuck, not just queued.
+OVERDUE_WARNING = timedelta(minutes=5)
+
+
+class LazyPager:
+    """The Slack adapter is attached after setup runs: look it up on each call."""
+
+    def __init__(self, deps: Deps) -> None:
+        self.deps = deps
+
+    @property
+    def _pager(self) -> Any:
+        return self.deps.get("pager")
+
+    async def dm_page(self, *, user: str, incident: Incident, page: PageMessage) -> None:
+        await self._pager.dm_page(user=user, incident=incident, page=page)
+
+    async def report_page(self, *, incident: Incident, report: PageReport) -> None:
+        await self._pager.report_page(incident=incident, report=report)
+
+    async def invite(self, *, channel_id: str, users: list[str]) -> None:
+        await self._pager.invite(channel_id=channel_id, users=users)
+
+    async def group_members(self, *, group_id: str) -> list[str]:
+        return list(await self._pager.group_members(group_id=group_id))
+
+    async def lookup_user(self, *, handle: str) -> str | None:
+        found = await self._pager.lookup_user(handle=handle)
+        return str(found) if found else None
+
+    async def post_reminder(self, *, incident: Incident, reminder: ReminderMessage) -> None:
+        await self._pager.post_reminder(incident=incident, reminder=reminder)
+
+
+class Background:
+    """Tasks started by signal handlers, kept referenced and awaited at shutdown."""
+
+    def __init__(self) -> None:
+        self.tasks: set[asyncio.Task[Any]] = set()
+
+    def spawn(self, work: Awaitable[Any], name: str) -> None:
+        async def guarded() -> None:
+            try:
+                await work
+            except Exception:
+                log.exception("escalation task %s failed; the scheduler's sweep retries pending pages", name)
+
+        task = asyncio.get_running_loop().create_task(guarded(), name=name)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def drain(self) -> None:
+        """Wait (at most 10 s) for pages being sent; an interrupted one is resent after its lease."""
+        if self.tasks:
+            await asyncio.wait(set(self.tasks), timeout=10.0)
+
+
+def setup(deps: Deps) -> None:
+    config = deps.settings.config
+    pagerduty = None
+    if config.escalation.pagerduty is not None:
+        pagerduty = PagerDuty.from_config(config.escalation.pagerduty, http=deps.http)
+    escalator = Escalator(db=deps.db, clock=deps.clock, pager=LazyPager(deps), config=config, pagerduty=pagerduty)
+    if not escalator.pages_anyone:
+        log.warning("escalation names nobody (only `oncall`, and oncall.rotation is not set): no pages are sent")
+    scheduler = EscalationScheduler(escalator)
+    background = Background()
+    deps.services["escalator"] = escalator
+    deps.services["scheduler"] = scheduler
+    deps.services["escalation_tasks"] = background
+
+    async def on_declared(event: IncidentDeclared) -> None:
+        background.spawn(escalator.incident_declared(event.incident_id), f"page INC-{event.incident_id}")
+
+    async def on_acknowledged(event: IncidentAcknowledged) -> None:
+        if event.actor:
+            background.spawn(
+                escalator.incident_acknowledged(event.incident_id, user=event.actor), f"ack INC-{event.incident_id}"
+            )
+
+    async def on_severity(event: IncidentSeverityChanged) -> None:
+        background.spawn(escalator.severity_changed(event.incident_id), f"re-plan INC-{event.incident_id}")
+
+    async def on_resolved(event: IncidentResolved) -> None:
+        background.spawn(
+            escalator.incident_resolved(event.incident_id, actor=event.actor), f"stop paging INC-{event.incident_id}"
+        )
+
+    deps.bus.subscribe(IncidentDeclared, on_declared)
+    deps.bus.subscribe(IncidentAcknowledged, on_acknowledged)
+    deps.bus.subscribe(IncidentSeverityChanged, on_severity)
+    deps.bus.subscribe(IncidentResolved, on_resolved)
+
+    async def start() -> None:
+        await scheduler.start()
+
+    async def stop() -> None:
+        await background.drain()
+        await scheduler.stop()
+
+    deps.on_start.append(start)
+    deps.on_stop.append(stop)
+
+    async def probe() -> dict[str, Any]:
+        """/health: warn when a page or reminder has waited far past its time (nothing is sending)."""
+        now = deps.clock.now()
+        check: dict[str, Any] = {"status": "pass", "time": now.isoformat()}
+        due = await escalator.next_due()
+        problems = []
+        if due is not None and now - due > OVERDUE_WARNING:
+            problems.append(f"a page or reminder is overdue since {due:%Y-%m-%d %H:%M:%S} UTC")
+        if scheduler.last_error:
+            problems.append(f"last run failed: {scheduler.last_error}")
+        if problems:
+            check.update(status="warn", output="; ".join(problems)[:300])
+        return check
+
+    deps.services.setdefault("health_probes", {})["escalation:timers"] = probe
+
+
+def check(settings: Settings) -> tuple[list[str], list[str], list[str]]:
+    """For `python -m bot check`: what would make paging fail at 3 a.m."""
+    config = settings.config
+    errors: list[str] = []
+    warnings: list[str] = []
+    target = config.escalation.pagerduty
+    if target is not None and not os.environ.get(target.routing_key_env, "").strip():
+        errors.append(
+            f"escalation.pagerduty: environment variable {target.routing_key_env} (the PagerDuty Events v2 "
+            "routing key) is not set"
+        )
+    now = datetime.now(UTC)
+    for n, override in enumerate(config.oncall.overrides):
+        if override.end <= now:
+            warnings.append(f"oncall.overrides.{n}: ended {override.end:%Y-%m-%d %H:%M} UTC; it can be removed")
+    if config.oncall.rotation is not None and len(config.oncall.rotation.users) != len(
+        set(config.oncall.rotation.users)
+    ):
+        warnings.append("oncall.rotation.users: someone is listed twice, so they are on call more often than the rest")
+    for severity, rule in config.escalation.severity.items():
+        if rule.levels is not None and rule.levels > len(config.escalation.levels):
+            warnings.append(
+                f"escalation.severity.{severity}.levels is {rule.levels} but only "
+                f"{len(config.escalation.levels)} level(s) exist"
+            )
+    groups: dict[str, list[str]] = {}
+    for severity in Severity:
+        groups.setdefault(policy.describe(config.escalation, severity), []).append(severity.value)
+    notes = ["escalation: " + " · ".join(f"{'/'.join(sevs)}: {text}" for text, sevs in groups.items())]
+    current, following = oncall_rules.now_and_next(config.oncall, now)
+    if current.user is not None:
+        until = f" until {current.end:%Y-%m-%d %H:%M} UTC, then {following.user}" if current.end and following else ""
+        notes.append(f"on call now: {current.user}{until}")
+    return errors, warnings, notes

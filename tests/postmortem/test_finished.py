@@ -1,0 +1,71 @@
+"""`/incident postmortem done` marks the post-mortem finished, which stops the 24 h chase."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from bot.clock import FakeClock
+from tests.conftest import make_settings
+from tests.fakes.slack_api import FakeSlack
+from tests.harness import BotHarness, start_bot
+
+T0 = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(T0)
+
+
+@pytest.fixture
+async def bot(fake_slack: FakeSlack, database_url: str, tmp_path: Path, clock: FakeClock) -> AsyncIterator[BotHarness]:
+    config = {"escalation": {"levels": [{"name": "Lead", "after": "0m", "notify": ["U0LEAD"]}]}}
+    settings = make_settings(fake=fake_slack, database_url=database_url, tmp_path=tmp_path, config=config)
+    harness, stop = await start_bot(fake=fake_slack, settings=settings, clock=clock)
+    yield harness
+    await stop()
+
+
+async def _after(bot: BotHarness, clock: FakeClock, delta: timedelta) -> None:
+    clock.advance(delta)
+    await bot.deps.get("scheduler").run()
+    await bot.settle()
+
+
+def _chases(bot: BotHarness, channel: str) -> list[str]:
+    return [m.text for m in bot.fake.messages(channel) if "post-mortem is not finished" in (m.text or "")]
+
+
+@pytest.mark.parametrize("finish", [True, False])
+async def test_finished_postmortem_is_not_chased(bot: BotHarness, clock: FakeClock, finish: bool) -> None:
+    incident = await bot.declare("P1 Checkout is down")
+    channel = incident.channel_id
+    assert channel
+    await bot.command("resolve cert renewed", channel=channel)
+    if finish:
+        await bot.command("postmortem done", channel=channel, user="U0BOB")
+        assert "marked finished" in bot.last_reply()
+        event = [e for e in await bot.timeline(1) if e.kind == "postmortem"][-1]
+        assert event.data == {"finished": True} and event.actor == "U0BOB"
+    await _after(bot, clock, timedelta(hours=25))
+    assert len(_chases(bot, channel)) == (0 if finish else 1)
+
+
+async def test_postmortem_with_other_words_gets_usage(bot: BotHarness) -> None:
+    incident = await bot.declare("P3 Slow search")
+    response = await bot.command("postmortem please", channel=incident.channel_id or "")
+    assert "/incident postmortem done" in response.json()["text"]
+
+
+async def test_action_item_owner_is_kept_apart_from_the_text(bot: BotHarness) -> None:
+    incident = await bot.declare("P3 Slow search")
+    await bot.command("action add an index on orders.created_at <@U0BOB|bob>", channel=incident.channel_id or "")
+    from bot.incidents import service
+
+    async with bot.deps.db.session() as session:
+        (item,) = await service.action_items(session, incident_id=1)
+    assert (item.text, item.owner) == ("add an index on orders.created_at", "U0BOB")
