@@ -29,11 +29,13 @@ import tempfile
 import time
 from collections import deque
 from pathlib import Path
+from typing import Any
 
 from _common import LogTally, print_json, print_machine, seeded_fake
 from sqlmodel import select
 
 from bot.incidents.models import Incident
+from bot.slack.adapters.incidents import Pacer
 from tests.conftest import make_settings
 from tests.fakes.slack_api import FakeSlack
 from tests.harness import start_bot
@@ -76,6 +78,12 @@ async def main(declares: int, per_window: int, window: float) -> None:
             fake=fake, database_url=f"sqlite:///{Path(tmp) / 'bot.db'}", tmp_path=Path(tmp)
         )
         bot, stop = await start_bot(fake=fake, settings=settings)
+        chat: Any = bot.deps.chat
+        if hasattr(chat, "create_pacer"):
+            # The bot paces conversations.create at Slack's 20/min; scale it like the fake's window.
+            burst = chat.create_pacer.burst
+            chat.create_pacer = Pacer(rate=per_window / window, burst=burst)
+            print(f"bot pacing scaled to match: {per_window} per {window:g} s, burst {burst}")
         try:
             started = time.perf_counter()
             acks = await asyncio.gather(

@@ -10,6 +10,7 @@ and `send_reminder`, whoever triggers it (the declaration, a timer, a sweep, a r
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -58,6 +59,7 @@ class Escalator:
         late_after: timedelta = DEFAULT_LATE_AFTER,
         max_attempts: int = 3,
         retry_backoff: timedelta = timedelta(seconds=30),
+        concurrency: int = 8,
     ) -> None:
         self.db = db
         self.clock = clock
@@ -68,6 +70,7 @@ class Escalator:
         self.late_after = late_after
         self.max_attempts = max_attempts
         self.retry_backoff = retry_backoff
+        self.concurrency = max(concurrency, 1)  # incidents paged at once by one sweep
         # Set by the scheduler: called with a due time whenever a row is planned or moved.
         self.wake: Callable[[datetime], None] = lambda when: None
 
@@ -206,11 +209,9 @@ class Escalator:
         batch = 50
         while True:
             async with self.db.session() as session:
-                ids = await service.due_ids(session, model=Page, now=self.clock.now(), limit=batch)
-            for page_id in ids:
-                if await self.send_page(page_id):
-                    report.pages += 1
-            if len(ids) < batch:
+                due = await service.due_pages(session, now=self.clock.now(), limit=batch)
+            report.pages += await self._send_concurrently(due)
+            if len(due) < batch:
                 break
         while True:
             async with self.db.session() as session:
@@ -221,6 +222,30 @@ class Escalator:
             if len(ids) < batch:
                 break
         return report
+
+    async def _send_concurrently(self, due: list[tuple[int, int]]) -> int:
+        """Pages of different incidents side by side (Slack's latency overlaps), each incident's in order.
+
+        After an outage, or in a storm, one page after another would make the last one wait for
+        all the others' Slack round trips. At most `concurrency` incidents at once.
+        """
+        by_incident: dict[int, list[int]] = {}
+        for page_id, incident_id in due:
+            by_incident.setdefault(incident_id, []).append(page_id)
+        gate = asyncio.Semaphore(self.concurrency)
+
+        async def send_in_order(page_ids: list[int]) -> int:
+            sent = 0
+            async with gate:
+                for page_id in page_ids:
+                    sent += await self.send_page(page_id)
+            return sent
+
+        results = await asyncio.gather(*(send_in_order(ids) for ids in by_incident.values()), return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result  # after every send has finished (the database is down, most likely)
+        return sum(r for r in results if isinstance(r, int))
 
     async def next_due(self) -> datetime | None:
         async with self.db.session() as session:
@@ -249,7 +274,9 @@ class Escalator:
     async def _deliver_page(self, page: Page, token: str) -> bool:
         """One attempt: resolve the targets (first attempt), DM whoever is still pending, report, decide.
 
-        Everyone reached is recorded per recipient at once, so a retry DMs only the others.
+        Everyone reached is recorded per recipient at once, so a retry DMs only the others. The
+        rows are kept in memory during the attempt (this sender holds the page's claim) and read
+        back from the database when the page is recorded.
         """
         assert page.id is not None
         now = self.clock.now()
@@ -273,18 +300,19 @@ class Escalator:
             repeat=page.repeat,
             late_by=delay if delay > self.late_after else None,
         )
-        attempt = _Attempt(number=page.attempts, final=page.attempts >= self.max_attempts)
-        rows = await self._resolve_page_targets(page, rows, now)
+        attempt = _Attempt(
+            number=page.attempts,
+            final=page.attempts >= self.max_attempts,
+            retry_in=self.retry_backoff * max(page.attempts, 1),
+        )
+        rows = await self._resolve_page_targets(page, rows, token, now)
         await self._send_dms(rows, incident, message, token, attempt)
-        rows = await self._targets(page.id)
-        await self._invite(rows, incident, attempt)
+        invited = await self._invite(rows, incident, attempt)
         if page.level == 1 and page.repeat == 0 and self.pagerduty is not None:
-            await self._trigger_pagerduty(page.id, rows, incident, attempt, now=now)
-        rows = await self._targets(page.id)
-        attempt.retry_in = self._backoff(page.attempts)
+            rows = await self._trigger_pagerduty(page.id, rows, incident, attempt, now=now, invited=invited)
+            invited = []
         if incident.channel_id:
-            await self._report(page.id, rows, incident, message, attempt, now=now)
-            rows = await self._targets(page.id)
+            rows = await self._report(page.id, rows, incident, message, attempt, now=now, invited=invited)
 
         if not attempt.final and (_outstanding(rows) or not _reached(rows, channel=True)):
             # Someone is still to be reached (Slack failed for now), or nothing reached anybody.
@@ -304,6 +332,45 @@ class Escalator:
             # Cancelled while it went out, after reaching someone: sent is the truth.
         return await self._finish(page, token, incident, now=now, errors=attempt.errors, started=started)
 
+    async def _resolve_page_targets(
+        self, page: Page, rows: list[PageTarget], token: str, now: datetime
+    ) -> list[PageTarget]:
+        """First attempt: bot.yml targets → users, recorded. Later: only targets that failed for now."""
+        assert page.id is not None
+        people = [r for r in rows if r.kind in (TargetKind.USER, TargetKind.TARGET)]
+        if not people:
+            todo = list(page.notify)
+        else:
+            todo = [r.recipient for r in people if r.kind == TargetKind.TARGET and r.state == TargetState.PENDING]
+        if not todo:
+            return rows
+        new: list[service.NewTarget] = []
+        outcome: dict[str, tuple[TargetState, str | None]] = {}
+        for target in todo:
+            resolved = await self._resolve_one(target, now)
+            new += [service.NewTarget(TargetKind.USER, user) for user in resolved.users]
+            if resolved.reason is None:
+                outcome[target] = (TargetState.SENT, None)
+            else:
+                outcome[target] = (TargetState.PENDING if resolved.transient else TargetState.FAILED, resolved.reason)
+        if not people:
+            new += [
+                service.NewTarget(TargetKind.TARGET, target, state=state, error=reason)
+                for target, (state, reason) in outcome.items()
+                if reason is not None
+            ]
+        async with self.db.session() as session:
+            rows = await service.add_targets(
+                session, page_id=page.id, new=new, now=now, existing=rows, token=token, lease=self.lease
+            )
+            if people:
+                for row in rows:
+                    if row.kind == TargetKind.TARGET and row.recipient in outcome and row.id is not None:
+                        state, reason = outcome[row.recipient]
+                        if await service.mark_target(session, target_id=row.id, state=state, now=now, error=reason):
+                            row.state, row.error = state, reason
+        return rows
+
     async def _send_dms(
         self, rows: list[PageTarget], incident: Incident, message: PageMessage, token: str, attempt: _Attempt
     ) -> None:
@@ -311,17 +378,21 @@ class Escalator:
         for row in rows:
             if row.kind != TargetKind.USER or row.state != TargetState.PENDING or row.id is None:
                 continue
-            async with self.db.session() as session:
-                mine = await service.claim_target(
-                    session, target_id=row.id, token=token, now=self.clock.now(), lease=self.lease
-                )
-            if not mine:
-                continue  # another sender has this person right now
+            now = self.clock.now()
+            held = row.claim_token == token and row.claim_expires_at is not None and utc(row.claim_expires_at) > now
+            if not held:  # rows this attempt inserted are ours already
+                async with self.db.session() as session:
+                    if not await service.claim_target(
+                        session, target_id=row.id, token=token, now=now, lease=self.lease
+                    ):
+                        continue  # another sender has this person right now
+                row.attempts += 1
             state, error = await self._dm(row.recipient, incident, message)
             async with self.db.session() as session:
                 await service.mark_target(
                     session, target_id=row.id, state=state, now=self.clock.now(), error=error, token=token
                 )
+            row.state, row.error, row.claim_expires_at = state, error, None
             if state == TargetState.SENT:
                 attempt.sent.append(row.recipient)
             elif state == TargetState.FAILED:
@@ -343,10 +414,13 @@ class Escalator:
             return TargetState.PENDING, "unexpected error"
         return TargetState.SENT, None
 
-    async def _invite(self, rows: list[PageTarget], incident: Incident, attempt: _Attempt) -> None:
-        """Invite the people paged, and those whose DM is retried (the channel mention reaches them)."""
+    async def _invite(self, rows: list[PageTarget], incident: Incident, attempt: _Attempt) -> list[int]:
+        """Invite the people paged, and those whose DM is retried (the channel mention reaches them).
+
+        Returns the rows to mark invited (recorded with the channel mention, in one commit).
+        """
         if not incident.channel_id:
-            return
+            return []
         invitees = [
             r
             for r in rows
@@ -355,24 +429,34 @@ class Escalator:
             and (r.state == TargetState.SENT or r.recipient in attempt.retrying)
         ]
         if not invitees:
-            return
+            return []
         try:
             await self.pager.invite(channel_id=incident.channel_id, users=[r.recipient for r in invitees])
         except ChatError as exc:
             attempt.errors.append(f"invite to the channel failed: {exc.code or exc}")
-        async with self.db.session() as session:
-            await service.mark_invited(session, target_ids=[r.id for r in invitees if r.id is not None])
+        for row in invitees:
+            row.invited = True
+        return [r.id for r in invitees if r.id is not None]
 
     async def _trigger_pagerduty(
-        self, page_id: int, rows: list[PageTarget], incident: Incident, attempt: _Attempt, *, now: datetime
-    ) -> None:
+        self,
+        page_id: int,
+        rows: list[PageTarget],
+        incident: Incident,
+        attempt: _Attempt,
+        *,
+        now: datetime,
+        invited: list[int],
+    ) -> list[PageTarget]:
         """PagerDuty takes the first page of an incident (best effort; its dedup key makes a repeat harmless)."""
         if _sent(rows, TargetKind.PAGERDUTY):
-            return
+            return rows
         error = await self._pagerduty("trigger", incident)
         if not error:
             attempt.via.append("PagerDuty")
-        await self._record(page_id, rows, TargetKind.PAGERDUTY, "pagerduty", now=now, error=error or None)
+        return await self._record(
+            page_id, rows, TargetKind.PAGERDUTY, "pagerduty", now=now, error=error, invited=invited
+        )
 
     async def _report(
         self,
@@ -383,7 +467,8 @@ class Escalator:
         attempt: _Attempt,
         *,
         now: datetime,
-    ) -> None:
+        invited: list[int],
+    ) -> list[PageTarget]:
         """The mention in the incident channel: everything the first time, then only what changed.
 
         Nothing new on a retry (the DM failed again) posts nothing; the last attempt says who it gave up on.
@@ -402,37 +487,37 @@ class Escalator:
             }
             paged = [r.recipient for r in rows if r.kind == TargetKind.USER and r.state == TargetState.SENT]
             via = ["PagerDuty"] if _sent(rows, TargetKind.PAGERDUTY) else []
-        elif attempt.sent or attempt.failed or attempt.via or (attempt.final and outstanding):
+        else:  # a retry: only what changed
             failed, paged, via = dict(attempt.failed), list(attempt.sent), list(attempt.via)
-        else:
-            return
-        if attempt.final:
-            failed.update(gave_up)
-        report = PageReport(
-            page=message,
-            paged=paged,
-            failed={t: e for t, e in failed.items() if t in users},
-            unresolved={t: e for t, e in failed.items() if t not in users},
-            via=via,
-            retrying={} if attempt.final else outstanding,
-            retry_in=None if attempt.final or not outstanding else attempt.retry_in,
-            attempt=attempt.number,
-        )
+        report: PageReport | None = None
+        if full or failed or paged or via or (attempt.final and outstanding):
+            if attempt.final:
+                failed.update(gave_up)
+            report = PageReport(
+                page=message,
+                paged=paged,
+                failed={t: e for t, e in failed.items() if t in users},
+                unresolved={t: e for t, e in failed.items() if t not in users},
+                via=via,
+                retrying={} if attempt.final else outstanding,
+                retry_in=None if attempt.final or not outstanding else attempt.retry_in,
+                attempt=attempt.number,
+            )
         error = None
-        try:
-            await self.pager.report_page(incident=incident, report=report)
-        except ChatError as exc:
-            error = f"channel mention failed: {exc.code or exc}"
-            attempt.errors.append(error)
+        if report is not None:
+            try:
+                await self.pager.report_page(incident=incident, report=report)
+            except ChatError as exc:
+                error = f"channel mention failed: {exc.code or exc}"
+                attempt.errors.append(error)
         if full:
-            await self._record(page_id, rows, TargetKind.CHANNEL, incident.channel_id, now=now, error=error)
-
-    def _backoff(self, attempts: int) -> timedelta:
-        return self.retry_backoff * max(attempts, 1)
-
-    async def _targets(self, page_id: int) -> list[PageTarget]:
-        async with self.db.session() as session:
-            return await service.targets(session, page_id=page_id)
+            return await self._record(
+                page_id, rows, TargetKind.CHANNEL, incident.channel_id, now=now, error=error, invited=invited
+            )
+        if invited:
+            async with self.db.session() as session:
+                await service.mark_invited(session, target_ids=invited)
+        return rows
 
     async def _record(
         self,
@@ -443,55 +528,17 @@ class Escalator:
         *,
         now: datetime,
         error: str | None,
-    ) -> None:
-        """The outcome of the channel mention or of PagerDuty: SENT, or PENDING with the error."""
-        state = TargetState.SENT if error is None else TargetState.PENDING
+        invited: list[int],
+    ) -> list[PageTarget]:
+        """Store the channel mention's or PagerDuty's outcome (and who was invited); returns the rows."""
+        row = _row(rows, kind)
         async with self.db.session() as session:
-            row = _row(rows, kind)
-            if row is None:
-                await service.add_targets(
-                    session,
-                    page_id=page_id,
-                    new=[service.NewTarget(kind, recipient, state=state, error=error)],
-                    now=now,
-                )
-            elif row.id is not None:
-                await service.mark_target(session, target_id=row.id, state=state, now=now, error=error)
-
-    async def _resolve_page_targets(self, page: Page, rows: list[PageTarget], now: datetime) -> list[PageTarget]:
-        """First attempt: bot.yml targets → users, recorded. Later: only targets that failed for now."""
-        assert page.id is not None
-        people = [r for r in rows if r.kind in (TargetKind.USER, TargetKind.TARGET)]
-        if not people:
-            todo = list(page.notify)
-        else:
-            todo = [r.recipient for r in people if r.kind == TargetKind.TARGET and r.state == TargetState.PENDING]
-        if not todo:
-            return rows
-        new: list[service.NewTarget] = []
-        outcome: dict[str, tuple[TargetState, str | None]] = {}
-        for target in todo:
-            resolved = await self._resolve_one(target, now)
-            new += [service.NewTarget(TargetKind.USER, user) for user in resolved.users]
-            if resolved.reason is not None:
-                state = TargetState.PENDING if resolved.transient else TargetState.FAILED
-                outcome[target] = (state, resolved.reason)
-            else:
-                outcome[target] = (TargetState.SENT, None)
-        async with self.db.session() as session:
-            if not people:
-                new += [
-                    service.NewTarget(TargetKind.TARGET, target, state=state, error=reason)
-                    for target, (state, reason) in outcome.items()
-                    if reason is not None
-                ]
-                return await service.add_targets(session, page_id=page.id, new=new, now=now)
-            rows = await service.add_targets(session, page_id=page.id, new=new, now=now)
-            for row in rows:
-                if row.kind == TargetKind.TARGET and row.recipient in outcome and row.id is not None:
-                    state, reason = outcome[row.recipient]
-                    await service.mark_target(session, target_id=row.id, state=state, now=now, error=reason)
-            return await service.targets(session, page_id=page.id)
+            stored = await service.record_outcome(
+                session, page_id=page_id, kind=kind, recipient=recipient, error=error, now=now, row=row, invited=invited
+            )
+            if stored is None:
+                return await service.targets(session, page_id=page_id)  # another sender wrote it: read theirs
+        return [stored if r is row else r for r in rows] if row is not None else [*rows, stored]
 
     async def _finish(
         self,
@@ -506,9 +553,11 @@ class Escalator:
     ) -> bool:
         """Record the page as sent, with who was reached and who was not (and why)."""
         assert page.id is not None
-        delivery = _delivery(await self._targets(page.id), attempts=page.attempts, stopped=stopped)
-        delivery.errors = list(dict.fromkeys([*errors, *delivery.errors]))
         async with self.db.session() as session:
+            delivery = _delivery(
+                await service.targets(session, page_id=page.id), attempts=page.attempts, stopped=stopped
+            )
+            delivery.errors = list(dict.fromkeys([*errors, *delivery.errors]))
             finished = await service.finish_page(
                 session,
                 page_id=page.id,
@@ -520,12 +569,18 @@ class Escalator:
                 late_after=self.late_after,
                 started_at=started,
             )
-            due = await service.next_due(session)
         if finished is None:
             log.error("page %s for %s was sent but our claim had been taken over", page.id, incident.ref)
             return False
-        if due is not None and due > now:
-            self.wake(due)  # the next repeat; rows already due are their own sender's (or the sweep's)
+        following = policy.next_repeat(
+            self.config.escalation,
+            severity=incident.severity,
+            level=page.level,
+            repeat=page.repeat,
+            due_at=utc(page.due_at),
+        )
+        if following is not None:
+            self.wake(max(following.due_at, now))  # finish_page planned it
         return True
 
     def _page_stop_reason(self, page: Page, incident: Incident | None) -> str | None:

@@ -94,6 +94,17 @@ async def due_ids(
     return [row_id for row_id in (await session.exec(query)).all() if row_id is not None]
 
 
+async def due_pages(session: AsyncSession, *, now: datetime, limit: int = 100) -> list[tuple[int, int]]:
+    """(page, incident) of pages due and free to claim, oldest first, lower levels first."""
+    query = (
+        select(Page.id, Page.incident_id)
+        .where(*_claimable(Page, now))
+        .order_by(col(Page.due_at), col(Page.level), col(Page.repeat))
+        .limit(limit)
+    )
+    return [(page_id, incident_id) for page_id, incident_id in (await session.exec(query)).all() if page_id]
+
+
 async def next_due(session: AsyncSession) -> datetime | None:
     """When the scheduler should next wake: the earliest free due time or claim expiry."""
     candidates: list[datetime] = []
@@ -289,16 +300,31 @@ class NewTarget:
     error: str | None = None
 
 
-async def add_targets(session: AsyncSession, *, page_id: int, new: list[NewTarget], now: datetime) -> list[PageTarget]:
-    """Record recipients (in order) unless they are there already; returns every row of the page."""
-    existing = {(row.kind, row.recipient) for row in await targets(session, page_id=page_id)}
-    added = False
+async def add_targets(
+    session: AsyncSession,
+    *,
+    page_id: int,
+    new: list[NewTarget],
+    now: datetime,
+    existing: list[PageTarget] | None = None,
+    token: str | None = None,
+    lease: timedelta = DEFAULT_LEASE,
+) -> list[PageTarget]:
+    """Record recipients (in order) unless they are there already; returns every row of the page.
+
+    With `token` (the page's claim), new pending people are inserted already claimed for their DM:
+    whoever inserts a row is the only one who can have it.
+    """
+    rows = list(existing) if existing is not None else await targets(session, page_id=page_id)
+    known = {(row.kind, row.recipient) for row in rows}
+    added = []
     for item in new:
         key = (str(item.kind), item.recipient[:200])
-        if key in existing:
+        if key in known:
             continue
-        existing.add(key)
-        session.add(
+        known.add(key)
+        claimed = token is not None and item.kind == TargetKind.USER and item.state == TargetState.PENDING
+        added.append(
             PageTarget(
                 page_id=page_id,
                 kind=item.kind,
@@ -307,15 +333,20 @@ async def add_targets(session: AsyncSession, *, page_id: int, new: list[NewTarge
                 error=item.error[:500] if item.error else None,
                 created_at=now,
                 done_at=None if item.state == TargetState.PENDING else now,
+                claim_token=token if claimed else None,
+                claim_expires_at=now + lease if claimed else None,
+                attempts=1 if claimed else 0,
             )
         )
-        added = True
-    if added:
-        try:
-            await session.commit()
-        except IntegrityError:
-            await session.rollback()  # a sender whose lease ran out wrote them first; theirs stand
-    return await targets(session, page_id=page_id)
+    if not added:
+        return rows
+    session.add_all(added)
+    try:
+        await session.commit()
+    except IntegrityError:
+        await session.rollback()  # a sender whose lease ran out wrote them first; theirs stand
+        return await targets(session, page_id=page_id)
+    return sorted([*rows, *added], key=lambda row: row.id or 0)
 
 
 async def claim_target(
@@ -376,6 +407,59 @@ async def mark_invited(session: AsyncSession, *, target_ids: list[int]) -> None:
             update(PageTarget).where(col(PageTarget.id).in_(target_ids)).values(invited=True)
         )
         await session.commit()
+
+
+async def record_outcome(
+    session: AsyncSession,
+    *,
+    page_id: int,
+    kind: TargetKind,
+    recipient: str,
+    error: str | None,
+    now: datetime,
+    row: PageTarget | None = None,
+    invited: list[int] | None = None,
+) -> PageTarget | None:
+    """The channel mention's or PagerDuty's outcome: SENT, or PENDING with the error.
+
+    In one commit with the people just invited to the channel. Returns the row as stored (None
+    when another sender of the page wrote it first).
+    """
+    invited = invited or []
+    state = TargetState.SENT if error is None else TargetState.PENDING
+    if invited:
+        await session.exec(  # type: ignore[call-overload]
+            update(PageTarget).where(col(PageTarget.id).in_(list(invited))).values(invited=True)
+        )
+    if row is not None and row.id is not None:
+        await session.exec(  # type: ignore[call-overload]
+            update(PageTarget)
+            .where(col(PageTarget.id) == row.id, col(PageTarget.state) == TargetState.PENDING)
+            .values(state=state, error=error[:500] if error else None, done_at=None if error else now)
+        )
+        await session.commit()
+        return await session.get(PageTarget, row.id, populate_existing=True)
+    stored = PageTarget(
+        page_id=page_id,
+        kind=kind,
+        recipient=recipient[:200],
+        state=state,
+        error=error[:500] if error else None,
+        created_at=now,
+        done_at=None if error else now,
+    )
+    session.add(stored)
+    try:
+        await session.commit()
+    except IntegrityError:
+        await session.rollback()  # written by a sender whose lease ran out; theirs stands
+        if invited:
+            await session.exec(  # type: ignore[call-overload]
+                update(PageTarget).where(col(PageTarget.id).in_(list(invited))).values(invited=True)
+            )
+            await session.commit()
+        return None
+    return stored
 
 
 @dataclass

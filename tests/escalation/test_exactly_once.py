@@ -228,3 +228,12 @@ async def test_recover_plans_an_incident_lost_between_declaring_and_planning(
     assert report.pages == 2  # levels 1 and 2, both late
     assert pager.levels(incident.id) == [1, 2]
     assert all(r.page.late_by is not None for _, r in pager.reports)
+
+
+async def test_recover_leaves_incidents_older_than_a_day_alone(
+    db: Database, clock: FakeClock, pager: FakePager, make_escalator: MakeEscalator
+) -> None:
+    await declare(db, clock)
+    clock.advance(timedelta(days=2))
+    assert await make_escalator().recover() == 0
+    assert pager.dms == []

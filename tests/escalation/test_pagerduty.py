@@ -129,3 +129,25 @@ def test_routing_key_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch)
         PagerDuty.from_config(target, http=httpx.AsyncClient())
     monkeypatch.setenv("TEST_PD_KEY", "abc")
     assert PagerDuty.from_config(target, http=httpx.AsyncClient()).routing_key == "abc"
+
+
+async def test_pagerduty_alone_is_a_page_even_when_slack_names_nobody(
+    db: Database,
+    clock: FakeClock,
+    pager: FakePager,
+    make_escalator: MakeEscalator,
+    pagerduty: PagerDuty,
+    fake_pd: FakePagerDuty,
+) -> None:
+    from bot.config import BotConfig
+
+    escalator = make_escalator(BotConfig(), pagerduty=pagerduty)  # default bot.yml: `oncall`, no rotation
+    assert escalator.pages_anyone
+    incident = await declare(db, clock)
+    assert incident.id is not None
+    await escalator.incident_declared(incident.id)
+    assert [e["event_action"] for e in fake_pd.events] == ["trigger"]
+    (report,) = [r for _, r in pager.reports]
+    assert report.paged == [] and report.via == ["PagerDuty"]
+    (page,) = await escalator.pages(incident.id)
+    assert page.sent_at is not None and page.attempts == 1

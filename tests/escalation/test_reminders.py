@@ -208,3 +208,37 @@ async def test_two_processes_send_a_reminder_once(
         assert [(r.seq, r.sent_at is not None) for r in rows] == [(0, True), (1, False)]
     finally:
         await other.dispose()
+
+
+async def test_a_draft_shared_after_finishing_does_not_reopen_the_postmortem(
+    db: Database, clock: FakeClock, pager: FakePager, make_escalator: MakeEscalator
+) -> None:
+    """`/incident postmortem done`, then `/incident postmortem` shares a draft (`finished: false`) again."""
+    escalator = make_escalator()
+    incident = await declare(db, clock)
+    assert incident.id is not None
+    await resolve(db, clock, incident.id)
+    await escalator.incident_resolved(incident.id)
+    async with db.session() as session:
+        for data in ({"finished": True}, {"file_id": "F1", "finished": False}, {"finished": "yes"}):
+            await timeline.record(session, incident_id=incident.id, kind="postmortem", at=clock.now(), data=data)
+    clock.advance(timedelta(days=1))
+    await escalator.run_due()
+    assert pager.reminders == []
+
+
+async def test_only_finished_true_counts(
+    db: Database, clock: FakeClock, pager: FakePager, make_escalator: MakeEscalator
+) -> None:
+    escalator = make_escalator()
+    incident = await declare(db, clock)
+    assert incident.id is not None
+    await resolve(db, clock, incident.id)
+    await escalator.incident_resolved(incident.id)
+    async with db.session() as session:
+        await timeline.record(
+            session, incident_id=incident.id, kind="postmortem", at=clock.now(), data={"finished": "no"}
+        )
+    clock.advance(timedelta(days=1))
+    await escalator.run_due()
+    assert kinds(pager) == ["postmortem"]

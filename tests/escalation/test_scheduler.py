@@ -6,6 +6,7 @@ import asyncio
 import time
 from collections.abc import Callable
 from datetime import timedelta
+from typing import Any
 
 from bot.clock import FakeClock, SystemClock
 from bot.db import Database
@@ -105,5 +106,37 @@ async def test_a_failing_run_is_reported_and_does_not_stop_the_scheduler(make_es
     try:
         assert scheduler.last_error == "RuntimeError: database is down"
         assert scheduler.running
+    finally:
+        await scheduler.stop()
+
+
+async def test_runs_requested_during_a_sweep_share_one_more_sweep(make_escalator: MakeEscalator) -> None:
+    escalator = make_escalator()
+    scheduler = EscalationScheduler(escalator, sweep_every=timedelta(hours=1))
+    await scheduler.start()
+    sweeps = 0
+    release = asyncio.Event()
+    real = escalator.run_due
+
+    async def slow_sweep() -> Any:
+        nonlocal sweeps
+        sweeps += 1
+        if sweeps == 1:
+            await release.wait()
+        return await real()
+
+    escalator.run_due = slow_sweep  # type: ignore[method-assign]
+    try:
+        first = asyncio.ensure_future(scheduler.run())
+        await asyncio.sleep(0.01)
+        assert sweeps == 1  # in progress
+        waiting = [asyncio.ensure_future(scheduler.run()) for _ in range(5)]
+        await asyncio.sleep(0.01)
+        assert sweeps == 1 and not any(w.done() for w in waiting)  # they wait, and do not sweep alongside
+        release.set()
+        await asyncio.gather(first, *waiting)
+        assert sweeps == 2  # one more sweep after the first, shared by the five requests
+        await scheduler.run()
+        assert sweeps == 3  # a request when nothing runs sweeps at once
     finally:
         await scheduler.stop()

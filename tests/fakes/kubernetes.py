@@ -28,8 +28,15 @@ REVISION = "deployment.kubernetes.io/revision"
 
 
 def _status(code: int, reason: str, message: str) -> dict[str, Any]:
-    return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": message,
-            "reason": reason, "code": code}
+    return {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": message,
+        "reason": reason,
+        "code": code,
+    }
 
 
 def _hash(template: dict[str, Any]) -> str:
@@ -99,17 +106,24 @@ class FakeKubernetes(FakeServer):
             "updatedReplicas": self.replicas,
             "readyReplicas": self.replicas,
             "availableReplicas": self.replicas,
-            "conditions": [{"type": "Available", "status": "True"}, {"type": "Progressing", "status": "True",
-                                                                     "reason": "NewReplicaSetAvailable"}],
+            "conditions": [
+                {"type": "Available", "status": "True"},
+                {"type": "Progressing", "status": "True", "reason": "NewReplicaSetAvailable"},
+            ],
         }
         # A ReplicaSet with the same labels owned by someone else: the client must filter by owner.
         stray = self._template("stray")
         self.replica_sets.append(
             {
-                "metadata": {"name": "api-stray", "namespace": self.namespace, "uid": "uid-stray",
-                             "labels": {"app": self.name}, "annotations": {REVISION: "99"},
-                             "creationTimestamp": "2026-10-01T00:00:00Z",
-                             "ownerReferences": [{"kind": "Deployment", "name": "other", "uid": "uid-other"}]},
+                "metadata": {
+                    "name": "api-stray",
+                    "namespace": self.namespace,
+                    "uid": "uid-stray",
+                    "labels": {"app": self.name},
+                    "annotations": {REVISION: "99"},
+                    "creationTimestamp": "2026-10-01T00:00:00Z",
+                    "ownerReferences": [{"kind": "Deployment", "name": "other", "uid": "uid-other"}],
+                },
                 "spec": {"replicas": 0, "template": stray},
             }
         )
@@ -136,10 +150,20 @@ class FakeKubernetes(FakeServer):
         return {
             "apiVersion": "apps/v1",
             "kind": "Deployment",
-            "metadata": {"name": self.name, "namespace": self.namespace, "uid": self.uid, "generation": 1,
-                         "annotations": {}, "labels": {"app": self.name}},
-            "spec": {"replicas": self.replicas, "selector": {"matchLabels": {"app": self.name}},
-                     "template": {}, "progressDeadlineSeconds": 600},
+            "metadata": {
+                "name": self.name,
+                "namespace": self.namespace,
+                "uid": self.uid,
+                "generation": 1,
+                "annotations": {},
+                "labels": {"app": self.name},
+            },
+            "spec": {
+                "replicas": self.replicas,
+                "selector": {"matchLabels": {"app": self.name}},
+                "template": {},
+                "progressDeadlineSeconds": 600,
+            },
             "status": {},
         }
 
@@ -150,8 +174,11 @@ class FakeKubernetes(FakeServer):
         }
 
     def _owned(self) -> list[dict[str, Any]]:
-        return [rs for rs in self.replica_sets
-                if any(o.get("uid") == self.uid for o in rs["metadata"].get("ownerReferences", []))]
+        return [
+            rs
+            for rs in self.replica_sets
+            if any(o.get("uid") == self.uid for o in rs["metadata"].get("ownerReferences", []))
+        ]
 
     def _make_rs(self, template: dict[str, Any], *, revision: int, created: datetime) -> dict[str, Any]:
         clean = _strip_hash(template)
@@ -168,12 +195,21 @@ class FakeKubernetes(FakeServer):
                 "labels": {"app": self.name, "pod-template-hash": digest},
                 "annotations": {REVISION: str(revision)},
                 "creationTimestamp": created.isoformat().replace("+00:00", "Z"),
-                "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": self.name,
-                                     "uid": self.uid, "controller": True}],
+                "ownerReferences": [
+                    {
+                        "apiVersion": "apps/v1",
+                        "kind": "Deployment",
+                        "name": self.name,
+                        "uid": self.uid,
+                        "controller": True,
+                    }
+                ],
             },
-            "spec": {"replicas": self.replicas, "selector": {"matchLabels": {"app": self.name,
-                                                                             "pod-template-hash": digest}},
-                     "template": labelled},
+            "spec": {
+                "replicas": self.replicas,
+                "selector": {"matchLabels": {"app": self.name, "pod-template-hash": digest}},
+                "template": labelled,
+            },
         }
         self.replica_sets.append(rs)
         return rs
@@ -185,16 +221,25 @@ class FakeKubernetes(FakeServer):
         generation = meta["generation"]
         old = self.deployment["status"].get("observedGeneration", 0)
         full = self.replicas
-        observe = {"observedGeneration": generation, "updatedReplicas": 0, "replicas": full,
-                   "availableReplicas": full}
+        observe = {"observedGeneration": generation, "updatedReplicas": 0, "replicas": full, "availableReplicas": full}
         if self._stall:
             self._steps = [{"observedGeneration": old}] + [observe] * 10_000
             return
         if self._fail_next:
             self._fail_next = False
-            failed = {**observe, "updatedReplicas": 1, "replicas": full + 1,
-                      "conditions": [{"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded",
-                                      "message": f'ReplicaSet "{self.name}" has timed out progressing.'}]}
+            failed = {
+                **observe,
+                "updatedReplicas": 1,
+                "replicas": full + 1,
+                "conditions": [
+                    {
+                        "type": "Progressing",
+                        "status": "False",
+                        "reason": "ProgressDeadlineExceeded",
+                        "message": f'ReplicaSet "{self.name}" has timed out progressing.',
+                    }
+                ],
+            }
             self._steps = [{"observedGeneration": old}, observe, failed]
             return
         self._steps = [
@@ -202,8 +247,13 @@ class FakeKubernetes(FakeServer):
             observe,
             {**observe, "updatedReplicas": 1, "replicas": full + 1, "availableReplicas": full},
             {**observe, "updatedReplicas": full, "replicas": full + 1, "availableReplicas": full},
-            {**observe, "updatedReplicas": full, "replicas": full, "availableReplicas": full,
-             "conditions": [{"type": "Progressing", "status": "True", "reason": "NewReplicaSetAvailable"}]},
+            {
+                **observe,
+                "updatedReplicas": full,
+                "replicas": full,
+                "availableReplicas": full,
+                "conditions": [{"type": "Progressing", "status": "True", "reason": "NewReplicaSetAvailable"}],
+            },
         ]
 
     def _controller_step(self) -> None:
@@ -238,13 +288,14 @@ class FakeKubernetes(FakeServer):
         if request.headers.get("Authorization") != f"Bearer {self.token}":
             return web.json_response(_status(401, "Unauthorized", "Unauthorized"), status=401)
         if request.match_info.get("ns") != self.namespace:
-            return self.violation(f"namespace {request.match_info.get('ns')!r}", status=404,
-                                  body=_status(404, "NotFound", "namespace not found"))
+            return self.violation(
+                f"namespace {request.match_info.get('ns')!r}",
+                status=404,
+                body=_status(404, "NotFound", "namespace not found"),
+            )
         name = request.match_info.get("name")
         if name is not None and name != self.name:
-            return web.json_response(
-                _status(404, "NotFound", f'deployments.apps "{name}" not found'), status=404
-            )
+            return web.json_response(_status(404, "NotFound", f'deployments.apps "{name}" not found'), status=404)
         return None
 
     async def _get(self, request: web.Request) -> web.Response:
@@ -265,8 +316,9 @@ class FakeKubernetes(FakeServer):
         updated = copy.deepcopy(self.deployment)
         if content_type == "application/strategic-merge-patch+json":
             if not isinstance(patch, dict):
-                return self.violation("strategic merge patch is not an object", status=400,
-                                      body=_status(400, "BadRequest", "bad patch"))
+                return self.violation(
+                    "strategic merge patch is not an object", status=400, body=_status(400, "BadRequest", "bad patch")
+                )
             _merge(updated, patch)
             annotations = patch.get("spec", {}).get("template", {}).get("metadata", {}).get("annotations", {})
             if "kubectl.kubernetes.io/restartedAt" in annotations:
@@ -278,20 +330,23 @@ class FakeKubernetes(FakeServer):
                     self.violations.append(f"restartedAt {stamp!r} is not RFC 3339 UTC")
         elif content_type == "application/json-patch+json":
             if not isinstance(patch, list):
-                return self.violation("JSON patch is not a list", status=400,
-                                      body=_status(400, "BadRequest", "bad patch"))
+                return self.violation(
+                    "JSON patch is not a list", status=400, body=_status(400, "BadRequest", "bad patch")
+                )
             try:
                 for op in patch:
                     self._apply(updated, op)
             except (ValueError, KeyError, TypeError) as exc:
-                return self.violation(f"JSON patch failed: {exc}", status=422,
-                                      body=_status(422, "Invalid", str(exc)))
+                return self.violation(f"JSON patch failed: {exc}", status=422, body=_status(422, "Invalid", str(exc)))
             labels = updated["spec"]["template"].get("metadata", {}).get("labels", {})
             if "pod-template-hash" in labels:
                 self.violations.append("rollback template still carries pod-template-hash")
         else:
-            return self.violation(f"PATCH with Content-Type {content_type!r}", status=415,
-                                  body=_status(415, "UnsupportedMediaType", "unsupported media type"))
+            return self.violation(
+                f"PATCH with Content-Type {content_type!r}",
+                status=415,
+                body=_status(415, "UnsupportedMediaType", "unsupported media type"),
+            )
         self.patches.append((content_type, patch))
         self.deployment = updated
         if updated["spec"]["template"] != before:

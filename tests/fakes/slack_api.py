@@ -532,6 +532,18 @@ def _name_error(name: str) -> str | None:
 Handler = Callable[[dict[str, Any]], dict[str, Any]]
 
 
+def _manifest_scopes() -> list[str]:
+    """The bot scopes manifest.yml asks for: what a token of a freshly installed app carries."""
+    import yaml
+
+    path = Path(__file__).resolve().parents[2] / "manifest.yml"
+    try:
+        manifest = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        return [str(s) for s in manifest["oauth_config"]["scopes"]["bot"]]
+    except (OSError, KeyError, TypeError, yaml.YAMLError):
+        return []
+
+
 # --------------------------------------------------------------------------------------
 # The fake
 # --------------------------------------------------------------------------------------
@@ -564,6 +576,8 @@ class FakeSlack:
         self.rate_limit_tier2: bool = False
         self.tier2_per_minute: int = 20
         self.clock: Callable[[], float] = time.monotonic
+        # Slack: auth.test answers with the token's scopes in the `x-oauth-scopes` header; None leaves it out.
+        self.oauth_scopes: list[str] | None = _manifest_scopes()
         self._open_views: dict[str, dict[str, Any]] = {}
         self._used_triggers: set[str] = set()
         self._response_contexts: dict[str, dict[str, str | None]] = {}
@@ -848,6 +862,8 @@ class FakeSlack:
             body = {"ok": True, **handler(args)}
         except SlackError as exc:
             return self._answer(method, args, self._error_body(exc))
+        if method == "auth.test" and self.oauth_scopes is not None:
+            return self._answer(method, args, body, headers={"x-oauth-scopes": ",".join(self.oauth_scopes)})
         return self._answer(method, args, body)
 
     def _next_fault(self, method: str) -> tuple[str, Any] | None:

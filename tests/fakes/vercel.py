@@ -168,7 +168,9 @@ class FakeVercel(FakeServer):
             found = [d for d in found if d["readyState"] in states]
         limit = int(request.query.get("limit", "20"))
         items = [self._list_item(d) for d in found[:limit]]
-        return web.json_response({"deployments": items, "pagination": {"count": len(items), "next": None, "prev": None}})
+        return web.json_response(
+            {"deployments": items, "pagination": {"count": len(items), "next": None, "prev": None}}
+        )
 
     async def _get_deployment(self, request: web.Request) -> web.Response:
         if (refused := self._check(request)) is not None:
@@ -204,7 +206,9 @@ class FakeVercel(FakeServer):
         created = datetime.fromtimestamp(max(d["created"] for d in self.deployments) / 1000, UTC) + timedelta(
             minutes=next(self._minutes)
         )
-        new = self._new(source["meta"]["githubCommitMessage"], "QUEUED", created, self._plan(["BUILDING", "READY"], "ERROR"))
+        new = self._new(
+            source["meta"]["githubCommitMessage"], "QUEUED", created, self._plan(["BUILDING", "READY"], "ERROR")
+        )
         self.deployments.insert(0, new)
         return web.json_response(self._full(new))
 

@@ -31,6 +31,7 @@ class Fault:
     body: Any = None
     hang: float = 0.0  # seconds to wait before answering (released early when the fake stops)
     path_contains: str = ""  # only for requests whose path contains this
+    body_contains: str = ""  # ... and whose body contains this (a GraphQL mutation's name)
 
 
 @dataclass
@@ -85,8 +86,16 @@ class FakeServer:
     def inject(self, fault: Fault) -> None:
         self._faults.append(fault)
 
-    def throttle_next(self, retry_after: float | str = 7, *, path_contains: str = "") -> None:
-        self.inject(Fault(429, {"Retry-After": str(retry_after)}, self.throttle_body(), path_contains=path_contains))
+    def throttle_next(self, retry_after: float | str = 7, *, path_contains: str = "", body_contains: str = "") -> None:
+        self.inject(
+            Fault(
+                429,
+                {"Retry-After": str(retry_after)},
+                self.throttle_body(),
+                path_contains=path_contains,
+                body_contains=body_contains,
+            )
+        )
 
     def hang_next(self, seconds: float = 30.0, *, path_contains: str = "") -> None:
         self.inject(Fault(200, {}, {}, hang=seconds, path_contains=path_contains))
@@ -101,9 +110,11 @@ class FakeServer:
     @web.middleware
     async def _middleware(self, request: web.Request, handler: Callable[[web.Request], Any]) -> web.StreamResponse:
         body = await request.read()
-        self.requests.append(Seen(request.method, request.path, dict(request.query), CIMultiDict(request.headers), body))
+        self.requests.append(
+            Seen(request.method, request.path, dict(request.query), CIMultiDict(request.headers), body)
+        )
         for fault in self._faults:
-            if fault.path_contains in request.path:
+            if fault.path_contains in request.path and fault.body_contains.encode() in body:
                 self._faults.remove(fault)
                 if fault.hang:
                     try:
@@ -152,7 +163,9 @@ class FakeWebhook(FakeServer):
         base = datetime(2026, 11, 1, tzinfo=UTC)
         for index, version in enumerate(versions):
             live = index == len(versions) - 1
-            self.deployments.insert(0, self._new(version, "success" if live else "removed", base + timedelta(hours=index)))
+            self.deployments.insert(
+                0, self._new(version, "success" if live else "removed", base + timedelta(hours=index))
+            )
 
     def live_version(self) -> str | None:
         live = self._live()

@@ -165,3 +165,17 @@ async def count(deps: Deps, model: Any, *where: Any) -> int:
         for clause in where:
             query = query.where(clause)
         return int((await session.exec(query)).one())
+
+
+def unpace_channel_creation(deps: Deps) -> None:
+    """Lift the adapter's conversations.create pacing (20/min, Slack's tier 2) for tests of other things.
+
+    The fake Slack enforces no limit unless asked to, and a test that declares more than the pacer's
+    burst would otherwise wait 3 s per extra channel. Reaches into the Slack adapter: keep in step with
+    bot/slack/adapters/incidents.py (a setting for the rate would make this unnecessary).
+    """
+    from bot.slack.adapters.incidents import Pacer
+
+    chat = deps.chat
+    if chat is not None and hasattr(chat, "create_pacer"):
+        chat.create_pacer = Pacer(rate=1_000_000.0, burst=1_000_000)

@@ -6,7 +6,6 @@ acks themselves) is scanned; plain_text fields are shown literally by Slack and 
 
 from __future__ import annotations
 
-import os
 import re
 
 import httpx

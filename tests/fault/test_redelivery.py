@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import asyncio
 
-import pytest
-
 from bot.incidents.models import Incident
 from bot.timeline.models import Kind, TimelineEvent
 from tests import slack_requests as req
@@ -17,7 +15,14 @@ from tests.harness import SECRET, BotHarness
 
 
 def _message(channel: str, ts: str, text: str = "db primary is at 100% cpu") -> dict[str, object]:
-    return {"type": "message", "channel": channel, "user": "U0BOB", "text": text, "ts": ts, "channel_type": "channel"}
+    return {
+        "type": "message",
+        "channel": channel,
+        "user": "U0BOB",
+        "text": text,
+        "ts": ts,
+        "channel_type": "channel",
+    }
 
 
 async def _messages(bot: BotHarness, incident_id: int) -> list[TimelineEvent]:
@@ -36,7 +41,7 @@ async def test_event_retries_with_the_same_event_id_store_one_message(bot: BotHa
 
 
 async def test_concurrent_deliveries_of_one_event_store_one_message(bot: BotHarness) -> None:
-    """The first delivery is still running when the retry lands (Slack retries after 3 s without an answer)."""
+    """The first delivery is still running when the retry lands (Slack retries after 3 s unanswered)."""
     incident = await bot.declare()
     assert incident.channel_id
     event = _message(incident.channel_id, "1700000000.000200")
@@ -51,7 +56,9 @@ async def test_concurrent_deliveries_of_one_event_store_one_message(bot: BotHarn
 async def test_byte_identical_replay_of_a_signed_event_is_dropped(bot: BotHarness) -> None:
     incident = await bot.declare()
     assert incident.channel_id
-    body, headers = req.event_callback(_message(incident.channel_id, "1700000000.000300"), secret=SECRET, event_id="EvReplay")
+    body, headers = req.event_callback(
+        _message(incident.channel_id, "1700000000.000300"), secret=SECRET, event_id="EvReplay"
+    )
     for _ in range(3):
         response = await bot.post(body, headers)
         assert response.status_code == 200
@@ -60,7 +67,7 @@ async def test_byte_identical_replay_of_a_signed_event_is_dropped(bot: BotHarnes
 
 
 async def test_same_message_under_a_new_event_id_is_still_stored_once(bot: BotHarness) -> None:
-    """Slack can deliver the same message as two events (e.g. after an app reinstall): the (channel, ts) key holds."""
+    """The same message as two events (e.g. after an app reinstall): the (channel, ts) key holds."""
     incident = await bot.declare()
     assert incident.channel_id
     event = _message(incident.channel_id, "1700000000.000400")
@@ -85,7 +92,11 @@ async def test_reaction_and_pin_retries_mark_one_key_event(bot: BotHarness) -> N
         "type": "pin_added",
         "user": "U0CAROL",
         "channel_id": incident.channel_id,
-        "item": {"type": "message", "channel": incident.channel_id, "message": {"ts": ts, "text": "rolled back to v41"}},
+        "item": {
+            "type": "message",
+            "channel": incident.channel_id,
+            "message": {"ts": ts, "text": "rolled back to v41"},
+        },
     }
     for retry in (None, 1, 2):
         await bot.event(reaction, event_id="EvReact", retry_num=retry)
@@ -104,7 +115,11 @@ async def test_late_retry_of_a_pin_does_not_undo_the_unpin(bot: BotHarness) -> N
         "type": "pin_added",
         "user": "U0CAROL",
         "channel_id": incident.channel_id,
-        "item": {"type": "message", "channel": incident.channel_id, "message": {"ts": ts, "text": "failover done"}},
+        "item": {
+            "type": "message",
+            "channel": incident.channel_id,
+            "message": {"ts": ts, "text": "failover done"},
+        },
     }
     await bot.event(pin, event_id="EvPin6")
     await bot.event(dict(pin, type="pin_removed"), event_id="EvUnpin6")
@@ -115,7 +130,10 @@ async def test_late_retry_of_a_pin_does_not_undo_the_unpin(bot: BotHarness) -> N
 
 async def test_byte_identical_replay_of_a_slash_command_declares_once(bot: BotHarness) -> None:
     body, headers = req.slash_command(
-        "/incident", "declare P1 Payments are down", secret=SECRET, response_url=bot.fake.response_url("replay")
+        "/incident",
+        "declare P1 Payments are down",
+        secret=SECRET,
+        response_url=bot.fake.response_url("replay"),
     )
     for _ in range(2):
         response = await bot.post(body, headers)

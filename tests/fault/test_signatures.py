@@ -18,7 +18,9 @@ from tests.fault.support import bot_errors, count
 from tests.harness import SECRET, BotHarness
 
 
-def _declare(bot: BotHarness, *, secret: str = SECRET, timestamp: int | None = None) -> tuple[str, dict[str, str]]:
+def _declare(
+    bot: BotHarness, *, secret: str = SECRET, timestamp: int | None = None
+) -> tuple[str, dict[str, str]]:
     return req.slash_command(
         "/incident",
         "declare P1 Checkout is down",
@@ -58,8 +60,6 @@ async def test_missing_timestamp_is_refused(bot: BotHarness) -> None:
     await _refused(bot, body, headers)
 
 
-
-
 @pytest.mark.parametrize(
     "timestamp",
     [
@@ -86,7 +86,9 @@ async def test_body_changed_after_signing_is_refused(bot: BotHarness) -> None:
 
 
 @pytest.mark.parametrize("age", [301, 3600, -301])
-async def test_stale_or_future_timestamp_is_refused_even_when_correctly_signed(bot: BotHarness, age: int) -> None:
+async def test_stale_or_future_timestamp_is_refused_even_when_correctly_signed(
+    bot: BotHarness, age: int
+) -> None:
     """Older than five minutes (or as far in the future): a captured request cannot be replayed later."""
     await _refused(bot, *_declare(bot, timestamp=int(time.time()) - age))
 
@@ -104,7 +106,13 @@ async def test_forged_event_and_interaction_are_refused(bot: BotHarness) -> None
     calls = len(bot.fake.calls)
     responses = len(bot.fake.responses)
     events = await count(bot.deps, TimelineEvent)
-    message = {"type": "message", "channel": incident.channel_id, "user": "U0BOB", "text": "forged", "ts": "1.000001"}
+    message = {
+        "type": "message",
+        "channel": incident.channel_id,
+        "user": "U0BOB",
+        "text": "forged",
+        "ts": "1.000001",
+    }
     for body, headers in (
         req.event_callback(message, secret="wrong", event_id="EvForged"),
         req.block_actions("incident_ack", str(incident.id), secret="wrong", channel_id=incident.channel_id),
@@ -123,8 +131,16 @@ async def test_forged_event_and_interaction_are_refused(bot: BotHarness) -> None
 async def test_stale_replay_of_an_event_is_refused(bot: BotHarness) -> None:
     incident = await bot.declare()
     events = await count(bot.deps, TimelineEvent)
-    message = {"type": "message", "channel": incident.channel_id, "user": "U0BOB", "text": "old news", "ts": "1.000002"}
-    body, headers = req.event_callback(message, secret=SECRET, event_id="EvOld", timestamp=int(time.time()) - 600)
+    message = {
+        "type": "message",
+        "channel": incident.channel_id,
+        "user": "U0BOB",
+        "text": "old news",
+        "ts": "1.000002",
+    }
+    body, headers = req.event_callback(
+        message, secret=SECRET, event_id="EvOld", timestamp=int(time.time()) - 600
+    )
     response = await bot.post(body, headers)
     assert response.status_code == 401
     await bot.settle()

@@ -27,7 +27,9 @@ def expect_violations() -> list[str]:
 
 
 @pytest.fixture(params=PLATFORMS)
-async def env(request: pytest.FixtureRequest, http: httpx.AsyncClient, expect_violations: list[str]) -> AsyncIterator[Env]:
+async def env(
+    request: pytest.FixtureRequest, http: httpx.AsyncClient, expect_violations: list[str]
+) -> AsyncIterator[Env]:
     kind: str = request.param
     fake: Any = make_fake(kind)
     await fake.start()

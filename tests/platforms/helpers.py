@@ -52,13 +52,15 @@ def make_fake(kind: str) -> FakeServer:
     return {"railway": FakeRailway, "vercel": FakeVercel, "kubernetes": FakeKubernetes, "webhook": FakeWebhook}[kind]()
 
 
-def client_for(kind: str, fake: Any, http: httpx.AsyncClient, *, token: str | None = None, timeout: float = 5.0,
-               **extra: Any) -> Platform:
+def client_for(
+    kind: str, fake: Any, http: httpx.AsyncClient, *, token: str | None = None, timeout: float = 5.0, **extra: Any
+) -> Platform:
     if kind == "railway":
         return RailwayPlatform(
             http,
-            target=RailwayTarget(project_id=fake.project_id, service_id=fake.service_id,
-                                 environment_id=fake.environment_id),
+            target=RailwayTarget(
+                project_id=fake.project_id, service_id=fake.service_id, environment_id=fake.environment_id
+            ),
             token=token if token is not None else fake.account_token,
             api_url=fake.api_url,
             token_kind=extra.get("token_kind", "auto"),
@@ -96,13 +98,26 @@ def client_for(kind: str, fake: Any, http: httpx.AsyncClient, *, token: str | No
 def service_section(kind: str, fake: Any) -> dict[str, Any]:
     """The bot.yml `services.<name>` platform part that points at a fake."""
     if kind == "railway":
-        return {"platform": "railway", "railway": {"project_id": fake.project_id, "service_id": fake.service_id,
-                                                   "environment_id": fake.environment_id}}
+        return {
+            "platform": "railway",
+            "railway": {
+                "project_id": fake.project_id,
+                "service_id": fake.service_id,
+                "environment_id": fake.environment_id,
+            },
+        }
     if kind == "vercel":
         return {"platform": "vercel", "vercel": {"project_id": fake.project_id, "team_id": fake.team_id}}
     if kind == "kubernetes":
-        return {"platform": "kubernetes", "kubernetes": {"namespace": fake.namespace, "deployment": fake.name,
-                                                         "api_url": fake.url, "token_env": "TEST_K8S_TOKEN"}}
+        return {
+            "platform": "kubernetes",
+            "kubernetes": {
+                "namespace": fake.namespace,
+                "deployment": fake.name,
+                "api_url": fake.url,
+                "token_env": "TEST_K8S_TOKEN",
+            },
+        }
     if kind == "webhook":
         return {"platform": "webhook", "webhook": {"url": fake.hook_url, "secret_env": "DEPLOY_WEBHOOK_SECRET"}}
     raise ValueError(kind)

@@ -22,7 +22,9 @@ async def fake() -> AsyncIterator[FakeRailway]:
     await server.stop()
 
 
-async def _post(http: httpx.AsyncClient, fake: FakeRailway, query: str, variables: dict | None = None) -> httpx.Response:
+async def _post(
+    http: httpx.AsyncClient, fake: FakeRailway, query: str, variables: dict | None = None
+) -> httpx.Response:
     return await http.post(
         fake.api_url,
         json={"query": query, "variables": variables or {}},
@@ -41,7 +43,9 @@ async def test_the_fake_refuses_a_selection_on_a_boolean_mutation(fake: FakeRail
 async def test_the_fake_refuses_unknown_fields_and_bad_variables(fake: FakeRailway, http: httpx.AsyncClient) -> None:
     bad_field = await _post(http, fake, "query { deployments(input: {}) { edges { node { id colour } } } }")
     bad_var = await _post(
-        http, fake, "query Q($first: Int) { deployments(input: {}, first: $first) { edges { node { id } } } }",
+        http,
+        fake,
+        "query Q($first: Int) { deployments(input: {}, first: $first) { edges { node { id } } } }",
         {"first": "ten"},
     )
 

@@ -74,7 +74,9 @@ async def test_vercel_rolling_forward_again_is_a_promote(vercel: FakeVercel, htt
     assert result.succeeded and vercel.live_version() == "v3"
 
 
-async def test_vercel_rollback_is_live_only_when_the_alias_job_succeeded(vercel: FakeVercel, http: httpx.AsyncClient) -> None:
+async def test_vercel_rollback_is_live_only_when_the_alias_job_succeeded(
+    vercel: FakeVercel, http: httpx.AsyncClient
+) -> None:
     client = client_for("vercel", vercel, http)
     handle = await client.rollback(None)
 
@@ -97,18 +99,25 @@ async def k8s() -> AsyncIterator[FakeKubernetes]:
     await fake.stop()
 
 
-async def test_kubernetes_restart_patches_the_restarted_at_annotation(k8s: FakeKubernetes, http: httpx.AsyncClient) -> None:
+async def test_kubernetes_restart_patches_the_restarted_at_annotation(
+    k8s: FakeKubernetes, http: httpx.AsyncClient
+) -> None:
     clock = FakeClock(datetime(2026, 11, 20, 3, 4, 5, tzinfo=UTC))
     client = client_for("kubernetes", k8s, http, clock=clock)
     await client.restart()
 
     content_type, patch = k8s.patches[-1]
     assert content_type == "application/strategic-merge-patch+json"
-    assert patch == {"spec": {"template": {"metadata": {"annotations": {
-        "kubectl.kubernetes.io/restartedAt": "2026-11-20T03:04:05Z"}}}}}
+    assert patch == {
+        "spec": {
+            "template": {"metadata": {"annotations": {"kubectl.kubernetes.io/restartedAt": "2026-11-20T03:04:05Z"}}}
+        }
+    }
 
 
-async def test_kubernetes_undo_json_patches_the_template_without_the_hash(k8s: FakeKubernetes, http: httpx.AsyncClient) -> None:
+async def test_kubernetes_undo_json_patches_the_template_without_the_hash(
+    k8s: FakeKubernetes, http: httpx.AsyncClient
+) -> None:
     client = client_for("kubernetes", k8s, http)
     handle = await client.rollback(None)
 
@@ -134,7 +143,10 @@ async def test_kubernetes_refuses_a_paused_deployment(k8s: FakeKubernetes, http:
 
 async def test_kubernetes_without_a_token_says_which_variable(http: httpx.AsyncClient) -> None:
     client = KubernetesPlatform(
-        http, target=KubernetesTarget(namespace="prod", deployment="api", api_url="http://127.0.0.1:9", token_env="K8S_TOKEN"),
+        http,
+        target=KubernetesTarget(
+            namespace="prod", deployment="api", api_url="http://127.0.0.1:9", token_env="K8S_TOKEN"
+        ),
         token=None,
     )
     with pytest.raises(PlatformAuthError, match="K8S_TOKEN is not set"):
@@ -146,33 +158,53 @@ async def test_kubernetes_without_a_token_says_which_variable(http: httpx.AsyncC
     [
         ({"metadata": {"generation": 5}, "status": {"observedGeneration": 4}}, DeployStatus.QUEUED),
         (
-            {"metadata": {"generation": 5}, "spec": {"replicas": 3},
-             "status": {"observedGeneration": 5, "updatedReplicas": 1, "replicas": 3, "availableReplicas": 3}},
+            {
+                "metadata": {"generation": 5},
+                "spec": {"replicas": 3},
+                "status": {"observedGeneration": 5, "updatedReplicas": 1, "replicas": 3, "availableReplicas": 3},
+            },
             DeployStatus.DEPLOYING,
         ),
         (
-            {"metadata": {"generation": 5}, "spec": {"replicas": 3},
-             "status": {"observedGeneration": 5, "updatedReplicas": 3, "replicas": 4, "availableReplicas": 3}},
+            {
+                "metadata": {"generation": 5},
+                "spec": {"replicas": 3},
+                "status": {"observedGeneration": 5, "updatedReplicas": 3, "replicas": 4, "availableReplicas": 3},
+            },
             DeployStatus.DEPLOYING,
         ),
         (
-            {"metadata": {"generation": 5}, "spec": {"replicas": 3},
-             "status": {"observedGeneration": 5, "updatedReplicas": 3, "replicas": 3, "availableReplicas": 2}},
+            {
+                "metadata": {"generation": 5},
+                "spec": {"replicas": 3},
+                "status": {"observedGeneration": 5, "updatedReplicas": 3, "replicas": 3, "availableReplicas": 2},
+            },
             DeployStatus.DEPLOYING,
         ),
         (
-            {"metadata": {"generation": 5}, "spec": {"replicas": 3},
-             "status": {"observedGeneration": 5, "updatedReplicas": 3, "replicas": 3, "availableReplicas": 3}},
+            {
+                "metadata": {"generation": 5},
+                "spec": {"replicas": 3},
+                "status": {"observedGeneration": 5, "updatedReplicas": 3, "replicas": 3, "availableReplicas": 3},
+            },
             DeployStatus.SUCCESS,
         ),
         (
-            {"metadata": {"generation": 5}, "spec": {"replicas": 3},
-             "status": {"observedGeneration": 5, "updatedReplicas": 1, "conditions": [
-                 {"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded"}]}},
+            {
+                "metadata": {"generation": 5},
+                "spec": {"replicas": 3},
+                "status": {
+                    "observedGeneration": 5,
+                    "updatedReplicas": 1,
+                    "conditions": [{"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded"}],
+                },
+            },
             DeployStatus.FAILED,
         ),
-        ({"metadata": {"generation": 2}, "spec": {"replicas": 0}, "status": {"observedGeneration": 2}},
-         DeployStatus.SUCCESS),
+        (
+            {"metadata": {"generation": 2}, "spec": {"replicas": 0}, "status": {"observedGeneration": 2}},
+            DeployStatus.SUCCESS,
+        ),
     ],
 )
 def test_rollout_status_reads_like_kubectl(deployment: dict, expected: DeployStatus) -> None:
@@ -211,7 +243,10 @@ async def test_webhook_request_carries_signed_timestamp_and_request_id(http: htt
 async def test_webhook_with_its_secret_variable_unset_refuses_to_send(http: httpx.AsyncClient) -> None:
     async with FakeWebhook() as fake:
         client = WebhookPlatform(
-            http, service="billing", target=WebhookTarget(url=fake.hook_url, secret_env="DEPLOY_WEBHOOK_SECRET"), secret=None
+            http,
+            service="billing",
+            target=WebhookTarget(url=fake.hook_url, secret_env="DEPLOY_WEBHOOK_SECRET"),
+            secret=None,
         )
         with pytest.raises(PlatformAuthError, match="DEPLOY_WEBHOOK_SECRET is not set"):
             await client.restart()

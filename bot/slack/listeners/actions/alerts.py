@@ -31,7 +31,7 @@ from bot.observability import Metrics, install_slack_counter, metrics_of, reques
 from bot.slack import blocks
 from bot.slack.api import call
 from bot.slack.listeners.common import guarded
-from bot.slack.listeners.views.incident import tell
+from bot.slack.listeners.views.incident import tell, tell_declared
 from bot.slack.text import clip, escape
 
 log = logging.getLogger(__name__)
@@ -230,15 +230,7 @@ def register(app: AsyncApp, deps: Deps) -> None:
         except BotError as exc:
             await tell(client, user=user, channel=None, text=f"⚠️ {escape(str(exc))}")
             return
-        incident = outcome.incident
-        where = f"<#{incident.channel_id}>" if incident.channel_id else "(no channel yet)"
-        text = f"🚨 {incident.ref} declared from the alert: {where}"
-        extra = None
-        if outcome.problems:
-            text += f"\n⚠️ {incident.ref} is saved, but {escape('; '.join(outcome.problems))}. Press Retry setup."
-            retry = blocks.button("Retry setup", blocks.ActionId.RETRY_SETUP, str(incident.id), "primary")
-            extra = [{"type": "actions", "elements": [retry]}]
-        await tell(client, user=user, channel=None, text=text, extra=extra)
+        await tell_declared(client, user=user, channel=None, outcome=outcome, how="declared from the alert")
 
     @app.action(AlertActionId.RESOLVE)
     async def resolve(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:

@@ -16,6 +16,7 @@ from bot.config import Severity
 from bot.deps import Deps
 from bot.exceptions import BotError, ChatError
 from bot.incidents import flows
+from bot.incidents.flows import Outcome
 from bot.incidents.grammar import MAX_TITLE, clean
 from bot.incidents.models import Status
 from bot.slack import blocks
@@ -51,6 +52,21 @@ async def tell(
         log.warning("could not tell %s: %s", user, text)
 
 
+async def tell_declared(
+    client: AsyncWebClient, *, user: str, channel: str | None, outcome: Outcome, how: str = "declared"
+) -> None:
+    """The declarer learns the channel, or that setup failed and how to retry it."""
+    incident = outcome.incident
+    where = f"<#{incident.channel_id}>" if incident.channel_id else "(no channel yet)"
+    text = f"🚨 {incident.ref} {how}: {where}"
+    extra = None
+    if outcome.problems:
+        text += f"\n⚠️ {incident.ref} is saved, but {escape('; '.join(outcome.problems))}. Press Retry setup."
+        retry = blocks.button("Retry setup", blocks.ActionId.RETRY_SETUP, str(incident.id), "primary")
+        extra = [{"type": "actions", "elements": [retry]}]
+    await tell(client, user=user, channel=channel, text=text, extra=extra)
+
+
 def register(app: AsyncApp, deps: Deps) -> None:
     @app.view(blocks.CallbackId.DECLARE)
     async def declare_submitted(
@@ -80,15 +96,7 @@ def register(app: AsyncApp, deps: Deps) -> None:
         except BotError as exc:
             await tell(client, user=user, channel=origin, text=f"⚠️ {escape(str(exc))}")
             return
-        incident = outcome.incident
-        where = f"<#{incident.channel_id}>" if incident.channel_id else "(no channel yet)"
-        text = f"🚨 {incident.ref} declared: {where}"
-        extra = None
-        if outcome.problems:
-            text += f"\n⚠️ {incident.ref} is saved, but {escape('; '.join(outcome.problems))}. Press Retry setup."
-            retry = blocks.button("Retry setup", blocks.ActionId.RETRY_SETUP, str(incident.id), "primary")
-            extra = [{"type": "actions", "elements": [retry]}]
-        await tell(client, user=user, channel=origin, text=text, extra=extra)
+        await tell_declared(client, user=user, channel=origin, outcome=outcome)
 
     @app.view(blocks.CallbackId.UPDATE)
     async def update_submitted(

@@ -1,0 +1,278 @@
+"""Shared by the benchmarks: a seeded fake Slack, the real bot as a subprocess, signed requests, figures.
+
+Not a benchmark itself (the leading underscore keeps it out of the README table).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import platform
+import re
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import httpx  # noqa: E402
+
+from tests import slack_requests as req  # noqa: E402
+from tests.fakes.slack_api import FakeSlack  # noqa: E402
+
+SECRET = "bench-signing-secret"
+USERS = {"U0ALICE": "alice", "U0BOB": "bob", "U0CAROL": "carol", "U0LEAD": "lead", "U0CTO": "cto"}
+BOT_YML = "channels: {announcements: C0INCIDENTS, alerts: C0ALERTS}\n"
+UNPACED_MAIN = (
+    "import sys\n"
+    "from bot.slack.adapters import incidents\n"
+    "incidents.SlackIncidentChat.CREATE_RATE = 1e6\n"
+    "incidents.SlackIncidentChat.CREATE_BURST = 10**6\n"
+    "from bot.__main__ import main\n"
+    "sys.exit(main([]))\n"
+)
+
+
+async def seeded_fake(cls: type[FakeSlack] = FakeSlack) -> FakeSlack:
+    fake = cls()
+    await fake.start()
+    for user_id, name in USERS.items():
+        fake.add_user(user_id, name)
+    for name, channel_id in (("general", "C0GENERAL"), ("incidents", "C0INCIDENTS"), ("alerts", "C0ALERTS")):
+        fake.add_channel(name, channel_id=channel_id, members=list(USERS))
+    return fake
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class BotProcess:
+    """`python -m bot` in HTTP mode, as deployed: its own process, a temporary SQLite file, the fake Slack."""
+
+    def __init__(
+        self,
+        *,
+        slack_api_url: str,
+        database_url: str | None = None,
+        log_level: str = "INFO",
+        bot_yml: str = BOT_YML,
+        unpaced: bool = False,
+    ) -> None:
+        self.tmp = tempfile.TemporaryDirectory(prefix="bench-bot-")
+        directory = Path(self.tmp.name)
+        self.directory = directory
+        (directory / "bot.yml").write_text(bot_yml)
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = directory / "bot.log"
+        self.env = {
+            **{
+                k: v
+                for k, v in os.environ.items()
+                if not k.startswith(("SLACK_", "DATABASE_URL", "BOT_CONFIG"))
+            },
+            "SLACK_BOT_TOKEN": FakeSlack.bot_token,
+            "SLACK_SIGNING_SECRET": SECRET,
+            "SLACK_API_URL": slack_api_url,
+            "DATABASE_URL": database_url or f"sqlite:///{directory / 'bot.db'}",
+            "BOT_CONFIG": str(directory / "bot.yml"),
+            "PLAYBOOKS_DIR": str(ROOT / "playbooks"),
+            "PORT": str(self.port),
+            "HOST": "127.0.0.1",
+            "LOG_LEVEL": log_level,
+        }
+        self.process: subprocess.Popen[bytes] | None = None
+        self.boot_seconds = 0.0
+        # `unpaced`: lift the adapter's conversations.create pacing (20/min, Slack's tier 2), for
+        # benchmarks of something else that declare more incidents than the pacer's burst. The fake
+        # Slack enforces no limit here; declare_ratelimit.py measures the limit itself.
+        self.command = [sys.executable, "-m", "bot"]
+        if unpaced:
+            self.command = [sys.executable, "-c", UNPACED_MAIN]
+
+    async def start(self, *, within: float = 30.0) -> None:
+        """Exec the bot and wait for /health 200; `boot_seconds` is exec → healthy. Can be called again."""
+        log = self.log_path.open("ab")
+        started = time.perf_counter()
+        self.process = subprocess.Popen(  # noqa: ASYNC220 (exec is quick; the wait below is async)
+            self.command, cwd=self.tmp.name, env=self.env, stdout=log, stderr=log
+        )
+        deadline = time.monotonic() + within
+        async with httpx.AsyncClient(timeout=2) as client:
+            while time.monotonic() < deadline:
+                if self.process.poll() is not None:
+                    raise RuntimeError(f"the bot exited with {self.process.returncode}:\n{self.log_tail()}")
+                try:
+                    response = await client.get(f"{self.url}/health")
+                    if response.status_code == 200:
+                        self.boot_seconds = time.perf_counter() - started
+                        return
+                except httpx.HTTPError:
+                    pass
+                await asyncio.sleep(0.05)
+        raise RuntimeError(f"no healthy /health within {within}s:\n{self.log_tail()}")
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def log_summary(self, top: int = 8) -> None:
+        """The bot's own warnings and errors (JSON log lines), counted, for the printed report."""
+        counts: Counter[str] = Counter()
+        try:
+            lines = self.log_path.read_text(errors="replace").splitlines()
+        except OSError:
+            lines = []
+        for line in lines:
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                if "Traceback" in line or "Error" in line:
+                    counts[f"raw: {line[:110]}"] += 1
+                continue
+            if entry.get("level") in ("warning", "error", "critical"):
+                message = re.sub(r"\d+", "N", str(entry.get("message")))[:100]
+                counts[f"{entry['level'].upper()} {entry.get('logger')}: {message}"] += 1
+        total = sum(counts.values())
+        print(f"bot log: {total} warnings/errors" + (":" if total else ""))
+        for key, n in counts.most_common(top):
+            print(f"  {n:5d} x {key}")
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def status_kib(self, field: str = "VmRSS") -> int:
+        """A memory figure of the bot process from /proc/<pid>/status, in KiB."""
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            if line.startswith(f"{field}:"):
+                return int(line.split()[1])
+        raise RuntimeError(f"{field} not in /proc/{self.pid}/status")
+
+    def kill9(self) -> None:
+        """SIGKILL: no shutdown hook runs, claims in flight stay claimed until their lease ends."""
+        assert self.process is not None
+        self.process.kill()
+        self.process.wait()
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.tmp.cleanup()
+
+
+def slash(
+    text: str, *, response_url: str, user: str = "U0ALICE", channel: str = "C0GENERAL", n: int = 0
+) -> tuple[str, dict[str, str]]:
+    return req.slash_command(
+        "/incident",
+        text,
+        secret=SECRET,
+        response_url=response_url,
+        user_id=user,
+        channel_id=channel,
+        trigger_id=f"bench-trig-{n}",
+    )
+
+
+def percentile(values: Sequence[float], pct: float) -> float:
+    """Nearest-rank percentile (no interpolation: p99 of 200 samples is the 198th)."""
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    rank = max(1, min(len(ordered), round(pct / 100 * len(ordered) + 0.5)))
+    return ordered[rank - 1]
+
+
+def summary_ms(values: Sequence[float]) -> dict[str, float]:
+    ms = [v * 1000 for v in values]
+    return {
+        "n": len(ms),
+        "p50": percentile(ms, 50),
+        "p90": percentile(ms, 90),
+        "p99": percentile(ms, 99),
+        "max": max(ms),
+        "mean": statistics.fmean(ms),
+    }
+
+
+class LogTally(logging.Handler):
+    """Counts the bot's warnings and errors by logger and exception type instead of printing tracebacks."""
+
+    def __init__(self) -> None:
+        super().__init__(level=logging.WARNING)
+        self.counts: Counter[str] = Counter()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        exc = record.exc_info[1] if record.exc_info else None
+        detail = (
+            f"{type(exc).__name__}: {str(exc).splitlines()[0][:90]}" if exc else record.getMessage()[:110]
+        )
+        self.counts[f"{record.levelname} {record.name}: {detail}"] += 1
+
+    def install(self) -> LogTally:
+        root = logging.getLogger()
+        root.handlers[:] = [self]
+        root.setLevel(logging.WARNING)
+        return self
+
+    def report(self, top: int = 8) -> None:
+        errors = sum(n for key, n in self.counts.items() if key.startswith(("ERROR", "CRITICAL")))
+        warnings = sum(n for key, n in self.counts.items() if key.startswith("WARNING"))
+        print(f"bot log: {errors} errors, {warnings} warnings")
+        for key, n in self.counts.most_common(top):
+            print(f"  {n:5d} x {key}")
+
+
+def machine() -> dict[str, Any]:
+    model = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    load = os.getloadavg() if hasattr(os, "getloadavg") else (float("nan"),) * 3
+    return {
+        "nproc": os.cpu_count(),
+        "cpu": model,
+        "python": platform.python_version(),
+        "load_avg_1m": round(load[0], 2),
+    }
+
+
+def print_machine() -> None:
+    info = machine()
+    print(
+        f"machine: {info['nproc']} CPUs, {info['cpu']}, Python {info['python']}, "
+        f"load average (1 min) at start {info['load_avg_1m']}"
+    )
+
+
+def print_json(name: str, figures: dict[str, Any]) -> None:
+    """One machine-readable line per benchmark, for whoever updates the README table."""
+    print(f"RESULT {name} " + json.dumps(figures, default=str))

@@ -1,0 +1,76 @@
+"""Helpers to post webhooks to the real bot and read what it did."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+
+from bot.alerts.flows import AlertProcessor
+from bot.alerts.models import AlertGroup
+from tests.fakes.slack_api import Message
+from tests.harness import BotHarness
+
+
+async def send(
+    bot: BotHarness,
+    body: Any,
+    *,
+    source: str = "alertmanager",
+    headers: dict[str, str] | None = None,
+    settle: bool = True,
+) -> httpx.Response:
+    content = body if isinstance(body, bytes) else json.dumps(body).encode()
+    response = await bot.http.post(
+        f"{bot.url}/alerts/{source}",
+        content=content,
+        headers={"Content-Type": "application/json", "User-Agent": "Alertmanager/0.25.0", **(headers or {})},
+    )
+    if settle:
+        await bot.settle()
+    return response
+
+
+def processor(bot: BotHarness) -> AlertProcessor:
+    return bot.deps.services["alerts"]  # type: ignore[no-any-return]
+
+
+def alert_messages(bot: BotHarness, channel: str = "C0ALERTS") -> list[Message]:
+    return [m for m in bot.fake.messages(channel) if m.ephemeral_to is None]
+
+
+def action_ids(message: Message) -> list[str]:
+    return [e.get("action_id") for b in message.blocks or [] if b["type"] == "actions" for e in b["elements"]]
+
+
+def button_value(message: Message, action_id: str) -> str:
+    for block in message.blocks or []:
+        for element in block.get("elements", []) if block["type"] == "actions" else []:
+            if element.get("action_id") == action_id:
+                return str(element["value"])
+    raise AssertionError(f"no {action_id} button in {message.blocks}")
+
+
+def rendered(message: Message) -> str:
+    """All the text a reader sees in the message."""
+    return json.dumps(message.blocks or [], ensure_ascii=False) + message.text
+
+
+async def groups(bot: BotHarness) -> list[AlertGroup]:
+    from sqlmodel import col, select
+
+    async with bot.deps.db.session() as session:
+        result = await session.exec(select(AlertGroup).order_by(col(AlertGroup.id)))
+        return list(result.all())
+
+
+async def incident_count(bot: BotHarness) -> int:
+    from sqlalchemy import func
+    from sqlmodel import select
+
+    from bot.incidents.models import Incident
+
+    async with bot.deps.db.session() as session:
+        result = await session.exec(select(func.count()).select_from(Incident))
+        return int(result.one())

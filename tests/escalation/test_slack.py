@@ -1,0 +1,426 @@
+"""Escalation through the real app and the fake Slack: pages, the DM button, /incident oncall, restarts."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.clock import FakeClock, SystemClock
+from bot.escalation import service
+from bot.escalation.flows import Escalator
+from bot.escalation.oncall import on_call_at
+from bot.escalation.scheduler import EscalationScheduler
+from bot.slack.adapters.escalation import PAGE_ACK
+from tests.conftest import make_settings
+from tests.escalation.conftest import T0
+from tests.fakes.slack_api import FakeSlack, Message
+from tests.harness import BotHarness, start_bot
+
+LEVELS = [
+    {"name": "On-call engineer", "after": "0m", "notify": ["oncall"]},
+    {"name": "Team lead", "after": "15m", "notify": ["U0LEAD"]},
+    {"name": "CTO", "after": "30m", "notify": ["U0CTO"]},
+]
+CONFIG: dict[str, Any] = {
+    "oncall": {
+        "timezone": "Europe/London",
+        "rotation": {"period": "weekly", "handoff": "monday 09:00", "users": ["U0ALICE", "U0BOB", "U0CAROL"]},
+    },
+    "escalation": {"levels": LEVELS, "severity": {"P3": {"levels": 1}, "P4": {"levels": 1}}},
+}
+
+Starter = Callable[..., Awaitable[BotHarness]]
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(T0)
+
+
+@pytest.fixture
+async def start(fake_slack: FakeSlack, database_url: str, tmp_path: Path, clock: FakeClock) -> AsyncIterator[Starter]:
+    """Start an app instance (several may share the database); all are stopped at the end."""
+    running: list[tuple[BotHarness, Callable[[], Awaitable[None]]]] = []
+
+    async def starter(config: dict[str, Any] | None = None, *, clock_: Any = None) -> BotHarness:
+        settings = make_settings(fake=fake_slack, database_url=database_url, tmp_path=tmp_path, config=config or CONFIG)
+        harness, stop = await start_bot(fake=fake_slack, settings=settings, clock=clock_ or clock)
+        running.append((harness, stop))
+        return harness
+
+    starter.running = running  # type: ignore[attr-defined]
+    yield starter
+    for _, stop in reversed(running):
+        await stop()
+
+
+async def stop_instance(start: Starter, harness: BotHarness) -> None:
+    running = start.running  # type: ignore[attr-defined]
+    for entry in list(running):
+        if entry[0] is harness:
+            running.remove(entry)
+            await entry[1]()
+
+
+def scheduler(bot: BotHarness) -> EscalationScheduler:
+    found: EscalationScheduler = bot.deps.get("scheduler")
+    return found
+
+
+def escalator(bot: BotHarness) -> Escalator:
+    found: Escalator = bot.deps.get("escalator")
+    return found
+
+
+async def tick(bot: BotHarness, clock: FakeClock, delta: timedelta) -> None:
+    """Move time and run what the wake-up job would run."""
+    clock.advance(delta)
+    await scheduler(bot).run()
+    await bot.settle()
+
+
+def page_dms(fake: FakeSlack, user: str) -> list[Message]:
+    return [m for m in fake.dms(user) if any(b.get("type") == "actions" for b in m.blocks or [])]
+
+
+def page_lines(fake: FakeSlack, channel_id: str) -> list[str]:
+    return [m.text for m in fake.messages(channel_id) if m.text.startswith("📟")]
+
+
+def button_values(message: Message) -> list[tuple[str, str]]:
+    return [
+        (e["action_id"], e["value"]) for b in message.blocks or [] if b.get("type") == "actions" for e in b["elements"]
+    ]
+
+
+async def test_declare_pages_the_on_call_engineer_by_dm_and_in_the_channel(start: Starter, clock: FakeClock) -> None:
+    bot = await start()
+    oncall = on_call_at(bot.deps.settings.config.oncall, clock.now())
+    assert oncall is not None
+    await bot.declare("P1 Checkout is down", user="U0LEAD")
+    incident = await bot.incident(1)
+    assert incident.channel_id is not None
+
+    (dm,) = page_dms(bot.fake, oncall)
+    text = str(dm.blocks)
+    assert "INC-1: Checkout is down" in text and "P1" in text and "investigating" in text
+    assert f"<#{incident.channel_id}>" in text
+    assert button_values(dm) == [(PAGE_ACK, f"1:{(await escalator(bot).pages(1))[0].id}")]
+    assert page_lines(bot.fake, incident.channel_id) == [f"📟 Paged level 1 (On-call engineer): <@{oncall}>"]
+    channel = bot.fake.channels[incident.channel_id]
+    assert oncall in channel.members
+    pages = [e for e in await bot.timeline(1) if e.kind == "page"]
+    assert [(e.data["action"], e.data["level"], e.data["sent_to"]) for e in pages] == [("sent", 1, [oncall])]
+
+
+async def test_levels_fire_in_order_and_stop_on_resolve(start: Starter, clock: FakeClock) -> None:
+    bot = await start()
+    await bot.declare("P1 Checkout is down")
+    incident = await bot.incident(1)
+    assert incident.channel_id is not None
+    await tick(bot, clock, timedelta(minutes=14))
+    assert page_dms(bot.fake, "U0LEAD") == []
+    await tick(bot, clock, timedelta(minutes=1))
+    assert len(page_dms(bot.fake, "U0LEAD")) == 1
+    await tick(bot, clock, timedelta(minutes=15))
+    assert len(page_dms(bot.fake, "U0CTO")) == 1
+    assert [line.split(":")[0] for line in page_lines(bot.fake, incident.channel_id)] == [
+        "📟 Paged level 1 (On-call engineer)",
+        "📟 Paged level 2 (Team lead)",
+        "📟 Paged level 3 (CTO)",
+    ]
+    assert {"U0LEAD", "U0CTO"} <= bot.fake.channels[incident.channel_id].members
+
+
+async def test_resolve_cancels_pending_levels_and_the_postmortem_is_chased(start: Starter, clock: FakeClock) -> None:
+    bot = await start()
+    await bot.declare("P1 Checkout is down", user="U0BOB")
+    incident = await bot.incident(1)
+    assert incident.channel_id is not None
+    clock.advance(timedelta(minutes=5))
+    await bot.command("resolve rolled back", user="U0BOB", channel=incident.channel_id)
+    await tick(bot, clock, timedelta(hours=1))
+    assert page_dms(bot.fake, "U0LEAD") == [] and page_dms(bot.fake, "U0CTO") == []
+    rows = await escalator(bot).pages(1)
+    assert [(r.level, r.sent_at is not None, r.cancel_reason) for r in rows] == [
+        (1, True, None),
+        (2, False, "incident resolved"),
+        (3, False, "incident resolved"),
+    ]
+    await tick(bot, clock, timedelta(hours=23))
+    chase = [m.text for m in bot.fake.messages(incident.channel_id) if "post-mortem is not finished" in m.text]
+    assert len(chase) == 1 and "<@U0BOB>" in chase[0]
+
+
+async def test_the_dm_button_acknowledges_and_stop_on_ack_cancels_the_rest(start: Starter, clock: FakeClock) -> None:
+    bot = await start({**CONFIG, "escalation": {"levels": LEVELS, "stop_on": "ack"}})
+    await bot.declare("P1 Checkout is down")
+    oncall = on_call_at(bot.deps.settings.config.oncall, clock.now())
+    assert oncall is not None
+    (dm,) = page_dms(bot.fake, oncall)
+    ((action_id, value),) = button_values(dm)
+    clock.advance(timedelta(minutes=4))
+    await bot.click(action_id, value, user=oncall, channel=dm.channel, message_ts=dm.ts)
+
+    incident = await bot.incident(1)
+    assert incident.acknowledged_by == oncall and incident.acknowledged_at == T0 + timedelta(minutes=4)
+    assert dm.edited and "Acknowledged by" in str(dm.blocks) and button_values(dm) == []
+    rows = await escalator(bot).pages(1)
+    assert rows[0].acknowledged_by == oncall
+    assert [r.cancel_reason for r in rows[1:]] == [f"acknowledged by <@{oncall}>"] * 2
+    await tick(bot, clock, timedelta(hours=1))
+    assert page_dms(bot.fake, "U0LEAD") == []
+    kinds = [(e.kind, e.data.get("action")) for e in await bot.timeline(1) if e.kind in ("ack", "page")]
+    assert kinds == [("page", "sent"), ("ack", None), ("page", "cancelled")]
+
+
+async def test_slash_ack_with_stop_on_resolve_records_the_ack_and_escalation_continues(
+    start: Starter, clock: FakeClock
+) -> None:
+    bot = await start()
+    await bot.declare("P1 Checkout is down")
+    incident = await bot.incident(1)
+    clock.advance(timedelta(minutes=2))
+    await bot.command("ack", user="U0CAROL", channel=incident.channel_id or "")
+    await tick(bot, clock, timedelta(minutes=13))
+    assert len(page_dms(bot.fake, "U0LEAD")) == 1
+    rows = await escalator(bot).pages(1)
+    assert rows[0].acknowledged_by == "U0CAROL" and rows[1].acknowledged_at is None
+
+
+async def test_a_second_press_after_someone_else_acknowledged(start: Starter, clock: FakeClock) -> None:
+    bot = await start(
+        {**CONFIG, "escalation": {"levels": [{"name": "All", "after": "0m", "notify": ["U0LEAD", "U0CTO"]}]}}
+    )
+    await bot.declare("P1 Checkout is down")
+    (lead_dm,) = page_dms(bot.fake, "U0LEAD")
+    (cto_dm,) = page_dms(bot.fake, "U0CTO")
+    await bot.click(*button_values(lead_dm)[0], user="U0LEAD", channel=lead_dm.channel, message_ts=lead_dm.ts)
+    await bot.click(*button_values(cto_dm)[0], user="U0CTO", channel=cto_dm.channel, message_ts=cto_dm.ts)
+    assert "acknowledged already by <@U0LEAD>" in str(cto_dm.blocks)
+    assert (await bot.incident(1)).acknowledged_by == "U0LEAD"
+
+
+async def test_raising_severity_pages_the_levels_it_now_needs(start: Starter, clock: FakeClock) -> None:
+    bot = await start()
+    await bot.declare("P3 Slow search")
+    incident = await bot.incident(1)
+    await tick(bot, clock, timedelta(minutes=20))
+    assert page_dms(bot.fake, "U0LEAD") == []
+    await bot.command("sev P1", channel=incident.channel_id or "")
+    assert len(page_dms(bot.fake, "U0LEAD")) == 1
+    await tick(bot, clock, timedelta(minutes=10))
+    assert len(page_dms(bot.fake, "U0CTO")) == 1
+
+
+async def test_lowering_severity_cancels_pending_levels(start: Starter, clock: FakeClock) -> None:
+    bot = await start()
+    await bot.declare("P1 Checkout is down")
+    incident = await bot.incident(1)
+    await bot.command("sev P4", channel=incident.channel_id or "")
+    await tick(bot, clock, timedelta(hours=1))
+    assert page_dms(bot.fake, "U0LEAD") == [] and page_dms(bot.fake, "U0CTO") == []
+
+
+async def test_a_failed_dm_is_reported_in_the_channel_and_the_next_level_fires(
+    start: Starter, clock: FakeClock
+) -> None:
+    levels = [LEVELS[0], {"name": "Team lead", "after": "15m", "notify": ["U0GHOST"]}, LEVELS[2]]
+    bot = await start({**CONFIG, "escalation": {"levels": levels}})
+    await bot.declare("P1 Checkout is down")
+    incident = await bot.incident(1)
+    assert incident.channel_id is not None
+    await tick(bot, clock, timedelta(minutes=15))
+    report = page_lines(bot.fake, incident.channel_id)[-1]
+    assert "level 2 (Team lead) reached nobody" in report
+    assert "Could not DM `U0GHOST`: user_not_found" in report
+    await tick(bot, clock, timedelta(minutes=15))
+    assert len(page_dms(bot.fake, "U0CTO")) == 1
+    assert page_lines(bot.fake, incident.channel_id)[-1] == "📟 Paged level 3 (CTO): <@U0CTO>"
+
+
+async def test_a_user_group_is_paged_member_by_member(start: Starter, fake_slack: FakeSlack, clock: FakeClock) -> None:
+    fake_slack.add_usergroup("S0LEADS", "leads", ["U0LEAD", "U0CTO"])
+    bot = await start({**CONFIG, "escalation": {"levels": [{"name": "Leads", "after": "0m", "notify": ["S0LEADS"]}]}})
+    await bot.declare("P1 Checkout is down")
+    assert len(page_dms(bot.fake, "U0LEAD")) == 1 and len(page_dms(bot.fake, "U0CTO")) == 1
+
+
+async def test_a_silent_p1_reminds_the_channel_and_the_commander(start: Starter, clock: FakeClock) -> None:
+    bot = await start()
+    await bot.declare("P1 Checkout is down", user="U0BOB")
+    incident = await bot.incident(1)
+    assert incident.channel_id is not None
+    await tick(bot, clock, timedelta(minutes=10))
+    await bot.command("update identified bad deploy", user="U0BOB", channel=incident.channel_id)
+    await tick(bot, clock, timedelta(minutes=10))
+    reminders = [m.text for m in bot.fake.messages(incident.channel_id) if m.text.startswith("⏰")]
+    assert reminders == []
+    await tick(bot, clock, timedelta(minutes=5))
+    reminders = [m.text for m in bot.fake.messages(incident.channel_id) if m.text.startswith("⏰")]
+    assert len(reminders) == 1 and "<@U0BOB>" in reminders[0] and "no status update for 15m" in reminders[0]
+
+
+async def test_oncall_command_shows_now_and_next_per_level(start: Starter, clock: FakeClock) -> None:
+    bot = await start()
+    config = bot.deps.settings.config.oncall
+    now_user = on_call_at(config, clock.now())
+    await bot.command("oncall")
+    reply = bot.last_reply()
+    assert "weekly rotation of 3" in reply and "Europe/London" in reply
+    assert f"*1. On-call engineer* · after 0m · now <@{now_user}> · next <@" in reply
+    assert "*2. Team lead* · after 15m · now <@U0LEAD>" in reply
+    assert "P3/P4: 1 level (0m), stops on resolve" in str(bot.fake.responses[-1]["blocks"])
+
+
+async def test_restart_sends_overdue_pages_once_marked_late(start: Starter, clock: FakeClock) -> None:
+    first = await start()
+    await first.declare("P1 Checkout is down")
+    incident = await first.incident(1)
+    assert incident.channel_id is not None
+    await stop_instance(start, first)  # the bot goes down with levels 2 and 3 pending
+
+    clock.advance(timedelta(minutes=40))
+    second = await start()  # on start: overdue pages go out at once
+    await second.settle()
+    (lead,) = page_dms(second.fake, "U0LEAD")
+    (cto,) = page_dms(second.fake, "U0CTO")
+    assert "late by 25m 00s" in str(lead.blocks) and "late by 10m 00s" in str(cto.blocks)
+    rows = await escalator(second).pages(1)
+    assert [(r.level, r.late, r.late_seconds) for r in rows] == [(1, False, 0.0), (2, True, 1500.0), (3, True, 600.0)]
+    assert "late by 25m 00s" in page_lines(second.fake, incident.channel_id)[1]
+    await stop_instance(start, second)
+
+    third = await start()
+    await third.settle()
+    assert len(page_dms(third.fake, "U0LEAD")) == 1 and len(page_dms(third.fake, "U0CTO")) == 1
+
+
+async def test_health_reports_the_scheduler(start: Starter) -> None:
+    bot = await start()
+    response = await bot.http.get(f"{bot.url}/health")
+    assert response.json()["checks"]["scheduler:running"][0]["status"] == "pass"
+
+
+async def test_levels_arrive_on_the_wall_clock(start: Starter) -> None:
+    fast = [
+        {"name": "On-call engineer", "after": "0s", "notify": ["oncall"]},
+        {"name": "Team lead", "after": "1s", "notify": ["U0LEAD"]},
+        {"name": "CTO", "after": "2s", "notify": ["U0CTO"]},
+    ]
+    bot = await start({**CONFIG, "escalation": {"levels": fast}}, clock_=SystemClock())
+    started = time.monotonic()
+    await bot.declare("P1 Checkout is down")
+    for _ in range(200):
+        if page_dms(bot.fake, "U0CTO"):
+            break
+        await asyncio.sleep(0.05)
+    elapsed = time.monotonic() - started
+    assert len(page_dms(bot.fake, "U0LEAD")) == 1 and len(page_dms(bot.fake, "U0CTO")) == 1
+    assert 1.5 <= elapsed < 10
+    lead_ts, cto_ts = float(page_dms(bot.fake, "U0LEAD")[0].ts), float(page_dms(bot.fake, "U0CTO")[0].ts)
+    assert lead_ts < cto_ts
+
+
+@pytest.mark.postgres_only
+@pytest.mark.skipif(os.environ.get("TEST_DATABASE") != "postgresql", reason="replica race needs PostgreSQL")
+async def test_two_app_instances_on_one_postgresql_send_each_page_once(start: Starter, clock: FakeClock) -> None:
+    a = await start()
+    for n in range(6):
+        await a.declare(f"P1 Outage number {n}")
+    # The second instance starts after the declarations only because the test harness tracks
+    # background work per loop; for the bot it is just another replica on the same database.
+    b = await start()
+    assert (await scheduler(b).run()).pages == 0  # level 1 went out already, nothing else is due yet
+    clock.advance(timedelta(minutes=31))
+    await asyncio.gather(*(scheduler(x).run() for x in (a, b, a, b)))
+    sent: Counter[tuple[str, str]] = Counter()
+    for user in ("U0ALICE", "U0BOB", "U0CAROL", "U0LEAD", "U0CTO"):
+        for message in page_dms(a.fake, user):
+            sent[(user, button_values(message)[0][1].split(":")[0])] += 1
+    assert sum(sent.values()) == 18  # 6 incidents x 3 levels
+    assert set(sent.values()) == {1}
+    async with a.deps.db.session() as session:
+        for number in range(1, 7):
+            rows = await service.pages(session, incident_id=number)
+            assert [r.attempts for r in rows] == [1, 1, 1]
+
+
+async def test_the_dm_button_after_resolve_says_so_and_changes_nothing(start: Starter, clock: FakeClock) -> None:
+    bot = await start()
+    await bot.declare("P1 Checkout is down")
+    incident = await bot.incident(1)
+    oncall = on_call_at(bot.deps.settings.config.oncall, clock.now())
+    assert oncall is not None
+    (dm,) = page_dms(bot.fake, oncall)
+    await bot.command("resolve fixed", channel=incident.channel_id or "")
+    await bot.click(*button_values(dm)[0], user=oncall, channel=dm.channel, message_ts=dm.ts)
+    assert "resolved already" in str(dm.blocks) and button_values(dm) == []
+    assert (await bot.incident(1)).acknowledged_at is None
+
+
+async def test_a_damaged_button_value_gets_a_clear_answer(start: Starter) -> None:
+    bot = await start()
+    await bot.click(PAGE_ACK, "nonsense", user="U0BOB", channel=None)
+    assert "old or damaged page" in bot.last_reply()
+
+
+async def test_health_warns_when_pages_are_stuck(start: Starter, clock: FakeClock) -> None:
+    bot = await start()
+    await bot.declare("P1 Checkout is down")
+    clock.advance(timedelta(minutes=21))  # level 2 due 6 minutes ago, and nothing ran
+    body = (await bot.http.get(f"{bot.url}/health")).json()
+    check = body["checks"]["escalation:timers"][0]
+    assert check["status"] == "warn" and "overdue since" in check["output"]
+    await scheduler(bot).run()
+    body = (await bot.http.get(f"{bot.url}/health")).json()
+    assert body["checks"]["escalation:timers"][0]["status"] == "pass"
+
+
+async def test_a_5xx_on_a_page_dm_is_retried_and_the_channel_says_so(start: Starter, clock: FakeClock) -> None:
+    levels = [{"name": "Team lead", "after": "1m", "notify": ["U0LEAD"]}]
+    bot = await start({**CONFIG, "escalation": {"levels": levels}})
+    await bot.declare("P1 Checkout is down", user="U0BOB")
+    incident = await bot.incident(1)
+    assert incident.channel_id is not None
+    bot.fake.server_error("chat.postMessage", count=1, status=503)  # the page DM
+    await tick(bot, clock, timedelta(minutes=1))
+    assert page_dms(bot.fake, "U0LEAD") == []
+    assert page_lines(bot.fake, incident.channel_id) == [
+        "📟 ⚠️ Paging level 1 (Team lead): Slack failed, trying again\n"
+        "⏳ Could not reach <@U0LEAD> yet (http_503); trying again in 30s"
+    ]
+    assert "U0LEAD" in bot.fake.channels[incident.channel_id].members  # so the mention reaches them
+    await tick(bot, clock, timedelta(seconds=30))
+    assert len(page_dms(bot.fake, "U0LEAD")) == 1
+    assert page_lines(bot.fake, incident.channel_id)[-1] == "📟 Paged level 1 (Team lead) (attempt 2): <@U0LEAD>"
+    await tick(bot, clock, timedelta(minutes=30))
+    assert len(page_dms(bot.fake, "U0LEAD")) == 1
+    (row,) = await escalator(bot).pages(1)
+    assert row.sent_to == ["U0LEAD"] and row.attempts == 2 and not row.late
+
+
+async def test_a_user_group_is_read_when_the_page_goes_out_and_its_members_invited(
+    start: Starter, fake_slack: FakeSlack, clock: FakeClock
+) -> None:
+    fake_slack.add_usergroup("S0LEADS", "leads", ["U0LEAD"])
+    levels = [LEVELS[0], {"name": "Leads", "after": "15m", "notify": ["S0LEADS"]}]
+    bot = await start({**CONFIG, "escalation": {"levels": levels}})
+    await bot.declare("P1 Checkout is down")
+    incident = await bot.incident(1)
+    assert incident.channel_id is not None
+    fake_slack.add_usergroup("S0LEADS", "leads", ["U0CTO", "U0CAROL"])  # the group changed since bot.yml was read
+    await tick(bot, clock, timedelta(minutes=15))
+    assert [c.args["usergroup"] for c in bot.fake.calls_to("usergroups.users.list")] == ["S0LEADS"]
+    assert page_dms(bot.fake, "U0LEAD") == []
+    assert len(page_dms(bot.fake, "U0CTO")) == 1 and len(page_dms(bot.fake, "U0CAROL")) == 1
+    assert {"U0CTO", "U0CAROL"} <= bot.fake.channels[incident.channel_id].members
+    assert page_lines(bot.fake, incident.channel_id)[-1] == "📟 Paged level 2 (Leads): <@U0CTO>, <@U0CAROL>"

@@ -1,0 +1,357 @@
+"""/status, /restart and /rollback through the real app: signed requests, the fake Slack, local platform fakes."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.ops import service as audit
+from bot.ops.models import AuditLog
+from tests.conftest import make_settings
+from tests.fakes.kubernetes import FakeKubernetes
+from tests.fakes.railway import FakeRailway
+from tests.fakes.slack_api import FakeSlack
+from tests.fakes.vercel import FakeVercel
+from tests.fakes.webhook import SECRET, FakeWebhook
+from tests.harness import BotHarness, start_bot
+from tests.ops.conftest import HealthEndpoint
+from tests.platforms.helpers import FakeTimer, service_section
+
+HEALTH_TIMEOUT = 0.5
+
+
+@dataclass
+class Stack:
+    bot: BotHarness
+    railway: FakeRailway
+    vercel: FakeVercel
+    k8s: FakeKubernetes
+    webhook: FakeWebhook
+    health: HealthEndpoint
+    timer: FakeTimer
+
+    @property
+    def fake(self) -> FakeSlack:
+        return self.bot.fake
+
+    async def audit(self) -> list[AuditLog]:
+        async with self.bot.deps.db.session() as session:
+            return list(reversed(await audit.entries(session)))
+
+    def last_response(self) -> dict[str, Any]:
+        assert self.fake.responses, "the bot answered nothing"
+        return self.fake.responses[-1]
+
+    def progress(self, channel: str) -> list[Any]:
+        """The bot's restart/rollback progress messages in a channel (not the ephemeral answers)."""
+        return [
+            m
+            for m in self.fake.messages(channel)
+            if m.ephemeral_to is None and (m.text or "").startswith(("Restart ", "Roll back "))
+        ]
+
+    def raw(self) -> str:
+        """The last response_url answer, fields and buttons included."""
+        return str(self.last_response())
+
+    def button_value(self, action_id: str) -> str:
+        for response in reversed(self.fake.responses):
+            for block in response.get("blocks") or []:
+                for element in block.get("elements") or []:
+                    if element.get("action_id") == action_id:
+                        return str(element["value"])
+        raise AssertionError(f"no {action_id} button in {self.bot.replies()}")
+
+
+class SlowHealth(HealthEndpoint):
+    """Many services' /health on one server, one hanging and one failing."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        from aiohttp import web
+
+        async def named(request: web.Request) -> web.Response:
+            name = request.match_info["name"]
+            if name == "search":
+                await self._release.wait()
+            if name == "billing":
+                body = {"status": "error", "error": {"postgres": {"status": "down", "message": "too many clients"}}}
+                return web.json_response(body, status=503)
+            return web.json_response({"status": "pass"})
+
+        self.app.router.add_get("/svc/{name}/health", named)
+
+
+@pytest.fixture
+async def stack(
+    fake_slack: FakeSlack, database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[Stack]:
+    railway, vercel, k8s, webhook, health = FakeRailway(), FakeVercel(), FakeKubernetes(), FakeWebhook(), SlowHealth()
+    for server in (railway, vercel, k8s, webhook, health):
+        await server.start()
+    railway.seed(["v1", "v2", "v3"])
+    vercel.seed(["v1", "v2", "v3"])
+    k8s.seed(["v1", "v2", "v3"])
+    webhook.seed(["v1", "v2", "v3"])
+    monkeypatch.setenv("TEST_K8S_TOKEN", k8s.token)
+    monkeypatch.setenv("DEPLOY_WEBHOOK_SECRET", SECRET)
+    fake_slack.add_usergroup("S0ONCALL", "oncall", ["U0ALICE", "U0BOB"])
+
+    def svc(name: str) -> dict[str, Any]:
+        return {"health_url": f"{health.url}/svc/{name}/health", "timeout": f"{int(HEALTH_TIMEOUT * 1000)}ms"}
+
+    services: dict[str, Any] = {
+        "gateway": {**svc("gateway"), **service_section("railway", railway)},
+        "web": {**svc("web"), **service_section("vercel", vercel)},
+        "api": {**svc("api"), **service_section("kubernetes", k8s)},
+        "billing": {**svc("billing"), **service_section("webhook", webhook)},
+        "search": svc("search"),
+    }
+    for n in range(15):
+        services[f"worker-{n:02d}"] = svc(f"worker-{n:02d}")
+    config = {
+        "services": services,
+        "permissions": {"restart": ["S0ONCALL", "U0LEAD"], "rollback": ["U0LEAD", "U0CTO"]},
+    }
+    settings = make_settings(
+        fake=fake_slack,
+        database_url=database_url,
+        tmp_path=tmp_path,
+        config=config,
+        railway_token=railway.account_token,
+        railway_api_url=railway.api_url,
+        vercel_token=vercel.token,
+        vercel_team_id=vercel.team_id,
+        vercel_api_url=vercel.url,
+    )
+    timer = FakeTimer()
+
+    def customize(deps: Any) -> None:
+        deps.services["ops"].timer = timer
+
+    harness, stop = await start_bot(fake=fake_slack, settings=settings, customize=customize)
+    try:
+        yield Stack(harness, railway, vercel, k8s, webhook, health, timer)
+    finally:
+        for server in (railway, vercel, k8s, webhook, health):
+            await server.stop()
+        await stop()
+    for server in (railway, vercel, k8s, webhook):
+        assert not server.violations, f"{server.platform}: {server.violations}"
+
+
+async def _incident_channel(stack: Stack) -> str:
+    incident = await stack.bot.declare("P1 Gateway is down")
+    assert incident.channel_id
+    return incident.channel_id
+
+
+# --- /status --------------------------------------------------------------------------------------
+
+
+async def test_status_of_many_endpoints_with_one_hanging_and_one_failing(stack: Stack) -> None:
+    started = time.perf_counter()
+    response = await stack.bot.command("", command="/status", user="U0CAROL")
+    took = time.perf_counter() - started
+
+    assert response.status_code == 200
+    assert took < 2 * HEALTH_TIMEOUT + 1.0, f"/status took {took:.2f}s"
+    reply = stack.last_response()
+    assert reply.get("response_type") in (None, "ephemeral")
+    text = stack.bot.last_reply()
+    assert "18 healthy · 1 failing · 1 unreachable" in text
+    lines = [line for line in text.splitlines()[2:] if line.startswith(("🟢 *", "🔴 *", "⚫ *"))]
+    assert lines[0].startswith("⚫ *search* unreachable") and "no answer within 0.5 s" in lines[0]
+    assert lines[1].startswith("🔴 *billing* failing") and "failing: postgres (too many clients)" in lines[1]
+    assert len(lines) == 20
+
+
+async def test_status_in_an_incident_channel_is_posted_and_on_the_timeline(stack: Stack) -> None:
+    channel = await _incident_channel(stack)
+    await stack.bot.command("", command="/status", user="U0BOB", channel=channel)
+
+    assert stack.last_response()["response_type"] == "in_channel"
+    events = [e for e in await stack.bot.timeline(1) if e.kind == "health"]
+    assert len(events) == 1 and events[0].actor == "U0BOB"
+    assert "1 failing (billing: postgres)" in events[0].text
+
+
+async def test_status_of_one_service_shows_dependencies_and_deployments(stack: Stack) -> None:
+    await stack.bot.command("billing", command="/status")
+    text = stack.bot.last_reply()
+
+    assert "🔴 postgres failing · too many clients" in text
+    assert "*Recent deployments on deploy webhook*" in text
+    assert text.count("`hook-") == 3 and "· *live*" in text
+
+
+async def test_status_of_an_unknown_service_suggests_one(stack: Stack) -> None:
+    await stack.bot.command("gatewy", command="/status")
+    assert "did you mean gateway" in stack.bot.last_reply()
+
+
+# --- /restart -------------------------------------------------------------------------------------
+
+
+async def test_restart_confirmed_follows_in_one_message_and_records_everything(stack: Stack) -> None:
+    channel = await _incident_channel(stack)
+    await stack.bot.command("gateway", command="/restart", user="U0ALICE", channel=channel)
+
+    confirmation = stack.raw()
+    assert "Restart *gateway* on Railway?" in confirmation
+    assert stack.railway.id_of("v3") in confirmation and "*Live now*" in confirmation
+    assert stack.railway.restarts == 0
+    value = stack.button_value("ops_confirm")
+
+    await stack.bot.click("ops_confirm", value, user="U0ALICE", channel=channel)
+
+    assert stack.railway.restarts == 1
+    progress = stack.progress(channel)
+    assert len(progress) == 1, "progress must be one message edited in place"
+    updates = stack.fake.calls_to("chat.update")
+    assert len(updates) >= 3 and {c.args.get("ts") for c in updates} == {progress[0].ts}
+    assert "succeeded" in progress[0].text and "health" in str(progress[0].blocks)
+    assert "confirmed by <@U0ALICE>" in stack.bot.replies()[-1]
+    [entry] = await stack.audit()
+    assert (entry.action, entry.outcome, entry.actor, entry.incident_id) == ("restart", "succeeded", "U0ALICE", 1)
+    kinds = [e.kind for e in await stack.bot.timeline(1)]
+    assert kinds.count("deploy") == 2 and "health" in kinds
+
+
+async def test_restart_cancelled_changes_nothing(stack: Stack) -> None:
+    await stack.bot.command("gateway", command="/restart", user="U0BOB")
+    await stack.bot.click("ops_cancel", stack.button_value("ops_cancel"), user="U0BOB")
+
+    assert stack.railway.restarts == 0
+    assert "cancelled by <@U0BOB>" in stack.bot.last_reply()
+    assert [e.outcome for e in await stack.audit()] == ["cancelled"]
+    await stack.bot.click("ops_confirm", stack.button_value("ops_confirm"), user="U0BOB")
+    assert "already confirmed or cancelled" in stack.bot.last_reply()
+    assert stack.railway.restarts == 0
+
+
+async def test_restart_refused_is_answered_and_audited(stack: Stack) -> None:
+    await stack.bot.command("gateway", command="/restart", user="U0CAROL")
+
+    reply = stack.bot.last_reply()
+    assert "you may not restart gateway" in reply
+    assert "ops_confirm" not in str(stack.last_response())
+    [entry] = await stack.audit()
+    assert (entry.actor, entry.outcome) == ("U0CAROL", "refused")
+
+
+async def test_a_confirm_click_by_someone_not_allowed_is_refused(stack: Stack) -> None:
+    await stack.bot.command("gateway", command="/restart", user="U0ALICE")
+    await stack.bot.click("ops_confirm", stack.button_value("ops_confirm"), user="U0CAROL")
+
+    assert "you may not restart" in stack.bot.last_reply()
+    assert stack.railway.restarts == 0
+
+
+async def test_progress_goes_to_a_dm_when_the_bot_cannot_post_in_the_channel(stack: Stack) -> None:
+    stack.fake.add_channel("ops-private", channel_id="G0PRIVATE", private=True, members=["U0ALICE"])
+    await stack.bot.command("gateway", command="/restart", user="U0ALICE", channel="G0PRIVATE")
+    await stack.bot.click("ops_confirm", stack.button_value("ops_confirm"), user="U0ALICE", channel="G0PRIVATE")
+
+    dms = stack.fake.dms("U0ALICE")
+    assert len(dms) == 1 and "succeeded" in dms[0].text
+    assert stack.progress("G0PRIVATE") == []
+
+
+async def test_usage_errors_show_the_usage(stack: Stack) -> None:
+    answer = (await stack.bot.command("", command="/restart")).json()
+    assert "Name the service to restart" in answer["text"] and "/restart &lt;service&gt;" in answer["text"]
+    assert "Services: api, billing, gateway, web." in answer["text"]  # those with a deploy platform
+    answer = (await stack.bot.command("gateway now please", command="/rollback")).json()
+    assert "/rollback gateway now" in str(answer["blocks"])
+
+
+# --- /rollback ------------------------------------------------------------------------------------
+
+
+async def test_rollback_without_id_goes_to_the_previous_revision(stack: Stack) -> None:
+    await stack.bot.command("api", command="/rollback", user="U0LEAD")
+
+    assert "Roll back *api* on Kubernetes?" in stack.raw()
+    assert "*Roll back to*\\n`2`" in stack.raw()  # revision 2 is the target
+    await stack.bot.click("ops_confirm", stack.button_value("ops_confirm"), user="U0LEAD")
+
+    assert stack.k8s.live_version() == "v2"
+    assert "succeeded" in stack.progress("C0GENERAL")[-1].text
+    [entry] = await stack.audit()
+    assert (entry.action, entry.outcome, entry.from_deployment) == ("rollback", "succeeded", "3")
+
+
+async def test_rollback_with_an_id(stack: Stack) -> None:
+    wanted = stack.vercel.id_of("v1")
+    await stack.bot.command(f"web {wanted}", command="/rollback", user="U0CTO")
+    await stack.bot.click("ops_confirm", stack.button_value("ops_confirm"), user="U0CTO")
+
+    assert stack.vercel.live_version() == "v1"
+    assert (await stack.audit())[0].outcome == "succeeded"
+
+
+async def test_rollback_with_nothing_to_go_back_to_lists_candidates(stack: Stack) -> None:
+    stack.webhook.deployments[1]["status"] = "failed"
+    stack.webhook.deployments[1]["can_rollback"] = False
+    stack.webhook.deployments[2]["status"] = "failed"
+    stack.webhook.deployments[2]["can_rollback"] = False
+    await stack.bot.command("billing", command="/rollback", user="U0LEAD")
+
+    reply = stack.bot.last_reply()
+    assert "Cannot roll back *billing*" in reply and "no earlier successful deployment" in reply
+    assert stack.webhook.id_of("v1") in reply and "/rollback billing &lt;deployment-id&gt;" in reply
+    assert "ops_confirm" not in str(stack.last_response())
+
+
+async def test_a_deploy_that_fails_is_reported_and_audited(stack: Stack) -> None:
+    channel = await _incident_channel(stack)
+    stack.webhook.fail_next_deploy()
+    await stack.bot.command("billing", command="/restart", user="U0LEAD", channel=channel)
+    await stack.bot.click("ops_confirm", stack.button_value("ops_confirm"), user="U0LEAD", channel=channel)
+
+    [progress] = stack.progress(channel)
+    assert "failed" in progress.text and "ended failed" in progress.text
+    [entry] = await stack.audit()
+    assert entry.outcome == "failed"
+    assert any(e.kind == "deploy" and "failed" in e.text for e in await stack.bot.timeline(1))
+
+
+async def test_platform_429_is_a_clear_answer(stack: Stack) -> None:
+    stack.railway.throttle_next(30)
+    await stack.bot.command("gateway", command="/restart", user="U0LEAD")
+    assert "Railway is rate-limiting the bot; try again in 30 s" in stack.bot.last_reply()
+
+    await stack.bot.command("gateway", command="/restart", user="U0LEAD")
+    stack.railway.throttle_next(9, body_contains="deploymentRestart")
+    await stack.bot.click("ops_confirm", stack.button_value("ops_confirm"), user="U0LEAD")
+    report = stack.progress("C0GENERAL")[-1].text
+    assert "failed" in report and "try again in 9 s" in report
+    assert stack.railway.restarts == 0
+
+
+async def test_platform_auth_error_is_a_clear_answer(stack: Stack) -> None:
+    stack.vercel.token = "rotated-elsewhere"
+    await stack.bot.command("web", command="/rollback", user="U0LEAD")
+
+    reply = stack.bot.last_reply()
+    assert "Vercel refused our credentials (HTTP 403)" in reply
+    assert "Traceback" not in reply and "Something went wrong" not in reply
+
+
+async def test_platform_text_is_escaped_before_it_reaches_slack(stack: Stack) -> None:
+    from tests.fakes.webhook import Fault
+
+    stack.webhook.inject(Fault(500, {}, {"error": "<!channel> deploy tool exploded"}, body_contains='"restart"'))
+    await stack.bot.command("billing", command="/restart", user="U0LEAD")
+    await stack.bot.click("ops_confirm", stack.button_value("ops_confirm"), user="U0LEAD")
+
+    [report] = stack.progress("C0GENERAL")
+    assert "deploy tool exploded" in report.text
+    assert "<!channel>" not in report.text and "<!channel>" not in str(report.blocks)
+    assert "&lt;!channel&gt;" in report.text
