@@ -6,6 +6,15 @@
 
 Sending is always: claim the row (lease) → deliver → finish (mark sent) in one place, `send_page`
 and `send_reminder`, whoever triggers it (the declaration, a timer, a sweep, a restart).
+
+A page DM that fails for a transient reason (Slack 5xx, unreachable, throttled) is not final: the
+page is released for a retry after a back-off (30 s, then 60 s) that DMs only the people not yet
+reached, and is recorded as sent after the attempt that reaches them, or after `max_attempts`
+with the rest under `failed`. A permanent error (`user_not_found`, ...) is final at once and
+reported in the channel.
+
+Who triggers what: a signal handler sends only its own incident's due rows (`send_due`); sweeps
+over every due row (`run_due`) run only from `EscalationScheduler.run`, one at a time.
 """
 
 from __future__ import annotations
@@ -15,6 +24,9 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+
+from sqlalchemy import update
+from sqlmodel import col, select
 
 from bot.clock import Clock, utc
 from bot.config import BotConfig
@@ -200,6 +212,28 @@ class Escalator:
                 report.reminders += 1
         return report
 
+    async def escalate_now(self, incident_id: int, *, actor: str | None = None) -> str:
+        """Page the next level now (a playbook's `page` step, or someone who cannot wait)."""
+        now = self.clock.now()
+        async with self.db.session() as session:
+            result = await session.exec(
+                select(Page)
+                .where(col(Page.incident_id) == incident_id, *service.pending_rows(Page))
+                .order_by(col(Page.level), col(Page.repeat))
+                .limit(1)
+            )
+            page = result.first()
+            if page is None:
+                return "every escalation level has been paged already (or the incident is stopped)"
+            if page.due_at > now:
+                await session.exec(  # type: ignore[call-overload]
+                    update(Page).where(col(Page.id) == page.id, col(Page.sent_at).is_(None)).values(due_at=now)
+                )
+                await session.commit()
+        log.info("INC-%s: level %s paged early by %s", incident_id, page.level, actor)
+        await self.send_due(incident_id)
+        return f"level {page.level} ({page.name}) was paged now"
+
     async def run_due(self) -> RunReport:
         """Send every page and reminder that is due and not held by another process.
 
@@ -316,13 +350,12 @@ class Escalator:
 
         if not attempt.final and (_outstanding(rows) or not _reached(rows, channel=True)):
             # Someone is still to be reached (Slack failed for now), or nothing reached anybody.
-            why = "; ".join([*(f"{k}: {v}" for k, v in _outstanding(rows).items()), *attempt.errors]) or "; ".join(
-                f"{r.recipient}: {r.error}" for r in rows if r.error
-            )
+            problems = [*(f"{k}: {v}" for k, v in _outstanding(rows).items()), *attempt.errors]
+            why = "; ".join(problems or [f"{r.recipient}: {r.error}" for r in rows if r.error]) or "no target"
             retry_at = self.clock.now() + attempt.retry_in
             async with self.db.session() as session:
                 released = await service.release(
-                    session, model=Page, row_id=page.id, token=token, retry_at=retry_at, error=why or "no target"
+                    session, model=Page, row_id=page.id, token=token, retry_at=retry_at, error=why
                 )
             if released:
                 self.wake(retry_at)

@@ -63,6 +63,11 @@ def _pending(model: type[TimerRow]) -> list[Any]:
     return [col(model.sent_at).is_(None), col(model.cancelled_at).is_(None)]  # type: ignore[attr-defined]
 
 
+def pending_rows(model: type[TimerRow]) -> list[Any]:
+    """Conditions for rows neither sent nor cancelled."""
+    return _pending(model)
+
+
 def _claimable(model: type[TimerRow], now: datetime) -> list[Any]:
     expires = col(model.claim_expires_at)  # type: ignore[attr-defined]
     return [*_pending(model), col(model.due_at) <= now, or_(expires.is_(None), expires <= now)]  # type: ignore[attr-defined]

@@ -122,7 +122,10 @@ def setup(deps: Deps) -> None:
     deps.bus.subscribe(IncidentResolved, on_resolved)
 
     async def start() -> None:
-        await scheduler.start()
+        # Catching up after an outage can mean many overdue pages, each with Slack calls and 429
+        # waits: run it in the background so the server listens (Slack, /health) meanwhile.
+        # The claims make it safe to overlap with the first wake-ups.
+        background.spawn(scheduler.start(), "catch up on overdue pages")
 
     async def stop() -> None:
         await background.drain()

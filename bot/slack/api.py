@@ -30,3 +30,24 @@ async def call(step: str, request: Awaitable[AsyncSlackResponse]) -> AsyncSlackR
 
 def data(response: AsyncSlackResponse) -> dict[str, Any]:
     return response.data if isinstance(response.data, dict) else {}
+
+
+async def user_handles(client: Any) -> dict[str, str]:
+    """Every active user's handle and display name (lowercase) to their ID, for `@handle` in bot.yml."""
+    handles: dict[str, str] = {}
+    cursor: str | None = None
+    while True:
+        kwargs: dict[str, Any] = {"limit": 200}
+        if cursor:
+            kwargs["cursor"] = cursor
+        body = data(await call("list users", client.users_list(**kwargs)))
+        for member in body.get("members") or []:
+            if member.get("deleted"):
+                continue
+            profile = member.get("profile") or {}
+            for name in (member.get("name"), profile.get("display_name")):
+                if name:
+                    handles.setdefault(str(name).lower(), str(member["id"]))
+        cursor = (body.get("response_metadata") or {}).get("next_cursor") or None
+        if not cursor:
+            return handles

@@ -23,7 +23,7 @@ def clip(text: str, limit: int) -> str:
 
 
 def is_user_id(value: str | None) -> bool:
-    return bool(value) and value[:1] in {"U", "W"} and value[1:].isalnum() and value.isupper()  # type: ignore[index]
+    return value is not None and value[:1] in {"U", "W"} and value[1:].isalnum() and value.isupper()
 
 
 def user(user_id: str | None) -> str:

@@ -6,7 +6,6 @@ import asyncio
 from datetime import timedelta
 from pathlib import Path
 
-import pytest
 from sqlmodel import col, select
 
 from bot.clock import FakeClock
@@ -19,15 +18,6 @@ CONFIG = {"escalation": {"levels": [{"name": "Team lead", "after": "1m", "notify
 INCIDENTS = 3
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG (bot/escalation/setup.py start hook + bot/runner.py serve): EscalationScheduler.start() "
-    "sends every overdue page (one after another, each with its Slack calls and 429 waits) inside "
-    "wiring.start(), and the HTTP site is started only after it returns. After an outage with many "
-    "overdue pages the bot refuses Slack requests (slash commands fail with dispatch_failed) and /health "
-    "for as long as the catch-up takes, and an orchestrator's probe may restart it mid-catch-up. Fix: "
-    "start the catch-up run as a background task once the server is listening (the claims make it safe)",
-)
 async def test_server_is_up_while_overdue_pages_are_still_being_sent(
     fake_slack: FakeSlack, database_url: str, tmp_path: Path
 ) -> None:

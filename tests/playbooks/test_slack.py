@@ -379,7 +379,7 @@ async def test_actions_are_delegated_to_the_other_domains(start: Callable[..., A
 
     def fakes(deps: Deps) -> None:
         deps.services["ops_offer"] = ops_offer
-        deps.services["escalation"] = Escalation()  # beside the real escalator, which lacks escalate_now
+        deps.services["escalator"] = Escalation()  # stands in for the real escalator: records the call
 
     bot = await start(fakes)
     await bot.declare("P1 service:gateway Gateway down")

@@ -20,7 +20,7 @@ from bot.escalation.ports import PageMessage, Pager, PageReport, ReminderMessage
 from bot.exceptions import ChatError
 from bot.incidents.models import Incident, Status
 from bot.slack import blocks
-from bot.slack.api import call, data
+from bot.slack.api import call, data, user_handles
 from bot.slack.text import clip, escape, severity
 
 log = logging.getLogger(__name__)
@@ -207,24 +207,7 @@ class SlackPager:
         return self._handles.get(wanted)
 
     async def _load_handles(self) -> dict[str, str]:
-        handles: dict[str, str] = {}
-        cursor: str | None = None
-        while True:
-            kwargs: dict[str, Any] = {"limit": 200}
-            if cursor:
-                kwargs["cursor"] = cursor
-            response = await call("list users", self.client.users_list(**kwargs))
-            body = data(response)
-            for member in body.get("members") or []:
-                if member.get("deleted"):
-                    continue
-                profile = member.get("profile") or {}
-                for name in (member.get("name"), profile.get("display_name")):
-                    if name:
-                        handles.setdefault(str(name).lower(), str(member["id"]))
-            cursor = (body.get("response_metadata") or {}).get("next_cursor") or None
-            if not cursor:
-                return handles
+        return await user_handles(self.client)
 
     async def post_reminder(self, *, incident: Incident, reminder: ReminderMessage) -> None:
         text = reminder_text(incident, reminder)

@@ -22,7 +22,7 @@ from bot.ops.flows import PHASES, Plan, Report, StatusReport, Step
 from bot.ops.models import Action, Outcome
 from bot.platforms.base import Deployment
 from bot.slack import blocks
-from bot.slack.api import call, data
+from bot.slack.api import call, data, user_handles
 from bot.slack.text import clip, escape
 
 log = logging.getLogger(__name__)
@@ -76,23 +76,7 @@ class SlackDirectory:
         raise ChatError(f"no user group with handle {handle}", step="list user groups", code="no_such_subteam")
 
     async def _load_handles(self) -> dict[str, str]:
-        handles: dict[str, str] = {}
-        cursor: str | None = None
-        while True:
-            kwargs: dict[str, Any] = {"limit": 200}
-            if cursor:
-                kwargs["cursor"] = cursor
-            body = data(await call("list users", self.client.users_list(**kwargs)))
-            for member in body.get("members") or []:
-                if member.get("deleted"):
-                    continue
-                profile = member.get("profile") or {}
-                for name in (member.get("name"), profile.get("display_name")):
-                    if name:
-                        handles.setdefault(str(name).lower(), str(member["id"]))
-            cursor = (body.get("response_metadata") or {}).get("next_cursor") or None
-            if not cursor:
-                return handles
+        return await user_handles(self.client)
 
 
 class SlackOpsProgress:
