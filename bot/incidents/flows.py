@@ -7,10 +7,12 @@ its steps skips what is already done.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import secrets
 import unicodedata
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from bot.config import Severity
@@ -218,22 +220,23 @@ async def _create_channel(deps: Deps, incident: Incident) -> Channel:
 
 
 async def _refresh(deps: Deps, incident: Incident) -> list[str]:
-    """Keep topic, pinned summary and announcement in step with the row; failures are reported, not raised."""
-    problems = []
+    """Keep topic, pinned summary and announcement in step with the row, at once; failures are reported."""
     chat = deps.incident_chat
-    steps = []
+    steps: list[tuple[str, Callable[[], Awaitable[None]]]] = []
     if incident.channel_id:
-        steps.append(("updating the topic", chat.set_topic(incident=incident)))
+        steps.append(("updating the topic", lambda: chat.set_topic(incident=incident)))
     if incident.summary_ts:
-        steps.append(("updating the summary", chat.refresh_summary(incident=incident)))
+        steps.append(("updating the summary", lambda: chat.refresh_summary(incident=incident)))
     if incident.announcement_ts:
-        steps.append(("updating the announcement", chat.refresh_announcement(incident=incident)))
-    for step, call in steps:
-        try:
-            await call
-        except ChatError as exc:
-            log.warning("%s for %s failed: %s", step, incident.ref, exc)
-            problems.append(f"{step} failed ({exc.code or exc})")
+        steps.append(("updating the announcement", lambda: chat.refresh_announcement(incident=incident)))
+    results = await asyncio.gather(*(run() for _, run in steps), return_exceptions=True)
+    problems = []
+    for (step, _), result in zip(steps, results, strict=True):
+        if isinstance(result, ChatError):
+            log.warning("%s for %s failed: %s", step, incident.ref, result)
+            problems.append(f"{step} failed ({result.code or result})")
+        elif isinstance(result, BaseException):
+            raise result
     return problems
 
 

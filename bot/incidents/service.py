@@ -223,6 +223,8 @@ async def resolve(session: AsyncSession, *, incident: Incident, summary: str, ac
             resolution=summary,
             updated_at=now,
             last_status_update_at=now,
+            # Resolving without a `monitoring` step still ends the impact.
+            mitigated_at=func.coalesce(col(Incident.mitigated_at), now),
         )
     )
     if not result.rowcount:
@@ -232,11 +234,6 @@ async def resolve(session: AsyncSession, *, incident: Incident, summary: str, ac
     timeline.add(session, incident_id=incident.id, kind=Kind.RESOLVED, at=now, actor=actor, text=summary, key=True)
     await session.commit()
     await session.refresh(incident)
-    if incident.mitigated_at is None:
-        # Resolving without a `monitoring` step still ends the impact.
-        incident.mitigated_at = now
-        session.add(incident)
-        await session.commit()
     return incident
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import delete, func, update
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import col, select
+from sqlmodel import SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.timeline.models import Kind, ProcessedEvent, ProcessedRequest, TimelineEvent
@@ -110,56 +110,47 @@ async def store_message(
         permalink=permalink,
         data={},
     )
-    session.add(event)
-    try:
-        await session.commit()
-    except IntegrityError:
-        await session.rollback()
-        return None
-    return event
+    return event if await _insert_once(session, event) else None
 
 
-async def edit_message(session: AsyncSession, *, channel_id: str, message_ts: str, text: str) -> bool:
+async def _update_message(session: AsyncSession, *, channel_id: str, message_ts: str, **values: Any) -> bool:
     result = await session.exec(  # type: ignore[call-overload]
         update(TimelineEvent)
         .where(col(TimelineEvent.channel_id) == channel_id, col(TimelineEvent.message_ts) == message_ts)
-        .values(text=text)
+        .values(**values)
     )
     await session.commit()
     return bool(result.rowcount)
+
+
+async def edit_message(session: AsyncSession, *, channel_id: str, message_ts: str, text: str) -> bool:
+    return await _update_message(session, channel_id=channel_id, message_ts=message_ts, text=text)
 
 
 async def set_key(session: AsyncSession, *, channel_id: str, message_ts: str, key: bool) -> bool:
     """Mark or unmark the event for a message; False when the message is not on any timeline."""
-    result = await session.exec(  # type: ignore[call-overload]
-        update(TimelineEvent)
-        .where(col(TimelineEvent.channel_id) == channel_id, col(TimelineEvent.message_ts) == message_ts)
-        .values(key=key)
-    )
-    await session.commit()
-    return bool(result.rowcount)
+    return await _update_message(session, channel_id=channel_id, message_ts=message_ts, key=key)
 
 
-async def first_delivery(session: AsyncSession, *, event_id: str, at: datetime) -> bool:
-    """True the first time an `event_id` is seen; an insert race between replicas is settled by the key."""
-    session.add(ProcessedEvent(event_id=event_id, received_at=at))
+async def _insert_once(session: AsyncSession, row: SQLModel) -> bool:
+    """True for the first insert of this key; a race between replicas is settled by the primary key."""
+    session.add(row)
     try:
         await session.commit()
     except IntegrityError:
         await session.rollback()
         return False
     return True
+
+
+async def first_delivery(session: AsyncSession, *, event_id: str, at: datetime) -> bool:
+    """True the first time a Slack `event_id` is seen."""
+    return await _insert_once(session, ProcessedEvent(event_id=event_id, received_at=at))
 
 
 async def first_request(session: AsyncSession, *, signature: str, at: datetime) -> bool:
     """True the first time a request signature is seen."""
-    session.add(ProcessedRequest(signature=signature, received_at=at))
-    try:
-        await session.commit()
-    except IntegrityError:
-        await session.rollback()
-        return False
-    return True
+    return await _insert_once(session, ProcessedRequest(signature=signature, received_at=at))
 
 
 async def prune_processed(session: AsyncSession, *, events_before: datetime, requests_before: datetime) -> None:

@@ -31,6 +31,14 @@ async def test_messages_outside_incident_channels_and_bot_messages_are_ignored(b
     await bot.event({**_message(incident.channel_id, "1790000000.000300", "beep"), "bot_id": "B1"})
     await bot.event({**_message(incident.channel_id, "1790000000.000400", ""), "subtype": "channel_join"})
     assert [e for e in await bot.timeline(1) if e.kind == "message"] == []
+    # Chatter in other channels costs a read, never a write (no delivery claim).
+    async with bot.deps.db.session() as session:
+        from sqlmodel import select
+
+        from bot.timeline.models import ProcessedEvent
+
+        claims = (await session.exec(select(ProcessedEvent))).all()
+    assert len(claims) == 2  # the two events in the incident channel
 
 
 async def test_edits_update_the_stored_text(bot: BotHarness) -> None:

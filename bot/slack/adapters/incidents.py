@@ -46,6 +46,7 @@ class SlackIncidentChat:
         self.client = client
         self.clock = clock
         self.create_pacer = Pacer(rate=self.CREATE_RATE, burst=self.CREATE_BURST)
+        self._team_url: str | None = None
 
     async def create_channel(self, *, name: str, private: bool) -> Channel:
         await self.create_pacer.acquire()
@@ -129,9 +130,16 @@ class SlackIncidentChat:
         response = await call("post in channel", self.client.chat_postMessage(channel=incident.channel_id, text=text))
         return str(data(response)["ts"])
 
-    async def permalink(self, *, channel_id: str, message_ts: str) -> str | None:
-        try:
-            response = await call("permalink", self.client.chat_getPermalink(channel=channel_id, message_ts=message_ts))
-        except ChatError:
+    async def permalink(self, *, channel_id: str, message_ts: str, thread_ts: str | None = None) -> str | None:
+        """Slack's permalink shape, built locally: one auth.test per process instead of a call per message."""
+        if self._team_url is None:
+            try:
+                self._team_url = str(data(await call("workspace URL", self.client.auth_test())).get("url") or "")
+            except ChatError:
+                return None
+        if not self._team_url:
             return None
-        return str(data(response).get("permalink") or "") or None
+        link = f"{self._team_url.rstrip('/')}/archives/{channel_id}/p{message_ts.replace('.', '')}"
+        if thread_ts and thread_ts != message_ts:
+            link += f"?thread_ts={thread_ts}&cid={channel_id}"
+        return link

@@ -1,9 +1,10 @@
 """Each Slack delivery acts once: retried events and replayed requests are dropped before any listener.
 
 Bolt has verified the signature before this runs.
-- Events carry an `event_id` that Slack keeps across its retries. It is claimed here, before the
-  ack, so that when the database is unreachable Slack gets a 503 and retries later instead of an
-  ack that would lose the message.
+- Events: only those in an incident channel write anything, so the incident is looked up once
+  here (and put in the context as `incident_id` for the listeners) and only those are claimed.
+  Their `event_id` is kept by Slack across retries; claiming it before the ack means that when
+  the database is unreachable Slack gets a 503 and retries later instead of losing the message.
 - Slash commands and interactions have no id. A signature covers the timestamp and the body, so a
   second request with the same signature (a proxy retry, a replayed capture) is the same delivery.
 Claims are pruned after Slack's retry window; Bolt refuses requests older than 5 minutes anyway.
@@ -22,6 +23,8 @@ from slack_bolt.response import BoltResponse
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot.deps import Deps
+from bot.incidents import service as incidents
+from bot.slack.listeners.events.timeline import event_channel
 from bot.timeline import service as timeline
 
 log = logging.getLogger(__name__)
@@ -43,6 +46,18 @@ def register(app: AsyncApp, deps: Deps) -> None:
         is_event = req.body.get("type") == "event_callback"
         if is_event:
             event_id = str(req.body.get("event_id") or "")
+            channel_id = event_channel(req.body.get("event") or {})
+            if not channel_id:
+                return await next()
+            try:
+                async with deps.db.session() as session:
+                    incident = await incidents.by_channel(session, channel_id=channel_id)
+            except (SQLAlchemyError, OSError) as exc:
+                log.warning("database unavailable while reading a Slack event: %s", type(exc).__name__)
+                return BoltResponse(status=503, body="database unavailable; retry later")
+            if incident is None:
+                return await next()
+            req.context["incident_id"] = incident.id
             if not event_id:
                 return await next()
         else:

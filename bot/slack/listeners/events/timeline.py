@@ -15,7 +15,6 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.deps import Deps
 from bot.exceptions import ChatError
-from bot.incidents import service as incidents
 from bot.incidents.grammar import clean
 from bot.slack.api import call, data
 from bot.timeline import service as timeline
@@ -46,28 +45,22 @@ def _when(message_ts: str) -> datetime:
         return datetime.now(UTC)
 
 
-async def _incident_id(deps: Deps, channel_id: str | None) -> int | None:
-    if not channel_id:
-        return None
-    async with deps.db.session() as session:
-        incident = await incidents.by_channel(session, channel_id=channel_id)
-    return incident.id if incident else None
-
-
-async def _permalink(client: AsyncWebClient, channel_id: str, message_ts: str) -> str | None:
-    try:
-        response = await call("permalink", client.chat_getPermalink(channel=channel_id, message_ts=message_ts))
-    except ChatError:
-        return None
-    return str(data(response).get("permalink") or "") or None
+def event_channel(event: dict[str, Any]) -> str | None:
+    """The channel an event happened in, whatever its shape (message, reaction, pin)."""
+    item = event.get("item") or {}
+    return event.get("channel") or event.get("channel_id") or item.get("channel") or None
 
 
 async def mark_key(
-    deps: Deps, client: AsyncWebClient, *, channel_id: str, message_ts: str, key: bool, actor: str | None
+    deps: Deps,
+    client: AsyncWebClient,
+    *,
+    incident_id: int,
+    channel_id: str,
+    message_ts: str,
+    key: bool,
+    actor: str | None,
 ) -> None:
-    incident_id = await _incident_id(deps, channel_id)
-    if incident_id is None:
-        return
     async with deps.db.session() as session:
         if await timeline.set_key(session, channel_id=channel_id, message_ts=message_ts, key=key):
             return
@@ -85,8 +78,10 @@ async def mark_key(
             text, author = clean(messages[0].get("text", "")), messages[0].get("user")
     except ChatError:
         pass
+    permalink = await deps.incident_chat.permalink(channel_id=channel_id, message_ts=message_ts)
     async with deps.db.session() as session:
-        stored = await timeline.store_message(
+        # Stored now, or by a concurrent message event a moment ago: either way it is key.
+        await timeline.store_message(
             session,
             incident_id=incident_id,
             channel_id=channel_id,
@@ -94,43 +89,34 @@ async def mark_key(
             at=_when(message_ts),
             actor=author or actor,
             text=text,
-            permalink=await _permalink(client, channel_id, message_ts),
+            permalink=permalink,
         )
-        # Stored now, or by a concurrent message event a moment ago: either way it is key.
-        del stored
         await timeline.set_key(session, channel_id=channel_id, message_ts=message_ts, key=True)
 
 
 def register(app: AsyncApp, deps: Deps) -> None:
+    # `incident_id` is in the context only for events in an incident channel (see listeners/replay.py).
+
     @app.event("message")
-    async def on_message(body: dict[str, Any], event: dict[str, Any], client: AsyncWebClient) -> None:
+    async def on_message(event: dict[str, Any], context: dict[str, Any]) -> None:
         subtype = event.get("subtype")
-        if subtype in IGNORED_SUBTYPES or event.get("bot_id"):
+        incident_id = context.get("incident_id")
+        if incident_id is None or subtype in IGNORED_SUBTYPES or event.get("bot_id"):
             return
-        channel_id = event.get("channel")
-        incident_id = await _incident_id(deps, channel_id)
-        if incident_id is None:
-            return
-        assert channel_id
-        if subtype == "message_changed":
+        channel_id = str(event["channel"])
+        if subtype in {"message_changed", "message_deleted"}:
             changed = event.get("message") or {}
+            message_ts = str(changed.get("ts") or event.get("deleted_ts"))
+            text = "(message deleted)" if subtype == "message_deleted" else clean(changed.get("text", ""))
             async with deps.db.session() as session:
-                await timeline.edit_message(
-                    session,
-                    channel_id=channel_id,
-                    message_ts=str(changed.get("ts")),
-                    text=clean(changed.get("text", "")),
-                )
-            return
-        if subtype == "message_deleted":
-            async with deps.db.session() as session:
-                await timeline.edit_message(
-                    session, channel_id=channel_id, message_ts=str(event.get("deleted_ts")), text="(message deleted)"
-                )
+                await timeline.edit_message(session, channel_id=channel_id, message_ts=message_ts, text=text)
             return
         if subtype not in {None, "file_share", "thread_broadcast", "me_message"}:
             return
         message_ts = str(event.get("ts"))
+        permalink = await deps.incident_chat.permalink(
+            channel_id=channel_id, message_ts=message_ts, thread_ts=event.get("thread_ts")
+        )
         async with deps.db.session() as session:
             await timeline.store_message(
                 session,
@@ -140,53 +126,33 @@ def register(app: AsyncApp, deps: Deps) -> None:
                 at=_when(message_ts),
                 actor=event.get("user"),
                 text=clean(event.get("text", "")),
-                permalink=await _permalink(client, channel_id, message_ts),
+                permalink=permalink,
             )
 
-    @app.event("reaction_added")
-    async def on_reaction_added(body: dict[str, Any], event: dict[str, Any], client: AsyncWebClient) -> None:
-        await _reaction(body, event, client, key=True)
-
-    @app.event("reaction_removed")
-    async def on_reaction_removed(body: dict[str, Any], event: dict[str, Any], client: AsyncWebClient) -> None:
-        await _reaction(body, event, client, key=False)
-
-    async def _reaction(body: dict[str, Any], event: dict[str, Any], client: AsyncWebClient, *, key: bool) -> None:
+    async def on_key_marker(event: dict[str, Any], client: AsyncWebClient, context: dict[str, Any]) -> None:
+        """📌 reactions and pins mark a message as key; removing them unmarks it."""
+        incident_id = context.get("incident_id")
         item = event.get("item") or {}
-        if event.get("reaction") not in KEY_REACTIONS or item.get("type") != "message":
+        is_reaction = event["type"].startswith("reaction_")
+        if incident_id is None:
+            return
+        if is_reaction and (event.get("reaction") not in KEY_REACTIONS or item.get("type") != "message"):
+            return
+        if not is_reaction and event.get("user") and event.get("user") == context.get("bot_user_id"):
+            return  # the bot pins its own summary; that is not a key event
+        message_ts = item.get("ts") or (item.get("message") or {}).get("ts")
+        channel_id = event_channel(event)
+        if not message_ts or not channel_id:
             return
         await mark_key(
             deps,
             client,
-            channel_id=item.get("channel", ""),
-            message_ts=str(item.get("ts")),
-            key=key,
+            incident_id=incident_id,
+            channel_id=channel_id,
+            message_ts=str(message_ts),
+            key=event["type"].endswith("_added"),
             actor=event.get("user"),
         )
 
-    @app.event("pin_added")
-    async def on_pin_added(
-        body: dict[str, Any], event: dict[str, Any], client: AsyncWebClient, context: dict[str, Any]
-    ) -> None:
-        await _pin(body, event, client, context, key=True)
-
-    @app.event("pin_removed")
-    async def on_pin_removed(
-        body: dict[str, Any], event: dict[str, Any], client: AsyncWebClient, context: dict[str, Any]
-    ) -> None:
-        await _pin(body, event, client, context, key=False)
-
-    async def _pin(
-        body: dict[str, Any], event: dict[str, Any], client: AsyncWebClient, context: dict[str, Any], *, key: bool
-    ) -> None:
-        if event.get("user") and event.get("user") == context.get("bot_user_id"):
-            return  # the bot pins its own summary; that is not a key event
-        item = event.get("item") or {}
-        message = item.get("message") or {}
-        message_ts = message.get("ts") or item.get("ts") or event.get("event_ts")
-        channel_id = event.get("channel_id") or item.get("channel")
-        if not message_ts or not channel_id:
-            return
-        await mark_key(
-            deps, client, channel_id=channel_id, message_ts=str(message_ts), key=key, actor=event.get("user")
-        )
+    for name in ("reaction_added", "reaction_removed", "pin_added", "pin_removed"):
+        app.event(name)(on_key_marker)
