@@ -14,10 +14,11 @@ import secrets
 import unicodedata
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from bot.config import Severity
 from bot.deps import Deps
-from bot.exceptions import ChannelNameTaken, ChatError, InvalidState
+from bot.exceptions import BotError, ChannelNameTaken, ChatError, InvalidState
 from bot.incidents import service
 from bot.incidents.models import ActionItem, Incident, IncidentCreate, Role, Status
 from bot.incidents.ports import Channel, Notice
@@ -63,14 +64,15 @@ class Outcome:
     changed: bool = True
 
 
-def _playbook_private(deps: Deps, playbook_id: str | None) -> bool:
+def _playbook(deps: Deps, *, playbook_id: str | None, title: str, service_name: str | None) -> Any:
+    """The playbook asked for, or the one that matches, when the playbooks domain is set up."""
     registry = deps.services.get("playbooks")
-    if registry is None or playbook_id is None:
-        return False
+    if registry is None:
+        return None
     try:
-        return bool(getattr(registry.get(playbook_id), "private", False))
-    except Exception:
-        return False
+        return registry.choose(explicit=playbook_id, title=title, service=service_name)
+    except BotError:
+        return None
 
 
 async def declare(
@@ -83,6 +85,10 @@ async def declare(
     playbook_id: str | None = None,
     description: str = "",
 ) -> Outcome:
+    if severity is None:
+        # Declared without one: the playbook's suggested severity, else the default.
+        playbook = _playbook(deps, playbook_id=playbook_id, title=title, service_name=service_name)
+        severity = getattr(playbook, "severity", None)
     data = IncidentCreate(
         title=title.strip(),
         severity=severity or DEFAULT_SEVERITY,
@@ -205,7 +211,8 @@ async def _setup_steps(deps: Deps, *, incident_id: int, actor: str) -> Outcome:
 
 async def _create_channel(deps: Deps, incident: Incident) -> Channel:
     assert incident.id is not None
-    private = deps.settings.config.channels.private_incidents or _playbook_private(deps, incident.playbook_id)
+    playbook = _playbook(deps, playbook_id=incident.playbook_id, title=incident.title, service_name=incident.service)
+    private = deps.settings.config.channels.private_incidents or bool(getattr(playbook, "private", False))
     suffixes = [""] + [f"-{n}" for n in range(2, 6)] + [f"-{secrets.token_hex(2)}" for _ in range(3)]
     last: ChatError | None = None
     for suffix in suffixes:

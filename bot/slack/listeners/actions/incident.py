@@ -13,7 +13,7 @@ from bot.exceptions import InvalidState, UsageError
 from bot.incidents import flows, service
 from bot.slack import blocks
 from bot.slack.api import call
-from bot.slack.listeners.commands.incident import _after_declare
+from bot.slack.listeners.commands.incident import _after_declare, ack_reply
 from bot.slack.listeners.common import guarded
 
 
@@ -35,45 +35,31 @@ def register(app: AsyncApp, deps: Deps) -> None:
             number = incident_number(body)
             user = body["user"]["id"]
             outcome = await flows.acknowledge(deps, incident_id=number, actor=user)
-            if outcome.changed:
-                text = f"✋ You acknowledged {outcome.incident.ref}."
-            else:
-                text = f"{outcome.incident.ref} was acknowledged already by <@{outcome.incident.acknowledged_by}>."
-            await respond(text=text, response_type="ephemeral", replace_original=False)
+            await respond(text=ack_reply(outcome), response_type="ephemeral", replace_original=False)
 
         await guarded(respond, work)
 
-    @app.action(blocks.ActionId.UPDATE)
-    async def open_update(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient, respond: AsyncRespond) -> None:
+    forms = {
+        blocks.ActionId.UPDATE: ("open the update form", blocks.update_modal),
+        blocks.ActionId.RESOLVE: ("open the resolve form", blocks.resolve_modal),
+    }
+
+    async def open_form(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient, respond: AsyncRespond) -> None:
+        """Update status / Resolve: a form for an open incident (the trigger expires in 3 s: open it first)."""
         await ack()
+        step, build = forms[body["actions"][0]["action_id"]]
 
         async def work() -> None:
             async with deps.db.session() as session:
                 incident = await service.get(session, number=incident_number(body))
             if not incident.is_open:
                 raise InvalidState(f"{incident.ref} is resolved already.")
-            await call(
-                "open the update form",
-                client.views_open(trigger_id=body["trigger_id"], view=blocks.update_modal(incident)),
-            )
+            await call(step, client.views_open(trigger_id=body["trigger_id"], view=build(incident)))
 
         await guarded(respond, work)
 
-    @app.action(blocks.ActionId.RESOLVE)
-    async def open_resolve(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient, respond: AsyncRespond) -> None:
-        await ack()
-
-        async def work() -> None:
-            async with deps.db.session() as session:
-                incident = await service.get(session, number=incident_number(body))
-            if not incident.is_open:
-                raise InvalidState(f"{incident.ref} is resolved already.")
-            await call(
-                "open the resolve form",
-                client.views_open(trigger_id=body["trigger_id"], view=blocks.resolve_modal(incident)),
-            )
-
-        await guarded(respond, work)
+    for action_id in forms:
+        app.action(action_id)(open_form)
 
     @app.action(blocks.ActionId.RETRY_SETUP)
     async def retry_setup(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:

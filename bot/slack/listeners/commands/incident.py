@@ -14,6 +14,7 @@ from bot.exceptions import UsageError
 from bot.incidents import flows, grammar, service
 from bot.incidents.flows import Outcome
 from bot.slack import blocks
+from bot.slack.api import call
 from bot.slack.listeners.common import CommandContext, guarded, known, subcommand
 from bot.slack.text import escape
 from bot.timeline import service as timeline
@@ -32,21 +33,13 @@ def _problems(outcome: Outcome) -> str:
 async def _declare(ctx: CommandContext) -> None:
     cmd = ctx.command
     assert isinstance(cmd, grammar.Declare)
-    playbook = cmd.playbook
-    registry = ctx.deps.services.get("playbooks")
-    if playbook is None and registry is not None and hasattr(registry, "choose"):
-        chosen = registry.choose(title=cmd.title, service=cmd.service)
-        playbook = getattr(chosen, "id", None)
-    severity = cmd.severity
-    if severity is None and playbook and registry is not None:
-        severity = getattr(registry.get(playbook), "severity", None)
     outcome = await flows.declare(
         ctx.deps,
         title=cmd.title,
         declared_by=ctx.user_id,
-        severity=severity,
+        severity=cmd.severity,
         service_name=cmd.service,
-        playbook_id=playbook,
+        playbook_id=cmd.playbook,
     )
     await _after_declare(ctx.respond, outcome)
 
@@ -131,14 +124,18 @@ async def _role(ctx: CommandContext) -> None:
     await ctx.ephemeral(f"<@{cmd.user}> is the {cmd.role.value} of {incident.ref}.{_problems(outcome)}")
 
 
+def ack_reply(outcome: Outcome) -> str:
+    """The same answer for the command, the summary button and the page button."""
+    incident = outcome.incident
+    if outcome.changed:
+        return f"✋ You acknowledged {incident.ref}.{_problems(outcome)}"
+    return f"{incident.ref} was acknowledged already by <@{incident.acknowledged_by}>; your ack is on the timeline."
+
+
 async def _ack(ctx: CommandContext) -> None:
     incident = await ctx.incident()
     outcome = await flows.acknowledge(ctx.deps, incident_id=incident.id or 0, actor=ctx.user_id)
-    if outcome.changed:
-        await ctx.ephemeral(f"✋ You acknowledged {incident.ref}.{_problems(outcome)}")
-    else:
-        by = outcome.incident.acknowledged_by
-        await ctx.ephemeral(f"{incident.ref} was acknowledged already by <@{by}>; your ack is on the timeline.")
+    await ctx.ephemeral(ack_reply(outcome))
 
 
 async def _resolve(ctx: CommandContext) -> None:
@@ -226,8 +223,6 @@ def register(app: AsyncApp, deps: Deps) -> None:
 
 
 async def _open_declare_modal(deps: Deps, client: AsyncWebClient, command: dict[str, Any]) -> None:
-    from bot.slack.api import call
-
     registry = deps.services.get("playbooks")
     playbooks: list[tuple[str, str]] = []
     if registry is not None and hasattr(registry, "all"):
