@@ -45,43 +45,39 @@ def parse_duration(value: Any) -> timedelta:
 
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
 
-_USER = re.compile(r"^[UW][A-Z0-9]{2,}$")
-_GROUP = re.compile(r"^S[A-Z0-9]{2,}$")
-_CHANNEL = re.compile(r"^[CG][A-Z0-9]{2,}$")
+_SLACK_ID = {
+    "user": re.compile(r"^[UW][A-Z0-9]{2,}$"),
+    "group": re.compile(r"^S[A-Z0-9]{2,}$"),
+    "channel": re.compile(r"^[CG][A-Z0-9]{2,}$"),
+}
 
 
-def _check_target(value: str) -> str:
-    value = value.strip()
-    if value == "oncall" or _USER.match(value) or _GROUP.match(value) or value.startswith("@"):
-        return value
-    raise ValueError(f"{value!r} is not a Slack user (U…), user group (S…), @handle or 'oncall'")
+def is_user_id(value: str | None) -> bool:
+    """A Slack user (U…/W…), as opposed to a system actor such as an alert source."""
+    return value is not None and _SLACK_ID["user"].match(value) is not None
 
 
-def _check_user(value: str) -> str:
-    value = value.strip()
-    if _USER.match(value) or value.startswith("@"):
-        return value
-    raise ValueError(f"{value!r} is not a Slack user ID (U…) or @handle")
+def _slack_ref(*kinds: str, prefix: str, extra: str | None = None, expected: str) -> Any:
+    """A validator for a Slack ID of the given kinds, a `@handle`/`#name`, or one literal word."""
+
+    def check(value: Any) -> str:
+        value = str(value).strip()
+        if value == extra or value.startswith(prefix) or any(_SLACK_ID[k].match(value) for k in kinds):
+            return value
+        raise ValueError(f"{value!r} is not {expected}")
+
+    return BeforeValidator(check)
 
 
-def _check_channel(value: str) -> str:
-    value = value.strip()
-    if _CHANNEL.match(value) or value.startswith("#"):
-        return value
-    raise ValueError(f"{value!r} is not a Slack channel ID (C…) or #name")
-
-
-def _check_principal(value: str) -> str:
-    value = value.strip()
-    if _USER.match(value) or _GROUP.match(value) or value.startswith("@"):
-        return value
-    raise ValueError(f"{value!r} is not a Slack user (U…) or user group (S…)")
-
-
-Target = Annotated[str, BeforeValidator(lambda v: _check_target(str(v)))]
-UserId = Annotated[str, BeforeValidator(lambda v: _check_user(str(v)))]
-ChannelRef = Annotated[str, BeforeValidator(lambda v: _check_channel(str(v)))]
-Principal = Annotated[str, BeforeValidator(lambda v: _check_principal(str(v)))]
+Target = Annotated[
+    str,
+    _slack_ref(
+        "user", "group", prefix="@", extra="oncall", expected="a Slack user (U…), user group (S…), @handle or 'oncall'"
+    ),
+]
+UserId = Annotated[str, _slack_ref("user", prefix="@", expected="a Slack user ID (U…) or @handle")]
+ChannelRef = Annotated[str, _slack_ref("channel", prefix="#", expected="a Slack channel ID (C…) or #name")]
+Principal = Annotated[str, _slack_ref("user", "group", prefix="@", expected="a Slack user (U…) or user group (S…)")]
 
 
 class Severity(StrEnum):

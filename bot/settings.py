@@ -6,6 +6,7 @@ except the deploy platforms' secret env vars that bot.yml names.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -90,8 +91,6 @@ class Settings(BaseSettings):
     @classmethod
     def load(cls, **overrides: Any) -> Settings:
         """Environment + .env + bot.yml, or ConfigError with one line per problem."""
-        import os
-
         try:
             settings = cls(**overrides)
         except ValidationError as exc:

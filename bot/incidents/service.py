@@ -12,7 +12,7 @@ from sqlalchemy import func, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.config import Severity
+from bot.config import Severity, is_user_id
 from bot.exceptions import InvalidState, NotFound
 from bot.incidents.models import ActionItem, Incident, IncidentCreate, Role, Status
 from bot.timeline import service as timeline
@@ -21,7 +21,7 @@ from bot.timeline.models import Kind
 
 async def create(session: AsyncSession, *, data: IncidentCreate, now: datetime) -> Incident:
     # A person who declares leads until someone else is named; an alert source cannot lead.
-    commander = data.declared_by if data.declared_by[:1] in {"U", "W"} else None
+    commander = data.declared_by if is_user_id(data.declared_by) else None
     incident = Incident.model_validate(data, update={"declared_at": now, "updated_at": now, "commander": commander})
     session.add(incident)
     await session.flush()

@@ -7,7 +7,7 @@ Slack mrkdwn treats `<...>` as a link or mention (`<!channel>`, `<@U1>`, `<https
 
 from __future__ import annotations
 
-from bot.config import Severity
+from bot.config import Severity, is_user_id
 
 MAX_SECTION = 3000
 
@@ -20,10 +20,6 @@ def escape(text: str | None) -> str:
 
 def clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def is_user_id(value: str | None) -> bool:
-    return value is not None and value[:1] in {"U", "W"} and value[1:].isalnum() and value.isupper()
 
 
 def user(user_id: str | None) -> str:

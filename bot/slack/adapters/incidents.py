@@ -8,6 +8,7 @@ import time
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.clock import Clock
+from bot.config import is_user_id
 from bot.exceptions import ChatError
 from bot.incidents.models import Incident
 from bot.incidents.ports import Channel, Notice
@@ -55,7 +56,7 @@ class SlackIncidentChat:
         return Channel(id=channel["id"], name=channel["name"])
 
     async def invite(self, *, channel_id: str, users: list[str]) -> None:
-        people = [u for u in users if u[:1] in {"U", "W"}]  # alerts declare as a system actor, not a person
+        people = [u for u in users if is_user_id(u)]  # alerts declare as a system actor, not a person
         if not people:
             return
         try:
