@@ -19,7 +19,7 @@ import httpx
 
 from bot.clock import Clock, SystemClock
 from bot.config import Service
-from bot.health.classify import Dependency, HealthState, classify
+from bot.health.classify import Dependency, HealthState, classify, failing
 
 # Bodies bigger than this are cut: a health endpoint that streams megabytes is not read to the end.
 MAX_BODY = 256 * 1024
@@ -40,8 +40,7 @@ class HealthResult:
 
     @property
     def failing(self) -> list[Dependency]:
-        bad = [d for d in self.dependencies if d.state in (HealthState.FAILING, HealthState.DEGRADED)]
-        return sorted(bad, key=lambda d: -d.state.rank)
+        return failing(self.dependencies)
 
     @property
     def latency_ms(self) -> int | None:
@@ -70,15 +69,14 @@ async def check(
     service: Service,
     clock: Clock | None = None,
     timer: Callable[[], float] = time.perf_counter,
-    budget: float | None = None,
 ) -> HealthResult:
-    """One health check within the service's timeout (or `budget` seconds when given)."""
+    """One health check within the service's timeout."""
     clock = clock or SystemClock()
     checked_at = clock.now()
     if not service.health_url:
         return HealthResult(name, HealthState.UNKNOWN, reason="no health_url in bot.yml", checked_at=checked_at)
     url = service.health_url
-    budget = budget if budget is not None else service.timeout.total_seconds()
+    budget = service.timeout.total_seconds()
     started = timer()
 
     def elapsed() -> timedelta:

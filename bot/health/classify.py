@@ -17,7 +17,7 @@ dependency map names what is broken. Shapes understood:
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -110,9 +110,13 @@ class Classification:
 
     @property
     def failing(self) -> list[Dependency]:
-        """Dependencies that are not healthy, worst first: what the on-call engineer looks at."""
-        bad = [d for d in self.dependencies if d.state in (HealthState.FAILING, HealthState.DEGRADED)]
-        return sorted(bad, key=lambda d: -d.state.rank)
+        return failing(self.dependencies)
+
+
+def failing(dependencies: Iterable[Dependency]) -> list[Dependency]:
+    """Dependencies that are not healthy, worst first: what the on-call engineer looks at."""
+    bad = [d for d in dependencies if d.state in (HealthState.FAILING, HealthState.DEGRADED)]
+    return sorted(bad, key=lambda d: -d.state.rank)
 
 
 def classify(

@@ -16,7 +16,6 @@ import difflib
 import json
 import logging
 import secrets
-from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -29,7 +28,7 @@ from bot.health import checker
 from bot.health.checker import HealthResult
 from bot.health.classify import HealthState
 from bot.ops import service as audit
-from bot.ops.models import Action, Outcome
+from bot.ops.models import Action, AuditLog, Outcome
 from bot.ops.service import AlreadyHandled, Directory
 from bot.platforms.base import Deployment, DeployStatus, Platform, pick_rollback_target, rollback_candidates
 from bot.platforms.follow import Progress, RealTimer, Timer, follow
@@ -328,16 +327,8 @@ async def prepare(
     action = Action(action)
     name = resolve_service(deps, service)
     config: Service = deps.settings.config.services[name]
-    await _require_permission(
-        deps,
-        action=action,
-        service=name,
-        user_id=user_id,
-        incident_id=incident_id,
-        channel_id=channel_id,
-        platform=config.platform,
-        target=target_id,
-    )
+    asked = PlanRef(action, name, current_id=None, target_id=target_id, requested_by=user_id, incident_id=incident_id)
+    await _require_permission(deps, asked, user_id=user_id, channel_id=channel_id, platform=config.platform)
     platform = runtime(deps).platforms.get(name)
     deployments, current = await asyncio.gather(
         platform.list_deployments(limit=runtime(deps).history), platform.current_deployment()
@@ -365,32 +356,19 @@ async def prepare(
 
 async def cancel(deps: Deps, *, ref: PlanRef, user_id: str, channel_id: str | None = None) -> None:
     """The requester (or anyone allowed to run it) said no; recorded once."""
-    if user_id != ref.requested_by:
-        decision = await audit.check_permission(
-            action=ref.action,
-            user_id=user_id,
-            permissions=deps.settings.config.permissions,
-            directory=directory(deps),
-        )
-        if not decision:
-            raise PermissionDenied(f"only <@{ref.requested_by}> or people who may {ref.action.value} can cancel this")
+    if user_id != ref.requested_by and not await _decide(deps, ref.action, user_id):
+        raise PermissionDenied(f"only <@{ref.requested_by}> or people who may {ref.action.value} can cancel this")
     config = deps.settings.config.services.get(ref.service)
-    async with deps.db.session() as session:
-        await audit.record(
-            session,
-            at=deps.clock.now(),
-            actor=user_id,
-            action=ref.action,
-            service=ref.service,
-            platform=config.platform if config else None,
-            from_deployment=ref.current_id,
-            target_deployment=ref.target_id,
-            outcome=Outcome.CANCELLED,
-            incident_id=ref.incident_id,
-            channel_id=channel_id,
-            request_id=ref.request_id,
-            timeline_text=f"{ref.action.verb} of {ref.service} cancelled",
-        )
+    await _audit(
+        deps,
+        ref,
+        actor=user_id,
+        channel_id=channel_id,
+        platform=config.platform if config else None,
+        outcome=Outcome.CANCELLED,
+        claim=True,
+        timeline_text=f"{ref.action.verb} of {ref.service} cancelled",
+    )
 
 
 async def execute(
@@ -400,42 +378,27 @@ async def execute(
     ops = runtime(deps)
     t0 = ops.timer.monotonic()
     name = resolve_service(deps, ref.service)
+    ref = replace(ref, service=name)
     config = deps.settings.config.services[name]
-    await _require_permission(
-        deps,
-        action=ref.action,
-        service=name,
-        user_id=user_id,
-        incident_id=ref.incident_id,
-        channel_id=channel_id,
-        platform=config.platform,
-        target=ref.target_id,
-    )
+    await _require_permission(deps, ref, user_id=user_id, channel_id=channel_id, platform=config.platform)
     async with deps.db.session() as session:
         if await audit.by_request(session, request_id=ref.request_id) is not None:
             raise AlreadyHandled(ref.request_id)
     platform = ops.platforms.get(name)
     try:
         current = await platform.current_deployment()
-        listed = await platform.list_deployments(limit=ops.history) if ref.target_id is not None else []
     except BotError as exc:
         # Confirmed but never started: audited (without claiming the confirmation, so it can be retried).
-        async with deps.db.session() as session:
-            await audit.record(
-                session,
-                at=deps.clock.now(),
-                actor=user_id,
-                action=ref.action,
-                service=name,
-                platform=platform.kind,
-                from_deployment=ref.current_id,
-                target_deployment=ref.target_id,
-                outcome=Outcome.FAILED,
-                detail=f"could not start: {exc}",
-                incident_id=ref.incident_id,
-                channel_id=channel_id,
-                timeline_text=f"{ref.action.verb} of {name} could not start: {exc}",
-            )
+        await _audit(
+            deps,
+            ref,
+            actor=user_id,
+            channel_id=channel_id,
+            platform=platform.kind,
+            outcome=Outcome.FAILED,
+            detail=f"could not start: {exc}",
+            timeline_text=f"{ref.action.verb} of {name} could not start: {exc}",
+        )
         raise
     if (current.id if current else None) != ref.current_id:
         now_live = current.id if current else "nothing"
@@ -443,11 +406,20 @@ async def execute(
             f"the live deployment of {name} changed since this was shown (was {ref.current_id or 'nothing'}, "
             f"now {now_live}): run /{ref.action.value} {name} again"
         )
-        await _refuse(deps, ref=ref, user_id=user_id, channel_id=channel_id, platform=platform.kind, reason=reason)
+        await _audit(
+            deps,
+            ref,
+            actor=user_id,
+            channel_id=channel_id,
+            platform=platform.kind,
+            outcome=Outcome.REFUSED,
+            detail=reason,
+            claim=True,
+            timeline_text=f"{ref.action.verb} of {name} not run: {reason}",
+        )
         raise InvalidState(reason)
-    target = None
-    if ref.target_id is not None:
-        target = next((d for d in listed if d.id == ref.target_id), Deployment(ref.target_id, DeployStatus.UNKNOWN))
+    # Only the target's id is shown or used from here on; the platform looks it up again itself.
+    target = Deployment(ref.target_id, DeployStatus.UNKNOWN) if ref.target_id is not None else None
     plan = Plan(
         action=ref.action,
         service=name,
@@ -459,29 +431,22 @@ async def execute(
         incident_id=ref.incident_id,
         request_id=ref.request_id,
     )
-    started_at = deps.clock.now()
-    async with deps.db.session() as session:
-        entry = await audit.record(
-            session,
-            at=started_at,
-            actor=user_id,
-            action=ref.action,
-            service=name,
-            platform=platform.kind,
-            from_deployment=ref.current_id,
-            target_deployment=ref.target_id,
-            outcome=Outcome.STARTED,
-            finished=False,
-            incident_id=ref.incident_id,
-            channel_id=channel_id,
-            request_id=ref.request_id,
-            timeline_text=f"{plan.describe()}: started",
-            timeline_data={"platform": platform.kind, "from": ref.current_id, "to": ref.target_id},
-        )
+    entry = await _audit(
+        deps,
+        ref,
+        actor=user_id,
+        channel_id=channel_id,
+        platform=platform.kind,
+        outcome=Outcome.STARTED,
+        claim=True,
+        finished=False,
+        timeline_text=f"{plan.describe()}: started",
+        timeline_data={"platform": platform.kind, "from": ref.current_id, "to": ref.target_id},
+    )
     assert entry.id is not None
     runner = _Runner(deps, ops, plan, progress, t0)
     try:
-        report = await runner.run(platform, config, actor=user_id)
+        report = await runner.run(platform, config)
     except Exception:
         # A bug must not leave the audit row `started` forever: it is logged, recorded and reported as failed.
         log.exception("%s crashed", plan.describe())
@@ -524,7 +489,7 @@ class _Runner:
         except Exception:
             log.exception("progress update failed for %s", self.plan.describe())
 
-    async def run(self, platform: Platform, config: Service, *, actor: str) -> Report:
+    async def run(self, platform: Platform, config: Service) -> Report:
         plan = self.plan
         timer = self.ops.timer
         durations: dict[str, timedelta] = {}
@@ -537,7 +502,6 @@ class _Runner:
                 handle = await platform.rollback(plan.target.id if plan.target else None)
         except BotError as exc:
             durations["call"] = _since(timer, call_start)
-            durations["total"] = self.elapsed()
             return self._report(
                 Outcome.FAILED, f"{platform.display_name} refused the {plan.action.value}: {exc}", durations=durations
             )
@@ -561,13 +525,11 @@ class _Runner:
             )
         except BotError as exc:
             durations["deploy"] = _since(timer, deploy_start)
-            durations["total"] = self.elapsed()
             return self._report(
                 Outcome.FAILED, f"lost track of the deployment: {exc}", deployment=handle, durations=durations
             )
         durations["deploy"] = _since(timer, deploy_start)
         if result.timed_out:
-            durations["total"] = self.elapsed()
             message = (
                 f"no final status from {platform.display_name} after {format_duration(config.deploy_timeout)} "
                 f"(last seen: {result.status.value}); check it on {platform.display_name}"
@@ -581,7 +543,6 @@ class _Runner:
                 durations=durations,
             )
         if not result.succeeded:
-            durations["total"] = self.elapsed()
             extra = result.deployment.meta.get("note") or ""
             message = f"the deployment ended {result.status.value}" + (f": {extra}" if extra else "")
             return self._report(
@@ -593,7 +554,6 @@ class _Runner:
             health_start = timer.monotonic()
             health = await self._health(config)
             durations["health"] = _since(timer, health_start)
-        durations["total"] = self.elapsed()
         took = format_duration(durations["deploy"])
         if health is None:
             message = f"deployed in {took}; no health_url to re-check"
@@ -630,6 +590,7 @@ class _Runner:
         health: HealthResult | None = None,
         durations: dict[str, timedelta],
     ) -> Report:
+        durations["total"] = self.elapsed()
         return Report(self.plan, outcome, message, deployment, status, timed_out, health, durations)
 
 
@@ -674,69 +635,68 @@ def _health_data(result: HealthResult) -> dict[str, Any]:
     }
 
 
-async def _require_permission(
-    deps: Deps,
-    *,
-    action: Action,
-    service: str,
-    user_id: str,
-    incident_id: int | None,
-    channel_id: str | None,
-    platform: str | None,
-    target: str | None,
-) -> None:
-    decision = await audit.check_permission(
+async def _decide(deps: Deps, action: Action, user_id: str) -> audit.Decision:
+    return await audit.check_permission(
         action=action, user_id=user_id, permissions=deps.settings.config.permissions, directory=directory(deps)
     )
+
+
+async def _require_permission(
+    deps: Deps, ref: PlanRef, *, user_id: str, channel_id: str | None, platform: str | None
+) -> None:
+    """PermissionDenied, audited (without claiming the confirmation), unless `user_id` may do `ref.action`."""
+    decision = await _decide(deps, ref.action, user_id)
     if decision:
         return
-    async with deps.db.session() as session:
-        await audit.record(
-            session,
-            at=deps.clock.now(),
-            actor=user_id,
-            action=action,
-            service=service,
-            platform=platform,
-            target_deployment=target,
-            outcome=Outcome.REFUSED,
-            detail=decision.reason,
-            incident_id=incident_id,
-            channel_id=channel_id,
-            timeline_text=f"{action.verb} of {service} refused: {_plain(decision.reason)}",
-        )
-    raise PermissionDenied(f"you may not {action.value} {service}: {decision.reason}")
+    await _audit(
+        deps,
+        ref,
+        actor=user_id,
+        channel_id=channel_id,
+        platform=platform,
+        outcome=Outcome.REFUSED,
+        detail=decision.reason,
+        timeline_text=f"{ref.action.verb} of {ref.service} refused: {_plain(decision.reason)}",
+    )
+    raise PermissionDenied(f"you may not {ref.action.value} {ref.service}: {decision.reason}")
 
 
-async def _refuse(
-    deps: Deps, *, ref: PlanRef, user_id: str, channel_id: str | None, platform: str, reason: str
-) -> None:
+async def _audit(
+    deps: Deps,
+    ref: PlanRef,
+    *,
+    actor: str,
+    channel_id: str | None,
+    platform: str | None,
+    outcome: Outcome,
+    timeline_text: str,
+    detail: str = "",
+    claim: bool = False,
+    finished: bool = True,
+    timeline_data: dict[str, Any] | None = None,
+) -> AuditLog:
+    """One audit row about `ref`; `claim` uses up the confirmation (a second click is AlreadyHandled)."""
     async with deps.db.session() as session:
-        await audit.record(
+        return await audit.record(
             session,
             at=deps.clock.now(),
-            actor=user_id,
+            actor=actor,
             action=ref.action,
             service=ref.service,
             platform=platform,
             from_deployment=ref.current_id,
             target_deployment=ref.target_id,
-            outcome=Outcome.REFUSED,
-            detail=reason,
+            outcome=outcome,
+            detail=detail,
             incident_id=ref.incident_id,
             channel_id=channel_id,
-            request_id=ref.request_id,
-            timeline_text=f"{ref.action.verb} of {ref.service} not run: {reason}",
+            finished=finished,
+            request_id=ref.request_id if claim else None,
+            timeline_text=timeline_text,
+            timeline_data=timeline_data,
         )
 
 
 def _plain(text: str) -> str:
     """Slack mentions in a refusal reason, as plain IDs for the timeline."""
     return text.replace("<@", "").replace("<!subteam^", "").replace(">", "")
-
-
-def summarise(results: Sequence[HealthResult]) -> dict[HealthState, int]:
-    counts: dict[HealthState, int] = {}
-    for result in results:
-        counts[result.state] = counts.get(result.state, 0) + 1
-    return counts

@@ -7,13 +7,13 @@ from collections.abc import Mapping
 
 from bot.deps import Deps
 from bot.ops.flows import OpsRuntime
+from bot.platforms.railway import TOKEN_KINDS
 from bot.platforms.registry import SERVICE_ACCOUNT, build_platforms
 from bot.settings import Settings
 
 
 def setup(deps: Deps) -> None:
     platforms = build_platforms(deps.settings, deps.http, clock=deps.clock)
-    deps.services["platforms"] = platforms
     deps.services["ops"] = OpsRuntime(platforms=platforms)
     deps.on_stop.append(platforms.aclose)
 
@@ -24,7 +24,7 @@ def check(settings: Settings, environ: Mapping[str, str] | None = None) -> tuple
     config = settings.config
     errors: list[str] = []
     warnings: list[str] = []
-    if settings.railway_token_kind.strip().lower() not in ("auto", "bearer", "project"):
+    if settings.railway_token_kind.strip().lower() not in TOKEN_KINDS:
         errors.append(f"RAILWAY_TOKEN_KIND: must be auto, bearer or project (got {settings.railway_token_kind!r})")
     deployable = {name: s for name, s in config.services.items() if s.platform}
     for name, service in deployable.items():

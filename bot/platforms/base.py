@@ -67,10 +67,6 @@ class Deployment:
     meta: dict[str, Any] = field(default_factory=dict)
 
     @property
-    def short_id(self) -> str:
-        return self.id if len(self.id) <= 12 else self.id[:12]
-
-    @property
     def label(self) -> str:
         """What a person recognises a deployment by: commit message, image or version, when known."""
         for key in ("commitMessage", "commit_message", "version", "image", "commitHash", "commit"):

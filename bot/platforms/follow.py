@@ -97,31 +97,39 @@ async def follow(
         except Exception:  # a failed chat update must not abandon a deploy half-watched
             log.exception("progress callback failed for deployment %s", latest.id)
 
+    def timed_out() -> FollowResult:
+        return FollowResult(latest, shown, elapsed(), timed_out=True, note=note)
+
     await report(shown)
+    last = False
     while True:
         wait = interval
         try:
             latest = await platform.deployment_status(deployment.id)
-            errors = 0
-            note = ""
         except PlatformAuthError:
             raise
-        except PlatformRateLimited as exc:
-            wait = max(interval, exc.retry_after or interval)
-            note = f"{platform.display_name} is rate-limiting us, next look in {wait:g} s"
-            await report(shown, note)
         except PlatformError as exc:
-            errors += 1
-            if errors >= MAX_CONSECUTIVE_ERRORS:
-                raise
-            wait = interval * errors
-            note = f"{exc} (retrying)"
+            if last:
+                return timed_out()
+            if isinstance(exc, PlatformRateLimited):
+                wait = max(interval, exc.retry_after or interval)
+                note = f"{platform.display_name} is rate-limiting us, next look in {wait:g} s"
+            else:
+                errors += 1
+                if errors >= MAX_CONSECUTIVE_ERRORS:
+                    raise
+                wait = interval * errors
+                note = f"{exc} (retrying)"
             await report(shown, note)
         else:
             status = latest.status
             if status.is_terminal:
                 await report(status)
                 return FollowResult(latest, status, elapsed())
+            if last:
+                return timed_out()
+            errors = 0
+            note = ""
             if status.step > shown.step:
                 shown = status
                 await report(shown)
@@ -129,17 +137,7 @@ async def follow(
                 await report(shown)
         remaining = budget - (timer.monotonic() - started)
         if remaining <= 0:
-            return FollowResult(latest, shown, elapsed(), timed_out=True, note=note)
+            return timed_out()
         await timer.sleep(min(wait, remaining))
-        if timer.monotonic() - started >= budget:
-            # One last look after the final sleep, so a deploy finishing right at the deadline counts.
-            try:
-                latest = await platform.deployment_status(deployment.id)
-            except PlatformAuthError:
-                raise
-            except PlatformError:
-                return FollowResult(latest, shown, elapsed(), timed_out=True, note=note)
-            if latest.status.is_terminal:
-                await report(latest.status)
-                return FollowResult(latest, latest.status, elapsed())
-            return FollowResult(latest, shown, elapsed(), timed_out=True, note=note)
+        # The look after the final sleep is the last one: a deploy finishing right at the deadline counts.
+        last = timer.monotonic() - started >= budget

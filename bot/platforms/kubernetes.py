@@ -20,7 +20,8 @@ revision once the controller has observed the change.
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Any
 from urllib.parse import quote
 
@@ -56,7 +57,7 @@ class KubernetesPlatform:
         http: httpx.AsyncClient,
         *,
         target: KubernetesTarget,
-        token: str | Callable[[], str | None] | None,
+        token: str | Callable[[], Awaitable[str | None]] | None,
         api_url: str | None = None,
         clock: Clock | None = None,
         timeout: float = DEFAULT_REQUEST_TIMEOUT,
@@ -123,9 +124,7 @@ class KubernetesPlatform:
         patch = [{"op": "replace", "path": "/spec/template", "value": template}]
         updated = await self._patch(patch, "application/json-patch+json")
         handle = self._handle(updated, action="rollback")
-        return Deployment(
-            handle.id, handle.status, handle.created_at, None, False, {**handle.meta, "rollback_to": target.id}
-        )
+        return replace(handle, meta={**handle.meta, "rollback_to": target.id})
 
     async def deployment_status(self, deployment_id: str) -> Deployment:
         deployment = await self._get_deployment()
@@ -219,7 +218,7 @@ class KubernetesPlatform:
         headers: dict[str, str] | None = None,
         not_found: str | None = None,
     ) -> httpx.Response:
-        token = self.token() if callable(self.token) else self.token
+        token = await self.token() if callable(self.token) else self.token
         if not token:
             variable = self.target.token_env or "the service account token"
             raise PlatformAuthError(f"no Kubernetes token: {variable} is not set", platform=NAME)

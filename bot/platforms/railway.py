@@ -84,6 +84,7 @@ _STATUS = {
     "SKIPPED": DeployStatus.CANCELLED,
 }
 LIVE = ["SUCCESS", "SLEEPING", "CRASHED"]
+TOKEN_KINDS = ("auto", "bearer", "project")  # RAILWAY_TOKEN_KIND
 
 _AUTH_WORDS = re.compile(r"not authori[sz]ed|unauthori[sz]ed|forbidden|invalid token|unauthenticated", re.I)
 
@@ -103,7 +104,7 @@ class RailwayPlatform:
         timeout: float = DEFAULT_REQUEST_TIMEOUT,
         history: int = 20,
     ) -> None:
-        if token_kind not in ("auto", "bearer", "project"):
+        if token_kind not in TOKEN_KINDS:
             raise ConfigError(f"RAILWAY_TOKEN_KIND: must be auto, bearer or project (got {token_kind!r})")
         self.endpoint = Endpoint(http, display_name=NAME, timeout=timeout)
         self.target = target

@@ -3,16 +3,17 @@
 Secrets come from the environment: RAILWAY_TOKEN / VERCEL_TOKEN (settings), and the variables
 bot.yml names (`kubernetes.token_env`, `webhook.secret_env`). Every client shares the app's
 `httpx.AsyncClient`, except a Kubernetes API server with its own CA (`ca_file`, the in-cluster
-service-account CA) or `verify_tls: false`, which needs a client of its own; `aclose()` closes
-those.
+service-account CA) or `verify_tls: false`, which needs a client of its own (one per distinct
+TLS setting, shared by the services that use it); `aclose()` closes those.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import ssl
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 
 import httpx
@@ -45,19 +46,16 @@ class Platforms:
                 f"service {service!r} has no deploy platform in bot.yml (add `platform:` and its section)"
             ) from None
 
-    def has(self, service: str) -> bool:
-        return service in self._clients
-
-    def __contains__(self, service: object) -> bool:
-        return service in self._clients
-
     async def aclose(self) -> None:
         for client in self._owned:
             await client.aclose()
 
 
 class FileToken:
-    """A service-account token file, re-read now and then because Kubernetes rotates it."""
+    """A service-account token file, re-read now and then because Kubernetes rotates it.
+
+    The read runs in a worker thread: it happens in the middle of a Slack request, on the event loop.
+    """
 
     def __init__(self, path: Path, *, max_age: float = 60.0) -> None:
         self.path = path
@@ -65,15 +63,18 @@ class FileToken:
         self._value: str | None = None
         self._read_at = float("-inf")
 
-    def __call__(self) -> str | None:
+    async def __call__(self) -> str | None:
         now = time.monotonic()
         if now - self._read_at > self.max_age:
-            try:
-                self._value = self.path.read_text(encoding="utf-8").strip() or None
-            except OSError:
-                self._value = None
+            self._value = await asyncio.to_thread(self._read)
             self._read_at = now
         return self._value
+
+    def _read(self) -> str | None:
+        try:
+            return self.path.read_text(encoding="utf-8").strip() or None
+        except OSError:
+            return None
 
 
 def build_platforms(
@@ -86,12 +87,12 @@ def build_platforms(
     env = os.environ if environ is None else environ
     clock = clock or SystemClock()
     clients: dict[str, Platform] = {}
-    owned: list[httpx.AsyncClient] = []
+    owned: dict[tuple[bool, str | None], httpx.AsyncClient] = {}
     for name, service in settings.config.services.items():
         client = build_platform(name, service, settings=settings, http=http, clock=clock, environ=env, owned=owned)
         if client is not None:
             clients[name] = client
-    return Platforms(clients, owned=owned)
+    return Platforms(clients, owned=list(owned.values()))
 
 
 def build_platform(
@@ -102,7 +103,7 @@ def build_platform(
     http: httpx.AsyncClient,
     clock: Clock,
     environ: Mapping[str, str],
-    owned: list[httpx.AsyncClient],
+    owned: dict[tuple[bool, str | None], httpx.AsyncClient],
 ) -> Platform | None:
     secret = lambda value: value.get_secret_value() if value is not None else None  # noqa: E731
     if service.platform == "railway" and service.railway is not None:
@@ -124,7 +125,7 @@ def build_platform(
     if service.platform == "kubernetes" and service.kubernetes is not None:
         target = service.kubernetes
         client = _kubernetes_client(name, target, http, owned)
-        token: str | Callable[[], str | None] | None
+        token: str | Callable[[], Awaitable[str | None]] | None
         if target.token_env:
             token = environ.get(target.token_env) or None
         else:
@@ -148,13 +149,19 @@ def _in_cluster_url(environ: Mapping[str, str]) -> str:
 
 
 def _kubernetes_client(
-    name: str, target: KubernetesTarget, http: httpx.AsyncClient, owned: list[httpx.AsyncClient]
+    name: str,
+    target: KubernetesTarget,
+    http: httpx.AsyncClient,
+    owned: dict[tuple[bool, str | None], httpx.AsyncClient],
 ) -> httpx.AsyncClient:
     ca_file = target.ca_file
     if ca_file is None and target.api_url is None and (SERVICE_ACCOUNT / "ca.crt").exists():
         ca_file = SERVICE_ACCOUNT / "ca.crt"
     if target.verify_tls and ca_file is None:
         return http
+    key = (target.verify_tls, str(ca_file) if target.verify_tls else None)
+    if key in owned:  # several Deployments in one cluster share one connection pool
+        return owned[key]
     verify: ssl.SSLContext | bool
     if not target.verify_tls:
         verify = False
@@ -163,6 +170,5 @@ def _kubernetes_client(
             verify = ssl.create_default_context(cafile=str(ca_file))
         except (OSError, ssl.SSLError) as exc:
             raise ConfigError(f"services.{name}.kubernetes.ca_file: cannot load {ca_file}: {exc}") from exc
-    client = httpx.AsyncClient(verify=verify, timeout=httpx.Timeout(15.0))
-    owned.append(client)
-    return client
+    owned[key] = httpx.AsyncClient(verify=verify, timeout=httpx.Timeout(15.0))
+    return owned[key]

@@ -39,9 +39,11 @@ Errors: 401/403 for a bad signature (shown as an auth error), 429 with `Retry-Af
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import uuid
+from dataclasses import replace
 from typing import Any
 
 import httpx
@@ -120,7 +122,9 @@ class WebhookPlatform:
 
     async def current_deployment(self) -> Deployment | None:
         body = await self._call("current")
-        return _one(body, allow_none=True)
+        if isinstance(body, dict) and "deployment" in body and body["deployment"] is None:
+            return None
+        return _one(body)
 
     async def list_deployments(self, *, limit: int = 10) -> list[Deployment]:
         body = await self._call("list", limit=limit)
@@ -130,19 +134,18 @@ class WebhookPlatform:
         return [_deployment(item) for item in items if isinstance(item, dict)]
 
     async def restart(self) -> Deployment:
-        return _required(await self._call("restart"), "restart")
+        return _one(await self._call("restart"))
 
     async def rollback(self, target_id: str | None = None) -> Deployment:
-        deployments = await self.list_deployments(limit=self.history)
-        current = await self.current_deployment()
-        target = pick_rollback_target(deployments, current, target_id)
-        new = _required(await self._call("rollback", target_deployment_id=target.id), "rollback")
-        return Deployment(
-            new.id, new.status, new.created_at, new.url, new.can_rollback, {**new.meta, "rollback_to": target.id}
+        deployments, current = await asyncio.gather(
+            self.list_deployments(limit=self.history), self.current_deployment()
         )
+        target = pick_rollback_target(deployments, current, target_id)
+        new = _one(await self._call("rollback", target_deployment_id=target.id))
+        return replace(new, meta={**new.meta, "rollback_to": target.id})
 
     async def deployment_status(self, deployment_id: str) -> Deployment:
-        return _required(await self._call("status", deployment_id=deployment_id), "status")
+        return _one(await self._call("status", deployment_id=deployment_id))
 
     async def _call(self, action: str, **fields: Any) -> Any:
         if self.target.secret_env and not self.secret:
@@ -165,23 +168,12 @@ class WebhookPlatform:
         return json_of(response, platform=NAME)
 
 
-def _one(body: Any, *, allow_none: bool = False) -> Deployment | None:
-    if isinstance(body, dict) and "deployment" in body:
-        item = body["deployment"]
-        if item is None and allow_none:
-            return None
-    else:
-        item = body
+def _one(body: Any) -> Deployment:
+    """`{"deployment": {...}}` or the object itself; PlatformError without a deployment `id`."""
+    item = body["deployment"] if isinstance(body, dict) and "deployment" in body else body
     if not isinstance(item, dict) or not item.get("id"):
         raise PlatformError("the deploy webhook answered without a deployment `id`", platform=NAME)
     return _deployment(item)
-
-
-def _required(body: Any, action: str) -> Deployment:
-    deployment = _one(body)
-    if deployment is None:  # pragma: no cover - _one raises instead
-        raise PlatformError(f"the deploy webhook answered `{action}` without a deployment", platform=NAME)
-    return deployment
 
 
 def _deployment(item: dict[str, Any]) -> Deployment:

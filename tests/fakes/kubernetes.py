@@ -17,12 +17,12 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from aiohttp import web
 
-from tests.fakes.webhook import FakeServer
+from tests.fakes.webhook import FakePlatform
 
 REVISION = "deployment.kubernetes.io/revision"
 
@@ -65,7 +65,7 @@ def _pointer(path: str) -> list[str]:
     return [p.replace("~1", "/").replace("~0", "~") for p in path[1:].split("/")]
 
 
-class FakeKubernetes(FakeServer):
+class FakeKubernetes(FakePlatform):
     platform = "kubernetes"
 
     def __init__(self, *, token: str = "k8s-token", namespace: str = "prod", name: str = "api", replicas: int = 2):
@@ -77,11 +77,8 @@ class FakeKubernetes(FakeServer):
         self.uid = "uid-deploy-api"
         self.replica_sets: list[dict[str, Any]] = []
         self.deployment: dict[str, Any] = self._empty_deployment()
-        self.restarts = 0
         self.patches: list[tuple[str, Any]] = []
         self._steps: list[dict[str, Any]] = []
-        self._fail_next = False
-        self._stall = False
         base = "/apis/apps/v1/namespaces/{ns}"
         self.app.router.add_get(base + "/deployments/{name}", self._get)
         self.app.router.add_patch(base + "/deployments/{name}", self._patch)
@@ -93,10 +90,9 @@ class FakeKubernetes(FakeServer):
     # --- control surface ----------------------------------------------------------------------------
 
     def seed(self, versions: list[str]) -> None:
-        base = datetime(2026, 11, 1, tzinfo=UTC)
         for index, version in enumerate(versions):
             template = self._template(version)
-            self._make_rs(template, revision=index + 1, created=base + timedelta(hours=index))
+            self._make_rs(template, revision=index + 1, created=self.SEEDED_FROM + timedelta(hours=index))
         self.deployment["spec"]["template"] = self._template(versions[-1])
         self.deployment["metadata"]["annotations"][REVISION] = str(len(versions))
         self.deployment["metadata"]["generation"] = len(versions)
@@ -137,12 +133,6 @@ class FakeKubernetes(FakeServer):
             if rs["spec"]["template"]["spec"]["containers"][0]["image"].endswith(f":{version}"):
                 return rs["metadata"]["annotations"][REVISION]
         raise KeyError(version)
-
-    def fail_next_deploy(self) -> None:
-        self._fail_next = True
-
-    def stall(self) -> None:
-        self._stall = True
 
     # --- the objects ----------------------------------------------------------------------------------
 
@@ -222,11 +212,11 @@ class FakeKubernetes(FakeServer):
         old = self.deployment["status"].get("observedGeneration", 0)
         full = self.replicas
         observe = {"observedGeneration": generation, "updatedReplicas": 0, "replicas": full, "availableReplicas": full}
-        if self._stall:
+        outcome = self._next_outcome()
+        if outcome == "stall":
             self._steps = [{"observedGeneration": old}] + [observe] * 10_000
             return
-        if self._fail_next:
-            self._fail_next = False
+        if outcome == "fail":
             failed = {
                 **observe,
                 "updatedReplicas": 1,

@@ -13,7 +13,7 @@ from __future__ import annotations
 import itertools
 import json
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from functools import cache
 from pathlib import Path
 from types import SimpleNamespace
@@ -22,7 +22,7 @@ from typing import Any
 import graphql
 from aiohttp import web
 
-from tests.fakes.webhook import FakeServer
+from tests.fakes.webhook import FakePlatform
 
 SCHEMA_PATH = Path(__file__).resolve().parents[3] / "shared" / "specs" / "railway" / "schema.json"
 if not SCHEMA_PATH.exists():  # the tree may be checked out elsewhere; the specs sit next to it
@@ -37,9 +37,10 @@ def schema() -> graphql.GraphQLSchema:
     return graphql.build_client_schema(data["data"], assume_valid=True)
 
 
-class FakeRailway(FakeServer):
+class FakeRailway(FakePlatform):
     platform = "railway"
     path = "/graphql/v2"
+    FAILED = "FAILED"
 
     def __init__(
         self,
@@ -58,11 +59,8 @@ class FakeRailway(FakeServer):
         self.environment_id = environment_id
         self.deployments: list[dict[str, Any]] = []  # newest first
         self.documents: list[tuple[str, dict[str, Any]]] = []
-        self.restarts = 0
         self.auth_kinds: list[str] = []
         self._clock = itertools.count(1)
-        self._fail_next = False
-        self._stall = False
         self.app.router.add_post(self.path, self._handle)
 
     @property
@@ -76,13 +74,12 @@ class FakeRailway(FakeServer):
 
     def seed(self, versions: list[str], *, statuses: list[str] | None = None) -> None:
         """Deployments oldest to newest; by default the newest is live and the rest REMOVED."""
-        base = datetime(2026, 11, 1, tzinfo=UTC)
         for index, version in enumerate(versions):
             if statuses is not None:
                 status = statuses[index]
             else:
                 status = "SUCCESS" if index == len(versions) - 1 else "REMOVED"
-            self.deployments.insert(0, self._new(version, status, base + timedelta(hours=index)))
+            self.deployments.insert(0, self._new(version, status, self.SEEDED_FROM + timedelta(hours=index)))
 
     def live_version(self) -> str | None:
         live = self._live()
@@ -90,12 +87,6 @@ class FakeRailway(FakeServer):
 
     def id_of(self, version: str) -> str:
         return next(d["id"] for d in self.deployments if d["meta"]["version"] == version)
-
-    def fail_next_deploy(self) -> None:
-        self._fail_next = True
-
-    def stall(self) -> None:
-        self._stall = True
 
     # --- state -------------------------------------------------------------------------------------
 
@@ -120,14 +111,6 @@ class FakeRailway(FakeServer):
 
     def _live(self) -> dict[str, Any] | None:
         return next((d for d in self.deployments if d["status"] in LIVE), None)
-
-    def _plan(self, steps: list[str], fail_as: str = "FAILED") -> list[str]:
-        if self._stall:
-            return [steps[0]] * 10_000
-        if self._fail_next:
-            self._fail_next = False
-            return [*steps[:-1], fail_as]
-        return steps
 
     def _advance(self, deployment: dict[str, Any]) -> None:
         if not deployment["_pending"]:

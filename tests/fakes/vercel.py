@@ -15,14 +15,14 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.fakes.webhook import FakeServer
+from tests.fakes.webhook import FakePlatform
 
 
 def _ms(when: datetime) -> int:
     return int(when.timestamp() * 1000)
 
 
-class FakeVercel(FakeServer):
+class FakeVercel(FakePlatform):
     platform = "vercel"
 
     def __init__(
@@ -42,12 +42,9 @@ class FakeVercel(FakeServer):
         self.production_id: str | None = None
         self.last_alias_request: dict[str, Any] | None = None
         self.rolled_back = False
-        self.restarts = 0
         self._alias_steps: list[str] = []
         self._ids = itertools.count(1)
         self._minutes = itertools.count(1)
-        self._fail_next = False
-        self._stall = False
         router = self.app.router
         router.add_get("/v6/deployments", self._list)
         router.add_get("/v13/deployments/{id}", self._get_deployment)
@@ -62,10 +59,9 @@ class FakeVercel(FakeServer):
     # --- control surface ----------------------------------------------------------------------------
 
     def seed(self, versions: list[str], *, states: list[str] | None = None) -> None:
-        base = datetime(2026, 11, 1, tzinfo=UTC)
         for index, version in enumerate(versions):
             state = states[index] if states else "READY"
-            self.deployments.insert(0, self._new(version, state, base + timedelta(hours=index)))
+            self.deployments.insert(0, self._new(version, state, self.SEEDED_FROM + timedelta(hours=index)))
         ready = [d for d in self.deployments if d["readyState"] == "READY"]
         self.production_id = ready[0]["uid"] if ready else None
 
@@ -75,12 +71,6 @@ class FakeVercel(FakeServer):
 
     def id_of(self, version: str) -> str:
         return next(d["uid"] for d in self.deployments if d["meta"]["githubCommitMessage"] == version)
-
-    def fail_next_deploy(self) -> None:
-        self._fail_next = True
-
-    def stall(self) -> None:
-        self._stall = True
 
     # --- state --------------------------------------------------------------------------------------
 
@@ -99,14 +89,6 @@ class FakeVercel(FakeServer):
 
     def _by_id(self, deployment_id: str | None) -> dict[str, Any] | None:
         return next((d for d in self.deployments if d["uid"] == deployment_id), None)
-
-    def _plan(self, steps: list[str], fail_as: str) -> list[str]:
-        if self._stall:
-            return [steps[0]] * 10_000
-        if self._fail_next:
-            self._fail_next = False
-            return [*steps[:-1], fail_as]
-        return steps
 
     def _list_item(self, d: dict[str, Any]) -> dict[str, Any]:
         return {

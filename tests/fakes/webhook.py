@@ -1,5 +1,6 @@
 """A deploy-webhook receiver that holds the bot to the contract in `bot/platforms/webhook.py`,
-plus `FakeServer`, the small local-HTTP base the Railway, Vercel and Kubernetes fakes share.
+plus the bases every fake shares: `FakeServer` (local HTTP, recording, faults) and `FakePlatform`
+(the control surface of the four deploy-platform fakes: `fail_next_deploy`, `stall`, `restarts`).
 
 Every fake is a real aiohttp server on 127.0.0.1 (port 0), so the bot reaches it through its
 real `httpx.AsyncClient`. A fake refuses what the real service would refuse and writes each
@@ -128,13 +129,51 @@ class FakeServer:
         return response
 
 
+class FakePlatform(FakeServer):
+    """A deploy platform's fake: `seed`, `live_version` and `id_of` are its own; the rest is here."""
+
+    platform = ""
+    FAILED = "failed"  # the platform's word for a failed deployment
+    SEEDED_FROM = datetime(2026, 11, 1, tzinfo=UTC)  # `seed` creates one deployment an hour from here
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.restarts = 0
+        self._fail_next = False
+        self._stall = False
+
+    def fail_next_deploy(self) -> None:
+        self._fail_next = True
+
+    def stall(self) -> None:
+        self._stall = True
+
+    def _next_outcome(self) -> str:
+        """What the next deployment does: "stall", "fail" (once per `fail_next_deploy`) or "ok"."""
+        if self._stall:
+            return "stall"
+        if self._fail_next:
+            self._fail_next = False
+            return "fail"
+        return "ok"
+
+    def _plan(self, steps: list[str], fail_as: str | None = None) -> list[str]:
+        """The states the next deployment goes through: as given, stuck in the first, or failing at the end."""
+        outcome = self._next_outcome()
+        if outcome == "stall":
+            return [steps[0]] * 10_000
+        if outcome == "fail":
+            return [*steps[:-1], fail_as or self.FAILED]
+        return steps
+
+
 # --- the webhook receiver --------------------------------------------------------------------------
 
 SECRET = "webhook-test-secret"
 _FINAL = {"success", "failed", "cancelled"}
 
 
-class FakeWebhook(FakeServer):
+class FakeWebhook(FakePlatform):
     """A team's deploy tool: verifies signatures and keeps deployments like a small platform."""
 
     platform = "webhook"
@@ -146,10 +185,7 @@ class FakeWebhook(FakeServer):
         self.service = service
         self.now = now
         self.deployments: list[dict[str, Any]] = []  # newest first
-        self.restarts = 0
         self._ids = itertools.count(1)
-        self._fail_next = False
-        self._stall = False
         self._seen_requests: set[str] = set()
         self.app.router.add_post(self.path, self._handle)
 
@@ -160,12 +196,10 @@ class FakeWebhook(FakeServer):
     # --- the uniform control surface of the platform fakes --------------------------------------
 
     def seed(self, versions: list[str]) -> None:
-        base = datetime(2026, 11, 1, tzinfo=UTC)
         for index, version in enumerate(versions):
             live = index == len(versions) - 1
-            self.deployments.insert(
-                0, self._new(version, "success" if live else "removed", base + timedelta(hours=index))
-            )
+            created = self.SEEDED_FROM + timedelta(hours=index)
+            self.deployments.insert(0, self._new(version, "success" if live else "removed", created))
 
     def live_version(self) -> str | None:
         live = self._live()
@@ -173,12 +207,6 @@ class FakeWebhook(FakeServer):
 
     def id_of(self, version: str) -> str:
         return next(d["id"] for d in self.deployments if d["meta"]["version"] == version)
-
-    def fail_next_deploy(self) -> None:
-        self._fail_next = True
-
-    def stall(self) -> None:
-        self._stall = True
 
     # --- internals -----------------------------------------------------------------------------
 
@@ -195,14 +223,6 @@ class FakeWebhook(FakeServer):
 
     def _live(self) -> dict[str, Any] | None:
         return next((d for d in self.deployments if d["status"] == "success"), None)
-
-    def _plan(self, steps: list[str]) -> list[str]:
-        if self._stall:
-            return [steps[0]] * 10_000
-        if self._fail_next:
-            self._fail_next = False
-            return [*steps[:-1], "failed"]
-        return steps
 
     def _advance(self, deployment: dict[str, Any]) -> None:
         if not deployment["_pending"]:

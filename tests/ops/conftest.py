@@ -17,7 +17,7 @@ from bot.deps import Deps
 from bot.exceptions import ChatError
 from bot.incidents.models import Incident
 from bot.ops.flows import OpsRuntime, Plan, Report, Step
-from bot.platforms.base import Platform
+from bot.platforms.registry import Platforms
 from bot.settings import Settings
 from tests.fakes.railway import FakeRailway
 from tests.fakes.webhook import FakeServer
@@ -76,18 +76,6 @@ class Progress:
             if not out or out[-1] != step.phase:
                 out.append(step.phase)
         return out
-
-
-class Platforms:
-    def __init__(self, clients: dict[str, Platform]) -> None:
-        self.clients = clients
-
-    def get(self, service: str) -> Platform:
-        from bot.exceptions import NotFound
-
-        if service not in self.clients:
-            raise NotFound(f"service {service!r} has no deploy platform")
-        return self.clients[service]
 
 
 @dataclass

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import httpx
@@ -12,7 +13,7 @@ from bot.exceptions import NotFound
 from bot.ops.setup import check
 from bot.platforms.kubernetes import KubernetesPlatform
 from bot.platforms.railway import RailwayPlatform
-from bot.platforms.registry import build_platforms
+from bot.platforms.registry import FileToken, build_platforms
 from bot.platforms.vercel import VercelPlatform
 from bot.platforms.webhook import WebhookPlatform
 from bot.settings import Settings
@@ -81,6 +82,42 @@ async def test_a_kubernetes_server_with_its_own_ca_gets_its_own_client(tmp_path:
         client = platforms.get("api")
         assert client.endpoint.http is not http  # type: ignore[attr-defined]
         await platforms.aclose()
+
+
+async def test_services_in_one_cluster_share_one_client() -> None:
+    target = {"namespace": "prod", "api_url": "https://k8s.example.com", "verify_tls": False}
+    services = {
+        name: {"platform": "kubernetes", "kubernetes": {**target, "deployment": name}} for name in ("api", "worker")
+    }
+    settings = Settings.load(_env_file=None, config=BotConfig.model_validate({"services": services}))
+    async with httpx.AsyncClient() as http:
+        platforms = build_platforms(settings, http, environ={})
+        api, worker = platforms.get("api"), platforms.get("worker")
+        assert api.endpoint.http is worker.endpoint.http is not http  # type: ignore[attr-defined]
+        await platforms.aclose()
+
+
+async def test_the_service_account_token_is_read_in_a_thread_and_again_when_old(tmp_path: Path) -> None:
+    path = tmp_path / "token"
+    path.write_text("first\n")
+    token = FileToken(path, max_age=3600)
+    threads: list[int] = []
+    read = token._read
+
+    def spy() -> str | None:
+        threads.append(threading.get_ident())
+        return read()
+
+    token._read = spy  # type: ignore[method-assign]
+
+    assert await token() == "first"
+    path.write_text("rotated\n")
+    assert await token() == "first"  # not re-read within max_age
+    token.max_age = 0
+    assert await token() == "rotated"
+    path.unlink()
+    assert await token() is None
+    assert len(threads) == 3 and threading.get_ident() not in threads
 
 
 def test_check_warns_about_missing_secrets_and_empty_permissions() -> None:

@@ -6,12 +6,15 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
+from bot.exceptions import ChatError
 from bot.ops import service as audit
 from bot.ops.models import AuditLog
+from bot.slack.adapters.ops import SlackDirectory
 from tests.conftest import make_settings
 from tests.fakes.kubernetes import FakeKubernetes
 from tests.fakes.railway import FakeRailway
@@ -355,3 +358,27 @@ async def test_platform_text_is_escaped_before_it_reaches_slack(stack: Stack) ->
     assert "deploy tool exploded" in report.text
     assert "<!channel>" not in report.text and "<!channel>" not in str(report.blocks)
     assert "&lt;!channel&gt;" in report.text
+
+
+async def test_group_handles_are_resolved_once_but_membership_is_read_every_time() -> None:
+    class Client:
+        def __init__(self) -> None:
+            self.calls: list[str] = []
+
+        async def usergroups_list(self) -> SimpleNamespace:
+            self.calls.append("usergroups.list")
+            return SimpleNamespace(data={"usergroups": [{"id": "S0ONCALL", "handle": "oncall"}]})
+
+        async def usergroups_users_list(self, *, usergroup: str) -> SimpleNamespace:
+            self.calls.append(usergroup)
+            return SimpleNamespace(data={"users": ["U0ALICE"]})
+
+    client = Client()
+    directory = SlackDirectory(client)  # type: ignore[arg-type]
+
+    assert await directory.group_members(group_id="@oncall") == ["U0ALICE"]
+    assert await directory.group_members(group_id="@OnCall") == ["U0ALICE"]
+    assert client.calls == ["usergroups.list", "S0ONCALL", "S0ONCALL"]
+    with pytest.raises(ChatError, match="no user group with handle @nobody"):
+        await directory.group_members(group_id="@nobody")
+    assert client.calls[-1] == "usergroups.list"  # an unknown handle is looked up again

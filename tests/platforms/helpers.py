@@ -19,7 +19,7 @@ from bot.platforms.webhook import WebhookPlatform
 from tests.fakes.kubernetes import FakeKubernetes
 from tests.fakes.railway import FakeRailway
 from tests.fakes.vercel import FakeVercel
-from tests.fakes.webhook import SECRET, FakeServer, FakeWebhook
+from tests.fakes.webhook import SECRET, FakePlatform, FakeWebhook
 
 PLATFORMS = ["railway", "vercel", "kubernetes", "webhook"]
 
@@ -48,7 +48,7 @@ class Env:
     make: Callable[..., Platform]  # another client, e.g. with a wrong token
 
 
-def make_fake(kind: str) -> FakeServer:
+def make_fake(kind: str) -> FakePlatform:
     return {"railway": FakeRailway, "vercel": FakeVercel, "kubernetes": FakeKubernetes, "webhook": FakeWebhook}[kind]()
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from slack_sdk.web.async_client import AsyncWebClient
@@ -23,7 +23,7 @@ from bot.ops.models import Action, Outcome
 from bot.platforms.base import Deployment
 from bot.slack import blocks
 from bot.slack.api import call, data, user_handles
-from bot.slack.text import clip, escape
+from bot.slack.text import chunks, clip, escape
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,11 @@ _DURATION_LABEL = {"call": "platform call", "deploy": "deploy", "health": "healt
 
 
 class SlackDirectory:
-    """User groups and handles, asked of Slack at the moment of a privileged action."""
+    """User groups and handles, asked of Slack at the moment of a privileged action.
+
+    Group membership is read fresh every time (someone taken off on-call loses the right at once);
+    the handle → ID maps of people and groups change rarely and are kept for HANDLE_TTL seconds.
+    """
 
     HANDLE_TTL = 300.0
 
@@ -54,6 +58,8 @@ class SlackDirectory:
         self.client = client
         self._handles: dict[str, str] = {}
         self._handles_at = float("-inf")
+        self._groups: dict[str, str] = {}
+        self._groups_at = float("-inf")
 
     async def group_members(self, *, group_id: str) -> list[str]:
         if group_id.startswith("@"):
@@ -63,20 +69,21 @@ class SlackDirectory:
 
     async def lookup_user(self, *, handle: str) -> str | None:
         if time.monotonic() - self._handles_at > self.HANDLE_TTL:
-            self._handles = await self._load_handles()
+            self._handles = await user_handles(self.client)
             self._handles_at = time.monotonic()
         return self._handles.get(handle.lstrip("@").lower())
 
     async def _group_id(self, handle: str) -> str:
-        response = await call("list user groups", self.client.usergroups_list())
         wanted = handle.lstrip("@").lower()
-        for group in data(response).get("usergroups") or []:
-            if str(group.get("handle", "")).lower() == wanted:
-                return str(group["id"])
-        raise ChatError(f"no user group with handle {handle}", step="list user groups", code="no_such_subteam")
-
-    async def _load_handles(self) -> dict[str, str]:
-        return await user_handles(self.client)
+        # A miss re-reads at once: the group may have been created since the last read.
+        if wanted not in self._groups or time.monotonic() - self._groups_at > self.HANDLE_TTL:
+            response = await call("list user groups", self.client.usergroups_list())
+            groups = data(response).get("usergroups") or []
+            self._groups = {str(g.get("handle", "")).lower(): str(g["id"]) for g in groups}
+            self._groups_at = time.monotonic()
+        if wanted not in self._groups:
+            raise ChatError(f"no user group with handle {handle}", step="list user groups", code="no_such_subteam")
+        return self._groups[wanted]
 
 
 class SlackOpsProgress:
@@ -154,20 +161,11 @@ def _counts(results: Sequence[HealthResult]) -> str:
     return " · ".join(f"{n} {state.value}" for state, n in sorted(counts.items(), key=lambda kv: kv[0].rank))
 
 
-def _sections(lines: Sequence[str], limit: int = 2900) -> list[Block]:
-    out: list[Block] = []
-    current = ""
-    for line in lines:
-        if current and len(current) + 1 + len(line) > limit:
-            out.append(blocks.mrkdwn(current))
-            current = ""
-        current = f"{current}\n{line}" if current else line
-    if current:
-        out.append(blocks.mrkdwn(current))
-    return out
+def _sections(lines: list[str]) -> list[Block]:
+    return [blocks.mrkdwn(text) for text in chunks(lines)]
 
 
-def _deployment_line(deployment: Deployment, *, live: bool, now: datetime | None = None) -> str:
+def _deployment_line(deployment: Deployment, *, live: bool) -> str:
     label = f" {escape(deployment.label)}" if deployment.label else ""
     when = f" · {blocks.ts(deployment.created_at)}" if deployment.created_at else ""
     tag = " · *live*" if live else ""
@@ -259,6 +257,13 @@ def confirmation_blocks(plan: Plan) -> list[Block]:
         }
     )
     return out
+
+
+def plan_reply(plan: Plan) -> tuple[str, list[Block]]:
+    """(text, blocks) answering /restart or /rollback: the confirmation, or why there is nothing to confirm."""
+    if plan.ready:
+        return confirmation_text(plan), confirmation_blocks(plan)
+    return no_target_text(plan), no_target_blocks(plan)
 
 
 def no_target_text(plan: Plan) -> str:

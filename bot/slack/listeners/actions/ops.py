@@ -54,6 +54,10 @@ def _channel(body: dict[str, Any]) -> str:
     return str((body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id") or "")
 
 
+async def _already_handled(respond: AsyncRespond) -> None:
+    await respond(text="This was already confirmed or cancelled.", response_type="ephemeral", replace_original=False)
+
+
 def register(app: AsyncApp, deps: Deps) -> None:
     @app.action(render.CONFIRM)
     async def confirm(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, client: AsyncWebClient) -> None:
@@ -69,9 +73,7 @@ def register(app: AsyncApp, deps: Deps) -> None:
                     deps, ref=ref, user_id=user, progress=_Confirmed(inner, respond, user), channel_id=channel or None
                 )
             except AlreadyHandled:
-                await respond(
-                    text="This was already confirmed or cancelled.", response_type="ephemeral", replace_original=False
-                )
+                await _already_handled(respond)
                 return
             if inner.ts is None:  # nowhere to post: at least tell the person who clicked
                 await respond(
@@ -93,9 +95,7 @@ def register(app: AsyncApp, deps: Deps) -> None:
             try:
                 await flows.cancel(deps, ref=ref, user_id=user, channel_id=_channel(body) or None)
             except AlreadyHandled:
-                await respond(
-                    text="This was already confirmed or cancelled.", response_type="ephemeral", replace_original=False
-                )
+                await _already_handled(respond)
                 return
             await respond(
                 text=f"🚫 {ref.action.verb} of {escape(ref.service)} cancelled by <@{user}>; nothing was changed.",

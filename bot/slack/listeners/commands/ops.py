@@ -8,7 +8,6 @@ the caller sees; the buttons are handled in `listeners/actions/ops.py`.
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp
@@ -23,8 +22,6 @@ from bot.slack import blocks
 from bot.slack.adapters import ops as render
 from bot.slack.listeners.common import guarded
 from bot.slack.text import escape
-
-log = logging.getLogger(__name__)
 
 USAGE = {
     "status": "/status [service]",
@@ -64,19 +61,30 @@ def parse(deps: Deps, command: str, text: str) -> tuple[str | None, str | None]:
     return words[0], (words[1] if len(words) > 1 else None)
 
 
+async def _ack_parsed(
+    ack: AsyncAck, deps: Deps, name: str, command: dict[str, Any]
+) -> tuple[str | None, str | None] | None:
+    """Ack with the usage when the text does not parse (None), else ack empty and return the parse."""
+    try:
+        parsed = parse(deps, name, command.get("text", ""))
+    except UsageError as exc:
+        await ack(
+            text=escape(f"{exc} Usage: {exc.usage}"),
+            blocks=blocks.usage_blocks(str(exc), exc.usage, exc.suggestion),
+            response_type="ephemeral",
+        )
+        return None
+    await ack()
+    return parsed
+
+
 def register(app: AsyncApp, deps: Deps) -> None:
     @app.command("/status")
     async def status_command(ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond) -> None:
-        try:
-            service, _ = parse(deps, "status", command.get("text", ""))
-        except UsageError as exc:
-            await ack(
-                text=escape(f"{exc} Usage: {exc.usage}"),
-                blocks=blocks.usage_blocks(str(exc), exc.usage, exc.suggestion),
-                response_type="ephemeral",
-            )
+        parsed = await _ack_parsed(ack, deps, "status", command)
+        if parsed is None:
             return
-        await ack()
+        service, _ = parsed
 
         async def work() -> None:
             incident_id = await incident_in(deps, command.get("channel_id"))
@@ -91,16 +99,10 @@ def register(app: AsyncApp, deps: Deps) -> None:
         await guarded(respond, work)
 
     async def deploy_command(action: Action, ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond) -> None:
-        try:
-            service, target = parse(deps, action.value, command.get("text", ""))
-        except UsageError as exc:
-            await ack(
-                text=escape(f"{exc} Usage: {exc.usage}"),
-                blocks=blocks.usage_blocks(str(exc), exc.usage, exc.suggestion),
-                response_type="ephemeral",
-            )
+        parsed = await _ack_parsed(ack, deps, action.value, command)
+        if parsed is None:
             return
-        await ack()
+        service, target = parsed
         assert service is not None
 
         async def work() -> None:
@@ -114,20 +116,8 @@ def register(app: AsyncApp, deps: Deps) -> None:
                 incident_id=await incident_in(deps, channel_id),
                 channel_id=channel_id,
             )
-            if not plan.ready:
-                await respond(
-                    text=render.no_target_text(plan),
-                    blocks=render.no_target_blocks(plan),
-                    response_type="ephemeral",
-                    replace_original=False,
-                )
-                return
-            await respond(
-                text=render.confirmation_text(plan),
-                blocks=render.confirmation_blocks(plan),
-                response_type="ephemeral",
-                replace_original=False,
-            )
+            text, reply = render.plan_reply(plan)
+            await respond(text=text, blocks=reply, response_type="ephemeral", replace_original=False)
 
         await guarded(respond, work)
 
