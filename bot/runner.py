@@ -20,11 +20,13 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None, stop:
     await wiring.start(deps)
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
+    handled = []
     for sig in (signal.SIGINT, signal.SIGTERM):
         try:
             loop.add_signal_handler(sig, stop.set)
-        except (NotImplementedError, RuntimeError):
-            pass
+            handled.append(sig)
+        except (NotImplementedError, RuntimeError, ValueError):
+            pass  # not the main thread (tests, embedding)
     web_app = build_web_app(deps, None if settings.socket_mode else app)
     runner = web.AppRunner(web_app, access_log=None)
     await runner.setup()
@@ -50,3 +52,5 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None, stop:
             await socket_handler.close_async()
         await runner.cleanup()
         await wiring.stop(deps)
+        for sig in handled:
+            loop.remove_signal_handler(sig)

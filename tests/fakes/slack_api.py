@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
-from aiohttp import web
+from aiohttp import WSMsgType, web
 
 __all__ = [
     "Call",
@@ -553,6 +553,7 @@ class FakeSlack:
     """An aiohttp server on 127.0.0.1 that answers Web API calls like Slack does."""
 
     bot_token: str = "xoxb-test-token"
+    app_token: str = "xapp-1-test-token"
     bot_user_id: str = "UBOT"
     bot_id: str = "BBOT"
     team_id: str = "T0TEST"
@@ -570,6 +571,8 @@ class FakeSlack:
         self.users: dict[str, User] = {}
         self.usergroups: dict[str, Usergroup] = {}
         self.responses: list[dict[str, Any]] = []
+        self.sockets: list[web.WebSocketResponse] = []
+        self.socket_acks: dict[str, dict[str, Any]] = {}
         self.views: list[dict[str, Any]] = []
         self.files: dict[str, FakeFile] = {}
         self.calls: list[Call] = []
@@ -616,6 +619,7 @@ class FakeSlack:
             "chat.postEphemeral": self._chat_post_ephemeral,
             "chat.delete": self._chat_delete,
             "chat.getPermalink": self._chat_get_permalink,
+            "apps.connections.open": self._apps_connections_open,
             "pins.add": self._pins_add,
             "pins.remove": self._pins_remove,
             "pins.list": self._pins_list,
@@ -638,6 +642,7 @@ class FakeSlack:
         app.router.add_route("*", "/api/{method}", self._handle_api)
         app.router.add_post("/upload/v1/{file_id}", self._handle_upload)
         app.router.add_post("/respond/{key}", self._handle_response_url)
+        app.router.add_get("/socket", self._handle_socket)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -720,6 +725,34 @@ class FakeSlack:
 
     def add_usergroup(self, group_id: str, handle: str, users: list[str]) -> None:
         self.usergroups[group_id] = Usergroup(group_id, handle, list(users))
+
+    # ---------------------------------------------------------------- Socket Mode
+
+    async def _handle_socket(self, request: web.Request) -> web.WebSocketResponse:
+        """Slack's Socket Mode side: hello, then envelopes out and acks (by envelope_id) in."""
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        self.sockets.append(ws)
+        await ws.send_json({"type": "hello", "num_connections": len(self.sockets), "debug_info": {}})
+        async for frame in ws:
+            if frame.type == WSMsgType.TEXT:
+                ack = json.loads(frame.data)
+                self.socket_acks[str(ack.get("envelope_id"))] = ack
+        self.sockets.remove(ws)
+        return ws
+
+    async def socket_send(self, kind: str, payload: dict[str, Any]) -> str:
+        """Deliver an envelope (`slash_commands`, `interactive`, `events_api`) to the connected bot."""
+        if not self.sockets:
+            raise RuntimeError("no Socket Mode connection")
+        envelope_id = f"env-{len(self.socket_acks) + len(self.sockets)}-{self._next_ts()}"
+        await self.sockets[-1].send_json(
+            {"envelope_id": envelope_id, "type": kind, "payload": payload, "accepts_response_payload": True}
+        )
+        return envelope_id
+
+    def _apps_connections_open(self, args: dict[str, Any]) -> dict[str, Any]:
+        return {"url": f"{self.url.removesuffix('/api/').replace('http://', 'ws://')}/socket"}
 
     def user_says(self, channel_id: str, user_id: str, text: str) -> dict[str, Any]:
         """A person posts in a channel; returns the `message` event Slack would deliver for it."""
@@ -839,9 +872,11 @@ class FakeSlack:
                 return web.Response(status=value, text=html, content_type="text/html")
             return self._answer(method, args, {"ok": False, "error": value})
         needs_token = "token" in (spec.get("args", {}).get("required") or [])
+        # apps.connections.open takes the app-level token (Socket Mode); everything else the bot token.
+        valid_token = self.app_token if method == "apps.connections.open" else self.bot_token
         if needs_token and not token:
             return self._answer(method, args, {"ok": False, "error": "not_authed"})
-        if needs_token and token != self.bot_token:
+        if needs_token and token != valid_token:
             return self._answer(method, args, {"ok": False, "error": "invalid_auth"})
         handler = self._handlers.get(method)
         if handler is None:
