@@ -18,6 +18,7 @@ from bot.deps import Deps
 from bot.exceptions import BotError, ChatError, InvalidState, NotFound
 from bot.incidents.models import Incident
 from bot.playbooks import service
+from bot.playbooks.models import StepStatus
 from bot.playbooks.ports import PlaybookChat
 from bot.playbooks.registry import PlaybookRegistry
 from bot.playbooks.render import build_context, render_or_raw
@@ -57,10 +58,9 @@ async def refresh(deps: Deps, *, run_id: int) -> Progress:
     """Render the run's progress into its message: edit it in place, or post it the first time."""
     async with _lock(deps, run_id):
         async with deps.db.session() as session:
-            run = await service.get_run(session, run_id=run_id)
-            incident = await session.get(Incident, run.incident_id)
+            progress = await service.progress(session, run_id=run_id, config=deps.settings.config)
+            incident = await session.get(Incident, progress.incident_id)  # loaded by `progress`: no query
             assert incident is not None
-            progress = await service.progress(session, run=run, incident=incident, config=deps.settings.config)
         port = chat(deps)
         if port is None:
             return progress
@@ -205,17 +205,11 @@ async def _start_on_message(deps: Deps, *, incident: Incident, playbook_id: str,
 # --- steps ---------------------------------------------------------------------------------------
 
 
-async def complete(deps: Deps, *, run_id: int, step_id: str, actor: str) -> StepChange:
+async def change_step(deps: Deps, *, run_id: int, step_id: str, to: StepStatus, actor: str) -> StepChange:
+    """Done or Skip; `recorded` is False when someone else changed the step first."""
     async with deps.db.session() as session:
-        change = await service.complete_step(session, run_id=run_id, step_id=step_id, actor=actor, now=deps.clock.now())
-    await _refresh_quietly(deps, run_id)
-    return change
-
-
-async def skip(deps: Deps, *, run_id: int, step_id: str, actor: str, reason: str = "") -> StepChange:
-    async with deps.db.session() as session:
-        change = await service.skip_step(
-            session, run_id=run_id, step_id=step_id, actor=actor, now=deps.clock.now(), reason=reason
+        change = await service.change_step(
+            session, run_id=run_id, step_id=step_id, to=to, actor=actor, now=deps.clock.now()
         )
     await _refresh_quietly(deps, run_id)
     return change
@@ -248,6 +242,7 @@ async def run_action(
         raise InvalidState(f"{incident.ref} is resolved.")
     assert step.action is not None
     target = service.target_service(step, incident)
+    failure: BotError | None = None
     try:
         if step.action == Action.STATUS:
             result = await _status(deps, target)
@@ -258,21 +253,10 @@ async def run_action(
         else:
             result = await _notify(deps, playbook, step.id, incident)
     except BotError as exc:
-        # A refusal (PermissionDenied) or a failure the user should read: recorded, then re-raised
-        # so the listener answers the clicker.
-        async with deps.db.session() as session:
-            await service.record_action_result(
-                session,
-                run_id=run_id,
-                step_id=step_id,
-                action=step.action,
-                actor=actor,
-                ok=False,
-                output=str(exc),
-                now=deps.clock.now(),
-            )
-        await _refresh_quietly(deps, run_id)
-        raise
+        # A refusal (PermissionDenied) or a failure the user should read: recorded like any outcome,
+        # then re-raised so the listener answers the clicker.
+        failure = exc
+        result = ActionResult(step.action, False, str(exc))
     async with deps.db.session() as session:
         await service.record_action_result(
             session,
@@ -285,6 +269,8 @@ async def run_action(
             now=deps.clock.now(),
         )
     await _refresh_quietly(deps, run_id)
+    if failure is not None:
+        raise failure
     return result
 
 
@@ -324,8 +310,7 @@ async def _offer_ops(
 
 
 async def _page(deps: Deps, incident: Incident, actor: str) -> ActionResult:
-    candidates = (deps.services.get(name) for name in ("escalator", "escalation"))
-    escalate_now = next((f for f in (getattr(c, "escalate_now", None) for c in candidates) if f), None)
+    escalate_now = getattr(deps.services.get("escalator"), "escalate_now", None)
     if escalate_now is None:
         return _not_available(Action.PAGE, "escalation is not set up in this bot; page the team lead yourself")
     assert incident.id is not None

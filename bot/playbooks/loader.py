@@ -201,7 +201,7 @@ def load_playbooks(directory: Path) -> PlaybookRegistry:
     loaded, problems = _collect(Path(directory))
     if problems:
         raise ConfigError("invalid playbook:\n" + "\n".join(problems) if len(problems) > 1 else problems[0])
-    registry = PlaybookRegistry([p for p, _ in loaded], sources={p.id: s for p, s in loaded})
+    registry = PlaybookRegistry([p for p, _ in loaded])
     log.info("loaded %d playbooks from %s: %s", len(registry), directory, ", ".join(registry.ids()))
     return registry
 

@@ -48,7 +48,7 @@ class PlaybookRun(SQLModel, table=True):
     progress_channel: str | None = Field(default=None, max_length=50)
     progress_ts: str | None = Field(default=None, max_length=50)
     finished_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))
-    # completed | switched | stopped
+    # completed | switched
     finished_reason: str | None = Field(default=None, max_length=20)
     finished_by: str | None = Field(default=None, max_length=100)
 

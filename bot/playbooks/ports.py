@@ -54,7 +54,7 @@ class OpsOffer(Protocol):
 
 
 class Escalation(Protocol):
-    """What the `page` action needs from `deps.services["escalator"]` (or `["escalation"]`)."""
+    """What the `page` action needs from `deps.services["escalator"]`."""
 
     async def escalate_now(self, incident_id: int, *, actor: str) -> Any:
         """Page the next escalation level now; the result's str() (or a default) is recorded."""

@@ -39,13 +39,12 @@ def _word_pattern(keyword: str) -> re.Pattern[str]:
 
 
 class PlaybookRegistry:
-    def __init__(self, playbooks: list[Playbook], *, sources: Mapping[str, str] | None = None) -> None:
+    def __init__(self, playbooks: list[Playbook]) -> None:
         self._by_id: dict[str, Playbook] = {}
         for playbook in playbooks:
             if playbook.id in self._by_id:
                 raise ValueError(f"duplicate playbook id {playbook.id!r}")
             self._by_id[playbook.id] = playbook
-        self.sources = dict(sources or {})
         self._keywords = {p.id: [(k, _word_pattern(k)) for k in p.match.keywords] for p in playbooks}
 
     def __len__(self) -> int:

@@ -84,8 +84,6 @@ class NextStep:
     action: Action | None
     action_label: str | None
     service: str | None  # the service a status/restart/rollback action targets
-    notify_channel: str | None
-    notify_text: str | None  # rendered
 
 
 @dataclass(frozen=True)
@@ -106,8 +104,6 @@ class Progress:
     next: NextStep | None
     current: bool  # False once another playbook replaced this run
     finished: bool  # no required step is pending
-    finished_at: datetime | None
-    finished_reason: str | None
     progress_channel: str | None
     progress_ts: str | None
 
@@ -301,30 +297,6 @@ async def start(
     return run
 
 
-async def stop(session: AsyncSession, *, run_id: int, actor: str | None, now: datetime) -> bool:
-    """End a run without a replacement (for example the incident was resolved). False if already ended."""
-    run = await get_run(session, run_id=run_id)
-    result = await session.exec(  # type: ignore[call-overload]
-        update(PlaybookRun)
-        .where(col(PlaybookRun.id) == run_id, col(PlaybookRun.finished_at).is_(None))
-        .values(finished_at=now, finished_reason="stopped", finished_by=actor)
-    )
-    if result.rowcount != 1:
-        await session.rollback()
-        return False
-    timeline.add(
-        session,
-        incident_id=run.incident_id,
-        kind=Kind.PLAYBOOK,
-        at=now,
-        actor=actor,
-        text=f"Stopped playbook {run.playbook_title}",
-        data={"status": "stopped", "run_id": run_id, "playbook_id": run.playbook_id, "title": run.playbook_title},
-    )
-    await session.commit()
-    return True
-
-
 async def set_progress_message(session: AsyncSession, *, run_id: int, channel: str, ts: str) -> None:
     await session.exec(  # type: ignore[call-overload]
         update(PlaybookRun).where(col(PlaybookRun.id) == run_id).values(progress_channel=channel, progress_ts=ts)
@@ -369,7 +341,7 @@ async def _state(session: AsyncSession, run_id: int, step_id: str) -> StepState:
     return state
 
 
-async def _change_step(
+async def change_step(
     session: AsyncSession,
     *,
     run_id: int,
@@ -481,7 +453,7 @@ async def _finish_if_complete(
 async def complete_step(
     session: AsyncSession, *, run_id: int, step_id: str, actor: str | None, now: datetime
 ) -> StepChange:
-    return await _change_step(session, run_id=run_id, step_id=step_id, to=StepStatus.DONE, actor=actor, now=now)
+    return await change_step(session, run_id=run_id, step_id=step_id, to=StepStatus.DONE, actor=actor, now=now)
 
 
 async def skip_step(
@@ -493,7 +465,7 @@ async def skip_step(
     now: datetime,
     reason: str = "",
 ) -> StepChange:
-    return await _change_step(
+    return await change_step(
         session, run_id=run_id, step_id=step_id, to=StepStatus.SKIPPED, actor=actor, now=now, reason=reason
     )
 
@@ -551,7 +523,8 @@ async def record_action_result(
 # --- progress ----------------------------------------------------------------------------------
 
 
-def _target_service(step: Step, incident: Incident) -> str | None:
+def target_service(step: Step, incident: Incident) -> str | None:
+    """The service a status/restart/rollback step acts on: the step's own, else the incident's."""
     return step.service or incident.service
 
 
@@ -580,21 +553,12 @@ def _view(states: Sequence[StepState], playbook: Playbook) -> list[StepProgress]
     return out
 
 
-async def progress(
-    session: AsyncSession,
-    *,
-    run: PlaybookRun,
-    incident: Incident | None = None,
-    config: BotConfig | None = None,
-) -> Progress:
-    """The checklist and the next step, rendered for this incident."""
-    assert run.id is not None
-    run = await get_run(session, run_id=run.id)
-    assert run.id is not None
+async def progress(session: AsyncSession, *, run_id: int, config: BotConfig | None = None) -> Progress:
+    """The checklist and the next step, rendered for this incident (read fresh from the database)."""
+    run = await get_run(session, run_id=run_id)
     playbook = playbook_of(run)
-    if incident is None:
-        incident = await _incident(session, run.incident_id)
-    states = await step_states(session, run_id=run.id)
+    incident = await _incident(session, run.incident_id)
+    states = await step_states(session, run_id=run_id)
     steps = _view(states, playbook)
     context: dict[str, Any] = build_context(
         incident=incident, playbook_id=playbook.id, playbook_title=playbook.title, config=config
@@ -603,7 +567,7 @@ async def progress(
     pending = next((s for s in steps if s.state == StepStatus.PENDING), None)
     if pending is not None and run.current:
         step = _step(playbook, pending.id)
-        target = _target_service(step, incident)
+        target = target_service(step, incident)
         step_context = (
             context
             if target == incident.service
@@ -624,8 +588,6 @@ async def progress(
             action=step.action,
             action_label=step.action.label if step.action else None,
             service=target,
-            notify_channel=step.notify.channel if step.notify else None,
-            notify_text=render_or_raw(step.notify.text, step_context) if step.notify else None,
         )
     rendered_steps = [replace(s, title=render_or_raw(s.title, context)) for s in steps]
     note = None
@@ -637,7 +599,7 @@ async def progress(
         )
     required_pending = any(s.state == StepStatus.PENDING and s.required for s in steps)
     return Progress(
-        run_id=run.id,
+        run_id=run_id,
         incident_id=run.incident_id,
         playbook_id=playbook.id,
         title=playbook.title,
@@ -651,8 +613,6 @@ async def progress(
         next=next_step,
         current=bool(run.current),
         finished=not required_pending,
-        finished_at=run.finished_at,
-        finished_reason=run.finished_reason,
         progress_channel=run.progress_channel,
         progress_ts=run.progress_ts,
     )
@@ -669,8 +629,3 @@ async def step_for_action(
         raise InvalidState(f"Step '{step.title}' has no action to run.")
     incident = await _incident(session, run.incident_id)
     return run, playbook, step, incident
-
-
-def target_service(step: Step, incident: Incident) -> str | None:
-    """The service a status/restart/rollback step acts on: the step's own, else the incident's."""
-    return _target_service(step, incident)

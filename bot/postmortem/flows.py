@@ -15,6 +15,7 @@ from bot.postmortem import service
 from bot.postmortem import stats as stats_service
 from bot.postmortem.data import PostmortemData
 from bot.postmortem.ports import PostmortemChat
+from bot.postmortem.text import USER_ID
 from bot.timeline import service as timeline
 from bot.timeline.models import Kind
 
@@ -23,7 +24,6 @@ log = logging.getLogger(__name__)
 PORT = "postmortem_chat"
 MAX_NAME_LOOKUPS = 50
 _MENTION = re.compile(r"<@([UW][A-Z0-9]+)")
-_USER_ID = re.compile(r"[UW][A-Z0-9]{2,}")
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,7 @@ def people(data: PostmortemData) -> list[str]:
 
     def add(values: Iterable[str | None]) -> None:
         for value in values:
-            if value and _USER_ID.fullmatch(value):
+            if value and USER_ID.fullmatch(value):
                 seen.setdefault(value, None)
 
     add([data.commander, data.comms, data.scribe, data.declared_by, data.acknowledged.by, data.resolved_by])

@@ -20,6 +20,7 @@ from markupsafe import Markup, escape
 from bot.clock import format_duration, utc
 
 _SLACK_TAG = re.compile(r"<([^<>\n]*)>")
+USER_ID = re.compile(r"[UW][A-Z0-9]{2,}")  # a Slack user (not a bot or an alert source)
 _SLACK_ENTITIES = (("&lt;", "<"), ("&gt;", ">"), ("&amp;", "&"))
 
 
@@ -65,7 +66,7 @@ def user_label(user: str | None, names: Mapping[str, str] | None = None) -> str:
     name = (names or {}).get(user)
     if name:
         return "@" + name
-    if re.fullmatch(r"[UW][A-Z0-9]{2,}", user):
+    if USER_ID.fullmatch(user):
         return "@" + user
     return user
 

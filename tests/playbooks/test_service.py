@@ -156,7 +156,7 @@ async def test_finishing_the_required_steps_completes_the_run(db: Database, regi
     assert finished == [False] * (len(finished) - 1) + [True]
     async with db.session() as session:
         done_run = await service.get_run(session, run_id=run.id or 0)
-        progress = await service.progress(session, run=done_run)
+        progress = await service.progress(session, run_id=done_run.id or 0)
     assert done_run.finished_reason == "completed" and done_run.current is True
     assert progress.finished
     # Optional steps stay open and can still be done.
@@ -187,7 +187,7 @@ async def test_action_results_are_kept_with_their_output(db: Database, registry:
     assert event.data["output"].startswith("gateway: failing (HTTP 503, database down)")
     # The step itself is still pending: a check is not the decision that the step is done.
     async with db.session() as session:
-        progress = await service.progress(session, run=run)
+        progress = await service.progress(session, run_id=run.id or 0)
     assert progress.steps[0].state == StepStatus.PENDING and progress.steps[0].action_ok is False
 
 
@@ -195,7 +195,7 @@ async def test_progress_renders_the_next_step_for_this_incident(db: Database, re
     incident = await declare(db, "Gateway down")
     run = await start(db, incident, registry, "service-down")
     async with db.session() as session:
-        progress = await service.progress(session, run=run)
+        progress = await service.progress(session, run_id=run.id or 0)
     assert progress.checklist()[:2] == ["⬜ 1. Check the health endpoints", "⬜ 2. Look at what changed"]
     assert progress.next is not None and progress.next.id == "check-health"
     assert progress.next.action == Action.STATUS and progress.next.action_label == "Check health"
@@ -206,7 +206,7 @@ async def test_progress_renders_the_next_step_for_this_incident(db: Database, re
     async with db.session() as session:
         await service.skip_step(session, run_id=run.id or 0, step_id="recent-deploys", actor="U0BOB", now=T0)
     async with db.session() as session:
-        progress = await service.progress(session, run=run)
+        progress = await service.progress(session, run_id=run.id or 0)
     assert progress.checklist()[:4] == [
         "✅ 1. Check the health endpoints",
         "⏭ 2. Look at what changed",
@@ -227,7 +227,7 @@ async def test_restricted_playbook_only_the_lead_works_it(db: Database, registry
             await service.complete_step(session, run_id=run.id or 0, step_id="contain", actor="U0BOB", now=T0)
     async with db.session() as session:
         change = await service.complete_step(session, run_id=run.id or 0, step_id="contain", actor="U0ALICE", now=T0)
-        progress = await service.progress(session, run=run)
+        progress = await service.progress(session, run_id=run.id or 0)
     assert change.recorded
     assert progress.private and progress.restricted_note and "Incident lead only" in progress.restricted_note
     # A new commander takes over the playbook.

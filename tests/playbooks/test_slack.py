@@ -17,7 +17,7 @@ from bot.exceptions import ConfigError
 from bot.incidents.models import Incident
 from bot.playbooks import service
 from bot.playbooks.models import StepStatus
-from bot.slack.playbook_blocks import PlaybookActionId
+from bot.slack.adapters.playbooks import PlaybookActionId
 from tests.conftest import make_settings
 from tests.fakes.slack_api import FakeSlack, Message
 from tests.harness import BotHarness, start_bot

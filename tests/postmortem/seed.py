@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from sqlmodel.ext.asyncio.session import AsyncSession
+
 from bot.config import Severity
 from bot.db import Database
 from bot.incidents.models import ActionItem, Incident, Status
@@ -39,6 +41,15 @@ def page(
         "late_seconds": late,
         "errors": [],
     }
+
+
+async def bare_incident(session: AsyncSession) -> int:
+    """An open P2 with nothing on its timeline yet; the caller adds events and commits."""
+    incident = Incident(title="x", severity=Severity.P2, declared_by="U0ALICE", declared_at=at(0))
+    session.add(incident)
+    await session.flush()
+    assert incident.id is not None
+    return incident.id
 
 
 async def seed_full(db: Database, *, title: str = "Checkout | payments API down", note: str | None = None) -> int:

@@ -12,7 +12,7 @@ from bot.db import Database
 from bot.incidents.models import Incident, Status
 from bot.postmortem import service
 from bot.timeline.models import TimelineEvent
-from tests.postmortem.seed import T0, at, ev, page, seed_full, seed_unacknowledged
+from tests.postmortem.seed import T0, at, bare_incident, ev, page, seed_full, seed_unacknowledged
 
 NOW = T0 + timedelta(hours=2)
 
@@ -72,11 +72,7 @@ async def test_mitigation_taken_at_resolve_is_flagged(db: Database) -> None:
 async def test_ack_and_monitoring_fall_back_to_the_timeline(db: Database) -> None:
     """Rows written before the columns were filled still give the right metrics."""
     async with db.session() as session:
-        incident = Incident(title="x", severity=Severity.P2, declared_by="U0ALICE", declared_at=at(0))
-        session.add(incident)
-        await session.flush()
-        n = incident.id
-        assert n is not None
+        n = await bare_incident(session)
         session.add_all(
             [
                 ev(n, 3, "ack", "U0BOB", data={"first": True}),
@@ -159,11 +155,7 @@ async def test_actions_playbook_notes_and_items(db: Database) -> None:
 async def test_timeline_order_is_time_then_id(db: Database) -> None:
     """Events at the same instant keep the order they were written in."""
     async with db.session() as session:
-        incident = Incident(title="x", severity=Severity.P2, declared_by="U0ALICE", declared_at=at(0))
-        session.add(incident)
-        await session.flush()
-        n = incident.id
-        assert n is not None
+        n = await bare_incident(session)
         for i in range(5):
             session.add(ev(n, 1, "note", "U0BOB", f"same instant {i}"))
             await session.flush()
@@ -183,11 +175,7 @@ async def test_build_costs_a_fixed_number_of_queries(db: Database) -> None:
 
     async def seed(events: int) -> int:
         async with db.session() as session:
-            incident = Incident(title="x", severity=Severity.P2, declared_by="U0ALICE", declared_at=at(0))
-            session.add(incident)
-            await session.flush()
-            n = incident.id
-            assert n is not None
+            n = await bare_incident(session)
             session.add_all(
                 ev(
                     n,

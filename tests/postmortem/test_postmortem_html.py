@@ -6,8 +6,7 @@ from datetime import timedelta
 
 from bot.db import Database
 from bot.postmortem import service
-from bot.timeline.models import TimelineEvent
-from tests.postmortem.seed import T0, at, seed_full, seed_unacknowledged
+from tests.postmortem.seed import T0, ev, seed_full, seed_unacknowledged
 
 NOW = T0 + timedelta(hours=2)
 SCRIPT = "<script>alert('pwned')</script>"
@@ -19,22 +18,17 @@ async def html_of(db: Database, number: int) -> str:
     return service.render(data, fmt="html")
 
 
+async def add_key_message(db: Database, number: int, text: str, permalink: str | None = None) -> None:
+    """A channel message by U0BOB at minute 11, marked key (so both timelines show it)."""
+    async with db.session() as session:
+        session.add(ev(number, 11, "message", "U0BOB", text, key=True, permalink=permalink))
+        await session.commit()
+
+
 async def test_script_in_title_notes_and_messages_is_escaped(db: Database) -> None:
     number = await seed_full(db, title=f"DB down {SCRIPT}", note=f"look: {SCRIPT}\n<img src=x onerror=alert(1)>")
-    async with db.session() as session:
-        # Slack delivers message text with its own entities; decoding them must not create a tag.
-        session.add(
-            TimelineEvent(
-                incident_id=number,
-                at=at(11),
-                kind="message",
-                actor="U0BOB",
-                key=True,
-                text="&lt;script&gt;alert(2)&lt;/script&gt; from Slack",
-                data={},
-            )
-        )
-        await session.commit()
+    # Slack delivers message text with its own entities; decoding them must not create a tag.
+    await add_key_message(db, number, "&lt;script&gt;alert(2)&lt;/script&gt; from Slack")
     page = await html_of(db, number)
 
     assert "<script" not in page.lower()
@@ -77,20 +71,7 @@ async def test_html_unacknowledged_says_so(db: Database) -> None:
 
 async def test_javascript_links_are_dropped(db: Database) -> None:
     number = await seed_full(db)
-    async with db.session() as session:
-        session.add(
-            TimelineEvent(
-                incident_id=number,
-                at=at(11),
-                kind="message",
-                actor="U0BOB",
-                key=True,
-                text="click",
-                permalink="javascript:alert(1)",
-                data={},
-            )
-        )
-        await session.commit()
+    await add_key_message(db, number, "click", permalink="javascript:alert(1)")
     page = await html_of(db, number)
     assert "javascript:" not in page
     async with db.session() as session:

@@ -125,6 +125,15 @@ async def test_postmortem_command_regenerates_it(app: BotHarness, clock: FakeClo
     assert [e.actor for e in shared] == ["U0ALICE", "U0CAROL", "U0BOB"]
 
 
+async def test_a_regenerated_draft_reuses_the_name_lookups(app: BotHarness, clock: FakeClock) -> None:
+    _, channel = await run_incident(app, clock)
+    looked_up = len(app.fake.calls_to("users.info"))
+    assert looked_up > 0  # the draft on resolve looked the people up
+    await app.command("postmortem", channel=channel, user="U0BOB")
+    assert len(uploads(app.fake)) == 2
+    assert len(app.fake.calls_to("users.info")) == looked_up
+
+
 async def test_postmortem_of_an_open_unacknowledged_incident(app: BotHarness, clock: FakeClock) -> None:
     incident = await app.declare("P3 Search is slow")
     assert incident.channel_id

@@ -1,15 +1,166 @@
-"""The playbook chat port, implemented with the Slack Web API."""
+"""The playbook chat port with the Slack Web API, and its Block Kit: the progress message
+(checklist, next step, buttons) and the picker.
+
+Playbook text is operator-written but may contain the incident title (user text) through its
+variables, so all of it is escaped; code fences survive being split across sections.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.incidents.models import Incident
+from bot.playbooks.models import StepStatus
 from bot.playbooks.schema import Playbook
-from bot.playbooks.service import Progress
-from bot.slack import playbook_blocks as pb
+from bot.playbooks.service import Progress, StepProgress
+from bot.slack import blocks
 from bot.slack.api import call, data
-from bot.slack.text import escape
+from bot.slack.text import MAX_SECTION, clip, escape, user
+
+Block = blocks.Block
+
+
+class PlaybookActionId:
+    DONE = "playbook_step_done"
+    SKIP = "playbook_step_skip"
+    RUN = "playbook_step_run"
+    PICK_PREFIX = "playbook_pick:"  # + playbook id: one button per playbook, each action_id unique
+
+
+def step_value(run_id: int, step_id: str) -> str:
+    return f"{run_id}:{step_id}"
+
+
+def parse_step_value(value: str) -> tuple[int, str]:
+    run, _, step = value.partition(":")
+    if not run.isdigit() or not step:
+        raise ValueError(value)
+    return int(run), step
+
+
+def pick_value(incident_id: int, playbook_id: str) -> str:
+    return f"{incident_id}:{playbook_id}"
+
+
+def split_sections(text: str, *, limit: int = MAX_SECTION - 10) -> list[str]:
+    """Section-sized pieces on line boundaries; a ``` block cut in two is closed and reopened."""
+    pieces: list[str] = []
+    current: list[str] = []
+    size = 0
+    for line in text.splitlines():
+        line = clip(line, limit - 8)
+        if current and size + len(line) + 1 > limit - 8:
+            pieces.append("\n".join(current))
+            current, size = [], 0
+        current.append(line)
+        size += len(line) + 1
+    if current:
+        pieces.append("\n".join(current))
+    fixed: list[str] = []
+    carry = False
+    for piece in pieces:
+        if carry:
+            piece = "```\n" + piece
+        carry = piece.count("```") % 2 == 1
+        fixed.append(piece + "\n```" if carry else piece)
+    return fixed or [""]
+
+
+def _step_line(step: StepProgress, *, is_next: bool) -> str:
+    marker = "👉" if is_next else step.emoji
+    line = f"{marker} {step.number}. {escape(step.title)}"
+    if not step.required:
+        line += " _(optional)_"
+    if step.state == StepStatus.DONE:
+        line += f" — {user(step.by)}"
+    elif step.state == StepStatus.SKIPPED:
+        line += f" — skipped by {user(step.by)}"
+        if step.reason:
+            line += f": {escape(step.reason)}"
+    if step.action_ok is not None and step.action:
+        line += f" · {step.action.value} {'✅' if step.action_ok else '⚠️'}"
+    return line
+
+
+def progress_text(progress: Progress) -> str:
+    """The notification/fallback text."""
+    return f"Playbook {progress.title}: {progress.done}/{progress.total} done, {progress.skipped} skipped"
+
+
+def progress_blocks(progress: Progress) -> list[Block]:
+    out: list[Block] = [blocks.header(f"📋 Playbook: {progress.title}")]
+    about = [f"{progress.done}/{progress.total} done · {progress.skipped} skipped"]
+    about.append(f"started by {user(progress.started_by)} {blocks.ts(progress.started_at)}")
+    if progress.reason:
+        about.append(escape(progress.reason))
+    out.append(blocks.context(" · ".join(about)))
+    if progress.description:
+        out.append(blocks.context(escape(progress.description)))
+    if progress.restricted_note:
+        out.append(blocks.context(f"🔒 {escape(progress.restricted_note)}"))
+    next_id = progress.next.id if progress.next else None
+    lines = [_step_line(s, is_next=s.id == next_id) for s in progress.steps]
+    for piece in split_sections("\n".join(lines)):
+        out.append(blocks.mrkdwn(piece))
+    out.append({"type": "divider"})
+    if not progress.current:
+        out.append(blocks.context("This playbook was replaced by another one."))
+        return out
+    if progress.finished:
+        out.append(
+            blocks.mrkdwn(
+                f"🎉 *All required steps are finished* ({progress.done} done, {progress.skipped} skipped)."
+                + (" Optional steps are still open below." if progress.next else "")
+            )
+        )
+    step = progress.next
+    if step is None:
+        return out
+    title = f"*Next: {step.number}. {escape(step.title)}*" + ("" if step.required else " _(optional)_")
+    if step.action is not None and step.service:
+        title += f"\n_{escape(step.action_label or '')} acts on `{escape(step.service)}`_"
+    out.append(blocks.mrkdwn(title))
+    for piece in split_sections(escape(step.instructions)):
+        out.append(blocks.mrkdwn(piece))
+    last = next(s for s in progress.steps if s.id == step.id)
+    if last.action_ok is not None and last.action_output is not None:
+        mark = "✅" if last.action_ok else "⚠️"
+        what = last.action.value if last.action else "action"
+        head = f"{mark} Last {what} by {user(last.action_by)} {blocks.ts(last.action_at)}"
+        output = clip(escape(last.action_output), MAX_SECTION - len(head) - 20)
+        out.append(blocks.mrkdwn(f"{head}\n```{output}```"))
+    value = step_value(progress.run_id, step.id)
+    buttons = [
+        blocks.button("Done", PlaybookActionId.DONE, value, "primary"),
+        blocks.button("Skip", PlaybookActionId.SKIP, value),
+    ]
+    if step.action is not None:
+        buttons.append(blocks.button(step.action_label or step.action.value, PlaybookActionId.RUN, value))
+    out.append({"type": "actions", "block_id": f"playbook_step_{progress.run_id}", "elements": buttons})
+    return out
+
+
+def picker_blocks(*, incident: Incident, playbooks: Sequence[Playbook], note: str = "") -> list[Block]:
+    assert incident.id is not None
+    why = escape(note) if note else "No playbook matched the title or service."
+    out: list[Block] = [blocks.mrkdwn(f"📋 *Which playbook should {incident.ref} follow?* {why}")]
+    listed = list(playbooks)[:100]
+    for start in range(0, len(listed), 25):
+        chunk = listed[start : start + 25]
+        out.append(
+            {
+                "type": "actions",
+                "block_id": f"playbook_pick_{start}",
+                "elements": [
+                    blocks.button(p.title, PlaybookActionId.PICK_PREFIX + p.id, pick_value(incident.id, p.id))
+                    for p in chunk
+                ],
+            }
+        )
+    out.append(blocks.context("Or later: `/incident playbook <id>` (" + ", ".join(p.id for p in listed) + ")"))
+    return out
 
 
 class SlackPlaybookChat:
@@ -21,8 +172,8 @@ class SlackPlaybookChat:
             "post the playbook",
             self.client.chat_postMessage(
                 channel=channel_id,
-                text=pb.progress_text(progress),
-                blocks=pb.progress_blocks(progress),
+                text=progress_text(progress),
+                blocks=progress_blocks(progress),
                 unfurl_links=False,
                 unfurl_media=False,
             ),
@@ -33,7 +184,7 @@ class SlackPlaybookChat:
         await call(
             "update the playbook",
             self.client.chat_update(
-                channel=channel_id, ts=ts, text=pb.progress_text(progress), blocks=pb.progress_blocks(progress)
+                channel=channel_id, ts=ts, text=progress_text(progress), blocks=progress_blocks(progress)
             ),
         )
 
@@ -44,7 +195,7 @@ class SlackPlaybookChat:
             self.client.chat_postMessage(
                 channel=incident.channel_id,
                 text=f"Which playbook should {incident.ref} follow?",
-                blocks=pb.picker_blocks(incident=incident, playbooks=playbooks, note=note),
+                blocks=picker_blocks(incident=incident, playbooks=playbooks, note=note),
             ),
         )
         return str(data(response)["ts"])

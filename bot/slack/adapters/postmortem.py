@@ -8,9 +8,8 @@ to new apps. The summary rides along as the file's comment, so the channel gets 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterable
-from datetime import timedelta
-from typing import Any
 
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -18,33 +17,50 @@ from bot.clock import format_duration
 from bot.exceptions import ChatError
 from bot.postmortem.data import Metric, PostmortemData
 from bot.postmortem.stats import Figures, Stats
+from bot.postmortem.text import fmt_duration as _d
+from bot.slack import blocks
 from bot.slack.api import call
 from bot.slack.api import data as response_data
 from bot.slack.text import clip, escape, severity, user
 
-Block = dict[str, Any]
+Block = blocks.Block
 MAX_SERVICES = 15
 
 
 class SlackPostmortemChat:
+    NAME_TTL = 3600.0  # seconds a display name is reused: a regenerated draft names the same people
+
     def __init__(self, client: AsyncWebClient, *, lookups_at_once: int = 5) -> None:
         self.client = client
         self._limit = asyncio.Semaphore(lookups_at_once)
+        self._names: dict[str, tuple[float, str]] = {}  # user ID -> (looked up at, monotonic; name)
 
     async def user_names(self, *, user_ids: Iterable[str]) -> dict[str, str]:
-        async def one(user_id: str) -> tuple[str, str | None]:
-            async with self._limit:
-                try:
-                    response = await call("look up a user", self.client.users_info(user=user_id))
-                except ChatError:
-                    return user_id, None
-            info = response_data(response).get("user") or {}
-            profile = info.get("profile") or {}
-            name = profile.get("display_name") or profile.get("real_name") or info.get("real_name") or info.get("name")
-            return user_id, str(name) if name else None
+        now = time.monotonic()
+        names: dict[str, str] = {}
+        missing: list[str] = []
+        for user_id in dict.fromkeys(user_ids):
+            cached = self._names.get(user_id)
+            if cached is not None and now - cached[0] < self.NAME_TTL:
+                names[user_id] = cached[1]
+            else:
+                missing.append(user_id)
+        for user_id, name in await asyncio.gather(*(self._lookup(u) for u in missing)):
+            if name:  # a failed lookup is not remembered: it is retried next time
+                self._names[user_id] = (now, name)
+                names[user_id] = name
+        return names
 
-        results = await asyncio.gather(*(one(u) for u in dict.fromkeys(user_ids)))
-        return {user_id: name for user_id, name in results if name}
+    async def _lookup(self, user_id: str) -> tuple[str, str | None]:
+        async with self._limit:
+            try:
+                response = await call("look up a user", self.client.users_info(user=user_id))
+            except ChatError:
+                return user_id, None
+        info = response_data(response).get("user") or {}
+        profile = info.get("profile") or {}
+        name = profile.get("display_name") or profile.get("real_name") or info.get("real_name") or info.get("name")
+        return user_id, str(name) if name else None
 
     async def upload(self, *, data: PostmortemData, filename: str, content: bytes, trigger: str) -> str:
         assert data.channel_id
@@ -117,10 +133,6 @@ def summary_text(data: PostmortemData, *, trigger: str) -> str:
 # --- /incident stats ------------------------------------------------------------------------------
 
 
-def _d(value: timedelta | None) -> str:
-    return format_duration(value) if value is not None else "—"
-
-
 def _table(rows: dict[str, Figures], label: str) -> str:
     head = (
         f"{label:<14} {'count':>5} {'TTA mean':>9} {'TTA med':>9} {'no ack':>6} "
@@ -143,7 +155,7 @@ def stats_message(stats: Stats) -> tuple[str, list[Block]]:
     title = f"Incidents declared in the last {stats.days} day{'s' if stats.days != 1 else ''}"
     if o.count == 0:
         text = f"{title} (since {since}): none."
-        return text, [{"type": "section", "text": {"type": "mrkdwn", "text": text}}]
+        return text, [blocks.mrkdwn(text)]
     overall = (
         f"*{title}* (since {since}): *{o.count}*\n"
         f"Time to acknowledge: mean *{_d(o.tta_mean)}*, median *{_d(o.tta_median)}* "
@@ -154,32 +166,22 @@ def stats_message(stats: Stats) -> tuple[str, list[Block]]:
         + (f"; {o.not_resolved} still open (left out)" if o.not_resolved else "")
     )
     services = dict(list(stats.by_service.items())[:MAX_SERVICES])
-    blocks: list[Block] = [
-        {"type": "section", "text": {"type": "mrkdwn", "text": overall}},
-        {
-            "type": "section",
-            "text": {"type": "mrkdwn", "text": "*By severity*\n" + _table(stats.by_severity, "severity")},
-        },
-        {"type": "section", "text": {"type": "mrkdwn", "text": "*By service*\n" + _table(services, "service")}},
+    out: list[Block] = [
+        blocks.mrkdwn(overall),
+        blocks.mrkdwn("*By severity*\n" + _table(stats.by_severity, "severity")),
+        blocks.mrkdwn("*By service*\n" + _table(services, "service")),
     ]
     if len(stats.by_service) > MAX_SERVICES:
-        more = len(stats.by_service) - MAX_SERVICES
-        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": f"… and {more} more services"}]})
-    blocks.append(
-        {
-            "type": "context",
-            "elements": [
-                {
-                    "type": "mrkdwn",
-                    "text": "TTA: declared → first acknowledgement. TTR: declared → resolved. "
-                    "Mean and median; unacknowledged and open incidents are counted apart, not as zero.",
-                }
-            ],
-        }
+        out.append(blocks.context(f"… and {len(stats.by_service) - MAX_SERVICES} more services"))
+    out.append(
+        blocks.context(
+            "TTA: declared → first acknowledgement. TTR: declared → resolved. "
+            "Mean and median; unacknowledged and open incidents are counted apart, not as zero."
+        )
     )
     text = (
         f"Stats of incidents declared in the last {stats.days} days: {o.count}. "
         f"TTA mean {_d(o.tta_mean)}, median {_d(o.tta_median)}; "
         f"TTR mean {_d(o.ttr_mean)}, median {_d(o.ttr_median)}."
     )
-    return text, blocks
+    return text, out

@@ -26,9 +26,8 @@ async def _postmortem(ctx: CommandContext) -> None:
 
 
 async def _stats(ctx: CommandContext) -> None:
-    cmd = ctx.command
-    days = cmd.days if isinstance(cmd, grammar.Stats) else 30
-    result = await flows.stats(ctx.deps, days=days)
+    assert isinstance(ctx.command, grammar.Stats)
+    result = await flows.stats(ctx.deps, days=ctx.command.days)
     text, blocks = stats_message(result)
     await ctx.ephemeral(text, blocks)
 
