@@ -397,13 +397,25 @@ def _p_postmortem(name: str, incident: int | None, rest: list[str], _: str, know
     raise _fail("postmortem", "`/incident postmortem` drafts it again; `/incident postmortem done` marks it finished.")
 
 
-def _p_stats(name: str, incident: int | None, rest: list[str], _: str, known: Known) -> Command:
-    if not rest:
-        return Stats(name=name, incident=incident)
-    word = rest[0].lower().removesuffix("d").removesuffix("days")
-    if len(rest) > 1 or not (word.isascii() and word.isdecimal()) or not 1 <= int(word) <= 3650:
-        raise _fail("stats", "Give a number of days from 1 to 3650, e.g. `/incident stats 90`.")
-    return Stats(name=name, incident=incident, days=int(word))
+DEFAULT_DAYS = 30
+MAX_DAYS = 3650
+_DAYS = re.compile(r"([0-9]+)\s*(d|day|days|w|wk|week|weeks)?")
+
+
+def parse_days(text: str | None) -> int:
+    """`''` → 30, `7`, `7d`, `7 days`, `2w` → 14; anything else is a UsageError that shows the form."""
+    raw = (text or "").strip().lower()
+    if not raw:
+        return DEFAULT_DAYS
+    match = _DAYS.fullmatch(raw)
+    days = int(match.group(1)) * (7 if (match.group(2) or "d").startswith("w") else 1) if match else 0
+    if not 1 <= days <= MAX_DAYS:
+        raise _fail("stats", f"Give a number of days from 1 to {MAX_DAYS}, e.g. `/incident stats 90` or `2w`.")
+    return days
+
+
+def _p_stats(name: str, incident: int | None, rest: list[str], text: str, known: Known) -> Command:
+    return Stats(name=name, incident=incident, days=parse_days(text))
 
 
 _PARSERS: dict[str, _Parser] = {

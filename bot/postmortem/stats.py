@@ -9,7 +9,6 @@ resolve: an average that silently counts them as zero, or as "now", would flatte
 
 from __future__ import annotations
 
-import re
 import statistics
 from collections import defaultdict
 from dataclasses import dataclass
@@ -22,10 +21,9 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot.clock import utc
 from bot.config import Severity
 from bot.exceptions import UsageError
+from bot.incidents.grammar import DEFAULT_DAYS, MAX_DAYS
 from bot.incidents.models import Incident
 
-DEFAULT_DAYS = 30
-MAX_DAYS = 3650
 NO_SERVICE = "(no service)"
 USAGE = "/incident stats [days]   e.g. /incident stats 7"
 
@@ -51,18 +49,6 @@ class Stats:
     overall: Figures
     by_severity: dict[str, Figures]  # P1..P4, only severities that occurred
     by_service: dict[str, Figures]  # most incidents first; NO_SERVICE for incidents without one
-
-
-def parse_days(text: str | None) -> int:
-    """`''` → 30, `7`, `7d`, `7 days`, `2w` → 14. Anything else is a UsageError that shows the form."""
-    raw = (text or "").strip().lower()
-    if not raw:
-        return DEFAULT_DAYS
-    match = re.fullmatch(r"(\d+)\s*(d|day|days|w|wk|week|weeks)?", raw)
-    if not match:
-        raise UsageError(f"{text!r} is not a number of days.", usage=USAGE, suggestion="/incident stats 30")
-    days = int(match.group(1)) * (7 if (match.group(2) or "d").startswith("w") else 1)
-    return check_days(days)
 
 
 def check_days(days: int) -> int:

@@ -9,6 +9,7 @@ import pytest
 from bot.config import Severity
 from bot.db import Database
 from bot.exceptions import UsageError
+from bot.incidents import grammar
 from bot.incidents.models import Incident, Status
 from bot.postmortem import stats
 from tests.postmortem.seed import T0
@@ -104,13 +105,13 @@ async def test_no_incidents(db: Database) -> None:
     ("text", "days"), [("", 30), (None, 30), ("7", 7), ("14d", 14), ("2 weeks", 14), ("90 days", 90), ("1W", 7)]
 )
 def test_parse_days(text: str | None, days: int) -> None:
-    assert stats.parse_days(text) == days
+    assert grammar.parse_days(text) == days
 
 
 @pytest.mark.parametrize("text", ["0", "-3", "soon", "3.5", "9999"])
 def test_bad_days(text: str) -> None:
     with pytest.raises(UsageError) as info:
-        stats.parse_days(text)
+        grammar.parse_days(text)
     assert info.value.usage.startswith("/incident stats")
 
 
