@@ -228,7 +228,8 @@ async def check_slack(settings: Settings) -> Report:
         warnings.append("Slack did not report the token's scopes (no x-oauth-scopes header): scopes not checked")
     else:
         granted = {s.strip() for s in str(header).split(",") if s.strip()}
-        missing = [s for s in required_scopes() if s not in granted]
+        needed = required_scopes()
+        missing = [s for s in needed if s not in granted]
         if missing:
             errors.append(
                 f"the bot token lacks the scope(s) {', '.join(missing)}: add them under OAuth & Permissions → "
@@ -236,7 +237,7 @@ async def check_slack(settings: Settings) -> Report:
                 "and use the new token"
             )
         else:
-            notes.append(f"slack: all {len(required_scopes())} scopes manifest.yml needs are granted")
+            notes.append(f"slack: all {len(needed)} scopes manifest.yml needs are granted")
 
     channels = settings.config.channels
     for field, ref in (("announcements", channels.announcements), ("alerts", channels.alerts)):

@@ -18,6 +18,7 @@ is written to a file. Features another build lacks are skipped with a note, not 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import itertools
@@ -39,6 +40,7 @@ from aiohttp import web
 
 from bot.config import BotConfig
 from bot.settings import Settings
+from bot.tasks import TaskTracker
 
 log = logging.getLogger(__name__)
 
@@ -56,9 +58,19 @@ PEOPLE = {
 CHANNELS = {"C0GENERAL": "general", "C0INCIDENTS": "incidents", "C0ALERTS": "alerts"}
 
 
+async def serve(app: web.Application) -> tuple[web.AppRunner, str]:
+    """Serve `app` on a free loopback port; returns the runner (to clean up) and the base URL."""
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    host, port = runner.addresses[0][:2]
+    return runner, f"http://{host}:{port}"
+
+
 # --- the transcript ----------------------------------------------------------------------------------
 
 
+MAX_LINES = 14  # of one message in the transcript
 _MENTION = re.compile(r"<([@#!])([^>|]+)(?:\|([^>]*))?>")
 _LINK = re.compile(r"<(https?://[^>|]+)\|([^>]*)>|<(https?://[^>]+)>")
 
@@ -95,10 +107,10 @@ class Transcript:
         text = _MENTION.sub(mention, text)
         return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
 
-    def say(self, where: str, who: str, text: str, *, note: str = "", max_lines: int = 14) -> None:
+    def say(self, where: str, who: str, text: str, *, note: str = "") -> None:
         lines = [line for line in self.plain(text).splitlines() if line.strip()] or [""]
-        if len(lines) > max_lines:
-            lines = lines[: max_lines - 1] + [f"… ({len(lines) - max_lines + 1} more lines)"]
+        if len(lines) > MAX_LINES:
+            lines = lines[: MAX_LINES - 1] + [f"… ({len(lines) - MAX_LINES + 1} more lines)"]
         head = f"{self._stamp()} {where} · {who}{f' ({note})' if note else ''}: "
         self.stream.write(head + lines[0] + "\n")
         pad = " " * 10
@@ -205,9 +217,7 @@ class SlackStandIn:
         self.channels: dict[str, StandInChannel] = {}
         self.users = {BOT_USER: BOT_NAME, **PEOPLE}
         self.files: dict[str, dict[str, Any]] = {}
-        self.responses: list[dict[str, Any]] = []
         self.views: list[dict[str, Any]] = []
-        self.calls: list[str] = []
         self._response_contexts: dict[str, dict[str, str | None]] = {}
         self._ids = itertools.count(1)
         self._last_ts = 0
@@ -260,12 +270,7 @@ class SlackStandIn:
         app.router.add_route("*", "/api/{method}", self._api)
         app.router.add_post("/upload/{file_id}", self._upload)
         app.router.add_post("/respond/{key}", self._respond)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        host, port = self._runner.addresses[0][:2]
-        self.base = f"http://{host}:{port}"
+        self._runner, self.base = await serve(app)
 
     async def stop(self) -> None:
         if self._runner is not None:
@@ -322,7 +327,6 @@ class SlackStandIn:
                 except ValueError:
                     return web.json_response({"ok": False, "error": f"invalid_{key}"})
         token = request.headers.get("Authorization", "").removeprefix("Bearer ").strip() or args.pop("token", "")
-        self.calls.append(method)
         if token != BOT_TOKEN:
             return web.json_response({"ok": False, "error": "invalid_auth"})
         handler = self.methods.get(method)
@@ -443,23 +447,28 @@ class SlackStandIn:
             raise SlackError("user_not_found")
         return {"channel": self._open_im(users[0]).to_api()}
 
+    def _add(
+        self, channel: StandInChannel, text: str, blocks: list[dict[str, Any]] | None, *, to: str | None, note: str = ""
+    ) -> StandInMessage:
+        """A bot message in the channel (`to`: only that user sees it), printed as people see it."""
+        message = StandInMessage(self._next_ts(), channel.id, BOT_USER, text, blocks, ephemeral_to=to)
+        channel.messages.append(message)
+        if to is not None:
+            note = f"only @{self.name(to)} sees this"
+        self._say(channel, render_message(text, blocks), note=note)
+        return message
+
     def _post(self, args: dict[str, Any]) -> dict[str, Any]:
         channel = self._channel(args["channel"])
         text, blocks = str(args.get("text") or ""), args.get("blocks")
         if not text and not blocks:
             raise SlackError("no_text")
-        message = StandInMessage(self._next_ts(), channel.id, BOT_USER, text, blocks)
-        channel.messages.append(message)
-        self._say(channel, render_message(text, blocks), note="thread" if args.get("thread_ts") else "")
+        message = self._add(channel, text, blocks, to=None, note="thread" if args.get("thread_ts") else "")
         return {"channel": channel.id, "ts": message.ts, "message": message.to_api()}
 
     def _post_ephemeral(self, args: dict[str, Any]) -> dict[str, Any]:
         channel = self._channel(args["channel"])
-        user = str(args["user"])
-        text, blocks = str(args.get("text") or ""), args.get("blocks")
-        message = StandInMessage(self._next_ts(), channel.id, BOT_USER, text, blocks, ephemeral_to=user)
-        channel.messages.append(message)
-        self._say(channel, render_message(text, blocks), note=f"only @{self.name(user)} sees this")
+        message = self._add(channel, str(args.get("text") or ""), args.get("blocks"), to=str(args["user"]))
         return {"message_ts": message.ts}
 
     def _find(self, channel: StandInChannel, ts: Any) -> StandInMessage:
@@ -537,7 +546,6 @@ class SlackStandIn:
         except ValueError:
             return web.Response(status=400, text="invalid_payload")
         ctx = self._response_contexts.get(request.match_info["key"], {})
-        self.responses.append(body)
         user = str(ctx.get("user") or "")
         channel = self.channels.get(str(ctx.get("channel") or ""))
         text = render_message(str(body.get("text") or ""), body.get("blocks"))
@@ -555,16 +563,7 @@ class SlackStandIn:
                 self._say(channel, text, note="edited")
                 return web.Response(text="ok")
         public = body.get("response_type") == "in_channel"
-        message = StandInMessage(
-            self._next_ts(),
-            channel.id,
-            BOT_USER,
-            str(body.get("text") or ""),
-            body.get("blocks"),
-            None if public else user,
-        )
-        channel.messages.append(message)
-        self._say(channel, text, note="" if public else f"only @{self.name(user)} sees this")
+        self._add(channel, str(body.get("text") or ""), body.get("blocks"), to=None if public else user)
         return web.Response(text="ok")
 
 
@@ -589,12 +588,7 @@ class LocalServices:
         app.router.add_get("/gateway/health", self._gateway)
         app.router.add_get("/web/health", self._web)
         app.router.add_post("/deploy", self._deploy)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        host, port = self._runner.addresses[0][:2]
-        self.base = f"http://{host}:{port}"
+        self._runner, self.base = await serve(app)
 
     async def stop(self) -> None:
         if self._runner is not None:
@@ -648,42 +642,10 @@ class LocalServices:
 # --- talking to the bot like Slack does -------------------------------------------------------------------
 
 
-class TaskWatch:
-    """Tasks created while installed: `settle()` waits until the work a request started is done."""
-
-    def __init__(self) -> None:
-        self.loop = asyncio.get_running_loop()
-        self.tasks: set[asyncio.Task[Any]] = set()
-        self._previous = self.loop.get_task_factory()
-
-    def install(self) -> None:
-        def factory(loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> asyncio.Task[Any]:
-            task = asyncio.Task(coro, loop=loop, **kwargs)
-            name = getattr(coro, "__qualname__", "")
-            if not name.startswith("RequestHandler.") and "serve" not in name:
-                self.tasks.add(task)
-                task.add_done_callback(self.tasks.discard)
-            return task
-
-        self.loop.set_task_factory(factory)  # type: ignore[arg-type]
-
-    def uninstall(self) -> None:
-        self.loop.set_task_factory(self._previous)
-
-    async def settle(self, limit: float = 30.0) -> None:
-        deadline = self.loop.time() + limit
-        current = asyncio.current_task()
-        while True:
-            pending = {t for t in self.tasks if not t.done() and t is not current}
-            if not pending or self.loop.time() >= deadline:
-                return
-            await asyncio.wait(pending, timeout=deadline - self.loop.time())
-
-
 class Driver:
     """Signs requests as Slack does and posts them to the bot's /slack/events."""
 
-    def __init__(self, *, bot_url: str, slack: SlackStandIn, transcript: Transcript, watch: TaskWatch) -> None:
+    def __init__(self, *, bot_url: str, slack: SlackStandIn, transcript: Transcript, watch: TaskTracker) -> None:
         self.bot_url = bot_url
         self.slack = slack
         self.transcript = transcript
@@ -694,6 +656,11 @@ class Driver:
     async def close(self) -> None:
         await self.http.aclose()
 
+    async def settle(self) -> None:
+        """Wait for the work the last request started; a demo that hangs goes on after 30 s."""
+        with contextlib.suppress(TimeoutError):
+            await self.watch.settle(within=30.0)
+
     def _sign(self, body: str, content_type: str) -> dict[str, str]:
         ts = str(int(time.time()))
         digest = hmac.new(SECRET.encode(), f"v0:{ts}:{body}".encode(), hashlib.sha256).hexdigest()
@@ -703,14 +670,14 @@ class Driver:
         response = await self.http.post(
             f"{self.bot_url}/slack/events", content=body.encode(), headers=self._sign(body, content_type)
         )
-        await self.watch.settle()
+        await self.settle()
         return response
 
     def _user(self, user: str) -> dict[str, str]:
         return {"id": user, "username": PEOPLE[user], "name": PEOPLE[user], "team_id": TEAM_ID}
 
     async def command(self, user: str, channel: str, command: str, text: str) -> httpx.Response:
-        """Type a slash command; False-y response status means this build has no such command."""
+        """Type a slash command (a 404 answer: this build has no such command)."""
         where = f"#{self.slack.name(channel)}"
         self.transcript.say(where, PEOPLE[user], f"{command} {text}".strip())
         fields = {
@@ -810,7 +777,7 @@ class Driver:
 
     async def alert(self, body: dict[str, Any]) -> httpx.Response:
         response = await self.http.post(f"{self.bot_url}/alerts/alertmanager", json=body)
-        await self.watch.settle()
+        await self.settle()
         return response
 
 
@@ -962,17 +929,13 @@ async def _play(
     deps, app = wiring.build(settings)
     _quicken(deps)
     runner = None
-    watch = TaskWatch()
+    watch = TaskTracker()
     driver: Driver | None = None
     try:
         await wiring.start(deps)
-        runner = web.AppRunner(build_web_app(deps, app), access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        host, port = runner.addresses[0][:2]
+        runner, bot_url = await serve(build_web_app(deps, app))
         watch.install()
-        driver = Driver(bot_url=f"http://{host}:{port}", slack=slack, transcript=transcript, watch=watch)
+        driver = Driver(bot_url=bot_url, slack=slack, transcript=transcript, watch=watch)
         story = Story(deps=deps, slack=slack, services=services, driver=driver, transcript=transcript, pace=pace)
         ok = await story.play()
         written = await story.write_postmortem(settings, output)
@@ -1002,13 +965,9 @@ def _playbooks_dir(settings: Settings) -> Path:
 
 def _quicken(deps: Any) -> None:
     """Deploys in the demo finish in a second or two: poll them (and re-check health) more often."""
-    ops = deps.services.get("ops")
-    for name, value in (("poll_interval", 0.3), ("health_interval", 0.3), ("heartbeat", 2.0)):
-        if ops is not None and hasattr(ops, name):
-            try:
-                setattr(ops, name, value)
-            except Exception:
-                log.debug("could not tune ops.%s for the demo", name)
+    ops = deps.services.get("ops")  # bot.ops.flows.OpsRuntime, when ops is wired
+    if ops is not None:
+        ops.poll_interval, ops.health_interval, ops.heartbeat = 0.3, 0.3, 2.0
 
 
 @dataclass
@@ -1020,7 +979,6 @@ class Story:
     transcript: Transcript
     pace: float
     skipped: list[str] = field(default_factory=list)
-    incident_channel: str | None = None
 
     async def pause(self, factor: float = 1.0) -> None:
         if self.pace > 0:
@@ -1068,7 +1026,7 @@ class Story:
         if incident is None:
             t.narrate("no incident was declared; stopping here")
             return False
-        self.incident_channel = incident.channel_id
+        channel = incident.channel_id or "C0GENERAL"
         await self.pause()
 
         escalates = "escalator" in self.deps.services
@@ -1079,7 +1037,6 @@ class Story:
         else:
             self.skip("paging (escalation is not installed in this build)")
 
-        channel = self.incident_channel or "C0GENERAL"
         ops = "ops" in self.deps.services
         if ops:
             t.narrate("Bob checks every service's health endpoint at once.")
@@ -1108,7 +1065,7 @@ class Story:
                 await self.pause(0.5)
                 await self.driver.click("U0ALICE", confirm, "Confirm")
                 await wait_for(lambda: self.services.gateway_up, within=30)
-                await self.driver.watch.settle()
+                await self.driver.settle()
             else:
                 self.skip("the restart confirmation did not appear")
                 self.services.gateway_up = True
@@ -1207,8 +1164,8 @@ class Story:
         try:
             from bot.postmortem import service as postmortem
 
+            incident = await self._incident()
             async with self.deps.db.session() as session:
-                incident = await self._incident()
                 data = await postmortem.build(session, incident_id=incident.id)
             document = postmortem.render(data, fmt=postmortem.check_format("markdown"))
             await asyncio.to_thread(output.write_text, document, encoding="utf-8")

@@ -14,7 +14,6 @@ Gauges that describe the database (open incidents, alerts waiting for Slack) are
 from __future__ import annotations
 
 import logging
-import time
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -157,7 +156,7 @@ class Metrics:
             from bot.escalation.models import Page
         except ImportError:
             return
-        from sqlalchemy import func
+        from sqlalchemy import case, func
         from sqlmodel import col, select
 
         states = {
@@ -167,10 +166,13 @@ class Metrics:
             "pending": col(Page.sent_at).is_(None) & col(Page.cancelled_at).is_(None),
         }
         try:
-            async with deps.db.session() as session:
-                for state, condition in states.items():
-                    result = await session.exec(select(func.count()).select_from(Page).where(condition))
-                    self.pages_in_db.labels(state=state).set(int(result.one()))
+            async with deps.db.session() as session:  # one scan: a count per state
+                result = await session.exec(
+                    select(*(func.count(case((condition, 1))) for condition in states.values())).select_from(Page)
+                )
+                counts: Any = result.one()  # a row: one count per state
+            for state, count in zip(states, counts, strict=True):
+                self.pages_in_db.labels(state=state).set(int(count))
         except Exception:
             log.exception("could not count pages for /metrics")
 
@@ -252,8 +254,3 @@ def install_slack_counter(client: Any, metrics: Metrics) -> None:
     handlers = client.retry_handlers
     if not any(isinstance(h, SlackCallCounter) for h in handlers):
         handlers.insert(0, SlackCallCounter(metrics))
-
-
-def elapsed_since_start(default_start: float) -> float:
-    started = request_started.get()
-    return time.perf_counter() - (started if started is not None else default_start)

@@ -22,7 +22,9 @@ from slack_bolt.async_app import AsyncApp
 
 from bot import logs
 from bot.deps import Deps
+from bot.exceptions import ChatError
 from bot.observability import metrics_of, request_started
+from bot.slack.api import call, data
 
 log = logging.getLogger(__name__)
 
@@ -58,24 +60,19 @@ class SlackAuthProbe:
         if client is None:
             return {"status": "warn", "output": "no Slack client", "time": stamp}
         try:
-            response = await asyncio.wait_for(client.auth_test(), timeout=SLACK_AUTH_TIMEOUT)
+            response = await asyncio.wait_for(call("auth.test", client.auth_test()), timeout=SLACK_AUTH_TIMEOUT)
         except Exception as exc:
-            code = ""
-            answer = getattr(exc, "response", None)
-            if answer is not None:
-                try:
-                    code = str(answer.get("error") or "")
-                except Exception:
-                    code = ""
+            code = exc.code if isinstance(exc, ChatError) and exc.code != "unreachable" else ""
             if code in _FATAL_AUTH:
                 return {"status": "fail", "output": f"Slack refused the bot token: {code}", "time": stamp}
             # Slack (or the network) is down: the bot still stores alerts and timers; warn, don't fail.
-            return {"status": "warn", "output": f"Slack unreachable: {code or type(exc).__name__}", "time": stamp}
-        data = response.data if isinstance(response.data, dict) else {}
+            reason = code or type(exc.__cause__ or exc).__name__
+            return {"status": "warn", "output": f"Slack unreachable: {reason}", "time": stamp}
+        body = data(response)
         return {
             "status": "pass",
-            "componentId": str(data.get("team_id") or ""),
-            "observedValue": str(data.get("user") or ""),
+            "componentId": str(body.get("team_id") or ""),
+            "observedValue": str(body.get("user") or ""),
             "time": stamp,
         }
 

@@ -19,6 +19,7 @@ from bot.deps import Deps
 from bot.incidents.models import Incident
 from bot.server import build_web_app
 from bot.settings import Settings
+from bot.tasks import TaskTracker
 from bot.timeline import service as timeline
 from bot.timeline.models import TimelineEvent
 from tests import slack_requests as req
@@ -26,43 +27,6 @@ from tests.fakes.slack_api import FakeSlack
 
 SECRET = "test-signing-secret"
 _ids = itertools.count(1)
-
-
-class TaskTracker:
-    """Remembers tasks created while installed, so tests can wait for work done after an ack."""
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.loop = loop
-        self.tasks: set[asyncio.Task[Any]] = set()
-        self._previous = loop.get_task_factory()
-
-    def install(self) -> None:
-        def factory(loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> asyncio.Task[Any]:
-            task = asyncio.Task(coro, loop=loop, **kwargs)
-            name = getattr(coro, "__qualname__", "")
-            # Connection loops of aiohttp servers live as long as a keep-alive connection; skip them.
-            if not name.startswith("RequestHandler.") and "serve" not in name:
-                self.tasks.add(task)
-                task.add_done_callback(self.tasks.discard)
-            return task
-
-        self.loop.set_task_factory(factory)  # type: ignore[arg-type]
-
-    def uninstall(self) -> None:
-        self.loop.set_task_factory(self._previous)
-
-    async def settle(self, within: float = 15.0) -> None:
-        deadline = self.loop.time() + within
-        current = asyncio.current_task()
-        while True:
-            pending = {t for t in self.tasks if not t.done() and t is not current}
-            if not pending:
-                return
-            remaining = deadline - self.loop.time()
-            if remaining <= 0:
-                names = sorted(getattr(t.get_coro(), "__qualname__", "?") for t in pending)
-                raise TimeoutError(f"background work still running after {within}s: {names}")
-            await asyncio.wait(pending, timeout=remaining)
 
 
 class BotHarness:

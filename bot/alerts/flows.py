@@ -25,6 +25,7 @@ from bot.config import Severity
 from bot.deps import Deps
 from bot.exceptions import BotError, ChatError, InvalidState
 from bot.incidents import flows as incident_flows
+from bot.incidents import service as incident_service
 from bot.incidents.flows import Outcome
 from bot.incidents.models import Incident
 from bot.observability import metrics_of
@@ -236,25 +237,29 @@ class AlertProcessor:
                 next_attempt_at=self.deps.clock.now() + backoff(group.attempts),
             )
 
-    async def _sync_once(self, group_id: int, token: str) -> int:
-        async with self.deps.db.session() as session:
-            group = await service.get_group(session, group_id=group_id)
-        if group.incident_id is None and group.status == "firing":
-            if group.declare_state == DeclareState.WANTED:
-                await self._auto_declare(group)
-            elif group.declare_state == DeclareState.NONE:
-                await self._link_by_fingerprint(group)
+    async def _snapshot(self, group_id: int) -> tuple[AlertGroup, list[AlertInstance], Incident | None]:
         async with self.deps.db.session() as session:
             group = await service.get_group(session, group_id=group_id)
             alerts = await service.instances(session, group_id=group_id)
             incident = await session.get(Incident, group.incident_id) if group.incident_id else None
+        return group, alerts, incident
+
+    async def _sync_once(self, group_id: int, token: str) -> int:
+        group, alerts, incident = await self._snapshot(group_id)
+        if group.incident_id is None and group.status == "firing":
+            if group.declare_state == DeclareState.WANTED:
+                await self._auto_declare(group, alerts)
+                group, alerts, incident = await self._snapshot(group_id)
+            elif group.declare_state == DeclareState.NONE:
+                await self._link_by_fingerprint(group, alerts)
+                group, alerts, incident = await self._snapshot(group_id)
         revision = group.revision
         if incident is not None and incident.is_open and incident.setup_error:
             outcome = await incident_flows.finish_setup(self.deps, incident_id=incident.id or 0, actor=group.source)
             incident = outcome.incident
             if outcome.problems:
                 raise ChatError(f"{incident.ref} setup: {'; '.join(outcome.problems)}", step="incident setup")
-        view = build_view(group, alerts, incident, source_name=service.source_name(group.source))
+        view = build_view(group, alerts, incident)
         chat = self._chat()
         channel = self.deps.settings.config.channels.alerts
         if channel:
@@ -283,11 +288,10 @@ class AlertProcessor:
             raise ChatError("no chat adapter is set up for alerts", step="alert chat", code="not_configured")
         return chat  # type: ignore[no-any-return]
 
-    async def _link_by_fingerprint(self, group: AlertGroup) -> bool:
+    async def _link_by_fingerprint(self, group: AlertGroup, alerts: list[AlertInstance]) -> bool:
         """The same alert (fingerprint) already has an open incident through another group: join it."""
         assert group.id is not None
         async with self.deps.db.session() as session:
-            alerts = await service.instances(session, group_id=group.id)
             existing = await service.incident_for_fingerprints(
                 session, group_id=group.id, fingerprints=[a.fingerprint for a in alerts if a.status == "firing"]
             )
@@ -305,15 +309,14 @@ class AlertProcessor:
         log.info("alert group %s joins INC-%s (same alert fingerprint)", group.id, existing)
         return True
 
-    async def _auto_declare(self, group: AlertGroup) -> None:
+    async def _auto_declare(self, group: AlertGroup, alerts: list[AlertInstance]) -> None:
         assert group.id is not None
-        if await self._link_by_fingerprint(group):
+        if await self._link_by_fingerprint(group, alerts):
             return
         now = self.deps.clock.now()
         async with self.deps.db.session() as session:
             if not await service.claim_declare(session, group_id=group.id, states=[DeclareState.WANTED], now=now):
                 return  # a person or another replica is declaring it
-            alerts = await service.instances(session, group_id=group.id)
         try:
             outcome = await incident_flows.declare(
                 self.deps,
@@ -373,13 +376,6 @@ class AlertProcessor:
                         await service.bump(session, group_id=group_id)
                         log.warning("alert group %s: an interrupted declare is retried", group_id)
 
-    async def view(self, group_id: int) -> AlertView:
-        async with self.deps.db.session() as session:
-            group = await service.get_group(session, group_id=group_id)
-            alerts = await service.instances(session, group_id=group_id)
-            incident = await session.get(Incident, group.incident_id) if group.incident_id else None
-        return build_view(group, alerts, incident, source_name=service.source_name(group.source))
-
     # --- reacting to incidents ------------------------------------------------------------------
 
     async def on_incident_changed(self, event: IncidentEvent) -> None:
@@ -394,9 +390,7 @@ class AlertProcessor:
             self.spawn(group.id)
 
 
-def build_view(
-    group: AlertGroup, alerts: list[AlertInstance], incident: Incident | None, *, source_name: str
-) -> AlertView:
+def build_view(group: AlertGroup, alerts: list[AlertInstance], incident: Incident | None) -> AlertView:
     assert group.id is not None
     link = None
     if incident is not None and incident.id is not None:
@@ -413,7 +407,7 @@ def build_view(
     return AlertView(
         group_id=group.id,
         source=group.source,
-        source_name=source_name,
+        source_name=service.source_name(group.source),
         status=group.status,
         title=group.title,
         summary=group.summary,
@@ -502,9 +496,7 @@ async def declare_from_alert(
 async def resolve_from_alert(deps: Deps, *, incident_id: int, actor: str) -> Outcome:
     """The Resolve button on an 'alert cleared' message."""
     async with deps.db.session() as session:
-        incident = await session.get(Incident, incident_id)
-        if incident is None:
-            raise InvalidState(f"INC-{incident_id} does not exist.")
+        incident = await incident_service.get(session, number=incident_id)
         if not incident.is_open:
             raise InvalidState(f"{incident.ref} is resolved already.")
         groups = await service.groups_for_incident(session, incident_id=incident_id)

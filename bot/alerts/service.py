@@ -12,7 +12,7 @@ Everything two deliveries (or two replicas) can race on is settled by the databa
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -43,16 +43,13 @@ def _insert(session: AsyncSession, model: type[Any]) -> Any:
     return (postgresql.insert if name == "postgresql" else sqlite.insert)(model)
 
 
-@dataclass
+@dataclass(frozen=True)
 class IngestResult:
+    """What the webhook answers: the group, the revision this delivery made, and the linked incident."""
+
     group_id: int
     revision: int
-    created: bool
-    new_episode: bool
     incident_id: int | None
-    declare_wanted: bool
-    new_firing: list[str] = field(default_factory=list)
-    newly_resolved: list[str] = field(default_factory=list)
 
 
 async def get_group(session: AsyncSession, *, group_id: int) -> AlertGroup:
@@ -101,7 +98,7 @@ def describe_change(note: Notification, *, new_firing: Sequence[str], newly_reso
 async def ingest(session: AsyncSession, *, note: Notification, proposal: Proposal, now: datetime) -> IngestResult:
     """Store one delivery; the caller answers the webhook only after this returns."""
     key_hash = note.key_hash
-    inserted = await session.exec(  # type: ignore[call-overload]
+    await session.exec(  # type: ignore[call-overload]
         _insert(session, AlertGroup)
         .values(
             source=note.source,
@@ -127,7 +124,6 @@ async def ingest(session: AsyncSession, *, note: Notification, proposal: Proposa
         )
         .on_conflict_do_nothing(index_elements=["source", "key_hash"])
     )
-    created = bool(inserted.rowcount)
     await session.commit()
     row = await session.exec(
         select(AlertGroup.id).where(AlertGroup.source == note.source, AlertGroup.key_hash == key_hash)
@@ -245,16 +241,7 @@ async def ingest(session: AsyncSession, *, note: Notification, proposal: Proposa
                 },
             )
         await session.commit()
-        return IngestResult(
-            group_id=group_id,
-            revision=values["revision"],
-            created=created,
-            new_episode=new_episode,
-            incident_id=incident_id,
-            declare_wanted=wanted,
-            new_firing=new_firing,
-            newly_resolved=newly_resolved,
-        )
+        return IngestResult(group_id=group_id, revision=values["revision"], incident_id=incident_id)
     raise RuntimeError(f"alert group {group_id}: too many concurrent updates, giving up (the sender will retry)")
 
 

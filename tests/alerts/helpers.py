@@ -7,7 +7,7 @@ from typing import Any
 
 import httpx
 
-from bot.alerts.flows import AlertProcessor
+from bot.alerts.flows import AlertProcessor, processor_of
 from bot.alerts.models import AlertGroup
 from tests.fakes.slack_api import Message
 from tests.harness import BotHarness
@@ -33,7 +33,7 @@ async def send(
 
 
 def processor(bot: BotHarness) -> AlertProcessor:
-    return bot.deps.services["alerts"]  # type: ignore[no-any-return]
+    return processor_of(bot.deps)
 
 
 def alert_messages(bot: BotHarness, channel: str = "C0ALERTS") -> list[Message]:

@@ -6,7 +6,6 @@ on the logs, counts commands by subcommand, and times each request from its arri
 
 from __future__ import annotations
 
-import copy
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -31,7 +30,7 @@ from bot.observability import Metrics, install_slack_counter, metrics_of, reques
 from bot.slack import blocks
 from bot.slack.api import call
 from bot.slack.listeners.common import guarded
-from bot.slack.listeners.views.incident import tell, tell_declared
+from bot.slack.listeners.views.incident import form_value, tell, tell_declared
 from bot.slack.text import clip, escape
 
 log = logging.getLogger(__name__)
@@ -57,7 +56,7 @@ def declare_modal(
     group: AlertGroup, alerts: list[AlertInstance], *, services: list[str], playbooks: list[tuple[str, str]]
 ) -> dict[str, Any]:
     """The incident declare form, filled in from the alert (everything can be changed before submitting)."""
-    view = copy.deepcopy(blocks.declare_modal(services=services, playbooks=playbooks, channel_id=""))
+    view = blocks.declare_modal(services=services, playbooks=playbooks, channel_id="")
     view["callback_id"] = AlertCallbackId.DECLARE
     view["private_metadata"] = str(group.id)
     initial = {
@@ -79,14 +78,6 @@ def declare_modal(
             if option is not None:
                 element["initial_option"] = option
     return view
-
-
-def _value(view: dict[str, Any], block_id: str) -> str | None:
-    element = view.get("state", {}).get("values", {}).get(block_id, {}).get("value", {})
-    if "selected_option" in element or element.get("type") in {"static_select", "external_select"}:
-        return (element.get("selected_option") or {}).get("value")
-    value = element.get("value")
-    return value.strip() if isinstance(value, str) else None
 
 
 def _number(body: dict[str, Any]) -> int:
@@ -126,12 +117,10 @@ def classify(body: dict[str, Any]) -> tuple[str, str, str]:
         if command == "/incident":
             try:
                 sub = grammar.parse(str(body.get("text") or "")).name
-            except UsageError:
+            except Exception:  # UsageError, or anything else: a label, never a crash
                 sub = "invalid"
-            except Exception:
-                sub = "invalid"
-            if sub not in grammar.USAGE and sub != "invalid":
-                sub = "other"
+            else:
+                sub = sub if sub in grammar.USAGE else "other"
         return "command", command, sub
     kind = str(body.get("type") or "unknown")
     if kind == "event_callback":
@@ -205,7 +194,7 @@ def register(app: AsyncApp, deps: Deps) -> None:
     async def declare_submitted(
         ack: AsyncAck, body: dict[str, Any], view: dict[str, Any], client: AsyncWebClient
     ) -> None:
-        title = _value(view, "title") or ""
+        title = form_value(view, "title") or ""
         if not title:
             await ack(response_action="errors", errors={"title": "Say what is broken, in a few words."})
             return
@@ -214,7 +203,7 @@ def register(app: AsyncApp, deps: Deps) -> None:
             return
         await ack()
         user = body["user"]["id"]
-        severity = _value(view, "severity")
+        severity = form_value(view, "severity")
         group_id = int(view.get("private_metadata") or 0)
         try:
             outcome = await alert_flows.declare_from_alert(
@@ -223,9 +212,9 @@ def register(app: AsyncApp, deps: Deps) -> None:
                 actor=user,
                 title=title,
                 severity=Severity(severity) if severity in {s.value for s in Severity} else None,
-                service_name=_value(view, "service"),
-                playbook_id=_value(view, "playbook"),
-                description=_value(view, "description") or "",
+                service_name=form_value(view, "service"),
+                playbook_id=form_value(view, "playbook"),
+                description=form_value(view, "description") or "",
             )
         except BotError as exc:
             await tell(client, user=user, channel=None, text=f"⚠️ {escape(str(exc))}")

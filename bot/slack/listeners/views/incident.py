@@ -26,7 +26,7 @@ from bot.slack.text import escape
 log = logging.getLogger(__name__)
 
 
-def _value(view: dict[str, Any], block_id: str) -> str | None:
+def form_value(view: dict[str, Any], block_id: str) -> str | None:
     element = view.get("state", {}).get("values", {}).get(block_id, {}).get("value", {})
     if element.get("type") in {"static_select", "external_select"} or "selected_option" in element:
         option = element.get("selected_option") or {}
@@ -72,7 +72,7 @@ def register(app: AsyncApp, deps: Deps) -> None:
     async def declare_submitted(
         ack: AsyncAck, body: dict[str, Any], view: dict[str, Any], client: AsyncWebClient
     ) -> None:
-        title = _value(view, "title") or ""
+        title = form_value(view, "title") or ""
         if not title:
             await ack(response_action="errors", errors={"title": "Say what is broken, in a few words."})
             return
@@ -82,16 +82,16 @@ def register(app: AsyncApp, deps: Deps) -> None:
         await ack()
         user = body["user"]["id"]
         origin = view.get("private_metadata") or None
-        severity_value = _value(view, "severity")
+        severity_value = form_value(view, "severity")
         try:
             outcome = await flows.declare(
                 deps,
                 title=title,
                 declared_by=user,
                 severity=Severity(severity_value) if severity_value else None,
-                service_name=_value(view, "service"),
-                playbook_id=_value(view, "playbook"),
-                description=_value(view, "description") or "",
+                service_name=form_value(view, "service"),
+                playbook_id=form_value(view, "playbook"),
+                description=form_value(view, "description") or "",
             )
         except BotError as exc:
             await tell(client, user=user, channel=origin, text=f"⚠️ {escape(str(exc))}")
@@ -102,7 +102,7 @@ def register(app: AsyncApp, deps: Deps) -> None:
     async def update_submitted(
         ack: AsyncAck, body: dict[str, Any], view: dict[str, Any], client: AsyncWebClient
     ) -> None:
-        status = _value(view, "status")
+        status = form_value(view, "status")
         if status not in {s.value for s in Status} or status == Status.RESOLVED:
             await ack(response_action="errors", errors={"status": "Pick investigating, identified or monitoring."})
             return
@@ -111,7 +111,7 @@ def register(app: AsyncApp, deps: Deps) -> None:
         number = int(view.get("private_metadata") or 0)
         try:
             outcome = await flows.update_status(
-                deps, incident_id=number, status=Status(status), message=_value(view, "message") or "", actor=user
+                deps, incident_id=number, status=Status(status), message=form_value(view, "message") or "", actor=user
             )
         except BotError as exc:
             await tell(client, user=user, channel=None, text=f"⚠️ {escape(str(exc))}")
@@ -127,7 +127,9 @@ def register(app: AsyncApp, deps: Deps) -> None:
         user = body["user"]["id"]
         number = int(view.get("private_metadata") or 0)
         try:
-            outcome = await flows.resolve(deps, incident_id=number, summary=_value(view, "summary") or "", actor=user)
+            outcome = await flows.resolve(
+                deps, incident_id=number, summary=form_value(view, "summary") or "", actor=user
+            )
         except BotError as exc:
             await tell(client, user=user, channel=None, text=f"⚠️ {escape(str(exc))}")
             return

@@ -1,0 +1,48 @@
+"""Waiting for the work a request started after its ack (the demo and the test harness).
+
+The bot acks first and works in tasks afterwards; `TaskTracker` remembers every task created while
+it is installed (through the loop's task factory), so `settle()` can wait for them instead of sleeping.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+
+class TaskTracker:
+    """Remembers tasks created while installed, so a caller can wait for work done after an ack."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
+        self.loop = loop or asyncio.get_running_loop()
+        self.tasks: set[asyncio.Task[Any]] = set()
+        self._previous = self.loop.get_task_factory()
+
+    def install(self) -> None:
+        def factory(loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> asyncio.Task[Any]:
+            task = asyncio.Task(coro, loop=loop, **kwargs)
+            name = getattr(coro, "__qualname__", "")
+            # Connection loops of aiohttp servers live as long as a keep-alive connection; skip them.
+            if not name.startswith("RequestHandler.") and "serve" not in name:
+                self.tasks.add(task)
+                task.add_done_callback(self.tasks.discard)
+            return task
+
+        self.loop.set_task_factory(factory)  # type: ignore[arg-type]
+
+    def uninstall(self) -> None:
+        self.loop.set_task_factory(self._previous)
+
+    async def settle(self, within: float = 15.0) -> None:
+        """Wait until every tracked task is done; TimeoutError (naming them) after `within` seconds."""
+        deadline = self.loop.time() + within
+        current = asyncio.current_task()
+        while True:
+            pending = {t for t in self.tasks if not t.done() and t is not current}
+            if not pending:
+                return
+            remaining = deadline - self.loop.time()
+            if remaining <= 0:
+                names = sorted(getattr(t.get_coro(), "__qualname__", "?") for t in pending)
+                raise TimeoutError(f"background work still running after {within}s: {names}")
+            await asyncio.wait(pending, timeout=remaining)
