@@ -21,12 +21,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-
-from sqlalchemy import update
-from sqlmodel import col, select
+from typing import TypeVar
 
 from bot.clock import Clock, utc
 from bot.config import BotConfig
@@ -40,6 +38,7 @@ from bot.exceptions import BotError, ChatError
 from bot.incidents.models import Incident
 
 log = logging.getLogger(__name__)
+T = TypeVar("T", Page, Reminder)
 
 # A page that goes out more than this after its due time is marked late (the bot was down, or
 # another replica died holding it). Normal wake-ups are within a second; the safety sweep within 30 s.
@@ -120,9 +119,7 @@ class Escalator:
         self._wake([d for d in [*(page.due_at for page in added), *([reminder.due_at] if reminder else [])] if d > now])
         return report
 
-    async def incident_acknowledged(
-        self, incident_id: int, *, user: str, page_id: int | None = None
-    ) -> service.AckResult:
+    async def incident_acknowledged(self, incident_id: int, *, user: str) -> service.AckResult:
         """Record the ack on the pages sent so far; `stop_on: ack` cancels the rest."""
         now = self.clock.now()
         async with self.db.session() as session:
@@ -130,9 +127,7 @@ class Escalator:
             if incident is None:
                 return service.AckResult([], [])
             stop = policy.stop_on(self.config.escalation, incident.severity)
-            result = await service.acknowledge(
-                session, incident_id=incident_id, user=user, now=now, stop=stop, page_id=page_id
-            )
+            result = await service.acknowledge(session, incident_id=incident_id, user=user, now=now, stop=stop)
         await self._pagerduty("acknowledge", incident)
         return result
 
@@ -214,22 +209,10 @@ class Escalator:
 
     async def escalate_now(self, incident_id: int, *, actor: str | None = None) -> str:
         """Page the next level now (a playbook's `page` step, or someone who cannot wait)."""
-        now = self.clock.now()
         async with self.db.session() as session:
-            result = await session.exec(
-                select(Page)
-                .where(col(Page.incident_id) == incident_id, *service.pending_rows(Page))
-                .order_by(col(Page.level), col(Page.repeat))
-                .limit(1)
-            )
-            page = result.first()
-            if page is None:
-                return "every escalation level has been paged already (or the incident is stopped)"
-            if page.due_at > now:
-                await session.exec(  # type: ignore[call-overload]
-                    update(Page).where(col(Page.id) == page.id, col(Page.sent_at).is_(None)).values(due_at=now)
-                )
-                await session.commit()
+            page = await service.page_next_level_now(session, incident_id=incident_id, now=self.clock.now())
+        if page is None:
+            return "every escalation level has been paged already (or the incident is stopped)"
         log.info("INC-%s: level %s paged early by %s", incident_id, page.level, actor)
         await self.send_due(incident_id)
         return f"level {page.level} ({page.name}) was paged now"
@@ -291,18 +274,25 @@ class Escalator:
         True when this call recorded the page as sent; a page released for a retry (someone's DM
         failed for a transient reason) is False until the attempt that finishes it.
         """
+        return await self._send(Page, page_id, self._deliver_page)
+
+    async def send_reminder(self, reminder_id: int) -> bool:
+        return await self._send(Reminder, reminder_id, self._deliver_reminder)
+
+    async def _send(self, model: type[T], row_id: int, deliver: Callable[[T, str], Awaitable[bool]]) -> bool:
+        """Claim the row, deliver it; an unexpected error releases it for a retry (bounded)."""
         token = service.new_token()
         async with self.db.session() as session:
-            page = await service.claim(
-                session, model=Page, row_id=page_id, token=token, now=self.clock.now(), lease=self.lease
+            row = await service.claim(
+                session, model=model, row_id=row_id, token=token, now=self.clock.now(), lease=self.lease
             )
-        if page is None:
+        if row is None:
             return False
         try:
-            return await self._deliver_page(page, token)
+            return await deliver(row, token)
         except Exception as exc:
-            log.exception("page %s (incident %s, level %s) failed", page_id, page.incident_id, page.level)
-            await self._retry_later(Page, page_id, token, attempts=page.attempts, error=f"{type(exc).__name__}: {exc}")
+            log.exception("%s %s (incident %s) failed", model.__name__, row_id, row.incident_id)
+            await self._retry_later(row, token, error=f"{type(exc).__name__}: {exc}")
             return False
 
     async def _deliver_page(self, page: Page, token: str) -> bool:
@@ -322,11 +312,10 @@ class Escalator:
                 await service.cancel_claimed(session, model=Page, row_id=page.id, token=token, now=now, reason=reason)
                 return False
         assert incident is not None
-        started = min((utc(row.created_at) for row in rows), default=now)  # the first attempt
         if reason is not None:
             # It reached someone before the incident stopped: record that, and DM nobody else.
-            return await self._finish(page, token, incident, now=now, errors=[], started=started, stopped=reason)
-        delay = started - utc(page.due_at)
+            return await self._finish(page, token, incident, now=now, errors=[], stopped=reason)
+        delay = _first_attempt(rows, now) - utc(page.due_at)
         message = PageMessage(
             page_id=page.id,
             level=page.level,
@@ -341,29 +330,22 @@ class Escalator:
         )
         rows = await self._resolve_page_targets(page, rows, token, now)
         await self._send_dms(rows, incident, message, token, attempt)
-        invited = await self._invite(rows, incident, attempt)
+        await self._invite(rows, incident, attempt)
         if page.level == 1 and page.repeat == 0 and self.pagerduty is not None:
-            rows = await self._trigger_pagerduty(page.id, rows, incident, attempt, now=now, invited=invited)
-            invited = []
+            rows = await self._trigger_pagerduty(page.id, rows, incident, attempt, now=now)
         if incident.channel_id:
-            rows = await self._report(page.id, rows, incident, message, attempt, now=now, invited=invited)
+            rows = await self._report(page.id, rows, incident, message, attempt, now=now)
 
         if not attempt.final and (_outstanding(rows) or not _reached(rows, channel=True)):
             # Someone is still to be reached (Slack failed for now), or nothing reached anybody.
             problems = [*(f"{k}: {v}" for k, v in _outstanding(rows).items()), *attempt.errors]
             why = "; ".join(problems or [f"{r.recipient}: {r.error}" for r in rows if r.error]) or "no target"
-            retry_at = self.clock.now() + attempt.retry_in
-            async with self.db.session() as session:
-                released = await service.release(
-                    session, model=Page, row_id=page.id, token=token, retry_at=retry_at, error=why
-                )
-            if released:
-                self.wake(retry_at)
+            if await self._retry_later(page, token, error=why):
                 return False
             if not _reached(rows):
                 return False  # cancelled meanwhile, and it had reached nobody: it stays cancelled
             # Cancelled while it went out, after reaching someone: sent is the truth.
-        return await self._finish(page, token, incident, now=now, errors=attempt.errors, started=started)
+        return await self._finish(page, token, incident, now=now, errors=attempt.errors)
 
     async def _resolve_page_targets(
         self, page: Page, rows: list[PageTarget], token: str, now: datetime
@@ -447,13 +429,10 @@ class Escalator:
             return TargetState.PENDING, "unexpected error"
         return TargetState.SENT, None
 
-    async def _invite(self, rows: list[PageTarget], incident: Incident, attempt: _Attempt) -> list[int]:
-        """Invite the people paged, and those whose DM is retried (the channel mention reaches them).
-
-        Returns the rows to mark invited (recorded with the channel mention, in one commit).
-        """
+    async def _invite(self, rows: list[PageTarget], incident: Incident, attempt: _Attempt) -> None:
+        """Invite the people paged, and those whose DM is retried (the channel mention reaches them)."""
         if not incident.channel_id:
-            return []
+            return
         invitees = [
             r
             for r in rows
@@ -462,14 +441,15 @@ class Escalator:
             and (r.state == TargetState.SENT or r.recipient in attempt.retrying)
         ]
         if not invitees:
-            return []
+            return
         try:
             await self.pager.invite(channel_id=incident.channel_id, users=[r.recipient for r in invitees])
         except ChatError as exc:
             attempt.errors.append(f"invite to the channel failed: {exc.code or exc}")
+        async with self.db.session() as session:
+            await service.mark_invited(session, target_ids=[r.id for r in invitees if r.id is not None])
         for row in invitees:
             row.invited = True
-        return [r.id for r in invitees if r.id is not None]
 
     async def _trigger_pagerduty(
         self,
@@ -479,7 +459,6 @@ class Escalator:
         attempt: _Attempt,
         *,
         now: datetime,
-        invited: list[int],
     ) -> list[PageTarget]:
         """PagerDuty takes the first page of an incident (best effort; its dedup key makes a repeat harmless)."""
         if _sent(rows, TargetKind.PAGERDUTY):
@@ -487,9 +466,7 @@ class Escalator:
         error = await self._pagerduty("trigger", incident)
         if not error:
             attempt.via.append("PagerDuty")
-        return await self._record(
-            page_id, rows, TargetKind.PAGERDUTY, "pagerduty", now=now, error=error, invited=invited
-        )
+        return await self._record(page_id, rows, TargetKind.PAGERDUTY, "pagerduty", now=now, error=error)
 
     async def _report(
         self,
@@ -500,7 +477,6 @@ class Escalator:
         attempt: _Attempt,
         *,
         now: datetime,
-        invited: list[int],
     ) -> list[PageTarget]:
         """The mention in the incident channel: everything the first time, then only what changed.
 
@@ -544,12 +520,7 @@ class Escalator:
                 error = f"channel mention failed: {exc.code or exc}"
                 attempt.errors.append(error)
         if full:
-            return await self._record(
-                page_id, rows, TargetKind.CHANNEL, incident.channel_id, now=now, error=error, invited=invited
-            )
-        if invited:
-            async with self.db.session() as session:
-                await service.mark_invited(session, target_ids=invited)
+            return await self._record(page_id, rows, TargetKind.CHANNEL, incident.channel_id, now=now, error=error)
         return rows
 
     async def _record(
@@ -561,13 +532,12 @@ class Escalator:
         *,
         now: datetime,
         error: str | None,
-        invited: list[int],
     ) -> list[PageTarget]:
-        """Store the channel mention's or PagerDuty's outcome (and who was invited); returns the rows."""
+        """Store the channel mention's or PagerDuty's outcome; returns the rows."""
         row = _row(rows, kind)
         async with self.db.session() as session:
             stored = await service.record_outcome(
-                session, page_id=page_id, kind=kind, recipient=recipient, error=error, now=now, row=row, invited=invited
+                session, page_id=page_id, kind=kind, recipient=recipient, error=error, now=now, row=row
             )
             if stored is None:
                 return await service.targets(session, page_id=page_id)  # another sender wrote it: read theirs
@@ -581,15 +551,16 @@ class Escalator:
         *,
         now: datetime,
         errors: list[str],
-        started: datetime | None = None,
         stopped: str | None = None,
     ) -> bool:
-        """Record the page as sent, with who was reached and who was not (and why)."""
+        """Record the page as sent, with who was reached and who was not (and why).
+
+        Lateness is measured at the first attempt (the oldest recipient row), not at this one.
+        """
         assert page.id is not None
         async with self.db.session() as session:
-            delivery = _delivery(
-                await service.targets(session, page_id=page.id), attempts=page.attempts, stopped=stopped
-            )
+            rows = await service.targets(session, page_id=page.id)
+            delivery = _delivery(rows, attempts=page.attempts, stopped=stopped)
             delivery.errors = list(dict.fromkeys([*errors, *delivery.errors]))
             finished = await service.finish_page(
                 session,
@@ -600,7 +571,7 @@ class Escalator:
                 escalation=self.config.escalation,
                 severity=incident.severity,
                 late_after=self.late_after,
-                started_at=started,
+                started_at=_first_attempt(rows, now),
             )
         if finished is None:
             log.error("page %s for %s was sent but our claim had been taken over", page.id, incident.ref)
@@ -661,30 +632,12 @@ class Escalator:
             return _Resolved([], f"no Slack user is called {target_handle}")
         return _Resolved([found])
 
-    async def send_reminder(self, reminder_id: int) -> bool:
-        token = service.new_token()
-        async with self.db.session() as session:
-            reminder = await service.claim(
-                session, model=Reminder, row_id=reminder_id, token=token, now=self.clock.now(), lease=self.lease
-            )
-        if reminder is None:
-            return False
-        try:
-            return await self._deliver_reminder(reminder, token)
-        except Exception as exc:
-            log.exception("reminder %s (incident %s) failed", reminder_id, reminder.incident_id)
-            await self._retry_later(
-                Reminder, reminder_id, token, attempts=reminder.attempts, error=f"{type(exc).__name__}: {exc}"
-            )
-            return False
-
     async def _deliver_reminder(self, reminder: Reminder, token: str) -> bool:
         assert reminder.id is not None
         now = self.clock.now()
         config = self.config.reminders
         async with self.db.session() as session:
             incident = await session.get(Incident, reminder.incident_id)
-            finished = await service.postmortem_finished(session, incident_id=reminder.incident_id)
             reason: str | None = None
             next_due: datetime | None = None
             if incident is None:
@@ -703,7 +656,7 @@ class Escalator:
             elif reminder.kind == ReminderKind.POSTMORTEM:
                 if incident.is_open:
                     reason = "incident is open again"
-                elif finished:
+                elif await service.postmortem_finished(session, incident_id=reminder.incident_id):
                     reason = "post-mortem finished"
             else:
                 reason = f"unknown reminder kind {reminder.kind!r}"
@@ -730,7 +683,7 @@ class Escalator:
         except ChatError as exc:
             error = f"reminder could not be posted: {exc.code or exc}"
             if reminder.attempts < self.max_attempts:
-                await self._retry_later(Reminder, reminder.id, token, attempts=reminder.attempts, error=error)
+                await self._retry_later(reminder, token, error=error)
                 return False
         async with self.db.session() as session:
             done = await service.finish_reminder(
@@ -747,57 +700,53 @@ class Escalator:
             self.wake(next_due)
         return done is not None and error is None
 
-    async def _retry_later(
-        self, model: type[Page] | type[Reminder], row_id: int, token: str, *, attempts: int, error: str
-    ) -> None:
-        if attempts >= self.max_attempts:
-            await self._give_up(model, row_id, token, error=error)
-            return
-        retry_at = self.clock.now() + self.retry_backoff * max(attempts, 1)
-        try:
-            async with self.db.session() as session:
-                await service.release(session, model=model, row_id=row_id, token=token, retry_at=retry_at, error=error)
-        except Exception:
-            log.exception("could not release %s %s; its lease will expire instead", model.__name__, row_id)
-            return
-        self.wake(retry_at)
+    async def _retry_later(self, row: Page | Reminder, token: str, *, error: str) -> bool:
+        """Release the claimed row for another attempt after the back-off; give up after `max_attempts`.
 
-    async def _give_up(self, model: type[Page] | type[Reminder], row_id: int, token: str, *, error: str) -> None:
-        """After `max_attempts` failures: record the failure (timeline) instead of retrying for ever."""
-        now = self.clock.now()
+        False only when the row was not ours to release any more (cancelled or taken over meanwhile).
+        """
+        if row.attempts >= self.max_attempts:
+            await self._give_up(row, token, error=error)
+            return True
+        retry_at = self.clock.now() + self.retry_backoff * max(row.attempts, 1)
+        model = type(row)
+        assert row.id is not None
         try:
             async with self.db.session() as session:
-                if model is Page:
-                    page = await session.get(Page, row_id)
-                    incident = await session.get(Incident, page.incident_id) if page else None
-                    rows = await service.targets(session, page_id=row_id)
-                    delivery = _delivery(rows, attempts=self.max_attempts, stopped=None)
-                    delivery.errors.append(f"gave up after {self.max_attempts} attempts: {error}")
-                    started = min((utc(row.created_at) for row in rows), default=now)
-                    await service.finish_page(
-                        session,
-                        page_id=row_id,
-                        token=token,
-                        now=now,
-                        delivery=delivery,
-                        started_at=started,
-                        escalation=self.config.escalation,
-                        severity=incident.severity if incident else "P1",
-                        late_after=self.late_after,
-                    )
-                else:
-                    await service.finish_reminder(
-                        session,
-                        reminder_id=row_id,
-                        token=token,
-                        now=now,
-                        sent_to=[],
-                        error=f"gave up after {self.max_attempts} attempts: {error}",
-                        late_after=self.late_after,
-                        next_due=None,
-                    )
+                released = await service.release(
+                    session, model=model, row_id=row.id, token=token, retry_at=retry_at, error=error
+                )
         except Exception:
-            log.exception("could not record the failure of %s %s", model.__name__, row_id)
+            log.exception("could not release %s %s; its lease will expire instead", model.__name__, row.id)
+            return True
+        if released:
+            self.wake(retry_at)
+        return released
+
+    async def _give_up(self, row: Page | Reminder, token: str, *, error: str) -> None:
+        """After `max_attempts` failures: record the failure (timeline) instead of retrying for ever."""
+        assert row.id is not None
+        error = f"gave up after {self.max_attempts} attempts: {error}"
+        try:
+            if isinstance(row, Page):
+                async with self.db.session() as session:
+                    incident = await session.get(Incident, row.incident_id)
+                assert incident is not None
+                await self._finish(row, token, incident, now=self.clock.now(), errors=[error])
+                return
+            async with self.db.session() as session:
+                await service.finish_reminder(
+                    session,
+                    reminder_id=row.id,
+                    token=token,
+                    now=self.clock.now(),
+                    sent_to=[],
+                    error=error,
+                    late_after=self.late_after,
+                    next_due=None,
+                )
+        except Exception:
+            log.exception("could not record the failure of %s %s", type(row).__name__, row.id)
 
     async def _pagerduty(self, action: str, incident: Incident) -> str | None:
         """Best effort: PagerDuty is an extra channel, never a reason to lose the Slack page."""
@@ -846,6 +795,11 @@ class _Resolved:
     users: list[str]
     reason: str | None = None
     transient: bool = False
+
+
+def _first_attempt(rows: list[PageTarget], now: datetime) -> datetime:
+    """When the page was first tried: its oldest recipient row (none yet: this attempt, `now`)."""
+    return min((utc(row.created_at) for row in rows), default=now)
 
 
 def _row(rows: list[PageTarget], kind: TargetKind) -> PageTarget | None:

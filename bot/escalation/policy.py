@@ -85,6 +85,14 @@ def describe(escalation: Escalation, severity: Severity | str) -> str:
     return text
 
 
+def describe_all(escalation: Escalation) -> list[str]:
+    """`describe` for every severity, severities that escalate alike on one line: `P1/P2: 3 levels (...)`."""
+    groups: dict[str, list[str]] = {}
+    for severity in Severity:
+        groups.setdefault(describe(escalation, severity), []).append(severity.value)
+    return [f"{'/'.join(severities)}: {text}" for text, severities in groups.items()]
+
+
 def short_duration(delta: timedelta) -> str:
     """As written in bot.yml: `0m`, `15m`, `1h`, `90s`, `1h30m`."""
     seconds = int(delta.total_seconds())

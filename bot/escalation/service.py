@@ -63,11 +63,6 @@ def _pending(model: type[TimerRow]) -> list[Any]:
     return [col(model.sent_at).is_(None), col(model.cancelled_at).is_(None)]  # type: ignore[attr-defined]
 
 
-def pending_rows(model: type[TimerRow]) -> list[Any]:
-    """Conditions for rows neither sent nor cancelled."""
-    return _pending(model)
-
-
 def _claimable(model: type[TimerRow], now: datetime) -> list[Any]:
     expires = col(model.claim_expires_at)  # type: ignore[attr-defined]
     return [*_pending(model), col(model.due_at) <= now, or_(expires.is_(None), expires <= now)]  # type: ignore[attr-defined]
@@ -423,19 +418,12 @@ async def record_outcome(
     error: str | None,
     now: datetime,
     row: PageTarget | None = None,
-    invited: list[int] | None = None,
 ) -> PageTarget | None:
     """The channel mention's or PagerDuty's outcome: SENT, or PENDING with the error.
 
-    In one commit with the people just invited to the channel. Returns the row as stored (None
-    when another sender of the page wrote it first).
+    Returns the row as stored (None when another sender of the page wrote it first).
     """
-    invited = invited or []
     state = TargetState.SENT if error is None else TargetState.PENDING
-    if invited:
-        await session.exec(  # type: ignore[call-overload]
-            update(PageTarget).where(col(PageTarget.id).in_(list(invited))).values(invited=True)
-        )
     if row is not None and row.id is not None:
         await session.exec(  # type: ignore[call-overload]
             update(PageTarget)
@@ -458,11 +446,6 @@ async def record_outcome(
         await session.commit()
     except IntegrityError:
         await session.rollback()  # written by a sender whose lease ran out; theirs stands
-        if invited:
-            await session.exec(  # type: ignore[call-overload]
-                update(PageTarget).where(col(PageTarget.id).in_(list(invited))).values(invited=True)
-            )
-            await session.commit()
         return None
     return stored
 
@@ -558,6 +541,23 @@ async def finish_page(
     return await session.get(Page, page_id, populate_existing=True)
 
 
+async def page_next_level_now(session: AsyncSession, *, incident_id: int, now: datetime) -> Page | None:
+    """Make the incident's lowest pending page due now (if it was due later); None when none is left."""
+    query = (
+        select(Page)
+        .where(col(Page.incident_id) == incident_id, *_pending(Page))
+        .order_by(col(Page.level), col(Page.repeat))
+        .limit(1)
+    )
+    page = (await session.exec(query)).first()
+    if page is not None and page.due_at > now:
+        await session.exec(  # type: ignore[call-overload]
+            update(Page).where(col(Page.id) == page.id, col(Page.sent_at).is_(None)).values(due_at=now)
+        )
+        await session.commit()
+    return page
+
+
 async def cancel_pages(
     session: AsyncSession,
     *,
@@ -618,14 +618,11 @@ async def acknowledge(
     user: str,
     now: datetime,
     stop: policy.StopOn,
-    page_id: int | None = None,
 ) -> AckResult:
     """Record who acknowledged the pages sent so far; with `stop_on: ack`, cancel what is still pending."""
     query = select(Page).where(
         Page.incident_id == incident_id, col(Page.sent_at).is_not(None), col(Page.acknowledged_at).is_(None)
     )
-    if page_id is not None:
-        query = query.where(Page.id == page_id)
     acked = list((await session.exec(query)).all())
     for page in acked:
         page.acknowledged_at = now

@@ -14,7 +14,6 @@ from collections.abc import Awaitable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from bot.config import Severity
 from bot.deps import Deps
 from bot.escalation import oncall as oncall_rules
 from bot.escalation import policy
@@ -176,10 +175,7 @@ def check(settings: Settings) -> tuple[list[str], list[str], list[str]]:
                 f"escalation.severity.{severity}.levels is {rule.levels} but only "
                 f"{len(config.escalation.levels)} level(s) exist"
             )
-    groups: dict[str, list[str]] = {}
-    for severity in Severity:
-        groups.setdefault(policy.describe(config.escalation, severity), []).append(severity.value)
-    notes = ["escalation: " + " · ".join(f"{'/'.join(sevs)}: {text}" for text, sevs in groups.items())]
+    notes = ["escalation: " + " · ".join(policy.describe_all(config.escalation))]
     current, following = oncall_rules.now_and_next(config.oncall, now)
     if current.user is not None:
         until = f" until {current.end:%Y-%m-%d %H:%M} UTC, then {following.user}" if current.end and following else ""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -17,6 +17,7 @@ from bot.escalation.ports import PageMessage, PageReport, ReminderMessage
 from bot.exceptions import ChatError
 from bot.incidents import service as incidents
 from bot.incidents.models import Incident, IncidentCreate
+from bot.settings import normalise_database_url
 
 T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 
@@ -113,8 +114,12 @@ def config(**overrides: Any) -> BotConfig:
     return BotConfig.model_validate(raw)
 
 
+MakeEscalator = Callable[..., Escalator]
+Start = Callable[..., Awaitable[tuple[Escalator, int]]]
+
+
 @pytest.fixture
-def make_escalator(db: Database, clock: FakeClock, pager: FakePager) -> Callable[..., Escalator]:
+def make_escalator(db: Database, clock: FakeClock, pager: FakePager) -> MakeEscalator:
     def make(cfg: BotConfig | None = None, **kwargs: Any) -> Escalator:
         return Escalator(
             db=kwargs.pop("db", db),
@@ -125,6 +130,40 @@ def make_escalator(db: Database, clock: FakeClock, pager: FakePager) -> Callable
         )
 
     return make
+
+
+@pytest.fixture
+def start(db: Database, clock: FakeClock, make_escalator: MakeEscalator) -> Start:
+    """`start(cfg, **escalator_kwargs)`: an escalator, and an incident declared and handed to it.
+
+    The incident is made by `declare` (its keywords: severity, channel_id, declared_by) and handed over
+    as `IncidentDeclared` does, so level 1 has gone out. Returns (escalator, incident id).
+    """
+
+    async def start(
+        cfg: BotConfig | None = None,
+        *,
+        severity: str = "P1",
+        channel_id: str | None = "C0INC1",
+        declared_by: str = "U0ALICE",
+        **kwargs: Any,
+    ) -> tuple[Escalator, int]:
+        escalator = make_escalator(cfg, **kwargs)
+        incident = await declare(db, clock, severity=severity, channel_id=channel_id, declared_by=declared_by)
+        assert incident.id is not None
+        await escalator.incident_declared(incident.id)
+        return escalator, incident.id
+
+    return start
+
+
+@pytest.fixture
+async def other_db(database_url: str, db: Database) -> AsyncIterator[Database]:
+    """A second connection pool on the same database: another bot process, as far as rows go."""
+    other = Database(normalise_database_url(database_url))
+    await other.migrate()
+    yield other
+    await other.dispose()
 
 
 async def declare(

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
-
-import pytest
 
 from bot.clock import FakeClock
 from bot.db import Database
@@ -16,19 +13,7 @@ from bot.escalation.flows import Escalator
 from bot.escalation.models import Page
 from bot.escalation.scheduler import EscalationScheduler
 from bot.incidents.models import Incident
-from bot.settings import normalise_database_url
-from tests.escalation.conftest import FakePager, config, declare
-
-MakeEscalator = Callable[..., Escalator]
-
-
-@pytest.fixture
-async def other_db(database_url: str, db: Database) -> AsyncIterator[Database]:
-    """A second connection pool on the same database: another bot process, as far as rows go."""
-    other = Database(normalise_database_url(database_url))
-    await other.migrate()
-    yield other
-    await other.dispose()
+from tests.escalation.conftest import FakePager, MakeEscalator, Start, config, declare
 
 
 async def plan_only(db: Database, clock: FakeClock, escalator: Escalator, count: int) -> list[int]:
@@ -86,13 +71,10 @@ async def test_concurrent_claims_on_one_row_have_one_winner(
 
 
 async def test_restart_sends_overdue_pages_once_marked_late(
-    db: Database, other_db: Database, clock: FakeClock, pager: FakePager, make_escalator: MakeEscalator
+    other_db: Database, clock: FakeClock, pager: FakePager, make_escalator: MakeEscalator, start: Start
 ) -> None:
-    first = make_escalator()
-    incident = await declare(db, clock)
-    assert incident.id is not None
     declared = clock.now()
-    await first.incident_declared(incident.id)  # level 1 goes out, then the process "dies"
+    _, incident_id = await start()  # level 1 goes out, then the process "dies"
     assert pager.levels() == [1]
 
     clock.advance(timedelta(minutes=40))
@@ -105,7 +87,7 @@ async def test_restart_sends_overdue_pages_once_marked_late(
         assert restarted_pager.levels() == [2, 3]  # in order, level 1 not repeated
         assert [r.page.late_by for _, r in restarted_pager.reports] == [timedelta(minutes=25), timedelta(minutes=10)]
         async with other_db.session() as session:
-            rows = await service.pages(session, incident_id=incident.id)
+            rows = await service.pages(session, incident_id=incident_id)
         assert [(row.level, row.late, row.late_seconds) for row in rows] == [
             (1, False, 0.0),
             (2, True, 25 * 60.0),
@@ -126,13 +108,10 @@ async def test_restart_sends_overdue_pages_once_marked_late(
 
 
 async def test_restart_reschedules_pending_pages_for_their_due_time(
-    db: Database, other_db: Database, clock: FakeClock, make_escalator: MakeEscalator
+    other_db: Database, clock: FakeClock, make_escalator: MakeEscalator, start: Start
 ) -> None:
-    first = make_escalator()
-    incident = await declare(db, clock)
-    assert incident.id is not None
     declared = clock.now()
-    await first.incident_declared(incident.id)
+    first, incident_id = await start()
     clock.advance(timedelta(minutes=5))
 
     restarted_pager = FakePager()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -12,12 +12,10 @@ import pytest
 from bot.clock import FakeClock
 from bot.config import PagerDutyTarget
 from bot.db import Database
-from bot.escalation.flows import Escalator
 from bot.escalation.pagerduty import PagerDuty
 from bot.exceptions import ConfigError, PlatformAuthError, PlatformRateLimited
-from tests.escalation.conftest import FakePager, acknowledge, declare, resolve
+from tests.escalation.conftest import FakePager, MakeEscalator, Start, acknowledge, declare, resolve
 
-MakeEscalator = Callable[..., Escalator]
 URL = "https://events.pagerduty.test/v2/enqueue"
 
 
@@ -71,18 +69,15 @@ async def test_trigger_acknowledge_resolve_share_one_dedup_key(
     db: Database,
     clock: FakeClock,
     pager: FakePager,
-    make_escalator: MakeEscalator,
+    start: Start,
     pagerduty: PagerDuty,
     fake_pd: FakePagerDuty,
 ) -> None:
-    escalator = make_escalator(pagerduty=pagerduty)
-    incident = await declare(db, clock)
-    assert incident.id is not None
-    await escalator.incident_declared(incident.id)
-    await acknowledge(db, clock, incident.id, "U0BOB")
-    await escalator.incident_acknowledged(incident.id, user="U0BOB")
-    await resolve(db, clock, incident.id)
-    await escalator.incident_resolved(incident.id)
+    escalator, incident_id = await start(pagerduty=pagerduty)
+    await acknowledge(db, clock, incident_id, "U0BOB")
+    await escalator.incident_acknowledged(incident_id, user="U0BOB")
+    await resolve(db, clock, incident_id)
+    await escalator.incident_resolved(incident_id)
     assert [e["event_action"] for e in fake_pd.events] == ["trigger", "acknowledge", "resolve"]
     assert {e["dedup_key"] for e in fake_pd.events} == {"incident-bot/INC-1"}
     trigger = fake_pd.events[0]["payload"]
@@ -91,20 +86,15 @@ async def test_trigger_acknowledge_resolve_share_one_dedup_key(
 
 
 async def test_pagerduty_failure_never_blocks_the_slack_page(
-    db: Database,
-    clock: FakeClock,
     pager: FakePager,
-    make_escalator: MakeEscalator,
+    start: Start,
     pagerduty: PagerDuty,
     fake_pd: FakePagerDuty,
 ) -> None:
     fake_pd.status = 500
-    escalator = make_escalator(pagerduty=pagerduty)
-    incident = await declare(db, clock)
-    assert incident.id is not None
-    await escalator.incident_declared(incident.id)
+    escalator, incident_id = await start(pagerduty=pagerduty)
     assert pager.levels() == [1]
-    pages = await escalator.pages(incident.id)
+    pages = await escalator.pages(incident_id)
     assert pages[0].sent_at is not None
     assert pages[0].error and "PagerDuty trigger for INC-1 failed with HTTP 500" in pages[0].error
 

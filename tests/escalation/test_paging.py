@@ -9,14 +9,23 @@ from bot.clock import FakeClock
 from bot.config import BotConfig
 from bot.db import Database
 from bot.escalation import service
-from bot.escalation.flows import Escalator
 from bot.escalation.models import Page, TargetKind, TargetState
 from bot.escalation.oncall import on_call_at
 from bot.exceptions import ChatError
 from bot.timeline import service as timeline
-from tests.escalation.conftest import STANDARD, FakePager, acknowledge, config, declare, resolve, set_severity
+from tests.escalation.conftest import (
+    STANDARD,
+    FakePager,
+    MakeEscalator,
+    Start,
+    acknowledge,
+    config,
+    declare,
+    resolve,
+    set_severity,
+)
 
-MakeEscalator = Callable[..., Escalator]
+GHOST = {"levels": [{"name": "Ghost", "after": "0m", "notify": ["U0GHOST"]}]}
 
 
 async def page_rows(db: Database, incident_id: int) -> list[tuple[int, int, bool, bool]]:
@@ -63,134 +72,104 @@ async def test_levels_fire_in_order_at_their_delays(
     assert events[1].text == "Paged level 2 (Team lead)"
 
 
-async def test_the_next_due_time_is_the_next_level(
-    db: Database, clock: FakeClock, make_escalator: MakeEscalator
-) -> None:
-    escalator = make_escalator()
-    incident = await declare(db, clock)
-    assert incident.id is not None
+async def test_the_next_due_time_is_the_next_level(clock: FakeClock, start: Start) -> None:
     declared = clock.now()
-    await escalator.incident_declared(incident.id)
+    escalator, incident_id = await start()
     # Level 2 and the P1 status reminder are both due 15 minutes after the declaration.
     assert await escalator.next_due() == declared + timedelta(minutes=15)
 
 
-async def test_declaring_twice_plans_once(
-    db: Database, clock: FakeClock, pager: FakePager, make_escalator: MakeEscalator
-) -> None:
-    escalator = make_escalator()
-    incident = await declare(db, clock)
-    assert incident.id is not None
-    await escalator.incident_declared(incident.id)
-    await escalator.incident_declared(incident.id)
-    assert len(await page_rows(db, incident.id)) == 3
+async def test_declaring_twice_plans_once(db: Database, pager: FakePager, start: Start) -> None:
+    escalator, incident_id = await start()
+    await escalator.incident_declared(incident_id)
+    assert len(await page_rows(db, incident_id)) == 3
     assert len(pager.dms) == 1
 
 
-async def test_p3_pages_only_level_one(
-    db: Database, clock: FakeClock, pager: FakePager, make_escalator: MakeEscalator
-) -> None:
-    escalator = make_escalator()
-    incident = await declare(db, clock, severity="P3")
-    assert incident.id is not None
-    await escalator.incident_declared(incident.id)
+async def test_p3_pages_only_level_one(db: Database, clock: FakeClock, pager: FakePager, start: Start) -> None:
+    escalator, incident_id = await start(severity="P3")
     clock.advance(timedelta(hours=1))
     await escalator.run_due()
     assert pager.levels() == [1]
-    assert await page_rows(db, incident.id) == [(1, 0, True, False)]
+    assert await page_rows(db, incident_id) == [(1, 0, True, False)]
 
 
 async def test_ack_with_stop_on_resolve_is_recorded_and_escalation_continues(
-    db: Database, clock: FakeClock, pager: FakePager, make_escalator: MakeEscalator
+    db: Database, clock: FakeClock, pager: FakePager, start: Start
 ) -> None:
-    escalator = make_escalator()
-    incident = await declare(db, clock)
-    assert incident.id is not None
-    await escalator.incident_declared(incident.id)
+    escalator, incident_id = await start()
     clock.advance(timedelta(minutes=3))
-    result = await escalator.incident_acknowledged(incident.id, user="U0BOB")
+    result = await escalator.incident_acknowledged(incident_id, user="U0BOB")
     assert [p.level for p in result.acknowledged] == [1] and result.cancelled == []
     clock.advance(timedelta(minutes=12))
     await escalator.run_due()
     assert pager.levels() == [1, 2]
     async with db.session() as session:
-        first = (await service.pages(session, incident_id=incident.id))[0]
+        first = (await service.pages(session, incident_id=incident_id))[0]
     assert first.acknowledged_by == "U0BOB"
     assert first.acknowledged_at is not None and first.sent_at is not None
     assert first.acknowledged_at - first.sent_at == timedelta(minutes=3)
 
 
 async def test_ack_with_stop_on_ack_cancels_the_rest(
-    db: Database, clock: FakeClock, pager: FakePager, make_escalator: MakeEscalator
+    db: Database, clock: FakeClock, pager: FakePager, start: Start
 ) -> None:
-    escalator = make_escalator(config(escalation={**STANDARD["escalation"], "stop_on": "ack"}))
-    incident = await declare(db, clock)
-    assert incident.id is not None
-    await escalator.incident_declared(incident.id)
+    escalator, incident_id = await start(config(escalation={**STANDARD["escalation"], "stop_on": "ack"}))
     clock.advance(timedelta(minutes=16))
     await escalator.run_due()
     clock.advance(timedelta(minutes=1))
-    await acknowledge(db, clock, incident.id, "U0LEAD")
-    result = await escalator.incident_acknowledged(incident.id, user="U0LEAD")
+    await acknowledge(db, clock, incident_id, "U0LEAD")
+    result = await escalator.incident_acknowledged(incident_id, user="U0LEAD")
     assert [p.level for p in result.cancelled] == [3]
     assert {p.level for p in result.acknowledged} == {1, 2}
     clock.advance(timedelta(hours=1))
     await escalator.run_due()
     assert pager.levels() == [1, 2]
-    assert await page_rows(db, incident.id) == [(1, 0, True, False), (2, 0, True, False), (3, 0, False, True)]
+    assert await page_rows(db, incident_id) == [(1, 0, True, False), (2, 0, True, False), (3, 0, False, True)]
     async with db.session() as session:
-        events = await timeline.events(session, incident_id=incident.id, kinds=["page"])
+        events = await timeline.events(session, incident_id=incident_id, kinds=["page"])
     assert events[-1].data["action"] == "cancelled"
     assert "acknowledged by <@U0LEAD>" in events[-1].text
 
 
 async def test_a_page_due_after_an_ack_is_not_sent_even_if_the_signal_was_lost(
-    db: Database, clock: FakeClock, pager: FakePager, make_escalator: MakeEscalator
+    db: Database, clock: FakeClock, pager: FakePager, start: Start
 ) -> None:
-    escalator = make_escalator(config(escalation={**STANDARD["escalation"], "stop_on": "ack"}))
-    incident = await declare(db, clock)
-    assert incident.id is not None
-    await escalator.incident_declared(incident.id)
-    await acknowledge(db, clock, incident.id, "U0BOB")
+    escalator, incident_id = await start(config(escalation={**STANDARD["escalation"], "stop_on": "ack"}))
+    await acknowledge(db, clock, incident_id, "U0BOB")
     # No incident_acknowledged() call: the send-time check must stop level 2 on its own.
     clock.advance(timedelta(minutes=20))
     await escalator.run_due()
     assert pager.levels() == [1]
-    assert (await page_rows(db, incident.id))[1] == (2, 0, False, True)
+    assert (await page_rows(db, incident_id))[1] == (2, 0, False, True)
 
 
 async def test_resolve_cancels_everything_pending(
-    db: Database, clock: FakeClock, pager: FakePager, make_escalator: MakeEscalator
+    db: Database, clock: FakeClock, pager: FakePager, start: Start
 ) -> None:
-    escalator = make_escalator()
-    incident = await declare(db, clock)
-    assert incident.id is not None
-    await escalator.incident_declared(incident.id)
+    escalator, incident_id = await start()
     clock.advance(timedelta(minutes=5))
-    await resolve(db, clock, incident.id)
-    await escalator.incident_resolved(incident.id, actor="U0ALICE")
+    await resolve(db, clock, incident_id)
+    await escalator.incident_resolved(incident_id, actor="U0ALICE")
     clock.advance(timedelta(hours=1))
     await escalator.run_due()
     assert pager.levels() == [1]
-    assert await page_rows(db, incident.id) == [(1, 0, True, False), (2, 0, False, True), (3, 0, False, True)]
+    assert await page_rows(db, incident_id) == [(1, 0, True, False), (2, 0, False, True), (3, 0, False, True)]
     assert pager.reminders == []  # the status reminder went with it
 
 
 async def test_raising_severity_adds_levels_and_pages_overdue_ones_now(
-    db: Database, clock: FakeClock, pager: FakePager, make_escalator: MakeEscalator
+    db: Database, clock: FakeClock, pager: FakePager, start: Start
 ) -> None:
-    escalator = make_escalator()
-    incident = await declare(db, clock, severity="P3")
-    assert incident.id is not None
     declared = clock.now()
-    await escalator.incident_declared(incident.id)
+    escalator, incident_id = await start(severity="P3")
     clock.advance(timedelta(minutes=20))
-    await set_severity(db, clock, incident.id, "P1")
-    report = await escalator.severity_changed(incident.id)
+    await set_severity(db, clock, incident_id, "P1")
+    report = await escalator.severity_changed(incident_id)
     assert report.pages == 1
     assert pager.levels() == [1, 2]
     async with db.session() as session:
-        rows = await service.pages(session, incident_id=incident.id)
+        rows = await service.pages(session, incident_id=incident_id)
     assert rows[1].due_at == clock.now() and not rows[1].late  # due now, not "late"
     assert rows[2].due_at == declared + timedelta(minutes=30)
     clock.advance(timedelta(minutes=10))
@@ -199,27 +178,24 @@ async def test_raising_severity_adds_levels_and_pages_overdue_ones_now(
 
 
 async def test_lowering_severity_cancels_levels_and_raising_it_again_restores_them(
-    db: Database, clock: FakeClock, pager: FakePager, make_escalator: MakeEscalator
+    db: Database, clock: FakeClock, pager: FakePager, start: Start
 ) -> None:
-    escalator = make_escalator()
-    incident = await declare(db, clock)
-    assert incident.id is not None
-    await escalator.incident_declared(incident.id)
+    escalator, incident_id = await start()
     clock.advance(timedelta(minutes=5))
-    await set_severity(db, clock, incident.id, "P4")
-    await escalator.severity_changed(incident.id)
-    assert await page_rows(db, incident.id) == [(1, 0, True, False), (2, 0, False, True), (3, 0, False, True)]
+    await set_severity(db, clock, incident_id, "P4")
+    await escalator.severity_changed(incident_id)
+    assert await page_rows(db, incident_id) == [(1, 0, True, False), (2, 0, False, True), (3, 0, False, True)]
     clock.advance(timedelta(minutes=5))
-    await set_severity(db, clock, incident.id, "P2")
-    await escalator.severity_changed(incident.id)
-    assert await page_rows(db, incident.id) == [(1, 0, True, False), (2, 0, False, False), (3, 0, False, False)]
+    await set_severity(db, clock, incident_id, "P2")
+    await escalator.severity_changed(incident_id)
+    assert await page_rows(db, incident_id) == [(1, 0, True, False), (2, 0, False, False), (3, 0, False, False)]
     clock.advance(timedelta(minutes=5))  # 15 minutes after the declaration
     await escalator.run_due()
     assert pager.levels() == [1, 2]
 
 
 async def test_a_failed_dm_is_reported_and_the_next_level_still_fires(
-    db: Database, clock: FakeClock, pager: FakePager, make_escalator: MakeEscalator
+    db: Database, clock: FakeClock, pager: FakePager, start: Start
 ) -> None:
     cfg = config(
         escalation={
@@ -230,10 +206,7 @@ async def test_a_failed_dm_is_reported_and_the_next_level_still_fires(
             ]
         }
     )
-    escalator = make_escalator(cfg)
-    incident = await declare(db, clock)
-    assert incident.id is not None
-    await escalator.incident_declared(incident.id)
+    escalator, incident_id = await start(cfg)
     clock.advance(timedelta(minutes=15))
     await escalator.run_due()
     level_two = pager.reports[-1][1]
@@ -246,14 +219,14 @@ async def test_a_failed_dm_is_reported_and_the_next_level_still_fires(
     assert level_three.paged == ["U0CTO"] and level_three.failed == {"U0NOBODY": "user_not_found"}
     assert pager.invites[-1] == ("C0INC1", ["U0CTO"])
     async with db.session() as session:
-        rows = await service.pages(session, incident_id=incident.id)
-        events = await timeline.events(session, incident_id=incident.id, kinds=["page"])
+        rows = await service.pages(session, incident_id=incident_id)
+        events = await timeline.events(session, incident_id=incident_id, kinds=["page"])
     assert rows[1].sent_at is not None and rows[1].failed == {"U0GHOST": "user_not_found"}
     assert events[1].text == "Page for level 2 (Team lead) reached nobody"
 
 
 async def test_groups_handles_and_an_empty_oncall_are_resolved_or_reported(
-    db: Database, clock: FakeClock, pager: FakePager, make_escalator: MakeEscalator
+    clock: FakeClock, pager: FakePager, start: Start
 ) -> None:
     pager.groups = {"S0LEADS": ["U0LEAD", "U0BOB"], "S0EMPTY": []}
     pager.handles = {"cto": "U0CTO"}
@@ -267,10 +240,7 @@ async def test_groups_handles_and_an_empty_oncall_are_resolved_or_reported(
             }
         }
     )
-    escalator = make_escalator(cfg)
-    incident = await declare(db, clock)
-    assert incident.id is not None
-    await escalator.incident_declared(incident.id)
+    escalator, incident_id = await start(cfg)
     report = pager.reports[0][1]
     assert report.paged == ["U0LEAD", "U0BOB", "U0CTO"]  # U0BOB once, though named twice
     assert set(report.unresolved) == {"oncall", "S0EMPTY"}
@@ -283,34 +253,28 @@ async def test_groups_handles_and_an_empty_oncall_are_resolved_or_reported(
 
 
 async def test_a_page_that_reached_nobody_is_retried_then_recorded(
-    db: Database, clock: FakeClock, pager: FakePager, make_escalator: MakeEscalator
+    db: Database, clock: FakeClock, pager: FakePager, start: Start
 ) -> None:
-    escalator = make_escalator(config(escalation={"levels": [{"name": "Ghost", "after": "0m", "notify": ["U0GHOST"]}]}))
     pager.fail_reports = 5  # the channel is unreachable too: nobody heard of this page
-    incident = await declare(db, clock)
-    assert incident.id is not None
-    await escalator.incident_declared(incident.id)
-    assert await page_rows(db, incident.id) == [(1, 0, False, False)]
+    escalator, incident_id = await start(config(escalation=GHOST))
+    assert await page_rows(db, incident_id) == [(1, 0, False, False)]
     assert await escalator.next_due() == clock.now() + escalator.retry_backoff
     clock.advance(escalator.retry_backoff)
     await escalator.run_due()
-    assert await page_rows(db, incident.id) == [(1, 0, False, False)]
+    assert await page_rows(db, incident_id) == [(1, 0, False, False)]
     clock.advance(escalator.retry_backoff * 2)
     await escalator.run_due()  # third attempt: give up and record it
     async with db.session() as session:
-        (row,) = await service.pages(session, incident_id=incident.id)
+        (row,) = await service.pages(session, incident_id=incident_id)
     assert row.sent_at is not None and row.attempts == 3
     assert row.error and "channel_not_found" in row.error
 
 
 async def test_channel_mention_is_retried_when_nobody_got_a_dm_but_recovered_later(
-    db: Database, clock: FakeClock, pager: FakePager, make_escalator: MakeEscalator
+    clock: FakeClock, pager: FakePager, start: Start
 ) -> None:
-    escalator = make_escalator(config(escalation={"levels": [{"name": "Ghost", "after": "0m", "notify": ["U0GHOST"]}]}))
     pager.fail_reports = 1
-    incident = await declare(db, clock)
-    assert incident.id is not None
-    await escalator.incident_declared(incident.id)
+    escalator, incident_id = await start(config(escalation=GHOST))
     clock.advance(escalator.retry_backoff)
     await escalator.run_due()
     assert pager.levels() == [1]
@@ -318,33 +282,25 @@ async def test_channel_mention_is_retried_when_nobody_got_a_dm_but_recovered_lat
 
 
 async def test_the_last_level_repeats_until_resolved(
-    db: Database, clock: FakeClock, pager: FakePager, make_escalator: MakeEscalator
+    db: Database, clock: FakeClock, pager: FakePager, start: Start
 ) -> None:
-    escalator = make_escalator(config(escalation={**STANDARD["escalation"], "repeat_last_every": "10m"}))
-    incident = await declare(db, clock)
-    assert incident.id is not None
-    await escalator.incident_declared(incident.id)
+    escalator, incident_id = await start(config(escalation={**STANDARD["escalation"], "repeat_last_every": "10m"}))
     for _ in range(4):  # 15, 30, 40, 50 min after the declaration
         clock.advance(timedelta(minutes=10) if pager.levels()[-1:] == [3] else timedelta(minutes=15))
         await escalator.run_due()
     assert [(r.page.level, r.page.repeat) for _, r in pager.reports] == [(1, 0), (2, 0), (3, 0), (3, 1), (3, 2)]
-    await resolve(db, clock, incident.id)
-    await escalator.incident_resolved(incident.id)
+    await resolve(db, clock, incident_id)
+    await escalator.incident_resolved(incident_id)
     clock.advance(timedelta(hours=1))
     await escalator.run_due()
     assert len(pager.reports) == 5
-    assert (await page_rows(db, incident.id))[-1] == (3, 3, False, True)
+    assert (await page_rows(db, incident_id))[-1] == (3, 3, False, True)
 
 
-async def test_a_page_with_no_channel_still_dms(
-    db: Database, clock: FakeClock, pager: FakePager, make_escalator: MakeEscalator
-) -> None:
-    escalator = make_escalator()
-    incident = await declare(db, clock, channel_id=None)
-    assert incident.id is not None
-    await escalator.incident_declared(incident.id)
+async def test_a_page_with_no_channel_still_dms(db: Database, pager: FakePager, start: Start) -> None:
+    escalator, incident_id = await start(channel_id=None)
     assert len(pager.dms) == 1 and pager.reports == [] and pager.invites == []
-    assert await page_rows(db, incident.id) == [(1, 0, True, False), (2, 0, False, False), (3, 0, False, False)]
+    assert await page_rows(db, incident_id) == [(1, 0, True, False), (2, 0, False, False), (3, 0, False, False)]
 
 
 async def test_on_call_view_per_level(clock: FakeClock, make_escalator: MakeEscalator) -> None:
@@ -445,24 +401,21 @@ async def test_a_5xx_on_one_dm_retries_only_that_person(
 
 
 async def test_a_dm_that_keeps_failing_is_given_up_after_the_last_attempt(
-    db: Database, clock: FakeClock, pager: FakePager, make_escalator: MakeEscalator
+    db: Database, clock: FakeClock, pager: FakePager, start: Start
 ) -> None:
     pager.on_dm = failing_dms({"U0CTO": ["unreachable"] * 10})
-    escalator = make_escalator(two_people())
-    incident = await declare(db, clock)
-    assert incident.id is not None
-    await escalator.incident_declared(incident.id)
+    escalator, incident_id = await start(two_people())
     clock.advance(escalator.retry_backoff)
     await escalator.run_due()
-    assert await page_rows(db, incident.id) == [(1, 0, False, False)]
+    assert await page_rows(db, incident_id) == [(1, 0, False, False)]
     clock.advance(escalator.retry_backoff * 2)
     assert (await escalator.run_due()).pages == 1
     clock.advance(timedelta(hours=1))
     await escalator.run_due()
     assert pager.paged() == [(1, "U0LEAD")]
-    assert await page_targets(db, incident.id) == {"U0LEAD": ("sent", 1), "U0CTO": ("failed", 3)}
+    assert await page_targets(db, incident_id) == {"U0LEAD": ("sent", 1), "U0CTO": ("failed", 3)}
     async with db.session() as session:
-        (row,) = await service.pages(session, incident_id=incident.id)
+        (row,) = await service.pages(session, incident_id=incident_id)
     assert row.attempts == 3 and row.sent_to == ["U0LEAD"]
     assert row.failed == {"U0CTO": "gave up after 3 attempts: unreachable"}
     last = pager.reports[-1][1]
@@ -485,45 +438,39 @@ async def test_a_permanent_dm_error_is_not_retried(
 
 
 async def test_resolving_while_a_retry_waits_records_who_was_paged_and_dms_nobody_else(
-    db: Database, clock: FakeClock, pager: FakePager, make_escalator: MakeEscalator
+    db: Database, clock: FakeClock, pager: FakePager, start: Start
 ) -> None:
     pager.on_dm = failing_dms({"U0CTO": ["http_500"]})
-    escalator = make_escalator(two_people())
-    incident = await declare(db, clock)
-    assert incident.id is not None
-    await escalator.incident_declared(incident.id)
-    await resolve(db, clock, incident.id)
-    await escalator.incident_resolved(incident.id)
-    assert await page_rows(db, incident.id) == [(1, 0, False, False)]  # not cancelled: it reached the lead
+    escalator, incident_id = await start(two_people())
+    await resolve(db, clock, incident_id)
+    await escalator.incident_resolved(incident_id)
+    assert await page_rows(db, incident_id) == [(1, 0, False, False)]  # not cancelled: it reached the lead
     clock.advance(escalator.retry_backoff)
     await escalator.run_due()
     assert pager.paged() == [(1, "U0LEAD")]
     async with db.session() as session:
-        (row,) = await service.pages(session, incident_id=incident.id)
-        events = await timeline.events(session, incident_id=incident.id, kinds=["page"])
+        (row,) = await service.pages(session, incident_id=incident_id)
+        events = await timeline.events(session, incident_id=incident_id, kinds=["page"])
     assert row.sent_at is not None and row.cancelled_at is None
     assert row.sent_to == ["U0LEAD"] and row.failed == {"U0CTO": "not paged: incident resolved"}
     assert [e.data["action"] for e in events] == ["sent"]
 
 
 async def test_resolving_before_anyone_was_reached_cancels_the_retry(
-    db: Database, clock: FakeClock, pager: FakePager, make_escalator: MakeEscalator
+    db: Database, clock: FakeClock, pager: FakePager, start: Start
 ) -> None:
     pager.on_dm = failing_dms({"U0LEAD": ["http_500"], "U0CTO": ["http_500"]})
-    escalator = make_escalator(two_people())
-    incident = await declare(db, clock)
-    assert incident.id is not None
-    await escalator.incident_declared(incident.id)
-    await resolve(db, clock, incident.id)
-    await escalator.incident_resolved(incident.id)
+    escalator, incident_id = await start(two_people())
+    await resolve(db, clock, incident_id)
+    await escalator.incident_resolved(incident_id)
     clock.advance(escalator.retry_backoff)
     await escalator.run_due()
     assert pager.dms == []
-    assert await page_rows(db, incident.id) == [(1, 0, False, True)]
+    assert await page_rows(db, incident_id) == [(1, 0, False, True)]
 
 
 async def test_a_user_group_that_cannot_be_read_for_now_is_read_again_on_the_retry(
-    db: Database, clock: FakeClock, pager: FakePager, make_escalator: MakeEscalator
+    db: Database, clock: FakeClock, pager: FakePager, start: Start
 ) -> None:
     pager.groups = {"S0LEADS": ["U0LEAD", "U0BOB"]}
     reads = 0
@@ -538,10 +485,7 @@ async def test_a_user_group_that_cannot_be_read_for_now_is_read_again_on_the_ret
 
     pager.group_members = flaky  # type: ignore[method-assign]
     cfg = config(escalation={"levels": [{"name": "Leads", "after": "0m", "notify": ["U0CTO", "S0LEADS"]}]})
-    escalator = make_escalator(cfg)
-    incident = await declare(db, clock)
-    assert incident.id is not None
-    await escalator.incident_declared(incident.id)
+    escalator, incident_id = await start(cfg)
     assert pager.paged() == [(1, "U0CTO")]
     assert set(pager.reports[0][1].retrying) == {"S0LEADS"}
     # The membership changed before the retry: the group is read at send time.
@@ -551,7 +495,7 @@ async def test_a_user_group_that_cannot_be_read_for_now_is_read_again_on_the_ret
     assert pager.paged() == [(1, "U0CTO"), (1, "U0LEAD"), (1, "U0CAROL")]  # the CTO once, though in the group
     assert pager.invites[-1] == ("C0INC1", ["U0LEAD", "U0CAROL"])
     async with db.session() as session:
-        (row,) = await service.pages(session, incident_id=incident.id)
+        (row,) = await service.pages(session, incident_id=incident_id)
     assert row.sent_to == ["U0CTO", "U0LEAD", "U0CAROL"] and row.failed == {}
 
 
@@ -626,3 +570,28 @@ async def test_releasing_a_page_frees_the_recipients_its_sender_held(
         )
         assert await service.claim(session, model=Page, row_id=page.id, token="second", now=retry_at)
         assert await service.claim_target(session, target_id=row.id, token="second", now=retry_at)
+
+
+async def test_a_page_that_keeps_crashing_is_given_up_after_the_last_attempt(
+    db: Database, clock: FakeClock, pager: FakePager, start: Start
+) -> None:
+    """An unexpected error (a bug, not Slack) is retried like an outage, then the page is recorded as sent."""
+
+    async def broken(*, incident: object, report: object) -> None:
+        raise RuntimeError("renderer bug")
+
+    pager.report_page = broken  # type: ignore[assignment,method-assign]
+    escalator, incident_id = await start()
+    oncall_user = on_call_at(escalator.config.oncall, clock.now())
+    assert await page_rows(db, incident_id) == [(1, 0, False, False), (2, 0, False, False), (3, 0, False, False)]
+    clock.advance(escalator.retry_backoff)
+    await escalator.run_due()
+    clock.advance(escalator.retry_backoff * 2)
+    await escalator.run_due()  # the third attempt fails too: give up and record what it did
+    assert pager.paged() == [(1, oncall_user)]  # DMed once, though tried three times
+    async with db.session() as session:
+        row = (await service.pages(session, incident_id=incident_id))[0]
+        events = await timeline.events(session, incident_id=incident_id, kinds=["page"])
+    assert row.sent_at is not None and row.attempts == 3 and row.sent_to == [oncall_user]
+    assert row.error == "gave up after 3 attempts: RuntimeError: renderer bug"
+    assert [e.data["level"] for e in events] == [1]

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
 from datetime import timedelta
+from typing import Any
 
 from bot.clock import FakeClock
 from bot.db import Database
@@ -15,26 +16,39 @@ from bot.incidents.models import Role
 from bot.timeline import service as timeline
 from tests.escalation.conftest import (
     FakePager,
+    MakeEscalator,
+    Start,
     declare,
     resolve,
     set_severity,
     status_update,
 )
 
-MakeEscalator = Callable[..., Escalator]
-
 
 def kinds(pager: FakePager) -> list[str]:
     return [reminder.kind for _, reminder in pager.reminders]
 
 
-async def test_silent_p1_is_reminded_every_interval_and_the_commander_is_mentioned(
-    db: Database, clock: FakeClock, pager: FakePager, make_escalator: MakeEscalator
-) -> None:
-    escalator = make_escalator()
-    incident = await declare(db, clock, declared_by="U0BOB")
+async def resolved(db: Database, clock: FakeClock, escalator: Escalator) -> int:
+    """An incident declared and resolved at once (never paged); the escalator is told of the resolution."""
+    incident = await declare(db, clock)
     assert incident.id is not None
-    await escalator.incident_declared(incident.id)
+    await resolve(db, clock, incident.id)
+    await escalator.incident_resolved(incident.id)
+    return incident.id
+
+
+async def postmortem_event(db: Database, clock: FakeClock, incident_id: int, *data: dict[str, Any]) -> None:
+    """`postmortem` timeline events, as `/incident postmortem` records them."""
+    async with db.session() as session:
+        for item in data:
+            await timeline.record(session, incident_id=incident_id, kind="postmortem", at=clock.now(), data=item)
+
+
+async def test_silent_p1_is_reminded_every_interval_and_the_commander_is_mentioned(
+    db: Database, clock: FakeClock, pager: FakePager, start: Start
+) -> None:
+    escalator, incident_id = await start(declared_by="U0BOB")
     clock.advance(timedelta(minutes=14))
     await escalator.run_due()
     assert pager.reminders == []
@@ -47,19 +61,16 @@ async def test_silent_p1_is_reminded_every_interval_and_the_commander_is_mention
     await escalator.run_due()
     assert kinds(pager) == ["status_update", "status_update"]
     async with db.session() as session:
-        events = await timeline.events(session, incident_id=incident.id, kinds=["reminder"])
+        events = await timeline.events(session, incident_id=incident_id, kinds=["reminder"])
     assert len(events) == 2
 
 
 async def test_a_status_update_pushes_the_reminder_back(
-    db: Database, clock: FakeClock, pager: FakePager, make_escalator: MakeEscalator
+    db: Database, clock: FakeClock, pager: FakePager, start: Start
 ) -> None:
-    escalator = make_escalator()
-    incident = await declare(db, clock)
-    assert incident.id is not None
-    await escalator.incident_declared(incident.id)
+    escalator, incident_id = await start()
     clock.advance(timedelta(minutes=10))
-    await status_update(db, clock, incident.id)
+    await status_update(db, clock, incident_id)
     clock.advance(timedelta(minutes=5))
     await escalator.run_due()  # 15 min after declaring, 5 after the update: not yet
     assert pager.reminders == []
@@ -93,35 +104,29 @@ async def test_commander_is_the_one_mentioned(
 
 
 async def test_p3_gets_no_status_reminders_until_raised_to_p2(
-    db: Database, clock: FakeClock, pager: FakePager, make_escalator: MakeEscalator
+    db: Database, clock: FakeClock, pager: FakePager, start: Start
 ) -> None:
-    escalator = make_escalator()
-    incident = await declare(db, clock, severity="P3")
-    assert incident.id is not None
-    await escalator.incident_declared(incident.id)
+    escalator, incident_id = await start(severity="P3")
     clock.advance(timedelta(hours=1))
     await escalator.run_due()
     assert pager.reminders == []
-    await set_severity(db, clock, incident.id, "P2")
-    await escalator.severity_changed(incident.id)  # an hour without an update: remind at once
+    await set_severity(db, clock, incident_id, "P2")
+    await escalator.severity_changed(incident_id)  # an hour without an update: remind at once
     assert kinds(pager) == ["status_update"]
-    await set_severity(db, clock, incident.id, "P4")
-    await escalator.severity_changed(incident.id)
+    await set_severity(db, clock, incident_id, "P4")
+    await escalator.severity_changed(incident_id)
     clock.advance(timedelta(hours=1))
     await escalator.run_due()
     assert kinds(pager) == ["status_update"]
 
 
 async def test_resolve_stops_status_reminders_and_chases_the_postmortem_once(
-    db: Database, clock: FakeClock, pager: FakePager, make_escalator: MakeEscalator
+    db: Database, clock: FakeClock, pager: FakePager, start: Start
 ) -> None:
-    escalator = make_escalator()
-    incident = await declare(db, clock)
-    assert incident.id is not None
-    await escalator.incident_declared(incident.id)
+    escalator, incident_id = await start()
     clock.advance(timedelta(minutes=10))
-    await resolve(db, clock, incident.id, user="U0DAVE")
-    await escalator.incident_resolved(incident.id)
+    await resolve(db, clock, incident_id, user="U0DAVE")
+    await escalator.incident_resolved(incident_id)
     clock.advance(timedelta(hours=23, minutes=59))
     await escalator.run_due()
     assert pager.reminders == []
@@ -138,20 +143,14 @@ async def test_a_finished_postmortem_is_not_chased(
     db: Database, clock: FakeClock, pager: FakePager, make_escalator: MakeEscalator
 ) -> None:
     escalator = make_escalator()
-    incident = await declare(db, clock)
-    assert incident.id is not None
-    await resolve(db, clock, incident.id)
-    await escalator.incident_resolved(incident.id)
+    incident_id = await resolved(db, clock, escalator)
     clock.advance(timedelta(hours=3))
-    async with db.session() as session:
-        await timeline.record(
-            session, incident_id=incident.id, kind="postmortem", at=clock.now(), data={"finished": True}
-        )
+    await postmortem_event(db, clock, incident_id, {"finished": True})
     clock.advance(timedelta(days=1))
     await escalator.run_due()
     assert pager.reminders == []
     async with db.session() as session:
-        (row,) = await service.reminders(session, incident_id=incident.id, kind=ReminderKind.POSTMORTEM)
+        (row,) = await service.reminders(session, incident_id=incident_id, kind=ReminderKind.POSTMORTEM)
     assert row.cancelled_at is not None and row.cancel_reason == "post-mortem finished"
 
 
@@ -159,25 +158,16 @@ async def test_a_draft_postmortem_is_still_chased(
     db: Database, clock: FakeClock, pager: FakePager, make_escalator: MakeEscalator
 ) -> None:
     escalator = make_escalator()
-    incident = await declare(db, clock)
-    assert incident.id is not None
-    await resolve(db, clock, incident.id)
-    await escalator.incident_resolved(incident.id)
-    async with db.session() as session:
-        await timeline.record(session, incident_id=incident.id, kind="postmortem", at=clock.now(), data={"draft": True})
+    incident_id = await resolved(db, clock, escalator)
+    await postmortem_event(db, clock, incident_id, {"draft": True})
     clock.advance(timedelta(days=1))
     await escalator.run_due()
     assert kinds(pager) == ["postmortem"]
 
 
-async def test_a_reminder_that_cannot_be_posted_is_retried(
-    db: Database, clock: FakeClock, pager: FakePager, make_escalator: MakeEscalator
-) -> None:
-    escalator = make_escalator()
+async def test_a_reminder_that_cannot_be_posted_is_retried(clock: FakeClock, pager: FakePager, start: Start) -> None:
     pager.fail_reminders = 1
-    incident = await declare(db, clock)
-    assert incident.id is not None
-    await escalator.incident_declared(incident.id)
+    escalator, incident_id = await start()
     clock.advance(timedelta(minutes=15))
     await escalator.run_due()
     assert pager.reminders == []
@@ -187,27 +177,17 @@ async def test_a_reminder_that_cannot_be_posted_is_retried(
 
 
 async def test_two_processes_send_a_reminder_once(
-    db: Database, clock: FakeClock, make_escalator: MakeEscalator, database_url: str
+    db: Database, other_db: Database, clock: FakeClock, make_escalator: MakeEscalator, start: Start
 ) -> None:
-    import asyncio
-
-    from bot.settings import normalise_database_url
-
-    other = Database(normalise_database_url(database_url))
-    try:
-        pager_a, pager_b = FakePager(), FakePager()
-        a, b = make_escalator(pager=pager_a), make_escalator(pager=pager_b, db=other)
-        incident = await declare(db, clock)
-        assert incident.id is not None
-        await a.incident_declared(incident.id)
-        clock.advance(timedelta(minutes=15))
-        await asyncio.gather(a.run_due(), b.run_due(), a.run_due(), b.run_due())
-        assert len(pager_a.reminders) + len(pager_b.reminders) == 1
-        async with db.session() as session:
-            rows = await service.reminders(session, incident_id=incident.id, kind=ReminderKind.STATUS_UPDATE)
-        assert [(r.seq, r.sent_at is not None) for r in rows] == [(0, True), (1, False)]
-    finally:
-        await other.dispose()
+    pager_a, pager_b = FakePager(), FakePager()
+    a, incident_id = await start(pager=pager_a)
+    b = make_escalator(pager=pager_b, db=other_db)
+    clock.advance(timedelta(minutes=15))
+    await asyncio.gather(a.run_due(), b.run_due(), a.run_due(), b.run_due())
+    assert len(pager_a.reminders) + len(pager_b.reminders) == 1
+    async with db.session() as session:
+        rows = await service.reminders(session, incident_id=incident_id, kind=ReminderKind.STATUS_UPDATE)
+    assert [(r.seq, r.sent_at is not None) for r in rows] == [(0, True), (1, False)]
 
 
 async def test_a_draft_shared_after_finishing_does_not_reopen_the_postmortem(
@@ -215,13 +195,10 @@ async def test_a_draft_shared_after_finishing_does_not_reopen_the_postmortem(
 ) -> None:
     """`/incident postmortem done`, then `/incident postmortem` shares a draft (`finished: false`) again."""
     escalator = make_escalator()
-    incident = await declare(db, clock)
-    assert incident.id is not None
-    await resolve(db, clock, incident.id)
-    await escalator.incident_resolved(incident.id)
-    async with db.session() as session:
-        for data in ({"finished": True}, {"file_id": "F1", "finished": False}, {"finished": "yes"}):
-            await timeline.record(session, incident_id=incident.id, kind="postmortem", at=clock.now(), data=data)
+    incident_id = await resolved(db, clock, escalator)
+    await postmortem_event(
+        db, clock, incident_id, {"finished": True}, {"file_id": "F1", "finished": False}, {"finished": "yes"}
+    )
     clock.advance(timedelta(days=1))
     await escalator.run_due()
     assert pager.reminders == []
@@ -231,14 +208,28 @@ async def test_only_finished_true_counts(
     db: Database, clock: FakeClock, pager: FakePager, make_escalator: MakeEscalator
 ) -> None:
     escalator = make_escalator()
-    incident = await declare(db, clock)
-    assert incident.id is not None
-    await resolve(db, clock, incident.id)
-    await escalator.incident_resolved(incident.id)
-    async with db.session() as session:
-        await timeline.record(
-            session, incident_id=incident.id, kind="postmortem", at=clock.now(), data={"finished": "no"}
-        )
+    incident_id = await resolved(db, clock, escalator)
+    await postmortem_event(db, clock, incident_id, {"finished": "no"})
     clock.advance(timedelta(days=1))
     await escalator.run_due()
     assert kinds(pager) == ["postmortem"]
+
+
+async def test_a_reminder_that_keeps_crashing_is_given_up_after_the_last_attempt(
+    db: Database, clock: FakeClock, pager: FakePager, start: Start
+) -> None:
+    async def broken(*, incident: object, reminder: object) -> None:
+        raise RuntimeError("renderer bug")
+
+    pager.post_reminder = broken  # type: ignore[assignment,method-assign]
+    escalator, incident_id = await start()
+    clock.advance(timedelta(minutes=15))
+    await escalator.run_due()
+    clock.advance(escalator.retry_backoff)
+    await escalator.run_due()
+    clock.advance(escalator.retry_backoff * 2)
+    await escalator.run_due()
+    async with db.session() as session:
+        (first, *_) = await service.reminders(session, incident_id=incident_id, kind=ReminderKind.STATUS_UPDATE)
+    assert first.sent_at is not None and first.attempts == 3 and first.sent_to == []
+    assert first.error == "gave up after 3 attempts: RuntimeError: renderer bug"

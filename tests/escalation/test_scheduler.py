@@ -11,11 +11,8 @@ from typing import Any
 from bot.clock import FakeClock, SystemClock
 from bot.db import Database
 from bot.escalation import service
-from bot.escalation.flows import Escalator
 from bot.escalation.scheduler import EscalationScheduler
-from tests.escalation.conftest import FakePager, config, declare
-
-MakeEscalator = Callable[..., Escalator]
+from tests.escalation.conftest import FakePager, MakeEscalator, config, declare
 
 FAST = {
     "levels": [

@@ -6,6 +6,7 @@ fails with Slack's own code (`user_not_found`, `user_disabled`) that the flow re
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any
@@ -73,7 +74,7 @@ def page_blocks(incident: Incident, page: PageMessage) -> list[Block]:
 
 def page_text(incident: Incident, page: PageMessage) -> str:
     late = f" (late by {format_duration(page.late_by)})" if page.late_by is not None else ""
-    return f"🚨 Paged for {incident.ref} [{incident.severity}] {escape(incident.title)}: {incident.status}{late}"
+    return f"🚨 Paged for {blocks.summary_text(incident)}{late}"
 
 
 def acknowledged_blocks(incident: Incident, user: str, *, note: str = "") -> list[Block]:
@@ -155,6 +156,7 @@ class SlackPager:
         self.client = client
         self.clock = clock
         self._handles: dict[str, str] | None = None
+        self._handles_lock = asyncio.Lock()  # pages sent side by side share one users.list crawl
 
     async def _dm_channel(self, user: str) -> str:
         response = await _call("open a DM", self.client.conversations_open(users=user))
@@ -201,13 +203,10 @@ class SlackPager:
         return [str(u) for u in data(response).get("users") or []]
 
     async def lookup_user(self, *, handle: str) -> str | None:
-        wanted = handle.lstrip("@").lower()
-        if self._handles is None:
-            self._handles = await self._load_handles()
-        return self._handles.get(wanted)
-
-    async def _load_handles(self) -> dict[str, str]:
-        return await user_handles(self.client)
+        async with self._handles_lock:
+            if self._handles is None:
+                self._handles = await user_handles(self.client)
+        return self._handles.get(handle.lstrip("@").lower())
 
     async def post_reminder(self, *, incident: Incident, reminder: ReminderMessage) -> None:
         text = reminder_text(incident, reminder)

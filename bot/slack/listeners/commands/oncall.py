@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from slack_bolt.async_app import AsyncApp
 
-from bot.config import Severity
 from bot.deps import Deps
 from bot.escalation import policy
 from bot.escalation.flows import Escalator
@@ -38,11 +37,7 @@ def on_call_blocks(escalator: Escalator) -> tuple[str, list[blocks.Block]]:
             line += f" · next {following} from {blocks.ts(level.next_at)}"
         lines.append(line)
         text_lines.append(f"{level.level}. {level.name}: {', '.join(level.now) or 'nobody'}")
-    groups: dict[str, list[str]] = {}
-    for severity in Severity:
-        groups.setdefault(policy.describe(config.escalation, severity), []).append(severity.value)
-    policy_lines = [f"{'/'.join(sevs)}: {text}" for text, sevs in groups.items()]
-    out = [blocks.mrkdwn("\n".join(lines)), blocks.context(" · ".join(policy_lines))]
+    out = [blocks.mrkdwn("\n".join(lines)), blocks.context(" · ".join(policy.describe_all(config.escalation)))]
     return "On call now: " + "; ".join(text_lines), out
 
 
