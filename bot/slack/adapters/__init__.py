@@ -16,7 +16,7 @@ from bot.slack.adapters.postmortem import SlackPostmortemChat
 def attach(deps: Deps, client: AsyncWebClient) -> None:
     deps.chat = SlackIncidentChat(client, clock=deps.clock)
     deps.services["slack_client"] = client
-    deps.services["alert_chat"] = SlackAlertChat(client, clock=deps.clock)
+    deps.services["alert_chat"] = SlackAlertChat(client)
     deps.services["playbook_chat"] = SlackPlaybookChat(client)
     deps.services["postmortem_chat"] = SlackPostmortemChat(client)
     deps.services["pager"] = SlackPager(client, clock=deps.clock)

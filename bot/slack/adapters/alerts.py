@@ -9,7 +9,6 @@ from typing import Any
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.alerts.ports import AlertLine, AlertView
-from bot.clock import Clock
 from bot.incidents.models import Incident
 from bot.slack import blocks
 from bot.slack.api import call, data
@@ -150,9 +149,8 @@ def resolve_button(number: int, ref: str) -> dict[str, Any]:
 
 
 class SlackAlertChat:
-    def __init__(self, client: AsyncWebClient, *, clock: Clock) -> None:
+    def __init__(self, client: AsyncWebClient) -> None:
         self.client = client
-        self.clock = clock
 
     async def post_alert(self, *, channel: str, view: AlertView) -> tuple[str, str]:
         response = await call(

@@ -1,37 +1,25 @@
-"""Alert buttons (Declare incident, Resolve) and the app-wide observability middleware.
-
-The middleware lives here because every Bolt request passes through it: it stamps a request id
-on the logs, counts commands by subcommand, and times each request from its arrival to its ack.
-"""
+"""Alert buttons: Declare incident (opens the prefilled form) and Resolve."""
 
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp
-from slack_bolt.context.ack.async_ack import AsyncAck as BoltAck
 from slack_bolt.context.respond.async_respond import AsyncRespond
-from slack_bolt.request.async_request import AsyncBoltRequest
-from slack_bolt.response import BoltResponse
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot import logs
 from bot.alerts import flows as alert_flows
 from bot.alerts.models import AlertGroup, AlertInstance
 from bot.config import Severity
 from bot.deps import Deps
-from bot.exceptions import BotError, UsageError
-from bot.incidents import grammar
+from bot.exceptions import UsageError
 from bot.incidents.grammar import MAX_TITLE
-from bot.observability import Metrics, install_slack_counter, metrics_of, request_started
 from bot.slack import blocks
 from bot.slack.api import call
 from bot.slack.listeners.common import guarded
-from bot.slack.listeners.views.incident import form_value, tell, tell_declared
-from bot.slack.text import clip, escape
+from bot.slack.listeners.views.incident import after_submit, form_value, title_errors
+from bot.slack.text import clip
 
 log = logging.getLogger(__name__)
 
@@ -87,83 +75,10 @@ def _number(body: dict[str, Any]) -> int:
     return int(value)
 
 
-# --- observability middleware ----------------------------------------------------------------------
-
-
-class TimedAck(BoltAck):
-    """Bolt's ack that reports, once, how long the request took to be acknowledged."""
-
-    def __init__(self, on_ack: Callable[[], None]) -> None:
-        super().__init__()
-        self._on_ack: Callable[[], None] | None = on_ack
-
-    async def __call__(self, *args: Any, **kwargs: Any) -> BoltResponse:  # type: ignore[override]
-        response = await super().__call__(*args, **kwargs)
-        if self._on_ack is not None:
-            report, self._on_ack = self._on_ack, None
-            try:
-                report()
-            except Exception:
-                log.debug("could not record ack latency", exc_info=True)
-        return response
-
-
-def classify(body: dict[str, Any]) -> tuple[str, str, str]:
-    """(kind, command, subcommand) of a Bolt request body, with bounded label values."""
-    if "command" in body:
-        command = str(body.get("command") or "")
-        command = command if command in {"/incident", "/status", "/restart", "/rollback"} else "other"
-        sub = ""
-        if command == "/incident":
-            try:
-                sub = grammar.parse(str(body.get("text") or "")).name
-            except Exception:  # UsageError, or anything else: a label, never a crash
-                sub = "invalid"
-            else:
-                sub = sub if sub in grammar.USAGE else "other"
-        return "command", command, sub
-    kind = str(body.get("type") or "unknown")
-    if kind == "event_callback":
-        return "event", "", ""
-    if kind in {"block_actions", "view_submission", "view_closed", "shortcut", "message_action", "block_suggestion"}:
-        return kind, "", ""
-    return "other", "", ""
-
-
-def observability_middleware(metrics: Metrics) -> Callable[..., Awaitable[Any]]:
-    async def observe(req: AsyncBoltRequest, next: Callable[[], Awaitable[Any]]) -> Any:
-        # Over HTTP the server set both for this request's task; Socket Mode has no such task per request.
-        over_http = req.mode != "socket_mode"
-        if not over_http or logs.current_request_id() is None:
-            logs.bind_request_id()
-        started = request_started.get() if over_http else None
-        if started is None:
-            started = time.perf_counter()
-            request_started.set(started)
-        body = req.body if isinstance(req.body, dict) else {}
-        kind, command, sub = classify(body)
-        if kind == "command":
-            metrics.commands.labels(command=command, subcommand=sub).inc()
-        else:
-            metrics.interactions.labels(kind=kind).inc()
-
-        def report() -> None:
-            metrics.observe_ack(kind, time.perf_counter() - started)
-
-        req.context["ack"] = TimedAck(report)
-        return await next()
-
-    return observe
-
-
 # --- registration ---------------------------------------------------------------------------------
 
 
 def register(app: AsyncApp, deps: Deps) -> None:
-    metrics = metrics_of(deps)
-    app.middleware(observability_middleware(metrics))
-    install_slack_counter(app.client, metrics)
-
     @app.action(AlertActionId.DECLARE)
     async def open_declare(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient, respond: AsyncRespond) -> None:
         await ack()
@@ -195,31 +110,23 @@ def register(app: AsyncApp, deps: Deps) -> None:
         ack: AsyncAck, body: dict[str, Any], view: dict[str, Any], client: AsyncWebClient
     ) -> None:
         title = form_value(view, "title") or ""
-        if not title:
-            await ack(response_action="errors", errors={"title": "Say what is broken, in a few words."})
-            return
-        if len(title) > MAX_TITLE:
-            await ack(response_action="errors", errors={"title": f"Keep it under {MAX_TITLE} characters."})
+        if errors := title_errors(title):
+            await ack(response_action="errors", errors=errors)
             return
         await ack()
         user = body["user"]["id"]
         severity = form_value(view, "severity")
-        group_id = int(view.get("private_metadata") or 0)
-        try:
-            outcome = await alert_flows.declare_from_alert(
-                deps,
-                group_id=group_id,
-                actor=user,
-                title=title,
-                severity=Severity(severity) if severity in {s.value for s in Severity} else None,
-                service_name=form_value(view, "service"),
-                playbook_id=form_value(view, "playbook"),
-                description=form_value(view, "description") or "",
-            )
-        except BotError as exc:
-            await tell(client, user=user, channel=None, text=f"⚠️ {escape(str(exc))}")
-            return
-        await tell_declared(client, user=user, channel=None, outcome=outcome, how="declared from the alert")
+        work = alert_flows.declare_from_alert(
+            deps,
+            group_id=int(view.get("private_metadata") or 0),
+            actor=user,
+            title=title,
+            severity=Severity(severity) if severity in {s.value for s in Severity} else None,
+            service_name=form_value(view, "service"),
+            playbook_id=form_value(view, "playbook"),
+            description=form_value(view, "description") or "",
+        )
+        await after_submit(client, user=user, channel=None, work=work, declared="declared from the alert")
 
     @app.action(AlertActionId.RESOLVE)
     async def resolve(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:

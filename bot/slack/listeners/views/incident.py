@@ -7,6 +7,7 @@ the flow runs after the ack and its result reaches the user as an ephemeral mess
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp
@@ -67,36 +68,54 @@ async def tell_declared(
     await tell(client, user=user, channel=channel, text=text, extra=extra)
 
 
+def title_errors(title: str) -> dict[str, str] | None:
+    """Field errors for a declare form's title (the modal stays open), or None when it is fine."""
+    if not title:
+        return {"title": "Say what is broken, in a few words."}
+    if len(title) > MAX_TITLE:
+        return {"title": f"Keep it under {MAX_TITLE} characters."}
+    return None
+
+
+async def after_submit(
+    client: AsyncWebClient, *, user: str, channel: str | None, work: Awaitable[Outcome], declared: str | None = None
+) -> None:
+    """Run the flow a form asked for, after its ack; the user hears of errors, setup problems, or the new incident."""
+    try:
+        outcome = await work
+    except BotError as exc:
+        await tell(client, user=user, channel=channel, text=f"⚠️ {escape(str(exc))}")
+        return
+    if declared is not None:
+        await tell_declared(client, user=user, channel=channel, outcome=outcome, how=declared)
+    elif outcome.problems:
+        await tell(client, user=user, channel=outcome.incident.channel_id, text="⚠️ " + "; ".join(outcome.problems))
+
+
 def register(app: AsyncApp, deps: Deps) -> None:
     @app.view(blocks.CallbackId.DECLARE)
     async def declare_submitted(
         ack: AsyncAck, body: dict[str, Any], view: dict[str, Any], client: AsyncWebClient
     ) -> None:
         title = form_value(view, "title") or ""
-        if not title:
-            await ack(response_action="errors", errors={"title": "Say what is broken, in a few words."})
-            return
-        if len(title) > MAX_TITLE:
-            await ack(response_action="errors", errors={"title": f"Keep it under {MAX_TITLE} characters."})
+        if errors := title_errors(title):
+            await ack(response_action="errors", errors=errors)
             return
         await ack()
         user = body["user"]["id"]
-        origin = view.get("private_metadata") or None
-        severity_value = form_value(view, "severity")
-        try:
-            outcome = await flows.declare(
-                deps,
-                title=title,
-                declared_by=user,
-                severity=Severity(severity_value) if severity_value else None,
-                service_name=form_value(view, "service"),
-                playbook_id=form_value(view, "playbook"),
-                description=form_value(view, "description") or "",
-            )
-        except BotError as exc:
-            await tell(client, user=user, channel=origin, text=f"⚠️ {escape(str(exc))}")
-            return
-        await tell_declared(client, user=user, channel=origin, outcome=outcome)
+        severity = form_value(view, "severity")
+        work = flows.declare(
+            deps,
+            title=title,
+            declared_by=user,
+            severity=Severity(severity) if severity else None,
+            service_name=form_value(view, "service"),
+            playbook_id=form_value(view, "playbook"),
+            description=form_value(view, "description") or "",
+        )
+        await after_submit(
+            client, user=user, channel=view.get("private_metadata") or None, work=work, declared="declared"
+        )
 
     @app.view(blocks.CallbackId.UPDATE)
     async def update_submitted(
@@ -108,16 +127,14 @@ def register(app: AsyncApp, deps: Deps) -> None:
             return
         await ack()
         user = body["user"]["id"]
-        number = int(view.get("private_metadata") or 0)
-        try:
-            outcome = await flows.update_status(
-                deps, incident_id=number, status=Status(status), message=form_value(view, "message") or "", actor=user
-            )
-        except BotError as exc:
-            await tell(client, user=user, channel=None, text=f"⚠️ {escape(str(exc))}")
-            return
-        if outcome.problems:
-            await tell(client, user=user, channel=outcome.incident.channel_id, text="⚠️ " + "; ".join(outcome.problems))
+        work = flows.update_status(
+            deps,
+            incident_id=int(view.get("private_metadata") or 0),
+            status=Status(status),
+            message=form_value(view, "message") or "",
+            actor=user,
+        )
+        await after_submit(client, user=user, channel=None, work=work)
 
     @app.view(blocks.CallbackId.RESOLVE)
     async def resolve_submitted(
@@ -125,13 +142,10 @@ def register(app: AsyncApp, deps: Deps) -> None:
     ) -> None:
         await ack()
         user = body["user"]["id"]
-        number = int(view.get("private_metadata") or 0)
-        try:
-            outcome = await flows.resolve(
-                deps, incident_id=number, summary=form_value(view, "summary") or "", actor=user
-            )
-        except BotError as exc:
-            await tell(client, user=user, channel=None, text=f"⚠️ {escape(str(exc))}")
-            return
-        if outcome.problems:
-            await tell(client, user=user, channel=outcome.incident.channel_id, text="⚠️ " + "; ".join(outcome.problems))
+        work = flows.resolve(
+            deps,
+            incident_id=int(view.get("private_metadata") or 0),
+            summary=form_value(view, "summary") or "",
+            actor=user,
+        )
+        await after_submit(client, user=user, channel=None, work=work)
