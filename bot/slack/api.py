@@ -2,24 +2,34 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from collections.abc import Awaitable
 from typing import Any
 
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
+from bot.config import is_user_id
 from bot.exceptions import ChannelNameTaken, ChatError
 
 log = logging.getLogger(__name__)
 
 
-async def call(step: str, request: Awaitable[AsyncSlackResponse]) -> AsyncSlackResponse:
+async def call(
+    step: str, request: Awaitable[AsyncSlackResponse], *, expected: frozenset[str] = frozenset()
+) -> AsyncSlackResponse:
+    """Await a Web API call; failures become ChatError. `expected` codes are the caller's to handle, not logged."""
     try:
         return await request
     except SlackApiError as exc:
         code = str(exc.response.get("error", "")) if exc.response is not None else ""
-        log.warning("slack call failed: %s: %s", step, code or exc)
+        status = getattr(exc.response, "status_code", None)
+        if not code and isinstance(status, int) and status >= 400:
+            code = f"http_{status}"  # a gateway's error page carries no Slack code; callers retry these
+        if code not in expected:
+            log.warning("slack call failed: %s: %s", step, code or exc)
         if code == "name_taken":
             raise ChannelNameTaken(f"{step}: the name is taken", step=step, code=code) from exc
         raise ChatError(f"{step}: Slack answered {code or 'an error'}", step=step, code=code) from exc
@@ -30,6 +40,43 @@ async def call(step: str, request: Awaitable[AsyncSlackResponse]) -> AsyncSlackR
 
 def data(response: AsyncSlackResponse) -> dict[str, Any]:
     return response.data if isinstance(response.data, dict) else {}
+
+
+_ALREADY_THERE = frozenset({"already_in_channel", "cant_invite_self"})
+
+
+async def invite(client: Any, *, channel_id: str, users: list[str], step: str = "invite") -> None:
+    """Invite people one by one (Slack refuses a whole call when one is a member); system actors are skipped."""
+    for user in users:
+        if not is_user_id(user):
+            continue
+        try:
+            await call(step, client.conversations_invite(channel=channel_id, users=user), expected=_ALREADY_THERE)
+        except ChatError as exc:
+            if exc.code not in _ALREADY_THERE:
+                raise
+
+
+class UserHandles:
+    """`@handle` → user ID for bot.yml targets and permissions, shared by every adapter.
+
+    One `users.list` crawl at a time (it is paginated and tightly rate limited), refreshed after
+    `ttl` seconds so new and renamed people are found without a restart.
+    """
+
+    def __init__(self, client: Any, *, ttl: float = 300.0) -> None:
+        self.client = client
+        self.ttl = ttl
+        self._handles: dict[str, str] = {}
+        self._loaded_at = float("-inf")
+        self._lock = asyncio.Lock()
+
+    async def lookup(self, handle: str) -> str | None:
+        async with self._lock:
+            if time.monotonic() - self._loaded_at > self.ttl:
+                self._handles = await user_handles(self.client)
+                self._loaded_at = time.monotonic()
+        return self._handles.get(handle.lstrip("@").lower())
 
 
 async def user_handles(client: Any) -> dict[str, str]:

@@ -11,6 +11,7 @@ from bot.slack.adapters.incidents import SlackIncidentChat
 from bot.slack.adapters.ops import SlackDirectory
 from bot.slack.adapters.playbooks import SlackPlaybookChat
 from bot.slack.adapters.postmortem import SlackPostmortemChat
+from bot.slack.api import UserHandles
 
 
 def attach(deps: Deps, client: AsyncWebClient) -> None:
@@ -19,6 +20,7 @@ def attach(deps: Deps, client: AsyncWebClient) -> None:
     deps.services["alert_chat"] = SlackAlertChat(client)
     deps.services["playbook_chat"] = SlackPlaybookChat(client)
     deps.services["postmortem_chat"] = SlackPostmortemChat(client)
-    deps.services["pager"] = SlackPager(client, clock=deps.clock)
-    deps.services["ops_directory"] = SlackDirectory(client)
+    handles = UserHandles(client)
+    deps.services["pager"] = SlackPager(client, handles=handles)
+    deps.services["ops_directory"] = SlackDirectory(client, handles=handles)
     # Other domains: deps.services["<port name>"] = Slack<Port>(client, ...)

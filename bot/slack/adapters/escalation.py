@@ -6,22 +6,18 @@ fails with Slack's own code (`user_not_found`, `user_disabled`) that the flow re
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any
 
-from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
-from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
-from bot.clock import Clock, format_duration
+from bot.clock import format_duration
 from bot.escalation.models import ReminderKind
 from bot.escalation.ports import PageMessage, Pager, PageReport, ReminderMessage
 from bot.exceptions import ChatError
 from bot.incidents.models import Incident, Status
 from bot.slack import blocks
-from bot.slack.api import call, data, user_handles
+from bot.slack.api import UserHandles, call, data, invite
 from bot.slack.text import clip, escape, severity
 
 log = logging.getLogger(__name__)
@@ -135,31 +131,13 @@ def reminder_text(incident: Incident, reminder: ReminderMessage) -> str:
     return f"⏰ {who}{incident.ref}: reminder"
 
 
-async def _call(step: str, request: Awaitable[AsyncSlackResponse]) -> AsyncSlackResponse:
-    """`call`, with an HTTP failure that carries no Slack error code named `http_<status>`.
-
-    A gateway's 5xx page has no `error` field; the flow retries such failures (see
-    `bot.escalation.ports.is_transient`) and the channel shows the status instead of nothing.
-    """
-    try:
-        return await call(step, request)
-    except ChatError as exc:
-        cause = exc.__cause__
-        status = getattr(getattr(cause, "response", None), "status_code", None)
-        if exc.code or not isinstance(cause, SlackApiError) or not isinstance(status, int):
-            raise
-        raise ChatError(f"{step}: Slack answered HTTP {status}", step=step, code=f"http_{status}") from cause
-
-
 class SlackPager:
-    def __init__(self, client: AsyncWebClient, *, clock: Clock) -> None:
+    def __init__(self, client: AsyncWebClient, *, handles: UserHandles) -> None:
         self.client = client
-        self.clock = clock
-        self._handles: dict[str, str] | None = None
-        self._handles_lock = asyncio.Lock()  # pages sent side by side share one users.list crawl
+        self.handles = handles
 
     async def _dm_channel(self, user: str) -> str:
-        response = await _call("open a DM", self.client.conversations_open(users=user))
+        response = await call("open a DM", self.client.conversations_open(users=user))
         channel = data(response).get("channel") or {}
         if not channel.get("id"):
             raise ChatError("open a DM: Slack returned no channel", step="open a DM", code="no_channel")
@@ -167,7 +145,7 @@ class SlackPager:
 
     async def dm_page(self, *, user: str, incident: Incident, page: PageMessage) -> None:
         channel = await self._dm_channel(user)
-        await _call(
+        await call(
             "DM the page",
             self.client.chat_postMessage(
                 channel=channel,
@@ -186,27 +164,14 @@ class SlackPager:
         )
 
     async def invite(self, *, channel_id: str, users: list[str]) -> None:
-        # One by one: Slack refuses the whole call when one of several users is already a member.
-        for user in users:
-            if not user.startswith(("U", "W")):
-                continue
-            try:
-                await call(
-                    "invite to the incident channel", self.client.conversations_invite(channel=channel_id, users=user)
-                )
-            except ChatError as exc:
-                if exc.code not in {"already_in_channel", "cant_invite_self"}:
-                    raise
+        await invite(self.client, channel_id=channel_id, users=users, step="invite to the incident channel")
 
     async def group_members(self, *, group_id: str) -> list[str]:
-        response = await _call("read the user group", self.client.usergroups_users_list(usergroup=group_id))
+        response = await call("read the user group", self.client.usergroups_users_list(usergroup=group_id))
         return [str(u) for u in data(response).get("users") or []]
 
     async def lookup_user(self, *, handle: str) -> str | None:
-        async with self._handles_lock:
-            if self._handles is None:
-                self._handles = await user_handles(self.client)
-        return self._handles.get(handle.lstrip("@").lower())
+        return await self.handles.lookup(handle)
 
     async def post_reminder(self, *, incident: Incident, reminder: ReminderMessage) -> None:
         text = reminder_text(incident, reminder)
@@ -221,5 +186,5 @@ class SlackPager:
 
 if TYPE_CHECKING:
 
-    def _conforms(client: AsyncWebClient, clock: Clock) -> Pager:
-        return SlackPager(client, clock=clock)
+    def _conforms(client: AsyncWebClient, handles: UserHandles) -> Pager:
+        return SlackPager(client, handles=handles)

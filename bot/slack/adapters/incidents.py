@@ -8,12 +8,11 @@ import time
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.clock import Clock
-from bot.config import is_user_id
 from bot.exceptions import ChatError
 from bot.incidents.models import Incident
 from bot.incidents.ports import Channel, Notice
 from bot.slack import blocks
-from bot.slack.api import call, data
+from bot.slack.api import call, data, invite
 
 
 class Pacer:
@@ -56,14 +55,7 @@ class SlackIncidentChat:
         return Channel(id=channel["id"], name=channel["name"])
 
     async def invite(self, *, channel_id: str, users: list[str]) -> None:
-        people = [u for u in users if is_user_id(u)]  # alerts declare as a system actor, not a person
-        if not people:
-            return
-        try:
-            await call("invite", self.client.conversations_invite(channel=channel_id, users=",".join(people)))
-        except ChatError as exc:
-            if exc.code not in {"already_in_channel", "cant_invite_self"}:
-                raise
+        await invite(self.client, channel_id=channel_id, users=users)
 
     async def set_topic(self, *, incident: Incident) -> None:
         assert incident.channel_id
@@ -86,7 +78,11 @@ class SlackIncidentChat:
 
     async def pin(self, *, channel_id: str, message_ts: str) -> None:
         try:
-            await call("pin summary", self.client.pins_add(channel=channel_id, timestamp=message_ts))
+            await call(
+                "pin summary",
+                self.client.pins_add(channel=channel_id, timestamp=message_ts),
+                expected=frozenset({"already_pinned"}),
+            )
         except ChatError as exc:
             if exc.code != "already_pinned":
                 raise

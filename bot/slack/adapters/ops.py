@@ -22,7 +22,7 @@ from bot.ops.flows import PHASES, Plan, Report, StatusReport, Step
 from bot.ops.models import Action, Outcome
 from bot.platforms.base import Deployment
 from bot.slack import blocks
-from bot.slack.api import call, data, user_handles
+from bot.slack.api import UserHandles, call, data
 from bot.slack.text import chunks, clip, escape
 
 log = logging.getLogger(__name__)
@@ -54,10 +54,9 @@ class SlackDirectory:
 
     HANDLE_TTL = 300.0
 
-    def __init__(self, client: AsyncWebClient) -> None:
+    def __init__(self, client: AsyncWebClient, *, handles: UserHandles | None = None) -> None:
         self.client = client
-        self._handles: dict[str, str] = {}
-        self._handles_at = float("-inf")
+        self.handles = handles or UserHandles(client, ttl=self.HANDLE_TTL)
         self._groups: dict[str, str] = {}
         self._groups_at = float("-inf")
 
@@ -68,10 +67,7 @@ class SlackDirectory:
         return [str(u) for u in data(response).get("users") or []]
 
     async def lookup_user(self, *, handle: str) -> str | None:
-        if time.monotonic() - self._handles_at > self.HANDLE_TTL:
-            self._handles = await user_handles(self.client)
-            self._handles_at = time.monotonic()
-        return self._handles.get(handle.lstrip("@").lower())
+        return await self.handles.lookup(handle)
 
     async def _group_id(self, handle: str) -> str:
         wanted = handle.lstrip("@").lower()
