@@ -71,8 +71,10 @@ class Escalator:
         max_attempts: int = 3,
         retry_backoff: timedelta = timedelta(seconds=30),
         concurrency: int = 8,
+        on_page: Callable[[Page], None] | None = None,
     ) -> None:
         self.db = db
+        self.on_page = on_page  # told of every finished page (metrics)
         self.clock = clock
         self.pager = pager
         self.config = config
@@ -576,6 +578,8 @@ class Escalator:
         if finished is None:
             log.error("page %s for %s was sent but our claim had been taken over", page.id, incident.ref)
             return False
+        if self.on_page is not None:
+            self.on_page(finished)
         following = policy.next_repeat(
             self.config.escalation,
             severity=incident.severity,

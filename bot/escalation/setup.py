@@ -18,6 +18,7 @@ from bot.deps import Deps
 from bot.escalation import oncall as oncall_rules
 from bot.escalation import policy
 from bot.escalation.flows import Escalator
+from bot.escalation.models import Page
 from bot.escalation.pagerduty import PagerDuty
 from bot.escalation.ports import PageMessage, PageReport, ReminderMessage
 from bot.escalation.scheduler import EscalationScheduler
@@ -89,7 +90,18 @@ def setup(deps: Deps) -> None:
     pagerduty = None
     if config.escalation.pagerduty is not None:
         pagerduty = PagerDuty.from_config(config.escalation.pagerduty, http=deps.http)
-    escalator = Escalator(db=deps.db, clock=deps.clock, pager=LazyPager(deps), config=config, pagerduty=pagerduty)
+    def count(page: Page) -> None:
+        metrics = deps.services.get("metrics")  # observability is set up after escalation
+        if metrics is None:
+            return
+        if page.sent_to:
+            metrics.page_sent(late=page.late)
+        else:
+            metrics.page_failed()
+
+    escalator = Escalator(
+        db=deps.db, clock=deps.clock, pager=LazyPager(deps), config=config, pagerduty=pagerduty, on_page=count
+    )
     if not escalator.pages_anyone:
         log.warning("escalation names nobody (only `oncall`, and oncall.rotation is not set): no pages are sent")
     scheduler = EscalationScheduler(escalator)
