@@ -17,6 +17,7 @@ from bot.clock import Clock
 from bot.db import Database
 from bot.settings import Settings
 from bot.signals import Bus
+from bot.tasks import Background
 
 if TYPE_CHECKING:
     from bot.incidents.ports import IncidentChat
@@ -29,6 +30,7 @@ class Deps:
     clock: Clock
     http: httpx.AsyncClient
     bus: Bus = field(default_factory=Bus)
+    background: Background = field(default_factory=Background)
     chat: IncidentChat | None = None
     # Filled by the domain packages' setup(deps); typed where they are defined.
     services: dict[str, Any] = field(default_factory=dict)

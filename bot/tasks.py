@@ -1,13 +1,50 @@
-"""Waiting for the work a request started after its ack (the demo and the test harness).
+"""Work that runs after the ack or after a signal.
 
-The bot acks first and works in tasks afterwards; `TaskTracker` remembers every task created while
-it is installed (through the loop's task factory), so `settle()` can wait for them instead of sleeping.
+`Background` is the bot's own: tasks spawned by signal handlers (pages, playbooks, post-mortem
+uploads, alert syncs) are kept referenced, their errors logged, and awaited at shutdown.
+`TaskTracker` is for the demo and the tests: it remembers every task created while installed
+(through the loop's task factory), so `settle()` can wait for them instead of sleeping.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+from collections.abc import Awaitable
 from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+class Background:
+    def __init__(self) -> None:
+        self.tasks: set[asyncio.Task[Any]] = set()
+
+    def spawn(self, work: Awaitable[Any], name: str) -> asyncio.Task[Any]:
+        async def logged() -> None:
+            try:
+                await work
+            except Exception:
+                # Each domain's state is in the database: its sweep or a retry picks the work up again.
+                log.exception("background task %r failed", name)
+
+        task = asyncio.get_running_loop().create_task(logged(), name=name)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+        return task
+
+    async def drain(self, within: float = 10.0) -> None:
+        """Wait for running work (and what it spawns) up to `within` seconds; then cancel the rest."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within
+        while self.tasks:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                for task in list(self.tasks):
+                    log.warning("background task %r cancelled at shutdown", task.get_name())
+                    task.cancel()
+                return
+            await asyncio.wait(set(self.tasks), timeout=remaining)
 
 
 class TaskTracker:

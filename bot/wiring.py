@@ -72,5 +72,6 @@ async def stop(deps: Deps) -> None:
             await hook()
         except Exception:
             log.exception("shutdown hook failed")
+    await deps.background.drain()
     await deps.http.aclose()
     await deps.db.dispose()

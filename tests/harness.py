@@ -196,8 +196,7 @@ async def start_bot(
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     tracker.install()
     # Work the start hooks left running (the escalation catch-up) counts as background work too.
-    background = deps.services.get("escalation_tasks")
-    for task in getattr(background, "tasks", ()):
+    for task in deps.background.tasks:
         tracker.tasks.add(task)
         task.add_done_callback(tracker.tasks.discard)
     harness = BotHarness(fake=fake, settings=settings, deps=deps, url=f"http://127.0.0.1:{port}", tracker=tracker)

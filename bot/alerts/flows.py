@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from collections.abc import Coroutine
 from datetime import timedelta
 from typing import Any
 
@@ -95,7 +94,6 @@ class AlertProcessor:
         self.retry_interval = retry_interval
         self.lease = lease
         self.declare_stale = declare_stale
-        self._tasks: set[asyncio.Task[Any]] = set()
         self._loop: asyncio.Task[None] | None = None
         self._stopping = False
         self.first_sweep = asyncio.Event()
@@ -118,18 +116,7 @@ class AlertProcessor:
 
     def spawn(self, group_id: int) -> None:
         """Show the group in Slack in the background; tracked so shutdown waits for it."""
-        self._track(self._sync_logged(group_id))
-
-    def _track(self, coro: Coroutine[Any, Any, Any]) -> None:
-        task = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _sync_logged(self, group_id: int) -> None:
-        try:
-            await self.sync(group_id)
-        except Exception:
-            log.exception("alert group %s: sync crashed", group_id)
+        self.deps.background.spawn(self.sync(group_id), f"show alert group {group_id}")
 
     # --- lifecycle -------------------------------------------------------------------------------
 
@@ -152,16 +139,8 @@ class AlertProcessor:
             self._loop = None
 
     async def idle(self, timeout: float = 15.0) -> None:  # noqa: ASYNC109 - a deadline over many tasks
-        """Wait for the Slack work started so far (shutdown, tests)."""
-        deadline = asyncio.get_running_loop().time() + timeout
-        while self._tasks:
-            remaining = deadline - asyncio.get_running_loop().time()
-            if remaining <= 0:
-                log.warning(
-                    "%d alert task(s) still running at shutdown; they stay pending in the database", len(self._tasks)
-                )
-                return
-            await asyncio.wait(set(self._tasks), timeout=remaining)
+        """Wait for the Slack work started so far (shutdown, tests); what is left stays pending in the database."""
+        await self.deps.background.drain(within=timeout)
 
     async def _retry_loop(self) -> None:
         first = True

@@ -7,10 +7,8 @@ shutdown; one interrupted anyway is finished by the next process once its claim'
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
-from collections.abc import Awaitable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -62,29 +60,6 @@ class LazyPager:
         await self._pager.post_reminder(incident=incident, reminder=reminder)
 
 
-class Background:
-    """Tasks started by signal handlers, kept referenced and awaited at shutdown."""
-
-    def __init__(self) -> None:
-        self.tasks: set[asyncio.Task[Any]] = set()
-
-    def spawn(self, work: Awaitable[Any], name: str) -> None:
-        async def guarded() -> None:
-            try:
-                await work
-            except Exception:
-                log.exception("escalation task %s failed; the scheduler's sweep retries pending pages", name)
-
-        task = asyncio.get_running_loop().create_task(guarded(), name=name)
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
-
-    async def drain(self) -> None:
-        """Wait (at most 10 s) for pages being sent; an interrupted one is resent after its lease."""
-        if self.tasks:
-            await asyncio.wait(set(self.tasks), timeout=10.0)
-
-
 def setup(deps: Deps) -> None:
     config = deps.settings.config
     pagerduty = None
@@ -105,10 +80,9 @@ def setup(deps: Deps) -> None:
     if not escalator.pages_anyone:
         log.warning("escalation names nobody (only `oncall`, and oncall.rotation is not set): no pages are sent")
     scheduler = EscalationScheduler(escalator)
-    background = Background()
+    background = deps.background
     deps.services["escalator"] = escalator
     deps.services["scheduler"] = scheduler
-    deps.services["escalation_tasks"] = background
 
     async def on_declared(event: IncidentDeclared) -> None:
         background.spawn(escalator.incident_declared(event.incident_id), f"page INC-{event.incident_id}")
@@ -139,7 +113,7 @@ def setup(deps: Deps) -> None:
         background.spawn(scheduler.start(), "catch up on overdue pages")
 
     async def stop() -> None:
-        await background.drain()
+        await background.drain()  # pages being sent finish; an interrupted one is resent after its lease
         await scheduler.stop()
 
     deps.on_start.append(start)

@@ -346,20 +346,9 @@ async def _notify(deps: Deps, playbook: Playbook, step_id: str, incident: Incide
 # --- wiring --------------------------------------------------------------------------------------
 
 
-_background: set[asyncio.Task[None]] = set()
-
-
 def subscribe(deps: Deps) -> None:
     async def declared(event: IncidentDeclared) -> None:
         # Paging must not wait for the playbook message (Slack may be throttling us): run beside it.
-        async def work() -> None:
-            try:
-                await on_declared(deps, event)
-            except Exception:
-                log.exception("could not start a playbook for INC-%s", event.incident_id)
-
-        task = asyncio.get_running_loop().create_task(work())
-        _background.add(task)
-        task.add_done_callback(_background.discard)
+        deps.background.spawn(on_declared(deps, event), f"start a playbook for INC-{event.incident_id}")
 
     deps.bus.subscribe(IncidentDeclared, declared)

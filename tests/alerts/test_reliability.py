@@ -99,7 +99,7 @@ async def test_shutdown_waits_for_slack_work(bot: BotHarness) -> None:
         await asyncio.sleep(0.3)
         done.set()
 
-    processor(bot)._track(slow())
+    bot.deps.background.spawn(slow(), "slow Slack work")
     await processor(bot).stop()
     assert done.is_set()
 

@@ -125,9 +125,7 @@ async def test_pages_in_the_database_are_counted_at_scrape_time(bot: BotHarness)
         assert samples['incident_bot_pages{state="sent"}'] == 0
         return
     await bot.declare("P1 Checkout is down")
-    escalation = bot.deps.services.get("escalation_tasks")
-    if escalation is not None:
-        await escalation.drain()
+    await bot.deps.background.drain()
     await bot.settle()
     samples = await scrape(bot)
     assert samples['incident_bot_pages{state="sent"}'] >= 1  # level 1, at once
