@@ -11,6 +11,7 @@ from aiohttp import web
 from bot import wiring
 from bot.server import build_web_app
 from bot.settings import Settings
+from bot.slack.front import FrontDoor, SocketModeDoor
 
 log = logging.getLogger(__name__)
 
@@ -34,10 +35,9 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None, stop:
     await site.start()
     socket_handler = None
     if settings.socket_mode:
-        from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
-
         assert settings.slack_app_token is not None
-        socket_handler = AsyncSocketModeHandler(app, settings.slack_app_token.get_secret_value())
+        door = FrontDoor(app, deps, signing_secret=None)
+        socket_handler = SocketModeDoor(app, settings.slack_app_token.get_secret_value(), door)
         await socket_handler.connect_async()
         log.info("connected to Slack in Socket Mode; health on port %s", settings.port)
     else:

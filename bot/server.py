@@ -25,6 +25,7 @@ from bot.deps import Deps
 from bot.exceptions import ChatError
 from bot.observability import metrics_of, request_started
 from bot.slack.api import call, data
+from bot.slack.front import FrontDoor
 
 log = logging.getLogger(__name__)
 
@@ -140,13 +141,17 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
 
 def build_web_app(deps: Deps, app: AsyncApp | None) -> web.Application:
     web_app = web.Application(client_max_size=2 * 1024 * 1024, middlewares=[request_context])
+    secret = deps.settings.slack_signing_secret
+    door = FrontDoor(app, deps, signing_secret=secret.get_secret_value() if secret else None) if app else None
 
     async def slack_events(request: web.Request) -> web.Response:
-        assert app is not None
+        assert app is not None and door is not None
         # slack_sdk's verifier does int() on this header unguarded: refuse garbage before it becomes a 500.
         if not request.headers.get("X-Slack-Request-Timestamp", "").isdigit():
             return web.Response(status=401, text="invalid request")
         bolt_request = await to_bolt_request(request)
+        if door.take(bolt_request, started=request_started.get() or time.perf_counter()):
+            return web.Response(status=200)
         bolt_response = await app.async_dispatch(bolt_request)
         return await to_aiohttp_response(bolt_response)
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 from aiohttp import web
+from slack_bolt.async_app import AsyncApp
 
 from bot import wiring
 from bot.deps import Deps
@@ -30,8 +31,11 @@ _ids = itertools.count(1)
 
 
 class BotHarness:
-    def __init__(self, *, fake: FakeSlack, settings: Settings, deps: Deps, url: str, tracker: TaskTracker) -> None:
+    def __init__(
+        self, *, fake: FakeSlack, settings: Settings, deps: Deps, app: AsyncApp, url: str, tracker: TaskTracker
+    ) -> None:
         self.fake = fake
+        self.app = app
         self.settings = settings
         self.deps = deps
         self.url = url
@@ -199,7 +203,7 @@ async def start_bot(
     for task in deps.background.tasks:
         tracker.tasks.add(task)
         task.add_done_callback(tracker.tasks.discard)
-    harness = BotHarness(fake=fake, settings=settings, deps=deps, url=f"http://127.0.0.1:{port}", tracker=tracker)
+    harness = BotHarness(fake=fake, settings=settings, deps=deps, app=app, url=f"http://127.0.0.1:{port}", tracker=tracker)
 
     async def stop() -> None:
         try:

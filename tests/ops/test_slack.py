@@ -267,10 +267,14 @@ async def test_progress_goes_to_a_dm_when_the_bot_cannot_post_in_the_channel(sta
 
 
 async def test_usage_errors_show_the_usage(stack: Stack) -> None:
-    answer = (await stack.bot.command("", command="/restart")).json()
+    # The usage comes through response_url: the front door acked the command at once.
+    assert (await stack.bot.command("", command="/restart")).text == ""
+    answer = stack.bot.fake.responses[-1]
+    assert answer["response_type"] == "ephemeral"
     assert "Name the service to restart" in answer["text"] and "/restart &lt;service&gt;" in answer["text"]
     assert "Services: api, billing, gateway, web." in answer["text"]  # those with a deploy platform
-    answer = (await stack.bot.command("gateway now please", command="/rollback")).json()
+    await stack.bot.command("gateway now please", command="/rollback")
+    answer = stack.bot.fake.responses[-1]
     assert "/rollback gateway now" in str(answer["blocks"])
 
 

@@ -216,8 +216,8 @@ async def test_playbook_command_switches_and_keeps_one_message(bot: BotHarness) 
     await bot.command("playbook database", channel=incident.channel_id or "")
     assert "already running" in bot.last_reply()
     # Unknown id: the grammar names the closest one.
-    response = await bot.command("playbook databse", channel=incident.channel_id or "")
-    assert "Did you mean: `/incident playbook database`" in response.json()["blocks"][0]["text"]["text"]
+    await bot.command("playbook databse", channel=incident.channel_id or "")
+    assert "Did you mean: `/incident playbook database`" in bot.last_reply()
 
 
 # --- stepping through ----------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from bot import logs
 from bot.deps import Deps
 from bot.incidents import grammar
 from bot.observability import Metrics, install_slack_counter, metrics_of, request_started
+from bot.slack.front import ACKED_EARLY
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +77,9 @@ def observability_middleware(metrics: Metrics) -> Callable[..., Awaitable[Any]]:
             metrics.commands.labels(command=command, subcommand=sub).inc()
         else:
             metrics.interactions.labels(kind=kind).inc()
+
+        if req.context.get(ACKED_EARLY):
+            return await next()  # the front door answered Slack and timed it
 
         def report() -> None:
             metrics.observe_ack(kind, time.perf_counter() - started)

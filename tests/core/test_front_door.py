@@ -1,0 +1,95 @@
+"""The front door acks slash commands and clicks before Bolt runs; forms still get Bolt's answer.
+
+Bolt acks only once a listener calls `ack()` (it polls for that every 10 ms), after the whole
+middleware chain and the delivery claim in the database. Under a burst that queued acks past
+Slack's 3 s. These tests hold Bolt back with a middleware that waits for a signal: the ack must
+arrive anyway.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+from slack_bolt.request.async_request import AsyncBoltRequest
+from slack_bolt.response import BoltResponse
+
+from tests.harness import BotHarness
+
+
+def hold_bolt(bot: BotHarness) -> tuple[asyncio.Event, list[str]]:
+    """A middleware that parks every request until released; returns the release and what it saw."""
+    release = asyncio.Event()
+    seen: list[str] = []
+
+    @bot.app.middleware
+    async def parked(req: AsyncBoltRequest, resp: BoltResponse, next: Callable[[], Awaitable[BoltResponse]]) -> Any:
+        seen.append(str(req.body.get("command") or req.body.get("type")))
+        await release.wait()
+        return await next()
+
+    return release, seen
+
+
+async def test_a_command_is_acked_while_bolt_is_still_busy(bot: BotHarness) -> None:
+    release, seen = hold_bolt(bot)
+    response = await asyncio.wait_for(bot.command("list", settle=False), timeout=5)
+    assert (response.status_code, response.text) == (200, "")
+    await asyncio.sleep(0.05)
+    assert seen == ["/incident"] and bot.fake.responses == []  # Bolt has it, the listener has not run
+
+    release.set()
+    await bot.settle()
+    assert "0 open incidents" in bot.last_reply()
+
+
+async def test_a_click_is_acked_while_bolt_is_still_busy(bot: BotHarness) -> None:
+    incident = await bot.declare("P2 Search is slow")
+    release, _ = hold_bolt(bot)
+    response = await asyncio.wait_for(
+        bot.click("incident_ack", str(incident.id), channel=incident.channel_id, settle=False), timeout=5
+    )
+    assert (response.status_code, response.text) == (200, "")
+    assert (await bot.incident(1)).acknowledged_by is None
+    release.set()
+    await bot.settle()
+    assert (await bot.incident(1)).acknowledged_by == "U0ALICE"
+
+
+async def test_a_message_in_a_commands_ack_goes_to_response_url_once(bot: BotHarness) -> None:
+    response = await bot.command("frobnicate the database")
+    assert (response.status_code, response.text) == (200, "")
+    [reply] = bot.fake.responses
+    assert reply["response_type"] == "ephemeral"
+    assert "Usage" in bot.last_reply() or "/incident help" in bot.last_reply()
+
+
+async def test_a_forms_validation_errors_still_come_back_in_its_ack(bot: BotHarness) -> None:
+    release, seen = hold_bolt(bot)
+    release.set()  # forms are answered by Bolt itself: nothing to hold
+    values = {
+        "title": {"value": {"type": "plain_text_input", "value": ""}},
+        "severity": {"value": {"type": "static_select", "selected_option": {"value": "P1"}}},
+    }
+    response = await bot.submit("incident_declare", values, private_metadata="C0GENERAL")
+    assert response.json()["response_action"] == "errors" and "title" in response.json()["errors"]
+    assert seen == ["view_submission"]
+
+
+async def test_each_command_is_timed_once_in_the_ack_histogram(bot: BotHarness) -> None:
+    async def acked_commands() -> float:
+        async with httpx.AsyncClient() as client:
+            text = (await client.get(f"{bot.url}/metrics")).text
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name == "incident_bot_ack_latency_seconds_count" and sample.labels.get("kind") == "command":
+                    return sample.value
+        return 0.0
+
+    before = await acked_commands()
+    await bot.command("list")
+    await bot.command("help")
+    assert await acked_commands() == before + 2
