@@ -25,7 +25,17 @@ class IncidentEvent:
 
 @dataclass(frozen=True)
 class IncidentDeclared(IncidentEvent):
-    """Published after the incident row exists and its channel setup ran (channel may be missing)."""
+    """Published as soon as the incident row is committed, before its channel exists.
+
+    Paging must not wait for Slack: channel creation is a tier-2 method (about 20 a minute), and in a
+    storm the Nth channel can be minutes away. What needs the channel waits for IncidentChannelReady.
+    """
+
+
+@dataclass(frozen=True)
+class IncidentChannelReady(IncidentEvent):
+    """Published each time a setup run ends with the incident's channel in place (at declare, or when
+    someone presses Retry setup). Handlers must be idempotent: a retry publishes it again."""
 
 
 @dataclass(frozen=True)

@@ -15,13 +15,19 @@ reported in the channel.
 
 Who triggers what: a signal handler sends only its own incident's due rows (`send_due`); sweeps
 over every due row (`run_due`) run only from `EscalationScheduler.run`, one at a time.
+
+Pages start when the incident row exists, not when its channel does (Slack may make the channel
+wait). While the channel is missing or still being set up, a page DMs and leaves its channel half
+(invite, mention) to `channel_ready`, which the end of the setup triggers. In one process the two
+take turns per incident (a lock), so each page is mentioned once and after the pinned summary.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TypeVar
@@ -36,6 +42,7 @@ from bot.escalation.pagerduty import PagerDuty
 from bot.escalation.ports import PageMessage, Pager, PageReport, ReminderMessage, is_transient
 from bot.exceptions import BotError, ChatError
 from bot.incidents.models import Incident
+from bot.incidents.service import SETUP_LEASE
 
 log = logging.getLogger(__name__)
 T = TypeVar("T", Page, Reminder)
@@ -86,6 +93,22 @@ class Escalator:
         self.concurrency = max(concurrency, 1)  # incidents paged at once by one sweep
         # Set by the scheduler: called with a due time whenever a row is planned or moved.
         self.wake: Callable[[datetime], None] = lambda when: None
+        self._turns: dict[int, tuple[asyncio.Lock, int]] = {}
+
+    @asynccontextmanager
+    async def _turn(self, incident_id: int) -> AsyncIterator[None]:
+        """One incident's page deliveries and its channel catch-up, one at a time (in this process)."""
+        lock, users = self._turns.get(incident_id) or (asyncio.Lock(), 0)
+        self._turns[incident_id] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._turns[incident_id]
+            if users == 1:
+                del self._turns[incident_id]
+            else:
+                self._turns[incident_id] = (lock, users - 1)
 
     @property
     def pages_anyone(self) -> bool:
@@ -193,6 +216,50 @@ class Escalator:
                 await service.plan_status_reminder(session, incident=incident, config=self.config.reminders, now=now)
         return len(lost)
 
+    async def channel_ready(self, incident_id: int) -> int:
+        """The channel is set up: invite and mention there the people paged before it was.
+
+        Returns how many pages were caught up. Safe to repeat: a page whose mention is recorded is skipped.
+        """
+        caught_up = 0
+        async with self._turn(incident_id):
+            now = self.clock.now()
+            async with self.db.session() as session:
+                incident = await session.get(Incident, incident_id)
+                if incident is None or not incident.channel_id:
+                    return 0
+                pending = []
+                for page in await service.pages(session, incident_id=incident_id):
+                    assert page.id is not None
+                    rows = await service.targets(session, page_id=page.id)
+                    people = [r for r in rows if r.kind in (TargetKind.USER, TargetKind.TARGET)]
+                    if people and _row(rows, TargetKind.CHANNEL) is None:
+                        pending.append((page, rows))
+            for page, rows in pending:
+                assert page.id is not None
+                delay = _first_attempt(rows, now) - utc(page.due_at)
+                message = PageMessage(
+                    page_id=page.id,
+                    level=page.level,
+                    name=page.name,
+                    repeat=page.repeat,
+                    late_by=delay if delay > self.late_after else None,
+                )
+                attempt = _Attempt(
+                    number=page.attempts,
+                    final=not page.is_pending,
+                    retrying=[
+                        r.recipient for r in rows if r.kind == TargetKind.USER and r.state == TargetState.PENDING
+                    ],
+                    retry_in=self.retry_backoff * max(page.attempts, 1),
+                )
+                await self._invite(rows, incident, attempt)
+                await self._report(page.id, rows, incident, message, attempt, now=now)
+                caught_up += 1
+        if caught_up:
+            log.info("%s: %s page(s) sent before the channel existed are now mentioned there", incident.ref, caught_up)
+        return caught_up
+
     # --- sending -----------------------------------------------------------------------------
 
     async def send_due(self, incident_id: int) -> RunReport:
@@ -298,6 +365,10 @@ class Escalator:
             return False
 
     async def _deliver_page(self, page: Page, token: str) -> bool:
+        async with self._turn(page.incident_id):
+            return await self._deliver_page_in_turn(page, token)
+
+    async def _deliver_page_in_turn(self, page: Page, token: str) -> bool:
         """One attempt: resolve the targets (first attempt), DM whoever is still pending, report, decide.
 
         Everyone reached is recorded per recipient at once, so a retry DMs only the others. The
@@ -332,13 +403,16 @@ class Escalator:
         )
         rows = await self._resolve_page_targets(page, rows, token, now)
         await self._send_dms(rows, incident, message, token, attempt)
-        await self._invite(rows, incident, attempt)
+        in_channel = _channel_settled(incident, now)  # else `channel_ready` invites and mentions
+        if in_channel:
+            await self._invite(rows, incident, attempt)
         if page.level == 1 and page.repeat == 0 and self.pagerduty is not None:
             rows = await self._trigger_pagerduty(page.id, rows, incident, attempt, now=now)
-        if incident.channel_id:
+        if in_channel:
             rows = await self._report(page.id, rows, incident, message, attempt, now=now)
 
-        if not attempt.final and (_outstanding(rows) or not _reached(rows, channel=True)):
+        unreached = in_channel and not _reached(rows, channel=True)  # else the channel's turn comes later
+        if not attempt.final and (_outstanding(rows) or unreached):
             # Someone is still to be reached (Slack failed for now), or nothing reached anybody.
             problems = [*(f"{k}: {v}" for k, v in _outstanding(rows).items()), *attempt.errors]
             why = "; ".join(problems or [f"{r.recipient}: {r.error}" for r in rows if r.error]) or "no target"
@@ -799,6 +873,14 @@ class _Resolved:
     users: list[str]
     reason: str | None = None
     transient: bool = False
+
+
+def _channel_settled(incident: Incident, now: datetime) -> bool:
+    """The channel exists and no setup run is still working on it (its end calls `channel_ready`)."""
+    if not incident.channel_id:
+        return False
+    claimed = incident.setup_claimed_at
+    return claimed is None or utc(claimed) < now - SETUP_LEASE
 
 
 def _first_attempt(rows: list[PageTarget], now: datetime) -> datetime:

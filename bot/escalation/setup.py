@@ -22,7 +22,13 @@ from bot.escalation.ports import PageMessage, PageReport, ReminderMessage
 from bot.escalation.scheduler import EscalationScheduler
 from bot.incidents.models import Incident
 from bot.settings import Settings
-from bot.signals import IncidentAcknowledged, IncidentDeclared, IncidentResolved, IncidentSeverityChanged
+from bot.signals import (
+    IncidentAcknowledged,
+    IncidentChannelReady,
+    IncidentDeclared,
+    IncidentResolved,
+    IncidentSeverityChanged,
+)
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +71,7 @@ def setup(deps: Deps) -> None:
     pagerduty = None
     if config.escalation.pagerduty is not None:
         pagerduty = PagerDuty.from_config(config.escalation.pagerduty, http=deps.http)
+
     def count(page: Page) -> None:
         metrics = deps.services.get("metrics")  # observability is set up after escalation
         if metrics is None:
@@ -87,6 +94,9 @@ def setup(deps: Deps) -> None:
     async def on_declared(event: IncidentDeclared) -> None:
         background.spawn(escalator.incident_declared(event.incident_id), f"page INC-{event.incident_id}")
 
+    async def on_channel_ready(event: IncidentChannelReady) -> None:
+        background.spawn(escalator.channel_ready(event.incident_id), f"mention INC-{event.incident_id}'s pages")
+
     async def on_acknowledged(event: IncidentAcknowledged) -> None:
         if event.actor:
             background.spawn(
@@ -102,6 +112,7 @@ def setup(deps: Deps) -> None:
         )
 
     deps.bus.subscribe(IncidentDeclared, on_declared)
+    deps.bus.subscribe(IncidentChannelReady, on_channel_ready)
     deps.bus.subscribe(IncidentAcknowledged, on_acknowledged)
     deps.bus.subscribe(IncidentSeverityChanged, on_severity)
     deps.bus.subscribe(IncidentResolved, on_resolved)

@@ -14,6 +14,7 @@ import secrets
 import unicodedata
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from bot.config import Severity
@@ -24,6 +25,7 @@ from bot.incidents.models import ActionItem, Incident, IncidentCreate, Role, Sta
 from bot.incidents.ports import Channel, Notice
 from bot.signals import (
     IncidentAcknowledged,
+    IncidentChannelReady,
     IncidentDeclared,
     IncidentResolved,
     IncidentSeverityChanged,
@@ -100,35 +102,50 @@ async def declare(
     async with deps.db.session() as session:
         incident = await service.create(session, data=data, now=deps.clock.now())
     log.info("declared %s", incident.ref, extra={"incident": incident.ref, "severity": str(incident.severity)})
+    # Paging starts now, beside the channel setup: Slack may make the channel wait (tier 2).
+    await deps.bus.publish(IncidentDeclared(incident_id=incident.id or 0, actor=declared_by))
     try:
-        outcome = await finish_setup(deps, incident_id=incident.id or 0, actor=declared_by)
+        outcome = await finish_setup(deps, incident_id=incident.id or 0, actor=declared_by, retry=False)
     except Exception as exc:
         # The row exists: whatever broke (database blip, a bug), the user must not declare it again.
         log.exception("setting up %s failed", incident.ref)
         outcome = Outcome(incident=incident, problems=[f"setting it up failed ({type(exc).__name__})"])
-    await deps.bus.publish(IncidentDeclared(incident_id=incident.id or 0, actor=declared_by))
     return outcome
 
 
-async def finish_setup(deps: Deps, *, incident_id: int, actor: str) -> Outcome:
+async def finish_setup(deps: Deps, *, incident_id: int, actor: str, retry: bool = True) -> Outcome:
     """Channel, invite, topic, pinned summary, announcement. Safe to run again after a failure.
 
     Steps that leave something behind (channel, summary, announcement) are skipped once their ID is
     saved; idempotent ones (invite, topic, pin) run every time. A lease in the row keeps two runs
-    (two clicks on Retry, two replicas) from creating two channels.
+    (two clicks on Retry, two replicas) from creating two channels. A `retry` may find the channel
+    an earlier run made but could not save, and adopts it; the declaration's own run never looks.
     """
+    unreleased: dict[int, datetime] = deps.services.setdefault("unreleased_setup_leases", {})
+    claimed_at = deps.clock.now()
     async with deps.db.session() as session:
-        if not await service.claim_setup(session, incident_id=incident_id, now=deps.clock.now()):
+        ours = unreleased.get(incident_id)
+        if not await service.claim_setup(session, incident_id=incident_id, now=claimed_at, ours=ours):
             incident = await service.get(session, number=incident_id)
             raise InvalidState(f"Setup of {incident.ref} is already running; try again in a minute.")
+    unreleased.pop(incident_id, None)
     try:
-        return await _setup_steps(deps, incident_id=incident_id, actor=actor)
+        outcome = await _setup_steps(deps, incident_id=incident_id, actor=actor, adopt=retry)
     finally:
-        async with deps.db.session() as session:
-            await service.release_setup(session, incident_id=incident_id)
+        try:
+            async with deps.db.session() as session:
+                await service.release_setup(session, incident_id=incident_id)
+        except Exception as exc:
+            # The database is down: remember the lease is ours, so Retry setup need not wait it out.
+            log.warning("could not release the setup lease of INC-%s: %s", incident_id, type(exc).__name__)
+            unreleased[incident_id] = claimed_at
+    if outcome.incident.channel_id:
+        # After the lease is released: pages sent meanwhile left their channel mention to this signal.
+        await deps.bus.publish(IncidentChannelReady(incident_id=incident_id, actor=actor))
+    return outcome
 
 
-async def _setup_steps(deps: Deps, *, incident_id: int, actor: str) -> Outcome:
+async def _setup_steps(deps: Deps, *, incident_id: int, actor: str, adopt: bool) -> Outcome:
     # No transaction stays open across a Slack call: slack_sdk may sleep on Retry-After, and a storm
     # of declares must not drain the connection pool. Each write is its own short session.
     chat = deps.incident_chat
@@ -157,7 +174,7 @@ async def _setup_steps(deps: Deps, *, incident_id: int, actor: str) -> Outcome:
     incident = await load()
     if incident.channel_id is None:
         try:
-            channel = await _create_channel(deps, incident)
+            channel = await _create_channel(deps, incident, adopt=adopt)
         except ChatError as exc:
             await failed("creating the channel", exc)
             incident.setup_error = "; ".join(problems)
@@ -209,7 +226,7 @@ async def _setup_steps(deps: Deps, *, incident_id: int, actor: str) -> Outcome:
     return Outcome(incident=incident, problems=problems)
 
 
-async def _create_channel(deps: Deps, incident: Incident) -> Channel:
+async def _create_channel(deps: Deps, incident: Incident, *, adopt: bool) -> Channel:
     assert incident.id is not None
     playbook = _playbook(deps, playbook_id=incident.playbook_id, title=incident.title, service_name=incident.service)
     private = deps.settings.config.channels.private_incidents or bool(getattr(playbook, "private", False))
@@ -221,9 +238,40 @@ async def _create_channel(deps: Deps, incident: Incident) -> Channel:
             return await deps.incident_chat.create_channel(name=name, private=private)
         except ChannelNameTaken as exc:
             last = exc
+        # Only a retry can meet a channel of its own: the crawl is not paid when a person took the name.
+        adopted = await _own_channel(deps, incident, name=name) if adopt else None
+        if adopted is not None:
+            return adopted
     raise ChatError(
         f"every channel name tried for {incident.ref} is taken", step="create channel", code="name_taken"
     ) from last
+
+
+async def _own_channel(deps: Deps, incident: Incident, *, name: str) -> Channel | None:
+    """The channel an earlier run made under `name` but never saved (the database failed in between).
+
+    Adopting it beats leaving it orphaned beside a `-2` twin. The lookup failing is not fatal:
+    the name is then treated as someone else's, as before adoption existed.
+    """
+    assert incident.id is not None
+    try:
+        channel = await deps.incident_chat.find_own_channel(name=name, created_after=incident.declared_at)
+    except ChatError as exc:
+        log.warning("could not check whether #%s is %s's own channel: %s", name, incident.ref, exc)
+        return None
+    if channel is None:
+        return None
+    log.info("adopting #%s (%s) for %s", channel.name, channel.id, incident.ref, extra={"incident": incident.ref})
+    async with deps.db.session() as session:
+        await timeline.record(
+            session,
+            incident_id=incident.id,
+            kind=Kind.SETUP,
+            at=deps.clock.now(),
+            text=f"reused #{channel.name}: Slack made it before the database failed to record it",
+            data={"step": "adopt channel", "channel_id": channel.id},
+        )
+    return channel
 
 
 async def _refresh(deps: Deps, incident: Incident) -> list[str]:

@@ -91,15 +91,17 @@ async def set_channel(
 SETUP_LEASE = timedelta(seconds=120)
 
 
-async def claim_setup(session: AsyncSession, *, incident_id: int, now: datetime) -> bool:
-    """Take the setup lease; False while another run holds it (an expired lease is taken over)."""
+async def claim_setup(session: AsyncSession, *, incident_id: int, now: datetime, ours: datetime | None = None) -> bool:
+    """Take the setup lease; False while another run holds it (an expired lease is taken over).
+
+    `ours`: a lease this process took at that time and could not release (the database was down):
+    nobody is running that setup, so it is taken over at once instead of after SETUP_LEASE.
+    """
+    free = (col(Incident.setup_claimed_at).is_(None)) | (col(Incident.setup_claimed_at) < now - SETUP_LEASE)
+    if ours is not None:
+        free = free | (col(Incident.setup_claimed_at) == ours)
     result = await session.exec(  # type: ignore[call-overload]
-        update(Incident)
-        .where(
-            col(Incident.id) == incident_id,
-            (col(Incident.setup_claimed_at).is_(None)) | (col(Incident.setup_claimed_at) < now - SETUP_LEASE),
-        )
-        .values(setup_claimed_at=now)
+        update(Incident).where(col(Incident.id) == incident_id, free).values(setup_claimed_at=now)
     )
     await session.commit()
     return bool(result.rowcount)

@@ -24,7 +24,7 @@ from bot.playbooks.registry import PlaybookRegistry
 from bot.playbooks.render import build_context, render_or_raw
 from bot.playbooks.schema import Action, Playbook
 from bot.playbooks.service import Progress, StepChange
-from bot.signals import IncidentDeclared
+from bot.signals import IncidentChannelReady
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +119,7 @@ async def start_playbook(
     return Started(progress=progress, switched_from=previous.playbook_id if previous else None)
 
 
-async def on_declared(deps: Deps, event: IncidentDeclared) -> None:
+async def on_channel_ready(deps: Deps, event: IncidentChannelReady) -> None:
     """Start the playbook the incident asked for or matches; otherwise offer a picker in its channel."""
     reg = registry(deps)
     async with deps.db.session() as session:
@@ -127,9 +127,7 @@ async def on_declared(deps: Deps, event: IncidentDeclared) -> None:
         if incident is None or not incident.is_open:
             return
         if not incident.channel_id:
-            # Setup failed before the channel existed: nowhere to walk people through it. Once the
-            # setup is retried, `/incident playbook <id>` starts it (a repeated IncidentDeclared would too).
-            return
+            return  # the signal promises a channel; a row changed meanwhile is no place to post
         running = await service.current_run(session, incident_id=event.incident_id)
     if running is not None:
         return  # delivered twice, or started by hand already
@@ -347,8 +345,8 @@ async def _notify(deps: Deps, playbook: Playbook, step_id: str, incident: Incide
 
 
 def subscribe(deps: Deps) -> None:
-    async def declared(event: IncidentDeclared) -> None:
-        # Paging must not wait for the playbook message (Slack may be throttling us): run beside it.
-        deps.background.spawn(on_declared(deps, event), f"start a playbook for INC-{event.incident_id}")
+    async def channel_ready(event: IncidentChannelReady) -> None:
+        # At declare, or after Retry setup made the channel: a playbook already running is left alone.
+        deps.background.spawn(on_channel_ready(deps, event), f"start a playbook for INC-{event.incident_id}")
 
-    deps.bus.subscribe(IncidentDeclared, declared)
+    deps.bus.subscribe(IncidentChannelReady, channel_ready)
