@@ -203,7 +203,9 @@ async def start_bot(
     for task in deps.background.tasks:
         tracker.tasks.add(task)
         task.add_done_callback(tracker.tasks.discard)
-    harness = BotHarness(fake=fake, settings=settings, deps=deps, app=app, url=f"http://127.0.0.1:{port}", tracker=tracker)
+    harness = BotHarness(
+        fake=fake, settings=settings, deps=deps, app=app, url=f"http://127.0.0.1:{port}", tracker=tracker
+    )
 
     async def stop() -> None:
         try:

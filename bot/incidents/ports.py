@@ -7,6 +7,7 @@ stays in the Slack layer and the flows are tested with an in-memory fake.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Protocol
 
 from bot.incidents.models import Incident
@@ -31,6 +32,19 @@ class Notice:
 class IncidentChat(Protocol):
     async def create_channel(self, *, name: str, private: bool) -> Channel:
         """Raises ChannelNameTaken when the name exists, ChatError otherwise."""
+        ...
+
+    async def find_own_channel(self, *, name: str, created_after: datetime) -> Channel | None:
+        """The live channel called `name` if this bot made it at or after `created_after`, else None.
+
+        The adapter allows for the platform's clock skew and timestamp rounding around `created_after`.
+
+        Why: when the database fails between Slack creating an incident's channel and the bot saving
+        its ID, the retry gets `name_taken` for that same name; Slack's error carries no channel ID,
+        so the flow asks here whether the taken name is its own channel to adopt instead of orphaning
+        it under a `-2` twin. A channel someone else made, an archived one or an older one is never
+        returned. Raises ChatError when the lookup itself fails.
+        """
         ...
 
     async def invite(self, *, channel_id: str, users: list[str]) -> None: ...

@@ -707,8 +707,15 @@ class FakeSlack:
         channel_id: str | None = None,
         private: bool = False,
         members: Iterable[str] = (),
+        creator: str = "U0SEED",
+        created: int | None = None,
+        archived: bool = False,
     ) -> str:
-        """Seed a channel (the bot is a member only if listed); returns its id."""
+        """Seed a channel (the bot is a member only if listed); returns its id.
+
+        ``creator``/``created`` (Unix seconds, default now) are what Slack reports in the conversation
+        object; seed ``creator=fake.bot_user_id`` for a channel the bot made earlier.
+        """
         if self.channel_by_name(name) is not None:
             raise ValueError(f"channel name {name!r} already seeded")
         channel_id = channel_id or self._new_id("C")
@@ -719,7 +726,9 @@ class FakeSlack:
             is_private=private or is_im,
             is_im=is_im,
             members=set(members),
-            creator="U0SEED",
+            creator=creator,
+            created=int(time.time()) if created is None else created,
+            archived=archived,
         )
         return channel_id
 
@@ -758,8 +767,14 @@ class FakeSlack:
         """A person posts in a channel; returns the `message` event Slack would deliver for it."""
         message = Message(ts=self._next_ts(), channel=channel_id, user=user_id, text=text)
         self.channels[channel_id].messages.append(message)
-        return {"type": "message", "channel": channel_id, "user": user_id, "text": text, "ts": message.ts,
-                "channel_type": "group" if self.channels[channel_id].is_private else "channel"}
+        return {
+            "type": "message",
+            "channel": channel_id,
+            "user": user_id,
+            "text": text,
+            "ts": message.ts,
+            "channel_type": "group" if self.channels[channel_id].is_private else "channel",
+        }
 
     # ---------------------------------------------------------------- inspection
 
@@ -1138,7 +1153,9 @@ class FakeSlack:
             name=name,
             is_private=bool(args.get("is_private")),
             members={self.bot_user_id},
+            # Slack: the token's user (the bot) is the creator; `created` is whole Unix seconds, now.
             creator=self.bot_user_id,
+            created=int(time.time()),
         )
         self.channels[channel.id] = channel
         return {"channel": self._chan_api(channel)}

@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.clock import Clock
+from bot.clock import Clock, utc
 from bot.exceptions import ChatError
 from bot.incidents.models import Incident
 from bot.incidents.ports import Channel, Notice
 from bot.slack import blocks
 from bot.slack.api import call, data, invite
+
+log = logging.getLogger(__name__)
 
 
 class Pacer:
@@ -41,18 +46,82 @@ class SlackIncidentChat:
     # conversations.create is tier 2: about 20 a minute per workspace.
     CREATE_RATE = 20 / 60
     CREATE_BURST = 10
+    # Slack stamps `created` in whole seconds by its own clock: a channel made just after the
+    # incident row can look a little older than it. Far below any real reuse of a name.
+    CREATED_SKEW = timedelta(seconds=10)
+    # conversations.list is tier 2; 50 pages of 200 covers 10,000 channels without holding the
+    # setup lease (two minutes) hostage to a crawl of a giant workspace.
+    LIST_PAGE = 200
+    LIST_MAX_PAGES = 50
 
     def __init__(self, client: AsyncWebClient, *, clock: Clock) -> None:
         self.client = client
         self.clock = clock
         self.create_pacer = Pacer(rate=self.CREATE_RATE, burst=self.CREATE_BURST)
-        self._team_url: str | None = None
+        self._auth: dict[str, Any] | None = None
+
+    async def _whoami(self) -> dict[str, Any]:
+        """auth.test once per process: the workspace URL (permalinks) and the bot's own user ID."""
+        if self._auth is None:
+            self._auth = data(await call("auth.test", self.client.auth_test()))
+        return self._auth
 
     async def create_channel(self, *, name: str, private: bool) -> Channel:
         await self.create_pacer.acquire()
         response = await call("create channel", self.client.conversations_create(name=name, is_private=private))
         channel = data(response)["channel"]
         return Channel(id=channel["id"], name=channel["name"])
+
+    async def find_own_channel(self, *, name: str, created_after: datetime) -> Channel | None:
+        """Walk conversations.list for `name`: Slack has no lookup by name, its `name_taken` carries no
+        channel ID, and conversations.info needs one. Only called after `name_taken`, which is rare
+        (a retry after a lost write, or a name someone else took), so the crawl's cost (one tier-2
+        call per 200 channels) is paid seldom.
+        """
+        me = str((await self._whoami()).get("user_id") or "")
+        if not me:
+            return None
+        not_before = utc(created_after) - self.CREATED_SKEW
+        cursor = ""
+        for _ in range(self.LIST_MAX_PAGES):
+            # A private channel the bot made is listed: it is a member. Archived ones can't be reused.
+            kwargs: dict[str, Any] = {
+                "types": "public_channel,private_channel",
+                "exclude_archived": True,
+                "limit": self.LIST_PAGE,
+            }
+            if cursor:
+                kwargs["cursor"] = cursor
+            body = data(await call("look up the incident channel", self.client.conversations_list(**kwargs)))
+            for found in body.get("channels") or []:
+                if found.get("name") == name:
+                    return self._if_own(found, me=me, not_before=not_before)
+            # Slack may return short (even empty) pages before the end: only an empty cursor ends the list.
+            cursor = str((body.get("response_metadata") or {}).get("next_cursor") or "")
+            if not cursor:
+                return None
+        log.warning("looking up #%s: gave up after %d pages of conversations.list", name, self.LIST_MAX_PAGES)
+        return None
+
+    @staticmethod
+    def _if_own(found: dict[str, Any], *, me: str, not_before: datetime) -> Channel | None:
+        """The channel, when it is provably one this bot made for the incident (not a person's, not older)."""
+        created = found.get("created")
+        reasons = []
+        if found.get("creator") != me:
+            reasons.append(f"made by {found.get('creator') or 'someone else'}")
+        if found.get("is_archived"):
+            reasons.append("archived")
+        if found.get("is_member") is False:
+            reasons.append("the bot is not a member")
+        if not isinstance(created, int | float) or datetime.fromtimestamp(created, UTC) < not_before:
+            reasons.append(f"created before the incident ({created})")
+        if reasons:
+            log.info(
+                "channel #%s (%s) is not this incident's: %s", found.get("name"), found.get("id"), ", ".join(reasons)
+            )
+            return None
+        return Channel(id=str(found["id"]), name=str(found["name"]))
 
     async def invite(self, *, channel_id: str, users: list[str]) -> None:
         await invite(self.client, channel_id=channel_id, users=users)
@@ -129,14 +198,13 @@ class SlackIncidentChat:
 
     async def permalink(self, *, channel_id: str, message_ts: str, thread_ts: str | None = None) -> str | None:
         """Slack's permalink shape, built locally: one auth.test per process instead of a call per message."""
-        if self._team_url is None:
-            try:
-                self._team_url = str(data(await call("workspace URL", self.client.auth_test())).get("url") or "")
-            except ChatError:
-                return None
-        if not self._team_url:
+        try:
+            team_url = str((await self._whoami()).get("url") or "")
+        except ChatError:
             return None
-        link = f"{self._team_url.rstrip('/')}/archives/{channel_id}/p{message_ts.replace('.', '')}"
+        if not team_url:
+            return None
+        link = f"{team_url.rstrip('/')}/archives/{channel_id}/p{message_ts.replace('.', '')}"
         if thread_ts and thread_ts != message_ts:
             link += f"?thread_ts={thread_ts}&cid={channel_id}"
         return link
