@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 
@@ -42,6 +43,9 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None, stop:
         log.info("connected to Slack in Socket Mode; health on port %s", settings.port)
     else:
         log.info("serving Slack at http://%s:%s/slack/events", settings.host, settings.port)
+    # What startup loaded (modules, settings, the app) lives as long as the process: keep it out of
+    # the collector's full passes, which otherwise walk all of it (~140k objects, ~100 ms) mid-burst.
+    gc.freeze()
     if ready is not None:
         ready.set()
     try:
