@@ -77,7 +77,7 @@ class Escalator:
         late_after: timedelta = DEFAULT_LATE_AFTER,
         max_attempts: int = 3,
         retry_backoff: timedelta = timedelta(seconds=30),
-        concurrency: int = 8,
+        concurrency: int = 16,
         on_page: Callable[[Page], None] | None = None,
     ) -> None:
         self.db = db
@@ -290,15 +290,11 @@ class Escalator:
         """Send every page and reminder that is due and not held by another process.
 
         A sweep over every row: in the bot it runs only from `EscalationScheduler.run`, one at a time.
+        It lasts while there is something to send, so a page that falls due meanwhile joins it.
         """
         report = RunReport()
+        report.pages = await self._send_pages_as_they_fall_due()
         batch = 50
-        while True:
-            async with self.db.session() as session:
-                due = await service.due_pages(session, now=self.clock.now(), limit=batch)
-            report.pages += await self._send_concurrently(due)
-            if len(due) < batch:
-                break
         while True:
             async with self.db.session() as session:
                 ids = await service.due_ids(session, model=Reminder, now=self.clock.now(), limit=batch)
@@ -309,29 +305,43 @@ class Escalator:
                 break
         return report
 
-    async def _send_concurrently(self, due: list[tuple[int, int]]) -> int:
-        """Pages of different incidents side by side (Slack's latency overlaps), each incident's in order.
+    async def _send_pages_as_they_fall_due(self) -> int:
+        """Up to `concurrency` incidents paged side by side, each incident's pages in order.
 
-        After an outage, or in a storm, one page after another would make the last one wait for
-        all the others' Slack round trips. At most `concurrency` incidents at once.
+        Slack's latency overlaps across incidents. Whenever one incident's pages are out, the due
+        rows are read again, so in a storm a page that falls due starts as soon as a slot frees
+        instead of waiting for a whole batch to finish.
         """
-        by_incident: dict[int, list[int]] = {}
-        for page_id, incident_id in due:
-            by_incident.setdefault(incident_id, []).append(page_id)
-        gate = asyncio.Semaphore(self.concurrency)
+        sending: dict[asyncio.Task[int], int] = {}  # task -> incident
+        sent = 0
+        failure: BaseException | None = None
 
         async def send_in_order(page_ids: list[int]) -> int:
-            sent = 0
-            async with gate:
-                for page_id in page_ids:
-                    sent += await self.send_page(page_id)
-            return sent
+            return sum([await self.send_page(page_id) for page_id in page_ids])
 
-        results = await asyncio.gather(*(send_in_order(ids) for ids in by_incident.values()), return_exceptions=True)
-        for result in results:
-            if isinstance(result, BaseException):
-                raise result  # after every send has finished (the database is down, most likely)
-        return sum(r for r in results if isinstance(r, int))
+        while True:
+            if failure is None and len(sending) < self.concurrency:
+                async with self.db.session() as session:
+                    due = await service.due_pages(session, now=self.clock.now(), limit=self.concurrency * 4)
+                busy = set(sending.values())
+                by_incident: dict[int, list[int]] = {}
+                for page_id, incident_id in due:
+                    if incident_id not in busy:
+                        by_incident.setdefault(incident_id, []).append(page_id)
+                for incident_id, page_ids in list(by_incident.items())[: self.concurrency - len(sending)]:
+                    sending[asyncio.get_running_loop().create_task(send_in_order(page_ids))] = incident_id
+            if not sending:
+                break
+            done, _ = await asyncio.wait(sending, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                del sending[task]
+                if task.exception() is not None:
+                    failure = failure or task.exception()  # the database is down, most likely
+                else:
+                    sent += task.result()
+        if failure is not None:
+            raise failure  # after every send in progress has finished
+        return sent
 
     async def next_due(self) -> datetime | None:
         async with self.db.session() as session:

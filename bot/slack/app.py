@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+import aiohttp
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
@@ -31,8 +32,29 @@ def create_client(deps: Deps) -> AsyncWebClient:
     return client
 
 
+def keep_alive(deps: Deps, client: AsyncWebClient) -> None:
+    """One HTTP session for every Web API call, opened at start and closed last at shutdown.
+
+    Without one, slack_sdk opens a new session, so a new connection (and TLS handshake), per call:
+    measured at a third of the bot's CPU in a declare storm against a local Slack.
+    """
+
+    async def open_session() -> None:
+        if client.session is None or client.session.closed:
+            client.session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=client.timeout))
+
+    async def close_session() -> None:
+        if client.session is not None:
+            await client.session.close()
+
+    deps.on_start.insert(0, open_session)
+    deps.on_stop.insert(0, close_session)  # run in reverse: this one last
+
+
 def create_app(deps: Deps, *, client: AsyncWebClient | None = None) -> AsyncApp:
-    client = client or create_client(deps)
+    if client is None:
+        client = create_client(deps)
+        keep_alive(deps, client)
     secret = deps.settings.slack_signing_secret
     app = AsyncApp(
         client=client,

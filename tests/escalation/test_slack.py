@@ -424,3 +424,21 @@ async def test_a_user_group_is_read_when_the_page_goes_out_and_its_members_invit
     assert len(page_dms(bot.fake, "U0CTO")) == 1 and len(page_dms(bot.fake, "U0CAROL")) == 1
     assert {"U0CTO", "U0CAROL"} <= bot.fake.channels[incident.channel_id].members
     assert page_lines(bot.fake, incident.channel_id)[-1] == "📟 Paged level 2 (Leads): <@U0CTO>, <@U0CAROL>"
+
+
+async def test_a_persons_dm_channel_is_opened_once_and_reopened_when_slack_lost_it(start: Starter) -> None:
+    """conversations.open is tier 3 (~50 a minute): a storm paging the same people must not spend it per page."""
+    config = {"escalation": {"levels": [{"name": "Team lead", "after": "0s", "notify": ["U0LEAD"]}]}}
+    bot = await start(config)
+    await bot.declare("P1 Checkout is down")
+    await bot.declare("P1 Search is down")
+    assert len(page_dms(bot.fake, "U0LEAD")) == 2
+    assert len(bot.fake.calls_to("conversations.open")) == 1
+
+    [dm] = [c.id for c in bot.fake.channels.values() if c.is_im and "U0LEAD" in c.members]
+    del bot.fake.channels[dm]  # Slack lost the remembered DM: posting there says channel_not_found
+    await bot.declare("P1 Login is down")
+    assert [m.text.split(" [")[0] for m in page_dms(bot.fake, "U0LEAD")] == ["🚨 Paged for INC-3"]  # in the new DM
+    assert len(bot.fake.calls_to("conversations.open")) == 2
+    [page] = await escalator(bot).pages(3)
+    assert page.sent_to == ["U0LEAD"] and page.attempts == 1

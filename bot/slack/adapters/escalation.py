@@ -132,27 +132,43 @@ def reminder_text(incident: Incident, reminder: ReminderMessage) -> str:
 
 
 class SlackPager:
+    # A DM channel that stopped working (the user was deactivated and back, a workspace move): open again.
+    _STALE_DM = frozenset({"channel_not_found", "is_archived", "not_in_channel"})
+
     def __init__(self, client: AsyncWebClient, *, handles: UserHandles) -> None:
         self.client = client
         self.handles = handles
+        # user -> DM channel. The bot's DM with a person keeps its ID, and conversations.open is
+        # tier 3 (~50 a minute): a storm paging the same few people must not spend it on every page.
+        self._dms: dict[str, str] = {}
 
     async def _dm_channel(self, user: str) -> str:
+        if user in self._dms:
+            return self._dms[user]
         response = await call("open a DM", self.client.conversations_open(users=user))
         channel = data(response).get("channel") or {}
         if not channel.get("id"):
             raise ChatError("open a DM: Slack returned no channel", step="open a DM", code="no_channel")
-        return str(channel["id"])
+        self._dms[user] = str(channel["id"])
+        return self._dms[user]
+
+    async def _post_dm(self, user: str, step: str, **message: Any) -> None:
+        cached = user in self._dms
+        try:
+            await call(step, self.client.chat_postMessage(channel=await self._dm_channel(user), **message))
+        except ChatError as exc:
+            if not cached or exc.code not in self._STALE_DM:
+                raise
+            self._dms.pop(user, None)
+            await call(step, self.client.chat_postMessage(channel=await self._dm_channel(user), **message))
 
     async def dm_page(self, *, user: str, incident: Incident, page: PageMessage) -> None:
-        channel = await self._dm_channel(user)
-        await call(
+        await self._post_dm(
+            user,
             "DM the page",
-            self.client.chat_postMessage(
-                channel=channel,
-                text=page_text(incident, page),
-                blocks=page_blocks(incident, page),
-                unfurl_links=False,
-            ),
+            text=page_text(incident, page),
+            blocks=page_blocks(incident, page),
+            unfurl_links=False,
         )
 
     async def report_page(self, *, incident: Incident, report: PageReport) -> None:
@@ -180,8 +196,7 @@ class SlackPager:
             return
         # No channel (its creation failed): remind the people directly instead.
         for user in reminder.mention:
-            channel = await self._dm_channel(user)
-            await call("DM a reminder", self.client.chat_postMessage(channel=channel, text=text))
+            await self._post_dm(user, "DM a reminder", text=text)
 
 
 if TYPE_CHECKING:
