@@ -237,14 +237,7 @@ class Escalator:
                         pending.append((page, rows))
             for page, rows in pending:
                 assert page.id is not None
-                delay = _first_attempt(rows, now) - utc(page.due_at)
-                message = PageMessage(
-                    page_id=page.id,
-                    level=page.level,
-                    name=page.name,
-                    repeat=page.repeat,
-                    late_by=delay if delay > self.late_after else None,
-                )
+                message = self._message(page, rows, now)
                 attempt = _Attempt(
                     number=page.attempts,
                     final=not page.is_pending,
@@ -398,14 +391,7 @@ class Escalator:
         if reason is not None:
             # It reached someone before the incident stopped: record that, and DM nobody else.
             return await self._finish(page, token, incident, now=now, errors=[], stopped=reason)
-        delay = _first_attempt(rows, now) - utc(page.due_at)
-        message = PageMessage(
-            page_id=page.id,
-            level=page.level,
-            name=page.name,
-            repeat=page.repeat,
-            late_by=delay if delay > self.late_after else None,
-        )
+        message = self._message(page, rows, now)
         attempt = _Attempt(
             number=page.attempts,
             final=page.attempts >= self.max_attempts,
@@ -432,6 +418,18 @@ class Escalator:
                 return False  # cancelled meanwhile, and it had reached nobody: it stays cancelled
             # Cancelled while it went out, after reaching someone: sent is the truth.
         return await self._finish(page, token, incident, now=now, errors=attempt.errors)
+
+    def _message(self, page: Page, rows: list[PageTarget], now: datetime) -> PageMessage:
+        """What the DM and the channel mention say; late is measured from the first attempt."""
+        assert page.id is not None
+        delay = _first_attempt(rows, now) - utc(page.due_at)
+        return PageMessage(
+            page_id=page.id,
+            level=page.level,
+            name=page.name,
+            repeat=page.repeat,
+            late_by=delay if delay > self.late_after else None,
+        )
 
     async def _resolve_page_targets(
         self, page: Page, rows: list[PageTarget], token: str, now: datetime

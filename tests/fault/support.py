@@ -179,3 +179,19 @@ def unpace_channel_creation(deps: Deps) -> None:
     chat = deps.chat
     if chat is not None and hasattr(chat, "create_pacer"):
         chat.create_pacer = Pacer(rate=1_000_000.0, burst=1_000_000)
+
+
+class OutageAfterChannel:
+    """The incident chat port, unchanged, except that the database goes away once Slack made the channel."""
+
+    def __init__(self, real: Any, outage: DatabaseOutage) -> None:
+        self.real = real
+        self.outage = outage
+
+    async def create_channel(self, **kwargs: Any) -> Any:
+        channel = await self.real.create_channel(**kwargs)
+        self.outage.start()
+        return channel
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real, name)

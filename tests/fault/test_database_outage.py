@@ -16,7 +16,7 @@ import pytest
 
 from bot.incidents.models import Incident, Status
 from bot.timeline.models import Kind, TimelineEvent
-from tests.fault.support import DatabaseOutage, count, unreachable_url
+from tests.fault.support import DatabaseOutage, OutageAfterChannel, count, unreachable_url
 from tests.harness import BotHarness
 
 
@@ -84,29 +84,13 @@ async def test_acknowledge_button_while_the_database_is_down(bot: BotHarness, ou
     assert await count(bot.deps, TimelineEvent, TimelineEvent.kind == Kind.ACK) == 0
 
 
-class _OutageAfterChannel:
-    """The incident chat port, unchanged, except that the database goes away once the channel exists."""
-
-    def __init__(self, real: Any, outage: DatabaseOutage) -> None:
-        self.real = real
-        self.outage = outage
-
-    async def create_channel(self, **kwargs: Any) -> Any:
-        channel = await self.real.create_channel(**kwargs)
-        self.outage.start()
-        return channel
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.real, name)
-
-
 async def test_database_lost_in_the_middle_of_declare(bot: BotHarness, outage: DatabaseOutage) -> None:
     """The row is committed, Slack made the channel, then saving the channel fails.
 
     The incident must not be left half set up without anyone knowing: the user is told INC-1
     exists, and once the database is back one Retry setup finishes it with the channel Slack made.
     """
-    bot.deps.chat = _OutageAfterChannel(bot.deps.chat, outage)  # type: ignore[assignment]
+    bot.deps.chat = OutageAfterChannel(bot.deps.chat, outage)  # type: ignore[assignment]
     try:
         response = await bot.command("declare P1 Checkout is down")
     finally:

@@ -56,9 +56,7 @@ def _channels_valid(bot: BotHarness) -> None:
 async def test_the_scan_catches_an_unescaped_broadcast(bot: BotHarness) -> None:
     """The detector itself: a raw `<!channel>` in a message is found, its escaped form is not."""
     await bot.deps.services["slack_client"].chat_postMessage(channel="C0GENERAL", text="raw <!channel> ping")
-    await bot.deps.services["slack_client"].chat_postMessage(
-        channel="C0GENERAL", text="safe &lt;!channel&gt;"
-    )
+    await bot.deps.services["slack_client"].chat_postMessage(channel="C0GENERAL", text="safe &lt;!channel&gt;")
     leaks = _leaks(sent_texts(bot.fake))
     assert len(leaks) == 1 and "raw" in leaks[0]
 
@@ -103,9 +101,7 @@ async def test_channel_messages_echoed_by_timeline_are_escaped(bot: BotHarness) 
         }
     )
     ack = await bot.command("timeline", channel=incident.channel_id)
-    assert any("&lt;!channel&gt;" in t for t in bot.replies()), (
-        "the message should be on the timeline, escaped"
-    )
+    assert any("&lt;!channel&gt;" in t for t in bot.replies()), "the message should be on the timeline, escaped"
     _assert_no_leaks(bot, [ack])
 
 
@@ -158,9 +154,7 @@ async def test_declare_form_with_injected_title_and_description(bot: BotHarness)
         ("<!channel> <@U0EVIL>", "inc-1-channel-u0evil"),
     ],
 )
-async def test_channel_names_stay_valid_for_any_title(
-    bot: BotHarness, title: str, expected_prefix: str
-) -> None:
+async def test_channel_names_stay_valid_for_any_title(bot: BotHarness, title: str, expected_prefix: str) -> None:
     await bot.command(f"declare P3 {title}")
     incident: Incident = await bot.incident(1)
     assert incident.channel_name and incident.channel_id, incident.setup_error

@@ -124,67 +124,60 @@ async def test_5xx_during_the_post_mortem_upload_is_reported_and_a_retry_shares_
 
 
 @pytest.fixture
-def immediate_page_config() -> dict[str, object]:
-    return {"escalation": {"levels": [{"name": "On-call", "after": "0s", "notify": ["U0LEAD"]}]}}
-
-
-async def test_paging_does_not_wait_for_a_throttled_channel_creation(
-    fake_slack: FakeSlack, database_url: str, tmp_path: Path, immediate_page_config: dict[str, object]
-) -> None:
-    settings = make_settings(
-        fake=fake_slack, database_url=database_url, tmp_path=tmp_path, config=immediate_page_config
-    )
+async def immediate_pager(fake_slack: FakeSlack, database_url: str, tmp_path: Path) -> AsyncIterator[BotHarness]:
+    """A bot whose only level pages U0LEAD at once."""
+    config = {"escalation": {"levels": [{"name": "On-call", "after": "0s", "notify": ["U0LEAD"]}]}}
+    settings = make_settings(fake=fake_slack, database_url=database_url, tmp_path=tmp_path, config=config)
     bot, stop = await start_bot(fake=fake_slack, settings=settings)
     try:
-        fake_slack.throttle("conversations.create", count=1, retry_after=2)
-        await bot.command("declare P1 Checkout is down")
-        methods = [(c.method, c.status, str(c.args.get("channel", ""))) for c in fake_slack.calls]
-        created = next(i for i, (m, status, _) in enumerate(methods) if m == "conversations.create" and status == 200)
-        dm_channels = {c.id for c in fake_slack.channels.values() if c.is_im}
-        paged = next(i for i, (m, _, ch) in enumerate(methods) if m == "chat.postMessage" and ch in dm_channels)
-        assert paged < created, "the page DM waited for Slack to let the bot create the channel"
-        # Once the channel is set up, the page is mentioned there once, after the pinned summary,
-        # and the person paged is in the channel.
-        await bot.settle()
-        incident = await bot.incident(1)
-        assert incident.channel_id
-        texts = [m.text for m in fake_slack.messages(incident.channel_id) if m.ephemeral_to is None]
-        assert [t for t in texts if t.startswith("📟")] == ["📟 Paged level 1 (On-call): <@U0LEAD>"]
-        summary = next(i for i, m in enumerate(fake_slack.messages(incident.channel_id)) if m.ts == incident.summary_ts)
-        mention = next(i for i, t in enumerate(texts) if t.startswith("📟"))
-        assert summary < mention
-        assert "U0LEAD" in fake_slack.channels[incident.channel_id].members
+        yield bot
     finally:
         await stop()
+
+
+async def test_paging_does_not_wait_for_a_throttled_channel_creation(immediate_pager: BotHarness) -> None:
+    bot, fake_slack = immediate_pager, immediate_pager.fake
+    fake_slack.throttle("conversations.create", count=1, retry_after=2)
+    await bot.command("declare P1 Checkout is down")
+    methods = [(c.method, c.status, str(c.args.get("channel", ""))) for c in fake_slack.calls]
+    created = next(i for i, (m, status, _) in enumerate(methods) if m == "conversations.create" and status == 200)
+    dm_channels = {c.id for c in fake_slack.channels.values() if c.is_im}
+    paged = next(i for i, (m, _, ch) in enumerate(methods) if m == "chat.postMessage" and ch in dm_channels)
+    assert paged < created, "the page DM waited for Slack to let the bot create the channel"
+    # Once the channel is set up, the page is mentioned there once, after the pinned summary,
+    # and the person paged is in the channel.
+    await bot.settle()
+    incident = await bot.incident(1)
+    assert incident.channel_id
+    posted = [m for m in fake_slack.messages(incident.channel_id) if m.ephemeral_to is None]
+    assert [m.text for m in posted if m.text.startswith("📟")] == ["📟 Paged level 1 (On-call): <@U0LEAD>"]
+    summary = next(i for i, m in enumerate(posted) if m.ts == incident.summary_ts)
+    mention = next(i for i, m in enumerate(posted) if m.text.startswith("📟"))
+    assert summary < mention
+    assert "U0LEAD" in fake_slack.channels[incident.channel_id].members
 
 
 async def test_retry_setup_invites_and_mentions_who_was_paged_and_starts_the_playbook(
-    fake_slack: FakeSlack, database_url: str, tmp_path: Path, immediate_page_config: dict[str, object]
+    immediate_pager: BotHarness,
 ) -> None:
     """Channel creation fails: the page goes out anyway; Retry setup catches the channel up."""
-    settings = make_settings(
-        fake=fake_slack, database_url=database_url, tmp_path=tmp_path, config=immediate_page_config
-    )
-    bot, stop = await start_bot(fake=fake_slack, settings=settings)
-    try:
-        fake_slack.server_error("conversations.create", count=1, status=503)
-        await bot.command("declare P1 Checkout is down", channel="C0GENERAL")
-        incident = await bot.incident(1)
-        assert incident.channel_id is None
-        [page] = await bot.deps.services["escalator"].pages(1)
-        assert page.sent_to == ["U0LEAD"], "paging does not wait for the channel"
+    bot, fake_slack = immediate_pager, immediate_pager.fake
+    fake_slack.server_error("conversations.create", count=1, status=503)
+    await bot.command("declare P1 Checkout is down", channel="C0GENERAL")
+    incident = await bot.incident(1)
+    assert incident.channel_id is None
+    [page] = await bot.deps.services["escalator"].pages(1)
+    assert page.sent_to == ["U0LEAD"], "paging does not wait for the channel"
 
-        await bot.click("incident_retry_setup", "1", channel="C0GENERAL")
-        incident = await bot.incident(1)
-        assert incident.channel_id
-        channel = fake_slack.channels[incident.channel_id]
-        assert "U0LEAD" in channel.members
-        texts = [m.text for m in fake_slack.messages(incident.channel_id)]
-        assert [t for t in texts if t.startswith("📟")] == ["📟 Paged level 1 (On-call): <@U0LEAD>"]
-        assert any(e.kind == "playbook" for e in await bot.timeline(1)), "the matching playbook started"
-        # A second press changes nothing.
-        await bot.click("incident_retry_setup", "1", channel="C0GENERAL")
-        texts = [m.text for m in fake_slack.messages(incident.channel_id)]
-        assert len([t for t in texts if t.startswith("📟")]) == 1
-    finally:
-        await stop()
+    await bot.click("incident_retry_setup", "1", channel="C0GENERAL")
+    incident = await bot.incident(1)
+    assert incident.channel_id
+    channel = fake_slack.channels[incident.channel_id]
+    assert "U0LEAD" in channel.members
+    texts = [m.text for m in fake_slack.messages(incident.channel_id)]
+    assert [t for t in texts if t.startswith("📟")] == ["📟 Paged level 1 (On-call): <@U0LEAD>"]
+    assert any(e.kind == "playbook" for e in await bot.timeline(1)), "the matching playbook started"
+    # A second press changes nothing.
+    await bot.click("incident_retry_setup", "1", channel="C0GENERAL")
+    texts = [m.text for m in fake_slack.messages(incident.channel_id)]
+    assert len([t for t in texts if t.startswith("📟")]) == 1

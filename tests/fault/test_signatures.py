@@ -18,9 +18,7 @@ from tests.fault.support import bot_errors, count
 from tests.harness import SECRET, BotHarness
 
 
-def _declare(
-    bot: BotHarness, *, secret: str = SECRET, timestamp: int | None = None
-) -> tuple[str, dict[str, str]]:
+def _declare(bot: BotHarness, *, secret: str = SECRET, timestamp: int | None = None) -> tuple[str, dict[str, str]]:
     return req.slash_command(
         "/incident",
         "declare P1 Checkout is down",
@@ -86,9 +84,7 @@ async def test_body_changed_after_signing_is_refused(bot: BotHarness) -> None:
 
 
 @pytest.mark.parametrize("age", [301, 3600, -301])
-async def test_stale_or_future_timestamp_is_refused_even_when_correctly_signed(
-    bot: BotHarness, age: int
-) -> None:
+async def test_stale_or_future_timestamp_is_refused_even_when_correctly_signed(bot: BotHarness, age: int) -> None:
     """Older than five minutes (or as far in the future): a captured request cannot be replayed later."""
     await _refused(bot, *_declare(bot, timestamp=int(time.time()) - age))
 
@@ -138,9 +134,7 @@ async def test_stale_replay_of_an_event_is_refused(bot: BotHarness) -> None:
         "text": "old news",
         "ts": "1.000002",
     }
-    body, headers = req.event_callback(
-        message, secret=SECRET, event_id="EvOld", timestamp=int(time.time()) - 600
-    )
+    body, headers = req.event_callback(message, secret=SECRET, event_id="EvOld", timestamp=int(time.time()) - 600)
     response = await bot.post(body, headers)
     assert response.status_code == 401
     await bot.settle()

@@ -25,9 +25,7 @@ def _summaries(bot: BotHarness, incident: Incident) -> list[str]:
     assert incident.channel_id
     out = []
     for msg in bot.fake.messages(incident.channel_id):
-        ids = [
-            e.get("action_id") for b in msg.blocks or [] if b.get("type") == "actions" for e in b["elements"]
-        ]
+        ids = [e.get("action_id") for b in msg.blocks or [] if b.get("type") == "actions" for e in b["elements"]]
         if ActionId.RESOLVE in ids and msg.ephemeral_to is None:
             out.append(msg.ts)
     return out

@@ -23,7 +23,7 @@ from bot.incidents.ports import Channel
 from bot.slack.adapters.incidents import SlackIncidentChat
 from bot.timeline.models import Kind
 from tests.fakes.slack_api import FakeSlack
-from tests.fault.support import DatabaseOutage, unreachable_url
+from tests.fault.support import DatabaseOutage, OutageAfterChannel, unreachable_url
 from tests.harness import BotHarness
 
 NAME = "inc-1-checkout-is-down"
@@ -36,27 +36,11 @@ async def outage(bot: BotHarness, database_url: str, tmp_path: Path) -> AsyncIte
     await down.close()
 
 
-class _OutageAfterChannel:
-    """The incident chat port, unchanged, except that the database goes away once a channel exists."""
-
-    def __init__(self, real: Any, outage: DatabaseOutage) -> None:
-        self.real = real
-        self.outage = outage
-
-    async def create_channel(self, **kwargs: Any) -> Any:
-        channel = await self.real.create_channel(**kwargs)
-        self.outage.start()
-        return channel
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.real, name)
-
-
 async def _declare_and_lose_the_database(bot: BotHarness, outage: DatabaseOutage) -> str:
     """/incident declare; the database fails as soon as Slack has made the channel. Returns its ID."""
     made_before = len(bot.fake.calls_to("conversations.create"))
     real = bot.deps.chat
-    bot.deps.chat = _OutageAfterChannel(real, outage)  # type: ignore[assignment]
+    bot.deps.chat = OutageAfterChannel(real, outage)  # type: ignore[assignment]
     try:
         await bot.command("declare P1 Checkout is down")
     finally:
