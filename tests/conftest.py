@@ -17,7 +17,7 @@ from bot.config import BotConfig
 from bot.db import Database
 from bot.settings import Settings
 from tests.fakes.slack_api import FakeSlack
-from tests.harness import SECRET, BotHarness, start_bot
+from tests.harness import SECRET, BotHarness, running_bot
 from tests.pg import PostgresServer, create_database
 
 BACKEND = os.environ.get("TEST_DATABASE", "sqlite").lower()
@@ -105,8 +105,5 @@ async def bot(
     fake_slack: FakeSlack, database_url: str, tmp_path: Path, bot_config: dict[str, Any]
 ) -> AsyncIterator[BotHarness]:
     settings = make_settings(fake=fake_slack, database_url=database_url, tmp_path=tmp_path, config=bot_config)
-    harness, stop = await start_bot(fake=fake_slack, settings=settings)
-    try:
+    async with running_bot(fake=fake_slack, settings=settings) as harness:
         yield harness
-    finally:
-        await stop()

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import Awaitable, Callable
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
@@ -217,3 +219,20 @@ async def start_bot(
             await wiring.stop(deps)
 
     return harness, stop
+
+
+@asynccontextmanager
+async def running_bot(*, fake: FakeSlack, settings: Settings, **kwargs: Any) -> AsyncIterator[BotHarness]:
+    """`start_bot` as a context: the bot, stopped (after its work settles) on the way out."""
+    harness, stop = await start_bot(fake=fake, settings=settings, **kwargs)
+    try:
+        yield harness
+    finally:
+        await stop()
+
+
+def free_port() -> int:
+    """A local TCP port nothing listens on (for a bot run as a whole server)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])

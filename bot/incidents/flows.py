@@ -161,15 +161,13 @@ async def _setup_steps(deps: Deps, *, incident_id: int, actor: str, adopt: bool)
 
     async def failed(step: str, exc: ChatError) -> None:
         problems.append(f"{step} failed ({exc.code or exc})")
-        async with deps.db.session() as session:
-            await timeline.record(
-                session,
-                incident_id=incident_id,
-                kind=Kind.CHAT_ERROR,
-                at=deps.clock.now(),
-                text=f"{step} failed: {exc}",
-                data={"step": step, "code": exc.code},
-            )
+        await timeline.record_now(
+            deps,
+            incident_id=incident_id,
+            kind=Kind.CHAT_ERROR,
+            text=f"{step} failed: {exc}",
+            data={"step": step, "code": exc.code},
+        )
 
     incident = await load()
     if incident.channel_id is None:
@@ -262,15 +260,13 @@ async def _own_channel(deps: Deps, incident: Incident, *, name: str) -> Channel 
     if channel is None:
         return None
     log.info("adopting #%s (%s) for %s", channel.name, channel.id, incident.ref, extra={"incident": incident.ref})
-    async with deps.db.session() as session:
-        await timeline.record(
-            session,
-            incident_id=incident.id,
-            kind=Kind.SETUP,
-            at=deps.clock.now(),
-            text=f"reused #{channel.name}: Slack made it before the database failed to record it",
-            data={"step": "adopt channel", "channel_id": channel.id},
-        )
+    await timeline.record_now(
+        deps,
+        incident_id=incident.id,
+        kind=Kind.SETUP,
+        text=f"reused #{channel.name}: Slack made it before the database failed to record it",
+        data={"step": "adopt channel", "channel_id": channel.id},
+    )
     return channel
 
 

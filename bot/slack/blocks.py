@@ -55,6 +55,11 @@ def button(text: str, action_id: str, value: str, style: str | None = None) -> d
     return element
 
 
+def retry_setup(number: int | None) -> Block:
+    """The Retry setup button, for wherever a declarer hears that setting an incident up failed."""
+    return {"type": "actions", "elements": [button("Retry setup", ActionId.RETRY_SETUP, str(number), "primary")]}
+
+
 def ts(when: datetime | None) -> str:
     """Slack renders this in each reader's own time zone, with UTC as the fallback text."""
     if when is None:

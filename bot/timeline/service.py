@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import delete, func, update
 from sqlalchemy.exc import IntegrityError
@@ -12,6 +12,9 @@ from sqlmodel import SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.timeline.models import Kind, ProcessedEvent, ProcessedRequest, TimelineEvent
+
+if TYPE_CHECKING:
+    from bot.deps import Deps
 
 
 def add(
@@ -50,6 +53,12 @@ async def record(session: AsyncSession, **kwargs: Any) -> TimelineEvent:
     event = add(session, **kwargs)
     await session.commit()
     return event
+
+
+async def record_now(deps: Deps, **kwargs: Any) -> TimelineEvent:
+    """Record one event, stamped now, in a session of its own: for flows with no transaction open."""
+    async with deps.db.session() as session:
+        return await record(session, at=deps.clock.now(), **kwargs)
 
 
 async def events(

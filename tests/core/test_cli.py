@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +12,7 @@ from pathlib import Path
 import httpx
 
 from tests.fakes.slack_api import FakeSlack
+from tests.harness import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -65,9 +65,7 @@ def test_named_config_file_must_exist(tmp_path: Path) -> None:
 async def test_http_mode_serves_slack_and_health_then_stops_cleanly(tmp_path: Path) -> None:
     fake = FakeSlack()
     await fake.start()
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     env = _env(
         tmp_path,
         SLACK_BOT_TOKEN=fake.bot_token,

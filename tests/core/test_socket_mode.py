@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 from pathlib import Path
 
 import httpx
@@ -11,6 +10,7 @@ import httpx
 from bot.runner import serve
 from tests.conftest import make_settings
 from tests.fakes.slack_api import FakeSlack
+from tests.harness import free_port
 
 
 async def _until(predicate: object, what: str, within: float = 15.0) -> None:
@@ -24,9 +24,7 @@ async def _until(predicate: object, what: str, within: float = 15.0) -> None:
 async def test_socket_mode_serves_slash_commands_and_keeps_health(
     fake_slack: FakeSlack, database_url: str, tmp_path: Path
 ) -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     settings = make_settings(
         fake=fake_slack,
         database_url=database_url,

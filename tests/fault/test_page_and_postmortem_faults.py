@@ -18,7 +18,7 @@ from bot.escalation.models import Page
 from tests.conftest import make_settings
 from tests.fakes.slack_api import FakeSlack
 from tests.fault.support import bot_errors, count
-from tests.harness import BotHarness, start_bot
+from tests.harness import BotHarness, running_bot
 
 CONFIG = {
     "escalation": {
@@ -33,11 +33,8 @@ CONFIG = {
 @pytest.fixture
 async def paging_bot(fake_slack: FakeSlack, database_url: str, tmp_path: Path) -> AsyncIterator[BotHarness]:
     settings = make_settings(fake=fake_slack, database_url=database_url, tmp_path=tmp_path, config=CONFIG)
-    harness, stop = await start_bot(fake=fake_slack, settings=settings, clock=FakeClock())
-    try:
+    async with running_bot(fake=fake_slack, settings=settings, clock=FakeClock()) as harness:
         yield harness
-    finally:
-        await stop()
 
 
 async def _tick(bot: BotHarness, seconds: float) -> None:
@@ -128,11 +125,8 @@ async def immediate_pager(fake_slack: FakeSlack, database_url: str, tmp_path: Pa
     """A bot whose only level pages U0LEAD at once."""
     config = {"escalation": {"levels": [{"name": "On-call", "after": "0s", "notify": ["U0LEAD"]}]}}
     settings = make_settings(fake=fake_slack, database_url=database_url, tmp_path=tmp_path, config=config)
-    bot, stop = await start_bot(fake=fake_slack, settings=settings)
-    try:
+    async with running_bot(fake=fake_slack, settings=settings) as bot:
         yield bot
-    finally:
-        await stop()
 
 
 async def test_paging_does_not_wait_for_a_throttled_channel_creation(immediate_pager: BotHarness) -> None:

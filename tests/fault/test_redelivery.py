@@ -25,6 +25,16 @@ def _message(channel: str, ts: str, text: str = "db primary is at 100% cpu") -> 
     }
 
 
+def _pin(channel: str, ts: str, text: str) -> dict[str, object]:
+    """U0CAROL pins the message at `ts`."""
+    return {
+        "type": "pin_added",
+        "user": "U0CAROL",
+        "channel_id": channel,
+        "item": {"type": "message", "channel": channel, "message": {"ts": ts, "text": text}},
+    }
+
+
 async def _messages(bot: BotHarness, incident_id: int) -> list[TimelineEvent]:
     return [e for e in await bot.timeline(incident_id) if e.kind == Kind.MESSAGE]
 
@@ -88,16 +98,7 @@ async def test_reaction_and_pin_retries_mark_one_key_event(bot: BotHarness) -> N
         "item": {"type": "message", "channel": incident.channel_id, "ts": ts},
         "item_user": "U0BOB",
     }
-    pin = {
-        "type": "pin_added",
-        "user": "U0CAROL",
-        "channel_id": incident.channel_id,
-        "item": {
-            "type": "message",
-            "channel": incident.channel_id,
-            "message": {"ts": ts, "text": "rolled back to v41"},
-        },
-    }
+    pin = _pin(incident.channel_id, ts, "rolled back to v41")
     for retry in (None, 1, 2):
         await bot.event(reaction, event_id="EvReact", retry_num=retry)
         await bot.event(pin, event_id="EvPin", retry_num=retry)
@@ -111,16 +112,7 @@ async def test_late_retry_of_a_pin_does_not_undo_the_unpin(bot: BotHarness) -> N
     assert incident.channel_id
     ts = "1700000000.000600"
     await bot.event(_message(incident.channel_id, ts, "failover done"), event_id="EvMsg6")
-    pin = {
-        "type": "pin_added",
-        "user": "U0CAROL",
-        "channel_id": incident.channel_id,
-        "item": {
-            "type": "message",
-            "channel": incident.channel_id,
-            "message": {"ts": ts, "text": "failover done"},
-        },
-    }
+    pin = _pin(incident.channel_id, ts, "failover done")
     await bot.event(pin, event_id="EvPin6")
     await bot.event(dict(pin, type="pin_removed"), event_id="EvUnpin6")
     await bot.event(pin, event_id="EvPin6", retry_num=1)

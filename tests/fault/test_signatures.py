@@ -28,6 +28,10 @@ def _declare(bot: BotHarness, *, secret: str = SECRET, timestamp: int | None = N
     )
 
 
+def _message(channel: str | None, text: str, ts: str) -> dict[str, object]:
+    return {"type": "message", "channel": channel, "user": "U0BOB", "text": text, "ts": ts}
+
+
 async def _nothing_happened(bot: BotHarness) -> None:
     await bot.settle()
     assert await count(bot.deps, Incident) == 0
@@ -102,13 +106,7 @@ async def test_forged_event_and_interaction_are_refused(bot: BotHarness) -> None
     calls = len(bot.fake.calls)
     responses = len(bot.fake.responses)
     events = await count(bot.deps, TimelineEvent)
-    message = {
-        "type": "message",
-        "channel": incident.channel_id,
-        "user": "U0BOB",
-        "text": "forged",
-        "ts": "1.000001",
-    }
+    message = _message(incident.channel_id, "forged", "1.000001")
     for body, headers in (
         req.event_callback(message, secret="wrong", event_id="EvForged"),
         req.block_actions("incident_ack", str(incident.id), secret="wrong", channel_id=incident.channel_id),
@@ -127,13 +125,7 @@ async def test_forged_event_and_interaction_are_refused(bot: BotHarness) -> None
 async def test_stale_replay_of_an_event_is_refused(bot: BotHarness) -> None:
     incident = await bot.declare()
     events = await count(bot.deps, TimelineEvent)
-    message = {
-        "type": "message",
-        "channel": incident.channel_id,
-        "user": "U0BOB",
-        "text": "old news",
-        "ts": "1.000002",
-    }
+    message = _message(incident.channel_id, "old news", "1.000002")
     body, headers = req.event_callback(message, secret=SECRET, event_id="EvOld", timestamp=int(time.time()) - 600)
     response = await bot.post(body, headers)
     assert response.status_code == 401

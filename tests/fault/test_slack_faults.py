@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from bot.incidents.models import Incident
 from bot.slack.blocks import ActionId
 from bot.timeline.models import Kind
@@ -114,26 +116,20 @@ async def test_5xx_on_every_step_at_once(bot: BotHarness) -> None:
     await _assert_set_up_once(bot)
 
 
-async def test_5xx_on_pinning_the_summary_does_not_post_a_second_summary(bot: BotHarness) -> None:
-    """The summary was posted; only the pin failed. Retrying must pin that message, not post another."""
-    bot.fake.server_error("pins.add", count=1)
+@pytest.mark.parametrize(
+    ("method", "step"),
+    [
+        # The summary was posted; only the pin failed. Retrying must pin that message, not post another.
+        pytest.param("pins.add", "pinning the summary", id="pin-no-second-summary"),
+        # `Retry setup` says finished steps are skipped: an invite (or topic) that failed is not finished.
+        pytest.param("conversations.invite", "inviting the declarer", id="invite"),
+        pytest.param("conversations.setTopic", "setting the topic", id="topic"),
+    ],
+)
+async def test_5xx_on_one_idempotent_step_is_redone_by_retry(bot: BotHarness, method: str, step: str) -> None:
+    bot.fake.server_error(method, count=1)
     await bot.command("declare P1 Checkout is down")
-    await _retry_setup(bot)
-    await _assert_set_up_once(bot)
-
-
-async def test_5xx_on_inviting_the_declarer_is_retried(bot: BotHarness) -> None:
-    """`Retry setup` says finished steps are skipped: an invite that failed is not finished."""
-    bot.fake.server_error("conversations.invite", count=1)
-    await bot.command("declare P1 Checkout is down")
-    assert "inviting the declarer failed" in ((await bot.incident(1)).setup_error or "")
-    await _retry_setup(bot)
-    await _assert_set_up_once(bot)
-
-
-async def test_5xx_on_setting_the_topic_is_retried(bot: BotHarness) -> None:
-    bot.fake.server_error("conversations.setTopic", count=1)
-    await bot.command("declare P1 Checkout is down")
+    assert f"{step} failed" in ((await bot.incident(1)).setup_error or "")
     await _retry_setup(bot)
     await _assert_set_up_once(bot)
 

@@ -53,6 +53,16 @@ async def _declare_and_lose_the_database(bot: BotHarness, outage: DatabaseOutage
     return str(made[0].response["channel"]["id"])
 
 
+async def _declare_retry_and_keep_off(bot: BotHarness, outage: DatabaseOutage) -> None:
+    """Declare through the outage and retry: the incident gets `NAME-2`, and `NAME` (not its own) is left alone."""
+    ours = await _declare_and_lose_the_database(bot, outage)
+    assert bot.fake.channels[ours].name == f"{NAME}-2"
+    await _retry_setup(bot)
+    await _assert_set_up_in(bot, ours, f"{NAME}-2")
+    assert _incident_channels(bot.fake) == [NAME, f"{NAME}-2"]
+    _untouched(bot.fake, NAME)
+
+
 async def _retry_setup(bot: BotHarness) -> None:
     """Press Retry setup right away: the interrupted run's lease is this process's own, taken over."""
     await bot.click("incident_retry_setup", "1", channel="C0GENERAL")
@@ -97,12 +107,7 @@ async def test_a_channel_someone_else_made_with_the_name_is_not_adopted(
 ) -> None:
     # A person made the incident's would-be channel name beforehand, and invited the bot.
     bot.fake.add_channel(NAME, creator="U0ALICE", members=["U0ALICE", bot.fake.bot_user_id])
-    ours = await _declare_and_lose_the_database(bot, outage)
-    assert bot.fake.channels[ours].name == f"{NAME}-2"
-    await _retry_setup(bot)
-    await _assert_set_up_in(bot, ours, f"{NAME}-2")
-    assert _incident_channels(bot.fake) == [NAME, f"{NAME}-2"]
-    _untouched(bot.fake, NAME)
+    await _declare_retry_and_keep_off(bot, outage)
 
 
 async def test_the_declaration_itself_never_looks_for_a_channel_to_adopt(bot: BotHarness) -> None:
@@ -126,12 +131,7 @@ async def test_an_archived_or_older_channel_of_the_bot_is_not_adopted(
     # The bot itself made a channel with this name: archived, or before this incident existed
     # (say the database was restored from a backup and the incident numbers started over).
     bot.fake.add_channel(NAME, creator=bot.fake.bot_user_id, members=[bot.fake.bot_user_id], **seed)
-    ours = await _declare_and_lose_the_database(bot, outage)
-    assert bot.fake.channels[ours].name == f"{NAME}-2"
-    await _retry_setup(bot)
-    await _assert_set_up_in(bot, ours, f"{NAME}-2")
-    assert _incident_channels(bot.fake) == [NAME, f"{NAME}-2"]
-    _untouched(bot.fake, NAME)
+    await _declare_retry_and_keep_off(bot, outage)
 
 
 async def test_the_channel_is_found_on_a_later_page_and_the_walk_stops_there(

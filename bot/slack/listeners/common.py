@@ -47,15 +47,19 @@ async def find_incident(deps: Deps, *, number: int | None, channel_id: str | Non
     )
 
 
+def usage_reply(exc: UsageError) -> dict[str, Any]:
+    """The message for a usage error (text and blocks), for an `ack(...)` or a `respond(...)`."""
+    return {
+        "text": escape(f"{exc} Usage: {exc.usage}"),
+        "blocks": blocks.usage_blocks(str(exc), exc.usage, exc.suggestion),
+        "response_type": "ephemeral",
+    }
+
+
 async def reply_error(respond: AsyncRespond, exc: BaseException) -> None:
     """Every failure the user caused or can act on gets an ephemeral answer; the rest is logged with a trace."""
     if isinstance(exc, UsageError):
-        await respond(
-            text=escape(f"{exc} Usage: {exc.usage}"),
-            blocks=blocks.usage_blocks(str(exc), exc.usage, exc.suggestion),
-            response_type="ephemeral",
-            replace_original=False,
-        )
+        await respond(**usage_reply(exc), replace_original=False)
         return
     if isinstance(exc, BotError):
         await respond(text=f"⚠️ {escape(str(exc))}", response_type="ephemeral", replace_original=False)

@@ -15,7 +15,7 @@ from bot.incidents import flows, grammar, service
 from bot.incidents.flows import Outcome
 from bot.slack import blocks
 from bot.slack.api import call
-from bot.slack.listeners.common import CommandContext, guarded, known, subcommand
+from bot.slack.listeners.common import CommandContext, guarded, known, subcommand, usage_reply
 from bot.slack.text import escape
 from bot.timeline import service as timeline
 
@@ -61,12 +61,7 @@ async def _after_declare(respond: AsyncRespond, outcome: Outcome) -> None:
                     f"⚠️ *{incident.ref} is saved*, but {escape('; '.join(outcome.problems))}.\n"
                     "Press *Retry setup* once Slack is reachable again; finished steps are skipped."
                 ),
-                {
-                    "type": "actions",
-                    "elements": [
-                        blocks.button("Retry setup", blocks.ActionId.RETRY_SETUP, str(incident.id), "primary")
-                    ],
-                },
+                blocks.retry_setup(incident.id),
             ],
             response_type="ephemeral",
             replace_original=False,
@@ -198,11 +193,7 @@ def register(app: AsyncApp, deps: Deps) -> None:
         try:
             cmd = grammar.parse(command.get("text", ""), known=known(deps))
         except UsageError as exc:
-            await ack(
-                text=escape(f"{exc} Usage: {exc.usage}"),
-                blocks=blocks.usage_blocks(str(exc), exc.usage, exc.suggestion),
-                response_type="ephemeral",
-            )
+            await ack(**usage_reply(exc))
             return
         if isinstance(cmd, grammar.Declare) and cmd.interactive:
             await ack()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp
@@ -63,8 +64,7 @@ async def tell_declared(
     extra = None
     if outcome.problems:
         text += f"\n⚠️ {incident.ref} is saved, but {escape('; '.join(outcome.problems))}. Press Retry setup."
-        retry = blocks.button("Retry setup", blocks.ActionId.RETRY_SETUP, str(incident.id), "primary")
-        extra = [{"type": "actions", "elements": [retry]}]
+        extra = [blocks.retry_setup(incident.id)]
     await tell(client, user=user, channel=channel, text=text, extra=extra)
 
 
@@ -75,6 +75,34 @@ def title_errors(title: str) -> dict[str, str] | None:
     if len(title) > MAX_TITLE:
         return {"title": f"Keep it under {MAX_TITLE} characters."}
     return None
+
+
+@dataclass(frozen=True)
+class DeclareForm:
+    """What a declare form says, named as `flows.declare` takes it (`**asdict(form)`)."""
+
+    title: str
+    severity: Severity | None
+    service_name: str | None
+    playbook_id: str | None
+    description: str
+
+
+async def ack_declare_form(ack: AsyncAck, view: dict[str, Any]) -> DeclareForm | None:
+    """Ack a declare form: with field errors and None (the modal stays open), or empty and what it says."""
+    title = form_value(view, "title") or ""
+    if errors := title_errors(title):
+        await ack(response_action="errors", errors=errors)
+        return None
+    await ack()
+    severity = form_value(view, "severity")
+    return DeclareForm(
+        title=title,
+        severity=Severity(severity) if severity in {s.value for s in Severity} else None,
+        service_name=form_value(view, "service"),
+        playbook_id=form_value(view, "playbook"),
+        description=form_value(view, "description") or "",
+    )
 
 
 async def after_submit(
@@ -97,22 +125,11 @@ def register(app: AsyncApp, deps: Deps) -> None:
     async def declare_submitted(
         ack: AsyncAck, body: dict[str, Any], view: dict[str, Any], client: AsyncWebClient
     ) -> None:
-        title = form_value(view, "title") or ""
-        if errors := title_errors(title):
-            await ack(response_action="errors", errors=errors)
+        form = await ack_declare_form(ack, view)
+        if form is None:
             return
-        await ack()
         user = body["user"]["id"]
-        severity = form_value(view, "severity")
-        work = flows.declare(
-            deps,
-            title=title,
-            declared_by=user,
-            severity=Severity(severity) if severity else None,
-            service_name=form_value(view, "service"),
-            playbook_id=form_value(view, "playbook"),
-            description=form_value(view, "description") or "",
-        )
+        work = flows.declare(deps, declared_by=user, **asdict(form))
         await after_submit(
             client, user=user, channel=view.get("private_metadata") or None, work=work, declared="declared"
         )
