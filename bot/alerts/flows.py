@@ -18,7 +18,7 @@ from sqlmodel import col, select
 
 from bot.alerts import rules, service
 from bot.alerts.models import AlertGroup, AlertInstance, DeclareState
-from bot.alerts.payloads import Notification
+from bot.alerts.payloads import Notification, summary_of
 from bot.alerts.ports import AlertChat, AlertLine, AlertView, IncidentLink
 from bot.config import Severity
 from bot.deps import Deps
@@ -50,7 +50,7 @@ def _line(instance: AlertInstance, common: dict[str, str]) -> AlertLine:
         status=instance.status,
         name=instance.labels.get("alertname", "alert"),
         labels=own,
-        summary=instance.annotations.get("summary") or instance.annotations.get("description") or "",
+        summary=summary_of(instance.annotations),
         starts_at=instance.starts_at,
         generator_url=instance.generator_url,
     )
@@ -296,33 +296,21 @@ class AlertProcessor:
         async with self.deps.db.session() as session:
             if not await service.claim_declare(session, group_id=group.id, states=[DeclareState.WANTED], now=now):
                 return  # a person or another replica is declaring it
-        try:
-            outcome = await incident_flows.declare(
-                self.deps,
-                title=group.title or "Alert",
-                declared_by=group.source,
-                severity=Severity(group.proposed_severity) if group.proposed_severity else None,
-                service_name=group.proposed_service,
-                playbook_id=group.proposed_playbook,
-                description=incident_description(group, alerts),
-            )
-        except Exception:
-            # Cancelled mid-declare (shutdown) stays claimed: the stale-declare recovery links what was made.
-            async with self.deps.db.session() as session:
-                await service.release_declare(session, group_id=group.id, back_to=DeclareState.WANTED)
-            raise
-        incident = outcome.incident
-        async with self.deps.db.session() as session:
-            await service.link_incident(
-                session,
-                group_id=group.id,
-                incident_id=incident.id or 0,
-                how="auto",
-                actor=group.source,
-                now=self.deps.clock.now(),
-            )
-        metrics_of(self.deps).alerts_declared.labels(source=group.source, how="auto").inc()
-        log.info("alert group %s declared %s automatically (%s)", group.id, incident.ref, group.rule)
+        # Cancelled mid-declare (shutdown) stays claimed: the stale-declare recovery links what was made.
+        outcome = await _declare_and_link(
+            self.deps,
+            group_id=group.id,
+            source=group.source,
+            how="auto",
+            actor=group.source,
+            back_to=DeclareState.WANTED,
+            title=group.title or "Alert",
+            severity=Severity(group.proposed_severity) if group.proposed_severity else None,
+            service_name=group.proposed_service,
+            playbook_id=group.proposed_playbook,
+            description=incident_description(group, alerts),
+        )
+        log.info("alert group %s declared %s automatically (%s)", group.id, outcome.incident.ref, group.rule)
 
     async def _recover_declares(self, now: Any) -> None:
         """A declare claimed but never linked: link the incident it made, or let it be declared again."""
@@ -360,13 +348,9 @@ class AlertProcessor:
     async def on_incident_changed(self, event: IncidentEvent) -> None:
         """A linked incident changed (resolved): refresh its alert messages, in the background."""
         async with self.deps.db.session() as session:
-            groups = await service.groups_for_incident(session, incident_id=event.incident_id)
-            for group in groups:
-                assert group.id is not None
-                await service.bump(session, group_id=group.id)
-        for group in groups:
-            assert group.id is not None
-            self.spawn(group.id)
+            group_ids = await service.bump_for_incident(session, incident_id=event.incident_id)
+        for group_id in group_ids:
+            self.spawn(group_id)
 
 
 def build_view(group: AlertGroup, alerts: list[AlertInstance], incident: Incident | None) -> AlertView:
@@ -415,6 +399,43 @@ def processor_of(deps: Deps) -> AlertProcessor:
     return deps.get("alerts")  # type: ignore[no-any-return]
 
 
+async def _declare_and_link(
+    deps: Deps,
+    *,
+    group_id: int,
+    source: str,
+    how: str,
+    actor: str,
+    back_to: str,
+    title: str,
+    severity: Severity | None,
+    service_name: str | None,
+    playbook_id: str | None,
+    description: str,
+) -> Outcome:
+    """With the declare claimed: declare the incident and link the group to it (a failure gives the claim back)."""
+    try:
+        outcome = await incident_flows.declare(
+            deps,
+            title=title,
+            declared_by=actor,
+            severity=severity,
+            service_name=service_name,
+            playbook_id=playbook_id,
+            description=description,
+        )
+    except Exception:
+        async with deps.db.session() as session:
+            await service.release_declare(session, group_id=group_id, back_to=back_to)
+        raise
+    async with deps.db.session() as session:
+        await service.link_incident(
+            session, group_id=group_id, incident_id=outcome.incident.id or 0, how=how, actor=actor, now=deps.clock.now()
+        )
+    metrics_of(deps).alerts_declared.labels(source=source, how=how).inc()
+    return outcome
+
+
 async def declare_from_alert(
     deps: Deps,
     *,
@@ -430,42 +451,28 @@ async def declare_from_alert(
     now = deps.clock.now()
     async with deps.db.session() as session:
         group = await service.get_group(session, group_id=group_id)
-        if group.incident_id is not None:
-            raise InvalidState(f"This alert is already INC-{group.incident_id}; nothing new was declared.")
         previous = group.declare_state
-        won = await service.claim_declare(
+        # The claim also fails when the group is linked already; the re-read says which it was.
+        if not await service.claim_declare(
             session, group_id=group_id, states=[DeclareState.NONE, DeclareState.WANTED], now=now
-        )
-    if not won:
-        async with deps.db.session() as session:
+        ):
             group = await service.get_group(session, group_id=group_id)
-        if group.incident_id is not None:
-            raise InvalidState(f"This alert is already INC-{group.incident_id}; nothing new was declared.")
-        raise InvalidState("Someone is declaring an incident for this alert right now; look in the alerts channel.")
-    try:
-        outcome = await incident_flows.declare(
-            deps,
-            title=title,
-            declared_by=actor,
-            severity=severity,
-            service_name=service_name,
-            playbook_id=playbook_id,
-            description=description,
-        )
-    except Exception:
-        async with deps.db.session() as session:
-            await service.release_declare(session, group_id=group_id, back_to=previous)
-        raise
-    async with deps.db.session() as session:
-        await service.link_incident(
-            session,
-            group_id=group_id,
-            incident_id=outcome.incident.id or 0,
-            how="button",
-            actor=actor,
-            now=deps.clock.now(),
-        )
-    metrics_of(deps).alerts_declared.labels(source=group.source, how="button").inc()
+            if group.incident_id is not None:
+                raise InvalidState(f"This alert is already INC-{group.incident_id}; nothing new was declared.")
+            raise InvalidState("Someone is declaring an incident for this alert right now; look in the alerts channel.")
+    outcome = await _declare_and_link(
+        deps,
+        group_id=group_id,
+        source=group.source,
+        how="button",
+        actor=actor,
+        back_to=previous,
+        title=title,
+        severity=severity,
+        service_name=service_name,
+        playbook_id=playbook_id,
+        description=description,
+    )
     processor = deps.services.get("alerts")
     if processor is not None:
         processor.spawn(group_id)

@@ -30,6 +30,11 @@ class PayloadError(ValueError):
     """The body is not a notification we understand; the message says why (sent back with the 400)."""
 
 
+def summary_of(annotations: dict[str, str]) -> str:
+    """What an alert says about itself: its `summary`, else its `description`."""
+    return annotations.get("summary") or annotations.get("description") or ""
+
+
 @dataclass(frozen=True)
 class AlertItem:
     fingerprint: str
@@ -46,7 +51,7 @@ class AlertItem:
 
     @property
     def summary(self) -> str:
-        return self.annotations.get("summary") or self.annotations.get("description") or ""
+        return summary_of(self.annotations)
 
 
 @dataclass(frozen=True)
@@ -77,11 +82,7 @@ class Notification:
 
     @property
     def summary(self) -> str:
-        common = self.common_annotations.get("summary") or self.common_annotations.get("description")
-        if common:
-            return common
-        summaries = [a.summary for a in self.alerts if a.summary]
-        return summaries[0] if summaries else ""
+        return summary_of(self.common_annotations) or next((a.summary for a in self.alerts if a.summary), "")
 
     def title(self) -> str:
         name = self.alertname or "Alert"

@@ -129,6 +129,7 @@ async def ingest(session: AsyncSession, *, note: Notification, proposal: Proposa
         select(AlertGroup.id).where(AlertGroup.source == note.source, AlertGroup.key_hash == key_hash)
     )
     group_id = int(row.one() or 0)
+    rule = describe_rule(proposal.rule)[:300] if proposal.rule is not None else None
 
     for _ in range(MAX_OPTIMISTIC_TRIES):
         group = await get_group(session, group_id=group_id)
@@ -158,8 +159,8 @@ async def ingest(session: AsyncSession, *, note: Notification, proposal: Proposa
             "proposed_playbook": proposal.playbook,
             "revision": group.revision + 1,
         }
-        if proposal.rule is not None:
-            values["rule"] = describe_rule(proposal.rule)[:300]
+        if rule is not None:
+            values["rule"] = rule
         if wanted:
             values["declare_state"] = DeclareState.WANTED
         if new_episode:
@@ -173,7 +174,7 @@ async def ingest(session: AsyncSession, *, note: Notification, proposal: Proposa
                 message_ts=None,
                 first_seen_at=now,
                 resolve_offer_pending=False,
-                rule=describe_rule(proposal.rule)[:300] if proposal.rule else None,
+                rule=rule,
             )
         if note.status == "resolved" and group.status == "firing" and incident_id is not None:
             values["resolve_offer_pending"] = True
@@ -359,6 +360,16 @@ async def groups_for_incident(session: AsyncSession, *, incident_id: int) -> lis
     return list(result.all())
 
 
+async def bump_for_incident(session: AsyncSession, *, incident_id: int) -> list[int]:
+    """The linked incident changed: mark all its groups pending (one UPDATE); their ids."""
+    await session.exec(  # type: ignore[call-overload]
+        update(AlertGroup).where(col(AlertGroup.incident_id) == incident_id).values(revision=AlertGroup.revision + 1)
+    )
+    await session.commit()
+    result = await session.exec(select(AlertGroup.id).where(AlertGroup.incident_id == incident_id))
+    return [int(i) for i in result.all() if i is not None]
+
+
 async def mark_noticed(session: AsyncSession, *, group_id: int, fingerprints: Sequence[str]) -> None:
     if not fingerprints:
         return
@@ -395,48 +406,47 @@ async def claim_sync(
     return bool(result.rowcount)
 
 
-async def save_message(session: AsyncSession, *, group_id: int, token: str, channel_id: str, message_ts: str) -> None:
-    """Keep the ts at once, so a failure later in the same sync never posts the message twice."""
+async def _under_lease(session: AsyncSession, *, group_id: int, token: str, **values: Any) -> None:
+    """Change the group only while this sync still holds its lease."""
     await session.exec(  # type: ignore[call-overload]
-        update(AlertGroup)
-        .where(col(AlertGroup.id) == group_id, col(AlertGroup.sync_token) == token)
-        .values(channel_id=channel_id, message_ts=message_ts)
+        update(AlertGroup).where(col(AlertGroup.id) == group_id, col(AlertGroup.sync_token) == token).values(**values)
     )
     await session.commit()
+
+
+async def save_message(session: AsyncSession, *, group_id: int, token: str, channel_id: str, message_ts: str) -> None:
+    """Keep the ts at once, so a failure later in the same sync never posts the message twice."""
+    await _under_lease(session, group_id=group_id, token=token, channel_id=channel_id, message_ts=message_ts)
 
 
 async def finish_sync(session: AsyncSession, *, group_id: int, token: str, revision: int) -> bool:
     """Record what Slack now shows and release the lease; True when nothing newer is waiting."""
-    await session.exec(  # type: ignore[call-overload]
-        update(AlertGroup)
-        .where(col(AlertGroup.id) == group_id, col(AlertGroup.sync_token) == token)
-        .values(
-            synced_revision=revision,
-            sync_token=None,
-            sync_claimed_at=None,
-            attempts=0,
-            next_attempt_at=None,
-            last_error=None,
-        )
+    await _under_lease(
+        session,
+        group_id=group_id,
+        token=token,
+        synced_revision=revision,
+        sync_token=None,
+        sync_claimed_at=None,
+        attempts=0,
+        next_attempt_at=None,
+        last_error=None,
     )
-    await session.commit()
     group = await get_group(session, group_id=group_id)
     return not group.pending
 
 
 async def fail_sync(session: AsyncSession, *, group_id: int, token: str, error: str, next_attempt_at: datetime) -> None:
-    await session.exec(  # type: ignore[call-overload]
-        update(AlertGroup)
-        .where(col(AlertGroup.id) == group_id, col(AlertGroup.sync_token) == token)
-        .values(
-            sync_token=None,
-            sync_claimed_at=None,
-            attempts=AlertGroup.attempts + 1,
-            next_attempt_at=next_attempt_at,
-            last_error=error[:500],
-        )
+    await _under_lease(
+        session,
+        group_id=group_id,
+        token=token,
+        sync_token=None,
+        sync_claimed_at=None,
+        attempts=AlertGroup.attempts + 1,
+        next_attempt_at=next_attempt_at,
+        last_error=error[:500],
     )
-    await session.commit()
 
 
 async def pending_ids(

@@ -12,6 +12,10 @@ from bot.alerts.models import AlertGroup
 from tests.fakes.slack_api import Message
 from tests.harness import BotHarness
 
+# bot.yml pieces the tests share: critical alerts declare a P1 at once; `api` is a configured service.
+AUTO: dict[str, Any] = {"alerts": {"auto_declare": [{"match": {"severity": "critical"}, "severity": "P1"}]}}
+API: dict[str, Any] = {"api": {"health_url": "http://127.0.0.1:1/health"}}
+
 
 async def send(
     bot: BotHarness,

@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.alerts.helpers import alert_messages, groups, rendered
+from tests.alerts.helpers import API, AUTO, alert_messages, groups, rendered
 from tests.conftest import make_settings
 from tests.fakes.slack_api import FakeSlack
 from tests.harness import BotHarness, start_bot
@@ -73,10 +73,7 @@ receivers:
 
 @pytest.fixture
 async def bot_with_token(fake_slack: FakeSlack, database_url: str, tmp_path: Path) -> AsyncIterator[BotHarness]:
-    config = {
-        "alerts": {"auto_declare": [{"match": {"severity": "critical"}, "severity": "P1"}]},
-        "services": {"api": {"health_url": "http://127.0.0.1:1/health"}},
-    }
+    config = {**AUTO, "services": API}
     settings = make_settings(
         fake=fake_slack, database_url=database_url, tmp_path=tmp_path, config=config, alerts_token=TOKEN
     )

@@ -9,19 +9,27 @@ from typing import Any
 import pytest
 
 from tests.alerts import payloads as p
-from tests.alerts.helpers import action_ids, alert_messages, groups, incident_count, processor, rendered, send
+from tests.alerts.helpers import (
+    API,
+    AUTO,
+    action_ids,
+    alert_messages,
+    groups,
+    incident_count,
+    processor,
+    rendered,
+    send,
+)
 from tests.conftest import make_settings
 from tests.fakes.slack_api import FakeSlack
 from tests.harness import BotHarness, start_bot
 
 # --- auto declare and dedupe ----------------------------------------------------------------------------
 
-AUTO: dict[str, Any] = {"alerts": {"auto_declare": [{"match": {"severity": "critical"}, "severity": "P1"}]}}
-
 
 @pytest.fixture
 def bot_config() -> dict[str, Any]:
-    return {**AUTO, "services": {"api": {"health_url": "http://127.0.0.1:1/health"}}}
+    return {**AUTO, "services": API}
 
 
 async def test_auto_declare_rule_declares_at_once(bot: BotHarness) -> None:

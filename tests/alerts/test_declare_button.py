@@ -7,13 +7,13 @@ from typing import Any
 import pytest
 
 from tests.alerts import payloads as p
-from tests.alerts.helpers import action_ids, alert_messages, button_value, groups, incident_count, rendered, send
+from tests.alerts.helpers import API, action_ids, alert_messages, button_value, groups, incident_count, rendered, send
 from tests.harness import BotHarness
 
 
 @pytest.fixture
 def bot_config() -> dict[str, Any]:
-    return {"services": {"api": {"health_url": "http://127.0.0.1:1/health"}, "web": {}}}
+    return {"services": {**API, "web": {}}}
 
 
 def _state(view: dict[str, Any], **override: Any) -> dict[str, Any]:

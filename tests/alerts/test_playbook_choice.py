@@ -13,7 +13,7 @@ from bot.config import BotConfig, Severity
 from bot.deps import Deps
 from bot.playbooks.loader import load_playbooks
 from tests.alerts import payloads as p
-from tests.alerts.helpers import alert_messages, groups, rendered, send
+from tests.alerts.helpers import AUTO, alert_messages, groups, rendered, send
 from tests.conftest import make_settings
 from tests.fakes.slack_api import FakeSlack
 from tests.harness import start_bot
@@ -106,12 +106,7 @@ def test_severity_from_labels(labels: dict[str, str], expected: Severity | None)
 async def test_the_alert_message_and_the_declared_incident_use_the_chosen_playbook(
     fake_slack: FakeSlack, database_url: str, tmp_path: Path
 ) -> None:
-    settings = make_settings(
-        fake=fake_slack,
-        database_url=database_url,
-        tmp_path=tmp_path,
-        config={"alerts": {"auto_declare": [{"match": {"severity": "critical"}, "severity": "P1"}]}},
-    )
+    settings = make_settings(fake=fake_slack, database_url=database_url, tmp_path=tmp_path, config=AUTO)
 
     def wire_registry(deps: Deps) -> None:
         deps.services["playbooks"] = load_playbooks(PLAYBOOKS)

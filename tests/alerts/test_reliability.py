@@ -9,12 +9,10 @@ from sqlalchemy import text
 
 from bot.clock import FakeClock
 from tests.alerts import payloads as p
-from tests.alerts.helpers import alert_messages, groups, processor, rendered, send
+from tests.alerts.helpers import AUTO, alert_messages, groups, processor, rendered, send
 from tests.conftest import make_settings
 from tests.fakes.slack_api import FakeSlack
 from tests.harness import BotHarness, start_bot
-
-AUTO = {"alerts": {"auto_declare": [{"match": {"severity": "critical"}, "severity": "P1"}]}}
 
 
 async def test_slack_down_keeps_the_alert_pending_and_a_sweep_posts_it(bot: BotHarness) -> None:

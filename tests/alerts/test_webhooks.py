@@ -9,7 +9,7 @@ import pytest
 
 from bot.alerts.models import AlertInstance
 from tests.alerts import payloads as p
-from tests.alerts.helpers import action_ids, alert_messages, groups, incident_count, rendered, send
+from tests.alerts.helpers import API, action_ids, alert_messages, groups, incident_count, rendered, send
 from tests.conftest import make_settings
 from tests.fakes.slack_api import FakeSlack
 from tests.harness import BotHarness, start_bot
@@ -34,24 +34,13 @@ async def test_firing_group_is_posted_with_labels_summary_and_declare_button(bot
     assert group.message_ts == message.ts
 
 
-async def test_service_label_is_proposed_only_when_it_names_a_configured_service(
-    fake_slack: FakeSlack, database_url: str, tmp_path: Any
-) -> None:
-    settings = make_settings(
-        fake=fake_slack,
-        database_url=database_url,
-        tmp_path=tmp_path,
-        config={"services": {"api": {"health_url": "http://127.0.0.1:1/health"}}},
-    )
-    bot, stop = await start_bot(fake=fake_slack, settings=settings)
-    try:
-        await send(bot, p.alertmanager([p.am_alert(service="api", severity="warning")], group_key="g-api"))
-        await send(bot, p.alertmanager([p.am_alert("Other", service="billing")], group_key="g-billing"))
-        first, second = await groups(bot)
-        assert first.proposed_service == "api" and first.proposed_severity == "P3"
-        assert second.proposed_service is None and second.proposed_severity == "P2"
-    finally:
-        await stop()
+@pytest.mark.parametrize("bot_config", [{"services": API}])
+async def test_service_label_is_proposed_only_when_it_names_a_configured_service(bot: BotHarness) -> None:
+    await send(bot, p.alertmanager([p.am_alert(service="api", severity="warning")], group_key="g-api"))
+    await send(bot, p.alertmanager([p.am_alert("Other", service="billing")], group_key="g-billing"))
+    first, second = await groups(bot)
+    assert first.proposed_service == "api" and first.proposed_severity == "P3"
+    assert second.proposed_service is None and second.proposed_severity == "P2"
 
 
 async def test_repeated_notification_updates_the_same_message(bot: BotHarness) -> None:

@@ -106,14 +106,7 @@ def _incident_part(view: AlertView) -> list[Block]:
         state = "✅ resolved" if link.status == "resolved" else f"{link.severity} · {link.status}"
         part: list[Block] = [blocks.mrkdwn(f"🚨 *{link.ref}* {where} — {state} — {how}")]
         if link.setup_error and link.status != "resolved":
-            part.append(
-                {
-                    "type": "actions",
-                    "elements": [
-                        blocks.button("Retry setup", blocks.ActionId.RETRY_SETUP, str(link.number), "primary")
-                    ],
-                }
-            )
+            part.append(blocks.retry_setup(link.number))
         return part
     if view.declaring:
         return [blocks.context(f"⏳ Declaring an incident ({escape(view.rule or 'auto_declare rule')})…")]
