@@ -46,43 +46,24 @@ def _event(incident_id: int, i: int) -> dict[str, object]:
         "permalink": f"https://example.slack.com/archives/C0BENCH/p{1763629200 + i}{i:06d}",
     }
     bucket = i % 50
+    if 1 <= bucket <= 5:  # not a chat message: no Slack message behind it
+        row.update(text="", channel_id=None, message_ts=None, permalink=None)
     if bucket == 1:
-        row.update(kind="note", text=f"note {i}: *suspect* the cache", channel_id=None, message_ts=None, permalink=None)
+        row.update(kind="note", text=f"note {i}: *suspect* the cache")
     elif bucket == 2:
         row.update(
             kind="page",
             actor=None,
-            text="",
-            channel_id=None,
-            message_ts=None,
-            permalink=None,
             data={"level": 1 + i % 3, "level_name": "On-call engineer", "targets": [USERS[i % 5]]},
         )
     elif bucket == 3:
-        row.update(
-            kind="playbook_step",
-            text="",
-            channel_id=None,
-            message_ts=None,
-            permalink=None,
-            data={"playbook": "service-down", "step_title": f"Step {i}", "status": "done"},
-        )
+        row.update(kind="playbook_step", data={"playbook": "service-down", "step_title": f"Step {i}", "status": "done"})
     elif bucket == 4:
-        row.update(
-            kind="deploy",
-            text="",
-            channel_id=None,
-            message_ts=None,
-            permalink=None,
-            data={"action": "restart", "service": "gateway", "outcome": "succeeded"},
-        )
+        row.update(kind="deploy", data={"action": "restart", "service": "gateway", "outcome": "succeeded"})
     elif bucket == 5:
         row.update(
             kind="status",
             text=f"update {i}",
-            channel_id=None,
-            message_ts=None,
-            permalink=None,
             data={"old": "investigating", "new": "identified" if i % 2 else "investigating"},
         )
     return row

@@ -22,7 +22,7 @@ from bot.playbooks.models import StepStatus
 from bot.playbooks.ports import PlaybookChat
 from bot.playbooks.registry import PlaybookRegistry
 from bot.playbooks.render import build_context, render_or_raw
-from bot.playbooks.schema import Action, Playbook
+from bot.playbooks.schema import Action, Playbook, Step
 from bot.playbooks.service import Progress, StepChange
 from bot.signals import IncidentChannelReady
 
@@ -249,7 +249,7 @@ async def run_action(
         elif step.action == Action.PAGE:
             result = await _page(deps, incident, actor)
         else:
-            result = await _notify(deps, playbook, step.id, incident)
+            result = await _notify(deps, playbook, step, incident)
     except BotError as exc:
         # A refusal (PermissionDenied) or a failure the user should read: recorded like any outcome,
         # then re-raised so the listener answers the clicker.
@@ -317,9 +317,8 @@ async def _page(deps: Deps, incident: Incident, actor: str) -> ActionResult:
     return ActionResult(Action.PAGE, True, text)
 
 
-async def _notify(deps: Deps, playbook: Playbook, step_id: str, incident: Incident) -> ActionResult:
-    step = playbook.step(step_id)
-    assert step is not None and step.notify is not None
+async def _notify(deps: Deps, playbook: Playbook, step: Step, incident: Incident) -> ActionResult:
+    assert step.notify is not None
     port = chat(deps)
     if port is None:
         return _not_available(Action.NOTIFY, "the chat is not connected")

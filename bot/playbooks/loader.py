@@ -17,7 +17,7 @@ from pydantic import ValidationError
 
 from bot.exceptions import ConfigError
 from bot.playbooks.registry import PlaybookRegistry
-from bot.playbooks.render import RenderError, compile_check, render, sample_context
+from bot.playbooks.render import RenderError, render, sample_context
 from bot.playbooks.schema import Match as MatchRules
 from bot.playbooks.schema import Notify, Playbook, Restricted, Step
 
@@ -130,8 +130,7 @@ def _render_lines(playbook: Playbook, *, source: str) -> list[str]:
         if not text:
             continue
         try:
-            compile_check(text)
-            render(text, context)
+            render(text, context)  # a syntax error is a RenderError too
         except RenderError as exc:
             lines.append(_line(source, prefix, field, str(exc)))
     return lines

@@ -101,15 +101,15 @@ class PlaybookRegistry:
         if explicit:
             playbook = self.get(explicit)
             return Choice(playbook, f"playbook:{playbook.id} was asked for")
-        best: tuple[tuple[int, int, int], str, Playbook, str] | None = None
+        best: tuple[tuple[int, int, int], Choice] | None = None
         for playbook in self:
             score, reason = self._score(playbook, title=title, service=service, labels=labels or {})
             if score == (0, 0, 0):
                 continue
             # Higher score first; among equals the alphabetically first id (iteration order) stays.
             if best is None or score > best[0]:
-                best = (score, playbook.id, playbook, reason)
-        return Choice(best[2], best[3]) if best is not None else None
+                best = (score, Choice(playbook, reason))
+        return best[1] if best is not None else None
 
     def _score(
         self, playbook: Playbook, *, title: str, service: str | None, labels: Mapping[str, str]

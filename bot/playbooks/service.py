@@ -48,9 +48,8 @@ class StepChange:
 
     def describe(self) -> str:
         """Plain words for the person whose click lost the race (the chat layer formats the user)."""
-        verb = {"done": "done", "skipped": "skipped", "pending": "pending"}[self.state.value]
         who = f" by {self.by}" if self.by else ""
-        return f"Step '{self.step_title}' was already {verb}{who}."
+        return f"Step '{self.step_title}' was already {self.state.value}{who}."
 
 
 @dataclass(frozen=True)
@@ -532,22 +531,23 @@ def _view(states: Sequence[StepState], playbook: Playbook) -> list[StepProgress]
     by_id = {s.step_id: s for s in states}
     out = []
     for number, step in enumerate(playbook.steps, start=1):
-        state = by_id.get(step.id)
+        # A step without a row yet reads as a fresh (pending, untouched) one.
+        state = by_id.get(step.id) or StepState(run_id=0, step_id=step.id, position=number - 1)
         out.append(
             StepProgress(
                 id=step.id,
                 number=number,
                 title=step.title,
-                state=state.state if state else StepStatus.PENDING,
+                state=state.state,
                 required=step.required,
                 action=step.action,
-                by=state.by if state else None,
-                at=state.at if state else None,
-                reason=state.reason if state else "",
-                action_ok=state.action_ok if state else None,
-                action_output=state.action_output if state else None,
-                action_by=state.action_by if state else None,
-                action_at=state.action_at if state else None,
+                by=state.by,
+                at=state.at,
+                reason=state.reason,
+                action_ok=state.action_ok,
+                action_output=state.action_output,
+                action_by=state.action_by,
+                action_at=state.action_at,
             )
         )
     return out

@@ -77,24 +77,22 @@ async def publish(deps: Deps, *, incident_id: int, actor: str | None, trigger: s
     content = document.encode("utf-8")
     filename = service.filename(data, fmt="markdown")
     file_id = await chat.upload(data=data, filename=filename, content=content, trigger=trigger)
-    async with deps.db.session() as session:
-        await timeline.record(
-            session,
-            incident_id=incident_id,
-            kind=Kind.POSTMORTEM,
-            at=deps.clock.now(),
-            actor=actor,
-            text=f"Post-mortem draft shared: {filename}",
-            data={
-                "file_id": file_id,
-                "filename": filename,
-                "format": "markdown",
-                "bytes": len(content),
-                "trigger": trigger,
-                "events": len(data.events),
-                "finished": False,  # a draft; the escalation reminder waits for a finished one
-            },
-        )
+    await timeline.record_now(
+        deps,
+        incident_id=incident_id,
+        kind=Kind.POSTMORTEM,
+        actor=actor,
+        text=f"Post-mortem draft shared: {filename}",
+        data={
+            "file_id": file_id,
+            "filename": filename,
+            "format": "markdown",
+            "bytes": len(content),
+            "trigger": trigger,
+            "events": len(data.events),
+            "finished": False,  # a draft; the escalation reminder waits for a finished one
+        },
+    )
     return Published(
         ref=data.ref, channel_id=data.channel_id, file_id=file_id, filename=filename, events=len(data.events)
     )
@@ -134,16 +132,14 @@ async def _report_failure(deps: Deps, *, incident_id: int, error: str) -> None:
 
 async def mark_finished(deps: Deps, *, incident_id: int, actor: str) -> None:
     """The escalation reminder stops chasing once this event exists."""
-    async with deps.db.session() as session:
-        await timeline.record(
-            session,
-            incident_id=incident_id,
-            kind=Kind.POSTMORTEM,
-            at=deps.clock.now(),
-            actor=actor,
-            text="post-mortem marked finished",
-            data={"finished": True},
-        )
+    await timeline.record_now(
+        deps,
+        incident_id=incident_id,
+        kind=Kind.POSTMORTEM,
+        actor=actor,
+        text="post-mortem marked finished",
+        data={"finished": True},
+    )
 
 
 async def stats(deps: Deps, *, days: int) -> stats_service.Stats:

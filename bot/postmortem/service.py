@@ -87,7 +87,7 @@ def _mention(user: Any) -> str:
     return text if text.startswith("<") else f"<@{text}>"
 
 
-def describe(kind: str, actor: str | None, text: str, data: dict[str, Any]) -> str:
+def describe(kind: str, text: str, data: dict[str, Any]) -> str:
     """A one-line account of an event, in Slack markup (the renderer turns it into plain text)."""
     if kind == Kind.DECLARED:
         severity = data.get("severity")
@@ -143,8 +143,7 @@ def describe(kind: str, actor: str | None, text: str, data: dict[str, Any]) -> s
         step = _first(data, "step_title", "title", "step", "step_id")
         status = _first(data, "status", "outcome")
         head = f"Step {step}" if step else "Playbook step"
-        head += f": {status}" if status else ""
-        return f"{head} — {text}" if text else head
+        return f"{head}: {status}" if status else head
     labels: dict[str, str] = {
         Kind.MESSAGE: "",
         Kind.REMINDER: "Reminder",
@@ -259,7 +258,7 @@ def _assemble(
             kind=kind,
             actor=actor,
             text=text,
-            summary=describe(kind, actor, text, data),
+            summary=describe(kind, text, data),
             key=bool(key),
             permalink=permalink,
             data=data,
@@ -298,19 +297,22 @@ def _assemble(
         elif kind == Kind.PAGE:
             action = str(data.get("action", "sent"))
             sent = action == "sent"
-            if sent and _paged(data):  # a page that reached nobody is shown, not counted
+            who = _paged(data) if sent else []
+            if who:  # a page that reached nobody is shown, not counted
                 pages += 1
-                paged.update(_paged(data))
+                paged.update(who)
+            failed = _failed(data)
             escalations.append(
                 Escalation(
                     at=at,
                     offset=event.offset,
                     kind="page" if sent else {"cancelled": "stopped", "replanned": "re-planned"}.get(action, action),
                     level=_level(data),
-                    who=_paged(data) if sent else [],
+                    who=who,
                     late=_late(data),
-                    text="; ".join(["could not reach " + ", ".join(_failed(data))] if _failed(data) else [])
-                    or ("" if sent and text.startswith("Paged level") else text),
+                    text=("could not reach " + ", ".join(failed))
+                    if failed
+                    else ("" if sent and text.startswith("Paged level") else text),
                 )
             )
         elif kind == Kind.DEPLOY:

@@ -2,32 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
+from datetime import timedelta
+from typing import Any
 
 import pytest
 
 from bot.clock import FakeClock
-from tests.conftest import make_settings
-from tests.fakes.slack_api import FakeSlack
-from tests.harness import BotHarness, start_bot
-
-T0 = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
+from tests.harness import BotHarness
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock(T0)
-
-
-@pytest.fixture
-async def bot(fake_slack: FakeSlack, database_url: str, tmp_path: Path, clock: FakeClock) -> AsyncIterator[BotHarness]:
-    config = {"escalation": {"levels": [{"name": "Lead", "after": "0m", "notify": ["U0LEAD"]}]}}
-    settings = make_settings(fake=fake_slack, database_url=database_url, tmp_path=tmp_path, config=config)
-    harness, stop = await start_bot(fake=fake_slack, settings=settings, clock=clock)
-    yield harness
-    await stop()
+def bot_config() -> dict[str, Any]:
+    return {"escalation": {"levels": [{"name": "Lead", "after": "0m", "notify": ["U0LEAD"]}]}}
 
 
 async def _after(bot: BotHarness, clock: FakeClock, delta: timedelta) -> None:

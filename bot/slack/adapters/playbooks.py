@@ -17,7 +17,7 @@ from bot.playbooks.schema import Playbook
 from bot.playbooks.service import Progress, StepProgress
 from bot.slack import blocks
 from bot.slack.api import call, data
-from bot.slack.text import MAX_SECTION, clip, escape, user
+from bot.slack.text import MAX_SECTION, chunks, clip, escape, user
 
 Block = blocks.Block
 
@@ -44,23 +44,12 @@ def pick_value(incident_id: int, playbook_id: str) -> str:
     return f"{incident_id}:{playbook_id}"
 
 
-def split_sections(text: str, *, limit: int = MAX_SECTION - 10) -> list[str]:
+def split_sections(text: str) -> list[str]:
     """Section-sized pieces on line boundaries; a ``` block cut in two is closed and reopened."""
-    pieces: list[str] = []
-    current: list[str] = []
-    size = 0
-    for line in text.splitlines():
-        line = clip(line, limit - 8)
-        if current and size + len(line) + 1 > limit - 8:
-            pieces.append("\n".join(current))
-            current, size = [], 0
-        current.append(line)
-        size += len(line) + 1
-    if current:
-        pieces.append("\n".join(current))
     fixed: list[str] = []
     carry = False
-    for piece in pieces:
+    # Room for the fences added below (4 characters each side) and some spare.
+    for piece in chunks(text.splitlines(), limit=MAX_SECTION - 18):
         if carry:
             piece = "```\n" + piece
         carry = piece.count("```") % 2 == 1

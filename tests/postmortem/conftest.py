@@ -1,0 +1,31 @@
+"""The bot of the post-mortem tests: the shared `bot` fixture, on a clock the tests move."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.clock import FakeClock
+from tests.conftest import make_settings
+from tests.fakes.slack_api import FakeSlack
+from tests.harness import BotHarness, running_bot
+
+T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(T0)
+
+
+@pytest.fixture
+async def bot(
+    fake_slack: FakeSlack, database_url: str, tmp_path: Path, bot_config: dict[str, Any], clock: FakeClock
+) -> AsyncIterator[BotHarness]:
+    settings = make_settings(fake=fake_slack, database_url=database_url, tmp_path=tmp_path, config=bot_config)
+    async with running_bot(fake=fake_slack, settings=settings, clock=clock) as harness:
+        yield harness
