@@ -154,10 +154,7 @@ def classify(
 def parse_body(body: bytes | str | Any, *, content_type: str = "") -> Any:
     """JSON when it is JSON (whatever the content type claims), otherwise the stripped text."""
     if isinstance(body, (bytes, bytearray)):
-        try:
-            text = bytes(body).decode("utf-8", errors="replace")
-        except Exception:  # pragma: no cover - decode with replace does not raise
-            return None
+        text = bytes(body).decode("utf-8", errors="replace")
     elif isinstance(body, str):
         text = body
     else:
@@ -263,16 +260,13 @@ def _body_detail(data: Any) -> str:
 
 
 def _detail(entry: Mapping[str, Any]) -> str:
-    for key in _DETAIL_KEYS:
-        value = entry.get(key)
-        if isinstance(value, str) and value.strip():
-            return _clip(value.strip())
-    details = entry.get("details")
-    if isinstance(details, Mapping):
-        for key in _DETAIL_KEYS:
-            value = details.get(key)
-            if isinstance(value, str) and value.strip():
-                return _clip(value.strip())
+    """The entry's own explanation, else the one in its `details` map."""
+    for source in (entry, entry.get("details")):
+        if isinstance(source, Mapping):
+            for key in _DETAIL_KEYS:
+                value = source.get(key)
+                if isinstance(value, str) and value.strip():
+                    return _clip(value.strip())
     return ""
 
 

@@ -18,6 +18,7 @@ import logging
 import secrets
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any, Protocol
 
 from bot.clock import format_duration
@@ -281,9 +282,7 @@ def _why(result: HealthResult) -> str:
 
 async def _recent(platform: Platform, *, limit: int) -> tuple[list[Deployment], Deployment | None, str]:
     try:
-        deployments, current = await asyncio.gather(
-            platform.list_deployments(limit=limit), platform.current_deployment()
-        )
+        deployments, current = await platform.snapshot(limit=limit)
     except PlatformError as exc:
         return [], None, str(exc)
     return deployments, current, ""
@@ -330,9 +329,7 @@ async def prepare(
     asked = PlanRef(action, name, current_id=None, target_id=target_id, requested_by=user_id, incident_id=incident_id)
     await _require_permission(deps, asked, user_id=user_id, channel_id=channel_id, platform=config.platform)
     platform = runtime(deps).platforms.get(name)
-    deployments, current = await asyncio.gather(
-        platform.list_deployments(limit=runtime(deps).history), platform.current_deployment()
-    )
+    deployments, current = await platform.snapshot(limit=runtime(deps).history)
     common: dict[str, Any] = {
         "action": action,
         "service": name,
@@ -385,16 +382,12 @@ async def execute(
         if await audit.by_request(session, request_id=ref.request_id) is not None:
             raise AlreadyHandled(ref.request_id)
     platform = ops.platforms.get(name)
+    record = partial(_audit, deps, ref, actor=user_id, channel_id=channel_id, platform=platform.kind)
     try:
         current = await platform.current_deployment()
     except BotError as exc:
         # Confirmed but never started: audited (without claiming the confirmation, so it can be retried).
-        await _audit(
-            deps,
-            ref,
-            actor=user_id,
-            channel_id=channel_id,
-            platform=platform.kind,
+        await record(
             outcome=Outcome.FAILED,
             detail=f"could not start: {exc}",
             timeline_text=f"{ref.action.verb} of {name} could not start: {exc}",
@@ -406,12 +399,7 @@ async def execute(
             f"the live deployment of {name} changed since this was shown (was {ref.current_id or 'nothing'}, "
             f"now {now_live}): run /{ref.action.value} {name} again"
         )
-        await _audit(
-            deps,
-            ref,
-            actor=user_id,
-            channel_id=channel_id,
-            platform=platform.kind,
+        await record(
             outcome=Outcome.REFUSED,
             detail=reason,
             claim=True,
@@ -431,12 +419,7 @@ async def execute(
         incident_id=ref.incident_id,
         request_id=ref.request_id,
     )
-    entry = await _audit(
-        deps,
-        ref,
-        actor=user_id,
-        channel_id=channel_id,
-        platform=platform.kind,
+    entry = await record(
         outcome=Outcome.STARTED,
         claim=True,
         finished=False,

@@ -92,6 +92,10 @@ class Platform(Protocol):
         """Newest first. The order is the platform's notion of recency, which rollback relies on."""
         ...
 
+    async def snapshot(self, *, limit: int = 10) -> tuple[list[Deployment], Deployment | None]:
+        """`list_deployments(limit=limit)` and `current_deployment()` together, reading what they share once."""
+        ...
+
     async def restart(self) -> Deployment:
         """Restart what is live; returns the deployment to follow."""
         ...

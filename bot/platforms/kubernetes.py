@@ -83,17 +83,17 @@ class KubernetesPlatform:
     # --- the interface -------------------------------------------------------------------------
 
     async def current_deployment(self) -> Deployment | None:
-        deployment = await self._get_deployment()
-        revision = _revision(deployment)
-        for rs in await self._replica_sets(deployment):
-            if _revision(rs) == revision:
-                return self._from_replica_set(rs, deployment)
-        return None
+        _, current = await self.snapshot(limit=0)
+        return current
 
     async def list_deployments(self, *, limit: int = 10) -> list[Deployment]:
+        deployments, _ = await self.snapshot(limit=limit)
+        return deployments
+
+    async def snapshot(self, *, limit: int = 10) -> tuple[list[Deployment], Deployment | None]:
         deployment = await self._get_deployment()
-        sets = await self._replica_sets(deployment)
-        return [self._from_replica_set(rs, deployment) for rs in sets[:limit]]
+        listed, current = self._listed(deployment, await self._replica_sets(deployment))
+        return listed[:limit], current
 
     async def restart(self) -> Deployment:
         deployment = await self._get_deployment()
@@ -107,8 +107,7 @@ class KubernetesPlatform:
         deployment = await self._get_deployment()
         self._refuse_paused(deployment, "roll back")
         sets = await self._replica_sets(deployment)
-        listed = [self._from_replica_set(rs, deployment) for rs in sets]
-        current = next((d for d in listed if d.id == str(_revision(deployment))), None)
+        listed, current = self._listed(deployment, sets)
         wanted = target_id.strip().removeprefix("revision-").removeprefix("rev") if target_id else None
         target = pick_rollback_target(listed, current, wanted)
         rs = next(rs for rs in sets if str(_revision(rs)) == target.id)
@@ -156,6 +155,14 @@ class KubernetesPlatform:
                 f"Deployment {self._where} is paused; resume it (kubectl rollout resume) before you {verb}",
                 platform=NAME,
             )
+
+    def _listed(
+        self, deployment: dict[str, Any], sets: list[dict[str, Any]]
+    ) -> tuple[list[Deployment], Deployment | None]:
+        """The ReplicaSets as deployments, and the live one among them."""
+        listed = [self._from_replica_set(rs, deployment) for rs in sets]
+        live = str(_revision(deployment))
+        return listed, next((d for d in listed if d.id == live), None)
 
     def _from_replica_set(self, rs: dict[str, Any], deployment: dict[str, Any]) -> Deployment:
         revision = str(_revision(rs))

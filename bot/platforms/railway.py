@@ -16,6 +16,7 @@ GraphQL errors arrive as HTTP 200 with `errors`; they become PlatformError subcl
 
 from __future__ import annotations
 
+import asyncio
 import re
 from dataclasses import replace
 from typing import Any
@@ -121,6 +122,10 @@ class RailwayPlatform:
 
     async def list_deployments(self, *, limit: int = 10) -> list[Deployment]:
         return await self._deployments(first=limit)
+
+    async def snapshot(self, *, limit: int = 10) -> tuple[list[Deployment], Deployment | None]:
+        deployments, current = await asyncio.gather(self.list_deployments(limit=limit), self.current_deployment())
+        return deployments, current
 
     async def restart(self) -> Deployment:
         current = await self.current_deployment()

@@ -17,6 +17,7 @@ none and the parameter is then left out.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 from urllib.parse import quote
 
@@ -82,8 +83,8 @@ class VercelPlatform:
     # --- the interface -------------------------------------------------------------------------
 
     async def current_deployment(self) -> Deployment | None:
-        project = await self._project()
-        return await self._current(project, await self.list_deployments(limit=self.history))
+        _, _, current = await self._state()
+        return current
 
     async def list_deployments(self, *, limit: int = 10) -> list[Deployment]:
         body = await self._json(
@@ -96,9 +97,12 @@ class VercelPlatform:
             raise PlatformError("Vercel answered the deployment list without `deployments`", platform=NAME)
         return [_deployment(item) for item in items if isinstance(item, dict)]
 
+    async def snapshot(self, *, limit: int = 10) -> tuple[list[Deployment], Deployment | None]:
+        _, deployments, current = await self._state(limit)
+        return deployments[:limit], current
+
     async def restart(self) -> Deployment:
-        project = await self._project()
-        current = await self._current(project, await self.list_deployments(limit=self.history))
+        project, _, current = await self._state()
         if current is None:
             raise PlatformError(
                 f"Vercel project {self.target.project_id} has no live production deployment to redeploy",
@@ -124,9 +128,7 @@ class VercelPlatform:
         )
 
     async def rollback(self, target_id: str | None = None) -> Deployment:
-        project = await self._project()
-        deployments = await self.list_deployments(limit=self.history)
-        current = await self._current(project, deployments)
+        _, deployments, current = await self._state()
         target = pick_rollback_target(deployments, current, target_id)
         newer = (
             current is not None
@@ -179,6 +181,13 @@ class VercelPlatform:
         return deployment
 
     # --- internals -------------------------------------------------------------------------------
+
+    async def _state(self, limit: int = 0) -> tuple[dict[str, Any], list[Deployment], Deployment | None]:
+        """The project, its newest production deployments (`history` of them at least) and the live one."""
+        project, deployments = await asyncio.gather(
+            self._project(), self.list_deployments(limit=max(limit, self.history))
+        )
+        return project, deployments, await self._current(project, deployments)
 
     async def _current(self, project: dict[str, Any], deployments: list[Deployment]) -> Deployment | None:
         live = ((project.get("targets") or {}).get("production") or {}) if isinstance(project, dict) else {}

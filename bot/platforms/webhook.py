@@ -133,13 +133,15 @@ class WebhookPlatform:
             raise PlatformError("the deploy webhook answered `list` without a `deployments` list", platform=NAME)
         return [_deployment(item) for item in items if isinstance(item, dict)]
 
+    async def snapshot(self, *, limit: int = 10) -> tuple[list[Deployment], Deployment | None]:
+        deployments, current = await asyncio.gather(self.list_deployments(limit=limit), self.current_deployment())
+        return deployments, current
+
     async def restart(self) -> Deployment:
         return _one(await self._call("restart"))
 
     async def rollback(self, target_id: str | None = None) -> Deployment:
-        deployments, current = await asyncio.gather(
-            self.list_deployments(limit=self.history), self.current_deployment()
-        )
+        deployments, current = await self.snapshot(limit=self.history)
         target = pick_rollback_target(deployments, current, target_id)
         new = _one(await self._call("rollback", target_deployment_id=target.id))
         return replace(new, meta={**new.meta, "rollback_to": target.id})

@@ -36,6 +36,18 @@ async def test_lists_newest_first_with_the_live_one_on_top(env: Env) -> None:
     assert [d.id for d in rollback_candidates(deployments, current)] == [env.fake.id_of("v2"), env.fake.id_of("v1")]
 
 
+async def test_snapshot_reads_list_and_live_one_without_repeating_requests(env: Env) -> None:
+    deployments = await env.client.list_deployments(limit=2)
+    current = await env.client.current_deployment()
+    before = len(env.fake.requests)
+    snapshot = await env.client.snapshot(limit=2)
+
+    assert snapshot == (deployments, current)
+    # At most the list's requests plus the live one's; what both need (Kubernetes: the Deployment and
+    # its ReplicaSets, Vercel: the deployment list) is read once.
+    assert len(env.fake.requests) - before <= 2
+
+
 async def test_limit_is_honoured(env: Env) -> None:
     assert len(await env.client.list_deployments(limit=2)) == 2
 

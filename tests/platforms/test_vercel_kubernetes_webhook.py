@@ -153,52 +153,24 @@ async def test_kubernetes_without_a_token_says_which_variable(http: httpx.AsyncC
         await client.current_deployment()
 
 
+def _observed(**status: object) -> dict:
+    """A Deployment of 3 replicas whose generation 5 the controller has observed, with this status."""
+    return {"metadata": {"generation": 5}, "spec": {"replicas": 3}, "status": {"observedGeneration": 5, **status}}
+
+
 @pytest.mark.parametrize(
     ("deployment", "expected"),
     [
         ({"metadata": {"generation": 5}, "status": {"observedGeneration": 4}}, DeployStatus.QUEUED),
+        (_observed(updatedReplicas=1, replicas=3, availableReplicas=3), DeployStatus.DEPLOYING),
+        (_observed(updatedReplicas=3, replicas=4, availableReplicas=3), DeployStatus.DEPLOYING),
+        (_observed(updatedReplicas=3, replicas=3, availableReplicas=2), DeployStatus.DEPLOYING),
+        (_observed(updatedReplicas=3, replicas=3, availableReplicas=3), DeployStatus.SUCCESS),
         (
-            {
-                "metadata": {"generation": 5},
-                "spec": {"replicas": 3},
-                "status": {"observedGeneration": 5, "updatedReplicas": 1, "replicas": 3, "availableReplicas": 3},
-            },
-            DeployStatus.DEPLOYING,
-        ),
-        (
-            {
-                "metadata": {"generation": 5},
-                "spec": {"replicas": 3},
-                "status": {"observedGeneration": 5, "updatedReplicas": 3, "replicas": 4, "availableReplicas": 3},
-            },
-            DeployStatus.DEPLOYING,
-        ),
-        (
-            {
-                "metadata": {"generation": 5},
-                "spec": {"replicas": 3},
-                "status": {"observedGeneration": 5, "updatedReplicas": 3, "replicas": 3, "availableReplicas": 2},
-            },
-            DeployStatus.DEPLOYING,
-        ),
-        (
-            {
-                "metadata": {"generation": 5},
-                "spec": {"replicas": 3},
-                "status": {"observedGeneration": 5, "updatedReplicas": 3, "replicas": 3, "availableReplicas": 3},
-            },
-            DeployStatus.SUCCESS,
-        ),
-        (
-            {
-                "metadata": {"generation": 5},
-                "spec": {"replicas": 3},
-                "status": {
-                    "observedGeneration": 5,
-                    "updatedReplicas": 1,
-                    "conditions": [{"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded"}],
-                },
-            },
+            _observed(
+                updatedReplicas=1,
+                conditions=[{"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded"}],
+            ),
             DeployStatus.FAILED,
         ),
         (
