@@ -26,8 +26,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+import weakref
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TypeVar
@@ -93,22 +93,15 @@ class Escalator:
         self.concurrency = max(concurrency, 1)  # incidents paged at once by one sweep
         # Set by the scheduler: called with a due time whenever a row is planned or moved.
         self.wake: Callable[[datetime], None] = lambda when: None
-        self._turns: dict[int, tuple[asyncio.Lock, int]] = {}
+        # Per incident, while anyone holds or awaits it (`async with` keeps it alive).
+        self._turns: weakref.WeakValueDictionary[int, asyncio.Lock] = weakref.WeakValueDictionary()
 
-    @asynccontextmanager
-    async def _turn(self, incident_id: int) -> AsyncIterator[None]:
+    def _turn(self, incident_id: int) -> asyncio.Lock:
         """One incident's page deliveries and its channel catch-up, one at a time (in this process)."""
-        lock, users = self._turns.get(incident_id) or (asyncio.Lock(), 0)
-        self._turns[incident_id] = (lock, users + 1)
-        try:
-            async with lock:
-                yield
-        finally:
-            lock, users = self._turns[incident_id]
-            if users == 1:
-                del self._turns[incident_id]
-            else:
-                self._turns[incident_id] = (lock, users - 1)
+        lock = self._turns.get(incident_id)
+        if lock is None:
+            lock = self._turns[incident_id] = asyncio.Lock()
+        return lock
 
     @property
     def pages_anyone(self) -> bool:
@@ -228,10 +221,11 @@ class Escalator:
                 incident = await session.get(Incident, incident_id)
                 if incident is None or not incident.channel_id:
                     return 0
+                by_page = await service.targets_by_page(session, incident_id=incident_id)
                 pending = []
                 for page in await service.pages(session, incident_id=incident_id):
                     assert page.id is not None
-                    rows = await service.targets(session, page_id=page.id)
+                    rows = by_page.get(page.id, [])
                     people = [r for r in rows if r.kind in (TargetKind.USER, TargetKind.TARGET)]
                     if people and _row(rows, TargetKind.CHANNEL) is None:
                         pending.append((page, rows))
@@ -258,10 +252,11 @@ class Escalator:
     async def send_due(self, incident_id: int) -> RunReport:
         """Send this incident's rows that are due now (a declaration's level 1, a raised severity's levels)."""
         report = RunReport()
+        now = self.clock.now()
         async with self.db.session() as session:
-            page_ids = await service.due_ids(session, model=Page, now=self.clock.now(), incident_id=incident_id)
-            reminder_ids = await service.due_ids(session, model=Reminder, now=self.clock.now(), incident_id=incident_id)
-        for page_id in page_ids:
+            due = await service.due_pages(session, now=now, incident_id=incident_id)
+            reminder_ids = await service.due_reminders(session, now=now, incident_id=incident_id)
+        for page_id, _ in due:
             if await self.send_page(page_id):
                 report.pages += 1
         for reminder_id in reminder_ids:
@@ -290,7 +285,7 @@ class Escalator:
         batch = 50
         while True:
             async with self.db.session() as session:
-                ids = await service.due_ids(session, model=Reminder, now=self.clock.now(), limit=batch)
+                ids = await service.due_reminders(session, now=self.clock.now(), limit=batch)
             for reminder_id in ids:
                 if await self.send_reminder(reminder_id):
                     report.reminders += 1
@@ -617,15 +612,19 @@ class Escalator:
         now: datetime,
         error: str | None,
     ) -> list[PageTarget]:
-        """Store the channel mention's or PagerDuty's outcome; returns the rows."""
+        """Store the channel mention's or PagerDuty's outcome (SENT, or PENDING with the error); returns the rows."""
         row = _row(rows, kind)
+        state = TargetState.SENT if error is None else TargetState.PENDING
         async with self.db.session() as session:
-            stored = await service.record_outcome(
-                session, page_id=page_id, kind=kind, recipient=recipient, error=error, now=now, row=row
-            )
+            if row is None or row.id is None:
+                new = [service.NewTarget(kind, recipient, state=state, error=error)]
+                # If another sender of the page wrote it first, theirs stands and comes back.
+                return await service.add_targets(session, page_id=page_id, new=new, now=now, existing=rows)
+            await service.mark_target(session, target_id=row.id, state=state, now=now, error=error)
+            stored = await session.get(PageTarget, row.id, populate_existing=True)
             if stored is None:
-                return await service.targets(session, page_id=page_id)  # another sender wrote it: read theirs
-        return [stored if r is row else r for r in rows] if row is not None else [*rows, stored]
+                return await service.targets(session, page_id=page_id)
+        return [stored if r is row else r for r in rows]
 
     async def _finish(
         self,
@@ -915,7 +914,7 @@ def _outstanding(rows: list[PageTarget]) -> dict[str, str]:
 
 def _reached(rows: list[PageTarget], *, channel: bool = False) -> bool:
     """Somebody got the page: a DM, PagerDuty, or (with `channel`) the mention in the incident channel."""
-    kinds = {TargetKind.USER, TargetKind.PAGERDUTY} | ({TargetKind.CHANNEL} if channel else set())
+    kinds = {*service.DELIVERED_KINDS, *([TargetKind.CHANNEL] if channel else [])}
     return any(row.kind in kinds and row.state == TargetState.SENT for row in rows)
 
 

@@ -63,6 +63,11 @@ def _pending(model: type[TimerRow]) -> list[Any]:
     return [col(model.sent_at).is_(None), col(model.cancelled_at).is_(None)]  # type: ignore[attr-defined]
 
 
+def _held(model: type[TimerRow], row_id: int, token: str) -> list[Any]:
+    """The row is still ours (our claim token) and not sent yet."""
+    return [col(model.id) == row_id, col(model.claim_token) == token, col(model.sent_at).is_(None)]  # type: ignore[attr-defined]
+
+
 def _claimable(model: type[TimerRow], now: datetime) -> list[Any]:
     expires = col(model.claim_expires_at)  # type: ignore[attr-defined]
     return [*_pending(model), col(model.due_at) <= now, or_(expires.is_(None), expires <= now)]  # type: ignore[attr-defined]
@@ -83,40 +88,37 @@ async def reminders(session: AsyncSession, *, incident_id: int, kind: str | None
     return list((await session.exec(query.order_by(col(Reminder.kind), col(Reminder.seq)))).all())
 
 
-async def due_ids(
-    session: AsyncSession, *, model: type[T], now: datetime, limit: int = 100, incident_id: int | None = None
+async def due_reminders(
+    session: AsyncSession, *, now: datetime, limit: int = 100, incident_id: int | None = None
 ) -> list[int]:
-    """Rows that are due and free to claim, oldest first (of one incident, or of all)."""
-    query = select(model.id).where(*_claimable(model, now))
+    """Reminders that are due and free to claim, oldest first (of one incident, or of all)."""
+    query = select(Reminder.id).where(*_claimable(Reminder, now))
     if incident_id is not None:
-        query = query.where(col(model.incident_id) == incident_id)
-    query = query.order_by(col(model.due_at)).limit(limit)
+        query = query.where(Reminder.incident_id == incident_id)
+    query = query.order_by(col(Reminder.due_at)).limit(limit)
     return [row_id for row_id in (await session.exec(query)).all() if row_id is not None]
 
 
-async def due_pages(session: AsyncSession, *, now: datetime, limit: int = 100) -> list[tuple[int, int]]:
-    """(page, incident) of pages due and free to claim, oldest first, lower levels first."""
-    query = (
-        select(Page.id, Page.incident_id)
-        .where(*_claimable(Page, now))
-        .order_by(col(Page.due_at), col(Page.level), col(Page.repeat))
-        .limit(limit)
-    )
-    return [(page_id, incident_id) for page_id, incident_id in (await session.exec(query)).all() if page_id]
+async def due_pages(
+    session: AsyncSession, *, now: datetime, limit: int = 100, incident_id: int | None = None
+) -> list[tuple[int, int]]:
+    """(page, incident) of pages due and free to claim (of one incident, or of all), oldest and lowest level first."""
+    query = select(Page.id, Page.incident_id).where(*_claimable(Page, now))
+    if incident_id is not None:
+        query = query.where(Page.incident_id == incident_id)
+    query = query.order_by(col(Page.due_at), col(Page.level), col(Page.repeat)).limit(limit)
+    return [(page_id, incident) for page_id, incident in (await session.exec(query)).all() if page_id is not None]
 
 
 async def next_due(session: AsyncSession) -> datetime | None:
     """When the scheduler should next wake: the earliest free due time or claim expiry."""
     candidates: list[datetime] = []
     for model in (Page, Reminder):
-        unclaimed = select(func.min(model.due_at)).where(*_pending(model), col(model.claim_expires_at).is_(None))
-        claimed = select(func.min(model.claim_expires_at)).where(
-            *_pending(model), col(model.claim_expires_at).is_not(None)
-        )
-        for query in (unclaimed, claimed):
-            value = (await session.exec(query)).one()  # type: ignore[call-overload]
-            if value is not None:
-                candidates.append(_as_utc(value))
+        # A claimed row is free again when its claim expires; an unclaimed one when it is due.
+        free_at = func.coalesce(col(model.claim_expires_at), col(model.due_at))
+        value = (await session.exec(select(func.min(free_at)).where(*_pending(model)))).one()  # type: ignore[call-overload]
+        if value is not None:
+            candidates.append(_as_utc(value))
     return min(candidates) if candidates else None
 
 
@@ -197,12 +199,7 @@ async def release(
         )
     result = await session.exec(  # type: ignore[call-overload]
         update(model)
-        .where(
-            col(model.id) == row_id,
-            col(model.claim_token) == token,
-            col(model.sent_at).is_(None),
-            col(model.cancelled_at).is_(None),
-        )
+        .where(*_held(model, row_id, token), col(model.cancelled_at).is_(None))
         .values(claim_expires_at=retry_at, error=error[:2000])
     )
     await session.commit()
@@ -214,17 +211,43 @@ async def cancel_claimed(
 ) -> bool:
     """The claimer found the row should not go out after all (incident resolved, acked, ...)."""
     result = await session.exec(  # type: ignore[call-overload]
-        update(model)
-        .where(col(model.id) == row_id, col(model.claim_token) == token, col(model.sent_at).is_(None))
-        .values(cancelled_at=now, cancel_reason=reason[:200])
+        update(model).where(*_held(model, row_id, token)).values(cancelled_at=now, cancel_reason=reason[:200])
     )
     await session.commit()
     return bool(result.rowcount == 1)
 
 
-def _lateness(due_at: datetime, now: datetime, late_after: timedelta) -> tuple[bool, float]:
-    delay = max((now - due_at).total_seconds(), 0.0)
-    return delay > late_after.total_seconds(), delay
+async def _mark_sent(
+    session: AsyncSession,
+    *,
+    model: type[T],
+    row_id: int,
+    token: str,
+    now: datetime,
+    late_after: timedelta,
+    started_at: datetime | None = None,
+    **values: Any,
+) -> tuple[T, bool, float] | None:
+    """Mark the row sent if we still hold its claim; returns it with (late, seconds late), None if not ours.
+
+    Lateness is measured at `started_at` (default `now`). Leaves the transaction open for the caller's
+    timeline event and next row.
+    """
+    row = await session.get(model, row_id, populate_existing=True)
+    if row is None or row.claim_token != token or row.sent_at is not None:
+        return None
+    delay = max((started_at or now) - _as_utc(row.due_at), timedelta(0)).total_seconds()
+    late = delay > late_after.total_seconds()
+    result = await session.exec(  # type: ignore[call-overload]
+        update(model)
+        .where(*_held(model, row_id, token))
+        # Sent is the truth even if a resolve cancelled it while it was going out.
+        .values(sent_at=now, late=late, late_seconds=delay, cancelled_at=None, cancel_reason=None, **values)
+    )
+    if result.rowcount != 1:
+        await session.rollback()
+        return None
+    return row, late, delay
 
 
 # --- pages --------------------------------------------------------------------------------
@@ -290,6 +313,21 @@ async def targets(session: AsyncSession, *, page_id: int) -> list[PageTarget]:
         .execution_options(populate_existing=True)
     )
     return list((await session.exec(query)).all())
+
+
+async def targets_by_page(session: AsyncSession, *, incident_id: int) -> dict[int, list[PageTarget]]:
+    """The recipients of every page of an incident (pages without any are left out), in one query."""
+    query = (
+        select(PageTarget)
+        .join(Page, col(Page.id) == col(PageTarget.page_id))
+        .where(Page.incident_id == incident_id)
+        .order_by(col(PageTarget.id))
+        .execution_options(populate_existing=True)
+    )
+    by_page: dict[int, list[PageTarget]] = {}
+    for row in (await session.exec(query)).all():
+        by_page.setdefault(row.page_id, []).append(row)
+    return by_page
 
 
 @dataclass(frozen=True)
@@ -409,47 +447,6 @@ async def mark_invited(session: AsyncSession, *, target_ids: list[int]) -> None:
         await session.commit()
 
 
-async def record_outcome(
-    session: AsyncSession,
-    *,
-    page_id: int,
-    kind: TargetKind,
-    recipient: str,
-    error: str | None,
-    now: datetime,
-    row: PageTarget | None = None,
-) -> PageTarget | None:
-    """The channel mention's or PagerDuty's outcome: SENT, or PENDING with the error.
-
-    Returns the row as stored (None when another sender of the page wrote it first).
-    """
-    state = TargetState.SENT if error is None else TargetState.PENDING
-    if row is not None and row.id is not None:
-        await session.exec(  # type: ignore[call-overload]
-            update(PageTarget)
-            .where(col(PageTarget.id) == row.id, col(PageTarget.state) == TargetState.PENDING)
-            .values(state=state, error=error[:500] if error else None, done_at=None if error else now)
-        )
-        await session.commit()
-        return await session.get(PageTarget, row.id, populate_existing=True)
-    stored = PageTarget(
-        page_id=page_id,
-        kind=kind,
-        recipient=recipient[:200],
-        state=state,
-        error=error[:500] if error else None,
-        created_at=now,
-        done_at=None if error else now,
-    )
-    session.add(stored)
-    try:
-        await session.commit()
-    except IntegrityError:
-        await session.rollback()  # written by a sender whose lease ran out; theirs stands
-        return None
-    return stored
-
-
 @dataclass
 class Delivery:
     """What happened when a page went out."""
@@ -478,28 +475,21 @@ async def finish_page(
     Slack failed is not "late" the way a page sent after the bot was down is. Recipients still
     pending are marked failed (the page gave up on them, or the incident stopped).
     """
-    page = await session.get(Page, page_id, populate_existing=True)
-    if page is None or page.claim_token != token or page.sent_at is not None:
-        return None
-    late, delay = _lateness(_as_utc(page.due_at), started_at or now, late_after)
-    result = await session.exec(  # type: ignore[call-overload]
-        update(Page)
-        .where(col(Page.id) == page_id, col(Page.claim_token) == token, col(Page.sent_at).is_(None))
-        .values(
-            sent_at=now,
-            late=late,
-            late_seconds=delay,
-            sent_to=list(delivery.sent_to),
-            failed=dict(delivery.failed),
-            error="; ".join(delivery.errors)[:2000] or None,
-            # Sent is the truth even if a resolve cancelled it while the DMs were going out.
-            cancelled_at=None,
-            cancel_reason=None,
-        )
+    marked = await _mark_sent(
+        session,
+        model=Page,
+        row_id=page_id,
+        token=token,
+        now=now,
+        late_after=late_after,
+        started_at=started_at,
+        sent_to=list(delivery.sent_to),
+        failed=dict(delivery.failed),
+        error="; ".join(delivery.errors)[:2000] or None,
     )
-    if result.rowcount != 1:
-        await session.rollback()
+    if marked is None:
         return None
+    page, late, delay = marked
     await session.exec(  # type: ignore[call-overload]
         update(PageTarget)
         .where(col(PageTarget.page_id) == page_id, col(PageTarget.state) == TargetState.PENDING)
@@ -817,11 +807,7 @@ async def defer_reminder(session: AsyncSession, *, reminder_id: int, token: str,
     """A status update came in since this reminder was planned: move it instead of sending."""
     result = await session.exec(  # type: ignore[call-overload]
         update(Reminder)
-        .where(
-            col(Reminder.id) == reminder_id,
-            col(Reminder.claim_token) == token,
-            col(Reminder.sent_at).is_(None),
-        )
+        .where(*_held(Reminder, reminder_id, token))
         .values(due_at=due_at, claim_token=None, claimed_at=None, claim_expires_at=None)
     )
     await session.commit()
@@ -840,30 +826,19 @@ async def finish_reminder(
     next_due: datetime | None,
 ) -> Reminder | None:
     """Mark sent with a timeline event and, for repeating reminders, plan the next one."""
-    reminder = await session.get(Reminder, reminder_id, populate_existing=True)
-    if reminder is None or reminder.claim_token != token or reminder.sent_at is not None:
-        return None
-    late, delay = _lateness(_as_utc(reminder.due_at), now, late_after)
-    result = await session.exec(  # type: ignore[call-overload]
-        update(Reminder)
-        .where(
-            col(Reminder.id) == reminder_id,
-            col(Reminder.claim_token) == token,
-            col(Reminder.sent_at).is_(None),
-        )
-        .values(
-            sent_at=now,
-            late=late,
-            late_seconds=delay,
-            sent_to=list(sent_to),
-            error=(error or None) and error[:2000],
-            cancelled_at=None,
-            cancel_reason=None,
-        )
+    marked = await _mark_sent(
+        session,
+        model=Reminder,
+        row_id=reminder_id,
+        token=token,
+        now=now,
+        late_after=late_after,
+        sent_to=list(sent_to),
+        error=(error or None) and error[:2000],
     )
-    if result.rowcount != 1:
-        await session.rollback()
+    if marked is None:
         return None
+    reminder, late, delay = marked
     what = "status update" if reminder.kind == ReminderKind.STATUS_UPDATE else "post-mortem"
     timeline.add(
         session,

@@ -194,6 +194,16 @@ async def test_lowering_severity_cancels_levels_and_raising_it_again_restores_th
     assert pager.levels() == [1, 2]
 
 
+async def test_levels_that_fall_due_together_are_paged_in_level_order(
+    db: Database, clock: FakeClock, pager: FakePager, start: Start
+) -> None:
+    escalator, incident_id = await start(severity="P3")
+    clock.advance(timedelta(minutes=40))
+    await set_severity(db, clock, incident_id, "P1")
+    assert (await escalator.severity_changed(incident_id)).pages == 2  # levels 2 and 3, both due now
+    assert pager.levels() == [1, 2, 3]
+
+
 async def test_a_failed_dm_is_reported_and_the_next_level_still_fires(
     db: Database, clock: FakeClock, pager: FakePager, start: Start
 ) -> None:

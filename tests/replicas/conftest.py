@@ -8,26 +8,25 @@ shared tracker replaces theirs and both harnesses settle on it.
 from __future__ import annotations
 
 import asyncio
-import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import make_settings
+from bot.deps import Deps
+from tests.conftest import BACKEND, make_settings
 from tests.fakes.slack_api import FakeSlack
 from tests.harness import BotHarness, TaskTracker, start_bot
 
-ON_POSTGRES = os.environ.get("TEST_DATABASE") == "postgresql"
 REPLICAS_ONLY = [
     pytest.mark.postgres_only,
     pytest.mark.skipif(
-        not ON_POSTGRES,
+        BACKEND != "postgresql",
         reason="replica races need two connections writing at once; SQLite serialises writers, so a pass "
-        "there "
-        "proves nothing. Run with TEST_DATABASE=postgresql",
+        "there proves nothing. Run with TEST_DATABASE=postgresql",
     ),
 ]
 
@@ -48,34 +47,43 @@ class Replicas:
         return list(responses)
 
 
-@pytest.fixture
-def bot_config() -> dict[str, Any]:
-    return {}
-
-
-@pytest.fixture
-async def replicas(
-    fake_slack: FakeSlack, database_url: str, tmp_path: Path, bot_config: dict[str, Any]
+@asynccontextmanager
+async def two_bots(
+    fake: FakeSlack,
+    database_url: str,
+    tmp_path: Path,
+    config: dict[str, Any],
+    *,
+    prepare: Callable[[Deps], None] | None = None,
+    **build_kwargs: Any,
 ) -> AsyncIterator[Replicas]:
-    settings_a = make_settings(
-        fake=fake_slack, database_url=database_url, tmp_path=tmp_path, config=bot_config
-    )
-    settings_b = make_settings(
-        fake=fake_slack, database_url=database_url, tmp_path=tmp_path, config=bot_config
-    )
-    a, stop_a = await start_bot(fake=fake_slack, settings=settings_a)
+    """Two bots on one database, settling on one shared task tracker; `prepare` runs on each once started."""
+    made = []
     try:
-        b, stop_b = await start_bot(fake=fake_slack, settings=settings_b)
+        for _ in range(2):
+            settings = make_settings(fake=fake, database_url=database_url, tmp_path=tmp_path, config=config)
+            made.append(await start_bot(fake=fake, settings=settings, **build_kwargs))
+            if prepare is not None:
+                prepare(made[-1][0].deps)
+        (a, _), (b, _) = made
         shared = TaskTracker(asyncio.get_running_loop())
         b.tracker.uninstall()
         a.tracker.uninstall()
         shared.install()
         a.tracker = b.tracker = shared
         try:
-            yield Replicas(a=a, b=b, fake=fake_slack)
+            yield Replicas(a=a, b=b, fake=fake)
         finally:
             await shared.settle()
             shared.uninstall()
-            await stop_b()
     finally:
-        await stop_a()
+        for _, stop in reversed(made):
+            await stop()
+
+
+@pytest.fixture
+async def replicas(
+    fake_slack: FakeSlack, database_url: str, tmp_path: Path, bot_config: dict[str, Any]
+) -> AsyncIterator[Replicas]:
+    async with two_bots(fake_slack, database_url, tmp_path, bot_config) as both:
+        yield both

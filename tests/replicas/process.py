@@ -33,11 +33,7 @@ class BotProcess:
         self.log_path = directory / "bot.log"
         self.directory = directory
         self.env = {
-            **{
-                k: v
-                for k, v in os.environ.items()
-                if not k.startswith(("SLACK_", "DATABASE_URL", "BOT_CONFIG"))
-            },
+            **{k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "DATABASE_URL", "BOT_CONFIG"))},
             "SLACK_BOT_TOKEN": fake.bot_token,
             "SLACK_SIGNING_SECRET": SECRET,
             "SLACK_API_URL": fake.url,

@@ -74,9 +74,7 @@ async def test_kill9_between_levels_then_restart_sends_the_rest_once(
                     secret=SECRET,
                     response_url=fake_slack.response_url(f"k{n}", channel_id="C0GENERAL"),
                 )
-                assert (
-                    await client.post(f"{bot.url}/slack/events", content=body, headers=headers)
-                ).status_code == 200
+                assert (await client.post(f"{bot.url}/slack/events", content=body, headers=headers)).status_code == 200
         assert await _wait(lambda: level_sent(1), 30), f"level 1 not sent:\n{bot.log_tail()}"
         bot.kill9()
         assert _paged(fake_slack, "U0LEAD") == list(range(1, INCIDENTS + 1))

@@ -14,11 +14,9 @@ from sqlmodel import col, select
 
 from bot.clock import FakeClock
 from bot.escalation.models import Page
-from tests.conftest import make_settings
 from tests.fakes.slack_api import FakeSlack
 from tests.fault.support import unpace_channel_creation
-from tests.harness import TaskTracker, start_bot
-from tests.replicas.conftest import REPLICAS_ONLY, Replicas
+from tests.replicas.conftest import REPLICAS_ONLY, Replicas, two_bots
 
 pytestmark = REPLICAS_ONLY
 
@@ -34,31 +32,12 @@ CONFIG = {
 
 
 @pytest.fixture
-async def paging_replicas(
-    fake_slack: FakeSlack, database_url: str, tmp_path: Path
-) -> AsyncIterator[Replicas]:
+async def paging_replicas(fake_slack: FakeSlack, database_url: str, tmp_path: Path) -> AsyncIterator[Replicas]:
     """Like `replicas`, on one FakeClock so that nothing falls due until the test moves time."""
-    clock = FakeClock()
-    made = []
-    try:
-        for _ in range(2):
-            settings = make_settings(
-                fake=fake_slack, database_url=database_url, tmp_path=tmp_path, config=CONFIG
-            )
-            made.append(await start_bot(fake=fake_slack, settings=settings, clock=clock))
-            unpace_channel_creation(made[-1][0].deps)
-        (a, _), (b, _) = made
-        shared = TaskTracker(asyncio.get_running_loop())
-        b.tracker.uninstall()
-        a.tracker.uninstall()
-        shared.install()
-        a.tracker = b.tracker = shared
-        yield Replicas(a=a, b=b, fake=fake_slack)
-        await shared.settle()
-        shared.uninstall()
-    finally:
-        for _, stop in reversed(made):
-            await stop()
+    async with two_bots(
+        fake_slack, database_url, tmp_path, CONFIG, prepare=unpace_channel_creation, clock=FakeClock()
+    ) as both:
+        yield both
 
 
 async def test_two_replicas_send_every_page_once(paging_replicas: Replicas) -> None:
@@ -66,10 +45,7 @@ async def test_two_replicas_send_every_page_once(paging_replicas: Replicas) -> N
     a, b = replicas.a, replicas.b
     for start in range(0, INCIDENTS, 20):
         await asyncio.gather(
-            *(
-                (a if n % 2 else b).command(f"declare P1 Race {n}", settle=False)
-                for n in range(start, start + 20)
-            )
+            *((a if n % 2 else b).command(f"declare P1 Race {n}", settle=False) for n in range(start, start + 20))
         )
         await replicas.settle()
     async with a.deps.db.session() as session:

@@ -32,9 +32,7 @@ async def test_same_event_delivered_to_both_replicas_is_stored_once(replicas: Re
             "ts": f"1700000000.{n:06d}",
         }
         body, headers = req.event_callback(message, secret=SECRET, event_id=f"EvBoth{n}")
-        retry_body, retry_headers = req.event_callback(
-            message, secret=SECRET, event_id=f"EvBoth{n}", retry_num=1
-        )
+        retry_body, retry_headers = req.event_callback(message, secret=SECRET, event_id=f"EvBoth{n}", retry_num=1)
         results = await asyncio.gather(
             replicas.a.post(body, headers),
             replicas.b.post(body, headers),
@@ -75,35 +73,34 @@ async def test_same_button_click_on_both_replicas_acts_once(replicas: Replicas) 
     assert len(acks) == 1
 
 
-async def test_two_people_acknowledge_at_once_on_two_replicas(replicas: Replicas) -> None:
+async def _at_once(replicas: Replicas, bob: str, carol: str) -> tuple[Incident, str]:
+    """Bob and Carol run a command in a new incident's channel at once, on replicas a and b.
+
+    Returns the incident as it is afterwards, and its channel.
+    """
     incident = await replicas.a.declare()
     where = incident.channel_id or ""
     await asyncio.gather(
-        replicas.a.command("ack", user="U0BOB", channel=where, settle=False),
-        replicas.b.command("ack", user="U0CAROL", channel=where, settle=False),
+        replicas.a.command(bob, user="U0BOB", channel=where, settle=False),
+        replicas.b.command(carol, user="U0CAROL", channel=where, settle=False),
     )
     await replicas.settle()
-    after = await replicas.a.incident(incident.id or 0)
+    return await replicas.a.incident(incident.id or 0), where
+
+
+async def test_two_people_acknowledge_at_once_on_two_replicas(replicas: Replicas) -> None:
+    after, where = await _at_once(replicas, "ack", "ack")
     assert after.acknowledged_by in {"U0BOB", "U0CAROL"}
-    acks = [e for e in await replicas.a.timeline(incident.id or 0) if e.kind == Kind.ACK]
+    acks = [e for e in await replicas.a.timeline(after.id or 0) if e.kind == Kind.ACK]
     assert sorted(bool(e.data.get("first")) for e in acks) == [False, True]
-    notices = [
-        m for m in replicas.fake.messages(where) if "acknowledged" in m.text and m.ephemeral_to is None
-    ]
+    notices = [m for m in replicas.fake.messages(where) if "acknowledged" in m.text and m.ephemeral_to is None]
     assert len(notices) == 1, [m.text for m in notices]
 
 
 async def test_two_people_resolve_at_once_on_two_replicas(replicas: Replicas) -> None:
-    incident = await replicas.a.declare()
-    where = incident.channel_id or ""
-    await asyncio.gather(
-        replicas.a.command("resolve rolled back", user="U0BOB", channel=where, settle=False),
-        replicas.b.command("resolve failover", user="U0CAROL", channel=where, settle=False),
-    )
-    await replicas.settle()
-    after = await replicas.a.incident(incident.id or 0)
+    after, where = await _at_once(replicas, "resolve rolled back", "resolve failover")
     assert after.status == Status.RESOLVED
-    resolved = [e for e in await replicas.a.timeline(incident.id or 0) if e.kind == Kind.RESOLVED]
+    resolved = [e for e in await replicas.a.timeline(after.id or 0) if e.kind == Kind.RESOLVED]
     assert len(resolved) == 1 and resolved[0].actor == after.resolved_by
     assert after.resolution == {"U0BOB": "rolled back", "U0CAROL": "failover"}[after.resolved_by or ""]
     notices = [m for m in replicas.fake.messages(where) if m.text.startswith("✅") and m.ephemeral_to is None]
@@ -134,9 +131,7 @@ async def test_concurrent_declares_split_across_replicas_get_distinct_numbers(
 ) -> None:
     await asyncio.gather(
         *(
-            (replicas.a if n % 2 else replicas.b).command(
-                "declare P2 Same title", user="U0ALICE", settle=False
-            )
+            (replicas.a if n % 2 else replicas.b).command("declare P2 Same title", user="U0ALICE", settle=False)
             for n in range(declares)
         )
     )
