@@ -11,8 +11,6 @@ import logging
 import os
 import platform
 import re
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -31,8 +29,9 @@ import httpx  # noqa: E402
 
 from tests import slack_requests as req  # noqa: E402
 from tests.fakes.slack_api import FakeSlack  # noqa: E402
+from tests.harness import SECRET  # noqa: E402
+from tests.replicas import process  # noqa: E402
 
-SECRET = "bench-signing-secret"
 USERS = {"U0ALICE": "alice", "U0BOB": "bob", "U0CAROL": "carol", "U0LEAD": "lead", "U0CTO": "cto"}
 BOT_YML = "channels: {announcements: C0INCIDENTS, alerts: C0ALERTS}\n"
 UNPACED_MAIN = (
@@ -55,63 +54,30 @@ async def seeded_fake(cls: type[FakeSlack] = FakeSlack) -> FakeSlack:
     return fake
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+class BotProcess(process.BotProcess):
+    """`python -m bot` in HTTP mode, as deployed (tests/replicas/process.py), in its own temporary folder.
 
+    `unpaced`: lift the adapter's conversations.create pacing (20/min, Slack's tier 2), for
+    benchmarks of something else that declare more incidents than the pacer's burst. The fake
+    Slack enforces no limit here; declare_ratelimit.py measures the limit itself.
+    """
 
-class BotProcess:
-    """`python -m bot` in HTTP mode, as deployed: its own process, a temporary SQLite file, the fake Slack."""
-
-    def __init__(
-        self,
-        *,
-        slack_api_url: str,
-        database_url: str | None = None,
-        log_level: str = "INFO",
-        bot_yml: str = BOT_YML,
-        unpaced: bool = False,
-    ) -> None:
+    def __init__(self, *, fake: FakeSlack, bot_yml: str = BOT_YML, unpaced: bool = False) -> None:
         self.tmp = tempfile.TemporaryDirectory(prefix="bench-bot-")
         directory = Path(self.tmp.name)
-        self.directory = directory
-        (directory / "bot.yml").write_text(bot_yml)
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = directory / "bot.log"
-        self.env = {
-            **{
-                k: v
-                for k, v in os.environ.items()
-                if not k.startswith(("SLACK_", "DATABASE_URL", "BOT_CONFIG"))
-            },
-            "SLACK_BOT_TOKEN": FakeSlack.bot_token,
-            "SLACK_SIGNING_SECRET": SECRET,
-            "SLACK_API_URL": slack_api_url,
-            "DATABASE_URL": database_url or f"sqlite:///{directory / 'bot.db'}",
-            "BOT_CONFIG": str(directory / "bot.yml"),
-            "PLAYBOOKS_DIR": str(ROOT / "playbooks"),
-            "PORT": str(self.port),
-            "HOST": "127.0.0.1",
-            "LOG_LEVEL": log_level,
-        }
-        self.process: subprocess.Popen[bytes] | None = None
-        self.boot_seconds = 0.0
-        # `unpaced`: lift the adapter's conversations.create pacing (20/min, Slack's tier 2), for
-        # benchmarks of something else that declare more incidents than the pacer's burst. The fake
-        # Slack enforces no limit here; declare_ratelimit.py measures the limit itself.
-        self.command = [sys.executable, "-m", "bot"]
-        if unpaced:
-            self.command = [sys.executable, "-c", UNPACED_MAIN]
-
-    async def start(self, *, within: float = 30.0) -> None:
-        """Exec the bot and wait for /health 200; `boot_seconds` is exec → healthy. Can be called again."""
-        log = self.log_path.open("ab")
-        started = time.perf_counter()
-        self.process = subprocess.Popen(  # noqa: ASYNC220 (exec is quick; the wait below is async)
-            self.command, cwd=self.tmp.name, env=self.env, stdout=log, stderr=log
+        super().__init__(
+            fake=fake, database_url=f"sqlite:///{directory / 'bot.db'}", directory=directory, bot_yml=bot_yml
         )
+        self.boot_seconds = 0.0
+        self.command = [sys.executable, "-c", UNPACED_MAIN] if unpaced else [sys.executable, "-m", "bot"]
+
+    async def start(self, *, within: float = 30.0) -> float:
+        """Exec `command` and wait for /health 200; `boot_seconds` is exec → healthy. Can be called again."""
+        started = time.perf_counter()
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(  # noqa: ASYNC220 (exec is quick; the wait below is async)
+                self.command, cwd=self.directory, env=self.env, stdout=log, stderr=log
+            )
         deadline = time.monotonic() + within
         async with httpx.AsyncClient(timeout=2) as client:
             while time.monotonic() < deadline:
@@ -121,17 +87,11 @@ class BotProcess:
                     response = await client.get(f"{self.url}/health")
                     if response.status_code == 200:
                         self.boot_seconds = time.perf_counter() - started
-                        return
+                        return self.boot_seconds
                 except httpx.HTTPError:
                     pass
                 await asyncio.sleep(0.05)
         raise RuntimeError(f"no healthy /health within {within}s:\n{self.log_tail()}")
-
-    def log_tail(self, lines: int = 30) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
 
     def log_summary(self, top: int = 8) -> None:
         """The bot's own warnings and errors (JSON log lines), counted, for the printed report."""
@@ -167,20 +127,8 @@ class BotProcess:
                 return int(line.split()[1])
         raise RuntimeError(f"{field} not in /proc/{self.pid}/status")
 
-    def kill9(self) -> None:
-        """SIGKILL: no shutdown hook runs, claims in flight stay claimed until their lease ends."""
-        assert self.process is not None
-        self.process.kill()
-        self.process.wait()
-
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        super().stop()
         self.tmp.cleanup()
 
 
@@ -228,9 +176,7 @@ class LogTally(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         exc = record.exc_info[1] if record.exc_info else None
-        detail = (
-            f"{type(exc).__name__}: {str(exc).splitlines()[0][:90]}" if exc else record.getMessage()[:110]
-        )
+        detail = f"{type(exc).__name__}: {str(exc).splitlines()[0][:90]}" if exc else record.getMessage()[:110]
         self.counts[f"{record.levelname} {record.name}: {detail}"] += 1
 
     def install(self) -> LogTally:

@@ -176,7 +176,7 @@ def _print_bot_side(label: str, n: int, shares: dict[str, float]) -> None:
 async def main(concurrency: int, rounds: int, paced: bool) -> None:
     print_machine()
     fake = await seeded_fake()
-    bot = BotProcess(slack_api_url=fake.url, unpaced=not paced)
+    bot = BotProcess(fake=fake, unpaced=not paced)
     loadgen = LoadGen(bot, concurrency)
     try:
         await bot.start()

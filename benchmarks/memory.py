@@ -25,7 +25,7 @@ def _mib(kib: int) -> str:
 async def main(declares: int, settle: float) -> None:
     print_machine()
     fake = await seeded_fake()
-    bot = BotProcess(slack_api_url=fake.url, unpaced=True)  # 100 channels without the 20/min pacing
+    bot = BotProcess(fake=fake, unpaced=True)  # 100 channels without the 20/min pacing
     try:
         await bot.start()
         await asyncio.sleep(settle)

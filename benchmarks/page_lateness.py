@@ -134,7 +134,7 @@ def duplicates_and_missing(
 async def main(incidents: int, first: float, second: float, paced: bool) -> None:
     print_machine()
     fake = await seeded_fake()
-    bot = BotProcess(slack_api_url=fake.url, bot_yml=bot_yml(first, second), unpaced=not paced)
+    bot = BotProcess(fake=fake, bot_yml=bot_yml(first, second), unpaced=not paced)
     try:
         await bot.start()
         if not paced:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.settings import Settings
+from bot.slack import api
 
 log = logging.getLogger(__name__)
 
@@ -99,22 +100,15 @@ def check_config(settings: Settings) -> Report:
     return errors, warnings, notes
 
 
-async def check_playbooks(settings: Settings) -> Report:
-    """The playbooks' own checker (every file, step and template), when the playbooks package has one."""
+def check_playbooks(settings: Settings) -> Report:
+    """The playbooks' own checker (every file and step), then what loads, when this build has playbooks."""
     try:
         loader = importlib.import_module("bot.playbooks.loader")
     except ImportError:
         return [], ["playbooks are not available in this build"], []
-    checker = getattr(loader, "check", None)
-    if checker is not None:
-        result = checker(settings)
-        if isinstance(result, Awaitable):
-            result = await result
-        errors, warnings = list(result[0]), list(result[1])
-    else:
-        errors, warnings = list(loader.check_playbooks(settings.playbooks_dir)), []
+    errors, warnings = loader.check(settings)
     notes = []
-    if not errors and hasattr(loader, "load_playbooks"):
+    if not errors:
         try:
             registry = _load_quietly(loader, settings)
             notes.append(f"playbooks: {len(registry)} in {settings.playbooks_dir} ({', '.join(registry.ids())})")
@@ -219,7 +213,7 @@ async def check_slack(settings: Settings) -> Report:
             [],
             [],
         )
-    data = auth.data if isinstance(auth.data, dict) else {}
+    data = api.data(auth)
     bot_name = str(data.get("user") or "incident-bot")
     notes.append(f"slack: the token works for {data.get('team') or data.get('team_id')} as @{bot_name}")
 

@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
-import hmac
 import itertools
 import json
 import logging
@@ -32,17 +30,19 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, TextIO, TypeVar
 from urllib.parse import parse_qsl, urlencode
 
 import httpx
 from aiohttp import web
+from slack_sdk.signature import SignatureVerifier
 
 from bot.config import BotConfig
 from bot.settings import Settings
 from bot.tasks import TaskTracker
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 SECRET = "demo-signing-secret-not-for-production"
 BOT_TOKEN = "xoxb-demo-local-stand-in"
@@ -65,6 +65,24 @@ async def serve(app: web.Application) -> tuple[web.AppRunner, str]:
     await web.TCPSite(runner, "127.0.0.1", 0).start()
     host, port = runner.addresses[0][:2]
     return runner, f"http://{host}:{port}"
+
+
+class Served:
+    """A local HTTP stand-in: `start` serves `app()` on loopback (`base` is its URL) until `stop`."""
+
+    base = ""
+    _runner: web.AppRunner | None = None
+
+    def app(self) -> web.Application:
+        raise NotImplementedError
+
+    async def start(self) -> None:
+        self._runner, self.base = await serve(self.app())
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
 
 
 # --- the transcript ----------------------------------------------------------------------------------
@@ -183,6 +201,9 @@ class StandInChannel:
     messages: list[StandInMessage] = field(default_factory=list)
     pins: list[str] = field(default_factory=list)
 
+    def find(self, ts: Any) -> StandInMessage | None:
+        return next((m for m in self.messages if m.ts == str(ts)), None)
+
     def to_api(self) -> dict[str, Any]:
         if self.is_im:
             return {"id": self.id, "is_im": True, "user": self.user, "created": 0}
@@ -205,7 +226,7 @@ class SlackError(Exception):
         self.error = error
 
 
-class SlackStandIn:
+class SlackStandIn(Served):
     """Just enough of the Slack Web API for the bot, in memory, printing what people would see.
 
     It checks what matters for the story (channels exist, names are unique, a DM opens) and
@@ -221,8 +242,6 @@ class SlackStandIn:
         self._response_contexts: dict[str, dict[str, str | None]] = {}
         self._ids = itertools.count(1)
         self._last_ts = 0
-        self._runner: web.AppRunner | None = None
-        self.base = ""
         for channel_id, name in CHANNELS.items():
             members = set(PEOPLE) | ({BOT_USER} if name != "general" else set())
             self.channels[channel_id] = StandInChannel(channel_id, name, members=members)
@@ -265,17 +284,12 @@ class SlackStandIn:
 
     # lifecycle
 
-    async def start(self) -> None:
+    def app(self) -> web.Application:
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_route("*", "/api/{method}", self._api)
         app.router.add_post("/upload/{file_id}", self._upload)
         app.router.add_post("/respond/{key}", self._respond)
-        self._runner, self.base = await serve(app)
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+        return app
 
     @property
     def api_url(self) -> str:
@@ -472,10 +486,10 @@ class SlackStandIn:
         return {"message_ts": message.ts}
 
     def _find(self, channel: StandInChannel, ts: Any) -> StandInMessage:
-        for message in channel.messages:
-            if message.ts == str(ts):
-                return message
-        raise SlackError("message_not_found")
+        message = channel.find(ts)
+        if message is None:
+            raise SlackError("message_not_found")
+        return message
 
     def _update(self, args: dict[str, Any]) -> dict[str, Any]:
         channel = self._channel(args["channel"])
@@ -553,15 +567,11 @@ class SlackStandIn:
             if self.transcript is not None:
                 self.transcript.say("(reply)", BOT_NAME, text, note=f"only @{self.name(user)} sees this")
             return web.Response(text="ok")
-        if body.get("replace_original") and ctx.get("message_ts"):
-            try:
-                original = self._find(channel, ctx["message_ts"])
-            except SlackError:
-                original = None
-            if original is not None:
-                original.text, original.blocks = str(body.get("text") or ""), body.get("blocks")
-                self._say(channel, text, note="edited")
-                return web.Response(text="ok")
+        original = channel.find(ctx.get("message_ts")) if body.get("replace_original") else None
+        if original is not None:
+            original.text, original.blocks = str(body.get("text") or ""), body.get("blocks")
+            self._say(channel, text, note="edited")
+            return web.Response(text="ok")
         public = body.get("response_type") == "in_channel"
         self._add(channel, str(body.get("text") or ""), body.get("blocks"), to=None if public else user)
         return web.Response(text="ok")
@@ -570,7 +580,7 @@ class SlackStandIn:
 # --- the services the bot watches ----------------------------------------------------------------------
 
 
-class LocalServices:
+class LocalServices(Served):
     """Health endpoints and a deploy webhook on loopback: the gateway answers 503 until it is restarted."""
 
     def __init__(self) -> None:
@@ -580,20 +590,13 @@ class LocalServices:
         ]
         self.restarting: dict[str, int] = {}
         self.restarts = 0
-        self._runner: web.AppRunner | None = None
-        self.base = ""
 
-    async def start(self) -> None:
+    def app(self) -> web.Application:
         app = web.Application()
         app.router.add_get("/gateway/health", self._gateway)
         app.router.add_get("/web/health", self._web)
         app.router.add_post("/deploy", self._deploy)
-        self._runner, self.base = await serve(app)
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+        return app
 
     async def _gateway(self, _: web.Request) -> web.Response:
         if self.gateway_up:
@@ -651,6 +654,7 @@ class Driver:
         self.transcript = transcript
         self.watch = watch
         self.http = httpx.AsyncClient(timeout=30)
+        self.signer = SignatureVerifier(SECRET)
         self._triggers = itertools.count(1)
 
     async def close(self) -> None:
@@ -663,8 +667,8 @@ class Driver:
 
     def _sign(self, body: str, content_type: str) -> dict[str, str]:
         ts = str(int(time.time()))
-        digest = hmac.new(SECRET.encode(), f"v0:{ts}:{body}".encode(), hashlib.sha256).hexdigest()
-        return {"Content-Type": content_type, "X-Slack-Request-Timestamp": ts, "X-Slack-Signature": f"v0={digest}"}
+        signature = self.signer.generate_signature(timestamp=ts, body=body) or ""
+        return {"Content-Type": content_type, "X-Slack-Request-Timestamp": ts, "X-Slack-Signature": signature}
 
     async def _post(self, body: str, content_type: str = "application/x-www-form-urlencoded") -> httpx.Response:
         response = await self.http.post(
@@ -673,8 +677,18 @@ class Driver:
         await self.settle()
         return response
 
-    def _user(self, user: str) -> dict[str, str]:
-        return {"id": user, "username": PEOPLE[user], "name": PEOPLE[user], "team_id": TEAM_ID}
+    async def _interact(self, kind: str, user: str, **fields: Any) -> httpx.Response:
+        """An interactivity payload (`block_actions`, `view_submission`) from `user`, as Slack posts it."""
+        payload = {
+            "type": kind,
+            "team": {"id": TEAM_ID, "domain": "demo"},
+            "user": {"id": user, "username": PEOPLE[user], "name": PEOPLE[user], "team_id": TEAM_ID},
+            "api_app_id": "A0DEMO",
+            "token": "demo",
+            "trigger_id": f"trigger-{next(self._triggers)}",
+            **fields,
+        }
+        return await self._post(urlencode({"payload": json.dumps(payload)}))
 
     async def command(self, user: str, channel: str, command: str, text: str) -> httpx.Response:
         """Type a slash command (a 404 answer: this build has no such command)."""
@@ -705,24 +719,20 @@ class Driver:
         channel = self.slack.channels.get(message.channel)
         where = self.slack._where(channel) if channel else message.channel
         self.transcript.say(where, PEOPLE[user], f"clicks [{button.get('text', {}).get('text', label)}]")
-        payload = {
-            "type": "block_actions",
-            "user": self._user(user),
-            "api_app_id": "A0DEMO",
-            "token": "demo",
-            "trigger_id": f"trigger-{next(self._triggers)}",
-            "team": {"id": TEAM_ID, "domain": "demo"},
-            "channel": {"id": message.channel, "name": self.slack.name(message.channel)},
-            "container": {
+        await self._interact(
+            "block_actions",
+            user,
+            channel={"id": message.channel, "name": self.slack.name(message.channel)},
+            container={
                 "type": "message",
                 "message_ts": message.ts,
                 "channel_id": message.channel,
                 "is_ephemeral": False,
             },
-            "message": message.to_api(),
-            "state": {"values": {}},
-            "response_url": self.slack.response_url(channel=message.channel, user=user, message_ts=message.ts),
-            "actions": [
+            message=message.to_api(),
+            state={"values": {}},
+            response_url=self.slack.response_url(channel=message.channel, user=user, message_ts=message.ts),
+            actions=[
                 {
                     "action_id": button["action_id"],
                     "block_id": block_id,
@@ -732,8 +742,7 @@ class Driver:
                     "action_ts": f"{time.time():.6f}",
                 }
             ],
-        }
-        await self._post(urlencode({"payload": json.dumps(payload)}))
+        )
         return True
 
     async def submit(self, user: str, view: dict[str, Any]) -> httpx.Response:
@@ -754,14 +763,10 @@ class Driver:
                 }
         title = (view.get("title") or {}).get("text", "the form")
         self.transcript.say("(form)", PEOPLE[user], f"submits “{title}” as filled in")
-        payload = {
-            "type": "view_submission",
-            "team": {"id": TEAM_ID, "domain": "demo"},
-            "user": self._user(user),
-            "api_app_id": "A0DEMO",
-            "token": "demo",
-            "trigger_id": f"trigger-{next(self._triggers)}",
-            "view": {
+        return await self._interact(
+            "view_submission",
+            user,
+            view={
                 "id": "V0DEMO",
                 "type": "modal",
                 "callback_id": view.get("callback_id", ""),
@@ -770,10 +775,9 @@ class Driver:
                 "state": {"values": values},
                 "hash": "h",
             },
-            "response_urls": [],
-            "is_enterprise_install": False,
-        }
-        return await self._post(urlencode({"payload": json.dumps(payload)}))
+            response_urls=[],
+            is_enterprise_install=False,
+        )
 
     async def alert(self, body: dict[str, Any]) -> httpx.Response:
         response = await self.http.post(f"{self.bot_url}/alerts/alertmanager", json=body)
@@ -855,11 +859,12 @@ def demo_config(services_url: str, *, escalation_after: tuple[int, int, int]) ->
 # --- the story ------------------------------------------------------------------------------------------
 
 
-async def wait_for(check: Callable[[], bool], *, within: float, step: float = 0.1) -> bool:
+async def wait_for(check: Callable[[], T], *, within: float, step: float = 0.1) -> T:
+    """Poll `check` until it answers something truthy (returned) or `within` seconds pass (its last answer)."""
     deadline = time.monotonic() + within
     while time.monotonic() < deadline:
-        if check():
-            return True
+        if found := check():
+            return found
         await asyncio.sleep(step)
     return check()
 
@@ -938,7 +943,7 @@ async def _play(
         driver = Driver(bot_url=bot_url, slack=slack, transcript=transcript, watch=watch)
         story = Story(deps=deps, slack=slack, services=services, driver=driver, transcript=transcript, pace=pace)
         ok = await story.play()
-        written = await story.write_postmortem(settings, output)
+        written = await story.write_postmortem(output)
         transcript.narrate(
             f"Done. The post-mortem draft is in {output}" if written else "Done, but no post-mortem could be written."
         )
@@ -988,9 +993,10 @@ class Story:
         self.skipped.append(what)
         self.transcript.narrate(f"(skipped: {what})")
 
-    def last_with_button(self, channel: str, label: str) -> StandInMessage | None:
+    def last_with_button(self, channel: str, label: str, *, user: str | None = None) -> StandInMessage | None:
+        """The latest message in `channel` with that button (`user`: also ephemeral ones only they see)."""
         for message in reversed(self.slack.messages(channel)):
-            if find_button(message, label)[0] is not None:
+            if message.ephemeral_to in (None, user) and find_button(message, label)[0] is not None:
                 return message
         return None
 
@@ -1060,7 +1066,7 @@ class Story:
         else:
             t.narrate("The logs show a stuck connection pool. Alice restarts the gateway (bot.yml allows her to).")
             await self.driver.command("U0ALICE", channel, "/restart", "gateway")
-            confirm = await self._wait_button(channel, "Confirm", user="U0ALICE")
+            confirm = await wait_for(lambda: self.last_with_button(channel, "Confirm", user="U0ALICE"), within=10)
             if confirm is not None:
                 await self.pause(0.5)
                 await self.driver.click("U0ALICE", confirm, "Confirm")
@@ -1075,7 +1081,7 @@ class Story:
             t.narrate("Still open after the last delay: the CTO is paged too (level 3).")
             await wait_for(lambda: self.paged("U0CHRIS"), within=20)
             dm = self.slack.dm("U0BOB")
-            page = next((m for m in reversed(dm.messages) if find_button(m, "Acknowledge")[0]), None) if dm else None
+            page = self.last_with_button(dm.id, "Acknowledge") if dm else None
             if page is not None:
                 t.narrate("Bob acknowledges his page.")
                 await self.driver.click("U0BOB", page, "Acknowledge")
@@ -1131,19 +1137,6 @@ class Story:
             await self.driver.click("U0BOB", message, "Done")
             await self.pause(0.5)
 
-    async def _wait_button(self, channel: str, label: str, *, user: str) -> StandInMessage | None:
-        found: list[StandInMessage] = []
-
-        def look() -> bool:
-            for message in reversed(self.slack.messages(channel)):
-                if message.ephemeral_to in (None, user) and find_button(message, label)[0] is not None:
-                    found.append(message)
-                    return True
-            return False
-
-        await wait_for(look, within=10)
-        return found[0] if found else None
-
     async def _incident(self) -> Any:
         from sqlmodel import col, select
 
@@ -1153,39 +1146,34 @@ class Story:
             result = await session.exec(select(Incident).order_by(col(Incident.id).desc()))
             return result.first()
 
-    async def write_postmortem(self, settings: Settings, output: Path) -> bool:
+    async def write_postmortem(self, output: Path) -> bool:
         """The draft the bot shared in the channel; else rendered from the database like the CLI does."""
-        await wait_for(lambda: bool(self.slack.shared_files()), within=10 if "postmortem" in self.deps.services else 0)
-        files = self.slack.shared_files()
+        files = await wait_for(self.slack.shared_files, within=10 if "postmortem" in self.deps.services else 0)
         await asyncio.to_thread(output.parent.mkdir, parents=True, exist_ok=True)
         if files:
             await asyncio.to_thread(output.write_bytes, files[-1]["content"])
             return True
-        try:
-            from bot.postmortem import service as postmortem
-
-            incident = await self._incident()
-            async with self.deps.db.session() as session:
-                data = await postmortem.build(session, incident_id=incident.id)
-            document = postmortem.render(data, fmt=postmortem.check_format("markdown"))
-            await asyncio.to_thread(output.write_text, document, encoding="utf-8")
-            return True
-        except Exception as exc:
-            log.warning("could not render the post-mortem (%s); writing the timeline instead", exc)
-        return await self._timeline_fallback(output)
-
-    async def _timeline_fallback(self, output: Path) -> bool:
-        from bot.timeline import service as timeline
-
         incident = await self._incident()
         if incident is None:
             return False
+        await asyncio.to_thread(output.write_text, await self._render(incident), encoding="utf-8")
+        return True
+
+    async def _render(self, incident: Any) -> str:
+        """The post-mortem as `python -m bot postmortem` renders it; the bare timeline if that fails."""
+        from bot.postmortem import service as postmortem
+        from bot.timeline import service as timeline
+
+        try:
+            async with self.deps.db.session() as session:
+                return postmortem.render(await postmortem.build(session, incident_id=incident.id))
+        except Exception as exc:
+            log.warning("could not render the post-mortem (%s); writing the timeline instead", exc)
         async with self.deps.db.session() as session:
             events = await timeline.events(session, incident_id=incident.id)
         lines = [f"# {incident.ref}: {incident.title}", "", "## Timeline", ""]
         lines += [f"- {e.at:%H:%M:%S} UTC — {e.kind}: {e.text}" for e in events]
-        await asyncio.to_thread(output.write_text, "\n".join(lines) + "\n", encoding="utf-8")
-        return True
+        return "\n".join(lines) + "\n"
 
     def summary(self) -> str:
         lines = ["", "What you saw, and where it lives:"]

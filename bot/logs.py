@@ -79,8 +79,6 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": redact(record.getMessage()),
         }
-        if getattr(record, "request_id", None) is None and request_id.get() is not None:
-            entry["request_id"] = request_id.get()
         for key, value in record.__dict__.items():
             if key not in _STANDARD and not key.startswith("_"):
                 entry[key] = value if isinstance(value, int | float | bool) or value is None else redact(str(value))

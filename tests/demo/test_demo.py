@@ -28,12 +28,17 @@ def user_settings(tmp_path: Path) -> Settings:
     )
 
 
-async def test_the_demo_runs_to_the_end(tmp_path: Path) -> None:
+async def play(tmp_path: Path, output: Path, escalation_after: tuple[int, int, int]) -> str:
+    """Run the demo at full speed; it must play to the end. Returns the transcript."""
     out = io.StringIO()
+    code = await run_demo(user_settings(tmp_path), output=output, pace=0, stream=out, escalation_after=escalation_after)
+    assert code == 0, out.getvalue()
+    return out.getvalue()
+
+
+async def test_the_demo_runs_to_the_end(tmp_path: Path) -> None:
     output = tmp_path / "pm" / "INC-1.md"
-    code = await run_demo(user_settings(tmp_path), output=output, pace=0, stream=out, escalation_after=(0, 2, 4))
-    transcript = out.getvalue()
-    assert code == 0, transcript
+    transcript = await play(tmp_path, output, (0, 2, 4))
     # the alert, declared from its button, with the real app's messages
     assert "#alerts · incident-bot: *🔥 FIRING (1): ServiceDown" in transcript
     assert "#alerts · alice: clicks [Declare incident]" in transcript
@@ -68,11 +73,8 @@ async def test_the_demo_degrades_when_features_are_missing(tmp_path: Path, monke
     monkeypatch.setattr(wiring, "DOMAIN_SETUPS", ["bot.observability", "bot.alerts.setup"])
     keep = [m for m in listeners.MODULES if m.__name__.rsplit(".", 1)[-1] in {"alerts", "incident", "replay"}]
     monkeypatch.setattr(listeners, "MODULES", keep)
-    out = io.StringIO()
     output = tmp_path / "pm.md"
-    code = await run_demo(user_settings(tmp_path), output=output, pace=0, stream=out, escalation_after=(0, 1, 2))
-    transcript = out.getvalue()
-    assert code == 0, transcript
+    transcript = await play(tmp_path, output, (0, 1, 2))
     assert "(skipped: paging (escalation is not installed in this build))" in transcript
     assert "(skipped: /status and /restart (ops is not installed in this build))" in transcript
     assert "(skipped: playbook steps (playbooks are not installed in this build))" in transcript
