@@ -307,26 +307,30 @@ class Escalator:
         async def send_in_order(page_ids: list[int]) -> int:
             return sum([await self.send_page(page_id) for page_id in page_ids])
 
-        while True:
-            if failure is None and len(sending) < self.concurrency:
-                async with self.db.session() as session:
-                    due = await service.due_pages(session, now=self.clock.now(), limit=self.concurrency * 4)
-                busy = set(sending.values())
-                by_incident: dict[int, list[int]] = {}
-                for page_id, incident_id in due:
-                    if incident_id not in busy:
-                        by_incident.setdefault(incident_id, []).append(page_id)
-                for incident_id, page_ids in list(by_incident.items())[: self.concurrency - len(sending)]:
-                    sending[asyncio.get_running_loop().create_task(send_in_order(page_ids))] = incident_id
-            if not sending:
-                break
-            done, _ = await asyncio.wait(sending, return_when=asyncio.FIRST_COMPLETED)
-            for task in done:
-                del sending[task]
-                if task.exception() is not None:
-                    failure = failure or task.exception()  # the database is down, most likely
-                else:
-                    sent += task.result()
+        try:
+            while True:
+                if failure is None and len(sending) < self.concurrency:
+                    async with self.db.session() as session:
+                        due = await service.due_pages(session, now=self.clock.now(), limit=self.concurrency * 4)
+                    busy = set(sending.values())
+                    by_incident: dict[int, list[int]] = {}
+                    for page_id, incident_id in due:
+                        if incident_id not in busy:
+                            by_incident.setdefault(incident_id, []).append(page_id)
+                    for incident_id, page_ids in list(by_incident.items())[: self.concurrency - len(sending)]:
+                        sending[asyncio.get_running_loop().create_task(send_in_order(page_ids))] = incident_id
+                if not sending:
+                    break
+                done, _ = await asyncio.wait(sending, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    del sending[task]
+                    if task.exception() is not None:
+                        failure = failure or task.exception()  # the database is down, most likely
+                    else:
+                        sent += task.result()
+        finally:
+            if sending:  # cancelled (shutdown): sends under way finish their claim -> deliver -> mark
+                await asyncio.wait(sending)
         if failure is not None:
             raise failure  # after every send in progress has finished
         return sent

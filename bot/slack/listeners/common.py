@@ -31,6 +31,18 @@ def known(deps: Deps) -> grammar.Known:
     return grammar.Known(services=frozenset(deps.settings.config.services), playbooks=playbook_ids)
 
 
+def form_playbooks(deps: Deps) -> list[tuple[str, str]]:
+    """(id, title) of every playbook for a declare form; a broken registry must not stop a declaration."""
+    registry = deps.services.get("playbooks")
+    if registry is None:
+        return []
+    try:
+        return [(p.id, p.title) for p in registry.all()]
+    except Exception:
+        log.warning("could not list playbooks for the declare form", exc_info=True)
+        return []
+
+
 async def find_incident(deps: Deps, *, number: int | None, channel_id: str | None, usage: str) -> Incident:
     """`INC-<n>` wins; else the incident whose channel this is; else a usage error that says how to name one."""
     async with deps.db.session() as session:

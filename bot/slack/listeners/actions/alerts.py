@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import asdict
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp
@@ -11,14 +12,13 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.alerts import flows as alert_flows
 from bot.alerts.models import AlertGroup, AlertInstance
-from bot.config import Severity
 from bot.deps import Deps
 from bot.exceptions import UsageError
 from bot.incidents.grammar import MAX_TITLE
 from bot.slack import blocks
 from bot.slack.api import call
-from bot.slack.listeners.common import guarded
-from bot.slack.listeners.views.incident import after_submit, form_value, title_errors
+from bot.slack.listeners.common import form_playbooks, guarded
+from bot.slack.listeners.views.incident import ack_declare_form, after_submit
 from bot.slack.text import clip
 
 log = logging.getLogger(__name__)
@@ -93,14 +93,9 @@ def register(app: AsyncApp, deps: Deps) -> None:
                     replace_original=False,
                 )
                 return
-            registry = deps.services.get("playbooks")
-            playbooks: list[tuple[str, str]] = []
-            if registry is not None and hasattr(registry, "all"):
-                try:
-                    playbooks = [(p.id, p.title) for p in registry.all()]
-                except Exception:
-                    log.warning("could not list playbooks for the declare form", exc_info=True)
-            view = declare_modal(group, alerts, services=sorted(deps.settings.config.services), playbooks=playbooks)
+            view = declare_modal(
+                group, alerts, services=sorted(deps.settings.config.services), playbooks=form_playbooks(deps)
+            )
             await call("open the declare form", client.views_open(trigger_id=body["trigger_id"], view=view))
 
         await guarded(respond, work)
@@ -109,22 +104,12 @@ def register(app: AsyncApp, deps: Deps) -> None:
     async def declare_submitted(
         ack: AsyncAck, body: dict[str, Any], view: dict[str, Any], client: AsyncWebClient
     ) -> None:
-        title = form_value(view, "title") or ""
-        if errors := title_errors(title):
-            await ack(response_action="errors", errors=errors)
+        form = await ack_declare_form(ack, view)
+        if form is None:
             return
-        await ack()
         user = body["user"]["id"]
-        severity = form_value(view, "severity")
         work = alert_flows.declare_from_alert(
-            deps,
-            group_id=int(view.get("private_metadata") or 0),
-            actor=user,
-            title=title,
-            severity=Severity(severity) if severity in {s.value for s in Severity} else None,
-            service_name=form_value(view, "service"),
-            playbook_id=form_value(view, "playbook"),
-            description=form_value(view, "description") or "",
+            deps, group_id=int(view.get("private_metadata") or 0), actor=user, **asdict(form)
         )
         await after_submit(client, user=user, channel=None, work=work, declared="declared from the alert")
 

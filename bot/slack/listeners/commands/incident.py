@@ -15,7 +15,7 @@ from bot.incidents import flows, grammar, service
 from bot.incidents.flows import Outcome
 from bot.slack import blocks
 from bot.slack.api import call
-from bot.slack.listeners.common import CommandContext, guarded, known, subcommand, usage_reply
+from bot.slack.listeners.common import CommandContext, form_playbooks, guarded, known, subcommand, usage_reply
 from bot.slack.text import escape
 from bot.timeline import service as timeline
 
@@ -214,11 +214,9 @@ def register(app: AsyncApp, deps: Deps) -> None:
 
 
 async def _open_declare_modal(deps: Deps, client: AsyncWebClient, command: dict[str, Any]) -> None:
-    registry = deps.services.get("playbooks")
-    playbooks: list[tuple[str, str]] = []
-    if registry is not None and hasattr(registry, "all"):
-        playbooks = [(p.id, p.title) for p in registry.all()]
     view = blocks.declare_modal(
-        services=sorted(deps.settings.config.services), playbooks=playbooks, channel_id=command.get("channel_id", "")
+        services=sorted(deps.settings.config.services),
+        playbooks=form_playbooks(deps),
+        channel_id=command.get("channel_id", ""),
     )
     await call("open the declare form", client.views_open(trigger_id=command["trigger_id"], view=view))

@@ -18,10 +18,8 @@ from bot.exceptions import UsageError
 from bot.incidents import service as incidents
 from bot.ops import flows
 from bot.ops.models import Action
-from bot.slack import blocks
 from bot.slack.adapters import ops as render
-from bot.slack.listeners.common import guarded
-from bot.slack.text import escape
+from bot.slack.listeners.common import guarded, usage_reply
 
 USAGE = {
     "status": "/status [service]",
@@ -68,11 +66,7 @@ async def _ack_parsed(
     try:
         parsed = parse(deps, name, command.get("text", ""))
     except UsageError as exc:
-        await ack(
-            text=escape(f"{exc} Usage: {exc.usage}"),
-            blocks=blocks.usage_blocks(str(exc), exc.usage, exc.suggestion),
-            response_type="ephemeral",
-        )
+        await ack(**usage_reply(exc))
         return None
     await ack()
     return parsed
