@@ -62,12 +62,13 @@ class BotProcess(process.BotProcess):
     Slack enforces no limit here; declare_ratelimit.py measures the limit itself.
     """
 
-    def __init__(self, *, fake: FakeSlack, bot_yml: str = BOT_YML, unpaced: bool = False) -> None:
+    def __init__(
+        self, *, fake: FakeSlack, bot_yml: str = BOT_YML, unpaced: bool = False, database_url: str | None = None
+    ) -> None:
         self.tmp = tempfile.TemporaryDirectory(prefix="bench-bot-")
         directory = Path(self.tmp.name)
-        super().__init__(
-            fake=fake, database_url=f"sqlite:///{directory / 'bot.db'}", directory=directory, bot_yml=bot_yml
-        )
+        self.database_url = database_url or f"sqlite:///{directory / 'bot.db'}"
+        super().__init__(fake=fake, database_url=self.database_url, directory=directory, bot_yml=bot_yml)
         self.boot_seconds = 0.0
         self.command = [sys.executable, "-c", UNPACED_MAIN] if unpaced else [sys.executable, "-m", "bot"]
 
@@ -92,6 +93,18 @@ class BotProcess(process.BotProcess):
                     pass
                 await asyncio.sleep(0.05)
         raise RuntimeError(f"no healthy /health within {within}s:\n{self.log_tail()}")
+
+    def query(self, sql: str) -> list[tuple[Any, ...]]:
+        """Rows straight from the bot's database (SQLite file or PostgreSQL), read-only SQL."""
+        if self.database_url.startswith("sqlite"):
+            import sqlite3
+
+            with sqlite3.connect(self.directory / "bot.db", timeout=30) as db:
+                return db.execute(sql).fetchall()
+        import psycopg
+
+        with psycopg.connect(self.database_url) as conn:
+            return conn.execute(sql).fetchall()  # type: ignore[arg-type]
 
     def log_summary(self, top: int = 8) -> None:
         """The bot's own warnings and errors (JSON log lines), counted, for the printed report."""

@@ -74,9 +74,7 @@ async def main(declares: int, per_window: int, window: float) -> None:
         f"{declares} declares need at least {minimum:.0f} s"
     )
     with tempfile.TemporaryDirectory(prefix="bench-rl-") as tmp:
-        settings = make_settings(
-            fake=fake, database_url=f"sqlite:///{Path(tmp) / 'bot.db'}", tmp_path=Path(tmp)
-        )
+        settings = make_settings(fake=fake, database_url=f"sqlite:///{Path(tmp) / 'bot.db'}", tmp_path=Path(tmp))
         bot, stop = await start_bot(fake=fake, settings=settings)
         chat: Any = bot.deps.chat
         if hasattr(chat, "create_pacer"):
@@ -102,23 +100,16 @@ async def main(declares: int, per_window: int, window: float) -> None:
     creates = fake.calls_to("conversations.create")
     throttled = sum(1 for c in creates if c.status == 429)
     channels = sum(1 for c in fake.channels.values() if c.name.startswith("inc-"))
-    print(
-        f"acks: {sum(r.status_code == 200 for r in acks)}/{declares} HTTP 200, "
-        f"all answered within {ack_done:.2f} s"
-    )
+    print(f"acks: {sum(r.status_code == 200 for r in acks)}/{declares} HTTP 200, all answered within {ack_done:.2f} s")
     print(f"incidents stored: {len(incidents)}; fully set up: {len(ok)}; with a setup error: {len(failed)}")
     if failed:
         reasons: dict[str, int] = {}
         for incident in failed:
-            reasons[incident.setup_error or "incomplete"] = (
-                reasons.get(incident.setup_error or "incomplete", 0) + 1
-            )
+            reasons[incident.setup_error or "incomplete"] = reasons.get(incident.setup_error or "incomplete", 0) + 1
         for reason, n in sorted(reasons.items(), key=lambda kv: -kv[1]):
             print(f"  {n:4d} x {reason}")
     tally.report()
-    print(
-        f"conversations.create calls: {len(creates)} ({throttled} answered 429); channels created: {channels}"
-    )
+    print(f"conversations.create calls: {len(creates)} ({throttled} answered 429); channels created: {channels}")
     ratio = total / minimum if minimum else float("nan")
     print(
         f"total {total:.1f} s for {len(ok)} set-up incidents; minimum allowed by the limit {minimum:.0f} s; "

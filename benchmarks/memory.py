@@ -40,9 +40,7 @@ async def main(declares: int, settle: float) -> None:
                 body, headers = slash(
                     f"declare P3 Memory {n}", response_url=fake.response_url(key, channel_id="C0GENERAL"), n=n
                 )
-                response = await client.post(
-                    f"{bot.url}/slack/events", content=body.encode(), headers=headers
-                )
+                response = await client.post(f"{bot.url}/slack/events", content=body.encode(), headers=headers)
                 response.raise_for_status()
 
             for start in range(0, declares, 25):

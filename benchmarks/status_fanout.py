@@ -80,8 +80,7 @@ async def main(count: int, delay: float, per_check: float) -> None:
         for result in results:
             states[result.state.value] = states.get(result.state.value, 0) + 1
         print(
-            f"{count} services ({count - 1} answer after {delay * 1000:.0f} ms, 1 never), "
-            f"timeout {per_check:g} s each"
+            f"{count} services ({count - 1} answer after {delay * 1000:.0f} ms, 1 never), timeout {per_check:g} s each"
         )
         print(f"  results: {states}")
         ratio = concurrent / per_check
@@ -127,8 +126,7 @@ async def main(count: int, delay: float, per_check: float) -> None:
         for n, (ack, done, status) in enumerate(timings):
             label = "warm-up" if n == 0 else f"run {n}"
             print(
-                f"  /status through the app ({label}): HTTP {status} ack {ack * 1000:.0f} ms, "
-                f"reply after {done:.3f} s"
+                f"  /status through the app ({label}): HTTP {status} ack {ack * 1000:.0f} ms, reply after {done:.3f} s"
             )
         best = min(done for _, done, _ in timings[1:])
         print_json(

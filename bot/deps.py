@@ -17,7 +17,7 @@ from bot.clock import Clock
 from bot.db import Database
 from bot.settings import Settings
 from bot.signals import Bus
-from bot.tasks import Background
+from bot.tasks import Background, PagesFirst
 
 if TYPE_CHECKING:
     from bot.incidents.ports import IncidentChat
@@ -31,6 +31,7 @@ class Deps:
     http: httpx.AsyncClient
     bus: Bus = field(default_factory=Bus)
     background: Background = field(default_factory=Background)
+    priority: PagesFirst = field(default_factory=PagesFirst)
     chat: IncidentChat | None = None
     # Filled by the domain packages' setup(deps); typed where they are defined.
     services: dict[str, Any] = field(default_factory=dict)

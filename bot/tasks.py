@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -83,3 +84,68 @@ class TaskTracker:
                 names = sorted(getattr(t.get_coro(), "__qualname__", "?") for t in pending)
                 raise TimeoutError(f"background work still running after {within}s: {names}")
             await asyncio.wait(pending, timeout=remaining)
+
+
+class PagesFirst:
+    """A page's DMs go before everything else the bot is doing.
+
+    The bot serves everything on one event loop, which runs ready work first come, first served.
+    In a storm of declarations, a page that falls due would take its turn behind every step of
+    every channel setup in flight (100 at once: seconds late). So setups run `width` at a time,
+    and between their steps they, and pages whose DMs are already out, wait while DMs are still to
+    go out: at most `patience` seconds a step, so a DM stuck on Slack's Retry-After stalls no one
+    for long.
+    """
+
+    def __init__(self, *, width: int = 4, patience: float = 0.5) -> None:
+        self.width = max(width, 1)
+        self.patience = patience
+        self._slots: asyncio.Semaphore | None = None
+        self._dms_due = 0
+        self._quiet: asyncio.Event | None = None
+
+    def _event(self) -> asyncio.Event:
+        if self._quiet is None:
+            self._quiet = asyncio.Event()
+            self._quiet.set()
+        return self._quiet
+
+    @asynccontextmanager
+    async def page(self) -> AsyncIterator[Callable[[], None]]:
+        """Around one page delivery; call what it yields once the page's DMs are out."""
+        quiet = self._event()
+        self._dms_due += 1
+        quiet.clear()
+        done = False
+
+        def dms_sent() -> None:
+            nonlocal done
+            if not done:
+                done = True
+                self._dms_due -= 1
+                if not self._dms_due:
+                    quiet.set()
+
+        try:
+            yield dms_sent
+        finally:
+            dms_sent()
+
+    @asynccontextmanager
+    async def setup(self) -> AsyncIterator[None]:
+        """Around one run of the work after a declaration: one of `width` slots."""
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(self.width)
+        async with self._slots:
+            await self.step()
+            yield
+
+    async def step(self) -> None:
+        """Between two steps of work that can wait: let DMs still to go out go first."""
+        quiet = self._event()
+        if quiet.is_set() or self.patience <= 0:
+            return
+        try:
+            await asyncio.wait_for(quiet.wait(), self.patience)
+        except TimeoutError:
+            pass

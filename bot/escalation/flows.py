@@ -30,6 +30,7 @@ import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 from typing import TypeVar
 
 from bot.clock import Clock, utc
@@ -43,6 +44,7 @@ from bot.escalation.ports import PageMessage, Pager, PageReport, ReminderMessage
 from bot.exceptions import BotError, ChatError
 from bot.incidents.models import Incident
 from bot.incidents.service import SETUP_LEASE
+from bot.tasks import PagesFirst
 
 log = logging.getLogger(__name__)
 T = TypeVar("T", Page, Reminder)
@@ -77,10 +79,12 @@ class Escalator:
         late_after: timedelta = DEFAULT_LATE_AFTER,
         max_attempts: int = 3,
         retry_backoff: timedelta = timedelta(seconds=30),
-        concurrency: int = 16,
+        concurrency: int = 64,
         on_page: Callable[[Page], None] | None = None,
+        priority: PagesFirst | None = None,
     ) -> None:
         self.db = db
+        self.priority = priority or PagesFirst()
         self.on_page = on_page  # told of every finished page (metrics)
         self.clock = clock
         self.pager = pager
@@ -345,7 +349,8 @@ class Escalator:
         True when this call recorded the page as sent; a page released for a retry (someone's DM
         failed for a transient reason) is False until the attempt that finishes it.
         """
-        return await self._send(Page, page_id, self._deliver_page)
+        async with self.priority.page() as dms_sent:
+            return await self._send(Page, page_id, partial(self._deliver_page, dms_sent=dms_sent))
 
     async def send_reminder(self, reminder_id: int) -> bool:
         return await self._send(Reminder, reminder_id, self._deliver_reminder)
@@ -366,11 +371,11 @@ class Escalator:
             await self._retry_later(row, token, error=f"{type(exc).__name__}: {exc}")
             return False
 
-    async def _deliver_page(self, page: Page, token: str) -> bool:
+    async def _deliver_page(self, page: Page, token: str, *, dms_sent: Callable[[], None]) -> bool:
         async with self._turn(page.incident_id):
-            return await self._deliver_page_in_turn(page, token)
+            return await self._deliver_page_in_turn(page, token, dms_sent=dms_sent)
 
-    async def _deliver_page_in_turn(self, page: Page, token: str) -> bool:
+    async def _deliver_page_in_turn(self, page: Page, token: str, *, dms_sent: Callable[[], None]) -> bool:
         """One attempt: resolve the targets (first attempt), DM whoever is still pending, report, decide.
 
         Everyone reached is recorded per recipient at once, so a retry DMs only the others. The
@@ -398,6 +403,8 @@ class Escalator:
         )
         rows = await self._resolve_page_targets(page, rows, token, now)
         await self._send_dms(rows, incident, message, token, attempt)
+        dms_sent()
+        await self.priority.step()  # the invite, the mention and the record wait for other pages' DMs
         in_channel = _channel_settled(incident, now)  # else `channel_ready` invites and mentions
         if in_channel:
             await self._invite(rows, incident, attempt)

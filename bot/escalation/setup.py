@@ -82,7 +82,13 @@ def setup(deps: Deps) -> None:
             metrics.page_failed()
 
     escalator = Escalator(
-        db=deps.db, clock=deps.clock, pager=LazyPager(deps), config=config, pagerduty=pagerduty, on_page=count
+        db=deps.db,
+        clock=deps.clock,
+        pager=LazyPager(deps),
+        config=config,
+        pagerduty=pagerduty,
+        on_page=count,
+        priority=deps.priority,
     )
     if not escalator.pages_anyone:
         log.warning("escalation names nobody (only `oncall`, and oncall.rotation is not set): no pages are sent")

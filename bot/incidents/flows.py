@@ -105,7 +105,8 @@ async def declare(
     # Paging starts now, beside the channel setup: Slack may make the channel wait (tier 2).
     await deps.bus.publish(IncidentDeclared(incident_id=incident.id or 0, actor=declared_by))
     try:
-        outcome = await finish_setup(deps, incident_id=incident.id or 0, actor=declared_by, retry=False)
+        async with deps.priority.setup():
+            outcome = await finish_setup(deps, incident_id=incident.id or 0, actor=declared_by, retry=False)
     except Exception as exc:
         # The row exists: whatever broke (database blip, a bug), the user must not declare it again.
         log.exception("setting up %s failed", incident.ref)
@@ -171,6 +172,7 @@ async def _setup_steps(deps: Deps, *, incident_id: int, actor: str, adopt: bool)
 
     incident = await load()
     if incident.channel_id is None:
+        await deps.priority.step()
         try:
             channel = await _create_channel(deps, incident, adopt=adopt)
         except ChatError as exc:
@@ -189,22 +191,26 @@ async def _setup_steps(deps: Deps, *, incident_id: int, actor: str, adopt: bool)
     assert incident.channel_id is not None
 
     invitees = sorted({incident.declared_by, actor} - {""})
+    await deps.priority.step()
     try:
         await chat.invite(channel_id=incident.channel_id, users=invitees)
     except ChatError as exc:
         await failed("inviting the declarer", exc)
+    await deps.priority.step()
     try:
         await chat.set_topic(incident=incident)
     except ChatError as exc:
         await failed("setting the topic", exc)
 
     if incident.summary_ts is None:
+        await deps.priority.step()
         try:
             incident.summary_ts = await chat.post_summary(incident=incident)
             await save(incident)
         except ChatError as exc:
             await failed("posting the summary", exc)
     if incident.summary_ts is not None:
+        await deps.priority.step()
         try:
             await chat.pin(channel_id=incident.channel_id, message_ts=incident.summary_ts)
         except ChatError as exc:
@@ -212,6 +218,7 @@ async def _setup_steps(deps: Deps, *, incident_id: int, actor: str, adopt: bool)
 
     announcements = deps.settings.config.channels.announcements
     if announcements and incident.announcement_ts is None:
+        await deps.priority.step()
         try:
             incident.announcement_ts = await chat.announce(incident=incident, channel=announcements)
             incident.announcement_channel = announcements

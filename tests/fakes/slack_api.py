@@ -18,6 +18,7 @@ for "Slack:" in comments); each follows the spec files or Slack's documentation.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import itertools
@@ -576,6 +577,8 @@ class FakeSlack:
         self.views: list[dict[str, Any]] = []
         self.files: dict[str, FakeFile] = {}
         self.calls: list[Call] = []
+        self._holds: list[tuple[str, Callable[[dict[str, Any]], bool], asyncio.Event]] = []
+        self.held: list[tuple[str, dict[str, Any]]] = []  # calls that waited at a `hold`
         self.rate_limit_tier2: bool = False
         self.tier2_per_minute: int = 20
         self.clock: Callable[[], float] = time.monotonic
@@ -809,6 +812,12 @@ class FakeSlack:
         """Next ``count`` calls to ``method`` answer HTTP ``status`` with an HTML body, as a gateway would."""
         self._faults.setdefault(method, deque()).extend([("server", status)] * count)
 
+    def hold(self, method: str, when: Callable[[dict[str, Any]], bool] = lambda args: True) -> asyncio.Event:
+        """Calls to ``method`` whose arguments match ``when`` wait (unanswered) until the event is set."""
+        gate = asyncio.Event()
+        self._holds.append((method, when, gate))
+        return gate
+
     # ---------------------------------------------------------------- HTTP plumbing
 
     async def _handle_api(self, request: web.Request) -> web.StreamResponse:
@@ -817,6 +826,10 @@ class FakeSlack:
             args = await self._read_args(request)
         except SlackError as exc:
             return self._answer(method, {}, self._error_body(exc))
+        for held, when, gate in list(self._holds):
+            if held == method and when(args):
+                self.held.append((method, args))
+                await gate.wait()
         token = args.pop("token", None)
         auth = request.headers.get("Authorization", "")
         if auth.lower().startswith("bearer "):

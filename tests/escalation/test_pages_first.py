@@ -1,0 +1,185 @@
+"""Pages first: what follows a DM (and the setup of other incidents) waits while other DMs are due.
+
+One event loop serves the whole bot, first come, first served; without this, a page that falls due
+in a storm of declarations waits behind every setup step in flight (benchmarks/page_lateness.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from sqlmodel import select
+
+from bot.clock import FakeClock
+from bot.config import BotConfig
+from bot.db import Database
+from bot.escalation import service
+from bot.incidents.models import Incident
+from bot.tasks import PagesFirst
+from tests.conftest import make_settings
+from tests.escalation.conftest import FakePager, MakeEscalator, declare
+from tests.fakes.slack_api import FakeSlack
+from tests.harness import running_bot
+
+ONE_LEVEL = BotConfig.model_validate(
+    {"escalation": {"stop_on": "resolve", "levels": [{"name": "First", "after": "0m", "notify": ["U0LEAD"]}]}}
+)
+
+
+async def plan(db: Database, clock: FakeClock, *incidents: Incident) -> None:
+    """Pages planned, none sent yet (as after a declaration, before the sweep)."""
+    async with db.session() as session:
+        for incident in incidents:
+            await service.plan_pages(session, incident=incident, escalation=ONE_LEVEL.escalation, now=clock.now())
+
+
+async def until(predicate: object, within: float = 5.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while not predicate():  # type: ignore[operator]
+        assert loop.time() < deadline, "condition not met in time"
+        await asyncio.sleep(0.005)
+
+
+# --- the rule itself ------------------------------------------------------------------------
+
+
+async def test_setup_runs_width_at_a_time() -> None:
+    priority = PagesFirst(width=2)
+    running, most = 0, 0
+    release = asyncio.Event()
+
+    async def setup() -> None:
+        nonlocal running, most
+        async with priority.setup():
+            running += 1
+            most = max(most, running)
+            await release.wait()
+            running -= 1
+
+    tasks = [asyncio.create_task(setup()) for _ in range(5)]
+    await until(lambda: running == 2)
+    await asyncio.sleep(0.02)
+    assert most == 2
+    release.set()
+    await asyncio.gather(*tasks)
+    assert most == 2
+
+
+async def test_a_step_waits_until_the_dms_are_out() -> None:
+    priority = PagesFirst(patience=5)
+    step_done = asyncio.Event()
+
+    async def step() -> None:
+        await priority.step()
+        step_done.set()
+
+    async with priority.page() as dms_sent:
+        waiter = asyncio.create_task(step())
+        await asyncio.sleep(0.05)
+        assert not step_done.is_set()
+        dms_sent()
+        await asyncio.wait_for(step_done.wait(), 1)
+    await waiter
+    await asyncio.wait_for(priority.step(), 0.1)  # nothing due: no wait at all
+
+
+async def test_a_step_waits_no_longer_than_the_patience() -> None:
+    priority = PagesFirst(patience=0.05)
+    loop = asyncio.get_running_loop()
+    async with priority.page():
+        started = loop.time()
+        await priority.step()
+        assert 0.04 <= loop.time() - started < 1
+
+
+async def test_a_delivery_that_fails_does_not_hold_the_rest_back() -> None:
+    priority = PagesFirst(patience=5)
+    try:
+        async with priority.page():
+            raise RuntimeError("Slack is down")
+    except RuntimeError:
+        pass
+    await asyncio.wait_for(priority.step(), 0.1)
+
+
+# --- in the escalator -------------------------------------------------------------------------
+
+
+async def test_a_pages_channel_mention_waits_for_another_pages_dm(
+    db: Database, clock: FakeClock, pager: FakePager, make_escalator: MakeEscalator
+) -> None:
+    escalator = make_escalator(ONE_LEVEL, priority=PagesFirst(patience=5))
+    first = await declare(db, clock, title="Checkout down", channel_id="C0FIRST")
+    second = await declare(db, clock, title="Search down", channel_id="C0SECOND")
+    assert first.id is not None and second.id is not None
+    await plan(db, clock, first, second)
+    release = asyncio.Event()
+    dms = 0
+
+    async def slow_first_dm(user: str) -> None:
+        nonlocal dms
+        dms += 1
+        if dms == 1:
+            await release.wait()  # the first DM is slow to reach Slack
+
+    pager.on_dm = slow_first_dm
+    sweep = asyncio.create_task(escalator.run_due())
+    # The second incident's DM goes out while the first is stuck; its mention waits for the first DM.
+    await until(lambda: len(pager.dms) == 1)
+    await asyncio.sleep(0.1)
+    assert pager.reports == [] and pager.invites == []
+    release.set()
+    assert (await asyncio.wait_for(sweep, 5)).pages == 2
+    assert sorted(incident for incident, _ in pager.reports) == sorted([first.id, second.id])
+
+
+async def test_a_stuck_dm_holds_other_mentions_back_only_for_the_patience(
+    db: Database, clock: FakeClock, pager: FakePager, make_escalator: MakeEscalator
+) -> None:
+    escalator = make_escalator(ONE_LEVEL, priority=PagesFirst(patience=0.05))
+    await plan(db, clock, *[await declare(db, clock, title=f"Outage {n}", channel_id=f"C0INC{n}") for n in range(2)])
+    release = asyncio.Event()
+    dms = 0
+
+    async def stuck_first_dm(user: str) -> None:
+        nonlocal dms
+        dms += 1
+        if dms == 1:
+            await release.wait()
+
+    pager.on_dm = stuck_first_dm
+    sweep = asyncio.create_task(escalator.run_due())
+    await until(lambda: len(pager.reports) == 1)  # the other page's mention went out anyway
+    release.set()
+    assert (await asyncio.wait_for(sweep, 5)).pages == 2
+
+
+# --- through the app ------------------------------------------------------------------------
+
+
+async def test_a_storm_of_declarations_sets_up_width_channels_at_a_time(
+    fake_slack: FakeSlack, database_url: str, tmp_path: Path
+) -> None:
+    settings = make_settings(fake=fake_slack, database_url=database_url, tmp_path=tmp_path)
+
+    def one_at_a_time(deps: object) -> None:
+        deps.priority = PagesFirst(width=1)  # type: ignore[attr-defined]
+
+    gate = fake_slack.hold("conversations.create", lambda args: "first-outage" in str(args.get("name")))
+    async with running_bot(fake=fake_slack, settings=settings, customize=one_at_a_time) as bot:
+        try:
+            await bot.command("declare P1 First outage", settle=False)
+            await until(lambda: len(fake_slack.held) == 1)
+            await bot.command("declare P1 Second outage", settle=False)
+            await asyncio.sleep(0.2)
+            # The second incident exists but its setup waits for the first's.
+            async with bot.deps.db.session() as session:
+                assert len((await session.exec(select(Incident))).all()) == 2
+            assert [c.args["name"] for c in fake_slack.calls_to("conversations.create")] == []
+        finally:
+            gate.set()
+        await bot.settle()
+    names = [c.args["name"] for c in fake_slack.calls_to("conversations.create")]
+    assert names == ["inc-1-first-outage", "inc-2-second-outage"]
