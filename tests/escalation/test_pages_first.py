@@ -107,6 +107,21 @@ async def test_a_delivery_that_fails_does_not_hold_the_rest_back() -> None:
 # --- in the escalator -------------------------------------------------------------------------
 
 
+def hold_first_dm(pager: FakePager) -> asyncio.Event:
+    """The first DM does not reach Slack until the returned event is set; the others go through."""
+    release = asyncio.Event()
+    dms = 0
+
+    async def held(user: str) -> None:
+        nonlocal dms
+        dms += 1
+        if dms == 1:
+            await release.wait()
+
+    pager.on_dm = held
+    return release
+
+
 async def test_a_pages_channel_mention_waits_for_another_pages_dm(
     db: Database, clock: FakeClock, pager: FakePager, make_escalator: MakeEscalator
 ) -> None:
@@ -115,16 +130,7 @@ async def test_a_pages_channel_mention_waits_for_another_pages_dm(
     second = await declare(db, clock, title="Search down", channel_id="C0SECOND")
     assert first.id is not None and second.id is not None
     await plan(db, clock, first, second)
-    release = asyncio.Event()
-    dms = 0
-
-    async def slow_first_dm(user: str) -> None:
-        nonlocal dms
-        dms += 1
-        if dms == 1:
-            await release.wait()  # the first DM is slow to reach Slack
-
-    pager.on_dm = slow_first_dm
+    release = hold_first_dm(pager)
     sweep = asyncio.create_task(escalator.run_due())
     # The second incident's DM goes out while the first is stuck; its mention waits for the first DM.
     await until(lambda: len(pager.dms) == 1)
@@ -140,16 +146,7 @@ async def test_a_stuck_dm_holds_other_mentions_back_only_for_the_patience(
 ) -> None:
     escalator = make_escalator(ONE_LEVEL, priority=PagesFirst(patience=0.05))
     await plan(db, clock, *[await declare(db, clock, title=f"Outage {n}", channel_id=f"C0INC{n}") for n in range(2)])
-    release = asyncio.Event()
-    dms = 0
-
-    async def stuck_first_dm(user: str) -> None:
-        nonlocal dms
-        dms += 1
-        if dms == 1:
-            await release.wait()
-
-    pager.on_dm = stuck_first_dm
+    release = hold_first_dm(pager)
     sweep = asyncio.create_task(escalator.run_due())
     await until(lambda: len(pager.reports) == 1)  # the other page's mention went out anyway
     release.set()
