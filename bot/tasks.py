@@ -4,6 +4,7 @@
 uploads, alert syncs) are kept referenced, their errors logged, and awaited at shutdown.
 `TaskTracker` is for the demo and the tests: it remembers every task created while installed
 (through the loop's task factory), so `settle()` can wait for them instead of sleeping.
+`PagesFirst` orders that work: page DMs before channel setups and page bookkeeping.
 """
 
 from __future__ import annotations
@@ -100,22 +101,16 @@ class PagesFirst:
     def __init__(self, *, width: int = 4, patience: float = 0.5) -> None:
         self.width = max(width, 1)
         self.patience = patience
-        self._slots: asyncio.Semaphore | None = None
+        self._slots = asyncio.Semaphore(self.width)  # bound to a loop on first use, not here
         self._dms_due = 0
-        self._quiet: asyncio.Event | None = None
-
-    def _event(self) -> asyncio.Event:
-        if self._quiet is None:
-            self._quiet = asyncio.Event()
-            self._quiet.set()
-        return self._quiet
+        self._quiet = asyncio.Event()  # set while no DM is due
+        self._quiet.set()
 
     @asynccontextmanager
     async def page(self) -> AsyncIterator[Callable[[], None]]:
         """Around one page delivery; call what it yields once the page's DMs are out."""
-        quiet = self._event()
         self._dms_due += 1
-        quiet.clear()
+        self._quiet.clear()
         done = False
 
         def dms_sent() -> None:
@@ -124,7 +119,7 @@ class PagesFirst:
                 done = True
                 self._dms_due -= 1
                 if not self._dms_due:
-                    quiet.set()
+                    self._quiet.set()
 
         try:
             yield dms_sent
@@ -134,18 +129,15 @@ class PagesFirst:
     @asynccontextmanager
     async def setup(self) -> AsyncIterator[None]:
         """Around one run of the work after a declaration: one of `width` slots."""
-        if self._slots is None:
-            self._slots = asyncio.Semaphore(self.width)
         async with self._slots:
             await self.step()
             yield
 
     async def step(self) -> None:
         """Between two steps of work that can wait: let DMs still to go out go first."""
-        quiet = self._event()
-        if quiet.is_set() or self.patience <= 0:
+        if self._quiet.is_set() or self.patience <= 0:
             return
         try:
-            await asyncio.wait_for(quiet.wait(), self.patience)
+            await asyncio.wait_for(self._quiet.wait(), self.patience)
         except TimeoutError:
             pass
