@@ -15,6 +15,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
+from bot.db import URGENT
+
 log = logging.getLogger(__name__)
 
 
@@ -92,10 +94,11 @@ class PagesFirst:
 
     The bot serves everything on one event loop, which runs ready work first come, first served.
     In a storm of declarations, a page that falls due would take its turn behind every step of
-    every channel setup in flight (100 at once: seconds late). So setups run `width` at a time,
-    and between their steps they, and pages whose DMs are already out, wait while DMs are still to
-    go out: at most `patience` seconds a step, so a DM stuck on Slack's Retry-After stalls no one
-    for long.
+    every channel setup in flight (100 at once: seconds late). So work that can wait (channel
+    setups, and a page's own invite, mention and record once its DMs are out) runs `width` at a
+    time, and between its steps it waits while DMs are still to go out: at most `patience`
+    seconds a step, so a DM stuck on Slack's Retry-After stalls no one for long. A page's writes
+    also go first in SQLite's writer queue (`bot.db.URGENT`) until its DMs are out.
     """
 
     def __init__(self, *, width: int = 4, patience: float = 0.5) -> None:
@@ -111,12 +114,14 @@ class PagesFirst:
         """Around one page delivery; call what it yields once the page's DMs are out."""
         self._dms_due += 1
         self._quiet.clear()
+        urgent = URGENT.set(True)  # and its writes go first (SQLite)
         done = False
 
         def dms_sent() -> None:
             nonlocal done
             if not done:
                 done = True
+                URGENT.set(False)
                 self._dms_due -= 1
                 if not self._dms_due:
                     self._quiet.set()
@@ -125,10 +130,11 @@ class PagesFirst:
             yield dms_sent
         finally:
             dms_sent()
+            URGENT.reset(urgent)
 
     @asynccontextmanager
-    async def setup(self) -> AsyncIterator[None]:
-        """Around one run of the work after a declaration: one of `width` slots."""
+    async def later(self) -> AsyncIterator[None]:
+        """Around work that can wait (a channel setup, a page's mention): one of `width` slots."""
         async with self._slots:
             await self.step()
             yield

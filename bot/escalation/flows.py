@@ -16,10 +16,15 @@ reported in the channel.
 Who triggers what: a signal handler sends only its own incident's due rows (`send_due`); sweeps
 over every due row (`run_due`) run only from `EscalationScheduler.run`, one at a time.
 
+A page has two halves. Its DMs go out as soon as it is due, whatever else is going on (one
+incident's pages in order). Its channel half (invite, mention) and its record wait for their
+turn: per incident (a lock, in one process) and behind other pages' DMs (`PagesFirst`).
+
 Pages start when the incident row exists, not when its channel does (Slack may make the channel
 wait). While the channel is missing or still being set up, a page DMs and leaves its channel half
-(invite, mention) to `channel_ready`, which the end of the setup triggers. In one process the two
-take turns per incident (a lock), so each page is mentioned once and after the pinned summary.
+to `channel_ready`, which the end of the setup triggers. The two take the incident's turn, and
+`channel_ready` leaves alone a page whose DMs are still going out (it mentions itself after), so
+each page is mentioned once and after the pinned summary.
 """
 
 from __future__ import annotations
@@ -99,6 +104,7 @@ class Escalator:
         self.wake: Callable[[datetime], None] = lambda when: None
         # Per incident, while anyone holds or awaits it (`async with` keeps it alive).
         self._turns: weakref.WeakValueDictionary[int, asyncio.Lock] = weakref.WeakValueDictionary()
+        self._sweep_woken: Callable[[datetime], None] | None = None  # a sweep in progress, told of new rows
 
     def _turn(self, incident_id: int) -> asyncio.Lock:
         """One incident's page deliveries and its channel catch-up, one at a time (in this process)."""
@@ -231,7 +237,8 @@ class Escalator:
                     assert page.id is not None
                     rows = by_page.get(page.id, [])
                     people = [r for r in rows if r.kind in (TargetKind.USER, TargetKind.TARGET)]
-                    if people and _row(rows, TargetKind.CHANNEL) is None:
+                    # A page whose DMs are going out right now reports itself when they are out.
+                    if people and _row(rows, TargetKind.CHANNEL) is None and not _dm_in_flight(rows, now):
                         pending.append((page, rows))
             for page, rows in pending:
                 assert page.id is not None
@@ -298,43 +305,82 @@ class Escalator:
         return report
 
     async def _send_pages_as_they_fall_due(self) -> int:
-        """Up to `concurrency` incidents paged side by side, each incident's pages in order.
+        """Pages as they fall due: up to `concurrency` sending their DMs at once, each incident's in order.
 
-        Slack's latency overlaps across incidents. Whenever one incident's pages are out, the due
-        rows are read again, so in a storm a page that falls due starts as soon as a slot frees
-        instead of waiting for a whole batch to finish.
+        A page holds its slot (and its incident's place in line) until its DMs are out, not until
+        its channel mention is recorded, and due rows are read again as soon as a slot frees or
+        the next row falls due, so in a storm a page starts the moment it is due.
         """
-        sending: dict[asyncio.Task[int], int] = {}  # task -> incident
+        loop = asyncio.get_running_loop()
+        tasks: set[asyncio.Task[bool]] = set()
+        dming: set[int] = set()  # incidents with a page whose DMs are going out
+        changed = asyncio.Event()
         sent = 0
         failure: BaseException | None = None
+        next_at: datetime | None = None
+        waiting = True  # due rows were left for lack of a slot, or behind their incident's page
 
-        async def send_in_order(page_ids: list[int]) -> int:
-            return sum([await self.send_page(page_id) for page_id in page_ids])
+        def start(page_id: int, incident_id: int) -> None:
+            dming.add(incident_id)
+            out = False
 
+            def dms_out() -> None:
+                nonlocal out
+                if not out:
+                    out = True
+                    dming.discard(incident_id)
+                    changed.set()
+
+            def done(_: object) -> None:
+                dms_out()
+                changed.set()
+
+            task = loop.create_task(self.send_page(page_id, dms_out=dms_out))
+            task.add_done_callback(done)
+            tasks.add(task)
+
+        def woken(when: datetime) -> None:
+            nonlocal next_at
+            if next_at is None or when < next_at:
+                next_at = when
+                changed.set()
+
+        outer, self._sweep_woken = self._sweep_woken, woken
         try:
             while True:
-                if failure is None and len(sending) < self.concurrency:
-                    async with self.db.session() as session:
-                        due = await service.due_pages(session, now=self.clock.now(), limit=self.concurrency * 4)
-                    busy = set(sending.values())
-                    by_incident: dict[int, list[int]] = {}
-                    for page_id, incident_id in due:
-                        if incident_id not in busy:
-                            by_incident.setdefault(incident_id, []).append(page_id)
-                    for incident_id, page_ids in list(by_incident.items())[: self.concurrency - len(sending)]:
-                        sending[asyncio.get_running_loop().create_task(send_in_order(page_ids))] = incident_id
-                if not sending:
-                    break
-                done, _ = await asyncio.wait(sending, return_when=asyncio.FIRST_COMPLETED)
-                for task in done:
-                    del sending[task]
+                changed.clear()  # before looking: whatever happens from here on wakes the wait below
+                for task in [t for t in tasks if t.done()]:
+                    tasks.discard(task)
                     if task.exception() is not None:
                         failure = failure or task.exception()  # the database is down, most likely
-                    else:
-                        sent += task.result()
+                    elif task.result():
+                        sent += 1
+                now = self.clock.now()
+                free = min(self.concurrency - len(dming), self.concurrency * 4 - len(tasks))
+                if failure is None and free > 0 and (waiting or (next_at is not None and next_at <= now)):
+                    async with self.db.session() as session:
+                        due = await service.due_pages(session, now=now, limit=self.concurrency * 4)
+                        next_at = await service.next_page_due(session, after=now)
+                    waiting = False
+                    for page_id, incident_id in due:
+                        if incident_id in dming or free <= 0:
+                            waiting = True
+                            continue
+                        start(page_id, incident_id)
+                        free -= 1
+                if not tasks:
+                    break
+                if not changed.is_set():
+                    # Look at the clock again by then at the latest: rows due much later are the scheduler's.
+                    left = 1.0 if next_at is None else (next_at - self.clock.now()).total_seconds()
+                    try:
+                        await asyncio.wait_for(changed.wait(), min(max(left, 0.02), 1.0))
+                    except TimeoutError:
+                        pass
         finally:
-            if sending:  # cancelled (shutdown): sends under way finish their claim -> deliver -> mark
-                await asyncio.wait(sending)
+            self._sweep_woken = outer
+            if tasks:  # cancelled (shutdown): sends under way finish their claim -> deliver -> mark
+                await asyncio.wait(tasks)
         if failure is not None:
             raise failure  # after every send in progress has finished
         return sent
@@ -343,14 +389,21 @@ class Escalator:
         async with self.db.session() as session:
             return await service.next_due(session)
 
-    async def send_page(self, page_id: int) -> bool:
+    async def send_page(self, page_id: int, *, dms_out: Callable[[], None] | None = None) -> bool:
         """Claim, deliver and mark one page; False when another process has it or it should not go out.
 
         True when this call recorded the page as sent; a page released for a retry (someone's DM
-        failed for a transient reason) is False until the attempt that finishes it.
+        failed for a transient reason) is False until the attempt that finishes it. `dms_out` is
+        called once the page's DMs are out (or it will send none), before the channel half.
         """
         async with self.priority.page() as dms_sent:
-            return await self._send(Page, page_id, partial(self._deliver_page, dms_sent=dms_sent))
+
+            def sent() -> None:
+                dms_sent()
+                if dms_out is not None:
+                    dms_out()
+
+            return await self._send(Page, page_id, partial(self._deliver_page, dms_sent=sent))
 
     async def send_reminder(self, reminder_id: int) -> bool:
         return await self._send(Reminder, reminder_id, self._deliver_reminder)
@@ -372,15 +425,11 @@ class Escalator:
             return False
 
     async def _deliver_page(self, page: Page, token: str, *, dms_sent: Callable[[], None]) -> bool:
-        async with self._turn(page.incident_id):
-            return await self._deliver_page_in_turn(page, token, dms_sent=dms_sent)
+        """One attempt: resolve the targets (first attempt), DM whoever is still pending, then report and decide.
 
-    async def _deliver_page_in_turn(self, page: Page, token: str, *, dms_sent: Callable[[], None]) -> bool:
-        """One attempt: resolve the targets (first attempt), DM whoever is still pending, report, decide.
-
-        Everyone reached is recorded per recipient at once, so a retry DMs only the others. The
-        rows are kept in memory during the attempt (this sender holds the page's claim) and read
-        back from the database when the page is recorded.
+        The DMs go out at once; the channel half (invite, mention) and the record wait for the
+        incident's turn, so a page never waits for another page's bookkeeping. Everyone reached
+        is recorded per recipient at once, so a retry DMs only the others.
         """
         assert page.id is not None
         now = self.clock.now()
@@ -392,20 +441,45 @@ class Escalator:
                 await service.cancel_claimed(session, model=Page, row_id=page.id, token=token, now=now, reason=reason)
                 return False
         assert incident is not None
-        if reason is not None:
-            # It reached someone before the incident stopped: record that, and DM nobody else.
-            return await self._finish(page, token, incident, now=now, errors=[], stopped=reason)
         message = self._message(page, rows, now)
         attempt = _Attempt(
             number=page.attempts,
             final=page.attempts >= self.max_attempts,
             retry_in=self.retry_backoff * max(page.attempts, 1),
         )
-        rows = await self._resolve_page_targets(page, rows, token, now)
-        await self._send_dms(rows, incident, message, token, attempt)
+        mentioned = _row(rows, TargetKind.CHANNEL) is not None
+        if reason is None:  # else it reached someone before the incident stopped: DM nobody else
+            rows = await self._resolve_page_targets(page, rows, token, now)
+            await self._send_dms(rows, incident, message, token, attempt)
         dms_sent()
-        await self.priority.step()  # the invite, the mention and the record wait for other pages' DMs
-        in_channel = _channel_settled(incident, now)  # else `channel_ready` invites and mentions
+        # The invite, the mention and the record can wait: they take turns with channel setups.
+        async with self.priority.later(), self._turn(page.incident_id):
+            return await self._finish_in_turn(
+                page, token, message, attempt, now=now, mentioned=mentioned, stopped=reason
+            )
+
+    async def _finish_in_turn(
+        self,
+        page: Page,
+        token: str,
+        message: PageMessage,
+        attempt: _Attempt,
+        *,
+        now: datetime,
+        mentioned: bool,
+        stopped: str | None,
+    ) -> bool:
+        """The channel half and the decision, read afresh: the channel may be ready now, or
+        `channel_ready` may have invited and mentioned everyone this attempt reached."""
+        assert page.id is not None
+        async with self.db.session() as session:
+            incident = await session.get(Incident, page.incident_id)
+            rows = await service.targets(session, page_id=page.id)
+        assert incident is not None
+        if stopped is not None:
+            return await self._finish(page, token, incident, now=now, errors=[], stopped=stopped)
+        caught_up = not mentioned and _row(rows, TargetKind.CHANNEL) is not None
+        in_channel = not caught_up and _channel_settled(incident, self.clock.now())  # else `channel_ready`'s
         if in_channel:
             await self._invite(rows, incident, attempt)
         if page.level == 1 and page.repeat == 0 and self.pagerduty is not None:
@@ -680,7 +754,7 @@ class Escalator:
             due_at=utc(page.due_at),
         )
         if following is not None:
-            self.wake(max(following.due_at, now))  # finish_page planned it
+            self._wake([max(following.due_at, now)])  # finish_page planned it
         return True
 
     def _page_stop_reason(self, page: Page, incident: Incident | None) -> str | None:
@@ -746,7 +820,7 @@ class Escalator:
                     if due > now:
                         # Someone posted an update since this was planned: wait for the new deadline.
                         await service.defer_reminder(session, reminder_id=reminder.id, token=token, due_at=due)
-                        self.wake(due)
+                        self._wake([due])
                         return False
                     next_due = now + config.status_update_every
             elif reminder.kind == ReminderKind.POSTMORTEM:
@@ -793,7 +867,7 @@ class Escalator:
                 next_due=next_due,
             )
         if next_due is not None:
-            self.wake(next_due)
+            self._wake([next_due])
         return done is not None and error is None
 
     async def _retry_later(self, row: Page | Reminder, token: str, *, error: str) -> bool:
@@ -816,7 +890,7 @@ class Escalator:
             log.exception("could not release %s %s; its lease will expire instead", model.__name__, row.id)
             return True
         if released:
-            self.wake(retry_at)
+            self._wake([retry_at])
         return released
 
     async def _give_up(self, row: Page | Reminder, token: str, *, error: str) -> None:
@@ -856,8 +930,11 @@ class Escalator:
         return None
 
     def _wake(self, times: list[datetime]) -> None:
+        """Wake the scheduler, and a sweep in progress, for the earliest of `times`."""
         if times:
             self.wake(min(times))
+            if self._sweep_woken is not None:
+                self._sweep_woken(min(times))
 
     # --- reading -------------------------------------------------------------------------------
 
@@ -899,6 +976,17 @@ def _channel_settled(incident: Incident, now: datetime) -> bool:
         return False
     claimed = incident.setup_claimed_at
     return claimed is None or utc(claimed) < now - SETUP_LEASE
+
+
+def _dm_in_flight(rows: list[PageTarget], now: datetime) -> bool:
+    """Someone's DM is going out: a pending person under a live claim (cleared when the outcome is recorded)."""
+    return any(
+        row.kind == TargetKind.USER
+        and row.state == TargetState.PENDING
+        and row.claim_expires_at is not None
+        and utc(row.claim_expires_at) > now
+        for row in rows
+    )
 
 
 def _first_attempt(rows: list[PageTarget], now: datetime) -> datetime:

@@ -122,6 +122,13 @@ async def next_due(session: AsyncSession) -> datetime | None:
     return min(candidates) if candidates else None
 
 
+async def next_page_due(session: AsyncSession, *, after: datetime) -> datetime | None:
+    """The earliest time after `after` at which a pending page becomes free to claim."""
+    free_at = func.coalesce(col(Page.claim_expires_at), col(Page.due_at))
+    value = (await session.exec(select(func.min(free_at)).where(*_pending(Page), free_at > after))).one()  # type: ignore[call-overload]
+    return None if value is None else _as_utc(value)
+
+
 async def open_incidents_without_pages(
     session: AsyncSession, *, declared_after: datetime, declared_before: datetime
 ) -> list[Incident]:

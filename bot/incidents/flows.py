@@ -105,7 +105,7 @@ async def declare(
     # Paging starts now, beside the channel setup: Slack may make the channel wait (tier 2).
     await deps.bus.publish(IncidentDeclared(incident_id=incident.id or 0, actor=declared_by))
     try:
-        async with deps.priority.setup():
+        async with deps.priority.later():
             outcome = await finish_setup(deps, incident_id=incident.id or 0, actor=declared_by, retry=False)
     except Exception as exc:
         # The row exists: whatever broke (database blip, a bug), the user must not declare it again.

@@ -51,6 +51,7 @@ class FakePager:
     fail_reports: int = 0  # the next N channel reports fail
     fail_reminders: int = 0
     on_dm: Callable[[str], Any] | None = None  # hook run inside dm_page (to simulate a crash or a delay)
+    on_report: Callable[[int], Any] | None = None  # hook run inside report_page, given the incident id
 
     async def dm_page(self, *, user: str, incident: Incident, page: PageMessage) -> None:
         if self.on_dm is not None:
@@ -63,6 +64,11 @@ class FakePager:
         self.dms.append((user, incident.id, page))
 
     async def report_page(self, *, incident: Incident, report: PageReport) -> None:
+        if self.on_report is not None:
+            assert incident.id is not None
+            result = self.on_report(incident.id)
+            if hasattr(result, "__await__"):
+                await result
         if self.fail_reports:
             self.fail_reports -= 1
             raise ChatError("channel gone", step="page", code="channel_not_found")

@@ -7,6 +7,7 @@ in a storm of declarations waits behind every setup step in flight (benchmarks/p
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 from pathlib import Path
 
 from sqlmodel import select
@@ -15,6 +16,7 @@ from bot.clock import FakeClock
 from bot.config import BotConfig
 from bot.db import Database
 from bot.escalation import service
+from bot.incidents import service as incidents
 from bot.incidents.models import Incident
 from bot.tasks import PagesFirst
 from tests.conftest import make_settings
@@ -45,14 +47,14 @@ async def until(predicate: object, within: float = 5.0) -> None:
 # --- the rule itself ------------------------------------------------------------------------
 
 
-async def test_setup_runs_width_at_a_time() -> None:
+async def test_work_that_can_wait_runs_width_at_a_time() -> None:
     priority = PagesFirst(width=2)
     running, most = 0, 0
     release = asyncio.Event()
 
     async def setup() -> None:
         nonlocal running, most
-        async with priority.setup():
+        async with priority.later():
             running += 1
             most = max(most, running)
             await release.wait()
@@ -180,3 +182,96 @@ async def test_a_storm_of_declarations_sets_up_width_channels_at_a_time(
         await bot.settle()
     names = [c.args["name"] for c in fake_slack.calls_to("conversations.create")]
     assert names == ["inc-1-first-outage", "inc-2-second-outage"]
+
+
+# --- the sweep: a page starts when it is due, not when other pages' mentions are done ---------
+
+TWO_LEVELS = BotConfig.model_validate(
+    {
+        "escalation": {
+            "stop_on": "resolve",
+            "levels": [
+                {"name": "First", "after": "0m", "notify": ["U0LEAD"]},
+                {"name": "Second", "after": "0m", "notify": ["U0CTO"]},
+            ],
+        }
+    }
+)
+
+
+def hold_reports(pager: FakePager) -> asyncio.Event:
+    """Every channel mention waits until the returned event is set."""
+    release = asyncio.Event()
+
+    async def held(incident_id: int) -> None:
+        await release.wait()
+
+    pager.on_report = held
+    return release
+
+
+async def test_the_next_level_is_dmed_while_the_previous_levels_mention_is_stuck(
+    db: Database, clock: FakeClock, pager: FakePager, make_escalator: MakeEscalator
+) -> None:
+    escalator = make_escalator(TWO_LEVELS)
+    incident = await declare(db, clock)
+    async with db.session() as session:
+        await service.plan_pages(session, incident=incident, escalation=TWO_LEVELS.escalation, now=clock.now())
+    release = hold_reports(pager)
+    sweep = asyncio.create_task(escalator.run_due())
+    await until(lambda: len(pager.dms) == 2)
+    assert pager.paged() == [(1, "U0LEAD"), (2, "U0CTO")]  # in order, and level 2 did not wait
+    assert pager.reports == []
+    release.set()
+    assert (await asyncio.wait_for(sweep, 5)).pages == 2
+    assert pager.levels() == [1, 2]  # the mentions keep the levels' order
+
+
+async def test_a_page_that_falls_due_during_a_sweep_goes_out_while_older_mentions_are_stuck(
+    db: Database, clock: FakeClock, pager: FakePager, make_escalator: MakeEscalator
+) -> None:
+    later = BotConfig.model_validate(
+        {"escalation": {"stop_on": "resolve", "levels": [{"name": "First", "after": "1m", "notify": ["U0LEAD"]}]}}
+    )
+    escalator = make_escalator(later)
+    first = await declare(db, clock, title="Checkout down", channel_id="C0FIRST")
+    assert first.id is not None
+    await escalator.incident_declared(first.id)  # due in a minute
+    clock.advance(timedelta(minutes=1))
+    release = hold_reports(pager)
+    sweep = asyncio.create_task(escalator.run_due())
+    await until(lambda: len(pager.dms) == 1)
+    second = await declare(db, clock, title="Search down", channel_id="C0SECOND")
+    assert second.id is not None
+    await escalator.incident_declared(second.id)  # tells the sweep in progress about its page
+    clock.advance(timedelta(minutes=1))
+    await until(lambda: len(pager.dms) == 2, within=3)  # the sweep looks at the clock at least every second
+    assert [inc for _, inc, _ in pager.dms] == [first.id, second.id]
+    assert not sweep.done() and pager.reports == []
+    release.set()
+    assert (await asyncio.wait_for(sweep, 5)).pages == 2
+
+
+async def test_channel_ready_leaves_a_page_whose_dm_is_going_out_to_that_page(
+    db: Database, clock: FakeClock, pager: FakePager, make_escalator: MakeEscalator
+) -> None:
+    escalator = make_escalator(ONE_LEVEL)
+    incident = await declare(db, clock, channel_id=None)  # its channel is still being set up
+    assert incident.id is not None
+    await plan(db, clock, incident)
+    release = hold_first_dm(pager)
+    sweep = asyncio.create_task(escalator.run_due())
+    await until(lambda: pager.on_dm is not None and len(pager.dms) == 0 and not sweep.done())
+    await asyncio.sleep(0.05)  # the page's DM is on its way (held)
+    async with db.session() as session:
+        stored = await session.get(Incident, incident.id)
+        assert stored is not None
+        await incidents.set_channel(
+            session, incident=stored, channel_id="C0INC1", channel_name="inc-1", now=clock.now()
+        )
+    assert await escalator.channel_ready(incident.id) == 0  # not "could not reach U0LEAD yet"
+    release.set()
+    assert (await asyncio.wait_for(sweep, 5)).pages == 1
+    ((_, report),) = pager.reports  # the page mentions itself once its DM is out
+    assert report.paged == ["U0LEAD"] and report.retrying == {}
+    assert pager.invites == [("C0INC1", ["U0LEAD"])]

@@ -99,9 +99,7 @@ def command_text(draw: st.DrawFn, subcommand: str | None = None) -> str:
     if draw(st.booleans()):
         parts.append(draw(st.sampled_from(["INC-1", "inc-2", "INC-99", "inc1", "INC-0"])))
     if subcommand is None:
-        parts.append(
-            draw(st.one_of(st.sampled_from(SUBCOMMANDS + list(grammar.ALIASES)).flatmap(_cased), word))
-        )
+        parts.append(draw(st.one_of(st.sampled_from(SUBCOMMANDS + list(grammar.ALIASES)).flatmap(_cased), word)))
     else:
         parts.append(draw(_cased(subcommand)))
     parts += draw(st.lists(word, max_size=6))

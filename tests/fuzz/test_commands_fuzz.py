@@ -67,9 +67,7 @@ def live(tmp_path_factory: pytest.TempPathFactory, postgres_admin_url: str | Non
             return harness, stop, fake
 
         harness, stop, fake = runner.run(start())
-        channel = harness.fake.channels[
-            next(c for c in fake.channels if fake.channels[c].name.startswith("inc-1"))
-        ]
+        channel = harness.fake.channels[next(c for c in fake.channels if fake.channels[c].name.startswith("inc-1"))]
         assert not errors.records, errors.describe()
         try:
             yield LiveBot(runner=runner, bot=harness, incident_channel=channel.id, errors=errors)
@@ -144,9 +142,7 @@ def test_any_text_gets_an_answer(live: LiveBot, text: str, where: str, user: str
 
 
 ops_word = st.one_of(
-    st.sampled_from(
-        ["api", "web", "API", "nope", "svc:api", "dpl_123", "abc-123", "<!channel>", "--force", "INC-1"]
-    ),
+    st.sampled_from(["api", "web", "API", "nope", "svc:api", "dpl_123", "abc-123", "<!channel>", "--force", "INC-1"]),
     word,
 )
 

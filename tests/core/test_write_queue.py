@@ -1,0 +1,139 @@
+"""SQLite's writers take turns in the process: urgent ones (a page's DMs wait on them) first.
+
+Without the queue, concurrent writers wait in SQLite's busy handler, which naps between tries and
+serves no one in particular (benchmarks/page_lateness.py: seconds of lateness in a storm).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import text
+
+from bot.config import Severity
+from bot.db import URGENT, Database, WriteQueue
+from bot.incidents import service
+from bot.incidents.models import IncidentCreate
+
+NOW = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
+
+
+async def waiting(queue: WriteQueue, count: int) -> None:
+    for _ in range(200):
+        if len(queue._waiting) == count:
+            return
+        await asyncio.sleep(0.005)
+    raise AssertionError(f"{count} writer(s) never queued")
+
+
+# --- the queue ----------------------------------------------------------------------------
+
+
+async def test_urgent_writers_go_first_then_in_order_of_arrival() -> None:
+    queue = WriteQueue()
+    await queue.acquire()  # someone is writing
+    order: list[str] = []
+
+    async def writer(name: str, *, urgent: bool = False) -> None:
+        URGENT.set(urgent)  # in this task's own context
+        await queue.acquire()
+        order.append(name)
+        queue.release()
+
+    tasks = [asyncio.create_task(writer("setup 1"))]
+    await waiting(queue, 1)
+    tasks.append(asyncio.create_task(writer("setup 2")))
+    await waiting(queue, 2)
+    tasks.append(asyncio.create_task(writer("page", urgent=True)))
+    await waiting(queue, 3)
+    queue.release()
+    await asyncio.gather(*tasks)
+    assert order == ["page", "setup 1", "setup 2"]
+    await asyncio.wait_for(queue.acquire(), 0.1)  # free again
+
+
+async def test_a_turn_that_never_comes_is_an_error_and_the_queue_goes_on() -> None:
+    queue = WriteQueue(timeout=0.05)
+    await queue.acquire()
+    with pytest.raises(TimeoutError):
+        await queue.acquire()
+    late = asyncio.create_task(queue.acquire())
+    await waiting(queue, 2)  # the timed-out waiter is still in the heap, cancelled
+    queue.release()
+    await asyncio.wait_for(late, 1)  # the turn skipped the one that gave up
+
+
+async def test_a_cancelled_writer_gives_up_its_place() -> None:
+    queue = WriteQueue()
+    await queue.acquire()
+    gone = asyncio.create_task(queue.acquire())
+    await waiting(queue, 1)
+    gone.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await gone
+    queue.release()
+    await asyncio.wait_for(queue.acquire(), 0.1)  # nobody holds it: the cancelled one did not
+
+
+# --- through SQLAlchemy sessions ------------------------------------------------------------
+
+
+@pytest.fixture
+def sqlite(db: Database) -> Database:
+    if not db.is_sqlite:
+        pytest.skip("SQLite only: PostgreSQL locks rows, not the whole database")
+    return db
+
+
+async def declare(db: Database, title: str, order: list[str], *, urgent: bool = False) -> None:
+    URGENT.set(urgent)
+    async with db.session() as session:
+        await service.create(session, data=IncidentCreate(title=title, severity=Severity.P2, declared_by="U1"), now=NOW)
+    order.append(title)
+
+
+async def test_sessions_wait_for_the_writer_and_urgent_ones_go_first(sqlite: Database) -> None:
+    order: list[str] = []
+    async with sqlite.session() as holder:
+        await holder.exec(text("UPDATE incidents SET title = title"))  # type: ignore[call-overload]
+        # `holder` has written and not committed: it has the turn, the others queue behind it.
+        normal = asyncio.create_task(declare(sqlite, "setup", order))
+        await waiting(sqlite.writers, 1)
+        urgent = asyncio.create_task(declare(sqlite, "page", order, urgent=True))
+        await waiting(sqlite.writers, 2)
+        await holder.commit()
+    await asyncio.wait_for(asyncio.gather(normal, urgent), 5)
+    assert order == ["page", "setup"]
+    async with sqlite.session() as session:
+        titles = [i.title for i in await service.list_since(session, since=NOW)]
+    assert titles == ["page", "setup"]
+
+
+async def test_a_failed_transaction_gives_the_turn_back(sqlite: Database) -> None:
+    order: list[str] = []
+    with pytest.raises(RuntimeError):
+        async with sqlite.session() as session:
+            await session.exec(text("UPDATE incidents SET title = title"))  # type: ignore[call-overload]
+            raise RuntimeError("the database call after it failed")
+    await asyncio.wait_for(declare(sqlite, "next", order), 2)
+    assert order == ["next"]
+
+
+async def test_a_writer_cancelled_just_as_its_turn_came_passes_the_turn_on() -> None:
+    queue = WriteQueue()
+    await queue.acquire()
+    cancelled = asyncio.create_task(queue.acquire())
+    await waiting(queue, 1)
+    after = asyncio.create_task(queue.acquire())
+    await waiting(queue, 2)
+    queue.release()  # the turn is `cancelled`'s now, but it has not run yet
+    cancelled.cancel()
+    try:
+        await cancelled
+    except asyncio.CancelledError:
+        pass  # it gave the turn on
+    else:
+        queue.release()  # the wait swallowed the cancellation (Python 3.11): it holds the turn like any writer
+    await asyncio.wait_for(after, 0.5)  # either way, no turn is lost
