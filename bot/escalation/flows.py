@@ -436,7 +436,8 @@ class Escalator:
         async with self.db.session() as session:
             incident = await session.get(Incident, page.incident_id)
             reason = self._page_stop_reason(page, incident)
-            rows = await service.targets(session, page_id=page.id)
+            # Only a holder of the page's claim adds recipients: on the first claim there are none yet.
+            rows = [] if page.attempts == 1 else await service.targets(session, page_id=page.id)
             if reason is not None and not _reached(rows):
                 await service.cancel_claimed(session, model=Page, row_id=page.id, token=token, now=now, reason=reason)
                 return False
