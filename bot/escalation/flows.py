@@ -313,7 +313,7 @@ class Escalator:
         """
         loop = asyncio.get_running_loop()
         tasks: set[asyncio.Task[bool]] = set()
-        dming: set[int] = set()  # incidents with a page whose DMs are going out
+        dming: dict[int, asyncio.Task[bool]] = {}  # incident -> its page whose DMs are going out
         changed = asyncio.Event()
         sent = 0
         failure: BaseException | None = None
@@ -321,22 +321,14 @@ class Escalator:
         waiting = True  # due rows were left for lack of a slot, or behind their incident's page
 
         def start(page_id: int, incident_id: int) -> None:
-            dming.add(incident_id)
-            out = False
-
-            def dms_out() -> None:
-                nonlocal out
-                if not out:
-                    out = True
-                    dming.discard(incident_id)
-                    changed.set()
-
-            def done(_: object) -> None:
-                dms_out()
+            def dms_out(*_: object) -> None:  # when the DMs are out, and again when the task is done
+                if dming.get(incident_id) is task:
+                    del dming[incident_id]  # the incident's next page may start
                 changed.set()
 
             task = loop.create_task(self.send_page(page_id, dms_out=dms_out))
-            task.add_done_callback(done)
+            dming[incident_id] = task
+            task.add_done_callback(dms_out)
             tasks.add(task)
 
         def woken(when: datetime) -> None:
