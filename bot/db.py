@@ -135,7 +135,8 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 # Set while a page's DMs wait on the database: its writes go before everyone else's (SQLite).
 URGENT: ContextVar[bool] = ContextVar("urgent_write", default=False)
-_WRITES = ("INSERT", "UPDATE", "DELETE", "REPLAC")
+# Statements that only read; anything else (a write, DDL, a SAVEPOINT, a WITH ... UPDATE) takes a turn.
+_READS = ("SELECT", "PRAGMA", "EXPLAIN")
 
 
 class WriteQueue:
@@ -144,8 +145,9 @@ class WriteQueue:
     SQLite lets one connection write at a time. The others wait in its busy handler, which naps up
     to 100 ms between tries and serves no one in particular, so under a storm of declarations a
     page's three small writes waited seconds. Here a transaction waits for its turn before its
-    first write, without polling: urgent ones (`URGENT`) first, then in order of arrival. The turn
-    ends when the connection goes back to the pool (after its commit or rollback).
+    first statement that is not a read, without polling: urgent ones (`URGENT`) first, then in
+    order of arrival. The turn ends when the connection goes back to the pool (after its commit or
+    rollback).
     """
 
     def __init__(self, *, timeout: float = 30.0) -> None:
@@ -184,7 +186,7 @@ class WriteQueue:
     def _before_execute(
         self, conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool
     ) -> None:
-        if conn.info.get("writing") or statement.lstrip()[:6].upper() not in _WRITES:
+        if conn.info.get("writing") or statement.lstrip()[:7].upper().startswith(_READS):
             return
         try:
             conn.connection.dbapi_connection.run_async(lambda _driver: self.acquire())

@@ -15,7 +15,7 @@ import unicodedata
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from bot.config import Severity
 from bot.deps import Deps
@@ -36,6 +36,7 @@ from bot.timeline import service as timeline
 from bot.timeline.models import Kind
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 DEFAULT_SEVERITY = Severity.P2
 MAX_CHANNEL_NAME = 80
@@ -160,23 +161,26 @@ async def _setup_steps(deps: Deps, *, incident_id: int, actor: str, adopt: bool)
         async with deps.db.session() as session:
             await service.save(session, incident=await session.merge(incident), now=deps.clock.now())
 
-    async def failed(step: str, exc: ChatError) -> None:
-        problems.append(f"{step} failed ({exc.code or exc})")
-        await timeline.record_now(
-            deps,
-            incident_id=incident_id,
-            kind=Kind.CHAT_ERROR,
-            text=f"{step} failed: {exc}",
-            data={"step": step, "code": exc.code},
-        )
+    async def attempt(step: str, call: Callable[[], Awaitable[T]]) -> T | None:
+        """One Slack step, after the page DMs still to go out; a failure is recorded and the setup goes on."""
+        await deps.priority.step()
+        try:
+            return await call()
+        except ChatError as exc:
+            problems.append(f"{step} failed ({exc.code or exc})")
+            await timeline.record_now(
+                deps,
+                incident_id=incident_id,
+                kind=Kind.CHAT_ERROR,
+                text=f"{step} failed: {exc}",
+                data={"step": step, "code": exc.code},
+            )
+            return None
 
     incident = await load()
     if incident.channel_id is None:
-        await deps.priority.step()
-        try:
-            channel = await _create_channel(deps, incident, adopt=adopt)
-        except ChatError as exc:
-            await failed("creating the channel", exc)
+        channel = await attempt("creating the channel", lambda: _create_channel(deps, incident, adopt=adopt))
+        if channel is None:
             incident.setup_error = "; ".join(problems)
             await save(incident)
             return Outcome(incident=incident, problems=problems)
@@ -188,43 +192,28 @@ async def _setup_steps(deps: Deps, *, incident_id: int, actor: str, adopt: bool)
                 channel_name=channel.name,
                 now=deps.clock.now(),
             )
-    assert incident.channel_id is not None
+    channel_id = incident.channel_id
+    assert channel_id is not None
 
     invitees = sorted({incident.declared_by, actor} - {""})
-    await deps.priority.step()
-    try:
-        await chat.invite(channel_id=incident.channel_id, users=invitees)
-    except ChatError as exc:
-        await failed("inviting the declarer", exc)
-    await deps.priority.step()
-    try:
-        await chat.set_topic(incident=incident)
-    except ChatError as exc:
-        await failed("setting the topic", exc)
-
+    await attempt("inviting the declarer", lambda: chat.invite(channel_id=channel_id, users=invitees))
+    await attempt("setting the topic", lambda: chat.set_topic(incident=incident))
     if incident.summary_ts is None:
-        await deps.priority.step()
-        try:
-            incident.summary_ts = await chat.post_summary(incident=incident)
+        incident.summary_ts = await attempt("posting the summary", lambda: chat.post_summary(incident=incident))
+        if incident.summary_ts is not None:
             await save(incident)
-        except ChatError as exc:
-            await failed("posting the summary", exc)
-    if incident.summary_ts is not None:
-        await deps.priority.step()
-        try:
-            await chat.pin(channel_id=incident.channel_id, message_ts=incident.summary_ts)
-        except ChatError as exc:
-            await failed("pinning the summary", exc)
+    summary_ts = incident.summary_ts
+    if summary_ts is not None:
+        await attempt("pinning the summary", lambda: chat.pin(channel_id=channel_id, message_ts=summary_ts))
 
     announcements = deps.settings.config.channels.announcements
     if announcements and incident.announcement_ts is None:
-        await deps.priority.step()
-        try:
-            incident.announcement_ts = await chat.announce(incident=incident, channel=announcements)
-            incident.announcement_channel = announcements
+        ts = await attempt(
+            "announcing in the announcements channel", lambda: chat.announce(incident=incident, channel=announcements)
+        )
+        if ts is not None:
+            incident.announcement_ts, incident.announcement_channel = ts, announcements
             await save(incident)
-        except ChatError as exc:
-            await failed("announcing in the announcements channel", exc)
 
     incident.setup_error = "; ".join(problems) or None
     await save(incident)
