@@ -110,8 +110,8 @@ class PagesFirst:
         self._quiet.set()
 
     @asynccontextmanager
-    async def page(self) -> AsyncIterator[Callable[[], None]]:
-        """Around one page delivery; call what it yields once the page's DMs are out."""
+    async def page(self, *, then: Callable[[], None] | None = None) -> AsyncIterator[Callable[[], None]]:
+        """Around one page delivery; call what it yields once the page's DMs are out (`then` is told)."""
         self._dms_due += 1
         self._quiet.clear()
         urgent = URGENT.set(True)  # and its writes go first (SQLite)
@@ -125,6 +125,8 @@ class PagesFirst:
                 self._dms_due -= 1
                 if not self._dms_due:
                     self._quiet.set()
+                if then is not None:
+                    then()
 
         try:
             yield dms_sent

@@ -99,7 +99,7 @@ class Escalator:
         self.late_after = late_after
         self.max_attempts = max_attempts
         self.retry_backoff = retry_backoff
-        self.concurrency = max(concurrency, 1)  # incidents paged at once by one sweep
+        self.concurrency = max(concurrency, 1)  # pages whose DMs one sweep sends at once
         # Set by the scheduler: called with a due time whenever a row is planned or moved.
         self.wake: Callable[[datetime], None] = lambda when: None
         # Per incident, while anyone holds or awaits it (`async with` keeps it alive).
@@ -107,7 +107,7 @@ class Escalator:
         self._sweep_woken: Callable[[datetime], None] | None = None  # a sweep in progress, told of new rows
 
     def _turn(self, incident_id: int) -> asyncio.Lock:
-        """One incident's page deliveries and its channel catch-up, one at a time (in this process)."""
+        """One incident's pages' channel halves and its channel catch-up, one at a time (in this process)."""
         lock = self._turns.get(incident_id)
         if lock is None:
             lock = self._turns[incident_id] = asyncio.Lock()
@@ -388,14 +388,8 @@ class Escalator:
         failed for a transient reason) is False until the attempt that finishes it. `dms_out` is
         called once the page's DMs are out (or it will send none), before the channel half.
         """
-        async with self.priority.page() as dms_sent:
-
-            def sent() -> None:
-                dms_sent()
-                if dms_out is not None:
-                    dms_out()
-
-            return await self._send(Page, page_id, partial(self._deliver_page, dms_sent=sent))
+        async with self.priority.page(then=dms_out) as dms_sent:
+            return await self._send(Page, page_id, partial(self._deliver_page, dms_sent=dms_sent))
 
     async def send_reminder(self, reminder_id: int) -> bool:
         return await self._send(Reminder, reminder_id, self._deliver_reminder)

@@ -110,13 +110,16 @@ async def due_pages(
     return [(page_id, incident) for page_id, incident in (await session.exec(query)).all() if page_id is not None]
 
 
+def _free_at(model: type[TimerRow]) -> Any:
+    """When a pending row can be claimed: when its claim expires, or (unclaimed) when it is due."""
+    return func.coalesce(col(model.claim_expires_at), col(model.due_at))  # type: ignore[attr-defined]
+
+
 async def next_due(session: AsyncSession) -> datetime | None:
     """When the scheduler should next wake: the earliest free due time or claim expiry."""
     candidates: list[datetime] = []
     for model in (Page, Reminder):
-        # A claimed row is free again when its claim expires; an unclaimed one when it is due.
-        free_at = func.coalesce(col(model.claim_expires_at), col(model.due_at))
-        value = (await session.exec(select(func.min(free_at)).where(*_pending(model)))).one()  # type: ignore[call-overload]
+        value = (await session.exec(select(func.min(_free_at(model))).where(*_pending(model)))).one()  # type: ignore[call-overload]
         if value is not None:
             candidates.append(_as_utc(value))
     return min(candidates) if candidates else None
@@ -124,7 +127,7 @@ async def next_due(session: AsyncSession) -> datetime | None:
 
 async def next_page_due(session: AsyncSession, *, after: datetime) -> datetime | None:
     """The earliest time after `after` at which a pending page becomes free to claim."""
-    free_at = func.coalesce(col(Page.claim_expires_at), col(Page.due_at))
+    free_at = _free_at(Page)
     value = (await session.exec(select(func.min(free_at)).where(*_pending(Page), free_at > after))).one()  # type: ignore[call-overload]
     return None if value is None else _as_utc(value)
 
