@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 # Module path -> function(settings). Other domains may append theirs.
 CHECKS: list[str] = [
     "bot.check.check_config",
-    "bot.check.check_playbooks",
+    "bot.playbooks.loader.check",
     "bot.check.check_alerts",
     "bot.check.check_slack",
     "bot.escalation.setup.check",
@@ -97,23 +97,6 @@ def check_config(settings: Settings) -> Report:
             "SLACK_SIGNING_SECRET is not set and SLACK_APP_TOKEN is not set: HTTP mode needs the signing "
             "secret (Basic Information → App Credentials), or set SLACK_APP_TOKEN for Socket Mode"
         )
-    return errors, warnings, notes
-
-
-def check_playbooks(settings: Settings) -> Report:
-    """The playbooks' own checker (every file and step), then what loads, when this build has playbooks."""
-    try:
-        loader = importlib.import_module("bot.playbooks.loader")
-    except ImportError:
-        return [], ["playbooks are not available in this build"], []
-    errors, warnings = loader.check(settings)
-    notes = []
-    if not errors:
-        try:
-            registry = _load_quietly(loader, settings)
-            notes.append(f"playbooks: {len(registry)} in {settings.playbooks_dir} ({', '.join(registry.ids())})")
-        except Exception as exc:  # the checker passed but loading failed: report, don't crash
-            errors.append(str(exc))
     return errors, warnings, notes
 
 

@@ -229,8 +229,7 @@ class AlertProcessor:
             if group.declare_state == DeclareState.WANTED:
                 await self._auto_declare(group, alerts)
                 group, alerts, incident = await self._snapshot(group_id)
-            elif group.declare_state == DeclareState.NONE:
-                await self._link_by_fingerprint(group, alerts)
+            elif group.declare_state == DeclareState.NONE and await self._link_by_fingerprint(group, alerts):
                 group, alerts, incident = await self._snapshot(group_id)
         revision = group.revision
         if incident is not None and incident.is_open and incident.setup_error:

@@ -1,6 +1,6 @@
 """Loading and validating every playbook in PLAYBOOKS_DIR.
 
-`check_playbooks` collects every problem (for `python -m bot check`); `load_playbooks` raises
+`check` (for `python -m bot check`) and `check_playbooks` collect every problem; `load_playbooks` raises
 ConfigError with all of them, so the bot refuses to start with an invalid playbook and says why.
 Each problem is one line: `playbooks/database.yml: steps[3] (kill-idle): action: unknown action ...`.
 """
@@ -205,8 +205,8 @@ def load_playbooks(directory: Path) -> PlaybookRegistry:
     return registry
 
 
-def check(settings: Any) -> tuple[list[str], list[str]]:
-    """For `python -m bot check`: errors in the files, and warnings about services bot.yml lacks."""
+def check(settings: Any) -> tuple[list[str], list[str], list[str]]:
+    """For `python -m bot check`: errors in the files, warnings about services bot.yml lacks, and what loads."""
     directory = Path(settings.playbooks_dir)
     loaded, errors = _collect(directory)
     warnings: list[str] = []
@@ -218,4 +218,6 @@ def check(settings: Any) -> tuple[list[str], list[str]]:
         for index, step in enumerate(playbook.steps):
             if step.service is not None and step.service not in services:
                 warnings.append(f"{source}: steps[{index}] ({step.id}): service: {step.service!r} is not in bot.yml")
-    return errors, warnings
+    ids = sorted(playbook.id for playbook, _ in loaded)
+    notes = [] if errors else [f"playbooks: {len(ids)} in {settings.playbooks_dir} ({', '.join(ids)})"]
+    return errors, warnings, notes
