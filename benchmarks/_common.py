@@ -5,17 +5,14 @@ Not a benchmark itself (the leading underscore keeps it out of the README table)
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import os
 import platform
 import re
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,8 +21,6 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
-
-import httpx  # noqa: E402
 
 from tests import slack_requests as req  # noqa: E402
 from tests.fakes.slack_api import FakeSlack  # noqa: E402
@@ -74,25 +69,8 @@ class BotProcess(process.BotProcess):
 
     async def start(self, *, within: float = 30.0) -> float:
         """Exec `command` and wait for /health 200; `boot_seconds` is exec → healthy. Can be called again."""
-        started = time.perf_counter()
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(  # noqa: ASYNC220 (exec is quick; the wait below is async)
-                self.command, cwd=self.directory, env=self.env, stdout=log, stderr=log
-            )
-        deadline = time.monotonic() + within
-        async with httpx.AsyncClient(timeout=2) as client:
-            while time.monotonic() < deadline:
-                if self.process.poll() is not None:
-                    raise RuntimeError(f"the bot exited with {self.process.returncode}:\n{self.log_tail()}")
-                try:
-                    response = await client.get(f"{self.url}/health")
-                    if response.status_code == 200:
-                        self.boot_seconds = time.perf_counter() - started
-                        return self.boot_seconds
-                except httpx.HTTPError:
-                    pass
-                await asyncio.sleep(0.05)
-        raise RuntimeError(f"no healthy /health within {within}s:\n{self.log_tail()}")
+        self.boot_seconds = await super().start(within=within)
+        return self.boot_seconds
 
     def query(self, sql: str) -> list[tuple[Any, ...]]:
         """Rows straight from the bot's database (SQLite file or PostgreSQL), read-only SQL."""

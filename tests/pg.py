@@ -9,23 +9,18 @@ from __future__ import annotations
 import glob
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.harness import free_port
+
 
 def find_bin(name: str) -> str | None:
     candidates = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"), reverse=True)
     return candidates[0] if candidates else shutil.which(name)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -57,7 +52,7 @@ class PostgresServer:
         user = "postgres" if os.geteuid() == 0 else None
         if user:
             shutil.chown(directory, user=user)
-        server = cls(directory=directory, port=_free_port(), process_user=user)
+        server = cls(directory=directory, port=free_port(), process_user=user)
         data = directory / "data"
         server._run(initdb, "-D", str(data), "-U", "postgres", "--auth=trust", "--no-sync", "-E", "UTF8")
         options = (

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import socket
 import subprocess
 import time
 from collections.abc import AsyncIterator
@@ -24,7 +23,7 @@ import pytest
 from tests.alerts.helpers import API, AUTO, alert_messages, groups, rendered
 from tests.conftest import make_settings
 from tests.fakes.slack_api import FakeSlack
-from tests.harness import BotHarness, start_bot
+from tests.harness import BotHarness, free_port, running_bot
 
 pytestmark = pytest.mark.external
 
@@ -40,12 +39,6 @@ def alertmanager_binary() -> str:
     if os.environ.get("CI"):
         pytest.fail(f"prometheus-alertmanager is not installed on this CI runner: {INSTALL}")
     pytest.skip(f"prometheus-alertmanager is not installed (CI installs it; locally: {INSTALL})")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def am_config(webhook: str) -> str:
@@ -77,9 +70,8 @@ async def bot_with_token(fake_slack: FakeSlack, database_url: str, tmp_path: Pat
     settings = make_settings(
         fake=fake_slack, database_url=database_url, tmp_path=tmp_path, config=config, alerts_token=TOKEN
     )
-    bot, stop = await start_bot(fake=fake_slack, settings=settings)
-    yield bot
-    await stop()
+    async with running_bot(fake=fake_slack, settings=settings) as bot:
+        yield bot
 
 
 @pytest.fixture

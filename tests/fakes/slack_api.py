@@ -827,7 +827,7 @@ class FakeSlack:
         except SlackError as exc:
             return self._answer(method, {}, self._error_body(exc))
         for held, when, gate in list(self._holds):
-            if held == method and when(args):
+            if held == method and not gate.is_set() and when(args):
                 self.held.append((method, args))
                 await gate.wait()
         token = args.pop("token", None)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +12,7 @@ from bot.clock import FakeClock
 from tests.conftest import make_settings
 from tests.fakes.slack_api import FakeSlack
 from tests.harness import BotHarness, running_bot
-
-T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
+from tests.postmortem.seed import T0
 
 
 @pytest.fixture

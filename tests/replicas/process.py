@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -14,21 +13,15 @@ from pathlib import Path
 import httpx
 
 from tests.fakes.slack_api import FakeSlack
-from tests.harness import SECRET
+from tests.harness import SECRET, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class BotProcess:
     def __init__(self, *, fake: FakeSlack, database_url: str, directory: Path, bot_yml: str) -> None:
         (directory / "bot.yml").write_text(bot_yml)
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = directory / "bot.log"
         self.directory = directory
@@ -45,14 +38,15 @@ class BotProcess:
             "LOG_LEVEL": "INFO",
             "PYTHONPATH": str(ROOT),
         }
+        self.command = [sys.executable, "-m", "bot"]
         self.process: subprocess.Popen[bytes] | None = None
 
     async def start(self, *, within: float = 40.0) -> float:
-        """Exec and wait for /health 200; returns the seconds that took."""
+        """Exec `command` and wait for /health 200; returns the seconds that took. Can be called again."""
         started = time.monotonic()
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(  # noqa: ASYNC220 (exec is quick)
-                [sys.executable, "-m", "bot"], cwd=self.directory, env=self.env, stdout=log, stderr=log
+                self.command, cwd=self.directory, env=self.env, stdout=log, stderr=log
             )
         async with httpx.AsyncClient(timeout=2) as client:
             while time.monotonic() - started < within:
