@@ -20,41 +20,48 @@ from slack_bolt.response import BoltResponse
 from tests.harness import BotHarness
 
 
-def hold_bolt(bot: BotHarness) -> tuple[asyncio.Event, list[str]]:
-    """A middleware that parks every request until released; returns the release and what it saw."""
-    release = asyncio.Event()
+def hold_bolt(bot: BotHarness) -> tuple[asyncio.Event, list[str], asyncio.Event]:
+    """A middleware that parks every request until released.
+
+    Returns (release, what it saw, arrived): `arrived` is set when the first request reaches it.
+    """
+    release, arrived = asyncio.Event(), asyncio.Event()
     seen: list[str] = []
 
     @bot.app.middleware
     async def parked(req: AsyncBoltRequest, resp: BoltResponse, next: Callable[[], Awaitable[BoltResponse]]) -> Any:
         seen.append(str(req.body.get("command") or req.body.get("type")))
+        arrived.set()
         await release.wait()
         return await next()
 
-    return release, seen
+    return release, seen, arrived
 
 
 async def test_a_command_is_acked_while_bolt_is_still_busy(bot: BotHarness) -> None:
-    release, seen = hold_bolt(bot)
-    response = await asyncio.wait_for(bot.command("list", settle=False), timeout=5)
-    assert (response.status_code, response.text) == (200, "")
-    await asyncio.sleep(0.05)
-    assert seen == ["/incident"] and bot.fake.responses == []  # Bolt has it, the listener has not run
-
-    release.set()
+    release, seen, arrived = hold_bolt(bot)
+    try:
+        response = await asyncio.wait_for(bot.command("list", settle=False), timeout=5)
+        assert (response.status_code, response.text) == (200, "")
+        await asyncio.wait_for(arrived.wait(), 5)  # Bolt has it only after the ack: its chain runs later
+        assert seen == ["/incident"] and bot.fake.responses == []  # the listener has not run
+    finally:
+        release.set()
     await bot.settle()
     assert "0 open incidents" in bot.last_reply()
 
 
 async def test_a_click_is_acked_while_bolt_is_still_busy(bot: BotHarness) -> None:
     incident = await bot.declare("P2 Search is slow")
-    release, _ = hold_bolt(bot)
-    response = await asyncio.wait_for(
-        bot.click("incident_ack", str(incident.id), channel=incident.channel_id, settle=False), timeout=5
-    )
-    assert (response.status_code, response.text) == (200, "")
-    assert (await bot.incident(1)).acknowledged_by is None
-    release.set()
+    release, _, _ = hold_bolt(bot)
+    try:
+        response = await asyncio.wait_for(
+            bot.click("incident_ack", str(incident.id), channel=incident.channel_id, settle=False), timeout=5
+        )
+        assert (response.status_code, response.text) == (200, "")
+        assert (await bot.incident(1)).acknowledged_by is None
+    finally:
+        release.set()
     await bot.settle()
     assert (await bot.incident(1)).acknowledged_by == "U0ALICE"
 
@@ -68,7 +75,7 @@ async def test_a_message_in_a_commands_ack_goes_to_response_url_once(bot: BotHar
 
 
 async def test_a_forms_validation_errors_still_come_back_in_its_ack(bot: BotHarness) -> None:
-    release, seen = hold_bolt(bot)
+    release, seen, _ = hold_bolt(bot)
     release.set()  # forms are answered by Bolt itself: nothing to hold
     values = {
         "title": {"value": {"type": "plain_text_input", "value": ""}},

@@ -109,19 +109,23 @@ async def test_a_delivery_that_fails_does_not_hold_the_rest_back() -> None:
 # --- in the escalator -------------------------------------------------------------------------
 
 
-def hold_first_dm(pager: FakePager) -> asyncio.Event:
-    """The first DM does not reach Slack until the returned event is set; the others go through."""
-    release = asyncio.Event()
+def hold_first_dm(pager: FakePager) -> tuple[asyncio.Event, asyncio.Event]:
+    """The first DM does not reach Slack until `release` is set; the others go through.
+
+    Returns (release, entered): `entered` is set once the first DM is on its way.
+    """
+    release, entered = asyncio.Event(), asyncio.Event()
     dms = 0
 
     async def held(user: str) -> None:
         nonlocal dms
         dms += 1
         if dms == 1:
+            entered.set()
             await release.wait()
 
     pager.on_dm = held
-    return release
+    return release, entered
 
 
 async def test_a_pages_channel_mention_waits_for_another_pages_dm(
@@ -132,7 +136,7 @@ async def test_a_pages_channel_mention_waits_for_another_pages_dm(
     second = await declare(db, clock, title="Search down", channel_id="C0SECOND")
     assert first.id is not None and second.id is not None
     await plan(db, clock, first, second)
-    release = hold_first_dm(pager)
+    release, _ = hold_first_dm(pager)
     sweep = asyncio.create_task(escalator.run_due())
     # The second incident's DM goes out while the first is stuck; its mention waits for the first DM.
     await until(lambda: len(pager.dms) == 1)
@@ -148,7 +152,7 @@ async def test_a_stuck_dm_holds_other_mentions_back_only_for_the_patience(
 ) -> None:
     escalator = make_escalator(ONE_LEVEL, priority=PagesFirst(patience=0.05))
     await plan(db, clock, *[await declare(db, clock, title=f"Outage {n}", channel_id=f"C0INC{n}") for n in range(2)])
-    release = hold_first_dm(pager)
+    release, _ = hold_first_dm(pager)
     sweep = asyncio.create_task(escalator.run_due())
     await until(lambda: len(pager.reports) == 1)  # the other page's mention went out anyway
     release.set()
@@ -259,10 +263,9 @@ async def test_channel_ready_leaves_a_page_whose_dm_is_going_out_to_that_page(
     incident = await declare(db, clock, channel_id=None)  # its channel is still being set up
     assert incident.id is not None
     await plan(db, clock, incident)
-    release = hold_first_dm(pager)
+    release, entered = hold_first_dm(pager)
     sweep = asyncio.create_task(escalator.run_due())
-    await until(lambda: pager.on_dm is not None and len(pager.dms) == 0 and not sweep.done())
-    await asyncio.sleep(0.05)  # the page's DM is on its way (held)
+    await asyncio.wait_for(entered.wait(), 5)  # the page's DM is on its way (held)
     async with db.session() as session:
         stored = await session.get(Incident, incident.id)
         assert stored is not None

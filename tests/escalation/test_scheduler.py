@@ -125,8 +125,7 @@ async def test_runs_requested_during_a_sweep_share_one_more_sweep(make_escalator
     escalator.run_due = slow_sweep  # type: ignore[method-assign]
     try:
         first = asyncio.ensure_future(scheduler.run())
-        await asyncio.sleep(0.01)
-        assert sweeps == 1  # in progress
+        await wait_for(lambda: sweeps == 1)  # in progress
         waiting = [asyncio.ensure_future(scheduler.run()) for _ in range(5)]
         await asyncio.sleep(0.01)
         assert sweeps == 1 and not any(w.done() for w in waiting)  # they wait, and do not sweep alongside
