@@ -25,7 +25,9 @@ from tests.harness import BotHarness, start_bot
 from tests.ops.conftest import HealthEndpoint
 from tests.platforms.helpers import FakeTimer, service_section
 
-HEALTH_TIMEOUT = 1.5  # the health server shares the loop with the bot: 0.5 s stalled out once under a full run
+# Generous: the health server shares the loop (and the CPU) with the bot and its fakes; 0.5 s
+# stalled out once in a full run and 1.5 s on a machine whose cores were busy with other work.
+HEALTH_TIMEOUT = 3.0
 
 
 @dataclass
@@ -169,7 +171,7 @@ async def test_status_of_many_endpoints_with_one_hanging_and_one_failing(stack: 
     text = stack.bot.last_reply()
     assert "18 healthy · 1 failing · 1 unreachable" in text
     lines = [line for line in text.splitlines()[2:] if line.startswith(("🟢 *", "🔴 *", "⚫ *"))]
-    assert lines[0].startswith("⚫ *search* unreachable") and "no answer within 1.5 s" in lines[0]
+    assert lines[0].startswith("⚫ *search* unreachable") and f"no answer within {HEALTH_TIMEOUT:g} s" in lines[0]
     assert lines[1].startswith("🔴 *billing* failing") and "failing: postgres (too many clients)" in lines[1]
     assert len(lines) == 20
 
