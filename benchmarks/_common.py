@@ -5,6 +5,7 @@ Not a benchmark itself (the leading underscore keeps it out of the README table)
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -13,6 +14,7 @@ import re
 import statistics
 import sys
 import tempfile
+import time
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -156,6 +158,45 @@ def summary_ms(values: Sequence[float]) -> dict[str, float]:
         "max": max(ms),
         "mean": statistics.fmean(ms),
     }
+
+
+class LoopLag:
+    """How late this process's event loop wakes a 10 ms sleeper, and how busy the process is.
+
+    The fake Slack answers the bot from the benchmark's own event loop and stamps each message when
+    it handles it. A busy loop here delays those stamps: a figure measured through the fake includes
+    this lag, which a real Slack (not on the bot's machine) would not add.
+    """
+
+    def __init__(self, every: float = 0.01) -> None:
+        self.every = every
+        self.lags: list[float] = []
+        self._task: asyncio.Task[None] | None = None
+        self._cpu = self._wall = 0.0
+
+    async def _watch(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            before = loop.time()
+            await asyncio.sleep(self.every)
+            self.lags.append(max(0.0, loop.time() - before - self.every))
+
+    def start(self) -> LoopLag:
+        self.lags.clear()
+        self._cpu, self._wall = time.process_time(), time.perf_counter()
+        self._task = asyncio.get_running_loop().create_task(self._watch())
+        return self
+
+    def stop(self) -> str:
+        """Stops watching; returns a one-line summary."""
+        if self._task is not None:
+            self._task.cancel()
+        cpu = (time.process_time() - self._cpu) / max(time.perf_counter() - self._wall, 1e-9)
+        lag = summary_ms(self.lags) if self.lags else {"p50": 0.0, "p99": 0.0, "max": 0.0}
+        return (
+            f"benchmark process (fake Slack): CPU {cpu:.0%} of a core, event loop lag "
+            f"p50 {lag['p50']:.0f} ms  p99 {lag['p99']:.0f} ms  max {lag['max']:.0f} ms"
+        )
 
 
 class LogTally(logging.Handler):

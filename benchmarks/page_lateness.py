@@ -36,7 +36,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
-from _common import BotProcess, print_json, print_machine, seeded_fake, slash, summary_ms
+from _common import BotProcess, LoopLag, print_json, print_machine, seeded_fake, slash, summary_ms
 
 from tests.fakes.slack_api import FakeSlack
 
@@ -145,9 +145,11 @@ async def main(incidents: int, first: float, second: float, restart_second: floa
             print("conversations.create pacing lifted (the fake has no limit; --paced keeps the bot's 20/min)")
         async with httpx.AsyncClient(timeout=60) as client:
             # --- phase 1: lateness under a burst ----------------------------------------------
+            watch = LoopLag().start()
             declared = await declare_many(client, bot, fake, 1, incidents)
             keys = [(n, level) for n in range(1, incidents + 1) for level in LEVEL_USERS]
             await wait_for(lambda: all_in(keys, page_dms(fake)), 60)
+            measured_through = watch.stop()
             due, dms = due_times(bot), page_dms(fake)
             late = lateness(keys, due, dms)
             dup, missing = duplicates_and_missing(keys, dms)
@@ -162,6 +164,7 @@ async def main(incidents: int, first: float, second: float, restart_second: floa
                 per = summary_ms(lateness([k for k in keys if k[1] == level], due, dms))
                 print(f"  level {level}: p50 {per['p50']:.0f} ms  p99 {per['p99']:.0f} ms  max {per['max']:.0f} ms")
             print(f"  duplicates {dup}, missing {missing}")
+            print(f"  {measured_through}")
             print_json("page_lateness.burst", {"database": database, **figures, "duplicates": dup, "missing": missing})
 
             # --- phase 2: kill -9 between the levels, restart -----------------------------------

@@ -20,6 +20,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from datetime import UTC, datetime
+from enum import IntEnum
 from typing import Any
 
 from sqlalchemy import DateTime, event, text
@@ -133,8 +134,16 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-# Set while a page's DMs wait on the database: its writes go before everyone else's (SQLite).
-URGENT: ContextVar[bool] = ContextVar("urgent_write", default=False)
+class Write(IntEnum):
+    """Who goes first in SQLite's writer queue (lower first; in order of arrival within one)."""
+
+    URGENT = 0  # a page's DMs wait on it
+    NORMAL = 1  # requests, declarations, planning pages
+    LATER = 2  # work that can wait: channel setups, a page's mention once its DMs are out
+
+
+# Set by `bot.tasks.PagesFirst` around pages' DMs (URGENT) and work that can wait (LATER).
+WRITE_PRIORITY: ContextVar[Write] = ContextVar("write_priority", default=Write.NORMAL)
 # Statements that only read; anything else (a write, DDL, a SAVEPOINT, a WITH ... UPDATE) takes a turn.
 _READS = ("SELECT", "PRAGMA", "EXPLAIN")
 
@@ -145,9 +154,13 @@ class WriteQueue:
     SQLite lets one connection write at a time. The others wait in its busy handler, which naps up
     to 100 ms between tries and serves no one in particular, so under a storm of declarations a
     page's three small writes waited seconds. Here a transaction waits for its turn before its
-    first statement that is not a read, without polling: urgent ones (`URGENT`) first, then in
-    order of arrival. The turn ends when the connection goes back to the pool (after its commit or
-    rollback).
+    first statement that is not a read, without polling: by `WRITE_PRIORITY` (a page's DMs, then
+    requests, then work that can wait), then in order of arrival. The turn ends when the
+    connection goes back to the pool (after its commit or rollback).
+
+    In a storm the queue is full for seconds (a turn lasts a few ms, and 100 declarations make
+    ~1,000 writes), so the order decides: without it a declaration's own insert waited behind
+    other incidents' channel setups, and its pages were late before they were planned.
     """
 
     def __init__(self, *, timeout: float = 30.0) -> None:
@@ -165,7 +178,7 @@ class WriteQueue:
             self._busy = True
             return
         turn = asyncio.get_running_loop().create_future()
-        heapq.heappush(self._waiting, (0 if URGENT.get() else 1, next(self._arrivals), turn))
+        heapq.heappush(self._waiting, (int(WRITE_PRIORITY.get()), next(self._arrivals), turn))
         try:
             await asyncio.wait_for(asyncio.shield(turn), self.timeout)
         except BaseException:

@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
-from bot.db import URGENT
+from bot.db import WRITE_PRIORITY, Write
 
 log = logging.getLogger(__name__)
 
@@ -97,8 +97,9 @@ class PagesFirst:
     every channel setup in flight (100 at once: seconds late). So work that can wait (channel
     setups, and a page's own invite, mention and record once its DMs are out) runs `width` at a
     time, and between its steps it waits while DMs are still to go out: at most `patience`
-    seconds a step, so a DM stuck on Slack's Retry-After stalls no one for long. A page's writes
-    also go first in SQLite's writer queue (`bot.db.URGENT`) until its DMs are out.
+    seconds a step, so a DM stuck on Slack's Retry-After stalls no one for long. In SQLite's writer
+    queue (`bot.db.WRITE_PRIORITY`) a page's writes go first until its DMs are out, and the writes
+    of work that can wait go last.
     """
 
     def __init__(self, *, width: int = 4, patience: float = 0.5) -> None:
@@ -114,14 +115,15 @@ class PagesFirst:
         """Around one page delivery; call what it yields once the page's DMs are out (`then` is told)."""
         self._dms_due += 1
         self._quiet.clear()
-        urgent = URGENT.set(True)  # and its writes go first (SQLite)
+        before = WRITE_PRIORITY.get()
+        urgent = WRITE_PRIORITY.set(Write.URGENT)  # and its writes go first (SQLite)
         done = False
 
         def dms_sent() -> None:
             nonlocal done
             if not done:
                 done = True
-                URGENT.set(False)
+                WRITE_PRIORITY.set(before)
                 self._dms_due -= 1
                 if not self._dms_due:
                     self._quiet.set()
@@ -132,14 +134,18 @@ class PagesFirst:
             yield dms_sent
         finally:
             dms_sent()
-            URGENT.reset(urgent)
+            WRITE_PRIORITY.reset(urgent)
 
     @asynccontextmanager
     async def later(self) -> AsyncIterator[None]:
         """Around work that can wait (a channel setup, a page's mention): one of `width` slots."""
         async with self._slots:
             await self.step()
-            yield
+            later = WRITE_PRIORITY.set(Write.LATER)  # its writes go after everyone else's (SQLite)
+            try:
+                yield
+            finally:
+                WRITE_PRIORITY.reset(later)
 
     async def step(self) -> None:
         """Between two steps of work that can wait: let DMs still to go out go first."""

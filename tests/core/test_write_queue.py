@@ -1,4 +1,4 @@
-"""SQLite's writers take turns in the process: urgent ones (a page's DMs wait on them) first.
+"""SQLite's writers take turns in the process: a page's DMs first, work that can wait last.
 
 Without the queue, concurrent writers wait in SQLite's busy handler, which naps between tries and
 serves no one in particular (benchmarks/page_lateness.py: seconds of lateness in a storm).
@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import text
 
 from bot.config import Severity
-from bot.db import URGENT, Database, WriteQueue
+from bot.db import WRITE_PRIORITY, Database, Write, WriteQueue
 from bot.incidents import service
 from bot.incidents.models import IncidentCreate
 
@@ -31,26 +31,30 @@ async def waiting(queue: WriteQueue, count: int) -> None:
 # --- the queue ----------------------------------------------------------------------------
 
 
-async def test_urgent_writers_go_first_then_in_order_of_arrival() -> None:
+async def test_writers_go_by_priority_then_in_order_of_arrival() -> None:
     queue = WriteQueue()
     await queue.acquire()  # someone is writing
     order: list[str] = []
 
-    async def writer(name: str, *, urgent: bool = False) -> None:
-        URGENT.set(urgent)  # in this task's own context
+    async def writer(name: str, priority: Write = Write.NORMAL) -> None:
+        WRITE_PRIORITY.set(priority)  # in this task's own context
         await queue.acquire()
         order.append(name)
         queue.release()
 
-    tasks = [asyncio.create_task(writer("setup 1"))]
+    tasks = [asyncio.create_task(writer("setup 1", Write.LATER))]
     await waiting(queue, 1)
-    tasks.append(asyncio.create_task(writer("setup 2")))
+    tasks.append(asyncio.create_task(writer("declare 1")))
     await waiting(queue, 2)
-    tasks.append(asyncio.create_task(writer("page", urgent=True)))
+    tasks.append(asyncio.create_task(writer("setup 2", Write.LATER)))
     await waiting(queue, 3)
+    tasks.append(asyncio.create_task(writer("declare 2")))
+    await waiting(queue, 4)
+    tasks.append(asyncio.create_task(writer("page", Write.URGENT)))
+    await waiting(queue, 5)
     queue.release()
     await asyncio.gather(*tasks)
-    assert order == ["page", "setup 1", "setup 2"]
+    assert order == ["page", "declare 1", "declare 2", "setup 1", "setup 2"]
     await asyncio.wait_for(queue.acquire(), 0.1)  # free again
 
 
@@ -87,28 +91,30 @@ def sqlite(db: Database) -> Database:
     return db
 
 
-async def declare(db: Database, title: str, order: list[str], *, urgent: bool = False) -> None:
-    URGENT.set(urgent)
+async def declare(db: Database, title: str, order: list[str], *, priority: Write = Write.NORMAL) -> None:
+    WRITE_PRIORITY.set(priority)
     async with db.session() as session:
         await service.create(session, data=IncidentCreate(title=title, severity=Severity.P2, declared_by="U1"), now=NOW)
     order.append(title)
 
 
-async def test_sessions_wait_for_the_writer_and_urgent_ones_go_first(sqlite: Database) -> None:
+async def test_sessions_wait_for_the_writer_and_go_in_order_of_priority(sqlite: Database) -> None:
     order: list[str] = []
     async with sqlite.session() as holder:
         await holder.exec(text("UPDATE incidents SET title = title"))  # type: ignore[call-overload]
         # `holder` has written and not committed: it has the turn, the others queue behind it.
-        normal = asyncio.create_task(declare(sqlite, "setup", order))
+        later = asyncio.create_task(declare(sqlite, "setup", order, priority=Write.LATER))
         await waiting(sqlite.writers, 1)
-        urgent = asyncio.create_task(declare(sqlite, "page", order, urgent=True))
+        normal = asyncio.create_task(declare(sqlite, "declare", order))
         await waiting(sqlite.writers, 2)
+        urgent = asyncio.create_task(declare(sqlite, "page", order, priority=Write.URGENT))
+        await waiting(sqlite.writers, 3)
         await holder.commit()
-    await asyncio.wait_for(asyncio.gather(normal, urgent), 5)
-    assert order == ["page", "setup"]
+    await asyncio.wait_for(asyncio.gather(later, normal, urgent), 5)
+    assert order == ["page", "declare", "setup"]
     async with sqlite.session() as session:
         titles = [i.title for i in await service.list_since(session, since=NOW)]
-    assert titles == ["page", "setup"]
+    assert titles == ["page", "declare", "setup"]
 
 
 async def test_a_failed_transaction_gives_the_turn_back(sqlite: Database) -> None:
