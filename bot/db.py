@@ -12,10 +12,12 @@ are plain SQL that both engines accept and are never edited once released.
 from __future__ import annotations
 
 import asyncio
+import collections
 import heapq
 import importlib
 import itertools
 import logging
+import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
@@ -23,10 +25,17 @@ from datetime import UTC, datetime
 from enum import IntEnum
 from typing import Any
 
+import aiosqlite
 from sqlalchemy import DateTime, event, text
+from sqlalchemy.dialects.sqlite.aiosqlite import (
+    AsyncAdapt_aiosqlite_connection,
+    AsyncAdapt_aiosqlite_cursor,
+    AsyncAdapt_aiosqlite_dbapi,
+)
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.types import TypeDecorator
+from sqlalchemy.util import EMPTY_DICT, await_
 from sqlmodel import SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -80,6 +89,7 @@ class Database:
         if url.startswith("sqlite"):
             kwargs["connect_args"] = {"timeout": 30}
             kwargs["pool_size"], kwargs["max_overflow"] = 10, 40
+            kwargs["module"] = _OneTripDriver(aiosqlite, sqlite3)
         else:
             kwargs["pool_pre_ping"] = True
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
@@ -210,3 +220,101 @@ class WriteQueue:
     def _checkin(self, dbapi_connection: Any, record: Any) -> None:
         if record is not None and record.info.pop("writing", False):
             self.release()
+
+
+# --- SQLite: one trip to aiosqlite's thread per statement --------------------------------------
+
+
+def _run_statement(
+    conn: sqlite3.Connection, operation: str, parameters: Any, many: bool
+) -> tuple[Any, int, int | None, list[Any]]:
+    """In aiosqlite's thread: the whole statement, rows included (description, rowcount, lastrowid, rows)."""
+    cursor = conn.cursor()
+    try:
+        if many:
+            cursor.executemany(operation, parameters)
+        elif parameters is None:
+            cursor.execute(operation)
+        else:
+            cursor.execute(operation, parameters)
+        description = cursor.description
+        rows = cursor.fetchall() if description else []
+        return description, cursor.rowcount, cursor.lastrowid, rows  # rowcount after the fetch (RETURNING)
+    finally:
+        cursor.close()
+
+
+class _OneTripCursor(AsyncAdapt_aiosqlite_cursor):
+    """A statement in one trip to aiosqlite's thread instead of four (cursor, execute, fetch, close).
+
+    Each trip waits for the event loop to come round, which in a storm takes a millisecond or
+    more; a writer holds SQLite's one write turn for every trip of its transaction, so the trips
+    decide how many writes a second the bot can make (`WriteQueue`). Results are fetched whole,
+    as SQLAlchemy's own aiosqlite cursor does; server-side cursors keep the stock class.
+    """
+
+    __slots__ = ("_arraysize", "_description", "_lastrowid", "_rowcount")
+
+    def __init__(self, adapt_connection: Any) -> None:  # no aiosqlite cursor: a trip saved
+        self._adapt_connection = adapt_connection
+        self._connection = adapt_connection._connection
+        self._cursor = None  # type: ignore[assignment]
+        self._soft_closed_memoized = EMPTY_DICT
+        self._rows = collections.deque()
+        self._description: Any = None
+        self._rowcount = -1
+        self._lastrowid: int | None = None
+        self._arraysize = 1
+
+    @property
+    def description(self) -> Any:
+        return self._description
+
+    @property
+    def rowcount(self) -> int:
+        return self._rowcount
+
+    @property
+    def lastrowid(self) -> int:
+        return self._lastrowid  # type: ignore[return-value]
+
+    @property
+    def arraysize(self) -> int:
+        return self._arraysize
+
+    @arraysize.setter
+    def arraysize(self, value: int) -> None:
+        self._arraysize = value
+
+    async def _run(self, operation: Any, parameters: Any, *, many: bool) -> None:
+        async with self._adapt_connection._execute_mutex:
+            conn = self._connection._conn
+            result = await self._connection._execute(_run_statement, conn, operation, parameters, many)
+        self._description, self._rowcount, self._lastrowid, rows = result
+        self._rows = collections.deque(rows)
+
+    async def _execute_async(self, operation: Any, parameters: Any) -> Any:
+        await self._run(operation, parameters, many=False)
+
+    async def _executemany_async(self, operation: Any, seq_of_parameters: Any) -> Any:
+        await self._run(operation, seq_of_parameters, many=True)
+
+    async def _async_soft_close(self) -> None:
+        """Nothing to close: the sqlite3 cursor was closed in its own trip."""
+
+    def close(self) -> None:
+        self._rows.clear()
+
+
+class _OneTripConnection(AsyncAdapt_aiosqlite_connection):
+    __slots__ = ()
+    _cursor_cls = _OneTripCursor
+
+
+class _OneTripDriver(AsyncAdapt_aiosqlite_dbapi):
+    """SQLAlchemy's aiosqlite driver module, with `_OneTripCursor` (given as `create_async_engine(module=...)`)."""
+
+    def connect(self, *arg: Any, **kw: Any) -> AsyncAdapt_aiosqlite_connection:
+        connection = self.aiosqlite.connect(*arg, **kw)
+        connection._thread.daemon = True  # as SQLAlchemy's own: a forgotten connection must not hold up exit
+        return _OneTripConnection(self, await_(connection))
