@@ -5,7 +5,10 @@
 `service`, talks to people through the `Pager` port and never imports Slack.
 
 Sending is always: claim the row (lease) → deliver → finish (mark sent) in one place, `send_page`
-and `send_reminder`, whoever triggers it (the declaration, a timer, a sweep, a restart).
+and `send_reminder`, whoever triggers it (the declaration, a timer, a sweep, a restart). A page
+not tried yet resolves its recipients before the claim, so the claim records them in the same
+write; pages' claims and DM outcomes are written together with other pages' going out at the
+same moment (`writes.PageWrites`).
 
 A page DM that fails for a transient reason (Slack 5xx, unreachable, throttled) is not final: the
 page is released for a retry after a back-off (30 s, then 60 s) that DMs only the people not yet
@@ -46,6 +49,7 @@ from bot.escalation import policy, service
 from bot.escalation.models import Page, PageTarget, Reminder, ReminderKind, TargetKind, TargetState
 from bot.escalation.pagerduty import PagerDuty
 from bot.escalation.ports import PageMessage, Pager, PageReport, ReminderMessage, is_transient
+from bot.escalation.writes import PageWrites
 from bot.exceptions import BotError, ChatError
 from bot.incidents.models import Incident
 from bot.incidents.service import SETUP_LEASE
@@ -89,6 +93,7 @@ class Escalator:
         priority: PagesFirst | None = None,
     ) -> None:
         self.db = db
+        self.writes = PageWrites(db=db, clock=clock, lease=lease)  # pages' claims and DM outcomes, together
         self.priority = priority or PagesFirst()
         self.on_page = on_page  # told of every finished page (metrics)
         self.clock = clock
@@ -389,29 +394,57 @@ class Escalator:
         called once the page's DMs are out (or it will send none), before the channel half.
         """
         async with self.priority.page(then=dms_out) as dms_sent:
-            return await self._send(Page, page_id, partial(self._deliver_page, dms_sent=dms_sent))
+            token = service.new_token()
+            recipients = await self._first_recipients(page_id)
+            claimed = await self.writes.claim(service.PageClaim(page_id, token, recipients))
+            if claimed is None:
+                return False
+            deliver = partial(self._deliver_page, recorded=claimed.recipients, dms_sent=dms_sent)
+            return await self._deliver(claimed.page, token, deliver)
 
     async def send_reminder(self, reminder_id: int) -> bool:
-        return await self._send(Reminder, reminder_id, self._deliver_reminder)
-
-    async def _send(self, model: type[T], row_id: int, deliver: Callable[[T, str], Awaitable[bool]]) -> bool:
-        """Claim the row, deliver it; an unexpected error releases it for a retry (bounded)."""
         token = service.new_token()
         async with self.db.session() as session:
-            row = await service.claim(
-                session, model=model, row_id=row_id, token=token, now=self.clock.now(), lease=self.lease
+            reminder = await service.claim(
+                session, model=Reminder, row_id=reminder_id, token=token, now=self.clock.now(), lease=self.lease
             )
-        if row is None:
+        if reminder is None:
             return False
+        return await self._deliver(reminder, token, self._deliver_reminder)
+
+    async def _first_recipients(self, page_id: int) -> list[service.NewTarget] | None:
+        """A page not tried yet: whom it goes to, resolved before its claim so the claim records them.
+
+        Resolving reads Slack at most (a user group, a handle) and writes nothing, so it runs
+        outside any transaction. None when the page is tried already, stopped or gone: its
+        sender reads or resolves after the claim, as before.
+        """
+        now = self.clock.now()
+        async with self.db.session() as session:
+            found = await service.page_with_incident(session, page_id=page_id)
+        if found is None:
+            return None
+        page, incident = found
+        if page.attempts or not page.is_pending or utc(page.due_at) > now or self._page_stop_reason(page, incident):
+            return None
+        users, outcome = await self._resolve(list(page.notify), now)
+        return users + _unresolved(outcome)
+
+    async def _deliver(self, row: T, token: str, deliver: Callable[[T, str], Awaitable[bool]]) -> bool:
+        """Deliver a claimed row; an unexpected error releases it for a retry (bounded)."""
         try:
             return await deliver(row, token)
         except Exception as exc:
-            log.exception("%s %s (incident %s) failed", model.__name__, row_id, row.incident_id)
+            log.exception("%s %s (incident %s) failed", type(row).__name__, row.id, row.incident_id)
             await self._retry_later(row, token, error=f"{type(exc).__name__}: {exc}")
             return False
 
-    async def _deliver_page(self, page: Page, token: str, *, dms_sent: Callable[[], None]) -> bool:
+    async def _deliver_page(
+        self, page: Page, token: str, *, recorded: list[PageTarget] | None, dms_sent: Callable[[], None]
+    ) -> bool:
         """One attempt: resolve the targets (first attempt), DM whoever is still pending, then report and decide.
+
+        `recorded`: the recipients the claim recorded (a first attempt resolved before it), else None.
 
         The DMs go out at once; the channel half (invite, mention) and the record wait for the
         incident's turn, so a page never waits for another page's bookkeeping. Everyone reached
@@ -422,8 +455,10 @@ class Escalator:
         async with self.db.session() as session:
             incident = await session.get(Incident, page.incident_id)
             reason = self._page_stop_reason(page, incident)
-            # Only a holder of the page's claim adds recipients: on the first claim there are none yet.
-            rows = [] if page.attempts == 1 else await service.targets(session, page_id=page.id)
+            if recorded is not None:
+                rows = recorded
+            else:  # only a holder of the page's claim adds recipients: on the first claim there are none yet
+                rows = [] if page.attempts == 1 else await service.targets(session, page_id=page.id)
             if reason is not None and not _reached(rows):
                 await service.cancel_claimed(session, model=Page, row_id=page.id, token=token, now=now, reason=reason)
                 return False
@@ -436,7 +471,8 @@ class Escalator:
         )
         mentioned = _row(rows, TargetKind.CHANNEL) is not None
         if reason is None:  # else it reached someone before the incident stopped: DM nobody else
-            rows = await self._resolve_page_targets(page, rows, token, now)
+            if recorded is None:
+                rows = await self._resolve_page_targets(page, rows, token, now)
             await self._send_dms(rows, incident, message, token, attempt)
         dms_sent()
         # The invite, the mention and the record can wait: they take turns with channel setups.
@@ -510,21 +546,9 @@ class Escalator:
             todo = [r.recipient for r in people if r.kind == TargetKind.TARGET and r.state == TargetState.PENDING]
         if not todo:
             return rows
-        new: list[service.NewTarget] = []
-        outcome: dict[str, tuple[TargetState, str | None]] = {}
-        for target in todo:
-            resolved = await self._resolve_one(target, now)
-            new += [service.NewTarget(TargetKind.USER, user) for user in resolved.users]
-            if resolved.reason is None:
-                outcome[target] = (TargetState.SENT, None)
-            else:
-                outcome[target] = (TargetState.PENDING if resolved.transient else TargetState.FAILED, resolved.reason)
+        new, outcome = await self._resolve(todo, now)
         if not people:
-            new += [
-                service.NewTarget(TargetKind.TARGET, target, state=state, error=reason)
-                for target, (state, reason) in outcome.items()
-                if reason is not None
-            ]
+            new += _unresolved(outcome)
         async with self.db.session() as session:
             rows = await service.add_targets(
                 session, page_id=page.id, new=new, now=now, existing=rows, token=token, lease=self.lease
@@ -536,6 +560,21 @@ class Escalator:
                         if await service.mark_target(session, target_id=row.id, state=state, now=now, error=reason):
                             row.state, row.error = state, reason
         return rows
+
+    async def _resolve(
+        self, todo: list[str], now: datetime
+    ) -> tuple[list[service.NewTarget], dict[str, tuple[TargetState, str | None]]]:
+        """bot.yml targets → the users to DM, and per target: resolved (SENT), or why not (for good or for now)."""
+        users: list[service.NewTarget] = []
+        outcome: dict[str, tuple[TargetState, str | None]] = {}
+        for target in todo:
+            resolved = await self._resolve_one(target, now)
+            users += [service.NewTarget(TargetKind.USER, user) for user in resolved.users]
+            if resolved.reason is None:
+                outcome[target] = (TargetState.SENT, None)
+            else:
+                outcome[target] = (TargetState.PENDING if resolved.transient else TargetState.FAILED, resolved.reason)
+        return users, outcome
 
     async def _send_dms(
         self, rows: list[PageTarget], incident: Incident, message: PageMessage, token: str, attempt: _Attempt
@@ -554,10 +593,7 @@ class Escalator:
                         continue  # another sender has this person right now
                 row.attempts += 1
             state, error = await self._dm(row.recipient, incident, message)
-            async with self.db.session() as session:
-                await service.mark_target(
-                    session, target_id=row.id, state=state, now=self.clock.now(), error=error, token=token
-                )
+            await self.writes.record(service.DmOutcome(row.id, token, state, error))
             row.state, row.error, row.claim_expires_at = state, error, None
             if state == TargetState.SENT:
                 attempt.sent.append(row.recipient)
@@ -979,6 +1015,15 @@ def _dm_in_flight(rows: list[PageTarget], now: datetime) -> bool:
 def _first_attempt(rows: list[PageTarget], now: datetime) -> datetime:
     """When the page was first tried: its oldest recipient row (none yet: this attempt, `now`)."""
     return min((utc(row.created_at) for row in rows), default=now)
+
+
+def _unresolved(outcome: dict[str, tuple[TargetState, str | None]]) -> list[service.NewTarget]:
+    """A row per bot.yml target that resolved to nobody, saying why (a transient reason stays pending)."""
+    return [
+        service.NewTarget(TargetKind.TARGET, target, state=state, error=reason)
+        for target, (state, reason) in outcome.items()
+        if reason is not None
+    ]
 
 
 def _row(rows: list[PageTarget], kind: TargetKind) -> PageTarget | None:

@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import delete, func, or_, update
+from sqlalchemy import case, delete, func, or_, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -97,6 +97,16 @@ async def due_reminders(
         query = query.where(Reminder.incident_id == incident_id)
     query = query.order_by(col(Reminder.due_at)).limit(limit)
     return [row_id for row_id in (await session.exec(query)).all() if row_id is not None]
+
+
+async def page_with_incident(session: AsyncSession, *, page_id: int) -> tuple[Page, Incident | None] | None:
+    query = (
+        select(Page, Incident)
+        .outerjoin(Incident, col(Incident.id) == col(Page.incident_id))
+        .where(col(Page.id) == page_id)
+    )
+    row = (await session.exec(query)).first()
+    return None if row is None else (row[0], row[1])
 
 
 async def due_pages(
@@ -182,6 +192,74 @@ async def claim(
     row = result.scalars().one_or_none()
     await session.commit()
     return row  # type: ignore[no-any-return]
+
+
+@dataclass(frozen=True)
+class PageClaim:
+    """A page to claim; `recipients`, resolved before claiming, are recorded if this is its first claim."""
+
+    page_id: int
+    token: str
+    recipients: list[NewTarget] | None = None
+
+
+@dataclass(frozen=True)
+class ClaimedPage:
+    page: Page
+    recipients: list[PageTarget] | None  # recorded with the claim (a first claim), else None: read them
+
+
+async def claim_pages(
+    session: AsyncSession, *, claims: list[PageClaim], now: datetime, lease: timedelta = DEFAULT_LEASE
+) -> dict[int, ClaimedPage]:
+    """Claim pages (each with its own token) in one transaction, and record first claims' recipients in it.
+
+    A page's claim and its recipients were two transactions, two turns at SQLite's one writer
+    before its first DM; pages going out at once claimed one by one. Pages not returned are held
+    by someone else, sent, cancelled or not due.
+    """
+    by_id = {claim.page_id: claim for claim in claims}
+    if not by_id:
+        return {}
+    pages = await _claim_many(session, {page_id: claim.token for page_id, claim in by_id.items()}, now, lease)
+    recorded: dict[int, list[PageTarget]] = {}
+    for page in pages:
+        claim = by_id[page.id]  # type: ignore[index]
+        if page.attempts == 1 and claim.recipients is not None:
+            rows = _new_targets(claim.page_id, claim.recipients, now=now, token=claim.token, lease=lease)
+            session.add_all(rows)
+            recorded[claim.page_id] = rows
+    try:
+        await session.commit()
+    except IntegrityError:
+        # Recipients already on record for a page never claimed before (not by this code): theirs
+        # stand. Claim without recording; each sender reads the rows after its claim, as a retry does.
+        await session.rollback()
+        pages = await _claim_many(session, {page_id: claim.token for page_id, claim in by_id.items()}, now, lease)
+        await session.commit()
+        recorded = {}
+    return {page.id: ClaimedPage(page, recorded.get(page.id)) for page in pages if page.id is not None}
+
+
+async def _claim_many(session: AsyncSession, tokens: dict[int, str], now: datetime, lease: timedelta) -> list[Page]:
+    # PostgreSQL: rows another transaction has locked are skipped, not waited for. Two replicas
+    # claiming overlapping batches would otherwise lock rows in whatever order their plans visit
+    # them and could deadlock; a row skipped here is the other claimer's, or is looked at again by
+    # the next wake-up. (SQLite has one writer at a time and no FOR UPDATE: nothing to skip.)
+    free = select(Page.id).where(col(Page.id).in_(list(tokens)), *_claimable(Page, now))
+    result = await session.exec(  # type: ignore[call-overload]
+        update(Page)
+        .where(col(Page.id).in_(free.with_for_update(skip_locked=True)), *_claimable(Page, now))
+        .values(
+            claim_token=case(tokens, value=col(Page.id)),
+            claimed_at=now,
+            claim_expires_at=now + lease,
+            attempts=col(Page.attempts) + 1,
+        )
+        .returning(Page)
+        .execution_options(populate_existing=True)
+    )
+    return list(result.scalars().all())
 
 
 async def release(
@@ -365,13 +443,35 @@ async def add_targets(
     whoever inserts a row is the only one who can have it.
     """
     rows = list(existing) if existing is not None else await targets(session, page_id=page_id)
-    known = {(row.kind, row.recipient) for row in rows}
+    added = _new_targets(page_id, new, now=now, token=token, lease=lease, known=rows)
+    if not added:
+        return rows
+    session.add_all(added)
+    try:
+        await session.commit()
+    except IntegrityError:
+        await session.rollback()  # a sender whose lease ran out wrote them first; theirs stand
+        return await targets(session, page_id=page_id)
+    return sorted([*rows, *added], key=lambda row: row.id or 0)
+
+
+def _new_targets(
+    page_id: int,
+    new: list[NewTarget],
+    *,
+    now: datetime,
+    token: str | None,
+    lease: timedelta,
+    known: list[PageTarget] = [],  # noqa: B006 (read only)
+) -> list[PageTarget]:
+    """Rows for recipients not among `known` (nor twice in `new`); pending people claimed with `token`."""
+    seen = {(row.kind, row.recipient) for row in known}
     added = []
     for item in new:
         key = (str(item.kind), item.recipient[:200])
-        if key in known:
+        if key in seen:
             continue
-        known.add(key)
+        seen.add(key)
         claimed = token is not None and item.kind == TargetKind.USER and item.state == TargetState.PENDING
         added.append(
             PageTarget(
@@ -387,15 +487,7 @@ async def add_targets(
                 attempts=1 if claimed else 0,
             )
         )
-    if not added:
-        return rows
-    session.add_all(added)
-    try:
-        await session.commit()
-    except IntegrityError:
-        await session.rollback()  # a sender whose lease ran out wrote them first; theirs stand
-        return await targets(session, page_id=page_id)
-    return sorted([*rows, *added], key=lambda row: row.id or 0)
+    return added
 
 
 async def claim_target(
@@ -448,6 +540,47 @@ async def mark_target(
     )
     await session.commit()
     return bool(result.rowcount == 1)
+
+
+@dataclass(frozen=True)
+class DmOutcome:
+    """How one page DM went, recorded while its sender holds the recipient's claim (`token`)."""
+
+    target_id: int
+    token: str
+    state: TargetState
+    error: str | None = None
+
+
+async def record_dms(session: AsyncSession, *, outcomes: list[DmOutcome], now: datetime) -> set[int]:
+    """Record DMs' outcomes in one transaction (one statement per kind of outcome); returns the rows recorded.
+
+    A row is recorded only while it is pending under the outcome's token, as `mark_target` does.
+    """
+    groups: dict[tuple[TargetState, str | None], dict[int, str]] = {}
+    for outcome in outcomes:
+        error = outcome.error[:500] if outcome.error else None
+        groups.setdefault((outcome.state, error), {})[outcome.target_id] = outcome.token
+    recorded: set[int] = set()
+    for (state, error), tokens in groups.items():
+        result = await session.exec(  # type: ignore[call-overload]
+            update(PageTarget)
+            .where(
+                col(PageTarget.id).in_(list(tokens)),
+                col(PageTarget.state) == TargetState.PENDING,
+                col(PageTarget.claim_token) == case(tokens, value=col(PageTarget.id)),
+            )
+            .values(
+                state=state,
+                error=error,
+                done_at=None if state == TargetState.PENDING else now,
+                claim_expires_at=None,
+            )
+            .returning(col(PageTarget.id))
+        )
+        recorded.update(result.scalars().all())
+    await session.commit()
+    return recorded
 
 
 async def mark_invited(session: AsyncSession, *, target_ids: list[int]) -> None:
