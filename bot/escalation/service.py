@@ -552,8 +552,8 @@ class DmOutcome:
     error: str | None = None
 
 
-async def record_dms(session: AsyncSession, *, outcomes: list[DmOutcome], now: datetime) -> set[int]:
-    """Record DMs' outcomes in one transaction (one statement per kind of outcome); returns the rows recorded.
+async def record_dms(session: AsyncSession, *, outcomes: list[DmOutcome], now: datetime) -> set[tuple[int, str]]:
+    """Record DMs' outcomes in one transaction (one statement per kind of outcome); returns (row, token) recorded.
 
     A row is recorded only while it is pending under the outcome's token, as `mark_target` does.
     """
@@ -561,7 +561,7 @@ async def record_dms(session: AsyncSession, *, outcomes: list[DmOutcome], now: d
     for outcome in outcomes:
         error = outcome.error[:500] if outcome.error else None
         groups.setdefault((outcome.state, error), {})[outcome.target_id] = outcome.token
-    recorded: set[int] = set()
+    recorded: set[tuple[int, str]] = set()
     for (state, error), tokens in groups.items():
         result = await session.exec(  # type: ignore[call-overload]
             update(PageTarget)
@@ -576,9 +576,9 @@ async def record_dms(session: AsyncSession, *, outcomes: list[DmOutcome], now: d
                 done_at=None if state == TargetState.PENDING else now,
                 claim_expires_at=None,
             )
-            .returning(col(PageTarget.id))
+            .returning(col(PageTarget.id), col(PageTarget.claim_token))
         )
-        recorded.update(result.scalars().all())
+        recorded.update((row_id, token) for row_id, token in result.all())
     await session.commit()
     return recorded
 

@@ -81,8 +81,11 @@ class PageWrites:
                 self._claims, self._outcomes = [], []
                 raise
             for claim, future in claims:
+                got = claimed.get(claim.page_id)
+                if got is not None and got.page.claim_token != claim.token:
+                    got = None  # the same page asked for twice at once: the other request has it
                 if not future.done():  # its caller may have been cancelled
-                    future.set_result(claimed.get(claim.page_id))
+                    future.set_result(got)
             for outcome, done in outcomes:
                 if not done.done():
-                    done.set_result(outcome.target_id in recorded)
+                    done.set_result((outcome.target_id, outcome.token) in recorded)

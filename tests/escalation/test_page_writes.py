@@ -194,7 +194,7 @@ async def test_a_dm_outcome_is_recorded_only_under_its_senders_claim(
     ]
     async with db.session() as session:
         recorded = await service.record_dms(session, outcomes=outcomes, now=clock.now())
-    assert recorded == {one.id}
+    assert recorded == {(one.id, f"token-{level1[0].id}")}
     [stored_one, _], [stored_two, _] = await targets(db, level1[0].id), await targets(db, level1[1].id)  # type: ignore[arg-type]
     assert (stored_one.state, stored_one.done_at, stored_one.claim_expires_at) == ("sent", clock.now(), None)
     assert (stored_two.state, stored_two.error) == ("pending", None)
@@ -231,6 +231,25 @@ async def test_claims_and_outcomes_asked_for_at_once_share_one_transaction(
     assert recorded == [True] * len(pages)
     assert statements.count("UPDATE escalation_page_targets") == 1
     assert statements.commits - commits == 2
+
+
+async def test_one_page_asked_for_twice_in_one_write_is_claimed_once(
+    db: Database, clock: FakeClock, make_escalator: MakeEscalator
+) -> None:
+    """A signal handler and a sweep may both send the same page at the same moment."""
+    page = [p for p in await planned_pages(db, clock, make_escalator, 1) if p.level == 1][0]
+    assert page.id is not None
+    clock.advance(timedelta(minutes=5))
+    writes = PageWrites(db=db, clock=clock)
+    results = await asyncio.gather(
+        writes.claim(service.PageClaim(page.id, "sweep", lead(page))),
+        writes.claim(service.PageClaim(page.id, "signal", lead(page))),
+    )
+    assert writes.transactions == 1
+    won = [r for r in results if r is not None]
+    assert len(won) == 1
+    assert won[0].recipients is not None
+    assert {r.claim_token for r in await targets(db, page.id) if r.kind == TargetKind.USER} == {won[0].page.claim_token}
 
 
 async def test_a_request_made_while_a_write_is_under_way_joins_the_next(
