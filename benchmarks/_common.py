@@ -34,8 +34,7 @@ BOT_YML = "channels: {announcements: C0INCIDENTS, alerts: C0ALERTS}\n"
 UNPACED_MAIN = (
     "import sys\n"
     "from bot.slack.adapters import incidents\n"
-    "incidents.SlackIncidentChat.CREATE_RATE = 1e6\n"
-    "incidents.SlackIncidentChat.CREATE_BURST = 10**6\n"
+    "incidents.SlackIncidentChat.CREATE_LIMIT = 10**6\n"
     "from bot.__main__ import main\n"
     "sys.exit(main([]))\n"
 )

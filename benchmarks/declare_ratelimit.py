@@ -79,9 +79,8 @@ async def main(declares: int, per_window: int, window: float) -> None:
         chat: Any = bot.deps.chat
         if hasattr(chat, "create_pacer"):
             # The bot paces conversations.create at Slack's 20/min; scale it like the fake's window.
-            burst = chat.create_pacer.burst
-            chat.create_pacer = Pacer(rate=per_window / window, burst=burst)
-            print(f"bot pacing scaled to match: {per_window} per {window:g} s, burst {burst}")
+            chat.create_pacer = Pacer(limit=per_window, window=window)
+            print(f"bot pacing scaled to match: {per_window} per {window:g} s")
         try:
             started = time.perf_counter()
             acks = await asyncio.gather(

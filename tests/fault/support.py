@@ -178,7 +178,7 @@ def unpace_channel_creation(deps: Deps) -> None:
 
     chat = deps.chat
     if chat is not None and hasattr(chat, "create_pacer"):
-        chat.create_pacer = Pacer(rate=1_000_000.0, burst=1_000_000)
+        chat.create_pacer = Pacer(limit=1_000_000, window=1.0)
 
 
 class OutageAfterChannel:

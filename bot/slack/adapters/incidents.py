@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import bisect
 import logging
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from slack_sdk.http_retry.async_handler import AsyncRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.clock import Clock, utc
 from bot.exceptions import ChatError
 from bot.incidents.models import Incident
 from bot.incidents.ports import Channel, Notice
+from bot.observability import slack_method
 from bot.slack import blocks
 from bot.slack.api import call, data, invite
 
@@ -21,31 +24,78 @@ log = logging.getLogger(__name__)
 
 
 class Pacer:
-    """A token bucket: bursts up to `burst`, then `rate` calls per second, shared by every waiter."""
+    """At most `limit` calls in any `window` seconds, in order of arrival, shared by every waiter.
 
-    def __init__(self, *, rate: float, burst: int) -> None:
-        self.rate = rate
-        self.burst = burst
-        self.tokens = float(burst)
-        self.updated = time.monotonic()
+    Slack states its tiers so (tier 2: 20 a minute), so the first `limit` calls go at once (the
+    first incidents of a storm get their channels without waiting) and the rest as the window
+    frees up. When Slack answers 429 anyway (`throttled`: another process, or Slack counting
+    differently), the refused call is retried by slack_sdk's rate-limit handler after Retry-After,
+    outside the pacer: it is booked in the window at that time, or the refusals carried over from
+    window to window (each refused call went twice through one).
+    """
+
+    # Calls reach Slack a little after they leave here, some later than others: a call that left
+    # just one window after an earlier one can arrive just inside Slack's window (429, and a
+    # Retry-After of at least a second). A margin of 2 % of the window covers that.
+    MARGIN = 0.02
+
+    def __init__(self, *, limit: int, window: float) -> None:
+        self.limit = max(limit, 1)
+        self.window = window * (1 + self.MARGIN)
+        self._booked: list[float] = []  # monotonic times of the last `limit` calls, sorted (some ahead: retries)
         self.lock = asyncio.Lock()
 
     async def acquire(self) -> None:
         async with self.lock:
-            now = time.monotonic()
-            self.tokens = min(self.burst, self.tokens + (now - self.updated) * self.rate)
-            self.updated = now
-            if self.tokens < 1:
-                await asyncio.sleep((1 - self.tokens) / self.rate)
-                self.tokens = 1.0
-                self.updated = time.monotonic()
-            self.tokens -= 1
+            while True:
+                now = time.monotonic()
+                if len(self._booked) < self.limit or self._booked[0] <= now - self.window:
+                    break
+                await asyncio.sleep(self._booked[0] + self.window - now)
+            self._book(now)
+
+    def throttled(self, retry_after: float) -> None:
+        """Slack refused a call with 429: its retry, `retry_after` seconds from now, takes a place in the window."""
+        self._book(time.monotonic() + retry_after)
+
+    def _book(self, at: float) -> None:
+        bisect.insort(self._booked, at)
+        del self._booked[: -self.limit]
+
+
+class _CreateThrottled(AsyncRetryHandler):
+    """A slack_sdk retry handler that never retries: it tells the create pacer of 429s on conversations.create.
+
+    Placed before the rate-limit handler, which does the retrying (slack_sdk asks handlers in order).
+    """
+
+    def __init__(self, chat: SlackIncidentChat) -> None:
+        super().__init__(max_retry_count=0)
+        self.chat = chat
+
+    async def can_retry_async(  # type: ignore[override]  # sees every answer, whatever the attempt
+        self, *, state: Any, request: Any, response: Any = None, error: Exception | None = None
+    ) -> bool:
+        if response is not None and response.status_code == 429:
+            if slack_method(getattr(request, "url", "") or "") == "conversations.create":
+                self.chat.create_pacer.throttled(_retry_after(response.headers))
+        return False
+
+
+def _retry_after(headers: dict[str, Any]) -> float:
+    for name, value in headers.items():
+        if name.lower() == "retry-after":
+            try:
+                return float(value[0] if isinstance(value, list) else value)
+            except (TypeError, ValueError, IndexError):
+                break
+    return 1.0  # slack_sdk waits about this long without the header
 
 
 class SlackIncidentChat:
     # conversations.create is tier 2: about 20 a minute per workspace.
-    CREATE_RATE = 20 / 60
-    CREATE_BURST = 10
+    CREATE_LIMIT = 20
+    CREATE_WINDOW = 60.0
     # Slack stamps `created` in whole seconds by its own clock: a channel made just after the
     # incident row can look a little older than it. Far below any real reuse of a name.
     CREATED_SKEW = timedelta(seconds=10)
@@ -57,7 +107,8 @@ class SlackIncidentChat:
     def __init__(self, client: AsyncWebClient, *, clock: Clock) -> None:
         self.client = client
         self.clock = clock
-        self.create_pacer = Pacer(rate=self.CREATE_RATE, burst=self.CREATE_BURST)
+        self.create_pacer = Pacer(limit=self.CREATE_LIMIT, window=self.CREATE_WINDOW)
+        client.retry_handlers.insert(0, _CreateThrottled(self))
         self._auth: dict[str, Any] | None = None
 
     async def _whoami(self) -> dict[str, Any]:
