@@ -34,6 +34,7 @@ Every function commits its own unit of work: a claim must be visible to other re
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
@@ -214,9 +215,9 @@ async def claim_pages(
 ) -> dict[int, ClaimedPage]:
     """Claim pages (each with its own token) in one transaction, and record first claims' recipients in it.
 
-    A page's claim and its recipients were two transactions, two turns at SQLite's one writer
-    before its first DM; pages going out at once claimed one by one. Pages not returned are held
-    by someone else, sent, cancelled or not due.
+    Each transaction before a DM is a turn at SQLite's one writer, so one for the claim and the
+    recipients of every page going out at once (`writes.PageWrites`). Pages not returned are held
+    by someone else, sent, cancelled or not due; a page asked for twice goes to the last request.
     """
     by_id = {claim.page_id: claim for claim in claims}
     if not by_id:
@@ -462,7 +463,7 @@ def _new_targets(
     now: datetime,
     token: str | None,
     lease: timedelta,
-    known: list[PageTarget] = [],  # noqa: B006 (read only)
+    known: Sequence[PageTarget] = (),
 ) -> list[PageTarget]:
     """Rows for recipients not among `known` (nor twice in `new`); pending people claimed with `token`."""
     seen = {(row.kind, row.recipient) for row in known}

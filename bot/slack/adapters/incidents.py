@@ -73,7 +73,7 @@ class _CreateThrottled(AsyncRetryHandler):
         super().__init__(max_retry_count=0)
         self.chat = chat
 
-    async def can_retry_async(  # type: ignore[override]  # sees every answer, whatever the attempt
+    async def can_retry_async(  # sees every answer, whatever the attempt
         self, *, state: Any, request: Any, response: Any = None, error: Exception | None = None
     ) -> bool:
         if response is not None and response.status_code == 429:
