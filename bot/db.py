@@ -18,6 +18,7 @@ import importlib
 import itertools
 import logging
 import sqlite3
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
@@ -154,6 +155,10 @@ class Write(IntEnum):
 
 # Set by `bot.tasks.PagesFirst` around pages' DMs (URGENT) and work that can wait (LATER).
 WRITE_PRIORITY: ContextVar[Write] = ContextVar("write_priority", default=Write.NORMAL)
+# When the request a write serves arrived (`time.monotonic()`; set by the front door, inherited by
+# the work the request spawns, such as planning its pages). Within a priority the oldest request
+# writes first; unset, a write counts from when it asks for its turn.
+WRITE_SINCE: ContextVar[float | None] = ContextVar("write_since", default=None)
 # Statements that only read; anything else (a write, DDL, a SAVEPOINT, a WITH ... UPDATE) takes a turn.
 _READS = ("SELECT", "PRAGMA", "EXPLAIN")
 
@@ -165,18 +170,22 @@ class WriteQueue:
     to 100 ms between tries and serves no one in particular, so under a storm of declarations a
     page's three small writes waited seconds. Here a transaction waits for its turn before its
     first statement that is not a read, without polling: by `WRITE_PRIORITY` (a page's DMs, then
-    requests, then work that can wait), then in order of arrival. The turn ends when the
-    connection goes back to the pool (after its commit or rollback).
+    requests, then work that can wait), then oldest request first (`WRITE_SINCE`), then in order
+    of arrival. The turn ends when the connection goes back to the pool (after its commit or
+    rollback).
 
     In a storm the queue is full for seconds (a turn lasts a few ms, and 100 declarations make
     ~1,000 writes), so the order decides: without it a declaration's own insert waited behind
-    other incidents' channel setups, and its pages were late before they were planned.
+    other incidents' channel setups, and its pages were late before they were planned. And in
+    order of arrival alone, a declaration's seven writes each went to the back of the queue, so
+    every declaration of a storm advanced in step and all finished at its end, the first ones
+    long after their pages were due; oldest request first, they finish in turn.
     """
 
     def __init__(self, *, timeout: float = 30.0) -> None:
         self.timeout = timeout  # as SQLite's own busy timeout: a turn that never comes is an error
         self._busy = False
-        self._waiting: list[tuple[int, int, asyncio.Future[None]]] = []
+        self._waiting: list[tuple[int, float, int, asyncio.Future[None]]] = []
         self._arrivals = itertools.count()
 
     def install(self, engine: AsyncEngine) -> None:
@@ -188,7 +197,9 @@ class WriteQueue:
             self._busy = True
             return
         turn = asyncio.get_running_loop().create_future()
-        heapq.heappush(self._waiting, (int(WRITE_PRIORITY.get()), next(self._arrivals), turn))
+        since = WRITE_SINCE.get()
+        key = (int(WRITE_PRIORITY.get()), time.monotonic() if since is None else since, next(self._arrivals))
+        heapq.heappush(self._waiting, (*key, turn))
         try:
             await asyncio.wait_for(asyncio.shield(turn), self.timeout)
         except BaseException:
@@ -200,7 +211,7 @@ class WriteQueue:
 
     def release(self) -> None:
         while self._waiting:
-            _, _, turn = heapq.heappop(self._waiting)
+            *_, turn = heapq.heappop(self._waiting)
             if not turn.done():
                 turn.set_result(None)  # the turn passes on; still busy
                 return

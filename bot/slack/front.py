@@ -32,6 +32,7 @@ from slack_sdk.socket_mode.aiohttp import SocketModeClient
 from slack_sdk.socket_mode.request import SocketModeRequest
 from slack_sdk.socket_mode.response import SocketModeResponse
 
+from bot.db import WRITE_SINCE
 from bot.deps import Deps
 from bot.observability import metrics_of
 
@@ -79,7 +80,11 @@ class FrontDoor:
     def accept(self, request: AsyncBoltRequest, kind: str, *, started: float) -> None:
         request.context[ACKED_EARLY] = True
         self.metrics.observe_ack(kind, time.perf_counter() - started)
-        self.deps.background.spawn(self.dispatch(request, kind), f"handle a Slack {kind}")
+        arrived = WRITE_SINCE.set(time.monotonic() - (time.perf_counter() - started))
+        try:  # the task takes a copy of this context: its writes, and its pages', rank by this request's age
+            self.deps.background.spawn(self.dispatch(request, kind), f"handle a Slack {kind}")
+        finally:
+            WRITE_SINCE.reset(arrived)
 
     async def dispatch(self, request: AsyncBoltRequest, kind: str) -> None:
         response = await self.app.async_dispatch(request)

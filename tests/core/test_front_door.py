@@ -9,6 +9,7 @@ arrive anyway.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -17,6 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
 
+from bot.db import WRITE_SINCE
 from tests.harness import BotHarness
 
 
@@ -100,3 +102,22 @@ async def test_each_command_is_timed_once_in_the_ack_histogram(bot: BotHarness) 
     await bot.command("list")
     await bot.command("help")
     assert await acked_commands() == before + 2
+
+
+async def test_a_commands_work_is_stamped_with_when_it_arrived(bot: BotHarness) -> None:
+    """SQLite's writer queue serves the oldest request first; the stamp must reach Bolt's listener."""
+    stamps: list[float | None] = []
+
+    @bot.app.middleware
+    async def stamp(req: AsyncBoltRequest, resp: BoltResponse, next: Callable[[], Awaitable[BoltResponse]]) -> Any:
+        stamps.append(WRITE_SINCE.get())
+        return await next()
+
+    before = time.monotonic()
+    await bot.command("list")
+    await bot.command("help")
+    await bot.settle()
+    assert len(stamps) == 2 and all(s is not None for s in stamps)
+    first, second = stamps
+    assert before <= first <= second <= time.monotonic()  # type: ignore[operator]
+    assert WRITE_SINCE.get() is None, "the stamp stays with the request's own work"

@@ -7,13 +7,14 @@ serves no one in particular (benchmarks/page_lateness.py: seconds of lateness in
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import text
 
 from bot.config import Severity
-from bot.db import WRITE_PRIORITY, Database, Write, WriteQueue
+from bot.db import WRITE_PRIORITY, WRITE_SINCE, Database, Write, WriteQueue
 from bot.incidents import service
 from bot.incidents.models import IncidentCreate
 
@@ -56,6 +57,38 @@ async def test_writers_go_by_priority_then_in_order_of_arrival() -> None:
     await asyncio.gather(*tasks)
     assert order == ["page", "declare 1", "declare 2", "setup 1", "setup 2"]
     await asyncio.wait_for(queue.acquire(), 0.1)  # free again
+
+
+async def test_within_a_priority_the_oldest_requests_writes_go_first() -> None:
+    """A storm's declarations finish in turn, instead of all advancing together and finishing late."""
+    queue = WriteQueue()
+    await queue.acquire()  # someone is writing
+    order: list[str] = []
+
+    async def writer(name: str, since: float | None, priority: Write = Write.NORMAL) -> None:
+        WRITE_PRIORITY.set(priority)
+        WRITE_SINCE.set(since)
+        await queue.acquire()
+        order.append(name)
+        queue.release()
+
+    arrived = time.monotonic()
+    tasks = [asyncio.create_task(writer("second request's first write", arrived - 1.0))]
+    await waiting(queue, 1)
+    tasks.append(asyncio.create_task(writer("unstamped (a timer's)", None)))
+    await waiting(queue, 2)
+    tasks.append(asyncio.create_task(writer("first request's third write", arrived - 2.0)))
+    await waiting(queue, 3)
+    tasks.append(asyncio.create_task(writer("an old request's setup", arrived - 9.0, Write.LATER)))
+    await waiting(queue, 4)
+    queue.release()
+    await asyncio.gather(*tasks)
+    assert order == [
+        "first request's third write",
+        "second request's first write",
+        "unstamped (a timer's)",
+        "an old request's setup",  # priority still comes first
+    ]
 
 
 async def test_a_turn_that_never_comes_is_an_error_and_the_queue_goes_on() -> None:
