@@ -85,6 +85,13 @@ async def planned_pages(db: Database, clock: FakeClock, make_escalator: MakeEsca
         return list((await session.exec(select(Page).order_by(col(Page.id)))).all())
 
 
+async def due_first_levels(db: Database, clock: FakeClock, make_escalator: MakeEscalator, incidents: int) -> list[Page]:
+    """Level 1 of `incidents` incidents, due now (level 2 is not)."""
+    pages = [p for p in await planned_pages(db, clock, make_escalator, incidents) if p.level == 1]
+    clock.advance(timedelta(minutes=5))
+    return pages
+
+
 def lead(page: Page) -> list[service.NewTarget]:
     return [
         service.NewTarget(TargetKind.USER, "U0LEAD"),
@@ -211,8 +218,7 @@ async def test_a_dm_outcome_is_recorded_only_under_its_senders_claim(
 async def test_claims_and_outcomes_asked_for_at_once_share_one_transaction(
     db: Database, clock: FakeClock, make_escalator: MakeEscalator, statements: Statements
 ) -> None:
-    pages = [p for p in await planned_pages(db, clock, make_escalator, 8) if p.level == 1]
-    clock.advance(timedelta(minutes=5))
+    pages = await due_first_levels(db, clock, make_escalator, 8)
     writes = PageWrites(db=db, clock=clock)
     statements.sql.clear()
     commits = statements.commits
@@ -237,9 +243,8 @@ async def test_one_page_asked_for_twice_in_one_write_is_claimed_once(
     db: Database, clock: FakeClock, make_escalator: MakeEscalator
 ) -> None:
     """A signal handler and a sweep may both send the same page at the same moment."""
-    page = [p for p in await planned_pages(db, clock, make_escalator, 1) if p.level == 1][0]
+    [page] = await due_first_levels(db, clock, make_escalator, 1)
     assert page.id is not None
-    clock.advance(timedelta(minutes=5))
     writes = PageWrites(db=db, clock=clock)
     results = await asyncio.gather(
         writes.claim(service.PageClaim(page.id, "sweep", lead(page))),
@@ -255,8 +260,7 @@ async def test_one_page_asked_for_twice_in_one_write_is_claimed_once(
 async def test_a_request_made_while_a_write_is_under_way_joins_the_next(
     db: Database, clock: FakeClock, make_escalator: MakeEscalator, statements: Statements
 ) -> None:
-    pages = [p for p in await planned_pages(db, clock, make_escalator, 5) if p.level == 1]
-    clock.advance(timedelta(minutes=5))
+    pages = await due_first_levels(db, clock, make_escalator, 5)
     writes = PageWrites(db=db, clock=clock)
     statements.sql.clear()
     first = asyncio.ensure_future(writes.claim(service.PageClaim(pages[0].id, "first", [])))  # type: ignore[arg-type]
@@ -272,8 +276,7 @@ async def test_a_request_made_while_a_write_is_under_way_joins_the_next(
 async def test_a_failed_write_fails_each_of_its_requests_and_the_next_write_works(
     db: Database, clock: FakeClock, make_escalator: MakeEscalator, database_url: str, tmp_path: Path
 ) -> None:
-    pages = [p for p in await planned_pages(db, clock, make_escalator, 3) if p.level == 1]
-    clock.advance(timedelta(minutes=5))
+    pages = await due_first_levels(db, clock, make_escalator, 3)
     writes = PageWrites(db=db, clock=clock)
     outage = DatabaseOutage(SimpleNamespace(db=db), unreachable_url(database_url, str(tmp_path)))  # type: ignore[arg-type]
     try:
@@ -314,9 +317,8 @@ async def test_a_page_locked_by_another_writer_is_skipped_not_waited_for(
     """PostgreSQL: two replicas claiming overlapping batches must not wait on (or deadlock over) each other's rows."""
     if db.is_sqlite:
         pytest.skip("SQLite has one writer at a time: there is no row lock to skip")
-    pages = [p for p in await planned_pages(db, clock, make_escalator, 2) if p.level == 1]
+    pages = await due_first_levels(db, clock, make_escalator, 2)
     locked, free = pages
-    clock.advance(timedelta(minutes=5))
     async with other_db.session() as other:  # another replica is in the middle of writing `locked`
         await other.exec(select(Page).where(col(Page.id) == locked.id).with_for_update())
         claims = [service.PageClaim(p.id, f"token-{p.id}", []) for p in pages]  # type: ignore[arg-type]
