@@ -520,18 +520,13 @@ async def mark_target(
     state: TargetState,
     now: datetime,
     error: str | None = None,
-    token: str | None = None,
 ) -> bool:
-    """Record the outcome for one recipient; PENDING with an error frees it for the next attempt.
-
-    With `token`, only while we hold the recipient's claim (a DM); without, while it is pending.
+    """Record the outcome for a recipient still pending (a bot.yml target, the mention, PagerDuty);
+    PENDING with an error frees it for the next attempt. A DM's outcome is `record_dms`'s, under its claim.
     """
-    conditions = [col(PageTarget.id) == target_id, col(PageTarget.state) == TargetState.PENDING]
-    if token is not None:
-        conditions.append(col(PageTarget.claim_token) == token)
     result = await session.exec(  # type: ignore[call-overload]
         update(PageTarget)
-        .where(*conditions)
+        .where(col(PageTarget.id) == target_id, col(PageTarget.state) == TargetState.PENDING)
         .values(
             state=state,
             error=error[:500] if error else None,

@@ -8,21 +8,27 @@ the next one (group commit): a storm costs a few transactions, not hundreds. Pos
 the round trips and commits the same way.
 
 Each request keeps its own meaning: a claim is still conditional on the page being free, an
-outcome on its sender holding the recipient's claim. An error fails only the requests written in
-that transaction, each caller seeing it as if it had written alone.
+outcome on its sender holding the recipient's claim. An error fails only the requests of the
+statement that failed (claims or outcomes), each caller seeing it as if it had written alone.
 """
 
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from collections.abc import Awaitable, Sequence
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
+
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.clock import Clock
 from bot.db import WRITE_PRIORITY, Database, Write
 from bot.escalation import service
 
 R = TypeVar("R")
+Claim = tuple[service.PageClaim, "asyncio.Future[service.ClaimedPage | None]"]
+Outcome = tuple[service.DmOutcome, "asyncio.Future[bool]"]
+Request = tuple[Any, "asyncio.Future[Any]"]
 
 
 class PageWrites:
@@ -30,10 +36,10 @@ class PageWrites:
         self.db = db
         self.clock = clock
         self.lease = lease
-        self._claims: list[tuple[service.PageClaim, asyncio.Future[service.ClaimedPage | None]]] = []
-        self._outcomes: list[tuple[service.DmOutcome, asyncio.Future[bool]]] = []
+        self._claims: list[Claim] = []
+        self._outcomes: list[Outcome] = []
         self._writer: asyncio.Task[None] | None = None
-        self.transactions = 0  # written so far (benchmarks and tests read it)
+        self.transactions = 0  # written so far (tests read it)
 
     async def claim(self, claim: service.PageClaim) -> service.ClaimedPage | None:
         """The page claimed (with its recipients if this claim recorded them), or None if it is not ours to send."""
@@ -57,35 +63,50 @@ class PageWrites:
         while self._claims or self._outcomes:
             claims, self._claims = self._claims, []
             outcomes, self._outcomes = self._outcomes, []
-            waiting: list[asyncio.Future[Any]] = [f for _, f in claims] + [f for _, f in outcomes]
+            now = self.clock.now()
+            self.transactions += 1
             try:
-                now = self.clock.now()
-                self.transactions += 1
                 async with self.db.session() as session:  # one session: on SQLite one turn for both
-                    claimed = {}
                     if claims:
-                        claimed = await service.claim_pages(
-                            session, claims=[c for c, _ in claims], now=now, lease=self.lease
-                        )
-                    recorded = set()
+                        await self._answer(session, claims, self._claim(session, claims, now))
                     if outcomes:
-                        recorded = await service.record_dms(session, outcomes=[o for o, _ in outcomes], now=now)
-            except Exception as exc:
-                for future in waiting:
-                    if not future.done():
-                        future.set_exception(exc)
-                continue
+                        await self._answer(session, outcomes, self._record(session, outcomes, now))
+            except Exception as exc:  # the session itself failed (closing it, say): whoever is still waiting
+                _fail([*claims, *outcomes], exc)
             except BaseException:  # cancelled (the loop is shutting down): nobody is left waiting for nothing
-                for future in waiting + [f for _, f in self._claims] + [f for _, f in self._outcomes]:
+                requests: list[Request] = [*claims, *outcomes, *self._claims, *self._outcomes]
+                for _, future in requests:
                     future.cancel()
                 self._claims, self._outcomes = [], []
                 raise
-            for claim, future in claims:
-                got = claimed.get(claim.page_id)
-                if got is not None and got.page.claim_token != claim.token:
-                    got = None  # the same page asked for twice at once: the other request has it
-                if not future.done():  # its caller may have been cancelled
-                    future.set_result(got)
-            for outcome, done in outcomes:
-                if not done.done():
-                    done.set_result((outcome.target_id, outcome.token) in recorded)
+
+    @staticmethod
+    async def _answer(session: AsyncSession, requests: Sequence[Request], write: Awaitable[None]) -> None:
+        """Run one statement group; if it fails, only its own requests see the error (the claims are
+        answered before the outcomes are written, so a claim made is never reported as failed)."""
+        try:
+            await write
+        except Exception as exc:
+            await session.rollback()
+            _fail(requests, exc)
+
+    async def _claim(self, session: AsyncSession, claims: list[Claim], now: datetime) -> None:
+        claimed = await service.claim_pages(session, claims=[c for c, _ in claims], now=now, lease=self.lease)
+        for claim, future in claims:
+            got = claimed.get(claim.page_id)
+            if got is not None and got.page.claim_token != claim.token:
+                got = None  # the same page asked for twice at once: the other request has it
+            if not future.done():  # its caller may have been cancelled
+                future.set_result(got)
+
+    async def _record(self, session: AsyncSession, outcomes: list[Outcome], now: datetime) -> None:
+        recorded = await service.record_dms(session, outcomes=[o for o, _ in outcomes], now=now)
+        for outcome, future in outcomes:
+            if not future.done():
+                future.set_result((outcome.target_id, outcome.token) in recorded)
+
+
+def _fail(requests: Sequence[Request], exc: Exception) -> None:
+    for _, future in requests:
+        if not future.done():
+            future.set_exception(exc)

@@ -293,6 +293,30 @@ async def test_a_failed_write_fails_each_of_its_requests_and_the_next_write_work
     assert again is not None and again.page.claim_token == "t2"
 
 
+async def test_a_claim_made_is_answered_though_the_outcomes_written_with_it_fail(
+    db: Database, clock: FakeClock, make_escalator: MakeEscalator
+) -> None:
+    """Else the page would be held by a claim its sender was told it did not get, until the lease ran out."""
+    first, second = await due_first_levels(db, clock, make_escalator, 2)
+    writes = PageWrites(db=db, clock=clock)
+    claimed = await writes.claim(service.PageClaim(first.id, "first", lead(first)))  # type: ignore[arg-type]
+    assert claimed is not None and claimed.recipients is not None
+    person = claimed.recipients[0]
+    unwritable = service.DmOutcome(person.id, "first", TargetState.SENT, error=404)  # type: ignore[arg-type]
+
+    results = await asyncio.gather(
+        writes.claim(service.PageClaim(second.id, "second", lead(second))),  # type: ignore[arg-type]
+        writes.record(unwritable),
+        return_exceptions=True,
+    )
+
+    assert writes.transactions == 2
+    got, failed = results
+    assert isinstance(got, service.ClaimedPage) and got.page.claim_token == "second"
+    assert isinstance(failed, Exception)
+    assert [r.state for r in await targets(db, person.page_id)] == ["pending", "failed"]  # nothing half-written
+
+
 async def test_a_storm_of_pages_claims_in_a_few_transactions_and_pages_everyone_once(
     db: Database, clock: FakeClock, make_escalator: MakeEscalator, pager: Any, statements: Statements
 ) -> None:

@@ -532,12 +532,14 @@ async def test_two_senders_of_one_page_never_dm_a_person_twice(
         assert await service.claim_target(session, target_id=cto, token="slow", now=clock.now())
         # Within the lease nobody else gets them; after it, a recipient still pending is free again.
         assert not await service.claim_target(session, target_id=cto, token="fast", now=clock.now())
-        assert await service.mark_target(session, target_id=lead, state=TargetState.SENT, now=clock.now(), token="slow")
+        sent = [service.DmOutcome(lead, "slow", TargetState.SENT)]
+        assert await service.record_dms(session, outcomes=sent, now=clock.now()) == {(lead, "slow")}
         later = clock.now() + service.DEFAULT_LEASE
         assert not await service.claim_target(session, target_id=lead, token="fast", now=later)  # sent already
         assert await service.claim_target(session, target_id=cto, token="fast", now=later)
         # The slow sender cannot record an outcome for a recipient it no longer holds.
-        assert not await service.mark_target(session, target_id=cto, state=TargetState.FAILED, now=later, token="slow")
+        stale = [service.DmOutcome(cto, "slow", TargetState.FAILED, "user_not_found")]
+        assert not await service.record_dms(session, outcomes=stale, now=later)
 
 
 async def test_a_declaration_sends_only_its_own_due_pages(
