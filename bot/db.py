@@ -82,7 +82,17 @@ def import_models() -> None:
 
 
 class Database:
-    """Owns the engine; hands out short-lived sessions."""
+    """Owns the engine; hands out short-lived sessions.
+
+    On PostgreSQL at most `SESSIONS` sessions are open at once, and the rest wait their turn by
+    who the work is for (`Turns`), not in the pool's order of arrival. In a storm of declarations
+    every request's sessions queued behind everyone else's, so all of them advanced in step and
+    the first incidents' pages were planned late; now a page's writes go first, then the oldest
+    request's. A session opened while its task (or the task that spawned it) holds a turn rides on
+    that turn, so nesting never waits on itself.
+    """
+
+    SESSIONS = 10
 
     def __init__(self, url: str, *, echo: bool = False) -> None:
         self.url = url
@@ -93,11 +103,16 @@ class Database:
             kwargs["module"] = _OneTripDriver(aiosqlite, sqlite3)
         else:
             kwargs["pool_pre_ping"] = True
+            # Room above the session turns for a session opened while another is held.
+            kwargs["pool_size"], kwargs["max_overflow"] = 5, self.SESSIONS
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
+        self.turns: Turns | None = None
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
             self.writers = WriteQueue()
             self.writers.install(self.engine)
+        else:
+            self.turns = Turns(capacity=self.SESSIONS)
         self.sessions = async_sessionmaker(self.engine, class_=AsyncSession, expire_on_commit=False)
 
     @property
@@ -106,8 +121,21 @@ class Database:
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
-        async with self.sessions() as session:
-            yield session
+        held = _TURN.get()
+        if self.turns is None or (held is not None and held.held):
+            async with self.sessions() as session:  # SQLite's writers queue; a held turn covers this one
+                yield session
+            return
+        await self.turns.acquire()
+        turn = _Turn()
+        token = _TURN.set(turn)
+        try:
+            async with self.sessions() as session:
+                yield session
+        finally:
+            turn.held = False
+            _TURN.reset(token)
+            self.turns.release()
 
     async def migrate(self) -> None:
         import_models()
@@ -159,42 +187,37 @@ WRITE_PRIORITY: ContextVar[Write] = ContextVar("write_priority", default=Write.N
 # the work the request spawns, such as planning its pages). Within a priority the oldest request
 # writes first; unset, a write counts from when it asks for its turn.
 WRITE_SINCE: ContextVar[float | None] = ContextVar("write_since", default=None)
+
+
+class _Turn:
+    held = True
+
+
+# The session turn the current task holds (PostgreSQL); inherited by tasks it spawns, which ride on
+# it only while it is held.
+_TURN: ContextVar[_Turn | None] = ContextVar("session_turn", default=None)
 # Statements that only read; anything else (a write, DDL, a SAVEPOINT, a WITH ... UPDATE) takes a turn.
 _READS = ("SELECT", "PRAGMA", "EXPLAIN")
 
 
-class WriteQueue:
-    """SQLite: one writing transaction at a time, taking turns here rather than in SQLite.
+class Turns:
+    """Up to `capacity` holders at once; the others wait, served by who the work is for.
 
-    SQLite lets one connection write at a time. The others wait in its busy handler, which naps up
-    to 100 ms between tries and serves no one in particular, so under a storm of declarations a
-    page's three small writes waited seconds. Here a transaction waits for its turn before its
-    first statement that is not a read, without polling: by `WRITE_PRIORITY` (a page's DMs, then
-    requests, then work that can wait), then oldest request first (`WRITE_SINCE`), then in order
-    of arrival. The turn ends when the connection goes back to the pool (after its commit or
-    rollback).
-
-    In a storm the queue is full for seconds (a turn lasts a few ms, and 100 declarations make
-    ~1,000 writes), so the order decides: without it a declaration's own insert waited behind
-    other incidents' channel setups, and its pages were late before they were planned. And in
-    order of arrival alone, a declaration's seven writes each went to the back of the queue, so
-    every declaration of a storm advanced in step and all finished at its end, the first ones
-    long after their pages were due; oldest request first, they finish in turn.
+    Waiters are served by `WRITE_PRIORITY` (a page's DMs, then requests, then work that can
+    wait), then oldest request first (`WRITE_SINCE`), then in order of arrival, without polling.
+    A turn that does not come within `timeout` is an error, as a pool's or SQLite's own wait.
     """
 
-    def __init__(self, *, timeout: float = 30.0) -> None:
-        self.timeout = timeout  # as SQLite's own busy timeout: a turn that never comes is an error
-        self._busy = False
+    def __init__(self, *, capacity: int = 1, timeout: float = 30.0) -> None:
+        self.capacity = capacity
+        self.timeout = timeout
+        self._held = 0
         self._waiting: list[tuple[int, float, int, asyncio.Future[None]]] = []
         self._arrivals = itertools.count()
 
-    def install(self, engine: AsyncEngine) -> None:
-        event.listen(engine.sync_engine, "before_cursor_execute", self._before_execute)
-        event.listen(engine.sync_engine, "checkin", self._checkin)
-
     async def acquire(self) -> None:
-        if not self._busy and not self._waiting:
-            self._busy = True
+        if self._held < self.capacity and not self._waiting:
+            self._held += 1
             return
         turn = asyncio.get_running_loop().create_future()
         since = WRITE_SINCE.get()
@@ -213,9 +236,34 @@ class WriteQueue:
         while self._waiting:
             *_, turn = heapq.heappop(self._waiting)
             if not turn.done():
-                turn.set_result(None)  # the turn passes on; still busy
+                turn.set_result(None)  # the turn passes on; as many held as before
                 return
-        self._busy = False
+        self._held -= 1
+
+
+class WriteQueue(Turns):
+    """SQLite: one writing transaction at a time, taking turns here rather than in SQLite.
+
+    SQLite lets one connection write at a time. The others wait in its busy handler, which naps up
+    to 100 ms between tries and serves no one in particular, so under a storm of declarations a
+    page's three small writes waited seconds. Here a transaction waits for its turn (`Turns`, of
+    one) before its first statement that is not a read. The turn ends when the connection goes
+    back to the pool (after its commit or rollback).
+
+    In a storm the queue is full for seconds (a turn lasts a few ms, and 100 declarations make
+    ~1,000 writes), so the order decides: without it a declaration's own insert waited behind
+    other incidents' channel setups, and its pages were late before they were planned. And in
+    order of arrival alone, a declaration's seven writes each went to the back of the queue, so
+    every declaration of a storm advanced in step and all finished at its end, the first ones
+    long after their pages were due; oldest request first, they finish in turn.
+    """
+
+    def __init__(self, *, timeout: float = 30.0) -> None:
+        super().__init__(capacity=1, timeout=timeout)
+
+    def install(self, engine: AsyncEngine) -> None:
+        event.listen(engine.sync_engine, "before_cursor_execute", self._before_execute)
+        event.listen(engine.sync_engine, "checkin", self._checkin)
 
     def _before_execute(
         self, conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool
