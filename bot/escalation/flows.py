@@ -89,13 +89,13 @@ class Escalator:
         max_attempts: int = 3,
         retry_backoff: timedelta = timedelta(seconds=30),
         concurrency: int = 64,
-        on_page: Callable[[Page], None] | None = None,
+        on_page: Callable[[Page, service.Delivery], None] | None = None,
         priority: PagesFirst | None = None,
     ) -> None:
         self.db = db
         self.writes = PageWrites(db=db, clock=clock, lease=lease)  # pages' claims and DM outcomes, together
         self.priority = priority or PagesFirst()
-        self.on_page = on_page  # told of every finished page (metrics)
+        self.on_page = on_page  # told of every finished page and how it went (metrics)
         self.clock = clock
         self.pager = pager
         self.config = config
@@ -768,7 +768,7 @@ class Escalator:
             log.error("page %s for %s was sent but our claim had been taken over", page.id, incident.ref)
             return False
         if self.on_page is not None:
-            self.on_page(finished)
+            self.on_page(finished, delivery)
         following = policy.next_repeat(
             self.config.escalation,
             severity=incident.severity,

@@ -20,6 +20,7 @@ from bot.escalation.models import Page
 from bot.escalation.pagerduty import PagerDuty
 from bot.escalation.ports import PageMessage, PageReport, ReminderMessage
 from bot.escalation.scheduler import EscalationScheduler
+from bot.escalation.service import Delivery
 from bot.incidents.models import Incident
 from bot.settings import Settings
 from bot.signals import (
@@ -72,11 +73,11 @@ def setup(deps: Deps) -> None:
     if config.escalation.pagerduty is not None:
         pagerduty = PagerDuty.from_config(config.escalation.pagerduty, http=deps.http)
 
-    def count(page: Page) -> None:
+    def count(page: Page, delivery: Delivery) -> None:
         metrics = deps.services.get("metrics")  # observability is set up after escalation
         if metrics is None:
             return
-        if page.sent_to:
+        if delivery.sent_to or delivery.via:  # a DM, or PagerDuty took it: somebody is paged
             metrics.page_sent(late=page.late)
         else:
             metrics.page_failed()

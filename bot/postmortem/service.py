@@ -171,6 +171,14 @@ def _paged(data: dict[str, Any]) -> list[str]:
     return _as_list(_first(data, "sent_to", "targets", "users", "user", "target"))
 
 
+def _page_note(text: str, *, sent: bool, via: list[str], failed: list[str]) -> str:
+    """What the level and `who` do not say: another service that took the page, who it missed."""
+    notes = [*(["via " + ", ".join(via)] if via else []), *(["could not reach " + ", ".join(failed)] if failed else [])]
+    if notes:
+        return "; ".join(notes)
+    return "" if sent and text.startswith("Paged level") else text
+
+
 def _failed(data: dict[str, Any]) -> list[str]:
     """`{"U1": "user_not_found"}` → `["<@U1> (user_not_found)"]`."""
     failed = data.get("failed")
@@ -298,7 +306,8 @@ def _assemble(
             action = str(data.get("action", "sent"))
             sent = action == "sent"
             who = _paged(data) if sent else []
-            if who:  # a page that reached nobody is shown, not counted
+            via = _as_list(data.get("via")) if sent else []  # "PagerDuty" took it
+            if who or via:  # a page that reached nobody is shown, not counted
                 pages += 1
                 paged.update(who)
             failed = _failed(data)
@@ -310,9 +319,7 @@ def _assemble(
                     level=_level(data),
                     who=who,
                     late=_late(data),
-                    text=("could not reach " + ", ".join(failed))
-                    if failed
-                    else ("" if sent and text.startswith("Paged level") else text),
+                    text=_page_note(text, sent=sent, via=via, failed=failed),
                 )
             )
         elif kind == Kind.DEPLOY:

@@ -27,7 +27,13 @@ def ev(
 
 
 def page(
-    level: int, name: str, sent_to: list[str], *, failed: dict[str, str] | None = None, late: float = 0.0
+    level: int,
+    name: str,
+    sent_to: list[str],
+    *,
+    failed: dict[str, str] | None = None,
+    late: float = 0.0,
+    via: list[str] | None = None,
 ) -> dict[str, object]:
     """A `page` event's data as bot.escalation writes it."""
     return {
@@ -40,6 +46,7 @@ def page(
         "late": late > 0,
         "late_seconds": late,
         "errors": [],
+        "via": via or [],
     }
 
 

@@ -120,6 +120,36 @@ async def test_escalations_count_only_pages_sent(db: Database) -> None:
     assert "<@U0GONE> (user_not_found)" in late.text
 
 
+async def test_a_page_pagerduty_took_counts_and_one_that_reached_nobody_does_not(db: Database) -> None:
+    async with db.session() as session:
+        number = await bare_incident(session)
+        session.add(
+            ev(
+                number,
+                1,
+                "page",
+                text="Paged level 1 (On-call) via PagerDuty",
+                data=page(1, "On-call", [], via=["PagerDuty"]),
+            )
+        )
+        session.add(
+            ev(
+                number,
+                2,
+                "page",
+                text="Page for level 2 (Lead) reached nobody",
+                data=page(2, "Lead", [], failed={"S0TEAM": "no members"}),
+            )
+        )
+        await session.commit()
+    data = await build(db, number)
+    assert data.pages == 1
+    assert [(e.kind, e.level, e.text) for e in data.escalations] == [
+        ("page", "1 (On-call)", "via PagerDuty"),
+        ("page", "2 (Lead)", "could not reach <@S0TEAM> (no members)"),
+    ]
+
+
 async def test_responders_are_people_with_what_they_did(db: Database) -> None:
     data = await build(db, await seed_full(db))
     roles = {r.user: r.roles for r in data.responders}
