@@ -150,9 +150,10 @@ def build_web_app(deps: Deps, app: AsyncApp | None) -> web.Application:
         if not request.headers.get("X-Slack-Request-Timestamp", "").isdigit():
             return web.Response(status=401, text="invalid request")
         bolt_request = await to_bolt_request(request)
-        if door.take(bolt_request, started=request_started.get() or time.perf_counter()):
+        started = request_started.get() or time.perf_counter()
+        if door.take(bolt_request, started=started):
             return web.Response(status=200)
-        bolt_response = await app.async_dispatch(bolt_request)
+        bolt_response = await door.through_bolt(bolt_request, started=started)
         return await to_aiohttp_response(bolt_response)
 
     async def health(_: web.Request) -> web.Response:

@@ -12,6 +12,10 @@ the door posts it to the request's `response_url`, where Slack shows it the same
 
 Everything else goes through Bolt unchanged: a form's ack carries its validation errors, and an
 event's delivery is claimed in the database before its ack (`listeners/replay.py`).
+
+Either way the request's work is stamped with when it arrived (`bot.db.WRITE_SINCE`), so in a
+storm the database serves the oldest request's writes first (a declaration from a form as much
+as from a command).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import asyncio
 import json
 import logging
 import time
+from contextvars import Token
 from typing import Any
 
 import httpx
@@ -85,9 +90,17 @@ class FrontDoor:
     def accept(self, request: AsyncBoltRequest, kind: str, *, started: float) -> None:
         request.context[ACKED_EARLY] = True
         self.metrics.observe_ack(kind, time.perf_counter() - started)
-        arrived = WRITE_SINCE.set(time.monotonic() - (time.perf_counter() - started))
+        arrived = stamp(started)
         try:  # the task takes a copy of this context: its writes, and its pages', rank by this request's age
             self.deps.background.spawn(self.dispatch(request, kind), f"handle a Slack {kind}")
+        finally:
+            WRITE_SINCE.reset(arrived)
+
+    async def through_bolt(self, request: AsyncBoltRequest, *, started: float) -> BoltResponse:
+        """A request Bolt answers itself (a form, an event), its work stamped like the door's."""
+        arrived = stamp(started)
+        try:
+            return await self.app.async_dispatch(request)
         finally:
             WRITE_SINCE.reset(arrived)
 
@@ -111,6 +124,11 @@ class FrontDoor:
             return
         if answer.status_code != 200:
             log.warning("response_url refused an ack's message: HTTP %s %s", answer.status_code, answer.text[:200])
+
+
+def stamp(started: float) -> Token[float | None]:
+    """`WRITE_SINCE` := when the request arrived (`started` is its `time.perf_counter()`)."""
+    return WRITE_SINCE.set(time.monotonic() - (time.perf_counter() - started))
 
 
 def ack_message(response: BoltResponse) -> dict[str, Any] | None:
@@ -145,7 +163,11 @@ class SocketModeDoor(AsyncSocketModeHandler):
         body = req.payload if isinstance(req.payload, dict) else {}
         kind = early_kind(body) if req.type in ("slash_commands", "interactive") else None
         if kind is None:
-            await super().handle(client, req)
+            arrived = stamp(started)
+            try:
+                await super().handle(client, req)
+            finally:
+                WRITE_SINCE.reset(arrived)
             return
         await client.send_socket_mode_response(SocketModeResponse(envelope_id=req.envelope_id))
         request = AsyncBoltRequest(mode="socket_mode", body=body, headers=build_headers(req))

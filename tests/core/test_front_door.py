@@ -9,6 +9,7 @@ arrive anyway.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -17,8 +18,11 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
+from slack_sdk.socket_mode.request import SocketModeRequest
+from slack_sdk.socket_mode.response import SocketModeResponse
 
 from bot.db import WRITE_SINCE
+from bot.slack.front import FrontDoor, SocketModeDoor
 from tests.harness import BotHarness
 
 
@@ -121,3 +125,54 @@ async def test_a_commands_work_is_stamped_with_when_it_arrived(bot: BotHarness) 
     first, second = stamps
     assert before <= first <= second <= time.monotonic()  # type: ignore[operator]
     assert WRITE_SINCE.get() is None, "the stamp stays with the request's own work"
+
+
+async def test_a_forms_and_an_events_work_is_stamped_too(bot: BotHarness) -> None:
+    """Bolt answers those itself (a form's ack carries its errors); the stamp must reach them all the same."""
+    stamps: dict[str, float | None] = {}
+
+    @bot.app.middleware
+    async def stamp(req: AsyncBoltRequest, resp: BoltResponse, next: Callable[[], Awaitable[BoltResponse]]) -> Any:
+        stamps[str(req.body.get("type"))] = WRITE_SINCE.get()
+        return await next()
+
+    before = time.monotonic()
+    form = {
+        "title": {"value": {"type": "plain_text_input", "value": "Checkout is down"}},
+        "severity": {"value": {"type": "static_select", "selected_option": {"value": "P2"}}},
+    }
+    assert (await bot.submit("incident_declare", form, private_metadata="C0GENERAL")).status_code == 200
+    assert (await bot.incident(1)).title == "Checkout is down"
+    event = {"type": "message", "channel": "C0GENERAL", "user": "U0BOB", "text": "hi", "ts": "1700000000.000100"}
+    assert (await bot.event(event)).status_code == 200
+    assert set(stamps) == {"view_submission", "event_callback"}
+    assert all(s is not None and before <= s <= time.monotonic() for s in stamps.values()), stamps
+    assert WRITE_SINCE.get() is None
+
+
+async def test_over_socket_mode_an_events_work_is_stamped_too(bot: BotHarness) -> None:
+    stamps: list[float | None] = []
+    answered: list[str] = []
+
+    @bot.app.middleware
+    async def stamp(req: AsyncBoltRequest, resp: BoltResponse, next: Callable[[], Awaitable[BoltResponse]]) -> Any:
+        stamps.append(WRITE_SINCE.get())
+        return await next()
+
+    class Socket:
+        logger = logging.getLogger("test")
+
+        async def send_socket_mode_response(self, response: SocketModeResponse) -> None:
+            answered.append(response.envelope_id)
+
+    door = SocketModeDoor(bot.app, bot.fake.app_token, FrontDoor(bot.app, bot.deps, signing_secret=None))
+    event = {"type": "message", "channel": "C0GENERAL", "user": "U0BOB", "text": "hi", "ts": "1700000000.000200"}
+    payload = {"type": "event_callback", "team_id": "T0TEST", "event_id": "EvSock1", "event_time": 1, "event": event}
+    before = time.monotonic()
+    try:
+        await door.handle(Socket(), SocketModeRequest(type="events_api", envelope_id="env-1", payload=payload))  # type: ignore[arg-type]
+    finally:
+        await door.client.close()  # never connected; stops its message loop
+    assert answered == ["env-1"]
+    assert len(stamps) == 1 and stamps[0] is not None and before <= stamps[0] <= time.monotonic()
+    assert WRITE_SINCE.get() is None
