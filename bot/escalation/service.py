@@ -552,13 +552,18 @@ async def record_dms(session: AsyncSession, *, outcomes: list[DmOutcome], now: d
     """Record DMs' outcomes in one transaction (one statement per kind of outcome); returns (row, token) recorded.
 
     A row is recorded only while it is pending under the outcome's token, as `mark_target` does.
+    Two outcomes for one row (a sender whose claim was taken over, and the one who took it) go in
+    separate statements, so the claim holder's is recorded whichever comes first.
     """
-    groups: dict[tuple[TargetState, str | None], dict[int, str]] = {}
+    groups: dict[tuple[TargetState, str | None, int], dict[int, str]] = {}
     for outcome in outcomes:
         error = outcome.error[:500] if outcome.error else None
-        groups.setdefault((outcome.state, error), {})[outcome.target_id] = outcome.token
+        again = 0
+        while outcome.target_id in groups.setdefault((outcome.state, error, again), {}):
+            again += 1
+        groups[(outcome.state, error, again)][outcome.target_id] = outcome.token
     recorded: set[tuple[int, str]] = set()
-    for (state, error), tokens in groups.items():
+    for (state, error, _), tokens in groups.items():
         result = await session.exec(  # type: ignore[call-overload]
             update(PageTarget)
             .where(

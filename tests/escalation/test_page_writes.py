@@ -212,6 +212,29 @@ async def test_a_dm_outcome_is_recorded_only_under_its_senders_claim(
     assert again == set()
 
 
+async def test_two_outcomes_for_one_recipient_in_one_write_record_the_claim_holders(
+    db: Database, clock: FakeClock, make_escalator: MakeEscalator
+) -> None:
+    """A sender whose claim was taken over and the sender who took it, their outcomes in one batch."""
+    pages = await planned_pages(db, clock, make_escalator, 1)
+    (level1,) = [p for p in pages if p.level == 1]
+    clock.advance(timedelta(minutes=5))
+    claim = service.PageClaim(level1.id, "new-holder", lead(level1))  # type: ignore[arg-type]
+    async with db.session() as session:
+        claimed = await service.claim_pages(session, claims=[claim], now=clock.now())
+    target, _ = claimed[level1.id].recipients  # type: ignore[index]
+    assert target.id is not None and target.recipient == "U0LEAD"
+    outcomes = [
+        service.DmOutcome(target.id, "new-holder", TargetState.SENT),
+        service.DmOutcome(target.id, "old-holder", TargetState.SENT),  # same statement group, stale token
+    ]
+    async with db.session() as session:
+        recorded = await service.record_dms(session, outcomes=outcomes, now=clock.now())
+    assert recorded == {(target.id, "new-holder")}
+    stored, *_ = await targets(db, level1.id)  # type: ignore[arg-type]
+    assert stored.state == "sent"
+
+
 # --- the batching -----------------------------------------------------------------------------
 
 
