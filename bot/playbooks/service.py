@@ -46,11 +46,6 @@ class StepChange:
     recorded: bool
     finished: bool = False  # this change completed the playbook
 
-    def describe(self) -> str:
-        """Plain words for the person whose click lost the race (the chat layer formats the user)."""
-        who = f" by {self.by}" if self.by else ""
-        return f"Step '{self.step_title}' was already {self.state.value}{who}."
-
 
 @dataclass(frozen=True)
 class StepProgress:
