@@ -28,6 +28,7 @@ from typing import Any
 
 import aiosqlite
 from sqlalchemy import DateTime, event, text
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects.sqlite.aiosqlite import (
     AsyncAdapt_aiosqlite_connection,
     AsyncAdapt_aiosqlite_cursor,
@@ -126,7 +127,10 @@ class Database:
             async with self.sessions() as session:  # SQLite's writers queue; a held turn covers this one
                 yield session
             return
-        await self.turns.acquire()
+        try:
+            await self.turns.acquire()
+        except TimeoutError:  # what the pool raised when it had no connection: callers handle it as such
+            raise sa_exc.TimeoutError(f"no database session free within {self.turns.timeout:g} s") from None
         turn = _Turn()
         token = _TURN.set(turn)
         try:

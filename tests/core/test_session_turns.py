@@ -13,7 +13,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import exc, text
 
 from bot.db import WRITE_PRIORITY, WRITE_SINCE, Database, Turns, Write
 
@@ -130,6 +130,18 @@ async def test_sessions_beyond_the_limit_wait_and_go_by_priority_then_oldest_req
     hold.set()
     await asyncio.wait_for(asyncio.gather(*tasks), 5)
     assert order == ["a page's claim", "an old request's write", "a new request's write"]
+
+
+async def test_a_turn_that_never_comes_is_the_error_the_pool_gave(
+    postgres: Database, all_turns_held: Callable[[], None], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLAlchemy's own pool timeout: what callers already treat as "database unavailable"."""
+    assert postgres.turns is not None
+    monkeypatch.setattr(postgres.turns, "timeout", 0.05)
+    with pytest.raises(exc.TimeoutError, match="no database session free within 0.05 s"):
+        async with postgres.session():
+            pass
+    assert postgres.turns._waiting == [] or all(f.cancelled() for *_, f in postgres.turns._waiting)
 
 
 async def test_a_session_opened_while_one_is_held_rides_on_its_turn(postgres: Database) -> None:
