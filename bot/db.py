@@ -277,7 +277,8 @@ class WriteQueue(Turns):
         try:
             conn.connection.dbapi_connection.run_async(lambda _driver: self.acquire())
         except TimeoutError:
-            raise TimeoutError(f"the database had no turn to write within {self.timeout:g} s") from None
+            # SQLite's own busy timeout was an OperationalError: callers treat it as the database unavailable.
+            raise sa_exc.TimeoutError(f"the database had no turn to write within {self.timeout:g} s") from None
         conn.info["writing"] = True
 
     def _checkin(self, dbapi_connection: Any, record: Any) -> None:

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
 
 from bot.config import Severity
 from bot.db import WRITE_PRIORITY, WRITE_SINCE, Database, Write, WriteQueue
@@ -176,3 +177,18 @@ async def test_a_writer_cancelled_just_as_its_turn_came_passes_the_turn_on() -> 
     else:
         queue.release()  # the wait swallowed the cancellation (Python 3.11): it holds the turn like any writer
     await asyncio.wait_for(after, 0.5)  # either way, no turn is lost
+
+
+async def test_a_write_whose_turn_never_comes_is_a_database_error(
+    sqlite: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Callers that answer "database unavailable" catch SQLAlchemy's errors (`listeners/replay.py`)."""
+    monkeypatch.setattr(sqlite.writers, "timeout", 0.05)
+    order: list[str] = []
+    async with sqlite.session() as holder:
+        await holder.exec(text("UPDATE incidents SET title = title"))  # type: ignore[call-overload]
+        with pytest.raises(SQLAlchemyError, match="no turn to write within 0.05 s"):
+            await declare(sqlite, "starved", order)
+    assert order == []
+    await asyncio.wait_for(declare(sqlite, "next", order), 2)  # the queue goes on
+    assert order == ["next"]
