@@ -194,11 +194,12 @@ WRITE_SINCE: ContextVar[float | None] = ContextVar("write_since", default=None)
 
 
 class _Turn:
-    held = True
+    """A session turn (PostgreSQL). Tasks spawned under it inherit it and ride on it while it is held."""
+
+    def __init__(self) -> None:
+        self.held = True
 
 
-# The session turn the current task holds (PostgreSQL); inherited by tasks it spawns, which ride on
-# it only while it is held.
 _TURN: ContextVar[_Turn | None] = ContextVar("session_turn", default=None)
 # Statements that only read; anything else (a write, DDL, a SAVEPOINT, a WITH ... UPDATE) takes a turn.
 _READS = ("SELECT", "PRAGMA", "EXPLAIN")
