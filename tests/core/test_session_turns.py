@@ -16,15 +16,7 @@ import pytest
 from sqlalchemy import exc, text
 
 from bot.db import WRITE_PRIORITY, WRITE_SINCE, Database, Turns, Write
-
-
-async def waiting(turns: Turns, count: int) -> None:
-    for _ in range(400):
-        if len(turns._waiting) == count:
-            return
-        await asyncio.sleep(0.005)
-    raise AssertionError(f"{count} waiter(s) never queued")
-
+from tests.core.waits import take_turn, waiting
 
 # --- the turns -----------------------------------------------------------------------------
 
@@ -35,21 +27,14 @@ async def test_up_to_capacity_hold_at_once_and_the_rest_go_by_priority_then_olde
     await asyncio.wait_for(turns.acquire(), 0.1)  # a second at once
     order: list[str] = []
 
-    async def holder(name: str, priority: Write, since: float | None) -> None:
-        WRITE_PRIORITY.set(priority)
-        WRITE_SINCE.set(since)
-        await turns.acquire()
-        order.append(name)
-        turns.release()
-
     arrived = time.monotonic()
-    tasks = [asyncio.create_task(holder("a new request", Write.NORMAL, arrived))]
+    tasks = [asyncio.create_task(take_turn(turns, order, "a new request", since=arrived))]
     await waiting(turns, 1)
-    tasks.append(asyncio.create_task(holder("a setup", Write.LATER, arrived - 5)))
+    tasks.append(asyncio.create_task(take_turn(turns, order, "a setup", priority=Write.LATER, since=arrived - 5)))
     await waiting(turns, 2)
-    tasks.append(asyncio.create_task(holder("an old request", Write.NORMAL, arrived - 2)))
+    tasks.append(asyncio.create_task(take_turn(turns, order, "an old request", since=arrived - 2)))
     await waiting(turns, 3)
-    tasks.append(asyncio.create_task(holder("a page", Write.URGENT, None)))
+    tasks.append(asyncio.create_task(take_turn(turns, order, "a page", priority=Write.URGENT)))
     await waiting(turns, 4)
     turns.release()  # one turn frees: the waiters go through it one by one
     await asyncio.wait_for(asyncio.gather(*tasks), 1)

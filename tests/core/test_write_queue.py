@@ -15,19 +15,12 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot.config import Severity
-from bot.db import WRITE_PRIORITY, WRITE_SINCE, Database, Write, WriteQueue
+from bot.db import WRITE_PRIORITY, Database, Write, WriteQueue
 from bot.incidents import service
 from bot.incidents.models import IncidentCreate
+from tests.core.waits import take_turn, waiting
 
 NOW = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
-
-
-async def waiting(queue: WriteQueue, count: int) -> None:
-    for _ in range(200):
-        if len(queue._waiting) == count:
-            return
-        await asyncio.sleep(0.005)
-    raise AssertionError(f"{count} writer(s) never queued")
 
 
 # --- the queue ----------------------------------------------------------------------------
@@ -38,21 +31,18 @@ async def test_writers_go_by_priority_then_in_order_of_arrival() -> None:
     await queue.acquire()  # someone is writing
     order: list[str] = []
 
-    async def writer(name: str, priority: Write = Write.NORMAL) -> None:
-        WRITE_PRIORITY.set(priority)  # in this task's own context
-        await queue.acquire()
-        order.append(name)
-        queue.release()
+    def writer(name: str, priority: Write = Write.NORMAL) -> asyncio.Task[None]:
+        return asyncio.create_task(take_turn(queue, order, name, priority=priority))
 
-    tasks = [asyncio.create_task(writer("setup 1", Write.LATER))]
+    tasks = [writer("setup 1", Write.LATER)]
     await waiting(queue, 1)
-    tasks.append(asyncio.create_task(writer("declare 1")))
+    tasks.append(writer("declare 1"))
     await waiting(queue, 2)
-    tasks.append(asyncio.create_task(writer("setup 2", Write.LATER)))
+    tasks.append(writer("setup 2", Write.LATER))
     await waiting(queue, 3)
-    tasks.append(asyncio.create_task(writer("declare 2")))
+    tasks.append(writer("declare 2"))
     await waiting(queue, 4)
-    tasks.append(asyncio.create_task(writer("page", Write.URGENT)))
+    tasks.append(writer("page", Write.URGENT))
     await waiting(queue, 5)
     queue.release()
     await asyncio.gather(*tasks)
@@ -66,21 +56,18 @@ async def test_within_a_priority_the_oldest_requests_writes_go_first() -> None:
     await queue.acquire()  # someone is writing
     order: list[str] = []
 
-    async def writer(name: str, since: float | None, priority: Write = Write.NORMAL) -> None:
-        WRITE_PRIORITY.set(priority)
-        WRITE_SINCE.set(since)
-        await queue.acquire()
-        order.append(name)
-        queue.release()
-
     arrived = time.monotonic()
-    tasks = [asyncio.create_task(writer("second request's first write", arrived - 1.0))]
+    tasks = [asyncio.create_task(take_turn(queue, order, "second request's first write", since=arrived - 1.0))]
     await waiting(queue, 1)
-    tasks.append(asyncio.create_task(writer("unstamped (a timer's)", None)))
+    tasks.append(asyncio.create_task(take_turn(queue, order, "unstamped (a timer's)")))
     await waiting(queue, 2)
-    tasks.append(asyncio.create_task(writer("first request's third write", arrived - 2.0)))
+    tasks.append(asyncio.create_task(take_turn(queue, order, "first request's third write", since=arrived - 2.0)))
     await waiting(queue, 3)
-    tasks.append(asyncio.create_task(writer("an old request's setup", arrived - 9.0, Write.LATER)))
+    tasks.append(
+        asyncio.create_task(
+            take_turn(queue, order, "an old request's setup", priority=Write.LATER, since=arrived - 9.0)
+        )
+    )
     await waiting(queue, 4)
     queue.release()
     await asyncio.gather(*tasks)
