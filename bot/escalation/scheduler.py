@@ -33,6 +33,10 @@ log = logging.getLogger(__name__)
 
 WAKE_JOB = "escalation-wake"
 SWEEP_JOB = "escalation-sweep"
+# `run()` serialises and shares sweeps itself, so APScheduler need not limit a job's instances. At
+# one, every wake-up that fired during a sweep was skipped with a WARNING (the sweep's re-arm then
+# caught its page, at least `min_gap` later): in a storm the log said jobs were being skipped.
+OVERLAPPING_RUNS = 100
 
 
 class EscalationScheduler:
@@ -71,7 +75,7 @@ class EscalationScheduler:
                 seconds=self.sweep_every.total_seconds(),
                 id=SWEEP_JOB,
                 coalesce=True,
-                max_instances=1,
+                max_instances=OVERLAPPING_RUNS,
                 misfire_grace_time=None,
             )
             self._scheduler.start()
@@ -114,7 +118,7 @@ class EscalationScheduler:
             id=WAKE_JOB,
             replace_existing=True,
             coalesce=True,
-            max_instances=1,
+            max_instances=OVERLAPPING_RUNS,
             misfire_grace_time=None,
         )
 

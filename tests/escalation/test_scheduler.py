@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
+
+import pytest
 
 from bot.clock import FakeClock, SystemClock
 from bot.db import Database
@@ -136,3 +139,37 @@ async def test_runs_requested_during_a_sweep_share_one_more_sweep(make_escalator
         assert sweeps == 3  # a request when nothing runs sweeps at once
     finally:
         await scheduler.stop()
+
+
+async def test_a_wake_up_that_fires_during_a_sweep_is_served_by_one_more_sweep(
+    make_escalator: MakeEscalator, clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Not skipped by APScheduler with a warning (every storm logged those): run() shares it."""
+    escalator = make_escalator()
+    scheduler = EscalationScheduler(escalator, sweep_every=timedelta(hours=1))
+    await scheduler.start()
+    sweeps = 0
+    release = asyncio.Event()
+    real = escalator.run_due
+
+    async def slow_sweep() -> Any:
+        nonlocal sweeps
+        sweeps += 1
+        if sweeps == 1:
+            await release.wait()
+        return await real()
+
+    escalator.run_due = slow_sweep  # type: ignore[method-assign]
+    caplog.set_level(logging.WARNING, logger="apscheduler")
+    try:
+        scheduler.wake_at(clock.now() + timedelta(milliseconds=200))
+        await wait_for(lambda: sweeps == 1)  # the wake-up's sweep, in progress
+        clock.advance(timedelta(seconds=1))
+        scheduler.wake_at(clock.now())  # something fell due meanwhile (armed for min_gap from now)
+        await asyncio.sleep(0.6)  # its wake-up fires while the first sweep still runs
+        assert sweeps == 1
+        release.set()
+        await wait_for(lambda: sweeps == 2)
+    finally:
+        await scheduler.stop()
+    assert [r.getMessage() for r in caplog.records if r.name.startswith("apscheduler")] == []
