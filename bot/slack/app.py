@@ -6,6 +6,7 @@ import logging
 
 import aiohttp
 from slack_bolt.async_app import AsyncApp
+from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -56,13 +57,27 @@ def create_app(deps: Deps, *, client: AsyncWebClient | None = None) -> AsyncApp:
         client = create_client(deps)
         keep_alive(deps, client)
     secret = deps.settings.slack_signing_secret
+    bolt_log = logging.getLogger("bot.slack.bolt")
+    if not any(isinstance(f, _EnvTokenNotice) for f in bolt_log.filters):
+        bolt_log.addFilter(_EnvTokenNotice())
     app = AsyncApp(
         client=client,
         signing_secret=secret.get_secret_value() if secret else "socket-mode-unused",
         request_verification_enabled=True,
         process_before_response=False,
-        logger=logging.getLogger("bot.slack.bolt"),
+        logger=bolt_log,
     )
     adapters.attach(deps, client)
     listeners.register(app, deps)
     return app
+
+
+class _EnvTokenNotice(logging.Filter):
+    """Drops Bolt's start-up warning that it ignores `SLACK_BOT_TOKEN` because it was given a client.
+
+    Bolt reads the variable even when handed a client (slackapi/bolt-python#983); our client is
+    built from that very token, so the WARNING at every start says nothing an operator can act on.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != warning_client_prioritized_and_token_skipped()
