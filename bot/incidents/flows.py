@@ -157,9 +157,10 @@ async def _setup_steps(deps: Deps, *, incident_id: int, actor: str, adopt: bool)
         async with deps.db.session() as session:
             return await service.get(session, number=incident_id)
 
-    async def save(incident: Incident) -> None:
+    async def save(**values: str | None) -> Incident:
+        """Only what the setup made: the incident lived on meanwhile (`service.SETUP_FIELDS`)."""
         async with deps.db.session() as session:
-            await service.save(session, incident=await session.merge(incident), now=deps.clock.now())
+            return await service.record_setup(session, incident_id=incident_id, now=deps.clock.now(), values=values)
 
     async def attempt(step: str, call: Callable[[], Awaitable[T]]) -> T | None:
         """One Slack step, after the page DMs still to go out; a failure is recorded and the setup goes on."""
@@ -181,16 +182,11 @@ async def _setup_steps(deps: Deps, *, incident_id: int, actor: str, adopt: bool)
     if incident.channel_id is None:
         channel = await attempt("creating the channel", lambda: _create_channel(deps, incident, adopt=adopt))
         if channel is None:
-            incident.setup_error = "; ".join(problems)
-            await save(incident)
+            incident = await save(setup_error="; ".join(problems))
             return Outcome(incident=incident, problems=problems)
         async with deps.db.session() as session:
             incident = await service.set_channel(
-                session,
-                incident=await session.merge(incident),
-                channel_id=channel.id,
-                channel_name=channel.name,
-                now=deps.clock.now(),
+                session, incident_id=incident_id, channel_id=channel.id, channel_name=channel.name, now=deps.clock.now()
             )
     channel_id = incident.channel_id
     assert channel_id is not None
@@ -199,9 +195,9 @@ async def _setup_steps(deps: Deps, *, incident_id: int, actor: str, adopt: bool)
     await attempt("inviting the declarer", lambda: chat.invite(channel_id=channel_id, users=invitees))
     await attempt("setting the topic", lambda: chat.set_topic(incident=incident))
     if incident.summary_ts is None:
-        incident.summary_ts = await attempt("posting the summary", lambda: chat.post_summary(incident=incident))
-        if incident.summary_ts is not None:
-            await save(incident)
+        posted = await attempt("posting the summary", lambda: chat.post_summary(incident=incident))
+        if posted is not None:
+            incident = await save(summary_ts=posted)
     summary_ts = incident.summary_ts
     if summary_ts is not None:
         await attempt("pinning the summary", lambda: chat.pin(channel_id=channel_id, message_ts=summary_ts))
@@ -212,11 +208,9 @@ async def _setup_steps(deps: Deps, *, incident_id: int, actor: str, adopt: bool)
             "announcing in the announcements channel", lambda: chat.announce(incident=incident, channel=announcements)
         )
         if ts is not None:
-            incident.announcement_ts, incident.announcement_channel = ts, announcements
-            await save(incident)
+            incident = await save(announcement_ts=ts, announcement_channel=announcements)
 
-    incident.setup_error = "; ".join(problems) or None
-    await save(incident)
+    incident = await save(setup_error="; ".join(problems) or None)
     return Outcome(incident=incident, problems=problems)
 
 

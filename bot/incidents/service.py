@@ -75,16 +75,37 @@ def _require_open(incident: Incident, action: str) -> None:
         raise InvalidState(f"{incident.ref} is resolved already; {action} needs an open incident.")
 
 
+# What the channel setup writes. The setup runs for seconds (minutes while Slack throttles channel
+# creation) as the incident lives on: pages go out first and are acknowledged, the severity changes,
+# the incident may even be resolved. So the setup writes these columns only, never the row it read
+# when it started, which would put all of that back.
+SETUP_FIELDS = frozenset(
+    {"channel_id", "channel_name", "summary_ts", "announcement_ts", "announcement_channel", "setup_error"}
+)
+
+
 async def set_channel(
-    session: AsyncSession, *, incident: Incident, channel_id: str, channel_name: str, now: datetime
+    session: AsyncSession, *, incident_id: int, channel_id: str, channel_name: str, now: datetime
 ) -> Incident:
-    incident.channel_id = channel_id
-    incident.channel_name = channel_name
-    incident.updated_at = now
-    session.add(incident)
-    assert incident.id is not None
-    timeline.add(session, incident_id=incident.id, kind=Kind.SETUP, at=now, text=f"channel #{channel_name} created")
+    timeline.add(session, incident_id=incident_id, kind=Kind.SETUP, at=now, text=f"channel #{channel_name} created")
+    return await record_setup(
+        session, incident_id=incident_id, now=now, values={"channel_id": channel_id, "channel_name": channel_name}
+    )
+
+
+async def record_setup(
+    session: AsyncSession, *, incident_id: int, now: datetime, values: dict[str, str | None]
+) -> Incident:
+    """Write what the setup made (`SETUP_FIELDS` only); returns the incident as it is now."""
+    if unknown := set(values) - SETUP_FIELDS:
+        raise ValueError(f"not the setup's to write: {sorted(unknown)}")
+    await session.exec(  # type: ignore[call-overload]
+        update(Incident).where(col(Incident.id) == incident_id).values(**values, updated_at=now)
+    )
     await session.commit()
+    incident = await session.get(Incident, incident_id, populate_existing=True)
+    if incident is None:
+        raise NotFound(f"INC-{incident_id} does not exist.")
     return incident
 
 
@@ -112,13 +133,6 @@ async def release_setup(session: AsyncSession, *, incident_id: int) -> None:
         update(Incident).where(col(Incident.id) == incident_id).values(setup_claimed_at=None)
     )
     await session.commit()
-
-
-async def save(session: AsyncSession, *, incident: Incident, now: datetime) -> Incident:
-    incident.updated_at = now
-    session.add(incident)
-    await session.commit()
-    return incident
 
 
 async def set_status(

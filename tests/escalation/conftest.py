@@ -189,8 +189,13 @@ async def declare(
             now=clock.now(),
         )
         if channel_id is not None:
+            assert incident.id is not None
             incident = await incidents.set_channel(
-                session, incident=incident, channel_id=channel_id, channel_name=f"inc-{incident.id}", now=clock.now()
+                session,
+                incident_id=incident.id,
+                channel_id=channel_id,
+                channel_name=f"inc-{incident.id}",
+                now=clock.now(),
             )
         return incident
 

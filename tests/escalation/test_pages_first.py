@@ -281,10 +281,8 @@ async def test_channel_ready_leaves_a_page_whose_dm_is_going_out_to_that_page(
     sweep = asyncio.create_task(escalator.run_due())
     await asyncio.wait_for(entered.wait(), 5)  # the page's DM is on its way (held)
     async with db.session() as session:
-        stored = await session.get(Incident, incident.id)
-        assert stored is not None
         await incidents.set_channel(
-            session, incident=stored, channel_id="C0INC1", channel_name="inc-1", now=clock.now()
+            session, incident_id=incident.id, channel_id="C0INC1", channel_name="inc-1", now=clock.now()
         )
     assert await escalator.channel_ready(incident.id) == 0  # not "could not reach U0LEAD yet"
     release.set()

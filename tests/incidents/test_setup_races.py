@@ -1,0 +1,99 @@
+"""The channel setup runs for seconds (minutes when Slack throttles conversations.create), and the
+incident lives on meanwhile: pages go out first, and people ack or change it. The setup's own
+writes must not put back what they changed."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from bot.incidents.models import Incident
+from bot.slack.adapters.escalation import PAGE_ACK
+from tests.harness import BotHarness
+
+
+@pytest.fixture
+def bot_config() -> dict[str, Any]:
+    return {"escalation": {"stop_on": "ack", "levels": [{"name": "On-call", "after": "0m", "notify": ["U0BOB"]}]}}
+
+
+async def until(predicate: Any, within: float = 5.0) -> None:
+    deadline = asyncio.get_running_loop().time() + within
+    while not predicate():
+        assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
+        await asyncio.sleep(0.01)
+
+
+async def written(bot: BotHarness, predicate: Callable[[Incident], bool], within: float = 5.0) -> None:
+    """Until INC-1 in the database satisfies `predicate` (a command's work runs after its ack)."""
+    deadline = asyncio.get_running_loop().time() + within
+    while not predicate(await bot.incident(1)):
+        assert asyncio.get_running_loop().time() < deadline, "not written in time"
+        await asyncio.sleep(0.01)
+
+
+def ack_button(bot: BotHarness) -> tuple[str, str, str, str]:
+    """(action_id, value, channel, ts) of the Acknowledge button in U0BOB's page DM."""
+    for message in bot.fake.dms("U0BOB"):
+        for block in message.blocks or []:
+            for element in block.get("elements", []) if block.get("type") == "actions" else []:
+                if element["action_id"] == PAGE_ACK:
+                    return element["action_id"], element["value"], message.channel, message.ts
+    raise AssertionError("no page DM with an Acknowledge button")
+
+
+async def test_an_ack_made_while_the_channel_is_being_created_stands(bot: BotHarness) -> None:
+    gate = bot.fake.hold("conversations.create")
+    try:
+        await bot.command("declare P1 Checkout is down", settle=False)
+        await until(lambda: bot.fake.held and bot.fake.dms("U0BOB"))  # paged; the channel still to come
+        action, value, channel, ts = ack_button(bot)
+        await bot.click(action, value, user="U0BOB", channel=channel, message_ts=ts, settle=False)
+        await written(bot, lambda incident: incident.acknowledged_by == "U0BOB")
+    finally:
+        gate.set()
+    await bot.settle()
+    incident = await bot.incident(1)
+    assert incident.channel_id is not None and incident.summary_ts is not None
+    assert incident.acknowledged_by == "U0BOB" and incident.acknowledged_at is not None
+
+
+@pytest.mark.parametrize(
+    ("command", "made"),
+    [
+        ("severity P1", lambda incident: incident.severity == "P1"),
+        ("role commander <@U0BOB>", lambda incident: incident.commander == "U0BOB"),
+        ("resolve Restarted the gateway", lambda incident: incident.status == "resolved" and incident.resolved_at),
+    ],
+    ids=["severity", "commander", "resolve"],
+)
+async def test_a_change_made_during_the_setup_stands(
+    bot: BotHarness, command: str, made: Callable[[Incident], bool]
+) -> None:
+    held: list[str] = []
+
+    def the_summary(args: dict[str, Any]) -> bool:
+        """The setup's first post in the new channel (and only that one)."""
+        channel = str(args.get("channel", ""))
+        if held or not channel.startswith("C") or channel in ("C0INCIDENTS", "C0GENERAL", "C0ALERTS"):
+            return False
+        held.append(channel)
+        return True
+
+    gate = bot.fake.hold("chat.postMessage", the_summary)
+    try:
+        await bot.command("declare P2 Checkout is slow", settle=False)
+        await until(lambda: bot.fake.held)  # the channel exists; the summary is on its way
+        incident = await bot.incident(1)
+        assert incident.channel_id is not None
+        await bot.command(command, channel=incident.channel_id, settle=False)
+        await written(bot, made)
+    finally:
+        gate.set()
+    await bot.settle()
+    incident = await bot.incident(1)
+    assert made(incident), incident
+    assert incident.summary_ts is not None and incident.announcement_ts is not None  # and the setup finished
