@@ -7,6 +7,7 @@ UPDATEs, so only one of them wins and the other is told.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import func, update
 from sqlmodel import col, select
@@ -73,6 +74,24 @@ async def count_open(session: AsyncSession) -> int:
 def _require_open(incident: Incident, action: str) -> None:
     if not incident.is_open:
         raise InvalidState(f"{incident.ref} is resolved already; {action} needs an open incident.")
+
+
+async def _update_open(session: AsyncSession, *, incident: Incident, action: str, values: dict[str, Any]) -> None:
+    """Write `values` only while the incident is still open, and refresh `incident` with the result.
+
+    The incident was read a moment ago; a resolve may have landed since (a Resolve click racing
+    `/incident update monitoring`). Writing from that read would reopen it, so the resolve wins.
+    """
+    assert incident.id is not None
+    result = await session.exec(  # type: ignore[call-overload]
+        update(Incident)
+        .where(col(Incident.id) == incident.id, col(Incident.status) != Status.RESOLVED)
+        .values(**values)
+    )
+    if not result.rowcount:
+        await session.rollback()
+        await session.refresh(incident)
+        raise InvalidState(f"{incident.ref} was resolved meanwhile; {action} needs an open incident.")
 
 
 # What the channel setup writes. The setup runs for seconds (minutes while Slack throttles channel
@@ -143,12 +162,10 @@ async def set_status(
     if status == Status.RESOLVED:
         raise InvalidState("Use `/incident resolve [summary]` to resolve.")
     old = incident.status
-    incident.status = status
-    incident.last_status_update_at = now
-    incident.updated_at = now
-    if status == Status.MONITORING and incident.mitigated_at is None:
-        incident.mitigated_at = now
-    session.add(incident)
+    values: dict[str, Any] = {"status": status, "last_status_update_at": now, "updated_at": now}
+    if status == Status.MONITORING:
+        values["mitigated_at"] = func.coalesce(col(Incident.mitigated_at), now)
+    await _update_open(session, incident=incident, action="a status update", values=values)
     assert incident.id is not None
     timeline.add(
         session,
@@ -161,6 +178,7 @@ async def set_status(
         data={"old": str(old), "new": str(status)},
     )
     await session.commit()
+    await session.refresh(incident)
     return old
 
 
@@ -171,9 +189,9 @@ async def set_severity(
     old = incident.severity
     if old == severity:
         raise InvalidState(f"{incident.ref} is {severity} already.")
-    incident.severity = severity
-    incident.updated_at = now
-    session.add(incident)
+    await _update_open(
+        session, incident=incident, action="changing severity", values={"severity": severity, "updated_at": now}
+    )
     assert incident.id is not None
     timeline.add(
         session,
@@ -186,6 +204,7 @@ async def set_severity(
         data={"old": str(old), "new": str(severity)},
     )
     await session.commit()
+    await session.refresh(incident)
     return Severity(old)
 
 
@@ -194,9 +213,9 @@ async def assign_role(
 ) -> str | None:
     _require_open(incident, "assigning a role")
     old = incident.role(role)
-    setattr(incident, role.value, user)
-    incident.updated_at = now
-    session.add(incident)
+    await _update_open(
+        session, incident=incident, action="assigning a role", values={role.value: user, "updated_at": now}
+    )
     assert incident.id is not None
     timeline.add(
         session,
@@ -208,6 +227,7 @@ async def assign_role(
         data={"role": role.value, "user": user, "previous": old},
     )
     await session.commit()
+    await session.refresh(incident)
     return old
 
 

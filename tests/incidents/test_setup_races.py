@@ -5,13 +5,20 @@ writes must not put back what they changed."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.incidents.models import Incident
+from bot.config import Severity
+from bot.db import Database
+from bot.exceptions import InvalidState
+from bot.incidents import service
+from bot.incidents.models import Incident, IncidentCreate, Role, Status
 from bot.slack.adapters.escalation import PAGE_ACK
+from bot.timeline import service as timeline
 from tests.harness import BotHarness
 
 
@@ -97,3 +104,52 @@ async def test_a_change_made_during_the_setup_stands(
     incident = await bot.incident(1)
     assert made(incident), incident
     assert incident.summary_ts is not None and incident.announcement_ts is not None  # and the setup finished
+
+
+# --- a change read before a resolve and written after it ----------------------------------
+
+
+async def _resolved_meanwhile(db: Database, change: Callable[[AsyncSession, Incident], Awaitable[object]]) -> Incident:
+    """Read INC-1, let a resolve commit from another session, then make `change` with what was read."""
+    now = datetime.now(UTC)
+    async with db.session() as session:
+        created = await service.create(
+            session, data=IncidentCreate(title="Checkout is down", severity=Severity.P2, declared_by="U0ALICE"), now=now
+        )
+    assert created.id is not None
+    async with db.session() as session:
+        stale = await service.get(session, number=created.id)
+        async with db.session() as other:
+            await service.resolve(
+                other, incident=await service.get(other, number=created.id), summary="fixed", actor="U0BOB", now=now
+            )
+        with pytest.raises(InvalidState, match="resolved"):
+            await change(session, stale)
+    async with db.session() as session:
+        return await service.get(session, number=created.id)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda s, i: service.set_status(
+            s, incident=i, status=Status.MONITORING, message="m", actor="U0C", now=i.declared_at
+        ),
+        lambda s, i: service.set_severity(s, incident=i, severity=Severity.P1, actor="U0C", now=i.declared_at),
+        lambda s, i: service.assign_role(
+            s, incident=i, role=Role.COMMANDER, user="U0C", actor="U0C", now=i.declared_at
+        ),
+    ],
+    ids=["status", "severity", "role"],
+)
+async def test_a_change_read_before_a_resolve_is_refused_after_it(
+    db: Database, change: Callable[[AsyncSession, Incident], Awaitable[object]]
+) -> None:
+    """`/incident update monitoring` racing a Resolve click reopened the incident (status back to
+    monitoring, resolved_at still set): reminders stopped, and it showed as open again."""
+    incident = await _resolved_meanwhile(db, change)
+    assert (incident.status, incident.resolved_by) == (Status.RESOLVED, "U0BOB")
+    assert (incident.severity, incident.commander) == (Severity.P2, "U0ALICE")
+    async with db.session() as session:
+        kinds = [e.kind for e in await timeline.events(session, incident_id=incident.id or 0)]
+    assert kinds == ["declared", "resolved"]  # nothing recorded for the refused change
