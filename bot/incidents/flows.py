@@ -8,6 +8,7 @@ its steps skips what is already done.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 import secrets
@@ -18,6 +19,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from bot.config import Severity
+from bot.db import WRITE_PRIORITY, Write
 from bot.deps import Deps
 from bot.exceptions import BotError, ChannelNameTaken, ChatError, InvalidState
 from bot.incidents import service
@@ -131,20 +133,51 @@ async def finish_setup(deps: Deps, *, incident_id: int, actor: str, retry: bool 
             incident = await service.get(session, number=incident_id)
             raise InvalidState(f"Setup of {incident.ref} is already running; try again in a minute.")
     unreleased.pop(incident_id, None)
+    lease = _SetupLease(deps, incident_id=incident_id, held=claimed_at)
+    keeper = asyncio.create_task(lease.keep(), name=f"keep the setup lease of INC-{incident_id}")
     try:
         outcome = await _setup_steps(deps, incident_id=incident_id, actor=actor, adopt=retry)
     finally:
+        keeper.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await keeper
         try:
             async with deps.db.session() as session:
-                await service.release_setup(session, incident_id=incident_id)
+                await service.release_setup(session, incident_id=incident_id, held=lease.held)
         except Exception as exc:
             # The database is down: remember the lease is ours, so Retry setup need not wait it out.
             log.warning("could not release the setup lease of INC-%s: %s", incident_id, type(exc).__name__)
-            unreleased[incident_id] = claimed_at
+            unreleased[incident_id] = lease.held
     if outcome.incident.channel_id:
         # After the lease is released: pages sent meanwhile left their channel mention to this signal.
         await deps.bus.publish(IncidentChannelReady(incident_id=incident_id, actor=actor))
     return outcome
+
+
+class _SetupLease:
+    """Keeps the setup's lease while it runs: a setup can outlast `SETUP_LEASE` (Slack throttles
+    channel creation for minutes in a storm), and an expired lease let a second run (a Retry click,
+    an alert's sync) post and pin a second summary and announcement."""
+
+    def __init__(self, deps: Deps, *, incident_id: int, held: datetime) -> None:
+        self.deps = deps
+        self.incident_id = incident_id
+        self.held = held
+
+    async def keep(self) -> None:
+        WRITE_PRIORITY.set(Write.NORMAL)  # its own context: not the setup's "can wait", or it may come too late
+        while True:
+            await asyncio.sleep(service.SETUP_LEASE.total_seconds() / 3)
+            now = self.deps.clock.now()
+            try:
+                async with self.deps.db.session() as session:
+                    if not await service.renew_setup(session, incident_id=self.incident_id, held=self.held, now=now):
+                        log.warning("the setup lease of INC-%s was taken over", self.incident_id)
+                        return
+            except Exception as exc:  # the database blinked: try again at the next beat
+                log.warning("could not renew the setup lease of INC-%s: %s", self.incident_id, type(exc).__name__)
+                continue
+            self.held = now
 
 
 async def _setup_steps(deps: Deps, *, incident_id: int, actor: str, adopt: bool) -> Outcome:

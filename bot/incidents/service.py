@@ -147,9 +147,23 @@ async def claim_setup(session: AsyncSession, *, incident_id: int, now: datetime,
     return bool(result.rowcount)
 
 
-async def release_setup(session: AsyncSession, *, incident_id: int) -> None:
+async def renew_setup(session: AsyncSession, *, incident_id: int, held: datetime, now: datetime) -> bool:
+    """Move our lease (taken or last renewed at `held`) to `now`; False when it is not ours any more."""
+    result = await session.exec(  # type: ignore[call-overload]
+        update(Incident)
+        .where(col(Incident.id) == incident_id, col(Incident.setup_claimed_at) == held)
+        .values(setup_claimed_at=now)
+    )
+    await session.commit()
+    return bool(result.rowcount)
+
+
+async def release_setup(session: AsyncSession, *, incident_id: int, held: datetime) -> None:
+    """Give the lease back, if it is still ours (a run that lost it must not free another's)."""
     await session.exec(  # type: ignore[call-overload]
-        update(Incident).where(col(Incident.id) == incident_id).values(setup_claimed_at=None)
+        update(Incident)
+        .where(col(Incident.id) == incident_id, col(Incident.setup_claimed_at) == held)
+        .values(setup_claimed_at=None)
     )
     await session.commit()
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -15,6 +15,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot.config import Severity
 from bot.db import Database
 from bot.exceptions import InvalidState
+from bot.incidents import flows as incident_flows
 from bot.incidents import service
 from bot.incidents.models import Incident, IncidentCreate, Role, Status
 from bot.slack.adapters.escalation import PAGE_ACK
@@ -153,3 +154,45 @@ async def test_a_change_read_before_a_resolve_is_refused_after_it(
     async with db.session() as session:
         kinds = [e.kind for e in await timeline.events(session, incident_id=incident.id or 0)]
     assert kinds == ["declared", "resolved"]  # nothing recorded for the refused change
+
+
+# --- the setup's lease ----------------------------------------------------------------------
+
+
+async def test_a_setup_that_outlasts_its_lease_keeps_it_and_a_second_run_is_refused(
+    bot: BotHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Slack throttles conversations.create for minutes in a storm; the lease is 2 minutes."""
+    monkeypatch.setattr(service, "SETUP_LEASE", timedelta(seconds=0.3))
+    gate = bot.fake.hold("conversations.create")
+    try:
+        await bot.command("declare P1 Checkout is down", settle=False)
+        await until(lambda: bot.fake.held)
+        await asyncio.sleep(1.0)  # three lease lengths
+        with pytest.raises(InvalidState, match="already running"):
+            await incident_flows.finish_setup(bot.deps, incident_id=1, actor="U0BOB")  # Retry setup, an alert's sync
+    finally:
+        gate.set()
+    await bot.settle()
+    incident = await bot.incident(1)
+    assert incident.summary_ts is not None and incident.setup_claimed_at is None  # done, and given back
+    assert len(bot.fake.calls_to("conversations.create")) == 1
+    assert len(bot.fake.calls_to("pins.add")) == 1
+
+
+async def test_a_run_that_lost_its_lease_does_not_free_the_one_that_took_it(db: Database) -> None:
+    start = datetime.now(UTC)
+    async with db.session() as session:
+        created = await service.create(
+            session, data=IncidentCreate(title="x", severity=Severity.P2, declared_by="U0ALICE"), now=start
+        )
+    number = created.id or 0
+    later = start + service.SETUP_LEASE + timedelta(seconds=1)
+    async with db.session() as session:
+        assert await service.claim_setup(session, incident_id=number, now=start)
+        assert await service.claim_setup(session, incident_id=number, now=later)  # the first one's expired
+        assert not await service.renew_setup(session, incident_id=number, held=start, now=later)
+        await service.release_setup(session, incident_id=number, held=start)  # the first run ends
+        assert not await service.claim_setup(session, incident_id=number, now=later)  # still held
+        await service.release_setup(session, incident_id=number, held=later)
+        assert await service.claim_setup(session, incident_id=number, now=later)
