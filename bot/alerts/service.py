@@ -136,7 +136,15 @@ async def ingest(session: AsyncSession, *, note: Notification, proposal: Proposa
         old_status = group.status  # the UPDATE below refreshes `group` in place
         linked_open = await _incident_open(session, group.incident_id)
         first = group.notifications == 0 and group.revision == 0
-        new_episode = not first and group.status == "resolved" and note.status == "firing" and not linked_open
+        # Not while a declaration is under way: until it links its incident (after the channel setup,
+        # minutes when Slack throttles) the group has none, yet that incident is this episode's.
+        new_episode = (
+            not first
+            and group.status == "resolved"
+            and note.status == "firing"
+            and not linked_open
+            and group.declare_state != DeclareState.CLAIMED
+        )
         existing = {} if new_episode else {i.fingerprint: i.status for i in await instances(session, group_id=group_id)}
         incident_id = None if new_episode else group.incident_id
         declare_state = DeclareState.NONE if new_episode else group.declare_state
@@ -182,7 +190,12 @@ async def ingest(session: AsyncSession, *, note: Notification, proposal: Proposa
             values["resolve_offer_pending"] = False
         result = await session.exec(  # type: ignore[call-overload]
             update(AlertGroup)
-            .where(col(AlertGroup.id) == group_id, col(AlertGroup.revision) == group.revision)
+            .where(
+                col(AlertGroup.id) == group_id,
+                col(AlertGroup.revision) == group.revision,
+                # A declare claimed since the read does not bump the revision; it must not be undone.
+                col(AlertGroup.declare_state) == group.declare_state,
+            )
             .values(**values)
         )
         if result.rowcount != 1:

@@ -8,6 +8,9 @@ from typing import Any
 
 import pytest
 
+from bot.alerts import service as alert_service
+from bot.alerts.models import DeclareState
+from bot.alerts.payloads import parse
 from tests.alerts import payloads as p
 from tests.alerts.helpers import (
     API,
@@ -177,3 +180,58 @@ async def test_the_alert_message_follows_the_incident(bot: BotHarness) -> None:
     await bot.command("sev P2", channel=channel)
     await bot.command("update identified bad deploy", channel=channel)
     assert "P2 · identified" in rendered(alert_messages(bot)[0])
+
+
+async def test_an_alert_that_flaps_while_its_incident_is_being_declared_makes_one_incident(bot: BotHarness) -> None:
+    """The declaration takes as long as its channel setup (minutes when Slack throttles), and until
+    it links the incident the group has none: a resolve and a new firing meanwhile started a new
+    episode, and its sync declared a second incident for the same alert (everyone paged twice)."""
+    firing = p.am_alert(severity="critical")
+    gate = bot.fake.hold("conversations.create")
+    try:
+        await send(bot, p.alertmanager([firing]), settle=False)
+        for _ in range(500):
+            if bot.fake.held:
+                break
+            await asyncio.sleep(0.01)
+        assert bot.fake.held, "the declaration never reached conversations.create"
+        await send(bot, p.alertmanager([dict(firing, status="resolved", endsAt="2026-11-20T09:10:00Z")]), settle=False)
+        await send(bot, p.alertmanager([dict(firing, startsAt="2026-11-20T09:12:00Z")]), settle=False)
+        await asyncio.sleep(0.3)  # the syncs those deliveries started
+    finally:
+        gate.set()
+    await bot.settle()
+    assert await incident_count(bot) == 1
+    [group] = await groups(bot)
+    assert group.incident_id == 1 and group.episode == 1 and group.status == "firing"
+
+
+async def test_a_declare_claimed_while_a_delivery_is_stored_is_not_undone(
+    bot: BotHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A person's Declare click lands between a delivery's read of the group and its write."""
+    warning = p.am_alert(severity="warning")
+    await send(bot, p.alertmanager([warning], group_key="warn"))
+    await send(bot, p.alertmanager([dict(warning, status="resolved", endsAt="2026-11-20T09:10:00Z")], group_key="warn"))
+    [group] = await groups(bot)
+    assert (group.status, group.declare_state, group.incident_id) == ("resolved", DeclareState.NONE, None)
+
+    real_get_group = alert_service.get_group
+    clicked: list[bool] = []
+
+    async def get_group_then_click(session: Any, *, group_id: int) -> Any:
+        read = await real_get_group(session, group_id=group_id)
+        if not clicked:
+            clicked.append(True)
+            async with bot.deps.db.session() as other:
+                assert await alert_service.claim_declare(
+                    other, group_id=group_id, states=[DeclareState.NONE, DeclareState.WANTED], now=bot.deps.clock.now()
+                )
+        return read
+
+    monkeypatch.setattr(alert_service, "get_group", get_group_then_click)
+    note = parse("alertmanager", p.alertmanager([dict(warning, startsAt="2026-11-20T09:12:00Z")], group_key="warn"))
+    await processor(bot).ingest(note)  # fires again: a new episode, were it not being declared
+    monkeypatch.undo()
+    [group] = await groups(bot)
+    assert clicked and group.declare_state == DeclareState.CLAIMED and group.episode == 1
