@@ -820,12 +820,18 @@ async def replan(session: AsyncSession, *, incident: Incident, escalation: Escal
             session.add(_new_page(incident.id, spec, due_at=due, now=now))
             result.added.append(level)
         elif row.sent_at is None and row.cancelled_at is not None:
-            row.cancelled_at, row.cancel_reason, row.due_at = None, None, due
-            row.claim_token, row.claim_expires_at, row.claimed_at = None, None, None
-            # A fresh page: resolve its targets again when it goes out, with a full set of attempts.
-            # (A cancelled page never reached anybody: see cancel_pages.)
-            row.attempts, row.error = 0, None
-            await session.exec(delete(PageTarget).where(col(PageTarget.page_id) == row.id))  # type: ignore[call-overload]
+            row.cancelled_at, row.cancel_reason = None, None
+            claim_ends = row.claim_expires_at
+            if claim_ends is None or _as_utc(claim_ends) <= now:
+                # A fresh page: resolve its targets again when it goes out, with a full set of attempts.
+                # (A cancelled page never reached anybody: see cancel_pages.)
+                row.due_at = due
+                row.claim_token, row.claim_expires_at, row.claimed_at = None, None, None
+                row.attempts, row.error = 0, None
+                await session.exec(delete(PageTarget).where(col(PageTarget.page_id) == row.id))  # type: ignore[call-overload]
+            # Else its DMs were going out when it was cancelled (severity down and up again within
+            # seconds): its sender keeps the claim and records what it sent, so nobody is paged twice.
+            # A cancelled page is never claimed anew, so the claim read here is still the live one.
             session.add(row)
             result.restored.append(level)
     # Keep the repeat chain going if the new last level was already sent and nothing follows it.

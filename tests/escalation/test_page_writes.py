@@ -23,6 +23,7 @@ from bot.db import Database
 from bot.escalation import service
 from bot.escalation.models import Page, PageTarget, TargetKind, TargetState
 from bot.escalation.writes import PageWrites
+from bot.incidents.models import Incident
 from tests.escalation.conftest import MakeEscalator, config, declare
 from tests.fault.support import DatabaseOutage, unreachable_url
 
@@ -233,6 +234,40 @@ async def test_two_outcomes_for_one_recipient_in_one_write_record_the_claim_hold
     assert recorded == {(target.id, "new-holder")}
     stored, *_ = await targets(db, level1.id)  # type: ignore[arg-type]
     assert stored.state == "sent"
+
+
+async def test_a_page_cancelled_and_restored_while_its_dms_are_out_stays_with_its_sender(
+    db: Database, clock: FakeClock, make_escalator: MakeEscalator
+) -> None:
+    """Severity down and back up within seconds while the page is going out: restoring it used to
+    drop its claim and recipients, so its sender's outcome was refused and the page went out again."""
+    pages = await planned_pages(db, clock, make_escalator, 1)
+    (level1,) = [p for p in pages if p.level == 1]
+    assert level1.id is not None
+    clock.advance(timedelta(minutes=5))
+    claim = service.PageClaim(level1.id, "sender", lead(level1))
+    async with db.session() as session:
+        claimed = await service.claim_pages(session, claims=[claim], now=clock.now())
+    target, _ = claimed[level1.id].recipients
+    assert target.id is not None
+    async with db.session() as session:  # the downgrade
+        cancelled = await service.cancel_pages(
+            session, incident_id=level1.incident_id, now=clock.now(), reason="P4", page_ids=[level1.id]
+        )
+    assert [p.id for p in cancelled] == [level1.id]
+    async with db.session() as session:  # and back up
+        incident = await session.get(Incident, level1.incident_id)
+        assert incident is not None
+        result = await service.replan(
+            session, incident=incident, escalation=config(escalation=LATER_LEVELS).escalation, now=clock.now()
+        )
+    assert result.restored == [1]
+    async with db.session() as session:
+        outcome = service.DmOutcome(target.id, "sender", TargetState.SENT)
+        assert await service.record_dms(session, outcomes=[outcome], now=clock.now()) == {(target.id, "sender")}
+    async with db.session() as session:
+        page = await session.get(Page, level1.id, populate_existing=True)
+    assert page is not None and page.cancelled_at is None and page.claim_token == "sender"
 
 
 # --- the batching -----------------------------------------------------------------------------
