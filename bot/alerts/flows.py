@@ -257,7 +257,7 @@ class AlertProcessor:
                 async with self.deps.db.session() as session:
                     await service.mark_noticed(session, group_id=group_id, fingerprints=[a.fingerprint for a in fresh])
                     if offer:
-                        await service.clear_resolve_offer(session, group_id=group_id)
+                        await service.clear_resolve_offer(session, group_id=group_id, resolved_at=group.resolved_at)
         return revision
 
     def _chat(self) -> AlertChat:

@@ -394,9 +394,12 @@ async def mark_noticed(session: AsyncSession, *, group_id: int, fingerprints: Se
     await session.commit()
 
 
-async def clear_resolve_offer(session: AsyncSession, *, group_id: int) -> None:
+async def clear_resolve_offer(session: AsyncSession, *, group_id: int, resolved_at: datetime | None) -> None:
+    """The offer about the resolution at `resolved_at` is posted. If the alert fired and cleared again
+    while it was on its way, that newer resolution's offer stays pending for the next sync."""
+    same = col(AlertGroup.resolved_at).is_(None) if resolved_at is None else col(AlertGroup.resolved_at) == resolved_at
     await session.exec(  # type: ignore[call-overload]
-        update(AlertGroup).where(col(AlertGroup.id) == group_id).values(resolve_offer_pending=False)
+        update(AlertGroup).where(col(AlertGroup.id) == group_id, same).values(resolve_offer_pending=False)
     )
     await session.commit()
 

@@ -201,6 +201,7 @@ async def test_an_alert_that_flaps_while_its_incident_is_being_declared_makes_on
     finally:
         gate.set()
     await bot.settle()
+    await processor(bot).idle()  # and the syncs the retry loop picked up
     assert await incident_count(bot) == 1
     [group] = await groups(bot)
     assert group.incident_id == 1 and group.episode == 1 and group.status == "firing"
@@ -235,3 +236,29 @@ async def test_a_declare_claimed_while_a_delivery_is_stored_is_not_undone(
     monkeypatch.undo()
     [group] = await groups(bot)
     assert clicked and group.declare_state == DeclareState.CLAIMED and group.episode == 1
+
+
+async def test_an_alert_that_clears_again_while_its_offer_is_posted_is_offered_again(bot: BotHarness) -> None:
+    firing = p.am_alert(severity="critical")
+    await send(bot, p.alertmanager([firing]))
+    channel = (await bot.incident(1)).channel_id or ""
+
+    def offers() -> list[Any]:
+        return [m for m in bot.fake.messages(channel) if "alert_resolve_incident" in action_ids(m)]
+
+    gate = bot.fake.hold("chat.postMessage", lambda args: args.get("channel") == channel)
+    try:
+        await send(bot, p.alertmanager([dict(firing, status="resolved", endsAt="2026-11-20T09:10:00Z")]), settle=False)
+        for _ in range(500):
+            if bot.fake.held:
+                break
+            await asyncio.sleep(0.01)
+        assert bot.fake.held, "the first offer never went out"
+        # While it is on its way, the alert fires and clears again.
+        await send(bot, p.alertmanager([dict(firing, startsAt="2026-11-20T09:12:00Z")]), settle=False)
+        await send(bot, p.alertmanager([dict(firing, status="resolved", endsAt="2026-11-20T09:14:00Z")]), settle=False)
+    finally:
+        gate.set()
+    await bot.settle()
+    await processor(bot).idle()
+    assert len(offers()) == 2
