@@ -14,6 +14,7 @@ import pytest
 from bot.clock import FakeClock, SystemClock
 from bot.db import Database
 from bot.escalation import service
+from bot.escalation.flows import Escalator
 from bot.escalation.scheduler import EscalationScheduler
 from tests.escalation.conftest import FakePager, MakeEscalator, config, declare
 
@@ -33,6 +34,22 @@ async def wait_for(predicate: Callable[[], bool]) -> None:
             return
         await asyncio.sleep(0.05)
     raise AssertionError("condition not met within 10 s")
+
+
+class FirstSweepHeld:
+    """Stands in for the escalator's sweep: counts sweeps, and holds the first until `release`."""
+
+    def __init__(self, escalator: Escalator) -> None:
+        self.sweeps = 0
+        self.release = asyncio.Event()
+        self._real = escalator.run_due
+        escalator.run_due = self  # type: ignore[method-assign,assignment]
+
+    async def __call__(self) -> Any:
+        self.sweeps += 1
+        if self.sweeps == 1:
+            await self.release.wait()
+        return await self._real()
 
 
 async def test_wake_ups_page_each_level_at_its_time(
@@ -114,29 +131,18 @@ async def test_runs_requested_during_a_sweep_share_one_more_sweep(make_escalator
     escalator = make_escalator()
     scheduler = EscalationScheduler(escalator, sweep_every=timedelta(hours=1))
     await scheduler.start()
-    sweeps = 0
-    release = asyncio.Event()
-    real = escalator.run_due
-
-    async def slow_sweep() -> Any:
-        nonlocal sweeps
-        sweeps += 1
-        if sweeps == 1:
-            await release.wait()
-        return await real()
-
-    escalator.run_due = slow_sweep  # type: ignore[method-assign]
+    held = FirstSweepHeld(escalator)
     try:
         first = asyncio.ensure_future(scheduler.run())
-        await wait_for(lambda: sweeps == 1)  # in progress
+        await wait_for(lambda: held.sweeps == 1)  # in progress
         waiting = [asyncio.ensure_future(scheduler.run()) for _ in range(5)]
         await asyncio.sleep(0.01)
-        assert sweeps == 1 and not any(w.done() for w in waiting)  # they wait, and do not sweep alongside
-        release.set()
+        assert held.sweeps == 1 and not any(w.done() for w in waiting)  # they wait, and do not sweep alongside
+        held.release.set()
         await asyncio.gather(first, *waiting)
-        assert sweeps == 2  # one more sweep after the first, shared by the five requests
+        assert held.sweeps == 2  # one more sweep after the first, shared by the five requests
         await scheduler.run()
-        assert sweeps == 3  # a request when nothing runs sweeps at once
+        assert held.sweeps == 3  # a request when nothing runs sweeps at once
     finally:
         await scheduler.stop()
 
@@ -148,28 +154,17 @@ async def test_a_wake_up_that_fires_during_a_sweep_is_served_by_one_more_sweep(
     escalator = make_escalator()
     scheduler = EscalationScheduler(escalator, sweep_every=timedelta(hours=1))
     await scheduler.start()
-    sweeps = 0
-    release = asyncio.Event()
-    real = escalator.run_due
-
-    async def slow_sweep() -> Any:
-        nonlocal sweeps
-        sweeps += 1
-        if sweeps == 1:
-            await release.wait()
-        return await real()
-
-    escalator.run_due = slow_sweep  # type: ignore[method-assign]
+    held = FirstSweepHeld(escalator)
     caplog.set_level(logging.WARNING, logger="apscheduler")
     try:
         scheduler.wake_at(clock.now() + timedelta(milliseconds=200))
-        await wait_for(lambda: sweeps == 1)  # the wake-up's sweep, in progress
+        await wait_for(lambda: held.sweeps == 1)  # the wake-up's sweep, in progress
         clock.advance(timedelta(seconds=1))
         scheduler.wake_at(clock.now())  # something fell due meanwhile (armed for min_gap from now)
         await asyncio.sleep(0.6)  # its wake-up fires while the first sweep still runs
-        assert sweeps == 1
-        release.set()
-        await wait_for(lambda: sweeps == 2)
+        assert held.sweeps == 1
+        held.release.set()
+        await wait_for(lambda: held.sweeps == 2)
     finally:
         await scheduler.stop()
     assert [r.getMessage() for r in caplog.records if r.name.startswith("apscheduler")] == []
