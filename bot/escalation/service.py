@@ -701,11 +701,13 @@ async def cancel_pages(
     reason: str,
     page_ids: list[int] | None = None,
     actor: str | None = None,
+    while_severity: str | None = None,
 ) -> list[Page]:
     """Cancel pending pages (all, or the given ones) with a timeline event; returns what was cancelled.
 
     A page that already reached someone and waits to retry the rest is not cancelled: its sender
     records it as sent (to those it reached) at its next attempt, when it sees the incident stopped.
+    `while_severity`: only if the incident still has this severity (a re-plan made for it).
     """
     query = select(Page).where(Page.incident_id == incident_id, *_pending(Page), ~_reached_someone())
     if page_ids is not None:
@@ -714,10 +716,16 @@ async def cancel_pages(
     if not candidates:
         return []
     ids = [page.id for page in candidates]
+    conditions = [col(Page.id).in_(ids), *_pending(Page), ~_reached_someone()]
+    if while_severity is not None:
+        # Checked in the UPDATE itself: a re-plan that read the severity before a newer change
+        # committed (and whose handler already ran) must not cancel what the newer one pages.
+        severity_now = select(Incident.id).where(
+            col(Incident.id) == incident_id, col(Incident.severity) == while_severity
+        )
+        conditions.append(severity_now.exists())
     await session.exec(  # type: ignore[call-overload]
-        update(Page)
-        .where(col(Page.id).in_(ids), *_pending(Page), ~_reached_someone())
-        .values(cancelled_at=now, cancel_reason=reason[:200])
+        update(Page).where(*conditions).values(cancelled_at=now, cancel_reason=reason[:200])
     )
     cancelled = [
         page
@@ -862,6 +870,7 @@ async def replan(session: AsyncSession, *, incident: Incident, escalation: Escal
             now=now,
             reason=f"{severity} pages {policy.level_count(escalation, severity)} level(s)",
             page_ids=[row_id for row_id in obsolete if row_id is not None],
+            while_severity=str(severity),
         )
         result.cancelled = sorted({page.level for page in cancelled})
     if result.added or result.restored:

@@ -12,6 +12,7 @@ from bot.escalation import service
 from bot.escalation.models import Page, TargetKind, TargetState
 from bot.escalation.oncall import on_call_at
 from bot.exceptions import ChatError
+from bot.incidents.models import Incident
 from bot.timeline import service as timeline
 from tests.escalation.conftest import (
     STANDARD,
@@ -192,6 +193,23 @@ async def test_lowering_severity_cancels_levels_and_raising_it_again_restores_th
     clock.advance(timedelta(minutes=5))  # 15 minutes after the declaration
     await escalator.run_due()
     assert pager.levels() == [1, 2]
+
+
+async def test_a_re_plan_for_a_severity_changed_since_it_read_it_cancels_nothing(
+    db: Database, clock: FakeClock, pager: FakePager, start: Start
+) -> None:
+    """P1 -> P4 -> P1 in quick succession, the first handler slow (SQLite's writer queue in a
+    storm): it must not cancel levels the incident, P1 again by then, still pages."""
+    escalator, incident_id = await start()
+    clock.advance(timedelta(minutes=5))
+    await set_severity(db, clock, incident_id, "P4")
+    async with db.session() as session:
+        stale = await session.get(Incident, incident_id)  # the first handler reads P4 ...
+        assert stale is not None and stale.severity == "P4"
+        await set_severity(db, clock, incident_id, "P1")  # ... the correction commits, its handler
+        await escalator.severity_changed(incident_id)  # finds nothing to restore, and then the first one:
+        await service.replan(session, incident=stale, escalation=escalator.config.escalation, now=clock.now())
+    assert await page_rows(db, incident_id) == [(1, 0, True, False), (2, 0, False, False), (3, 0, False, False)]
 
 
 async def test_levels_that_fall_due_together_are_paged_in_level_order(
