@@ -397,7 +397,7 @@ async def mark_noticed(session: AsyncSession, *, group_id: int, fingerprints: Se
 async def clear_resolve_offer(session: AsyncSession, *, group_id: int, resolved_at: datetime | None) -> None:
     """The offer about the resolution at `resolved_at` is posted. If the alert fired and cleared again
     while it was on its way, that newer resolution's offer stays pending for the next sync."""
-    same = col(AlertGroup.resolved_at).is_(None) if resolved_at is None else col(AlertGroup.resolved_at) == resolved_at
+    same = col(AlertGroup.resolved_at).is_not_distinct_from(resolved_at)
     await session.exec(  # type: ignore[call-overload]
         update(AlertGroup).where(col(AlertGroup.id) == group_id, same).values(resolve_offer_pending=False)
     )

@@ -77,7 +77,7 @@ def _require_open(incident: Incident, action: str) -> None:
 
 
 async def _update_open(session: AsyncSession, *, incident: Incident, action: str, values: dict[str, Any]) -> None:
-    """Write `values` only while the incident is still open, and refresh `incident` with the result.
+    """Write `values` only while the incident is still open; `incident` then shows the row as written.
 
     The incident was read a moment ago; a resolve may have landed since (a Resolve click racing
     `/incident update monitoring`). Writing from that read would reopen it, so the resolve wins.
@@ -92,6 +92,7 @@ async def _update_open(session: AsyncSession, *, incident: Incident, action: str
         await session.rollback()
         await session.refresh(incident)
         raise InvalidState(f"{incident.ref} was resolved meanwhile; {action} needs an open incident.")
+    await session.refresh(incident)  # in this transaction: our write, and what others committed before it
 
 
 # What the channel setup writes. The setup runs for seconds (minutes while Slack throttles channel
@@ -192,7 +193,6 @@ async def set_status(
         data={"old": str(old), "new": str(status)},
     )
     await session.commit()
-    await session.refresh(incident)
     return old
 
 
@@ -218,7 +218,6 @@ async def set_severity(
         data={"old": str(old), "new": str(severity)},
     )
     await session.commit()
-    await session.refresh(incident)
     return Severity(old)
 
 
@@ -241,7 +240,6 @@ async def assign_role(
         data={"role": role.value, "user": user, "previous": old},
     )
     await session.commit()
-    await session.refresh(incident)
     return old
 
 

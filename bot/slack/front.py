@@ -24,7 +24,8 @@ import asyncio
 import json
 import logging
 import time
-from contextvars import Token
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import httpx
@@ -90,19 +91,13 @@ class FrontDoor:
     def accept(self, request: AsyncBoltRequest, kind: str, *, started: float) -> None:
         request.context[ACKED_EARLY] = True
         self.metrics.observe_ack(kind, time.perf_counter() - started)
-        arrived = stamp(started)
-        try:  # the task takes a copy of this context: its writes, and its pages', rank by this request's age
+        with arrived_at(started):  # the task takes a copy of this context: its writes, and its pages', rank by it
             self.deps.background.spawn(self.dispatch(request, kind), f"handle a Slack {kind}")
-        finally:
-            WRITE_SINCE.reset(arrived)
 
     async def through_bolt(self, request: AsyncBoltRequest, *, started: float) -> BoltResponse:
         """A request Bolt answers itself (a form, an event), its work stamped like the door's."""
-        arrived = stamp(started)
-        try:
+        with arrived_at(started):
             return await self.app.async_dispatch(request)
-        finally:
-            WRITE_SINCE.reset(arrived)
 
     async def dispatch(self, request: AsyncBoltRequest, kind: str) -> None:
         await asyncio.sleep(self.ACK_FIRST)
@@ -126,9 +121,14 @@ class FrontDoor:
             log.warning("response_url refused an ack's message: HTTP %s %s", answer.status_code, answer.text[:200])
 
 
-def stamp(started: float) -> Token[float | None]:
-    """`WRITE_SINCE` := when the request arrived (`started` is its `time.perf_counter()`)."""
-    return WRITE_SINCE.set(time.monotonic() - (time.perf_counter() - started))
+@contextmanager
+def arrived_at(started: float) -> Iterator[None]:
+    """Within: `WRITE_SINCE` is when the request arrived (`started` is its `time.perf_counter()`)."""
+    token = WRITE_SINCE.set(time.monotonic() - (time.perf_counter() - started))
+    try:
+        yield
+    finally:
+        WRITE_SINCE.reset(token)
 
 
 def ack_message(response: BoltResponse) -> dict[str, Any] | None:
@@ -163,11 +163,8 @@ class SocketModeDoor(AsyncSocketModeHandler):
         body = req.payload if isinstance(req.payload, dict) else {}
         kind = early_kind(body) if req.type in ("slash_commands", "interactive") else None
         if kind is None:
-            arrived = stamp(started)
-            try:
+            with arrived_at(started):
                 await super().handle(client, req)
-            finally:
-                WRITE_SINCE.reset(arrived)
             return
         await client.send_socket_mode_response(SocketModeResponse(envelope_id=req.envelope_id))
         request = AsyncBoltRequest(mode="socket_mode", body=body, headers=build_headers(req))
