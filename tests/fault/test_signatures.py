@@ -91,8 +91,8 @@ async def test_body_changed_after_signing_is_refused(bot: BotHarness) -> None:
 async def test_stale_or_future_timestamp_is_refused_even_when_correctly_signed(bot: BotHarness, age: int) -> None:
     """Older than five minutes (or as far in the future): a captured request cannot be replayed later.
 
-    The future case keeps a margin: the verifier compares whole seconds, so a timestamp 301 s ahead
-    read in the next second is exactly 300 s ahead, which Slack's rule accepts (CI saw it once).
+    The future case keeps a margin: the timestamp is whole seconds (`int(time.time())`, up to 1 s
+    early), so "301 s ahead" could be read as 300.x s or less, which Slack's rule accepts (CI saw it once).
     """
     await _refused(bot, *_declare(bot, timestamp=int(time.time()) - age))
 
