@@ -275,6 +275,8 @@ class Reminders(Strict):
 class Permissions(Strict):
     restart: list[Principal] = []
     rollback: list[Principal] = []
+    # Who sees every private incident besides its channel's members (e.g. the security team).
+    private_incidents: list[Principal] = []
 
 
 class AutoDeclareRule(Strict):

@@ -54,7 +54,9 @@ MODEL_MODULES = [
 ]
 
 # (version, description, SQL statements). Append only.
-MIGRATIONS: list[tuple[int, str, list[str]]] = []
+MIGRATIONS: list[tuple[int, str, list[str]]] = [
+    (1, "private incidents", ["ALTER TABLE incidents ADD COLUMN private BOOLEAN NOT NULL DEFAULT FALSE"]),
+]
 
 
 class UTCDateTime(TypeDecorator[datetime]):

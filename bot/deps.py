@@ -20,6 +20,7 @@ from bot.signals import Bus
 from bot.tasks import Background, PagesFirst
 
 if TYPE_CHECKING:
+    from bot.incidents.access import Access
     from bot.incidents.ports import IncidentChat
 
 
@@ -33,6 +34,8 @@ class Deps:
     background: Background = field(default_factory=Background)
     priority: PagesFirst = field(default_factory=PagesFirst)
     chat: IncidentChat | None = None
+    # Who may see which incident (`can_see`); built with the chat adapters, which read membership.
+    access: Access | None = None
     # Filled by the domain packages' setup(deps); typed where they are defined.
     services: dict[str, Any] = field(default_factory=dict)
     # Run by the server after migration (e.g. start the scheduler, reschedule pending pages) and at shutdown.
@@ -44,6 +47,15 @@ class Deps:
             return self.services[name]
         except KeyError:
             raise RuntimeError(f"service {name!r} is not set up") from None
+
+    @property
+    def incident_access(self) -> Access:
+        """The access check; without a chat adapter (CLI) private incidents are seen only by the privileged."""
+        if self.access is None:
+            from bot.incidents.access import Access
+
+            self.access = Access(membership=None, permissions=self.settings.config.permissions, clock=self.clock)
+        return self.access
 
     @property
     def incident_chat(self) -> IncidentChat:

@@ -52,6 +52,8 @@ class IncidentBase(SQLModel):
     service: str | None = Field(default=None, max_length=100)
     playbook_id: str | None = Field(default=None, max_length=100)
     description: str = Field(default="", max_length=3000)
+    # Private: a private channel, and seen only by its members and `permissions.private_incidents`.
+    private: bool = Field(default=False)
 
 
 class IncidentCreate(IncidentBase):

@@ -5,6 +5,8 @@ from __future__ import annotations
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.deps import Deps
+from bot.incidents.access import Access
+from bot.slack.adapters.access import SlackMembership
 from bot.slack.adapters.alerts import SlackAlertChat
 from bot.slack.adapters.escalation import SlackPager
 from bot.slack.adapters.incidents import SlackIncidentChat
@@ -16,6 +18,9 @@ from bot.slack.api import UserHandles
 
 def attach(deps: Deps, client: AsyncWebClient) -> None:
     deps.chat = SlackIncidentChat(client, clock=deps.clock)
+    deps.access = Access(
+        membership=SlackMembership(client), permissions=deps.settings.config.permissions, clock=deps.clock
+    )
     deps.services["slack_client"] = client
     deps.services["alert_chat"] = SlackAlertChat(client)
     deps.services["playbook_chat"] = SlackPlaybookChat(client)

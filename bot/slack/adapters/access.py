@@ -1,0 +1,41 @@
+"""Channel and user-group membership for the access check (`bot.incidents.access`)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.slack.api import call, data
+
+if TYPE_CHECKING:
+    from bot.incidents.access import Membership
+
+
+class SlackMembership:
+    def __init__(self, client: AsyncWebClient) -> None:
+        self.client = client
+
+    async def channel_members(self, *, channel_id: str) -> list[str]:
+        members: list[str] = []
+        cursor: str | None = None
+        while True:
+            response = await call(
+                "read the channel's members",
+                self.client.conversations_members(channel=channel_id, limit=1000, cursor=cursor or None),
+            )
+            body = data(response)
+            members.extend(str(m) for m in body.get("members") or [])
+            cursor = (body.get("response_metadata") or {}).get("next_cursor") or None
+            if not cursor:
+                return members
+
+    async def group_members(self, *, group_id: str) -> list[str]:
+        response = await call("read the user group", self.client.usergroups_users_list(usergroup=group_id))
+        return [str(u) for u in data(response).get("users") or []]
+
+
+if TYPE_CHECKING:
+
+    def _conforms(client: AsyncWebClient) -> Membership:
+        return SlackMembership(client)
