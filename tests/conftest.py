@@ -16,6 +16,7 @@ import pytest
 from bot.config import BotConfig
 from bot.db import Database
 from bot.settings import Settings
+from tests.browser import browser  # noqa: F401  (a fixture for page tests)
 from tests.fakes.slack_api import FakeSlack
 from tests.harness import SECRET, BotHarness, running_bot
 from tests.pg import PostgresServer, create_database
