@@ -102,6 +102,15 @@ class Channels(Strict):
     announcements: ChannelRef | None = None
     alerts: ChannelRef | None = None
     private_incidents: bool = False
+    # Archive a resolved incident's channel this long after resolution (never while it is open).
+    archive_after: Duration | None = None
+
+    @field_validator("archive_after")
+    @classmethod
+    def _archive_positive(cls, value: timedelta | None) -> timedelta | None:
+        if value is not None and value <= timedelta(0):
+            raise ValueError("archive_after must be longer than 0 (e.g. 7d); leave it out to keep channels")
+        return value
 
 
 # --- services -----------------------------------------------------------------------------
@@ -285,8 +294,99 @@ class AutoDeclareRule(Strict):
     playbook: str | None = None
 
 
+PRESETS = ("uptimerobot", "datadog", "sentry", "pingdom", "betterstack")
+BUILTIN_SOURCES = ("alertmanager", "grafana")
+
+
+def _jmespath(value: Any) -> str:
+    """A JMESPath expression, compiled now so a typo stops start-up instead of every delivery."""
+    import jmespath
+    from jmespath.exceptions import JMESPathError
+
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError("write a JMESPath expression, e.g. check.name")
+    try:
+        jmespath.compile(value)
+    except JMESPathError as exc:
+        raise ValueError(f"invalid JMESPath expression {value!r}: {exc}") from None
+    return value
+
+
+JMESPath = Annotated[str, BeforeValidator(_jmespath)]
+
+
+class SourceMap(Strict):
+    """Where a sender's JSON keeps each part of an alert (JMESPath expressions over the body)."""
+
+    group_key: JMESPath
+    status: JMESPath  # true/false (firing?) or a word: resolved/ok/up/recovered… is resolved, anything else firing
+    title: JMESPath
+    severity: JMESPath | None = None
+    service: JMESPath | None = None
+    labels: JMESPath | None = None  # an object of strings (or a list of `key:value` tags)
+    started_at: JMESPath | None = None  # RFC 3339 or epoch seconds/milliseconds
+    link: JMESPath | None = None
+    description: JMESPath | None = None
+    resolved_values: list[str] = ["resolved", "ok", "up", "recovered", "closed", "inactive", "normal", "false"]
+
+
+class AlertSource(Strict):
+    """`POST /alerts/<name>`: a preset sender, or a `map:` for anything else."""
+
+    preset: Literal["uptimerobot", "datadog", "sentry", "pingdom", "betterstack"] | None = None
+    map: SourceMap | None = None
+    token_env: str | None = None  # env var with this source's token; ALERTS_TOKEN when unset
+    client_secret_env: str | None = None  # Sentry: the integration's client secret (Sentry-Hook-Signature)
+    severity: Severity | None = None  # when the sender says nothing about severity
+    service: str | None = None  # when the sender names no service
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> AlertSource:
+        if (self.preset is None) == (self.map is None):
+            raise ValueError("give exactly one of preset: (" + " | ".join(PRESETS) + ") or map:")
+        if self.client_secret_env and self.preset != "sentry":
+            raise ValueError("client_secret_env is for preset: sentry only")
+        return self
+
+
 class Alerts(Strict):
     auto_declare: list[AutoDeclareRule] = []
+    sources: dict[str, AlertSource] = {}
+
+    @field_validator("sources")
+    @classmethod
+    def _source_names(cls, sources: dict[str, AlertSource]) -> dict[str, AlertSource]:
+        for name in sources:
+            if not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,19}", name):
+                raise ValueError(f"source name {name!r}: lowercase letters, digits, '-' and '_', at most 20")
+            if name in BUILTIN_SOURCES:
+                raise ValueError(f"source name {name!r} is built in (POST /alerts/{name}); pick another name")
+        return sources
+
+
+class IssueTracker(Strict):
+    """Where follow-ups become issues."""
+
+    kind: Literal["github", "jira", "linear"]
+    token_env: str  # env var holding the token (GitHub, Linear) or the Jira API token
+    repo: str | None = None  # github: owner/name
+    project: str | None = None  # jira: project key
+    email_env: str | None = None  # jira: env var with the account's email (basic auth)
+    issue_type: str = "Task"  # jira
+    team_id: str | None = None  # linear
+    labels: list[str] = ["incident-follow-up"]  # github
+    api_url: str | None = None  # github/linear default to the public API; jira: https://<site>.atlassian.net
+    check_every: Duration = timedelta(minutes=15)  # how often open issues are checked for closure
+
+    @model_validator(mode="after")
+    def _settings_for_kind(self) -> IssueTracker:
+        needed = {"github": ["repo"], "jira": ["project", "email_env", "api_url"], "linear": ["team_id"]}[self.kind]
+        missing = [name for name in needed if not getattr(self, name)]
+        if missing:
+            raise ValueError(f"kind {self.kind} needs {', '.join(missing)}")
+        if self.kind == "github" and not re.fullmatch(r"[\w.-]+/[\w.-]+", self.repo or ""):
+            raise ValueError(f"repo {self.repo!r}: write owner/name")
+        return self
 
 
 class Postmortem(Strict):
@@ -302,6 +402,7 @@ class BotConfig(Strict):
     permissions: Permissions = Permissions()
     alerts: Alerts = Alerts()
     postmortem: Postmortem = Postmortem()
+    issue_tracker: IssueTracker | None = None
 
     @field_validator("services")
     @classmethod

@@ -320,6 +320,9 @@ async def link_incident(
     alerts = await instances(session, group_id=group_id)
     firing = [a for a in alerts if a.status == "firing"]
     names = sorted({a.labels.get("alertname", "alert") for a in alerts})
+    impact = (
+        await _impact_from_alerts(session, incident_id=incident_id, alerts=alerts) if how != "fingerprint" else None
+    )
     verb = {"auto": "declared automatically from", "button": "declared from", "fingerprint": "linked to"}.get(
         how, "linked to"
     )
@@ -342,10 +345,34 @@ async def link_incident(
             "rule": group.rule,
             "labels": group.common_labels,
             "fingerprints": [a.fingerprint for a in alerts][:50],
+            "impact_started_at": impact.isoformat() if impact else None,
         },
     )
     await session.commit()
     return group
+
+
+async def _impact_from_alerts(
+    session: AsyncSession, *, incident_id: int, alerts: Sequence[AlertInstance]
+) -> datetime | None:
+    """An incident declared from alerts started hurting when its earliest alert started, if before the declare.
+
+    Only while nobody has set it (`/incident started` wins), and only ever earlier than the declaration.
+    """
+    starts = [a.starts_at for a in alerts if a.starts_at is not None]
+    if not starts:
+        return None
+    earliest = min(starts)
+    result = await session.exec(  # type: ignore[call-overload]
+        update(Incident)
+        .where(
+            col(Incident.id) == incident_id,
+            col(Incident.impact_started_at).is_(None),
+            col(Incident.declared_at) > earliest,
+        )
+        .values(impact_started_at=earliest)
+    )
+    return earliest if result.rowcount else None
 
 
 async def incident_for_fingerprints(session: AsyncSession, *, group_id: int, fingerprints: Sequence[str]) -> int | None:

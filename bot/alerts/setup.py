@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from bot.alerts.flows import AlertProcessor
 from bot.alerts.http import handler_for
+from bot.alerts.sources import http as sources
 from bot.deps import Deps
 from bot.signals import IncidentResolved, IncidentSeverityChanged, IncidentStatusChanged
 
@@ -15,6 +16,7 @@ def setup(deps: Deps) -> None:
     routes = deps.services.setdefault("http_routes", [])
     routes.append(("POST", "/alerts/alertmanager", handler_for(deps, "alertmanager")))
     routes.append(("POST", "/alerts/grafana", handler_for(deps, "grafana")))
+    sources.setup(deps)  # POST /alerts/<name> for each alerts.sources entry
     # The alert message shows the linked incident's severity and status: keep it current.
     deps.bus.subscribe(IncidentResolved, processor.on_incident_changed)
     deps.bus.subscribe(IncidentStatusChanged, processor.on_incident_changed)

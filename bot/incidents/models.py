@@ -80,6 +80,9 @@ class Incident(IncidentBase, table=True):
     announcement_channel: str | None = None
     announcement_ts: str | None = None
     declared_at: datetime = _utc(nullable=False)  # type: ignore[assignment]
+    # When users were first hurt: the earliest alert's start for alert-declared incidents, or set with
+    # `/incident started`; NULL means the declaration (see `impact_start`).
+    impact_started_at: datetime | None = _utc()  # type: ignore[assignment]
     acknowledged_at: datetime | None = _utc()  # type: ignore[assignment]
     acknowledged_by: str | None = None
     mitigated_at: datetime | None = _utc()  # type: ignore[assignment]
@@ -96,6 +99,15 @@ class Incident(IncidentBase, table=True):
     @property
     def ref(self) -> str:
         return f"INC-{self.id}"
+
+    @property
+    def impact_start(self) -> datetime:
+        return self.impact_started_at or self.declared_at
+
+    @property
+    def time_to_detect(self) -> timedelta:
+        """Impact start → declared (zero when nothing says impact began earlier)."""
+        return max(self.declared_at - self.impact_start, timedelta(0))
 
     @property
     def is_open(self) -> bool:
@@ -124,3 +136,10 @@ class ActionItem(ActionItemBase, table=True):
     created_by: str
     created_at: datetime = _utc(nullable=False)  # type: ignore[assignment]
     done: bool = False
+    # The issue in the team's tracker (issue_tracker: in bot.yml), once created: its web link and the
+    # tracker's own key (GitHub number, Jira key, Linear id) used to check whether it was closed.
+    issue_url: str | None = Field(default=None, max_length=500)
+    issue_key: str | None = Field(default=None, max_length=200)
+    issue_checked_at: datetime | None = _utc()  # type: ignore[assignment]
+    # A lease while an issue is being created, so two clicks (or replicas) never open two issues.
+    issue_claimed_at: datetime | None = _utc()  # type: ignore[assignment]

@@ -1,0 +1,129 @@
+"""What every sender's body is read into, and how that becomes the shared `Notification`."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from bot.alerts.payloads import AlertItem, Notification, PayloadError, parse_time
+
+MAX_LABELS = 30
+MAX_VALUE = 300
+
+
+@dataclass(frozen=True)
+class Fields:
+    key: str  # the sender's id of the check/monitor/issue: one group per key
+    firing: bool
+    title: str
+    summary: str = ""
+    severity: str | None = None
+    service: str | None = None
+    labels: dict[str, str] = field(default_factory=dict)
+    started_at: datetime | None = None
+    link: str | None = None
+
+
+@dataclass(frozen=True)
+class Ignored:
+    """A delivery that is not an alert (Sentry's installation hook, an assignment): answered 200, not stored."""
+
+    reason: str
+
+
+def text(value: Any, *, where: str, required: bool = False) -> str:
+    if value is None or value == "":
+        if required:
+            raise PayloadError(f"{where} is missing")
+        return ""
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise PayloadError(f"{where}: expected a string, got {type(value).__name__}")
+    return str(value).strip()
+
+
+def when(value: Any, *, where: str) -> datetime | None:
+    """RFC 3339, or a Unix time in seconds or milliseconds (senders use all three)."""
+    if value is None or value == "":
+        return None
+    number: float | None = None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        number = float(value)
+    elif isinstance(value, str) and value.strip().replace(".", "", 1).isdigit():
+        number = float(value.strip())
+    if number is not None:
+        if number > 1e11:  # milliseconds
+            number /= 1000.0
+        try:
+            return datetime.fromtimestamp(number, tz=UTC)
+        except (OverflowError, OSError, ValueError):
+            raise PayloadError(f"{where}: {value!r} is not a time") from None
+    return parse_time(value, where=where)
+
+
+def tag_labels(value: Any, *, where: str) -> dict[str, str]:
+    """Tags as labels: an object, a list of `key:value` strings or `[key, value]` pairs, or `a:b,c:d`."""
+    out: dict[str, str] = {}
+    if value is None or value == "":
+        return out
+    items: list[Any]
+    if isinstance(value, dict):
+        items = [[k, v] for k, v in value.items()]
+    elif isinstance(value, str):
+        items = [t for t in value.split(",") if t.strip()]
+    elif isinstance(value, list):
+        items = value
+    else:
+        raise PayloadError(f"{where}: expected tags as an object, a list or 'key:value,...'")
+    for item in items:
+        if isinstance(item, list | tuple) and len(item) == 2:
+            key, val = item
+        elif isinstance(item, dict) and "key" in item and "value" in item:
+            key, val = item["key"], item["value"]
+        elif isinstance(item, str):
+            key, _, val = item.strip().partition(":")
+        else:
+            continue
+        if isinstance(val, dict | list) or val is None or not str(key).strip():
+            continue
+        out.setdefault(str(key).strip()[:100], str(val).strip()[:MAX_VALUE])
+        if len(out) >= MAX_LABELS:
+            break
+    return out
+
+
+def notification(source: str, fields: Fields, *, now: datetime) -> Notification:
+    """One group per sender key, holding one alert whose labels say what the sender said."""
+    if not fields.key:
+        raise PayloadError("the alert has no id to group it by")
+    status = "firing" if fields.firing else "resolved"
+    labels = {k: v for k, v in fields.labels.items() if k not in ("alertname", "severity", "service")}
+    labels["alertname"] = (fields.title or "alert")[:MAX_VALUE]
+    if fields.severity:
+        labels["severity"] = fields.severity[:50]
+    if fields.service:
+        labels["service"] = fields.service[:100]
+    annotations = {"summary": fields.summary[:3000]} if fields.summary else {}
+    fingerprint = hashlib.sha256(f"{source}\x00{fields.key}".encode()).hexdigest()[:16]
+    alert = AlertItem(
+        fingerprint=fingerprint,
+        status=status,
+        labels=labels,
+        annotations=annotations,
+        starts_at=fields.started_at,
+        ends_at=now if not fields.firing else None,
+        generator_url=fields.link or None,
+    )
+    return Notification(
+        source=source,
+        group_key=f"{source}:{fields.key}"[:2000],
+        status=status,
+        receiver="",
+        group_labels={},
+        common_labels=dict(labels),
+        common_annotations=dict(annotations),
+        external_url=fields.link or None,
+        truncated=0,
+        alerts=[alert],
+    )

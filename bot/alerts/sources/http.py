@@ -1,0 +1,145 @@
+"""`POST /alerts/<name>` for each `alerts.sources` entry: check who sent it, read it, store it, answer.
+
+Same promise as the Alertmanager endpoint: the database row exists before the 2xx, a storage
+failure answers 503 (senders retry), a malformed body 400 with the reason. The token comes as
+`Authorization: Bearer` or, for senders that cannot set headers (UptimeRobot), as `?token=`;
+Sentry's deliveries are authenticated by `Sentry-Hook-Signature` when a client secret is set.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import os
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import parse_qsl
+
+from aiohttp import web
+
+from bot.alerts.flows import processor_of
+from bot.alerts.http import Handler, authorized
+from bot.alerts.payloads import PayloadError, decode
+from bot.alerts.sources import mapped, presets
+from bot.alerts.sources.fields import Fields, Ignored, notification
+from bot.config import AlertSource
+from bot.deps import Deps
+from bot.observability import metrics_of
+
+log = logging.getLogger(__name__)
+
+
+def display_name(name: str, source: AlertSource) -> str:
+    return f"{presets.NAMES[source.preset]} ({name})" if source.preset else name
+
+
+def token_for(deps: Deps, source: AlertSource) -> str | None:
+    if source.token_env:
+        return os.environ.get(source.token_env, "").strip() or None
+    token = deps.settings.alerts_token
+    return token.get_secret_value() if token is not None else None
+
+
+def sentry_signed(body: bytes, signature: str, secret: str) -> bool:
+    expected = hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(signature.strip().lower().encode(), expected.encode())
+
+
+def _allowed(request: web.Request, body: bytes, *, token: str | None, secret: str | None) -> str | None:
+    """None when the sender proved who it is; otherwise what is wrong (sent back with the 401)."""
+    if secret is not None and sentry_signed(body, request.headers.get("Sentry-Hook-Signature", ""), secret):
+        return None
+    if token is None:
+        return None if secret is None else "missing or wrong Sentry-Hook-Signature (check the client secret)"
+    header = request.headers.get("Authorization", "")
+    if header and authorized(header, token):
+        return None
+    given = request.query.get("token", "")
+    if given and hmac.compare_digest(given.encode("utf-8"), token.encode("utf-8")):
+        return None
+    if secret is not None:
+        return "missing or wrong Sentry-Hook-Signature (check the client secret) and no valid token"
+    return "missing or wrong token: send Authorization: Bearer <token> or ?token=<token>"
+
+
+def _body(request: web.Request, raw: bytes) -> dict[str, Any]:
+    """JSON; UptimeRobot can also send its variables as a form."""
+    if request.content_type == "application/x-www-form-urlencoded":
+        try:
+            return dict(parse_qsl(raw.decode("utf-8"), keep_blank_values=True))
+        except UnicodeDecodeError:
+            raise PayloadError("the form body is not UTF-8") from None
+    return decode(raw)
+
+
+def read(source: AlertSource, data: dict[str, Any], headers: Mapping[str, str]) -> Fields | Ignored:
+    if source.map is not None:
+        return mapped.read(source.map, data, headers)
+    assert source.preset is not None
+    return presets.PRESETS[source.preset](data, headers)
+
+
+def handler_for_source(deps: Deps, name: str, source: AlertSource) -> Handler:
+    secret = os.environ.get(source.client_secret_env, "").strip() or None if source.client_secret_env else None
+
+    async def receive(request: web.Request) -> web.Response:
+        metrics = metrics_of(deps)
+        raw = await request.read()
+        problem = _allowed(request, raw, token=token_for(deps, source), secret=secret)
+        if problem is not None:
+            metrics.alerts_rejected.labels(source=name, reason="auth").inc()
+            log.warning("refused an alert on /alerts/%s: %s", name, problem)
+            return web.json_response(
+                {"status": "error", "error": problem},
+                status=401,
+                headers={"WWW-Authenticate": 'Bearer realm="incident-bot"'},
+            )
+        try:
+            fields = read(source, _body(request, raw), request.headers)
+            if isinstance(fields, Ignored):
+                log.info("ignored a delivery on /alerts/%s: %s", name, fields.reason)
+                return web.json_response({"status": "ignored", "reason": fields.reason})
+            if fields.severity is None and source.severity is not None:
+                fields = _with(fields, severity=source.severity.value)
+            if fields.service is None and source.service is not None:
+                fields = _with(fields, service=source.service)
+            note = notification(name, fields, now=deps.clock.now())
+        except PayloadError as exc:
+            metrics.alerts_rejected.labels(source=name, reason="malformed").inc()
+            log.warning("refused a malformed alert on /alerts/%s: %s", name, exc)
+            return web.json_response({"status": "error", "error": str(exc)}, status=400)
+        try:
+            result = await processor_of(deps).ingest(note)
+        except Exception:
+            metrics.alerts_rejected.labels(source=name, reason="storage").inc()
+            log.exception("could not store an alert from %s; answering 503 so it is sent again", name)
+            return web.json_response(
+                {"status": "error", "error": "could not store the alert; send it again"}, status=503
+            )
+        processor_of(deps).spawn(result.group_id)
+        return web.json_response(
+            {
+                "status": "accepted",
+                "group": result.group_id,
+                "revision": result.revision,
+                "incident": f"INC-{result.incident_id}" if result.incident_id else None,
+            }
+        )
+
+    return receive
+
+
+def _with(fields: Fields, **changes: Any) -> Fields:
+    from dataclasses import replace
+
+    return replace(fields, **changes)
+
+
+def setup(deps: Deps) -> None:
+    from bot.alerts import service
+
+    routes = deps.services.setdefault("http_routes", [])
+    for name, source in deps.settings.config.alerts.sources.items():
+        service.SOURCE_NAMES[name] = display_name(name, source)
+        routes.append(("POST", f"/alerts/{name}", handler_for_source(deps, name, source)))

@@ -1,0 +1,190 @@
+"""The five preset senders' bodies, read into `Fields` (shapes in README, "Alert sources")."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from bot.alerts.payloads import PayloadError
+from bot.alerts.sources.fields import Fields, Ignored, tag_labels, text, when
+
+Reader = Callable[[dict[str, Any], Mapping[str, str]], Fields | Ignored]
+
+_BRACKET = re.compile(r"^\s*\[[^\]]*\]\s*")
+
+
+def _object(value: Any, *, where: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise PayloadError(f"{where}: expected an object" if value is not None else f"{where} is missing")
+    return value
+
+
+def uptimerobot(data: dict[str, Any], _: Mapping[str, str]) -> Fields | Ignored:
+    """The alert contact's POST body: `*monitorID*`, `*alertType*` (1 down, 2 up, 3 SSL expiry) and friends."""
+    kind = text(data.get("alertType"), where="alertType", required=True)
+    if kind not in ("1", "2", "3"):
+        raise PayloadError(f"alertType: expected 1 (down), 2 (up) or 3 (SSL expiry), got {kind!r}")
+    name = text(data.get("monitorFriendlyName"), where="monitorFriendlyName") or text(
+        data.get("monitorURL"), where="monitorURL"
+    )
+    details = text(data.get("alertDetails"), where="alertDetails")
+    labels = {"monitor_url": text(data.get("monitorURL"), where="monitorURL")}
+    if kind == "3":
+        labels["alert"] = "ssl_expiry"
+    return Fields(
+        key=text(data.get("monitorID"), where="monitorID", required=True),
+        firing=kind != "2",
+        title=f"{name} is down" if kind == "1" else f"{name} is up" if kind == "2" else f"{name}: SSL certificate",
+        summary=details,
+        severity="warning" if kind == "3" else None,
+        labels={k: v for k, v in labels.items() if v},
+        started_at=when(data.get("alertDateTime"), where="alertDateTime") if kind != "2" else None,
+        link=labels["monitor_url"] or None,
+    )
+
+
+_DATADOG_RESOLVED = {"recovered"}
+_DATADOG_FIRING = {"triggered", "re-triggered", "warn", "re-warn", "no data", "re-no data", "renotify", "alert"}
+
+
+def datadog(data: dict[str, Any], _: Mapping[str, str]) -> Fields | Ignored:
+    """The webhook integration's payload with `$ALERT_TRANSITION`, `$AGGREG_KEY`, `$ALERT_PRIORITY`, `$TAGS`..."""
+    transition = text(data.get("alert_transition"), where="alert_transition", required=True)
+    lowered = transition.lower()
+    if lowered not in _DATADOG_RESOLVED | _DATADOG_FIRING:
+        raise PayloadError(f"alert_transition: {transition!r} is not Triggered, Warn, No Data or Recovered")
+    key = text(data.get("aggreg_key"), where="aggreg_key") or text(data.get("alert_id"), where="alert_id")
+    raw_title = (
+        text(data.get("title"), where="title")
+        or text(data.get("event_title"), where="event_title")
+        or text(data.get("alert_title"), where="alert_title")
+    )
+    priority = text(data.get("alert_priority"), where="alert_priority") or text(data.get("priority"), where="priority")
+    if priority.upper() == "P5":
+        priority = "P4"
+    if not re.fullmatch(r"[Pp][1-4]", priority):
+        priority = "warning" if "warn" in lowered else ""
+    labels = tag_labels(data.get("tags"), where="tags")
+    if data.get("alert_id"):
+        labels["monitor_id"] = text(data.get("alert_id"), where="alert_id")
+    return Fields(
+        key=key,
+        firing=lowered not in _DATADOG_RESOLVED,
+        title=_BRACKET.sub("", raw_title) or "Datadog monitor",
+        summary=text(data.get("body"), where="body")[:1000],
+        severity=priority or None,
+        service=labels.get("service"),
+        labels=labels,
+        started_at=when(data.get("date"), where="date") if lowered not in _DATADOG_RESOLVED else None,
+        link=text(data.get("link"), where="link") or None,
+    )
+
+
+def sentry(data: dict[str, Any], headers: Mapping[str, str]) -> Fields | Ignored:
+    """Issue alerts (`event_alert`), metric alerts, and issue resolved/unresolved (`issue`)."""
+    resource = headers.get("Sentry-Hook-Resource", "event_alert").strip().lower()
+    action = text(data.get("action"), where="action").lower()
+    body = _object(data.get("data"), where="data")
+    if resource == "event_alert":
+        event = _object(body.get("event"), where="data.event")
+        labels = tag_labels(event.get("tags"), where="data.event.tags")
+        rule = text(body.get("triggered_rule"), where="data.triggered_rule")
+        if rule:
+            labels["rule"] = rule[:200]
+        return Fields(
+            key=text(event.get("issue_id"), where="data.event.issue_id", required=True),
+            firing=True,
+            title=text(event.get("title"), where="data.event.title") or "Sentry issue",
+            summary=text(event.get("culprit"), where="data.event.culprit"),
+            severity=text(event.get("level"), where="data.event.level") or None,
+            service=labels.get("service"),
+            labels=labels,
+            started_at=when(event.get("datetime") or event.get("timestamp"), where="data.event.datetime"),
+            link=text(event.get("web_url") or event.get("url"), where="data.event.web_url") or None,
+        )
+    if resource == "issue":
+        if action not in ("created", "resolved", "unresolved"):
+            return Ignored(f"Sentry issue {action or 'change'}: nothing to alert on")
+        issue = _object(body.get("issue"), where="data.issue")
+        return Fields(
+            key=text(issue.get("id"), where="data.issue.id", required=True),
+            firing=action != "resolved",
+            title=text(issue.get("title"), where="data.issue.title") or "Sentry issue",
+            summary=text(issue.get("culprit"), where="data.issue.culprit"),
+            severity=text(issue.get("level"), where="data.issue.level") or None,
+            started_at=when(issue.get("firstSeen"), where="data.issue.firstSeen") if action != "resolved" else None,
+            link=text(issue.get("web_url") or issue.get("permalink"), where="data.issue.web_url") or None,
+        )
+    if resource == "metric_alert":
+        alert = _object(body.get("metric_alert"), where="data.metric_alert")
+        return Fields(
+            key="metric:" + text(alert.get("id"), where="data.metric_alert.id", required=True),
+            firing=action != "resolved",
+            title=text(body.get("description_title"), where="data.description_title") or "Sentry metric alert",
+            summary=text(body.get("description_text"), where="data.description_text"),
+            severity="critical" if action == "critical" else "warning" if action == "warning" else None,
+            link=text(body.get("web_url"), where="data.web_url") or None,
+        )
+    return Ignored(f"Sentry {resource} hook: not an alert")
+
+
+def pingdom(data: dict[str, Any], _: Mapping[str, str]) -> Fields | Ignored:
+    """`check_id`, `check_name`, `current_state` DOWN/UP (transaction checks: FAILING/SUCCESS)..."""
+    state = text(data.get("current_state"), where="current_state", required=True).upper()
+    if state not in ("DOWN", "UP", "FAILING", "SUCCESS"):
+        raise PayloadError(f"current_state: expected DOWN or UP, got {state!r}")
+    firing = state in ("DOWN", "FAILING")
+    raw_params = data.get("check_params")
+    params: dict[str, Any] = raw_params if isinstance(raw_params, dict) else {}
+    name = text(data.get("check_name"), where="check_name") or "Pingdom check"
+    importance = text(data.get("importance_level"), where="importance_level").upper()
+    labels = {"check_type": text(data.get("check_type"), where="check_type")}
+    link = text(params.get("full_url"), where="check_params.full_url") or None
+    return Fields(
+        key=text(data.get("check_id"), where="check_id", required=True),
+        firing=firing,
+        title=f"{name} is {'down' if firing else 'up'}",
+        summary=text(data.get("long_description"), where="long_description")
+        or text(data.get("description"), where="description"),
+        severity={"HIGH": "critical", "LOW": "warning"}.get(importance),
+        labels={k: v for k, v in labels.items() if v},
+        started_at=when(data.get("state_changed_timestamp"), where="state_changed_timestamp") if firing else None,
+        link=link,
+    )
+
+
+def betterstack(data: dict[str, Any], _: Mapping[str, str]) -> Fields | Ignored:
+    """Better Stack Uptime: `{"data": {"id", "type": "incident", "attributes": {...}}}`."""
+    body = _object(data.get("data"), where="data")
+    kind = text(body.get("type"), where="data.type")
+    if kind and kind != "incident":
+        return Ignored(f"Better Stack {kind}: not an incident")
+    attributes = _object(body.get("attributes"), where="data.attributes")
+    resolved = (
+        bool(attributes.get("resolved_at")) or text(attributes.get("status"), where="status").lower() == "resolved"
+    )
+    return Fields(
+        key=text(body.get("id"), where="data.id", required=True),
+        firing=not resolved,
+        title=text(attributes.get("name"), where="data.attributes.name") or "Better Stack incident",
+        summary=text(attributes.get("cause"), where="data.attributes.cause"),
+        started_at=when(attributes.get("started_at"), where="data.attributes.started_at"),
+        link=text(attributes.get("url"), where="data.attributes.url") or None,
+    )
+
+
+PRESETS: dict[str, Reader] = {
+    "uptimerobot": uptimerobot,
+    "datadog": datadog,
+    "sentry": sentry,
+    "pingdom": pingdom,
+    "betterstack": betterstack,
+}
+NAMES = {
+    "uptimerobot": "UptimeRobot",
+    "datadog": "Datadog",
+    "sentry": "Sentry",
+    "pingdom": "Pingdom",
+    "betterstack": "Better Stack",
+}
