@@ -10,6 +10,7 @@ import difflib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, time, timedelta
 
 from bot.config import Severity
 from bot.exceptions import UsageError
@@ -24,6 +25,7 @@ USAGE: dict[str, str] = {
     "role": "/incident role <commander|comms|scribe> <@user>",
     "ack": "/incident ack",
     "resolve": "/incident resolve [summary]",
+    "started": "/incident started <HH:MM UTC | 2026-12-05T14:05Z | -15m>",
     "timeline": "/incident timeline",
     "postmortem": "/incident postmortem [done]",
     "playbook": "/incident playbook <id>",
@@ -51,7 +53,19 @@ ALIASES = {
 }
 
 # Subcommands that act on one incident (in its channel, or named with INC-<n>).
-NEEDS_INCIDENT = {"update", "note", "action", "sev", "role", "ack", "resolve", "timeline", "postmortem", "playbook"}
+NEEDS_INCIDENT = {
+    "update",
+    "note",
+    "action",
+    "sev",
+    "role",
+    "ack",
+    "resolve",
+    "timeline",
+    "postmortem",
+    "playbook",
+    "started",
+}
 
 _SEVERITY_WORDS = {
     "p1": Severity.P1,
@@ -172,6 +186,24 @@ class PostmortemCmd(Command):
 @dataclass(frozen=True)
 class Stats(Command):
     days: int = 30
+
+
+@dataclass(frozen=True)
+class Started(Command):
+    """When impact began: `ago` before now, an absolute UTC `at`, or a UTC `clock` time (today, else yesterday)."""
+
+    ago: timedelta | None = None
+    at: datetime | None = None
+    clock: time | None = None
+
+    def resolve(self, now: datetime) -> datetime:
+        if self.ago is not None:
+            return now - self.ago
+        if self.at is not None:
+            return self.at
+        assert self.clock is not None
+        today = datetime.combine(now.astimezone(UTC).date(), self.clock, tzinfo=UTC)
+        return today if today <= now else today - timedelta(days=1)
 
 
 @dataclass(frozen=True)
@@ -418,6 +450,46 @@ def _p_stats(name: str, incident: int | None, rest: list[str], text: str, known:
     return Stats(name=name, incident=incident, days=parse_days(text))
 
 
+_AGO = re.compile(r"^-?((?:\d+\s*[smhd]\s*)+)(?:ago)?$")
+_CLOCK = re.compile(r"^(\d{1,2}):(\d{2})(?::(\d{2}))?(?:z|utc)?$")
+
+
+def parse_started(text: str) -> Started:
+    """`-15m`, `15m ago`, `1h30m ago`, `14:05` (UTC), `2026-12-05T14:05Z` or `2026-12-05 14:05` (UTC)."""
+    raw = text.strip().lower()
+    compact = raw.replace(" ", "")
+    if not raw:
+        raise _fail("started", "Say when the impact started, e.g. `/incident started -15m` or `14:05` (UTC).")
+    match = _AGO.fullmatch(compact)
+    if match and (compact.startswith("-") or compact.endswith("ago")):
+        total = sum(
+            int(n) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[unit]
+            for n, unit in re.findall(r"(\d+)([smhd])", match.group(1))
+        )
+        if not 0 < total <= 30 * 86400:
+            raise _fail("started", "Give a time within the last 30 days, e.g. `-15m` or `-2h`.")
+        return Started(name="started", ago=timedelta(seconds=total))
+    match = _CLOCK.fullmatch(compact)
+    if match:
+        hour, minute, second = int(match.group(1)), int(match.group(2)), int(match.group(3) or 0)
+        if hour > 23 or minute > 59 or second > 59:
+            raise _fail("started", f"`{text.strip()}` is not a time of day.")
+        return Started(name="started", clock=time(hour, minute, second))
+    iso = raw.replace(" ", "t", 1).removesuffix("utc").strip().upper().replace("Z", "+00:00")
+    try:
+        parsed = datetime.fromisoformat(iso)
+    except ValueError:
+        raise _fail(
+            "started", f"`{text.strip()}` is not a time: write `-15m`, `14:05` (UTC) or `2026-12-05T14:05Z`."
+        ) from None
+    return Started(name="started", at=(parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).astimezone(UTC))
+
+
+def _p_started(name: str, incident: int | None, rest: list[str], text: str, known: Known) -> Command:
+    parsed = parse_started(text)
+    return Started(name=name, incident=incident, ago=parsed.ago, at=parsed.at, clock=parsed.clock)
+
+
 _PARSERS: dict[str, _Parser] = {
     "declare": _p_declare,
     "update": _p_update,
@@ -431,6 +503,7 @@ _PARSERS: dict[str, _Parser] = {
     "postmortem": _p_postmortem,
     "playbook": _p_playbook,
     "stats": _p_stats,
+    "started": _p_started,
     "list": _p_none,
     "oncall": _p_none,
     "help": _p_none,

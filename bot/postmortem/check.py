@@ -31,8 +31,10 @@ def sample() -> PostmortemData:
         severity_at_declaration="P2", services=["api"], description="What broke", playbook="service-down",
         channel_id="C0SAMPLE", channel_name="inc-1-sample", channel_url="https://slack.com/app_redirect?channel=C0SAMPLE",
         generated_at=t0 + 90 * m, declared_at=t0, declared_by="U0ALICE", resolved_by="U0ALICE",
+        impact_start=t0 - 2 * m, impact_from="first alert", impact_set_by=None,
         resolution="Rolled back", end=t0 + 60 * m, duration=60 * m, ongoing_for=None,
         first_event=alert, first_alert=alert,
+        detected=Metric("Impact started", t0 - 2 * m, 2 * m, "", None, "first alert"),
         declared=Metric("Declared", t0, 0 * m, "not declared", "U0ALICE"),
         acknowledged=Metric("First acknowledged", t0 + 4 * m, 4 * m, "not acknowledged", "U0BOB"),
         mitigated=Metric("Mitigated", None, None, "not mitigated"),
@@ -44,7 +46,7 @@ def sample() -> PostmortemData:
         actions=[Action(t0 + 9 * m, 9 * m, "rollback", "api", "succeeded", "U0BOB", "to dep-1")],
         playbook_steps=[PlaybookStep(t0, 0 * m, "Service down", "Check health", "done", "U0BOB", "")],
         notes=[Note(t0 + 5 * m, "U0BOB", "a note")],
-        action_items=[ActionItemRow(1, "Add an alert", "U0BOB", False, "U0ALICE", t0 + 70 * m)],
+        action_items=[ActionItemRow(1, "Add an alert", "U0BOB", False, "U0ALICE", t0 + 70 * m, "https://github.com/acme/api/issues/7")],
     )  # fmt: skip
 
 

@@ -94,6 +94,7 @@ class ActionItemRow:
     done: bool
     created_by: str
     created_at: datetime
+    issue_url: str | None = None  # the follow-up's issue in the team's tracker
 
 
 @dataclass(frozen=True)
@@ -122,14 +123,20 @@ class PostmortemData:
 
     declared_at: datetime
     declared_by: str
+    # When users were first hurt: the earliest alert's start, a `/incident started` correction, or the
+    # declaration; `impact_from` says which ("first alert", "set by" `impact_set_by`, "declared").
+    impact_start: datetime
+    impact_from: str
+    impact_set_by: str | None
     resolved_by: str | None
     resolution: str
     end: datetime | None
-    duration: timedelta | None
+    duration: timedelta | None  # from the impact start
     ongoing_for: timedelta | None  # for an incident that is still open
 
     first_event: Event | None
     first_alert: Event | None
+    detected: Metric  # impact start → declared: `after` is the time to detect
     declared: Metric
     acknowledged: Metric
     mitigated: Metric
@@ -157,3 +164,7 @@ class PostmortemData:
     @property
     def metrics(self) -> list[Metric]:
         return [self.declared, self.acknowledged, self.mitigated, self.resolved]
+
+    @property
+    def time_to_detect(self) -> timedelta:
+        return self.declared_at - self.impact_start

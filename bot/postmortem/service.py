@@ -253,6 +253,7 @@ def _assemble(
     role_holders: list[tuple[str, str]] = []  # (role, user) in order of assignment
     paged: set[str] = set()
     playbook_titles: dict[str, str] = {}
+    impact_set: str | None = None  # who last corrected the impact start (`/incident started`)
 
     for row in rows:
         ev_id, at, kind, actor, text, key, permalink, data = row
@@ -278,6 +279,8 @@ def _assemble(
                 activity[actor] = [at, 1]
             else:
                 seen[1] += 1
+        if kind == "impact":
+            impact_set = actor or "someone"
         service = data.get("service")
         if service and kind in (Kind.DECLARED, Kind.DEPLOY, Kind.HEALTH, Kind.ALERT) and service not in services:
             services.append(str(service))
@@ -379,6 +382,7 @@ def _assemble(
 
     status = str(incident.status)
     resolved_at = utc(incident.resolved_at) if incident.resolved_at else None
+    impact_start, impact_from = _impact(incident, impact_set)
     return PostmortemData(
         ref=incident.ref,
         number=incident_id,
@@ -396,13 +400,24 @@ def _assemble(
         generated_at=generated_at,
         declared_at=declared_at,
         declared_by=incident.declared_by,
+        impact_start=impact_start,
+        impact_from=impact_from,
+        impact_set_by=impact_set if impact_from == "set by" else None,
         resolved_by=incident.resolved_by,
         resolution=incident.resolution or "",
         end=resolved_at,
-        duration=resolved_at - declared_at if resolved_at else None,
-        ongoing_for=None if resolved_at else generated_at - declared_at,
+        duration=resolved_at - impact_start if resolved_at else None,
+        ongoing_for=None if resolved_at else generated_at - impact_start,
         first_event=events[0] if events else None,
         first_alert=first_alert,
+        detected=Metric(
+            name="Impact started",
+            at=impact_start,
+            after=declared_at - impact_start,
+            missing="",
+            by=impact_set if impact_from == "set by" else None,
+            note=impact_from,
+        ),
         declared=metric("Declared", declared_at, "not declared", incident.declared_by),
         acknowledged=metric("First acknowledged", acknowledged_at, "not acknowledged", acknowledged_by),
         mitigated=metric("Mitigated", mitigated_at, "not mitigated", None, mitigated_note),
@@ -426,10 +441,18 @@ def _assemble(
                 done=bool(item.done),
                 created_by=item.created_by,
                 created_at=utc(item.created_at),
+                issue_url=item.issue_url,
             )
             for item in items
         ],
     )
+
+
+def _impact(incident: Incident, impact_set: str | None) -> tuple[datetime, str]:
+    """The impact start and where it came from, for the post-mortem's impact table."""
+    if incident.impact_started_at is None:
+        return utc(incident.declared_at), "declared"
+    return utc(incident.impact_started_at), "set by" if impact_set is not None else "first alert"
 
 
 def _responders(

@@ -39,6 +39,15 @@ class Figures:
     not_resolved: int
     ttr_mean: timedelta | None
     ttr_median: timedelta | None
+    # Impact start → declared, over every incident (the impact start is the declaration unless an
+    # alert or `/incident started` says otherwise; `impact_known` counts those that said).
+    ttd_mean: timedelta | None = None
+    ttd_median: timedelta | None = None
+    impact_known: int = 0
+    # Declared → first `monitoring` (mitigated), over incidents that got there.
+    mitigated: int = 0
+    ttm_mean: timedelta | None = None
+    ttm_median: timedelta | None = None
 
 
 @dataclass(frozen=True)
@@ -57,9 +66,20 @@ def check_days(days: int) -> int:
     return days
 
 
-def _figures(rows: list[tuple[datetime, datetime | None, datetime | None]]) -> Figures:
-    tta = [(ack - declared).total_seconds() for declared, ack, _ in rows if ack is not None]
-    ttr = [(res - declared).total_seconds() for declared, _, res in rows if res is not None]
+@dataclass(frozen=True)
+class _Row:
+    declared: datetime
+    impact: datetime | None
+    acked: datetime | None
+    mitigated: datetime | None
+    resolved: datetime | None
+
+
+def _figures(rows: list[_Row]) -> Figures:
+    tta = [(r.acked - r.declared).total_seconds() for r in rows if r.acked is not None]
+    ttr = [(r.resolved - r.declared).total_seconds() for r in rows if r.resolved is not None]
+    ttm = [(r.mitigated - r.declared).total_seconds() for r in rows if r.mitigated is not None]
+    ttd = [max(0.0, (r.declared - (r.impact or r.declared)).total_seconds()) for r in rows]
 
     def mean(values: list[float]) -> timedelta | None:
         return timedelta(seconds=statistics.fmean(values)) if values else None
@@ -77,6 +97,12 @@ def _figures(rows: list[tuple[datetime, datetime | None, datetime | None]]) -> F
         not_resolved=len(rows) - len(ttr),
         ttr_mean=mean(ttr),
         ttr_median=median(ttr),
+        ttd_mean=mean(ttd),
+        ttd_median=median(ttd),
+        impact_known=sum(1 for r in rows if r.impact is not None),
+        mitigated=len(ttm),
+        ttm_mean=mean(ttm),
+        ttm_median=median(ttm),
     )
 
 
@@ -87,16 +113,22 @@ async def compute(session: AsyncSession, *, now: datetime, days: int = DEFAULT_D
     since = until - timedelta(days=days)
     table = cast(Table, Incident.__table__)  # type: ignore[attr-defined]
     query = select(
-        table.c.severity, table.c.service, table.c.declared_at, table.c.acknowledged_at, table.c.resolved_at
+        table.c.severity,
+        table.c.service,
+        table.c.declared_at,
+        table.c.impact_started_at,
+        table.c.acknowledged_at,
+        table.c.mitigated_at,
+        table.c.resolved_at,
     ).where(table.c.declared_at > since, table.c.declared_at <= until)
     conn = await session.connection()
     result = await conn.execute(query)
 
-    everything: list[tuple[datetime, datetime | None, datetime | None]] = []
-    by_severity: dict[str, list[tuple[datetime, datetime | None, datetime | None]]] = defaultdict(list)
-    by_service: dict[str, list[tuple[datetime, datetime | None, datetime | None]]] = defaultdict(list)
-    for severity, service, declared, acked, resolved in result:
-        row = (utc(declared), utc(acked) if acked else None, utc(resolved) if resolved else None)
+    everything: list[_Row] = []
+    by_severity: dict[str, list[_Row]] = defaultdict(list)
+    by_service: dict[str, list[_Row]] = defaultdict(list)
+    for severity, service, declared, impact, acked, mitigated, resolved in result:
+        row = _Row(*(utc(t) if t else None for t in (declared, impact, acked, mitigated, resolved)))  # type: ignore[arg-type]
         everything.append(row)
         by_severity[str(Severity(severity))].append(row)
         by_service[service or NO_SERVICE].append(row)

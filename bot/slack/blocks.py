@@ -145,6 +145,8 @@ def notice_text(incident: Incident, kind: str, actor: str | None, text: str, det
     if kind == "action_item":
         owner = f" (owner {user(detail['owner'])})" if detail.get("owner") else ""
         return f"📋 {who} added a follow-up{owner}:{said}"
+    if kind == "impact":
+        return f"⏱️ {who} corrected the impact start: {escape(text)}"
     return f"{who}: {escape(text)}"
 
 

@@ -170,9 +170,11 @@ async def test_stats_command(bot: BotHarness, clock: FakeClock) -> None:
     assert "Time to resolve: mean *37m 30s*, median *37m 30s* over 2 resolved" in reply
     lines = reply.splitlines()
     p1 = next(line for line in lines if line.startswith("P1 "))
-    assert p1.split() == ["P1", "1", "4m", "00s", "4m", "00s", "0", "1h", "05m", "1h", "05m", "0"]
+    # count, TTD mean (declared by hand: impact start is the declaration), TTA mean/median, unacked,
+    # TTM mean (first `monitoring` at 20m), TTR mean/median, open
+    assert p1.split() == ["P1", "1", "0s", "4m", "00s", "4m", "00s", "0", "20m", "00s", "1h", "05m", "1h", "05m", "0"]
     p3 = next(line for line in lines if line.startswith("P3 "))
-    assert p3.split() == ["P3", "1", "—", "—", "1", "10m", "00s", "10m", "00s", "0"]
+    assert p3.split() == ["P3", "1", "0s", "—", "—", "1", "10m", "00s", "10m", "00s", "10m", "00s", "0"]
 
     clock.advance(timedelta(days=40))
     await bot.command("stats 7", channel="C0GENERAL")

@@ -135,15 +135,15 @@ def summary_text(data: PostmortemData, *, trigger: str) -> str:
 
 def _table(rows: dict[str, Figures], label: str) -> str:
     head = (
-        f"{label:<14} {'count':>5} {'TTA mean':>9} {'TTA med':>9} {'no ack':>6} "
-        f"{'TTR mean':>9} {'TTR med':>9} {'open':>5}"
+        f"{label:<14} {'count':>5} {'TTD mean':>9} {'TTA mean':>9} {'TTA med':>9} {'no ack':>6} "
+        f"{'TTM mean':>9} {'TTR mean':>9} {'TTR med':>9} {'open':>5}"
     )
     lines = [head]
     for name, f in rows.items():
         safe = escape(name).replace("`", "'")[:14]
         lines.append(
-            f"{safe:<14} {f.count:>5} {_d(f.tta_mean):>9} {_d(f.tta_median):>9} {f.not_acknowledged:>6} "
-            f"{_d(f.ttr_mean):>9} {_d(f.ttr_median):>9} {f.not_resolved:>5}"
+            f"{safe:<14} {f.count:>5} {_d(f.ttd_mean):>9} {_d(f.tta_mean):>9} {_d(f.tta_median):>9} "
+            f"{f.not_acknowledged:>6} {_d(f.ttm_mean):>9} {_d(f.ttr_mean):>9} {_d(f.ttr_median):>9} {f.not_resolved:>5}"
         )
     return "```\n" + "\n".join(lines) + "\n```"
 
@@ -158,10 +158,13 @@ def stats_message(stats: Stats) -> tuple[str, list[Block]]:
         return text, [blocks.mrkdwn(text)]
     overall = (
         f"*{title}* (since {since}): *{o.count}*\n"
+        f"Time to detect: mean *{_d(o.ttd_mean)}*, median *{_d(o.ttd_median)}* "
+        f"({o.impact_known} with an impact start from an alert or `/incident started`; the rest count as 0)\n"
         f"Time to acknowledge: mean *{_d(o.tta_mean)}*, median *{_d(o.tta_median)}* "
         f"over {o.acknowledged} acknowledged"
         + (f"; {o.not_acknowledged} never acknowledged (left out)" if o.not_acknowledged else "")
         + "\n"
+        f"Time to mitigate: mean *{_d(o.ttm_mean)}*, median *{_d(o.ttm_median)}* over {o.mitigated} mitigated\n"
         f"Time to resolve: mean *{_d(o.ttr_mean)}*, median *{_d(o.ttr_median)}* over {o.resolved} resolved"
         + (f"; {o.not_resolved} still open (left out)" if o.not_resolved else "")
     )
@@ -175,12 +178,14 @@ def stats_message(stats: Stats) -> tuple[str, list[Block]]:
         out.append(blocks.context(f"… and {len(stats.by_service) - MAX_SERVICES} more services"))
     out.append(
         blocks.context(
-            "TTA: declared → first acknowledgement. TTR: declared → resolved. "
+            "TTD: impact start → declared. TTA: declared → first acknowledgement. "
+            "TTM: declared → mitigated. TTR: declared → resolved. "
             "Mean and median; unacknowledged and open incidents are counted apart, not as zero."
         )
     )
     text = (
         f"Stats of incidents declared in the last {stats.days} days: {o.count}. "
+        f"TTD mean {_d(o.ttd_mean)}, median {_d(o.ttd_median)}; "
         f"TTA mean {_d(o.tta_mean)}, median {_d(o.tta_median)}; "
         f"TTR mean {_d(o.ttr_mean)}, median {_d(o.ttr_median)}."
     )

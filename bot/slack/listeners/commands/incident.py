@@ -9,9 +9,10 @@ from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_bolt.context.respond.async_respond import AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.clock import format_duration
 from bot.deps import Deps
 from bot.exceptions import UsageError
-from bot.incidents import flows, grammar, service
+from bot.incidents import flows, grammar, impact, service
 from bot.incidents.flows import Outcome
 from bot.slack import blocks
 from bot.slack.api import call
@@ -141,6 +142,18 @@ async def _resolve(ctx: CommandContext) -> None:
     await ctx.ephemeral(f"✅ {incident.ref} resolved.{_problems(outcome)}")
 
 
+async def _started(ctx: CommandContext) -> None:
+    cmd = ctx.command
+    assert isinstance(cmd, grammar.Started)
+    incident = await ctx.incident()
+    at = cmd.resolve(ctx.deps.clock.now())
+    incident = await impact.correct(ctx.deps, incident_id=incident.id or 0, at=at, actor=ctx.user_id)
+    await ctx.ephemeral(
+        f"⏱️ {incident.ref}: impact started at {at:%Y-%m-%d %H:%M} UTC; "
+        f"time to detect {format_duration(incident.time_to_detect)}."
+    )
+
+
 async def _timeline(ctx: CommandContext) -> None:
     incident = await ctx.incident()
     async with ctx.deps.db.session() as session:
@@ -179,6 +192,7 @@ HANDLERS = {
     "role": _role,
     "ack": _ack,
     "resolve": _resolve,
+    "started": _started,
     "timeline": _timeline,
     "list": _list,
     "help": _help,

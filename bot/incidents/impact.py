@@ -1,0 +1,73 @@
+"""When impact started, and so the time to detect (impact start → declared).
+
+An incident declared from alerts starts at its earliest alert (set when the alert group is linked,
+`bot.alerts.service`); otherwise at its declaration, until someone corrects it with
+`/incident started <time>`. The correction is on the timeline (a key event) and works on resolved
+incidents too, since it is usually made while writing the post-mortem.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import update
+from sqlmodel import col
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.clock import format_duration
+from bot.deps import Deps
+from bot.exceptions import UsageError
+from bot.incidents import service
+from bot.incidents.models import Incident
+from bot.incidents.ports import Notice
+from bot.timeline import service as timeline
+
+KIND = "impact"
+USAGE = "/incident started <HH:MM UTC | 2026-12-05T14:05Z | -15m>"
+EARLIEST = timedelta(days=30)  # before the declaration: further back is surely a typo
+
+
+def check(incident: Incident, *, at: datetime, now: datetime) -> None:
+    if at > now:
+        raise UsageError(f"{at:%Y-%m-%d %H:%M} UTC is in the future.", usage=USAGE)
+    if at < incident.declared_at - EARLIEST:
+        raise UsageError(
+            f"{at:%Y-%m-%d %H:%M} UTC is more than 30 days before {incident.ref} was declared.", usage=USAGE
+        )
+    if incident.resolved_at is not None and at > incident.resolved_at:
+        raise UsageError(f"{incident.ref} was resolved at {incident.resolved_at:%H:%M} UTC, before that.", usage=USAGE)
+
+
+async def set_start(session: AsyncSession, *, incident: Incident, at: datetime, actor: str, now: datetime) -> Incident:
+    assert incident.id is not None
+    check(incident, at=at, now=now)
+    previous = incident.impact_start
+    await session.exec(  # type: ignore[call-overload]
+        update(Incident).where(col(Incident.id) == incident.id).values(impact_started_at=at, updated_at=now)
+    )
+    detect = max(incident.declared_at - at, timedelta(0))
+    timeline.add(
+        session,
+        incident_id=incident.id,
+        kind=KIND,
+        at=now,
+        actor=actor,
+        text=f"impact start set to {at:%Y-%m-%d %H:%M:%S} UTC (time to detect {format_duration(detect)})",
+        key=True,
+        data={"impact_started_at": at.isoformat(), "previous": previous.isoformat()},
+    )
+    await session.commit()
+    await session.refresh(incident)
+    return incident
+
+
+async def correct(deps: Deps, *, incident_id: int, at: datetime, actor: str) -> Incident:
+    """`/incident started`: store it, put it on the timeline, say it in the channel."""
+    from bot.incidents.flows import _notice
+
+    async with deps.db.session() as session:
+        incident = await service.get(session, number=incident_id)
+        incident = await set_start(session, incident=incident, at=at, actor=actor, now=deps.clock.now())
+    text = f"impact started at {at:%Y-%m-%d %H:%M} UTC; time to detect {format_duration(incident.time_to_detect)}"
+    await _notice(deps, incident, Notice(kind=KIND, actor=actor, text=text))
+    return incident

@@ -1,0 +1,102 @@
+"""Impact start and time to detect: from the first alert, corrected with `/incident started`, in the
+post-mortem and in `/incident stats`, through the real app on a clock the tests move."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from bot.clock import FakeClock
+from bot.exceptions import UsageError
+from bot.incidents import grammar
+from tests.alerts import payloads as p
+from tests.alerts.helpers import AUTO, send
+from tests.harness import BotHarness
+from tests.postmortem.seed import T0
+
+
+def latest_postmortem(bot: BotHarness) -> str:
+    files = [f for f in bot.fake.files.values() if f.completed]
+    assert files, "no post-mortem was uploaded"
+    return (files[-1].content or b"").decode()
+
+
+async def test_started_corrects_the_impact_start_and_the_postmortem_shows_time_to_detect(
+    bot: BotHarness, clock: FakeClock
+) -> None:
+    incident = await bot.declare("P1 Checkout is down")
+    channel = incident.channel_id or ""
+    assert incident.impact_started_at is None and incident.impact_start == T0  # declared by hand
+    clock.advance(timedelta(minutes=3))
+    await bot.command("started -25m", channel=channel, user="U0BOB")
+    assert "time to detect 22m 00s" in bot.last_reply()  # 25 minutes before now, 22 before the declaration
+    incident = await bot.incident(incident.id or 0)
+    assert incident.impact_started_at == T0 - timedelta(minutes=22)
+    [event] = [e for e in await bot.timeline(incident.id or 0) if e.kind == "impact"]
+    assert event.key and event.actor == "U0BOB" and "08:38:00" in event.text
+    notices = [m.text for m in bot.fake.messages(channel) if m.ephemeral_to is None]
+    assert any("corrected the impact start" in text for text in notices)
+
+    clock.advance(timedelta(minutes=30))
+    await bot.command("resolve rolled back", channel=channel)
+    text = latest_postmortem(bot)
+    assert "| Start | 2026-11-20 08:38:00 UTC (set by @" in text
+    assert "| Duration | 55m 00s |" in text  # from the impact start, not the declaration
+    assert "| Impact started | 2026-11-20 08:38:00 | -22m 00s | @" in text
+    assert "- Time to detect (impact start to declaration): 22m 00s\n" in text
+
+    await bot.command("stats", channel="C0GENERAL")
+    assert "Time to detect: mean *22m 00s*, median *22m 00s* (1 with an impact start" in bot.last_reply()
+
+
+@pytest.mark.parametrize("bot_config", [AUTO])
+async def test_an_alert_declared_incident_starts_at_its_first_alert(bot: BotHarness, clock: FakeClock) -> None:
+    early = p.am_alert(severity="critical", instance="api-1:9090", starts_at="2026-11-20T08:51:00Z")
+    later = p.am_alert(severity="critical", instance="api-2:9090", starts_at="2026-11-20T08:57:00Z")
+    response = await send(bot, p.alertmanager([later, early]))
+    assert response.status_code == 200
+    incident = await bot.incident(1)
+    assert incident.impact_started_at == datetime(2026, 11, 20, 8, 51, tzinfo=UTC)
+    assert incident.time_to_detect == timedelta(minutes=9)
+    clock.advance(timedelta(minutes=10))
+    await bot.command("resolve fixed", channel=incident.channel_id or "")
+    text = latest_postmortem(bot)
+    assert "| Start | 2026-11-20 08:51:00 UTC (first alert) |" in text
+    assert "- Time to detect (impact start to declaration): 9m 00s\n" in text
+    assert "| Impact started | 2026-11-20 08:51:00 | -9m 00s | first alert |" in text
+
+
+async def test_started_refuses_the_future_and_nonsense(bot: BotHarness, clock: FakeClock) -> None:
+    incident = await bot.declare("P2 Slow search")
+    channel = incident.channel_id or ""
+    await bot.command("started 2026-11-20T09:30Z", channel=channel)
+    assert "in the future" in bot.last_reply()
+    await bot.command("started yesterday-ish", channel=channel)
+    assert "is not a time" in bot.last_reply() and "/incident started" in bot.last_reply()
+    assert (await bot.incident(incident.id or 0)).impact_started_at is None
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("started -15m", datetime(2026, 11, 20, 8, 45, tzinfo=UTC)),
+        ("started 1h 30m ago", datetime(2026, 11, 20, 7, 30, tzinfo=UTC)),
+        ("started 08:05", datetime(2026, 11, 20, 8, 5, tzinfo=UTC)),
+        ("started 23:50", datetime(2026, 11, 19, 23, 50, tzinfo=UTC)),  # later than now today: yesterday
+        ("started 2026-11-19T22:10:00+01:00", datetime(2026, 11, 19, 21, 10, tzinfo=UTC)),
+        ("INC-4 started 2026-11-20 08:00", datetime(2026, 11, 20, 8, 0, tzinfo=UTC)),
+    ],
+)
+def test_started_grammar(text: str, expected: datetime) -> None:
+    command: Any = grammar.parse(text)
+    assert isinstance(command, grammar.Started)
+    assert command.resolve(T0) == expected
+
+
+@pytest.mark.parametrize("text", ["started", "started soon", "started -45d", "started 24:10"])
+def test_started_grammar_says_what_to_type(text: str) -> None:
+    with pytest.raises(UsageError) as caught:
+        grammar.parse(text)
+    assert caught.value.usage.startswith("/incident started")
