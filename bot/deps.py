@@ -20,6 +20,7 @@ from bot.signals import Bus
 from bot.tasks import Background, PagesFirst
 
 if TYPE_CHECKING:
+    from bot.followups.ports import IssueTracker
     from bot.incidents.access import Access
     from bot.incidents.ports import IncidentChat
 
@@ -36,6 +37,8 @@ class Deps:
     chat: IncidentChat | None = None
     # Who may see which incident (`can_see`); built with the chat adapters, which read membership.
     access: Access | None = None
+    # The team's tracker for follow-ups (`issue_tracker:` in bot.yml); None when not configured.
+    issue_tracker: IssueTracker | None = None
     # Filled by the domain packages' setup(deps); typed where they are defined.
     services: dict[str, Any] = field(default_factory=dict)
     # Run by the server after migration (e.g. start the scheduler, reschedule pending pages) and at shutdown.

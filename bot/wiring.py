@@ -24,6 +24,8 @@ DOMAIN_SETUPS: list[str] = [
     "bot.playbooks.setup",
     "bot.postmortem.setup",
     "bot.ops.setup",
+    "bot.followups.setup",
+    "bot.archive.setup",
 ]
 
 

@@ -407,5 +407,6 @@ async def add_action_item(deps: Deps, *, incident_id: int, text: str, owner: str
         item = await service.add_action_item(
             session, incident=incident, text=text, owner=owner, actor=actor, now=deps.clock.now()
         )
-    await _notice(deps, incident, Notice(kind="action_item", actor=actor, text=text, detail={"owner": owner}))
+    detail = {"owner": owner, "item_id": item.id, "offer_issue": deps.issue_tracker is not None}
+    await _notice(deps, incident, Notice(kind="action_item", actor=actor, text=text, detail=detail))
     return item

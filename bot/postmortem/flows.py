@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from bot.deps import Deps
 from bot.exceptions import BotError, InvalidState
+from bot.followups import flows as followups
 from bot.incidents.models import Incident
 from bot.postmortem import service
 from bot.postmortem import stats as stats_service
@@ -62,6 +63,7 @@ def people(data: PostmortemData) -> list[str]:
 async def publish(deps: Deps, *, incident_id: int, actor: str | None, trigger: str) -> Published:
     """Build, render and share the draft in the incident channel, and put that on the timeline."""
     chat: PostmortemChat = deps.get(PORT)
+    await followups.refresh_quietly(deps, incident_id=incident_id)  # a closed issue shows its follow-up done
     async with deps.db.session() as session:
         data = await service.build(session, incident_id=incident_id, now=deps.clock.now())
     if not data.channel_id:

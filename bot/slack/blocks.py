@@ -23,6 +23,7 @@ class ActionId:
     UPDATE = "incident_update_open"
     RESOLVE = "incident_resolve_open"
     RETRY_SETUP = "incident_retry_setup"
+    CREATE_ISSUE = "followup_create_issue"  # value: the action item's id
 
 
 class CallbackId:
@@ -187,7 +188,33 @@ def timeline_blocks(incident: Incident, events: Sequence[TimelineEvent], *, tota
 
 def action_item_line(item: ActionItem) -> str:
     owner = f" ({user(item.owner)})" if item.owner else ""
-    return f"• {escape(item.text)}{owner}"
+    done = "~" if item.done else ""
+    issue = f" · <{item.issue_url}|issue>" if item.issue_url else ""
+    return f"• {done}{escape(item.text)}{done}{owner}{issue}"
+
+
+def create_issue_button(item_id: int | None) -> dict[str, Any]:
+    return button("Create issue", ActionId.CREATE_ISSUE, str(item_id))
+
+
+def followup_notice(text: str, *, item_id: int) -> list[Block]:
+    """The "added a follow-up" line with its *Create issue* button."""
+    section = mrkdwn(text)
+    section["accessory"] = create_issue_button(item_id)
+    return [section]
+
+
+def followup_list(items: Sequence[ActionItem], *, tracker: bool) -> list[Block]:
+    """One line per follow-up: a link to its issue, or *Create issue* when a tracker is configured."""
+    out: list[Block] = []
+    for item in items[:45]:
+        section = mrkdwn(action_item_line(item))
+        if tracker and not item.issue_url and not item.done:
+            section["accessory"] = create_issue_button(item.id)
+        out.append(section)
+    if len(items) > 45:
+        out.append(context(f"… and {len(items) - 45} more; the post-mortem lists them all."))
+    return out
 
 
 def usage_blocks(message: str, usage: str, suggestion: str | None) -> list[Block]:

@@ -269,6 +269,7 @@ class FakeFile:
             "size": len(self.content) if self.content is not None else self.length,
             "is_public": any(c.startswith("C") for c in self.channels),
             "url_private": f"https://files.fake.slack.com/files-pri/{self.id}/{self.filename}",
+            "permalink": f"https://fake.slack.com/files/{user}/{self.id}/{self.filename}",
             "channels": list(self.channels),
             "groups": [],
             "ims": [],

@@ -8,6 +8,7 @@ from bot.deps import Deps
 from bot.incidents.access import Access
 from bot.slack.adapters.access import SlackMembership
 from bot.slack.adapters.alerts import SlackAlertChat
+from bot.slack.adapters.archive import SlackArchiveChat
 from bot.slack.adapters.escalation import SlackPager
 from bot.slack.adapters.incidents import SlackIncidentChat
 from bot.slack.adapters.ops import SlackDirectory
@@ -25,6 +26,7 @@ def attach(deps: Deps, client: AsyncWebClient) -> None:
     deps.services["alert_chat"] = SlackAlertChat(client)
     deps.services["playbook_chat"] = SlackPlaybookChat(client)
     deps.services["postmortem_chat"] = SlackPostmortemChat(client)
+    deps.services["archive_chat"] = SlackArchiveChat(client)
     handles = UserHandles(client)
     deps.services["pager"] = SlackPager(client, handles=handles)
     deps.services["ops_directory"] = SlackDirectory(client, handles=handles)

@@ -244,7 +244,12 @@ class SlackIncidentChat:
         if not incident.channel_id:
             return None
         text = blocks.notice_text(incident, notice.kind, notice.actor, notice.text, notice.detail)
-        response = await call("post in channel", self.client.chat_postMessage(channel=incident.channel_id, text=text))
+        extra: dict[str, Any] = {}
+        if notice.kind == "action_item" and notice.detail.get("offer_issue") and notice.detail.get("item_id"):
+            extra["blocks"] = blocks.followup_notice(text, item_id=int(notice.detail["item_id"]))
+        response = await call(
+            "post in channel", self.client.chat_postMessage(channel=incident.channel_id, text=text, **extra)
+        )
         return str(data(response)["ts"])
 
     async def permalink(self, *, channel_id: str, message_ts: str, thread_ts: str | None = None) -> str | None:

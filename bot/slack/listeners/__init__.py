@@ -8,6 +8,7 @@ from bot.deps import Deps
 from bot.slack.listeners import observe, replay
 from bot.slack.listeners.actions import alerts as alert_actions
 from bot.slack.listeners.actions import escalation as escalation_actions
+from bot.slack.listeners.actions import followups as followup_actions
 from bot.slack.listeners.actions import incident as incident_actions
 from bot.slack.listeners.actions import ops as ops_actions
 from bot.slack.listeners.actions import playbooks as playbook_actions
@@ -33,6 +34,7 @@ MODULES = [
     oncall_command,
     ops_command,
     ops_actions,
+    followup_actions,
 ]
 
 

@@ -12,6 +12,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.clock import format_duration
 from bot.deps import Deps
 from bot.exceptions import UsageError
+from bot.followups import flows as followups
 from bot.incidents import flows, grammar, impact, service
 from bot.incidents.flows import Outcome
 from bot.slack import blocks
@@ -94,10 +95,13 @@ async def _action(ctx: CommandContext) -> None:
     await flows.add_action_item(
         ctx.deps, incident_id=incident.id or 0, text=cmd.text, owner=cmd.owner, actor=ctx.user_id
     )
+    await followups.refresh_quietly(ctx.deps, incident_id=incident.id or 0)
     async with ctx.deps.db.session() as session:
         items = await service.action_items(session, incident_id=incident.id or 0)
+    head = f"📋 Follow-up added to {incident.ref}. All follow-ups:"
     listing = "\n".join(blocks.action_item_line(item) for item in items)
-    await ctx.ephemeral(f"📋 Follow-up added to {incident.ref}. All follow-ups:\n{listing}")
+    tracker = ctx.deps.issue_tracker is not None
+    await ctx.ephemeral(f"{head}\n{listing}", [blocks.mrkdwn(head), *blocks.followup_list(items, tracker=tracker)])
 
 
 async def _sev(ctx: CommandContext) -> None:

@@ -5,10 +5,12 @@ from __future__ import annotations
 from slack_bolt.async_app import AsyncApp
 
 from bot.deps import Deps
+from bot.followups import flows as followups
 from bot.incidents import grammar
 from bot.postmortem import flows
 from bot.slack.adapters.postmortem import stats_message
 from bot.slack.listeners.common import CommandContext, register_subcommand
+from bot.slack.text import clip, escape
 
 
 async def _postmortem(ctx: CommandContext) -> None:
@@ -16,13 +18,32 @@ async def _postmortem(ctx: CommandContext) -> None:
     assert incident.id is not None
     if isinstance(ctx.command, grammar.PostmortemCmd) and ctx.command.done:
         await flows.mark_finished(ctx.deps, incident_id=incident.id, actor=ctx.user_id)
-        await ctx.ephemeral(f"✅ The {incident.ref} post-mortem is marked finished; no more reminders.")
+        filed = ""
+        if ctx.deps.issue_tracker is not None:
+            filed = "\n" + filed_text(
+                await followups.create_open_issues(ctx.deps, incident_id=incident.id, actor=ctx.user_id)
+            )
+        await ctx.ephemeral(f"✅ The {incident.ref} post-mortem is marked finished; no more reminders.{filed}")
         return
     published = await flows.publish(ctx.deps, incident_id=incident.id, actor=ctx.user_id, trigger="command")
     await ctx.ephemeral(
         f"📝 Post-mortem draft for {published.ref} shared in <#{published.channel_id}> "
         f"as `{published.filename}` ({published.events} timeline events)."
     )
+
+
+def filed_text(filed: followups.Filed) -> str:
+    """What `/incident postmortem done` did with the open follow-ups."""
+    if not (filed.created or filed.existing or filed.failed):
+        return "No open follow-ups to file."
+    lines = [
+        f"🎫 {len(filed.created)} issue(s) created for open follow-ups"
+        + (f", {len(filed.existing)} had one" if filed.existing else "")
+        + ":"
+    ]
+    lines += [f"• <{item.issue_url}|{escape(clip(item.text, 80))}>" for item in filed.created]
+    lines += [f"⚠️ {escape(clip(item.text, 80))}: {escape(error)}" for item, error in filed.failed]
+    return "\n".join(lines)
 
 
 async def _stats(ctx: CommandContext) -> None:

@@ -1,0 +1,1 @@
+"""Archiving a resolved incident's channel `channels.archive_after` after resolution."""

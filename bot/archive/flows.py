@@ -1,0 +1,191 @@
+"""Archive resolved incidents' channels when their timer is due.
+
+On resolve a timer row is planned (`channels.archive_after` later). APScheduler only wakes the
+process: a date job at the next due time and a sweep every minute (rows planned by another
+replica, a lost wake-up). Each due row is claimed with a conditional UPDATE that also requires the
+incident to be resolved, so a channel is archived once across replicas and never while its
+incident is open. At start-up the sweep runs at once: what fell due while the bot was down goes now.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import UTC, datetime, timedelta
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.archive import service
+from bot.archive.models import ChannelArchive
+from bot.archive.ports import ArchiveChat, Goodbye
+from bot.deps import Deps
+from bot.exceptions import ChatError
+from bot.incidents.models import Incident, Status
+from bot.signals import IncidentResolved
+from bot.timeline import service as timeline
+from bot.timeline.models import Kind, TimelineEvent
+
+log = logging.getLogger(__name__)
+
+PORT = "archive_chat"
+SWEEP_EVERY = timedelta(minutes=1)
+# Slack says the channel is gone or archived already: nothing left to do.
+DONE_ALREADY = {"already_archived", "channel_not_found", "is_archived"}
+# Slack will never allow it: give up (logged, on the row) instead of retrying forever.
+NEVER = {"cant_archive_general", "cant_archive_required", "not_in_channel", "restricted_action", "missing_scope"}
+MAX_ATTEMPTS = 8
+
+
+def retry_delay(attempts: int) -> timedelta:
+    return timedelta(seconds=min(3600, 30 * 2 ** min(attempts, 8)))
+
+
+class Archiver:
+    def __init__(self, deps: Deps) -> None:
+        self.deps = deps
+        self.after = deps.settings.config.channels.archive_after
+        self._scheduler: AsyncIOScheduler | None = None
+        self._lock = asyncio.Lock()
+
+    @property
+    def chat(self) -> ArchiveChat:
+        chat: ArchiveChat = self.deps.get(PORT)
+        return chat
+
+    # --- planning -----------------------------------------------------------------------------
+
+    async def on_resolved(self, event: IncidentResolved) -> None:
+        self.deps.background.spawn(self.plan(event.incident_id), f"plan archiving INC-{event.incident_id}")
+
+    async def plan(self, incident_id: int) -> None:
+        if self.after is None:
+            return
+        async with self.deps.db.session() as session:
+            incident = await session.get(Incident, incident_id, populate_existing=True)
+            if incident is None or incident.status != Status.RESOLVED or not incident.channel_id:
+                return
+            due = (incident.resolved_at or self.deps.clock.now()) + self.after
+            await service.plan(
+                session, incident_id=incident_id, channel_id=incident.channel_id, due_at=due, now=self.deps.clock.now()
+            )
+        self.wake_at(due)
+
+    # --- running ------------------------------------------------------------------------------
+
+    async def run_due(self) -> int:
+        """Archive every due channel this process can claim; returns how many were archived."""
+        async with self._lock:
+            now = self.deps.clock.now()
+            async with self.deps.db.session() as session:
+                ids = await service.due_ids(session, now=now)
+            done = 0
+            for row_id in ids:
+                try:
+                    done += await self._one(row_id)
+                except Exception:
+                    log.exception("archiving (timer %s) failed", row_id)
+            await self._rearm()
+            return done
+
+    async def _one(self, row_id: int) -> int:
+        now = self.deps.clock.now()
+        async with self.deps.db.session() as session:
+            claimed = await service.claim(session, row_id=row_id, now=now)
+            if claimed is None:
+                return 0
+            row, token = claimed
+            incident = await session.get(Incident, row.incident_id, populate_existing=True)
+            file_id = await _postmortem_file(session, incident_id=row.incident_id)
+        assert incident is not None
+        try:
+            if not row.goodbye_posted:
+                link = await self.chat.file_link(file_id=file_id) if file_id else None
+                resolved_for = now - (incident.resolved_at or now)
+                goodbye = Goodbye(
+                    ref=incident.ref, title=incident.title, resolved_for=resolved_for, postmortem_url=link
+                )
+                await self.chat.say_goodbye(channel_id=row.channel_id, goodbye=goodbye)
+                async with self.deps.db.session() as session:
+                    await service.said_goodbye(session, row_id=row_id, token=token)
+            await self.chat.archive(channel_id=row.channel_id)
+        except ChatError as exc:
+            return await self._failed(row, token, exc)
+        async with self.deps.db.session() as session:
+            await service.finish(session, row_id=row_id, token=token, now=self.deps.clock.now())
+            await timeline.record(
+                session,
+                incident_id=row.incident_id,
+                kind=Kind.SETUP,
+                at=self.deps.clock.now(),
+                text="incident channel archived",
+                data={"step": "archive", "channel_id": row.channel_id},
+            )
+        log.info("archived the channel of %s", incident.ref)
+        return 1
+
+    async def _failed(self, row: ChannelArchive, token: str, exc: ChatError) -> int:
+        now = self.deps.clock.now()
+        code = exc.code or ""
+        async with self.deps.db.session() as session:
+            if code in DONE_ALREADY:
+                await service.finish(session, row_id=row.id or 0, token=token, now=now)
+                return 0
+            give_up = code in NEVER or row.attempts >= MAX_ATTEMPTS
+            retry_at = None if give_up else now + retry_delay(row.attempts)
+            await service.finish(session, row_id=row.id or 0, token=token, now=now, error=str(exc), retry_at=retry_at)
+        (log.error if give_up else log.warning)("archiving INC-%s's channel failed: %s", row.incident_id, exc)
+        return 0
+
+    # --- waking -------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        if self._scheduler is None:
+            self._scheduler = AsyncIOScheduler(timezone=UTC)
+            self._scheduler.add_job(
+                self.run_due, "interval", seconds=SWEEP_EVERY.total_seconds(), id="archive-sweep", coalesce=True
+            )
+            self._scheduler.start()
+        self.deps.background.spawn(self.run_due(), "archive channels that fell due while the bot was down")
+
+    async def stop(self) -> None:
+        if self._scheduler is not None and self._scheduler.running:
+            self._scheduler.shutdown(wait=False)
+        self._scheduler = None
+        async with self._lock:
+            pass
+
+    def wake_at(self, when: datetime) -> None:
+        if self._scheduler is None or not self._scheduler.running:
+            return
+        delay = max(when - self.deps.clock.now(), timedelta(milliseconds=200))
+        self._scheduler.add_job(
+            self.run_due,
+            "date",
+            run_date=datetime.now(UTC) + delay,
+            id="archive-wake",
+            replace_existing=True,
+            coalesce=True,
+            misfire_grace_time=None,
+        )
+
+    async def _rearm(self) -> None:
+        async with self.deps.db.session() as session:
+            due = await service.next_due(session)
+        if due is not None:
+            self.wake_at(due)
+
+
+async def _postmortem_file(session: AsyncSession, *, incident_id: int) -> str | None:
+    """The last shared post-mortem draft's file id, from the timeline."""
+    result = await session.exec(
+        select(TimelineEvent)
+        .where(col(TimelineEvent.incident_id) == incident_id, col(TimelineEvent.kind) == Kind.POSTMORTEM)
+        .order_by(col(TimelineEvent.at).desc(), col(TimelineEvent.id).desc())
+    )
+    for event in result.all():
+        file_id = (event.data or {}).get("file_id")
+        if file_id:
+            return str(file_id)
+    return None

@@ -1,0 +1,173 @@
+"""Follow-ups to issues: `create_issue` (the Slack button, and the dashboard), all open ones when the
+post-mortem is done, and `refresh` (a closed issue marks its follow-up done; on a schedule and
+whenever follow-ups are shown)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+
+from bot.deps import Deps
+from bot.exceptions import BotError, InvalidState, NotFound
+from bot.followups import service
+from bot.followups.ports import IssueTracker, NewIssue, TrackerError, TrackerRateLimited
+from bot.incidents import service as incidents
+from bot.incidents.models import ActionItem, Incident
+
+log = logging.getLogger(__name__)
+
+
+def tracker_of(deps: Deps) -> IssueTracker:
+    if deps.issue_tracker is None:
+        raise InvalidState("No issue tracker is configured: add issue_tracker: to bot.yml (github, jira or linear).")
+    return deps.issue_tracker
+
+
+def new_issue(item: ActionItem, incident: Incident) -> NewIssue:
+    lines = [
+        f"Follow-up from incident {incident.ref}: {incident.title}",
+        "",
+        item.text,
+        "",
+        f"Severity: {incident.severity} · declared {incident.declared_at:%Y-%m-%d %H:%M} UTC",
+    ]
+    if item.owner:
+        lines.append(f"Owner (Slack user): {item.owner}")
+    if incident.channel_id:
+        lines.append(f"Incident channel: https://slack.com/app_redirect?channel={incident.channel_id}")
+    lines.append("Closing this issue marks the follow-up done in the incident bot.")
+    return NewIssue(title=f"[{incident.ref}] {item.text}", body="\n".join(lines))
+
+
+async def create_issue(deps: Deps, *, item_id: int, actor: str) -> ActionItem:
+    """Open an issue for one follow-up (idempotent: a follow-up that has one keeps it); for the dashboard too.
+
+    `actor` must be able to see the follow-up's incident; anyone else is told it does not exist.
+    """
+    return (await file_issue(deps, item_id=item_id, actor=actor)).item
+
+
+@dataclass(frozen=True)
+class Filing:
+    item: ActionItem
+    created: bool  # False: it had an issue already
+
+
+async def file_issue(deps: Deps, *, item_id: int, actor: str) -> Filing:
+    tracker = tracker_of(deps)
+    async with deps.db.session() as session:
+        item = await service.get(session, item_id=item_id)
+        incident = await incidents.get(session, number=item.incident_id)
+    if not await deps.incident_access.can_see(person=actor, incident=incident):
+        raise NotFound(f"There is no follow-up #{item_id}.")
+    if item.issue_url:
+        return Filing(item, created=False)
+    async with deps.db.session() as session:
+        if not await service.claim(session, item_id=item_id, now=deps.clock.now()):
+            item = await service.get(session, item_id=item_id)
+            if item.issue_url:
+                return Filing(item, created=False)
+            raise InvalidState("An issue is being created for this follow-up right now.")
+    try:
+        issue = await tracker.create(new_issue(item, incident))
+    except BaseException:
+        async with deps.db.session() as session:
+            await service.release(session, item_id=item_id)
+        raise
+    async with deps.db.session() as session:
+        item = await service.record(
+            session, item=item, url=issue.url, key=issue.key, name=issue.name, actor=actor, now=deps.clock.now()
+        )
+    return Filing(item, created=True)
+
+
+@dataclass
+class Filed:
+    created: list[ActionItem] = field(default_factory=list)
+    existing: list[ActionItem] = field(default_factory=list)
+    failed: list[tuple[ActionItem, str]] = field(default_factory=list)
+
+
+async def create_open_issues(deps: Deps, *, incident_id: int, actor: str) -> Filed:
+    """`/incident postmortem done`: every open follow-up without an issue gets one."""
+    tracker_of(deps)
+    filed = Filed()
+    async with deps.db.session() as session:
+        items = await service.open_items(session, incident_id=incident_id)
+    for item in items:
+        if item.issue_url:
+            filed.existing.append(item)
+            continue
+        try:
+            filing = await file_issue(deps, item_id=item.id or 0, actor=actor)
+            (filed.created if filing.created else filed.existing).append(filing.item)
+        except TrackerRateLimited as exc:
+            filed.failed.append((item, str(exc)))
+            break  # the rest would be refused too
+        except BotError as exc:
+            filed.failed.append((item, str(exc)))
+    return filed
+
+
+async def refresh(deps: Deps, *, incident_id: int | None = None) -> int:
+    """Ask the tracker about open follow-ups with issues; returns how many were marked done now."""
+    if deps.issue_tracker is None:
+        return 0
+    async with deps.db.session() as session:
+        items = await service.to_check(session, incident_id=incident_id)
+    marked = 0
+    for item in items:
+        try:
+            closed = await deps.issue_tracker.is_closed(key=item.issue_key or "")
+        except TrackerRateLimited:
+            log.info("issue tracker rate-limited; the remaining follow-ups are checked next time")
+            break
+        except TrackerError as exc:
+            log.warning("follow-up %s: could not check its issue: %s", item.id, exc)
+            continue
+        async with deps.db.session() as session:
+            marked += await service.checked(session, item_id=item.id or 0, closed=closed, now=deps.clock.now())
+    return marked
+
+
+async def refresh_quietly(deps: Deps, *, incident_id: int) -> None:
+    """Before follow-ups are shown: a tracker that fails must not stop the showing."""
+    try:
+        await asyncio.wait_for(refresh(deps, incident_id=incident_id), timeout=10)
+    except Exception:
+        log.warning("could not refresh the follow-ups of INC-%s from the tracker", incident_id, exc_info=True)
+
+
+class ClosedIssueChecker:
+    """Wakes every `issue_tracker.check_every` and refreshes every open follow-up with an issue."""
+
+    def __init__(self, deps: Deps) -> None:
+        self.deps = deps
+        config = deps.settings.config.issue_tracker
+        self.every = config.check_every.total_seconds() if config else 900.0
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._loop())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except (asyncio.CancelledError, Exception):
+                pass
+            self._task = None
+
+    async def _loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.every)
+            try:
+                marked = await refresh(self.deps)
+                if marked:
+                    log.info("%d follow-up(s) done: their issues were closed", marked)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("checking follow-ups' issues failed; trying again next time")

@@ -1,0 +1,262 @@
+"""GitHub Issues, Jira Cloud and Linear over the shared httpx client, each respecting its rate limits.
+
+The vendors' contracts (specs/README.md, "Issue trackers"):
+- GitHub: `Authorization: Bearer`, `Accept: application/vnd.github+json`, `X-GitHub-Api-Version`; when
+  throttled 403 or 429 with `retry-after`, or `x-ratelimit-remaining: 0` and `x-ratelimit-reset` (epoch s).
+- Jira Cloud: basic auth (email:API token), descriptions in Atlassian Document Format; 429 `Retry-After`.
+- Linear: GraphQL with `Authorization: <api key>`; throttling is an error with `extensions.code`
+  `RATELIMITED` (and `X-RateLimit-Requests-Reset`, epoch ms).
+A wait the tracker asks for is honoured up to `max_wait`; longer, and the click is told to try later.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import os
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import httpx
+
+from bot.config import IssueTracker as TrackerConfig
+from bot.followups.ports import Issue, IssueTracker, NewIssue, TrackerError, TrackerRateLimited
+
+log = logging.getLogger(__name__)
+
+Sleep = Callable[[float], Awaitable[None]]
+ATTEMPTS = 4
+MAX_WAIT = 30.0  # seconds we wait in-line for a rate limit before giving up for now
+
+
+class _Throttled(Exception):
+    def __init__(self, wait: float) -> None:
+        self.wait = wait
+
+
+def _seconds(value: str | None) -> float | None:
+    try:
+        return max(0.0, float(value)) if value not in (None, "") else None
+    except ValueError:
+        return None
+
+
+class HttpTracker:
+    kind = ""
+    label = ""
+
+    def __init__(self, *, http: httpx.AsyncClient, sleep: Sleep = asyncio.sleep, max_wait: float = MAX_WAIT) -> None:
+        self.http = http
+        self.sleep = sleep
+        self.max_wait = max_wait
+
+    def throttled(self, response: httpx.Response) -> float | None:
+        """Seconds to wait when the response says "slow down", else None."""
+        if response.status_code == 429:
+            return _seconds(response.headers.get("retry-after")) or 5.0
+        return None
+
+    async def send(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        """The request, retried through rate limits and 5xx; a TrackerError for anything else that failed."""
+        for attempt in range(1, ATTEMPTS + 1):
+            try:
+                response = await self.http.request(method, url, **kwargs)
+            except httpx.HTTPError as exc:
+                if attempt == ATTEMPTS:
+                    raise TrackerError(f"{self.label} is unreachable ({type(exc).__name__})") from exc
+                await self.sleep(min(2.0**attempt, self.max_wait))
+                continue
+            wait = self.throttled(response)
+            if wait is None and response.status_code >= 500:
+                wait = min(2.0**attempt, self.max_wait)
+            if wait is None:
+                return response
+            if wait > self.max_wait or attempt == ATTEMPTS:
+                raise TrackerRateLimited(
+                    f"{self.label} is rate-limiting the bot; try again in {int(wait) + 1} s", retry_after=wait
+                )
+            log.info("%s asked the bot to wait %.1f s (HTTP %s)", self.label, wait, response.status_code)
+            await self.sleep(wait)
+        raise AssertionError("unreachable")
+
+    def refused(self, response: httpx.Response, what: str) -> TrackerError:
+        detail = response.text[:200].replace("\n", " ")
+        if response.status_code in (401, 403):
+            return TrackerError(f"{self.label} refused the token while trying to {what} (HTTP {response.status_code})")
+        return TrackerError(f"{self.label} could not {what}: HTTP {response.status_code} {detail}")
+
+
+class GitHubIssues(HttpTracker):
+    kind = "github"
+    label = "GitHub"
+
+    def __init__(self, *, token: str, repo: str, labels: list[str], api_url: str | None = None, **kw: Any) -> None:
+        super().__init__(**kw)
+        self.repo = repo
+        self.labels = labels
+        self.base = (api_url or "https://api.github.com").rstrip("/")
+        self.headers = {
+            "Authorization": f"Bearer {token}",
+            "Accept": "application/vnd.github+json",
+            "X-GitHub-Api-Version": "2022-11-28",
+            "User-Agent": "incident-bot",
+        }
+
+    def throttled(self, response: httpx.Response) -> float | None:
+        if response.status_code not in (403, 429):
+            return None
+        retry_after = _seconds(response.headers.get("retry-after"))
+        if retry_after is not None:
+            return retry_after
+        if response.headers.get("x-ratelimit-remaining") == "0":
+            reset = _seconds(response.headers.get("x-ratelimit-reset"))
+            return max(1.0, reset - time.time()) if reset is not None else 60.0
+        return 60.0 if response.status_code == 429 else None  # a plain 403 is a permission problem
+
+    async def create(self, issue: NewIssue) -> Issue:
+        payload = {"title": issue.title[:256], "body": issue.body, "labels": self.labels}
+        response = await self.send("POST", f"{self.base}/repos/{self.repo}/issues", json=payload, headers=self.headers)
+        if response.status_code != 201:
+            raise self.refused(response, f"create an issue in {self.repo}")
+        body = response.json()
+        return Issue(key=str(body["number"]), url=str(body["html_url"]), name=f"#{body['number']}")
+
+    async def is_closed(self, *, key: str) -> bool:
+        response = await self.send("GET", f"{self.base}/repos/{self.repo}/issues/{key}", headers=self.headers)
+        if response.status_code != 200:
+            raise self.refused(response, f"read issue #{key}")
+        return response.json().get("state") == "closed"
+
+
+def adf(text: str) -> dict[str, Any]:
+    """Plain text as an Atlassian Document Format document: one paragraph per line."""
+    content = [
+        {"type": "paragraph", "content": [{"type": "text", "text": line}]} if line else {"type": "paragraph"}
+        for line in text.splitlines()
+    ]
+    return {"type": "doc", "version": 1, "content": content or [{"type": "paragraph"}]}
+
+
+class JiraIssues(HttpTracker):
+    kind = "jira"
+    label = "Jira"
+
+    def __init__(self, *, email: str, token: str, project: str, issue_type: str, api_url: str, **kw: Any) -> None:
+        super().__init__(**kw)
+        self.project = project
+        self.issue_type = issue_type
+        self.base = api_url.rstrip("/")
+        basic = base64.b64encode(f"{email}:{token}".encode()).decode()
+        self.headers = {"Authorization": f"Basic {basic}", "Accept": "application/json"}
+
+    async def create(self, issue: NewIssue) -> Issue:
+        fields = {
+            "project": {"key": self.project},
+            "summary": " ".join(issue.title.split())[:255],
+            "issuetype": {"name": self.issue_type},
+            "description": adf(issue.body),
+        }
+        response = await self.send(
+            "POST", f"{self.base}/rest/api/3/issue", json={"fields": fields}, headers=self.headers
+        )
+        if response.status_code != 201:
+            raise self.refused(response, f"create an issue in project {self.project}")
+        key = str(response.json()["key"])
+        return Issue(key=key, url=f"{self.base}/browse/{key}", name=key)
+
+    async def is_closed(self, *, key: str) -> bool:
+        response = await self.send(
+            "GET", f"{self.base}/rest/api/3/issue/{key}", params={"fields": "status,resolution"}, headers=self.headers
+        )
+        if response.status_code != 200:
+            raise self.refused(response, f"read {key}")
+        status = (response.json().get("fields") or {}).get("status") or {}
+        return (status.get("statusCategory") or {}).get("key") == "done"
+
+
+CREATE = """mutation IssueCreate($input: IssueCreateInput!) {
+  issueCreate(input: $input) { success issue { id identifier url } }
+}"""
+STATE = """query IssueState($id: String!) { issue(id: $id) { id state { type } } }"""
+
+
+class LinearIssues(HttpTracker):
+    kind = "linear"
+    label = "Linear"
+
+    def __init__(self, *, token: str, team_id: str, api_url: str | None = None, **kw: Any) -> None:
+        super().__init__(**kw)
+        self.team_id = team_id
+        self.url = api_url or "https://api.linear.app/graphql"
+        self.headers = {"Authorization": token, "Content-Type": "application/json"}
+
+    def throttled(self, response: httpx.Response) -> float | None:
+        try:
+            errors = response.json().get("errors") or []
+        except ValueError:
+            errors = []
+        if not any((e.get("extensions") or {}).get("code") == "RATELIMITED" for e in errors if isinstance(e, dict)):
+            return super().throttled(response)
+        reset = _seconds(response.headers.get("x-ratelimit-requests-reset"))
+        return max(1.0, reset / 1000.0 - time.time()) if reset is not None else 60.0
+
+    async def _graphql(self, query: str, variables: dict[str, Any], what: str) -> dict[str, Any]:
+        response = await self.send(
+            "POST", self.url, json={"query": query, "variables": variables}, headers=self.headers
+        )
+        body = response.json() if response.headers.get("content-type", "").startswith("application/json") else {}
+        if response.status_code != 200 or body.get("errors"):
+            message = "; ".join(str(e.get("message")) for e in body.get("errors") or [] if isinstance(e, dict))
+            if response.status_code in (401, 403) or "authentication" in message.lower():
+                raise TrackerError(f"Linear refused the API key while trying to {what}")
+            raise TrackerError(f"Linear could not {what}: {message or f'HTTP {response.status_code}'}")
+        return dict(body.get("data") or {})
+
+    async def create(self, issue: NewIssue) -> Issue:
+        data = await self._graphql(
+            CREATE,
+            {"input": {"teamId": self.team_id, "title": issue.title[:255], "description": issue.body}},
+            "create an issue",
+        )
+        created = data.get("issueCreate") or {}
+        found = created.get("issue") or {}
+        if not created.get("success") or not found.get("id"):
+            raise TrackerError("Linear did not create the issue (success: false)")
+        return Issue(key=str(found["id"]), url=str(found["url"]), name=str(found.get("identifier") or found["id"]))
+
+    async def is_closed(self, *, key: str) -> bool:
+        data = await self._graphql(STATE, {"id": key}, f"read issue {key}")
+        state = ((data.get("issue") or {}).get("state") or {}).get("type")
+        return state in ("completed", "canceled")
+
+
+def _env(name: str | None, what: str) -> str:
+    value = os.environ.get(name or "", "").strip()
+    if not value:
+        raise TrackerError(f"issue_tracker: environment variable {name} ({what}) is not set")
+    return value
+
+
+def build(config: TrackerConfig, *, http: httpx.AsyncClient, sleep: Sleep = asyncio.sleep) -> IssueTracker:
+    """The tracker bot.yml asks for; a TrackerError when its secrets are missing from the environment."""
+    token = _env(config.token_env, "the tracker's token")
+    if config.kind == "github":
+        assert config.repo is not None
+        return GitHubIssues(
+            token=token, repo=config.repo, labels=config.labels, api_url=config.api_url, http=http, sleep=sleep
+        )
+    if config.kind == "jira":
+        assert config.project is not None and config.api_url is not None
+        return JiraIssues(
+            email=_env(config.email_env, "the Jira account's email"),
+            token=token,
+            project=config.project,
+            issue_type=config.issue_type,
+            api_url=config.api_url,
+            http=http,
+            sleep=sleep,
+        )
+    assert config.team_id is not None
+    return LinearIssues(token=token, team_id=config.team_id, api_url=config.api_url, http=http, sleep=sleep)

@@ -1,0 +1,99 @@
+"""A local GitHub REST API for issues, held to GitHub's contract (specs/README.md, "Issue trackers").
+
+`POST /repos/{owner}/{repo}/issues` and `GET /repos/{owner}/{repo}/issues/{number}`. Every call needs
+`Authorization: Bearer <token>` (401 "Bad credentials"), `Accept: application/vnd.github+json`,
+`X-GitHub-Api-Version: 2022-11-28` and a `User-Agent` (GitHub refuses requests without one). Rate
+limits answer as GitHub does: a secondary limit is 403 with `retry-after`; the primary limit is
+403 with `x-ratelimit-remaining: 0` and `x-ratelimit-reset` (epoch seconds); 429 is possible too.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from aiohttp import web
+
+from tests.fakes.webhook import FakeServer, Fault
+
+
+class FakeGitHub(FakeServer):
+    def __init__(self, *, token: str = "ghp_test", repo: str = "acme/api") -> None:
+        super().__init__()
+        self.token = token
+        self.repo = repo
+        self.issues: dict[int, dict[str, Any]] = {}
+        self.app.router.add_post("/repos/{owner}/{repo}/issues", self._create)
+        self.app.router.add_get("/repos/{owner}/{repo}/issues/{number}", self._get)
+
+    # --- control surface --------------------------------------------------------------------------
+
+    def close(self, key: str) -> None:
+        self.issues[int(key)]["state"] = "closed"
+
+    def rate_limit_next(self, seconds: int = 2, *, kind: str = "secondary") -> None:
+        if kind == "secondary":
+            headers = {"retry-after": str(seconds)}
+        elif kind == "primary":
+            headers = {
+                "x-ratelimit-limit": "5000",
+                "x-ratelimit-remaining": "0",
+                "x-ratelimit-reset": str(int(time.time()) + seconds),
+            }
+        else:
+            self.inject(Fault(429, {"retry-after": str(seconds)}, {"message": "Too Many Requests"}))
+            return
+        body = {"message": "You have exceeded a rate limit.", "documentation_url": "https://docs.github.com/rest"}
+        self.inject(Fault(403, headers, body))
+
+    # --- the API ----------------------------------------------------------------------------------
+
+    def _check(self, request: web.Request) -> web.Response | None:
+        if not request.headers.get("User-Agent"):
+            return self.violation("no User-Agent", 403, {"message": "Request forbidden by administrative rules."})
+        if request.headers.get("Authorization") != f"Bearer {self.token}":
+            return web.json_response({"message": "Bad credentials", "status": "401"}, status=401)
+        if "application/vnd.github+json" not in request.headers.get("Accept", ""):
+            return self.violation("Accept is not application/vnd.github+json")
+        if request.headers.get("X-GitHub-Api-Version") != "2022-11-28":
+            return self.violation("X-GitHub-Api-Version missing or unsupported")
+        if f"{request.match_info['owner']}/{request.match_info['repo']}" != self.repo:
+            return web.json_response({"message": "Not Found", "status": "404"}, status=404)
+        return None
+
+    async def _create(self, request: web.Request) -> web.Response:
+        refused = self._check(request)
+        if refused is not None:
+            return refused
+        body = await request.json()
+        title = body.get("title")
+        if not isinstance(title, str | int) or not str(title).strip():
+            return self.violation("title is required", 422, {"message": "Validation Failed", "status": "422"})
+        if "body" in body and not isinstance(body["body"], str | type(None)):
+            return self.violation("body must be a string", 422)
+        labels = body.get("labels", [])
+        if not isinstance(labels, list) or not all(isinstance(x, str) for x in labels):
+            return self.violation("labels must be a list of names", 422)
+        number = len(self.issues) + 1
+        html_url = f"https://github.com/{self.repo}/issues/{number}"
+        issue = {
+            "id": 1000 + number,
+            "number": number,
+            "title": str(title),
+            "body": body.get("body"),
+            "labels": [{"name": name} for name in labels],
+            "state": "open",
+            "html_url": html_url,
+            "url": f"https://api.github.com/repos/{self.repo}/issues/{number}",
+        }
+        self.issues[number] = issue
+        return web.json_response(issue, status=201)
+
+    async def _get(self, request: web.Request) -> web.Response:
+        refused = self._check(request)
+        if refused is not None:
+            return refused
+        issue = self.issues.get(int(request.match_info["number"]))
+        if issue is None:
+            return web.json_response({"message": "Not Found", "status": "404"}, status=404)
+        return web.json_response(issue)

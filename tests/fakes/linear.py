@@ -1,0 +1,126 @@
+"""A local Linear GraphQL API (`POST /graphql`) for issues (specs/README.md, "Issue trackers").
+
+Documents are validated and executed with graphql-core against the part of Linear's schema the bot
+uses (`issueCreate(input: IssueCreateInput!)`, `issue(id: String!)`), so a misspelt field or a wrong
+variable type fails as it would at Linear. Auth: `Authorization: <api key>` (no `Bearer` for API
+keys). Rate limits answer with an error whose `extensions.code` is `RATELIMITED` and the reset time
+in `X-RateLimit-Requests-Reset` (epoch milliseconds).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import graphql
+from aiohttp import web
+
+from tests.fakes.webhook import FakeServer, Fault
+
+SCHEMA = graphql.build_schema(
+    """
+    type Query { issue(id: String!): Issue! }
+    type Mutation { issueCreate(input: IssueCreateInput!): IssuePayload! }
+    input IssueCreateInput {
+      teamId: String!
+      title: String
+      description: String
+      priority: Int
+      assigneeId: String
+      labelIds: [String!]
+    }
+    type IssuePayload { success: Boolean! lastSyncId: Float! issue: Issue }
+    type Issue { id: ID! identifier: String! title: String! description: String url: String! state: WorkflowState! }
+    type WorkflowState { id: ID! name: String! type: String! }
+    """
+)
+
+
+class FakeLinear(FakeServer):
+    def __init__(self, *, api_key: str = "lin_api_test", team_id: str = "team-eng", team_key: str = "ENG") -> None:
+        super().__init__()
+        self.api_key = api_key
+        self.team_id = team_id
+        self.team_key = team_key
+        self.issues: dict[str, dict[str, Any]] = {}
+        self.app.router.add_post("/graphql", self._graphql)
+
+    def close(self, key: str, *, how: str = "completed") -> None:
+        self.issues[key]["state"] = {"id": f"state-{how}", "name": how.title(), "type": how}
+
+    def rate_limit_next(self, seconds: int = 2, *, kind: str = "") -> None:
+        reset = str(int((time.time() + seconds) * 1000))
+        body = {"errors": [{"message": "Rate limit exceeded", "extensions": {"code": "RATELIMITED"}}]}
+        self.inject(Fault(400, {"X-RateLimit-Requests-Reset": reset}, body))
+
+    def _issue_create(self, _: Any, info: Any, input: dict[str, Any]) -> dict[str, Any]:  # noqa: A002
+        if input["teamId"] != self.team_id:
+            raise graphql.GraphQLError("Entity not found: Team", extensions={"code": "INVALID_INPUT"})
+        if not (input.get("title") or "").strip():
+            raise graphql.GraphQLError("title must not be empty", extensions={"code": "INVALID_INPUT"})
+        number = len(self.issues) + 1
+        issue_id = f"9f1c{number:04d}-0000-4000-8000-000000000000"
+        identifier = f"{self.team_key}-{number}"
+        issue = {
+            "id": issue_id,
+            "identifier": identifier,
+            "title": input["title"],
+            "description": input.get("description"),
+            "url": f"https://linear.app/acme/issue/{identifier}",
+            "state": {"id": "state-backlog", "name": "Backlog", "type": "backlog"},
+        }
+        self.issues[issue_id] = issue
+        return {"success": True, "lastSyncId": float(number), "issue": issue}
+
+    def _issue(self, _: Any, info: Any, id: str) -> dict[str, Any]:  # noqa: A002
+        if id not in self.issues:
+            raise graphql.GraphQLError("Entity not found: Issue", extensions={"code": "INVALID_INPUT"})
+        return self.issues[id]
+
+    async def _graphql(self, request: web.Request) -> web.Response:
+        if request.headers.get("Authorization") != self.api_key:
+            errors = [
+                {
+                    "message": "Authentication required, not authenticated",
+                    "extensions": {"code": "AUTHENTICATION_ERROR"},
+                }
+            ]
+            return web.json_response({"errors": errors}, status=400)
+        body = await request.json()
+        query = body.get("query")
+        if not isinstance(query, str):
+            return self.violation("no query", 400, {"errors": [{"message": "Must provide query string."}]})
+        try:
+            document = graphql.parse(query)
+        except graphql.GraphQLError as exc:
+            return self.violation(f"syntax: {exc.message}", 400, {"errors": [{"message": exc.message}]})
+        problems = graphql.validate(SCHEMA, document)
+        if problems:
+            messages = [p.message for p in problems]
+            return self.violation("; ".join(messages), 400, {"errors": [{"message": m} for m in messages]})
+        root = {"issueCreate": self._issue_create, "issue": self._issue}
+        result = await graphql.graphql(
+            SCHEMA,
+            query,
+            root_value=_Root(root),
+            variable_values=body.get("variables"),
+        )
+        out: dict[str, Any] = {"data": result.data}
+        if result.errors:
+            out["errors"] = [{"message": e.message, "extensions": e.extensions or {}} for e in result.errors]
+            if any("Variable" in e.message for e in result.errors):
+                self.violations.append("; ".join(e.message for e in result.errors))
+        return web.json_response(out)
+
+
+class _Root:
+    """Root resolvers: graphql-core calls `root.field(info, **args)` for callables on the root value."""
+
+    def __init__(self, fields: dict[str, Any]) -> None:
+        self._fields = fields
+
+    def __getattr__(self, name: str) -> Any:
+        resolver = self._fields.get(name)
+        if resolver is None:
+            raise AttributeError(name)
+        return lambda info, **args: resolver(None, info, **args)

@@ -1,0 +1,56 @@
+"""The three tracker fakes behind one fixture, so every follow-up test runs against GitHub, Jira and Linear."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from tests.fakes.github import FakeGitHub
+from tests.fakes.jira import FakeJira
+from tests.fakes.linear import FakeLinear
+from tests.fakes.webhook import FakeServer
+
+KINDS = ("github", "jira", "linear")
+
+
+@dataclass
+class Tracker:
+    kind: str
+    fake: Any  # FakeGitHub | FakeJira | FakeLinear: each has issues, close(key), rate_limit_next()
+    config: dict[str, Any]  # the issue_tracker: section of bot.yml
+
+    def keys(self) -> list[str]:
+        return [str(k) for k in self.fake.issues]
+
+
+def _config(kind: str, fake: FakeServer) -> dict[str, Any]:
+    if kind == "github":
+        return {"kind": "github", "repo": "acme/api", "token_env": "TEST_GITHUB_TOKEN", "api_url": fake.url}
+    if kind == "jira":
+        return {
+            "kind": "jira",
+            "project": "OPS",
+            "api_url": fake.url,
+            "email_env": "TEST_JIRA_EMAIL",
+            "token_env": "TEST_JIRA_TOKEN",
+        }
+    return {"kind": "linear", "team_id": "team-eng", "token_env": "TEST_LINEAR_KEY", "api_url": f"{fake.url}/graphql"}
+
+
+@pytest.fixture(params=KINDS)
+async def tracker(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Tracker]:
+    kind = str(request.param)
+    fake: FakeServer = {"github": FakeGitHub, "jira": FakeJira, "linear": FakeLinear}[kind]()
+    monkeypatch.setenv("TEST_GITHUB_TOKEN", "ghp_test")
+    monkeypatch.setenv("TEST_JIRA_EMAIL", "bot@acme.example")
+    monkeypatch.setenv("TEST_JIRA_TOKEN", "jira-token")
+    monkeypatch.setenv("TEST_LINEAR_KEY", "lin_api_test")
+    await fake.start()
+    try:
+        yield Tracker(kind=kind, fake=fake, config=_config(kind, fake))
+        assert fake.violations == [], f"the bot broke {kind}'s contract: {fake.violations}"
+    finally:
+        await fake.stop()

@@ -1,0 +1,124 @@
+"""One contract suite over the three trackers: create, read back, closed, auth, rate limits."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+
+from bot.config import IssueTracker as TrackerConfig
+from bot.followups.ports import IssueTracker, NewIssue, TrackerError, TrackerRateLimited
+from bot.followups.trackers import build
+from tests.fakes.github import FakeGitHub
+from tests.fakes.webhook import Fault
+from tests.followups.conftest import Tracker
+
+ISSUE = NewIssue(
+    title="[INC-7] Add a canary stage to gateway deploys",
+    body="Follow-up from incident INC-7: Checkout is down\n\nAdd a canary stage to gateway deploys\n\nOwner: U0BOB",
+)
+
+
+class Waits:
+    def __init__(self) -> None:
+        self.seconds: list[float] = []
+
+    async def __call__(self, seconds: float) -> None:
+        self.seconds.append(seconds)
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(timeout=10) as client:
+        yield client
+
+
+def client(tracker: Tracker, http: httpx.AsyncClient, waits: Waits) -> IssueTracker:
+    return build(TrackerConfig.model_validate(tracker.config), http=http, sleep=waits)
+
+
+async def test_creates_an_issue_and_sees_it_closed(tracker: Tracker, http: httpx.AsyncClient) -> None:
+    issues = client(tracker, http, Waits())
+    made = await issues.create(ISSUE)
+    assert made.url.startswith("http") and made.name
+    assert tracker.keys() == [made.key.lstrip("#")] or made.key in tracker.keys()
+    assert not await issues.is_closed(key=made.key)
+    tracker.fake.close(made.key)
+    assert await issues.is_closed(key=made.key)
+    stored = next(iter(tracker.fake.issues.values()))
+    title = stored.get("title") or stored["fields"]["summary"]
+    assert title == ISSUE.title
+
+
+async def test_the_vendor_auth_is_sent_and_a_wrong_token_is_a_clear_error(
+    tracker: Tracker, http: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(tracker.config["token_env"], "not-the-token")
+    issues = client(tracker, http, Waits())
+    with pytest.raises(TrackerError, match="refused"):
+        await issues.create(ISSUE)
+    assert tracker.fake.issues == {}
+    header = tracker.fake.requests[-1].headers["Authorization"]
+    expected_scheme = {"github": "Bearer ", "jira": "Basic ", "linear": "not-the-token"}[tracker.kind]
+    assert header.startswith(expected_scheme)
+
+
+async def test_a_rate_limit_is_waited_out_then_the_issue_is_created(tracker: Tracker, http: httpx.AsyncClient) -> None:
+    waits = Waits()
+    tracker.fake.rate_limit_next(3)
+    made = await client(tracker, http, waits).create(ISSUE)
+    assert len(tracker.fake.issues) == 1 and made.key
+    [waited] = waits.seconds
+    assert 1.0 <= waited <= 3.5  # what the vendor asked for (reset times are rounded to the second)
+    assert len(tracker.fake.requests) == 2
+
+
+@pytest.mark.parametrize("kind", ["primary", "429"])
+async def test_github_primary_limit_and_429_are_waited_out(
+    http: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch, kind: str
+) -> None:
+    """GitHub's other two ways of saying "slow down": remaining 0 with a reset time, and 429."""
+    monkeypatch.setenv("TEST_GITHUB_TOKEN", "ghp_test")
+    async with FakeGitHub() as fake:
+        config = {"kind": "github", "repo": "acme/api", "token_env": "TEST_GITHUB_TOKEN", "api_url": fake.url}
+        waits = Waits()
+        fake.rate_limit_next(3, kind=kind)
+        made = await build(TrackerConfig.model_validate(config), http=http, sleep=waits).create(ISSUE)
+        assert made.name == "#1" and len(fake.requests) == 2 and fake.violations == []
+        [waited] = waits.seconds
+        assert 1.0 <= waited <= 3.5
+
+
+async def test_a_plain_github_403_is_a_permission_error_not_a_wait(
+    http: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TEST_GITHUB_TOKEN", "ghp_test")
+    async with FakeGitHub() as fake:
+        fake.inject(Fault(403, {}, {"message": "Resource not accessible by integration"}))
+        config = {"kind": "github", "repo": "acme/api", "token_env": "TEST_GITHUB_TOKEN", "api_url": fake.url}
+        waits = Waits()
+        with pytest.raises(TrackerError, match="refused the token"):
+            await build(TrackerConfig.model_validate(config), http=http, sleep=waits).create(ISSUE)
+        assert waits.seconds == [] and len(fake.requests) == 1
+
+
+async def test_a_rate_limit_longer_than_we_wait_is_reported_not_slept(
+    tracker: Tracker, http: httpx.AsyncClient
+) -> None:
+    waits = Waits()
+    tracker.fake.rate_limit_next(600)
+    with pytest.raises(TrackerRateLimited) as caught:
+        await client(tracker, http, waits).create(ISSUE)
+    assert caught.value.retry_after > 500 and waits.seconds == []
+    assert "try again" in str(caught.value) and tracker.fake.issues == {}
+
+
+async def test_reading_back_respects_rate_limits_too(tracker: Tracker, http: httpx.AsyncClient) -> None:
+    waits = Waits()
+    issues = client(tracker, http, waits)
+    made = await issues.create(ISSUE)
+    tracker.fake.close(made.key)
+    tracker.fake.rate_limit_next(2)
+    assert await issues.is_closed(key=made.key)
+    assert len(waits.seconds) == 1
