@@ -1,0 +1,152 @@
+"""Follow-ups to issues through the real app, against each tracker's fake and the fake Slack."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.followups import flows
+from bot.incidents.models import ActionItem
+from tests.conftest import make_settings
+from tests.fakes.slack_api import FakeSlack, Message
+from tests.followups.conftest import Tracker
+from tests.harness import BotHarness, running_bot
+
+
+@pytest.fixture
+def tracker_config(tracker: Tracker) -> dict[str, Any]:
+    return dict(tracker.config)
+
+
+@pytest.fixture
+async def tbot(
+    fake_slack: FakeSlack, database_url: str, tmp_path: Path, tracker_config: dict[str, Any]
+) -> AsyncIterator[BotHarness]:
+    config = {"issue_tracker": tracker_config}
+    settings = make_settings(fake=fake_slack, database_url=database_url, tmp_path=tmp_path, config=config)
+    async with running_bot(fake=fake_slack, settings=settings) as harness:
+        yield harness
+
+
+def create_buttons(message: Message) -> list[str]:
+    return [
+        str(b["accessory"]["value"])
+        for b in message.blocks or []
+        if (b.get("accessory") or {}).get("action_id") == "followup_create_issue"
+    ]
+
+
+async def items(bot: BotHarness, incident_id: int) -> list[ActionItem]:
+    from bot.incidents import service
+
+    async with bot.deps.db.session() as session:
+        return await service.action_items(session, incident_id=incident_id)
+
+
+def latest_postmortem(bot: BotHarness) -> str:
+    files = [f for f in bot.fake.files.values() if f.completed]
+    return (files[-1].content or b"").decode()
+
+
+async def wait_for(check: Callable[[], Awaitable[bool]], *, within: float = 15.0) -> None:
+    deadline = asyncio.get_running_loop().time() + within
+    while not await check():
+        assert asyncio.get_running_loop().time() < deadline, "the condition never came true"
+        await asyncio.sleep(0.05)
+
+
+async def test_create_issue_button_files_the_follow_up_and_a_closed_issue_marks_it_done(
+    tbot: BotHarness, tracker: Tracker
+) -> None:
+    incident = await tbot.declare("P1 Checkout is down")
+    channel = incident.channel_id or ""
+    await tbot.command("action Add a canary stage to gateway deploys <@U0BOB>", channel=channel, user="U0CAROL")
+    [notice] = [m for m in tbot.fake.messages(channel) if create_buttons(m) and m.ephemeral_to is None]
+    assert "added a follow-up" in notice.text
+    [listing] = [m for m in tbot.fake.messages(channel) if m.ephemeral_to == "U0CAROL" and create_buttons(m)]
+    assert create_buttons(listing) == create_buttons(notice)  # the reply to /incident action offers it too
+    [value] = create_buttons(notice)
+    assert tracker.fake.issues == {}
+
+    await tbot.click("followup_create_issue", value, user="U0CAROL", channel=channel, message_ts=notice.ts)
+    [item] = await items(tbot, incident.id or 0)
+    assert item.issue_url and item.issue_key and not item.done
+    [key] = tracker.keys()
+    stored = tracker.fake.issues[int(key) if tracker.kind == "github" else key]
+    text = str(stored)
+    assert "Add a canary stage to gateway deploys" in text and "INC-1" in text
+    assert item.issue_url in tbot.last_reply() and "created" in tbot.last_reply()
+    assert tbot.fake.responses[-1].get("response_type") == "in_channel"
+
+    await tbot.click("followup_create_issue", value, user="U0ALICE", channel=channel, message_ts=notice.ts)
+    assert "already has an issue" in tbot.last_reply() and len(tracker.fake.issues) == 1
+
+    tracker.fake.close(item.issue_key)
+    await tbot.command("postmortem", channel=channel)  # shown again: the tracker is asked first
+    [item] = await items(tbot, incident.id or 0)
+    assert item.done
+    document = latest_postmortem(tbot)
+    row = next(line for line in document.splitlines() if "Add a canary stage" in line and line.startswith("| 1 |"))
+    assert "| done |" in row and f"[issue]({item.issue_url})" in row
+    events = [e.text for e in await tbot.timeline(incident.id or 0)]
+    assert any("follow-up done (its issue was closed)" in e for e in events)
+    assert any(e.startswith("issue ") and "created for the follow-up" in e for e in events)
+
+
+async def test_postmortem_done_files_every_open_follow_up_once(tbot: BotHarness, tracker: Tracker) -> None:
+    incident = await tbot.declare("P2 Search is slow")
+    channel = incident.channel_id or ""
+    await tbot.command("action Add an index on search_terms", channel=channel)
+    await tbot.command("action Alert on p95 latency over 2 s", channel=channel)
+    await tbot.command("action Load-test search before releases", channel=channel)
+    first, second, third = await items(tbot, incident.id or 0)
+    await flows.create_issue(tbot.deps, item_id=first.id or 0, actor="U0ALICE")  # the dashboard's entry point
+    async with tbot.deps.db.session() as session:
+        from sqlalchemy import update
+
+        await session.exec(update(ActionItem).where(ActionItem.id == third.id).values(done=True))  # type: ignore[call-overload,arg-type]
+        await session.commit()
+
+    await tbot.command("resolve added the index", channel=channel)
+    await tbot.command("postmortem done", channel=channel)
+    reply = tbot.last_reply()
+    assert "marked finished" in reply and "1 issue(s) created for open follow-ups, 1 had one" in reply
+    assert len(tracker.fake.issues) == 2  # the done one is not filed
+    first, second, third = await items(tbot, incident.id or 0)
+    assert first.issue_url and second.issue_url and third.issue_url is None
+    assert second.issue_url in reply
+
+
+async def test_closed_issues_are_checked_on_a_schedule(
+    fake_slack: FakeSlack, database_url: str, tmp_path: Path, tracker: Tracker
+) -> None:
+    config = {"issue_tracker": {**tracker.config, "check_every": "200ms"}}
+    settings = make_settings(fake=fake_slack, database_url=database_url, tmp_path=tmp_path, config=config)
+    async with running_bot(fake=fake_slack, settings=settings) as bot:
+        incident = await bot.declare("P3 Flaky login")
+        await bot.command("action Retry the SSO call once", channel=incident.channel_id or "")
+        [item] = await items(bot, incident.id or 0)
+        item = await flows.create_issue(bot.deps, item_id=item.id or 0, actor="U0ALICE")
+        tracker.fake.close(item.issue_key)
+
+        async def done() -> bool:
+            return (await items(bot, incident.id or 0))[0].done
+
+        await wait_for(done)  # nobody looked at it: the checker found the closed issue
+        events = [e for e in await bot.timeline(incident.id or 0) if "its issue was closed" in e.text]
+        assert len(events) == 1
+
+
+async def test_without_a_tracker_there_is_no_button_and_the_flow_says_why(bot: BotHarness) -> None:
+    incident = await bot.declare("P2 Something")
+    await bot.command("action Write the runbook", channel=incident.channel_id or "")
+    assert not any(create_buttons(m) for m in bot.fake.messages(incident.channel_id or ""))
+    [item] = await items(bot, incident.id or 0)
+    from bot.exceptions import InvalidState
+
+    with pytest.raises(InvalidState, match="issue_tracker"):
+        await flows.create_issue(bot.deps, item_id=item.id or 0, actor="U0ALICE")
