@@ -1,0 +1,145 @@
+"""`channels.archive_after`: a resolved incident's channel is archived that long after resolution,
+with a last message pointing at the post-mortem; once, across restarts; never while open."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import update
+from sqlmodel import col, select
+
+from bot.archive.flows import Archiver
+from bot.archive.models import ChannelArchive
+from bot.clock import FakeClock
+from bot.incidents.models import Incident, Status
+from tests.conftest import make_settings
+from tests.fakes.slack_api import FakeSlack
+from tests.harness import BotHarness, running_bot
+from tests.postmortem.seed import T0
+
+CONFIG: dict[str, Any] = {"channels": {"announcements": "C0INCIDENTS", "alerts": "C0ALERTS", "archive_after": "7d"}}
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(T0)
+
+
+@pytest.fixture
+async def abot(fake_slack: FakeSlack, database_url: str, tmp_path: Path, clock: FakeClock) -> AsyncIterator[BotHarness]:
+    settings = make_settings(fake=fake_slack, database_url=database_url, tmp_path=tmp_path, config=CONFIG)
+    async with running_bot(fake=fake_slack, settings=settings, clock=clock) as harness:
+        yield harness
+
+
+def archiver(bot: BotHarness) -> Archiver:
+    found = bot.deps.services["archiver"]
+    assert isinstance(found, Archiver)
+    return found
+
+
+async def timers(bot: BotHarness) -> list[ChannelArchive]:
+    async with bot.deps.db.session() as session:
+        return list((await session.exec(select(ChannelArchive).order_by(col(ChannelArchive.id)))).all())
+
+
+async def resolved_incident(bot: BotHarness, clock: FakeClock) -> Incident:
+    incident = await bot.declare("P1 Checkout is down")
+    clock.advance(timedelta(minutes=30))
+    await bot.command("resolve rolled back", channel=incident.channel_id or "")
+    return await bot.incident(incident.id or 0)
+
+
+async def test_the_channel_is_archived_after_the_delay_with_a_last_message_linking_the_postmortem(
+    abot: BotHarness, clock: FakeClock
+) -> None:
+    incident = await resolved_incident(abot, clock)
+    channel = incident.channel_id or ""
+    [timer] = await timers(abot)
+    assert timer.due_at == (incident.resolved_at or T0) + timedelta(days=7) and timer.channel_id == channel
+
+    clock.advance(timedelta(days=6, hours=23))
+    assert await archiver(abot).run_due() == 0
+    assert not abot.fake.channels[channel].archived
+
+    clock.advance(timedelta(hours=2))
+    assert await archiver(abot).run_due() == 1
+    assert abot.fake.channels[channel].archived
+    [call] = abot.fake.calls_to("conversations.archive")
+    assert call.args["channel"] == channel and call.response["ok"]
+    last = [m for m in abot.fake.messages(channel) if m.ephemeral_to is None][-1]
+    [file] = [f for f in abot.fake.files.values() if f.completed]
+    assert f"/files/UBOT/{file.id}/INC-1-postmortem.md" in last.text or file.id in last.text
+    assert "being archived" in last.text and "INC-1" in last.text
+    events = await abot.timeline(incident.id or 0)
+    assert events[-1].text == "incident channel archived"
+
+    clock.advance(timedelta(days=1))
+    assert await archiver(abot).run_due() == 0
+    assert len(abot.fake.calls_to("conversations.archive")) == 1
+    [timer] = await timers(abot)
+    assert timer.sent_at is not None
+
+
+async def test_an_open_incident_is_never_archived(abot: BotHarness, clock: FakeClock) -> None:
+    open_one = await abot.declare("P2 Still burning")
+    incident = await resolved_incident(abot, clock)
+    # Reopened (by a future command, or by hand in the database) after its timer was planned.
+    async with abot.deps.db.session() as session:
+        await session.exec(  # type: ignore[call-overload]
+            update(Incident)
+            .where(col(Incident.id) == incident.id)
+            .values(status=Status.INVESTIGATING, resolved_at=None)
+        )
+        await session.commit()
+    clock.advance(timedelta(days=30))
+    assert await archiver(abot).run_due() == 0
+    assert abot.fake.calls_to("conversations.archive") == []
+    [timer] = await timers(abot)
+    assert timer.cancelled_at is not None and timer.cancel_reason == "the incident is open again"
+    assert not abot.fake.channels[open_one.channel_id or ""].archived
+
+
+async def test_a_channel_archived_by_hand_meanwhile_counts_as_done(abot: BotHarness, clock: FakeClock) -> None:
+    incident = await resolved_incident(abot, clock)
+    abot.fake.channels[incident.channel_id or ""].archived = True
+    clock.advance(timedelta(days=8))
+    assert await archiver(abot).run_due() == 0
+    [timer] = await timers(abot)
+    assert timer.sent_at is not None  # nothing left to do: not retried forever
+
+
+async def test_a_failed_archive_is_retried_without_a_second_last_message(abot: BotHarness, clock: FakeClock) -> None:
+    incident = await resolved_incident(abot, clock)
+    channel = incident.channel_id or ""
+    abot.fake.server_error("conversations.archive")
+    clock.advance(timedelta(days=8))
+    assert await archiver(abot).run_due() == 0
+    [timer] = await timers(abot)
+    assert timer.sent_at is None and timer.goodbye_posted and timer.due_at > clock.now()
+    clock.advance(timedelta(hours=1))
+    assert await archiver(abot).run_due() == 1
+    goodbyes = [m for m in abot.fake.messages(channel) if "being archived" in m.text]
+    assert len(goodbyes) == 1 and abot.fake.channels[channel].archived
+
+
+async def test_an_archive_that_fell_due_while_the_bot_was_down_happens_at_start(
+    fake_slack: FakeSlack, database_url: str, tmp_path: Path
+) -> None:
+    clock = FakeClock(T0)
+    settings = make_settings(fake=fake_slack, database_url=database_url, tmp_path=tmp_path, config=CONFIG)
+    async with running_bot(fake=fake_slack, settings=settings, clock=clock) as first:
+        incident = await resolved_incident(first, clock)
+    assert not fake_slack.channels[incident.channel_id or ""].archived
+
+    later = FakeClock(T0 + timedelta(days=9))  # the bot was down when it fell due
+    async with running_bot(fake=fake_slack, settings=settings, clock=later) as second:
+        await second.settle()
+        assert fake_slack.channels[incident.channel_id or ""].archived
+        assert len(fake_slack.calls_to("conversations.archive")) == 1
+        [timer] = await timers(second)
+        assert timer.sent_at is not None
