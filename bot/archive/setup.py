@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from bot.archive.flows import Archiver
+from bot.clock import format_duration
 from bot.deps import Deps
+from bot.settings import Settings
 from bot.signals import IncidentResolved
 
 
@@ -15,3 +19,24 @@ def setup(deps: Deps) -> None:
     deps.bus.subscribe(IncidentResolved, archiver.on_resolved)
     deps.on_start.append(archiver.start)
     deps.on_stop.append(archiver.stop)
+
+
+def check(settings: Settings) -> tuple[list[str], list[str], list[str]]:
+    """`python -m bot check`: archiving before the post-mortem is chased would silence the reminder."""
+    config = settings.config
+    after = config.channels.archive_after
+    if after is None:
+        return [], [], []
+    warnings = []
+    if after <= config.reminders.postmortem_due_after:
+        warnings.append(
+            f"channels.archive_after ({format_duration(after)}) is not longer than reminders.postmortem_due_after "
+            f"({format_duration(config.reminders.postmortem_due_after)}): channels are archived before an "
+            "unfinished post-mortem is chased there"
+        )
+    return [], warnings, [f"channels: archived {_short(after)} after resolution"]
+
+
+def _short(after: timedelta) -> str:
+    days, rest = divmod(int(after.total_seconds()), 86400)
+    return f"{days}d" if days and not rest else format_duration(after)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+import os
 
 from bot.deps import Deps
 from bot.followups.flows import ClosedIssueChecker
 from bot.followups.ports import TrackerError
 from bot.followups.trackers import build
+from bot.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -25,3 +27,17 @@ def setup(deps: Deps) -> None:
     checker = ClosedIssueChecker(deps)
     deps.on_start.append(checker.start)
     deps.on_stop.append(checker.stop)
+
+
+def check(settings: Settings) -> tuple[list[str], list[str], list[str]]:
+    """`python -m bot check`: the tracker's secrets are in the environment."""
+    config = settings.config.issue_tracker
+    if config is None:
+        return [], [], []
+    errors: list[str] = []
+    for field in ("token_env", "email_env"):
+        name = getattr(config, field)
+        if name and not os.environ.get(name, "").strip():
+            errors.append(f"issue_tracker.{field}: environment variable {name} is not set")
+    where = {"github": config.repo, "jira": config.project, "linear": config.team_id}[config.kind]
+    return errors, [], [f"follow-ups: issues go to {config.kind} ({where})"]

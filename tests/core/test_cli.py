@@ -20,6 +20,8 @@ ROOT = Path(__file__).resolve().parents[2]
 def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "BOT_", "DATABASE_URL", "PORT"))}
     env.update({"DATABASE_URL": f"sqlite:///{tmp_path / 'bot.db'}", "PLAYBOOKS_DIR": str(ROOT / "playbooks")})
+    # The code under test is this checkout's, not whatever `bot` the interpreter has installed.
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
     env.update(extra)
     return env
 
