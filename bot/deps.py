@@ -20,6 +20,8 @@ from bot.signals import Bus
 from bot.tasks import Background, PagesFirst
 
 if TYPE_CHECKING:
+    from bot.archive.flows import Archiver
+    from bot.archive.ports import ArchiveChat
     from bot.followups.ports import IssueTracker
     from bot.incidents.access import Access
     from bot.incidents.ports import IncidentChat
@@ -39,6 +41,9 @@ class Deps:
     access: Access | None = None
     # The team's tracker for follow-ups (`issue_tracker:` in bot.yml); None when not configured.
     issue_tracker: IssueTracker | None = None
+    # `channels.archive_after`: the archive timers (None when not configured) and Slack's side of archiving.
+    archiver: Archiver | None = None
+    archive_chat: ArchiveChat | None = None
     # Filled by the domain packages' setup(deps); typed where they are defined.
     services: dict[str, Any] = field(default_factory=dict)
     # Run by the server after migration (e.g. start the scheduler, reschedule pending pages) and at shutdown.

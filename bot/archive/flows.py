@@ -29,7 +29,6 @@ from bot.timeline.models import Kind, TimelineEvent
 
 log = logging.getLogger(__name__)
 
-PORT = "archive_chat"
 SWEEP_EVERY = timedelta(minutes=1)
 # Slack says the channel is gone or archived already: nothing left to do.
 DONE_ALREADY = {"already_archived", "channel_not_found", "is_archived"}
@@ -51,8 +50,9 @@ class Archiver:
 
     @property
     def chat(self) -> ArchiveChat:
-        chat: ArchiveChat = self.deps.get(PORT)
-        return chat
+        if self.deps.archive_chat is None:
+            raise RuntimeError("archive chat adapter not set up")
+        return self.deps.archive_chat
 
     # --- planning -----------------------------------------------------------------------------
 

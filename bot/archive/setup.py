@@ -15,7 +15,7 @@ def setup(deps: Deps) -> None:
     if deps.settings.config.channels.archive_after is None:
         return
     archiver = Archiver(deps)
-    deps.services["archiver"] = archiver
+    deps.archiver = archiver
     deps.bus.subscribe(IncidentResolved, archiver.on_resolved)
     deps.on_start.append(archiver.start)
     deps.on_stop.append(archiver.stop)

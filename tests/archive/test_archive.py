@@ -37,7 +37,7 @@ async def abot(fake_slack: FakeSlack, database_url: str, tmp_path: Path, clock: 
 
 
 def archiver(bot: BotHarness) -> Archiver:
-    found = bot.deps.services["archiver"]
+    found = bot.deps.archiver
     assert isinstance(found, Archiver)
     return found
 

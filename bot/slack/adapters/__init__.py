@@ -26,7 +26,7 @@ def attach(deps: Deps, client: AsyncWebClient) -> None:
     deps.services["alert_chat"] = SlackAlertChat(client)
     deps.services["playbook_chat"] = SlackPlaybookChat(client)
     deps.services["postmortem_chat"] = SlackPostmortemChat(client)
-    deps.services["archive_chat"] = SlackArchiveChat(client)
+    deps.archive_chat = SlackArchiveChat(client)
     handles = UserHandles(client)
     deps.services["pager"] = SlackPager(client, handles=handles)
     deps.services["ops_directory"] = SlackDirectory(client, handles=handles)
