@@ -150,3 +150,28 @@ async def test_without_a_tracker_there_is_no_button_and_the_flow_says_why(bot: B
 
     with pytest.raises(InvalidState, match="issue_tracker"):
         await flows.create_issue(bot.deps, item_id=item.id or 0, actor="U0ALICE")
+
+
+async def test_someone_who_cannot_see_a_private_incident_cannot_file_its_follow_ups(
+    tbot: BotHarness, tracker: Tracker
+) -> None:
+    await tbot.command("declare P1 Credential leak", user="U0ALICE")
+    async with tbot.deps.db.session() as session:  # `declare private` is another change; the flag is what counts
+        from sqlalchemy import update
+
+        from bot.incidents.models import Incident
+
+        await session.exec(update(Incident).where(Incident.id == 1).values(private=True))  # type: ignore[call-overload,arg-type]
+        await session.commit()
+    incident = await tbot.incident(1)
+    assert incident.private
+    await tbot.command("action Rotate the leaked keys", channel=incident.channel_id or "", user="U0ALICE")
+    [item] = await items(tbot, 1)
+    outsider = next(
+        u for u in ("U0CTO", "U0LEAD", "U0CAROL") if u not in tbot.fake.channels[incident.channel_id or ""].members
+    )
+    await tbot.click("followup_create_issue", str(item.id), user=outsider, channel="C0GENERAL")
+    assert f"no follow-up #{item.id}" in tbot.last_reply().lower()
+    assert tracker.fake.issues == {}
+    await tbot.click("followup_create_issue", str(item.id), user="U0ALICE", channel=incident.channel_id)
+    assert len(tracker.fake.issues) == 1
