@@ -231,3 +231,19 @@ async def test_map_source_without_a_group_key_is_refused(sbot: BotHarness) -> No
     del body["check"]
     response = await send(sbot, body, source="checks", headers=BEARER)
     assert response.status_code == 400 and "map.group_key" in response.json()["error"]
+
+
+async def test_uptimerobot_default_post_parameters_work_too(sbot: BotHarness) -> None:
+    """UptimeRobot can send its variables as a form instead of a JSON body."""
+    from urllib.parse import urlencode
+
+    form = urlencode(b.uptimerobot("1")).encode()
+    response = await sbot.http.post(
+        f"{sbot.url}/alerts/uptime?token={TOKEN}",
+        content=form,
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    await sbot.settle()
+    assert response.status_code == 200, response.text
+    [group] = await groups(sbot)
+    assert group.title.startswith("API health is down") and group.status == "firing"
