@@ -560,3 +560,20 @@ async def test_bolt_parses_our_requests_end_to_end(fake: FakeSlack) -> None:
 async def fake_post(fake: FakeSlack, channel_id: str, text: str) -> str:
     client = AsyncWebClient(token=fake.bot_token, base_url=fake.url)
     return (await client.chat_postMessage(channel=channel_id, text=text))["ts"]
+
+
+async def test_archive_refuses_what_slack_refuses(client: AsyncWebClient, fake: FakeSlack) -> None:
+    """conversations.archive's errors (specs: already_archived, cant_archive_general, channel_not_found,
+    not_in_channel, method_not_supported_for_channel_type), and posting into an archived channel."""
+    channel_id = (await client.conversations_create(name="inc-9"))["channel"]["id"]
+    await client.chat_postMessage(channel=channel_id, text="last words")
+    assert (await client.conversations_archive(channel=channel_id))["ok"]
+    assert fake.channels[channel_id].archived
+    assert await api_error(client.conversations_archive(channel=channel_id)) == "already_archived"
+    assert await api_error(client.chat_postMessage(channel=channel_id, text="too late")) == "is_archived"
+    assert await api_error(client.conversations_archive(channel="C0NOPE")) == "channel_not_found"
+    fake.add_channel("general", channel_id="C0GENERAL", members=["UBOT"])
+    assert await api_error(client.conversations_archive(channel="C0GENERAL")) == "cant_archive_general"
+    fake.add_channel("elsewhere", channel_id="C0ELSEWHERE", members=["U0ALICE"])
+    assert await api_error(client.conversations_archive(channel="C0ELSEWHERE")) == "not_in_channel"
+    assert not fake.channels["C0ELSEWHERE"].archived
