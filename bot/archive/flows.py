@@ -30,6 +30,7 @@ from bot.timeline.models import Kind, TimelineEvent
 log = logging.getLogger(__name__)
 
 SWEEP_EVERY = timedelta(minutes=1)
+RECOVER_WINDOW = timedelta(days=1)  # how far past archive_after a lost timer is still planned at start
 # Slack says the channel is gone or archived already: nothing left to do.
 DONE_ALREADY = {"already_archived", "channel_not_found", "is_archived"}
 # Slack will never allow it: give up (logged, on the row) instead of retrying forever.
@@ -140,6 +141,33 @@ class Archiver:
 
     # --- waking -------------------------------------------------------------------------------
 
+    async def recover(self) -> int:
+        """Plan the timers a crash between a resolve and its planning lost (recent resolutions only:
+        turning archiving on does not sweep away the channels of incidents resolved long ago)."""
+        if self.after is None:
+            return 0
+        since = self.deps.clock.now() - self.after - RECOVER_WINDOW
+        async with self.deps.db.session() as session:
+            missing = await service.unplanned(session, resolved_since=since)
+            for incident_id, channel_id, resolved_at in missing:
+                await service.plan(
+                    session,
+                    incident_id=incident_id,
+                    channel_id=channel_id,
+                    due_at=resolved_at + self.after,
+                    now=self.deps.clock.now(),
+                )
+        if missing:
+            log.warning("planned archiving for %d resolved incident(s) that had no timer", len(missing))
+        return len(missing)
+
+    async def _catch_up(self) -> None:
+        try:
+            await self.recover()
+        except Exception:
+            log.exception("recovering archive timers failed; the sweep still runs the planned ones")
+        await self.run_due()
+
     async def start(self) -> None:
         if self._scheduler is None:
             self._scheduler = AsyncIOScheduler(timezone=UTC)
@@ -147,7 +175,7 @@ class Archiver:
                 self.run_due, "interval", seconds=SWEEP_EVERY.total_seconds(), id="archive-sweep", coalesce=True
             )
             self._scheduler.start()
-        self.deps.background.spawn(self.run_due(), "archive channels that fell due while the bot was down")
+        self.deps.background.spawn(self._catch_up(), "archive channels that fell due while the bot was down")
 
     async def stop(self) -> None:
         if self._scheduler is not None and self._scheduler.running:

@@ -126,6 +126,20 @@ async def finish(
     await session.commit()
 
 
+async def unplanned(session: AsyncSession, *, resolved_since: datetime) -> list[tuple[int, str, datetime]]:
+    """Incidents resolved since then, with a channel and no timer: the process died before planning one."""
+    planned = exists().where(col(ChannelArchive.incident_id) == col(Incident.id))
+    result = await session.exec(
+        select(Incident.id, Incident.channel_id, Incident.resolved_at).where(
+            col(Incident.status) == Status.RESOLVED,
+            col(Incident.channel_id).is_not(None),
+            col(Incident.resolved_at) >= resolved_since,
+            ~planned,
+        )
+    )
+    return [(int(i), str(c), r) for i, c, r in result.all() if i is not None and c and r is not None]
+
+
 async def said_goodbye(session: AsyncSession, *, row_id: int, token: str) -> None:
     await session.exec(  # type: ignore[call-overload]
         update(ChannelArchive)

@@ -143,3 +143,27 @@ async def test_an_archive_that_fell_due_while_the_bot_was_down_happens_at_start(
         assert len(fake_slack.calls_to("conversations.archive")) == 1
         [timer] = await timers(second)
         assert timer.sent_at is not None
+
+
+async def test_a_timer_lost_in_a_crash_is_planned_at_start_but_old_history_is_left_alone(
+    fake_slack: FakeSlack, database_url: str, tmp_path: Path
+) -> None:
+    clock = FakeClock(T0)
+    settings = make_settings(fake=fake_slack, database_url=database_url, tmp_path=tmp_path, config=CONFIG)
+    async with running_bot(fake=fake_slack, settings=settings, clock=clock) as first:
+        old = await resolved_incident(first, clock)
+        clock.advance(timedelta(days=20))
+        recent = await resolved_incident(first, clock)
+        async with first.deps.db.session() as session:  # as if the process died before planning them
+            from sqlalchemy import delete
+
+            await session.exec(delete(ChannelArchive))  # type: ignore[call-overload]
+            await session.commit()
+
+    later = FakeClock(clock.now() + timedelta(days=7, hours=1))
+    async with running_bot(fake=fake_slack, settings=settings, clock=later) as second:
+        await second.settle()
+        assert fake_slack.channels[recent.channel_id or ""].archived
+        assert not fake_slack.channels[old.channel_id or ""].archived  # resolved 27 days ago: not swept away
+        [timer] = await timers(second)
+        assert timer.incident_id == recent.id and timer.sent_at is not None
