@@ -247,3 +247,11 @@ async def test_uptimerobot_default_post_parameters_work_too(sbot: BotHarness) ->
     assert response.status_code == 200, response.text
     [group] = await groups(sbot)
     assert group.title.startswith("API health is down") and group.status == "firing"
+
+
+async def test_datadog_message_fences_and_bare_tags_are_left_out(sbot: BotHarness) -> None:
+    await send(sbot, b.datadog("Triggered"), source="dd", headers=BEARER)
+    [message] = alert_messages(sbot)
+    text = rendered(message)
+    assert "Error rate is 7.2% (threshold 5%)" in text and "%%%" not in text
+    assert "`team=payments`" in text and "`monitor=`" not in text

@@ -85,8 +85,8 @@ def tag_labels(value: Any, *, where: str) -> dict[str, str]:
             key, _, val = item.strip().partition(":")
         else:
             continue
-        if isinstance(val, dict | list) or val is None or not str(key).strip():
-            continue
+        if isinstance(val, dict | list) or val is None or not str(key).strip() or not str(val).strip():
+            continue  # a bare tag (`monitor`) or an empty value says nothing a label could
         out.setdefault(str(key).strip()[:100], str(val).strip()[:MAX_VALUE])
         if len(out) >= MAX_LABELS:
             break

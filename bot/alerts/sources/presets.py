@@ -72,13 +72,20 @@ def datadog(data: dict[str, Any], _: Mapping[str, str]) -> Fields | Ignored:
         key=key,
         firing=lowered not in _DATADOG_RESOLVED,
         title=_BRACKET.sub("", raw_title) or "Datadog monitor",
-        summary=text(data.get("body"), where="body")[:1000],
+        summary=_datadog_text(text(data.get("body"), where="body")),
         severity=priority or None,
         service=labels.get("service"),
         labels=labels,
         started_at=when(data.get("date"), where="date") if lowered not in _DATADOG_RESOLVED else None,
         link=text(data.get("link"), where="link") or None,
     )
+
+
+def _datadog_text(body: str) -> str:
+    """`$EVENT_MSG` wraps Markdown in `%%%` fences and trails a link footer: keep the message itself."""
+    lines = [line.strip() for line in body.replace("%%%", "\n").splitlines()]
+    kept = [line for line in lines if line and not line.startswith("[![") and not line.startswith("@webhook-")]
+    return " ".join(kept)[:1000]
 
 
 def sentry(data: dict[str, Any], headers: Mapping[str, str]) -> Fields | Ignored:
