@@ -8,6 +8,7 @@ incidents too, since it is usually made while writing the post-mortem.
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timedelta
 
 from sqlalchemy import update
@@ -16,11 +17,13 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.clock import format_duration
 from bot.deps import Deps
-from bot.exceptions import UsageError
+from bot.exceptions import ChatError, UsageError
 from bot.incidents import service
 from bot.incidents.models import Incident
 from bot.incidents.ports import Notice
 from bot.timeline import service as timeline
+
+log = logging.getLogger(__name__)
 
 KIND = "impact"
 USAGE = "/incident started <HH:MM UTC | 2026-12-05T14:05Z | -15m>"
@@ -62,12 +65,14 @@ async def set_start(session: AsyncSession, *, incident: Incident, at: datetime, 
 
 
 async def correct(deps: Deps, *, incident_id: int, at: datetime, actor: str) -> Incident:
-    """`/incident started`: store it, put it on the timeline, say it in the channel."""
-    from bot.incidents.flows import _notice
-
+    """`/incident started`: store it, put it on the timeline, say it in the channel (best effort)."""
     async with deps.db.session() as session:
         incident = await service.get(session, number=incident_id)
         incident = await set_start(session, incident=incident, at=at, actor=actor, now=deps.clock.now())
     text = f"impact started at {at:%Y-%m-%d %H:%M} UTC; time to detect {format_duration(incident.time_to_detect)}"
-    await _notice(deps, incident, Notice(kind=KIND, actor=actor, text=text))
+    if incident.channel_id:
+        try:
+            await deps.incident_chat.post_notice(incident=incident, notice=Notice(kind=KIND, actor=actor, text=text))
+        except ChatError as exc:
+            log.warning("%s: could not say the new impact start in the channel: %s", incident.ref, exc)
     return incident

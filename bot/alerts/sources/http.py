@@ -13,6 +13,7 @@ import hmac
 import logging
 import os
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -131,8 +132,6 @@ def handler_for_source(deps: Deps, name: str, source: AlertSource) -> Handler:
 
 
 def _with(fields: Fields, **changes: Any) -> Fields:
-    from dataclasses import replace
-
     return replace(fields, **changes)
 
 
