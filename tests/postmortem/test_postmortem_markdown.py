@@ -92,7 +92,7 @@ async def test_metrics_say_not_acknowledged_never_zero(db: Database) -> None:
     assert "1 page sent; not acknowledged." in text
     metrics = text.split("## Key metrics")[1].split("## Responders")[0]
     # Only the declaration itself is "0s" after the declaration, and the time to detect, which says why.
-    assert "- Time to detect (impact start to declaration): 0s (no alert said when" in metrics
+    assert "- Time to detect (impact start to declaration): 0s (the impact start is taken as the declaration" in metrics
     assert metrics.count("0s") == 2
 
 
