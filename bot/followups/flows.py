@@ -95,18 +95,21 @@ async def create_open_issues(deps: Deps, *, incident_id: int, actor: str) -> Fil
     filed = Filed()
     async with deps.db.session() as session:
         items = await service.open_items(session, incident_id=incident_id)
+    limited: str | None = None
     for item in items:
         if item.issue_url:
             filed.existing.append(item)
-            continue
-        try:
-            filing = await file_issue(deps, item_id=item.id or 0, actor=actor)
-            (filed.created if filing.created else filed.existing).append(filing.item)
-        except TrackerRateLimited as exc:
-            filed.failed.append((item, str(exc)))
-            break  # the rest would be refused too
-        except BotError as exc:
-            filed.failed.append((item, str(exc)))
+        elif limited is not None:
+            filed.failed.append((item, limited))  # not tried: it would be refused too
+        else:
+            try:
+                filing = await file_issue(deps, item_id=item.id or 0, actor=actor)
+                (filed.created if filing.created else filed.existing).append(filing.item)
+            except TrackerRateLimited as exc:
+                limited = str(exc)
+                filed.failed.append((item, limited))
+            except BotError as exc:
+                filed.failed.append((item, str(exc)))
     return filed
 
 

@@ -175,3 +175,18 @@ async def test_someone_who_cannot_see_a_private_incident_cannot_file_its_follow_
     assert tracker.fake.issues == {}
     await tbot.click("followup_create_issue", str(item.id), user="U0ALICE", channel=incident.channel_id)
     assert len(tracker.fake.issues) == 1
+
+
+async def test_postmortem_done_when_the_tracker_is_throttling_says_what_was_not_filed(
+    tbot: BotHarness, tracker: Tracker
+) -> None:
+    incident = await tbot.declare("P2 Queue backlog")
+    channel = incident.channel_id or ""
+    await tbot.command("action Scale the consumers", channel=channel)
+    await tbot.command("action Alert on queue age", channel=channel)
+    tracker.fake.rate_limit_next(600)  # far longer than the bot waits in-line
+    await tbot.command("postmortem done", channel=channel)
+    reply = tbot.last_reply()
+    assert "0 issue(s) created" in reply
+    assert reply.count("try again in") == 2  # both follow-ups named, the second without another request
+    assert tracker.fake.issues == {} and len(tracker.fake.requests) == 1
