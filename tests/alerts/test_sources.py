@@ -255,3 +255,24 @@ async def test_datadog_message_fences_and_bare_tags_are_left_out(sbot: BotHarnes
     text = rendered(message)
     assert "Error rate is 7.2% (threshold 5%)" in text and "%%%" not in text
     assert "`team=payments`" in text and "`monitor=`" not in text
+
+
+async def test_a_secret_named_in_bot_yml_but_unset_closes_the_endpoint(
+    fake_slack: FakeSlack, database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("TEST_SENTRY_SECRET", raising=False)
+    monkeypatch.delenv("TEST_PINGDOM_TOKEN", raising=False)
+    sources = {
+        "sentry": {"preset": "sentry", "client_secret_env": "TEST_SENTRY_SECRET"},
+        "pingdom": {"preset": "pingdom", "token_env": "TEST_PINGDOM_TOKEN"},
+    }
+    settings = make_settings(
+        fake=fake_slack, database_url=database_url, tmp_path=tmp_path, config={"alerts": {"sources": sources}}
+    )
+    async with running_bot(fake=fake_slack, settings=settings) as bot:  # no ALERTS_TOKEN either
+        raw = b.encoded(b.sentry_event_alert())
+        refused = await send(bot, raw, source="sentry", headers=b.sentry_headers(raw, "event_alert"))
+        assert refused.status_code == 401 and "TEST_SENTRY_SECRET" in refused.json()["error"]
+        refused = await send(bot, b.pingdom("DOWN"), source="pingdom", headers={})
+        assert refused.status_code == 401 and "TEST_PINGDOM_TOKEN" in refused.json()["error"]
+        assert await groups(bot) == []

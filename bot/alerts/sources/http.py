@@ -83,11 +83,17 @@ def read(source: AlertSource, data: dict[str, Any], headers: Mapping[str, str]) 
 
 def handler_for_source(deps: Deps, name: str, source: AlertSource) -> Handler:
     secret = os.environ.get(source.client_secret_env, "").strip() or None if source.client_secret_env else None
+    # A secret named in bot.yml but missing from the environment closes the endpoint; it never opens it.
+    unset = [env for env in (source.token_env, source.client_secret_env) if env and not os.environ.get(env, "").strip()]
+    if unset:
+        log.error("POST /alerts/%s refuses every delivery: %s not set", name, " and ".join(unset))
 
     async def receive(request: web.Request) -> web.Response:
         metrics = metrics_of(deps)
         raw = await request.read()
         problem = _allowed(request, raw, token=token_for(deps, source), secret=secret)
+        if unset:
+            problem = f"the bot is missing {' and '.join(unset)} for this source; nothing is accepted until it is set"
         if problem is not None:
             metrics.alerts_rejected.labels(source=name, reason="auth").inc()
             log.warning("refused an alert on /alerts/%s: %s", name, problem)
