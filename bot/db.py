@@ -51,6 +51,7 @@ MODEL_MODULES = [
     "bot.playbooks.models",
     "bot.ops.models",
     "bot.alerts.models",
+    "bot.postmortem.models",
 ]
 
 # (version, description, SQL statements). Append only.

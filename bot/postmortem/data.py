@@ -13,6 +13,21 @@ from datetime import datetime, timedelta
 from typing import Any
 
 
+# The sections people write, key -> heading, in document order. Templates read `pm.written.<key>`.
+SECTIONS: dict[str, str] = {
+    "impact": "Impact",
+    "root_cause": "Root cause",
+    "trigger": "Trigger",
+    "went_well": "What went well",
+    "went_wrong": "What went wrong",
+    "lucky": "Where we got lucky",
+}
+
+
+def no_sections() -> dict[str, str]:
+    return dict.fromkeys(SECTIONS, "")
+
+
 @dataclass(frozen=True)
 class Metric:
     """One key time, e.g. first acknowledgement, and how long after the declaration it came."""
@@ -149,6 +164,8 @@ class PostmortemData:
     action_items: list[ActionItemRow]
     # Slack user ID -> display name, filled by whoever can resolve names (the Slack layer).
     user_names: dict[str, str] = field(default_factory=dict)
+    # The sections people write (SECTIONS), "" where nobody has yet: templates show a prompt instead.
+    written: dict[str, str] = field(default_factory=no_sections)
 
     @property
     def is_resolved(self) -> bool:
