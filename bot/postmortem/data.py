@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-
 # The sections people write, key -> heading, in document order. Templates read `pm.written.<key>`.
 SECTIONS: dict[str, str] = {
     "impact": "Impact",

@@ -2,8 +2,8 @@
 
 `build` reads the incident, its whole timeline (one query, ordered by time then id), its
 action items (one query) and the sections people wrote (one query), and computes everything in
-one pass over the events, so an incident with 10,000 events costs four queries. `render` fills a template; the Jinja2 environment for
-each (format, templates folder) is built once and cached.
+one pass over the events, so an incident with 10,000 events costs four queries. `render` fills a
+template; the Jinja2 environment for each (format, templates folder) is built once and cached.
 
 Timeline `data` keys read here, per kind (other domains write them; missing keys fall back to
 the event's text):
@@ -153,6 +153,7 @@ def describe(kind: str, text: str, data: dict[str, Any]) -> str:
         Kind.POSTMORTEM: "Post-mortem",
         Kind.CHAT_ERROR: "Slack error",
         Kind.SETUP: "Setup",
+        "action_item_status": "",  # its text says it all: "Follow-up done: …"
     }
     label = labels.get(kind, kind.replace("_", " ").capitalize())
     if not label:
