@@ -8,15 +8,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from datetime import timedelta
 
 from markupsafe import Markup, escape
 
 from bot.clock import format_duration
 from bot.postmortem.trends import Week
 
-WIDTH, HEIGHT = 720, 260
-LEFT, RIGHT, TOP, BOTTOM = 48, 12, 16, 40
+WIDTH, HEIGHT = 480, 260
+LEFT, RIGHT, TOP, BOTTOM = 58, 10, 16, 44
 SEVERITIES = ("P1", "P2", "P3", "P4")
 
 
@@ -39,6 +38,22 @@ def _svg(title: str, body: list[str], *, height: int = HEIGHT, css: str = "chart
     return Markup(head + "".join(body) + "</svg>")
 
 
+# Minutes per grid step: the axis top is four steps, so every label is a round duration.
+_TIME_STEPS = (0.25, 0.5, 1, 2, 5, 10, 15, 30, 60, 120, 180, 360, 720, 1440, 2880, 7200, 14400)
+
+
+def _time_top(minutes: float) -> float:
+    for step in _TIME_STEPS:
+        if minutes <= 4 * step:
+            return 4 * step
+    return 4 * math.ceil(minutes / 4)
+
+
+def _count_top(value: int) -> int:
+    """A top for a count axis whose quarter ticks are whole numbers."""
+    return max(4, math.ceil(value / 4) * 4)
+
+
 def _grid(top: float, label: str) -> list[str]:
     """Horizontal grid lines at 0, ¼, ½, ¾ and the top of the axis, with their values."""
     out = []
@@ -46,18 +61,31 @@ def _grid(top: float, label: str) -> list[str]:
     for i in range(5):
         y = TOP + plot_h * (1 - i / 4)
         value = top * i / 4
-        text = format_duration_minutes(value) if label == "minutes" else f"{value:g}"
+        text = short_minutes(value) if label == "minutes" else f"{value:g}"
         out.append(f'<line class="grid" x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y:.1f}" y2="{y:.1f}"/>')
         out.append(f'<text class="axis" x="{LEFT - 6}" y="{y + 4:.1f}" text-anchor="end">{escape(text)}</text>')
     return out
 
 
-def format_duration_minutes(minutes: float) -> str:
-    return format_duration(timedelta(minutes=minutes)) if minutes else "0"
+def short_minutes(minutes: float) -> str:
+    """Axis labels: `0`, `45s`, `7m`, `7m 30s`, `2h 30m`, `3d 4h`."""
+    seconds = round(minutes * 60)
+    if seconds == 0:
+        return "0"
+    days, rem = divmod(seconds, 86400)
+    hours, rem = divmod(rem, 3600)
+    mins, secs = divmod(rem, 60)
+    if days:
+        return f"{days}d {hours}h" if hours else f"{days}d"
+    if hours:
+        return f"{hours}h {mins}m" if mins else f"{hours}h"
+    if mins:
+        return f"{mins}m {secs}s" if secs else f"{mins}m"
+    return f"{secs}s"
 
 
 def _x_labels(weeks: Sequence[Week], step_x: float) -> list[str]:
-    every = max(1, math.ceil(len(weeks) / 8))  # at most ~8 labels, readable on a phone
+    every = max(1, math.ceil(len(weeks) / 6))  # at most 6 labels, readable on a phone
     out = []
     for i, week in enumerate(weeks):
         if i % every:
@@ -70,7 +98,7 @@ def _x_labels(weeks: Sequence[Week], step_x: float) -> list[str]:
 
 def per_week(weeks: Sequence[Week]) -> Markup:
     """Stacked bars: incidents declared each week, by severity."""
-    top = _nice_max(max((w.count for w in weeks), default=0))
+    top = _count_top(max((w.count for w in weeks), default=0))
     plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
     step = plot_w / max(len(weeks), 1)
     body = _grid(top, "count")
@@ -96,7 +124,7 @@ def per_week(weeks: Sequence[Week]) -> Markup:
 def times(weeks: Sequence[Week]) -> Markup:
     """Two lines: the week's median time to acknowledge and to resolve (gaps where none)."""
     values = [w.tta_median for w in weeks] + [w.ttr_median for w in weeks]
-    top = _nice_max(max((v.total_seconds() / 60 for v in values if v is not None), default=0))
+    top = _time_top(max((v.total_seconds() / 60 for v in values if v is not None), default=0))
     plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
     step = plot_w / max(len(weeks), 1)
     body = _grid(top, "minutes")
@@ -130,9 +158,9 @@ def times(weeks: Sequence[Week]) -> Markup:
 def by_service(rows: Sequence[tuple[str, int]]) -> Markup:
     """Horizontal bars, most incidents first (the top 12)."""
     rows = list(rows)[:12]
-    bar, gap, label_w = 22, 8, 170
+    bar, gap, label_w = 22, 8, 150
     height = max(TOP + len(rows) * (bar + gap) + 8, 60)
-    top = _nice_max(max((n for _, n in rows), default=0))
+    top = max((n for _, n in rows), default=1)
     plot_w = WIDTH - label_w - RIGHT - 40
     body = []
     if not rows:
@@ -142,7 +170,7 @@ def by_service(rows: Sequence[tuple[str, int]]) -> Markup:
     for i, (name, n) in enumerate(rows):
         y = TOP + i * (bar + gap)
         w = max(plot_w * n / top, 2)
-        short = name if len(name) <= 24 else name[:23] + "…"
+        short = name if len(name) <= 16 else name[:15] + "…"
         text_y = y + bar * 0.7
         body.append(f'<text class="axis" x="{label_w - 8}" y="{text_y:.1f}" text-anchor="end">{escape(short)}</text>')
         body.append(
@@ -159,5 +187,5 @@ def _legend(items: list[tuple[str, str]]) -> str:
     for css, label in items:
         out.append(f'<rect class="{css}" x="{x}" y="{y - 10}" width="12" height="12"/>')
         out.append(f'<text class="legend" x="{x + 16}" y="{y}">{escape(label)}</text>')
-        x += 24 + 8 * len(label)
+        x += 26 + 9 * len(label)
     return "".join(out)
