@@ -88,8 +88,21 @@ def _mention(user: Any) -> str:
     return text if text.startswith("<") else f"<@{text}>"
 
 
+_LABELS: dict[str, str] = {
+    Kind.REMINDER: "Reminder",
+    Kind.HEALTH: "Health",
+    Kind.ALERT: "Alert",
+    Kind.POSTMORTEM: "Post-mortem",
+    Kind.CHAT_ERROR: "Slack error",
+    Kind.SETUP: "Setup",
+    "action_item_status": "",  # its text says it all: "Follow-up done: …"
+}
+
+
 def describe(kind: str, text: str, data: dict[str, Any]) -> str:
     """A one-line account of an event, in Slack markup (the renderer turns it into plain text)."""
+    if kind == Kind.MESSAGE:  # most of a long timeline: first, and as it is
+        return text
     if kind == Kind.DECLARED:
         severity = data.get("severity")
         return f"Declared{f' as {severity}' if severity else ''}: {text}" if text else "Declared"
@@ -145,17 +158,7 @@ def describe(kind: str, text: str, data: dict[str, Any]) -> str:
         status = _first(data, "status", "outcome")
         head = f"Step {step}" if step else "Playbook step"
         return f"{head}: {status}" if status else head
-    labels: dict[str, str] = {
-        Kind.MESSAGE: "",
-        Kind.REMINDER: "Reminder",
-        Kind.HEALTH: "Health",
-        Kind.ALERT: "Alert",
-        Kind.POSTMORTEM: "Post-mortem",
-        Kind.CHAT_ERROR: "Slack error",
-        Kind.SETUP: "Setup",
-        "action_item_status": "",  # its text says it all: "Follow-up done: …"
-    }
-    label = labels.get(kind, kind.replace("_", " ").capitalize())
+    label = _LABELS.get(kind, kind.replace("_", " ").capitalize())
     if not label:
         return text
     return f"{label}: {text}" if text else label

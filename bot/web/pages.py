@@ -25,7 +25,7 @@ from bot.postmortem import service as postmortem
 from bot.postmortem import trends
 from bot.postmortem.data import SECTIONS
 from bot.postmortem.stats import compute as compute_stats
-from bot.web import charts, render
+from bot.web import charts, render, timeline
 from bot.web.auth import Dashboard, Person, signed_in
 
 PAGE_SIZE = 50
@@ -129,16 +129,17 @@ class Pages:
             data = await postmortem.build(session, incident_id=incident.id, now=self.deps.clock.now())
         names = await self.names(postmortem_flows.people(data))
         key_only = request.query.get("key") == "1"
+        key_ids = {e.id for e in data.key_events}
+        events = data.key_events if key_only else data.events
+        rows = await asyncio.to_thread(timeline.rows, events, key_ids=key_ids, names=names)
         return await render.page(
             "incident.html",
-            big=True,
             names=names,
             person=person,
             nav="incidents",
             incident=incident,
             pm=data,
-            events=data.key_events if key_only else data.events,
-            key_ids={e.id for e in data.key_events},
+            timeline=rows,
             key_only=key_only,
             channel_url=await self.channel_url(incident.channel_id),
             messages=sum(1 for e in data.events if e.kind == "message"),

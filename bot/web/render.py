@@ -7,7 +7,6 @@ dashboard's own stylesheet (no inline script or style), no frames, forms only to
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import hashlib
 from collections.abc import Mapping
@@ -108,15 +107,11 @@ async def page(
     *,
     status: int = 200,
     names: Mapping[str, str] | None = None,
-    big: bool = False,
     **context: Any,
 ) -> web.Response:
-    """Render a template into a response with the security headers. `big` pages (a long timeline)
-    render in a thread, so the event loop keeps serving Slack meanwhile."""
-    if big:
-        body = await asyncio.to_thread(_render, name, names or {}, context)
-    else:
-        body = _render(name, names or {}, context)
+    """Render a template into a response with the security headers. Pages stay small; what can be
+    long (a timeline, a post-mortem) is built in a thread by the caller and passed in as Markup."""
+    body = _render(name, names or {}, context)
     return web.Response(status=status, text=body, content_type="text/html", charset="utf-8", headers=HEADERS)
 
 
