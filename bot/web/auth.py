@@ -12,6 +12,7 @@ from aiohttp import web
 from multidict import MultiDictProxy
 
 from bot.deps import Deps
+from bot.postmortem.data import SECTIONS
 from bot.web import render
 from bot.web.oidc import CALLBACK_PATH, SignInRefused, SlackSignIn
 from bot.web.session import Cookies, Person, same
@@ -49,8 +50,12 @@ class Dashboard:
     async def off(self) -> web.Response:
         return await render.page("off.html", status=503, missing=self.missing(), callback=CALLBACK_PATH)
 
-    async def refused(self, message: str, *, status: int, retry: str = "/login") -> web.Response:
-        return await render.page("refused.html", status=status, message=message, retry=retry, person=None)
+    async def refused(
+        self, message: str, *, status: int, retry: str = "/login", kept: list[tuple[str, str]] | None = None
+    ) -> web.Response:
+        return await render.page(
+            "refused.html", status=status, message=message, retry=retry, person=None, kept=kept or []
+        )
 
 
 def signed_in(dash: Dashboard) -> Callable[[PageHandler], Callable[[web.Request], Awaitable[web.StreamResponse]]]:
@@ -64,7 +69,12 @@ def signed_in(dash: Dashboard) -> Callable[[PageHandler], Callable[[web.Request]
             person = dash.cookies.person(request)
             if person is None:
                 if request.method != "GET":
-                    return await dash.refused("Your session has expired: sign in and try again.", status=401)
+                    return await dash.refused(
+                        "Your session has expired, so this was not saved: sign in and try again.",
+                        status=401,
+                        retry=f"/login?next={quote(request.path, safe='')}",
+                        kept=written(await request.post()),
+                    )
                 return render.redirect(f"/login?next={quote(request.path_qs, safe='')}")
             if request.method != "GET":
                 form = await request.post()
@@ -73,12 +83,22 @@ def signed_in(dash: Dashboard) -> Callable[[PageHandler], Callable[[web.Request]
                         "This form is out of date or did not come from the dashboard: reload the page and try again.",
                         status=403,
                         retry=request.path,
+                        kept=written(form),
                     )
             return render.secure(await handler(request, person))
 
         return run
 
     return wrap
+
+
+def written(form: MultiDictProxy[str | bytes | bytearray | web.FileField]) -> list[tuple[str, str]]:
+    """What the person typed into a form that could not be saved, to hand back rather than lose."""
+    return [
+        (SECTIONS.get(key, key), value)
+        for key, value in form.items()
+        if isinstance(value, str) and value.strip() and key in SECTIONS
+    ]
 
 
 def safe_next(value: str | None) -> str:

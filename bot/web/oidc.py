@@ -18,6 +18,7 @@ import base64
 import binascii
 import json
 import logging
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -33,6 +34,8 @@ log = logging.getLogger(__name__)
 ISSUER = "https://slack.com"
 SCOPES = "openid profile email"
 CALLBACK_PATH = "/auth/slack/callback"
+SLACK_TIMEOUT = 5.0
+WORKSPACE_RETRY = 60.0  # seconds before asking auth.test again after it failed
 USER_CLAIM = "https://slack.com/user_id"
 TEAM_CLAIM = "https://slack.com/team_id"
 
@@ -63,6 +66,7 @@ class SlackSignIn:
     def __init__(self, deps: Deps) -> None:
         self.deps = deps
         self._workspace: Workspace | None = None
+        self._failed_at: float | None = None  # monotonic time auth.test last failed
 
     @property
     def _settings(self) -> Any:
@@ -87,7 +91,14 @@ class SlackSignIn:
     async def workspace(self) -> Workspace:
         """The bot's own workspace, from auth.test (asked once: a bot token belongs to one team)."""
         if self._workspace is None:
-            body = await self._api("auth.test", headers={"Authorization": f"Bearer {self._bot_token()}"})
+            # While Slack is down, pages that only want the channel link must not wait on it every time.
+            if self._failed_at is not None and time.monotonic() - self._failed_at < WORKSPACE_RETRY:
+                raise SignInRefused("Slack is not answering (auth.test); try again shortly.", status=503)
+            try:
+                body = await self._api("auth.test", headers={"Authorization": f"Bearer {self._bot_token()}"})
+            except SignInRefused:
+                self._failed_at = time.monotonic()
+                raise
             team_id = str(body.get("team_id") or "")
             if not team_id:
                 raise SignInRefused("Slack's auth.test gave no team id; try again shortly.", status=503)
@@ -150,7 +161,7 @@ class SlackSignIn:
     ) -> dict[str, Any]:
         url = f"{self._settings.slack_api_url}{method}"
         try:
-            response = await self.deps.http.post(url, data=data or {}, headers=headers or {})
+            response = await self.deps.http.post(url, data=data or {}, headers=headers or {}, timeout=SLACK_TIMEOUT)
             body = response.json()
         except (httpx.HTTPError, ValueError) as exc:
             log.warning("Slack %s failed: %s", method, exc)

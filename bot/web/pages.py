@@ -29,6 +29,7 @@ from bot.web import charts, render, timeline
 from bot.web.auth import Dashboard, Person, signed_in
 
 PAGE_SIZE = 50
+NAMES_TIMEOUT = 3.0
 ONCALL_AHEAD = timedelta(weeks=4)
 _REF = re.compile(r"(?:inc-?)?(\d{1,9})", re.IGNORECASE)
 
@@ -47,7 +48,11 @@ class Pages:
         wanted = [u for u in dict.fromkeys(user_ids) if u]
         if chat is None or not wanted:
             return {}
-        return dict(await chat.user_names(user_ids=wanted[: postmortem_flows.MAX_NAME_LOOKUPS]))
+        try:  # names are a nicety: a slow Slack must not hold the page (ids are shown instead)
+            lookup = chat.user_names(user_ids=wanted[: postmortem_flows.MAX_NAME_LOOKUPS])
+            return dict(await asyncio.wait_for(lookup, timeout=NAMES_TIMEOUT))
+        except TimeoutError:
+            return {}
 
     async def incident(self, ref: str, person: Person) -> Incident:
         match = _REF.fullmatch(ref)

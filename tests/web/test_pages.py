@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from sqlmodel import select
 
+from bot.clock import FakeClock
 from bot.incidents.models import ActionItem
 from bot.postmortem.cli import run_cli
 from bot.postmortem.models import PostmortemSection
@@ -97,6 +99,23 @@ async def test_writes_need_the_csrf_token_of_this_session(site: BotHarness, alic
         assert (await session.exec(select(PostmortemSection))).all() == []
     ok = await alice.post(f"/incidents/{incident.ref}/postmortem", {**form, "csrf": csrf_of(page.text)})
     assert ok.status_code == 303
+    assert "Orders delayed</textarea>" in forged.text  # handed back, not lost
+
+
+async def test_a_save_after_the_session_expired_hands_the_text_back(
+    site: BotHarness, alice: Browser, clock: FakeClock
+) -> None:
+    incident = await site.declare("P2 Queue backlog")
+    page = await alice.get(f"/incidents/{incident.ref}/postmortem")
+    clock.advance(timedelta(hours=13))
+    late = await alice.post(
+        f"/incidents/{incident.ref}/postmortem",
+        {"csrf": csrf_of(page.text), "trigger": "Cron job at 02:00", "expected_trigger": ""},
+    )
+    assert late.status_code == 401 and "session has expired" in late.text
+    assert "Trigger<textarea readonly" in late.text and "Cron job at 02:00</textarea>" in late.text
+    async with site.deps.db.session() as session:
+        assert (await session.exec(select(PostmortemSection))).all() == []
 
 
 async def test_edited_sections_reach_the_page_the_download_the_cli_and_the_slack_upload(
