@@ -10,9 +10,13 @@ Slack. A surface like the Slack layer: it parses, calls domain functions, render
 
 from __future__ import annotations
 
+import logging
+
 from aiohttp import web
 
 from bot.deps import Deps
+
+log = logging.getLogger(__name__)
 
 
 def add_routes(app: web.Application, deps: Deps) -> None:
@@ -22,6 +26,14 @@ def add_routes(app: web.Application, deps: Deps) -> None:
     from bot.web.writes import Writes
 
     dash = Dashboard(deps)
+    missing = dash.missing()
+    if missing and len(missing) < 4:
+        log.warning("web dashboard is off: %s not set", ", ".join(missing))
+    elif not missing:
+        url = str(deps.settings.public_url)
+        log.info("web dashboard at %s (Sign in with Slack)", url)
+        if not url.startswith("https://"):
+            log.warning("PUBLIC_URL is not https: the dashboard's session cookie is sent without Secure")
     pages = Pages(dash)
     app.router.add_routes([*routes(dash), *pages.routes(), *Writes(pages).routes()])
     app.router.add_get("/static/dashboard.css", render.stylesheet)
