@@ -21,6 +21,7 @@ log = logging.getLogger(__name__)
 
 SETTINGS = ("SLACK_OIDC_CLIENT_ID", "SLACK_OIDC_CLIENT_SECRET", "PUBLIC_URL", "SESSION_SECRET")
 
+SAFE_METHODS = ("GET", "HEAD")  # never write, so no CSRF token; everything else must carry one
 PageHandler = Callable[[web.Request, Person], Awaitable[web.StreamResponse]]
 
 
@@ -68,7 +69,7 @@ def signed_in(dash: Dashboard) -> Callable[[PageHandler], Callable[[web.Request]
                 return await dash.off()
             person = dash.cookies.person(request)
             if person is None:
-                if request.method != "GET":
+                if request.method not in SAFE_METHODS:
                     return await dash.refused(
                         "Your session has expired, so this was not saved: sign in and try again.",
                         status=401,
@@ -76,7 +77,7 @@ def signed_in(dash: Dashboard) -> Callable[[PageHandler], Callable[[web.Request]
                         kept=written(await request.post()),
                     )
                 return render.redirect(f"/login?next={quote(request.path_qs, safe='')}")
-            if request.method != "GET":
+            if request.method not in SAFE_METHODS:
                 form = await request.post()
                 if not same(str(form.get("csrf") or ""), person.csrf):
                     return await dash.refused(

@@ -320,3 +320,9 @@ async def test_oncall_shows_now_next_four_weeks_and_overrides(site: BotHarness, 
     assert "<h2>Now</h2>" in text and "<h2>Next</h2>" in text and "The next four weeks" in text
     assert "@lead" in text and "2026-11-25 09:00:00 UTC" in text
     assert {"@alice", "@bob", "@carol"} <= set(re.findall(r"@(?:alice|bob|carol)", text))
+
+
+async def test_head_requests_are_reads(site: BotHarness, alice: Browser) -> None:
+    await site.declare("P2 Search is slow")
+    assert (await alice.http.head("/incidents/INC-1")).status_code == 200
+    assert (await alice.http.head("/stats")).status_code == 200
