@@ -66,3 +66,14 @@ def test_charts_escape_labels_and_draw_one_shape_per_value() -> None:
     assert "style=" not in bars + times + services  # the CSP allows no inline style
     assert charts.short_minutes(7.5) == "7m 30s" and charts.short_minutes(150) == "2h 30m"
     assert charts.short_minutes(0) == "0" and charts.short_minutes(60 * 24 * 3) == "3d"
+
+
+def test_the_timelines_fast_offset_matches_the_post_mortems() -> None:
+    from bot.postmortem.text import fmt_offset
+    from bot.web.timeline import offset
+
+    samples = [0, 1, 59, 60, 61, 3599, 3600, 3661, 86399, 86400, 90061, 10**7, 0.5, 59.999, 3600.25]
+    for seconds in samples:
+        for sign in (1, -1):
+            delta = timedelta(seconds=sign * seconds)
+            assert offset(delta) == fmt_offset(delta), delta
