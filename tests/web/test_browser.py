@@ -86,6 +86,8 @@ def _drive(driver: Any, url: str) -> None:
     driver.set_window_size(*PHONE)
     driver.execute_script("document.getElementById('timeline').scrollIntoView()")
     screenshot(driver, "dashboard-timeline-phone")
+    driver.execute_script("document.getElementById('followups').scrollIntoView()")
+    screenshot(driver, "dashboard-followups-phone")
     driver.set_window_size(*DESKTOP)
 
     # Edit a post-mortem section
@@ -112,6 +114,11 @@ def _drive(driver: Any, url: str) -> None:
     logs = [entry["message"] for entry in driver.get_log("browser")]
     assert not [m for m in logs if "Content Security Policy" in m], logs
 
+    # Sign out (a form with the CSRF token)
+    driver.find_element(By.CSS_SELECTOR, "form.signout button").click()
+    assert "You are signed out" in driver.find_element(By.TAG_NAME, "main").text
+    _shots(driver, "signed-out")
+
 
 @pytest.mark.parametrize("bot_config", [ONCALL])
 async def test_the_dashboard_in_a_real_browser(site: BotHarness, browser: Any, clock: FakeClock) -> None:
@@ -120,3 +127,16 @@ async def test_the_dashboard_in_a_real_browser(site: BotHarness, browser: Any, c
     assert site.fake.calls_to("openid.connect.token")
     events = [e for e in await site.timeline(3) if e.kind == "postmortem" and e.data.get("section") == "root_cause"]
     assert [e.actor for e in events] == ["U0ALICE"]
+
+
+def _drive_off(driver: Any, url: str) -> None:
+    driver.get(f"{url}/")
+    text = driver.find_element(By.TAG_NAME, "main").text
+    assert "The dashboard is not enabled" in text and "SLACK_OIDC_CLIENT_ID" in text
+    assert "Checkout" not in driver.page_source
+    _shots(driver, "off")
+
+
+async def test_without_the_settings_the_browser_shows_how_to_enable_it(bot: BotHarness, browser: Any) -> None:
+    await bot.declare("P1 Checkout is down")
+    await asyncio.to_thread(_drive_off, browser, bot.url)
