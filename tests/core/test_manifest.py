@@ -41,9 +41,7 @@ def test_manifest_validates_against_slack_schema(name: str) -> None:
 def test_manifest_has_sign_in_with_slack_for_the_dashboard(name: str) -> None:
     manifest = yaml.safe_load((ROOT / name).read_text())
     assert set(manifest["oauth_config"]["scopes"]["user"]) == {"openid", "profile", "email"}
-    assert [u.rsplit("/", 3)[-3:] for u in manifest["oauth_config"]["redirect_urls"]] == [
-        ["auth", "slack", "callback"]
-    ]
+    assert [u.rsplit("/", 3)[-3:] for u in manifest["oauth_config"]["redirect_urls"]] == [["auth", "slack", "callback"]]
 
 
 def test_socket_mode_manifest_and_http_variant() -> None:
