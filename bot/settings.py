@@ -98,6 +98,8 @@ class Settings(BaseSettings):
         value = value.strip().rstrip("/")
         if not value.startswith(("https://", "http://")):
             raise ValueError("must start with https:// (or http:// for a local trial), e.g. https://bot.example.com")
+        if "/" in value.split("://", 1)[1] or "?" in value or "#" in value:
+            raise ValueError("must be the root of a host (https://bot.example.com): the dashboard's links start at /")
         return value
 
     @field_validator("session_secret")

@@ -230,5 +230,13 @@ async def test_logout_needs_the_csrf_token_and_ends_the_session(site: BotHarness
 async def test_the_public_url_must_be_a_url(fake_slack: FakeSlack, database_url: str, tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="PUBLIC_URL"):
         make_settings(fake=fake_slack, database_url=database_url, tmp_path=tmp_path, public_url="bot.example.com")
+    with pytest.raises(ConfigError, match="PUBLIC_URL: must be the root of a host"):
+        make_settings(
+            fake=fake_slack, database_url=database_url, tmp_path=tmp_path, public_url="https://example.com/bot"
+        )
+    ok = make_settings(
+        fake=fake_slack, database_url=database_url, tmp_path=tmp_path, public_url=" https://bot.example.com/ "
+    )
+    assert ok.public_url == "https://bot.example.com"
     with pytest.raises(ConfigError, match="SESSION_SECRET: must be at least 32"):
         make_settings(fake=fake_slack, database_url=database_url, tmp_path=tmp_path, session_secret="short")
