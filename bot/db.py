@@ -52,6 +52,7 @@ MODEL_MODULES = [
     "bot.ops.models",
     "bot.alerts.models",
     "bot.archive.models",
+    "bot.postmortem.models",
 ]
 
 # (version, description, SQL statements). Append only.

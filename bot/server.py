@@ -1,7 +1,7 @@
 """The HTTP server: Slack at POST /slack/events, and the bot's own endpoints.
 
 In Socket Mode Slack traffic arrives over the websocket, but this server still runs for
-/health, /metrics and the alert webhooks. Every request gets a request id (the caller's
+/health, /metrics, the alert webhooks and the web dashboard (bot/web). Every request gets a request id (the caller's
 `X-Request-ID` when it sends a sane one), echoed in the response and stamped on every log line
 the request causes.
 """
@@ -26,6 +26,7 @@ from bot.exceptions import ChatError
 from bot.observability import metrics_of, request_started
 from bot.slack.api import call, data
 from bot.slack.front import FrontDoor
+from bot.web import add_routes as add_dashboard
 
 log = logging.getLogger(__name__)
 
@@ -172,4 +173,5 @@ def build_web_app(deps: Deps, app: AsyncApp | None) -> web.Application:
     web_app.router.add_get("/metrics", metrics)
     for method, path, handler in deps.services.get("http_routes", []):
         web_app.router.add_route(method, path, handler)
+    add_dashboard(web_app, deps)
     return web_app

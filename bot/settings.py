@@ -53,6 +53,12 @@ class Settings(BaseSettings):
     vercel_team_id: str | None = None
     vercel_api_url: str = "https://api.vercel.com"
     alerts_token: SecretStr | None = None
+    # The web dashboard (bot/web): Sign in with Slack. All four must be set to turn it on.
+    slack_oidc_client_id: str | None = None
+    slack_oidc_client_secret: SecretStr | None = None
+    public_url: str | None = None
+    session_secret: SecretStr | None = None
+    slack_authorize_url: str = "https://slack.com/openid/connect/authorize"
     log_level: str = "INFO"
     log_format: str = "json"  # json | text
 
@@ -82,6 +88,29 @@ class Settings(BaseSettings):
             return None
         if value is not None and not value.get_secret_value().startswith("xapp-"):
             raise ValueError("must be an app-level token starting with xapp-")
+        return value
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        value = value.strip().rstrip("/")
+        if not value.startswith(("https://", "http://")):
+            raise ValueError("must start with https:// (or http:// for a local trial), e.g. https://bot.example.com")
+        if "/" in value.split("://", 1)[1] or "?" in value or "#" in value:
+            raise ValueError("must be the root of a host (https://bot.example.com): the dashboard's links start at /")
+        return value
+
+    @field_validator("session_secret")
+    @classmethod
+    def _session_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value():
+            return None
+        if len(value.get_secret_value()) < 32:
+            raise ValueError(
+                "must be at least 32 characters: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+            )
         return value
 
     @property

@@ -12,6 +12,20 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+# The sections people write, key -> heading, in document order. Templates read `pm.written.<key>`.
+SECTIONS: dict[str, str] = {
+    "impact": "Impact",
+    "root_cause": "Root cause",
+    "trigger": "Trigger",
+    "went_well": "What went well",
+    "went_wrong": "What went wrong",
+    "lucky": "Where we got lucky",
+}
+
+
+def no_sections() -> dict[str, str]:
+    return dict.fromkeys(SECTIONS, "")
+
 
 @dataclass(frozen=True)
 class Metric:
@@ -25,9 +39,10 @@ class Metric:
     note: str = ""  # a caveat, e.g. mitigated at resolve without a `monitoring` update
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Event:
-    """A timeline event as the document shows it; `summary` is a one-line description."""
+    """A timeline event as the document shows it; `summary` is a one-line description.
+    Not frozen: a frozen dataclass costs ~10 µs to build, and a long timeline builds 10,000 of them."""
 
     id: int
     at: datetime
@@ -156,6 +171,8 @@ class PostmortemData:
     action_items: list[ActionItemRow]
     # Slack user ID -> display name, filled by whoever can resolve names (the Slack layer).
     user_names: dict[str, str] = field(default_factory=dict)
+    # The sections people write (SECTIONS), "" where nobody has yet: templates show a prompt instead.
+    written: dict[str, str] = field(default_factory=no_sections)
 
     @property
     def is_resolved(self) -> bool:

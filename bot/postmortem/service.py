@@ -1,9 +1,9 @@
 """Build a post-mortem from the database and render it with Jinja2.
 
-`build` reads the incident, its whole timeline (one query, ordered by time then id) and its
-action items (one query), and computes everything in one pass over the events, so an incident
-with 10,000 events costs three queries. `render` fills a template; the Jinja2 environment for
-each (format, templates folder) is built once and cached.
+`build` reads the incident, its whole timeline (one query, ordered by time then id), its
+action items (one query) and the sections people wrote (one query), and computes everything in
+one pass over the events, so an incident with 10,000 events costs four queries. `render` fills a
+template; the Jinja2 environment for each (format, templates folder) is built once and cached.
 
 Timeline `data` keys read here, per kind (other domains write them; missing keys fall back to
 the event's text):
@@ -41,6 +41,7 @@ from bot.clock import SystemClock, utc
 from bot.config import Severity
 from bot.exceptions import ConfigError, NotFound, UsageError
 from bot.incidents.models import ActionItem, Incident
+from bot.postmortem import sections
 from bot.postmortem import text as fmt
 from bot.postmortem.data import (
     Action,
@@ -87,8 +88,21 @@ def _mention(user: Any) -> str:
     return text if text.startswith("<") else f"<@{text}>"
 
 
+_LABELS: dict[str, str] = {
+    Kind.REMINDER: "Reminder",
+    Kind.HEALTH: "Health",
+    Kind.ALERT: "Alert",
+    Kind.POSTMORTEM: "Post-mortem",
+    Kind.CHAT_ERROR: "Slack error",
+    Kind.SETUP: "Setup",
+    "action_item_status": "",  # its text says it all: "Follow-up done: …"
+}
+
+
 def describe(kind: str, text: str, data: dict[str, Any]) -> str:
     """A one-line account of an event, in Slack markup (the renderer turns it into plain text)."""
+    if kind == Kind.MESSAGE:  # most of a long timeline: first, and as it is
+        return text
     if kind == Kind.DECLARED:
         severity = data.get("severity")
         return f"Declared{f' as {severity}' if severity else ''}: {text}" if text else "Declared"
@@ -144,16 +158,7 @@ def describe(kind: str, text: str, data: dict[str, Any]) -> str:
         status = _first(data, "status", "outcome")
         head = f"Step {step}" if step else "Playbook step"
         return f"{head}: {status}" if status else head
-    labels: dict[str, str] = {
-        Kind.MESSAGE: "",
-        Kind.REMINDER: "Reminder",
-        Kind.HEALTH: "Health",
-        Kind.ALERT: "Alert",
-        Kind.POSTMORTEM: "Post-mortem",
-        Kind.CHAT_ERROR: "Slack error",
-        Kind.SETUP: "Setup",
-    }
-    label = labels.get(kind, kind.replace("_", " ").capitalize())
+    label = _LABELS.get(kind, kind.replace("_", " ").capitalize())
     if not label:
         return text
     return f"{label}: {text}" if text else label
@@ -227,8 +232,11 @@ async def build(session: AsyncSession, *, incident_id: int, now: datetime | None
         )
     ).all()
     items = (await conn.execute(select(_ITEMS).where(_ITEMS.c.incident_id == incident_id).order_by(_ITEMS.c.id))).all()
+    written = await sections.texts(session, incident_id=incident_id)
     # The one pass over a big timeline is ~100 ms of CPU per 10,000 events: keep it off the event loop.
-    return await asyncio.to_thread(_assemble, incident, rows, items, generated_at=generated_at)
+    data = await asyncio.to_thread(_assemble, incident, rows, items, generated_at=generated_at)
+    data.written = written
+    return data
 
 
 def _assemble(
@@ -592,8 +600,11 @@ def check_format(value: str) -> Format:
     return name  # type: ignore[return-value]
 
 
-def render(data: PostmortemData, *, fmt: str = "markdown", templates_dir: Path | str | None = None) -> str:
-    """The post-mortem as Markdown or HTML. Template mistakes become a ConfigError naming file and line."""
+def render(
+    data: PostmortemData, *, fmt: str = "markdown", templates_dir: Path | str | None = None, fragment: bool = False
+) -> str:
+    """The post-mortem as Markdown or HTML. Template mistakes become a ConfigError naming file and line.
+    `fragment`: HTML without the page around it (no <head>, no inline style), for the dashboard."""
     fmt_name = check_format(fmt)
     folder: str | None = None
     if templates_dir is not None:
@@ -605,7 +616,7 @@ def render(data: PostmortemData, *, fmt: str = "markdown", templates_dir: Path |
     name = TEMPLATES[fmt_name]
     token = _NAMES.set(data.user_names or {})
     try:
-        return env.get_template(name).render(pm=data)
+        return env.get_template(name).render(pm=data, fragment=fragment)
     except jinja2.TemplateSyntaxError as exc:
         raise ConfigError(f"post-mortem template {exc.filename or exc.name}, line {exc.lineno}: {exc.message}") from exc
     except jinja2.TemplateError as exc:

@@ -37,6 +37,13 @@ def test_manifest_validates_against_slack_schema(name: str) -> None:
     } <= scopes
 
 
+@pytest.mark.parametrize("name", ["manifest.yml", "manifest.http.yml"])
+def test_manifest_has_sign_in_with_slack_for_the_dashboard(name: str) -> None:
+    manifest = yaml.safe_load((ROOT / name).read_text())
+    assert set(manifest["oauth_config"]["scopes"]["user"]) == {"openid", "profile", "email"}
+    assert [u.rsplit("/", 3)[-3:] for u in manifest["oauth_config"]["redirect_urls"]] == [["auth", "slack", "callback"]]
+
+
 def test_socket_mode_manifest_and_http_variant() -> None:
     socket = yaml.safe_load((ROOT / "manifest.yml").read_text())
     http = yaml.safe_load((ROOT / "manifest.http.yml").read_text())

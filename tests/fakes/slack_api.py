@@ -37,6 +37,8 @@ from urllib.parse import parse_qsl
 
 from aiohttp import WSMsgType, web
 
+from tests.fakes.slack_oidc import OpenIDConnect
+
 __all__ = [
     "Call",
     "Channel",
@@ -596,6 +598,8 @@ class FakeSlack:
         self._runner: web.AppRunner | None = None
         self._base = ""
         self.add_user(self.bot_user_id, "incident-bot", is_bot=True)
+        # Sign in with Slack (tests/fakes/slack_oidc.py): the authorize page and the two openid methods.
+        self.oidc = OpenIDConnect(self)
         self._handlers: dict[str, Handler] = {
             "api.test": self._api_test,
             "auth.test": self._auth_test,
@@ -636,6 +640,7 @@ class FakeSlack:
             "files.getUploadURLExternal": self._files_get_upload_url,
             "files.completeUploadExternal": self._files_complete_upload,
             "files.info": self._files_info,
+            "openid.connect.token": self.oidc.token,
         }
 
     # ---------------------------------------------------------------- lifecycle
@@ -647,6 +652,7 @@ class FakeSlack:
         app.router.add_post("/upload/v1/{file_id}", self._handle_upload)
         app.router.add_post("/respond/{key}", self._handle_response_url)
         app.router.add_get("/socket", self._handle_socket)
+        app.router.add_get("/openid/connect/authorize", self.oidc.authorize)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -665,6 +671,11 @@ class FakeSlack:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
+
+    @property
+    def authorize_url(self) -> str:
+        """Where SLACK_AUTHORIZE_URL points in tests: the fake's Sign in with Slack page."""
+        return f"{self.url.removesuffix('/api/')}/openid/connect/authorize"
 
     @property
     def url(self) -> str:
@@ -900,6 +911,11 @@ class FakeSlack:
                 html = f"<html><body><h1>{value} Server Error</h1></body></html>"
                 return web.Response(status=value, text=html, content_type="text/html")
             return self._answer(method, args, {"ok": False, "error": value})
+        if method == "openid.connect.userInfo":  # a user token from openid.connect.token, not the bot's
+            try:
+                return self._answer(method, args, {"ok": True, **self.oidc.user_info(token)})
+            except SlackError as exc:
+                return self._answer(method, args, self._error_body(exc))
         needs_token = "token" in (spec.get("args", {}).get("required") or [])
         # apps.connections.open takes the app-level token (Socket Mode); everything else the bot token.
         valid_token = self.app_token if method == "apps.connections.open" else self.bot_token

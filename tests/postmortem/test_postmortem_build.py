@@ -227,7 +227,8 @@ async def test_build_costs_a_fixed_number_of_queries(db: Database) -> None:
         few = len(statements)
         statements.clear()
         data = await build(db, large)
-        assert len(statements) == few <= 3, statements
+        # incident, timeline, action items, written sections: four, however long the timeline
+        assert len(statements) == few <= 4, statements
         assert len(data.events) == 2000
     finally:
         event.remove(db.engine.sync_engine, "before_cursor_execute", count)

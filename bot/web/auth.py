@@ -1,0 +1,179 @@
+"""Who is asking: the dashboard's settings, the session, CSRF, and the sign-in routes
+(`GET /login`, `GET /auth/slack/callback`, `POST /logout`)."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Awaitable, Callable
+from urllib.parse import quote
+
+from aiohttp import web
+from multidict import MultiDictProxy
+
+from bot.deps import Deps
+from bot.postmortem.data import SECTIONS
+from bot.web import render
+from bot.web.oidc import CALLBACK_PATH, SignInRefused, SlackSignIn
+from bot.web.session import Cookies, Person, same
+
+log = logging.getLogger(__name__)
+
+SETTINGS = ("SLACK_OIDC_CLIENT_ID", "SLACK_OIDC_CLIENT_SECRET", "PUBLIC_URL", "SESSION_SECRET")
+
+SAFE_METHODS = ("GET", "HEAD")  # never write, so no CSRF token; everything else must carry one
+PageHandler = Callable[[web.Request, Person], Awaitable[web.StreamResponse]]
+
+
+class Dashboard:
+    """What every dashboard handler shares: deps, the sign-in client and the cookies."""
+
+    def __init__(self, deps: Deps) -> None:
+        self.deps = deps
+        self.slack = SlackSignIn(deps)
+        self._cookies: tuple[tuple[str, bool], Cookies] | None = None
+
+    def missing(self) -> list[str]:
+        """The settings still to set; the dashboard is off until there are none."""
+        s = self.deps.settings
+        values = (s.slack_oidc_client_id, s.slack_oidc_client_secret, s.public_url, s.session_secret)
+        return [name for name, value in zip(SETTINGS, values, strict=True) if not value]
+
+    @property
+    def cookies(self) -> Cookies:
+        s = self.deps.settings
+        secret = s.session_secret.get_secret_value() if s.session_secret else ""
+        key = (secret, str(s.public_url or "").startswith("https://"))
+        if self._cookies is None or self._cookies[0] != key:
+            self._cookies = (key, Cookies(secret=key[0], clock=self.deps.clock, secure=key[1]))
+        return self._cookies[1]
+
+    async def off(self) -> web.Response:
+        return await render.page("off.html", status=503, missing=self.missing(), callback=CALLBACK_PATH)
+
+    async def refused(
+        self, message: str, *, status: int, retry: str = "/login", kept: list[tuple[str, str]] | None = None
+    ) -> web.Response:
+        return await render.page(
+            "refused.html", status=status, message=message, retry=retry, person=None, kept=kept or []
+        )
+
+
+def signed_in(dash: Dashboard) -> Callable[[PageHandler], Callable[[web.Request], Awaitable[web.StreamResponse]]]:
+    """A page for signed-in people only: off without the settings, else to Slack and back."""
+
+    def wrap(handler: PageHandler) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+        @functools.wraps(handler)
+        async def run(request: web.Request) -> web.StreamResponse:
+            if dash.missing():
+                return await dash.off()
+            person = dash.cookies.person(request)
+            if person is None:
+                if request.method not in SAFE_METHODS:
+                    return await dash.refused(
+                        "Your session has expired, so this was not saved: sign in and try again.",
+                        status=401,
+                        retry=f"/login?next={quote(request.path, safe='')}",
+                        kept=written(await request.post()),
+                    )
+                return render.redirect(f"/login?next={quote(request.path_qs, safe='')}")
+            if request.method not in SAFE_METHODS:
+                form = await request.post()
+                if not same(str(form.get("csrf") or ""), person.csrf):
+                    return await dash.refused(
+                        "This form is out of date or did not come from the dashboard: reload the page and try again.",
+                        status=403,
+                        retry=request.path,
+                        kept=written(form),
+                    )
+            return render.secure(await handler(request, person))
+
+        return run
+
+    return wrap
+
+
+def written(form: MultiDictProxy[str | bytes | bytearray | web.FileField]) -> list[tuple[str, str]]:
+    """What the person typed into a form that could not be saved, to hand back rather than lose."""
+    return [
+        (SECTIONS.get(key, key), value)
+        for key, value in form.items()
+        if isinstance(value, str) and value.strip() and key in SECTIONS
+    ]
+
+
+def safe_next(value: str | None) -> str:
+    """Only a path on this site (never `//evil.example` or `https://…`)."""
+    if not value or not value.startswith("/") or value.startswith("//") or "\\" in value:
+        return "/"
+    return value
+
+
+async def form_of(request: web.Request) -> MultiDictProxy[str | bytes | bytearray | web.FileField]:
+    return await request.post()  # aiohttp caches it: the CSRF check read it already
+
+
+def routes(dash: Dashboard) -> list[web.RouteDef]:
+    async def login(request: web.Request) -> web.StreamResponse:
+        if dash.missing():
+            return await dash.off()
+        response = render.redirect("/")
+        sign_in = dash.cookies.begin_sign_in(response, next_path=safe_next(request.query.get("next")))
+        try:
+            team_id: str | None = (await dash.slack.workspace()).team_id
+        except SignInRefused:
+            team_id = None  # Slack asks which workspace; the callback still refuses the wrong one
+        location = dash.slack.authorize_url(state=sign_in.state, nonce=sign_in.nonce, team_id=team_id)
+        response.headers["Location"] = location
+        return response
+
+    async def callback(request: web.Request) -> web.StreamResponse:
+        if dash.missing():
+            return await dash.off()
+        sign_in = dash.cookies.sign_in(request)
+        error = request.query.get("error")
+        if error:
+            message = f"Slack did not sign you in ({error})."
+            return await _clear(dash, await dash.refused(message, status=400))
+        if sign_in is None:
+            message = "This sign-in took too long or began in another browser: sign in again."
+            return await _clear(dash, await dash.refused(message, status=400))
+        if not same(request.query.get("state", ""), sign_in.state):
+            message = "This sign-in does not match the one this browser started (state mismatch): sign in again."
+            return await _clear(dash, await dash.refused(message, status=400))
+        code = request.query.get("code", "")
+        if not code:
+            return await _clear(dash, await dash.refused("Slack sent no code: sign in again.", status=400))
+        try:
+            who = await dash.slack.identify(code=code, nonce=sign_in.nonce, now=dash.deps.clock.now())
+        except SignInRefused as exc:
+            log.info("dashboard sign-in refused: %s", exc)
+            return await _clear(dash, await dash.refused(str(exc), status=exc.status))
+        response = render.redirect(safe_next(sign_in.next))
+        dash.cookies.start(response, user_id=who.user_id, name=who.name, team_id=who.team_id)
+        dash.cookies.finish_sign_in(response)
+        log.info("dashboard sign-in: %s", who.user_id)
+        return response
+
+    async def logout(request: web.Request) -> web.StreamResponse:
+        if dash.missing():
+            return await dash.off()
+        person = dash.cookies.person(request)
+        if person is not None:
+            form = await request.post()
+            if not same(str(form.get("csrf") or ""), person.csrf):
+                return await dash.refused("Reload the page and sign out again.", status=403, retry="/")
+        response = await render.page("signed_out.html", person=None)
+        dash.cookies.end(response)
+        return response
+
+    return [
+        web.get("/login", login),
+        web.get(CALLBACK_PATH, callback),
+        web.post("/logout", logout),
+    ]
+
+
+async def _clear(dash: Dashboard, response: web.StreamResponse) -> web.StreamResponse:
+    dash.cookies.finish_sign_in(response)
+    return response

@@ -1,0 +1,132 @@
+"""Signed cookies: the session (who is signed in) and the short-lived sign-in state.
+
+Signed with itsdangerous's timestamped serializer: the signature covers the time it was made, so
+expiry is checked by the signature itself and a cookie cannot be kept alive by editing it. Its
+clock is the bot's injected clock, so tests expire a session without waiting. The cookie holds
+no secret beyond the CSRF token it is bound to; it is HttpOnly, SameSite=Lax, and Secure when the
+dashboard is served over https.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from aiohttp import web
+from itsdangerous import BadSignature, TimestampSigner, URLSafeTimedSerializer
+
+from bot.clock import Clock
+
+SESSION_COOKIE = "incident_bot_session"
+LOGIN_COOKIE = "incident_bot_signin"
+SESSION_MAX_AGE = timedelta(hours=12)
+LOGIN_MAX_AGE = timedelta(minutes=10)  # from /login to Slack and back
+
+
+@dataclass(frozen=True)
+class Person:
+    """Who is signed in: a Slack user of the bot's workspace."""
+
+    user_id: str
+    name: str
+    team_id: str
+    csrf: str
+
+
+@dataclass(frozen=True)
+class SignIn:
+    """What /login remembers in the browser until Slack sends it back."""
+
+    state: str
+    nonce: str
+    next: str
+
+
+def _signer(clock: Clock) -> type[TimestampSigner]:
+    class ClockSigner(TimestampSigner):
+        def get_timestamp(self) -> int:
+            return int(clock.now().timestamp())
+
+    return ClockSigner
+
+
+class Cookies:
+    def __init__(self, *, secret: str, clock: Clock, secure: bool) -> None:
+        signer = _signer(clock)
+        self._session = URLSafeTimedSerializer(secret, salt="dashboard-session", signer=signer)
+        self._login = URLSafeTimedSerializer(secret, salt="dashboard-signin", signer=signer)
+        self.secure = secure
+
+    # --- the session ------------------------------------------------------------------------
+
+    def start(self, response: web.StreamResponse, *, user_id: str, name: str, team_id: str) -> Person:
+        person = Person(user_id=user_id, name=name, team_id=team_id, csrf=secrets.token_urlsafe(24))
+        value = self._session.dumps({"u": user_id, "n": name, "t": team_id, "c": person.csrf})
+        self._set(response, SESSION_COOKIE, str(value), SESSION_MAX_AGE)
+        return person
+
+    def person(self, request: web.Request) -> Person | None:
+        """The signed-in person, or None (no cookie, a forged one, or an expired one)."""
+        raw = request.cookies.get(SESSION_COOKIE)
+        if not raw:
+            return None
+        data = self._loads(self._session, raw, SESSION_MAX_AGE)
+        if data is None:
+            return None
+        try:
+            return Person(user_id=str(data["u"]), name=str(data["n"]), team_id=str(data["t"]), csrf=str(data["c"]))
+        except KeyError:
+            return None
+
+    def end(self, response: web.StreamResponse) -> None:
+        response.del_cookie(SESSION_COOKIE, path="/", secure=self.secure, httponly=True, samesite="Lax")
+
+    # --- the sign-in in progress ------------------------------------------------------------
+
+    def begin_sign_in(self, response: web.StreamResponse, *, next_path: str) -> SignIn:
+        sign_in = SignIn(state=secrets.token_urlsafe(24), nonce=secrets.token_urlsafe(24), next=next_path)
+        value = self._login.dumps({"s": sign_in.state, "n": sign_in.nonce, "x": sign_in.next})
+        self._set(response, LOGIN_COOKIE, str(value), LOGIN_MAX_AGE)
+        return sign_in
+
+    def sign_in(self, request: web.Request) -> SignIn | None:
+        raw = request.cookies.get(LOGIN_COOKIE)
+        data = self._loads(self._login, raw, LOGIN_MAX_AGE) if raw else None
+        if data is None:
+            return None
+        try:
+            return SignIn(state=str(data["s"]), nonce=str(data["n"]), next=str(data["x"]))
+        except KeyError:
+            return None
+
+    def finish_sign_in(self, response: web.StreamResponse) -> None:
+        response.del_cookie(LOGIN_COOKIE, path="/", secure=self.secure, httponly=True, samesite="Lax")
+
+    # --- helpers ------------------------------------------------------------------------------
+
+    def _set(self, response: web.StreamResponse, name: str, value: str, max_age: timedelta) -> None:
+        response.set_cookie(
+            name,
+            value,
+            max_age=int(max_age.total_seconds()),
+            path="/",
+            secure=self.secure,
+            httponly=True,
+            samesite="Lax",
+        )
+
+    @staticmethod
+    def _loads(serializer: URLSafeTimedSerializer, raw: str, max_age: timedelta) -> dict[str, Any] | None:
+        try:
+            data = serializer.loads(raw, max_age=int(max_age.total_seconds()))
+        except BadSignature:  # includes SignatureExpired
+            return None
+        return data if isinstance(data, dict) else None
+
+
+def same(a: str, b: str) -> bool:
+    """Constant-time comparison for state and CSRF tokens."""
+    return bool(a) and bool(b) and hmac.compare_digest(a.encode(), b.encode())

@@ -1,0 +1,93 @@
+"""The dashboard's writes (POST, CSRF-checked by `signed_in`): the post-mortem's written sections
+and follow-ups marked done. Each calls one domain function, which puts the change on the
+timeline with the signed-in person as its actor; then the browser is sent back (303)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from bot.exceptions import NotFound, UsageError
+from bot.incidents import followups
+from bot.postmortem import sections
+from bot.postmortem.data import SECTIONS
+from bot.web import render
+from bot.web.auth import Person, form_of, signed_in
+from bot.web.pages import NotVisible, Pages
+
+VIA = "dashboard"
+
+
+class Writes:
+    def __init__(self, pages: Pages) -> None:
+        self.pages = pages
+        self.deps = pages.deps
+
+    async def save_sections(self, request: web.Request, person: Person) -> web.StreamResponse:
+        ref = request.match_info["ref"]
+        try:
+            incident = await self.pages.incident(ref, person)
+        except NotVisible:
+            return await self.pages.not_found(person, ref)
+        form = await form_of(request)
+        drafts: dict[str, str] = {}
+        conflicts: dict[str, sections.EditConflict] = {}
+        problems: list[str] = []
+        for key in SECTIONS:
+            if key not in form:
+                continue
+            text, expected = str(form.get(key) or ""), str(form.get(f"expected_{key}") or "")
+            async with self.deps.db.session() as session:
+                try:
+                    await sections.save(
+                        session,
+                        incident=incident,
+                        section=key,
+                        text=text,
+                        expected=expected,
+                        actor=person.user_id,
+                        now=self.deps.clock.now(),
+                        via=VIA,
+                    )
+                except sections.EditConflict as exc:
+                    conflicts[key], drafts[key] = exc, text
+                except UsageError as exc:
+                    problems.append(str(exc))
+                    drafts[key] = text
+        if conflicts or problems:
+            return await self.pages.show_postmortem(
+                request, person, incident, drafts=drafts, conflicts=conflicts, problems=problems
+            )
+        return render.redirect(f"/incidents/{incident.ref}/postmortem?saved=1#edit")
+
+    async def followup(self, request: web.Request, person: Person) -> web.StreamResponse:
+        ref = request.match_info["ref"]
+        try:
+            incident = await self.pages.incident(ref, person)
+        except NotVisible:
+            return await self.pages.not_found(person, ref)
+        form = await form_of(request)
+        try:
+            item_id = int(request.match_info["item"])
+        except ValueError:
+            return await self.pages.not_found(person, ref)
+        async with self.deps.db.session() as session:
+            try:
+                await followups.set_done(
+                    session,
+                    incident=incident,
+                    item_id=item_id,
+                    done=str(form.get("done") or "") == "1",
+                    actor=person.user_id,
+                    now=self.deps.clock.now(),
+                    via=VIA,
+                )
+            except NotFound:
+                return await self.pages.not_found(person, ref)
+        return render.redirect(f"/incidents/{incident.ref}#followup-{item_id}")
+
+    def routes(self) -> list[web.RouteDef]:
+        guard = signed_in(self.pages.dash)
+        return [
+            web.post("/incidents/{ref}/postmortem", guard(self.save_sections)),
+            web.post("/incidents/{ref}/followups/{item}", guard(self.followup)),
+        ]
