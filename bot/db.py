@@ -51,6 +51,7 @@ MODEL_MODULES = [
     "bot.playbooks.models",
     "bot.ops.models",
     "bot.alerts.models",
+    "bot.statuspage.models",
 ]
 
 # (version, description, SQL statements). Append only.

@@ -22,6 +22,7 @@ from bot.tasks import Background, PagesFirst
 if TYPE_CHECKING:
     from bot.incidents.access import Access
     from bot.incidents.ports import IncidentChat
+    from bot.statuspage.runtime import StatusPage
 
 
 @dataclass
@@ -36,6 +37,8 @@ class Deps:
     chat: IncidentChat | None = None
     # Who may see which incident (`can_see`); built with the chat adapters, which read membership.
     access: Access | None = None
+    # The public status page (`status_page:` in bot.yml); None when it is not configured.
+    status_page: StatusPage | None = None
     # Filled by the domain packages' setup(deps); typed where they are defined.
     services: dict[str, Any] = field(default_factory=dict)
     # Run by the server after migration (e.g. start the scheduler, reschedule pending pages) and at shutdown.

@@ -53,6 +53,7 @@ class Settings(BaseSettings):
     vercel_team_id: str | None = None
     vercel_api_url: str = "https://api.vercel.com"
     alerts_token: SecretStr | None = None
+    statuspage_api_url: str = "https://api.statuspage.io/v1"
     log_level: str = "INFO"
     log_format: str = "json"  # json | text
 

@@ -24,6 +24,7 @@ DOMAIN_SETUPS: list[str] = [
     "bot.playbooks.setup",
     "bot.postmortem.setup",
     "bot.ops.setup",
+    "bot.statuspage.setup",
 ]
 
 

@@ -23,6 +23,7 @@ class ActionId:
     UPDATE = "incident_update_open"
     RESOLVE = "incident_resolve_open"
     RETRY_SETUP = "incident_retry_setup"
+    PUBLISH = "status_page_publish_open"  # the form is in bot/slack/listeners/actions/statuspage.py
 
 
 class CallbackId:
@@ -73,7 +74,8 @@ def topic(incident: Incident) -> str:
     return clip(f"{incident.severity} · {incident.status} · IC {commander} · {escape(incident.title)}", 250)
 
 
-def summary_blocks(incident: Incident, *, now: datetime) -> list[Block]:
+def summary_blocks(incident: Incident, *, now: datetime, publish: bool = False) -> list[Block]:
+    """The pinned summary; `publish` adds the *Publish update* button (status page configured, not private)."""
     status = Status(incident.status)
     fields = [
         f"*Severity*\n{severity(incident.severity)}",
@@ -107,6 +109,8 @@ def summary_blocks(incident: Incident, *, now: datetime) -> list[Block]:
         ]
         if incident.acknowledged_at is None:
             actions.insert(0, button("Acknowledge", ActionId.ACK, value, "primary"))
+        if publish and not incident.private:
+            actions.insert(-1, button("Publish update", ActionId.PUBLISH, value))
         blocks.append({"type": "actions", "block_id": "incident_actions", "elements": actions})
     blocks.append(context(f"Open for {format_duration((incident.resolved_at or now) - incident.declared_at)}"))
     return blocks
