@@ -129,7 +129,7 @@ def summary(v: View) -> dict[str, Any]:
 def _feed_entries(v: View) -> list[dict[str, Any]]:
     pairs = [(incident, update) for incident in [*v.open, *v.history] for update in incident.updates]
     pairs.sort(key=lambda pair: (pair[1].published_at, pair[1].id or 0), reverse=True)
-    return [{"incident": i, "update": u, "when": u.published_at} for i, u in pairs[:FEED_ENTRIES]]
+    return [{"incident": i, "change": u, "when": u.published_at} for i, u in pairs[:FEED_ENTRIES]]
 
 
 def build(
