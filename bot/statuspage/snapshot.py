@@ -7,6 +7,7 @@ can hold `<script>` and is shown as text.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 from collections.abc import Sequence
@@ -42,6 +43,8 @@ class Body:
     data: bytes
     etag: str
     content_type: str
+    gzipped: bytes  # compressed once per rebuild, not per reader
+    gzip_etag: str
 
 
 @dataclass(frozen=True)
@@ -56,7 +59,14 @@ class Snapshot:
 
 
 def _body(data: bytes, content_type: str) -> Body:
-    return Body(data=data, etag='"' + hashlib.sha256(data).hexdigest()[:32] + '"', content_type=content_type)
+    digest = hashlib.sha256(data).hexdigest()[:32]
+    return Body(
+        data=data,
+        etag=f'"{digest}"',
+        content_type=content_type,
+        gzipped=gzip.compress(data, compresslevel=6, mtime=0),
+        gzip_etag=f'"{digest}-gz"',  # another representation, another strong ETag
+    )
 
 
 def iso(when: datetime | None) -> str | None:

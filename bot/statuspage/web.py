@@ -21,11 +21,11 @@ HTML_CSP = (
 )
 
 
-def _not_modified(request: web.Request, body: Body, last_modified: str) -> bool:
+def _not_modified(request: web.Request, etag: str, last_modified: str) -> bool:
     if_none_match = request.headers.get("If-None-Match")
     if if_none_match is not None:
         tags = {tag.strip().removeprefix("W/") for tag in if_none_match.split(",")}
-        return "*" in tags or body.etag in tags
+        return "*" in tags or etag in tags
     since = request.headers.get("If-Modified-Since")
     if since:
         try:
@@ -39,16 +39,22 @@ def _serve(page: StatusPage, pick: Callable[[Snapshot], Body], *, max_age: int, 
     async def handler(request: web.Request) -> web.StreamResponse:
         snapshot = await page.current()
         body = pick(snapshot)
+        gzipped = "gzip" in request.headers.get("Accept-Encoding", "")
+        etag = body.gzip_etag if gzipped else body.etag
         headers = {
-            "ETag": body.etag,
+            "ETag": etag,
             "Last-Modified": snapshot.last_modified,
             "Cache-Control": f"public, max-age={max_age}",
+            "Vary": "Accept-Encoding",
             "X-Content-Type-Options": "nosniff",
             **extra,
         }
-        if _not_modified(request, body, snapshot.last_modified):
+        if _not_modified(request, etag, snapshot.last_modified):
             return web.Response(status=304, headers=headers)
         headers["Content-Type"] = body.content_type
+        if gzipped:
+            headers["Content-Encoding"] = "gzip"
+            return web.Response(body=body.gzipped, headers=headers)
         return web.Response(body=body.data, headers=headers)
 
     return handler

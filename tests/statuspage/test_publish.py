@@ -164,6 +164,10 @@ async def test_html_escapes_published_text_and_answers_304_to_a_matching_etag(sb
         assert "<script>alert" not in page.text and "&lt;script&gt;alert(1)&lt;/script&gt; &amp; more" in page.text
         assert page.headers["Content-Type"].startswith("text/html")
         assert "script-src" not in page.headers["Content-Security-Policy"]
+        assert page.headers["Content-Encoding"] == "gzip" and page.headers["Vary"] == "Accept-Encoding"
+        plain = await client.get("/status-page", headers={"Accept-Encoding": "identity"})
+        assert "Content-Encoding" not in plain.headers and plain.text == page.text
+        assert plain.headers["ETag"] != page.headers["ETag"]
         etag, modified = page.headers["ETag"], page.headers["Last-Modified"]
         again = await client.get("/status-page", headers={"If-None-Match": etag})
         assert again.status_code == 304 and again.content == b""
