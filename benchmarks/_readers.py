@@ -100,9 +100,7 @@ async def burst(readers: list[Reader], rounds: int) -> dict[str, Any]:
     statuses: Counter[int] = Counter()
     errors: list[str] = []
     for _ in range(rounds):
-        results = await asyncio.gather(
-            *(r.get(PATHS[i % 2]) for i, r in enumerate(readers)), return_exceptions=True
-        )
+        results = await asyncio.gather(*(r.get(PATHS[i % 2]) for i, r in enumerate(readers)), return_exceptions=True)
         for result in results:
             if isinstance(result, BaseException):
                 errors.append(f"{type(result).__name__}: {result}"[:200])

@@ -35,10 +35,7 @@ from tests.fakes.slack_api import FakeSlack
 
 READERS = Path(__file__).resolve().parent / "_readers.py"
 STATUS_PAGE = (
-    "services: {api: {}, web: {}}\n"
-    "status_page:\n"
-    "  title: Bench status\n"
-    "  components: {API: [api], Website: [web]}\n"
+    "services: {api: {}, web: {}}\nstatus_page:\n  title: Bench status\n  components: {API: [api], Website: [web]}\n"
 )
 
 
@@ -65,9 +62,19 @@ async def seed(client: httpx.AsyncClient, bot: BotProcess, fake: FakeSlack) -> N
 class Readers:
     def __init__(self, bot: BotProcess, *, mode: str, readers: int, seconds: float, think: float) -> None:
         self.args = [
-            sys.executable, str(READERS), "--port", str(bot.port), "--readers", str(readers), "--mode", mode,
-            "--seconds", str(seconds), "--think", str(think),
-        ]  # fmt: skip
+            sys.executable,
+            str(READERS),
+            "--port",
+            str(bot.port),
+            "--readers",
+            str(readers),
+            "--mode",
+            mode,
+            "--seconds",
+            str(seconds),
+            "--think",
+            str(think),
+        ]
         self.process: asyncio.subprocess.Process | None = None
 
     async def ready(self) -> None:

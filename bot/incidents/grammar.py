@@ -54,9 +54,8 @@ ALIASES = {
 }
 
 # Subcommands that act on one incident (in its channel, or named with INC-<n>).
-NEEDS_INCIDENT = {
-    "update", "note", "action", "sev", "role", "ack", "resolve", "timeline", "postmortem", "playbook", "publish",
-}  # fmt: skip
+NEEDS_INCIDENT = {"update", "note", "action", "sev", "role", "ack", "resolve", "timeline", "postmortem", "playbook"}
+NEEDS_INCIDENT.add("publish")
 
 _SEVERITY_WORDS = {
     "p1": Severity.P1,
@@ -419,8 +418,11 @@ def _p_publish(name: str, incident: int | None, rest: list[str], _: str, known: 
         impact, rest = rest[0].lower().rstrip(":,"), rest[1:]
     message = " ".join(rest).strip()
     if not message:
-        raise _fail("publish", "Write the message the public should read, e.g. `/incident publish major We are "
-                    "investigating failed payments`. Internal notes are never published.")  # fmt: skip
+        raise _fail(
+            "publish",
+            "Write the message the public should read, e.g. `/incident publish major We are investigating "
+            "failed payments`. Internal notes are never published.",
+        )
     if len(message) > MAX_TEXT:
         raise _fail("publish", f"The message is {len(message)} characters; keep it under {MAX_TEXT}.")
     return Publish(name=name, incident=incident, impact=impact, message=message)

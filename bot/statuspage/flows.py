@@ -58,9 +58,15 @@ def default_title(page: StatusPage, components: list[str], impact: Impact) -> st
 
 
 async def draft_for(
-    deps: Deps, *, incident: Incident, last: PublicUpdate | None, message: str,
-    impact: Impact | None, components: list[str] | None, title: str | None,
-) -> Draft:  # fmt: skip
+    deps: Deps,
+    *,
+    incident: Incident,
+    last: PublicUpdate | None,
+    message: str,
+    impact: Impact | None,
+    components: list[str] | None,
+    title: str | None,
+) -> Draft:
     """Settle the defaults: the last update's impact, components and name, else ones from the incident."""
     page = page_of(deps)
     if components is not None:
@@ -72,9 +78,12 @@ async def draft_for(
     chosen = components if components is not None else (last.components if last else page.components_of(incident))
     name = (title or "").strip() or (last.title if last else default_title(page, chosen, chosen_impact))
     return Draft(
-        title=name[:MAX_TITLE], status=str(incident.status), impact=chosen_impact.value,
-        components=list(chosen), message=message,
-    )  # fmt: skip
+        title=name[:MAX_TITLE],
+        status=str(incident.status),
+        impact=chosen_impact.value,
+        components=list(chosen),
+        message=message,
+    )
 
 
 @dataclass(frozen=True)
@@ -104,16 +113,27 @@ async def prefill(deps: Deps, *, incident_id: int, actor: str) -> Prefill:
     async with deps.db.session() as session:
         last = await service.last_update(session, incident_id=incident_id)
     draft = await draft_for(
-        deps, incident=incident, last=last, message=last.message if last else "", impact=None, components=None,
+        deps,
+        incident=incident,
+        last=last,
+        message=last.message if last else "",
+        impact=None,
+        components=None,
         title=None,
-    )  # fmt: skip
+    )
     return Prefill(incident=incident, components=list(page.config.components), draft=draft)
 
 
 async def publish(
-    deps: Deps, *, incident_id: int, actor: str, message: str,
-    impact: Impact | None = None, components: list[str] | None = None, title: str | None = None,
-) -> Published:  # fmt: skip
+    deps: Deps,
+    *,
+    incident_id: int,
+    actor: str,
+    message: str,
+    impact: Impact | None = None,
+    components: list[str] | None = None,
+    title: str | None = None,
+) -> Published:
     """Publish one update with the incident's current status; the first one makes the incident public."""
     page = page_of(deps)
     message = message.strip()
@@ -160,9 +180,12 @@ async def incident_resolved(deps: Deps, *, incident_id: int, actor: str | None) 
         if incident.private or last is None or last.status == Status.RESOLVED:
             return None
         draft = Draft(
-            title=last.title, status=Status.RESOLVED.value, impact=last.impact,
-            components=list(last.components), message=last.message,
-        )  # fmt: skip
+            title=last.title,
+            status=Status.RESOLVED.value,
+            impact=last.impact,
+            components=list(last.components),
+            message=last.message,
+        )
         update = await service.add_update(
             session, incident=incident, draft=draft, actor=actor or "bot", now=now, sync=page_of(deps).syncing
         )
@@ -221,8 +244,14 @@ async def send_reminder(deps: Deps, *, reminder_id: int) -> bool:
         await page.chat.post_reminder(incident=incident, since=now - basis, mention=mention)
     except ChatError as exc:
         async with deps.db.session() as session:
-            await timers.release(session, model=PublicReminder, row_id=reminder_id, token=token,
-                                 retry_at=now + timedelta(minutes=1), error=str(exc))  # fmt: skip
+            await timers.release(
+                session,
+                model=PublicReminder,
+                row_id=reminder_id,
+                token=token,
+                retry_at=now + timedelta(minutes=1),
+                error=str(exc),
+            )
         page.wake_at(now + timedelta(minutes=1))
         return False
     async with deps.db.session() as session:
@@ -232,10 +261,13 @@ async def send_reminder(deps: Deps, *, reminder_id: int) -> bool:
         ):  # noqa: E501
             return False
         await timeline.record(
-            session, incident_id=incident.id or 0, kind=Kind.REMINDER, at=deps.clock.now(),
+            session,
+            incident_id=incident.id or 0,
+            kind=Kind.REMINDER,
+            at=deps.clock.now(),
             text="Reminded the channel to publish a public update",
             data={"kind": "public_update", "reminder_id": reminder_id, "seq": row.seq},
-        )  # fmt: skip
+        )
         nxt = await service.plan_reminder(
             session, incident_id=incident.id or 0, due_at=now + page.remind_every, now=now
         )
@@ -320,43 +352,26 @@ async def _sync_failed(deps: Deps, row: StatuspageSync, token: str, incident: In
     retry_at = deps.clock.now() + wait
     log.warning("Statuspage sync of %s failed (%s); retrying in %s", incident.ref, exc, wait)
     async with deps.db.session() as session:
-        await timers.release(session, model=StatuspageSync, row_id=row.id or 0, token=token, retry_at=retry_at,
-                             error=str(exc), told_failure=True)  # fmt: skip
+        await timers.release(
+            session,
+            model=StatuspageSync,
+            row_id=row.id or 0,
+            token=token,
+            retry_at=retry_at,
+            error=str(exc),
+            told_failure=True,
+        )
     page.wake_at(retry_at)
     if row.told_failure:
         return
     await timeline.record_now(
-        deps, incident_id=incident.id or 0, kind="statuspage", text=f"Statuspage sync failed: {exc}",
+        deps,
+        incident_id=incident.id or 0,
+        kind="statuspage",
+        text=f"Statuspage sync failed: {exc}",
         data={"update_id": row.update_id, "status": exc.status},
-    )  # fmt: skip
+    )
     try:
         await page.chat.post_sync_problem(incident=incident, error=str(exc), retry_in=wait)
     except ChatError as chat_exc:
         log.warning("could not tell %s that Statuspage failed: %s", incident.ref, chat_exc)
-
-
-async def probe(deps: Deps) -> None:
-    """Check the services behind each public component and count the outcome on today's bar."""
-    from bot.health.checker import check_all
-    from bot.health.classify import HealthState
-
-    page = page_of(deps)
-    services = deps.settings.config.services
-    names = sorted({s for members in page.config.components.values() for s in members if s in services})
-    if not names:
-        return
-    results = {r.service: r.state for r in await check_all(deps.http, services, only=names, clock=deps.clock)}
-    to_status = {
-        HealthState.HEALTHY: ComponentStatus.OPERATIONAL,
-        HealthState.DEGRADED: ComponentStatus.DEGRADED,
-        HealthState.FAILING: ComponentStatus.MAJOR,
-        HealthState.UNREACHABLE: ComponentStatus.MAJOR,
-    }
-    now = deps.clock.now()
-    async with deps.db.session() as session:
-        for component, members in page.config.components.items():
-            judged = [to_status[results[s]] for s in members if results.get(s) in to_status]
-            if judged:
-                worst = max(judged, key=lambda s: s.rank)
-                await service.record_probe(session, component=component, status=worst, at=now)
-    await page.refresh()

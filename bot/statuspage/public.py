@@ -160,9 +160,13 @@ def _status_now(incident: PublicIncident, component: str) -> ComponentStatus | N
 
 
 def component_view(
-    name: str, position: int, days: dict[date, ComponentDay], incidents: list[PublicIncident],
-    now: datetime, stale_after: timedelta,
-) -> Component:  # fmt: skip
+    name: str,
+    position: int,
+    days: dict[date, ComponentDay],
+    incidents: list[PublicIncident],
+    now: datetime,
+    stale_after: timedelta,
+) -> Component:
     bars = []
     for offset in range(DAYS - 1, -1, -1):
         day = (now - timedelta(days=offset)).date()
@@ -186,15 +190,24 @@ def component_view(
     probes = sum(d.probes for d in days.values())
     uptime = None if not probes else 1 - sum(d.down for d in days.values()) / probes
     return Component(
-        id=public_id("component", name), name=name, position=position,
-        status=_worst(probed, published) or ComponentStatus.OPERATIONAL, bars=tuple(bars), uptime=uptime,
-    )  # fmt: skip
+        id=public_id("component", name),
+        name=name,
+        position=position,
+        status=_worst(probed, published) or ComponentStatus.OPERATIONAL,
+        bars=tuple(bars),
+        uptime=uptime,
+    )
 
 
 def view(
-    *, title: str, components: Sequence[str], rows: Sequence[tuple[Incident, PublicUpdate]],
-    days: Sequence[ComponentDay], now: datetime, stale_after: timedelta,
-) -> View:  # fmt: skip
+    *,
+    title: str,
+    components: Sequence[str],
+    rows: Sequence[tuple[Incident, PublicUpdate]],
+    days: Sequence[ComponentDay],
+    now: datetime,
+    stale_after: timedelta,
+) -> View:
     incidents = incidents_of(rows)
     by_component: dict[str, dict[date, ComponentDay]] = defaultdict(dict)
     for day in days:
@@ -207,6 +220,11 @@ def view(
     levels = [INDICATOR[c.status] for c in comps] + [i.impact for i in open_incidents]
     status = max(levels, key=lambda i: i.rank, default=Impact.NONE)
     return View(
-        title=title, now=now, status=status, description=DESCRIPTION[status], components=comps,
-        open=open_incidents, history=[i for i in incidents if not i.is_open],
-    )  # fmt: skip
+        title=title,
+        now=now,
+        status=status,
+        description=DESCRIPTION[status],
+        components=comps,
+        open=open_incidents,
+        history=[i for i in incidents if not i.is_open],
+    )

@@ -20,7 +20,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from bot.config import StatusPageConfig
 from bot.incidents.models import Incident
-from bot.statuspage import flows, service, timers
+from bot.statuspage import flows, probes, service, timers
 from bot.statuspage.atlassian import Statuspage
 from bot.statuspage.models import PublicReminder, StatuspageSync
 from bot.statuspage.ports import PublicChat
@@ -126,10 +126,22 @@ class StatusPage:
 
     async def start(self) -> None:
         self._scheduler = AsyncIOScheduler(timezone=UTC)
-        self._scheduler.add_job(self._safe(self.sweep), "interval", seconds=SWEEP_EVERY.total_seconds(),
-                                id="status-page-sweep", coalesce=True, max_instances=1)  # fmt: skip
-        self._scheduler.add_job(self._safe(self.probe), "interval", seconds=self.config.probe_every.total_seconds(),
-                                id="status-page-probe", coalesce=True, max_instances=1)  # fmt: skip
+        self._scheduler.add_job(
+            self._safe(self.sweep),
+            "interval",
+            seconds=SWEEP_EVERY.total_seconds(),
+            id="status-page-sweep",
+            coalesce=True,
+            max_instances=1,
+        )
+        self._scheduler.add_job(
+            self._safe(self.probe),
+            "interval",
+            seconds=self.config.probe_every.total_seconds(),
+            id="status-page-probe",
+            coalesce=True,
+            max_instances=1,
+        )
         self._scheduler.start()
         # Rescheduled from the rows: incidents that should be reminded, then everything already due.
         self.deps.background.spawn(self._catch_up(), "status page: catch up")
@@ -165,8 +177,14 @@ class StatusPage:
         if self._next_wake is not None and now < self._next_wake <= when:
             return
         self._next_wake = when
-        self._scheduler.add_job(self._safe(self.sweep), "date", run_date=datetime.now(UTC) + (when - now),
-                                id="status-page-wake", replace_existing=True, misfire_grace_time=None)  # fmt: skip
+        self._scheduler.add_job(
+            self._safe(self.sweep),
+            "date",
+            run_date=datetime.now(UTC) + (when - now),
+            id="status-page-wake",
+            replace_existing=True,
+            misfire_grace_time=None,
+        )
 
     async def sweep(self) -> None:
         """Due reminders, then due Statuspage updates; then the snapshot (another replica may have published)."""
@@ -198,4 +216,4 @@ class StatusPage:
                 return
 
     async def probe(self) -> None:
-        await flows.probe(self.deps)
+        await probes.probe(self.deps)

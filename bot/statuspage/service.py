@@ -242,3 +242,10 @@ async def save_external_id(session: AsyncSession, *, incident_id: int, external:
 async def syncs(session: AsyncSession, *, incident_id: int) -> list[StatuspageSync]:
     query = select(StatuspageSync).where(StatuspageSync.incident_id == incident_id)
     return list((await session.exec(query.order_by(col(StatuspageSync.id)))).all())
+
+
+async def oldest_pending_sync(session: AsyncSession) -> datetime | None:
+    """When the oldest update still waiting for Statuspage was published (for /health)."""
+    query = select(func.min(StatuspageSync.created_at)).where(*timers.pending(StatuspageSync))
+    value = (await session.exec(query)).one()  # type: ignore[call-overload]
+    return None if value is None else utc(value)

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import os
+from datetime import timedelta
+from typing import Any
 
 from bot.deps import Deps
 from bot.settings import Settings
 from bot.signals import IncidentDeclared, IncidentResolved, IncidentSeverityChanged
-from bot.statuspage import flows, web
+from bot.statuspage import flows, service, web
 from bot.statuspage.runtime import StatusPage
+
+# Past the first few back-offs (30 s, 1, 2, 5 min): Statuspage is down or refuses us, not just slow.
+OUTBOX_WARNING = timedelta(minutes=10)
 
 
 def setup(deps: Deps) -> None:
@@ -47,6 +52,21 @@ def setup(deps: Deps) -> None:
 
     deps.on_start.append(start)
     deps.on_stop.append(page.stop)
+    if page.syncing:
+        deps.services.setdefault("health_probes", {})["statuspage:outbox"] = lambda: outbox_health(deps)
+
+
+async def outbox_health(deps: Deps) -> dict[str, Any]:
+    """/health warns (never fails: the bot works on) when an update has waited for Statuspage too long."""
+    now = deps.clock.now()
+    check: dict[str, Any] = {"status": "pass", "time": now.isoformat()}
+    async with deps.db.session() as session:
+        oldest = await service.oldest_pending_sync(session)
+    if oldest is not None and now - oldest > OUTBOX_WARNING:
+        check.update(
+            status="warn", output=f"a public update has waited for Statuspage since {oldest:%Y-%m-%d %H:%M} UTC"
+        )
+    return check
 
 
 def check(settings: Settings) -> tuple[list[str], list[str], list[str]]:

@@ -111,7 +111,7 @@ def summary(v: View) -> dict[str, Any]:
                 "showcase": True,
                 "created_at": None,
                 "updated_at": stamp,
-            }  # fmt: skip
+            }
             for c in v.components
         ],
         "incidents": [
@@ -129,7 +129,7 @@ def summary(v: View) -> dict[str, Any]:
                 "page_id": PAGE_ID,
                 "incident_updates": [_update_json(i, u, names) for u in reversed(i.updates)],
                 "components": [{"id": names[c], "name": c} for c in i.components if c in names],
-            }  # fmt: skip
+            }
             for i in v.open
         ],
         "scheduled_maintenances": [],
@@ -143,11 +143,17 @@ def _feed_entries(v: View) -> list[dict[str, Any]]:
 
 
 def build(
-    *, config: StatusPageConfig, rows: Sequence[tuple[Incident, PublicUpdate]], days: Sequence[ComponentDay],
-    now: datetime, stale_after: timedelta, previous: Snapshot | None = None,
-) -> Snapshot:  # fmt: skip
-    v = view(title=config.title, components=list(config.components), rows=rows, days=days, now=now,
-             stale_after=stale_after)  # fmt: skip
+    *,
+    config: StatusPageConfig,
+    rows: Sequence[tuple[Incident, PublicUpdate]],
+    days: Sequence[ComponentDay],
+    now: datetime,
+    stale_after: timedelta,
+    previous: Snapshot | None = None,
+) -> Snapshot:
+    v = view(
+        title=config.title, components=list(config.components), rows=rows, days=days, now=now, stale_after=stale_after
+    )
     html = _env.get_template("page.html.j2").render(v=v, iso=iso, base=BASE)
     feed = _env.get_template("history.atom.j2").render(
         v=v, iso=iso, base=BASE, page_id=PAGE_ID, entries=_feed_entries(v), uid=public_id

@@ -153,8 +153,13 @@ class FakeStatuspage:
         self.components.update(fields.get("components") or {})
         if fields.get("body"):
             record.updates.append({"status": record.status, "body": fields["body"]})
-        return {"id": record.id, "name": record.name, "status": record.status, "impact": record.impact,
-                "incident_updates": list(reversed(record.updates))}  # fmt: skip
+        return {
+            "id": record.id,
+            "name": record.name,
+            "status": record.status,
+            "impact": record.impact,
+            "incident_updates": list(reversed(record.updates)),
+        }
 
     async def _create(self, request: web.Request) -> web.Response:
         call, checked = await self._gate(request)

@@ -89,9 +89,12 @@ async def sbot(
 ) -> AsyncIterator[BotHarness]:
     monkeypatch.setenv("STATUSPAGE_API_KEY", API_KEY)
     settings = make_settings(
-        fake=fake_slack, database_url=database_url, tmp_path=tmp_path, config=page_config,
+        fake=fake_slack,
+        database_url=database_url,
+        tmp_path=tmp_path,
+        config=page_config,
         statuspage_api_url=statuspage.url,
-    )  # fmt: skip
+    )
     async with running_bot(fake=fake_slack, settings=settings, clock=clock, http=health.client()) as harness:
         yield harness
 

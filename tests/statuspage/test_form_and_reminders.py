@@ -49,14 +49,19 @@ async def test_the_summary_button_opens_a_prefilled_form_that_publishes(
     assert [o["value"] for o in by_id["components"]["element"]["initial_options"]] == ["Checkout API"]
     assert "initial_value" not in by_id["message"]["element"]  # nothing public yet, and never an internal note
 
-    refused = await bot.submit("status_page_publish", _form_values(impact="major", components=[], title="x", message=" "),
-                               private_metadata=str(incident.id))  # fmt: skip
+    refused = await bot.submit(
+        "status_page_publish",
+        _form_values(impact="major", components=[], title="x", message=" "),
+        private_metadata=str(incident.id),
+    )
     assert refused.json()["response_action"] == "errors" and "message" in refused.json()["errors"]
 
     values = _form_values(
-        impact="critical", components=["Checkout API", "Website"], title="Checkout and website unavailable",
+        impact="critical",
+        components=["Checkout API", "Website"],
+        title="Checkout and website unavailable",
         message="Payments and the website are unavailable.",
-    )  # fmt: skip
+    )
     await bot.submit("status_page_publish", values, private_metadata=str(incident.id))
     summary, html, _ = await public(bot)
     [public_incident] = summary["incidents"]
@@ -81,7 +86,10 @@ async def test_the_summary_button_opens_a_prefilled_form_that_publishes(
     await bot.submit("status_page_publish", values, private_metadata=str(incident.id))
     summary, _, _ = await public(bot)
     assert {c["name"]: c["status"] for c in summary["components"]}["Website"] == "operational"
-    assert statuspage.calls[-1].body["incident"]["components"] == {"cmp_api": "partial_outage", "cmp_web": "operational"}
+    assert statuspage.calls[-1].body["incident"]["components"] == {
+        "cmp_api": "partial_outage",
+        "cmp_web": "operational",
+    }
     assert "Website ok." in json.dumps(summary)
 
 

@@ -92,7 +92,10 @@ def test_components_must_name_real_services(tmp_path: Path) -> None:
     assert "status_page.components.Checkout API: unknown service 'payments' (services: api, billing, web)" in str(
         raised.value
     )
-    mapped = {**CONFIG, "status_page": {"components": {"A": ["api"]}, "statuspage": {"page_id": "p", "components": {"nope": "c"}}}}  # noqa: E501
+    mapped = {
+        **CONFIG,
+        "status_page": {"components": {"A": ["api"]}, "statuspage": {"page_id": "p", "components": {"nope": "c"}}},
+    }  # noqa: E501
     with pytest.raises(ConfigError, match="status_page.statuspage.components: unknown service 'nope'"):
         load_bot_config(_write(tmp_path, mapped), required=True)
     with pytest.raises(ConfigError, match="status_page.components: component .Empty. names no service"):
@@ -104,8 +107,9 @@ async def test_check_wants_the_api_key_env_var(
 ) -> None:
     monkeypatch.delenv("STATUSPAGE_API_KEY", raising=False)
     config = {**CONFIG, "services": {**CONFIG["services"], "api": {}}}
-    settings = make_settings(fake=fake_slack, database_url=f"sqlite:///{tmp_path / 'b.db'}", tmp_path=tmp_path,
-                             config=config)  # fmt: skip
+    settings = make_settings(
+        fake=fake_slack, database_url=f"sqlite:///{tmp_path / 'b.db'}", tmp_path=tmp_path, config=config
+    )
     assert await run_check(settings) == 1
     out = capsys.readouterr().out
     assert (

@@ -98,7 +98,7 @@ def publish_modal(
                 "options": impacts,
                 "initial_option": next(o for o in impacts if o["value"] == impact),
             },
-        },  # fmt: skip
+        },
     ]
     if components:
         options = [_option(c, c) for c in components[:100]]
@@ -106,8 +106,15 @@ def publish_modal(
         initial = [o for o in options if o["value"] in chosen]
         if initial:
             element["initial_options"] = initial
-        form.append({"type": "input", "block_id": "components", "optional": True,
-                     "label": {"type": "plain_text", "text": "Affected components"}, "element": element})  # fmt: skip
+        form.append(
+            {
+                "type": "input",
+                "block_id": "components",
+                "optional": True,
+                "label": {"type": "plain_text", "text": "Affected components"},
+                "element": element,
+            }
+        )
     form += [
         {
             "type": "input",
@@ -119,7 +126,7 @@ def publish_modal(
                 "max_length": 200,
                 "initial_value": clip(title, 200),
             },
-        },  # fmt: skip
+        },
         {
             "type": "input",
             "block_id": "message",
@@ -136,7 +143,7 @@ def publish_modal(
                 "max_length": 3000,
                 **({"initial_value": message} if message else {}),
             },
-        },  # fmt: skip
+        },
     ]
     return {
         "type": "modal",

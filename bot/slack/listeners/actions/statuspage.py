@@ -27,9 +27,13 @@ def register(app: AsyncApp, deps: Deps) -> None:
             start = await flows.prefill(deps, incident_id=incident_number(body), actor=body["user"]["id"])
             draft = start.draft
             view = publish_modal(
-                start.incident, components=start.components, impact=draft.impact, chosen=draft.components,
-                title=draft.title, message=draft.message,
-            )  # fmt: skip
+                start.incident,
+                components=start.components,
+                impact=draft.impact,
+                chosen=draft.components,
+                title=draft.title,
+                message=draft.message,
+            )
             await call("open the publish form", client.views_open(trigger_id=body["trigger_id"], view=view))
 
         await guarded(respond, work)
