@@ -319,6 +319,10 @@ async def sync_one(deps: Deps, *, row_id: int) -> bool:
         update = await session.get(PublicUpdate, row.update_id)
         incident = await incidents.get(session, number=row.incident_id)
         external = await service.external_id(session, incident_id=row.incident_id)
+        if incident.private:  # made private after it was published: nothing more goes out
+            now = deps.clock.now()
+            await timers.cancel(session, model=StatuspageSync, row_id=row_id, token=token, now=now, reason="private")
+            return False
     assert update is not None
     try:
         change = await _change(deps, update)

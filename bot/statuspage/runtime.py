@@ -71,8 +71,9 @@ class StatusPage:
 
     @property
     def chat(self) -> PublicChat:
+        """Set by the Slack adapters when the app is built (`bot/slack/adapters/__init__.py`)."""
         if self._chat is None:
-            self._chat = self.deps.get("public_chat")
+            raise RuntimeError("the status page's chat adapter is not set up")
         return self._chat
 
     @chat.setter

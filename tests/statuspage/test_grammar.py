@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import httpx
 import pytest
 
 from bot.exceptions import UsageError
 from bot.incidents import grammar
+from tests.harness import BotHarness
 
 
 @pytest.mark.parametrize(
@@ -35,3 +37,14 @@ def test_a_near_miss_suggests_publish() -> None:
     with pytest.raises(UsageError) as raised:
         grammar.parse("publsh we are on it")
     assert raised.value.suggestion == grammar.USAGE["publish"]
+
+
+async def test_without_a_status_page_publish_says_how_to_enable_it(bot: BotHarness) -> None:
+    incident = await bot.declare("P1 Checkout is down")
+    await bot.command("publish major We are investigating.", channel=incident.channel_id or "")
+    assert "The status page is not set up: add a `status_page:` section to bot.yml." in bot.last_reply()
+    summary = next(m for m in bot.fake.messages(incident.channel_id or "") if m.ts == incident.summary_ts)
+    actions = [e["action_id"] for b in summary.blocks or [] if b["type"] == "actions" for e in b["elements"]]
+    assert "status_page_publish_open" not in actions and "incident_resolve_open" in actions
+    async with httpx.AsyncClient(base_url=bot.url) as client:
+        assert (await client.get("/status-page")).status_code == 404

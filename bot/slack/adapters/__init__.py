@@ -28,7 +28,8 @@ def attach(deps: Deps, client: AsyncWebClient) -> None:
     deps.services["alert_chat"] = SlackAlertChat(client)
     deps.services["playbook_chat"] = SlackPlaybookChat(client)
     deps.services["postmortem_chat"] = SlackPostmortemChat(client)
-    deps.services["public_chat"] = SlackPublicChat(client)
+    if deps.status_page is not None:
+        deps.status_page.chat = SlackPublicChat(client)
     handles = UserHandles(client)
     deps.services["pager"] = SlackPager(client, handles=handles)
     deps.services["ops_directory"] = SlackDirectory(client, handles=handles)
