@@ -21,7 +21,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from bot.config import StatusPageConfig
 from bot.incidents.models import Incident
-from bot.statuspage.models import ComponentDay, PublicUpdate
+from bot.statuspage.models import ComponentDay, Impact, PublicUpdate
 from bot.statuspage.public import PublicIncident, View, public_id, view
 
 HERE = Path(__file__).resolve().parent
@@ -75,6 +75,8 @@ def iso(when: datetime | None) -> str | None:
 
 def _update_json(incident: PublicIncident, update: PublicUpdate, names: dict[str, str]) -> dict[str, Any]:
     when = iso(update.published_at)
+    resolved = update.status == "resolved"
+    new_status = "operational" if resolved else Impact(update.impact).component_status.value
     return {
         "id": public_id("update", update.id),
         "status": update.status,
@@ -84,7 +86,7 @@ def _update_json(incident: PublicIncident, update: PublicUpdate, names: dict[str
         "updated_at": when,
         "display_at": when,
         "affected_components": [
-            {"code": names[c], "name": c, "new_status": "operational" if update.status == "resolved" else None}
+            {"code": names[c], "name": c, "new_status": new_status}
             for c in update.components
             if c in names
         ],

@@ -62,14 +62,13 @@ def _serve(page: StatusPage, pick: Callable[[Snapshot], Body], *, max_age: int, 
 
 def routes(page: StatusPage) -> list[tuple[str, str, Handler]]:
     html = _serve(page, lambda s: s.html, max_age=10, extra={"Content-Security-Policy": HTML_CSP})
-    return [
-        ("GET", BASE, html),
-        ("GET", BASE + "/", html),
-        (
-            "GET",
-            BASE + "/api/v2/summary.json",
-            _serve(page, lambda s: s.summary, max_age=10, extra={"Access-Control-Allow-Origin": "*"}),
-        ),  # noqa: E501
-        ("GET", BASE + "/history.atom", _serve(page, lambda s: s.atom, max_age=60, extra={})),
-        ("GET", BASE + "/status.css", _serve(page, lambda s: s.css, max_age=3600, extra={})),
+    summary = _serve(page, lambda s: s.summary, max_age=10, extra={"Access-Control-Allow-Origin": "*"})
+    gets = [
+        (BASE, html),
+        (BASE + "/", html),
+        (BASE + "/api/v2/summary.json", summary),
+        (BASE + "/history.atom", _serve(page, lambda s: s.atom, max_age=60, extra={})),
+        (BASE + "/status.css", _serve(page, lambda s: s.css, max_age=3600, extra={})),
     ]
+    # HEAD too: uptime monitors check a status page with it (aiohttp sends the headers, not the body).
+    return [(method, path, handler) for path, handler in gets for method in ("GET", "HEAD")]

@@ -53,7 +53,8 @@ async def test_publish_update_resolve_shows_on_every_public_output_and_on_status
     assert public_incident["name"] == "Partial outage: Checkout API"
     assert public_incident["status"] == "investigating" and public_incident["impact"] == "major"
     assert [u["body"] for u in public_incident["incident_updates"]] == ["We are investigating failed payments."]
-    assert public_incident["incident_updates"][0]["affected_components"][0]["name"] == "Checkout API"
+    [affected] = public_incident["incident_updates"][0]["affected_components"]
+    assert affected["name"] == "Checkout API" and affected["new_status"] == "partial_outage"
     assert {c["name"]: c["status"] for c in summary["components"]}["Checkout API"] == "partial_outage"
     assert "We are investigating failed payments." in html and "Ongoing incidents" in html
     assert "We are investigating failed payments." in atom and "[Investigating]" in atom
@@ -173,6 +174,8 @@ async def test_html_escapes_published_text_and_answers_304_to_a_matching_etag(sb
         assert again.status_code == 304 and again.content == b""
         since = await client.get("/status-page", headers={"If-Modified-Since": modified})
         assert since.status_code == 304
+        head = await client.head("/status-page/api/v2/summary.json")
+        assert head.status_code == 200 and head.content == b"" and head.headers["Access-Control-Allow-Origin"] == "*"
         css = await client.get("/status-page/status.css")
         assert css.status_code == 200 and css.headers["Content-Type"].startswith("text/css") and ".bar" in css.text
         feed = await client.get("/status-page/history.atom")
