@@ -141,7 +141,7 @@ async def publish(
         raise UsageError(
             "Write what the public should read, e.g. `/incident publish We are investigating errors at checkout`.",
             usage=USAGE,
-        )  # noqa: E501
+        )
     if len(message) > MAX_MESSAGE:
         raise UsageError(f"The message is {len(message)} characters; keep it under {MAX_MESSAGE}.", usage=USAGE)
     incident = await _publishable(deps, incident_id=incident_id, actor=actor)
@@ -229,7 +229,7 @@ async def send_reminder(deps: Deps, *, reminder_id: int) -> bool:
         if not wants_reminders(deps, incident):
             await timers.cancel(
                 session, model=PublicReminder, row_id=reminder_id, token=token, now=now, reason="not wanted now"
-            )  # noqa: E501
+            )
             return False
         last = await service.last_update(session, incident_id=incident.id or 0)
         basis = utc(last.published_at) if last else utc(incident.declared_at)
@@ -258,7 +258,7 @@ async def send_reminder(deps: Deps, *, reminder_id: int) -> bool:
         if (
             await timers.mark_sent(session, model=PublicReminder, row_id=reminder_id, token=token, now=deps.clock.now())
             is None
-        ):  # noqa: E501
+        ):
             return False
         await timeline.record(
             session,
@@ -288,7 +288,7 @@ async def _change(deps: Deps, update: PublicUpdate) -> IncidentChange:
     async with deps.db.session() as session:
         history = [
             u for u in await service.updates(session, incident_id=update.incident_id) if (u.id or 0) <= (update.id or 0)
-        ]  # noqa: E501
+        ]
     touched = {c for u in history for c in u.components}
     current = (
         ComponentStatus.OPERATIONAL if update.status == Status.RESOLVED else Impact(update.impact).component_status
@@ -313,7 +313,7 @@ async def sync_one(deps: Deps, *, row_id: int) -> bool:
     async with deps.db.session() as session:
         row = await timers.claim(
             session, model=StatuspageSync, row_id=row_id, token=token, now=deps.clock.now(), lease=SYNC_LEASE
-        )  # noqa: E501
+        )
         if row is None:
             return False
         update = await session.get(PublicUpdate, row.update_id)
@@ -331,7 +331,7 @@ async def sync_one(deps: Deps, *, row_id: int) -> bool:
             async with deps.db.session() as session:
                 await service.save_external_id(
                     session, incident_id=row.incident_id, external=external, now=deps.clock.now()
-                )  # noqa: E501
+                )
         else:
             await client.update_incident(external, change)
     except StatuspageError as exc:
@@ -342,7 +342,7 @@ async def sync_one(deps: Deps, *, row_id: int) -> bool:
     if row.told_failure:
         await timeline.record_now(
             deps, incident_id=incident.id or 0, kind="statuspage", text="Statuspage is up to date again"
-        )  # noqa: E501
+        )
         try:
             await page.chat.post_sync_recovered(incident=incident)
         except ChatError as exc:

@@ -15,6 +15,7 @@ from sqlmodel import col, or_, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.clock import utc
+from bot.exceptions import InvalidState
 from bot.incidents.models import Incident, Status
 from bot.statuspage import timers
 from bot.statuspage.models import (
@@ -57,6 +58,12 @@ async def add_update(
 ) -> PublicUpdate:
     """The update, its timeline event (who published what), and its Statuspage outbox row; one commit."""
     assert incident.id is not None
+    if draft.status != Status.RESOLVED:
+        # Re-read in this transaction: a resolve committed since the flow looked must not be followed by
+        # an update that reopens the public incident.
+        current = await session.get(Incident, incident.id, populate_existing=True)
+        if current is None or not current.is_open:
+            raise InvalidState(f"{incident.ref} was resolved meanwhile; resolving it published the resolution.")
     row = PublicUpdate(
         incident_id=incident.id,
         title=draft.title,

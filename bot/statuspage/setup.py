@@ -28,13 +28,13 @@ def setup(deps: Deps) -> None:
     async def on_declared(event: IncidentDeclared) -> None:
         background.spawn(
             flows.plan_reminder(deps, incident_id=event.incident_id), f"plan INC-{event.incident_id}'s publish reminder"
-        )  # noqa: E501
+        )
 
     async def on_severity(event: IncidentSeverityChanged) -> None:
         background.spawn(
             flows.plan_reminder(deps, incident_id=event.incident_id),
             f"re-plan INC-{event.incident_id}'s publish reminder",
-        )  # noqa: E501
+        )
 
     async def on_resolved(event: IncidentResolved) -> None:
         background.spawn(

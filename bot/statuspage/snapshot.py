@@ -86,9 +86,7 @@ def _update_json(incident: PublicIncident, update: PublicUpdate, names: dict[str
         "updated_at": when,
         "display_at": when,
         "affected_components": [
-            {"code": names[c], "name": c, "new_status": new_status}
-            for c in update.components
-            if c in names
+            {"code": names[c], "name": c, "new_status": new_status} for c in update.components if c in names
         ],
     }
 

@@ -16,8 +16,15 @@ from bot.statuspage.snapshot import BASE, Body, Snapshot
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 # The page loads only its own stylesheet: no script, no frames, no forms.
-HTML_CSP = (
-    "default-src 'none'; style-src 'self'; img-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"  # noqa: E501
+HTML_CSP = "; ".join(
+    [
+        "default-src 'none'",
+        "style-src 'self'",
+        "img-src 'self'",
+        "base-uri 'none'",
+        "form-action 'none'",
+        "frame-ancestors 'none'",
+    ]
 )
 
 

@@ -95,7 +95,7 @@ def test_components_must_name_real_services(tmp_path: Path) -> None:
     mapped = {
         **CONFIG,
         "status_page": {"components": {"A": ["api"]}, "statuspage": {"page_id": "p", "components": {"nope": "c"}}},
-    }  # noqa: E501
+    }
     with pytest.raises(ConfigError, match="status_page.statuspage.components: unknown service 'nope'"):
         load_bot_config(_write(tmp_path, mapped), required=True)
     with pytest.raises(ConfigError, match="status_page.components: component .Empty. names no service"):
