@@ -79,8 +79,8 @@ class Readers:
 
     async def ready(self) -> None:
         self.process = await asyncio.create_subprocess_exec(
-            *self.args, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE
-        )
+            *self.args, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, limit=2**26
+        )  # one JSON line with every latency: far over asyncio's 64 KiB line limit
         assert self.process.stdout is not None
         line = await self.process.stdout.readline()
         if not line:
