@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from typing import Any
+from xml.etree import ElementTree
 
 from sqlmodel import col, select
 
@@ -19,6 +21,26 @@ async def _declare(bot: BotHarness, text: str = "P1 service:api Payments fail on
     incident = await bot.declare(text)
     assert incident.channel_id, bot.replies()
     return incident
+
+
+ATOM = "{http://www.w3.org/2005/Atom}"
+
+
+def _assert_statuspage_shape(summary: dict[str, Any]) -> None:
+    """The keys Atlassian Statuspage's public summary.json has, so tools that read it read ours."""
+    assert set(summary) == {"page", "status", "components", "incidents", "scheduled_maintenances"}
+    assert {"id", "name", "url", "time_zone", "updated_at"} <= set(summary["page"])
+    for component in summary["components"]:
+        assert {"id", "name", "status", "position", "description", "group_id", "only_show_if_degraded"} <= set(
+            component
+        )
+    for incident in summary["incidents"]:
+        keys = {"id", "name", "status", "impact", "shortlink", "created_at", "updated_at", "started_at"}
+        assert keys | {"monitoring_at", "resolved_at", "page_id", "incident_updates"} <= set(incident)
+        for update in incident["incident_updates"]:
+            keys = {"id", "status", "body", "incident_id", "created_at", "updated_at", "display_at"}
+            assert keys | {"affected_components"} <= set(update)
+            assert update["incident_id"] == incident["id"]
 
 
 def _assert_nothing_internal(*outputs: str, incident: Incident) -> None:
@@ -58,6 +80,8 @@ async def test_publish_update_resolve_shows_on_every_public_output_and_on_status
     assert {c["name"]: c["status"] for c in summary["components"]}["Checkout API"] == "partial_outage"
     assert "We are investigating failed payments." in html and "Ongoing incidents" in html
     assert "We are investigating failed payments." in atom and "[Investigating]" in atom
+    _assert_statuspage_shape(summary)
+    assert len(ElementTree.fromstring(atom).findall(f"{ATOM}entry")) == 1
 
     # 2. Internal status change and note; then a second publish carries the new status only.
     await bot.command(f"update identified {SECRETS[1]}", channel=channel)
@@ -80,7 +104,7 @@ async def test_publish_update_resolve_shows_on_every_public_output_and_on_status
     assert summary["status"]["indicator"] == "none"
     assert {c["name"]: c["status"] for c in summary["components"]}["Checkout API"] == "operational"
     assert "Past incidents" in html and "Resolved" in html and "Partial outage: Checkout API" in html
-    assert "[Resolved]" in atom and atom.count("<entry>") == 3
+    assert "[Resolved]" in atom and len(ElementTree.fromstring(atom).findall(f"{ATOM}entry")) == 3
     _assert_nothing_internal(json.dumps(summary), html, atom, incident=incident)
 
     async with bot.deps.db.session() as session:
