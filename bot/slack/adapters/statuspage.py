@@ -82,69 +82,49 @@ def _option(value: str, label: str) -> dict[str, Any]:
     return {"text": {"type": "plain_text", "text": clip(label, 75)}, "value": value}
 
 
+def _input(block_id: str, label: str, element: dict[str, Any], **extra: Any) -> Block:
+    return {
+        "type": "input",
+        "block_id": block_id,
+        "label": {"type": "plain_text", "text": label},
+        "element": {"action_id": "value", **element},
+        **extra,
+    }
+
+
+def _components_input(components: list[str], chosen: list[str]) -> Block:
+    options = [_option(c, c) for c in components[:100]]
+    element: dict[str, Any] = {"type": "multi_static_select", "options": options}
+    initial = [o for o in options if o["value"] in chosen]
+    if initial:
+        element["initial_options"] = initial
+    return _input("components", "Affected components", element, optional=True)
+
+
 def publish_modal(
     incident: Incident, *, components: list[str], impact: str, chosen: list[str], title: str, message: str
 ) -> dict[str, Any]:
     """Impact, affected components, public title and message; prefilled with the last public update."""
     impacts = [_option(i.value, IMPACT_LABELS[i.value]) for i in Impact]
+    current = next(o for o in impacts if o["value"] == impact)
     form: list[Block] = [
-        {
-            "type": "input",
-            "block_id": "impact",
-            "label": {"type": "plain_text", "text": "Impact"},
-            "element": {
-                "type": "static_select",
-                "action_id": "value",
-                "options": impacts,
-                "initial_option": next(o for o in impacts if o["value"] == impact),
-            },
-        },
+        _input("impact", "Impact", {"type": "static_select", "options": impacts, "initial_option": current})
     ]
     if components:
-        options = [_option(c, c) for c in components[:100]]
-        element: dict[str, Any] = {"type": "multi_static_select", "action_id": "value", "options": options}
-        initial = [o for o in options if o["value"] in chosen]
-        if initial:
-            element["initial_options"] = initial
-        form.append(
-            {
-                "type": "input",
-                "block_id": "components",
-                "optional": True,
-                "label": {"type": "plain_text", "text": "Affected components"},
-                "element": element,
-            }
+        form.append(_components_input(components, chosen))
+    form.append(
+        _input(
+            "title", "Public title", {"type": "plain_text_input", "max_length": 200, "initial_value": clip(title, 200)}
         )
-    form += [
-        {
-            "type": "input",
-            "block_id": "title",
-            "label": {"type": "plain_text", "text": "Public title"},
-            "element": {
-                "type": "plain_text_input",
-                "action_id": "value",
-                "max_length": 200,
-                "initial_value": clip(title, 200),
-            },
-        },
-        {
-            "type": "input",
-            "block_id": "message",
-            "label": {"type": "plain_text", "text": "Public message"},
-            "hint": {
-                "type": "plain_text",
-                "text": f"Published with the current status ({incident.status}). "
-                "Anyone can read it: no internal names, hosts or customers.",
-            },
-            "element": {
-                "type": "plain_text_input",
-                "action_id": "value",
-                "multiline": True,
-                "max_length": 3000,
-                **({"initial_value": message} if message else {}),
-            },
-        },
-    ]
+    )
+    text: dict[str, Any] = {"type": "plain_text_input", "multiline": True, "max_length": 3000}
+    if message:
+        text["initial_value"] = message
+    hint = (
+        f"Published with the current status ({incident.status}). "
+        "Anyone can read it: no internal names, hosts or customers."
+    )
+    form.append(_input("message", "Public message", text, hint={"type": "plain_text", "text": hint}))
     return {
         "type": "modal",
         "callback_id": PUBLISH_FORM,
