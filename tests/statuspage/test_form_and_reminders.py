@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
+
+import pytest
 
 from bot.clock import FakeClock
 from bot.slack.blocks import ActionId
-from bot.statuspage import service
+from bot.statuspage import flows, service
+from tests.conftest import make_settings
+from tests.fakes.slack_api import FakeSlack
 from tests.fakes.statuspage import FakeStatuspage
-from tests.harness import BotHarness
-from tests.statuspage.conftest import page_of, public
+from tests.harness import BotHarness, running_bot
+from tests.statuspage.conftest import API_KEY, CONFIG, Health, page_of, public
 
 REMINDER = "the public has heard nothing"
 
@@ -131,3 +137,35 @@ async def test_p1_incidents_are_reminded_to_publish_until_they_do(sbot: BotHarne
     clock.advance(timedelta(hours=1))
     await page.sweep()
     assert len(reminders(channel)) == 2
+
+
+async def test_a_reminder_is_sent_once_by_racing_senders_and_after_a_restart(
+    fake_slack: FakeSlack,
+    statuspage: FakeStatuspage,
+    database_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    clock: FakeClock,
+    health: Health,
+) -> None:
+    monkeypatch.setenv("STATUSPAGE_API_KEY", API_KEY)
+    settings = make_settings(
+        fake=fake_slack, database_url=database_url, tmp_path=tmp_path, config=CONFIG, statuspage_api_url=statuspage.url
+    )
+    async with running_bot(fake=fake_slack, settings=settings, clock=clock, http=health.client()) as bot:
+        incident = await bot.declare("P1 service:api Payments fail")
+        channel = incident.channel_id or ""
+        clock.advance(timedelta(minutes=16))
+        async with bot.deps.db.session() as session:
+            [row] = await service.reminders(session, incident_id=incident.id or 0)
+        sent = await asyncio.gather(*(flows.send_reminder(bot.deps, reminder_id=row.id or 0) for _ in range(3)))
+        assert sorted(sent) == [False, False, True]
+        assert len([m for m in fake_slack.messages(channel) if REMINDER in m.text]) == 1
+    # Down for the next one: the new process reminds on start, once.
+    clock.advance(timedelta(minutes=20))
+    async with running_bot(fake=fake_slack, settings=settings, clock=clock, http=health.client()) as bot:
+        await bot.settle()
+        assert len([m for m in fake_slack.messages(channel) if REMINDER in m.text]) == 2
+        async with bot.deps.db.session() as session:
+            rows = await service.reminders(session, incident_id=incident.id or 0)
+        assert [(r.seq, r.sent_at is not None) for r in rows] == [(0, True), (1, True), (2, False)]
