@@ -123,3 +123,19 @@ async def test_the_fake_refuses_what_statuspage_refuses(statuspage: FakeStatuspa
         first = await http.post(url, json=good, headers=auth)
         second = await http.post(url, json=good, headers=auth)
     assert first.status_code == 201 and second.status_code == 420
+
+
+async def test_health_warns_when_an_update_waits_for_statuspage_too_long(
+    sbot: BotHarness, statuspage: FakeStatuspage, clock: FakeClock
+) -> None:
+    statuspage.fail_next(503, times=100)
+    channel = await _public_incident(sbot)
+    await sbot.command("publish major We are investigating.", channel=channel)
+    async with httpx.AsyncClient(base_url=sbot.url) as client:
+        body = (await client.get("/health")).json()
+        assert body["checks"]["statuspage:outbox"][0]["status"] == "pass"
+        clock.advance(timedelta(minutes=11))
+        response = await client.get("/health")
+    check = response.json()["checks"]["statuspage:outbox"][0]
+    assert response.status_code == 200 and check["status"] == "warn"  # a warning: the bot itself works on
+    assert "has waited for Statuspage since" in check["output"]
