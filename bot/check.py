@@ -30,6 +30,7 @@ CHECKS: list[str] = [
     "bot.escalation.setup.check",
     "bot.ops.setup.check",
     "bot.postmortem.check.check",
+    "bot.statuspage.setup.check",
 ]
 
 # The bot token scopes manifest.yml asks for; used when the manifest is not next to the code (installed).

@@ -393,6 +393,36 @@ class Postmortem(Strict):
     templates_dir: Path | None = None
 
 
+class StatuspageTarget(Strict):
+    """Atlassian Statuspage: the page, the env var holding its API key, and service → component id."""
+
+    page_id: str = Field(min_length=1)
+    api_key_env: str = "STATUSPAGE_API_KEY"
+    components: dict[str, str] = {}
+
+
+class StatusPageConfig(Strict):
+    """The public status page: its title, public components (name → the services behind them)."""
+
+    title: str = Field(default="Service status", min_length=1, max_length=120)
+    components: dict[str, list[str]] = {}
+    # How often the page probes the services' health endpoints (stored for the 90-day bars).
+    probe_every: Duration = timedelta(minutes=1)
+    # P1/P2 incidents with no public update for this long are reminded; default reminders.status_update_every.
+    remind_every: Duration | None = None
+    statuspage: StatuspageTarget | None = None
+
+    @field_validator("components")
+    @classmethod
+    def _components(cls, components: dict[str, list[str]]) -> dict[str, list[str]]:
+        for name, services in components.items():
+            if not name.strip() or len(name) > 100:
+                raise ValueError(f"component name {name!r}: 1 to 100 characters")
+            if not services:
+                raise ValueError(f"component {name!r} names no service")
+        return components
+
+
 class BotConfig(Strict):
     channels: Channels = Channels()
     services: dict[str, Service] = {}
@@ -403,6 +433,25 @@ class BotConfig(Strict):
     alerts: Alerts = Alerts()
     postmortem: Postmortem = Postmortem()
     issue_tracker: IssueTracker | None = None
+    status_page: StatusPageConfig | None = None
+
+    @model_validator(mode="after")
+    def _status_page_services(self) -> BotConfig:
+        """A status page component (or Statuspage mapping) naming no real service would never turn red."""
+        page = self.status_page
+        if page is None:
+            return self
+        for name, services in page.components.items():
+            for service in services:
+                if service not in self.services:
+                    known = ", ".join(sorted(self.services)) or "none"
+                    raise ValueError(
+                        f"status_page.components.{name}: unknown service {service!r} (services: {known})"
+                    )
+        for service in (page.statuspage.components if page.statuspage else {}):
+            if service not in self.services:
+                raise ValueError(f"status_page.statuspage.components: unknown service {service!r}")
+        return self
 
     @field_validator("services")
     @classmethod

@@ -53,6 +53,7 @@ MODEL_MODULES = [
     "bot.alerts.models",
     "bot.archive.models",
     "bot.postmortem.models",
+    "bot.statuspage.models",
 ]
 
 # (version, description, SQL statements). Append only.

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from bot.followups.ports import IssueTracker
     from bot.incidents.access import Access
     from bot.incidents.ports import IncidentChat
+    from bot.statuspage.runtime import StatusPage
 
 
 @dataclass
@@ -44,6 +45,8 @@ class Deps:
     # `channels.archive_after`: the archive timers (None when not configured) and Slack's side of archiving.
     archiver: Archiver | None = None
     archive_chat: ArchiveChat | None = None
+    # The public status page (`status_page:` in bot.yml); None when it is not configured.
+    status_page: StatusPage | None = None
     # Filled by the domain packages' setup(deps); typed where they are defined.
     services: dict[str, Any] = field(default_factory=dict)
     # Run by the server after migration (e.g. start the scheduler, reschedule pending pages) and at shutdown.

@@ -59,6 +59,7 @@ class Settings(BaseSettings):
     public_url: str | None = None
     session_secret: SecretStr | None = None
     slack_authorize_url: str = "https://slack.com/openid/connect/authorize"
+    statuspage_api_url: str = "https://api.statuspage.io/v1"
     log_level: str = "INFO"
     log_format: str = "json"  # json | text
 

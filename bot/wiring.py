@@ -26,6 +26,7 @@ DOMAIN_SETUPS: list[str] = [
     "bot.ops.setup",
     "bot.followups.setup",
     "bot.archive.setup",
+    "bot.statuspage.setup",
 ]
 
 

@@ -29,6 +29,7 @@ USAGE: dict[str, str] = {
     "timeline": "/incident timeline",
     "postmortem": "/incident postmortem [done]",
     "playbook": "/incident playbook <id>",
+    "publish": "/incident publish [minor|major|critical] <public message>",
     "stats": "/incident stats [days]",
     "list": "/incident list",
     "oncall": "/incident oncall",
@@ -50,6 +51,8 @@ ALIASES = {
     "on-call": "oncall",
     "who": "oncall",
     "?": "help",
+    "public": "publish",
+    "statuspage": "publish",
 }
 
 # Subcommands that act on one incident (in its channel, or named with INC-<n>).
@@ -65,6 +68,7 @@ NEEDS_INCIDENT = {
     "postmortem",
     "playbook",
     "started",
+    "publish",
 }
 
 _SEVERITY_WORDS = {
@@ -181,6 +185,14 @@ class PlaybookCmd(Command):
 @dataclass(frozen=True)
 class PostmortemCmd(Command):
     done: bool = False
+
+
+@dataclass(frozen=True)
+class Publish(Command):
+    """A public status page update; `impact` is none/minor/major/critical, or None for the last one's."""
+
+    impact: str | None = None
+    message: str = ""
 
 
 @dataclass(frozen=True)
@@ -429,6 +441,25 @@ def _p_postmortem(name: str, incident: int | None, rest: list[str], _: str, know
     raise _fail("postmortem", "`/incident postmortem` drafts it again; `/incident postmortem done` marks it finished.")
 
 
+PUBLIC_IMPACTS = ("none", "minor", "major", "critical")
+
+
+def _p_publish(name: str, incident: int | None, rest: list[str], _: str, known: Known) -> Command:
+    impact = None
+    if rest and rest[0].lower().rstrip(":,") in PUBLIC_IMPACTS:
+        impact, rest = rest[0].lower().rstrip(":,"), rest[1:]
+    message = " ".join(rest).strip()
+    if not message:
+        raise _fail(
+            "publish",
+            "Write the message the public should read, e.g. `/incident publish major We are investigating "
+            "failed payments`. Internal notes are never published.",
+        )
+    if len(message) > MAX_TEXT:
+        raise _fail("publish", f"The message is {len(message)} characters; keep it under {MAX_TEXT}.")
+    return Publish(name=name, incident=incident, impact=impact, message=message)
+
+
 DEFAULT_DAYS = 30
 MAX_DAYS = 3650
 _DAYS = re.compile(r"([0-9]+)\s*(d|day|days|w|wk|week|weeks)?")
@@ -502,6 +533,7 @@ _PARSERS: dict[str, _Parser] = {
     "timeline": _p_none,
     "postmortem": _p_postmortem,
     "playbook": _p_playbook,
+    "publish": _p_publish,
     "stats": _p_stats,
     "started": _p_started,
     "list": _p_none,

@@ -24,6 +24,7 @@ class ActionId:
     RESOLVE = "incident_resolve_open"
     RETRY_SETUP = "incident_retry_setup"
     CREATE_ISSUE = "followup_create_issue"  # value: the action item's id
+    PUBLISH = "status_page_publish_open"  # the form is in bot/slack/listeners/actions/statuspage.py
 
 
 class CallbackId:
@@ -74,7 +75,8 @@ def topic(incident: Incident) -> str:
     return clip(f"{incident.severity} · {incident.status} · IC {commander} · {escape(incident.title)}", 250)
 
 
-def summary_blocks(incident: Incident, *, now: datetime) -> list[Block]:
+def summary_blocks(incident: Incident, *, now: datetime, publish: bool = False) -> list[Block]:
+    """The pinned summary; `publish` adds the *Publish update* button (status page configured, not private)."""
     status = Status(incident.status)
     fields = [
         f"*Severity*\n{severity(incident.severity)}",
@@ -108,6 +110,8 @@ def summary_blocks(incident: Incident, *, now: datetime) -> list[Block]:
         ]
         if incident.acknowledged_at is None:
             actions.insert(0, button("Acknowledge", ActionId.ACK, value, "primary"))
+        if publish and not incident.private:
+            actions.insert(-1, button("Publish update", ActionId.PUBLISH, value))
         blocks.append({"type": "actions", "block_id": "incident_actions", "elements": actions})
     blocks.append(context(f"Open for {format_duration((incident.resolved_at or now) - incident.declared_at)}"))
     return blocks

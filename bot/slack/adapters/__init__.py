@@ -14,11 +14,14 @@ from bot.slack.adapters.incidents import SlackIncidentChat
 from bot.slack.adapters.ops import SlackDirectory
 from bot.slack.adapters.playbooks import SlackPlaybookChat
 from bot.slack.adapters.postmortem import SlackPostmortemChat
+from bot.slack.adapters.statuspage import SlackPublicChat
 from bot.slack.api import UserHandles
 
 
 def attach(deps: Deps, client: AsyncWebClient) -> None:
-    deps.chat = SlackIncidentChat(client, clock=deps.clock)
+    chat = SlackIncidentChat(client, clock=deps.clock)
+    chat.publish_button = deps.status_page is not None
+    deps.chat = chat
     deps.access = Access(
         membership=SlackMembership(client), permissions=deps.settings.config.permissions, clock=deps.clock
     )
@@ -27,6 +30,8 @@ def attach(deps: Deps, client: AsyncWebClient) -> None:
     deps.services["playbook_chat"] = SlackPlaybookChat(client)
     deps.services["postmortem_chat"] = SlackPostmortemChat(client)
     deps.archive_chat = SlackArchiveChat(client)
+    if deps.status_page is not None:
+        deps.status_page.chat = SlackPublicChat(client)
     handles = UserHandles(client)
     deps.services["pager"] = SlackPager(client, handles=handles)
     deps.services["ops_directory"] = SlackDirectory(client, handles=handles)

@@ -103,6 +103,7 @@ class SlackIncidentChat:
     # setup lease (two minutes) hostage to a crawl of a giant workspace.
     LIST_PAGE = 200
     LIST_MAX_PAGES = 50
+    publish_button = False  # the summary's *Publish update*: set when the status page is configured
 
     def __init__(self, client: AsyncWebClient, *, clock: Clock) -> None:
         self.client = client
@@ -190,7 +191,7 @@ class SlackIncidentChat:
             self.client.chat_postMessage(
                 channel=incident.channel_id,
                 text=blocks.summary_text(incident),
-                blocks=blocks.summary_blocks(incident, now=self.clock.now()),
+                blocks=blocks.summary_blocks(incident, now=self.clock.now(), publish=self.publish_button),
                 unfurl_links=False,
             ),
         )
@@ -215,7 +216,7 @@ class SlackIncidentChat:
                 channel=incident.channel_id,
                 ts=incident.summary_ts,
                 text=blocks.summary_text(incident),
-                blocks=blocks.summary_blocks(incident, now=self.clock.now()),
+                blocks=blocks.summary_blocks(incident, now=self.clock.now(), publish=self.publish_button),
             ),
         )
 

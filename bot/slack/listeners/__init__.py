@@ -12,12 +12,15 @@ from bot.slack.listeners.actions import followups as followup_actions
 from bot.slack.listeners.actions import incident as incident_actions
 from bot.slack.listeners.actions import ops as ops_actions
 from bot.slack.listeners.actions import playbooks as playbook_actions
+from bot.slack.listeners.actions import statuspage as statuspage_actions
 from bot.slack.listeners.commands import incident as incident_command
 from bot.slack.listeners.commands import oncall as oncall_command
 from bot.slack.listeners.commands import ops as ops_command
 from bot.slack.listeners.commands import postmortem as postmortem_command
+from bot.slack.listeners.commands import statuspage as statuspage_command
 from bot.slack.listeners.events import timeline as timeline_events
 from bot.slack.listeners.views import incident as incident_views
+from bot.slack.listeners.views import statuspage as statuspage_views
 
 # Each module has register(app, deps). Other domains append theirs here.
 MODULES = [
@@ -35,6 +38,9 @@ MODULES = [
     ops_command,
     ops_actions,
     followup_actions,
+    statuspage_command,
+    statuspage_actions,
+    statuspage_views,
 ]
 
 

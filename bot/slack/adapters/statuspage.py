@@ -1,0 +1,142 @@
+"""The status page's `PublicChat` port with the Slack Web API: what was published, reminders, sync trouble.
+
+Also the *Publish update* form, prefilled from the last public update (never from internal notes).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.clock import format_duration
+from bot.incidents.models import Incident
+from bot.slack import blocks
+from bot.slack.api import call
+from bot.slack.text import clip, escape, user
+from bot.statuspage.models import Impact, PublicUpdate
+from bot.statuspage.ports import PublicChat
+
+Block = dict[str, Any]
+PUBLISH_FORM = "status_page_publish"  # callback id of the form; handled in listeners/views/statuspage.py
+IMPACT_LABELS = {
+    "none": "None (a notice)",
+    "minor": "Minor (degraded performance)",
+    "major": "Major (partial outage)",
+    "critical": "Critical (major outage)",
+}
+
+
+def publish_button(incident: Incident) -> Block:
+    return {
+        "type": "actions",
+        "block_id": "status_page_actions",
+        "elements": [blocks.button("Publish update", blocks.ActionId.PUBLISH, str(incident.id), "primary")],
+    }
+
+
+def published_text(incident: Incident, update: PublicUpdate) -> str:
+    where = f" · {escape(', '.join(update.components))}" if update.components else ""
+    return (
+        f"📣 {user(update.published_by)} published to the status page: *{update.status}* · {update.impact} impact"
+        f"{where}\n*{escape(update.title)}*\n>{escape(update.message)}"
+    )
+
+
+class SlackPublicChat:
+    def __init__(self, client: AsyncWebClient) -> None:
+        self.client = client
+
+    async def _post(self, incident: Incident, step: str, text: str, extra: list[Block] | None = None) -> None:
+        if not incident.channel_id:
+            return
+        body = [blocks.mrkdwn(text), *extra] if extra else None
+        await call(step, self.client.chat_postMessage(channel=incident.channel_id, text=clip(text, 3000), blocks=body))
+
+    async def post_published(self, *, incident: Incident, update: PublicUpdate) -> None:
+        await self._post(incident, "tell the channel about a publish", published_text(incident, update))
+
+    async def post_reminder(self, *, incident: Incident, since: timedelta, mention: list[str]) -> None:
+        who = " ".join(user(u) for u in mention)
+        text = (
+            f"📣 {who + ': ' if who else ''}the public has heard nothing about {incident.ref} for "
+            f"{format_duration(since)}. Publish an update for the status page (internal notes are not published)."
+        )
+        await self._post(incident, "remind the channel to publish", text, [publish_button(incident)])
+
+    async def post_sync_problem(self, *, incident: Incident, error: str, retry_in: timedelta) -> None:
+        text = (
+            f"⚠️ Atlassian Statuspage did not take the latest public update of {incident.ref}: {escape(error)}. "
+            f"It is kept and retried in {format_duration(retry_in)} (and on restart); nothing is lost."
+        )
+        await self._post(incident, "tell the channel Statuspage failed", text)
+
+    async def post_sync_recovered(self, *, incident: Incident) -> None:
+        await self._post(
+            incident, "tell the channel Statuspage caught up", "✅ Atlassian Statuspage is up to date again."
+        )
+
+
+def _option(value: str, label: str) -> dict[str, Any]:
+    return {"text": {"type": "plain_text", "text": clip(label, 75)}, "value": value}
+
+
+def _input(block_id: str, label: str, element: dict[str, Any], **extra: Any) -> Block:
+    return {
+        "type": "input",
+        "block_id": block_id,
+        "label": {"type": "plain_text", "text": label},
+        "element": {"action_id": "value", **element},
+        **extra,
+    }
+
+
+def _components_input(components: list[str], chosen: list[str]) -> Block:
+    options = [_option(c, c) for c in components[:100]]
+    element: dict[str, Any] = {"type": "multi_static_select", "options": options}
+    initial = [o for o in options if o["value"] in chosen]
+    if initial:
+        element["initial_options"] = initial
+    return _input("components", "Affected components", element, optional=True)
+
+
+def publish_modal(
+    incident: Incident, *, components: list[str], impact: str, chosen: list[str], title: str, message: str
+) -> dict[str, Any]:
+    """Impact, affected components, public title and message; prefilled with the last public update."""
+    impacts = [_option(i.value, IMPACT_LABELS[i.value]) for i in Impact]
+    current = next(o for o in impacts if o["value"] == impact)
+    form: list[Block] = [
+        _input("impact", "Impact", {"type": "static_select", "options": impacts, "initial_option": current})
+    ]
+    if components:
+        form.append(_components_input(components, chosen))
+    form.append(
+        _input(
+            "title", "Public title", {"type": "plain_text_input", "max_length": 200, "initial_value": clip(title, 200)}
+        )
+    )
+    text: dict[str, Any] = {"type": "plain_text_input", "multiline": True, "max_length": 3000}
+    if message:
+        text["initial_value"] = message
+    hint = (
+        f"Published with the current status ({incident.status}). "
+        "Anyone can read it: no internal names, hosts or customers."
+    )
+    form.append(_input("message", "Public message", text, hint={"type": "plain_text", "text": hint}))
+    return {
+        "type": "modal",
+        "callback_id": PUBLISH_FORM,
+        "private_metadata": str(incident.id),
+        "title": {"type": "plain_text", "text": clip(f"Publish {incident.ref}", 24)},
+        "submit": {"type": "plain_text", "text": "Publish"},
+        "close": {"type": "plain_text", "text": "Cancel"},
+        "blocks": form,
+    }
+
+
+if TYPE_CHECKING:
+
+    def _conforms(client: AsyncWebClient) -> PublicChat:
+        return SlackPublicChat(client)

@@ -1,0 +1,145 @@
+"""Atlassian Statuspage's REST API (v1): create and update an incident, with its components' statuses.
+
+`Authorization: OAuth <api key>`, the `{"incident": {...}}` envelope, on the shared httpx client.
+Statuspage allows about one request a second per key (over a rolling minute) and answers 420 or
+429 beyond it: requests are paced one a second, and a 420/429 waits (Retry-After, else a doubling
+back-off) and tries again a few times before giving up to the outbox, which retries later.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+log = logging.getLogger(__name__)
+
+THROTTLED = {420, 429}
+
+
+class StatuspageError(Exception):
+    """A call that did not go through; `transient` when trying again later may work."""
+
+    def __init__(self, message: str, *, status: int | None = None, transient: bool = True) -> None:
+        super().__init__(message)
+        self.status = status
+        self.transient = transient
+
+
+@dataclass(frozen=True)
+class IncidentChange:
+    """One incident update as Statuspage takes it."""
+
+    name: str
+    status: str  # investigating | identified | monitoring | resolved
+    body: str
+    impact: str  # none | minor | major | critical
+    components: dict[str, str]  # component id -> component status
+
+    def envelope(self) -> dict[str, Any]:
+        return {
+            "incident": {
+                "name": self.name,
+                "status": self.status,
+                "body": self.body,
+                "impact_override": self.impact,
+                "component_ids": list(self.components),
+                "components": dict(self.components),
+                "deliver_notifications": True,
+            }
+        }
+
+
+class Statuspage:
+    """A client for one page. One instance per process, so its pacing covers every call it makes."""
+
+    def __init__(
+        self,
+        *,
+        http: httpx.AsyncClient,
+        base_url: str,
+        page_id: str,
+        api_key: str,
+        min_interval: float = 1.0,
+        retries: int = 4,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        timer: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.http = http
+        self.base = base_url.rstrip("/")
+        self.page_id = page_id
+        self.api_key = api_key
+        self.min_interval = min_interval
+        self.retries = retries
+        self.sleep = sleep
+        self.timer = timer
+        self._lock = asyncio.Lock()
+        self._last: float | None = None
+
+    async def create_incident(self, change: IncidentChange) -> str:
+        body = await self._call("POST", f"/pages/{self.page_id}/incidents", change.envelope())
+        incident_id = body.get("id") if isinstance(body, dict) else None
+        if not incident_id:
+            raise StatuspageError("Statuspage created the incident but returned no id", transient=False)
+        return str(incident_id)
+
+    async def update_incident(self, incident_id: str, change: IncidentChange) -> None:
+        await self._call("PATCH", f"/pages/{self.page_id}/incidents/{incident_id}", change.envelope())
+
+    async def _call(self, method: str, path: str, payload: dict[str, Any]) -> Any:
+        delay = 1.0
+        for attempt in range(self.retries + 1):
+            response = await self._paced(method, path, payload)
+            if response.status_code in THROTTLED and attempt < self.retries:
+                wait = _retry_after(response) or delay
+                log.warning("Statuspage throttled us (%s); trying again in %.1f s", response.status_code, wait)
+                await self.sleep(wait)
+                delay = min(delay * 2, 30.0)
+                continue
+            return _result(response)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _paced(self, method: str, path: str, payload: dict[str, Any]) -> httpx.Response:
+        """One request at a time, at least `min_interval` apart (Statuspage's 1 request/second)."""
+        async with self._lock:
+            if self._last is not None:
+                wait = self._last + self.min_interval - self.timer()
+                if wait > 0:
+                    await self.sleep(wait)
+            try:
+                return await self.http.request(
+                    method,
+                    self.base + path,
+                    json=payload,
+                    headers={"Authorization": f"OAuth {self.api_key}", "Accept": "application/json"},
+                    timeout=httpx.Timeout(15.0),
+                )
+            except httpx.HTTPError as exc:
+                raise StatuspageError(f"Statuspage unreachable: {type(exc).__name__}") from exc
+            finally:
+                self._last = self.timer()
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("Retry-After", "")
+    try:
+        return min(max(float(value), 0.0), 60.0)
+    except ValueError:
+        return None
+
+
+def _result(response: httpx.Response) -> Any:
+    status = response.status_code
+    if 200 <= status < 300:
+        try:
+            return response.json()
+        except ValueError:
+            return {}
+    detail = response.text[:200].strip()
+    transient = status >= 500 or status in THROTTLED or status == 408
+    raise StatuspageError(f"Statuspage answered {status}: {detail}", status=status, transient=transient)

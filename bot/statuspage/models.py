@@ -1,0 +1,154 @@
+"""What the status page is built from: public updates, daily component health, and two kinds of timer row.
+
+Public updates are a table of their own, never derived from the timeline: only what someone
+published on purpose is public. Health is kept as one row per component and UTC day (counters of
+probes by outcome), so the 90-day bars are 90 rows per component however often the page probes.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import JSON, Column, Index, text
+from sqlmodel import Field, SQLModel
+
+from bot.config import Severity
+from bot.db import UTCDateTime
+from bot.escalation.models import TimerRow
+
+
+class Impact(StrEnum):
+    """Statuspage's incident impact, in order of badness."""
+
+    NONE = "none"
+    MINOR = "minor"
+    MAJOR = "major"
+    CRITICAL = "critical"
+
+    @property
+    def rank(self) -> int:
+        return list(Impact).index(self)
+
+    @property
+    def component_status(self) -> ComponentStatus:
+        return {
+            "none": ComponentStatus.OPERATIONAL,
+            "minor": ComponentStatus.DEGRADED,
+            "major": ComponentStatus.PARTIAL,
+            "critical": ComponentStatus.MAJOR,
+        }[self.value]
+
+    @classmethod
+    def for_severity(cls, severity: str) -> Impact:
+        """The impact a first publish gets when nobody says: P1 critical, P2 major, else minor."""
+        return {Severity.P1: cls.CRITICAL, Severity.P2: cls.MAJOR}.get(Severity(severity), cls.MINOR)
+
+
+class ComponentStatus(StrEnum):
+    """Statuspage's component statuses (`under_maintenance` is never set by the bot)."""
+
+    OPERATIONAL = "operational"
+    DEGRADED = "degraded_performance"
+    PARTIAL = "partial_outage"
+    MAJOR = "major_outage"
+
+    @property
+    def rank(self) -> int:
+        return list(ComponentStatus).index(self)
+
+    @property
+    def label(self) -> str:
+        return {
+            "operational": "Operational",
+            "degraded_performance": "Degraded performance",
+            "partial_outage": "Partial outage",
+            "major_outage": "Major outage",
+        }[self.value]
+
+
+def _when(*, nullable: bool = True) -> Any:
+    return Field(default=None, sa_type=UTCDateTime(), nullable=nullable)  # type: ignore[call-overload]
+
+
+PUBLIC_STATUSES = ("investigating", "identified", "monitoring", "resolved")
+
+
+class PublicUpdate(SQLModel, table=True):
+    """One update published on purpose: what the public sees, who published it and when."""
+
+    __tablename__ = "status_page_updates"
+    __table_args__ = (Index("ix_status_page_updates_incident", "incident_id", "id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    incident_id: int = Field(foreign_key="incidents.id")
+    title: str = Field(max_length=200)  # the public incident's name as of this update
+    status: str = Field(max_length=20)  # investigating | identified | monitoring | resolved
+    impact: str = Field(max_length=20)  # Impact
+    components: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    message: str = Field(max_length=3000)
+    published_by: str = Field(max_length=100)
+    published_at: datetime = _when(nullable=False)
+
+
+class ComponentDay(SQLModel, table=True):
+    """Probe counts of one public component on one UTC day, and the latest probe's outcome."""
+
+    __tablename__ = "status_page_component_days"
+    __table_args__ = (Index("ux_status_page_component_day", "component", "day", unique=True),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    component: str = Field(max_length=100)
+    day: date
+    probes: int = 0
+    degraded: int = 0
+    down: int = 0
+    last_status: str = Field(default=ComponentStatus.OPERATIONAL, max_length=30)
+    last_at: datetime = _when(nullable=False)
+
+
+_PENDING = text("sent_at IS NULL AND cancelled_at IS NULL")
+
+
+class PublicReminder(TimerRow, table=True):
+    """A nudge to publish: an open P1/P2 incident has had no public update for the reminder interval."""
+
+    __tablename__ = "status_page_reminders"
+    __table_args__ = (
+        Index("ux_status_page_reminders_seq", "incident_id", "seq", unique=True),
+        Index("ix_status_page_reminders_due", "due_at", sqlite_where=_PENDING, postgresql_where=_PENDING),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    incident_id: int = Field(foreign_key="incidents.id")
+    seq: int = 0
+
+
+class StatuspageSync(TimerRow, table=True):
+    """The outbox: one public update still to send to Atlassian Statuspage (sent in order per incident).
+
+    A row is written in the publish's own transaction, so an update is never lost to a crash or an
+    outage at Statuspage; failures are retried with a growing back-off until it is accepted.
+    """
+
+    __tablename__ = "statuspage_outbox"
+    __table_args__ = (
+        Index("ux_statuspage_outbox_update", "update_id", unique=True),
+        Index("ix_statuspage_outbox_due", "due_at", sqlite_where=_PENDING, postgresql_where=_PENDING),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    incident_id: int = Field(foreign_key="incidents.id")
+    update_id: int = Field(foreign_key="status_page_updates.id")
+    told_failure: bool = False  # the channel heard that this update is not on Statuspage yet
+
+
+class StatuspageIncident(SQLModel, table=True):
+    """Our incident ↔ the incident on Atlassian Statuspage, once the first update created it."""
+
+    __tablename__ = "statuspage_incidents"
+
+    incident_id: int = Field(foreign_key="incidents.id", primary_key=True)
+    external_id: str = Field(max_length=100)
+    created_at: datetime = _when(nullable=False)

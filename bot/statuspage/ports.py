@@ -1,0 +1,28 @@
+"""What the status page's flows need from a chat platform; Slack implements it in
+`bot/slack/adapters/statuspage.py`. Every method raises `bot.exceptions.ChatError` on failure."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Protocol
+
+from bot.incidents.models import Incident
+from bot.statuspage.models import PublicUpdate
+
+
+class PublicChat(Protocol):
+    async def post_published(self, *, incident: Incident, update: PublicUpdate) -> None:
+        """Tell the incident channel what was published, and by whom."""
+        ...
+
+    async def post_reminder(self, *, incident: Incident, since: timedelta, mention: list[str]) -> None:
+        """Remind the channel that the public has heard nothing for `since`, with a Publish button."""
+        ...
+
+    async def post_sync_problem(self, *, incident: Incident, error: str, retry_in: timedelta) -> None:
+        """Statuspage refused or could not be reached: say so, and that it is retried."""
+        ...
+
+    async def post_sync_recovered(self, *, incident: Incident) -> None:
+        """The updates that were waiting are on Statuspage now."""
+        ...

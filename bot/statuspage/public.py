@@ -1,0 +1,230 @@
+"""The public view of the status page, from stored rows: components now, 90 daily bars, incidents.
+
+Pure functions (no database, no I/O): `snapshot.build` feeds them rows, the HTML page, the Atom
+feed and summary.json all render what they return. Only `PublicUpdate` rows and component health
+days reach here, never an incident's internal fields beyond its open/resolved state.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+
+from bot.clock import utc
+from bot.incidents.models import Incident
+from bot.statuspage.models import ComponentDay, ComponentStatus, Impact, PublicUpdate
+
+DAYS = 90
+INDICATOR = {
+    ComponentStatus.OPERATIONAL: Impact.NONE,
+    ComponentStatus.DEGRADED: Impact.MINOR,
+    ComponentStatus.PARTIAL: Impact.MAJOR,
+    ComponentStatus.MAJOR: Impact.CRITICAL,
+}
+DESCRIPTION = {
+    Impact.NONE: "All Systems Operational",
+    Impact.MINOR: "Minor Service Outage",
+    Impact.MAJOR: "Partial System Outage",
+    Impact.CRITICAL: "Major Service Outage",
+}
+
+
+def public_id(kind: str, value: object) -> str:
+    """A stable id that does not give away internal numbers (how many incidents, private ones included)."""
+    return hashlib.sha256(f"{kind}:{value}".encode()).hexdigest()[:12]
+
+
+@dataclass(frozen=True)
+class Bar:
+    day: date
+    status: ComponentStatus | None  # None: nothing known that day
+    probes: int
+    failed: int
+    incidents: tuple[str, ...] = ()
+
+    @property
+    def css(self) -> str:
+        return "none" if self.status is None else self.status.value
+
+    @property
+    def tooltip(self) -> str:
+        what = "No data" if self.status is None else self.status.label
+        parts = [f"{self.day:%d %b %Y}: {what}"]
+        if self.probes:
+            parts.append(f"{self.probes} checks, {self.failed} failed")
+        parts += list(self.incidents)
+        return " · ".join(parts)
+
+
+@dataclass(frozen=True)
+class Component:
+    id: str
+    name: str
+    position: int
+    status: ComponentStatus
+    bars: tuple[Bar, ...]
+    uptime: float | None  # share of checks that passed over the 90 days
+
+
+@dataclass
+class PublicIncident:
+    id: str
+    name: str
+    status: str
+    impact: Impact
+    updates: list[PublicUpdate]  # oldest first
+    resolved_at: datetime | None
+    components: list[str] = field(default_factory=list)
+
+    @property
+    def is_open(self) -> bool:
+        return self.status != "resolved"
+
+    @property
+    def started_at(self) -> datetime:
+        return utc(self.updates[0].published_at)
+
+    @property
+    def updated_at(self) -> datetime:
+        return utc(self.updates[-1].published_at)
+
+    def first_at(self, status: str) -> datetime | None:
+        return next((utc(u.published_at) for u in self.updates if u.status == status), None)
+
+    def active_on(self, day: date, now: datetime) -> bool:
+        end = self.resolved_at or now
+        return self.started_at.date() <= day <= end.date()
+
+
+@dataclass(frozen=True)
+class View:
+    title: str
+    now: datetime
+    status: Impact
+    description: str
+    components: list[Component]
+    open: list[PublicIncident]
+    history: list[PublicIncident]
+
+
+def incidents_of(rows: Sequence[tuple[Incident, PublicUpdate]]) -> list[PublicIncident]:
+    grouped: dict[int, list[PublicUpdate]] = defaultdict(list)
+    for incident, update in rows:
+        grouped[incident.id or 0].append(update)
+    out = []
+    for number, updates in grouped.items():
+        last = updates[-1]
+        resolved = next((utc(u.published_at) for u in updates if u.status == "resolved"), None)
+        out.append(
+            PublicIncident(
+                id=public_id("incident", number),
+                name=last.title,
+                status=last.status,
+                impact=Impact(last.impact),
+                updates=updates,
+                resolved_at=resolved,
+                components=list(last.components),
+            )
+        )
+    return sorted(out, key=lambda i: i.updated_at, reverse=True)
+
+
+def _probe_status(day: ComponentDay | None) -> ComponentStatus | None:
+    if day is None or day.probes == 0:
+        return None
+    if day.down * 4 >= day.probes:
+        return ComponentStatus.MAJOR
+    if day.down:
+        return ComponentStatus.PARTIAL
+    if day.degraded:
+        return ComponentStatus.DEGRADED
+    return ComponentStatus.OPERATIONAL
+
+
+def _worst(*statuses: ComponentStatus | None) -> ComponentStatus | None:
+    known = [s for s in statuses if s is not None]
+    return max(known, key=lambda s: s.rank) if known else None
+
+
+def _incident_status(incident: PublicIncident, component: str) -> ComponentStatus | None:
+    impacts = [Impact(u.impact) for u in incident.updates if component in u.components and u.status != "resolved"]
+    return max(impacts, key=lambda i: i.rank).component_status if impacts else None
+
+
+def _status_now(incident: PublicIncident, component: str) -> ComponentStatus | None:
+    last = incident.updates[-1]
+    return Impact(last.impact).component_status if component in last.components else None
+
+
+def component_view(
+    name: str,
+    position: int,
+    days: dict[date, ComponentDay],
+    incidents: list[PublicIncident],
+    now: datetime,
+    stale_after: timedelta,
+) -> Component:
+    bars = []
+    for offset in range(DAYS - 1, -1, -1):
+        day = (now - timedelta(days=offset)).date()
+        touching = [i for i in incidents if i.active_on(day, now) and _incident_status(i, name) is not None]
+        from_incidents = _worst(*(_incident_status(i, name) for i in touching))
+        row = days.get(day)
+        bars.append(
+            Bar(
+                day=day,
+                status=_worst(_probe_status(row), from_incidents),
+                probes=row.probes if row else 0,
+                failed=row.down if row else 0,
+                incidents=tuple(i.name for i in touching),
+            )
+        )
+    latest = max(days.values(), key=lambda d: d.day, default=None)
+    probed = None
+    if latest is not None and utc(latest.last_at) >= now - stale_after:
+        probed = ComponentStatus(latest.last_status)
+    published = _worst(*(_status_now(i, name) for i in incidents if i.is_open))
+    probes = sum(d.probes for d in days.values())
+    uptime = None if not probes else 1 - sum(d.down for d in days.values()) / probes
+    return Component(
+        id=public_id("component", name),
+        name=name,
+        position=position,
+        status=_worst(probed, published) or ComponentStatus.OPERATIONAL,
+        bars=tuple(bars),
+        uptime=uptime,
+    )
+
+
+def view(
+    *,
+    title: str,
+    components: Sequence[str],
+    rows: Sequence[tuple[Incident, PublicUpdate]],
+    days: Sequence[ComponentDay],
+    now: datetime,
+    stale_after: timedelta,
+) -> View:
+    incidents = incidents_of(rows)
+    by_component: dict[str, dict[date, ComponentDay]] = defaultdict(dict)
+    for day in days:
+        by_component[day.component][day.day] = day
+    comps = [
+        component_view(name, n + 1, by_component.get(name, {}), incidents, now, stale_after)
+        for n, name in enumerate(components)
+    ]
+    open_incidents = [i for i in incidents if i.is_open]
+    levels = [INDICATOR[c.status] for c in comps] + [i.impact for i in open_incidents]
+    status = max(levels, key=lambda i: i.rank, default=Impact.NONE)
+    return View(
+        title=title,
+        now=now,
+        status=status,
+        description=DESCRIPTION[status],
+        components=comps,
+        open=open_incidents,
+        history=[i for i in incidents if not i.is_open],
+    )

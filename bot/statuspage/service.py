@@ -1,0 +1,258 @@
+"""Public updates, component health days and the status page's timers, in the database.
+
+Keyword-only functions on an `AsyncSession`. A publish writes its update, its timeline event and
+(when Atlassian Statuspage is configured) its outbox row in one transaction: all or nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+from sqlalchemy import func, update
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import col, or_, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.clock import utc
+from bot.exceptions import InvalidState
+from bot.incidents.models import Incident, Status
+from bot.statuspage import timers
+from bot.statuspage.models import (
+    ComponentDay,
+    ComponentStatus,
+    PublicReminder,
+    PublicUpdate,
+    StatuspageIncident,
+    StatuspageSync,
+)
+from bot.timeline import service as timeline
+
+PUBLISH_KIND = "public_update"  # the timeline kind of a publish
+HISTORY_DAYS = 90
+
+
+@dataclass(frozen=True)
+class Draft:
+    """What one publish says, with every default already settled by the flow."""
+
+    title: str
+    status: str
+    impact: str
+    components: list[str]
+    message: str
+
+
+async def last_update(session: AsyncSession, *, incident_id: int) -> PublicUpdate | None:
+    query = select(PublicUpdate).where(PublicUpdate.incident_id == incident_id).order_by(col(PublicUpdate.id).desc())
+    return (await session.exec(query.limit(1))).first()
+
+
+async def updates(session: AsyncSession, *, incident_id: int) -> list[PublicUpdate]:
+    query = select(PublicUpdate).where(PublicUpdate.incident_id == incident_id).order_by(col(PublicUpdate.id))
+    return list((await session.exec(query)).all())
+
+
+async def add_update(
+    session: AsyncSession, *, incident: Incident, draft: Draft, actor: str, now: datetime, sync: bool
+) -> PublicUpdate:
+    """The update, its timeline event (who published what), and its Statuspage outbox row; one commit."""
+    assert incident.id is not None
+    if draft.status != Status.RESOLVED:
+        # Re-read in this transaction: a resolve committed since the flow looked must not be followed by
+        # an update that reopens the public incident.
+        current = await session.get(Incident, incident.id, populate_existing=True)
+        if current is None or not current.is_open:
+            raise InvalidState(f"{incident.ref} was resolved meanwhile; resolving it published the resolution.")
+    row = PublicUpdate(
+        incident_id=incident.id,
+        title=draft.title,
+        status=draft.status,
+        impact=draft.impact,
+        components=list(draft.components),
+        message=draft.message,
+        published_by=actor,
+        published_at=now,
+    )
+    session.add(row)
+    await session.flush()
+    assert row.id is not None
+    timeline.add(
+        session,
+        incident_id=incident.id,
+        kind=PUBLISH_KIND,
+        at=now,
+        actor=actor,
+        text=draft.message,
+        key=True,
+        data={
+            "update_id": row.id,
+            "title": draft.title,
+            "status": draft.status,
+            "impact": draft.impact,
+            "components": list(draft.components),
+        },
+    )
+    if sync:
+        session.add(StatuspageSync(incident_id=incident.id, update_id=row.id, due_at=now, created_at=now))
+    await session.commit()
+    await session.refresh(row)
+    return row
+
+
+async def public_rows(session: AsyncSession, *, now: datetime) -> list[tuple[Incident, PublicUpdate]]:
+    """Every update of every public incident that is open or was resolved in the last 90 days.
+
+    Private incidents are left out here, in the query, whatever their updates say: an incident
+    made private after it was published disappears from the page at the next rebuild.
+    """
+    since = now - timedelta(days=HISTORY_DAYS)
+    query = (
+        select(Incident, PublicUpdate)
+        .join(PublicUpdate, col(PublicUpdate.incident_id) == col(Incident.id))
+        .where(
+            col(Incident.private).is_(False),
+            or_(col(Incident.status) != Status.RESOLVED, col(Incident.resolved_at) >= since),
+        )
+        .order_by(col(Incident.id), col(PublicUpdate.id))
+    )
+    return [(incident, row) for incident, row in (await session.exec(query)).all()]
+
+
+# --- component health -----------------------------------------------------------------------
+
+
+async def record_probe(session: AsyncSession, *, component: str, status: ComponentStatus, at: datetime) -> None:
+    """Count one probe on the component's day (an UPDATE, or the day's first INSERT; a race retries)."""
+    day = utc(at).date()
+    bad = {
+        "degraded": int(status in (ComponentStatus.DEGRADED, ComponentStatus.PARTIAL)),
+        "down": int(status is ComponentStatus.MAJOR),
+    }
+    for _ in range(2):
+        result = await session.exec(  # type: ignore[call-overload]
+            update(ComponentDay)
+            .where(col(ComponentDay.component) == component, col(ComponentDay.day) == day)
+            .values(
+                probes=col(ComponentDay.probes) + 1,
+                degraded=col(ComponentDay.degraded) + bad["degraded"],
+                down=col(ComponentDay.down) + bad["down"],
+                last_status=status.value,
+                last_at=at,
+            )
+        )
+        if result.rowcount:
+            await session.commit()
+            return
+        session.add(ComponentDay(component=component, day=day, probes=1, last_status=status.value, last_at=at, **bad))
+        try:
+            await session.commit()
+            return
+        except IntegrityError:
+            await session.rollback()  # another replica wrote the day's first probe: count on top of it
+
+
+async def component_days(session: AsyncSession, *, since: date) -> list[ComponentDay]:
+    query = select(ComponentDay).where(col(ComponentDay.day) >= since).order_by(col(ComponentDay.day))
+    return list((await session.exec(query)).all())
+
+
+# --- reminders to publish --------------------------------------------------------------------
+
+
+async def plan_reminder(session: AsyncSession, *, incident_id: int, due_at: datetime, now: datetime) -> PublicReminder:
+    """One pending reminder per incident: the existing one, or a new one due at `due_at`."""
+    pending = await session.exec(
+        select(PublicReminder).where(PublicReminder.incident_id == incident_id, *timers.pending(PublicReminder))
+    )
+    found = pending.first()
+    if found is not None:
+        return found
+    current = (
+        await session.exec(select(func.max(PublicReminder.seq)).where(PublicReminder.incident_id == incident_id))
+    ).one()
+    row = PublicReminder(
+        incident_id=incident_id, seq=0 if current is None else int(current) + 1, due_at=due_at, created_at=now
+    )
+    session.add(row)
+    try:
+        await session.commit()
+    except IntegrityError:
+        await session.rollback()  # another replica planned it
+        again = await session.exec(
+            select(PublicReminder).where(PublicReminder.incident_id == incident_id, *timers.pending(PublicReminder))
+        )
+        return again.one()
+    return row
+
+
+async def defer_reminder(session: AsyncSession, *, reminder_id: int, token: str, due_at: datetime) -> bool:
+    """Someone published since it was planned: move it instead of sending."""
+    result = await session.exec(  # type: ignore[call-overload]
+        update(PublicReminder)
+        .where(*timers.held(PublicReminder, reminder_id, token))
+        .values(due_at=due_at, claim_token=None, claimed_at=None, claim_expires_at=None)
+    )
+    await session.commit()
+    return bool(result.rowcount == 1)
+
+
+async def cancel_reminders(session: AsyncSession, *, incident_id: int, now: datetime, reason: str) -> int:
+    result = await session.exec(  # type: ignore[call-overload]
+        update(PublicReminder)
+        .where(col(PublicReminder.incident_id) == incident_id, *timers.pending(PublicReminder))
+        .values(cancelled_at=now, cancel_reason=reason[:200])
+    )
+    await session.commit()
+    return int(result.rowcount or 0)
+
+
+async def reminders(session: AsyncSession, *, incident_id: int) -> list[PublicReminder]:
+    query = select(PublicReminder).where(PublicReminder.incident_id == incident_id)
+    return list((await session.exec(query.order_by(col(PublicReminder.seq)))).all())
+
+
+async def open_incidents_without_reminder(session: AsyncSession) -> list[Incident]:
+    has = select(PublicReminder.id).where(PublicReminder.incident_id == Incident.id, *timers.pending(PublicReminder))
+    query = select(Incident).where(Incident.status != Status.RESOLVED, col(Incident.private).is_(False), ~has.exists())
+    return list((await session.exec(query)).all())
+
+
+# --- the Statuspage outbox ------------------------------------------------------------------
+
+
+async def due_syncs(session: AsyncSession, *, now: datetime) -> list[int]:
+    """Outbox rows to send now: of each incident only its oldest pending row, so updates go in order."""
+    oldest = (
+        select(func.min(StatuspageSync.id))
+        .where(*timers.pending(StatuspageSync))
+        .group_by(col(StatuspageSync.incident_id))
+    )
+    query = (
+        select(StatuspageSync.id)
+        .where(col(StatuspageSync.id).in_(oldest), *timers.claimable(StatuspageSync, now))
+        .order_by(col(StatuspageSync.id))
+    )
+    return [row_id for row_id in (await session.exec(query)).all() if row_id is not None]
+
+
+async def external_id(session: AsyncSession, *, incident_id: int) -> str | None:
+    row = await session.get(StatuspageIncident, incident_id)
+    return None if row is None else row.external_id
+
+
+async def save_external_id(session: AsyncSession, *, incident_id: int, external: str, now: datetime) -> None:
+    session.add(StatuspageIncident(incident_id=incident_id, external_id=external, created_at=now))
+    await session.commit()
+
+
+async def syncs(session: AsyncSession, *, incident_id: int) -> list[StatuspageSync]:
+    query = select(StatuspageSync).where(StatuspageSync.incident_id == incident_id)
+    return list((await session.exec(query.order_by(col(StatuspageSync.id)))).all())
+
+
+async def oldest_pending_sync(session: AsyncSession) -> datetime | None:
+    """When the oldest update still waiting for Statuspage was published (for /health)."""
+    query = select(func.min(StatuspageSync.created_at)).where(*timers.pending(StatuspageSync))
+    value = (await session.exec(query)).one()  # type: ignore[call-overload]
+    return None if value is None else utc(value)

@@ -1,0 +1,102 @@
+"""Plugs the status page in: its routes, signal handlers (declare, severity, resolve), timers, `check`."""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+from typing import Any
+
+from bot.deps import Deps
+from bot.settings import Settings
+from bot.signals import IncidentDeclared, IncidentResolved, IncidentSeverityChanged
+from bot.statuspage import flows, service, web
+from bot.statuspage.runtime import StatusPage
+
+# Past the first few back-offs (30 s, 1, 2, 5 min): Statuspage is down or refuses us, not just slow.
+OUTBOX_WARNING = timedelta(minutes=10)
+
+
+def setup(deps: Deps) -> None:
+    config = deps.settings.config.status_page
+    if config is None:
+        return
+    page = StatusPage.from_deps(deps, config)
+    deps.status_page = page
+    deps.services.setdefault("http_routes", []).extend(web.routes(page))
+    background = deps.background
+
+    async def on_declared(event: IncidentDeclared) -> None:
+        background.spawn(
+            flows.plan_reminder(deps, incident_id=event.incident_id), f"plan INC-{event.incident_id}'s publish reminder"
+        )
+
+    async def on_severity(event: IncidentSeverityChanged) -> None:
+        background.spawn(
+            flows.plan_reminder(deps, incident_id=event.incident_id),
+            f"re-plan INC-{event.incident_id}'s publish reminder",
+        )
+
+    async def on_resolved(event: IncidentResolved) -> None:
+        background.spawn(
+            flows.incident_resolved(deps, incident_id=event.incident_id, actor=event.actor),
+            f"publish INC-{event.incident_id}'s resolution",
+        )
+
+    deps.bus.subscribe(IncidentDeclared, on_declared)
+    deps.bus.subscribe(IncidentSeverityChanged, on_severity)
+    deps.bus.subscribe(IncidentResolved, on_resolved)
+
+    async def start() -> None:
+        await page.refresh()  # the first reader never waits for a build
+        await page.start()
+
+    deps.on_start.append(start)
+    deps.on_stop.append(page.stop)
+    if page.syncing:
+        deps.services.setdefault("health_probes", {})["statuspage:outbox"] = lambda: outbox_health(deps)
+
+
+async def outbox_health(deps: Deps) -> dict[str, Any]:
+    """/health warns (never fails: the bot works on) when an update has waited for Statuspage too long."""
+    now = deps.clock.now()
+    check: dict[str, Any] = {"status": "pass", "time": now.isoformat()}
+    async with deps.db.session() as session:
+        oldest = await service.oldest_pending_sync(session)
+    if oldest is not None and now - oldest > OUTBOX_WARNING:
+        check.update(
+            status="warn", output=f"a public update has waited for Statuspage since {oldest:%Y-%m-%d %H:%M} UTC"
+        )
+    return check
+
+
+def check(settings: Settings) -> tuple[list[str], list[str], list[str]]:
+    """For `python -m bot check`: the component names were checked when bot.yml loaded; here, the rest."""
+    page = settings.config.status_page
+    if page is None:
+        return [], [], []
+    errors: list[str] = []
+    warnings: list[str] = []
+    services = settings.config.services
+    for name, members in page.components.items():
+        unprobed = [s for s in members if not services[s].health_url]
+        if unprobed:
+            warnings.append(
+                f"status_page.components.{name}: {', '.join(unprobed)} has no health_url, so only published "
+                "incidents colour its bars"
+            )
+    target = page.statuspage
+    if target is not None:
+        if not os.environ.get(target.api_key_env, "").strip():
+            errors.append(
+                f"status_page.statuspage: environment variable {target.api_key_env} (the Statuspage API key) is not set"
+            )
+        mapped = {s for members in page.components.values() for s in members}
+        for service in sorted(mapped - set(target.components)):
+            warnings.append(
+                f"status_page.statuspage.components: service {service!r} has no Statuspage component id; "
+                "its status is not set on Statuspage"
+            )
+    notes = [f"status page: {len(page.components)} component(s) at /status-page"]
+    if target is not None:
+        notes.append(f"Atlassian Statuspage: page {target.page_id}, {len(target.components)} component id(s)")
+    return errors, warnings, notes

@@ -1,0 +1,172 @@
+"""The status page as bytes: HTML, summary.json and the Atom feed, each with its ETag, built at once.
+
+Built off the event loop (`asyncio.to_thread`) from rows read beforehand; served as is to every
+reader until the next rebuild. Jinja2 autoescapes the HTML and the feed, so a published message
+can hold `<script>` and is shown as text.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+from bot.config import StatusPageConfig
+from bot.incidents.models import Incident
+from bot.statuspage.models import ComponentDay, Impact, PublicUpdate
+from bot.statuspage.public import PublicIncident, View, public_id, view
+
+HERE = Path(__file__).resolve().parent
+CSS = (HERE / "static" / "status.css").read_bytes()
+PAGE_ID = public_id("page", "status")
+BASE = "/status-page"
+FEED_ENTRIES = 50
+
+_env = Environment(
+    loader=FileSystemLoader(HERE / "templates"),
+    autoescape=select_autoescape(["html", "xml", "j2"], default=True),
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+
+
+@dataclass(frozen=True)
+class Body:
+    data: bytes
+    etag: str
+    content_type: str
+    gzipped: bytes  # compressed once per rebuild, not per reader
+    gzip_etag: str
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    built_at: datetime
+    last_modified: str  # HTTP date
+    html: Body
+    summary: Body
+    atom: Body
+    css: Body
+    view: View
+
+
+def _body(data: bytes, content_type: str) -> Body:
+    digest = hashlib.sha256(data).hexdigest()[:32]
+    return Body(
+        data=data,
+        etag=f'"{digest}"',
+        content_type=content_type,
+        gzipped=gzip.compress(data, compresslevel=6, mtime=0),
+        gzip_etag=f'"{digest}-gz"',  # another representation, another strong ETag
+    )
+
+
+def iso(when: datetime | None) -> str | None:
+    return None if when is None else when.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def _update_json(incident: PublicIncident, update: PublicUpdate, names: dict[str, str]) -> dict[str, Any]:
+    when = iso(update.published_at)
+    resolved = update.status == "resolved"
+    new_status = "operational" if resolved else Impact(update.impact).component_status.value
+    return {
+        "id": public_id("update", update.id),
+        "status": update.status,
+        "body": update.message,
+        "incident_id": incident.id,
+        "created_at": when,
+        "updated_at": when,
+        "display_at": when,
+        "affected_components": [
+            {"code": names[c], "name": c, "new_status": new_status} for c in update.components if c in names
+        ],
+    }
+
+
+def summary(v: View) -> dict[str, Any]:
+    """Atlassian Statuspage's public `/api/v2/summary.json`: unresolved incidents only, as there."""
+    names = {c.name: c.id for c in v.components}
+    stamp = iso(v.now)
+    return {
+        "page": {"id": PAGE_ID, "name": v.title, "url": BASE, "time_zone": "Etc/UTC", "updated_at": stamp},
+        "status": {"indicator": v.status.value, "description": v.description},
+        "components": [
+            {
+                "id": c.id,
+                "name": c.name,
+                "status": c.status.value,
+                "position": c.position,
+                "description": None,
+                "group_id": None,
+                "group": False,
+                "only_show_if_degraded": False,
+                "showcase": True,
+                "created_at": None,
+                "updated_at": stamp,
+            }
+            for c in v.components
+        ],
+        "incidents": [
+            {
+                "id": i.id,
+                "name": i.name,
+                "status": i.status,
+                "impact": i.impact.value,
+                "shortlink": f"{BASE}#incident-{i.id}",
+                "created_at": iso(i.started_at),
+                "updated_at": iso(i.updated_at),
+                "started_at": iso(i.started_at),
+                "monitoring_at": iso(i.first_at("monitoring")),
+                "resolved_at": iso(i.resolved_at),
+                "page_id": PAGE_ID,
+                "incident_updates": [_update_json(i, u, names) for u in reversed(i.updates)],
+                "components": [{"id": names[c], "name": c} for c in i.components if c in names],
+            }
+            for i in v.open
+        ],
+        "scheduled_maintenances": [],
+    }
+
+
+def _feed_entries(v: View) -> list[dict[str, Any]]:
+    pairs = [(incident, update) for incident in [*v.open, *v.history] for update in incident.updates]
+    pairs.sort(key=lambda pair: (pair[1].published_at, pair[1].id or 0), reverse=True)
+    return [{"incident": i, "change": u, "when": u.published_at} for i, u in pairs[:FEED_ENTRIES]]
+
+
+def build(
+    *,
+    config: StatusPageConfig,
+    rows: Sequence[tuple[Incident, PublicUpdate]],
+    days: Sequence[ComponentDay],
+    now: datetime,
+    stale_after: timedelta,
+    previous: Snapshot | None = None,
+) -> Snapshot:
+    v = view(
+        title=config.title, components=list(config.components), rows=rows, days=days, now=now, stale_after=stale_after
+    )
+    html = _env.get_template("page.html.j2").render(v=v, iso=iso, base=BASE)
+    feed = _env.get_template("history.atom.j2").render(
+        v=v, iso=iso, base=BASE, page_id=PAGE_ID, entries=_feed_entries(v), uid=public_id
+    )
+    page = _body(html.encode(), "text/html; charset=utf-8")
+    stamp = format_datetime(now.astimezone(UTC).replace(microsecond=0), usegmt=True)
+    return Snapshot(
+        built_at=now,
+        # Unchanged page, unchanged date: If-Modified-Since keeps answering 304 across no-op rebuilds.
+        last_modified=previous.last_modified if previous and previous.html.etag == page.etag else stamp,
+        html=page,
+        summary=_body(json.dumps(summary(v), separators=(",", ":")).encode(), "application/json"),
+        atom=_body(feed.encode(), "application/atom+xml; charset=utf-8"),
+        css=_body(CSS, "text/css; charset=utf-8"),
+        view=v,
+    )

@@ -1,0 +1,183 @@
+"""A local Atlassian Statuspage REST API (v1) that refuses what the real one refuses.
+
+Routes: `POST /v1/pages/{page_id}/incidents`, `PATCH /v1/pages/{page_id}/incidents/{incident_id}`.
+Held to the facts in `../shared/specs/README.md` and Statuspage's API docs:
+
+- `Authorization: OAuth <api key>` on every call (401 without it, or with another scheme or key);
+- a JSON body in the `{"incident": {...}}` envelope (400 without it), `name` required on create;
+- `status` in investigating|identified|monitoring|resolved, `impact_override` in none|minor|major|critical,
+  component statuses in operational|degraded_performance|partial_outage|major_outage|under_maintenance,
+  component ids that exist on the page (422 otherwise);
+- one request a second per key: a request sooner than that after the previous one gets 420 (or 429).
+
+`fail_next(status, times)` makes the next calls fail (an outage, a throttle with Retry-After).
+Accepted calls are in `calls`, refused ones in `refused` (with why), in order.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+STATUSES = {"investigating", "identified", "monitoring", "resolved"}
+IMPACTS = {"none", "minor", "major", "critical"}
+COMPONENT_STATUSES = {"operational", "degraded_performance", "partial_outage", "major_outage", "under_maintenance"}
+
+
+@dataclass
+class Call:
+    method: str
+    path: str
+    body: Any
+    at: float
+    status: int = 200
+    reason: str = ""
+
+
+@dataclass
+class FakeIncident:
+    id: str
+    name: str
+    status: str
+    impact: str
+    updates: list[dict[str, Any]] = field(default_factory=list)
+
+
+class FakeStatuspage:
+    def __init__(
+        self,
+        *,
+        page_id: str = "pg_test",
+        api_key: str = "sp-key",
+        components: tuple[str, ...] = ("cmp_api", "cmp_web"),
+        min_interval: float = 1.0,
+        throttle_status: int = 420,
+    ) -> None:
+        self.page_id = page_id
+        self.api_key = api_key
+        self.components = dict.fromkeys(components, "operational")
+        self.min_interval = min_interval
+        self.throttle_status = throttle_status
+        self.incidents: dict[str, FakeIncident] = {}
+        self.calls: list[Call] = []
+        self.refused: list[Call] = []
+        self._failures: list[tuple[int, float | None]] = []
+        self._last: float | None = None
+        self._ids = itertools.count(1)
+        self.app = web.Application()
+        self.app.router.add_post("/v1/pages/{page}/incidents", self._create)
+        self.app.router.add_patch("/v1/pages/{page}/incidents/{incident}", self._update)
+        self._runner: web.AppRunner | None = None
+        self.url = ""
+
+    async def start(self) -> None:
+        self._runner = web.AppRunner(self.app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.url = f"http://127.0.0.1:{port}/v1"
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    def fail_next(self, status: int, *, times: int = 1, retry_after: float | None = None) -> None:
+        self._failures += [(status, retry_after)] * times
+
+    # --- the contract -------------------------------------------------------------------------
+
+    def _refuse(self, call: Call, status: int, reason: str, headers: dict[str, str] | None = None) -> web.Response:
+        call.status, call.reason = status, reason
+        self.refused.append(call)
+        return web.json_response({"error": reason}, status=status, headers=headers)
+
+    async def _gate(self, request: web.Request) -> tuple[Call, dict[str, Any] | web.Response]:
+        """Auth, pacing, injected failures, page, envelope: what every call must pass."""
+        now = time.monotonic()
+        raw = await request.read()
+        try:
+            body = json.loads(raw) if raw else None
+        except ValueError:
+            body = None
+        call = Call(request.method, request.path, body, now)
+        if request.headers.get("Authorization") != f"OAuth {self.api_key}":
+            return call, self._refuse(call, 401, "Could not authenticate")
+        # Pacing counts every authenticated request, refused or not, as the real limit does.
+        previous, self._last = self._last, now
+        if previous is not None and now - previous < self.min_interval * 0.98:
+            return call, self._refuse(call, self.throttle_status, "Rate limit exceeded", {"Retry-After": "1"})
+        if self._failures:
+            status, retry_after = self._failures.pop(0)
+            headers = {"Retry-After": f"{retry_after:g}"} if retry_after is not None else None
+            return call, self._refuse(call, status, "injected failure", headers)
+        if request.match_info["page"] != self.page_id:
+            return call, self._refuse(call, 404, "page not found")
+        if not request.content_type.startswith("application/json") or not isinstance(body, dict):
+            return call, self._refuse(call, 400, "body must be JSON matching the Content-Type")
+        incident = body.get("incident")
+        if not isinstance(incident, dict):
+            return call, self._refuse(call, 400, "incident is missing")
+        problem = self._invalid(incident)
+        if problem:
+            return call, self._refuse(call, 422, problem)
+        return call, incident
+
+    def _invalid(self, incident: dict[str, Any]) -> str | None:
+        if "status" in incident and incident["status"] not in STATUSES:
+            return f"status {incident['status']!r} is not one of {sorted(STATUSES)}"
+        if "impact_override" in incident and incident["impact_override"] not in IMPACTS:
+            return f"impact_override {incident['impact_override']!r} is not one of {sorted(IMPACTS)}"
+        components = incident.get("components") or {}
+        if not isinstance(components, dict):
+            return "components must be an object of component id to status"
+        for component_id, status in components.items():
+            if component_id not in self.components:
+                return f"component {component_id!r} does not exist"
+            if status not in COMPONENT_STATUSES:
+                return f"component status {status!r} is not one of {sorted(COMPONENT_STATUSES)}"
+        for component_id in incident.get("component_ids") or []:
+            if component_id not in self.components:
+                return f"component {component_id!r} does not exist"
+        return None
+
+    def _apply(self, record: FakeIncident, fields: dict[str, Any]) -> dict[str, Any]:
+        record.name = fields.get("name", record.name)
+        record.status = fields.get("status", record.status)
+        record.impact = fields.get("impact_override", record.impact)
+        self.components.update(fields.get("components") or {})
+        if fields.get("body"):
+            record.updates.append({"status": record.status, "body": fields["body"]})
+        return {
+            "id": record.id,
+            "name": record.name,
+            "status": record.status,
+            "impact": record.impact,
+            "incident_updates": list(reversed(record.updates)),
+        }
+
+    async def _create(self, request: web.Request) -> web.Response:
+        call, checked = await self._gate(request)
+        if isinstance(checked, web.Response):
+            return checked
+        if not checked.get("name"):
+            return self._refuse(call, 422, "name can't be blank")
+        record = FakeIncident(id=f"inc{next(self._ids):04d}", name="", status="investigating", impact="none")
+        self.incidents[record.id] = record
+        self.calls.append(call)
+        return web.json_response(self._apply(record, checked), status=201)
+
+    async def _update(self, request: web.Request) -> web.Response:
+        call, checked = await self._gate(request)
+        if isinstance(checked, web.Response):
+            return checked
+        record = self.incidents.get(request.match_info["incident"])
+        if record is None:
+            return self._refuse(call, 404, "incident not found")
+        self.calls.append(call)
+        return web.json_response(self._apply(record, checked))

@@ -1,0 +1,171 @@
+"""The *Publish update* button and form, and reminders to publish for P1/P2 incidents."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.clock import FakeClock
+from bot.slack.blocks import ActionId
+from bot.statuspage import flows, service
+from tests.conftest import make_settings
+from tests.fakes.slack_api import FakeSlack
+from tests.fakes.statuspage import FakeStatuspage
+from tests.harness import BotHarness, running_bot
+from tests.statuspage.conftest import API_KEY, CONFIG, Health, page_of, public
+
+REMINDER = "the public has heard nothing"
+
+
+def _buttons(message_blocks: list[dict[str, Any]] | None) -> list[str]:
+    return [e.get("action_id", "") for b in message_blocks or [] if b.get("type") == "actions" for e in b["elements"]]
+
+
+def _form_values(*, impact: str, components: list[str], title: str, message: str) -> dict[str, Any]:
+    return {
+        "impact": {"value": {"type": "static_select", "selected_option": {"value": impact}}},
+        "components": {
+            "value": {"type": "multi_static_select", "selected_options": [{"value": c} for c in components]}
+        },
+        "title": {"value": {"type": "plain_text_input", "value": title}},
+        "message": {"value": {"type": "plain_text_input", "value": message}},
+    }
+
+
+async def test_the_summary_button_opens_a_prefilled_form_that_publishes(
+    sbot: BotHarness, statuspage: FakeStatuspage
+) -> None:
+    bot = sbot
+    incident = await bot.declare("P2 service:api Card payments time out")
+    channel = incident.channel_id or ""
+    summary_ts = (await bot.incident(incident.id or 0)).summary_ts
+    summary_message = next(m for m in bot.fake.messages(channel) if m.ts == summary_ts)
+    assert ActionId.PUBLISH in _buttons(summary_message.blocks)
+
+    await bot.click(ActionId.PUBLISH, str(incident.id), channel=channel)
+    form = bot.fake.views[-1]["view"]
+    assert form["callback_id"] == "status_page_publish"
+    by_id = {b["block_id"]: b for b in form["blocks"]}
+    assert by_id["impact"]["element"]["initial_option"]["value"] == "major"  # P2
+    assert [o["value"] for o in by_id["components"]["element"]["initial_options"]] == ["Checkout API"]
+    assert "initial_value" not in by_id["message"]["element"]  # nothing public yet, and never an internal note
+
+    refused = await bot.submit(
+        "status_page_publish",
+        _form_values(impact="major", components=[], title="x", message=" "),
+        private_metadata=str(incident.id),
+    )
+    assert refused.json()["response_action"] == "errors" and "message" in refused.json()["errors"]
+
+    values = _form_values(
+        impact="critical",
+        components=["Checkout API", "Website"],
+        title="Checkout and website unavailable",
+        message="Payments and the website are unavailable.",
+    )
+    await bot.submit("status_page_publish", values, private_metadata=str(incident.id))
+    summary, html, _ = await public(bot)
+    [public_incident] = summary["incidents"]
+    assert public_incident["name"] == "Checkout and website unavailable" and public_incident["impact"] == "critical"
+    assert {c["name"]: c["status"] for c in summary["components"]} == {
+        "Checkout API": "major_outage",
+        "Website": "major_outage",
+    }
+    assert summary["status"]["indicator"] == "critical"
+    assert statuspage.calls[-1].body["incident"]["components"] == {"cmp_api": "major_outage", "cmp_web": "major_outage"}
+
+    # The next form starts from the last public update.
+    await bot.click(ActionId.PUBLISH, str(incident.id), channel=channel)
+    by_id = {b["block_id"]: b for b in bot.fake.views[-1]["view"]["blocks"]}
+    assert by_id["message"]["element"]["initial_value"] == "Payments and the website are unavailable."
+    assert by_id["impact"]["element"]["initial_option"]["value"] == "critical"
+    assert by_id["title"]["element"]["initial_value"] == "Checkout and website unavailable"
+    assert len(by_id["components"]["element"]["initial_options"]) == 2
+    # A publish dropping a component sets it operational there, and here.
+    await bot.command("publish major Website is back; payments still fail.", channel=channel)
+    values = _form_values(impact="major", components=["Checkout API"], title="Payments failing", message="Website ok.")
+    await bot.submit("status_page_publish", values, private_metadata=str(incident.id))
+    summary, _, _ = await public(bot)
+    assert {c["name"]: c["status"] for c in summary["components"]}["Website"] == "operational"
+    assert statuspage.calls[-1].body["incident"]["components"] == {
+        "cmp_api": "partial_outage",
+        "cmp_web": "operational",
+    }
+    assert "Website ok." in json.dumps(summary)
+
+
+async def test_p1_incidents_are_reminded_to_publish_until_they_do(sbot: BotHarness, clock: FakeClock) -> None:
+    bot = sbot
+    incident = await bot.declare("P1 service:api Payments fail")
+    minor = await bot.declare("P3 service:web A typo on the pricing page")
+    channel = incident.channel_id or ""
+    page = page_of(bot)
+
+    def reminders(where: str) -> list[Any]:
+        return [m for m in bot.fake.messages(where) if REMINDER in m.text]
+
+    clock.advance(timedelta(minutes=14))
+    await page.sweep()
+    assert reminders(channel) == []
+    clock.advance(timedelta(minutes=2))
+    await page.sweep()
+    [first] = reminders(channel)
+    assert ActionId.PUBLISH in _buttons(first.blocks) and "<@U0ALICE>" in first.text
+    assert reminders(minor.channel_id or "") == []  # P3: no reminders
+
+    await bot.command("publish critical We are investigating.", channel=channel)
+    clock.advance(timedelta(minutes=14))
+    await page.sweep()
+    assert len(reminders(channel)) == 1  # published 14 minutes ago: not yet
+    clock.advance(timedelta(minutes=2))
+    await page.sweep()
+    assert len(reminders(channel)) == 2
+    assert [e.data["kind"] for e in await bot.timeline(1) if e.kind == "reminder" and "seq" in e.data] == [
+        "public_update",
+        "public_update",
+    ]
+
+    await bot.command("resolve", channel=channel)
+    async with bot.deps.db.session() as session:
+        rows = await service.reminders(session, incident_id=incident.id or 0)
+    assert all(r.sent_at is not None or r.cancelled_at is not None for r in rows)
+    clock.advance(timedelta(hours=1))
+    await page.sweep()
+    assert len(reminders(channel)) == 2
+
+
+async def test_a_reminder_is_sent_once_by_racing_senders_and_after_a_restart(
+    fake_slack: FakeSlack,
+    statuspage: FakeStatuspage,
+    database_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    clock: FakeClock,
+    health: Health,
+) -> None:
+    monkeypatch.setenv("STATUSPAGE_API_KEY", API_KEY)
+    settings = make_settings(
+        fake=fake_slack, database_url=database_url, tmp_path=tmp_path, config=CONFIG, statuspage_api_url=statuspage.url
+    )
+    async with running_bot(fake=fake_slack, settings=settings, clock=clock, http=health.client()) as bot:
+        incident = await bot.declare("P1 service:api Payments fail")
+        channel = incident.channel_id or ""
+        clock.advance(timedelta(minutes=16))
+        async with bot.deps.db.session() as session:
+            [row] = await service.reminders(session, incident_id=incident.id or 0)
+        sent = await asyncio.gather(*(flows.send_reminder(bot.deps, reminder_id=row.id or 0) for _ in range(3)))
+        assert sorted(sent) == [False, False, True]
+        assert len([m for m in fake_slack.messages(channel) if REMINDER in m.text]) == 1
+    # Down for the next one: the new process reminds on start, once.
+    clock.advance(timedelta(minutes=20))
+    async with running_bot(fake=fake_slack, settings=settings, clock=clock, http=health.client()) as bot:
+        await bot.settle()
+        assert len([m for m in fake_slack.messages(channel) if REMINDER in m.text]) == 2
+        async with bot.deps.db.session() as session:
+            rows = await service.reminders(session, incident_id=incident.id or 0)
+        assert [(r.seq, r.sent_at is not None) for r in rows] == [(0, True), (1, True), (2, False)]

@@ -1,0 +1,50 @@
+"""`/incident publish [minor|major|critical] <message>` in the command grammar."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from bot.exceptions import UsageError
+from bot.incidents import grammar
+from tests.harness import BotHarness
+
+
+@pytest.mark.parametrize(
+    ("text", "incident", "impact", "message"),
+    [
+        ("publish major We are investigating", None, "major", "We are investigating"),
+        ("publish We are investigating", None, None, "We are investigating"),
+        ("INC-7 publish Minor: Pages are slow", 7, "minor", "Pages are slow"),
+        ("publish minority of users affected", None, None, "minority of users affected"),
+        ("public critical Down", None, "critical", "Down"),
+    ],
+)
+def test_publish_parses(text: str, incident: int | None, impact: str | None, message: str) -> None:
+    cmd = grammar.parse(text)
+    assert cmd == grammar.Publish(name="publish", incident=incident, impact=impact, message=message)
+    assert "publish" in grammar.NEEDS_INCIDENT
+
+
+@pytest.mark.parametrize("text", ["publish", "publish major", "publish " + "x" * 3001])
+def test_publish_without_a_message_shows_the_usage(text: str) -> None:
+    with pytest.raises(UsageError) as raised:
+        grammar.parse(text)
+    assert raised.value.usage == "/incident publish [minor|major|critical] <public message>"
+
+
+def test_a_near_miss_suggests_publish() -> None:
+    with pytest.raises(UsageError) as raised:
+        grammar.parse("publsh we are on it")
+    assert raised.value.suggestion == grammar.USAGE["publish"]
+
+
+async def test_without_a_status_page_publish_says_how_to_enable_it(bot: BotHarness) -> None:
+    incident = await bot.declare("P1 Checkout is down")
+    await bot.command("publish major We are investigating.", channel=incident.channel_id or "")
+    assert "The status page is not set up: add a `status_page:` section to bot.yml." in bot.last_reply()
+    summary = next(m for m in bot.fake.messages(incident.channel_id or "") if m.ts == incident.summary_ts)
+    actions = [e["action_id"] for b in summary.blocks or [] if b["type"] == "actions" for e in b["elements"]]
+    assert "status_page_publish_open" not in actions and "incident_resolve_open" in actions
+    async with httpx.AsyncClient(base_url=bot.url) as client:
+        assert (await client.get("/status-page")).status_code == 404

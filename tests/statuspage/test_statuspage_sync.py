@@ -1,0 +1,141 @@
+"""Atlassian Statuspage through the outbox: throttling, outages, restarts; nothing is lost or reordered."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+
+from bot.clock import FakeClock
+from bot.statuspage import service
+from bot.statuspage.atlassian import IncidentChange, Statuspage, StatuspageError
+from tests.conftest import make_settings
+from tests.fakes.slack_api import FakeSlack
+from tests.fakes.statuspage import FakeStatuspage
+from tests.harness import BotHarness, running_bot
+from tests.statuspage.conftest import API_KEY, CONFIG, Health, page_of
+
+
+async def _public_incident(bot: BotHarness) -> str:
+    incident = await bot.declare("P1 service:api Payments fail")
+    assert incident.channel_id
+    return incident.channel_id
+
+
+async def test_a_429_is_waited_out_and_the_update_goes_through(sbot: BotHarness, statuspage: FakeStatuspage) -> None:
+    statuspage.fail_next(429, retry_after=1)
+    channel = await _public_incident(sbot)
+    await sbot.command("publish major We are investigating.", channel=channel)
+    assert [(c.status, c.method) for c in statuspage.refused] == [(429, "POST")]
+    assert [(c.method, c.body["incident"]["body"]) for c in statuspage.calls] == [("POST", "We are investigating.")]
+    assert statuspage.calls[0].at - statuspage.refused[0].at >= 0.98
+    assert not [m for m in sbot.fake.messages(channel) if "did not take" in m.text]
+    async with sbot.deps.db.session() as session:
+        [row] = await service.syncs(session, incident_id=1)
+    assert row.sent_at is not None and row.attempts == 1
+
+
+async def test_an_outage_is_told_once_retried_in_order_and_survives_a_restart(
+    fake_slack: FakeSlack,
+    statuspage: FakeStatuspage,
+    database_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    clock: FakeClock,
+    health: Health,
+) -> None:
+    monkeypatch.setenv("STATUSPAGE_API_KEY", API_KEY)
+    settings = make_settings(
+        fake=fake_slack, database_url=database_url, tmp_path=tmp_path, config=CONFIG, statuspage_api_url=statuspage.url
+    )
+    statuspage.fail_next(500, times=100)
+    async with running_bot(fake=fake_slack, settings=settings, clock=clock, http=health.client()) as bot:
+        channel = await _public_incident(bot)
+        await bot.command("publish major First public words.", channel=channel)
+        await bot.command("publish Second public words.", channel=channel)
+        told = [m.text for m in fake_slack.messages(channel) if "did not take" in m.text]
+        assert len(told) == 1 and "nothing is lost" in told[0] and "retried in 30s" in told[0]
+        # The second update waits behind the first: it was never sent ahead of it.
+        assert statuspage.calls == [] and {c.body["incident"]["body"] for c in statuspage.refused} == {
+            "First public words."
+        }
+        clock.advance(timedelta(seconds=31))
+        await page_of(bot).sweep()  # still down: the back-off grows, the channel is not told again
+        assert len([m for m in fake_slack.messages(channel) if "did not take" in m.text]) == 1
+        async with bot.deps.db.session() as session:
+            rows = await service.syncs(session, incident_id=1)
+        assert [(r.sent_at, r.attempts) for r in rows] == [(None, 2), (None, 0)]
+        kinds = [e.kind for e in await bot.timeline(1)]
+        assert kinds.count("statuspage") == 1
+    # Statuspage comes back while the bot is down; the next process sends both, in order.
+    statuspage._failures.clear()
+    clock.advance(timedelta(minutes=2))
+    async with running_bot(fake=fake_slack, settings=settings, clock=clock, http=health.client()) as bot:
+        await bot.settle()
+        assert [(c.method, c.body["incident"]["body"]) for c in statuspage.calls] == [
+            ("POST", "First public words."),
+            ("PATCH", "Second public words."),
+        ]
+        assert [m.text for m in fake_slack.messages(channel) if "up to date again" in m.text]
+        async with bot.deps.db.session() as session:
+            assert all(r.sent_at is not None for r in await service.syncs(session, incident_id=1))
+
+
+async def test_the_client_sends_the_auth_header_and_envelope_and_paces_itself(statuspage: FakeStatuspage) -> None:
+    change = IncidentChange(name="Outage", status="investigating", body="Looking", impact="minor", components={})
+    async with httpx.AsyncClient() as http:
+        wrong = Statuspage(http=http, base_url=statuspage.url, page_id="pg_test", api_key="not-the-key", retries=0)
+        with pytest.raises(StatuspageError) as refused:
+            await wrong.create_incident(change)
+        assert refused.value.status == 401 and not refused.value.transient
+        client = Statuspage(http=http, base_url=statuspage.url, page_id="pg_test", api_key=API_KEY)
+        incident_id = await client.create_incident(change)
+        for status in ("identified", "monitoring"):
+            await client.update_incident(incident_id, IncidentChange("Outage", status, status, "minor", {}))
+    assert [c.method for c in statuspage.calls] == ["POST", "PATCH", "PATCH"]
+    assert [c.status for c in statuspage.refused] == [401]
+
+
+async def test_the_fake_refuses_what_statuspage_refuses(statuspage: FakeStatuspage) -> None:
+    url = f"{statuspage.url}/pages/pg_test/incidents"
+    good = {"incident": {"name": "x", "status": "investigating", "impact_override": "minor"}}
+    auth = {"Authorization": f"OAuth {API_KEY}"}
+    cases = [
+        ({"Authorization": f"Bearer {API_KEY}"}, good, 401),
+        ({}, good, 401),
+        (auth, good["incident"], 400),  # no envelope
+        (auth, {"incident": {"name": "x", "status": "broken"}}, 422),
+        (auth, {"incident": {"name": "x", "impact_override": "huge"}}, 422),
+        (auth, {"incident": {"name": "x", "components": {"cmp_api": "down"}}}, 422),
+        (auth, {"incident": {"name": "x", "components": {"cmp_nope": "major_outage"}}}, 422),
+        (auth, {"incident": {"status": "investigating"}}, 422),  # no name
+    ]
+    statuspage.min_interval = 0
+    async with httpx.AsyncClient() as http:
+        for headers, body, expected in cases:
+            response = await http.post(url, json=body, headers=headers)
+            assert response.status_code == expected, (headers, body, response.text)
+        statuspage.min_interval = 1.0
+        await asyncio.sleep(1.0)  # a second after the last refused call, which counted too
+        first = await http.post(url, json=good, headers=auth)
+        second = await http.post(url, json=good, headers=auth)
+    assert first.status_code == 201 and second.status_code == 420
+
+
+async def test_health_warns_when_an_update_waits_for_statuspage_too_long(
+    sbot: BotHarness, statuspage: FakeStatuspage, clock: FakeClock
+) -> None:
+    statuspage.fail_next(503, times=100)
+    channel = await _public_incident(sbot)
+    await sbot.command("publish major We are investigating.", channel=channel)
+    async with httpx.AsyncClient(base_url=sbot.url) as client:
+        body = (await client.get("/health")).json()
+        assert body["checks"]["statuspage:outbox"][0]["status"] == "pass"
+        clock.advance(timedelta(minutes=11))
+        response = await client.get("/health")
+    check = response.json()["checks"]["statuspage:outbox"][0]
+    assert response.status_code == 200 and check["status"] == "warn"  # a warning: the bot itself works on
+    assert "has waited for Statuspage since" in check["output"]
