@@ -23,6 +23,7 @@ from bot.alerts.ports import AlertChat, AlertLine, AlertView, IncidentLink
 from bot.config import Severity
 from bot.deps import Deps
 from bot.exceptions import BotError, ChatError, InvalidState
+from bot.incidents import access
 from bot.incidents import flows as incident_flows
 from bot.incidents import service as incident_service
 from bot.incidents.flows import Outcome
@@ -411,6 +412,7 @@ async def _declare_and_link(
     service_name: str | None,
     playbook_id: str | None,
     description: str,
+    private: bool = False,
 ) -> Outcome:
     """With the declare claimed: declare the incident and link the group to it (a failure gives the claim back)."""
     try:
@@ -422,6 +424,7 @@ async def _declare_and_link(
             service_name=service_name,
             playbook_id=playbook_id,
             description=description,
+            private=private,
         )
     except Exception:
         async with deps.db.session() as session:
@@ -445,6 +448,7 @@ async def declare_from_alert(
     service_name: str | None,
     playbook_id: str | None,
     description: str = "",
+    private: bool = False,
 ) -> Outcome:
     """A person pressed Declare on an alert: one incident per group, however many press it."""
     now = deps.clock.now()
@@ -457,7 +461,7 @@ async def declare_from_alert(
         ):
             group = await service.get_group(session, group_id=group_id)
             if group.incident_id is not None:
-                raise InvalidState(f"This alert is already INC-{group.incident_id}; nothing new was declared.")
+                raise InvalidState("This alert is already an incident; nothing new was declared.")
             raise InvalidState("Someone is declaring an incident for this alert right now; look in the alerts channel.")
     outcome = await _declare_and_link(
         deps,
@@ -471,6 +475,7 @@ async def declare_from_alert(
         service_name=service_name,
         playbook_id=playbook_id,
         description=description,
+        private=private,
     )
     processor = deps.services.get("alerts")
     if processor is not None:
@@ -479,9 +484,9 @@ async def declare_from_alert(
 
 
 async def resolve_from_alert(deps: Deps, *, incident_id: int, actor: str) -> Outcome:
-    """The Resolve button on an 'alert cleared' message."""
+    """The Resolve button on an 'alert cleared' message, by someone who can see the incident."""
+    incident = await access.find(deps, number=incident_id, person=actor)
     async with deps.db.session() as session:
-        incident = await incident_service.get(session, number=incident_id)
         if not incident.is_open:
             raise InvalidState(f"{incident.ref} is resolved already.")
         groups = await service.groups_for_incident(session, incident_id=incident_id)

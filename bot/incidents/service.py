@@ -45,7 +45,7 @@ async def create(session: AsyncSession, *, data: IncidentCreate, now: datetime) 
 async def get(session: AsyncSession, *, number: int) -> Incident:
     incident = await session.get(Incident, number)
     if incident is None:
-        raise NotFound(f"INC-{number} does not exist. `/incident list` shows the open incidents.")
+        raise NotFound(f"There is no incident INC-{number} that you can see. `/incident list` shows the open incidents.")
     return incident
 
 
@@ -278,7 +278,9 @@ async def resolve(session: AsyncSession, *, incident: Incident, summary: str, ac
     if not result.rowcount:
         await session.rollback()
         await session.refresh(incident)
-        raise InvalidState(f"{incident.ref} was resolved already by <@{incident.resolved_by}>.")
+        raise InvalidState(
+            f"{incident.ref} was resolved already by {InvalidState.PEOPLE}.", people=[incident.resolved_by or "?"]
+        )
     timeline.add(session, incident_id=incident.id, kind=Kind.RESOLVED, at=now, actor=actor, text=summary, key=True)
     await session.commit()
     await session.refresh(incident)

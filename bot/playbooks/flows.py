@@ -16,9 +16,10 @@ from typing import Any
 
 from bot.deps import Deps
 from bot.exceptions import BotError, ChatError, InvalidState, NotFound
+from bot.incidents import access
 from bot.incidents.models import Incident
 from bot.playbooks import service
-from bot.playbooks.models import StepStatus
+from bot.playbooks.models import PlaybookRun, StepStatus
 from bot.playbooks.ports import PlaybookChat
 from bot.playbooks.registry import PlaybookRegistry
 from bot.playbooks.render import build_context, render_or_raw
@@ -164,6 +165,7 @@ async def offer_picker(deps: Deps, *, incident: Incident, note: str = "") -> Non
 
 async def pick(deps: Deps, *, incident_id: int, playbook_id: str, actor: str, picker_ts: str | None) -> Started:
     """Someone chose from the picker: the picker message becomes the progress message."""
+    await access.find(deps, number=incident_id, person=actor)
     async with deps.db.session() as session:
         incident = await session.get(Incident, incident_id)
         running = await service.current_run(session, incident_id=incident_id)
@@ -203,8 +205,22 @@ async def _start_on_message(deps: Deps, *, incident: Incident, playbook_id: str,
 # --- steps ---------------------------------------------------------------------------------------
 
 
+async def visible_incident(deps: Deps, *, run_id: int, actor: str) -> Incident:
+    """The incident of a run, when `actor` may see it; a button's run id is a hint, not a fact."""
+    async with deps.db.session() as session:
+        run = await session.get(PlaybookRun, run_id)
+        incident = await session.get(Incident, run.incident_id) if run is not None else None
+    if incident is None or not await deps.incident_access.can_see(person=actor, incident=incident):
+        raise NotFound("This checklist is not one you can see; it may come from an old message.")
+    return incident
+
+
 async def change_step(deps: Deps, *, run_id: int, step_id: str, to: StepStatus, actor: str) -> StepChange:
-    """Done or Skip; `recorded` is False when someone else changed the step first."""
+    """Done or Skip by a person who can see the incident, while it is open; `recorded` is False when
+    someone else changed the step first."""
+    incident = await visible_incident(deps, run_id=run_id, actor=actor)
+    if not incident.is_open:
+        raise InvalidState(f"{incident.ref} is resolved; its checklist is closed.")
     async with deps.db.session() as session:
         change = await service.change_step(
             session, run_id=run_id, step_id=step_id, to=to, actor=actor, now=deps.clock.now()
@@ -231,6 +247,7 @@ async def run_action(
     deps: Deps, *, run_id: int, step_id: str, actor: str, context: dict[str, Any] | None = None
 ) -> ActionResult:
     """Run a step's action for `actor`; every outcome (also "not available") is recorded and shown."""
+    await visible_incident(deps, run_id=run_id, actor=actor)
     async with deps.db.session() as session:
         run, playbook, step, incident = await service.step_for_action(session, run_id=run_id, step_id=step_id)
         service.ensure_allowed(playbook, incident, actor)

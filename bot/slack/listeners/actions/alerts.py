@@ -13,7 +13,8 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.alerts import flows as alert_flows
 from bot.alerts.models import AlertGroup, AlertInstance
 from bot.deps import Deps
-from bot.exceptions import UsageError
+from bot.exceptions import NotFound, UsageError
+from bot.incidents import access
 from bot.incidents.grammar import MAX_TITLE
 from bot.slack import blocks
 from bot.slack.api import call
@@ -87,8 +88,13 @@ def register(app: AsyncApp, deps: Deps) -> None:
             group_id = _number(body)
             group, alerts = await alert_flows.proposal_modal_values(deps, group_id=group_id)
             if group.incident_id is not None:
+                user = body["user"]["id"]
+                try:  # its number only to those who may see it
+                    ref = (await access.find(deps, number=group.incident_id, person=user)).ref
+                except NotFound:
+                    ref = "an incident"
                 await respond(
-                    text=f"This alert is already INC-{group.incident_id}.",
+                    text=f"This alert is already {ref}.",
                     response_type="ephemeral",
                     replace_original=False,
                 )
