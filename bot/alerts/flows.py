@@ -22,10 +22,9 @@ from bot.alerts.payloads import Notification, summary_of
 from bot.alerts.ports import AlertChat, AlertLine, AlertView, IncidentLink
 from bot.config import Severity
 from bot.deps import Deps
-from bot.exceptions import BotError, ChatError, InvalidState
+from bot.exceptions import BotError, ChatError, InvalidState, NotFound
 from bot.incidents import access
 from bot.incidents import flows as incident_flows
-from bot.incidents import service as incident_service
 from bot.incidents.flows import Outcome
 from bot.incidents.models import Incident
 from bot.observability import metrics_of
@@ -456,13 +455,19 @@ async def declare_from_alert(
         group = await service.get_group(session, group_id=group_id)
         previous = group.declare_state
         # The claim also fails when the group is linked already; the re-read says which it was.
-        if not await service.claim_declare(
+        claimed = await service.claim_declare(
             session, group_id=group_id, states=[DeclareState.NONE, DeclareState.WANTED], now=now
-        ):
+        )
+        if not claimed:
             group = await service.get_group(session, group_id=group_id)
-            if group.incident_id is not None:
-                raise InvalidState("This alert is already an incident; nothing new was declared.")
-            raise InvalidState("Someone is declaring an incident for this alert right now; look in the alerts channel.")
+    if not claimed:
+        if group.incident_id is not None:
+            try:  # its number only to those who may see it
+                ref = (await access.find(deps, number=group.incident_id, person=actor)).ref
+            except NotFound:
+                ref = "an incident"
+            raise InvalidState(f"This alert is already {ref}; nothing new was declared.")
+        raise InvalidState("Someone is declaring an incident for this alert right now; look in the alerts channel.")
     outcome = await _declare_and_link(
         deps,
         group_id=group_id,

@@ -13,7 +13,7 @@ import logging
 import re
 import secrets
 import unicodedata
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
@@ -377,10 +377,12 @@ async def assign_role(deps: Deps, *, incident_id: int, role: Role, user: str, ac
     return Outcome(incident=incident, problems=problems)
 
 
-async def acknowledge(deps: Deps, *, incident_id: int, actor: str) -> Outcome:
+async def acknowledge(deps: Deps, *, incident_id: int, actor: str, for_whom: Sequence[str] = ()) -> Outcome:
     async with deps.db.session() as session:
         incident = await service.get(session, number=incident_id)
-        first = await service.acknowledge(session, incident=incident, actor=actor, now=deps.clock.now())
+        first = await service.acknowledge(
+            session, incident=incident, actor=actor, now=deps.clock.now(), for_whom=for_whom
+        )
     problems: list[str] = []
     if first:
         problems += await _notice(deps, incident, Notice(kind="ack", actor=actor))

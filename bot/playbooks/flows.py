@@ -18,6 +18,7 @@ from bot.deps import Deps
 from bot.exceptions import BotError, ChatError, InvalidState, NotFound
 from bot.incidents import access
 from bot.incidents.models import Incident
+from bot.ops.clicks import refused
 from bot.playbooks import service
 from bot.playbooks.models import PlaybookRun, StepStatus
 from bot.playbooks.ports import PlaybookChat
@@ -205,20 +206,38 @@ async def _start_on_message(deps: Deps, *, incident: Incident, playbook_id: str,
 # --- steps ---------------------------------------------------------------------------------------
 
 
-async def visible_incident(deps: Deps, *, run_id: int, actor: str) -> Incident:
-    """The incident of a run, when `actor` may see it; a button's run id is a hint, not a fact."""
+async def visible_incident(deps: Deps, *, run_id: int, actor: str, message: tuple[str, str] | None = None) -> Incident:
+    """The incident of a run, when `actor` may see it; a button's run id is a hint, not a fact.
+
+    `message` (channel, ts) is where the click came from: a run's buttons live on its progress
+    message only, so a click elsewhere naming this run is refused and audited.
+    """
     async with deps.db.session() as session:
         run = await session.get(PlaybookRun, run_id)
         incident = await session.get(Incident, run.incident_id) if run is not None else None
-    if incident is None or not await deps.incident_access.can_see(person=actor, incident=incident):
-        raise NotFound("This checklist is not one you can see; it may come from an old message.")
+    hidden = NotFound("This checklist is not one you can see; it may come from an old message.")
+    if run is None or incident is None or not await deps.incident_access.can_see(person=actor, incident=incident):
+        raise hidden
+    if message is not None and run.progress_ts and message != (run.progress_channel, run.progress_ts):
+        await refused(
+            deps, actor=actor, what="step", claimed=run_id, reason="not on the run's checklist", incident_id=incident.id
+        )
+        raise hidden
     return incident
 
 
-async def change_step(deps: Deps, *, run_id: int, step_id: str, to: StepStatus, actor: str) -> StepChange:
+async def change_step(
+    deps: Deps,
+    *,
+    run_id: int,
+    step_id: str,
+    to: StepStatus,
+    actor: str,
+    message: tuple[str, str] | None = None,
+) -> StepChange:
     """Done or Skip by a person who can see the incident, while it is open; `recorded` is False when
     someone else changed the step first."""
-    incident = await visible_incident(deps, run_id=run_id, actor=actor)
+    incident = await visible_incident(deps, run_id=run_id, actor=actor, message=message)
     if not incident.is_open:
         raise InvalidState(f"{incident.ref} is resolved; its checklist is closed.")
     async with deps.db.session() as session:

@@ -213,7 +213,9 @@ async def build(session: AsyncSession, *, incident_id: int, now: datetime | None
     """Everything the post-mortem says, computed from the database. `now` stamps the draft."""
     incident = await session.get(Incident, incident_id)
     if incident is None:
-        raise NotFound(f"INC-{incident_id} does not exist. `/incident list` shows the open incidents.")
+        raise NotFound(
+            f"There is no incident INC-{incident_id} that you can see. `/incident list` shows the open incidents."
+        )
     generated_at = utc(now) if now is not None else SystemClock().now()
 
     conn = await session.connection()

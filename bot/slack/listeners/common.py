@@ -43,9 +43,7 @@ def form_playbooks(deps: Deps) -> list[tuple[str, str]]:
         return []
 
 
-async def find_incident(
-    deps: Deps, *, number: int | None, channel_id: str | None, usage: str, person: str
-) -> Incident:
+async def find_incident(deps: Deps, *, number: int | None, channel_id: str | None, usage: str, person: str) -> Incident:
     """`INC-<n>` wins; else the incident whose channel this is; else a usage error that says how to name one.
 
     Only incidents `person` may see are found: a private one is, to anyone else, one that does not exist.

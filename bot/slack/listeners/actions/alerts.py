@@ -71,7 +71,7 @@ def declare_modal(
 
 def _number(body: dict[str, Any]) -> int:
     value = str((body.get("actions") or [{}])[0].get("value", ""))
-    if not value.isdigit():
+    if not (value.isascii() and value.isdigit() and len(value) < 10):
         raise UsageError("This button carries no number; it may come from an old message.", usage="/incident list")
     return int(value)
 

@@ -40,6 +40,14 @@ def _step(body: dict[str, Any]) -> tuple[int, str]:
         raise _damaged() from None
 
 
+def _message(body: dict[str, Any]) -> tuple[str, str] | None:
+    """(channel, ts) of the message the click came from, when Slack says."""
+    container = body.get("container") or {}
+    channel = str((body.get("channel") or {}).get("id") or container.get("channel_id") or "")
+    ts = str((body.get("message") or {}).get("ts") or container.get("message_ts") or "")
+    return (channel, ts) if channel and ts else None
+
+
 async def _ephemeral(respond: AsyncRespond, text: str) -> None:
     await respond(text=text, response_type="ephemeral", replace_original=False)
 
@@ -95,7 +103,9 @@ async def _ops_offer(
 async def _change_step(deps: Deps, to: StepStatus, body: dict[str, Any], respond: AsyncRespond) -> None:
     """Done or Skip; a click that lost the race is told who was first."""
     run_id, step_id = _step(body)
-    change = await flows.change_step(deps, run_id=run_id, step_id=step_id, to=to, actor=body["user"]["id"])
+    change = await flows.change_step(
+        deps, run_id=run_id, step_id=step_id, to=to, actor=body["user"]["id"], message=_message(body)
+    )
     if not change.recorded:
         await _ephemeral(
             respond, f"Step *{escape(change.step_title)}* was already {change.state.value} by {user(change.by)}."
@@ -118,7 +128,7 @@ async def _run(deps: Deps, body: dict[str, Any], respond: AsyncRespond) -> None:
 
 async def _pick(deps: Deps, body: dict[str, Any], respond: AsyncRespond) -> None:
     incident, _, playbook_id = _value(body).partition(":")
-    if not incident.isdigit() or not playbook_id:
+    if not (incident.isascii() and incident.isdigit() and len(incident) < 10) or not playbook_id:
         raise _damaged()
     started = await flows.pick(
         deps,

@@ -177,8 +177,6 @@ def register(app: AsyncApp, deps: Deps) -> None:
 
         async def work() -> Outcome:
             await access.find(deps, number=number, person=user)
-            return await flows.resolve(
-                deps, incident_id=number, summary=form_value(view, "summary") or "", actor=user
-            )
+            return await flows.resolve(deps, incident_id=number, summary=form_value(view, "summary") or "", actor=user)
 
         await after_submit(client, user=user, channel=None, work=work())
