@@ -146,10 +146,24 @@ def build_web_app(deps: Deps, app: AsyncApp | None) -> web.Application:
 
     async def slack_events(request: web.Request) -> web.Response:
         assert app is not None and door is not None
-        # slack_sdk's verifier does int() on this header unguarded: refuse garbage before it becomes a 500.
-        if not request.headers.get("X-Slack-Request-Timestamp", "").isdigit():
+        # Authenticated before parsed: nothing reads an unsigned body, and no garbage becomes a 500.
+        raw = await request.read()
+        timestamp = request.headers.get("X-Slack-Request-Timestamp", "")
+        if not door.authentic(raw, timestamp=timestamp, signature=request.headers.get("X-Slack-Signature", "")):
+            log.warning(
+                "refused a request to /slack/events: missing, stale or wrong signature (%d bytes from %s)",
+                len(raw),
+                request.remote,
+            )
             return web.Response(status=401, text="invalid request")
-        bolt_request = await to_bolt_request(request)
+        try:
+            bolt_request = await to_bolt_request(request)
+        except (ValueError, LookupError) as exc:  # signed by Slack, yet not JSON where JSON belongs (or no charset)
+            log.warning("refused a signed request to /slack/events that does not parse: %s", type(exc).__name__)
+            return web.Response(status=400, text="malformed request")
+        if not isinstance(bolt_request.body, dict):
+            log.warning("refused a signed request to /slack/events whose body is not an object")
+            return web.Response(status=400, text="malformed request")
         started = request_started.get() or time.perf_counter()
         if door.take(bolt_request, started=started):
             return web.Response(status=200)

@@ -103,7 +103,8 @@ def describe(kind: str, text: str, data: dict[str, Any]) -> str:
         role, user = data.get("role"), data.get("user")
         return f"{role.capitalize()}: {_mention(user)}" if role and user else f"Role: {text}"
     if kind == Kind.ACK:
-        return "Acknowledged" if data.get("first", True) else "Acknowledged again"
+        head = "Acknowledged" if data.get("first", True) else "Acknowledged again"
+        return head + (" for " + ", ".join(_mention(u) for u in _as_list(data["for"])) if data.get("for") else "")
     if kind == Kind.RESOLVED:
         return f"Resolved: {text}" if text else "Resolved"
     if kind == Kind.NOTE:

@@ -25,6 +25,7 @@ from bot.incidents.grammar import DEFAULT_DAYS, MAX_DAYS
 from bot.incidents.models import Incident
 
 NO_SERVICE = "(no service)"
+PRIVATE = "(private incidents)"
 USAGE = "/incident stats [days]   e.g. /incident stats 7"
 
 
@@ -87,7 +88,12 @@ async def compute(session: AsyncSession, *, now: datetime, days: int = DEFAULT_D
     since = until - timedelta(days=days)
     table = cast(Table, Incident.__table__)  # type: ignore[attr-defined]
     query = select(
-        table.c.severity, table.c.service, table.c.declared_at, table.c.acknowledged_at, table.c.resolved_at
+        table.c.severity,
+        table.c.service,
+        table.c.declared_at,
+        table.c.acknowledged_at,
+        table.c.resolved_at,
+        table.c.private,
     ).where(table.c.declared_at > since, table.c.declared_at <= until)
     conn = await session.connection()
     result = await conn.execute(query)
@@ -95,14 +101,17 @@ async def compute(session: AsyncSession, *, now: datetime, days: int = DEFAULT_D
     everything: list[tuple[datetime, datetime | None, datetime | None]] = []
     by_severity: dict[str, list[tuple[datetime, datetime | None, datetime | None]]] = defaultdict(list)
     by_service: dict[str, list[tuple[datetime, datetime | None, datetime | None]]] = defaultdict(list)
-    for severity, service, declared, acked, resolved in result:
+    for severity, service, declared, acked, resolved, private in result:
         row = (utc(declared), utc(acked) if acked else None, utc(resolved) if resolved else None)
         everything.append(row)
         by_severity[str(Severity(severity))].append(row)
-        by_service[service or NO_SERVICE].append(row)
+        # Counted, but never by service: the service of a private incident is not said outside its channel.
+        by_service[PRIVATE if private else service or NO_SERVICE].append(row)
 
     severity_order = [str(s) for s in Severity]
-    services = sorted(by_service, key=lambda name: (-len(by_service[name]), name == NO_SERVICE, name))
+    services = sorted(
+        by_service, key=lambda name: (-len(by_service[name]), name in (NO_SERVICE, PRIVATE), name)
+    )
     return Stats(
         days=days,
         since=since,

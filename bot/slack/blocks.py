@@ -178,6 +178,10 @@ def _event_line(event: TimelineEvent) -> str:
     text = escape(event.text)
     if event.kind == "status":
         text = f"{event.data.get('old')} → {event.data.get('new')}" + (f": {text}" if text else "")
+    elif event.kind == "role" and event.data.get("role") and event.data.get("user"):
+        text = f"{escape(str(event.data['role']))}: {user(str(event.data['user']))}"  # the person by name
+    elif event.kind == "ack" and event.data.get("for"):
+        text = "for " + ", ".join(user(str(u)) for u in event.data["for"])
     link = f" <{event.permalink}|↗>" if event.permalink else ""
     return f"`{event.at:%m-%d %H:%M:%S}` {star}*{event.kind}*{who} {clip(text, 500)}{link}"
 

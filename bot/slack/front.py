@@ -70,6 +70,21 @@ class FrontDoor:
         self.verifier = SignatureVerifier(signing_secret) if signing_secret else None
         self.metrics = metrics_of(deps)
 
+    def authentic(self, raw: bytes, *, timestamp: str, signature: str) -> bool:
+        """Slack's signature over the raw body, checked before anything reads the body.
+
+        Whatever the bytes (not UTF-8, a timestamp like `²` that `str.isdigit` accepts but `int` does
+        not, an absurd one), the answer is True or False, never an exception.
+        """
+        if self.verifier is None or not signature or not (timestamp.isascii() and timestamp.isdigit()):
+            return False
+        if len(timestamp) > 12:
+            return False
+        try:
+            return self.verifier.is_valid(body=raw.decode("utf-8"), timestamp=timestamp, signature=signature)
+        except (UnicodeDecodeError, ValueError, OverflowError):
+            return False
+
     def verified(self, body: str, headers: dict[str, Any]) -> bool:
         if self.verifier is None:
             return False
