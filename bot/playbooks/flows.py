@@ -12,6 +12,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any
 
 from bot.deps import Deps
@@ -365,8 +366,19 @@ async def _notify(deps: Deps, playbook: Playbook, step: Step, incident: Incident
         if not configured:
             return _not_available(Action.NOTIFY, f"channels.{channel} is not set in bot.yml")
         channel = configured
+    shown: Any = incident
+    if incident.private and channel != incident.channel_id:
+        # Outside its channel a private incident has no title, service or people, whatever the template asks.
+        shown = SimpleNamespace(
+            id=incident.id,
+            severity=incident.severity,
+            status=incident.status,
+            title="(private)",
+            channel_name=incident.channel_name,
+            declared_at=incident.declared_at,
+        )
     context = build_context(
-        incident=incident, playbook_id=playbook.id, playbook_title=playbook.title, config=deps.settings.config
+        incident=shown, playbook_id=playbook.id, playbook_title=playbook.title, config=deps.settings.config
     )
     text = render_or_raw(step.notify.text, context)
     try:

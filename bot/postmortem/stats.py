@@ -109,9 +109,7 @@ async def compute(session: AsyncSession, *, now: datetime, days: int = DEFAULT_D
         by_service[PRIVATE if private else service or NO_SERVICE].append(row)
 
     severity_order = [str(s) for s in Severity]
-    services = sorted(
-        by_service, key=lambda name: (-len(by_service[name]), name in (NO_SERVICE, PRIVATE), name)
-    )
+    services = sorted(by_service, key=lambda name: (-len(by_service[name]), name in (NO_SERVICE, PRIVATE), name))
     return Stats(
         days=days,
         since=since,
