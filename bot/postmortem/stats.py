@@ -25,7 +25,7 @@ from bot.incidents.grammar import DEFAULT_DAYS, MAX_DAYS
 from bot.incidents.models import Incident
 
 NO_SERVICE = "(no service)"
-PRIVATE = "(private incidents)"
+PRIVATE = "(private)"  # fits the stats table's 14-character column
 USAGE = "/incident stats [days]   e.g. /incident stats 7"
 
 

@@ -144,8 +144,9 @@ async def test_mallory_walk_is_answered_as_for_a_missing_incident(bot: BotHarnes
         assert await answer(bot, f"INC-99 {text}", user="U0MALLORY") == missing, text
         assert await answer(bot, f"INC-{number} {text}", user="U0MALLORY") == hidden, text
     stats = await answer(bot, "stats", user="U0MALLORY")
-    assert "vault" not in json.dumps(bot.fake.responses[-1]) and TITLE not in json.dumps(bot.fake.responses[-1])
-    assert stats
+    assert stats.startswith("Stats of incidents declared in the last 30 days: 1.")  # counted...
+    shown = json.dumps(bot.fake.responses[-1])
+    assert "(private)  " in shown and "vault" not in shown and TITLE not in shown  # ...but not described
 
     # Buttons and forms on it: refused the same way, nothing opened, nothing changed.
     summary = incident.summary_ts or ""
@@ -188,6 +189,8 @@ async def test_the_same_walk_works_for_who_may_see_it(bot: BotHarness, who: str)
     assert SECRET_NOTE in json.dumps(bot.fake.responses[-1])
     await answer(bot, f"INC-{number} role scribe <@{person}>", user=person)
     assert person in bot.fake.channels[channel].members  # invited
+    await answer(bot, f"INC-{number} timeline", user=person)
+    assert f"*role* <@{person}> scribe: <@{person}>" in bot.last_reply()  # the person, by name
     await bot.click(ActionId.ACK, str(number), user=person, channel=channel, message_ts=incident.summary_ts)
     await answer(bot, f"INC-{number} resolve rotated every key", user=person)
     after = await bot.incident(number)
