@@ -264,10 +264,16 @@ Offer = Callable[..., Awaitable[str | None]]
 
 
 async def run_action(
-    deps: Deps, *, run_id: int, step_id: str, actor: str, context: dict[str, Any] | None = None
+    deps: Deps,
+    *,
+    run_id: int,
+    step_id: str,
+    actor: str,
+    context: dict[str, Any] | None = None,
+    message: tuple[str, str] | None = None,
 ) -> ActionResult:
     """Run a step's action for `actor`; every outcome (also "not available") is recorded and shown."""
-    await visible_incident(deps, run_id=run_id, actor=actor)
+    await visible_incident(deps, run_id=run_id, actor=actor, message=message)
     async with deps.db.session() as session:
         run, playbook, step, incident = await service.step_for_action(session, run_id=run_id, step_id=step_id)
         service.ensure_allowed(playbook, incident, actor)

@@ -18,6 +18,7 @@ from bot.incidents import access
 from bot.incidents.grammar import MAX_TITLE
 from bot.slack import blocks
 from bot.slack.api import call
+from bot.slack.listeners.actions.incident import clicked_incident
 from bot.slack.listeners.common import form_playbooks, guarded
 from bot.slack.listeners.views.incident import ack_declare_form, after_submit
 from bot.slack.text import clip
@@ -124,7 +125,8 @@ def register(app: AsyncApp, deps: Deps) -> None:
         await ack()
 
         async def work() -> None:
-            outcome = await alert_flows.resolve_from_alert(deps, incident_id=_number(body), actor=body["user"]["id"])
+            incident = await clicked_incident(deps, body, "alert resolve", number=_number(body), in_its_channel=True)
+            outcome = await alert_flows.resolve_from_alert(deps, incident_id=incident.id or 0, actor=body["user"]["id"])
             problems = f"\n⚠️ {'; '.join(outcome.problems)}" if outcome.problems else ""
             await respond(
                 text=f"✅ You resolved {outcome.incident.ref}.{problems}",

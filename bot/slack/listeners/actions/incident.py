@@ -28,16 +28,21 @@ def incident_number(body: dict[str, Any]) -> int:
     return int(value)
 
 
-async def clicked_incident(deps: Deps, body: dict[str, Any], what: str) -> Incident:
-    """The incident a summary button names, re-read and checked: the clicker must see it, and a click
-    from a message (not a DM or an ephemeral) must come from that incident's own summary or announcement."""
+async def clicked_incident(
+    deps: Deps, body: dict[str, Any], what: str, *, number: int | None = None, in_its_channel: bool = False
+) -> Incident:
+    """The incident a button names, re-read and checked: the clicker must see it, and a click from a
+    message (not a DM or an ephemeral) must come from that incident's own summary (or, `in_its_channel`,
+    from any message in its channel, as the alert-cleared notice); else it is refused and audited."""
     user = body["user"]["id"]
-    number = incident_number(body)
+    number = incident_number(body) if number is None else number
     incident = await access.find(deps, number=number, person=user)
     container = body.get("container") or {}
     channel = str((body.get("channel") or {}).get("id") or container.get("channel_id") or "")
     ts = str((body.get("message") or {}).get("ts") or container.get("message_ts") or "")
     ours = {(incident.channel_id, incident.summary_ts), (incident.announcement_channel, incident.announcement_ts)}
+    if in_its_channel:
+        ours = {(incident.channel_id, ts)}
     if channel and ts and not container.get("is_ephemeral") and (channel, ts) not in ours:
         await refused(
             deps,

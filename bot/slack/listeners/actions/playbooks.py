@@ -19,6 +19,7 @@ from bot.playbooks import flows
 from bot.playbooks.models import StepStatus
 from bot.slack.adapters import ops as render
 from bot.slack.adapters.playbooks import PlaybookActionId, parse_step_value
+from bot.slack.listeners.actions.incident import clicked_incident
 from bot.slack.listeners.common import CommandContext, guarded, register_subcommand
 from bot.slack.text import escape, user
 
@@ -121,6 +122,7 @@ async def _run(deps: Deps, body: dict[str, Any], respond: AsyncRespond) -> None:
         step_id=step_id,
         actor=body["user"]["id"],
         context={"respond": respond, "channel_id": channel_id, "trigger_id": body.get("trigger_id")},
+        message=_message(body),
     )
     if not result.available:
         await _ephemeral(respond, f"⚠️ `{result.action.value}` is {escape(result.output)}")
@@ -130,6 +132,8 @@ async def _pick(deps: Deps, body: dict[str, Any], respond: AsyncRespond) -> None
     incident, _, playbook_id = _value(body).partition(":")
     if not (incident.isascii() and incident.isdigit() and len(incident) < 10) or not playbook_id:
         raise _damaged()
+    # The picker lives in the incident's channel: a click elsewhere naming this incident is refused.
+    await clicked_incident(deps, body, "playbook pick", number=int(incident), in_its_channel=True)
     started = await flows.pick(
         deps,
         incident_id=int(incident),
