@@ -15,7 +15,6 @@ import re
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
-from urllib.parse import parse_qs
 
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
@@ -26,7 +25,7 @@ from bot.deps import Deps
 from bot.exceptions import ChatError
 from bot.observability import metrics_of, request_started
 from bot.slack.api import call, data
-from bot.slack.front import FrontDoor
+from bot.slack.front import FrontDoor, unreadable
 
 log = logging.getLogger(__name__)
 
@@ -121,49 +120,6 @@ async def health_report(deps: Deps) -> tuple[int, dict[str, Any]]:
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def malformed(text: str, content_type: str) -> str | None:
-    """Why a (signed) Slack body cannot be read, or None: JSON, or a form whose `payload` is JSON, of an object."""
-    if content_type == "application/json" or text.startswith("{"):
-        encoded = text
-    else:
-        payload = parse_qs(text).get("payload")
-        if not payload:
-            return None  # a slash command: plain form fields
-        encoded = payload[0]
-    try:
-        value = json.loads(encoded)
-    except (ValueError, RecursionError):
-        return "not JSON"
-    if not isinstance(value, dict):
-        return "not a JSON object"
-    for key, kinds in _SHAPES.items():
-        if key in value and not isinstance(value[key], kinds):
-            return f"not Slack's shape ({key} is {type(value[key]).__name__})"
-    authorizations = value.get("authorizations")
-    if authorizations is not None and not (
-        isinstance(authorizations, list) and all(isinstance(a, dict) for a in authorizations)
-    ):
-        return "not Slack's shape (authorizations)"
-    return None
-
-
-# The fields Bolt reads by shape before any listener runs: what Slack sends (a string where both
-# occur, null where Slack sends null, as `enterprise` outside Enterprise Grid).
-_SHAPES: dict[str, type | tuple[type, ...]] = {
-    "event": dict,
-    "view": dict,
-    "message": dict,
-    "container": dict,
-    "previous_message": dict,
-    "item": dict,
-    "actions": list,
-    "user": (dict, str, type(None)),
-    "channel": (dict, str, type(None)),
-    "team": (dict, str, type(None)),
-    "enterprise": (dict, str, type(None)),
-}
-
-
 @web.middleware
 async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
     """A request id and a start time for everything this request causes (logs, ack latency)."""
@@ -200,7 +156,7 @@ def build_web_app(deps: Deps, app: AsyncApp | None) -> web.Application:
                 request.remote,
             )
             return web.Response(status=401, text="invalid request")
-        problem = malformed(raw.decode("utf-8"), request.content_type)
+        problem = unreadable(raw.decode("utf-8"), request.content_type)
         if problem is None:
             try:
                 bolt_request = await to_bolt_request(request)
