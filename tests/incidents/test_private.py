@@ -218,3 +218,38 @@ async def test_a_button_from_another_message_is_refused_and_audited(bot: BotHarn
         ("U0BOB", "click:acknowledge", "refused", second.id)
     ]
     assert "INC-2's summary" in rows[0].detail
+
+
+async def test_a_refusal_keeps_its_mentions_and_escapes_what_was_typed(bot: BotHarness) -> None:
+    incident = await bot.declare("P2 Search <b>is</b> slow")
+    channel = incident.channel_id or ""
+    await bot.command("resolve fixed", channel=channel, user="U0BOB")
+    await bot.command("resolve again", channel=channel)
+    reply = bot.last_reply()
+    assert reply == "⚠️ INC-1 was resolved already by <@U0BOB>."  # a mention, not &lt;@U0BOB&gt;
+    await bot.command("INC-1 playbook <!channel>", channel="C0GENERAL")
+    assert "<!channel>" not in bot.last_reply()
+
+
+async def test_done_or_skip_on_a_resolved_incident_is_refused(bot: BotHarness) -> None:
+    from bot.slack.adapters.playbooks import PlaybookActionId
+    from tests.playbooks.test_slack import buttons, progress_message, step_events
+
+    incident = await declare_private(bot)
+    message = progress_message(bot, incident)
+    done = buttons(message)[PlaybookActionId.DONE]["value"]
+    skip = buttons(message)[PlaybookActionId.SKIP]["value"]
+    await bot.command("resolve contained", channel=incident.channel_id or "")
+    for action, value in ((PlaybookActionId.DONE, done), (PlaybookActionId.SKIP, skip)):
+        await bot.click(action, value, channel=incident.channel_id, message_ts=message.ts)
+        assert bot.last_reply() == "⚠️ INC-1 is resolved; its checklist is closed."
+    assert await step_events(bot, 1) == []
+    # A Done naming this run from another message is refused and audited.
+    other = await bot.declare("P3 Emails delayed")
+    await bot.click(PlaybookActionId.DONE, done, channel=other.channel_id, message_ts=other.summary_ts)
+    assert "not one you can see" in bot.last_reply()
+    async with bot.deps.db.session() as session:
+        from sqlmodel import select
+
+        rows = list((await session.exec(select(AuditLog))).all())
+    assert [(r.action, r.outcome, r.incident_id) for r in rows] == [("click:step", "refused", 1)]
