@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Protocol
 from bot.clock import Clock
 from bot.config import Permissions
 from bot.exceptions import BotError, NotFound
+from bot.incidents import service
 from bot.incidents.models import Incident
 
 if TYPE_CHECKING:
@@ -114,8 +115,6 @@ async def find(deps: Deps, *, number: int, person: str) -> Incident:
 
 async def in_channel(deps: Deps, *, channel_id: str, person: str) -> Incident | None:
     """The incident whose channel this is, when `person` may see it."""
-    from bot.incidents import service
-
     async with deps.db.session() as session:
         incident = await service.by_channel(session, channel_id=channel_id)
     if incident is None or not await deps.incident_access.can_see(person=person, incident=incident):

@@ -480,3 +480,18 @@ async def test_a_page_button_naming_another_incident_is_refused_and_audited(star
 
         rows = list((await session.exec(select(AuditLog))).all())
     assert [(r.actor, r.action, r.outcome, r.incident_id) for r in rows] == [(oncall, "click:page ack", "refused", 1)]
+
+
+async def test_a_private_incidents_page_names_no_title_outside_its_channel(start: Starter, clock: FakeClock) -> None:
+    bot = await start()
+    await bot.declare("private P1 Leaked credentials", user="U0LEAD")
+    incident = await bot.incident(1)
+    oncall = on_call_at(bot.deps.settings.config.oncall, clock.now())
+    assert oncall is not None and incident.private
+    (dm,) = page_dms(bot.fake, oncall)
+    assert "Leaked credentials" not in f"{dm.text} {dm.blocks}"
+    assert "INC-1: a private incident (details in its channel)" in str(dm.blocks)
+    assert oncall in bot.fake.channels[incident.channel_id or ""].members  # invited: the title is read there
+    await bot.click(*button_values(dm)[0], user=oncall, channel=dm.channel, message_ts=dm.ts)
+    assert (await bot.incident(1)).acknowledged_by == oncall
+    assert "Leaked credentials" not in f"{dm.text} {dm.blocks}"
