@@ -58,7 +58,7 @@ def page_blocks(incident: Incident, page: PageMessage) -> list[Block]:
     if page.late_by is not None:
         lines.append(f"⚠️ This page is late by {format_duration(page.late_by)} (the bot was down or busy).")
     return [
-        blocks.header(f"🚨 {incident.ref}: {_title(incident)}"),
+        blocks.header(f"🚨 {incident.ref}: {page_title(incident)}"),
         blocks.mrkdwn("\n".join(lines)),
         {
             "type": "actions",
@@ -71,7 +71,7 @@ def page_blocks(incident: Incident, page: PageMessage) -> list[Block]:
 def page_text(incident: Incident, page: PageMessage) -> str:
     late = f" (late by {format_duration(page.late_by)})" if page.late_by is not None else ""
     about = (
-        f"{incident.ref} [{incident.severity}] {_title(incident)}"
+        f"{incident.ref} [{incident.severity}] {page_title(incident)}"
         if incident.private
         else blocks.summary_text(incident)
     )
@@ -84,10 +84,10 @@ def acknowledged_blocks(incident: Incident, user: str, *, note: str = "") -> lis
     text = f"✋ Acknowledged by <@{user}>. Join {where}."
     if note:
         text += f"\n{note}"
-    return [blocks.header(f"{incident.ref}: {_title(incident)}"), blocks.mrkdwn(text)]
+    return [blocks.header(f"{incident.ref}: {page_title(incident)}"), blocks.mrkdwn(text)]
 
 
-def _title(incident: Incident) -> str:
+def page_title(incident: Incident) -> str:
     """A DM is outside the incident's channel: a private incident's title is read in the channel itself,
     which the person paged is invited to."""
     return "a private incident (details in its channel)" if incident.private else incident.title

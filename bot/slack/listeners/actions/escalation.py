@@ -18,7 +18,7 @@ from bot.exceptions import InvalidState, UsageError
 from bot.incidents import access, flows, service
 from bot.ops.clicks import refused
 from bot.slack import blocks
-from bot.slack.adapters.escalation import PAGE_ACK, acknowledged_blocks
+from bot.slack.adapters.escalation import PAGE_ACK, acknowledged_blocks, page_title
 from bot.slack.listeners.common import guarded
 
 
@@ -75,7 +75,7 @@ def register(app: AsyncApp, deps: Deps) -> None:
                 text = f"✅ {incident.ref} is resolved already; no need to acknowledge."
                 await respond(
                     text=text,
-                    blocks=[blocks.header(f"{incident.ref}: {incident.title}"), blocks.mrkdwn(text)],
+                    blocks=[blocks.header(f"{incident.ref}: {page_title(incident)}"), blocks.mrkdwn(text)],
                     replace_original=True,
                 )
                 return
