@@ -12,19 +12,18 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from types import SimpleNamespace
 from typing import Any
 
 from bot.deps import Deps
 from bot.exceptions import BotError, ChatError, InvalidState, NotFound
 from bot.incidents import access
 from bot.incidents.models import Incident
-from bot.ops.clicks import refused
 from bot.playbooks import service
-from bot.playbooks.models import PlaybookRun, StepStatus
+from bot.playbooks.access import visible_incident
+from bot.playbooks.models import StepStatus
 from bot.playbooks.ports import PlaybookChat
 from bot.playbooks.registry import PlaybookRegistry
-from bot.playbooks.render import build_context, render_or_raw
+from bot.playbooks.render import build_context, outside_view, render_or_raw
 from bot.playbooks.schema import Action, Playbook, Step
 from bot.playbooks.service import Progress, StepChange
 from bot.signals import IncidentChannelReady
@@ -207,26 +206,6 @@ async def _start_on_message(deps: Deps, *, incident: Incident, playbook_id: str,
 # --- steps ---------------------------------------------------------------------------------------
 
 
-async def visible_incident(deps: Deps, *, run_id: int, actor: str, message: tuple[str, str] | None = None) -> Incident:
-    """The incident of a run, when `actor` may see it; a button's run id is a hint, not a fact.
-
-    `message` (channel, ts) is where the click came from: a run's buttons live on its progress
-    message only, so a click elsewhere naming this run is refused and audited.
-    """
-    async with deps.db.session() as session:
-        run = await session.get(PlaybookRun, run_id)
-        incident = await session.get(Incident, run.incident_id) if run is not None else None
-    hidden = NotFound("This checklist is not one you can see; it may come from an old message.")
-    if run is None or incident is None or not await deps.incident_access.can_see(person=actor, incident=incident):
-        raise hidden
-    if message is not None and run.progress_ts and message != (run.progress_channel, run.progress_ts):
-        await refused(
-            deps, actor=actor, what="step", claimed=run_id, reason="not on the run's checklist", incident_id=incident.id
-        )
-        raise hidden
-    return incident
-
-
 async def change_step(
     deps: Deps,
     *,
@@ -372,17 +351,8 @@ async def _notify(deps: Deps, playbook: Playbook, step: Step, incident: Incident
         if not configured:
             return _not_available(Action.NOTIFY, f"channels.{channel} is not set in bot.yml")
         channel = configured
-    shown: Any = incident
-    if incident.private and channel != incident.channel_id:
-        # Outside its channel a private incident has no title, service or people, whatever the template asks.
-        shown = SimpleNamespace(
-            id=incident.id,
-            severity=incident.severity,
-            status=incident.status,
-            title="(private)",
-            channel_name=incident.channel_name,
-            declared_at=incident.declared_at,
-        )
+    # Outside its channel a private incident has no title, service or people, whatever the template asks.
+    shown = outside_view(incident) if incident.private and channel != incident.channel_id else incident
     context = build_context(
         incident=shown, playbook_id=playbook.id, playbook_title=playbook.title, config=deps.settings.config
     )

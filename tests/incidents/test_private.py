@@ -253,3 +253,19 @@ async def test_done_or_skip_on_a_resolved_incident_is_refused(bot: BotHarness) -
 
         rows = list((await session.exec(select(AuditLog))).all())
     assert [(r.action, r.outcome, r.incident_id) for r in rows] == [("click:step", "refused", 1)]
+
+
+def test_a_playbook_notice_outside_the_channel_sees_no_title_service_or_person() -> None:
+    from bot.playbooks.render import build_context, outside_view, render_or_raw
+
+    incident = Incident(
+        id=5, title=TITLE, service="vault", declared_by="U0ALICE", commander="U0ALICE", private=True, severity="P1"
+    )
+    template = (
+        "{{ incident.ref }} {{ incident.severity }}: {{ incident.title }} on {{ service }} "
+        "led by {{ incident.commander }}"
+    )
+    context = build_context(incident=outside_view(incident), playbook_id="security-breach", playbook_title="Security")
+    text = render_or_raw(template, context)
+    assert text.strip() == "INC-5 P1: (private) on SERVICE led by"
+    assert TITLE in render_or_raw(template, build_context(incident=incident, playbook_id="x", playbook_title="X"))
