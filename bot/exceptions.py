@@ -22,7 +22,28 @@ from __future__ import annotations
 
 
 class BotError(Exception):
-    """Base of every deliberate error; `str(err)` is safe to show to a user."""
+    """Base of every deliberate error; `str(err)` is safe to show to a user.
+
+    An error about people keeps them apart from its words: `people` are user or group IDs and the
+    message marks where they go with `{people}`. `str(err)` shows the IDs plainly (logs, timeline);
+    the chat layer escapes the words, which may hold what a user typed, and renders the people as
+    mentions (`text.error_text`), so a refusal reads "only @lead may restart", never `&lt;@U0LEAD&gt;`.
+    """
+
+    PEOPLE = "{people}"
+
+    def __init__(self, message: str = "", *, people: tuple[str, ...] | list[str] = ()) -> None:
+        super().__init__(message)
+        self.people = tuple(people)
+
+    @property
+    def template(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+    def __str__(self) -> str:
+        if not self.people:
+            return super().__str__()
+        return self.template.replace(self.PEOPLE, " or ".join(self.people))
 
 
 class ConfigError(BotError):

@@ -25,7 +25,7 @@ from bot.deps import Deps
 from bot.exceptions import ChatError
 from bot.observability import metrics_of, request_started
 from bot.slack.api import call, data
-from bot.slack.front import FrontDoor
+from bot.slack.front import FrontDoor, unreadable
 from bot.web import add_routes as add_dashboard
 
 log = logging.getLogger(__name__)
@@ -147,10 +147,25 @@ def build_web_app(deps: Deps, app: AsyncApp | None) -> web.Application:
 
     async def slack_events(request: web.Request) -> web.Response:
         assert app is not None and door is not None
-        # slack_sdk's verifier does int() on this header unguarded: refuse garbage before it becomes a 500.
-        if not request.headers.get("X-Slack-Request-Timestamp", "").isdigit():
+        # Authenticated before parsed: nothing reads an unsigned body, and no garbage becomes a 500.
+        raw = await request.read()
+        timestamp = request.headers.get("X-Slack-Request-Timestamp", "")
+        if not door.authentic(raw, timestamp=timestamp, signature=request.headers.get("X-Slack-Signature", "")):
+            log.warning(
+                "refused a request to /slack/events: missing, stale or wrong signature (%d bytes from %s)",
+                len(raw),
+                request.remote,
+            )
             return web.Response(status=401, text="invalid request")
-        bolt_request = await to_bolt_request(request)
+        problem = unreadable(raw.decode("utf-8"), request.content_type)
+        if problem is None:
+            try:
+                bolt_request = await to_bolt_request(request)
+            except Exception as exc:  # Bolt reads fields by shape: a signed body of another shape is not ours
+                problem = f"unreadable ({type(exc).__name__})"
+        if problem is not None:
+            log.warning("refused a signed request to /slack/events: the body is %s", problem)
+            return web.Response(status=400, text="malformed request")
         started = request_started.get() or time.perf_counter()
         if door.take(bolt_request, started=started):
             return web.Response(status=200)

@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bot.config import BotConfig, load_bot_config
@@ -113,6 +113,22 @@ class Settings(BaseSettings):
                 "must be at least 32 characters: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
             )
         return value
+    @model_validator(mode="after")
+    def _no_empty_secrets(self) -> Settings:
+        """A secret set to nothing is a mistake, and a dangerous one (an empty ALERTS_TOKEN would match an
+        empty Authorization header): start-up stops. Unset it to turn its feature off. Covers every
+        SecretStr setting, present and future; SLACK_APP_TOKEN alone reads empty as unset (HTTP mode)."""
+        empty = sorted(
+            name.upper()
+            for name, value in self.__dict__.items()
+            if isinstance(value, SecretStr) and not value.get_secret_value().strip()
+        )
+        if empty:
+            raise ValueError(
+                f"{', '.join(empty)} {'is' if len(empty) == 1 else 'are'} set but empty: give "
+                f"{'it a value' if len(empty) == 1 else 'them values'} or remove {'it' if len(empty) == 1 else 'them'}"
+            )
+        return self
 
     @property
     def socket_mode(self) -> bool:
@@ -126,8 +142,8 @@ class Settings(BaseSettings):
         except ValidationError as exc:
             lines = []
             for err in exc.errors():
-                name = str(err["loc"][0]).upper() if err["loc"] else "settings"
-                lines.append(f"{name}: {err['msg'].removeprefix('Value error, ')}")
+                message = err["msg"].removeprefix("Value error, ")
+                lines.append(f"{str(err['loc'][0]).upper()}: {message}" if err["loc"] else message)
             raise ConfigError("\n".join(lines)) from exc
         if "config" not in overrides:
             explicit = "BOT_CONFIG" in os.environ or "bot_config" in overrides

@@ -22,9 +22,9 @@ from bot.alerts.payloads import Notification, summary_of
 from bot.alerts.ports import AlertChat, AlertLine, AlertView, IncidentLink
 from bot.config import Severity
 from bot.deps import Deps
-from bot.exceptions import BotError, ChatError, InvalidState
+from bot.exceptions import BotError, ChatError, InvalidState, NotFound
+from bot.incidents import access
 from bot.incidents import flows as incident_flows
-from bot.incidents import service as incident_service
 from bot.incidents.flows import Outcome
 from bot.incidents.models import Incident
 from bot.observability import metrics_of
@@ -411,6 +411,7 @@ async def _declare_and_link(
     service_name: str | None,
     playbook_id: str | None,
     description: str,
+    private: bool = False,
 ) -> Outcome:
     """With the declare claimed: declare the incident and link the group to it (a failure gives the claim back)."""
     try:
@@ -422,6 +423,7 @@ async def _declare_and_link(
             service_name=service_name,
             playbook_id=playbook_id,
             description=description,
+            private=private,
         )
     except Exception:
         async with deps.db.session() as session:
@@ -445,6 +447,7 @@ async def declare_from_alert(
     service_name: str | None,
     playbook_id: str | None,
     description: str = "",
+    private: bool = False,
 ) -> Outcome:
     """A person pressed Declare on an alert: one incident per group, however many press it."""
     now = deps.clock.now()
@@ -452,13 +455,19 @@ async def declare_from_alert(
         group = await service.get_group(session, group_id=group_id)
         previous = group.declare_state
         # The claim also fails when the group is linked already; the re-read says which it was.
-        if not await service.claim_declare(
+        claimed = await service.claim_declare(
             session, group_id=group_id, states=[DeclareState.NONE, DeclareState.WANTED], now=now
-        ):
+        )
+        if not claimed:
             group = await service.get_group(session, group_id=group_id)
-            if group.incident_id is not None:
-                raise InvalidState(f"This alert is already INC-{group.incident_id}; nothing new was declared.")
-            raise InvalidState("Someone is declaring an incident for this alert right now; look in the alerts channel.")
+    if not claimed:
+        if group.incident_id is not None:
+            try:  # its number only to those who may see it
+                ref = (await access.find(deps, number=group.incident_id, person=actor)).ref
+            except NotFound:
+                ref = "an incident"
+            raise InvalidState(f"This alert is already {ref}; nothing new was declared.")
+        raise InvalidState("Someone is declaring an incident for this alert right now; look in the alerts channel.")
     outcome = await _declare_and_link(
         deps,
         group_id=group_id,
@@ -471,6 +480,7 @@ async def declare_from_alert(
         service_name=service_name,
         playbook_id=playbook_id,
         description=description,
+        private=private,
     )
     processor = deps.services.get("alerts")
     if processor is not None:
@@ -479,9 +489,9 @@ async def declare_from_alert(
 
 
 async def resolve_from_alert(deps: Deps, *, incident_id: int, actor: str) -> Outcome:
-    """The Resolve button on an 'alert cleared' message."""
+    """The Resolve button on an 'alert cleared' message, by someone who can see the incident."""
+    incident = await access.find(deps, number=incident_id, person=actor)
     async with deps.db.session() as session:
-        incident = await incident_service.get(session, number=incident_id)
         if not incident.is_open:
             raise InvalidState(f"{incident.ref} is resolved already.")
         groups = await service.groups_for_incident(session, incident_id=incident_id)

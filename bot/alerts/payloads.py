@@ -111,6 +111,8 @@ def parse_time(value: Any, *, where: str) -> datetime | None:
         raise PayloadError(f"{where}: {value!r} has no time zone")
     if parsed.year <= 1:
         return None
+    if parsed.year >= 9999:  # at the edge of what datetime holds: converting or adding to it overflows
+        raise PayloadError(f"{where}: {value!r} is too far in the future")
     return parsed.astimezone(UTC)
 
 
@@ -162,9 +164,31 @@ def decode(body: bytes) -> dict[str, Any]:
         data = json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise PayloadError(f"the body is not JSON ({exc})") from None
+    except RecursionError:
+        raise PayloadError(f"the JSON is nested deeper than {MAX_DEPTH} levels") from None
     if not isinstance(data, dict):
         raise PayloadError(f"the body must be a JSON object, got {type(data).__name__}")
+    if _depth(data) > MAX_DEPTH:
+        raise PayloadError(f"the JSON is nested deeper than {MAX_DEPTH} levels")
     return data
+
+
+# Alertmanager and Grafana nest five or six levels; nothing real comes near this.
+MAX_DEPTH = 32
+
+
+def _depth(data: Any) -> int:
+    """How deep a decoded JSON value nests (iterative: a hostile body must not exhaust the stack)."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(data, 1)]
+    while stack:
+        value, level = stack.pop()
+        deepest = max(deepest, level)
+        if deepest > MAX_DEPTH:
+            return deepest
+        children = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
+        stack.extend((child, level + 1) for child in children)
+    return deepest
 
 
 def parse(source: str, data: dict[str, Any]) -> Notification:

@@ -53,11 +53,13 @@ class PagerDuty:
         return f"incident-bot/{incident.ref}"
 
     async def trigger(self, incident: Incident) -> None:
+        # A private incident's title and service stay in its channel, PagerDuty included.
+        title = "private incident" if incident.private else incident.title
         payload: dict[str, Any] = {
-            "summary": f"{incident.ref} [{incident.severity}] {incident.title}"[:1024],
+            "summary": f"{incident.ref} [{incident.severity}] {title}"[:1024],
             "source": self.source,
             "severity": PD_SEVERITY.get(str(incident.severity), "error"),
-            "component": incident.service or None,
+            "component": None if incident.private else incident.service or None,
             "custom_details": {"status": str(incident.status), "channel": incident.channel_name},
         }
         await self._send("trigger", incident, {"payload": {k: v for k, v in payload.items() if v is not None}})

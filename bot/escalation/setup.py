@@ -54,7 +54,10 @@ class LazyPager:
         await self._pager.report_page(incident=incident, report=report)
 
     async def invite(self, *, channel_id: str, users: list[str]) -> None:
-        await self._pager.invite(channel_id=channel_id, users=users)
+        try:
+            await self._pager.invite(channel_id=channel_id, users=users)
+        finally:  # whoever was invited sees a private incident from now on, not in a minute
+            self.deps.incident_access.forget(channel_id=channel_id)
 
     async def group_members(self, *, group_id: str) -> list[str]:
         return list(await self._pager.group_members(group_id=group_id))

@@ -14,12 +14,16 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from bot.clock import Clock
 from bot.config import Permissions
-from bot.exceptions import BotError
+from bot.exceptions import BotError, NotFound
+from bot.incidents import service
 from bot.incidents.models import Incident
+
+if TYPE_CHECKING:
+    from bot.deps import Deps
 
 log = logging.getLogger(__name__)
 
@@ -93,3 +97,26 @@ class Access:
         members = frozenset(people)
         self._cache[key] = (now, members)
         return members
+
+
+def not_found(number: int) -> NotFound:
+    """The one answer for an incident that does not exist and for one the person may not see."""
+    return NotFound(f"There is no incident INC-{number} that you can see. `/incident list` shows the open incidents.")
+
+
+async def find(deps: Deps, *, number: int, person: str) -> Incident:
+    """The incident `INC-<number>` as `person` may see it, else the same NotFound as for a missing one."""
+    async with deps.db.session() as session:
+        incident = await session.get(Incident, number)
+    if incident is None or not await deps.incident_access.can_see(person=person, incident=incident):
+        raise not_found(number)
+    return incident
+
+
+async def in_channel(deps: Deps, *, channel_id: str, person: str) -> Incident | None:
+    """The incident whose channel this is, when `person` may see it."""
+    async with deps.db.session() as session:
+        incident = await service.by_channel(session, channel_id=channel_id)
+    if incident is None or not await deps.incident_access.can_see(person=person, incident=incident):
+        return None
+    return incident

@@ -13,7 +13,7 @@ import logging
 import re
 import secrets
 import unicodedata
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
@@ -89,11 +89,14 @@ async def declare(
     service_name: str | None = None,
     playbook_id: str | None = None,
     description: str = "",
+    private: bool = False,
 ) -> Outcome:
+    playbook = _playbook(deps, playbook_id=playbook_id, title=title, service_name=service_name)
     if severity is None:
         # Declared without one: the playbook's suggested severity, else the default.
-        playbook = _playbook(deps, playbook_id=playbook_id, title=title, service_name=service_name)
         severity = getattr(playbook, "severity", None)
+    # Private when asked for, when the playbook says so (security breach) or when every incident is.
+    private = private or deps.settings.config.channels.private_incidents or bool(getattr(playbook, "private", False))
     data = IncidentCreate(
         title=title.strip(),
         severity=severity or DEFAULT_SEVERITY,
@@ -101,6 +104,7 @@ async def declare(
         playbook_id=playbook_id,
         description=description,
         declared_by=declared_by,
+        private=private,
     )
     async with deps.db.session() as session:
         incident = await service.create(session, data=data, now=deps.clock.now())
@@ -226,6 +230,7 @@ async def _setup_steps(deps: Deps, *, incident_id: int, actor: str, adopt: bool)
 
     invitees = sorted({incident.declared_by, actor} - {""})
     await attempt("inviting the declarer", lambda: chat.invite(channel_id=channel_id, users=invitees))
+    deps.incident_access.forget(channel_id=channel_id)
     await attempt("setting the topic", lambda: chat.set_topic(incident=incident))
     if incident.summary_ts is None:
         posted = await attempt("posting the summary", lambda: chat.post_summary(incident=incident))
@@ -249,8 +254,7 @@ async def _setup_steps(deps: Deps, *, incident_id: int, actor: str, adopt: bool)
 
 async def _create_channel(deps: Deps, incident: Incident, *, adopt: bool) -> Channel:
     assert incident.id is not None
-    playbook = _playbook(deps, playbook_id=incident.playbook_id, title=incident.title, service_name=incident.service)
-    private = deps.settings.config.channels.private_incidents or bool(getattr(playbook, "private", False))
+    private = incident.private
     suffixes = [""] + [f"-{n}" for n in range(2, 6)] + [f"-{secrets.token_hex(2)}" for _ in range(3)]
     last: ChatError | None = None
     for suffix in suffixes:
@@ -364,6 +368,7 @@ async def assign_role(deps: Deps, *, incident_id: int, role: Role, user: str, ac
             await deps.incident_chat.invite(channel_id=incident.channel_id, users=[user])
         except ChatError as exc:
             problems.append(f"inviting <@{user}> failed ({exc.code or exc})")
+        deps.incident_access.forget(channel_id=incident.channel_id)
     problems += await _notice(
         deps, incident, Notice(kind="role", actor=actor, detail={"role": role.value, "user": user})
     )
@@ -372,10 +377,12 @@ async def assign_role(deps: Deps, *, incident_id: int, role: Role, user: str, ac
     return Outcome(incident=incident, problems=problems)
 
 
-async def acknowledge(deps: Deps, *, incident_id: int, actor: str) -> Outcome:
+async def acknowledge(deps: Deps, *, incident_id: int, actor: str, for_whom: Sequence[str] = ()) -> Outcome:
     async with deps.db.session() as session:
         incident = await service.get(session, number=incident_id)
-        first = await service.acknowledge(session, incident=incident, actor=actor, now=deps.clock.now())
+        first = await service.acknowledge(
+            session, incident=incident, actor=actor, now=deps.clock.now(), for_whom=for_whom
+        )
     problems: list[str] = []
     if first:
         problems += await _notice(deps, incident, Notice(kind="ack", actor=actor))

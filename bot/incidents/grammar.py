@@ -17,7 +17,7 @@ from bot.exceptions import UsageError
 from bot.incidents.models import UPDATE_STATUSES, Role, Status
 
 USAGE: dict[str, str] = {
-    "declare": "/incident declare [P1..P4] [service:<name>] [playbook:<id>] <title>",
+    "declare": "/incident declare [private] [P1..P4] [service:<name>] [playbook:<id>] <title>",
     "update": "/incident update <investigating|identified|monitoring> [message]",
     "note": "/incident note <text>",
     "action": "/incident action <follow-up item> [@owner]",
@@ -141,6 +141,7 @@ class Declare(Command):
     severity: Severity | None = None
     service: str | None = None
     playbook: str | None = None
+    private: bool = False
 
     @property
     def interactive(self) -> bool:
@@ -299,10 +300,14 @@ def parse(text: str, *, known: Known | None = None) -> Command:
 def _p_declare(name: str, incident: int | None, rest: list[str], _: str, known: Known) -> Command:
     severity: Severity | None = None
     service = playbook = None
+    private = False
     title_words: list[str] = []
     leading = True
     for word in rest:
         lower = word.lower()
+        if lower == "private" and leading and not private:
+            private = True
+            continue
         key, sep, value = word.partition(":")
         if sep and key.lower() in {"service", "svc"} and value:
             service = value.lower()
@@ -334,7 +339,15 @@ def _p_declare(name: str, incident: int | None, rest: list[str], _: str, known: 
         raise _fail("declare", f"The title is {len(title)} characters; keep it under {MAX_TITLE}.")
     if not title and (severity or service or playbook):
         raise _fail("declare", "Give the incident a title, e.g. `/incident declare P1 Checkout returns 500`.")
-    return Declare(name=name, incident=incident, title=title, severity=severity, service=service, playbook=playbook)
+    return Declare(
+        name=name,
+        incident=incident,
+        title=title,
+        severity=severity,
+        service=service,
+        playbook=playbook,
+        private=private,
+    )
 
 
 def _p_update(name: str, incident: int | None, rest: list[str], _: str, known: Known) -> Command:

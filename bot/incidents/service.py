@@ -6,6 +6,7 @@ UPDATEs, so only one of them wins and the other is told.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -45,7 +46,9 @@ async def create(session: AsyncSession, *, data: IncidentCreate, now: datetime) 
 async def get(session: AsyncSession, *, number: int) -> Incident:
     incident = await session.get(Incident, number)
     if incident is None:
-        raise NotFound(f"INC-{number} does not exist. `/incident list` shows the open incidents.")
+        raise NotFound(
+            f"There is no incident INC-{number} that you can see. `/incident list` shows the open incidents."
+        )
     return incident
 
 
@@ -243,8 +246,13 @@ async def assign_role(
     return old
 
 
-async def acknowledge(session: AsyncSession, *, incident: Incident, actor: str, now: datetime) -> bool:
-    """True for the first acknowledgement; later ones are recorded but change nothing."""
+async def acknowledge(
+    session: AsyncSession, *, incident: Incident, actor: str, now: datetime, for_whom: Sequence[str] = ()
+) -> bool:
+    """True for the first acknowledgement; later ones are recorded but change nothing.
+
+    `for_whom`: the people paged, when `actor` acknowledged a page that was not theirs.
+    """
     _require_open(incident, "acknowledging")
     assert incident.id is not None
     result = await session.exec(  # type: ignore[call-overload]
@@ -253,7 +261,12 @@ async def acknowledge(session: AsyncSession, *, incident: Incident, actor: str, 
         .values(acknowledged_at=now, acknowledged_by=actor, updated_at=now)
     )
     first = bool(result.rowcount)
-    timeline.add(session, incident_id=incident.id, kind=Kind.ACK, at=now, actor=actor, key=first, data={"first": first})
+    data: dict[str, Any] = {"first": first}
+    text = ""
+    if for_whom:
+        data["for"] = list(for_whom)
+        text = f"acknowledged by {actor} for {', '.join(for_whom)}"
+    timeline.add(session, incident_id=incident.id, kind=Kind.ACK, at=now, actor=actor, text=text, key=first, data=data)
     await session.commit()
     await session.refresh(incident)
     return first
@@ -278,7 +291,9 @@ async def resolve(session: AsyncSession, *, incident: Incident, summary: str, ac
     if not result.rowcount:
         await session.rollback()
         await session.refresh(incident)
-        raise InvalidState(f"{incident.ref} was resolved already by <@{incident.resolved_by}>.")
+        raise InvalidState(
+            f"{incident.ref} was resolved already by {InvalidState.PEOPLE}.", people=[incident.resolved_by or "?"]
+        )
     timeline.add(session, incident_id=incident.id, kind=Kind.RESOLVED, at=now, actor=actor, text=summary, key=True)
     await session.commit()
     await session.refresh(incident)

@@ -28,8 +28,10 @@ from bot.exceptions import BotError, InvalidState, NotFound, PermissionDenied, P
 from bot.health import checker
 from bot.health.checker import HealthResult
 from bot.health.classify import HealthState
+from bot.incidents import access
 from bot.ops import service as audit
-from bot.ops.models import Action, AuditLog, Outcome
+from bot.ops.clicks import refused
+from bot.ops.models import Action, AuditLog, Outcome, PendingAction
 from bot.ops.service import AlreadyHandled, Directory
 from bot.platforms.base import Deployment, DeployStatus, Platform, pick_rollback_target, rollback_candidates
 from bot.platforms.follow import Progress, RealTimer, Timer, follow
@@ -340,7 +342,7 @@ async def prepare(
         "incident_id": incident_id,
     }
     if action is Action.RESTART:
-        return Plan(**common)
+        return await _pending(deps, Plan(**common), channel_id=channel_id)
     others = [d for d in deployments if current is None or d.id != current.id]
     candidates = rollback_candidates(deployments, current) or others
     try:
@@ -348,13 +350,66 @@ async def prepare(
     except NotFound as exc:
         return Plan(**common, candidates=tuple(candidates[:8]), problem=str(exc))
     rest = [d for d in candidates if d.id != target.id]
-    return Plan(**common, target=target, candidates=tuple(rest[:5]))
+    return await _pending(deps, Plan(**common, target=target, candidates=tuple(rest[:5])), channel_id=channel_id)
+
+
+async def _pending(deps: Deps, plan: Plan, *, channel_id: str | None) -> Plan:
+    """Keep the plan shown for confirmation; its buttons carry only `plan.request_id`."""
+    ref = plan.ref
+    async with deps.db.session() as session:
+        session.add(
+            PendingAction(
+                id=ref.request_id,
+                created_at=deps.clock.now(),
+                action=ref.action.value,
+                service=ref.service,
+                current_id=ref.current_id,
+                target_id=ref.target_id,
+                requested_by=ref.requested_by,
+                incident_id=ref.incident_id,
+                channel_id=channel_id,
+            )
+        )
+        await session.commit()
+    return plan
+
+
+async def pending(deps: Deps, *, value: str, user_id: str, what: str) -> PlanRef:
+    """The confirmation a Confirm/Cancel click names by id, as stored; anything else is refused and audited."""
+    found = None
+    if value and len(value) <= 64 and value.isascii() and value.isalnum():
+        async with deps.db.session() as session:
+            found = await session.get(PendingAction, value)
+    if found is None:
+        await refused(deps, actor=user_id, what=what, claimed=value, reason="no such confirmation")
+        raise InvalidState("this confirmation is unknown or from an older version: run the command again")
+    ref = PlanRef(
+        action=Action(found.action),
+        service=found.service,
+        current_id=found.current_id,
+        target_id=found.target_id,
+        requested_by=found.requested_by,
+        incident_id=found.incident_id,
+        request_id=found.id,
+    )
+    if found.incident_id is not None:
+        try:
+            await access.find(deps, number=found.incident_id, person=user_id)
+        except NotFound:
+            await refused(
+                deps, actor=user_id, what=what, claimed=value, reason="cannot see its incident", incident_id=None
+            )
+            raise
+    return ref
 
 
 async def cancel(deps: Deps, *, ref: PlanRef, user_id: str, channel_id: str | None = None) -> None:
     """The requester (or anyone allowed to run it) said no; recorded once."""
     if user_id != ref.requested_by and not await _decide(deps, ref.action, user_id):
-        raise PermissionDenied(f"only <@{ref.requested_by}> or people who may {ref.action.value} can cancel this")
+        raise PermissionDenied(
+            f"only {PermissionDenied.PEOPLE} or people who may {ref.action.value} can cancel this",
+            people=[ref.requested_by],
+        )
     config = deps.settings.config.services.get(ref.service)
     await _audit(
         deps,
@@ -638,10 +693,10 @@ async def _require_permission(
         channel_id=channel_id,
         platform=platform,
         outcome=Outcome.REFUSED,
-        detail=decision.reason,
-        timeline_text=f"{ref.action.verb} of {ref.service} refused: {_plain(decision.reason)}",
+        detail=decision.plain,
+        timeline_text=f"{ref.action.verb} of {ref.service} refused: {decision.plain}",
     )
-    raise PermissionDenied(f"you may not {ref.action.value} {ref.service}: {decision.reason}")
+    raise PermissionDenied(f"you may not {ref.action.value} {ref.service}: {decision.reason}", people=decision.people)
 
 
 async def _audit(
@@ -678,8 +733,3 @@ async def _audit(
             timeline_text=timeline_text,
             timeline_data=timeline_data,
         )
-
-
-def _plain(text: str) -> str:
-    """Slack mentions in a refusal reason, as plain IDs for the timeline."""
-    return text.replace("<@", "").replace("<!subteam^", "").replace(">", "")

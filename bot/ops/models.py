@@ -57,3 +57,23 @@ class AuditLog(SQLModel, table=True):
     incident_id: int | None = Field(default=None, foreign_key="incidents.id")
     channel_id: str | None = Field(default=None, max_length=40)
     request_id: str | None = Field(default=None, max_length=64)  # the confirmation's nonce
+
+
+class PendingAction(SQLModel, table=True):
+    """A restart/rollback shown for confirmation: the Confirm and Cancel buttons carry only its id.
+
+    What is confirmed is read back from here, never from the click, so a click carrying another
+    service, deployment or incident is not even expressible; an unknown id is refused and audited.
+    """
+
+    __tablename__ = "ops_pending_actions"
+
+    id: str = Field(primary_key=True, max_length=64)  # random, unguessable; the audit row's request_id
+    created_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    action: str = Field(max_length=20)
+    service: str = Field(max_length=100)
+    current_id: str | None = Field(default=None, max_length=200)
+    target_id: str | None = Field(default=None, max_length=200)
+    requested_by: str = Field(max_length=100)
+    incident_id: int | None = Field(default=None, foreign_key="incidents.id")
+    channel_id: str | None = Field(default=None, max_length=40)

@@ -58,10 +58,16 @@ class Directory(Protocol):
 class Decision:
     allowed: bool
     via: str | None = None  # the entry in bot.yml that allowed it: "U0LEAD", "S0ONCALL"
-    reason: str = ""
+    reason: str = ""  # may mark where `people` go with `{people}` (see BotError)
+    people: tuple[str, ...] = ()
 
     def __bool__(self) -> bool:
         return self.allowed
+
+    @property
+    def plain(self) -> str:
+        """The reason with the people as plain IDs (audit log, timeline)."""
+        return str(BotError(self.reason, people=self.people))
 
 
 async def check_permission(
@@ -93,19 +99,10 @@ async def check_permission(
         except BotError as exc:
             log.warning("permission lookup of %s failed: %s", principal, exc)
             problems.append(f"could not check {principal}: {exc}")
-    allowed = ", ".join(_mention(p) for p in principals)
-    reason = f"only {allowed} may {action.value}"
+    reason = f"only {BotError.PEOPLE} may {action.value}"
     if problems:
         reason += " (" + "; ".join(problems) + ")"
-    return Decision(False, reason=reason)
-
-
-def _mention(principal: str) -> str:
-    if principal.startswith(("U", "W")):
-        return f"<@{principal}>"
-    if principal.startswith("S"):
-        return f"<!subteam^{principal}>"
-    return principal
+    return Decision(False, reason=reason, people=tuple(principals))
 
 
 def _short(value: str | None, limit: int = 200) -> str | None:

@@ -16,12 +16,14 @@ from typing import Any
 
 from bot.deps import Deps
 from bot.exceptions import BotError, ChatError, InvalidState, NotFound
+from bot.incidents import access
 from bot.incidents.models import Incident
 from bot.playbooks import service
+from bot.playbooks.access import visible_incident
 from bot.playbooks.models import StepStatus
 from bot.playbooks.ports import PlaybookChat
 from bot.playbooks.registry import PlaybookRegistry
-from bot.playbooks.render import build_context, render_or_raw
+from bot.playbooks.render import build_context, outside_view, render_or_raw
 from bot.playbooks.schema import Action, Playbook, Step
 from bot.playbooks.service import Progress, StepChange
 from bot.signals import IncidentChannelReady
@@ -164,6 +166,7 @@ async def offer_picker(deps: Deps, *, incident: Incident, note: str = "") -> Non
 
 async def pick(deps: Deps, *, incident_id: int, playbook_id: str, actor: str, picker_ts: str | None) -> Started:
     """Someone chose from the picker: the picker message becomes the progress message."""
+    await access.find(deps, number=incident_id, person=actor)
     async with deps.db.session() as session:
         incident = await session.get(Incident, incident_id)
         running = await service.current_run(session, incident_id=incident_id)
@@ -203,8 +206,20 @@ async def _start_on_message(deps: Deps, *, incident: Incident, playbook_id: str,
 # --- steps ---------------------------------------------------------------------------------------
 
 
-async def change_step(deps: Deps, *, run_id: int, step_id: str, to: StepStatus, actor: str) -> StepChange:
-    """Done or Skip; `recorded` is False when someone else changed the step first."""
+async def change_step(
+    deps: Deps,
+    *,
+    run_id: int,
+    step_id: str,
+    to: StepStatus,
+    actor: str,
+    message: tuple[str, str] | None = None,
+) -> StepChange:
+    """Done or Skip by a person who can see the incident, while it is open; `recorded` is False when
+    someone else changed the step first."""
+    incident = await visible_incident(deps, run_id=run_id, actor=actor, message=message)
+    if not incident.is_open:
+        raise InvalidState(f"{incident.ref} is resolved; its checklist is closed.")
     async with deps.db.session() as session:
         change = await service.change_step(
             session, run_id=run_id, step_id=step_id, to=to, actor=actor, now=deps.clock.now()
@@ -228,9 +243,16 @@ Offer = Callable[..., Awaitable[str | None]]
 
 
 async def run_action(
-    deps: Deps, *, run_id: int, step_id: str, actor: str, context: dict[str, Any] | None = None
+    deps: Deps,
+    *,
+    run_id: int,
+    step_id: str,
+    actor: str,
+    context: dict[str, Any] | None = None,
+    message: tuple[str, str] | None = None,
 ) -> ActionResult:
     """Run a step's action for `actor`; every outcome (also "not available") is recorded and shown."""
+    await visible_incident(deps, run_id=run_id, actor=actor, message=message)
     async with deps.db.session() as session:
         run, playbook, step, incident = await service.step_for_action(session, run_id=run_id, step_id=step_id)
         service.ensure_allowed(playbook, incident, actor)
@@ -329,8 +351,10 @@ async def _notify(deps: Deps, playbook: Playbook, step: Step, incident: Incident
         if not configured:
             return _not_available(Action.NOTIFY, f"channels.{channel} is not set in bot.yml")
         channel = configured
+    # Outside its channel a private incident has no title, service or people, whatever the template asks.
+    shown = outside_view(incident) if incident.private and channel != incident.channel_id else incident
     context = build_context(
-        incident=incident, playbook_id=playbook.id, playbook_title=playbook.title, config=deps.settings.config
+        incident=shown, playbook_id=playbook.id, playbook_title=playbook.title, config=deps.settings.config
     )
     text = render_or_raw(step.notify.text, context)
     try:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any
 
 from jinja2 import StrictUndefined, Template, TemplateError, TemplateSyntaxError, UndefinedError
@@ -172,3 +173,15 @@ def _undefined_message(exc: UndefinedError) -> str:
     ):
         message = message.replace(internal, shown)
     return f"unknown variable: {message}"
+
+
+def outside_view(incident: Any) -> SimpleNamespace:
+    """What a template may say of a private incident outside its channel: number, severity, status, channel."""
+    return SimpleNamespace(
+        id=incident.id,
+        severity=incident.severity,
+        status=incident.status,
+        title="(private)",
+        channel_name=incident.channel_name,
+        declared_at=incident.declared_at,
+    )

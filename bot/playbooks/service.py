@@ -186,7 +186,8 @@ def ensure_allowed(playbook: Playbook, incident: Incident, actor: str | None) ->
     roles = ", ".join(r.value for r in playbook.restricted.roles)
     note = f" {playbook.restricted.note.strip()}" if playbook.restricted.note.strip() else ""
     raise PermissionDenied(
-        f"Only the incident's {roles} can work the {playbook.title} playbook (now: {', '.join(sorted(allowed))}).{note}"
+        f"Only the incident's {roles} can work the {playbook.title} playbook (now: {PermissionDenied.PEOPLE}).{note}",
+        people=sorted(allowed),
     )
 
 

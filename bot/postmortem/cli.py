@@ -2,6 +2,8 @@
 
 Prints the document to stdout, or writes it to FILE. Errors are one line on stderr with exit
 code 1 (unknown incident, bad template) or 2 (arguments that do not parse), as a shell expects.
+People are named as Slack shows them when SLACK_BOT_TOKEN is set (one cached `users.info` each);
+without it, or when Slack cannot say, the document keeps their IDs and stderr says why.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from sqlalchemy.engine import make_url
 from bot.db import Database
 from bot.exceptions import BotError, NotFound, UsageError
 from bot.postmortem import service
+from bot.postmortem.data import PostmortemData
+from bot.postmortem.flows import people
 from bot.settings import Settings
 
 _REF = re.compile(r"(?:inc)?[-\s#]?(\d+)", re.IGNORECASE)
@@ -52,6 +56,7 @@ async def run_cli(
         await db.migrate()
         async with db.session() as session:
             data = await service.build(session, incident_id=number)
+        data.user_names = await _names(settings, data, err)
         document = service.render(data, fmt=fmt_name, templates_dir=settings.config.postmortem.templates_dir)
     except NotFound:
         where = make_url(settings.database_url).render_as_string(hide_password=True)
@@ -73,6 +78,24 @@ async def run_cli(
         return 1
     print(f"wrote the {data.ref} post-mortem ({fmt_name}, {len(data.events)} timeline events) to {output}", file=err)
     return 0
+
+
+async def _names(settings: Settings, data: PostmortemData, err: TextIO) -> dict[str, str]:
+    """Display names of the people the document names, or {} (IDs are shown) with a note why."""
+    wanted = people(data)
+    if not wanted:
+        return {}
+    if settings.slack_bot_token is None:
+        print("note: SLACK_BOT_TOKEN is not set, so people are shown by their Slack IDs", file=err)
+        return {}
+    from bot.slack.adapters.postmortem import names_reader
+
+    reader = names_reader(token=settings.slack_bot_token.get_secret_value(), api_url=settings.slack_api_url)
+    names = await reader.user_names(user_ids=wanted)
+    missing = [u for u in wanted if u not in names]
+    if missing:
+        print(f"note: Slack did not name {', '.join(missing)}; shown by ID", file=err)
+    return names
 
 
 def _write(path: Path, text: str) -> None:

@@ -117,7 +117,8 @@ def describe(kind: str, text: str, data: dict[str, Any]) -> str:
         role, user = data.get("role"), data.get("user")
         return f"{role.capitalize()}: {_mention(user)}" if role and user else f"Role: {text}"
     if kind == Kind.ACK:
-        return "Acknowledged" if data.get("first", True) else "Acknowledged again"
+        head = "Acknowledged" if data.get("first", True) else "Acknowledged again"
+        return head + (" for " + ", ".join(_mention(u) for u in _as_list(data["for"])) if data.get("for") else "")
     if kind == Kind.RESOLVED:
         return f"Resolved: {text}" if text else "Resolved"
     if kind == Kind.NOTE:
@@ -218,7 +219,9 @@ async def build(session: AsyncSession, *, incident_id: int, now: datetime | None
     """Everything the post-mortem says, computed from the database. `now` stamps the draft."""
     incident = await session.get(Incident, incident_id)
     if incident is None:
-        raise NotFound(f"INC-{incident_id} does not exist. `/incident list` shows the open incidents.")
+        raise NotFound(
+            f"There is no incident INC-{incident_id} that you can see. `/incident list` shows the open incidents."
+        )
     generated_at = utc(now) if now is not None else SystemClock().now()
 
     conn = await session.connection()

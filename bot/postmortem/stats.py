@@ -25,6 +25,7 @@ from bot.incidents.grammar import DEFAULT_DAYS, MAX_DAYS
 from bot.incidents.models import Incident
 
 NO_SERVICE = "(no service)"
+PRIVATE = "(private)"  # fits the stats table's 14-character column
 USAGE = "/incident stats [days]   e.g. /incident stats 7"
 
 
@@ -120,6 +121,7 @@ async def compute(session: AsyncSession, *, now: datetime, days: int = DEFAULT_D
         table.c.acknowledged_at,
         table.c.mitigated_at,
         table.c.resolved_at,
+        table.c.private,
     ).where(table.c.declared_at > since, table.c.declared_at <= until)
     conn = await session.connection()
     result = await conn.execute(query)
@@ -127,14 +129,15 @@ async def compute(session: AsyncSession, *, now: datetime, days: int = DEFAULT_D
     everything: list[_Row] = []
     by_severity: dict[str, list[_Row]] = defaultdict(list)
     by_service: dict[str, list[_Row]] = defaultdict(list)
-    for severity, service, declared, impact, acked, mitigated, resolved in result:
+    for severity, service, declared, impact, acked, mitigated, resolved, private in result:
         row = _Row(*(utc(t) if t else None for t in (declared, impact, acked, mitigated, resolved)))  # type: ignore[arg-type]
         everything.append(row)
         by_severity[str(Severity(severity))].append(row)
-        by_service[service or NO_SERVICE].append(row)
+        # Counted, but never by service: the service of a private incident is not said outside its channel.
+        by_service[PRIVATE if private else service or NO_SERVICE].append(row)
 
     severity_order = [str(s) for s in Severity]
-    services = sorted(by_service, key=lambda name: (-len(by_service[name]), name == NO_SERVICE, name))
+    services = sorted(by_service, key=lambda name: (-len(by_service[name]), name in (NO_SERVICE, PRIVATE), name))
     return Stats(
         days=days,
         since=since,

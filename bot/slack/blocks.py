@@ -121,7 +121,16 @@ def summary_text(incident: Incident) -> str:
     return f"{incident.ref} [{incident.severity}] {escape(incident.title)}: {incident.status}"
 
 
+def private_announcement(incident: Incident) -> str:
+    """All that is said of a private incident outside its channel: no title, service, summary or person."""
+    if incident.resolved_at:
+        return f"🔒 A private {incident.severity} incident was resolved."
+    return f"🔒 A private {incident.severity} incident was declared."
+
+
 def announcement_blocks(incident: Incident) -> list[Block]:
+    if incident.private:
+        return [mrkdwn(private_announcement(incident))]
     status = Status(incident.status)
     where = f"<#{incident.channel_id}>" if incident.channel_id else "_channel not created_"
     lines = [
@@ -176,6 +185,10 @@ def _event_line(event: TimelineEvent) -> str:
     text = escape(event.text)
     if event.kind == "status":
         text = f"{event.data.get('old')} → {event.data.get('new')}" + (f": {text}" if text else "")
+    elif event.kind == "role" and event.data.get("role") and event.data.get("user"):
+        text = f"{escape(str(event.data['role']))}: {user(str(event.data['user']))}"  # the person by name
+    elif event.kind == "ack" and event.data.get("for"):
+        text = "for " + ", ".join(user(str(u)) for u in event.data["for"])
     link = f" <{event.permalink}|↗>" if event.permalink else ""
     return f"`{event.at:%m-%d %H:%M:%S}` {star}*{event.kind}*{who} {clip(text, 500)}{link}"
 
@@ -232,7 +245,16 @@ def _severity_options() -> list[dict[str, Any]]:
     return [{"text": {"type": "plain_text", "text": f"{s.value} ({s.label})"}, "value": s.value} for s in Severity]
 
 
-def declare_modal(*, services: Sequence[str], playbooks: Sequence[tuple[str, str]], channel_id: str) -> dict[str, Any]:
+PRIVATE_OPTION = {
+    "text": {"type": "mrkdwn", "text": "*Private*"},
+    "description": {"type": "mrkdwn", "text": "A private channel; only its members see the incident"},
+    "value": "private",
+}
+
+
+def declare_modal(
+    *, services: Sequence[str], playbooks: Sequence[tuple[str, str]], channel_id: str, private: bool = False
+) -> dict[str, Any]:
     blocks: list[Block] = [
         {
             "type": "input",
@@ -290,6 +312,18 @@ def declare_modal(*, services: Sequence[str], playbooks: Sequence[tuple[str, str
             "optional": True,
             "label": {"type": "plain_text", "text": "What do you know so far?"},
             "element": {"type": "plain_text_input", "action_id": "value", "multiline": True, "max_length": 3000},
+        }
+    )
+    checkbox: dict[str, Any] = {"type": "checkboxes", "action_id": "value", "options": [PRIVATE_OPTION]}
+    if private:
+        checkbox["initial_options"] = [PRIVATE_OPTION]
+    blocks.append(
+        {
+            "type": "input",
+            "block_id": "private",
+            "optional": True,
+            "label": {"type": "plain_text", "text": "Visibility"},
+            "element": checkbox,
         }
     )
     return {

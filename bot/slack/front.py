@@ -27,6 +27,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
+from urllib.parse import parse_qs
 
 import httpx
 from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
@@ -69,6 +70,21 @@ class FrontDoor:
         self.deps = deps
         self.verifier = SignatureVerifier(signing_secret) if signing_secret else None
         self.metrics = metrics_of(deps)
+
+    def authentic(self, raw: bytes, *, timestamp: str, signature: str) -> bool:
+        """Slack's signature over the raw body, checked before anything reads the body.
+
+        Whatever the bytes (not UTF-8, a timestamp like `²` that `str.isdigit` accepts but `int` does
+        not, an absurd one), the answer is True or False, never an exception.
+        """
+        if self.verifier is None or not signature or not (timestamp.isascii() and timestamp.isdigit()):
+            return False
+        if len(timestamp) > 12:
+            return False
+        try:
+            return self.verifier.is_valid(body=raw.decode("utf-8"), timestamp=timestamp, signature=signature)
+        except (UnicodeDecodeError, ValueError, OverflowError):
+            return False
 
     def verified(self, body: str, headers: dict[str, Any]) -> bool:
         if self.verifier is None:
@@ -143,6 +159,65 @@ def ack_message(response: BoltResponse) -> dict[str, Any] | None:
             return {"text": response.body}
         return message if isinstance(message, dict) and message else None
     return {"text": response.body}
+
+
+def unreadable(text: str, content_type: str) -> str | None:
+    """Why a signed body is not one Slack sends, or None.
+
+    Slack sends JSON (events), or a form: a `payload` of JSON (interactions) or plain fields (slash
+    commands). Bolt reads some fields by shape before any listener runs, and listeners rely on the
+    person: a body of another shape, or from nobody, is answered 400 rather than crashing on the way.
+    """
+    if content_type == "application/json" or text.startswith("{"):
+        encoded: str | None = text
+        fields: dict[str, Any] = {}
+    else:
+        form = parse_qs(text)
+        encoded = form["payload"][0] if "payload" in form else None
+        fields = {name: values[0] for name, values in form.items()}
+    if encoded is not None:
+        try:
+            fields = json.loads(encoded)
+        except (ValueError, RecursionError):
+            return "not JSON"
+        if not isinstance(fields, dict):
+            return "not a JSON object"
+    for key, kinds in _SHAPES.items():
+        if key in fields and not isinstance(fields[key], kinds):
+            return f"not Slack's shape ({key} is {type(fields[key]).__name__})"
+    authorizations = fields.get("authorizations")
+    if authorizations is not None and not (
+        isinstance(authorizations, list) and all(isinstance(a, dict) for a in authorizations)
+    ):
+        return "not Slack's shape (authorizations)"
+    if fields.get("command") and not _named(fields.get("user_id")):
+        return "a command from nobody"
+    user = fields.get("user")
+    if fields.get("type") in _INTERACTIONS and not (isinstance(user, dict) and _named(user.get("id"))):
+        return "an interaction from nobody"
+    return None
+
+
+def _named(value: Any) -> bool:
+    return isinstance(value, str) and bool(value)
+
+
+# The fields Bolt reads by shape before any listener runs: what Slack sends (a string where both
+# occur, null where Slack sends null, as `enterprise` outside Enterprise Grid).
+_SHAPES: dict[str, type | tuple[type, ...]] = {
+    "event": dict,
+    "view": dict,
+    "message": dict,
+    "container": dict,
+    "previous_message": dict,
+    "item": dict,
+    "actions": list,
+    "user": (dict, str, type(None)),
+    "channel": (dict, str, type(None)),
+    "team": (dict, str, type(None)),
+    "enterprise": (dict, str, type(None)),
+}
+_INTERACTIONS = {"block_actions", "view_submission", "view_closed", "shortcut", "message_action"}
 
 
 def _first(value: Any) -> str:

@@ -8,6 +8,7 @@ Slack mrkdwn treats `<...>` as a link or mention (`<!channel>`, `<@U1>`, `<https
 from __future__ import annotations
 
 from bot.config import Severity, is_user_id
+from bot.exceptions import BotError
 
 MAX_SECTION = 3000
 
@@ -27,6 +28,23 @@ def user(user_id: str | None) -> str:
     if not user_id:
         return "_unassigned_"
     return f"<@{user_id}>" if is_user_id(user_id) else escape(user_id)
+
+
+def principal(ref: str) -> str:
+    """A user, a user group or a handle as Slack renders it (a mention where it is an ID)."""
+    if ref.startswith(("U", "W")) and is_user_id(ref):
+        return f"<@{ref}>"
+    if ref.startswith("S") and ref[1:].isalnum() and ref.isupper():
+        return f"<!subteam^{ref}>"
+    return escape(ref)
+
+
+def error_text(exc: BotError) -> str:
+    """An error's words escaped (they may hold what a user typed), its people as mentions."""
+    if not exc.people:
+        return escape(str(exc))
+    people = " or ".join(principal(p) for p in exc.people)
+    return people.join(escape(piece) for piece in exc.template.split(BotError.PEOPLE))
 
 
 def channel(channel_id: str | None) -> str:

@@ -105,3 +105,16 @@ async def test_pagerduty_alone_is_a_page_even_when_slack_names_nobody(
     assert report.paged == [] and report.via == ["PagerDuty"]
     (page,) = await escalator.pages(incident.id)
     assert page.sent_at is not None and page.attempts == 1
+
+
+async def test_a_private_incident_reaches_pagerduty_without_title_or_service(
+    fake_pd: FakePagerDuty, pagerduty: PagerDuty
+) -> None:
+    from bot.incidents.models import Incident
+
+    incident = Incident(id=5, title="Leaked credentials", service="vault", declared_by="U0ALICE", private=True)
+    await pagerduty.trigger(incident)
+    payload = fake_pd.events[0]["payload"]
+    assert payload["summary"] == "INC-5 [P2] private incident"
+    assert payload.get("component") is None
+    assert "Leaked" not in str(fake_pd.events) and "vault" not in str(fake_pd.events)

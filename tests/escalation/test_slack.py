@@ -442,3 +442,56 @@ async def test_a_persons_dm_channel_is_opened_once_and_reopened_when_slack_lost_
     assert len(bot.fake.calls_to("conversations.open")) == 2
     [page] = await escalator(bot).pages(3)
     assert page.sent_to == ["U0LEAD"] and page.attempts == 1
+
+
+async def test_an_ack_for_someone_elses_page_is_recorded_as_for_them(start: Starter, clock: FakeClock) -> None:
+    bot = await start()
+    await bot.declare("P1 Checkout is down", user="U0LEAD")
+    oncall = on_call_at(bot.deps.settings.config.oncall, clock.now())
+    assert oncall is not None
+    (dm,) = page_dms(bot.fake, oncall)
+    action, value = button_values(dm)[0]
+    other = next(u for u in ("U0ALICE", "U0BOB", "U0CAROL") if u != oncall)
+    await bot.click(action, value, user=other, channel=None)
+    incident = await bot.incident(1)
+    assert incident.acknowledged_by == other
+    (ack,) = [e for e in await bot.timeline(1) if e.kind == "ack"]
+    assert (ack.actor, ack.text, ack.data["for"]) == (other, f"acknowledged by {other} for {oncall}", [oncall])
+    await bot.command("timeline", channel=incident.channel_id or "")
+    assert f"*ack* <@{other}> for <@{oncall}>" in bot.last_reply()
+
+
+async def test_a_page_button_naming_another_incident_is_refused_and_audited(start: Starter, clock: FakeClock) -> None:
+    bot = await start()
+    await bot.declare("P1 Checkout is down", user="U0LEAD")
+    await bot.declare("P1 Search is down", user="U0LEAD")
+    oncall = on_call_at(bot.deps.settings.config.oncall, clock.now())
+    assert oncall is not None
+    first_dm = page_dms(bot.fake, oncall)[0]
+    action, value = button_values(first_dm)[0]
+    page = value.split(":")[1]
+    await bot.click(action, f"2:{page}", user=oncall, channel=None)  # INC-1's page, relabelled INC-2
+    assert "There is no incident INC-2 that you can see" in bot.last_reply()
+    assert (await bot.incident(2)).acknowledged_at is None and (await bot.incident(1)).acknowledged_at is None
+    async with bot.deps.db.session() as session:
+        from sqlmodel import select
+
+        from bot.ops.models import AuditLog
+
+        rows = list((await session.exec(select(AuditLog))).all())
+    assert [(r.actor, r.action, r.outcome, r.incident_id) for r in rows] == [(oncall, "click:page ack", "refused", 1)]
+
+
+async def test_a_private_incidents_page_names_no_title_outside_its_channel(start: Starter, clock: FakeClock) -> None:
+    bot = await start()
+    await bot.declare("private P1 Leaked credentials", user="U0LEAD")
+    incident = await bot.incident(1)
+    oncall = on_call_at(bot.deps.settings.config.oncall, clock.now())
+    assert oncall is not None and incident.private
+    (dm,) = page_dms(bot.fake, oncall)
+    assert "Leaked credentials" not in f"{dm.text} {dm.blocks}"
+    assert "INC-1: a private incident (details in its channel)" in str(dm.blocks)
+    assert oncall in bot.fake.channels[incident.channel_id or ""].members  # invited: the title is read there
+    await bot.click(*button_values(dm)[0], user=oncall, channel=dm.channel, message_ts=dm.ts)
+    assert (await bot.incident(1)).acknowledged_by == oncall
+    assert "Leaked credentials" not in f"{dm.text} {dm.blocks}"

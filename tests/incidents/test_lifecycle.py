@@ -76,7 +76,7 @@ async def test_commands_elsewhere_name_the_incident(bot: BotHarness) -> None:
     assert "/incident INC-7 note" in bot.last_reply()
 
     await bot.command("INC-99 ack")
-    assert "INC-99 does not exist" in bot.last_reply()
+    assert "There is no incident INC-99 that you can see" in bot.last_reply()
 
 
 async def test_list_timeline_help(bot: BotHarness) -> None:

@@ -388,3 +388,34 @@ async def test_group_handles_are_resolved_once_but_membership_is_read_every_time
     with pytest.raises(ChatError, match="no user group with handle @nobody"):
         await directory.group_members(group_id="@nobody")
     assert client.calls[-1] == "usergroups.list"  # an unknown handle is looked up again
+
+
+async def test_a_confirm_carrying_its_own_plan_is_refused_and_audited(stack: Stack) -> None:
+    """The button carries only the stored confirmation's id; a click carrying values is a forgery."""
+    await stack.bot.command("gateway", command="/restart", user="U0ALICE")
+    value = stack.button_value("ops_confirm")
+    assert len(value) <= 64 and "gateway" not in value  # nothing but the id
+    forged = '{"a":"restart","s":"api","c":null,"t":null,"u":"U0ALICE","i":null,"r":"x"}'
+    await stack.bot.click("ops_confirm", forged, user="U0ALICE")
+    assert "this confirmation is unknown" in stack.bot.last_reply()
+    await stack.bot.click("ops_cancel", "0" * 16, user="U0ALICE")
+    assert "this confirmation is unknown" in stack.bot.last_reply()
+    assert stack.railway.restarts == 0
+    entries = await stack.audit()
+    assert [(e.actor, e.action, e.outcome) for e in entries] == [
+        ("U0ALICE", "click:confirm", "refused"),
+        ("U0ALICE", "click:cancel", "refused"),
+    ]
+    assert '"s":"api"' in entries[0].detail
+    await stack.bot.click("ops_confirm", value, user="U0ALICE")  # the real one still works
+    assert stack.railway.restarts == 1
+
+
+async def test_a_refusal_names_people_as_mentions(stack: Stack) -> None:
+    await stack.bot.command("gateway", command="/restart", user="U0CAROL")
+    reply = stack.bot.last_reply()
+    assert "you may not restart gateway: only <!subteam^S0ONCALL> or <@U0LEAD> may restart" in reply, reply
+    assert "&lt;" not in reply
+    await stack.bot.command("gateway", command="/restart", user="U0ALICE")
+    await stack.bot.click("ops_cancel", stack.button_value("ops_cancel"), user="U0CAROL")
+    assert "only <@U0ALICE> or people who may restart can cancel this" in stack.bot.last_reply()

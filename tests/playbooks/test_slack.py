@@ -289,8 +289,12 @@ async def test_restricted_playbook_only_the_lead_can_work_it(bot: BotHarness) ->
     assert incident.playbook_id == "security-breach"
     assert bot.fake.channels[incident.channel_id or ""].is_private  # the playbook asked for a private channel
     assert "🔒 Incident lead only" in text_of(progress_message(bot, incident))
-    await click(bot, incident, PlaybookActionId.DONE, user="U0BOB")
-    assert "Only the incident's commander can work the Security breach playbook" in bot.last_reply()
+    await click(bot, incident, PlaybookActionId.DONE, user="U0BOB")  # not in the private channel: sees nothing
+    assert "not one you can see" in bot.last_reply()
+    bot.fake.channels[incident.channel_id or ""].members.add("U0BOB")
+    bot.deps.incident_access.forget(channel_id=incident.channel_id or "")
+    await click(bot, incident, PlaybookActionId.DONE, user="U0BOB")  # a member, but not the commander
+    assert "Only the incident's commander can work the Security breach playbook (now: <@U0ALICE>)" in bot.last_reply()
     assert await step_events(bot, 1) == []
     await click(bot, incident, PlaybookActionId.DONE, user="U0ALICE")  # the declarer is the commander
     assert [e.actor for e in await step_events(bot, 1)] == ["U0ALICE"]

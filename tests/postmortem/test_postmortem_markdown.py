@@ -185,7 +185,7 @@ async def test_template_errors_name_the_file_and_line(db: Database, tmp_path: Pa
 
 async def test_unknown_incident_and_format(db: Database) -> None:
     async with db.session() as session:
-        with pytest.raises(NotFound, match="INC-42 does not exist"):
+        with pytest.raises(NotFound, match="no incident INC-42 that you can see"):
             await service.build(session, incident_id=42)
     number = await seed_unacknowledged(db)
     async with db.session() as session:

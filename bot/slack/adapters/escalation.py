@@ -58,7 +58,7 @@ def page_blocks(incident: Incident, page: PageMessage) -> list[Block]:
     if page.late_by is not None:
         lines.append(f"⚠️ This page is late by {format_duration(page.late_by)} (the bot was down or busy).")
     return [
-        blocks.header(f"🚨 {incident.ref}: {incident.title}"),
+        blocks.header(f"🚨 {incident.ref}: {page_title(incident)}"),
         blocks.mrkdwn("\n".join(lines)),
         {
             "type": "actions",
@@ -70,7 +70,12 @@ def page_blocks(incident: Incident, page: PageMessage) -> list[Block]:
 
 def page_text(incident: Incident, page: PageMessage) -> str:
     late = f" (late by {format_duration(page.late_by)})" if page.late_by is not None else ""
-    return f"🚨 Paged for {blocks.summary_text(incident)}{late}"
+    about = (
+        f"{incident.ref} [{incident.severity}] {page_title(incident)}"
+        if incident.private
+        else blocks.summary_text(incident)
+    )
+    return f"🚨 Paged for {about}{late}"
 
 
 def acknowledged_blocks(incident: Incident, user: str, *, note: str = "") -> list[Block]:
@@ -79,7 +84,13 @@ def acknowledged_blocks(incident: Incident, user: str, *, note: str = "") -> lis
     text = f"✋ Acknowledged by <@{user}>. Join {where}."
     if note:
         text += f"\n{note}"
-    return [blocks.header(f"{incident.ref}: {incident.title}"), blocks.mrkdwn(text)]
+    return [blocks.header(f"{incident.ref}: {page_title(incident)}"), blocks.mrkdwn(text)]
+
+
+def page_title(incident: Incident) -> str:
+    """A DM is outside the incident's channel: a private incident's title is read in the channel itself,
+    which the person paged is invited to."""
+    return "a private incident (details in its channel)" if incident.private else incident.title
 
 
 def report_text(incident: Incident, report: PageReport) -> str:

@@ -224,7 +224,7 @@ class SlackIncidentChat:
         response = await call(
             "announce",
             self.client.chat_postMessage(
-                channel=channel, text=blocks.summary_text(incident), blocks=blocks.announcement_blocks(incident)
+                channel=channel, text=_announcement_text(incident), blocks=blocks.announcement_blocks(incident)
             ),
         )
         return str(data(response)["ts"])
@@ -236,7 +236,7 @@ class SlackIncidentChat:
             self.client.chat_update(
                 channel=incident.announcement_channel,
                 ts=incident.announcement_ts,
-                text=blocks.summary_text(incident),
+                text=_announcement_text(incident),
                 blocks=blocks.announcement_blocks(incident),
             ),
         )
@@ -265,3 +265,7 @@ class SlackIncidentChat:
         if thread_ts and thread_ts != message_ts:
             link += f"?thread_ts={thread_ts}&cid={channel_id}"
         return link
+
+
+def _announcement_text(incident: Incident) -> str:
+    return blocks.private_announcement(incident) if incident.private else blocks.summary_text(incident)

@@ -241,7 +241,7 @@ def confirmation_blocks(plan: Plan) -> list[Block]:
     if plan.action is Action.ROLLBACK and plan.candidates:
         others = ", ".join(f"`{escape(d.id)}`" for d in plan.candidates[:5])
         out.append(blocks.context(f"Other choices: {others} (`/rollback {escape(plan.service)} &lt;id&gt;`)"))
-    value = plan.ref.encode()
+    value = plan.request_id  # the stored confirmation's id: nothing else is taken from the click
     out.append(
         {
             "type": "actions",

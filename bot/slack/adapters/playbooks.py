@@ -35,7 +35,7 @@ def step_value(run_id: int, step_id: str) -> str:
 
 def parse_step_value(value: str) -> tuple[int, str]:
     run, _, step = value.partition(":")
-    if not run.isdigit() or not step:
+    if not (run.isascii() and run.isdigit() and len(run) < 10) or not step:
         raise ValueError(value)
     return int(run), step
 

@@ -94,6 +94,11 @@ class SlackPostmortemChat:
         )
 
 
+def names_reader(*, token: str, api_url: str) -> SlackPostmortemChat:
+    """Display names for a process without the Slack app (the post-mortem CLI): users.info, cached."""
+    return SlackPostmortemChat(AsyncWebClient(token=token, base_url=api_url))
+
+
 def _after(metric: Metric) -> str:
     return format_duration(metric.after) if metric.after is not None else metric.missing
 

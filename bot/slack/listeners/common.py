@@ -12,10 +12,10 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.deps import Deps
 from bot.exceptions import BotError, UsageError
-from bot.incidents import grammar, service
+from bot.incidents import access, grammar
 from bot.incidents.models import Incident
 from bot.slack import blocks
-from bot.slack.text import escape
+from bot.slack.text import error_text, escape
 
 log = logging.getLogger(__name__)
 
@@ -43,15 +43,17 @@ def form_playbooks(deps: Deps) -> list[tuple[str, str]]:
         return []
 
 
-async def find_incident(deps: Deps, *, number: int | None, channel_id: str | None, usage: str) -> Incident:
-    """`INC-<n>` wins; else the incident whose channel this is; else a usage error that says how to name one."""
-    async with deps.db.session() as session:
-        if number is not None:
-            return await service.get(session, number=number)
-        if channel_id:
-            incident = await service.by_channel(session, channel_id=channel_id)
-            if incident is not None:
-                return incident
+async def find_incident(deps: Deps, *, number: int | None, channel_id: str | None, usage: str, person: str) -> Incident:
+    """`INC-<n>` wins; else the incident whose channel this is; else a usage error that says how to name one.
+
+    Only incidents `person` may see are found: a private one is, to anyone else, one that does not exist.
+    """
+    if number is not None:
+        return await access.find(deps, number=number, person=person)
+    if channel_id:
+        incident = await access.in_channel(deps, channel_id=channel_id, person=person)
+        if incident is not None:
+            return incident
     example = usage.replace("/incident ", "/incident INC-7 ", 1)
     raise UsageError(
         "This is not an incident channel: run it in the incident's channel or name the incident.",
@@ -74,7 +76,7 @@ async def reply_error(respond: AsyncRespond, exc: BaseException) -> None:
         await respond(**usage_reply(exc), replace_original=False)
         return
     if isinstance(exc, BotError):
-        await respond(text=f"⚠️ {escape(str(exc))}", response_type="ephemeral", replace_original=False)
+        await respond(text=f"⚠️ {error_text(exc)}", response_type="ephemeral", replace_original=False)
         return
     log.exception("unexpected error in a listener", exc_info=exc)
     await respond(
@@ -114,6 +116,7 @@ class CommandContext:
             number=self.command.incident,
             channel_id=self.channel_id,
             usage=grammar.USAGE.get(self.command.name, "/incident help"),
+            person=self.user_id,
         )
 
     async def ephemeral(self, text: str, blocks: list[dict[str, Any]] | None = None) -> None:

@@ -13,10 +13,12 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.alerts import flows as alert_flows
 from bot.alerts.models import AlertGroup, AlertInstance
 from bot.deps import Deps
-from bot.exceptions import UsageError
+from bot.exceptions import NotFound, UsageError
+from bot.incidents import access
 from bot.incidents.grammar import MAX_TITLE
 from bot.slack import blocks
 from bot.slack.api import call
+from bot.slack.listeners.actions.incident import clicked_incident
 from bot.slack.listeners.common import form_playbooks, guarded
 from bot.slack.listeners.views.incident import ack_declare_form, after_submit
 from bot.slack.text import clip
@@ -70,7 +72,7 @@ def declare_modal(
 
 def _number(body: dict[str, Any]) -> int:
     value = str((body.get("actions") or [{}])[0].get("value", ""))
-    if not value.isdigit():
+    if not (value.isascii() and value.isdigit() and len(value) < 10):
         raise UsageError("This button carries no number; it may come from an old message.", usage="/incident list")
     return int(value)
 
@@ -87,8 +89,13 @@ def register(app: AsyncApp, deps: Deps) -> None:
             group_id = _number(body)
             group, alerts = await alert_flows.proposal_modal_values(deps, group_id=group_id)
             if group.incident_id is not None:
+                user = body["user"]["id"]
+                try:  # its number only to those who may see it
+                    ref = (await access.find(deps, number=group.incident_id, person=user)).ref
+                except NotFound:
+                    ref = "an incident"
                 await respond(
-                    text=f"This alert is already INC-{group.incident_id}.",
+                    text=f"This alert is already {ref}.",
                     response_type="ephemeral",
                     replace_original=False,
                 )
@@ -118,7 +125,8 @@ def register(app: AsyncApp, deps: Deps) -> None:
         await ack()
 
         async def work() -> None:
-            outcome = await alert_flows.resolve_from_alert(deps, incident_id=_number(body), actor=body["user"]["id"])
+            incident = await clicked_incident(deps, body, "alert resolve", number=_number(body), in_its_channel=True)
+            outcome = await alert_flows.resolve_from_alert(deps, incident_id=incident.id or 0, actor=body["user"]["id"])
             problems = f"\n⚠️ {'; '.join(outcome.problems)}" if outcome.problems else ""
             await respond(
                 text=f"✅ You resolved {outcome.incident.ref}.{problems}",

@@ -13,19 +13,47 @@ from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_bolt.context.respond.async_respond import AsyncRespond
 
 from bot.deps import Deps
+from bot.escalation.models import Page
 from bot.exceptions import InvalidState, UsageError
-from bot.incidents import flows, service
+from bot.incidents import access, flows, service
+from bot.ops.clicks import refused
 from bot.slack import blocks
-from bot.slack.adapters.escalation import PAGE_ACK, acknowledged_blocks
+from bot.slack.adapters.escalation import PAGE_ACK, acknowledged_blocks, page_title
 from bot.slack.listeners.common import guarded
 
 
 def parse_page_value(value: str) -> tuple[int, int]:
     """`<incident>:<page>` as written by the page DM."""
     incident, _, page = value.partition(":")
-    if not (incident.isdigit() and page.isdigit()):
+    if not all(part.isascii() and part.isdigit() and len(part) < 10 for part in (incident, page)):
         raise UsageError("This button is from an old or damaged page.", usage="/incident ack")
     return int(incident), int(page)
+
+
+async def _checked_page(deps: Deps, value: str, user: str) -> tuple[int, list[str]]:
+    """(incident, whom it was for) of the page a click names, as stored.
+
+    The page decides the incident, not the click: a value pairing a page with another incident is
+    refused and audited. The person paged acknowledges for themselves; anyone else must be able to
+    see the incident, and their ack is recorded as made for the people paged.
+    """
+    incident_id, page_id = parse_page_value(value)
+    async with deps.db.session() as session:
+        page = await session.get(Page, page_id)
+    if page is None or page.incident_id != incident_id:
+        await refused(
+            deps,
+            actor=user,
+            what="page ack",
+            claimed=value,
+            reason="the page is not one of that incident's",
+            incident_id=page.incident_id if page is not None else None,
+        )
+        raise access.not_found(incident_id)
+    if user in page.sent_to:
+        return incident_id, []
+    await access.find(deps, number=incident_id, person=user)
+    return incident_id, list(page.sent_to)
 
 
 def register(app: AsyncApp, deps: Deps) -> None:
@@ -35,10 +63,10 @@ def register(app: AsyncApp, deps: Deps) -> None:
 
         async def work() -> None:
             value = str((body.get("actions") or [{}])[0].get("value", ""))
-            incident_id, _page_id = parse_page_value(value)
             user = body["user"]["id"]
+            incident_id, for_whom = await _checked_page(deps, value, user)
             try:
-                outcome = await flows.acknowledge(deps, incident_id=incident_id, actor=user)
+                outcome = await flows.acknowledge(deps, incident_id=incident_id, actor=user, for_whom=for_whom)
             except InvalidState:
                 async with deps.db.session() as session:
                     incident = await service.get(session, number=incident_id)
@@ -47,7 +75,7 @@ def register(app: AsyncApp, deps: Deps) -> None:
                 text = f"✅ {incident.ref} is resolved already; no need to acknowledge."
                 await respond(
                     text=text,
-                    blocks=[blocks.header(f"{incident.ref}: {incident.title}"), blocks.mrkdwn(text)],
+                    blocks=[blocks.header(f"{incident.ref}: {page_title(incident)}"), blocks.mrkdwn(text)],
                     replace_original=True,
                 )
                 return

@@ -10,7 +10,9 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.deps import Deps
 from bot.exceptions import InvalidState, UsageError
-from bot.incidents import flows, service
+from bot.incidents import access, flows
+from bot.incidents.models import Incident
+from bot.ops.clicks import refused
 from bot.slack import blocks
 from bot.slack.api import call
 from bot.slack.listeners.commands.incident import _after_declare, ack_reply
@@ -18,12 +20,40 @@ from bot.slack.listeners.common import guarded
 
 
 def incident_number(body: dict[str, Any]) -> int:
-    value = (body.get("actions") or [{}])[0].get("value", "")
-    if not str(value).isdigit():
+    value = str((body.get("actions") or [{}])[0].get("value", ""))
+    if not (value.isascii() and value.isdigit() and len(value) < 10):
         raise UsageError(
             "This button carries no incident number; it may come from an old message.", usage="/incident list"
         )
     return int(value)
+
+
+async def clicked_incident(
+    deps: Deps, body: dict[str, Any], what: str, *, number: int | None = None, in_its_channel: bool = False
+) -> Incident:
+    """The incident a button names, re-read and checked: the clicker must see it, and a click from a
+    message (not a DM or an ephemeral) must come from that incident's own summary (or, `in_its_channel`,
+    from any message in its channel, as the alert-cleared notice); else it is refused and audited."""
+    user = body["user"]["id"]
+    number = incident_number(body) if number is None else number
+    incident = await access.find(deps, number=number, person=user)
+    container = body.get("container") or {}
+    channel = str((body.get("channel") or {}).get("id") or container.get("channel_id") or "")
+    ts = str((body.get("message") or {}).get("ts") or container.get("message_ts") or "")
+    ours = {(incident.channel_id, incident.summary_ts), (incident.announcement_channel, incident.announcement_ts)}
+    if in_its_channel:
+        ours = {(incident.channel_id, ts)}
+    if channel and ts and not container.get("is_ephemeral") and (channel, ts) not in ours:
+        await refused(
+            deps,
+            actor=user,
+            what=what,
+            claimed=number,
+            reason=f"the button is not on {incident.ref}'s summary",
+            incident_id=incident.id,
+        )
+        raise access.not_found(number)
+    return incident
 
 
 def register(app: AsyncApp, deps: Deps) -> None:
@@ -32,7 +62,7 @@ def register(app: AsyncApp, deps: Deps) -> None:
         await ack()
 
         async def work() -> None:
-            number = incident_number(body)
+            number = (await clicked_incident(deps, body, "acknowledge")).id or 0
             user = body["user"]["id"]
             outcome = await flows.acknowledge(deps, incident_id=number, actor=user)
             await respond(text=ack_reply(outcome), response_type="ephemeral", replace_original=False)
@@ -50,8 +80,7 @@ def register(app: AsyncApp, deps: Deps) -> None:
         step, build = forms[body["actions"][0]["action_id"]]
 
         async def work() -> None:
-            async with deps.db.session() as session:
-                incident = await service.get(session, number=incident_number(body))
+            incident = await clicked_incident(deps, body, "open a form")
             if not incident.is_open:
                 raise InvalidState(f"{incident.ref} is resolved already.")
             await call(step, client.views_open(trigger_id=body["trigger_id"], view=build(incident)))
@@ -66,7 +95,9 @@ def register(app: AsyncApp, deps: Deps) -> None:
         await ack()
 
         async def work() -> None:
-            outcome = await flows.finish_setup(deps, incident_id=incident_number(body), actor=body["user"]["id"])
+            # Retry setup invites the clicker: only someone who may see the incident may press it.
+            number = (await access.find(deps, number=incident_number(body), person=body["user"]["id"])).id or 0
+            outcome = await flows.finish_setup(deps, incident_id=number, actor=body["user"]["id"])
             if outcome.problems:
                 await _after_declare(respond, outcome)
             else:

@@ -45,9 +45,9 @@ class _Confirmed:
         await self.inner.finished(plan=plan, report=report)
 
 
-def _ref(body: dict[str, Any]) -> PlanRef:
+async def _ref(deps: Deps, body: dict[str, Any], what: str) -> PlanRef:
     value = (body.get("actions") or [{}])[0].get("value", "")
-    return PlanRef.decode(str(value))
+    return await flows.pending(deps, value=str(value), user_id=body["user"]["id"], what=what)
 
 
 def _channel(body: dict[str, Any]) -> str:
@@ -64,7 +64,7 @@ def register(app: AsyncApp, deps: Deps) -> None:
         await ack()
 
         async def work() -> None:
-            ref = _ref(body)
+            ref = await _ref(deps, body, "confirm")
             user = body["user"]["id"]
             channel = _channel(body)
             inner = SlackOpsProgress(client, channel_id=channel, user_id=user)
@@ -90,7 +90,7 @@ def register(app: AsyncApp, deps: Deps) -> None:
         await ack()
 
         async def work() -> None:
-            ref = _ref(body)
+            ref = await _ref(deps, body, "cancel")
             user = body["user"]["id"]
             try:
                 await flows.cancel(deps, ref=ref, user_id=user, channel_id=_channel(body) or None)

@@ -19,6 +19,7 @@ from bot.playbooks import flows
 from bot.playbooks.models import StepStatus
 from bot.slack.adapters import ops as render
 from bot.slack.adapters.playbooks import PlaybookActionId, parse_step_value
+from bot.slack.listeners.actions.incident import clicked_incident
 from bot.slack.listeners.common import CommandContext, guarded, register_subcommand
 from bot.slack.text import escape, user
 
@@ -38,6 +39,14 @@ def _step(body: dict[str, Any]) -> tuple[int, str]:
         return parse_step_value(_value(body))
     except ValueError:
         raise _damaged() from None
+
+
+def _message(body: dict[str, Any]) -> tuple[str, str] | None:
+    """(channel, ts) of the message the click came from, when Slack says."""
+    container = body.get("container") or {}
+    channel = str((body.get("channel") or {}).get("id") or container.get("channel_id") or "")
+    ts = str((body.get("message") or {}).get("ts") or container.get("message_ts") or "")
+    return (channel, ts) if channel and ts else None
 
 
 async def _ephemeral(respond: AsyncRespond, text: str) -> None:
@@ -95,7 +104,9 @@ async def _ops_offer(
 async def _change_step(deps: Deps, to: StepStatus, body: dict[str, Any], respond: AsyncRespond) -> None:
     """Done or Skip; a click that lost the race is told who was first."""
     run_id, step_id = _step(body)
-    change = await flows.change_step(deps, run_id=run_id, step_id=step_id, to=to, actor=body["user"]["id"])
+    change = await flows.change_step(
+        deps, run_id=run_id, step_id=step_id, to=to, actor=body["user"]["id"], message=_message(body)
+    )
     if not change.recorded:
         await _ephemeral(
             respond, f"Step *{escape(change.step_title)}* was already {change.state.value} by {user(change.by)}."
@@ -111,6 +122,7 @@ async def _run(deps: Deps, body: dict[str, Any], respond: AsyncRespond) -> None:
         step_id=step_id,
         actor=body["user"]["id"],
         context={"respond": respond, "channel_id": channel_id, "trigger_id": body.get("trigger_id")},
+        message=_message(body),
     )
     if not result.available:
         await _ephemeral(respond, f"⚠️ `{result.action.value}` is {escape(result.output)}")
@@ -118,8 +130,10 @@ async def _run(deps: Deps, body: dict[str, Any], respond: AsyncRespond) -> None:
 
 async def _pick(deps: Deps, body: dict[str, Any], respond: AsyncRespond) -> None:
     incident, _, playbook_id = _value(body).partition(":")
-    if not incident.isdigit() or not playbook_id:
+    if not (incident.isascii() and incident.isdigit() and len(incident) < 10) or not playbook_id:
         raise _damaged()
+    # The picker lives in the incident's channel: a click elsewhere naming this incident is refused.
+    await clicked_incident(deps, body, "playbook pick", number=int(incident), in_its_channel=True)
     started = await flows.pick(
         deps,
         incident_id=int(incident),

@@ -42,6 +42,7 @@ async def _declare(ctx: CommandContext) -> None:
         severity=cmd.severity,
         service_name=cmd.service,
         playbook_id=cmd.playbook,
+        private=cmd.private,
     )
     await _after_declare(ctx.respond, outcome)
 
@@ -49,12 +50,20 @@ async def _declare(ctx: CommandContext) -> None:
 async def _after_declare(respond: AsyncRespond, outcome: Outcome) -> None:
     incident = outcome.incident
     where = f"<#{incident.channel_id}>" if incident.channel_id else "(no channel yet)"
-    await respond(
-        text=f"🚨 {incident.ref} [{incident.severity}] {escape(incident.title)} declared by "
-        f"<@{incident.declared_by}>: join {where}",
-        response_type="in_channel",
-        replace_original=False,
-    )
+    if incident.private:  # only the declarer hears of it; the channel's members see the rest
+        await respond(
+            text=f"🔒 {incident.ref} [{incident.severity}] {escape(incident.title)} declared as a private incident: "
+            f"{where}",
+            response_type="ephemeral",
+            replace_original=False,
+        )
+    else:
+        await respond(
+            text=f"🚨 {incident.ref} [{incident.severity}] {escape(incident.title)} declared by "
+            f"<@{incident.declared_by}>: join {where}",
+            response_type="in_channel",
+            replace_original=False,
+        )
     if outcome.problems:
         await respond(
             text=f"{incident.ref} is saved, but {'; '.join(outcome.problems)}.",
@@ -170,6 +179,7 @@ async def _timeline(ctx: CommandContext) -> None:
 async def _list(ctx: CommandContext) -> None:
     async with ctx.deps.db.session() as session:
         incidents = await service.list_open(session)
+    incidents = await ctx.deps.incident_access.visible(person=ctx.user_id, incidents=incidents)
     await ctx.ephemeral(f"{len(incidents)} open incidents", blocks.incident_list(incidents, now=ctx.deps.clock.now()))
 
 
@@ -215,7 +225,7 @@ def register(app: AsyncApp, deps: Deps) -> None:
             return
         if isinstance(cmd, grammar.Declare) and cmd.interactive:
             await ack()
-            await guarded(respond, lambda: _open_declare_modal(deps, client, command))
+            await guarded(respond, lambda: _open_declare_modal(deps, client, command, private=cmd.private))
             return
         await ack()
         handler = HANDLERS.get(cmd.name) or subcommand(deps, cmd.name) or _not_configured
@@ -231,10 +241,13 @@ def register(app: AsyncApp, deps: Deps) -> None:
         await guarded(respond, lambda: handler(ctx))
 
 
-async def _open_declare_modal(deps: Deps, client: AsyncWebClient, command: dict[str, Any]) -> None:
+async def _open_declare_modal(
+    deps: Deps, client: AsyncWebClient, command: dict[str, Any], *, private: bool = False
+) -> None:
     view = blocks.declare_modal(
         services=sorted(deps.settings.config.services),
         playbooks=form_playbooks(deps),
         channel_id=command.get("channel_id", ""),
+        private=private,
     )
     await call("open the declare form", client.views_open(trigger_id=command["trigger_id"], view=view))

@@ -15,7 +15,7 @@ from slack_bolt.context.respond.async_respond import AsyncRespond
 
 from bot.deps import Deps
 from bot.exceptions import UsageError
-from bot.incidents import service as incidents
+from bot.incidents import access
 from bot.ops import flows
 from bot.ops.models import Action
 from bot.slack.adapters import ops as render
@@ -28,12 +28,11 @@ USAGE = {
 }
 
 
-async def incident_in(deps: Deps, channel_id: str | None) -> int | None:
-    """The incident whose channel this is, if any."""
+async def incident_in(deps: Deps, channel_id: str | None, person: str) -> int | None:
+    """The incident whose channel this is, if any (and `person` may see it)."""
     if not channel_id:
         return None
-    async with deps.db.session() as session:
-        incident = await incidents.by_channel(session, channel_id=channel_id)
+    incident = await access.in_channel(deps, channel_id=channel_id, person=person)
     return incident.id if incident is not None else None
 
 
@@ -81,7 +80,7 @@ def register(app: AsyncApp, deps: Deps) -> None:
         service, _ = parsed
 
         async def work() -> None:
-            incident_id = await incident_in(deps, command.get("channel_id"))
+            incident_id = await incident_in(deps, command.get("channel_id"), command["user_id"])
             report = await flows.status(deps, service=service, actor=command["user_id"], incident_id=incident_id)
             await respond(
                 text=render.status_text(report),
@@ -107,7 +106,7 @@ def register(app: AsyncApp, deps: Deps) -> None:
                 service=service,
                 user_id=command["user_id"],
                 target_id=target,
-                incident_id=await incident_in(deps, channel_id),
+                incident_id=await incident_in(deps, channel_id, command["user_id"]),
                 channel_id=channel_id,
             )
             text, reply = render.plan_reply(plan)

@@ -17,13 +17,13 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.config import Severity
 from bot.deps import Deps
 from bot.exceptions import BotError, ChatError
-from bot.incidents import flows
+from bot.incidents import access, flows
 from bot.incidents.flows import Outcome
 from bot.incidents.grammar import MAX_TITLE, clean
 from bot.incidents.models import Status
 from bot.slack import blocks
 from bot.slack.api import call
-from bot.slack.text import escape
+from bot.slack.text import error_text, escape
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +35,12 @@ def form_value(view: dict[str, Any], block_id: str) -> str | None:
         return option.get("value")
     value = element.get("value")
     return clean(value).strip() if isinstance(value, str) else None
+
+
+def form_checked(view: dict[str, Any], block_id: str) -> bool:
+    """A form's one-option checkbox is ticked."""
+    element = view.get("state", {}).get("values", {}).get(block_id, {}).get("value", {})
+    return bool(element.get("selected_options"))
 
 
 async def tell(
@@ -86,6 +92,7 @@ class DeclareForm:
     service_name: str | None
     playbook_id: str | None
     description: str
+    private: bool = False
 
 
 async def ack_declare_form(ack: AsyncAck, view: dict[str, Any]) -> DeclareForm | None:
@@ -102,6 +109,7 @@ async def ack_declare_form(ack: AsyncAck, view: dict[str, Any]) -> DeclareForm |
         service_name=form_value(view, "service"),
         playbook_id=form_value(view, "playbook"),
         description=form_value(view, "description") or "",
+        private=form_checked(view, "private"),
     )
 
 
@@ -112,12 +120,17 @@ async def after_submit(
     try:
         outcome = await work
     except BotError as exc:
-        await tell(client, user=user, channel=channel, text=f"⚠️ {escape(str(exc))}")
+        await tell(client, user=user, channel=channel, text=f"⚠️ {error_text(exc)}")
         return
     if declared is not None:
         await tell_declared(client, user=user, channel=channel, outcome=outcome, how=declared)
     elif outcome.problems:
         await tell(client, user=user, channel=outcome.incident.channel_id, text="⚠️ " + "; ".join(outcome.problems))
+
+
+def _number(view: dict[str, Any]) -> int:
+    metadata = str(view.get("private_metadata") or "")
+    return int(metadata) if metadata.isascii() and metadata.isdigit() else 0
 
 
 def register(app: AsyncApp, deps: Deps) -> None:
@@ -144,14 +157,15 @@ def register(app: AsyncApp, deps: Deps) -> None:
             return
         await ack()
         user = body["user"]["id"]
-        work = flows.update_status(
-            deps,
-            incident_id=int(view.get("private_metadata") or 0),
-            status=Status(status),
-            message=form_value(view, "message") or "",
-            actor=user,
-        )
-        await after_submit(client, user=user, channel=None, work=work)
+        number = _number(view)
+
+        async def work() -> Outcome:
+            await access.find(deps, number=number, person=user)  # the form's incident number is a hint
+            return await flows.update_status(
+                deps, incident_id=number, status=Status(status), message=form_value(view, "message") or "", actor=user
+            )
+
+        await after_submit(client, user=user, channel=None, work=work())
 
     @app.view(blocks.CallbackId.RESOLVE)
     async def resolve_submitted(
@@ -159,10 +173,10 @@ def register(app: AsyncApp, deps: Deps) -> None:
     ) -> None:
         await ack()
         user = body["user"]["id"]
-        work = flows.resolve(
-            deps,
-            incident_id=int(view.get("private_metadata") or 0),
-            summary=form_value(view, "summary") or "",
-            actor=user,
-        )
-        await after_submit(client, user=user, channel=None, work=work)
+        number = _number(view)
+
+        async def work() -> Outcome:
+            await access.find(deps, number=number, person=user)
+            return await flows.resolve(deps, incident_id=number, summary=form_value(view, "summary") or "", actor=user)
+
+        await after_submit(client, user=user, channel=None, work=work())
