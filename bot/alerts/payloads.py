@@ -66,10 +66,14 @@ class Notification:
     external_url: str | None
     truncated: int
     alerts: list[AlertItem] = field(default_factory=list)
+    org_id: str = ""  # Grafana's organisation: two orgs send the same groupKey for their own alerts
 
     @property
     def key_hash(self) -> str:
-        return hashlib.sha256(self.group_key.encode()).hexdigest()
+        """The group's identity. Grafana's org 1 (its default, and what rows stored before orgs were
+        told apart belong to) keeps the plain key; another org's key is prefixed with its id."""
+        key = self.group_key if self.org_id in ("", "1") else f"org:{self.org_id}\n{self.group_key}"
+        return hashlib.sha256(key.encode()).hexdigest()
 
     @property
     def firing(self) -> list[AlertItem]:
@@ -222,4 +226,13 @@ def parse(source: str, data: dict[str, Any]) -> Notification:
         external_url=_text(data.get("externalURL"), where="externalURL") or None,
         truncated=truncated,
         alerts=alerts,
+        org_id=_org_id(data.get("orgId")) if source == "grafana" else "",
     )
+
+
+def _org_id(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool) or not isinstance(value, int | str) or not str(value).strip().isdigit():
+        raise PayloadError(f"orgId: expected an organisation number, got {value!r}")
+    return str(int(str(value).strip()))
