@@ -56,6 +56,7 @@ MODEL_MODULES = [
 # (version, description, SQL statements). Append only.
 MIGRATIONS: list[tuple[int, str, list[str]]] = [
     (1, "private incidents", ["ALTER TABLE incidents ADD COLUMN private BOOLEAN NOT NULL DEFAULT FALSE"]),
+    (2, "alert storm counts", ["ALTER TABLE alert_groups ADD COLUMN firing_total INTEGER NOT NULL DEFAULT 0"]),
 ]
 
 
