@@ -159,6 +159,9 @@ class _SetupLease:
     channel creation for minutes in a storm), and an expired lease let a second run (a Retry click,
     an alert's sync) post and pin a second summary and announcement."""
 
+    # The wait between renewals; a test replaces it to drive the renewals on an injected clock.
+    beat: Callable[[float], Awaitable[None]] = staticmethod(asyncio.sleep)
+
     def __init__(self, deps: Deps, *, incident_id: int, held: datetime) -> None:
         self.deps = deps
         self.incident_id = incident_id
@@ -167,7 +170,7 @@ class _SetupLease:
     async def keep(self) -> None:
         WRITE_PRIORITY.set(Write.NORMAL)  # its own context: not the setup's "can wait", or it may come too late
         while True:
-            await asyncio.sleep(service.SETUP_LEASE.total_seconds() / 3)
+            await self.beat(service.SETUP_LEASE.total_seconds() / 3)
             now = self.deps.clock.now()
             try:
                 async with self.deps.db.session() as session:
@@ -228,7 +231,12 @@ async def _setup_steps(deps: Deps, *, incident_id: int, actor: str, adopt: bool)
     await attempt("inviting the declarer", lambda: chat.invite(channel_id=channel_id, users=invitees))
     await attempt("setting the topic", lambda: chat.set_topic(incident=incident))
     if incident.summary_ts is None:
-        posted = await attempt("posting the summary", lambda: chat.post_summary(incident=incident))
+        posted = await attempt(
+            "posting the summary",
+            lambda: _post_once(
+                deps, incident, "summary", channel_id, lambda: chat.post_summary(incident=incident), adopt
+            ),
+        )
         if posted is not None:
             incident = await save(summary_ts=posted)
     summary_ts = incident.summary_ts
@@ -238,7 +246,15 @@ async def _setup_steps(deps: Deps, *, incident_id: int, actor: str, adopt: bool)
     announcements = deps.settings.config.channels.announcements
     if announcements and incident.announcement_ts is None:
         ts = await attempt(
-            "announcing in the announcements channel", lambda: chat.announce(incident=incident, channel=announcements)
+            "announcing in the announcements channel",
+            lambda: _post_once(
+                deps,
+                incident,
+                "announcement",
+                announcements,
+                lambda: chat.announce(incident=incident, channel=announcements),
+                adopt,
+            ),
         )
         if ts is not None:
             incident = await save(announcement_ts=ts, announcement_channel=announcements)
@@ -266,6 +282,30 @@ async def _create_channel(deps: Deps, incident: Incident, *, adopt: bool) -> Cha
     raise ChatError(
         f"every channel name tried for {incident.ref} is taken", step="create channel", code="name_taken"
     ) from last
+
+
+async def _post_once(
+    deps: Deps, incident: Incident, kind: str, channel_id: str, post: Callable[[], Awaitable[str]], adopt: bool
+) -> str:
+    """Post the summary/announcement, unless an earlier run posted it and died before saving its ts
+    (only a Retry or a resumed setup looks: the declaration's own run cannot have posted one)."""
+    if adopt:
+        try:
+            found = await deps.incident_chat.find_own_post(channel_id=channel_id, kind=kind, incident=incident)
+        except ChatError as exc:
+            log.warning("could not look for %s's earlier %s: %s", incident.ref, kind, exc)
+            found = None
+        if found is not None:
+            assert incident.id is not None
+            await timeline.record_now(
+                deps,
+                incident_id=incident.id,
+                kind=Kind.SETUP,
+                text=f"reused the {kind} posted before the setup was interrupted",
+                data={"step": f"adopt {kind}", "channel_id": channel_id, "ts": found},
+            )
+            return found
+    return await post()
 
 
 async def _own_channel(deps: Deps, incident: Incident, *, name: str) -> Channel | None:
