@@ -34,6 +34,10 @@ def normalise_database_url(url: str) -> str:
     raise ValueError(f"unsupported database URL scheme in {url.split('://', 1)[0]!r}: use postgresql:// or sqlite:///")
 
 
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+LOG_FORMATS = ("json", "text")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore", frozen=False)
 
@@ -53,7 +57,7 @@ class Settings(BaseSettings):
     vercel_team_id: str | None = None
     vercel_api_url: str = "https://api.vercel.com"
     alerts_token: SecretStr | None = None
-    log_level: str = "INFO"
+    log_level: str = "INFO"  # DEBUG | INFO | WARNING | ERROR | CRITICAL
     log_format: str = "json"  # json | text
 
     config: BotConfig = Field(default_factory=BotConfig, exclude=True)
@@ -84,6 +88,23 @@ class Settings(BaseSettings):
             raise ValueError("must be an app-level token starting with xapp-")
         return value
 
+    @field_validator("log_level")
+    @classmethod
+    def _log_level(cls, value: str) -> str:
+        level = value.strip().upper()
+        level = {"WARN": "WARNING", "FATAL": "CRITICAL"}.get(level, level)
+        if level not in LOG_LEVELS:
+            raise ValueError(f"{value!r} is not a log level: use {', '.join(LOG_LEVELS)}")
+        return level
+
+    @field_validator("log_format")
+    @classmethod
+    def _log_format(cls, value: str) -> str:
+        fmt = value.strip().lower()
+        if fmt not in LOG_FORMATS:
+            raise ValueError(f"{value!r} is not a log format: use json (for log collectors) or text (for people)")
+        return fmt
+
     @property
     def socket_mode(self) -> bool:
         return self.slack_app_token is not None
@@ -100,7 +121,9 @@ class Settings(BaseSettings):
                 lines.append(f"{name}: {err['msg'].removeprefix('Value error, ')}")
             raise ConfigError("\n".join(lines)) from exc
         if "config" not in overrides:
-            explicit = "BOT_CONFIG" in os.environ or "bot_config" in overrides
+            # Named anywhere (the environment, `.env`, an override): a missing file is an error, not
+            # the defaults; only the default `bot.yml` may be absent.
+            explicit = "bot_config" in settings.model_fields_set or "BOT_CONFIG" in os.environ
             settings.config = load_bot_config(settings.bot_config, required=explicit)
         return settings
 

@@ -388,3 +388,30 @@ async def test_group_handles_are_resolved_once_but_membership_is_read_every_time
     with pytest.raises(ChatError, match="no user group with handle @nobody"):
         await directory.group_members(group_id="@nobody")
     assert client.calls[-1] == "usergroups.list"  # an unknown handle is looked up again
+
+
+@pytest.mark.parametrize(
+    ("status", "reason", "shown"),
+    [
+        (200, "HTTP 200", '→ HTTP 200"'),
+        (200, "HTTP 200, unrecognised status 'green'", "→ HTTP 200 · unrecognised status 'green'"),
+        (503, "HTTP 503 (expected 200)", "→ HTTP 503 · (expected 200)"),
+        (200, "status DOWN", "→ HTTP 200 · status DOWN"),
+    ],
+)
+def test_status_of_one_service_says_the_http_status_once(status: int, reason: str, shown: str) -> None:
+    """/status gateway showed "HTTP 200 · HTTP 200"."""
+    import json
+    from datetime import UTC, datetime, timedelta
+
+    from bot.health.checker import HealthResult
+    from bot.health.classify import HealthState
+    from bot.ops.flows import StatusReport
+    from bot.slack.adapters.ops import status_blocks
+
+    result = HealthResult(
+        "gateway", HealthState.HEALTHY, "https://gw/health", http_status=status, latency=timedelta(0), reason=reason
+    )
+    report = StatusReport([result], HealthState.HEALTHY, datetime.now(UTC), timedelta(0), service="gateway")
+    rendered = json.dumps(status_blocks(report), ensure_ascii=False)
+    assert shown in rendered and rendered.count(f"HTTP {status}") == 1
