@@ -64,33 +64,46 @@ async def resume_setups(deps: Deps) -> list[int]:
 
 
 class Sweep:
-    """Runs `check` at start-up and every `every` until stopped; a failed check is logged, not fatal."""
+    """Runs `check` at start-up and every `every` until stopped; a failed check is logged, not fatal.
+
+    Between checks nothing runs: a timer (`call_later`), not a task that sleeps, so whoever waits
+    for the bot's work to settle (a drain, a test) waits for a check in progress only.
+    """
 
     def __init__(self, check: Callable[[], Awaitable[object]], *, every: timedelta, name: str) -> None:
         self.check = check
         self.every = every
         self.name = name
         self.ran = asyncio.Event()  # set once the first check has run (tests wait on it, not on time)
+        self._timer: asyncio.TimerHandle | None = None
         self._task: asyncio.Task[None] | None = None
+        self._stopped = False
 
     async def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._loop(), name=self.name)
+        self._stopped = False
+        self._fire()
 
     async def stop(self) -> None:
-        if self._task is not None:
+        self._stopped = True
+        if self._timer is not None:
+            self._timer.cancel()
+        if self._task is not None and not self._task.done():
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-            self._task = None
 
-    async def _loop(self) -> None:
-        while True:
-            try:
-                await self.check()
-            except Exception:
-                log.exception("%s failed; trying again in %s", self.name, self.every)
+    def _fire(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run(), name=self.name)
+
+    async def _run(self) -> None:
+        try:
+            await self.check()
+        except Exception:
+            log.exception("%s failed; trying again in %s", self.name, self.every)
+        finally:
             self.ran.set()
-            await asyncio.sleep(self.every.total_seconds())
+            if not self._stopped:
+                self._timer = asyncio.get_running_loop().call_later(self.every.total_seconds(), self._fire)
 
 
 def setup(deps: Deps) -> None:

@@ -21,9 +21,10 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import update
-from sqlmodel import col
+from sqlmodel import col, select
 
 from bot.db import Database
+from bot.escalation.models import Page
 from bot.incidents import service
 from bot.incidents.models import Incident
 from bot.settings import normalise_database_url
@@ -85,6 +86,11 @@ async def test_kill9_during_the_setup_then_restart_finishes_it_once(
         async with db.session() as session:
             return await session.get(Incident, 1, populate_existing=True)
 
+    async def page_sent() -> bool:
+        async with db.session() as session:
+            pages = (await session.exec(select(Page).where(col(Page.sent_at).is_not(None)))).all()
+            return bool(pages)
+
     async def finished() -> bool:
         found = await incident()
         return bool(found and found.summary_ts and found.announcement_ts and found.setup_claimed_at is None)
@@ -105,6 +111,9 @@ async def test_kill9_during_the_setup_then_restart_finishes_it_once(
         async with httpx.AsyncClient(timeout=30) as client:
             assert (await client.post(f"{bot.url}/slack/events", content=body, headers=headers)).status_code == 200
         assert await _wait(lambda: bool(fake_slack.held), 30), f"{method} never called:\n{bot.log_tail()}"
+        # The page goes out beside the setup; a kill while it is in flight is the page's own story
+        # (its claim's lease, tests/replicas/test_kill9.py), not this test's: kill once it is recorded.
+        assert await _wait(page_sent, 30), f"the page was not recorded:\n{bot.log_tail()}"
         bot.kill9()
         fake_slack.drop_held()  # a request the dead process never finished sending is not acted on
         gate.set()

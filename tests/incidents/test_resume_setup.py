@@ -181,3 +181,26 @@ async def test_the_start_up_check_runs_by_itself(fake_slack: FakeSlack, database
         await second.settle()
         assert (await second.incident(number)).summary_ts is not None
         assert await outcome(second, row) == Outcome.INTERRUPTED
+
+
+async def test_the_sweep_checks_at_start_then_again_and_outlives_a_failing_check() -> None:
+    import asyncio
+
+    from bot.incidents.recovery import Sweep
+
+    calls: list[int] = []
+    again = asyncio.Event()
+
+    async def check() -> None:
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("the database is down")
+        again.set()
+
+    sweep = Sweep(check, every=timedelta(milliseconds=1), name="test sweep")
+    await sweep.start()
+    await asyncio.wait_for(again.wait(), 10)
+    await sweep.stop()
+    seen = len(calls)
+    await asyncio.sleep(0.05)
+    assert seen >= 2 and len(calls) == seen  # stopped means stopped
