@@ -63,6 +63,8 @@ def handler_for(deps: Deps, source: str) -> Handler:
                 headers={"WWW-Authenticate": 'Bearer realm="incident-bot"'},
             )
         try:
+            if (request.content_length or 0) > limits.MAX_ALERT_BODY_BYTES:
+                raise BodyTooLarge(limits.MAX_ALERT_BODY_BYTES)  # said up front: not read at all
             data, overflow = await read_notification(request.content, limit=limits.MAX_ALERT_BODY_BYTES)
             note = parse(source, data, overflow=overflow)
         except BodyTooLarge as exc:

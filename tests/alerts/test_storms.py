@@ -169,3 +169,20 @@ async def test_a_big_delivery_does_not_hold_up_the_event_loop() -> None:
     finally:
         beside.cancel()
     assert ticks >= len(raw) // 65536
+
+
+async def test_a_chunked_body_beyond_the_limit_is_413_too(bot: BotHarness, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without a Content-Length (chunked), the limit is enforced while reading."""
+    monkeypatch.setattr(limits, "MAX_ALERT_BODY_BYTES", 256 * 1024)
+    raw = json.dumps(storm(1000)).encode()
+
+    async def chunks() -> Any:
+        for at in range(0, len(raw), 65536):
+            yield raw[at : at + 65536]
+
+    response = await bot.http.post(
+        f"{bot.url}/alerts/alertmanager", content=chunks(), headers={"Content-Type": "application/json"}
+    )
+    await bot.settle()
+    assert response.status_code == 413 and "larger than" in response.json()["error"]
+    assert await groups(bot) == []
