@@ -24,6 +24,13 @@ def _parser() -> argparse.ArgumentParser:
     pm.add_argument("-o", "--output", type=Path, default=None)
     demo = sub.add_parser("demo", help="play a whole incident locally, without a Slack workspace")
     demo.add_argument("-o", "--output", type=Path, default=Path("demo-postmortem.md"))
+    demo.add_argument(
+        "--keep",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="keep the demo's SQLite database in PATH (to try `python -m bot postmortem INC-1` on it)",
+    )
     return parser
 
 
@@ -57,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         if command == "demo":
             from bot.demo import run_demo
 
-            return asyncio.run(run_demo(settings, output=args.output))
+            return asyncio.run(run_demo(settings, output=args.output, keep=args.keep.resolve() if args.keep else None))
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2

@@ -91,6 +91,11 @@ def check_config(settings: Settings) -> Report:
         f"config: {settings.bot_config} ({len(config.services)} services, "
         f"{len(config.escalation.levels)} escalation levels)"
     ]
+    if not settings.bot_config.exists():
+        warnings.append(
+            f"BOT_CONFIG: no {settings.bot_config} in {Path.cwd()}: the defaults are used (no services, no "
+            "channels): run from the directory that holds bot.yml, or set BOT_CONFIG to its path"
+        )
     for name, service in sorted(config.services.items()):
         if service.health_url is None:
             warnings.append(f"services.{name}: no health_url, so /status cannot check it: add health_url")
@@ -325,5 +330,27 @@ async def run_check(settings: Settings) -> int:
     if errors:
         print(f"{len(errors)} error(s): fix them before starting the bot.")
         return 1
+    if (banner := _nothing_here(settings)) is not None:
+        print(banner)
+        print("ok (but there is nothing here to check)")
+        return 0
     print("ok")
     return 0
+
+
+def _nothing_here(settings: Settings) -> str | None:
+    """Run from the wrong directory, check saw no bot.yml and no playbooks and used to say just "ok"."""
+    playbooks = Path(settings.playbooks_dir)
+    has_playbooks = playbooks.is_dir() and any(playbooks.glob("*.y*ml"))
+    if settings.config.services or has_playbooks:
+        return None
+    rule = "!" * 78
+    return (
+        f"{rule}\n"
+        f"WARNING: 0 services and 0 playbooks: {Path.cwd()} looks like the wrong directory.\n"
+        f"  bot.yml read: {settings.bot_config.resolve()}"
+        f"{'' if settings.bot_config.exists() else ' (not found: the defaults were used)'}\n"
+        f"  playbooks read: {playbooks.resolve()}{'' if playbooks.is_dir() else ' (not found)'}\n"
+        "  Run `python -m bot check` where bot.yml and playbooks/ are, or set BOT_CONFIG and PLAYBOOKS_DIR.\n"
+        f"{rule}"
+    )

@@ -7,7 +7,9 @@ silently drop a page.
 
 from __future__ import annotations
 
+import difflib
 import re
+import typing
 from datetime import datetime, time, timedelta
 from enum import StrEnum
 from pathlib import Path
@@ -445,10 +447,8 @@ class BotConfig(Strict):
             for service in services:
                 if service not in self.services:
                     known = ", ".join(sorted(self.services)) or "none"
-                    raise ValueError(
-                        f"status_page.components.{name}: unknown service {service!r} (services: {known})"
-                    )
-        for service in (page.statuspage.components if page.statuspage else {}):
+                    raise ValueError(f"status_page.components.{name}: unknown service {service!r} (services: {known})")
+        for service in page.statuspage.components if page.statuspage else {}:
             if service not in self.services:
                 raise ValueError(f"status_page.statuspage.components: unknown service {service!r}")
         return self
@@ -479,9 +479,36 @@ def format_validation_error(exc: ValidationError, *, source: str) -> str:
         where = ".".join(str(p) for p in err["loc"]) or "(top level)"
         message = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
-            message = "unknown field (check the spelling against bot.example.yml)"
+            close = difflib.get_close_matches(str(err["loc"][-1]), _known_fields(err["loc"]), n=1, cutoff=0.6)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            message = f"unknown field ({hint}check the spelling against bot.example.yml)"
         lines.append(f"{source}: {where}: {message}")
     return "\n".join(lines)
+
+
+def _known_fields(loc: tuple[int | str, ...]) -> list[str]:
+    """The field names bot.yml allows where an unknown one was found (for "did you mean")."""
+    model: type[BaseModel] = BotConfig
+    for part in loc[:-1]:
+        field = model.model_fields.get(str(part))
+        if field is None:
+            continue  # a list index or a mapping key (a service's name): the element's model still applies
+        inner = _model_in(field.annotation)
+        if inner is None:
+            return []
+        model = inner
+    return [field.alias or name for name, field in model.model_fields.items()]
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    """The model inside `Service | None`, `list[Level]`, `dict[str, Service]`, ..."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in typing.get_args(annotation):
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
 
 
 def load_bot_config(path: Path, *, required: bool) -> BotConfig:

@@ -60,12 +60,17 @@ MODEL_MODULES = [
 MIGRATIONS: list[tuple[int, str, list[str]]] = [
     (1, "private incidents", ["ALTER TABLE incidents ADD COLUMN private BOOLEAN NOT NULL DEFAULT FALSE"]),
     (2, "impact start", ["ALTER TABLE incidents ADD COLUMN impact_started_at TIMESTAMP WITH TIME ZONE"]),
-    (3, "follow-up issues", [
-        "ALTER TABLE action_items ADD COLUMN issue_url VARCHAR(500)",
-        "ALTER TABLE action_items ADD COLUMN issue_key VARCHAR(200)",
-        "ALTER TABLE action_items ADD COLUMN issue_checked_at TIMESTAMP WITH TIME ZONE",
-        "ALTER TABLE action_items ADD COLUMN issue_claimed_at TIMESTAMP WITH TIME ZONE",
-    ]),
+    (
+        3,
+        "follow-up issues",
+        [
+            "ALTER TABLE action_items ADD COLUMN issue_url VARCHAR(500)",
+            "ALTER TABLE action_items ADD COLUMN issue_key VARCHAR(200)",
+            "ALTER TABLE action_items ADD COLUMN issue_checked_at TIMESTAMP WITH TIME ZONE",
+            "ALTER TABLE action_items ADD COLUMN issue_claimed_at TIMESTAMP WITH TIME ZONE",
+        ],
+    ),
+    (4, "alert storm counts", ["ALTER TABLE alert_groups ADD COLUMN firing_total INTEGER NOT NULL DEFAULT 0"]),
 ]
 
 

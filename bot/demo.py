@@ -38,6 +38,7 @@ from aiohttp import web
 from slack_sdk.signature import SignatureVerifier
 
 from bot.config import BotConfig
+from bot.exceptions import ConfigError
 from bot.settings import Settings
 from bot.tasks import TaskTracker
 
@@ -876,8 +877,15 @@ async def run_demo(
     pace: float = 0.8,
     stream: TextIO | None = None,
     escalation_after: tuple[int, int, int] = (0, 4, 8),
+    keep: Path | None = None,
 ) -> int:
-    """Play the incident; returns 0 when it ran to the end (the post-mortem is at `output`)."""
+    """Play the incident; returns 0 when it ran to the end (the post-mortem is at `output`).
+
+    `keep`: the demo's SQLite database is written there and kept (not deleted with the temporary
+    folder), so `python -m bot postmortem INC-1` can be tried on it afterwards.
+    """
+    if keep is not None and await asyncio.to_thread(keep.exists):
+        raise ConfigError(f"demo --keep: {keep} exists already: remove it or name another file")
     out = stream or sys.stdout
     root = logging.getLogger()
     old_level = root.level
@@ -885,7 +893,7 @@ async def run_demo(
     try:
         with tempfile.TemporaryDirectory(prefix="incident-bot-demo-") as tmp:
             return await _play(
-                settings, Path(tmp), output=output, pace=pace, out=out, escalation_after=escalation_after
+                settings, Path(tmp), output=output, pace=pace, out=out, escalation_after=escalation_after, keep=keep
             )
     finally:
         root.setLevel(old_level)
@@ -899,10 +907,12 @@ async def _play(
     pace: float,
     out: TextIO,
     escalation_after: tuple[int, int, int],
+    keep: Path | None = None,
 ) -> int:
     from bot import wiring
     from bot.server import build_web_app
 
+    database = keep if keep is not None else tmp / "demo.db"
     slack = SlackStandIn()
     transcript = Transcript(out, slack.name)
     slack.transcript = transcript
@@ -914,7 +924,7 @@ async def _play(
         slack_signing_secret=SECRET,
         slack_app_token=None,
         slack_api_url=slack.api_url,
-        database_url=f"sqlite:///{tmp / 'demo.db'}",
+        database_url=f"sqlite:///{database}",
         bot_config=tmp / "bot.yml",
         playbooks_dir=_playbooks_dir(user_settings),
         alerts_token=None,
@@ -925,7 +935,7 @@ async def _play(
     )
     out.write(
         "incident-bot demo: one incident, start to finish, against a local Slack stand-in.\n"
-        f"  database  {tmp / 'demo.db'} (temporary)\n"
+        f"  database  {database} ({'kept' if keep is not None else 'temporary'})\n"
         f"  services  gateway {services.base}/gateway/health (down), web {services.base}/web/health (up)\n"
         f"  people    alice (SRE), bob (on call), dana (team lead), chris (CTO)\n"
         f"  pages     level 1 at +{escalation_after[0]}s, level 2 at +{escalation_after[1]}s, "
@@ -948,6 +958,11 @@ async def _play(
             f"Done. The post-mortem draft is in {output}" if written else "Done, but no post-mortem could be written."
         )
         out.write(story.summary())
+        if keep is not None:
+            out.write(
+                f"The demo's database is kept in {keep}: try\n"
+                f"  DATABASE_URL=sqlite:///{keep} python -m bot postmortem INC-1 --format html -o inc-1.html\n"
+            )
         return 0 if ok and written else 1
     finally:
         watch.uninstall()

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import gc
 import logging
 import signal
+import socket
 
 from aiohttp import web
 
 from bot import wiring
+from bot.exceptions import ConfigError
 from bot.server import build_web_app
 from bot.settings import Settings
 from bot.slack.front import FrontDoor, SocketModeDoor
@@ -17,9 +20,31 @@ from bot.slack.front import FrontDoor, SocketModeDoor
 log = logging.getLogger(__name__)
 
 
+def bind(host: str, port: int) -> socket.socket:
+    """The listening socket, taken before anything starts: a port in use is one clear line, not a
+    traceback after the scheduler (and its pages) already started."""
+    try:
+        family = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0][0]
+        return socket.create_server((host, port), family=family, backlog=128)
+    except socket.gaierror as exc:
+        raise ConfigError(f"HOST: cannot listen on {host!r}: {exc.strerror}") from None
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise ConfigError(
+                f"PORT: {port} is already in use on {host} (is the bot already running?): stop that process "
+                "or set PORT to a free port"
+            ) from None
+        raise ConfigError(f"PORT: cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+
+
 async def serve(settings: Settings, *, ready: asyncio.Event | None = None, stop: asyncio.Event | None = None) -> None:
-    deps, app = wiring.build(settings)
-    await wiring.start(deps)
+    listening = bind(settings.host, settings.port)
+    try:
+        deps, app = wiring.build(settings)
+        await wiring.start(deps)
+    except BaseException:
+        listening.close()
+        raise
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     handled = []
@@ -32,7 +57,7 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None, stop:
     web_app = build_web_app(deps, None if settings.socket_mode else app)
     runner = web.AppRunner(web_app, access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, settings.host, settings.port)
+    site = web.SockSite(runner, listening)
     await site.start()
     socket_handler = None
     if settings.socket_mode:

@@ -34,6 +34,10 @@ def normalise_database_url(url: str) -> str:
     raise ValueError(f"unsupported database URL scheme in {url.split('://', 1)[0]!r}: use postgresql:// or sqlite:///")
 
 
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+LOG_FORMATS = ("json", "text")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore", frozen=False)
 
@@ -60,7 +64,7 @@ class Settings(BaseSettings):
     session_secret: SecretStr | None = None
     slack_authorize_url: str = "https://slack.com/openid/connect/authorize"
     statuspage_api_url: str = "https://api.statuspage.io/v1"
-    log_level: str = "INFO"
+    log_level: str = "INFO"  # DEBUG | INFO | WARNING | ERROR | CRITICAL
     log_format: str = "json"  # json | text
 
     config: BotConfig = Field(default_factory=BotConfig, exclude=True)
@@ -106,13 +110,14 @@ class Settings(BaseSettings):
     @field_validator("session_secret")
     @classmethod
     def _session_secret(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is None or not value.get_secret_value():
-            return None
+        if value is None or not value.get_secret_value().strip():
+            return value  # unset, or set but empty: _no_empty_secrets says so
         if len(value.get_secret_value()) < 32:
             raise ValueError(
                 "must be at least 32 characters: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
             )
         return value
+
     @model_validator(mode="after")
     def _no_empty_secrets(self) -> Settings:
         """A secret set to nothing is a mistake, and a dangerous one (an empty ALERTS_TOKEN would match an
@@ -130,6 +135,23 @@ class Settings(BaseSettings):
             )
         return self
 
+    @field_validator("log_level")
+    @classmethod
+    def _log_level(cls, value: str) -> str:
+        level = value.strip().upper()
+        level = {"WARN": "WARNING", "FATAL": "CRITICAL"}.get(level, level)
+        if level not in LOG_LEVELS:
+            raise ValueError(f"{value!r} is not a log level: use {', '.join(LOG_LEVELS)}")
+        return level
+
+    @field_validator("log_format")
+    @classmethod
+    def _log_format(cls, value: str) -> str:
+        fmt = value.strip().lower()
+        if fmt not in LOG_FORMATS:
+            raise ValueError(f"{value!r} is not a log format: use json (for log collectors) or text (for people)")
+        return fmt
+
     @property
     def socket_mode(self) -> bool:
         return self.slack_app_token is not None
@@ -146,7 +168,9 @@ class Settings(BaseSettings):
                 lines.append(f"{str(err['loc'][0]).upper()}: {message}" if err["loc"] else message)
             raise ConfigError("\n".join(lines)) from exc
         if "config" not in overrides:
-            explicit = "BOT_CONFIG" in os.environ or "bot_config" in overrides
+            # Named anywhere (the environment, `.env`, an override): a missing file is an error, not
+            # the defaults; only the default `bot.yml` may be absent.
+            explicit = "bot_config" in settings.model_fields_set or "BOT_CONFIG" in os.environ
             settings.config = load_bot_config(settings.bot_config, required=explicit)
         return settings
 

@@ -19,6 +19,7 @@ log = logging.getLogger(__name__)
 # Domains that subscribe to signals or attach services. Each module has `setup(deps) -> None`.
 DOMAIN_SETUPS: list[str] = [
     "bot.escalation.setup",
+    "bot.incidents.recovery",
     "bot.observability",
     "bot.alerts.setup",
     "bot.playbooks.setup",

@@ -388,6 +388,7 @@ def build_view(group: AlertGroup, alerts: list[AlertInstance], incident: Inciden
         declaring=group.declare_state in (DeclareState.WANTED, DeclareState.CLAIMED) and incident is None,
         alerts=[_line(a, group.common_labels) for a in alerts],
         incident=link,
+        firing_total=group.firing_total,
     )
 
 

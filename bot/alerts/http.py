@@ -3,6 +3,8 @@
 Answer fast and never lose what was answered 2xx: check the token, parse, write the database,
 answer; Slack work happens afterwards in a tracked task. A database failure answers 503, which
 both Alertmanager and Grafana retry; a malformed body answers 400 with the reason (not retried).
+A storm of any size a real sender produces is accepted: the body is parsed as it streams in, up to
+`limits.MAX_ALERT_BODY_BYTES` (413 beyond), and alerts past the kept ones are counted (`limits`).
 """
 
 from __future__ import annotations
@@ -15,8 +17,11 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from bot.alerts import limits
 from bot.alerts.flows import processor_of
-from bot.alerts.payloads import PayloadError, decode, parse
+from bot.alerts.limits import BodyTooLarge
+from bot.alerts.payloads import PayloadError, parse
+from bot.alerts.stream import read_notification
 from bot.deps import Deps
 from bot.observability import metrics_of
 
@@ -58,7 +63,14 @@ def handler_for(deps: Deps, source: str) -> Handler:
                 headers={"WWW-Authenticate": 'Bearer realm="incident-bot"'},
             )
         try:
-            note = parse(source, decode(await request.read()))
+            if (request.content_length or 0) > limits.MAX_ALERT_BODY_BYTES:
+                raise BodyTooLarge(limits.MAX_ALERT_BODY_BYTES)  # said up front: not read at all
+            data, overflow = await read_notification(request.content, limit=limits.MAX_ALERT_BODY_BYTES)
+            note = parse(source, data, overflow=overflow)
+        except BodyTooLarge as exc:
+            metrics.alerts_rejected.labels(source=source, reason="too_large").inc()
+            log.warning("refused an alert on /alerts/%s: %s", source, exc)
+            return web.json_response({"status": "error", "error": str(exc)}, status=413)
         except PayloadError as exc:
             metrics.alerts_rejected.labels(source=source, reason="malformed").inc()
             log.warning("refused a malformed alert on /alerts/%s: %s", source, exc)

@@ -55,7 +55,8 @@ class AlertGroup(SQLModel, table=True):
     common_labels: dict[str, str] = _json()
     common_annotations: dict[str, str] = _json()
     external_url: str | None = None
-    truncated: int = 0
+    truncated: int = 0  # alerts of the last delivery not kept in full (the sender's and ours)
+    firing_total: int = 0  # firing alerts in the last delivery, the ones not kept included
     episode: int = 1  # bumped when a resolved group fires again after its incident was resolved
     notifications: int = 0  # deliveries in this episode
     first_seen_at: datetime = _when(nullable=False)

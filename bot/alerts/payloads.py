@@ -19,9 +19,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from bot.alerts.limits import KEPT_ALERTS_PER_DELIVERY, Overflow
+
 SOURCES = ("alertmanager", "grafana")
 STATUSES = ("firing", "resolved")
-MAX_ALERTS = 500  # per delivery; Alertmanager's max_alerts is unlimited by default
 _ZERO_TIME = re.compile(r"^0001-01-01T00:00:00(\.0+)?Z$")
 _FRACTION = re.compile(r"(\.\d{6})\d+")
 
@@ -66,10 +67,17 @@ class Notification:
     external_url: str | None
     truncated: int
     alerts: list[AlertItem] = field(default_factory=list)
+    org_id: str = ""  # Grafana's organisation: two orgs send the same groupKey for their own alerts
+    # Firing alerts in the whole delivery, those beyond the kept ones included (the sender's own
+    # `truncatedAlerts` only while the group fires: it does not say their status).
+    firing_total: int = 0
 
     @property
     def key_hash(self) -> str:
-        return hashlib.sha256(self.group_key.encode()).hexdigest()
+        """The group's identity. Grafana's org 1 (its default, and what rows stored before orgs were
+        told apart belong to) keeps the plain key; another org's key is prefixed with its id."""
+        key = self.group_key if self.org_id in ("", "1") else f"org:{self.org_id}\n{self.group_key}"
+        return hashlib.sha256(key.encode()).hexdigest()
 
     @property
     def firing(self) -> list[AlertItem]:
@@ -191,7 +199,9 @@ def _depth(data: Any) -> int:
     return deepest
 
 
-def parse(source: str, data: dict[str, Any]) -> Notification:
+def parse(source: str, data: dict[str, Any], *, overflow: Overflow | None = None) -> Notification:
+    """`data` with its alerts in full, or cut to the kept ones by the stream reader with `overflow`
+    counting the rest; alerts beyond `KEPT_ALERTS_PER_DELIVERY` are counted as truncated either way."""
     if source not in SOURCES:
         raise PayloadError(f"unknown alert source {source!r}")
     version = data.get("version")
@@ -202,12 +212,15 @@ def parse(source: str, data: dict[str, Any]) -> Notification:
     raw_alerts = data.get("alerts")
     if not isinstance(raw_alerts, list):
         raise PayloadError("alerts: expected a list of alerts" if raw_alerts is not None else "alerts is missing")
+    overflow = overflow or Overflow()
     if not raw_alerts:
         raise PayloadError("alerts is empty: nothing to record")
-    if len(raw_alerts) > MAX_ALERTS:
-        raise PayloadError(
-            f"alerts: {len(raw_alerts)} alerts in one notification; at most {MAX_ALERTS} (set max_alerts)"
-        )
+    if len(raw_alerts) > KEPT_ALERTS_PER_DELIVERY:
+        for i, extra in enumerate(raw_alerts[KEPT_ALERTS_PER_DELIVERY:], start=KEPT_ALERTS_PER_DELIVERY):
+            if not isinstance(extra, dict):
+                raise PayloadError(f"alerts[{i}]: expected an object, got {type(extra).__name__}")
+            overflow.count(extra.get("status"))
+        raw_alerts = raw_alerts[:KEPT_ALERTS_PER_DELIVERY]
     truncated = data.get("truncatedAlerts") or 0
     if isinstance(truncated, bool) or not isinstance(truncated, int) or truncated < 0:
         raise PayloadError(f"truncatedAlerts: expected a non-negative integer, got {truncated!r}")
@@ -235,6 +248,10 @@ def parse(source: str, data: dict[str, Any]) -> Notification:
                 generator_url=_text(raw.get("generatorURL"), where=f"{where}.generatorURL") or None,
             )
         )
+    unsaid = overflow.dropped - overflow.firing - overflow.resolved  # they take the notification's status
+    firing_total = sum(1 for a in alerts if a.status == "firing") + overflow.firing
+    if status == "firing":
+        firing_total += unsaid + truncated
     return Notification(
         source=source,
         group_key=group_key,
@@ -244,6 +261,16 @@ def parse(source: str, data: dict[str, Any]) -> Notification:
         common_labels=_string_map(data.get("commonLabels"), where="commonLabels"),
         common_annotations=_string_map(data.get("commonAnnotations"), where="commonAnnotations"),
         external_url=_text(data.get("externalURL"), where="externalURL") or None,
-        truncated=truncated,
+        truncated=truncated + overflow.dropped,
         alerts=alerts,
+        firing_total=firing_total,
+        org_id=_org_id(data.get("orgId")) if source == "grafana" else "",
     )
+
+
+def _org_id(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool) or not isinstance(value, int | str) or not str(value).strip().isdigit():
+        raise PayloadError(f"orgId: expected an organisation number, got {value!r}")
+    return str(int(str(value).strip()))

@@ -58,10 +58,16 @@ class AlertView:
     declaring: bool
     alerts: list[AlertLine] = field(default_factory=list)
     incident: IncidentLink | None = None
+    firing_total: int = 0  # in the last delivery, beyond the alerts kept in full too
 
     @property
     def firing(self) -> list[AlertLine]:
         return [a for a in self.alerts if a.status == "firing"]
+
+    @property
+    def firing_count(self) -> int:
+        """How many alerts fire: the delivery's count (rows stored before it was kept say 0)."""
+        return max(self.firing_total, len(self.firing))
 
 
 class AlertChat(Protocol):

@@ -58,8 +58,10 @@ from bot.tasks import PagesFirst
 log = logging.getLogger(__name__)
 T = TypeVar("T", Page, Reminder)
 
-# A page that goes out more than this after its due time is marked late (the bot was down, or
-# another replica died holding it). Normal wake-ups are within a second; the safety sweep within 30 s.
+# A page that fell due while this process was down (before `Escalator.up_since`) is late by however
+# much it is, as the README promises. One that fell due while it was up is marked late only past
+# this tolerance (another replica died holding it, or the process was starved): normal wake-ups are
+# within a second, the safety sweep within 30 s.
 DEFAULT_LATE_AFTER = timedelta(seconds=60)
 # Incidents declared longer ago than this without any page row were lost between declaring and
 # planning (a crash); younger ones are probably still being set up by the replica that declared them.
@@ -102,6 +104,8 @@ class Escalator:
         self.pagerduty = pagerduty
         self.lease = lease
         self.late_after = late_after
+        # When this process started paging (set by the scheduler's start): pages due before were missed.
+        self.up_since: datetime | None = None
         self.max_attempts = max_attempts
         self.retry_backoff = retry_backoff
         self.concurrency = max(concurrency, 1)  # pages whose DMs one sweep sends at once
@@ -531,8 +535,14 @@ class Escalator:
             level=page.level,
             name=page.name,
             repeat=page.repeat,
-            late_by=delay if delay > self.late_after else None,
+            late_by=delay if delay > self.late_after_for(page) else None,
         )
+
+    def late_after_for(self, row: Page | Reminder) -> timedelta:
+        """No tolerance for what fell due while the bot was down (README); `late_after` otherwise."""
+        if self.up_since is not None and utc(row.due_at) < self.up_since:
+            return timedelta(0)
+        return self.late_after
 
     async def _resolve_page_targets(
         self, page: Page, rows: list[PageTarget], token: str, now: datetime
@@ -761,7 +771,7 @@ class Escalator:
                 delivery=delivery,
                 escalation=self.config.escalation,
                 severity=incident.severity,
-                late_after=self.late_after,
+                late_after=self.late_after_for(page),
                 started_at=_first_attempt(rows, now),
             )
         if finished is None:
@@ -886,7 +896,7 @@ class Escalator:
                 now=now,
                 sent_to=mention if error is None else [],
                 error=error,
-                late_after=self.late_after,
+                late_after=self.late_after_for(reminder),
                 next_due=next_due,
             )
         if next_due is not None:
@@ -935,7 +945,7 @@ class Escalator:
                     now=self.clock.now(),
                     sent_to=[],
                     error=error,
-                    late_after=self.late_after,
+                    late_after=self.late_after_for(row),
                     next_due=None,
                 )
         except Exception:

@@ -3,12 +3,19 @@
 One PagerDuty alert per incident: the dedup key is derived from the incident number, so a
 trigger sent twice (a retry, or two replicas) lands on the same alert, and acknowledge/resolve
 find it without storing anything.
+
+PagerDuty asks senders to retry a 429 or a 5xx with backoff. Acknowledge and resolve are
+retried (`RETRY_DELAYS`, or the `Retry-After` PagerDuty gives, whichever is longer): they are
+sent once per incident, and one lost leaves PagerDuty paging people about an incident that is
+over. A trigger is not retried here: it is part of a page, whose own attempts retry it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
@@ -20,6 +27,9 @@ from bot.incidents.models import Incident
 log = logging.getLogger(__name__)
 
 PD_SEVERITY = {"P1": "critical", "P2": "error", "P3": "warning", "P4": "info"}
+# Seconds before each retry of an acknowledge/resolve that met a 429, a 5xx or no answer (~1 min in all).
+RETRY_DELAYS = (1.0, 2.0, 4.0, 8.0, 16.0, 30.0)
+MAX_RETRY_AFTER = 60.0
 
 
 class PagerDuty:
@@ -31,12 +41,16 @@ class PagerDuty:
         api_url: str = "https://events.pagerduty.com/v2/enqueue",
         source: str = "incident-bot",
         timeout: float = 10.0,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        retry_delays: tuple[float, ...] = RETRY_DELAYS,
     ) -> None:
         self.http = http
         self.routing_key = routing_key
         self.api_url = api_url
         self.source = source
         self.timeout = timeout
+        self.sleep = sleep
+        self.retry_delays = retry_delays
 
     @classmethod
     def from_config(cls, target: PagerDutyTarget, *, http: httpx.AsyncClient) -> PagerDuty:
@@ -65,10 +79,33 @@ class PagerDuty:
         await self._send("trigger", incident, {"payload": {k: v for k, v in payload.items() if v is not None}})
 
     async def acknowledge(self, incident: Incident) -> None:
-        await self._send("acknowledge", incident, {})
+        await self._send_retrying("acknowledge", incident)
 
     async def resolve(self, incident: Incident) -> None:
-        await self._send("resolve", incident, {})
+        await self._send_retrying("resolve", incident)
+
+    async def _send_retrying(self, action: str, incident: Incident) -> None:
+        """Retry what PagerDuty says may succeed later (429, 5xx, no answer); a refused key is final."""
+        for attempt, delay in enumerate((*self.retry_delays, None)):
+            try:
+                await self._send(action, incident, {})
+                return
+            except PlatformAuthError:
+                raise
+            except PlatformError as exc:
+                if delay is None or not _transient(exc):
+                    raise
+                retry_after = exc.retry_after if isinstance(exc, PlatformRateLimited) else None
+                wait = max(delay, min(retry_after or 0.0, MAX_RETRY_AFTER))
+                log.warning(
+                    "pagerduty %s for %s failed (attempt %d), retrying in %gs: %s",
+                    action,
+                    incident.ref,
+                    attempt + 1,
+                    wait,
+                    exc,
+                )
+                await self.sleep(wait)
 
     async def _send(self, action: str, incident: Incident, extra: dict[str, Any]) -> None:
         body = {
@@ -80,7 +117,7 @@ class PagerDuty:
         try:
             response = await self.http.post(self.api_url, json=body, timeout=self.timeout)
         except httpx.HTTPError as exc:
-            raise PlatformError(
+            raise _Unavailable(
                 f"PagerDuty {action} for {incident.ref} failed: {type(exc).__name__}: {exc}", platform="pagerduty"
             ) from exc
         if response.status_code == 429:
@@ -96,11 +133,20 @@ class PagerDuty:
             )
         if response.status_code >= 300:
             detail = _error_detail(response)
-            raise PlatformError(
+            kind = _Unavailable if response.status_code >= 500 else PlatformError
+            raise kind(
                 f"PagerDuty {action} for {incident.ref} failed with HTTP {response.status_code}: {detail}",
                 platform="pagerduty",
             )
         log.info("pagerduty %s sent for %s", action, incident.ref)
+
+
+class _Unavailable(PlatformError):
+    """PagerDuty had an error of its own (5xx) or did not answer: worth another try."""
+
+
+def _transient(exc: PlatformError) -> bool:
+    return isinstance(exc, (PlatformRateLimited, _Unavailable))
 
 
 def _error_detail(response: httpx.Response) -> str:

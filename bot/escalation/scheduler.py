@@ -67,6 +67,8 @@ class EscalationScheduler:
 
     async def start(self) -> RunReport:
         """Start the timers, plan what a crash lost, and send everything already due."""
+        if self.escalator.up_since is None:  # what fell due before this moment fell due while we were down
+            self.escalator.up_since = self.escalator.clock.now()
         if self._scheduler is None:
             self._scheduler = AsyncIOScheduler(timezone=UTC)
             self._scheduler.add_job(

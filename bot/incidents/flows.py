@@ -16,6 +16,7 @@ import unicodedata
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from typing import Any, TypeVar
 
 from bot.config import Severity
@@ -23,6 +24,7 @@ from bot.db import WRITE_PRIORITY, Write
 from bot.deps import Deps
 from bot.exceptions import BotError, ChannelNameTaken, ChatError, InvalidState
 from bot.incidents import service
+from bot.incidents.adopt import own_channel, post_once
 from bot.incidents.models import ActionItem, Incident, IncidentCreate, Role, Status
 from bot.incidents.ports import Channel, Notice
 from bot.signals import (
@@ -163,6 +165,9 @@ class _SetupLease:
     channel creation for minutes in a storm), and an expired lease let a second run (a Retry click,
     an alert's sync) post and pin a second summary and announcement."""
 
+    # The wait between renewals; a test replaces it to drive the renewals on an injected clock.
+    beat: Callable[[float], Awaitable[None]] = staticmethod(asyncio.sleep)
+
     def __init__(self, deps: Deps, *, incident_id: int, held: datetime) -> None:
         self.deps = deps
         self.incident_id = incident_id
@@ -171,7 +176,7 @@ class _SetupLease:
     async def keep(self) -> None:
         WRITE_PRIORITY.set(Write.NORMAL)  # its own context: not the setup's "can wait", or it may come too late
         while True:
-            await asyncio.sleep(service.SETUP_LEASE.total_seconds() / 3)
+            await self.beat(service.SETUP_LEASE.total_seconds() / 3)
             now = self.deps.clock.now()
             try:
                 async with self.deps.db.session() as session:
@@ -232,21 +237,24 @@ async def _setup_steps(deps: Deps, *, incident_id: int, actor: str, adopt: bool)
     await attempt("inviting the declarer", lambda: chat.invite(channel_id=channel_id, users=invitees))
     deps.incident_access.forget(channel_id=channel_id)
     await attempt("setting the topic", lambda: chat.set_topic(incident=incident))
+    summary = partial(chat.post_summary, incident=incident)
     if incident.summary_ts is None:
-        posted = await attempt("posting the summary", lambda: chat.post_summary(incident=incident))
+        posted = await attempt(
+            "posting the summary", lambda: post_once(deps, incident, "summary", channel_id, summary, adopt)
+        )
         if posted is not None:
             incident = await save(summary_ts=posted)
     summary_ts = incident.summary_ts
     if summary_ts is not None:
         await attempt("pinning the summary", lambda: chat.pin(channel_id=channel_id, message_ts=summary_ts))
 
-    announcements = deps.settings.config.channels.announcements
-    if announcements and incident.announcement_ts is None:
-        ts = await attempt(
-            "announcing in the announcements channel", lambda: chat.announce(incident=incident, channel=announcements)
-        )
+    where = deps.settings.config.channels.announcements
+    if where and incident.announcement_ts is None:
+        announce = partial(chat.announce, incident=incident, channel=where)
+        step = "announcing in the announcements channel"
+        ts = await attempt(step, lambda: post_once(deps, incident, "announcement", where, announce, adopt))
         if ts is not None:
-            incident = await save(announcement_ts=ts, announcement_channel=announcements)
+            incident = await save(announcement_ts=ts, announcement_channel=where)
 
     incident = await save(setup_error="; ".join(problems) or None)
     return Outcome(incident=incident, problems=problems)
@@ -264,37 +272,12 @@ async def _create_channel(deps: Deps, incident: Incident, *, adopt: bool) -> Cha
         except ChannelNameTaken as exc:
             last = exc
         # Only a retry can meet a channel of its own: the crawl is not paid when a person took the name.
-        adopted = await _own_channel(deps, incident, name=name) if adopt else None
+        adopted = await own_channel(deps, incident, name=name) if adopt else None
         if adopted is not None:
             return adopted
     raise ChatError(
         f"every channel name tried for {incident.ref} is taken", step="create channel", code="name_taken"
     ) from last
-
-
-async def _own_channel(deps: Deps, incident: Incident, *, name: str) -> Channel | None:
-    """The channel an earlier run made under `name` but never saved (the database failed in between).
-
-    Adopting it beats leaving it orphaned beside a `-2` twin. The lookup failing is not fatal:
-    the name is then treated as someone else's, as before adoption existed.
-    """
-    assert incident.id is not None
-    try:
-        channel = await deps.incident_chat.find_own_channel(name=name, created_after=incident.declared_at)
-    except ChatError as exc:
-        log.warning("could not check whether #%s is %s's own channel: %s", name, incident.ref, exc)
-        return None
-    if channel is None:
-        return None
-    log.info("adopting #%s (%s) for %s", channel.name, channel.id, incident.ref, extra={"incident": incident.ref})
-    await timeline.record_now(
-        deps,
-        incident_id=incident.id,
-        kind=Kind.SETUP,
-        text=f"reused #{channel.name}: Slack made it before the database failed to record it",
-        data={"step": "adopt channel", "channel_id": channel.id},
-    )
-    return channel
 
 
 async def _refresh(deps: Deps, incident: Incident) -> list[str]:

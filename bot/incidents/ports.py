@@ -47,6 +47,23 @@ class IncidentChat(Protocol):
         """
         ...
 
+    async def find_own_post(self, *, channel_id: str, kind: str, incident: Incident) -> str | None:
+        """The ts of the incident's `kind` post ("summary" or "announcement") this bot made in the
+        channel since the declaration, else None; raises ChatError when the lookup fails.
+
+        Why: a run killed between Slack posting it and the bot saving its ts would otherwise post a
+        second one when the setup is resumed. The posts carry message metadata naming the incident.
+        """
+        ...
+
+    async def tell_setup_resumed(self, *, incident: Incident, problems: list[str]) -> None:
+        """Tell the declarer (a DM) that the setup a restart interrupted has been finished, or what failed."""
+        ...
+
+    async def post_line(self, *, channel_id: str, text: str) -> None:
+        """A plain line from the bot in a channel (`text` is mrkdwn the caller made safe)."""
+        ...
+
     async def invite(self, *, channel_id: str, users: list[str]) -> None: ...
 
     async def set_topic(self, *, incident: Incident) -> None: ...

@@ -151,6 +151,39 @@ async def claim_setup(session: AsyncSession, *, incident_id: int, now: datetime,
     return bool(result.rowcount)
 
 
+# Setups interrupted longer ago than this are left alone: a forgotten week-old incident should not
+# suddenly get a channel and a DM because the bot restarted today.
+RESUME_WITHIN = timedelta(hours=24)
+
+
+async def unfinished_setups(session: AsyncSession, *, now: datetime) -> list[Incident]:
+    """Open incidents whose setup a crash interrupted, once nobody can still be running it.
+
+    Either a run took the lease and never gave it back (killed mid-setup; an expired lease is
+    nobody's), or none ever took it: the row was committed and the process died before its setup
+    started (no channel, no recorded failure, declared longer ago than a lease). A setup that ran
+    and failed has `setup_error` and its Retry button: that is the declarer's to press.
+    """
+    expired = now - SETUP_LEASE
+    abandoned = col(Incident.setup_claimed_at).is_not(None) & (col(Incident.setup_claimed_at) < expired)
+    never_started = (
+        col(Incident.setup_claimed_at).is_(None)
+        & col(Incident.channel_id).is_(None)
+        & col(Incident.setup_error).is_(None)
+        & (col(Incident.declared_at) < expired)
+    )
+    result = await session.exec(
+        select(Incident)
+        .where(
+            col(Incident.status) != Status.RESOLVED,
+            col(Incident.declared_at) >= now - RESUME_WITHIN,
+            abandoned | never_started,
+        )
+        .order_by(col(Incident.id))
+    )
+    return list(result.all())
+
+
 async def renew_setup(session: AsyncSession, *, incident_id: int, held: datetime, now: datetime) -> bool:
     """Move our lease (taken or last renewed at `held`) to `now`; False when it is not ours any more."""
     result = await session.exec(  # type: ignore[call-overload]

@@ -31,6 +31,7 @@ class Outcome(StrEnum):
     CANCELLED = "cancelled"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
+    INTERRUPTED = "interrupted"  # the bot stopped (kill -9, a crash) while following it: outcome unknown
 
 
 class AuditLog(SQLModel, table=True):

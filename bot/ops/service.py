@@ -224,3 +224,37 @@ async def entries(
         query = query.where(AuditLog.actor == actor)
     query = query.order_by(col(AuditLog.at).desc(), col(AuditLog.id).desc()).limit(limit)
     return list((await session.exec(query)).all())
+
+
+async def interrupt_started(session: AsyncSession, *, now: datetime, before: datetime | None) -> list[AuditLog]:
+    """Close as `interrupted` the `started` rows nobody follows any more (the process that ran them
+    died); `before`: only rows started before it (other replicas may be following younger ones).
+
+    Each row is closed with a conditional UPDATE, so two replicas starting together close it once;
+    the incident's timeline says so. Returns the rows this call closed.
+    """
+    query = select(AuditLog).where(col(AuditLog.outcome) == Outcome.STARTED.value)
+    if before is not None:
+        query = query.where(col(AuditLog.at) < before)
+    closed = []
+    for row in list((await session.exec(query.order_by(col(AuditLog.id)))).all()):
+        assert row.id is not None
+        what = f"{Action(row.action).verb} of {row.service}"
+        changed = await finish(
+            session,
+            audit_id=row.id,
+            at=now,
+            outcome=Outcome.INTERRUPTED,
+            detail="the bot stopped while following it; check the service and run it again if needed",
+            incident_id=row.incident_id,
+            timeline_events=[
+                (
+                    "deploy",
+                    f"{what}: interrupted (the bot stopped while following it)",
+                    {"action": row.action, "service": row.service, "outcome": Outcome.INTERRUPTED.value},
+                )
+            ],
+        )
+        if changed:
+            closed.append(row)
+    return closed

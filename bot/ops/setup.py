@@ -6,6 +6,7 @@ import os
 from collections.abc import Mapping
 
 from bot.deps import Deps
+from bot.ops import recovery
 from bot.ops.flows import OpsRuntime
 from bot.platforms.railway import TOKEN_KINDS
 from bot.platforms.registry import SERVICE_ACCOUNT, build_platforms
@@ -16,6 +17,7 @@ def setup(deps: Deps) -> None:
     platforms = build_platforms(deps.settings, deps.http, clock=deps.clock)
     deps.services["ops"] = OpsRuntime(platforms=platforms)
     deps.on_stop.append(platforms.aclose)
+    recovery.setup(deps)
 
 
 def check(settings: Settings, environ: Mapping[str, str] | None = None) -> tuple[list[str], list[str]]:

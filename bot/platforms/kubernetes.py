@@ -6,7 +6,10 @@
 - restart (`kubectl rollout restart`): strategic-merge PATCH of
   `spec.template.metadata.annotations["kubectl.kubernetes.io/restartedAt"]` (RFC 3339 now).
 - rollback (`kubectl rollout undo [--to-revision]`): take the target ReplicaSet's pod template,
-  drop its `pod-template-hash` label, and JSON-patch it over the Deployment's `spec.template`.
+  drop its `pod-template-hash` label, and JSON-patch it over the Deployment's `spec.template`;
+  in the same patch the Deployment's annotations become the ReplicaSet's (its
+  `kubernetes.io/change-cause` among them), keeping the Deployment's own bookkeeping ones
+  (`ROLLBACK_KEEPS`), as kubectl does, so `rollout history` names the right cause.
   Without a target, the newest revision before the current one.
 - status (`kubectl rollout status`): from `metadata.generation` vs `status.observedGeneration`,
   `updatedReplicas`, `replicas`, `availableReplicas` and the `Progressing` condition
@@ -45,6 +48,17 @@ NAME = "Kubernetes"
 REVISION = "deployment.kubernetes.io/revision"
 RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
 HASH_LABEL = "pod-template-hash"
+# Annotations `kubectl rollout undo` never copies from the ReplicaSet: the Deployment keeps its own.
+ROLLBACK_KEEPS = frozenset(
+    {
+        "kubectl.kubernetes.io/last-applied-configuration",
+        REVISION,
+        "deployment.kubernetes.io/revision-history",
+        "deployment.kubernetes.io/desired-replicas",
+        "deployment.kubernetes.io/max-replicas",
+        "deprecated.deployment.rollback.to",
+    }
+)
 IN_CLUSTER_URL = "https://kubernetes.default.svc"
 
 
@@ -120,7 +134,10 @@ class KubernetesPlatform:
                 f"revision {target.id} has the same pod template as the live one: nothing to roll back",
                 platform=NAME,
             )
-        patch = [{"op": "replace", "path": "/spec/template", "value": template}]
+        patch = [
+            {"op": "replace", "path": "/spec/template", "value": template},
+            _annotations_op(deployment, rs),
+        ]
         updated = await self._patch(patch, "application/json-patch+json")
         handle = self._handle(updated, action="rollback")
         return replace(handle, meta={**handle.meta, "rollback_to": target.id})
@@ -268,6 +285,15 @@ def _revision(obj: dict[str, Any]) -> int:
         return int(annotations.get(REVISION) or 0)
     except (TypeError, ValueError):
         return 0
+
+
+def _annotations_op(deployment: dict[str, Any], rs: dict[str, Any]) -> dict[str, Any]:
+    """The Deployment's annotations after an undo: the ReplicaSet's, but its own bookkeeping kept."""
+    own = (deployment.get("metadata") or {}).get("annotations")
+    theirs = (rs.get("metadata") or {}).get("annotations") or {}
+    value = {k: v for k, v in (own or {}).items() if k in ROLLBACK_KEEPS}
+    value.update({k: v for k, v in theirs.items() if k not in ROLLBACK_KEEPS})
+    return {"op": "replace" if isinstance(own, dict) else "add", "path": "/metadata/annotations", "value": value}
 
 
 def _same_template(a: dict[str, Any], b: dict[str, Any]) -> bool:

@@ -5,7 +5,8 @@
 - restart: `deploymentRestart(id)` on the live deployment (no rebuild, the fastest fix); when
   nothing is live, `serviceInstanceRedeploy(environmentId, serviceId)`.
 - rollback: `deploymentRollback(id)` with the chosen earlier deployment; Railway creates a new
-  deployment from it, which is what we follow.
+  deployment from it, which is what we follow. The mutation answers before the deployment is
+  listed, so it is looked for again over some seconds (`APPEAR_DELAYS`), not once at once.
 - status: `deployment(id) { status }`.
 
 Auth: `Authorization: Bearer` for account/team tokens, `Project-Access-Token` for project
@@ -34,6 +35,7 @@ from bot.platforms.base import (
     parse_time,
     pick_rollback_target,
 )
+from bot.platforms.follow import RealTimer, Timer
 
 NAME = "Railway"
 
@@ -87,6 +89,9 @@ _STATUS = {
 LIVE = ["SUCCESS", "SLEEPING", "CRASHED"]
 TOKEN_KINDS = ("auto", "bearer", "project")  # RAILWAY_TOKEN_KIND
 
+# Seconds between looks for the deployment a rollback/redeploy made (about 15 s in all).
+APPEAR_DELAYS = (0.5, 1.0, 2.0, 4.0, 8.0)
+
 _AUTH_WORDS = re.compile(r"not authori[sz]ed|unauthori[sz]ed|forbidden|invalid token|unauthenticated", re.I)
 
 
@@ -104,6 +109,7 @@ class RailwayPlatform:
         token_kind: str = "auto",
         timeout: float = DEFAULT_REQUEST_TIMEOUT,
         history: int = 20,
+        timer: Timer | None = None,
     ) -> None:
         if token_kind not in TOKEN_KINDS:
             raise ConfigError(f"RAILWAY_TOKEN_KIND: must be auto, bearer or project (got {token_kind!r})")
@@ -113,6 +119,7 @@ class RailwayPlatform:
         self.api_url = api_url
         self.token_kind = token_kind
         self.history = history
+        self.timer: Timer = timer or RealTimer()
 
     # --- the interface -------------------------------------------------------------------------
 
@@ -170,10 +177,16 @@ class RailwayPlatform:
         return [_deployment(edge["node"]) for edge in edges if isinstance(edge, dict) and edge.get("node")]
 
     async def _new_deployment(self, before: set[str], *, action: str) -> Deployment:
-        """The deployment Railway created for a redeploy/rollback: the newest one we had not seen."""
-        for deployment in await self._deployments(first=5):
-            if deployment.id not in before:
-                return replace(deployment, meta={**deployment.meta, "action": action})
+        """The deployment Railway created for a redeploy/rollback: the newest one we had not seen.
+
+        Railway answers the mutation first and lists the deployment a moment later.
+        """
+        for delay in (0.0, *APPEAR_DELAYS):
+            if delay:
+                await self.timer.sleep(delay)
+            for deployment in await self._deployments(first=5):
+                if deployment.id not in before:
+                    return replace(deployment, meta={**deployment.meta, "action": action})
         raise PlatformError(
             f"Railway accepted the {action} but lists no new deployment yet; watch it in the Railway dashboard",
             platform=NAME,

@@ -8,8 +8,10 @@
   `GET /v13/deployments/{id}` (`readyState`).
 - rollback: `POST /v9/projects/{id}/rollback/{deploymentId}` to an older deployment, or
   `POST /v10/projects/{id}/promote/{deploymentId}` to a newer one (undoing an earlier rollback).
-  Neither builds anything: Vercel moves the production alias, and its progress is the project's
-  `lastAliasRequest.jobStatus` (pending, in-progress, succeeded, failed).
+  Both carry a JSON body `{}` (the vendor's CLI sends one and marks it required). Neither builds
+  anything: Vercel moves the production alias, and its progress is the project's
+  `lastAliasRequest.jobStatus` (pending, in-progress, succeeded, failed, skipped), which the project
+  lookup carries only with `?rollbackInfo=true`. Absent, it means "not known yet", never success.
 
 `teamId` comes from the service's `vercel.team_id` or `VERCEL_TEAM_ID`; personal accounts have
 none and the parameter is then left out.
@@ -51,6 +53,8 @@ _ALIAS_STATUS = {
     "in-progress": DeployStatus.DEPLOYING,
     "succeeded": DeployStatus.SUCCESS,
     "failed": DeployStatus.FAILED,
+    # The alias job did not run (a newer alias change superseded it): our target is not live.
+    "skipped": DeployStatus.CANCELLED,
 }
 
 
@@ -140,10 +144,10 @@ class VercelPlatform:
         did = quote(target.id, safe="")
         if newer:
             # Going forward again (undoing an earlier rollback) is a promote, not a rollback.
-            await self._send("POST", f"/v10/projects/{pid}/promote/{did}")
+            await self._send("POST", f"/v10/projects/{pid}/promote/{did}", json_body={})
             action = "promote"
         else:
-            await self._send("POST", f"/v9/projects/{pid}/rollback/{did}")
+            await self._send("POST", f"/v9/projects/{pid}/rollback/{did}", json_body={})
             action = "rollback"
         return Deployment(
             target.id,
@@ -166,18 +170,17 @@ class VercelPlatform:
         if deployment.status is not DeployStatus.SUCCESS:
             return deployment
         # A READY deployment is live only once the production alias points at it.
-        alias = (await self._project()).get("lastAliasRequest")
+        project = await self._project()
+        alias = project.get("lastAliasRequest")
         if isinstance(alias, dict) and alias.get("toDeploymentId") == deployment.id:
             job = str(alias.get("jobStatus") or "")
-            status = _ALIAS_STATUS.get(job, DeployStatus.DEPLOYING)
-            return Deployment(
-                deployment.id,
-                status,
-                deployment.created_at,
-                deployment.url,
-                deployment.can_rollback,
-                {**deployment.meta, "alias_job": job},
-            )
+            return _with_status(deployment, _ALIAS_STATUS.get(job, DeployStatus.DEPLOYING), alias_job=job)
+        live = (project.get("targets") or {}).get("production") or {}
+        if isinstance(live, dict) and live.get("id") == deployment.id:
+            return deployment
+        if not isinstance(alias, dict):
+            # No alias job to read (Vercel left the field out): not known yet, never success.
+            return _with_status(deployment, DeployStatus.UNKNOWN, alias_job="")
         return deployment
 
     # --- internals -------------------------------------------------------------------------------
@@ -203,6 +206,7 @@ class VercelPlatform:
         body = await self._json(
             "GET",
             self._project_path,
+            params={"rollbackInfo": "true"},  # without it `lastAliasRequest` may be left out
             not_found=f"Vercel has no project {self.target.project_id} (check vercel.project_id and the team)",
         )
         if not isinstance(body, dict):
@@ -266,3 +270,8 @@ def _deployment(item: dict[str, Any]) -> Deployment:
         can_rollback=status is DeployStatus.SUCCESS and production,
         meta=meta,
     )
+
+
+def _with_status(deployment: Deployment, status: DeployStatus, *, alias_job: str) -> Deployment:
+    meta = {**deployment.meta, "alias_job": alias_job} if alias_job else deployment.meta
+    return Deployment(deployment.id, status, deployment.created_at, deployment.url, deployment.can_rollback, meta)

@@ -160,9 +160,33 @@ def describe(kind: str, text: str, data: dict[str, Any]) -> str:
         head = f"Step {step}" if step else "Playbook step"
         return f"{head}: {status}" if status else head
     label = _LABELS.get(kind, kind.replace("_", " ").capitalize())
-    if not label:
-        return text
+    if not label or text.lower().startswith(label.lower()):
+        return text  # "Health: 2 healthy" and "Post-mortem draft shared" say what they are already
     return f"{label}: {text}" if text else label
+
+
+def _add_action(actions: list[Action], running: dict[tuple[str, str], int], action: Action) -> None:
+    """A restart is one action: its `started` event and its outcome become one row (started when it
+    started, with how it ended), not two."""
+    key = (action.action, action.service)
+    if action.outcome == "started":
+        running[key] = len(actions)
+        actions.append(action)
+        return
+    index = running.pop(key, None)
+    if index is None:
+        actions.append(action)
+        return
+    started = actions[index]
+    actions[index] = Action(
+        at=started.at,
+        offset=started.offset,
+        action=action.action,
+        service=action.service,
+        outcome=action.outcome,
+        actor=started.actor or action.actor,
+        detail=action.detail,
+    )
 
 
 def _level(data: dict[str, Any]) -> str:
@@ -252,6 +276,7 @@ def _assemble(
     key_events: list[Event] = []
     escalations: list[Escalation] = []
     actions: list[Action] = []
+    running: dict[tuple[str, str], int] = {}  # (action, service) → index in `actions` of one still `started`
     steps: list[PlaybookStep] = []
     notes: list[Note] = []
     services: list[str] = [incident.service] if incident.service else []
@@ -337,17 +362,16 @@ def _assemble(
                 )
             )
         elif kind == Kind.DEPLOY:
-            actions.append(
-                Action(
-                    at=at,
-                    offset=event.offset,
-                    action=str(_first(data, "action", "operation") or "deploy"),
-                    service=str(data.get("service") or incident.service or "—"),
-                    outcome=str(_first(data, "outcome", "status", "result") or "unknown"),
-                    actor=actor,
-                    detail=text,
-                )
+            deploy = Action(
+                at=at,
+                offset=event.offset,
+                action=str(_first(data, "action", "operation") or "deploy"),
+                service=str(data.get("service") or incident.service or "—"),
+                outcome=str(_first(data, "outcome", "status", "result") or "unknown"),
+                actor=actor,
+                detail=text,
             )
+            _add_action(actions, running, deploy)
         elif kind in (Kind.PLAYBOOK, Kind.PLAYBOOK_STEP):
             is_step = kind == Kind.PLAYBOOK_STEP
             playbook_id = str(_first(data, "playbook_id", "playbook") or incident.playbook_id or "—")

@@ -81,13 +81,13 @@ def alertmanager(
     }
 
 
-def grafana(*, status: str = "firing") -> dict[str, Any]:
+def grafana(*, status: str = "firing", org_id: int = 1) -> dict[str, Any]:
     """The example body from Grafana's webhook notifier documentation (two alerts, team blue)."""
     ends = ZERO if status == "firing" else "2021-10-12T10:01:03.157076+02:00"
     return {
         "receiver": "My Super Webhook",
         "status": status,
-        "orgId": 1,
+        "orgId": org_id,
         "alerts": [
             {
                 "status": status,

@@ -172,3 +172,34 @@ async def test_alertmanager_delivers_and_the_bot_declares(
     assert len(await groups(bot)) == 1
     assert (await bot.incident(1)).is_open  # a person decides; the bot only offers
     assert "401" not in tail(log, 1_000_000)  # the bearer token was accepted
+
+
+async def test_a_storm_of_3000_alerts_from_alertmanager_reaches_slack(
+    alertmanager: str, bot_with_token: BotHarness, tmp_path: Path
+) -> None:
+    """One group of 3,000 alerts (max_alerts: 0, Alertmanager's default): it was answered 400, which
+    Alertmanager never retries ("notify retry canceled due to unrecoverable error")."""
+    bot = bot_with_token
+    log = tmp_path / "alertmanager.log"
+    now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+    alerts = [
+        {
+            "labels": {"alertname": "E2EStorm", "severity": "warning", "instance": f"node-{i}"},
+            "annotations": {"summary": "Disk almost full"},
+            "startsAt": now,
+        }
+        for i in range(3000)
+    ]
+    async with httpx.AsyncClient(timeout=30) as client:
+        response = await client.post(f"{alertmanager}/api/v2/alerts", json=alerts)
+        assert response.status_code == 200, response.text
+
+    async def stored() -> bool:
+        found = await groups(bot)
+        return bool(found) and found[0].firing_total == 3000 and bool(alert_messages(bot))
+
+    await eventually(stored, what="the 3,000-alert group", bot=bot, log=log, seconds=60)
+    [group] = await groups(bot)
+    assert group.truncated == 2500
+    assert "3,000 alerts firing" in rendered(alert_messages(bot)[0])
+    assert "unrecoverable error" not in tail(log, 1_000_000) and "status code 4" not in tail(log, 1_000_000)

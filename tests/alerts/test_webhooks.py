@@ -122,6 +122,17 @@ async def test_the_same_group_key_from_two_sources_is_two_groups(bot: BotHarness
     assert len(alert_messages(bot)) == 2
 
 
+async def test_the_same_grafana_group_key_from_two_orgs_is_two_groups(bot: BotHarness) -> None:
+    """Grafana's group key names no organisation: two orgs' alerts shared one group and one message."""
+    await send(bot, p.grafana(org_id=1), source="grafana")
+    await send(bot, p.grafana(org_id=2), source="grafana")
+    await send(bot, p.grafana(org_id=2, status="resolved"), source="grafana")
+
+    found = await groups(bot)
+    assert len(found) == 2 and len(alert_messages(bot)) == 2
+    assert sorted(g.status for g in found) == ["firing", "resolved"]  # org 2's resolve left org 1 firing
+
+
 @pytest.mark.parametrize(
     ("body", "reason"),
     [

@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.fakes.slack_api import FakeSlack
 from tests.harness import free_port
@@ -107,3 +109,71 @@ async def test_http_mode_serves_slack_and_health_then_stops_cleanly(tmp_path: Pa
         await fake.stop()
     assert process.returncode == 0, stderr.decode()
     assert b"xoxb-" not in stderr  # tokens never reach the log
+
+
+# --- papercuts a newcomer met (issue 18) --------------------------------------------------------------
+
+
+def test_check_from_the_wrong_directory_warns_loudly(tmp_path: Path) -> None:
+    """No bot.yml and no playbooks here: `check` used to say just "ok" with 0 services and 0 playbooks."""
+    result = _run(tmp_path, "check", PLAYBOOKS_DIR="playbooks")
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "WARNING: 0 services and 0 playbooks" in out and "looks like the wrong directory" in out
+    assert f"bot.yml read: {tmp_path / 'bot.yml'} (not found: the defaults were used)" in out
+    assert out.strip().splitlines()[-1] == "ok (but there is nothing here to check)"
+
+
+def test_check_in_the_right_directory_has_no_banner(tmp_path: Path) -> None:
+    result = _run(tmp_path, "check", BOT_CONFIG=str(ROOT / "bot.example.yml"))
+    assert "wrong directory" not in result.stdout and result.stdout.strip().splitlines()[-1] == "ok"
+
+
+@pytest.mark.parametrize(("name", "value"), [("LOG_LEVEL", "verbose"), ("LOG_FORMAT", "xml")])
+def test_a_bad_log_setting_is_one_line_not_a_traceback(tmp_path: Path, name: str, value: str) -> None:
+    result = _run(tmp_path, "check", **{name: value})
+    assert result.returncode == 2
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith(f"configuration error: {name}: '{value}' is not a log")
+
+
+def test_a_port_in_use_is_one_line_not_a_traceback(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = _run(tmp_path, SLACK_BOT_TOKEN="xoxb-1", SLACK_SIGNING_SECRET="s", PORT=str(port), HOST="127.0.0.1")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"configuration error: PORT: {port} is already in use on 127.0.0.1 (is the bot already running?): "
+        "stop that process or set PORT to a free port"
+    ]
+    assert not (tmp_path / "bot.db").exists()  # refused before anything started (no database, no pages)
+
+
+def test_scripts_setup_installs_only_when_pyproject_changed(tmp_path: Path) -> None:
+    """`scripts/run` reinstalled on every start (~10 s, and the package index needed)."""
+    (tmp_path / "scripts").mkdir()
+    (tmp_path / "scripts" / "setup").write_text((ROOT / "scripts" / "setup").read_text())
+    (tmp_path / "pyproject.toml").write_text('[project]\nname = "x"\n')
+    venv_bin = tmp_path / ".venv" / "bin"
+    venv_bin.mkdir(parents=True)
+    log = tmp_path / "pip.log"
+    python = venv_bin / "python"  # a stand-in that records pip and runs everything else for real
+    python.write_text(
+        f'#!/bin/sh\nif [ "$1" = "-m" ] && [ "$2" = "pip" ]; then echo "$*" >> {log}; exit 0; fi\n'
+        f'exec {sys.executable} "$@"\n'
+    )
+    python.chmod(0o755)
+
+    def setup(*args: str) -> int:
+        subprocess.run(["bash", "scripts/setup", *args], cwd=tmp_path, check=True, timeout=60)
+        return len(log.read_text().splitlines()) if log.exists() else 0
+
+    assert setup() == 2  # pip upgrade + install
+    assert setup() == 2  # nothing changed: nothing installed
+    assert setup("--dev") == 4  # the dev tools were never installed
+    assert setup() == 4 and setup("--dev") == 4
+    (tmp_path / "pyproject.toml").write_text('[project]\nname = "x"\nversion = "2"\n')
+    assert setup() == 6
+    assert "install --quiet -e ." in log.read_text().splitlines()[-1]

@@ -139,3 +139,131 @@ def test_dotenv_is_read(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None
     monkeypatch.delenv("PORT", raising=False)
     (tmp_path / ".env").write_text("PORT=4123\n")
     assert Settings.load().port == 4123
+
+
+# --- papercuts a newcomer met (issue 18) --------------------------------------------------------------
+
+
+def test_bot_config_named_in_dotenv_is_used_and_must_exist(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A misspelt BOT_CONFIG in .env silently gave the defaults, and `check` said ok."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("BOT_CONFIG", raising=False)
+    (tmp_path / ".env").write_text("BOT_CONFIG=prod-bot.yml\n")
+    with pytest.raises(ConfigError, match="BOT_CONFIG: file prod-bot.yml does not exist"):
+        Settings.load()
+    (tmp_path / "prod-bot.yml").write_text("services:\n  api: {health_url: 'http://api/health'}\n")
+    assert set(Settings.load().config.services) == {"api"}
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("LOG_LEVEL", "verbose", "LOG_LEVEL: 'verbose' is not a log level: use DEBUG, INFO, WARNING, ERROR, CRITICAL"),
+        ("LOG_FORMAT", "xml", "LOG_FORMAT: 'xml' is not a log format: use json (for log collectors) or text"),
+    ],
+)
+def test_log_settings_are_checked(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, name: str, value: str, message: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError) as exc:
+        Settings.load()
+    assert str(exc.value).startswith(message)
+
+
+def test_log_settings_forgive_case_and_the_usual_aliases(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("LOG_LEVEL", "warn")
+    monkeypatch.setenv("LOG_FORMAT", "Text")
+    settings = Settings.load()
+    assert (settings.log_level, settings.log_format) == ("WARNING", "text")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("escalaton: {}\n", "escalaton: unknown field (did you mean 'escalation'?"),
+        (
+            "services:\n  api: {helth_url: 'http://x'}\n",
+            "services.api.helth_url: unknown field (did you mean 'health_url'?",
+        ),
+        (
+            "services:\n  api:\n    platform: railway\n    railway: {project_id: a, service_id: b, environment_id: c,"
+            " enviroment: d}\n",
+            "services.api.railway.enviroment: unknown field (did you mean 'environment_id'?",
+        ),
+        ("oncall:\n  rotation: {users: [U0A1], handof: 'monday 09:00'}\n", "did you mean 'handoff'?"),
+        ("escalation:\n  levels:\n    - {name: L1, afer: 1m, notify: [U0A1]}\n", "did you mean 'after'?"),
+        ("reminders: {zzz: 1}\n", "reminders.zzz: unknown field (check the spelling"),  # nothing close: no guess
+    ],
+)
+def test_unknown_fields_get_did_you_mean(tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(ConfigError) as exc:
+        _load(tmp_path, text)
+    assert message in str(exc.value)
+
+
+def _example_keys() -> dict[str, object]:
+    """bot.example.yml with its commented-out field lines (`# key: value`) put back, parsed."""
+    import re
+
+    import yaml
+
+    text = (ROOT / "bot.example.yml").read_text(encoding="utf-8")
+    uncommented = re.sub(r"(?m)^(\s*)# ?([a-z_]+:.*)$", r"\1\2", text)
+    return yaml.safe_load(uncommented)  # type: ignore[no-any-return]
+
+
+def _paths(value: object, model: type, prefix: str = "") -> set[str]:
+    """Dotted field paths of `model` present in `value` (mapping keys such as a service's name skipped)."""
+    from pydantic import BaseModel
+
+    from bot.config import _model_in
+
+    found: set[str] = set()
+    items = value if isinstance(value, list) else [value]
+    for item in items:
+        if not isinstance(item, dict):
+            continue
+        for key, child in item.items():
+            field = model.model_fields.get(str(key)) if issubclass(model, BaseModel) else None
+            if field is None:  # a mapping key (service name, severity): look inside with the same model
+                found |= _paths(child, model, prefix)
+                continue
+            found.add(prefix + str(key))
+            inner = _model_in(field.annotation)
+            if inner is not None:
+                found |= _paths(child, inner, f"{prefix}{key}.")
+    return found
+
+
+def _fields(model: type, prefix: str = "") -> set[str]:
+    from bot.config import _model_in
+
+    out: set[str] = set()
+    for name, field in model.model_fields.items():
+        out.add(prefix + name)
+        inner = _model_in(field.annotation)
+        if inner is not None:
+            out |= _fields(inner, f"{prefix}{name}.")
+    return out
+
+
+def test_the_example_config_shows_every_field() -> None:
+    """bot.example.yml says it is complete; a dozen fields were missing from it."""
+    documented = _paths(_example_keys(), BotConfig)
+    assert _fields(BotConfig) - documented == set(), "add these to bot.example.yml (commented out if optional)"
+    BotConfig.model_validate(_example_keys())  # the commented-out examples are valid too
+
+
+def test_the_readme_settings_table_lists_every_setting() -> None:
+    """HOST and RAILWAY_TOKEN_KIND were missing from the README's table."""
+    import re
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    table = readme.split("Environment variables (or `.env`):", 1)[1].split("\n\n", 2)[1]
+    listed = {name for row in table.splitlines() for name in re.findall(r"`([A-Z][A-Z0-9_]+)`", row.split("|")[1])}
+    settings = {name.upper() for name, field in Settings.model_fields.items() if not field.exclude}
+    assert settings - listed == set(), "add these to the README's settings table"
+    assert listed - settings == set(), "the README lists settings the bot does not read"

@@ -99,10 +99,11 @@ def test_mrkdwn_is_shown_as_people_read_it() -> None:
 
 @pytest.mark.slow
 def test_python_m_bot_demo(tmp_path: Path) -> None:
-    """What a newcomer types right after installing."""
+    """What a newcomer types right after installing; with --keep, then the README's postmortem command."""
     output = tmp_path / "demo-postmortem.md"
+    kept = tmp_path / "demo.db"
     result = subprocess.run(
-        [sys.executable, "-m", "bot", "demo", "-o", str(output)],
+        [sys.executable, "-m", "bot", "demo", "-o", str(output), "--keep", str(kept)],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -117,3 +118,29 @@ def test_python_m_bot_demo(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "Done. The post-mortem draft is in" in result.stdout
     assert output.is_file()
+    assert kept.is_file() and f"kept in {kept}" in result.stdout
+    html = tmp_path / "inc-1.html"
+    again = subprocess.run(
+        [sys.executable, "-m", "bot", "postmortem", "INC-1", "--format", "html", "-o", str(html)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={
+            "PATH": "/usr/bin:/bin",
+            "HOME": str(tmp_path),
+            "PYTHONPATH": str(ROOT),
+            "DATABASE_URL": f"sqlite:///{kept}",
+        },
+    )
+    assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-2000:]
+    assert "INC-1" in html.read_text(encoding="utf-8")
+    refused = subprocess.run(
+        [sys.executable, "-m", "bot", "demo", "--keep", str(kept)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "PYTHONPATH": str(ROOT)},
+    )
+    assert refused.returncode == 2 and "exists already" in refused.stderr  # never overwrites a kept database

@@ -10,8 +10,8 @@ import pytest
 from bot.clock import FakeClock
 from bot.config import PagerDutyTarget
 from bot.db import Database
-from bot.escalation.pagerduty import PagerDuty
-from bot.exceptions import ConfigError, PlatformAuthError, PlatformRateLimited
+from bot.escalation.pagerduty import RETRY_DELAYS, PagerDuty
+from bot.exceptions import ConfigError, PlatformAuthError, PlatformError, PlatformRateLimited
 from tests.escalation.conftest import FakePager, MakeEscalator, Start, acknowledge, declare, resolve
 from tests.fakes.pagerduty import FakePagerDuty
 
@@ -24,9 +24,17 @@ def fake_pd() -> FakePagerDuty:
 
 
 @pytest.fixture
-async def pagerduty(fake_pd: FakePagerDuty) -> AsyncIterator[PagerDuty]:
+def slept() -> list[float]:
+    return []
+
+
+@pytest.fixture
+async def pagerduty(fake_pd: FakePagerDuty, slept: list[float]) -> AsyncIterator[PagerDuty]:
+    async def sleep(seconds: float) -> None:  # the backoff, without waiting for it
+        slept.append(seconds)
+
     async with httpx.AsyncClient(transport=httpx.MockTransport(fake_pd)) as http:
-        yield PagerDuty(http=http, routing_key="R0UTINGKEY", api_url=URL)
+        yield PagerDuty(http=http, routing_key="R0UTINGKEY", api_url=URL, sleep=sleep)
 
 
 async def test_trigger_acknowledge_resolve_share_one_dedup_key(
@@ -118,3 +126,45 @@ async def test_a_private_incident_reaches_pagerduty_without_title_or_service(
     assert payload["summary"] == "INC-5 [P2] private incident"
     assert payload.get("component") is None
     assert "Leaked" not in str(fake_pd.events) and "vault" not in str(fake_pd.events)
+
+
+async def test_acknowledge_and_resolve_are_retried_with_backoff_on_429_and_5xx(
+    db: Database,
+    clock: FakeClock,
+    pager: FakePager,
+    start: Start,
+    pagerduty: PagerDuty,
+    fake_pd: FakePagerDuty,
+    slept: list[float],
+) -> None:
+    """PagerDuty asks for a retry on 429/5xx; sent once, a lost resolve kept people paged."""
+    escalator, incident_id = await start(pagerduty=pagerduty)
+    await acknowledge(db, clock, incident_id, "U0BOB")
+    fake_pd.next_statuses = [429, 503]
+    await escalator.incident_acknowledged(incident_id, user="U0BOB")
+    assert slept == [3.0, 2.0]  # Retry-After when PagerDuty gives one, else the backoff
+    await resolve(db, clock, incident_id)
+    fake_pd.next_statuses = [500, 502, 500]
+    await escalator.incident_resolved(incident_id)
+
+    assert slept == [3.0, 2.0, 1.0, 2.0, 4.0]
+    assert [e["event_action"] for e in fake_pd.events] == ["trigger", "acknowledge", "resolve"]
+    assert [e["event_action"] for e in fake_pd.attempts].count("resolve") == 4
+
+
+async def test_a_refused_or_invalid_resolve_is_not_retried_and_a_lasting_outage_gives_up(
+    db: Database, clock: FakeClock, pagerduty: PagerDuty, fake_pd: FakePagerDuty, slept: list[float]
+) -> None:
+    incident = await declare(db, clock)
+    fake_pd.next_statuses = [403]
+    with pytest.raises(PlatformAuthError):
+        await pagerduty.resolve(incident)
+    fake_pd.next_statuses = [400]
+    with pytest.raises(PlatformError, match="HTTP 400"):
+        await pagerduty.resolve(incident)
+    assert slept == [] and len(fake_pd.attempts) == 2
+
+    fake_pd.status = 503
+    with pytest.raises(PlatformError, match="HTTP 503"):
+        await pagerduty.acknowledge(incident)
+    assert slept == list(RETRY_DELAYS) and len(fake_pd.attempts) == 2 + len(RETRY_DELAYS) + 1

@@ -6,6 +6,10 @@ Routes: `GET|PATCH /apis/apps/v1/namespaces/{ns}/deployments/{name}` and
 (RFC 6902 add/replace/remove); other content types get 415 and a violation. Requests need
 `Authorization: Bearer <token>` (401 Status otherwise).
 
+As the real controller does, a ReplicaSet carries the Deployment's annotations (the
+`kubernetes.io/change-cause` of its rollout among them, minus the controller's own), so an undo
+that leaves the Deployment's annotations as they were is visible in `change_cause()`.
+
 The controller acts on each GET of the Deployment: it observes a new generation, finds or makes
 the ReplicaSet for the pod template (an old one is re-used and gets the next revision, as in
 Kubernetes), then brings `updatedReplicas` and `availableReplicas` up one step at a time, or
@@ -25,6 +29,16 @@ from aiohttp import web
 from tests.fakes.webhook import FakePlatform
 
 REVISION = "deployment.kubernetes.io/revision"
+CHANGE_CAUSE = "kubernetes.io/change-cause"
+# What the Deployment controller does not copy from a Deployment to its ReplicaSets.
+_NOT_COPIED = {
+    "kubectl.kubernetes.io/last-applied-configuration",
+    REVISION,
+    "deployment.kubernetes.io/revision-history",
+    "deployment.kubernetes.io/desired-replicas",
+    "deployment.kubernetes.io/max-replicas",
+    "deprecated.deployment.rollback.to",
+}
 
 
 def _status(code: int, reason: str, message: str) -> dict[str, Any]:
@@ -92,8 +106,10 @@ class FakeKubernetes(FakePlatform):
     def seed(self, versions: list[str]) -> None:
         for index, version in enumerate(versions):
             template = self._template(version)
-            self._make_rs(template, revision=index + 1, created=self.SEEDED_FROM + timedelta(hours=index))
+            rs = self._make_rs(template, revision=index + 1, created=self.SEEDED_FROM + timedelta(hours=index))
+            rs["metadata"]["annotations"][CHANGE_CAUSE] = f"deploy {version}"
         self.deployment["spec"]["template"] = self._template(versions[-1])
+        self.deployment["metadata"]["annotations"][CHANGE_CAUSE] = f"deploy {versions[-1]}"
         self.deployment["metadata"]["annotations"][REVISION] = str(len(versions))
         self.deployment["metadata"]["generation"] = len(versions)
         self.deployment["status"] = {
@@ -123,6 +139,9 @@ class FakeKubernetes(FakePlatform):
                 "spec": {"replicas": 0, "template": stray},
             }
         )
+
+    def change_cause(self) -> str | None:
+        return self.deployment["metadata"]["annotations"].get(CHANGE_CAUSE)
 
     def live_version(self) -> str | None:
         image = self.deployment["spec"]["template"]["spec"]["containers"][0]["image"]
@@ -264,12 +283,13 @@ class FakeKubernetes(FakePlatform):
         top = max(int(rs["metadata"]["annotations"][REVISION]) for rs in owned) if owned else 0
         for rs in owned:
             if _strip_hash(rs["spec"]["template"]) == template:
-                rs["metadata"]["annotations"][REVISION] = str(top + 1)  # rollback re-uses the old ReplicaSet
-                break
+                break  # rollback re-uses the old ReplicaSet
         else:
             newest = max((rs["metadata"]["creationTimestamp"] for rs in owned), default="2026-11-01T00:00:00Z")
             created = datetime.fromisoformat(newest.replace("Z", "+00:00")) + timedelta(minutes=5)
-            self._make_rs(template, revision=top + 1, created=created)
+            rs = self._make_rs(template, revision=top + 1, created=created)
+        copied = {k: v for k, v in self.deployment["metadata"]["annotations"].items() if k not in _NOT_COPIED}
+        rs["metadata"]["annotations"] = {**copied, REVISION: str(top + 1)}
         self.deployment["metadata"]["annotations"][REVISION] = str(top + 1)
 
     # --- HTTP ----------------------------------------------------------------------------------------

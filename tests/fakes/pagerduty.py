@@ -9,16 +9,23 @@ import httpx
 
 
 class FakePagerDuty:
-    """Answers like the Events API v2: 202 for a valid event, 400 for an invalid one."""
+    """Answers like the Events API v2: 202 for a valid event, 400 for an invalid one; 429 (with
+    `Retry-After`) or 5xx for a while when told to, which PagerDuty asks senders to retry with backoff."""
 
     def __init__(self) -> None:
         self.events: list[dict[str, Any]] = []
-        self.status: int | None = None  # force an answer
+        self.status: int | None = None  # force an answer, every time
+        self.next_statuses: list[int] = []  # force the next answers, one each
+        self.attempts: list[dict[str, Any]] = []  # every event received, refused or not
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
         body = json.loads(request.content)
-        if self.status is not None:
-            return httpx.Response(self.status, headers={"Retry-After": "3"}, json={"status": "throttled"})
+        self.attempts.append(body)
+        forced = self.next_statuses.pop(0) if self.next_statuses else self.status
+        if forced == 429:
+            return httpx.Response(429, headers={"Retry-After": "3"}, json={"status": "throttled"})
+        if forced is not None:
+            return httpx.Response(forced, json={"status": "error", "message": "Internal server error"})
         problems = []
         if body.get("event_action") not in ("trigger", "acknowledge", "resolve"):
             problems.append("'event_action' is invalid")

@@ -5,6 +5,8 @@ Each request is parsed, validated and executed with graphql-core against
 `Boolean!` mutation or a badly typed variable fails here as it would on Railway (and is written
 to `violations`). Answers have the schema's shapes; deployments keep state and move through
 QUEUED/INITIALIZING → BUILDING → DEPLOYING → SUCCESS one step per `deployment(id)` poll.
+As on Railway, the deployment a rollback or redeploy makes is listed a moment after the mutation
+answers: `appear_after` deployment listings later (1 by default; `None` never).
 Auth is `Authorization: Bearer <account token>` or `Project-Access-Token: <project token>`.
 """
 
@@ -61,6 +63,7 @@ class FakeRailway(FakePlatform):
         self.documents: list[tuple[str, dict[str, Any]]] = []
         self.auth_kinds: list[str] = []
         self._clock = itertools.count(1)
+        self.appear_after: int | None = 1
         self.app.router.add_post(self.path, self._handle)
 
     @property
@@ -128,6 +131,11 @@ class FakeRailway(FakePlatform):
                 return deployment
         raise graphql.GraphQLError("Deployment not found")
 
+    def _made(self, new: dict[str, Any]) -> None:
+        """A deployment Railway made in the background: listed `appear_after` listings later."""
+        new["_hidden"] = 10**9 if self.appear_after is None else self.appear_after
+        self.deployments.insert(0, new)
+
     # --- resolvers (graphql-core calls them with the document's arguments) ----------------------
 
     def _q_deployments(self, info: Any, input: dict[str, Any], first: int | None = None, **_: Any) -> dict[str, Any]:
@@ -135,7 +143,10 @@ class FakeRailway(FakePlatform):
         if scope != (self.project_id, self.service_id, self.environment_id):
             self.violations.append(f"deployments queried with scope {scope}")
             return {"edges": [], "pageInfo": {"hasNextPage": False, "hasPreviousPage": False}}
-        found = self.deployments
+        found = [d for d in self.deployments if not d.get("_hidden")]
+        for hidden in self.deployments:
+            if hidden.get("_hidden") and hidden["_hidden"] < 10**9:
+                hidden["_hidden"] -= 1
         status = input.get("status") or {}
         if status.get("in"):
             found = [d for d in found if d["status"] in status["in"]]
@@ -167,7 +178,7 @@ class FakeRailway(FakePlatform):
             raise graphql.GraphQLError("Deployment cannot be rolled back to")
         new = self._new(target["meta"]["version"], "QUEUED", self._now(), self._plan(["DEPLOYING", "SUCCESS"]))
         new["canRollback"] = False
-        self.deployments.insert(0, new)
+        self._made(new)
         return True
 
     def _m_redeploy(self, info: Any, environmentId: str, serviceId: str) -> bool:  # noqa: N803
@@ -177,7 +188,7 @@ class FakeRailway(FakePlatform):
         version = latest["meta"]["version"] if latest else "v0"
         new = self._new(version, "QUEUED", self._now(), self._plan(["BUILDING", "DEPLOYING", "SUCCESS"]))
         new["canRollback"] = False
-        self.deployments.insert(0, new)
+        self._made(new)
         return True
 
     # --- HTTP --------------------------------------------------------------------------------------

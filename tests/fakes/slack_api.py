@@ -581,6 +581,8 @@ class FakeSlack:
         self.files: dict[str, FakeFile] = {}
         self.calls: list[Call] = []
         self._holds: list[tuple[str, Callable[[dict[str, Any]], bool], asyncio.Event]] = []
+        self._holds_after: list[tuple[str, Callable[[dict[str, Any]], bool], asyncio.Event]] = []
+        self._dropped: set[int] = set()  # ids of `hold` gates released without acting (drop_held)
         self.held: list[tuple[str, dict[str, Any]]] = []  # calls that waited at a `hold`
         self.rate_limit_tier2: bool = False
         self.tier2_per_minute: int = 20
@@ -830,6 +832,21 @@ class FakeSlack:
         self._holds.append((method, when, gate))
         return gate
 
+    def hold_after(self, method: str, when: Callable[[dict[str, Any]], bool] = lambda args: True) -> asyncio.Event:
+        """Like `hold`, but Slack has done it (the channel exists, the message is posted): only the
+        answer waits, as when the caller dies between Slack acting and hearing back."""
+        gate = asyncio.Event()
+        self._holds_after.append((method, when, gate))
+        return gate
+
+    def drop_held(self) -> None:
+        """Release every call waiting in `hold` without acting on it: its caller died (kill -9)
+        before the request was complete, so Slack never did it."""
+        for _, _, gate in self._holds:
+            if not gate.is_set():
+                self._dropped.add(id(gate))
+                gate.set()
+
     # ---------------------------------------------------------------- HTTP plumbing
 
     async def _handle_api(self, request: web.Request) -> web.StreamResponse:
@@ -842,11 +859,18 @@ class FakeSlack:
             if held == method and not gate.is_set() and when(args):
                 self.held.append((method, args))
                 await gate.wait()
+                if id(gate) in self._dropped:
+                    return web.Response(status=502, text="the caller went away")
         token = args.pop("token", None)
         auth = request.headers.get("Authorization", "")
         if auth.lower().startswith("bearer "):
             token = auth[7:].strip()
-        return self._dispatch(method, args, token)
+        answer = self._dispatch(method, dict(args), token)
+        for held, when, gate in list(self._holds_after):
+            if held == method and not gate.is_set() and when(args):
+                self.held.append((method, args))
+                await gate.wait()
+        return answer
 
     async def _read_args(self, request: web.Request) -> dict[str, Any]:
         """JSON body, then form body, then query string (later sources never override earlier ones)."""

@@ -5,6 +5,9 @@ Routes: `GET /v6/deployments`, `GET /v13/deployments/{id}`, `POST /v13/deploymen
 `GET /v9/projects/{id}`. Every call needs `Authorization: Bearer <token>` (403 otherwise) and
 `?teamId=` (a missing or wrong one is a violation). Deployments build one step per
 `GET /v13/deployments/{id}`; a rollback's alias job moves one step per `GET /v9/projects/{id}`.
+As Vercel does, the project carries `lastAliasRequest` only when asked with `?rollbackInfo=true`,
+and rollback/promote take a JSON body (the vendor's CLI sends `{}` and marks it required).
+`skip_next_alias()` makes the next alias job end `skipped` (a newer alias change superseded it).
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ class FakeVercel(FakePlatform):
         self.last_alias_request: dict[str, Any] | None = None
         self.rolled_back = False
         self._alias_steps: list[str] = []
+        self._skip_next = False
         self._ids = itertools.count(1)
         self._minutes = itertools.count(1)
         router = self.app.router
@@ -64,6 +68,9 @@ class FakeVercel(FakePlatform):
             self.deployments.insert(0, self._new(version, state, self.SEEDED_FROM + timedelta(hours=index)))
         ready = [d for d in self.deployments if d["readyState"] == "READY"]
         self.production_id = ready[0]["uid"] if ready else None
+
+    def skip_next_alias(self) -> None:
+        self._skip_next = True
 
     def live_version(self) -> str | None:
         live = self._by_id(self.production_id) if self.production_id else None
@@ -200,6 +207,12 @@ class FakeVercel(FakePlatform):
         target = self._by_id(request.match_info["id"])
         if target is None:
             return web.json_response({"error": {"code": "not_found", "message": "Deployment not found"}}, status=404)
+        try:
+            body = await request.json()
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            return self.violation(f"{request.method} {request.path}: the JSON body (`{{}}`) is required")
         if target["readyState"] != "READY" or target["target"] != "production":
             return web.json_response(
                 {"error": {"code": "bad_request", "message": "Deployment is not a ready production deployment"}},
@@ -218,6 +231,9 @@ class FakeVercel(FakePlatform):
             "type": kind,
         }
         self._alias_steps = self._plan(["in-progress", "succeeded"], "failed")
+        if self._skip_next:
+            self._skip_next = False
+            self._alias_steps = ["in-progress", "skipped"]
         return web.Response(status=201)
 
     async def _rollback(self, request: web.Request) -> web.Response:
@@ -242,7 +258,7 @@ class FakeVercel(FakePlatform):
                 "name": self.project_name,
                 "accountId": self.team_id,
                 "targets": {"production": self._full(live) if live else None},
-                "lastAliasRequest": job,
+                **({"lastAliasRequest": job} if request.query.get("rollbackInfo") == "true" else {}),
                 "lastRollbackTarget": {"toDeploymentId": job["toDeploymentId"]} if self.rolled_back and job else None,
             }
         )

@@ -7,11 +7,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot.clock import FakeClock
 from bot.config import Severity
 from bot.db import Database
 from bot.exceptions import InvalidState
@@ -20,7 +22,9 @@ from bot.incidents import service
 from bot.incidents.models import Incident, IncidentCreate, Role, Status
 from bot.slack.adapters.escalation import PAGE_ACK
 from bot.timeline import service as timeline
-from tests.harness import BotHarness
+from tests.conftest import make_settings
+from tests.fakes.slack_api import FakeSlack
+from tests.harness import BotHarness, running_bot
 
 
 @pytest.fixture
@@ -159,25 +163,77 @@ async def test_a_change_read_before_a_resolve_is_refused_after_it(
 # --- the setup's lease ----------------------------------------------------------------------
 
 
+class Beats:
+    """The setup lease's renewal beats, given by the test instead of by the event loop's timers."""
+
+    def __init__(self) -> None:
+        self.waiting = 0
+        self._go = asyncio.Event()
+
+    async def __call__(self, seconds: float) -> None:
+        self.waiting += 1
+        await self._go.wait()
+        self._go = asyncio.Event()
+
+    def tick(self) -> None:
+        self._go.set()
+
+
 async def test_a_setup_that_outlasts_its_lease_keeps_it_and_a_second_run_is_refused(
-    bot: BotHarness, monkeypatch: pytest.MonkeyPatch
+    fake_slack: FakeSlack, database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Slack throttles conversations.create for minutes in a storm; the lease is 2 minutes."""
-    monkeypatch.setattr(service, "SETUP_LEASE", timedelta(seconds=0.3))
-    gate = bot.fake.hold("conversations.create")
-    try:
-        await bot.command("declare P1 Checkout is down", settle=False)
-        await until(lambda: bot.fake.held)
-        await asyncio.sleep(1.0)  # three lease lengths
-        with pytest.raises(InvalidState, match="already running"):
-            await incident_flows.finish_setup(bot.deps, incident_id=1, actor="U0BOB")  # Retry setup, an alert's sync
-    finally:
-        gate.set()
-    await bot.settle()
-    incident = await bot.incident(1)
-    assert incident.summary_ts is not None and incident.setup_claimed_at is None  # done, and given back
-    assert len(bot.fake.calls_to("conversations.create")) == 1
-    assert len(bot.fake.calls_to("pins.add")) == 1
+    """Slack throttles conversations.create for minutes in a storm; the lease is 2 minutes.
+
+    The clock is injected and the renewals are driven by the test, so a busy machine (the renewal
+    starved past a 0.3 s lease, as this test once did) cannot change the outcome.
+    """
+    clock = FakeClock()
+    beats = Beats()
+    monkeypatch.setattr(incident_flows._SetupLease, "beat", staticmethod(beats))
+    settings = make_settings(fake=fake_slack, database_url=database_url, tmp_path=tmp_path, config={})
+    async with running_bot(fake=fake_slack, settings=settings, clock=clock) as bot:
+        gate = bot.fake.hold("conversations.create")
+        try:
+            await bot.command("declare P1 Checkout is down", settle=False)
+            await until(lambda: bot.fake.held and beats.waiting == 1)
+            claimed = (await bot.incident(1)).setup_claimed_at
+            for beat in range(1, 4):  # three lease lengths of Slack holding the channel back
+                clock.advance(service.SETUP_LEASE / 2)
+                beats.tick()
+                await until(lambda b=beat: beats.waiting == b + 1)  # renewed, and waiting for the next beat
+                await written(bot, lambda incident: incident.setup_claimed_at == clock.now())
+            assert clock.now() - claimed > 1.4 * service.SETUP_LEASE
+            with pytest.raises(InvalidState, match="already running"):
+                await incident_flows.finish_setup(bot.deps, incident_id=1, actor="U0BOB")  # Retry, an alert's sync
+        finally:
+            gate.set()
+        await bot.settle()
+        incident = await bot.incident(1)
+        assert incident.summary_ts is not None and incident.setup_claimed_at is None  # done, and given back
+        assert len(bot.fake.calls_to("conversations.create")) == 1
+        assert len(bot.fake.calls_to("pins.add")) == 1
+
+
+async def test_without_its_renewals_the_lease_expires_and_is_taken_over(
+    fake_slack: FakeSlack, database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The other side of the test above: the renewals are what keeps the lease (this one's never come)."""
+    clock = FakeClock()
+    beats = Beats()
+    monkeypatch.setattr(incident_flows._SetupLease, "beat", staticmethod(beats))
+    settings = make_settings(fake=fake_slack, database_url=database_url, tmp_path=tmp_path, config={})
+    async with running_bot(fake=fake_slack, settings=settings, clock=clock) as bot:
+        gate = bot.fake.hold("conversations.create")
+        try:
+            await bot.command("declare P1 Checkout is down", settle=False)
+            await until(lambda: bot.fake.held and beats.waiting == 1)
+            clock.advance(service.SETUP_LEASE + timedelta(seconds=1))
+            async with bot.deps.db.session() as session:
+                assert await service.claim_setup(session, incident_id=1, now=clock.now())  # taken over
+        finally:
+            gate.set()
+            beats.tick()
+        await bot.settle()
 
 
 async def test_a_run_that_lost_its_lease_does_not_free_the_one_that_took_it(db: Database) -> None:

@@ -419,3 +419,30 @@ async def test_a_refusal_names_people_as_mentions(stack: Stack) -> None:
     await stack.bot.command("gateway", command="/restart", user="U0ALICE")
     await stack.bot.click("ops_cancel", stack.button_value("ops_cancel"), user="U0CAROL")
     assert "only <@U0ALICE> or people who may restart can cancel this" in stack.bot.last_reply()
+
+
+@pytest.mark.parametrize(
+    ("status", "reason", "shown"),
+    [
+        (200, "HTTP 200", '→ HTTP 200"'),
+        (200, "HTTP 200, unrecognised status 'green'", "→ HTTP 200 · unrecognised status 'green'"),
+        (503, "HTTP 503 (expected 200)", "→ HTTP 503 · (expected 200)"),
+        (200, "status DOWN", "→ HTTP 200 · status DOWN"),
+    ],
+)
+def test_status_of_one_service_says_the_http_status_once(status: int, reason: str, shown: str) -> None:
+    """/status gateway showed "HTTP 200 · HTTP 200"."""
+    import json
+    from datetime import UTC, datetime, timedelta
+
+    from bot.health.checker import HealthResult
+    from bot.health.classify import HealthState
+    from bot.ops.flows import StatusReport
+    from bot.slack.adapters.ops import status_blocks
+
+    result = HealthResult(
+        "gateway", HealthState.HEALTHY, "https://gw/health", http_status=status, latency=timedelta(0), reason=reason
+    )
+    report = StatusReport([result], HealthState.HEALTHY, datetime.now(UTC), timedelta(0), service="gateway")
+    rendered = json.dumps(status_blocks(report), ensure_ascii=False)
+    assert shown in rendered and rendered.count(f"HTTP {status}") == 1

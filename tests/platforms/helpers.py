@@ -65,6 +65,7 @@ def client_for(
             api_url=fake.api_url,
             token_kind=extra.get("token_kind", "auto"),
             timeout=timeout,
+            timer=extra.get("timer") or FakeTimer(),
         )
     if kind == "vercel":
         return VercelPlatform(

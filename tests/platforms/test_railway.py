@@ -136,3 +136,34 @@ async def test_documents_use_variables_not_string_interpolation(fake: FakeRailwa
     for document, variables in fake.documents:
         assert fake.project_id not in document
         assert variables
+
+
+async def test_a_rollback_finds_its_deployment_when_railway_lists_it_seconds_later(
+    fake: FakeRailway, http: httpx.AsyncClient
+) -> None:
+    """The mutation answers before Railway lists the new deployment; one look at once reported a failure."""
+    fake.seed(["v1", "v2"])
+    fake.appear_after = 3
+    old = fake.id_of("v1")
+    timer = FakeTimer()
+    client = client_for("railway", fake, http, timer=timer)
+
+    handle = await client.rollback(None)
+
+    assert handle.id == fake.deployments[0]["id"] != old and handle.meta["rollback_to"] == old
+    assert timer.sleeps == [0.5, 1.0, 2.0]  # waited, backing off, and stopped once it was there
+    result = await follow(client, handle, deadline=60, timer=FakeTimer())
+    assert result.succeeded and fake.live_version() == "v1"
+
+
+async def test_a_rollback_whose_deployment_never_appears_says_where_to_look(
+    fake: FakeRailway, http: httpx.AsyncClient
+) -> None:
+    fake.seed(["v1", "v2"])
+    fake.appear_after = None
+    timer = FakeTimer()
+    client = client_for("railway", fake, http, timer=timer)
+
+    with pytest.raises(PlatformError, match="lists no new deployment yet"):
+        await client.rollback(None)
+    assert sum(timer.sleeps) >= 15  # looked for it over seconds, not once

@@ -87,6 +87,48 @@ async def test_vercel_rollback_is_live_only_when_the_alias_job_succeeded(
     assert second.status is DeployStatus.SUCCESS
 
 
+async def test_vercel_rollback_and_promote_post_the_json_body_the_cli_sends(
+    vercel: FakeVercel, http: httpx.AsyncClient
+) -> None:
+    client = client_for("vercel", vercel, http)
+    await follow(client, await client.rollback(vercel.id_of("v1")), deadline=60, timer=FakeTimer())
+    await follow(client, await client.rollback(vercel.id_of("v3")), deadline=60, timer=FakeTimer())
+
+    posts = [r for r in vercel.requests if r.method == "POST"]
+    assert [r.path.split("/")[4] for r in posts] == ["rollback", "promote"]
+    assert all(r.json() == {} and r.headers["Content-Type"] == "application/json" for r in posts)
+    assert not vercel.violations
+
+
+async def test_vercel_progress_asks_for_the_rollback_info(vercel: FakeVercel, http: httpx.AsyncClient) -> None:
+    """Without `?rollbackInfo=true` Vercel leaves `lastAliasRequest` out, and the job read as done."""
+    client = client_for("vercel", vercel, http)
+    handle = await client.rollback(None)
+    await client.deployment_status(handle.id)
+
+    lookups = [r for r in vercel.requests if r.method == "GET" and r.path == "/v9/projects/prj_web"]
+    assert lookups and all(r.query.get("rollbackInfo") == "true" for r in lookups)
+
+
+async def test_vercel_an_absent_alias_job_is_unknown_never_success(vercel: FakeVercel, http: httpx.AsyncClient) -> None:
+    client = client_for("vercel", vercel, http)
+    handle = await client.rollback(None)
+    vercel.last_alias_request = None  # the project answered without the field
+
+    status = await client.deployment_status(handle.id)
+
+    assert status.status is DeployStatus.UNKNOWN and vercel.live_version() == "v3"
+
+
+async def test_vercel_a_skipped_alias_job_is_not_a_success(vercel: FakeVercel, http: httpx.AsyncClient) -> None:
+    client = client_for("vercel", vercel, http)
+    vercel.skip_next_alias()
+    result = await follow(client, await client.rollback(None), deadline=60, timer=FakeTimer())
+
+    assert not result.succeeded and result.status is DeployStatus.CANCELLED
+    assert result.deployment.meta["alias_job"] == "skipped" and vercel.live_version() == "v3"
+
+
 # --- Kubernetes -----------------------------------------------------------------------------------
 
 
@@ -123,7 +165,7 @@ async def test_kubernetes_undo_json_patches_the_template_without_the_hash(
 
     content_type, patch = k8s.patches[-1]
     assert content_type == "application/json-patch+json"
-    assert [op["path"] for op in patch] == ["/spec/template"]
+    assert [op["path"] for op in patch] == ["/spec/template", "/metadata/annotations"]
     assert "pod-template-hash" not in patch[0]["value"]["metadata"]["labels"]
     assert patch[0]["value"]["spec"]["containers"][0]["image"].endswith(":v2")
     assert handle.id.startswith("gen-")
@@ -131,6 +173,29 @@ async def test_kubernetes_undo_json_patches_the_template_without_the_hash(
     result = await follow(client, handle, deadline=60, timer=FakeTimer())
     assert result.succeeded and result.deployment.id == "4"  # v2's ReplicaSet became revision 4
     assert [d.id for d in await client.list_deployments()] == ["4", "3", "1"]
+
+
+async def test_kubernetes_undo_restores_the_change_cause_as_kubectl_does(
+    k8s: FakeKubernetes, http: httpx.AsyncClient
+) -> None:
+    """`kubectl rollout undo` copies the ReplicaSet's annotations back; leaving them, `rollout history`
+    calls the rolled-back revision "deploy v3" and the Deployment says it runs v3's change."""
+    k8s.deployment["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"] = "{}"
+    client = client_for("kubernetes", k8s, http)
+    result = await follow(client, await client.rollback(None), deadline=60, timer=FakeTimer())
+
+    assert result.succeeded and k8s.live_version() == "v2"
+    assert k8s.change_cause() == "deploy v2"
+    annotations = k8s.deployment["metadata"]["annotations"]
+    assert annotations["kubectl.kubernetes.io/last-applied-configuration"] == "{}"  # the Deployment's own, kept
+    assert annotations["deployment.kubernetes.io/revision"] == "4"
+    rs_causes = {
+        rs["metadata"]["annotations"]["deployment.kubernetes.io/revision"]: rs["metadata"]["annotations"].get(
+            "kubernetes.io/change-cause"
+        )
+        for rs in k8s._owned()
+    }
+    assert rs_causes["4"] == "deploy v2" and rs_causes["3"] == "deploy v3"
 
 
 async def test_kubernetes_refuses_a_paused_deployment(k8s: FakeKubernetes, http: httpx.AsyncClient) -> None:

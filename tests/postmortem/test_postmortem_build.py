@@ -242,3 +242,40 @@ async def test_events_of_other_incidents_are_not_included(db: Database) -> None:
         await session.commit()
     data = await build(db, first)
     assert all(e.text != "other" for e in data.events)
+
+
+def test_a_text_that_names_its_kind_is_not_prefixed_twice() -> None:
+    """The post-mortem said "Health: Health: 1 healthy" and "Post-mortem: Post-mortem draft shared"."""
+    assert service.describe("health", "Health: 1 healthy, 1 failing (billing: HTTP 503)", {}) == (
+        "Health: 1 healthy, 1 failing (billing: HTTP 503)"
+    )
+    assert service.describe("postmortem", "Post-mortem draft shared: INC-7.md", {}) == (
+        "Post-mortem draft shared: INC-7.md"
+    )
+    assert service.describe("health", "gateway failing", {}) == "Health: gateway failing"
+
+
+async def test_one_restart_is_one_action_from_start_to_outcome(db: Database) -> None:
+    """A restart writes `started`, then its outcome: the post-mortem counted one restart as two."""
+    async with db.session() as session:
+        number = await bare_incident(session)
+        for minutes, actor, text, outcome in (
+            (5, "U0BOB", "Restart of gateway on railway: started", "started"),
+            (6, "U0LEAD", "Rollback of web on vercel: started", "started"),
+            (7, "U0BOB", "Restart of gateway on railway: succeeded, healthy", "succeeded"),
+            (9, "U0BOB", "Restart of gateway on railway: started", "started"),
+            (12, None, "Restart of gateway: interrupted (the bot stopped while following it)", "interrupted"),
+            (14, "U0LEAD", "Rollback of web on vercel: failed, alias job skipped", "failed"),
+        ):
+            data = {"action": text.split()[0].lower(), "service": text.split()[2].rstrip(":"), "outcome": outcome}
+            session.add(ev(number, minutes, "deploy", actor, text, data=data))
+        await session.commit()
+
+    data = await build(db, number)
+
+    assert [(a.action, a.service, a.outcome, a.actor, a.offset) for a in data.actions] == [
+        ("restart", "gateway", "succeeded", "U0BOB", timedelta(minutes=5)),
+        ("rollback", "web", "failed", "U0LEAD", timedelta(minutes=6)),
+        ("restart", "gateway", "interrupted", "U0BOB", timedelta(minutes=9)),
+    ]
+    assert data.actions[0].detail == "Restart of gateway on railway: succeeded, healthy"

@@ -51,9 +51,8 @@ def _alert_line(line: AlertLine) -> str:
 
 
 def headline(view: AlertView) -> str:
-    firing = len(view.firing)
     if view.status == "firing":
-        return f"🔥 FIRING ({firing}): {view.title}"
+        return f"🔥 FIRING ({view.firing_count:,}): {view.title}"
     return f"✅ RESOLVED: {view.title}"
 
 
@@ -76,7 +75,12 @@ def alert_blocks(view: AlertView) -> list[Block]:
     lines = [_alert_line(a) for a in sorted(view.alerts, key=lambda a: a.status != "firing")[:MAX_LINES]]
     hidden = len(view.alerts) - len(lines) + view.truncated
     if hidden > 0:
-        lines.append(f"_…and {hidden} more_")
+        lines.append(f"_…and {hidden:,} more_")
+    if view.truncated > 0 and view.status == "firing":
+        kept = len(view.alerts)
+        lines.insert(
+            0, f"*{view.firing_count:,} alerts firing* (the first {kept:,} kept in full, {view.truncated:,} counted)"
+        )
     if len(view.alerts) > 1 or hidden > 0:
         for text in chunks(lines, limit=2900)[:3]:
             out.append(blocks.mrkdwn(text))

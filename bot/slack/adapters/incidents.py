@@ -19,8 +19,16 @@ from bot.incidents.ports import Channel, Notice
 from bot.observability import slack_method
 from bot.slack import blocks
 from bot.slack.api import call, data, invite
+from bot.slack.text import clip, escape
 
 log = logging.getLogger(__name__)
+
+# Message metadata on the summary and the announcement: a resumed setup finds what it posted.
+POST_EVENTS = {"summary": "incident_summary", "announcement": "incident_announcement"}
+
+
+def _marker(kind: str, incident: Incident) -> dict[str, Any]:
+    return {"event_type": POST_EVENTS[kind], "event_payload": {"incident": incident.id}}
 
 
 class Pacer:
@@ -175,6 +183,46 @@ class SlackIncidentChat:
             return None
         return Channel(id=str(found["id"]), name=str(found["name"]))
 
+    async def find_own_post(self, *, channel_id: str, kind: str, incident: Incident) -> str | None:
+        """Read the channel's history since the declaration (a few pages at most) for our marked post."""
+        me = str((await self._whoami()).get("user_id") or "")
+        oldest = (utc(incident.declared_at) - self.CREATED_SKEW).timestamp()
+        wanted = _marker(kind, incident)
+        cursor = ""
+        for _ in range(5):
+            kwargs: dict[str, Any] = {"channel": channel_id, "oldest": f"{oldest:.6f}", "limit": 200}
+            kwargs["include_all_metadata"] = True
+            if cursor:
+                kwargs["cursor"] = cursor
+            body = data(await call("look for an earlier post", self.client.conversations_history(**kwargs)))
+            for message in body.get("messages") or []:
+                mine = message.get("user") == me or not me
+                if mine and message.get("metadata") == wanted:
+                    return str(message["ts"])
+            cursor = str((body.get("response_metadata") or {}).get("next_cursor") or "")
+            if not cursor:
+                return None
+        return None
+
+    async def tell_setup_resumed(self, *, incident: Incident, problems: list[str]) -> None:
+        where = f"<#{incident.channel_id}>" if incident.channel_id else "no channel yet"
+        head = f"{incident.ref} ({escape(clip(incident.title, 150))}): the bot restarted while setting it up"
+        if problems:
+            text = f"⚠️ {head}; finishing it failed: {escape('; '.join(problems))}. {where}"
+            extra: list[dict[str, Any]] = [blocks.retry_setup(incident.id)]
+        else:
+            text = f"✅ {head}; it has finished the setup now: {where}"
+            extra = []
+        response = await call("open a DM", self.client.conversations_open(users=incident.declared_by))
+        channel = str((data(response).get("channel") or {}).get("id") or incident.declared_by)
+        await call(
+            "tell the declarer",
+            self.client.chat_postMessage(channel=channel, text=text, blocks=[blocks.mrkdwn(text), *extra]),
+        )
+
+    async def post_line(self, *, channel_id: str, text: str) -> None:
+        await call("post in channel", self.client.chat_postMessage(channel=channel_id, text=text))
+
     async def invite(self, *, channel_id: str, users: list[str]) -> None:
         await invite(self.client, channel_id=channel_id, users=users)
 
@@ -193,6 +241,7 @@ class SlackIncidentChat:
                 text=blocks.summary_text(incident),
                 blocks=blocks.summary_blocks(incident, now=self.clock.now(), publish=self.publish_button),
                 unfurl_links=False,
+                metadata=_marker("summary", incident),
             ),
         )
         return str(data(response)["ts"])
@@ -224,7 +273,10 @@ class SlackIncidentChat:
         response = await call(
             "announce",
             self.client.chat_postMessage(
-                channel=channel, text=_announcement_text(incident), blocks=blocks.announcement_blocks(incident)
+                channel=channel,
+                text=_announcement_text(incident),
+                blocks=blocks.announcement_blocks(incident),
+                metadata=_marker("announcement", incident),
             ),
         )
         return str(data(response)["ts"])

@@ -184,7 +184,9 @@ def status_blocks(report: StatusReport) -> list[Block]:
     details = []
     if result.url:
         status = f"HTTP {result.http_status}" if result.http_status is not None else "no answer"
-        details.append(f"`{escape(result.url)}` → {status}" + (f" · {escape(result.reason)}" if result.reason else ""))
+        # The reason often starts with the same status ("HTTP 200, unrecognised status 'x'"): say it once.
+        reason = result.reason.removeprefix(status).lstrip(" ,·:") if result.reason else ""
+        details.append(f"`{escape(result.url)}` → {status}" + (f" · {escape(reason)}" if reason else ""))
     for dep in result.dependencies[:20]:
         note = f" · {escape(clip(dep.detail, 150))}" if dep.detail else ""
         details.append(f"{dep.state.emoji} {escape(dep.name)} {dep.state.value}{note}")

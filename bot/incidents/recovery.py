@@ -1,0 +1,113 @@
+"""Setups a crash interrupted are finished: at start-up and by a sweep, once their lease expired.
+
+A kill -9 between committing the incident and saving the last of its setup left the incident
+without a channel, summary or announcement, its lease held by a dead process, and nobody told.
+`resume_setups` finds those incidents (`service.unfinished_setups`), runs the setup again as Retry
+does (an orphan channel, summary or announcement made before the crash is found and reused), and
+tells the declarer. The sweep only wakes the check; the database says what is due, and the
+setup's lease makes two replicas resume an incident once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+
+from bot.config import is_user_id
+from bot.deps import Deps
+from bot.exceptions import ChatError, InvalidState
+from bot.incidents import flows, service
+from bot.timeline import service as timeline
+from bot.timeline.models import Kind
+
+log = logging.getLogger(__name__)
+
+# How often the sweep looks; a lease is two minutes, so an interrupted setup resumes within
+# about two and a half minutes of the crash even when the bot restarted at once.
+SWEEP_EVERY = timedelta(seconds=30)
+
+
+async def resume_setups(deps: Deps) -> list[int]:
+    """Finish every setup a crash interrupted; returns the incidents resumed by this call."""
+    async with deps.db.session() as session:
+        stranded = await service.unfinished_setups(session, now=deps.clock.now())
+    resumed = []
+    for incident in stranded:
+        number = incident.id or 0
+        log.warning("resuming the setup of %s, interrupted (the bot stopped)", incident.ref)
+        try:
+            async with deps.priority.later():
+                outcome = await flows.finish_setup(deps, incident_id=number, actor=incident.declared_by, retry=True)
+        except InvalidState:
+            continue  # another replica resumed it first
+        except Exception:
+            log.exception("resuming the setup of %s failed; the sweep tries again", incident.ref)
+            continue
+        resumed.append(number)
+        what = "; ".join(outcome.problems) or "finished"
+        await timeline.record_now(
+            deps,
+            incident_id=number,
+            kind=Kind.SETUP,
+            text=f"setup resumed after the bot stopped while setting it up: {what}",
+            data={"step": "resume", "problems": outcome.problems},
+        )
+        if is_user_id(outcome.incident.declared_by):
+            try:
+                await deps.incident_chat.tell_setup_resumed(incident=outcome.incident, problems=outcome.problems)
+            except ChatError as exc:
+                log.warning("could not tell %s's declarer that its setup resumed: %s", incident.ref, exc)
+    return resumed
+
+
+class Sweep:
+    """Runs `check` at start-up and every `every` until stopped; a failed check is logged, not fatal.
+
+    Between checks nothing runs: a timer (`call_later`), not a task that sleeps, so whoever waits
+    for the bot's work to settle (a drain, a test) waits for a check in progress only.
+    """
+
+    def __init__(self, check: Callable[[], Awaitable[object]], *, every: timedelta, name: str) -> None:
+        self.check = check
+        self.every = every
+        self.name = name
+        self.ran = asyncio.Event()  # set once the first check has run (tests wait on it, not on time)
+        self._timer: asyncio.TimerHandle | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._stopped = False
+
+    async def start(self) -> None:
+        self._stopped = False
+        self._fire()
+
+    async def stop(self) -> None:
+        self._stopped = True
+        if self._timer is not None:
+            self._timer.cancel()
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    def _fire(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run(), name=self.name)
+
+    async def _run(self) -> None:
+        try:
+            await self.check()
+        except Exception:
+            log.exception("%s failed; trying again in %s", self.name, self.every)
+        finally:
+            self.ran.set()
+            if not self._stopped:
+                self._timer = asyncio.get_running_loop().call_later(self.every.total_seconds(), self._fire)
+
+
+def setup(deps: Deps) -> None:
+    sweep = Sweep(lambda: resume_setups(deps), every=SWEEP_EVERY, name="resume interrupted setups")
+    deps.services["setup_sweep"] = sweep
+    deps.on_start.append(sweep.start)
+    deps.on_stop.insert(0, sweep.stop)
