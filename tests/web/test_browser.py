@@ -161,13 +161,18 @@ def _followup_shots(driver: Any, name: str) -> None:
     driver.set_window_size(*DESKTOP)
 
 
-def _drive_followup_issue(driver: Any, url: str) -> str:
-    """Create issue on a follow-up, in the browser: the form posts, the page comes back with the link."""
+def _drive_followup_issue(driver: Any, url: str, tracked: Tracker) -> str:
+    """Create issue on a follow-up, in the browser: refused once (told on the page), then the link."""
     driver.get(f"{url}/incidents/INC-1")
     item = driver.find_element(By.CSS_SELECTOR, "#followups li")
     assert not item.find_elements(By.CSS_SELECTOR, "a.issue")
     _followup_shots(driver, "followup-create")
+    tracked.fake.rate_limit_next(600)
     item.find_element(By.XPATH, ".//button[text()='Create issue']").click()
+    problem = driver.find_element(By.CSS_SELECTOR, "#followup-1 .problem").text
+    assert "Could not create the issue" in problem and "try again in" in problem
+    _followup_shots(driver, "followup-refused")
+    driver.find_element(By.XPATH, "//li[@id='followup-1']//button[text()='Create issue']").click()
     assert driver.current_url.endswith("/incidents/INC-1#followup-1")
     item = driver.find_element(By.ID, "followup-1")
     link = item.find_element(By.CSS_SELECTOR, "a.issue")
@@ -186,5 +191,5 @@ async def test_a_follow_up_gets_its_issue_in_a_real_browser(
 ) -> None:
     incident = await site.declare("P1 Checkout is down service:payments")
     await site.command("action Alert on connection pool saturation <@U0BOB>", channel=incident.channel_id or "")
-    href = await asyncio.to_thread(_drive_followup_issue, browser, site.url)
+    href = await asyncio.to_thread(_drive_followup_issue, browser, site.url, tracker)
     assert href == "https://github.com/acme/api/issues/1" and len(tracker.fake.issues) == 1
