@@ -40,12 +40,12 @@ def new_issue(item: ActionItem, incident: Incident) -> NewIssue:
     return NewIssue(title=f"[{incident.ref}] {item.text}", body="\n".join(lines))
 
 
-async def create_issue(deps: Deps, *, item_id: int, actor: str) -> ActionItem:
+async def create_issue(deps: Deps, *, item_id: int, actor: str, via: str | None = None) -> ActionItem:
     """Open an issue for one follow-up (idempotent: a follow-up that has one keeps it); for the dashboard too.
 
     `actor` must be able to see the follow-up's incident; anyone else is told it does not exist.
     """
-    return (await file_issue(deps, item_id=item_id, actor=actor)).item
+    return (await file_issue(deps, item_id=item_id, actor=actor, via=via)).item
 
 
 @dataclass(frozen=True)
@@ -54,7 +54,7 @@ class Filing:
     created: bool  # False: it had an issue already
 
 
-async def file_issue(deps: Deps, *, item_id: int, actor: str) -> Filing:
+async def file_issue(deps: Deps, *, item_id: int, actor: str, via: str | None = None) -> Filing:
     tracker = tracker_of(deps)
     async with deps.db.session() as session:
         item = await service.get(session, item_id=item_id)
@@ -77,7 +77,14 @@ async def file_issue(deps: Deps, *, item_id: int, actor: str) -> Filing:
         raise
     async with deps.db.session() as session:
         item = await service.record(
-            session, item=item, url=issue.url, key=issue.key, name=issue.name, actor=actor, now=deps.clock.now()
+            session,
+            item=item,
+            url=issue.url,
+            key=issue.key,
+            name=issue.name,
+            actor=actor,
+            now=deps.clock.now(),
+            via=via,
         )
     return Filing(item, created=True)
 
@@ -134,10 +141,13 @@ async def refresh(deps: Deps, *, incident_id: int | None = None) -> int:
     return marked
 
 
-async def refresh_quietly(deps: Deps, *, incident_id: int) -> None:
-    """Before follow-ups are shown: a tracker that fails must not stop the showing."""
+async def refresh_quietly(deps: Deps, *, incident_id: int, within: float = 10.0) -> None:
+    """Before follow-ups are shown: a tracker that fails, or takes longer than `within` s, must not stop
+    the showing (what is stored is shown; the schedule and the next showing check again)."""
     try:
-        await asyncio.wait_for(refresh(deps, incident_id=incident_id), timeout=10)
+        await asyncio.wait_for(refresh(deps, incident_id=incident_id), timeout=within)
+    except TimeoutError:
+        log.info("the issue tracker took over %s s; INC-%s's follow-ups are shown as stored", within, incident_id)
     except Exception:
         log.warning("could not refresh the follow-ups of INC-%s from the tracker", incident_id, exc_info=True)
 

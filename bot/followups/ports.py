@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -31,6 +32,18 @@ class Issue:
     key: str  # what the tracker reads it back by: GitHub's number, Jira's key, Linear's id
     url: str  # where a person opens it
     name: str  # what people call it: #42, OPS-7, ENG-12
+
+
+_NAMED = re.compile(r"/(?:browse|issue)/([A-Za-z][A-Za-z0-9_]*-\d+)(?:[/?#]|$)")
+
+
+def issue_name(*, url: str | None, key: str | None) -> str:
+    """What people call a stored issue (only its link and key are kept): GitHub's #42 from its number,
+    Jira's OPS-7 and Linear's ENG-12 from the link (Linear's key is an opaque id); else ""."""
+    if key and key.isdigit():
+        return f"#{key}"
+    found = _NAMED.search(url or "")
+    return found.group(1) if found else ""
 
 
 class IssueTracker(Protocol):

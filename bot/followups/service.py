@@ -53,7 +53,15 @@ async def release(session: AsyncSession, *, item_id: int) -> None:
 
 
 async def record(
-    session: AsyncSession, *, item: ActionItem, url: str, key: str, name: str, actor: str, now: datetime
+    session: AsyncSession,
+    *,
+    item: ActionItem,
+    url: str,
+    key: str,
+    name: str,
+    actor: str,
+    now: datetime,
+    via: str | None = None,
 ) -> ActionItem:
     assert item.id is not None
     await session.exec(  # type: ignore[call-overload]
@@ -68,7 +76,7 @@ async def record(
         at=now,
         actor=actor,
         text=f"issue {name} created for the follow-up: {item.text}"[:2000],
-        data={"item_id": item.id, "issue_url": url, "issue_key": key},
+        data={"item_id": item.id, "issue_url": url, "issue_key": key, **({"via": via} if via else {})},
     )
     await session.commit()
     return await get(session, item_id=item.id)

@@ -110,6 +110,7 @@ class ActionItemRow:
     created_by: str
     created_at: datetime
     issue_url: str | None = None  # the follow-up's issue in the team's tracker
+    issue_key: str | None = None
 
 
 @dataclass(frozen=True)

@@ -477,6 +477,7 @@ def _assemble(
                 created_by=item.created_by,
                 created_at=utc(item.created_at),
                 issue_url=item.issue_url,
+                issue_key=item.issue_key,
             )
             for item in items
         ],

@@ -17,6 +17,7 @@ from aiohttp import web
 from markupsafe import Markup
 
 from bot.escalation import oncall as oncall_rules
+from bot.followups import flows as followup_flows
 from bot.incidents import search
 from bot.incidents.models import Incident
 from bot.postmortem import flows as postmortem_flows
@@ -30,6 +31,8 @@ from bot.web.auth import Dashboard, Person, signed_in
 
 PAGE_SIZE = 50
 NAMES_TIMEOUT = 3.0
+# Closed issues are checked before follow-ups are shown, but a slow tracker must not hold the page.
+TRACKER_TIMEOUT = 2.0
 ONCALL_AHEAD = timedelta(weeks=4)
 _REF = re.compile(r"(?:inc-?)?(\d{1,9})", re.IGNORECASE)
 
@@ -129,7 +132,23 @@ class Pages:
             incident = await self.incident(ref, person)
         except NotVisible:
             return await self.not_found(person, ref)
+        return await self.show_incident(request, person, incident)
+
+    async def refresh_followups(self, incident: Incident) -> None:
+        """A follow-up whose issue was closed is shown done (as in Slack); the stored state if the tracker is slow."""
+        await followup_flows.refresh_quietly(self.deps, incident_id=incident.id or 0, within=TRACKER_TIMEOUT)
+
+    async def show_incident(
+        self,
+        request: web.Request,
+        person: Person,
+        incident: Incident,
+        *,
+        status: int = 200,
+        issue_problems: dict[int, str] | None = None,
+    ) -> web.StreamResponse:
         assert incident.id is not None
+        await self.refresh_followups(incident)
         async with self.deps.db.session() as session:
             data = await postmortem.build(session, incident_id=incident.id, now=self.deps.clock.now())
         names = await self.names(postmortem_flows.people(data))
@@ -139,6 +158,7 @@ class Pages:
         rows = await asyncio.to_thread(timeline.rows, events, key_ids=key_ids, names=names)
         return await render.page(
             "incident.html",
+            status=status,
             names=names,
             person=person,
             nav="incidents",
@@ -148,6 +168,8 @@ class Pages:
             key_only=key_only,
             channel_url=await self.channel_url(incident.channel_id),
             messages=sum(1 for e in data.events if e.kind == "message"),
+            tracker=self.deps.issue_tracker is not None,
+            issue_problems=issue_problems or {},
         )
 
     async def postmortem_page(self, request: web.Request, person: Person) -> web.StreamResponse:
@@ -170,6 +192,7 @@ class Pages:
     ) -> web.StreamResponse:
         assert incident.id is not None
         templates_dir = self.deps.settings.config.postmortem.templates_dir
+        await self.refresh_followups(incident)
         async with self.deps.db.session() as session:
             data = await postmortem.build(session, incident_id=incident.id, now=self.deps.clock.now())
             written = await pm_sections.load(session, incident_id=incident.id)

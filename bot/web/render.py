@@ -20,6 +20,7 @@ from aiohttp import web
 from markupsafe import Markup
 
 from bot.clock import utc
+from bot.followups.ports import issue_name
 from bot.postmortem import text as fmt
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -80,6 +81,7 @@ def environment() -> jinja2.Environment:
         offset=fmt.fmt_offset,
         iso=_iso,
         url=fmt.safe_url,
+        issue_name=lambda item: issue_name(url=item.issue_url, key=item.issue_key),
     )
     env.globals["css_url"] = f"/static/dashboard.css?v={css_version()}"
     return env

@@ -1,12 +1,16 @@
-"""The dashboard's writes (POST, CSRF-checked by `signed_in`): the post-mortem's written sections
-and follow-ups marked done. Each calls one domain function, which puts the change on the
-timeline with the signed-in person as its actor; then the browser is sent back (303)."""
+"""The dashboard's writes (POST, CSRF-checked by `signed_in`): the post-mortem's written sections,
+follow-ups marked done, and a follow-up's issue created in the team's tracker. Each calls one domain
+function, which puts the change on the timeline with the signed-in person as its actor; then the
+browser is sent back (303)."""
 
 from __future__ import annotations
 
 from aiohttp import web
 
-from bot.exceptions import NotFound, UsageError
+from bot.exceptions import BotError, NotFound, UsageError
+from bot.followups import flows as issues
+from bot.followups import service as issue_items
+from bot.followups.ports import TrackerError, TrackerRateLimited
 from bot.incidents import followups
 from bot.postmortem import sections
 from bot.postmortem.data import SECTIONS
@@ -85,9 +89,36 @@ class Writes:
                 return await self.pages.not_found(person, ref)
         return render.redirect(f"/incidents/{incident.ref}#followup-{item_id}")
 
+    async def create_issue(self, request: web.Request, person: Person) -> web.StreamResponse:
+        """*Create issue*: the tracker's refusals (rate limit, down, misconfigured) are told on the page."""
+        ref = request.match_info["ref"]
+        try:
+            item_id = int(request.match_info["item"])
+            incident = await self.pages.incident(ref, person)
+            async with self.deps.db.session() as session:
+                item = await issue_items.get(session, item_id=item_id)
+            if item.incident_id != incident.id:
+                raise NotFound(f"There is no follow-up #{item_id}.")
+            await issues.create_issue(self.deps, item_id=item_id, actor=person.user_id, via=VIA)
+        except (NotVisible, NotFound, ValueError):
+            return await self.pages.not_found(person, ref)
+        except BotError as exc:
+            status, headers = 409, {}
+            if isinstance(exc, TrackerRateLimited):
+                status, headers = 429, {"Retry-After": str(max(1, round(exc.retry_after)))}
+            elif isinstance(exc, TrackerError):
+                status = 502
+            response = await self.pages.show_incident(
+                request, person, incident, status=status, issue_problems={item_id: str(exc)}
+            )
+            response.headers.update(headers)
+            return response
+        return render.redirect(f"/incidents/{incident.ref}#followup-{item_id}")
+
     def routes(self) -> list[web.RouteDef]:
         guard = signed_in(self.pages.dash)
         return [
             web.post("/incidents/{ref}/postmortem", guard(self.save_sections)),
             web.post("/incidents/{ref}/followups/{item}", guard(self.followup)),
+            web.post("/incidents/{ref}/followups/{item}/issue", guard(self.create_issue)),
         ]

@@ -13,6 +13,7 @@ from selenium.webdriver.common.by import By
 
 from bot.clock import FakeClock
 from tests.browser import screenshot
+from tests.followups.conftest import Tracker, tracker  # noqa: F401  (the tracker fakes' fixture)
 from tests.harness import BotHarness
 
 PHONE = (390, 844)
@@ -140,3 +141,55 @@ def _drive_off(driver: Any, url: str) -> None:
 async def test_without_the_settings_the_browser_shows_how_to_enable_it(bot: BotHarness, browser: Any) -> None:
     await bot.declare("P1 Checkout is down")
     await asyncio.to_thread(_drive_off, browser, bot.url)
+
+
+@pytest.fixture
+def bot_config(request: pytest.FixtureRequest) -> dict[str, Any]:
+    """The tracker's fake as issue_tracker: for the tests that ask for one; else no bot.yml."""
+    if "tracker" in request.fixturenames:
+        return {"issue_tracker": request.getfixturevalue("tracker").config}
+    return {}
+
+
+def _followup_shots(driver: Any, name: str) -> None:
+    for size, label in ((DESKTOP, "desktop"), (PHONE, "phone")):
+        driver.set_window_size(*size)
+        driver.execute_script("document.getElementById('followups').scrollIntoView()")
+        screenshot(driver, f"dashboard-{name}-{label}")
+    width = driver.execute_script("return document.documentElement.scrollWidth")
+    assert width <= PHONE[0], f"{name} is {width}px wide on a {PHONE[0]}px phone"
+    driver.set_window_size(*DESKTOP)
+
+
+def _drive_followup_issue(driver: Any, url: str, tracked: Tracker) -> str:
+    """Create issue on a follow-up, in the browser: refused once (told on the page), then the link."""
+    driver.get(f"{url}/incidents/INC-1")
+    item = driver.find_element(By.CSS_SELECTOR, "#followups li")
+    assert not item.find_elements(By.CSS_SELECTOR, "a.issue")
+    _followup_shots(driver, "followup-create")
+    tracked.fake.rate_limit_next(600)
+    item.find_element(By.XPATH, ".//button[text()='Create issue']").click()
+    problem = driver.find_element(By.CSS_SELECTOR, "#followup-1 .problem").text
+    assert "Could not create the issue" in problem and "try again in" in problem
+    _followup_shots(driver, "followup-refused")
+    driver.find_element(By.XPATH, "//li[@id='followup-1']//button[text()='Create issue']").click()
+    assert driver.current_url.endswith("/incidents/INC-1#followup-1")
+    item = driver.find_element(By.ID, "followup-1")
+    link = item.find_element(By.CSS_SELECTOR, "a.issue")
+    assert link.text == "issue #1" and not item.find_elements(By.XPATH, ".//button[text()='Create issue']")
+    _followup_shots(driver, "followup-issue")
+    logs = [entry["message"] for entry in driver.get_log("browser")]
+    assert not [m for m in logs if "Content Security Policy" in m], logs
+    return str(link.get_attribute("href"))
+
+
+@pytest.mark.parametrize("tracker", ["github"], indirect=True)
+async def test_a_follow_up_gets_its_issue_in_a_real_browser(
+    site: BotHarness,
+    browser: Any,
+    tracker: Tracker,  # noqa: F811
+) -> None:
+    incident = await site.declare("P1 Checkout is down service:payments")
+    await site.command("action Alert on connection pool saturation <@U0BOB>", channel=incident.channel_id or "")
+    href = await asyncio.to_thread(_drive_followup_issue, browser, site.url, tracker)
+    assert href == "https://github.com/acme/api/issues/1" and len(tracker.fake.issues) == 1

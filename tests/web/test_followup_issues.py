@@ -1,0 +1,238 @@
+"""Follow-ups' issues on the dashboard, through the real server against the tracker fakes: *Create
+issue* (CSRF, access, the tracker's refusals told on the page), the link shown on the incident and
+post-mortem pages, and a closed issue shown as done, without a slow tracker holding the page."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from sqlmodel import select
+
+from bot.incidents.models import ActionItem
+from bot.web import pages as pages_module
+from tests.fakes.webhook import Fault
+from tests.followups.conftest import Tracker, tracker  # noqa: F401  (the fixture, over the three fakes)
+from tests.harness import BotHarness
+from tests.web.conftest import Browser, make_private
+
+GITHUB_ONLY = pytest.mark.parametrize("tracker", ["github"], indirect=True)
+
+
+@pytest.fixture
+def bot_config(tracker: Tracker) -> dict[str, Any]:  # noqa: F811
+    return {"issue_tracker": tracker.config}
+
+
+@pytest.fixture
+async def alice(site: BotHarness) -> AsyncIterator[Browser]:
+    client = Browser(site)
+    await client.sign_in("U0ALICE")
+    yield client
+    await client.close()
+
+
+def csrf_of(html: str) -> str:
+    match = re.search(r'name="csrf" value="([^"]+)"', html)
+    assert match, "no CSRF field on the page"
+    return match.group(1)
+
+
+def followup_html(page: str, item_id: int | None) -> str:
+    """The follow-up's <li> on the incident page."""
+    match = re.search(rf'<li id="followup-{item_id}"[^>]*>.*?</li>', page, re.S)
+    assert match, f"follow-up {item_id} is not on the page"
+    return match.group(0)
+
+
+async def one_followup(site: BotHarness, text: str = "Alert on connection pool saturation") -> tuple[str, ActionItem]:
+    incident = await site.declare("P1 Checkout is down")
+    await site.command(f"action {text}", channel=incident.channel_id or "", user="U0BOB")
+    async with site.deps.db.session() as session:
+        [item] = (await session.exec(select(ActionItem))).all()
+    return incident.ref, item
+
+
+async def stored(site: BotHarness, item_id: int | None) -> ActionItem:
+    async with site.deps.db.session() as session:
+        item = await session.get(ActionItem, item_id, populate_existing=True)
+    assert item is not None
+    return item
+
+
+async def test_create_issue_from_the_dashboard_links_it_everywhere(
+    site: BotHarness,
+    alice: Browser,
+    tracker: Tracker,  # noqa: F811
+) -> None:
+    ref, item = await one_followup(site)
+    page = await alice.get(f"/incidents/{ref}")
+    li = followup_html(page.text, item.id)
+    assert "Create issue" in li and f'action="/incidents/{ref}/followups/{item.id}/issue"' in li
+    assert 'class="issue"' not in li
+
+    path = f"/incidents/{ref}/followups/{item.id}/issue"
+    refused = await alice.post(path)  # no CSRF token: a forged cross-site form
+    assert refused.status_code == 403 and tracker.fake.issues == {}
+
+    created = await alice.post(path, {"csrf": csrf_of(page.text)})
+    assert created.status_code == 303, created.text
+    assert created.headers["location"] == f"/incidents/{ref}#followup-{item.id}"
+    assert len(tracker.fake.issues) == 1
+    item = await stored(site, item.id)
+    assert item.issue_url and item.issue_key and not item.done
+    name = {"github": "#1", "jira": "OPS-1", "linear": "ENG-1"}[tracker.kind]
+    issue = str(next(iter(tracker.fake.issues.values())))
+    assert "Alert on connection pool saturation" in issue and ref in issue
+
+    page = await alice.get(f"/incidents/{ref}")
+    li = followup_html(page.text, item.id)
+    assert re.search(rf'<a class="issue" href="{re.escape(item.issue_url)}"[^>]*>issue {name}</a>', li), li
+    assert "Create issue" not in li and "Mark done" in li
+    postmortem = await alice.get(f"/incidents/{ref}/postmortem")
+    assert f'<a href="{item.issue_url}">issue</a>' in postmortem.text
+    markdown = (await alice.get(f"/incidents/{ref}/postmortem?format=markdown")).text
+    assert f"[issue]({item.issue_url})" in markdown
+
+    again = await alice.post(path, {"csrf": csrf_of(page.text)})  # a second click (another tab): one issue
+    assert again.status_code == 303 and len(tracker.fake.issues) == 1
+
+    [event] = [e for e in await site.timeline(1) if e.data.get("issue_url")]
+    assert event.actor == "U0ALICE" and event.data["via"] == "dashboard" and event.data["item_id"] == item.id
+    assert f"issue {name} created for the follow-up" in event.text
+
+
+@GITHUB_ONLY
+async def test_a_private_incidents_follow_up_is_not_found_for_a_non_member(
+    site: BotHarness,
+    alice: Browser,
+    tracker: Tracker,  # noqa: F811
+) -> None:
+    ref, item = await one_followup(site)
+    await site.declare("P3 Docs typo")
+    await make_private(site, 1)
+    carol = Browser(site)
+    try:
+        await carol.sign_in("U0CAROL")
+        token = csrf_of((await carol.get("/")).text)
+        hidden = await carol.post(f"/incidents/{ref}/followups/{item.id}/issue", {"csrf": token})
+        missing = await carol.post(f"/incidents/INC-77/followups/{item.id}/issue", {"csrf": token})
+        assert hidden.status_code == missing.status_code == 404
+        assert hidden.text.replace(ref, "INC-77") == missing.text and "saturation" not in hidden.text
+        # Through an incident she can see, naming the private one's follow-up: still nothing.
+        sideways = await carol.post(f"/incidents/INC-2/followups/{item.id}/issue", {"csrf": token})
+        assert sideways.status_code == 404 and "saturation" not in sideways.text
+    finally:
+        await carol.close()
+    assert tracker.fake.issues == {} and (await stored(site, item.id)).issue_url is None
+    assert not [e for e in await site.timeline(1) if e.data.get("issue_url")]
+
+    alice_token = csrf_of((await alice.get("/")).text)
+    # Alice sees both, but a follow-up is created only through its own incident.
+    crossed = await alice.post(f"/incidents/INC-2/followups/{item.id}/issue", {"csrf": alice_token})
+    assert crossed.status_code == 404 and tracker.fake.issues == {}
+    mine = await alice.post(f"/incidents/{ref}/followups/{item.id}/issue", {"csrf": alice_token})
+    assert mine.status_code == 303 and len(tracker.fake.issues) == 1  # a member may
+
+
+@GITHUB_ONLY
+@pytest.mark.parametrize(
+    ("fault", "status", "told"),
+    [
+        (Fault(403, {"retry-after": "600"}, {"message": "You have exceeded a rate limit."}), 429, "try again in"),
+        (Fault(401, {}, {"message": "Bad credentials"}), 502, "GitHub refused the token"),
+    ],
+    ids=["rate-limited", "token-refused"],
+)
+async def test_the_trackers_refusal_is_told_on_the_page_and_the_click_can_be_retried(
+    site: BotHarness,
+    alice: Browser,
+    tracker: Tracker,  # noqa: F811
+    fault: Fault,
+    status: int,
+    told: str,
+) -> None:
+    ref, item = await one_followup(site)
+    page = await alice.get(f"/incidents/{ref}")
+    tracker.fake.inject(fault)
+    path = f"/incidents/{ref}/followups/{item.id}/issue"
+    refused = await alice.post(path, {"csrf": csrf_of(page.text)})
+    assert refused.status_code == status
+    li = followup_html(refused.text, item.id)
+    assert "Could not create the issue:" in li and told in li and "Create issue" in li
+    if status == 429:
+        assert int(refused.headers["retry-after"]) >= 600
+    assert tracker.fake.issues == {} and (await stored(site, item.id)).issue_url is None
+    assert not [e for e in await site.timeline(1) if e.data.get("issue_url")]
+
+    retried = await alice.post(path, {"csrf": csrf_of(refused.text)})  # the claim was released
+    assert retried.status_code == 303 and len(tracker.fake.issues) == 1
+
+
+@GITHUB_ONLY
+async def test_a_closed_issue_shows_its_follow_up_done(
+    site: BotHarness,
+    alice: Browser,
+    tracker: Tracker,  # noqa: F811
+) -> None:
+    ref, item = await one_followup(site)
+    page = await alice.get(f"/incidents/{ref}")
+    created = await alice.post(f"/incidents/{ref}/followups/{item.id}/issue", {"csrf": csrf_of(page.text)})
+    assert created.status_code == 303
+    item = await stored(site, item.id)
+    tracker.fake.close(item.issue_key or "")
+
+    page = await alice.get(f"/incidents/{ref}")  # shown: the tracker is asked first
+    li = followup_html(page.text, item.id)
+    assert 'class="done"' in li and "Reopen" in li and f'href="{item.issue_url}"' in li
+    assert (await stored(site, item.id)).done
+    [event] = [e for e in await site.timeline(1) if "its issue was closed" in e.text]
+    assert event.actor == "issue-tracker"
+    markdown = (await alice.get(f"/incidents/{ref}/postmortem?format=markdown")).text
+    row = next(line for line in markdown.splitlines() if "Alert on connection pool saturation" in line)
+    assert "| done |" in row
+
+
+@GITHUB_ONLY
+async def test_a_slow_tracker_does_not_hold_the_page(
+    site: BotHarness,
+    alice: Browser,
+    tracker: Tracker,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    ref, item = await one_followup(site)
+    page = await alice.get(f"/incidents/{ref}")
+    created = await alice.post(f"/incidents/{ref}/followups/{item.id}/issue", {"csrf": csrf_of(page.text)})
+    assert created.status_code == 303
+    item = await stored(site, item.id)
+    tracker.fake.close(item.issue_key or "")
+    monkeypatch.setattr(pages_module, "TRACKER_TIMEOUT", 0.3)
+    for _ in range(2):  # the next two checks take 6 s each
+        tracker.fake.hang_next(6, path_contains="/issues/")
+
+    started = time.monotonic()
+    shown = await alice.get(f"/incidents/{ref}")
+    postmortem = await alice.get(f"/incidents/{ref}/postmortem")
+    assert time.monotonic() - started < 5  # not the 12 s the tracker takes
+    assert shown.status_code == postmortem.status_code == 200
+    li = followup_html(shown.text, item.id)
+    assert "Mark done" in li and 'class="open"' in li and f'href="{item.issue_url}"' in li  # as stored
+    assert re.search(r"saturation</td><td>[^<]*</td><td>open</td>", postmortem.text)
+    assert not (await stored(site, item.id)).done
+    assert len([r for r in tracker.fake.requests if r.method == "GET"]) == 2  # both pages asked
+
+    page = await alice.get(f"/incidents/{ref}")  # the tracker answers again: the next showing catches up
+    assert "Reopen" in followup_html(page.text, item.id) and (await stored(site, item.id)).done
+
+
+@pytest.mark.parametrize("bot_config", [{}])
+async def test_without_a_tracker_there_is_no_create_issue_button(site: BotHarness, alice: Browser) -> None:
+    ref, item = await one_followup(site)
+    page = await alice.get(f"/incidents/{ref}")
+    li = followup_html(page.text, item.id)
+    assert "Mark done" in li and "Create issue" not in li
+    told = await alice.post(f"/incidents/{ref}/followups/{item.id}/issue", {"csrf": csrf_of(page.text)})
+    assert told.status_code == 409 and "issue_tracker" in followup_html(told.text, item.id)
