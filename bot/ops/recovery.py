@@ -21,7 +21,7 @@ from bot.ops.models import Action, AuditLog
 
 log = logging.getLogger(__name__)
 
-# Beyond its deploy timeout a follow still re-checks health for a little while (ops.flows).
+# Beyond its deploy timeout a follow still re-checks health for a little while (ops.runner).
 FOLLOW_MARGIN = timedelta(minutes=5)
 
 

@@ -1,6 +1,6 @@
 """Playbooks in an incident: start on declare (or offer a picker), step through, run step actions.
 
-Flows take `deps`; the database work is in `service`, Slack behind the `PlaybookChat` port. The
+Flows take `deps`; the database work is in `runs`, `steps` and `checklist`, Slack behind the `PlaybookChat` port. The
 progress message is one message per incident, edited in place: a refresh reads the state from
 the database and renders it, serialised per run so two quick clicks never leave an older
 rendering on top of a newer one.
@@ -18,14 +18,15 @@ from bot.deps import Deps
 from bot.exceptions import BotError, ChatError, InvalidState, NotFound
 from bot.incidents import access
 from bot.incidents.models import Incident
-from bot.playbooks import service
-from bot.playbooks.access import visible_incident
+from bot.playbooks import checklist, runs, steps
+from bot.playbooks.access import ensure_allowed, visible_incident
+from bot.playbooks.checklist import Progress
 from bot.playbooks.models import StepStatus
 from bot.playbooks.ports import PlaybookChat
 from bot.playbooks.registry import PlaybookRegistry
 from bot.playbooks.render import build_context, outside_view, render_or_raw
 from bot.playbooks.schema import Action, Playbook, Step
-from bot.playbooks.service import Progress, StepChange
+from bot.playbooks.steps import StepChange
 from bot.signals import IncidentChannelReady
 
 log = logging.getLogger(__name__)
@@ -60,7 +61,7 @@ async def refresh(deps: Deps, *, run_id: int) -> Progress:
     """Render the run's progress into its message: edit it in place, or post it the first time."""
     async with _lock(deps, run_id):
         async with deps.db.session() as session:
-            progress = await service.progress(session, run_id=run_id, config=deps.settings.config)
+            progress = await checklist.progress(session, run_id=run_id, config=deps.settings.config)
             incident = await session.get(Incident, progress.incident_id)  # loaded by `progress`: no query
             assert incident is not None
         port = chat(deps)
@@ -73,7 +74,7 @@ async def refresh(deps: Deps, *, run_id: int) -> Progress:
             return progress  # no channel (its creation failed): shown once the playbook is started again
         ts = await port.post_progress(channel_id=incident.channel_id, progress=progress)
         async with deps.db.session() as session:
-            await service.set_progress_message(session, run_id=run_id, channel=incident.channel_id, ts=ts)
+            await runs.set_progress_message(session, run_id=run_id, channel=incident.channel_id, ts=ts)
         return progress
 
 
@@ -106,10 +107,10 @@ async def start_playbook(
             raise NotFound(f"INC-{incident_id} does not exist")
         if not incident.is_open:
             raise InvalidState(f"{incident.ref} is resolved: playbooks are for open incidents.")
-        previous = await service.current_run(session, incident_id=incident_id)
+        previous = await runs.current_run(session, incident_id=incident_id)
         running = previous is not None and previous.playbook_id == playbook.id and previous.finished_at is None
         if not running:
-            run = await service.start(
+            run = await runs.start(
                 session, incident=incident, playbook=playbook, actor=actor, now=deps.clock.now(), reason=reason
             )
     if running:
@@ -130,7 +131,7 @@ async def on_channel_ready(deps: Deps, event: IncidentChannelReady) -> None:
             return
         if not incident.channel_id:
             return  # the signal promises a channel; a row changed meanwhile is no place to post
-        running = await service.current_run(session, incident_id=event.incident_id)
+        running = await runs.current_run(session, incident_id=event.incident_id)
     if running is not None:
         return  # delivered twice, or started by hand already
     note = ""
@@ -169,7 +170,7 @@ async def pick(deps: Deps, *, incident_id: int, playbook_id: str, actor: str, pi
     await access.find(deps, number=incident_id, person=actor)
     async with deps.db.session() as session:
         incident = await session.get(Incident, incident_id)
-        running = await service.current_run(session, incident_id=incident_id)
+        running = await runs.current_run(session, incident_id=incident_id)
     if running is not None and running.playbook_id != playbook_id:
         raise InvalidState(
             f"The {running.playbook_title} playbook is running already; to change it type "
@@ -189,7 +190,7 @@ async def _start_on_message(deps: Deps, *, incident: Incident, playbook_id: str,
     playbook = registry(deps).get(playbook_id)
     assert incident.id is not None and incident.channel_id is not None
     async with deps.db.session() as session:
-        run = await service.start(
+        run = await runs.start(
             session,
             incident=incident,
             playbook=playbook,
@@ -198,7 +199,7 @@ async def _start_on_message(deps: Deps, *, incident: Incident, playbook_id: str,
             reason=f"picked by {actor}",
         )
         assert run.id is not None
-        await service.set_progress_message(session, run_id=run.id, channel=incident.channel_id, ts=ts)
+        await runs.set_progress_message(session, run_id=run.id, channel=incident.channel_id, ts=ts)
     progress = await refresh(deps, run_id=run.id)
     return Started(progress=progress, switched_from=None)
 
@@ -221,7 +222,7 @@ async def change_step(
     if not incident.is_open:
         raise InvalidState(f"{incident.ref} is resolved; its checklist is closed.")
     async with deps.db.session() as session:
-        change = await service.change_step(
+        change = await steps.change_step(
             session, run_id=run_id, step_id=step_id, to=to, actor=actor, now=deps.clock.now()
         )
     await _refresh_quietly(deps, run_id)
@@ -254,14 +255,14 @@ async def run_action(
     """Run a step's action for `actor`; every outcome (also "not available") is recorded and shown."""
     await visible_incident(deps, run_id=run_id, actor=actor, message=message)
     async with deps.db.session() as session:
-        run, playbook, step, incident = await service.step_for_action(session, run_id=run_id, step_id=step_id)
-        service.ensure_allowed(playbook, incident, actor)
+        run, playbook, step, incident = await steps.step_for_action(session, run_id=run_id, step_id=step_id)
+        ensure_allowed(playbook, incident, actor)
     if not run.current:
         raise InvalidState("This playbook was replaced by another one; use the newest progress message.")
     if not incident.is_open:
         raise InvalidState(f"{incident.ref} is resolved.")
     assert step.action is not None
-    target = service.target_service(step, incident)
+    target = steps.target_service(step, incident)
     failure: BotError | None = None
     try:
         if step.action == Action.STATUS:
@@ -278,7 +279,7 @@ async def run_action(
         failure = exc
         result = ActionResult(step.action, False, str(exc))
     async with deps.db.session() as session:
-        await service.record_action_result(
+        await steps.record_action_result(
             session,
             run_id=run_id,
             step_id=step_id,

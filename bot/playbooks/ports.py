@@ -7,7 +7,7 @@ The chat port is implemented in `bot/slack/adapters/playbooks.py` and attached a
 - `status`   `bot.health.checker.check_all` (the health domain's checker, on the shared httpx client)
 - `restart`, `rollback`  `deps.services["ops_offer"]`: an async callable that shows the same
   confirmation `/restart` and `/rollback` show (same permissions, same Confirm button), see `OpsOffer`;
-  the playbook Slack listener provides one built on `bot.ops.flows.prepare` when ops is set up
+  the playbook Slack listener provides one built on `bot.ops.confirmations.prepare` when ops is set up
 - `page`     `deps.services["escalator"].escalate_now(incident_id, actor=...)`, see `Escalation`
 - `notify`   the chat port's `notify`
 """
@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from bot.incidents.models import Incident
+    from bot.playbooks.checklist import Progress
     from bot.playbooks.schema import Playbook
-    from bot.playbooks.service import Progress
 
 
 class PlaybookChat(Protocol):

@@ -15,7 +15,7 @@ from typing import Any
 from jinja2 import StrictUndefined, Template, TemplateError, TemplateSyntaxError, UndefinedError
 from jinja2.sandbox import SandboxedEnvironment
 
-from bot.config import BotConfig
+from bot.config import BotConfig, Service
 
 _env = SandboxedEnvironment(
     undefined=StrictUndefined,
@@ -88,13 +88,35 @@ def build_context(
     """Variables for an incident. Missing facts become CAPITALISED placeholders the reader fills in."""
     service_name = service or getattr(incident, "service", None) or None
     svc = config.services.get(service_name) if (config is not None and service_name) else None
+    channel_name = getattr(incident, "channel_name", None)
+    return {
+        "service": service_name or _placeholder("service"),
+        **_service_facts(svc, service_name),
+        "channel": f"#{channel_name}" if channel_name else "the incident channel",
+        "channel_id": getattr(incident, "channel_id", None) or "",
+        "playbook": PlaybookView(id=playbook_id, title=playbook_title),
+        "incident": _incident_view(incident, service_name),
+    }
+
+
+def _service_facts(svc: Service | None, service_name: str | None) -> dict[str, str]:
+    """What bot.yml says of the service: health URL, platform, and where it runs on Kubernetes."""
     namespace = deployment = None
     if svc is not None and svc.kubernetes is not None:
         namespace, deployment = svc.kubernetes.namespace, svc.kubernetes.deployment
-    channel_name = getattr(incident, "channel_name", None)
+    return {
+        "health_url": (svc.health_url if svc is not None and svc.health_url else _placeholder("health_url")),
+        "platform": (svc.platform if svc is not None and svc.platform else _placeholder("platform")),
+        "namespace": namespace or _placeholder("namespace"),
+        "deployment": deployment or service_name or _placeholder("deployment"),
+    }
+
+
+def _incident_view(incident: Any, service_name: str | None) -> IncidentView:
+    """The incident as templates see it: plain strings, never None (any object with these attributes)."""
     declared_at = getattr(incident, "declared_at", None)
     number = getattr(incident, "id", None) or 0
-    view = IncidentView(
+    return IncidentView(
         number=number,
         ref=f"INC-{number}",
         title=str(getattr(incident, "title", "") or ""),
@@ -105,17 +127,6 @@ def build_context(
         declared_by=str(getattr(incident, "declared_by", "") or ""),
         declared_at=declared_at.strftime("%Y-%m-%d %H:%M UTC") if declared_at else "",
     )
-    return {
-        "service": service_name or _placeholder("service"),
-        "health_url": (svc.health_url if svc is not None and svc.health_url else _placeholder("health_url")),
-        "platform": (svc.platform if svc is not None and svc.platform else _placeholder("platform")),
-        "namespace": namespace or _placeholder("namespace"),
-        "deployment": deployment or service_name or _placeholder("deployment"),
-        "channel": f"#{channel_name}" if channel_name else "the incident channel",
-        "channel_id": getattr(incident, "channel_id", None) or "",
-        "playbook": PlaybookView(id=playbook_id, title=playbook_title),
-        "incident": view,
-    }
 
 
 def sample_context(*, playbook_id: str = "sample", playbook_title: str = "Sample") -> dict[str, Any]:

@@ -16,7 +16,8 @@ from bot.db import Database
 from bot.deps import Deps
 from bot.exceptions import ChatError
 from bot.incidents.models import Incident
-from bot.ops.flows import OpsRuntime, Plan, Report, Step
+from bot.ops.plans import Plan, Report, Step
+from bot.ops.runtime import OpsRuntime
 from bot.platforms.registry import Platforms
 from bot.settings import Settings
 from tests.fakes.railway import FakeRailway

@@ -6,10 +6,11 @@ import pytest
 
 from bot.config import Permissions
 from bot.exceptions import InvalidState, NotFound, PermissionDenied, PlatformAuthError, PlatformRateLimited
-from bot.ops import flows
+from bot.ops import confirmations, execution
 from bot.ops import service as audit
-from bot.ops.flows import PlanRef
+from bot.ops import status as ops_status
 from bot.ops.models import Action, AuditLog, Outcome
+from bot.ops.plans import PlanRef
 from bot.ops.service import AlreadyHandled, check_permission
 from bot.platforms.base import DeployStatus
 from bot.timeline import service as timeline
@@ -67,7 +68,9 @@ async def test_a_failed_group_lookup_refuses_and_says_why() -> None:
 async def test_a_refusal_is_audited_and_on_the_incident_timeline(world: World) -> None:
     incident = await world.incident()
     with pytest.raises(PermissionDenied, match="may restart"):
-        await flows.prepare(world.deps, action="restart", service="gateway", user_id="U0CAROL", incident_id=incident)
+        await confirmations.prepare(
+            world.deps, action="restart", service="gateway", user_id="U0CAROL", incident_id=incident
+        )
 
     [entry] = await _audit(world)
     assert (entry.actor, entry.action, entry.service, entry.outcome) == ("U0CAROL", "restart", "gateway", "refused")
@@ -82,16 +85,16 @@ async def test_a_refusal_is_audited_and_on_the_incident_timeline(world: World) -
 
 async def test_unknown_service_suggests_the_closest(world: World) -> None:
     with pytest.raises(NotFound, match="did you mean gateway"):
-        await flows.prepare(world.deps, action="restart", service="gatway", user_id="U0LEAD")
+        await confirmations.prepare(world.deps, action="restart", service="gatway", user_id="U0LEAD")
 
 
 async def test_a_service_without_platform_says_so(world: World) -> None:
     with pytest.raises(NotFound, match="no deploy platform"):
-        await flows.prepare(world.deps, action="restart", service="docs", user_id="U0LEAD")
+        await confirmations.prepare(world.deps, action="restart", service="docs", user_id="U0LEAD")
 
 
 async def test_restart_plan_names_service_platform_and_live_deployment(world: World) -> None:
-    plan = await flows.prepare(world.deps, action="restart", service="Gateway", user_id="U0ALICE")
+    plan = await confirmations.prepare(world.deps, action="restart", service="Gateway", user_id="U0ALICE")
 
     assert plan.ready
     assert (plan.service, plan.platform, plan.platform_name) == ("gateway", "railway", "Railway")
@@ -102,7 +105,7 @@ async def test_restart_plan_names_service_platform_and_live_deployment(world: Wo
 async def test_rollback_plan_picks_the_newest_good_deployment_before_the_live_one(world: World) -> None:
     world.railway.deployments.clear()
     world.railway.seed(["v1", "v2", "v3", "v4"], statuses=["REMOVED", "FAILED", "SUCCESS", "FAILED"])
-    plan = await flows.prepare(world.deps, action="rollback", service="gateway", user_id="U0LEAD")
+    plan = await confirmations.prepare(world.deps, action="rollback", service="gateway", user_id="U0LEAD")
 
     assert plan.ready
     assert plan.current is not None and plan.current.id == world.railway.id_of("v3")
@@ -111,7 +114,9 @@ async def test_rollback_plan_picks_the_newest_good_deployment_before_the_live_on
 
 async def test_rollback_plan_with_an_id(world: World) -> None:
     wanted = world.railway.id_of("v1")
-    plan = await flows.prepare(world.deps, action="rollback", service="gateway", user_id="U0CTO", target_id=wanted[:8])
+    plan = await confirmations.prepare(
+        world.deps, action="rollback", service="gateway", user_id="U0CTO", target_id=wanted[:8]
+    )
 
     assert plan.target is not None and plan.target.id == wanted
     assert [d.id for d in plan.candidates] == [world.railway.id_of("v2")]
@@ -120,14 +125,14 @@ async def test_rollback_plan_with_an_id(world: World) -> None:
 async def test_rollback_with_nothing_to_go_back_to_lists_candidates(world: World) -> None:
     world.railway.deployments.clear()
     world.railway.seed(["v1", "v2"], statuses=["FAILED", "SUCCESS"])
-    plan = await flows.prepare(world.deps, action="rollback", service="gateway", user_id="U0LEAD")
+    plan = await confirmations.prepare(world.deps, action="rollback", service="gateway", user_id="U0LEAD")
 
     assert not plan.ready and "no earlier successful deployment" in plan.problem
     assert [d.id for d in plan.candidates] == [world.railway.id_of("v1")]
 
 
 async def test_rollback_with_an_unknown_id_lists_candidates(world: World) -> None:
-    plan = await flows.prepare(
+    plan = await confirmations.prepare(
         world.deps, action="rollback", service="gateway", user_id="U0LEAD", target_id="nope-nope"
     )
     assert not plan.ready and "not among" in plan.problem
@@ -146,8 +151,10 @@ def test_plan_ref_round_trips_and_rejects_garbage() -> None:
 
 async def test_restart_runs_follows_rechecks_health_and_reports(world: World) -> None:
     incident = await world.incident()
-    plan = await flows.prepare(world.deps, action="restart", service="gateway", user_id="U0ALICE", incident_id=incident)
-    report = await flows.execute(world.deps, ref=plan.ref, user_id="U0ALICE", progress=world.progress)
+    plan = await confirmations.prepare(
+        world.deps, action="restart", service="gateway", user_id="U0ALICE", incident_id=incident
+    )
+    report = await execution.execute(world.deps, ref=plan.ref, user_id="U0ALICE", progress=world.progress)
 
     assert report.succeeded, report.message
     assert report.health is not None and report.health.ok
@@ -164,8 +171,10 @@ async def test_restart_runs_follows_rechecks_health_and_reports(world: World) ->
 
 async def test_rollback_by_id_reaches_the_target(world: World) -> None:
     wanted = world.railway.id_of("v1")
-    plan = await flows.prepare(world.deps, action="rollback", service="gateway", user_id="U0LEAD", target_id=wanted)
-    report = await flows.execute(world.deps, ref=plan.ref, user_id="U0LEAD", progress=world.progress)
+    plan = await confirmations.prepare(
+        world.deps, action="rollback", service="gateway", user_id="U0LEAD", target_id=wanted
+    )
+    report = await execution.execute(world.deps, ref=plan.ref, user_id="U0LEAD", progress=world.progress)
 
     assert report.succeeded and world.railway.live_version() == "v1"
     [entry] = await _audit(world)
@@ -175,8 +184,10 @@ async def test_rollback_by_id_reaches_the_target(world: World) -> None:
 async def test_a_deploy_that_fails_is_reported_and_audited_failed(world: World) -> None:
     incident = await world.incident()
     world.railway.fail_next_deploy()
-    plan = await flows.prepare(world.deps, action="rollback", service="gateway", user_id="U0LEAD", incident_id=incident)
-    report = await flows.execute(world.deps, ref=plan.ref, user_id="U0LEAD", progress=world.progress)
+    plan = await confirmations.prepare(
+        world.deps, action="rollback", service="gateway", user_id="U0LEAD", incident_id=incident
+    )
+    report = await execution.execute(world.deps, ref=plan.ref, user_id="U0LEAD", progress=world.progress)
 
     assert report.outcome is Outcome.FAILED and report.deploy_status is DeployStatus.FAILED
     assert "ended failed" in report.message
@@ -188,8 +199,8 @@ async def test_a_deploy_that_fails_is_reported_and_audited_failed(world: World) 
 
 async def test_a_deploy_that_never_ends_stops_at_the_deploy_timeout(world: World) -> None:
     world.railway.stall()
-    plan = await flows.prepare(world.deps, action="rollback", service="gateway", user_id="U0LEAD")
-    report = await flows.execute(world.deps, ref=plan.ref, user_id="U0LEAD", progress=world.progress)
+    plan = await confirmations.prepare(world.deps, action="rollback", service="gateway", user_id="U0LEAD")
+    report = await execution.execute(world.deps, ref=plan.ref, user_id="U0LEAD", progress=world.progress)
 
     assert report.outcome is Outcome.FAILED and report.timed_out
     assert "after 5m 00s" in report.message
@@ -197,25 +208,27 @@ async def test_a_deploy_that_never_ends_stops_at_the_deploy_timeout(world: World
 
 
 async def test_platform_429_on_the_action_is_a_clear_failure(world: World) -> None:
-    plan = await flows.prepare(world.deps, action="restart", service="gateway", user_id="U0ALICE")
+    plan = await confirmations.prepare(world.deps, action="restart", service="gateway", user_id="U0ALICE")
     world.railway.inject(Fault(429, {"Retry-After": "7"}, {"errors": [{"message": "rate limited"}]}))
     with pytest.raises(PlatformRateLimited) as caught:  # the pre-flight read is throttled: audited, then shown
-        await flows.execute(world.deps, ref=plan.ref, user_id="U0ALICE", progress=world.progress)
+        await execution.execute(world.deps, ref=plan.ref, user_id="U0ALICE", progress=world.progress)
     assert "try again in 7 s" in str(caught.value)
     [entry] = await _audit(world)
     assert entry.outcome == "failed" and "could not start" in entry.detail
     assert world.railway.restarts == 0
 
     # The same confirmation still works once the platform lets us through.
-    report = await flows.execute(world.deps, ref=plan.ref, user_id="U0ALICE", progress=world.progress)
+    report = await execution.execute(world.deps, ref=plan.ref, user_id="U0ALICE", progress=world.progress)
     assert report.succeeded
 
 
 async def test_platform_429_on_the_mutation_is_reported(world: World) -> None:
     incident = await world.incident()
-    plan = await flows.prepare(world.deps, action="restart", service="gateway", user_id="U0ALICE", incident_id=incident)
+    plan = await confirmations.prepare(
+        world.deps, action="restart", service="gateway", user_id="U0ALICE", incident_id=incident
+    )
     world.railway.throttle_next(9, body_contains="deploymentRestart")
-    report = await flows.execute(world.deps, ref=plan.ref, user_id="U0ALICE", progress=world.progress)
+    report = await execution.execute(world.deps, ref=plan.ref, user_id="U0ALICE", progress=world.progress)
 
     assert report.outcome is Outcome.FAILED
     assert report.message == "Railway refused the restart: Railway is rate-limiting the bot; try again in 9 s"
@@ -227,11 +240,11 @@ async def test_platform_429_on_the_mutation_is_reported(world: World) -> None:
 
 
 async def test_auth_error_is_reported_without_a_stack_trace(world: World) -> None:
-    plan = await flows.prepare(world.deps, action="restart", service="gateway", user_id="U0ALICE")
+    plan = await confirmations.prepare(world.deps, action="restart", service="gateway", user_id="U0ALICE")
     world.railway.account_token = "rotated"
     world.railway.project_token = None
     with pytest.raises(PlatformAuthError) as caught:
-        await flows.execute(world.deps, ref=plan.ref, user_id="U0ALICE", progress=world.progress)
+        await execution.execute(world.deps, ref=plan.ref, user_id="U0ALICE", progress=world.progress)
     assert "Railway refused" in str(caught.value) and "RAILWAY_TOKEN" in str(caught.value)
     assert "Traceback" not in str(caught.value)
     [entry] = await _audit(world)
@@ -239,20 +252,20 @@ async def test_auth_error_is_reported_without_a_stack_trace(world: World) -> Non
 
 
 async def test_a_second_click_on_the_same_confirmation_does_nothing(world: World) -> None:
-    plan = await flows.prepare(world.deps, action="rollback", service="gateway", user_id="U0LEAD")
-    await flows.execute(world.deps, ref=plan.ref, user_id="U0LEAD", progress=world.progress)
+    plan = await confirmations.prepare(world.deps, action="rollback", service="gateway", user_id="U0LEAD")
+    await execution.execute(world.deps, ref=plan.ref, user_id="U0LEAD", progress=world.progress)
     with pytest.raises(AlreadyHandled):
-        await flows.execute(world.deps, ref=plan.ref, user_id="U0CTO", progress=world.progress)
+        await execution.execute(world.deps, ref=plan.ref, user_id="U0CTO", progress=world.progress)
     assert [e.outcome for e in await _audit(world)] == ["succeeded"]
 
 
 async def test_two_clicks_at_once_run_the_action_once(world: World) -> None:
     import asyncio
 
-    plan = await flows.prepare(world.deps, action="restart", service="gateway", user_id="U0ALICE")
+    plan = await confirmations.prepare(world.deps, action="restart", service="gateway", user_id="U0ALICE")
     results = await asyncio.gather(
-        flows.execute(world.deps, ref=plan.ref, user_id="U0ALICE", progress=world.progress),
-        flows.execute(world.deps, ref=plan.ref, user_id="U0BOB", progress=world.progress),
+        execution.execute(world.deps, ref=plan.ref, user_id="U0ALICE", progress=world.progress),
+        execution.execute(world.deps, ref=plan.ref, user_id="U0BOB", progress=world.progress),
         return_exceptions=True,
     )
 
@@ -262,10 +275,12 @@ async def test_two_clicks_at_once_run_the_action_once(world: World) -> None:
 
 async def test_cancel_is_audited_and_closes_the_confirmation(world: World) -> None:
     incident = await world.incident()
-    plan = await flows.prepare(world.deps, action="restart", service="gateway", user_id="U0ALICE", incident_id=incident)
-    await flows.cancel(world.deps, ref=plan.ref, user_id="U0ALICE")
+    plan = await confirmations.prepare(
+        world.deps, action="restart", service="gateway", user_id="U0ALICE", incident_id=incident
+    )
+    await confirmations.cancel(world.deps, ref=plan.ref, user_id="U0ALICE")
     with pytest.raises(AlreadyHandled):
-        await flows.execute(world.deps, ref=plan.ref, user_id="U0ALICE", progress=world.progress)
+        await execution.execute(world.deps, ref=plan.ref, user_id="U0ALICE", progress=world.progress)
 
     [entry] = await _audit(world)
     assert entry.outcome == "cancelled"
@@ -274,36 +289,36 @@ async def test_cancel_is_audited_and_closes_the_confirmation(world: World) -> No
 
 
 async def test_a_stranger_cannot_cancel_someone_elses_confirmation(world: World) -> None:
-    plan = await flows.prepare(world.deps, action="restart", service="gateway", user_id="U0ALICE")
+    plan = await confirmations.prepare(world.deps, action="restart", service="gateway", user_id="U0ALICE")
     with pytest.raises(PermissionDenied):
-        await flows.cancel(world.deps, ref=plan.ref, user_id="U0CAROL")
+        await confirmations.cancel(world.deps, ref=plan.ref, user_id="U0CAROL")
 
 
 async def test_a_click_by_someone_not_allowed_is_refused_and_does_not_burn_the_confirmation(world: World) -> None:
-    plan = await flows.prepare(world.deps, action="rollback", service="gateway", user_id="U0LEAD")
+    plan = await confirmations.prepare(world.deps, action="rollback", service="gateway", user_id="U0LEAD")
     with pytest.raises(PermissionDenied):
-        await flows.execute(world.deps, ref=plan.ref, user_id="U0ALICE", progress=world.progress)
-    report = await flows.execute(world.deps, ref=plan.ref, user_id="U0LEAD", progress=world.progress)
+        await execution.execute(world.deps, ref=plan.ref, user_id="U0ALICE", progress=world.progress)
+    report = await execution.execute(world.deps, ref=plan.ref, user_id="U0LEAD", progress=world.progress)
 
     assert report.succeeded
     assert [e.outcome for e in await _audit(world)] == ["refused", "succeeded"]
 
 
 async def test_a_plan_gone_stale_is_refused(world: World) -> None:
-    plan = await flows.prepare(world.deps, action="rollback", service="gateway", user_id="U0LEAD")
-    other = await flows.prepare(world.deps, action="rollback", service="gateway", user_id="U0CTO")
-    await flows.execute(world.deps, ref=other.ref, user_id="U0CTO", progress=world.progress)
+    plan = await confirmations.prepare(world.deps, action="rollback", service="gateway", user_id="U0LEAD")
+    other = await confirmations.prepare(world.deps, action="rollback", service="gateway", user_id="U0CTO")
+    await execution.execute(world.deps, ref=other.ref, user_id="U0CTO", progress=world.progress)
 
     with pytest.raises(InvalidState, match="changed since this was shown"):
-        await flows.execute(world.deps, ref=plan.ref, user_id="U0LEAD", progress=world.progress)
+        await execution.execute(world.deps, ref=plan.ref, user_id="U0LEAD", progress=world.progress)
     assert [e.outcome for e in await _audit(world)] == ["succeeded", "refused"]
 
 
 async def test_unhealthy_after_deploy_is_retried_then_reported(world: World) -> None:
     world.health.status = 503
     world.health.body = {"status": "DOWN", "components": {"db": {"status": "DOWN"}}}
-    plan = await flows.prepare(world.deps, action="restart", service="gateway", user_id="U0ALICE")
-    report = await flows.execute(world.deps, ref=plan.ref, user_id="U0ALICE", progress=world.progress)
+    plan = await confirmations.prepare(world.deps, action="restart", service="gateway", user_id="U0ALICE")
+    report = await execution.execute(world.deps, ref=plan.ref, user_id="U0ALICE", progress=world.progress)
 
     assert report.succeeded  # the restart itself worked
     assert "health is still failing" in report.message and "db" in report.message
@@ -316,7 +331,7 @@ async def test_unhealthy_after_deploy_is_retried_then_reported(world: World) -> 
 async def test_status_of_everything_is_recorded_in_an_incident(world: World) -> None:
     incident = await world.incident()
     world.health.status = 503
-    report = await flows.status(world.deps, actor="U0BOB", incident_id=incident)
+    report = await ops_status.status(world.deps, actor="U0BOB", incident_id=incident)
 
     assert [r.service for r in report.results] == ["gateway", "docs"]
     assert report.overall.value == "failing"
@@ -325,7 +340,7 @@ async def test_status_of_everything_is_recorded_in_an_incident(world: World) -> 
 
 
 async def test_status_of_one_service_adds_its_deployments(world: World) -> None:
-    report = await flows.status(world.deps, service="gateway")
+    report = await ops_status.status(world.deps, service="gateway")
 
     assert report.platform_name == "Railway"
     assert report.current is not None and report.current.id == world.railway.id_of("v3")
@@ -335,7 +350,7 @@ async def test_status_of_one_service_adds_its_deployments(world: World) -> None:
 async def test_status_still_answers_when_the_platform_fails(world: World) -> None:
     world.railway.account_token = "rotated"
     world.railway.project_token = None
-    report = await flows.status(world.deps, service="gateway")
+    report = await ops_status.status(world.deps, service="gateway")
 
     assert report.results[0].ok
     assert "refused" in report.deploy_error
@@ -344,8 +359,12 @@ async def test_status_still_answers_when_the_platform_fails(world: World) -> Non
 async def test_a_huge_typed_deployment_id_is_refused_and_audited_without_overflowing(world: World) -> None:
     typed = "x" * 5000
     with pytest.raises(PermissionDenied):
-        await flows.prepare(world.deps, action="rollback", service="gateway", user_id="U0CAROL", target_id=typed)
-    plan = await flows.prepare(world.deps, action="rollback", service="gateway", user_id="U0LEAD", target_id=typed)
+        await confirmations.prepare(
+            world.deps, action="rollback", service="gateway", user_id="U0CAROL", target_id=typed
+        )
+    plan = await confirmations.prepare(
+        world.deps, action="rollback", service="gateway", user_id="U0LEAD", target_id=typed
+    )
 
     assert not plan.ready and len(plan.problem) < 200
     [entry] = await _audit(world)
@@ -353,14 +372,14 @@ async def test_a_huge_typed_deployment_id_is_refused_and_audited_without_overflo
 
 
 async def test_a_bug_while_following_is_recorded_as_a_failure_not_left_started(world: World) -> None:
-    plan = await flows.prepare(world.deps, action="restart", service="gateway", user_id="U0ALICE")
+    plan = await confirmations.prepare(world.deps, action="restart", service="gateway", user_id="U0ALICE")
     client = world.deps.services["ops"].platforms.get("gateway")
 
     async def broken(deployment_id: str) -> None:
         raise RuntimeError("bug")
 
     client.deployment_status = broken
-    report = await flows.execute(world.deps, ref=plan.ref, user_id="U0ALICE", progress=world.progress)
+    report = await execution.execute(world.deps, ref=plan.ref, user_id="U0ALICE", progress=world.progress)
 
     assert report.outcome is Outcome.FAILED and "logged" in report.message
     [entry] = await _audit(world)

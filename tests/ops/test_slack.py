@@ -437,7 +437,7 @@ def test_status_of_one_service_says_the_http_status_once(status: int, reason: st
 
     from bot.health.checker import HealthResult
     from bot.health.classify import HealthState
-    from bot.ops.flows import StatusReport
+    from bot.ops.status import StatusReport
     from bot.slack.adapters.ops import status_blocks
 
     result = HealthResult(

@@ -13,7 +13,7 @@ from bot.db import Database
 from bot.exceptions import InvalidState, NotFound, PermissionDenied
 from bot.incidents import service as incidents
 from bot.incidents.models import Incident, IncidentCreate, Role
-from bot.playbooks import service
+from bot.playbooks import checklist, runs, steps
 from bot.playbooks.loader import load_playbooks
 from bot.playbooks.models import PlaybookRun, StepStatus
 from bot.playbooks.registry import PlaybookRegistry
@@ -40,7 +40,7 @@ async def declare(db: Database, title: str = "Checkout API down", *, service_nam
 
 async def start(db: Database, incident: Incident, registry: PlaybookRegistry, playbook_id: str) -> PlaybookRun:
     async with db.session() as session:
-        return await service.start(
+        return await runs.start(
             session, incident=incident, playbook=registry.get(playbook_id), actor="U0ALICE", now=T0, reason="test"
         )
 
@@ -54,7 +54,7 @@ async def test_start_creates_pending_steps_and_a_timeline_event(db: Database, re
     incident = await declare(db)
     run = await start(db, incident, registry, "service-down")
     async with db.session() as session:
-        states = await service.step_states(session, run_id=run.id or 0)
+        states = await runs.step_states(session, run_id=run.id or 0)
         stored = await incidents.get(session, number=incident.id or 0)
     assert [s.step_id for s in states] == [s.id for s in registry.get("service-down").steps]
     assert {s.state for s in states} == {StepStatus.PENDING}
@@ -76,9 +76,9 @@ async def test_switching_closes_the_old_run_with_a_note(db: Database, registry: 
     old = await start(db, incident, registry, "service-down")
     new = await start(db, incident, registry, "database")
     async with db.session() as session:
-        current = await service.current_run(session, incident_id=incident.id or 0)
-        old_now = await service.get_run(session, run_id=old.id or 0)
-        all_runs = await service.runs(session, incident_id=incident.id or 0)
+        current = await runs.current_run(session, incident_id=incident.id or 0)
+        old_now = await runs.get_run(session, run_id=old.id or 0)
+        all_runs = await runs.runs(session, incident_id=incident.id or 0)
     assert current is not None and current.id == new.id and current.playbook_id == "database"
     assert old_now.current is None and old_now.finished_reason == "switched" and old_now.finished_at == T0
     assert [r.playbook_id for r in all_runs] == ["service-down", "database"]
@@ -91,7 +91,7 @@ async def test_switching_closes_the_old_run_with_a_note(db: Database, registry: 
     # Buttons on the old progress message no longer change anything.
     async with db.session() as session:
         with pytest.raises(InvalidState, match="replaced"):
-            await service.complete_step(session, run_id=old.id or 0, step_id="logs", actor="U0BOB", now=T0)
+            await steps.complete_step(session, run_id=old.id or 0, step_id="logs", actor="U0BOB", now=T0)
 
 
 async def test_complete_and_skip_are_recorded_once_with_who(db: Database, registry: PlaybookRegistry) -> None:
@@ -100,12 +100,12 @@ async def test_complete_and_skip_are_recorded_once_with_who(db: Database, regist
     later = T0 + timedelta(minutes=3)
     rid = run.id or 0
     async with db.session() as session:
-        first = await service.complete_step(session, run_id=rid, step_id="check-health", actor="U0BOB", now=later)
+        first = await steps.complete_step(session, run_id=rid, step_id="check-health", actor="U0BOB", now=later)
     async with db.session() as session:
-        again = await service.complete_step(session, run_id=rid, step_id="check-health", actor="U0CAROL", now=later)
+        again = await steps.complete_step(session, run_id=rid, step_id="check-health", actor="U0CAROL", now=later)
     async with db.session() as session:
-        skip_done = await service.skip_step(session, run_id=rid, step_id="check-health", actor="U0CAROL", now=later)
-        skipped = await service.skip_step(
+        skip_done = await steps.skip_step(session, run_id=rid, step_id="check-health", actor="U0CAROL", now=later)
+        skipped = await steps.skip_step(
             session, run_id=run.id or 0, step_id="recent-deploys", actor="U0CAROL", now=later, reason="no deploy today"
         )
     assert first.recorded and first.state == StepStatus.DONE and first.by == "U0BOB"
@@ -113,13 +113,13 @@ async def test_complete_and_skip_are_recorded_once_with_who(db: Database, regist
     assert again.step_title == "Check the health endpoints"  # what the losing click is told about
     assert not skip_done.recorded
     assert skipped.recorded and skipped.state == StepStatus.SKIPPED
-    steps = await events(db, incident.id or 0, "playbook_step")
-    assert [(e.actor, e.data["status"], e.data["step_id"]) for e in steps] == [
+    step_events = await events(db, incident.id or 0, "playbook_step")
+    assert [(e.actor, e.data["status"], e.data["step_id"]) for e in step_events] == [
         ("U0BOB", "done", "check-health"),
         ("U0CAROL", "skipped", "recent-deploys"),
     ]
-    assert steps[0].at == later
-    assert steps[1].text.endswith("Look at what changed (a required step): no deploy today")
+    assert step_events[0].at == later
+    assert step_events[1].text.endswith("Look at what changed (a required step): no deploy today")
 
 
 async def test_two_people_clicking_the_same_step_at_once_record_it_once(
@@ -128,9 +128,9 @@ async def test_two_people_clicking_the_same_step_at_once_record_it_once(
     incident = await declare(db)
     run = await start(db, incident, registry, "service-down")
 
-    async def click(user: str, step_id: str) -> service.StepChange:
+    async def click(user: str, step_id: str) -> steps.StepChange:
         async with db.session() as session:
-            return await service.complete_step(session, run_id=run.id or 0, step_id=step_id, actor=user, now=T0)
+            return await steps.complete_step(session, run_id=run.id or 0, step_id=step_id, actor=user, now=T0)
 
     for step_id in ("check-health", "recent-deploys", "logs"):
         results = await asyncio.gather(*(click(user, step_id) for user in ("U0BOB", "U0CAROL", "U0LEAD")))
@@ -151,12 +151,12 @@ async def test_finishing_the_required_steps_completes_the_run(db: Database, regi
         if not step.required:
             continue
         async with db.session() as session:
-            change = await service.complete_step(session, run_id=run.id or 0, step_id=step.id, actor="U0BOB", now=T0)
+            change = await steps.complete_step(session, run_id=run.id or 0, step_id=step.id, actor="U0BOB", now=T0)
         finished.append(change.finished)
     assert finished == [False] * (len(finished) - 1) + [True]
     async with db.session() as session:
-        done_run = await service.get_run(session, run_id=run.id or 0)
-        progress = await service.progress(session, run_id=done_run.id or 0)
+        done_run = await runs.get_run(session, run_id=run.id or 0)
+        progress = await checklist.progress(session, run_id=done_run.id or 0)
     assert done_run.finished_reason == "completed" and done_run.current is True
     assert progress.finished
     # Optional steps stay open and can still be done.
@@ -169,7 +169,7 @@ async def test_action_results_are_kept_with_their_output(db: Database, registry:
     incident = await declare(db)
     run = await start(db, incident, registry, "service-down")
     async with db.session() as session:
-        state = await service.record_action_result(
+        state = await steps.record_action_result(
             session,
             run_id=run.id or 0,
             step_id="check-health",
@@ -180,14 +180,14 @@ async def test_action_results_are_kept_with_their_output(db: Database, registry:
             now=T0,
         )
     assert state.action_ok is False and state.action_by == "U0BOB"
-    assert state.action_output is not None and len(state.action_output) <= service.OUTPUT_LIMIT
+    assert state.action_output is not None and len(state.action_output) <= steps.OUTPUT_LIMIT
     assert state.action_output.endswith("(truncated)")
     [event] = await events(db, incident.id or 0, "playbook_step")
     assert event.actor == "U0BOB" and event.data["status"] == "status failed"
     assert event.data["output"].startswith("gateway: failing (HTTP 503, database down)")
     # The step itself is still pending: a check is not the decision that the step is done.
     async with db.session() as session:
-        progress = await service.progress(session, run_id=run.id or 0)
+        progress = await checklist.progress(session, run_id=run.id or 0)
     assert progress.steps[0].state == StepStatus.PENDING and progress.steps[0].action_ok is False
 
 
@@ -195,18 +195,18 @@ async def test_progress_renders_the_next_step_for_this_incident(db: Database, re
     incident = await declare(db, "Gateway down")
     run = await start(db, incident, registry, "service-down")
     async with db.session() as session:
-        progress = await service.progress(session, run_id=run.id or 0)
+        progress = await checklist.progress(session, run_id=run.id or 0)
     assert progress.checklist()[:2] == ["⬜ 1. Check the health endpoints", "⬜ 2. Look at what changed"]
     assert progress.next is not None and progress.next.id == "check-health"
     assert progress.next.action == Action.STATUS and progress.next.action_label == "Check health"
     assert progress.next.service == "gateway"
     assert "{{" not in progress.next.instructions and "SERVICE" not in progress.next.instructions
     async with db.session() as session:
-        await service.complete_step(session, run_id=run.id or 0, step_id="check-health", actor="U0BOB", now=T0)
+        await steps.complete_step(session, run_id=run.id or 0, step_id="check-health", actor="U0BOB", now=T0)
     async with db.session() as session:
-        await service.skip_step(session, run_id=run.id or 0, step_id="recent-deploys", actor="U0BOB", now=T0)
+        await steps.skip_step(session, run_id=run.id or 0, step_id="recent-deploys", actor="U0BOB", now=T0)
     async with db.session() as session:
-        progress = await service.progress(session, run_id=run.id or 0)
+        progress = await checklist.progress(session, run_id=run.id or 0)
     assert progress.checklist()[:4] == [
         "✅ 1. Check the health endpoints",
         "⏭ 2. Look at what changed",
@@ -224,10 +224,10 @@ async def test_restricted_playbook_only_the_lead_works_it(db: Database, registry
     run = await start(db, incident, registry, "security-breach")
     async with db.session() as session:
         with pytest.raises(PermissionDenied, match="Only the incident's commander"):
-            await service.complete_step(session, run_id=run.id or 0, step_id="contain", actor="U0BOB", now=T0)
+            await steps.complete_step(session, run_id=run.id or 0, step_id="contain", actor="U0BOB", now=T0)
     async with db.session() as session:
-        change = await service.complete_step(session, run_id=run.id or 0, step_id="contain", actor="U0ALICE", now=T0)
-        progress = await service.progress(session, run_id=run.id or 0)
+        change = await steps.complete_step(session, run_id=run.id or 0, step_id="contain", actor="U0ALICE", now=T0)
+        progress = await checklist.progress(session, run_id=run.id or 0)
     assert change.recorded
     assert progress.private and progress.restricted_note and "Incident lead only" in progress.restricted_note
     # A new commander takes over the playbook.
@@ -237,7 +237,7 @@ async def test_restricted_playbook_only_the_lead_works_it(db: Database, registry
             session, incident=current, role=Role.COMMANDER, user="U0BOB", actor="U0ALICE", now=T0
         )
     async with db.session() as session:
-        change = await service.complete_step(session, run_id=run.id or 0, step_id="escalate", actor="U0BOB", now=T0)
+        change = await steps.complete_step(session, run_id=run.id or 0, step_id="escalate", actor="U0BOB", now=T0)
     assert change.recorded
 
 
@@ -246,6 +246,6 @@ async def test_unknown_step_and_run(db: Database, registry: PlaybookRegistry) ->
     run = await start(db, incident, registry, "service-down")
     async with db.session() as session:
         with pytest.raises(NotFound, match="has no step 'nope'"):
-            await service.complete_step(session, run_id=run.id or 0, step_id="nope", actor="U0BOB", now=T0)
+            await steps.complete_step(session, run_id=run.id or 0, step_id="nope", actor="U0BOB", now=T0)
         with pytest.raises(NotFound):
-            await service.complete_step(session, run_id=9999, step_id="logs", actor="U0BOB", now=T0)
+            await steps.complete_step(session, run_id=9999, step_id="logs", actor="U0BOB", now=T0)

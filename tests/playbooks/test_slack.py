@@ -15,7 +15,7 @@ from bot.check import run_check
 from bot.deps import Deps
 from bot.exceptions import ConfigError
 from bot.incidents.models import Incident
-from bot.playbooks import service
+from bot.playbooks import runs
 from bot.playbooks.models import StepStatus
 from bot.slack.adapters.playbooks import PlaybookActionId
 from tests.conftest import make_settings
@@ -143,9 +143,9 @@ async def step_events(bot: BotHarness, number: int) -> list[Any]:
 
 async def current_states(bot: BotHarness, number: int) -> dict[str, Any]:
     async with bot.deps.db.session() as session:
-        run = await service.current_run(session, incident_id=number)
+        run = await runs.current_run(session, incident_id=number)
         assert run is not None and run.id is not None
-        return {s.step_id: s for s in await service.step_states(session, run_id=run.id)}
+        return {s.step_id: s for s in await runs.step_states(session, run_id=run.id)}
 
 
 # --- starting ------------------------------------------------------------------------------------

@@ -18,8 +18,9 @@ from bot.clock import format_duration
 from bot.exceptions import ChatError
 from bot.health.checker import HealthResult
 from bot.health.classify import HealthState
-from bot.ops.flows import PHASES, Plan, Report, StatusReport, Step
 from bot.ops.models import Action, Outcome
+from bot.ops.plans import PHASES, Plan, Report, Step
+from bot.ops.status import StatusReport
 from bot.platforms.base import Deployment
 from bot.slack import blocks
 from bot.slack.api import UserHandles, call, data

@@ -12,9 +12,9 @@ from collections.abc import Sequence
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.incidents.models import Incident
+from bot.playbooks.checklist import Progress, StepProgress
 from bot.playbooks.models import StepStatus
 from bot.playbooks.schema import Playbook
-from bot.playbooks.service import Progress, StepProgress
 from bot.slack import blocks
 from bot.slack.api import call, data
 from bot.slack.text import MAX_SECTION, chunks, clip, escape, user

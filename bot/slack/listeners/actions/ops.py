@@ -13,8 +13,9 @@ from slack_bolt.context.respond.async_respond import AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.deps import Deps
-from bot.ops import flows
-from bot.ops.flows import Plan, PlanRef, Report, Step
+from bot.ops import confirmations
+from bot.ops.execution import execute
+from bot.ops.plans import Plan, PlanRef, Report, Step
 from bot.ops.service import AlreadyHandled
 from bot.slack.adapters import ops as render
 from bot.slack.adapters.ops import SlackOpsProgress
@@ -47,7 +48,7 @@ class _Confirmed:
 
 async def _ref(deps: Deps, body: dict[str, Any], what: str) -> PlanRef:
     value = (body.get("actions") or [{}])[0].get("value", "")
-    return await flows.pending(deps, value=str(value), user_id=body["user"]["id"], what=what)
+    return await confirmations.pending(deps, value=str(value), user_id=body["user"]["id"], what=what)
 
 
 def _channel(body: dict[str, Any]) -> str:
@@ -69,7 +70,7 @@ def register(app: AsyncApp, deps: Deps) -> None:
             channel = _channel(body)
             inner = SlackOpsProgress(client, channel_id=channel, user_id=user)
             try:
-                report = await flows.execute(
+                report = await execute(
                     deps, ref=ref, user_id=user, progress=_Confirmed(inner, respond, user), channel_id=channel or None
                 )
             except AlreadyHandled:
@@ -93,7 +94,7 @@ def register(app: AsyncApp, deps: Deps) -> None:
             ref = await _ref(deps, body, "cancel")
             user = body["user"]["id"]
             try:
-                await flows.cancel(deps, ref=ref, user_id=user, channel_id=_channel(body) or None)
+                await confirmations.cancel(deps, ref=ref, user_id=user, channel_id=_channel(body) or None)
             except AlreadyHandled:
                 await _already_handled(respond)
                 return

@@ -13,7 +13,7 @@ from slack_bolt.context.respond.async_respond import AsyncRespond
 from bot.deps import Deps
 from bot.exceptions import UsageError
 from bot.incidents import grammar
-from bot.ops import flows as ops_flows
+from bot.ops.confirmations import prepare as prepare_ops
 from bot.ops.models import Action as OpsAction
 from bot.playbooks import flows
 from bot.playbooks.models import StepStatus
@@ -83,7 +83,7 @@ async def _ops_offer(
     flow checks the permission (refusals audited) and builds the plan, the ops confirmation carries
     the Confirm button that `listeners/actions/ops.py` handles."""
     respond: AsyncRespond = context["respond"]
-    plan = await ops_flows.prepare(
+    plan = await prepare_ops(
         deps,
         action=OpsAction(action),
         service=service,

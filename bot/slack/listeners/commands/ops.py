@@ -16,8 +16,9 @@ from slack_bolt.context.respond.async_respond import AsyncRespond
 from bot.deps import Deps
 from bot.exceptions import UsageError
 from bot.incidents import access
-from bot.ops import flows
+from bot.ops.confirmations import prepare
 from bot.ops.models import Action
+from bot.ops.status import status
 from bot.slack.adapters import ops as render
 from bot.slack.listeners.common import guarded, usage_reply
 
@@ -81,7 +82,7 @@ def register(app: AsyncApp, deps: Deps) -> None:
 
         async def work() -> None:
             incident_id = await incident_in(deps, command.get("channel_id"), command["user_id"])
-            report = await flows.status(deps, service=service, actor=command["user_id"], incident_id=incident_id)
+            report = await status(deps, service=service, actor=command["user_id"], incident_id=incident_id)
             await respond(
                 text=render.status_text(report),
                 blocks=render.status_blocks(report),
@@ -100,7 +101,7 @@ def register(app: AsyncApp, deps: Deps) -> None:
 
         async def work() -> None:
             channel_id = command.get("channel_id")
-            plan = await flows.prepare(
+            plan = await prepare(
                 deps,
                 action=action,
                 service=service,

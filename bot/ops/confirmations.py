@@ -1,0 +1,132 @@
+"""/restart and /rollback before the click: the plan shown, the pending confirmation, cancelling.
+
+A restart or rollback happens in two requests: `prepare` builds a `Plan` (service, platform,
+live deployment, target) and stores it as a pending action that the Confirm/Cancel buttons name
+by id; `pending` reads it back for the click (a button's value is a hint, not a fact), and
+`bot.ops.execution.execute` runs it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bot.config import Service
+from bot.deps import Deps
+from bot.exceptions import InvalidState, NotFound, PermissionDenied
+from bot.incidents import access
+from bot.ops.clicks import refused
+from bot.ops.models import Action, Outcome, PendingAction
+from bot.ops.outcomes import record_outcome
+from bot.ops.permissions import decide, require_permission
+from bot.ops.plans import Plan, PlanRef
+from bot.ops.runtime import resolve_service, runtime
+from bot.platforms.base import pick_rollback_target, rollback_candidates
+
+
+async def prepare(
+    deps: Deps,
+    *,
+    action: Action | str,
+    service: str,
+    user_id: str,
+    target_id: str | None = None,
+    incident_id: int | None = None,
+    channel_id: str | None = None,
+) -> Plan:
+    """What would happen, for the confirmation; refusals raise PermissionDenied and are audited."""
+    action = Action(action)
+    name = resolve_service(deps, service)
+    config: Service = deps.settings.config.services[name]
+    asked = PlanRef(action, name, current_id=None, target_id=target_id, requested_by=user_id, incident_id=incident_id)
+    await require_permission(deps, asked, user_id=user_id, channel_id=channel_id, platform=config.platform)
+    platform = runtime(deps).platforms.get(name)
+    deployments, current = await platform.snapshot(limit=runtime(deps).history)
+    common: dict[str, Any] = {
+        "action": action,
+        "service": name,
+        "platform": platform.kind,
+        "platform_name": platform.display_name,
+        "current": current,
+        "requested_by": user_id,
+        "incident_id": incident_id,
+    }
+    if action is Action.RESTART:
+        return await _keep(deps, Plan(**common), channel_id=channel_id)
+    others = [d for d in deployments if current is None or d.id != current.id]
+    candidates = rollback_candidates(deployments, current) or others
+    try:
+        target = pick_rollback_target(deployments, current, target_id)
+    except NotFound as exc:
+        return Plan(**common, candidates=tuple(candidates[:8]), problem=str(exc))
+    rest = [d for d in candidates if d.id != target.id]
+    return await _keep(deps, Plan(**common, target=target, candidates=tuple(rest[:5])), channel_id=channel_id)
+
+
+async def _keep(deps: Deps, plan: Plan, *, channel_id: str | None) -> Plan:
+    """Keep the plan shown for confirmation; its buttons carry only `plan.request_id`."""
+    ref = plan.ref
+    async with deps.db.session() as session:
+        session.add(
+            PendingAction(
+                id=ref.request_id,
+                created_at=deps.clock.now(),
+                action=ref.action.value,
+                service=ref.service,
+                current_id=ref.current_id,
+                target_id=ref.target_id,
+                requested_by=ref.requested_by,
+                incident_id=ref.incident_id,
+                channel_id=channel_id,
+            )
+        )
+        await session.commit()
+    return plan
+
+
+async def pending(deps: Deps, *, value: str, user_id: str, what: str) -> PlanRef:
+    """The confirmation a Confirm/Cancel click names by id, as stored; anything else is refused and audited."""
+    found = None
+    if value and len(value) <= 64 and value.isascii() and value.isalnum():
+        async with deps.db.session() as session:
+            found = await session.get(PendingAction, value)
+    if found is None:
+        await refused(deps, actor=user_id, what=what, claimed=value, reason="no such confirmation")
+        raise InvalidState("this confirmation is unknown or from an older version: run the command again")
+    ref = PlanRef(
+        action=Action(found.action),
+        service=found.service,
+        current_id=found.current_id,
+        target_id=found.target_id,
+        requested_by=found.requested_by,
+        incident_id=found.incident_id,
+        request_id=found.id,
+    )
+    if found.incident_id is not None:
+        try:
+            await access.find(deps, number=found.incident_id, person=user_id)
+        except NotFound:
+            await refused(
+                deps, actor=user_id, what=what, claimed=value, reason="cannot see its incident", incident_id=None
+            )
+            raise
+    return ref
+
+
+async def cancel(deps: Deps, *, ref: PlanRef, user_id: str, channel_id: str | None = None) -> None:
+    """The requester (or anyone allowed to run it) said no; recorded once."""
+    if user_id != ref.requested_by and not await decide(deps, action=ref.action, user_id=user_id):
+        raise PermissionDenied(
+            f"only {PermissionDenied.PEOPLE} or people who may {ref.action.value} can cancel this",
+            people=[ref.requested_by],
+        )
+    config = deps.settings.config.services.get(ref.service)
+    await record_outcome(
+        deps,
+        ref,
+        actor=user_id,
+        channel_id=channel_id,
+        platform=config.platform if config else None,
+        outcome=Outcome.CANCELLED,
+        claim=True,
+        timeline_text=f"{ref.action.verb} of {ref.service} cancelled",
+    )

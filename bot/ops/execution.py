@@ -1,0 +1,129 @@
+"""Running a confirmed restart or rollback: checks, claim, the run itself, the final audit and report.
+
+`execute` re-checks the clicker's permission, refuses a plan whose live deployment changed since
+it was shown, and claims the confirmation with a unique audit row so a double click acts once.
+The run (platform call, following the deployment, health re-check) is `bot.ops.runner.Runner`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
+from functools import partial
+
+from bot.deps import Deps
+from bot.exceptions import BotError, InvalidState
+from bot.ops import service as audit
+from bot.ops.models import AuditLog, Outcome
+from bot.ops.outcomes import record_outcome, timeline_events
+from bot.ops.permissions import require_permission
+from bot.ops.plans import OpsProgress, Plan, PlanRef, Report
+from bot.ops.runner import Runner
+from bot.ops.runtime import resolve_service, runtime
+from bot.ops.service import AlreadyHandled
+from bot.platforms.base import Deployment, DeployStatus, Platform
+
+log = logging.getLogger(__name__)
+
+Record = Callable[..., Awaitable[AuditLog]]
+
+
+async def execute(
+    deps: Deps, *, ref: PlanRef, user_id: str, progress: OpsProgress, channel_id: str | None = None
+) -> Report:
+    """Run a confirmed plan: platform call, follow, health re-check, report; every outcome audited."""
+    ops = runtime(deps)
+    t0 = ops.timer.monotonic()
+    name = resolve_service(deps, ref.service)
+    ref = replace(ref, service=name)
+    config = deps.settings.config.services[name]
+    await require_permission(deps, ref, user_id=user_id, channel_id=channel_id, platform=config.platform)
+    async with deps.db.session() as session:
+        if await audit.by_request(session, request_id=ref.request_id) is not None:
+            raise AlreadyHandled(ref.request_id)
+    platform = ops.platforms.get(name)
+    record: Record = partial(record_outcome, deps, ref, actor=user_id, channel_id=channel_id, platform=platform.kind)
+    plan = _plan(ref, platform, await _live_as_shown(platform, ref, record))
+    entry = await record(
+        outcome=Outcome.STARTED,
+        claim=True,
+        finished=False,
+        timeline_text=f"{plan.describe()}: started",
+        timeline_data={"platform": platform.kind, "from": ref.current_id, "to": ref.target_id},
+    )
+    assert entry.id is not None
+    try:
+        report = await Runner(deps, ops, plan, progress, t0).run(platform, config)
+    except Exception:
+        # A bug must not leave the audit row `started` forever: it is logged, recorded and reported as failed.
+        log.exception("%s crashed", plan.describe())
+        report = Report(plan, Outcome.FAILED, "the bot failed while following it (logged); check the platform")
+    report = replace(report, audit_id=entry.id, actor=user_id)
+    await _finish(deps, ref, report, audit_id=entry.id, actor=user_id)
+    try:
+        await progress.finished(plan=plan, report=report)
+    except Exception:
+        log.exception("could not show the report of %s", plan.describe())
+    return report
+
+
+async def _live_as_shown(platform: Platform, ref: PlanRef, record: Record) -> Deployment | None:
+    """The live deployment, when it is still the one the user saw; otherwise refused (and audited)."""
+    name = ref.service
+    try:
+        current = await platform.current_deployment()
+    except BotError as exc:
+        # Confirmed but never started: audited (without claiming the confirmation, so it can be retried).
+        await record(
+            outcome=Outcome.FAILED,
+            detail=f"could not start: {exc}",
+            timeline_text=f"{ref.action.verb} of {name} could not start: {exc}",
+        )
+        raise
+    if (current.id if current else None) != ref.current_id:
+        now_live = current.id if current else "nothing"
+        reason = (
+            f"the live deployment of {name} changed since this was shown (was {ref.current_id or 'nothing'}, "
+            f"now {now_live}): run /{ref.action.value} {name} again"
+        )
+        await record(
+            outcome=Outcome.REFUSED,
+            detail=reason,
+            claim=True,
+            timeline_text=f"{ref.action.verb} of {name} not run: {reason}",
+        )
+        raise InvalidState(reason)
+    return current
+
+
+def _plan(ref: PlanRef, platform: Platform, current: Deployment | None) -> Plan:
+    # Only the target's id is shown or used from here on; the platform looks it up again itself.
+    target = Deployment(ref.target_id, DeployStatus.UNKNOWN) if ref.target_id is not None else None
+    return Plan(
+        action=ref.action,
+        service=ref.service,
+        platform=platform.kind,
+        platform_name=platform.display_name,
+        current=current,
+        target=target,
+        requested_by=ref.requested_by,
+        incident_id=ref.incident_id,
+        request_id=ref.request_id,
+    )
+
+
+async def _finish(deps: Deps, ref: PlanRef, report: Report, *, audit_id: int, actor: str) -> None:
+    async with deps.db.session() as session:
+        await audit.finish(
+            session,
+            audit_id=audit_id,
+            at=deps.clock.now(),
+            outcome=report.outcome,
+            detail=report.message,
+            # A restart's deployment is known only now; a rollback keeps the target that was chosen.
+            target_deployment=report.deployment.id if report.deployment and ref.target_id is None else None,
+            incident_id=ref.incident_id,
+            actor=actor,
+            timeline_events=timeline_events(report),
+        )

@@ -1,0 +1,91 @@
+"""What is written about a restart or rollback: one audit row per outcome, and its timeline lines.
+
+Every outcome (refused, cancelled, started, failed, succeeded) is audited; in an incident it is
+also written to the timeline (`deploy` and `health` events), in the same transaction.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bot.deps import Deps
+from bot.health.checker import HealthResult
+from bot.ops import service as audit
+from bot.ops.models import AuditLog, Outcome
+from bot.ops.plans import PlanRef, Report
+from bot.timeline.models import Kind
+
+
+async def record_outcome(
+    deps: Deps,
+    ref: PlanRef,
+    *,
+    actor: str,
+    channel_id: str | None,
+    platform: str | None,
+    outcome: Outcome,
+    timeline_text: str,
+    detail: str = "",
+    claim: bool = False,
+    finished: bool = True,
+    timeline_data: dict[str, Any] | None = None,
+) -> AuditLog:
+    """One audit row about `ref`; `claim` uses up the confirmation (a second click is AlreadyHandled)."""
+    async with deps.db.session() as session:
+        return await audit.record(
+            session,
+            at=deps.clock.now(),
+            actor=actor,
+            action=ref.action,
+            service=ref.service,
+            platform=platform,
+            from_deployment=ref.current_id,
+            target_deployment=ref.target_id,
+            outcome=outcome,
+            detail=detail,
+            incident_id=ref.incident_id,
+            channel_id=channel_id,
+            finished=finished,
+            request_id=ref.request_id if claim else None,
+            timeline_text=timeline_text,
+            timeline_data=timeline_data,
+        )
+
+
+def timeline_events(report: Report) -> list[tuple[str, str, dict[str, Any]]]:
+    """The `deploy` event of a finished action, and the `health` re-check after it when there was one."""
+    plan = report.plan
+    verb = "succeeded" if report.succeeded else "failed"
+    text = f"{plan.describe()}: {verb}, {report.message}"
+    data: dict[str, Any] = {
+        "action": plan.action.value,
+        "service": plan.service,
+        "platform": plan.platform,
+        "outcome": report.outcome.value,
+        "from": plan.current.id if plan.current else None,
+        "to": plan.target.id if plan.target else None,
+        "deployment": report.deployment.id if report.deployment else None,
+        "durations": {k: round(v.total_seconds(), 1) for k, v in report.durations.items()},
+    }
+    events: list[tuple[str, str, dict[str, Any]]] = [(Kind.DEPLOY.value, text, data)]
+    if report.health is not None:
+        events.append(
+            (
+                Kind.HEALTH.value,
+                f"After the {plan.action.value}: {report.health.summary()}",
+                {"results": [health_data(report.health)]},
+            )
+        )
+    return events
+
+
+def health_data(result: HealthResult) -> dict[str, Any]:
+    """A health result as the timeline keeps it (read back by the post-mortem)."""
+    return {
+        "service": result.service,
+        "state": result.state.value,
+        "http_status": result.http_status,
+        "latency_ms": result.latency_ms,
+        "reason": result.reason,
+        "failing": [d.name for d in result.failing],
+    }

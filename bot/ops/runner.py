@@ -1,0 +1,144 @@
+"""Following one confirmed action: the platform call, the deployment's progress, the health re-check.
+
+Each phase is shown to the person who confirmed it through the `OpsProgress` port; a failing
+progress update is logged and never stops the action.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from typing import TypedDict
+
+from bot.clock import format_duration
+from bot.config import Service
+from bot.deps import Deps
+from bot.exceptions import BotError
+from bot.health import checker
+from bot.health.checker import HealthResult
+from bot.health.classify import HealthState
+from bot.ops.models import Action, Outcome
+from bot.ops.plans import OpsProgress, Plan, Report, Step
+from bot.ops.runtime import OpsRuntime
+from bot.platforms.base import Deployment, DeployStatus, Platform
+from bot.platforms.follow import FollowResult, Progress, Timer, follow
+
+log = logging.getLogger(__name__)
+
+
+class Runner:
+    def __init__(self, deps: Deps, ops: OpsRuntime, plan: Plan, progress: OpsProgress, t0: float) -> None:
+        self.deps = deps
+        self.ops = ops
+        self.plan = plan
+        self.progress = progress
+        self.t0 = t0
+        self.durations: dict[str, timedelta] = {}
+
+    def elapsed(self) -> timedelta:
+        return timedelta(seconds=max(0.0, self.ops.timer.monotonic() - self.t0))
+
+    async def show(self, phase: str, deployment: Deployment | None = None, note: str = "") -> None:
+        try:
+            await self.progress.progress(plan=self.plan, step=Step(phase, self.elapsed(), deployment, note))
+        except Exception:
+            log.exception("progress update failed for %s", self.plan.describe())
+
+    async def run(self, platform: Platform, config: Service) -> Report:
+        """Call, follow, re-check health; the report says how it ended and how long each phase took."""
+        plan = self.plan
+        timer = self.ops.timer
+        await self.show("calling")
+        call_start = timer.monotonic()
+        try:
+            if plan.action is Action.RESTART:
+                handle = await platform.restart()
+            else:
+                handle = await platform.rollback(plan.target.id if plan.target else None)
+        except BotError as exc:
+            self.durations["call"] = _since(timer, call_start)
+            return self._report(Outcome.FAILED, f"{platform.display_name} refused the {plan.action.value}: {exc}")
+        self.durations["call"] = _since(timer, call_start)
+        deploy_start = timer.monotonic()
+        try:
+            result = await self._follow(platform, handle, config)
+        except BotError as exc:
+            self.durations["deploy"] = _since(timer, deploy_start)
+            return self._report(Outcome.FAILED, f"lost track of the deployment: {exc}", deployment=handle)
+        self.durations["deploy"] = _since(timer, deploy_start)
+        return await self._verdict(platform, config, result)
+
+    async def _follow(self, platform: Platform, handle: Deployment, config: Service) -> FollowResult:
+        async def on_progress(update: Progress) -> None:
+            await self.show(
+                update.status.value if update.status.step < 3 else "deploying", update.deployment, update.note
+            )
+
+        return await follow(
+            platform,
+            handle,
+            deadline=config.deploy_timeout,
+            on_progress=on_progress,
+            timer=self.ops.timer,
+            interval=self.ops.poll_interval,
+            heartbeat=self.ops.heartbeat,
+        )
+
+    async def _verdict(self, platform: Platform, config: Service, result: FollowResult) -> Report:
+        """How a followed deployment ended: timed out, failed, or deployed (and then healthy or not)."""
+        seen = _Seen(deployment=result.deployment, status=result.status)
+        if result.timed_out:
+            message = (
+                f"no final status from {platform.display_name} after {format_duration(config.deploy_timeout)} "
+                f"(last seen: {result.status.value}); check it on {platform.display_name}"
+            )
+            return self._report(Outcome.FAILED, message, timed_out=True, **seen)
+        if not result.succeeded:
+            extra = result.deployment.meta.get("note") or ""
+            message = f"the deployment ended {result.status.value}" + (f": {extra}" if extra else "")
+            return self._report(Outcome.FAILED, message, **seen)
+        health = None
+        if config.health_url:
+            await self.show("health", result.deployment)
+            health_start = self.ops.timer.monotonic()
+            health = await self._health(config)
+            self.durations["health"] = _since(self.ops.timer, health_start)
+        took = format_duration(self.durations["deploy"])
+        if health is None:
+            message = f"deployed in {took}; no health_url to re-check"
+        elif health.ok:
+            message = f"deployed in {took}; health {health.state.value}"
+        else:
+            message = f"deployed in {took}, but health is still {health.state.value}: {health.summary()}"
+        return self._report(Outcome.SUCCEEDED, message, health=health, **seen)
+
+    async def _health(self, config: Service) -> HealthResult:
+        result = await checker.check(self.deps.http, name=self.plan.service, service=config, clock=self.deps.clock)
+        for _ in range(self.ops.health_attempts - 1):
+            if result.state is HealthState.HEALTHY:
+                break
+            await self.ops.timer.sleep(self.ops.health_interval)
+            result = await checker.check(self.deps.http, name=self.plan.service, service=config, clock=self.deps.clock)
+        return result
+
+    def _report(
+        self,
+        outcome: Outcome,
+        message: str,
+        *,
+        deployment: Deployment | None = None,
+        status: DeployStatus | None = None,
+        timed_out: bool = False,
+        health: HealthResult | None = None,
+    ) -> Report:
+        self.durations["total"] = self.elapsed()
+        return Report(self.plan, outcome, message, deployment, status, timed_out, health, dict(self.durations))
+
+
+class _Seen(TypedDict):
+    deployment: Deployment
+    status: DeployStatus
+
+
+def _since(timer: Timer, start: float) -> timedelta:
+    return timedelta(seconds=max(0.0, timer.monotonic() - start))

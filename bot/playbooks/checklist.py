@@ -1,0 +1,198 @@
+"""What a run's progress message shows: the checklist and the next step, rendered, free of Slack.
+
+Read fresh from the database on every refresh; texts are rendered for the incident (and for the
+service a step acts on), and a template that fails shows its raw text rather than hiding the step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.config import BotConfig
+from bot.incidents.models import Incident
+from bot.playbooks.models import StepState, StepStatus
+from bot.playbooks.render import build_context, render_or_raw
+from bot.playbooks.runs import get_run, incident_of, playbook_of, step_of, step_states
+from bot.playbooks.schema import Action, Playbook
+from bot.playbooks.steps import target_service
+
+
+@dataclass(frozen=True)
+class StepProgress:
+    id: str
+    number: int  # 1-based position
+    title: str
+    state: StepStatus
+    required: bool
+    action: Action | None
+    by: str | None
+    at: datetime | None
+    reason: str
+    action_ok: bool | None
+    action_output: str | None
+    action_by: str | None
+    action_at: datetime | None
+
+    @property
+    def emoji(self) -> str:
+        return self.state.emoji
+
+
+@dataclass(frozen=True)
+class NextStep:
+    id: str
+    number: int
+    title: str
+    instructions: str  # rendered Markdown
+    required: bool
+    action: Action | None
+    action_label: str | None
+    service: str | None  # the service a status/restart/rollback action targets
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Everything the chat layer needs to draw the progress message; no Slack in here."""
+
+    run_id: int
+    incident_id: int
+    playbook_id: str
+    title: str
+    description: str
+    private: bool
+    restricted_note: str | None
+    started_by: str | None
+    started_at: datetime
+    reason: str
+    steps: list[StepProgress]
+    next: NextStep | None
+    current: bool  # False once another playbook replaced this run
+    finished: bool  # no required step is pending
+    progress_channel: str | None
+    progress_ts: str | None
+
+    @property
+    def total(self) -> int:
+        return len(self.steps)
+
+    @property
+    def done(self) -> int:
+        return sum(1 for s in self.steps if s.state == StepStatus.DONE)
+
+    @property
+    def skipped(self) -> int:
+        return sum(1 for s in self.steps if s.state == StepStatus.SKIPPED)
+
+    @property
+    def pending(self) -> int:
+        return sum(1 for s in self.steps if s.state == StepStatus.PENDING)
+
+    def checklist(self) -> list[str]:
+        """`✅ 1. Check health endpoints`; optional steps say so."""
+        return [f"{s.emoji} {s.number}. {s.title}" + ("" if s.required else " (optional)") for s in self.steps]
+
+
+def _view(states: Sequence[StepState], playbook: Playbook) -> list[StepProgress]:
+    by_id = {s.step_id: s for s in states}
+    out = []
+    for number, step in enumerate(playbook.steps, start=1):
+        # A step without a row yet reads as a fresh (pending, untouched) one.
+        state = by_id.get(step.id) or StepState(run_id=0, step_id=step.id, position=number - 1)
+        out.append(
+            StepProgress(
+                id=step.id,
+                number=number,
+                title=step.title,
+                state=state.state,
+                required=step.required,
+                action=step.action,
+                by=state.by,
+                at=state.at,
+                reason=state.reason,
+                action_ok=state.action_ok,
+                action_output=state.action_output,
+                action_by=state.action_by,
+                action_at=state.action_at,
+            )
+        )
+    return out
+
+
+async def progress(session: AsyncSession, *, run_id: int, config: BotConfig | None = None) -> Progress:
+    """The checklist and the next step, rendered for this incident (read fresh from the database)."""
+    run = await get_run(session, run_id=run_id)
+    playbook = playbook_of(run)
+    incident = await incident_of(session, incident_id=run.incident_id)
+    steps = _view(await step_states(session, run_id=run_id), playbook)
+    context: dict[str, Any] = build_context(
+        incident=incident, playbook_id=playbook.id, playbook_title=playbook.title, config=config
+    )
+    pending = next((s for s in steps if s.state == StepStatus.PENDING), None)
+    next_step: NextStep | None = None
+    if pending is not None and run.current:
+        next_step = _next_step(pending, playbook, incident, context, config)
+    required_pending = any(s.state == StepStatus.PENDING and s.required for s in steps)
+    return Progress(
+        run_id=run_id,
+        incident_id=run.incident_id,
+        playbook_id=playbook.id,
+        title=playbook.title,
+        description=render_or_raw(playbook.description, context) if playbook.description else "",
+        private=playbook.private,
+        restricted_note=_restricted_note(playbook, context),
+        started_by=run.started_by,
+        started_at=run.started_at,
+        reason=run.reason,
+        steps=[replace(s, title=render_or_raw(s.title, context)) for s in steps],
+        next=next_step,
+        current=bool(run.current),
+        finished=not required_pending,
+        progress_channel=run.progress_channel,
+        progress_ts=run.progress_ts,
+    )
+
+
+def _next_step(
+    pending: StepProgress,
+    playbook: Playbook,
+    incident: Incident,
+    context: dict[str, Any],
+    config: BotConfig | None,
+) -> NextStep:
+    """The first pending step, rendered for the service it acts on (which may not be the incident's)."""
+    step = step_of(playbook, pending.id)
+    target = target_service(step, incident)
+    step_context = (
+        context
+        if target == incident.service
+        else build_context(
+            incident=incident,
+            playbook_id=playbook.id,
+            playbook_title=playbook.title,
+            service=target,
+            config=config,
+        )
+    )
+    return NextStep(
+        id=step.id,
+        number=pending.number,
+        title=render_or_raw(step.title, step_context),
+        instructions=render_or_raw(step.instructions, step_context),
+        required=step.required,
+        action=step.action,
+        action_label=step.action.label if step.action else None,
+        service=target,
+    )
+
+
+def _restricted_note(playbook: Playbook, context: dict[str, Any]) -> str | None:
+    if playbook.restricted is None:
+        return None
+    if playbook.restricted.note:
+        return render_or_raw(playbook.restricted.note, context)
+    return "Restricted to the incident's " + ", ".join(r.value for r in playbook.restricted.roles)

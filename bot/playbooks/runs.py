@@ -1,0 +1,196 @@
+"""Playbook runs and their rows: reading them, starting (or switching) one, its progress message.
+
+An incident has at most one current run; starting another closes it with a conditional UPDATE
+and a timeline note, in the same transaction as the new run and its `playbook` event.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import update
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.exceptions import InvalidState, NotFound
+from bot.incidents.models import Incident
+from bot.playbooks.models import PlaybookRun, StepState
+from bot.playbooks.schema import Playbook, Step
+from bot.timeline import service as timeline
+from bot.timeline.models import Kind
+
+# --- reading -----------------------------------------------------------------------------------
+
+
+def playbook_of(run: PlaybookRun) -> Playbook:
+    """The playbook as it was when the run started."""
+    return Playbook.model_validate(run.snapshot)
+
+
+def step_of(playbook: Playbook, step_id: str) -> Step:
+    """A step of the run's playbook, or NotFound naming the steps it has (a button may be stale)."""
+    step = playbook.step(step_id)
+    if step is None:
+        ids = ", ".join(s.id for s in playbook.steps)
+        raise NotFound(f"the {playbook.title} playbook has no step {step_id!r} (steps: {ids})")
+    return step
+
+
+async def get_run(session: AsyncSession, *, run_id: int) -> PlaybookRun:
+    run = await session.get(PlaybookRun, run_id, populate_existing=True)
+    if run is None:
+        raise NotFound(f"playbook run {run_id} does not exist")
+    return run
+
+
+async def current_run(session: AsyncSession, *, incident_id: int) -> PlaybookRun | None:
+    query = select(PlaybookRun).where(PlaybookRun.incident_id == incident_id, col(PlaybookRun.current).is_(True))
+    return (await session.exec(query)).first()
+
+
+async def runs(session: AsyncSession, *, incident_id: int) -> list[PlaybookRun]:
+    """Every run of an incident, oldest first (the post-mortem shows switches too)."""
+    query = (
+        select(PlaybookRun)
+        .where(PlaybookRun.incident_id == incident_id)
+        .order_by(col(PlaybookRun.started_at), col(PlaybookRun.id))
+    )
+    return list((await session.exec(query)).all())
+
+
+async def step_states(session: AsyncSession, *, run_id: int) -> list[StepState]:
+    query = (
+        select(StepState)
+        .where(StepState.run_id == run_id)
+        .order_by(col(StepState.position))
+        .execution_options(populate_existing=True)
+    )
+    return list((await session.exec(query)).all())
+
+
+async def incident_of(session: AsyncSession, *, incident_id: int) -> Incident:
+    incident = await session.get(Incident, incident_id)
+    if incident is None:
+        raise NotFound(f"INC-{incident_id} does not exist")
+    return incident
+
+
+# --- starting ----------------------------------------------------------------------------------
+
+
+async def start(
+    session: AsyncSession,
+    *,
+    incident: Incident,
+    playbook: Playbook,
+    actor: str | None,
+    now: datetime,
+    reason: str = "",
+) -> PlaybookRun:
+    """Start `playbook` on the incident; a running other playbook is closed with a timeline note.
+
+    The new run inherits the old run's progress message, so the channel keeps a single one.
+    """
+    assert incident.id is not None
+    incident_id = incident.id
+    previous = await current_run(session, incident_id=incident_id)
+    if previous is not None and previous.playbook_id == playbook.id and previous.finished_at is None:
+        raise InvalidState(f"The {playbook.title} playbook is already running for INC-{incident_id}.")
+    switched_from: str | None = None
+    if previous is not None:
+        await _close(session, previous=previous, playbook=playbook, actor=actor, now=now)
+        switched_from = previous.playbook_id
+    run = PlaybookRun(
+        incident_id=incident_id,
+        playbook_id=playbook.id,
+        playbook_title=playbook.title,
+        snapshot=playbook.model_dump(mode="json"),
+        current=True,
+        started_by=actor,
+        started_at=now,
+        reason=reason,
+        # The incident keeps one progress message: the new run takes over the old run's.
+        progress_channel=previous.progress_channel if previous is not None else None,
+        progress_ts=previous.progress_ts if previous is not None else None,
+    )
+    await _add_run(session, run, playbook)
+    timeline.add(
+        session,
+        incident_id=incident_id,
+        kind=Kind.PLAYBOOK,
+        at=now,
+        actor=actor,
+        text=f"Started playbook {playbook.title}" + (f" ({reason})" if reason else ""),
+        data={
+            "status": "started",
+            "run_id": run.id,
+            "playbook_id": playbook.id,
+            "title": playbook.title,
+            "reason": reason,
+            "switched_from": switched_from,
+            "steps": len(playbook.steps),
+        },
+    )
+    await session.commit()
+    return run
+
+
+async def _close(
+    session: AsyncSession, *, previous: PlaybookRun, playbook: Playbook, actor: str | None, now: datetime
+) -> None:
+    """Close the incident's current run for `playbook`; only one of two racing switches wins."""
+    assert previous.id is not None
+    closed = await session.exec(  # type: ignore[call-overload]
+        update(PlaybookRun)
+        .where(col(PlaybookRun.id) == previous.id, col(PlaybookRun.current).is_(True))
+        .values(
+            current=None,
+            finished_at=previous.finished_at or now,
+            finished_reason=previous.finished_reason or "switched",
+            finished_by=previous.finished_by if previous.finished_at else actor,
+        )
+    )
+    if closed.rowcount != 1:
+        await session.rollback()
+        raise InvalidState("Someone changed the playbook at the same moment; look at the channel, retry.")
+    timeline.add(
+        session,
+        incident_id=previous.incident_id,
+        kind=Kind.PLAYBOOK,
+        at=now,
+        actor=actor,
+        text=f"Switched playbook from {previous.playbook_title} to {playbook.title}",
+        data={
+            "status": "switched",
+            "run_id": previous.id,
+            "playbook_id": previous.playbook_id,
+            "title": previous.playbook_title,
+            "to": playbook.id,
+        },
+    )
+
+
+async def _add_run(session: AsyncSession, run: PlaybookRun, playbook: Playbook) -> None:
+    """The run, its pending steps, and the incident's playbook; a unique index refuses a second current run."""
+    session.add(run)
+    try:
+        await session.flush()
+    except IntegrityError:
+        await session.rollback()
+        raise InvalidState(
+            "Another playbook was started for this incident at the same moment; look at the channel."
+        ) from None
+    assert run.id is not None
+    for position, step in enumerate(playbook.steps):
+        session.add(StepState(run_id=run.id, step_id=step.id, position=position))
+    await session.exec(  # type: ignore[call-overload]
+        update(Incident).where(col(Incident.id) == run.incident_id).values(playbook_id=playbook.id)
+    )
+
+
+async def set_progress_message(session: AsyncSession, *, run_id: int, channel: str, ts: str) -> None:
+    await session.exec(  # type: ignore[call-overload]
+        update(PlaybookRun).where(col(PlaybookRun.id) == run_id).values(progress_channel=channel, progress_ts=ts)
+    )
+    await session.commit()
