@@ -26,7 +26,6 @@ from datetime import UTC, datetime, timedelta
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from bot.db import WRITE_PRIORITY, Write
 from bot.escalation.flows import Escalator, RunReport
 
 log = logging.getLogger(__name__)
@@ -139,8 +138,6 @@ class EscalationScheduler:
 
     async def _sweep(self) -> RunReport:
         report = RunReport()
-        # Whoever armed the wake-up (a channel setup, say) does not lend the sweep its write priority.
-        priority = WRITE_PRIORITY.set(Write.NORMAL)
         try:
             report = await self.escalator.run_due()
             self.last_error = None
@@ -148,8 +145,6 @@ class EscalationScheduler:
             # The database may be down; the sweep tries again.
             log.exception("escalation run failed")
             self.last_error = f"{type(exc).__name__}: {exc}"
-        finally:
-            WRITE_PRIORITY.reset(priority)
         self.runs += 1
         self.last_run_at = datetime.now(UTC)
         try:

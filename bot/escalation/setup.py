@@ -83,7 +83,7 @@ def setup(deps: Deps) -> None:
             metrics.page_failed()
 
     escalator = Escalator(
-        db=deps.db,
+        db=deps.db.for_pager(),  # its own pool: a page's writes never wait for a connection behind requests'
         clock=deps.clock,
         pager=LazyPager(deps),
         config=config,

@@ -19,7 +19,6 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from bot.config import Severity
-from bot.db import WRITE_PRIORITY, Write
 from bot.deps import Deps
 from bot.exceptions import BotError, ChannelNameTaken, ChatError, InvalidState
 from bot.incidents import service
@@ -165,7 +164,6 @@ class _SetupLease:
         self.held = held
 
     async def keep(self) -> None:
-        WRITE_PRIORITY.set(Write.NORMAL)  # its own context: not the setup's "can wait", or it may come too late
         while True:
             await asyncio.sleep(service.SETUP_LEASE.total_seconds() / 3)
             now = self.deps.clock.now()
