@@ -59,6 +59,7 @@ class EscalationScheduler:
         self.last_run_at: datetime | None = None
         self.last_error: str | None = None
         self.runs = 0
+        self._stopped = False
 
     @property
     def running(self) -> bool:
@@ -66,6 +67,7 @@ class EscalationScheduler:
 
     async def start(self) -> RunReport:
         """Start the timers, plan what a crash lost, and send everything already due."""
+        self._stopped = False
         if self._scheduler is None:
             self._scheduler = AsyncIOScheduler(timezone=UTC)
             self._scheduler.add_job(
@@ -88,6 +90,7 @@ class EscalationScheduler:
         return await self.run()
 
     async def stop(self) -> None:
+        self._stopped = True  # a wake-up APScheduler launched just before its shutdown does nothing
         self.escalator.wake = lambda when: None
         if self._scheduler is not None and self._scheduler.running:
             self._scheduler.shutdown(wait=False)
@@ -130,7 +133,7 @@ class EscalationScheduler:
         self._requested += 1
         request = self._requested
         async with self._lock:
-            if self._covered >= request:
+            if self._stopped or self._covered >= request:
                 return self._last_report  # a sweep that started after this request has just run
             self._covered = self._requested
             self._last_report = await self._sweep()

@@ -52,6 +52,21 @@ async def upgrade(engine: AsyncEngine) -> None:
         await conn.run_sync(_upgrade)
 
 
+async def run_cli(url: str) -> int:
+    """`python -m bot migrate`: upgrade, and say where the schema stands."""
+    from bot.db import Database
+
+    database = Database(url)
+    try:
+        await database.migrate()
+        async with database.engine.connect() as conn:
+            revision = await conn.run_sync(current)
+    finally:
+        await database.dispose()
+    print(f"database schema at revision {revision} (head {head()})")
+    return 0
+
+
 def _upgrade(connection: Connection) -> None:
     cfg = config()
     cfg.attributes["connection"] = connection
