@@ -52,9 +52,9 @@ def main(argv: list[str] | None = None) -> int:
 
             return asyncio.run(run_check(settings))
         if command == "migrate":
-            from bot.migrations.run import run_cli
+            from bot.migrations.run import migrate_cli
 
-            return asyncio.run(run_cli(settings.database_url))
+            return asyncio.run(migrate_cli(settings.database_url))
         if command == "postmortem":
             from bot.postmortem.cli import run_cli
 

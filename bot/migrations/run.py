@@ -52,7 +52,7 @@ async def upgrade(engine: AsyncEngine) -> None:
         await conn.run_sync(_upgrade)
 
 
-async def run_cli(url: str) -> int:
+async def migrate_cli(url: str) -> int:
     """`python -m bot migrate`: upgrade, and say where the schema stands."""
     from bot.db import Database
 
