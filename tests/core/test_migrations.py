@@ -22,6 +22,7 @@ from sqlmodel import SQLModel
 
 from bot.db import Database, import_models
 from bot.incidents import service
+from bot.migrations import HEAD
 from bot.migrations.run import BASELINE, head
 from bot.settings import normalise_database_url
 
@@ -39,6 +40,11 @@ async def test_models_and_migrations_describe_the_same_schema(db: Database) -> N
     async with db.engine.connect() as conn:
         found = await conn.run_sync(differences)
     assert found == [], f"the models differ from the migrations (add a revision, see bot/migrations/README): {found}"
+
+
+def test_the_head_start_up_checks_for_is_alembics_head() -> None:
+    """`bot.migrations.HEAD` lets a restart skip Alembic: it must name the newest revision."""
+    assert HEAD == head(), "bump bot/migrations/__init__.py HEAD to the new revision"
 
 
 def test_a_model_change_without_a_revision_is_found(tmp_path: Path) -> None:
