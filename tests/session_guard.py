@@ -29,6 +29,7 @@ class SessionGuard:
     # id(pool record) -> the task that checked the connection out
     holders: dict[int, asyncio.Task[Any]] = field(default_factory=dict)
     violations: list[str] = field(default_factory=list)
+    nested: list[str] = field(default_factory=list)
 
     def _checkout(self, _dbapi: Any, record: Any, _proxy: Any) -> None:
         try:
@@ -36,6 +37,9 @@ class SessionGuard:
         except RuntimeError:  # no running loop (a sync engine in a test)
             task = None
         if task is not None:
+            if any(holder is task for holder in self.holders.values()):
+                where = _where(task)
+                self.nested.append(f"a second database connection taken while this task holds one:\n{where}")
             self.holders[id(record)] = task
 
     def _checkin(self, _dbapi: Any, record: Any) -> None:
@@ -68,3 +72,9 @@ class SessionGuard:
         finally:
             event.remove(Pool, "checkout", self._checkout)
             event.remove(Pool, "checkin", self._checkin)
+
+
+def _where(task: asyncio.Task[Any]) -> str:
+    """The task's own await chain (a checkout runs in SQLAlchemy's greenlet, whose stack hides it)."""
+    frames = task.get_stack(limit=40)
+    return "".join(f'  File "{f.f_code.co_filename}", line {f.f_lineno}, in {f.f_code.co_name}\n' for f in frames)

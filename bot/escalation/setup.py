@@ -83,7 +83,8 @@ def setup(deps: Deps) -> None:
             metrics.page_failed()
 
     escalator = Escalator(
-        db=deps.db.for_pager(),  # its own pool: a page's writes never wait for a connection behind requests'
+        db=deps.db,
+        pager_db=deps.db.for_pager(),  # its own pool: a page's path to its DM never waits behind requests'
         clock=deps.clock,
         pager=LazyPager(deps),
         config=config,
