@@ -81,17 +81,18 @@ class Database:
     pager's writes (a claim, a DM's outcome) never queue for a connection behind the requests'.
     """
 
-    # (pool_size, max_overflow). SQLite: connections are cheap (a thread each) and only one writes
-    # at a time anyway. PostgreSQL: room for a storm's requests without exhausting the server.
-    POOL = (10, 40)
-    PG_POOL = (5, 10)
+    # (pool_size, max_overflow): the pool is also the bound on how many tasks do database work at
+    # once. In a storm, a task waiting for a connection is parked, not competing for the event loop,
+    # so the pager (its own pool) is not slowed by a hundred declarations' ORM work at once. Nothing
+    # takes a second connection while holding one (tests/session_guard.py), so this cannot deadlock.
+    POOL = (5, 5)
     PAGER_POOL = (3, 5)
 
     def __init__(self, url: str, *, echo: bool = False, pool: tuple[int, int] | None = None) -> None:
         self.url = url
         kwargs: dict[str, Any] = {"echo": echo}
         sqlite = url.startswith("sqlite")
-        size, overflow = pool or (self.POOL if sqlite else self.PG_POOL)
+        size, overflow = pool or self.POOL
         kwargs["pool_size"], kwargs["max_overflow"] = size, overflow
         if sqlite:
             # sqlite3's `timeout` is SQLite's busy timeout: a writer waits this long for the lock.

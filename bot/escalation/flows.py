@@ -140,7 +140,8 @@ class Escalator:
     async def incident_declared(self, incident_id: int) -> RunReport:
         """Plan every level and the status reminder, then page what is due (level 1) at once."""
         now = self.clock.now()
-        async with self.db.session() as session:
+        # On the pager's engine: in a storm the pages are planned while the declarations' sessions queue.
+        async with self.send_db.session() as session:
             incident = await session.get(Incident, incident_id)
             if incident is None or not incident.is_open:
                 return RunReport()
