@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect, text
@@ -23,7 +24,7 @@ from sqlmodel import SQLModel
 from bot.db import Database, import_models
 from bot.incidents import service
 from bot.migrations import HEAD
-from bot.migrations.run import BASELINE, head
+from bot.migrations.run import BASELINE, config, head
 from bot.settings import normalise_database_url
 
 DECLARED = datetime(2026, 10, 1, 9, 30, tzinfo=UTC)
@@ -62,17 +63,26 @@ def test_a_model_change_without_a_revision_is_found(tmp_path: Path) -> None:
     assert found[0][3].name == "private"
 
 
+def runner_schema(connection: Connection, *, version: int) -> None:
+    """The schema the pre-Alembic runner left at `version`: the baseline revision's tables (not today's
+    models, which grow), minus `incidents.private` below version 1, and its `schema_version` table."""
+    cfg = config()
+    cfg.attributes["connection"] = connection
+    command.upgrade(cfg, BASELINE)
+    connection.execute(text("DROP TABLE alembic_version"))
+    if version < 1:
+        connection.execute(text("ALTER TABLE incidents DROP COLUMN private"))
+    connection.execute(text("CREATE TABLE schema_version (version INTEGER NOT NULL PRIMARY KEY)"))
+    connection.execute(text("INSERT INTO schema_version (version) VALUES (:v)"), {"v": version})
+
+
 @pytest.fixture
 async def previous_release(database_url: str) -> AsyncIterator[Database]:
-    """A database as the previous release left it: its tables (today's minus `incidents.private`,
-    the only change since), the runner's `schema_version` at 0, and rows in them. No Alembic."""
+    """A database as the previous release left it (before `incidents.private`, the only change since),
+    with rows in it. No Alembic."""
     database = Database(normalise_database_url(database_url))
-    import_models()
     async with database.engine.begin() as conn:
-        await conn.run_sync(SQLModel.metadata.create_all)
-        await conn.execute(text("ALTER TABLE incidents DROP COLUMN private"))
-        await conn.execute(text("CREATE TABLE schema_version (version INTEGER NOT NULL PRIMARY KEY)"))
-        await conn.execute(text("INSERT INTO schema_version (version) VALUES (0)"))
+        await conn.run_sync(runner_schema, version=0)
         for number, title in ((1, "Checkout returns 500"), (2, "Search is slow")):
             await conn.execute(
                 text(
@@ -119,12 +129,9 @@ async def test_the_previous_release_upgrades_to_head_with_its_rows(previous_rele
 async def test_a_database_from_the_runners_last_step_is_adopted_as_the_baseline(database_url: str) -> None:
     """Made by the parent release (create_all + step 1): already the baseline, so only stamped."""
     database = Database(normalise_database_url(database_url))
-    import_models()
     try:
         async with database.engine.begin() as conn:
-            await conn.run_sync(SQLModel.metadata.create_all)
-            await conn.execute(text("CREATE TABLE schema_version (version INTEGER NOT NULL PRIMARY KEY)"))
-            await conn.execute(text("INSERT INTO schema_version (version) VALUES (1)"))
+            await conn.run_sync(runner_schema, version=1)
         await database.migrate()
         async with database.engine.connect() as conn:
             revision = (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalar_one()
