@@ -63,3 +63,18 @@ async def test_a_call_after_the_session_or_in_another_task_is_fine(
     release.set()
     await holder
     assert session_guard.violations == []
+
+
+async def test_a_bot_task_taking_a_second_connection_while_holding_one_is_caught(
+    db: Database, session_guard: SessionGuard
+) -> None:
+    async def nested() -> None:  # as bot code would run it: a task of its own, no test frame in its chain
+        async with db.session() as outer:
+            await outer.execute(text("SELECT 1"))
+            async with db.session() as inner:
+                await inner.execute(text("SELECT 1"))
+
+    nested.__code__ = nested.__code__.replace(co_filename="/srv/bot/escalation/flows.py")
+    await asyncio.create_task(nested())
+    caught, session_guard.violations[:] = list(session_guard.violations), []
+    assert len(caught) == 1 and caught[0].startswith("a second database connection taken while holding one")
