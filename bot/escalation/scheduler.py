@@ -90,15 +90,17 @@ class EscalationScheduler:
         return await self.run()
 
     async def stop(self) -> None:
-        self._stopped = True  # a wake-up APScheduler launched just before its shutdown does nothing
+        self._stopped = True  # from here on a run (a wake-up, a sweep) returns at once
         self.escalator.wake = lambda when: None
+        # Let a run in progress finish its claim → send → mark, so nothing is left half-done. Before
+        # the shutdown: easy to miss, APScheduler 3's asyncio executor cancels the jobs still running
+        # when it shuts down, whatever `wait` says.
+        async with self._lock:
+            pass
         if self._scheduler is not None and self._scheduler.running:
             self._scheduler.shutdown(wait=False)
         self._scheduler = None
         self.next_wake = None
-        # Let a run in progress finish its claim → send → mark, so nothing is left half-done.
-        async with self._lock:
-            pass
 
     def wake_at(self, when: datetime) -> None:
         """Make sure the process wakes no later than `when` (earlier timers win).
