@@ -1,4 +1,4 @@
-"""`python -m bot` serves; `check`, `postmortem` and `demo` are the other subcommands."""
+"""`python -m bot` serves; `check`, `migrate`, `postmortem` and `demo` are the other subcommands."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command")
     sub.add_parser("serve", help="run the bot (default)")
     sub.add_parser("check", help="validate bot.yml and the playbooks (and Slack, when tokens are set)")
+    sub.add_parser("migrate", help="upgrade the database schema to the newest revision (serve does it at start too)")
     pm = sub.add_parser("postmortem", help="print or write an incident's post-mortem")
     pm.add_argument("incident", help="INC-7, inc-7 or 7")
     pm.add_argument("--format", choices=["markdown", "html"], default="markdown")
@@ -57,6 +58,10 @@ def main(argv: list[str] | None = None) -> int:
             from bot.check import run_check
 
             return asyncio.run(run_check(settings))
+        if command == "migrate":
+            from bot.migrations.run import migrate_cli
+
+            return asyncio.run(migrate_cli(settings.database_url))
         if command == "postmortem":
             from bot.postmortem.cli import run_cli
 

@@ -104,3 +104,5 @@ def configure(level: str = "INFO", fmt: str = "json") -> None:
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    # Alembic narrates every plugin and context at INFO; bot.migrations.run logs the one line that matters.
+    logging.getLogger("alembic").setLevel(logging.WARNING)

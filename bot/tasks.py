@@ -15,8 +15,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
-from bot.db import WRITE_PRIORITY, Write
-
 log = logging.getLogger(__name__)
 
 
@@ -90,16 +88,15 @@ class TaskTracker:
 
 
 class PagesFirst:
-    """A page's DMs go before everything else the bot is doing.
+    """A page's DMs go before work that can wait.
 
     The bot serves everything on one event loop, which runs ready work first come, first served.
     In a storm of declarations, a page that falls due would take its turn behind every step of
     every channel setup in flight (100 at once: seconds late). So work that can wait (channel
     setups, and a page's own invite, mention and record once its DMs are out) runs `width` at a
-    time, and between its steps it waits while DMs are still to go out: at most `patience`
-    seconds a step, so a DM stuck on Slack's Retry-After stalls no one for long. In SQLite's writer
-    queue (`bot.db.WRITE_PRIORITY`) a page's writes go first until its DMs are out, and the writes
-    of work that can wait go last.
+    time (a plain semaphore), and between its steps it waits while DMs are still to go out: at
+    most `patience` seconds a step, so a DM stuck on Slack's Retry-After stalls no one for long.
+    Only the event loop is ordered here: the database needs no ordering (bot/db.py).
     """
 
     def __init__(self, *, width: int = 4, patience: float = 0.5) -> None:
@@ -115,15 +112,12 @@ class PagesFirst:
         """Around one page delivery; call what it yields once the page's DMs are out (`then` is told)."""
         self._dms_due += 1
         self._quiet.clear()
-        before = WRITE_PRIORITY.get()
-        urgent = WRITE_PRIORITY.set(Write.URGENT)  # and its writes go first (SQLite)
         done = False
 
         def dms_sent() -> None:
             nonlocal done
             if not done:
                 done = True
-                WRITE_PRIORITY.set(before)
                 self._dms_due -= 1
                 if not self._dms_due:
                     self._quiet.set()
@@ -134,18 +128,13 @@ class PagesFirst:
             yield dms_sent
         finally:
             dms_sent()
-            WRITE_PRIORITY.reset(urgent)
 
     @asynccontextmanager
     async def later(self) -> AsyncIterator[None]:
         """Around work that can wait (a channel setup, a page's mention): one of `width` slots."""
         async with self._slots:
             await self.step()
-            later = WRITE_PRIORITY.set(Write.LATER)  # its writes go after everyone else's (SQLite)
-            try:
-                yield
-            finally:
-                WRITE_PRIORITY.reset(later)
+            yield
 
     async def step(self) -> None:
         """Between two steps of work that can wait: let DMs still to go out go first."""

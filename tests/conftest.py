@@ -20,6 +20,7 @@ from tests.browser import browser  # noqa: F401  (a fixture for page tests)
 from tests.fakes.slack_api import FakeSlack
 from tests.harness import SECRET, BotHarness, running_bot
 from tests.pg import PostgresServer, create_database
+from tests.session_guard import SessionGuard
 
 BACKEND = os.environ.get("TEST_DATABASE", "sqlite").lower()
 USERS = {"U0ALICE": "alice", "U0BOB": "bob", "U0CAROL": "carol", "U0LEAD": "lead", "U0CTO": "cto"}
@@ -27,6 +28,16 @@ USERS = {"U0ALICE": "alice", "U0BOB": "bob", "U0CAROL": "carol", "U0LEAD": "lead
 
 def pytest_report_header() -> str:
     return f"database backend: {BACKEND}"
+
+
+@pytest.fixture(autouse=True)
+def session_guard(monkeypatch: pytest.MonkeyPatch) -> Iterator[SessionGuard]:
+    """Every test: no Slack Web API call while the calling task holds a database connection, and no
+    second connection taken by a bot task that holds one."""
+    with SessionGuard().installed(monkeypatch) as guard:
+        yield guard
+    if guard.violations:
+        pytest.fail("database sessions misused (tests/session_guard.py):\n\n" + "\n\n".join(guard.violations))
 
 
 @pytest.fixture(scope="session")

@@ -93,9 +93,14 @@ class Escalator:
         concurrency: int = 64,
         on_page: Callable[[Page, service.Delivery], None] | None = None,
         priority: PagesFirst | None = None,
+        pager_db: Database | None = None,
     ) -> None:
-        self.db = db
-        self.writes = PageWrites(db=db, clock=clock, lease=lease)  # pages' claims and DM outcomes, together
+        self.db = db  # planning, channel halves, records: the requests' engine
+        # A page's path from due to DM (due rows, recipients, claim, DM outcomes) runs on the pager's own
+        # engine (`Database.for_pager()`), so in a storm it never waits for a connection behind the
+        # declarations' sessions, nor behind the pages' own bookkeeping.
+        self.send_db = pager_db or db
+        self.writes = PageWrites(db=self.send_db, clock=clock, lease=lease)  # claims and DM outcomes, together
         self.priority = priority or PagesFirst()
         self.on_page = on_page  # told of every finished page and how it went (metrics)
         self.clock = clock
@@ -139,7 +144,8 @@ class Escalator:
     async def incident_declared(self, incident_id: int) -> RunReport:
         """Plan every level and the status reminder, then page what is due (level 1) at once."""
         now = self.clock.now()
-        async with self.db.session() as session:
+        # On the pager's engine: in a storm the pages are planned while the declarations' sessions queue.
+        async with self.send_db.session() as session:
             incident = await session.get(Incident, incident_id)
             if incident is None or not incident.is_open:
                 return RunReport()
@@ -359,7 +365,7 @@ class Escalator:
                 now = self.clock.now()
                 free = min(self.concurrency - len(dming), self.concurrency * 4 - len(tasks))
                 if failure is None and free > 0 and (waiting or (next_at is not None and next_at <= now)):
-                    async with self.db.session() as session:
+                    async with self.send_db.session() as session:
                         due = await service.due_pages(session, now=now, limit=self.concurrency * 4)
                         next_at = await service.next_page_due(session, after=now)
                     waiting = False
@@ -424,7 +430,7 @@ class Escalator:
         sender reads or resolves after the claim, as before.
         """
         now = self.clock.now()
-        async with self.db.session() as session:
+        async with self.send_db.session() as session:
             found = await service.page_with_incident(session, page_id=page_id)
         if found is None:
             return None
@@ -456,7 +462,7 @@ class Escalator:
         """
         assert page.id is not None
         now = self.clock.now()
-        async with self.db.session() as session:
+        async with self.send_db.session() as session:
             incident = await session.get(Incident, page.incident_id)
             reason = self._page_stop_reason(page, incident)
             if recorded is not None:
@@ -596,7 +602,7 @@ class Escalator:
             now = self.clock.now()
             held = row.claim_token == token and row.claim_expires_at is not None and utc(row.claim_expires_at) > now
             if not held:  # rows this attempt inserted are ours already
-                async with self.db.session() as session:
+                async with self.send_db.session() as session:
                     if not await service.claim_target(
                         session, target_id=row.id, token=token, now=now, lease=self.lease
                     ):

@@ -26,7 +26,6 @@ from datetime import UTC, datetime, timedelta
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from bot.db import WRITE_PRIORITY, Write
 from bot.escalation.flows import Escalator, RunReport
 
 log = logging.getLogger(__name__)
@@ -60,6 +59,7 @@ class EscalationScheduler:
         self.last_run_at: datetime | None = None
         self.last_error: str | None = None
         self.runs = 0
+        self._stopped = False
 
     @property
     def running(self) -> bool:
@@ -69,6 +69,7 @@ class EscalationScheduler:
         """Start the timers, plan what a crash lost, and send everything already due."""
         if self.escalator.up_since is None:  # what fell due before this moment fell due while we were down
             self.escalator.up_since = self.escalator.clock.now()
+        self._stopped = False
         if self._scheduler is None:
             self._scheduler = AsyncIOScheduler(timezone=UTC)
             self._scheduler.add_job(
@@ -91,14 +92,17 @@ class EscalationScheduler:
         return await self.run()
 
     async def stop(self) -> None:
+        self._stopped = True  # from here on a run (a wake-up, a sweep) returns at once
         self.escalator.wake = lambda when: None
+        # Let a run in progress finish its claim → send → mark, so nothing is left half-done. Before
+        # the shutdown: easy to miss, APScheduler 3's asyncio executor cancels the jobs still running
+        # when it shuts down, whatever `wait` says.
+        async with self._lock:
+            pass
         if self._scheduler is not None and self._scheduler.running:
             self._scheduler.shutdown(wait=False)
         self._scheduler = None
         self.next_wake = None
-        # Let a run in progress finish its claim → send → mark, so nothing is left half-done.
-        async with self._lock:
-            pass
 
     def wake_at(self, when: datetime) -> None:
         """Make sure the process wakes no later than `when` (earlier timers win).
@@ -133,7 +137,7 @@ class EscalationScheduler:
         self._requested += 1
         request = self._requested
         async with self._lock:
-            if self._covered >= request:
+            if self._stopped or self._covered >= request:
                 return self._last_report  # a sweep that started after this request has just run
             self._covered = self._requested
             self._last_report = await self._sweep()
@@ -141,8 +145,6 @@ class EscalationScheduler:
 
     async def _sweep(self) -> RunReport:
         report = RunReport()
-        # Whoever armed the wake-up (a channel setup, say) does not lend the sweep its write priority.
-        priority = WRITE_PRIORITY.set(Write.NORMAL)
         try:
             report = await self.escalator.run_due()
             self.last_error = None
@@ -150,8 +152,6 @@ class EscalationScheduler:
             # The database may be down; the sweep tries again.
             log.exception("escalation run failed")
             self.last_error = f"{type(exc).__name__}: {exc}"
-        finally:
-            WRITE_PRIORITY.reset(priority)
         self.runs += 1
         self.last_run_at = datetime.now(UTC)
         try:

@@ -87,6 +87,7 @@ def setup(deps: Deps) -> None:
 
     escalator = Escalator(
         db=deps.db,
+        pager_db=deps.db.for_pager(),  # its own pool: a page's path to its DM never waits behind requests'
         clock=deps.clock,
         pager=LazyPager(deps),
         config=config,

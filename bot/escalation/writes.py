@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.clock import Clock
-from bot.db import WRITE_PRIORITY, Database, Write
+from bot.db import Database
 from bot.escalation import service
 
 R = TypeVar("R")
@@ -59,14 +59,13 @@ class PageWrites:
         return await future
 
     async def _write_all(self) -> None:
-        WRITE_PRIORITY.set(Write.URGENT)  # a page's DMs wait on these (this task's own context)
         while self._claims or self._outcomes:
             claims, self._claims = self._claims, []
             outcomes, self._outcomes = self._outcomes, []
             now = self.clock.now()
             self.transactions += 1
             try:
-                async with self.db.session() as session:  # one session: on SQLite one turn for both
+                async with self.db.session() as session:  # one transaction for both
                     if claims:
                         await self._answer(session, claims, self._claim(session, claims, now))
                     if outcomes:

@@ -20,7 +20,6 @@ from functools import partial
 from typing import Any, TypeVar
 
 from bot.config import Severity
-from bot.db import WRITE_PRIORITY, Write
 from bot.deps import Deps
 from bot.exceptions import BotError, ChannelNameTaken, ChatError, InvalidState
 from bot.incidents import service
@@ -174,7 +173,6 @@ class _SetupLease:
         self.held = held
 
     async def keep(self) -> None:
-        WRITE_PRIORITY.set(Write.NORMAL)  # its own context: not the setup's "can wait", or it may come too late
         while True:
             await self.beat(service.SETUP_LEASE.total_seconds() / 3)
             now = self.deps.clock.now()

@@ -13,9 +13,10 @@ the door posts it to the request's `response_url`, where Slack shows it the same
 Everything else goes through Bolt unchanged: a form's ack carries its validation errors, and an
 event's delivery is claimed in the database before its ack (`listeners/replay.py`).
 
-Either way the request's work is stamped with when it arrived (`bot.db.WRITE_SINCE`), so in a
-storm the database serves the oldest request's writes first (a declaration from a form as much
-as from a command).
+Only Bolt's public request/response API is used: an `AsyncBoltRequest` built from the raw body and
+headers (or a Socket Mode payload) goes to `AsyncApp.async_dispatch`, which answers a `BoltResponse`.
+Easy to miss: a listener's `ack()` still runs and still fills that response after the door answered
+Slack; the door reads it (`ack_message`) instead of sending it.
 """
 
 from __future__ import annotations
@@ -24,14 +25,12 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import parse_qs
 
 import httpx
 from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
-from slack_bolt.adapter.socket_mode.internals import build_headers
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
@@ -40,7 +39,6 @@ from slack_sdk.socket_mode.aiohttp import SocketModeClient
 from slack_sdk.socket_mode.request import SocketModeRequest
 from slack_sdk.socket_mode.response import SocketModeResponse
 
-from bot.db import WRITE_SINCE
 from bot.deps import Deps
 from bot.observability import metrics_of
 
@@ -107,13 +105,11 @@ class FrontDoor:
     def accept(self, request: AsyncBoltRequest, kind: str, *, started: float) -> None:
         request.context[ACKED_EARLY] = True
         self.metrics.observe_ack(kind, time.perf_counter() - started)
-        with arrived_at(started):  # the task takes a copy of this context: its writes, and its pages', rank by it
-            self.deps.background.spawn(self.dispatch(request, kind), f"handle a Slack {kind}")
+        self.deps.background.spawn(self.dispatch(request, kind), f"handle a Slack {kind}")
 
     async def through_bolt(self, request: AsyncBoltRequest, *, started: float) -> BoltResponse:
-        """A request Bolt answers itself (a form, an event), its work stamped like the door's."""
-        with arrived_at(started):
-            return await self.app.async_dispatch(request)
+        """A request Bolt answers itself (a form, an event)."""
+        return await self.app.async_dispatch(request)
 
     async def dispatch(self, request: AsyncBoltRequest, kind: str) -> None:
         await asyncio.sleep(self.ACK_FIRST)
@@ -135,16 +131,6 @@ class FrontDoor:
             return
         if answer.status_code != 200:
             log.warning("response_url refused an ack's message: HTTP %s %s", answer.status_code, answer.text[:200])
-
-
-@contextmanager
-def arrived_at(started: float) -> Iterator[None]:
-    """Within: `WRITE_SINCE` is when the request arrived (`started` is its `time.perf_counter()`)."""
-    token = WRITE_SINCE.set(time.monotonic() - (time.perf_counter() - started))
-    try:
-        yield
-    finally:
-        WRITE_SINCE.reset(token)
 
 
 def ack_message(response: BoltResponse) -> dict[str, Any] | None:
@@ -238,9 +224,18 @@ class SocketModeDoor(AsyncSocketModeHandler):
         body = req.payload if isinstance(req.payload, dict) else {}
         kind = early_kind(body) if req.type in ("slash_commands", "interactive") else None
         if kind is None:
-            with arrived_at(started):
-                await super().handle(client, req)
+            await super().handle(client, req)
             return
         await client.send_socket_mode_response(SocketModeResponse(envelope_id=req.envelope_id))
-        request = AsyncBoltRequest(mode="socket_mode", body=body, headers=build_headers(req))
+        request = AsyncBoltRequest(mode="socket_mode", body=body, headers=retry_headers(req))
         self.door.accept(request, kind, started=started)
+
+
+def retry_headers(req: SocketModeRequest) -> dict[str, str | Sequence[str]]:
+    """The retry headers Slack sends over HTTP, from a Socket Mode envelope (as Bolt's own handler makes them)."""
+    headers: dict[str, str | Sequence[str]] = {}
+    if req.retry_attempt is not None:
+        headers["x-slack-retry-num"] = str(req.retry_attempt)
+    if req.retry_reason is not None:
+        headers["x-slack-retry-reason"] = req.retry_reason
+    return headers

@@ -1,4 +1,6 @@
-"""Database basics on both engines: UTC round trip, idempotent migration, indexes for hot queries."""
+"""Database basics on both engines: UTC round trip, idempotent migration, indexes for hot queries.
+
+Migrations themselves: tests/core/test_migrations.py."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ from bot.config import Severity
 from bot.db import Database
 from bot.incidents import service
 from bot.incidents.models import IncidentCreate
+from bot.migrations.run import head
 
 
 async def test_times_come_back_as_aware_utc(db: Database) -> None:
@@ -24,11 +27,11 @@ async def test_times_come_back_as_aware_utc(db: Database) -> None:
     assert stored.declared_at.tzinfo is not None
 
 
-async def test_migrate_twice_is_harmless_and_records_the_version(db: Database) -> None:
+async def test_migrate_twice_is_harmless_and_records_the_revision(db: Database) -> None:
     await db.migrate()
     async with db.engine.connect() as conn:
-        versions = (await conn.execute(text("SELECT version FROM schema_version"))).scalars().all()
-    assert len(versions) == 1
+        revisions = (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalars().all()
+    assert revisions == [head()]
 
 
 async def test_hot_queries_have_indexes(db: Database) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -21,7 +20,6 @@ from slack_bolt.response import BoltResponse
 from slack_sdk.socket_mode.request import SocketModeRequest
 from slack_sdk.socket_mode.response import SocketModeResponse
 
-from bot.db import WRITE_SINCE
 from bot.slack.front import FrontDoor, SocketModeDoor
 from tests.harness import BotHarness
 
@@ -108,55 +106,19 @@ async def test_each_command_is_timed_once_in_the_ack_histogram(bot: BotHarness) 
     assert await acked_commands() == before + 2
 
 
-async def test_a_commands_work_is_stamped_with_when_it_arrived(bot: BotHarness) -> None:
-    """SQLite's writer queue serves the oldest request first; the stamp must reach Bolt's listener."""
-    stamps: list[float | None] = []
-
-    @bot.app.middleware
-    async def stamp(req: AsyncBoltRequest, resp: BoltResponse, next: Callable[[], Awaitable[BoltResponse]]) -> Any:
-        stamps.append(WRITE_SINCE.get())
-        return await next()
-
-    before = time.monotonic()
-    await bot.command("list")
-    await bot.command("help")
-    await bot.settle()
-    assert len(stamps) == 2 and all(s is not None for s in stamps)
-    first, second = stamps
-    assert before <= first <= second <= time.monotonic()  # type: ignore[operator]
-    assert WRITE_SINCE.get() is None, "the stamp stays with the request's own work"
-
-
-async def test_a_forms_and_an_events_work_is_stamped_too(bot: BotHarness) -> None:
-    """Bolt answers those itself (a form's ack carries its errors); the stamp must reach them all the same."""
-    stamps: dict[str, float | None] = {}
-
-    @bot.app.middleware
-    async def stamp(req: AsyncBoltRequest, resp: BoltResponse, next: Callable[[], Awaitable[BoltResponse]]) -> Any:
-        stamps[str(req.body.get("type"))] = WRITE_SINCE.get()
-        return await next()
-
-    before = time.monotonic()
-    form = {
-        "title": {"value": {"type": "plain_text_input", "value": "Checkout is down"}},
-        "severity": {"value": {"type": "static_select", "selected_option": {"value": "P2"}}},
-    }
-    assert (await bot.submit("incident_declare", form, private_metadata="C0GENERAL")).status_code == 200
-    assert (await bot.incident(1)).title == "Checkout is down"
-    event = {"type": "message", "channel": "C0GENERAL", "user": "U0BOB", "text": "hi", "ts": "1700000000.000100"}
-    assert (await bot.event(event)).status_code == 200
-    assert set(stamps) == {"view_submission", "event_callback"}
-    assert all(s is not None and before <= s <= time.monotonic() for s in stamps.values()), stamps
-    assert WRITE_SINCE.get() is None
-
-
-async def test_over_socket_mode_an_events_work_is_stamped_too(bot: BotHarness) -> None:
-    stamps: list[float | None] = []
+async def test_over_socket_mode_a_command_is_acked_first_and_reaches_bolt_with_its_retry_headers(
+    bot: BotHarness,
+) -> None:
+    """The door builds Bolt's request itself (Bolt's public `AsyncBoltRequest`), as Bolt's handler would."""
+    seen: list[tuple[str | None, str | None]] = []
     answered: list[str] = []
+    acked_before_bolt: list[bool] = []
 
     @bot.app.middleware
-    async def stamp(req: AsyncBoltRequest, resp: BoltResponse, next: Callable[[], Awaitable[BoltResponse]]) -> Any:
-        stamps.append(WRITE_SINCE.get())
+    async def look(req: AsyncBoltRequest, resp: BoltResponse, next: Callable[[], Awaitable[BoltResponse]]) -> Any:
+        acked_before_bolt.append(answered == ["env-1"])
+        headers = req.headers
+        seen.append((headers.get("x-slack-retry-num", [None])[0], headers.get("x-slack-retry-reason", [None])[0]))
         return await next()
 
     class Socket:
@@ -166,13 +128,23 @@ async def test_over_socket_mode_an_events_work_is_stamped_too(bot: BotHarness) -
             answered.append(response.envelope_id)
 
     door = SocketModeDoor(bot.app, bot.fake.app_token, FrontDoor(bot.app, bot.deps, signing_secret=None))
-    event = {"type": "message", "channel": "C0GENERAL", "user": "U0BOB", "text": "hi", "ts": "1700000000.000200"}
-    payload = {"type": "event_callback", "team_id": "T0TEST", "event_id": "EvSock1", "event_time": 1, "event": event}
-    before = time.monotonic()
+    payload = {
+        "command": "/incident",
+        "text": "list",
+        "user_id": "U0BOB",
+        "channel_id": "C0GENERAL",
+        "team_id": "T0TEST",
+        "response_url": f"{bot.fake.url}/response/1",
+        "trigger_id": "trigger-1",
+    }
+    request = SocketModeRequest(
+        type="slash_commands", envelope_id="env-1", payload=payload, retry_attempt=1, retry_reason="timeout"
+    )
     try:
-        await door.handle(Socket(), SocketModeRequest(type="events_api", envelope_id="env-1", payload=payload))  # type: ignore[arg-type]
+        await door.handle(Socket(), request)  # type: ignore[arg-type]
     finally:
         await door.client.close()  # never connected; stops its message loop
+    await bot.settle()
     assert answered == ["env-1"]
-    assert len(stamps) == 1 and stamps[0] is not None and before <= stamps[0] <= time.monotonic()
-    assert WRITE_SINCE.get() is None
+    assert acked_before_bolt == [True]
+    assert seen == [("1", "timeout")]

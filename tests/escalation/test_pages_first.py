@@ -14,7 +14,7 @@ from sqlmodel import select
 
 from bot.clock import FakeClock
 from bot.config import BotConfig
-from bot.db import WRITE_PRIORITY, Database, Write
+from bot.db import Database
 from bot.escalation import service
 from bot.incidents import service as incidents
 from bot.incidents.models import Incident
@@ -107,20 +107,6 @@ async def test_a_delivery_that_fails_does_not_hold_the_rest_back() -> None:
 
 
 # --- in the escalator -------------------------------------------------------------------------
-
-
-async def test_writes_take_the_priority_of_the_work_they_belong_to() -> None:
-    priority = PagesFirst()
-    assert WRITE_PRIORITY.get() == Write.NORMAL  # a request, a declaration
-    async with priority.later():
-        assert WRITE_PRIORITY.get() == Write.LATER  # a channel setup
-    async with priority.page() as dms_sent:
-        assert WRITE_PRIORITY.get() == Write.URGENT  # a page whose DMs are still to go out
-        dms_sent()
-        assert WRITE_PRIORITY.get() == Write.NORMAL
-        async with priority.later():
-            assert WRITE_PRIORITY.get() == Write.LATER  # its mention
-    assert WRITE_PRIORITY.get() == Write.NORMAL
 
 
 def hold_first_dm(pager: FakePager) -> tuple[asyncio.Event, asyncio.Event]:

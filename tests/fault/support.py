@@ -117,7 +117,8 @@ def injected(text: str, *, users: tuple[str, ...] = ()) -> list[str]:
 
 
 class DatabaseOutage:
-    """Point the bot's engine and sessions at a database that refuses connections, and back.
+    """Point the bot's engines and sessions (the pager's own included) at a database that refuses
+    connections, and back.
 
     Deterministic: every query while it is down fails at connect time with the driver's real error,
     as when PostgreSQL restarts or a SQLite file's volume goes away. Sessions opened before the
@@ -125,18 +126,20 @@ class DatabaseOutage:
     """
 
     def __init__(self, deps: Deps, unreachable_url: str) -> None:
-        self.db = deps.db
-        self.saved = (deps.db.engine, deps.db.sessions)
+        self.dbs = [deps.db, deps.db.for_pager()]
+        self.saved = [(db.engine, db.sessions) for db in self.dbs]
         self.broken = create_async_engine(unreachable_url)
         self.down = False
 
     def start(self) -> None:
-        self.db.engine = self.broken
-        self.db.sessions = async_sessionmaker(self.broken, class_=AsyncSession, expire_on_commit=False)
+        for db in self.dbs:
+            db.engine = self.broken
+            db.sessions = async_sessionmaker(self.broken, class_=AsyncSession, expire_on_commit=False)
         self.down = True
 
     def end(self) -> None:
-        self.db.engine, self.db.sessions = self.saved
+        for db, (engine, sessions) in zip(self.dbs, self.saved, strict=True):
+            db.engine, db.sessions = engine, sessions
         self.down = False
 
     async def close(self) -> None:

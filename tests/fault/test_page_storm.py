@@ -30,19 +30,21 @@ def bot_config() -> dict[str, Any]:
 
 @contextmanager
 def statements(bot: BotHarness, prefix: str) -> Iterator[list[str]]:
-    """SQL statements the bot's engine runs that start with `prefix` (observed at the driver boundary)."""
+    """SQL statements the bot's engines (the pager's own included) run that start with `prefix`."""
     seen: list[str] = []
-    engine = bot.deps.db.engine.sync_engine
+    engines = [bot.deps.db.engine.sync_engine, bot.deps.db.for_pager().engine.sync_engine]
 
     def before(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
         if statement.lstrip().upper().startswith(prefix):
             seen.append(statement)
 
-    event.listen(engine, "before_cursor_execute", before)
+    for engine in engines:
+        event.listen(engine, "before_cursor_execute", before)
     try:
         yield seen
     finally:
-        event.remove(engine, "before_cursor_execute", before)
+        for engine in engines:
+            event.remove(engine, "before_cursor_execute", before)
 
 
 async def test_claim_work_per_page_is_bounded_in_a_declare_storm(bot: BotHarness) -> None:
@@ -58,4 +60,4 @@ async def test_claim_work_per_page_is_bounded_in_a_declare_storm(bot: BotHarness
     pages = len([m for m in bot.fake.dms("U0LEAD") if "Paged for" in m.text])
     assert pages == STORM, "each page once"
     # Claim + finish per page, plus slack for a retry: 3 per page.
-    assert len(updates) <= 3 * STORM, f"{len(updates)} UPDATEs of escalation_pages for {STORM} pages"
+    assert STORM <= len(updates) <= 3 * STORM, f"{len(updates)} UPDATEs of escalation_pages for {STORM} pages"
