@@ -76,7 +76,7 @@ def _drive(driver: Any, url: str) -> None:
     _shots(driver, "list")
 
     # An incident and its timeline
-    driver.find_element(By.PARTIAL_LINK_TEXT, "Checkout is down").click()
+    _click(driver, driver.find_element(By.PARTIAL_LINK_TEXT, "Checkout is down"))
     assert driver.current_url.endswith("/incidents/INC-3")
     timeline = driver.find_element(By.ID, "timeline").text
     assert "Rolling back deploy 4711 now" in timeline and "Error rate at 35%" in timeline
@@ -92,10 +92,10 @@ def _drive(driver: Any, url: str) -> None:
     driver.set_window_size(*DESKTOP)
 
     # Edit a post-mortem section
-    driver.find_element(By.LINK_TEXT, "Post-mortem").click()
+    _click(driver, driver.find_element(By.LINK_TEXT, "Post-mortem"))
     box = driver.find_element(By.ID, "s-root_cause")
     box.send_keys("A deploy halved the connection pool size.\nNobody alerted on saturation.")
-    driver.find_element(By.CSS_SELECTOR, "form.sections button[type=submit]").click()
+    _click(driver, driver.find_element(By.CSS_SELECTOR, "form.sections button[type=submit]"))
     assert "saved=1" in driver.current_url
     written = driver.find_element(By.ID, "written-root_cause").text
     assert "A deploy halved the connection pool size." in written and "Nobody alerted" in written
@@ -104,10 +104,10 @@ def _drive(driver: Any, url: str) -> None:
     _shots(driver, "postmortem")
 
     # Stats and on-call
-    driver.find_element(By.LINK_TEXT, "Stats").click()
+    _click(driver, driver.find_element(By.LINK_TEXT, "Stats"))
     assert len(driver.find_elements(By.CSS_SELECTOR, "svg.chart")) == 3
     _shots(driver, "stats")
-    driver.find_element(By.LINK_TEXT, "On-call").click()
+    _click(driver, driver.find_element(By.LINK_TEXT, "On-call"))
     assert "The next four weeks" in driver.find_element(By.TAG_NAME, "main").text
     _shots(driver, "oncall")
 
@@ -116,7 +116,7 @@ def _drive(driver: Any, url: str) -> None:
     assert not [m for m in logs if "Content Security Policy" in m], logs
 
     # Sign out (a form with the CSRF token)
-    driver.find_element(By.CSS_SELECTOR, "form.signout button").click()
+    _click(driver, driver.find_element(By.CSS_SELECTOR, "form.signout button"))
     assert "You are signed out" in driver.find_element(By.TAG_NAME, "main").text
     _shots(driver, "signed-out")
 
@@ -161,6 +161,24 @@ def _followup_shots(driver: Any, name: str) -> None:
     driver.set_window_size(*DESKTOP)
 
 
+def _click(driver: Any, element: Any) -> None:
+    """Click, then wait until the browser has left the page: a click may return before the next page is loaded."""
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    page = driver.find_element(By.TAG_NAME, "html")
+    element.click()
+    WebDriverWait(driver, 15).until(expected_conditions.staleness_of(page))
+    WebDriverWait(driver, 15).until(lambda d: d.execute_script("return document.readyState") == "complete")
+
+
+def _wait_for(driver: Any, by: str, selector: str) -> Any:
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    return WebDriverWait(driver, 15).until(expected_conditions.presence_of_element_located((by, selector)))
+
+
 def _drive_followup_issue(driver: Any, url: str, tracked: Tracker) -> str:
     """Create issue on a follow-up, in the browser: refused once (told on the page), then the link."""
     driver.get(f"{url}/incidents/INC-1")
@@ -168,14 +186,15 @@ def _drive_followup_issue(driver: Any, url: str, tracked: Tracker) -> str:
     assert not item.find_elements(By.CSS_SELECTOR, "a.issue")
     _followup_shots(driver, "followup-create")
     tracked.fake.rate_limit_next(600)
-    item.find_element(By.XPATH, ".//button[text()='Create issue']").click()
-    problem = driver.find_element(By.CSS_SELECTOR, "#followup-1 .problem").text
+    _click(driver, item.find_element(By.XPATH, ".//button[text()='Create issue']"))
+    # A form's submit may return before the next page is there (seen on a loaded machine): wait for it.
+    problem = _wait_for(driver, By.CSS_SELECTOR, "#followup-1 .problem").text
     assert "Could not create the issue" in problem and "try again in" in problem
     _followup_shots(driver, "followup-refused")
-    driver.find_element(By.XPATH, "//li[@id='followup-1']//button[text()='Create issue']").click()
+    _click(driver, driver.find_element(By.XPATH, "//li[@id='followup-1']//button[text()='Create issue']"))
+    link = _wait_for(driver, By.CSS_SELECTOR, "#followup-1 a.issue")
     assert driver.current_url.endswith("/incidents/INC-1#followup-1")
     item = driver.find_element(By.ID, "followup-1")
-    link = item.find_element(By.CSS_SELECTOR, "a.issue")
     assert link.text == "issue #1" and not item.find_elements(By.XPATH, ".//button[text()='Create issue']")
     _followup_shots(driver, "followup-issue")
     logs = [entry["message"] for entry in driver.get_log("browser")]
