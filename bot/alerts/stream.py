@@ -15,7 +15,7 @@ import ijson
 
 from bot.alerts.limits import KEPT_ALERTS_PER_DELIVERY, ChunkSource, LimitedReader, Overflow
 from bot.alerts.limits import MAX_ALERT_BODY_BYTES as LIMIT
-from bot.alerts.payloads import PayloadError
+from bot.alerts.payloads import MAX_DEPTH, PayloadError
 
 _OPEN = frozenset({"start_map", "start_array"})
 _CLOSE = frozenset({"end_map", "end_array"})
@@ -52,6 +52,8 @@ class _Body:
         else:
             self._member_event(event, value)
         self.depth += 1 if event in _OPEN else -1 if event in _CLOSE else 0
+        if self.depth > MAX_DEPTH:  # as decode() refuses: no real sender nests this deep
+            raise PayloadError(f"the JSON is nested deeper than {MAX_DEPTH} levels")
 
     def _member_event(self, event: str, value: Any) -> None:
         if self.builder is None:

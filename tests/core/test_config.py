@@ -211,7 +211,8 @@ def _example_keys() -> dict[str, object]:
     import yaml
 
     text = (ROOT / "bot.example.yml").read_text(encoding="utf-8")
-    uncommented = re.sub(r"(?m)^(\s*)# ?([a-z_]+:.*)$", r"\1\2", text)
+    # "# key: value" at any depth; a commented block keeps its own indentation after the "# ".
+    uncommented = re.sub(r"(?m)^(\s*)# ?(\s*[a-z_]+:.*)$", r"\1\2", text)
     return yaml.safe_load(uncommented)  # type: ignore[no-any-return]
 
 
