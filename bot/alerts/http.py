@@ -20,7 +20,7 @@ from aiohttp import web
 from bot.alerts import limits
 from bot.alerts.flows import processor_of
 from bot.alerts.limits import BodyTooLarge
-from bot.alerts.payloads import PayloadError, parse
+from bot.alerts.payloads import Notification, PayloadError, parse
 from bot.alerts.stream import read_notification
 from bot.deps import Deps
 from bot.observability import metrics_of
@@ -75,22 +75,25 @@ def handler_for(deps: Deps, source: str) -> Handler:
             metrics.alerts_rejected.labels(source=source, reason="malformed").inc()
             log.warning("refused a malformed alert on /alerts/%s: %s", source, exc)
             return web.json_response({"status": "error", "error": str(exc)}, status=400)
-        try:
-            result = await processor_of(deps).ingest(note)
-        except Exception:
-            metrics.alerts_rejected.labels(source=source, reason="storage").inc()
-            log.exception("could not store an alert from %s; answering 503 so it is sent again", source)
-            return web.json_response(
-                {"status": "error", "error": "could not store the alert; send it again"}, status=503
-            )
-        processor_of(deps).spawn(result.group_id)
-        return web.json_response(
-            {
-                "status": "accepted",
-                "group": result.group_id,
-                "revision": result.revision,
-                "incident": f"INC-{result.incident_id}" if result.incident_id else None,
-            }
-        )
+        return await store_and_answer(deps, note, source=source)
 
     return receive
+
+
+async def store_and_answer(deps: Deps, note: Notification, *, source: str) -> web.Response:
+    """Stored before the 2xx, so a sender's retry is the only copy until then; 503 asks it to send again."""
+    try:
+        result = await processor_of(deps).ingest(note)
+    except Exception:
+        metrics_of(deps).alerts_rejected.labels(source=source, reason="storage").inc()
+        log.exception("could not store an alert from %s; answering 503 so it is sent again", source)
+        return web.json_response({"status": "error", "error": "could not store the alert; send it again"}, status=503)
+    processor_of(deps).spawn(result.group_id)
+    return web.json_response(
+        {
+            "status": "accepted",
+            "group": result.group_id,
+            "revision": result.revision,
+            "incident": f"INC-{result.incident_id}" if result.incident_id else None,
+        }
+    )

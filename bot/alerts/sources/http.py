@@ -19,8 +19,7 @@ from urllib.parse import parse_qsl
 
 from aiohttp import web
 
-from bot.alerts.flows import processor_of
-from bot.alerts.http import Handler, authorized
+from bot.alerts.http import Handler, authorized, store_and_answer
 from bot.alerts.payloads import PayloadError, decode
 from bot.alerts.sources import mapped, presets
 from bot.alerts.sources.fields import Fields, Ignored, notification
@@ -116,23 +115,7 @@ def handler_for_source(deps: Deps, name: str, source: AlertSource) -> Handler:
             metrics.alerts_rejected.labels(source=name, reason="malformed").inc()
             log.warning("refused a malformed alert on /alerts/%s: %s", name, exc)
             return web.json_response({"status": "error", "error": str(exc)}, status=400)
-        try:
-            result = await processor_of(deps).ingest(note)
-        except Exception:
-            metrics.alerts_rejected.labels(source=name, reason="storage").inc()
-            log.exception("could not store an alert from %s; answering 503 so it is sent again", name)
-            return web.json_response(
-                {"status": "error", "error": "could not store the alert; send it again"}, status=503
-            )
-        processor_of(deps).spawn(result.group_id)
-        return web.json_response(
-            {
-                "status": "accepted",
-                "group": result.group_id,
-                "revision": result.revision,
-                "incident": f"INC-{result.incident_id}" if result.incident_id else None,
-            }
-        )
+        return await store_and_answer(deps, note, source=name)
 
     return receive
 
