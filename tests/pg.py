@@ -69,7 +69,14 @@ class PostgresServer:
                 self._run(pg_ctl, "-D", str(self.directory / "data"), "-m", "immediate", "-w", "stop")
             except subprocess.CalledProcessError:
                 pass
-        shutil.rmtree(self.directory, ignore_errors=True)
+        # A run leaves a database per test (gigabytes of small files): removing them took ~55 s at the end
+        # of every PostgreSQL run, so a detached `rm` does it while the next step goes on.
+        subprocess.Popen(
+            ["rm", "-rf", str(self.directory)],
+            start_new_session=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
 
 
 _counter = 0
