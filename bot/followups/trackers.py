@@ -69,10 +69,13 @@ class HttpTracker:
                 await self.sleep(min(2.0**attempt, self.max_wait))
                 continue
             wait = self.throttled(response)
-            if wait is None and response.status_code >= 500:
+            failing = wait is None and response.status_code >= 500
+            if failing:
                 wait = min(2.0**attempt, self.max_wait)
             if wait is None:
                 return response
+            if failing and attempt == ATTEMPTS:  # down, not slowing us down: say so
+                raise TrackerError(f"{self.label} is failing (HTTP {response.status_code} {ATTEMPTS} times); try later")
             if wait > self.max_wait or attempt == ATTEMPTS:
                 raise TrackerRateLimited(
                     f"{self.label} is rate-limiting the bot; try again in {int(wait) + 1} s", retry_after=wait
