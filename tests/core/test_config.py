@@ -6,8 +6,9 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from pydantic import BaseModel
 
-from bot.config import BotConfig, load_bot_config, parse_duration
+from bot.config import BotConfig, Severity, load_bot_config, parse_duration
 from bot.exceptions import ConfigError
 from bot.settings import Settings, normalise_database_url
 
@@ -36,7 +37,7 @@ def test_example_config_is_valid_and_complete() -> None:
         timedelta(minutes=15),
         timedelta(minutes=30),
     ]
-    assert config.escalation.severity["P3"].levels == 1
+    assert config.escalation.severity[Severity.P3].levels == 1
     assert config.oncall.rotation is not None and config.oncall.rotation.handoff_weekday == 0
     assert config.permissions.rollback == ["U0LEAD", "U0CTO"]
     assert config.warnings() == []
@@ -239,7 +240,7 @@ def _paths(value: object, model: type, prefix: str = "") -> set[str]:
     return found
 
 
-def _fields(model: type, prefix: str = "") -> set[str]:
+def _fields(model: type[BaseModel], prefix: str = "") -> set[str]:
     from bot.config import _model_in
 
     out: set[str] = set()

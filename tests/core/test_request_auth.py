@@ -49,7 +49,7 @@ class Live:
         before = len(self.lines.records)
 
         async def send() -> httpx.Response:
-            raw = {name: value.encode("utf-8") for name, value in headers.items()}  # as sent: any bytes
+            raw = {name.encode(): value.encode("utf-8") for name, value in headers.items()}  # as sent: any bytes
             response = await self.bot.http.post(f"{self.bot.url}/slack/events", content=body, headers=raw)
             await self.bot.settle()
             return response

@@ -220,10 +220,13 @@ async def test_two_outcomes_for_one_recipient_in_one_write_record_the_claim_hold
     pages = await planned_pages(db, clock, make_escalator, 1)
     (level1,) = [p for p in pages if p.level == 1]
     clock.advance(timedelta(minutes=5))
-    claim = service.PageClaim(level1.id, "new-holder", lead(level1))  # type: ignore[arg-type]
+    assert level1.id is not None
+    claim = service.PageClaim(level1.id, "new-holder", lead(level1))
     async with db.session() as session:
         claimed = await service.claim_pages(session, claims=[claim], now=clock.now())
-    target, _ = claimed[level1.id].recipients  # type: ignore[index]
+    recipients = claimed[level1.id].recipients
+    assert recipients is not None
+    target, _ = recipients
     assert target.id is not None and target.recipient == "U0LEAD"
     outcomes = [
         service.DmOutcome(target.id, "new-holder", TargetState.SENT),
@@ -248,7 +251,9 @@ async def test_a_page_cancelled_and_restored_while_its_dms_are_out_stays_with_it
     claim = service.PageClaim(level1.id, "sender", lead(level1))
     async with db.session() as session:
         claimed = await service.claim_pages(session, claims=[claim], now=clock.now())
-    target, _ = claimed[level1.id].recipients
+    recipients = claimed[level1.id].recipients
+    assert recipients is not None
+    target, _ = recipients
     assert target.id is not None
     async with db.session() as session:  # the downgrade
         cancelled = await service.cancel_pages(

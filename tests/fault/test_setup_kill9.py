@@ -132,7 +132,8 @@ async def test_kill9_during_the_setup_then_restart_finishes_it_once(
         assert await _wait(lambda: any("finished the setup" in m.text for m in fake_slack.dms("U0ALICE")), 10)
         done = await incident()
         assert done is not None and done.channel_id is not None
-        assert await _wait(lambda: any("<@U0BOB>" in m.text for m in fake_slack.messages(done.channel_id)), 20), (
+        channel_id = done.channel_id
+        assert await _wait(lambda: any("<@U0BOB>" in m.text for m in fake_slack.messages(channel_id)), 20), (
             "the page's channel mention never came"
         )
     finally:

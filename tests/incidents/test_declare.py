@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from bot.incidents.models import Status
+from bot.incidents.models import Incident, Status
 from tests.fault.support import unpace_channel_creation
 from tests.harness import BotHarness
 
@@ -67,32 +67,35 @@ async def test_in_a_storm_each_declarations_effects_come_in_order(bot: BotHarnes
 
     calls = [c for c in bot.fake.calls if c.status == 200 and c.response.get("ok")]
     dm_channels = {c.id for c in bot.fake.channels.values() if c.is_im}
-    for number in range(1, STORM + 1):
-        incident = await bot.incident(number)
-        cid, summary = incident.channel_id, incident.summary_ts
-        assert cid and summary and incident.announcement_ts, f"INC-{number} not set up"
 
-        def index(method: str, where: Callable[[Any], bool], number: int = number) -> int:
+    def check_order(number: int, incident: Incident) -> None:
+        cid, summary, announcement = incident.channel_id, incident.summary_ts, incident.announcement_ts
+        assert cid and summary and announcement, f"INC-{number} not set up"
+
+        def index(method: str, where: Callable[[Any], bool]) -> int:
             found = [i for i, c in enumerate(calls) if c.method == method and where(c)]
             assert found, f"INC-{number}: no {method}"
             return found[0]
 
-        created = index("conversations.create", lambda c, cid=cid: c.response["channel"]["id"] == cid)
-        invited = index("conversations.invite", lambda c, cid=cid: c.args.get("channel") == cid)
-        topic = index("conversations.setTopic", lambda c, cid=cid: c.args.get("channel") == cid)
-        posted = index("chat.postMessage", lambda c, s=summary: c.response.get("ts") == s)
-        pinned = index("pins.add", lambda c, s=summary: c.args.get("timestamp") == s)
-        announced = index("chat.postMessage", lambda c, a=incident.announcement_ts: c.response.get("ts") == a)
+        created = index("conversations.create", lambda c: c.response["channel"]["id"] == cid)
+        invited = index("conversations.invite", lambda c: c.args.get("channel") == cid)
+        topic = index("conversations.setTopic", lambda c: c.args.get("channel") == cid)
+        posted = index("chat.postMessage", lambda c: c.response.get("ts") == summary)
+        pinned = index("pins.add", lambda c: c.args.get("timestamp") == summary)
+        announced = index("chat.postMessage", lambda c: c.response.get("ts") == announcement)
         paged = index(
             "chat.postMessage",
-            lambda c, n=number: c.args.get("channel") in dm_channels and f"INC-{n} " in str(c.args.get("text")),
+            lambda c: c.args.get("channel") in dm_channels and f"INC-{number} " in str(c.args.get("text")),
         )
         mentioned = index(
-            "chat.postMessage", lambda c, cid=cid: c.args.get("channel") == cid and "📟" in str(c.args.get("text"))
+            "chat.postMessage", lambda c: c.args.get("channel") == cid and "📟" in str(c.args.get("text"))
         )
         assert created < invited < topic < posted < pinned < announced, f"INC-{number}'s setup out of order"
         assert posted < mentioned, f"INC-{number}: the page was mentioned before the pinned summary"
         assert paged < mentioned, f"INC-{number}: mentioned before its DM went out"
+
+    for number in range(1, STORM + 1):
+        check_order(number, await bot.incident(number))
         kinds = [e.kind for e in await bot.timeline(number)]
         assert kinds[0] == "declared"
     assert len([m for m in bot.fake.dms("U0LEAD") if "Paged for" in m.text]) == STORM, "each page once"

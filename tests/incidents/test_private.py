@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from bot.alerts.models import AlertGroup  # noqa: F401  (the alerts tables exist)
+from bot.config import Severity
 from bot.incidents.models import Incident, Status
 from bot.ops.models import AuditLog
 from bot.slack.blocks import ActionId, CallbackId
@@ -259,7 +260,13 @@ def test_a_playbook_notice_outside_the_channel_sees_no_title_service_or_person()
     from bot.playbooks.render import build_context, outside_view, render_or_raw
 
     incident = Incident(
-        id=5, title=TITLE, service="vault", declared_by="U0ALICE", commander="U0ALICE", private=True, severity="P1"
+        id=5,
+        title=TITLE,
+        service="vault",
+        declared_by="U0ALICE",
+        commander="U0ALICE",
+        private=True,
+        severity=Severity.P1,
     )
     template = (
         "{{ incident.ref }} {{ incident.severity }}: {{ incident.title }} on {{ service }} "

@@ -197,6 +197,7 @@ async def test_a_setup_that_outlasts_its_lease_keeps_it_and_a_second_run_is_refu
             await bot.command("declare P1 Checkout is down", settle=False)
             await until(lambda: bot.fake.held and beats.waiting == 1)
             claimed = (await bot.incident(1)).setup_claimed_at
+            assert claimed is not None
             for beat in range(1, 4):  # three lease lengths of Slack holding the channel back
                 clock.advance(service.SETUP_LEASE / 2)
                 beats.tick()

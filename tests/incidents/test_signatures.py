@@ -12,7 +12,7 @@ async def _declare_request(bot: BotHarness, **kwargs: object) -> tuple[str, dict
     return req.slash_command(
         "/incident",
         "declare P1 forged",
-        secret=kwargs.pop("secret", SECRET),
+        secret=str(kwargs.pop("secret", SECRET)),
         response_url=bot.fake.response_url(),
         **kwargs,  # type: ignore[arg-type]
     )

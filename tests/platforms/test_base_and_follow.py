@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
@@ -113,7 +114,7 @@ class Scripted:
     kind = "scripted"
     display_name = "Scripted"
 
-    def __init__(self, answers: list[object]) -> None:
+    def __init__(self, answers: Sequence[object]) -> None:
         self.answers = list(answers)
         self.polls = 0
 

@@ -26,7 +26,7 @@ async def test_with_the_token_people_are_shown_by_name(db: Database, database_ur
         )
         out, err = io.StringIO(), io.StringIO()
         code = await run_cli(settings, incident="INC-7", fmt="markdown", output=None, stdout=out, stderr=err)
-        lookups = [c.args.get("user") for c in fake.calls_to("users.info")]
+        lookups = [str(c.args.get("user")) for c in fake.calls_to("users.info")]
     document = out.getvalue()
     assert code == 0
     assert "@alice" in document and "@bob" in document and "@carol" in document

@@ -22,9 +22,10 @@ from tests.harness import BotHarness
 from tests.statuspage.conftest import CONFIG, Health, page_of, public
 
 
-def _bars(html: str, component: str) -> list[str]:
+def _bars(html: str, component: str) -> list[tuple[str, str]]:
     section = html.split(f'<span class="name">{component}</span>', 1)[1].split('class="bars-legend"', 1)[0]
-    return re.findall(r'class="bar bar-([a-z_]+)" title="([^"]*)"', section)
+    bars: list[tuple[str, str]] = re.findall(r'class="bar bar-([a-z_]+)" title="([^"]*)"', section)
+    return bars
 
 
 async def test_probes_colour_the_component_and_its_bars(sbot: BotHarness, health: Health, clock: FakeClock) -> None:

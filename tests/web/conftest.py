@@ -11,7 +11,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
-from sqlmodel import update
+from sqlmodel import col, update
 
 from bot.clock import FakeClock
 from bot.incidents.models import Incident
@@ -114,5 +114,5 @@ def query_of(url: str) -> dict[str, str]:
 
 async def make_private(site: BotHarness, number: int) -> None:
     async with site.deps.db.session() as session:
-        await session.exec(update(Incident).where(Incident.id == number).values(private=True))  # type: ignore[call-overload]
+        await session.exec(update(Incident).where(col(Incident.id) == number).values(private=True))
         await session.commit()

@@ -164,6 +164,7 @@ async def test_edited_sections_reach_the_page_the_download_the_cli_and_the_slack
     assert "Deploy 4711" in "".join(out) and "Paged in a minute" in "".join(out)
 
     channel = (await site.incident(incident.id or 0)).channel_id
+    assert channel is not None
     await site.command("postmortem", channel=channel)
     [upload] = [f for f in site.fake.files.values() if f.completed]
     uploaded = (upload.content or b"").decode()
@@ -208,6 +209,7 @@ async def test_a_stale_edit_does_not_overwrite_a_colleagues_section(
 async def test_follow_ups_are_marked_done_and_reopened_on_the_timeline(site: BotHarness, alice: Browser) -> None:
     incident = await site.declare("P2 Queue backlog")
     channel = (await site.incident(incident.id or 0)).channel_id
+    assert channel is not None
     await site.command("action add a consumer lag alert", channel=channel)
     page = await alice.get(f"/incidents/{incident.ref}")
     assert "add a consumer lag alert" in page.text and "Mark done" in page.text

@@ -4,6 +4,7 @@ without their service, medians, and labels escaped inside the SVG."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from bot.config import Severity
 from bot.incidents.models import Incident
@@ -13,7 +14,7 @@ from bot.web import charts
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)  # a Friday
 
 
-def _incident(n: int, *, at: datetime, severity: str = "P2", service: str | None = "api", **kw: object) -> Incident:
+def _incident(n: int, *, at: datetime, severity: str = "P2", service: str | None = "api", **kw: Any) -> Incident:
     return Incident(
         id=n, title=f"t{n}", severity=Severity(severity), service=service, declared_by="U0A", declared_at=at, **kw
     )
