@@ -24,7 +24,7 @@ async def test_a_slack_call_inside_a_session_is_caught(
     db: Database, client: AsyncWebClient, session_guard: SessionGuard
 ) -> None:
     async with db.session() as session:
-        await session.execute(text("SELECT 1"))  # the session now holds a connection (and a transaction)
+        await (await session.connection()).execute(text("SELECT 1"))  # the session holds a connection now
         await client.auth_test()
     caught, session_guard.violations[:] = list(session_guard.violations), []  # (this test's own, on purpose)
     assert len(caught) == 1
@@ -36,7 +36,7 @@ async def test_the_pagers_own_engine_is_watched_too(
     db: Database, client: AsyncWebClient, session_guard: SessionGuard
 ) -> None:
     async with db.for_pager().session() as session:
-        await session.execute(text("SELECT 1"))
+        await (await session.connection()).execute(text("SELECT 1"))
         await client.auth_test()
     caught, session_guard.violations[:] = list(session_guard.violations), []
     assert len(caught) == 1
@@ -46,14 +46,14 @@ async def test_a_call_after_the_session_or_in_another_task_is_fine(
     db: Database, client: AsyncWebClient, session_guard: SessionGuard
 ) -> None:
     async with db.session() as session:
-        await session.execute(text("SELECT 1"))
+        await (await session.connection()).execute(text("SELECT 1"))
     await client.auth_test()
 
     holding, release = asyncio.Event(), asyncio.Event()
 
     async def hold() -> None:
         async with db.session() as session:
-            await session.execute(text("SELECT 1"))
+            await (await session.connection()).execute(text("SELECT 1"))
             holding.set()
             await release.wait()
 
@@ -70,9 +70,9 @@ async def test_a_bot_task_taking_a_second_connection_while_holding_one_is_caught
 ) -> None:
     async def nested() -> None:  # as bot code would run it: a task of its own, no test frame in its chain
         async with db.session() as outer:
-            await outer.execute(text("SELECT 1"))
+            await (await outer.connection()).execute(text("SELECT 1"))
             async with db.session() as inner:
-                await inner.execute(text("SELECT 1"))
+                await (await inner.connection()).execute(text("SELECT 1"))
 
     nested.__code__ = nested.__code__.replace(co_filename="/srv/bot/escalation/flows.py")
     await asyncio.create_task(nested())
