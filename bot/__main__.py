@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
 
             return asyncio.run(run_cli(settings, incident=args.incident, fmt=args.format, output=args.output))
         if command == "demo":
-            from bot.demo import run_demo
+            from bot.demo.run import run_demo
 
             return asyncio.run(run_demo(settings, output=args.output, keep=args.keep.resolve() if args.keep else None))
     except ConfigError as exc:

@@ -12,7 +12,7 @@ import pytest
 
 from bot import wiring
 from bot.config import BotConfig
-from bot.demo import SlackStandIn, Transcript, render_message, run_demo
+from bot.demo.run import SlackStandIn, Transcript, render_message, run_demo
 from bot.settings import Settings
 from bot.slack import listeners
 

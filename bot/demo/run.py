@@ -979,7 +979,7 @@ def _playbooks_dir(settings: Settings) -> Path:
     """PLAYBOOKS_DIR when it exists, else the playbooks shipped next to the code (a source checkout)."""
     if Path(settings.playbooks_dir).is_dir():
         return Path(settings.playbooks_dir)
-    shipped = Path(__file__).resolve().parent.parent / "playbooks"
+    shipped = Path(__file__).resolve().parents[2] / "playbooks"
     return shipped if shipped.is_dir() else Path(settings.playbooks_dir)
 
 
