@@ -7,8 +7,12 @@ import asyncio
 import logging
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bot.exceptions import ConfigError
+
+if TYPE_CHECKING:
+    from bot.settings import Settings
 
 log = logging.getLogger("bot")
 
@@ -48,33 +52,38 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     logs.configure(settings.log_level, "text" if command != "serve" else settings.log_format)
     try:
-        if command == "serve":
-            settings.require_serving()
-            from bot.runner import serve
-
-            asyncio.run(serve(settings))
-            return 0
-        if command == "check":
-            from bot.check import run_check
-
-            return asyncio.run(run_check(settings))
-        if command == "migrate":
-            from bot.migrations.run import migrate_cli
-
-            return asyncio.run(migrate_cli(settings.database_url))
-        if command == "postmortem":
-            from bot.postmortem.cli import run_cli
-
-            return asyncio.run(run_cli(settings, incident=args.incident, fmt=args.format, output=args.output))
-        if command == "demo":
-            from bot.demo import run_demo
-
-            return asyncio.run(run_demo(settings, output=args.output, keep=args.keep.resolve() if args.keep else None))
+        return _run(command, args, settings)
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
+
+
+def _run(command: str, args: argparse.Namespace, settings: Settings) -> int:
+    """One subcommand; each imports only what it needs, so `check` or `demo` never loads the server."""
+    if command == "serve":
+        settings.require_serving()
+        from bot.runner import serve
+
+        asyncio.run(serve(settings))
+        return 0
+    if command == "check":
+        from bot.check import run_check
+
+        return asyncio.run(run_check(settings))
+    if command == "migrate":
+        from bot.migrations.run import migrate_cli
+
+        return asyncio.run(migrate_cli(settings.database_url))
+    if command == "postmortem":
+        from bot.postmortem.cli import run_cli
+
+        return asyncio.run(run_cli(settings, incident=args.incident, fmt=args.format, output=args.output))
+    if command == "demo":
+        from bot.demo.run import run_demo
+
+        return asyncio.run(run_demo(settings, output=args.output, keep=args.keep.resolve() if args.keep else None))
     return 2
 
 

@@ -12,7 +12,9 @@ import pytest
 
 from bot import wiring
 from bot.config import BotConfig
-from bot.demo import SlackStandIn, Transcript, render_message, run_demo
+from bot.demo.run import run_demo
+from bot.demo.slack_stand_in import SlackStandIn
+from bot.demo.transcript import Transcript, render_message
 from bot.settings import Settings
 from bot.slack import listeners
 
@@ -106,6 +108,7 @@ def test_python_m_bot_demo(tmp_path: Path) -> None:
         [sys.executable, "-m", "bot", "demo", "-o", str(output), "--keep", str(kept)],
         cwd=ROOT,
         capture_output=True,
+        check=False,
         text=True,
         timeout=180,
         env={
@@ -124,6 +127,7 @@ def test_python_m_bot_demo(tmp_path: Path) -> None:
         [sys.executable, "-m", "bot", "postmortem", "INC-1", "--format", "html", "-o", str(html)],
         cwd=tmp_path,
         capture_output=True,
+        check=False,
         text=True,
         timeout=120,
         env={
@@ -139,6 +143,7 @@ def test_python_m_bot_demo(tmp_path: Path) -> None:
         [sys.executable, "-m", "bot", "demo", "--keep", str(kept)],
         cwd=ROOT,
         capture_output=True,
+        check=False,
         text=True,
         timeout=60,
         env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "PYTHONPATH": str(ROOT)},
