@@ -33,6 +33,10 @@ class Fault:
     hang: float = 0.0  # seconds to wait before answering (released early when the fake stops)
     path_contains: str = ""  # only for requests whose path contains this
     body_contains: str = ""  # ... and whose body contains this (a GraphQL mutation's name)
+    # The request is carried out, then this answer replaces the real one: an answer lost on the way back
+    # (a proxy's 502 after the upstream did the work), which is what makes a retried create a duplicate.
+    after: bool = False
+    method: str = ""  # only for requests with this method (any when empty)
 
 
 @dataclass
@@ -101,6 +105,20 @@ class FakeServer:
     def hang_next(self, seconds: float = 30.0, *, path_contains: str = "") -> None:
         self.inject(Fault(200, {}, {}, hang=seconds, path_contains=path_contains))
 
+    def lose_answer_next(self, *, path_contains: str = "", body_contains: str = "", method: str = "POST") -> None:
+        """The next matching request is carried out, but the client gets a 502 instead of its answer."""
+        self.inject(
+            Fault(
+                502,
+                {},
+                {"message": "Bad Gateway"},
+                path_contains=path_contains,
+                body_contains=body_contains,
+                after=True,
+                method=method,
+            )
+        )
+
     def throttle_body(self) -> Any:
         return {"error": "rate limited"}
 
@@ -116,7 +134,12 @@ class FakeServer:
         )
         for fault in self._faults:
             if fault.path_contains in request.path and fault.body_contains.encode() in body:
+                if fault.method and request.method != fault.method:
+                    continue
                 self._faults.remove(fault)
+                if fault.after:
+                    await handler(request)
+                    return web.json_response(fault.body, status=fault.status, headers=fault.headers)
                 if fault.hang:
                     try:
                         await asyncio.wait_for(self._release.wait(), timeout=fault.hang)
