@@ -57,9 +57,7 @@ class ClosedIssueChecker:
         """Run the sweep if it is due and this process claims it; True when it ran here."""
         async with self._lock:
             async with self.deps.db.session() as session:
-                token = await service.claim_sweep(
-                    session, name=SWEEP, now=self.deps.clock.now(), lease=SWEEP_LEASE
-                )
+                token = await service.claim_sweep(session, name=SWEEP, now=self.deps.clock.now(), lease=SWEEP_LEASE)
             if token is None:
                 await self._rearm()
                 return False

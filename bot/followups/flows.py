@@ -99,7 +99,9 @@ async def _find_or_create(deps: Deps, tracker: IssueTracker, item: ActionItem, i
     if earlier:
         found = await tracker.find(token=earlier)
         if found is not None:
-            log.warning("follow-up %s: its issue %s was created by an attempt whose answer was lost", item.id, found.name)
+            log.warning(
+                "follow-up %s: its issue %s was created by an attempt whose answer was lost", item.id, found.name
+            )
             return found
     return await tracker.create(new_issue(item, incident, token=token))
 

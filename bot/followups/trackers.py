@@ -107,8 +107,12 @@ class HttpTracker:
                 return await self.create_once(issue)
             except _Unsure as exc:
                 if attempt == ATTEMPTS:
-                    raise TrackerError(f"{self.label} did not say whether the issue was created ({exc}); try again") from exc
-                log.info("%s: no clear answer to a create (%s); looking for the issue before trying again", self.label, exc)
+                    raise TrackerError(
+                        f"{self.label} did not say whether the issue was created ({exc}); try again"
+                    ) from exc
+                log.info(
+                    "%s: no clear answer to a create (%s); looking for the issue before trying again", self.label, exc
+                )
                 await self.sleep(min(2.0**attempt, self.max_wait))
                 found = await self.find(token=issue.token) if issue.token else None
                 if found is not None:
@@ -294,7 +298,9 @@ class LinearIssues(HttpTracker):
         reset = _seconds(response.headers.get("x-ratelimit-requests-reset"))
         return max(1.0, reset / 1000.0 - time.time()) if reset is not None else 60.0
 
-    async def _graphql(self, query: str, variables: dict[str, Any], what: str, *, unsafe: bool = False) -> dict[str, Any]:
+    async def _graphql(
+        self, query: str, variables: dict[str, Any], what: str, *, unsafe: bool = False
+    ) -> dict[str, Any]:
         response = await self.send(
             "POST", self.url, unsafe=unsafe, json={"query": query, "variables": variables}, headers=self.headers
         )

@@ -54,18 +54,9 @@ class FakeJira(FakeServer):
         fields = (await request.json()).get("fields")
         if not isinstance(fields, dict):
             return self._error("fields", "fields is required")
-        if (fields.get("project") or {}).get("key") != self.project:
-            return self._error("project", "valid project is required")
-        summary = fields.get("summary")
-        if not isinstance(summary, str) or not summary.strip():
-            return self._error("summary", "You must specify a summary of the issue.")
-        if len(summary) > 255 or "\n" in summary:
-            return self._error("summary", "Summary must be less than 255 characters and on one line.")
-        if (fields.get("issuetype") or {}).get("name") not in ISSUE_TYPES:
-            return self._error("issuetype", "valid issue type is required")
-        description = fields.get("description")
-        if description is not None and not _is_adf(description):
-            return self._error("description", "Operation value must be an Atlassian Document (see the ADF format)")
+        problem = self._invalid(fields)
+        if problem is not None:
+            return self._error(*problem)
         key = f"{self.project}-{len(self.issues) + 1}"
         issue_id = str(10000 + len(self.issues) + 1)
         self.issues[key] = {
@@ -81,6 +72,35 @@ class FakeJira(FakeServer):
             {"id": issue_id, "key": key, "self": f"{self.url}/rest/api/3/issue/{issue_id}"}, status=201
         )
 
+    def _invalid(self, fields: dict[str, Any]) -> tuple[str, str] | None:
+        """(field, message) for what Jira refuses in a create's fields."""
+        summary = fields.get("summary")
+        description = fields.get("description")
+        problems = [
+            ("project", "valid project is required", (fields.get("project") or {}).get("key") != self.project),
+            (
+                "summary",
+                "You must specify a summary of the issue.",
+                not isinstance(summary, str) or not summary.strip(),
+            ),
+            (
+                "summary",
+                "Summary must be less than 255 characters and on one line.",
+                isinstance(summary, str) and (len(summary) > 255 or "\n" in summary),
+            ),
+            (
+                "issuetype",
+                "valid issue type is required",
+                (fields.get("issuetype") or {}).get("name") not in ISSUE_TYPES,
+            ),
+            (
+                "description",
+                "Operation value must be an Atlassian Document (see the ADF format)",
+                description is not None and not _is_adf(description),
+            ),
+        ]
+        return next(((field, message) for field, message, bad in problems if bad), None)
+
     async def _get(self, request: web.Request) -> web.Response:
         if request.headers.get("Authorization") != self.auth:
             return web.json_response({"errorMessages": ["You are not authenticated."]}, status=401)
@@ -93,7 +113,6 @@ class FakeJira(FakeServer):
         fields = {k: v for k, v in issue["fields"].items() if not wanted or k in wanted}
         return web.json_response({"id": issue["id"], "key": issue["key"], "fields": fields})
 
-
     async def _search(self, request: web.Request) -> web.Response:
         if request.headers.get("Authorization") != self.auth:
             return web.json_response({"errorMessages": ["You are not authenticated."]}, status=401)
@@ -103,9 +122,11 @@ class FakeJira(FakeServer):
             project = re.fullmatch(r'project\s*=\s*"?([A-Z][A-Z0-9_]*)"?', clause)
             term = re.fullmatch(r'description\s*~\s*"([^"\\]+)"', clause)
             if project:
-                matchers.append(lambda issue, key=project.group(1): issue["key"].startswith(f"{key}-"))
+                prefix = f"{project.group(1)}-"
+                matchers.append(lambda issue, prefix=prefix: issue["key"].startswith(prefix))
             elif term:
-                matchers.append(lambda issue, word=term.group(1): word.lower() in _words(issue["fields"]))
+                word = term.group(1).lower()
+                matchers.append(lambda issue, word=word: word in _words(issue["fields"]))
             else:
                 message = f"Error in the JQL Query: cannot parse {clause!r}."
                 return self.violation(message, 400, {"errorMessages": [message], "errors": {}})

@@ -11,6 +11,7 @@ Faults for the next request (`throttle_next`, `hang_next`, `inject`) exercise er
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import itertools
@@ -141,10 +142,8 @@ class FakeServer:
                     await handler(request)
                     return web.json_response(fault.body, status=fault.status, headers=fault.headers)
                 if fault.hang:
-                    try:
+                    with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._release.wait(), timeout=fault.hang)
-                    except TimeoutError:
-                        pass
                 if fault.status == 200 and fault.hang:
                     break  # a slow but otherwise normal answer
                 return web.json_response(fault.body, status=fault.status, headers=fault.headers)
