@@ -44,6 +44,7 @@ MODEL_MODULES = [
     "bot.archive.models",
     "bot.postmortem.models",
     "bot.statuspage.models",
+    "bot.followups.models",
 ]
 
 # SQLite: how long a writer waits for another connection's write (SQLite's busy handler) before

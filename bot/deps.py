@@ -22,6 +22,7 @@ from bot.tasks import Background, PagesFirst
 if TYPE_CHECKING:
     from bot.archive.flows import Archiver
     from bot.archive.ports import ArchiveChat
+    from bot.followups.checker import ClosedIssueChecker
     from bot.followups.ports import IssueTracker
     from bot.incidents.access import Access
     from bot.incidents.ports import IncidentChat
@@ -42,6 +43,8 @@ class Deps:
     access: Access | None = None
     # The team's tracker for follow-ups (`issue_tracker:` in bot.yml); None when not configured.
     issue_tracker: IssueTracker | None = None
+    # Its closed-issue check (a timer row claimed once across replicas); None without a tracker.
+    followup_checker: ClosedIssueChecker | None = None
     # `channels.archive_after`: the archive timers (None when not configured) and Slack's side of archiving.
     archiver: Archiver | None = None
     archive_chat: ArchiveChat | None = None

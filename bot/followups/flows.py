@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from dataclasses import dataclass, field
 
 from bot.deps import Deps
 from bot.exceptions import BotError, InvalidState, NotFound
 from bot.followups import service
-from bot.followups.ports import IssueTracker, NewIssue, TrackerError, TrackerRateLimited
+from bot.followups.ports import Issue, IssueTracker, NewIssue, TrackerError, TrackerRateLimited
 from bot.incidents import service as incidents
 from bot.incidents.models import ActionItem, Incident
 
@@ -24,7 +25,7 @@ def tracker_of(deps: Deps) -> IssueTracker:
     return deps.issue_tracker
 
 
-def new_issue(item: ActionItem, incident: Incident) -> NewIssue:
+def new_issue(item: ActionItem, incident: Incident, *, token: str = "") -> NewIssue:
     lines = [
         f"Follow-up from incident {incident.ref}: {incident.title}",
         "",
@@ -37,7 +38,7 @@ def new_issue(item: ActionItem, incident: Incident) -> NewIssue:
     if incident.channel_id:
         lines.append(f"Incident channel: https://slack.com/app_redirect?channel={incident.channel_id}")
     lines.append("Closing this issue marks the follow-up done in the incident bot.")
-    return NewIssue(title=f"[{incident.ref}] {item.text}", body="\n".join(lines))
+    return NewIssue(title=f"[{incident.ref}] {item.text}", body="\n".join(lines), token=token)
 
 
 async def create_issue(deps: Deps, *, item_id: int, actor: str, via: str | None = None) -> ActionItem:
@@ -70,7 +71,7 @@ async def file_issue(deps: Deps, *, item_id: int, actor: str, via: str | None = 
                 return Filing(item, created=False)
             raise InvalidState("An issue is being created for this follow-up right now.")
     try:
-        issue = await tracker.create(new_issue(item, incident))
+        issue = await _find_or_create(deps, tracker, item, incident)
     except BaseException:
         async with deps.db.session() as session:
             await service.release(session, item_id=item_id)
@@ -87,6 +88,22 @@ async def file_issue(deps: Deps, *, item_id: int, actor: str, via: str | None = 
             via=via,
         )
     return Filing(item, created=True)
+
+
+async def _find_or_create(deps: Deps, tracker: IssueTracker, item: ActionItem, incident: Incident) -> Issue:
+    """The token goes into the database before the tracker is asked; a token already there means an
+    earlier attempt may have created the issue (its answer lost to a crash): look for it first."""
+    async with deps.db.session() as session:
+        earlier = await service.pending_token(session, item_id=item.id or 0, token=str(uuid.uuid4()))
+        token = earlier or (await service.get(session, item_id=item.id or 0)).issue_token or ""
+    if earlier:
+        found = await tracker.find(token=earlier)
+        if found is not None:
+            log.warning(
+                "follow-up %s: its issue %s was created by an attempt whose answer was lost", item.id, found.name
+            )
+            return found
+    return await tracker.create(new_issue(item, incident, token=token))
 
 
 @dataclass
@@ -121,13 +138,17 @@ async def create_open_issues(deps: Deps, *, incident_id: int, actor: str) -> Fil
 
 
 async def refresh(deps: Deps, *, incident_id: int | None = None) -> int:
-    """Ask the tracker about open follow-ups with issues; returns how many were marked done now."""
+    """Ask the tracker about open follow-ups with issues not asked about within `service.RECHECK_AFTER`;
+    returns how many were marked done now."""
     if deps.issue_tracker is None:
         return 0
     async with deps.db.session() as session:
-        items = await service.to_check(session, incident_id=incident_id)
+        items = await service.to_check(session, incident_id=incident_id, now=deps.clock.now())
     marked = 0
     for item in items:
+        async with deps.db.session() as session:
+            if not await service.claim_check(session, item_id=item.id or 0, now=deps.clock.now()):
+                continue  # asked meanwhile (another view, the schedule, another replica)
         try:
             closed = await deps.issue_tracker.is_closed(key=item.issue_key or "")
         except TrackerRateLimited:
@@ -150,37 +171,3 @@ async def refresh_quietly(deps: Deps, *, incident_id: int, within: float = 10.0)
         log.info("the issue tracker took over %s s; INC-%s's follow-ups are shown as stored", within, incident_id)
     except Exception:
         log.warning("could not refresh the follow-ups of INC-%s from the tracker", incident_id, exc_info=True)
-
-
-class ClosedIssueChecker:
-    """Wakes every `issue_tracker.check_every` and refreshes every open follow-up with an issue."""
-
-    def __init__(self, deps: Deps) -> None:
-        self.deps = deps
-        config = deps.settings.config.issue_tracker
-        self.every = config.check_every.total_seconds() if config else 900.0
-        self._task: asyncio.Task[None] | None = None
-
-    async def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._loop())
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except (asyncio.CancelledError, Exception):
-                pass
-            self._task = None
-
-    async def _loop(self) -> None:
-        while True:
-            await asyncio.sleep(self.every)
-            try:
-                marked = await refresh(self.deps)
-                if marked:
-                    log.info("%d follow-up(s) done: their issues were closed", marked)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("checking follow-ups' issues failed; trying again next time")

@@ -25,6 +25,9 @@ class TrackerRateLimited(TrackerError):
 class NewIssue:
     title: str
     body: str  # plain text; each tracker formats it its own way (Markdown, Atlassian Document Format)
+    # A UUID stored before the create and sent with it (a marker in the body, Linear's issue id), so
+    # `find` can tell whether an attempt whose answer was lost created the issue after all.
+    token: str = ""
 
 
 @dataclass(frozen=True)
@@ -49,7 +52,13 @@ def issue_name(*, url: str | None, key: str | None) -> str:
 class IssueTracker(Protocol):
     kind: str
 
-    async def create(self, issue: NewIssue) -> Issue: ...
+    async def create(self, issue: NewIssue) -> Issue:
+        """Create it; an attempt whose outcome is unknown (timeout, 5xx) is followed by `find` before another."""
+        ...
+
+    async def find(self, *, token: str) -> Issue | None:
+        """The issue an earlier `create` with this token made, if the tracker has it."""
+        ...
 
     async def is_closed(self, *, key: str) -> bool:
         """Done in the tracker (closed, resolved, completed or cancelled)."""

@@ -1,4 +1,4 @@
-"""Wiring of follow-up issues: the tracker on `deps.issue_tracker` and the closed-issue checker."""
+"""Wiring of follow-up issues: the tracker on `deps.issue_tracker` and the closed-issue checker (its timer)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import logging
 import os
 
 from bot.deps import Deps
-from bot.followups.flows import ClosedIssueChecker
+from bot.followups.checker import ClosedIssueChecker
 from bot.followups.ports import TrackerError
 from bot.followups.trackers import build
 from bot.settings import Settings
@@ -25,6 +25,7 @@ def setup(deps: Deps) -> None:
         log.error("follow-up issues are off: %s", exc)
         return
     checker = ClosedIssueChecker(deps)
+    deps.followup_checker = checker
     deps.on_start.append(checker.start)
     deps.on_stop.append(checker.stop)
 

@@ -7,6 +7,18 @@ The vendors' contracts (specs/README.md, "Issue trackers"):
 - Linear: GraphQL with `Authorization: <api key>`; throttling is an error with `extensions.code`
   `RATELIMITED` (and `X-RateLimit-Requests-Reset`, epoch ms).
 A wait the tracker asks for is honoured up to `max_wait`; longer, and the click is told to try later.
+
+Creating is not retried blindly: a create whose outcome is unknown (no answer, 5xx) is followed by a
+look-up of the issue by the token it was sent with before another create (`find`), and so is a
+retry after a crash (the flow stores the token first):
+- GitHub has no idempotency key: the token is an HTML comment at the end of the body (invisible on
+  the page), found by listing the repository's newest issues (with the bot's labels) and reading bodies.
+  The list is read rather than the search API, whose index lags behind a just-created issue.
+- Jira: the token is the description's last line, found with JQL (`description ~ "token"`) on
+  `/rest/api/3/search/jql`. Jira's search index is near-real-time, so a retry within seconds of a
+  lost answer may miss it.
+- Linear: the token is the issue's own id (`IssueCreateInput.id` takes a client UUID), found with
+  `issues(filter: {id: {eq}})`; a second create with the same id is refused by Linear anyway.
 """
 
 from __future__ import annotations
@@ -16,6 +28,7 @@ import base64
 import logging
 import os
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -31,9 +44,8 @@ ATTEMPTS = 4
 MAX_WAIT = 30.0  # seconds we wait in-line for a rate limit before giving up for now
 
 
-class _Throttled(Exception):
-    def __init__(self, wait: float) -> None:
-        self.wait = wait
+class _Unsure(Exception):
+    """A create got no answer that says whether it was made (transport error or 5xx)."""
 
 
 def _seconds(value: str | None) -> float | None:
@@ -58,18 +70,23 @@ class HttpTracker:
             return _seconds(response.headers.get("retry-after")) or 5.0
         return None
 
-    async def send(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
-        """The request, retried through rate limits and 5xx; a TrackerError for anything else that failed."""
+    async def send(self, method: str, url: str, *, unsafe: bool = False, **kwargs: Any) -> httpx.Response:
+        """The request, retried through rate limits and 5xx; a TrackerError for anything else that failed.
+        `unsafe` (a create): no answer or a 5xx raises _Unsure instead of sending it again."""
         for attempt in range(1, ATTEMPTS + 1):
             try:
                 response = await self.http.request(method, url, **kwargs)
             except httpx.HTTPError as exc:
+                if unsafe:
+                    raise _Unsure(type(exc).__name__) from exc
                 if attempt == ATTEMPTS:
                     raise TrackerError(f"{self.label} is unreachable ({type(exc).__name__})") from exc
                 await self.sleep(min(2.0**attempt, self.max_wait))
                 continue
             wait = self.throttled(response)
             failing = wait is None and response.status_code >= 500
+            if failing and unsafe:
+                raise _Unsure(f"HTTP {response.status_code}")
             if failing:
                 wait = min(2.0**attempt, self.max_wait)
             if wait is None:
@@ -83,6 +100,30 @@ class HttpTracker:
             log.info("%s asked the bot to wait %.1f s (HTTP %s)", self.label, wait, response.status_code)
             await self.sleep(wait)
         raise AssertionError("unreachable")
+
+    async def create(self, issue: NewIssue) -> Issue:
+        for attempt in range(1, ATTEMPTS + 1):
+            try:
+                return await self.create_once(issue)
+            except _Unsure as exc:
+                if attempt == ATTEMPTS:
+                    raise TrackerError(
+                        f"{self.label} did not say whether the issue was created ({exc}); try again"
+                    ) from exc
+                log.info(
+                    "%s: no clear answer to a create (%s); looking for the issue before trying again", self.label, exc
+                )
+                await self.sleep(min(2.0**attempt, self.max_wait))
+                found = await self.find(token=issue.token) if issue.token else None
+                if found is not None:
+                    return found
+        raise AssertionError("unreachable")
+
+    async def create_once(self, issue: NewIssue) -> Issue:
+        raise NotImplementedError
+
+    async def find(self, *, token: str) -> Issue | None:
+        raise NotImplementedError
 
     def refused(self, response: httpx.Response, what: str) -> TrackerError:
         detail = response.text[:200].replace("\n", " ")
@@ -118,19 +159,52 @@ class GitHubIssues(HttpTracker):
             return max(1.0, reset - time.time()) if reset is not None else 60.0
         return 60.0 if response.status_code == 429 else None  # a plain 403 is a permission problem
 
-    async def create(self, issue: NewIssue) -> Issue:
-        payload = {"title": issue.title[:256], "body": issue.body, "labels": self.labels}
-        response = await self.send("POST", f"{self.base}/repos/{self.repo}/issues", json=payload, headers=self.headers)
+    async def create_once(self, issue: NewIssue) -> Issue:
+        body = issue.body + (f"\n\n{github_marker(issue.token)}" if issue.token else "")
+        payload = {"title": issue.title[:256], "body": body, "labels": self.labels}
+        response = await self.send(
+            "POST", f"{self.base}/repos/{self.repo}/issues", unsafe=True, json=payload, headers=self.headers
+        )
         if response.status_code != 201:
             raise self.refused(response, f"create an issue in {self.repo}")
-        body = response.json()
-        return Issue(key=str(body["number"]), url=str(body["html_url"]), name=f"#{body['number']}")
+        return _github_issue(response.json())
+
+    async def find(self, *, token: str) -> Issue | None:
+        """The newest issues (with our labels), read for the marker: a lost answer is minutes old at most."""
+        marker = github_marker(token)
+        params: dict[str, Any] = {"state": "all", "sort": "created", "direction": "desc", "per_page": 100}
+        if self.labels:
+            params["labels"] = ",".join(self.labels)
+        for page in range(1, FIND_PAGES + 1):
+            response = await self.send(
+                "GET", f"{self.base}/repos/{self.repo}/issues", params={**params, "page": page}, headers=self.headers
+            )
+            if response.status_code != 200:
+                raise self.refused(response, f"list the issues of {self.repo}")
+            issues = response.json()
+            for found in issues:
+                if "pull_request" not in found and marker in (found.get("body") or ""):
+                    return _github_issue(found)
+            if len(issues) < params["per_page"]:
+                break
+        return None
 
     async def is_closed(self, *, key: str) -> bool:
         response = await self.send("GET", f"{self.base}/repos/{self.repo}/issues/{key}", headers=self.headers)
         if response.status_code != 200:
             raise self.refused(response, f"read issue #{key}")
-        return response.json().get("state") == "closed"
+        return bool(response.json().get("state") == "closed")
+
+
+FIND_PAGES = 3  # GitHub: the newest 300 issues are searched for a lost create's marker
+
+
+def github_marker(token: str) -> str:
+    return f"<!-- incident-bot follow-up {uuid.UUID(token).hex} -->"
+
+
+def _github_issue(body: dict[str, Any]) -> Issue:
+    return Issue(key=str(body["number"]), url=str(body["html_url"]), name=f"#{body['number']}")
 
 
 def adf(text: str) -> dict[str, Any]:
@@ -154,20 +228,36 @@ class JiraIssues(HttpTracker):
         basic = base64.b64encode(f"{email}:{token}".encode()).decode()
         self.headers = {"Authorization": f"Basic {basic}", "Accept": "application/json"}
 
-    async def create(self, issue: NewIssue) -> Issue:
+    async def create_once(self, issue: NewIssue) -> Issue:
+        body = issue.body + (f"\nIncident bot reference: {uuid.UUID(issue.token).hex}" if issue.token else "")
         fields = {
             "project": {"key": self.project},
             "summary": " ".join(issue.title.split())[:255],
             "issuetype": {"name": self.issue_type},
-            "description": adf(issue.body),
+            "description": adf(body),
         }
         response = await self.send(
-            "POST", f"{self.base}/rest/api/3/issue", json={"fields": fields}, headers=self.headers
+            "POST", f"{self.base}/rest/api/3/issue", unsafe=True, json={"fields": fields}, headers=self.headers
         )
         if response.status_code != 201:
             raise self.refused(response, f"create an issue in project {self.project}")
-        key = str(response.json()["key"])
+        return self._issue(str(response.json()["key"]))
+
+    def _issue(self, key: str) -> Issue:
         return Issue(key=key, url=f"{self.base}/browse/{key}", name=key)
+
+    async def find(self, *, token: str) -> Issue | None:
+        jql = f'project = "{self.project}" AND description ~ "{uuid.UUID(token).hex}"'
+        response = await self.send(
+            "GET",
+            f"{self.base}/rest/api/3/search/jql",
+            params={"jql": jql, "fields": "summary", "maxResults": 5},
+            headers=self.headers,
+        )
+        if response.status_code != 200:
+            raise self.refused(response, f"search project {self.project}")
+        issues = response.json().get("issues") or []
+        return self._issue(str(issues[0]["key"])) if issues else None
 
     async def is_closed(self, *, key: str) -> bool:
         response = await self.send(
@@ -183,6 +273,9 @@ CREATE = """mutation IssueCreate($input: IssueCreateInput!) {
   issueCreate(input: $input) { success issue { id identifier url } }
 }"""
 STATE = """query IssueState($id: String!) { issue(id: $id) { id state { type } } }"""
+FIND = """query IssueById($id: ID!) {
+  issues(filter: { id: { eq: $id } }, first: 1) { nodes { id identifier url } }
+}"""
 
 
 class LinearIssues(HttpTracker):
@@ -205,9 +298,11 @@ class LinearIssues(HttpTracker):
         reset = _seconds(response.headers.get("x-ratelimit-requests-reset"))
         return max(1.0, reset / 1000.0 - time.time()) if reset is not None else 60.0
 
-    async def _graphql(self, query: str, variables: dict[str, Any], what: str) -> dict[str, Any]:
+    async def _graphql(
+        self, query: str, variables: dict[str, Any], what: str, *, unsafe: bool = False
+    ) -> dict[str, Any]:
         response = await self.send(
-            "POST", self.url, json={"query": query, "variables": variables}, headers=self.headers
+            "POST", self.url, unsafe=unsafe, json={"query": query, "variables": variables}, headers=self.headers
         )
         body = response.json() if response.headers.get("content-type", "").startswith("application/json") else {}
         if response.status_code != 200 or body.get("errors"):
@@ -217,22 +312,30 @@ class LinearIssues(HttpTracker):
             raise TrackerError(f"Linear could not {what}: {message or f'HTTP {response.status_code}'}")
         return dict(body.get("data") or {})
 
-    async def create(self, issue: NewIssue) -> Issue:
-        data = await self._graphql(
-            CREATE,
-            {"input": {"teamId": self.team_id, "title": issue.title[:255], "description": issue.body}},
-            "create an issue",
-        )
+    async def create_once(self, issue: NewIssue) -> Issue:
+        fields = {"teamId": self.team_id, "title": issue.title[:255], "description": issue.body}
+        if issue.token:
+            fields["id"] = issue.token  # Linear takes the client's UUID: the same create twice is refused
+        data = await self._graphql(CREATE, {"input": fields}, "create an issue", unsafe=True)
         created = data.get("issueCreate") or {}
         found = created.get("issue") or {}
         if not created.get("success") or not found.get("id"):
             raise TrackerError("Linear did not create the issue (success: false)")
-        return Issue(key=str(found["id"]), url=str(found["url"]), name=str(found.get("identifier") or found["id"]))
+        return _linear_issue(found)
+
+    async def find(self, *, token: str) -> Issue | None:
+        data = await self._graphql(FIND, {"id": token}, "look the issue up")
+        nodes = (data.get("issues") or {}).get("nodes") or []
+        return _linear_issue(nodes[0]) if nodes else None
 
     async def is_closed(self, *, key: str) -> bool:
         data = await self._graphql(STATE, {"id": key}, f"read issue {key}")
         state = ((data.get("issue") or {}).get("state") or {}).get("type")
         return state in ("completed", "canceled")
+
+
+def _linear_issue(found: dict[str, Any]) -> Issue:
+    return Issue(key=str(found["id"]), url=str(found["url"]), name=str(found.get("identifier") or found["id"]))
 
 
 def _env(name: str | None, what: str) -> str:

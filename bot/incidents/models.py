@@ -143,3 +143,6 @@ class ActionItem(ActionItemBase, table=True):
     issue_checked_at: datetime | None = _utc()  # type: ignore[assignment]
     # A lease while an issue is being created, so two clicks (or replicas) never open two issues.
     issue_claimed_at: datetime | None = _utc()  # type: ignore[assignment]
+    # Set before the tracker is asked to create the issue and sent along with it (a marker in the body,
+    # Linear's issue id): a retry after a lost answer finds that issue instead of opening a second one.
+    issue_token: str | None = Field(default=None, max_length=64)

@@ -4,6 +4,10 @@
 Statuspage allows about one request a second per key (over a rolling minute) and answers 420 or
 429 beyond it: requests are paced one a second, and a 420/429 waits (Retry-After, else a doubling
 back-off) and tries again a few times before giving up to the outbox, which retries later.
+
+Statuspage has no idempotency key, so a create carries our marker in the incident's `metadata`
+(kept by Statuspage, never shown on the public page); an outbox retry after a create whose answer
+was lost looks among the page's unresolved incidents for it before creating another.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import httpx
 log = logging.getLogger(__name__)
 
 THROTTLED = {420, 429}
+METADATA_KEY = "incident_bot"  # metadata's top-level values must be objects: {"incident_bot": {"ref": ...}}
 
 
 class StatuspageError(Exception):
@@ -81,17 +86,30 @@ class Statuspage:
         self._lock = asyncio.Lock()
         self._last: float | None = None
 
-    async def create_incident(self, change: IncidentChange) -> str:
-        body = await self._call("POST", f"/pages/{self.page_id}/incidents", change.envelope())
+    async def create_incident(self, change: IncidentChange, *, marker: str | None = None) -> str:
+        payload = change.envelope()
+        if marker:
+            payload["incident"]["metadata"] = {METADATA_KEY: {"ref": marker}}
+        body = await self._call("POST", f"/pages/{self.page_id}/incidents", payload)
         incident_id = body.get("id") if isinstance(body, dict) else None
         if not incident_id:
             raise StatuspageError("Statuspage created the incident but returned no id", transient=False)
         return str(incident_id)
 
+    async def find_unresolved(self, *, marker: str) -> str | None:
+        """The id of the unresolved incident created with this marker, if there is one."""
+        body = await self._call("GET", f"/pages/{self.page_id}/incidents/unresolved", None)
+        for incident in body if isinstance(body, list) else []:
+            metadata = incident.get("metadata") if isinstance(incident, dict) else None
+            ours = metadata.get(METADATA_KEY) if isinstance(metadata, dict) else None
+            if isinstance(ours, dict) and ours.get("ref") == marker and incident.get("id"):
+                return str(incident["id"])
+        return None
+
     async def update_incident(self, incident_id: str, change: IncidentChange) -> None:
         await self._call("PATCH", f"/pages/{self.page_id}/incidents/{incident_id}", change.envelope())
 
-    async def _call(self, method: str, path: str, payload: dict[str, Any]) -> Any:
+    async def _call(self, method: str, path: str, payload: dict[str, Any] | None) -> Any:
         delay = 1.0
         for attempt in range(self.retries + 1):
             response = await self._paced(method, path, payload)
@@ -104,7 +122,7 @@ class Statuspage:
             return _result(response)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def _paced(self, method: str, path: str, payload: dict[str, Any]) -> httpx.Response:
+    async def _paced(self, method: str, path: str, payload: dict[str, Any] | None) -> httpx.Response:
         """One request at a time, at least `min_interval` apart (Statuspage's 1 request/second)."""
         async with self._lock:
             if self._last is not None:

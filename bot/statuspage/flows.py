@@ -17,7 +17,7 @@ from bot.exceptions import ChatError, InvalidState, NotFound, UsageError
 from bot.incidents import service as incidents
 from bot.incidents.models import Incident, Status
 from bot.statuspage import service, timers
-from bot.statuspage.atlassian import IncidentChange, StatuspageError
+from bot.statuspage.atlassian import IncidentChange, Statuspage, StatuspageError
 from bot.statuspage.models import ComponentStatus, Impact, PublicReminder, PublicUpdate, StatuspageSync
 from bot.statuspage.service import Draft
 from bot.timeline import service as timeline
@@ -327,11 +327,7 @@ async def sync_one(deps: Deps, *, row_id: int) -> bool:
     try:
         change = await _change(deps, update)
         if external is None:
-            external = await client.create_incident(change)
-            async with deps.db.session() as session:
-                await service.save_external_id(
-                    session, incident_id=row.incident_id, external=external, now=deps.clock.now()
-                )
+            await _create_once(deps, client, row, incident, change)
         else:
             await client.update_incident(external, change)
     except StatuspageError as exc:
@@ -348,6 +344,27 @@ async def sync_one(deps: Deps, *, row_id: int) -> bool:
         except ChatError as exc:
             log.warning("could not tell %s that Statuspage caught up: %s", incident.ref, exc)
     return True
+
+
+def marker_of(incident: Incident) -> str:
+    """What the incident is known by at Statuspage before its id is stored (its metadata): ours, per incident."""
+    return f"{incident.ref}@{int(utc(incident.declared_at).timestamp())}"
+
+
+async def _create_once(
+    deps: Deps, client: Statuspage, row: StatuspageSync, incident: Incident, change: IncidentChange
+) -> None:
+    """Create the incident there, unless an earlier try of this row did and its answer was lost (a
+    timeout, a 5xx, a crash before the id was stored): then it is among the page's unresolved
+    incidents with our marker, this update is already on it, and it is only recorded."""
+    marker = marker_of(incident)
+    external = await client.find_unresolved(marker=marker) if row.attempts > 1 else None
+    if external is not None:
+        log.warning("%s was on Statuspage already (an earlier create's answer was lost)", incident.ref)
+    else:
+        external = await client.create_incident(change, marker=marker)
+    async with deps.db.session() as session:
+        await service.save_external_id(session, incident_id=row.incident_id, external=external, now=deps.clock.now())
 
 
 async def _sync_failed(deps: Deps, row: StatuspageSync, token: str, incident: Incident, exc: StatuspageError) -> None:

@@ -1,6 +1,9 @@
 """A local GitHub REST API for issues, held to GitHub's contract (specs/README.md, "Issue trackers").
 
-`POST /repos/{owner}/{repo}/issues` and `GET /repos/{owner}/{repo}/issues/{number}`. Every call needs
+`POST /repos/{owner}/{repo}/issues`, `GET /repos/{owner}/{repo}/issues/{number}`, and the list
+`GET /repos/{owner}/{repo}/issues` (`state` open|closed|all, default open; `labels` comma-separated,
+all required; `sort` created|updated|comments; `direction` asc|desc; `per_page` at most 100; `page`),
+which, as GitHub's does, includes pull requests and answers at most `per_page` issues a page. Every call needs
 `Authorization: Bearer <token>` (401 "Bad credentials"), `Accept: application/vnd.github+json`,
 `X-GitHub-Api-Version: 2022-11-28` and a `User-Agent` (GitHub refuses requests without one). Rate
 limits answer as GitHub does: a secondary limit is 403 with `retry-after`; the primary limit is
@@ -25,6 +28,7 @@ class FakeGitHub(FakeServer):
         self.issues: dict[int, dict[str, Any]] = {}
         self.app.router.add_post("/repos/{owner}/{repo}/issues", self._create)
         self.app.router.add_get("/repos/{owner}/{repo}/issues/{number}", self._get)
+        self.app.router.add_get("/repos/{owner}/{repo}/issues", self._list)
 
     # --- control surface --------------------------------------------------------------------------
 
@@ -97,3 +101,25 @@ class FakeGitHub(FakeServer):
         if issue is None:
             return web.json_response({"message": "Not Found", "status": "404"}, status=404)
         return web.json_response(issue)
+
+    async def _list(self, request: web.Request) -> web.Response:
+        refused = self._check(request)
+        if refused is not None:
+            return refused
+        query = request.query
+        state = query.get("state", "open")
+        sort, direction = query.get("sort", "created"), query.get("direction", "desc")
+        if state not in ("open", "closed", "all") or sort not in ("created", "updated", "comments"):
+            return self.violation(f"bad state/sort: {state}/{sort}", 422, {"message": "Validation Failed"})
+        if direction not in ("asc", "desc"):
+            return self.violation(f"bad direction: {direction}", 422, {"message": "Validation Failed"})
+        per_page, page = int(query.get("per_page", "30")), int(query.get("page", "1"))
+        if not 1 <= per_page <= 100 or page < 1:
+            return self.violation(f"per_page {per_page} / page {page}", 422, {"message": "Validation Failed"})
+        wanted = {name for name in query.get("labels", "").split(",") if name}
+        found = [
+            issue
+            for issue in sorted(self.issues.values(), key=lambda i: i["number"], reverse=direction == "desc")
+            if (state == "all" or issue["state"] == state) and wanted <= {label["name"] for label in issue["labels"]}
+        ]
+        return web.json_response(found[(page - 1) * per_page : page * per_page])

@@ -4,11 +4,16 @@
 `summary` of at most 255 characters, `issuetype.name`, and a `description` in Atlassian Document
 Format (v3 refuses a plain string). `GET /rest/api/3/issue/{key}?fields=status,resolution` answers
 `fields.status.statusCategory.key` (`new`, `indeterminate`, `done`). Rate limits: 429 `Retry-After`.
+`GET /rest/api/3/search/jql?jql=...&fields=...&maxResults=...` (the enhanced search; the old
+`/rest/api/3/search` is gone) answers `{"issues": [{id, key, fields}], "isLast": true}`; of JQL it
+understands `project = KEY` and `description ~ "term"` (a word of the description's text) joined
+by AND, and refuses anything else as Jira refuses a query it cannot parse.
 """
 
 from __future__ import annotations
 
 import base64
+import re
 from typing import Any
 
 from aiohttp import web
@@ -26,6 +31,7 @@ class FakeJira(FakeServer):
         self.issues: dict[str, dict[str, Any]] = {}
         self.app.router.add_post("/rest/api/3/issue", self._create)
         self.app.router.add_get("/rest/api/3/issue/{key}", self._get)
+        self.app.router.add_get("/rest/api/3/search/jql", self._search)
 
     def close(self, key: str) -> None:
         """Move it to Done (status category `done`), with a resolution."""
@@ -48,18 +54,9 @@ class FakeJira(FakeServer):
         fields = (await request.json()).get("fields")
         if not isinstance(fields, dict):
             return self._error("fields", "fields is required")
-        if (fields.get("project") or {}).get("key") != self.project:
-            return self._error("project", "valid project is required")
-        summary = fields.get("summary")
-        if not isinstance(summary, str) or not summary.strip():
-            return self._error("summary", "You must specify a summary of the issue.")
-        if len(summary) > 255 or "\n" in summary:
-            return self._error("summary", "Summary must be less than 255 characters and on one line.")
-        if (fields.get("issuetype") or {}).get("name") not in ISSUE_TYPES:
-            return self._error("issuetype", "valid issue type is required")
-        description = fields.get("description")
-        if description is not None and not _is_adf(description):
-            return self._error("description", "Operation value must be an Atlassian Document (see the ADF format)")
+        problem = self._invalid(fields)
+        if problem is not None:
+            return self._error(*problem)
         key = f"{self.project}-{len(self.issues) + 1}"
         issue_id = str(10000 + len(self.issues) + 1)
         self.issues[key] = {
@@ -75,6 +72,35 @@ class FakeJira(FakeServer):
             {"id": issue_id, "key": key, "self": f"{self.url}/rest/api/3/issue/{issue_id}"}, status=201
         )
 
+    def _invalid(self, fields: dict[str, Any]) -> tuple[str, str] | None:
+        """(field, message) for what Jira refuses in a create's fields."""
+        summary = fields.get("summary")
+        description = fields.get("description")
+        problems = [
+            ("project", "valid project is required", (fields.get("project") or {}).get("key") != self.project),
+            (
+                "summary",
+                "You must specify a summary of the issue.",
+                not isinstance(summary, str) or not summary.strip(),
+            ),
+            (
+                "summary",
+                "Summary must be less than 255 characters and on one line.",
+                isinstance(summary, str) and (len(summary) > 255 or "\n" in summary),
+            ),
+            (
+                "issuetype",
+                "valid issue type is required",
+                (fields.get("issuetype") or {}).get("name") not in ISSUE_TYPES,
+            ),
+            (
+                "description",
+                "Operation value must be an Atlassian Document (see the ADF format)",
+                description is not None and not _is_adf(description),
+            ),
+        ]
+        return next(((field, message) for field, message, bad in problems if bad), None)
+
     async def _get(self, request: web.Request) -> web.Response:
         if request.headers.get("Authorization") != self.auth:
             return web.json_response({"errorMessages": ["You are not authenticated."]}, status=401)
@@ -86,6 +112,47 @@ class FakeJira(FakeServer):
         wanted = [f for f in request.query.get("fields", "").split(",") if f]
         fields = {k: v for k, v in issue["fields"].items() if not wanted or k in wanted}
         return web.json_response({"id": issue["id"], "key": issue["key"], "fields": fields})
+
+    async def _search(self, request: web.Request) -> web.Response:
+        if request.headers.get("Authorization") != self.auth:
+            return web.json_response({"errorMessages": ["You are not authenticated."]}, status=401)
+        clauses = [c.strip() for c in re.split(r"\s+AND\s+", request.query.get("jql", ""))]
+        matchers = []
+        for clause in clauses:
+            project = re.fullmatch(r'project\s*=\s*"?([A-Z][A-Z0-9_]*)"?', clause)
+            term = re.fullmatch(r'description\s*~\s*"([^"\\]+)"', clause)
+            if project:
+                prefix = f"{project.group(1)}-"
+                matchers.append(lambda issue, prefix=prefix: issue["key"].startswith(prefix))
+            elif term:
+                word = term.group(1).lower()
+                matchers.append(lambda issue, word=word: word in _words(issue["fields"]))
+            else:
+                message = f"Error in the JQL Query: cannot parse {clause!r}."
+                return self.violation(message, 400, {"errorMessages": [message], "errors": {}})
+        limit = int(request.query.get("maxResults", "50"))
+        wanted = [f for f in request.query.get("fields", "").split(",") if f]
+        found = [
+            {"id": i["id"], "key": i["key"], "fields": {k: v for k, v in i["fields"].items() if k in wanted}}
+            for i in self.issues.values()
+            if all(match(i) for match in matchers)
+        ]
+        return web.json_response({"issues": found[:limit], "isLast": len(found) <= limit})
+
+
+def _words(fields: dict[str, Any]) -> set[str]:
+    """The description's text, as words (how Jira's text search sees it)."""
+    text: list[str] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            if node.get("type") == "text":
+                text.append(str(node.get("text", "")))
+            for child in node.get("content") or []:
+                walk(child)
+
+    walk(fields.get("description"))
+    return {word.lower() for word in re.findall(r"\w+", " ".join(text))}
 
 
 def _is_adf(node: Any) -> bool:

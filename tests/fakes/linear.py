@@ -1,14 +1,17 @@
 """A local Linear GraphQL API (`POST /graphql`) for issues (specs/README.md, "Issue trackers").
 
 Documents are validated and executed with graphql-core against the part of Linear's schema the bot
-uses (`issueCreate(input: IssueCreateInput!)`, `issue(id: String!)`), so a misspelt field or a wrong
-variable type fails as it would at Linear. Auth: `Authorization: <api key>` (no `Bearer` for API
+uses (`issueCreate(input: IssueCreateInput!)`, `issue(id: String!)`, `issues(filter: IssueFilter)`), so a
+misspelt field or a wrong
+variable type fails as it would at Linear. `IssueCreateInput.id` takes the client's UUID v4 (an id
+already used is refused, as Linear refuses it). Auth: `Authorization: <api key>` (no `Bearer` for API
 keys). Rate limits answer with an error whose `extensions.code` is `RATELIMITED` and the reset time
 in `X-RateLimit-Requests-Reset` (epoch milliseconds).
 """
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any
 
@@ -19,9 +22,16 @@ from tests.fakes.webhook import FakeServer, Fault
 
 SCHEMA = graphql.build_schema(
     """
-    type Query { issue(id: String!): Issue! }
+    type Query {
+      issue(id: String!): Issue!
+      issues(filter: IssueFilter, first: Int): IssueConnection!
+    }
     type Mutation { issueCreate(input: IssueCreateInput!): IssuePayload! }
+    input IDComparator { eq: ID, neq: ID, in: [ID!], nin: [ID!] }
+    input IssueFilter { id: IDComparator }
+    type IssueConnection { nodes: [Issue!]! }
     input IssueCreateInput {
+      id: String
       teamId: String!
       title: String
       description: String
@@ -59,7 +69,11 @@ class FakeLinear(FakeServer):
         if not (input.get("title") or "").strip():
             raise graphql.GraphQLError("title must not be empty", extensions={"code": "INVALID_INPUT"})
         number = len(self.issues) + 1
-        issue_id = f"9f1c{number:04d}-0000-4000-8000-000000000000"
+        issue_id = input.get("id") or f"9f1c{number:04d}-0000-4000-8000-000000000000"
+        if not re.fullmatch(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}", issue_id):
+            raise graphql.GraphQLError("id must be a UUID v4", extensions={"code": "INVALID_INPUT"})
+        if issue_id in self.issues:
+            raise graphql.GraphQLError("Entity already exists: Issue", extensions={"code": "INVALID_INPUT"})
         identifier = f"{self.team_key}-{number}"
         issue = {
             "id": issue_id,
@@ -76,6 +90,11 @@ class FakeLinear(FakeServer):
         if id not in self.issues:
             raise graphql.GraphQLError("Entity not found: Issue", extensions={"code": "INVALID_INPUT"})
         return self.issues[id]
+
+    def _issues(self, _: Any, info: Any, filter: dict[str, Any] | None = None, first: int = 50) -> dict[str, Any]:  # noqa: A002
+        wanted = ((filter or {}).get("id") or {}).get("eq")
+        nodes = [i for key, i in self.issues.items() if wanted is None or key == wanted]
+        return {"nodes": nodes[:first]}
 
     async def _graphql(self, request: web.Request) -> web.Response:
         if request.headers.get("Authorization") != self.api_key:
@@ -98,7 +117,7 @@ class FakeLinear(FakeServer):
         if problems:
             messages = [p.message for p in problems]
             return self.violation("; ".join(messages), 400, {"errors": [{"message": m} for m in messages]})
-        root = {"issueCreate": self._issue_create, "issue": self._issue}
+        root = {"issueCreate": self._issue_create, "issue": self._issue, "issues": self._issues}
         result = await graphql.graphql(
             SCHEMA,
             query,

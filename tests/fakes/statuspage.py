@@ -1,6 +1,7 @@
 """A local Atlassian Statuspage REST API (v1) that refuses what the real one refuses.
 
-Routes: `POST /v1/pages/{page_id}/incidents`, `PATCH /v1/pages/{page_id}/incidents/{incident_id}`.
+Routes: `POST /v1/pages/{page_id}/incidents`, `PATCH /v1/pages/{page_id}/incidents/{incident_id}`,
+`GET /v1/pages/{page_id}/incidents/unresolved` (investigating, identified or monitoring; with `metadata`).
 Held to the facts in `../shared/specs/README.md` and Statuspage's API docs:
 
 - `Authorization: OAuth <api key>` on every call (401 without it, or with another scheme or key);
@@ -8,10 +9,12 @@ Held to the facts in `../shared/specs/README.md` and Statuspage's API docs:
 - `status` in investigating|identified|monitoring|resolved, `impact_override` in none|minor|major|critical,
   component statuses in operational|degraded_performance|partial_outage|major_outage|under_maintenance,
   component ids that exist on the page (422 otherwise);
+- `metadata` an object whose top-level values are objects (422 otherwise), kept and answered back;
 - one request a second per key: a request sooner than that after the previous one gets 420 (or 429).
 
-`fail_next(status, times)` makes the next calls fail (an outage, a throttle with Retry-After).
-Accepted calls are in `calls`, refused ones in `refused` (with why), in order.
+`fail_next(status, times)` makes the next calls fail (an outage, a throttle with Retry-After);
+`lose_next_answer()` carries out the next write and answers 502 (the answer lost on the way back).
+Accepted writes are in `calls`, accepted reads in `reads`, refused ones in `refused` (with why), in order.
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ class FakeIncident:
     status: str
     impact: str
     updates: list[dict[str, Any]] = field(default_factory=list)
+    metadata: dict[str, Any] = field(default_factory=dict)
 
 
 class FakeStatuspage:
@@ -66,12 +70,15 @@ class FakeStatuspage:
         self.incidents: dict[str, FakeIncident] = {}
         self.calls: list[Call] = []
         self.refused: list[Call] = []
+        self.reads: list[Call] = []
+        self._lose_next = False
         self._failures: list[tuple[int, float | None]] = []
         self._last: float | None = None
         self._ids = itertools.count(1)
         self.app = web.Application()
         self.app.router.add_post("/v1/pages/{page}/incidents", self._create)
         self.app.router.add_patch("/v1/pages/{page}/incidents/{incident}", self._update)
+        self.app.router.add_get("/v1/pages/{page}/incidents/unresolved", self._unresolved)
         self._runner: web.AppRunner | None = None
         self.url = ""
 
@@ -90,6 +97,15 @@ class FakeStatuspage:
     def fail_next(self, status: int, *, times: int = 1, retry_after: float | None = None) -> None:
         self._failures += [(status, retry_after)] * times
 
+    def lose_next_answer(self) -> None:
+        self._lose_next = True
+
+    def _answer(self, body: dict[str, Any], status: int) -> web.Response:
+        if self._lose_next:
+            self._lose_next = False
+            return web.json_response({"error": "Bad Gateway"}, status=502)
+        return web.json_response(body, status=status)
+
     # --- the contract -------------------------------------------------------------------------
 
     def _refuse(self, call: Call, status: int, reason: str, headers: dict[str, str] | None = None) -> web.Response:
@@ -99,6 +115,22 @@ class FakeStatuspage:
 
     async def _gate(self, request: web.Request) -> tuple[Call, dict[str, Any] | web.Response]:
         """Auth, pacing, injected failures, page, envelope: what every call must pass."""
+        call, refused = await self._admit(request)
+        if refused is not None:
+            return call, refused
+        body = call.body
+        if not request.content_type.startswith("application/json") or not isinstance(body, dict):
+            return call, self._refuse(call, 400, "body must be JSON matching the Content-Type")
+        incident = body.get("incident")
+        if not isinstance(incident, dict):
+            return call, self._refuse(call, 400, "incident is missing")
+        problem = self._invalid(incident)
+        if problem:
+            return call, self._refuse(call, 422, problem)
+        return call, incident
+
+    async def _admit(self, request: web.Request) -> tuple[Call, web.Response | None]:
+        """Auth, pacing, injected failures and the page: reads pass these too."""
         now = time.monotonic()
         raw = await request.read()
         try:
@@ -118,21 +150,22 @@ class FakeStatuspage:
             return call, self._refuse(call, status, "injected failure", headers)
         if request.match_info["page"] != self.page_id:
             return call, self._refuse(call, 404, "page not found")
-        if not request.content_type.startswith("application/json") or not isinstance(body, dict):
-            return call, self._refuse(call, 400, "body must be JSON matching the Content-Type")
-        incident = body.get("incident")
-        if not isinstance(incident, dict):
-            return call, self._refuse(call, 400, "incident is missing")
-        problem = self._invalid(incident)
-        if problem:
-            return call, self._refuse(call, 422, problem)
-        return call, incident
+        return call, None
 
     def _invalid(self, incident: dict[str, Any]) -> str | None:
+        return self._invalid_fields(incident) or self._invalid_components(incident)
+
+    def _invalid_fields(self, incident: dict[str, Any]) -> str | None:
+        metadata = incident.get("metadata", {})
+        if not isinstance(metadata, dict) or not all(isinstance(v, dict) for v in metadata.values()):
+            return "metadata: top level values must be objects"
         if "status" in incident and incident["status"] not in STATUSES:
             return f"status {incident['status']!r} is not one of {sorted(STATUSES)}"
         if "impact_override" in incident and incident["impact_override"] not in IMPACTS:
             return f"impact_override {incident['impact_override']!r} is not one of {sorted(IMPACTS)}"
+        return None
+
+    def _invalid_components(self, incident: dict[str, Any]) -> str | None:
         components = incident.get("components") or {}
         if not isinstance(components, dict):
             return "components must be an object of component id to status"
@@ -150,16 +183,11 @@ class FakeStatuspage:
         record.name = fields.get("name", record.name)
         record.status = fields.get("status", record.status)
         record.impact = fields.get("impact_override", record.impact)
+        record.metadata.update(fields.get("metadata") or {})
         self.components.update(fields.get("components") or {})
         if fields.get("body"):
             record.updates.append({"status": record.status, "body": fields["body"]})
-        return {
-            "id": record.id,
-            "name": record.name,
-            "status": record.status,
-            "impact": record.impact,
-            "incident_updates": list(reversed(record.updates)),
-        }
+        return self._view(record)
 
     async def _create(self, request: web.Request) -> web.Response:
         call, checked = await self._gate(request)
@@ -170,7 +198,7 @@ class FakeStatuspage:
         record = FakeIncident(id=f"inc{next(self._ids):04d}", name="", status="investigating", impact="none")
         self.incidents[record.id] = record
         self.calls.append(call)
-        return web.json_response(self._apply(record, checked), status=201)
+        return self._answer(self._apply(record, checked), 201)
 
     async def _update(self, request: web.Request) -> web.Response:
         call, checked = await self._gate(request)
@@ -180,4 +208,22 @@ class FakeStatuspage:
         if record is None:
             return self._refuse(call, 404, "incident not found")
         self.calls.append(call)
-        return web.json_response(self._apply(record, checked))
+        return self._answer(self._apply(record, checked), 200)
+
+    async def _unresolved(self, request: web.Request) -> web.Response:
+        call, refused = await self._admit(request)
+        if refused is not None:
+            return refused
+        self.reads.append(call)
+        open_ = [r for r in self.incidents.values() if r.status != "resolved"]
+        return web.json_response([self._view(r) for r in reversed(open_)])
+
+    def _view(self, record: FakeIncident) -> dict[str, Any]:
+        return {
+            "id": record.id,
+            "name": record.name,
+            "status": record.status,
+            "impact": record.impact,
+            "metadata": record.metadata,
+            "incident_updates": list(reversed(record.updates)),
+        }

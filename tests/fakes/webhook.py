@@ -11,6 +11,7 @@ Faults for the next request (`throttle_next`, `hang_next`, `inject`) exercise er
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import itertools
@@ -33,6 +34,10 @@ class Fault:
     hang: float = 0.0  # seconds to wait before answering (released early when the fake stops)
     path_contains: str = ""  # only for requests whose path contains this
     body_contains: str = ""  # ... and whose body contains this (a GraphQL mutation's name)
+    # The request is carried out, then this answer replaces the real one: an answer lost on the way back
+    # (a proxy's 502 after the upstream did the work), which is what makes a retried create a duplicate.
+    after: bool = False
+    method: str = ""  # only for requests with this method (any when empty)
 
 
 @dataclass
@@ -101,6 +106,20 @@ class FakeServer:
     def hang_next(self, seconds: float = 30.0, *, path_contains: str = "") -> None:
         self.inject(Fault(200, {}, {}, hang=seconds, path_contains=path_contains))
 
+    def lose_answer_next(self, *, path_contains: str = "", body_contains: str = "", method: str = "POST") -> None:
+        """The next matching request is carried out, but the client gets a 502 instead of its answer."""
+        self.inject(
+            Fault(
+                502,
+                {},
+                {"message": "Bad Gateway"},
+                path_contains=path_contains,
+                body_contains=body_contains,
+                after=True,
+                method=method,
+            )
+        )
+
     def throttle_body(self) -> Any:
         return {"error": "rate limited"}
 
@@ -116,12 +135,15 @@ class FakeServer:
         )
         for fault in self._faults:
             if fault.path_contains in request.path and fault.body_contains.encode() in body:
+                if fault.method and request.method != fault.method:
+                    continue
                 self._faults.remove(fault)
+                if fault.after:
+                    await handler(request)
+                    return web.json_response(fault.body, status=fault.status, headers=fault.headers)
                 if fault.hang:
-                    try:
+                    with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._release.wait(), timeout=fault.hang)
-                    except TimeoutError:
-                        pass
                 if fault.status == 200 and fault.hang:
                     break  # a slow but otherwise normal answer
                 return web.json_response(fault.body, status=fault.status, headers=fault.headers)
@@ -239,59 +261,83 @@ class FakeWebhook(FakePlatform):
         return {k: v for k, v in deployment.items() if not k.startswith("_")}
 
     async def _handle(self, request: web.Request) -> web.Response:
+        checked = await self._verified(request)
+        if isinstance(checked, web.Response):
+            return checked
+        payload = checked
+        if payload.get("service") != self.service:
+            return web.json_response({"error": f"unknown service {payload.get('service')}"}, status=404)
+        actions = {
+            "current": self._current,
+            "list": self._list,
+            "status": self._status,
+            "restart": self._restart,
+            "rollback": self._rollback,
+        }
+        action = actions.get(str(payload.get("action")))
+        if action is None:
+            return self.violation(f"unknown action {payload.get('action')!r}")
+        return action(payload)
+
+    async def _verified(self, request: web.Request) -> dict[str, Any] | web.Response:
+        """The signed, fresh, not replayed payload; or the answer that refuses it."""
         body = await request.read()
         expected = "sha256=" + hmac.new(self.secret.encode(), body, hashlib.sha256).hexdigest()
-        signature = request.headers.get("X-Signature-256", "")
-        if not hmac.compare_digest(expected, signature):
+        if not hmac.compare_digest(expected, request.headers.get("X-Signature-256", "")):
             return web.json_response({"error": "bad signature"}, status=401)
         if request.content_type != "application/json":
             return self.violation(f"content type {request.content_type}")
         try:
-            payload = json.loads(body)
+            payload: dict[str, Any] = json.loads(body)
         except ValueError:
             return self.violation("body is not JSON")
-        header_ts = request.headers.get("X-Timestamp")
-        if str(payload.get("timestamp")) != header_ts:
+        if str(payload.get("timestamp")) != request.headers.get("X-Timestamp"):
             return self.violation("X-Timestamp differs from the signed body's timestamp")
         if abs(self.now() - float(payload["timestamp"])) > 300:
             return web.json_response({"error": "stale request"}, status=401)
+        return self._first_use(request, payload)
+
+    def _first_use(self, request: web.Request, payload: dict[str, Any]) -> dict[str, Any] | web.Response:
         request_id = payload.get("request_id")
         if not request_id or request.headers.get("X-Request-Id") != request_id:
             return self.violation("missing or mismatched request_id")
         if request_id in self._seen_requests:
             return self.violation("request_id reused (a replay)")
         self._seen_requests.add(request_id)
-        if payload.get("service") != self.service:
-            return web.json_response({"error": f"unknown service {payload.get('service')}"}, status=404)
-        action = payload.get("action")
+        return payload
+
+    def _current(self, payload: dict[str, Any]) -> web.Response:
+        live = self._live()
+        return web.json_response({"deployment": self._public(live) if live else None})
+
+    def _list(self, payload: dict[str, Any]) -> web.Response:
+        limit = int(payload.get("limit") or 10)
+        return web.json_response({"deployments": [self._public(d) for d in self.deployments[:limit]]})
+
+    def _status(self, payload: dict[str, Any]) -> web.Response:
+        found = next((d for d in self.deployments if d["id"] == payload.get("deployment_id")), None)
+        if found is None:
+            return web.json_response({"error": "no such deployment"}, status=404)
+        self._advance(found)
+        return web.json_response({"deployment": self._public(found)})
+
+    def _restart(self, payload: dict[str, Any]) -> web.Response:
+        live = self._live()
+        if live is None:
+            return web.json_response({"error": "nothing is running"}, status=409)
+        self.restarts += 1
         now = datetime.fromtimestamp(self.now(), UTC)
-        if action == "current":
-            live = self._live()
-            return web.json_response({"deployment": self._public(live) if live else None})
-        if action == "list":
-            limit = int(payload.get("limit") or 10)
-            return web.json_response({"deployments": [self._public(d) for d in self.deployments[:limit]]})
-        if action == "status":
-            found = next((d for d in self.deployments if d["id"] == payload.get("deployment_id")), None)
-            if found is None:
-                return web.json_response({"error": "no such deployment"}, status=404)
-            self._advance(found)
-            return web.json_response({"deployment": self._public(found)})
-        if action == "restart":
-            live = self._live()
-            if live is None:
-                return web.json_response({"error": "nothing is running"}, status=409)
-            self.restarts += 1
-            new = self._new(live["meta"]["version"], "queued", now, self._plan(["deploying", "success"]))
-            new["can_rollback"] = False
-            self.deployments.insert(0, new)
-            return web.json_response({"deployment": self._public(new)}, status=202)
-        if action == "rollback":
-            target = next((d for d in self.deployments if d["id"] == payload.get("target_deployment_id")), None)
-            if target is None:
-                return self.violation("rollback without a known target_deployment_id", status=404)
-            new = self._new(target["meta"]["version"], "queued", now, self._plan(["building", "deploying", "success"]))
-            new["can_rollback"] = False
-            self.deployments.insert(0, new)
-            return web.json_response({"deployment": self._public(new)}, status=202)
-        return self.violation(f"unknown action {action!r}")
+        new = self._new(live["meta"]["version"], "queued", now, self._plan(["deploying", "success"]))
+        new["can_rollback"] = False
+        self.deployments.insert(0, new)
+        return web.json_response({"deployment": self._public(new)}, status=202)
+
+    def _rollback(self, payload: dict[str, Any]) -> web.Response:
+        target = next((d for d in self.deployments if d["id"] == payload.get("target_deployment_id")), None)
+        if target is None:
+            return self.violation("rollback without a known target_deployment_id", status=404)
+        now = datetime.fromtimestamp(self.now(), UTC)
+        new = self._new(target["meta"]["version"], "queued", now, self._plan(["building", "deploying", "success"]))
+        new["can_rollback"] = False
+        self.deployments.insert(0, new)
+        return web.json_response({"deployment": self._public(new)}, status=202)

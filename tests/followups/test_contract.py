@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx
 import pytest
@@ -42,7 +43,7 @@ async def test_creates_an_issue_and_sees_it_closed(tracker: Tracker, http: httpx
     issues = client(tracker, http, Waits())
     made = await issues.create(ISSUE)
     assert made.url.startswith("http") and made.name
-    assert tracker.keys() == [made.key.lstrip("#")] or made.key in tracker.keys()
+    assert tracker.keys() == [made.key]
     assert not await issues.is_closed(key=made.key)
     tracker.fake.close(made.key)
     assert await issues.is_closed(key=made.key)
@@ -122,3 +123,53 @@ async def test_reading_back_respects_rate_limits_too(tracker: Tracker, http: htt
     tracker.fake.rate_limit_next(2)
     assert await issues.is_closed(key=made.key)
     assert len(waits.seconds) == 1
+
+
+CREATE_MARK = {"github": "title", "jira": "summary", "linear": "issueCreate"}  # in a create's body only
+
+
+def creates(tracker: Tracker) -> list[Any]:
+    mark = CREATE_MARK[tracker.kind].encode()
+    return [r for r in tracker.fake.requests if r.method == "POST" and mark in r.body]
+
+
+TOKENED = NewIssue(title=ISSUE.title, body=ISSUE.body, token="3b9f6c1e-6d1a-4c2b-9a57-0f1e2d3c4b5a")
+
+
+async def test_a_create_whose_answer_was_lost_is_found_not_made_twice(
+    tracker: Tracker, http: httpx.AsyncClient
+) -> None:
+    waits = Waits()
+    issues = client(tracker, http, waits)
+    tracker.fake.lose_answer_next()  # the tracker makes the issue; the bot gets a 502
+    made = await issues.create(TOKENED)
+    assert len(tracker.fake.issues) == 1, "a retried create would have made a second issue"
+    assert tracker.keys() == [made.key] and made.url.startswith("http") and made.name
+    assert len(creates(tracker)) == 1  # the look-up came first and found it: no second create
+    assert len(tracker.fake.requests) == 2
+    assert len(waits.seconds) == 1
+
+
+async def test_find_reads_the_token_back_the_vendors_way(tracker: Tracker, http: httpx.AsyncClient) -> None:
+    issues = client(tracker, http, Waits())
+    assert await issues.find(token=TOKENED.token) is None
+    await issues.create(ISSUE)  # another follow-up's issue, without the token
+    made = await issues.create(TOKENED)
+    found = await issues.find(token=TOKENED.token)
+    assert found == made
+    assert await issues.find(token="00000000-0000-4000-8000-000000000000") is None
+    stored = str(tracker.fake.issues[int(made.key) if tracker.kind == "github" else made.key])
+    marker = {"github": "<!-- incident-bot follow-up", "jira": "Incident bot reference", "linear": TOKENED.token}
+    assert marker[tracker.kind] in stored
+
+
+async def test_a_create_that_keeps_failing_is_reported_not_repeated_blindly(
+    tracker: Tracker, http: httpx.AsyncClient
+) -> None:
+    waits = Waits()
+    for _ in range(4):
+        tracker.fake.inject(Fault(503, {}, {"message": "unavailable"}, body_contains=CREATE_MARK[tracker.kind]))
+    with pytest.raises(TrackerError, match="did not say whether"):
+        await client(tracker, http, waits).create(TOKENED)
+    assert len(creates(tracker)) == 4 and tracker.fake.issues == {}
+    assert len(tracker.fake.requests) == 7  # each create after the first followed a look-up

@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlmodel import select
 
+from bot.clock import FakeClock, utc
 from bot.followups import flows
+from bot.followups import service as followup_service
+from bot.followups.models import FollowupCheck
+from bot.followups.service import RECHECK_AFTER
 from bot.incidents.models import ActionItem
 from tests.conftest import make_settings
 from tests.fakes.slack_api import FakeSlack, Message
@@ -22,14 +28,28 @@ def tracker_config(tracker: Tracker) -> dict[str, Any]:
     return dict(tracker.config)
 
 
+# Past the freshness rule: a follow-up asked about within a minute is shown as stored.
+STALE = RECHECK_AFTER + timedelta(seconds=1)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
 @pytest.fixture
 async def tbot(
-    fake_slack: FakeSlack, database_url: str, tmp_path: Path, tracker_config: dict[str, Any]
+    fake_slack: FakeSlack, database_url: str, tmp_path: Path, tracker_config: dict[str, Any], clock: FakeClock
 ) -> AsyncIterator[BotHarness]:
     config = {"issue_tracker": tracker_config}
     settings = make_settings(fake=fake_slack, database_url=database_url, tmp_path=tmp_path, config=config)
-    async with running_bot(fake=fake_slack, settings=settings) as harness:
+    async with running_bot(fake=fake_slack, settings=settings, clock=clock) as harness:
         yield harness
+
+
+def reads(tracker: Tracker) -> int:
+    """Requests that ask the tracker about an issue (Linear's are POSTs to /graphql)."""
+    return len([r for r in tracker.fake.requests if r.method == "GET" or b"IssueState" in r.body])
 
 
 def create_buttons(message: Message) -> list[str]:
@@ -60,7 +80,7 @@ async def wait_for(check: Callable[[], Awaitable[bool]], *, within: float = 15.0
 
 
 async def test_create_issue_button_files_the_follow_up_and_a_closed_issue_marks_it_done(
-    tbot: BotHarness, tracker: Tracker
+    tbot: BotHarness, tracker: Tracker, clock: FakeClock
 ) -> None:
     incident = await tbot.declare("P1 Checkout is down")
     channel = incident.channel_id or ""
@@ -86,6 +106,7 @@ async def test_create_issue_button_files_the_follow_up_and_a_closed_issue_marks_
     assert "already has an issue" in tbot.last_reply() and len(tracker.fake.issues) == 1
 
     tracker.fake.close(item.issue_key)
+    clock.advance(STALE)
     await tbot.command("postmortem", channel=channel)  # shown again: the tracker is asked first
     [item] = await items(tbot, incident.id or 0)
     assert item.done
@@ -124,21 +145,93 @@ async def test_postmortem_done_files_every_open_follow_up_once(tbot: BotHarness,
 async def test_closed_issues_are_checked_on_a_schedule(
     fake_slack: FakeSlack, database_url: str, tmp_path: Path, tracker: Tracker
 ) -> None:
-    config = {"issue_tracker": {**tracker.config, "check_every": "200ms"}}
+    clock = FakeClock()
+    config = {"issue_tracker": {**tracker.config, "check_every": "10m"}}
     settings = make_settings(fake=fake_slack, database_url=database_url, tmp_path=tmp_path, config=config)
-    async with running_bot(fake=fake_slack, settings=settings) as bot:
+    async with running_bot(fake=fake_slack, settings=settings, clock=clock) as bot:
         incident = await bot.declare("P3 Flaky login")
         await bot.command("action Retry the SSO call once", channel=incident.channel_id or "")
         [item] = await items(bot, incident.id or 0)
         item = await flows.create_issue(bot.deps, item_id=item.id or 0, actor="U0ALICE")
         tracker.fake.close(item.issue_key)
+        checker = bot.deps.followup_checker
+        assert checker is not None
+        assert not await checker.run_due() and reads(tracker) == 0  # not due: nobody is asked
+        async with bot.deps.db.session() as session:
+            [timer] = (await session.exec(select(FollowupCheck))).all()
+        assert utc(timer.due_at) == clock.now() + timedelta(minutes=10)  # planned at start (the clock stood still)
+        clock.advance(timedelta(minutes=10, seconds=1))
+        checker.wake_at(clock.now())  # what the date job does at the due time (the fake clock moved, not time)
 
         async def done() -> bool:
             return (await items(bot, incident.id or 0))[0].done
 
         await wait_for(done)  # nobody looked at it: the checker found the closed issue
         events = [e for e in await bot.timeline(incident.id or 0) if "its issue was closed" in e.text]
-        assert len(events) == 1
+        assert len(events) == 1 and reads(tracker) == 1
+        async with bot.deps.db.session() as session:
+            [timer] = (await session.exec(select(FollowupCheck))).all()
+        assert timer.runs == 1 and timer.claim_token is None and timer.error is None
+        assert utc(timer.due_at) == utc(timer.last_run_at or timer.due_at) + timedelta(minutes=10)
+
+
+async def test_a_follow_up_asked_about_within_a_minute_is_not_asked_again(
+    tbot: BotHarness, tracker: Tracker, clock: FakeClock
+) -> None:
+    incident = await tbot.declare("P2 Cache stampede")
+    channel = incident.channel_id or ""
+    await tbot.command("action Add request coalescing", channel=channel)
+    [item] = await items(tbot, incident.id or 0)
+    await flows.create_issue(tbot.deps, item_id=item.id or 0, actor="U0ALICE")
+    for _ in range(3):  # shown three times right after it was filed: what was just stored is shown
+        await tbot.command("postmortem", channel=channel)
+        await tbot.command("action Another one", channel=channel)
+    assert reads(tracker) == 0
+
+    clock.advance(STALE)
+    await tbot.command("postmortem", channel=channel)
+    assert reads(tracker) == 1  # stale: asked once
+    await tbot.command("postmortem", channel=channel)
+    await flows.refresh(tbot.deps, incident_id=incident.id)
+    assert reads(tracker) == 1  # and fresh again for a minute
+
+    clock.advance(STALE)
+    await asyncio.gather(*(flows.refresh(tbot.deps, incident_id=incident.id) for _ in range(3)))
+    assert reads(tracker) == 2  # three showings at once: one of them asks (the check is claimed)
+
+
+async def test_an_issue_created_before_a_crash_is_found_on_retry_not_created_again(
+    tbot: BotHarness, tracker: Tracker, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The tracker made the issue; the process died before storing its key (nothing released the claim)."""
+    incident = await tbot.declare("P1 Payments failing")
+    channel = incident.channel_id or ""
+    await tbot.command("action Page the payments team on 5xx", channel=channel)
+    [item] = await items(tbot, incident.id or 0)
+
+    class Crash(Exception):
+        pass
+
+    async def dies(*args: Any, **kwargs: Any) -> None:
+        raise Crash
+
+    with monkeypatch.context() as patch:
+        patch.setattr(followup_service, "record", dies)
+        patch.setattr(followup_service, "release", dies)
+        with pytest.raises(Crash):
+            await flows.create_issue(tbot.deps, item_id=item.id or 0, actor="U0ALICE")
+    assert len(tracker.fake.issues) == 1
+    [item] = await items(tbot, incident.id or 0)
+    assert item.issue_url is None and item.issue_token and item.issue_claimed_at is not None
+
+    await tbot.click("followup_create_issue", str(item.id), user="U0CAROL", channel=channel)
+    assert "being created" in tbot.last_reply()  # the dead process's claim still holds
+    clock.advance(followup_service.LEASE + timedelta(seconds=1))
+    await tbot.click("followup_create_issue", str(item.id), user="U0CAROL", channel=channel)
+    assert len(tracker.fake.issues) == 1, "the retry opened a second issue"
+    [item] = await items(tbot, incident.id or 0)
+    [key] = tracker.keys()
+    assert item.issue_key == key and item.issue_url and item.issue_url in tbot.last_reply()
 
 
 async def test_without_a_tracker_there_is_no_button_and_the_flow_says_why(bot: BotHarness) -> None:

@@ -12,6 +12,7 @@ import pytest
 from bot.clock import FakeClock
 from bot.statuspage import service
 from bot.statuspage.atlassian import IncidentChange, Statuspage, StatuspageError
+from bot.statuspage.flows import marker_of
 from tests.conftest import make_settings
 from tests.fakes.slack_api import FakeSlack
 from tests.fakes.statuspage import FakeStatuspage
@@ -36,6 +37,52 @@ async def test_a_429_is_waited_out_and_the_update_goes_through(sbot: BotHarness,
     async with sbot.deps.db.session() as session:
         [row] = await service.syncs(session, incident_id=1)
     assert row.sent_at is not None and row.attempts == 1
+    assert statuspage.reads == []  # a first try creates without looking: nothing can be there yet
+
+
+async def test_a_create_whose_answer_was_lost_is_found_on_retry_not_made_twice(
+    sbot: BotHarness, statuspage: FakeStatuspage, clock: FakeClock
+) -> None:
+    statuspage.lose_next_answer()  # Statuspage creates the incident; the bot gets a 502
+    channel = await _public_incident(sbot)
+    await sbot.command("publish major We are investigating.", channel=channel)
+    assert len(statuspage.incidents) == 1 and [c.method for c in statuspage.calls] == ["POST"]
+    assert len([m for m in sbot.fake.messages(channel) if "did not take" in m.text]) == 1
+    async with sbot.deps.db.session() as session:
+        assert await service.external_id(session, incident_id=1) is None
+
+    clock.advance(timedelta(seconds=31))
+    await page_of(sbot).sweep()  # the retry looks among the unresolved incidents first, and finds ours
+    [(external, created)] = statuspage.incidents.items()
+    assert [c.method for c in statuspage.calls] == ["POST"], "a second incident was created"
+    assert [c.path for c in statuspage.reads] == ["/v1/pages/pg_test/incidents/unresolved"]
+    assert [u["body"] for u in created.updates] == ["We are investigating."]  # the update is not repeated
+    assert created.metadata == {"incident_bot": {"ref": marker_of(await sbot.incident(1))}}
+    async with sbot.deps.db.session() as session:
+        assert await service.external_id(session, incident_id=1) == external
+        [row] = await service.syncs(session, incident_id=1)
+    assert row.sent_at is not None and row.attempts == 2
+    assert [m for m in sbot.fake.messages(channel) if "up to date again" in m.text]
+
+    await sbot.command("publish We found the cause.", channel=channel)
+    await sbot.settle()
+    assert [(c.method, c.path.rsplit("/", 1)[-1]) for c in statuspage.calls] == [
+        ("POST", "incidents"),
+        ("PATCH", external),
+    ]
+    assert len(statuspage.incidents) == 1
+
+
+async def test_a_retry_that_finds_nothing_creates_the_incident(
+    sbot: BotHarness, statuspage: FakeStatuspage, clock: FakeClock
+) -> None:
+    statuspage.fail_next(503)  # refused before anything was made
+    channel = await _public_incident(sbot)
+    await sbot.command("publish major We are investigating.", channel=channel)
+    clock.advance(timedelta(seconds=31))
+    await page_of(sbot).sweep()
+    assert len(statuspage.reads) == 1 and [c.method for c in statuspage.calls] == ["POST"]
+    assert len(statuspage.incidents) == 1
 
 
 async def test_an_outage_is_told_once_retried_in_order_and_survives_a_restart(
@@ -112,6 +159,7 @@ async def test_the_fake_refuses_what_statuspage_refuses(statuspage: FakeStatuspa
         (auth, {"incident": {"name": "x", "components": {"cmp_api": "down"}}}, 422),
         (auth, {"incident": {"name": "x", "components": {"cmp_nope": "major_outage"}}}, 422),
         (auth, {"incident": {"status": "investigating"}}, 422),  # no name
+        (auth, {"incident": {"name": "x", "metadata": {"incident_bot": "INC-1"}}}, 422),  # values must be objects
     ]
     statuspage.min_interval = 0
     async with httpx.AsyncClient() as http:

@@ -7,11 +7,14 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from sqlmodel import select
 
+from bot.clock import FakeClock
+from bot.followups.service import RECHECK_AFTER
 from bot.incidents.models import ActionItem
 from bot.web import pages as pages_module
 from tests.fakes.webhook import Fault
@@ -20,6 +23,7 @@ from tests.harness import BotHarness
 from tests.web.conftest import Browser, make_private
 
 GITHUB_ONLY = pytest.mark.parametrize("tracker", ["github"], indirect=True)
+STALE = RECHECK_AFTER + timedelta(seconds=1)  # past the freshness rule: the tracker is asked again
 
 
 @pytest.fixture
@@ -177,6 +181,7 @@ async def test_a_closed_issue_shows_its_follow_up_done(
     site: BotHarness,
     alice: Browser,
     tracker: Tracker,  # noqa: F811
+    clock: FakeClock,
 ) -> None:
     ref, item = await one_followup(site)
     page = await alice.get(f"/incidents/{ref}")
@@ -184,7 +189,12 @@ async def test_a_closed_issue_shows_its_follow_up_done(
     assert created.status_code == 303
     item = await stored(site, item.id)
     tracker.fake.close(item.issue_key or "")
+    page = await alice.get(f"/incidents/{ref}")  # filed a moment ago: shown as stored, the tracker not asked
+    assert "Mark done" in followup_html(page.text, item.id) and not [
+        r for r in tracker.fake.requests if r.method == "GET"
+    ]
 
+    clock.advance(STALE)
     page = await alice.get(f"/incidents/{ref}")  # shown: the tracker is asked first
     li = followup_html(page.text, item.id)
     assert 'class="done"' in li and "Reopen" in li and f'href="{item.issue_url}"' in li
@@ -202,6 +212,7 @@ async def test_a_slow_tracker_does_not_hold_the_page(
     alice: Browser,
     tracker: Tracker,  # noqa: F811
     monkeypatch: pytest.MonkeyPatch,
+    clock: FakeClock,
 ) -> None:
     ref, item = await one_followup(site)
     page = await alice.get(f"/incidents/{ref}")
@@ -214,7 +225,9 @@ async def test_a_slow_tracker_does_not_hold_the_page(
         tracker.fake.hang_next(6, path_contains="/issues/")
 
     started = time.monotonic()
+    clock.advance(STALE)
     shown = await alice.get(f"/incidents/{ref}")
+    clock.advance(STALE)  # a check that timed out counts as one: asked again only once it is stale
     postmortem = await alice.get(f"/incidents/{ref}/postmortem")
     assert time.monotonic() - started < 5  # not the 12 s the tracker takes
     assert shown.status_code == postmortem.status_code == 200
@@ -224,7 +237,11 @@ async def test_a_slow_tracker_does_not_hold_the_page(
     assert not (await stored(site, item.id)).done
     assert len([r for r in tracker.fake.requests if r.method == "GET"]) == 2  # both pages asked
 
-    page = await alice.get(f"/incidents/{ref}")  # the tracker answers again: the next showing catches up
+    page = await alice.get(f"/incidents/{ref}")  # within the minute: not asked, shown as stored
+    assert "Mark done" in followup_html(page.text, item.id)
+    assert len([r for r in tracker.fake.requests if r.method == "GET"]) == 2
+    clock.advance(STALE)
+    page = await alice.get(f"/incidents/{ref}")  # the tracker answers again: the next stale showing catches up
     assert "Reopen" in followup_html(page.text, item.id) and (await stored(site, item.id)).done
 
 

@@ -1,0 +1,98 @@
+"""Closed issues checked on a schedule: a timer row (`followup_checks`), claimed once across replicas.
+
+APScheduler only wakes the process: a date job at the row's due time and an interval wake-up (at
+most a minute apart) for a due time another replica moved or a lost wake-up. Whoever's conditional
+UPDATE claims the due row asks the tracker (`flows.refresh`) and plans the next run
+`issue_tracker.check_every` later. At start the row is made if missing, or its due time rescheduled:
+a run that fell due while the bot was down goes at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import UTC, datetime, timedelta
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from bot.deps import Deps
+from bot.followups import service
+from bot.followups.flows import refresh
+
+log = logging.getLogger(__name__)
+
+SWEEP = "closed-issues"
+WAKE_EVERY = timedelta(minutes=1)
+# Longer than a sweep of 200 follow-ups through a rate-limiting tracker takes; a dead holder's claim
+# ends with it (each follow-up's own check claim keeps a late second sweep from asking twice).
+SWEEP_LEASE = timedelta(minutes=10)
+
+
+class ClosedIssueChecker:
+    def __init__(self, deps: Deps) -> None:
+        self.deps = deps
+        config = deps.settings.config.issue_tracker
+        self.every = config.check_every if config else timedelta(minutes=15)
+        self._scheduler: AsyncIOScheduler | None = None
+        self._lock = asyncio.Lock()
+
+    async def start(self) -> None:
+        async with self.deps.db.session() as session:
+            due = await service.plan_check(session, name=SWEEP, due_at=self.deps.clock.now() + self.every)
+        if self._scheduler is None:
+            self._scheduler = AsyncIOScheduler(timezone=UTC)
+            wake = min(self.every, WAKE_EVERY).total_seconds()
+            self._scheduler.add_job(self.run_due, "interval", seconds=wake, id="followup-check-sweep", coalesce=True)
+            self._scheduler.start()
+        self.wake_at(due)
+
+    async def stop(self) -> None:
+        if self._scheduler is not None and self._scheduler.running:
+            self._scheduler.shutdown(wait=False)
+        self._scheduler = None
+        async with self._lock:  # a run in progress finishes (and plans the next) before the database closes
+            pass
+
+    async def run_due(self) -> bool:
+        """Run the sweep if it is due and this process claims it; True when it ran here."""
+        async with self._lock:
+            async with self.deps.db.session() as session:
+                token = await service.claim_sweep(session, name=SWEEP, now=self.deps.clock.now(), lease=SWEEP_LEASE)
+            if token is None:
+                await self._rearm()
+                return False
+            error = None
+            try:
+                marked = await refresh(self.deps)
+                if marked:
+                    log.info("%d follow-up(s) done: their issues were closed", marked)
+            except Exception as exc:
+                log.exception("checking follow-ups' issues failed; trying again next time")
+                error = f"{type(exc).__name__}: {exc}"
+            now = self.deps.clock.now()
+            async with self.deps.db.session() as session:
+                await service.finish_sweep(
+                    session, name=SWEEP, token=token, now=now, next_due=now + self.every, error=error
+                )
+            self.wake_at(now + self.every)
+            return True
+
+    def wake_at(self, when: datetime) -> None:
+        if self._scheduler is None or not self._scheduler.running:
+            return
+        delay = max(when - self.deps.clock.now(), timedelta(milliseconds=50))
+        self._scheduler.add_job(
+            self.run_due,
+            "date",
+            run_date=datetime.now(UTC) + delay,
+            id="followup-check-wake",
+            replace_existing=True,
+            coalesce=True,
+            misfire_grace_time=None,
+        )
+
+    async def _rearm(self) -> None:
+        async with self.deps.db.session() as session:
+            due = await service.next_sweep(session, name=SWEEP)
+        if due is not None:
+            self.wake_at(due)
