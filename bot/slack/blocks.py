@@ -13,6 +13,7 @@ from bot.clock import format_duration
 from bot.config import Severity
 from bot.incidents.models import ActionItem, Incident, Status
 from bot.slack.text import chunks, clip, escape, severity, user
+from bot.timeline import events
 from bot.timeline.models import TimelineEvent
 
 Block = dict[str, Any]
@@ -183,12 +184,13 @@ def _event_line(event: TimelineEvent) -> str:
     star = "📌 " if event.key else ""
     who = f" {user(event.actor)}" if event.actor else ""
     text = escape(event.text)
-    if event.kind == "status":
-        text = f"{event.data.get('old')} → {event.data.get('new')}" + (f": {text}" if text else "")
-    elif event.kind == "role" and event.data.get("role") and event.data.get("user"):
-        text = f"{escape(str(event.data['role']))}: {user(str(event.data['user']))}"  # the person by name
-    elif event.kind == "ack" and event.data.get("for"):
-        text = "for " + ", ".join(user(str(u)) for u in event.data["for"])
+    payload = events.read(event)
+    if isinstance(payload, events.StatusChanged):
+        text = f"{payload.old} → {payload.new}" + (f": {text}" if text else "")
+    elif isinstance(payload, events.RoleAssigned):
+        text = f"{escape(payload.role)}: {user(payload.user)}"  # the person by name
+    elif isinstance(payload, events.Acknowledged) and payload.for_whom:
+        text = "for " + ", ".join(user(u) for u in payload.for_whom)
     link = f" <{event.permalink}|↗>" if event.permalink else ""
     return f"`{event.at:%m-%d %H:%M:%S}` {star}*{event.kind}*{who} {clip(text, 500)}{link}"
 
