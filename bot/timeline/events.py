@@ -345,7 +345,7 @@ def read_data(kind: str, data: Mapping[str, Any] | None) -> Payload | None:
     except UnknownKind:
         return None
     except ValidationError as exc:
-        log.warning("timeline %s event with unexpected data (%s): shown by its text", kind, exc.error_count())
+        log.debug("timeline %s event with unexpected data (%s): shown by its text", kind, exc.error_count())
         return None
 
 
