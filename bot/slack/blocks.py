@@ -148,21 +148,23 @@ def notice_text(incident: Incident, kind: str, actor: str | None, text: str, det
     said = f"\n>{escape(text)}" if text else ""
     if kind == "status":
         new = Status(detail["new"])
-        return f"{new.emoji} {who} set the status to *{new.value}*{said}"
-    if kind == "severity":
-        return f"{who} changed the severity {detail['old']} → {severity(detail['new'])}"
-    if kind == "role":
-        return f"{who} made {user(detail['user'])} the *{detail['role']}*"
-    if kind == "ack":
-        return f"✋ {who} acknowledged {incident.ref}"
-    if kind == "resolved":
-        return f"✅ {who} resolved {incident.ref} after {format_duration(incident.duration)}{said}"
-    if kind == "action_item":
+        line = f"{new.emoji} {who} set the status to *{new.value}*{said}"
+    elif kind == "severity":
+        line = f"{who} changed the severity {detail['old']} → {severity(detail['new'])}"
+    elif kind == "role":
+        line = f"{who} made {user(detail['user'])} the *{detail['role']}*"
+    elif kind == "ack":
+        line = f"✋ {who} acknowledged {incident.ref}"
+    elif kind == "resolved":
+        line = f"✅ {who} resolved {incident.ref} after {format_duration(incident.duration)}{said}"
+    elif kind == "action_item":
         owner = f" (owner {user(detail['owner'])})" if detail.get("owner") else ""
-        return f"📋 {who} added a follow-up{owner}:{said}"
-    if kind == "impact":
-        return f"⏱️ {who} corrected the impact start: {escape(text)}"
-    return f"{who}: {escape(text)}"
+        line = f"📋 {who} added a follow-up{owner}:{said}"
+    elif kind == "impact":
+        line = f"⏱️ {who} corrected the impact start: {escape(text)}"
+    else:
+        line = f"{who}: {escape(text)}"
+    return line
 
 
 def incident_list(incidents: Sequence[Incident], *, now: datetime) -> list[Block]:
