@@ -341,7 +341,10 @@ async def sync_one(deps: Deps, *, row_id: int) -> bool:
         await timers.mark_sent(session, model=StatuspageSync, row_id=row_id, token=token, now=deps.clock.now())
     if row.told_failure:
         await timeline.record_now(
-            deps, incident_id=incident.id or 0, text="Statuspage is up to date again", payload=events.StatuspageSync()
+            deps,
+            incident_id=incident.id or 0,
+            text="Statuspage is up to date again",
+            payload=events.StatuspageSyncEvent(),
         )
         try:
             await page.chat.post_sync_recovered(incident=incident)
@@ -372,7 +375,7 @@ async def _sync_failed(deps: Deps, row: StatuspageSync, token: str, incident: In
         deps,
         incident_id=incident.id or 0,
         text=f"Statuspage sync failed: {exc}",
-        payload=events.StatuspageSync(update_id=row.update_id, status=exc.status),
+        payload=events.StatuspageSyncEvent(update_id=row.update_id, status=exc.status),
     )
     try:
         await page.chat.post_sync_problem(incident=incident, error=str(exc), retry_in=wait)

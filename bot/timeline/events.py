@@ -273,7 +273,7 @@ class PublicUpdatePublished(Payload):
     components: list[str] = []
 
 
-class StatuspageSync(Payload):
+class StatuspageSyncEvent(Payload):
     """The status page sync failed (`status`: the HTTP status), or caught up again (no data)."""
 
     KIND = Kind.STATUSPAGE
@@ -313,7 +313,7 @@ PAYLOADS = _registry(
     AlertChanged,
     PostmortemEvent,
     PublicUpdatePublished,
-    StatuspageSync,
+    StatuspageSyncEvent,
 )
 
 

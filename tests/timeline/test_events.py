@@ -76,7 +76,7 @@ EXAMPLES: list[events.Payload] = [
     events.PublicUpdatePublished(
         update_id=2, title="API down", status="investigating", impact="major", components=["api"]
     ),
-    events.StatuspageSync(update_id=2, status=503),
+    events.StatuspageSyncEvent(update_id=2, status=503),
 ]
 
 
