@@ -250,9 +250,7 @@ def test_a_text_that_names_its_kind_is_not_prefixed_twice() -> None:
     assert describe("health", "Health: 1 healthy, 1 failing (billing: HTTP 503)", {}) == (
         "Health: 1 healthy, 1 failing (billing: HTTP 503)"
     )
-    assert describe("postmortem", "Post-mortem draft shared: INC-7.md", {}) == (
-        "Post-mortem draft shared: INC-7.md"
-    )
+    assert describe("postmortem", "Post-mortem draft shared: INC-7.md", {}) == ("Post-mortem draft shared: INC-7.md")
     assert describe("health", "gateway failing", {}) == "Health: gateway failing"
 
 
