@@ -26,8 +26,8 @@ from bot.alerts.payloads import Notification
 from bot.alerts.rules import Proposal, describe_rule
 from bot.exceptions import NotFound
 from bot.incidents.models import Incident, Status
+from bot.timeline import events
 from bot.timeline import service as timeline
-from bot.timeline.models import Kind
 
 SOURCE_NAMES = {"alertmanager": "Alertmanager", "grafana": "Grafana"}
 MAX_OPTIMISTIC_TRIES = 20
@@ -242,19 +242,18 @@ async def ingest(session: AsyncSession, *, note: Notification, proposal: Proposa
             timeline.add(
                 session,
                 incident_id=incident_id,
-                kind=Kind.ALERT,
                 at=now,
                 actor=note.source,
                 text=describe_change(note, new_firing=new_firing, newly_resolved=newly_resolved),
                 key=note.status == "resolved" and old_status == "firing",
-                data={
-                    "source": note.source,
-                    "group_id": group_id,
-                    "status": note.status,
-                    "new": new_firing,
-                    "resolved": newly_resolved,
-                    "notification": values["notifications"],
-                },
+                payload=events.AlertChanged(
+                    source=note.source,
+                    group_id=group_id,
+                    status=note.status,
+                    new=new_firing,
+                    resolved=newly_resolved,
+                    notification=values["notifications"],
+                ),
             )
         await session.commit()
         return IngestResult(group_id=group_id, revision=values["revision"], incident_id=incident_id)
@@ -334,21 +333,20 @@ async def link_incident(
     timeline.add(
         session,
         incident_id=incident_id,
-        kind=Kind.ALERT,
         at=now,
         actor=actor or group.source,
         text=text[:2000],
         key=True,
-        data={
-            "source": group.source,
-            "group_id": group_id,
-            "group_key": group.group_key[:500],
-            "how": how,
-            "rule": group.rule,
-            "labels": group.common_labels,
-            "fingerprints": [a.fingerprint for a in alerts][:50],
-            "impact_started_at": impact.isoformat() if impact else None,
-        },
+        payload=events.AlertChanged(
+            source=group.source,
+            group_id=group_id,
+            group_key=group.group_key[:500],
+            how=how,
+            rule=group.rule,
+            labels=group.common_labels,
+            fingerprints=[a.fingerprint for a in alerts][:50],
+            impact_started_at=impact,
+        ),
     )
     await session.commit()
     return group

@@ -24,6 +24,7 @@ from bot.deps import Deps
 from bot.exceptions import ChatError
 from bot.incidents.models import Incident, Status
 from bot.signals import IncidentResolved
+from bot.timeline import events
 from bot.timeline import service as timeline
 from bot.timeline.models import Kind, TimelineEvent
 
@@ -118,10 +119,9 @@ class Archiver:
             await timeline.record(
                 session,
                 incident_id=row.incident_id,
-                kind=Kind.SETUP,
                 at=self.deps.clock.now(),
                 text="incident channel archived",
-                data={"step": "archive", "channel_id": row.channel_id},
+                payload=events.Setup(step="archive", channel_id=row.channel_id),
             )
         log.info("archived the channel of %s", incident.ref)
         return 1
@@ -213,7 +213,7 @@ async def _postmortem_file(session: AsyncSession, *, incident_id: int) -> str | 
         .order_by(col(TimelineEvent.at).desc(), col(TimelineEvent.id).desc())
     )
     for event in result.all():
-        file_id = (event.data or {}).get("file_id")
+        file_id = events.read_as(event, events.PostmortemEvent).file_id
         if file_id:
-            return str(file_id)
+            return file_id
     return None

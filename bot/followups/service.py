@@ -25,8 +25,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot.exceptions import NotFound
 from bot.followups.models import FollowupCheck
 from bot.incidents.models import ActionItem
+from bot.timeline import events
 from bot.timeline import service as timeline
-from bot.timeline.models import Kind
 
 LEASE = timedelta(minutes=2)
 # A follow-up whose issue was asked about this recently is shown as stored: every dashboard view,
@@ -100,11 +100,10 @@ async def record(
     timeline.add(
         session,
         incident_id=item.incident_id,
-        kind=Kind.ACTION_ITEM,
         at=now,
         actor=actor,
         text=f"issue {name} created for the follow-up: {item.text}"[:2000],
-        data={"item_id": item.id, "issue_url": url, "issue_key": key, **({"via": via} if via else {})},
+        payload=events.ActionItemChanged(item_id=item.id, issue_url=url, issue_key=key, via=via or None),
     )
     await session.commit()
     return await get(session, item_id=item.id)
@@ -165,11 +164,10 @@ async def checked(session: AsyncSession, *, item_id: int, closed: bool, now: dat
             timeline.add(
                 session,
                 incident_id=item.incident_id,
-                kind=Kind.ACTION_ITEM,
                 at=now,
                 actor="issue-tracker",
                 text=f"follow-up done (its issue was closed): {item.text}"[:2000],
-                data={"item_id": item_id, "issue_url": item.issue_url, "done": True},
+                payload=events.ActionItemChanged(item_id=item_id, issue_url=item.issue_url, done=True),
             )
     await session.commit()
     return marked

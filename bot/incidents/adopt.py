@@ -15,8 +15,8 @@ from bot.deps import Deps
 from bot.exceptions import ChatError
 from bot.incidents.models import Incident
 from bot.incidents.ports import Channel
+from bot.timeline import events
 from bot.timeline import service as timeline
-from bot.timeline.models import Kind
 
 log = logging.getLogger(__name__)
 
@@ -37,9 +37,8 @@ async def post_once(
             await timeline.record_now(
                 deps,
                 incident_id=incident.id,
-                kind=Kind.SETUP,
                 text=f"reused the {kind} posted before the setup was interrupted",
-                data={"step": f"adopt {kind}", "channel_id": channel_id, "ts": found},
+                payload=events.Setup(step=f"adopt {kind}", channel_id=channel_id, ts=found),
             )
             return found
     return await post()
@@ -63,8 +62,7 @@ async def own_channel(deps: Deps, incident: Incident, *, name: str) -> Channel |
     await timeline.record_now(
         deps,
         incident_id=incident.id,
-        kind=Kind.SETUP,
         text=f"reused #{channel.name}: Slack made it before the database failed to record it",
-        data={"step": "adopt channel", "channel_id": channel.id},
+        payload=events.Setup(step="adopt channel", channel_id=channel.id),
     )
     return channel

@@ -35,8 +35,8 @@ from bot.signals import (
     IncidentStatusChanged,
     RoleAssigned,
 )
+from bot.timeline import events
 from bot.timeline import service as timeline
-from bot.timeline.models import Kind
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -49,8 +49,7 @@ def slugify(text: str, *, max_length: int) -> str:
     """ASCII, lowercase, dashes: what Slack allows in a channel name."""
     ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
     slug = re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")
-    slug = slug[:max_length].rstrip("-")
-    return slug
+    return slug[:max_length].rstrip("-")
 
 
 def channel_name(number: int, title: str, *, suffix: str = "") -> str:
@@ -212,9 +211,8 @@ async def _setup_steps(deps: Deps, *, incident_id: int, actor: str, adopt: bool)
             await timeline.record_now(
                 deps,
                 incident_id=incident_id,
-                kind=Kind.CHAT_ERROR,
                 text=f"{step} failed: {exc}",
-                data={"step": step, "code": exc.code},
+                payload=events.ChatError(step=step, code=exc.code),
             )
             return None
 

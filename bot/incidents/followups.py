@@ -13,9 +13,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.exceptions import NotFound
 from bot.incidents.models import ActionItem, Incident
+from bot.timeline import events
 from bot.timeline import service as timeline
-
-KIND = "action_item_status"
 
 
 async def set_done(
@@ -35,11 +34,10 @@ async def set_done(
     timeline.add(
         session,
         incident_id=incident.id,
-        kind=KIND,
         at=now,
         actor=actor,
         text=f"Follow-up {'done' if done else 'reopened'}: {item.text}",
-        data={"item_id": item_id, "done": done, "via": via},
+        payload=events.FollowupStatus(item_id=item_id, done=done, via=via),
     )
     await session.commit()
     return True

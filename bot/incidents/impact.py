@@ -21,11 +21,12 @@ from bot.exceptions import ChatError, UsageError
 from bot.incidents import service
 from bot.incidents.models import Incident
 from bot.incidents.ports import Notice
+from bot.timeline import events
 from bot.timeline import service as timeline
+from bot.timeline.models import Kind
 
 log = logging.getLogger(__name__)
 
-KIND = "impact"
 USAGE = "/incident started <HH:MM UTC | 2026-12-05T14:05Z | -15m>"
 EARLIEST = timedelta(days=30)  # before the declaration: further back is surely a typo
 
@@ -52,12 +53,11 @@ async def set_start(session: AsyncSession, *, incident: Incident, at: datetime, 
     timeline.add(
         session,
         incident_id=incident.id,
-        kind=KIND,
         at=now,
         actor=actor,
         text=f"impact start set to {at:%Y-%m-%d %H:%M:%S} UTC (time to detect {format_duration(detect)})",
         key=True,
-        data={"impact_started_at": at.isoformat(), "previous": previous.isoformat()},
+        payload=events.Impact(impact_started_at=at, previous=previous),
     )
     await session.commit()
     await session.refresh(incident)
@@ -72,7 +72,9 @@ async def correct(deps: Deps, *, incident_id: int, at: datetime, actor: str) -> 
     text = f"impact started at {at:%Y-%m-%d %H:%M} UTC; time to detect {format_duration(incident.time_to_detect)}"
     if incident.channel_id:
         try:
-            await deps.incident_chat.post_notice(incident=incident, notice=Notice(kind=KIND, actor=actor, text=text))
+            await deps.incident_chat.post_notice(
+                incident=incident, notice=Notice(kind=Kind.IMPACT, actor=actor, text=text)
+            )
         except ChatError as exc:
             log.warning("%s: could not say the new impact start in the channel: %s", incident.ref, exc)
     return incident

@@ -20,8 +20,8 @@ from bot.config import is_user_id
 from bot.deps import Deps
 from bot.exceptions import ChatError, InvalidState
 from bot.incidents import flows, service
+from bot.timeline import events
 from bot.timeline import service as timeline
-from bot.timeline.models import Kind
 
 log = logging.getLogger(__name__)
 
@@ -51,9 +51,8 @@ async def resume_setups(deps: Deps) -> list[int]:
         await timeline.record_now(
             deps,
             incident_id=number,
-            kind=Kind.SETUP,
             text=f"setup resumed after the bot stopped while setting it up: {what}",
-            data={"step": "resume", "problems": outcome.problems},
+            payload=events.Setup(step="resume", problems=list(outcome.problems)),
         )
         if is_user_id(outcome.incident.declared_by):
             try:

@@ -17,8 +17,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot.config import Severity, is_user_id
 from bot.exceptions import InvalidState, NotFound
 from bot.incidents.models import ActionItem, Incident, IncidentCreate, Role, Status
+from bot.timeline import events
 from bot.timeline import service as timeline
-from bot.timeline.models import Kind
 
 
 async def create(session: AsyncSession, *, data: IncidentCreate, now: datetime) -> Incident:
@@ -31,12 +31,11 @@ async def create(session: AsyncSession, *, data: IncidentCreate, now: datetime) 
     timeline.add(
         session,
         incident_id=incident.id,
-        kind=Kind.DECLARED,
         at=now,
         actor=data.declared_by,
         text=data.title,
         key=True,
-        data={"severity": str(data.severity), "service": data.service, "playbook": data.playbook_id},
+        payload=events.Declared(severity=str(data.severity), service=data.service, playbook=data.playbook_id),
     )
     await session.commit()
     await session.refresh(incident)
@@ -110,7 +109,8 @@ SETUP_FIELDS = frozenset(
 async def set_channel(
     session: AsyncSession, *, incident_id: int, channel_id: str, channel_name: str, now: datetime
 ) -> Incident:
-    timeline.add(session, incident_id=incident_id, kind=Kind.SETUP, at=now, text=f"channel #{channel_name} created")
+    text = f"channel #{channel_name} created"
+    timeline.add(session, incident_id=incident_id, at=now, text=text, payload=events.Setup())
     return await record_setup(
         session, incident_id=incident_id, now=now, values={"channel_id": channel_id, "channel_name": channel_name}
     )
@@ -221,12 +221,11 @@ async def set_status(
     timeline.add(
         session,
         incident_id=incident.id,
-        kind=Kind.STATUS,
         at=now,
         actor=actor,
         text=message,
         key=old != status,
-        data={"old": str(old), "new": str(status)},
+        payload=events.StatusChanged(old=str(old), new=str(status)),
     )
     await session.commit()
     return old
@@ -246,12 +245,11 @@ async def set_severity(
     timeline.add(
         session,
         incident_id=incident.id,
-        kind=Kind.SEVERITY,
         at=now,
         actor=actor,
         key=True,
         text=f"{old} → {severity}",
-        data={"old": str(old), "new": str(severity)},
+        payload=events.SeverityChanged(old=str(old), new=str(severity)),
     )
     await session.commit()
     return Severity(old)
@@ -269,11 +267,10 @@ async def assign_role(
     timeline.add(
         session,
         incident_id=incident.id,
-        kind=Kind.ROLE,
         at=now,
         actor=actor,
         text=f"{role.value}: {user}",
-        data={"role": role.value, "user": user, "previous": old},
+        payload=events.RoleAssigned(role=role.value, user=user, previous=old),
     )
     await session.commit()
     return old
@@ -294,12 +291,9 @@ async def acknowledge(
         .values(acknowledged_at=now, acknowledged_by=actor, updated_at=now)
     )
     first = bool(result.rowcount)
-    data: dict[str, Any] = {"first": first}
-    text = ""
-    if for_whom:
-        data["for"] = list(for_whom)
-        text = f"acknowledged by {actor} for {', '.join(for_whom)}"
-    timeline.add(session, incident_id=incident.id, kind=Kind.ACK, at=now, actor=actor, text=text, key=first, data=data)
+    payload = events.Acknowledged(first=first, for_whom=list(for_whom) or None)
+    text = f"acknowledged by {actor} for {', '.join(for_whom)}" if for_whom else ""
+    timeline.add(session, incident_id=incident.id, at=now, actor=actor, text=text, key=first, payload=payload)
     await session.commit()
     await session.refresh(incident)
     return first
@@ -327,7 +321,9 @@ async def resolve(session: AsyncSession, *, incident: Incident, summary: str, ac
         raise InvalidState(
             f"{incident.ref} was resolved already by {InvalidState.PEOPLE}.", people=[incident.resolved_by or "?"]
         )
-    timeline.add(session, incident_id=incident.id, kind=Kind.RESOLVED, at=now, actor=actor, text=summary, key=True)
+    timeline.add(
+        session, incident_id=incident.id, at=now, actor=actor, text=summary, key=True, payload=events.Resolved()
+    )
     await session.commit()
     await session.refresh(incident)
     return incident
@@ -335,7 +331,7 @@ async def resolve(session: AsyncSession, *, incident: Incident, summary: str, ac
 
 async def add_note(session: AsyncSession, *, incident: Incident, text: str, actor: str, now: datetime) -> None:
     assert incident.id is not None
-    timeline.add(session, incident_id=incident.id, kind=Kind.NOTE, at=now, actor=actor, text=text)
+    timeline.add(session, incident_id=incident.id, at=now, actor=actor, text=text, payload=events.NoteAdded())
     await session.commit()
 
 
@@ -348,11 +344,10 @@ async def add_action_item(
     timeline.add(
         session,
         incident_id=incident.id,
-        kind=Kind.ACTION_ITEM,
         at=now,
         actor=actor,
         text=text,
-        data={"owner": owner},
+        payload=events.ActionItemChanged(owner=owner),
     )
     await session.commit()
     await session.refresh(item)

@@ -50,7 +50,6 @@ async def execute(
         claim=True,
         finished=False,
         timeline_text=f"{plan.describe()}: started",
-        timeline_data={"platform": platform.kind, "from": ref.current_id, "to": ref.target_id},
     )
     assert entry.id is not None
     try:

@@ -6,14 +6,12 @@ also written to the timeline (`deploy` and `health` events), in the same transac
 
 from __future__ import annotations
 
-from typing import Any
-
 from bot.deps import Deps
 from bot.health.checker import HealthResult
 from bot.ops import service as audit
 from bot.ops.models import AuditLog, Outcome
 from bot.ops.plans import PlanRef, Report
-from bot.timeline.models import Kind
+from bot.timeline import events
 
 
 async def record_outcome(
@@ -28,7 +26,6 @@ async def record_outcome(
     detail: str = "",
     claim: bool = False,
     finished: bool = True,
-    timeline_data: dict[str, Any] | None = None,
 ) -> AuditLog:
     """One audit row about `ref`; `claim` uses up the confirmation (a second click is AlreadyHandled)."""
     async with deps.db.session() as session:
@@ -48,44 +45,37 @@ async def record_outcome(
             finished=finished,
             request_id=ref.request_id if claim else None,
             timeline_text=timeline_text,
-            timeline_data=timeline_data,
         )
 
 
-def timeline_events(report: Report) -> list[tuple[str, str, dict[str, Any]]]:
+def timeline_events(report: Report) -> list[tuple[str, events.Payload]]:
     """The `deploy` event of a finished action, and the `health` re-check after it when there was one."""
     plan = report.plan
     verb = "succeeded" if report.succeeded else "failed"
-    text = f"{plan.describe()}: {verb}, {report.message}"
-    data: dict[str, Any] = {
-        "action": plan.action.value,
-        "service": plan.service,
-        "platform": plan.platform,
-        "outcome": report.outcome.value,
-        "from": plan.current.id if plan.current else None,
-        "to": plan.target.id if plan.target else None,
-        "deployment": report.deployment.id if report.deployment else None,
-        "durations": {k: round(v.total_seconds(), 1) for k, v in report.durations.items()},
-    }
-    events: list[tuple[str, str, dict[str, Any]]] = [(Kind.DEPLOY.value, text, data)]
+    deployed = events.Deployed(
+        action=plan.action.value,
+        service=plan.service,
+        platform=plan.platform,
+        outcome=report.outcome.value,
+        from_deployment=plan.current.id if plan.current else None,
+        to=plan.target.id if plan.target else None,
+        deployment=report.deployment.id if report.deployment else None,
+        durations={k: round(v.total_seconds(), 1) for k, v in report.durations.items()},
+    )
+    out: list[tuple[str, events.Payload]] = [(f"{plan.describe()}: {verb}, {report.message}", deployed)]
     if report.health is not None:
-        events.append(
-            (
-                Kind.HEALTH.value,
-                f"After the {plan.action.value}: {report.health.summary()}",
-                {"results": [health_data(report.health)]},
-            )
-        )
-    return events
+        checked = events.HealthChecked(results=[health_check(report.health)])
+        out.append((f"After the {plan.action.value}: {report.health.summary()}", checked))
+    return out
 
 
-def health_data(result: HealthResult) -> dict[str, Any]:
+def health_check(result: HealthResult) -> events.HealthCheck:
     """A health result as the timeline keeps it (read back by the post-mortem)."""
-    return {
-        "service": result.service,
-        "state": result.state.value,
-        "http_status": result.http_status,
-        "latency_ms": result.latency_ms,
-        "reason": result.reason,
-        "failing": [d.name for d in result.failing],
-    }
+    return events.HealthCheck(
+        service=result.service,
+        state=result.state.value,
+        http_status=result.http_status,
+        latency_ms=result.latency_ms,
+        reason=result.reason,
+        failing=[d.name for d in result.failing],
+    )

@@ -22,8 +22,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot.config import Permissions
 from bot.exceptions import BotError
 from bot.ops.models import Action, AuditLog, Outcome
+from bot.timeline import events
 from bot.timeline import service as timeline
-from bot.timeline.models import Kind
 
 log = logging.getLogger(__name__)
 
@@ -130,7 +130,6 @@ async def record(
     finished: bool = True,
     request_id: str | None = None,
     timeline_text: str | None = None,
-    timeline_data: dict[str, Any] | None = None,
 ) -> AuditLog:
     """Write one audit row (and, in an incident, its timeline event) in one transaction.
 
@@ -154,15 +153,7 @@ async def record(
     )
     session.add(entry)
     if incident_id is not None and timeline_text is not None:
-        timeline.add(
-            session,
-            incident_id=incident_id,
-            kind=Kind.DEPLOY,
-            at=at,
-            actor=actor,
-            text=timeline_text,
-            data={"action": str(action), "service": service, "outcome": str(outcome), **(timeline_data or {})},
-        )
+        timeline.add(session, incident_id=incident_id, at=at, actor=actor, text=timeline_text, payload=_deployed(entry))
     try:
         await session.commit()
     except IntegrityError:
@@ -172,6 +163,18 @@ async def record(
         raise AlreadyHandled(request_id) from None
     await session.refresh(entry)
     return entry
+
+
+def _deployed(entry: AuditLog) -> events.Deployed:
+    """The `deploy` timeline event of an audit row."""
+    return events.Deployed(
+        action=entry.action,
+        service=entry.service,
+        outcome=entry.outcome,
+        platform=entry.platform,
+        from_deployment=entry.from_deployment,
+        to=entry.target_deployment,
+    )
 
 
 async def finish(
@@ -184,9 +187,9 @@ async def finish(
     target_deployment: str | None = None,
     incident_id: int | None = None,
     actor: str | None = None,
-    timeline_events: Sequence[tuple[str, str, dict[str, Any]]] = (),
+    timeline_events: Sequence[tuple[str, events.Payload]] = (),
 ) -> bool:
-    """Close a `started` row with its outcome, plus timeline events `(kind, text, data)`; one commit.
+    """Close a `started` row with its outcome, plus timeline events `(text, payload)`; one commit.
 
     Only a row still `started` is updated, so a second finish (a retry, another replica) is a no-op.
     """
@@ -200,8 +203,8 @@ async def finish(
     )
     changed = bool(result.rowcount)
     if changed and incident_id is not None:
-        for kind, text, data in timeline_events:
-            timeline.add(session, incident_id=incident_id, kind=kind, at=at, actor=actor, text=text, data=data)
+        for text, payload in timeline_events:
+            timeline.add(session, incident_id=incident_id, at=at, actor=actor, text=text, payload=payload)
     await session.commit()
     return changed
 
@@ -249,9 +252,8 @@ async def interrupt_started(session: AsyncSession, *, now: datetime, before: dat
             incident_id=row.incident_id,
             timeline_events=[
                 (
-                    "deploy",
                     f"{what}: interrupted (the bot stopped while following it)",
-                    {"action": row.action, "service": row.service, "outcome": Outcome.INTERRUPTED.value},
+                    events.Deployed(action=row.action, service=row.service, outcome=Outcome.INTERRUPTED.value),
                 )
             ],
         )

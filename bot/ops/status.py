@@ -11,11 +11,11 @@ from bot.exceptions import NotFound, PlatformError
 from bot.health import checker
 from bot.health.checker import HealthResult
 from bot.health.classify import HealthState
-from bot.ops.outcomes import health_data
+from bot.ops.outcomes import health_check
 from bot.ops.runtime import resolve_service, runtime
 from bot.platforms.base import Deployment, Platform
+from bot.timeline import events
 from bot.timeline import service as timeline
-from bot.timeline.models import Kind
 
 
 @dataclass(frozen=True)
@@ -50,11 +50,12 @@ async def status(
             await timeline.record(
                 session,
                 incident_id=incident_id,
-                kind=Kind.HEALTH,
                 at=started,
                 actor=actor,
                 text=status_line(report),
-                data={"results": [health_data(r) for r in report.results], "overall": report.overall.value},
+                payload=events.HealthChecked(
+                    results=[health_check(r) for r in report.results], overall=report.overall.value
+                ),
             )
     return report
 

@@ -17,8 +17,8 @@ from bot.exceptions import InvalidState, NotFound
 from bot.incidents.models import Incident
 from bot.playbooks.models import PlaybookRun, StepState
 from bot.playbooks.schema import Playbook, Step
+from bot.timeline import events
 from bot.timeline import service as timeline
-from bot.timeline.models import Kind
 
 # --- reading -----------------------------------------------------------------------------------
 
@@ -118,19 +118,18 @@ async def start(
     timeline.add(
         session,
         incident_id=incident_id,
-        kind=Kind.PLAYBOOK,
         at=now,
         actor=actor,
         text=f"Started playbook {playbook.title}" + (f" ({reason})" if reason else ""),
-        data={
-            "status": "started",
-            "run_id": run.id,
-            "playbook_id": playbook.id,
-            "title": playbook.title,
-            "reason": reason,
-            "switched_from": switched_from,
-            "steps": len(playbook.steps),
-        },
+        payload=events.PlaybookChanged(
+            status="started",
+            run_id=run.id,
+            playbook_id=playbook.id,
+            title=playbook.title,
+            reason=reason,
+            switched_from=switched_from,
+            steps=len(playbook.steps),
+        ),
     )
     await session.commit()
     return run
@@ -157,17 +156,16 @@ async def _close(
     timeline.add(
         session,
         incident_id=previous.incident_id,
-        kind=Kind.PLAYBOOK,
         at=now,
         actor=actor,
         text=f"Switched playbook from {previous.playbook_title} to {playbook.title}",
-        data={
-            "status": "switched",
-            "run_id": previous.id,
-            "playbook_id": previous.playbook_id,
-            "title": previous.playbook_title,
-            "to": playbook.id,
-        },
+        payload=events.PlaybookChanged(
+            status="switched",
+            run_id=previous.id,
+            playbook_id=previous.playbook_id,
+            title=previous.playbook_title,
+            to=playbook.id,
+        ),
     )
 
 

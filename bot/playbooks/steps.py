@@ -21,8 +21,8 @@ from bot.playbooks.access import ensure_allowed
 from bot.playbooks.models import PlaybookRun, StepState, StepStatus
 from bot.playbooks.runs import get_run, incident_of, playbook_of, step_of, step_states
 from bot.playbooks.schema import Action, Playbook, Step
+from bot.timeline import events
 from bot.timeline import service as timeline
-from bot.timeline.models import Kind
 
 OUTPUT_LIMIT = 3000  # characters of action output kept (Slack section text limit)
 
@@ -141,19 +141,18 @@ def _record_change(
     timeline.add(
         session,
         incident_id=run.incident_id,
-        kind=Kind.PLAYBOOK_STEP,
         at=now,
         actor=actor,
         text=f"{verb} step {number}/{len(playbook.steps)} of {playbook.title}: {step.title}{flag}{because}",
-        data={
-            "status": to.value,
-            "run_id": run.id,
-            "playbook_id": playbook.id,
-            "step_id": step.id,
-            "step_title": step.title,
-            "required": step.required,
-            "reason": reason,
-        },
+        payload=events.PlaybookStepChanged(
+            status=to.value,
+            run_id=run.id,
+            playbook_id=playbook.id,
+            step_id=step.id,
+            step_title=step.title,
+            required=step.required,
+            reason=reason,
+        ),
     )
 
 
@@ -180,18 +179,17 @@ async def _finish_if_complete(
     timeline.add(
         session,
         incident_id=run.incident_id,
-        kind=Kind.PLAYBOOK,
         at=now,
         actor=actor,
         text=f"Finished playbook {playbook.title}: {done} done, {skipped} skipped",
-        data={
-            "status": "completed",
-            "run_id": run.id,
-            "playbook_id": playbook.id,
-            "title": playbook.title,
-            "done": done,
-            "skipped": skipped,
-        },
+        payload=events.PlaybookChanged(
+            status="completed",
+            run_id=run.id,
+            playbook_id=playbook.id,
+            title=playbook.title,
+            done=done,
+            skipped=skipped,
+        ),
     )
     return True
 
@@ -246,21 +244,20 @@ async def record_action_result(
     timeline.add(
         session,
         incident_id=run.incident_id,
-        kind=Kind.PLAYBOOK_STEP,
         at=now,
         actor=actor,
         text=f"Action {action.value} of step '{step.title}' ({playbook.title}) {outcome}"
         + (f": {output}" if output else ""),
-        data={
-            "status": f"{action.value} {outcome}",
-            "run_id": run_id,
-            "playbook_id": playbook.id,
-            "step_id": step_id,
-            "step_title": step.title,
-            "action": action.value,
-            "ok": ok,
-            "output": output,
-        },
+        payload=events.PlaybookStepChanged(
+            status=f"{action.value} {outcome}",
+            run_id=run_id,
+            playbook_id=playbook.id,
+            step_id=step_id,
+            step_title=step.title,
+            action=action.value,
+            ok=ok,
+            output=output,
+        ),
     )
     await session.commit()
     return state

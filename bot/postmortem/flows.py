@@ -17,8 +17,8 @@ from bot.postmortem import stats as stats_service
 from bot.postmortem.data import PostmortemData
 from bot.postmortem.ports import PostmortemChat
 from bot.postmortem.text import USER_ID
+from bot.timeline import events
 from bot.timeline import service as timeline
-from bot.timeline.models import Kind
 
 log = logging.getLogger(__name__)
 
@@ -82,18 +82,17 @@ async def publish(deps: Deps, *, incident_id: int, actor: str | None, trigger: s
     await timeline.record_now(
         deps,
         incident_id=incident_id,
-        kind=Kind.POSTMORTEM,
         actor=actor,
         text=f"Post-mortem draft shared: {filename}",
-        data={
-            "file_id": file_id,
-            "filename": filename,
-            "format": "markdown",
-            "bytes": len(content),
-            "trigger": trigger,
-            "events": len(data.events),
-            "finished": False,  # a draft; the escalation reminder waits for a finished one
-        },
+        payload=events.PostmortemEvent(
+            file_id=file_id,
+            filename=filename,
+            format="markdown",
+            bytes=len(content),
+            trigger=trigger,
+            events=len(data.events),
+            finished=False,  # a draft; the escalation reminder waits for a finished one
+        ),
     )
     return Published(
         ref=data.ref, channel_id=data.channel_id, file_id=file_id, filename=filename, events=len(data.events)
@@ -119,10 +118,9 @@ async def _report_failure(deps: Deps, *, incident_id: int, error: str) -> None:
             await timeline.record(
                 session,
                 incident_id=incident_id,
-                kind=Kind.CHAT_ERROR,
                 at=deps.clock.now(),
                 text=f"Post-mortem draft not shared: {error}",
-                data={"step": "postmortem"},
+                payload=events.ChatError(step="postmortem"),
             )
             incident = await session.get(Incident, incident_id)
         if incident is not None and incident.channel_id:
@@ -137,10 +135,9 @@ async def mark_finished(deps: Deps, *, incident_id: int, actor: str) -> None:
     await timeline.record_now(
         deps,
         incident_id=incident_id,
-        kind=Kind.POSTMORTEM,
         actor=actor,
         text="post-mortem marked finished",
-        data={"finished": True},
+        payload=events.PostmortemEvent(finished=True),
     )
 
 

@@ -19,8 +19,8 @@ from bot.exceptions import InvalidState, UsageError
 from bot.incidents.models import Incident
 from bot.postmortem.data import SECTIONS, no_sections
 from bot.postmortem.models import PostmortemSection
+from bot.timeline import events
 from bot.timeline import service as timeline
-from bot.timeline.models import Kind
 
 MAX_CHARS = 20_000
 
@@ -106,11 +106,10 @@ async def save(
     timeline.add(
         session,
         incident_id=incident.id,
-        kind=Kind.POSTMORTEM,
         at=now,
         actor=actor,
         text=f"Post-mortem section “{SECTIONS[section]}” {'cleared' if not text else 'edited'} ({via})",
-        data={"section": section, "chars": len(text), "via": via, "finished": False},
+        payload=events.PostmortemEvent(section=section, chars=len(text), via=via, finished=False),
     )
     try:
         await session.commit()

@@ -13,6 +13,7 @@ from bot.clock import format_duration
 from bot.config import Severity
 from bot.incidents.models import ActionItem, Incident, Status
 from bot.slack.text import chunks, clip, escape, severity, user
+from bot.timeline import events
 from bot.timeline.models import TimelineEvent
 
 Block = dict[str, Any]
@@ -147,21 +148,23 @@ def notice_text(incident: Incident, kind: str, actor: str | None, text: str, det
     said = f"\n>{escape(text)}" if text else ""
     if kind == "status":
         new = Status(detail["new"])
-        return f"{new.emoji} {who} set the status to *{new.value}*{said}"
-    if kind == "severity":
-        return f"{who} changed the severity {detail['old']} → {severity(detail['new'])}"
-    if kind == "role":
-        return f"{who} made {user(detail['user'])} the *{detail['role']}*"
-    if kind == "ack":
-        return f"✋ {who} acknowledged {incident.ref}"
-    if kind == "resolved":
-        return f"✅ {who} resolved {incident.ref} after {format_duration(incident.duration)}{said}"
-    if kind == "action_item":
+        line = f"{new.emoji} {who} set the status to *{new.value}*{said}"
+    elif kind == "severity":
+        line = f"{who} changed the severity {detail['old']} → {severity(detail['new'])}"
+    elif kind == "role":
+        line = f"{who} made {user(detail['user'])} the *{detail['role']}*"
+    elif kind == "ack":
+        line = f"✋ {who} acknowledged {incident.ref}"
+    elif kind == "resolved":
+        line = f"✅ {who} resolved {incident.ref} after {format_duration(incident.duration)}{said}"
+    elif kind == "action_item":
         owner = f" (owner {user(detail['owner'])})" if detail.get("owner") else ""
-        return f"📋 {who} added a follow-up{owner}:{said}"
-    if kind == "impact":
-        return f"⏱️ {who} corrected the impact start: {escape(text)}"
-    return f"{who}: {escape(text)}"
+        line = f"📋 {who} added a follow-up{owner}:{said}"
+    elif kind == "impact":
+        line = f"⏱️ {who} corrected the impact start: {escape(text)}"
+    else:
+        line = f"{who}: {escape(text)}"
+    return line
 
 
 def incident_list(incidents: Sequence[Incident], *, now: datetime) -> list[Block]:
@@ -183,12 +186,13 @@ def _event_line(event: TimelineEvent) -> str:
     star = "📌 " if event.key else ""
     who = f" {user(event.actor)}" if event.actor else ""
     text = escape(event.text)
-    if event.kind == "status":
-        text = f"{event.data.get('old')} → {event.data.get('new')}" + (f": {text}" if text else "")
-    elif event.kind == "role" and event.data.get("role") and event.data.get("user"):
-        text = f"{escape(str(event.data['role']))}: {user(str(event.data['user']))}"  # the person by name
-    elif event.kind == "ack" and event.data.get("for"):
-        text = "for " + ", ".join(user(str(u)) for u in event.data["for"])
+    payload = events.read(event)
+    if isinstance(payload, events.StatusChanged):
+        text = f"{payload.old} → {payload.new}" + (f": {text}" if text else "")
+    elif isinstance(payload, events.RoleAssigned):
+        text = f"{escape(payload.role)}: {user(payload.user)}"  # the person by name
+    elif isinstance(payload, events.Acknowledged) and payload.for_whom:
+        text = "for " + ", ".join(user(u) for u in payload.for_whom)
     link = f" <{event.permalink}|↗>" if event.permalink else ""
     return f"`{event.at:%m-%d %H:%M:%S}` {star}*{event.kind}*{who} {clip(text, 500)}{link}"
 

@@ -20,6 +20,7 @@ from bot.statuspage import service, timers
 from bot.statuspage.atlassian import IncidentChange, Statuspage, StatuspageError
 from bot.statuspage.models import ComponentStatus, Impact, PublicReminder, PublicUpdate, StatuspageSync
 from bot.statuspage.service import Draft
+from bot.timeline import events
 from bot.timeline import service as timeline
 from bot.timeline.models import Kind
 
@@ -263,10 +264,9 @@ async def send_reminder(deps: Deps, *, reminder_id: int) -> bool:
         await timeline.record(
             session,
             incident_id=incident.id or 0,
-            kind=Kind.REMINDER,
             at=deps.clock.now(),
             text="Reminded the channel to publish a public update",
-            data={"kind": "public_update", "reminder_id": reminder_id, "seq": row.seq},
+            payload=events.ReminderSent(kind=Kind.PUBLIC_UPDATE, reminder_id=reminder_id, seq=row.seq),
         )
         nxt = await service.plan_reminder(
             session, incident_id=incident.id or 0, due_at=now + page.remind_every, now=now
@@ -337,7 +337,10 @@ async def sync_one(deps: Deps, *, row_id: int) -> bool:
         await timers.mark_sent(session, model=StatuspageSync, row_id=row_id, token=token, now=deps.clock.now())
     if row.told_failure:
         await timeline.record_now(
-            deps, incident_id=incident.id or 0, kind="statuspage", text="Statuspage is up to date again"
+            deps,
+            incident_id=incident.id or 0,
+            text="Statuspage is up to date again",
+            payload=events.StatuspageSyncEvent(),
         )
         try:
             await page.chat.post_sync_recovered(incident=incident)
@@ -388,9 +391,8 @@ async def _sync_failed(deps: Deps, row: StatuspageSync, token: str, incident: In
     await timeline.record_now(
         deps,
         incident_id=incident.id or 0,
-        kind="statuspage",
         text=f"Statuspage sync failed: {exc}",
-        data={"update_id": row.update_id, "status": exc.status},
+        payload=events.StatuspageSyncEvent(update_id=row.update_id, status=exc.status),
     )
     try:
         await page.chat.post_sync_problem(incident=incident, error=str(exc), retry_in=wait)

@@ -26,9 +26,9 @@ from bot.statuspage.models import (
     StatuspageIncident,
     StatuspageSync,
 )
+from bot.timeline import events
 from bot.timeline import service as timeline
 
-PUBLISH_KIND = "public_update"  # the timeline kind of a publish
 HISTORY_DAYS = 90
 
 
@@ -80,18 +80,17 @@ async def add_update(
     timeline.add(
         session,
         incident_id=incident.id,
-        kind=PUBLISH_KIND,
         at=now,
         actor=actor,
         text=draft.message,
         key=True,
-        data={
-            "update_id": row.id,
-            "title": draft.title,
-            "status": draft.status,
-            "impact": draft.impact,
-            "components": list(draft.components),
-        },
+        payload=events.PublicUpdatePublished(
+            update_id=row.id,
+            title=draft.title,
+            status=draft.status,
+            impact=draft.impact,
+            components=list(draft.components),
+        ),
     )
     if sync:
         session.add(StatuspageSync(incident_id=incident.id, update_id=row.id, due_at=now, created_at=now))

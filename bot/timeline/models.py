@@ -13,7 +13,7 @@ from bot.db import UTCDateTime
 
 
 class Kind(StrEnum):
-    """What happened. Other domains add their own kinds as plain strings (`page`, `playbook_step`...)."""
+    """What happened; each kind's `data` is typed in bot.timeline.events."""
 
     DECLARED = "declared"
     STATUS = "status"
@@ -35,6 +35,10 @@ class Kind(StrEnum):
     DEPLOY = "deploy"
     ALERT = "alert"
     POSTMORTEM = "postmortem"
+    IMPACT = "impact"
+    FOLLOWUP_STATUS = "action_item_status"
+    PUBLIC_UPDATE = "public_update"
+    STATUSPAGE = "statuspage"
 
 
 class TimelineEventBase(SQLModel):

@@ -14,6 +14,7 @@ from bot.escalation.models import ReminderKind
 from bot.incidents import service as incidents
 from bot.incidents.models import Role
 from bot.timeline import service as timeline
+from bot.timeline.models import TimelineEvent
 from tests.escalation.conftest import (
     FakePager,
     MakeEscalator,
@@ -39,10 +40,11 @@ async def resolved(db: Database, clock: FakeClock, escalator: Escalator) -> int:
 
 
 async def postmortem_event(db: Database, clock: FakeClock, incident_id: int, *data: dict[str, Any]) -> None:
-    """`postmortem` timeline events, as `/incident postmortem` records them."""
+    """`postmortem` timeline rows with this `data`, odd ones too (the typed writers cannot write those)."""
     async with db.session() as session:
         for item in data:
-            await timeline.record(session, incident_id=incident_id, kind="postmortem", at=clock.now(), data=item)
+            session.add(TimelineEvent(incident_id=incident_id, kind="postmortem", at=clock.now(), data=item))
+        await session.commit()
 
 
 async def test_silent_p1_is_reminded_every_interval_and_the_commander_is_mentioned(

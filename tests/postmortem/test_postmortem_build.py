@@ -11,6 +11,7 @@ from bot.config import Severity
 from bot.db import Database
 from bot.incidents.models import Incident, Status
 from bot.postmortem import service
+from bot.postmortem.describe import describe
 from bot.timeline.models import TimelineEvent
 from tests.postmortem.seed import T0, at, bare_incident, ev, page, seed_full, seed_unacknowledged
 
@@ -246,13 +247,11 @@ async def test_events_of_other_incidents_are_not_included(db: Database) -> None:
 
 def test_a_text_that_names_its_kind_is_not_prefixed_twice() -> None:
     """The post-mortem said "Health: Health: 1 healthy" and "Post-mortem: Post-mortem draft shared"."""
-    assert service.describe("health", "Health: 1 healthy, 1 failing (billing: HTTP 503)", {}) == (
+    assert describe("health", "Health: 1 healthy, 1 failing (billing: HTTP 503)", {}) == (
         "Health: 1 healthy, 1 failing (billing: HTTP 503)"
     )
-    assert service.describe("postmortem", "Post-mortem draft shared: INC-7.md", {}) == (
-        "Post-mortem draft shared: INC-7.md"
-    )
-    assert service.describe("health", "gateway failing", {}) == "Health: gateway failing"
+    assert describe("postmortem", "Post-mortem draft shared: INC-7.md", {}) == ("Post-mortem draft shared: INC-7.md")
+    assert describe("health", "gateway failing", {}) == "Health: gateway failing"
 
 
 async def test_one_restart_is_one_action_from_start_to_outcome(db: Database) -> None:
