@@ -26,7 +26,7 @@ _PENDING = text("sent_at IS NULL AND cancelled_at IS NULL")
 
 
 def _when(*, nullable: bool = True) -> Any:
-    return Field(default=None, sa_type=UTCDateTime(), nullable=nullable)  # type: ignore[call-overload]
+    return Field(default=None, sa_type=UTCDateTime(), nullable=nullable)
 
 
 class TimerRow(SQLModel):
