@@ -5,7 +5,7 @@ it with a conditional UPDATE that sets `claim_token`/`claim_expires_at` (a lease
 holder of a live claim may mark it sent. A process that dies holding a claim loses it when the
 lease runs out, and another process (or the restarted one) sends the page. So a page is never
 lost; the price is that a crash between "DM delivered" and "marked sent" can repeat that page
-once. We prefer a rare duplicate to a silent outage (see docs in `service.py`).
+once. We prefer a rare duplicate to a silent outage (see `leases.py`).
 
 `escalation_page_targets` keeps a page's delivery per recipient, so a retry after a transient
 Slack failure DMs only those not reached yet.
@@ -26,7 +26,7 @@ _PENDING = text("sent_at IS NULL AND cancelled_at IS NULL")
 
 
 def _when(*, nullable: bool = True) -> Any:
-    return Field(default=None, sa_type=UTCDateTime(), nullable=nullable)  # type: ignore[call-overload]
+    return Field(default=None, sa_type=UTCDateTime(), nullable=nullable)
 
 
 class TimerRow(SQLModel):

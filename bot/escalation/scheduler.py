@@ -26,7 +26,8 @@ from datetime import UTC, datetime, timedelta
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from bot.escalation.flows import Escalator, RunReport
+from bot.escalation.flows import Escalator
+from bot.escalation.sweep import RunReport
 
 log = logging.getLogger(__name__)
 

@@ -18,9 +18,9 @@ from bot.escalation import policy
 from bot.escalation.flows import Escalator
 from bot.escalation.models import Page
 from bot.escalation.pagerduty import PagerDuty
+from bot.escalation.pages.records import Delivery
 from bot.escalation.ports import PageMessage, PageReport, ReminderMessage
 from bot.escalation.scheduler import EscalationScheduler
-from bot.escalation.service import Delivery
 from bot.incidents.models import Incident
 from bot.settings import Settings
 from bot.signals import (

@@ -8,9 +8,10 @@ from datetime import timedelta
 
 from bot.clock import FakeClock
 from bot.db import Database
-from bot.escalation import service
+from bot.escalation import leases
 from bot.escalation.flows import Escalator
 from bot.escalation.models import Page
+from bot.escalation.pages import planning, queries, records
 from bot.escalation.scheduler import EscalationScheduler
 from bot.incidents.models import Incident
 from tests.escalation.conftest import FakePager, MakeEscalator, Start, config, declare
@@ -23,7 +24,7 @@ async def plan_only(db: Database, clock: FakeClock, escalator: Escalator, count:
         incident = await declare(db, clock, channel_id=f"C0INC{n}")
         assert incident.id is not None
         async with db.session() as session:
-            await service.plan_pages(
+            await planning.plan_pages(
                 session, incident=incident, escalation=escalator.config.escalation, now=clock.now()
             )
         ids.append(incident.id)
@@ -49,7 +50,7 @@ async def test_two_processes_racing_send_every_page_exactly_once(
     assert sum(r.pages for r in reports) == 24
     async with db.session() as session:
         for incident_id in incident_ids:
-            rows = await service.pages(session, incident_id=incident_id)
+            rows = await queries.pages(session, incident_id=incident_id)
             assert all(row.sent_at is not None and row.attempts == 1 for row in rows)
 
 
@@ -59,12 +60,12 @@ async def test_concurrent_claims_on_one_row_have_one_winner(
     escalator = make_escalator()
     (incident_id,) = await plan_only(db, clock, escalator, count=1)
     async with db.session() as session:
-        page_id = (await service.pages(session, incident_id=incident_id))[0].id
+        page_id = (await queries.pages(session, incident_id=incident_id))[0].id
     assert page_id is not None
 
     async def try_claim(database: Database, token: str) -> bool:
         async with database.session() as session:
-            return await service.claim(session, model=Page, row_id=page_id, token=token, now=clock.now()) is not None
+            return await leases.claim(session, model=Page, row_id=page_id, token=token, now=clock.now()) is not None
 
     results = await asyncio.gather(*(try_claim(db if n % 2 else other_db, f"token-{n}") for n in range(10)))
     assert results.count(True) == 1
@@ -87,7 +88,7 @@ async def test_restart_sends_overdue_pages_once_marked_late(
         assert restarted_pager.levels() == [2, 3]  # in order, level 1 not repeated
         assert [r.page.late_by for _, r in restarted_pager.reports] == [timedelta(minutes=25), timedelta(minutes=10)]
         async with other_db.session() as session:
-            rows = await service.pages(session, incident_id=incident_id)
+            rows = await queries.pages(session, incident_id=incident_id)
         assert [(row.level, row.late, row.late_seconds) for row in rows] == [
             (1, False, 0.0),
             (2, True, 25 * 60.0),
@@ -133,19 +134,19 @@ async def test_a_claim_left_by_a_crashed_process_is_sent_after_the_lease(
     escalator = make_escalator(db=other_db)
     (incident_id,) = await plan_only(db, clock, escalator, count=1)
     async with db.session() as session:
-        page = (await service.pages(session, incident_id=incident_id))[0]
+        page = (await queries.pages(session, incident_id=incident_id))[0]
         assert page.id is not None
         # The crashed process claimed level 1 and never finished.
-        assert await service.claim(session, model=Page, row_id=page.id, token="crashed", now=clock.now())
+        assert await leases.claim(session, model=Page, row_id=page.id, token="crashed", now=clock.now())
 
     assert (await escalator.run_due()).pages == 0
-    assert await escalator.next_due() == clock.now() + service.DEFAULT_LEASE
-    clock.advance(service.DEFAULT_LEASE)
+    assert await escalator.next_due() == clock.now() + leases.DEFAULT_LEASE
+    clock.advance(leases.DEFAULT_LEASE)
     assert (await escalator.run_due()).pages == 1
     assert pager.levels() == [1]
     async with db.session() as session:
-        page = (await service.pages(session, incident_id=incident_id))[0]
-    assert page.attempts == 2 and page.late and page.late_seconds == service.DEFAULT_LEASE.total_seconds()
+        page = (await queries.pages(session, incident_id=incident_id))[0]
+    assert page.attempts == 2 and page.late and page.late_seconds == leases.DEFAULT_LEASE.total_seconds()
 
 
 async def test_a_sender_whose_lease_was_taken_over_cannot_mark_the_page(
@@ -154,22 +155,22 @@ async def test_a_sender_whose_lease_was_taken_over_cannot_mark_the_page(
     escalator = make_escalator()
     (incident_id,) = await plan_only(db, clock, escalator, count=1)
     async with db.session() as session:
-        page_id = (await service.pages(session, incident_id=incident_id))[0].id
+        page_id = (await queries.pages(session, incident_id=incident_id))[0].id
         assert page_id is not None
-        assert await service.claim(session, model=Page, row_id=page_id, token="slow", now=clock.now())
-        clock.advance(service.DEFAULT_LEASE + timedelta(seconds=1))
-        assert await service.claim(session, model=Page, row_id=page_id, token="fast", now=clock.now())
+        assert await leases.claim(session, model=Page, row_id=page_id, token="slow", now=clock.now())
+        clock.advance(leases.DEFAULT_LEASE + timedelta(seconds=1))
+        assert await leases.claim(session, model=Page, row_id=page_id, token="fast", now=clock.now())
         finish = dict(
             page_id=page_id,
             now=clock.now(),
-            delivery=service.Delivery(sent_to=["U0ALICE"]),
+            delivery=records.Delivery(sent_to=["U0ALICE"]),
             escalation=escalator.config.escalation,
             severity="P1",
             late_after=timedelta(seconds=60),
         )
-        assert await service.finish_page(session, token="slow", **finish) is None  # type: ignore[arg-type]
-        assert await service.finish_page(session, token="fast", **finish) is not None  # type: ignore[arg-type]
-        assert await service.finish_page(session, token="fast", **finish) is None  # type: ignore[arg-type]
+        assert await records.finish_page(session, token="slow", **finish) is None  # type: ignore[arg-type]
+        assert await records.finish_page(session, token="fast", **finish) is not None  # type: ignore[arg-type]
+        assert await records.finish_page(session, token="fast", **finish) is None  # type: ignore[arg-type]
 
 
 async def test_two_processes_planning_the_same_incident_insert_one_plan(
@@ -182,7 +183,7 @@ async def test_two_processes_planning_the_same_incident_insert_one_plan(
         async with database.session() as session:
             loaded = await session.get(Incident, incident.id)
             assert loaded is not None
-            added = await service.plan_pages(
+            added = await planning.plan_pages(
                 session, incident=loaded, escalation=escalator.config.escalation, now=clock.now()
             )
             return len(added)
@@ -191,7 +192,7 @@ async def test_two_processes_planning_the_same_incident_insert_one_plan(
     assert sum(results) == 3
     async with db.session() as session:
         assert incident.id is not None
-        assert len(await service.pages(session, incident_id=incident.id)) == 3
+        assert len(await queries.pages(session, incident_id=incident.id)) == 3
 
 
 async def test_recover_plans_an_incident_lost_between_declaring_and_planning(

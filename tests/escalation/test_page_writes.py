@@ -1,4 +1,4 @@
-"""Pages going out at once write their claims and DM outcomes together (`bot.escalation.writes`).
+"""Pages going out at once write their claims and DM outcomes together (`bot.escalation.pages.writes`).
 
 What must hold: each claim is still conditional on its own page (its own token, only if free and
 due), a first claim records its recipients in the same transaction, a DM outcome is recorded only
@@ -20,9 +20,12 @@ from sqlmodel import col, select
 
 from bot.clock import FakeClock
 from bot.db import Database
-from bot.escalation import service
+from bot.escalation import leases
 from bot.escalation.models import Page, PageTarget, TargetKind, TargetState
-from bot.escalation.writes import PageWrites
+from bot.escalation.pages import planning
+from bot.escalation.pages import targets as recipient_rows
+from bot.escalation.pages import writes as page_writes
+from bot.escalation.pages.writes import PageWrites
 from bot.incidents.models import Incident
 from tests.escalation.conftest import MakeEscalator, config, declare
 from tests.fault.support import DatabaseOutage, unreachable_url
@@ -93,16 +96,16 @@ async def due_first_levels(db: Database, clock: FakeClock, make_escalator: MakeE
     return pages
 
 
-def lead(page: Page) -> list[service.NewTarget]:
+def lead(page: Page) -> list[recipient_rows.NewTarget]:
     return [
-        service.NewTarget(TargetKind.USER, "U0LEAD"),
-        service.NewTarget(TargetKind.TARGET, "S0GONE", TargetState.FAILED, "gone"),
+        recipient_rows.NewTarget(TargetKind.USER, "U0LEAD"),
+        recipient_rows.NewTarget(TargetKind.TARGET, "S0GONE", TargetState.FAILED, "gone"),
     ]
 
 
 async def targets(db: Database, page_id: int) -> list[PageTarget]:
     async with db.session() as session:
-        return await service.targets(session, page_id=page_id)
+        return await recipient_rows.targets(session, page_id=page_id)
 
 
 # --- the transaction ------------------------------------------------------------------------
@@ -115,9 +118,9 @@ async def test_first_claims_record_their_recipients_each_under_its_own_token(
     level1 = [p for p in pages if p.level == 1]
     level2 = [p for p in pages if p.level == 2]
     clock.advance(timedelta(minutes=5))
-    claims = [service.PageClaim(p.id, f"token-{p.id}", lead(p)) for p in [*level1, *level2]]  # type: ignore[arg-type]
+    claims = [page_writes.PageClaim(p.id, f"token-{p.id}", lead(p)) for p in [*level1, *level2]]  # type: ignore[arg-type]
     async with db.session() as session:
-        claimed = await service.claim_pages(session, claims=claims, now=clock.now())
+        claimed = await page_writes.claim_pages(session, claims=claims, now=clock.now())
 
     assert set(claimed) == {p.id for p in level1}  # level 2 is not due
     for page in level1:
@@ -147,16 +150,18 @@ async def test_a_claimed_page_is_not_claimed_again_and_a_retry_records_nobody(
     assert page_id is not None
     clock.advance(timedelta(minutes=5))
     async with db.session() as session:
-        first = await service.claim_pages(session, claims=[service.PageClaim(page_id, "a", [])], now=clock.now())
-        second = [service.PageClaim(page_id, "b", lead(pages[0]))]
-        again = await service.claim_pages(session, claims=second, now=clock.now())
+        first = await page_writes.claim_pages(
+            session, claims=[page_writes.PageClaim(page_id, "a", [])], now=clock.now()
+        )
+        second = [page_writes.PageClaim(page_id, "b", lead(pages[0]))]
+        again = await page_writes.claim_pages(session, claims=second, now=clock.now())
     assert first[page_id].recipients == []
     assert again == {}, "held by a live claim"
 
-    clock.advance(service.DEFAULT_LEASE + timedelta(seconds=1))  # the first sender died: its lease ran out
+    clock.advance(leases.DEFAULT_LEASE + timedelta(seconds=1))  # the first sender died: its lease ran out
     async with db.session() as session:
-        retry = await service.claim_pages(
-            session, claims=[service.PageClaim(page_id, "c", lead(pages[0]))], now=clock.now()
+        retry = await page_writes.claim_pages(
+            session, claims=[page_writes.PageClaim(page_id, "c", lead(pages[0]))], now=clock.now()
         )
     assert retry[page_id].page.attempts == 2
     assert retry[page_id].recipients is None, "a retry reads the recipients on record"
@@ -174,9 +179,9 @@ async def test_recipients_already_on_record_stand_and_the_claims_still_go_throug
         session.add(PageTarget(page_id=stray_page, kind=TargetKind.USER, recipient="U0LEAD", created_at=clock.now()))
         await session.commit()
     clock.advance(timedelta(minutes=5))
-    claims = [service.PageClaim(p.id, f"token-{p.id}", lead(p)) for p in level1]  # type: ignore[arg-type]
+    claims = [page_writes.PageClaim(p.id, f"token-{p.id}", lead(p)) for p in level1]  # type: ignore[arg-type]
     async with db.session() as session:
-        claimed = await service.claim_pages(session, claims=claims, now=clock.now())
+        claimed = await page_writes.claim_pages(session, claims=claims, now=clock.now())
 
     assert set(claimed) == {p.id for p in level1}
     assert all(c.recipients is None and c.page.attempts == 1 for c in claimed.values())
@@ -190,26 +195,26 @@ async def test_a_dm_outcome_is_recorded_only_under_its_senders_claim(
     pages = await planned_pages(db, clock, make_escalator, 2)
     level1 = [p for p in pages if p.level == 1]
     clock.advance(timedelta(minutes=5))
-    claims = [service.PageClaim(p.id, f"token-{p.id}", lead(p)) for p in level1]  # type: ignore[arg-type]
+    claims = [page_writes.PageClaim(p.id, f"token-{p.id}", lead(p)) for p in level1]  # type: ignore[arg-type]
     async with db.session() as session:
-        claimed = await service.claim_pages(session, claims=claims, now=clock.now())
+        claimed = await page_writes.claim_pages(session, claims=claims, now=clock.now())
     one, two = (claimed[p.id].recipients[0] for p in level1)  # type: ignore[index]
     assert one.id is not None and two.id is not None
 
     outcomes = [
-        service.DmOutcome(one.id, f"token-{level1[0].id}", TargetState.SENT),
-        service.DmOutcome(two.id, "someone-else", TargetState.FAILED, "user_not_found"),
+        page_writes.DmOutcome(one.id, f"token-{level1[0].id}", TargetState.SENT),
+        page_writes.DmOutcome(two.id, "someone-else", TargetState.FAILED, "user_not_found"),
     ]
     async with db.session() as session:
-        recorded = await service.record_dms(session, outcomes=outcomes, now=clock.now())
+        recorded = await page_writes.record_dms(session, outcomes=outcomes, now=clock.now())
     assert recorded == {(one.id, f"token-{level1[0].id}")}
     [stored_one, _], [stored_two, _] = await targets(db, level1[0].id), await targets(db, level1[1].id)  # type: ignore[arg-type]
     assert (stored_one.state, stored_one.done_at, stored_one.claim_expires_at) == ("sent", clock.now(), None)
     assert (stored_two.state, stored_two.error) == ("pending", None)
 
     async with db.session() as session:  # recorded once: the row is no longer pending
-        late = [service.DmOutcome(one.id, f"token-{level1[0].id}", TargetState.FAILED, "x")]
-        again = await service.record_dms(session, outcomes=late, now=clock.now())
+        late = [page_writes.DmOutcome(one.id, f"token-{level1[0].id}", TargetState.FAILED, "x")]
+        again = await page_writes.record_dms(session, outcomes=late, now=clock.now())
     assert again == set()
 
 
@@ -221,19 +226,19 @@ async def test_two_outcomes_for_one_recipient_in_one_write_record_the_claim_hold
     (level1,) = [p for p in pages if p.level == 1]
     clock.advance(timedelta(minutes=5))
     assert level1.id is not None
-    claim = service.PageClaim(level1.id, "new-holder", lead(level1))
+    claim = page_writes.PageClaim(level1.id, "new-holder", lead(level1))
     async with db.session() as session:
-        claimed = await service.claim_pages(session, claims=[claim], now=clock.now())
+        claimed = await page_writes.claim_pages(session, claims=[claim], now=clock.now())
     recipients = claimed[level1.id].recipients
     assert recipients is not None
     target, _ = recipients
     assert target.id is not None and target.recipient == "U0LEAD"
     outcomes = [
-        service.DmOutcome(target.id, "new-holder", TargetState.SENT),
-        service.DmOutcome(target.id, "old-holder", TargetState.SENT),  # same statement group, stale token
+        page_writes.DmOutcome(target.id, "new-holder", TargetState.SENT),
+        page_writes.DmOutcome(target.id, "old-holder", TargetState.SENT),  # same statement group, stale token
     ]
     async with db.session() as session:
-        recorded = await service.record_dms(session, outcomes=outcomes, now=clock.now())
+        recorded = await page_writes.record_dms(session, outcomes=outcomes, now=clock.now())
     assert recorded == {(target.id, "new-holder")}
     stored, *_ = await targets(db, level1.id)  # type: ignore[arg-type]
     assert stored.state == "sent"
@@ -248,28 +253,28 @@ async def test_a_page_cancelled_and_restored_while_its_dms_are_out_stays_with_it
     (level1,) = [p for p in pages if p.level == 1]
     assert level1.id is not None
     clock.advance(timedelta(minutes=5))
-    claim = service.PageClaim(level1.id, "sender", lead(level1))
+    claim = page_writes.PageClaim(level1.id, "sender", lead(level1))
     async with db.session() as session:
-        claimed = await service.claim_pages(session, claims=[claim], now=clock.now())
+        claimed = await page_writes.claim_pages(session, claims=[claim], now=clock.now())
     recipients = claimed[level1.id].recipients
     assert recipients is not None
     target, _ = recipients
     assert target.id is not None
     async with db.session() as session:  # the downgrade
-        cancelled = await service.cancel_pages(
+        cancelled = await planning.cancel_pages(
             session, incident_id=level1.incident_id, now=clock.now(), reason="P4", page_ids=[level1.id]
         )
     assert [p.id for p in cancelled] == [level1.id]
     async with db.session() as session:  # and back up
         incident = await session.get(Incident, level1.incident_id)
         assert incident is not None
-        result = await service.replan(
+        result = await planning.replan(
             session, incident=incident, escalation=config(escalation=LATER_LEVELS).escalation, now=clock.now()
         )
     assert result.restored == [1]
     async with db.session() as session:
-        outcome = service.DmOutcome(target.id, "sender", TargetState.SENT)
-        assert await service.record_dms(session, outcomes=[outcome], now=clock.now()) == {(target.id, "sender")}
+        outcome = page_writes.DmOutcome(target.id, "sender", TargetState.SENT)
+        assert await page_writes.record_dms(session, outcomes=[outcome], now=clock.now()) == {(target.id, "sender")}
     async with db.session() as session:
         page = await session.get(Page, level1.id, populate_existing=True)
     assert page is not None and page.cancelled_at is None and page.claim_token == "sender"
@@ -287,7 +292,7 @@ async def test_claims_and_outcomes_asked_for_at_once_share_one_transaction(
     commits = statements.commits
 
     claimed = await asyncio.gather(
-        *(writes.claim(service.PageClaim(p.id, f"token-{p.id}", lead(p))) for p in pages)  # type: ignore[arg-type]
+        *(writes.claim(page_writes.PageClaim(p.id, f"token-{p.id}", lead(p))) for p in pages)  # type: ignore[arg-type]
     )
     assert [c.page.id for c in claimed if c is not None] == [p.id for p in pages]
     assert statements.count("UPDATE escalation_pages") == 1
@@ -295,7 +300,7 @@ async def test_claims_and_outcomes_asked_for_at_once_share_one_transaction(
     assert writes.transactions == 1
 
     users = [c.recipients[0] for c in claimed if c is not None and c.recipients]
-    outcomes = [service.DmOutcome(u.id, f"token-{u.page_id}", TargetState.SENT) for u in users]  # type: ignore[arg-type]
+    outcomes = [page_writes.DmOutcome(u.id, f"token-{u.page_id}", TargetState.SENT) for u in users]  # type: ignore[arg-type]
     recorded = await asyncio.gather(*(writes.record(o) for o in outcomes))
     assert recorded == [True] * len(pages)
     assert statements.count("UPDATE escalation_page_targets") == 1
@@ -310,8 +315,8 @@ async def test_one_page_asked_for_twice_in_one_write_is_claimed_once(
     assert page.id is not None
     writes = PageWrites(db=db, clock=clock)
     results = await asyncio.gather(
-        writes.claim(service.PageClaim(page.id, "sweep", lead(page))),
-        writes.claim(service.PageClaim(page.id, "signal", lead(page))),
+        writes.claim(page_writes.PageClaim(page.id, "sweep", lead(page))),
+        writes.claim(page_writes.PageClaim(page.id, "signal", lead(page))),
     )
     assert writes.transactions == 1
     won = [r for r in results if r is not None]
@@ -326,9 +331,9 @@ async def test_a_request_made_while_a_write_is_under_way_joins_the_next(
     pages = await due_first_levels(db, clock, make_escalator, 5)
     writes = PageWrites(db=db, clock=clock)
     statements.sql.clear()
-    first = asyncio.ensure_future(writes.claim(service.PageClaim(pages[0].id, "first", [])))  # type: ignore[arg-type]
+    first = asyncio.ensure_future(writes.claim(page_writes.PageClaim(pages[0].id, "first", [])))  # type: ignore[arg-type]
     await statements.seen("UPDATE escalation_pages")  # the first write is under way
-    rest = [asyncio.ensure_future(writes.claim(service.PageClaim(p.id, f"t{p.id}", []))) for p in pages[1:]]  # type: ignore[arg-type]
+    rest = [asyncio.ensure_future(writes.claim(page_writes.PageClaim(p.id, f"t{p.id}", []))) for p in pages[1:]]  # type: ignore[arg-type]
 
     assert (await first) is not None
     assert all(c is not None for c in await asyncio.gather(*rest))
@@ -345,14 +350,14 @@ async def test_a_failed_write_fails_each_of_its_requests_and_the_next_write_work
     try:
         with outage.window():
             results = await asyncio.gather(
-                *(writes.claim(service.PageClaim(p.id, "t", [])) for p in pages),  # type: ignore[arg-type]
+                *(writes.claim(page_writes.PageClaim(p.id, "t", [])) for p in pages),  # type: ignore[arg-type]
                 return_exceptions=True,
             )
     finally:
         await outage.close()
     assert len(results) == 3 and all(isinstance(r, Exception) for r in results)
 
-    again = await writes.claim(service.PageClaim(pages[0].id, "t2", []))  # type: ignore[arg-type]
+    again = await writes.claim(page_writes.PageClaim(pages[0].id, "t2", []))  # type: ignore[arg-type]
     assert again is not None and again.page.claim_token == "t2"
 
 
@@ -362,20 +367,20 @@ async def test_a_claim_made_is_answered_though_the_outcomes_written_with_it_fail
     """Else the page would be held by a claim its sender was told it did not get, until the lease ran out."""
     first, second = await due_first_levels(db, clock, make_escalator, 2)
     writes = PageWrites(db=db, clock=clock)
-    claimed = await writes.claim(service.PageClaim(first.id, "first", lead(first)))  # type: ignore[arg-type]
+    claimed = await writes.claim(page_writes.PageClaim(first.id, "first", lead(first)))  # type: ignore[arg-type]
     assert claimed is not None and claimed.recipients is not None
     person = claimed.recipients[0]
-    unwritable = service.DmOutcome(person.id, "first", TargetState.SENT, error=404)  # type: ignore[arg-type]
+    unwritable = page_writes.DmOutcome(person.id, "first", TargetState.SENT, error=404)  # type: ignore[arg-type]
 
     results = await asyncio.gather(
-        writes.claim(service.PageClaim(second.id, "second", lead(second))),  # type: ignore[arg-type]
+        writes.claim(page_writes.PageClaim(second.id, "second", lead(second))),  # type: ignore[arg-type]
         writes.record(unwritable),
         return_exceptions=True,
     )
 
     assert writes.transactions == 2
     got, failed = results
-    assert isinstance(got, service.ClaimedPage) and got.page.claim_token == "second"
+    assert isinstance(got, page_writes.ClaimedPage) and got.page.claim_token == "second"
     assert isinstance(failed, Exception)
     assert [r.state for r in await targets(db, person.page_id)] == ["pending", "failed"]  # nothing half-written
 
@@ -408,11 +413,11 @@ async def test_a_page_locked_by_another_writer_is_skipped_not_waited_for(
     locked, free = pages
     async with other_db.session() as other:  # another replica is in the middle of writing `locked`
         await other.exec(select(Page).where(col(Page.id) == locked.id).with_for_update())
-        claims = [service.PageClaim(p.id, f"token-{p.id}", []) for p in pages]  # type: ignore[arg-type]
+        claims = [page_writes.PageClaim(p.id, f"token-{p.id}", []) for p in pages]  # type: ignore[arg-type]
         async with db.session() as session:
-            claimed = await asyncio.wait_for(service.claim_pages(session, claims=claims, now=clock.now()), 5)
+            claimed = await asyncio.wait_for(page_writes.claim_pages(session, claims=claims, now=clock.now()), 5)
         assert set(claimed) == {free.id}
         await other.rollback()
     async with db.session() as session:  # once the lock is gone, the page is claimable as ever
-        claimed = await service.claim_pages(session, claims=claims, now=clock.now())
+        claimed = await page_writes.claim_pages(session, claims=claims, now=clock.now())
     assert set(claimed) == {locked.id}

@@ -15,7 +15,7 @@ from sqlmodel import select
 from bot.clock import FakeClock
 from bot.config import BotConfig
 from bot.db import Database
-from bot.escalation import service
+from bot.escalation.pages import planning
 from bot.incidents import service as incidents
 from bot.incidents.models import Incident
 from bot.tasks import PagesFirst
@@ -33,7 +33,7 @@ async def plan(db: Database, clock: FakeClock, *incidents: Incident) -> None:
     """Pages planned, none sent yet (as after a declaration, before the sweep)."""
     async with db.session() as session:
         for incident in incidents:
-            await service.plan_pages(session, incident=incident, escalation=ONE_LEVEL.escalation, now=clock.now())
+            await planning.plan_pages(session, incident=incident, escalation=ONE_LEVEL.escalation, now=clock.now())
 
 
 async def until(predicate: object, within: float = 5.0) -> None:
@@ -220,7 +220,7 @@ async def test_the_next_level_is_dmed_while_the_previous_levels_mention_is_stuck
     escalator = make_escalator(TWO_LEVELS)
     incident = await declare(db, clock)
     async with db.session() as session:
-        await service.plan_pages(session, incident=incident, escalation=TWO_LEVELS.escalation, now=clock.now())
+        await planning.plan_pages(session, incident=incident, escalation=TWO_LEVELS.escalation, now=clock.now())
     release = hold_reports(pager)
     sweep = asyncio.create_task(escalator.run_due())
     await until(lambda: len(pager.dms) == 2)

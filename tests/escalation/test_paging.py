@@ -8,9 +8,11 @@ from datetime import timedelta
 from bot.clock import FakeClock
 from bot.config import BotConfig
 from bot.db import Database
-from bot.escalation import service
+from bot.escalation import leases
 from bot.escalation.models import Page, TargetKind, TargetState
 from bot.escalation.oncall import on_call_at
+from bot.escalation.pages import planning, queries, writes
+from bot.escalation.pages import targets as recipient_rows
 from bot.exceptions import ChatError
 from bot.incidents.models import Incident
 from bot.timeline import service as timeline
@@ -32,7 +34,7 @@ GHOST = {"levels": [{"name": "Ghost", "after": "0m", "notify": ["U0GHOST"]}]}
 async def page_rows(db: Database, incident_id: int) -> list[tuple[int, int, bool, bool]]:
     """(level, repeat, sent, cancelled) per row."""
     async with db.session() as session:
-        rows = await service.pages(session, incident_id=incident_id)
+        rows = await queries.pages(session, incident_id=incident_id)
     return [(r.level, r.repeat, r.sent_at is not None, r.cancelled_at is not None) for r in rows]
 
 
@@ -65,7 +67,7 @@ async def test_levels_fire_in_order_at_their_delays(
     assert await page_rows(db, incident.id) == [(1, 0, True, False), (2, 0, True, False), (3, 0, True, False)]
 
     async with db.session() as session:
-        rows = await service.pages(session, incident_id=incident.id)
+        rows = await queries.pages(session, incident_id=incident.id)
         events = await timeline.events(session, incident_id=incident.id, kinds=["page"])
     assert [row.sent_to for row in rows] == [[oncall_user], ["U0LEAD"], ["U0CTO"]]
     assert not any(row.late for row in rows)
@@ -106,7 +108,7 @@ async def test_ack_with_stop_on_resolve_is_recorded_and_escalation_continues(
     await escalator.run_due()
     assert pager.levels() == [1, 2]
     async with db.session() as session:
-        first = (await service.pages(session, incident_id=incident_id))[0]
+        first = (await queries.pages(session, incident_id=incident_id))[0]
     assert first.acknowledged_by == "U0BOB"
     assert first.acknowledged_at is not None and first.sent_at is not None
     assert first.acknowledged_at - first.sent_at == timedelta(minutes=3)
@@ -170,7 +172,7 @@ async def test_raising_severity_adds_levels_and_pages_overdue_ones_now(
     assert report.pages == 1
     assert pager.levels() == [1, 2]
     async with db.session() as session:
-        rows = await service.pages(session, incident_id=incident_id)
+        rows = await queries.pages(session, incident_id=incident_id)
     assert rows[1].due_at == clock.now() and not rows[1].late  # due now, not "late"
     assert rows[2].due_at == declared + timedelta(minutes=30)
     clock.advance(timedelta(minutes=10))
@@ -208,7 +210,7 @@ async def test_a_re_plan_for_a_severity_changed_since_it_read_it_cancels_nothing
         assert stale is not None and stale.severity == "P4"
         await set_severity(db, clock, incident_id, "P1")  # ... the correction commits, its handler
         await escalator.severity_changed(incident_id)  # finds nothing to restore, and then the first one:
-        await service.replan(session, incident=stale, escalation=escalator.config.escalation, now=clock.now())
+        await planning.replan(session, incident=stale, escalation=escalator.config.escalation, now=clock.now())
     assert await page_rows(db, incident_id) == [(1, 0, True, False), (2, 0, False, False), (3, 0, False, False)]
 
 
@@ -247,7 +249,7 @@ async def test_a_failed_dm_is_reported_and_the_next_level_still_fires(
     assert level_three.paged == ["U0CTO"] and level_three.failed == {"U0NOBODY": "user_not_found"}
     assert pager.invites[-1] == ("C0INC1", ["U0CTO"])
     async with db.session() as session:
-        rows = await service.pages(session, incident_id=incident_id)
+        rows = await queries.pages(session, incident_id=incident_id)
         events = await timeline.events(session, incident_id=incident_id, kinds=["page"])
     assert rows[1].sent_at is not None and rows[1].failed == {"U0GHOST": "user_not_found"}
     assert events[1].text == "Page for level 2 (Team lead) reached nobody"
@@ -293,7 +295,7 @@ async def test_a_page_that_reached_nobody_is_retried_then_recorded(
     clock.advance(escalator.retry_backoff * 2)
     await escalator.run_due()  # third attempt: give up and record it
     async with db.session() as session:
-        (row,) = await service.pages(session, incident_id=incident_id)
+        (row,) = await queries.pages(session, incident_id=incident_id)
     assert row.sent_at is not None and row.attempts == 3
     assert row.error and "channel_not_found" in row.error
 
@@ -387,9 +389,9 @@ def two_people() -> BotConfig:
 async def page_targets(db: Database, incident_id: int) -> dict[str, tuple[str, int]]:
     """recipient -> (state, DM attempts) for the incident's first page."""
     async with db.session() as session:
-        (page, *_) = await service.pages(session, incident_id=incident_id)
+        (page, *_) = await queries.pages(session, incident_id=incident_id)
         assert page.id is not None
-        rows = await service.targets(session, page_id=page.id)
+        rows = await recipient_rows.targets(session, page_id=page.id)
     return {row.recipient: (row.state, row.attempts) for row in rows if row.kind == "user"}
 
 
@@ -416,7 +418,7 @@ async def test_a_5xx_on_one_dm_retries_only_that_person(
     assert second.paged == ["U0CTO"] and second.attempt == 2 and second.retrying == {}
     assert len(pager.invites) == 1  # both were invited already
     async with db.session() as session:
-        (row,) = await service.pages(session, incident_id=incident.id)
+        (row,) = await queries.pages(session, incident_id=incident.id)
         (event,) = await timeline.events(session, incident_id=incident.id, kinds=["page"])
     assert row.sent_at is not None and row.sent_to == ["U0LEAD", "U0CTO"] and row.failed == {}
     assert row.attempts == 2 and not row.late and row.late_seconds == 0.0  # a Slack retry is not "late"
@@ -443,7 +445,7 @@ async def test_a_dm_that_keeps_failing_is_given_up_after_the_last_attempt(
     assert pager.paged() == [(1, "U0LEAD")]
     assert await page_targets(db, incident_id) == {"U0LEAD": ("sent", 1), "U0CTO": ("failed", 3)}
     async with db.session() as session:
-        (row,) = await service.pages(session, incident_id=incident_id)
+        (row,) = await queries.pages(session, incident_id=incident_id)
     assert row.attempts == 3 and row.sent_to == ["U0LEAD"]
     assert row.failed == {"U0CTO": "gave up after 3 attempts: unreachable"}
     last = pager.reports[-1][1]
@@ -477,7 +479,7 @@ async def test_resolving_while_a_retry_waits_records_who_was_paged_and_dms_nobod
     await escalator.run_due()
     assert pager.paged() == [(1, "U0LEAD")]
     async with db.session() as session:
-        (row,) = await service.pages(session, incident_id=incident_id)
+        (row,) = await queries.pages(session, incident_id=incident_id)
         events = await timeline.events(session, incident_id=incident_id, kinds=["page"])
     assert row.sent_at is not None and row.cancelled_at is None
     assert row.sent_to == ["U0LEAD"] and row.failed == {"U0CTO": "not paged: incident resolved"}
@@ -523,7 +525,7 @@ async def test_a_user_group_that_cannot_be_read_for_now_is_read_again_on_the_ret
     assert pager.paged() == [(1, "U0CTO"), (1, "U0LEAD"), (1, "U0CAROL")]  # the CTO once, though in the group
     assert pager.invites[-1] == ("C0INC1", ["U0LEAD", "U0CAROL"])
     async with db.session() as session:
-        (row,) = await service.pages(session, incident_id=incident_id)
+        (row,) = await queries.pages(session, incident_id=incident_id)
     assert row.sent_to == ["U0CTO", "U0LEAD", "U0CAROL"] and row.failed == {}
 
 
@@ -535,29 +537,32 @@ async def test_two_senders_of_one_page_never_dm_a_person_twice(
     incident = await declare(db, clock)
     assert incident.id is not None
     async with db.session() as session:
-        (page,) = await service.plan_pages(
+        (page,) = await planning.plan_pages(
             session, incident=incident, escalation=escalator.config.escalation, now=clock.now()
         )
         assert page.id is not None
-        added = await service.add_targets(
+        added = await recipient_rows.add_targets(
             session,
             page_id=page.id,
-            new=[service.NewTarget(TargetKind.USER, "U0LEAD"), service.NewTarget(TargetKind.USER, "U0CTO")],
+            new=[
+                recipient_rows.NewTarget(TargetKind.USER, "U0LEAD"),
+                recipient_rows.NewTarget(TargetKind.USER, "U0CTO"),
+            ],
             now=clock.now(),
         )
         lead, cto = [row.id for row in added if row.id is not None]
-        assert await service.claim_target(session, target_id=lead, token="slow", now=clock.now())
-        assert await service.claim_target(session, target_id=cto, token="slow", now=clock.now())
+        assert await leases.claim_target(session, target_id=lead, token="slow", now=clock.now())
+        assert await leases.claim_target(session, target_id=cto, token="slow", now=clock.now())
         # Within the lease nobody else gets them; after it, a recipient still pending is free again.
-        assert not await service.claim_target(session, target_id=cto, token="fast", now=clock.now())
-        sent = [service.DmOutcome(lead, "slow", TargetState.SENT)]
-        assert await service.record_dms(session, outcomes=sent, now=clock.now()) == {(lead, "slow")}
-        later = clock.now() + service.DEFAULT_LEASE
-        assert not await service.claim_target(session, target_id=lead, token="fast", now=later)  # sent already
-        assert await service.claim_target(session, target_id=cto, token="fast", now=later)
+        assert not await leases.claim_target(session, target_id=cto, token="fast", now=clock.now())
+        sent = [writes.DmOutcome(lead, "slow", TargetState.SENT)]
+        assert await writes.record_dms(session, outcomes=sent, now=clock.now()) == {(lead, "slow")}
+        later = clock.now() + leases.DEFAULT_LEASE
+        assert not await leases.claim_target(session, target_id=lead, token="fast", now=later)  # sent already
+        assert await leases.claim_target(session, target_id=cto, token="fast", now=later)
         # The slow sender cannot record an outcome for a recipient it no longer holds.
-        stale = [service.DmOutcome(cto, "slow", TargetState.FAILED, "user_not_found")]
-        assert not await service.record_dms(session, outcomes=stale, now=later)
+        stale = [writes.DmOutcome(cto, "slow", TargetState.FAILED, "user_not_found")]
+        assert not await writes.record_dms(session, outcomes=stale, now=later)
 
 
 async def test_a_declaration_sends_only_its_own_due_pages(
@@ -567,7 +572,7 @@ async def test_a_declaration_sends_only_its_own_due_pages(
     escalator = make_escalator()
     other = await declare(db, clock, channel_id="C0OTHER")
     async with db.session() as session:
-        await service.plan_pages(session, incident=other, escalation=escalator.config.escalation, now=clock.now())
+        await planning.plan_pages(session, incident=other, escalation=escalator.config.escalation, now=clock.now())
     incident = await declare(db, clock)
     assert incident.id is not None and other.id is not None
     assert (await escalator.incident_declared(incident.id)).pages == 1
@@ -584,22 +589,20 @@ async def test_releasing_a_page_frees_the_recipients_its_sender_held(
     escalator = make_escalator(two_people())
     incident = await declare(db, clock)
     async with db.session() as session:
-        (page,) = await service.plan_pages(
+        (page,) = await planning.plan_pages(
             session, incident=incident, escalation=escalator.config.escalation, now=clock.now()
         )
         assert page.id is not None
-        assert await service.claim(session, model=Page, row_id=page.id, token="first", now=clock.now())
-        (row,) = await service.add_targets(
-            session, page_id=page.id, new=[service.NewTarget(TargetKind.USER, "U0CTO")], now=clock.now()
+        assert await leases.claim(session, model=Page, row_id=page.id, token="first", now=clock.now())
+        (row,) = await recipient_rows.add_targets(
+            session, page_id=page.id, new=[recipient_rows.NewTarget(TargetKind.USER, "U0CTO")], now=clock.now()
         )
         assert row.id is not None
-        assert await service.claim_target(session, target_id=row.id, token="first", now=clock.now())
+        assert await leases.claim_target(session, target_id=row.id, token="first", now=clock.now())
         retry_at = clock.now() + timedelta(seconds=30)
-        assert await service.release(
-            session, model=Page, row_id=page.id, token="first", retry_at=retry_at, error="boom"
-        )
-        assert await service.claim(session, model=Page, row_id=page.id, token="second", now=retry_at)
-        assert await service.claim_target(session, target_id=row.id, token="second", now=retry_at)
+        assert await leases.release(session, model=Page, row_id=page.id, token="first", retry_at=retry_at, error="boom")
+        assert await leases.claim(session, model=Page, row_id=page.id, token="second", now=retry_at)
+        assert await leases.claim_target(session, target_id=row.id, token="second", now=retry_at)
 
 
 async def test_a_page_that_keeps_crashing_is_given_up_after_the_last_attempt(
@@ -620,7 +623,7 @@ async def test_a_page_that_keeps_crashing_is_given_up_after_the_last_attempt(
     await escalator.run_due()  # the third attempt fails too: give up and record what it did
     assert pager.paged() == [(1, oncall_user)]  # DMed once, though tried three times
     async with db.session() as session:
-        row = (await service.pages(session, incident_id=incident_id))[0]
+        row = (await queries.pages(session, incident_id=incident_id))[0]
         events = await timeline.events(session, incident_id=incident_id, kinds=["page"])
     assert row.sent_at is not None and row.attempts == 3 and row.sent_to == [oncall_user]
     assert row.error == "gave up after 3 attempts: RuntimeError: renderer bug"

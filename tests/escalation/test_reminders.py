@@ -8,9 +8,9 @@ from typing import Any
 
 from bot.clock import FakeClock
 from bot.db import Database
-from bot.escalation import service
 from bot.escalation.flows import Escalator
 from bot.escalation.models import ReminderKind
+from bot.escalation.reminders import rows as reminder_rows
 from bot.incidents import service as incidents
 from bot.incidents.models import Role
 from bot.timeline import service as timeline
@@ -152,7 +152,7 @@ async def test_a_finished_postmortem_is_not_chased(
     await escalator.run_due()
     assert pager.reminders == []
     async with db.session() as session:
-        (row,) = await service.reminders(session, incident_id=incident_id, kind=ReminderKind.POSTMORTEM)
+        (row,) = await reminder_rows.reminders(session, incident_id=incident_id, kind=ReminderKind.POSTMORTEM)
     assert row.cancelled_at is not None and row.cancel_reason == "post-mortem finished"
 
 
@@ -188,7 +188,7 @@ async def test_two_processes_send_a_reminder_once(
     await asyncio.gather(a.run_due(), b.run_due(), a.run_due(), b.run_due())
     assert len(pager_a.reminders) + len(pager_b.reminders) == 1
     async with db.session() as session:
-        rows = await service.reminders(session, incident_id=incident_id, kind=ReminderKind.STATUS_UPDATE)
+        rows = await reminder_rows.reminders(session, incident_id=incident_id, kind=ReminderKind.STATUS_UPDATE)
     assert [(r.seq, r.sent_at is not None) for r in rows] == [(0, True), (1, False)]
 
 
@@ -232,6 +232,6 @@ async def test_a_reminder_that_keeps_crashing_is_given_up_after_the_last_attempt
     clock.advance(escalator.retry_backoff * 2)
     await escalator.run_due()
     async with db.session() as session:
-        (first, *_) = await service.reminders(session, incident_id=incident_id, kind=ReminderKind.STATUS_UPDATE)
+        (first, *_) = await reminder_rows.reminders(session, incident_id=incident_id, kind=ReminderKind.STATUS_UPDATE)
     assert first.sent_at is not None and first.attempts == 3 and first.sent_to == []
     assert first.error == "gave up after 3 attempts: RuntimeError: renderer bug"

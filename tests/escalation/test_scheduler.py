@@ -13,8 +13,8 @@ import pytest
 
 from bot.clock import FakeClock, SystemClock
 from bot.db import Database
-from bot.escalation import service
 from bot.escalation.flows import Escalator
+from bot.escalation.pages import planning, queries
 from bot.escalation.scheduler import EscalationScheduler
 from tests.escalation.conftest import FakePager, MakeEscalator, config, declare
 
@@ -69,7 +69,7 @@ async def test_wake_ups_page_each_level_at_its_time(
         elapsed = time.monotonic() - started
         assert 1.5 <= elapsed < 8  # level 3 is due after 2 s
         async with db.session() as session:
-            rows = await service.pages(session, incident_id=incident.id)
+            rows = await queries.pages(session, incident_id=incident.id)
         assert [row.late for row in rows] == [False, False, False]
         assert all((row.sent_at - row.due_at) < timedelta(seconds=1) for row in rows if row.sent_at)
     finally:
@@ -89,7 +89,7 @@ async def test_the_sweep_finds_rows_planned_by_another_process(
         assert incident.id is not None
         # Another replica plans the incident and dies before sending anything: no wake-up here.
         async with db.session() as session:
-            await service.plan_pages(session, incident=incident, escalation=watcher.config.escalation, now=clock.now())
+            await planning.plan_pages(session, incident=incident, escalation=watcher.config.escalation, now=clock.now())
         await wait_for(lambda: pager.levels() == [1, 2, 3])
     finally:
         await scheduler.stop()

@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 
 from bot.clock import FakeClock, SystemClock
-from bot.escalation import service
 from bot.escalation.flows import Escalator
 from bot.escalation.oncall import on_call_at
+from bot.escalation.pages import queries
 from bot.escalation.scheduler import EscalationScheduler
 from bot.slack.adapters.escalation import PAGE_ACK
 from tests.conftest import make_settings
@@ -350,7 +350,7 @@ async def test_two_app_instances_on_one_postgresql_send_each_page_once(start: St
     assert set(sent.values()) == {1}
     async with a.deps.db.session() as session:
         for number in range(1, 7):
-            rows = await service.pages(session, incident_id=number)
+            rows = await queries.pages(session, incident_id=number)
             assert [r.attempts for r in rows] == [1, 1, 1]
 
 

@@ -1,0 +1,158 @@
+"""A page's channel half: invite the people paged, trigger PagerDuty, mention them in the incident
+channel, and record each outcome as a recipient row.
+
+It runs after the DMs, in the incident's turn (`Runtime.turn`), so each page is mentioned once and
+after the pinned summary. A page that went out before the channel existed (Slack may make the
+channel wait) is mentioned by `catch_up` when the channel setup ends.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from bot.escalation.models import Page, PageTarget, TargetKind, TargetState
+from bot.escalation.pages import outcome, queries
+from bot.escalation.pages.outcome import Attempt
+from bot.escalation.pages.targets import NewTarget, add_targets, mark_invited, mark_target, targets, targets_by_page
+from bot.escalation.ports import PageMessage
+from bot.escalation.runtime import Runtime
+from bot.exceptions import ChatError
+from bot.incidents.models import Incident
+
+log = logging.getLogger(__name__)
+
+
+class Channel:
+    def __init__(self, rt: Runtime) -> None:
+        self.rt = rt
+
+    async def catch_up(self, incident_id: int) -> int:
+        """The channel is set up: invite and mention there the people paged before it was.
+
+        Returns how many pages were caught up. Safe to repeat: a page whose mention is recorded is skipped.
+        """
+        caught_up = 0
+        async with self.rt.turn(incident_id):
+            now = self.rt.clock.now()
+            async with self.rt.db.session() as session:
+                incident = await session.get(Incident, incident_id)
+                if incident is None or not incident.channel_id:
+                    return 0
+                by_page = await targets_by_page(session, incident_id=incident_id)
+                pages = await queries.pages(session, incident_id=incident_id)
+                pending = _not_mentioned(pages, by_page, now)
+            for page, rows in pending:
+                assert page.id is not None
+                message = outcome.page_message(page, rows, now, late_after=self.rt.late_after_for(page))
+                attempt = Attempt(
+                    number=page.attempts,
+                    final=not page.is_pending,
+                    retrying=[
+                        r.recipient for r in rows if r.kind == TargetKind.USER and r.state == TargetState.PENDING
+                    ],
+                    retry_in=self.rt.retry_in(page.attempts),
+                )
+                await self.invite(rows, incident, attempt)
+                await self.report(page.id, rows, incident, message, attempt, now=now)
+                caught_up += 1
+        if caught_up:
+            log.info("%s: %s page(s) sent before the channel existed are now mentioned there", incident.ref, caught_up)
+        return caught_up
+
+    async def invite(self, rows: list[PageTarget], incident: Incident, attempt: Attempt) -> None:
+        """Invite the people paged, and those whose DM is retried (the channel mention reaches them)."""
+        if not incident.channel_id:
+            return
+        invitees = [
+            r
+            for r in rows
+            if r.kind == TargetKind.USER
+            and not r.invited
+            and (r.state == TargetState.SENT or r.recipient in attempt.retrying)
+        ]
+        if not invitees:
+            return
+        try:
+            await self.rt.pager.invite(channel_id=incident.channel_id, users=[r.recipient for r in invitees])
+        except ChatError as exc:
+            attempt.errors.append(f"invite to the channel failed: {exc.code or exc}")
+        async with self.rt.db.session() as session:
+            await mark_invited(session, target_ids=[r.id for r in invitees if r.id is not None])
+        for row in invitees:
+            row.invited = True
+
+    async def trigger_pagerduty(
+        self, page_id: int, rows: list[PageTarget], incident: Incident, attempt: Attempt, *, now: datetime
+    ) -> list[PageTarget]:
+        """PagerDuty takes the first page of an incident (best effort; its dedup key makes a repeat harmless)."""
+        if outcome.sent(rows, TargetKind.PAGERDUTY):
+            return rows
+        error = await self.rt.call_pagerduty("trigger", incident)
+        if not error:
+            attempt.via.append("PagerDuty")
+        return await self.record(page_id, rows, TargetKind.PAGERDUTY, "pagerduty", now=now, error=error)
+
+    async def report(
+        self,
+        page_id: int,
+        rows: list[PageTarget],
+        incident: Incident,
+        message: PageMessage,
+        attempt: Attempt,
+        *,
+        now: datetime,
+    ) -> list[PageTarget]:
+        """Mention the page in the incident channel (`outcome.page_report`); the first mention is recorded."""
+        assert incident.channel_id is not None
+        full = outcome.first_mention(rows)
+        report = outcome.page_report(rows, message, attempt)
+        error = None
+        if report is not None:
+            try:
+                await self.rt.pager.report_page(incident=incident, report=report)
+            except ChatError as exc:
+                error = f"channel mention failed: {exc.code or exc}"
+                attempt.errors.append(error)
+        if full:
+            return await self.record(page_id, rows, TargetKind.CHANNEL, incident.channel_id, now=now, error=error)
+        return rows
+
+    async def record(
+        self,
+        page_id: int,
+        rows: list[PageTarget],
+        kind: TargetKind,
+        recipient: str,
+        *,
+        now: datetime,
+        error: str | None,
+    ) -> list[PageTarget]:
+        """Store the channel mention's or PagerDuty's outcome (SENT, or PENDING with the error); returns the rows."""
+        row = outcome.row_of(rows, kind)
+        state = TargetState.SENT if error is None else TargetState.PENDING
+        async with self.rt.db.session() as session:
+            if row is None or row.id is None:
+                new = [NewTarget(kind, recipient, state=state, error=error)]
+                # If another sender of the page wrote it first, theirs stands and comes back.
+                return await add_targets(session, page_id=page_id, new=new, now=now, existing=rows)
+            await mark_target(session, target_id=row.id, state=state, now=now, error=error)
+            stored = await session.get(PageTarget, row.id, populate_existing=True)
+            if stored is None:
+                return await targets(session, page_id=page_id)
+        return [stored if r is row else r for r in rows]
+
+
+def _not_mentioned(
+    pages: list[Page], by_page: dict[int, list[PageTarget]], now: datetime
+) -> list[tuple[Page, list[PageTarget]]]:
+    """Pages that reached people but were never mentioned in the channel, and are not going out right now."""
+    found = []
+    for page in pages:
+        assert page.id is not None
+        rows = by_page.get(page.id, [])
+        people = [r for r in rows if r.kind in outcome.PEOPLE]
+        # A page whose DMs are going out right now reports itself when they are out.
+        if people and outcome.row_of(rows, TargetKind.CHANNEL) is None and not outcome.dm_in_flight(rows, now):
+            found.append((page, rows))
+    return found

@@ -1,0 +1,61 @@
+"""Reading pages: an incident's, the due ones, the next due time, incidents that lost theirs."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import func
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.clock import utc
+from bot.escalation.leases import claimable, free_at, pending
+from bot.escalation.models import Page
+from bot.incidents.models import Incident
+
+
+async def pages(session: AsyncSession, *, incident_id: int) -> list[Page]:
+    query = select(Page).where(Page.incident_id == incident_id).order_by(col(Page.level), col(Page.repeat))
+    return list((await session.exec(query)).all())
+
+
+async def page_with_incident(session: AsyncSession, *, page_id: int) -> tuple[Page, Incident | None] | None:
+    query = (
+        select(Page, Incident)
+        .outerjoin(Incident, col(Incident.id) == col(Page.incident_id))
+        .where(col(Page.id) == page_id)
+    )
+    row = (await session.exec(query)).first()
+    return None if row is None else (row[0], row[1])
+
+
+async def due_pages(
+    session: AsyncSession, *, now: datetime, limit: int = 100, incident_id: int | None = None
+) -> list[tuple[int, int]]:
+    """(page, incident) of pages due and free to claim (of one incident, or of all), oldest and lowest level first."""
+    query = select(Page.id, Page.incident_id).where(*claimable(Page, now))
+    if incident_id is not None:
+        query = query.where(Page.incident_id == incident_id)
+    query = query.order_by(col(Page.due_at), col(Page.level), col(Page.repeat)).limit(limit)
+    return [(page_id, incident) for page_id, incident in (await session.exec(query)).all() if page_id is not None]
+
+
+async def next_page_due(session: AsyncSession, *, after: datetime) -> datetime | None:
+    """The earliest time after `after` at which a pending page becomes free to claim."""
+    due = free_at(Page)
+    value = (await session.exec(select(func.min(due)).where(*pending(Page), due > after))).one()
+    return None if value is None else utc(value)
+
+
+async def open_incidents_without_pages(
+    session: AsyncSession, *, declared_after: datetime, declared_before: datetime
+) -> list[Incident]:
+    """Incidents whose planning was lost (a crash between declaring and paging)."""
+    has_pages = select(Page.id).where(Page.incident_id == Incident.id).exists()
+    query = select(Incident).where(
+        Incident.status != "resolved",
+        col(Incident.declared_at) >= declared_after,
+        col(Incident.declared_at) <= declared_before,
+        ~has_pages,
+    )
+    return list((await session.exec(query)).all())

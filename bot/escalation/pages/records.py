@@ -1,0 +1,114 @@
+"""A page's record: marked sent under its claim, with who was reached and who was not, the timeline
+event, and the next repeat of the last level.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import update
+from sqlmodel import col
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.clock import utc
+from bot.config import Escalation, Severity
+from bot.escalation import policy
+from bot.escalation.leases import mark_sent
+from bot.escalation.models import Page, PageTarget, TargetState
+from bot.escalation.pages.planning import new_page
+from bot.timeline import service as timeline
+from bot.timeline.models import Kind
+
+
+@dataclass
+class Delivery:
+    """What happened when a page went out."""
+
+    sent_to: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)  # user or target -> reason
+    errors: list[str] = field(default_factory=list)
+    via: list[str] = field(default_factory=list)  # other paging services that took it ("PagerDuty")
+
+
+async def finish_page(
+    session: AsyncSession,
+    *,
+    page_id: int,
+    token: str,
+    now: datetime,
+    delivery: Delivery,
+    escalation: Escalation,
+    severity: Severity | str,
+    late_after: timedelta,
+    started_at: datetime | None = None,
+) -> Page | None:
+    """Mark the page sent (with the timeline event and the next repeat) if we still hold its claim.
+
+    Lateness is measured at `started_at`, the first attempt: a page that took two retries because
+    Slack failed is not "late" the way a page sent after the bot was down is. Recipients still
+    pending are marked failed (the page gave up on them, or the incident stopped).
+    """
+    marked = await mark_sent(
+        session,
+        model=Page,
+        row_id=page_id,
+        token=token,
+        now=now,
+        late_after=late_after,
+        started_at=started_at,
+        sent_to=list(delivery.sent_to),
+        failed=dict(delivery.failed),
+        error="; ".join(delivery.errors)[:2000] or None,
+    )
+    if marked is None:
+        return None
+    page, late, delay = marked
+    await session.exec(
+        update(PageTarget)
+        .where(col(PageTarget.page_id) == page_id, col(PageTarget.state) == TargetState.PENDING)
+        .values(state=TargetState.FAILED, done_at=now, claim_expires_at=None)
+    )
+    timeline.add(
+        session,
+        incident_id=page.incident_id,
+        kind=Kind.PAGE,
+        at=now,
+        text=_sent_text(page, delivery),
+        data=_sent_data(page, delivery, late=late, delay=delay),
+    )
+    following = policy.next_repeat(
+        escalation, severity=severity, level=page.level, repeat=page.repeat, due_at=utc(page.due_at)
+    )
+    if following is not None:
+        session.add(new_page(page.incident_id, following, due_at=max(following.due_at, now), now=now))
+    await session.commit()
+    return await session.get(Page, page_id, populate_existing=True)
+
+
+def _sent_text(page: Page, delivery: Delivery) -> str:
+    text = f"Paged level {page.level} ({page.name})"
+    if page.repeat:
+        text += f", repeat {page.repeat}"
+    if delivery.via:
+        text += " via " + ", ".join(delivery.via)
+    elif not delivery.sent_to:
+        text = f"Page for level {page.level} ({page.name}) reached nobody"
+    return text
+
+
+def _sent_data(page: Page, delivery: Delivery, *, late: bool, delay: float) -> dict[str, Any]:
+    return {
+        "action": "sent",
+        "page_id": page.id,
+        "level": page.level,
+        "name": page.name,
+        "repeat": page.repeat,
+        "sent_to": list(delivery.sent_to),
+        "failed": dict(delivery.failed),
+        "late": late,
+        "late_seconds": round(delay, 3),
+        "errors": list(delivery.errors),
+        "via": list(delivery.via),
+    }

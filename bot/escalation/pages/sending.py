@@ -1,0 +1,319 @@
+"""Sending one page: claim → DM → channel half → record, whoever triggers it (a declaration, a
+timer, a sweep, a restart).
+
+A page not tried yet resolves its recipients before the claim, so the claim records them in the
+same write; pages' claims and DM outcomes are written together with other pages' going out at the
+same moment (`writes.PageWrites`).
+
+A page DM that fails for a transient reason (Slack 5xx, unreachable, throttled) is not final: the
+page is released for a retry after a back-off (30 s, then 60 s) that DMs only the people not yet
+reached, and is recorded as sent after the attempt that reaches them, or after `max_attempts`
+with the rest under `failed`. A permanent error (`user_not_found`, ...) is final at once and
+reported in the channel.
+
+A page has two halves. Its DMs go out as soon as it is due, whatever else is going on (one
+incident's pages in order). Its channel half (invite, mention) and its record wait for their
+turn: per incident (a lock, in one process) and behind other pages' DMs (`PagesFirst`). While the
+channel is missing or still being set up, a page DMs and leaves its channel half to
+`Channel.catch_up`, which the end of the setup triggers.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from functools import partial
+
+from bot.clock import utc
+from bot.escalation import leases, policy
+from bot.escalation.models import Page, PageTarget, TargetKind, TargetState
+from bot.escalation.pages import outcome, recipients
+from bot.escalation.pages.channel import Channel
+from bot.escalation.pages.outcome import Attempt
+from bot.escalation.pages.queries import page_with_incident
+from bot.escalation.pages.records import finish_page
+from bot.escalation.pages.targets import NewTarget, add_targets, mark_target, targets
+from bot.escalation.pages.writes import DmOutcome, PageClaim
+from bot.escalation.ports import PageMessage, is_transient
+from bot.escalation.retries import Sender
+from bot.escalation.runtime import Runtime
+from bot.exceptions import ChatError
+from bot.incidents.models import Incident
+
+log = logging.getLogger(__name__)
+
+
+class PageSender(Sender[Page]):
+    def __init__(self, rt: Runtime, channel: Channel) -> None:
+        super().__init__(rt)
+        self.channel = channel
+
+    async def send_page(self, page_id: int, *, dms_out: Callable[[], None] | None = None) -> bool:
+        """Claim, deliver and mark one page; False when another process has it or it should not go out.
+
+        True when this call recorded the page as sent; a page released for a retry (someone's DM
+        failed for a transient reason) is False until the attempt that finishes it. `dms_out` is
+        called once the page's DMs are out (or it will send none), before the channel half.
+        """
+        async with self.rt.priority.page(then=dms_out) as dms_sent:
+            token = leases.new_token()
+            first = await self._first_recipients(page_id)
+            claimed = await self.rt.writes.claim(PageClaim(page_id, token, first))
+            if claimed is None:
+                return False
+            deliver = partial(self._deliver_page, recorded=claimed.recipients, dms_sent=dms_sent)
+            return await self.deliver(claimed.page, token, deliver)
+
+    async def _first_recipients(self, page_id: int) -> list[NewTarget] | None:
+        """A page not tried yet: whom it goes to, resolved before its claim so the claim records them.
+
+        Resolving reads Slack at most (a user group, a handle) and writes nothing, so it runs
+        outside any transaction. None when the page is tried already, stopped or gone: its
+        sender reads or resolves after the claim, as before.
+        """
+        now = self.rt.clock.now()
+        async with self.rt.send_db.session() as session:
+            found = await page_with_incident(session, page_id=page_id)
+        if found is None:
+            return None
+        page, incident = found
+        if page.attempts or not page.is_pending or utc(page.due_at) > now or self.stop_reason(page, incident):
+            return None
+        users, resolved = await recipients.resolve(self.rt.pager, self.rt.config, list(page.notify), now)
+        return users + recipients.unresolved(resolved)
+
+    async def _deliver_page(
+        self, page: Page, token: str, *, recorded: list[PageTarget] | None, dms_sent: Callable[[], None]
+    ) -> bool:
+        """One attempt: resolve the targets (first attempt), DM whoever is still pending, then report and decide.
+
+        `recorded`: the recipients the claim recorded (a first attempt resolved before it), else None.
+
+        The DMs go out at once; the channel half (invite, mention) and the record wait for the
+        incident's turn, so a page never waits for another page's bookkeeping. Everyone reached
+        is recorded per recipient at once, so a retry DMs only the others.
+        """
+        assert page.id is not None
+        now = self.rt.clock.now()
+        async with self.rt.send_db.session() as session:
+            incident = await session.get(Incident, page.incident_id)
+            reason = self.stop_reason(page, incident)
+            if recorded is not None:
+                rows = recorded
+            else:  # only a holder of the page's claim adds recipients: on the first claim there are none yet
+                rows = [] if page.attempts == 1 else await targets(session, page_id=page.id)
+            if reason is not None and not outcome.reached(rows):
+                await leases.cancel_claimed(session, model=Page, row_id=page.id, token=token, now=now, reason=reason)
+                return False
+        assert incident is not None
+        message = outcome.page_message(page, rows, now, late_after=self.rt.late_after_for(page))
+        attempt = Attempt(
+            number=page.attempts, final=page.attempts >= self.rt.max_attempts, retry_in=self.rt.retry_in(page.attempts)
+        )
+        mentioned = outcome.row_of(rows, TargetKind.CHANNEL) is not None
+        if reason is None:  # else it reached someone before the incident stopped: DM nobody else
+            if recorded is None:
+                rows = await self._resolve_page_targets(page, rows, token, now)
+            await self._send_dms(rows, incident, message, token, attempt)
+        dms_sent()
+        # The invite, the mention and the record can wait: they take turns with channel setups.
+        async with self.rt.priority.later(), self.rt.turn(page.incident_id):
+            return await self._finish_in_turn(
+                page, token, message, attempt, now=now, mentioned=mentioned, stopped=reason
+            )
+
+    async def _finish_in_turn(
+        self,
+        page: Page,
+        token: str,
+        message: PageMessage,
+        attempt: Attempt,
+        *,
+        now: datetime,
+        mentioned: bool,
+        stopped: str | None,
+    ) -> bool:
+        """The channel half and the decision, read afresh: the channel may be ready now, or
+        `Channel.catch_up` may have invited and mentioned everyone this attempt reached."""
+        assert page.id is not None
+        async with self.rt.db.session() as session:
+            incident = await session.get(Incident, page.incident_id)
+            rows = await targets(session, page_id=page.id)
+        assert incident is not None
+        if stopped is not None:
+            return await self.finish(page, token, incident, now=now, errors=[], stopped=stopped)
+        rows, in_channel = await self._channel_half(page, rows, incident, message, attempt, now, mentioned=mentioned)
+        unreached = in_channel and not outcome.reached(rows, channel=True)  # else the channel's turn comes later
+        if not attempt.final and (outcome.outstanding(rows) or unreached):
+            # Someone is still to be reached (Slack failed for now), or nothing reached anybody.
+            if await self.retry_later(page, token, error=_why(rows, attempt)):
+                return False
+            if not outcome.reached(rows):
+                return False  # cancelled meanwhile, and it had reached nobody: it stays cancelled
+            # Cancelled while it went out, after reaching someone: sent is the truth.
+        return await self.finish(page, token, incident, now=now, errors=attempt.errors)
+
+    async def _channel_half(
+        self,
+        page: Page,
+        rows: list[PageTarget],
+        incident: Incident,
+        message: PageMessage,
+        attempt: Attempt,
+        now: datetime,
+        *,
+        mentioned: bool,
+    ) -> tuple[list[PageTarget], bool]:
+        """Invite, PagerDuty (level 1), mention; returns the rows and whether the channel half ran here."""
+        assert page.id is not None
+        caught_up = not mentioned and outcome.row_of(rows, TargetKind.CHANNEL) is not None
+        in_channel = not caught_up and outcome.channel_settled(incident, self.rt.clock.now())  # else `catch_up`'s
+        if in_channel:
+            await self.channel.invite(rows, incident, attempt)
+        if page.level == 1 and page.repeat == 0 and self.rt.pagerduty is not None:
+            rows = await self.channel.trigger_pagerduty(page.id, rows, incident, attempt, now=now)
+        if in_channel:
+            rows = await self.channel.report(page.id, rows, incident, message, attempt, now=now)
+        return rows, in_channel
+
+    async def _resolve_page_targets(
+        self, page: Page, rows: list[PageTarget], token: str, now: datetime
+    ) -> list[PageTarget]:
+        """First attempt: bot.yml targets → users, recorded. Later: only targets that failed for now."""
+        assert page.id is not None
+        people = [r for r in rows if r.kind in outcome.PEOPLE]
+        if not people:
+            todo = list(page.notify)
+        else:
+            todo = [r.recipient for r in people if r.kind == TargetKind.TARGET and r.state == TargetState.PENDING]
+        if not todo:
+            return rows
+        new, resolved = await recipients.resolve(self.rt.pager, self.rt.config, todo, now)
+        if not people:
+            new += recipients.unresolved(resolved)
+        async with self.rt.db.session() as session:
+            rows = await add_targets(
+                session, page_id=page.id, new=new, now=now, existing=rows, token=token, lease=self.rt.lease
+            )
+            if people:
+                for row in rows:
+                    if row.kind == TargetKind.TARGET and row.recipient in resolved and row.id is not None:
+                        state, reason = resolved[row.recipient]
+                        if await mark_target(session, target_id=row.id, state=state, now=now, error=reason):
+                            row.state, row.error = state, reason
+        return rows
+
+    async def _send_dms(
+        self, rows: list[PageTarget], incident: Incident, message: PageMessage, token: str, attempt: Attempt
+    ) -> None:
+        """DM every pending person, each behind its own claim, and record each outcome at once."""
+        for row in rows:
+            if row.kind != TargetKind.USER or row.state != TargetState.PENDING or row.id is None:
+                continue
+            now = self.rt.clock.now()
+            held = row.claim_token == token and row.claim_expires_at is not None and utc(row.claim_expires_at) > now
+            if not held:  # rows this attempt inserted are ours already
+                async with self.rt.send_db.session() as session:
+                    if not await leases.claim_target(
+                        session, target_id=row.id, token=token, now=now, lease=self.rt.lease
+                    ):
+                        continue  # another sender has this person right now
+                row.attempts += 1
+            state, error = await self._dm(row.recipient, incident, message)
+            await self.rt.writes.record(DmOutcome(row.id, token, state, error))
+            row.state, row.error, row.claim_expires_at = state, error, None
+            if state == TargetState.SENT:
+                attempt.sent.append(row.recipient)
+            elif state == TargetState.FAILED:
+                attempt.failed[row.recipient] = error or "failed"
+            else:
+                attempt.retrying.append(row.recipient)
+
+    async def _dm(self, user: str, incident: Incident, message: PageMessage) -> tuple[TargetState, str | None]:
+        """One page DM: SENT, FAILED for good (`user_not_found`, ...) or PENDING (try again later)."""
+        try:
+            await self.rt.pager.dm_page(user=user, incident=incident, page=message)
+        except ChatError as exc:
+            reason = exc.code or str(exc)
+            log.warning("page DM to %s for %s failed: %s", user, incident.ref, reason)
+            return (TargetState.PENDING if is_transient(exc) else TargetState.FAILED), reason
+        except Exception:
+            # One broken DM must not stop the others; it is retried like a Slack outage (bounded).
+            log.exception("page DM to %s for %s failed", user, incident.ref)
+            return TargetState.PENDING, "unexpected error"
+        return TargetState.SENT, None
+
+    async def finish(
+        self,
+        page: Page,
+        token: str,
+        incident: Incident,
+        *,
+        now: datetime,
+        errors: list[str],
+        stopped: str | None = None,
+    ) -> bool:
+        """Record the page as sent, with who was reached and who was not (and why).
+
+        Lateness is measured at the first attempt (the oldest recipient row), not at this one.
+        """
+        assert page.id is not None
+        async with self.rt.db.session() as session:
+            rows = await targets(session, page_id=page.id)
+            delivery = outcome.delivery_of(rows, attempts=page.attempts, stopped=stopped)
+            delivery.errors = list(dict.fromkeys([*errors, *delivery.errors]))
+            finished = await finish_page(
+                session,
+                page_id=page.id,
+                token=token,
+                now=now,
+                delivery=delivery,
+                escalation=self.rt.config.escalation,
+                severity=incident.severity,
+                late_after=self.rt.late_after_for(page),
+                started_at=outcome.first_attempt(rows, now),
+            )
+        if finished is None:
+            log.error("page %s for %s was sent but our claim had been taken over", page.id, incident.ref)
+            return False
+        if self.rt.on_page is not None:
+            self.rt.on_page(finished, delivery)
+        following = policy.next_repeat(
+            self.rt.config.escalation,
+            severity=incident.severity,
+            level=page.level,
+            repeat=page.repeat,
+            due_at=utc(page.due_at),
+        )
+        if following is not None:
+            self.rt.wake_for([max(following.due_at, now)])  # finish_page planned it
+        return True
+
+    async def record_failure(self, row: Page, token: str, *, error: str) -> None:
+        async with self.rt.db.session() as session:
+            incident = await session.get(Incident, row.incident_id)
+        assert incident is not None
+        await self.finish(row, token, incident, now=self.rt.clock.now(), errors=[error])
+
+    def stop_reason(self, page: Page, incident: Incident | None) -> str | None:
+        """Checked again at send time, in case the signal that should have cancelled the page was lost."""
+        if incident is None:
+            return "incident no longer exists"
+        if not incident.is_open:
+            return "incident resolved"
+        escalation = self.rt.config.escalation
+        if policy.stop_on(escalation, incident.severity) == "ack" and incident.acknowledged_at is not None:
+            return "incident acknowledged"
+        levels = policy.level_count(escalation, incident.severity)
+        if page.level > levels:
+            return f"{incident.severity} pages {levels} level(s)"
+        if page.repeat and page.level != levels:
+            return f"level {page.level} is no longer the last level for {incident.severity}"
+        return None
+
+
+def _why(rows: list[PageTarget], attempt: Attempt) -> str:
+    """The error a retry is released with: who is still to be reached, and what else failed."""
+    problems = [*(f"{k}: {v}" for k, v in outcome.outstanding(rows).items()), *attempt.errors]
+    return "; ".join(problems or [f"{r.recipient}: {r.error}" for r in rows if r.error]) or "no target"

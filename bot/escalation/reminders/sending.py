@@ -1,0 +1,137 @@
+"""Sending one reminder: claim it, check it should still go out, post it, record it.
+
+A status reminder whose incident had an update since it was planned moves to the new deadline
+instead of going out; one that is sent plans the next. A post-mortem chase is dropped once the
+post-mortem is finished or the incident reopened.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.clock import utc
+from bot.escalation import leases
+from bot.escalation.models import Reminder, ReminderKind
+from bot.escalation.ports import ReminderMessage
+from bot.escalation.reminders import rows
+from bot.escalation.retries import Sender
+from bot.exceptions import ChatError
+from bot.incidents.models import Incident
+
+
+@dataclass(frozen=True)
+class _Verdict:
+    """Whether a claimed reminder goes out: cancelled (`reason`), moved (`defer_to`), or sent."""
+
+    reason: str | None = None
+    defer_to: datetime | None = None
+    next_due: datetime | None = None  # a status reminder that goes out plans the next one
+
+
+class ReminderSender(Sender[Reminder]):
+    async def send_reminder(self, reminder_id: int) -> bool:
+        token = leases.new_token()
+        async with self.rt.db.session() as session:
+            reminder = await leases.claim(
+                session, model=Reminder, row_id=reminder_id, token=token, now=self.rt.clock.now(), lease=self.rt.lease
+            )
+        if reminder is None:
+            return False
+        return await self.deliver(reminder, token, self._deliver_reminder)
+
+    async def _deliver_reminder(self, reminder: Reminder, token: str) -> bool:
+        assert reminder.id is not None
+        now = self.rt.clock.now()
+        async with self.rt.db.session() as session:
+            incident = await session.get(Incident, reminder.incident_id)
+            verdict = await self._verdict(session, reminder, incident, now)
+            if verdict.defer_to is not None:
+                # Someone posted an update since this was planned: wait for the new deadline.
+                await rows.defer_reminder(session, reminder_id=reminder.id, token=token, due_at=verdict.defer_to)
+                self.rt.wake_for([verdict.defer_to])
+                return False
+            if verdict.reason is not None:
+                await leases.cancel_claimed(
+                    session, model=Reminder, row_id=reminder.id, token=token, now=now, reason=verdict.reason
+                )
+                return False
+        assert incident is not None
+        message = _message(reminder, incident, now)
+        try:
+            await self.rt.pager.post_reminder(incident=incident, reminder=message)
+            error = None
+        except ChatError as exc:
+            error = f"reminder could not be posted: {exc.code or exc}"
+            if reminder.attempts < self.rt.max_attempts:
+                await self.retry_later(reminder, token, error=error)
+                return False
+        async with self.rt.db.session() as session:
+            done = await rows.finish_reminder(
+                session,
+                reminder_id=reminder.id,
+                token=token,
+                now=now,
+                sent_to=message.mention if error is None else [],
+                error=error,
+                late_after=self.rt.late_after_for(reminder),
+                next_due=verdict.next_due,
+            )
+        if verdict.next_due is not None:
+            self.rt.wake_for([verdict.next_due])
+        return done is not None and error is None
+
+    async def _verdict(
+        self, session: AsyncSession, reminder: Reminder, incident: Incident | None, now: datetime
+    ) -> _Verdict:
+        if incident is None:
+            return _Verdict("incident no longer exists")
+        if reminder.kind == ReminderKind.STATUS_UPDATE:
+            return self._status_update(incident, now)
+        if reminder.kind == ReminderKind.POSTMORTEM:
+            if incident.is_open:
+                return _Verdict("incident is open again")
+            if await rows.postmortem_finished(session, incident_id=reminder.incident_id):
+                return _Verdict("post-mortem finished")
+            return _Verdict()
+        return _Verdict(f"unknown reminder kind {reminder.kind!r}")
+
+    def _status_update(self, incident: Incident, now: datetime) -> _Verdict:
+        config = self.rt.config.reminders
+        if not rows.wants_status_reminders(incident, config):
+            return _Verdict("incident resolved" if not incident.is_open else f"no reminders for {incident.severity}")
+        due = rows.status_update_due(incident, config)
+        if due > now:
+            return _Verdict(defer_to=due)
+        return _Verdict(next_due=now + config.status_update_every)
+
+    async def record_failure(self, row: Reminder, token: str, *, error: str) -> None:
+        assert row.id is not None
+        async with self.rt.db.session() as session:
+            await rows.finish_reminder(
+                session,
+                reminder_id=row.id,
+                token=token,
+                now=self.rt.clock.now(),
+                sent_to=[],
+                error=error,
+                late_after=self.rt.late_after_for(row),
+                next_due=None,
+            )
+
+
+def _message(reminder: Reminder, incident: Incident, now: datetime) -> ReminderMessage:
+    """Whom to ping (the commander, else who resolved or declared it) and how long it has been."""
+    if reminder.kind == ReminderKind.STATUS_UPDATE:
+        since = utc(incident.last_status_update_at or incident.declared_at)
+    else:
+        since = utc(incident.resolved_at or now)
+    person = (
+        incident.commander
+        or (incident.resolved_by if reminder.kind == ReminderKind.POSTMORTEM else None)
+        or incident.declared_by
+    )
+    mention = [person] if person else []
+    return ReminderMessage(kind=reminder.kind, overdue_by=now - since, mention=mention)

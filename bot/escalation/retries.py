@@ -1,0 +1,68 @@
+"""Bounded retries, shared by pages and reminders: a claimed row that could not go out is released
+for another attempt after a back-off (30 s, then 60 s), and after `max_attempts` its failure is
+recorded (timeline) instead of retrying for ever.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Generic, TypeVar
+
+from bot.escalation import leases
+from bot.escalation.models import Page, Reminder
+from bot.escalation.runtime import Runtime
+
+log = logging.getLogger(__name__)
+T = TypeVar("T", Page, Reminder)
+
+
+class Sender(Generic[T]):
+    """Claim → deliver → finish for one kind of row; subclasses say how a failure is recorded."""
+
+    def __init__(self, rt: Runtime) -> None:
+        self.rt = rt
+
+    async def record_failure(self, row: T, token: str, *, error: str) -> None:
+        raise NotImplementedError
+
+    async def deliver(self, row: T, token: str, deliver: Callable[[T, str], Awaitable[bool]]) -> bool:
+        """Deliver a claimed row; an unexpected error releases it for a retry (bounded)."""
+        try:
+            return await deliver(row, token)
+        except Exception as exc:
+            log.exception("%s %s (incident %s) failed", type(row).__name__, row.id, row.incident_id)
+            await self.retry_later(row, token, error=f"{type(exc).__name__}: {exc}")
+            return False
+
+    async def retry_later(self, row: T, token: str, *, error: str) -> bool:
+        """Release the claimed row for another attempt after the back-off; give up after `max_attempts`.
+
+        False only when the row was not ours to release any more (cancelled or taken over meanwhile).
+        """
+        if row.attempts >= self.rt.max_attempts:
+            await self.give_up(row, token, error=error)
+            return True
+        retry_at = self.rt.clock.now() + self.rt.retry_in(row.attempts)
+        model = type(row)
+        assert row.id is not None
+        try:
+            async with self.rt.db.session() as session:
+                released = await leases.release(
+                    session, model=model, row_id=row.id, token=token, retry_at=retry_at, error=error
+                )
+        except Exception:
+            log.exception("could not release %s %s; its lease will expire instead", model.__name__, row.id)
+            return True
+        if released:
+            self.rt.wake_for([retry_at])
+        return released
+
+    async def give_up(self, row: T, token: str, *, error: str) -> None:
+        """After `max_attempts` failures: record the failure (timeline) instead of retrying for ever."""
+        assert row.id is not None
+        error = f"gave up after {self.rt.max_attempts} attempts: {error}"
+        try:
+            await self.record_failure(row, token, error=error)
+        except Exception:
+            log.exception("could not record the failure of %s %s", type(row).__name__, row.id)
