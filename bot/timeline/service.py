@@ -5,15 +5,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, overload
+from typing import TYPE_CHECKING, Any
 
-from pydantic import ValidationError
 from sqlalchemy import delete, func, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.timeline.events import MessagePosted, Payload, parse, payload_type
+from bot.timeline.events import MessagePosted, Payload
 from bot.timeline.models import Kind, ProcessedEvent, ProcessedRequest, TimelineEvent
 
 if TYPE_CHECKING:
@@ -22,7 +21,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-@overload
 def add(
     session: AsyncSession,
     *,
@@ -35,79 +33,26 @@ def add(
     channel_id: str | None = None,
     message_ts: str | None = None,
     permalink: str | None = None,
-) -> TimelineEvent: ...
-
-
-@overload
-def add(
-    session: AsyncSession,
-    *,
-    incident_id: int,
-    at: datetime,
-    kind: str,
-    data: dict[str, Any] | None = None,
-    actor: str | None = None,
-    text: str = "",
-    key: bool = False,
-    channel_id: str | None = None,
-    message_ts: str | None = None,
-    permalink: str | None = None,
-) -> TimelineEvent: ...
-
-
-def add(
-    session: AsyncSession,
-    *,
-    incident_id: int,
-    at: datetime,
-    payload: Payload | None = None,
-    kind: str | None = None,
-    data: dict[str, Any] | None = None,
-    actor: str | None = None,
-    text: str = "",
-    key: bool = False,
-    channel_id: str | None = None,
-    message_ts: str | None = None,
-    permalink: str | None = None,
 ) -> TimelineEvent:
     """Stage an event in the caller's transaction, so the event and the state change commit together.
 
-    The kind is the payload's (`payload=events.SeverityChanged(...)`). `kind=` with a `data` dict is the
-    untyped form the escalation writers still use; that dict is checked against the kind's type.
+    The kind is the payload's (`payload=events.SeverityChanged(...)`), so a writer cannot pair a kind with
+    another kind's data, and the post-mortem reads back the same type.
     """
-    kind, data = _kind_and_data(payload, kind, data)
     event = TimelineEvent(
         incident_id=incident_id,
-        kind=kind,
+        kind=str(payload.KIND),
         at=at,
         actor=actor,
         text=text,
         key=key,
-        data=data,
+        data=payload.to_data(),
         channel_id=channel_id,
         message_ts=message_ts,
         permalink=permalink,
     )
     session.add(event)
     return event
-
-
-def _kind_and_data(
-    payload: Payload | None, kind: str | None, data: dict[str, Any] | None
-) -> tuple[str, dict[str, Any]]:
-    if payload is not None:
-        if kind is not None or data is not None:
-            raise TypeError("give a payload, or a kind with its data; not both")
-        return str(payload.KIND), payload.to_data()
-    if kind is None:
-        raise TypeError("a timeline event needs a payload (or a kind)")
-    try:
-        parse(kind, data)  # a kind without a payload type is refused (UnknownKind)
-    except ValidationError as exc:
-        # Kept all the same: losing a page's record over a field's type would be worse than the odd row,
-        # which readers show by its text. tests/timeline checks the escalation dicts fit their types.
-        log.error("timeline %s data does not fit %s: %s", kind, payload_type(kind).__name__, exc)
-    return str(kind), dict(data or {})
 
 
 async def record(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from datetime import UTC, datetime
 from typing import cast
 
@@ -228,12 +227,8 @@ def test_a_payload_of_another_kind_is_refused() -> None:
     event = TimelineEvent(incident_id=1, at=T0, kind="severity", data={"old": "P2", "new": "P1"})
     with pytest.raises(TypeError, match="no StatusChanged payload"):
         events.read_as(event, events.StatusChanged)
-    with pytest.raises(TypeError, match="not both"):
-        timeline.add(  # type: ignore[call-overload]  # mypy refuses the pair too
-            _session(), incident_id=1, at=T0, kind=Kind.STATUS, payload=events.SeverityChanged(old="P2", new="P1")
-        )
     with pytest.raises(events.UnknownKind):
-        timeline.add(_session(), incident_id=1, at=T0, kind="no_such_kind", data={})
+        events.parse("no_such_kind", {})
     with pytest.raises(ValidationError):
         events.parse("severity", {"old": "P2"})  # `new` is what a severity change is about
     with pytest.raises(ValidationError):
@@ -245,10 +240,6 @@ def test_the_kind_of_an_event_is_its_payload_s() -> None:
     assert (event.kind, event.data) == ("note", {})
 
 
-def test_odd_data_is_shown_by_its_text_not_a_failure(caplog: pytest.LogCaptureFixture) -> None:
+def test_odd_data_is_shown_by_its_text_not_a_failure() -> None:
     assert events.read_data("page", {"level": "one"}) is None
     assert events.read_data("some_future_kind", {"x": 1}) is None
-    with caplog.at_level(logging.ERROR, logger="bot.timeline.service"):
-        event = timeline.add(_session(), incident_id=1, at=T0, kind="page", data={"level": "one"})
-    assert event.data == {"level": "one"}  # an escalation write is kept: losing a page's record is worse
-    assert "does not fit PageEvent" in caplog.text

@@ -24,8 +24,8 @@ from bot.escalation.models import Page, PageTarget
 from bot.escalation.pages.queries import pages
 from bot.escalation.pages.targets import reached_someone
 from bot.incidents.models import Incident
+from bot.timeline import events
 from bot.timeline import service as timeline
-from bot.timeline.models import Kind
 
 
 def new_page(incident_id: int, planned: policy.PlannedPage, *, due_at: datetime, now: datetime) -> Page:
@@ -120,11 +120,10 @@ async def cancel_pages(
         timeline.add(
             session,
             incident_id=incident_id,
-            kind=Kind.PAGE,
             at=now,
             actor=actor,
             text=f"Escalation stopped: {reason}",
-            data={"action": "cancelled", "levels": sorted({p.level for p in cancelled}), "reason": reason},
+            payload=events.PageEvent(action="cancelled", levels=sorted({p.level for p in cancelled}), reason=reason),
         )
     await session.commit()
     return cancelled
@@ -217,10 +216,9 @@ async def replan(session: AsyncSession, *, incident: Incident, escalation: Escal
         timeline.add(
             session,
             incident_id=incident.id,
-            kind=Kind.PAGE,
             at=now,
             text=f"Escalation re-planned for {severity}",
-            data={"action": "replanned", "added": result.added, "restored": result.restored},
+            payload=events.PageEvent(action="replanned", added=result.added, restored=result.restored),
         )
         await session.commit()
     return result

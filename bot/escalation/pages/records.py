@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy import update
 from sqlmodel import col
@@ -18,8 +17,8 @@ from bot.escalation import policy
 from bot.escalation.leases import mark_sent
 from bot.escalation.models import Page, PageTarget, TargetState
 from bot.escalation.pages.planning import new_page
+from bot.timeline import events
 from bot.timeline import service as timeline
-from bot.timeline.models import Kind
 
 
 @dataclass
@@ -73,10 +72,9 @@ async def finish_page(
     timeline.add(
         session,
         incident_id=page.incident_id,
-        kind=Kind.PAGE,
         at=now,
         text=_sent_text(page, delivery),
-        data=_sent_data(page, delivery, late=late, delay=delay),
+        payload=_sent_event(page, delivery, late=late, delay=delay),
     )
     following = policy.next_repeat(
         escalation, severity=severity, level=page.level, repeat=page.repeat, due_at=utc(page.due_at)
@@ -98,17 +96,17 @@ def _sent_text(page: Page, delivery: Delivery) -> str:
     return text
 
 
-def _sent_data(page: Page, delivery: Delivery, *, late: bool, delay: float) -> dict[str, Any]:
-    return {
-        "action": "sent",
-        "page_id": page.id,
-        "level": page.level,
-        "name": page.name,
-        "repeat": page.repeat,
-        "sent_to": list(delivery.sent_to),
-        "failed": dict(delivery.failed),
-        "late": late,
-        "late_seconds": round(delay, 3),
-        "errors": list(delivery.errors),
-        "via": list(delivery.via),
-    }
+def _sent_event(page: Page, delivery: Delivery, *, late: bool, delay: float) -> events.PageEvent:
+    return events.PageEvent(
+        action="sent",
+        page_id=page.id,
+        level=page.level,
+        name=page.name,
+        repeat=page.repeat,
+        sent_to=list(delivery.sent_to),
+        failed=dict(delivery.failed),
+        late=late,
+        late_seconds=round(delay, 3),
+        errors=list(delivery.errors),
+        via=list(delivery.via),
+    )

@@ -17,6 +17,7 @@ from bot.config import Reminders, Severity
 from bot.escalation.leases import claimable, held, mark_sent, pending
 from bot.escalation.models import Reminder, ReminderKind
 from bot.incidents.models import Incident
+from bot.timeline import events
 from bot.timeline import service as timeline
 from bot.timeline.models import Kind
 
@@ -41,9 +42,9 @@ async def due_reminders(
 
 async def postmortem_finished(session: AsyncSession, *, incident_id: int) -> bool:
     """A post-mortem is finished when a `postmortem` timeline event says `{"finished": true}`."""
-    events = await timeline.events(session, incident_id=incident_id, kinds=[Kind.POSTMORTEM])
+    found = await timeline.events(session, incident_id=incident_id, kinds=[Kind.POSTMORTEM])
     # A later draft (`"finished": false`) does not reopen it: drafting again after finishing is not undoing.
-    return any(event.data.get("finished") is True for event in events)
+    return any(events.read_as(event, events.PostmortemEvent).finished for event in found)
 
 
 async def _next_seq(session: AsyncSession, *, incident_id: int, kind: str) -> int:
@@ -160,17 +161,16 @@ async def finish_reminder(
     timeline.add(
         session,
         incident_id=reminder.incident_id,
-        kind=Kind.REMINDER,
         at=now,
         text=f"Reminded the channel about the {what}",
-        data={
-            "reminder_id": reminder.id,
-            "kind": reminder.kind,
-            "seq": reminder.seq,
-            "sent_to": list(sent_to),
-            "late": late,
-            "late_seconds": round(delay, 3),
-        },
+        payload=events.ReminderSent(
+            reminder_id=reminder.id,
+            kind=str(reminder.kind),
+            seq=reminder.seq,
+            sent_to=list(sent_to),
+            late=late,
+            late_seconds=round(delay, 3),
+        ),
     )
     if next_due is not None:
         session.add(
