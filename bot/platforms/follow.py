@@ -77,67 +77,90 @@ async def follow(
     """Poll until a terminal status or the deadline; raises only PlatformAuthError or repeated failures."""
     timer = timer or RealTimer()
     budget = deadline.total_seconds() if isinstance(deadline, timedelta) else float(deadline)
-    started = timer.monotonic()
-    shown = deployment.status if not deployment.status.is_terminal else DeployStatus.QUEUED
-    last_report = started
-    latest = deployment
-    errors = 0
-    note = ""
-
-    def elapsed() -> timedelta:
-        return timedelta(seconds=max(0.0, timer.monotonic() - started))
-
-    async def report(status: DeployStatus, text: str = "") -> None:
-        nonlocal last_report
-        last_report = timer.monotonic()
-        if on_progress is None:
-            return
-        try:
-            await on_progress(Progress(latest, status, elapsed(), text))
-        except Exception:  # a failed chat update must not abandon a deploy half-watched
-            log.exception("progress callback failed for deployment %s", latest.id)
-
-    def timed_out() -> FollowResult:
-        return FollowResult(latest, shown, elapsed(), timed_out=True, note=note)
-
-    await report(shown)
+    watch = _Watch(platform, deployment, timer=timer, on_progress=on_progress, interval=interval, heartbeat=heartbeat)
+    await watch.report(watch.shown)
     last = False
     while True:
-        wait = interval
         try:
-            latest = await platform.deployment_status(deployment.id)
+            watch.latest = await platform.deployment_status(deployment.id)
         except PlatformAuthError:
             raise
         except PlatformError as exc:
             if last:
-                return timed_out()
-            if isinstance(exc, PlatformRateLimited):
-                wait = max(interval, exc.retry_after or interval)
-                note = f"{platform.display_name} is rate-limiting us, next look in {wait:g} s"
-            else:
-                errors += 1
-                if errors >= MAX_CONSECUTIVE_ERRORS:
-                    raise
-                wait = interval * errors
-                note = f"{exc} (retrying)"
-            await report(shown, note)
+                return watch.timed_out()
+            wait = await watch.failed(exc)
         else:
-            status = latest.status
-            if status.is_terminal:
-                await report(status)
-                return FollowResult(latest, status, elapsed())
+            if watch.latest.status.is_terminal:
+                await watch.report(watch.latest.status)
+                return FollowResult(watch.latest, watch.latest.status, watch.elapsed())
             if last:
-                return timed_out()
-            errors = 0
-            note = ""
-            if status.step > shown.step:
-                shown = status
-                await report(shown)
-            elif timer.monotonic() - last_report >= heartbeat:
-                await report(shown)
-        remaining = budget - (timer.monotonic() - started)
+                return watch.timed_out()
+            wait = await watch.running(watch.latest.status)
+        remaining = budget - (timer.monotonic() - watch.started)
         if remaining <= 0:
-            return timed_out()
+            return watch.timed_out()
         await timer.sleep(min(wait, remaining))
         # The look after the final sleep is the last one: a deploy finishing right at the deadline counts.
-        last = timer.monotonic() - started >= budget
+        last = timer.monotonic() - watch.started >= budget
+
+
+class _Watch:
+    """What `follow` remembers between looks: the status shown, the last report, the errors in a row."""
+
+    def __init__(
+        self,
+        platform: Platform,
+        deployment: Deployment,
+        *,
+        timer: Timer,
+        on_progress: ProgressCallback | None,
+        interval: float,
+        heartbeat: float,
+    ) -> None:
+        self.platform, self.timer, self.on_progress = platform, timer, on_progress
+        self.interval, self.heartbeat = interval, heartbeat
+        self.started = self.last_report = timer.monotonic()
+        self.shown = deployment.status if not deployment.status.is_terminal else DeployStatus.QUEUED
+        self.latest = deployment
+        self.errors = 0
+        self.note = ""
+
+    def elapsed(self) -> timedelta:
+        return timedelta(seconds=max(0.0, self.timer.monotonic() - self.started))
+
+    def timed_out(self) -> FollowResult:
+        return FollowResult(self.latest, self.shown, self.elapsed(), timed_out=True, note=self.note)
+
+    async def report(self, status: DeployStatus, text: str = "") -> None:
+        self.last_report = self.timer.monotonic()
+        if self.on_progress is None:
+            return
+        try:
+            await self.on_progress(Progress(self.latest, status, self.elapsed(), text))
+        except Exception:  # a failed chat update must not abandon a deploy half-watched
+            log.exception("progress callback failed for deployment %s", self.latest.id)
+
+    async def failed(self, exc: PlatformError) -> float:
+        """The wait before the next look after a failed one; raises after too many failures in a row."""
+        if isinstance(exc, PlatformRateLimited):
+            wait = max(self.interval, exc.retry_after or self.interval)
+            self.note = f"{self.platform.display_name} is rate-limiting us, next look in {wait:g} s"
+        else:
+            self.errors += 1
+            if self.errors >= MAX_CONSECUTIVE_ERRORS:
+                raise exc
+            wait = self.interval * self.errors
+            self.note = f"{exc} (retrying)"
+        await self.report(self.shown, self.note)
+        return wait
+
+    async def running(self, status: DeployStatus) -> float:
+        """Report a step forward (or a heartbeat while nothing moves); the wait before the next look."""
+        self.errors = 0
+        self.note = ""
+        if status.step > self.shown.step:
+            self.shown = status
+            await self.report(self.shown)
+        elif self.timer.monotonic() - self.last_report >= self.heartbeat:
+            await self.report(self.shown)
+        return self.interval

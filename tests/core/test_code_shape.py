@@ -1,0 +1,47 @@
+"""Modules a person can read (issue 16): no module over 400 lines, no function over 60.
+
+Complexity is ruff's job (`C90`, max 12, in pyproject.toml); sizes are checked here because ruff has
+no rule for a module's length. The command grammar, Alembic's generated revisions and templates are
+exempt: they read top to bottom as tables.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+BOT = Path(__file__).resolve().parents[2] / "bot"
+MODULE_LINES = 400
+FUNCTION_LINES = 60
+EXEMPT = {"incidents/grammar.py"}
+
+
+def _modules() -> list[Path]:
+    return [
+        path
+        for path in sorted(BOT.rglob("*.py"))
+        if "migrations/versions" not in path.as_posix() and path.relative_to(BOT).as_posix() not in EXEMPT
+    ]
+
+
+def test_the_checks_see_the_code() -> None:
+    assert len(_modules()) > 150
+
+
+def test_no_module_over_400_lines() -> None:
+    long = {
+        str(path.relative_to(BOT)): n for path in _modules() if (n := len(path.read_text().splitlines())) > MODULE_LINES
+    }
+    assert long == {}
+
+
+def test_no_function_over_60_lines() -> None:
+    long: dict[str, int] = {}
+    for path in [*_modules(), BOT / "incidents/grammar.py"]:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.end_lineno is not None:
+                # From the `def` line (decorators aside) to the last line of the body.
+                length = node.end_lineno - node.lineno + 1
+                if length > FUNCTION_LINES:
+                    long[f"{path.relative_to(BOT)}:{node.lineno} {node.name}"] = length
+    assert long == {}
