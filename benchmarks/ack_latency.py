@@ -45,6 +45,7 @@ import argparse
 import asyncio
 import itertools
 import json
+import signal
 import sys
 import tempfile
 import time
@@ -173,7 +174,36 @@ def _print_bot_side(label: str, n: int, shares: dict[str, float]) -> None:
     print(f"/incident {label:8s} bot-side ack (its /metrics, {n} acks): {within}")
 
 
-async def main(concurrency: int, rounds: int, paced: bool) -> None:
+async def _settle(bot: BotProcess, *, quiet: float = 0.01, every: float = 0.25, within: float = 10.0) -> None:
+    """Waits until the bot's CPU is quiet (work spawned after the last reply, e.g. signal handlers, is done)."""
+    deadline = time.monotonic() + within
+    last = bot.cpu_seconds()
+    while time.monotonic() < deadline:
+        await asyncio.sleep(every)
+        now = bot.cpu_seconds()
+        if now - last <= quiet:
+            return
+        last = now
+
+
+async def _start_py_spy(bot: BotProcess, prefix: str | None, label: str) -> asyncio.subprocess.Process | None:
+    """`py-spy record` on the bot for the measured bursts (`--py-spy PREFIX`: PREFIX-<label>.txt, collapsed)."""
+    if prefix is None:
+        return None
+    command = f"record --pid {bot.pid} --format raw --rate 200 --output {prefix}-{label}.txt".split()
+    py_spy = Path(sys.executable).with_name("py-spy")  # pip install py-spy into the venv
+    spy = await asyncio.create_subprocess_exec(py_spy, *command, stdout=asyncio.subprocess.DEVNULL)
+    await asyncio.sleep(1)  # py-spy attaches
+    return spy
+
+
+async def _stop_py_spy(spy: asyncio.subprocess.Process | None) -> None:
+    if spy is not None:
+        spy.send_signal(signal.SIGINT)
+        await spy.wait()
+
+
+async def main(concurrency: int, rounds: int, paced: bool, py_spy: str | None = None) -> None:
     print_machine()
     fake = await seeded_fake()
     bot = BotProcess(fake=fake, unpaced=not paced)
@@ -203,7 +233,10 @@ async def main(concurrency: int, rounds: int, paced: bool) -> None:
             print_json("ack_latency.single", {**base, "bot_share_within_ms": shares})
             for label, text in (("list", "list"), ("declare", "declare P3 Bench {i} checkout latency")):
                 await _round(loadgen, fake, text, concurrency)  # warm-up
+                await _settle(bot)
                 before = await _ack_buckets(metrics_client, bot)
+                cpu_before = bot.cpu_seconds()
+                spy = await _start_py_spy(bot, py_spy, label)
                 latencies: list[float] = []
                 spreads: list[float] = []
                 fastest: list[float] = []
@@ -216,6 +249,9 @@ async def main(concurrency: int, rounds: int, paced: bool) -> None:
                     fastest.append(min(got))
                     slowest.append(max(got))
                     completions.append(done)
+                await _settle(bot)
+                cpu = bot.cpu_seconds() - cpu_before
+                await _stop_py_spy(spy)
                 n_bot, shares = _shares(before, await _ack_buckets(metrics_client, bot))
                 figures = summary_ms(latencies)
                 print(
@@ -236,11 +272,17 @@ async def main(concurrency: int, rounds: int, paced: bool) -> None:
                     f"/incident {label:8s} all {concurrency} replies delivered (after-ack work done) in "
                     f"{min(completions):.2f}-{max(completions):.2f} s per burst"
                 )
+                per_request = cpu / (concurrency * rounds) * 1000
+                print(
+                    f"/incident {label:8s} bot CPU {cpu:.2f} s for {concurrency * rounds} requests: "
+                    f"{per_request:.1f} ms each (ack and after-ack work; process CPU time, not wall time)"
+                )
                 print_json(
                     f"ack_latency.{label}",
                     {
                         **figures,
                         "burst_done_s": max(completions),
+                        "bot_cpu_ms_per_request": round(per_request, 2),
                         "send_spread_ms": [round(s * 1000, 3) for s in spreads],
                         "bot_share_within_ms": shares,
                     },
@@ -263,5 +305,10 @@ if __name__ == "__main__":
         action="store_true",
         help="keep the bot's 20/min channel pacing (declare bursts then take minutes)",
     )
+    parser.add_argument(
+        "--py-spy",
+        metavar="PREFIX",
+        help="profile the bot with py-spy during the measured bursts (collapsed stacks in PREFIX-<command>.txt)",
+    )
     args = parser.parse_args()
-    asyncio.run(main(args.concurrency, args.rounds, args.paced))
+    asyncio.run(main(args.concurrency, args.rounds, args.paced, args.py_spy))
