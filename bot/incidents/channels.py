@@ -19,8 +19,7 @@ def slugify(text: str, *, max_length: int) -> str:
     """ASCII, lowercase, dashes: what Slack allows in a channel name."""
     ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
     slug = re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")
-    slug = slug[:max_length].rstrip("-")
-    return slug
+    return slug[:max_length].rstrip("-")
 
 
 def channel_name(number: int, title: str, *, suffix: str = "") -> str:
