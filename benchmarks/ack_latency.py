@@ -218,6 +218,16 @@ async def _single(loadgen: LoadGen, fake: FakeSlack, bot: BotProcess, metrics: h
     print_json("ack_latency.single", {**base, "bot_share_within_ms": shares})
 
 
+def _print_per_burst(label: str, spreads: list[float], ranges: list[tuple[float, float]]) -> None:
+    print(
+        f"/incident {label:8s} per burst: send spread (first to last write) "
+        + ", ".join(f"{s * 1000:.2f}" for s in spreads)
+        + " ms; fastest-slowest ack "
+        + ", ".join(f"{a * 1000:.1f}-{b * 1000:.1f}" for a, b in ranges)
+        + " ms"
+    )
+
+
 async def _bursts(
     run: tuple[LoadGen, FakeSlack, BotProcess, httpx.AsyncClient],
     label: str,
@@ -253,13 +263,7 @@ async def _bursts(
         f"p90 {figures['p90']:6.1f} ms  p99 {figures['p99']:6.1f} ms  max {figures['max']:6.1f} ms  "
         f"(target p99 <= 50 ms: {'met' if figures['p99'] <= 50 else 'MISSED'})"
     )
-    print(
-        f"/incident {label:8s} per burst: send spread (first to last write) "
-        + ", ".join(f"{s * 1000:.2f}" for s in spreads)
-        + " ms; fastest-slowest ack "
-        + ", ".join(f"{a * 1000:.1f}-{b * 1000:.1f}" for a, b in ranges)
-        + " ms"
-    )
+    _print_per_burst(label, spreads, ranges)
     _print_bot_side(label, n_bot, shares)
     print(
         f"/incident {label:8s} all {concurrency} replies delivered (after-ack work done) in "

@@ -177,33 +177,44 @@ class _SetupLease:
             self.held = now
 
 
-async def _setup_steps(deps: Deps, incident: Incident, *, actor: str, adopt: bool) -> Outcome:
-    # No transaction stays open across a Slack call: slack_sdk may sleep on Retry-After, and a storm
-    # of declares must not drain the connection pool. Each write is its own short session.
-    chat = deps.incident_chat
-    incident_id = incident.id or 0
-    problems: list[str] = []
+@dataclass
+class _Steps:
+    """The setup's writes and Slack steps for one incident, and the problems met on the way."""
 
-    async def save(**values: str | None) -> Incident:
+    deps: Deps
+    incident_id: int
+    problems: list[str] = field(default_factory=list)
+
+    async def save(self, **values: str | None) -> Incident:
         """Only what the setup made: the incident lived on meanwhile (`service.SETUP_FIELDS`)."""
-        async with deps.db.session() as session:
-            return await service.record_setup(session, incident_id=incident_id, now=deps.clock.now(), values=values)
+        async with self.deps.db.session() as session:
+            now = self.deps.clock.now()
+            return await service.record_setup(session, incident_id=self.incident_id, now=now, values=values)
 
-    async def attempt(step: str, call: Callable[[], Awaitable[T]]) -> T | None:
+    async def attempt(self, step: str, call: Callable[[], Awaitable[T]]) -> T | None:
         """One Slack step, after the page DMs still to go out; a failure is recorded and the setup goes on."""
-        await deps.priority.step()
+        await self.deps.priority.step()
         try:
             return await call()
         except ChatError as exc:
-            problems.append(f"{step} failed ({exc.code or exc})")
+            self.problems.append(f"{step} failed ({exc.code or exc})")
             await timeline.record_now(
-                deps,
-                incident_id=incident_id,
+                self.deps,
+                incident_id=self.incident_id,
                 kind=Kind.CHAT_ERROR,
                 text=f"{step} failed: {exc}",
                 data={"step": step, "code": exc.code},
             )
             return None
+
+
+async def _setup_steps(deps: Deps, incident: Incident, *, actor: str, adopt: bool) -> Outcome:
+    # No transaction stays open across a Slack call: slack_sdk may sleep on Retry-After, and a storm
+    # of declares must not drain the connection pool. Each write is its own short session.
+    chat = deps.incident_chat
+    incident_id = incident.id or 0
+    steps = _Steps(deps, incident_id)
+    save, attempt, problems = steps.save, steps.attempt, steps.problems
 
     if incident.channel_id is None:
         channel = await attempt("creating the channel", lambda: create_channel(deps, incident, adopt=adopt))
