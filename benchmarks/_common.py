@@ -119,6 +119,15 @@ class BotProcess(process.BotProcess):
                 return int(line.split()[1])
         raise RuntimeError(f"{field} not in /proc/{self.pid}/status")
 
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) the bot process has used so far, from /proc/<pid>/stat.
+
+        On a loaded machine wall time says how busy the others were; CPU time says what the bot did.
+        """
+        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        utime, stime = int(fields[11]), int(fields[12])  # fields 14 and 15 of proc(5), after "pid (comm)"
+        return (utime + stime) / os.sysconf("SC_CLK_TCK")
+
     def stop(self) -> None:
         super().stop()
         self.tmp.cleanup()

@@ -45,6 +45,7 @@ import argparse
 import asyncio
 import itertools
 import json
+import signal
 import sys
 import tempfile
 import time
@@ -173,7 +174,119 @@ def _print_bot_side(label: str, n: int, shares: dict[str, float]) -> None:
     print(f"/incident {label:8s} bot-side ack (its /metrics, {n} acks): {within}")
 
 
-async def main(concurrency: int, rounds: int, paced: bool) -> None:
+async def _settle(bot: BotProcess, *, quiet: float = 0.01, every: float = 0.25, within: float = 10.0) -> None:
+    """Waits until the bot's CPU is quiet (work spawned after the last reply, e.g. signal handlers, is done)."""
+    deadline = time.monotonic() + within
+    last = bot.cpu_seconds()
+    while time.monotonic() < deadline:
+        await asyncio.sleep(every)
+        now = bot.cpu_seconds()
+        if now - last <= quiet:
+            return
+        last = now
+
+
+async def _start_py_spy(bot: BotProcess, prefix: str | None, label: str) -> asyncio.subprocess.Process | None:
+    """`py-spy record` on the bot for the measured bursts (`--py-spy PREFIX`: PREFIX-<label>.txt, collapsed)."""
+    if prefix is None:
+        return None
+    command = f"record --pid {bot.pid} --format raw --rate 200 --output {prefix}-{label}.txt".split()
+    py_spy = Path(sys.executable).with_name("py-spy")  # pip install py-spy into the venv
+    spy = await asyncio.create_subprocess_exec(py_spy, *command, stdout=asyncio.subprocess.DEVNULL)
+    await asyncio.sleep(1)  # py-spy attaches
+    return spy
+
+
+async def _stop_py_spy(spy: asyncio.subprocess.Process | None) -> None:
+    if spy is not None:
+        spy.send_signal(signal.SIGINT)
+        await spy.wait()
+
+
+async def _single(loadgen: LoadGen, fake: FakeSlack, bot: BotProcess, metrics: httpx.AsyncClient) -> None:
+    """Baseline: the same request one at a time, so queueing and per-request cost can be told apart."""
+    await _round(loadgen, fake, "list", 1)
+    before = await _ack_buckets(metrics, bot)
+    single: list[float] = []
+    for _ in range(50):
+        got, _, _ = await _round(loadgen, fake, "list", 1)
+        single += got
+    n_bot, shares = _shares(before, await _ack_buckets(metrics, bot))
+    base = summary_ms(single)
+    print(f"/incident list     one at a time  n={base['n']:4d}  p50 {base['p50']:6.1f} ms  p99 {base['p99']:6.1f} ms")
+    _print_bot_side("list", n_bot, shares)
+    print_json("ack_latency.single", {**base, "bot_share_within_ms": shares})
+
+
+def _print_per_burst(label: str, spreads: list[float], ranges: list[tuple[float, float]]) -> None:
+    print(
+        f"/incident {label:8s} per burst: send spread (first to last write) "
+        + ", ".join(f"{s * 1000:.2f}" for s in spreads)
+        + " ms; fastest-slowest ack "
+        + ", ".join(f"{a * 1000:.1f}-{b * 1000:.1f}" for a, b in ranges)
+        + " ms"
+    )
+
+
+async def _bursts(
+    run: tuple[LoadGen, FakeSlack, BotProcess, httpx.AsyncClient],
+    label: str,
+    text: str,
+    rounds: int,
+    py_spy: str | None,
+) -> None:
+    """`rounds` bursts of one command after a warm-up: acks, completion, and the bot's CPU per request."""
+    loadgen, fake, bot, metrics = run
+    concurrency = loadgen.connections
+    await _round(loadgen, fake, text, concurrency)  # warm-up
+    await _settle(bot)
+    before = await _ack_buckets(metrics, bot)
+    cpu_before = bot.cpu_seconds()
+    spy = await _start_py_spy(bot, py_spy, label)
+    latencies: list[float] = []
+    spreads: list[float] = []
+    ranges: list[tuple[float, float]] = []
+    completions: list[float] = []
+    for _ in range(rounds):
+        got, spread, done = await _round(loadgen, fake, text, concurrency)
+        latencies += got
+        spreads.append(spread)
+        ranges.append((min(got), max(got)))
+        completions.append(done)
+    await _settle(bot)
+    cpu = bot.cpu_seconds() - cpu_before
+    await _stop_py_spy(spy)
+    n_bot, shares = _shares(before, await _ack_buckets(metrics, bot))
+    figures = summary_ms(latencies)
+    print(
+        f"/incident {label:8s} ack  n={figures['n']:4d}  p50 {figures['p50']:6.1f} ms  "
+        f"p90 {figures['p90']:6.1f} ms  p99 {figures['p99']:6.1f} ms  max {figures['max']:6.1f} ms  "
+        f"(target p99 <= 50 ms: {'met' if figures['p99'] <= 50 else 'MISSED'})"
+    )
+    _print_per_burst(label, spreads, ranges)
+    _print_bot_side(label, n_bot, shares)
+    print(
+        f"/incident {label:8s} all {concurrency} replies delivered (after-ack work done) in "
+        f"{min(completions):.2f}-{max(completions):.2f} s per burst"
+    )
+    per_request = cpu / (concurrency * rounds) * 1000
+    print(
+        f"/incident {label:8s} bot CPU {cpu:.2f} s for {concurrency * rounds} requests: {per_request:.1f} ms each "
+        "(ack and after-ack work, the bot's SQLite threads included; process CPU time, not wall time)"
+    )
+    print_json(
+        f"ack_latency.{label}",
+        {
+            **figures,
+            "burst_done_s": max(completions),
+            "bot_cpu_ms_per_request": round(per_request, 2),
+            "send_spread_ms": [round(s * 1000, 3) for s in spreads],
+            "bot_share_within_ms": shares,
+        },
+    )
+
+
+async def main(concurrency: int, rounds: int, paced: bool, py_spy: str | None = None) -> None:
     print_machine()
     fake = await seeded_fake()
     bot = BotProcess(fake=fake, unpaced=not paced)
@@ -185,66 +298,10 @@ async def main(concurrency: int, rounds: int, paced: bool) -> None:
             print("conversations.create pacing lifted (the fake has no limit; --paced keeps the bot's 20/min)")
         await loadgen.start()
         print(f"load generator: {concurrency} keep-alive connections from a separate process ({LOADGEN.name})")
-        async with httpx.AsyncClient(timeout=30) as metrics_client:
-            # Baseline: the same request one at a time, so queueing and per-request cost can be told apart.
-            await _round(loadgen, fake, "list", 1)
-            before = await _ack_buckets(metrics_client, bot)
-            single: list[float] = []
-            for _ in range(50):
-                got, _, _ = await _round(loadgen, fake, "list", 1)
-                single += got
-            n_bot, shares = _shares(before, await _ack_buckets(metrics_client, bot))
-            base = summary_ms(single)
-            print(
-                f"/incident list     one at a time  n={base['n']:4d}  p50 {base['p50']:6.1f} ms  "
-                f"p99 {base['p99']:6.1f} ms"
-            )
-            _print_bot_side("list", n_bot, shares)
-            print_json("ack_latency.single", {**base, "bot_share_within_ms": shares})
+        async with httpx.AsyncClient(timeout=30) as metrics:
+            await _single(loadgen, fake, bot, metrics)
             for label, text in (("list", "list"), ("declare", "declare P3 Bench {i} checkout latency")):
-                await _round(loadgen, fake, text, concurrency)  # warm-up
-                before = await _ack_buckets(metrics_client, bot)
-                latencies: list[float] = []
-                spreads: list[float] = []
-                fastest: list[float] = []
-                slowest: list[float] = []
-                completions: list[float] = []
-                for _ in range(rounds):
-                    got, spread, done = await _round(loadgen, fake, text, concurrency)
-                    latencies += got
-                    spreads.append(spread)
-                    fastest.append(min(got))
-                    slowest.append(max(got))
-                    completions.append(done)
-                n_bot, shares = _shares(before, await _ack_buckets(metrics_client, bot))
-                figures = summary_ms(latencies)
-                print(
-                    f"/incident {label:8s} ack  n={figures['n']:4d}  p50 {figures['p50']:6.1f} ms  "
-                    f"p90 {figures['p90']:6.1f} ms  p99 {figures['p99']:6.1f} ms  "
-                    f"max {figures['max']:6.1f} ms  "
-                    f"(target p99 <= 50 ms: {'met' if figures['p99'] <= 50 else 'MISSED'})"
-                )
-                print(
-                    f"/incident {label:8s} per burst: send spread (first to last write) "
-                    + ", ".join(f"{s * 1000:.2f}" for s in spreads)
-                    + " ms; fastest-slowest ack "
-                    + ", ".join(f"{a * 1000:.1f}-{b * 1000:.1f}" for a, b in zip(fastest, slowest, strict=True))
-                    + " ms"
-                )
-                _print_bot_side(label, n_bot, shares)
-                print(
-                    f"/incident {label:8s} all {concurrency} replies delivered (after-ack work done) in "
-                    f"{min(completions):.2f}-{max(completions):.2f} s per burst"
-                )
-                print_json(
-                    f"ack_latency.{label}",
-                    {
-                        **figures,
-                        "burst_done_s": max(completions),
-                        "send_spread_ms": [round(s * 1000, 3) for s in spreads],
-                        "bot_share_within_ms": shares,
-                    },
-                )
+                await _bursts((loadgen, fake, bot, metrics), label, text, rounds, py_spy)
         channels = sum(1 for c in fake.channels.values() if c.name.startswith("inc-"))
         print(f"incident channels created: {channels} (expected {concurrency * (rounds + 1)})")
         bot.log_summary()
@@ -263,5 +320,10 @@ if __name__ == "__main__":
         action="store_true",
         help="keep the bot's 20/min channel pacing (declare bursts then take minutes)",
     )
+    parser.add_argument(
+        "--py-spy",
+        metavar="PREFIX",
+        help="profile the bot with py-spy during the measured bursts (collapsed stacks in PREFIX-<command>.txt)",
+    )
     args = parser.parse_args()
-    asyncio.run(main(args.concurrency, args.rounds, args.paced))
+    asyncio.run(main(args.concurrency, args.rounds, args.paced, args.py_spy))

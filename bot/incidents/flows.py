@@ -10,9 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
-import secrets
-import unicodedata
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -21,11 +18,12 @@ from typing import Any, TypeVar
 
 from bot.config import Severity
 from bot.deps import Deps
-from bot.exceptions import BotError, ChannelNameTaken, ChatError, InvalidState
+from bot.exceptions import BotError, ChatError, InvalidState
 from bot.incidents import service
-from bot.incidents.adopt import own_channel, post_once
+from bot.incidents.adopt import post_once
+from bot.incidents.channels import create_channel
 from bot.incidents.models import ActionItem, Incident, IncidentCreate, Role, Status
-from bot.incidents.ports import Channel, Notice
+from bot.incidents.ports import Notice
 from bot.signals import (
     IncidentAcknowledged,
     IncidentChannelReady,
@@ -42,22 +40,6 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 DEFAULT_SEVERITY = Severity.P2
-MAX_CHANNEL_NAME = 80
-
-
-def slugify(text: str, *, max_length: int) -> str:
-    """ASCII, lowercase, dashes: what Slack allows in a channel name."""
-    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
-    slug = re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")
-    return slug[:max_length].rstrip("-")
-
-
-def channel_name(number: int, title: str, *, suffix: str = "") -> str:
-    prefix = f"inc-{number}"
-    room = MAX_CHANNEL_NAME - len(prefix) - len(suffix) - 1
-    slug = slugify(title, max_length=max(room, 0))
-    name = f"{prefix}-{slug}" if slug else prefix
-    return f"{name}{suffix}"
 
 
 @dataclass
@@ -106,14 +88,17 @@ async def declare(
         declared_by=declared_by,
         private=private,
     )
+    now = deps.clock.now()
     async with deps.db.session() as session:
-        incident = await service.create(session, data=data, now=deps.clock.now())
+        incident = await service.create(session, data=data, now=now, claim_setup=True)
     log.info("declared %s", incident.ref, extra={"incident": incident.ref, "severity": str(incident.severity)})
     # Paging starts now, beside the channel setup: Slack may make the channel wait (tier 2).
     await deps.bus.publish(IncidentDeclared(incident_id=incident.id or 0, actor=declared_by))
     try:
         async with deps.priority.later():
-            outcome = await finish_setup(deps, incident_id=incident.id or 0, actor=declared_by, retry=False)
+            outcome = await finish_setup(
+                deps, incident_id=incident.id or 0, actor=declared_by, retry=False, claimed=(incident, now)
+            )
     except Exception as exc:
         # The row exists: whatever broke (database blip, a bug), the user must not declare it again.
         log.exception("setting up %s failed", incident.ref)
@@ -121,26 +106,32 @@ async def declare(
     return outcome
 
 
-async def finish_setup(deps: Deps, *, incident_id: int, actor: str, retry: bool = True) -> Outcome:
+async def finish_setup(
+    deps: Deps, *, incident_id: int, actor: str, retry: bool = True, claimed: tuple[Incident, datetime] | None = None
+) -> Outcome:
     """Channel, invite, topic, pinned summary, announcement. Safe to run again after a failure.
 
     Steps that leave something behind (channel, summary, announcement) are skipped once their ID is
     saved; idempotent ones (invite, topic, pin) run every time. A lease in the row keeps two runs
     (two clicks on Retry, two replicas) from creating two channels. A `retry` may find the channel
     an earlier run made but could not save, and adopts it; the declaration's own run never looks.
+    `claimed`: the incident and its lease's time, when the caller holds it (a declaration's row is born with it).
     """
     unreleased: dict[int, datetime] = deps.services.setdefault("unreleased_setup_leases", {})
-    claimed_at = deps.clock.now()
-    async with deps.db.session() as session:
-        ours = unreleased.get(incident_id)
-        if not await service.claim_setup(session, incident_id=incident_id, now=claimed_at, ours=ours):
-            incident = await service.get(session, number=incident_id)
-            raise InvalidState(f"Setup of {incident.ref} is already running; try again in a minute.")
-    unreleased.pop(incident_id, None)
-    lease = _SetupLease(deps, incident_id=incident_id, held=claimed_at)
+    if claimed is None:
+        held = deps.clock.now()
+        async with deps.db.session() as session:  # the lease and the row as it was taken, in one UPDATE … RETURNING
+            ours = unreleased.get(incident_id)
+            if (incident := await service.take_setup(session, incident_id=incident_id, now=held, ours=ours)) is None:
+                incident = await service.get(session, number=incident_id)
+                raise InvalidState(f"Setup of {incident.ref} is already running; try again in a minute.")
+        unreleased.pop(incident_id, None)
+    else:
+        incident, held = claimed
+    lease = _SetupLease(deps, incident_id=incident_id, held=held)
     keeper = asyncio.create_task(lease.keep(), name=f"keep the setup lease of INC-{incident_id}")
     try:
-        outcome = await _setup_steps(deps, incident_id=incident_id, actor=actor, adopt=retry)
+        outcome = await _setup_steps(deps, incident, actor=actor, adopt=retry)
     finally:
         keeper.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -186,39 +177,46 @@ class _SetupLease:
             self.held = now
 
 
-async def _setup_steps(deps: Deps, *, incident_id: int, actor: str, adopt: bool) -> Outcome:
-    # No transaction stays open across a Slack call: slack_sdk may sleep on Retry-After, and a storm
-    # of declares must not drain the connection pool. Each write is its own short session.
-    chat = deps.incident_chat
-    problems: list[str] = []
+@dataclass
+class _Steps:
+    """The setup's writes and Slack steps for one incident, and the problems met on the way."""
 
-    async def load() -> Incident:
-        async with deps.db.session() as session:
-            return await service.get(session, number=incident_id)
+    deps: Deps
+    incident_id: int
+    problems: list[str] = field(default_factory=list)
 
-    async def save(**values: str | None) -> Incident:
+    async def save(self, **values: str | None) -> Incident:
         """Only what the setup made: the incident lived on meanwhile (`service.SETUP_FIELDS`)."""
-        async with deps.db.session() as session:
-            return await service.record_setup(session, incident_id=incident_id, now=deps.clock.now(), values=values)
+        async with self.deps.db.session() as session:
+            now = self.deps.clock.now()
+            return await service.record_setup(session, incident_id=self.incident_id, now=now, values=values)
 
-    async def attempt(step: str, call: Callable[[], Awaitable[T]]) -> T | None:
+    async def attempt(self, step: str, call: Callable[[], Awaitable[T]]) -> T | None:
         """One Slack step, after the page DMs still to go out; a failure is recorded and the setup goes on."""
-        await deps.priority.step()
+        await self.deps.priority.step()
         try:
             return await call()
         except ChatError as exc:
-            problems.append(f"{step} failed ({exc.code or exc})")
+            self.problems.append(f"{step} failed ({exc.code or exc})")
             await timeline.record_now(
-                deps,
-                incident_id=incident_id,
+                self.deps,
+                incident_id=self.incident_id,
                 text=f"{step} failed: {exc}",
                 payload=events.ChatError(step=step, code=exc.code),
             )
             return None
 
-    incident = await load()
+
+async def _setup_steps(deps: Deps, incident: Incident, *, actor: str, adopt: bool) -> Outcome:
+    # No transaction stays open across a Slack call: slack_sdk may sleep on Retry-After, and a storm
+    # of declares must not drain the connection pool. Each write is its own short session.
+    chat = deps.incident_chat
+    incident_id = incident.id or 0
+    steps = _Steps(deps, incident_id)
+    save, attempt, problems = steps.save, steps.attempt, steps.problems
+
     if incident.channel_id is None:
-        channel = await attempt("creating the channel", lambda: _create_channel(deps, incident, adopt=adopt))
+        channel = await attempt("creating the channel", lambda: create_channel(deps, incident, adopt=adopt))
         if channel is None:
             incident = await save(setup_error="; ".join(problems))
             return Outcome(incident=incident, problems=problems)
@@ -252,28 +250,10 @@ async def _setup_steps(deps: Deps, *, incident_id: int, actor: str, adopt: bool)
         if ts is not None:
             incident = await save(announcement_ts=ts, announcement_channel=where)
 
-    incident = await save(setup_error="; ".join(problems) or None)
+    error = "; ".join(problems) or None
+    if incident.setup_error != error:  # a clean first run has nothing to clear
+        incident = await save(setup_error=error)
     return Outcome(incident=incident, problems=problems)
-
-
-async def _create_channel(deps: Deps, incident: Incident, *, adopt: bool) -> Channel:
-    assert incident.id is not None
-    private = incident.private
-    suffixes = [""] + [f"-{n}" for n in range(2, 6)] + [f"-{secrets.token_hex(2)}" for _ in range(3)]
-    last: ChatError | None = None
-    for suffix in suffixes:
-        name = channel_name(incident.id, incident.title, suffix=suffix)
-        try:
-            return await deps.incident_chat.create_channel(name=name, private=private)
-        except ChannelNameTaken as exc:
-            last = exc
-        # Only a retry can meet a channel of its own: the crawl is not paid when a person took the name.
-        adopted = await own_channel(deps, incident, name=name) if adopt else None
-        if adopted is not None:
-            return adopted
-    raise ChatError(
-        f"every channel name tried for {incident.ref} is taken", step="create channel", code="name_taken"
-    ) from last
 
 
 async def _refresh(deps: Deps, incident: Incident) -> list[str]:

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, update
+from sqlalchemy import ColumnElement, func, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -21,10 +21,16 @@ from bot.timeline import events
 from bot.timeline import service as timeline
 
 
-async def create(session: AsyncSession, *, data: IncidentCreate, now: datetime) -> Incident:
+async def create(session: AsyncSession, *, data: IncidentCreate, now: datetime, claim_setup: bool = False) -> Incident:
+    """Insert the incident and its first timeline event; `claim_setup`: the row holds the setup's lease from birth.
+
+    The declaration's own setup starts at once, so the lease goes in with the row (no second write).
+    Nothing is read back: every column is the one given here or the id the flush returned.
+    """
     # A person who declares leads until someone else is named; an alert source cannot lead.
     commander = data.declared_by if is_user_id(data.declared_by) else None
-    incident = Incident.model_validate(data, update={"declared_at": now, "updated_at": now, "commander": commander})
+    values = {"declared_at": now, "updated_at": now, "commander": commander}
+    incident = Incident.model_validate(data, update={**values, "setup_claimed_at": now if claim_setup else None})
     session.add(incident)
     await session.flush()
     assert incident.id is not None
@@ -38,7 +44,6 @@ async def create(session: AsyncSession, *, data: IncidentCreate, now: datetime) 
         payload=events.Declared(severity=str(data.severity), service=data.service, playbook=data.playbook_id),
     )
     await session.commit()
-    await session.refresh(incident)
     return incident
 
 
@@ -85,7 +90,7 @@ async def _update_open(session: AsyncSession, *, incident: Incident, action: str
     `/incident update monitoring`). Writing from that read would reopen it, so the resolve wins.
     """
     assert incident.id is not None
-    result = await session.exec(  # type: ignore[call-overload]
+    result = await session.exec(
         update(Incident)
         .where(col(Incident.id) == incident.id, col(Incident.status) != Status.RESOLVED)
         .values(**values)
@@ -119,36 +124,50 @@ async def set_channel(
 async def record_setup(
     session: AsyncSession, *, incident_id: int, now: datetime, values: dict[str, str | None]
 ) -> Incident:
-    """Write what the setup made (`SETUP_FIELDS` only); returns the incident as it is now."""
+    """Write what the setup made (`SETUP_FIELDS` only); returns the incident as it is now (RETURNING, no re-read)."""
     if unknown := set(values) - SETUP_FIELDS:
         raise ValueError(f"not the setup's to write: {sorted(unknown)}")
-    await session.exec(  # type: ignore[call-overload]
-        update(Incident).where(col(Incident.id) == incident_id).values(**values, updated_at=now)
-    )
+    incident = await _update_returning(session, col(Incident.id) == incident_id, values={**values, "updated_at": now})
     await session.commit()
-    incident = await session.get(Incident, incident_id, populate_existing=True)
     if incident is None:
         raise NotFound(f"INC-{incident_id} does not exist.")
     return incident
+
+
+async def _update_returning(
+    session: AsyncSession, *where: ColumnElement[bool], values: dict[str, Any]
+) -> Incident | None:
+    """One UPDATE … RETURNING the row as written (SQLite >= 3.35 and PostgreSQL), or None when nothing matched.
+
+    `populate_existing`: an Incident this session holds already is overwritten with the row returned.
+    """
+    statement = update(Incident).where(*where).values(**values).returning(Incident)
+    result = await session.scalars(statement.execution_options(populate_existing=True))
+    return result.one_or_none()
 
 
 SETUP_LEASE = timedelta(seconds=120)
 
 
 async def claim_setup(session: AsyncSession, *, incident_id: int, now: datetime, ours: datetime | None = None) -> bool:
-    """Take the setup lease; False while another run holds it (an expired lease is taken over).
+    """Take the setup lease; False while another run holds it (an expired lease is taken over)."""
+    return await take_setup(session, incident_id=incident_id, now=now, ours=ours) is not None
 
-    `ours`: a lease this process took at that time and could not release (the database was down):
-    nobody is running that setup, so it is taken over at once instead of after SETUP_LEASE.
+
+async def take_setup(
+    session: AsyncSession, *, incident_id: int, now: datetime, ours: datetime | None = None
+) -> Incident | None:
+    """Take the setup lease and return the incident as claimed; None while another run holds it.
+
+    An expired lease is taken over. `ours`: a lease this process took at that time and could not
+    release (the database was down): nobody is running that setup, so it is taken over at once.
     """
     free = (col(Incident.setup_claimed_at).is_(None)) | (col(Incident.setup_claimed_at) < now - SETUP_LEASE)
     if ours is not None:
         free = free | (col(Incident.setup_claimed_at) == ours)
-    result = await session.exec(  # type: ignore[call-overload]
-        update(Incident).where(col(Incident.id) == incident_id, free).values(setup_claimed_at=now)
-    )
+    incident = await _update_returning(session, col(Incident.id) == incident_id, free, values={"setup_claimed_at": now})
     await session.commit()
-    return bool(result.rowcount)
+    return incident
 
 
 # Setups interrupted longer ago than this are left alone: a forgotten week-old incident should not
@@ -186,7 +205,7 @@ async def unfinished_setups(session: AsyncSession, *, now: datetime) -> list[Inc
 
 async def renew_setup(session: AsyncSession, *, incident_id: int, held: datetime, now: datetime) -> bool:
     """Move our lease (taken or last renewed at `held`) to `now`; False when it is not ours any more."""
-    result = await session.exec(  # type: ignore[call-overload]
+    result = await session.exec(
         update(Incident)
         .where(col(Incident.id) == incident_id, col(Incident.setup_claimed_at) == held)
         .values(setup_claimed_at=now)
@@ -197,7 +216,7 @@ async def renew_setup(session: AsyncSession, *, incident_id: int, held: datetime
 
 async def release_setup(session: AsyncSession, *, incident_id: int, held: datetime) -> None:
     """Give the lease back, if it is still ours (a run that lost it must not free another's)."""
-    await session.exec(  # type: ignore[call-overload]
+    await session.exec(
         update(Incident)
         .where(col(Incident.id) == incident_id, col(Incident.setup_claimed_at) == held)
         .values(setup_claimed_at=None)
@@ -285,7 +304,7 @@ async def acknowledge(
     """
     _require_open(incident, "acknowledging")
     assert incident.id is not None
-    result = await session.exec(  # type: ignore[call-overload]
+    result = await session.exec(
         update(Incident)
         .where(col(Incident.id) == incident.id, col(Incident.acknowledged_at).is_(None))
         .values(acknowledged_at=now, acknowledged_by=actor, updated_at=now)
@@ -301,7 +320,7 @@ async def acknowledge(
 
 async def resolve(session: AsyncSession, *, incident: Incident, summary: str, actor: str, now: datetime) -> Incident:
     assert incident.id is not None
-    result = await session.exec(  # type: ignore[call-overload]
+    result = await session.exec(
         update(Incident)
         .where(col(Incident.id) == incident.id, col(Incident.status) != Status.RESOLVED)
         .values(
