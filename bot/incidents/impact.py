@@ -1,7 +1,7 @@
 """When impact started, and so the time to detect (impact start → declared).
 
 An incident declared from alerts starts at its earliest alert (set when the alert group is linked,
-`bot.alerts.service`); otherwise at its declaration, until someone corrects it with
+`bot.alerts.claims`); otherwise at its declaration, until someone corrects it with
 `/incident started <time>`. The correction is on the timeline (a key event) and works on resolved
 incidents too, since it is usually made while writing the post-mortem.
 """
