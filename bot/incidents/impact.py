@@ -45,7 +45,7 @@ async def set_start(session: AsyncSession, *, incident: Incident, at: datetime, 
     assert incident.id is not None
     check(incident, at=at, now=now)
     previous = incident.impact_start
-    await session.exec(  # type: ignore[call-overload]
+    await session.exec(
         update(Incident).where(col(Incident.id) == incident.id).values(impact_started_at=at, updated_at=now)
     )
     detect = max(incident.declared_at - at, timedelta(0))
