@@ -9,17 +9,16 @@ every pending group is retried, so an alert the bot answered 2xx for always reac
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
 from datetime import timedelta
-from typing import Any
 
-from sqlmodel import col, select
-
-from bot.alerts import rules, service
+from bot.alerts import claims, declaring, leases, rules, service
 from bot.alerts.models import AlertGroup, AlertInstance, DeclareState
-from bot.alerts.payloads import Notification, summary_of
-from bot.alerts.ports import AlertChat, AlertLine, AlertView, IncidentLink
+from bot.alerts.payloads import Notification
+from bot.alerts.ports import AlertChat, AlertView
+from bot.alerts.views import alert_line, build_view
 from bot.config import Severity
 from bot.deps import Deps
 from bot.exceptions import BotError, ChatError, InvalidState, NotFound
@@ -41,42 +40,6 @@ SHUTDOWN_WAIT = 20.0
 
 def backoff(attempts: int) -> timedelta:
     return timedelta(seconds=min(MAX_BACKOFF, 5.0 * (2 ** min(attempts, 10))))
-
-
-def _line(instance: AlertInstance, common: dict[str, str]) -> AlertLine:
-    own = {k: v for k, v in instance.labels.items() if common.get(k) != v}
-    return AlertLine(
-        fingerprint=instance.fingerprint,
-        status=instance.status,
-        name=instance.labels.get("alertname", "alert"),
-        labels=own,
-        summary=summary_of(instance.annotations),
-        starts_at=instance.starts_at,
-        generator_url=instance.generator_url,
-    )
-
-
-def incident_description(group: AlertGroup, alerts: list[AlertInstance]) -> str:
-    """What the declared incident says about where it came from (plain text; Slack escaping happens later)."""
-    firing = [a for a in alerts if a.status == "firing"]
-    lines = []
-    description = group.common_annotations.get("description") or next(
-        (a.annotations.get("description") for a in firing if a.annotations.get("description")), ""
-    )
-    if description and description != group.summary:
-        lines.append(description)
-    lines.append(f"From {service.source_name(group.source)}: {len(firing)} alert(s) firing.")
-    if group.common_labels:
-        lines.append("Labels: " + ", ".join(f"{k}={v}" for k, v in sorted(group.common_labels.items())))
-    runbook = group.common_annotations.get("runbook_url") or next(
-        (a.annotations.get("runbook_url") for a in firing if a.annotations.get("runbook_url")), None
-    )
-    if runbook:
-        lines.append(f"Runbook: {runbook}")
-    source = next((a.generator_url for a in firing if a.generator_url), None)
-    if source:
-        lines.append(f"Source: {source}")
-    return "\n".join(lines)[:3000]
 
 
 class AlertProcessor:
@@ -132,10 +95,8 @@ class AlertProcessor:
     async def stop_retry_loop(self) -> None:
         if self._loop is not None:
             self._loop.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._loop
-            except (asyncio.CancelledError, Exception):
-                pass
             self._loop = None
 
     async def idle(self, timeout: float = 15.0) -> None:  # noqa: ASYNC109 - a deadline over many tasks
@@ -162,9 +123,9 @@ class AlertProcessor:
     async def sweep(self, *, due_only: bool = True) -> int:
         """Retry every pending group that is due (and recover declares a dead process left claimed)."""
         now = self.deps.clock.now()
-        await self._recover_declares(now)
+        await declaring.recover_declares(self.deps, now=now, stale_after=self.declare_stale)
         async with self.deps.db.session() as session:
-            ids = await service.pending_ids(session, now=now, stale_before=now - self.lease, due_only=due_only)
+            ids = await leases.pending_ids(session, now=now, stale_before=now - self.lease, due_only=due_only)
         for group_id in ids:
             if self._stopping:
                 break
@@ -176,7 +137,7 @@ class AlertProcessor:
 
     async def pending_count(self) -> int:
         async with self.deps.db.session() as session:
-            return await service.pending_count(session)
+            return await leases.pending_count(session)
 
     # --- one group -------------------------------------------------------------------------------
 
@@ -186,14 +147,14 @@ class AlertProcessor:
         for _ in range(5):
             now = self.deps.clock.now()
             async with self.deps.db.session() as session:
-                if not await service.claim_sync(
+                if not await leases.claim_sync(
                     session, group_id=group_id, token=token, now=now, stale_before=now - self.lease
                 ):
                     return True  # another task holds it; it re-checks for newer revisions before letting go
             try:
                 revision = await self._sync_once(group_id, token)
                 async with self.deps.db.session() as session:
-                    if await service.finish_sync(session, group_id=group_id, token=token, revision=revision):
+                    if await leases.finish_sync(session, group_id=group_id, token=token, revision=revision):
                         return True
             except Exception as exc:
                 await self._failed(group_id, token, exc)
@@ -208,7 +169,7 @@ class AlertProcessor:
             log.error("alert group %s is pending after an unexpected error", group_id, exc_info=exc)
         async with self.deps.db.session() as session:
             group = await service.get_group(session, group_id=group_id)
-            await service.fail_sync(
+            await leases.fail_sync(
                 session,
                 group_id=group_id,
                 token=token,
@@ -224,40 +185,14 @@ class AlertProcessor:
         return group, alerts, incident
 
     async def _sync_once(self, group_id: int, token: str) -> int:
-        group, alerts, incident = await self._snapshot(group_id)
-        if group.incident_id is None and group.status == "firing":
-            if group.declare_state == DeclareState.WANTED:
-                await self._auto_declare(group, alerts)
-                group, alerts, incident = await self._snapshot(group_id)
-            elif group.declare_state == DeclareState.NONE and await self._link_by_fingerprint(group, alerts):
-                group, alerts, incident = await self._snapshot(group_id)
+        group, alerts, incident = await self._linked_snapshot(group_id)
         revision = group.revision
-        if incident is not None and incident.is_open and incident.setup_error:
-            outcome = await incident_flows.finish_setup(self.deps, incident_id=incident.id or 0, actor=group.source)
-            incident = outcome.incident
-            if outcome.problems:
-                raise ChatError(f"{incident.ref} setup: {'; '.join(outcome.problems)}", step="incident setup")
+        incident = await self._finish_setup(group, incident)
         view = build_view(group, alerts, incident)
         chat = self._chat()
-        channel = self.deps.settings.config.channels.alerts
-        if channel:
-            if group.message_ts:
-                await chat.update_alert(channel=group.channel_id or channel, ts=group.message_ts, view=view)
-            else:
-                channel_id, ts = await chat.post_alert(channel=channel, view=view)
-                async with self.deps.db.session() as session:
-                    await service.save_message(
-                        session, group_id=group_id, token=token, channel_id=channel_id, message_ts=ts
-                    )
+        await self._show_in_alerts_channel(chat, group_id=group_id, group=group, view=view, token=token)
         if incident is not None and incident.channel_id:
-            fresh = [_line(a, group.common_labels) for a in alerts if a.status == "firing" and not a.noticed]
-            offer = group.resolve_offer_pending and incident.is_open
-            if fresh or offer:
-                await chat.notify_incident(incident=incident, view=view, new_alerts=fresh, offer_resolve=offer)
-                async with self.deps.db.session() as session:
-                    await service.mark_noticed(session, group_id=group_id, fingerprints=[a.fingerprint for a in fresh])
-                    if offer:
-                        await service.clear_resolve_offer(session, group_id=group_id, resolved_at=group.resolved_at)
+            await self._tell_incident(chat, group_id=group_id, group=group, alerts=alerts, incident=incident, view=view)
         return revision
 
     def _chat(self) -> AlertChat:
@@ -266,130 +201,71 @@ class AlertProcessor:
             raise ChatError("no chat adapter is set up for alerts", step="alert chat", code="not_configured")
         return chat  # type: ignore[no-any-return]
 
-    async def _link_by_fingerprint(self, group: AlertGroup, alerts: list[AlertInstance]) -> bool:
-        """The same alert (fingerprint) already has an open incident through another group: join it."""
-        assert group.id is not None
-        async with self.deps.db.session() as session:
-            existing = await service.incident_for_fingerprints(
-                session, group_id=group.id, fingerprints=[a.fingerprint for a in alerts if a.status == "firing"]
-            )
-        if existing is None:
-            return False
-        now = self.deps.clock.now()
-        async with self.deps.db.session() as session:
-            states = [DeclareState.NONE, DeclareState.WANTED]
-            if not await service.claim_declare(session, group_id=group.id, states=states, now=now):
-                return False
-            await service.link_incident(
-                session, group_id=group.id, incident_id=existing, how="fingerprint", actor=group.source, now=now
-            )
-        metrics_of(self.deps).alerts_declared.labels(source=group.source, how="fingerprint").inc()
-        log.info("alert group %s joins INC-%s (same alert fingerprint)", group.id, existing)
-        return True
+    async def _linked_snapshot(self, group_id: int) -> tuple[AlertGroup, list[AlertInstance], Incident | None]:
+        """The group as Slack should show it: declared or linked first when its rule or a fingerprint says so."""
+        group, alerts, incident = await self._snapshot(group_id)
+        if group.incident_id is None and group.status == "firing":
+            if group.declare_state == DeclareState.WANTED:
+                await declaring.auto_declare(self.deps, group, alerts)
+                return await self._snapshot(group_id)
+            if group.declare_state == DeclareState.NONE and await declaring.link_by_fingerprint(
+                self.deps, group, alerts
+            ):
+                return await self._snapshot(group_id)
+        return group, alerts, incident
 
-    async def _auto_declare(self, group: AlertGroup, alerts: list[AlertInstance]) -> None:
-        assert group.id is not None
-        if await self._link_by_fingerprint(group, alerts):
+    async def _finish_setup(self, group: AlertGroup, incident: Incident | None) -> Incident | None:
+        """An incident whose channel setup failed is set up again; this sync fails while that still fails."""
+        if incident is None or not incident.is_open or not incident.setup_error:
+            return incident
+        outcome = await incident_flows.finish_setup(self.deps, incident_id=incident.id or 0, actor=group.source)
+        incident = outcome.incident
+        if outcome.problems:
+            raise ChatError(f"{incident.ref} setup: {'; '.join(outcome.problems)}", step="incident setup")
+        return incident
+
+    async def _show_in_alerts_channel(
+        self, chat: AlertChat, *, group_id: int, group: AlertGroup, view: AlertView, token: str
+    ) -> None:
+        channel = self.deps.settings.config.channels.alerts
+        if not channel:
             return
-        now = self.deps.clock.now()
+        if group.message_ts:
+            await chat.update_alert(channel=group.channel_id or channel, ts=group.message_ts, view=view)
+            return
+        channel_id, ts = await chat.post_alert(channel=channel, view=view)
         async with self.deps.db.session() as session:
-            if not await service.claim_declare(session, group_id=group.id, states=[DeclareState.WANTED], now=now):
-                return  # a person or another replica is declaring it
-        # Cancelled mid-declare (shutdown) stays claimed: the stale-declare recovery links what was made.
-        outcome = await _declare_and_link(
-            self.deps,
-            group_id=group.id,
-            source=group.source,
-            how="auto",
-            actor=group.source,
-            back_to=DeclareState.WANTED,
-            title=group.title or "Alert",
-            severity=Severity(group.proposed_severity) if group.proposed_severity else None,
-            service_name=group.proposed_service,
-            playbook_id=group.proposed_playbook,
-            description=incident_description(group, alerts),
-        )
-        log.info("alert group %s declared %s automatically (%s)", group.id, outcome.incident.ref, group.rule)
+            await leases.save_message(session, group_id=group_id, token=token, channel_id=channel_id, message_ts=ts)
 
-    async def _recover_declares(self, now: Any) -> None:
-        """A declare claimed but never linked: link the incident it made, or let it be declared again."""
+    async def _tell_incident(
+        self,
+        chat: AlertChat,
+        *,
+        group_id: int,
+        group: AlertGroup,
+        alerts: list[AlertInstance],
+        incident: Incident,
+        view: AlertView,
+    ) -> None:
+        """New firing alerts, and an offer to resolve once the alert cleared, in the incident's channel."""
+        fresh = [alert_line(a, group.common_labels) for a in alerts if a.status == "firing" and not a.noticed]
+        offer = group.resolve_offer_pending and incident.is_open
+        if not (fresh or offer):
+            return
+        await chat.notify_incident(incident=incident, view=view, new_alerts=fresh, offer_resolve=offer)
         async with self.deps.db.session() as session:
-            stale = await service.stale_declares(session, stale_before=now - self.declare_stale)
-        for group_id in stale:
-            async with self.deps.db.session() as session:
-                group = await service.get_group(session, group_id=group_id)
-                if group.declare_claimed_at is None:
-                    continue
-                result = await session.exec(
-                    select(Incident)
-                    .where(Incident.title == group.title, col(Incident.declared_at) >= group.declare_claimed_at)
-                    .order_by(col(Incident.id))
-                )
-                made = result.first()
-                if made is not None:
-                    await service.link_incident(
-                        session, group_id=group_id, incident_id=made.id or 0, how="auto", actor=group.source, now=now
-                    )
-                    log.warning(
-                        "alert group %s: recovered the link to %s after an interrupted declare", group_id, made.ref
-                    )
-                else:
-                    back = DeclareState.WANTED if group.rule else DeclareState.NONE
-                    if await service.claim_declare(
-                        session, group_id=group_id, states=[], now=now, stale_before=now - self.declare_stale
-                    ):
-                        await service.release_declare(session, group_id=group_id, back_to=back)
-                        await service.bump(session, group_id=group_id)
-                        log.warning("alert group %s: an interrupted declare is retried", group_id)
+            await leases.mark_noticed(session, group_id=group_id, fingerprints=[a.fingerprint for a in fresh])
+            if offer:
+                await leases.clear_resolve_offer(session, group_id=group_id, resolved_at=group.resolved_at)
 
     # --- reacting to incidents ------------------------------------------------------------------
 
     async def on_incident_changed(self, event: IncidentEvent) -> None:
         """A linked incident changed (resolved): refresh its alert messages, in the background."""
         async with self.deps.db.session() as session:
-            group_ids = await service.bump_for_incident(session, incident_id=event.incident_id)
+            group_ids = await claims.bump_for_incident(session, incident_id=event.incident_id)
         for group_id in group_ids:
             self.spawn(group_id)
-
-
-def build_view(group: AlertGroup, alerts: list[AlertInstance], incident: Incident | None) -> AlertView:
-    assert group.id is not None
-    link = None
-    if incident is not None and incident.id is not None:
-        link = IncidentLink(
-            number=incident.id,
-            ref=incident.ref,
-            channel_id=incident.channel_id,
-            status=str(incident.status),
-            severity=str(incident.severity),
-            how=group.declared_how,
-            setup_error=incident.setup_error,
-        )
-    description = group.common_annotations.get("description", "")
-    return AlertView(
-        group_id=group.id,
-        source=group.source,
-        source_name=service.source_name(group.source),
-        status=group.status,
-        title=group.title,
-        summary=group.summary,
-        description=description if description != group.summary else "",
-        common_labels=dict(group.common_labels),
-        group_key=group.group_key,
-        notifications=group.notifications,
-        truncated=group.truncated,
-        first_seen_at=group.first_seen_at,
-        last_seen_at=group.last_seen_at,
-        external_url=group.external_url,
-        proposed_severity=group.proposed_severity or Severity.P2.value,
-        proposed_service=group.proposed_service,
-        proposed_playbook=group.proposed_playbook,
-        rule=group.rule,
-        declaring=group.declare_state in (DeclareState.WANTED, DeclareState.CLAIMED) and incident is None,
-        alerts=[_line(a, group.common_labels) for a in alerts],
-        incident=link,
-        firing_total=group.firing_total,
-    )
 
 
 # --- the buttons -----------------------------------------------------------------------------------
@@ -397,45 +273,6 @@ def build_view(group: AlertGroup, alerts: list[AlertInstance], incident: Inciden
 
 def processor_of(deps: Deps) -> AlertProcessor:
     return deps.get("alerts")  # type: ignore[no-any-return]
-
-
-async def _declare_and_link(
-    deps: Deps,
-    *,
-    group_id: int,
-    source: str,
-    how: str,
-    actor: str,
-    back_to: str,
-    title: str,
-    severity: Severity | None,
-    service_name: str | None,
-    playbook_id: str | None,
-    description: str,
-    private: bool = False,
-) -> Outcome:
-    """With the declare claimed: declare the incident and link the group to it (a failure gives the claim back)."""
-    try:
-        outcome = await incident_flows.declare(
-            deps,
-            title=title,
-            declared_by=actor,
-            severity=severity,
-            service_name=service_name,
-            playbook_id=playbook_id,
-            description=description,
-            private=private,
-        )
-    except Exception:
-        async with deps.db.session() as session:
-            await service.release_declare(session, group_id=group_id, back_to=back_to)
-        raise
-    async with deps.db.session() as session:
-        await service.link_incident(
-            session, group_id=group_id, incident_id=outcome.incident.id or 0, how=how, actor=actor, now=deps.clock.now()
-        )
-    metrics_of(deps).alerts_declared.labels(source=source, how=how).inc()
-    return outcome
 
 
 async def declare_from_alert(
@@ -456,7 +293,7 @@ async def declare_from_alert(
         group = await service.get_group(session, group_id=group_id)
         previous = group.declare_state
         # The claim also fails when the group is linked already; the re-read says which it was.
-        claimed = await service.claim_declare(
+        claimed = await claims.claim_declare(
             session, group_id=group_id, states=[DeclareState.NONE, DeclareState.WANTED], now=now
         )
         if not claimed:
@@ -469,7 +306,7 @@ async def declare_from_alert(
                 ref = "an incident"
             raise InvalidState(f"This alert is already {ref}; nothing new was declared.")
         raise InvalidState("Someone is declaring an incident for this alert right now; look in the alerts channel.")
-    outcome = await _declare_and_link(
+    outcome = await declaring.declare_and_link(
         deps,
         group_id=group_id,
         source=group.source,
@@ -495,7 +332,7 @@ async def resolve_from_alert(deps: Deps, *, incident_id: int, actor: str) -> Out
     async with deps.db.session() as session:
         if not incident.is_open:
             raise InvalidState(f"{incident.ref} is resolved already.")
-        groups = await service.groups_for_incident(session, incident_id=incident_id)
+        groups = await claims.groups_for_incident(session, incident_id=incident_id)
     names = sorted({g.title.split(":")[0] for g in groups if g.title}) or ["the alert"]
     summary = f"Resolved after the alert cleared ({', '.join(names[:3])})."
     return await incident_flows.resolve(deps, incident_id=incident_id, summary=summary, actor=actor)

@@ -209,45 +209,12 @@ def parse(source: str, data: dict[str, Any], *, overflow: Overflow | None = None
         raise PayloadError(f'webhook version {version!r} is not supported: Alertmanager sends version "4"')
     group_key = _text(data.get("groupKey"), where="groupKey", required=True)
     status = _status(data.get("status"), where="status")
-    raw_alerts = data.get("alerts")
-    if not isinstance(raw_alerts, list):
-        raise PayloadError("alerts: expected a list of alerts" if raw_alerts is not None else "alerts is missing")
     overflow = overflow or Overflow()
-    if not raw_alerts:
-        raise PayloadError("alerts is empty: nothing to record")
-    if len(raw_alerts) > KEPT_ALERTS_PER_DELIVERY:
-        for i, extra in enumerate(raw_alerts[KEPT_ALERTS_PER_DELIVERY:], start=KEPT_ALERTS_PER_DELIVERY):
-            if not isinstance(extra, dict):
-                raise PayloadError(f"alerts[{i}]: expected an object, got {type(extra).__name__}")
-            overflow.count(extra.get("status"))
-        raw_alerts = raw_alerts[:KEPT_ALERTS_PER_DELIVERY]
+    raw_alerts = _kept_alerts(data.get("alerts"), overflow=overflow)
     truncated = data.get("truncatedAlerts") or 0
     if isinstance(truncated, bool) or not isinstance(truncated, int) or truncated < 0:
         raise PayloadError(f"truncatedAlerts: expected a non-negative integer, got {truncated!r}")
-    alerts: list[AlertItem] = []
-    seen: set[str] = set()
-    for i, raw in enumerate(raw_alerts):
-        where = f"alerts[{i}]"
-        if not isinstance(raw, dict):
-            raise PayloadError(f"{where}: expected an object, got {type(raw).__name__}")
-        labels = _string_map(raw.get("labels"), where=f"{where}.labels", required=True)
-        fingerprint = _text(raw.get("fingerprint"), where=f"{where}.fingerprint").strip() or derived_fingerprint(labels)
-        if len(fingerprint) > 64:
-            fingerprint = hashlib.sha256(fingerprint.encode()).hexdigest()[:32]
-        if fingerprint in seen:
-            continue  # the same alert twice in one delivery: keep the first
-        seen.add(fingerprint)
-        alerts.append(
-            AlertItem(
-                fingerprint=fingerprint,
-                status=_status(raw.get("status"), where=f"{where}.status", default=status),
-                labels=labels,
-                annotations=_string_map(raw.get("annotations"), where=f"{where}.annotations"),
-                starts_at=parse_time(raw.get("startsAt"), where=f"{where}.startsAt"),
-                ends_at=parse_time(raw.get("endsAt"), where=f"{where}.endsAt"),
-                generator_url=_text(raw.get("generatorURL"), where=f"{where}.generatorURL") or None,
-            )
-        )
+    alerts = _alert_items(raw_alerts, status=status)
     unsaid = overflow.dropped - overflow.firing - overflow.resolved  # they take the notification's status
     firing_total = sum(1 for a in alerts if a.status == "firing") + overflow.firing
     if status == "firing":
@@ -266,6 +233,57 @@ def parse(source: str, data: dict[str, Any], *, overflow: Overflow | None = None
         firing_total=firing_total,
         org_id=_org_id(data.get("orgId")) if source == "grafana" else "",
     )
+
+
+def _kept_alerts(value: Any, *, overflow: Overflow) -> list[Any]:
+    """The alerts kept, at most `KEPT_ALERTS_PER_DELIVERY`; the rest only counted in `overflow`."""
+    if not isinstance(value, list):
+        raise PayloadError("alerts: expected a list of alerts" if value is not None else "alerts is missing")
+    raw_alerts: list[Any] = value
+    if not raw_alerts:
+        raise PayloadError("alerts is empty: nothing to record")
+    if len(raw_alerts) > KEPT_ALERTS_PER_DELIVERY:
+        for i, extra in enumerate(raw_alerts[KEPT_ALERTS_PER_DELIVERY:], start=KEPT_ALERTS_PER_DELIVERY):
+            if not isinstance(extra, dict):
+                raise PayloadError(f"alerts[{i}]: expected an object, got {type(extra).__name__}")
+            overflow.count(extra.get("status"))
+        raw_alerts = raw_alerts[:KEPT_ALERTS_PER_DELIVERY]
+    return raw_alerts
+
+
+def _alert_items(raw_alerts: list[Any], *, status: str) -> list[AlertItem]:
+    """Each alert once (by fingerprint, the first wins); an alert without a status takes the notification's."""
+    alerts: list[AlertItem] = []
+    seen: set[str] = set()
+    for i, raw in enumerate(raw_alerts):
+        where = f"alerts[{i}]"
+        if not isinstance(raw, dict):
+            raise PayloadError(f"{where}: expected an object, got {type(raw).__name__}")
+        labels = _string_map(raw.get("labels"), where=f"{where}.labels", required=True)
+        fingerprint = _fingerprint(raw.get("fingerprint"), labels=labels, where=f"{where}.fingerprint")
+        if fingerprint in seen:
+            continue  # the same alert twice in one delivery: keep the first
+        seen.add(fingerprint)
+        alerts.append(
+            AlertItem(
+                fingerprint=fingerprint,
+                status=_status(raw.get("status"), where=f"{where}.status", default=status),
+                labels=labels,
+                annotations=_string_map(raw.get("annotations"), where=f"{where}.annotations"),
+                starts_at=parse_time(raw.get("startsAt"), where=f"{where}.startsAt"),
+                ends_at=parse_time(raw.get("endsAt"), where=f"{where}.endsAt"),
+                generator_url=_text(raw.get("generatorURL"), where=f"{where}.generatorURL") or None,
+            )
+        )
+    return alerts
+
+
+def _fingerprint(value: Any, *, labels: dict[str, str], where: str) -> str:
+    """The sender's fingerprint (hashed down when longer than the column), else one derived from the labels."""
+    fingerprint = _text(value, where=where).strip() or derived_fingerprint(labels)
+    if len(fingerprint) > 64:
+        fingerprint = hashlib.sha256(fingerprint.encode()).hexdigest()[:32]
+    return fingerprint
 
 
 def _org_id(value: Any) -> str:

@@ -297,56 +297,70 @@ def parse(text: str, *, known: Known | None = None) -> Command:
     return parser(name, incident, rest, " ".join(rest), known)
 
 
-def _p_declare(name: str, incident: int | None, rest: list[str], _: str, known: Known) -> Command:
+@dataclass
+class _DeclareWords:
+    """What `/incident declare` said besides its title, and the title's words."""
+
     severity: Severity | None = None
-    service = playbook = None
-    private = False
-    title_words: list[str] = []
+    service: str | None = None
+    playbook: str | None = None
+    private: bool = False
+    title: list[str] = field(default_factory=list)
+
+
+def _declare_words(rest: list[str]) -> _DeclareWords:
+    """Options anywhere (`service:`, `playbook:`); `private` and a severity word only before the title,
+    except a severity no title word could mean (`P1`, `sev2`)."""
+    said = _DeclareWords()
     leading = True
     for word in rest:
         lower = word.lower()
-        if lower == "private" and leading and not private:
-            private = True
+        if lower == "private" and leading and not said.private:
+            said.private = True
             continue
         key, sep, value = word.partition(":")
         if sep and key.lower() in {"service", "svc"} and value:
-            service = value.lower()
+            said.service = value.lower()
             continue
         if sep and key.lower() in {"playbook", "pb"} and value:
-            playbook = value.lower()
+            said.playbook = value.lower()
             continue
-        if lower in _SEVERITY_WORDS and severity is None and (leading or lower in _STRICT_SEVERITY):
-            severity = _SEVERITY_WORDS[lower]
+        if lower in _SEVERITY_WORDS and said.severity is None and (leading or lower in _STRICT_SEVERITY):
+            said.severity = _SEVERITY_WORDS[lower]
             continue
         leading = False
-        title_words.append(word)
-    if service and known.services and service not in known.services:
-        guess = _closest(service, sorted(known.services))
+        said.title.append(word)
+    return said
+
+
+def _check_known(what: str, value: str | None, known: frozenset[str]) -> None:
+    """A service or playbook the bot does not know is refused, with the closest known one suggested."""
+    if value and known and value not in known:
+        guess = _closest(value, sorted(known))
         raise _fail(
             "declare",
-            f"Unknown service `{service}`. Known: {', '.join(sorted(known.services))}.",
-            suggestion=f"/incident declare ... service:{guess} ..." if guess else None,
+            f"Unknown {what} `{value}`. Known: {', '.join(sorted(known))}.",
+            suggestion=f"/incident declare ... {what}:{guess} ..." if guess else None,
         )
-    if playbook and known.playbooks and playbook not in known.playbooks:
-        guess = _closest(playbook, sorted(known.playbooks))
-        raise _fail(
-            "declare",
-            f"Unknown playbook `{playbook}`. Known: {', '.join(sorted(known.playbooks))}.",
-            suggestion=f"/incident declare ... playbook:{guess} ..." if guess else None,
-        )
-    title = " ".join(title_words).strip()
+
+
+def _p_declare(name: str, incident: int | None, rest: list[str], _: str, known: Known) -> Command:
+    said = _declare_words(rest)
+    _check_known("service", said.service, known.services)
+    _check_known("playbook", said.playbook, known.playbooks)
+    title = " ".join(said.title).strip()
     if len(title) > MAX_TITLE:
         raise _fail("declare", f"The title is {len(title)} characters; keep it under {MAX_TITLE}.")
-    if not title and (severity or service or playbook):
+    if not title and (said.severity or said.service or said.playbook):
         raise _fail("declare", "Give the incident a title, e.g. `/incident declare P1 Checkout returns 500`.")
     return Declare(
         name=name,
         incident=incident,
         title=title,
-        severity=severity,
-        service=service,
-        playbook=playbook,
-        private=private,
+        severity=said.severity,
+        service=said.service,
+        playbook=said.playbook,
+        private=said.private,
     )
 
 

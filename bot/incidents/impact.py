@@ -1,7 +1,7 @@
 """When impact started, and so the time to detect (impact start → declared).
 
 An incident declared from alerts starts at its earliest alert (set when the alert group is linked,
-`bot.alerts.service`); otherwise at its declaration, until someone corrects it with
+`bot.alerts.claims`); otherwise at its declaration, until someone corrects it with
 `/incident started <time>`. The correction is on the timeline (a key event) and works on resolved
 incidents too, since it is usually made while writing the post-mortem.
 """
@@ -46,7 +46,7 @@ async def set_start(session: AsyncSession, *, incident: Incident, at: datetime, 
     assert incident.id is not None
     check(incident, at=at, now=now)
     previous = incident.impact_start
-    await session.exec(  # type: ignore[call-overload]
+    await session.exec(
         update(Incident).where(col(Incident.id) == incident.id).values(impact_started_at=at, updated_at=now)
     )
     detect = max(incident.declared_at - at, timedelta(0))

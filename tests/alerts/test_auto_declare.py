@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from bot.alerts import claims
 from bot.alerts import service as alert_service
 from bot.alerts.models import DeclareState
 from bot.alerts.payloads import parse
@@ -225,7 +226,7 @@ async def test_a_declare_claimed_while_a_delivery_is_stored_is_not_undone(
         if not clicked:
             clicked.append(True)
             async with bot.deps.db.session() as other:
-                assert await alert_service.claim_declare(
+                assert await claims.claim_declare(
                     other, group_id=group_id, states=[DeclareState.NONE, DeclareState.WANTED], now=bot.deps.clock.now()
                 )
         return read

@@ -221,7 +221,7 @@ def _paths(value: object, model: type, prefix: str = "") -> set[str]:
     """Dotted field paths of `model` present in `value` (mapping keys such as a service's name skipped)."""
     from pydantic import BaseModel
 
-    from bot.config import _model_in
+    from bot.config.loader import _model_in
 
     found: set[str] = set()
     items = value if isinstance(value, list) else [value]
@@ -241,7 +241,7 @@ def _paths(value: object, model: type, prefix: str = "") -> set[str]:
 
 
 def _fields(model: type[BaseModel], prefix: str = "") -> set[str]:
-    from bot.config import _model_in
+    from bot.config.loader import _model_in
 
     out: set[str] = set()
     for name, field in model.model_fields.items():

@@ -67,30 +67,39 @@ def tag_labels(value: Any, *, where: str) -> dict[str, str]:
     out: dict[str, str] = {}
     if value is None or value == "":
         return out
-    items: list[Any]
-    if isinstance(value, dict):
-        items = [[k, v] for k, v in value.items()]
-    elif isinstance(value, str):
-        items = [t for t in value.split(",") if t.strip()]
-    elif isinstance(value, list):
-        items = value
-    else:
-        raise PayloadError(f"{where}: expected tags as an object, a list or 'key:value,...'")
-    for item in items:
-        if isinstance(item, list | tuple) and len(item) == 2:
-            key, val = item
-        elif isinstance(item, dict) and "key" in item and "value" in item:
-            key, val = item["key"], item["value"]
-        elif isinstance(item, str):
-            key, _, val = item.strip().partition(":")
-        else:
+    for item in _tag_items(value, where=where):
+        pair = _tag_pair(item)
+        if pair is None:
             continue
+        key, val = pair
         if isinstance(val, dict | list) or val is None or not str(key).strip() or not str(val).strip():
             continue  # a bare tag (`monitor`) or an empty value says nothing a label could
         out.setdefault(str(key).strip()[:100], str(val).strip()[:MAX_VALUE])
         if len(out) >= MAX_LABELS:
             break
     return out
+
+
+def _tag_items(value: Any, *, where: str) -> list[Any]:
+    if isinstance(value, dict):
+        return [[k, v] for k, v in value.items()]
+    if isinstance(value, str):
+        return [t for t in value.split(",") if t.strip()]
+    if isinstance(value, list):
+        return value
+    raise PayloadError(f"{where}: expected tags as an object, a list or 'key:value,...'")
+
+
+def _tag_pair(item: Any) -> tuple[Any, Any] | None:
+    """One tag's key and value: `[key, value]`, `{"key": ..., "value": ...}` or `key:value`; None for others."""
+    if isinstance(item, list | tuple) and len(item) == 2:
+        return item[0], item[1]
+    if isinstance(item, dict) and "key" in item and "value" in item:
+        return item["key"], item["value"]
+    if isinstance(item, str):
+        key, _, val = item.strip().partition(":")
+        return key, val
+    return None
 
 
 def notification(source: str, fields: Fields, *, now: datetime) -> Notification:

@@ -94,46 +94,58 @@ def sentry(data: dict[str, Any], headers: Mapping[str, str]) -> Fields | Ignored
     action = text(data.get("action"), where="action").lower()
     body = _object(data.get("data"), where="data")
     if resource == "event_alert":
-        event = _object(body.get("event"), where="data.event")
-        labels = tag_labels(event.get("tags"), where="data.event.tags")
-        rule = text(body.get("triggered_rule"), where="data.triggered_rule")
-        if rule:
-            labels["rule"] = rule[:200]
-        return Fields(
-            key=text(event.get("issue_id"), where="data.event.issue_id", required=True),
-            firing=True,
-            title=text(event.get("title"), where="data.event.title") or "Sentry issue",
-            summary=text(event.get("culprit"), where="data.event.culprit"),
-            severity=text(event.get("level"), where="data.event.level") or None,
-            service=labels.get("service"),
-            labels=labels,
-            started_at=when(event.get("datetime") or event.get("timestamp"), where="data.event.datetime"),
-            link=text(event.get("web_url") or event.get("url"), where="data.event.web_url") or None,
-        )
+        return _sentry_event_alert(body)
     if resource == "issue":
-        if action not in ("created", "resolved", "unresolved"):
-            return Ignored(f"Sentry issue {action or 'change'}: nothing to alert on")
-        issue = _object(body.get("issue"), where="data.issue")
-        return Fields(
-            key=text(issue.get("id"), where="data.issue.id", required=True),
-            firing=action != "resolved",
-            title=text(issue.get("title"), where="data.issue.title") or "Sentry issue",
-            summary=text(issue.get("culprit"), where="data.issue.culprit"),
-            severity=text(issue.get("level"), where="data.issue.level") or None,
-            started_at=when(issue.get("firstSeen"), where="data.issue.firstSeen") if action != "resolved" else None,
-            link=text(issue.get("web_url") or issue.get("permalink"), where="data.issue.web_url") or None,
-        )
+        return _sentry_issue(body, action=action)
     if resource == "metric_alert":
-        alert = _object(body.get("metric_alert"), where="data.metric_alert")
-        return Fields(
-            key="metric:" + text(alert.get("id"), where="data.metric_alert.id", required=True),
-            firing=action != "resolved",
-            title=text(body.get("description_title"), where="data.description_title") or "Sentry metric alert",
-            summary=text(body.get("description_text"), where="data.description_text"),
-            severity="critical" if action == "critical" else "warning" if action == "warning" else None,
-            link=text(body.get("web_url"), where="data.web_url") or None,
-        )
+        return _sentry_metric_alert(body, action=action)
     return Ignored(f"Sentry {resource} hook: not an alert")
+
+
+def _sentry_event_alert(body: dict[str, Any]) -> Fields:
+    event = _object(body.get("event"), where="data.event")
+    labels = tag_labels(event.get("tags"), where="data.event.tags")
+    rule = text(body.get("triggered_rule"), where="data.triggered_rule")
+    if rule:
+        labels["rule"] = rule[:200]
+    return Fields(
+        key=text(event.get("issue_id"), where="data.event.issue_id", required=True),
+        firing=True,
+        title=text(event.get("title"), where="data.event.title") or "Sentry issue",
+        summary=text(event.get("culprit"), where="data.event.culprit"),
+        severity=text(event.get("level"), where="data.event.level") or None,
+        service=labels.get("service"),
+        labels=labels,
+        started_at=when(event.get("datetime") or event.get("timestamp"), where="data.event.datetime"),
+        link=text(event.get("web_url") or event.get("url"), where="data.event.web_url") or None,
+    )
+
+
+def _sentry_issue(body: dict[str, Any], *, action: str) -> Fields | Ignored:
+    if action not in ("created", "resolved", "unresolved"):
+        return Ignored(f"Sentry issue {action or 'change'}: nothing to alert on")
+    issue = _object(body.get("issue"), where="data.issue")
+    return Fields(
+        key=text(issue.get("id"), where="data.issue.id", required=True),
+        firing=action != "resolved",
+        title=text(issue.get("title"), where="data.issue.title") or "Sentry issue",
+        summary=text(issue.get("culprit"), where="data.issue.culprit"),
+        severity=text(issue.get("level"), where="data.issue.level") or None,
+        started_at=when(issue.get("firstSeen"), where="data.issue.firstSeen") if action != "resolved" else None,
+        link=text(issue.get("web_url") or issue.get("permalink"), where="data.issue.web_url") or None,
+    )
+
+
+def _sentry_metric_alert(body: dict[str, Any], *, action: str) -> Fields:
+    alert = _object(body.get("metric_alert"), where="data.metric_alert")
+    return Fields(
+        key="metric:" + text(alert.get("id"), where="data.metric_alert.id", required=True),
+        firing=action != "resolved",
+        title=text(body.get("description_title"), where="data.description_title") or "Sentry metric alert",
+        summary=text(body.get("description_text"), where="data.description_text"),
+        severity="critical" if action == "critical" else "warning" if action == "warning" else None,
+        link=text(body.get("web_url"), where="data.web_url") or None,
+    )
 
 
 def pingdom(data: dict[str, Any], _: Mapping[str, str]) -> Fields | Ignored:

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.incidents.models import Incident
-from bot.playbooks.checklist import Progress, StepProgress
+from bot.playbooks.checklist import NextStep, Progress, StepProgress
 from bot.playbooks.models import StepStatus
 from bot.playbooks.schema import Playbook
 from bot.slack import blocks
@@ -49,9 +49,8 @@ def split_sections(text: str) -> list[str]:
     fixed: list[str] = []
     carry = False
     # Room for the fences added below (4 characters each side) and some spare.
-    for piece in chunks(text.splitlines(), limit=MAX_SECTION - 18):
-        if carry:
-            piece = "```\n" + piece
+    for chunk in chunks(text.splitlines(), limit=MAX_SECTION - 18):
+        piece = "```\n" + chunk if carry else chunk
         carry = piece.count("```") % 2 == 1
         fixed.append(piece + "\n```" if carry else piece)
     return fixed or [""]
@@ -79,20 +78,10 @@ def progress_text(progress: Progress) -> str:
 
 
 def progress_blocks(progress: Progress) -> list[Block]:
-    out: list[Block] = [blocks.header(f"📋 Playbook: {progress.title}")]
-    about = [f"{progress.done}/{progress.total} done · {progress.skipped} skipped"]
-    about.append(f"started by {user(progress.started_by)} {blocks.ts(progress.started_at)}")
-    if progress.reason:
-        about.append(escape(progress.reason))
-    out.append(blocks.context(" · ".join(about)))
-    if progress.description:
-        out.append(blocks.context(escape(progress.description)))
-    if progress.restricted_note:
-        out.append(blocks.context(f"🔒 {escape(progress.restricted_note)}"))
+    out = _progress_head(progress)
     next_id = progress.next.id if progress.next else None
     lines = [_step_line(s, is_next=s.id == next_id) for s in progress.steps]
-    for piece in split_sections("\n".join(lines)):
-        out.append(blocks.mrkdwn(piece))
+    out.extend(blocks.mrkdwn(piece) for piece in split_sections("\n".join(lines)))
     out.append({"type": "divider"})
     if not progress.current:
         out.append(blocks.context("This playbook was replaced by another one."))
@@ -104,15 +93,33 @@ def progress_blocks(progress: Progress) -> list[Block]:
                 + (" Optional steps are still open below." if progress.next else "")
             )
         )
-    step = progress.next
-    if step is None:
-        return out
+    if progress.next is not None:
+        out.extend(_next_step_blocks(progress, progress.next))
+    return out
+
+
+def _progress_head(progress: Progress) -> list[Block]:
+    """The title, the counts, who started it, and what the playbook is about."""
+    out: list[Block] = [blocks.header(f"📋 Playbook: {progress.title}")]
+    about = [f"{progress.done}/{progress.total} done · {progress.skipped} skipped"]
+    about.append(f"started by {user(progress.started_by)} {blocks.ts(progress.started_at)}")
+    if progress.reason:
+        about.append(escape(progress.reason))
+    out.append(blocks.context(" · ".join(about)))
+    if progress.description:
+        out.append(blocks.context(escape(progress.description)))
+    if progress.restricted_note:
+        out.append(blocks.context(f"🔒 {escape(progress.restricted_note)}"))
+    return out
+
+
+def _next_step_blocks(progress: Progress, step: NextStep) -> list[Block]:
+    """The next step in full: its instructions, the output of its last action, and its buttons."""
     title = f"*Next: {step.number}. {escape(step.title)}*" + ("" if step.required else " _(optional)_")
     if step.action is not None and step.service:
         title += f"\n_{escape(step.action_label or '')} acts on `{escape(step.service)}`_"
-    out.append(blocks.mrkdwn(title))
-    for piece in split_sections(escape(step.instructions)):
-        out.append(blocks.mrkdwn(piece))
+    out: list[Block] = [blocks.mrkdwn(title)]
+    out.extend(blocks.mrkdwn(piece) for piece in split_sections(escape(step.instructions)))
     last = next(s for s in progress.steps if s.id == step.id)
     if last.action_ok is not None and last.action_output is not None:
         mark = "✅" if last.action_ok else "⚠️"

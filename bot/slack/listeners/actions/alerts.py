@@ -12,6 +12,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.alerts import flows as alert_flows
 from bot.alerts.models import AlertGroup, AlertInstance
+from bot.alerts.views import incident_description
 from bot.deps import Deps
 from bot.exceptions import NotFound, UsageError
 from bot.incidents import access
@@ -51,7 +52,7 @@ def declare_modal(
     view["private_metadata"] = str(group.id)
     initial = {
         "title": clip(group.title or "Alert", MAX_TITLE),
-        "description": alert_flows.incident_description(group, alerts),
+        "description": incident_description(group, alerts),
     }
     for block in view["blocks"]:
         element = block.get("element", {})

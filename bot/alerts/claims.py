@@ -1,0 +1,170 @@
+"""Declaring from an alert group, and the group's link to its incident.
+
+Exactly one caller declares: `UPDATE ... SET declare_state = 'claimed' WHERE declare_state IN (...)
+AND incident_id IS NULL`; a declare claimed long ago and never linked is found again by `stale_declares`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import or_, update
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.alerts.models import AlertGroup, AlertInstance, DeclareState
+from bot.alerts.service import get_group, instances, source_name
+from bot.incidents.models import Incident, Status
+from bot.timeline import events
+from bot.timeline import service as timeline
+
+
+async def claim_declare(
+    session: AsyncSession, *, group_id: int, states: Sequence[str], now: datetime, stale_before: datetime | None = None
+) -> bool:
+    """Exactly one caller wins the right to declare for this group (and episode)."""
+    condition: Any = col(AlertGroup.declare_state).in_(list(states))
+    if stale_before is not None:
+        condition = or_(
+            condition,
+            (col(AlertGroup.declare_state) == DeclareState.CLAIMED)
+            & (col(AlertGroup.declare_claimed_at) < stale_before),
+        )
+    result = await session.exec(
+        update(AlertGroup)
+        .where(col(AlertGroup.id) == group_id, col(AlertGroup.incident_id).is_(None), condition)
+        .values(declare_state=DeclareState.CLAIMED, declare_claimed_at=now)
+    )
+    await session.commit()
+    return bool(result.rowcount)
+
+
+async def release_declare(session: AsyncSession, *, group_id: int, back_to: str) -> None:
+    await session.exec(
+        update(AlertGroup)
+        .where(col(AlertGroup.id) == group_id, col(AlertGroup.declare_state) == DeclareState.CLAIMED)
+        .values(declare_state=back_to, declare_claimed_at=None)
+    )
+    await session.commit()
+
+
+async def link_incident(
+    session: AsyncSession, *, group_id: int, incident_id: int, how: str, actor: str | None, now: datetime
+) -> AlertGroup:
+    """Tie the group to an incident and put what the alert says on the incident's timeline."""
+    await session.exec(
+        update(AlertGroup)
+        .where(col(AlertGroup.id) == group_id)
+        .values(
+            incident_id=incident_id,
+            declare_state=DeclareState.DONE,
+            declared_how=how,
+            revision=AlertGroup.revision + 1,
+        )
+    )
+    await session.exec(update(AlertInstance).where(col(AlertInstance.group_id) == group_id).values(noticed=True))
+    group = await get_group(session, group_id=group_id)
+    alerts = await instances(session, group_id=group_id)
+    firing = [a for a in alerts if a.status == "firing"]
+    names = sorted({a.labels.get("alertname", "alert") for a in alerts})
+    impact = (
+        await _impact_from_alerts(session, incident_id=incident_id, alerts=alerts) if how != "fingerprint" else None
+    )
+    verb = {"auto": "declared automatically from", "button": "declared from", "fingerprint": "linked to"}.get(
+        how, "linked to"
+    )
+    text = f"{verb} {source_name(group.source)} alert {', '.join(names[:5])} ({len(firing)} firing)"
+    if group.summary:
+        text += f": {group.summary}"
+    timeline.add(
+        session,
+        incident_id=incident_id,
+        at=now,
+        actor=actor or group.source,
+        text=text[:2000],
+        key=True,
+        payload=events.AlertChanged(
+            source=group.source,
+            group_id=group_id,
+            group_key=group.group_key[:500],
+            how=how,
+            rule=group.rule,
+            labels=group.common_labels,
+            fingerprints=[a.fingerprint for a in alerts][:50],
+            impact_started_at=impact,
+        ),
+    )
+    await session.commit()
+    return group
+
+
+async def _impact_from_alerts(
+    session: AsyncSession, *, incident_id: int, alerts: Sequence[AlertInstance]
+) -> datetime | None:
+    """An incident declared from alerts started hurting when its earliest alert started, if before the declare.
+
+    Only while nobody has set it (`/incident started` wins), and only ever earlier than the declaration.
+    """
+    starts = [a.starts_at for a in alerts if a.starts_at is not None]
+    if not starts:
+        return None
+    earliest = min(starts)
+    result = await session.exec(
+        update(Incident)
+        .where(
+            col(Incident.id) == incident_id,
+            col(Incident.impact_started_at).is_(None),
+            col(Incident.declared_at) > earliest,
+        )
+        .values(impact_started_at=earliest)
+    )
+    return earliest if result.rowcount else None
+
+
+async def incident_for_fingerprints(session: AsyncSession, *, group_id: int, fingerprints: Sequence[str]) -> int | None:
+    """An open incident another group already tracks for one of these firing alerts (same fingerprint)."""
+    if not fingerprints:
+        return None
+    result = await session.exec(
+        select(AlertGroup.incident_id)
+        .join(AlertInstance, col(AlertInstance.group_id) == col(AlertGroup.id))
+        .join(Incident, col(Incident.id) == col(AlertGroup.incident_id))
+        .where(
+            col(AlertGroup.id) != group_id,
+            col(AlertInstance.fingerprint).in_(list(fingerprints)),
+            col(AlertInstance.status) == "firing",
+            col(Incident.status) != Status.RESOLVED,
+        )
+        .order_by(col(AlertGroup.incident_id))
+        .limit(1)
+    )
+    return result.first()
+
+
+async def groups_for_incident(session: AsyncSession, *, incident_id: int) -> list[AlertGroup]:
+    result = await session.exec(select(AlertGroup).where(AlertGroup.incident_id == incident_id))
+    return list(result.all())
+
+
+async def bump_for_incident(session: AsyncSession, *, incident_id: int) -> list[int]:
+    """The linked incident changed: mark all its groups pending (one UPDATE); their ids."""
+    await session.exec(
+        update(AlertGroup).where(col(AlertGroup.incident_id) == incident_id).values(revision=AlertGroup.revision + 1)
+    )
+    await session.commit()
+    result = await session.exec(select(AlertGroup.id).where(AlertGroup.incident_id == incident_id))
+    return [int(i) for i in result.all() if i is not None]
+
+
+async def stale_declares(session: AsyncSession, *, stale_before: datetime) -> list[int]:
+    """Groups whose declare was claimed long ago and never linked (the bot died mid-declare)."""
+    result = await session.exec(
+        select(AlertGroup.id).where(
+            col(AlertGroup.declare_state) == DeclareState.CLAIMED,
+            col(AlertGroup.incident_id).is_(None),
+            col(AlertGroup.declare_claimed_at) < stale_before,
+        )
+    )
+    return [int(i) for i in result.all() if i is not None]
