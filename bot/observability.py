@@ -1,6 +1,6 @@
 """The bot's own metrics (Prometheus) and the hooks that feed them.
 
-One `CollectorRegistry` per app (in `deps.services["metrics"]`), never the global one, so two
+One `CollectorRegistry` per app (`deps.metrics`), never the global one, so two
 apps in one process (tests, the demo) keep separate counts. Other domains increment the
 counters they own through `metrics_of(deps)`, e.g. escalation:
 
@@ -144,10 +144,9 @@ class Metrics:
         except Exception:
             log.exception("could not count open incidents for /metrics")
         await self._refresh_pages(deps)
-        pending = deps.services.get("alerts_pending_count")
-        if pending is not None:
+        if deps.alerts is not None:
             try:
-                self.alerts_pending.set(await pending())
+                self.alerts_pending.set(await deps.alerts.pending_count())
             except Exception:
                 log.exception("could not count pending alerts for /metrics")
 
@@ -181,17 +180,14 @@ class Metrics:
 
 
 def metrics_of(deps: Deps) -> Metrics:
-    """The app's metrics, created on first use (whichever domain's setup asks first)."""
-    metrics = deps.services.get("metrics")
-    if metrics is None:
-        metrics = deps.services["metrics"] = Metrics()
-    return metrics  # type: ignore[no-any-return]
+    """The app's metrics (`deps.metrics`); kept as the one name other domains count through."""
+    return deps.metrics
 
 
 def setup(deps: Deps) -> None:
+    """Secrets never reach a log line, whoever logs them."""
     from bot import logs
 
-    metrics_of(deps)
     settings = deps.settings
     logs.register_secrets(
         s.get_secret_value() if s is not None else None

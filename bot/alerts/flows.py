@@ -9,6 +9,7 @@ every pending group is retried, so an alert the bot answered 2xx for always reac
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
 from datetime import timedelta
@@ -101,7 +102,7 @@ class AlertProcessor:
     # --- intake ----------------------------------------------------------------------------------
 
     async def ingest(self, note: Notification) -> service.IngestResult:
-        proposal = rules.propose(note, config=self.deps.settings.config, registry=self.deps.services.get("playbooks"))
+        proposal = rules.propose(note, config=self.deps.settings.config, registry=self.deps.playbooks)
         async with self.deps.db.session() as session:
             result = await service.ingest(session, note=note, proposal=proposal, now=self.deps.clock.now())
         metrics_of(self.deps).alerts_received.labels(source=note.source, status=note.status).inc()
@@ -132,10 +133,8 @@ class AlertProcessor:
     async def stop_retry_loop(self) -> None:
         if self._loop is not None:
             self._loop.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._loop
-            except (asyncio.CancelledError, Exception):
-                pass
             self._loop = None
 
     async def idle(self, timeout: float = 15.0) -> None:  # noqa: ASYNC109 - a deadline over many tasks
@@ -261,10 +260,10 @@ class AlertProcessor:
         return revision
 
     def _chat(self) -> AlertChat:
-        chat = self.deps.services.get("alert_chat")
+        chat = self.deps.alert_chat
         if chat is None:
             raise ChatError("no chat adapter is set up for alerts", step="alert chat", code="not_configured")
-        return chat  # type: ignore[no-any-return]
+        return chat
 
     async def _link_by_fingerprint(self, group: AlertGroup, alerts: list[AlertInstance]) -> bool:
         """The same alert (fingerprint) already has an open incident through another group: join it."""
@@ -396,7 +395,9 @@ def build_view(group: AlertGroup, alerts: list[AlertInstance], incident: Inciden
 
 
 def processor_of(deps: Deps) -> AlertProcessor:
-    return deps.get("alerts")  # type: ignore[no-any-return]
+    if deps.alerts is None:
+        raise RuntimeError("the alerts domain is not set up (bot.alerts.setup has not run)")
+    return deps.alerts
 
 
 async def _declare_and_link(
@@ -483,7 +484,7 @@ async def declare_from_alert(
         description=description,
         private=private,
     )
-    processor = deps.services.get("alerts")
+    processor = deps.alerts
     if processor is not None:
         processor.spawn(group_id)
     return outcome

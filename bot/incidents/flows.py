@@ -49,8 +49,7 @@ def slugify(text: str, *, max_length: int) -> str:
     """ASCII, lowercase, dashes: what Slack allows in a channel name."""
     ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
     slug = re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")
-    slug = slug[:max_length].rstrip("-")
-    return slug
+    return slug[:max_length].rstrip("-")
 
 
 def channel_name(number: int, title: str, *, suffix: str = "") -> str:
@@ -72,7 +71,7 @@ class Outcome:
 
 def _playbook(deps: Deps, *, playbook_id: str | None, title: str, service_name: str | None) -> Any:
     """The playbook asked for, or the one that matches, when the playbooks domain is set up."""
-    registry = deps.services.get("playbooks")
+    registry = deps.playbooks
     if registry is None:
         return None
     try:
@@ -130,7 +129,7 @@ async def finish_setup(deps: Deps, *, incident_id: int, actor: str, retry: bool 
     (two clicks on Retry, two replicas) from creating two channels. A `retry` may find the channel
     an earlier run made but could not save, and adopts it; the declaration's own run never looks.
     """
-    unreleased: dict[int, datetime] = deps.services.setdefault("unreleased_setup_leases", {})
+    unreleased = deps.unreleased_setup_leases
     claimed_at = deps.clock.now()
     async with deps.db.session() as session:
         ours = unreleased.get(incident_id)
