@@ -56,6 +56,12 @@ class Metrics:
             buckets=ACK_BUCKETS,
             registry=r,
         )
+        self._paging_and_slack(r)
+        self._alerts_and_state(r)
+        self.up = Gauge("incident_bot_up", "1 while the bot serves", registry=r)
+        self.up.set(1)
+
+    def _paging_and_slack(self, r: CollectorRegistry) -> None:
         self.pages_sent = Counter("incident_bot_pages_sent", "Pages delivered (DM and channel mention)", registry=r)
         self.pages_late = Counter(
             "incident_bot_pages_late", "Pages delivered after their due time (the bot was down or slow)", registry=r
@@ -73,6 +79,8 @@ class Metrics:
             ["method"],
             registry=r,
         )
+
+    def _alerts_and_state(self, r: CollectorRegistry) -> None:
         self.alerts_received = Counter(
             "incident_bot_alerts_received",
             "Alert notifications accepted on /alerts/*, by source and status",
@@ -103,8 +111,6 @@ class Metrics:
             ["state"],
             registry=r,
         )
-        self.up = Gauge("incident_bot_up", "1 while the bot serves", registry=r)
-        self.up.set(1)
 
     # --- helpers other domains call ------------------------------------------------------------
 
