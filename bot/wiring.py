@@ -31,6 +31,7 @@ from bot.incidents import recovery
 from bot.ops import setup as ops
 from bot.playbooks import setup as playbooks
 from bot.postmortem import setup as postmortem
+from bot.server import SlackAuthProbe
 from bot.settings import Settings
 from bot.slack import adapters
 from bot.slack.adapters import DomainPorts
@@ -60,8 +61,6 @@ def infrastructure(
 
 def slack(deps: Deps, client: AsyncWebClient | None = None) -> tuple[AsyncWebClient, DomainPorts]:
     """Layer 2: the one Web API client (a test's, or ours with a kept-alive session) and the adapters."""
-    from bot.server import SlackAuthProbe
-
     if client is None:
         client = create_client(deps)
         keep_alive(deps, client)
