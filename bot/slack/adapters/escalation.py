@@ -95,36 +95,41 @@ def page_title(incident: Incident) -> str:
 
 
 def report_text(incident: Incident, report: PageReport) -> str:
-    page = report.page
-    lines = []
+    lines = [_report_headline(report)]
+    if report.page.late_by is not None and report.attempt == 1:
+        lines.append(f"_late by {format_duration(report.page.late_by)}: the bot was down or busy when it was due_")
+    lines += [f"⚠️ Could not DM `{escape(user)}`: {escape(reason)}" for user, reason in report.failed.items()]
+    lines += [f"⚠️ `{escape(target)}`: {escape(reason)}" for target, reason in report.unresolved.items()]
+    lines += _retrying_lines(report)
+    if report.failed or report.unresolved:
+        lines.append("The next escalation level still fires on time unless the incident is stopped.")
+    return clip("\n".join(lines), 3000)
+
+
+def _report_headline(report: PageReport) -> str:
+    level = _level(report.page)
     retry = f" (attempt {report.attempt})" if report.attempt > 1 else ""
     if report.paged:
         who = ", ".join(mention(u) for u in report.paged)
         via = f" (and {', '.join(report.via)})" if report.via else ""
-        lines.append(f"📟 Paged {_level(page)}{retry}: {who}{via}")
-    elif report.via:
-        lines.append(f"📟 Paged {_level(page)}{retry} through {', '.join(report.via)}")
-    elif report.retrying and report.attempt == 1:
-        lines.append(f"📟 ⚠️ Paging {_level(page)}: Slack failed, trying again")
-    elif report.attempt == 1 or not (report.failed or report.unresolved):
-        lines.append(f"📟 ⚠️ Paging {_level(page)} reached nobody")
-    else:
-        lines.append(f"📟 ⚠️ Paging {_level(page)}{retry}: giving up on")
-    if page.late_by is not None and report.attempt == 1:
-        lines.append(f"_late by {format_duration(page.late_by)}: the bot was down or busy when it was due_")
-    for user, reason in report.failed.items():
-        lines.append(f"⚠️ Could not DM `{escape(user)}`: {escape(reason)}")
-    for target, reason in report.unresolved.items():
-        lines.append(f"⚠️ `{escape(target)}`: {escape(reason)}")
-    if report.retrying:
-        when = f" in {format_duration(report.retry_in)}" if report.retry_in is not None else ""
-        for target, reason in report.retrying.items():
-            # Users whose DM failed were invited to this channel: the mention reaches them meanwhile.
-            who = mention(target) if target.startswith(("U", "W")) else f"`{escape(target)}`"
-            lines.append(f"⏳ Could not reach {who} yet ({escape(reason)}); trying again{when}")
-    if report.failed or report.unresolved:
-        lines.append("The next escalation level still fires on time unless the incident is stopped.")
-    return clip("\n".join(lines), 3000)
+        return f"📟 Paged {level}{retry}: {who}{via}"
+    if report.via:
+        return f"📟 Paged {level}{retry} through {', '.join(report.via)}"
+    if report.retrying and report.attempt == 1:
+        return f"📟 ⚠️ Paging {level}: Slack failed, trying again"
+    if report.attempt == 1 or not (report.failed or report.unresolved):
+        return f"📟 ⚠️ Paging {level} reached nobody"
+    return f"📟 ⚠️ Paging {level}{retry}: giving up on"
+
+
+def _retrying_lines(report: PageReport) -> list[str]:
+    when = f" in {format_duration(report.retry_in)}" if report.retry_in is not None else ""
+    lines = []
+    for target, reason in report.retrying.items():
+        # Users whose DM failed were invited to this channel: the mention reaches them meanwhile.
+        who = mention(target) if target.startswith(("U", "W")) else f"`{escape(target)}`"
+        lines.append(f"⏳ Could not reach {who} yet ({escape(reason)}); trying again{when}")
+    return lines
 
 
 def reminder_text(incident: Incident, reminder: ReminderMessage) -> str:
