@@ -18,15 +18,15 @@ from typing import Any
 from sqlmodel import col, select
 
 from bot.alerts import rules, service
+from bot.alerts.declare import declare_and_link
 from bot.alerts.models import AlertGroup, AlertInstance, DeclareState
-from bot.alerts.payloads import Notification, summary_of
-from bot.alerts.ports import AlertChat, AlertLine, AlertView, IncidentLink
+from bot.alerts.payloads import Notification
+from bot.alerts.ports import AlertChat, AlertView
+from bot.alerts.views import alert_line, build_view, incident_description
 from bot.config import Severity
 from bot.deps import Deps
-from bot.exceptions import BotError, ChatError, InvalidState, NotFound
-from bot.incidents import access
+from bot.exceptions import BotError, ChatError
 from bot.incidents import flows as incident_flows
-from bot.incidents.flows import Outcome
 from bot.incidents.models import Incident
 from bot.observability import metrics_of
 from bot.signals import IncidentEvent
@@ -42,42 +42,6 @@ SHUTDOWN_WAIT = 20.0
 
 def backoff(attempts: int) -> timedelta:
     return timedelta(seconds=min(MAX_BACKOFF, 5.0 * (2 ** min(attempts, 10))))
-
-
-def _line(instance: AlertInstance, common: dict[str, str]) -> AlertLine:
-    own = {k: v for k, v in instance.labels.items() if common.get(k) != v}
-    return AlertLine(
-        fingerprint=instance.fingerprint,
-        status=instance.status,
-        name=instance.labels.get("alertname", "alert"),
-        labels=own,
-        summary=summary_of(instance.annotations),
-        starts_at=instance.starts_at,
-        generator_url=instance.generator_url,
-    )
-
-
-def incident_description(group: AlertGroup, alerts: list[AlertInstance]) -> str:
-    """What the declared incident says about where it came from (plain text; Slack escaping happens later)."""
-    firing = [a for a in alerts if a.status == "firing"]
-    lines = []
-    description = group.common_annotations.get("description") or next(
-        (a.annotations.get("description") for a in firing if a.annotations.get("description")), ""
-    )
-    if description and description != group.summary:
-        lines.append(description)
-    lines.append(f"From {service.source_name(group.source)}: {len(firing)} alert(s) firing.")
-    if group.common_labels:
-        lines.append("Labels: " + ", ".join(f"{k}={v}" for k, v in sorted(group.common_labels.items())))
-    runbook = group.common_annotations.get("runbook_url") or next(
-        (a.annotations.get("runbook_url") for a in firing if a.annotations.get("runbook_url")), None
-    )
-    if runbook:
-        lines.append(f"Runbook: {runbook}")
-    source = next((a.generator_url for a in firing if a.generator_url), None)
-    if source:
-        lines.append(f"Source: {source}")
-    return "\n".join(lines)[:3000]
 
 
 class AlertProcessor:
@@ -223,13 +187,7 @@ class AlertProcessor:
         return group, alerts, incident
 
     async def _sync_once(self, group_id: int, token: str) -> int:
-        group, alerts, incident = await self._snapshot(group_id)
-        if group.incident_id is None and group.status == "firing":
-            if group.declare_state == DeclareState.WANTED:
-                await self._auto_declare(group, alerts)
-                group, alerts, incident = await self._snapshot(group_id)
-            elif group.declare_state == DeclareState.NONE and await self._link_by_fingerprint(group, alerts):
-                group, alerts, incident = await self._snapshot(group_id)
+        group, alerts, incident = await self._declared_or_linked(group_id)
         revision = group.revision
         if incident is not None and incident.is_open and incident.setup_error:
             outcome = await incident_flows.finish_setup(self.deps, incident_id=incident.id or 0, actor=group.source)
@@ -238,26 +196,48 @@ class AlertProcessor:
                 raise ChatError(f"{incident.ref} setup: {'; '.join(outcome.problems)}", step="incident setup")
         view = build_view(group, alerts, incident)
         chat = self._chat()
-        channel = self.deps.settings.config.channels.alerts
-        if channel:
-            if group.message_ts:
-                await chat.update_alert(channel=group.channel_id or channel, ts=group.message_ts, view=view)
-            else:
-                channel_id, ts = await chat.post_alert(channel=channel, view=view)
-                async with self.deps.db.session() as session:
-                    await service.save_message(
-                        session, group_id=group_id, token=token, channel_id=channel_id, message_ts=ts
-                    )
+        await self._show_in_alerts_channel(chat, group, view, token)
         if incident is not None and incident.channel_id:
-            fresh = [_line(a, group.common_labels) for a in alerts if a.status == "firing" and not a.noticed]
-            offer = group.resolve_offer_pending and incident.is_open
-            if fresh or offer:
-                await chat.notify_incident(incident=incident, view=view, new_alerts=fresh, offer_resolve=offer)
-                async with self.deps.db.session() as session:
-                    await service.mark_noticed(session, group_id=group_id, fingerprints=[a.fingerprint for a in fresh])
-                    if offer:
-                        await service.clear_resolve_offer(session, group_id=group_id, resolved_at=group.resolved_at)
+            await self._tell_incident(chat, group, alerts, incident, view)
         return revision
+
+    async def _declared_or_linked(self, group_id: int) -> tuple[AlertGroup, list[AlertInstance], Incident | None]:
+        """The group as it is, after an automatic declare or a link to the same alert's open incident."""
+        group, alerts, incident = await self._snapshot(group_id)
+        if group.incident_id is None and group.status == "firing":
+            if group.declare_state == DeclareState.WANTED:
+                await self._auto_declare(group, alerts)
+                return await self._snapshot(group_id)
+            if group.declare_state == DeclareState.NONE and await self._link_by_fingerprint(group, alerts):
+                return await self._snapshot(group_id)
+        return group, alerts, incident
+
+    async def _show_in_alerts_channel(self, chat: AlertChat, group: AlertGroup, view: AlertView, token: str) -> None:
+        channel = self.deps.settings.config.channels.alerts
+        if not channel:
+            return
+        if group.message_ts:
+            await chat.update_alert(channel=group.channel_id or channel, ts=group.message_ts, view=view)
+            return
+        channel_id, ts = await chat.post_alert(channel=channel, view=view)
+        async with self.deps.db.session() as session:
+            await service.save_message(
+                session, group_id=group.id or 0, token=token, channel_id=channel_id, message_ts=ts
+            )
+
+    async def _tell_incident(
+        self, chat: AlertChat, group: AlertGroup, alerts: list[AlertInstance], incident: Incident, view: AlertView
+    ) -> None:
+        """New firing alerts, and the offer to resolve once all cleared, in the incident's channel."""
+        fresh = [alert_line(a, group.common_labels) for a in alerts if a.status == "firing" and not a.noticed]
+        offer = group.resolve_offer_pending and incident.is_open
+        if not (fresh or offer):
+            return
+        await chat.notify_incident(incident=incident, view=view, new_alerts=fresh, offer_resolve=offer)
+        async with self.deps.db.session() as session:
+            await service.mark_noticed(session, group_id=group.id or 0, fingerprints=[a.fingerprint for a in fresh])
+            if offer:
+                await service.clear_resolve_offer(session, group_id=group.id or 0, resolved_at=group.resolved_at)
 
     def _chat(self) -> AlertChat:
         chat = self.deps.alert_chat
@@ -295,7 +275,7 @@ class AlertProcessor:
             if not await service.claim_declare(session, group_id=group.id, states=[DeclareState.WANTED], now=now):
                 return  # a person or another replica is declaring it
         # Cancelled mid-declare (shutdown) stays claimed: the stale-declare recovery links what was made.
-        outcome = await _declare_and_link(
+        outcome = await declare_and_link(
             self.deps,
             group_id=group.id,
             source=group.source,
@@ -351,159 +331,7 @@ class AlertProcessor:
             self.spawn(group_id)
 
 
-def build_view(group: AlertGroup, alerts: list[AlertInstance], incident: Incident | None) -> AlertView:
-    assert group.id is not None
-    link = None
-    if incident is not None and incident.id is not None:
-        link = IncidentLink(
-            number=incident.id,
-            ref=incident.ref,
-            channel_id=incident.channel_id,
-            status=str(incident.status),
-            severity=str(incident.severity),
-            how=group.declared_how,
-            setup_error=incident.setup_error,
-        )
-    description = group.common_annotations.get("description", "")
-    return AlertView(
-        group_id=group.id,
-        source=group.source,
-        source_name=service.source_name(group.source),
-        status=group.status,
-        title=group.title,
-        summary=group.summary,
-        description=description if description != group.summary else "",
-        common_labels=dict(group.common_labels),
-        group_key=group.group_key,
-        notifications=group.notifications,
-        truncated=group.truncated,
-        first_seen_at=group.first_seen_at,
-        last_seen_at=group.last_seen_at,
-        external_url=group.external_url,
-        proposed_severity=group.proposed_severity or Severity.P2.value,
-        proposed_service=group.proposed_service,
-        proposed_playbook=group.proposed_playbook,
-        rule=group.rule,
-        declaring=group.declare_state in (DeclareState.WANTED, DeclareState.CLAIMED) and incident is None,
-        alerts=[_line(a, group.common_labels) for a in alerts],
-        incident=link,
-        firing_total=group.firing_total,
-    )
-
-
-# --- the buttons -----------------------------------------------------------------------------------
-
-
 def processor_of(deps: Deps) -> AlertProcessor:
     if deps.alerts is None:
         raise RuntimeError("the alerts domain is not set up (bot.alerts.setup has not run)")
     return deps.alerts
-
-
-async def _declare_and_link(
-    deps: Deps,
-    *,
-    group_id: int,
-    source: str,
-    how: str,
-    actor: str,
-    back_to: str,
-    title: str,
-    severity: Severity | None,
-    service_name: str | None,
-    playbook_id: str | None,
-    description: str,
-    private: bool = False,
-) -> Outcome:
-    """With the declare claimed: declare the incident and link the group to it (a failure gives the claim back)."""
-    try:
-        outcome = await incident_flows.declare(
-            deps,
-            title=title,
-            declared_by=actor,
-            severity=severity,
-            service_name=service_name,
-            playbook_id=playbook_id,
-            description=description,
-            private=private,
-        )
-    except Exception:
-        async with deps.db.session() as session:
-            await service.release_declare(session, group_id=group_id, back_to=back_to)
-        raise
-    async with deps.db.session() as session:
-        await service.link_incident(
-            session, group_id=group_id, incident_id=outcome.incident.id or 0, how=how, actor=actor, now=deps.clock.now()
-        )
-    metrics_of(deps).alerts_declared.labels(source=source, how=how).inc()
-    return outcome
-
-
-async def declare_from_alert(
-    deps: Deps,
-    *,
-    group_id: int,
-    actor: str,
-    title: str,
-    severity: Severity | None,
-    service_name: str | None,
-    playbook_id: str | None,
-    description: str = "",
-    private: bool = False,
-) -> Outcome:
-    """A person pressed Declare on an alert: one incident per group, however many press it."""
-    now = deps.clock.now()
-    async with deps.db.session() as session:
-        group = await service.get_group(session, group_id=group_id)
-        previous = group.declare_state
-        # The claim also fails when the group is linked already; the re-read says which it was.
-        claimed = await service.claim_declare(
-            session, group_id=group_id, states=[DeclareState.NONE, DeclareState.WANTED], now=now
-        )
-        if not claimed:
-            group = await service.get_group(session, group_id=group_id)
-    if not claimed:
-        if group.incident_id is not None:
-            try:  # its number only to those who may see it
-                ref = (await access.find(deps, number=group.incident_id, person=actor)).ref
-            except NotFound:
-                ref = "an incident"
-            raise InvalidState(f"This alert is already {ref}; nothing new was declared.")
-        raise InvalidState("Someone is declaring an incident for this alert right now; look in the alerts channel.")
-    outcome = await _declare_and_link(
-        deps,
-        group_id=group_id,
-        source=group.source,
-        how="button",
-        actor=actor,
-        back_to=previous,
-        title=title,
-        severity=severity,
-        service_name=service_name,
-        playbook_id=playbook_id,
-        description=description,
-        private=private,
-    )
-    processor = deps.alerts
-    if processor is not None:
-        processor.spawn(group_id)
-    return outcome
-
-
-async def resolve_from_alert(deps: Deps, *, incident_id: int, actor: str) -> Outcome:
-    """The Resolve button on an 'alert cleared' message, by someone who can see the incident."""
-    incident = await access.find(deps, number=incident_id, person=actor)
-    async with deps.db.session() as session:
-        if not incident.is_open:
-            raise InvalidState(f"{incident.ref} is resolved already.")
-        groups = await service.groups_for_incident(session, incident_id=incident_id)
-    names = sorted({g.title.split(":")[0] for g in groups if g.title}) or ["the alert"]
-    summary = f"Resolved after the alert cleared ({', '.join(names[:3])})."
-    return await incident_flows.resolve(deps, incident_id=incident_id, summary=summary, actor=actor)
-
-
-async def proposal_modal_values(deps: Deps, *, group_id: int) -> tuple[AlertGroup, list[AlertInstance]]:
-    async with deps.db.session() as session:
-        group = await service.get_group(session, group_id=group_id)
-        alerts = await service.instances(session, group_id=group_id)
-    return group, alerts

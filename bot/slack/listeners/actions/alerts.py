@@ -10,7 +10,8 @@ from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_bolt.context.respond.async_respond import AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.alerts import flows as alert_flows
+from bot.alerts import declare as alert_declare
+from bot.alerts import views as alert_views
 from bot.alerts.models import AlertGroup, AlertInstance
 from bot.deps import Deps
 from bot.exceptions import NotFound, UsageError
@@ -51,7 +52,7 @@ def declare_modal(
     view["private_metadata"] = str(group.id)
     initial = {
         "title": clip(group.title or "Alert", MAX_TITLE),
-        "description": alert_flows.incident_description(group, alerts),
+        "description": alert_views.incident_description(group, alerts),
     }
     for block in view["blocks"]:
         element = block.get("element", {})
@@ -87,7 +88,7 @@ def register(app: AsyncApp, deps: Deps) -> None:
 
         async def work() -> None:
             group_id = _number(body)
-            group, alerts = await alert_flows.proposal_modal_values(deps, group_id=group_id)
+            group, alerts = await alert_declare.proposal_modal_values(deps, group_id=group_id)
             if group.incident_id is not None:
                 user = body["user"]["id"]
                 try:  # its number only to those who may see it
@@ -115,7 +116,7 @@ def register(app: AsyncApp, deps: Deps) -> None:
         if form is None:
             return
         user = body["user"]["id"]
-        work = alert_flows.declare_from_alert(
+        work = alert_declare.declare_from_alert(
             deps, group_id=int(view.get("private_metadata") or 0), actor=user, **asdict(form)
         )
         await after_submit(client, user=user, channel=None, work=work, declared="declared from the alert")
@@ -126,7 +127,9 @@ def register(app: AsyncApp, deps: Deps) -> None:
 
         async def work() -> None:
             incident = await clicked_incident(deps, body, "alert resolve", number=_number(body), in_its_channel=True)
-            outcome = await alert_flows.resolve_from_alert(deps, incident_id=incident.id or 0, actor=body["user"]["id"])
+            outcome = await alert_declare.resolve_from_alert(
+                deps, incident_id=incident.id or 0, actor=body["user"]["id"]
+            )
             problems = f"\n⚠️ {'; '.join(outcome.problems)}" if outcome.problems else ""
             await respond(
                 text=f"✅ You resolved {outcome.incident.ref}.{problems}",
