@@ -1,6 +1,6 @@
 """The bot's own metrics (Prometheus) and the hooks that feed them.
 
-One `CollectorRegistry` per app (in `deps.services["metrics"]`), never the global one, so two
+One `CollectorRegistry` per app (`deps.metrics`), never the global one, so two
 apps in one process (tests, the demo) keep separate counts. Other domains increment the
 counters they own through `metrics_of(deps)`, e.g. escalation:
 
@@ -56,6 +56,12 @@ class Metrics:
             buckets=ACK_BUCKETS,
             registry=r,
         )
+        self._paging_and_slack(r)
+        self._alerts_and_state(r)
+        self.up = Gauge("incident_bot_up", "1 while the bot serves", registry=r)
+        self.up.set(1)
+
+    def _paging_and_slack(self, r: CollectorRegistry) -> None:
         self.pages_sent = Counter("incident_bot_pages_sent", "Pages delivered (DM and channel mention)", registry=r)
         self.pages_late = Counter(
             "incident_bot_pages_late", "Pages delivered after their due time (the bot was down or slow)", registry=r
@@ -73,6 +79,8 @@ class Metrics:
             ["method"],
             registry=r,
         )
+
+    def _alerts_and_state(self, r: CollectorRegistry) -> None:
         self.alerts_received = Counter(
             "incident_bot_alerts_received",
             "Alert notifications accepted on /alerts/*, by source and status",
@@ -103,8 +111,6 @@ class Metrics:
             ["state"],
             registry=r,
         )
-        self.up = Gauge("incident_bot_up", "1 while the bot serves", registry=r)
-        self.up.set(1)
 
     # --- helpers other domains call ------------------------------------------------------------
 
@@ -144,10 +150,9 @@ class Metrics:
         except Exception:
             log.exception("could not count open incidents for /metrics")
         await self._refresh_pages(deps)
-        pending = deps.services.get("alerts_pending_count")
-        if pending is not None:
+        if deps.alerts is not None:
             try:
-                self.alerts_pending.set(await pending())
+                self.alerts_pending.set(await deps.alerts.pending_count())
             except Exception:
                 log.exception("could not count pending alerts for /metrics")
 
@@ -181,17 +186,14 @@ class Metrics:
 
 
 def metrics_of(deps: Deps) -> Metrics:
-    """The app's metrics, created on first use (whichever domain's setup asks first)."""
-    metrics = deps.services.get("metrics")
-    if metrics is None:
-        metrics = deps.services["metrics"] = Metrics()
-    return metrics  # type: ignore[no-any-return]
+    """The app's metrics (`deps.metrics`); kept as the one name other domains count through."""
+    return deps.metrics
 
 
 def setup(deps: Deps) -> None:
+    """Secrets never reach a log line, whoever logs them."""
     from bot import logs
 
-    metrics_of(deps)
     settings = deps.settings
     logs.register_secrets(
         s.get_secret_value() if s is not None else None

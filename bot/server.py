@@ -19,8 +19,10 @@ from typing import Any
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.async_app import AsyncApp
+from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import logs
+from bot.clock import Clock
 from bot.deps import Deps
 from bot.exceptions import ChatError
 from bot.observability import metrics_of, request_started
@@ -41,8 +43,9 @@ _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 class SlackAuthProbe:
     """`auth.test`, cached for a minute so a tight health-check loop does not spend Slack's rate limit."""
 
-    def __init__(self, deps: Deps, *, ttl: float = SLACK_AUTH_TTL) -> None:
-        self.deps = deps
+    def __init__(self, client: AsyncWebClient, *, clock: Clock, ttl: float = SLACK_AUTH_TTL) -> None:
+        self.client = client
+        self.clock = clock
         self.ttl = ttl
         self._lock = asyncio.Lock()
         self._cached: tuple[float, dict[str, Any]] | None = None
@@ -57,12 +60,9 @@ class SlackAuthProbe:
             return result
 
     async def _probe(self) -> dict[str, Any]:
-        stamp = self.deps.clock.now().isoformat()
-        client = self.deps.services.get("slack_client")
-        if client is None:
-            return {"status": "warn", "output": "no Slack client", "time": stamp}
+        stamp = self.clock.now().isoformat()
         try:
-            response = await asyncio.wait_for(call("auth.test", client.auth_test()), timeout=SLACK_AUTH_TIMEOUT)
+            response = await asyncio.wait_for(call("auth.test", self.client.auth_test()), timeout=SLACK_AUTH_TIMEOUT)
         except Exception as exc:
             code = exc.code if isinstance(exc, ChatError) and exc.code != "unreachable" else ""
             if code in _FATAL_AUTH:
@@ -82,40 +82,27 @@ class SlackAuthProbe:
 async def health_report(deps: Deps) -> tuple[int, dict[str, Any]]:
     """IETF health+json: pass when every check passes, warn (200) when only a non-critical one degrades,
     fail (503) when a critical one fails."""
-    checks: dict[str, list[dict[str, Any]]] = {}
-    ok = True
-    warn = False
     now = deps.clock.now().isoformat()
     try:
         await deps.db.ping()
-        checks["database:connection"] = [{"status": "pass", "time": now}]
+        checks: dict[str, list[dict[str, Any]]] = {"database:connection": [{"status": "pass", "time": now}]}
     except Exception as exc:
-        ok = False
-        checks["database:connection"] = [{"status": "fail", "output": type(exc).__name__, "time": now}]
-    scheduler = deps.services.get("scheduler")
-    if scheduler is not None:
-        running = bool(getattr(scheduler, "running", False))
-        ok = ok and running
+        checks = {"database:connection": [{"status": "fail", "output": type(exc).__name__, "time": now}]}
+    if deps.scheduler is not None:
+        running = deps.scheduler.running
         checks["scheduler:running"] = [{"status": "pass" if running else "fail", "time": now}]
-    if "slack_client" in deps.services:
-        probe = deps.services.get("slack_auth_probe")
-        if probe is None:
-            probe = deps.services["slack_auth_probe"] = SlackAuthProbe(deps)
-        result = await probe()
-        checks["slack:auth"] = [result]
-        ok = ok and result["status"] != "fail"
-        warn = warn or result["status"] == "warn"
-    for name, probe in deps.services.get("health_probes", {}).items():
+    probes = dict(deps.health_probes)
+    if deps.slack_auth is not None:
+        probes = {"slack:auth": deps.slack_auth, **probes}
+    for name, probe in probes.items():
         try:
             checks[name] = [await probe()]
-            ok = ok and checks[name][0].get("status") != "fail"
-            warn = warn or checks[name][0].get("status") == "warn"
         except Exception as exc:
-            ok = False
             checks[name] = [{"status": "fail", "output": type(exc).__name__, "time": now}]
-    status = "fail" if not ok else "warn" if warn else "pass"
+    states = {check[0].get("status") for check in checks.values()}
+    status = "fail" if "fail" in states else "warn" if "warn" in states else "pass"
     body = {"status": status, "serviceId": "incident-bot", "checks": checks}
-    return (200 if ok else 503), body
+    return (503 if status == "fail" else 200), body
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -186,7 +173,7 @@ def build_web_app(deps: Deps, app: AsyncApp | None) -> web.Application:
         web_app.router.add_post("/slack/events", slack_events)
     web_app.router.add_get("/health", health)
     web_app.router.add_get("/metrics", metrics)
-    for method, path, handler in deps.services.get("http_routes", []):
+    for method, path, handler in deps.http_routes:
         web_app.router.add_route(method, path, handler)
     add_dashboard(web_app, deps)
     return web_app

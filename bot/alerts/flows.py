@@ -64,7 +64,7 @@ class AlertProcessor:
     # --- intake ----------------------------------------------------------------------------------
 
     async def ingest(self, note: Notification) -> service.IngestResult:
-        proposal = rules.propose(note, config=self.deps.settings.config, registry=self.deps.services.get("playbooks"))
+        proposal = rules.propose(note, config=self.deps.settings.config, registry=self.deps.playbooks)
         async with self.deps.db.session() as session:
             result = await service.ingest(session, note=note, proposal=proposal, now=self.deps.clock.now())
         metrics_of(self.deps).alerts_received.labels(source=note.source, status=note.status).inc()
@@ -196,7 +196,7 @@ class AlertProcessor:
         return revision
 
     def _chat(self) -> AlertChat:
-        chat = self.deps.services.get("alert_chat")
+        chat = self.deps.alert_chat
         if chat is None:
             raise ChatError("no chat adapter is set up for alerts", step="alert chat", code="not_configured")
         return chat  # type: ignore[no-any-return]
@@ -272,7 +272,9 @@ class AlertProcessor:
 
 
 def processor_of(deps: Deps) -> AlertProcessor:
-    return deps.get("alerts")  # type: ignore[no-any-return]
+    if deps.alerts is None:
+        raise RuntimeError("the alerts domain is not set up (bot.alerts.setup has not run)")
+    return deps.alerts
 
 
 async def declare_from_alert(
@@ -320,7 +322,7 @@ async def declare_from_alert(
         description=description,
         private=private,
     )
-    processor = deps.services.get("alerts")
+    processor = deps.alerts
     if processor is not None:
         processor.spawn(group_id)
     return outcome

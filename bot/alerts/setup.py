@@ -11,11 +11,9 @@ from bot.signals import IncidentResolved, IncidentSeverityChanged, IncidentStatu
 
 def setup(deps: Deps) -> None:
     processor = AlertProcessor(deps)
-    deps.services["alerts"] = processor
-    deps.services["alerts_pending_count"] = processor.pending_count
-    routes = deps.services.setdefault("http_routes", [])
-    routes.append(("POST", "/alerts/alertmanager", handler_for(deps, "alertmanager")))
-    routes.append(("POST", "/alerts/grafana", handler_for(deps, "grafana")))
+    deps.alerts = processor
+    deps.http_routes.append(("POST", "/alerts/alertmanager", handler_for(deps, "alertmanager")))
+    deps.http_routes.append(("POST", "/alerts/grafana", handler_for(deps, "grafana")))
     sources.setup(deps)  # POST /alerts/<name> for each alerts.sources entry
     # The alert message shows the linked incident's severity and status: keep it current.
     deps.bus.subscribe(IncidentResolved, processor.on_incident_changed)

@@ -170,6 +170,6 @@ def _playbooks_dir(settings: Settings) -> Path:
 
 def _quicken(deps: Deps) -> None:
     """Deploys in the demo finish in a second or two: poll them (and re-check health) more often."""
-    ops = deps.services.get("ops")  # bot.ops.runtime.OpsRuntime, when ops is wired
+    ops = deps.ops  # bot.ops.runtime.OpsRuntime, when ops is wired
     if ops is not None:
         ops.poll_interval, ops.health_interval, ops.heartbeat = 0.3, 0.3, 2.0

@@ -83,7 +83,7 @@ class Story:
         channel = incident.channel_id or "C0GENERAL"
         await self.pause()
 
-        escalates = "escalator" in self.deps.services
+        escalates = self.deps.escalator is not None
         if escalates:
             await self._page_on_call()
         else:
@@ -136,7 +136,7 @@ class Story:
 
     async def _check_health(self, channel: str) -> bool:
         """Bob's /status; False when this build has no ops (then the gateway is restarted by hand)."""
-        ops = "ops" in self.deps.services
+        ops = self.deps.ops is not None
         if ops:
             self.transcript.narrate("Bob checks every service's health endpoint at once.")
             response = await self.driver.command("U0BOB", channel, "/status", "")
@@ -147,7 +147,7 @@ class Story:
         return ops
 
     async def _playbook_steps(self, channel: str) -> None:
-        if self.deps.services.get("playbooks") is None:
+        if self.deps.playbooks is None:
             self.skip("playbook steps (playbooks are not installed in this build)")
             return
         message = self.last_with_button(channel, "Done")
@@ -249,7 +249,7 @@ class Story:
 
     async def write_postmortem(self, output: Path) -> bool:
         """The draft the bot shared in the channel; else rendered from the database like the CLI does."""
-        files = await wait_for(self.slack.shared_files, within=10 if "postmortem" in self.deps.services else 0)
+        files = await wait_for(self.slack.shared_files, within=10 if self.deps.postmortem_chat is not None else 0)
         await asyncio.to_thread(output.parent.mkdir, parents=True, exist_ok=True)
         if files:
             await asyncio.to_thread(output.write_bytes, files[-1]["content"])
@@ -285,9 +285,9 @@ class Story:
             ("escalator", "  paging      levels from bot.yml escalation, exactly once (bot/escalation)"),
             ("playbooks", "  playbooks   YAML runbooks in PLAYBOOKS_DIR (bot/playbooks)"),
             ("ops", "  ops         /status, /restart, /rollback (bot/ops, bot/platforms)"),
-            ("postmortem", "  post-mortem drafted on resolve (bot/postmortem)"),
+            ("postmortem_chat", "  post-mortem drafted on resolve (bot/postmortem)"),
         ):
-            if name in self.deps.services:
+            if getattr(self.deps, name, None) is not None:
                 lines.append(what)
         if self.skipped:
             lines.append("Skipped in this build: " + "; ".join(self.skipped))

@@ -7,11 +7,13 @@ shutdown; one interrupted anyway is finished by the next process once its claim'
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from bot.clock import Clock
 from bot.deps import Deps
 from bot.escalation import oncall as oncall_rules
 from bot.escalation import policy
@@ -19,9 +21,8 @@ from bot.escalation.flows import Escalator
 from bot.escalation.models import Page
 from bot.escalation.pagerduty import PagerDuty
 from bot.escalation.pages.records import Delivery
-from bot.escalation.ports import PageMessage, PageReport, ReminderMessage
+from bot.escalation.ports import Pager
 from bot.escalation.scheduler import EscalationScheduler
-from bot.incidents.models import Incident
 from bot.settings import Settings
 from bot.signals import (
     IncidentAcknowledged,
@@ -37,49 +38,15 @@ log = logging.getLogger(__name__)
 OVERDUE_WARNING = timedelta(minutes=5)
 
 
-class LazyPager:
-    """The Slack adapter is attached after setup runs: look it up on each call."""
-
-    def __init__(self, deps: Deps) -> None:
-        self.deps = deps
-
-    @property
-    def _pager(self) -> Any:
-        return self.deps.get("pager")
-
-    async def dm_page(self, *, user: str, incident: Incident, page: PageMessage) -> None:
-        await self._pager.dm_page(user=user, incident=incident, page=page)
-
-    async def report_page(self, *, incident: Incident, report: PageReport) -> None:
-        await self._pager.report_page(incident=incident, report=report)
-
-    async def invite(self, *, channel_id: str, users: list[str]) -> None:
-        try:
-            await self._pager.invite(channel_id=channel_id, users=users)
-        finally:  # whoever was invited sees a private incident from now on, not in a minute
-            self.deps.incident_access.forget(channel_id=channel_id)
-
-    async def group_members(self, *, group_id: str) -> list[str]:
-        return list(await self._pager.group_members(group_id=group_id))
-
-    async def lookup_user(self, *, handle: str) -> str | None:
-        found = await self._pager.lookup_user(handle=handle)
-        return str(found) if found else None
-
-    async def post_reminder(self, *, incident: Incident, reminder: ReminderMessage) -> None:
-        await self._pager.post_reminder(incident=incident, reminder=reminder)
-
-
-def setup(deps: Deps) -> None:
+def setup(deps: Deps, *, pager: Pager) -> Escalator:
+    """The escalator and its scheduler on `deps`, paging through `pager` (the Slack adapter, or a test's fake)."""
     config = deps.settings.config
     pagerduty = None
     if config.escalation.pagerduty is not None:
         pagerduty = PagerDuty.from_config(config.escalation.pagerduty, http=deps.http)
+    metrics = deps.metrics
 
     def count(page: Page, delivery: Delivery) -> None:
-        metrics = deps.services.get("metrics")  # observability is set up after escalation
-        if metrics is None:
-            return
         if delivery.sent_to or delivery.via:  # a DM, or PagerDuty took it: somebody is paged
             metrics.page_sent(late=page.late)
         else:
@@ -89,7 +56,7 @@ def setup(deps: Deps) -> None:
         db=deps.db,
         pager_db=deps.db.for_pager(),  # its own pool: a page's path to its DM never waits behind requests'
         clock=deps.clock,
-        pager=LazyPager(deps),
+        pager=pager,
         config=config,
         pagerduty=pagerduty,
         on_page=count,
@@ -98,9 +65,16 @@ def setup(deps: Deps) -> None:
     if not escalator.pages_anyone:
         log.warning("escalation names nobody (only `oncall`, and oncall.rotation is not set): no pages are sent")
     scheduler = EscalationScheduler(escalator)
+    deps.escalator = escalator
+    deps.scheduler = scheduler
+    _subscribe(deps, escalator)
+    _start_and_stop(deps, scheduler)
+    deps.health_probes["escalation:timers"] = functools.partial(_timers_health, deps.clock, escalator, scheduler)
+    return escalator
+
+
+def _subscribe(deps: Deps, escalator: Escalator) -> None:
     background = deps.background
-    deps.services["escalator"] = escalator
-    deps.services["scheduler"] = scheduler
 
     async def on_declared(event: IncidentDeclared) -> None:
         background.spawn(escalator.incident_declared(event.incident_id), f"page INC-{event.incident_id}")
@@ -128,6 +102,10 @@ def setup(deps: Deps) -> None:
     deps.bus.subscribe(IncidentSeverityChanged, on_severity)
     deps.bus.subscribe(IncidentResolved, on_resolved)
 
+
+def _start_and_stop(deps: Deps, scheduler: EscalationScheduler) -> None:
+    background = deps.background
+
     async def start() -> None:
         # Catching up after an outage can mean many overdue pages, each with Slack calls and 429
         # waits: run it in the background so the server listens (Slack, /health) meanwhile.
@@ -141,21 +119,20 @@ def setup(deps: Deps) -> None:
     deps.on_start.append(start)
     deps.on_stop.append(stop)
 
-    async def probe() -> dict[str, Any]:
-        """/health: warn when a page or reminder has waited far past its time (nothing is sending)."""
-        now = deps.clock.now()
-        check: dict[str, Any] = {"status": "pass", "time": now.isoformat()}
-        due = await escalator.next_due()
-        problems = []
-        if due is not None and now - due > OVERDUE_WARNING:
-            problems.append(f"a page or reminder is overdue since {due:%Y-%m-%d %H:%M:%S} UTC")
-        if scheduler.last_error:
-            problems.append(f"last run failed: {scheduler.last_error}")
-        if problems:
-            check.update(status="warn", output="; ".join(problems)[:300])
-        return check
 
-    deps.services.setdefault("health_probes", {})["escalation:timers"] = probe
+async def _timers_health(clock: Clock, escalator: Escalator, scheduler: EscalationScheduler) -> dict[str, Any]:
+    """/health: warn when a page or reminder has waited far past its time (nothing is sending)."""
+    now = clock.now()
+    check: dict[str, Any] = {"status": "pass", "time": now.isoformat()}
+    due = await escalator.next_due()
+    problems = []
+    if due is not None and now - due > OVERDUE_WARNING:
+        problems.append(f"a page or reminder is overdue since {due:%Y-%m-%d %H:%M:%S} UTC")
+    if scheduler.last_error:
+        problems.append(f"last run failed: {scheduler.last_error}")
+    if problems:
+        check.update(status="warn", output="; ".join(problems)[:300])
+    return check
 
 
 def check(settings: Settings) -> tuple[list[str], list[str], list[str]]:

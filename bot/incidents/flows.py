@@ -53,7 +53,7 @@ class Outcome:
 
 def _playbook(deps: Deps, *, playbook_id: str | None, title: str, service_name: str | None) -> Any:
     """The playbook asked for, or the one that matches, when the playbooks domain is set up."""
-    registry = deps.services.get("playbooks")
+    registry = deps.playbooks
     if registry is None:
         return None
     try:
@@ -117,7 +117,7 @@ async def finish_setup(
     an earlier run made but could not save, and adopts it; the declaration's own run never looks.
     `claimed`: the incident and its lease's time, when the caller holds it (a declaration's row is born with it).
     """
-    unreleased: dict[int, datetime] = deps.services.setdefault("unreleased_setup_leases", {})
+    unreleased = deps.unreleased_setup_leases
     if claimed is None:
         held = deps.clock.now()
         async with deps.db.session() as session:  # the lease and the row as it was taken, in one UPDATE … RETURNING

@@ -107,6 +107,6 @@ class Sweep:
 
 def setup(deps: Deps) -> None:
     sweep = Sweep(lambda: resume_setups(deps), every=SWEEP_EVERY, name="resume interrupted setups")
-    deps.services["setup_sweep"] = sweep
+    deps.setup_sweep = sweep
     deps.on_start.append(sweep.start)
     deps.on_stop.insert(0, sweep.stop)

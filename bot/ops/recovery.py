@@ -68,6 +68,6 @@ def setup(deps: Deps) -> None:
         await close_interrupted(deps, at_start=at_start)
 
     sweep = Sweep(check, every=SWEEP_EVERY, name="close interrupted restarts and rollbacks")
-    deps.services["ops_sweep"] = sweep
+    deps.ops_sweep = sweep
     deps.on_start.append(sweep.start)
     deps.on_stop.insert(0, sweep.stop)

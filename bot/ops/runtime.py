@@ -19,7 +19,7 @@ class PlatformLookup(Protocol):
 
 @dataclass
 class OpsRuntime:
-    """What the flows need beyond Deps; `deps.services["ops"]`, built by `bot.ops.setup`."""
+    """What the flows need beyond Deps; `deps.ops`, built by `bot.ops.setup`."""
 
     platforms: PlatformLookup
     timer: Timer = field(default_factory=RealTimer)
@@ -31,13 +31,13 @@ class OpsRuntime:
 
 
 def runtime(deps: Deps) -> OpsRuntime:
-    ops: OpsRuntime = deps.get("ops")
-    return ops
+    if deps.ops is None:
+        raise RuntimeError("the ops domain is not set up (bot.ops.setup has not run)")
+    return deps.ops
 
 
 def directory(deps: Deps) -> Directory | None:
-    found: Directory | None = deps.services.get("ops_directory")
-    return found
+    return deps.ops_directory
 
 
 def resolve_service(deps: Deps, name: str) -> str:

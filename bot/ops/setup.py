@@ -16,7 +16,7 @@ from bot.settings import Settings
 
 def setup(deps: Deps) -> None:
     platforms = build_platforms(deps.settings, deps.http, clock=deps.clock)
-    deps.services["ops"] = OpsRuntime(platforms=platforms)
+    deps.ops = OpsRuntime(platforms=platforms)
     deps.on_stop.append(platforms.aclose)
     recovery.setup(deps)
 

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
 
 from bot.deps import Deps
 from bot.exceptions import BotError, ChatError, InvalidState, NotFound
@@ -31,23 +29,20 @@ from bot.signals import IncidentChannelReady
 
 log = logging.getLogger(__name__)
 
-CHAT = "playbook_chat"
-REGISTRY = "playbooks"
-
 
 def registry(deps: Deps) -> PlaybookRegistry:
-    found: PlaybookRegistry = deps.get(REGISTRY)
-    return found
+    if deps.playbooks is None:
+        raise RuntimeError("the playbooks are not loaded (bot.playbooks.setup has not run)")
+    return deps.playbooks
 
 
 def chat(deps: Deps) -> PlaybookChat | None:
-    found: PlaybookChat | None = deps.services.get(CHAT)
-    return found
+    return deps.playbook_chat
 
 
 def _lock(deps: Deps, run_id: int) -> asyncio.Lock:
     """One lock per run and per bot instance (kept on deps: tests run many bots, each on its own loop)."""
-    locks: dict[int, asyncio.Lock] = deps.services.setdefault("playbook_locks", {})
+    locks = deps.playbook_locks
     lock = locks.get(run_id)
     if lock is None:
         lock = locks[run_id] = asyncio.Lock()
@@ -233,14 +228,26 @@ async def change_step(
 
 
 @dataclass(frozen=True)
+class OpsOffer:
+    """A step's restart or rollback: what the chat layer shows, through the ops domain, as `/restart` would.
+
+    The playbook domain does not call ops (nor the chat) for it: the listener prepares the ops
+    confirmation for the person who clicked, shows it, and records what it showed with `record_action`.
+    """
+
+    action: Action  # Action.RESTART or Action.ROLLBACK
+    service: str
+    incident_id: int
+
+
+@dataclass(frozen=True)
 class ActionResult:
     action: Action
     ok: bool
     output: str
     available: bool = True
-
-
-Offer = Callable[..., Awaitable[str | None]]
+    # Set for restart and rollback: not recorded yet, the listener records the offer's outcome.
+    offer: OpsOffer | None = None
 
 
 async def run_action(
@@ -249,10 +256,12 @@ async def run_action(
     run_id: int,
     step_id: str,
     actor: str,
-    context: dict[str, Any] | None = None,
     message: tuple[str, str] | None = None,
 ) -> ActionResult:
-    """Run a step's action for `actor`; every outcome (also "not available") is recorded and shown."""
+    """Run a step's action for `actor`; every outcome (also "not available") is recorded and shown.
+
+    A restart or rollback is returned as an `offer` instead, recorded by the caller once shown.
+    """
     await visible_incident(deps, run_id=run_id, actor=actor, message=message)
     async with deps.db.session() as session:
         run, playbook, step, incident = await steps.step_for_action(session, run_id=run_id, step_id=step_id)
@@ -268,7 +277,7 @@ async def run_action(
         if step.action == Action.STATUS:
             result = await _status(deps, target)
         elif step.action in (Action.RESTART, Action.ROLLBACK):
-            result = await _offer_ops(deps, step.action, target, actor, incident, context or {})
+            result = _offer_ops(deps, step.action, target, incident)
         elif step.action == Action.PAGE:
             result = await _page(deps, incident, actor)
         else:
@@ -278,6 +287,15 @@ async def run_action(
         # then re-raised so the listener answers the clicker.
         failure = exc
         result = ActionResult(step.action, False, str(exc))
+    if result.offer is None:
+        await record_action(deps, run_id=run_id, step_id=step_id, actor=actor, result=result)
+    if failure is not None:
+        raise failure
+    return result
+
+
+async def record_action(deps: Deps, *, run_id: int, step_id: str, actor: str, result: ActionResult) -> None:
+    """The outcome of a step's action, in the step's state and the timeline; the progress message shows it."""
     async with deps.db.session() as session:
         await steps.record_action_result(
             session,
@@ -290,9 +308,6 @@ async def run_action(
             now=deps.clock.now(),
         )
     await _refresh_quietly(deps, run_id)
-    if failure is not None:
-        raise failure
-    return result
 
 
 def _not_available(action: Action, why: str) -> ActionResult:
@@ -318,26 +333,22 @@ async def _status(deps: Deps, target: str | None) -> ActionResult:
     return ActionResult(Action.STATUS, ok, "\n".join(lines))
 
 
-async def _offer_ops(
-    deps: Deps, action: Action, target: str | None, actor: str, incident: Incident, context: dict[str, Any]
-) -> ActionResult:
+def _offer_ops(deps: Deps, action: Action, target: str | None, incident: Incident) -> ActionResult:
     if target is None:
         return ActionResult(action, False, f"the incident names no service: type `/{action.value} <service>` instead")
-    offer: Offer | None = deps.services.get("ops_offer")
-    if offer is None:
+    if deps.ops is None:
         return _not_available(action, f"{action.value} is not set up in this bot; type `/{action.value} {target}`")
-    shown = await offer(action=action.value, service=target, user_id=actor, incident_id=incident.id, context=context)
-    return ActionResult(action, True, shown or f"{action.value} of {target} offered for confirmation")
+    assert incident.id is not None
+    offer = OpsOffer(action=action, service=target, incident_id=incident.id)
+    return ActionResult(action, True, f"{action.value} of {target} offered for confirmation", offer=offer)
 
 
 async def _page(deps: Deps, incident: Incident, actor: str) -> ActionResult:
-    escalate_now = getattr(deps.services.get("escalator"), "escalate_now", None)
-    if escalate_now is None:
+    if deps.escalator is None:
         return _not_available(Action.PAGE, "escalation is not set up in this bot; page the team lead yourself")
     assert incident.id is not None
-    outcome = await escalate_now(incident.id, actor=actor)
-    text = outcome if isinstance(outcome, str) and outcome else "the next escalation level was paged"
-    return ActionResult(Action.PAGE, True, text)
+    outcome = await deps.escalator.escalate_now(incident.id, actor=actor)
+    return ActionResult(Action.PAGE, True, outcome or "the next escalation level was paged")
 
 
 async def _notify(deps: Deps, playbook: Playbook, step: Step, incident: Incident) -> ActionResult:

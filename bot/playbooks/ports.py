@@ -1,20 +1,20 @@
 """What the playbook flows need from outside: the chat (Slack) and the other domains' actions.
 
-The chat port is implemented in `bot/slack/adapters/playbooks.py` and attached as
-`deps.services["playbook_chat"]`. The actions of a step are delegated to other domains through
-`deps.services`; each is optional, and a missing one is answered with "not available":
+The chat port is implemented in `bot/slack/adapters/playbooks.py` (`deps.playbook_chat`). The actions
+of a step use the other domains through their typed attributes on `Deps`; each is optional, and a
+missing one is answered with "not available":
 
 - `status`   `bot.health.checker.check_all` (the health domain's checker, on the shared httpx client)
-- `restart`, `rollback`  `deps.services["ops_offer"]`: an async callable that shows the same
-  confirmation `/restart` and `/rollback` show (same permissions, same Confirm button), see `OpsOffer`;
-  the playbook Slack listener provides one built on `bot.ops.confirmations.prepare` when ops is set up
-- `page`     `deps.services["escalator"].escalate_now(incident_id, actor=...)`, see `Escalation`
+- `restart`, `rollback`  returned as an `OpsOffer` (`bot.playbooks.flows`): the listener shows the same
+  confirmation `/restart` and `/rollback` show (same permissions, same Confirm button) through
+  `bot.ops.confirmations.prepare`, and records what it showed; needs `deps.ops`
+- `page`     `deps.escalator.escalate_now(incident_id, actor=...)`
 - `notify`   the chat port's `notify`
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from bot.incidents.models import Incident
@@ -37,25 +37,4 @@ class PlaybookChat(Protocol):
 
     async def notify(self, *, channel: str, text: str) -> str:
         """Post a playbook's notification to a channel (ID or #name); returns the channel it went to."""
-        ...
-
-
-class OpsOffer(Protocol):
-    """Provided by the ops Slack layer as `deps.services["ops_offer"]`.
-
-    Shows the person the same confirmation as `/restart <service>` or `/rollback <service>` (and
-    refuses the same people); returns a short plain description of what was offered.
-    `context` carries chat-layer details (for Slack: `respond`, `channel_id`).
-    """
-
-    async def __call__(
-        self, *, action: str, service: str, user_id: str, incident_id: int | None, context: dict[str, Any]
-    ) -> str | None: ...
-
-
-class Escalation(Protocol):
-    """What the `page` action needs from `deps.services["escalator"]`."""
-
-    async def escalate_now(self, incident_id: int, *, actor: str) -> Any:
-        """Page the next escalation level now; the result's str() (or a default) is recorded."""
         ...

@@ -12,5 +12,5 @@ from bot.playbooks.loader import load_playbooks
 
 
 def setup(deps: Deps) -> None:
-    deps.services[flows.REGISTRY] = load_playbooks(deps.settings.playbooks_dir)
+    deps.playbooks = load_playbooks(deps.settings.playbooks_dir)
     flows.subscribe(deps)

@@ -22,7 +22,6 @@ from bot.timeline import service as timeline
 
 log = logging.getLogger(__name__)
 
-PORT = "postmortem_chat"
 MAX_NAME_LOOKUPS = 50
 _MENTION = re.compile(r"<@([UW][A-Z0-9]+)")
 
@@ -60,9 +59,15 @@ def people(data: PostmortemData) -> list[str]:
     return list(seen)[:MAX_NAME_LOOKUPS]
 
 
+def _chat(deps: Deps) -> PostmortemChat:
+    if deps.postmortem_chat is None:
+        raise RuntimeError("no chat adapter is set up for the post-mortem")
+    return deps.postmortem_chat
+
+
 async def publish(deps: Deps, *, incident_id: int, actor: str | None, trigger: str) -> Published:
     """Build, render and share the draft in the incident channel, and put that on the timeline."""
-    chat: PostmortemChat = deps.get(PORT)
+    chat = _chat(deps)
     await followups.refresh_quietly(deps, incident_id=incident_id)  # a closed issue shows its follow-up done
     async with deps.db.session() as session:
         data = await service.build(session, incident_id=incident_id, now=deps.clock.now())
@@ -124,8 +129,7 @@ async def _report_failure(deps: Deps, *, incident_id: int, error: str) -> None:
             )
             incident = await session.get(Incident, incident_id)
         if incident is not None and incident.channel_id:
-            chat: PostmortemChat = deps.get(PORT)
-            await chat.report_failure(channel_id=incident.channel_id, ref=incident.ref, error=error)
+            await _chat(deps).report_failure(channel_id=incident.channel_id, ref=incident.ref, error=error)
     except Exception:
         log.exception("could not report the post-mortem failure for INC-%s", incident_id)
 

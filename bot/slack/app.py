@@ -11,7 +11,7 @@ from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetry
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.deps import Deps
-from bot.slack import adapters, listeners
+from bot.slack import listeners
 
 log = logging.getLogger(__name__)
 
@@ -52,10 +52,8 @@ def keep_alive(deps: Deps, client: AsyncWebClient) -> None:
     deps.on_stop.insert(0, close_session)  # run in reverse: this one last
 
 
-def create_app(deps: Deps, *, client: AsyncWebClient | None = None) -> AsyncApp:
-    if client is None:
-        client = create_client(deps)
-        keep_alive(deps, client)
+def create_app(deps: Deps, client: AsyncWebClient) -> AsyncApp:
+    """The Bolt app on the one client, with every listener registered (the last layer `bot.wiring` builds)."""
     secret = deps.settings.slack_signing_secret
     bolt_log = logging.getLogger("bot.slack.bolt")
     if not any(isinstance(f, _EnvTokenNotice) for f in bolt_log.filters):
@@ -67,7 +65,6 @@ def create_app(deps: Deps, *, client: AsyncWebClient | None = None) -> AsyncApp:
         process_before_response=False,
         logger=bolt_log,
     )
-    adapters.attach(deps, client)
     listeners.register(app, deps)
     return app
 

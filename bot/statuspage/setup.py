@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from datetime import timedelta
 from typing import Any
@@ -10,19 +11,22 @@ from bot.deps import Deps
 from bot.settings import Settings
 from bot.signals import IncidentDeclared, IncidentResolved, IncidentSeverityChanged
 from bot.statuspage import flows, service, web
+from bot.statuspage.ports import PublicChat
 from bot.statuspage.runtime import StatusPage
 
 # Past the first few back-offs (30 s, 1, 2, 5 min): Statuspage is down or refuses us, not just slow.
 OUTBOX_WARNING = timedelta(minutes=10)
 
 
-def setup(deps: Deps) -> None:
+def setup(deps: Deps, *, chat: PublicChat) -> None:
+    """The page, its routes and timers, when bot.yml has `status_page:`; `chat` reminds the incident channel."""
     config = deps.settings.config.status_page
     if config is None:
         return
     page = StatusPage.from_deps(deps, config)
+    page.chat = chat
     deps.status_page = page
-    deps.services.setdefault("http_routes", []).extend(web.routes(page))
+    deps.http_routes.extend(web.routes(page))
     background = deps.background
 
     async def on_declared(event: IncidentDeclared) -> None:
@@ -53,7 +57,7 @@ def setup(deps: Deps) -> None:
     deps.on_start.append(start)
     deps.on_stop.append(page.stop)
     if page.syncing:
-        deps.services.setdefault("health_probes", {})["statuspage:outbox"] = lambda: outbox_health(deps)
+        deps.health_probes["statuspage:outbox"] = functools.partial(outbox_health, deps)
 
 
 async def outbox_health(deps: Deps) -> dict[str, Any]:
@@ -91,11 +95,11 @@ def check(settings: Settings) -> tuple[list[str], list[str], list[str]]:
                 f"status_page.statuspage: environment variable {target.api_key_env} (the Statuspage API key) is not set"
             )
         mapped = {s for members in page.components.values() for s in members}
-        for service in sorted(mapped - set(target.components)):
-            warnings.append(
-                f"status_page.statuspage.components: service {service!r} has no Statuspage component id; "
-                "its status is not set on Statuspage"
-            )
+        warnings += [
+            f"status_page.statuspage.components: service {service!r} has no Statuspage component id; "
+            "its status is not set on Statuspage"
+            for service in sorted(mapped - set(target.components))
+        ]
     notes = [f"status page: {len(page.components)} component(s) at /status-page"]
     if target is not None:
         notes.append(f"Atlassian Statuspage: page {target.page_id}, {len(target.components)} component id(s)")

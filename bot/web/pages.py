@@ -47,7 +47,7 @@ class Pages:
         self.deps = dash.deps
 
     async def names(self, user_ids: Iterable[str | None]) -> dict[str, str]:
-        chat = self.deps.services.get(postmortem_flows.PORT)
+        chat = self.deps.postmortem_chat
         wanted = [u for u in dict.fromkeys(user_ids) if u]
         if chat is None or not wanted:
             return {}

@@ -109,7 +109,7 @@ async def test_the_alert_message_and_the_declared_incident_use_the_chosen_playbo
     settings = make_settings(fake=fake_slack, database_url=database_url, tmp_path=tmp_path, config=AUTO)
 
     def wire_registry(deps: Deps) -> None:
-        deps.services["playbooks"] = load_playbooks(PLAYBOOKS)
+        deps.playbooks = load_playbooks(PLAYBOOKS)
 
     bot, stop = await start_bot(fake=fake_slack, settings=settings, customize=wire_registry)
     try:

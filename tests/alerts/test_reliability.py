@@ -85,7 +85,8 @@ async def test_pending_alerts_are_posted_on_start(fake_slack: FakeSlack, databas
         assert incident.channel_id is not None and incident.setup_error is None  # the sweep finished the setup
         [group] = await groups(second)
         assert not group.pending
-        assert await second.deps.services["alerts"].pending_count() == 0
+        assert second.deps.alerts is not None
+        assert await second.deps.alerts.pending_count() == 0
     finally:
         await stop_second()
 

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from bot import wiring
+from bot.alerts import setup as alerts_setup
 from bot.config import BotConfig
 from bot.demo.run import run_demo
 from bot.demo.slack_stand_in import SlackStandIn
@@ -51,28 +52,23 @@ async def test_the_demo_runs_to_the_end(tmp_path: Path) -> None:
     document = output.read_text(encoding="utf-8")
     assert "INC-1" in document and "ServiceDown" in document
     assert "Done. The post-mortem draft is in" in transcript
-    wired = set(wiring.DOMAIN_SETUPS)
-    if "bot.escalation.setup" in wired:
-        for who, level in (("bob", 1), ("dana", 2), ("chris", 3)):
-            assert f"DM @{who} · incident-bot" in transcript
-            assert f"level {level}" in transcript
-        assert "DM @bob · bob: clicks [Acknowledge]" in transcript
-    if "bot.ops.setup" in wired:
-        assert "🔴 *gateway* failing" in transcript
-        assert "alice: clicks [Confirm]" in transcript
-        assert "🟢 *gateway* healthy" in transcript
-    if "bot.playbooks.setup" in wired:
-        assert "Playbook: Service down" in transcript
-        assert "bob: clicks [Done]" in transcript
-    if "bot.postmortem.setup" in wired:
-        assert "post-mortem draft" in transcript
-        assert "Root cause: connection pool leak" in document
+    for who, level in (("bob", 1), ("dana", 2), ("chris", 3)):
+        assert f"DM @{who} · incident-bot" in transcript
+        assert f"level {level}" in transcript
+    assert "DM @bob · bob: clicks [Acknowledge]" in transcript
+    assert "🔴 *gateway* failing" in transcript
+    assert "alice: clicks [Confirm]" in transcript
+    assert "🟢 *gateway* healthy" in transcript
+    assert "Playbook: Service down" in transcript
+    assert "bob: clicks [Done]" in transcript
+    assert "post-mortem draft" in transcript
+    assert "Root cause: connection pool leak" in document
     assert "(skipped:" not in transcript  # everything wired ran
 
 
 async def test_the_demo_degrades_when_features_are_missing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A build with only incidents and alerts still plays to the end, says what it skipped, and writes a file."""
-    monkeypatch.setattr(wiring, "DOMAIN_SETUPS", ["bot.observability", "bot.alerts.setup"])
+    monkeypatch.setattr(wiring, "domains", lambda deps, ports: alerts_setup.setup(deps))
     keep = [m for m in listeners.MODULES if m.__name__.rsplit(".", 1)[-1] in {"alerts", "incident", "replay"}]
     monkeypatch.setattr(listeners, "MODULES", keep)
     output = tmp_path / "pm.md"

@@ -40,7 +40,8 @@ async def test_escalate_now_pages_the_next_level_once(bot: BotHarness) -> None:
     assert len(_page_dms(bot.fake, "U0BOB")) == 1
     assert _page_dms(bot.fake, "U0LEAD") == []
 
-    escalator = bot.deps.get("escalator")
+    escalator = bot.deps.escalator
+    assert escalator is not None
     said = await escalator.escalate_now(1, actor="U0ALICE")
     await bot.settle()
     assert "level 2 (Team lead)" in said

@@ -71,12 +71,14 @@ async def stop_instance(start: Starter, harness: BotHarness) -> None:
 
 
 def scheduler(bot: BotHarness) -> EscalationScheduler:
-    found: EscalationScheduler = bot.deps.get("scheduler")
+    found = bot.deps.scheduler
+    assert found is not None
     return found
 
 
 def escalator(bot: BotHarness) -> Escalator:
-    found: Escalator = bot.deps.get("escalator")
+    found = bot.deps.escalator
+    assert found is not None
     return found
 
 

@@ -55,8 +55,9 @@ def _channels_valid(bot: BotHarness) -> None:
 
 async def test_the_scan_catches_an_unescaped_broadcast(bot: BotHarness) -> None:
     """The detector itself: a raw `<!channel>` in a message is found, its escaped form is not."""
-    await bot.deps.services["slack_client"].chat_postMessage(channel="C0GENERAL", text="raw <!channel> ping")
-    await bot.deps.services["slack_client"].chat_postMessage(channel="C0GENERAL", text="safe &lt;!channel&gt;")
+    assert bot.deps.slack_client is not None
+    await bot.deps.slack_client.chat_postMessage(channel="C0GENERAL", text="raw <!channel> ping")
+    await bot.deps.slack_client.chat_postMessage(channel="C0GENERAL", text="safe &lt;!channel&gt;")
     leaks = _leaks(sent_texts(bot.fake))
     assert len(leaks) == 1 and "raw" in leaks[0]
 

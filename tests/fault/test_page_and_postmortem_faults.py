@@ -42,7 +42,8 @@ async def _tick(bot: BotHarness, seconds: float) -> None:
     clock = bot.deps.clock
     assert isinstance(clock, FakeClock)
     clock.advance(timedelta(seconds=seconds))
-    await bot.deps.services["scheduler"].run()
+    assert bot.deps.scheduler is not None
+    await bot.deps.scheduler.run()
     await bot.settle()
 
 
@@ -160,7 +161,8 @@ async def test_retry_setup_invites_and_mentions_who_was_paged_and_starts_the_pla
     await bot.command("declare P1 Checkout is down", channel="C0GENERAL")
     incident = await bot.incident(1)
     assert incident.channel_id is None
-    [page] = await bot.deps.services["escalator"].pages(1)
+    assert bot.deps.escalator is not None
+    [page] = await bot.deps.escalator.pages(1)
     assert page.sent_to == ["U0LEAD"], "paging does not wait for the channel"
 
     await bot.click("incident_retry_setup", "1", channel="C0GENERAL")

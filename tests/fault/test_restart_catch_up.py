@@ -89,7 +89,8 @@ async def test_a_page_that_falls_due_while_the_bot_is_up_is_not_late(
     try:
         await bot.declare("P1 Down")
         clock.advance(timedelta(seconds=61))  # due a second ago: the sweep's ordinary slack, not an outage
-        await bot.deps.services["scheduler"].run()
+        assert bot.deps.scheduler is not None
+        await bot.deps.scheduler.run()
         async with bot.deps.db.session() as session:
             (page,) = (await session.exec(select(Page).where(col(Page.level) == 1))).all()
     finally:

@@ -98,7 +98,7 @@ async def test_list_timeline_help(bot: BotHarness) -> None:
 
 async def test_subcommands_of_unconfigured_domains_answer_not_configured(bot: BotHarness) -> None:
     # Subcommands owned by other domains answer "not configured" until a domain registers them.
-    bot.deps.services.get("incident_subcommands", {}).pop("stats", None)
+    bot.deps.incident_subcommands.pop("stats", None)
     response = await bot.command("stats")
     assert response.status_code == 200
     assert bot.last_reply() == "Incident statistics is not configured on this bot yet."

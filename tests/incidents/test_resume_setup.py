@@ -176,8 +176,9 @@ async def test_the_start_up_check_runs_by_itself(fake_slack: FakeSlack, database
             await session.commit()
     clock.advance(service.SETUP_LEASE + timedelta(seconds=1))
     async with running_bot(fake=fake_slack, settings=settings, clock=clock) as second:
-        await second.deps.services["setup_sweep"].ran.wait()
-        await second.deps.services["ops_sweep"].ran.wait()
+        assert second.deps.setup_sweep is not None and second.deps.ops_sweep is not None
+        await second.deps.setup_sweep.ran.wait()
+        await second.deps.ops_sweep.ran.wait()
         await second.settle()
         assert (await second.incident(number)).summary_ts is not None
         assert await outcome(second, row) == Outcome.INTERRUPTED

@@ -44,8 +44,8 @@ async def test_slack_unreachable_warns_but_the_bot_stays_healthy(bot: BotHarness
 
 
 async def test_the_cache_expires(bot: BotHarness) -> None:
-    probe = SlackAuthProbe(bot.deps, ttl=0.0)
-    bot.deps.services["slack_auth_probe"] = probe
+    assert bot.deps.slack_client is not None
+    bot.deps.slack_auth = SlackAuthProbe(bot.deps.slack_client, clock=bot.deps.clock, ttl=0.0)
     await bot.http.get(f"{bot.url}/health")
     bot.fake.fail("auth.test", "invalid_auth")
     assert (await bot.http.get(f"{bot.url}/health")).status_code == 503

@@ -127,12 +127,12 @@ async def world(db: Database) -> AsyncIterator[World]:
     async with httpx.AsyncClient() as http:
         deps = Deps(settings=settings, db=db, clock=clock, http=http)
         directory = Directory(groups={"S0ONCALL": ["U0ALICE", "U0BOB"]}, handles={"cto": "U0CTO"})
-        deps.services["ops"] = OpsRuntime(
+        deps.ops = OpsRuntime(
             platforms=Platforms({"gateway": client_for("railway", railway, http)}),
             timer=timer,
             health_interval=5.0,
         )
-        deps.services["ops_directory"] = directory
+        deps.ops_directory = directory
         yield World(deps, railway, health, directory, timer, Progress(), clock)
     await railway.stop()
     await health.stop()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from bot.config import Permissions
@@ -373,7 +375,8 @@ async def test_a_huge_typed_deployment_id_is_refused_and_audited_without_overflo
 
 async def test_a_bug_while_following_is_recorded_as_a_failure_not_left_started(world: World) -> None:
     plan = await confirmations.prepare(world.deps, action="restart", service="gateway", user_id="U0ALICE")
-    client = world.deps.services["ops"].platforms.get("gateway")
+    assert world.deps.ops is not None
+    client: Any = world.deps.ops.platforms.get("gateway")
 
     async def broken(deployment_id: str) -> None:
         raise RuntimeError("bug")

@@ -137,7 +137,7 @@ async def stack(
     timer = FakeTimer()
 
     def customize(deps: Any) -> None:
-        deps.services["ops"].timer = timer
+        deps.ops.timer = timer
 
     harness, stop = await start_bot(fake=fake_slack, settings=settings, customize=customize)
     try:

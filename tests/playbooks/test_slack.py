@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from aiohttp import web
@@ -15,8 +15,9 @@ from bot.check import run_check
 from bot.deps import Deps
 from bot.exceptions import ConfigError
 from bot.incidents.models import Incident
-from bot.playbooks import runs
+from bot.playbooks import flows, runs
 from bot.playbooks.models import StepStatus
+from bot.playbooks.schema import Action
 from bot.slack.adapters.playbooks import PlaybookActionId
 from tests.conftest import make_settings
 from tests.fakes.slack_api import FakeSlack, Message
@@ -351,9 +352,8 @@ async def test_restart_step_shows_the_restart_confirmation_with_its_permissions(
 
 async def test_missing_domains_answer_not_available(start: Callable[..., Awaitable[BotHarness]]) -> None:
     def without(deps: Deps) -> None:
-        deps.services.pop("ops_offer", None)
-        deps.services.pop("escalator", None)
-        deps.services.pop("escalation", None)
+        deps.ops = None
+        deps.escalator = None
 
     bot = await start(without)
     await bot.declare("P1 Leaked credentials")
@@ -364,17 +364,38 @@ async def test_missing_domains_answer_not_available(start: Callable[..., Awaitab
     [event] = [e for e in await step_events(bot, 1) if e.data["step_id"] == "escalate"]
     assert event.data["ok"] is False and event.data["output"].startswith("not available")
 
+    await bot.declare("P1 service:gateway Gateway down")
+    second = await bot.incident(2)
+    for _ in range(3):
+        await click(bot, second, PlaybookActionId.DONE, user="U0BOB")
+    await click(bot, second, PlaybookActionId.RUN, user="U0BOB")  # step 4: restart
+    assert "`restart` is not available: restart is not set up in this bot; type `/restart gateway`" in bot.last_reply()
+    assert not [r for r in bot.fake.responses if "Confirm or cancel" in (r.get("text") or "")]
+    restart = (await current_states(bot, 2))["restart"]
+    assert restart.action_ok is False and (restart.action_output or "").startswith("not available")
 
-async def test_actions_are_delegated_to_the_other_domains(start: Callable[..., Awaitable[BotHarness]]) -> None:
-    offers: list[dict[str, Any]] = []
+
+async def test_a_restart_step_is_returned_as_an_offer_and_recorded_once_shown(bot: BotHarness) -> None:
+    """The playbook domain calls neither ops nor Slack: it says what to offer; the listener shows and records it."""
+    await bot.declare("P1 service:gateway Gateway down")
+    incident = await bot.incident(1)
+    for _ in range(3):
+        await click(bot, incident, PlaybookActionId.DONE, user="U0BOB")
+    answered = len(bot.fake.responses)
+    result = await flows.run_action(bot.deps, run_id=1, step_id="restart", actor="U0LEAD")
+    assert result.offer == flows.OpsOffer(action=Action.RESTART, service="gateway", incident_id=1)
+    assert len(bot.fake.responses) == answered  # nothing shown by the domain
+    assert (await current_states(bot, 1))["restart"].action_by is None  # nor recorded before it is shown
+
+    await flows.record_action(
+        bot.deps, run_id=1, step_id="restart", actor="U0LEAD", result=flows.ActionResult(Action.RESTART, True, "shown")
+    )
+    recorded = (await current_states(bot, 1))["restart"]
+    assert recorded.action_ok is True and recorded.action_by == "U0LEAD" and recorded.action_output == "shown"
+
+
+async def test_the_page_action_is_delegated_to_the_escalator(start: Callable[..., Awaitable[BotHarness]]) -> None:
     pages: list[tuple[int, str]] = []
-
-    async def ops_offer(
-        *, action: str, service: str, user_id: str, incident_id: int | None, context: dict[str, Any]
-    ) -> str:
-        offers.append({"action": action, "service": service, "user": user_id, "incident": incident_id})
-        await context["respond"](text=f"Confirm {action} of {service}?", response_type="ephemeral")
-        return f"{action} of {service} offered"
 
     class Escalation:
         async def escalate_now(self, incident_id: int, *, actor: str) -> str:
@@ -382,27 +403,16 @@ async def test_actions_are_delegated_to_the_other_domains(start: Callable[..., A
             return "paged level 2 (Team lead)"
 
     def fakes(deps: Deps) -> None:
-        deps.services["ops_offer"] = ops_offer
-        deps.services["escalator"] = Escalation()  # stands in for the real escalator: records the call
+        deps.escalator = cast(Any, Escalation())  # stands in for the real escalator: records the call
 
     bot = await start(fakes)
-    await bot.declare("P1 service:gateway Gateway down")
+    await bot.declare("P1 Database disk full")  # database playbook, step 7 pages
     incident = await bot.incident(1)
-    for _ in range(3):
-        await click(bot, incident, PlaybookActionId.DONE, user="U0BOB")
-    await click(bot, incident, PlaybookActionId.RUN, user="U0BOB")  # step 4: restart
-    assert offers == [{"action": "restart", "service": "gateway", "user": "U0BOB", "incident": 1}]
-    assert bot.last_reply() == "Confirm restart of gateway?"
-    restart = (await current_states(bot, 1))["restart"]
-    assert restart.action_ok is True and restart.action_output == "restart of gateway offered"
-
-    await bot.declare("P1 Database disk full")  # INC-2: database playbook, step 7 pages
-    second = await bot.incident(2)
     for _ in range(6):
-        await click(bot, second, PlaybookActionId.SKIP, user="U0ALICE")
-    await click(bot, second, PlaybookActionId.RUN, user="U0ALICE")
-    assert pages == [(2, "U0ALICE")]
-    assert (await current_states(bot, 2))["escalate"].action_output == "paged level 2 (Team lead)"
+        await click(bot, incident, PlaybookActionId.SKIP, user="U0ALICE")
+    await click(bot, incident, PlaybookActionId.RUN, user="U0ALICE")
+    assert pages == [(1, "U0ALICE")]
+    assert (await current_states(bot, 1))["escalate"].action_output == "paged level 2 (Team lead)"
 
 
 async def test_notify_posts_to_the_step_channel(bot: BotHarness) -> None:

@@ -18,7 +18,8 @@ def bot_config() -> dict[str, Any]:
 
 async def _after(bot: BotHarness, clock: FakeClock, delta: timedelta) -> None:
     clock.advance(delta)
-    await bot.deps.get("scheduler").run()
+    assert bot.deps.scheduler is not None
+    await bot.deps.scheduler.run()
     await bot.settle()
 
 

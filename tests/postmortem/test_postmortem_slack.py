@@ -62,7 +62,8 @@ async def test_resolve_shares_the_draft_through_the_three_step_upload(bot: BotHa
         await session.exec(delete(TimelineEvent).where(col(TimelineEvent.id) == recorded.id))  # type: ignore[call-overload]
         await session.commit()
         data = await service.build(session, incident_id=number, now=clock.now())
-    data.user_names = await bot.deps.get("postmortem_chat").user_names(user_ids=flows.people(data))
+    assert bot.deps.postmortem_chat is not None
+    data.user_names = await bot.deps.postmortem_chat.user_names(user_ids=flows.people(data))
     assert file.content == service.render(data, fmt="markdown").encode("utf-8")
 
     document = file.content.decode("utf-8")

@@ -57,8 +57,9 @@ async def test_two_replicas_send_every_page_once(paging_replicas: Replicas) -> N
     clock.advance(timedelta(minutes=3))
     senders: list[Any] = []
     for deps in (a.deps, b.deps):
-        senders += [deps.services["scheduler"].run(), deps.services["escalator"].run_due()]
-        senders += [deps.services["escalator"].run_due()]
+        assert deps.scheduler is not None and deps.escalator is not None
+        senders += [deps.scheduler.run(), deps.escalator.run_due()]
+        senders += [deps.escalator.run_due()]
     await asyncio.gather(*senders)
     await replicas.settle()
 

@@ -1,6 +1,8 @@
-"""Domain ports implemented with the Slack Web API, attached to deps when the app is built."""
+"""Domain ports implemented with the Slack Web API, built before the domains that use them."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -18,21 +20,26 @@ from bot.slack.adapters.statuspage import SlackPublicChat
 from bot.slack.api import UserHandles
 
 
-def attach(deps: Deps, client: AsyncWebClient) -> None:
+@dataclass(frozen=True)
+class DomainPorts:
+    """Adapters only one domain uses: handed to that domain's setup, not kept on Deps."""
+
+    pager: SlackPager
+    public_chat: SlackPublicChat
+
+
+def attach(deps: Deps, client: AsyncWebClient) -> DomainPorts:
+    """Every Slack adapter, on Deps where several domains share it; the rest returned for `bot.wiring`."""
     chat = SlackIncidentChat(client, clock=deps.clock)
-    chat.publish_button = deps.status_page is not None
+    chat.publish_button = deps.settings.config.status_page is not None
+    deps.slack_client = client
     deps.chat = chat
-    deps.access = Access(
-        membership=SlackMembership(client), permissions=deps.settings.config.permissions, clock=deps.clock
-    )
-    deps.services["slack_client"] = client
-    deps.services["alert_chat"] = SlackAlertChat(client)
-    deps.services["playbook_chat"] = SlackPlaybookChat(client)
-    deps.services["postmortem_chat"] = SlackPostmortemChat(client)
+    access = Access(membership=SlackMembership(client), permissions=deps.settings.config.permissions, clock=deps.clock)
+    deps.access = access
+    deps.alert_chat = SlackAlertChat(client)
+    deps.playbook_chat = SlackPlaybookChat(client)
+    deps.postmortem_chat = SlackPostmortemChat(client)
     deps.archive_chat = SlackArchiveChat(client)
-    if deps.status_page is not None:
-        deps.status_page.chat = SlackPublicChat(client)
     handles = UserHandles(client)
-    deps.services["pager"] = SlackPager(client, handles=handles)
-    deps.services["ops_directory"] = SlackDirectory(client, handles=handles)
-    # Other domains: deps.services["<port name>"] = Slack<Port>(client, ...)
+    deps.ops_directory = SlackDirectory(client, handles=handles)
+    return DomainPorts(pager=SlackPager(client, handles=handles, access=access), public_chat=SlackPublicChat(client))

@@ -15,6 +15,7 @@ from bot.clock import format_duration
 from bot.escalation.models import ReminderKind
 from bot.escalation.ports import PageMessage, Pager, PageReport, ReminderMessage
 from bot.exceptions import ChatError
+from bot.incidents.access import Access
 from bot.incidents.models import Incident, Status
 from bot.slack import blocks
 from bot.slack.api import UserHandles, call, data, invite
@@ -153,9 +154,10 @@ class SlackPager:
     # A DM channel that stopped working (the user was deactivated and back, a workspace move): open again.
     _STALE_DM = frozenset({"channel_not_found", "is_archived", "not_in_channel"})
 
-    def __init__(self, client: AsyncWebClient, *, handles: UserHandles) -> None:
+    def __init__(self, client: AsyncWebClient, *, handles: UserHandles, access: Access) -> None:
         self.client = client
         self.handles = handles
+        self.access = access
         # user -> DM channel. The bot's DM with a person keeps its ID, and conversations.open is
         # tier 3 (~50 a minute): a storm paging the same few people must not spend it on every page.
         self._dms: dict[str, str] = {}
@@ -198,7 +200,10 @@ class SlackPager:
         )
 
     async def invite(self, *, channel_id: str, users: list[str]) -> None:
-        await invite(self.client, channel_id=channel_id, users=users, step="invite to the incident channel")
+        try:
+            await invite(self.client, channel_id=channel_id, users=users, step="invite to the incident channel")
+        finally:  # whoever was invited sees a private incident from now on, not in a minute
+            self.access.forget(channel_id=channel_id)
 
     async def group_members(self, *, group_id: str) -> list[str]:
         response = await call("read the user group", self.client.usergroups_users_list(usergroup=group_id))
@@ -219,5 +224,5 @@ class SlackPager:
 
 if TYPE_CHECKING:
 
-    def _conforms(client: AsyncWebClient, handles: UserHandles) -> Pager:
-        return SlackPager(client, handles=handles)
+    def _conforms(client: AsyncWebClient, handles: UserHandles, access: Access) -> Pager:
+        return SlackPager(client, handles=handles, access=access)

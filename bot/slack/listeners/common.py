@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 
 
 def known(deps: Deps) -> grammar.Known:
-    registry = deps.services.get("playbooks")
+    registry = deps.playbooks
     playbook_ids: frozenset[str] = frozenset()
     if registry is not None:
         try:
@@ -33,7 +33,7 @@ def known(deps: Deps) -> grammar.Known:
 
 def form_playbooks(deps: Deps) -> list[tuple[str, str]]:
     """(id, title) of every playbook for a declare form; a broken registry must not stop a declaration."""
-    registry = deps.services.get("playbooks")
+    registry = deps.playbooks
     if registry is None:
         return []
     try:
@@ -128,9 +128,8 @@ SubcommandHandler = Callable[[CommandContext], Awaitable[None]]
 
 def register_subcommand(deps: Deps, name: str, handler: SubcommandHandler) -> None:
     """Other domains (on-call, post-mortem, stats, playbooks) plug their /incident subcommand in here."""
-    deps.services.setdefault("incident_subcommands", {})[name] = handler
+    deps.incident_subcommands[name] = handler
 
 
 def subcommand(deps: Deps, name: str) -> SubcommandHandler | None:
-    handler: SubcommandHandler | None = deps.services.get("incident_subcommands", {}).get(name)
-    return handler
+    return deps.incident_subcommands.get(name)

@@ -11,7 +11,7 @@ from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_bolt.context.respond.async_respond import AsyncRespond
 
 from bot.deps import Deps
-from bot.exceptions import UsageError
+from bot.exceptions import BotError, UsageError
 from bot.incidents import grammar
 from bot.ops.confirmations import prepare as prepare_ops
 from bot.ops.models import Action as OpsAction
@@ -76,29 +76,42 @@ async def _playbook_command(ctx: CommandContext) -> None:
     await ctx.ephemeral(text)
 
 
-async def _ops_offer(
-    deps: Deps, *, action: str, service: str, user_id: str, incident_id: int | None, context: dict[str, Any]
-) -> str:
+async def _show_offer(
+    deps: Deps,
+    *,
+    run_id: int,
+    step_id: str,
+    actor: str,
+    offer: flows.OpsOffer,
+    channel_id: str | None,
+    respond: AsyncRespond,
+) -> None:
     """A step's Restart / Roll back button shows exactly what `/restart` / `/rollback` show: the ops
     flow checks the permission (refusals audited) and builds the plan, the ops confirmation carries
-    the Confirm button that `listeners/actions/ops.py` handles."""
-    respond: AsyncRespond = context["respond"]
-    plan = await prepare_ops(
-        deps,
-        action=OpsAction(action),
-        service=service,
-        user_id=user_id,
-        incident_id=incident_id,
-        channel_id=context.get("channel_id"),
-    )
+    the Confirm button that `listeners/actions/ops.py` handles. What was shown is the step's outcome."""
+    action = offer.action
+    try:
+        plan = await prepare_ops(
+            deps,
+            action=OpsAction(action.value),
+            service=offer.service,
+            user_id=actor,
+            incident_id=offer.incident_id,
+            channel_id=channel_id,
+        )
+    except BotError as exc:  # a refusal: recorded like any outcome, then answered to the clicker
+        result = flows.ActionResult(action, False, str(exc))
+        await flows.record_action(deps, run_id=run_id, step_id=step_id, actor=actor, result=result)
+        raise
     if plan.ready:
         text, blocks = render.confirmation_text(plan), render.confirmation_blocks(plan)
+        shown = f"confirmation shown to {actor}: {plan.describe()}"
     else:
         text, blocks = render.no_target_text(plan), render.no_target_blocks(plan)
+        shown = f"{action.value} of {offer.service} not offered: {plan.problem}"
     await respond(text=text, blocks=blocks, response_type="ephemeral", replace_original=False)
-    if not plan.ready:
-        return f"{action} of {service} not offered: {plan.problem}"
-    return f"confirmation shown to {user_id}: {plan.describe()}"
+    result = flows.ActionResult(action, True, shown)
+    await flows.record_action(deps, run_id=run_id, step_id=step_id, actor=actor, result=result)
 
 
 async def _change_step(deps: Deps, to: StepStatus, body: dict[str, Any], respond: AsyncRespond) -> None:
@@ -115,16 +128,20 @@ async def _change_step(deps: Deps, to: StepStatus, body: dict[str, Any], respond
 
 async def _run(deps: Deps, body: dict[str, Any], respond: AsyncRespond) -> None:
     run_id, step_id = _step(body)
-    channel_id = (body.get("channel") or {}).get("id")
-    result = await flows.run_action(
-        deps,
-        run_id=run_id,
-        step_id=step_id,
-        actor=body["user"]["id"],
-        context={"respond": respond, "channel_id": channel_id, "trigger_id": body.get("trigger_id")},
-        message=_message(body),
-    )
-    if not result.available:
+    actor = body["user"]["id"]
+    result = await flows.run_action(deps, run_id=run_id, step_id=step_id, actor=actor, message=_message(body))
+    if result.offer is not None:
+        channel_id = (body.get("channel") or {}).get("id")
+        await _show_offer(
+            deps,
+            run_id=run_id,
+            step_id=step_id,
+            actor=actor,
+            offer=result.offer,
+            channel_id=channel_id,
+            respond=respond,
+        )
+    elif not result.available:
         await _ephemeral(respond, f"⚠️ `{result.action.value}` is {escape(result.output)}")
 
 
@@ -156,8 +173,6 @@ def _on_click(app: AsyncApp, action_id: str | re.Pattern[str], click: Click) -> 
 
 def register(app: AsyncApp, deps: Deps) -> None:
     register_subcommand(deps, "playbook", _playbook_command)
-    if "ops" in deps.services:  # the ops domain is set up: offer its confirmation from a step
-        deps.services.setdefault("ops_offer", functools.partial(_ops_offer, deps))
     _on_click(app, PlaybookActionId.DONE, functools.partial(_change_step, deps, StepStatus.DONE))
     _on_click(app, PlaybookActionId.SKIP, functools.partial(_change_step, deps, StepStatus.SKIPPED))
     _on_click(app, PlaybookActionId.RUN, functools.partial(_run, deps))

@@ -43,8 +43,10 @@ def on_call_blocks(escalator: Escalator) -> tuple[str, list[blocks.Block]]:
 
 def register(app: AsyncApp, deps: Deps) -> None:
     async def oncall(ctx: CommandContext) -> None:
-        escalator: Escalator = ctx.deps.get("escalator")
-        text, out = on_call_blocks(escalator)
+        if ctx.deps.escalator is None:
+            await ctx.ephemeral("Escalation is not set up on this bot: nobody is on call here.")
+            return
+        text, out = on_call_blocks(ctx.deps.escalator)
         await ctx.ephemeral(text, out)
 
     register_subcommand(deps, "oncall", oncall)
