@@ -64,7 +64,7 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None, stop:
         assert settings.slack_app_token is not None
         door = FrontDoor(app, deps, signing_secret=None)
         socket_handler = SocketModeDoor(app, settings.slack_app_token.get_secret_value(), door)
-        await socket_handler.connect_async()
+        await socket_handler.connect_async()  # type: ignore[no-untyped-call]  # unannotated in slack_bolt
         log.info("connected to Slack in Socket Mode; health on port %s", settings.port)
     else:
         log.info("serving Slack at http://%s:%s/slack/events", settings.host, settings.port)
@@ -78,7 +78,7 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None, stop:
     finally:
         log.info("shutting down")
         if socket_handler is not None:
-            await socket_handler.close_async()
+            await socket_handler.close_async()  # type: ignore[no-untyped-call]  # unannotated in slack_bolt
         await runner.cleanup()
         await wiring.stop(deps)
         for sig in handled:

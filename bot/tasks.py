@@ -10,6 +10,7 @@ uploads, alert syncs) are kept referenced, their errors logged, and awaited at s
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -67,7 +68,7 @@ class TaskTracker:
                 task.add_done_callback(self.tasks.discard)
             return task
 
-        self.loop.set_task_factory(factory)  # type: ignore[arg-type]
+        self.loop.set_task_factory(factory)
 
     def uninstall(self) -> None:
         self.loop.set_task_factory(self._previous)
@@ -140,7 +141,5 @@ class PagesFirst:
         """Between two steps of work that can wait: let DMs still to go out go first."""
         if self._quiet.is_set() or self.patience <= 0:
             return
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._quiet.wait(), self.patience)
-        except TimeoutError:
-            pass

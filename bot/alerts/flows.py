@@ -199,7 +199,7 @@ class AlertProcessor:
         chat = self.deps.alert_chat
         if chat is None:
             raise ChatError("no chat adapter is set up for alerts", step="alert chat", code="not_configured")
-        return chat  # type: ignore[no-any-return]
+        return chat
 
     async def _linked_snapshot(self, group_id: int) -> tuple[AlertGroup, list[AlertInstance], Incident | None]:
         """The group as Slack should show it: declared or linked first when its rule or a fingerprint says so."""

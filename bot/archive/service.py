@@ -69,7 +69,7 @@ async def claim(session: AsyncSession, *, row_id: int, now: datetime) -> tuple[C
     resolved = exists().where(
         col(Incident.id) == col(ChannelArchive.incident_id), col(Incident.status) == Status.RESOLVED
     )
-    result = await session.exec(  # type: ignore[call-overload]
+    result = await session.exec(
         update(ChannelArchive)
         .where(
             col(ChannelArchive.id) == row_id,
@@ -93,7 +93,7 @@ async def _cancel_if_open(session: AsyncSession, *, row_id: int, now: datetime) 
     open_incident = exists().where(
         col(Incident.id) == col(ChannelArchive.incident_id), col(Incident.status) != Status.RESOLVED
     )
-    await session.exec(  # type: ignore[call-overload]
+    await session.exec(
         update(ChannelArchive)
         .where(col(ChannelArchive.id) == row_id, *_pending(), open_incident)
         .values(cancelled_at=now, cancel_reason="the incident is open again")
@@ -118,7 +118,7 @@ async def finish(
         values.update(cancelled_at=now, cancel_reason="gave up: " + error[:180])
     else:
         values["sent_at"] = now
-    await session.exec(  # type: ignore[call-overload]
+    await session.exec(
         update(ChannelArchive)
         .where(col(ChannelArchive.id) == row_id, col(ChannelArchive.claim_token) == token)
         .values(**values)
@@ -141,7 +141,7 @@ async def unplanned(session: AsyncSession, *, resolved_since: datetime) -> list[
 
 
 async def said_goodbye(session: AsyncSession, *, row_id: int, token: str) -> None:
-    await session.exec(  # type: ignore[call-overload]
+    await session.exec(
         update(ChannelArchive)
         .where(col(ChannelArchive.id) == row_id, col(ChannelArchive.claim_token) == token)
         .values(goodbye_posted=True)
@@ -150,7 +150,7 @@ async def said_goodbye(session: AsyncSession, *, row_id: int, token: str) -> Non
 
 
 async def cancel(session: AsyncSession, *, incident_id: int, now: datetime, reason: str) -> None:
-    await session.exec(  # type: ignore[call-overload]
+    await session.exec(
         update(ChannelArchive)
         .where(col(ChannelArchive.incident_id) == incident_id, *_pending())
         .values(cancelled_at=now, cancel_reason=reason[:200])

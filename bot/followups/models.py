@@ -16,7 +16,7 @@ from bot.db import UTCDateTime
 
 
 def _when(*, nullable: bool = True) -> Any:
-    return Field(default=None, sa_type=UTCDateTime(), nullable=nullable)  # type: ignore[call-overload]
+    return Field(default=None, sa_type=UTCDateTime(), nullable=nullable)
 
 
 class FollowupCheck(SQLModel, table=True):

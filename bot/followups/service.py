@@ -42,7 +42,7 @@ async def get(session: AsyncSession, *, item_id: int) -> ActionItem:
 
 
 async def claim(session: AsyncSession, *, item_id: int, now: datetime) -> bool:
-    result = await session.exec(  # type: ignore[call-overload]
+    result = await session.exec(
         update(ActionItem)
         .where(
             col(ActionItem.id) == item_id,
@@ -60,7 +60,7 @@ async def pending_token(session: AsyncSession, *, item_id: int, token: str) -> s
     (a previous attempt may have created the issue under it), or None when this attempt is the first."""
     before = (await get(session, item_id=item_id)).issue_token
     if before is None:
-        await session.exec(  # type: ignore[call-overload]
+        await session.exec(
             update(ActionItem)
             .where(col(ActionItem.id) == item_id, col(ActionItem.issue_token).is_(None))
             .values(issue_token=token)
@@ -72,7 +72,7 @@ async def pending_token(session: AsyncSession, *, item_id: int, token: str) -> s
 
 
 async def release(session: AsyncSession, *, item_id: int) -> None:
-    await session.exec(  # type: ignore[call-overload]
+    await session.exec(
         update(ActionItem)
         .where(col(ActionItem.id) == item_id, col(ActionItem.issue_url).is_(None))
         .values(issue_claimed_at=None)
@@ -92,7 +92,7 @@ async def record(
     via: str | None = None,
 ) -> ActionItem:
     assert item.id is not None
-    await session.exec(  # type: ignore[call-overload]
+    await session.exec(
         update(ActionItem)
         .where(col(ActionItem.id) == item.id)
         .values(issue_url=url[:500], issue_key=key[:200], issue_claimed_at=None, issue_checked_at=now)
@@ -139,7 +139,7 @@ async def to_check(
 async def claim_check(session: AsyncSession, *, item_id: int, now: datetime) -> bool:
     """Take the right to ask the tracker about this follow-up now (once across views, the schedule and
     replicas); a check that then fails is not retried before `RECHECK_AFTER` either."""
-    result = await session.exec(  # type: ignore[call-overload]
+    result = await session.exec(
         update(ActionItem)
         .where(col(ActionItem.id) == item_id, col(ActionItem.done).is_(False), _stale(now))
         .values(issue_checked_at=now)
@@ -150,12 +150,10 @@ async def claim_check(session: AsyncSession, *, item_id: int, now: datetime) -> 
 
 async def checked(session: AsyncSession, *, item_id: int, closed: bool, now: datetime) -> bool:
     """Store the check; True when this call is the one that marked the follow-up done (once, across replicas)."""
-    await session.exec(  # type: ignore[call-overload]
-        update(ActionItem).where(col(ActionItem.id) == item_id).values(issue_checked_at=now)
-    )
+    await session.exec(update(ActionItem).where(col(ActionItem.id) == item_id).values(issue_checked_at=now))
     marked = False
     if closed:
-        result = await session.exec(  # type: ignore[call-overload]
+        result = await session.exec(
             update(ActionItem).where(col(ActionItem.id) == item_id, col(ActionItem.done).is_(False)).values(done=True)
         )
         marked = bool(result.rowcount)
@@ -194,7 +192,7 @@ async def claim_sweep(session: AsyncSession, *, name: str, now: datetime, lease:
     """A token when this process won the due sweep (one across replicas); None when it is not due or held."""
     token = secrets.token_hex(8)
     expires = col(FollowupCheck.claim_expires_at)
-    result = await session.exec(  # type: ignore[call-overload]
+    result = await session.exec(
         update(FollowupCheck)
         .where(
             col(FollowupCheck.name) == name,
@@ -211,7 +209,7 @@ async def finish_sweep(
     session: AsyncSession, *, name: str, token: str, now: datetime, next_due: datetime, error: str | None
 ) -> None:
     """Next time is planned from now; a claim that expired and was taken by another process is left alone."""
-    await session.exec(  # type: ignore[call-overload]
+    await session.exec(
         update(FollowupCheck)
         .where(col(FollowupCheck.name) == name, col(FollowupCheck.claim_token) == token)
         .values(

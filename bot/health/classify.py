@@ -219,8 +219,8 @@ def _collect_one(name: str, value: Any, *, prefix: str, into: dict[str, Dependen
         states = [(state_of_word(v.get("status")), v) for v in entries]
         judged = [(s, v) for s, v in states if s is not None]
         if judged:
-            worst, entry = max(judged, key=lambda sv: sv[0].rank)  # type: ignore[union-attr]
-            _put(into, Dependency(full, worst, _detail(entry)))  # type: ignore[arg-type]
+            worst, entry = max(judged, key=lambda sv: sv[0].rank)
+            _put(into, Dependency(full, worst, _detail(entry)))
         return
     if isinstance(value, (str, bool)):
         # `{"services": {"db": "ok", "cache": false}}`; inside a `details` map strings and booleans are

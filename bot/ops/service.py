@@ -196,7 +196,7 @@ async def finish(
     values: dict[str, Any] = {"outcome": str(outcome), "finished_at": at, "detail": _clip(detail)}
     if target_deployment is not None:
         values["target_deployment"] = _short(target_deployment)
-    result = await session.exec(  # type: ignore[call-overload]
+    result = await session.exec(
         update(AuditLog)
         .where(col(AuditLog.id) == audit_id, col(AuditLog.outcome) == Outcome.STARTED.value)
         .values(**values)

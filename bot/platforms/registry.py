@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 
 import httpx
+from pydantic import SecretStr
 
 from bot.clock import Clock, SystemClock
 from bot.config import KubernetesTarget, Service
@@ -105,7 +106,10 @@ def build_platform(
     environ: Mapping[str, str],
     owned: dict[tuple[bool, str | None], httpx.AsyncClient],
 ) -> Platform | None:
-    secret = lambda value: value.get_secret_value() if value is not None else None  # noqa: E731
+
+    def secret(value: SecretStr | None) -> str | None:
+        return value.get_secret_value() if value is not None else None
+
     if service.platform == "railway" and service.railway is not None:
         return RailwayPlatform(
             http,
@@ -125,11 +129,9 @@ def build_platform(
     if service.platform == "kubernetes" and service.kubernetes is not None:
         target = service.kubernetes
         client = _kubernetes_client(name, target, http, owned)
-        token: str | Callable[[], Awaitable[str | None]] | None
-        if target.token_env:
-            token = environ.get(target.token_env) or None
-        else:
-            token = FileToken(SERVICE_ACCOUNT / "token")
+        token: str | Callable[[], Awaitable[str | None]] | None = (
+            (environ.get(target.token_env) or None) if target.token_env else FileToken(SERVICE_ACCOUNT / "token")
+        )
         api_url = target.api_url or _in_cluster_url(environ)
         return KubernetesPlatform(client, target=target, token=token, api_url=api_url, clock=clock)
     if service.platform == "webhook" and service.webhook is not None:

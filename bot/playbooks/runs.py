@@ -140,7 +140,7 @@ async def _close(
 ) -> None:
     """Close the incident's current run for `playbook`; only one of two racing switches wins."""
     assert previous.id is not None
-    closed = await session.exec(  # type: ignore[call-overload]
+    closed = await session.exec(
         update(PlaybookRun)
         .where(col(PlaybookRun.id) == previous.id, col(PlaybookRun.current).is_(True))
         .values(
@@ -182,13 +182,11 @@ async def _add_run(session: AsyncSession, run: PlaybookRun, playbook: Playbook) 
     assert run.id is not None
     for position, step in enumerate(playbook.steps):
         session.add(StepState(run_id=run.id, step_id=step.id, position=position))
-    await session.exec(  # type: ignore[call-overload]
-        update(Incident).where(col(Incident.id) == run.incident_id).values(playbook_id=playbook.id)
-    )
+    await session.exec(update(Incident).where(col(Incident.id) == run.incident_id).values(playbook_id=playbook.id))
 
 
 async def set_progress_message(session: AsyncSession, *, run_id: int, channel: str, ts: str) -> None:
-    await session.exec(  # type: ignore[call-overload]
+    await session.exec(
         update(PlaybookRun).where(col(PlaybookRun.id) == run_id).values(progress_channel=channel, progress_ts=ts)
     )
     await session.commit()

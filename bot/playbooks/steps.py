@@ -86,7 +86,7 @@ async def change_step(
     run, playbook = await _live_run(session, run_id)
     step = step_of(playbook, step_id)
     ensure_allowed(playbook, await incident_of(session, incident_id=run.incident_id), actor)
-    result = await session.exec(  # type: ignore[call-overload]
+    result = await session.exec(
         update(StepState)
         .where(
             col(StepState.run_id) == run_id,
@@ -167,7 +167,7 @@ async def _finish_if_complete(
     states = {s.step_id: s for s in await step_states(session, run_id=run.id)}
     if any(states[sid].state == StepStatus.PENDING for sid in required if sid in states):
         return False
-    result = await session.exec(  # type: ignore[call-overload]
+    result = await session.exec(
         update(PlaybookRun)
         .where(col(PlaybookRun.id) == run.id, col(PlaybookRun.finished_at).is_(None))
         .values(finished_at=now, finished_reason="completed", finished_by=actor)

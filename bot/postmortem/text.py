@@ -100,8 +100,7 @@ def _md_escape_line(line: str) -> str:
             line = "\\#" * len(token) + line[len(token) :]
         else:
             line = "\\" + line
-    line = _MD_CLOSING_HASHES.sub(lambda m: m.group(1) + "\\#" * len(m.group(2)), line)
-    return line
+    return _MD_CLOSING_HASHES.sub(lambda m: m.group(1) + "\\#" * len(m.group(2)), line)
 
 
 _MD_PLAIN = re.compile(r"[0-9A-Za-z ,:;'\"()/?@%$.→—…]*")

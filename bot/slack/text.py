@@ -63,8 +63,8 @@ def chunks(lines: list[str], *, limit: int = MAX_SECTION) -> list[str]:
     """Pack lines into section-sized texts without splitting a line."""
     out: list[str] = []
     current = ""
-    for line in lines:
-        line = clip(line, limit)
+    for whole in lines:
+        line = clip(whole, limit)
         if current and len(current) + 1 + len(line) > limit:
             out.append(current)
             current = line

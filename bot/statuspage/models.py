@@ -69,7 +69,7 @@ class ComponentStatus(StrEnum):
 
 
 def _when(*, nullable: bool = True) -> Any:
-    return Field(default=None, sa_type=UTCDateTime(), nullable=nullable)  # type: ignore[call-overload]
+    return Field(default=None, sa_type=UTCDateTime(), nullable=nullable)
 
 
 PUBLIC_STATUSES = ("investigating", "identified", "monitoring", "resolved")

@@ -129,7 +129,7 @@ async def record_probe(session: AsyncSession, *, component: str, status: Compone
         "down": int(status is ComponentStatus.MAJOR),
     }
     for _ in range(2):
-        result = await session.exec(  # type: ignore[call-overload]
+        result = await session.exec(
             update(ComponentDay)
             .where(col(ComponentDay.component) == component, col(ComponentDay.day) == day)
             .values(
@@ -187,7 +187,7 @@ async def plan_reminder(session: AsyncSession, *, incident_id: int, due_at: date
 
 async def defer_reminder(session: AsyncSession, *, reminder_id: int, token: str, due_at: datetime) -> bool:
     """Someone published since it was planned: move it instead of sending."""
-    result = await session.exec(  # type: ignore[call-overload]
+    result = await session.exec(
         update(PublicReminder)
         .where(*timers.held(PublicReminder, reminder_id, token))
         .values(due_at=due_at, claim_token=None, claimed_at=None, claim_expires_at=None)
@@ -197,7 +197,7 @@ async def defer_reminder(session: AsyncSession, *, reminder_id: int, token: str,
 
 
 async def cancel_reminders(session: AsyncSession, *, incident_id: int, now: datetime, reason: str) -> int:
-    result = await session.exec(  # type: ignore[call-overload]
+    result = await session.exec(
         update(PublicReminder)
         .where(col(PublicReminder.incident_id) == incident_id, *timers.pending(PublicReminder))
         .values(cancelled_at=now, cancel_reason=reason[:200])
@@ -253,5 +253,5 @@ async def syncs(session: AsyncSession, *, incident_id: int) -> list[StatuspageSy
 async def oldest_pending_sync(session: AsyncSession) -> datetime | None:
     """When the oldest update still waiting for Statuspage was published (for /health)."""
     query = select(func.min(StatuspageSync.created_at)).where(*timers.pending(StatuspageSync))
-    value = (await session.exec(query)).one()  # type: ignore[call-overload]
+    value = (await session.exec(query)).one()
     return None if value is None else utc(value)

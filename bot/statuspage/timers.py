@@ -43,7 +43,7 @@ async def claim(
     session: AsyncSession, *, model: type[R], row_id: int, token: str, now: datetime, lease: timedelta = LEASE
 ) -> R | None:
     """Take the row; None when another process has it, or it was sent, cancelled or is not due."""
-    result = await session.exec(  # type: ignore[call-overload]
+    result = await session.exec(
         update(model)
         .where(col(model.id) == row_id, *claimable(model, now))
         .values(claim_token=token, claimed_at=now, claim_expires_at=now + lease, attempts=col(model.attempts) + 1)
@@ -52,14 +52,14 @@ async def claim(
     )
     row = result.scalars().one_or_none()
     await session.commit()
-    return row  # type: ignore[no-any-return]
+    return row
 
 
 async def release(
     session: AsyncSession, *, model: type[R], row_id: int, token: str, retry_at: datetime, error: str, **values: Any
 ) -> bool:
     """Give the row back for another try at `retry_at` (the lease doubles as the back-off)."""
-    result = await session.exec(  # type: ignore[call-overload]
+    result = await session.exec(
         update(model)
         .where(*held(model, row_id, token), col(model.cancelled_at).is_(None))
         .values(claim_expires_at=retry_at, error=error[:2000], **values)
@@ -83,7 +83,7 @@ async def mark_sent(session: AsyncSession, *, model: type[R], row_id: int, token
 
 
 async def cancel(session: AsyncSession, *, model: type[R], row_id: int, token: str, now: datetime, reason: str) -> bool:
-    result = await session.exec(  # type: ignore[call-overload]
+    result = await session.exec(
         update(model).where(*held(model, row_id, token)).values(cancelled_at=now, cancel_reason=reason[:200])
     )
     await session.commit()
@@ -104,5 +104,5 @@ async def due(session: AsyncSession, *, model: type[R], now: datetime, limit: in
 async def next_free(session: AsyncSession, *, model: type[R]) -> datetime | None:
     """When the next pending row can be claimed (its due time, or its claim's expiry)."""
     free_at = func.coalesce(col(model.claim_expires_at), col(model.due_at))
-    value = (await session.exec(select(func.min(free_at)).where(*pending(model)))).one()  # type: ignore[call-overload]
+    value = (await session.exec(select(func.min(free_at)).where(*pending(model)))).one()
     return None if value is None else utc(value)

@@ -15,7 +15,7 @@ from bot.deps import Deps
 from bot.postmortem.data import SECTIONS
 from bot.web import render
 from bot.web.oidc import CALLBACK_PATH, SignInRefused, SlackSignIn
-from bot.web.session import Cookies, Person, same
+from bot.web.session import Cookies, Person, SignIn, same
 
 log = logging.getLogger(__name__)
 
@@ -131,19 +131,11 @@ def routes(dash: Dashboard) -> list[web.RouteDef]:
         if dash.missing():
             return await dash.off()
         sign_in = dash.cookies.sign_in(request)
-        error = request.query.get("error")
-        if error:
-            message = f"Slack did not sign you in ({error})."
-            return await _clear(dash, await dash.refused(message, status=400))
-        if sign_in is None:
-            message = "This sign-in took too long or began in another browser: sign in again."
-            return await _clear(dash, await dash.refused(message, status=400))
-        if not same(request.query.get("state", ""), sign_in.state):
-            message = "This sign-in does not match the one this browser started (state mismatch): sign in again."
+        problem = _callback_problem(request, sign_in)
+        if problem is not None or sign_in is None:
+            message = problem or "Sign in again."
             return await _clear(dash, await dash.refused(message, status=400))
         code = request.query.get("code", "")
-        if not code:
-            return await _clear(dash, await dash.refused("Slack sent no code: sign in again.", status=400))
         try:
             who = await dash.slack.identify(code=code, nonce=sign_in.nonce, now=dash.deps.clock.now())
         except SignInRefused as exc:
@@ -172,6 +164,20 @@ def routes(dash: Dashboard) -> list[web.RouteDef]:
         web.get(CALLBACK_PATH, callback),
         web.post("/logout", logout),
     ]
+
+
+def _callback_problem(request: web.Request, sign_in: SignIn | None) -> str | None:
+    """Why Slack's redirect back cannot finish this browser's sign-in, if it cannot."""
+    error = request.query.get("error")
+    if error:
+        return f"Slack did not sign you in ({error})."
+    if sign_in is None:
+        return "This sign-in took too long or began in another browser: sign in again."
+    if not same(request.query.get("state", ""), sign_in.state):
+        return "This sign-in does not match the one this browser started (state mismatch): sign in again."
+    if not request.query.get("code", ""):
+        return "Slack sent no code: sign in again."
+    return None
 
 
 async def _clear(dash: Dashboard, response: web.StreamResponse) -> web.StreamResponse:

@@ -7,7 +7,8 @@ Every label is escaped; every chart has a <title> and the page shows the same nu
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from datetime import timedelta
 
 from markupsafe import Markup, escape
 
@@ -128,7 +129,11 @@ def times(weeks: Sequence[Week]) -> Markup:
     plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
     step = plot_w / max(len(weeks), 1)
     body = _grid(top, "minutes")
-    for css, pick in (("tta", lambda w: w.tta_median), ("ttr", lambda w: w.ttr_median)):
+    picks: tuple[tuple[str, Callable[[Week], timedelta | None]], ...] = (
+        ("tta", lambda w: w.tta_median),
+        ("ttr", lambda w: w.ttr_median),
+    )
+    for css, pick in picks:
         segment: list[str] = []
         segments: list[list[str]] = []
         for i, week in enumerate(weeks):

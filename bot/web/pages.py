@@ -27,7 +27,8 @@ from bot.postmortem import trends
 from bot.postmortem.data import SECTIONS
 from bot.postmortem.stats import compute as compute_stats
 from bot.web import charts, render, timeline
-from bot.web.auth import Dashboard, Person, signed_in
+from bot.web.auth import Dashboard, signed_in
+from bot.web.session import Person
 
 PAGE_SIZE = 50
 NAMES_TIMEOUT = 3.0

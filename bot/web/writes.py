@@ -15,8 +15,9 @@ from bot.incidents import followups
 from bot.postmortem import sections
 from bot.postmortem.data import SECTIONS
 from bot.web import render
-from bot.web.auth import Person, form_of, signed_in
+from bot.web.auth import form_of, signed_in
 from bot.web.pages import NotVisible, Pages
+from bot.web.session import Person
 
 VIA = "dashboard"
 

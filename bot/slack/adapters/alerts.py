@@ -82,8 +82,7 @@ def alert_blocks(view: AlertView) -> list[Block]:
             0, f"*{view.firing_count:,} alerts firing* (the first {kept:,} kept in full, {view.truncated:,} counted)"
         )
     if len(view.alerts) > 1 or hidden > 0:
-        for text in chunks(lines, limit=2900)[:3]:
-            out.append(blocks.mrkdwn(text))
+        out.extend(blocks.mrkdwn(text) for text in chunks(lines, limit=2900)[:3])
     meta = [
         view.source_name,
         f"{view.notifications} notification{'s' if view.notifications != 1 else ''}",

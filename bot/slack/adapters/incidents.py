@@ -84,9 +84,12 @@ class _CreateThrottled(AsyncRetryHandler):
     async def can_retry_async(  # sees every answer, whatever the attempt
         self, *, state: Any, request: Any, response: Any = None, error: Exception | None = None
     ) -> bool:
-        if response is not None and response.status_code == 429:
-            if slack_method(getattr(request, "url", "") or "") == "conversations.create":
-                self.chat.create_pacer.throttled(_retry_after(response.headers))
+        if (
+            response is not None
+            and response.status_code == 429
+            and slack_method(getattr(request, "url", "") or "") == "conversations.create"
+        ):
+            self.chat.create_pacer.throttled(_retry_after(response.headers))
         return False
 
 

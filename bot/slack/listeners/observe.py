@@ -25,10 +25,10 @@ class TimedAck(BoltAck):
     """Bolt's ack that reports, once, how long the request took to be acknowledged."""
 
     def __init__(self, on_ack: Callable[[], None]) -> None:
-        super().__init__()
+        super().__init__()  # type: ignore[no-untyped-call]  # Bolt's AsyncAck.__init__ has no annotations
         self._on_ack: Callable[[], None] | None = on_ack
 
-    async def __call__(self, *args: Any, **kwargs: Any) -> BoltResponse:  # type: ignore[override]
+    async def __call__(self, *args: Any, **kwargs: Any) -> BoltResponse:
         response = await super().__call__(*args, **kwargs)
         if self._on_ack is not None:
             report, self._on_ack = self._on_ack, None

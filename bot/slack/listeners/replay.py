@@ -15,12 +15,13 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
 from sqlalchemy.exc import SQLAlchemyError
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.deps import Deps
 from bot.incidents import service as incidents
@@ -34,6 +35,11 @@ REQUEST_RETENTION = timedelta(minutes=10)
 PRUNE_EVERY = 500
 
 
+UNAVAILABLE = BoltResponse(status=503, body="database unavailable; retry later")
+# What a delivery is claimed by: the timeline's first_delivery (events) or first_request (the rest).
+Claim = Callable[[AsyncSession], Awaitable[bool]]
+
+
 def register(app: AsyncApp, deps: Deps) -> None:
     seen = 0
 
@@ -44,33 +50,14 @@ def register(app: AsyncApp, deps: Deps) -> None:
         nonlocal seen
         now = deps.clock.now()
         is_event = req.body.get("type") == "event_callback"
-        if is_event:
-            event_id = str(req.body.get("event_id") or "")
-            channel_id = event_channel(req.body.get("event") or {})
-            if not channel_id:
-                return await next()
-            try:
-                async with deps.db.session() as session:
-                    incident = await incidents.by_channel(session, channel_id=channel_id)
-            except (SQLAlchemyError, OSError) as exc:
-                log.warning("database unavailable while reading a Slack event: %s", type(exc).__name__)
-                return BoltResponse(status=503, body="database unavailable; retry later")
-            if incident is None:
-                return await next()
-            req.context["incident_id"] = incident.id
-            if not event_id:
-                return await next()
-        else:
-            signature = (req.headers.get("x-slack-signature") or [""])[0]
-            if not signature or req.mode == "socket_mode":
-                return await next()
+        claim = await _event_claim(deps, req, now=now) if is_event else _request_claim(req, now=now)
+        if isinstance(claim, BoltResponse):
+            return claim
+        if claim is None:
+            return await next()
         try:
             async with deps.db.session() as session:
-                if is_event:
-                    first = await timeline.first_delivery(session, event_id=event_id, at=now)
-                else:
-                    key = hashlib.sha256(signature.encode()).hexdigest()[:64]
-                    first = await timeline.first_request(session, signature=key, at=now)
+                first = await claim(session)
                 seen += 1
                 if seen % PRUNE_EVERY == 0:
                     await timeline.prune_processed(
@@ -79,8 +66,37 @@ def register(app: AsyncApp, deps: Deps) -> None:
         except (SQLAlchemyError, OSError) as exc:
             log.warning("database unavailable while claiming a Slack delivery: %s", type(exc).__name__)
             if is_event:
-                return BoltResponse(status=503, body="database unavailable; retry later")
+                return UNAVAILABLE
             return await next()  # a command still gets its (error) reply
         if not first:
             return BoltResponse(status=200, body="")
         return await next()
+
+
+async def _event_claim(deps: Deps, req: AsyncBoltRequest, *, now: datetime) -> Claim | BoltResponse | None:
+    """Events in an incident channel are claimed by their id (and carry the incident); others pass."""
+    event_id = str(req.body.get("event_id") or "")
+    channel_id = event_channel(req.body.get("event") or {})
+    if not channel_id:
+        return None
+    try:
+        async with deps.db.session() as session:
+            incident = await incidents.by_channel(session, channel_id=channel_id)
+    except (SQLAlchemyError, OSError) as exc:
+        log.warning("database unavailable while reading a Slack event: %s", type(exc).__name__)
+        return UNAVAILABLE
+    if incident is None:
+        return None
+    req.context["incident_id"] = incident.id
+    if not event_id:
+        return None
+    return lambda session: timeline.first_delivery(session, event_id=event_id, at=now)
+
+
+def _request_claim(req: AsyncBoltRequest, *, now: datetime) -> Claim | None:
+    """Commands and clicks are claimed by their signature (none in Socket Mode, where Slack signs nothing)."""
+    signature = (req.headers.get("x-slack-signature") or [""])[0]
+    if not signature or req.mode == "socket_mode":
+        return None
+    key = hashlib.sha256(signature.encode()).hexdigest()[:64]
+    return lambda session: timeline.first_request(session, signature=key, at=now)
