@@ -196,6 +196,11 @@ async def start_bot(
         if result is not None:
             await result
     await wiring.start(deps)
+    # The start-up sweeps (resume setups, close interrupted deploys) have run before a test writes rows
+    # they would act on: otherwise a slow first sweep races the test for its own rows.
+    for sweep in (deps.setup_sweep, deps.ops_sweep):
+        if sweep is not None:
+            await asyncio.wait_for(sweep.ran.wait(), 30)
     runner = web.AppRunner(build_web_app(deps, app), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)

@@ -142,8 +142,10 @@ async def _update_returning(
     `populate_existing`: an Incident this session holds already is overwritten with the row returned.
     """
     statement = update(Incident).where(*where).values(**values).returning(Incident)
-    result = await session.scalars(statement.execution_options(populate_existing=True))
-    return result.one_or_none()
+    # SQLModel's `exec` (its `scalars` goes through the deprecated `execute`); rows come back as Incident.
+    result = await session.exec(statement, execution_options={"populate_existing": True})
+    found: Incident | None = result.scalars().one_or_none()
+    return found
 
 
 SETUP_LEASE = timedelta(seconds=120)
