@@ -1409,6 +1409,19 @@ class FakeSlack:
             if not (channel.is_im or channel.is_mpim):
                 raise SlackError("method_not_supported_for_channel_type")
             return {"channel": self._chan_api(channel) if args.get("return_im") else {"id": channel.id}}
+        user_ids = self._open_user_ids(args)
+        if len(user_ids) == 1:
+            existing = self._im_with(user_ids[0])
+            if existing is None and args.get("prevent_creation"):
+                return {"no_op": True, "already_open": False, "channel": {}}
+            channel = existing or self._open_im(user_ids[0])
+        else:
+            existing, channel = self._open_mpim(user_ids)
+        body = self._chan_api(channel) if args.get("return_im") else {"id": channel.id}
+        return {"no_op": existing is not None, "already_open": existing is not None, "channel": body}
+
+    def _open_user_ids(self, args: dict[str, Any]) -> list[str]:
+        """conversations.open's `users`, without the bot: 1 to 8 users, none deactivated."""
         user_ids = [u for u in _id_list(args.get("users")) if u != self.bot_user_id]
         if not user_ids:
             raise SlackError("users_list_not_supplied")
@@ -1417,25 +1430,22 @@ class FakeSlack:
         for user_id in user_ids:
             if self._user(user_id).deleted:
                 raise SlackError("user_disabled")
-        if len(user_ids) == 1:
-            existing = self._im_with(user_ids[0])
-            if existing is None and args.get("prevent_creation"):
-                return {"no_op": True, "already_open": False, "channel": {}}
-            channel = existing or self._open_im(user_ids[0])
-        else:
-            members = {self.bot_user_id, *user_ids}
-            existing = next((c for c in self.channels.values() if c.is_mpim and c.members == members), None)
-            channel = existing or Channel(
-                id=self._new_id("C"),
-                name="mpdm-" + "--".join(self.users[u].name for u in user_ids) + "-1",
-                is_private=True,
-                is_mpim=True,
-                members=members,
-                creator=self.bot_user_id,
-            )
-            self.channels[channel.id] = channel
-        body = self._chan_api(channel) if args.get("return_im") else {"id": channel.id}
-        return {"no_op": existing is not None, "already_open": existing is not None, "channel": body}
+        return user_ids
+
+    def _open_mpim(self, user_ids: list[str]) -> tuple[Channel | None, Channel]:
+        """The existing group DM with exactly these members (or None) and the channel to answer with."""
+        members = {self.bot_user_id, *user_ids}
+        existing = next((c for c in self.channels.values() if c.is_mpim and c.members == members), None)
+        channel = existing or Channel(
+            id=self._new_id("C"),
+            name="mpdm-" + "--".join(self.users[u].name for u in user_ids) + "-1",
+            is_private=True,
+            is_mpim=True,
+            members=members,
+            creator=self.bot_user_id,
+        )
+        self.channels[channel.id] = channel
+        return existing, channel
 
     def _conversations_archive(self, args: dict[str, Any]) -> dict[str, Any]:
         channel = self._channel(str(args["channel"]))
@@ -1760,27 +1770,8 @@ class FakeSlack:
         items = args["files"]
         if not isinstance(items, list) or not all(isinstance(i, dict) and i.get("id") for i in items):
             raise SlackError("invalid_arguments", "[ERROR] files must be an array of {id, title}")
-        targets = _id_list(args.get("channels"))
-        if args.get("channel_id"):
-            targets.insert(0, str(args["channel_id"]))
-        channels = []
-        for ref in targets:
-            channel = self._channel(ref)
-            self._member(channel)  # Slack: sharing files needs membership, even in public channels
-            channels.append(channel)
-        tickets = []
-        for item in items:
-            file = self.files.get(str(item["id"]))
-            if file is None or file.completed:
-                raise SlackError("file_not_found", f"[ERROR] no open upload ticket for {item['id']}")
-            if file.content is None:
-                raise SlackError("file_not_found", f"[ERROR] no bytes were uploaded for {file.id}")
-            if len(file.content) != file.length:
-                raise SlackError(
-                    "file_update_failed",
-                    f"[ERROR] {file.id}: uploaded {len(file.content)} bytes, declared length {file.length}",
-                )
-            tickets.append((file, item))
+        channels = self._share_targets(args)
+        tickets = [(self._uploaded_file(item), item) for item in items]
         for file, item in tickets:
             file.title = str(item.get("title") or file.filename)
             file.completed = True
@@ -1799,6 +1790,31 @@ class FakeSlack:
                 )
             )
         return {"files": [{"id": f.id, "title": f.title} for f, _ in tickets]}
+
+    def _share_targets(self, args: dict[str, Any]) -> list[Channel]:
+        targets = _id_list(args.get("channels"))
+        if args.get("channel_id"):
+            targets.insert(0, str(args["channel_id"]))
+        channels = []
+        for ref in targets:
+            channel = self._channel(ref)
+            self._member(channel)  # Slack: sharing files needs membership, even in public channels
+            channels.append(channel)
+        return channels
+
+    def _uploaded_file(self, item: dict[str, Any]) -> FakeFile:
+        """The open ticket for ``item``, refused unless exactly the declared bytes were uploaded."""
+        file = self.files.get(str(item["id"]))
+        if file is None or file.completed:
+            raise SlackError("file_not_found", f"[ERROR] no open upload ticket for {item['id']}")
+        if file.content is None:
+            raise SlackError("file_not_found", f"[ERROR] no bytes were uploaded for {file.id}")
+        if len(file.content) != file.length:
+            raise SlackError(
+                "file_update_failed",
+                f"[ERROR] {file.id}: uploaded {len(file.content)} bytes, declared length {file.length}",
+            )
+        return file
 
     def _files_info(self, args: dict[str, Any]) -> dict[str, Any]:
         file = self.files.get(str(args["file"]))

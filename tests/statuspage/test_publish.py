@@ -51,6 +51,22 @@ def _assert_nothing_internal(*outputs: str, incident: Incident) -> None:
         assert "U0ALICE" not in output and "INC-" not in output
 
 
+def _assert_first_publish_is_public(summary: dict[str, Any], html: str, atom: str) -> None:
+    """After `publish major ...`: the incident, its first update and the component's outage on every output."""
+    assert summary["status"] == {"indicator": "major", "description": "Partial System Outage"}
+    [public_incident] = summary["incidents"]
+    assert public_incident["name"] == "Partial outage: Checkout API"
+    assert public_incident["status"] == "investigating" and public_incident["impact"] == "major"
+    assert [u["body"] for u in public_incident["incident_updates"]] == ["We are investigating failed payments."]
+    [affected] = public_incident["incident_updates"][0]["affected_components"]
+    assert affected["name"] == "Checkout API" and affected["new_status"] == "partial_outage"
+    assert {c["name"]: c["status"] for c in summary["components"]}["Checkout API"] == "partial_outage"
+    assert "We are investigating failed payments." in html and "Ongoing incidents" in html
+    assert "We are investigating failed payments." in atom and "[Investigating]" in atom
+    _assert_statuspage_shape(summary)
+    assert len(ElementTree.fromstring(atom).findall(f"{ATOM}entry")) == 1
+
+
 async def _assert_three_publishes_recorded(bot: BotHarness, incident: Incident, channel: str) -> None:
     """Each publish is a PublicUpdate row, a timeline entry and a note in the incident channel."""
     async with bot.deps.db.session() as session:
@@ -109,19 +125,7 @@ async def test_publish_update_resolve_shows_on_every_public_output_and_on_status
     # 1. The first publish makes the incident public (impact given, components from its service).
     await bot.command("publish major We are investigating failed payments.", channel=channel)
     assert "Published to the status page" in bot.last_reply(), bot.replies()
-    summary, html, atom = await public(bot)
-    assert summary["status"] == {"indicator": "major", "description": "Partial System Outage"}
-    [public_incident] = summary["incidents"]
-    assert public_incident["name"] == "Partial outage: Checkout API"
-    assert public_incident["status"] == "investigating" and public_incident["impact"] == "major"
-    assert [u["body"] for u in public_incident["incident_updates"]] == ["We are investigating failed payments."]
-    [affected] = public_incident["incident_updates"][0]["affected_components"]
-    assert affected["name"] == "Checkout API" and affected["new_status"] == "partial_outage"
-    assert {c["name"]: c["status"] for c in summary["components"]}["Checkout API"] == "partial_outage"
-    assert "We are investigating failed payments." in html and "Ongoing incidents" in html
-    assert "We are investigating failed payments." in atom and "[Investigating]" in atom
-    _assert_statuspage_shape(summary)
-    assert len(ElementTree.fromstring(atom).findall(f"{ATOM}entry")) == 1
+    _assert_first_publish_is_public(*await public(bot))
 
     # 2. Internal status change and note; then a second publish carries the new status only.
     await bot.command(f"update identified {SECRETS[1]}", channel=channel)
