@@ -127,6 +127,96 @@ def duplicates_and_missing(keys: list[tuple[int, int]], dms: dict[tuple[int, int
     return sum(max(0, len(dms.get(k, [])) - 1) for k in keys), sum(1 for k in keys if not dms.get(k))
 
 
+async def burst_phase(
+    client: httpx.AsyncClient, bot: BotProcess, fake: FakeSlack, incidents: int, database: str
+) -> None:
+    """Phase 1: lateness of every page when `incidents` incidents are declared at once."""
+    watch = LoopLag().start()
+    declared = await declare_many(client, bot, fake, 1, incidents)
+    keys = [(n, level) for n in range(1, incidents + 1) for level in LEVEL_USERS]
+    await wait_for(lambda: all_in(keys, page_dms(fake)), 60)
+    measured_through = watch.stop()
+    due, dms = due_times(bot), page_dms(fake)
+    late = lateness(keys, due, dms)
+    dup, missing = duplicates_and_missing(keys, dms)
+    figures = summary_ms(late)
+    print(f"phase 1: {incidents} incidents declared (answered) in {declared:.2f} s; {len(keys)} pages planned")
+    print(
+        f"  lateness n={figures['n']} p50 {figures['p50']:.0f} ms  p90 {figures['p90']:.0f} ms  "
+        f"p99 {figures['p99']:.0f} ms  max {figures['max']:.0f} ms  "
+        f"(target p99 <= 1000 ms: {'met' if figures['p99'] <= 1000 else 'MISSED'})"
+    )
+    for level in LEVEL_USERS:
+        per = summary_ms(lateness([k for k in keys if k[1] == level], due, dms))
+        print(f"  level {level}: p50 {per['p50']:.0f} ms  p99 {per['p99']:.0f} ms  max {per['max']:.0f} ms")
+    print(f"  duplicates {dup}, missing {missing}")
+    print(f"  {measured_through}")
+    print_json("page_lateness.burst", {"database": database, **figures, "duplicates": dup, "missing": missing})
+
+
+async def restart_phase(
+    client: httpx.AsyncClient, bot: BotProcess, fake: FakeSlack, incidents: int, first: float, restart_second: float
+) -> None:
+    """Phase 2: kill -9 between the levels, restart, and time the overdue pages."""
+    # Level 2 moves to `--restart-second` s: the storm's level-1 pages are all marked sent (no
+    # claim caught mid-flight) long before level 2 falls due, so every level-2 page is pending
+    # at the kill. With level 2 at 4 s they are mostly out before level 1 is recorded.
+    bot.kill9()
+    (bot.directory / "bot.yml").write_text(bot_yml(first, restart_second))
+    await bot.start()
+    base = incidents + 1
+    batch = list(range(base, base + incidents))
+    await declare_many(client, bot, fake, base, incidents)
+    l1 = [(n, 1) for n in batch]
+    l2 = [(n, 2) for n in batch]
+    l1_out = await wait_for(lambda: marked_sent(bot, l1), 30)
+    bot.kill9()
+    before_kill = page_dms(fake)
+    pending = [k for k in l1 + l2 if k not in before_kill]
+    due = due_times(bot)
+    last_due = max((due[k] for k in pending if k in due), default=time.time())
+    print(
+        f"phase 2: kill -9 {'right after' if l1_out else 'WITHOUT waiting for'} "
+        f"the last level-1 page of "
+        f"INC-{base}..INC-{base + incidents - 1}; {len(pending)} of {len(l1 + l2)} pages not sent yet"
+    )
+    await asyncio.sleep(max(0.0, last_due - time.time()) + 0.5)
+    exec_wall, exec_at = time.time(), time.perf_counter()
+    await bot.start()
+    healthy = time.perf_counter() - exec_at
+    got_all = await wait_for(lambda: all_in(pending, page_dms(fake)), 20)
+    after = page_dms(fake)
+    arrivals = [min(after[k]) for k in pending if k in after]
+    to_last = (max(arrivals) - exec_wall) if arrivals else float("nan")
+    held = len(pending) - len(arrivals)
+    dup, missing = duplicates_and_missing(l1 + l2, after)
+    print(
+        f"  restart: /health 200 after {healthy:.2f} s; "
+        f"{len(arrivals)}/{len(pending)} overdue pages sent, "
+        f"the last {to_last:.2f} s after exec (target <= 5 s: {'met' if to_last <= 5 else 'MISSED'}"
+        f"{'' if got_all else f' for those; {held} held by a claim lease'})"
+    )
+    if not got_all:
+        print(
+            f"  {held} page(s) still pending 20 s after the restart: "
+            "claimed by the "
+            "killed process, they wait for the claim's 2 min lease (by design: a page is never lost)"
+        )
+    print(f"  duplicates {dup}, missing {missing} (missing = still pending when the benchmark ended)")
+    print_json(
+        "page_lateness.restart",
+        {
+            "healthy_s": round(healthy, 2),
+            "last_overdue_page_s": round(to_last, 2),
+            "pending": len(pending),
+            "sent": len(arrivals),
+            "held_by_lease": held,
+            "duplicates": dup,
+            "missing": missing,
+        },
+    )
+
+
 async def main(incidents: int, first: float, second: float, restart_second: float, paced: bool, database: str) -> None:
     print_machine()
     fake = await seeded_fake()
@@ -144,87 +234,8 @@ async def main(incidents: int, first: float, second: float, restart_second: floa
         if not paced:
             print("conversations.create pacing lifted (the fake has no limit; --paced keeps the bot's 20/min)")
         async with httpx.AsyncClient(timeout=60) as client:
-            # --- phase 1: lateness under a burst ----------------------------------------------
-            watch = LoopLag().start()
-            declared = await declare_many(client, bot, fake, 1, incidents)
-            keys = [(n, level) for n in range(1, incidents + 1) for level in LEVEL_USERS]
-            await wait_for(lambda: all_in(keys, page_dms(fake)), 60)
-            measured_through = watch.stop()
-            due, dms = due_times(bot), page_dms(fake)
-            late = lateness(keys, due, dms)
-            dup, missing = duplicates_and_missing(keys, dms)
-            figures = summary_ms(late)
-            print(f"phase 1: {incidents} incidents declared (answered) in {declared:.2f} s; {len(keys)} pages planned")
-            print(
-                f"  lateness n={figures['n']} p50 {figures['p50']:.0f} ms  p90 {figures['p90']:.0f} ms  "
-                f"p99 {figures['p99']:.0f} ms  max {figures['max']:.0f} ms  "
-                f"(target p99 <= 1000 ms: {'met' if figures['p99'] <= 1000 else 'MISSED'})"
-            )
-            for level in LEVEL_USERS:
-                per = summary_ms(lateness([k for k in keys if k[1] == level], due, dms))
-                print(f"  level {level}: p50 {per['p50']:.0f} ms  p99 {per['p99']:.0f} ms  max {per['max']:.0f} ms")
-            print(f"  duplicates {dup}, missing {missing}")
-            print(f"  {measured_through}")
-            print_json("page_lateness.burst", {"database": database, **figures, "duplicates": dup, "missing": missing})
-
-            # --- phase 2: kill -9 between the levels, restart -----------------------------------
-            # Level 2 moves to `--restart-second` s: the storm's level-1 pages are all marked sent (no
-            # claim caught mid-flight) long before level 2 falls due, so every level-2 page is pending
-            # at the kill. With level 2 at 4 s they are mostly out before level 1 is recorded.
-            bot.kill9()
-            (bot.directory / "bot.yml").write_text(bot_yml(first, restart_second))
-            await bot.start()
-            base = incidents + 1
-            batch = list(range(base, base + incidents))
-            await declare_many(client, bot, fake, base, incidents)
-            l1 = [(n, 1) for n in batch]
-            l2 = [(n, 2) for n in batch]
-            l1_out = await wait_for(lambda: marked_sent(bot, l1), 30)
-            bot.kill9()
-            before_kill = page_dms(fake)
-            pending = [k for k in l1 + l2 if k not in before_kill]
-            due = due_times(bot)
-            last_due = max((due[k] for k in pending if k in due), default=time.time())
-            print(
-                f"phase 2: kill -9 {'right after' if l1_out else 'WITHOUT waiting for'} "
-                f"the last level-1 page of "
-                f"INC-{base}..INC-{base + incidents - 1}; {len(pending)} of {len(l1 + l2)} pages not sent yet"
-            )
-            await asyncio.sleep(max(0.0, last_due - time.time()) + 0.5)
-            exec_wall, exec_at = time.time(), time.perf_counter()
-            await bot.start()
-            healthy = time.perf_counter() - exec_at
-            got_all = await wait_for(lambda: all_in(pending, page_dms(fake)), 20)
-            after = page_dms(fake)
-            arrivals = [min(after[k]) for k in pending if k in after]
-            to_last = (max(arrivals) - exec_wall) if arrivals else float("nan")
-            held = len(pending) - len(arrivals)
-            dup, missing = duplicates_and_missing(l1 + l2, after)
-            print(
-                f"  restart: /health 200 after {healthy:.2f} s; "
-                f"{len(arrivals)}/{len(pending)} overdue pages sent, "
-                f"the last {to_last:.2f} s after exec (target <= 5 s: {'met' if to_last <= 5 else 'MISSED'}"
-                f"{'' if got_all else f' for those; {held} held by a claim lease'})"
-            )
-            if not got_all:
-                print(
-                    f"  {held} page(s) still pending 20 s after the restart: "
-                    "claimed by the "
-                    "killed process, they wait for the claim's 2 min lease (by design: a page is never lost)"
-                )
-            print(f"  duplicates {dup}, missing {missing} (missing = still pending when the benchmark ended)")
-            print_json(
-                "page_lateness.restart",
-                {
-                    "healthy_s": round(healthy, 2),
-                    "last_overdue_page_s": round(to_last, 2),
-                    "pending": len(pending),
-                    "sent": len(arrivals),
-                    "held_by_lease": held,
-                    "duplicates": dup,
-                    "missing": missing,
-                },
-            )
+            await burst_phase(client, bot, fake, incidents, database)
+            await restart_phase(client, bot, fake, incidents, first, restart_second)
         bot.log_summary()
     finally:
         bot.stop()

@@ -6,7 +6,9 @@ Each test gets its own database, so tests never see each other's rows.
 
 from __future__ import annotations
 
+import contextlib
 import glob
+import itertools
 import os
 import shutil
 import subprocess
@@ -65,10 +67,8 @@ class PostgresServer:
     def stop(self) -> None:
         pg_ctl = find_bin("pg_ctl")
         if pg_ctl:
-            try:
+            with contextlib.suppress(subprocess.CalledProcessError):
                 self._run(pg_ctl, "-D", str(self.directory / "data"), "-m", "immediate", "-w", "stop")
-            except subprocess.CalledProcessError:
-                pass
         # A run leaves a database per test (gigabytes of small files): removing them took ~55 s at the end
         # of every PostgreSQL run, so a detached `rm` does it while the next step goes on.
         subprocess.Popen(
@@ -79,16 +79,14 @@ class PostgresServer:
         )
 
 
-_counter = 0
+_counter = itertools.count(1)  # numbers this process's databases
 
 
 def create_database(admin_url: str) -> str:
     """A fresh, empty database on the server; returns its name."""
     import psycopg
 
-    global _counter
-    _counter += 1
-    name = f"t_{os.getpid()}_{_counter}_{int(time.time() * 1000) % 100000}"
+    name = f"t_{os.getpid()}_{next(_counter)}_{int(time.time() * 1000) % 100000}"
     with psycopg.connect(admin_url, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     return name

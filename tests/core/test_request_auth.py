@@ -123,8 +123,7 @@ def test_unsigned_garbage_is_401_with_one_warning(live: Live, case: str, body: b
 
 
 def _signed(body: bytes, content_type: str) -> dict[str, str]:
-    headers = req.sign(body.decode("utf-8"), secret=SECRET, content_type=content_type)
-    return headers
+    return req.sign(body.decode("utf-8"), secret=SECRET, content_type=content_type)
 
 
 @pytest.mark.parametrize(

@@ -53,7 +53,13 @@ def test_unset_or_set_is_fine(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_python_dash_m_bot_says_so_and_exits(tmp_path: Path) -> None:
     env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), "ALERTS_TOKEN": "", "SLACK_BOT_TOKEN": "xoxb-1"}
     done = subprocess.run(
-        [sys.executable, "-m", "bot", "check"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "bot", "check"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert done.returncode != 0
     assert "ALERTS_TOKEN is set but empty" in done.stderr

@@ -114,9 +114,7 @@ def pager() -> FakePager:
 
 
 def config(**overrides: Any) -> BotConfig:
-    raw: dict[str, Any] = {**STANDARD}
-    for key, value in overrides.items():
-        raw[key] = value
+    raw: dict[str, Any] = {**STANDARD, **overrides}
     return BotConfig.model_validate(raw)
 
 

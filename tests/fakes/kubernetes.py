@@ -322,46 +322,57 @@ class FakeKubernetes(FakePlatform):
             patch = json.loads(await request.read())
         except ValueError:
             return self.violation("PATCH body is not JSON", status=400, body=_status(400, "BadRequest", "bad JSON"))
-        before = copy.deepcopy(self.deployment["spec"]["template"])
-        updated = copy.deepcopy(self.deployment)
-        if content_type == "application/strategic-merge-patch+json":
-            if not isinstance(patch, dict):
-                return self.violation(
-                    "strategic merge patch is not an object", status=400, body=_status(400, "BadRequest", "bad patch")
-                )
-            _merge(updated, patch)
-            annotations = patch.get("spec", {}).get("template", {}).get("metadata", {}).get("annotations", {})
-            if "kubectl.kubernetes.io/restartedAt" in annotations:
-                self.restarts += 1
-                stamp = annotations["kubectl.kubernetes.io/restartedAt"]
-                try:
-                    datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ")
-                except ValueError:
-                    self.violations.append(f"restartedAt {stamp!r} is not RFC 3339 UTC")
-        elif content_type == "application/json-patch+json":
-            if not isinstance(patch, list):
-                return self.violation(
-                    "JSON patch is not a list", status=400, body=_status(400, "BadRequest", "bad patch")
-                )
-            try:
-                for op in patch:
-                    self._apply(updated, op)
-            except (ValueError, KeyError, TypeError) as exc:
-                return self.violation(f"JSON patch failed: {exc}", status=422, body=_status(422, "Invalid", str(exc)))
-            labels = updated["spec"]["template"].get("metadata", {}).get("labels", {})
-            if "pod-template-hash" in labels:
-                self.violations.append("rollback template still carries pod-template-hash")
-        else:
+        patchers = {
+            "application/strategic-merge-patch+json": self._strategic_merge,
+            "application/json-patch+json": self._json_patch,
+        }
+        apply = patchers.get(content_type)
+        if apply is None:
             return self.violation(
                 f"PATCH with Content-Type {content_type!r}",
                 status=415,
                 body=_status(415, "UnsupportedMediaType", "unsupported media type"),
             )
+        before = copy.deepcopy(self.deployment["spec"]["template"])
+        updated = copy.deepcopy(self.deployment)
+        if (refused := apply(updated, patch)) is not None:
+            return refused
         self.patches.append((content_type, patch))
         self.deployment = updated
         if updated["spec"]["template"] != before:
             self._rollout_started()
         return web.json_response(self.deployment)
+
+    def _strategic_merge(self, updated: dict[str, Any], patch: Any) -> web.Response | None:
+        """Merge ``patch`` into ``updated`` (what kubectl rollout restart sends); a response when refused."""
+        if not isinstance(patch, dict):
+            return self.violation(
+                "strategic merge patch is not an object", status=400, body=_status(400, "BadRequest", "bad patch")
+            )
+        _merge(updated, patch)
+        annotations = patch.get("spec", {}).get("template", {}).get("metadata", {}).get("annotations", {})
+        if "kubectl.kubernetes.io/restartedAt" in annotations:
+            self.restarts += 1
+            stamp = annotations["kubectl.kubernetes.io/restartedAt"]
+            try:
+                datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ")
+            except ValueError:
+                self.violations.append(f"restartedAt {stamp!r} is not RFC 3339 UTC")
+        return None
+
+    def _json_patch(self, updated: dict[str, Any], patch: Any) -> web.Response | None:
+        """Apply RFC 6902 ops to ``updated`` (what kubectl rollout undo sends); a response when refused."""
+        if not isinstance(patch, list):
+            return self.violation("JSON patch is not a list", status=400, body=_status(400, "BadRequest", "bad patch"))
+        try:
+            for op in patch:
+                self._apply(updated, op)
+        except (ValueError, KeyError, TypeError) as exc:
+            return self.violation(f"JSON patch failed: {exc}", status=422, body=_status(422, "Invalid", str(exc)))
+        labels = updated["spec"]["template"].get("metadata", {}).get("labels", {})
+        if "pod-template-hash" in labels:
+            self.violations.append("rollback template still carries pod-template-hash")
+        return None
 
     @staticmethod
     def _apply(doc: dict[str, Any], op: dict[str, Any]) -> None:

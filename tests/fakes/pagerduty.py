@@ -35,9 +35,9 @@ class FakePagerDuty:
             problems.append("'dedup_key' is required")
         if body["event_action"] == "trigger":
             payload = body.get("payload") or {}
-            for name in ("summary", "source", "severity"):
-                if not payload.get(name):
-                    problems.append(f"'payload.{name}' is missing")
+            problems.extend(
+                f"'payload.{name}' is missing" for name in ("summary", "source", "severity") if not payload.get(name)
+            )
             if payload.get("severity") not in ("critical", "error", "warning", "info"):
                 problems.append("'payload.severity' is invalid")
         if problems:

@@ -77,11 +77,10 @@ class FakeRailway(FakePlatform):
 
     def seed(self, versions: list[str], *, statuses: list[str] | None = None) -> None:
         """Deployments oldest to newest; by default the newest is live and the rest REMOVED."""
+        newest = len(versions) - 1
         for index, version in enumerate(versions):
-            if statuses is not None:
-                status = statuses[index]
-            else:
-                status = "SUCCESS" if index == len(versions) - 1 else "REMOVED"
+            default = "SUCCESS" if index == newest else "REMOVED"
+            status = statuses[index] if statuses is not None else default
             self.deployments.insert(0, self._new(version, status, self.SEEDED_FROM + timedelta(hours=index)))
 
     def live_version(self) -> str | None:

@@ -335,6 +335,32 @@ def _text_errors(obj: Any, ptr: str, *, max_len: int, plain_only: bool = False) 
     return errors
 
 
+def _button_errors(el: dict[str, Any], ptr: str) -> list[str]:
+    errors = _text_errors(el.get("text"), f"{ptr}/text", max_len=75, plain_only=True)
+    if len(str(el.get("value", ""))) > 2000:
+        errors.append(f"[ERROR] must be less than 2001 characters [json-pointer:{ptr}/value]")
+    if len(str(el.get("url", ""))) > 3000:
+        errors.append(f"[ERROR] must be less than 3001 characters [json-pointer:{ptr}/url]")
+    if el.get("style") not in (None, "primary", "danger"):
+        errors.append(f"[ERROR] must be one of [primary, danger] [json-pointer:{ptr}/style]")
+    return errors
+
+
+def _options_errors(options: Any, kind: str, ptr: str) -> list[str]:
+    limit = 5 if kind == "overflow" else 10 if kind in ("radio_buttons", "checkboxes") else 100
+    if not isinstance(options, list) or len(options) > limit:
+        return [f"[ERROR] must provide at most {limit} items [json-pointer:{ptr}/options]"]
+    errors: list[str] = []
+    for i, opt in enumerate(options):
+        if not isinstance(opt, dict):
+            errors.append(f"[ERROR] must be an object [json-pointer:{ptr}/options/{i}]")
+            continue
+        errors += _text_errors(opt.get("text"), f"{ptr}/options/{i}/text", max_len=75)
+        if len(str(opt.get("value", ""))) > 150:
+            errors.append(f"[ERROR] must be less than 151 characters [json-pointer:{ptr}/options/{i}]")
+    return errors
+
+
 def _element_errors(el: Any, ptr: str) -> list[str]:
     if not isinstance(el, dict) or not isinstance(el.get("type"), str):
         return [f"[ERROR] missing required field: type [json-pointer:{ptr}]"]
@@ -344,75 +370,96 @@ def _element_errors(el: Any, ptr: str) -> list[str]:
         errors.append(f"[ERROR] must be less than 256 characters [json-pointer:{ptr}/action_id]")
     kind = el["type"]
     if kind == "button":
-        errors += _text_errors(el.get("text"), f"{ptr}/text", max_len=75, plain_only=True)
-        if len(str(el.get("value", ""))) > 2000:
-            errors.append(f"[ERROR] must be less than 2001 characters [json-pointer:{ptr}/value]")
-        if len(str(el.get("url", ""))) > 3000:
-            errors.append(f"[ERROR] must be less than 3001 characters [json-pointer:{ptr}/url]")
-        if el.get("style") not in (None, "primary", "danger"):
-            errors.append(f"[ERROR] must be one of [primary, danger] [json-pointer:{ptr}/style]")
+        errors += _button_errors(el, ptr)
     if "placeholder" in el:
         errors += _text_errors(el["placeholder"], f"{ptr}/placeholder", max_len=150, plain_only=True)
     if kind in _SELECTS_WITH_OPTIONS and "options" in el:
-        options = el["options"]
-        limit = 5 if kind == "overflow" else 10 if kind in ("radio_buttons", "checkboxes") else 100
-        if not isinstance(options, list) or len(options) > limit:
-            errors.append(f"[ERROR] must provide at most {limit} items [json-pointer:{ptr}/options]")
-        else:
-            for i, opt in enumerate(options):
-                if not isinstance(opt, dict):
-                    errors.append(f"[ERROR] must be an object [json-pointer:{ptr}/options/{i}]")
-                    continue
-                errors += _text_errors(opt.get("text"), f"{ptr}/options/{i}/text", max_len=75)
-                if len(str(opt.get("value", ""))) > 150:
-                    errors.append(f"[ERROR] must be less than 151 characters [json-pointer:{ptr}/options/{i}]")
+        errors += _options_errors(el["options"], kind, ptr)
     return errors
+
+
+def _section_errors(block: dict[str, Any], ptr: str) -> list[str]:
+    errors: list[str] = []
+    if "text" not in block and "fields" not in block:
+        errors.append(f"[ERROR] must provide either text or fields [json-pointer:{ptr}]")
+    if "text" in block:
+        errors += _text_errors(block["text"], f"{ptr}/text", max_len=3000)
+    fields = block.get("fields")
+    if fields is not None:
+        if not isinstance(fields, list) or len(fields) > 10:
+            errors.append(f"[ERROR] must provide at most 10 items [json-pointer:{ptr}/fields]")
+        else:
+            for i, fld in enumerate(fields):
+                errors += _text_errors(fld, f"{ptr}/fields/{i}", max_len=2000)
+    if "accessory" in block:
+        errors += _element_errors(block["accessory"], f"{ptr}/accessory")
+    return errors
+
+
+def _header_errors(block: dict[str, Any], ptr: str) -> list[str]:
+    return _text_errors(block.get("text"), f"{ptr}/text", max_len=150, plain_only=True)
+
+
+_ELEMENT_LIMITS = {"actions": 25, "context": 10, "context_actions": 5}
+
+
+def _elements_block_errors(block: dict[str, Any], ptr: str) -> list[str]:
+    """actions, context and context_actions: a bounded elements list (context items are not elements)."""
+    kind = block["type"]
+    limit = _ELEMENT_LIMITS[kind]
+    elements = block.get("elements")
+    if not isinstance(elements, list) or not elements or len(elements) > limit:
+        return [f"[ERROR] must provide between 1 and {limit} items [json-pointer:{ptr}/elements]"]
+    if kind == "context":
+        return []
+    errors: list[str] = []
+    for i, el in enumerate(elements):
+        errors += _element_errors(el, f"{ptr}/elements/{i}")
+    return errors
+
+
+def _input_errors(block: dict[str, Any], ptr: str) -> list[str]:
+    errors = _text_errors(block.get("label"), f"{ptr}/label", max_len=2000, plain_only=True)
+    if "element" not in block:
+        errors.append(f"[ERROR] missing required field: element [json-pointer:{ptr}]")
+    else:
+        errors += _element_errors(block["element"], f"{ptr}/element")
+    if "hint" in block:
+        errors += _text_errors(block["hint"], f"{ptr}/hint", max_len=2000, plain_only=True)
+    return errors
+
+
+def _image_errors(block: dict[str, Any], ptr: str) -> list[str]:
+    errors: list[str] = []
+    if "image_url" not in block and "slack_file" not in block:
+        errors.append(f"[ERROR] missing required field: image_url [json-pointer:{ptr}]")
+    if not isinstance(block.get("alt_text"), str) or len(block["alt_text"]) > 2000:
+        errors.append(f"[ERROR] missing or too long field: alt_text [json-pointer:{ptr}]")
+    return errors
+
+
+def _markdown_errors(block: dict[str, Any], ptr: str) -> list[str]:
+    if not isinstance(block.get("text"), str) or len(block["text"]) > 12000:
+        return [f"[ERROR] must be a string of at most 12000 characters [json-pointer:{ptr}/text]"]
+    return []
+
+
+# Block types without an entry are accepted as they are (the fake checks only these).
+_BLOCK_CHECKS: dict[str, Callable[[dict[str, Any], str], list[str]]] = {
+    "section": _section_errors,
+    "header": _header_errors,
+    "actions": _elements_block_errors,
+    "context": _elements_block_errors,
+    "context_actions": _elements_block_errors,
+    "input": _input_errors,
+    "image": _image_errors,
+    "markdown": _markdown_errors,
+}
 
 
 def _block_errors(block: dict[str, Any], ptr: str) -> list[str]:
-    kind = block["type"]
-    errors: list[str] = []
-    if kind == "section":
-        if "text" not in block and "fields" not in block:
-            errors.append(f"[ERROR] must provide either text or fields [json-pointer:{ptr}]")
-        if "text" in block:
-            errors += _text_errors(block["text"], f"{ptr}/text", max_len=3000)
-        fields = block.get("fields")
-        if fields is not None:
-            if not isinstance(fields, list) or len(fields) > 10:
-                errors.append(f"[ERROR] must provide at most 10 items [json-pointer:{ptr}/fields]")
-            else:
-                for i, fld in enumerate(fields):
-                    errors += _text_errors(fld, f"{ptr}/fields/{i}", max_len=2000)
-        if "accessory" in block:
-            errors += _element_errors(block["accessory"], f"{ptr}/accessory")
-    elif kind == "header":
-        errors += _text_errors(block.get("text"), f"{ptr}/text", max_len=150, plain_only=True)
-    elif kind in ("actions", "context", "context_actions"):
-        limit = {"actions": 25, "context": 10, "context_actions": 5}[kind]
-        elements = block.get("elements")
-        if not isinstance(elements, list) or not elements or len(elements) > limit:
-            errors.append(f"[ERROR] must provide between 1 and {limit} items [json-pointer:{ptr}/elements]")
-        elif kind != "context":
-            for i, el in enumerate(elements):
-                errors += _element_errors(el, f"{ptr}/elements/{i}")
-    elif kind == "input":
-        errors += _text_errors(block.get("label"), f"{ptr}/label", max_len=2000, plain_only=True)
-        if "element" not in block:
-            errors.append(f"[ERROR] missing required field: element [json-pointer:{ptr}]")
-        else:
-            errors += _element_errors(block["element"], f"{ptr}/element")
-        if "hint" in block:
-            errors += _text_errors(block["hint"], f"{ptr}/hint", max_len=2000, plain_only=True)
-    elif kind == "image":
-        if "image_url" not in block and "slack_file" not in block:
-            errors.append(f"[ERROR] missing required field: image_url [json-pointer:{ptr}]")
-        if not isinstance(block.get("alt_text"), str) or len(block["alt_text"]) > 2000:
-            errors.append(f"[ERROR] missing or too long field: alt_text [json-pointer:{ptr}]")
-    elif kind == "markdown":
-        if not isinstance(block.get("text"), str) or len(block["text"]) > 12000:
-            errors.append(f"[ERROR] must be a string of at most 12000 characters [json-pointer:{ptr}/text]")
-    return errors
+    check = _BLOCK_CHECKS.get(block["type"])
+    return check(block, ptr) if check is not None else []
 
 
 def _action_ids(block: dict[str, Any]) -> list[str]:
@@ -421,6 +468,26 @@ def _action_ids(block: dict[str, Any]) -> list[str]:
         if isinstance(block.get(key), dict):
             elements.append(block[key])
     return [el["action_id"] for el in elements if isinstance(el, dict) and isinstance(el.get("action_id"), str)]
+
+
+def _decode_json_arg(key: str, text: str) -> Any:
+    try:
+        return json.loads(text.strip())
+    except ValueError as exc:
+        error = "invalid_blocks_format" if key == "blocks" else "invalid_arguments"
+        raise SlackError(error, f"[ERROR] {key} is not valid JSON") from exc
+
+
+def _coerce_arg(key: str, value: Any, kind: str | None) -> Any:
+    """Form fields arrive as strings: coerce them to the spec's boolean/number type."""
+    if kind == "boolean" and not isinstance(value, bool):
+        return str(value).strip().lower() in ("1", "true", "yes")
+    if kind in ("integer", "number") and isinstance(value, str):
+        try:
+            return int(value) if kind == "integer" else float(value)
+        except ValueError as exc:
+            raise SlackError("invalid_arguments", f"[ERROR] {key} must be a number") from exc
+    return value
 
 
 def validate_blocks(blocks: Any, *, max_blocks: int = 50, ptr: str = "/blocks") -> list[str]:
@@ -453,8 +520,8 @@ def validate_blocks(blocks: Any, *, max_blocks: int = 50, ptr: str = "/blocks") 
             else:
                 seen_block_ids.add(block_id)
         action_ids = _action_ids(block)
-        for dup in sorted({a for a in action_ids if action_ids.count(a) > 1}):
-            errors.append(f"[ERROR] duplicate action_id: {dup} [json-pointer:{here}]")
+        duplicates = sorted({a for a in action_ids if action_ids.count(a) > 1})
+        errors.extend(f"[ERROR] duplicate action_id: {dup} [json-pointer:{here}]" for dup in duplicates)
         errors += _block_errors(block, here)
     return errors
 
@@ -921,45 +988,22 @@ class FakeSlack:
             return self._answer(method, args, {"ok": False, "error": "unknown_method"}, headers={"X-Fake-Slack": note})
         fault = self._next_fault(method)
         if fault is not None:
-            kind, value = fault
-            if kind == "throttle":
-                return self._answer(
-                    method,
-                    args,
-                    {"ok": False, "error": "ratelimited"},
-                    status=429,
-                    headers={"Retry-After": str(value)},
-                )
-            if kind == "server":
-                self.calls.append(Call(method, args, value, {}))
-                html = f"<html><body><h1>{value} Server Error</h1></body></html>"
-                return web.Response(status=value, text=html, content_type="text/html")
-            return self._answer(method, args, {"ok": False, "error": value})
+            return self._fault_response(method, args, fault)
         if method == "openid.connect.userInfo":  # a user token from openid.connect.token, not the bot's
             try:
                 return self._answer(method, args, {"ok": True, **self.oidc.user_info(token)})
             except SlackError as exc:
                 return self._answer(method, args, self._error_body(exc))
-        needs_token = "token" in (spec.get("args", {}).get("required") or [])
-        # apps.connections.open takes the app-level token (Socket Mode); everything else the bot token.
-        valid_token = self.app_token if method == "apps.connections.open" else self.bot_token
-        if needs_token and not token:
-            return self._answer(method, args, {"ok": False, "error": "not_authed"})
-        if needs_token and token != valid_token:
-            return self._answer(method, args, {"ok": False, "error": "invalid_auth"})
+        auth_error = self._auth_error(method, spec, token)
+        if auth_error is not None:
+            return self._answer(method, args, {"ok": False, "error": auth_error})
         handler = self._handlers.get(method)
         if handler is None:
             note = f"FakeSlack does not implement {method}: add a handler in tests/fakes/slack_api.py"
             return self._answer(method, args, {"ok": False, "error": "unknown_method"}, headers={"X-Fake-Slack": note})
         retry_after = self._rate_limited(method)
         if retry_after is not None:
-            return self._answer(
-                method,
-                args,
-                {"ok": False, "error": "ratelimited"},
-                status=429,
-                headers={"Retry-After": str(retry_after)},
-            )
+            return self._ratelimited(method, args, retry_after)
         try:
             args = self._normalise(spec, args)
             self._check_required(spec, args)
@@ -969,6 +1013,33 @@ class FakeSlack:
         if method == "auth.test" and self.oauth_scopes is not None:
             return self._answer(method, args, body, headers={"x-oauth-scopes": ",".join(self.oauth_scopes)})
         return self._answer(method, args, body)
+
+    def _fault_response(self, method: str, args: dict[str, Any], fault: tuple[str, Any]) -> web.Response:
+        """Answer with a queued fault: a 429, an HTML 5xx page, or a Slack error code."""
+        kind, value = fault
+        if kind == "throttle":
+            return self._ratelimited(method, args, value)
+        if kind == "server":
+            self.calls.append(Call(method, args, value, {}))
+            html = f"<html><body><h1>{value} Server Error</h1></body></html>"
+            return web.Response(status=value, text=html, content_type="text/html")
+        return self._answer(method, args, {"ok": False, "error": value})
+
+    def _ratelimited(self, method: str, args: dict[str, Any], retry_after: Any) -> web.Response:
+        body = {"ok": False, "error": "ratelimited"}
+        return self._answer(method, args, body, status=429, headers={"Retry-After": str(retry_after)})
+
+    def _auth_error(self, method: str, spec: dict[str, Any], token: str | None) -> str | None:
+        """not_authed / invalid_auth for a method whose spec requires a token, else None."""
+        if "token" not in (spec.get("args", {}).get("required") or []):
+            return None
+        # apps.connections.open takes the app-level token (Socket Mode); everything else the bot token.
+        valid_token = self.app_token if method == "apps.connections.open" else self.bot_token
+        if not token:
+            return "not_authed"
+        if token != valid_token:
+            return "invalid_auth"
+        return None
 
     def _next_fault(self, method: str) -> tuple[str, Any] | None:
         queue = self._faults.get(method)
@@ -992,25 +1063,12 @@ class FakeSlack:
         """Decode JSON-encoded form fields and coerce booleans/numbers by the spec's arg types."""
         props = spec.get("args", {}).get("properties", {})
         out: dict[str, Any] = {}
-        for key, value in args.items():
-            if key in _JSON_ARGS and isinstance(value, str):
-                text = value.strip()
-                if not text:
-                    continue
-                try:
-                    value = json.loads(text)
-                except ValueError as exc:
-                    error = "invalid_blocks_format" if key == "blocks" else "invalid_arguments"
-                    raise SlackError(error, f"[ERROR] {key} is not valid JSON") from exc
-            kind = props.get(key, {}).get("type")
-            if kind == "boolean" and not isinstance(value, bool):
-                value = str(value).strip().lower() in ("1", "true", "yes")
-            elif kind in ("integer", "number") and isinstance(value, str):
-                try:
-                    value = int(value) if kind == "integer" else float(value)
-                except ValueError as exc:
-                    raise SlackError("invalid_arguments", f"[ERROR] {key} must be a number") from exc
-            out[key] = value
+        for key, raw in args.items():
+            json_encoded = key in _JSON_ARGS and isinstance(raw, str)
+            if json_encoded and not raw.strip():
+                continue  # an empty JSON field counts as absent
+            value = _decode_json_arg(key, raw) if json_encoded else raw
+            out[key] = _coerce_arg(key, value, props.get(key, {}).get("type"))
         return out
 
     @staticmethod
@@ -1337,7 +1395,7 @@ class FakeSlack:
         if parent is None:
             raise SlackError("thread_not_found")
         root = parent.thread_ts or parent.ts
-        thread = [m for m in channel.messages if m.ephemeral_to is None and (m.ts == root or m.thread_ts == root)]
+        thread = [m for m in channel.messages if m.ephemeral_to is None and root in (m.ts, m.thread_ts)]
         page, cursor = _paginate(thread, args)
         return {
             "messages": [self._msg_api(m) for m in page],
@@ -1351,6 +1409,19 @@ class FakeSlack:
             if not (channel.is_im or channel.is_mpim):
                 raise SlackError("method_not_supported_for_channel_type")
             return {"channel": self._chan_api(channel) if args.get("return_im") else {"id": channel.id}}
+        user_ids = self._open_user_ids(args)
+        if len(user_ids) == 1:
+            existing = self._im_with(user_ids[0])
+            if existing is None and args.get("prevent_creation"):
+                return {"no_op": True, "already_open": False, "channel": {}}
+            channel = existing or self._open_im(user_ids[0])
+        else:
+            existing, channel = self._open_mpim(user_ids)
+        body = self._chan_api(channel) if args.get("return_im") else {"id": channel.id}
+        return {"no_op": existing is not None, "already_open": existing is not None, "channel": body}
+
+    def _open_user_ids(self, args: dict[str, Any]) -> list[str]:
+        """conversations.open's `users`, without the bot: 1 to 8 users, none deactivated."""
         user_ids = [u for u in _id_list(args.get("users")) if u != self.bot_user_id]
         if not user_ids:
             raise SlackError("users_list_not_supplied")
@@ -1359,25 +1430,22 @@ class FakeSlack:
         for user_id in user_ids:
             if self._user(user_id).deleted:
                 raise SlackError("user_disabled")
-        if len(user_ids) == 1:
-            existing = self._im_with(user_ids[0])
-            if existing is None and args.get("prevent_creation"):
-                return {"no_op": True, "already_open": False, "channel": {}}
-            channel = existing or self._open_im(user_ids[0])
-        else:
-            members = {self.bot_user_id, *user_ids}
-            existing = next((c for c in self.channels.values() if c.is_mpim and c.members == members), None)
-            channel = existing or Channel(
-                id=self._new_id("C"),
-                name="mpdm-" + "--".join(self.users[u].name for u in user_ids) + "-1",
-                is_private=True,
-                is_mpim=True,
-                members=members,
-                creator=self.bot_user_id,
-            )
-            self.channels[channel.id] = channel
-        body = self._chan_api(channel) if args.get("return_im") else {"id": channel.id}
-        return {"no_op": existing is not None, "already_open": existing is not None, "channel": body}
+        return user_ids
+
+    def _open_mpim(self, user_ids: list[str]) -> tuple[Channel | None, Channel]:
+        """The existing group DM with exactly these members (or None) and the channel to answer with."""
+        members = {self.bot_user_id, *user_ids}
+        existing = next((c for c in self.channels.values() if c.is_mpim and c.members == members), None)
+        channel = existing or Channel(
+            id=self._new_id("C"),
+            name="mpdm-" + "--".join(self.users[u].name for u in user_ids) + "-1",
+            is_private=True,
+            is_mpim=True,
+            members=members,
+            creator=self.bot_user_id,
+        )
+        self.channels[channel.id] = channel
+        return existing, channel
 
     def _conversations_archive(self, args: dict[str, Any]) -> dict[str, Any]:
         channel = self._channel(str(args["channel"]))
@@ -1702,27 +1770,8 @@ class FakeSlack:
         items = args["files"]
         if not isinstance(items, list) or not all(isinstance(i, dict) and i.get("id") for i in items):
             raise SlackError("invalid_arguments", "[ERROR] files must be an array of {id, title}")
-        targets = _id_list(args.get("channels"))
-        if args.get("channel_id"):
-            targets.insert(0, str(args["channel_id"]))
-        channels = []
-        for ref in targets:
-            channel = self._channel(ref)
-            self._member(channel)  # Slack: sharing files needs membership, even in public channels
-            channels.append(channel)
-        tickets = []
-        for item in items:
-            file = self.files.get(str(item["id"]))
-            if file is None or file.completed:
-                raise SlackError("file_not_found", f"[ERROR] no open upload ticket for {item['id']}")
-            if file.content is None:
-                raise SlackError("file_not_found", f"[ERROR] no bytes were uploaded for {file.id}")
-            if len(file.content) != file.length:
-                raise SlackError(
-                    "file_update_failed",
-                    f"[ERROR] {file.id}: uploaded {len(file.content)} bytes, declared length {file.length}",
-                )
-            tickets.append((file, item))
+        channels = self._share_targets(args)
+        tickets = [(self._uploaded_file(item), item) for item in items]
         for file, item in tickets:
             file.title = str(item.get("title") or file.filename)
             file.completed = True
@@ -1741,6 +1790,31 @@ class FakeSlack:
                 )
             )
         return {"files": [{"id": f.id, "title": f.title} for f, _ in tickets]}
+
+    def _share_targets(self, args: dict[str, Any]) -> list[Channel]:
+        targets = _id_list(args.get("channels"))
+        if args.get("channel_id"):
+            targets.insert(0, str(args["channel_id"]))
+        channels = []
+        for ref in targets:
+            channel = self._channel(ref)
+            self._member(channel)  # Slack: sharing files needs membership, even in public channels
+            channels.append(channel)
+        return channels
+
+    def _uploaded_file(self, item: dict[str, Any]) -> FakeFile:
+        """The open ticket for ``item``, refused unless exactly the declared bytes were uploaded."""
+        file = self.files.get(str(item["id"]))
+        if file is None or file.completed:
+            raise SlackError("file_not_found", f"[ERROR] no open upload ticket for {item['id']}")
+        if file.content is None:
+            raise SlackError("file_not_found", f"[ERROR] no bytes were uploaded for {file.id}")
+        if len(file.content) != file.length:
+            raise SlackError(
+                "file_update_failed",
+                f"[ERROR] {file.id}: uploaded {len(file.content)} bytes, declared length {file.length}",
+            )
+        return file
 
     def _files_info(self, args: dict[str, Any]) -> dict[str, Any]:
         file = self.files.get(str(args["file"]))

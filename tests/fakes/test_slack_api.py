@@ -434,9 +434,8 @@ async def test_file_completion_errors(client: AsyncWebClient, fake: FakeSlack) -
     ticket = await client.files_getUploadURLExternal(filename="a.txt", length=3)
     files = [{"id": ticket["file_id"], "title": "a"}]
     assert await api_error(client.files_completeUploadExternal(files=files)) == "file_not_found"
-    async with aiohttp.ClientSession() as session:
-        async with session.post(ticket["upload_url"], data=b"abcd") as resp:
-            assert resp.status == 200
+    async with aiohttp.ClientSession() as session, session.post(ticket["upload_url"], data=b"abcd") as resp:
+        assert resp.status == 200
     assert await api_error(client.files_completeUploadExternal(files=files)) == "file_update_failed"
     assert await api_error(client.files_completeUploadExternal(files=[{"id": "F0NOPE"}])) == "file_not_found"
 
@@ -445,9 +444,8 @@ async def test_multipart_upload_is_accepted(client: AsyncWebClient, fake: FakeSl
     ticket = await client.files_getUploadURLExternal(filename="a.txt", length=3)
     form = aiohttp.FormData()
     form.add_field("filename", b"abc", filename="a.txt")
-    async with aiohttp.ClientSession() as session:
-        async with session.post(ticket["upload_url"], data=form) as resp:
-            assert resp.status == 200
+    async with aiohttp.ClientSession() as session, session.post(ticket["upload_url"], data=form) as resp:
+        assert resp.status == 200
     await client.files_completeUploadExternal(files=[{"id": ticket["file_id"]}])
     assert fake.files[ticket["file_id"]].content == b"abc"
 

@@ -26,7 +26,7 @@ _CHANNEL_NAME = re.compile(r"^[a-z0-9_-]{1,80}$")
 
 def _leaks(sent: list[Sent]) -> list[str]:
     """Anything Slack would turn live: broadcasts, a mention of EVIL_USER, a link or tag from user text."""
-    out = []
+    out: list[str] = []
     broadcast = re.compile(r"<!(channel|here|everyone)(\|[^>]*)?>|<!subteam\^")
     for item in sent:
         for pattern in (
@@ -35,8 +35,10 @@ def _leaks(sent: list[Sent]) -> list[str]:
             re.compile(r"<script"),
             re.compile(r"<https://evil"),
         ):
-            for match in pattern.finditer(item.text):
-                out.append(f"{item.where}: …{item.text[max(0, match.start() - 30) : match.end() + 10]}…")
+            out.extend(
+                f"{item.where}: …{item.text[max(0, match.start() - 30) : match.end() + 10]}…"
+                for match in pattern.finditer(item.text)
+            )
     return out
 
 
@@ -70,7 +72,7 @@ async def test_injection_through_every_free_text_field(bot: BotHarness) -> None:
         assert incident.title == PAYLOAD, "the title is stored as typed; escaping happens on output"
         assert incident.channel_id, incident.setup_error
         where = incident.channel_id
-        for text in (
+        commands = (
             f"update identified {PAYLOAD}",
             f"note {PAYLOAD}",
             f"action {PAYLOAD.replace(f'<@{EVIL_USER}>', '')}",
@@ -79,8 +81,8 @@ async def test_injection_through_every_free_text_field(bot: BotHarness) -> None:
             "timeline",
             "list",
             f"resolve {PAYLOAD}",
-        ):
-            acks.append(await bot.command(text, channel=where))
+        )
+        acks += [await bot.command(text, channel=where) for text in commands]
         acks.append(await bot.command(f"INC-1 note {NON_ASCII}"))
         acks.append(await bot.command("timeline", channel=where))
     assert not errors.records, errors.describe()
@@ -170,14 +172,14 @@ async def test_very_long_text_is_refused_or_clipped_never_rejected_by_slack(bot:
     incident = await bot.incident(1)
     assert incident.channel_id and incident.setup_error is None, incident.setup_error
     where = incident.channel_id
-    for text in (
+    commands = (
         "note " + "ü" * 3000,
         "update monitoring " + "😱" * 3000,
         "action " + "é" * 2000,
         "timeline",
         "list",
-    ):
-        acks.append(await bot.command(text, channel=where))
+    )
+    acks += [await bot.command(text, channel=where) for text in commands]
     acks.append(await bot.command("resolve " + "<!channel>" * 300, channel=where))
     errors = [c for c in bot.fake.calls if c.method.startswith("chat.") and not c.response.get("ok", True)]
     assert not errors, [(c.method, c.response) for c in errors]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import time
 from collections.abc import AsyncIterator
@@ -38,10 +39,8 @@ class HealthServer(FakeServer):
         return web.json_response({"status": "pass"}, content_type="application/health+json")
 
     async def _hang(self, request: web.Request) -> web.Response:
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._release.wait(), timeout=30)
-        except TimeoutError:
-            pass
         return web.json_response({"status": "ok"})
 
     async def _drip(self, request: web.Request) -> web.StreamResponse:

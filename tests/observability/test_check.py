@@ -160,4 +160,4 @@ def test_the_scopes_checked_are_the_manifests() -> None:
 
     manifest = yaml.safe_load(MANIFEST.read_text())["oauth_config"]["scopes"]["bot"]
     assert required_scopes(MANIFEST) == manifest
-    assert MANIFEST_SCOPES == manifest  # the built-in fallback (installed without the manifest) matches
+    assert manifest == MANIFEST_SCOPES  # the built-in fallback (installed without the manifest) matches

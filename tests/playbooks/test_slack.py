@@ -126,9 +126,7 @@ def text_of(message: Message) -> str:
     for block in message.blocks or []:
         if isinstance(block.get("text"), dict):
             parts.append(block["text"]["text"])
-        for element in block.get("elements") or []:
-            if isinstance(element.get("text"), str):
-                parts.append(element["text"])
+        parts.extend(e["text"] for e in block.get("elements") or [] if isinstance(e.get("text"), str))
     return "\n".join(parts)
 
 

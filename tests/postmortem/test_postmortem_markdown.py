@@ -97,7 +97,7 @@ async def test_metrics_say_not_acknowledged_never_zero(db: Database) -> None:
 
 
 def _table_rows(text: str, section: str) -> list[list[str]]:
-    body = text.split(f"## {section}")[1].split("\n## ")[0]
+    body = text.split(f"## {section}")[1].split("\n## ", maxsplit=1)[0]
     rows = []
     for line in body.splitlines():
         if line.startswith("|") and not line.startswith("| ---"):

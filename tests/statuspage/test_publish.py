@@ -51,6 +51,62 @@ def _assert_nothing_internal(*outputs: str, incident: Incident) -> None:
         assert "U0ALICE" not in output and "INC-" not in output
 
 
+def _assert_first_publish_is_public(summary: dict[str, Any], html: str, atom: str) -> None:
+    """After `publish major ...`: the incident, its first update and the component's outage on every output."""
+    assert summary["status"] == {"indicator": "major", "description": "Partial System Outage"}
+    [public_incident] = summary["incidents"]
+    assert public_incident["name"] == "Partial outage: Checkout API"
+    assert public_incident["status"] == "investigating" and public_incident["impact"] == "major"
+    assert [u["body"] for u in public_incident["incident_updates"]] == ["We are investigating failed payments."]
+    [affected] = public_incident["incident_updates"][0]["affected_components"]
+    assert affected["name"] == "Checkout API" and affected["new_status"] == "partial_outage"
+    assert {c["name"]: c["status"] for c in summary["components"]}["Checkout API"] == "partial_outage"
+    assert "We are investigating failed payments." in html and "Ongoing incidents" in html
+    assert "We are investigating failed payments." in atom and "[Investigating]" in atom
+    _assert_statuspage_shape(summary)
+    assert len(ElementTree.fromstring(atom).findall(f"{ATOM}entry")) == 1
+
+
+async def _assert_three_publishes_recorded(bot: BotHarness, incident: Incident, channel: str) -> None:
+    """Each publish is a PublicUpdate row, a timeline entry and a note in the incident channel."""
+    async with bot.deps.db.session() as session:
+        rows = (await session.exec(select(PublicUpdate).order_by(col(PublicUpdate.id)))).all()
+    assert [(r.status, r.published_by) for r in rows] == [
+        ("investigating", "U0ALICE"),
+        ("identified", "U0ALICE"),
+        ("resolved", "U0ALICE"),
+    ]
+    publishes = [e for e in await bot.timeline(incident.id or 0) if e.kind == "public_update"]
+    assert [(e.actor, e.data["status"]) for e in publishes] == [
+        ("U0ALICE", "investigating"),
+        ("U0ALICE", "identified"),
+        ("U0ALICE", "resolved"),
+    ]
+    told = [m.text for m in bot.fake.messages(channel) if "published to the status page" in m.text]
+    assert len(told) == 3
+
+
+def _assert_statuspage_created_then_updated(statuspage: FakeStatuspage) -> None:
+    """Statuspage: created once, then updated, in order, a second or more apart, all accepted."""
+    assert statuspage.refused == []
+    assert [(c.method, c.path.rsplit("/", 1)[-1]) for c in statuspage.calls] == [
+        ("POST", "incidents"),
+        ("PATCH", "inc0001"),
+        ("PATCH", "inc0001"),
+    ]
+    bodies = [c.body["incident"] for c in statuspage.calls]
+    assert [(b["status"], b["impact_override"], b["components"]) for b in bodies] == [
+        ("investigating", "major", {"cmp_api": "partial_outage"}),
+        ("identified", "major", {"cmp_api": "partial_outage"}),
+        ("resolved", "major", {"cmp_api": "operational"}),
+    ]
+    assert bodies[2]["body"] == "The cause is found and a fix is rolling out."
+    gaps = [b.at - a.at for a, b in zip(statuspage.calls, statuspage.calls[1:], strict=False)]
+    assert all(gap >= 0.98 for gap in gaps), gaps
+    assert statuspage.incidents["inc0001"].status == "resolved"
+    assert statuspage.components["cmp_api"] == "operational"
+
+
 async def test_publish_update_resolve_shows_on_every_public_output_and_on_statuspage_in_order(
     sbot: BotHarness, statuspage: FakeStatuspage
 ) -> None:
@@ -69,19 +125,7 @@ async def test_publish_update_resolve_shows_on_every_public_output_and_on_status
     # 1. The first publish makes the incident public (impact given, components from its service).
     await bot.command("publish major We are investigating failed payments.", channel=channel)
     assert "Published to the status page" in bot.last_reply(), bot.replies()
-    summary, html, atom = await public(bot)
-    assert summary["status"] == {"indicator": "major", "description": "Partial System Outage"}
-    [public_incident] = summary["incidents"]
-    assert public_incident["name"] == "Partial outage: Checkout API"
-    assert public_incident["status"] == "investigating" and public_incident["impact"] == "major"
-    assert [u["body"] for u in public_incident["incident_updates"]] == ["We are investigating failed payments."]
-    [affected] = public_incident["incident_updates"][0]["affected_components"]
-    assert affected["name"] == "Checkout API" and affected["new_status"] == "partial_outage"
-    assert {c["name"]: c["status"] for c in summary["components"]}["Checkout API"] == "partial_outage"
-    assert "We are investigating failed payments." in html and "Ongoing incidents" in html
-    assert "We are investigating failed payments." in atom and "[Investigating]" in atom
-    _assert_statuspage_shape(summary)
-    assert len(ElementTree.fromstring(atom).findall(f"{ATOM}entry")) == 1
+    _assert_first_publish_is_public(*await public(bot))
 
     # 2. Internal status change and note; then a second publish carries the new status only.
     await bot.command(f"update identified {SECRETS[1]}", channel=channel)
@@ -107,40 +151,8 @@ async def test_publish_update_resolve_shows_on_every_public_output_and_on_status
     assert "[Resolved]" in atom and len(ElementTree.fromstring(atom).findall(f"{ATOM}entry")) == 3
     _assert_nothing_internal(json.dumps(summary), html, atom, incident=incident)
 
-    async with bot.deps.db.session() as session:
-        rows = (await session.exec(select(PublicUpdate).order_by(col(PublicUpdate.id)))).all()
-    assert [(r.status, r.published_by) for r in rows] == [
-        ("investigating", "U0ALICE"),
-        ("identified", "U0ALICE"),
-        ("resolved", "U0ALICE"),
-    ]
-    publishes = [e for e in await bot.timeline(incident.id or 0) if e.kind == "public_update"]
-    assert [(e.actor, e.data["status"]) for e in publishes] == [
-        ("U0ALICE", "investigating"),
-        ("U0ALICE", "identified"),
-        ("U0ALICE", "resolved"),
-    ]
-    told = [m.text for m in bot.fake.messages(channel) if "published to the status page" in m.text]
-    assert len(told) == 3
-
-    # Statuspage: created once, then updated, in order, a second or more apart, all accepted.
-    assert statuspage.refused == []
-    assert [(c.method, c.path.rsplit("/", 1)[-1]) for c in statuspage.calls] == [
-        ("POST", "incidents"),
-        ("PATCH", "inc0001"),
-        ("PATCH", "inc0001"),
-    ]
-    bodies = [c.body["incident"] for c in statuspage.calls]
-    assert [(b["status"], b["impact_override"], b["components"]) for b in bodies] == [
-        ("investigating", "major", {"cmp_api": "partial_outage"}),
-        ("identified", "major", {"cmp_api": "partial_outage"}),
-        ("resolved", "major", {"cmp_api": "operational"}),
-    ]
-    assert bodies[2]["body"] == "The cause is found and a fix is rolling out."
-    gaps = [b.at - a.at for a, b in zip(statuspage.calls, statuspage.calls[1:], strict=False)]
-    assert all(gap >= 0.98 for gap in gaps), gaps
-    assert statuspage.incidents["inc0001"].status == "resolved"
-    assert statuspage.components["cmp_api"] == "operational"
+    await _assert_three_publishes_recorded(bot, incident, channel)
+    _assert_statuspage_created_then_updated(statuspage)
 
 
 async def test_a_private_incident_is_refused_and_never_appears(sbot: BotHarness) -> None:
