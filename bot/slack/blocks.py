@@ -256,80 +256,40 @@ PRIVATE_OPTION = {
 }
 
 
+def _input(block_id: str, label: str, element: dict[str, Any], *, optional: bool = False) -> Block:
+    block: Block = {"type": "input", "block_id": block_id, "label": {"type": "plain_text", "text": label}}
+    if optional:
+        block["optional"] = True
+    block["element"] = element
+    return block
+
+
+def _select(options: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
+    return {"type": "static_select", "action_id": "value", "options": options, **extra}
+
+
 def declare_modal(
     *, services: Sequence[str], playbooks: Sequence[tuple[str, str]], channel_id: str, private: bool = False
 ) -> dict[str, Any]:
+    severities = _severity_options()
     blocks: list[Block] = [
-        {
-            "type": "input",
-            "block_id": "title",
-            "label": {"type": "plain_text", "text": "What is broken?"},
-            "element": {"type": "plain_text_input", "action_id": "value", "max_length": 300},
-        },
-        {
-            "type": "input",
-            "block_id": "severity",
-            "label": {"type": "plain_text", "text": "Severity"},
-            "element": {
-                "type": "static_select",
-                "action_id": "value",
-                "options": _severity_options(),
-                "initial_option": _severity_options()[1],
-            },
-        },
+        _input("title", "What is broken?", {"type": "plain_text_input", "action_id": "value", "max_length": 300}),
+        _input("severity", "Severity", _select(severities, initial_option=severities[1])),
     ]
     if services:
-        blocks.append(
-            {
-                "type": "input",
-                "block_id": "service",
-                "optional": True,
-                "label": {"type": "plain_text", "text": "Service"},
-                "element": {
-                    "type": "static_select",
-                    "action_id": "value",
-                    "options": [{"text": {"type": "plain_text", "text": s}, "value": s} for s in services[:100]],
-                },
-            }
-        )
+        options = [{"text": {"type": "plain_text", "text": s}, "value": s} for s in services[:100]]
+        blocks.append(_input("service", "Service", _select(options), optional=True))
     if playbooks:
-        blocks.append(
-            {
-                "type": "input",
-                "block_id": "playbook",
-                "optional": True,
-                "label": {"type": "plain_text", "text": "Playbook"},
-                "element": {
-                    "type": "static_select",
-                    "action_id": "value",
-                    "options": [
-                        {"text": {"type": "plain_text", "text": clip(title, 75)}, "value": pid}
-                        for pid, title in playbooks[:100]
-                    ],
-                },
-            }
-        )
-    blocks.append(
-        {
-            "type": "input",
-            "block_id": "description",
-            "optional": True,
-            "label": {"type": "plain_text", "text": "What do you know so far?"},
-            "element": {"type": "plain_text_input", "action_id": "value", "multiline": True, "max_length": 3000},
-        }
-    )
+        options = [
+            {"text": {"type": "plain_text", "text": clip(title, 75)}, "value": pid} for pid, title in playbooks[:100]
+        ]
+        blocks.append(_input("playbook", "Playbook", _select(options), optional=True))
+    description = {"type": "plain_text_input", "action_id": "value", "multiline": True, "max_length": 3000}
+    blocks.append(_input("description", "What do you know so far?", description, optional=True))
     checkbox: dict[str, Any] = {"type": "checkboxes", "action_id": "value", "options": [PRIVATE_OPTION]}
     if private:
         checkbox["initial_options"] = [PRIVATE_OPTION]
-    blocks.append(
-        {
-            "type": "input",
-            "block_id": "private",
-            "optional": True,
-            "label": {"type": "plain_text", "text": "Visibility"},
-            "element": checkbox,
-        }
-    )
+    blocks.append(_input("private", "Visibility", checkbox, optional=True))
     return {
         "type": "modal",
         "callback_id": CallbackId.DECLARE,

@@ -94,40 +94,45 @@ async def mark_key(
         await timeline.set_key(session, channel_id=channel_id, message_ts=message_ts, key=True)
 
 
+async def _on_message(deps: Deps, event: dict[str, Any], context: dict[str, Any]) -> None:
+    """A message in an incident channel goes on its timeline; an edit or a deletion updates it there."""
+    subtype = event.get("subtype")
+    incident_id = context.get("incident_id")
+    if incident_id is None or subtype in IGNORED_SUBTYPES or event.get("bot_id"):
+        return
+    channel_id = str(event["channel"])
+    if subtype in {"message_changed", "message_deleted"}:
+        changed = event.get("message") or {}
+        message_ts = str(changed.get("ts") or event.get("deleted_ts"))
+        text = "(message deleted)" if subtype == "message_deleted" else clean(changed.get("text", ""))
+        async with deps.db.session() as session:
+            await timeline.edit_message(session, channel_id=channel_id, message_ts=message_ts, text=text)
+        return
+    if subtype not in {None, "file_share", "thread_broadcast", "me_message"}:
+        return
+    message_ts = str(event.get("ts"))
+    permalink = await deps.incident_chat.permalink(
+        channel_id=channel_id, message_ts=message_ts, thread_ts=event.get("thread_ts")
+    )
+    async with deps.db.session() as session:
+        await timeline.store_message(
+            session,
+            incident_id=incident_id,
+            channel_id=channel_id,
+            message_ts=message_ts,
+            at=_when(message_ts),
+            actor=event.get("user"),
+            text=clean(event.get("text", "")),
+            permalink=permalink,
+        )
+
+
 def register(app: AsyncApp, deps: Deps) -> None:
     # `incident_id` is in the context only for events in an incident channel (see listeners/replay.py).
 
     @app.event("message")
     async def on_message(event: dict[str, Any], context: dict[str, Any]) -> None:
-        subtype = event.get("subtype")
-        incident_id = context.get("incident_id")
-        if incident_id is None or subtype in IGNORED_SUBTYPES or event.get("bot_id"):
-            return
-        channel_id = str(event["channel"])
-        if subtype in {"message_changed", "message_deleted"}:
-            changed = event.get("message") or {}
-            message_ts = str(changed.get("ts") or event.get("deleted_ts"))
-            text = "(message deleted)" if subtype == "message_deleted" else clean(changed.get("text", ""))
-            async with deps.db.session() as session:
-                await timeline.edit_message(session, channel_id=channel_id, message_ts=message_ts, text=text)
-            return
-        if subtype not in {None, "file_share", "thread_broadcast", "me_message"}:
-            return
-        message_ts = str(event.get("ts"))
-        permalink = await deps.incident_chat.permalink(
-            channel_id=channel_id, message_ts=message_ts, thread_ts=event.get("thread_ts")
-        )
-        async with deps.db.session() as session:
-            await timeline.store_message(
-                session,
-                incident_id=incident_id,
-                channel_id=channel_id,
-                message_ts=message_ts,
-                at=_when(message_ts),
-                actor=event.get("user"),
-                text=clean(event.get("text", "")),
-                permalink=permalink,
-            )
+        await _on_message(deps, event, context)
 
     async def on_key_marker(event: dict[str, Any], client: AsyncWebClient, context: dict[str, Any]) -> None:
         """📌 reactions and pins mark a message as key; removing them unmarks it."""
