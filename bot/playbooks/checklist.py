@@ -14,10 +14,11 @@ from typing import Any
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.config import BotConfig
+from bot.incidents import service as incidents
 from bot.incidents.models import Incident
 from bot.playbooks.models import StepState, StepStatus
 from bot.playbooks.render import build_context, render_or_raw
-from bot.playbooks.runs import get_run, incident_of, playbook_of, step_of, step_states
+from bot.playbooks.runs import get_run, playbook_of, step_of, step_states
 from bot.playbooks.schema import Action, Playbook
 from bot.playbooks.steps import target_service
 
@@ -127,7 +128,7 @@ async def progress(session: AsyncSession, *, run_id: int, config: BotConfig | No
     """The checklist and the next step, rendered for this incident (read fresh from the database)."""
     run = await get_run(session, run_id=run_id)
     playbook = playbook_of(run)
-    incident = await incident_of(session, incident_id=run.incident_id)
+    incident = await incidents.get(session, number=run.incident_id)
     steps = _view(await step_states(session, run_id=run_id), playbook)
     context: dict[str, Any] = build_context(
         incident=incident, playbook_id=playbook.id, playbook_title=playbook.title, config=config

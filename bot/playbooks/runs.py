@@ -69,13 +69,6 @@ async def step_states(session: AsyncSession, *, run_id: int) -> list[StepState]:
     return list((await session.exec(query)).all())
 
 
-async def incident_of(session: AsyncSession, *, incident_id: int) -> Incident:
-    incident = await session.get(Incident, incident_id)
-    if incident is None:
-        raise NotFound(f"INC-{incident_id} does not exist")
-    return incident
-
-
 # --- starting ----------------------------------------------------------------------------------
 
 

@@ -16,10 +16,11 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.exceptions import InvalidState, NotFound
+from bot.incidents import service as incidents
 from bot.incidents.models import Incident
 from bot.playbooks.access import ensure_allowed
 from bot.playbooks.models import PlaybookRun, StepState, StepStatus
-from bot.playbooks.runs import get_run, incident_of, playbook_of, step_of, step_states
+from bot.playbooks.runs import get_run, playbook_of, step_of, step_states
 from bot.playbooks.schema import Action, Playbook, Step
 from bot.timeline import events
 from bot.timeline import service as timeline
@@ -85,7 +86,7 @@ async def change_step(
     """Mark a pending step done or skipped; a step someone changed first is reported, not changed."""
     run, playbook = await _live_run(session, run_id)
     step = step_of(playbook, step_id)
-    ensure_allowed(playbook, await incident_of(session, incident_id=run.incident_id), actor)
+    ensure_allowed(playbook, await incidents.get(session, number=run.incident_id), actor)
     result = await session.exec(
         update(StepState)
         .where(
@@ -272,5 +273,5 @@ async def step_for_action(
     step = step_of(playbook, step_id)
     if step.action is None:
         raise InvalidState(f"Step '{step.title}' has no action to run.")
-    incident = await incident_of(session, incident_id=run.incident_id)
+    incident = await incidents.get(session, number=run.incident_id)
     return run, playbook, step, incident
