@@ -3,6 +3,7 @@ tests move, and a browser-like client that signs in the way a browser does."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -116,3 +117,17 @@ async def make_private(site: BotHarness, number: int) -> None:
     async with site.deps.db.session() as session:
         await session.exec(update(Incident).where(col(Incident.id) == number).values(private=True))
         await session.commit()
+
+
+@pytest.fixture
+async def alice(site: BotHarness) -> AsyncIterator[Browser]:
+    client = Browser(site)
+    await client.sign_in("U0ALICE")
+    yield client
+    await client.close()
+
+
+def csrf_of(html: str) -> str:
+    match = re.search(r'name="csrf" value="([^"]+)"', html)
+    assert match, "no CSRF field on the page"
+    return match.group(1)

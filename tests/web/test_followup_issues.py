@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
@@ -20,7 +19,7 @@ from bot.web import pages as pages_module
 from tests.fakes.webhook import Fault
 from tests.followups.conftest import Tracker, tracker  # noqa: F401  (the fixture, over the three fakes)
 from tests.harness import BotHarness
-from tests.web.conftest import Browser, make_private
+from tests.web.conftest import Browser, csrf_of, make_private
 
 GITHUB_ONLY = pytest.mark.parametrize("tracker", ["github"], indirect=True)
 STALE = RECHECK_AFTER + timedelta(seconds=1)  # past the freshness rule: the tracker is asked again
@@ -29,20 +28,6 @@ STALE = RECHECK_AFTER + timedelta(seconds=1)  # past the freshness rule: the tra
 @pytest.fixture
 def bot_config(tracker: Tracker) -> dict[str, Any]:  # noqa: F811
     return {"issue_tracker": tracker.config}
-
-
-@pytest.fixture
-async def alice(site: BotHarness) -> AsyncIterator[Browser]:
-    client = Browser(site)
-    await client.sign_in("U0ALICE")
-    yield client
-    await client.close()
-
-
-def csrf_of(html: str) -> str:
-    match = re.search(r'name="csrf" value="([^"]+)"', html)
-    assert match, "no CSRF field on the page"
-    return match.group(1)
 
 
 def followup_html(page: str, item_id: int | None) -> str:

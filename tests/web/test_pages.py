@@ -17,15 +17,7 @@ from bot.postmortem.cli import run_cli
 from bot.postmortem.models import PostmortemSection
 from bot.web import pages as pages_module
 from tests.harness import BotHarness
-from tests.web.conftest import Browser, make_private
-
-
-@pytest.fixture
-async def alice(site: BotHarness) -> AsyncIterator[Browser]:
-    client = Browser(site)
-    await client.sign_in("U0ALICE")
-    yield client
-    await client.close()
+from tests.web.conftest import Browser, csrf_of, make_private
 
 
 @pytest.fixture
@@ -34,12 +26,6 @@ async def carol(site: BotHarness) -> AsyncIterator[Browser]:
     await client.sign_in("U0CAROL")
     yield client
     await client.close()
-
-
-def csrf_of(html: str) -> str:
-    match = re.search(r'name="csrf" value="([^"]+)"', html)
-    assert match, "no CSRF field on the page"
-    return match.group(1)
 
 
 async def test_every_page_carries_the_security_headers(site: BotHarness, alice: Browser) -> None:
