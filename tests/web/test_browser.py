@@ -163,12 +163,22 @@ def _followup_shots(driver: Any, name: str) -> None:
 
 def _click(driver: Any, element: Any) -> None:
     """Click, then wait until the browser has left the page: a click may return before the next page is loaded."""
-    from selenium.webdriver.support import expected_conditions
+    from selenium.common.exceptions import WebDriverException
     from selenium.webdriver.support.ui import WebDriverWait
 
     page = driver.find_element(By.TAG_NAME, "html")
     element.click()
-    WebDriverWait(driver, 15).until(expected_conditions.staleness_of(page))
+
+    def left(_: Any) -> bool:
+        try:
+            page.is_enabled()
+        except WebDriverException:
+            # Stale; or, mid-navigation, Chrome's "node does not belong to the document", which
+            # Selenium's staleness_of does not count as stale (the test failed on it about 1 run in 4).
+            return True
+        return False
+
+    WebDriverWait(driver, 15).until(left)
     WebDriverWait(driver, 15).until(lambda d: d.execute_script("return document.readyState") == "complete")
 
 
