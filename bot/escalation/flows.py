@@ -157,12 +157,14 @@ class Escalator:
                     session, incident=incident, escalation=self.config.escalation, now=now
                 )
             reminder = await reminder_rows.plan_status_reminder(
-                session, incident=incident, config=self.config.reminders, now=now
+                session, incident=incident, config=self.config.reminders, now=now, fresh=True
             )
         # Only this incident's own due pages: with N declarations at once, N sweeps over every due
         # row would make ~N² claim attempts. Rows planned for later get a wake-up; anything else
-        # due (another process's, a retry) is the scheduler's sweep's business.
-        report = await self.send_due(incident_id)
+        # due (another process's, a retry) is the scheduler's sweep's business. Nothing planned due
+        # now (nobody to page, a P3 whose level 1 waits): nothing to look for.
+        due_now = any(page.due_at <= now for page in added)
+        report = await self.send_due(incident_id) if due_now else RunReport()
         later = [*(page.due_at for page in added), *([reminder.due_at] if reminder else [])]
         self.rt.wake_for([due for due in later if due > now])
         return report

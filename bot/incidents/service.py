@@ -143,7 +143,9 @@ async def _update_returning(
     """
     statement = update(Incident).where(*where).values(**values).returning(Incident)
     # SQLModel's `exec` (its `scalars` goes through the deprecated `execute`); rows come back as Incident.
-    result = await session.exec(statement, execution_options={"populate_existing": True})
+    # No `synchronize_session`: every row matched is returned and overwrites its copy in the session,
+    # so the ORM's evaluation of the WHERE clause against the identity map is work for nothing.
+    result = await session.exec(statement, execution_options={"populate_existing": True, "synchronize_session": False})
     found: Incident | None = result.scalars().one_or_none()
     return found
 
@@ -222,6 +224,7 @@ async def release_setup(session: AsyncSession, *, incident_id: int, held: dateti
         update(Incident)
         .where(col(Incident.id) == incident_id, col(Incident.setup_claimed_at) == held)
         .values(setup_claimed_at=None)
+        .execution_options(synchronize_session=False)
     )
     await session.commit()
 

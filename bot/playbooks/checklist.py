@@ -16,10 +16,10 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot.config import BotConfig
 from bot.incidents import service as incidents
 from bot.incidents.models import Incident
-from bot.playbooks.models import StepState, StepStatus
+from bot.playbooks.models import PlaybookRun, StepState, StepStatus
 from bot.playbooks.render import build_context, render_or_raw
 from bot.playbooks.runs import get_run, playbook_of, step_of, step_states
-from bot.playbooks.schema import Action, Playbook
+from bot.playbooks.schema import Action, Playbook, Step
 from bot.playbooks.steps import target_service
 
 
@@ -100,36 +100,57 @@ class Progress:
 
 def _view(states: Sequence[StepState], playbook: Playbook) -> list[StepProgress]:
     by_id = {s.step_id: s for s in states}
-    out = []
-    for number, step in enumerate(playbook.steps, start=1):
-        # A step without a row yet reads as a fresh (pending, untouched) one.
-        state = by_id.get(step.id) or StepState(run_id=0, step_id=step.id, position=number - 1)
-        out.append(
-            StepProgress(
-                id=step.id,
-                number=number,
-                title=step.title,
-                state=state.state,
-                required=step.required,
-                action=step.action,
-                by=state.by,
-                at=state.at,
-                reason=state.reason,
-                action_ok=state.action_ok,
-                action_output=state.action_output,
-                action_by=state.action_by,
-                action_at=state.action_at,
-            )
+    return [_step(number, step, by_id.get(step.id)) for number, step in enumerate(playbook.steps, start=1)]
+
+
+def _step(number: int, step: Step, state: StepState | None) -> StepProgress:
+    if state is None:  # no row yet (a run just started): a fresh step, pending and untouched
+        return StepProgress(
+            id=step.id,
+            number=number,
+            title=step.title,
+            state=StepStatus.PENDING,
+            required=step.required,
+            action=step.action,
+            by=None,
+            at=None,
+            reason="",
+            action_ok=None,
+            action_output=None,
+            action_by=None,
+            action_at=None,
         )
-    return out
+    return StepProgress(
+        id=step.id,
+        number=number,
+        title=step.title,
+        state=state.state,
+        required=step.required,
+        action=step.action,
+        by=state.by,
+        at=state.at,
+        reason=state.reason,
+        action_ok=state.action_ok,
+        action_output=state.action_output,
+        action_by=state.action_by,
+        action_at=state.action_at,
+    )
 
 
 async def progress(session: AsyncSession, *, run_id: int, config: BotConfig | None = None) -> Progress:
     """The checklist and the next step, rendered for this incident (read fresh from the database)."""
     run = await get_run(session, run_id=run_id)
-    playbook = playbook_of(run)
     incident = await incidents.get(session, number=run.incident_id)
-    steps = _view(await step_states(session, run_id=run_id), playbook)
+    return compose(run=run, incident=incident, states=await step_states(session, run_id=run_id), config=config)
+
+
+def compose(
+    *, run: PlaybookRun, incident: Incident, states: Sequence[StepState], config: BotConfig | None = None
+) -> Progress:
+    """The progress of `run` from rows already in hand (a run just started has no step to read back)."""
+    assert run.id is not None
+    playbook = playbook_of(run)
+    steps = _view(states, playbook)
     context: dict[str, Any] = build_context(
         incident=incident, playbook_id=playbook.id, playbook_title=playbook.title, config=config
     )
@@ -139,7 +160,7 @@ async def progress(session: AsyncSession, *, run_id: int, config: BotConfig | No
         next_step = _next_step(pending, playbook, incident, context, config)
     required_pending = any(s.state == StepStatus.PENDING and s.required for s in steps)
     return Progress(
-        run_id=run_id,
+        run_id=run.id,
         incident_id=run.incident_id,
         playbook_id=playbook.id,
         title=playbook.title,

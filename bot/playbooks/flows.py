@@ -19,7 +19,7 @@ from bot.incidents.models import Incident
 from bot.playbooks import checklist, runs, steps
 from bot.playbooks.access import ensure_allowed, visible_incident
 from bot.playbooks.checklist import Progress
-from bot.playbooks.models import StepStatus
+from bot.playbooks.models import PlaybookRun, StepStatus
 from bot.playbooks.ports import PlaybookChat
 from bot.playbooks.registry import PlaybookRegistry
 from bot.playbooks.render import build_context, outside_view, render_or_raw
@@ -59,18 +59,32 @@ async def refresh(deps: Deps, *, run_id: int) -> Progress:
             progress = await checklist.progress(session, run_id=run_id, config=deps.settings.config)
             incident = await session.get(Incident, progress.incident_id)  # loaded by `progress`: no query
             assert incident is not None
-        port = chat(deps)
-        if port is None:
-            return progress
-        if progress.progress_ts and progress.progress_channel:
-            await port.update_progress(channel_id=progress.progress_channel, ts=progress.progress_ts, progress=progress)
-            return progress
-        if not incident.channel_id:
-            return progress  # no channel (its creation failed): shown once the playbook is started again
-        ts = await port.post_progress(channel_id=incident.channel_id, progress=progress)
-        async with deps.db.session() as session:
-            await runs.set_progress_message(session, run_id=run_id, channel=incident.channel_id, ts=ts)
+        return await _show(deps, progress, channel_id=incident.channel_id)
+
+
+async def _show(deps: Deps, progress: Progress, *, channel_id: str | None) -> Progress:
+    """Edit the progress message, or post it in the incident's channel and remember where (under the run's lock)."""
+    port = chat(deps)
+    if port is None:
         return progress
+    if progress.progress_ts and progress.progress_channel:
+        await port.update_progress(channel_id=progress.progress_channel, ts=progress.progress_ts, progress=progress)
+        return progress
+    if not channel_id:
+        return progress  # no channel (its creation failed): shown once the playbook is started again
+    ts = await port.post_progress(channel_id=channel_id, progress=progress)
+    async with deps.db.session() as session:
+        await runs.set_progress_message(session, run_id=progress.run_id, channel=channel_id, ts=ts)
+    return progress
+
+
+async def _show_started(deps: Deps, *, run: PlaybookRun, incident: Incident, previous: PlaybookRun | None) -> Started:
+    """A run just started: its progress is what was written (every step pending), so nothing is read back."""
+    assert run.id is not None
+    async with _lock(deps, run.id):
+        progress = checklist.compose(run=run, incident=incident, states=[], config=deps.settings.config)
+        progress = await _show(deps, progress, channel_id=incident.channel_id)
+    return Started(progress=progress, switched_from=previous.playbook_id if previous else None)
 
 
 async def _refresh_quietly(deps: Deps, run_id: int) -> None:
@@ -106,50 +120,68 @@ async def start_playbook(
         running = previous is not None and previous.playbook_id == playbook.id and previous.finished_at is None
         if not running:
             run = await runs.start(
-                session, incident=incident, playbook=playbook, actor=actor, now=deps.clock.now(), reason=reason
+                session,
+                incident=incident,
+                previous=previous,
+                playbook=playbook,
+                actor=actor,
+                now=deps.clock.now(),
+                reason=reason,
             )
     if running:
         assert previous is not None and previous.id is not None
         progress = await refresh(deps, run_id=previous.id)
         return Started(progress=progress, switched_from=None, already_running=True)
-    assert run.id is not None
-    progress = await refresh(deps, run_id=run.id)
-    return Started(progress=progress, switched_from=previous.playbook_id if previous else None)
+    return await _show_started(deps, run=run, incident=incident, previous=previous)
+
+
+def _chosen(reg: PlaybookRegistry, incident: Incident) -> tuple[Playbook | None, str, str]:
+    """The playbook the incident asked for or matches, why, and a note when it asked for one that is gone."""
+    match = reg.explain(title=incident.title, service=incident.service)
+    if not incident.playbook_id:
+        return (match.playbook, match.reason, "") if match is not None else (None, "", "")
+    chosen = reg.find(incident.playbook_id)
+    if chosen is None:
+        return None, "", f"There is no playbook `{incident.playbook_id}`."
+    if match is not None and match.playbook.id == chosen.id:
+        return chosen, match.reason, ""
+    # Asked for on declare, or picked by an alert rule from the alert's labels.
+    return chosen, f"playbook:{chosen.id} chosen when declaring", ""
 
 
 async def on_channel_ready(deps: Deps, event: IncidentChannelReady) -> None:
-    """Start the playbook the incident asked for or matches; otherwise offer a picker in its channel."""
-    reg = registry(deps)
+    """Start the playbook the incident asked for or matches; otherwise offer a picker in its channel.
+
+    One transaction reads the incident and starts the run: every declaration in a storm comes here.
+    """
     async with deps.db.session() as session:
         incident = await session.get(Incident, event.incident_id)
         if incident is None or not incident.is_open:
             return
         if not incident.channel_id:
             return  # the signal promises a channel; a row changed meanwhile is no place to post
-        running = await runs.current_run(session, incident_id=event.incident_id)
-    if running is not None:
-        return  # delivered twice, or started by hand already
-    note = ""
-    chosen: Playbook | None = None
-    reason = ""
-    match = reg.explain(title=incident.title, service=incident.service)
-    if incident.playbook_id:
-        chosen = reg.find(incident.playbook_id)
+        if await runs.current_run(session, incident_id=event.incident_id) is not None:
+            return  # delivered twice, or started by hand already
+        chosen, reason, note = _chosen(registry(deps), incident)
         if chosen is None:
-            note = f"There is no playbook `{incident.playbook_id}`."
-        elif match is not None and match.playbook.id == chosen.id:
-            reason = match.reason
+            run = None
         else:
-            # Asked for on declare, or picked by an alert rule from the alert's labels.
-            reason = f"playbook:{chosen.id} chosen when declaring"
-    elif match is not None:
-        chosen, reason = match.playbook, match.reason
-    if chosen is not None:
-        await start_playbook(
-            deps, incident_id=event.incident_id, playbook_id=chosen.id, actor=event.actor, reason=reason
-        )
+            try:
+                run = await runs.start(
+                    session,
+                    incident=incident,
+                    previous=None,
+                    playbook=chosen,
+                    actor=event.actor,
+                    now=deps.clock.now(),
+                    reason=reason,
+                )
+            except InvalidState:
+                return  # started by hand at the same moment: that run shows itself
+    if run is None:
+        await offer_picker(deps, incident=incident, note=note)
         return
-    await offer_picker(deps, incident=incident, note=note)
+    await _show_started(deps, run=run, incident=incident, previous=None)
 
 
 async def offer_picker(deps: Deps, *, incident: Incident, note: str = "") -> None:
@@ -188,6 +220,7 @@ async def _start_on_message(deps: Deps, *, incident: Incident, playbook_id: str,
         run = await runs.start(
             session,
             incident=incident,
+            previous=None,  # `pick` found none running; a run started meanwhile makes this fail
             playbook=playbook,
             actor=actor,
             now=deps.clock.now(),

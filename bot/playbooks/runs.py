@@ -8,17 +8,19 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import update
+from sqlalchemy import insert, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.exceptions import InvalidState, NotFound
 from bot.incidents.models import Incident
-from bot.playbooks.models import PlaybookRun, StepState
+from bot.playbooks.models import PlaybookRun, StepState, StepStatus
 from bot.playbooks.schema import Playbook, Step
 from bot.timeline import events
 from bot.timeline import service as timeline
+
+_STEP_TABLE = StepState.metadata.tables["playbook_step_states"]
 
 # --- reading -----------------------------------------------------------------------------------
 
@@ -76,18 +78,20 @@ async def start(
     session: AsyncSession,
     *,
     incident: Incident,
+    previous: PlaybookRun | None,
     playbook: Playbook,
     actor: str | None,
     now: datetime,
     reason: str = "",
 ) -> PlaybookRun:
-    """Start `playbook` on the incident; a running other playbook is closed with a timeline note.
+    """Start `playbook` on the incident; `previous` (its `current_run`, read by the caller) is closed with a note.
 
-    The new run inherits the old run's progress message, so the channel keeps a single one.
+    The new run inherits the old run's progress message, so the channel keeps a single one. A
+    `previous` read stale cannot start a second current run: the close is a conditional UPDATE and
+    a unique index refuses a second current run.
     """
     assert incident.id is not None
     incident_id = incident.id
-    previous = await current_run(session, incident_id=incident_id)
     if previous is not None and previous.playbook_id == playbook.id and previous.finished_at is None:
         raise InvalidState(f"The {playbook.title} playbook is already running for INC-{incident_id}.")
     switched_from: str | None = None
@@ -173,13 +177,27 @@ async def _add_run(session: AsyncSession, run: PlaybookRun, playbook: Playbook) 
             "Another playbook was started for this incident at the same moment; look at the channel."
         ) from None
     assert run.id is not None
-    for position, step in enumerate(playbook.steps):
-        session.add(StepState(run_id=run.id, step_id=step.id, position=position))
-    await session.exec(update(Incident).where(col(Incident.id) == run.incident_id).values(playbook_id=playbook.id))
+    # One multi-row INSERT for the steps, and UPDATEs that skip the ORM's identity-map sync: a
+    # storm's declarations each start a playbook, and per-row ORM work was most of their cost.
+    rows = [
+        {"run_id": run.id, "step_id": step.id, "position": position, "state": StepStatus.PENDING, "reason": ""}
+        for position, step in enumerate(playbook.steps)
+    ]
+    if rows:  # Core, on the table: the ORM's bulk INSERT would only convert the dicts back
+        await session.exec(insert(_STEP_TABLE), params=rows)
+    await session.exec(
+        update(Incident)
+        .where(col(Incident.id) == run.incident_id)
+        .values(playbook_id=playbook.id)
+        .execution_options(synchronize_session=False)
+    )
 
 
 async def set_progress_message(session: AsyncSession, *, run_id: int, channel: str, ts: str) -> None:
     await session.exec(
-        update(PlaybookRun).where(col(PlaybookRun.id) == run_id).values(progress_channel=channel, progress_ts=ts)
+        update(PlaybookRun)
+        .where(col(PlaybookRun.id) == run_id)
+        .values(progress_channel=channel, progress_ts=ts)
+        .execution_options(synchronize_session=False)
     )
     await session.commit()

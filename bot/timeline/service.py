@@ -7,9 +7,9 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import delete, func, update
+from sqlalchemy import Table, delete, func, insert, update
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import SQLModel, col, select
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.timeline.events import MessagePosted, Payload
@@ -139,7 +139,8 @@ async def store_message(
         permalink=permalink,
         data=MessagePosted().to_data(),
     )
-    return event if await _insert_once(session, event) else None
+    session.add(event)
+    return event if await _commit_once(session) else None
 
 
 async def _update_message(session: AsyncSession, *, channel_id: str, message_ts: str, **values: Any) -> bool:
@@ -161,9 +162,25 @@ async def set_key(session: AsyncSession, *, channel_id: str, message_ts: str, ke
     return await _update_message(session, channel_id=channel_id, message_ts=message_ts, key=key)
 
 
-async def _insert_once(session: AsyncSession, row: SQLModel) -> bool:
-    """True for the first insert of this key; a race between replicas is settled by the primary key."""
-    session.add(row)
+_PROCESSED_EVENTS = ProcessedEvent.metadata.tables["processed_events"]
+_PROCESSED_REQUESTS = ProcessedRequest.metadata.tables["processed_requests"]
+
+
+async def _insert_once(session: AsyncSession, table: Table, values: dict[str, Any]) -> bool:
+    """True for the first insert of this key; a race between replicas is settled by the primary key.
+
+    A Core INSERT: every request passes here, and the ORM's object and flush would double its cost.
+    """
+    try:
+        await session.exec(insert(table), params=values)  # the key is checked here, not at the commit
+    except IntegrityError:
+        await session.rollback()
+        return False
+    return await _commit_once(session)
+
+
+async def _commit_once(session: AsyncSession) -> bool:
+    """Commit a row whose key may be taken already (a redelivery, another replica): False then."""
     try:
         await session.commit()
     except IntegrityError:
@@ -174,12 +191,12 @@ async def _insert_once(session: AsyncSession, row: SQLModel) -> bool:
 
 async def first_delivery(session: AsyncSession, *, event_id: str, at: datetime) -> bool:
     """True the first time a Slack `event_id` is seen."""
-    return await _insert_once(session, ProcessedEvent(event_id=event_id, received_at=at))
+    return await _insert_once(session, _PROCESSED_EVENTS, {"event_id": event_id, "received_at": at})
 
 
 async def first_request(session: AsyncSession, *, signature: str, at: datetime) -> bool:
     """True the first time a request signature is seen."""
-    return await _insert_once(session, ProcessedRequest(signature=signature, received_at=at))
+    return await _insert_once(session, _PROCESSED_REQUESTS, {"signature": signature, "received_at": at})
 
 
 async def prune_processed(session: AsyncSession, *, events_before: datetime, requests_before: datetime) -> None:

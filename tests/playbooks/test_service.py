@@ -40,8 +40,15 @@ async def declare(db: Database, title: str = "Checkout API down", *, service_nam
 
 async def start(db: Database, incident: Incident, registry: PlaybookRegistry, playbook_id: str) -> PlaybookRun:
     async with db.session() as session:
+        previous = await runs.current_run(session, incident_id=incident.id or 0)
         return await runs.start(
-            session, incident=incident, playbook=registry.get(playbook_id), actor="U0ALICE", now=T0, reason="test"
+            session,
+            incident=incident,
+            previous=previous,
+            playbook=registry.get(playbook_id),
+            actor="U0ALICE",
+            now=T0,
+            reason="test",
         )
 
 

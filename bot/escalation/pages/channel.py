@@ -36,11 +36,13 @@ class Channel:
         async with self.rt.turn(incident_id):
             now = self.rt.clock.now()
             async with self.rt.db.session() as session:
+                pages = await queries.pages(session, incident_id=incident_id)
+                if not pages:
+                    return 0  # most incidents of a storm: nobody paged before the channel was ready
                 incident = await session.get(Incident, incident_id)
                 if incident is None or not incident.channel_id:
                     return 0
                 by_page = await targets_by_page(session, incident_id=incident_id)
-                pages = await queries.pages(session, incident_id=incident_id)
                 pending = _not_mentioned(pages, by_page, now)
             for page, rows in pending:
                 assert page.id is not None

@@ -74,11 +74,22 @@ def wants_status_reminders(incident: Incident, config: Reminders) -> bool:
 
 
 async def plan_status_reminder(
-    session: AsyncSession, *, incident: Incident, config: Reminders, now: datetime
+    session: AsyncSession, *, incident: Incident, config: Reminders, now: datetime, fresh: bool = False
 ) -> Reminder | None:
-    """Make sure an open P1/P2 incident has one pending status reminder; cancel it for other severities."""
+    """Make sure an open P1/P2 incident has one pending status reminder; cancel it for other severities.
+
+    `fresh`: the incident was just declared, so it has no reminder yet: nothing to read or cancel
+    (a second planning still adds nothing: (incident, kind, seq) is unique).
+    """
     assert incident.id is not None
     kind = ReminderKind.STATUS_UPDATE
+    if fresh:
+        if not wants_status_reminders(incident, config):
+            return None
+        due = max(status_update_due(incident, config), now)
+        return await _insert_reminder(
+            session, Reminder(incident_id=incident.id, kind=kind, seq=0, due_at=due, created_at=now)
+        )
     if not wants_status_reminders(incident, config):
         await cancel_reminders(
             session,
