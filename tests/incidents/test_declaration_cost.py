@@ -8,7 +8,7 @@ when you remove work.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -34,7 +34,7 @@ def recorded(*engines: Engine) -> Iterator[list[str]]:
     def begin(_conn: Any) -> None:
         log.append("BEGIN")
 
-    hooks = [("before_cursor_execute", statement), ("begin", begin)]
+    hooks: list[tuple[str, Callable[..., None]]] = [("before_cursor_execute", statement), ("begin", begin)]
     for engine in engines:
         for name, hook in hooks:
             event.listen(engine, name, hook)
