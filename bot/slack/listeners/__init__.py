@@ -5,7 +5,7 @@ from __future__ import annotations
 from slack_bolt.async_app import AsyncApp
 
 from bot.deps import Deps
-from bot.slack.listeners import observe, replay
+from bot.slack.listeners import observe, replay, respond
 from bot.slack.listeners.actions import alerts as alert_actions
 from bot.slack.listeners.actions import escalation as escalation_actions
 from bot.slack.listeners.actions import followups as followup_actions
@@ -25,6 +25,7 @@ from bot.slack.listeners.views import statuspage as statuspage_views
 # Each module has register(app, deps). Other domains append theirs here.
 MODULES = [
     observe,
+    respond,
     replay,
     alert_actions,
     incident_command,
