@@ -1,8 +1,9 @@
 """Slash-command acknowledgement latency in HTTP mode: 50 concurrent signed requests on loopback.
 
-    .venv/bin/python benchmarks/ack_latency.py [--concurrency 50] [--rounds 4] [--paced]
+    .venv/bin/python benchmarks/ack_latency.py [--concurrency 50] [--rounds 4] [--paced] [--database postgresql]
 
-Three processes. The bot runs as `python -m bot` (HTTP mode, SQLite in a temporary directory).
+Three processes. The bot runs as `python -m bot` (HTTP mode, SQLite in a temporary directory, or
+with `--database postgresql` a throwaway PostgreSQL server started as page_lateness.py starts it).
 The fake Slack Web API runs in this process: the bot calls it, and its after-ack replies to
 `response_url` land in `fake.responses`, which this process counts. The load comes from
 `_loadgen.py`, a separate process with nothing else to do: it keeps `concurrency` keep-alive
@@ -272,7 +273,7 @@ async def _bursts(
     per_request = cpu / (concurrency * rounds) * 1000
     print(
         f"/incident {label:8s} bot CPU {cpu:.2f} s for {concurrency * rounds} requests: {per_request:.1f} ms each "
-        "(ack and after-ack work, the bot's SQLite threads included; process CPU time, not wall time)"
+        "(ack and after-ack work, its driver threads included; process CPU time, not wall time)"
     )
     print_json(
         f"ack_latency.{label}",
@@ -286,10 +287,18 @@ async def _bursts(
     )
 
 
-async def main(concurrency: int, rounds: int, paced: bool, py_spy: str | None = None) -> None:
+async def main(concurrency: int, rounds: int, paced: bool, py_spy: str | None = None, database: str = "sqlite") -> None:
     print_machine()
     fake = await seeded_fake()
-    bot = BotProcess(fake=fake, unpaced=not paced)
+    server = None
+    database_url = None
+    if database == "postgresql":
+        from tests.pg import PostgresServer, create_database
+
+        server = PostgresServer.start()  # as the tests run it: fsync and synchronous_commit off
+        database_url = server.url(create_database(server.admin_url))
+    print(f"database: {database}" + (" (the server's own CPU is not in the bot's figure)" if server else ""))
+    bot = BotProcess(fake=fake, unpaced=not paced, database_url=database_url)
     loadgen = LoadGen(bot, concurrency)
     try:
         await bot.start()
@@ -309,6 +318,8 @@ async def main(concurrency: int, rounds: int, paced: bool, py_spy: str | None = 
         await loadgen.stop()
         bot.stop()
         await fake.stop()
+        if server is not None:
+            server.stop()
 
 
 if __name__ == "__main__":
@@ -325,5 +336,6 @@ if __name__ == "__main__":
         metavar="PREFIX",
         help="profile the bot with py-spy during the measured bursts (collapsed stacks in PREFIX-<command>.txt)",
     )
+    parser.add_argument("--database", choices=["sqlite", "postgresql"], default="sqlite")
     args = parser.parse_args()
-    asyncio.run(main(args.concurrency, args.rounds, args.paced, args.py_spy))
+    asyncio.run(main(args.concurrency, args.rounds, args.paced, args.py_spy, args.database))
