@@ -1,14 +1,11 @@
 """Playbooks in an incident: start on declare (or offer a picker), step through, run step actions.
 
-Flows take `deps`; the database work is in `runs`, `steps` and `checklist`, Slack behind the `PlaybookChat` port. The
-progress message is one message per incident, edited in place: a refresh reads the state from
-the database and renders it, serialised per run so two quick clicks never leave an older
-rendering on top of a newer one.
+Flows take `deps`; the database work is in `runs`, `steps` and `checklist`, Slack behind the `PlaybookChat` port,
+and the progress message (one per incident, edited in place) in `progress_message`.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from dataclasses import dataclass
 
@@ -16,11 +13,10 @@ from bot.deps import Deps
 from bot.exceptions import BotError, ChatError, InvalidState, NotFound
 from bot.incidents import access
 from bot.incidents.models import Incident
-from bot.playbooks import checklist, runs, steps
+from bot.playbooks import progress_message, runs, steps
 from bot.playbooks.access import ensure_allowed, visible_incident
 from bot.playbooks.checklist import Progress
-from bot.playbooks.models import PlaybookRun, StepStatus
-from bot.playbooks.ports import PlaybookChat
+from bot.playbooks.models import StepStatus
 from bot.playbooks.registry import PlaybookRegistry
 from bot.playbooks.render import build_context, outside_view, render_or_raw
 from bot.playbooks.schema import Action, Playbook, Step
@@ -34,65 +30,6 @@ def registry(deps: Deps) -> PlaybookRegistry:
     if deps.playbooks is None:
         raise RuntimeError("the playbooks are not loaded (bot.playbooks.setup has not run)")
     return deps.playbooks
-
-
-def chat(deps: Deps) -> PlaybookChat | None:
-    return deps.playbook_chat
-
-
-def _lock(deps: Deps, run_id: int) -> asyncio.Lock:
-    """One lock per run and per bot instance (kept on deps: tests run many bots, each on its own loop)."""
-    locks = deps.playbook_locks
-    lock = locks.get(run_id)
-    if lock is None:
-        lock = locks[run_id] = asyncio.Lock()
-    return lock
-
-
-# --- the progress message ------------------------------------------------------------------------
-
-
-async def refresh(deps: Deps, *, run_id: int) -> Progress:
-    """Render the run's progress into its message: edit it in place, or post it the first time."""
-    async with _lock(deps, run_id):
-        async with deps.db.session() as session:
-            progress = await checklist.progress(session, run_id=run_id, config=deps.settings.config)
-            incident = await session.get(Incident, progress.incident_id)  # loaded by `progress`: no query
-            assert incident is not None
-        return await _show(deps, progress, channel_id=incident.channel_id)
-
-
-async def _show(deps: Deps, progress: Progress, *, channel_id: str | None) -> Progress:
-    """Edit the progress message, or post it in the incident's channel and remember where (under the run's lock)."""
-    port = chat(deps)
-    if port is None:
-        return progress
-    if progress.progress_ts and progress.progress_channel:
-        await port.update_progress(channel_id=progress.progress_channel, ts=progress.progress_ts, progress=progress)
-        return progress
-    if not channel_id:
-        return progress  # no channel (its creation failed): shown once the playbook is started again
-    ts = await port.post_progress(channel_id=channel_id, progress=progress)
-    async with deps.db.session() as session:
-        await runs.set_progress_message(session, run_id=progress.run_id, channel=channel_id, ts=ts)
-    return progress
-
-
-async def _show_started(deps: Deps, *, run: PlaybookRun, incident: Incident, previous: PlaybookRun | None) -> Started:
-    """A run just started: its progress is what was written (every step pending), so nothing is read back."""
-    assert run.id is not None
-    async with _lock(deps, run.id):
-        progress = checklist.compose(run=run, incident=incident, states=[], config=deps.settings.config)
-        progress = await _show(deps, progress, channel_id=incident.channel_id)
-    return Started(progress=progress, switched_from=previous.playbook_id if previous else None)
-
-
-async def _refresh_quietly(deps: Deps, run_id: int) -> None:
-    """The change is recorded already; a Slack failure here must not turn it into an error."""
-    try:
-        await refresh(deps, run_id=run_id)
-    except ChatError:
-        log.warning("could not update the progress message of playbook run %s", run_id, exc_info=True)
 
 
 # --- starting ------------------------------------------------------------------------------------
@@ -130,9 +67,10 @@ async def start_playbook(
             )
     if running:
         assert previous is not None and previous.id is not None
-        progress = await refresh(deps, run_id=previous.id)
+        progress = await progress_message.refresh(deps, run_id=previous.id)
         return Started(progress=progress, switched_from=None, already_running=True)
-    return await _show_started(deps, run=run, incident=incident, previous=previous)
+    progress = await progress_message.show_new(deps, run=run, incident=incident)
+    return Started(progress=progress, switched_from=previous.playbook_id if previous else None)
 
 
 def _chosen(reg: PlaybookRegistry, incident: Incident) -> tuple[Playbook | None, str, str]:
@@ -181,11 +119,11 @@ async def on_channel_ready(deps: Deps, event: IncidentChannelReady) -> None:
     if run is None:
         await offer_picker(deps, incident=incident, note=note)
         return
-    await _show_started(deps, run=run, incident=incident, previous=None)
+    await progress_message.show_new(deps, run=run, incident=incident)
 
 
 async def offer_picker(deps: Deps, *, incident: Incident, note: str = "") -> None:
-    port = chat(deps)
+    port = deps.playbook_chat
     playbooks = registry(deps).all()
     if port is None or not incident.channel_id or not playbooks:
         return
@@ -228,7 +166,7 @@ async def _start_on_message(deps: Deps, *, incident: Incident, playbook_id: str,
         )
         assert run.id is not None
         await runs.set_progress_message(session, run_id=run.id, channel=incident.channel_id, ts=ts)
-    progress = await refresh(deps, run_id=run.id)
+    progress = await progress_message.refresh(deps, run_id=run.id)
     return Started(progress=progress, switched_from=None)
 
 
@@ -253,7 +191,7 @@ async def change_step(
         change = await steps.change_step(
             session, run_id=run_id, step_id=step_id, to=to, actor=actor, now=deps.clock.now()
         )
-    await _refresh_quietly(deps, run_id)
+    await progress_message.refresh_quietly(deps, run_id)
     return change
 
 
@@ -340,7 +278,7 @@ async def record_action(deps: Deps, *, run_id: int, step_id: str, actor: str, re
             output=result.output,
             now=deps.clock.now(),
         )
-    await _refresh_quietly(deps, run_id)
+    await progress_message.refresh_quietly(deps, run_id)
 
 
 def _not_available(action: Action, why: str) -> ActionResult:
@@ -386,7 +324,7 @@ async def _page(deps: Deps, incident: Incident, actor: str) -> ActionResult:
 
 async def _notify(deps: Deps, playbook: Playbook, step: Step, incident: Incident) -> ActionResult:
     assert step.notify is not None
-    port = chat(deps)
+    port = deps.playbook_chat
     if port is None:
         return _not_available(Action.NOTIFY, "the chat is not connected")
     channels = deps.settings.config.channels
