@@ -58,7 +58,7 @@ __all__ = [
 
 _SPEC_CANDIDATES = (
     Path(os.environ.get("SLACK_WEB_API_SPECS", "/nonexistent")),
-    Path(__file__).resolve().parents[3] / "shared" / "specs" / "slack-web-api" / "methods",
+    Path(__file__).resolve().parents[4] / "shared" / "specs" / "slack-web-api" / "methods",
     Path("/work/shared/specs/slack-web-api/methods"),
 )
 _METHOD_NAME = re.compile(r"^[A-Za-z0-9_.]+$")
@@ -607,7 +607,7 @@ def _manifest_scopes() -> list[str]:
     """The bot scopes manifest.yml asks for: what a token of a freshly installed app carries."""
     import yaml
 
-    path = Path(__file__).resolve().parents[2] / "manifest.yml"
+    path = Path(__file__).resolve().parents[3] / "manifest.yml"
     try:
         manifest = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         return [str(s) for s in manifest["oauth_config"]["scopes"]["bot"]]
