@@ -13,6 +13,7 @@ from bot.clock import FakeClock
 from bot.config import BotConfig, Severity
 from bot.db import Database
 from bot.escalation.flows import Escalator
+from bot.escalation.pages import queries
 from bot.escalation.ports import PageMessage, PageReport, ReminderMessage
 from bot.exceptions import ChatError
 from bot.incidents import service as incidents
@@ -233,3 +234,10 @@ async def status_update(db: Database, clock: FakeClock, incident_id: int, status
         await incidents.set_status(
             session, incident=incident, status=Status(status), message="update", actor="U0ALICE", now=clock.now()
         )
+
+
+async def page_rows(db: Database, incident_id: int) -> list[tuple[int, int, bool, bool]]:
+    """(level, repeat, sent, cancelled) per row."""
+    async with db.session() as session:
+        rows = await queries.pages(session, incident_id=incident_id)
+    return [(r.level, r.repeat, r.sent_at is not None, r.cancelled_at is not None) for r in rows]

@@ -234,7 +234,7 @@ async def test_a_refusal_keeps_its_mentions_and_escapes_what_was_typed(bot: BotH
 
 async def test_done_or_skip_on_a_resolved_incident_is_refused(bot: BotHarness) -> None:
     from bot.slack.adapters.playbooks import PlaybookActionId
-    from tests.playbooks.test_slack import buttons, progress_message, step_events
+    from tests.playbooks.conftest import buttons, progress_message, step_events
 
     incident = await declare_private(bot)
     message = progress_message(bot, incident)

@@ -1,9 +1,11 @@
-"""The ops flows with a real database, real HTTP to local platform fakes, and in-memory ports."""
+"""The ops flows with a real database, real HTTP to local platform fakes, and in-memory ports; for the Slack
+tests (/status, /restart, /rollback), the whole stack behind the real app."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -16,13 +18,20 @@ from bot.db import Database
 from bot.deps import Deps
 from bot.exceptions import ChatError
 from bot.incidents.models import Incident
+from bot.ops import service as audit
+from bot.ops.models import AuditLog
 from bot.ops.plans import Plan, Report, Step
 from bot.ops.runtime import OpsRuntime
 from bot.platforms.registry import Platforms
 from bot.settings import Settings
+from tests.conftest import make_settings
+from tests.fakes.kubernetes import FakeKubernetes
 from tests.fakes.railway import FakeRailway
-from tests.fakes.webhook import FakeServer
-from tests.platforms.helpers import FakeTimer, client_for
+from tests.fakes.slack_api import FakeSlack
+from tests.fakes.vercel import FakeVercel
+from tests.fakes.webhook import SECRET, FakeServer, FakeWebhook
+from tests.harness import BotHarness, start_bot
+from tests.platforms.helpers import FakeTimer, client_for, service_section
 
 
 class HealthEndpoint(FakeServer):
@@ -137,3 +146,136 @@ async def world(db: Database) -> AsyncIterator[World]:
     await railway.stop()
     await health.stop()
     assert not railway.violations, railway.violations
+
+
+# --- the whole stack for the Slack tests: the bot, every platform fake, many health endpoints ---------
+
+# Generous: the health server shares the loop (and the CPU) with the bot and its fakes; 0.5 s
+# stalled out once in a full run and 1.5 s on a machine whose cores were busy with other work.
+HEALTH_TIMEOUT = 3.0
+
+
+@dataclass
+class Stack:
+    bot: BotHarness
+    railway: FakeRailway
+    vercel: FakeVercel
+    k8s: FakeKubernetes
+    webhook: FakeWebhook
+    health: HealthEndpoint
+    timer: FakeTimer
+
+    @property
+    def fake(self) -> FakeSlack:
+        return self.bot.fake
+
+    async def audit(self) -> list[AuditLog]:
+        async with self.bot.deps.db.session() as session:
+            return list(reversed(await audit.entries(session)))
+
+    def last_response(self) -> dict[str, Any]:
+        assert self.fake.responses, "the bot answered nothing"
+        return self.fake.responses[-1]
+
+    def progress(self, channel: str) -> list[Any]:
+        """The bot's restart/rollback progress messages in a channel (not the ephemeral answers)."""
+        return [
+            m
+            for m in self.fake.messages(channel)
+            if m.ephemeral_to is None and (m.text or "").startswith(("Restart ", "Roll back "))
+        ]
+
+    def raw(self) -> str:
+        """The last response_url answer, fields and buttons included."""
+        return str(self.last_response())
+
+    def button_value(self, action_id: str) -> str:
+        for response in reversed(self.fake.responses):
+            for block in response.get("blocks") or []:
+                for element in block.get("elements") or []:
+                    if element.get("action_id") == action_id:
+                        return str(element["value"])
+        raise AssertionError(f"no {action_id} button in {self.bot.replies()}")
+
+
+class SlowHealth(HealthEndpoint):
+    """Many services' /health on one server, one hanging and one failing."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        from aiohttp import web
+
+        async def named(request: web.Request) -> web.Response:
+            name = request.match_info["name"]
+            if name == "search":
+                await self._release.wait()
+            if name == "billing":
+                body = {"status": "error", "error": {"postgres": {"status": "down", "message": "too many clients"}}}
+                return web.json_response(body, status=503)
+            return web.json_response({"status": "pass"})
+
+        self.app.router.add_get("/svc/{name}/health", named)
+
+
+@pytest.fixture
+async def stack(
+    fake_slack: FakeSlack, database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[Stack]:
+    railway, vercel, k8s, webhook, health = FakeRailway(), FakeVercel(), FakeKubernetes(), FakeWebhook(), SlowHealth()
+    for server in (railway, vercel, k8s, webhook, health):
+        await server.start()
+    railway.seed(["v1", "v2", "v3"])
+    vercel.seed(["v1", "v2", "v3"])
+    k8s.seed(["v1", "v2", "v3"])
+    webhook.seed(["v1", "v2", "v3"])
+    monkeypatch.setenv("TEST_K8S_TOKEN", k8s.token)
+    monkeypatch.setenv("DEPLOY_WEBHOOK_SECRET", SECRET)
+    fake_slack.add_usergroup("S0ONCALL", "oncall", ["U0ALICE", "U0BOB"])
+
+    def svc(name: str) -> dict[str, Any]:
+        return {"health_url": f"{health.url}/svc/{name}/health", "timeout": f"{int(HEALTH_TIMEOUT * 1000)}ms"}
+
+    services: dict[str, Any] = {
+        "gateway": {**svc("gateway"), **service_section("railway", railway)},
+        "web": {**svc("web"), **service_section("vercel", vercel)},
+        "api": {**svc("api"), **service_section("kubernetes", k8s)},
+        "billing": {**svc("billing"), **service_section("webhook", webhook)},
+        "search": svc("search"),
+    }
+    for n in range(15):
+        services[f"worker-{n:02d}"] = svc(f"worker-{n:02d}")
+    config = {
+        "services": services,
+        "permissions": {"restart": ["S0ONCALL", "U0LEAD"], "rollback": ["U0LEAD", "U0CTO"]},
+    }
+    settings = make_settings(
+        fake=fake_slack,
+        database_url=database_url,
+        tmp_path=tmp_path,
+        config=config,
+        railway_token=railway.account_token,
+        railway_api_url=railway.api_url,
+        vercel_token=vercel.token,
+        vercel_team_id=vercel.team_id,
+        vercel_api_url=vercel.url,
+    )
+    timer = FakeTimer()
+
+    def customize(deps: Any) -> None:
+        deps.ops.timer = timer
+
+    harness, stop = await start_bot(fake=fake_slack, settings=settings, customize=customize)
+    try:
+        yield Stack(harness, railway, vercel, k8s, webhook, health, timer)
+    finally:
+        for server in (railway, vercel, k8s, webhook, health):
+            await server.stop()
+        await stop()
+    for server in (railway, vercel, k8s, webhook):
+        assert not server.violations, f"{server.platform}: {server.violations}"
+
+
+async def incident_channel(stack: Stack) -> str:
+    incident = await stack.bot.declare("P1 Gateway is down")
+    assert incident.channel_id
+    return incident.channel_id

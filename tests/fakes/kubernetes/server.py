@@ -19,64 +19,23 @@ sets `Progressing=False, ProgressDeadlineExceeded` for an injected failure.
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 from datetime import datetime, timedelta
 from typing import Any
 
 from aiohttp import web
 
-from tests.fakes.webhook import FakePlatform
-
-REVISION = "deployment.kubernetes.io/revision"
-CHANGE_CAUSE = "kubernetes.io/change-cause"
-# What the Deployment controller does not copy from a Deployment to its ReplicaSets.
-_NOT_COPIED = {
-    "kubectl.kubernetes.io/last-applied-configuration",
+from tests.fakes.kubernetes.objects import (
+    CHANGE_CAUSE,
+    NOT_COPIED,
     REVISION,
-    "deployment.kubernetes.io/revision-history",
-    "deployment.kubernetes.io/desired-replicas",
-    "deployment.kubernetes.io/max-replicas",
-    "deprecated.deployment.rollback.to",
-}
-
-
-def _status(code: int, reason: str, message: str) -> dict[str, Any]:
-    return {
-        "kind": "Status",
-        "apiVersion": "v1",
-        "metadata": {},
-        "status": "Failure",
-        "message": message,
-        "reason": reason,
-        "code": code,
-    }
-
-
-def _hash(template: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(template, sort_keys=True).encode()).hexdigest()[:10]
-
-
-def _strip_hash(template: dict[str, Any]) -> dict[str, Any]:
-    template = copy.deepcopy(template)
-    template.get("metadata", {}).get("labels", {}).pop("pod-template-hash", None)
-    return template
-
-
-def _merge(base: dict[str, Any], patch: dict[str, Any]) -> None:
-    for key, value in patch.items():
-        if value is None:
-            base.pop(key, None)
-        elif isinstance(value, dict) and isinstance(base.get(key), dict):
-            _merge(base[key], value)
-        else:
-            base[key] = copy.deepcopy(value)
-
-
-def _pointer(path: str) -> list[str]:
-    if not path.startswith("/"):
-        raise ValueError(f"bad JSON pointer {path!r}")
-    return [p.replace("~1", "/").replace("~0", "~") for p in path[1:].split("/")]
+    merge,
+    pointer,
+    status_body,
+    strip_hash,
+    template_hash,
+)
+from tests.fakes.webhook import FakePlatform
 
 
 class FakeKubernetes(FakePlatform):
@@ -99,7 +58,7 @@ class FakeKubernetes(FakePlatform):
         self.app.router.add_get(base + "/replicasets", self._replicasets)
 
     def throttle_body(self) -> Any:
-        return _status(429, "TooManyRequests", "Too many requests, please try again later.")
+        return status_body(429, "TooManyRequests", "Too many requests, please try again later.")
 
     # --- control surface ----------------------------------------------------------------------------
 
@@ -190,8 +149,8 @@ class FakeKubernetes(FakePlatform):
         ]
 
     def _make_rs(self, template: dict[str, Any], *, revision: int, created: datetime) -> dict[str, Any]:
-        clean = _strip_hash(template)
-        digest = _hash(clean)
+        clean = strip_hash(template)
+        digest = template_hash(clean)
         labelled = copy.deepcopy(clean)
         labelled.setdefault("metadata", {}).setdefault("labels", {})["pod-template-hash"] = digest
         rs = {
@@ -278,17 +237,17 @@ class FakeKubernetes(FakePlatform):
             self._adopt_template()
 
     def _adopt_template(self) -> None:
-        template = _strip_hash(self.deployment["spec"]["template"])
+        template = strip_hash(self.deployment["spec"]["template"])
         owned = self._owned()
         top = max(int(rs["metadata"]["annotations"][REVISION]) for rs in owned) if owned else 0
         for rs in owned:
-            if _strip_hash(rs["spec"]["template"]) == template:
+            if strip_hash(rs["spec"]["template"]) == template:
                 break  # rollback re-uses the old ReplicaSet
         else:
             newest = max((rs["metadata"]["creationTimestamp"] for rs in owned), default="2026-11-01T00:00:00Z")
             created = datetime.fromisoformat(newest.replace("Z", "+00:00")) + timedelta(minutes=5)
             rs = self._make_rs(template, revision=top + 1, created=created)
-        copied = {k: v for k, v in self.deployment["metadata"]["annotations"].items() if k not in _NOT_COPIED}
+        copied = {k: v for k, v in self.deployment["metadata"]["annotations"].items() if k not in NOT_COPIED}
         rs["metadata"]["annotations"] = {**copied, REVISION: str(top + 1)}
         self.deployment["metadata"]["annotations"][REVISION] = str(top + 1)
 
@@ -296,16 +255,16 @@ class FakeKubernetes(FakePlatform):
 
     def _check(self, request: web.Request) -> web.Response | None:
         if request.headers.get("Authorization") != f"Bearer {self.token}":
-            return web.json_response(_status(401, "Unauthorized", "Unauthorized"), status=401)
+            return web.json_response(status_body(401, "Unauthorized", "Unauthorized"), status=401)
         if request.match_info.get("ns") != self.namespace:
             return self.violation(
                 f"namespace {request.match_info.get('ns')!r}",
                 status=404,
-                body=_status(404, "NotFound", "namespace not found"),
+                body=status_body(404, "NotFound", "namespace not found"),
             )
         name = request.match_info.get("name")
         if name is not None and name != self.name:
-            return web.json_response(_status(404, "NotFound", f'deployments.apps "{name}" not found'), status=404)
+            return web.json_response(status_body(404, "NotFound", f'deployments.apps "{name}" not found'), status=404)
         return None
 
     async def _get(self, request: web.Request) -> web.Response:
@@ -321,7 +280,7 @@ class FakeKubernetes(FakePlatform):
         try:
             patch = json.loads(await request.read())
         except ValueError:
-            return self.violation("PATCH body is not JSON", status=400, body=_status(400, "BadRequest", "bad JSON"))
+            return self.violation("PATCH body is not JSON", status=400, body=status_body(400, "BadRequest", "bad JSON"))
         patchers = {
             "application/strategic-merge-patch+json": self._strategic_merge,
             "application/json-patch+json": self._json_patch,
@@ -331,7 +290,7 @@ class FakeKubernetes(FakePlatform):
             return self.violation(
                 f"PATCH with Content-Type {content_type!r}",
                 status=415,
-                body=_status(415, "UnsupportedMediaType", "unsupported media type"),
+                body=status_body(415, "UnsupportedMediaType", "unsupported media type"),
             )
         before = copy.deepcopy(self.deployment["spec"]["template"])
         updated = copy.deepcopy(self.deployment)
@@ -347,9 +306,9 @@ class FakeKubernetes(FakePlatform):
         """Merge ``patch`` into ``updated`` (what kubectl rollout restart sends); a response when refused."""
         if not isinstance(patch, dict):
             return self.violation(
-                "strategic merge patch is not an object", status=400, body=_status(400, "BadRequest", "bad patch")
+                "strategic merge patch is not an object", status=400, body=status_body(400, "BadRequest", "bad patch")
             )
-        _merge(updated, patch)
+        merge(updated, patch)
         annotations = patch.get("spec", {}).get("template", {}).get("metadata", {}).get("annotations", {})
         if "kubectl.kubernetes.io/restartedAt" in annotations:
             self.restarts += 1
@@ -363,12 +322,14 @@ class FakeKubernetes(FakePlatform):
     def _json_patch(self, updated: dict[str, Any], patch: Any) -> web.Response | None:
         """Apply RFC 6902 ops to ``updated`` (what kubectl rollout undo sends); a response when refused."""
         if not isinstance(patch, list):
-            return self.violation("JSON patch is not a list", status=400, body=_status(400, "BadRequest", "bad patch"))
+            return self.violation(
+                "JSON patch is not a list", status=400, body=status_body(400, "BadRequest", "bad patch")
+            )
         try:
             for op in patch:
                 self._apply(updated, op)
         except (ValueError, KeyError, TypeError) as exc:
-            return self.violation(f"JSON patch failed: {exc}", status=422, body=_status(422, "Invalid", str(exc)))
+            return self.violation(f"JSON patch failed: {exc}", status=422, body=status_body(422, "Invalid", str(exc)))
         labels = updated["spec"]["template"].get("metadata", {}).get("labels", {})
         if "pod-template-hash" in labels:
             self.violations.append("rollback template still carries pod-template-hash")
@@ -376,7 +337,7 @@ class FakeKubernetes(FakePlatform):
 
     @staticmethod
     def _apply(doc: dict[str, Any], op: dict[str, Any]) -> None:
-        parts = _pointer(op["path"])
+        parts = pointer(op["path"])
         parent: Any = doc
         for part in parts[:-1]:
             parent = parent[int(part)] if isinstance(parent, list) else parent[part]

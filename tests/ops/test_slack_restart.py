@@ -1,210 +1,20 @@
-"""/status, /restart and /rollback through the real app: signed requests, the fake Slack, local platform fakes."""
+"""/restart and /rollback through the real app: signed requests, the fake Slack, local platform fakes."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
 
 import pytest
 
 from bot.exceptions import ChatError
-from bot.ops import service as audit
-from bot.ops.models import AuditLog
 from bot.slack.adapters.ops import SlackDirectory
-from tests.conftest import make_settings
-from tests.fakes.kubernetes import FakeKubernetes
-from tests.fakes.railway import FakeRailway
-from tests.fakes.slack_api import FakeSlack
-from tests.fakes.vercel import FakeVercel
-from tests.fakes.webhook import SECRET, FakeWebhook
-from tests.harness import BotHarness, start_bot
-from tests.ops.conftest import HealthEndpoint
-from tests.platforms.helpers import FakeTimer, service_section
-
-# Generous: the health server shares the loop (and the CPU) with the bot and its fakes; 0.5 s
-# stalled out once in a full run and 1.5 s on a machine whose cores were busy with other work.
-HEALTH_TIMEOUT = 3.0
-
-
-@dataclass
-class Stack:
-    bot: BotHarness
-    railway: FakeRailway
-    vercel: FakeVercel
-    k8s: FakeKubernetes
-    webhook: FakeWebhook
-    health: HealthEndpoint
-    timer: FakeTimer
-
-    @property
-    def fake(self) -> FakeSlack:
-        return self.bot.fake
-
-    async def audit(self) -> list[AuditLog]:
-        async with self.bot.deps.db.session() as session:
-            return list(reversed(await audit.entries(session)))
-
-    def last_response(self) -> dict[str, Any]:
-        assert self.fake.responses, "the bot answered nothing"
-        return self.fake.responses[-1]
-
-    def progress(self, channel: str) -> list[Any]:
-        """The bot's restart/rollback progress messages in a channel (not the ephemeral answers)."""
-        return [
-            m
-            for m in self.fake.messages(channel)
-            if m.ephemeral_to is None and (m.text or "").startswith(("Restart ", "Roll back "))
-        ]
-
-    def raw(self) -> str:
-        """The last response_url answer, fields and buttons included."""
-        return str(self.last_response())
-
-    def button_value(self, action_id: str) -> str:
-        for response in reversed(self.fake.responses):
-            for block in response.get("blocks") or []:
-                for element in block.get("elements") or []:
-                    if element.get("action_id") == action_id:
-                        return str(element["value"])
-        raise AssertionError(f"no {action_id} button in {self.bot.replies()}")
-
-
-class SlowHealth(HealthEndpoint):
-    """Many services' /health on one server, one hanging and one failing."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        from aiohttp import web
-
-        async def named(request: web.Request) -> web.Response:
-            name = request.match_info["name"]
-            if name == "search":
-                await self._release.wait()
-            if name == "billing":
-                body = {"status": "error", "error": {"postgres": {"status": "down", "message": "too many clients"}}}
-                return web.json_response(body, status=503)
-            return web.json_response({"status": "pass"})
-
-        self.app.router.add_get("/svc/{name}/health", named)
-
-
-@pytest.fixture
-async def stack(
-    fake_slack: FakeSlack, database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> AsyncIterator[Stack]:
-    railway, vercel, k8s, webhook, health = FakeRailway(), FakeVercel(), FakeKubernetes(), FakeWebhook(), SlowHealth()
-    for server in (railway, vercel, k8s, webhook, health):
-        await server.start()
-    railway.seed(["v1", "v2", "v3"])
-    vercel.seed(["v1", "v2", "v3"])
-    k8s.seed(["v1", "v2", "v3"])
-    webhook.seed(["v1", "v2", "v3"])
-    monkeypatch.setenv("TEST_K8S_TOKEN", k8s.token)
-    monkeypatch.setenv("DEPLOY_WEBHOOK_SECRET", SECRET)
-    fake_slack.add_usergroup("S0ONCALL", "oncall", ["U0ALICE", "U0BOB"])
-
-    def svc(name: str) -> dict[str, Any]:
-        return {"health_url": f"{health.url}/svc/{name}/health", "timeout": f"{int(HEALTH_TIMEOUT * 1000)}ms"}
-
-    services: dict[str, Any] = {
-        "gateway": {**svc("gateway"), **service_section("railway", railway)},
-        "web": {**svc("web"), **service_section("vercel", vercel)},
-        "api": {**svc("api"), **service_section("kubernetes", k8s)},
-        "billing": {**svc("billing"), **service_section("webhook", webhook)},
-        "search": svc("search"),
-    }
-    for n in range(15):
-        services[f"worker-{n:02d}"] = svc(f"worker-{n:02d}")
-    config = {
-        "services": services,
-        "permissions": {"restart": ["S0ONCALL", "U0LEAD"], "rollback": ["U0LEAD", "U0CTO"]},
-    }
-    settings = make_settings(
-        fake=fake_slack,
-        database_url=database_url,
-        tmp_path=tmp_path,
-        config=config,
-        railway_token=railway.account_token,
-        railway_api_url=railway.api_url,
-        vercel_token=vercel.token,
-        vercel_team_id=vercel.team_id,
-        vercel_api_url=vercel.url,
-    )
-    timer = FakeTimer()
-
-    def customize(deps: Any) -> None:
-        deps.ops.timer = timer
-
-    harness, stop = await start_bot(fake=fake_slack, settings=settings, customize=customize)
-    try:
-        yield Stack(harness, railway, vercel, k8s, webhook, health, timer)
-    finally:
-        for server in (railway, vercel, k8s, webhook, health):
-            await server.stop()
-        await stop()
-    for server in (railway, vercel, k8s, webhook):
-        assert not server.violations, f"{server.platform}: {server.violations}"
-
-
-async def _incident_channel(stack: Stack) -> str:
-    incident = await stack.bot.declare("P1 Gateway is down")
-    assert incident.channel_id
-    return incident.channel_id
-
-
-# --- /status --------------------------------------------------------------------------------------
-
-
-async def test_status_of_many_endpoints_with_one_hanging_and_one_failing(stack: Stack) -> None:
-    started = time.perf_counter()
-    response = await stack.bot.command("", command="/status", user="U0CAROL")
-    took = time.perf_counter() - started
-
-    assert response.status_code == 200
-    assert took < 2 * HEALTH_TIMEOUT + 1.0, f"/status took {took:.2f}s"
-    reply = stack.last_response()
-    assert reply.get("response_type") in (None, "ephemeral")
-    text = stack.bot.last_reply()
-    assert "18 healthy · 1 failing · 1 unreachable" in text
-    lines = [line for line in text.splitlines()[2:] if line.startswith(("🟢 *", "🔴 *", "⚫ *"))]
-    assert lines[0].startswith("⚫ *search* unreachable") and f"no answer within {HEALTH_TIMEOUT:g} s" in lines[0]
-    assert lines[1].startswith("🔴 *billing* failing") and "failing: postgres (too many clients)" in lines[1]
-    assert len(lines) == 20
-
-
-async def test_status_in_an_incident_channel_is_posted_and_on_the_timeline(stack: Stack) -> None:
-    channel = await _incident_channel(stack)
-    await stack.bot.command("", command="/status", user="U0BOB", channel=channel)
-
-    assert stack.last_response()["response_type"] == "in_channel"
-    events = [e for e in await stack.bot.timeline(1) if e.kind == "health"]
-    assert len(events) == 1 and events[0].actor == "U0BOB"
-    assert "1 failing (billing: postgres)" in events[0].text
-
-
-async def test_status_of_one_service_shows_dependencies_and_deployments(stack: Stack) -> None:
-    await stack.bot.command("billing", command="/status")
-    text = stack.bot.last_reply()
-
-    assert "🔴 postgres failing · too many clients" in text
-    assert "*Recent deployments on deploy webhook*" in text
-    assert text.count("`hook-") == 3 and "· *live*" in text
-
-
-async def test_status_of_an_unknown_service_suggests_one(stack: Stack) -> None:
-    await stack.bot.command("gatewy", command="/status")
-    assert "did you mean gateway" in stack.bot.last_reply()
-
+from tests.ops.conftest import Stack, incident_channel
 
 # --- /restart -------------------------------------------------------------------------------------
 
 
 async def test_restart_confirmed_follows_in_one_message_and_records_everything(stack: Stack) -> None:
-    channel = await _incident_channel(stack)
+    channel = await incident_channel(stack)
     await stack.bot.command("gateway", command="/restart", user="U0ALICE", channel=channel)
 
     confirmation = stack.raw()
@@ -319,7 +129,7 @@ async def test_rollback_with_nothing_to_go_back_to_lists_candidates(stack: Stack
 
 
 async def test_a_deploy_that_fails_is_reported_and_audited(stack: Stack) -> None:
-    channel = await _incident_channel(stack)
+    channel = await incident_channel(stack)
     stack.webhook.fail_next_deploy()
     await stack.bot.command("billing", command="/restart", user="U0LEAD", channel=channel)
     await stack.bot.click("ops_confirm", stack.button_value("ops_confirm"), user="U0LEAD", channel=channel)
@@ -419,30 +229,3 @@ async def test_a_refusal_names_people_as_mentions(stack: Stack) -> None:
     await stack.bot.command("gateway", command="/restart", user="U0ALICE")
     await stack.bot.click("ops_cancel", stack.button_value("ops_cancel"), user="U0CAROL")
     assert "only <@U0ALICE> or people who may restart can cancel this" in stack.bot.last_reply()
-
-
-@pytest.mark.parametrize(
-    ("status", "reason", "shown"),
-    [
-        (200, "HTTP 200", '→ HTTP 200"'),
-        (200, "HTTP 200, unrecognised status 'green'", "→ HTTP 200 · unrecognised status 'green'"),
-        (503, "HTTP 503 (expected 200)", "→ HTTP 503 · (expected 200)"),
-        (200, "status DOWN", "→ HTTP 200 · status DOWN"),
-    ],
-)
-def test_status_of_one_service_says_the_http_status_once(status: int, reason: str, shown: str) -> None:
-    """/status gateway showed "HTTP 200 · HTTP 200"."""
-    import json
-    from datetime import UTC, datetime, timedelta
-
-    from bot.health.checker import HealthResult
-    from bot.health.classify import HealthState
-    from bot.ops.status import StatusReport
-    from bot.slack.adapters.ops import status_blocks
-
-    result = HealthResult(
-        "gateway", HealthState.HEALTHY, "https://gw/health", http_status=status, latency=timedelta(0), reason=reason
-    )
-    report = StatusReport([result], HealthState.HEALTHY, datetime.now(UTC), timedelta(0), service="gateway")
-    rendered = json.dumps(status_blocks(report), ensure_ascii=False)
-    assert shown in rendered and rendered.count(f"HTTP {status}") == 1

@@ -1,4 +1,5 @@
-"""Escalation through the real app and the fake Slack: pages, the DM button, /incident oncall, restarts."""
+"""Escalation through the real app and the fake Slack: pages by DM and in the channel, levels, severity,
+failed DMs, user groups, reminders, /incident oncall, restarts and health."""
 
 from __future__ import annotations
 
@@ -6,101 +7,27 @@ import asyncio
 import os
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
-from pathlib import Path
-from typing import Any
 
 import pytest
 
 from bot.clock import FakeClock, SystemClock
-from bot.escalation.flows import Escalator
 from bot.escalation.oncall import on_call_at
 from bot.escalation.pages import queries
-from bot.escalation.scheduler import EscalationScheduler
 from bot.slack.adapters.escalation import PAGE_ACK
-from tests.conftest import make_settings
-from tests.escalation.conftest import T0
-from tests.fakes.slack_api import FakeSlack, Message
-from tests.harness import BotHarness, start_bot
-
-LEVELS = [
-    {"name": "On-call engineer", "after": "0m", "notify": ["oncall"]},
-    {"name": "Team lead", "after": "15m", "notify": ["U0LEAD"]},
-    {"name": "CTO", "after": "30m", "notify": ["U0CTO"]},
-]
-CONFIG: dict[str, Any] = {
-    "oncall": {
-        "timezone": "Europe/London",
-        "rotation": {"period": "weekly", "handoff": "monday 09:00", "users": ["U0ALICE", "U0BOB", "U0CAROL"]},
-    },
-    "escalation": {"levels": LEVELS, "severity": {"P3": {"levels": 1}, "P4": {"levels": 1}}},
-}
-
-Starter = Callable[..., Awaitable[BotHarness]]
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock(T0)
-
-
-@pytest.fixture
-async def start(fake_slack: FakeSlack, database_url: str, tmp_path: Path, clock: FakeClock) -> AsyncIterator[Starter]:
-    """Start an app instance (several may share the database); all are stopped at the end."""
-    running: list[tuple[BotHarness, Callable[[], Awaitable[None]]]] = []
-
-    async def starter(config: dict[str, Any] | None = None, *, clock_: Any = None) -> BotHarness:
-        settings = make_settings(fake=fake_slack, database_url=database_url, tmp_path=tmp_path, config=config or CONFIG)
-        harness, stop = await start_bot(fake=fake_slack, settings=settings, clock=clock_ or clock)
-        running.append((harness, stop))
-        return harness
-
-    starter.running = running  # type: ignore[attr-defined]
-    yield starter
-    for _, stop in reversed(running):
-        await stop()
-
-
-async def stop_instance(start: Starter, harness: BotHarness) -> None:
-    running = start.running  # type: ignore[attr-defined]
-    for entry in list(running):
-        if entry[0] is harness:
-            running.remove(entry)
-            await entry[1]()
-
-
-def scheduler(bot: BotHarness) -> EscalationScheduler:
-    found = bot.deps.scheduler
-    assert found is not None
-    return found
-
-
-def escalator(bot: BotHarness) -> Escalator:
-    found = bot.deps.escalator
-    assert found is not None
-    return found
-
-
-async def tick(bot: BotHarness, clock: FakeClock, delta: timedelta) -> None:
-    """Move time and run what the wake-up job would run."""
-    clock.advance(delta)
-    await scheduler(bot).run()
-    await bot.settle()
-
-
-def page_dms(fake: FakeSlack, user: str) -> list[Message]:
-    return [m for m in fake.dms(user) if any(b.get("type") == "actions" for b in m.blocks or [])]
-
-
-def page_lines(fake: FakeSlack, channel_id: str) -> list[str]:
-    return [m.text for m in fake.messages(channel_id) if m.text.startswith("📟")]
-
-
-def button_values(message: Message) -> list[tuple[str, str]]:
-    return [
-        (e["action_id"], e["value"]) for b in message.blocks or [] if b.get("type") == "actions" for e in b["elements"]
-    ]
+from tests.escalation.slack.conftest import (
+    CONFIG,
+    LEVELS,
+    Starter,
+    button_values,
+    escalator,
+    page_dms,
+    page_lines,
+    scheduler,
+    stop_instance,
+    tick,
+)
+from tests.fakes.slack_api import FakeSlack
 
 
 async def test_declare_pages_the_on_call_engineer_by_dm_and_in_the_channel(start: Starter, clock: FakeClock) -> None:
@@ -160,55 +87,6 @@ async def test_resolve_cancels_pending_levels_and_the_postmortem_is_chased(start
     await tick(bot, clock, timedelta(hours=23))
     chase = [m.text for m in bot.fake.messages(incident.channel_id) if "post-mortem is not finished" in m.text]
     assert len(chase) == 1 and "<@U0BOB>" in chase[0]
-
-
-async def test_the_dm_button_acknowledges_and_stop_on_ack_cancels_the_rest(start: Starter, clock: FakeClock) -> None:
-    bot = await start({**CONFIG, "escalation": {"levels": LEVELS, "stop_on": "ack"}})
-    await bot.declare("P1 Checkout is down")
-    oncall = on_call_at(bot.deps.settings.config.oncall, clock.now())
-    assert oncall is not None
-    (dm,) = page_dms(bot.fake, oncall)
-    ((action_id, value),) = button_values(dm)
-    clock.advance(timedelta(minutes=4))
-    await bot.click(action_id, value, user=oncall, channel=dm.channel, message_ts=dm.ts)
-
-    incident = await bot.incident(1)
-    assert incident.acknowledged_by == oncall and incident.acknowledged_at == T0 + timedelta(minutes=4)
-    assert dm.edited and "Acknowledged by" in str(dm.blocks) and button_values(dm) == []
-    rows = await escalator(bot).pages(1)
-    assert rows[0].acknowledged_by == oncall
-    assert [r.cancel_reason for r in rows[1:]] == [f"acknowledged by <@{oncall}>"] * 2
-    await tick(bot, clock, timedelta(hours=1))
-    assert page_dms(bot.fake, "U0LEAD") == []
-    kinds = [(e.kind, e.data.get("action")) for e in await bot.timeline(1) if e.kind in ("ack", "page")]
-    assert kinds == [("page", "sent"), ("ack", None), ("page", "cancelled")]
-
-
-async def test_slash_ack_with_stop_on_resolve_records_the_ack_and_escalation_continues(
-    start: Starter, clock: FakeClock
-) -> None:
-    bot = await start()
-    await bot.declare("P1 Checkout is down")
-    incident = await bot.incident(1)
-    clock.advance(timedelta(minutes=2))
-    await bot.command("ack", user="U0CAROL", channel=incident.channel_id or "")
-    await tick(bot, clock, timedelta(minutes=13))
-    assert len(page_dms(bot.fake, "U0LEAD")) == 1
-    rows = await escalator(bot).pages(1)
-    assert rows[0].acknowledged_by == "U0CAROL" and rows[1].acknowledged_at is None
-
-
-async def test_a_second_press_after_someone_else_acknowledged(start: Starter, clock: FakeClock) -> None:
-    bot = await start(
-        {**CONFIG, "escalation": {"levels": [{"name": "All", "after": "0m", "notify": ["U0LEAD", "U0CTO"]}]}}
-    )
-    await bot.declare("P1 Checkout is down")
-    (lead_dm,) = page_dms(bot.fake, "U0LEAD")
-    (cto_dm,) = page_dms(bot.fake, "U0CTO")
-    await bot.click(*button_values(lead_dm)[0], user="U0LEAD", channel=lead_dm.channel, message_ts=lead_dm.ts)
-    await bot.click(*button_values(cto_dm)[0], user="U0CTO", channel=cto_dm.channel, message_ts=cto_dm.ts)
-    assert "acknowledged already by <@U0LEAD>" in str(cto_dm.blocks)
-    assert (await bot.incident(1)).acknowledged_by == "U0LEAD"
 
 
 async def test_raising_severity_pages_the_levels_it_now_needs(start: Starter, clock: FakeClock) -> None:
@@ -356,25 +234,6 @@ async def test_two_app_instances_on_one_postgresql_send_each_page_once(start: St
             assert [r.attempts for r in rows] == [1, 1, 1]
 
 
-async def test_the_dm_button_after_resolve_says_so_and_changes_nothing(start: Starter, clock: FakeClock) -> None:
-    bot = await start()
-    await bot.declare("P1 Checkout is down")
-    incident = await bot.incident(1)
-    oncall = on_call_at(bot.deps.settings.config.oncall, clock.now())
-    assert oncall is not None
-    (dm,) = page_dms(bot.fake, oncall)
-    await bot.command("resolve fixed", channel=incident.channel_id or "")
-    await bot.click(*button_values(dm)[0], user=oncall, channel=dm.channel, message_ts=dm.ts)
-    assert "resolved already" in str(dm.blocks) and button_values(dm) == []
-    assert (await bot.incident(1)).acknowledged_at is None
-
-
-async def test_a_damaged_button_value_gets_a_clear_answer(start: Starter) -> None:
-    bot = await start()
-    await bot.click(PAGE_ACK, "nonsense", user="U0BOB", channel=None)
-    assert "old or damaged page" in bot.last_reply()
-
-
 async def test_health_warns_when_pages_are_stuck(start: Starter, clock: FakeClock) -> None:
     bot = await start()
     await bot.declare("P1 Checkout is down")
@@ -444,44 +303,6 @@ async def test_a_persons_dm_channel_is_opened_once_and_reopened_when_slack_lost_
     assert len(bot.fake.calls_to("conversations.open")) == 2
     [page] = await escalator(bot).pages(3)
     assert page.sent_to == ["U0LEAD"] and page.attempts == 1
-
-
-async def test_an_ack_for_someone_elses_page_is_recorded_as_for_them(start: Starter, clock: FakeClock) -> None:
-    bot = await start()
-    await bot.declare("P1 Checkout is down", user="U0LEAD")
-    oncall = on_call_at(bot.deps.settings.config.oncall, clock.now())
-    assert oncall is not None
-    (dm,) = page_dms(bot.fake, oncall)
-    action, value = button_values(dm)[0]
-    other = next(u for u in ("U0ALICE", "U0BOB", "U0CAROL") if u != oncall)
-    await bot.click(action, value, user=other, channel=None)
-    incident = await bot.incident(1)
-    assert incident.acknowledged_by == other
-    (ack,) = [e for e in await bot.timeline(1) if e.kind == "ack"]
-    assert (ack.actor, ack.text, ack.data["for"]) == (other, f"acknowledged by {other} for {oncall}", [oncall])
-    await bot.command("timeline", channel=incident.channel_id or "")
-    assert f"*ack* <@{other}> for <@{oncall}>" in bot.last_reply()
-
-
-async def test_a_page_button_naming_another_incident_is_refused_and_audited(start: Starter, clock: FakeClock) -> None:
-    bot = await start()
-    await bot.declare("P1 Checkout is down", user="U0LEAD")
-    await bot.declare("P1 Search is down", user="U0LEAD")
-    oncall = on_call_at(bot.deps.settings.config.oncall, clock.now())
-    assert oncall is not None
-    first_dm = page_dms(bot.fake, oncall)[0]
-    action, value = button_values(first_dm)[0]
-    page = value.split(":")[1]
-    await bot.click(action, f"2:{page}", user=oncall, channel=None)  # INC-1's page, relabelled INC-2
-    assert "There is no incident INC-2 that you can see" in bot.last_reply()
-    assert (await bot.incident(2)).acknowledged_at is None and (await bot.incident(1)).acknowledged_at is None
-    async with bot.deps.db.session() as session:
-        from sqlmodel import select
-
-        from bot.ops.models import AuditLog
-
-        rows = list((await session.exec(select(AuditLog))).all())
-    assert [(r.actor, r.action, r.outcome, r.incident_id) for r in rows] == [(oncall, "click:page ack", "refused", 1)]
 
 
 async def test_a_private_incidents_page_names_no_title_outside_its_channel(start: Starter, clock: FakeClock) -> None:

@@ -1,0 +1,100 @@
+"""files.getUploadURLExternal, the upload URL, files.completeUploadExternal and files.info."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from tests.fakes.slack_api.args import id_list
+from tests.fakes.slack_api.base import SlackBase
+from tests.fakes.slack_api.state import Channel, FakeFile, Message, SlackError
+
+
+class Files(SlackBase):
+    """The external upload flow: a ticket, the bytes at the upload URL, then completion shares it."""
+
+    def _files_get_upload_url(self, args: dict[str, Any]) -> dict[str, Any]:
+        length = args["length"]
+        if not isinstance(length, int) or length < 0:
+            raise SlackError("invalid_arguments", "[ERROR] length must be a non-negative integer")
+        file = FakeFile(id=self._new_id("F"), filename=str(args["filename"]), title="", length=length)
+        self.files[file.id] = file
+        upload_url = f"{self.url.removesuffix('/api/')}/upload/v1/{file.id}"
+        return {"upload_url": upload_url, "file_id": file.id}
+
+    def _files_complete_upload(self, args: dict[str, Any]) -> dict[str, Any]:
+        items = args["files"]
+        if not isinstance(items, list) or not all(isinstance(i, dict) and i.get("id") for i in items):
+            raise SlackError("invalid_arguments", "[ERROR] files must be an array of {id, title}")
+        channels = self._share_targets(args)
+        tickets = [(self._uploaded_file(item), item) for item in items]
+        for file, item in tickets:
+            file.title = str(item.get("title") or file.filename)
+            file.completed = True
+            file.channel_id = channels[0].id if channels else None
+            file.channels = [c.id for c in channels]
+        text = str(args.get("initial_comment") or "")
+        for channel in channels:
+            channel.messages.append(
+                Message(
+                    ts=self._next_ts(),
+                    channel=channel.id,
+                    user=self.bot_user_id,
+                    text=text,
+                    thread_ts=args.get("thread_ts") or None,
+                    files=[f.id for f, _ in tickets],
+                )
+            )
+        return {"files": [{"id": f.id, "title": f.title} for f, _ in tickets]}
+
+    def _share_targets(self, args: dict[str, Any]) -> list[Channel]:
+        targets = id_list(args.get("channels"))
+        if args.get("channel_id"):
+            targets.insert(0, str(args["channel_id"]))
+        channels = []
+        for ref in targets:
+            channel = self._channel(ref)
+            self._member(channel)  # Slack: sharing files needs membership, even in public channels
+            channels.append(channel)
+        return channels
+
+    def _uploaded_file(self, item: dict[str, Any]) -> FakeFile:
+        """The open ticket for ``item``, refused unless exactly the declared bytes were uploaded."""
+        file = self.files.get(str(item["id"]))
+        if file is None or file.completed:
+            raise SlackError("file_not_found", f"[ERROR] no open upload ticket for {item['id']}")
+        if file.content is None:
+            raise SlackError("file_not_found", f"[ERROR] no bytes were uploaded for {file.id}")
+        if len(file.content) != file.length:
+            raise SlackError(
+                "file_update_failed",
+                f"[ERROR] {file.id}: uploaded {len(file.content)} bytes, declared length {file.length}",
+            )
+        return file
+
+    def _files_info(self, args: dict[str, Any]) -> dict[str, Any]:
+        file = self.files.get(str(args["file"]))
+        if file is None or not file.completed:
+            raise SlackError("file_not_found")
+        return {
+            "file": file.to_api(self.bot_user_id),
+            "comments": [],
+            "response_metadata": {"next_cursor": ""},
+        }
+
+    async def _handle_upload(self, request: web.Request) -> web.Response:
+        """The upload URL: raw bytes (what slack_sdk sends) or multipart with a ``file``/``filename`` part."""
+        file = self.files.get(request.match_info["file_id"])
+        if file is None or file.completed:
+            return web.Response(status=404, text="file_not_found", content_type="text/plain")
+        if request.content_type.startswith("multipart/"):
+            form = await request.post()
+            part = form.get("file") or form.get("filename")
+            if part is None:
+                return web.Response(status=400, text="missing file part", content_type="text/plain")
+            data = part.file.read() if hasattr(part, "file") else str(part).encode()
+        else:
+            data = await request.read()
+        file.content = bytes(data)
+        return web.Response(text=f"OK - {len(data)}", content_type="text/plain")

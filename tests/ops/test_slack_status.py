@@ -1,0 +1,78 @@
+"""/status through the real app: signed requests, the fake Slack, many health endpoints (one hanging, one
+failing)."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tests.ops.conftest import HEALTH_TIMEOUT, Stack, incident_channel
+
+
+async def test_status_of_many_endpoints_with_one_hanging_and_one_failing(stack: Stack) -> None:
+    started = time.perf_counter()
+    response = await stack.bot.command("", command="/status", user="U0CAROL")
+    took = time.perf_counter() - started
+
+    assert response.status_code == 200
+    assert took < 2 * HEALTH_TIMEOUT + 1.0, f"/status took {took:.2f}s"
+    reply = stack.last_response()
+    assert reply.get("response_type") in (None, "ephemeral")
+    text = stack.bot.last_reply()
+    assert "18 healthy · 1 failing · 1 unreachable" in text
+    lines = [line for line in text.splitlines()[2:] if line.startswith(("🟢 *", "🔴 *", "⚫ *"))]
+    assert lines[0].startswith("⚫ *search* unreachable") and f"no answer within {HEALTH_TIMEOUT:g} s" in lines[0]
+    assert lines[1].startswith("🔴 *billing* failing") and "failing: postgres (too many clients)" in lines[1]
+    assert len(lines) == 20
+
+
+async def test_status_in_an_incident_channel_is_posted_and_on_the_timeline(stack: Stack) -> None:
+    channel = await incident_channel(stack)
+    await stack.bot.command("", command="/status", user="U0BOB", channel=channel)
+
+    assert stack.last_response()["response_type"] == "in_channel"
+    events = [e for e in await stack.bot.timeline(1) if e.kind == "health"]
+    assert len(events) == 1 and events[0].actor == "U0BOB"
+    assert "1 failing (billing: postgres)" in events[0].text
+
+
+async def test_status_of_one_service_shows_dependencies_and_deployments(stack: Stack) -> None:
+    await stack.bot.command("billing", command="/status")
+    text = stack.bot.last_reply()
+
+    assert "🔴 postgres failing · too many clients" in text
+    assert "*Recent deployments on deploy webhook*" in text
+    assert text.count("`hook-") == 3 and "· *live*" in text
+
+
+async def test_status_of_an_unknown_service_suggests_one(stack: Stack) -> None:
+    await stack.bot.command("gatewy", command="/status")
+    assert "did you mean gateway" in stack.bot.last_reply()
+
+
+@pytest.mark.parametrize(
+    ("status", "reason", "shown"),
+    [
+        (200, "HTTP 200", '→ HTTP 200"'),
+        (200, "HTTP 200, unrecognised status 'green'", "→ HTTP 200 · unrecognised status 'green'"),
+        (503, "HTTP 503 (expected 200)", "→ HTTP 503 · (expected 200)"),
+        (200, "status DOWN", "→ HTTP 200 · status DOWN"),
+    ],
+)
+def test_status_of_one_service_says_the_http_status_once(status: int, reason: str, shown: str) -> None:
+    """/status gateway showed "HTTP 200 · HTTP 200"."""
+    import json
+    from datetime import UTC, datetime, timedelta
+
+    from bot.health.checker import HealthResult
+    from bot.health.classify import HealthState
+    from bot.ops.status import StatusReport
+    from bot.slack.adapters.ops import status_blocks
+
+    result = HealthResult(
+        "gateway", HealthState.HEALTHY, "https://gw/health", http_status=status, latency=timedelta(0), reason=reason
+    )
+    report = StatusReport([result], HealthState.HEALTHY, datetime.now(UTC), timedelta(0), service="gateway")
+    rendered = json.dumps(status_blocks(report), ensure_ascii=False)
+    assert shown in rendered and rendered.count(f"HTTP {status}") == 1

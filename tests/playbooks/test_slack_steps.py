@@ -1,0 +1,168 @@
+"""Playbooks through the real app and the fake Slack: declare, pick, switch, and stepping through with
+done and skip (races and restricted playbooks included)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from bot.slack.adapters.playbooks import PlaybookActionId
+from tests.harness import BotHarness
+from tests.playbooks.conftest import (
+    buttons,
+    click,
+    current_states,
+    progress_message,
+    step_events,
+    text_of,
+)
+
+# --- starting ------------------------------------------------------------------------------------
+
+
+async def test_declare_starts_the_matching_playbook(bot: BotHarness) -> None:
+    incident = await bot.declare("P1 service:gateway Gateway down, 502 everywhere")
+    incident = await bot.incident(incident.id or 0)
+    assert incident.playbook_id == "service-down"
+    message = progress_message(bot, incident)
+    text = text_of(message)
+    assert "Playbook: Service down" in text
+    assert "👉 1. Check the health endpoints" in text and "⬜ 2. Look at what changed" in text
+    assert "curl -sS -o /dev/null" in text and "/gateway/health" in text  # the catalog's URL filled in
+    assert set(buttons(message)) == {PlaybookActionId.DONE, PlaybookActionId.SKIP, PlaybookActionId.RUN}
+    assert buttons(message)[PlaybookActionId.RUN]["text"]["text"] == "Check health"
+    [event] = [e for e in await bot.timeline(1) if e.kind == "playbook"]
+    assert event.actor == "U0ALICE"
+    assert event.text == "Started playbook Service down (keywords 'down', '502')"
+
+
+async def test_playbook_on_declare_wins_over_the_match(bot: BotHarness) -> None:
+    await bot.declare("P2 playbook:database Checkout slow, p95 at 4s")
+    incident = await bot.incident(1)
+    assert incident.playbook_id == "database"
+    assert "Playbook: Database issues" in text_of(progress_message(bot, incident))
+    [event] = [e for e in await bot.timeline(1) if e.kind == "playbook"]
+    assert event.data["reason"] == "playbook:database chosen when declaring"
+
+
+async def test_no_match_offers_a_picker_that_becomes_the_progress_message(bot: BotHarness) -> None:
+    await bot.declare("P3 Weird numbers on the dashboard")
+    incident = await bot.incident(1)
+    assert incident.channel_id
+    [picker] = [m for m in bot.fake.messages(incident.channel_id) if "Which playbook" in m.text]
+    choices = buttons(picker)
+    assert set(choices) == {
+        f"{PlaybookActionId.PICK_PREFIX}{p}" for p in ("database", "high-latency", "security-breach", "service-down")
+    }
+    before = len(bot.fake.messages(incident.channel_id))
+    await bot.click(
+        f"{PlaybookActionId.PICK_PREFIX}high-latency",
+        choices[f"{PlaybookActionId.PICK_PREFIX}high-latency"]["value"],
+        user="U0BOB",
+        channel=incident.channel_id,
+        message_ts=picker.ts,
+    )
+    message = progress_message(bot, incident)
+    assert message.ts == picker.ts and message.edited  # the picker was replaced in place
+    assert len(bot.fake.messages(incident.channel_id)) == before
+    assert "Playbook: High latency" in text_of(message)
+    assert (await bot.incident(1)).playbook_id == "high-latency"
+    [event] = [e for e in await bot.timeline(1) if e.kind == "playbook"]
+    assert event.actor == "U0BOB" and "picked by U0BOB" in event.text
+
+
+async def test_playbook_command_switches_and_keeps_one_message(bot: BotHarness) -> None:
+    await bot.declare("P1 service:gateway Gateway down")
+    incident = await bot.incident(1)
+    first = progress_message(bot, incident)
+    await bot.command("playbook database", user="U0BOB", channel=incident.channel_id or "")
+    assert "now follows the Database issues playbook (was `service-down`)" in bot.last_reply()
+    message = progress_message(bot, incident)
+    assert message.ts == first.ts and "Playbook: Database issues" in text_of(message)
+    kinds = [(e.kind, e.data.get("status")) for e in await bot.timeline(1) if e.kind == "playbook"]
+    assert kinds == [("playbook", "started"), ("playbook", "switched"), ("playbook", "started")]
+    # Asking for the running one again changes nothing.
+    await bot.command("playbook database", channel=incident.channel_id or "")
+    assert "already running" in bot.last_reply()
+    # Unknown id: the grammar names the closest one.
+    await bot.command("playbook databse", channel=incident.channel_id or "")
+    assert "Did you mean: `/incident playbook database`" in bot.last_reply()
+
+
+# --- stepping through ----------------------------------------------------------------------------
+
+
+async def test_step_through_with_done_and_skip(bot: BotHarness) -> None:
+    await bot.declare("P1 service:gateway Gateway down")
+    incident = await bot.incident(1)
+    assert incident.channel_id
+    posted = len(bot.fake.calls_to("chat.postMessage"))
+    ts = progress_message(bot, incident).ts
+
+    await click(bot, incident, PlaybookActionId.DONE, user="U0BOB")
+    await click(bot, incident, PlaybookActionId.SKIP, user="U0CAROL")
+
+    message = progress_message(bot, incident)
+    assert message.ts == ts and message.edited
+    assert len(bot.fake.calls_to("chat.postMessage")) == posted  # updated in place, never re-posted
+    text = text_of(message)
+    assert "✅ 1. Check the health endpoints — <@U0BOB>" in text
+    assert "⏭ 2. Look at what changed — skipped by <@U0CAROL>" in text
+    assert "👉 3. Read the logs" in text and "*Next: 3. Read the logs*" in text
+    assert buttons(message)[PlaybookActionId.DONE]["value"].endswith(":logs")
+    assert PlaybookActionId.RUN not in buttons(message)  # reading logs has no action
+    events = await step_events(bot, 1)
+    assert [(e.actor, e.data["status"], e.data["step_id"]) for e in events] == [
+        ("U0BOB", "done", "check-health"),
+        ("U0CAROL", "skipped", "recent-deploys"),
+    ]
+
+
+async def test_finishing_every_required_step(bot: BotHarness) -> None:
+    await bot.declare("P1 service:gateway Gateway down")
+    incident = await bot.incident(1)
+    for _ in range(3):
+        await click(bot, incident, PlaybookActionId.DONE, user="U0BOB")
+    # Restart and rollback are optional: skip them, verify is required.
+    await click(bot, incident, PlaybookActionId.SKIP, user="U0BOB")
+    await click(bot, incident, PlaybookActionId.SKIP, user="U0BOB")
+    await click(bot, incident, PlaybookActionId.DONE, user="U0BOB")
+    message = progress_message(bot, incident)
+    assert "All required steps are finished" in text_of(message)
+    assert not buttons(message)
+    finished = [e for e in await bot.timeline(1) if e.kind == "playbook" and e.data.get("status") == "completed"]
+    assert len(finished) == 1 and finished[0].text == "Finished playbook Service down: 4 done, 2 skipped"
+
+
+async def test_two_people_clicking_done_at_once_is_recorded_once(bot: BotHarness) -> None:
+    await bot.declare("P1 service:gateway Gateway down")
+    incident = await bot.incident(1)
+    await asyncio.gather(
+        click(bot, incident, PlaybookActionId.DONE, user="U0BOB", settle=False),
+        click(bot, incident, PlaybookActionId.DONE, user="U0CAROL", settle=False),
+    )
+    await bot.settle()
+    events = await step_events(bot, 1)
+    assert len(events) == 1
+    winner = events[0].actor
+    loser = "U0CAROL" if winner == "U0BOB" else "U0BOB"
+    assert (await current_states(bot, 1))["check-health"].by == winner
+    told = [r for r in bot.replies() if "already done" in r]
+    assert told == [f"Step *Check the health endpoints* was already done by <@{winner}>."]
+    assert loser not in text_of(progress_message(bot, incident))
+
+
+async def test_restricted_playbook_only_the_lead_can_work_it(bot: BotHarness) -> None:
+    await bot.declare("P1 Leaked credentials in a public repo")
+    incident = await bot.incident(1)
+    assert incident.playbook_id == "security-breach"
+    assert bot.fake.channels[incident.channel_id or ""].is_private  # the playbook asked for a private channel
+    assert "🔒 Incident lead only" in text_of(progress_message(bot, incident))
+    await click(bot, incident, PlaybookActionId.DONE, user="U0BOB")  # not in the private channel: sees nothing
+    assert "not one you can see" in bot.last_reply()
+    bot.fake.channels[incident.channel_id or ""].members.add("U0BOB")
+    bot.deps.incident_access.forget(channel_id=incident.channel_id or "")
+    await click(bot, incident, PlaybookActionId.DONE, user="U0BOB")  # a member, but not the commander
+    assert "Only the incident's commander can work the Security breach playbook (now: <@U0ALICE>)" in bot.last_reply()
+    assert await step_events(bot, 1) == []
+    await click(bot, incident, PlaybookActionId.DONE, user="U0ALICE")  # the declarer is the commander
+    assert [e.actor for e in await step_events(bot, 1)] == ["U0ALICE"]
