@@ -44,7 +44,6 @@ if TYPE_CHECKING:
     from bot.playbooks.ports import PlaybookChat
     from bot.playbooks.registry import PlaybookRegistry
     from bot.postmortem.ports import PostmortemChat
-    from bot.slack.listeners.common import SubcommandHandler
     from bot.statuspage.runtime import StatusPage
 
 # An extra route of the bot's HTTP server: (method, path, aiohttp handler).
@@ -101,8 +100,6 @@ class Deps:
     # --- what the server and the listeners collect from the domains -------------------------------
     http_routes: list[HttpRoute] = field(default_factory=list)
     health_probes: dict[str, HealthProbe] = field(default_factory=dict)
-    # `/incident <name>` handlers other surfaces plug in (on-call, post-mortem, stats, playbooks, publish).
-    incident_subcommands: dict[str, SubcommandHandler] = field(default_factory=dict)
 
     # --- per-process state of the flows ----------------------------------------------------------
     # Setup leases this process took and did not release (a crash mid-setup): reclaimed by a retry.

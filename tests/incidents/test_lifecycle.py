@@ -6,7 +6,9 @@ from typing import Any
 
 import pytest
 
+from bot.incidents import grammar
 from bot.incidents.models import Status
+from bot.slack.listeners.commands.incident import HANDLERS
 from tests.harness import BotHarness
 
 
@@ -96,12 +98,15 @@ async def test_list_timeline_help(bot: BotHarness) -> None:
     assert "/incident declare" in bot.last_reply()
 
 
-async def test_subcommands_of_unconfigured_domains_answer_not_configured(bot: BotHarness) -> None:
-    # Subcommands owned by other domains answer "not configured" until a domain registers them.
-    bot.deps.incident_subcommands.pop("stats", None)
-    response = await bot.command("stats")
+def test_every_subcommand_the_grammar_parses_has_a_handler() -> None:
+    assert set(grammar.USAGE) == set(HANDLERS)
+
+
+async def test_a_domain_switched_off_answers_its_subcommand_itself(bot: BotHarness) -> None:
+    bot.deps.escalator = None
+    response = await bot.command("oncall")
     assert response.status_code == 200
-    assert bot.last_reply() == "Incident statistics is not configured on this bot yet."
+    assert bot.last_reply() == "Escalation is not set up on this bot: nobody is on call here."
 
 
 @pytest.mark.parametrize(

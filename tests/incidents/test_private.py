@@ -18,8 +18,8 @@ from bot.alerts.models import AlertGroup  # noqa: F401  (the alerts tables exist
 from bot.config import Severity
 from bot.incidents.models import Incident, Status
 from bot.ops.models import AuditLog
+from bot.slack.adapters.alerts import AlertActionId
 from bot.slack.blocks import ActionId, CallbackId
-from bot.slack.listeners.actions.alerts import AlertActionId
 from tests.harness import BotHarness
 
 TITLE = "Leaked credentials"

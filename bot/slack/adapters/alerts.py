@@ -12,12 +12,18 @@ from bot.alerts.ports import AlertLine, AlertView
 from bot.incidents.models import Incident
 from bot.slack import blocks
 from bot.slack.api import call, data
-from bot.slack.listeners.actions.alerts import AlertActionId
 from bot.slack.text import chunks, clip, escape
 
 Block = dict[str, Any]
 MAX_LINES = 10  # alerts listed in one message; the rest are counted
 MAX_LABELS = 12
+
+
+class AlertActionId:
+    """The alert message's buttons; `listeners/actions/alerts.py` answers them."""
+
+    DECLARE = "alert_declare"  # value: alert group id; opens the prefilled declare form
+    RESOLVE = "alert_resolve_incident"  # value: incident number
 
 
 def _link(url: str | None, text: str) -> str:

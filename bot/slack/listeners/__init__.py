@@ -14,10 +14,7 @@ from bot.slack.listeners.actions import ops as ops_actions
 from bot.slack.listeners.actions import playbooks as playbook_actions
 from bot.slack.listeners.actions import statuspage as statuspage_actions
 from bot.slack.listeners.commands import incident as incident_command
-from bot.slack.listeners.commands import oncall as oncall_command
 from bot.slack.listeners.commands import ops as ops_command
-from bot.slack.listeners.commands import postmortem as postmortem_command
-from bot.slack.listeners.commands import statuspage as statuspage_command
 from bot.slack.listeners.events import timeline as timeline_events
 from bot.slack.listeners.views import incident as incident_views
 from bot.slack.listeners.views import statuspage as statuspage_views
@@ -33,13 +30,10 @@ MODULES = [
     incident_views,
     timeline_events,
     playbook_actions,
-    postmortem_command,
     escalation_actions,
-    oncall_command,
     ops_command,
     ops_actions,
     followup_actions,
-    statuspage_command,
     statuspage_actions,
     statuspage_views,
 ]

@@ -100,7 +100,7 @@ async def guarded(respond: AsyncRespond, work: Callable[[], Awaitable[Any]]) -> 
 
 @dataclass
 class CommandContext:
-    """Handed to /incident subcommand handlers, including the ones other domains register."""
+    """Handed to every /incident subcommand handler (`commands/incident.py` HANDLERS)."""
 
     deps: Deps
     command: grammar.Command
@@ -124,12 +124,3 @@ class CommandContext:
 
 
 SubcommandHandler = Callable[[CommandContext], Awaitable[None]]
-
-
-def register_subcommand(deps: Deps, name: str, handler: SubcommandHandler) -> None:
-    """Other domains (on-call, post-mortem, stats, playbooks) plug their /incident subcommand in here."""
-    deps.incident_subcommands[name] = handler
-
-
-def subcommand(deps: Deps, name: str) -> SubcommandHandler | None:
-    return deps.incident_subcommands.get(name)

@@ -18,6 +18,7 @@ from bot.exceptions import NotFound, UsageError
 from bot.incidents import access
 from bot.incidents.grammar import MAX_TITLE
 from bot.slack import blocks
+from bot.slack.adapters.alerts import AlertActionId
 from bot.slack.api import call
 from bot.slack.listeners.actions.incident import clicked_incident
 from bot.slack.listeners.common import form_playbooks, guarded
@@ -25,11 +26,6 @@ from bot.slack.listeners.views.incident import ack_declare_form, after_submit
 from bot.slack.text import clip
 
 log = logging.getLogger(__name__)
-
-
-class AlertActionId:
-    DECLARE = "alert_declare"  # value: alert group id; opens the prefilled declare form
-    RESOLVE = "alert_resolve_incident"  # value: incident number
 
 
 class AlertCallbackId:

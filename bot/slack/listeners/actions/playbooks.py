@@ -12,7 +12,6 @@ from slack_bolt.context.respond.async_respond import AsyncRespond
 
 from bot.deps import Deps
 from bot.exceptions import BotError, UsageError
-from bot.incidents import grammar
 from bot.ops.confirmations import prepare as prepare_ops
 from bot.ops.models import Action as OpsAction
 from bot.playbooks import flows
@@ -20,7 +19,7 @@ from bot.playbooks.models import StepStatus
 from bot.slack.adapters import ops as render
 from bot.slack.adapters.playbooks import PlaybookActionId, parse_step_value
 from bot.slack.listeners.actions.incident import clicked_incident
-from bot.slack.listeners.common import CommandContext, guarded, register_subcommand
+from bot.slack.listeners.common import guarded
 from bot.slack.text import escape, user
 
 Click = Callable[[dict[str, Any], AsyncRespond], Awaitable[None]]
@@ -51,29 +50,6 @@ def _message(body: dict[str, Any]) -> tuple[str, str] | None:
 
 async def _ephemeral(respond: AsyncRespond, text: str) -> None:
     await respond(text=text, response_type="ephemeral", replace_original=False)
-
-
-async def _playbook_command(ctx: CommandContext) -> None:
-    cmd = ctx.command
-    assert isinstance(cmd, grammar.PlaybookCmd)
-    incident = await ctx.incident()
-    assert incident.id is not None
-    started = await flows.start_playbook(
-        ctx.deps,
-        incident_id=incident.id,
-        playbook_id=cmd.playbook,
-        actor=ctx.user_id,
-        reason="asked for with /incident playbook",
-    )
-    title = escape(started.progress.title)
-    where = f"<#{incident.channel_id}>" if incident.channel_id else "the incident channel"
-    if started.already_running:
-        text = f"📋 The {title} playbook is already running for {incident.ref}; its checklist is in {where}."
-    elif started.switched_from:
-        text = f"📋 {incident.ref} now follows the {title} playbook (was `{started.switched_from}`): see {where}."
-    else:
-        text = f"📋 {incident.ref} now follows the {title} playbook: see {where}."
-    await ctx.ephemeral(text)
 
 
 async def _show_offer(
@@ -172,7 +148,6 @@ def _on_click(app: AsyncApp, action_id: str | re.Pattern[str], click: Click) -> 
 
 
 def register(app: AsyncApp, deps: Deps) -> None:
-    register_subcommand(deps, "playbook", _playbook_command)
     _on_click(app, PlaybookActionId.DONE, functools.partial(_change_step, deps, StepStatus.DONE))
     _on_click(app, PlaybookActionId.SKIP, functools.partial(_change_step, deps, StepStatus.SKIPPED))
     _on_click(app, PlaybookActionId.RUN, functools.partial(_run, deps))

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from slack_bolt.async_app import AsyncApp
-
-from bot.deps import Deps
 from bot.escalation import policy
 from bot.escalation.flows import Escalator
 from bot.slack import blocks
 from bot.slack.adapters.escalation import mention
-from bot.slack.listeners.common import CommandContext, register_subcommand
+from bot.slack.listeners.common import CommandContext
 from bot.slack.text import escape
 
 
@@ -41,12 +38,9 @@ def on_call_blocks(escalator: Escalator) -> tuple[str, list[blocks.Block]]:
     return "On call now: " + "; ".join(text_lines), out
 
 
-def register(app: AsyncApp, deps: Deps) -> None:
-    async def oncall(ctx: CommandContext) -> None:
-        if ctx.deps.escalator is None:
-            await ctx.ephemeral("Escalation is not set up on this bot: nobody is on call here.")
-            return
-        text, out = on_call_blocks(ctx.deps.escalator)
-        await ctx.ephemeral(text, out)
-
-    register_subcommand(deps, "oncall", oncall)
+async def oncall(ctx: CommandContext) -> None:
+    if ctx.deps.escalator is None:
+        await ctx.ephemeral("Escalation is not set up on this bot: nobody is on call here.")
+        return
+    text, out = on_call_blocks(ctx.deps.escalator)
+    await ctx.ephemeral(text, out)

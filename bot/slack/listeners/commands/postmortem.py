@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-from slack_bolt.async_app import AsyncApp
-
-from bot.deps import Deps
 from bot.followups import flows as followups
 from bot.incidents import grammar
 from bot.postmortem import flows
 from bot.slack.adapters.postmortem import stats_message
-from bot.slack.listeners.common import CommandContext, register_subcommand
+from bot.slack.listeners.common import CommandContext
 from bot.slack.text import clip, escape
 
 
-async def _postmortem(ctx: CommandContext) -> None:
+async def postmortem(ctx: CommandContext) -> None:
     incident = await ctx.incident()
     assert incident.id is not None
     if isinstance(ctx.command, grammar.PostmortemCmd) and ctx.command.done:
@@ -46,13 +43,8 @@ def filed_text(filed: followups.Filed) -> str:
     return "\n".join(lines)
 
 
-async def _stats(ctx: CommandContext) -> None:
+async def stats(ctx: CommandContext) -> None:
     assert isinstance(ctx.command, grammar.Stats)
     result = await flows.stats(ctx.deps, days=ctx.command.days)
     text, blocks = stats_message(result)
     await ctx.ephemeral(text, blocks)
-
-
-def register(app: AsyncApp, deps: Deps) -> None:
-    register_subcommand(deps, "postmortem", _postmortem)
-    register_subcommand(deps, "stats", _stats)

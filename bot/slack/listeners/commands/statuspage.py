@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-from slack_bolt.async_app import AsyncApp
-
-from bot.deps import Deps
 from bot.incidents import grammar
-from bot.slack.listeners.common import CommandContext, register_subcommand
+from bot.slack.listeners.common import CommandContext
 from bot.slack.text import escape
 from bot.statuspage import flows
 from bot.statuspage.models import Impact
@@ -23,7 +20,7 @@ def published_reply(published: flows.Published) -> str:
     return text
 
 
-async def _publish(ctx: CommandContext) -> None:
+async def publish(ctx: CommandContext) -> None:
     cmd = ctx.command
     assert isinstance(cmd, grammar.Publish)
     incident = await ctx.incident()
@@ -35,7 +32,3 @@ async def _publish(ctx: CommandContext) -> None:
         impact=Impact(cmd.impact) if cmd.impact else None,
     )
     await ctx.ephemeral(published_reply(published))
-
-
-def register(app: AsyncApp, deps: Deps) -> None:
-    register_subcommand(deps, "publish", _publish)
