@@ -1,10 +1,10 @@
-"""`respond(...)` through the bot's one HTTP client.
+"""`respond(...)` on the Slack client's kept-alive HTTP session.
 
-Bolt's `AsyncRespond` opens a new aiohttp session, so a new connection and a TLS handshake to
-hooks.slack.com, for every reply. `SharedRespond` is the same callable (Bolt's public class, its
-call signature kept) that posts the message to `response_url` with the shared `httpx.AsyncClient`
-and its kept-alive connections. On loopback without TLS (benchmarks/ack_latency.py) the CPU per
-command is the same within noise; the handshakes saved are Slack's, in production.
+Bolt's `AsyncRespond` builds a webhook client without a session, so slack_sdk opens a new aiohttp
+session, a new connection and a TLS handshake to hooks.slack.com, for every reply. `SharedRespond`
+is the same callable (Bolt's public class, its call signature kept) whose webhook client is given
+the session the Web API client keeps open (`bot.slack.app.keep_alive`): slack_sdk's documented
+`session` argument, which it then neither replaces nor closes.
 """
 
 from __future__ import annotations
@@ -12,17 +12,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import httpx
+import aiohttp
 from slack_bolt.context.respond.async_respond import AsyncRespond
 from slack_sdk.models.attachments import Attachment
 from slack_sdk.models.blocks import Block
 from slack_sdk.webhook import WebhookResponse
+from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 
 class SharedRespond(AsyncRespond):
-    def __init__(self, *, response_url: str, http: httpx.AsyncClient) -> None:
+    def __init__(self, *, response_url: str, session: aiohttp.ClientSession) -> None:
         super().__init__(response_url=response_url)
-        self.http = http
+        self.session = session
 
     async def __call__(
         self,
@@ -37,33 +38,23 @@ class SharedRespond(AsyncRespond):
         thread_ts: str | None = None,
         metadata: dict[str, Any] | None = None,
     ) -> WebhookResponse:
-        if isinstance(text, dict):
-            message = message_of(**text)
-        else:
-            message = message_of(
-                text=text,
-                blocks=blocks,
-                attachments=attachments,
-                response_type=response_type,
-                replace_original=replace_original,
-                delete_original=delete_original,
-                unfurl_links=unfurl_links,
-                unfurl_media=unfurl_media,
-                thread_ts=thread_ts,
-                metadata=metadata,
-            )
         assert self.response_url is not None
-        # Like Bolt's: an HTTP error status comes back in the response; only a failed connection raises.
-        answer = await self.http.post(self.response_url, json=message, timeout=10)
-        return WebhookResponse(
-            url=self.response_url, status_code=answer.status_code, body=answer.text, headers=dict(answer.headers)
+        message = (
+            dict(text)
+            if isinstance(text, dict)
+            else {
+                "text": text,
+                "blocks": blocks,
+                "attachments": attachments,
+                "response_type": response_type,
+                "replace_original": replace_original,
+                "delete_original": delete_original,
+                "unfurl_links": unfurl_links,
+                "unfurl_media": unfurl_media,
+                "thread_ts": thread_ts,
+                "metadata": metadata,
+            }
         )
-
-
-def message_of(**fields: Any) -> dict[str, Any]:
-    """The JSON body of a response_url message: the fields given, blocks and attachments as dicts."""
-    message = {key: value for key, value in fields.items() if value is not None}
-    for key in ("blocks", "attachments"):
-        if key in message:
-            message[key] = [item.to_dict() if isinstance(item, Block | Attachment) else item for item in message[key]]
-    return message
+        # send_dict leaves out the None fields and turns Block objects into dicts, as Bolt's respond does.
+        client = AsyncWebhookClient(url=self.response_url, session=self.session)
+        return await client.send_dict(message)

@@ -1,28 +1,42 @@
-"""Listeners' replies go to response_url through the bot's one HTTP client (`bot.slack.respond`)."""
+"""Listeners' replies go to response_url on the Slack client's kept-alive session (`bot.slack.respond`)."""
 
 from __future__ import annotations
 
-import httpx
-from slack_sdk.models.blocks import DividerBlock
+from pathlib import Path
+from types import SimpleNamespace
 
-from bot.slack.respond import message_of
-from tests.harness import BotHarness
+import aiohttp
+
+from bot.deps import Deps
+from tests.conftest import make_settings
+from tests.fakes.slack_api import FakeSlack
+from tests.harness import running_bot
 
 
-async def test_a_reply_is_posted_with_the_shared_client_not_a_session_of_its_own(bot: BotHarness) -> None:
+async def test_a_reply_goes_out_on_the_slack_clients_session_not_one_of_its_own(
+    fake_slack: FakeSlack, database_url: str, tmp_path: Path
+) -> None:
     posted: list[str] = []
 
-    async def seen(request: httpx.Request) -> None:
-        posted.append(f"{request.method} {request.url.path}")
+    async def request_start(
+        _session: aiohttp.ClientSession, _context: SimpleNamespace, params: aiohttp.TraceRequestStartParams
+    ) -> None:
+        posted.append(f"{params.method} {params.url.path}")
 
-    bot.deps.http.event_hooks["request"].append(seen)
-    await bot.declare("P3 Checkout latency")
-    await bot.command("list")
-    replies = [p for p in posted if "/respond/" in p]
-    assert len(replies) == 2 and all(p.startswith("POST ") for p in replies)
-    assert "INC-1" in bot.replies()[0] and "INC-1" in bot.last_reply()
+    trace = aiohttp.TraceConfig()
+    trace.on_request_start.append(request_start)
 
+    def customize(deps: Deps) -> None:
+        # The session the Web API client keeps open (start() keeps one that is there already).
+        assert deps.slack_client is not None
+        deps.slack_client.session = aiohttp.ClientSession(trace_configs=[trace])
 
-def test_a_message_keeps_the_fields_given_and_turns_blocks_into_dicts() -> None:
-    message = message_of(text="hi", blocks=[DividerBlock(), {"type": "divider"}], response_type=None, thread_ts=None)
-    assert message == {"text": "hi", "blocks": [{"type": "divider"}, {"type": "divider"}]}
+    settings = make_settings(fake=fake_slack, database_url=database_url, tmp_path=tmp_path)
+    async with running_bot(fake=fake_slack, settings=settings, customize=customize) as bot:
+        await bot.declare("P3 Checkout latency")
+        await bot.command("list")
+        replies = [p for p in posted if "/respond/" in p]
+        assert replies and all(p.startswith("POST ") for p in replies)
+        assert len(replies) == len(bot.fake.responses) == 2
+        assert "INC-1" in bot.replies()[0] and "INC-1" in bot.last_reply()
+    assert any("/api/conversations.create" in p for p in posted)  # the same session as the Web API calls

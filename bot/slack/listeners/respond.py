@@ -1,4 +1,4 @@
-"""Every listener's `respond` posts through the bot's shared HTTP client (`bot.slack.respond`)."""
+"""Every listener's `respond` posts on the Slack client's kept-alive session (`bot.slack.respond`)."""
 
 from __future__ import annotations
 
@@ -15,10 +15,12 @@ from bot.slack.respond import SharedRespond
 def register(app: AsyncApp, deps: Deps) -> None:
     async def shared_respond(req: AsyncBoltRequest, next: Callable[[], Awaitable[Any]]) -> Any:
         # Bolt puts its own `respond` in the context when the request has a response_url; listeners
-        # get what the context holds (as `observe` does for `ack`).
+        # get what the context holds (as `observe` does for `ack`). Before start() opens the session,
+        # Bolt's own stays.
         url = req.context.response_url
-        if url:
-            req.context["respond"] = SharedRespond(response_url=url, http=deps.http)
+        session = deps.slack_client.session if deps.slack_client is not None else None
+        if url and session is not None and not session.closed:
+            req.context["respond"] = SharedRespond(response_url=url, session=session)
         return await next()
 
     app.middleware(shared_respond)
