@@ -2,10 +2,10 @@
 
 One `CollectorRegistry` per app (`deps.metrics`), never the global one, so two
 apps in one process (tests, the demo) keep separate counts. Other domains increment the
-counters they own through `metrics_of(deps)`, e.g. escalation:
+counters they own through `deps.metrics`, e.g. escalation:
 
-    metrics_of(deps).page_sent(late=True)      # or .pages_sent.inc() / .pages_late.inc()
-    metrics_of(deps).page_failed()
+    deps.metrics.page_sent(late=True)      # or .pages_sent.inc() / .pages_late.inc()
+    deps.metrics.page_failed()
 
 Gauges that describe the database (open incidents, alerts waiting for Slack) are computed when
 /metrics is scraped, so they are right even with several replicas.
@@ -183,11 +183,6 @@ class Metrics:
 
     def render(self) -> tuple[bytes, str]:
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
-
-
-def metrics_of(deps: Deps) -> Metrics:
-    """The app's metrics (`deps.metrics`); kept as the one name other domains count through."""
-    return deps.metrics
 
 
 def setup(deps: Deps) -> None:

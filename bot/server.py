@@ -25,7 +25,7 @@ from bot import logs
 from bot.clock import Clock
 from bot.deps import Deps
 from bot.exceptions import ChatError
-from bot.observability import metrics_of, request_started
+from bot.observability import request_started
 from bot.slack.api import call, data
 from bot.slack.front import FrontDoor, unreadable
 from bot.web import add_routes as add_dashboard
@@ -164,7 +164,7 @@ def build_web_app(deps: Deps, app: AsyncApp | None) -> web.Application:
         return web.Response(status=status, text=json.dumps(body), content_type=HEALTH_TYPE)
 
     async def metrics(_: web.Request) -> web.Response:
-        registry = metrics_of(deps)
+        registry = deps.metrics
         await registry.refresh(deps)
         body, content_type = registry.render()
         return web.Response(body=body, headers={"Content-Type": content_type})

@@ -17,7 +17,6 @@ from bot.deps import Deps
 from bot.incidents import flows as incident_flows
 from bot.incidents.flows import Outcome
 from bot.incidents.models import Incident
-from bot.observability import metrics_of
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +38,7 @@ async def link_by_fingerprint(deps: Deps, group: AlertGroup, alerts: list[AlertI
         await claims.link_incident(
             session, group_id=group.id, incident_id=existing, how="fingerprint", actor=group.source, now=now
         )
-    metrics_of(deps).alerts_declared.labels(source=group.source, how="fingerprint").inc()
+    deps.metrics.alerts_declared.labels(source=group.source, how="fingerprint").inc()
     log.info("alert group %s joins INC-%s (same alert fingerprint)", group.id, existing)
     return True
 
@@ -137,5 +136,5 @@ async def declare_and_link(
         await claims.link_incident(
             session, group_id=group_id, incident_id=outcome.incident.id or 0, how=how, actor=actor, now=deps.clock.now()
         )
-    metrics_of(deps).alerts_declared.labels(source=source, how=how).inc()
+    deps.metrics.alerts_declared.labels(source=source, how=how).inc()
     return outcome

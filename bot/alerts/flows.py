@@ -26,7 +26,6 @@ from bot.incidents import access
 from bot.incidents import flows as incident_flows
 from bot.incidents.flows import Outcome
 from bot.incidents.models import Incident
-from bot.observability import metrics_of
 from bot.signals import IncidentEvent
 
 log = logging.getLogger(__name__)
@@ -67,7 +66,7 @@ class AlertProcessor:
         proposal = rules.propose(note, config=self.deps.settings.config, registry=self.deps.playbooks)
         async with self.deps.db.session() as session:
             result = await service.ingest(session, note=note, proposal=proposal, now=self.deps.clock.now())
-        metrics_of(self.deps).alerts_received.labels(source=note.source, status=note.status).inc()
+        self.deps.metrics.alerts_received.labels(source=note.source, status=note.status).inc()
         log.info(
             "alert %s group %s stored (revision %s)",
             note.status,

@@ -23,7 +23,6 @@ from bot.alerts.limits import BodyTooLarge
 from bot.alerts.payloads import Notification, PayloadError, parse
 from bot.alerts.stream import read_notification
 from bot.deps import Deps
-from bot.observability import metrics_of
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +51,7 @@ def authorized(header: str, token: str) -> bool:
 
 def handler_for(deps: Deps, source: str) -> Handler:
     async def receive(request: web.Request) -> web.Response:
-        metrics = metrics_of(deps)
+        metrics = deps.metrics
         token = deps.settings.alerts_token
         if token is not None and not authorized(request.headers.get("Authorization", ""), token.get_secret_value()):
             metrics.alerts_rejected.labels(source=source, reason="auth").inc()
@@ -85,7 +84,7 @@ async def store_and_answer(deps: Deps, note: Notification, *, source: str) -> we
     try:
         result = await processor_of(deps).ingest(note)
     except Exception:
-        metrics_of(deps).alerts_rejected.labels(source=source, reason="storage").inc()
+        deps.metrics.alerts_rejected.labels(source=source, reason="storage").inc()
         log.exception("could not store an alert from %s; answering 503 so it is sent again", source)
         return web.json_response({"status": "error", "error": "could not store the alert; send it again"}, status=503)
     processor_of(deps).spawn(result.group_id)

@@ -40,7 +40,6 @@ from slack_sdk.socket_mode.request import SocketModeRequest
 from slack_sdk.socket_mode.response import SocketModeResponse
 
 from bot.deps import Deps
-from bot.observability import metrics_of
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +66,7 @@ class FrontDoor:
         self.app = app
         self.deps = deps
         self.verifier = SignatureVerifier(signing_secret) if signing_secret else None
-        self.metrics = metrics_of(deps)
+        self.metrics = deps.metrics
 
     def authentic(self, raw: bytes, *, timestamp: str, signature: str) -> bool:
         """Slack's signature over the raw body, checked before anything reads the body.

@@ -9,7 +9,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from bot.deps import Deps
-from bot.observability import Metrics, metrics_of
+from bot.observability import Metrics
 from tests.harness import BotHarness
 
 
@@ -85,7 +85,7 @@ async def test_slack_errors_and_rate_limits_are_counted(bot: BotHarness) -> None
 
 
 async def test_page_counters_are_exposed_for_the_escalation_domain(bot: BotHarness) -> None:
-    metrics = metrics_of(bot.deps)
+    metrics = bot.deps.metrics
     before = await scrape(bot)
     metrics.page_sent()
     metrics.page_sent(late=True)
@@ -98,11 +98,11 @@ async def test_page_counters_are_exposed_for_the_escalation_domain(bot: BotHarne
 
 async def test_each_app_has_its_own_registry(bot: BotHarness) -> None:
     other = Deps(settings=bot.settings, db=bot.deps.db, clock=bot.deps.clock, http=bot.deps.http)
-    metrics_of(other).page_sent()
-    assert metrics_of(other) is not metrics_of(bot.deps)
+    other.metrics.page_sent()
+    assert other.metrics is not bot.deps.metrics
     text = (await bot.http.get(f"{bot.url}/metrics")).text
     assert re.search(r"^incident_bot_pages_sent_total 0\.0$", text, re.M)
-    assert isinstance(metrics_of(bot.deps), Metrics)
+    assert isinstance(bot.deps.metrics, Metrics)
 
 
 async def test_alert_counters(bot: BotHarness) -> None:

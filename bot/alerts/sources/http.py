@@ -25,7 +25,6 @@ from bot.alerts.sources import mapped, presets
 from bot.alerts.sources.fields import Fields, Ignored, notification
 from bot.config import AlertSource
 from bot.deps import Deps
-from bot.observability import metrics_of
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +87,7 @@ def handler_for_source(deps: Deps, name: str, source: AlertSource) -> Handler:
         log.error("POST /alerts/%s refuses every delivery: %s not set", name, " and ".join(unset))
 
     async def receive(request: web.Request) -> web.Response:
-        metrics = metrics_of(deps)
+        metrics = deps.metrics
         raw = await request.read()
         problem = _allowed(request, raw, token=token_for(deps, source), secret=secret)
         if unset:

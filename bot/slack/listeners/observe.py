@@ -15,7 +15,7 @@ from slack_bolt.response import BoltResponse
 from bot import logs
 from bot.deps import Deps
 from bot.incidents import grammar
-from bot.observability import Metrics, install_slack_counter, metrics_of, request_started
+from bot.observability import Metrics, install_slack_counter, request_started
 from bot.slack.front import ACKED_EARLY
 
 log = logging.getLogger(__name__)
@@ -91,6 +91,6 @@ def observability_middleware(metrics: Metrics) -> Callable[..., Awaitable[Any]]:
 
 
 def register(app: AsyncApp, deps: Deps) -> None:
-    metrics = metrics_of(deps)
+    metrics = deps.metrics
     app.middleware(observability_middleware(metrics))
     install_slack_counter(app.client, metrics)
