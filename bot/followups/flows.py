@@ -144,11 +144,12 @@ async def refresh(deps: Deps, *, incident_id: int | None = None) -> int:
         return 0
     async with deps.db.session() as session:
         items = await service.to_check(session, incident_id=incident_id, now=deps.clock.now())
+        ids = [item.id for item in items if item.id is not None]
+        taken = await service.claim_checks(session, item_ids=ids, now=deps.clock.now())
     marked = 0
     for item in items:
-        async with deps.db.session() as session:
-            if not await service.claim_check(session, item_id=item.id or 0, now=deps.clock.now()):
-                continue  # asked meanwhile (another view, the schedule, another replica)
+        if item.id not in taken:
+            continue  # asked meanwhile (another view, the schedule, another replica)
         try:
             closed = await deps.issue_tracker.is_closed(key=item.issue_key or "")
         except TrackerRateLimited:

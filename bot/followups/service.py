@@ -136,16 +136,22 @@ async def to_check(
     return list((await session.exec(query)).all())
 
 
-async def claim_check(session: AsyncSession, *, item_id: int, now: datetime) -> bool:
-    """Take the right to ask the tracker about this follow-up now (once across views, the schedule and
-    replicas); a check that then fails is not retried before `RECHECK_AFTER` either."""
+async def claim_checks(session: AsyncSession, *, item_ids: list[int], now: datetime) -> set[int]:
+    """Take the right to ask the tracker about these follow-ups now (once across views, the schedule
+    and replicas), in one UPDATE; returns the ones taken. A check that then fails, or is not made
+    because the tracker rate-limited an earlier one, is not retried before `RECHECK_AFTER`."""
+    if not item_ids:
+        return set()
     result = await session.exec(
         update(ActionItem)
-        .where(col(ActionItem.id) == item_id, col(ActionItem.done).is_(False), _stale(now))
+        .where(col(ActionItem.id).in_(item_ids), col(ActionItem.done).is_(False), _stale(now))
         .values(issue_checked_at=now)
+        .returning(col(ActionItem.id))
+        .execution_options(synchronize_session=False)
     )
+    taken = {int(row) for row in result.scalars().all()}
     await session.commit()
-    return bool(result.rowcount)
+    return taken
 
 
 async def checked(session: AsyncSession, *, item_id: int, closed: bool, now: datetime) -> bool:
