@@ -98,28 +98,29 @@ class Progress:
         return [f"{s.emoji} {s.number}. {s.title}" + ("" if s.required else " (optional)") for s in self.steps]
 
 
+@dataclass(frozen=True)
+class _Untouched:
+    """The state of a step with no row yet (a run just started): pending, nobody touched it."""
+
+    state: StepStatus = StepStatus.PENDING
+    by: str | None = None
+    at: datetime | None = None
+    reason: str = ""
+    action_ok: bool | None = None
+    action_output: str | None = None
+    action_by: str | None = None
+    action_at: datetime | None = None
+
+
+_UNTOUCHED = _Untouched()
+
+
 def _view(states: Sequence[StepState], playbook: Playbook) -> list[StepProgress]:
     by_id = {s.step_id: s for s in states}
-    return [_step(number, step, by_id.get(step.id)) for number, step in enumerate(playbook.steps, start=1)]
+    return [_step(number, step, by_id.get(step.id) or _UNTOUCHED) for number, step in enumerate(playbook.steps, 1)]
 
 
-def _step(number: int, step: Step, state: StepState | None) -> StepProgress:
-    if state is None:  # no row yet (a run just started): a fresh step, pending and untouched
-        return StepProgress(
-            id=step.id,
-            number=number,
-            title=step.title,
-            state=StepStatus.PENDING,
-            required=step.required,
-            action=step.action,
-            by=None,
-            at=None,
-            reason="",
-            action_ok=None,
-            action_output=None,
-            action_by=None,
-            action_at=None,
-        )
+def _step(number: int, step: Step, state: StepState | _Untouched) -> StepProgress:
     return StepProgress(
         id=step.id,
         number=number,
