@@ -232,7 +232,7 @@ def register(app: AsyncApp, deps: Deps) -> None:
             await guarded(respond, lambda: _open_declare_modal(deps, client, command, private=cmd.private))
             return
         await ack()
-        handler = HANDLERS[cmd.name]  # every subcommand the grammar parses has one (tests/core/test_app.py)
+        handler = HANDLERS[cmd.name]  # every subcommand the grammar parses has one (tests/incidents/test_lifecycle.py)
         ctx = CommandContext(
             deps=deps,
             command=cmd,
