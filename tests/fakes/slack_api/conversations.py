@@ -34,13 +34,18 @@ class Conversations(SlackBase):
         self.channels[channel.id] = channel
         return {"channel": self._chan_api(channel)}
 
-    def _conversations_invite(self, args: dict[str, Any]) -> dict[str, Any]:
+    def _channel_to_change(self, args: dict[str, Any]) -> Channel:
+        """A channel (not a DM), not archived, with the bot in it: what invite and rename refuse otherwise."""
         channel = self._channel(str(args["channel"]))
         if channel.is_im or channel.is_mpim:
             raise SlackError("method_not_supported_for_channel_type")
         if channel.archived:
             raise SlackError("is_archived")
         self._member(channel)
+        return channel
+
+    def _conversations_invite(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel = self._channel_to_change(args)
         user_ids = id_list(args["users"])
         if not user_ids:
             raise SlackError("no_user")
@@ -222,12 +227,7 @@ class Conversations(SlackBase):
         return {}
 
     def _conversations_rename(self, args: dict[str, Any]) -> dict[str, Any]:
-        channel = self._channel(str(args["channel"]))
-        if channel.is_im or channel.is_mpim:
-            raise SlackError("method_not_supported_for_channel_type")
-        if channel.archived:
-            raise SlackError("is_archived")
-        self._member(channel)
+        channel = self._channel_to_change(args)
         name = str(args["name"])
         error = name_error(name)
         if error:
