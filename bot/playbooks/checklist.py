@@ -146,11 +146,20 @@ async def progress(session: AsyncSession, *, run_id: int, config: BotConfig | No
 
 
 def compose(
-    *, run: PlaybookRun, incident: Incident, states: Sequence[StepState], config: BotConfig | None = None
+    *,
+    run: PlaybookRun,
+    incident: Incident,
+    states: Sequence[StepState],
+    config: BotConfig | None = None,
+    playbook: Playbook | None = None,
 ) -> Progress:
-    """The progress of `run` from rows already in hand (a run just started has no step to read back)."""
+    """The progress of `run` from rows already in hand (a run just started has no step to read back).
+
+    `playbook`: the run's playbook when the caller holds it (it just started the run from it), else
+    the run's snapshot is read back into one.
+    """
     assert run.id is not None
-    playbook = playbook_of(run)
+    playbook = playbook or playbook_of(run)
     steps = _view(states, playbook)
     context: dict[str, Any] = build_context(
         incident=incident, playbook_id=playbook.id, playbook_title=playbook.title, config=config

@@ -69,7 +69,7 @@ async def start_playbook(
         assert previous is not None and previous.id is not None
         progress = await progress_message.refresh(deps, run_id=previous.id)
         return Started(progress=progress, switched_from=None, already_running=True)
-    progress = await progress_message.show_new(deps, run=run, incident=incident)
+    progress = await progress_message.show_new(deps, run=run, playbook=playbook, incident=incident)
     return Started(progress=progress, switched_from=previous.playbook_id if previous else None)
 
 
@@ -101,9 +101,7 @@ async def on_channel_ready(deps: Deps, event: IncidentChannelReady) -> None:
         if await runs.current_run(session, incident_id=event.incident_id) is not None:
             return  # delivered twice, or started by hand already
         chosen, reason, note = _chosen(registry(deps), incident)
-        if chosen is None:
-            run = None
-        else:
+        if chosen is not None:
             try:
                 run = await runs.start(
                     session,
@@ -116,10 +114,10 @@ async def on_channel_ready(deps: Deps, event: IncidentChannelReady) -> None:
                 )
             except InvalidState:
                 return  # started by hand at the same moment: that run shows itself
-    if run is None:
+    if chosen is None:
         await offer_picker(deps, incident=incident, note=note)
         return
-    await progress_message.show_new(deps, run=run, incident=incident)
+    await progress_message.show_new(deps, run=run, playbook=chosen, incident=incident)
 
 
 async def offer_picker(deps: Deps, *, incident: Incident, note: str = "") -> None:

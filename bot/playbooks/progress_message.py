@@ -16,6 +16,7 @@ from bot.incidents.models import Incident
 from bot.playbooks import checklist, runs
 from bot.playbooks.checklist import Progress
 from bot.playbooks.models import PlaybookRun
+from bot.playbooks.schema import Playbook
 
 log = logging.getLogger(__name__)
 
@@ -55,11 +56,13 @@ async def show(deps: Deps, progress: Progress, *, channel_id: str | None) -> Pro
     return progress
 
 
-async def show_new(deps: Deps, *, run: PlaybookRun, incident: Incident) -> Progress:
+async def show_new(deps: Deps, *, run: PlaybookRun, playbook: Playbook, incident: Incident) -> Progress:
     """A run just started: its progress is what was written (every step pending), so nothing is read back."""
     assert run.id is not None
     async with _lock(deps, run.id):
-        progress = checklist.compose(run=run, incident=incident, states=[], config=deps.settings.config)
+        progress = checklist.compose(
+            run=run, incident=incident, states=[], config=deps.settings.config, playbook=playbook
+        )
         return await show(deps, progress, channel_id=incident.channel_id)
 
 
