@@ -205,7 +205,7 @@ async def start_bot(
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    port = runner.addresses[0][1]
     tracker.install()
     # Work the start hooks left running (the escalation catch-up) counts as background work too.
     for task in deps.background.tasks:
