@@ -124,9 +124,11 @@ class BotProcess(process.BotProcess):
 
         On a loaded machine wall time says how busy the others were; CPU time says what the bot did.
         """
-        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        utime, stime = int(fields[11]), int(fields[12])  # fields 14 and 15 of proc(5), after "pid (comm)"
-        return (utime + stime) / os.sysconf("SC_CLK_TCK")
+        return _cpu_seconds(Path(f"/proc/{self.pid}/stat"))
+
+    def loop_cpu_seconds(self) -> float:
+        """The same for the main thread alone: the event loop, without the database driver's threads."""
+        return _cpu_seconds(Path(f"/proc/{self.pid}/task/{self.pid}/stat"))
 
     def stop(self) -> None:
         super().stop()
@@ -262,3 +264,9 @@ def print_machine() -> None:
 def print_json(name: str, figures: dict[str, Any]) -> None:
     """One machine-readable line per benchmark, for whoever updates the README table."""
     print(f"RESULT {name} " + json.dumps(figures, default=str))
+
+
+def _cpu_seconds(stat: Path) -> float:
+    fields = stat.read_text().rsplit(")", 1)[1].split()
+    utime, stime = int(fields[11]), int(fields[12])  # fields 14 and 15 of proc(5), after "pid (comm)"
+    return (utime + stime) / os.sysconf("SC_CLK_TCK")

@@ -242,7 +242,7 @@ async def _bursts(
     await _round(loadgen, fake, text, concurrency)  # warm-up
     await _settle(bot)
     before = await _ack_buckets(metrics, bot)
-    cpu_before = bot.cpu_seconds()
+    cpu_before, loop_before = bot.cpu_seconds(), bot.loop_cpu_seconds()
     spy = await _start_py_spy(bot, py_spy, label)
     latencies: list[float] = []
     spreads: list[float] = []
@@ -256,6 +256,7 @@ async def _bursts(
         completions.append(done)
     await _settle(bot)
     cpu = bot.cpu_seconds() - cpu_before
+    loop_cpu = bot.loop_cpu_seconds() - loop_before
     await _stop_py_spy(spy)
     n_bot, shares = _shares(before, await _ack_buckets(metrics, bot))
     figures = summary_ms(latencies)
@@ -275,12 +276,15 @@ async def _bursts(
         f"/incident {label:8s} bot CPU {cpu:.2f} s for {concurrency * rounds} requests: {per_request:.1f} ms each "
         "(ack and after-ack work, its driver threads included; process CPU time, not wall time)"
     )
+    loop_ms = loop_cpu / (concurrency * rounds) * 1000
+    print(f"/incident {label:8s} of which the event loop's thread {loop_ms:.1f} ms each (the rest: driver threads)")
     print_json(
         f"ack_latency.{label}",
         {
             **figures,
             "burst_done_s": max(completions),
             "bot_cpu_ms_per_request": round(per_request, 2),
+            "loop_cpu_ms_per_request": round(loop_ms, 2),
             "send_spread_ms": [round(s * 1000, 3) for s in spreads],
             "bot_share_within_ms": shares,
         },

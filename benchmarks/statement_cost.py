@@ -27,6 +27,9 @@ from bot.config import Severity
 from bot.db import Database
 from bot.incidents import service
 from bot.incidents.models import Incident, IncidentCreate
+from bot.timeline import service as timeline
+from bot.timeline.events import NoteAdded
+from bot.timeline.models import TimelineEvent
 
 
 def forms(db: Database, incident_id: int) -> dict[str, Callable[[], Awaitable[None]]]:
@@ -54,19 +57,37 @@ def forms(db: Database, incident_id: int) -> dict[str, Callable[[], Awaitable[No
         async with db.session() as session:
             await service.record_setup(session, incident_id=incident_id, now=now, values={"summary_ts": "1.1"})
 
+    returning = prebuilt.returning(*table.c)
+
+    async def core_update_returning() -> None:  # the same as a Core statement, the Incident built from the row
+        async with db.session() as session:
+            row = (await session.exec(returning, params={"iid": incident_id, "ts": "1.2"})).one()
+            await session.commit()
+        Incident.model_validate(row._mapping)
+
     async def orm_update() -> None:
         async with db.session() as session:
             await session.exec(
                 update(Incident)
                 .where(col(Incident.id) == incident_id)
-                .values(summary_ts="1.2")
+                .values(summary_ts="1.3")
                 .execution_options(synchronize_session=False)
             )
             await session.commit()
 
     async def core_update_prebuilt() -> None:
         async with db.engine.begin() as conn:
-            await conn.execute(prebuilt, {"iid": incident_id, "ts": "1.3"})
+            await conn.execute(prebuilt, {"iid": incident_id, "ts": "1.4"})
+
+    async def orm_add_event() -> None:  # a timeline event as it was: an ORM object, flushed at the commit
+        async with db.session() as session:
+            session.add(TimelineEvent(incident_id=incident_id, at=now, kind="note", text="x", data={}))
+            await session.commit()
+
+    async def core_add_event() -> None:  # `timeline.add` now: a Core INSERT in the session's transaction
+        async with db.session() as session:
+            await timeline.add(session, incident_id=incident_id, at=now, text="x", payload=NoteAdded())
+            await session.commit()
 
     return {
         "connection: SELECT 1": connection_select_1,
@@ -74,8 +95,11 @@ def forms(db: Database, incident_id: int) -> dict[str, Callable[[], Awaitable[No
         "ORM session: get(Incident)": orm_get,
         "Core connection: SELECT incident": core_select,
         "ORM session: UPDATE ... RETURNING Incident": orm_update_returning,
+        "ORM session: prebuilt Core UPDATE ... RETURNING, Incident built": core_update_returning,
         "ORM session: UPDATE (no sync), commit": orm_update,
         "Core transaction: prebuilt UPDATE": core_update_prebuilt,
+        "ORM session: add(TimelineEvent), commit": orm_add_event,
+        "ORM session: timeline.add (Core INSERT), commit": core_add_event,
     }
 
 
