@@ -78,7 +78,7 @@ async def link_incident(
     text = f"{verb} {source_name(group.source)} alert {', '.join(names[:5])} ({len(firing)} firing)"
     if group.summary:
         text += f": {group.summary}"
-    timeline.add(
+    await timeline.add(
         session,
         incident_id=incident_id,
         at=now,

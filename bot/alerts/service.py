@@ -175,7 +175,7 @@ async def _apply(
     ]
     await _upsert_alerts(session, group_id=group_id, note=note, now=now)
     if incident_id is not None:
-        timeline.add(
+        await timeline.add(
             session,
             incident_id=incident_id,
             at=now,

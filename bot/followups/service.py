@@ -97,7 +97,7 @@ async def record(
         .where(col(ActionItem.id) == item.id)
         .values(issue_url=url[:500], issue_key=key[:200], issue_claimed_at=None, issue_checked_at=now)
     )
-    timeline.add(
+    await timeline.add(
         session,
         incident_id=item.incident_id,
         at=now,
@@ -165,7 +165,7 @@ async def checked(session: AsyncSession, *, item_id: int, closed: bool, now: dat
         marked = bool(result.rowcount)
         if marked:
             item = await get(session, item_id=item_id)
-            timeline.add(
+            await timeline.add(
                 session,
                 incident_id=item.incident_id,
                 at=now,

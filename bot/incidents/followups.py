@@ -31,7 +31,7 @@ async def set_done(
         return False
     item.done = done
     session.add(item)
-    timeline.add(
+    await timeline.add(
         session,
         incident_id=incident.id,
         at=now,

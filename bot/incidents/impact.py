@@ -50,7 +50,7 @@ async def set_start(session: AsyncSession, *, incident: Incident, at: datetime, 
         update(Incident).where(col(Incident.id) == incident.id).values(impact_started_at=at, updated_at=now)
     )
     detect = max(incident.declared_at - at, timedelta(0))
-    timeline.add(
+    await timeline.add(
         session,
         incident_id=incident.id,
         at=now,

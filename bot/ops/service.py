@@ -153,7 +153,9 @@ async def record(
     )
     session.add(entry)
     if incident_id is not None and timeline_text is not None:
-        timeline.add(session, incident_id=incident_id, at=at, actor=actor, text=timeline_text, payload=_deployed(entry))
+        await timeline.add(
+            session, incident_id=incident_id, at=at, actor=actor, text=timeline_text, payload=_deployed(entry)
+        )
     try:
         await session.commit()
     except IntegrityError:
@@ -204,7 +206,7 @@ async def finish(
     changed = bool(result.rowcount)
     if changed and incident_id is not None:
         for text, payload in timeline_events:
-            timeline.add(session, incident_id=incident_id, at=at, actor=actor, text=text, payload=payload)
+            await timeline.add(session, incident_id=incident_id, at=at, actor=actor, text=text, payload=payload)
     await session.commit()
     return changed
 

@@ -108,7 +108,7 @@ async def change_step(
             at=state.at,
             recorded=False,
         )
-    _record_change(session, run=run, playbook=playbook, step=step, to=to, actor=actor, now=now, reason=reason)
+    await _record_change(session, run=run, playbook=playbook, step=step, to=to, actor=actor, now=now, reason=reason)
     finished = await _finish_if_complete(session, run=run, playbook=playbook, actor=actor, now=now)
     await session.commit()
     return StepChange(
@@ -123,7 +123,7 @@ async def change_step(
     )
 
 
-def _record_change(
+async def _record_change(
     session: AsyncSession,
     *,
     run: PlaybookRun,
@@ -139,7 +139,7 @@ def _record_change(
     verb = "Completed" if to == StepStatus.DONE else "Skipped"
     flag = " (a required step)" if to == StepStatus.SKIPPED and step.required else ""
     because = f": {reason}" if reason else ""
-    timeline.add(
+    await timeline.add(
         session,
         incident_id=run.incident_id,
         at=now,
@@ -177,7 +177,7 @@ async def _finish_if_complete(
         return False
     done = sum(1 for s in states.values() if s.state == StepStatus.DONE)
     skipped = sum(1 for s in states.values() if s.state == StepStatus.SKIPPED)
-    timeline.add(
+    await timeline.add(
         session,
         incident_id=run.incident_id,
         at=now,
@@ -242,7 +242,7 @@ async def record_action_result(
     state.action_output = output
     session.add(state)
     outcome = "succeeded" if ok else "failed"
-    timeline.add(
+    await timeline.add(
         session,
         incident_id=run.incident_id,
         at=now,

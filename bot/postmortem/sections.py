@@ -103,7 +103,7 @@ async def save(
     else:
         row.text, row.updated_by, row.updated_at = text, actor, now
     session.add(row)
-    timeline.add(
+    await timeline.add(
         session,
         incident_id=incident.id,
         at=now,

@@ -77,7 +77,7 @@ async def add_update(
     session.add(row)
     await session.flush()
     assert row.id is not None
-    timeline.add(
+    await timeline.add(
         session,
         incident_id=incident.id,
         at=now,

@@ -20,8 +20,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+_INSERT_EVENT = insert(TimelineEvent.metadata.tables["timeline_events"])
 
-def add(
+
+async def add(
     session: AsyncSession,
     *,
     incident_id: int,
@@ -33,26 +35,27 @@ def add(
     channel_id: str | None = None,
     message_ts: str | None = None,
     permalink: str | None = None,
-) -> TimelineEvent:
-    """Stage an event in the caller's transaction, so the event and the state change commit together.
+) -> None:
+    """Write an event in the caller's transaction, so the event and the state change commit together.
 
     The kind is the payload's (`payload=events.SeverityChanged(...)`), so a writer cannot pair a kind with
-    another kind's data, and the post-mortem reads back the same type.
+    another kind's data, and the post-mortem reads back the same type. A Core INSERT: nearly every
+    state change writes one, and the ORM's object and flush cost twice the statement itself
+    (benchmarks/statement_cost.py). Every key is always given, so the statement compiles once.
     """
-    event = TimelineEvent(
-        incident_id=incident_id,
-        kind=str(payload.KIND),
-        at=at,
-        actor=actor,
-        text=text,
-        key=key,
-        data=payload.to_data(),
-        channel_id=channel_id,
-        message_ts=message_ts,
-        permalink=permalink,
-    )
-    session.add(event)
-    return event
+    values = {
+        "incident_id": incident_id,
+        "kind": str(payload.KIND),
+        "at": at,
+        "actor": actor,
+        "text": text,
+        "key": key,
+        "data": payload.to_data(),
+        "channel_id": channel_id,
+        "message_ts": message_ts,
+        "permalink": permalink,
+    }
+    await session.exec(_INSERT_EVENT, params=values)
 
 
 async def record(
@@ -64,19 +67,18 @@ async def record(
     actor: str | None = None,
     text: str = "",
     key: bool = False,
-) -> TimelineEvent:
+) -> None:
     """Add and commit one event on its own."""
-    event = add(session, incident_id=incident_id, at=at, payload=payload, actor=actor, text=text, key=key)
+    await add(session, incident_id=incident_id, at=at, payload=payload, actor=actor, text=text, key=key)
     await session.commit()
-    return event
 
 
 async def record_now(
     deps: Deps, *, incident_id: int, payload: Payload, actor: str | None = None, text: str = "", key: bool = False
-) -> TimelineEvent:
+) -> None:
     """Record one event, stamped now, in a session of its own: for flows with no transaction open."""
     async with deps.db.session() as session:
-        return await record(
+        await record(
             session, incident_id=incident_id, at=deps.clock.now(), payload=payload, actor=actor, text=text, key=key
         )
 

@@ -117,7 +117,7 @@ async def cancel_pages(
         if page.cancelled_at is not None and page.sent_at is None
     ]
     if cancelled:
-        timeline.add(
+        await timeline.add(
             session,
             incident_id=incident_id,
             at=now,
@@ -213,7 +213,7 @@ async def replan(session: AsyncSession, *, incident: Incident, escalation: Escal
         )
         result.cancelled = sorted({page.level for page in cancelled})
     if result.added or result.restored:
-        timeline.add(
+        await timeline.add(
             session,
             incident_id=incident.id,
             at=now,

@@ -69,7 +69,7 @@ async def finish_page(
         .where(col(PageTarget.page_id) == page_id, col(PageTarget.state) == TargetState.PENDING)
         .values(state=TargetState.FAILED, done_at=now, claim_expires_at=None)
     )
-    timeline.add(
+    await timeline.add(
         session,
         incident_id=page.incident_id,
         at=now,

@@ -169,7 +169,7 @@ async def finish_reminder(
         return None
     reminder, late, delay = marked
     what = "status update" if reminder.kind == ReminderKind.STATUS_UPDATE else "post-mortem"
-    timeline.add(
+    await timeline.add(
         session,
         incident_id=reminder.incident_id,
         at=now,
