@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import insert, update
+from sqlalchemy import bindparam, insert, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -20,7 +20,19 @@ from bot.playbooks.schema import Playbook, Step
 from bot.timeline import events
 from bot.timeline import service as timeline
 
+# Tables for the Core statements of a playbook's start: the hot path of every declaration.
 _STEP_TABLE = StepState.metadata.tables["playbook_step_states"]
+_RUNS = PlaybookRun.metadata.tables["playbook_runs"]
+_INCIDENTS = Incident.metadata.tables["incidents"]
+_INSERT_RUN = insert(_RUNS).returning(_RUNS.c.id)
+_SET_PLAYBOOK = (
+    update(_INCIDENTS).where(_INCIDENTS.c.id == bindparam("incident")).values(playbook_id=bindparam("playbook"))
+)
+_SET_PROGRESS = (
+    update(_RUNS)
+    .where(_RUNS.c.id == bindparam("run"))
+    .values(progress_channel=bindparam("channel"), progress_ts=bindparam("ts"))
+)
 
 # --- reading -----------------------------------------------------------------------------------
 
@@ -112,7 +124,7 @@ async def start(
         progress_ts=previous.progress_ts if previous is not None else None,
     )
     await _add_run(session, run, playbook)
-    timeline.add(
+    await timeline.add(
         session,
         incident_id=incident_id,
         at=now,
@@ -150,7 +162,7 @@ async def _close(
     if closed.rowcount != 1:
         await session.rollback()
         raise InvalidState("Someone changed the playbook at the same moment; look at the channel, retry.")
-    timeline.add(
+    await timeline.add(
         session,
         incident_id=previous.incident_id,
         at=now,
@@ -167,37 +179,28 @@ async def _close(
 
 
 async def _add_run(session: AsyncSession, run: PlaybookRun, playbook: Playbook) -> None:
-    """The run, its pending steps, and the incident's playbook; a unique index refuses a second current run."""
-    session.add(run)
+    """The run, its pending steps, and the incident's playbook; a unique index refuses a second current run.
+
+    Core statements on the tables, each compiled once: every declaration in a storm starts a playbook,
+    and the ORM's flush and per-row work was most of their cost. The run stays a value, not attached
+    to the session.
+    """
     try:
-        await session.flush()
+        run.id = (await session.exec(_INSERT_RUN, params=run.model_dump(exclude={"id"}))).scalar_one()
     except IntegrityError:
         await session.rollback()
         raise InvalidState(
             "Another playbook was started for this incident at the same moment; look at the channel."
         ) from None
-    assert run.id is not None
-    # One multi-row INSERT for the steps, and UPDATEs that skip the ORM's identity-map sync: a
-    # storm's declarations each start a playbook, and per-row ORM work was most of their cost.
     rows = [
         {"run_id": run.id, "step_id": step.id, "position": position, "state": StepStatus.PENDING, "reason": ""}
         for position, step in enumerate(playbook.steps)
     ]
-    if rows:  # Core, on the table: the ORM's bulk INSERT would only convert the dicts back
+    if rows:  # one multi-row INSERT
         await session.exec(insert(_STEP_TABLE), params=rows)
-    await session.exec(
-        update(Incident)
-        .where(col(Incident.id) == run.incident_id)
-        .values(playbook_id=playbook.id)
-        .execution_options(synchronize_session=False)
-    )
+    await session.exec(_SET_PLAYBOOK, params={"incident": run.incident_id, "playbook": playbook.id})
 
 
 async def set_progress_message(session: AsyncSession, *, run_id: int, channel: str, ts: str) -> None:
-    await session.exec(
-        update(PlaybookRun)
-        .where(col(PlaybookRun.id) == run_id)
-        .values(progress_channel=channel, progress_ts=ts)
-        .execution_options(synchronize_session=False)
-    )
+    await session.exec(_SET_PROGRESS, params={"run": run_id, "channel": channel, "ts": ts})
     await session.commit()
