@@ -25,7 +25,7 @@ from sqlmodel import col
 
 from bot.config import Severity
 from bot.db import Database
-from bot.incidents import service
+from bot.incidents import service, setup_rows
 from bot.incidents.models import Incident, IncidentCreate
 from bot.timeline import service as timeline
 from bot.timeline.events import NoteAdded
@@ -53,9 +53,9 @@ def forms(db: Database, incident_id: int) -> dict[str, Callable[[], Awaitable[No
         async with db.engine.connect() as conn:
             (await conn.execute(select(table).where(table.c.id == incident_id))).first()
 
-    async def orm_update_returning() -> None:  # the setup's writes (`service.record_setup`)
+    async def orm_update_returning() -> None:  # the setup's writes (`setup_rows.record_setup`)
         async with db.session() as session:
-            await service.record_setup(session, incident_id=incident_id, now=now, values={"summary_ts": "1.1"})
+            await setup_rows.record_setup(session, incident_id=incident_id, now=now, values={"summary_ts": "1.1"})
 
     returning = prebuilt.returning(*table.c)
 

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 from bot.config import Severity
 from bot.deps import Deps
 from bot.exceptions import BotError, ChatError, InvalidState
-from bot.incidents import service
+from bot.incidents import service, setup_rows
 from bot.incidents.adopt import post_once
 from bot.incidents.channels import create_channel
 from bot.incidents.models import ActionItem, Incident, IncidentCreate, Role, Status
@@ -122,7 +122,7 @@ async def finish_setup(
         held = deps.clock.now()
         async with deps.db.session() as session:  # the lease and the row as it was taken, in one UPDATE … RETURNING
             ours = unreleased.get(incident_id)
-            if (incident := await service.take_setup(session, incident_id=incident_id, now=held, ours=ours)) is None:
+            if (incident := await setup_rows.take_setup(session, incident_id=incident_id, now=held, ours=ours)) is None:
                 incident = await service.get(session, number=incident_id)
                 raise InvalidState(f"Setup of {incident.ref} is already running; try again in a minute.")
         unreleased.pop(incident_id, None)
@@ -138,7 +138,7 @@ async def finish_setup(
             await keeper
         try:
             async with deps.db.session() as session:
-                await service.release_setup(session, incident_id=incident_id, held=lease.held)
+                await setup_rows.release_setup(session, incident_id=incident_id, held=lease.held)
         except Exception as exc:
             # The database is down: remember the lease is ours, so Retry setup need not wait it out.
             log.warning("could not release the setup lease of INC-%s: %s", incident_id, type(exc).__name__)
@@ -164,11 +164,11 @@ class _SetupLease:
 
     async def keep(self) -> None:
         while True:
-            await self.beat(service.SETUP_LEASE.total_seconds() / 3)
+            await self.beat(setup_rows.SETUP_LEASE.total_seconds() / 3)
             now = self.deps.clock.now()
             try:
                 async with self.deps.db.session() as session:
-                    if not await service.renew_setup(session, incident_id=self.incident_id, held=self.held, now=now):
+                    if not await setup_rows.renew_setup(session, incident_id=self.incident_id, held=self.held, now=now):
                         log.warning("the setup lease of INC-%s was taken over", self.incident_id)
                         return
             except Exception as exc:  # the database blinked: try again at the next beat
@@ -186,10 +186,10 @@ class _Steps:
     problems: list[str] = field(default_factory=list)
 
     async def save(self, **values: str | None) -> Incident:
-        """Only what the setup made: the incident lived on meanwhile (`service.SETUP_FIELDS`)."""
+        """Only what the setup made: the incident lived on meanwhile (`setup_rows.SETUP_FIELDS`)."""
         async with self.deps.db.session() as session:
             now = self.deps.clock.now()
-            return await service.record_setup(session, incident_id=self.incident_id, now=now, values=values)
+            return await setup_rows.record_setup(session, incident_id=self.incident_id, now=now, values=values)
 
     async def attempt(self, step: str, call: Callable[[], Awaitable[T]]) -> T | None:
         """One Slack step, after the page DMs still to go out; a failure is recorded and the setup goes on."""
@@ -221,7 +221,7 @@ async def _setup_steps(deps: Deps, incident: Incident, *, actor: str, adopt: boo
             incident = await save(setup_error="; ".join(problems))
             return Outcome(incident=incident, problems=problems)
         async with deps.db.session() as session:
-            incident = await service.set_channel(
+            incident = await setup_rows.set_channel(
                 session, incident_id=incident_id, channel_id=channel.id, channel_name=channel.name, now=deps.clock.now()
             )
     channel_id = incident.channel_id

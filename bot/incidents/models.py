@@ -93,7 +93,7 @@ class Incident(IncidentBase, table=True):
     updated_at: datetime | None = _utc()  # type: ignore[assignment]
     # Set when a setup step (channel, summary, announcement) failed; cleared by a successful retry.
     setup_error: str | None = None
-    # A lease: only one finish_setup at a time (two clicks on Retry, two replicas), see service.claim_setup.
+    # A lease: only one finish_setup at a time (two clicks on Retry, two replicas), see setup_rows.claim_setup.
     setup_claimed_at: datetime | None = _utc()  # type: ignore[assignment]
 
     @property

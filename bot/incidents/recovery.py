@@ -2,7 +2,7 @@
 
 A kill -9 between committing the incident and saving the last of its setup left the incident
 without a channel, summary or announcement, its lease held by a dead process, and nobody told.
-`resume_setups` finds those incidents (`service.unfinished_setups`), runs the setup again as Retry
+`resume_setups` finds those incidents (`setup_rows.unfinished_setups`), runs the setup again as Retry
 does (an orphan channel, summary or announcement made before the crash is found and reused), and
 tells the declarer. The sweep only wakes the check; the database says what is due, and the
 setup's lease makes two replicas resume an incident once.
@@ -19,7 +19,7 @@ from datetime import timedelta
 from bot.config import is_user_id
 from bot.deps import Deps
 from bot.exceptions import ChatError, InvalidState
-from bot.incidents import flows, service
+from bot.incidents import flows, setup_rows
 from bot.timeline import events
 from bot.timeline import service as timeline
 
@@ -33,7 +33,7 @@ SWEEP_EVERY = timedelta(seconds=30)
 async def resume_setups(deps: Deps) -> list[int]:
     """Finish every setup a crash interrupted; returns the incidents resumed by this call."""
     async with deps.db.session() as session:
-        stranded = await service.unfinished_setups(session, now=deps.clock.now())
+        stranded = await setup_rows.unfinished_setups(session, now=deps.clock.now())
     resumed = []
     for incident in stranded:
         number = incident.id or 0

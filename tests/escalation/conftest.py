@@ -17,6 +17,7 @@ from bot.escalation.pages import queries
 from bot.escalation.ports import PageMessage, PageReport, ReminderMessage
 from bot.exceptions import ChatError
 from bot.incidents import service as incidents
+from bot.incidents import setup_rows
 from bot.incidents.models import Incident, IncidentCreate
 from bot.settings import normalise_database_url
 
@@ -189,7 +190,7 @@ async def declare(
         )
         if channel_id is not None:
             assert incident.id is not None
-            incident = await incidents.set_channel(
+            incident = await setup_rows.set_channel(
                 session,
                 incident_id=incident.id,
                 channel_id=channel_id,

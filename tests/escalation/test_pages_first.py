@@ -16,7 +16,7 @@ from bot.clock import FakeClock
 from bot.config import BotConfig
 from bot.db import Database
 from bot.escalation.pages import planning
-from bot.incidents import service as incidents
+from bot.incidents import setup_rows
 from bot.incidents.models import Incident
 from bot.tasks import PagesFirst
 from tests.conftest import make_settings
@@ -267,7 +267,7 @@ async def test_channel_ready_leaves_a_page_whose_dm_is_going_out_to_that_page(
     sweep = asyncio.create_task(escalator.run_due())
     await asyncio.wait_for(entered.wait(), 5)  # the page's DM is on its way (held)
     async with db.session() as session:
-        await incidents.set_channel(
+        await setup_rows.set_channel(
             session, incident_id=incident.id, channel_id="C0INC1", channel_name="inc-1", now=clock.now()
         )
     assert await escalator.channel_ready(incident.id) == 0  # not "could not reach U0LEAD yet"

@@ -25,7 +25,7 @@ from sqlmodel import col, select
 
 from bot.db import Database
 from bot.escalation.models import Page
-from bot.incidents import service
+from bot.incidents import setup_rows
 from bot.incidents.models import Incident
 from bot.settings import normalise_database_url
 from tests import slack_requests as req
@@ -123,7 +123,7 @@ async def test_kill9_during_the_setup_then_restart_finishes_it_once(
             await session.exec(  # type: ignore[call-overload]
                 update(Incident)
                 .where(col(Incident.id) == 1)
-                .values(setup_claimed_at=stranded.setup_claimed_at - service.SETUP_LEASE - timedelta(seconds=1))
+                .values(setup_claimed_at=stranded.setup_claimed_at - setup_rows.SETUP_LEASE - timedelta(seconds=1))
             )
             await session.commit()
 

@@ -17,7 +17,7 @@ from sqlmodel import col, select
 
 from bot.clock import FakeClock
 from bot.config import Severity
-from bot.incidents import service
+from bot.incidents import service, setup_rows
 from bot.incidents.models import Incident, IncidentCreate
 from bot.incidents.recovery import resume_setups
 from bot.ops import recovery as ops_recovery
@@ -52,7 +52,7 @@ async def stranded(bot: BotHarness, clock: FakeClock, *, claimed: bool = True) -
         )
         assert incident.id is not None
         if claimed:
-            assert await service.claim_setup(session, incident_id=incident.id, now=clock.now())
+            assert await setup_rows.claim_setup(session, incident_id=incident.id, now=clock.now())
     return incident.id
 
 
@@ -60,7 +60,7 @@ async def test_a_setup_interrupted_is_resumed_once_its_lease_expired_and_the_dec
     bot: BotHarness, clock: FakeClock, fake_slack: FakeSlack
 ) -> None:
     number = await stranded(bot, clock)
-    clock.advance(service.SETUP_LEASE - timedelta(seconds=1))
+    clock.advance(setup_rows.SETUP_LEASE - timedelta(seconds=1))
     assert await resume_setups(bot.deps) == []  # the lease may still be a live run's
 
     clock.advance(timedelta(seconds=2))
@@ -83,7 +83,7 @@ async def test_an_incident_whose_setup_never_started_is_resumed_after_a_lease(
     """Killed between committing the row and claiming the setup: no lease, no channel, no error."""
     number = await stranded(bot, clock, claimed=False)
     assert await resume_setups(bot.deps) == []  # a live declaration is about to claim it
-    clock.advance(service.SETUP_LEASE + timedelta(seconds=1))
+    clock.advance(setup_rows.SETUP_LEASE + timedelta(seconds=1))
     assert await resume_setups(bot.deps) == [number]
     await bot.settle()
     assert (await bot.incident(number)).summary_ts is not None
@@ -94,15 +94,15 @@ async def test_a_setup_that_failed_or_an_old_or_resolved_incident_is_left_alone(
 ) -> None:
     failed = await stranded(bot, clock, claimed=False)
     async with bot.deps.db.session() as session:
-        await service.record_setup(session, incident_id=failed, now=clock.now(), values={"setup_error": "x failed"})
+        await setup_rows.record_setup(session, incident_id=failed, now=clock.now(), values={"setup_error": "x failed"})
     resolved = await stranded(bot, clock)
     async with bot.deps.db.session() as session:
         await service.resolve(
             session, incident=await service.get(session, number=resolved), summary="", actor="U0BOB", now=clock.now()
         )
-    clock.advance(service.RESUME_WITHIN + timedelta(minutes=1))
+    clock.advance(setup_rows.RESUME_WITHIN + timedelta(minutes=1))
     await stranded(bot, clock)  # the only one that qualifies once its lease expires ...
-    clock.advance(service.SETUP_LEASE + timedelta(seconds=1))
+    clock.advance(setup_rows.SETUP_LEASE + timedelta(seconds=1))
     assert await resume_setups(bot.deps) == [3]  # ... the failed one is the Retry button's, the resolved is over
 
 
@@ -174,7 +174,7 @@ async def test_the_start_up_check_runs_by_itself(fake_slack: FakeSlack, database
                 update(Incident).where(col(Incident.id) == number).values(setup_claimed_at=clock.now())
             )
             await session.commit()
-    clock.advance(service.SETUP_LEASE + timedelta(seconds=1))
+    clock.advance(setup_rows.SETUP_LEASE + timedelta(seconds=1))
     async with running_bot(fake=fake_slack, settings=settings, clock=clock) as second:
         assert second.deps.setup_sweep is not None and second.deps.ops_sweep is not None
         await second.deps.setup_sweep.ran.wait()

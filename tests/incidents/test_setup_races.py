@@ -18,7 +18,7 @@ from bot.config import Severity
 from bot.db import Database
 from bot.exceptions import InvalidState
 from bot.incidents import flows as incident_flows
-from bot.incidents import service
+from bot.incidents import service, setup_rows
 from bot.incidents.models import Incident, IncidentCreate, Role, Status
 from bot.slack.adapters.escalation import PAGE_ACK
 from bot.timeline import service as timeline
@@ -199,11 +199,11 @@ async def test_a_setup_that_outlasts_its_lease_keeps_it_and_a_second_run_is_refu
             claimed = (await bot.incident(1)).setup_claimed_at
             assert claimed is not None
             for beat in range(1, 4):  # three lease lengths of Slack holding the channel back
-                clock.advance(service.SETUP_LEASE / 2)
+                clock.advance(setup_rows.SETUP_LEASE / 2)
                 beats.tick()
                 await until(lambda b=beat: beats.waiting == b + 1)  # renewed, and waiting for the next beat
                 await written(bot, lambda incident: incident.setup_claimed_at == clock.now())
-            assert clock.now() - claimed > 1.4 * service.SETUP_LEASE
+            assert clock.now() - claimed > 1.4 * setup_rows.SETUP_LEASE
             with pytest.raises(InvalidState, match="already running"):
                 await incident_flows.finish_setup(bot.deps, incident_id=1, actor="U0BOB")  # Retry, an alert's sync
         finally:
@@ -228,9 +228,9 @@ async def test_without_its_renewals_the_lease_expires_and_is_taken_over(
         try:
             await bot.command("declare P1 Checkout is down", settle=False)
             await until(lambda: bot.fake.held and beats.waiting == 1)
-            clock.advance(service.SETUP_LEASE + timedelta(seconds=1))
+            clock.advance(setup_rows.SETUP_LEASE + timedelta(seconds=1))
             async with bot.deps.db.session() as session:
-                assert await service.claim_setup(session, incident_id=1, now=clock.now())  # taken over
+                assert await setup_rows.claim_setup(session, incident_id=1, now=clock.now())  # taken over
         finally:
             gate.set()
             beats.tick()
@@ -244,12 +244,12 @@ async def test_a_run_that_lost_its_lease_does_not_free_the_one_that_took_it(db: 
             session, data=IncidentCreate(title="x", severity=Severity.P2, declared_by="U0ALICE"), now=start
         )
     number = created.id or 0
-    later = start + service.SETUP_LEASE + timedelta(seconds=1)
+    later = start + setup_rows.SETUP_LEASE + timedelta(seconds=1)
     async with db.session() as session:
-        assert await service.claim_setup(session, incident_id=number, now=start)
-        assert await service.claim_setup(session, incident_id=number, now=later)  # the first one's expired
-        assert not await service.renew_setup(session, incident_id=number, held=start, now=later)
-        await service.release_setup(session, incident_id=number, held=start)  # the first run ends
-        assert not await service.claim_setup(session, incident_id=number, now=later)  # still held
-        await service.release_setup(session, incident_id=number, held=later)
-        assert await service.claim_setup(session, incident_id=number, now=later)
+        assert await setup_rows.claim_setup(session, incident_id=number, now=start)
+        assert await setup_rows.claim_setup(session, incident_id=number, now=later)  # the first one's expired
+        assert not await setup_rows.renew_setup(session, incident_id=number, held=start, now=later)
+        await setup_rows.release_setup(session, incident_id=number, held=start)  # the first run ends
+        assert not await setup_rows.claim_setup(session, incident_id=number, now=later)  # still held
+        await setup_rows.release_setup(session, incident_id=number, held=later)
+        assert await setup_rows.claim_setup(session, incident_id=number, now=later)

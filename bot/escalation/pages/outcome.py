@@ -15,7 +15,7 @@ from bot.escalation.pages.records import Delivery
 from bot.escalation.pages.targets import DELIVERED_KINDS
 from bot.escalation.ports import PageMessage, PageReport
 from bot.incidents.models import Incident
-from bot.incidents.service import SETUP_LEASE
+from bot.incidents.setup_rows import SETUP_LEASE
 
 PEOPLE = (TargetKind.USER, TargetKind.TARGET)
 

@@ -1,0 +1,168 @@
+"""The channel setup's rows: its lease on the incident and the columns it writes.
+
+The setup runs for seconds (minutes while Slack throttles channel creation) while the incident
+lives on, so it holds a lease in the row (`setup_claimed_at`) and writes only its own columns.
+Its writes are prebuilt Core statements: every declaration makes four of them.
+"""
+
+from __future__ import annotations
+
+import functools
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Update, bindparam, update
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.exceptions import NotFound
+from bot.incidents.models import Incident, Status
+from bot.timeline import events
+from bot.timeline import service as timeline
+
+_TABLE = Incident.metadata.tables["incidents"]
+
+
+# What the channel setup writes. The setup runs for seconds (minutes while Slack throttles channel
+# creation) as the incident lives on: pages go out first and are acknowledged, the severity changes,
+# the incident may even be resolved. So the setup writes these columns only, never the row it read
+# when it started, which would put all of that back.
+SETUP_FIELDS = frozenset(
+    {"channel_id", "channel_name", "summary_ts", "announcement_ts", "announcement_channel", "setup_error"}
+)
+
+
+async def set_channel(
+    session: AsyncSession, *, incident_id: int, channel_id: str, channel_name: str, now: datetime
+) -> Incident:
+    text = f"channel #{channel_name} created"
+    await timeline.add(session, incident_id=incident_id, at=now, text=text, payload=events.Setup())
+    return await record_setup(
+        session, incident_id=incident_id, now=now, values={"channel_id": channel_id, "channel_name": channel_name}
+    )
+
+
+async def record_setup(
+    session: AsyncSession, *, incident_id: int, now: datetime, values: dict[str, str | None]
+) -> Incident:
+    """Write what the setup made (`SETUP_FIELDS` only); returns the incident as it is now (RETURNING, no re-read)."""
+    if unknown := set(values) - SETUP_FIELDS:
+        raise ValueError(f"not the setup's to write: {sorted(unknown)}")
+    params = {f"new_{name}": value for name, value in values.items()}
+    statement = _setup_write(frozenset(values))
+    incident = await _update_returning(
+        session, statement, {**params, "new_updated_at": now, "incident_id": incident_id}
+    )
+    await session.commit()
+    if incident is None:
+        raise NotFound(f"INC-{incident_id} does not exist.")
+    return incident
+
+
+async def _update_returning(session: AsyncSession, statement: Update, params: dict[str, Any]) -> Incident | None:
+    """One prebuilt UPDATE … RETURNING the row as written (SQLite >= 3.35 and PostgreSQL); None when nothing matched.
+
+    Core statements built once, and the incident built from the row: the ORM's UPDATE of the same
+    row costs about a third more (benchmarks/statement_cost.py), and every declaration makes four.
+    The incident returned is a value, not attached to the session.
+    """
+    row = (await session.exec(statement, params=params)).one_or_none()
+    return None if row is None else Incident.model_validate(row._mapping)
+
+
+@functools.cache
+def _setup_write(fields: frozenset[str]) -> Update:
+    """`UPDATE incidents SET <fields>, updated_at WHERE id RETURNING *`, built once per set of fields."""
+    values: dict[str, Any] = {name: bindparam(f"new_{name}") for name in sorted(fields | {"updated_at"})}
+    return update(_TABLE).where(_TABLE.c.id == bindparam("incident_id")).values(values).returning(*_TABLE.c)
+
+
+# The lease is free when nobody holds it, when it expired, or when it is a lease of ours that could
+# not be released (`ours`; NULL matches nothing).
+_TAKE_SETUP = (
+    update(_TABLE)
+    .where(
+        _TABLE.c.id == bindparam("incident_id"),
+        _TABLE.c.setup_claimed_at.is_(None)
+        | (_TABLE.c.setup_claimed_at < bindparam("expired"))
+        | (_TABLE.c.setup_claimed_at == bindparam("ours")),
+    )
+    .values(setup_claimed_at=bindparam("now"))
+    .returning(*_TABLE.c)
+)
+
+
+SETUP_LEASE = timedelta(seconds=120)
+
+
+async def claim_setup(session: AsyncSession, *, incident_id: int, now: datetime, ours: datetime | None = None) -> bool:
+    """Take the setup lease; False while another run holds it (an expired lease is taken over)."""
+    return await take_setup(session, incident_id=incident_id, now=now, ours=ours) is not None
+
+
+async def take_setup(
+    session: AsyncSession, *, incident_id: int, now: datetime, ours: datetime | None = None
+) -> Incident | None:
+    """Take the setup lease and return the incident as claimed; None while another run holds it.
+
+    An expired lease is taken over. `ours`: a lease this process took at that time and could not
+    release (the database was down): nobody is running that setup, so it is taken over at once.
+    """
+    params = {"incident_id": incident_id, "now": now, "expired": now - SETUP_LEASE, "ours": ours}
+    incident = await _update_returning(session, _TAKE_SETUP, params)
+    await session.commit()
+    return incident
+
+
+# Setups interrupted longer ago than this are left alone: a forgotten week-old incident should not
+# suddenly get a channel and a DM because the bot restarted today.
+RESUME_WITHIN = timedelta(hours=24)
+
+
+async def unfinished_setups(session: AsyncSession, *, now: datetime) -> list[Incident]:
+    """Open incidents whose setup a crash interrupted, once nobody can still be running it.
+
+    Either a run took the lease and never gave it back (killed mid-setup; an expired lease is
+    nobody's), or none ever took it: the row was committed and the process died before its setup
+    started (no channel, no recorded failure, declared longer ago than a lease). A setup that ran
+    and failed has `setup_error` and its Retry button: that is the declarer's to press.
+    """
+    expired = now - SETUP_LEASE
+    abandoned = col(Incident.setup_claimed_at).is_not(None) & (col(Incident.setup_claimed_at) < expired)
+    never_started = (
+        col(Incident.setup_claimed_at).is_(None)
+        & col(Incident.channel_id).is_(None)
+        & col(Incident.setup_error).is_(None)
+        & (col(Incident.declared_at) < expired)
+    )
+    result = await session.exec(
+        select(Incident)
+        .where(
+            col(Incident.status) != Status.RESOLVED,
+            col(Incident.declared_at) >= now - RESUME_WITHIN,
+            abandoned | never_started,
+        )
+        .order_by(col(Incident.id))
+    )
+    return list(result.all())
+
+
+async def renew_setup(session: AsyncSession, *, incident_id: int, held: datetime, now: datetime) -> bool:
+    """Move our lease (taken or last renewed at `held`) to `now`; False when it is not ours any more."""
+    result = await session.exec(
+        update(Incident)
+        .where(col(Incident.id) == incident_id, col(Incident.setup_claimed_at) == held)
+        .values(setup_claimed_at=now)
+    )
+    await session.commit()
+    return bool(result.rowcount)
+
+
+async def release_setup(session: AsyncSession, *, incident_id: int, held: datetime) -> None:
+    """Give the lease back, if it is still ours (a run that lost it must not free another's)."""
+    await session.exec(
+        update(_TABLE)
+        .where(_TABLE.c.id == incident_id, _TABLE.c.setup_claimed_at == held)
+        .values(setup_claimed_at=None)
+    )
+    await session.commit()
