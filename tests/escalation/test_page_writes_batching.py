@@ -204,3 +204,46 @@ async def test_a_page_locked_by_another_writer_is_skipped_not_waited_for(
     async with db.session() as session:  # once the lock is gone, the page is claimable as ever
         claimed = await page_writes.claim_pages(session, claims=claims, now=clock.now())
     assert set(claimed) == {locked.id}
+
+
+async def test_a_first_attempt_checks_its_incident_as_the_claim_read_it_then_dms_at_once(
+    db: Database, clock: FakeClock, make_escalator: MakeEscalator, pager: Any
+) -> None:
+    """The claim's transaction reads the claimed pages' incidents; no other transaction comes before the DM.
+
+    Every transaction on a page's way to its DM is a wait for the event loop in a storm, behind
+    the declarations' work (benchmarks/page_lateness.py).
+    """
+    await planned_pages(db, clock, make_escalator, 1)
+    escalator = make_escalator(config(escalation=LATER_LEVELS))
+    clock.advance(timedelta(minutes=5))
+    log: list[str] = []
+    engines = [db.engine.sync_engine, db.for_pager().engine.sync_engine]
+    hooks: list[tuple[str, Any]] = [
+        ("before_cursor_execute", lambda _c, _cur, sql, *_a: log.append(" ".join(sql.split()))),
+        ("begin", lambda _c: log.append("BEGIN")),
+    ]
+    dm_page = pager.dm_page
+
+    async def logged_dm(**kwargs: Any) -> None:
+        log.append("DM")
+        await dm_page(**kwargs)
+
+    pager.dm_page = logged_dm
+    for engine in engines:
+        for name, hook in hooks:
+            event.listen(engine, name, hook)
+    try:
+        report = await escalator.run_due()
+    finally:
+        for engine in engines:
+            for name, hook in hooks:
+                event.remove(engine, name, hook)
+
+    assert report.pages == 1 and pager.paged() == [(1, "U0LEAD")]
+    claim = next(i for i, s in enumerate(log) if s.startswith("UPDATE escalation_pages SET claim_token"))
+    before_dm = log[claim : log.index("DM")]
+    assert any(s.startswith("SELECT incidents") for s in before_dm), (
+        before_dm
+    )  # read after the claim, in its transaction
+    assert "BEGIN" not in before_dm, before_dm

@@ -62,7 +62,9 @@ class PageSender(Sender[Page]):
             claimed = await self.rt.writes.claim(PageClaim(page_id, token, first))
             if claimed is None:
                 return False
-            deliver = partial(self._deliver_page, recorded=claimed.recipients, dms_sent=dms_sent)
+            deliver = partial(
+                self._deliver_page, recorded=claimed.recipients, claimed=claimed.incident, dms_sent=dms_sent
+            )
             return await self.deliver(claimed.page, token, deliver)
 
     async def _first_recipients(self, page_id: int) -> list[NewTarget] | None:
@@ -84,11 +86,18 @@ class PageSender(Sender[Page]):
         return users + recipients.unresolved(resolved)
 
     async def _deliver_page(
-        self, page: Page, token: str, *, recorded: list[PageTarget] | None, dms_sent: Callable[[], None]
+        self,
+        page: Page,
+        token: str,
+        *,
+        recorded: list[PageTarget] | None,
+        claimed: Incident | None = None,
+        dms_sent: Callable[[], None],
     ) -> bool:
         """One attempt: resolve the targets (first attempt), DM whoever is still pending, then report and decide.
 
         `recorded`: the recipients the claim recorded (a first attempt resolved before it), else None.
+        `claimed`: the incident as the claim's transaction read it; with `recorded`, nothing is read here.
 
         The DMs go out at once; the channel half (invite, mention) and the record wait for the
         incident's turn, so a page never waits for another page's bookkeeping. Everyone reached
@@ -96,17 +105,10 @@ class PageSender(Sender[Page]):
         """
         assert page.id is not None
         now = self.rt.clock.now()
-        async with self.rt.send_db.session() as session:
-            incident = await session.get(Incident, page.incident_id)
-            reason = self.stop_reason(page, incident)
-            if recorded is not None:
-                rows = recorded
-            else:  # only a holder of the page's claim adds recipients: on the first claim there are none yet
-                rows = [] if page.attempts == 1 else await targets(session, page_id=page.id)
-            if reason is not None and not outcome.reached(rows):
-                await leases.cancel_claimed(session, model=Page, row_id=page.id, token=token, now=now, reason=reason)
-                return False
-        assert incident is not None
+        looked = await self._look(page, token, recorded=recorded, claimed=claimed, now=now)
+        if looked is None:
+            return False
+        incident, rows, reason = looked
         message = outcome.page_message(page, rows, now, late_after=self.rt.late_after_for(page))
         attempt = Attempt(
             number=page.attempts, final=page.attempts >= self.rt.max_attempts, retry_in=self.rt.retry_in(page.attempts)
@@ -122,6 +124,29 @@ class PageSender(Sender[Page]):
             return await self._finish_in_turn(
                 page, token, message, attempt, now=now, mentioned=mentioned, stopped=reason
             )
+
+    async def _look(
+        self, page: Page, token: str, *, recorded: list[PageTarget] | None, claimed: Incident | None, now: datetime
+    ) -> tuple[Incident, list[PageTarget], str | None] | None:
+        """The incident, the page's recipients and why it should stop, as of after the claim; None when
+        the page was cancelled here (it should stop and has reached nobody)."""
+        assert page.id is not None
+        if recorded is not None and claimed is not None:  # a first claim read them: no transaction here
+            reason = self.stop_reason(page, claimed)
+            if reason is None or outcome.reached(recorded):
+                return claimed, recorded, reason
+        async with self.rt.send_db.session() as session:
+            incident = await session.get(Incident, page.incident_id)
+            reason = self.stop_reason(page, incident)
+            if recorded is not None:
+                rows = recorded
+            else:  # only a holder of the page's claim adds recipients: on the first claim there are none yet
+                rows = [] if page.attempts == 1 else await targets(session, page_id=page.id)
+            if reason is not None and not outcome.reached(rows):
+                await leases.cancel_claimed(session, model=Page, row_id=page.id, token=token, now=now, reason=reason)
+                return None
+        assert incident is not None
+        return incident, rows, reason
 
     async def _finish_in_turn(
         self,

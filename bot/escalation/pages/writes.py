@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import case, update
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import col
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.clock import Clock
@@ -30,6 +30,7 @@ from bot.db import Database
 from bot.escalation import leases
 from bot.escalation.models import Page, PageTarget, TargetState
 from bot.escalation.pages.targets import NewTarget, new_target_rows
+from bot.incidents.models import Incident
 
 R = TypeVar("R")
 
@@ -47,6 +48,7 @@ class PageClaim:
 class ClaimedPage:
     page: Page
     recipients: list[PageTarget] | None  # recorded with the claim (a first claim), else None: read them
+    incident: Incident | None = None  # as the claim's transaction saw it (None: gone)
 
 
 @dataclass(frozen=True)
@@ -152,6 +154,8 @@ async def claim_pages(
     Each transaction before a DM is a turn at SQLite's one writer, so one for the claim and the
     recipients of every page going out at once (`PageWrites`). Pages not returned are held
     by someone else, sent, cancelled or not due; a page asked for twice goes to the last request.
+    The claimed pages' incidents are read in the same transaction, after the claim: their sender
+    checks them (acknowledged, resolved?) without a transaction of its own before the DM.
     """
     by_id = {claim.page_id: claim for claim in claims}
     if not by_id:
@@ -166,15 +170,29 @@ async def claim_pages(
             session.add_all(rows)
             recorded[claim.page_id] = rows
     try:
+        incidents = await _incidents(session, pages)
         await session.commit()
     except IntegrityError:
         # Recipients already on record for a page never claimed before (not by this code): theirs
         # stand. Claim without recording; each sender reads the rows after its claim, as a retry does.
         await session.rollback()
         pages = await leases.claim_pages(session, tokens, now, lease)
+        incidents = await _incidents(session, pages)
         await session.commit()
         recorded = {}
-    return {page.id: ClaimedPage(page, recorded.get(page.id)) for page in pages if page.id is not None}
+    return {
+        page.id: ClaimedPage(page, recorded.get(page.id), incidents.get(page.incident_id))
+        for page in pages
+        if page.id is not None
+    }
+
+
+async def _incidents(session: AsyncSession, pages: list[Page]) -> dict[int, Incident]:
+    """The incidents of these pages (its flush writes the recipients added, so a conflict raises here)."""
+    if not pages:
+        return {}
+    found = await session.exec(select(Incident).where(col(Incident.id).in_({page.incident_id for page in pages})))
+    return {incident.id: incident for incident in found.all() if incident.id is not None}
 
 
 async def record_dms(session: AsyncSession, *, outcomes: list[DmOutcome], now: datetime) -> set[tuple[int, str]]:
