@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 from pydantic import ValidationError
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.config import Severity
 from bot.db import Database
@@ -89,15 +90,12 @@ def test_a_payload_survives_the_json_it_is_stored_as(payload: events.Payload) ->
 
 async def test_written_and_read_through_the_database(db: Database) -> None:
     async with db.session() as session:
-        incident = Incident(title="x", severity=Severity.P2, declared_by="U0ALICE", declared_at=T0)
-        session.add(incident)
-        await session.flush()
-        assert incident.id is not None
+        incident_id = await _an_incident(session)
         for payload in EXAMPLES:
-            await timeline.add(session, incident_id=incident.id, at=T0, text="t", payload=payload)
+            await timeline.add(session, incident_id=incident_id, at=T0, text="t", payload=payload)
         await session.commit()
     async with db.session() as session:
-        stored = await timeline.events(session, incident_id=incident.id)
+        stored = await timeline.events(session, incident_id=incident_id)
     assert [e.kind for e in stored] == [str(p.KIND) for p in EXAMPLES]
     assert [events.read(e) for e in stored] == EXAMPLES
     deploy = next(e for e in stored if e.kind == Kind.DEPLOY)
@@ -196,14 +194,11 @@ def test_rows_stored_before_the_types_still_parse(kind: str, data: dict[str, obj
 
 async def test_an_old_row_in_the_database_reads_as_its_type(db: Database) -> None:
     async with db.session() as session:
-        incident = Incident(title="x", severity=Severity.P2, declared_by="U0ALICE", declared_at=T0)
-        session.add(incident)
-        await session.flush()
-        assert incident.id is not None
+        incident_id = await _an_incident(session)
         old = {"old": "investigating", "new": "monitoring", "written_by": "an older release"}
-        session.add(TimelineEvent(incident_id=incident.id, at=T0, kind="status", text="", data=old))
+        session.add(TimelineEvent(incident_id=incident_id, at=T0, kind="status", text="", data=old))
         await session.commit()
-        [event] = await timeline.events(session, incident_id=incident.id)
+        [event] = await timeline.events(session, incident_id=incident_id)
     assert events.read_as(event, events.StatusChanged) == events.StatusChanged(old="investigating", new="monitoring")
 
 
@@ -221,16 +216,22 @@ def test_a_payload_of_another_kind_is_refused() -> None:
 
 async def test_the_kind_of_an_event_is_its_payload_s(db: Database) -> None:
     async with db.session() as session:
-        incident = Incident(title="x", severity=Severity.P2, declared_by="U0ALICE", declared_at=T0)
-        session.add(incident)
-        await session.flush()
-        assert incident.id is not None
-        await timeline.add(session, incident_id=incident.id, at=T0, payload=events.NoteAdded(), text="n")
+        incident_id = await _an_incident(session)
+        await timeline.add(session, incident_id=incident_id, at=T0, payload=events.NoteAdded(), text="n")
         await session.commit()
-        [event] = await timeline.events(session, incident_id=incident.id)
+        [event] = await timeline.events(session, incident_id=incident_id)
     assert (event.kind, event.data, event.text) == ("note", {}, "n")
 
 
 def test_odd_data_is_shown_by_its_text_not_a_failure() -> None:
     assert events.read_data("page", {"level": "one"}) is None
     assert events.read_data("some_future_kind", {"x": 1}) is None
+
+
+async def _an_incident(session: AsyncSession) -> int:
+    """An incident for events to belong to (the timeline's foreign key); its id."""
+    incident = Incident(title="x", severity=Severity.P2, declared_by="U0ALICE", declared_at=T0)
+    session.add(incident)
+    await session.flush()
+    assert incident.id is not None
+    return incident.id
