@@ -48,7 +48,7 @@ class PageClaim:
 class ClaimedPage:
     page: Page
     recipients: list[PageTarget] | None  # recorded with the claim (a first claim), else None: read them
-    incident: Incident | None = None  # as the claim's transaction saw it (None: gone)
+    incident: Incident | None = None  # read by the claim for a first claim with `recipients`; else None: read it
 
 
 @dataclass(frozen=True)
@@ -154,8 +154,9 @@ async def claim_pages(
     Each transaction before a DM is a turn at SQLite's one writer, so one for the claim and the
     recipients of every page going out at once (`PageWrites`). Pages not returned are held
     by someone else, sent, cancelled or not due; a page asked for twice goes to the last request.
-    The claimed pages' incidents are read in the same transaction, after the claim: their sender
-    checks them (acknowledged, resolved?) without a transaction of its own before the DM.
+    The incidents of first claims that recorded their recipients are read in the same transaction,
+    after the claim: their sender checks them (acknowledged, resolved?) with no transaction of its own
+    before the DM. Any other sender reads the incident and the recipients itself, so nothing is read for it here.
     """
     by_id = {claim.page_id: claim for claim in claims}
     if not by_id:
@@ -170,16 +171,15 @@ async def claim_pages(
             session.add_all(rows)
             recorded[claim.page_id] = rows
     try:
-        incidents = await _incidents(session, pages)
+        incidents = await _incidents(session, [page for page in pages if page.id in recorded])
         await session.commit()
     except IntegrityError:
         # Recipients already on record for a page never claimed before (not by this code): theirs
         # stand. Claim without recording; each sender reads the rows after its claim, as a retry does.
         await session.rollback()
         pages = await leases.claim_pages(session, tokens, now, lease)
-        incidents = await _incidents(session, pages)
         await session.commit()
-        recorded = {}
+        recorded, incidents = {}, {}
     return {
         page.id: ClaimedPage(page, recorded.get(page.id), incidents.get(page.incident_id))
         for page in pages
@@ -188,7 +188,7 @@ async def claim_pages(
 
 
 async def _incidents(session: AsyncSession, pages: list[Page]) -> dict[int, Incident]:
-    """The incidents of these pages (its flush writes the recipients added, so a conflict raises here)."""
+    """The incidents of these pages (the query's autoflush writes the recipients added, so a conflict raises here)."""
     if not pages:
         return {}
     found = await session.exec(select(Incident).where(col(Incident.id).in_({page.incident_id for page in pages})))
