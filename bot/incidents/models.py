@@ -123,6 +123,10 @@ class Incident(IncidentBase, table=True):
         return getattr(self, role.value)  # type: ignore[no-any-return]
 
 
+# The table itself, for Core statements on the hot path (a declaration's writes): no ORM unit of work.
+INCIDENTS = Incident.metadata.tables["incidents"]
+
+
 class ActionItemBase(SQLModel):
     text: str = Field(max_length=2000)
     owner: str | None = None

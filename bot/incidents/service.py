@@ -16,12 +16,11 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.config import Severity, is_user_id
 from bot.exceptions import InvalidState, NotFound
-from bot.incidents.models import ActionItem, Incident, IncidentCreate, Role, Status
+from bot.incidents.models import INCIDENTS, ActionItem, Incident, IncidentCreate, Role, Status
 from bot.timeline import events
 from bot.timeline import service as timeline
 
-_TABLE = Incident.metadata.tables["incidents"]
-_INSERT_RETURNING_ID = insert(_TABLE).returning(_TABLE.c.id)
+_INSERT_RETURNING_ID = insert(INCIDENTS).returning(INCIDENTS.c.id)
 
 
 async def create(session: AsyncSession, *, data: IncidentCreate, now: datetime, claim_setup: bool = False) -> Incident:

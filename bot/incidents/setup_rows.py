@@ -16,12 +16,9 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.exceptions import NotFound
-from bot.incidents.models import Incident, Status
+from bot.incidents.models import INCIDENTS, Incident, Status
 from bot.timeline import events
 from bot.timeline import service as timeline
-
-_TABLE = Incident.metadata.tables["incidents"]
-
 
 # What the channel setup writes. The setup runs for seconds (minutes while Slack throttles channel
 # creation) as the incident lives on: pages go out first and are acknowledged, the severity changes,
@@ -74,21 +71,21 @@ async def _update_returning(session: AsyncSession, statement: Update, params: di
 def _setup_write(fields: frozenset[str]) -> Update:
     """`UPDATE incidents SET <fields>, updated_at WHERE id RETURNING *`, built once per set of fields."""
     values: dict[str, Any] = {name: bindparam(f"new_{name}") for name in sorted(fields | {"updated_at"})}
-    return update(_TABLE).where(_TABLE.c.id == bindparam("incident_id")).values(values).returning(*_TABLE.c)
+    return update(INCIDENTS).where(INCIDENTS.c.id == bindparam("incident_id")).values(values).returning(*INCIDENTS.c)
 
 
 # The lease is free when nobody holds it, when it expired, or when it is a lease of ours that could
 # not be released (`ours`; NULL matches nothing).
 _TAKE_SETUP = (
-    update(_TABLE)
+    update(INCIDENTS)
     .where(
-        _TABLE.c.id == bindparam("incident_id"),
-        _TABLE.c.setup_claimed_at.is_(None)
-        | (_TABLE.c.setup_claimed_at < bindparam("expired"))
-        | (_TABLE.c.setup_claimed_at == bindparam("ours")),
+        INCIDENTS.c.id == bindparam("incident_id"),
+        INCIDENTS.c.setup_claimed_at.is_(None)
+        | (INCIDENTS.c.setup_claimed_at < bindparam("expired"))
+        | (INCIDENTS.c.setup_claimed_at == bindparam("ours")),
     )
     .values(setup_claimed_at=bindparam("now"))
-    .returning(*_TABLE.c)
+    .returning(*INCIDENTS.c)
 )
 
 
@@ -161,8 +158,8 @@ async def renew_setup(session: AsyncSession, *, incident_id: int, held: datetime
 async def release_setup(session: AsyncSession, *, incident_id: int, held: datetime) -> None:
     """Give the lease back, if it is still ours (a run that lost it must not free another's)."""
     await session.exec(
-        update(_TABLE)
-        .where(_TABLE.c.id == incident_id, _TABLE.c.setup_claimed_at == held)
+        update(INCIDENTS)
+        .where(INCIDENTS.c.id == incident_id, INCIDENTS.c.setup_claimed_at == held)
         .values(setup_claimed_at=None)
     )
     await session.commit()

@@ -14,7 +14,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.exceptions import InvalidState, NotFound
-from bot.incidents.models import Incident
+from bot.incidents.models import INCIDENTS, Incident
 from bot.playbooks.models import PlaybookRun, StepState, StepStatus
 from bot.playbooks.schema import Playbook, Step
 from bot.timeline import events
@@ -23,10 +23,9 @@ from bot.timeline import service as timeline
 # Tables for the Core statements of a playbook's start: the hot path of every declaration.
 _STEP_TABLE = StepState.metadata.tables["playbook_step_states"]
 _RUNS = PlaybookRun.metadata.tables["playbook_runs"]
-_INCIDENTS = Incident.metadata.tables["incidents"]
 _INSERT_RUN = insert(_RUNS).returning(_RUNS.c.id)
 _SET_PLAYBOOK = (
-    update(_INCIDENTS).where(_INCIDENTS.c.id == bindparam("incident")).values(playbook_id=bindparam("playbook"))
+    update(INCIDENTS).where(INCIDENTS.c.id == bindparam("incident")).values(playbook_id=bindparam("playbook"))
 )
 _SET_PROGRESS = (
     update(_RUNS)

@@ -13,16 +13,15 @@ import statistics
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import cast
 
-from sqlalchemy import Table, select
+from sqlalchemy import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.clock import utc
 from bot.config import Severity
 from bot.exceptions import UsageError
 from bot.incidents.grammar import DEFAULT_DAYS, MAX_DAYS
-from bot.incidents.models import Incident
+from bot.incidents.models import INCIDENTS
 
 NO_SERVICE = "(no service)"
 PRIVATE = "(private)"  # fits the stats table's 14-character column
@@ -112,7 +111,7 @@ async def compute(session: AsyncSession, *, now: datetime, days: int = DEFAULT_D
     check_days(days)
     until = utc(now)
     since = until - timedelta(days=days)
-    table = cast(Table, Incident.__table__)  # type: ignore[attr-defined]
+    table = INCIDENTS
     query = select(
         table.c.severity,
         table.c.service,
