@@ -13,14 +13,15 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.timeline.events import MessagePosted, Payload
-from bot.timeline.models import Kind, ProcessedEvent, ProcessedRequest, TimelineEvent
+from bot.timeline.models import ProcessedEvent, ProcessedRequest, TimelineEvent
 
 if TYPE_CHECKING:
     from bot.deps import Deps
 
 log = logging.getLogger(__name__)
 
-_INSERT_EVENT = insert(TimelineEvent.metadata.tables["timeline_events"])
+_EVENTS = TimelineEvent.metadata.tables["timeline_events"]
+_INSERT_EVENT = insert(_EVENTS)
 
 
 async def add(
@@ -32,9 +33,6 @@ async def add(
     actor: str | None = None,
     text: str = "",
     key: bool = False,
-    channel_id: str | None = None,
-    message_ts: str | None = None,
-    permalink: str | None = None,
 ) -> None:
     """Write an event in the caller's transaction, so the event and the state change commit together.
 
@@ -43,7 +41,22 @@ async def add(
     state change writes one, and the ORM's object and flush cost twice the statement itself
     (benchmarks/statement_cost.py). Every key is always given, so the statement compiles once.
     """
-    values = {
+    await session.exec(_INSERT_EVENT, params=_row(incident_id, at, payload, actor=actor, text=text, key=key))
+
+
+def _row(
+    incident_id: int,
+    at: datetime,
+    payload: Payload,
+    *,
+    actor: str | None,
+    text: str,
+    key: bool,
+    channel_id: str | None = None,
+    message_ts: str | None = None,
+    permalink: str | None = None,
+) -> dict[str, Any]:
+    return {
         "incident_id": incident_id,
         "kind": str(payload.KIND),
         "at": at,
@@ -55,7 +68,6 @@ async def add(
         "message_ts": message_ts,
         "permalink": permalink,
     }
-    await session.exec(_INSERT_EVENT, params=values)
 
 
 async def record(
@@ -128,21 +140,20 @@ async def store_message(
     actor: str | None,
     text: str,
     permalink: str | None = None,
-) -> TimelineEvent | None:
-    """Keep a channel message; None when it is stored already (Slack redelivers)."""
-    event = TimelineEvent(
-        incident_id=incident_id,
-        kind=Kind.MESSAGE,
-        at=at,
+) -> bool:
+    """Keep a channel message; False when it is stored already (Slack redelivers)."""
+    row = _row(
+        incident_id,
+        at,
+        MessagePosted(),
         actor=actor,
         text=text,
+        key=False,
         channel_id=channel_id,
         message_ts=message_ts,
         permalink=permalink,
-        data=MessagePosted().to_data(),
     )
-    session.add(event)
-    return event if await _commit_once(session) else None
+    return await _insert_once(session, _EVENTS, row)
 
 
 async def _update_message(session: AsyncSession, *, channel_id: str, message_ts: str, **values: Any) -> bool:
@@ -169,9 +180,10 @@ _PROCESSED_REQUESTS = ProcessedRequest.metadata.tables["processed_requests"]
 
 
 async def _insert_once(session: AsyncSession, table: Table, values: dict[str, Any]) -> bool:
-    """True for the first insert of this key; a race between replicas is settled by the primary key.
+    """True for the first insert of this key; a race between replicas is settled by a unique key.
 
-    A Core INSERT: every request passes here, and the ORM's object and flush would double its cost.
+    A Core INSERT: every request and every channel message passes here, and the ORM's object and
+    flush would double its cost.
     """
     try:
         await session.exec(insert(table), params=values)  # the key is checked here, not at the commit
