@@ -64,6 +64,7 @@ class Escalator:
         max_attempts: int = 3,
         retry_backoff: timedelta = timedelta(seconds=30),
         concurrency: int = 64,
+        look_ahead: timedelta = timedelta(seconds=1),
         on_page: Callable[[Page, Delivery], None] | None = None,
         priority: PagesFirst | None = None,
         pager_db: Database | None = None,
@@ -87,7 +88,9 @@ class Escalator:
         self.channel = Channel(self.rt)
         self.page_sender = PageSender(self.rt, self.channel)
         self.reminder_sender = ReminderSender(self.rt)
-        self.sweep = Sweep(self.rt, self.page_sender, self.reminder_sender, concurrency=concurrency)
+        self.sweep = Sweep(
+            self.rt, self.page_sender, self.reminder_sender, concurrency=concurrency, look_ahead=look_ahead
+        )
 
     # --- settings the scheduler, commands and tests read ---------------------------------------
 

@@ -2,10 +2,17 @@
 (`run_due`, a sweep, run only from `EscalationScheduler.run`, one at a time).
 
 A sweep sends pages as they fall due: up to `concurrency` pages sending their DMs at once, each
-incident's in order. A page holds its slot (and its incident's place in line) until its DMs are
-out, not until its channel mention is recorded, and due rows are read again as soon as a slot
-frees or the next row falls due, so in a storm a page starts the moment it is due. The sweep lasts
-while there is something to send, so a page that falls due meanwhile joins it.
+incident's in order. It reads the pages free to claim within the next `look_ahead` (a second) and
+starts each one from memory the moment it is due, so no database read stands between a page's
+due time and its claim: in a storm of declarations, a read waits its turn on a busy event loop and
+pool, and every page falling due meanwhile would wait with it. What it remembers is only a hint;
+the claim decides, so a page acknowledged or moved since the read fails its claim and is not sent.
+It reads again half a look-ahead before its memory runs out, and at once when a row is planned
+inside the window it read (`woken`). A page holds its slot (and its incident's place in line)
+until its DMs are out, not until its channel mention is recorded. The sweep lasts while something
+is being sent or is due within the window it read, so a page that falls due meanwhile joins it;
+it stops waiting for a remembered page once the look-ahead has passed on the event loop's own
+clock (an injected clock that tests hold still never reaches it).
 """
 
 from __future__ import annotations
@@ -13,9 +20,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from bot.escalation.pages.queries import due_pages, next_page_due
+from bot.escalation.pages.queries import due_pages, pages_free_by
 from bot.escalation.pages.sending import PageSender
 from bot.escalation.reminders.rows import due_reminders
 from bot.escalation.reminders.sending import ReminderSender
@@ -29,11 +36,20 @@ class RunReport:
 
 
 class Sweep:
-    def __init__(self, rt: Runtime, pages: PageSender, reminders: ReminderSender, *, concurrency: int) -> None:
+    def __init__(
+        self,
+        rt: Runtime,
+        pages: PageSender,
+        reminders: ReminderSender,
+        *,
+        concurrency: int,
+        look_ahead: timedelta = timedelta(seconds=1),
+    ) -> None:
         self.rt = rt
         self.pages = pages
         self.reminders = reminders
         self.concurrency = max(concurrency, 1)  # pages whose DMs one sweep sends at once
+        self.look_ahead = look_ahead
 
     async def send_due(self, incident_id: int) -> RunReport:
         """Send this incident's rows that are due now (a declaration's level 1, a raised severity's levels)."""
@@ -53,7 +69,7 @@ class Sweep:
     async def run_due(self) -> RunReport:
         """Send every page and reminder that is due and not held by another process."""
         report = RunReport()
-        report.pages = await _Wave(self.rt, self.pages, self.concurrency).run()
+        report.pages = await _Wave(self.rt, self.pages, self.concurrency, self.look_ahead).run()
         batch = 50
         while True:
             async with self.rt.db.session() as session:
@@ -69,18 +85,21 @@ class Sweep:
 class _Wave:
     """One sweep's pages, started as they fall due; `run` returns how many were recorded as sent."""
 
-    def __init__(self, rt: Runtime, pages: PageSender, concurrency: int) -> None:
+    def __init__(self, rt: Runtime, pages: PageSender, concurrency: int, look_ahead: timedelta) -> None:
         self.rt = rt
         self.pages = pages
         self.concurrency = concurrency
+        self.look_ahead = look_ahead
         self.loop = asyncio.get_running_loop()
         self.tasks: set[asyncio.Task[bool]] = set()
+        self.sending: set[int] = set()  # pages with a task in flight
         self.dming: dict[int, asyncio.Task[bool]] = {}  # incident -> its page whose DMs are going out
+        self.known: list[tuple[datetime, int, int]] = []  # (free at, page, incident) read, not started, in order
+        self.known_until: datetime | None = None  # `known` holds every page free before this; None: read now
+        self.read_at = 0.0  # the event loop's time of the last read
         self.changed = asyncio.Event()
         self.sent = 0
         self.failure: BaseException | None = None
-        self.next_at: datetime | None = None
-        self.waiting = True  # due rows were left for lack of a slot, or behind their incident's page
 
     async def run(self) -> int:
         outer, self.rt.sweep_woken = self.rt.sweep_woken, self.woken
@@ -88,8 +107,9 @@ class _Wave:
             while True:
                 self.changed.clear()  # before looking: whatever happens from here on wakes the wait below
                 self._reap()
-                await self._start_due()
-                if not self.tasks:
+                await self._read()
+                self._start_due()
+                if not self.tasks and not self._expecting():
                     break
                 if not self.changed.is_set():
                     await self._wait()
@@ -102,9 +122,9 @@ class _Wave:
         return self.sent
 
     def woken(self, when: datetime) -> None:
-        """A row was planned or moved while the sweep runs: look again by `when`."""
-        if self.next_at is None or when < self.next_at:
-            self.next_at = when
+        """A row was planned or moved while the sweep runs: read again if it falls inside what was read."""
+        if self.known_until is not None and when < self.known_until:
+            self.known_until = when
             self.changed.set()
 
     def _reap(self) -> None:
@@ -115,36 +135,60 @@ class _Wave:
             elif task.result():
                 self.sent += 1
 
-    async def _start_due(self) -> None:
+    def _free(self) -> int:
+        return min(self.concurrency - len(self.dming), self.concurrency * 4 - len(self.tasks))
+
+    def _expecting(self) -> bool:
+        """Remembered pages are still to fall due within the window read (on the event loop's clock)."""
+        window = self.look_ahead.total_seconds() + 0.1
+        return self.failure is None and bool(self.known) and self.loop.time() - self.read_at < window
+
+    async def _read(self) -> None:
         now = self.rt.clock.now()
-        free = min(self.concurrency - len(self.dming), self.concurrency * 4 - len(self.tasks))
-        looking = self.waiting or (self.next_at is not None and self.next_at <= now)
-        if self.failure is not None or free <= 0 or not looking:
+        if self.failure is not None or self._free() <= 0:
             return
+        if self.known_until is not None and now + self.look_ahead / 2 < self.known_until:
+            return
+        limit = self.concurrency * 4
         async with self.rt.send_db.session() as session:
-            due = await due_pages(session, now=now, limit=self.concurrency * 4)
-            self.next_at = await next_page_due(session, after=now)
-        self.waiting = False
-        for page_id, incident_id in due:
-            if incident_id in self.dming or free <= 0:
-                self.waiting = True
+            rows = await pages_free_by(session, until=now + self.look_ahead, limit=limit)
+        self.read_at = self.loop.time()
+        self.known = [row for row in rows if row[1] not in self.sending]
+        # Cut short (a backlog): complete only up to the last row read, so read again when that is near.
+        self.known_until = now + self.look_ahead if len(rows) < limit else rows[-1][0]
+
+    def _start_due(self) -> None:
+        now, free = self.rt.clock.now(), self._free()
+        left: list[tuple[datetime, int, int]] = []
+        for row in self.known:
+            at, page_id, incident_id = row
+            if at > now or free <= 0 or incident_id in self.dming:
+                left.append(row)  # not due yet, no slot, or behind its incident's page: later
                 continue
             self._start(page_id, incident_id)
             free -= 1
+        self.known = left
 
     def _start(self, page_id: int, incident_id: int) -> None:
         def dms_out(*_: object) -> None:  # when the DMs are out, and again when the task is done
             if self.dming.get(incident_id) is task:
                 del self.dming[incident_id]  # the incident's next page may start
+            self.sending.discard(page_id)
             self.changed.set()
 
         task = self.loop.create_task(self.pages.send_page(page_id, dms_out=dms_out))
+        self.sending.add(page_id)
         self.dming[incident_id] = task
         task.add_done_callback(dms_out)
         self.tasks.add(task)
 
     async def _wait(self) -> None:
-        # Look at the clock again by then at the latest: rows due much later are the scheduler's.
-        left = 1.0 if self.next_at is None else (self.next_at - self.rt.clock.now()).total_seconds()
+        # Until the next remembered page falls due, or it is time to read again; a second at most.
+        now, times = self.rt.clock.now(), []
+        if self._free() > 0:  # else a slot freeing wakes it
+            times = [at for at, _, incident_id in self.known if at > now and incident_id not in self.dming]
+            if self.known_until is not None:
+                times.append(self.known_until - self.look_ahead / 2)
+        left = min(((at - now).total_seconds() for at in times), default=1.0)
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.changed.wait(), min(max(left, 0.02), 1.0))
+            await asyncio.wait_for(self.changed.wait(), min(max(left, 0.005), 1.0))

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import func
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.clock import utc
-from bot.escalation.leases import claimable, free_at, pending
+from bot.escalation.leases import claimable, free_at
 from bot.escalation.models import Page
 from bot.incidents.models import Incident
 
@@ -40,11 +39,16 @@ async def due_pages(
     return [(page_id, incident) for page_id, incident in (await session.exec(query)).all() if page_id is not None]
 
 
-async def next_page_due(session: AsyncSession, *, after: datetime) -> datetime | None:
-    """The earliest time after `after` at which a pending page becomes free to claim."""
-    due = free_at(Page)
-    value = (await session.exec(select(func.min(due)).where(*pending(Page), due > after))).one()
-    return None if value is None else utc(value)
+async def pages_free_by(session: AsyncSession, *, until: datetime, limit: int) -> list[tuple[datetime, int, int]]:
+    """(free at, page, incident) of pending pages free to claim by `until`, in the order they are to start."""
+    query = (
+        select(Page.due_at, Page.claim_expires_at, Page.id, Page.incident_id)
+        .where(*claimable(Page, until))
+        .order_by(free_at(Page), col(Page.due_at), col(Page.level), col(Page.repeat))
+        .limit(limit)
+    )
+    rows = (await session.exec(query)).all()
+    return [(utc(max(due, expires or due)), page_id, incident) for due, expires, page_id, incident in rows if page_id]
 
 
 async def open_incidents_without_pages(
