@@ -103,6 +103,11 @@ class Escalator:
         return self.rt.clock
 
     @property
+    def look_ahead(self) -> timedelta:
+        """How far ahead a sweep reads the pages it is to send (the scheduler wakes it half that early)."""
+        return self.sweep.look_ahead
+
+    @property
     def config(self) -> BotConfig:
         return self.rt.config
 

@@ -2,7 +2,7 @@
 
 APScheduler (3.x `AsyncIOScheduler`) holds exactly two jobs:
 
-* `escalation-wake`, a one-off date job at the earliest due time (or claim expiry) in the
+* `escalation-wake`, a one-off date job half a second before the earliest due time (or claim expiry) in the
   database, moved whenever something earlier is planned and re-armed after every run;
 * `escalation-sweep`, every 30 s: a safety net for a lost wake-up and for rows planned by another
   replica, which this process has no timer for.
@@ -118,10 +118,13 @@ class EscalationScheduler:
         if self.next_wake is not None and now < self.next_wake <= when:
             return
         self.next_wake = when
+        # Half the sweep's look-ahead early: it has read the rows when the first falls due, and
+        # starts each from memory then (a read at the due time waits behind a storm's work).
+        at = max(when - self.escalator.look_ahead / 2, now + self.min_gap)
         self._scheduler.add_job(
             self.run,
             "date",
-            run_date=datetime.now(UTC) + (when - now),
+            run_date=datetime.now(UTC) + (at - now),
             id=WAKE_JOB,
             replace_existing=True,
             coalesce=True,

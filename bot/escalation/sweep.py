@@ -97,6 +97,7 @@ class _Wave:
         self.known: list[tuple[datetime, int, int]] = []  # (free at, page, incident) read, not started, in order
         self.known_until: datetime | None = None  # `known` holds every page free before this; None: read now
         self.read_at = 0.0  # the event loop's time of the last read
+        self.cut_short = False  # the last read hit its limit: more rows may be free before `known_until`
         self.changed = asyncio.Event()
         self.sent = 0
         self.failure: BaseException | None = None
@@ -155,7 +156,8 @@ class _Wave:
         self.read_at = self.loop.time()
         self.known = [row for row in rows if row[1] not in self.sending]
         # Cut short (a backlog): complete only up to the last row read, so read again when that is near.
-        self.known_until = now + self.look_ahead if len(rows) < limit else rows[-1][0]
+        self.cut_short = len(rows) == limit
+        self.known_until = rows[-1][0] if self.cut_short else now + self.look_ahead
 
     def _start_due(self) -> None:
         now, free = self.rt.clock.now(), self._free()
@@ -187,7 +189,7 @@ class _Wave:
         now, times = self.rt.clock.now(), []
         if self._free() > 0:  # else a slot freeing wakes it
             times = [at for at, _, incident_id in self.known if at > now and incident_id not in self.dming]
-            if self.known_until is not None:
+            if self.known_until is not None and not self.cut_short:  # cut short: a slot freeing reads again
                 times.append(self.known_until - self.look_ahead / 2)
         left = min(((at - now).total_seconds() for at in times), default=1.0)
         with contextlib.suppress(TimeoutError):

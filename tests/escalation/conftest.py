@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from sqlalchemy import event
 
 from bot.clock import FakeClock
 from bot.config import BotConfig, Severity
@@ -242,3 +243,33 @@ async def page_rows(db: Database, incident_id: int) -> list[tuple[int, int, bool
     async with db.session() as session:
         rows = await queries.pages(session, incident_id=incident_id)
     return [(r.level, r.repeat, r.sent_at is not None, r.cancelled_at is not None) for r in rows]
+
+
+DUE_READ = "SELECT escalation_pages.due_at, escalation_pages.claim_expires_at"  # a sweep's `pages_free_by`
+
+
+class DueReads:
+    """The wall-clock times of the sweep's reads of due pages."""
+
+    def __init__(self, db: Database) -> None:
+        self.at: list[datetime] = []
+        self._engine = db.engine.sync_engine
+        event.listen(self._engine, "before_cursor_execute", self._execute)
+
+    @property
+    def count(self) -> int:
+        return len(self.at)
+
+    def _execute(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if " ".join(statement.split()).startswith(DUE_READ):
+            self.at.append(datetime.now(UTC))
+
+    def close(self) -> None:
+        event.remove(self._engine, "before_cursor_execute", self._execute)
+
+
+@pytest.fixture
+def due_reads(db: Database) -> Iterator[DueReads]:
+    reads = DueReads(db)
+    yield reads
+    reads.close()

@@ -16,7 +16,7 @@ from bot.db import Database
 from bot.escalation.flows import Escalator
 from bot.escalation.pages import planning, queries
 from bot.escalation.scheduler import EscalationScheduler
-from tests.escalation.conftest import FakePager, MakeEscalator, config, declare
+from tests.escalation.conftest import DueReads, FakePager, MakeEscalator, config, declare
 
 FAST = {
     "levels": [
@@ -75,6 +75,28 @@ async def test_wake_ups_page_each_level_at_its_time(
     finally:
         await scheduler.stop()
     assert not scheduler.running
+
+
+async def test_the_sweep_has_read_a_page_before_it_falls_due(
+    db: Database, pager: FakePager, make_escalator: MakeEscalator, due_reads: DueReads
+) -> None:
+    """The wake-up comes half a look-ahead early: at the due time the page starts from memory (sweep.py)."""
+    clock = SystemClock()
+    escalator = make_escalator(config(escalation=FAST), clock=clock, look_ahead=timedelta(seconds=2))
+    scheduler = EscalationScheduler(escalator, sweep_every=timedelta(hours=1))
+    await scheduler.start()
+    try:
+        incident = await declare(db, clock)  # type: ignore[arg-type]
+        assert incident.id is not None
+        declared = clock.now()
+        await escalator.incident_declared(incident.id)
+        await wait_for(lambda: pager.levels() == [1, 2, 3])
+    finally:
+        await scheduler.stop()
+    async with db.session() as session:
+        level_2 = (await queries.pages(session, incident_id=incident.id))[1]
+    assert any(declared < read < level_2.due_at for read in due_reads.at), (declared, level_2.due_at, due_reads.at)
+    assert level_2.sent_at is not None and level_2.sent_at - level_2.due_at < timedelta(milliseconds=500)
 
 
 async def test_the_sweep_finds_rows_planned_by_another_process(

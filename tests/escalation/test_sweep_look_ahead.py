@@ -9,44 +9,19 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import event
 
 from bot.clock import FakeClock
 from bot.db import Database
 from bot.escalation.flows import Escalator
-from tests.escalation.conftest import FakePager, MakeEscalator, config, declare
+from tests.escalation.conftest import DueReads, FakePager, MakeEscalator, config, declare
 from tests.escalation.page_writes_support import LATER_LEVELS
 
-DUE_READ = "SELECT escalation_pages.due_at, escalation_pages.claim_expires_at"
 Dmed = defaultdict[int, asyncio.Event]
 LOOK_AHEAD = timedelta(seconds=30)  # far more than a test takes, so the sweep never gives up on a page
-
-
-class DueReads:
-    """Counts the sweep's reads of due pages."""
-
-    def __init__(self, db: Database) -> None:
-        self.count = 0
-        self._engine = db.engine.sync_engine
-        event.listen(self._engine, "before_cursor_execute", self._execute)
-
-    def _execute(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        self.count += " ".join(statement.split()).startswith(DUE_READ)
-
-    def close(self) -> None:
-        event.remove(self._engine, "before_cursor_execute", self._execute)
-
-
-@pytest.fixture
-def due_reads(db: Database) -> Iterator[DueReads]:
-    reads = DueReads(db)
-    yield reads
-    reads.close()
 
 
 async def two_incidents_ten_seconds_apart(db: Database, clock: FakeClock, escalator: Escalator) -> list[int]:
