@@ -31,7 +31,7 @@ from bot.escalation.ports import Pager
 from bot.escalation.reminders import rows as reminder_rows
 from bot.escalation.reminders.sending import ReminderSender
 from bot.escalation.runtime import Runtime
-from bot.escalation.sweep import RunReport, Sweep
+from bot.escalation.sweep import LOOK_AHEAD, RunReport, Sweep
 from bot.incidents.models import Incident
 from bot.tasks import PagesFirst
 
@@ -64,7 +64,7 @@ class Escalator:
         max_attempts: int = 3,
         retry_backoff: timedelta = timedelta(seconds=30),
         concurrency: int = 64,
-        look_ahead: timedelta = timedelta(seconds=1),
+        look_ahead: timedelta = LOOK_AHEAD,
         on_page: Callable[[Page, Delivery], None] | None = None,
         priority: PagesFirst | None = None,
         pager_db: Database | None = None,

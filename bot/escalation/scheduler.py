@@ -2,7 +2,7 @@
 
 APScheduler (3.x `AsyncIOScheduler`) holds exactly two jobs:
 
-* `escalation-wake`, a one-off date job half a second before the earliest due time (or claim expiry) in the
+* `escalation-wake`, a one-off date job a second before the earliest due time (or claim expiry) in the
   database, moved whenever something earlier is planned and re-armed after every run;
 * `escalation-sweep`, every 30 s: a safety net for a lost wake-up and for rows planned by another
   replica, which this process has no timer for.

@@ -2,17 +2,18 @@
 (`run_due`, a sweep, run only from `EscalationScheduler.run`, one at a time).
 
 A sweep sends pages as they fall due: up to `concurrency` pages sending their DMs at once, each
-incident's in order. It reads the pages free to claim within the next `look_ahead` (a second) and
-starts each one from memory the moment it is due, so no database read stands between a page's
+incident's in order. It reads the pages free to claim within the next `look_ahead` (two seconds)
+and starts each one from memory the moment it is due, so no database read stands between a page's
 due time and its claim: in a storm of declarations, a read waits its turn on a busy event loop and
 pool, and every page falling due meanwhile would wait with it. What it remembers is only a hint;
 the claim decides, so a page acknowledged or moved since the read fails its claim and is not sent.
 It reads again half a look-ahead before its memory runs out, and at once when a row is planned
-inside the window it read (`woken`). A page holds its slot (and its incident's place in line)
-until its DMs are out, not until its channel mention is recorded. The sweep lasts while something
-is being sent or is due within the window it read, so a page that falls due meanwhile joins it;
-it stops waiting for a remembered page once the look-ahead has passed on the event loop's own
-clock (an injected clock that tests hold still never reaches it).
+inside the window it read (`woken`); it reads beside the starts, never in front of them. A page
+holds its slot (and its incident's place in line) until its DMs are out, not until its channel
+mention is recorded. The sweep lasts while something is being sent or is due within the window it
+read, so a page that falls due meanwhile joins it; it stops waiting for a remembered page once the
+look-ahead has passed on the event loop's own clock (an injected clock that tests hold still never
+reaches it).
 """
 
 from __future__ import annotations
@@ -27,6 +28,10 @@ from bot.escalation.pages.sending import PageSender
 from bot.escalation.reminders.rows import due_reminders
 from bot.escalation.reminders.sending import ReminderSender
 from bot.escalation.runtime import Runtime
+
+# How far ahead a sweep reads; the scheduler wakes it half that early. In a storm a read took up to
+# 1 s on PostgreSQL (benchmarks/README.md), so the first one must begin a second before the first page.
+LOOK_AHEAD = timedelta(seconds=2)
 
 
 @dataclass
@@ -43,7 +48,7 @@ class Sweep:
         reminders: ReminderSender,
         *,
         concurrency: int,
-        look_ahead: timedelta = timedelta(seconds=1),
+        look_ahead: timedelta = LOOK_AHEAD,
     ) -> None:
         self.rt = rt
         self.pages = pages
@@ -91,13 +96,16 @@ class _Wave:
         self.concurrency = concurrency
         self.look_ahead = look_ahead
         self.loop = asyncio.get_running_loop()
-        self.tasks: set[asyncio.Task[bool]] = set()
-        self.sending: set[int] = set()  # pages with a task in flight
+        self.tasks: dict[asyncio.Task[bool], int] = {}  # in flight -> its page
         self.dming: dict[int, asyncio.Task[bool]] = {}  # incident -> its page whose DMs are going out
         self.known: list[tuple[datetime, int, int]] = []  # (free at, page, incident) read, not started, in order
         self.known_until: datetime | None = None  # `known` holds every page free before this; None: read now
-        self.read_at = 0.0  # the event loop's time of the last read
         self.cut_short = False  # the last read hit its limit: more rows may be free before `known_until`
+        self.reading: asyncio.Task[None] | None = None
+        self.reads = 0  # reads begun
+        self.settled: dict[int, int] = {}  # page -> reads begun when its task was done
+        self.woken_at: datetime | None = None  # the earliest row planned while a read was under way
+        self.read_at = 0.0  # the event loop's time of the last read
         self.changed = asyncio.Event()
         self.sent = 0
         self.failure: BaseException | None = None
@@ -108,14 +116,17 @@ class _Wave:
             while True:
                 self.changed.clear()  # before looking: whatever happens from here on wakes the wait below
                 self._reap()
-                await self._read()
+                self._read_soon()
                 self._start_due()
-                if not self.tasks and not self._expecting():
+                if not self.tasks and self.reading is None and not self._expecting():
                     break
                 if not self.changed.is_set():
                     await self._wait()
         finally:
             self.rt.sweep_woken = outer
+            if self.reading is not None:  # cancelled (shutdown) while reading
+                self.reading.cancel()
+                await asyncio.wait({self.reading})
             if self.tasks:  # cancelled (shutdown): sends under way finish their claim -> deliver -> mark
                 await asyncio.wait(self.tasks)
         if self.failure is not None:
@@ -124,13 +135,15 @@ class _Wave:
 
     def woken(self, when: datetime) -> None:
         """A row was planned or moved while the sweep runs: read again if it falls inside what was read."""
-        if self.known_until is not None and when < self.known_until:
+        if self.reading is not None:
+            self.woken_at = when if self.woken_at is None else min(self.woken_at, when)
+        elif self.known_until is not None and when < self.known_until:
             self.known_until = when
             self.changed.set()
 
     def _reap(self) -> None:
         for task in [t for t in self.tasks if t.done()]:
-            self.tasks.discard(task)
+            self.settled[self.tasks.pop(task)] = self.reads
             if task.exception() is not None:
                 self.failure = self.failure or task.exception()  # the database is down, most likely
             elif task.result():
@@ -144,20 +157,37 @@ class _Wave:
         window = self.look_ahead.total_seconds() + 0.1
         return self.failure is None and bool(self.known) and self.loop.time() - self.read_at < window
 
-    async def _read(self) -> None:
+    def _read_soon(self) -> None:
+        """Read beside the starts, not before them: under load a read takes hundreds of ms."""
         now = self.rt.clock.now()
-        if self.failure is not None or self._free() <= 0:
+        if self.reading is not None or self.failure is not None or self._free() <= 0:
             return
         if self.known_until is not None and now + self.look_ahead / 2 < self.known_until:
             return
+        self.reads += 1
+        self.woken_at = None
+        self.reading = self.loop.create_task(self._read(now, self.reads))
+        self.reading.add_done_callback(self._read_done)
+
+    async def _read(self, now: datetime, read: int) -> None:
         limit = self.concurrency * 4
         async with self.rt.send_db.session() as session:
             rows = await pages_free_by(session, until=now + self.look_ahead, limit=limit)
         self.read_at = self.loop.time()
-        self.known = [row for row in rows if row[1] not in self.sending]
+        # A page started by this sweep may not have been claimed yet when the rows were read: only one
+        # whose send was over before the read began is free to start again (a retry, a lost claim).
+        running = set(self.tasks.values())
+        self.known = [row for row in rows if row[1] not in running and self.settled.get(row[1], -1) < read]
         # Cut short (a backlog): complete only up to the last row read, so read again when that is near.
         self.cut_short = len(rows) == limit
-        self.known_until = rows[-1][0] if self.cut_short else now + self.look_ahead
+        known_until = rows[-1][0] if self.cut_short else now + self.look_ahead
+        self.known_until = known_until if self.woken_at is None else min(known_until, self.woken_at)
+
+    def _read_done(self, task: asyncio.Task[None]) -> None:
+        self.reading = None
+        if not task.cancelled() and task.exception() is not None:
+            self.failure = self.failure or task.exception()
+        self.changed.set()
 
     def _start_due(self) -> None:
         now, free = self.rt.clock.now(), self._free()
@@ -175,14 +205,12 @@ class _Wave:
         def dms_out(*_: object) -> None:  # when the DMs are out, and again when the task is done
             if self.dming.get(incident_id) is task:
                 del self.dming[incident_id]  # the incident's next page may start
-            self.sending.discard(page_id)
             self.changed.set()
 
         task = self.loop.create_task(self.pages.send_page(page_id, dms_out=dms_out))
-        self.sending.add(page_id)
         self.dming[incident_id] = task
         task.add_done_callback(dms_out)
-        self.tasks.add(task)
+        self.tasks[task] = page_id
 
     async def _wait(self) -> None:
         # Until the next remembered page falls due, or it is time to read again; a second at most.

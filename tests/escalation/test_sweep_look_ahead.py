@@ -16,6 +16,7 @@ import pytest
 
 from bot.clock import FakeClock
 from bot.db import Database
+from bot.escalation import sweep as sweep_module
 from bot.escalation.flows import Escalator
 from tests.escalation.conftest import DueReads, FakePager, MakeEscalator, config, declare
 from tests.escalation.page_writes_support import LATER_LEVELS
@@ -112,6 +113,39 @@ async def test_a_page_planned_inside_the_window_read_is_read_and_sent_by_the_sam
     assert report.pages == 3
     assert paged(pager) == [first, late.id, second]
     assert due_reads.count == 2  # the first read, and one for the page planned inside it
+
+
+async def test_a_page_falling_due_while_the_sweep_reads_again_starts_without_waiting_for_the_read(
+    db: Database,
+    clock: FakeClock,
+    make_escalator: MakeEscalator,
+    pager: FakePager,
+    dmed: Dmed,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Under load a read takes hundreds of ms; the pages the sweep remembers go out meanwhile."""
+    escalator = make_escalator(config(escalation=LATER_LEVELS), look_ahead=LOOK_AHEAD)
+    first, second = await two_incidents_ten_seconds_apart(db, clock, escalator)
+    reads, gate = [], asyncio.Event()
+    real_read = sweep_module.pages_free_by
+
+    async def second_read_held(session: Any, **kwargs: Any) -> Any:
+        reads.append(kwargs)
+        if len(reads) == 2:
+            await gate.wait()
+        return await real_read(session, **kwargs)
+
+    monkeypatch.setattr(sweep_module, "pages_free_by", second_read_held)
+    sweep = asyncio.create_task(escalator.run_due())
+    await asyncio.wait_for(dmed[first].wait(), 10)
+
+    clock.advance(timedelta(seconds=20))  # the second page is due, and so is a fresh read (half the window)
+    await asyncio.wait_for(dmed[second].wait(), 10)
+    assert len(reads) == 2 and not gate.is_set()  # sent while the read was still under way
+    gate.set()
+    report = await asyncio.wait_for(sweep, 10)
+
+    assert report.pages == 2 and paged(pager) == [first, second]
 
 
 async def test_a_sweep_whose_clock_never_reaches_a_remembered_page_ends_after_the_look_ahead(
