@@ -18,6 +18,7 @@ from bot.clock import FakeClock
 from bot.db import Database
 from bot.escalation import sweep as sweep_module
 from bot.escalation.flows import Escalator
+from bot.escalation.sweep import RunReport
 from tests.escalation.conftest import DueReads, FakePager, MakeEscalator, config, declare
 from tests.escalation.page_writes_support import LATER_LEVELS
 
@@ -57,13 +58,21 @@ def dmed(pager: FakePager) -> Dmed:
     return events
 
 
-async def test_a_page_due_within_the_look_ahead_starts_from_memory_without_reading_again(
-    db: Database, clock: FakeClock, make_escalator: MakeEscalator, pager: FakePager, due_reads: DueReads, dmed: Dmed
-) -> None:
+async def first_page_out(
+    db: Database, clock: FakeClock, make_escalator: MakeEscalator, dmed: Dmed
+) -> tuple[Escalator, int, int, asyncio.Task[RunReport]]:
+    """Two incidents 10 s apart, a sweep running, and the first one's page out."""
     escalator = make_escalator(config(escalation=LATER_LEVELS), look_ahead=LOOK_AHEAD)
     first, second = await two_incidents_ten_seconds_apart(db, clock, escalator)
     sweep = asyncio.create_task(escalator.run_due())
     await asyncio.wait_for(dmed[first].wait(), 10)
+    return escalator, first, second, sweep
+
+
+async def test_a_page_due_within_the_look_ahead_starts_from_memory_without_reading_again(
+    db: Database, clock: FakeClock, make_escalator: MakeEscalator, pager: FakePager, due_reads: DueReads, dmed: Dmed
+) -> None:
+    escalator, first, second, sweep = await first_page_out(db, clock, make_escalator, dmed)
     reads = due_reads.count
 
     clock.advance(timedelta(seconds=10))
@@ -77,10 +86,7 @@ async def test_a_page_due_within_the_look_ahead_starts_from_memory_without_readi
 async def test_a_remembered_page_whose_incident_was_resolved_meanwhile_is_not_sent(
     db: Database, clock: FakeClock, make_escalator: MakeEscalator, pager: FakePager, dmed: Dmed
 ) -> None:
-    escalator = make_escalator(config(escalation=LATER_LEVELS), look_ahead=LOOK_AHEAD)
-    first, second = await two_incidents_ten_seconds_apart(db, clock, escalator)
-    sweep = asyncio.create_task(escalator.run_due())
-    await asyncio.wait_for(dmed[first].wait(), 10)
+    escalator, first, second, sweep = await first_page_out(db, clock, make_escalator, dmed)
 
     await escalator.incident_resolved(second, actor="U0LEAD")
     clock.advance(timedelta(seconds=10))
@@ -94,10 +100,7 @@ async def test_a_remembered_page_whose_incident_was_resolved_meanwhile_is_not_se
 async def test_a_page_planned_inside_the_window_read_is_read_and_sent_by_the_same_sweep(
     db: Database, clock: FakeClock, make_escalator: MakeEscalator, pager: FakePager, due_reads: DueReads, dmed: Dmed
 ) -> None:
-    escalator = make_escalator(config(escalation=LATER_LEVELS), look_ahead=LOOK_AHEAD)
-    first, second = await two_incidents_ten_seconds_apart(db, clock, escalator)
-    sweep = asyncio.create_task(escalator.run_due())
-    await asyncio.wait_for(dmed[first].wait(), 10)
+    escalator, first, second, sweep = await first_page_out(db, clock, make_escalator, dmed)
 
     now = clock.now()
     clock.advance(timedelta(seconds=5) - timedelta(minutes=5))  # declared so that level 1 is due in 5 s
@@ -124,8 +127,6 @@ async def test_a_page_falling_due_while_the_sweep_reads_again_starts_without_wai
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Under load a read takes hundreds of ms; the pages the sweep remembers go out meanwhile."""
-    escalator = make_escalator(config(escalation=LATER_LEVELS), look_ahead=LOOK_AHEAD)
-    first, second = await two_incidents_ten_seconds_apart(db, clock, escalator)
     reads, gate = [], asyncio.Event()
     real_read = sweep_module.pages_free_by
 
@@ -136,8 +137,7 @@ async def test_a_page_falling_due_while_the_sweep_reads_again_starts_without_wai
         return await real_read(session, **kwargs)
 
     monkeypatch.setattr(sweep_module, "pages_free_by", second_read_held)
-    sweep = asyncio.create_task(escalator.run_due())
-    await asyncio.wait_for(dmed[first].wait(), 10)
+    _, first, second, sweep = await first_page_out(db, clock, make_escalator, dmed)
 
     clock.advance(timedelta(seconds=20))  # the second page is due, and so is a fresh read (half the window)
     await asyncio.wait_for(dmed[second].wait(), 10)
