@@ -101,6 +101,7 @@ class _Wave:
         self.known: list[tuple[datetime, int, int]] = []  # (free at, page, incident) read, not started, in order
         self.known_until: datetime | None = None  # `known` holds every page free before this; None: read now
         self.cut_short = False  # the last read hit its limit: more rows may be free before `known_until`
+        self.news = False  # since the last read began, a page's task ended or a row was planned
         self.reading: asyncio.Task[None] | None = None
         self.reads = 0  # reads begun
         self.settled: dict[int, int] = {}  # page -> reads begun when its task was done
@@ -135,6 +136,7 @@ class _Wave:
 
     def woken(self, when: datetime) -> None:
         """A row was planned or moved while the sweep runs: read again if it falls inside what was read."""
+        self.news = True
         if self.reading is not None:
             self.woken_at = when if self.woken_at is None else min(self.woken_at, when)
         elif self.known_until is not None and when < self.known_until:
@@ -144,6 +146,7 @@ class _Wave:
     def _reap(self) -> None:
         for task in [t for t in self.tasks if t.done()]:
             self.settled[self.tasks.pop(task)] = self.reads
+            self.news = True
             if task.exception() is not None:
                 self.failure = self.failure or task.exception()  # the database is down, most likely
             elif task.result():
@@ -164,7 +167,10 @@ class _Wave:
             return
         if self.known_until is not None and now + self.look_ahead / 2 < self.known_until:
             return
+        if self.cut_short and not self.news:
+            return  # a backlog: the same rows would come back; read again once something changed
         self.reads += 1
+        self.news = False
         self.woken_at = None
         self.reading = self.loop.create_task(self._read(now, self.reads))
         self.reading.add_done_callback(self._read_done)
@@ -217,8 +223,8 @@ class _Wave:
         now, times = self.rt.clock.now(), []
         if self._free() > 0:  # else a slot freeing wakes it
             times = [at for at, _, incident_id in self.known if at > now and incident_id not in self.dming]
-            if self.known_until is not None and not self.cut_short:  # cut short: a slot freeing reads again
-                times.append(self.known_until - self.look_ahead / 2)
+            if self.known_until is not None and self.reading is None and not self.cut_short:
+                times.append(self.known_until - self.look_ahead / 2)  # else the read's end, or a page's, wakes it
         left = min(((at - now).total_seconds() for at in times), default=1.0)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.changed.wait(), min(max(left, 0.005), 1.0))

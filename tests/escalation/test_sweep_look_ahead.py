@@ -177,4 +177,4 @@ async def test_a_backlog_larger_than_one_read_is_sent_in_full_and_once(
 
     assert report.pages == 9
     assert sorted(paged(pager)) == list(range(1, 10))
-    assert due_reads.count >= 3  # 4 rows a read: it read again as its memory ran out
+    assert 3 <= due_reads.count <= 10  # 4 rows a read: read again as pages finished, not in a loop
