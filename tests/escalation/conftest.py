@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -248,28 +249,50 @@ async def page_rows(db: Database, incident_id: int) -> list[tuple[int, int, bool
 DUE_READ = "SELECT escalation_pages.due_at, escalation_pages.claim_expires_at"  # a sweep's `pages_free_by`
 
 
-class DueReads:
-    """The wall-clock times of the sweep's reads of due pages."""
+class Statements:
+    """The statements the engine runs (and when), and the transactions it commits."""
 
     def __init__(self, db: Database) -> None:
-        self.at: list[datetime] = []
+        self.sql: list[str] = []
+        self.times: list[datetime] = []  # wall clock, one per statement
+        self.commits = 0
+        self._waiting: dict[str, asyncio.Event] = {}
         self._engine = db.engine.sync_engine
         event.listen(self._engine, "before_cursor_execute", self._execute)
-
-    @property
-    def count(self) -> int:
-        return len(self.at)
+        event.listen(self._engine, "commit", self._commit)
 
     def _execute(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        if " ".join(statement.split()).startswith(DUE_READ):
-            self.at.append(datetime.now(UTC))
+        self.sql.append(" ".join(statement.split()))
+        self.times.append(datetime.now(UTC))
+        for prefix, seen in self._waiting.items():
+            if self.sql[-1].startswith(prefix):
+                seen.set()
+
+    async def seen(self, prefix: str) -> None:
+        """Until a statement starting with `prefix` is sent (SQLAlchemy runs listeners on the loop's thread)."""
+        if not self.count(prefix):
+            await self._waiting.setdefault(prefix, asyncio.Event()).wait()
+
+    def _commit(self, conn: Any) -> None:
+        self.commits += 1
+
+    def clear(self) -> None:
+        self.sql.clear()
+        self.times.clear()
+
+    def count(self, prefix: str) -> int:
+        return len(self.times_of(prefix))
+
+    def times_of(self, prefix: str) -> list[datetime]:
+        return [at for at, statement in zip(self.times, self.sql, strict=True) if statement.startswith(prefix)]
 
     def close(self) -> None:
         event.remove(self._engine, "before_cursor_execute", self._execute)
+        event.remove(self._engine, "commit", self._commit)
 
 
 @pytest.fixture
-def due_reads(db: Database) -> Iterator[DueReads]:
-    reads = DueReads(db)
-    yield reads
-    reads.close()
+def statements(db: Database) -> Iterator[Statements]:
+    counter = Statements(db)
+    yield counter
+    counter.close()

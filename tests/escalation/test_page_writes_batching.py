@@ -6,7 +6,6 @@ only its own requests, and a page another writer holds is skipped, not waited fo
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from types import SimpleNamespace
@@ -21,49 +20,9 @@ from bot.db import Database
 from bot.escalation.models import Page, TargetKind, TargetState
 from bot.escalation.pages import writes as page_writes
 from bot.escalation.pages.writes import PageWrites
-from tests.escalation.conftest import MakeEscalator, config
+from tests.escalation.conftest import MakeEscalator, Statements, config
 from tests.escalation.page_writes_support import LATER_LEVELS, due_first_levels, lead, planned_pages, targets
 from tests.fault.support import DatabaseOutage, unreachable_url
-
-
-class Statements:
-    """Counts the statements the engine runs and the transactions it commits."""
-
-    def __init__(self, db: Database) -> None:
-        self.sql: list[str] = []
-        self.commits = 0
-        self._waiting: dict[str, asyncio.Event] = {}
-        self._engine = db.engine.sync_engine
-        event.listen(self._engine, "before_cursor_execute", self._execute)
-        event.listen(self._engine, "commit", self._commit)
-
-    def _execute(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        self.sql.append(" ".join(statement.split()))
-        for prefix, seen in self._waiting.items():
-            if self.sql[-1].startswith(prefix):
-                seen.set()
-
-    async def seen(self, prefix: str) -> None:
-        """Until a statement starting with `prefix` is sent (SQLAlchemy runs listeners on the loop's thread)."""
-        if not self.count(prefix):
-            await self._waiting.setdefault(prefix, asyncio.Event()).wait()
-
-    def _commit(self, conn: Any) -> None:
-        self.commits += 1
-
-    def count(self, prefix: str) -> int:
-        return sum(1 for statement in self.sql if statement.startswith(prefix))
-
-    def close(self) -> None:
-        event.remove(self._engine, "before_cursor_execute", self._execute)
-        event.remove(self._engine, "commit", self._commit)
-
-
-@pytest.fixture
-def statements(db: Database) -> Iterator[Statements]:
-    counter = Statements(db)
-    yield counter
-    counter.close()
 
 
 async def test_claims_and_outcomes_asked_for_at_once_share_one_transaction(
@@ -71,7 +30,7 @@ async def test_claims_and_outcomes_asked_for_at_once_share_one_transaction(
 ) -> None:
     pages = await due_first_levels(db, clock, make_escalator, 8)
     writes = PageWrites(db=db, clock=clock)
-    statements.sql.clear()
+    statements.clear()
     commits = statements.commits
 
     claimed = await asyncio.gather(
@@ -113,7 +72,7 @@ async def test_a_request_made_while_a_write_is_under_way_joins_the_next(
 ) -> None:
     pages = await due_first_levels(db, clock, make_escalator, 5)
     writes = PageWrites(db=db, clock=clock)
-    statements.sql.clear()
+    statements.clear()
     first = asyncio.ensure_future(writes.claim(page_writes.PageClaim(pages[0].id, "first", [])))  # type: ignore[arg-type]
     await statements.seen("UPDATE escalation_pages")  # the first write is under way
     rest = [asyncio.ensure_future(writes.claim(page_writes.PageClaim(p.id, f"t{p.id}", []))) for p in pages[1:]]  # type: ignore[arg-type]
@@ -175,7 +134,7 @@ async def test_a_storm_of_pages_claims_in_a_few_transactions_and_pages_everyone_
     await planned_pages(db, clock, make_escalator, 20)
     escalator = make_escalator(config(escalation=LATER_LEVELS))
     clock.advance(timedelta(minutes=5))
-    statements.sql.clear()
+    statements.clear()
 
     report = await escalator.run_due()
 

@@ -16,7 +16,7 @@ from bot.db import Database
 from bot.escalation.flows import Escalator
 from bot.escalation.pages import planning, queries
 from bot.escalation.scheduler import EscalationScheduler
-from tests.escalation.conftest import DueReads, FakePager, MakeEscalator, config, declare
+from tests.escalation.conftest import DUE_READ, FakePager, MakeEscalator, Statements, config, declare
 
 FAST = {
     "levels": [
@@ -78,7 +78,7 @@ async def test_wake_ups_page_each_level_at_its_time(
 
 
 async def test_the_sweep_has_read_a_page_before_it_falls_due(
-    db: Database, pager: FakePager, make_escalator: MakeEscalator, due_reads: DueReads
+    db: Database, pager: FakePager, make_escalator: MakeEscalator, statements: Statements
 ) -> None:
     """The wake-up comes half a look-ahead early: at the due time the page starts from memory (sweep.py)."""
     clock = SystemClock()
@@ -95,7 +95,8 @@ async def test_the_sweep_has_read_a_page_before_it_falls_due(
         await scheduler.stop()
     async with db.session() as session:
         level_2 = (await queries.pages(session, incident_id=incident.id))[1]
-    assert any(declared < read < level_2.due_at for read in due_reads.at), (declared, level_2.due_at, due_reads.at)
+    reads = statements.times_of(DUE_READ)
+    assert any(declared < read < level_2.due_at for read in reads), (declared, level_2.due_at, reads)
     assert level_2.sent_at is not None and level_2.sent_at - level_2.due_at < timedelta(milliseconds=500)
 
 

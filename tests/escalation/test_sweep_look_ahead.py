@@ -19,7 +19,7 @@ from bot.db import Database
 from bot.escalation import sweep as sweep_module
 from bot.escalation.flows import Escalator
 from bot.escalation.sweep import RunReport
-from tests.escalation.conftest import DueReads, FakePager, MakeEscalator, config, declare
+from tests.escalation.conftest import DUE_READ, FakePager, MakeEscalator, Statements, config, declare
 from tests.escalation.page_writes_support import LATER_LEVELS
 
 Dmed = defaultdict[int, asyncio.Event]
@@ -70,17 +70,17 @@ async def first_page_out(
 
 
 async def test_a_page_due_within_the_look_ahead_starts_from_memory_without_reading_again(
-    db: Database, clock: FakeClock, make_escalator: MakeEscalator, pager: FakePager, due_reads: DueReads, dmed: Dmed
+    db: Database, clock: FakeClock, make_escalator: MakeEscalator, pager: FakePager, statements: Statements, dmed: Dmed
 ) -> None:
     escalator, first, second, sweep = await first_page_out(db, clock, make_escalator, dmed)
-    reads = due_reads.count
+    reads = statements.count(DUE_READ)
 
     clock.advance(timedelta(seconds=10))
     report = await asyncio.wait_for(sweep, 10)
 
     assert report.pages == 2  # the sweep that sent the first page also sent the second, at its due time
     assert paged(pager) == [first, second]
-    assert reads == 1 and due_reads.count == 1  # read once, for both
+    assert reads == 1 and statements.count(DUE_READ) == 1  # read once, for both
 
 
 async def test_a_remembered_page_whose_incident_was_resolved_meanwhile_is_not_sent(
@@ -98,7 +98,7 @@ async def test_a_remembered_page_whose_incident_was_resolved_meanwhile_is_not_se
 
 
 async def test_a_page_planned_inside_the_window_read_is_read_and_sent_by_the_same_sweep(
-    db: Database, clock: FakeClock, make_escalator: MakeEscalator, pager: FakePager, due_reads: DueReads, dmed: Dmed
+    db: Database, clock: FakeClock, make_escalator: MakeEscalator, pager: FakePager, statements: Statements, dmed: Dmed
 ) -> None:
     escalator, first, second, sweep = await first_page_out(db, clock, make_escalator, dmed)
 
@@ -115,7 +115,7 @@ async def test_a_page_planned_inside_the_window_read_is_read_and_sent_by_the_sam
 
     assert report.pages == 3
     assert paged(pager) == [first, late.id, second]
-    assert due_reads.count == 2  # the first read, and one for the page planned inside it
+    assert statements.count(DUE_READ) == 2  # the first read, and one for the page planned inside it
 
 
 async def test_a_page_falling_due_while_the_sweep_reads_again_starts_without_waiting_for_the_read(
@@ -149,7 +149,7 @@ async def test_a_page_falling_due_while_the_sweep_reads_again_starts_without_wai
 
 
 async def test_a_sweep_whose_clock_never_reaches_a_remembered_page_ends_after_the_look_ahead(
-    db: Database, clock: FakeClock, make_escalator: MakeEscalator, pager: FakePager, due_reads: DueReads
+    db: Database, clock: FakeClock, make_escalator: MakeEscalator, pager: FakePager, statements: Statements
 ) -> None:
     escalator = make_escalator(config(escalation=LATER_LEVELS), look_ahead=timedelta(milliseconds=300))
     incident = await declare(db, clock)
@@ -160,11 +160,11 @@ async def test_a_sweep_whose_clock_never_reaches_a_remembered_page_ends_after_th
     report = await asyncio.wait_for(escalator.run_due(), 5)
 
     assert report.pages == 0 and paged(pager) == []
-    assert due_reads.count == 1  # it waited for the page, it did not poll for it
+    assert statements.count(DUE_READ) == 1  # it waited for the page, it did not poll for it
 
 
 async def test_a_backlog_larger_than_one_read_is_sent_in_full_and_once(
-    db: Database, clock: FakeClock, make_escalator: MakeEscalator, pager: FakePager, due_reads: DueReads
+    db: Database, clock: FakeClock, make_escalator: MakeEscalator, pager: FakePager, statements: Statements
 ) -> None:
     escalator = make_escalator(config(escalation=LATER_LEVELS), concurrency=1)  # reads 4 rows at a time
     for n in range(9):
@@ -177,4 +177,4 @@ async def test_a_backlog_larger_than_one_read_is_sent_in_full_and_once(
 
     assert report.pages == 9
     assert sorted(paged(pager)) == list(range(1, 10))
-    assert 3 <= due_reads.count <= 10  # 4 rows a read: read again as pages finished, not in a loop
+    assert 3 <= statements.count(DUE_READ) <= 10  # 4 rows a read: read again as pages finished, not in a loop
