@@ -28,6 +28,7 @@ def create_client(deps: Deps) -> AsyncWebClient:
         token=token.get_secret_value() if token else None,
         base_url=deps.settings.slack_api_url,
         timeout=15,
+        logger=library_logger("bot.slack.web"),
     )
     client.retry_handlers.append(AsyncRateLimitErrorRetryHandler(max_retry_count=60))
     return client
@@ -52,10 +53,23 @@ def keep_alive(deps: Deps, client: AsyncWebClient) -> None:
     deps.on_stop.insert(0, close_session)  # run in reverse: this one last
 
 
+def library_logger(name: str) -> logging.Logger:
+    """A logger for slack_sdk or Bolt, its level set to what the bot logs (LOG_LEVEL).
+
+    Easy to miss: both libraries test the logger's own `level <= logging.DEBUG`, not its effective
+    level, before they format a DEBUG line, and a logger left at NOTSET (0) passes that test. The
+    client then formats every request and every response, body and headers, for logging to drop
+    (py-spy over a storm of declarations: ~2 % of the event loop's busy time).
+    """
+    logger = logging.getLogger(name)
+    logger.setLevel(logging.getLogger().getEffectiveLevel())
+    return logger
+
+
 def create_app(deps: Deps, client: AsyncWebClient) -> AsyncApp:
     """The Bolt app on the one client, with every listener registered (the last layer `bot.wiring` builds)."""
     secret = deps.settings.slack_signing_secret
-    bolt_log = logging.getLogger("bot.slack.bolt")
+    bolt_log = library_logger("bot.slack.bolt")
     if not any(isinstance(f, _EnvTokenNotice) for f in bolt_log.filters):
         bolt_log.addFilter(_EnvTokenNotice())
     app = AsyncApp(
