@@ -15,7 +15,7 @@ from bot.incidents.models import Incident
 from bot.ops.clicks import refused
 from bot.slack import blocks
 from bot.slack.api import call
-from bot.slack.listeners.commands.incident import _after_declare, ack_reply
+from bot.slack.listeners.commands.incident import ack_reply, announce_declared
 from bot.slack.listeners.common import guarded
 
 
@@ -99,7 +99,7 @@ def register(app: AsyncApp, deps: Deps) -> None:
             number = (await access.find(deps, number=incident_number(body), person=body["user"]["id"])).id or 0
             outcome = await flows.finish_setup(deps, incident_id=number, actor=body["user"]["id"])
             if outcome.problems:
-                await _after_declare(respond, outcome)
+                await announce_declared(respond, outcome)
             else:
                 incident = outcome.incident
                 await respond(

@@ -52,10 +52,11 @@ async def _declare(ctx: CommandContext) -> None:
         playbook_id=cmd.playbook,
         private=cmd.private,
     )
-    await _after_declare(ctx.respond, outcome)
+    await announce_declared(ctx.respond, outcome)
 
 
-async def _after_declare(respond: AsyncRespond, outcome: Outcome) -> None:
+async def announce_declared(respond: AsyncRespond, outcome: Outcome) -> None:
+    """The reply to a declaration, from the command or the form: where its channel is, and what failed."""
     incident = outcome.incident
     where = f"<#{incident.channel_id}>" if incident.channel_id else "(no channel yet)"
     if incident.private:  # only the declarer hears of it; the channel's members see the rest
