@@ -186,3 +186,8 @@ class PostmortemData:
     @property
     def time_to_detect(self) -> timedelta:
         return self.declared_at - self.impact_start
+
+    @property
+    def open_for(self) -> timedelta:
+        """Since the declaration (the summary's "declared at …; still open after …"), not since the impact."""
+        return self.generated_at - self.declared_at

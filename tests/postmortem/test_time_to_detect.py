@@ -38,10 +38,14 @@ async def test_started_corrects_the_impact_start_and_the_postmortem_shows_time_t
     assert event.key and event.actor == "U0BOB" and "08:38:00" in event.text
     notices = [m.text for m in bot.fake.messages(channel) if m.ephemeral_to is None]
     assert any("corrected the impact start" in text for text in notices)
+    await bot.command("postmortem", channel=channel)
+    # The summary counts from the declaration ("declared at …; still open after …"), the impact table from the impact.
+    assert "declared by @alice at 2026-11-20 09:00:00 UTC; it is still open after 3m 00s." in latest_postmortem(bot)
 
     clock.advance(timedelta(minutes=30))
     await bot.command("resolve rolled back", channel=channel)
     text = latest_postmortem(bot)
+    assert "at 2026-11-20 09:00:00 UTC and resolved by @alice 33m 00s later." in text
     assert "| Start | 2026-11-20 08:38:00 UTC (set by @" in text
     assert "| Duration | 55m 00s |" in text  # from the impact start, not the declaration
     assert "| Impact started | 2026-11-20 08:38:00 | -22m 00s | @" in text
