@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiohttp import web
@@ -17,8 +17,9 @@ class LocalServices(Served):
 
     def __init__(self) -> None:
         self.gateway_up = False
+        deployed = (datetime.now(UTC) - timedelta(minutes=50)).strftime("%Y-%m-%dT%H:%M:%SZ")  # the live one
         self.deployments: list[dict[str, Any]] = [
-            {"id": "dep-41", "status": "success", "created_at": "2026-11-20T08:40:00Z", "can_rollback": True}
+            {"id": "dep-41", "status": "success", "created_at": deployed, "can_rollback": True}
         ]
         self.restarting: dict[str, int] = {}
         self.restarts = 0

@@ -11,6 +11,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
@@ -19,7 +20,7 @@ from bot.demo.services import LocalServices
 from bot.demo.slack_stand_in import SlackStandIn
 from bot.demo.slack_workspace import StandInMessage, find_button
 from bot.demo.transcript import Transcript
-from bot.demo.world import alert_body
+from bot.demo.world import ALERT_AGE, alert_body
 
 if TYPE_CHECKING:
     from bot.deps import Deps
@@ -50,6 +51,7 @@ class Story:
     transcript: Transcript
     pace: float
     skipped: list[str] = field(default_factory=list)
+    alert_started: datetime | None = None  # the firing alert's startsAt, sent again when it resolves
 
     async def pause(self, factor: float = 1.0) -> None:
         if self.pace > 0:
@@ -104,7 +106,8 @@ class Story:
     async def _alert_fires(self) -> bool:
         t = self.transcript
         t.narrate("Prometheus notices the gateway is down; Alertmanager posts the alert to the bot.")
-        response = await self.driver.alert(alert_body(status="firing"))
+        self.alert_started = self.deps.clock.now() - ALERT_AGE
+        response = await self.driver.alert(alert_body(status="firing", starts_at=self.alert_started))
         if response.status_code != 200:
             t.narrate(f"the alert webhook answered {response.status_code}: {response.text}")
             return False
@@ -221,7 +224,8 @@ class Story:
         """The alert clears and Alice resolves (the offered button, else the command); True once it is resolved."""
         t = self.transcript
         t.narrate("Alertmanager sends the resolved notification; the bot offers to resolve the incident.")
-        await self.driver.alert(alert_body(status="resolved"))
+        started = self.alert_started or self.deps.clock.now() - ALERT_AGE
+        await self.driver.alert(alert_body(status="resolved", starts_at=started))
         offer = self.last_with_button(channel, "Resolve INC")
         if offer is not None:
             await self.pause(0.5)

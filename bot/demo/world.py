@@ -3,7 +3,7 @@ alert that starts the story. The Slack stand-in, the driver and the story all re
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bot.config import BotConfig
@@ -22,8 +22,12 @@ PEOPLE = {
 CHANNELS = {"C0GENERAL": "general", "C0INCIDENTS": "incidents", "C0ALERTS": "alerts"}
 
 
-def alert_body(*, status: str) -> dict[str, Any]:
-    """A notification as Alertmanager 0.25 sends it (webhook version 4)."""
+# How long the gateway had been failing when the alert fired (its description says so): the demo's time to detect.
+ALERT_AGE = timedelta(minutes=2)
+
+
+def alert_body(*, status: str, starts_at: datetime) -> dict[str, Any]:
+    """A notification as Alertmanager 0.25 sends it (webhook version 4); `starts_at` is the same in each."""
     labels = {"alertname": "ServiceDown", "service": "gateway", "severity": "critical", "instance": "gateway-1:8080"}
     alert = {
         "status": status,
@@ -32,8 +36,8 @@ def alert_body(*, status: str) -> dict[str, Any]:
             "summary": "Checkout API returns 502 on gateway",
             "description": "gateway /health has failed for 2 minutes; 38% of checkout requests fail",
         },
-        "startsAt": "2026-11-20T08:58:30.000000000Z",
-        "endsAt": "0001-01-01T00:00:00Z" if status == "firing" else datetime.now(UTC).isoformat(),
+        "startsAt": _rfc3339(starts_at),
+        "endsAt": "0001-01-01T00:00:00Z" if status == "firing" else _rfc3339(datetime.now(UTC)),
         "generatorURL": "http://prometheus.local:9090/graph?g0.expr=up%7Bjob%3D%22gateway%22%7D+%3D%3D+0",
         "fingerprint": "5d0c1a2b3c4d5e6f",
     }
@@ -49,6 +53,10 @@ def alert_body(*, status: str) -> dict[str, Any]:
         "groupKey": '{}:{alertname="ServiceDown"}',
         "truncatedAlerts": 0,
     }
+
+
+def _rfc3339(at: datetime) -> str:
+    return at.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def demo_config(services_url: str, *, escalation_after: tuple[int, int, int]) -> BotConfig:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -63,6 +64,10 @@ async def test_the_demo_runs_to_the_end(tmp_path: Path) -> None:
     assert "bob: clicks [Done]" in transcript
     assert "post-mortem draft" in transcript
     assert "Root cause: connection pool leak" in document
+    # Its alert began two minutes before it fired, whatever day the demo runs (a fixed date made it days).
+    assert re.search(r"^\| Declared \| .* UTC, 2m \d\ds after the impact started \|$", document, re.MULTILINE)
+    resolved_after = re.search(r"resolved by @alice (.+?) later\.", document)
+    assert resolved_after and re.fullmatch(r"(\d+m )?\d+s", resolved_after.group(1))
     assert "(skipped:" not in transcript  # everything wired ran
 
 
