@@ -59,6 +59,7 @@ def test_check_accepts_the_example(tmp_path: Path) -> None:
     result = _run(tmp_path, "check", BOT_CONFIG=str(ROOT / "bot.example.yml"))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "4 services" in result.stdout
+    assert "can be removed" not in result.stdout  # nothing in the example that a date can make stale
 
 
 def test_named_config_file_must_exist(tmp_path: Path) -> None:
