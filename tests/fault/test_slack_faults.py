@@ -94,6 +94,23 @@ async def test_a_burst_of_5xx_needs_several_retries_and_still_ends_with_one_of_e
     await _assert_set_up_once(bot)
     errors = [e for e in await bot.timeline(1) if e.kind == Kind.CHAT_ERROR]
     assert len(errors) == 3, "every failed attempt is on the timeline"
+    # Announced once, when declared; each failed retry tells only its clicker what is still missing.
+    kinds = [r["response_type"] for r in bot.fake.responses]
+    assert kinds == ["in_channel", "ephemeral", "ephemeral", "ephemeral", "ephemeral"], kinds
+
+
+async def test_retry_setup_from_a_public_message_answers_the_clicker_and_keeps_the_message(bot: BotHarness) -> None:
+    """A Retry setup button can sit on a message everyone sees (the alert card in #alerts): the answer goes
+    to the one who pressed it; only an ephemeral message, theirs alone, is replaced by it."""
+    bot.fake.server_error("conversations.create", count=2, status=503)
+    await bot.command("declare P1 Checkout is down", channel="C0GENERAL")
+    [public] = [m for m in bot.fake.messages("C0GENERAL") if m.ephemeral_to is None]
+    before = public.text
+    for _ in range(2):  # the first retry fails again, the second one sets it up
+        await bot.click(ActionId.RETRY_SETUP, "1", channel="C0GENERAL", message_ts=public.ts)
+        assert public.text == before and not public.edited
+    await _assert_set_up_once(bot)
+    assert "INC-1 is set up" in bot.last_reply()
 
 
 async def test_5xx_on_the_summary_post_is_retried_without_a_second_channel(bot: BotHarness) -> None:

@@ -15,7 +15,7 @@ from bot.incidents.models import Incident
 from bot.ops.clicks import refused
 from bot.slack import blocks
 from bot.slack.api import call
-from bot.slack.listeners.commands.incident import ack_reply, announce_declared
+from bot.slack.listeners.commands.incident import ack_reply, offer_retry
 from bot.slack.listeners.common import guarded
 
 
@@ -98,14 +98,16 @@ def register(app: AsyncApp, deps: Deps) -> None:
             # Retry setup invites the clicker: only someone who may see the incident may press it.
             number = (await access.find(deps, number=incident_number(body), person=body["user"]["id"])).id or 0
             outcome = await flows.finish_setup(deps, incident_id=number, actor=body["user"]["id"])
-            if outcome.problems:
-                await announce_declared(respond, outcome)
+            # The button may sit on a message everyone sees (the alert card): replace only an ephemeral one.
+            replace = bool((body.get("container") or {}).get("is_ephemeral"))
+            if outcome.problems:  # the declaration was announced once; a retry only says what is still missing
+                await offer_retry(respond, outcome, replace=replace)
             else:
                 incident = outcome.incident
                 await respond(
                     text=f"✅ {incident.ref} is set up: <#{incident.channel_id}>",
                     response_type="ephemeral",
-                    replace_original=True,
+                    replace_original=replace,
                 )
 
         await guarded(respond, work)

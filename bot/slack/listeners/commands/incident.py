@@ -73,19 +73,26 @@ async def announce_declared(respond: AsyncRespond, outcome: Outcome) -> None:
             response_type="in_channel",
             replace_original=False,
         )
-    if outcome.problems:
-        await respond(
-            text=f"{incident.ref} is saved, but {'; '.join(outcome.problems)}.",
-            blocks=[
-                blocks.mrkdwn(
-                    f"⚠️ *{incident.ref} is saved*, but {escape('; '.join(outcome.problems))}.\n"
-                    "Press *Retry setup* once Slack is reachable again; finished steps are skipped."
-                ),
-                blocks.retry_setup(incident.id),
-            ],
-            response_type="ephemeral",
-            replace_original=False,
-        )
+    await offer_retry(respond, outcome, replace=False)
+
+
+async def offer_retry(respond: AsyncRespond, outcome: Outcome, *, replace: bool) -> None:
+    """What the setup could not do, with *Retry setup*, to whoever declared or retried (nothing if it all went well)."""
+    if not outcome.problems:
+        return
+    incident = outcome.incident
+    await respond(
+        text=f"{incident.ref} is saved, but {'; '.join(outcome.problems)}.",
+        blocks=[
+            blocks.mrkdwn(
+                f"⚠️ *{incident.ref} is saved*, but {escape('; '.join(outcome.problems))}.\n"
+                "Press *Retry setup* once Slack is reachable again; finished steps are skipped."
+            ),
+            blocks.retry_setup(incident.id),
+        ],
+        response_type="ephemeral",
+        replace_original=replace,
+    )
 
 
 async def _update(ctx: CommandContext) -> None:
