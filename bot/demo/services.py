@@ -8,6 +8,7 @@ from typing import Any
 from aiohttp import web
 
 from bot.demo.served import Served
+from bot.statuspage.snapshot import iso
 
 PHASES = ["queued", "building", "deploying", "success"]  # a deploy moves one phase on each status poll
 
@@ -17,7 +18,7 @@ class LocalServices(Served):
 
     def __init__(self) -> None:
         self.gateway_up = False
-        deployed = (datetime.now(UTC) - timedelta(minutes=50)).strftime("%Y-%m-%dT%H:%M:%SZ")  # the live one
+        deployed = iso(datetime.now(UTC) - timedelta(minutes=50))  # the live one
         self.deployments: list[dict[str, Any]] = [
             {"id": "dep-41", "status": "success", "created_at": deployed, "can_rollback": True}
         ]

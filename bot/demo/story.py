@@ -51,7 +51,10 @@ class Story:
     transcript: Transcript
     pace: float
     skipped: list[str] = field(default_factory=list)
-    alert_started: datetime | None = None  # the firing alert's startsAt, sent again when it resolves
+    alert_started: datetime = field(init=False)  # the alert's startsAt, the same when it fires and resolves
+
+    def __post_init__(self) -> None:
+        self.alert_started = self.deps.clock.now() - ALERT_AGE
 
     async def pause(self, factor: float = 1.0) -> None:
         if self.pace > 0:
@@ -106,7 +109,6 @@ class Story:
     async def _alert_fires(self) -> bool:
         t = self.transcript
         t.narrate("Prometheus notices the gateway is down; Alertmanager posts the alert to the bot.")
-        self.alert_started = self.deps.clock.now() - ALERT_AGE
         response = await self.driver.alert(alert_body(status="firing", starts_at=self.alert_started))
         if response.status_code != 200:
             t.narrate(f"the alert webhook answered {response.status_code}: {response.text}")
@@ -224,8 +226,7 @@ class Story:
         """The alert clears and Alice resolves (the offered button, else the command); True once it is resolved."""
         t = self.transcript
         t.narrate("Alertmanager sends the resolved notification; the bot offers to resolve the incident.")
-        started = self.alert_started or self.deps.clock.now() - ALERT_AGE
-        await self.driver.alert(alert_body(status="resolved", starts_at=started))
+        await self.driver.alert(alert_body(status="resolved", starts_at=self.alert_started))
         offer = self.last_with_button(channel, "Resolve INC")
         if offer is not None:
             await self.pause(0.5)

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bot.config import BotConfig
+from bot.statuspage.snapshot import iso
 
 SECRET = "demo-signing-secret-not-for-production"
 BOT_TOKEN = "xoxb-demo-local-stand-in"
@@ -36,8 +37,8 @@ def alert_body(*, status: str, starts_at: datetime) -> dict[str, Any]:
             "summary": "Checkout API returns 502 on gateway",
             "description": "gateway /health has failed for 2 minutes; 38% of checkout requests fail",
         },
-        "startsAt": _rfc3339(starts_at),
-        "endsAt": "0001-01-01T00:00:00Z" if status == "firing" else _rfc3339(datetime.now(UTC)),
+        "startsAt": iso(starts_at),
+        "endsAt": "0001-01-01T00:00:00Z" if status == "firing" else iso(datetime.now(UTC)),
         "generatorURL": "http://prometheus.local:9090/graph?g0.expr=up%7Bjob%3D%22gateway%22%7D+%3D%3D+0",
         "fingerprint": "5d0c1a2b3c4d5e6f",
     }
@@ -53,10 +54,6 @@ def alert_body(*, status: str, starts_at: datetime) -> dict[str, Any]:
         "groupKey": '{}:{alertname="ServiceDown"}',
         "truncatedAlerts": 0,
     }
-
-
-def _rfc3339(at: datetime) -> str:
-    return at.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def demo_config(services_url: str, *, escalation_after: tuple[int, int, int]) -> BotConfig:
