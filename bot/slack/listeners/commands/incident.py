@@ -52,11 +52,11 @@ async def _declare(ctx: CommandContext) -> None:
         playbook_id=cmd.playbook,
         private=cmd.private,
     )
-    await announce_declared(ctx.respond, outcome)
+    await _announce_declared(ctx.respond, outcome)
 
 
-async def announce_declared(respond: AsyncRespond, outcome: Outcome) -> None:
-    """The reply to a declaration, from the command or the form: where its channel is, and what failed."""
+async def _announce_declared(respond: AsyncRespond, outcome: Outcome) -> None:
+    """The reply to `/incident declare`: where its channel is (a private one: to the declarer), what failed."""
     incident = outcome.incident
     where = f"<#{incident.channel_id}>" if incident.channel_id else "(no channel yet)"
     if incident.private:  # only the declarer hears of it; the channel's members see the rest
