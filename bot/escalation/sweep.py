@@ -3,9 +3,10 @@
 
 A sweep sends pages as they fall due: up to `concurrency` pages sending their DMs at once, each
 incident's in order. It reads the pages free to claim within the next `look_ahead` (two seconds)
-and starts each one from memory the moment it is due, so no database read stands between a page's
-due time and its claim: in a storm of declarations, a read waits its turn on a busy event loop and
-pool, and every page falling due meanwhile would wait with it. What it remembers is only a hint;
+and starts each one from memory the moment it is due, so the sweep's read never stands between a
+page's due time and its claim (the page reads only its own row and incident, `PageSender`): in a storm
+of declarations, a read waits its turn on a busy event loop and pool, and every page falling due
+meanwhile would wait with it. What it remembers is only a hint;
 the claim decides, so a page acknowledged or moved since the read fails its claim and is not sent.
 It reads again half a look-ahead before its memory runs out, and at once when a row is planned
 inside the window it read (`woken`); it reads beside the starts, never in front of them. A page
