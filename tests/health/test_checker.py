@@ -19,6 +19,8 @@ from bot.health.classify import HealthState
 from tests.fakes.webhook import FakeServer
 
 TIMEOUT = 0.5
+SLOW = 10.0  # a budget no healthy check comes near, even on a loaded machine
+TOGETHER = 5.0  # how long a request waits for the others before it answers anyway
 
 
 class HealthServer(FakeServer):
@@ -28,6 +30,7 @@ class HealthServer(FakeServer):
         super().__init__()
         self.in_flight = 0
         self.peak = 0  # the most requests in flight at once
+        self._all_in = asyncio.Event()  # set once `together` requests are in flight
         self.app.router.add_get("/ok/{n}", self._ok)
         self.app.router.add_get("/hang", self._hang)
         self.app.router.add_get("/drip", self._drip)
@@ -39,7 +42,12 @@ class HealthServer(FakeServer):
     async def _ok(self, request: web.Request) -> web.Response:
         self.in_flight += 1
         self.peak = max(self.peak, self.in_flight)
+        if self.in_flight >= int(request.query.get("together", "0")):
+            self._all_in.set()
         try:
+            if "together" in request.query:  # answer only once that many are waiting at the same moment
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._all_in.wait(), timeout=TOGETHER)
             await asyncio.sleep(float(request.query.get("delay", "0")))
         finally:
             self.in_flight -= 1
@@ -105,8 +113,10 @@ def _closed_port() -> int:
 async def test_twenty_endpoints_with_one_hanging_cost_one_timeout_not_the_sum(
     server: HealthServer, http: httpx.AsyncClient
 ) -> None:
-    # Each healthy endpoint takes 0.1 s: one after another, the checks would take 1.8 s + the timeout.
-    services = {f"svc{n:02d}": _svc(f"{server.url}/ok/{n}?delay=0.1") for n in range(18)}
+    # Each healthy endpoint answers once all 18 are waiting at the same moment (or after TOGETHER seconds in
+    # vain): checks made one after another never get there. That holds however loaded the machine is, where
+    # counting requests in flight over a fixed delay did not.
+    services = {f"svc{n:02d}": _svc(f"{server.url}/ok/{n}?together=18", SLOW) for n in range(18)}
     services["stuck"] = _svc(f"{server.url}/hang")
     services["broken"] = _svc(f"{server.url}/fail")
 
@@ -114,10 +124,8 @@ async def test_twenty_endpoints_with_one_hanging_cost_one_timeout_not_the_sum(
     results = await check_all(http, services)
     took = time.perf_counter() - started
 
-    # One after another is 1.8 s + the timeout; on a loaded machine at once may still take over a second,
-    # so the proof that they ran together is how many were in flight at the same moment.
-    assert server.peak >= 10, f"at most {server.peak} checks at once: checks ran one after another?"
-    assert took < 1.8 + TIMEOUT, f"took {took:.2f}s: the sum of the checks, not one timeout"
+    assert server.peak == 18, f"at most {server.peak} checks at once: checks ran one after another?"
+    assert took < TOGETHER, f"took {took:.2f}s: a healthy check waited for the others in vain"
     by_name = {r.service: r for r in results}
     assert [r.service for r in results] == list(services)  # the catalog's order
     assert by_name["stuck"].state is HealthState.UNREACHABLE
@@ -125,7 +133,7 @@ async def test_twenty_endpoints_with_one_hanging_cost_one_timeout_not_the_sum(
     assert by_name["broken"].state is HealthState.FAILING
     assert [d.name for d in by_name["broken"].failing] == ["postgres"]
     assert sum(r.state is HealthState.HEALTHY for r in results) == 18
-    assert all(r.latency is not None and r.latency.total_seconds() < TIMEOUT for r in results if r.service != "stuck")
+    assert all(r.latency is not None and r.latency.total_seconds() < TOGETHER for r in results if r.service != "stuck")
     assert overall(results) is HealthState.UNREACHABLE
 
 
