@@ -33,6 +33,7 @@ class IncidentLink:
     severity: str
     how: str | None  # auto | button | fingerprint
     setup_error: str | None = None
+    private: bool = False  # the card sits in the alerts channel: a private incident is not named there
 
 
 @dataclass(frozen=True)

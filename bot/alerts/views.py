@@ -58,6 +58,7 @@ def build_view(group: AlertGroup, alerts: list[AlertInstance], incident: Inciden
             severity=str(incident.severity),
             how=group.declared_how,
             setup_error=incident.setup_error,
+            private=incident.private,
         )
     description = group.common_annotations.get("description", "")
     return AlertView(

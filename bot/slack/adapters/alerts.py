@@ -106,12 +106,14 @@ def alert_blocks(view: AlertView) -> list[Block]:
 def _incident_part(view: AlertView) -> list[Block]:
     link = view.incident
     if link is not None:
-        where = f"<#{link.channel_id}>" if link.channel_id else link.ref
         how = {
             "auto": f"declared automatically ({escape(view.rule or 'auto_declare rule')})",
             "button": "declared from this alert",
             "fingerprint": "the same alert is already part of it",
         }.get(link.how or "", "linked")
+        if link.private:  # as the announcement says it: no ref, channel, status or Retry button in public
+            return [blocks.mrkdwn(f"🔒 A private {link.severity} incident — {how}")]
+        where = f"<#{link.channel_id}>" if link.channel_id else link.ref
         state = "✅ resolved" if link.status == "resolved" else f"{link.severity} · {link.status}"
         part: list[Block] = [blocks.mrkdwn(f"🚨 *{link.ref}* {where} — {state} — {how}")]
         if link.setup_error and link.status != "resolved":
