@@ -67,14 +67,16 @@ class PagerDuty:
         return f"incident-bot/{incident.ref}"
 
     async def trigger(self, incident: Incident) -> None:
-        # A private incident's title and service stay in its channel, PagerDuty included.
+        # A private incident's title and service stay in its channel, PagerDuty included; so does the
+        # channel's name, which is made from the title. Its id opens the channel for members only.
         title = "private incident" if incident.private else incident.title
+        where = incident.channel_id if incident.private else incident.channel_name
         payload: dict[str, Any] = {
             "summary": f"{incident.ref} [{incident.severity}] {title}"[:1024],
             "source": self.source,
             "severity": PD_SEVERITY.get(str(incident.severity), "error"),
             "component": None if incident.private else incident.service or None,
-            "custom_details": {"status": str(incident.status), "channel": incident.channel_name},
+            "custom_details": {"status": str(incident.status), "channel": where},
         }
         await self._send("trigger", incident, {"payload": {k: v for k, v in payload.items() if v is not None}})
 

@@ -120,12 +120,18 @@ async def test_a_private_incident_reaches_pagerduty_without_title_or_service(
 ) -> None:
     from bot.incidents.models import Incident
 
-    incident = Incident(id=5, title="Leaked credentials", service="vault", declared_by="U0ALICE", private=True)
+    from bot.incidents.channels import channel_name
+
+    title = "Leaked credentials"
+    incident = Incident(id=5, title=title, service="vault", declared_by="U0ALICE", private=True)
+    incident.channel_id, incident.channel_name = "C0SECRET", channel_name(5, title)  # inc-5-leaked-credentials
     await pagerduty.trigger(incident)
     payload = fake_pd.events[0]["payload"]
     assert payload["summary"] == "INC-5 [P2] private incident"
     assert payload.get("component") is None
-    assert "Leaked" not in str(fake_pd.events) and "vault" not in str(fake_pd.events)
+    assert payload["custom_details"]["channel"] == "C0SECRET"
+    sent = str(fake_pd.events).lower()
+    assert "leaked" not in sent and "vault" not in sent, sent
 
 
 async def test_acknowledge_and_resolve_are_retried_with_backoff_on_429_and_5xx(
