@@ -187,12 +187,15 @@ def _undefined_message(exc: UndefinedError) -> str:
 
 
 def outside_view(incident: Any) -> SimpleNamespace:
-    """What a template may say of a private incident outside its channel: number, severity, status, channel."""
+    """What a template may say of a private incident outside its channel: number, severity, status, channel id.
+
+    Not the channel's name: it is made from the title, so `{{ channel }}` reads "the incident channel"."""
     return SimpleNamespace(
         id=incident.id,
         severity=incident.severity,
         status=incident.status,
         title="(private)",
-        channel_name=incident.channel_name,
+        channel_name=None,
+        channel_id=incident.channel_id,
         declared_at=incident.declared_at,
     )

@@ -257,6 +257,7 @@ async def test_done_or_skip_on_a_resolved_incident_is_refused(bot: BotHarness) -
 
 
 def test_a_playbook_notice_outside_the_channel_sees_no_title_service_or_person() -> None:
+    from bot.incidents.channels import channel_name
     from bot.playbooks.render import build_context, outside_view, render_or_raw
 
     incident = Incident(
@@ -267,12 +268,14 @@ def test_a_playbook_notice_outside_the_channel_sees_no_title_service_or_person()
         commander="U0ALICE",
         private=True,
         severity=Severity.P1,
+        channel_id="C0SECRET",
+        channel_name=channel_name(5, TITLE),  # as the setup names it, from the title
     )
     template = (
         "{{ incident.ref }} {{ incident.severity }}: {{ incident.title }} on {{ service }} "
-        "led by {{ incident.commander }}"
+        "led by {{ incident.commander }} in {{ channel }} ({{ channel_id }})"
     )
     context = build_context(incident=outside_view(incident), playbook_id="security-breach", playbook_title="Security")
     text = render_or_raw(template, context)
-    assert text.strip() == "INC-5 P1: (private) on SERVICE led by"
+    assert text.strip() == "INC-5 P1: (private) on SERVICE led by  in the incident channel (C0SECRET)"
     assert TITLE in render_or_raw(template, build_context(incident=incident, playbook_id="x", playbook_title="X"))
