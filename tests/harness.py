@@ -252,3 +252,12 @@ def free_port() -> int:
                 continue
             return port
     raise RuntimeError("no free port found in 20000-32767")
+
+
+async def until(predicate: Callable[[], object], within: float = 5.0) -> None:
+    """Until `predicate()` is true: for work that runs after an ack, or while a Slack call is held."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while not predicate():
+        assert loop.time() < deadline, "condition not met in time"
+        await asyncio.sleep(0.005)

@@ -22,7 +22,7 @@ from bot.tasks import PagesFirst
 from tests.conftest import make_settings
 from tests.escalation.conftest import FakePager, MakeEscalator, declare
 from tests.fakes.slack_api import FakeSlack
-from tests.harness import running_bot
+from tests.harness import running_bot, until
 
 ONE_LEVEL = BotConfig.model_validate(
     {"escalation": {"stop_on": "resolve", "levels": [{"name": "First", "after": "0m", "notify": ["U0LEAD"]}]}}
@@ -34,14 +34,6 @@ async def plan(db: Database, clock: FakeClock, *incidents: Incident) -> None:
     async with db.session() as session:
         for incident in incidents:
             await planning.plan_pages(session, incident=incident, escalation=ONE_LEVEL.escalation, now=clock.now())
-
-
-async def until(predicate: object, within: float = 5.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while not predicate():  # type: ignore[operator]
-        assert loop.time() < deadline, "condition not met in time"
-        await asyncio.sleep(0.005)
 
 
 # --- the rule itself ------------------------------------------------------------------------

@@ -5,6 +5,7 @@ writes must not put back what they changed."""
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -24,19 +25,12 @@ from bot.slack.adapters.escalation import PAGE_ACK
 from bot.timeline import service as timeline
 from tests.conftest import make_settings
 from tests.fakes.slack_api import FakeSlack
-from tests.harness import BotHarness, running_bot
+from tests.harness import BotHarness, running_bot, until
 
 
 @pytest.fixture
 def bot_config() -> dict[str, Any]:
     return {"escalation": {"stop_on": "ack", "levels": [{"name": "On-call", "after": "0m", "notify": ["U0BOB"]}]}}
-
-
-async def until(predicate: Any, within: float = 5.0) -> None:
-    deadline = asyncio.get_running_loop().time() + within
-    while not predicate():
-        assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
-        await asyncio.sleep(0.01)
 
 
 async def written(bot: BotHarness, predicate: Callable[[Incident], bool], within: float = 5.0) -> None:
@@ -201,7 +195,7 @@ async def test_a_setup_that_outlasts_its_lease_keeps_it_and_a_second_run_is_refu
             for beat in range(1, 4):  # three lease lengths of Slack holding the channel back
                 clock.advance(setup_rows.SETUP_LEASE / 2)
                 beats.tick()
-                await until(lambda b=beat: beats.waiting == b + 1)  # renewed, and waiting for the next beat
+                await until(functools.partial(lambda b: beats.waiting == b + 1, beat))  # renewed, waiting for the next
                 await written(bot, lambda incident: incident.setup_claimed_at == clock.now())
             assert clock.now() - claimed > 1.4 * setup_rows.SETUP_LEASE
             with pytest.raises(InvalidState, match="already running"):
