@@ -118,9 +118,8 @@ async def test_pagerduty_alone_is_a_page_even_when_slack_names_nobody(
 async def test_a_private_incident_reaches_pagerduty_without_title_or_service(
     fake_pd: FakePagerDuty, pagerduty: PagerDuty
 ) -> None:
-    from bot.incidents.models import Incident
-
     from bot.incidents.channels import channel_name
+    from bot.incidents.models import Incident
 
     title = "Leaked credentials"
     incident = Incident(id=5, title=title, service="vault", declared_by="U0ALICE", private=True)

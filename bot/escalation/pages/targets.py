@@ -56,6 +56,17 @@ async def targets(session: AsyncSession, *, page_id: int) -> list[PageTarget]:
     return list((await session.exec(query)).all())
 
 
+async def was_dmed(session: AsyncSession, *, page_id: int, user: str) -> bool:
+    """Whether the page's DM reached `user`: known as soon as it is sent, before the page's record."""
+    query = select(PageTarget.id).where(
+        PageTarget.page_id == page_id,
+        col(PageTarget.kind) == TargetKind.USER,
+        col(PageTarget.recipient) == user,
+        col(PageTarget.state) == TargetState.SENT,
+    )
+    return (await session.exec(query)).first() is not None
+
+
 async def targets_by_page(session: AsyncSession, *, incident_id: int) -> dict[int, list[PageTarget]]:
     """The recipients of every page of an incident (pages without any are left out), in one query."""
     query = (

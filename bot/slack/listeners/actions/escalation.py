@@ -14,8 +14,10 @@ from slack_bolt.context.respond.async_respond import AsyncRespond
 
 from bot.deps import Deps
 from bot.escalation.models import Page
+from bot.escalation.pages.targets import was_dmed
 from bot.exceptions import InvalidState, UsageError
 from bot.incidents import access, flows, service
+from bot.incidents.models import Incident
 from bot.ops.clicks import refused
 from bot.slack import blocks
 from bot.slack.adapters.escalation import PAGE_ACK, acknowledged_blocks, page_title
@@ -34,12 +36,16 @@ async def _checked_page(deps: Deps, value: str, user: str) -> tuple[int, list[st
     """(incident, whom it was for) of the page a click names, as stored.
 
     The page decides the incident, not the click: a value pairing a page with another incident is
-    refused and audited. The person paged acknowledges for themselves; anyone else must be able to
-    see the incident, and their ack is recorded as made for the people paged.
+    refused and audited. The person paged acknowledges for themselves, even before there is a
+    channel to invite them to; once a private incident's channel exists, its members decide, so
+    someone removed from it cannot act through an old DM. Anyone else must be able to see the
+    incident, and their ack is recorded as made for the people paged.
     """
     incident_id, page_id = parse_page_value(value)
     async with deps.db.session() as session:
         page = await session.get(Page, page_id)
+        incident = await session.get(Incident, incident_id)
+        paged = page is not None and (user in page.sent_to or await was_dmed(session, page_id=page_id, user=user))
     if page is None or page.incident_id != incident_id:
         await refused(
             deps,
@@ -50,10 +56,10 @@ async def _checked_page(deps: Deps, value: str, user: str) -> tuple[int, list[st
             incident_id=page.incident_id if page is not None else None,
         )
         raise access.not_found(incident_id)
-    if user in page.sent_to:
+    if paged and not (incident is not None and incident.private and incident.channel_id):
         return incident_id, []
     await access.find(deps, number=incident_id, person=user)
-    return incident_id, list(page.sent_to)
+    return incident_id, [] if paged else list(page.sent_to)
 
 
 def register(app: AsyncApp, deps: Deps) -> None:
