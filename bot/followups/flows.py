@@ -26,14 +26,16 @@ def tracker_of(deps: Deps) -> IssueTracker:
 
 
 def new_issue(item: ActionItem, incident: Incident, *, token: str = "") -> NewIssue:
+    # The tracker is outside a private incident's channel: the follow-up's own text goes, its title and owner do not.
+    about = "a private incident" if incident.private else f"incident {incident.ref}: {incident.title}"
     lines = [
-        f"Follow-up from incident {incident.ref}: {incident.title}",
+        f"Follow-up from {about}",
         "",
         item.text,
         "",
         f"Severity: {incident.severity} · declared {incident.declared_at:%Y-%m-%d %H:%M} UTC",
     ]
-    if item.owner:
+    if item.owner and not incident.private:
         lines.append(f"Owner (Slack user): {item.owner}")
     if incident.channel_id:
         lines.append(f"Incident channel: https://slack.com/app_redirect?channel={incident.channel_id}")
@@ -53,6 +55,7 @@ async def create_issue(deps: Deps, *, item_id: int, actor: str, via: str | None 
 class Filing:
     item: ActionItem
     created: bool  # False: it had an issue already
+    channel_id: str | None = None  # the incident's channel: the one place to announce it in
 
 
 async def file_issue(deps: Deps, *, item_id: int, actor: str, via: str | None = None) -> Filing:
@@ -63,12 +66,12 @@ async def file_issue(deps: Deps, *, item_id: int, actor: str, via: str | None = 
     if not await deps.incident_access.can_see(person=actor, incident=incident):
         raise NotFound(f"There is no follow-up #{item_id}.")
     if item.issue_url:
-        return Filing(item, created=False)
+        return Filing(item, created=False, channel_id=incident.channel_id)
     async with deps.db.session() as session:
         if not await service.claim(session, item_id=item_id, now=deps.clock.now()):
             item = await service.get(session, item_id=item_id)
             if item.issue_url:
-                return Filing(item, created=False)
+                return Filing(item, created=False, channel_id=incident.channel_id)
             raise InvalidState("An issue is being created for this follow-up right now.")
     try:
         issue = await _find_or_create(deps, tracker, item, incident)
@@ -87,7 +90,7 @@ async def file_issue(deps: Deps, *, item_id: int, actor: str, via: str | None = 
             now=deps.clock.now(),
             via=via,
         )
-    return Filing(item, created=True)
+    return Filing(item, created=True, channel_id=incident.channel_id)
 
 
 async def _find_or_create(deps: Deps, tracker: IssueTracker, item: ActionItem, incident: Incident) -> Issue:

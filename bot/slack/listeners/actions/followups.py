@@ -39,9 +39,11 @@ def register(app: AsyncApp, deps: Deps) -> None:
                     replace_original=False,
                 )
                 return
+            # Said in the incident's channel; clicked anywhere else (a reply in #general), only to the clicker.
+            here = (body.get("channel") or {}).get("id")
             await respond(
                 text=f"🎫 <@{actor}> created <{item.issue_url}|an issue> for the follow-up: {what}",
-                response_type="in_channel",
+                response_type="in_channel" if here and here == filing.channel_id else "ephemeral",
                 replace_original=False,
             )
 

@@ -1,0 +1,67 @@
+"""A private incident's follow-ups in the tracker and in Slack: the item goes, the incident's secrets do not."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import make_settings
+from tests.fakes.slack_api import FakeSlack
+from tests.followups.conftest import Tracker
+from tests.harness import BotHarness, running_bot
+
+TITLE = "Leaked credentials in the payroll repo"
+
+
+@pytest.fixture
+async def tbot(fake_slack: FakeSlack, database_url: str, tmp_path: Path, tracker: Tracker) -> AsyncIterator[BotHarness]:
+    config = {"issue_tracker": dict(tracker.config)}
+    settings = make_settings(fake=fake_slack, database_url=database_url, tmp_path=tmp_path, config=config)
+    async with running_bot(fake=fake_slack, settings=settings) as harness:
+        yield harness
+
+
+def create_button(body: dict[str, Any]) -> str:
+    for block in body.get("blocks") or []:
+        accessory = block.get("accessory") or {}
+        if accessory.get("action_id") == "followup_create_issue":
+            return str(accessory["value"])
+    raise AssertionError(f"no Create issue button in {body}")
+
+
+async def test_the_issue_of_a_private_follow_up_names_no_title_or_person(tbot: BotHarness, tracker: Tracker) -> None:
+    incident = await tbot.declare(f"private P1 {TITLE}")
+    channel = incident.channel_id or ""
+    await tbot.command("action Rotate the vault root token <@U0BOB>", channel=channel)
+    await tbot.command("postmortem done", channel=channel)  # files every open follow-up
+    filed = json.dumps(tracker.fake.issues, default=str)
+    assert "Rotate the vault root token" in filed and "a private incident" in filed  # the item itself goes
+    assert "payroll" not in filed.lower() and "U0BOB" not in filed, filed
+
+
+async def test_the_issue_of_a_follow_up_names_the_incident_and_owner(tbot: BotHarness, tracker: Tracker) -> None:
+    incident = await tbot.declare("P2 Checkout returns 502")
+    assert not incident.private
+    channel = incident.channel_id or ""
+    await tbot.command("action Add a retry budget <@U0BOB>", channel=channel)
+    await tbot.command("postmortem done", channel=channel)
+    filed = json.dumps(tracker.fake.issues, default=str)
+    assert "INC-1: Checkout returns 502" in filed and "U0BOB" in filed, filed
+
+
+async def test_create_issue_clicked_outside_the_incident_channel_answers_only_the_clicker(tbot: BotHarness) -> None:
+    assert (await tbot.declare(f"private P1 {TITLE}")).private
+    # Alice may see INC-1; she adds a follow-up from #general (`/incident INC-1 …`) and files it from the reply.
+    await tbot.command("INC-1 action Rotate the vault root token", channel="C0GENERAL")
+    reply = tbot.fake.responses[-1]
+    assert reply["response_type"] == "ephemeral"
+    mark = len(tbot.fake.responses)
+    ephemeral = {"type": "message", "is_ephemeral": True, "channel_id": "C0GENERAL"}
+    await tbot.click("followup_create_issue", create_button(reply), channel="C0GENERAL", container=ephemeral)
+    answers = tbot.fake.responses[mark:]
+    assert [a["response_type"] for a in answers] == ["ephemeral"], answers
+    assert "created" in answers[0]["text"]
