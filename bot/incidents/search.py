@@ -59,8 +59,12 @@ async def find(session: AsyncSession, *, filters: Filters, limit: int = MAX_ROWS
     return list(result.all())
 
 
-async def services(session: AsyncSession) -> list[str]:
-    """Every service an incident was declared for, for the filter's choices."""
-    query = select(col(Incident.service)).where(col(Incident.service).is_not(None)).distinct()
-    result = await session.exec(query)
-    return sorted(str(s) for s in result.all() if s)
+async def service_choices(session: AsyncSession) -> tuple[set[str], list[Incident]]:
+    """The filter's choices: services of public incidents, and the private incidents that name one.
+
+    The caller keeps the private ones its reader may see (after the session: that may ask Slack), so
+    the list does not reveal that a private incident exists for a service."""
+    has_service = col(Incident.service).is_not(None)
+    public = await session.exec(select(col(Incident.service)).where(has_service, ~col(Incident.private)).distinct())
+    private = await session.exec(select(Incident).where(has_service, col(Incident.private)))
+    return {str(s) for s in public.all() if s}, list(private.all())

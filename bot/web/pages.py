@@ -97,8 +97,10 @@ class Pages:
         )
         async with self.deps.db.session() as session:
             rows = await search.find(session, filters=filters)
-            services = await search.services(session)
+            public_services, private = await search.service_choices(session)
         visible = await self.deps.incident_access.visible(person=person.user_id, incidents=rows)
+        seen = await self.deps.incident_access.visible(person=person.user_id, incidents=private)
+        services = sorted(public_services | {i.service for i in seen if i.service})
         pages = max(1, math.ceil(len(visible) / PAGE_SIZE))
         number = min(max(_int(q.get("page"), 1), 1), pages)
         shown = visible[(number - 1) * PAGE_SIZE : number * PAGE_SIZE]

@@ -57,6 +57,7 @@ async def test_a_private_incident_is_a_404_and_absent_for_a_non_member(
     listing = await carol.get("/")
     assert "Card data" not in listing.text and "INC-1<" not in listing.text
     assert "1–1 of 1 incident" in listing.text and "Docs typo" in listing.text
+    assert 'value="docs"' in listing.text and 'value="payments"' not in listing.text  # nor in the service filter
     stats = await carol.get("/stats")
     assert "(private)" in stats.text and "payments" not in stats.text
 
@@ -69,7 +70,8 @@ async def test_a_private_incident_is_a_404_and_absent_for_a_non_member(
     # Alice declared it: she is in its channel, so she sees it.
     mine = await alice.get("/incidents/INC-1")
     assert mine.status_code == 200 and "Card data exposed" in mine.text and "private" in mine.text
-    assert "2 incidents" in (await alice.get("/")).text
+    listing = await alice.get("/")
+    assert "2 incidents" in listing.text and 'value="payments"' in listing.text
 
 
 async def test_writes_need_the_csrf_token_of_this_session(site: BotHarness, alice: Browser, carol: Browser) -> None:
