@@ -33,7 +33,8 @@ DESCRIPTION = {
 
 
 def public_id(kind: str, value: object) -> str:
-    """A stable id that does not give away internal numbers (how many incidents, private ones included)."""
+    """A stable id. Anyone can hash small numbers, so `value` must say nothing the page does not: a public
+    incident is named by its first public update, not by its incident number (which counts private ones)."""
     return hashlib.sha256(f"{kind}:{value}".encode()).hexdigest()[:12]
 
 
@@ -115,12 +116,12 @@ def incidents_of(rows: Sequence[tuple[Incident, PublicUpdate]]) -> list[PublicIn
     for incident, update in rows:
         grouped[incident.id or 0].append(update)
     out = []
-    for number, updates in grouped.items():
+    for updates in grouped.values():
         last = updates[-1]
         resolved = next((utc(u.published_at) for u in updates if u.status == "resolved"), None)
         out.append(
             PublicIncident(
-                id=public_id("incident", number),
+                id=public_id("incident", min(u.id or 0 for u in updates)),
                 name=last.title,
                 status=last.status,
                 impact=Impact(last.impact),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import Any
 from xml.etree import ElementTree
@@ -177,6 +178,26 @@ async def test_a_private_incident_is_refused_and_never_appears(sbot: BotHarness)
         assert "Checkout is unavailable" not in output and "Still unavailable" not in output
         assert "Major outage: Checkout API" not in output
     assert "Pages load slowly" in html
+
+
+async def test_public_ids_do_not_count_the_incidents_that_never_reached_the_page(sbot: BotHarness) -> None:
+    def hashed(kind: str, number: int) -> str:  # what anyone can compute for small numbers
+        return hashlib.sha256(f"{kind}:{number}".encode()).hexdigest()[:12]
+
+    for title in ("Root token leaked", "Payroll export mailed out", "HR records exposed"):
+        assert (await _declare(sbot, f"private P1 {title}")).private
+    incident = await _declare(sbot, "P1 service:api Payments fail")
+    await sbot.command("publish major We are investigating failed payments.", channel=incident.channel_id or "")
+    summary, _, _ = await public(sbot)
+    [shown] = summary["incidents"]
+    async with sbot.deps.db.session() as session:
+        [first] = (await session.exec(select(PublicUpdate))).all()
+    # Named by its first public update, which counts only what was published: not by INC-4.
+    assert incident.id == 4 and shown["id"] != hashed("incident", 4)
+    assert shown["id"] == hashed("incident", first.id or 0)
+    await sbot.command("publish major A fix is rolling out.", channel=incident.channel_id or "")
+    again, _, _ = await public(sbot)
+    assert [i["id"] for i in again["incidents"]] == [shown["id"]]  # stable from one update to the next
 
 
 async def test_publish_needs_a_message_and_knows_its_impacts(sbot: BotHarness) -> None:
