@@ -58,6 +58,14 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:
+        from bot.db import unusable
+
+        problem = unusable(exc, url=settings.database_url)  # a wrong path, host or password: one line, not 170
+        if problem is None:
+            raise
+        print(problem, file=sys.stderr)
+        return 1
 
 
 def _run(command: str, args: argparse.Namespace, settings: Settings) -> int:

@@ -20,11 +20,12 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import DateTime, event, text
-from sqlalchemy.engine import Dialect
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.engine import Dialect, make_url
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.types import TypeDecorator
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -150,6 +151,28 @@ class Database:
         if self._pager is not None:
             await self._pager.dispose()
         await self.engine.dispose()
+
+
+def shown_url(url: str) -> str:
+    """DATABASE_URL as it may be printed: without its password."""
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def missing_file(url: str) -> Path | None:
+    """The SQLite file a URL names, when it does not exist (opening it would create an empty database)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    path = Path(parsed.database or "")
+    return None if path.exists() else path
+
+
+def unusable(exc: BaseException, *, url: str) -> str | None:
+    """One line for a database that cannot be opened or reached (a path, a host, a password); else None."""
+    if not isinstance(exc, OperationalError | InterfaceError):
+        return None
+    lines = str(exc.orig if exc.orig is not None else exc).strip().splitlines()
+    return f"database error: cannot use DATABASE_URL={shown_url(url)}: {lines[0] if lines else type(exc).__name__}"
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -14,9 +14,7 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
-from sqlalchemy.engine import make_url
-
-from bot.db import Database
+from bot.db import Database, missing_file, shown_url
 from bot.exceptions import BotError, NotFound, UsageError
 from bot.postmortem import service
 from bot.postmortem.data import PostmortemData
@@ -51,6 +49,10 @@ async def run_cli(
     except UsageError as exc:
         print(f"error: {exc}", file=err)
         return 2
+    missing = missing_file(settings.database_url)
+    if missing is not None:  # reading must not leave an empty database behind a typo
+        print(f"error: there is no database at {missing} (check DATABASE_URL)", file=err)
+        return 1
     db = Database(settings.database_url)
     try:
         await db.migrate()
@@ -59,8 +61,9 @@ async def run_cli(
         data.user_names = await _names(settings, data, err)
         document = service.render(data, fmt=fmt_name, templates_dir=settings.config.postmortem.templates_dir)
     except NotFound:
-        where = make_url(settings.database_url).render_as_string(hide_password=True)
-        print(f"error: INC-{number} does not exist in {where} (check DATABASE_URL)", file=err)
+        print(
+            f"error: INC-{number} does not exist in {shown_url(settings.database_url)} (check DATABASE_URL)", file=err
+        )
         return 1
     except BotError as exc:
         print(f"error: {exc}", file=err)

@@ -139,6 +139,33 @@ def test_a_bad_log_setting_is_one_line_not_a_traceback(tmp_path: Path, name: str
     assert line.startswith(f"configuration error: {name}: '{value}' is not a log")
 
 
+@pytest.mark.parametrize("command", [("migrate",), ("postmortem", "INC-1")])
+def test_a_database_that_cannot_be_opened_is_one_line_not_a_traceback(tmp_path: Path, command: tuple[str]) -> None:
+    url = f"sqlite:///{tmp_path / 'no-such-dir' / 'bot.db'}"
+    result = _run(tmp_path, *command, DATABASE_URL=url)
+    assert result.returncode == 1
+    (line,) = result.stderr.strip().splitlines()
+    assert "no-such-dir" in line and ("unable to open database file" in line or "there is no database" in line), line
+
+
+def test_an_unreachable_postgresql_is_one_line_without_its_password(tmp_path: Path) -> None:
+    closed = free_port()
+    result = _run(tmp_path, "migrate", DATABASE_URL=f"postgresql+psycopg://bot:s3cret@127.0.0.1:{closed}/bot")
+    assert result.returncode == 1
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith(
+        f"database error: cannot use DATABASE_URL=postgresql+psycopg://bot:***@127.0.0.1:{closed}/bot: "
+    )
+    assert "s3cret" not in line
+
+
+def test_postmortem_on_a_mistyped_sqlite_path_creates_no_database(tmp_path: Path) -> None:
+    result = _run(tmp_path, "postmortem", "INC-1", DATABASE_URL="sqlite:///nodb.db")
+    assert result.returncode == 1
+    assert result.stderr.strip() == "error: there is no database at nodb.db (check DATABASE_URL)"
+    assert not (tmp_path / "nodb.db").exists()
+
+
 def test_a_port_in_use_is_one_line_not_a_traceback(tmp_path: Path) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
