@@ -1,7 +1,8 @@
 """The `/incident` command language: text in, a typed command out, or a UsageError that says what to type.
 
 Forgiving on purpose (3 a.m.): case-insensitive words, `p1`/`sev1`/`SEV-1`/`critical` for P1,
-options in any order, a leading `INC-7` anywhere, and a suggestion for near-miss subcommands.
+a declaration's options in any order before its title, a leading `INC-7` anywhere, and a suggestion for
+near-miss subcommands. Never at the cost of a title: `High CPU on api` and `Uploads to S3 failing` stay whole.
 """
 
 from __future__ import annotations
@@ -71,6 +72,7 @@ NEEDS_INCIDENT = {
     "publish",
 }
 
+# `/incident sev <word>`: one word and no title after it, so plain English words are safe there.
 _SEVERITY_WORDS = {
     "p1": Severity.P1,
     "sev1": Severity.P1,
@@ -93,8 +95,10 @@ _SEVERITY_WORDS = {
     "s4": Severity.P4,
     "low": Severity.P4,
 }
-# Words that are surely a severity even in the middle of a title.
-_STRICT_SEVERITY = {k for k in _SEVERITY_WORDS if k[0] in "ps" and any(c.isdigit() for c in k)}
+# Before a declaration's title only spellings no title starts with count (not `s3`, `high`, `low`), and
+# `critical`, which the README promises; P0, P5, `sev 9` are refused rather than read as title words.
+_DECLARE_SEVERITY = re.compile(r"(?:p|sev)[-_]?([0-9]+)", re.IGNORECASE)
+_SEVERITY_NUMBER = re.compile(r"[0-9]+")
 
 _INCIDENT_REF = re.compile(r"^(?:inc-?|#)?(\d{1,9})$", re.IGNORECASE)
 _LEADING_REF = re.compile(r"^inc-?(\d{1,9})$", re.IGNORECASE)
@@ -278,9 +282,8 @@ def parse(text: str, *, known: Known | None = None) -> Command:
     rest = words[1:]
     name = ALIASES.get(head, head)
     if name not in USAGE:
-        severity = parse_severity(head)
-        if severity is not None:
-            # `/incident P1 database down`: clearly a declaration.
+        if _leading_severity(words, 0, given=None)[1]:
+            # `/incident P1 database down`: clearly a declaration (and `/incident P5 …` a wrong severity in one).
             name, rest = "declare", words
         else:
             guess = _closest(head, list(USAGE) + list(ALIASES))
@@ -308,28 +311,65 @@ class _DeclareWords:
     title: list[str] = field(default_factory=list)
 
 
+def _severity_error(got: str) -> UsageError:
+    return _fail("declare", f"Give one severity, P1 (critical) to P4 (low); got {got}.")
+
+
+def _leading_severity(words: list[str], at: int, *, given: str | None) -> tuple[Severity | None, int]:
+    """The severity `words[at]` starts (`P1`, `sev1`, `SEV-1`, `sev 1`, `critical`, a trailing `:` or `,`
+    forgiven) and how many words it takes; `(None, 0)` when it is a title word. A second one after
+    `given`, or a number outside 1..4, is a UsageError: the title must not silently begin with it."""
+    word, taken = words[at].lower().rstrip(":,"), 1
+    if word == "critical" and given is None:
+        return Severity.P1, 1
+    if word == "sev" and at + 1 < len(words) and _SEVERITY_NUMBER.fullmatch(words[at + 1].rstrip(":,")):
+        word, taken = "sev" + words[at + 1].rstrip(":,"), 2
+    match = _DECLARE_SEVERITY.fullmatch(word)
+    if not match:
+        return None, 0
+    got = " ".join(words[at : at + taken])
+    if given is not None:
+        raise _severity_error(f"{given} and {got}")
+    if match.group(1) not in {"1", "2", "3", "4"}:
+        raise _severity_error(got)
+    return Severity(f"P{match.group(1)}"), taken
+
+
+def _option(said: _DeclareWords, word: str) -> bool:
+    """`service:<name>` and `playbook:<id>`: their own syntax, so they are read wherever they stand."""
+    key, sep, value = word.partition(":")
+    if sep and key.lower() in {"service", "svc"} and value:
+        said.service = value.lower()
+        return True
+    if sep and key.lower() in {"playbook", "pb"} and value:
+        said.playbook = value.lower()
+        return True
+    return False
+
+
 def _declare_words(rest: list[str]) -> _DeclareWords:
-    """Options anywhere (`service:`, `playbook:`); `private` and a severity word only before the title,
-    except a severity no title word could mean (`P1`, `sev2`)."""
+    """`private` and a severity in any order before the title; every word from the title's first on is
+    the title's, except `service:`/`playbook:` options."""
     said = _DeclareWords()
-    leading = True
-    for word in rest:
-        lower = word.lower()
-        if lower == "private" and leading and not said.private:
+    given: str | None = None
+    at = 0
+    while at < len(rest):
+        word = rest[at]
+        taken = 1
+        if _option(said, word):
+            pass
+        elif said.title:
+            said.title.append(word)
+        elif word.lower() == "private" and not said.private:
             said.private = True
-            continue
-        key, sep, value = word.partition(":")
-        if sep and key.lower() in {"service", "svc"} and value:
-            said.service = value.lower()
-            continue
-        if sep and key.lower() in {"playbook", "pb"} and value:
-            said.playbook = value.lower()
-            continue
-        if lower in _SEVERITY_WORDS and said.severity is None and (leading or lower in _STRICT_SEVERITY):
-            said.severity = _SEVERITY_WORDS[lower]
-            continue
-        leading = False
-        said.title.append(word)
+        else:
+            severity, taken = _leading_severity(rest, at, given=given)
+            if severity is None:
+                said.title.append(word)
+                taken = 1
+            else:
+                said.severity, given = severity, " ".join(rest[at : at + taken])
+        at += taken
     return said
 
 
@@ -411,10 +451,12 @@ def _p_action(name: str, incident: int | None, rest: list[str], text: str, known
 
 
 def _p_sev(name: str, incident: int | None, rest: list[str], _: str, known: Known) -> Command:
-    if len(rest) != 1 or parse_severity(rest[0]) is None:
+    # `/incident sev 2` reads as it sounds, as `sev 2` does before a declaration's title.
+    severity = parse_severity(f"p{rest[0]}" if len(rest) == 1 and rest[0].isdecimal() else " ".join(rest))
+    if severity is None:
         got = " ".join(rest) or "nothing"
         raise _fail("sev", f"Give one severity, P1 (critical) to P4 (low); got {got}.")
-    return Sev(name=name, incident=incident, severity=parse_severity(rest[0]))  # type: ignore[arg-type]
+    return Sev(name=name, incident=incident, severity=severity)
 
 
 def _p_role(name: str, incident: int | None, rest: list[str], _: str, known: Known) -> Command:

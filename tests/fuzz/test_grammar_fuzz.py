@@ -89,17 +89,53 @@ def test_raw_unicode(text: str, known: grammar.Known) -> None:
     ),
 )
 def test_declare_keeps_every_title_word_after_the_severity(severity: str, words: list[str]) -> None:
-    """The forgiving parser must not eat title words that only look like options (`p1`, `low`, `sev2`)."""
+    """The forgiving parser must not eat title words that only look like options (`p1`, `low`, `sev2`); a
+    second severity straight after the first (`P1 SEV0 …`) is refused, not read as the title's start."""
     words = [w for w in words if w.split() == [w]]
     title = " ".join(words)
     try:
         cmd = grammar.parse(f"declare {severity} {title}")
-    except UsageError:
-        assert len(title) > grammar.MAX_TITLE or not words
+    except UsageError as exc:
+        second = f"Give one severity, P1 (critical) to P4 (low); got {severity} and {words[0] if words else ''}"
+        assert len(title) > grammar.MAX_TITLE or not words or str(exc).startswith(second)
         return
     assert isinstance(cmd, grammar.Declare)
     assert cmd.severity == grammar.parse_severity(severity)
     assert cmd.title == title
+
+
+# Words a title starts with that look like options to a careless reader; none is one.
+TITLE_STARTS = ["High", "low", "Medium", "S3", "s1", "P2P", "SEV", "Sev-review", "p3p", "Privately", "INC-7"]
+# Title words after the first: severities, `private` and numbers included, never taken out.
+TITLE_WORDS = ["P1", "p3:", "sev", "2", "sev-4", "critical", "private", "high", "S3", "P5", "P0", "bucket", "down"]
+
+
+@FUZZ
+@given(
+    options=st.permutations(["private", "sev 3", "service:api", "playbook:database"]).flatmap(
+        lambda order: st.lists(st.sampled_from(order), unique=True).map(lambda some: [o for o in order if o in some])
+    ),
+    first=st.sampled_from(TITLE_STARTS),
+    words=st.lists(st.sampled_from(TITLE_WORDS), max_size=6),
+)
+def test_declare_reads_options_before_the_title_only(options: list[str], first: str, words: list[str]) -> None:
+    """Options in any order before the title; from the title's first word on, nothing is taken out."""
+    title = " ".join([first, *words])
+    cmd = grammar.parse(" ".join(["declare", *options, title]))
+    assert isinstance(cmd, grammar.Declare)
+    assert cmd.title == title
+    assert cmd.severity == (Severity.P3 if "sev 3" in options else None)
+    assert cmd.private == ("private" in options)
+    assert (cmd.service, cmd.playbook) == (
+        "api" if "service:api" in options else None,
+        "database" if "playbook:database" in options else None,
+    )
+
+
+@pytest.mark.parametrize("token", ["P0", "P5", "p10", "sev9", "SEV-0", "sev 7", "P5:"])
+def test_declare_refuses_a_severity_it_cannot_read(token: str) -> None:
+    with pytest.raises(UsageError, match=f"P1 \\(critical\\) to P4 \\(low\\); got {token}\\."):
+        grammar.parse(f"declare private {token} checkout down")
 
 
 @pytest.mark.parametrize("days", ["²", "90²", "①"])
