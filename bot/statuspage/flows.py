@@ -172,7 +172,7 @@ async def _after_publish(deps: Deps, incident: Incident, update: PublicUpdate) -
 
 
 async def incident_resolved(deps: Deps, *, incident_id: int, actor: str | None) -> Published | None:
-    """Resolving publishes "resolved" with the last public message, if the incident was ever public."""
+    """Publish "resolved" with the last public message, if ever public: on the resolve, or the sweep's catch-up."""
     now = deps.clock.now()
     async with deps.db.session() as session:
         await service.cancel_reminders(session, incident_id=incident_id, now=now, reason="incident resolved")
@@ -187,10 +187,10 @@ async def incident_resolved(deps: Deps, *, incident_id: int, actor: str | None) 
             components=list(last.components),
             message=last.message,
         )
-        update = await service.add_update(
+        update = await service.add_resolution(
             session, incident=incident, draft=draft, actor=actor or "bot", now=now, sync=page_of(deps).syncing
         )
-    return await _after_publish(deps, incident, update)
+    return None if update is None else await _after_publish(deps, incident, update)
 
 
 # --- reminders to publish ------------------------------------------------------------------

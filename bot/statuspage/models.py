@@ -75,11 +75,27 @@ def _when(*, nullable: bool = True) -> Any:
 PUBLIC_STATUSES = ("investigating", "identified", "monitoring", "resolved")
 
 
+_RESOLVED = text("status = 'resolved'")
+
+
 class PublicUpdate(SQLModel, table=True):
-    """One update published on purpose: what the public sees, who published it and when."""
+    """One update published on purpose: what the public sees, who published it and when.
+
+    An incident has at most one "resolved" update: the resolve's own and the sweep's catch-up after a
+    crash (on any replica) may both try, and this index lets exactly one of them through.
+    """
 
     __tablename__ = "status_page_updates"
-    __table_args__ = (Index("ix_status_page_updates_incident", "incident_id", "id"),)
+    __table_args__ = (
+        Index("ix_status_page_updates_incident", "incident_id", "id"),
+        Index(
+            "ux_status_page_updates_resolved",
+            "incident_id",
+            unique=True,
+            sqlite_where=_RESOLVED,
+            postgresql_where=_RESOLVED,
+        ),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     incident_id: int = Field(foreign_key="incidents.id")

@@ -32,6 +32,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SWEEP_EVERY = timedelta(seconds=30)
+# The resolving process publishes the resolution within moments; the sweep only takes what it left behind.
+RESOLUTION_GRACE = timedelta(seconds=10)
 
 
 class StatusPage:
@@ -188,12 +190,18 @@ class StatusPage:
         )
 
     async def sweep(self) -> None:
-        """Due reminders, then due Statuspage updates; then the snapshot (another replica may have published)."""
+        """Due reminders, lost resolutions, due Statuspage updates; then the snapshot (another replica may
+        have published)."""
         self._next_wake = None
+        now = self.deps.clock.now()
         async with self.deps.db.session() as session:
-            reminders = await timers.due(session, model=PublicReminder, now=self.deps.clock.now())
+            reminders = await timers.due(session, model=PublicReminder, now=now)
+            resolved = await service.unpublished_resolutions(session, resolved_before=now - RESOLUTION_GRACE)
         for reminder_id, _ in reminders:
             await flows.send_reminder(self.deps, reminder_id=reminder_id)
+        for incident_id in resolved:
+            log.warning("INC-%s was resolved but its resolution never published (a crash?): publishing", incident_id)
+            await flows.incident_resolved(self.deps, incident_id=incident_id, actor=None)
         await self.sync_due()
         await self.refresh()
         async with self.deps.db.session() as session:

@@ -99,6 +99,40 @@ async def add_update(
     return row
 
 
+async def add_resolution(
+    session: AsyncSession, *, incident: Incident, draft: Draft, actor: str, now: datetime, sync: bool
+) -> PublicUpdate | None:
+    """The "resolved" update, or None when another process published it first (a unique index decides)."""
+    try:
+        return await add_update(session, incident=incident, draft=draft, actor=actor, now=now, sync=sync)
+    except IntegrityError:
+        await session.rollback()
+        return None
+
+
+async def unpublished_resolutions(session: AsyncSession, *, resolved_before: datetime, limit: int = 20) -> list[int]:
+    """Public incidents resolved before `resolved_before` whose "resolved" update was never published.
+
+    The resolve publishes it from an in-process signal; a crash right after the resolve's commit
+    loses that, and this is how the sweep finds it again.
+    """
+    public = select(PublicUpdate.id).where(col(PublicUpdate.incident_id) == col(Incident.id))
+    resolution = public.where(col(PublicUpdate.status) == Status.RESOLVED)
+    query = (
+        select(Incident.id)
+        .where(
+            col(Incident.status) == Status.RESOLVED,
+            col(Incident.resolved_at) <= resolved_before,
+            col(Incident.private).is_(False),
+            public.exists(),
+            ~resolution.exists(),
+        )
+        .order_by(col(Incident.id))
+        .limit(limit)
+    )
+    return [number for number in (await session.exec(query)).all() if number is not None]
+
+
 async def public_rows(session: AsyncSession, *, now: datetime) -> list[tuple[Incident, PublicUpdate]]:
     """Every update of every public incident that is open or was resolved in the last 90 days.
 

@@ -1,0 +1,94 @@
+"""A resolve whose process dies before its signal is handled: the sweep publishes the resolution, once."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from bot.clock import FakeClock
+from bot.db import Database
+from bot.incidents import service as incidents
+from bot.settings import normalise_database_url
+from bot.statuspage import flows
+from bot.statuspage import service as statuspage_service
+from tests.conftest import make_settings
+from tests.fakes.slack_api import FakeSlack
+from tests.fakes.statuspage import FakeStatuspage
+from tests.harness import BotHarness, running_bot
+from tests.statuspage.conftest import API_KEY, CONFIG, Health, page_of, public
+
+
+async def _resolve_without_signal(database_url: str, *, clock: FakeClock) -> None:
+    """What `/incident resolve` commits first; the process dies before IncidentResolved reaches a handler."""
+    db = Database(normalise_database_url(database_url))
+    try:
+        async with db.session() as session:
+            row = await incidents.get(session, number=1)
+            await incidents.resolve(session, incident=row, summary="rolled back", actor="U0ALICE", now=clock.now())
+    finally:
+        await db.dispose()
+
+
+async def test_a_resolve_interrupted_by_a_crash_still_resolves_the_public_incident(
+    fake_slack: FakeSlack,
+    statuspage: FakeStatuspage,
+    database_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    clock: FakeClock,
+    health: Health,
+) -> None:
+    monkeypatch.setenv("STATUSPAGE_API_KEY", API_KEY)
+    settings = make_settings(
+        fake=fake_slack, database_url=database_url, tmp_path=tmp_path, config=CONFIG, statuspage_api_url=statuspage.url
+    )
+    async with running_bot(fake=fake_slack, settings=settings, clock=clock, http=health.client()) as bot:
+        incident = await bot.declare("P1 service:api Payments fail")
+        await bot.command("publish major We are investigating.", channel=incident.channel_id or "")
+        assert statuspage.incidents and (await public(bot))[0]["incidents"]
+
+    await _resolve_without_signal(database_url, clock=clock)
+
+    clock.advance(timedelta(seconds=30))
+    async with running_bot(fake=fake_slack, settings=settings, clock=clock, http=health.client()) as bot:
+        await bot.settle()
+        for _ in range(3):  # the bot stays up for a while: its sweeps run
+            clock.advance(timedelta(minutes=1))
+            await page_of(bot).sweep()
+            await bot.settle()
+        summary, _, _ = await public(bot)
+        assert (await bot.incident(1)).status == "resolved"
+        assert summary["incidents"] == [], "the public page still shows the resolved incident as ongoing"
+        assert summary["status"]["indicator"] == "none"
+        [external] = statuspage.incidents.values()
+        assert external.status == "resolved", "Atlassian Statuspage still shows it unresolved"
+        async with bot.deps.db.session() as session:
+            statuses = [u.status for u in await statuspage_service.updates(session, incident_id=1)]
+        assert statuses == ["investigating", "resolved"]
+
+
+async def test_the_resolution_is_published_once_when_the_resolve_and_the_sweeps_race(
+    sbot: BotHarness, clock: FakeClock
+) -> None:
+    incident = await sbot.declare("P1 service:api Payments fail")
+    channel = incident.channel_id or ""
+    await sbot.command("publish major We are investigating.", channel=channel)
+    await _resolve_without_signal(sbot.settings.database_url, clock=clock)
+    clock.advance(timedelta(minutes=1))
+
+    # The resolving process's handler, and two replicas' sweeps, all at once.
+    await asyncio.gather(
+        flows.incident_resolved(sbot.deps, incident_id=1, actor="U0ALICE"),
+        page_of(sbot).sweep(),
+        page_of(sbot).sweep(),
+    )
+    await sbot.settle()
+
+    async with sbot.deps.db.session() as session:
+        statuses = [u.status for u in await statuspage_service.updates(session, incident_id=1)]
+    assert statuses == ["investigating", "resolved"]
+    told = [m for m in sbot.fake.messages(channel) if "published to the status page: *resolved*" in m.text]
+    assert len(told) == 1
