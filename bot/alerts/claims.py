@@ -1,7 +1,9 @@
 """Declaring from an alert group, and the group's link to its incident.
 
 Exactly one caller declares: `UPDATE ... SET declare_state = 'claimed' WHERE declare_state IN (...)
-AND incident_id IS NULL`; a declare claimed long ago and never linked is found again by `stale_declares`.
+AND incident_id IS NULL`; the incident it makes is written to the group in the incident's own
+transaction (`hold_incident`), and a declare claimed long ago and never completed is found again by
+`stale_declares`.
 """
 
 from __future__ import annotations
@@ -48,6 +50,17 @@ async def release_declare(session: AsyncSession, *, group_id: int, back_to: str)
         .values(declare_state=back_to, declare_claimed_at=None)
     )
     await session.commit()
+
+
+async def hold_incident(session: AsyncSession, incident_id: int, *, group_id: int) -> None:
+    """In the declaration's own transaction: the claimed group names the incident it is making (not
+    committed here). Linking completes after the channel setup; a crash before that is finished by
+    the stale-declare recovery from this, instead of declaring a second incident."""
+    await session.exec(
+        update(AlertGroup)
+        .where(col(AlertGroup.id) == group_id, col(AlertGroup.declare_state) == DeclareState.CLAIMED)
+        .values(incident_id=incident_id)
+    )
 
 
 async def link_incident(
@@ -159,11 +172,10 @@ async def bump_for_incident(session: AsyncSession, *, incident_id: int) -> list[
 
 
 async def stale_declares(session: AsyncSession, *, stale_before: datetime) -> list[int]:
-    """Groups whose declare was claimed long ago and never linked (the bot died mid-declare)."""
+    """Groups whose declare was claimed long ago and never completed (the bot died mid-declare)."""
     result = await session.exec(
         select(AlertGroup.id).where(
             col(AlertGroup.declare_state) == DeclareState.CLAIMED,
-            col(AlertGroup.incident_id).is_(None),
             col(AlertGroup.declare_claimed_at) < stale_before,
         )
     )

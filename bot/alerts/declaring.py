@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
-
-from sqlmodel import col, select
+from functools import partial
 
 from bot.alerts import claims, service
 from bot.alerts.models import AlertGroup, AlertInstance, DeclareState
@@ -16,7 +15,6 @@ from bot.config import Severity
 from bot.deps import Deps
 from bot.incidents import flows as incident_flows
 from bot.incidents.flows import Outcome
-from bot.incidents.models import Incident
 
 log = logging.getLogger(__name__)
 
@@ -82,17 +80,13 @@ async def _recover_one(deps: Deps, *, group_id: int, now: datetime, stale_after:
         group = await service.get_group(session, group_id=group_id)
         if group.declare_claimed_at is None:
             return
-        result = await session.exec(
-            select(Incident)
-            .where(Incident.title == group.title, col(Incident.declared_at) >= group.declare_claimed_at)
-            .order_by(col(Incident.id))
-        )
-        made = result.first()
-        if made is not None:
+        if group.incident_id is not None:  # the incident was made (it names itself on the group): link it
             await claims.link_incident(
-                session, group_id=group_id, incident_id=made.id or 0, how="auto", actor=group.source, now=now
+                session, group_id=group_id, incident_id=group.incident_id, how="auto", actor=group.source, now=now
             )
-            log.warning("alert group %s: recovered the link to %s after an interrupted declare", group_id, made.ref)
+            log.warning(
+                "alert group %s: recovered the link to INC-%s after an interrupted declare", group_id, group.incident_id
+            )
             return
         back = DeclareState.WANTED if group.rule else DeclareState.NONE
         if await claims.claim_declare(session, group_id=group_id, states=[], now=now, stale_before=now - stale_after):
@@ -127,6 +121,7 @@ async def declare_and_link(
             playbook_id=playbook_id,
             description=description,
             private=private,
+            also=partial(claims.hold_incident, group_id=group_id),
         )
     except Exception:
         async with deps.db.session() as session:

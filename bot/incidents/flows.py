@@ -72,7 +72,9 @@ async def declare(
     playbook_id: str | None = None,
     description: str = "",
     private: bool = False,
+    also: service.AlsoWrite | None = None,
 ) -> Outcome:
+    """`also`: the caller's write that must commit with the incident row (see `service.create`)."""
     playbook = _playbook(deps, playbook_id=playbook_id, title=title, service_name=service_name)
     if severity is None:
         # Declared without one: the playbook's suggested severity, else the default.
@@ -90,7 +92,7 @@ async def declare(
     )
     now = deps.clock.now()
     async with deps.db.session() as session:
-        incident = await service.create(session, data=data, now=now, claim_setup=True)
+        incident = await service.create(session, data=data, now=now, claim_setup=True, also=also)
     log.info("declared %s", incident.ref, extra={"incident": incident.ref, "severity": str(incident.severity)})
     # Paging starts now, beside the channel setup: Slack may make the channel wait (tier 2).
     await deps.bus.publish(IncidentDeclared(incident_id=incident.id or 0, actor=declared_by))

@@ -6,7 +6,7 @@ UPDATEs, so only one of them wins and the other is told.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -23,10 +23,22 @@ from bot.timeline import service as timeline
 _INSERT_RETURNING_ID = insert(INCIDENTS).returning(INCIDENTS.c.id)
 
 
-async def create(session: AsyncSession, *, data: IncidentCreate, now: datetime, claim_setup: bool = False) -> Incident:
+AlsoWrite = Callable[[AsyncSession, int], Awaitable[None]]
+
+
+async def create(
+    session: AsyncSession,
+    *,
+    data: IncidentCreate,
+    now: datetime,
+    claim_setup: bool = False,
+    also: AlsoWrite | None = None,
+) -> Incident:
     """Insert the incident and its first timeline event; `claim_setup`: the row holds the setup's lease from birth.
 
     The declaration's own setup starts at once, so the lease goes in with the row (no second write).
+    `also` writes the caller's own record of the new incident (given its id) in the same transaction,
+    so a crash never leaves the incident without it (an alert group's link).
     Nothing is read back: every column is the one given here or the id the INSERT returned. The
     incident returned is a value, not attached to any session (every caller only reads it).
     """
@@ -46,6 +58,8 @@ async def create(session: AsyncSession, *, data: IncidentCreate, now: datetime, 
         key=True,
         payload=events.Declared(severity=str(data.severity), service=data.service, playbook=data.playbook_id),
     )
+    if also is not None:
+        await also(session, incident.id)
     await session.commit()
     return incident
 
