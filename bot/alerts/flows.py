@@ -146,12 +146,13 @@ class AlertProcessor:
         for _ in range(5):
             now = self.deps.clock.now()
             async with self.deps.db.session() as session:
-                if not await leases.claim_sync(
+                claim = await leases.claim_sync(
                     session, group_id=group_id, token=token, now=now, stale_before=now - self.lease
-                ):
-                    return True  # another task holds it; it re-checks for newer revisions before letting go
+                )
+            if claim is None:
+                return True  # another task holds it; it re-checks for newer revisions before letting go
             try:
-                revision = await self._sync_once(group_id, token)
+                revision = await self._sync_once(group_id, token, after_crash=claim == leases.Claim.TAKEN_OVER)
                 async with self.deps.db.session() as session:
                     if await leases.finish_sync(session, group_id=group_id, token=token, revision=revision):
                         return True
@@ -183,13 +184,15 @@ class AlertProcessor:
             incident = await session.get(Incident, group.incident_id) if group.incident_id else None
         return group, alerts, incident
 
-    async def _sync_once(self, group_id: int, token: str) -> int:
+    async def _sync_once(self, group_id: int, token: str, *, after_crash: bool = False) -> int:
         group, alerts, incident = await self._linked_snapshot(group_id)
         revision = group.revision
         incident = await self._finish_setup(group, incident)
         view = build_view(group, alerts, incident)
         chat = self._chat()
-        await self._show_in_alerts_channel(chat, group_id=group_id, group=group, view=view, token=token)
+        # A sync that died or failed may have posted the card without saving its ts: look for it first.
+        look = after_crash or group.attempts > 0
+        await self._show_in_alerts_channel(chat, group_id=group_id, group=group, view=view, token=token, look=look)
         if incident is not None and incident.channel_id:
             await self._tell_incident(chat, group_id=group_id, group=group, alerts=alerts, incident=incident, view=view)
         return revision
@@ -224,11 +227,24 @@ class AlertProcessor:
         return incident
 
     async def _show_in_alerts_channel(
-        self, chat: AlertChat, *, group_id: int, group: AlertGroup, view: AlertView, token: str
+        self, chat: AlertChat, *, group_id: int, group: AlertGroup, view: AlertView, token: str, look: bool
     ) -> None:
         channel = self.deps.settings.config.channels.alerts
         if not channel:
             return
+        if not group.message_ts and look:
+            try:
+                found = await chat.find_alert(channel=channel, group_id=group_id, since=group.first_seen_at)
+            except ChatError as exc:  # not fatal: posting again beats showing nothing
+                log.warning("alert group %s: could not look for an earlier card: %s", group_id, exc)
+                found = None
+            if found is not None:
+                log.warning("alert group %s: reusing the card posted before a crash", group_id)
+                group.channel_id, group.message_ts = found
+                async with self.deps.db.session() as session:
+                    await leases.save_message(
+                        session, group_id=group_id, token=token, channel_id=found[0], message_ts=found[1]
+                    )
         if group.message_ts:
             await chat.update_alert(channel=group.channel_id or channel, ts=group.message_ts, view=view)
             return

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import func, or_, update
@@ -18,19 +19,26 @@ from bot.alerts.models import AlertGroup, AlertInstance
 from bot.alerts.service import get_group
 
 
+class Claim(StrEnum):
+    FREE = "free"  # nobody held the group
+    TAKEN_OVER = "taken over"  # a sync died holding it: what it did in Slack may not be recorded
+
+
 async def claim_sync(
     session: AsyncSession, *, group_id: int, token: str, now: datetime, stale_before: datetime
-) -> bool:
-    result = await session.exec(
-        update(AlertGroup)
-        .where(
-            col(AlertGroup.id) == group_id,
-            or_(col(AlertGroup.sync_token).is_(None), col(AlertGroup.sync_claimed_at) < stale_before),
+) -> Claim | None:
+    """Take the group's lease; None while another sync holds it."""
+    for claim, free in (
+        (Claim.FREE, col(AlertGroup.sync_token).is_(None)),
+        (Claim.TAKEN_OVER, col(AlertGroup.sync_claimed_at) < stale_before),
+    ):
+        result = await session.exec(
+            update(AlertGroup).where(col(AlertGroup.id) == group_id, free).values(sync_token=token, sync_claimed_at=now)
         )
-        .values(sync_token=token, sync_claimed_at=now)
-    )
-    await session.commit()
-    return bool(result.rowcount)
+        await session.commit()
+        if result.rowcount:
+            return claim
+    return None
 
 
 async def _under_lease(session: AsyncSession, *, group_id: int, token: str, **values: Any) -> None:

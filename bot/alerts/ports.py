@@ -76,6 +76,10 @@ class AlertChat(Protocol):
         """Post the alert message; returns (channel id, message ts)."""
         ...
 
+    async def find_alert(self, *, channel: str, group_id: int, since: datetime) -> tuple[str, str] | None:
+        """The group's card posted since `since` by an earlier sync that could not save it: (channel id, ts)."""
+        ...
+
     async def update_alert(self, *, channel: str, ts: str, view: AlertView) -> None: ...
 
     async def notify_incident(

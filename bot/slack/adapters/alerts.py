@@ -4,11 +4,14 @@ is escaped before it reaches mrkdwn."""
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Any
 
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.alerts.ports import AlertLine, AlertView
+from bot.clock import utc
+from bot.exceptions import ChatError
 from bot.incidents.models import Incident
 from bot.slack import blocks
 from bot.slack.api import call, data
@@ -17,6 +20,15 @@ from bot.slack.text import chunks, clip, escape
 Block = dict[str, Any]
 MAX_LINES = 10  # alerts listed in one message; the rest are counted
 MAX_LABELS = 12
+
+
+# Message metadata on the card: a sync after a crash finds the card it posted but never saved.
+CARD_EVENT = "alert_group_card"
+FIND_SKEW = timedelta(minutes=1)
+
+
+def _marker(group_id: int) -> dict[str, Any]:
+    return {"event_type": CARD_EVENT, "event_payload": {"group": group_id}}
 
 
 class AlertActionId:
@@ -163,12 +175,42 @@ class SlackAlertChat:
                 channel=channel,
                 text=alert_text(view),
                 blocks=alert_blocks(view),
+                metadata=_marker(view.group_id),
                 unfurl_links=False,
                 unfurl_media=False,
             ),
         )
         body = data(response)
         return str(body.get("channel") or channel), str(body["ts"])
+
+    async def find_alert(self, *, channel: str, group_id: int, since: datetime) -> tuple[str, str] | None:
+        """Read the channel's history since the group was first seen (a few pages at most) for its marked card."""
+        oldest = (utc(since) - FIND_SKEW).timestamp()
+        wanted = _marker(group_id)
+        cursor = ""
+        for _ in range(5):
+            kwargs: dict[str, Any] = {"channel": channel, "oldest": f"{oldest:.6f}", "limit": 200}
+            kwargs["include_all_metadata"] = True
+            if cursor:
+                kwargs["cursor"] = cursor
+            body = await self._history(kwargs)
+            for message in body.get("messages") or []:
+                if message.get("metadata") == wanted:
+                    return str(body.get("channel") or channel), str(message["ts"])
+            cursor = str((body.get("response_metadata") or {}).get("next_cursor") or "")
+            if not cursor:
+                return None
+        return None
+
+    async def _history(self, kwargs: dict[str, Any]) -> dict[str, Any]:
+        """A page of history; the bot joins first when it posts there without being a member (chat:write.public)."""
+        try:
+            return data(await call("look for an earlier alert card", self.client.conversations_history(**kwargs)))
+        except ChatError as exc:
+            if exc.code != "not_in_channel":
+                raise
+        await call("join the alerts channel", self.client.conversations_join(channel=kwargs["channel"]))
+        return data(await call("look for an earlier alert card", self.client.conversations_history(**kwargs)))
 
     async def update_alert(self, *, channel: str, ts: str, view: AlertView) -> None:
         await call(
