@@ -43,8 +43,9 @@ log = logging.getLogger(__name__)
 # within a second, the safety sweep within 30 s.
 DEFAULT_LATE_AFTER = timedelta(seconds=60)
 # Incidents declared longer ago than this without any page row were lost between declaring and
-# planning (a crash); younger ones are probably still being set up by the replica that declared them.
-RECOVER_AFTER = timedelta(minutes=2)
+# planning (a crash); younger ones are probably still being planned by the replica that declared
+# them. Planning twice is harmless (the unique index keeps one plan): this only spares the race.
+RECOVER_AFTER = timedelta(seconds=30)
 # ... and older than this are left alone: a forgotten week-old incident should not page the CTO
 # because a rotation was configured today.
 RECOVER_WITHIN = timedelta(hours=24)
@@ -233,7 +234,7 @@ class Escalator:
         await self.rt.call_pagerduty("resolve", incident)
 
     async def recover(self) -> int:
-        """On start: plan incidents that were declared but never planned (a crash in between)."""
+        """Plan incidents that were declared but never planned (a crash in between); every sweep runs it."""
         if not self.pages_anyone:
             return 0
         now = self.clock.now()

@@ -7,15 +7,19 @@ APScheduler (3.x `AsyncIOScheduler`) holds exactly two jobs:
 * `escalation-sweep`, every 30 s: a safety net for a lost wake-up and for rows planned by another
   replica, which this process has no timer for.
 
+The sweep (and the start) first plans incidents a crash left unplanned (`Escalator.recover`),
+this replica's or another's, so a lost plan costs a sweep, not the incident's pages. Wake-ups skip
+that: they are on the clock of a due page.
+
 Each run sends everything due (`Escalator.run_due`), each row behind its own claim, so the wake,
 the sweep, a signal handler and another replica may all run at once without sending anything
 twice. Sweeps are the expensive part (a claim attempt per due row), so this process runs at most
 one at a time: a run requested while one is in progress waits, and all such requests share one
 more sweep after it (nothing planned meanwhile is missed, and a burst of wake-ups costs two
 sweeps, not one each). Signal handlers never sweep; they send only their own incident's rows.
-On start the scheduler recovers unplanned incidents and runs at once, which sends pages
-that fell due while the bot was down (marked late). No job state is kept in APScheduler's own
-job store: a restart rebuilds everything from the rows.
+On start the scheduler runs at once, which sends pages that fell due while the bot was down
+(marked late). No job state is kept in APScheduler's own job store: a restart rebuilds everything
+from the rows.
 """
 
 from __future__ import annotations
@@ -74,7 +78,7 @@ class EscalationScheduler:
         if self._scheduler is None:
             self._scheduler = AsyncIOScheduler(timezone=UTC)
             self._scheduler.add_job(
-                self.run,
+                self.safety_sweep,
                 "interval",
                 seconds=self.sweep_every.total_seconds(),
                 id=SWEEP_JOB,
@@ -84,13 +88,7 @@ class EscalationScheduler:
             )
             self._scheduler.start()
         self.escalator.wake = self.wake_at
-        try:
-            recovered = await self.escalator.recover()
-            if recovered:
-                log.warning("planned escalation for %d incident(s) that had none", recovered)
-        except Exception:
-            log.exception("recovering unplanned incidents failed; the sweep will retry pending pages")
-        return await self.run()
+        return await self.safety_sweep()
 
     async def stop(self) -> None:
         self._stopped = True  # from here on a run (a wake-up, a sweep) returns at once
@@ -131,6 +129,18 @@ class EscalationScheduler:
             max_instances=OVERLAPPING_RUNS,
             misfire_grace_time=None,
         )
+
+    async def safety_sweep(self) -> RunReport:
+        """The 30-second job: plan what a crash lost, then send what is due."""
+        if self._stopped:
+            return self._last_report
+        try:
+            recovered = await self.escalator.recover()
+            if recovered:
+                log.warning("planned the escalation of %d incident(s) a crash left unplanned", recovered)
+        except Exception:
+            log.exception("planning what a crash lost failed; the next sweep tries again")
+        return await self.run()
 
     async def run(self) -> RunReport:
         """Send what is due, then arm the wake-up for the next due row.
