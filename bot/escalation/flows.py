@@ -202,6 +202,7 @@ class Escalator:
             reminder = await reminder_rows.plan_status_reminder(
                 session, incident=incident, config=self.config.reminders, now=now
             )
+            await planning.record_planned_severity(session, incident_id=incident_id, severity=incident.severity)
             due = await leases.next_due(session)
         report = await self.send_due(incident_id)
         self.rt.wake_for([d for d in (due, reminder.due_at if reminder else None) if d is not None and d > now])
@@ -234,14 +235,19 @@ class Escalator:
         await self.rt.call_pagerduty("resolve", incident)
 
     async def recover(self) -> int:
-        """Plan incidents that were declared but never planned (a crash in between); every sweep runs it."""
-        if not self.pages_anyone:
-            return 0
+        """Plan what a crash lost between a commit and its signal's handler (every sweep runs it).
+
+        An incident declared but never planned is planned; one whose severity changed but whose
+        pages were not re-planned for it is re-planned. Returns how many incidents were fixed.
+        """
         now = self.clock.now()
         async with self.db.session() as session:
-            lost = await queries.open_incidents_without_pages(
-                session, declared_after=now - RECOVER_WITHIN, declared_before=now - RECOVER_AFTER
-            )
+            lost = []
+            if self.pages_anyone:
+                lost = await queries.open_incidents_without_pages(
+                    session, declared_after=now - RECOVER_WITHIN, declared_before=now - RECOVER_AFTER
+                )
+            stale = await queries.open_incidents_planned_for_another_severity(session)
         for incident in lost:
             assert incident.id is not None
             log.warning("%s has no escalation plan (lost at a crash?): planning it now", incident.ref)
@@ -250,7 +256,10 @@ class Escalator:
                 await reminder_rows.plan_status_reminder(
                     session, incident=incident, config=self.config.reminders, now=now
                 )
-        return len(lost)
+        for incident_id in stale:
+            log.warning("INC-%s is planned for an older severity (lost at a crash?): re-planning it now", incident_id)
+            await self.severity_changed(incident_id)
+        return len(lost) + len(stale)
 
     async def channel_ready(self, incident_id: int) -> int:
         """The channel is set up: invite and mention there the people paged before it was (how many)."""

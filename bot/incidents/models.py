@@ -95,6 +95,10 @@ class Incident(IncidentBase, table=True):
     setup_error: str | None = None
     # A lease: only one finish_setup at a time (two clicks on Retry, two replicas), see setup_rows.claim_setup.
     setup_claimed_at: datetime | None = _utc()  # type: ignore[assignment]
+    # The severity the escalation (pages, reminders) was last planned for: the severity at declaration,
+    # then each re-plan's. Differs from `severity` when a change's re-plan was lost (a crash between
+    # the commit and its signal's handler); the escalation sweep re-plans it then.
+    planned_severity: Severity | None = Field(default=None)
 
     @property
     def ref(self) -> str:

@@ -44,7 +44,7 @@ async def create(
     """
     # A person who declares leads until someone else is named; an alert source cannot lead.
     commander = data.declared_by if is_user_id(data.declared_by) else None
-    values = {"declared_at": now, "updated_at": now, "commander": commander}
+    values = {"declared_at": now, "updated_at": now, "commander": commander, "planned_severity": data.severity}
     incident = Incident.model_validate(data, update={**values, "setup_claimed_at": now if claim_setup else None})
     # Core, on the table: the ORM's flush would only turn the object back into these values.
     result = await session.exec(_INSERT_RETURNING_ID, params=incident.model_dump(exclude={"id"}))

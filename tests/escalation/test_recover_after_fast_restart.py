@@ -1,5 +1,5 @@
-"""A plan a crash lost is made by the sweep: a restart within seconds (what a supervisor or Kubernetes
-does) or another replica that stays up still pages the incident."""
+"""A plan a crash lost is made by the sweep: after a restart within seconds (what a supervisor or
+Kubernetes does), or on another replica that stays up, the incident is still paged as its severity says."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from datetime import timedelta
 from bot.clock import FakeClock
 from bot.db import Database
 from bot.escalation.scheduler import EscalationScheduler
-from tests.escalation.conftest import FakePager, MakeEscalator, config, declare
+from tests.escalation.conftest import FakePager, MakeEscalator, Start, config, declare, set_severity
 
 
 async def run_for(scheduler: EscalationScheduler, clock: FakeClock, *, minutes: int) -> None:
@@ -30,3 +30,19 @@ async def test_an_incident_lost_before_planning_is_paged_after_a_quick_restart(
     finally:
         await scheduler.stop()
     assert pager.levels(incident.id) == [1, 2]
+
+
+async def test_a_severity_raise_lost_to_a_crash_still_escalates(
+    db: Database, clock: FakeClock, pager: FakePager, start: Start, make_escalator: MakeEscalator
+) -> None:
+    _, incident_id = await start(severity="P3")  # P3 pages level 1 only; it went out
+    assert pager.levels(incident_id) == [1]
+    await set_severity(db, clock, incident_id, "P1")  # `/incident sev P1` committed; the process died
+    clock.advance(timedelta(seconds=20))
+    scheduler = EscalationScheduler(make_escalator(config()))
+    try:
+        await scheduler.start()
+        await run_for(scheduler, clock, minutes=40)  # past the team lead's 15 and the CTO's 30
+    finally:
+        await scheduler.stop()
+    assert pager.levels(incident_id) == [1, 2, 3]

@@ -17,7 +17,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.clock import utc
-from bot.config import Escalation
+from bot.config import Escalation, Severity
 from bot.escalation import policy
 from bot.escalation.leases import pending
 from bot.escalation.models import Page, PageTarget
@@ -60,6 +60,12 @@ async def plan_pages(session: AsyncSession, *, incident: Incident, escalation: E
         await session.rollback()
         return []
     return added
+
+
+async def record_planned_severity(session: AsyncSession, *, incident_id: int, severity: Severity) -> None:
+    """Note the severity the pages now fit, after the re-plan committed: the sweep re-plans while they differ."""
+    await session.exec(update(Incident).where(col(Incident.id) == incident_id).values(planned_severity=severity))
+    await session.commit()
 
 
 async def page_next_level_now(session: AsyncSession, *, incident_id: int, now: datetime) -> Page | None:

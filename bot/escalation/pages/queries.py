@@ -1,4 +1,4 @@
-"""Reading pages: an incident's, the due ones, the next due time, incidents that lost theirs."""
+"""Reading pages: an incident's, the due ones, the next due time, incidents that lost theirs or a re-plan."""
 
 from __future__ import annotations
 
@@ -63,3 +63,13 @@ async def open_incidents_without_pages(
         ~has_pages,
     )
     return list((await session.exec(query)).all())
+
+
+async def open_incidents_planned_for_another_severity(session: AsyncSession) -> list[int]:
+    """Incidents whose severity changed and whose re-plan was lost (a crash between the two)."""
+    query = select(Incident.id).where(
+        Incident.status != "resolved",
+        col(Incident.planned_severity).is_not(None),
+        col(Incident.planned_severity) != col(Incident.severity),
+    )
+    return [incident_id for incident_id in (await session.exec(query)).all() if incident_id is not None]

@@ -2,7 +2,7 @@
 
 Revision ID: 0004
 Revises: 0003
-Create Date: 2026-12-12 10:00:00
+Create Date: 2026-12-06 06:00:00
 """
 
 from __future__ import annotations
