@@ -35,7 +35,9 @@ class IncidentDeclared(IncidentEvent):
 @dataclass(frozen=True)
 class IncidentChannelReady(IncidentEvent):
     """Published each time a setup run ends with the incident's channel in place (at declare, or when
-    someone presses Retry setup). Handlers must be idempotent: a retry publishes it again."""
+    someone presses Retry setup). Handlers must be idempotent: a retry publishes it again, and so does
+    the resume sweep after a crash. It is published from a task of its own, and handlers do their
+    work before they return (they start no task): returning is what marks the work done."""
 
 
 @dataclass(frozen=True)

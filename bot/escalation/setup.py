@@ -1,7 +1,8 @@
 """Plugs escalation into the bot: signal handlers, the scheduler's start/stop, `python -m bot check`.
 
 Signal handlers run inside the Slack listener that published them, so each one only starts a task
-(the page DMs must not delay the reply to `/incident declare`). The tasks are kept and awaited at
+(the page DMs must not delay the reply to `/incident declare`); IncidentChannelReady's is the
+exception, published from a task of its own. The tasks are kept and awaited at
 shutdown; one interrupted anyway is finished by the next process once its claim's lease ends.
 """
 
@@ -80,7 +81,7 @@ def _subscribe(deps: Deps, escalator: Escalator) -> None:
         background.spawn(escalator.incident_declared(event.incident_id), f"page INC-{event.incident_id}")
 
     async def on_channel_ready(event: IncidentChannelReady) -> None:
-        background.spawn(escalator.channel_ready(event.incident_id), f"mention INC-{event.incident_id}'s pages")
+        await escalator.channel_ready(event.incident_id)  # published from a task already; see the signal
 
     async def on_acknowledged(event: IncidentAcknowledged) -> None:
         if event.actor:

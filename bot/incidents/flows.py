@@ -147,8 +147,16 @@ async def finish_setup(
             unreleased[incident_id] = lease.held
     if outcome.incident.channel_id:
         # After the lease is released: pages sent meanwhile left their channel mention to this signal.
-        await deps.bus.publish(IncidentChannelReady(incident_id=incident_id, actor=actor))
+        # Its handlers do the work themselves: in a task, so the reply does not wait for it.
+        deps.background.spawn(channel_ready(deps, incident_id=incident_id, actor=actor), f"INC-{incident_id} ready")
     return outcome
+
+
+async def channel_ready(deps: Deps, *, incident_id: int, actor: str | None) -> None:
+    """Publish IncidentChannelReady, then record its work done; a crash in between: the resume sweep redoes it."""
+    await deps.bus.publish(IncidentChannelReady(incident_id=incident_id, actor=actor))
+    async with deps.db.session() as session:
+        await setup_rows.mark_channel_ready(session, incident_id=incident_id, now=deps.clock.now())
 
 
 class _SetupLease:

@@ -99,6 +99,9 @@ class Incident(IncidentBase, table=True):
     # then each re-plan's. Differs from `severity` when a change's re-plan was lost (a crash between
     # the commit and its signal's handler); the escalation sweep re-plans it then.
     planned_severity: Severity | None = Field(default=None)
+    # When IncidentChannelReady's work (the pages' catch-up, the playbook) was done. NULL with a channel
+    # and no setup lease: a crash came in between, and the resume sweep does it again.
+    channel_ready_at: datetime | None = _utc()  # type: ignore[assignment]
 
     @property
     def ref(self) -> str:

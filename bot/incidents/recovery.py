@@ -6,6 +6,10 @@ without a channel, summary or announcement, its lease held by a dead process, an
 does (an orphan channel, summary or announcement made before the crash is found and reused), and
 tells the declarer. The sweep only wakes the check; the database says what is due, and the
 setup's lease makes two replicas resume an incident once.
+
+A kill -9 after a setup ended but before IncidentChannelReady's work was done (the people paged
+meanwhile invited and mentioned, the playbook started) left `channel_ready_at` NULL: the sweep
+publishes the signal again (`redo_channel_ready`); its handlers are idempotent.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from datetime import timedelta
 
 from bot.config import is_user_id
@@ -62,6 +66,26 @@ async def resume_setups(deps: Deps) -> list[int]:
     return resumed
 
 
+async def redo_channel_ready(deps: Deps, *, resumed: Collection[int] = ()) -> list[int]:
+    """Publish IncidentChannelReady again where a crash lost its work; returns those incidents.
+
+    `resumed`: setups just resumed, whose own end publishes it.
+    """
+    async with deps.db.session() as session:
+        lost = await setup_rows.channels_not_ready(session, now=deps.clock.now())
+    lost = [incident for incident in lost if incident.id not in resumed]
+    for incident in lost:
+        log.warning("%s: its channel's follow-up work was lost (the bot stopped): doing it now", incident.ref)
+        await flows.channel_ready(deps, incident_id=incident.id or 0, actor=incident.declared_by)
+    return [incident.id or 0 for incident in lost]
+
+
+async def check(deps: Deps) -> None:
+    """What the sweep does: resume interrupted setups, then redo lost channel-ready work."""
+    resumed = await resume_setups(deps)
+    await redo_channel_ready(deps, resumed=resumed)
+
+
 class Sweep:
     """Runs `check` at start-up and every `every` until stopped; a failed check is logged, not fatal.
 
@@ -106,7 +130,7 @@ class Sweep:
 
 
 def setup(deps: Deps) -> None:
-    sweep = Sweep(lambda: resume_setups(deps), every=SWEEP_EVERY, name="resume interrupted setups")
+    sweep = Sweep(lambda: check(deps), every=SWEEP_EVERY, name="resume interrupted setups")
     deps.setup_sweep = sweep
     deps.on_start.append(sweep.start)
     deps.on_stop.insert(0, sweep.stop)

@@ -144,6 +144,34 @@ async def unfinished_setups(session: AsyncSession, *, now: datetime) -> list[Inc
     return list(result.all())
 
 
+async def channels_not_ready(session: AsyncSession, *, now: datetime) -> list[Incident]:
+    """Open incidents whose setup ended with a channel but whose channel-ready work a crash lost."""
+    result = await session.exec(
+        select(Incident)
+        .where(
+            col(Incident.status) != Status.RESOLVED,
+            col(Incident.declared_at) >= now - RESUME_WITHIN,
+            col(Incident.declared_at) < now - SETUP_LEASE,  # its own setup is surely done with it
+            col(Incident.channel_id).is_not(None),
+            col(Incident.setup_claimed_at).is_(None),
+            col(Incident.channel_ready_at).is_(None),
+        )
+        .order_by(col(Incident.id))
+    )
+    return list(result.all())
+
+
+_CHANNEL_READY = (
+    update(INCIDENTS).where(INCIDENTS.c.id == bindparam("incident_id")).values(channel_ready_at=bindparam("now"))
+)
+
+
+async def mark_channel_ready(session: AsyncSession, *, incident_id: int, now: datetime) -> None:
+    """IncidentChannelReady's handlers have returned: the resume sweep need not publish it again."""
+    await session.exec(_CHANNEL_READY, params={"incident_id": incident_id, "now": now})
+    await session.commit()
+
+
 async def renew_setup(session: AsyncSession, *, incident_id: int, held: datetime, now: datetime) -> bool:
     """Move our lease (taken or last renewed at `held`) to `now`; False when it is not ours any more."""
     result = await session.exec(

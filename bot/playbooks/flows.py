@@ -351,6 +351,7 @@ async def _notify(deps: Deps, playbook: Playbook, step: Step, incident: Incident
 def subscribe(deps: Deps) -> None:
     async def channel_ready(event: IncidentChannelReady) -> None:
         # At declare, or after Retry setup made the channel: a playbook already running is left alone.
-        deps.background.spawn(on_channel_ready(deps, event), f"start a playbook for INC-{event.incident_id}")
+        # Published from a task already, and the work must be done when this returns (see the signal).
+        await on_channel_ready(deps, event)
 
     deps.bus.subscribe(IncidentChannelReady, channel_ready)
