@@ -94,10 +94,13 @@ def _times(t: Timeline, generated_at: datetime) -> _Times:
     acknowledged_at = incident.acknowledged_at or (first_ack.at if first_ack else None)
     acknowledged_by = incident.acknowledged_by or (first_ack.actor if first_ack else None)
     mitigated_at = incident.mitigated_at or (first_monitoring.at if first_monitoring else None)
+    # Who mitigated: whoever first set `monitoring`, or whoever resolved when that is what set the time.
+    mitigated_by = first_monitoring.actor if first_monitoring else None
     mitigated_note = ""
     resolved_at = utc(incident.resolved_at) if incident.resolved_at else None
     if mitigated_at is not None and first_monitoring is None and utc(mitigated_at) == resolved_at:
         mitigated_note = "taken as the resolve time: there was no `monitoring` status update"
+        mitigated_by = incident.resolved_by
 
     def metric(name: str, at: datetime | None, missing: str, by: str | None = None, note: str = "") -> Metric:
         at = utc(at) if at is not None else None
@@ -122,7 +125,7 @@ def _times(t: Timeline, generated_at: datetime) -> _Times:
         ),
         declared=metric("Declared", declared_at, "not declared", incident.declared_by),
         acknowledged=metric("First acknowledged", acknowledged_at, "not acknowledged", acknowledged_by),
-        mitigated=metric("Mitigated", mitigated_at, "not mitigated", None, mitigated_note),
+        mitigated=metric("Mitigated", mitigated_at, "not mitigated", mitigated_by, mitigated_note),
         resolved=metric("Resolved", resolved_at, "not resolved yet", incident.resolved_by),
         acknowledged_by=acknowledged_by,
     )

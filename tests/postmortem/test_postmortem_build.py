@@ -68,6 +68,23 @@ async def test_mitigation_taken_at_resolve_is_flagged(db: Database) -> None:
     data = await build(db, number)
     assert data.mitigated.after == timedelta(minutes=30)
     assert "no `monitoring` status update" in data.mitigated.note
+    assert data.mitigated.by == "U0ALICE"  # who resolved: that is what set the time
+
+
+async def test_mitigated_names_who_first_set_monitoring(db: Database) -> None:
+    data = await build(db, await seed_full(db))
+    assert data.mitigated.by == "U0CAROL"  # `monitoring` at 41m; the later re-statement changes nothing
+    async with db.session() as session:
+        n = await bare_incident(session)
+        session.add_all(
+            [
+                ev(n, 2, "status", "U0BOB", data={"old": "investigating", "new": "monitoring"}),
+                ev(n, 5, "status", "U0CAROL", data={"old": "monitoring", "new": "identified"}),
+                ev(n, 8, "status", "U0CAROL", data={"old": "identified", "new": "monitoring"}),
+            ]
+        )
+        await session.commit()
+    assert (await build(db, n)).mitigated.by == "U0BOB"
 
 
 async def test_ack_and_monitoring_fall_back_to_the_timeline(db: Database) -> None:
