@@ -39,6 +39,12 @@ def utc(dt: datetime) -> datetime:
     return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
 
 
+def elapsed(start: datetime, end: datetime) -> timedelta:
+    """`end - start` between the two times as they are shown, cut to the second: 09:00:00.9 → 09:00:04.1
+    is 4s, so a T+ or a duration agrees with the times printed beside it (one second either way otherwise)."""
+    return utc(end).replace(microsecond=0) - utc(start).replace(microsecond=0)
+
+
 def format_duration(delta: timedelta | None) -> str:
     """`1h 05m`, `3m 20s`, `45s`: short enough for a Slack line."""
     if delta is None:

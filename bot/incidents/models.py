@@ -13,6 +13,7 @@ from enum import StrEnum
 from sqlalchemy import Column, Index
 from sqlmodel import Field, SQLModel
 
+from bot.clock import elapsed
 from bot.config import Severity
 from bot.db import UTCDateTime
 
@@ -114,7 +115,7 @@ class Incident(IncidentBase, table=True):
     @property
     def time_to_detect(self) -> timedelta:
         """Impact start → declared (zero when nothing says impact began earlier)."""
-        return max(self.declared_at - self.impact_start, timedelta(0))
+        return max(elapsed(self.impact_start, self.declared_at), timedelta(0))
 
     @property
     def is_open(self) -> bool:
@@ -122,9 +123,10 @@ class Incident(IncidentBase, table=True):
 
     @property
     def duration(self) -> timedelta | None:
+        """Declared → resolved, between the times as shown (the post-mortem's time to resolve)."""
         if self.resolved_at is None:
             return None
-        return self.resolved_at - self.declared_at
+        return elapsed(self.declared_at, self.resolved_at)
 
     def role(self, role: Role) -> str | None:
         return getattr(self, role.value)  # type: ignore[no-any-return]

@@ -88,12 +88,13 @@ def assemble(
         declared_at=utc(incident.declared_at),
         services=[incident.service] if incident.service else [],
     )
+    origin = timeline.declared_at.replace(microsecond=0)  # T+ counts between the times as shown
     for row in rows:
-        timeline.add(*_event(row, timeline.declared_at))
+        timeline.add(*_event(row, origin))
     return document(timeline, items, generated_at=generated_at)
 
 
-def _event(row: Sequence[Any], declared_at: datetime) -> tuple[Event, payloads.Payload | None]:
+def _event(row: Sequence[Any], origin: datetime) -> tuple[Event, payloads.Payload | None]:
     ev_id, at, kind, actor, text, key, permalink, raw = row
     at = utc(at)
     text = text or ""
@@ -105,7 +106,7 @@ def _event(row: Sequence[Any], declared_at: datetime) -> tuple[Event, payloads.P
     event = Event(
         id=ev_id,
         at=at,
-        offset=at - declared_at,
+        offset=at.replace(microsecond=0) - origin,
         kind=kind,
         actor=actor,
         text=text,

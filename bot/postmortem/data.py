@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from bot.clock import elapsed
+
 # The sections people write, key -> heading, in document order. Templates read `pm.written.<key>`.
 SECTIONS: dict[str, str] = {
     "impact": "Impact",
@@ -33,7 +35,7 @@ class Metric:
 
     name: str
     at: datetime | None
-    after: timedelta | None  # since the declaration; None when it has not happened
+    after: timedelta | None  # since the declaration (bot.clock.elapsed); None when it has not happened
     missing: str  # what to say instead of a time, e.g. "not acknowledged"
     by: str | None = None
     note: str = ""  # a caveat, e.g. mitigated at resolve without a `monitoring` update
@@ -46,7 +48,7 @@ class Event:
 
     id: int
     at: datetime
-    offset: timedelta  # since the declaration (negative for an alert that came before it)
+    offset: timedelta  # since the declaration, between the times cut to the second (negative before it)
     kind: str
     actor: str | None
     text: str
@@ -185,9 +187,9 @@ class PostmortemData:
 
     @property
     def time_to_detect(self) -> timedelta:
-        return self.declared_at - self.impact_start
+        return elapsed(self.impact_start, self.declared_at)
 
     @property
     def open_for(self) -> timedelta:
         """Since the declaration (the summary's "declared at …; still open after …"), not since the impact."""
-        return self.generated_at - self.declared_at
+        return elapsed(self.declared_at, self.generated_at)

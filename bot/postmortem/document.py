@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Row
 
-from bot.clock import utc
+from bot.clock import elapsed, utc
 from bot.config import Severity
 from bot.incidents.models import Incident
 from bot.postmortem import text as fmt
@@ -104,7 +104,8 @@ def _times(t: Timeline, generated_at: datetime) -> _Times:
 
     def metric(name: str, at: datetime | None, missing: str, by: str | None = None, note: str = "") -> Metric:
         at = utc(at) if at is not None else None
-        return Metric(name=name, at=at, after=at - declared_at if at else None, missing=missing, by=by, note=note)
+        after = elapsed(declared_at, at) if at else None
+        return Metric(name=name, at=at, after=after, missing=missing, by=by, note=note)
 
     impact_start, impact_from = _impact(incident, t.impact_set)
     set_by = t.impact_set if impact_from == "set by" else None
@@ -113,12 +114,12 @@ def _times(t: Timeline, generated_at: datetime) -> _Times:
         impact_from=impact_from,
         impact_set_by=set_by,
         end=resolved_at,
-        duration=resolved_at - impact_start if resolved_at else None,
-        ongoing_for=None if resolved_at else generated_at - impact_start,
+        duration=elapsed(impact_start, resolved_at) if resolved_at else None,
+        ongoing_for=None if resolved_at else elapsed(impact_start, generated_at),
         detected=Metric(
             name="Impact started",
             at=impact_start,
-            after=declared_at - impact_start,
+            after=elapsed(impact_start, declared_at),
             missing="",
             by=set_by,
             note=impact_from,

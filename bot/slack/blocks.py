@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from bot.clock import format_duration
+from bot.clock import elapsed, format_duration
 from bot.config import Severity
 from bot.incidents.models import ActionItem, Incident, Status
 from bot.slack.text import chunks, clip, escape, severity, user
@@ -114,7 +114,7 @@ def summary_blocks(incident: Incident, *, now: datetime, publish: bool = False) 
         if publish and not incident.private:
             actions.insert(-1, button("Publish update", ActionId.PUBLISH, value))
         blocks.append({"type": "actions", "block_id": "incident_actions", "elements": actions})
-    blocks.append(context(f"Open for {format_duration((incident.resolved_at or now) - incident.declared_at)}"))
+    blocks.append(context(f"Open for {format_duration(elapsed(incident.declared_at, incident.resolved_at or now))}"))
     return blocks
 
 
