@@ -51,6 +51,7 @@ class Timeline:
     notes: list[Note] = field(default_factory=list)
     services: list[str] = field(default_factory=list)
     first_alert: Event | None = None
+    alert_started: datetime | None = None  # the earliest `startsAt` the alert events carry
     first_ack: Event | None = None
     first_monitoring: Event | None = None
     severity_at_declaration: str | None = None
@@ -305,6 +306,9 @@ def _alert(t: Timeline, event: Event, p: payloads.AlertChanged) -> bool:
     t.add_service(p.service)
     if t.first_alert is None:
         t.first_alert = event
+    if p.impact_started_at is not None:
+        started = utc(p.impact_started_at)
+        t.alert_started = started if t.alert_started is None else min(t.alert_started, started)
     return False
 
 

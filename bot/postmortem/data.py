@@ -176,6 +176,9 @@ class PostmortemData:
     user_names: dict[str, str] = field(default_factory=dict)
     # The sections people write (SECTIONS), "" where nobody has yet: templates show a prompt instead.
     written: dict[str, str] = field(default_factory=no_sections)
+    # When the first alert that led to the incident started firing (its `startsAt`; the impact start when
+    # the impact start came from it), as opposed to `first_alert.at`, when it reached the timeline.
+    first_alert_started: datetime | None = None
 
     @property
     def is_resolved(self) -> bool:
@@ -188,6 +191,13 @@ class PostmortemData:
     @property
     def time_to_detect(self) -> timedelta:
         return elapsed(self.impact_start, self.declared_at)
+
+    @property
+    def first_alert_started_after(self) -> timedelta | None:
+        """Since the declaration: negative when the alert started firing before it."""
+        if self.first_alert_started is None:
+            return None
+        return elapsed(self.declared_at, self.first_alert_started)
 
     @property
     def open_for(self) -> timedelta:

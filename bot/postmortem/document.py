@@ -41,6 +41,8 @@ def document(t: Timeline, items: Sequence[Row[Any]], *, generated_at: datetime) 
     incident = t.incident
     assert incident.id is not None
     times = _times(t, generated_at)
+    # The detection section starts where the impact does when the impact start came from the alerts.
+    alert_started = times.impact_start if times.impact_from == "first alert" else t.alert_started
     return PostmortemData(
         ref=incident.ref,
         number=incident.id,
@@ -85,6 +87,7 @@ def document(t: Timeline, items: Sequence[Row[Any]], *, generated_at: datetime) 
         playbook_steps=t.steps,
         notes=t.notes,
         action_items=[_item(item) for item in items],
+        first_alert_started=alert_started,
     )
 
 

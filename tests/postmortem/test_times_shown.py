@@ -64,3 +64,47 @@ async def test_t_plus_and_metrics_count_between_the_times_as_shown(db: Database)
     assert "| First acknowledged | 2026-11-20 09:00:10 | 10s | @U0BOB |" in text
     assert "| Resolved | 2026-11-20 09:00:12 | 12s | @U0ALICE |" in text
     assert incident.duration == timedelta(seconds=12)  # what Slack says when it is resolved
+
+
+def alert_declared(impact_started_at: datetime) -> tuple[Incident, list[dict[str, Any]]]:
+    """Declared from an alert that started firing two minutes before; linked to the incident just after."""
+    incident = Incident(
+        title="ServiceDown",
+        severity=Severity.P1,
+        declared_by="U0ALICE",
+        declared_at=DECLARED,
+        impact_started_at=impact_started_at,
+    )
+    link = {"source": "alertmanager", "how": "button", "impact_started_at": "2026-11-20T08:58:00Z"}
+    events = [
+        {"at": DECLARED, "kind": "declared", "actor": "U0ALICE", "text": "ServiceDown", "key": True},
+        {"at": second(1.2), "kind": "alert", "actor": "U0ALICE", "text": "declared from alert", "data": link},
+    ]
+    return incident, events
+
+
+async def test_detection_starts_with_the_alert_where_the_impact_does(db: Database) -> None:
+    incident, events = alert_declared(T0 - timedelta(minutes=2))
+    data, text = await build_and_render(db, incident, events)
+    assert "| Start | 2026-11-20 08:58:00 UTC (first alert) |" in text
+    assert data.first_alert_started == data.impact_start
+    detection = text.split("## Detection")[1].split("##")[0]
+    assert "- First alert: started firing at 2026-11-20 08:58:00 UTC (T-2m 00s), when the impact started.\n" in (
+        detection
+    )
+    assert "- Alert on the incident's timeline at 2026-11-20 09:00:01 UTC (T+1s): Alert: declared from alert\n" in (
+        detection
+    )
+    assert "at 2026-11-20 09:00:00 UTC, 2m 00s after the first alert started firing.\n" in detection
+    assert "First alert: 2026-11-20 09:00:01" not in detection
+    html = service.render(data, fmt="html")
+    assert "First alert: started firing at 2026-11-20 08:58:00 UTC (T-2m 00s), when the impact started." in html
+
+
+async def test_detection_keeps_the_alert_start_when_someone_corrected_the_impact_start(db: Database) -> None:
+    incident, events = alert_declared(T0 - timedelta(minutes=30))
+    corrected = {"impact_started_at": "2026-11-20T08:30:00Z"}
+    events.append({"at": second(60), "kind": "impact", "actor": "U0BOB", "text": "set", "data": corrected})
+    data, text = await build_and_render(db, incident, events)
+    assert "| Start | 2026-11-20 08:30:00 UTC (set by @U0BOB) |" in text
+    assert "- First alert: started firing at 2026-11-20 08:58:00 UTC (T-2m 00s).\n" in text
