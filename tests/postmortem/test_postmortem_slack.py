@@ -78,7 +78,11 @@ async def test_resolve_shares_the_draft_through_the_three_step_upload(bot: BotHa
     # One message in the channel carries the file and the short summary.
     [message] = [m for m in fake.messages(channel) if file.id in m.files]
     assert f"Post-mortem draft for INC-{number}" in message.text
-    assert "acknowledged: 4m 00s" in message.text and "resolved: 1h 05m" in message.text
+    # Each figure says where it counts from; time to detect stands beside the others.
+    assert (
+        "🔴 P1 (critical) · impact 1h 05m from the declaration · time to detect 0s · "
+        "after declaration: acknowledged 4m 00s, mitigated 20m 00s, resolved 1h 05m\n"
+    ) in message.text
     assert "1 action item (1 open)" in message.text
 
 
@@ -124,7 +128,10 @@ async def test_postmortem_of_an_open_unacknowledged_incident(bot: BotHarness, cl
     assert "- Time to acknowledge: not acknowledged" in document
     assert "- Time to resolve: not resolved yet" in document
     [message] = [m for m in bot.fake.messages(incident.channel_id) if m.files]
-    assert "acknowledged: not acknowledged" in message.text and "duration still open" in message.text
+    assert (
+        "impact ongoing, 30m 00s so far from the declaration · time to detect 0s · "
+        "after declaration: not acknowledged, not mitigated, not resolved yet\n"
+    ) in message.text
 
 
 async def test_user_text_in_the_summary_is_escaped(bot: BotHarness, clock: FakeClock) -> None:

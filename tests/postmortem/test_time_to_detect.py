@@ -70,6 +70,11 @@ async def test_an_alert_declared_incident_starts_at_its_first_alert(bot: BotHarn
     assert "| Start | 2026-11-20 08:51:00 UTC (first alert) |" in text
     assert "- Time to detect (impact start to declaration): 9m 00s\n" in text
     assert "| Impact started | 2026-11-20 08:51:00 | -9m 00s | first alert |" in text
+    [message] = [m for m in bot.fake.messages(incident.channel_id or "") if m.files]
+    assert (
+        "impact 19m 00s from the first alert · time to detect 9m 00s · "
+        "after declaration: not acknowledged, mitigated 10m 00s, resolved 10m 00s\n"
+    ) in message.text
 
 
 async def test_started_refuses_the_future_and_nonsense(bot: BotHarness, clock: FakeClock) -> None:

@@ -99,8 +99,40 @@ def names_reader(*, token: str, api_url: str) -> SlackPostmortemChat:
     return SlackPostmortemChat(AsyncWebClient(token=token, base_url=api_url))
 
 
-def _after(metric: Metric) -> str:
-    return format_duration(metric.after) if metric.after is not None else metric.missing
+def _after(label: str, metric: Metric) -> str:
+    return f"{label} {format_duration(metric.after)}" if metric.after is not None else metric.missing
+
+
+def _impact_from(data: PostmortemData) -> str:
+    if data.impact_from == "first alert":
+        return "from the first alert"
+    if data.impact_from == "set by":
+        return "from the start set with `/incident started`"
+    return "from the declaration"
+
+
+def key_figures(data: PostmortemData) -> str:
+    """The post-mortem's key metrics in one line, each saying where it counts from: the impact from its
+    start (the document's Duration), the others from the declaration, as its key metrics table does."""
+    if data.duration is not None:
+        impact = f"impact {format_duration(data.duration)} {_impact_from(data)}"
+    else:
+        impact = f"impact ongoing, {_d(data.ongoing_for)} so far {_impact_from(data)}"
+    return " · ".join(
+        [
+            severity(data.severity),
+            impact,
+            f"time to detect {format_duration(data.time_to_detect)}",
+            "after declaration: "
+            + ", ".join(
+                [
+                    _after("acknowledged", data.acknowledged),
+                    _after("mitigated", data.mitigated),
+                    _after("resolved", data.resolved),
+                ]
+            ),
+        ]
+    )
 
 
 def summary_text(data: PostmortemData, *, trigger: str) -> str:
@@ -109,19 +141,10 @@ def summary_text(data: PostmortemData, *, trigger: str) -> str:
     items = f"{len(data.action_items)} action item{'s' if len(data.action_items) != 1 else ''}"
     if data.action_items:
         items += f" ({open_items} open)"
-    duration = format_duration(data.duration) if data.duration is not None else "still open"
     head = f"📝 *Post-mortem draft for {data.ref}*: {clip(escape(data.title), 200)}"
     if trigger == "command":
         head += " (regenerated on request)"
-    figures = " · ".join(
-        [
-            severity(data.severity),
-            f"duration {duration}",
-            f"acknowledged: {_after(data.acknowledged)}",
-            f"mitigated: {_after(data.mitigated)}",
-            f"resolved: {_after(data.resolved)}",
-        ]
-    )
+    figures = key_figures(data)
     counts = (
         f"{data.pages} page{'s' if data.pages != 1 else ''} · "
         f"{len(data.actions)} restart/rollback step{'s' if len(data.actions) != 1 else ''} · {items} · "
