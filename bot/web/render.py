@@ -19,7 +19,7 @@ import jinja2
 from aiohttp import web
 from markupsafe import Markup
 
-from bot.clock import utc
+from bot.clock import elapsed, utc
 from bot.followups.ports import issue_name
 from bot.postmortem import text as fmt
 
@@ -83,6 +83,7 @@ def environment() -> jinja2.Environment:
         url=fmt.safe_url,
         issue_name=lambda item: issue_name(url=item.issue_url, key=item.issue_key),
     )
+    env.globals["elapsed"] = elapsed  # durations between the times as shown, as the post-mortem counts them
     env.globals["css_url"] = f"/static/dashboard.css?v={css_version()}"
     return env
 

@@ -37,6 +37,7 @@ async def _seed(site: BotHarness, clock: FakeClock) -> str:
     await site.declare("P1 Checkout is down service:payments")
     channel = (await site.incident(3)).channel_id or ""
     steps: list[tuple[int, str, str]] = [
+        (0, "started -12m", "U0ALICE"),
         (3, "ack", "U0BOB"),
         (1, "role commander <@U0BOB>", "U0ALICE"),
         (2, "note Error rate at 35%, mostly /checkout", "U0BOB"),
@@ -81,6 +82,8 @@ def _drive(driver: Any, url: str) -> None:
     timeline = driver.find_element(By.ID, "timeline").text
     assert "Rolling back deploy 4711 now" in timeline and "Error rate at 35%" in timeline
     assert driver.find_elements(By.CSS_SELECTOR, "#timeline li.key")
+    metrics = driver.find_element(By.ID, "metrics").text
+    assert "Time to detect\n12m 00s" in metrics and "(3m 00s after declaration) by @bob" in metrics
     _shots(driver, "incident")
     driver.execute_script("document.getElementById('timeline').scrollIntoView()")
     screenshot(driver, "dashboard-timeline-desktop")

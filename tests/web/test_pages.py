@@ -316,3 +316,33 @@ async def test_head_requests_are_reads(site: BotHarness, alice: Browser) -> None
     await site.declare("P2 Search is slow")
     assert (await alice.http.head("/incidents/INC-1")).status_code == 200
     assert (await alice.http.head("/stats")).status_code == 200
+
+
+async def test_durations_say_where_they_count_from(site: BotHarness, alice: Browser, clock: FakeClock) -> None:
+    """The impact counts from its start, the key metrics from the declaration, and each says so."""
+    incident = await site.declare("P1 Checkout is down")
+    channel = (await site.incident(incident.id or 0)).channel_id or ""
+    await site.command("started -10m", channel=channel, user="U0BOB")
+    for minutes, command in ((2, "ack"), (3, "update monitoring rolled back"), (5, "resolve fixed")):
+        clock.advance(timedelta(minutes=minutes))
+        await site.command(command, channel=channel, user="U0BOB")
+
+    def squeeze(html: str) -> str:
+        return re.sub(r">\s+<", "><", " ".join(html.split()))
+
+    text = squeeze((await alice.get(f"/incidents/{incident.ref}")).text)
+    assert "by @bob, 10m 00s after declaration</dd>" in text
+    assert '<dt>Impact</dt><dd>20m 00s <span class="muted">from its start (2026-11-20 08:50:00, set by @bob)' in text
+    metrics = text.split('id="metrics"')[1].split("</section>")[0]
+    assert "<dt>Time to detect</dt><dd>10m 00s" in metrics  # beside the others
+    assert (
+        '<dt>First acknowledged</dt><dd>2026-11-20 09:02:00 <span class="muted">(2m 00s after declaration)' in metrics
+    )
+    assert (
+        '<dt>Mitigated</dt><dd>2026-11-20 09:05:00 <span class="muted">(5m 00s after declaration)</span> by @bob'
+        in (metrics)
+    )
+    assert "(+" not in metrics
+
+    listing = squeeze((await alice.get("/")).text)
+    assert '<td data-label="Impact">20m 00s</td>' in listing
