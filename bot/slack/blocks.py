@@ -94,7 +94,7 @@ def summary_blocks(incident: Incident, *, now: datetime, publish: bool = False) 
     if incident.acknowledged_at:
         fields.append(f"*Acknowledged*\n{user(incident.acknowledged_by)} {ts(incident.acknowledged_at)}")
     if incident.resolved_at:
-        fields.append(f"*Resolved*\n{ts(incident.resolved_at)} after {format_duration(incident.duration)}")
+        fields.append(f"*Resolved*\n{ts(incident.resolved_at)}, {resolved_after(incident)}")
     blocks: list[Block] = [
         header(f"{incident.ref}: {incident.title}"),
         {"type": "section", "fields": [{"type": "mrkdwn", "text": f} for f in fields[:10]]},
@@ -118,6 +118,15 @@ def summary_blocks(incident: Incident, *, now: datetime, publish: bool = False) 
     return blocks
 
 
+def resolved_after(incident: Incident) -> str:
+    """`11s after declaration (impact 2m 12s)`: from the declaration, as the post-mortem's time to resolve;
+    the impact, from its start, when that came before the declaration (an alert, `/incident started`)."""
+    said = f"{format_duration(incident.duration)} after declaration"
+    if incident.resolved_at is not None and incident.time_to_detect:
+        said += f" (impact {format_duration(elapsed(incident.impact_start, incident.resolved_at))})"
+    return said
+
+
 def summary_text(incident: Incident) -> str:
     return f"{incident.ref} [{incident.severity}] {escape(incident.title)}: {incident.status}"
 
@@ -139,7 +148,7 @@ def announcement_blocks(incident: Incident) -> list[Block]:
         f"{status.emoji} {status.value} · commander {user(incident.commander)} · join {where}",
     ]
     if incident.resolved_at:
-        lines.append(f"Resolved after {format_duration(incident.duration)}. {escape(incident.resolution)}".strip())
+        lines.append(f"Resolved {resolved_after(incident)}. {escape(incident.resolution)}".strip())
     return [mrkdwn("\n".join(lines))]
 
 
@@ -156,7 +165,7 @@ def notice_text(incident: Incident, kind: str, actor: str | None, text: str, det
     elif kind == "ack":
         line = f"✋ {who} acknowledged {incident.ref}"
     elif kind == "resolved":
-        line = f"✅ {who} resolved {incident.ref} after {format_duration(incident.duration)}{said}"
+        line = f"✅ {who} resolved {incident.ref} {resolved_after(incident)}{said}"
     elif kind == "action_item":
         owner = f" (owner {user(detail['owner'])})" if detail.get("owner") else ""
         line = f"📋 {who} added a follow-up{owner}:{said}"

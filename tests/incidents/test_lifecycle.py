@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -64,7 +65,7 @@ async def test_update_note_sev_role_ack_resolve_in_the_channel(bot: BotHarness) 
     assert "resolved" in str(summary.blocks)
     assert not any(b["type"] == "actions" for b in summary.blocks or [])
     announcement = next(m for m in bot.fake.messages("C0INCIDENTS") if m.ts == incident.announcement_ts)
-    assert "Resolved after" in str(announcement.blocks)
+    assert re.search(r"Resolved \d+s after declaration\. rebuilt the index", str(announcement.blocks))
     assert len([m for m in bot.fake.messages("C0INCIDENTS") if not m.ephemeral_to]) == 1
 
 

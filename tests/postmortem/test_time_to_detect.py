@@ -44,6 +44,13 @@ async def test_started_corrects_the_impact_start_and_the_postmortem_shows_time_t
 
     clock.advance(timedelta(minutes=30))
     await bot.command("resolve rolled back", channel=channel)
+    # Slack says where each count starts: the resolve from the declaration, the impact from its start.
+    notices = [m.text for m in bot.fake.messages(channel) if m.ephemeral_to is None]
+    assert any("resolved INC-1 33m 00s after declaration (impact 55m 00s)\n" in t for t in notices), notices
+    summary = next(m for m in bot.fake.messages(channel) if m.ts == incident.summary_ts)
+    assert "*Resolved*\\n" in str(summary.blocks) and ", 33m 00s after declaration (impact 55m 00s)" in str(
+        summary.blocks
+    )
     text = latest_postmortem(bot)
     assert "at 2026-11-20 09:00:00 UTC and resolved by @alice 33m 00s later." in text
     assert "| Start | 2026-11-20 08:38:00 UTC (set by @" in text
