@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Any
 
 from slack_sdk.errors import SlackApiError, SlackClientError
@@ -40,6 +41,31 @@ async def call(
 
 def data(response: AsyncSlackResponse) -> dict[str, Any]:
     return response.data if isinstance(response.data, dict) else {}
+
+
+HistoryPage = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
+
+
+async def find_marked(
+    read: HistoryPage, *, channel: str, oldest: datetime, metadata: dict[str, Any], author: str = "", pages: int = 5
+) -> dict[str, Any] | None:
+    """The message in `channel` since `oldest` that carries `metadata` (by `author`, when given), read a few
+    pages of `conversations.history` at most through `read(kwargs)`: what a crash between posting and
+    recording the post left behind, found instead of posted twice."""
+    cursor = ""
+    for _ in range(pages):
+        kwargs: dict[str, Any] = {"channel": channel, "oldest": f"{oldest.timestamp():.6f}", "limit": 200}
+        kwargs["include_all_metadata"] = True
+        if cursor:
+            kwargs["cursor"] = cursor
+        body = await read(kwargs)
+        for message in body.get("messages") or []:
+            if message.get("metadata") == metadata and (not author or message.get("user") == author):
+                return dict(message)
+        cursor = str((body.get("response_metadata") or {}).get("next_cursor") or "")
+        if not cursor:
+            return None
+    return None
 
 
 _ALREADY_THERE = frozenset({"already_in_channel", "cant_invite_self"})

@@ -14,7 +14,7 @@ from bot.clock import utc
 from bot.exceptions import ChatError
 from bot.incidents.models import Incident
 from bot.slack import blocks
-from bot.slack.api import call, data
+from bot.slack.api import call, data, find_marked
 from bot.slack.text import chunks, clip, escape
 
 Block = dict[str, Any]
@@ -185,22 +185,9 @@ class SlackAlertChat:
 
     async def find_alert(self, *, channel: str, group_id: int, since: datetime) -> tuple[str, str] | None:
         """Read the channel's history since the group was first seen (a few pages at most) for its marked card."""
-        oldest = (utc(since) - FIND_SKEW).timestamp()
-        wanted = _marker(group_id)
-        cursor = ""
-        for _ in range(5):
-            kwargs: dict[str, Any] = {"channel": channel, "oldest": f"{oldest:.6f}", "limit": 200}
-            kwargs["include_all_metadata"] = True
-            if cursor:
-                kwargs["cursor"] = cursor
-            body = await self._history(kwargs)
-            for message in body.get("messages") or []:
-                if message.get("metadata") == wanted:
-                    return str(body.get("channel") or channel), str(message["ts"])
-            cursor = str((body.get("response_metadata") or {}).get("next_cursor") or "")
-            if not cursor:
-                return None
-        return None
+        oldest = utc(since) - FIND_SKEW
+        found = await find_marked(self._history, channel=channel, oldest=oldest, metadata=_marker(group_id))
+        return (channel, str(found["ts"])) if found is not None else None
 
     async def _history(self, kwargs: dict[str, Any]) -> dict[str, Any]:
         """A page of history; the bot joins first when it posts there without being a member (chat:write.public)."""

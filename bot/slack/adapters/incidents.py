@@ -18,7 +18,7 @@ from bot.incidents.models import Incident
 from bot.incidents.ports import Channel, Notice
 from bot.observability import slack_method
 from bot.slack import blocks
-from bot.slack.api import call, data, invite
+from bot.slack.api import call, data, find_marked, invite
 from bot.slack.text import clip, escape
 
 log = logging.getLogger(__name__)
@@ -189,23 +189,13 @@ class SlackIncidentChat:
     async def find_own_post(self, *, channel_id: str, kind: str, incident: Incident) -> str | None:
         """Read the channel's history since the declaration (a few pages at most) for our marked post."""
         me = str((await self._whoami()).get("user_id") or "")
-        oldest = (utc(incident.declared_at) - self.CREATED_SKEW).timestamp()
-        wanted = _marker(kind, incident)
-        cursor = ""
-        for _ in range(5):
-            kwargs: dict[str, Any] = {"channel": channel_id, "oldest": f"{oldest:.6f}", "limit": 200}
-            kwargs["include_all_metadata"] = True
-            if cursor:
-                kwargs["cursor"] = cursor
-            body = data(await call("look for an earlier post", self.client.conversations_history(**kwargs)))
-            for message in body.get("messages") or []:
-                mine = message.get("user") == me or not me
-                if mine and message.get("metadata") == wanted:
-                    return str(message["ts"])
-            cursor = str((body.get("response_metadata") or {}).get("next_cursor") or "")
-            if not cursor:
-                return None
-        return None
+        oldest = utc(incident.declared_at) - self.CREATED_SKEW
+
+        async def page(kwargs: dict[str, Any]) -> dict[str, Any]:
+            return data(await call("look for an earlier post", self.client.conversations_history(**kwargs)))
+
+        found = await find_marked(page, channel=channel_id, oldest=oldest, metadata=_marker(kind, incident), author=me)
+        return str(found["ts"]) if found is not None else None
 
     async def tell_setup_resumed(self, *, incident: Incident, problems: list[str]) -> None:
         where = f"<#{incident.channel_id}>" if incident.channel_id else "no channel yet"
