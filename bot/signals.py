@@ -65,7 +65,11 @@ class RoleAssigned(IncidentEvent):
 
 @dataclass(frozen=True)
 class IncidentResolved(IncidentEvent):
-    pass
+    """Published once the resolve is committed, from a task of its own; like IncidentChannelReady, its
+    handlers do their work before they return (returning marks it done) and must be idempotent: the
+    resume sweep publishes it again after a crash. The exceptions start a task whose work a crash
+    does not lose anyway: the status page's resolution (its sweep), the alert cards (their retry
+    loop), the archive timer (planned at start-up)."""
 
 
 E = TypeVar("E", bound=IncidentEvent)

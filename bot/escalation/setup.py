@@ -1,8 +1,8 @@
 """Plugs escalation into the bot: signal handlers, the scheduler's start/stop, `python -m bot check`.
 
 Signal handlers run inside the Slack listener that published them, so each one only starts a task
-(the page DMs must not delay the reply to `/incident declare`); IncidentChannelReady's is the
-exception, published from a task of its own. The tasks are kept and awaited at
+(the page DMs must not delay the reply to `/incident declare`); IncidentChannelReady's and
+IncidentResolved's are the exceptions, published from a task of their own. The tasks are kept and awaited at
 shutdown; one interrupted anyway is finished by the next process once its claim's lease ends.
 """
 
@@ -93,9 +93,7 @@ def _subscribe(deps: Deps, escalator: Escalator) -> None:
         background.spawn(escalator.severity_changed(event.incident_id), f"re-plan INC-{event.incident_id}")
 
     async def on_resolved(event: IncidentResolved) -> None:
-        background.spawn(
-            escalator.incident_resolved(event.incident_id, actor=event.actor), f"stop paging INC-{event.incident_id}"
-        )
+        await escalator.incident_resolved(event.incident_id, actor=event.actor)  # from a task; see the signal
 
     deps.bus.subscribe(IncidentDeclared, on_declared)
     deps.bus.subscribe(IncidentChannelReady, on_channel_ready)

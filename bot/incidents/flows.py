@@ -366,8 +366,16 @@ async def resolve(deps: Deps, *, incident_id: int, summary: str, actor: str) -> 
         incident = await service.resolve(session, incident=incident, summary=summary, actor=actor, now=deps.clock.now())
     problems = await _notice(deps, incident, Notice(kind="resolved", actor=actor, text=summary))
     problems += await _refresh(deps, incident)
-    await deps.bus.publish(IncidentResolved(incident_id=incident_id, actor=actor))
+    # Its handlers do the work themselves: in a task, so the reply does not wait for it.
+    deps.background.spawn(resolved(deps, incident_id=incident_id, actor=actor), f"INC-{incident_id} resolved")
     return Outcome(incident=incident, problems=problems)
+
+
+async def resolved(deps: Deps, *, incident_id: int, actor: str | None) -> None:
+    """Publish IncidentResolved, then record its work done; a crash in between: the resume sweep redoes it."""
+    await deps.bus.publish(IncidentResolved(incident_id=incident_id, actor=actor))
+    async with deps.db.session() as session:
+        await setup_rows.mark_resolve_handled(session, incident_id=incident_id, now=deps.clock.now())
 
 
 async def add_note(deps: Deps, *, incident_id: int, text: str, actor: str) -> Outcome:

@@ -103,6 +103,10 @@ class Incident(IncidentBase, table=True):
     # When IncidentChannelReady's work (the pages' catch-up, the playbook) was done. NULL with a channel
     # and no setup lease: a crash came in between, and the resume sweep does it again.
     channel_ready_at: datetime | None = _utc()  # type: ignore[assignment]
+    # When IncidentResolved's work (pages cancelled, post-mortem chase planned, PagerDuty resolved, the
+    # draft shared) was done. NULL on a resolved incident: a crash came in between, and the resume sweep
+    # does it again.
+    resolve_handled_at: datetime | None = _utc()  # type: ignore[assignment]
 
     @property
     def ref(self) -> str:

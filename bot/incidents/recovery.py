@@ -10,6 +10,10 @@ setup's lease makes two replicas resume an incident once.
 A kill -9 after a setup ended but before IncidentChannelReady's work was done (the people paged
 meanwhile invited and mentioned, the playbook started) left `channel_ready_at` NULL: the sweep
 publishes the signal again (`redo_channel_ready`); its handlers are idempotent.
+
+The same for a resolve: a kill -9 after it was committed but before IncidentResolved's work was done
+(pages cancelled, the post-mortem chase planned, PagerDuty told, the draft shared) left
+`resolve_handled_at` NULL, and `redo_resolved` publishes the signal again.
 """
 
 from __future__ import annotations
@@ -80,10 +84,21 @@ async def redo_channel_ready(deps: Deps, *, resumed: Collection[int] = ()) -> li
     return [incident.id or 0 for incident in lost]
 
 
+async def redo_resolved(deps: Deps) -> list[int]:
+    """Publish IncidentResolved again where a crash lost its work; returns those incidents."""
+    async with deps.db.session() as session:
+        lost = await setup_rows.resolves_not_handled(session, now=deps.clock.now())
+    for incident in lost:
+        log.warning("%s: its resolve's follow-up work was lost (the bot stopped): doing it now", incident.ref)
+        await flows.resolved(deps, incident_id=incident.id or 0, actor=incident.resolved_by)
+    return [incident.id or 0 for incident in lost]
+
+
 async def check(deps: Deps) -> None:
-    """What the sweep does: resume interrupted setups, then redo lost channel-ready work."""
+    """What the sweep does: resume interrupted setups, then redo lost channel-ready and resolve work."""
     resumed = await resume_setups(deps)
     await redo_channel_ready(deps, resumed=resumed)
+    await redo_resolved(deps)
 
 
 class Sweep:

@@ -2,7 +2,8 @@
 
 The setup runs for seconds (minutes while Slack throttles channel creation) while the incident
 lives on, so it holds a lease in the row (`setup_claimed_at`) and writes only its own columns.
-Its writes are prebuilt Core statements: every declaration makes four of them.
+Its writes are prebuilt Core statements: every declaration makes four of them. The notes that a
+signal's follow-up work is done (`channel_ready_at`, `resolve_handled_at`) are here too.
 """
 
 from __future__ import annotations
@@ -169,6 +170,37 @@ _CHANNEL_READY = (
 async def mark_channel_ready(session: AsyncSession, *, incident_id: int, now: datetime) -> None:
     """IncidentChannelReady's handlers have returned: the resume sweep need not publish it again."""
     await session.exec(_CHANNEL_READY, params={"incident_id": incident_id, "now": now})
+    await session.commit()
+
+
+# IncidentResolved's handlers (a Slack upload, PagerDuty with its retries) may take a couple of
+# minutes on a live bot; publishing it again while they run would share the draft twice.
+RESOLVE_GRACE = timedelta(minutes=3)
+
+
+async def resolves_not_handled(session: AsyncSession, *, now: datetime) -> list[Incident]:
+    """Incidents resolved in the last day whose IncidentResolved work a crash lost."""
+    result = await session.exec(
+        select(Incident)
+        .where(
+            col(Incident.status) == Status.RESOLVED,
+            col(Incident.resolved_at) >= now - RESUME_WITHIN,
+            col(Incident.resolved_at) < now - RESOLVE_GRACE,
+            col(Incident.resolve_handled_at).is_(None),
+        )
+        .order_by(col(Incident.id))
+    )
+    return list(result.all())
+
+
+_RESOLVE_HANDLED = (
+    update(INCIDENTS).where(INCIDENTS.c.id == bindparam("incident_id")).values(resolve_handled_at=bindparam("now"))
+)
+
+
+async def mark_resolve_handled(session: AsyncSession, *, incident_id: int, now: datetime) -> None:
+    """IncidentResolved's handlers have returned: the resume sweep need not publish it again."""
+    await session.exec(_RESOLVE_HANDLED, params={"incident_id": incident_id, "now": now})
     await session.commit()
 
 

@@ -19,6 +19,7 @@ from bot.postmortem.ports import PostmortemChat
 from bot.postmortem.text import USER_ID
 from bot.timeline import events
 from bot.timeline import service as timeline
+from bot.timeline.models import Kind
 
 log = logging.getLogger(__name__)
 
@@ -67,10 +68,23 @@ def _chat(deps: Deps) -> PostmortemChat:
 
 async def publish(deps: Deps, *, incident_id: int, actor: str | None, trigger: str) -> Published:
     """Build, render and share the draft in the incident channel, and put that on the timeline."""
-    chat = _chat(deps)
+    return await _share(deps, await _build(deps, incident_id=incident_id), actor=actor, trigger=trigger)
+
+
+async def _build(deps: Deps, *, incident_id: int) -> PostmortemData:
     await followups.refresh_quietly(deps, incident_id=incident_id)  # a closed issue shows its follow-up done
     async with deps.db.session() as session:
-        data = await service.build(session, incident_id=incident_id, now=deps.clock.now())
+        return await service.build(session, incident_id=incident_id, now=deps.clock.now())
+
+
+def _shared_on_resolve(data: PostmortemData) -> bool:
+    """The resolve's draft is on the timeline already: IncidentResolved came again (after a crash)."""
+    return any(e.kind == Kind.POSTMORTEM and e.data.get("trigger") == "resolve" for e in data.events)
+
+
+async def _share(deps: Deps, data: PostmortemData, *, actor: str | None, trigger: str) -> Published:
+    chat = _chat(deps)
+    incident_id = data.number
     if not data.channel_id:
         raise InvalidState(
             f"{data.ref} has no channel to share the post-mortem in. "
@@ -107,7 +121,11 @@ async def publish(deps: Deps, *, incident_id: int, actor: str | None, trigger: s
 async def publish_after_resolve(deps: Deps, *, incident_id: int, actor: str | None) -> Published | None:
     """The automatic draft on resolve: a failure is reported in the channel and on the timeline, never raised."""
     try:
-        return await publish(deps, incident_id=incident_id, actor=actor, trigger="resolve")
+        data = await _build(deps, incident_id=incident_id)
+        if _shared_on_resolve(data):
+            log.info("%s: the draft was shared on resolve already", data.ref)
+            return None
+        return await _share(deps, data, actor=actor, trigger="resolve")
     except BotError as exc:
         log.warning("post-mortem for INC-%s not shared: %s", incident_id, exc)
         await _report_failure(deps, incident_id=incident_id, error=str(exc))

@@ -13,10 +13,7 @@ log = logging.getLogger(__name__)
 
 def setup(deps: Deps) -> None:
     async def on_resolved(event: IncidentResolved) -> None:
-        # The resolve reply never waits on Slack uploads.
-        deps.background.spawn(
-            flows.publish_after_resolve(deps, incident_id=event.incident_id, actor=event.actor),
-            f"post-mortem for INC-{event.incident_id}",
-        )
+        # Published from a task already (the reply never waits on the upload); done when this returns.
+        await flows.publish_after_resolve(deps, incident_id=event.incident_id, actor=event.actor)
 
     deps.bus.subscribe(IncidentResolved, on_resolved)

@@ -141,6 +141,22 @@ async def test_resolve_stops_status_reminders_and_chases_the_postmortem_once(
     assert kinds(pager) == ["postmortem"]
 
 
+async def test_resolve_handled_again_after_the_chase_does_not_chase_again(
+    db: Database, clock: FakeClock, pager: FakePager, start: Start
+) -> None:
+    escalator, incident_id = await start()
+    await resolve(db, clock, incident_id)
+    await escalator.incident_resolved(incident_id)
+    clock.advance(timedelta(days=1))
+    await escalator.run_due()
+    assert kinds(pager) == ["postmortem"]
+    # IncidentResolved again: the bot died before noting its handlers done, and the sweep redoes them.
+    await escalator.incident_resolved(incident_id)
+    clock.advance(timedelta(days=1))
+    await escalator.run_due()
+    assert kinds(pager) == ["postmortem"], "the post-mortem was chased twice"
+
+
 async def test_a_finished_postmortem_is_not_chased(
     db: Database, clock: FakeClock, pager: FakePager, make_escalator: MakeEscalator
 ) -> None:

@@ -112,13 +112,15 @@ async def plan_status_reminder(
 async def plan_postmortem_reminder(
     session: AsyncSession, *, incident: Incident, config: Reminders, now: datetime
 ) -> Reminder | None:
-    """After resolution, one chase for an unfinished post-mortem."""
+    """After resolution, one chase for an unfinished post-mortem (planning it again plans nothing)."""
     assert incident.id is not None
     kind = ReminderKind.POSTMORTEM
     existing = await reminders(session, incident_id=incident.id, kind=kind)
-    if any(r.is_pending for r in existing):
-        return next(r for r in existing if r.is_pending)
     resolved = utc(incident.resolved_at) if incident.resolved_at else now
+    # Pending, or planned since this resolve (IncidentResolved again after a crash, once it was sent).
+    planned = next((r for r in existing if r.is_pending or utc(r.created_at) >= resolved), None)
+    if planned is not None:
+        return planned if planned.is_pending else None
     seq = (max(r.seq for r in existing) + 1) if existing else 0
     return await _insert_reminder(
         session,
