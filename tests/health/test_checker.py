@@ -118,7 +118,7 @@ async def test_twenty_endpoints_with_one_hanging_cost_one_timeout_not_the_sum(
     # counting requests in flight over a fixed delay did not.
     services = {f"svc{n:02d}": _svc(f"{server.url}/ok/{n}?together=18", SLOW) for n in range(18)}
     services["stuck"] = _svc(f"{server.url}/hang")
-    services["broken"] = _svc(f"{server.url}/fail")
+    services["broken"] = _svc(f"{server.url}/fail", SLOW)  # answers at once: only `stuck` needs the short budget
 
     started = time.perf_counter()
     results = await check_all(http, services)
@@ -137,20 +137,42 @@ async def test_twenty_endpoints_with_one_hanging_cost_one_timeout_not_the_sum(
     assert overall(results) is HealthState.UNREACHABLE
 
 
-async def test_several_hanging_endpoints_cost_the_longest_timeout(
-    server: HealthServer, http: httpx.AsyncClient
-) -> None:
+class InFlight(httpx.AsyncHTTPTransport):
+    """Counts requests to `path` between being sent and being answered (or given up)."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__()
+        self.path = path
+        self.now = self.peak = 0
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        counted = request.url.path == self.path
+        self.now += counted
+        self.peak = max(self.peak, self.now)
+        try:
+            return await super().handle_async_request(request)
+        finally:
+            self.now -= counted
+
+
+async def test_several_hanging_endpoints_cost_the_longest_timeout(server: HealthServer) -> None:
     services = {
         "a": _svc(f"{server.url}/hang", 0.3),
         "b": _svc(f"{server.url}/hang", 1.0),
         "c": _svc(f"{server.url}/hang", 1.0),
-        "ok": _svc(f"{server.url}/ok/1"),
+        "ok": _svc(f"{server.url}/ok/1", SLOW),
     }
-    started = time.perf_counter()
-    results = await check_all(http, services)
-    took = time.perf_counter() - started
+    hanging = InFlight("/hang")
+    async with httpx.AsyncClient(transport=hanging) as http:
+        started = time.perf_counter()
+        results = await check_all(http, services)
+        took = time.perf_counter() - started
 
-    assert 0.95 <= took < 2.0  # the sum would be 2.3 s
+    # One after another, each hanging request would be given up before the next is sent: the proof that they
+    # ran together is that all three waited at once, which no load can change (a wall-clock bound could fail).
+    assert hanging.peak == 3, f"at most {hanging.peak} hanging checks at once: checks ran one after another?"
+    assert [r.reason for r in results[:3]] == [f"no answer within {t} s" for t in ("0.3", "1", "1")]
+    assert 0.95 <= took < SLOW  # each cut at its own timeout, never waiting for the server (30 s)
     assert [r.state for r in results] == [HealthState.UNREACHABLE] * 3 + [HealthState.HEALTHY]
 
 

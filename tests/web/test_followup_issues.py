@@ -225,6 +225,9 @@ async def test_a_slow_tracker_does_not_hold_the_page(
     page = await alice.get(f"/incidents/{ref}")  # within the minute: not asked, shown as stored
     assert "Mark done" in followup_html(page.text, item.id)
     assert len([r for r in tracker.fake.requests if r.method == "GET"]) == 2
+    # The tracker answers at once now, but a loaded machine may take longer than 0.3 s to read, ask and
+    # write: the budget the hung tracker needed is not what this last step is about.
+    monkeypatch.setattr(pages_module, "TRACKER_TIMEOUT", 10.0)
     clock.advance(STALE)
     page = await alice.get(f"/incidents/{ref}")  # the tracker answers again: the next stale showing catches up
     assert "Reopen" in followup_html(page.text, item.id) and (await stored(site, item.id)).done
