@@ -31,6 +31,20 @@ def pytest_report_header() -> str:
 
 
 @pytest.fixture(autouse=True)
+def no_app_outlives_its_test() -> Iterator[None]:
+    """aiohttp caches every app's middleware chain (`functools.lru_cache`, 1024 entries), keyed by handlers
+    that hold the whole bot: its Deps, engines, Slack client and event loop. Over the suite a thousand bots
+    stayed alive (~7,000 objects a test), and a full collection took seconds on a loaded machine: long
+    enough for a declaration to miss `settle()`'s 15 s, and the Slack client's, late in the suite."""
+    yield
+    from aiohttp import web_app
+
+    cached = getattr(web_app, "_cached_build_middleware", None)
+    if cached is not None:
+        cached.cache_clear()
+
+
+@pytest.fixture(autouse=True)
 def session_guard(monkeypatch: pytest.MonkeyPatch) -> Iterator[SessionGuard]:
     """Every test: no Slack Web API call while the calling task holds a database connection, and no
     second connection taken by a bot task that holds one."""

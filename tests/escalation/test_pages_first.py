@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 from pathlib import Path
+from typing import Literal
 
 from sqlmodel import select
 
@@ -154,13 +155,30 @@ async def test_a_stuck_dm_holds_other_mentions_back_only_for_the_patience(
 # --- through the app ------------------------------------------------------------------------
 
 
+class CountedSlots(asyncio.Semaphore):
+    """PagesFirst's slots, counting the work waiting for one (a free slot is taken without waiting)."""
+
+    waiting = 0
+
+    async def acquire(self) -> Literal[True]:
+        self.waiting += 1
+        try:
+            return await super().acquire()
+        finally:
+            self.waiting -= 1
+
+
 async def test_a_storm_of_declarations_sets_up_width_channels_at_a_time(
     fake_slack: FakeSlack, database_url: str, tmp_path: Path
 ) -> None:
-    settings = make_settings(fake=fake_slack, database_url=database_url, tmp_path=tmp_path)
+    # No page falls due here, so only the setups take turns for the slot.
+    no_page_yet = {"escalation": {"levels": [{"name": "On-call", "after": "1h", "notify": ["U0LEAD"]}]}}
+    settings = make_settings(fake=fake_slack, database_url=database_url, tmp_path=tmp_path, config=no_page_yet)
+    priority = PagesFirst(width=1)
+    slots = priority._slots = CountedSlots(1)
 
     def one_at_a_time(deps: object) -> None:
-        deps.priority = PagesFirst(width=1)  # type: ignore[attr-defined]
+        deps.priority = priority  # type: ignore[attr-defined]
 
     gate = fake_slack.hold("conversations.create", lambda args: "first-outage" in str(args.get("name")))
     async with running_bot(fake=fake_slack, settings=settings, customize=one_at_a_time) as bot:
@@ -168,7 +186,9 @@ async def test_a_storm_of_declarations_sets_up_width_channels_at_a_time(
             await bot.command("declare P1 First outage", settle=False)
             await until(lambda: len(fake_slack.held) == 1)
             await bot.command("declare P1 Second outage", settle=False)
-            await asyncio.sleep(0.2)
+            # Its work runs after the ack: wait (not a fixed sleep) until its setup queues for the one slot,
+            # or (the defect) creates its channel beside the first's.
+            await until(lambda: slots.waiting == 1 or bool(fake_slack.calls_to("conversations.create")), within=15)
             # The second incident exists but its setup waits for the first's.
             async with bot.deps.db.session() as session:
                 assert len((await session.exec(select(Incident))).all()) == 2
