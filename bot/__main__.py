@@ -70,6 +70,13 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(command: str, args: argparse.Namespace, settings: Settings) -> int:
     """One subcommand; each imports only what it needs, so `check` or `demo` never loads the server."""
+    if command in ("serve", "migrate"):  # `postmortem` first says when there is no file at all
+        from bot.db import sqlite_unopenable
+
+        problem = sqlite_unopenable(settings.database_url)
+        if problem is not None:
+            print(problem, file=sys.stderr)
+            return 1
     if command == "serve":
         settings.require_serving()
         from bot.runner import serve

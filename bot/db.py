@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
+import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -165,6 +167,26 @@ def missing_file(url: str) -> Path | None:
         return None
     path = Path(parsed.database or "")
     return None if path.exists() else path
+
+
+def sqlite_unopenable(url: str) -> str | None:
+    """Why the SQLite file a URL names cannot be opened, found before any engine tries; else None.
+
+    Why before: when aiosqlite fails to connect, its worker thread answers after `asyncio.run` may
+    have closed the loop, and prints a thread traceback under our one-line error. Creates nothing.
+    """
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    path = Path(parsed.database or "")
+    try:
+        if path.exists():
+            sqlite3.connect(f"{path.resolve().as_uri()}?mode=rw", uri=True).close()
+        elif not path.parent.resolve().is_dir() or not os.access(path.parent.resolve(), os.W_OK | os.X_OK):
+            raise sqlite3.OperationalError("unable to open database file")
+    except sqlite3.Error as exc:
+        return f"database error: cannot use DATABASE_URL={shown_url(url)}: {exc}"
+    return None
 
 
 def unusable(exc: BaseException, *, url: str) -> str | None:

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
-from bot.db import Database, missing_file, shown_url
+from bot.db import Database, missing_file, shown_url, sqlite_unopenable
 from bot.exceptions import BotError, NotFound, UsageError
 from bot.postmortem import service
 from bot.postmortem.data import PostmortemData
@@ -52,6 +52,10 @@ async def run_cli(
     missing = missing_file(settings.database_url)
     if missing is not None:  # reading must not leave an empty database behind a typo
         print(f"error: there is no database at {missing} (check DATABASE_URL)", file=err)
+        return 1
+    problem = sqlite_unopenable(settings.database_url)
+    if problem is not None:
+        print(problem, file=err)
         return 1
     db = Database(settings.database_url)
     try:

@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from bot.db import sqlite_unopenable
 from tests.fakes.slack_api import FakeSlack
 from tests.harness import free_port
 
@@ -146,6 +147,29 @@ def test_a_database_that_cannot_be_opened_is_one_line_not_a_traceback(tmp_path: 
     assert result.returncode == 1
     (line,) = result.stderr.strip().splitlines()
     assert "no-such-dir" in line and ("unable to open database file" in line or "there is no database" in line), line
+
+
+@pytest.mark.parametrize("command", [("migrate",), ("postmortem", "INC-1")])
+def test_a_directory_named_as_the_database_is_one_line(tmp_path: Path, command: tuple[str]) -> None:
+    (tmp_path / "bot.db").mkdir()
+    result = _run(tmp_path, *command, DATABASE_URL=f"sqlite:///{tmp_path / 'bot.db'}")
+    assert result.returncode == 1
+    url = f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}"
+    assert result.stderr.strip() == f"database error: cannot use DATABASE_URL={url}: unable to open database file"
+
+
+def test_the_sqlite_preflight_finds_what_aiosqlite_would_fail_on_and_creates_nothing(tmp_path: Path) -> None:
+    """aiosqlite never sees these: failing to connect, its thread could print a traceback after the loop closed."""
+    assert sqlite_unopenable(f"sqlite:///{tmp_path / 'new.db'}") is None
+    assert not (tmp_path / "new.db").exists()
+    missing_dir = sqlite_unopenable(f"sqlite:///{tmp_path / 'no-such-dir' / 'bot.db'}")
+    assert missing_dir is not None and missing_dir.endswith("no-such-dir/bot.db: unable to open database file")
+    assert not (tmp_path / "no-such-dir").exists()
+    (tmp_path / "dir.db").mkdir()
+    assert sqlite_unopenable(f"sqlite:///{tmp_path / 'dir.db'}") is not None
+    (tmp_path / "good.db").write_bytes(b"")
+    assert sqlite_unopenable(f"sqlite:///{tmp_path / 'good.db'}") is None
+    assert sqlite_unopenable("sqlite://") is None and sqlite_unopenable("postgresql+psycopg://h/db") is None
 
 
 def test_an_unreachable_postgresql_is_one_line_without_its_password(tmp_path: Path) -> None:
