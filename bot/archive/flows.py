@@ -108,7 +108,9 @@ class Archiver:
                 goodbye = Goodbye(
                     ref=incident.ref, title=incident.title, resolved_for=resolved_for, postmortem_url=link
                 )
-                await self.chat.say_goodbye(channel_id=row.channel_id, goodbye=goodbye)
+                retry = row.attempts > 1  # an earlier claim may have posted it, then crashed before recording it
+                since = incident.resolved_at if retry else None
+                await self.chat.say_goodbye(channel_id=row.channel_id, goodbye=goodbye, maybe_posted_since=since)
                 async with self.deps.db.session() as session:
                     await service.said_goodbye(session, row_id=row_id, token=token)
             await self.chat.archive(channel_id=row.channel_id)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Protocol
 
 
@@ -22,7 +22,10 @@ class ArchiveChat(Protocol):
         """The file's permalink, or None when it is gone."""
         ...
 
-    async def say_goodbye(self, *, channel_id: str, goodbye: Goodbye) -> None: ...
+    async def say_goodbye(self, *, channel_id: str, goodbye: Goodbye, maybe_posted_since: datetime | None) -> None:
+        """`maybe_posted_since`: an earlier attempt may have posted it and died before recording it, so
+        look for it in the channel first (set only on a retry: a first attempt costs no history read)."""
+        ...
 
     async def archive(self, *, channel_id: str) -> None:
         """Raises ChatError (code `already_archived`, `channel_not_found`, ...) when Slack refuses."""

@@ -127,6 +127,36 @@ async def test_a_failed_archive_is_retried_without_a_second_last_message(abot: B
     assert len(goodbyes) == 1 and abot.fake.channels[channel].archived
 
 
+async def test_a_last_message_posted_just_before_a_crash_is_not_posted_again(
+    abot: BotHarness, clock: FakeClock
+) -> None:
+    """The bot died between posting the last message and recording it: the retry finds it in the channel."""
+    incident = await resolved_incident(abot, clock)
+    channel = incident.channel_id or ""
+    abot.fake.server_error("conversations.archive")
+    clock.advance(timedelta(days=8))
+    assert await archiver(abot).run_due() == 0
+    async with abot.deps.db.session() as session:  # what the crash left: the post done, its record not
+        await session.exec(update(ChannelArchive).values(goodbye_posted=False))  # type: ignore[call-overload]
+        await session.commit()
+    clock.advance(timedelta(hours=1))
+    assert await archiver(abot).run_due() == 1
+    goodbyes = [m for m in abot.fake.messages(channel) if "being archived" in m.text]
+    assert len(goodbyes) == 1 and abot.fake.channels[channel].archived
+    [look] = abot.fake.calls_to("conversations.history")
+    assert look.args["channel"] == channel
+
+
+async def test_a_first_attempt_posts_without_reading_the_history(abot: BotHarness, clock: FakeClock) -> None:
+    incident = await resolved_incident(abot, clock)
+    before = len(abot.fake.calls_to("conversations.history"))
+    clock.advance(timedelta(days=8))
+    assert await archiver(abot).run_due() == 1
+    assert len(abot.fake.calls_to("conversations.history")) == before
+    [goodbye] = [m for m in abot.fake.messages(incident.channel_id or "") if "being archived" in m.text]
+    assert goodbye.metadata == {"event_type": "incident_channel_goodbye", "event_payload": {"incident": "INC-1"}}
+
+
 async def test_an_archive_that_fell_due_while_the_bot_was_down_happens_at_start(
     fake_slack: FakeSlack, database_url: str, tmp_path: Path
 ) -> None:

@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import Any
+
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.archive.ports import Goodbye
-from bot.clock import format_duration
+from bot.clock import format_duration, utc
 from bot.exceptions import ChatError
-from bot.slack.api import call, data
+from bot.slack.api import call, data, find_marked
 from bot.slack.text import escape
+
+GOODBYE_EVENT = "incident_channel_goodbye"
+
+
+def _marker(goodbye: Goodbye) -> dict[str, Any]:
+    return {"event_type": GOODBYE_EVENT, "event_payload": {"incident": goodbye.ref}}
 
 
 def goodbye_text(goodbye: Goodbye) -> str:
@@ -37,10 +46,19 @@ class SlackArchiveChat:
         link = (data(response).get("file") or {}).get("permalink")
         return str(link) if link else None
 
-    async def say_goodbye(self, *, channel_id: str, goodbye: Goodbye) -> None:
+    async def say_goodbye(self, *, channel_id: str, goodbye: Goodbye, maybe_posted_since: datetime | None) -> None:
+        if maybe_posted_since is not None:
+
+            async def page(kwargs: dict[str, Any]) -> dict[str, Any]:
+                return data(await call("look for an earlier last message", self.client.conversations_history(**kwargs)))
+
+            if await find_marked(page, channel=channel_id, oldest=utc(maybe_posted_since), metadata=_marker(goodbye)):
+                return
         await call(
             "post the last message",
-            self.client.chat_postMessage(channel=channel_id, text=goodbye_text(goodbye), unfurl_links=False),
+            self.client.chat_postMessage(
+                channel=channel_id, text=goodbye_text(goodbye), unfurl_links=False, metadata=_marker(goodbye)
+            ),
         )
 
     async def archive(self, *, channel_id: str) -> None:
