@@ -10,10 +10,8 @@ import httpx
 import pytest
 
 from bot.clock import FakeClock
-from bot.db import Database
-from bot.incidents import service as incidents
-from bot.settings import normalise_database_url
 from tests.conftest import make_settings
+from tests.crash import resolve_then_die, stay_up
 from tests.fakes.pagerduty import FakePagerDuty
 from tests.fakes.slack_api import FakeSlack
 from tests.harness import running_bot
@@ -40,26 +38,13 @@ async def test_pagerduty_is_told_of_a_resolve_a_crash_interrupted(
         await bot.declare()
     assert [event["event_action"] for event in pagerduty.events] == ["trigger"]
 
-    # `/incident resolve` committed the row; the process died before IncidentResolved's handlers ran.
-    db = Database(normalise_database_url(database_url))
-    try:
-        async with db.session() as session:
-            row = await incidents.get(session, number=1)
-            await incidents.resolve(session, incident=row, summary="rolled back", actor="U0ALICE", now=clock.now())
-    finally:
-        await db.dispose()
+    await resolve_then_die(database_url, clock=clock)
 
     clock.advance(timedelta(seconds=20))
     async with (
         httpx.AsyncClient(transport=httpx.MockTransport(pagerduty)) as http,
         running_bot(fake=fake_slack, settings=settings, clock=clock, http=http) as bot,
     ):
-        await bot.settle()
-        assert bot.deps.scheduler is not None and bot.deps.setup_sweep is not None
-        for _ in range(10):  # up for five minutes; its sweeps run
-            clock.advance(timedelta(seconds=30))
-            await bot.deps.setup_sweep.check()
-            await bot.deps.scheduler.run()
-            await bot.settle()
+        await stay_up(bot, clock, every=timedelta(seconds=30), times=10)  # up for five minutes
     actions = [event["event_action"] for event in pagerduty.events]
     assert actions == ["trigger", "resolve"], "PagerDuty still pages people for a resolved incident"

@@ -11,6 +11,7 @@ from pathlib import Path
 from bot.clock import FakeClock
 from bot.signals import IncidentChannelReady, IncidentEvent
 from tests.conftest import make_settings
+from tests.crash import stay_up
 from tests.fakes.slack_api import FakeSlack
 from tests.harness import running_bot
 
@@ -47,13 +48,7 @@ async def test_a_crash_before_channel_ready_still_catches_the_channel_up(
 
     clock.advance(timedelta(minutes=5))
     async with running_bot(fake=fake_slack, settings=settings, clock=clock) as bot:
-        await bot.settle()
-        assert bot.deps.scheduler is not None and bot.deps.setup_sweep is not None
-        for _ in range(10):  # the bot stays up; its sweeps run
-            clock.advance(timedelta(seconds=30))
-            await bot.deps.scheduler.run()
-            await bot.deps.setup_sweep.check()
-            await bot.settle()
+        await stay_up(bot, clock, every=timedelta(seconds=30), times=10)  # the bot stays up; its sweeps run
         mentions = [m.text for m in fake_slack.messages(channel) if m.text.startswith("📟")]
         playbook = [e for e in await bot.timeline(1) if e.kind == "playbook"]
     missing = []

@@ -10,25 +10,13 @@ from pathlib import Path
 from sqlalchemy import update
 
 from bot.clock import FakeClock
-from bot.db import Database
-from bot.incidents import service as incidents
 from bot.incidents.models import Incident
-from bot.settings import normalise_database_url
 from tests.conftest import make_settings
+from tests.crash import resolve_then_die, stay_up
 from tests.fakes.slack_api import FakeSlack
-from tests.harness import BotHarness, running_bot
+from tests.harness import running_bot
 
 CONFIG = {"escalation": {"levels": [{"name": "Team lead", "after": "1m", "notify": ["U0LEAD"]}]}}
-
-
-async def _stay_up_a_day(bot: BotHarness, clock: FakeClock) -> None:
-    await bot.settle()
-    assert bot.deps.scheduler is not None and bot.deps.setup_sweep is not None
-    for _ in range(26):  # the bot stays up for a day and more; its sweeps and timers run
-        clock.advance(timedelta(hours=1))
-        await bot.deps.setup_sweep.check()
-        await bot.deps.scheduler.run()
-        await bot.settle()
 
 
 def _drafts(fake_slack: FakeSlack, channel: str) -> list[str]:
@@ -49,19 +37,11 @@ async def test_a_resolve_interrupted_by_a_crash_still_gets_its_post_mortem(
     channel = incident.channel_id or ""
     assert channel
 
-    # `/incident resolve` committed the row (flows.resolve's first step); the process died before
-    # IncidentResolved reached its handlers (post-mortem upload, escalation's post-mortem chase).
-    db = Database(normalise_database_url(database_url))
-    try:
-        async with db.session() as session:
-            row = await incidents.get(session, number=1)
-            await incidents.resolve(session, incident=row, summary="rolled back", actor="U0ALICE", now=clock.now())
-    finally:
-        await db.dispose()
+    await resolve_then_die(database_url, clock=clock)
 
     clock.advance(timedelta(seconds=30))
     async with running_bot(fake=fake_slack, settings=settings, clock=clock) as bot:
-        await _stay_up_a_day(bot, clock)
+        await stay_up(bot, clock, every=timedelta(hours=1), times=26)  # a day and more
     assert len(_drafts(fake_slack, channel)) == 1, "the post-mortem draft was never shared"
     assert len(_chases(fake_slack, channel)) == 1, "the unfinished post-mortem was never chased"
 
@@ -85,7 +65,7 @@ async def test_resolve_work_done_before_a_crash_is_not_done_twice(
 
     clock.advance(timedelta(seconds=30))
     async with running_bot(fake=fake_slack, settings=settings, clock=clock) as bot:
-        await _stay_up_a_day(bot, clock)
+        await stay_up(bot, clock, every=timedelta(hours=1), times=26)  # a day and more
         assert (await bot.incident(1)).resolve_handled_at is not None  # redone, and noted this time
     assert len(_drafts(fake_slack, channel)) == 1, "the post-mortem draft was shared twice"
     assert len(_chases(fake_slack, channel)) == 1, "the unfinished post-mortem was chased twice"

@@ -9,27 +9,14 @@ from pathlib import Path
 import pytest
 
 from bot.clock import FakeClock
-from bot.db import Database
-from bot.incidents import service as incidents
-from bot.settings import normalise_database_url
 from bot.statuspage import flows
 from bot.statuspage import service as statuspage_service
 from tests.conftest import make_settings
+from tests.crash import resolve_then_die
 from tests.fakes.slack_api import FakeSlack
 from tests.fakes.statuspage import FakeStatuspage
 from tests.harness import BotHarness, running_bot
 from tests.statuspage.conftest import API_KEY, CONFIG, Health, page_of, public
-
-
-async def _resolve_without_signal(database_url: str, *, clock: FakeClock) -> None:
-    """What `/incident resolve` commits first; the process dies before IncidentResolved reaches a handler."""
-    db = Database(normalise_database_url(database_url))
-    try:
-        async with db.session() as session:
-            row = await incidents.get(session, number=1)
-            await incidents.resolve(session, incident=row, summary="rolled back", actor="U0ALICE", now=clock.now())
-    finally:
-        await db.dispose()
 
 
 async def test_a_resolve_interrupted_by_a_crash_still_resolves_the_public_incident(
@@ -50,7 +37,7 @@ async def test_a_resolve_interrupted_by_a_crash_still_resolves_the_public_incide
         await bot.command("publish major We are investigating.", channel=incident.channel_id or "")
         assert statuspage.incidents and (await public(bot))[0]["incidents"]
 
-    await _resolve_without_signal(database_url, clock=clock)
+    await resolve_then_die(database_url, clock=clock)
 
     clock.advance(timedelta(seconds=30))
     async with running_bot(fake=fake_slack, settings=settings, clock=clock, http=health.client()) as bot:
@@ -76,7 +63,7 @@ async def test_the_resolution_is_published_once_when_the_resolve_and_the_sweeps_
     incident = await sbot.declare("P1 service:api Payments fail")
     channel = incident.channel_id or ""
     await sbot.command("publish major We are investigating.", channel=channel)
-    await _resolve_without_signal(sbot.settings.database_url, clock=clock)
+    await resolve_then_die(sbot.settings.database_url, clock=clock)
     clock.advance(timedelta(minutes=1))
 
     # The resolving process's handler, and two replicas' sweeps, all at once.
