@@ -266,7 +266,7 @@ async def _setup_steps(deps: Deps, incident: Incident, *, actor: str, adopt: boo
     return Outcome(incident=incident, problems=problems)
 
 
-async def _refresh(deps: Deps, incident: Incident) -> list[str]:
+async def refresh(deps: Deps, incident: Incident) -> list[str]:
     """Keep topic, pinned summary and announcement in step with the row, at once; failures are reported."""
     chat = deps.incident_chat
     steps: list[tuple[str, Callable[[], Awaitable[None]]]] = []
@@ -306,7 +306,7 @@ async def update_status(deps: Deps, *, incident_id: int, status: Status, message
     problems = await _notice(
         deps, incident, Notice(kind="status", actor=actor, text=message, detail={"old": str(old), "new": str(status)})
     )
-    problems += await _refresh(deps, incident)
+    problems += await refresh(deps, incident)
     await deps.bus.publish(IncidentStatusChanged(incident_id=incident_id, actor=actor, old=str(old), new=str(status)))
     return Outcome(incident=incident, problems=problems, changed=old != status)
 
@@ -320,7 +320,7 @@ async def change_severity(deps: Deps, *, incident_id: int, severity: Severity, a
     problems = await _notice(
         deps, incident, Notice(kind="severity", actor=actor, detail={"old": str(old), "new": str(severity)})
     )
-    problems += await _refresh(deps, incident)
+    problems += await refresh(deps, incident)
     await deps.bus.publish(
         IncidentSeverityChanged(incident_id=incident_id, actor=actor, old=str(old), new=str(severity))
     )
@@ -341,7 +341,7 @@ async def assign_role(deps: Deps, *, incident_id: int, role: Role, user: str, ac
     problems += await _notice(
         deps, incident, Notice(kind="role", actor=actor, detail={"role": role.value, "user": user})
     )
-    problems += await _refresh(deps, incident)
+    problems += await refresh(deps, incident)
     await deps.bus.publish(RoleAssigned(incident_id=incident_id, actor=actor, role=role.value, user=user))
     return Outcome(incident=incident, problems=problems)
 
@@ -355,7 +355,7 @@ async def acknowledge(deps: Deps, *, incident_id: int, actor: str, for_whom: Seq
     problems: list[str] = []
     if first:
         problems += await _notice(deps, incident, Notice(kind="ack", actor=actor))
-        problems += await _refresh(deps, incident)
+        problems += await refresh(deps, incident)
     await deps.bus.publish(IncidentAcknowledged(incident_id=incident_id, actor=actor, first=first))
     return Outcome(incident=incident, problems=problems, changed=first)
 
@@ -365,7 +365,7 @@ async def resolve(deps: Deps, *, incident_id: int, summary: str, actor: str) -> 
         incident = await service.get(session, number=incident_id)
         incident = await service.resolve(session, incident=incident, summary=summary, actor=actor, now=deps.clock.now())
     problems = await _notice(deps, incident, Notice(kind="resolved", actor=actor, text=summary))
-    problems += await _refresh(deps, incident)
+    problems += await refresh(deps, incident)
     # Its handlers do the work themselves: in a task, so the reply does not wait for it.
     deps.background.spawn(resolved(deps, incident_id=incident_id, actor=actor), f"INC-{incident_id} resolved")
     return Outcome(incident=incident, problems=problems)

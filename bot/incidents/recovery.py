@@ -90,6 +90,7 @@ async def redo_resolved(deps: Deps) -> list[int]:
         lost = await setup_rows.resolves_not_handled(session, now=deps.clock.now())
     for incident in lost:
         log.warning("%s: its resolve's follow-up work was lost (the bot stopped): doing it now", incident.ref)
+        await flows.refresh(deps, incident)  # a crash before it left the summary and topic saying "investigating"
         await flows.resolved(deps, incident_id=incident.id or 0, actor=incident.resolved_by)
     return [incident.id or 0 for incident in lost]
 
