@@ -190,7 +190,11 @@ class GitHubIssues(HttpTracker):
         return None
 
     async def is_closed(self, *, key: str) -> bool:
-        response = await self.send("GET", f"{self.base}/repos/{self.repo}/issues/{key}", headers=self.headers)
+        # A transferred issue's old address answers 301 to its new repository: follow it (same host, so the
+        # token goes along), or a follow-up moved to the team that owns it is never seen done.
+        response = await self.send(
+            "GET", f"{self.base}/repos/{self.repo}/issues/{key}", headers=self.headers, follow_redirects=True
+        )
         if response.status_code != 200:
             raise self.refused(response, f"read issue #{key}")
         return bool(response.json().get("state") == "closed")

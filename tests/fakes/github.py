@@ -3,7 +3,8 @@
 `POST /repos/{owner}/{repo}/issues`, `GET /repos/{owner}/{repo}/issues/{number}`, and the list
 `GET /repos/{owner}/{repo}/issues` (`state` open|closed|all, default open; `labels` comma-separated,
 all required; `sort` created|updated|comments; `direction` asc|desc; `per_page` at most 100; `page`),
-which, as GitHub's does, includes pull requests and answers at most `per_page` issues a page. Every call needs
+which, as GitHub's does, includes pull requests and answers at most `per_page` issues a page; a transferred
+issue's old number answers 301 to `GET /repositories/{id}/issues/{number}`. Every call needs
 `Authorization: Bearer <token>` (401 "Bad credentials"), `Accept: application/vnd.github+json`,
 `X-GitHub-Api-Version: 2022-11-28` and a `User-Agent` (GitHub refuses requests without one). Rate
 limits answer as GitHub does: a secondary limit is 403 with `retry-after`; the primary limit is
@@ -29,11 +30,23 @@ class FakeGitHub(FakeServer):
         self.app.router.add_post("/repos/{owner}/{repo}/issues", self._create)
         self.app.router.add_get("/repos/{owner}/{repo}/issues/{number}", self._get)
         self.app.router.add_get("/repos/{owner}/{repo}/issues", self._list)
+        self.app.router.add_get("/repositories/{repo_id}/issues/{number}", self._moved_here)
+        self.moved: dict[int, dict[str, Any]] = {}  # transferred away: the old number answers 301
+
+    REPO_ID = 424242  # the repository issues are transferred to
 
     # --- control surface --------------------------------------------------------------------------
 
     def close(self, key: str) -> None:
         self.issues[int(key)]["state"] = "closed"
+
+    def transfer(self, key: str) -> dict[str, Any]:
+        """Move the issue to another repository: GitHub answers its old address with 301 to the new one."""
+        issue = self.issues.pop(int(key))
+        number = 500 + int(key)
+        issue = {**issue, "number": number, "html_url": f"https://github.com/acme/elsewhere/issues/{number}"}
+        self.moved[int(key)] = issue
+        return issue
 
     def rate_limit_next(self, seconds: int = 2, *, kind: str = "secondary") -> None:
         if kind == "secondary":
@@ -97,10 +110,24 @@ class FakeGitHub(FakeServer):
         refused = self._check(request)
         if refused is not None:
             return refused
-        issue = self.issues.get(int(request.match_info["number"]))
+        number = int(request.match_info["number"])
+        issue = self.issues.get(number)
+        if issue is None and number in self.moved:
+            moved = f"{self.url}/repositories/{self.REPO_ID}/issues/{self.moved[number]['number']}"
+            body = {"message": "Moved Permanently", "url": moved, "documentation_url": "https://docs.github.com/rest"}
+            return web.json_response(body, status=301, headers={"Location": moved})
         if issue is None:
             return web.json_response({"message": "Not Found", "status": "404"}, status=404)
         return web.json_response(issue)
+
+    async def _moved_here(self, request: web.Request) -> web.Response:
+        if request.headers.get("Authorization") != f"Bearer {self.token}":
+            return web.json_response({"message": "Bad credentials", "status": "401"}, status=401)
+        number = int(request.match_info["number"])
+        found = [i for i in self.moved.values() if i["number"] == number]
+        if int(request.match_info["repo_id"]) != self.REPO_ID or not found:
+            return web.json_response({"message": "Not Found", "status": "404"}, status=404)
+        return web.json_response(found[0])
 
     async def _list(self, request: web.Request) -> web.Response:
         refused = self._check(request)
