@@ -2,7 +2,8 @@
 
 The vendors' contracts (specs/README.md, "Issue trackers"):
 - GitHub: `Authorization: Bearer`, `Accept: application/vnd.github+json`, `X-GitHub-Api-Version`; when
-  throttled 403 or 429 with `retry-after`, or `x-ratelimit-remaining: 0` and `x-ratelimit-reset` (epoch s).
+  throttled 403 or 429 with `retry-after`, or `x-ratelimit-remaining: 0` and `x-ratelimit-reset` (epoch s),
+  or only a message saying a secondary rate limit was exceeded (then at least a minute).
 - Jira Cloud: basic auth (email:API token), descriptions in Atlassian Document Format; 429 `Retry-After`.
 - Linear: GraphQL with `Authorization: <api key>`; throttling is an error with `extensions.code`
   `RATELIMITED` (and `X-RateLimit-Requests-Reset`, epoch ms).
@@ -157,7 +158,9 @@ class GitHubIssues(HttpTracker):
         if response.headers.get("x-ratelimit-remaining") == "0":
             reset = _seconds(response.headers.get("x-ratelimit-reset"))
             return max(1.0, reset - time.time()) if reset is not None else 60.0
-        return 60.0 if response.status_code == 429 else None  # a plain 403 is a permission problem
+        if response.status_code == 429 or _says_rate_limit(response):  # GitHub: then wait at least a minute
+            return 60.0
+        return None  # a plain 403 is a permission problem
 
     async def create_once(self, issue: NewIssue) -> Issue:
         body = issue.body + (f"\n\n{github_marker(issue.token)}" if issue.token else "")
@@ -198,6 +201,15 @@ class GitHubIssues(HttpTracker):
         if response.status_code != 200:
             raise self.refused(response, f"read issue #{key}")
         return bool(response.json().get("state") == "closed")
+
+
+def _says_rate_limit(response: httpx.Response) -> bool:
+    """A 403 whose message says a (secondary) rate limit was exceeded, which may come without headers."""
+    try:
+        message = response.json().get("message")
+    except (ValueError, AttributeError):
+        return False
+    return isinstance(message, str) and "rate limit" in message.lower()
 
 
 FIND_PAGES = 3  # GitHub: the newest 300 issues are searched for a lost create's marker

@@ -173,3 +173,20 @@ async def test_a_create_that_keeps_failing_is_reported_not_repeated_blindly(
         await client(tracker, http, waits).create(TOKENED)
     assert len(creates(tracker)) == 4 and tracker.fake.issues == {}
     assert len(tracker.fake.requests) == 7  # each create after the first followed a look-up
+
+
+async def test_a_github_secondary_limit_without_headers_is_a_wait_not_a_permission_error(
+    http: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """GitHub: a secondary limit is 403 (or 429) with a message saying so; without retry-after or
+    x-ratelimit-remaining: 0, wait at least a minute (longer than the bot waits in-line: try later)."""
+    monkeypatch.setenv("TEST_GITHUB_TOKEN", "ghp_test")
+    async with FakeGitHub() as fake:
+        message = "You have exceeded a secondary rate limit. Please wait a few minutes before you try again."
+        fake.inject(Fault(403, {}, {"message": message, "documentation_url": "https://docs.github.com/rest"}))
+        config = {"kind": "github", "repo": "acme/api", "token_env": "TEST_GITHUB_TOKEN", "api_url": fake.url}
+        waits = Waits()
+        with pytest.raises(TrackerRateLimited) as caught:
+            await build(TrackerConfig.model_validate(config), http=http, sleep=waits).create(ISSUE)
+        assert caught.value.retry_after >= 60 and "refused the token" not in str(caught.value)
+        assert waits.seconds == [] and len(fake.requests) == 1 and fake.issues == {}
