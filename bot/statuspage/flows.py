@@ -283,19 +283,19 @@ def backoff(attempts: int) -> timedelta:
 
 
 async def _change(deps: Deps, update: PublicUpdate) -> IncidentChange:
-    """The update as Statuspage takes it: every component this incident touched, with its status now."""
+    """The update as Statuspage takes it: each component this incident touched, no better than others say."""
     page = page_of(deps)
     async with deps.db.session() as session:
         history = [
             u for u in await service.updates(session, incident_id=update.incident_id) if (u.id or 0) <= (update.id or 0)
         ]
+        others = await service.open_component_statuses(session, besides=update.incident_id)
     touched = {c for u in history for c in u.components}
-    current = (
-        ComponentStatus.OPERATIONAL if update.status == Status.RESOLVED else Impact(update.impact).component_status
-    )
+    ok = ComponentStatus.OPERATIONAL  # the components are the page's: another open incident may hold one down
+    current = ok if update.status == Status.RESOLVED else Impact(update.impact).component_status
     statuses: dict[str, str] = {}
     for component in sorted(touched):
-        status = current if component in update.components else ComponentStatus.OPERATIONAL
+        status = max(current if component in update.components else ok, others.get(component, ok), key=lambda s: s.rank)
         for component_id in page.statuspage_ids(component):
             if statuses.get(component_id) is None or ComponentStatus(statuses[component_id]).rank < status.rank:
                 statuses[component_id] = status.value

@@ -21,6 +21,7 @@ from bot.statuspage import timers
 from bot.statuspage.models import (
     ComponentDay,
     ComponentStatus,
+    Impact,
     PublicReminder,
     PublicUpdate,
     StatuspageIncident,
@@ -150,6 +151,28 @@ async def public_rows(session: AsyncSession, *, now: datetime) -> list[tuple[Inc
         .order_by(col(Incident.id), col(PublicUpdate.id))
     )
     return [(incident, row) for incident, row in (await session.exec(query)).all()]
+
+
+async def open_component_statuses(session: AsyncSession, *, besides: int) -> dict[str, ComponentStatus]:
+    """What the other open public incidents' latest updates say of each component now (the worst of them)."""
+    latest = (
+        select(func.max(PublicUpdate.id))
+        .join(Incident, col(Incident.id) == col(PublicUpdate.incident_id))
+        .where(
+            col(PublicUpdate.incident_id) != besides,
+            col(Incident.private).is_(False),
+            col(Incident.status) != Status.RESOLVED,
+        )
+        .group_by(col(PublicUpdate.incident_id))
+    )
+    query = select(PublicUpdate).where(col(PublicUpdate.id).in_(latest), col(PublicUpdate.status) != Status.RESOLVED)
+    worst: dict[str, ComponentStatus] = {}
+    for row in (await session.exec(query)).all():
+        status = Impact(row.impact).component_status
+        for component in row.components:
+            if component not in worst or worst[component].rank < status.rank:
+                worst[component] = status
+    return worst
 
 
 # --- component health -----------------------------------------------------------------------

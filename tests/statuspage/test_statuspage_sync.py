@@ -17,7 +17,7 @@ from tests.conftest import make_settings
 from tests.fakes.slack_api import FakeSlack
 from tests.fakes.statuspage import FakeStatuspage
 from tests.harness import BotHarness, running_bot
-from tests.statuspage.conftest import API_KEY, CONFIG, Health, page_of
+from tests.statuspage.conftest import API_KEY, CONFIG, Health, page_of, public
 
 
 async def _public_incident(bot: BotHarness) -> str:
@@ -187,3 +187,28 @@ async def test_health_warns_when_an_update_waits_for_statuspage_too_long(
     check = response.json()["checks"]["statuspage:outbox"][0]
     assert response.status_code == 200 and check["status"] == "warn"  # a warning: the bot itself works on
     assert "has waited for Statuspage since" in check["output"]
+
+
+async def test_a_second_incident_on_a_component_neither_lowers_nor_clears_the_first_ones_outage(
+    sbot: BotHarness, statuspage: FakeStatuspage
+) -> None:
+    """Statuspage's components are the page's, not one incident's: each update sets them to the worst
+    that any open public incident says of them, as the bot's own page shows."""
+    first = await sbot.declare("P1 service:api Payments fail")
+    await sbot.command("publish critical Payments are failing.", channel=first.channel_id or "")
+    second = await sbot.declare("P3 service:api Receipts are slow")
+    await sbot.command("publish minor Receipts arrive late.", channel=second.channel_id or "")
+    await sbot.settle()
+    assert len(statuspage.incidents) == 2
+    assert statuspage.components["cmp_api"] == "major_outage", "the minor incident lowered the outage"
+
+    await sbot.command("resolve receipts caught up", channel=second.channel_id or "")
+    await sbot.settle()
+    assert statuspage.calls[-1].body["incident"]["status"] == "resolved"
+    assert statuspage.components["cmp_api"] == "major_outage", "resolving the minor incident cleared the outage"
+    summary, _, _ = await public(sbot)
+    assert {c["name"]: c["status"] for c in summary["components"]}["Checkout API"] == "major_outage"
+
+    await sbot.command("resolve payments back", channel=first.channel_id or "")
+    await sbot.settle()
+    assert statuspage.components["cmp_api"] == "operational" and statuspage.refused == []
