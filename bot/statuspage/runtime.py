@@ -117,6 +117,7 @@ class StatusPage:
                 now=now,
                 stale_after=self.config.probe_every * 3,
                 previous=self.snapshot,
+                public_url=self.deps.settings.public_url,
             )
             for hook in self.on_rebuild:
                 hook(self.snapshot)

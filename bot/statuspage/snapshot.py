@@ -12,7 +12,7 @@ import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
@@ -21,8 +21,8 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from bot.config import StatusPageConfig
 from bot.incidents.models import Incident
-from bot.statuspage.models import ComponentDay, Impact, PublicUpdate
-from bot.statuspage.public import PublicIncident, View, public_id, view
+from bot.statuspage.models import ComponentDay, ComponentStatus, Impact, PublicUpdate
+from bot.statuspage.public import Component, PublicIncident, View, public_id, view
 
 HERE = Path(__file__).resolve().parent
 CSS = (HERE / "static" / "status.css").read_bytes()
@@ -73,10 +73,17 @@ def iso(when: datetime | None) -> str | None:
     return None if when is None else when.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
-def _update_json(incident: PublicIncident, update: PublicUpdate, names: dict[str, str]) -> dict[str, Any]:
+def _said(update: PublicUpdate | None, component: str) -> str:
+    """The status an update gave a component (operational when it did not name it, or resolved)."""
+    if update is None or update.status == "resolved" or component not in update.components:
+        return ComponentStatus.OPERATIONAL.value
+    return Impact(update.impact).component_status.value
+
+
+def _update_json(
+    incident: PublicIncident, update: PublicUpdate, before: PublicUpdate | None, names: dict[str, str]
+) -> dict[str, Any]:
     when = iso(update.published_at)
-    resolved = update.status == "resolved"
-    new_status = "operational" if resolved else Impact(update.impact).component_status.value
     return {
         "id": public_id("update", update.id),
         "status": update.status,
@@ -86,49 +93,62 @@ def _update_json(incident: PublicIncident, update: PublicUpdate, names: dict[str
         "updated_at": when,
         "display_at": when,
         "affected_components": [
-            {"code": names[c], "name": c, "new_status": new_status} for c in update.components if c in names
+            {"code": names[c], "name": c, "old_status": _said(before, c), "new_status": _said(update, c)}
+            for c in update.components
+            if c in names
         ],
     }
 
 
-def summary(v: View) -> dict[str, Any]:
-    """Atlassian Statuspage's public `/api/v2/summary.json`: unresolved incidents only, as there."""
+def _component_json(c: Component, stamp: str | None) -> dict[str, Any]:
+    # Statuspage requires `created_at`: the first day the page has anything on the component, else now.
+    known = next((b.day for b in c.bars if b.status is not None), None)
+    created = iso(datetime.combine(known, time(), UTC)) if known else stamp
+    return {
+        "id": c.id,
+        "name": c.name,
+        "status": c.status.value,
+        "position": c.position,
+        "description": None,
+        "group_id": None,
+        "group": False,
+        "only_show_if_degraded": False,
+        "showcase": True,
+        "start_date": None,
+        "page_id": PAGE_ID,
+        "created_at": created,
+        "updated_at": stamp,
+    }
+
+
+def summary(v: View, *, url: str = BASE) -> dict[str, Any]:
+    """Atlassian Statuspage's public `/api/v2/summary.json`: unresolved incidents only, as there.
+    `url`: the page's address, absolute when PUBLIC_URL says where the bot is."""
     names = {c.name: c.id for c in v.components}
     stamp = iso(v.now)
+    components = {c.name: _component_json(c, stamp) for c in v.components}
     return {
-        "page": {"id": PAGE_ID, "name": v.title, "url": BASE, "time_zone": "Etc/UTC", "updated_at": stamp},
+        "page": {"id": PAGE_ID, "name": v.title, "url": url, "time_zone": "Etc/UTC", "updated_at": stamp},
         "status": {"indicator": v.status.value, "description": v.description},
-        "components": [
-            {
-                "id": c.id,
-                "name": c.name,
-                "status": c.status.value,
-                "position": c.position,
-                "description": None,
-                "group_id": None,
-                "group": False,
-                "only_show_if_degraded": False,
-                "showcase": True,
-                "created_at": None,
-                "updated_at": stamp,
-            }
-            for c in v.components
-        ],
+        "components": list(components.values()),
         "incidents": [
             {
                 "id": i.id,
                 "name": i.name,
                 "status": i.status,
                 "impact": i.impact.value,
-                "shortlink": f"{BASE}#incident-{i.id}",
+                "shortlink": f"{url}#incident-{i.id}",
                 "created_at": iso(i.started_at),
                 "updated_at": iso(i.updated_at),
                 "started_at": iso(i.started_at),
                 "monitoring_at": iso(i.first_at("monitoring")),
                 "resolved_at": iso(i.resolved_at),
                 "page_id": PAGE_ID,
-                "incident_updates": [_update_json(i, u, names) for u in reversed(i.updates)],
-                "components": [{"id": names[c], "name": c} for c in i.components if c in names],
+                "incident_updates": [
+                    _update_json(i, u, i.updates[n - 1] if n else None, names)
+                    for n, u in reversed(list(enumerate(i.updates)))
+                ],
+                "components": [components[c] for c in i.components if c in components],
             }
             for i in v.open
         ],
@@ -150,13 +170,15 @@ def build(
     now: datetime,
     stale_after: timedelta,
     previous: Snapshot | None = None,
+    public_url: str | None = None,
 ) -> Snapshot:
     v = view(
         title=config.title, components=list(config.components), rows=rows, days=days, now=now, stale_after=stale_after
     )
     html = _env.get_template("page.html.j2").render(v=v, iso=iso, base=BASE)
+    url = f"{public_url or ''}{BASE}"  # feeds and JSON are read elsewhere: absolute links when we know the host
     feed = _env.get_template("history.atom.j2").render(
-        v=v, iso=iso, base=BASE, page_id=PAGE_ID, entries=_feed_entries(v), uid=public_id
+        v=v, iso=iso, base=url, page_id=PAGE_ID, entries=_feed_entries(v), uid=public_id
     )
     page = _body(html.encode(), "text/html; charset=utf-8")
     stamp = format_datetime(now.astimezone(UTC).replace(microsecond=0), usegmt=True)
@@ -165,7 +187,7 @@ def build(
         # Unchanged page, unchanged date: If-Modified-Since keeps answering 304 across no-op rebuilds.
         last_modified=previous.last_modified if previous and previous.html.etag == page.etag else stamp,
         html=page,
-        summary=_body(json.dumps(summary(v), separators=(",", ":")).encode(), "application/json"),
+        summary=_body(json.dumps(summary(v, url=url), separators=(",", ":")).encode(), "application/json"),
         atom=_body(feed.encode(), "application/atom+xml; charset=utf-8"),
         css=_body(CSS, "text/css; charset=utf-8"),
         view=v,

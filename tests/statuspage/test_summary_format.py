@@ -1,0 +1,77 @@
+"""summary.json field by field against Atlassian Statuspage's documented public format, not only its keys."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from xml.etree import ElementTree
+
+import pytest
+
+from bot.clock import FakeClock
+from tests.conftest import make_settings
+from tests.fakes.slack_api import FakeSlack
+from tests.fakes.statuspage import FakeStatuspage
+from tests.harness import running_bot
+from tests.statuspage.conftest import API_KEY, CONFIG, Health, public
+
+SITE = "https://bot.acme.example"
+ATOM = "{http://www.w3.org/2005/Atom}"
+
+
+def _date_time(value: object) -> datetime:
+    assert isinstance(value, str), f"{value!r} is not an ISO 8601 date-time string"
+    return datetime.fromisoformat(value)
+
+
+async def test_summary_json_has_statuspages_types_and_absolute_links(
+    fake_slack: FakeSlack,
+    statuspage: FakeStatuspage,
+    database_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    clock: FakeClock,
+    health: Health,
+) -> None:
+    """Statuspage documents `page.url` as a URI, and each component's `created_at` (a date-time) and
+    `page_id` as required; an incident's `components` are component objects, and each affected
+    component says its `old_status` as well as its `new_status`."""
+    monkeypatch.setenv("STATUSPAGE_API_KEY", API_KEY)
+    settings = make_settings(
+        fake=fake_slack,
+        database_url=database_url,
+        tmp_path=tmp_path,
+        config=CONFIG,
+        statuspage_api_url=statuspage.url,
+        public_url=SITE,
+    )
+    async with running_bot(fake=fake_slack, settings=settings, clock=clock, http=health.client()) as bot:
+        incident = await bot.declare("P1 service:api Payments fail")
+        channel = incident.channel_id or ""
+        await bot.command("publish minor Some payments fail.", channel=channel)
+        await bot.command("publish critical No payment goes through.", channel=channel)
+        summary, _, atom = await public(bot)
+
+    page = summary["page"]
+    assert page["url"] == f"{SITE}/status-page"
+    for component in summary["components"]:
+        assert component["page_id"] == page["id"]
+        assert _date_time(component["created_at"]) <= _date_time(component["updated_at"])
+    [shown] = summary["incidents"]
+    assert shown["shortlink"] == f"{SITE}/status-page#incident-{shown['id']}"
+    [component] = shown["components"]
+    assert component["name"] == "Checkout API" and component["status"] == "major_outage"
+    assert component["page_id"] == page["id"] and _date_time(component["created_at"])
+    latest, first = shown["incident_updates"]
+    assert latest["affected_components"] == [
+        {
+            "code": component["id"],
+            "name": "Checkout API",
+            "old_status": "degraded_performance",
+            "new_status": "major_outage",
+        }
+    ]
+    assert first["affected_components"][0]["old_status"] == "operational"
+
+    links = {link.get("rel"): link.get("href") for link in ElementTree.fromstring(atom).findall(f"{ATOM}link")}
+    assert links == {"alternate": f"{SITE}/status-page", "self": f"{SITE}/status-page/history.atom"}
