@@ -149,6 +149,11 @@ class GitHubIssues(HttpTracker):
             "User-Agent": "incident-bot",
         }
 
+    async def send(self, method: str, url: str, *, unsafe: bool = False, **kwargs: Any) -> httpx.Response:
+        # GitHub redirects a renamed repository (301 for GET, 307 for POST, which httpx repeats with its
+        # body) and a transferred issue (301): followed on the same host, so the token goes along.
+        return await super().send(method, url, unsafe=unsafe, follow_redirects=True, **kwargs)
+
     def throttled(self, response: httpx.Response) -> float | None:
         if response.status_code not in (403, 429):
             return None
@@ -193,11 +198,7 @@ class GitHubIssues(HttpTracker):
         return None
 
     async def is_closed(self, *, key: str) -> bool:
-        # A transferred issue's old address answers 301 to its new repository: follow it (same host, so the
-        # token goes along), or a follow-up moved to the team that owns it is never seen done.
-        response = await self.send(
-            "GET", f"{self.base}/repos/{self.repo}/issues/{key}", headers=self.headers, follow_redirects=True
-        )
+        response = await self.send("GET", f"{self.base}/repos/{self.repo}/issues/{key}", headers=self.headers)
         if response.status_code != 200:
             raise self.refused(response, f"read issue #{key}")
         return bool(response.json().get("state") == "closed")

@@ -31,6 +31,7 @@ class FakeGitHub(FakeServer):
         self.app.router.add_get("/repos/{owner}/{repo}/issues/{number}", self._get)
         self.app.router.add_get("/repos/{owner}/{repo}/issues", self._list)
         self.app.router.add_get("/repositories/{repo_id}/issues/{number}", self._moved_here)
+        self.renamed_from: set[str] = set()
         self.moved: dict[int, dict[str, Any]] = {}  # transferred away: the old number answers 301
 
     REPO_ID = 424242  # the repository issues are transferred to
@@ -39,6 +40,13 @@ class FakeGitHub(FakeServer):
 
     def close(self, key: str) -> None:
         self.issues[int(key)]["state"] = "closed"
+
+    def rename(self, new: str) -> None:
+        """The repository gets a new name; GitHub redirects requests made to the old one."""
+        self.renamed_from.add(self.repo)
+        self.repo = new
+        for issue in self.issues.values():
+            issue["html_url"] = f"https://github.com/{new}/issues/{issue['number']}"
 
     def transfer(self, key: str) -> dict[str, Any]:
         """Move the issue to another repository: GitHub answers its old address with 301 to the new one."""
@@ -74,7 +82,13 @@ class FakeGitHub(FakeServer):
             return self.violation("Accept is not application/vnd.github+json")
         if request.headers.get("X-GitHub-Api-Version") != "2022-11-28":
             return self.violation("X-GitHub-Api-Version missing or unsupported")
-        if f"{request.match_info['owner']}/{request.match_info['repo']}" != self.repo:
+        named = f"{request.match_info['owner']}/{request.match_info['repo']}"
+        if named in self.renamed_from:  # as GitHub does for a renamed repository: 301 for GET, 307 for the rest
+            moved = str(request.url).replace(f"/repos/{named}/", f"/repos/{self.repo}/", 1)
+            status = 301 if request.method == "GET" else 307
+            body = {"message": "Moved Permanently", "url": moved, "documentation_url": "https://docs.github.com/rest"}
+            return web.json_response(body, status=status, headers={"Location": moved})
+        if named != self.repo:
             return web.json_response({"message": "Not Found", "status": "404"}, status=404)
         return None
 

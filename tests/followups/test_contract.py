@@ -190,3 +190,21 @@ async def test_a_github_secondary_limit_without_headers_is_a_wait_not_a_permissi
             await build(TrackerConfig.model_validate(config), http=http, sleep=waits).create(ISSUE)
         assert caught.value.retry_after >= 60 and "refused the token" not in str(caught.value)
         assert waits.seconds == [] and len(fake.requests) == 1 and fake.issues == {}
+
+
+async def test_a_renamed_github_repository_still_takes_issues_and_answers_look_ups(
+    http: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """GitHub redirects requests for a renamed repository (301 for GET, 307 for POST): bot.yml still
+    naming the old repository must not stop follow-ups from being filed, found or seen closed."""
+    monkeypatch.setenv("TEST_GITHUB_TOKEN", "ghp_test")
+    async with FakeGitHub() as fake:
+        config = {"kind": "github", "repo": "acme/api", "token_env": "TEST_GITHUB_TOKEN", "api_url": fake.url}
+        issues = build(TrackerConfig.model_validate(config), http=http, sleep=Waits())
+        earlier = await issues.create(ISSUE)
+        fake.rename("acme/platform")
+        made = await issues.create(TOKENED)
+        assert made.name == "#2" and len(fake.issues) == 2 and fake.violations == []
+        assert await issues.find(token=TOKENED.token) == made
+        fake.close(earlier.key)
+        assert await issues.is_closed(key=earlier.key)
