@@ -150,8 +150,12 @@ def _worst(*statuses: ComponentStatus | None) -> ComponentStatus | None:
     return max(known, key=lambda s: s.rank) if known else None
 
 
-def _incident_status(incident: PublicIncident, component: str) -> ComponentStatus | None:
-    impacts = [Impact(u.impact) for u in incident.updates if component in u.components and u.status != "resolved"]
+def _incident_status(incident: PublicIncident, component: str, day: date) -> ComponentStatus | None:
+    """The worst the incident told the public of the component during `day`: the update in force when the
+    day began and those published on it (a later escalation does not recolour the days before it)."""
+    earlier = [u for u in incident.updates if utc(u.published_at).date() < day][-1:]
+    that_day = [u for u in incident.updates if utc(u.published_at).date() == day]
+    impacts = [Impact(u.impact) for u in earlier + that_day if component in u.components and u.status != "resolved"]
     return max(impacts, key=lambda i: i.rank).component_status if impacts else None
 
 
@@ -171,8 +175,8 @@ def component_view(
     bars = []
     for offset in range(DAYS - 1, -1, -1):
         day = (now - timedelta(days=offset)).date()
-        touching = [i for i in incidents if i.active_on(day, now) and _incident_status(i, name) is not None]
-        from_incidents = _worst(*(_incident_status(i, name) for i in touching))
+        touching = [i for i in incidents if i.active_on(day, now) and _incident_status(i, name, day) is not None]
+        from_incidents = _worst(*(_incident_status(i, name, day) for i in touching))
         row = days.get(day)
         bars.append(
             Bar(

@@ -80,6 +80,23 @@ async def test_a_published_incident_colours_the_days_it_was_open(sbot: BotHarnes
     assert "Degraded performance: Website" in bars[-2][1]
 
 
+async def test_a_day_is_coloured_by_what_the_public_was_told_that_day_not_later(
+    sbot: BotHarness, clock: FakeClock
+) -> None:
+    """An incident that was minor for two days and turned critical on the third: the first two days
+    stay yellow (degraded), as Statuspage colours each day by the worst status of that day."""
+    incident = await sbot.declare("P2 service:web Slow pages")
+    channel = incident.channel_id or ""
+    await sbot.command("publish minor Pages are slow.", channel=channel)
+    clock.advance(timedelta(days=2))
+    await sbot.command("publish critical The website is down.", channel=channel)
+    clock.advance(timedelta(days=1))
+    await sbot.command("resolve", channel=channel)
+    _, html, _ = await public(sbot)
+    bars = [status for status, _ in _bars(html, "Website")]
+    assert bars[-4:] == ["degraded_performance", "degraded_performance", "major_outage", "major_outage"]
+
+
 def _write(tmp_path: Path, config: dict[str, Any]) -> Path:
     path = tmp_path / "bot.yml"
     path.write_text(yaml.safe_dump(config), encoding="utf-8")
