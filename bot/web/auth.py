@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from urllib.parse import quote
 
@@ -21,6 +22,7 @@ log = logging.getLogger(__name__)
 
 SETTINGS = ("SLACK_OIDC_CLIENT_ID", "SLACK_OIDC_CLIENT_SECRET", "PUBLIC_URL", "SESSION_SECRET")
 
+_UNSAFE_IN_LOCATION = re.compile(r"[\x00-\x20\x7f]")
 SAFE_METHODS = ("GET", "HEAD")  # never write, so no CSRF token; everything else must carry one
 PageHandler = Callable[[web.Request, Person], Awaitable[web.StreamResponse]]
 
@@ -103,10 +105,12 @@ def written(form: MultiDictProxy[str | bytes | bytearray | web.FileField]) -> li
 
 
 def safe_next(value: str | None) -> str:
-    """Only a path on this site (never `//evil.example` or `https://…`)."""
+    """Only a path on this site (never `//evil.example` or `https://…`). Spaces and control characters
+    are percent-encoded: browsers drop tabs and newlines from a Location, so `/<tab>/evil.example`
+    would arrive as `//evil.example` (and a raw newline cannot be sent as a header at all)."""
     if not value or not value.startswith("/") or value.startswith("//") or "\\" in value:
         return "/"
-    return value
+    return _UNSAFE_IN_LOCATION.sub(lambda m: quote(m.group()), value)
 
 
 async def form_of(request: web.Request) -> MultiDictProxy[str | bytes | bytearray | web.FileField]:

@@ -212,6 +212,25 @@ async def test_next_is_kept_on_site(site: BotHarness) -> None:
         await client.close()
 
 
+@pytest.mark.parametrize(
+    ("next_path", "location"),
+    [
+        ("/\t/evil.example/phish", "/%09/evil.example/phish"),
+        ("/\n/evil.example/phish", "/%0A/evil.example/phish"),
+        ("/\r\n/evil.example", "/%0D%0A/evil.example"),
+        ("/?q=checkout down", "/?q=checkout%20down"),
+    ],
+)
+async def test_next_with_a_tab_or_newline_is_kept_on_site(site: BotHarness, next_path: str, location: str) -> None:
+    """Browsers drop tabs and newlines from a Location, so `/<tab>/evil.example` would become `//evil.example`."""
+    client = Browser(site)
+    try:
+        response = await client.sign_in(next_path=next_path)
+        assert response.headers["location"] == location
+    finally:
+        await client.close()
+
+
 async def test_logout_needs_the_csrf_token_and_ends_the_session(site: BotHarness) -> None:
     client = Browser(site)
     try:
