@@ -11,6 +11,8 @@ from urllib.parse import quote
 
 from aiohttp import web
 from multidict import MultiDictProxy
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from bot.deps import Deps
 from bot.postmortem.data import SECTIONS
@@ -23,6 +25,8 @@ log = logging.getLogger(__name__)
 SETTINGS = ("SLACK_OIDC_CLIENT_ID", "SLACK_OIDC_CLIENT_SECRET", "PUBLIC_URL", "SESSION_SECRET")
 
 _UNSAFE_IN_LOCATION = re.compile(r"[\x00-\x20\x7f]")
+# The database is unreachable or stuck (restarting, a lost volume, a locked SQLite file, a full pool).
+DATABASE_DOWN = (OperationalError, InterfaceError, PoolTimeout)
 SAFE_METHODS = ("GET", "HEAD")  # never write, so no CSRF token; everything else must carry one
 PageHandler = Callable[[web.Request, Person], Awaitable[web.StreamResponse]]
 
@@ -54,10 +58,16 @@ class Dashboard:
         return await render.page("off.html", status=503, missing=self.missing(), callback=CALLBACK_PATH)
 
     async def refused(
-        self, message: str, *, status: int, retry: str = "/login", kept: list[tuple[str, str]] | None = None
+        self,
+        message: str,
+        *,
+        status: int,
+        retry: str = "/login",
+        kept: list[tuple[str, str]] | None = None,
+        title: str = "Not signed in",
     ) -> web.Response:
         return await render.page(
-            "refused.html", status=status, message=message, retry=retry, person=None, kept=kept or []
+            "refused.html", status=status, message=message, retry=retry, person=None, kept=kept or [], title=title
         )
 
 
@@ -88,11 +98,31 @@ def signed_in(dash: Dashboard) -> Callable[[PageHandler], Callable[[web.Request]
                         retry=request.path,
                         kept=written(form),
                     )
-            return render.secure(await handler(request, person))
+            return await _answer(dash, handler, request, person)
 
         return run
 
     return wrap
+
+
+async def _answer(dash: Dashboard, handler: PageHandler, request: web.Request, person: Person) -> web.StreamResponse:
+    """The page, or a 503 that says so while the database is briefly unreachable (not a bare 500)."""
+    try:
+        return render.secure(await handler(request, person))
+    except DATABASE_DOWN as exc:
+        log.warning("dashboard %s %s: database unavailable (%s)", request.method, request.path, type(exc).__name__)
+        writing = request.method not in SAFE_METHODS
+        response = await dash.refused(
+            "The database is not answering"
+            + (", so this was not saved" if writing else "")
+            + ": try again in a minute.",
+            status=503,
+            retry=request.path if writing else request.path_qs,
+            kept=written(await request.post()) if writing else None,
+            title="Try again shortly",
+        )
+        response.headers["Retry-After"] = "30"
+        return response
 
 
 def written(form: MultiDictProxy[str | bytes | bytearray | web.FileField]) -> list[tuple[str, str]]:
