@@ -16,6 +16,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.exceptions import InvalidState, UsageError
+from bot.incidents.grammar import clean
 from bot.incidents.models import Incident
 from bot.postmortem.data import SECTIONS, no_sections
 from bot.postmortem.models import PostmortemSection
@@ -79,7 +80,7 @@ async def save(
     stored text is no longer `expected` (someone saved in between)."""
     assert incident.id is not None
     check_section(section)
-    text = text.replace("\r\n", "\n").strip()
+    text = clean(text).replace("\r\n", "\n").strip()  # no control characters: PostgreSQL refuses NUL
     if len(text) > MAX_CHARS:
         raise UsageError(f"{SECTIONS[section]} is {len(text)} characters; the limit is {MAX_CHARS}.")
     row = (
@@ -92,7 +93,7 @@ async def save(
     current = row.text if row is not None else ""
     if current == text:
         return False
-    if current != expected.replace("\r\n", "\n").strip():
+    if current != clean(expected).replace("\r\n", "\n").strip():
         raise EditConflict(
             f"{SECTIONS[section]} was changed by <@{row.updated_by if row else actor}> while you were editing it.",
             current=current,

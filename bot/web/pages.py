@@ -19,6 +19,7 @@ from markupsafe import Markup
 from bot.escalation import oncall as oncall_rules
 from bot.followups import flows as followup_flows
 from bot.incidents import search
+from bot.incidents.grammar import clean
 from bot.incidents.models import Incident
 from bot.postmortem import flows as postmortem_flows
 from bot.postmortem import sections as pm_sections
@@ -90,10 +91,11 @@ class Pages:
         filters = search.Filters(
             status=q.get("status", "") if q.get("status", "") in search.STATUSES else "",
             severity=q.get("severity", "") if q.get("severity", "") in search.SEVERITIES else "",
-            service=q.get("service", "").strip()[:100],
+            # Control characters dropped: PostgreSQL text cannot even hold NUL (a 500, not "no match").
+            service=clean(q.get("service", "")).strip()[:100],
             since=_day(q.get("from", ""), problems, "From"),
             until=_day(q.get("to", ""), problems, "To", next_day=True),
-            text=q.get("q", "").strip()[:200],
+            text=clean(q.get("q", "")).strip()[:200],
         )
         async with self.deps.db.session() as session:
             rows = await search.find(session, filters=filters)

@@ -346,3 +346,24 @@ async def test_durations_say_where_they_count_from(site: BotHarness, alice: Brow
 
     listing = squeeze((await alice.get("/")).text)
     assert '<td data-label="Impact">20m 00s</td>' in listing
+
+
+async def test_control_characters_in_filters_and_sections_are_dropped_not_a_500(
+    site: BotHarness, alice: Browser
+) -> None:
+    """PostgreSQL text cannot hold NUL: a pasted or crafted one must not turn a search or a save into a 500."""
+    incident = await site.declare("P2 Search is slow service:search")
+    for params in ({"q": "se\x00arch"}, {"service": "sea\x00rch"}):
+        listing = await alice.get("/", params=params)
+        assert listing.status_code == 200, params
+        assert f'href="/incidents/{incident.ref}"' in listing.text, params
+    path = f"/incidents/{incident.ref}/postmortem"
+    page = await alice.get(path)
+    saved = await alice.post(
+        path, {"csrf": csrf_of(page.text), "impact": "Searches\x00 took\x07 10s\n\tfor everyone", "expected_impact": ""}
+    )
+    assert saved.status_code == 303
+    async with site.deps.db.session() as session:
+        [row] = (await session.exec(select(PostmortemSection))).all()
+    assert row.text == "Searches took 10s\n\tfor everyone"
+    assert (await alice.get(path)).status_code == 200
