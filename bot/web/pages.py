@@ -36,7 +36,9 @@ NAMES_TIMEOUT = 3.0
 # Closed issues are checked before follow-ups are shown, but a slow tracker must not hold the page.
 TRACKER_TIMEOUT = 2.0
 ONCALL_AHEAD = timedelta(weeks=4)
-_REF = re.compile(r"(?:inc-?)?(\d{1,9})", re.IGNORECASE)
+# ASCII digits only (`\d` would take `INC-١` for INC-1), and few enough to fit the databases' integers.
+_REF = re.compile(r"(?:inc-?)?([0-9]{1,9})", re.IGNORECASE)
+_ID = re.compile(r"[0-9]{1,9}")
 
 
 class NotVisible(Exception):
@@ -300,6 +302,11 @@ class Pages:
             web.get("/stats", guard(self.stats)),
             web.get("/oncall", guard(self.oncall)),
         ]
+
+
+def id_of(value: str) -> int | None:
+    """A row id from a URL (`/followups/12`), or None for anything else: the page answers 404."""
+    return int(value) if _ID.fullmatch(value) else None
 
 
 def _int(value: str | None, default: int) -> int:

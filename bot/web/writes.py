@@ -16,7 +16,7 @@ from bot.postmortem import sections
 from bot.postmortem.data import SECTIONS
 from bot.web import render
 from bot.web.auth import form_of, signed_in
-from bot.web.pages import NotVisible, Pages
+from bot.web.pages import NotVisible, Pages, id_of
 from bot.web.session import Person
 
 VIA = "dashboard"
@@ -71,9 +71,8 @@ class Writes:
         except NotVisible:
             return await self.pages.not_found(person, ref)
         form = await form_of(request)
-        try:
-            item_id = int(request.match_info["item"])
-        except ValueError:
+        item_id = id_of(request.match_info["item"])
+        if item_id is None:
             return await self.pages.not_found(person, ref)
         async with self.deps.db.session() as session:
             try:
@@ -93,15 +92,17 @@ class Writes:
     async def create_issue(self, request: web.Request, person: Person) -> web.StreamResponse:
         """*Create issue*: the tracker's refusals (rate limit, down, misconfigured) are told on the page."""
         ref = request.match_info["ref"]
+        item_id = id_of(request.match_info["item"])
+        if item_id is None:
+            return await self.pages.not_found(person, ref)
         try:
-            item_id = int(request.match_info["item"])
             incident = await self.pages.incident(ref, person)
             async with self.deps.db.session() as session:
                 item = await issue_items.get(session, item_id=item_id)
             if item.incident_id != incident.id:
                 raise NotFound(f"There is no follow-up #{item_id}.")
             await issues.create_issue(self.deps, item_id=item_id, actor=person.user_id, via=VIA)
-        except (NotVisible, NotFound, ValueError):
+        except (NotVisible, NotFound):
             return await self.pages.not_found(person, ref)
         except BotError as exc:
             status, headers = 409, {}
