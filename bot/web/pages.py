@@ -325,4 +325,6 @@ def _day(value: str, problems: list[str], label: str, *, next_day: bool = False)
     except ValueError:
         problems.append(f"{label} date {value!r} is not a date: write YYYY-MM-DD.")
         return None
+    if next_day and day == date.max:
+        return None  # "to 9999-12-31" is no upper bound (and the next day does not exist)
     return datetime.combine(day + timedelta(days=1 if next_day else 0), time(0), tzinfo=UTC)

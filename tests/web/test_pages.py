@@ -273,6 +273,11 @@ async def test_the_list_filters_searches_and_pages(
     ]
     bad = await alice.get("/", params={"from": "yesterday"})
     assert bad.status_code == 200 and "is not a date: write YYYY-MM-DD" in bad.text
+    assert refs((await alice.get("/", params={"from": "0001-01-01", "to": "9999-12-31"})).text) == [
+        "INC-3",
+        "INC-2",
+        "INC-1",
+    ]
 
     monkeypatch.setattr(pages_module, "PAGE_SIZE", 2)
     first = await alice.get("/")
