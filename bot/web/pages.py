@@ -91,8 +91,8 @@ class Pages:
         q = request.query
         problems: list[str] = []
         filters = search.Filters(
-            status=q.get("status", "") if q.get("status", "") in search.STATUSES else "",
-            severity=q.get("severity", "") if q.get("severity", "") in search.SEVERITIES else "",
+            status=_choice(q.get("status", ""), search.STATUSES, problems, "Status", "every status"),
+            severity=_choice(q.get("severity", ""), search.SEVERITIES, problems, "Severity", "every severity"),
             # Control characters dropped: PostgreSQL text cannot even hold NUL (a 500, not "no match").
             service=clean(q.get("service", "")).strip()[:100],
             since=_day(q.get("from", ""), problems, "From"),
@@ -314,6 +314,18 @@ def _int(value: str | None, default: int) -> int:
         return int(value) if value else default
     except ValueError:
         return default
+
+
+def _choice(value: str, choices: tuple[str, ...], problems: list[str], label: str, instead: str) -> str:
+    """One of `choices` whatever its case (`p1`, `Resolved`); anything else is said, not silently dropped."""
+    wanted = value.strip().casefold()
+    if not wanted:
+        return ""
+    for choice in choices:
+        if choice.casefold() == wanted:
+            return choice
+    problems.append(f"{label} {value[:40]!r} is not one of {', '.join(choices)}: {instead} is shown.")
+    return ""
 
 
 def _day(value: str, problems: list[str], label: str, *, next_day: bool = False) -> datetime | None:

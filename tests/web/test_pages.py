@@ -273,6 +273,11 @@ async def test_the_list_filters_searches_and_pages(
     ]
     bad = await alice.get("/", params={"from": "yesterday"})
     assert bad.status_code == 200 and "is not a date: write YYYY-MM-DD" in bad.text
+    assert refs((await alice.get("/", params={"severity": "p1", "status": "Resolved"})).text) == ["INC-1"]
+    unknown = await alice.get("/", params={"severity": "P9", "status": "closed"})
+    assert unknown.status_code == 200 and refs(unknown.text) == ["INC-3", "INC-2", "INC-1"]
+    assert "Severity &#39;P9&#39; is not one of P1, P2, P3, P4: every severity is shown." in unknown.text
+    assert "Status &#39;closed&#39; is not one of open, investigating" in unknown.text
     assert refs((await alice.get("/", params={"from": "0001-01-01", "to": "9999-12-31"})).text) == [
         "INC-3",
         "INC-2",
