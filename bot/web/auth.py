@@ -18,7 +18,7 @@ from bot.deps import Deps
 from bot.postmortem.data import SECTIONS
 from bot.web import render
 from bot.web.oidc import CALLBACK_PATH, SignInRefused, SlackSignIn
-from bot.web.session import Cookies, Person, SignIn, same
+from bot.web.session import SESSION_COOKIE, Cookies, Person, SignIn, same
 
 log = logging.getLogger(__name__)
 
@@ -182,22 +182,29 @@ def routes(dash: Dashboard) -> list[web.RouteDef]:
         return response
 
     async def logout(request: web.Request) -> web.StreamResponse:
-        if dash.missing():
-            return await dash.off()
-        person = dash.cookies.person(request)
-        if person is not None:
-            form = await request.post()
-            if not same(str(form.get("csrf") or ""), person.csrf):
-                return await dash.refused("Reload the page and sign out again.", status=403, retry="/")
-        response = await render.page("signed_out.html", person=None)
-        dash.cookies.end(response)
-        return response
+        return await _logout(dash, request)
 
     return [
         web.get("/login", login),
         web.get(CALLBACK_PATH, callback),
         web.post("/logout", logout),
     ]
+
+
+async def _logout(dash: Dashboard, request: web.Request) -> web.StreamResponse:
+    if dash.missing():
+        return await dash.off()
+    person = dash.cookies.person(request)
+    if person is not None:
+        form = await request.post()
+        if not same(str(form.get("csrf") or ""), person.csrf):
+            return await dash.refused("Reload the page and sign out again.", status=403, retry="/")
+    response = await render.page("signed_out.html", person=None)
+    if SESSION_COOKIE in request.cookies:
+        # Only then: another site's form POST comes without the (SameSite=Lax) cookie, and the
+        # browser would still apply a deletion, signing the person out from any page.
+        dash.cookies.end(response)
+    return response
 
 
 def _callback_problem(request: web.Request, sign_in: SignIn | None) -> str | None:

@@ -246,6 +246,25 @@ async def test_logout_needs_the_csrf_token_and_ends_the_session(site: BotHarness
         await client.close()
 
 
+async def test_a_logout_posted_from_another_site_does_not_end_the_session(site: BotHarness) -> None:
+    """SameSite=Lax keeps the session cookie off another site's form POST, but the browser still applies
+    the answer's Set-Cookie: a deletion there would let any page sign people out of the dashboard."""
+    client = Browser(site)
+    try:
+        await client.sign_in()
+        async with httpx.AsyncClient(base_url=site.url) as cross_site:  # no cookie, as the browser sends it
+            response = await cross_site.post("/logout", headers={"Origin": "https://evil.example"})
+        assert not [c for c in response.headers.get_list("set-cookie") if c.startswith(SESSION_COOKIE + "=")]
+        # A session cookie that is sent but no longer valid is still cleared.
+        client.http.cookies.set(SESSION_COOKIE, "forged")
+        stale = await client.post("/logout")
+        assert stale.status_code == 200 and any(
+            c.startswith(SESSION_COOKIE + '=""') for c in stale.headers.get_list("set-cookie")
+        )
+    finally:
+        await client.close()
+
+
 async def test_the_public_url_must_be_a_url(fake_slack: FakeSlack, database_url: str, tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="PUBLIC_URL"):
         make_settings(fake=fake_slack, database_url=database_url, tmp_path=tmp_path, public_url="bot.example.com")
