@@ -77,7 +77,10 @@ def sentry_event_alert() -> dict[str, Any]:
     }
 
 
-def sentry_issue(action: str) -> dict[str, Any]:
+def sentry_issue(
+    action: str, *, first_seen: datetime | None = None, last_seen: datetime | None = None
+) -> dict[str, Any]:
+    first = first_seen or started()
     return {
         "action": action,
         "installation": {"uuid": "7a485448-a9e2-4c85-8a3c-4f44175783c9"},
@@ -89,7 +92,9 @@ def sentry_issue(action: str) -> dict[str, Any]:
                 "culprit": "checkout.views.total",
                 "level": "error",
                 "status": "resolved" if action == "resolved" else "unresolved",
-                "firstSeen": started().isoformat().replace("+00:00", "Z"),
+                "substatus": {"created": "new", "unresolved": "regressed"}.get(action, "ongoing"),
+                "firstSeen": first.isoformat().replace("+00:00", "Z"),
+                "lastSeen": (last_seen or first).isoformat().replace("+00:00", "Z"),
                 "web_url": "https://acme.sentry.io/issues/4512345678/",
             }
         },

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -276,3 +277,18 @@ async def test_a_secret_named_in_bot_yml_but_unset_closes_the_endpoint(
         refused = await send(bot, b.pingdom("DOWN"), source="pingdom", headers={})
         assert refused.status_code == 401 and "TEST_PINGDOM_TOKEN" in refused.json()["error"]
         assert await groups(bot) == []
+
+
+def _minutes_before_declare(incident: Any) -> float:
+    assert incident.impact_started_at is not None, "impact start left at the declaration"
+    return float((incident.declared_at - incident.impact_started_at).total_seconds()) / 60
+
+
+async def test_a_regressed_sentry_issue_started_when_it_came_back(sbot: BotHarness) -> None:
+    """`unresolved` (regressed) carries the issue's firstSeen from weeks ago; the impact began at lastSeen."""
+    now = datetime.now(UTC)
+    body = b.sentry_issue("unresolved", first_seen=now - timedelta(days=30), last_seen=now - timedelta(minutes=7))
+    response = await _post(sbot, "sentry", _sentry(body, "issue"))
+    assert response.status_code == 200, response.text
+    incident = await sbot.incident(1)  # level error → P2 by the rules
+    assert 6 <= _minutes_before_declare(incident) <= 8

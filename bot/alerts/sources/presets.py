@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
+from datetime import datetime
 from typing import Any
 
 from bot.alerts.payloads import PayloadError
@@ -131,9 +132,18 @@ def _sentry_issue(body: dict[str, Any], *, action: str) -> Fields | Ignored:
         title=text(issue.get("title"), where="data.issue.title") or "Sentry issue",
         summary=text(issue.get("culprit"), where="data.issue.culprit"),
         severity=text(issue.get("level"), where="data.issue.level") or None,
-        started_at=when(issue.get("firstSeen"), where="data.issue.firstSeen") if action != "resolved" else None,
+        started_at=_sentry_issue_start(issue, action=action),
         link=text(issue.get("web_url") or issue.get("permalink"), where="data.issue.web_url") or None,
     )
+
+
+def _sentry_issue_start(issue: dict[str, Any], *, action: str) -> datetime | None:
+    """A new issue began when first seen; a regressed one (`unresolved`) when seen again, not weeks ago."""
+    if action == "created":
+        return when(issue.get("firstSeen"), where="data.issue.firstSeen")
+    if action == "unresolved":
+        return when(issue.get("lastSeen"), where="data.issue.lastSeen")
+    return None
 
 
 def _sentry_metric_alert(body: dict[str, Any], *, action: str) -> Fields:
