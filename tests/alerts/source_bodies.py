@@ -102,6 +102,32 @@ def sentry_issue(
     }
 
 
+def sentry_metric_alert(action: str, *, minutes_ago: int = 20) -> dict[str, Any]:
+    """Sentry's metric alert webhook (`metric_alert` resource): `data.metric_alert` is Sentry's own incident."""
+    since = started(minutes_ago).isoformat().replace("+00:00", ".000000Z")
+    return {
+        "action": action,
+        "actor": {"id": "sentry", "name": "Sentry", "type": "application"},
+        "data": {
+            "description_text": "1000 events in the last 10 minutes\\nFilter: level:error",
+            "description_title": f"{action.capitalize()}: Too many errors",
+            "metric_alert": {
+                "alert_rule": {"aggregate": "count()", "id": "7", "name": "Too many errors", "triggers": []},
+                "date_closed": since if action == "resolved" else None,
+                "date_created": since,
+                "date_detected": since,
+                "date_started": since,
+                "id": "4",
+                "identifier": "1",
+                "status": 2 if action == "resolved" else 20,
+                "title": "Sacred Marmot",
+            },
+            "web_url": "https://sentry.io/organizations/acme/alerts/1/",
+        },
+        "installation": {"uuid": "7a485448-a9e2-4c85-8a3c-4f44175783c9"},
+    }
+
+
 def sentry_headers(body: bytes, resource: str, secret: str = SENTRY_SECRET) -> dict[str, str]:
     signature = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
     return {

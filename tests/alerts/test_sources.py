@@ -292,3 +292,13 @@ async def test_a_regressed_sentry_issue_started_when_it_came_back(sbot: BotHarne
     assert response.status_code == 200, response.text
     incident = await sbot.incident(1)  # level error → P2 by the rules
     assert 6 <= _minutes_before_declare(incident) <= 8
+
+
+async def test_a_sentry_metric_alert_started_when_sentry_says(sbot: BotHarness) -> None:
+    response = await _post(sbot, "sentry", _sentry(b.sentry_metric_alert("critical", minutes_ago=20), "metric_alert"))
+    assert response.status_code == 200, response.text
+    incident = await sbot.incident(1)  # critical → P1 by the rules
+    assert incident.severity == "P1"
+    assert 19 <= _minutes_before_declare(incident) <= 21
+    cleared = await _post(sbot, "sentry", _sentry(b.sentry_metric_alert("resolved"), "metric_alert"))
+    assert cleared.status_code == 200 and (await groups(sbot))[0].status == "resolved"

@@ -154,6 +154,7 @@ def _sentry_metric_alert(body: dict[str, Any], *, action: str) -> Fields:
         title=text(body.get("description_title"), where="data.description_title") or "Sentry metric alert",
         summary=text(body.get("description_text"), where="data.description_text"),
         severity="critical" if action == "critical" else "warning" if action == "warning" else None,
+        started_at=when(alert.get("date_started"), where="data.metric_alert.date_started"),
         link=text(body.get("web_url"), where="data.web_url") or None,
     )
 
