@@ -165,10 +165,11 @@ def pingdom(state: str) -> dict[str, Any]:
     }
 
 
-def betterstack(resolved: bool) -> dict[str, Any]:
+def betterstack(resolved: bool, *, incident_id: str = "123456789") -> dict[str, Any]:
+    """An Uptime incident webhook: one Better Stack incident per outage, naming its monitor in relationships."""
     return {
         "data": {
-            "id": "123456789",
+            "id": incident_id,
             "type": "incident",
             "attributes": {
                 "name": "API health",
@@ -186,6 +187,7 @@ def betterstack(resolved: bool) -> dict[str, Any]:
                 "regions": ["us", "eu"],
                 "response_content": None,
             },
+            "relationships": {"monitor": {"data": {"id": "2468013", "type": "monitor"}}},
         }
     }
 

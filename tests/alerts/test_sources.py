@@ -302,3 +302,14 @@ async def test_a_sentry_metric_alert_started_when_sentry_says(sbot: BotHarness) 
     assert 19 <= _minutes_before_declare(incident) <= 21
     cleared = await _post(sbot, "sentry", _sentry(b.sentry_metric_alert("resolved"), "metric_alert"))
     assert cleared.status_code == 200 and (await groups(sbot))[0].status == "resolved"
+
+
+async def test_a_better_stack_monitor_that_goes_down_again_stays_one_incident(sbot: BotHarness) -> None:
+    """Better Stack opens a new incident (new id) for each outage of a monitor: the monitor is the group,
+    as a check is for the other senders, so a flap joins the incident still open."""
+    await _post(sbot, "betterstack", _json(b.betterstack(False, incident_id="1001")))
+    await _post(sbot, "betterstack", _json(b.betterstack(True, incident_id="1001")))
+    assert (await sbot.incident(1)).is_open  # offered, not resolved
+    again = await _post(sbot, "betterstack", _json(b.betterstack(False, incident_id="1002")))
+    assert again.status_code == 200 and again.json()["incident"] == "INC-1"
+    assert await incident_count(sbot) == 1 and len(await groups(sbot)) == 1

@@ -195,13 +195,23 @@ def betterstack(data: dict[str, Any], _: Mapping[str, str]) -> Fields | Ignored:
         bool(attributes.get("resolved_at")) or text(attributes.get("status"), where="status").lower() == "resolved"
     )
     return Fields(
-        key=text(body.get("id"), where="data.id", required=True),
+        key=_betterstack_monitor(body) or text(body.get("id"), where="data.id", required=True),
         firing=not resolved,
         title=text(attributes.get("name"), where="data.attributes.name") or "Better Stack incident",
         summary=text(attributes.get("cause"), where="data.attributes.cause"),
         started_at=when(attributes.get("started_at"), where="data.attributes.started_at"),
         link=text(attributes.get("url"), where="data.attributes.url") or None,
     )
+
+
+def _betterstack_monitor(body: dict[str, Any]) -> str:
+    """Each outage is a new Better Stack incident (a new `id`); its monitor is what stays the same, as a
+    check does for the other senders: `relationships.monitor` (empty for a heartbeat or a manual one)."""
+    relationships = body.get("relationships")
+    monitor = relationships.get("monitor") if isinstance(relationships, dict) else None
+    ref = monitor.get("data") if isinstance(monitor, dict) else None
+    found = text(ref.get("id"), where="data.relationships.monitor.data.id") if isinstance(ref, dict) else ""
+    return f"monitor:{found}" if found else ""
 
 
 PRESETS: dict[str, Reader] = {
