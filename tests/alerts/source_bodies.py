@@ -102,8 +102,9 @@ def sentry_issue(
     }
 
 
-def sentry_metric_alert(action: str, *, minutes_ago: int = 20) -> dict[str, Any]:
-    """Sentry's metric alert webhook (`metric_alert` resource): `data.metric_alert` is Sentry's own incident."""
+def sentry_metric_alert(action: str, *, minutes_ago: int = 20, incident_id: str = "4") -> dict[str, Any]:
+    """Sentry's metric alert webhook (`metric_alert` resource): `data.metric_alert` is Sentry's own incident
+    (a new one, with a new id, each time the rule fires), `data.metric_alert.alert_rule` the rule."""
     since = started(minutes_ago).isoformat().replace("+00:00", ".000000Z")
     return {
         "action": action,
@@ -117,8 +118,8 @@ def sentry_metric_alert(action: str, *, minutes_ago: int = 20) -> dict[str, Any]
                 "date_created": since,
                 "date_detected": since,
                 "date_started": since,
-                "id": "4",
-                "identifier": "1",
+                "id": incident_id,
+                "identifier": incident_id,
                 "status": 2 if action == "resolved" else 20,
                 "title": "Sacred Marmot",
             },

@@ -313,3 +313,14 @@ async def test_a_better_stack_monitor_that_goes_down_again_stays_one_incident(sb
     again = await _post(sbot, "betterstack", _json(b.betterstack(False, incident_id="1002")))
     assert again.status_code == 200 and again.json()["incident"] == "INC-1"
     assert await incident_count(sbot) == 1 and len(await groups(sbot)) == 1
+
+
+async def test_a_sentry_metric_alert_that_fires_again_stays_one_incident(sbot: BotHarness) -> None:
+    """Each time a metric alert rule fires Sentry opens a new incident of its own (a new id): the rule is
+    the group, so firing again while the first incident is open joins it."""
+    await _post(sbot, "sentry", _sentry(b.sentry_metric_alert("critical", incident_id="41"), "metric_alert"))
+    await _post(sbot, "sentry", _sentry(b.sentry_metric_alert("resolved", incident_id="41"), "metric_alert"))
+    assert (await sbot.incident(1)).is_open  # offered, not resolved
+    again = await _post(sbot, "sentry", _sentry(b.sentry_metric_alert("critical", incident_id="42"), "metric_alert"))
+    assert again.status_code == 200 and again.json()["incident"] == "INC-1"
+    assert await incident_count(sbot) == 1 and len(await groups(sbot)) == 1

@@ -146,10 +146,20 @@ def _sentry_issue_start(issue: dict[str, Any], *, action: str) -> datetime | Non
     return None
 
 
+def _sentry_metric_key(alert: dict[str, Any]) -> str:
+    """`metric_alert` is Sentry's incident, a new one (new id) each time the rule fires; the rule is what
+    stays the same, as a check does for the other senders."""
+    rule = alert.get("alert_rule")
+    rule_id = text(rule.get("id"), where="data.metric_alert.alert_rule.id") if isinstance(rule, dict) else ""
+    if rule_id:
+        return f"metric_rule:{rule_id}"
+    return "metric:" + text(alert.get("id"), where="data.metric_alert.id", required=True)
+
+
 def _sentry_metric_alert(body: dict[str, Any], *, action: str) -> Fields:
     alert = _object(body.get("metric_alert"), where="data.metric_alert")
     return Fields(
-        key="metric:" + text(alert.get("id"), where="data.metric_alert.id", required=True),
+        key=_sentry_metric_key(alert),
         firing=action != "resolved",
         title=text(body.get("description_title"), where="data.description_title") or "Sentry metric alert",
         summary=text(body.get("description_text"), where="data.description_text"),
