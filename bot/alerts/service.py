@@ -173,7 +173,7 @@ async def _apply(
     newly_resolved = [
         a.fingerprint for a in note.alerts if a.status == "resolved" and existing.get(a.fingerprint) == "firing"
     ]
-    await _upsert_alerts(session, group_id=group_id, note=note, now=now)
+    await _upsert_alerts(session, group_id=group_id, note=note, refired=set(new_firing), now=now)
     if incident_id is not None:
         await timeline.add(
             session,
@@ -265,9 +265,13 @@ def _episode_reset(*, wanted: bool, rule: str | None, now: datetime, episode: in
     }
 
 
-async def _upsert_alerts(session: AsyncSession, *, group_id: int, note: Notification, now: datetime) -> None:
-    """Each alert of the delivery, by (group, fingerprint): new ones inserted, known ones brought up to date."""
+async def _upsert_alerts(
+    session: AsyncSession, *, group_id: int, note: Notification, refired: set[str], now: datetime
+) -> None:
+    """Each alert of the delivery, by (group, fingerprint): new ones inserted, known ones brought up to date.
+    One firing again after it cleared (`refired`) is news again for the linked incident's channel."""
     for alert in note.alerts:
+        again = {"noticed": False} if alert.fingerprint in refired else {}
         statement = _insert(session, AlertInstance).values(
             group_id=group_id,
             fingerprint=alert.fingerprint,
@@ -291,6 +295,7 @@ async def _upsert_alerts(session: AsyncSession, *, group_id: int, note: Notifica
                 "ends_at": alert.ends_at,
                 "generator_url": alert.generator_url,
                 "last_seen_at": now,
+                **again,
             },
         )
         await session.exec(statement)

@@ -263,3 +263,16 @@ async def test_an_alert_that_clears_again_while_its_offer_is_posted_is_offered_a
     await bot.settle()
     await processor(bot).idle()
     assert len(offers()) == 2
+
+
+async def test_an_alert_that_fires_again_after_it_cleared_is_said_in_the_incident_channel(bot: BotHarness) -> None:
+    """The channel was offered to resolve when the alert cleared; firing again, it must say so there too,
+    or the responders see only the offer (the card in #alerts is not where they are)."""
+    firing = p.am_alert(severity="critical")
+    await send(bot, p.alertmanager([firing]))
+    channel = (await bot.incident(1)).channel_id or ""
+    await send(bot, p.alertmanager([dict(firing, status="resolved", endsAt="2026-11-20T09:10:00Z")]))
+    assert action_ids(bot.fake.messages(channel)[-1]) == ["alert_resolve_incident"]
+    await send(bot, p.alertmanager([dict(firing, startsAt="2026-11-20T09:12:00Z")]))
+    last = bot.fake.messages(channel)[-1]
+    assert "firing" in rendered(last) and "HighErrorRate" in rendered(last), rendered(last)
