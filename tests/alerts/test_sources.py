@@ -324,3 +324,12 @@ async def test_a_sentry_metric_alert_that_fires_again_stays_one_incident(sbot: B
     again = await _post(sbot, "sentry", _sentry(b.sentry_metric_alert("critical", incident_id="42"), "metric_alert"))
     assert again.status_code == 200 and again.json()["incident"] == "INC-1"
     assert await incident_count(sbot) == 1 and len(await groups(sbot)) == 1
+
+
+async def test_a_severity_tag_counts_when_the_preset_finds_no_severity_of_its_own(sbot: BotHarness) -> None:
+    """A Datadog monitor with no priority, tagged severity:critical: the tag is what the sender says."""
+    body = {**b.datadog("Triggered"), "alert_priority": "", "tags": "env:prod,service:api,severity:critical"}
+    response = await send(sbot, body, source="dd", headers=BEARER)
+    assert response.status_code == 200, response.text
+    incident = await sbot.incident(1)  # the rule severity=critical → P1
+    assert incident.severity == "P1"

@@ -107,7 +107,8 @@ def notification(source: str, fields: Fields, *, now: datetime) -> Notification:
     if not fields.key:
         raise PayloadError("the alert has no id to group it by")
     status = "firing" if fields.firing else "resolved"
-    labels = {k: v for k, v in fields.labels.items() if k not in ("alertname", "severity", "service")}
+    # The sender's own `severity`/`service` labels stay unless the preset read one of its own.
+    labels = {k: v for k, v in fields.labels.items() if k != "alertname"}
     labels["alertname"] = (fields.title or "alert")[:MAX_VALUE]
     if fields.severity:
         labels["severity"] = fields.severity[:50]

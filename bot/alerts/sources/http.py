@@ -21,6 +21,7 @@ from aiohttp import web
 
 from bot.alerts.http import Handler, authorized, store_and_answer
 from bot.alerts.payloads import PayloadError, decode
+from bot.alerts.rules import severity_of
 from bot.alerts.sources import mapped, presets
 from bot.alerts.sources.fields import Fields, Ignored, notification
 from bot.config import AlertSource
@@ -105,7 +106,7 @@ def handler_for_source(deps: Deps, name: str, source: AlertSource) -> Handler:
             if isinstance(fields, Ignored):
                 log.info("ignored a delivery on /alerts/%s: %s", name, fields.reason)
                 return web.json_response({"status": "ignored", "reason": fields.reason})
-            if fields.severity is None and source.severity is not None:
+            if fields.severity is None and source.severity is not None and severity_of(fields.labels) is None:
                 fields = _with(fields, severity=source.severity.value)
             if fields.service is None and source.service is not None:
                 fields = _with(fields, service=source.service)
