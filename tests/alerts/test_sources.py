@@ -333,3 +333,14 @@ async def test_a_severity_tag_counts_when_the_preset_finds_no_severity_of_its_ow
     assert response.status_code == 200, response.text
     incident = await sbot.incident(1)  # the rule severity=critical → P1
     assert incident.severity == "P1"
+
+
+async def test_an_uptimerobot_ssl_expiry_notice_is_not_the_monitor_going_down(sbot: BotHarness) -> None:
+    """UptimeRobot never clears an SSL expiry notice: sharing the monitor's group, it kept that group firing,
+    and the monitor going down weeks later only edited the old notice's message far up in #alerts."""
+    ssl = await send(sbot, b.uptimerobot("3"), source=f"uptime?token={TOKEN}", headers={})
+    assert ssl.status_code == 200, ssl.text
+    down = await send(sbot, b.uptimerobot("1"), source=f"uptime?token={TOKEN}", headers={})
+    assert down.status_code == 200 and down.json()["group"] != ssl.json()["group"]
+    notice, outage = alert_messages(sbot)
+    assert "SSL" in rendered(notice) and "API health is down" in rendered(outage)

@@ -33,8 +33,10 @@ def uptimerobot(data: dict[str, Any], _: Mapping[str, str]) -> Fields | Ignored:
     labels = {"monitor_url": text(data.get("monitorURL"), where="monitorURL")}
     if kind == "3":
         labels["alert"] = "ssl_expiry"
+    monitor = text(data.get("monitorID"), where="monitorID", required=True)
     return Fields(
-        key=text(data.get("monitorID"), where="monitorID", required=True),
+        # An SSL expiry notice is never cleared: in the monitor's own group it would keep that group firing.
+        key=f"{monitor}:ssl" if kind == "3" else monitor,
         firing=kind != "2",
         title=f"{name} is down" if kind == "1" else f"{name} is up" if kind == "2" else f"{name}: SSL certificate",
         summary=details,
