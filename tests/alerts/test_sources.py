@@ -344,3 +344,15 @@ async def test_an_uptimerobot_ssl_expiry_notice_is_not_the_monitor_going_down(sb
     assert down.status_code == 200 and down.json()["group"] != ssl.json()["group"]
     notice, outage = alert_messages(sbot)
     assert "SSL" in rendered(notice) and "API health is down" in rendered(outage)
+
+
+async def test_datadog_titles_lose_the_priority_and_the_transition_in_front(sbot: BotHarness) -> None:
+    """A monitor with a priority is titled `[P1] [Triggered on {host:web-1}] …` by Datadog."""
+    body = {**b.datadog("Triggered"), "title": "[P1] [Triggered on {host:web-1}] High error rate on checkout"}
+    assert (await send(sbot, body, source="dd", headers=BEARER)).status_code == 200
+    incident = await sbot.incident(1)
+    assert incident.title.startswith("High error rate on checkout"), incident.title
+    body = {**b.datadog("Recovered"), "title": "[P1] [Recovered on {host:web-1}] High error rate on checkout"}
+    assert (await send(sbot, body, source="dd", headers=BEARER)).status_code == 200
+    [group] = await groups(sbot)
+    assert group.title.startswith("High error rate on checkout"), group.title

@@ -12,7 +12,9 @@ from bot.alerts.sources.fields import Fields, Ignored, tag_labels, text, when
 
 Reader = Callable[[dict[str, Any], Mapping[str, str]], Fields | Ignored]
 
-_BRACKET = re.compile(r"^\s*\[[^\]]*\]\s*")
+# Datadog's title starts with the transition (`[Triggered]`, `[Recovered on {host:h1}]`), after the
+# monitor's priority when it has one (`[P1] [Triggered] …`).
+_BRACKET = re.compile(r"^\s*(?:\[P[1-5]\]\s*)?\[[^\]]*\]\s*")
 
 
 def _object(value: Any, *, where: str) -> dict[str, Any]:
