@@ -7,7 +7,7 @@ find it without storing anything.
 PagerDuty asks senders to retry a 429 or a 5xx with backoff. Acknowledge and resolve are
 retried (`RETRY_DELAYS`, or the `Retry-After` PagerDuty gives, whichever is longer): they are
 sent once per incident, and one lost leaves PagerDuty paging people about an incident that is
-over. A trigger is not retried here: it is part of a page, whose own attempts retry it.
+over. A trigger is not retried here: it is part of a page, whose own attempts retry it (`is_transient`).
 """
 
 from __future__ import annotations
@@ -95,7 +95,7 @@ class PagerDuty:
             except PlatformAuthError:
                 raise
             except PlatformError as exc:
-                if delay is None or not _transient(exc):
+                if delay is None or not is_transient(exc):
                     raise
                 retry_after = exc.retry_after if isinstance(exc, PlatformRateLimited) else None
                 wait = max(delay, min(retry_after or 0.0, MAX_RETRY_AFTER))
@@ -147,7 +147,8 @@ class _Unavailable(PlatformError):
     """PagerDuty had an error of its own (5xx) or did not answer: worth another try."""
 
 
-def _transient(exc: PlatformError) -> bool:
+def is_transient(exc: BaseException) -> bool:
+    """PagerDuty throttled (429), failed (5xx) or did not answer: it asks senders to try again."""
     return isinstance(exc, (PlatformRateLimited, _Unavailable))
 
 

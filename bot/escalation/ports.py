@@ -26,6 +26,10 @@ class PageMessage:
     late_by: timedelta | None = None  # set when the page went out late (marked late)
 
 
+# The recipient row (and `PageReport.retrying` key) that stands for PagerDuty taking a page.
+PAGERDUTY = "pagerduty"
+
+
 @dataclass(frozen=True)
 class PageReport:
     """The channel mention after the DMs: who was paged and whose DM failed (user -> reason).

@@ -82,7 +82,7 @@ class Runtime:
         """The back-off after attempt number `attempts`: 30 s, then 60 s, ..."""
         return self.retry_backoff * max(attempts, 1)
 
-    async def call_pagerduty(self, action: str, incident: Incident) -> str | None:
+    async def call_pagerduty(self, action: str, incident: Incident) -> BotError | None:
         """Best effort: PagerDuty is an extra channel, never a reason to lose the Slack page."""
         if self.pagerduty is None:
             return None
@@ -90,5 +90,5 @@ class Runtime:
             await getattr(self.pagerduty, action)(incident)
         except BotError as exc:
             log.warning("pagerduty %s for %s failed: %s", action, incident.ref, exc)
-            return str(exc)
+            return exc
         return None

@@ -58,6 +58,7 @@ async def test_trigger_acknowledge_resolve_share_one_dedup_key(
 
 
 async def test_pagerduty_failure_never_blocks_the_slack_page(
+    clock: FakeClock,
     pager: FakePager,
     start: Start,
     pagerduty: PagerDuty,
@@ -65,7 +66,12 @@ async def test_pagerduty_failure_never_blocks_the_slack_page(
 ) -> None:
     fake_pd.status = 500
     escalator, incident_id = await start(pagerduty=pagerduty)
-    assert pager.levels() == [1]
+    assert pager.levels() == [1] and pager.paged() == [(1, "U0ALICE")]
+    for _ in range(2):  # PagerDuty is tried again with the page's retries, then given up on
+        clock.advance(escalator.retry_backoff * 2)
+        await escalator.run_due()
+    assert pager.paged() == [(1, "U0ALICE")]
+    assert [e["event_action"] for e in fake_pd.attempts] == ["trigger"] * 3
     pages = await escalator.pages(incident_id)
     assert pages[0].sent_at is not None
     assert pages[0].error and "PagerDuty trigger for INC-1 failed with HTTP 500" in pages[0].error
@@ -173,3 +179,73 @@ async def test_a_refused_or_invalid_resolve_is_not_retried_and_a_lasting_outage_
     with pytest.raises(PlatformError, match="HTTP 503"):
         await pagerduty.acknowledge(incident)
     assert slept == list(RETRY_DELAYS) and len(fake_pd.attempts) == 2 + len(RETRY_DELAYS) + 1
+
+
+async def test_a_trigger_pagerduty_throttled_or_failed_for_now_is_sent_again_with_the_pages_retry(
+    db: Database,
+    clock: FakeClock,
+    pager: FakePager,
+    make_escalator: MakeEscalator,
+    pagerduty: PagerDuty,
+    fake_pd: FakePagerDuty,
+) -> None:
+    """PagerDuty asks for a retry on 429/5xx: one 503 must not leave its people unpaged (no phone call)."""
+    from bot.config import BotConfig
+
+    for n, cfg in enumerate((None, BotConfig())):  # with Slack DMs too, and PagerDuty alone
+        escalator = make_escalator(cfg, pagerduty=pagerduty)
+        incident = await declare(db, clock, channel_id=f"C0INC{n}")
+        assert incident.id is not None
+        fake_pd.events.clear()
+        fake_pd.next_statuses = [503]
+        await escalator.incident_declared(incident.id)
+        assert fake_pd.events == []
+        (report,) = [r for i, r in pager.reports if i == incident.id]
+        assert "HTTP 503" in report.retrying["pagerduty"] and report.retry_in == escalator.retry_backoff
+        clock.advance(escalator.retry_backoff)
+        await escalator.run_due()
+        assert [e["event_action"] for e in fake_pd.events] == ["trigger"], cfg
+        assert fake_pd.events[0]["dedup_key"] == f"incident-bot/{incident.ref}"
+        (page, *_) = await escalator.pages(incident.id)
+        assert page.sent_at is not None and page.attempts == 2 and not page.error
+        clock.advance(escalator.retry_backoff * 4)
+        await escalator.run_due()
+        assert [e["event_action"] for e in fake_pd.attempts[-2:]] == ["trigger", "trigger"]  # no third
+
+
+async def test_a_trigger_pagerduty_refused_as_invalid_is_not_sent_again(
+    db: Database,
+    clock: FakeClock,
+    pager: FakePager,
+    start: Start,
+    pagerduty: PagerDuty,
+    fake_pd: FakePagerDuty,
+) -> None:
+    fake_pd.next_statuses = [400]
+    escalator, incident_id = await start(pagerduty=pagerduty)
+    clock.advance(escalator.retry_backoff * 4)
+    await escalator.run_due()
+    assert [e["event_action"] for e in fake_pd.attempts] == ["trigger"]
+    (page, *_) = await escalator.pages(incident_id)
+    assert page.sent_at is not None and page.attempts == 1
+
+
+async def test_a_trigger_waiting_for_its_retry_is_dropped_once_someone_acknowledged_in_slack(
+    db: Database,
+    clock: FakeClock,
+    pager: FakePager,
+    start: Start,
+    pagerduty: PagerDuty,
+    fake_pd: FakePagerDuty,
+) -> None:
+    """PagerDuty would only phone people about an incident someone has already taken."""
+    fake_pd.next_statuses = [503]
+    escalator, incident_id = await start(pagerduty=pagerduty)
+    await acknowledge(db, clock, incident_id, "U0ALICE")
+    await escalator.incident_acknowledged(incident_id, user="U0ALICE")
+    clock.advance(escalator.retry_backoff)
+    await escalator.run_due()
+    assert [e["event_action"] for e in fake_pd.attempts] == ["trigger", "acknowledge"]
+    (page, *_) = await escalator.pages(incident_id)
+    assert page.sent_at is not None and page.sent_to == ["U0ALICE"]
+    assert page.error and "acknowledged" in page.error

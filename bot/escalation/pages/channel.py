@@ -11,11 +11,12 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
+from bot.escalation import pagerduty
 from bot.escalation.models import Page, PageTarget, TargetKind, TargetState
 from bot.escalation.pages import outcome, queries
 from bot.escalation.pages.outcome import Attempt
 from bot.escalation.pages.targets import NewTarget, add_targets, mark_invited, mark_target, targets, targets_by_page
-from bot.escalation.ports import PageMessage
+from bot.escalation.ports import PAGERDUTY, PageMessage
 from bot.escalation.runtime import Runtime
 from bot.exceptions import ChatError
 from bot.incidents.models import Incident
@@ -87,13 +88,24 @@ class Channel:
     async def trigger_pagerduty(
         self, page_id: int, rows: list[PageTarget], incident: Incident, attempt: Attempt, *, now: datetime
     ) -> list[PageTarget]:
-        """PagerDuty takes the first page of an incident (best effort; its dedup key makes a repeat harmless)."""
-        if outcome.sent(rows, TargetKind.PAGERDUTY):
+        """PagerDuty takes the first page of an incident (best effort; its dedup key makes a repeat harmless).
+
+        A 429 or 5xx stays pending, so the page's next attempt triggers again (PagerDuty asks for a
+        retry); a refusal (bad key, invalid event) is final at once.
+        """
+        row = outcome.row_of(rows, TargetKind.PAGERDUTY)
+        if row is not None and row.state != TargetState.PENDING:
             return rows
-        error = await self.rt.call_pagerduty("trigger", incident)
-        if not error:
+        if row is not None and incident.acknowledged_at is not None:
+            # A retry after someone took the incident in Slack: PagerDuty would only phone them now.
+            skipped = "PagerDuty not triggered: the incident was acknowledged meanwhile"
+            return await self.record(page_id, rows, TargetKind.PAGERDUTY, PAGERDUTY, now=now, error=skipped, final=True)
+        failure = await self.rt.call_pagerduty("trigger", incident)
+        if failure is None:
             attempt.via.append("PagerDuty")
-        return await self.record(page_id, rows, TargetKind.PAGERDUTY, "pagerduty", now=now, error=error)
+        error = None if failure is None else str(failure)
+        final = failure is not None and not pagerduty.is_transient(failure)
+        return await self.record(page_id, rows, TargetKind.PAGERDUTY, PAGERDUTY, now=now, error=error, final=final)
 
     async def report(
         self,
@@ -129,10 +141,12 @@ class Channel:
         *,
         now: datetime,
         error: str | None,
+        final: bool = False,
     ) -> list[PageTarget]:
-        """Store the channel mention's or PagerDuty's outcome (SENT, or PENDING with the error); returns the rows."""
+        """Store the channel mention's or PagerDuty's outcome (SENT, or PENDING with the error, FAILED if
+        `final`); returns the rows."""
         row = outcome.row_of(rows, kind)
-        state = TargetState.SENT if error is None else TargetState.PENDING
+        state = TargetState.SENT if error is None else TargetState.FAILED if final else TargetState.PENDING
         async with self.rt.db.session() as session:
             if row is None or row.id is None:
                 new = [NewTarget(kind, recipient, state=state, error=error)]

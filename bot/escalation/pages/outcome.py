@@ -42,9 +42,13 @@ def sent(rows: list[PageTarget], kind: TargetKind) -> bool:
     return any(row.kind == kind and row.state == TargetState.SENT for row in rows)
 
 
+# Still to be reached after a transient failure: a person, a bot.yml target, or PagerDuty (429/5xx).
+RETRIED = (*PEOPLE, TargetKind.PAGERDUTY)
+
+
 def outstanding(rows: list[PageTarget]) -> dict[str, str]:
-    """People (and bot.yml targets) still pending after a transient failure -> the last error."""
-    return {r.recipient: r.error or "failed" for r in rows if r.kind in PEOPLE and r.state == TargetState.PENDING}
+    """People, bot.yml targets and PagerDuty still pending after a transient failure -> the last error."""
+    return {r.recipient: r.error or "failed" for r in rows if r.kind in RETRIED and r.state == TargetState.PENDING}
 
 
 def reached(rows: list[PageTarget], *, channel: bool = False) -> bool:

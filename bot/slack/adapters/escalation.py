@@ -13,7 +13,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.clock import format_duration
 from bot.escalation.models import ReminderKind
-from bot.escalation.ports import PageMessage, Pager, PageReport, ReminderMessage
+from bot.escalation.ports import PAGERDUTY, PageMessage, Pager, PageReport, ReminderMessage
 from bot.exceptions import ChatError
 from bot.incidents.access import Access
 from bot.incidents.models import Incident, Status
@@ -118,7 +118,8 @@ def _report_headline(report: PageReport) -> str:
     if report.via:
         return f"📟 Paged {level}{retry} through {', '.join(report.via)}"
     if report.retrying and report.attempt == 1:
-        return f"📟 ⚠️ Paging {level}: Slack failed, trying again"
+        failed = "PagerDuty" if set(report.retrying) == {PAGERDUTY} else "Slack"
+        return f"📟 ⚠️ Paging {level}: {failed} failed, trying again"
     if report.attempt == 1 or not (report.failed or report.unresolved):
         return f"📟 ⚠️ Paging {level} reached nobody"
     return f"📟 ⚠️ Paging {level}{retry}: giving up on"
