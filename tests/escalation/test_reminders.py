@@ -19,6 +19,7 @@ from tests.escalation.conftest import (
     FakePager,
     MakeEscalator,
     Start,
+    acknowledge,
     declare,
     resolve,
     set_severity,
@@ -103,6 +104,27 @@ async def test_commander_is_the_one_mentioned(
     clock.advance(timedelta(minutes=15))
     await escalator.run_due()
     assert pager.reminders[0][1].mention == ["U0CAROL"]
+
+
+async def test_an_alert_declared_incident_reminds_whoever_acknowledged_it_not_the_alert_source(
+    db: Database, clock: FakeClock, pager: FakePager, start: Start
+) -> None:
+    """Auto-declared: no commander, declared and resolved by `alertmanager`, which is nobody to ping."""
+    escalator, incident_id = await start(declared_by="alertmanager")
+    clock.advance(timedelta(minutes=15))
+    await escalator.run_due()
+    assert pager.reminders[-1][1].mention == []  # nobody took it yet: the channel alone
+    await acknowledge(db, clock, incident_id, "U0BOB")
+    clock.advance(timedelta(minutes=15))
+    await escalator.run_due()
+    assert kinds(pager) == ["status_update", "status_update"]
+    assert pager.reminders[-1][1].mention == ["U0BOB"]
+    await resolve(db, clock, incident_id, user="alertmanager")
+    await escalator.incident_resolved(incident_id)
+    clock.advance(timedelta(hours=24))
+    await escalator.run_due()
+    assert kinds(pager)[-1] == "postmortem"
+    assert pager.reminders[-1][1].mention == ["U0BOB"]
 
 
 async def test_p3_gets_no_status_reminders_until_raised_to_p2(

@@ -13,6 +13,7 @@ from datetime import datetime
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.clock import utc
+from bot.config import is_user_id
 from bot.escalation import leases
 from bot.escalation.models import Reminder, ReminderKind
 from bot.escalation.ports import ReminderMessage
@@ -123,15 +124,22 @@ class ReminderSender(Sender[Reminder]):
 
 
 def _message(reminder: Reminder, incident: Incident, now: datetime) -> ReminderMessage:
-    """Whom to ping (the commander, else who resolved or declared it) and how long it has been."""
+    """Whom to ping and how long it has been.
+
+    The commander, else (post-mortem) who resolved it, else who declared or acknowledged it: the
+    first of them who is a person. An alert source (`alertmanager`) declares and resolves
+    incidents too, but nobody reads its mentions.
+    """
     if reminder.kind == ReminderKind.STATUS_UPDATE:
         since = utc(incident.last_status_update_at or incident.declared_at)
     else:
         since = utc(incident.resolved_at or now)
-    person = (
-        incident.commander
-        or (incident.resolved_by if reminder.kind == ReminderKind.POSTMORTEM else None)
-        or incident.declared_by
-    )
+    candidates = [
+        incident.commander,
+        incident.resolved_by if reminder.kind == ReminderKind.POSTMORTEM else None,
+        incident.declared_by,
+        incident.acknowledged_by,
+    ]
+    person = next((who for who in candidates if is_user_id(who)), None)
     mention = [person] if person else []
     return ReminderMessage(kind=reminder.kind, overdue_by=now - since, mention=mention)
