@@ -249,3 +249,29 @@ async def test_a_trigger_waiting_for_its_retry_is_dropped_once_someone_acknowled
     (page, *_) = await escalator.pages(incident_id)
     assert page.sent_at is not None and page.sent_to == ["U0ALICE"]
     assert page.error and "acknowledged" in page.error
+
+
+async def test_no_trigger_for_an_incident_acknowledged_while_its_first_page_went_out(
+    db: Database,
+    clock: FakeClock,
+    pager: FakePager,
+    make_escalator: MakeEscalator,
+    pagerduty: PagerDuty,
+    fake_pd: FakePagerDuty,
+) -> None:
+    """The on-call taps Acknowledge in the DM before the page's channel half: PagerDuty must not phone them."""
+    escalator = make_escalator(pagerduty=pagerduty)
+    incident = await declare(db, clock)
+    assert incident.id is not None
+    incident_id = incident.id
+
+    async def acknowledged_in_slack(user: str) -> None:
+        await acknowledge(db, clock, incident_id, user)
+        await escalator.incident_acknowledged(incident_id, user=user)
+
+    pager.on_dm = acknowledged_in_slack
+    await escalator.incident_declared(incident_id)
+    assert pager.paged() == [(1, "U0ALICE")]
+    assert "trigger" not in [e["event_action"] for e in fake_pd.attempts]
+    (page, *_) = await escalator.pages(incident_id)
+    assert page.sent_at is not None and page.error and "acknowledged" in page.error

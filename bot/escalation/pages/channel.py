@@ -91,13 +91,14 @@ class Channel:
         """PagerDuty takes the first page of an incident (best effort; its dedup key makes a repeat harmless).
 
         A 429 or 5xx stays pending, so the page's next attempt triggers again (PagerDuty asks for a
-        retry); a refusal (bad key, invalid event) is final at once.
+        retry); a refusal (bad key, invalid event) is final at once. Not sent once acknowledged.
         """
         row = outcome.row_of(rows, TargetKind.PAGERDUTY)
         if row is not None and row.state != TargetState.PENDING:
             return rows
-        if row is not None and incident.acknowledged_at is not None:
-            # A retry after someone took the incident in Slack: PagerDuty would only phone them now.
+        if incident.acknowledged_at is not None:
+            # Someone took the incident in Slack while the DMs went out (or before a retry): PagerDuty,
+            # told of the ack already, would open its alert anew and phone them about it.
             skipped = "PagerDuty not triggered: the incident was acknowledged meanwhile"
             return await self.record(page_id, rows, TargetKind.PAGERDUTY, PAGERDUTY, now=now, error=skipped, final=True)
         failure = await self.rt.call_pagerduty("trigger", incident)
