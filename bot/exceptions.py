@@ -15,7 +15,8 @@ with its stack trace. The tree:
     └── PlatformError            a deploy platform (Railway, Vercel, Kubernetes, webhook) failed
         ├── PlatformAuthError    token missing, wrong or lacking rights
         ├── PlatformRateLimited  HTTP 429; `retry_after` seconds
-        └── PlatformTimeout      the platform or the deployment did not answer in time
+        └── PlatformUnsure       no clear answer (5xx, connection lost): what was asked may have happened
+            └── PlatformTimeout  the platform or the deployment did not answer in time
 """
 
 from __future__ import annotations
@@ -108,5 +109,17 @@ class PlatformRateLimited(PlatformError):
         self.retry_after = retry_after
 
 
-class PlatformTimeout(PlatformError):
+class PlatformUnsure(PlatformError):
+    """No clear answer (a server error, a connection lost mid-request): what was asked may have happened.
+
+    `reason` is the short cause without advice ("HTTP 502: Bad Gateway"), for a message that must not
+    say "try again" about an action that may already be under way.
+    """
+
+    def __init__(self, message: str, *, platform: str = "", reason: str = "") -> None:
+        super().__init__(message, platform=platform)
+        self.reason = reason or message
+
+
+class PlatformTimeout(PlatformUnsure):
     """The platform or the deployment did not finish in time."""

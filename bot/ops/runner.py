@@ -13,7 +13,7 @@ from typing import TypedDict
 from bot.clock import format_duration
 from bot.config import Service
 from bot.deps import Deps
-from bot.exceptions import BotError
+from bot.exceptions import BotError, PlatformUnsure
 from bot.health import checker
 from bot.health.checker import HealthResult
 from bot.health.classify import HealthState
@@ -55,6 +55,14 @@ class Runner:
                 handle = await platform.restart()
             else:
                 handle = await platform.rollback(plan.target.id if plan.target else None)
+        except PlatformUnsure as exc:
+            # "Refused, try again" would be wrong: a second /restart may restart it twice.
+            self.durations["call"] = _since(timer, call_start)
+            message = (
+                f"{platform.display_name} did not confirm the {plan.action.value} ({exc.reason}); it may have "
+                f"started anyway: check `/status {plan.service}` before you run it again"
+            )
+            return self._report(Outcome.FAILED, message)
         except BotError as exc:
             self.durations["call"] = _since(timer, call_start)
             return self._report(Outcome.FAILED, f"{platform.display_name} refused the {plan.action.value}: {exc}")

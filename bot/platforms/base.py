@@ -19,7 +19,14 @@ from typing import Any, Protocol, runtime_checkable
 
 import httpx
 
-from bot.exceptions import NotFound, PlatformAuthError, PlatformError, PlatformRateLimited, PlatformTimeout
+from bot.exceptions import (
+    NotFound,
+    PlatformAuthError,
+    PlatformError,
+    PlatformRateLimited,
+    PlatformTimeout,
+    PlatformUnsure,
+)
 
 DEFAULT_REQUEST_TIMEOUT = 15.0
 
@@ -183,11 +190,15 @@ class Endpoint:
             raise PlatformTimeout(
                 f"{name} did not answer within {self.timeout:g} s; it may be having an outage, try again shortly",
                 platform=name,
+                reason=f"no answer within {self.timeout:g} s",
             ) from exc
         except httpx.HTTPError as exc:
             host = httpx.URL(url).host or url
             reason = str(exc) or type(exc).__name__
-            raise PlatformError(f"could not reach {name} at {host}: {reason}", platform=name) from exc
+            message = f"could not reach {name} at {host}: {reason}"
+            if isinstance(exc, httpx.ConnectError):  # never sent: nothing happened
+                raise PlatformError(message, platform=name) from exc
+            raise PlatformUnsure(message, platform=name, reason=f"connection lost: {reason}") from exc
         raise_for_status(response, platform=name, not_found=not_found)
         return response
 
@@ -212,8 +223,11 @@ def raise_for_status(response: httpx.Response, *, platform: str, not_found: str 
     if status == 404 and not_found:
         raise PlatformError(f"{not_found}{suffix}", platform=platform)
     if status >= 500:
-        raise PlatformError(
-            f"{platform} had an internal error (HTTP {status}){suffix}; try again shortly", platform=platform
+        # A gateway's 502/504 often means the platform did the work and the answer was lost.
+        raise PlatformUnsure(
+            f"{platform} had an internal error (HTTP {status}){suffix}; try again shortly",
+            platform=platform,
+            reason=f"HTTP {status}{suffix}",
         )
     raise PlatformError(f"{platform} rejected the request (HTTP {status}){suffix}", platform=platform)
 

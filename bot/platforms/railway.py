@@ -25,7 +25,7 @@ from typing import Any
 import httpx
 
 from bot.config import RailwayTarget
-from bot.exceptions import ConfigError, PlatformAuthError, PlatformError, PlatformRateLimited
+from bot.exceptions import ConfigError, PlatformAuthError, PlatformError, PlatformRateLimited, PlatformUnsure
 from bot.platforms.base import (
     DEFAULT_REQUEST_TIMEOUT,
     Deployment,
@@ -187,9 +187,10 @@ class RailwayPlatform:
             for deployment in await self._deployments(first=5):
                 if deployment.id not in before:
                     return replace(deployment, meta={**deployment.meta, "action": action})
-        raise PlatformError(
+        raise PlatformUnsure(
             f"Railway accepted the {action} but lists no new deployment yet; watch it in the Railway dashboard",
             platform=NAME,
+            reason="Railway accepted it but lists no new deployment yet; watch it in the Railway dashboard",
         )
 
     async def _mutate(self, document: str, variables: dict[str, Any], field: str) -> None:

@@ -26,7 +26,7 @@ from urllib.parse import quote
 import httpx
 
 from bot.config import VercelTarget
-from bot.exceptions import PlatformAuthError, PlatformError
+from bot.exceptions import PlatformAuthError, PlatformError, PlatformUnsure
 from bot.platforms.base import (
     DEFAULT_REQUEST_TIMEOUT,
     Deployment,
@@ -120,7 +120,11 @@ class VercelPlatform:
             json_body={"deploymentId": current.id, "name": name, "target": "production"},
         )
         if not isinstance(body, dict) or not (body.get("id") or body.get("uid")):
-            raise PlatformError("Vercel accepted the redeploy but returned no deployment id", platform=NAME)
+            raise PlatformUnsure(
+                "Vercel accepted the redeploy but returned no deployment id",
+                platform=NAME,
+                reason="Vercel accepted it but returned no deployment id; look for it in the Vercel dashboard",
+            )
         new = _deployment(body)
         return Deployment(
             new.id,

@@ -229,3 +229,18 @@ async def test_a_refusal_names_people_as_mentions(stack: Stack) -> None:
     await stack.bot.command("gateway", command="/restart", user="U0ALICE")
     await stack.bot.click("ops_cancel", stack.button_value("ops_cancel"), user="U0CAROL")
     assert "only <@U0ALICE> or people who may restart can cancel this" in stack.bot.last_reply()
+
+
+async def test_a_restart_whose_answer_is_lost_is_not_reported_as_refused(stack: Stack) -> None:
+    """A 502 from a proxy (or no answer in time) after the platform did the work: the outcome is not
+    known, so the report must not say "refused, try again" (a second /restart restarts twice)."""
+    await stack.bot.command("gateway", command="/restart", user="U0LEAD")
+    stack.railway.lose_answer_next(body_contains="deploymentRestart")
+    await stack.bot.click("ops_confirm", stack.button_value("ops_confirm"), user="U0LEAD")
+
+    assert stack.railway.restarts == 1  # Railway did restart it
+    report = stack.progress("C0GENERAL")[-1].text
+    assert "failed" in report and "refused" not in report, report
+    assert "may have started" in report and "/status gateway" in report, report
+    [entry] = await stack.audit()
+    assert entry.outcome == "failed" and "may have started" in entry.detail
