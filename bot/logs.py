@@ -24,6 +24,8 @@ _SECRET = re.compile(
     r"|(?:Bearer|Basic)\s+[A-Za-z0-9._~+/=-]+"  # Authorization header values
     r"|(?i:(?:token|secret|password|api_key|apikey)=)[^&\s\"']+)"  # key=value in URLs and bodies
 )
+# The password in `scheme://user:password@host` (a health_url with basic auth: httpx logs every request's URL).
+_URL_PASSWORD = re.compile(r"(://[^/\s@:]+:)[^/\s@]+@")
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime"}
 _REDACTED = "…redacted"
 
@@ -44,6 +46,7 @@ def redact(text: str) -> str:
     for value in _known_secrets:
         if value in text:
             text = text.replace(value, value[:4] + _REDACTED)
+    text = _URL_PASSWORD.sub(lambda m: m.group(1) + _REDACTED + "@", text)
     return _SECRET.sub(lambda m: m.group(0)[:5] + _REDACTED, text)
 
 

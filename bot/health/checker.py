@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 import httpx
 
@@ -29,7 +30,7 @@ MAX_BODY = 256 * 1024
 class HealthResult:
     service: str
     state: HealthState
-    url: str | None = None
+    url: str | None = None  # as it may be shown (`shown_url`): never the password or token in it
     http_status: int | None = None
     latency: timedelta | None = None
     reason: str = ""
@@ -76,6 +77,7 @@ async def check(
     if not service.health_url:
         return HealthResult(name, HealthState.UNKNOWN, reason="no health_url in bot.yml", checked_at=checked_at)
     url = service.health_url
+    shown = shown_url(url)
     budget = service.timeout.total_seconds()
     started = timer()
 
@@ -83,7 +85,9 @@ async def check(
         return timedelta(seconds=max(0.0, timer() - started))
 
     def unreachable(reason: str) -> HealthResult:
-        return HealthResult(name, HealthState.UNREACHABLE, url, latency=elapsed(), reason=reason, checked_at=checked_at)
+        return HealthResult(
+            name, HealthState.UNREACHABLE, shown, latency=elapsed(), reason=reason, checked_at=checked_at
+        )
 
     try:
         async with asyncio.timeout(budget):
@@ -93,7 +97,7 @@ async def check(
     except httpx.ConnectError as exc:
         return unreachable(f"connection failed: {_short(exc)}")
     except httpx.InvalidURL as exc:
-        return HealthResult(name, HealthState.UNKNOWN, url, reason=f"bad health_url: {exc}", checked_at=checked_at)
+        return HealthResult(name, HealthState.UNKNOWN, shown, reason=f"bad health_url: {exc}", checked_at=checked_at)
     except (httpx.HTTPError, OSError) as exc:
         return unreachable(f"{type(exc).__name__}: {_short(exc)}")
     latency = elapsed()
@@ -103,7 +107,7 @@ async def check(
     return HealthResult(
         service=name,
         state=verdict.state,
-        url=url,
+        url=shown,
         http_status=status,
         latency=latency,
         reason=verdict.reason,
@@ -149,6 +153,20 @@ async def _fetch(http: httpx.AsyncClient, url: str, budget: float) -> tuple[int,
             if size >= MAX_BODY:
                 break
         return response.status_code, b"".join(chunks)[:MAX_BODY], response.headers.get("content-type", "")
+
+
+def shown_url(url: str) -> str:
+    """A health URL as /status may show it: credentials (`user:pass@`) and query values masked,
+    since health endpoints are often protected by exactly those, and /status posts to a whole channel."""
+    try:
+        parts = urlsplit(url)
+        host = parts.netloc.rpartition("@")[2]
+        netloc = f"***@{host}" if "@" in parts.netloc else host
+        pairs = parse_qsl(parts.query, keep_blank_values=True)
+    except ValueError:
+        return "(unreadable URL)"
+    query = "&".join(f"{key}=***" for key, _ in pairs) if pairs else ("***" if parts.query else "")
+    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
 
 
 def _seconds(value: float) -> str:

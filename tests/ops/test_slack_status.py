@@ -3,11 +3,17 @@ failing)."""
 
 from __future__ import annotations
 
+import logging
 import time
+from pathlib import Path
 
 import pytest
 
-from tests.ops.conftest import HEALTH_TIMEOUT, Stack, incident_channel
+from bot import logs
+from tests.conftest import make_settings
+from tests.fakes.slack_api import FakeSlack
+from tests.harness import running_bot
+from tests.ops.conftest import HEALTH_TIMEOUT, HealthEndpoint, Stack, incident_channel
 
 
 async def test_status_of_many_endpoints_with_one_hanging_and_one_failing(stack: Stack) -> None:
@@ -76,3 +82,24 @@ def test_status_of_one_service_says_the_http_status_once(status: int, reason: st
     report = StatusReport([result], HealthState.HEALTHY, datetime.now(UTC), timedelta(0), service="gateway")
     rendered = json.dumps(status_blocks(report), ensure_ascii=False)
     assert shown in rendered and rendered.count(f"HTTP {status}") == 1
+
+
+async def test_status_never_shows_the_credentials_in_a_health_url(
+    fake_slack: FakeSlack, database_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A health_url with basic auth or a token parameter: /status of the service (posted to the whole
+    channel inside an incident) must name the endpoint without its password or token, and so must the logs."""
+    caplog.set_level(logging.INFO)
+    async with HealthEndpoint() as health:
+        url = health.url.replace("http://", "http://monitor:s3cr3t-pass@") + "/health?token=tok-abc123&full=1"
+        config = {"services": {"gateway": {"health_url": url}}}
+        settings = make_settings(fake=fake_slack, database_url=database_url, tmp_path=tmp_path, config=config)
+        async with running_bot(fake=fake_slack, settings=settings) as bot:
+            health.status = 503
+            await bot.command("gateway", command="/status")
+            shown = str(fake_slack.responses[-1])
+
+    assert health.hits == 1 and "failing" in shown and "/health" in shown  # checked, and says where
+    assert "s3cr3t-pass" not in shown and "tok-abc123" not in shown, shown
+    logged = "\n".join(logs.JsonFormatter().format(record) for record in caplog.records)
+    assert "/health" in logged and "s3cr3t-pass" not in logged, logged
