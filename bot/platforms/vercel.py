@@ -12,6 +12,8 @@
   anything: Vercel moves the production alias, and its progress is the project's
   `lastAliasRequest.jobStatus` (pending, in-progress, succeeded, failed, skipped), which the project
   lookup carries only with `?rollbackInfo=true`. Absent, it means "not known yet", never success.
+- a redeploy is live only once `targets.production` is it: while the project is rolled back
+  (`lastRollbackTarget`), Vercel points production at no new deployment, so it ends not live.
 
 `teamId` comes from the service's `vercel.team_id` or `VERCEL_TEAM_ID`; personal accounts have
 none and the parameter is then left out.
@@ -180,12 +182,20 @@ class VercelPlatform:
             job = str(alias.get("jobStatus") or "")
             return _with_status(deployment, _ALIAS_STATUS.get(job, DeployStatus.DEPLOYING), alias_job=job)
         live = (project.get("targets") or {}).get("production") or {}
-        if isinstance(live, dict) and live.get("id") == deployment.id:
+        live_id = live.get("id") if isinstance(live, dict) else None
+        if live_id == deployment.id:
             return deployment
-        if not isinstance(alias, dict):
-            # No alias job to read (Vercel left the field out): not known yet, never success.
-            return _with_status(deployment, DeployStatus.UNKNOWN, alias_job="")
-        return deployment
+        if project.get("lastRollbackTarget") and live_id:
+            # After an instant rollback Vercel points production at no new deployment until one is
+            # promoted: this one is built and will never serve on its own.
+            note = (
+                f"it is ready, but production still serves {live_id}: the project is rolled back, and Vercel "
+                f"sends production to no new deployment until one is promoted (/rollback to {deployment.id} "
+                f"promotes it)"
+            )
+            return _with_status(deployment, DeployStatus.CANCELLED, alias_job="", note=note)
+        # Ready, but production does not point at it (yet): not known, never success.
+        return _with_status(deployment, DeployStatus.UNKNOWN, alias_job="")
 
     # --- internals -------------------------------------------------------------------------------
 
@@ -276,6 +286,8 @@ def _deployment(item: dict[str, Any]) -> Deployment:
     )
 
 
-def _with_status(deployment: Deployment, status: DeployStatus, *, alias_job: str) -> Deployment:
+def _with_status(deployment: Deployment, status: DeployStatus, *, alias_job: str, note: str = "") -> Deployment:
     meta = {**deployment.meta, "alias_job": alias_job} if alias_job else deployment.meta
+    if note:
+        meta = {**meta, "note": note}
     return Deployment(deployment.id, status, deployment.created_at, deployment.url, deployment.can_rollback, meta)

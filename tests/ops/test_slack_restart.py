@@ -244,3 +244,24 @@ async def test_a_restart_whose_answer_is_lost_is_not_reported_as_refused(stack: 
     assert "may have started" in report and "/status gateway" in report, report
     [entry] = await stack.audit()
     assert entry.outcome == "failed" and "may have started" in entry.detail
+
+
+async def test_a_vercel_restart_after_a_rollback_is_not_reported_live_when_vercel_keeps_the_old_one(
+    stack: Stack,
+) -> None:
+    """After an instant rollback Vercel stops pointing production at new deployments until one is
+    promoted: the redeploy builds and is READY, but production still serves the rolled-back one."""
+    await stack.bot.command("web", command="/rollback", user="U0LEAD")
+    await stack.bot.click("ops_confirm", stack.button_value("ops_confirm"), user="U0LEAD")
+    assert stack.vercel.live_version() == "v2"
+    serving = stack.vercel.production_id
+
+    await stack.bot.command("web", command="/restart", user="U0LEAD")
+    await stack.bot.click("ops_confirm", stack.button_value("ops_confirm"), user="U0LEAD")
+
+    assert stack.vercel.restarts == 1 and stack.vercel.production_id == serving  # built, never served
+    report = stack.progress("C0GENERAL")[-1].text
+    assert "Restart web" in report and "succeeded" not in report, report
+    assert "rolled back" in report and "promote" in report, report
+    outcomes = [(e.action, e.outcome) for e in await stack.audit()]
+    assert outcomes == [("rollback", "succeeded"), ("restart", "failed")]
