@@ -100,6 +100,7 @@ async def pending(deps: Deps, *, value: str, user_id: str, what: str) -> PlanRef
         requested_by=found.requested_by,
         incident_id=found.incident_id,
         request_id=found.id,
+        shown_at=found.created_at,
     )
     if found.incident_id is not None:
         try:

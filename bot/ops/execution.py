@@ -15,7 +15,7 @@ from functools import partial
 from bot.deps import Deps
 from bot.exceptions import BotError, InvalidState
 from bot.ops import service as audit
-from bot.ops.models import AuditLog, Outcome
+from bot.ops.models import Action, AuditLog, Outcome
 from bot.ops.outcomes import record_outcome, timeline_events
 from bot.ops.permissions import require_permission
 from bot.ops.plans import OpsProgress, Plan, PlanRef, Report
@@ -42,8 +42,12 @@ async def execute(
     async with deps.db.session() as session:
         if await audit.by_request(session, request_id=ref.request_id) is not None:
             raise AlreadyHandled(ref.request_id)
+        since = ref.shown_at
+        later = await audit.acted_since(session, service=name, since=since, besides=ref.request_id) if since else None
     platform = ops.platforms.get(name)
     record: Record = partial(record_outcome, deps, ref, actor=user_id, channel_id=channel_id, platform=platform.kind)
+    if later is not None:
+        await _superseded(ref, later, record)
     plan = _plan(ref, platform, await _live_as_shown(platform, ref, record))
     entry = await record(
         outcome=Outcome.STARTED,
@@ -65,6 +69,26 @@ async def execute(
     except Exception:
         log.exception("could not show the report of %s", plan.describe())
     return report
+
+
+async def _superseded(ref: PlanRef, later: AuditLog, record: Record) -> None:
+    """Refuse (and use up) a confirmation shown before someone else restarted or rolled back the service.
+
+    Railway restarts in place, so the live deployment alone does not tell that it was restarted since.
+    """
+    done = "restarted" if later.action == Action.RESTART.value else "rolled back"
+    reason = (
+        f"{ref.service} was {done} by {BotError.PEOPLE} after this was shown ({later.outcome}): "
+        f"check `/status {ref.service}` and run /{ref.action.value} {ref.service} again if it is still needed"
+    )
+    refusal = InvalidState(reason, people=(later.actor,))
+    await record(
+        outcome=Outcome.REFUSED,
+        detail=str(refusal),
+        claim=True,
+        timeline_text=f"{ref.action.verb} of {ref.service} not run: {refusal}",
+    )
+    raise refusal
 
 
 async def _live_as_shown(platform: Platform, ref: PlanRef, record: Record) -> Deployment | None:

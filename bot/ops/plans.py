@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import secrets
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from bot.exceptions import InvalidState
@@ -50,6 +50,7 @@ class PlanRef:
     requested_by: str
     incident_id: int | None = None
     request_id: str = field(default_factory=lambda: secrets.token_hex(8))
+    shown_at: datetime | None = None  # when the confirmation was shown (read back from the stored one)
 
     def encode(self) -> str:
         return json.dumps(

@@ -42,6 +42,24 @@ async def by_request(session: AsyncSession, *, request_id: str) -> AuditLog | No
     return (await session.exec(select(AuditLog).where(AuditLog.request_id == request_id))).first()
 
 
+async def acted_since(session: AsyncSession, *, service: str, since: datetime, besides: str) -> AuditLog | None:
+    """The first restart or rollback of `service` run (confirmed, not refused) after `since`, other
+    than the confirmation `besides`."""
+    query = (
+        select(AuditLog)
+        .where(
+            AuditLog.service == service,
+            col(AuditLog.at) > since,
+            col(AuditLog.request_id).is_not(None),
+            col(AuditLog.request_id) != besides,
+            col(AuditLog.action).in_([a.value for a in Action]),
+            col(AuditLog.outcome).not_in([Outcome.REFUSED.value, Outcome.CANCELLED.value]),
+        )
+        .order_by(col(AuditLog.at), col(AuditLog.id))
+    )
+    return (await session.exec(query)).first()
+
+
 class Directory(Protocol):
     """What the permission check needs to know about people and groups."""
 

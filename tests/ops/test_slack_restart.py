@@ -265,3 +265,22 @@ async def test_a_vercel_restart_after_a_rollback_is_not_reported_live_when_verce
     assert "rolled back" in report and "promote" in report, report
     outcomes = [(e.action, e.outcome) for e in await stack.audit()]
     assert outcomes == [("rollback", "succeeded"), ("restart", "failed")]
+
+
+async def test_a_confirmation_shown_before_someone_else_restarted_the_service_is_refused(stack: Stack) -> None:
+    """Railway restarts in place (the live deployment keeps its id), so a confirmation left open while
+    someone else restarted the service still looked current, and a late click restarted it again."""
+    await stack.bot.command("gateway", command="/restart", user="U0ALICE")
+    alices = stack.button_value("ops_confirm")
+    await stack.bot.command("gateway", command="/restart", user="U0BOB")
+    await stack.bot.click("ops_confirm", stack.button_value("ops_confirm"), user="U0BOB")
+    assert stack.railway.restarts == 1
+
+    await stack.bot.click("ops_confirm", alices, user="U0ALICE")
+
+    assert stack.railway.restarts == 1
+    reply = stack.bot.last_reply()
+    assert "<@U0BOB>" in reply and "/restart gateway" in reply, reply
+    assert [(e.actor, e.outcome) for e in await stack.audit()] == [("U0BOB", "succeeded"), ("U0ALICE", "refused")]
+    await stack.bot.click("ops_confirm", alices, user="U0ALICE")  # and it stays used up
+    assert "already confirmed or cancelled" in stack.bot.last_reply() and stack.railway.restarts == 1
