@@ -17,6 +17,9 @@ from bot.platforms.base import Deployment, Platform
 from bot.timeline import events
 from bot.timeline import service as timeline
 
+# Seconds /status <service> waits for the platform's deployment list (at least; the health timeout if longer).
+DEPLOYMENTS_WAIT = 5.0
+
 
 @dataclass(frozen=True)
 class StatusReport:
@@ -71,7 +74,9 @@ async def _one(deps: Deps, service: str, started: datetime) -> StatusReport:
         current = None
         problem = ""
     else:
-        result, (deployments, current, problem) = await asyncio.gather(health_task, _recent(platform, limit=5))
+        budget = max(deps.settings.config.services[name].timeout.total_seconds(), DEPLOYMENTS_WAIT)
+        recent = _recent(platform, limit=5, budget=budget)
+        result, (deployments, current, problem) = await asyncio.gather(health_task, recent)
     return StatusReport(
         [result],
         checker.overall([result]),
@@ -107,9 +112,13 @@ def _why(result: HealthResult) -> str:
     return f"{result.service}: {result.reason}" if result.reason else result.service
 
 
-async def _recent(platform: Platform, *, limit: int) -> tuple[list[Deployment], Deployment | None, str]:
+async def _recent(platform: Platform, *, limit: int, budget: float) -> tuple[list[Deployment], Deployment | None, str]:
+    """The recent deployments within `budget` seconds: a slow platform must not hold up the health answer."""
     try:
-        deployments, current = await platform.snapshot(limit=limit)
+        async with asyncio.timeout(budget):
+            deployments, current = await platform.snapshot(limit=limit)
+    except TimeoutError:
+        return [], None, f"{platform.display_name} did not list its deployments within {budget:g} s"
     except PlatformError as exc:
         return [], None, str(exc)
     return deployments, current, ""

@@ -4,6 +4,7 @@ failing)."""
 from __future__ import annotations
 
 import logging
+import re
 import time
 from pathlib import Path
 
@@ -103,3 +104,16 @@ async def test_status_never_shows_the_credentials_in_a_health_url(
     assert "s3cr3t-pass" not in shown and "tok-abc123" not in shown, shown
     logged = "\n".join(logs.JsonFormatter().format(record) for record in caplog.records)
     assert "/health" in logged and "s3cr3t-pass" not in logged, logged
+
+
+async def test_status_of_one_service_is_not_held_up_by_a_hanging_platform(stack: Stack) -> None:
+    """Railway slow during an outage: /status gateway waited for the platform's full request timeout
+    (15 s, more for Vercel's chained lookups) before showing a health check that took milliseconds."""
+    stack.railway.hang_next(10)  # answers after 10 s (the request timeout is 15 s)
+    await stack.bot.command("gateway", command="/status")
+
+    text = stack.bot.last_reply()
+    assert "*gateway* healthy" in text, text
+    assert "Railway did not list its deployments within 5 s" in text, text
+    took = re.search(r"checked in ([0-9.]+) s", text)
+    assert took is not None and float(took[1]) < 8, text
