@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import email.utils
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -138,8 +139,9 @@ def pick_rollback_target(
     """The deployment to roll back to, or NotFound naming what the user can pick instead."""
     if target_id is not None:
         wanted = target_id.strip()
-        for deployment in deployments:
-            if deployment.id == wanted or (len(wanted) >= 6 and deployment.id.startswith(wanted)):
+        exact = {wanted, _revision_number(wanted)}  # an id spelled `rev7` itself still matches first
+        for deployment in sorted(deployments, key=lambda d: d.id != wanted):
+            if deployment.id in exact or (len(wanted) >= 6 and deployment.id.startswith(wanted)):
                 if current is not None and deployment.id == current.id:
                     raise NotFound(f"deployment {deployment.id} is already the live one: nothing to roll back")
                 if not deployment.can_rollback:
@@ -151,6 +153,15 @@ def pick_rollback_target(
     if not candidates:
         raise NotFound("no earlier successful deployment to roll back to")
     return candidates[0]
+
+
+def _revision_number(wanted: str) -> str:
+    """`rev7`, `revision-7`, `REVISION 7` (as `kubectl rollout history` names a revision) are `7`."""
+    match = _REVISION.fullmatch(wanted)
+    return match[1] if match else wanted
+
+
+_REVISION = re.compile(r"(?i:rev(?:ision)?)[-_ ]?(\d+)")
 
 
 # --- HTTP ----------------------------------------------------------------------------------------

@@ -122,8 +122,7 @@ class KubernetesPlatform:
         self._refuse_paused(deployment, "roll back")
         sets = await self._replica_sets(deployment)
         listed, current = self._listed(deployment, sets)
-        wanted = target_id.strip().removeprefix("revision-").removeprefix("rev") if target_id else None
-        target = pick_rollback_target(listed, current, wanted)
+        target = pick_rollback_target(listed, current, target_id)  # `rev7` and `revision-7` are `7` there
         rs = next(rs for rs in sets if str(_revision(rs)) == target.id)
         template = copy.deepcopy((rs.get("spec") or {}).get("template") or {})
         labels = (template.get("metadata") or {}).get("labels") or {}

@@ -115,6 +115,17 @@ async def test_rollback_with_an_id(stack: Stack) -> None:
     assert (await stack.audit())[0].outcome == "succeeded"
 
 
+@pytest.mark.parametrize("typed", ["1", "rev1", "revision-1"])
+async def test_rollback_to_a_kubernetes_revision_as_kubectl_names_it(stack: Stack, typed: str) -> None:
+    """The Kubernetes client accepts `rev1` and `revision-1` (as `kubectl rollout history` says it), but the
+    plan shown before it refused them as unknown deployments."""
+    await stack.bot.command(f"api {typed}", command="/rollback", user="U0LEAD")
+
+    assert "*Roll back to*\\n`1`" in stack.raw(), stack.bot.last_reply()
+    await stack.bot.click("ops_confirm", stack.button_value("ops_confirm"), user="U0LEAD")
+    assert stack.k8s.live_version() == "v1"
+
+
 async def test_rollback_with_nothing_to_go_back_to_lists_candidates(stack: Stack) -> None:
     stack.webhook.deployments[1]["status"] = "failed"
     stack.webhook.deployments[1]["can_rollback"] = False

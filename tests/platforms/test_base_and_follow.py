@@ -58,6 +58,13 @@ def test_rollback_target_may_be_given_by_a_unique_prefix() -> None:
         pick_rollback_target(deployments, deployments[0], "bbb")  # too short to be a prefix
 
 
+def test_rollback_target_may_be_a_revision_as_kubectl_names_it_but_an_exact_id_wins() -> None:
+    deployments = [_d("3", S), _d("rev2", R), _d("2", R), _d("1", R)]
+    assert pick_rollback_target(deployments, deployments[0], "revision-1").id == "1"
+    assert pick_rollback_target(deployments, deployments[0], "REV1").id == "1"
+    assert pick_rollback_target(deployments, deployments[0], "rev2").id == "rev2"
+
+
 def test_rollback_refuses_a_target_that_cannot_be_rolled_back_to() -> None:
     deployments = [_d("live", S), _d("broken", F, False)]
     with pytest.raises(NotFound, match="cannot be rolled back to"):
