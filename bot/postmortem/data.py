@@ -190,7 +190,13 @@ class PostmortemData:
 
     @property
     def time_to_detect(self) -> timedelta:
-        return elapsed(self.impact_start, self.declared_at)
+        """Zero, not negative, when the impact started after the declaration (as `Incident.time_to_detect`)."""
+        return max(elapsed(self.impact_start, self.declared_at), timedelta(0))
+
+    @property
+    def impact_after_declaration(self) -> timedelta:
+        """How long after the declaration the impact started; zero when it started before (the usual case)."""
+        return max(elapsed(self.declared_at, self.impact_start), timedelta(0))
 
     @property
     def first_alert_started_after(self) -> timedelta | None:

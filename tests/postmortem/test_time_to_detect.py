@@ -116,3 +116,23 @@ def test_started_grammar_says_what_to_type(text: str) -> None:
     with pytest.raises(UsageError) as caught:
         grammar.parse(text)
     assert caught.value.usage.startswith("/incident started")
+
+
+async def test_an_impact_start_after_the_declaration_is_no_negative_time_to_detect(
+    bot: BotHarness, clock: FakeClock
+) -> None:
+    """Declared ahead of the impact (a risky change watched from the start): nothing was late to detect, and
+    the post-mortem says so as `/incident started` and `/incident stats` do, not "-10m 00s"."""
+    incident = await bot.declare("P2 Watching the billing migration")
+    channel = incident.channel_id or ""
+    clock.advance(timedelta(minutes=20))
+    await bot.command("started 09:10", channel=channel, user="U0BOB")
+    assert "time to detect 0s" in bot.last_reply()
+    clock.advance(timedelta(minutes=10))
+    await bot.command("resolve rolled back", channel=channel)
+    text = latest_postmortem(bot)
+    assert "- Time to detect (impact start to declaration): 0s\n" in text
+    assert "| Declared | 2026-11-20 09:00:00 UTC, 10m 00s before the impact started |" in text
+    assert "| Impact started | 2026-11-20 09:10:00 | 10m 00s | @" in text
+    [message] = [m for m in bot.fake.messages(channel) if m.files]
+    assert "time to detect 0s · " in message.text
