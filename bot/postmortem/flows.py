@@ -153,14 +153,23 @@ async def _report_failure(deps: Deps, *, incident_id: int, error: str) -> None:
 
 
 async def mark_finished(deps: Deps, *, incident_id: int, actor: str) -> None:
-    """The escalation reminder stops chasing once this event exists."""
-    await timeline.record_now(
-        deps,
-        incident_id=incident_id,
-        actor=actor,
-        text="post-mortem marked finished",
-        payload=events.PostmortemEvent(finished=True),
-    )
+    """The escalation reminder stops chasing once this event exists, so only a resolved incident's
+    post-mortem can be finished: marked while open, it would silence the chase before it was written."""
+    async with deps.db.session() as session:
+        incident = await session.get(Incident, incident_id)
+        if incident is not None and incident.is_open:
+            raise InvalidState(
+                f"{incident.ref} is still open: its post-mortem can be finished once it is resolved "
+                "(`/incident resolve [summary]`)."
+            )
+        await timeline.record(
+            session,
+            incident_id=incident_id,
+            at=deps.clock.now(),
+            actor=actor,
+            text="post-mortem marked finished",
+            payload=events.PostmortemEvent(finished=True),
+        )
 
 
 async def stats(deps: Deps, *, days: int) -> stats_service.Stats:

@@ -277,6 +277,7 @@ async def test_postmortem_done_when_the_tracker_is_throttling_says_what_was_not_
     channel = incident.channel_id or ""
     await tbot.command("action Scale the consumers", channel=channel)
     await tbot.command("action Alert on queue age", channel=channel)
+    await tbot.command("resolve consumers scaled", channel=channel)
     tracker.fake.rate_limit_next(600)  # far longer than the bot waits in-line
     await tbot.command("postmortem done", channel=channel)
     reply = tbot.last_reply()

@@ -37,6 +37,7 @@ async def test_the_issue_of_a_private_follow_up_names_no_title_or_person(tbot: B
     incident = await tbot.declare(f"private P1 {TITLE}")
     channel = incident.channel_id or ""
     await tbot.command("action Rotate the vault root token <@U0BOB>", channel=channel)
+    await tbot.command("resolve rotated", channel=channel)
     await tbot.command("postmortem done", channel=channel)  # files every open follow-up
     filed = json.dumps(tracker.fake.issues, default=str)
     assert "Rotate the vault root token" in filed and "a private incident" in filed  # the item itself goes
@@ -48,6 +49,7 @@ async def test_the_issue_of_a_follow_up_names_the_incident_and_owner(tbot: BotHa
     assert not incident.private
     channel = incident.channel_id or ""
     await tbot.command("action Add a retry budget <@U0BOB>", channel=channel)
+    await tbot.command("resolve retried", channel=channel)
     await tbot.command("postmortem done", channel=channel)
     filed = json.dumps(tracker.fake.issues, default=str)
     assert "INC-1: Checkout returns 502" in filed and "U0BOB" in filed, filed

@@ -56,3 +56,19 @@ async def test_action_item_owner_is_kept_apart_from_the_text(bot: BotHarness) ->
     async with bot.deps.db.session() as session:
         (item,) = await service.action_items(session, incident_id=1)
     assert (item.text, item.owner) == ("add an index on orders.created_at", "U0BOB")
+
+
+async def test_postmortem_done_before_resolve_is_refused_and_the_chase_still_comes(
+    bot: BotHarness, clock: FakeClock
+) -> None:
+    """A post-mortem cannot be finished while the incident is open: marking it then would silence the
+    reminder due 24 h after the resolve, before anyone wrote a line."""
+    incident = await bot.declare("P1 Checkout is down")
+    channel = incident.channel_id
+    assert channel
+    await bot.command("postmortem done", channel=channel, user="U0BOB")
+    assert "still open" in bot.last_reply() and "/incident resolve" in bot.last_reply()
+    assert [e for e in await bot.timeline(1) if e.kind == "postmortem"] == []
+    await bot.command("resolve cert renewed", channel=channel)
+    await _after(bot, clock, timedelta(hours=25))
+    assert len(_chases(bot, channel)) == 1
