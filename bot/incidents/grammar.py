@@ -578,11 +578,13 @@ def parse_started(text: str) -> Started:
     iso = raw.replace(" ", "t", 1).removesuffix("utc").strip().upper().replace("Z", "+00:00")
     try:
         parsed = datetime.fromisoformat(iso)
-    except ValueError:
+        # A zone can push the date past year 1 or 9999 (OverflowError): a typo too.
+        at = (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).astimezone(UTC)
+    except (ValueError, OverflowError):
         raise _fail(
             "started", f"`{text.strip()}` is not a time: write `-15m`, `14:05` (UTC) or `2026-12-05T14:05Z`."
         ) from None
-    return Started(name="started", at=(parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).astimezone(UTC))
+    return Started(name="started", at=at)
 
 
 def _p_started(name: str, incident: int | None, rest: list[str], text: str, known: Known) -> Command:

@@ -136,3 +136,12 @@ async def test_an_impact_start_after_the_declaration_is_no_negative_time_to_dete
     assert "| Impact started | 2026-11-20 09:10:00 | 10m 00s | @" in text
     [message] = [m for m in bot.fake.messages(channel) if m.files]
     assert "time to detect 0s · " in message.text
+
+
+@pytest.mark.parametrize("text", ["0001-01-01T00:00+01:00", "9999-12-31T23:59-01:00"])
+async def test_started_at_a_date_out_of_range_says_what_to_type(bot: BotHarness, text: str) -> None:
+    """A zone that pushes the date past year 1 or 9999 is a typo like any other, not an internal error."""
+    incident = await bot.declare("P2 Slow search")
+    await bot.command(f"started {text}", channel=incident.channel_id or "")
+    assert "is not a time" in bot.last_reply() and "/incident started" in bot.last_reply()
+    assert (await bot.incident(incident.id or 0)).impact_started_at is None
