@@ -134,6 +134,9 @@ async def pick(deps: Deps, *, incident_id: int, playbook_id: str, actor: str, pi
     async with deps.db.session() as session:
         incident = await session.get(Incident, incident_id)
         running = await runs.current_run(session, incident_id=incident_id)
+    if incident is not None and not incident.is_open:
+        # A picker left in the channel: claiming it would start a run that `start_playbook` refuses.
+        raise InvalidState(f"{incident.ref} is resolved: playbooks are for open incidents.")
     if running is not None and running.playbook_id != playbook_id:
         raise InvalidState(
             f"The {running.playbook_title} playbook is running already; to change it type "

@@ -166,3 +166,19 @@ async def test_restricted_playbook_only_the_lead_can_work_it(bot: BotHarness) ->
     assert await step_events(bot, 1) == []
     await click(bot, incident, PlaybookActionId.DONE, user="U0ALICE")  # the declarer is the commander
     assert [e.actor for e in await step_events(bot, 1)] == ["U0ALICE"]
+
+
+async def test_the_picker_of_a_resolved_incident_starts_nothing(bot: BotHarness) -> None:
+    """A picker left in the channel is clicked after the resolve: playbooks are for open incidents."""
+    await bot.declare("P3 Weird numbers on the dashboard")
+    incident = await bot.incident(1)
+    assert incident.channel_id
+    [picker] = [m for m in bot.fake.messages(incident.channel_id) if "Which playbook" in m.text]
+    await bot.command("resolve false alarm", channel=incident.channel_id)
+    action_id = f"{PlaybookActionId.PICK_PREFIX}high-latency"
+    await bot.click(
+        action_id, buttons(picker)[action_id]["value"], user="U0BOB", channel=incident.channel_id, message_ts=picker.ts
+    )
+    assert "INC-1 is resolved" in bot.last_reply()
+    assert [e for e in await bot.timeline(1) if e.kind == "playbook"] == []
+    assert (await bot.incident(1)).playbook_id is None
