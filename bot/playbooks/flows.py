@@ -190,7 +190,13 @@ async def change_step(
         raise InvalidState(f"{incident.ref} is resolved; its checklist is closed.")
     async with deps.db.session() as session:
         change = await steps.change_step(
-            session, run_id=run_id, step_id=step_id, to=to, actor=actor, now=deps.clock.now()
+            session,
+            run_id=run_id,
+            step_id=step_id,
+            to=to,
+            actor=actor,
+            now=deps.clock.now(),
+            config=deps.settings.config,
         )
     await progress_message.refresh_quietly(deps, run_id)
     return change
@@ -278,6 +284,7 @@ async def record_action(deps: Deps, *, run_id: int, step_id: str, actor: str, re
             ok=result.ok,
             output=result.output,
             now=deps.clock.now(),
+            config=deps.settings.config,
         )
     await progress_message.refresh_quietly(deps, run_id)
 

@@ -15,11 +15,13 @@ from sqlalchemy import update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot.config import BotConfig
 from bot.exceptions import InvalidState, NotFound
 from bot.incidents import service as incidents
 from bot.incidents.models import Incident
 from bot.playbooks.access import ensure_allowed
 from bot.playbooks.models import PlaybookRun, StepState, StepStatus
+from bot.playbooks.render import build_context, render_or_raw
 from bot.playbooks.runs import get_run, playbook_of, step_of, step_states
 from bot.playbooks.schema import Action, Playbook, Step
 from bot.timeline import events
@@ -45,6 +47,12 @@ class StepChange:
 def target_service(step: Step, incident: Incident) -> str | None:
     """The service a status/restart/rollback step acts on: the step's own, else the incident's."""
     return step.service or incident.service
+
+
+def shown_title(step: Step, playbook: Playbook, incident: Incident, config: BotConfig | None) -> str:
+    """The step's title as the checklist shows it (titles are templates too), for the timeline and replies."""
+    context = build_context(incident=incident, playbook_id=playbook.id, playbook_title=playbook.title, config=config)
+    return render_or_raw(step.title, context)
 
 
 async def _live_run(session: AsyncSession, run_id: int) -> tuple[PlaybookRun, Playbook]:
@@ -82,11 +90,14 @@ async def change_step(
     actor: str | None,
     now: datetime,
     reason: str = "",
+    config: BotConfig | None = None,
 ) -> StepChange:
     """Mark a pending step done or skipped; a step someone changed first is reported, not changed."""
     run, playbook = await _live_run(session, run_id)
     step = step_of(playbook, step_id)
-    ensure_allowed(playbook, await incidents.get(session, number=run.incident_id), actor)
+    incident = await incidents.get(session, number=run.incident_id)
+    ensure_allowed(playbook, incident, actor)
+    title = shown_title(step, playbook, incident, config)
     result = await session.exec(
         update(StepState)
         .where(
@@ -102,19 +113,21 @@ async def change_step(
         return StepChange(
             run_id=run_id,
             step_id=step_id,
-            step_title=step.title,
+            step_title=title,
             state=state.state,
             by=state.by,
             at=state.at,
             recorded=False,
         )
-    await _record_change(session, run=run, playbook=playbook, step=step, to=to, actor=actor, now=now, reason=reason)
+    await _record_change(
+        session, run=run, playbook=playbook, step=step, title=title, to=to, actor=actor, now=now, reason=reason
+    )
     finished = await _finish_if_complete(session, run=run, playbook=playbook, actor=actor, now=now)
     await session.commit()
     return StepChange(
         run_id=run_id,
         step_id=step_id,
-        step_title=step.title,
+        step_title=title,
         state=to,
         by=actor,
         at=now,
@@ -129,6 +142,7 @@ async def _record_change(
     run: PlaybookRun,
     playbook: Playbook,
     step: Step,
+    title: str,
     to: StepStatus,
     actor: str | None,
     now: datetime,
@@ -144,13 +158,13 @@ async def _record_change(
         incident_id=run.incident_id,
         at=now,
         actor=actor,
-        text=f"{verb} step {number}/{len(playbook.steps)} of {playbook.title}: {step.title}{flag}{because}",
+        text=f"{verb} step {number}/{len(playbook.steps)} of {playbook.title}: {title}{flag}{because}",
         payload=events.PlaybookStepChanged(
             status=to.value,
             run_id=run.id,
             playbook_id=playbook.id,
             step_id=step.id,
-            step_title=step.title,
+            step_title=title,
             required=step.required,
             reason=reason,
         ),
@@ -225,11 +239,13 @@ async def record_action_result(
     ok: bool,
     output: str,
     now: datetime,
+    config: BotConfig | None = None,
 ) -> StepState:
     """Keep what an action did on the step and on the timeline (failures and "not available" too)."""
     run = await get_run(session, run_id=run_id)
     playbook = playbook_of(run)
     step = step_of(playbook, step_id)
+    title = shown_title(step, playbook, await incidents.get(session, number=run.incident_id), config)
     action = Action(action)
     output = output.strip()
     if len(output) > OUTPUT_LIMIT:
@@ -247,14 +263,14 @@ async def record_action_result(
         incident_id=run.incident_id,
         at=now,
         actor=actor,
-        text=f"Action {action.value} of step '{step.title}' ({playbook.title}) {outcome}"
+        text=f"Action {action.value} of step '{title}' ({playbook.title}) {outcome}"
         + (f": {output}" if output else ""),
         payload=events.PlaybookStepChanged(
             status=f"{action.value} {outcome}",
             run_id=run_id,
             playbook_id=playbook.id,
             step_id=step_id,
-            step_title=step.title,
+            step_title=title,
             action=action.value,
             ok=ok,
             output=output,

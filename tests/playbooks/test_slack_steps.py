@@ -4,9 +4,13 @@ done and skip (races and restricted playbooks included)."""
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
+from bot.postmortem import service as postmortem
 from bot.slack.adapters.playbooks import PlaybookActionId
-from tests.harness import BotHarness
+from tests.conftest import make_settings
+from tests.fakes.slack_api import FakeSlack
+from tests.harness import BotHarness, running_bot
 from tests.playbooks.conftest import (
     buttons,
     click,
@@ -182,3 +186,35 @@ async def test_the_picker_of_a_resolved_incident_starts_nothing(bot: BotHarness)
     assert "INC-1 is resolved" in bot.last_reply()
     assert [e for e in await bot.timeline(1) if e.kind == "playbook"] == []
     assert (await bot.incident(1)).playbook_id is None
+
+
+async def test_a_step_title_with_variables_is_recorded_as_shown(
+    fake_slack: FakeSlack, database_url: str, tmp_path: Path
+) -> None:
+    """Step titles are templates like the instructions: the timeline, the post-mortem and the "already done"
+    answer say the title the checklist showed, not its `{{ service }}`."""
+    playbooks = tmp_path / "playbooks"
+    playbooks.mkdir()
+    (playbooks / "cache.yml").write_text(
+        "id: cache\ntitle: Cache\nmatch: {keywords: [cache]}\nsteps:\n"
+        "  - {id: flush, title: 'Flush the cache of {{ service }}', instructions: flush it}\n"
+        "  - {id: check, title: 'Check {{ incident.ref }}', instructions: look}\n"
+    )
+    settings = make_settings(fake=fake_slack, database_url=database_url, tmp_path=tmp_path, playbooks_dir=playbooks)
+    async with running_bot(fake=fake_slack, settings=settings) as bot:
+        await bot.declare("P2 service:gateway Cache stampede")
+        incident = await bot.incident(1)
+        stale = progress_message(bot, incident)
+        assert "1. Flush the cache of gateway" in text_of(stale)
+        value = buttons(stale)[PlaybookActionId.DONE]["value"]
+        await click(bot, incident, PlaybookActionId.DONE, user="U0BOB")
+        [event] = await step_events(bot, 1)
+        assert event.text == "Completed step 1/2 of Cache: Flush the cache of gateway"
+        assert event.data["step_title"] == "Flush the cache of gateway"
+        await bot.click(
+            PlaybookActionId.DONE, value, user="U0CAROL", channel=incident.channel_id or "", message_ts=stale.ts
+        )
+        assert bot.last_reply() == "Step *Flush the cache of gateway* was already done by <@U0BOB>."
+        async with bot.deps.db.session() as session:
+            document = postmortem.render(await postmortem.build(session, incident_id=1))
+        assert "{{" not in document and "| Cache | Flush the cache of gateway | done |" in document
