@@ -189,3 +189,12 @@ async def test_stats_command(bot: BotHarness, clock: FakeClock) -> None:
     assert "Incidents declared in the last 7 days (since" in bot.last_reply() and "none" in bot.last_reply()
     await bot.command("stats 0", channel="C0GENERAL")
     assert "1 to 3650" in bot.last_reply()
+
+
+async def test_a_long_title_is_cut_before_it_is_escaped(bot: BotHarness, clock: FakeClock) -> None:
+    """Cutting the escaped title could split `&lt;` and show `&l…` in the channel."""
+    title = "a" * 197 + "<b> and then some more words"
+    number, channel = await run_incident(bot, clock, title=f"P1 {title}")
+    [message] = [m for m in bot.fake.messages(channel) if m.files]
+    head = message.text.splitlines()[0]
+    assert head == f"📝 *Post-mortem draft for INC-{number}*: {'a' * 197}&lt;b…"

@@ -141,7 +141,7 @@ def summary_text(data: PostmortemData, *, trigger: str) -> str:
     items = f"{len(data.action_items)} action item{'s' if len(data.action_items) != 1 else ''}"
     if data.action_items:
         items += f" ({open_items} open)"
-    head = f"📝 *Post-mortem draft for {data.ref}*: {clip(escape(data.title), 200)}"
+    head = f"📝 *Post-mortem draft for {data.ref}*: {escape(clip(data.title, 200))}"
     if trigger == "command":
         head += " (regenerated on request)"
     figures = key_figures(data)
