@@ -213,14 +213,17 @@ class Started(Command):
     at: datetime | None = None
     clock: time | None = None
 
-    def resolve(self, now: datetime) -> datetime:
+    def resolve(self, now: datetime, *, latest: datetime | None = None) -> datetime:
+        """`latest`: when a resolved incident ended. A clock time is the last one before it, since the
+        correction is usually made the next day, while writing the post-mortem."""
         if self.ago is not None:
             return now - self.ago
         if self.at is not None:
             return self.at
         assert self.clock is not None
-        today = datetime.combine(now.astimezone(UTC).date(), self.clock, tzinfo=UTC)
-        return today if today <= now else today - timedelta(days=1)
+        until = min(now, latest) if latest is not None else now
+        day = datetime.combine(until.astimezone(UTC).date(), self.clock, tzinfo=UTC)
+        return day if day <= until else day - timedelta(days=1)
 
 
 @dataclass(frozen=True)

@@ -39,7 +39,9 @@ def check(incident: Incident, *, at: datetime, now: datetime) -> None:
             f"{at:%Y-%m-%d %H:%M} UTC is more than 30 days before {incident.ref} was declared.", usage=USAGE
         )
     if incident.resolved_at is not None and at > incident.resolved_at:
-        raise UsageError(f"{incident.ref} was resolved at {incident.resolved_at:%H:%M} UTC, before that.", usage=USAGE)
+        raise UsageError(
+            f"{incident.ref} was resolved at {incident.resolved_at:%Y-%m-%d %H:%M} UTC, before that.", usage=USAGE
+        )
 
 
 async def set_start(session: AsyncSession, *, incident: Incident, at: datetime, actor: str, now: datetime) -> Incident:

@@ -145,3 +145,18 @@ async def test_started_at_a_date_out_of_range_says_what_to_type(bot: BotHarness,
     await bot.command(f"started {text}", channel=incident.channel_id or "")
     assert "is not a time" in bot.last_reply() and "/incident started" in bot.last_reply()
     assert (await bot.incident(incident.id or 0)).impact_started_at is None
+
+
+async def test_started_at_a_clock_time_the_day_after_the_resolve_means_the_incident_s_day(
+    bot: BotHarness, clock: FakeClock
+) -> None:
+    """The impact start is usually corrected while writing the post-mortem, the next day: `08:45` is the
+    08:45 before the resolve, not this morning's (which is after it)."""
+    incident = await bot.declare("P1 Checkout is down")
+    channel = incident.channel_id or ""
+    clock.advance(timedelta(minutes=30))
+    await bot.command("resolve rolled back", channel=channel)
+    clock.set(T0 + timedelta(days=1, hours=1))  # 10:00 the next day
+    await bot.command("started 08:45", channel=channel, user="U0BOB")
+    assert "impact started at 2026-11-20 08:45 UTC; time to detect 15m 00s" in bot.last_reply()
+    assert (await bot.incident(incident.id or 0)).impact_started_at == T0 - timedelta(minutes=15)

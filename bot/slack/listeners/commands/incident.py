@@ -9,7 +9,7 @@ from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_bolt.context.respond.async_respond import AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.clock import format_duration
+from bot.clock import format_duration, utc
 from bot.deps import Deps
 from bot.exceptions import UsageError
 from bot.followups import flows as followups
@@ -175,7 +175,7 @@ async def _started(ctx: CommandContext) -> None:
     cmd = ctx.command
     assert isinstance(cmd, grammar.Started)
     incident = await ctx.incident()
-    at = cmd.resolve(ctx.deps.clock.now())
+    at = cmd.resolve(ctx.deps.clock.now(), latest=utc(incident.resolved_at) if incident.resolved_at else None)
     incident = await impact.correct(ctx.deps, incident_id=incident.id or 0, at=at, actor=ctx.user_id)
     await ctx.ephemeral(
         f"⏱️ {incident.ref}: impact started at {at:%Y-%m-%d %H:%M} UTC; "
