@@ -17,7 +17,7 @@ from pydantic import ValidationError
 
 from bot.exceptions import ConfigError
 from bot.playbooks.registry import PlaybookRegistry
-from bot.playbooks.render import RenderError, render, sample_context
+from bot.playbooks.render import RenderError, check_names, render, sample_context
 from bot.playbooks.schema import Match as MatchRules
 from bot.playbooks.schema import Notify, Playbook, Restricted, Step
 
@@ -131,6 +131,7 @@ def _render_lines(playbook: Playbook, *, source: str) -> list[str]:
             continue
         try:
             render(text, context)  # a syntax error is a RenderError too
+            check_names(text, context)
         except RenderError as exc:
             lines.append(_line(source, prefix, field, str(exc)))
     return lines

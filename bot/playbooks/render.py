@@ -8,11 +8,11 @@ into a production shell at 3 a.m.
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from types import SimpleNamespace
 from typing import Any
 
-from jinja2 import StrictUndefined, Template, TemplateError, TemplateSyntaxError, UndefinedError
+from jinja2 import StrictUndefined, Template, TemplateError, TemplateSyntaxError, UndefinedError, meta, nodes
 from jinja2.sandbox import SandboxedEnvironment
 
 from bot.config import BotConfig, Service
@@ -166,6 +166,28 @@ def render(source: str, context: dict[str, Any]) -> str:
         raise RenderError(f"template syntax error on line {exc.lineno}: {exc.message}") from exc
     except TemplateError as exc:
         raise RenderError(f"template error: {exc}") from exc
+
+
+_FIELDS = {"incident": {f.name for f in fields(IncidentView)}, "playbook": {f.name for f in fields(PlaybookView)}}
+
+
+def check_names(source: str, context: dict[str, Any]) -> None:
+    """A name the sample render did not reach (in an `{% if %}` branch not taken) must exist too:
+    otherwise the typo shows up only on the incident that takes that branch."""
+    try:
+        tree = _env.parse(source)
+    except TemplateSyntaxError:
+        return  # `render` said so already
+    known = ", ".join(VARIABLES)
+    for name in sorted(meta.find_undeclared_variables(tree) - set(context) - set(_env.globals)):
+        raise RenderError(f"unknown variable: {name!r} is undefined (variables you can use: {known})")
+    assigned = {n.name for n in tree.find_all(nodes.Name) if n.ctx != "load"}
+    for node in tree.find_all(nodes.Getattr):
+        name = node.node.name if isinstance(node.node, nodes.Name) else ""
+        if name in _FIELDS and name not in assigned and node.attr not in _FIELDS[name]:
+            raise RenderError(
+                f"unknown variable: {name!r} has no attribute {node.attr!r} (variables you can use: {known})"
+            )
 
 
 def render_or_raw(source: str, context: dict[str, Any]) -> str:

@@ -266,3 +266,32 @@ def test_missing_directory_is_an_empty_registry(tmp_path: Path) -> None:
 def test_severity_spellings(tmp_path: Path) -> None:
     write(tmp_path, "x.yml", GOOD.replace("title: Good one", "title: Good one\nseverity: sev2"))
     assert load_playbooks(tmp_path).get("good").severity == Severity.P2
+
+
+def test_a_typo_in_a_branch_the_sample_does_not_take_is_caught(tmp_path: Path) -> None:
+    """The sample incident is on `gateway`: a typo under `{% if service == "api" %}` was found only on the
+    first incident on api, as raw text in the middle of an outage."""
+    write(
+        tmp_path,
+        "x.yml",
+        """
+        id: x
+        title: X
+        steps:
+          - id: api
+            title: Api
+            instructions: '{% if service == "api" %}curl {{ helth_url }}{% else %}curl {{ health_url }}{% endif %}'
+          - id: ref
+            title: Ref
+            instructions: '{% if incident.severity == "P4" %}{{ incident.titel }}{% endif %}'
+          - id: fine
+            title: Fine
+            instructions: '{% for s in [service] %}{{ s }} {{ loop.index }} {{ range(2)|list }}{% endfor %}'
+        """,
+    )
+    problems = check_playbooks(tmp_path)
+    assert len(problems) == 2, problems
+    assert problems[0].startswith(f"{tmp_path}/x.yml: steps[0] (api): instructions: unknown variable: 'helth_url'")
+    assert problems[1].startswith(
+        f"{tmp_path}/x.yml: steps[1] (ref): instructions: unknown variable: 'incident' has no attribute 'titel'"
+    )
