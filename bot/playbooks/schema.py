@@ -132,7 +132,7 @@ class Restricted(_Strict):
 
 
 class Step(_Strict):
-    id: str
+    id: str = Field(max_length=100)  # the columns that keep it (playbook_step_states.step_id)
     title: str = Field(min_length=1, max_length=150)
     instructions: str = Field(min_length=1, max_length=2800)  # one Slack section (3000) with room
     action: Action | None = None
@@ -168,7 +168,7 @@ class Step(_Strict):
 
 
 class Playbook(_Strict):
-    id: str
+    id: str = Field(max_length=100)  # the columns that keep it (incidents.playbook_id, playbook_runs.playbook_id)
     title: str = Field(min_length=1, max_length=150)
     description: str = ""
     match: Match = Match()

@@ -295,3 +295,24 @@ def test_a_typo_in_a_branch_the_sample_does_not_take_is_caught(tmp_path: Path) -
     assert problems[1].startswith(
         f"{tmp_path}/x.yml: steps[1] (ref): instructions: unknown variable: 'incident' has no attribute 'titel'"
     )
+
+
+def test_ids_longer_than_the_database_keeps_are_refused(tmp_path: Path) -> None:
+    """Playbook and step ids are stored in 100-character columns: a longer one passed the check and then
+    failed the playbook's start on PostgreSQL, at declare."""
+    write(
+        tmp_path,
+        "x.yml",
+        f"""
+        id: {"p" * 101}
+        title: X
+        steps:
+          - id: {"s" * 101}
+            title: Look
+            instructions: look
+        """,
+    )
+    problems = check_playbooks(tmp_path)
+    assert len(problems) == 2, problems
+    assert problems[0].startswith(f"{tmp_path}/x.yml: id: String should have at most 100 characters")
+    assert problems[1].startswith(f"{tmp_path}/x.yml: steps[0] ({'s' * 101}): id: String should have at most 100")
