@@ -11,6 +11,7 @@ import pytest
 from bot.clock import FakeClock
 from bot.exceptions import UsageError
 from bot.incidents import grammar
+from bot.postmortem import service as postmortem
 from tests.alerts import payloads as p
 from tests.alerts.helpers import AUTO, send
 from tests.harness import BotHarness
@@ -136,6 +137,10 @@ async def test_an_impact_start_after_the_declaration_is_no_negative_time_to_dete
     assert "| Impact started | 2026-11-20 09:10:00 | 10m 00s | @" in text
     [message] = [m for m in bot.fake.messages(channel) if m.files]
     assert "time to detect 0s · " in message.text
+    async with bot.deps.db.session() as session:
+        html = postmortem.render(await postmortem.build(session, incident_id=incident.id or 0), fmt="html")
+    assert "<li>Time to detect (impact start to declaration): 0s</li>" in html
+    assert "2026-11-20 09:00:00 UTC, 10m 00s before the impact started</td>" in html
 
 
 @pytest.mark.parametrize("text", ["0001-01-01T00:00+01:00", "9999-12-31T23:59-01:00"])
