@@ -191,10 +191,15 @@ def incident_list(incidents: Sequence[Incident], *, now: datetime) -> list[Block
     return blocks
 
 
+def _slack_decoded(text: str) -> str:
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+
+
 def _event_line(event: TimelineEvent) -> str:
     star = "📌 " if event.key else ""
     who = f" {user(event.actor)}" if event.actor else ""
-    text = escape(event.text)
+    # Stored as Slack sent it, `<`, `>` and `&` encoded: decoded first, or escaping again shows `&lt;`.
+    text = escape(_slack_decoded(event.text))
     payload = events.read(event)
     if isinstance(payload, events.StatusChanged):
         text = f"{payload.old} → {payload.new}" + (f": {text}" if text else "")

@@ -112,3 +112,17 @@ async def test_pinning_a_message_the_bot_never_saw_stores_it_as_key(bot: BotHarn
     )
     stored = [e for e in await bot.timeline(1) if e.message_ts == posted.ts]
     assert len(stored) == 1 and stored[0].key
+
+
+async def test_the_timeline_command_shows_messages_as_people_wrote_them(bot: BotHarness) -> None:
+    """Slack sends `<`, `>` and `&` encoded; escaping that again showed `&lt;` and `&amp;` as text in
+    `/incident timeline`. Markup stays shown as text: `<!channel>` pings nobody."""
+    incident = await bot.declare("P2 Queue backlog")
+    channel = incident.channel_id
+    assert channel
+    event = bot.fake.user_says(channel, "U0BOB", "<@U0CAROL|carol> p95 &lt; 200ms &amp; falling <!channel>")
+    await bot.event(event, event_id="Ev300")
+    await bot.command("timeline", channel=channel)
+    reply = bot.last_reply()
+    assert "&lt;@U0CAROL|carol&gt; p95 &lt; 200ms &amp; falling &lt;!channel&gt;" in reply, reply
+    assert "&amp;lt;" not in reply and "&amp;amp;" not in reply and "<!channel>" not in reply
