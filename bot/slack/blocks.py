@@ -12,7 +12,7 @@ from typing import Any
 from bot.clock import elapsed, format_duration
 from bot.config import Severity
 from bot.incidents.models import ActionItem, Incident, Status
-from bot.slack.text import chunks, clip, escape, severity, user
+from bot.slack.text import chunks, clip, escape, severity, unescape, user
 from bot.timeline import events
 from bot.timeline.models import TimelineEvent
 
@@ -191,15 +191,12 @@ def incident_list(incidents: Sequence[Incident], *, now: datetime) -> list[Block
     return blocks
 
 
-def _slack_decoded(text: str) -> str:
-    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
-
-
 def _event_line(event: TimelineEvent) -> str:
     star = "📌 " if event.key else ""
     who = f" {user(event.actor)}" if event.actor else ""
-    # Stored as Slack sent it, `<`, `>` and `&` encoded: decoded first, or escaping again shows `&lt;`.
-    text = escape(_slack_decoded(event.text))
+    # Channel messages are stored as Slack sent them, `<`, `>` and `&` encoded: decoded first, or
+    # escaping again shows `&lt;`.
+    text = escape(unescape(event.text))
     payload = events.read(event)
     if isinstance(payload, events.StatusChanged):
         text = f"{payload.old} → {payload.new}" + (f": {text}" if text else "")

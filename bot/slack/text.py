@@ -19,6 +19,13 @@ def escape(text: str | None) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+def unescape(text: str) -> str:
+    """What the person typed: Slack sends `&`, `<` and `>` of typed text as `&amp;`, `&lt;`, `&gt;`
+    (its markup, such as `<@U1|ann>`, stays as it is). Decoded once where text comes in, so it is
+    stored as typed (as form inputs are) and `escape` on the way out does not show `&amp;`."""
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+
+
 def clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 

@@ -94,3 +94,17 @@ async def test_sev_takes_a_bare_number_and_its_words(bot: BotHarness) -> None:
     await bot.command("sev 5", channel=incident.channel_id)
     assert "got 5" in bot.last_reply()
     assert (await bot.incident(1)).severity == "P4"
+
+
+async def test_a_title_typed_with_ampersand_and_angle_brackets_is_stored_as_typed_and_shown_once_escaped(
+    bot: BotHarness,
+) -> None:
+    """Slack sends typed `&`, `<`, `>` as `&amp;`, `&lt;`, `&gt;`: stored encoded, every echo showed `&amp;`."""
+    await bot.command("declare P2 Payments &amp; checkout p95 &gt; 2s")  # as Slack sends "Payments & checkout p95 > 2s"
+    incident = await bot.incident(1)
+    assert incident.title == "Payments & checkout p95 > 2s"
+    topic = bot.fake.channels[incident.channel_id or ""].topic
+    assert "Payments &amp; checkout p95 &gt; 2s" in topic and "&amp;amp;" not in topic, topic
+    await bot.command("note cache &lt;eu-1&gt; flushed", channel=incident.channel_id or "")
+    notes = [e.text for e in await bot.timeline(1) if e.kind == "note"]
+    assert notes == ["cache <eu-1> flushed"]

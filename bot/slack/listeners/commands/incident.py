@@ -26,7 +26,7 @@ from bot.slack.listeners.common import (
     known,
     usage_reply,
 )
-from bot.slack.text import escape
+from bot.slack.text import escape, unescape
 from bot.timeline import service as timeline
 
 log = logging.getLogger(__name__)
@@ -231,7 +231,7 @@ def register(app: AsyncApp, deps: Deps) -> None:
         ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond, client: AsyncWebClient
     ) -> None:
         try:
-            cmd = grammar.parse(command.get("text", ""), known=known(deps))
+            cmd = grammar.parse(unescape(command.get("text", "")), known=known(deps))
         except UsageError as exc:
             await ack(**usage_reply(exc))
             return

@@ -21,6 +21,7 @@ from bot.ops.models import Action
 from bot.ops.status import status
 from bot.slack.adapters import ops as render
 from bot.slack.listeners.common import guarded, usage_reply
+from bot.slack.text import unescape
 
 USAGE = {
     "status": "/status [service]",
@@ -64,7 +65,7 @@ async def _ack_parsed(
 ) -> tuple[str | None, str | None] | None:
     """Ack with the usage when the text does not parse (None), else ack empty and return the parse."""
     try:
-        parsed = parse(deps, name, command.get("text", ""))
+        parsed = parse(deps, name, unescape(command.get("text", "")))
     except UsageError as exc:
         await ack(**usage_reply(exc))
         return None
