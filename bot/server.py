@@ -79,13 +79,21 @@ class SlackAuthProbe:
         }
 
 
+DB_PING_TIMEOUT = 3.0
+
+
 async def health_report(deps: Deps) -> tuple[int, dict[str, Any]]:
     """IETF health+json: pass when every check passes, warn (200) when only a non-critical one degrades,
     fail (503) when a critical one fails."""
     now = deps.clock.now().isoformat()
     try:
-        await deps.db.ping()
+        # A PostgreSQL that accepts and never answers (a failover, a dropped route) would hold the
+        # probe for the TCP or pool timeout, minutes: a load balancer wants "fail" now.
+        await asyncio.wait_for(deps.db.ping(), DB_PING_TIMEOUT)
         checks: dict[str, list[dict[str, Any]]] = {"database:connection": [{"status": "pass", "time": now}]}
+    except TimeoutError:
+        output = f"no answer within {DB_PING_TIMEOUT:g} s"
+        checks = {"database:connection": [{"status": "fail", "output": output, "time": now}]}
     except Exception as exc:
         checks = {"database:connection": [{"status": "fail", "output": type(exc).__name__, "time": now}]}
     if deps.scheduler is not None:

@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+
+import pytest
+
+from bot import server
+from bot.db import Database
 from bot.server import SlackAuthProbe
 from tests.harness import BotHarness
 
@@ -50,3 +56,31 @@ async def test_the_cache_expires(bot: BotHarness) -> None:
     bot.fake.fail("auth.test", "invalid_auth")
     assert (await bot.http.get(f"{bot.url}/health")).status_code == 503
     assert (await bot.http.get(f"{bot.url}/health")).status_code == 200
+
+
+async def test_a_database_that_never_answers_fails_health_at_once(
+    bot: BotHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A PostgreSQL that accepts connections and never answers held /health for minutes."""
+    monkeypatch.setattr(server, "DB_PING_TIMEOUT", 0.5)
+    accepted: list[asyncio.StreamWriter] = []
+
+    async def silent(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.append(writer)  # read nothing, answer nothing
+
+    listener = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = listener.sockets[0].getsockname()[1]
+    healthy_db = bot.deps.db
+    bot.deps.db = Database(f"postgresql+psycopg://bot:pw@127.0.0.1:{port}/bot")
+    try:
+        response = await asyncio.wait_for(bot.http.get(f"{bot.url}/health"), 10)
+    finally:
+        await bot.deps.db.dispose()
+        bot.deps.db = healthy_db
+        for writer in accepted:
+            writer.close()
+        listener.close()
+    assert accepted, "the probe never reached the silent server"
+    assert response.status_code == 503
+    check = response.json()["checks"]["database:connection"][0]
+    assert check == {"status": "fail", "output": "no answer within 0.5 s", "time": check["time"]}
