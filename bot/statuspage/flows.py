@@ -292,10 +292,9 @@ async def _change(deps: Deps, update: PublicUpdate) -> IncidentChange:
         others = await service.open_component_statuses(session, besides=update.incident_id)
     touched = {c for u in history for c in u.components}
     ok = ComponentStatus.OPERATIONAL  # the components are the page's: another open incident may hold one down
-    current = ok if update.status == Status.RESOLVED else Impact(update.impact).component_status
     statuses: dict[str, str] = {}
     for component in sorted(touched):
-        status = max(current if component in update.components else ok, others.get(component, ok), key=lambda s: s.rank)
+        status = max(update.status_of(component), others.get(component, ok), key=lambda s: s.rank)
         for component_id in page.statuspage_ids(component):
             if statuses.get(component_id) is None or ComponentStatus(statuses[component_id]).rank < status.rank:
                 statuses[component_id] = status.value

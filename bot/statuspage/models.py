@@ -107,6 +107,12 @@ class PublicUpdate(SQLModel, table=True):
     published_by: str = Field(max_length=100)
     published_at: datetime = _when(nullable=False)
 
+    def status_of(self, component: str) -> ComponentStatus:
+        """What this update tells the public of `component`: operational unless it names it and is open."""
+        if self.status == "resolved" or component not in self.components:
+            return ComponentStatus.OPERATIONAL
+        return Impact(self.impact).component_status
+
 
 class ComponentDay(SQLModel, table=True):
     """Probe counts of one public component on one UTC day, and the latest probe's outcome."""

@@ -21,7 +21,6 @@ from bot.statuspage import timers
 from bot.statuspage.models import (
     ComponentDay,
     ComponentStatus,
-    Impact,
     PublicReminder,
     PublicUpdate,
     StatuspageIncident,
@@ -168,8 +167,8 @@ async def open_component_statuses(session: AsyncSession, *, besides: int) -> dic
     query = select(PublicUpdate).where(col(PublicUpdate.id).in_(latest), col(PublicUpdate.status) != Status.RESOLVED)
     worst: dict[str, ComponentStatus] = {}
     for row in (await session.exec(query)).all():
-        status = Impact(row.impact).component_status
         for component in row.components:
+            status = row.status_of(component)
             if component not in worst or worst[component].rank < status.rank:
                 worst[component] = status
     return worst

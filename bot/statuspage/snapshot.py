@@ -21,7 +21,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from bot.config import StatusPageConfig
 from bot.incidents.models import Incident
-from bot.statuspage.models import ComponentDay, ComponentStatus, Impact, PublicUpdate
+from bot.statuspage.models import ComponentDay, ComponentStatus, PublicUpdate
 from bot.statuspage.public import Component, PublicIncident, View, public_id, view
 
 HERE = Path(__file__).resolve().parent
@@ -74,10 +74,7 @@ def iso(when: datetime | None) -> str | None:
 
 
 def _said(update: PublicUpdate | None, component: str) -> str:
-    """The status an update gave a component (operational when it did not name it, or resolved)."""
-    if update is None or update.status == "resolved" or component not in update.components:
-        return ComponentStatus.OPERATIONAL.value
-    return Impact(update.impact).component_status.value
+    return (update.status_of(component) if update else ComponentStatus.OPERATIONAL).value
 
 
 def _update_json(
