@@ -160,13 +160,18 @@ def shown_url(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
-def missing_file(url: str) -> Path | None:
-    """The SQLite file a URL names, when it does not exist (opening it would create an empty database)."""
+def _sqlite_file(url: str) -> Path | None:
+    """The file a SQLite URL names; None for another database or an in-memory one."""
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
         return None
-    path = Path(parsed.database or "")
-    return None if path.exists() else path
+    return Path(parsed.database or "")
+
+
+def missing_file(url: str) -> Path | None:
+    """The SQLite file a URL names, when it does not exist (opening it would create an empty database)."""
+    path = _sqlite_file(url)
+    return None if path is None or path.exists() else path
 
 
 def sqlite_unopenable(url: str) -> str | None:
@@ -175,10 +180,9 @@ def sqlite_unopenable(url: str) -> str | None:
     Why before: when aiosqlite fails to connect, its worker thread answers after `asyncio.run` may
     have closed the loop, and prints a thread traceback under our one-line error. Creates nothing.
     """
-    parsed = make_url(url)
-    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+    path = _sqlite_file(url)
+    if path is None:
         return None
-    path = Path(parsed.database or "")
     try:
         if path.exists():
             sqlite3.connect(f"{path.resolve().as_uri()}?mode=rw", uri=True).close()

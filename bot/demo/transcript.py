@@ -7,6 +7,8 @@ import time
 from collections.abc import Callable
 from typing import Any, TextIO
 
+from bot.slack.text import unescape
+
 MAX_LINES = 14  # of one message in the transcript
 _MENTION = re.compile(r"<([@#!])([^>|]+)(?:\|([^>]*))?>")
 _LINK = re.compile(r"<(https?://[^>|]+)\|([^>]*)>|<(https?://[^>]+)>")
@@ -42,7 +44,7 @@ class Transcript:
 
         text = _LINK.sub(link, text)
         text = _MENTION.sub(mention, text)
-        return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+        return unescape(text)
 
     def say(self, where: str, who: str, text: str, *, note: str = "") -> None:
         lines = [line for line in self.plain(text).splitlines() if line.strip()] or [""]
