@@ -77,6 +77,12 @@ def page_config() -> dict[str, Any]:
 
 
 @pytest.fixture
+def page_settings() -> dict[str, Any]:
+    """More settings for `sbot` (a module overrides this fixture, e.g. with `public_url`)."""
+    return {}
+
+
+@pytest.fixture
 async def sbot(
     fake_slack: FakeSlack,
     statuspage: FakeStatuspage,
@@ -86,6 +92,7 @@ async def sbot(
     clock: FakeClock,
     health: Health,
     page_config: dict[str, Any],
+    page_settings: dict[str, Any],
 ) -> AsyncIterator[BotHarness]:
     monkeypatch.setenv("STATUSPAGE_API_KEY", API_KEY)
     settings = make_settings(
@@ -94,6 +101,7 @@ async def sbot(
         tmp_path=tmp_path,
         config=page_config,
         statuspage_api_url=statuspage.url,
+        **page_settings,
     )
     async with running_bot(fake=fake_slack, settings=settings, clock=clock, http=health.client()) as harness:
         yield harness

@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from pathlib import Path
+from typing import Any
 from xml.etree import ElementTree
 
 import pytest
 
-from bot.clock import FakeClock
-from tests.conftest import make_settings
-from tests.fakes.slack_api import FakeSlack
-from tests.fakes.statuspage import FakeStatuspage
-from tests.harness import running_bot
-from tests.statuspage.conftest import API_KEY, CONFIG, Health, public
+from tests.harness import BotHarness
+from tests.statuspage.conftest import public
 
 SITE = "https://bot.acme.example"
 ATOM = "{http://www.w3.org/2005/Atom}"
@@ -24,33 +20,20 @@ def _date_time(value: object) -> datetime:
     return datetime.fromisoformat(value)
 
 
-async def test_summary_json_has_statuspages_types_and_absolute_links(
-    fake_slack: FakeSlack,
-    statuspage: FakeStatuspage,
-    database_url: str,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    clock: FakeClock,
-    health: Health,
-) -> None:
+@pytest.fixture
+def page_settings() -> dict[str, Any]:
+    return {"public_url": SITE}
+
+
+async def test_summary_json_has_statuspages_types_and_absolute_links(sbot: BotHarness) -> None:
     """Statuspage documents `page.url` as a URI, and each component's `created_at` (a date-time) and
     `page_id` as required; an incident's `components` are component objects, and each affected
     component says its `old_status` as well as its `new_status`."""
-    monkeypatch.setenv("STATUSPAGE_API_KEY", API_KEY)
-    settings = make_settings(
-        fake=fake_slack,
-        database_url=database_url,
-        tmp_path=tmp_path,
-        config=CONFIG,
-        statuspage_api_url=statuspage.url,
-        public_url=SITE,
-    )
-    async with running_bot(fake=fake_slack, settings=settings, clock=clock, http=health.client()) as bot:
-        incident = await bot.declare("P1 service:api Payments fail")
-        channel = incident.channel_id or ""
-        await bot.command("publish minor Some payments fail.", channel=channel)
-        await bot.command("publish critical No payment goes through.", channel=channel)
-        summary, _, atom = await public(bot)
+    incident = await sbot.declare("P1 service:api Payments fail")
+    channel = incident.channel_id or ""
+    await sbot.command("publish minor Some payments fail.", channel=channel)
+    await sbot.command("publish critical No payment goes through.", channel=channel)
+    summary, _, atom = await public(sbot)
 
     page = summary["page"]
     assert page["url"] == f"{SITE}/status-page"
