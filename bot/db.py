@@ -48,6 +48,7 @@ MODEL_MODULES = [
     "bot.postmortem.models",
     "bot.statuspage.models",
     "bot.followups.models",
+    "bot.web.models",
 ]
 
 # SQLite: how long a writer waits for another connection's write (SQLite's busy handler) before

@@ -16,7 +16,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from bot.deps import Deps
 from bot.postmortem.data import SECTIONS
-from bot.web import render
+from bot.web import ended, render
 from bot.web.oidc import CALLBACK_PATH, SignInRefused, SlackSignIn
 from bot.web.session import SESSION_COOKIE, Cookies, Person, SignIn, same
 
@@ -54,6 +54,13 @@ class Dashboard:
             self._cookies = (key, Cookies(secret=key[0], clock=self.deps.clock, secure=key[1]))
         return self._cookies[1]
 
+    async def person(self, request: web.Request) -> Person | None:
+        """Who is signed in: a valid cookie whose session was not signed out (in any browser)."""
+        person = self.cookies.person(request)
+        if person is None or await ended.is_ended(self.deps.db, session_id=person.session_id):
+            return None
+        return person
+
     async def off(self) -> web.Response:
         return await render.page("off.html", status=503, missing=self.missing(), callback=CALLBACK_PATH)
 
@@ -79,7 +86,10 @@ def signed_in(dash: Dashboard) -> Callable[[PageHandler], Callable[[web.Request]
         async def run(request: web.Request) -> web.StreamResponse:
             if dash.missing():
                 return await dash.off()
-            person = dash.cookies.person(request)
+            try:
+                person = await dash.person(request)
+            except DATABASE_DOWN as exc:
+                return await database_down(dash, request, exc)
             if person is None:
                 if request.method not in SAFE_METHODS:
                     return await dash.refused(
@@ -110,19 +120,23 @@ async def _answer(dash: Dashboard, handler: PageHandler, request: web.Request, p
     try:
         return render.secure(await handler(request, person))
     except DATABASE_DOWN as exc:
-        log.warning("dashboard %s %s: database unavailable (%s)", request.method, request.path, type(exc).__name__)
-        writing = request.method not in SAFE_METHODS
-        response = await dash.refused(
-            "The database is not answering"
-            + (", so this was not saved" if writing else "")
-            + ": try again in a minute.",
-            status=503,
-            retry=request.path if writing else request.path_qs,
-            kept=written(await request.post()) if writing else None,
-            title="Try again shortly",
-        )
-        response.headers["Retry-After"] = "30"
-        return response
+        return await database_down(dash, request, exc)
+
+
+async def database_down(
+    dash: Dashboard, request: web.Request, exc: Exception, *, not_done: str = "this was not saved"
+) -> web.Response:
+    log.warning("dashboard %s %s: database unavailable (%s)", request.method, request.path, type(exc).__name__)
+    writing = request.method not in SAFE_METHODS
+    response = await dash.refused(
+        "The database is not answering" + (f", so {not_done}" if writing else "") + ": try again in a minute.",
+        status=503,
+        retry=request.path if writing else request.path_qs,
+        kept=written(await request.post()) if writing else None,
+        title="Try again shortly",
+    )
+    response.headers["Retry-After"] = "30"
+    return response
 
 
 def written(form: MultiDictProxy[str | bytes | bytearray | web.FileField]) -> list[tuple[str, str]]:
@@ -199,6 +213,12 @@ async def _logout(dash: Dashboard, request: web.Request) -> web.StreamResponse:
         form = await request.post()
         if not same(str(form.get("csrf") or ""), person.csrf):
             return await dash.refused("Reload the page and sign out again.", status=403, retry="/")
+        try:
+            now = dash.deps.clock.now()
+            await ended.end(dash.deps.db, session_id=person.session_id, expires_at=person.expires_at, now=now)
+        except DATABASE_DOWN as exc:
+            # Half a sign-out (this browser only) would leave every copy of the cookie working, unseen.
+            return await database_down(dash, request, exc, not_done="you are still signed in")
     response = await render.page("signed_out.html", person=None)
     if SESSION_COOKIE in request.cookies:
         # Only then: another site's form POST comes without the (SameSite=Lax) cookie, and the

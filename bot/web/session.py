@@ -12,7 +12,7 @@ from __future__ import annotations
 import hmac
 import secrets
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiohttp import web
@@ -34,6 +34,8 @@ class Person:
     name: str
     team_id: str
     csrf: str
+    session_id: str  # what a sign-out records, so every copy of this cookie ends with it (bot/web/models.py)
+    expires_at: datetime
 
 
 @dataclass(frozen=True)
@@ -62,23 +64,29 @@ class Cookies:
 
     # --- the session ------------------------------------------------------------------------
 
-    def start(self, response: web.StreamResponse, *, user_id: str, name: str, team_id: str) -> Person:
-        person = Person(user_id=user_id, name=name, team_id=team_id, csrf=secrets.token_urlsafe(24))
-        value = self._session.dumps({"u": user_id, "n": name, "t": team_id, "c": person.csrf})
-        self._set(response, SESSION_COOKIE, str(value), SESSION_MAX_AGE)
-        return person
+    def start(self, response: web.StreamResponse, *, user_id: str, name: str, team_id: str) -> None:
+        data = {"u": user_id, "n": name, "t": team_id, "c": secrets.token_urlsafe(24), "i": secrets.token_urlsafe(24)}
+        self._set(response, SESSION_COOKIE, str(self._session.dumps(data)), SESSION_MAX_AGE)
 
     def person(self, request: web.Request) -> Person | None:
-        """The signed-in person, or None (no cookie, a forged one, or an expired one)."""
+        """Whom the cookie names, or None (no cookie, a forged or expired one, or one from before
+        sessions had an id). Not whether the session was signed out since: see `auth.Dashboard.person`."""
         raw = request.cookies.get(SESSION_COOKIE)
         if not raw:
             return None
-        data = self._loads(self._session, raw, SESSION_MAX_AGE)
-        if data is None:
-            return None
         try:
-            return Person(user_id=str(data["u"]), name=str(data["n"]), team_id=str(data["t"]), csrf=str(data["c"]))
-        except KeyError:
+            data, signed_at = self._session.loads(
+                raw, max_age=int(SESSION_MAX_AGE.total_seconds()), return_timestamp=True
+            )
+            return Person(
+                user_id=str(data["u"]),
+                name=str(data["n"]),
+                team_id=str(data["t"]),
+                csrf=str(data["c"]),
+                session_id=str(data["i"]),
+                expires_at=signed_at.astimezone(UTC) + SESSION_MAX_AGE,
+            )
+        except (BadSignature, KeyError, TypeError):  # BadSignature includes SignatureExpired
             return None
 
     def end(self, response: web.StreamResponse) -> None:
