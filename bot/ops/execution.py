@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
+from datetime import timedelta
 from functools import partial
 
 from bot.deps import Deps
@@ -27,6 +28,11 @@ from bot.platforms.base import Deployment, DeployStatus, Platform
 log = logging.getLogger(__name__)
 
 Record = Callable[..., Awaitable[AuditLog]]
+
+# A Confirm older than this is refused: what it showed (the live deployment, the service's health,
+# why it was wanted) is that old, and at 3 a.m. a button scrolled up from an earlier incident is an
+# easy mis-click. Running the command again shows what is live now, in a second.
+CONFIRMATION_EXPIRES = timedelta(minutes=15)
 
 
 async def execute(
@@ -46,6 +52,8 @@ async def execute(
         later = await audit.acted_since(session, service=name, since=since, besides=ref.request_id) if since else None
     platform = ops.platforms.get(name)
     record: Record = partial(record_outcome, deps, ref, actor=user_id, channel_id=channel_id, platform=platform.kind)
+    if since is not None and (age := deps.clock.now() - since) > CONFIRMATION_EXPIRES:
+        await _expired(ref, age, record)
     if later is not None:
         await _superseded(ref, later, record)
     plan = _plan(ref, platform, await _live_as_shown(platform, ref, record))
@@ -69,6 +77,23 @@ async def execute(
     except Exception:
         log.exception("could not show the report of %s", plan.describe())
     return report
+
+
+async def _expired(ref: PlanRef, age: timedelta, record: Record) -> None:
+    """Refuse (and use up) a confirmation shown longer ago than CONFIRMATION_EXPIRES."""
+    minutes = int(age.total_seconds() // 60)
+    shown = f"{minutes} minutes ago" if minutes < 120 else f"{minutes // 60} hours ago"
+    reason = (
+        f"this confirmation was shown {shown} (they expire after {CONFIRMATION_EXPIRES.seconds // 60} minutes): "
+        f"run /{ref.action.value} {ref.service} again to see what is live now"
+    )
+    await record(
+        outcome=Outcome.REFUSED,
+        detail=reason,
+        claim=True,
+        timeline_text=f"{ref.action.verb} of {ref.service} not run: {reason}",
+    )
+    raise InvalidState(reason)
 
 
 async def _superseded(ref: PlanRef, later: AuditLog, record: Record) -> None:

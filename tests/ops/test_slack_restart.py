@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from types import SimpleNamespace
 
 import pytest
+from sqlmodel import update
 
 from bot.exceptions import ChatError
+from bot.ops.models import PendingAction
 from bot.slack.adapters.ops import SlackDirectory
 from tests.ops.conftest import Stack, incident_channel
 
@@ -295,3 +298,34 @@ async def test_a_confirmation_shown_before_someone_else_restarted_the_service_is
     assert [(e.actor, e.outcome) for e in await stack.audit()] == [("U0BOB", "succeeded"), ("U0ALICE", "refused")]
     await stack.bot.click("ops_confirm", alices, user="U0ALICE")  # and it stays used up
     assert "already confirmed or cancelled" in stack.bot.last_reply() and stack.railway.restarts == 1
+
+
+async def _age_confirmations(stack: Stack, by: timedelta) -> None:
+    async with stack.bot.deps.db.session() as session:
+        await session.exec(update(PendingAction).values(created_at=stack.bot.deps.clock.now() - by))
+        await session.commit()
+
+
+async def test_a_confirmation_older_than_fifteen_minutes_is_refused_and_used_up(stack: Stack) -> None:
+    """What it showed (the live deployment, why it was wanted) is that old: a button scrolled up from an
+    earlier incident must not restart a service at 3 a.m."""
+    await stack.bot.command("gateway", command="/restart", user="U0ALICE")
+    value = stack.button_value("ops_confirm")
+    await _age_confirmations(stack, timedelta(minutes=16))
+
+    await stack.bot.click("ops_confirm", value, user="U0ALICE")
+
+    assert stack.railway.restarts == 0
+    reply = stack.bot.last_reply()
+    assert "shown 16 minutes ago" in reply and "/restart gateway" in reply, reply
+    assert [(e.actor, e.outcome) for e in await stack.audit()] == [("U0ALICE", "refused")]
+    await stack.bot.click("ops_confirm", value, user="U0ALICE")
+    assert "already confirmed or cancelled" in stack.bot.last_reply() and stack.railway.restarts == 0
+
+
+async def test_a_confirmation_fourteen_minutes_old_still_runs(stack: Stack) -> None:
+    await stack.bot.command("gateway", command="/restart", user="U0ALICE")
+    await _age_confirmations(stack, timedelta(minutes=14))
+    await stack.bot.click("ops_confirm", stack.button_value("ops_confirm"), user="U0ALICE")
+    assert stack.railway.restarts == 1
+    assert [e.outcome for e in await stack.audit()] == ["succeeded"]
