@@ -71,6 +71,11 @@ class Notification:
     # Firing alerts in the whole delivery, those beyond the kept ones included (the sender's own
     # `truncatedAlerts` only while the group fires: it does not say their status).
     firing_total: int = 0
+    # A delivery about some alerts of the group only (a Datadog multi-alert monitor sends one per host):
+    # the group's other stored alerts keep their status, and the group fires while any of them does.
+    partial: bool = False
+    # Alerts stored under an older fingerprint for what this delivery names: a resolved delivery clears them.
+    clears: tuple[str, ...] = ()
 
     @property
     def key_hash(self) -> str:

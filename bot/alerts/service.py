@@ -80,10 +80,42 @@ async def _incident_open(session: AsyncSession, incident_id: int | None) -> bool
     return status is not None and status != Status.RESOLVED
 
 
-def describe_change(note: Notification, *, new_firing: Sequence[str], newly_resolved: Sequence[str]) -> str:
-    firing = len(note.firing)
-    resolved = len(note.alerts) - firing
-    head = f"{source_name(note.source)}: {note.alertname or 'alert'} {note.status}"
+@dataclass(frozen=True)
+class GroupState:
+    """The group after a delivery: what the delivery says, or with a partial one, what all its alerts say."""
+
+    status: str
+    firing: int
+    resolved: int
+    firing_total: int
+    common_labels: dict[str, str]
+
+
+def group_state(note: Notification, stored: Sequence[AlertInstance]) -> GroupState:
+    """A partial delivery names one alert of the group: the group fires while any of its alerts does."""
+    if not note.partial:
+        firing = len(note.firing)
+        return GroupState(note.status, firing, len(note.alerts) - firing, note.firing_total, note.common_labels)
+    delivered = {a.fingerprint for a in note.alerts}
+    cleared = set(note.clears) if note.status == "resolved" else set()
+    every = [(a.status, a.labels) for a in note.alerts] + [
+        ("resolved" if i.fingerprint in cleared else i.status, i.labels)
+        for i in stored
+        if i.fingerprint not in delivered
+    ]
+    firing = sum(1 for status, _ in every if status == "firing")
+    common = set(note.common_labels.items())
+    for _, labels in every:
+        common &= set(labels.items())
+    status = "firing" if firing else "resolved"
+    return GroupState(status, firing, len(every) - firing, firing, dict(sorted(common)))
+
+
+def describe_change(
+    note: Notification, state: GroupState, *, new_firing: Sequence[str], newly_resolved: Sequence[str]
+) -> str:
+    firing, resolved = state.firing, state.resolved
+    head = f"{source_name(note.source)}: {note.alertname or 'alert'} {state.status}"
     counts = f"{firing} firing" + (f", {resolved} resolved" if resolved else "")
     changes = []
     if new_firing:
@@ -149,9 +181,13 @@ async def _apply(
     group = await get_group(session, group_id=group_id)
     old_status = group.status  # the UPDATE below refreshes `group` in place
     new_episode = await _starts_episode(session, group=group, note=note)
-    existing = {} if new_episode else {i.fingerprint: i.status for i in await instances(session, group_id=group_id)}
+    stored = [] if new_episode else await instances(session, group_id=group_id)
+    existing = {i.fingerprint: i.status for i in stored}
+    state = group_state(note, stored)
     incident_id = None if new_episode else group.incident_id
-    values = _group_values(group, note=note, proposal=proposal, rule=rule, now=now, new_episode=new_episode)
+    values = _group_values(
+        group, note=note, state=state, proposal=proposal, rule=rule, now=now, new_episode=new_episode
+    )
     result = await session.exec(
         update(AlertGroup)
         .where(
@@ -173,6 +209,7 @@ async def _apply(
     newly_resolved = [
         a.fingerprint for a in note.alerts if a.status == "resolved" and existing.get(a.fingerprint) == "firing"
     ]
+    newly_resolved += await _clear_older(session, group_id=group_id, note=note, existing=existing, now=now)
     await _upsert_alerts(session, group_id=group_id, note=note, refired=set(new_firing), now=now)
     if incident_id is not None:
         await timeline.add(
@@ -180,12 +217,12 @@ async def _apply(
             incident_id=incident_id,
             at=now,
             actor=note.source,
-            text=describe_change(note, new_firing=new_firing, newly_resolved=newly_resolved),
-            key=note.status == "resolved" and old_status == "firing",
+            text=describe_change(note, state, new_firing=new_firing, newly_resolved=newly_resolved),
+            key=state.status == "resolved" and old_status == "firing",
             payload=events.AlertChanged(
                 source=note.source,
                 group_id=group_id,
-                status=note.status,
+                status=state.status,
                 new=new_firing,
                 resolved=newly_resolved,
                 notification=values["notifications"],
@@ -211,26 +248,33 @@ async def _starts_episode(session: AsyncSession, *, group: AlertGroup, note: Not
 
 
 def _group_values(
-    group: AlertGroup, *, note: Notification, proposal: Proposal, rule: str | None, now: datetime, new_episode: bool
+    group: AlertGroup,
+    *,
+    note: Notification,
+    state: GroupState,
+    proposal: Proposal,
+    rule: str | None,
+    now: datetime,
+    new_episode: bool,
 ) -> dict[str, Any]:
     """The group's columns after this delivery (as read in `group`, before the optimistic UPDATE)."""
     incident_id = None if new_episode else group.incident_id
     declare_state = DeclareState.NONE if new_episode else group.declare_state
     wanted = proposal.auto and incident_id is None and declare_state == DeclareState.NONE
     values: dict[str, Any] = {
-        "status": note.status,
+        "status": state.status,
         "title": note.title(),
         "summary": note.summary[:3000],
         "receiver": note.receiver[:200],
         "group_labels": note.group_labels,
-        "common_labels": note.common_labels,
+        "common_labels": state.common_labels,
         "common_annotations": note.common_annotations,
         "external_url": note.external_url,
         "truncated": note.truncated,
-        "firing_total": note.firing_total,
+        "firing_total": state.firing_total,
         "last_seen_at": now,
         "notifications": 1 if new_episode else group.notifications + 1,
-        "resolved_at": now if note.status == "resolved" else None,
+        "resolved_at": now if state.status == "resolved" else None,
         "proposed_severity": proposal.severity.value,
         "proposed_service": proposal.service,
         "proposed_playbook": proposal.playbook,
@@ -242,9 +286,9 @@ def _group_values(
         values["declare_state"] = DeclareState.WANTED
     if new_episode:
         values.update(_episode_reset(wanted=wanted, rule=rule, now=now, episode=group.episode + 1))
-    if note.status == "resolved" and group.status == "firing" and incident_id is not None:
+    if state.status == "resolved" and group.status == "firing" and incident_id is not None:
         values["resolve_offer_pending"] = True
-    elif note.status == "firing":
+    elif state.status == "firing":
         values["resolve_offer_pending"] = False
     return values
 
@@ -263,6 +307,21 @@ def _episode_reset(*, wanted: bool, rule: str | None, now: datetime, episode: in
         "resolve_offer_pending": False,
         "rule": rule,
     }
+
+
+async def _clear_older(
+    session: AsyncSession, *, group_id: int, note: Notification, existing: dict[str, str], now: datetime
+) -> list[str]:
+    """A resolved delivery clears what was stored for it under an older fingerprint (an open Datadog alert
+    stored before a monitor's groups were told apart); the ones that were firing."""
+    firing = [fp for fp in note.clears if existing.get(fp) == "firing"] if note.status == "resolved" else []
+    if firing:
+        await session.exec(
+            update(AlertInstance)
+            .where(col(AlertInstance.group_id) == group_id, col(AlertInstance.fingerprint).in_(firing))
+            .values(status="resolved", ends_at=now, last_seen_at=now)
+        )
+    return firing
 
 
 async def _upsert_alerts(

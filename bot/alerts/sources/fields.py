@@ -24,6 +24,9 @@ class Fields:
     labels: dict[str, str] = field(default_factory=dict)
     started_at: datetime | None = None
     link: str | None = None
+    # One of several alerts the sender tells apart under `key` (a Datadog multi-alert monitor's group,
+    # `host:web-1`), each delivery about one of them; '' when the key is the whole alert.
+    alert: str = ""
 
 
 @dataclass(frozen=True)
@@ -103,7 +106,7 @@ def _tag_pair(item: Any) -> tuple[Any, Any] | None:
 
 
 def notification(source: str, fields: Fields, *, now: datetime) -> Notification:
-    """One group per sender key, holding one alert whose labels say what the sender said."""
+    """One group per sender key; each delivery is about one alert of it, whose labels say what the sender said."""
     if not fields.key:
         raise PayloadError("the alert has no id to group it by")
     status = "firing" if fields.firing else "resolved"
@@ -115,7 +118,10 @@ def notification(source: str, fields: Fields, *, now: datetime) -> Notification:
     if fields.service:
         labels["service"] = fields.service[:100]
     annotations = {"summary": fields.summary[:3000]} if fields.summary else {}
-    fingerprint = hashlib.sha256(f"{source}\x00{fields.key}".encode()).hexdigest()[:16]
+    whole = hashlib.sha256(f"{source}\x00{fields.key}".encode()).hexdigest()[:16]
+    fingerprint = whole
+    if fields.alert:
+        fingerprint = hashlib.sha256(f"{source}\x00{fields.key}\x00{fields.alert}".encode()).hexdigest()[:16]
     alert = AlertItem(
         fingerprint=fingerprint,
         status=status,
@@ -136,4 +142,7 @@ def notification(source: str, fields: Fields, *, now: datetime) -> Notification:
         external_url=fields.link or None,
         truncated=0,
         alerts=[alert],
+        # The group's other alerts stand; the one stored before alerts were told apart clears with any.
+        partial=bool(fields.alert),
+        clears=(whole,) if fields.alert and not fields.firing else (),
     )

@@ -15,6 +15,8 @@ Reader = Callable[[dict[str, Any], Mapping[str, str]], Fields | Ignored]
 # Datadog's title starts with the transition (`[Triggered]`, `[Recovered on {host:h1}]`), after the
 # monitor's priority when it has one (`[P1] [Triggered] …`).
 _BRACKET = re.compile(r"^\s*(?:\[P[1-5]\]\s*)?\[[^\]]*\]\s*")
+# A multi-alert monitor (`... by {host}`) names the group that changed in that bracket: `on {host:web-1}`.
+_TITLE_SCOPE = re.compile(r"^\s*(?:\[P[1-5]\]\s*)?\[[^\]{]*\bon\s*\{([^}]*)\}\s*\]")
 
 
 def _object(value: Any, *, where: str) -> dict[str, Any]:
@@ -54,7 +56,10 @@ _DATADOG_FIRING = {"triggered", "re-triggered", "warn", "re-warn", "no data", "r
 
 
 def datadog(data: dict[str, Any], _: Mapping[str, str]) -> Fields | Ignored:
-    """The webhook integration's payload with `$ALERT_TRANSITION`, `$AGGREG_KEY`, `$ALERT_PRIORITY`, `$TAGS`..."""
+    """The webhook integration's payload with `$ALERT_TRANSITION`, `$AGGREG_KEY`, `$ALERT_PRIORITY`, `$TAGS`...
+
+    The monitor is the group; each group of a multi-alert monitor (`$ALERT_SCOPE`) is an alert of its own
+    in it, so one host recovering clears that host only and the monitor resolves with its last one."""
     transition = text(data.get("alert_transition"), where="alert_transition", required=True)
     lowered = transition.lower()
     if lowered not in _DATADOG_RESOLVED | _DATADOG_FIRING:
@@ -73,8 +78,12 @@ def datadog(data: dict[str, Any], _: Mapping[str, str]) -> Fields | Ignored:
     labels = tag_labels(data.get("tags"), where="tags")
     if data.get("alert_id"):
         labels["monitor_id"] = text(data.get("alert_id"), where="alert_id")
+    scope = _datadog_scope(data, title=raw_title)
+    for name, value in tag_labels(scope, where="alert_scope").items():
+        labels.setdefault(name, value)
     return Fields(
         key=key,
+        alert=scope,
         firing=lowered not in _DATADOG_RESOLVED,
         title=_BRACKET.sub("", raw_title) or "Datadog monitor",
         summary=_datadog_text(text(data.get("body"), where="body")),
@@ -84,6 +93,19 @@ def datadog(data: dict[str, Any], _: Mapping[str, str]) -> Fields | Ignored:
         started_at=when(data.get("date"), where="date") if lowered not in _DATADOG_RESOLVED else None,
         link=text(data.get("link"), where="link") or None,
     )
+
+
+def _datadog_scope(data: dict[str, Any], *, title: str) -> str:
+    """The group of a multi-alert monitor this delivery is about (`host:web-1`), '' for a simple monitor.
+
+    `$ALERT_SCOPE` when the payload carries it, else the group Datadog puts in the title
+    (`[Triggered on {host:web-1}]`); either way `a:1,b:2`, so both spellings name the same alert."""
+    scope = text(data.get("alert_scope"), where="alert_scope")
+    if not scope:
+        found = _TITLE_SCOPE.match(title)
+        scope = found.group(1) if found else ""
+    tags = sorted({tag.strip() for tag in scope.split(",") if tag.strip() and tag.strip() != "*"})
+    return ",".join(tags)[:500]
 
 
 def _datadog_text(body: str) -> str:
