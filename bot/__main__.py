@@ -27,6 +27,13 @@ def _parser() -> argparse.ArgumentParser:
     pm.add_argument("incident", help="INC-7, inc-7 or 7")
     pm.add_argument("--format", choices=["markdown", "html"], default="markdown")
     pm.add_argument("-o", "--output", type=Path, default=None)
+    pm.add_argument(
+        "--as",
+        dest="reader",
+        default=None,
+        metavar="USER_ID",
+        help="who will read it (a Slack user ID): a private incident is printed only for someone who may see it",
+    )
     demo = sub.add_parser("demo", help="play a whole incident locally, without a Slack workspace")
     demo.add_argument("-o", "--output", type=Path, default=Path("demo-postmortem.md"))
     demo.add_argument(
@@ -94,7 +101,9 @@ def _run(command: str, args: argparse.Namespace, settings: Settings) -> int:
     if command == "postmortem":
         from bot.postmortem.cli import run_cli
 
-        return asyncio.run(run_cli(settings, incident=args.incident, fmt=args.format, output=args.output))
+        return asyncio.run(
+            run_cli(settings, incident=args.incident, fmt=args.format, output=args.output, reader=args.reader)
+        )
     if command == "demo":
         from bot.demo.run import run_demo
 

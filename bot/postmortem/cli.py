@@ -4,6 +4,10 @@ Prints the document to stdout, or writes it to FILE. Errors are one line on stde
 code 1 (unknown incident, bad template) or 2 (arguments that do not parse), as a shell expects.
 People are named as Slack shows them when SLACK_BOT_TOKEN is set (one cached `users.info` each);
 without it, or when Slack cannot say, the document keeps their IDs and stderr says why.
+
+A private incident goes through the same access check as every other surface (`can_see`), for the
+person `--as` names: whoever runs this holds the database and could read it anyway, so this is not
+a lock, but a security incident's post-mortem is not printed for a wiki by accident.
 """
 
 from __future__ import annotations
@@ -14,8 +18,11 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
+from bot.clock import SystemClock
 from bot.db import Database, missing_file, shown_url, sqlite_unopenable
-from bot.exceptions import BotError, NotFound, UsageError
+from bot.exceptions import BotError, NotFound, PermissionDenied, UsageError
+from bot.incidents.access import Access, Membership
+from bot.incidents.models import Incident
 from bot.postmortem import service
 from bot.postmortem.data import PostmortemData
 from bot.postmortem.flows import people
@@ -38,6 +45,7 @@ async def run_cli(
     incident: str,
     fmt: str,
     output: Path | None,
+    reader: str | None = None,
     stdout: TextIO | None = None,
     stderr: TextIO | None = None,
 ) -> int:
@@ -61,7 +69,11 @@ async def run_cli(
     try:
         await db.migrate()
         async with db.session() as session:
+            row = await session.get(Incident, number)
+            if row is None:
+                raise NotFound(f"INC-{number}")
             data = await service.build(session, incident_id=number)
+        await _may_read(settings, row, reader)
         data.user_names = await _names(settings, data, err)
         document = service.render(data, fmt=fmt_name, templates_dir=settings.config.postmortem.templates_dir)
     except NotFound:
@@ -85,6 +97,27 @@ async def run_cli(
         return 1
     print(f"wrote the {data.ref} post-mortem ({fmt_name}, {len(data.events)} timeline events) to {output}", file=err)
     return 0
+
+
+async def _may_read(settings: Settings, incident: Incident, reader: str | None) -> None:
+    """PermissionDenied unless the incident is public or `reader` may see it (its channel, or the
+    people in `permissions.private_incidents`)."""
+    if not incident.private:
+        return
+    rule = "only for a member of its channel or someone in permissions.private_incidents"
+    if not reader:
+        raise PermissionDenied(f"{incident.ref} is private: it is printed {rule}; say who will read it with --as U…")
+    membership: Membership | None = None
+    if settings.slack_bot_token is not None:
+        from bot.slack.adapters.access import membership_reader
+
+        membership = membership_reader(
+            token=settings.slack_bot_token.get_secret_value(), api_url=settings.slack_api_url
+        )
+    access = Access(membership=membership, permissions=settings.config.permissions, clock=SystemClock())
+    if not await access.can_see(person=reader, incident=incident):
+        why = "" if membership is not None else " (SLACK_BOT_TOKEN is not set, so its channel's members are unknown)"
+        raise PermissionDenied(f"{incident.ref} is private and {reader} may not see it{why}: it is printed {rule}")
 
 
 async def _names(settings: Settings, data: PostmortemData, err: TextIO) -> dict[str, str]:

@@ -35,6 +35,11 @@ class SlackMembership:
         return [str(u) for u in data(response).get("users") or []]
 
 
+def membership_reader(*, token: str, api_url: str) -> SlackMembership:
+    """Membership for a process without the Slack app (the post-mortem CLI's access check)."""
+    return SlackMembership(AsyncWebClient(token=token, base_url=api_url))
+
+
 if TYPE_CHECKING:
 
     def _conforms(client: AsyncWebClient) -> Membership:
