@@ -16,6 +16,7 @@ from datetime import UTC, datetime, time, timedelta
 from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
@@ -26,7 +27,21 @@ from bot.statuspage.public import Component, PublicIncident, View, public_id, vi
 
 HERE = Path(__file__).resolve().parent
 CSS = (HERE / "static" / "status.css").read_bytes()
-PAGE_ID = public_id("page", "status")
+PAGE_ID = public_id("page", "status")  # without PUBLIC_URL: nothing tells this page from another
+
+
+def page_id(public_url: str | None) -> str:
+    """The page's id in summary.json and its feed: from its address, so two installations' pages (and
+    their feeds' entries, which readers de-duplicate by id) are never taken for one another."""
+    return public_id("page", public_url) if public_url else PAGE_ID
+
+
+def feed_tag(public_url: str | None) -> str:
+    """The Atom ids' prefix: a tag URI (RFC 4151) minted under the page's own host when it is known."""
+    host = urlsplit(public_url).hostname if public_url else None
+    return f"tag:{host},2026:status-page" if host else f"tag:status-page,2026:{PAGE_ID}"
+
+
 BASE = "/status-page"
 FEED_ENTRIES = 50
 
@@ -97,7 +112,7 @@ def _update_json(
     }
 
 
-def _component_json(c: Component, stamp: str | None) -> dict[str, Any]:
+def _component_json(c: Component, stamp: str | None, page: str) -> dict[str, Any]:
     # Statuspage requires `created_at`: the first day the page has anything on the component, else now.
     known = next((b.day for b in c.bars if b.status is not None), None)
     created = iso(datetime.combine(known, time(), UTC)) if known else stamp
@@ -112,20 +127,20 @@ def _component_json(c: Component, stamp: str | None) -> dict[str, Any]:
         "only_show_if_degraded": False,
         "showcase": True,
         "start_date": None,
-        "page_id": PAGE_ID,
+        "page_id": page,
         "created_at": created,
         "updated_at": stamp,
     }
 
 
-def summary(v: View, *, url: str = BASE) -> dict[str, Any]:
+def summary(v: View, *, url: str = BASE, page: str = PAGE_ID) -> dict[str, Any]:
     """Atlassian Statuspage's public `/api/v2/summary.json`: unresolved incidents only, as there.
-    `url`: the page's address, absolute when PUBLIC_URL says where the bot is."""
+    `url`: the page's address, absolute when PUBLIC_URL says where the bot is; `page`: its id."""
     names = {c.name: c.id for c in v.components}
     stamp = iso(v.now)
-    components = {c.name: _component_json(c, stamp) for c in v.components}
+    components = {c.name: _component_json(c, stamp, page) for c in v.components}
     return {
-        "page": {"id": PAGE_ID, "name": v.title, "url": url, "time_zone": "Etc/UTC", "updated_at": stamp},
+        "page": {"id": page, "name": v.title, "url": url, "time_zone": "Etc/UTC", "updated_at": stamp},
         "status": {"indicator": v.status.value, "description": v.description},
         "components": list(components.values()),
         "incidents": [
@@ -140,7 +155,7 @@ def summary(v: View, *, url: str = BASE) -> dict[str, Any]:
                 "started_at": iso(i.started_at),
                 "monitoring_at": iso(i.first_at("monitoring")),
                 "resolved_at": iso(i.resolved_at),
-                "page_id": PAGE_ID,
+                "page_id": page,
                 "incident_updates": [
                     _update_json(i, u, i.updates[n - 1] if n else None, names)
                     for n, u in reversed(list(enumerate(i.updates)))
@@ -175,7 +190,7 @@ def build(
     html = _env.get_template("page.html.j2").render(v=v, iso=iso, base=BASE)
     url = f"{public_url or ''}{BASE}"  # feeds and JSON are read elsewhere: absolute links when we know the host
     feed = _env.get_template("history.atom.j2").render(
-        v=v, iso=iso, base=url, page_id=PAGE_ID, entries=_feed_entries(v), uid=public_id
+        v=v, iso=iso, base=url, tag=feed_tag(public_url), entries=_feed_entries(v), uid=public_id
     )
     page = _body(html.encode(), "text/html; charset=utf-8")
     stamp = format_datetime(now.astimezone(UTC).replace(microsecond=0), usegmt=True)
@@ -184,7 +199,10 @@ def build(
         # Unchanged page, unchanged date: If-Modified-Since keeps answering 304 across no-op rebuilds.
         last_modified=previous.last_modified if previous and previous.html.etag == page.etag else stamp,
         html=page,
-        summary=_body(json.dumps(summary(v, url=url), separators=(",", ":")).encode(), "application/json"),
+        summary=_body(
+            json.dumps(summary(v, url=url, page=page_id(public_url)), separators=(",", ":")).encode(),
+            "application/json",
+        ),
         atom=_body(feed.encode(), "application/atom+xml; charset=utf-8"),
         css=_body(CSS, "text/css; charset=utf-8"),
         view=v,

@@ -8,6 +8,7 @@ from xml.etree import ElementTree
 
 import pytest
 
+from bot.statuspage.snapshot import PAGE_ID, page_id
 from tests.harness import BotHarness
 from tests.statuspage.conftest import public
 
@@ -58,3 +59,16 @@ async def test_summary_json_has_statuspages_types_and_absolute_links(sbot: BotHa
 
     links = {link.get("rel"): link.get("href") for link in ElementTree.fromstring(atom).findall(f"{ATOM}link")}
     assert links == {"alternate": f"{SITE}/status-page", "self": f"{SITE}/status-page/history.atom"}
+
+
+async def test_ids_are_minted_under_the_pages_own_address(sbot: BotHarness) -> None:
+    """Feed readers de-duplicate entries by id: two installations' pages with the same ids would hide
+    one page's updates from someone who follows both."""
+    incident = await sbot.declare("P1 service:api Payments fail")
+    await sbot.command("publish minor Some payments fail.", channel=incident.channel_id or "")
+    summary, _, atom = await public(sbot)
+
+    feed = ElementTree.fromstring(atom)
+    ids = [feed.findtext(f"{ATOM}id") or ""] + [e.findtext(f"{ATOM}id") or "" for e in feed.findall(f"{ATOM}entry")]
+    assert len(ids) == 2 and all(i.startswith("tag:bot.acme.example,2026:status-page") for i in ids), ids
+    assert summary["page"]["id"] == page_id(SITE) != PAGE_ID != page_id("https://status.other.example")
