@@ -15,9 +15,15 @@ from bot.exceptions import BotError, UsageError
 from bot.incidents import access, grammar
 from bot.incidents.models import Incident
 from bot.slack import blocks
-from bot.slack.text import error_text, escape
+from bot.slack.text import error_text, escape, unescape
 
 log = logging.getLogger(__name__)
+
+
+def command_text(command: dict[str, Any]) -> str:
+    """A slash command's text as typed: Slack sends `&`, `<` and `>` as entities, and every command is
+    parsed (and stored) from this, once, so nothing is escaped twice on the way out."""
+    return unescape(str(command.get("text") or ""))
 
 
 def known(deps: Deps) -> grammar.Known:

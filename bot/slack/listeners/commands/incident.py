@@ -21,12 +21,13 @@ from bot.slack.listeners.commands import oncall, playbook, postmortem, statuspag
 from bot.slack.listeners.common import (
     CommandContext,
     SubcommandHandler,
+    command_text,
     form_playbooks,
     guarded,
     known,
     usage_reply,
 )
-from bot.slack.text import escape, unescape
+from bot.slack.text import escape
 from bot.timeline import service as timeline
 
 log = logging.getLogger(__name__)
@@ -231,7 +232,7 @@ def register(app: AsyncApp, deps: Deps) -> None:
         ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond, client: AsyncWebClient
     ) -> None:
         try:
-            cmd = grammar.parse(unescape(command.get("text", "")), known=known(deps))
+            cmd = grammar.parse(command_text(command), known=known(deps))
         except UsageError as exc:
             await ack(**usage_reply(exc))
             return

@@ -20,8 +20,7 @@ from bot.ops.confirmations import prepare
 from bot.ops.models import Action
 from bot.ops.status import status
 from bot.slack.adapters import ops as render
-from bot.slack.listeners.common import guarded, usage_reply
-from bot.slack.text import unescape
+from bot.slack.listeners.common import command_text, guarded, usage_reply
 
 USAGE = {
     "status": "/status [service]",
@@ -65,7 +64,7 @@ async def _ack_parsed(
 ) -> tuple[str | None, str | None] | None:
     """Ack with the usage when the text does not parse (None), else ack empty and return the parse."""
     try:
-        parsed = parse(deps, name, unescape(command.get("text", "")))
+        parsed = parse(deps, name, command_text(command))
     except UsageError as exc:
         await ack(**usage_reply(exc))
         return None
