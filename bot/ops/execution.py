@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import timedelta
 from functools import partial
+from typing import NoReturn
 
 from bot.deps import Deps
 from bot.exceptions import BotError, InvalidState
@@ -79,7 +80,7 @@ async def execute(
     return report
 
 
-async def _expired(ref: PlanRef, age: timedelta, record: Record) -> None:
+async def _expired(ref: PlanRef, age: timedelta, record: Record) -> NoReturn:
     """Refuse (and use up) a confirmation shown longer ago than CONFIRMATION_EXPIRES."""
     minutes = int(age.total_seconds() // 60)
     shown = f"{minutes} minutes ago" if minutes < 120 else f"{minutes // 60} hours ago"
@@ -87,16 +88,10 @@ async def _expired(ref: PlanRef, age: timedelta, record: Record) -> None:
         f"this confirmation was shown {shown} (they expire after {CONFIRMATION_EXPIRES.seconds // 60} minutes): "
         f"run /{ref.action.value} {ref.service} again to see what is live now"
     )
-    await record(
-        outcome=Outcome.REFUSED,
-        detail=reason,
-        claim=True,
-        timeline_text=f"{ref.action.verb} of {ref.service} not run: {reason}",
-    )
-    raise InvalidState(reason)
+    await _refuse(ref, record, InvalidState(reason))
 
 
-async def _superseded(ref: PlanRef, later: AuditLog, record: Record) -> None:
+async def _superseded(ref: PlanRef, later: AuditLog, record: Record) -> NoReturn:
     """Refuse (and use up) a confirmation shown before someone else restarted or rolled back the service.
 
     Railway restarts in place, so the live deployment alone does not tell that it was restarted since.
@@ -106,7 +101,11 @@ async def _superseded(ref: PlanRef, later: AuditLog, record: Record) -> None:
         f"{ref.service} was {done} by {BotError.PEOPLE} after this was shown ({later.outcome}): "
         f"check `/status {ref.service}` and run /{ref.action.value} {ref.service} again if it is still needed"
     )
-    refusal = InvalidState(reason, people=(later.actor,))
+    await _refuse(ref, record, InvalidState(reason, people=(later.actor,)))
+
+
+async def _refuse(ref: PlanRef, record: Record, refusal: InvalidState) -> NoReturn:
+    """Audit a refusal that uses the confirmation up, put it on the timeline, and raise it."""
     await record(
         outcome=Outcome.REFUSED,
         detail=str(refusal),
@@ -135,13 +134,7 @@ async def _live_as_shown(platform: Platform, ref: PlanRef, record: Record) -> De
             f"the live deployment of {name} changed since this was shown (was {ref.current_id or 'nothing'}, "
             f"now {now_live}): run /{ref.action.value} {name} again"
         )
-        await record(
-            outcome=Outcome.REFUSED,
-            detail=reason,
-            claim=True,
-            timeline_text=f"{ref.action.verb} of {name} not run: {reason}",
-        )
-        raise InvalidState(reason)
+        await _refuse(ref, record, InvalidState(reason))
     return current
 
 
