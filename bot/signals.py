@@ -3,7 +3,9 @@
 Escalation, playbooks and post-mortems subscribe to these instead of being called by the
 incident code, so the incident lifecycle does not grow a dependency on every feature. Handlers
 run in order after the state change is committed; one failing handler is logged and does not
-stop the others or undo the change.
+stop the others or undo the change. `publish` returns what the failed handlers do, for the two
+signals whose work is retried until done (IncidentChannelReady, IncidentResolved: see
+bot/incidents/signal_work.py); for the others a failure is only logged (`notify`).
 """
 
 from __future__ import annotations
@@ -78,14 +80,27 @@ Handler = Callable[[Any], Awaitable[None]]
 
 class Bus:
     def __init__(self) -> None:
-        self._handlers: dict[type, list[Handler]] = defaultdict(list)
+        self._handlers: dict[type, list[tuple[Handler, str]]] = defaultdict(list)
 
-    def subscribe(self, event_type: type[E], handler: Callable[[E], Awaitable[None]]) -> None:
-        self._handlers[event_type].append(handler)
+    def subscribe(self, event_type: type[E], handler: Callable[[E], Awaitable[None]], *, does: str = "") -> None:
+        """`does`: the handler's work in a few words ("start the playbook"), what responders are told
+        when it fails for good; the handler's name by default."""
+        self._handlers[event_type].append((handler, does or getattr(handler, "__qualname__", repr(handler))))
 
-    async def publish(self, event: IncidentEvent) -> None:
-        for handler in self._handlers.get(type(event), []):
+    async def publish(self, event: IncidentEvent) -> list[str]:
+        """Run every handler, in order, each whatever the others did; returns what the failed ones do.
+
+        A failure is logged here; acting on it is the caller's (empty: every handler returned).
+        """
+        failed = []
+        for handler, does in self._handlers.get(type(event), []):
             try:
                 await handler(event)
             except Exception:
-                log.exception("handler %s failed for %s", getattr(handler, "__qualname__", handler), event)
+                log.exception("handler %s (%s) failed for %s", getattr(handler, "__qualname__", handler), does, event)
+                failed.append(does)
+        return failed
+
+    async def notify(self, event: IncidentEvent) -> None:
+        """Publish where nothing acts on a failed handler: it is logged, and not retried."""
+        await self.publish(event)

@@ -16,7 +16,7 @@ def setup(deps: Deps) -> None:
     deps.http_routes.append(("POST", "/alerts/grafana", handler_for(deps, "grafana")))
     sources.setup(deps)  # POST /alerts/<name> for each alerts.sources entry
     # The alert message shows the linked incident's severity and status: keep it current.
-    deps.bus.subscribe(IncidentResolved, processor.on_incident_changed)
+    deps.bus.subscribe(IncidentResolved, processor.on_incident_changed, does="update the alert messages")
     deps.bus.subscribe(IncidentStatusChanged, processor.on_incident_changed)
     deps.bus.subscribe(IncidentSeverityChanged, processor.on_incident_changed)
     deps.on_start.append(processor.start)

@@ -16,7 +16,7 @@ def setup(deps: Deps) -> None:
         return
     archiver = Archiver(deps)
     deps.archiver = archiver
-    deps.bus.subscribe(IncidentResolved, archiver.on_resolved)
+    deps.bus.subscribe(IncidentResolved, archiver.on_resolved, does="plan the channel's archive")
     deps.on_start.append(archiver.start)
     deps.on_stop.append(archiver.stop)
 

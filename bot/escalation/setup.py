@@ -96,10 +96,16 @@ def _subscribe(deps: Deps, escalator: Escalator) -> None:
         await escalator.incident_resolved(event.incident_id, actor=event.actor)  # from a task; see the signal
 
     deps.bus.subscribe(IncidentDeclared, on_declared)
-    deps.bus.subscribe(IncidentChannelReady, on_channel_ready)
+    deps.bus.subscribe(
+        IncidentChannelReady,
+        on_channel_ready,
+        does="invite and mention the people paged before the channel existed",
+    )
     deps.bus.subscribe(IncidentAcknowledged, on_acknowledged)
     deps.bus.subscribe(IncidentSeverityChanged, on_severity)
-    deps.bus.subscribe(IncidentResolved, on_resolved)
+    deps.bus.subscribe(
+        IncidentResolved, on_resolved, does="stop the pages, tell PagerDuty and plan the post-mortem chase"
+    )
 
 
 def _start_and_stop(deps: Deps, scheduler: EscalationScheduler) -> None:

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 from bot.config import Severity
 from bot.deps import Deps
 from bot.exceptions import BotError, ChatError, InvalidState
-from bot.incidents import service, setup_rows
+from bot.incidents import service, setup_rows, signal_work
 from bot.incidents.adopt import post_once
 from bot.incidents.channels import create_channel
 from bot.incidents.models import ActionItem, Incident, IncidentCreate, Role, Status
@@ -95,7 +95,7 @@ async def declare(
         incident = await service.create(session, data=data, now=now, claim_setup=True, also=also)
     log.info("declared %s", incident.ref, extra={"incident": incident.ref, "severity": str(incident.severity)})
     # Paging starts now, beside the channel setup: Slack may make the channel wait (tier 2).
-    await deps.bus.publish(IncidentDeclared(incident_id=incident.id or 0, actor=declared_by))
+    await deps.bus.notify(IncidentDeclared(incident_id=incident.id or 0, actor=declared_by))
     try:
         async with deps.priority.later():
             outcome = await finish_setup(
@@ -153,10 +153,8 @@ async def finish_setup(
 
 
 async def channel_ready(deps: Deps, *, incident_id: int, actor: str | None) -> None:
-    """Publish IncidentChannelReady, then record its work done; a crash in between: the resume sweep redoes it."""
-    await deps.bus.publish(IncidentChannelReady(incident_id=incident_id, actor=actor))
-    async with deps.db.session() as session:
-        await setup_rows.mark_channel_ready(session, incident_id=incident_id, now=deps.clock.now())
+    """Publish IncidentChannelReady, then note its work done; a crash or a failed handler: the sweep redoes it."""
+    await signal_work.deliver(deps, IncidentChannelReady(incident_id=incident_id, actor=actor))
 
 
 class _SetupLease:
@@ -307,7 +305,7 @@ async def update_status(deps: Deps, *, incident_id: int, status: Status, message
         deps, incident, Notice(kind="status", actor=actor, text=message, detail={"old": str(old), "new": str(status)})
     )
     problems += await refresh(deps, incident)
-    await deps.bus.publish(IncidentStatusChanged(incident_id=incident_id, actor=actor, old=str(old), new=str(status)))
+    await deps.bus.notify(IncidentStatusChanged(incident_id=incident_id, actor=actor, old=str(old), new=str(status)))
     return Outcome(incident=incident, problems=problems, changed=old != status)
 
 
@@ -321,7 +319,7 @@ async def change_severity(deps: Deps, *, incident_id: int, severity: Severity, a
         deps, incident, Notice(kind="severity", actor=actor, detail={"old": str(old), "new": str(severity)})
     )
     problems += await refresh(deps, incident)
-    await deps.bus.publish(
+    await deps.bus.notify(
         IncidentSeverityChanged(incident_id=incident_id, actor=actor, old=str(old), new=str(severity))
     )
     return Outcome(incident=incident, problems=problems)
@@ -342,7 +340,7 @@ async def assign_role(deps: Deps, *, incident_id: int, role: Role, user: str, ac
         deps, incident, Notice(kind="role", actor=actor, detail={"role": role.value, "user": user})
     )
     problems += await refresh(deps, incident)
-    await deps.bus.publish(RoleAssigned(incident_id=incident_id, actor=actor, role=role.value, user=user))
+    await deps.bus.notify(RoleAssigned(incident_id=incident_id, actor=actor, role=role.value, user=user))
     return Outcome(incident=incident, problems=problems)
 
 
@@ -356,7 +354,7 @@ async def acknowledge(deps: Deps, *, incident_id: int, actor: str, for_whom: Seq
     if first:
         problems += await _notice(deps, incident, Notice(kind="ack", actor=actor))
         problems += await refresh(deps, incident)
-    await deps.bus.publish(IncidentAcknowledged(incident_id=incident_id, actor=actor, first=first))
+    await deps.bus.notify(IncidentAcknowledged(incident_id=incident_id, actor=actor, first=first))
     return Outcome(incident=incident, problems=problems, changed=first)
 
 
@@ -372,10 +370,8 @@ async def resolve(deps: Deps, *, incident_id: int, summary: str, actor: str) -> 
 
 
 async def resolved(deps: Deps, *, incident_id: int, actor: str | None) -> None:
-    """Publish IncidentResolved, then record its work done; a crash in between: the resume sweep redoes it."""
-    await deps.bus.publish(IncidentResolved(incident_id=incident_id, actor=actor))
-    async with deps.db.session() as session:
-        await setup_rows.mark_resolve_handled(session, incident_id=incident_id, now=deps.clock.now())
+    """Publish IncidentResolved, then note its work done; a crash or a failed handler: the sweep redoes it."""
+    await signal_work.deliver(deps, IncidentResolved(incident_id=incident_id, actor=actor))
 
 
 async def add_note(deps: Deps, *, incident_id: int, text: str, actor: str) -> Outcome:

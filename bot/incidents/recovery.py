@@ -8,12 +8,18 @@ tells the declarer. The sweep only wakes the check; the database says what is du
 setup's lease makes two replicas resume an incident once.
 
 A kill -9 after a setup ended but before IncidentChannelReady's work was done (the people paged
-meanwhile invited and mentioned, the playbook started) left `channel_ready_at` NULL: the sweep
-publishes the signal again (`redo_channel_ready`); its handlers are idempotent.
+meanwhile invited and mentioned, the playbook started), or a handler of it that failed, left
+`channel_ready_at` NULL: the sweep publishes the signal again (`redo_channel_ready`); its handlers
+are idempotent.
 
 The same for a resolve: a kill -9 after it was committed but before IncidentResolved's work was done
-(pages cancelled, the post-mortem chase planned, PagerDuty told, the draft shared) left
-`resolve_handled_at` NULL, and `redo_resolved` publishes the signal again.
+(pages cancelled, the post-mortem chase planned, PagerDuty told, the draft shared), or a failed
+handler, left `resolve_handled_at` NULL, and `redo_resolved` publishes the signal again.
+
+A failed handler's work is retried with a back-off and given up, where people see it, after a few
+attempts (`signal_work`); a crash's is redone at the next check. Either way only once its grace
+has passed: two minutes after the declaration (its own setup is done with it), three after the
+resolve (its handlers may still be running).
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ from datetime import timedelta
 from bot.config import is_user_id
 from bot.deps import Deps
 from bot.exceptions import ChatError, InvalidState
-from bot.incidents import flows, setup_rows
+from bot.incidents import flows, setup_rows, signal_work
 from bot.timeline import events
 from bot.timeline import service as timeline
 
@@ -71,25 +77,26 @@ async def resume_setups(deps: Deps) -> list[int]:
 
 
 async def redo_channel_ready(deps: Deps, *, resumed: Collection[int] = ()) -> list[int]:
-    """Publish IncidentChannelReady again where a crash lost its work; returns those incidents.
-
-    `resumed`: setups just resumed, whose own end publishes it.
+    """Publish IncidentChannelReady again where its work is not done (a crash, a failed handler whose
+    retry is due); returns those incidents. `resumed`: setups just resumed, whose own end publishes it.
     """
     async with deps.db.session() as session:
         lost = await setup_rows.channels_not_ready(session, now=deps.clock.now())
-    lost = [incident for incident in lost if incident.id not in resumed]
+    lost = await signal_work.due(deps, signal_work.CHANNEL_READY, [i for i in lost if i.id not in resumed])
     for incident in lost:
-        log.warning("%s: its channel's follow-up work was lost (the bot stopped): doing it now", incident.ref)
+        log.warning("%s: its channel's follow-up work is not done (a crash or a failure): doing it now", incident.ref)
         await flows.channel_ready(deps, incident_id=incident.id or 0, actor=incident.declared_by)
     return [incident.id or 0 for incident in lost]
 
 
 async def redo_resolved(deps: Deps) -> list[int]:
-    """Publish IncidentResolved again where a crash lost its work; returns those incidents."""
+    """Publish IncidentResolved again where its work is not done (a crash, a failed handler whose retry
+    is due); returns those incidents."""
     async with deps.db.session() as session:
         lost = await setup_rows.resolves_not_handled(session, now=deps.clock.now())
+    lost = await signal_work.due(deps, signal_work.RESOLVED, lost)
     for incident in lost:
-        log.warning("%s: its resolve's follow-up work was lost (the bot stopped): doing it now", incident.ref)
+        log.warning("%s: its resolve's follow-up work is not done (a crash or a failure): doing it now", incident.ref)
         await flows.refresh(deps, incident)  # a crash before it left the summary and topic saying "investigating"
         await flows.resolved(deps, incident_id=incident.id or 0, actor=incident.resolved_by)
     return [incident.id or 0 for incident in lost]

@@ -146,7 +146,8 @@ async def unfinished_setups(session: AsyncSession, *, now: datetime) -> list[Inc
 
 
 async def channels_not_ready(session: AsyncSession, *, now: datetime) -> list[Incident]:
-    """Open incidents whose setup ended with a channel but whose channel-ready work a crash lost."""
+    """Open incidents whose setup ended with a channel but whose channel-ready work is not done (a crash, a failed
+    handler); `signal_work.due` says which of them to publish again now."""
     result = await session.exec(
         select(Incident)
         .where(
@@ -168,7 +169,7 @@ _CHANNEL_READY = (
 
 
 async def mark_channel_ready(session: AsyncSession, *, incident_id: int, now: datetime) -> None:
-    """IncidentChannelReady's handlers have returned: the resume sweep need not publish it again."""
+    """IncidentChannelReady's handlers all returned (or were given up): the sweep need not publish it again."""
     await session.exec(_CHANNEL_READY, params={"incident_id": incident_id, "now": now})
     await session.commit()
 
@@ -179,7 +180,7 @@ RESOLVE_GRACE = timedelta(minutes=3)
 
 
 async def resolves_not_handled(session: AsyncSession, *, now: datetime) -> list[Incident]:
-    """Incidents resolved in the last day whose IncidentResolved work a crash lost."""
+    """Incidents resolved in the last day whose IncidentResolved work is not done (a crash, a failed handler)."""
     result = await session.exec(
         select(Incident)
         .where(
@@ -199,7 +200,7 @@ _RESOLVE_HANDLED = (
 
 
 async def mark_resolve_handled(session: AsyncSession, *, incident_id: int, now: datetime) -> None:
-    """IncidentResolved's handlers have returned: the resume sweep need not publish it again."""
+    """IncidentResolved's handlers all returned (or were given up): the sweep need not publish it again."""
     await session.exec(_RESOLVE_HANDLED, params={"incident_id": incident_id, "now": now})
     await session.commit()
 

@@ -364,4 +364,4 @@ def subscribe(deps: Deps) -> None:
         # Published from a task already, and the work must be done when this returns (see the signal).
         await on_channel_ready(deps, event)
 
-    deps.bus.subscribe(IncidentChannelReady, channel_ready)
+    deps.bus.subscribe(IncidentChannelReady, channel_ready, does="start the playbook")

@@ -16,4 +16,4 @@ def setup(deps: Deps) -> None:
         # Published from a task already (the reply never waits on the upload); done when this returns.
         await flows.publish_after_resolve(deps, incident_id=event.incident_id, actor=event.actor)
 
-    deps.bus.subscribe(IncidentResolved, on_resolved)
+    deps.bus.subscribe(IncidentResolved, on_resolved, does="share the post-mortem draft")

@@ -48,7 +48,7 @@ def setup(deps: Deps, *, chat: PublicChat) -> None:
 
     deps.bus.subscribe(IncidentDeclared, on_declared)
     deps.bus.subscribe(IncidentSeverityChanged, on_severity)
-    deps.bus.subscribe(IncidentResolved, on_resolved)
+    deps.bus.subscribe(IncidentResolved, on_resolved, does="publish the resolution on the status page")
 
     async def start() -> None:
         await page.refresh()  # the first reader never waits for a build

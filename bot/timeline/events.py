@@ -122,6 +122,16 @@ class Setup(Payload):
     problems: list[str] | None = None
 
 
+class UnfinishedWork(Payload):
+    """A signal's handlers failed (`failed`: what they do); retried at `retry_at`, or given up when None."""
+
+    KIND = Kind.UNFINISHED_WORK
+    signal: str
+    failed: list[str]
+    attempt: int
+    retry_at: datetime | None = None
+
+
 class Impact(Payload):
     """`/incident started`: the impact start corrected."""
 
@@ -303,6 +313,7 @@ PAYLOADS = _registry(
     FollowupStatus,
     ChatError,
     Setup,
+    UnfinishedWork,
     Impact,
     PageEvent,
     ReminderSent,

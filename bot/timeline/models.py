@@ -26,6 +26,7 @@ class Kind(StrEnum):
     MESSAGE = "message"
     CHAT_ERROR = "chat_error"
     SETUP = "setup"
+    UNFINISHED_WORK = "unfinished_work"
     # Written by other domains; listed so the post-mortem knows them.
     PAGE = "page"
     REMINDER = "reminder"

@@ -26,10 +26,10 @@ async def test_a_crash_before_channel_ready_still_catches_the_channel_up(
     async with running_bot(fake=fake_slack, settings=settings, clock=clock) as bot:
         publish = bot.deps.bus.publish
 
-        async def dies_after_the_setup(event: IncidentEvent) -> None:
+        async def dies_after_the_setup(event: IncidentEvent) -> list[str]:
             if isinstance(event, IncidentChannelReady):
                 raise asyncio.CancelledError  # kill -9: nothing after the setup's release runs
-            await publish(event)
+            return await publish(event)
 
         bot.deps.bus.publish = dies_after_the_setup  # type: ignore[method-assign]
         gate = fake_slack.hold("conversations.create")  # Slack makes the channel wait (tier 2)

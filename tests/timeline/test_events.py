@@ -31,6 +31,7 @@ EXAMPLES: list[events.Payload] = [
     events.FollowupStatus(item_id=3, done=True, via="slack"),
     events.ChatError(step="pinning the summary", code="not_in_channel"),
     events.Setup(step="adopt channel", channel_id="C0INC7", ts="1763629560.000100", problems=["pins.add failed"]),
+    events.UnfinishedWork(signal="resolved", failed=["share the post-mortem draft"], attempt=2, retry_at=T0),
     events.Impact(impact_started_at=T0, previous=datetime(2026, 11, 20, 9, 5, tzinfo=UTC)),
     events.PageEvent(
         page_id=4,

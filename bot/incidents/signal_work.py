@@ -1,0 +1,130 @@
+"""IncidentChannelReady's and IncidentResolved's work: noted done, retried, or given up where people see it.
+
+Their handlers do the work before they return (bot/signals.py), so once every handler returned the
+incident notes it done (`channel_ready_at`, `resolve_handled_at`). A crash before that note, or a
+handler that failed (Slack refused, the database blinked, a bug), leaves it NULL, and the resume
+sweep (recovery.py) publishes the signal again; handlers are idempotent, so what succeeded is not
+done twice.
+
+Each failure is a timeline event (`events.UnfinishedWork`: what failed, and when it is tried
+again), and those events are the retries' only memory, across restarts: after the Nth failure the
+sweep waits `RETRY_AFTER` × 2^(N-1) (30 s, 1, 2, 4, 8 min), and the `ATTEMPTS`th failure, a
+quarter of an hour or so after the first, is given up: the work is noted done, and the timeline and the
+incident's channel say what was not done, for a person to do by hand. A handler still failing then
+is a bug or a long outage, which retrying every 30 s for a day would not fix; a person must know.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Collection, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.deps import Deps
+from bot.exceptions import ChatError
+from bot.incidents import setup_rows
+from bot.incidents.models import Incident
+from bot.signals import IncidentChannelReady, IncidentResolved
+from bot.timeline import events
+from bot.timeline import service as timeline
+from bot.timeline.models import Kind, TimelineEvent
+
+log = logging.getLogger(__name__)
+
+ATTEMPTS = 6  # the first run and five retries
+RETRY_AFTER = timedelta(seconds=30)  # doubled after each failure
+
+
+@dataclass(frozen=True)
+class Work:
+    signal: str  # stored in the timeline events
+    what: str  # said to people
+    mark_done: Callable[..., Awaitable[None]]
+
+
+CHANNEL_READY = Work("channel_ready", "the work after the channel was set up", setup_rows.mark_channel_ready)
+RESOLVED = Work("resolved", "the work after the resolve", setup_rows.mark_resolve_handled)
+
+
+async def deliver(deps: Deps, event: IncidentChannelReady | IncidentResolved) -> None:
+    """Publish `event`, then note its work done; when a handler failed, leave that to a retry (or give up)."""
+    work = CHANNEL_READY if isinstance(event, IncidentChannelReady) else RESOLVED
+    failed = await deps.bus.publish(event)
+    if failed and not await _failed(deps, work, incident_id=event.incident_id, failed=failed):
+        return  # not noted done: the sweep publishes it again once the retry is due
+    async with deps.db.session() as session:
+        await work.mark_done(session, incident_id=event.incident_id, now=deps.clock.now())
+
+
+async def _failed(deps: Deps, work: Work, *, incident_id: int, failed: list[str]) -> bool:
+    """Record the failure on the timeline; True when it is given up (the work is then noted done)."""
+    async with deps.db.session() as session:
+        last = (await _last_failures(session, work, [incident_id])).get(incident_id)
+    attempt = 1 if last is None else last.attempt + 1
+    listed = "; ".join(failed)
+    retry_at = None
+    if attempt >= ATTEMPTS:
+        text = f"{work.what} failed {attempt} times and was given up; to do by hand: {listed}"
+        log.error("INC-%s: %s", incident_id, text)
+    else:
+        retry_at = deps.clock.now() + RETRY_AFTER * 2 ** (attempt - 1)
+        text = f"{work.what} failed ({listed}); tried again after {retry_at:%H:%M:%S} UTC"
+        log.warning("INC-%s: %s", incident_id, text)
+    payload = events.UnfinishedWork(signal=work.signal, failed=failed, attempt=attempt, retry_at=retry_at)
+    await timeline.record_now(deps, incident_id=incident_id, text=text[0].upper() + text[1:], payload=payload)
+    if retry_at is None:
+        await _tell_channel(deps, work, incident_id=incident_id, failed=failed)
+    return retry_at is None
+
+
+async def _tell_channel(deps: Deps, work: Work, *, incident_id: int, failed: list[str]) -> None:
+    async with deps.db.session() as session:
+        incident = await session.get(Incident, incident_id)
+    if incident is None or not incident.channel_id:
+        return
+    text = (
+        f":warning: {work.what[0].upper()}{work.what[1:]} kept failing and the bot has stopped trying. "
+        f"Please do it by hand: {'; '.join(failed)}."
+    )
+    try:
+        await deps.incident_chat.post_line(channel_id=incident.channel_id, text=text)
+    except ChatError as exc:
+        log.error("INC-%s: could not say in its channel that %s was given up: %s", incident_id, work.what, exc)
+
+
+async def due(deps: Deps, work: Work, incidents: Sequence[Incident]) -> list[Incident]:
+    """Of the incidents whose work is not noted done, those to publish again now.
+
+    Never failed: a crash lost it, due now. Failed: due once its retry time has passed; given up: never.
+    """
+    if not incidents:
+        return []
+    async with deps.db.session() as session:
+        last = await _last_failures(session, work, [incident.id or 0 for incident in incidents])
+    now = deps.clock.now()
+    return [i for i in incidents if (f := last.get(i.id or 0)) is None or _retry_due(f.retry_at, now)]
+
+
+def _retry_due(retry_at: datetime | None, now: datetime) -> bool:
+    return retry_at is not None and retry_at <= now
+
+
+async def _last_failures(
+    session: AsyncSession, work: Work, incident_ids: Collection[int]
+) -> dict[int, events.UnfinishedWork]:
+    """Each incident's latest failure of `work`, if any."""
+    rows = await session.exec(
+        select(TimelineEvent)
+        .where(col(TimelineEvent.incident_id).in_(incident_ids), TimelineEvent.kind == Kind.UNFINISHED_WORK)
+        .order_by(col(TimelineEvent.at), col(TimelineEvent.id))
+    )
+    latest: dict[int, events.UnfinishedWork] = {}
+    for row in rows.all():
+        payload = events.read_as(row, events.UnfinishedWork)
+        if payload.signal == work.signal:
+            latest[row.incident_id] = payload  # later rows replace earlier ones
+    return latest

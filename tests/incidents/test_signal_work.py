@@ -1,0 +1,74 @@
+"""A handler of IncidentChannelReady or IncidentResolved that fails leaves its work not done: the resume
+sweep publishes the signal again, with a back-off, and after a few attempts gives it up where people
+see it (timeline and channel), instead of noting it done the first time as if it had worked."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+from bot.clock import FakeClock
+from bot.incidents import signal_work
+from bot.signals import Bus, IncidentEvent, IncidentResolved
+from bot.timeline import events
+from tests.conftest import make_settings
+from tests.crash import stay_up
+from tests.fakes.slack_api import FakeSlack
+from tests.harness import BotHarness, running_bot
+
+
+async def _failures(bot: BotHarness, number: int = 1) -> list[events.UnfinishedWork]:
+    return [events.read_as(e, events.UnfinishedWork) for e in await bot.timeline(number) if e.kind == "unfinished_work"]
+
+
+async def test_resolve_work_that_keeps_failing_is_retried_with_a_back_off_then_given_up_and_said(
+    fake_slack: FakeSlack, database_url: str, tmp_path: Path
+) -> None:
+    clock = FakeClock()
+    settings = make_settings(fake=fake_slack, database_url=database_url, tmp_path=tmp_path)
+    async with running_bot(fake=fake_slack, settings=settings, clock=clock) as bot:
+        tried = []
+
+        async def broken(event: IncidentResolved) -> None:
+            tried.append(clock.now())
+            raise RuntimeError("a bug")
+
+        bot.deps.bus.subscribe(IncidentResolved, broken, does="tell the customers")
+        incident = await bot.declare()
+        channel = incident.channel_id or ""
+        await bot.command("resolve rolled back", channel=channel)
+        assert (await bot.incident(1)).resolve_handled_at is None
+        await stay_up(bot, clock, every=timedelta(seconds=30), times=60)  # half an hour
+        incident = await bot.incident(1)
+        failures = await _failures(bot)
+
+    assert len(tried) == signal_work.ATTEMPTS, f"tried {len(tried)} times"
+    waits = [later - earlier for earlier, later in zip(tried, tried[1:], strict=False)]
+    assert waits[1:] == [timedelta(minutes=m) for m in (1, 2, 4, 8)], waits  # the first waits out the grace too
+    assert incident.resolve_handled_at is not None  # given up: the sweep leaves it alone from now on
+    assert [f.attempt for f in failures] == list(range(1, signal_work.ATTEMPTS + 1))
+    assert all(f.failed == ["tell the customers"] for f in failures)
+    assert [f.retry_at is None for f in failures] == [False] * (signal_work.ATTEMPTS - 1) + [True]
+    said = [m.text for m in fake_slack.messages(channel) if "stopped trying" in m.text]
+    assert len(said) == 1 and "tell the customers" in said[0], said
+    drafts = [f for f in fake_slack.files.values() if f.completed and channel in f.channels]
+    assert len(drafts) == 1, "a handler that worked did its work again on a retry"
+
+
+async def test_every_handler_runs_and_the_publisher_hears_which_failed() -> None:
+    bus = Bus()
+    ran = []
+
+    async def fails(event: IncidentEvent) -> None:
+        ran.append("fails")
+        raise RuntimeError("a bug")
+
+    async def works(event: IncidentEvent) -> None:
+        ran.append("works")
+
+    bus.subscribe(IncidentResolved, fails, does="share the draft")
+    bus.subscribe(IncidentResolved, works)
+    assert await bus.publish(IncidentResolved(incident_id=1, actor=None)) == ["share the draft"]
+    assert ran == ["fails", "works"]
+    await bus.notify(IncidentResolved(incident_id=1, actor=None))  # the same, the failure only logged
+    assert ran == ["fails", "works"] * 2
