@@ -98,22 +98,26 @@ async def on_channel_ready(deps: Deps, event: IncidentChannelReady) -> None:
             return
         if not incident.channel_id:
             return  # the signal promises a channel; a row changed meanwhile is no place to post
-        if await runs.current_run(session, incident_id=event.incident_id) is not None:
-            return  # delivered twice, or started by hand already
-        chosen, reason, note = _chosen(registry(deps), incident)
-        if chosen is not None:
-            try:
-                run = await runs.start(
-                    session,
-                    incident=incident,
-                    previous=None,
-                    playbook=chosen,
-                    actor=event.actor,
-                    now=deps.clock.now(),
-                    reason=reason,
-                )
-            except InvalidState:
-                return  # started by hand at the same moment: that run shows itself
+        current = await runs.current_run(session, incident_id=event.incident_id)
+        if current is None:
+            chosen, reason, note = _chosen(registry(deps), incident)
+            if chosen is not None:
+                try:
+                    run = await runs.start(
+                        session,
+                        incident=incident,
+                        previous=None,
+                        playbook=chosen,
+                        actor=event.actor,
+                        now=deps.clock.now(),
+                        reason=reason,
+                    )
+                except InvalidState:
+                    return  # started by hand at the same moment: that run shows itself
+    if current is not None:  # delivered twice, or started by hand already
+        if current.progress_ts is None and current.id is not None:
+            await progress_message.refresh(deps, run_id=current.id)  # Slack refused it last time: post it now
+        return
     if chosen is None:
         await offer_picker(deps, incident=incident, note=note)
         return

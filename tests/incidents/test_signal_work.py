@@ -9,16 +9,52 @@ from pathlib import Path
 
 from bot.clock import FakeClock
 from bot.incidents import signal_work
+from bot.playbooks import runs
 from bot.signals import Bus, IncidentEvent, IncidentResolved
 from bot.timeline import events
 from tests.conftest import make_settings
 from tests.crash import stay_up
 from tests.fakes.slack_api import FakeSlack
-from tests.harness import BotHarness, running_bot
+from tests.harness import BotHarness, running_bot, until
 
 
 async def _failures(bot: BotHarness, number: int = 1) -> list[events.UnfinishedWork]:
     return [events.read_as(e, events.UnfinishedWork) for e in await bot.timeline(number) if e.kind == "unfinished_work"]
+
+
+async def test_a_playbook_whose_progress_message_slack_refused_is_shown_at_the_sweeps_next_check(
+    fake_slack: FakeSlack, database_url: str, tmp_path: Path
+) -> None:
+    clock = FakeClock()
+    settings = make_settings(fake=fake_slack, database_url=database_url, tmp_path=tmp_path)
+    async with running_bot(fake=fake_slack, settings=settings, clock=clock) as bot:
+        # The announcement is the setup's last post; the playbook's progress message comes next.
+        gate = fake_slack.hold_after("chat.postMessage", lambda args: args.get("channel") == "C0INCIDENTS")
+        await bot.command("declare P1 service:api Checkout is down", settle=False)
+        await until(lambda: fake_slack.held)
+        fake_slack.fail("chat.postMessage", "fatal_error")
+        gate.set()
+        await bot.settle()
+        incident = await bot.incident(1)
+        assert incident.channel_ready_at is None, "the channel's work was noted done though the playbook failed"
+        failures = await _failures(bot)
+        assert [(f.failed, f.attempt) for f in failures] == [(["start the playbook"], 1)]
+        async with bot.deps.db.session() as session:
+            run = await runs.current_run(session, incident_id=1)
+        assert run is not None and run.progress_ts is None
+
+        clock.advance(timedelta(minutes=2, seconds=30))  # the sweep's grace after a declaration
+        assert bot.deps.setup_sweep is not None
+        await bot.deps.setup_sweep.check()
+        await bot.settle()
+        incident = await bot.incident(1)
+        async with bot.deps.db.session() as session:
+            run = await runs.current_run(session, incident_id=1)
+        failures = await _failures(bot)
+    assert incident.channel_ready_at is not None
+    assert run is not None and run.progress_ts is not None
+    assert fake_slack.channels[incident.channel_id or ""].find(run.progress_ts) is not None
+    assert len(failures) == 1  # nothing failed the second time
 
 
 async def test_resolve_work_that_keeps_failing_is_retried_with_a_back_off_then_given_up_and_said(
