@@ -26,6 +26,7 @@ _LABELS: dict[str, str] = {
     Kind.CHAT_ERROR: "Slack error",
     Kind.SETUP: "Setup",
     Kind.FOLLOWUP_STATUS: "",  # its text says it all: "Follow-up done: …"
+    Kind.UNFINISHED_WORK: "",  # "The work after the resolve failed (…)"
 }
 
 

@@ -77,6 +77,7 @@ async def test_resolve_work_that_keeps_failing_is_retried_with_a_back_off_then_g
         await stay_up(bot, clock, every=timedelta(seconds=30), times=60)  # half an hour
         incident = await bot.incident(1)
         failures = await _failures(bot)
+        lines = [e.text for e in await bot.timeline(1) if e.kind == "unfinished_work"]
 
     assert len(tried) == signal_work.ATTEMPTS, f"tried {len(tried)} times"
     waits = [later - earlier for earlier, later in zip(tried, tried[1:], strict=False)]
@@ -85,6 +86,7 @@ async def test_resolve_work_that_keeps_failing_is_retried_with_a_back_off_then_g
     assert [f.attempt for f in failures] == list(range(1, signal_work.ATTEMPTS + 1))
     assert all(f.failed == ["tell the customers"] for f in failures)
     assert [f.retry_at is None for f in failures] == [False] * (signal_work.ATTEMPTS - 1) + [True]
+    assert "given up" in lines[-1] and "tell the customers" in lines[-1], lines[-1]
     said = [m.text for m in fake_slack.messages(channel) if "stopped trying" in m.text]
     assert len(said) == 1 and "tell the customers" in said[0], said
     drafts = [f for f in fake_slack.files.values() if f.completed and channel in f.channels]
