@@ -69,18 +69,42 @@ async def find_marked(
 
 
 _ALREADY_THERE = frozenset({"already_in_channel", "cant_invite_self"})
+# Slack will not add this one person (deactivated, a guest, another workspace's, a channel cap):
+# the others in the same call are still invited. Anything else (the channel is gone or archived,
+# the bot is not in it, Slack is down) stops the invitations.
+_PERSON_REFUSED = frozenset(
+    {
+        "cant_invite",
+        "user_not_found",
+        "user_disabled",
+        "user_is_restricted",
+        "org_user_not_in_team",
+        "ura_max_channels",
+        "invitee_cant_see_channel",
+        "no_external_invite_permission",
+    }
+)
 
 
 async def invite(client: Any, *, channel_id: str, users: list[str], step: str = "invite") -> None:
-    """Invite people one by one (Slack refuses a whole call when one is a member); system actors are skipped."""
+    """Invite people one by one (Slack refuses a whole call when one is a member); system actors are skipped.
+
+    A person Slack refuses does not keep the rest out: all are tried, then one ChatError names whom
+    Slack refused and why."""
+    refused: list[tuple[str, str]] = []
     for user in users:
         if not is_user_id(user):
             continue
         try:
             await call(step, client.conversations_invite(channel=channel_id, users=user), expected=_ALREADY_THERE)
         except ChatError as exc:
-            if exc.code not in _ALREADY_THERE:
+            if exc.code in _PERSON_REFUSED:
+                refused.append((user, exc.code))
+            elif exc.code not in _ALREADY_THERE:
                 raise
+    if refused:
+        who = ", ".join(f"{user} ({code})" for user, code in refused)
+        raise ChatError(f"{step}: Slack would not add {who}", step=step, code=refused[0][1])
 
 
 class UserHandles:

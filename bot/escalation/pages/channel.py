@@ -79,7 +79,7 @@ class Channel:
         try:
             await self.rt.pager.invite(channel_id=incident.channel_id, users=[r.recipient for r in invitees])
         except ChatError as exc:
-            attempt.errors.append(f"invite to the channel failed: {exc.code or exc}")
+            attempt.errors.append(f"invite to the channel failed: {exc}")
         async with self.rt.db.session() as session:
             await mark_invited(session, target_ids=[r.id for r in invitees if r.id is not None])
         for row in invitees:

@@ -1,0 +1,30 @@
+"""Slack refusing part of a page or a reminder: one person Slack will not add to the channel, or a channel
+that was archived (or the bot removed from it) while the incident still needs people reminded."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from bot.clock import FakeClock
+from tests.escalation.slack.conftest import CONFIG, LEVELS, Starter, escalator, page_dms, tick
+from tests.fakes.slack_api import FakeSlack
+
+
+async def test_one_person_slack_will_not_invite_does_not_keep_the_others_out_of_the_channel(
+    start: Starter, fake_slack: FakeSlack, clock: FakeClock
+) -> None:
+    fake_slack.add_usergroup("S0LEADS", "leads", ["U0CTO", "U0CAROL"])
+    levels = [LEVELS[0], {"name": "Leads", "after": "15m", "notify": ["S0LEADS"]}]
+    bot = await start({**CONFIG, "escalation": {"levels": levels}})
+    await bot.declare("P1 Checkout is down")
+    incident = await bot.incident(1)
+    assert incident.channel_id is not None
+    # The first lead is a guest Slack will not add to this channel; the second one must still be added.
+    fake_slack.fail("conversations.invite", "user_is_restricted")
+    await tick(bot, clock, timedelta(minutes=15))
+    assert len(page_dms(bot.fake, "U0CTO")) == 1 and len(page_dms(bot.fake, "U0CAROL")) == 1
+    members = bot.fake.channels[incident.channel_id].members
+    assert "U0CAROL" in members, "the page told U0CAROL to join, but they were never added"
+    assert "U0CTO" not in members
+    page = (await escalator(bot).pages(1))[-1]
+    assert page.error and "U0CTO" in page.error and "user_is_restricted" in page.error
