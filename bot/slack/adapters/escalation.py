@@ -154,6 +154,8 @@ def reminder_text(incident: Incident, reminder: ReminderMessage) -> str:
 class SlackPager:
     # A DM channel that stopped working (the user was deactivated and back, a workspace move): open again.
     _STALE_DM = frozenset({"channel_not_found", "is_archived", "not_in_channel"})
+    # The incident channel is archived, or the bot was removed from it: Slack will refuse every post there.
+    _CHANNEL_GONE = frozenset({"channel_not_found", "is_archived", "not_in_channel"})
 
     def __init__(self, client: AsyncWebClient, *, handles: UserHandles, access: Access) -> None:
         self.client = client
@@ -216,9 +218,19 @@ class SlackPager:
     async def post_reminder(self, *, incident: Incident, reminder: ReminderMessage) -> None:
         text = reminder_text(incident, reminder)
         if incident.channel_id:
-            await call("post a reminder", self.client.chat_postMessage(channel=incident.channel_id, text=text))
-            return
-        # No channel (its creation failed): remind the people directly instead.
+            try:
+                await call(
+                    "post a reminder",
+                    self.client.chat_postMessage(channel=incident.channel_id, text=text),
+                    expected=self._CHANNEL_GONE,
+                )
+                return
+            except ChatError as exc:
+                if exc.code not in self._CHANNEL_GONE or not reminder.mention:
+                    raise
+            # Someone archived the channel or removed the bot: retrying there would never reach anyone.
+            text += f"\n_(The bot cannot post in <#{incident.channel_id}>: it was archived or the bot removed.)_"
+        # No channel (its creation failed, or it is gone): remind the people directly instead.
         for user in reminder.mention:
             await self._post_dm(user, "DM a reminder", text=text)
 

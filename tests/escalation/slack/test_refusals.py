@@ -28,3 +28,31 @@ async def test_one_person_slack_will_not_invite_does_not_keep_the_others_out_of_
     assert "U0CTO" not in members
     page = (await escalator(bot).pages(1))[-1]
     assert page.error and "U0CTO" in page.error and "user_is_restricted" in page.error
+
+
+async def test_a_reminder_for_an_archived_channel_reaches_the_commander_by_dm(
+    start: Starter, fake_slack: FakeSlack, clock: FakeClock
+) -> None:
+    bot = await start()
+    await bot.declare("P1 Checkout is down", user="U0BOB")
+    incident = await bot.incident(1)
+    assert incident.channel_id is not None
+    fake_slack.channels[incident.channel_id].archived = True  # someone archived it while the incident is open
+    await tick(bot, clock, timedelta(minutes=15))
+    reminders = [m.text for m in fake_slack.dms("U0BOB") if m.text.startswith("⏰")]
+    assert len(reminders) == 1 and "INC-1 has had no status update for 15m" in reminders[0]
+    assert "it was archived or the bot removed" in reminders[0]
+
+
+async def test_the_postmortem_chase_reaches_the_resolver_by_dm_once_the_channel_is_archived(
+    start: Starter, fake_slack: FakeSlack, clock: FakeClock
+) -> None:
+    bot = await start()
+    await bot.declare("P1 Checkout is down", user="U0BOB")
+    incident = await bot.incident(1)
+    assert incident.channel_id is not None
+    await bot.command("resolve rolled back", user="U0BOB", channel=incident.channel_id)
+    fake_slack.channels[incident.channel_id].archived = True  # tidied away by hand after the resolve
+    await tick(bot, clock, timedelta(hours=24))
+    chases = [m.text for m in fake_slack.dms("U0BOB") if m.text.startswith("📝")]
+    assert len(chases) == 1 and "its post-mortem is not finished" in chases[0]
