@@ -83,6 +83,11 @@ class SlackDirectory:
         return self._groups[wanted]
 
 
+_MESSAGE_GONE = frozenset({"message_not_found", "cant_update_message"})
+# chat.update answers is_inactive in an archived channel, chat.postMessage is_archived.
+_CHANNEL_GONE = frozenset({"channel_not_found", "is_inactive", "is_archived", "not_in_channel"})
+
+
 class SlackOpsProgress:
     """One message per action, posted in the channel (or the person's DM) and then edited in place."""
 
@@ -103,14 +108,25 @@ class SlackOpsProgress:
     async def _show(self, text: str, message_blocks: list[Block]) -> None:
         if self.failed:
             return
+        gone: str | None = None
         if self.ts is not None and self.channel is not None:
-            await call(
-                "update the progress message",
-                self.client.chat_update(channel=self.channel, ts=self.ts, text=text, blocks=message_blocks),
-            )
-            return
+            try:
+                await call(
+                    "update the progress message",
+                    self.client.chat_update(channel=self.channel, ts=self.ts, text=text, blocks=message_blocks),
+                    expected=_MESSAGE_GONE | _CHANNEL_GONE,
+                )
+                return
+            except ChatError as exc:
+                if exc.code not in _MESSAGE_GONE | _CHANNEL_GONE:
+                    raise
+                # Someone deleted the message, archived the channel or removed the bot while the action
+                # ran: post it again (elsewhere when the channel is gone), or how it ended is never seen.
+                log.info("the progress message in %s is gone (%s): posting it again", self.channel, exc.code)
+                gone = self.channel if exc.code in _CHANNEL_GONE else None
+                self.channel = self.ts = None
         for target in (self.channel_id, self.user_id):
-            if not target:
+            if not target or target == gone:
                 continue
             try:
                 response = await call(
