@@ -18,6 +18,9 @@ from bot.exceptions import ChannelNameTaken, ChatError
 log = logging.getLogger(__name__)
 
 
+_TRIGGER_LATE = frozenset({"expired_trigger_id", "exchanged_trigger_id"})
+
+
 async def call(
     step: str, request: Awaitable[AsyncSlackResponse], *, expected: frozenset[str] = frozenset()
 ) -> AsyncSlackResponse:
@@ -33,6 +36,10 @@ async def call(
             log.warning("slack call failed: %s: %s", step, code or exc)
         if code == "name_taken":
             raise ChannelNameTaken(f"{step}: the name is taken", step=step, code=code) from exc
+        if code in _TRIGGER_LATE:
+            # A form must open within 3 s of the click or command; Slack's code alone tells a person nothing.
+            message = f"{step}: Slack's 3 seconds to open it passed while the bot was busy. Please try again."
+            raise ChatError(message, step=step, code=code) from exc
         raise ChatError(f"{step}: Slack answered {code or 'an error'}", step=step, code=code) from exc
     except (SlackClientError, OSError, TimeoutError) as exc:
         log.warning("slack call failed: %s: %s", step, exc)

@@ -195,3 +195,11 @@ async def test_a_long_429_streak_on_channel_creation_is_waited_out(bot: BotHarne
     bot.fake.throttle("conversations.create", count=6, retry_after=0)
     await bot.command("declare P1 Checkout is down")
     await _assert_set_up_once(bot)
+
+
+async def test_a_form_slack_opened_too_late_says_to_try_again(bot: BotHarness) -> None:
+    """The trigger lives 3 s; when the bot was too busy to use it, Slack's code alone tells nobody what to do."""
+    bot.fake.fail("views.open", "expired_trigger_id")
+    await bot.command("declare")
+    reply = bot.last_reply()
+    assert "3 seconds" in reply and "try again" in reply and "expired_trigger_id" not in reply, reply
