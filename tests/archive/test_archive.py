@@ -197,3 +197,37 @@ async def test_a_timer_lost_in_a_crash_is_planned_at_start_but_old_history_is_le
         assert not fake_slack.channels[old.channel_id or ""].archived  # resolved 27 days ago: not swept away
         [timer] = await timers(second)
         assert timer.incident_id == recent.id and timer.sent_at is not None
+
+
+async def test_a_channel_the_bot_was_removed_from_is_joined_again_and_archived(
+    abot: BotHarness, clock: FakeClock
+) -> None:
+    """Someone removed the bot from the channel after the incident: Slack answers not_in_channel to the
+    archive; the bot joins again (channels:join) instead of leaving the channel open for good."""
+    incident = await resolved_incident(abot, clock)
+    channel = incident.channel_id or ""
+    abot.fake.channels[channel].members.discard(abot.fake.bot_user_id)
+    clock.advance(timedelta(days=8))
+    assert await archiver(abot).run_due() == 1
+    assert abot.fake.channels[channel].archived
+    [timer] = await timers(abot)
+    assert timer.sent_at is not None and timer.error is None
+    assert [c.args["channel"] for c in abot.fake.calls_to("conversations.join")] == [channel]
+
+
+async def test_a_retry_reads_the_history_of_a_channel_the_bot_was_removed_from(
+    abot: BotHarness, clock: FakeClock
+) -> None:
+    incident = await resolved_incident(abot, clock)
+    channel = incident.channel_id or ""
+    abot.fake.server_error("conversations.archive")
+    clock.advance(timedelta(days=8))
+    assert await archiver(abot).run_due() == 0
+    async with abot.deps.db.session() as session:  # the post done, its record lost in a crash
+        await session.exec(update(ChannelArchive).values(goodbye_posted=False))  # type: ignore[call-overload]
+        await session.commit()
+    abot.fake.channels[channel].members.discard(abot.fake.bot_user_id)
+    clock.advance(timedelta(hours=1))
+    assert await archiver(abot).run_due() == 1
+    goodbyes = [m for m in abot.fake.messages(channel) if "being archived" in m.text]
+    assert len(goodbyes) == 1 and abot.fake.channels[channel].archived

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
 from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
 from bot.archive.ports import Goodbye
 from bot.clock import format_duration, utc
@@ -14,6 +16,7 @@ from bot.slack.api import call, data, find_marked
 from bot.slack.text import escape
 
 GOODBYE_EVENT = "incident_channel_goodbye"
+_OUT = frozenset({"not_in_channel"})  # the bot was removed from the channel
 
 
 def _marker(goodbye: Goodbye) -> dict[str, Any]:
@@ -50,7 +53,8 @@ class SlackArchiveChat:
         if maybe_posted_since is not None:
 
             async def page(kwargs: dict[str, Any]) -> dict[str, Any]:
-                return data(await call("look for an earlier last message", self.client.conversations_history(**kwargs)))
+                history = self.client.conversations_history
+                return data(await self._as_member("look for an earlier last message", channel_id, history, **kwargs))
 
             if await find_marked(page, channel=channel_id, oldest=utc(maybe_posted_since), metadata=_marker(goodbye)):
                 return
@@ -62,4 +66,17 @@ class SlackArchiveChat:
         )
 
     async def archive(self, *, channel_id: str) -> None:
-        await call("archive the channel", self.client.conversations_archive(channel=channel_id))
+        await self._as_member("archive the channel", channel_id, self.client.conversations_archive, channel=channel_id)
+
+    async def _as_member(
+        self, step: str, channel_id: str, method: Callable[..., Awaitable[AsyncSlackResponse]], **kwargs: Any
+    ) -> AsyncSlackResponse:
+        """Someone removed the bot from the (public) channel after the incident: it joins again
+        (channels:join) rather than leave the channel unarchived for good."""
+        try:
+            return await call(step, method(**kwargs), expected=_OUT)
+        except ChatError as exc:
+            if exc.code not in _OUT:
+                raise
+        await call("join the channel to archive it", self.client.conversations_join(channel=channel_id))
+        return await call(step, method(**kwargs))
