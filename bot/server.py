@@ -23,7 +23,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import logs
 from bot.clock import Clock
-from bot.deps import Deps
+from bot.deps import Deps, HealthProbe
 from bot.exceptions import ChatError
 from bot.observability import request_started
 from bot.slack.api import call, data
@@ -80,33 +80,47 @@ class SlackAuthProbe:
 
 
 DB_PING_TIMEOUT = 3.0
+# The other checks read the database too: bounded alike, and run side by side, so a hung database
+# costs /health one timeout, not one per check (with no bound at all on theirs).
+PROBE_TIMEOUT = DB_PING_TIMEOUT
+
+
+async def _database(deps: Deps, now: str) -> dict[str, Any]:
+    try:
+        # A PostgreSQL that accepts and never answers (a failover, a dropped route) would hold the
+        # probe for the TCP or pool timeout, minutes: a load balancer wants "fail" now.
+        await asyncio.wait_for(deps.db.ping(), DB_PING_TIMEOUT)
+    except TimeoutError:
+        return {"status": "fail", "output": f"no answer within {DB_PING_TIMEOUT:g} s", "time": now}
+    except Exception as exc:
+        return {"status": "fail", "output": type(exc).__name__, "time": now}
+    return {"status": "pass", "time": now}
+
+
+async def _probe(probe: HealthProbe, now: str, *, within: float | None) -> dict[str, Any]:
+    try:
+        return await asyncio.wait_for(probe(), within)
+    except TimeoutError:
+        return {"status": "fail", "output": f"no answer within {within:g} s", "time": now}
+    except Exception as exc:
+        return {"status": "fail", "output": type(exc).__name__, "time": now}
 
 
 async def health_report(deps: Deps) -> tuple[int, dict[str, Any]]:
     """IETF health+json: pass when every check passes, warn (200) when only a non-critical one degrades,
     fail (503) when a critical one fails."""
     now = deps.clock.now().isoformat()
-    try:
-        # A PostgreSQL that accepts and never answers (a failover, a dropped route) would hold the
-        # probe for the TCP or pool timeout, minutes: a load balancer wants "fail" now.
-        await asyncio.wait_for(deps.db.ping(), DB_PING_TIMEOUT)
-        checks: dict[str, list[dict[str, Any]]] = {"database:connection": [{"status": "pass", "time": now}]}
-    except TimeoutError:
-        output = f"no answer within {DB_PING_TIMEOUT:g} s"
-        checks = {"database:connection": [{"status": "fail", "output": output, "time": now}]}
-    except Exception as exc:
-        checks = {"database:connection": [{"status": "fail", "output": type(exc).__name__, "time": now}]}
+    probes: dict[str, Awaitable[dict[str, Any]]] = {"database:connection": _database(deps, now)}
+    if deps.slack_auth is not None:  # bounded by its own timeout, where a slow Slack warns
+        probes["slack:auth"] = _probe(deps.slack_auth, now, within=None)
+    for name, probe in deps.health_probes.items():
+        probes[name] = _probe(probe, now, within=PROBE_TIMEOUT)
+    results = dict(zip(probes, await asyncio.gather(*probes.values()), strict=True))
+    checks: dict[str, list[dict[str, Any]]] = {"database:connection": [results.pop("database:connection")]}
     if deps.scheduler is not None:
         running = deps.scheduler.running
         checks["scheduler:running"] = [{"status": "pass" if running else "fail", "time": now}]
-    probes = dict(deps.health_probes)
-    if deps.slack_auth is not None:
-        probes = {"slack:auth": deps.slack_auth, **probes}
-    for name, probe in probes.items():
-        try:
-            checks[name] = [await probe()]
-        except Exception as exc:
-            checks[name] = [{"status": "fail", "output": type(exc).__name__, "time": now}]
+    checks.update((name, [result]) for name, result in results.items())
     states = {check[0].get("status") for check in checks.values()}
     status = "fail" if "fail" in states else "warn" if "warn" in states else "pass"
     body = {"status": status, "serviceId": "incident-bot", "checks": checks}

@@ -84,3 +84,40 @@ async def test_a_database_that_never_answers_fails_health_at_once(
     assert response.status_code == 503
     check = response.json()["checks"]["database:connection"][0]
     assert check == {"status": "fail", "output": "no answer within 0.5 s", "time": check["time"]}
+
+
+async def test_a_hung_database_fails_health_at_once_even_through_the_checks_that_read_it(
+    bot: BotHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The escalation timers check reads the database too: with no bound of its own it held /health
+    (and the load balancer's probe) for as long as the database stayed silent."""
+    monkeypatch.setattr(server, "DB_PING_TIMEOUT", 0.5)
+    monkeypatch.setattr(server, "PROBE_TIMEOUT", 0.5, raising=False)
+    accepted: list[asyncio.StreamWriter] = []
+
+    async def silent(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.append(writer)
+
+    listener = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = listener.sockets[0].getsockname()[1]
+    escalator = bot.deps.escalator
+    assert escalator is not None
+    healthy_db = bot.deps.db
+    hung = Database(f"postgresql+psycopg://bot:pw@127.0.0.1:{port}/bot")
+    bot.deps.db = escalator.rt.db = hung
+    started = asyncio.get_running_loop().time()
+    try:
+        response = await asyncio.wait_for(bot.http.get(f"{bot.url}/health"), 10)
+    finally:
+        await hung.dispose()
+        bot.deps.db = escalator.rt.db = healthy_db
+        for writer in accepted:
+            writer.close()
+        listener.close()
+    assert asyncio.get_running_loop().time() - started < 3  # side by side: one timeout, not one per check
+    assert response.status_code == 503
+    checks = response.json()["checks"]
+    assert checks["database:connection"][0]["output"] == "no answer within 0.5 s"
+    assert checks["escalation:timers"][0]["status"] == "fail"
+    assert checks["escalation:timers"][0]["output"] == "no answer within 0.5 s"
+    assert checks["slack:auth"][0]["status"] == "pass"
