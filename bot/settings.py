@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bot.config import BotConfig, load_bot_config
@@ -68,6 +68,17 @@ class Settings(BaseSettings):
     log_format: str = "json"  # json | text
 
     config: BotConfig = Field(default_factory=BotConfig, exclude=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _strip_secrets(cls, value: Any, info: ValidationInfo) -> Any:
+        """No token or secret has blanks at its ends; a pasted newline (`echo` into a Kubernetes secret, a
+        copied `.env` line) would make every Slack signature and every alert's token fail to match."""
+        field = cls.model_fields.get(info.field_name or "")
+        secret = field is not None and SecretStr in (field.annotation, *get_args(field.annotation))
+        if isinstance(value, str) and secret:
+            return value.strip()
+        return value
 
     @field_validator("database_url")
     @classmethod
