@@ -49,6 +49,7 @@ class Archiver:
         self.after = deps.settings.config.channels.archive_after
         self._scheduler: AsyncIOScheduler | None = None
         self._lock = asyncio.Lock()
+        self._stopped = False
 
     @property
     def chat(self) -> ArchiveChat:
@@ -79,6 +80,8 @@ class Archiver:
     async def run_due(self) -> int:
         """Archive every due channel this process can claim; returns how many were archived."""
         async with self._lock:
+            if self._stopped:
+                return 0
             now = self.deps.clock.now()
             async with self.deps.db.session() as session:
                 ids = await service.due_ids(session, now=now)
@@ -171,6 +174,7 @@ class Archiver:
         await self.run_due()
 
     async def start(self) -> None:
+        self._stopped = False
         if self._scheduler is None:
             self._scheduler = AsyncIOScheduler(timezone=UTC)
             self._scheduler.add_job(
@@ -180,11 +184,14 @@ class Archiver:
         self.deps.background.spawn(self._catch_up(), "archive channels that fell due while the bot was down")
 
     async def stop(self) -> None:
+        """A run in progress finishes (archived and recorded) before the scheduler goes: APScheduler 3's
+        asyncio executor cancels the jobs still running when it shuts down, whatever `wait` says."""
+        self._stopped = True  # from here on a run returns at once
+        async with self._lock:
+            pass
         if self._scheduler is not None and self._scheduler.running:
             self._scheduler.shutdown(wait=False)
         self._scheduler = None
-        async with self._lock:
-            pass
 
     def wake_at(self, when: datetime) -> None:
         if self._scheduler is None or not self._scheduler.running:

@@ -3,6 +3,7 @@ with a last message pointing at the post-mortem; once, across restarts; never wh
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
@@ -18,7 +19,7 @@ from bot.clock import FakeClock
 from bot.incidents.models import Incident, Status
 from tests.conftest import make_settings
 from tests.fakes.slack_api import FakeSlack
-from tests.harness import BotHarness, running_bot
+from tests.harness import BotHarness, running_bot, until
 from tests.postmortem.seed import T0
 
 CONFIG: dict[str, Any] = {"channels": {"announcements": "C0INCIDENTS", "alerts": "C0ALERTS", "archive_after": "7d"}}
@@ -231,3 +232,22 @@ async def test_a_retry_reads_the_history_of_a_channel_the_bot_was_removed_from(
     assert await archiver(abot).run_due() == 1
     goodbyes = [m for m in abot.fake.messages(channel) if "being archived" in m.text]
     assert len(goodbyes) == 1 and abot.fake.channels[channel].archived
+
+
+async def test_a_shutdown_lets_an_archive_in_flight_finish(abot: BotHarness, clock: FakeClock) -> None:
+    """SIGTERM while the scheduler's run was archiving: the run was cancelled between Slack archiving
+    the channel and the bot recording it, so the timer stayed pending and the timeline silent."""
+    incident = await resolved_incident(abot, clock)
+    channel = incident.channel_id or ""
+    clock.advance(timedelta(days=8))
+    gate = abot.fake.hold("conversations.archive")
+    archiver(abot).wake_at(clock.now())  # the scheduler runs it, as in production
+    await until(lambda: abot.fake.held)
+    stopping = asyncio.create_task(archiver(abot).stop())
+    await asyncio.sleep(0)  # the stop has begun (its first step ran) before Slack answers
+    gate.set()
+    await asyncio.wait_for(stopping, 5)
+    assert abot.fake.channels[channel].archived
+    [timer] = await timers(abot)
+    assert timer.sent_at is not None and timer.claim_token is None
+    assert (await abot.timeline(incident.id or 0))[-1].text == "incident channel archived"
