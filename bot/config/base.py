@@ -7,7 +7,7 @@ from datetime import timedelta
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)")
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -34,6 +34,16 @@ def parse_duration(value: Any) -> timedelta:
 
 
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+
+
+def _longer_than_zero(value: timedelta) -> timedelta:
+    if value <= timedelta(0):
+        raise ValueError("must be longer than 0 (e.g. 30s, 15m, 1h)")
+    return value
+
+
+# How often, or how long to wait: 0 would remind (or probe) in a loop, or time out every call at once.
+Interval = Annotated[timedelta, BeforeValidator(parse_duration), AfterValidator(_longer_than_zero)]
 
 _SLACK_ID = {
     "user": re.compile(r"^[UW][A-Z0-9]{2,}$"),

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, field_validator, model_validator
 
-from bot.config.base import Duration, Severity, Strict, Target, UserId
+from bot.config.base import Duration, Interval, Severity, Strict, Target, UserId
 
 _WEEKDAYS = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
 
@@ -113,6 +113,6 @@ class Escalation(Strict):
 
 
 class Reminders(Strict):
-    status_update_every: Duration = timedelta(minutes=15)
+    status_update_every: Interval = timedelta(minutes=15)
     status_update_severities: list[Severity] = [Severity.P1, Severity.P2]
     postmortem_due_after: Duration = timedelta(hours=24)

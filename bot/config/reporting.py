@@ -9,7 +9,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from bot.config.base import ChannelRef, Duration, Strict
+from bot.config.base import ChannelRef, Duration, Interval, Strict
 
 
 class Channels(Strict):
@@ -39,7 +39,7 @@ class IssueTracker(Strict):
     team_id: str | None = None  # linear
     labels: list[str] = ["incident-follow-up"]  # github
     api_url: str | None = None  # github/linear default to the public API; jira: https://<site>.atlassian.net
-    check_every: Duration = timedelta(minutes=15)  # how often open issues are checked for closure
+    check_every: Interval = timedelta(minutes=15)  # how often open issues are checked for closure
 
     @model_validator(mode="after")
     def _settings_for_kind(self) -> IssueTracker:
@@ -70,9 +70,9 @@ class StatusPageConfig(Strict):
     title: str = Field(default="Service status", min_length=1, max_length=120)
     components: dict[str, list[str]] = {}
     # How often the page probes the services' health endpoints (stored for the 90-day bars).
-    probe_every: Duration = timedelta(minutes=1)
+    probe_every: Interval = timedelta(minutes=1)
     # P1/P2 incidents with no public update for this long are reminded; default reminders.status_update_every.
-    remind_every: Duration | None = None
+    remind_every: Interval | None = None
     statuspage: StatuspageTarget | None = None
 
     @field_validator("components")

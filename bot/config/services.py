@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import model_validator
 
-from bot.config.base import Duration, Principal, Strict
+from bot.config.base import Interval, Principal, Strict
 
 
 class RailwayTarget(Strict):
@@ -41,7 +41,7 @@ Platform = Literal["railway", "vercel", "kubernetes", "webhook"]
 
 class Service(Strict):
     health_url: str | None = None
-    timeout: Duration = timedelta(seconds=5)
+    timeout: Interval = timedelta(seconds=5)
     expected_status: int | None = None
     description: str = ""
     platform: Platform | None = None
@@ -49,7 +49,7 @@ class Service(Strict):
     vercel: VercelTarget | None = None
     kubernetes: KubernetesTarget | None = None
     webhook: WebhookTarget | None = None
-    deploy_timeout: Duration = timedelta(minutes=10)
+    deploy_timeout: Interval = timedelta(minutes=10)
 
     @model_validator(mode="after")
     def _platform_section_present(self) -> Service:

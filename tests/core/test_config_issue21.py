@@ -96,3 +96,22 @@ async def test_check_reports_missing_secrets_and_open_sources(
     assert notes == ["follow-ups: issues go to github (acme/api)"]
     _, warnings, _ = archive_setup.check(settings)
     assert "archived before an unfinished post-mortem is chased" in warnings[0]
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "key"),
+    [
+        # 0 re-arms the reminder at once: the channel is reminded several times a second.
+        ("reminders: {status_update_every: 0s}", "reminders.status_update_every"),
+        ("status_page: {remind_every: 0m}", "status_page.remind_every"),
+        ("status_page: {probe_every: 0s}", "status_page.probe_every"),
+        ("issue_tracker: {kind: github, token_env: T, repo: a/b, check_every: 0s}", "issue_tracker.check_every"),
+        # 0 times every call out at once: /status calls a healthy service unreachable, every restart fails.
+        ("services: {gw: {health_url: 'https://gw/health', timeout: 0s}}", "services.gw.timeout"),
+        ("services: {gw: {health_url: 'https://gw/health', deploy_timeout: 0m}}", "services.gw.deploy_timeout"),
+    ],
+)
+def test_a_zero_interval_or_timeout_stops_start_up_with_its_key(tmp_path: Path, yaml_text: str, key: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load(tmp_path, yaml_text)
+    assert f"{key}: must be longer than 0" in str(caught.value)
