@@ -6,6 +6,7 @@ import re
 from datetime import timedelta
 from enum import StrEnum
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict
 
@@ -44,6 +45,20 @@ def _longer_than_zero(value: timedelta) -> timedelta:
 
 # How often, or how long to wait: 0 would remind (or probe) in a loop, or time out every call at once.
 Interval = Annotated[timedelta, BeforeValidator(parse_duration), AfterValidator(_longer_than_zero)]
+
+
+def _web_url(value: str) -> str:
+    value = value.strip()
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        example = value if "://" in value else f"https://{value}"
+        raise ValueError(f"{value!r} is not a full URL: write it with http:// or https:// (e.g. {example!r})")
+    return value
+
+
+# An address the bot calls (a health endpoint, a deploy webhook): without a scheme it is unreachable at
+# run time, so /status would call a healthy service down; refused when bot.yml loads instead.
+WebUrl = Annotated[str, AfterValidator(_web_url)]
 
 _SLACK_ID = {
     "user": re.compile(r"^[UW][A-Z0-9]{2,}$"),

@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import model_validator
 
-from bot.config.base import Interval, Principal, Strict
+from bot.config.base import Interval, Principal, Strict, WebUrl
 
 
 class RailwayTarget(Strict):
@@ -25,14 +25,14 @@ class VercelTarget(Strict):
 class KubernetesTarget(Strict):
     namespace: str
     deployment: str
-    api_url: str | None = None  # falls back to the in-cluster API server
+    api_url: WebUrl | None = None  # falls back to the in-cluster API server
     token_env: str | None = None  # env var holding a bearer token
     ca_file: Path | None = None
     verify_tls: bool = True
 
 
 class WebhookTarget(Strict):
-    url: str
+    url: WebUrl
     secret_env: str | None = None  # env var holding the HMAC secret
 
 
@@ -40,7 +40,7 @@ Platform = Literal["railway", "vercel", "kubernetes", "webhook"]
 
 
 class Service(Strict):
-    health_url: str | None = None
+    health_url: WebUrl | None = None
     timeout: Interval = timedelta(seconds=5)
     expected_status: int | None = None
     description: str = ""

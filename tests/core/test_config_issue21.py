@@ -115,3 +115,26 @@ def test_a_zero_interval_or_timeout_stops_start_up_with_its_key(tmp_path: Path, 
     with pytest.raises(ConfigError) as caught:
         load(tmp_path, yaml_text)
     assert f"{key}: must be longer than 0" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "key"),
+    [
+        # Passed check; at run time /status said the (healthy) gateway was unreachable.
+        ("services: {gw: {health_url: gateway.example.com/health}}", "services.gw.health_url"),
+        ("services: {gw: {health_url: 'ftp://gateway/health'}}", "services.gw.health_url"),
+        (
+            "services: {gw: {platform: webhook, webhook: {url: deploy.example.com/hook}}}",
+            "services.gw.webhook.url",
+        ),
+    ],
+)
+def test_an_address_without_http_stops_start_up_with_its_key(tmp_path: Path, yaml_text: str, key: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load(tmp_path, yaml_text)
+    assert f"{key}: " in str(caught.value) and "write it with http:// or https://" in str(caught.value)
+
+
+def test_a_health_url_keeps_its_address(tmp_path: Path) -> None:
+    config = load(tmp_path, "services: {gw: {health_url: ' https://gw.example.com:8443/health?deep=1 '}}")
+    assert config.services["gw"].health_url == "https://gw.example.com:8443/health?deep=1"
