@@ -27,6 +27,7 @@ CHECKS: list[str] = [
     "bot.followups.setup.check",
     "bot.archive.setup.check",
     "bot.check.check_slack",
+    "bot.slack.preflight.check",
     "bot.escalation.setup.check",
     "bot.ops.setup.check",
     "bot.postmortem.check.check",

@@ -161,3 +161,48 @@ def test_the_scopes_checked_are_the_manifests() -> None:
     manifest = yaml.safe_load(MANIFEST.read_text())["oauth_config"]["scopes"]["bot"]
     assert required_scopes(MANIFEST) == manifest
     assert manifest == MANIFEST_SCOPES  # the built-in fallback (installed without the manifest) matches
+
+
+PEOPLE: dict[str, Any] = {
+    "oncall": {"rotation": {"users": ["U0BOB", "@carol", "@nobody"]}},
+    "escalation": {
+        "levels": [
+            {"name": "On-call engineer", "after": "0m", "notify": ["oncall"]},
+            {"name": "Team lead", "after": "15m", "notify": ["U0LAED"]},  # a typo for U0LEAD
+            {"name": "CTO", "after": "30m", "notify": ["U0GONE", "S0ONCALL"]},
+        ]
+    },
+    "permissions": {"restart": ["S0NOPE", "@oncall-team"], "rollback": ["U0LEAD"]},
+}
+
+
+async def test_people_bot_yml_names_are_looked_up_in_the_workspace(
+    bot_in_channels: FakeSlack, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A mistyped user ID passed the check, and the page meant for the team lead failed at 3 a.m."""
+    bot_in_channels.add_user("U0GONE", "gone", deleted=True)
+    bot_in_channels.add_usergroup("S0ONCALL", "oncall-team", ["U0BOB"])
+    assert await run_check(settings_for(bot_in_channels, tmp_path, config=PEOPLE)) == 1
+    errors = [line for line in capsys.readouterr().out.splitlines() if line.startswith("error: ")]
+    assert errors == [
+        "error: escalation.levels.1.notify: user U0LAED was not found in this workspace: copy the member ID from "
+        "the person's profile (⋮ → Copy member ID)",
+        "error: escalation.levels.2.notify: user U0GONE (gone) is deactivated: replace them",
+        "error: oncall.rotation.users: no one (and no user group) in the workspace has the handle @nobody: check "
+        "the spelling, or use the ID (U… or S…)",
+        "error: permissions.restart: user group S0NOPE was not found (or is disabled): copy the ID from the "
+        "group's profile (S…)",
+    ]
+
+
+async def test_people_who_exist_pass(
+    bot_in_channels: FakeSlack, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bot_in_channels.add_usergroup("S0ONCALL", "oncall-team", ["U0BOB"])
+    config = {
+        "oncall": {"rotation": {"users": ["U0BOB", "@carol"]}},
+        "escalation": {"levels": [{"name": "L1", "after": "0m", "notify": ["oncall", "S0ONCALL", "U0LEAD"]}]},
+        "permissions": {"restart": ["@oncall-team", "U0CTO"]},
+    }
+    assert await run_check(settings_for(bot_in_channels, tmp_path, config=config, alerts_token="t")) == 0
+    assert "slack: the 6 people and user groups bot.yml names were looked up" in capsys.readouterr().out
