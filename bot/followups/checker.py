@@ -35,8 +35,10 @@ class ClosedIssueChecker:
         self.every = config.check_every if config else timedelta(minutes=15)
         self._scheduler: AsyncIOScheduler | None = None
         self._lock = asyncio.Lock()
+        self._stopped = False
 
     async def start(self) -> None:
+        self._stopped = False
         async with self.deps.db.session() as session:
             due = await service.plan_check(session, name=SWEEP, due_at=self.deps.clock.now() + self.every)
         if self._scheduler is None:
@@ -47,15 +49,21 @@ class ClosedIssueChecker:
         self.wake_at(due)
 
     async def stop(self) -> None:
+        """A sweep in progress finishes (recorded, the next one planned) before the scheduler goes:
+        APScheduler 3's asyncio executor cancels the jobs still running when it shuts down, which left
+        the sweep claimed, and closed issues unnoticed, for the claim's ten minutes."""
+        self._stopped = True  # from here on a run returns at once
+        async with self._lock:
+            pass
         if self._scheduler is not None and self._scheduler.running:
             self._scheduler.shutdown(wait=False)
         self._scheduler = None
-        async with self._lock:  # a run in progress finishes (and plans the next) before the database closes
-            pass
 
     async def run_due(self) -> bool:
         """Run the sweep if it is due and this process claims it; True when it ran here."""
         async with self._lock:
+            if self._stopped:
+                return False
             async with self.deps.db.session() as session:
                 token = await service.claim_sweep(session, name=SWEEP, now=self.deps.clock.now(), lease=SWEEP_LEASE)
             if token is None:

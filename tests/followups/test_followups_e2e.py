@@ -175,6 +175,37 @@ async def test_closed_issues_are_checked_on_a_schedule(
         assert utc(timer.due_at) == utc(timer.last_run_at or timer.due_at) + timedelta(minutes=10)
 
 
+async def test_a_shutdown_lets_a_sweep_in_flight_finish(
+    fake_slack: FakeSlack, database_url: str, tmp_path: Path, tracker: Tracker
+) -> None:
+    """SIGTERM (a deploy) while the scheduler's sweep waited on the tracker: the sweep was cancelled,
+    left claimed for its lease's ten minutes, and the closed issue unnoticed meanwhile."""
+    clock = FakeClock()
+    config = {"issue_tracker": {**tracker.config, "check_every": "10m"}}
+    settings = make_settings(fake=fake_slack, database_url=database_url, tmp_path=tmp_path, config=config)
+    async with running_bot(fake=fake_slack, settings=settings, clock=clock) as bot:
+        incident = await bot.declare("P3 Flaky login")
+        await bot.command("action Retry the SSO call once", channel=incident.channel_id or "")
+        [item] = await items(bot, incident.id or 0)
+        item = await flows.create_issue(bot.deps, item_id=item.id or 0, actor="U0ALICE")
+        tracker.fake.close(item.issue_key)
+        checker = bot.deps.followup_checker
+        assert checker is not None
+        clock.advance(timedelta(minutes=10, seconds=1))
+        tracker.fake.hang_next(1.0)  # the tracker is slow to answer this sweep's read
+        checker.wake_at(clock.now())  # the scheduler runs it, as in production
+
+        async def asked() -> bool:
+            return reads(tracker) == 1
+
+        await wait_for(asked)
+        await asyncio.wait_for(checker.stop(), 10)
+        assert (await items(bot, incident.id or 0))[0].done
+        async with bot.deps.db.session() as session:
+            [timer] = (await session.exec(select(FollowupCheck))).all()
+        assert timer.runs == 1 and timer.claim_token is None
+
+
 async def test_a_follow_up_asked_about_within_a_minute_is_not_asked_again(
     tbot: BotHarness, tracker: Tracker, clock: FakeClock
 ) -> None:
