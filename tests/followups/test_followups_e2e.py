@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -14,9 +15,10 @@ from sqlmodel import select
 from bot.clock import FakeClock, utc
 from bot.followups import flows
 from bot.followups import service as followup_service
+from bot.followups.checker import ClosedIssueChecker
 from bot.followups.models import FollowupCheck
 from bot.followups.service import RECHECK_AFTER
-from bot.incidents.models import ActionItem
+from bot.incidents.models import ActionItem, Incident
 from tests.conftest import make_settings
 from tests.fakes.slack_api import FakeSlack, Message
 from tests.followups.conftest import Tracker
@@ -142,10 +144,11 @@ async def test_postmortem_done_files_every_open_follow_up_once(tbot: BotHarness,
     assert second.issue_url in reply
 
 
-async def test_closed_issues_are_checked_on_a_schedule(
-    fake_slack: FakeSlack, database_url: str, tmp_path: Path, tracker: Tracker
-) -> None:
-    clock = FakeClock()
+@asynccontextmanager
+async def checked_every_10m(
+    fake_slack: FakeSlack, database_url: str, tmp_path: Path, tracker: Tracker, clock: FakeClock
+) -> AsyncIterator[tuple[BotHarness, Incident, ClosedIssueChecker]]:
+    """A bot checking closed issues every 10 minutes, with one follow-up whose issue was just closed."""
     config = {"issue_tracker": {**tracker.config, "check_every": "10m"}}
     settings = make_settings(fake=fake_slack, database_url=database_url, tmp_path=tmp_path, config=config)
     async with running_bot(fake=fake_slack, settings=settings, clock=clock) as bot:
@@ -156,6 +159,14 @@ async def test_closed_issues_are_checked_on_a_schedule(
         tracker.fake.close(item.issue_key)
         checker = bot.deps.followup_checker
         assert checker is not None
+        yield bot, incident, checker
+
+
+async def test_closed_issues_are_checked_on_a_schedule(
+    fake_slack: FakeSlack, database_url: str, tmp_path: Path, tracker: Tracker
+) -> None:
+    clock = FakeClock()
+    async with checked_every_10m(fake_slack, database_url, tmp_path, tracker, clock) as (bot, incident, checker):
         assert not await checker.run_due() and reads(tracker) == 0  # not due: nobody is asked
         async with bot.deps.db.session() as session:
             [timer] = (await session.exec(select(FollowupCheck))).all()
@@ -181,16 +192,7 @@ async def test_a_shutdown_lets_a_sweep_in_flight_finish(
     """SIGTERM (a deploy) while the scheduler's sweep waited on the tracker: the sweep was cancelled,
     left claimed for its lease's ten minutes, and the closed issue unnoticed meanwhile."""
     clock = FakeClock()
-    config = {"issue_tracker": {**tracker.config, "check_every": "10m"}}
-    settings = make_settings(fake=fake_slack, database_url=database_url, tmp_path=tmp_path, config=config)
-    async with running_bot(fake=fake_slack, settings=settings, clock=clock) as bot:
-        incident = await bot.declare("P3 Flaky login")
-        await bot.command("action Retry the SSO call once", channel=incident.channel_id or "")
-        [item] = await items(bot, incident.id or 0)
-        item = await flows.create_issue(bot.deps, item_id=item.id or 0, actor="U0ALICE")
-        tracker.fake.close(item.issue_key)
-        checker = bot.deps.followup_checker
-        assert checker is not None
+    async with checked_every_10m(fake_slack, database_url, tmp_path, tracker, clock) as (bot, incident, checker):
         clock.advance(timedelta(minutes=10, seconds=1))
         tracker.fake.hang_next(1.0)  # the tracker is slow to answer this sweep's read
         checker.wake_at(clock.now())  # the scheduler runs it, as in production
