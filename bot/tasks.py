@@ -5,6 +5,7 @@ uploads, alert syncs) are kept referenced, their errors logged, and awaited at s
 `TaskTracker` is for the demo and the tests: it remembers every task created while installed
 (through the loop's task factory), so `settle()` can wait for them instead of sleeping.
 `PagesFirst` orders that work: page DMs before channel setups and page bookkeeping.
+`RunGate` lets a timer's run in progress finish before its scheduler shuts down.
 """
 
 from __future__ import annotations
@@ -17,6 +18,34 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 log = logging.getLogger(__name__)
+
+
+class RunGate:
+    """One scheduled run at a time, and a stop that lets the run in progress finish first.
+
+    Easy to miss: APScheduler 3's asyncio executor cancels the jobs still running when it shuts
+    down, whatever `wait` says, which would cut a run between its Slack call and its record. So a
+    stop closes the gate (waiting for the run in progress) before the scheduler's shutdown, and
+    every later run finds it closed and does nothing.
+    """
+
+    def __init__(self) -> None:
+        self._lock = asyncio.Lock()
+        self.closed = False
+
+    def open(self) -> None:
+        self.closed = False
+
+    @asynccontextmanager
+    async def turn(self) -> AsyncIterator[bool]:
+        """Held for one run; yields False when the gate is closed (the run must do nothing)."""
+        async with self._lock:
+            yield not self.closed
+
+    async def close(self) -> None:
+        self.closed = True
+        async with self._lock:  # the run in progress ends first
+            pass
 
 
 class Background:

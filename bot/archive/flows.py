@@ -9,7 +9,6 @@ incident is open. At start-up the sweep runs at once: what fell due while the bo
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from datetime import UTC, datetime, timedelta
 
@@ -24,6 +23,7 @@ from bot.deps import Deps
 from bot.exceptions import ChatError
 from bot.incidents.models import Incident, Status
 from bot.signals import IncidentResolved
+from bot.tasks import RunGate
 from bot.timeline import events
 from bot.timeline import service as timeline
 from bot.timeline.models import Kind, TimelineEvent
@@ -48,8 +48,7 @@ class Archiver:
         self.deps = deps
         self.after = deps.settings.config.channels.archive_after
         self._scheduler: AsyncIOScheduler | None = None
-        self._lock = asyncio.Lock()
-        self._stopped = False
+        self._gate = RunGate()
 
     @property
     def chat(self) -> ArchiveChat:
@@ -79,8 +78,8 @@ class Archiver:
 
     async def run_due(self) -> int:
         """Archive every due channel this process can claim; returns how many were archived."""
-        async with self._lock:
-            if self._stopped:
+        async with self._gate.turn() as open_:
+            if not open_:
                 return 0
             now = self.deps.clock.now()
             async with self.deps.db.session() as session:
@@ -174,7 +173,7 @@ class Archiver:
         await self.run_due()
 
     async def start(self) -> None:
-        self._stopped = False
+        self._gate.open()
         if self._scheduler is None:
             self._scheduler = AsyncIOScheduler(timezone=UTC)
             self._scheduler.add_job(
@@ -184,11 +183,7 @@ class Archiver:
         self.deps.background.spawn(self._catch_up(), "archive channels that fell due while the bot was down")
 
     async def stop(self) -> None:
-        """A run in progress finishes (archived and recorded) before the scheduler goes: APScheduler 3's
-        asyncio executor cancels the jobs still running when it shuts down, whatever `wait` says."""
-        self._stopped = True  # from here on a run returns at once
-        async with self._lock:
-            pass
+        await self._gate.close()  # a run in progress is archived and recorded first
         if self._scheduler is not None and self._scheduler.running:
             self._scheduler.shutdown(wait=False)
         self._scheduler = None

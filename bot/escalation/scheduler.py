@@ -24,7 +24,6 @@ from the rows.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from datetime import UTC, datetime, timedelta
 
@@ -32,6 +31,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from bot.escalation.flows import Escalator
 from bot.escalation.sweep import RunReport
+from bot.tasks import RunGate
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,7 @@ class EscalationScheduler:
         self.sweep_every = sweep_every
         self.min_gap = min_gap  # never re-arm sooner than this: no hot loop if a row stays due
         self._scheduler: AsyncIOScheduler | None = None
-        self._lock = asyncio.Lock()
+        self._gate = RunGate()
         # Sweeps requested, and requests covered by the last finished sweep (it started after them).
         self._requested = 0
         self._covered = 0
@@ -64,7 +64,6 @@ class EscalationScheduler:
         self.last_run_at: datetime | None = None
         self.last_error: str | None = None
         self.runs = 0
-        self._stopped = False
 
     @property
     def running(self) -> bool:
@@ -74,7 +73,7 @@ class EscalationScheduler:
         """Start the timers, plan what a crash lost, and send everything already due."""
         if self.escalator.up_since is None:  # what fell due before this moment fell due while we were down
             self.escalator.up_since = self.escalator.clock.now()
-        self._stopped = False
+        self._gate.open()
         if self._scheduler is None:
             self._scheduler = AsyncIOScheduler(timezone=UTC)
             self._scheduler.add_job(
@@ -91,13 +90,8 @@ class EscalationScheduler:
         return await self.safety_sweep()
 
     async def stop(self) -> None:
-        self._stopped = True  # from here on a run (a wake-up, a sweep) returns at once
         self.escalator.wake = lambda when: None
-        # Let a run in progress finish its claim → send → mark, so nothing is left half-done. Before
-        # the shutdown: easy to miss, APScheduler 3's asyncio executor cancels the jobs still running
-        # when it shuts down, whatever `wait` says.
-        async with self._lock:
-            pass
+        await self._gate.close()  # a run in progress finishes its claim → send → mark first
         if self._scheduler is not None and self._scheduler.running:
             self._scheduler.shutdown(wait=False)
         self._scheduler = None
@@ -132,7 +126,7 @@ class EscalationScheduler:
 
     async def safety_sweep(self) -> RunReport:
         """The 30-second job: plan what a crash lost, then send what is due."""
-        if self._stopped:
+        if self._gate.closed:
             return self._last_report
         try:
             recovered = await self.escalator.recover()
@@ -150,8 +144,8 @@ class EscalationScheduler:
         """
         self._requested += 1
         request = self._requested
-        async with self._lock:
-            if self._stopped or self._covered >= request:
+        async with self._gate.turn() as open_:
+            if not open_ or self._covered >= request:
                 return self._last_report  # a sweep that started after this request has just run
             self._covered = self._requested
             self._last_report = await self._sweep()

@@ -9,7 +9,6 @@ a run that fell due while the bot was down goes at once.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from datetime import UTC, datetime, timedelta
 
@@ -18,6 +17,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from bot.deps import Deps
 from bot.followups import service
 from bot.followups.flows import refresh
+from bot.tasks import RunGate
 
 log = logging.getLogger(__name__)
 
@@ -34,11 +34,10 @@ class ClosedIssueChecker:
         config = deps.settings.config.issue_tracker
         self.every = config.check_every if config else timedelta(minutes=15)
         self._scheduler: AsyncIOScheduler | None = None
-        self._lock = asyncio.Lock()
-        self._stopped = False
+        self._gate = RunGate()
 
     async def start(self) -> None:
-        self._stopped = False
+        self._gate.open()
         async with self.deps.db.session() as session:
             due = await service.plan_check(session, name=SWEEP, due_at=self.deps.clock.now() + self.every)
         if self._scheduler is None:
@@ -49,20 +48,15 @@ class ClosedIssueChecker:
         self.wake_at(due)
 
     async def stop(self) -> None:
-        """A sweep in progress finishes (recorded, the next one planned) before the scheduler goes:
-        APScheduler 3's asyncio executor cancels the jobs still running when it shuts down, which left
-        the sweep claimed, and closed issues unnoticed, for the claim's ten minutes."""
-        self._stopped = True  # from here on a run returns at once
-        async with self._lock:
-            pass
+        await self._gate.close()  # a sweep in progress is recorded (and the next planned) first
         if self._scheduler is not None and self._scheduler.running:
             self._scheduler.shutdown(wait=False)
         self._scheduler = None
 
     async def run_due(self) -> bool:
         """Run the sweep if it is due and this process claims it; True when it ran here."""
-        async with self._lock:
-            if self._stopped:
+        async with self._gate.turn() as open_:
+            if not open_:
                 return False
             async with self.deps.db.session() as session:
                 token = await service.claim_sweep(session, name=SWEEP, now=self.deps.clock.now(), lease=SWEEP_LEASE)
