@@ -19,6 +19,9 @@ log = logging.getLogger(__name__)
 
 
 _TRIGGER_LATE = frozenset({"expired_trigger_id", "exchanged_trigger_id"})
+# Slack will refuse every post (or edit) there: the channel was archived or deleted, or the bot removed
+# from it. chat.postMessage answers is_archived for an archived channel, chat.update is_inactive.
+CHANNEL_GONE = frozenset({"channel_not_found", "is_archived", "is_inactive", "not_in_channel"})
 
 
 async def call(

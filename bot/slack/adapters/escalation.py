@@ -18,7 +18,7 @@ from bot.exceptions import ChatError
 from bot.incidents.access import Access
 from bot.incidents.models import Incident, Status
 from bot.slack import blocks
-from bot.slack.api import UserHandles, call, data, invite
+from bot.slack.api import CHANNEL_GONE, UserHandles, call, data, invite
 from bot.slack.text import clip, escape, severity
 
 log = logging.getLogger(__name__)
@@ -152,11 +152,6 @@ def reminder_text(incident: Incident, reminder: ReminderMessage) -> str:
 
 
 class SlackPager:
-    # A DM channel that stopped working (the user was deactivated and back, a workspace move): open again.
-    _STALE_DM = frozenset({"channel_not_found", "is_archived", "not_in_channel"})
-    # The incident channel is archived, or the bot was removed from it: Slack will refuse every post there.
-    _CHANNEL_GONE = frozenset({"channel_not_found", "is_archived", "not_in_channel"})
-
     def __init__(self, client: AsyncWebClient, *, handles: UserHandles, access: Access) -> None:
         self.client = client
         self.handles = handles
@@ -180,8 +175,9 @@ class SlackPager:
         try:
             await call(step, self.client.chat_postMessage(channel=await self._dm_channel(user), **message))
         except ChatError as exc:
-            if not cached or exc.code not in self._STALE_DM:
+            if not cached or exc.code not in CHANNEL_GONE:
                 raise
+            # A cached DM channel that stopped working (the user deactivated and back, a workspace move).
             self._dms.pop(user, None)
             await call(step, self.client.chat_postMessage(channel=await self._dm_channel(user), **message))
 
@@ -222,11 +218,11 @@ class SlackPager:
                 await call(
                     "post a reminder",
                     self.client.chat_postMessage(channel=incident.channel_id, text=text),
-                    expected=self._CHANNEL_GONE,
+                    expected=CHANNEL_GONE,
                 )
                 return
             except ChatError as exc:
-                if exc.code not in self._CHANNEL_GONE or not reminder.mention:
+                if exc.code not in CHANNEL_GONE or not reminder.mention:
                     raise
             # Someone archived the channel or removed the bot: retrying there would never reach anyone.
             text += f"\n_(The bot cannot post in <#{incident.channel_id}>: it was archived or the bot removed.)_"

@@ -23,7 +23,7 @@ from bot.ops.plans import PHASES, Plan, Report, Step
 from bot.ops.status import StatusReport
 from bot.platforms.base import Deployment
 from bot.slack import blocks
-from bot.slack.api import UserHandles, call, data
+from bot.slack.api import CHANNEL_GONE, UserHandles, call, data
 from bot.slack.text import chunks, clip, escape
 
 log = logging.getLogger(__name__)
@@ -84,8 +84,6 @@ class SlackDirectory:
 
 
 _MESSAGE_GONE = frozenset({"message_not_found", "cant_update_message"})
-# chat.update answers is_inactive in an archived channel, chat.postMessage is_archived.
-_CHANNEL_GONE = frozenset({"channel_not_found", "is_inactive", "is_archived", "not_in_channel"})
 
 
 class SlackOpsProgress:
@@ -114,16 +112,16 @@ class SlackOpsProgress:
                 await call(
                     "update the progress message",
                     self.client.chat_update(channel=self.channel, ts=self.ts, text=text, blocks=message_blocks),
-                    expected=_MESSAGE_GONE | _CHANNEL_GONE,
+                    expected=_MESSAGE_GONE | CHANNEL_GONE,
                 )
                 return
             except ChatError as exc:
-                if exc.code not in _MESSAGE_GONE | _CHANNEL_GONE:
+                if exc.code not in _MESSAGE_GONE | CHANNEL_GONE:
                     raise
                 # Someone deleted the message, archived the channel or removed the bot while the action
                 # ran: post it again (elsewhere when the channel is gone), or how it ended is never seen.
                 log.info("the progress message in %s is gone (%s): posting it again", self.channel, exc.code)
-                gone = self.channel if exc.code in _CHANNEL_GONE else None
+                gone = self.channel if exc.code in CHANNEL_GONE else None
                 self.channel = self.ts = None
         for target in (self.channel_id, self.user_id):
             if not target or target == gone:
