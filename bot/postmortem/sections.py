@@ -65,6 +65,11 @@ def check_section(section: str) -> str:
     return section
 
 
+def _normal(text: str) -> str:
+    """A section as stored: no control characters (PostgreSQL refuses NUL), Unix line ends, no edge blanks."""
+    return clean(text).replace("\r\n", "\n").strip()
+
+
 async def save(
     session: AsyncSession,
     *,
@@ -80,7 +85,7 @@ async def save(
     stored text is no longer `expected` (someone saved in between)."""
     assert incident.id is not None
     check_section(section)
-    text = clean(text).replace("\r\n", "\n").strip()  # no control characters: PostgreSQL refuses NUL
+    text = _normal(text)
     if len(text) > MAX_CHARS:
         raise UsageError(f"{SECTIONS[section]} is {len(text)} characters; the limit is {MAX_CHARS}.")
     row = (
@@ -93,7 +98,7 @@ async def save(
     current = row.text if row is not None else ""
     if current == text:
         return False
-    if current != clean(expected).replace("\r\n", "\n").strip():
+    if current != _normal(expected):
         raise EditConflict(
             f"{SECTIONS[section]} was changed by <@{row.updated_by if row else actor}> while you were editing it.",
             current=current,

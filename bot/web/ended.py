@@ -22,12 +22,10 @@ async def is_ended(db: Database, *, session_id: str) -> bool:
 
 async def end(db: Database, *, session_id: str, expires_at: datetime, now: datetime) -> None:
     """Refuse this session from now on, wherever its cookie is; rows whose cookie expired anyway go."""
-    async with db.session() as session:
-        await session.exec(delete(_ENDED).where(_ENDED.c.expires_at <= now))
-        await session.commit()
     try:
         async with db.session() as session:
+            await session.exec(delete(_ENDED).where(_ENDED.c.expires_at <= now))
             await session.exec(insert(_ENDED).values(session_id=session_id, expires_at=expires_at))
             await session.commit()
     except IntegrityError:
-        pass  # signed out twice (two tabs): it is ended already
+        pass  # signed out twice (two tabs): it is ended already (the clean-up waits for the next sign-out)

@@ -105,6 +105,10 @@ def _tag_pair(item: Any) -> tuple[Any, Any] | None:
     return None
 
 
+def _fingerprint(*parts: str) -> str:
+    return hashlib.sha256("\x00".join(parts).encode()).hexdigest()[:16]
+
+
 def notification(source: str, fields: Fields, *, now: datetime) -> Notification:
     """One group per sender key; each delivery is about one alert of it, whose labels say what the sender said."""
     if not fields.key:
@@ -118,10 +122,8 @@ def notification(source: str, fields: Fields, *, now: datetime) -> Notification:
     if fields.service:
         labels["service"] = fields.service[:100]
     annotations = {"summary": fields.summary[:3000]} if fields.summary else {}
-    whole = hashlib.sha256(f"{source}\x00{fields.key}".encode()).hexdigest()[:16]
-    fingerprint = whole
-    if fields.alert:
-        fingerprint = hashlib.sha256(f"{source}\x00{fields.key}\x00{fields.alert}".encode()).hexdigest()[:16]
+    whole = _fingerprint(source, fields.key)
+    fingerprint = _fingerprint(source, fields.key, fields.alert) if fields.alert else whole
     alert = AlertItem(
         fingerprint=fingerprint,
         status=status,
