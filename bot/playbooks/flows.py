@@ -9,6 +9,8 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from sqlmodel.ext.asyncio.session import AsyncSession
+
 from bot.deps import Deps
 from bot.exceptions import BotError, ChatError, InvalidState, NotFound
 from bot.incidents import access
@@ -16,7 +18,7 @@ from bot.incidents.models import Incident
 from bot.playbooks import progress_message, runs, steps
 from bot.playbooks.access import ensure_allowed, visible_incident
 from bot.playbooks.checklist import Progress
-from bot.playbooks.models import StepStatus
+from bot.playbooks.models import PlaybookRun, StepStatus
 from bot.playbooks.registry import PlaybookRegistry
 from bot.playbooks.render import build_context, outside_view, render_or_raw
 from bot.playbooks.schema import Action, Playbook, Step
@@ -101,27 +103,36 @@ async def on_channel_ready(deps: Deps, event: IncidentChannelReady) -> None:
         current = await runs.current_run(session, incident_id=event.incident_id)
         if current is None:
             chosen, reason, note = _chosen(registry(deps), incident)
-            if chosen is not None:
-                try:
-                    run = await runs.start(
-                        session,
-                        incident=incident,
-                        previous=None,
-                        playbook=chosen,
-                        actor=event.actor,
-                        now=deps.clock.now(),
-                        reason=reason,
-                    )
-                except InvalidState:
-                    return  # started by hand at the same moment: that run shows itself
+            run = await _first_run(deps, session, incident, chosen, actor=event.actor, reason=reason)
     if current is not None:  # delivered twice, or started by hand already
         if current.progress_ts is None and current.id is not None:
             await progress_message.refresh(deps, run_id=current.id)  # Slack refused it last time: post it now
         return
     if chosen is None:
         await offer_picker(deps, incident=incident, note=note)
-        return
-    await progress_message.show_new(deps, run=run, playbook=chosen, incident=incident)
+    elif run is not None:
+        await progress_message.show_new(deps, run=run, playbook=chosen, incident=incident)
+
+
+async def _first_run(
+    deps: Deps, session: AsyncSession, incident: Incident, playbook: Playbook | None, *, actor: str | None, reason: str
+) -> PlaybookRun | None:
+    """The incident's first run, when a playbook was chosen; None when there is none, or when someone
+    started one by hand at the same moment (that run shows itself)."""
+    if playbook is None:
+        return None
+    try:
+        return await runs.start(
+            session,
+            incident=incident,
+            previous=None,
+            playbook=playbook,
+            actor=actor,
+            now=deps.clock.now(),
+            reason=reason,
+        )
+    except InvalidState:
+        return None
 
 
 async def offer_picker(deps: Deps, *, incident: Incident, note: str = "") -> None:
