@@ -22,7 +22,16 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command")
     sub.add_parser("serve", help="run the bot (default)")
     sub.add_parser("check", help="validate bot.yml and the playbooks (and Slack, when tokens are set)")
-    sub.add_parser("migrate", help="upgrade the database schema to the newest revision (serve does it at start too)")
+    migrate = sub.add_parser(
+        "migrate", help="upgrade the database schema to the newest revision (serve does it at start too)"
+    )
+    migrate.add_argument(
+        "--to",
+        default=None,
+        metavar="REVISION",
+        help="move to this revision instead, down as well as up: before rolling back to an older release, the"
+        " revision it names when it refuses to start (undoing a revision drops the data kept only there)",
+    )
     pm = sub.add_parser("postmortem", help="print or write an incident's post-mortem")
     pm.add_argument("incident", help="INC-7, inc-7 or 7")
     pm.add_argument("--format", choices=["markdown", "html"], default="markdown")
@@ -97,7 +106,7 @@ def _run(command: str, args: argparse.Namespace, settings: Settings) -> int:
     if command == "migrate":
         from bot.migrations.run import migrate_cli
 
-        return asyncio.run(migrate_cli(settings.database_url))
+        return asyncio.run(migrate_cli(settings.database_url, to=args.to))
     if command == "postmortem":
         from bot.postmortem.cli import run_cli
 

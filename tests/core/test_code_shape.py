@@ -1,8 +1,9 @@
 """Modules a person can read (issue 16): no module over 400 lines, no function over 60.
 
 Complexity is ruff's job (`C90`, max 12, in pyproject.toml); sizes are checked here because ruff has
-no rule for a module's length. The command grammar, Alembic's generated revisions and templates are
-exempt: they read top to bottom as tables.
+no rule for a module's length. The command grammar and templates are exempt: they read top to bottom
+as tables. So are the functions of Alembic's generated revisions (an `upgrade` is a list of tables),
+though not their modules.
 
 Tests and benchmarks are held to the module rule too, with no exemption. The function rule stays on
 bot/: a few test scenarios and benchmark mains read best as one story (tests/postmortem/seed.py's
@@ -21,11 +22,12 @@ FUNCTION_LINES = 60
 EXEMPT = {"incidents/grammar.py"}
 
 
-def _modules() -> list[Path]:
+def _modules(*, revisions: bool = True) -> list[Path]:
     return [
         path
         for path in sorted(BOT.rglob("*.py"))
-        if "migrations/versions" not in path.as_posix() and path.relative_to(BOT).as_posix() not in EXEMPT
+        if path.relative_to(BOT).as_posix() not in EXEMPT
+        and (revisions or "migrations/versions" not in path.as_posix())
     ]
 
 
@@ -56,7 +58,7 @@ def test_no_test_or_benchmark_module_over_400_lines() -> None:
 
 def test_no_function_over_60_lines() -> None:
     long: dict[str, int] = {}
-    for path in [*_modules(), BOT / "incidents/grammar.py"]:
+    for path in [*_modules(revisions=False), BOT / "incidents/grammar.py"]:
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.end_lineno is not None:
                 # From the `def` line (decorators aside) to the last line of the body.
