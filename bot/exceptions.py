@@ -10,7 +10,8 @@ with its stack trace. The tree:
     ├── PermissionDenied         the user may not run this (restart/rollback permissions)
     ├── InvalidState             the action does not fit the incident's state (resolve twice, ...)
     ├── ChatError                a Slack Web API call failed after retries; `step` says which
-    │   └── ChannelNameTaken     conversations.create answered name_taken
+    │   ├── ChannelNameTaken     conversations.create answered name_taken
+    │   └── MessageGone          the message to edit or pin was deleted (message_not_found)
     ├── HealthCheckError         a health endpoint could not be classified
     └── PlatformError            a deploy platform (Railway, Vercel, Kubernetes, webhook) failed
         ├── PlatformAuthError    token missing, wrong or lacking rights
@@ -83,6 +84,10 @@ class ChatError(BotError):
 
 class ChannelNameTaken(ChatError):
     """The channel name exists already; the caller picks another."""
+
+
+class MessageGone(ChatError):
+    """Someone deleted the message: editing it again will never work, so the caller decides what replaces it."""
 
 
 class HealthCheckError(BotError):

@@ -24,6 +24,7 @@ from bot.incidents.adopt import post_once
 from bot.incidents.channels import create_channel
 from bot.incidents.models import ActionItem, Incident, IncidentCreate, Role, Status
 from bot.incidents.ports import Notice
+from bot.incidents.standing import refresh
 from bot.signals import (
     IncidentAcknowledged,
     IncidentChannelReady,
@@ -262,27 +263,6 @@ async def _setup_steps(deps: Deps, incident: Incident, *, actor: str, adopt: boo
     if incident.setup_error != error:  # a clean first run has nothing to clear
         incident = await save(setup_error=error)
     return Outcome(incident=incident, problems=problems)
-
-
-async def refresh(deps: Deps, incident: Incident) -> list[str]:
-    """Keep topic, pinned summary and announcement in step with the row, at once; failures are reported."""
-    chat = deps.incident_chat
-    steps: list[tuple[str, Callable[[], Awaitable[None]]]] = []
-    if incident.channel_id:
-        steps.append(("updating the topic", lambda: chat.set_topic(incident=incident)))
-    if incident.summary_ts:
-        steps.append(("updating the summary", lambda: chat.refresh_summary(incident=incident)))
-    if incident.announcement_ts:
-        steps.append(("updating the announcement", lambda: chat.refresh_announcement(incident=incident)))
-    results = await asyncio.gather(*(run() for _, run in steps), return_exceptions=True)
-    problems = []
-    for (step, _), result in zip(steps, results, strict=True):
-        if isinstance(result, ChatError):
-            log.warning("%s for %s failed: %s", step, incident.ref, result)
-            problems.append(f"{step} failed ({result.code or result})")
-        elif isinstance(result, BaseException):
-            raise result
-    return problems
 
 
 async def _notice(deps: Deps, incident: Incident, notice: Notice) -> list[str]:

@@ -79,7 +79,7 @@ class Incident(IncidentBase, table=True):
     channel_name: str | None = None
     summary_ts: str | None = None
     announcement_channel: str | None = None
-    announcement_ts: str | None = None
+    announcement_ts: str | None = None  # "": someone deleted it; no longer updated nor posted again
     declared_at: datetime = _utc(nullable=False)  # type: ignore[assignment]
     # When users were first hurt: the earliest alert's start for alert-declared incidents, or set with
     # `/incident started`; NULL means the declaration (see `impact_start`).

@@ -33,7 +33,7 @@ from datetime import timedelta
 from bot.config import is_user_id
 from bot.deps import Deps
 from bot.exceptions import ChatError, InvalidState
-from bot.incidents import flows, setup_rows, signal_work
+from bot.incidents import flows, setup_rows, signal_work, standing
 from bot.timeline import events
 from bot.timeline import service as timeline
 
@@ -97,7 +97,7 @@ async def redo_resolved(deps: Deps) -> list[int]:
     lost = await signal_work.due(deps, signal_work.RESOLVED, lost)
     for incident in lost:
         log.warning("%s: its resolve's follow-up work is not done (a crash or a failure): doing it now", incident.ref)
-        await flows.refresh(deps, incident)  # a crash before it left the summary and topic saying "investigating"
+        await standing.refresh(deps, incident)  # a crash before it left the summary and topic saying "investigating"
         await flows.resolved(deps, incident_id=incident.id or 0, actor=incident.resolved_by)
     return [incident.id or 0 for incident in lost]
 

@@ -224,3 +224,37 @@ async def release_setup(session: AsyncSession, *, incident_id: int, held: dateti
         .values(setup_claimed_at=None)
     )
     await session.commit()
+
+
+_REPLACE_SUMMARY = (
+    update(INCIDENTS)
+    .where(INCIDENTS.c.id == bindparam("incident_id"), INCIDENTS.c.summary_ts == bindparam("old"))
+    .values(summary_ts=bindparam("new"), updated_at=bindparam("now"))
+    .returning(INCIDENTS.c.id)
+)
+_FORGET_ANNOUNCEMENT = (
+    update(INCIDENTS)
+    .where(INCIDENTS.c.id == bindparam("incident_id"), INCIDENTS.c.announcement_ts == bindparam("old"))
+    .values(announcement_ts="", updated_at=bindparam("now"))
+    .returning(INCIDENTS.c.id)
+)
+
+
+async def replace_summary(session: AsyncSession, *, incident_id: int, old: str, new: str, now: datetime) -> bool:
+    """The summary someone deleted, posted again; False when another run replaced it first (compare-and-set)."""
+    params = {"incident_id": incident_id, "old": old, "new": new, "now": now}
+    replaced = (await session.exec(_REPLACE_SUMMARY, params=params)).one_or_none() is not None
+    if replaced:
+        text = "the pinned summary was deleted in Slack; posted it again"
+        await timeline.add(session, incident_id=incident_id, at=now, text=text, payload=events.Setup(ts=new))
+    await session.commit()
+    return replaced
+
+
+async def forget_announcement(session: AsyncSession, *, incident_id: int, old: str, now: datetime) -> None:
+    """The announcement someone deleted: "" (not NULL, which a resumed setup would post again) ends its updates."""
+    params = {"incident_id": incident_id, "old": old, "now": now}
+    if (await session.exec(_FORGET_ANNOUNCEMENT, params=params)).one_or_none() is not None:
+        text = "the announcement was deleted in Slack; it is no longer updated"
+        await timeline.add(session, incident_id=incident_id, at=now, text=text, payload=events.Setup())
+    await session.commit()

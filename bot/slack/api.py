@@ -13,7 +13,7 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
 from bot.config import is_user_id
-from bot.exceptions import ChannelNameTaken, ChatError
+from bot.exceptions import ChannelNameTaken, ChatError, MessageGone
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +39,8 @@ async def call(
             log.warning("slack call failed: %s: %s", step, code or exc)
         if code == "name_taken":
             raise ChannelNameTaken(f"{step}: the name is taken", step=step, code=code) from exc
+        if code == "message_not_found":
+            raise MessageGone(f"{step}: the message was deleted", step=step, code=code) from exc
         if code in _TRIGGER_LATE:
             # A form must open within 3 s of the click or command; Slack's code alone tells a person nothing.
             message = f"{step}: Slack's 3 seconds to open it passed while the bot was busy. Please try again."

@@ -262,6 +262,9 @@ class SlackIncidentChat:
             ),
         )
 
+    async def delete_post(self, *, channel_id: str, ts: str) -> None:
+        await call("delete a second summary", self.client.chat_delete(channel=channel_id, ts=ts))
+
     async def announce(self, *, incident: Incident, channel: str) -> str:
         response = await call(
             "announce",

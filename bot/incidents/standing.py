@@ -1,0 +1,83 @@
+"""The incident's standing messages, kept in step with the row: the channel's topic, its pinned summary and
+the announcement.
+
+The summary and the announcement are edited in place, and a person may delete either. The summary is
+the channel's one current view of the incident (pinned, with its buttons), so it is posted and pinned
+again, once however many updates race to notice. Deleting the announcement is someone's choice to take
+the incident out of the announcements channel: it is no longer updated, and a resumed setup does not
+post it again (`announcement_ts` is then "", see `setup_rows.forget_announcement`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+from bot.deps import Deps
+from bot.exceptions import ChatError, MessageGone
+from bot.incidents import setup_rows
+from bot.incidents.models import Incident
+
+log = logging.getLogger(__name__)
+
+Gone = Callable[[Deps, Incident], Awaitable[list[str]]]
+
+
+async def refresh(deps: Deps, incident: Incident) -> list[str]:
+    """Update topic, summary and announcement at once; what failed is returned to be reported."""
+    chat = deps.incident_chat
+    steps: list[tuple[str, Callable[[], Awaitable[None]], Gone | None]] = []
+    if incident.channel_id:
+        steps.append(("updating the topic", lambda: chat.set_topic(incident=incident), None))
+    if incident.summary_ts:
+        steps.append(("updating the summary", lambda: chat.refresh_summary(incident=incident), _post_summary_again))
+    if incident.announcement_ts:
+        announcement = ("updating the announcement", lambda: chat.refresh_announcement(incident=incident))
+        steps.append((*announcement, _forget_announcement))
+    results = await asyncio.gather(*(run() for _, run, _ in steps), return_exceptions=True)
+    problems = []
+    for (step, _, gone), result in zip(steps, results, strict=True):
+        if isinstance(result, MessageGone) and gone is not None:
+            problems += await gone(deps, incident)
+        elif isinstance(result, ChatError):
+            log.warning("%s for %s failed: %s", step, incident.ref, result)
+            problems.append(f"{step} failed ({result.code or result})")
+        elif isinstance(result, BaseException):
+            raise result
+    return problems
+
+
+async def _post_summary_again(deps: Deps, incident: Incident) -> list[str]:
+    assert incident.id is not None and incident.channel_id and incident.summary_ts
+    chat = deps.incident_chat
+    try:
+        ts = await chat.post_summary(incident=incident)
+    except ChatError as exc:
+        return [f"posting the deleted summary again failed ({exc.code or exc})"]
+    async with deps.db.session() as session:
+        kept = await setup_rows.replace_summary(
+            session, incident_id=incident.id, old=incident.summary_ts, new=ts, now=deps.clock.now()
+        )
+    if not kept:  # another update of the same incident posted it again first: one summary is enough
+        try:
+            await chat.delete_post(channel_id=incident.channel_id, ts=ts)
+        except ChatError as exc:
+            log.warning("%s: could not delete a second summary %s: %s", incident.ref, ts, exc)
+        return []
+    log.info("%s: the summary was deleted in Slack; posted it again", incident.ref)
+    try:
+        await chat.pin(channel_id=incident.channel_id, message_ts=ts)
+    except ChatError as exc:
+        return [f"pinning the summary again failed ({exc.code or exc})"]
+    return []
+
+
+async def _forget_announcement(deps: Deps, incident: Incident) -> list[str]:
+    assert incident.id is not None and incident.announcement_ts
+    async with deps.db.session() as session:
+        await setup_rows.forget_announcement(
+            session, incident_id=incident.id, old=incident.announcement_ts, now=deps.clock.now()
+        )
+    log.info("%s: the announcement was deleted in Slack; it is no longer updated", incident.ref)
+    return []

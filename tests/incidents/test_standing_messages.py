@@ -1,0 +1,83 @@
+"""A person deletes the pinned summary or the announcement: the summary comes back (once, pinned), the
+announcement stays gone, and neither turns every later update into a reported failure."""
+
+from __future__ import annotations
+
+import asyncio
+
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.incidents import flows, standing
+from bot.slack.adapters.incidents import POST_EVENTS
+from tests.harness import BotHarness
+
+
+def deleter(bot: BotHarness) -> AsyncWebClient:
+    # The fake lets only the author delete; in Slack a workspace admin deletes the bot's message.
+    return AsyncWebClient(token=bot.fake.bot_token, base_url=bot.fake.url)
+
+
+async def test_a_deleted_summary_is_posted_and_pinned_again_by_the_next_update(bot: BotHarness) -> None:
+    await bot.declare("P2 Search is slow")
+    incident = await bot.incident(1)
+    channel, first = incident.channel_id or "", incident.summary_ts or ""
+    await deleter(bot).chat_delete(channel=channel, ts=first)
+
+    await bot.command("update identified bad index on orders", channel=channel)
+    await bot.settle()
+
+    incident = await bot.incident(1)
+    assert incident.summary_ts not in (None, first)
+    assert bot.fake.channels[channel].pins == [incident.summary_ts]
+    [summary] = [m for m in bot.fake.messages(channel) if m.ts == incident.summary_ts]
+    assert "identified" in (summary.text or "") + str(summary.blocks)
+    assert not [r for r in bot.replies() if "failed" in r], bot.replies()
+    assert any("summary was deleted in Slack; posted it again" in e.text for e in await bot.timeline(1))
+
+    # The next update edits the new summary in place: nothing more is posted.
+    posts = len(bot.fake.calls_to("chat.postMessage"))
+    await bot.command("update monitoring index rebuilt", channel=channel)
+    await bot.settle()
+    assert (await bot.incident(1)).summary_ts == incident.summary_ts
+    marker = POST_EVENTS["summary"]
+    posted = [c for c in bot.fake.calls_to("chat.postMessage")[posts:] if marker in str(c.args.get("metadata"))]
+    assert posted == []
+
+
+async def test_two_updates_that_find_it_deleted_leave_one_summary(bot: BotHarness) -> None:
+    await bot.declare("P2 Search is slow")
+    stale = await bot.incident(1)
+    channel = stale.channel_id or ""
+    await deleter(bot).chat_delete(channel=channel, ts=stale.summary_ts or "")
+
+    results = await asyncio.gather(standing.refresh(bot.deps, stale), standing.refresh(bot.deps, stale))
+
+    assert results == [[], []]
+    incident = await bot.incident(1)
+    kept = [m.ts for m in bot.fake.messages(channel) if m.ts == incident.summary_ts]
+    assert len(kept) == 1
+    assert bot.fake.channels[channel].pins == kept
+    deleted = bot.fake.calls_to("chat.delete")
+    assert len(deleted) == 2  # the person's, and the second summary's
+    assert deleted[-1].args["ts"] != incident.summary_ts
+    assert deleted[-1].args["ts"] not in [m.ts for m in bot.fake.messages(channel)]
+
+
+async def test_a_deleted_announcement_is_no_longer_updated_nor_posted_again(bot: BotHarness) -> None:
+    await bot.declare("P2 Search is slow")
+    incident = await bot.incident(1)
+    channel, where = incident.channel_id or "", incident.announcement_channel or ""
+    await deleter(bot).chat_delete(channel=where, ts=incident.announcement_ts or "")
+
+    await bot.command("update identified bad index on orders", channel=channel)
+    await bot.settle()
+    assert (await bot.incident(1)).announcement_ts == ""
+    assert not [r for r in bot.replies() if "failed" in r], bot.replies()
+    assert any("announcement was deleted in Slack" in e.text for e in await bot.timeline(1))
+
+    updates = len(bot.fake.calls_to("chat.update"))
+    await bot.command("update monitoring index rebuilt", channel=channel)
+    await flows.finish_setup(bot.deps, incident_id=1, actor="U0ALICE")  # what Retry setup runs
+    await bot.settle()
+    assert [c for c in bot.fake.calls_to("chat.update")[updates:] if c.args.get("channel") == where] == []
+    assert [m for m in bot.fake.messages(where) if not m.ephemeral_to] == []
