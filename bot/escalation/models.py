@@ -108,7 +108,7 @@ class PageTarget(SQLModel, table=True):
     error: str | None = Field(default=None, max_length=500)
     claim_token: str | None = Field(default=None, max_length=64)
     claim_expires_at: datetime | None = _when()
-    invited: bool = False  # asked Slack to add them to the incident channel
+    invited: bool = False  # Slack added them to the incident channel (or they were in it already)
     created_at: datetime = _when(nullable=False)
     done_at: datetime | None = _when()
 

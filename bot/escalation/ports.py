@@ -88,7 +88,9 @@ class Pager(Protocol):
         ...
 
     async def invite(self, *, channel_id: str, users: list[str]) -> None:
-        """Invite users to the incident channel; already-members are not an error."""
+        """Invite users to the incident channel; already-members are not an error.
+
+        Raises InviteIncomplete (who was added, refused, left out) when not everyone got in."""
         ...
 
     async def group_members(self, *, group_id: str) -> list[str]:

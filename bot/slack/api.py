@@ -13,7 +13,7 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
 from bot.config import is_user_id
-from bot.exceptions import ChannelNameTaken, ChatError, MessageGone
+from bot.exceptions import ChannelNameTaken, ChatError, InviteIncomplete, MessageGone
 
 log = logging.getLogger(__name__)
 
@@ -101,22 +101,34 @@ _PERSON_REFUSED = frozenset(
 async def invite(client: Any, *, channel_id: str, users: list[str], step: str = "invite") -> None:
     """Invite people one by one (Slack refuses a whole call when one is a member); system actors are skipped.
 
-    A person Slack refuses does not keep the rest out: all are tried, then one ChatError names whom
-    Slack refused and why."""
-    refused: list[tuple[str, str]] = []
-    for user in users:
-        if not is_user_id(user):
-            continue
+    A person Slack refuses does not keep the rest out: all are tried. Any other failure stops the
+    invitations. Either way one InviteIncomplete says who is in the channel, whom Slack refused and
+    why, and who was left out by the stop, so the caller records only the people added."""
+    people = [user for user in users if is_user_id(user)]
+    added: list[str] = []
+    refused: dict[str, str] = {}
+    for index, user in enumerate(people):
         try:
             await call(step, client.conversations_invite(channel=channel_id, users=user), expected=_ALREADY_THERE)
         except ChatError as exc:
             if exc.code in _PERSON_REFUSED:
-                refused.append((user, exc.code))
-            elif exc.code not in _ALREADY_THERE:
-                raise
+                refused[user] = exc.code
+                continue
+            if exc.code not in _ALREADY_THERE:
+                message = "; ".join([str(exc), *_refusals(step, refused)])
+                left = tuple(people[index:])
+                raise InviteIncomplete(
+                    message, step=step, code=exc.code, added=tuple(added), refused=refused, left=left
+                ) from exc
+        added.append(user)
     if refused:
-        who = ", ".join(f"{user} ({code})" for user, code in refused)
-        raise ChatError(f"{step}: Slack would not add {who}", step=step, code=refused[0][1])
+        code = next(iter(refused.values()))
+        raise InviteIncomplete(_refusals(step, refused)[0], step=step, code=code, added=tuple(added), refused=refused)
+
+
+def _refusals(step: str, refused: dict[str, str]) -> list[str]:
+    who = ", ".join(f"{user} ({code})" for user, code in refused.items())
+    return [f"{step}: Slack would not add {who}"] if refused else []
 
 
 class UserHandles:

@@ -16,9 +16,9 @@ from bot.escalation.models import Page, PageTarget, TargetKind, TargetState
 from bot.escalation.pages import outcome, queries
 from bot.escalation.pages.outcome import Attempt
 from bot.escalation.pages.targets import NewTarget, add_targets, mark_invited, mark_target, targets, targets_by_page
-from bot.escalation.ports import PAGERDUTY, PageMessage
+from bot.escalation.ports import PAGERDUTY, PageMessage, is_transient
 from bot.escalation.runtime import Runtime
-from bot.exceptions import ChatError
+from bot.exceptions import ChatError, InviteIncomplete
 from bot.incidents.models import Incident
 
 log = logging.getLogger(__name__)
@@ -64,7 +64,9 @@ class Channel:
         return caught_up
 
     async def invite(self, rows: list[PageTarget], incident: Incident, attempt: Attempt) -> None:
-        """Invite the people paged, and those whose DM is retried (the channel mention reaches them)."""
+        """Invite the people paged, and those whose DM is retried (the channel mention reaches them).
+
+        Slack failing for now partway through leaves the rest in `attempt.uninvited`: the page is retried."""
         if not incident.channel_id:
             return
         invitees = [
@@ -76,13 +78,19 @@ class Channel:
         ]
         if not invitees:
             return
+        added = invitees
         try:
             await self.rt.pager.invite(channel_id=incident.channel_id, users=[r.recipient for r in invitees])
         except ChatError as exc:
             attempt.errors.append(f"invite to the channel failed: {exc}")
+            # Only those Slack added are recorded; the others are invited again by the page's next attempt.
+            done = set(exc.added) if isinstance(exc, InviteIncomplete) else set()
+            added = [r for r in invitees if r.recipient in done]
+            if is_transient(exc):
+                attempt.uninvited = [r.recipient for r in invitees if r.recipient not in done]
         async with self.rt.db.session() as session:
-            await mark_invited(session, target_ids=[r.id for r in invitees if r.id is not None])
-        for row in invitees:
+            await mark_invited(session, target_ids=[r.id for r in added if r.id is not None])
+        for row in added:
             row.invited = True
 
     async def trigger_pagerduty(

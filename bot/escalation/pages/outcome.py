@@ -31,6 +31,7 @@ class Attempt:
     retrying: list[str] = field(default_factory=list)
     via: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    uninvited: list[str] = field(default_factory=list)  # not added to the channel: Slack failed for now
     retry_in: timedelta = timedelta(0)
 
 

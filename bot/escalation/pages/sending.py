@@ -170,8 +170,9 @@ class PageSender(Sender[Page]):
             return await self.finish(page, token, incident, now=now, errors=[], stopped=stopped)
         rows, in_channel = await self._channel_half(page, rows, incident, message, attempt, now, mentioned=mentioned)
         unreached = in_channel and not outcome.reached(rows, channel=True)  # else the channel's turn comes later
-        if not attempt.final and (outcome.outstanding(rows) or unreached):
-            # Someone is still to be reached (Slack failed for now), or nothing reached anybody.
+        if not attempt.final and (outcome.outstanding(rows) or unreached or attempt.uninvited):
+            # Someone is still to be reached or added to the channel (Slack failed for now), or nothing
+            # reached anybody.
             if await self.retry_later(page, token, error=_why(rows, attempt)):
                 return False
             if not outcome.reached(rows):

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from sqlmodel import select
+
 from bot.clock import FakeClock
+from bot.escalation.models import PageTarget, TargetKind
 from tests.escalation.slack.conftest import CONFIG, LEVELS, Starter, escalator, page_dms, tick
 from tests.fakes.slack_api import FakeSlack
 
@@ -56,3 +59,33 @@ async def test_the_postmortem_chase_reaches_the_resolver_by_dm_once_the_channel_
     await tick(bot, clock, timedelta(hours=24))
     chases = [m.text for m in fake_slack.dms("U0BOB") if m.text.startswith("📝")]
     assert len(chases) == 1 and "its post-mortem is not finished" in chases[0]
+
+
+async def test_slack_failing_partway_through_the_invites_records_only_who_was_added_and_retries_the_rest(
+    start: Starter, fake_slack: FakeSlack, clock: FakeClock
+) -> None:
+    fake_slack.add_usergroup("S0LEADS", "leads", ["U0CTO", "U0CAROL"])
+    levels = [LEVELS[0], {"name": "Leads", "after": "15m", "notify": ["S0LEADS"]}]
+    bot = await start({**CONFIG, "escalation": {"levels": levels}})
+    await bot.declare("P1 Checkout is down")
+    incident = await bot.incident(1)
+    assert incident.channel_id is not None
+    members = bot.fake.channels[incident.channel_id].members
+    invites_before = len(fake_slack.calls_to("conversations.invite"))
+    # The first lead is added; then Slack has an outage, so the second one is not.
+    fake_slack.server_error("conversations.invite", after=1)
+    await tick(bot, clock, timedelta(minutes=15))
+    assert "U0CTO" in members and "U0CAROL" not in members
+    page = (await escalator(bot).pages(1))[-1]
+    async with bot.deps.db.session() as session:
+        rows = (await session.exec(select(PageTarget).where(PageTarget.page_id == page.id))).all()
+    invited = {row.recipient: row.invited for row in rows if row.kind == TargetKind.USER}
+    assert invited == {"U0CTO": True, "U0CAROL": False}, "U0CAROL is recorded as invited but was never added"
+
+    await tick(bot, clock, timedelta(seconds=31))  # the page's retry, after its back-off
+    assert "U0CAROL" in members, "U0CAROL was told to join the channel but never added"
+    invites = [c.args["users"] for c in fake_slack.calls_to("conversations.invite")[invites_before:]]
+    assert invites == ["U0CTO", "U0CAROL", "U0CAROL"]
+    assert len(page_dms(bot.fake, "U0CTO")) == 1 and len(page_dms(bot.fake, "U0CAROL")) == 1
+    page = (await escalator(bot).pages(1))[-1]
+    assert page.sent_at is not None

@@ -121,9 +121,11 @@ class FakeSlack(AuthAndUsers, Conversations, Chat, PinsAndReactions, Views, File
         """Next ``count`` calls to ``method`` answer ``{"ok": false, "error": error}``."""
         self._faults.setdefault(method, deque()).extend([("fail", error)] * count)
 
-    def server_error(self, method: str, *, count: int = 1, status: int = 500) -> None:
-        """Next ``count`` calls to ``method`` answer HTTP ``status`` with an HTML body, as a gateway would."""
-        self._faults.setdefault(method, deque()).extend([("server", status)] * count)
+    def server_error(self, method: str, *, count: int = 1, status: int = 500, after: int = 0) -> None:
+        """Next ``count`` calls to ``method`` answer HTTP ``status`` with an HTML body, as a gateway would;
+        with ``after``, that many calls are answered as usual first (Slack fails partway through)."""
+        queue = self._faults.setdefault(method, deque())
+        queue.extend([("pass", None)] * after + [("server", status)] * count)
 
     def hold(self, method: str, when: Callable[[dict[str, Any]], bool] = lambda args: True) -> asyncio.Event:
         """Calls to ``method`` whose arguments match ``when`` wait (unanswered) until the event is set."""
@@ -219,7 +221,7 @@ class FakeSlack(AuthAndUsers, Conversations, Chat, PinsAndReactions, Views, File
             note = f"{method} is not a Slack Web API method"
             return self._answer(method, args, {"ok": False, "error": "unknown_method"}, headers={"X-Fake-Slack": note})
         fault = self._next_fault(method)
-        if fault is not None:
+        if fault is not None and fault[0] != "pass":
             return self._fault_response(method, args, fault)
         if method == "openid.connect.userInfo":  # a user token from openid.connect.token, not the bot's
             try:
