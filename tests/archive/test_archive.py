@@ -4,55 +4,20 @@ with a last message pointing at the post-mortem; once, across restarts; never wh
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
-import pytest
 from sqlalchemy import update
-from sqlmodel import col, select
+from sqlmodel import col
 
-from bot.archive.flows import Archiver
 from bot.archive.models import ChannelArchive
 from bot.clock import FakeClock
 from bot.incidents.models import Incident, Status
+from tests.archive.support import CONFIG, archiver, resolved_incident, timers
 from tests.conftest import make_settings
 from tests.fakes.slack_api import FakeSlack
 from tests.harness import BotHarness, running_bot, until
 from tests.postmortem.seed import T0
-
-CONFIG: dict[str, Any] = {"channels": {"announcements": "C0INCIDENTS", "alerts": "C0ALERTS", "archive_after": "7d"}}
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock(T0)
-
-
-@pytest.fixture
-async def abot(fake_slack: FakeSlack, database_url: str, tmp_path: Path, clock: FakeClock) -> AsyncIterator[BotHarness]:
-    settings = make_settings(fake=fake_slack, database_url=database_url, tmp_path=tmp_path, config=CONFIG)
-    async with running_bot(fake=fake_slack, settings=settings, clock=clock) as harness:
-        yield harness
-
-
-def archiver(bot: BotHarness) -> Archiver:
-    found = bot.deps.archiver
-    assert isinstance(found, Archiver)
-    return found
-
-
-async def timers(bot: BotHarness) -> list[ChannelArchive]:
-    async with bot.deps.db.session() as session:
-        return list((await session.exec(select(ChannelArchive).order_by(col(ChannelArchive.id)))).all())
-
-
-async def resolved_incident(bot: BotHarness, clock: FakeClock) -> Incident:
-    incident = await bot.declare("P1 Checkout is down")
-    clock.advance(timedelta(minutes=30))
-    await bot.command("resolve rolled back", channel=incident.channel_id or "")
-    return await bot.incident(incident.id or 0)
 
 
 async def test_the_channel_is_archived_after_the_delay_with_a_last_message_linking_the_postmortem(
