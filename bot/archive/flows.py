@@ -16,7 +16,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.archive import service
+from bot.archive import giveup, service
 from bot.archive.models import ChannelArchive
 from bot.archive.ports import ArchiveChat, Goodbye
 from bot.deps import Deps
@@ -34,7 +34,8 @@ SWEEP_EVERY = timedelta(minutes=1)
 RECOVER_WINDOW = timedelta(days=1)  # how far past archive_after a lost timer is still planned at start
 # Slack says the channel is gone or archived already: nothing left to do.
 DONE_ALREADY = {"already_archived", "channel_not_found", "is_archived"}
-# Slack will never allow it: give up (logged, on the row) instead of retrying forever.
+# Slack will never allow it: give up (on the row, the timeline and told to people) instead of retrying
+# forever.
 NEVER = {"cant_archive_general", "cant_archive_required", "not_in_channel", "restricted_action", "missing_scope"}
 MAX_ATTEMPTS = 8
 
@@ -117,7 +118,7 @@ class Archiver:
                     await service.said_goodbye(session, row_id=row_id, token=token)
             await self.chat.archive(channel_id=row.channel_id)
         except ChatError as exc:
-            return await self._failed(row, token, exc)
+            return await self._failed(row, token, exc, incident=incident)
         async with self.deps.db.session() as session:
             await service.finish(session, row_id=row_id, token=token, now=self.deps.clock.now())
             await timeline.record(
@@ -130,7 +131,7 @@ class Archiver:
         log.info("archived the channel of %s", incident.ref)
         return 1
 
-    async def _failed(self, row: ChannelArchive, token: str, exc: ChatError) -> int:
+    async def _failed(self, row: ChannelArchive, token: str, exc: ChatError, *, incident: Incident) -> int:
         now = self.deps.clock.now()
         code = exc.code or ""
         async with self.deps.db.session() as session:
@@ -141,6 +142,8 @@ class Archiver:
             retry_at = None if give_up else now + retry_delay(row.attempts)
             await service.finish(session, row_id=row.id or 0, token=token, now=now, error=str(exc), retry_at=retry_at)
         (log.error if give_up else log.warning)("archiving INC-%s's channel failed: %s", row.incident_id, exc)
+        if give_up:
+            await giveup.report(self.deps, self.chat, row=row, incident=incident, code=code)
         return 0
 
     # --- waking -------------------------------------------------------------------------------

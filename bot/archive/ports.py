@@ -17,6 +17,18 @@ class Goodbye:
     postmortem_url: str | None  # the shared draft's permalink; None when none was shared
 
 
+@dataclass(frozen=True)
+class NotArchived:
+    """The channel was not archived and the bot gave up: why, and what a person can do instead."""
+
+    ref: str
+    channel_id: str
+    channel_name: str | None
+    reason: str
+    by_hand: str  # "" when there is nothing to do
+    tell: list[str]  # whom to DM when the bot cannot post in the channel (the commander, or who resolved it)
+
+
 class ArchiveChat(Protocol):
     async def file_link(self, *, file_id: str) -> str | None:
         """The file's permalink, or None when it is gone."""
@@ -29,4 +41,9 @@ class ArchiveChat(Protocol):
 
     async def archive(self, *, channel_id: str) -> None:
         """Raises ChatError (code `already_archived`, `channel_not_found`, ...) when Slack refuses."""
+        ...
+
+    async def say_not_archived(self, *, notice: NotArchived) -> None:
+        """Say it in the channel; when the bot cannot post there (removed, a private channel it cannot
+        see), DM `notice.tell` instead. Raises ChatError when nobody could be told."""
         ...

@@ -123,7 +123,8 @@ class Setup(Payload):
 
 
 class UnfinishedWork(Payload):
-    """A signal's handlers failed (`failed`: what they do); retried at `retry_at`, or given up when None."""
+    """A signal's handlers failed (`failed`: what they do), or archiving the channel did (`signal`
+    "archive", bot/archive/giveup.py); retried at `retry_at`, or given up when None."""
 
     KIND = Kind.UNFINISHED_WORK
     signal: str

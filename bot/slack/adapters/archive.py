@@ -9,10 +9,11 @@ from typing import Any
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
-from bot.archive.ports import Goodbye
+from bot.archive.ports import Goodbye, NotArchived
 from bot.clock import format_duration, utc
+from bot.config import is_user_id
 from bot.exceptions import ChatError
-from bot.slack.api import call, data, find_marked
+from bot.slack.api import CHANNEL_GONE, call, data, find_marked
 from bot.slack.text import escape
 
 GOODBYE_EVENT = "incident_channel_goodbye"
@@ -32,6 +33,14 @@ def goodbye_text(goodbye: Goodbye) -> str:
     return (
         f"🗄️ {goodbye.ref} ({escape(goodbye.title)}) was resolved {format_duration(goodbye.resolved_for)} ago, "
         f"so this channel is being archived. {where} Its history stays searchable."
+    )
+
+
+def not_archived_text(notice: NotArchived) -> str:
+    name = f" (#{notice.channel_name})" if notice.channel_name else ""
+    return (
+        f":warning: The channel of {notice.ref}{name} was not archived, though its last message said it was "
+        f"being archived: {notice.reason}.{' ' + notice.by_hand if notice.by_hand else ''}"
     )
 
 
@@ -64,6 +73,22 @@ class SlackArchiveChat:
                 channel=channel_id, text=goodbye_text(goodbye), unfurl_links=False, metadata=_marker(goodbye)
             ),
         )
+
+    async def say_not_archived(self, *, notice: NotArchived) -> None:
+        text = not_archived_text(notice)
+        try:
+            post = self.client.chat_postMessage(channel=notice.channel_id, text=text)
+            await call("say the channel was not archived", post, expected=CHANNEL_GONE)
+            return
+        except ChatError as exc:
+            people = [user for user in notice.tell if is_user_id(user)]
+            if exc.code not in CHANNEL_GONE or not people:
+                raise
+        text += "\n_(Sent to you because the bot cannot post in the channel: it is not in it any more.)_"
+        for user in people:
+            opened = await call("open a DM", self.client.conversations_open(users=user))
+            dm = str((data(opened).get("channel") or {}).get("id") or "")
+            await call("DM that the channel was not archived", self.client.chat_postMessage(channel=dm, text=text))
 
     async def archive(self, *, channel_id: str) -> None:
         await self._as_member("archive the channel", channel_id, self.client.conversations_archive, channel=channel_id)
