@@ -32,11 +32,18 @@ log = logging.getLogger(__name__)
 
 SWEEP_EVERY = timedelta(minutes=1)
 RECOVER_WINDOW = timedelta(days=1)  # how far past archive_after a lost timer is still planned at start
-# Slack says the channel is gone or archived already: nothing left to do.
+# Slack says the channel is gone or archived already: nothing left to do (but see `_hidden`).
 DONE_ALREADY = {"already_archived", "channel_not_found", "is_archived"}
 # Slack will never allow it: give up (on the row, the timeline and told to people) instead of retrying
-# forever.
-NEVER = {"cant_archive_general", "cant_archive_required", "not_in_channel", "restricted_action", "missing_scope"}
+# forever. method_not_supported_for_channel_type: the bot cannot join the channel again to archive it.
+NEVER = {
+    "cant_archive_general",
+    "cant_archive_required",
+    "not_in_channel",
+    "restricted_action",
+    "missing_scope",
+    "method_not_supported_for_channel_type",
+}
 MAX_ATTEMPTS = 8
 
 
@@ -134,11 +141,13 @@ class Archiver:
     async def _failed(self, row: ChannelArchive, token: str, exc: ChatError, *, incident: Incident) -> int:
         now = self.deps.clock.now()
         code = exc.code or ""
+        if _hidden(code, incident):
+            code = giveup.HIDDEN
         async with self.deps.db.session() as session:
             if code in DONE_ALREADY:
                 await service.finish(session, row_id=row.id or 0, token=token, now=now)
                 return 0
-            give_up = code in NEVER or row.attempts >= MAX_ATTEMPTS
+            give_up = code in NEVER or code == giveup.HIDDEN or row.attempts >= MAX_ATTEMPTS
             retry_at = None if give_up else now + retry_delay(row.attempts)
             await service.finish(session, row_id=row.id or 0, token=token, now=now, error=str(exc), retry_at=retry_at)
         (log.error if give_up else log.warning)("archiving INC-%s's channel failed: %s", row.incident_id, exc)
@@ -210,6 +219,12 @@ class Archiver:
             due = await service.next_due(session)
         if due is not None:
             self.wake_at(due)
+
+
+def _hidden(code: str, incident: Incident) -> bool:
+    """A private channel Slack says is not found: the bot was removed from it (or it was deleted).
+    Unlike a public one, it cannot be joined again, and it may well still be there, unarchived."""
+    return code == "channel_not_found" and incident.private
 
 
 async def _postmortem_file(session: AsyncSession, *, incident_id: int) -> str | None:

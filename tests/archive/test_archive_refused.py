@@ -52,3 +52,25 @@ async def test_a_public_channel_the_bot_cannot_join_again_is_told_why_in_the_cha
     notice = abot.fake.messages(channel)[-1].text
     assert "was not archived" in notice and "lacks a permission" in notice and "by hand" in notice
     assert (await abot.timeline(incident.id or 0))[-1].kind == Kind.UNFINISHED_WORK
+
+
+async def test_a_private_channel_the_bot_was_removed_from_is_not_recorded_as_archived(
+    abot: BotHarness, clock: FakeClock
+) -> None:
+    """Slack answers channel_not_found for a private channel the bot is not in, and the bot cannot join it
+    again: the channel is still there, unarchived, so the timer is given up, not done, and a person told."""
+    incident = await resolved_incident(abot, clock, "private P1 Leaked credentials")
+    channel = incident.channel_id or ""
+    assert incident.private and abot.fake.channels[channel].is_private
+    abot.fake.channels[channel].members.discard(abot.fake.bot_user_id)
+    clock.advance(timedelta(days=8))
+    assert await archiver(abot).run_due() == 0
+    assert not abot.fake.channels[channel].archived
+    [timer] = await timers(abot)
+    assert timer.sent_at is None, "recorded as archived, but the channel is still there"
+    assert timer.cancelled_at is not None
+    events = await abot.timeline(incident.id or 0)
+    assert all(e.text != "incident channel archived" for e in events)
+    assert events[-1].kind == Kind.UNFINISHED_WORK and "cannot see this private channel" in events[-1].text
+    [dm] = [m.text for m in abot.fake.dms("U0ALICE") if "was not archived" in m.text]
+    assert "cannot see this private channel" in dm and "archive it" in dm
