@@ -12,6 +12,9 @@ sweep waits `RETRY_AFTER` × 2^(N-1) (30 s, 1, 2, 4, 8 min), and the `ATTEMPTS`t
 quarter of an hour or so after the first, is given up: the work is noted done, and the timeline and the
 incident's channel say what was not done, for a person to do by hand. A handler still failing then
 is a bug or a long outage, which retrying every 30 s for a day would not fix; a person must know.
+
+Channel-ready work is retried for open incidents only: once the incident is resolved, a retry still
+waiting is dropped and the timeline says so (not the channel: there is nothing left to do by hand).
 """
 
 from __future__ import annotations
@@ -53,6 +56,8 @@ RESOLVED = Work("resolved", "the work after the resolve", setup_rows.mark_resolv
 async def deliver(deps: Deps, event: IncidentChannelReady | IncidentResolved) -> None:
     """Publish `event`, then note its work done; when a handler failed, leave that to a retry (or give up)."""
     work = CHANNEL_READY if isinstance(event, IncidentChannelReady) else RESOLVED
+    if isinstance(event, IncidentResolved):
+        await _drop_channel_ready(deps, incident_id=event.incident_id)
     failed = await deps.bus.publish(event)
     if failed and not await _failed(deps, work, incident_id=event.incident_id, failed=failed):
         return  # not noted done: the sweep publishes it again once the retry is due
@@ -60,25 +65,58 @@ async def deliver(deps: Deps, event: IncidentChannelReady | IncidentResolved) ->
         await work.mark_done(session, incident_id=event.incident_id, now=deps.clock.now())
 
 
-async def _failed(deps: Deps, work: Work, *, incident_id: int, failed: list[str]) -> bool:
-    """Record the failure on the timeline; True when it is given up (the work is then noted done)."""
+async def _drop_channel_ready(deps: Deps, *, incident_id: int) -> None:
+    """At the resolve, channel-ready work waiting for its retry is dropped, and the timeline says so.
+
+    The sweep retries it for open incidents only: a playbook, and inviting and mentioning the people
+    paged, are no use once the incident is over, and would only call them back to a closed channel.
+    The timeline said "tried again after …": it must not be left saying so, and the post-mortem
+    draft (shared by this resolve) reads it.
+    """
     async with deps.db.session() as session:
+        incident = await session.get(Incident, incident_id)
+        if incident is None or incident.channel_ready_at is not None:
+            return
+        last = (await _last_failures(session, CHANNEL_READY, [incident_id])).get(incident_id)
+    if last is None or last.retry_at is None:
+        return  # never failed (its first delivery may be under way), or given up already
+    listed = "; ".join(last.failed)
+    text = f"{CHANNEL_READY.what} was not tried again: {incident.ref} was resolved first (not done: {listed})"
+    log.warning("%s: %s", incident.ref, text)
+    payload = events.UnfinishedWork(signal=CHANNEL_READY.signal, failed=last.failed, attempt=last.attempt)
+    await timeline.record_now(deps, incident_id=incident_id, text=text[0].upper() + text[1:], payload=payload)
+    async with deps.db.session() as session:
+        await CHANNEL_READY.mark_done(session, incident_id=incident_id, now=deps.clock.now())
+
+
+async def _failed(deps: Deps, work: Work, *, incident_id: int, failed: list[str]) -> bool:
+    """Record the failure on the timeline; True when no retry follows (the work is then noted done)."""
+    async with deps.db.session() as session:
+        incident = await session.get(Incident, incident_id)
         last = (await _last_failures(session, work, [incident_id])).get(incident_id)
     attempt = 1 if last is None else last.attempt + 1
-    listed = "; ".join(failed)
-    retry_at = None
-    if attempt >= ATTEMPTS:
-        text = f"{work.what} failed {attempt} times and was given up; to do by hand: {listed}"
-        log.error("INC-%s: %s", incident_id, text)
-    else:
-        retry_at = deps.clock.now() + RETRY_AFTER * 2 ** (attempt - 1)
-        text = f"{work.what} failed ({listed}); tried again after {retry_at:%H:%M:%S} UTC"
-        log.warning("INC-%s: %s", incident_id, text)
+    # Channel-ready work is for open incidents only (see `_drop_channel_ready`).
+    dropped = incident.ref if work is CHANNEL_READY and incident is not None and not incident.is_open else None
+    text, retry_at = _verdict(work, failed=failed, attempt=attempt, now=deps.clock.now(), dropped=dropped)
+    log.log(logging.ERROR if retry_at is None and not dropped else logging.WARNING, "INC-%s: %s", incident_id, text)
     payload = events.UnfinishedWork(signal=work.signal, failed=failed, attempt=attempt, retry_at=retry_at)
     await timeline.record_now(deps, incident_id=incident_id, text=text[0].upper() + text[1:], payload=payload)
-    if retry_at is None:
+    if retry_at is None and not dropped:
         await _tell_channel(deps, work, incident_id=incident_id, failed=failed)
     return retry_at is None
+
+
+def _verdict(
+    work: Work, *, failed: list[str], attempt: int, now: datetime, dropped: str | None
+) -> tuple[str, datetime | None]:
+    """What the timeline says of a failure, and when it is tried again (None: never)."""
+    listed = "; ".join(failed)
+    if dropped is not None:
+        return f"{work.what} failed ({listed}) and is not tried again: {dropped} is resolved", None
+    if attempt >= ATTEMPTS:
+        return f"{work.what} failed {attempt} times and was given up; to do by hand: {listed}", None
+    retry_at = now + RETRY_AFTER * 2 ** (attempt - 1)
+    return f"{work.what} failed ({listed}); tried again after {retry_at:%H:%M:%S} UTC", retry_at
 
 
 async def _tell_channel(deps: Deps, work: Work, *, incident_id: int, failed: list[str]) -> None:

@@ -124,7 +124,8 @@ class Setup(Payload):
 
 class UnfinishedWork(Payload):
     """A signal's handlers failed (`failed`: what they do), or archiving the channel did (`signal`
-    "archive", bot/archive/giveup.py); retried at `retry_at`, or given up when None."""
+    "archive", bot/archive/giveup.py); retried at `retry_at`, or given up when None (or dropped:
+    channel-ready work whose incident was resolved before its retry)."""
 
     KIND = Kind.UNFINISHED_WORK
     signal: str

@@ -8,10 +8,11 @@ from datetime import timedelta
 from pathlib import Path
 
 from bot.clock import FakeClock
-from bot.incidents import signal_work
+from bot.incidents import flows, signal_work
 from bot.playbooks import runs
-from bot.signals import Bus, IncidentEvent, IncidentResolved
+from bot.signals import Bus, IncidentChannelReady, IncidentEvent, IncidentResolved
 from bot.timeline import events
+from bot.timeline.models import Kind
 from tests.conftest import make_settings
 from tests.crash import stay_up
 from tests.fakes.slack_api import FakeSlack
@@ -91,6 +92,43 @@ async def test_resolve_work_that_keeps_failing_is_retried_with_a_back_off_then_g
     assert len(said) == 1 and "tell the customers" in said[0], said
     drafts = [f for f in fake_slack.files.values() if f.completed and channel in f.channels]
     assert len(drafts) == 1, "a handler that worked did its work again on a retry"
+
+
+async def test_channel_work_waiting_for_its_retry_when_the_incident_resolves_is_said_dropped(
+    fake_slack: FakeSlack, database_url: str, tmp_path: Path
+) -> None:
+    clock = FakeClock()
+    settings = make_settings(fake=fake_slack, database_url=database_url, tmp_path=tmp_path)
+    async with running_bot(fake=fake_slack, settings=settings, clock=clock) as bot:
+        tried = []
+
+        async def broken(event: IncidentChannelReady) -> None:
+            tried.append(clock.now())
+            raise RuntimeError("a bug")
+
+        bot.deps.bus.subscribe(IncidentChannelReady, broken, does="open the war room")
+        incident = await bot.declare()
+        channel = incident.channel_id or ""
+        assert [(f.attempt, f.retry_at is not None) for f in await _failures(bot)] == [(1, True)]
+        await bot.command("resolve rolled back", channel=channel)  # before the retry, 30 s later
+        await stay_up(bot, clock, every=timedelta(seconds=30), times=30)
+        incident = await bot.incident(1)
+        kinds = [e.kind for e in await bot.timeline(1)]
+        failures = await _failures(bot)
+        lines = [e.text for e in await bot.timeline(1) if e.kind == "unfinished_work"]
+        runs_before = len(tried)
+        # A setup run that ends after the resolve (resumed, retried) and fails: not promised a retry either.
+        await flows.channel_ready(bot.deps, incident_id=1, actor=None)
+        after = await _failures(bot)
+
+    assert incident.channel_ready_at is not None  # the sweep has nothing left to publish
+    assert runs_before == 1, "the playbook and the mentions are for open incidents"
+    assert [f.retry_at is None for f in failures] == [False, True], "the timeline still promises a retry"
+    assert "not tried again" in lines[-1] and "resolved" in lines[-1] and "open the war room" in lines[-1], lines
+    # Said before the resolve's post-mortem draft, which reads the timeline.
+    assert kinds.index(Kind.UNFINISHED_WORK, kinds.index(Kind.RESOLVED)) < kinds.index(Kind.POSTMORTEM), kinds
+    assert not [m for m in fake_slack.messages(channel) if "stopped trying" in m.text], "nothing to do by hand"
+    assert len(tried) == 2 and len(after) == 3 and after[-1].retry_at is None, after
 
 
 async def test_every_handler_runs_and_the_publisher_hears_which_failed() -> None:
