@@ -110,7 +110,13 @@ async def declare(
 
 
 async def finish_setup(
-    deps: Deps, *, incident_id: int, actor: str, retry: bool = True, claimed: tuple[Incident, datetime] | None = None
+    deps: Deps,
+    *,
+    incident_id: int,
+    actor: str,
+    retry: bool = True,
+    claimed: tuple[Incident, datetime] | None = None,
+    by_hand: bool = False,
 ) -> Outcome:
     """Channel, invite, topic, pinned summary, announcement. Safe to run again after a failure.
 
@@ -149,13 +155,14 @@ async def finish_setup(
     if outcome.incident.channel_id:
         # After the lease is released: pages sent meanwhile left their channel mention to this signal.
         # Its handlers do the work themselves: in a task, so the reply does not wait for it.
-        deps.background.spawn(channel_ready(deps, incident_id=incident_id, actor=actor), f"INC-{incident_id} ready")
+        ready = channel_ready(deps, incident_id=incident_id, actor=actor, by_hand=by_hand)
+        deps.background.spawn(ready, f"INC-{incident_id} ready")
     return outcome
 
 
-async def channel_ready(deps: Deps, *, incident_id: int, actor: str | None) -> None:
+async def channel_ready(deps: Deps, *, incident_id: int, actor: str | None, by_hand: bool = False) -> None:
     """Publish IncidentChannelReady, then note its work done; a crash or a failed handler: the sweep redoes it."""
-    await signal_work.deliver(deps, IncidentChannelReady(incident_id=incident_id, actor=actor))
+    await signal_work.deliver(deps, IncidentChannelReady(incident_id=incident_id, actor=actor), by_hand=by_hand)
 
 
 class _SetupLease:

@@ -168,8 +168,10 @@ _CHANNEL_READY = (
 )
 
 
-async def mark_channel_ready(session: AsyncSession, *, incident_id: int, now: datetime) -> None:
-    """IncidentChannelReady's handlers all returned (or were given up): the sweep need not publish it again."""
+async def mark_channel_ready(session: AsyncSession, *, incident_id: int, now: datetime | None) -> None:
+    """IncidentChannelReady's handlers all returned (or were given up): the sweep need not publish it again.
+
+    None: a retry of it is planned after all (a new series of attempts), for the sweep to publish."""
     await session.exec(_CHANNEL_READY, params={"incident_id": incident_id, "now": now})
     await session.commit()
 
@@ -199,8 +201,10 @@ _RESOLVE_HANDLED = (
 )
 
 
-async def mark_resolve_handled(session: AsyncSession, *, incident_id: int, now: datetime) -> None:
-    """IncidentResolved's handlers all returned (or were given up): the sweep need not publish it again."""
+async def mark_resolve_handled(session: AsyncSession, *, incident_id: int, now: datetime | None) -> None:
+    """IncidentResolved's handlers all returned (or were given up): the sweep need not publish it again.
+
+    None: a retry of it is planned after all (a new series of attempts), for the sweep to publish."""
     await session.exec(_RESOLVE_HANDLED, params={"incident_id": incident_id, "now": now})
     await session.commit()
 

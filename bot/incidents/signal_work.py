@@ -12,6 +12,8 @@ sweep waits `RETRY_AFTER` × 2^(N-1) (30 s, 1, 2, 4, 8 min), and the `ATTEMPTS`t
 quarter of an hour or so after the first, is given up: the work is noted done, and the timeline and the
 incident's channel say what was not done, for a person to do by hand. A handler still failing then
 is a bug or a long outage, which retrying every 30 s for a day would not fix; a person must know.
+A person who presses Retry setup (or a setup run again after the work was noted done) starts a new
+series of attempts: the count of an earlier, finished series would give it up at once.
 
 Channel-ready work is retried for open incidents only: once the incident is resolved, a retry still
 waiting is dropped and the timeline says so (not the channel: there is nothing left to do by hand).
@@ -47,19 +49,34 @@ class Work:
     signal: str  # stored in the timeline events
     what: str  # said to people
     mark_done: Callable[..., Awaitable[None]]
+    done_at: Callable[[Incident], datetime | None]
 
 
-CHANNEL_READY = Work("channel_ready", "the work after the channel was set up", setup_rows.mark_channel_ready)
-RESOLVED = Work("resolved", "the work after the resolve", setup_rows.mark_resolve_handled)
+CHANNEL_READY = Work(
+    "channel_ready",
+    "the work after the channel was set up",
+    setup_rows.mark_channel_ready,
+    lambda incident: incident.channel_ready_at,
+)
+RESOLVED = Work(
+    "resolved",
+    "the work after the resolve",
+    setup_rows.mark_resolve_handled,
+    lambda incident: incident.resolve_handled_at,
+)
 
 
-async def deliver(deps: Deps, event: IncidentChannelReady | IncidentResolved) -> None:
-    """Publish `event`, then note its work done; when a handler failed, leave that to a retry (or give up)."""
+async def deliver(deps: Deps, event: IncidentChannelReady | IncidentResolved, *, by_hand: bool = False) -> None:
+    """Publish `event`, then note its work done; when a handler failed, leave that to a retry (or give up).
+
+    `by_hand`: a person asked for it (Retry setup); a failure starts a new series of attempts, since
+    the last one may have been given up, and a person retrying expects the bot to try again.
+    """
     work = CHANNEL_READY if isinstance(event, IncidentChannelReady) else RESOLVED
     if isinstance(event, IncidentResolved):
         await _drop_channel_ready(deps, incident_id=event.incident_id)
     failed = await deps.bus.publish(event)
-    if failed and not await _failed(deps, work, incident_id=event.incident_id, failed=failed):
+    if failed and not await _failed(deps, work, incident_id=event.incident_id, failed=failed, by_hand=by_hand):
         return  # not noted done: the sweep publishes it again once the retry is due
     async with deps.db.session() as session:
         await work.mark_done(session, incident_id=event.incident_id, now=deps.clock.now())
@@ -89,19 +106,27 @@ async def _drop_channel_ready(deps: Deps, *, incident_id: int) -> None:
         await CHANNEL_READY.mark_done(session, incident_id=incident_id, now=deps.clock.now())
 
 
-async def _failed(deps: Deps, work: Work, *, incident_id: int, failed: list[str]) -> bool:
-    """Record the failure on the timeline; True when no retry follows (the work is then noted done)."""
+async def _failed(deps: Deps, work: Work, *, incident_id: int, failed: list[str], by_hand: bool) -> bool:
+    """Record the failure on the timeline; True when no retry follows (the work is then noted done).
+
+    A new series of attempts starts when a person asked, or when the last series was over (the work
+    noted done, or given up, before this delivery: a setup run again, resumed or retried).
+    """
     async with deps.db.session() as session:
         incident = await session.get(Incident, incident_id)
         last = (await _last_failures(session, work, [incident_id])).get(incident_id)
-    attempt = 1 if last is None else last.attempt + 1
+    over = incident is None or work.done_at(incident) is not None
+    attempt = 1 if by_hand or over or last is None else last.attempt + 1
     # Channel-ready work is for open incidents only (see `_drop_channel_ready`).
     dropped = incident.ref if work is CHANNEL_READY and incident is not None and not incident.is_open else None
     text, retry_at = _verdict(work, failed=failed, attempt=attempt, now=deps.clock.now(), dropped=dropped)
     log.log(logging.ERROR if retry_at is None and not dropped else logging.WARNING, "INC-%s: %s", incident_id, text)
     payload = events.UnfinishedWork(signal=work.signal, failed=failed, attempt=attempt, retry_at=retry_at)
     await timeline.record_now(deps, incident_id=incident_id, text=text[0].upper() + text[1:], payload=payload)
-    if retry_at is None and not dropped:
+    if retry_at is not None and over and incident is not None:
+        async with deps.db.session() as session:  # noted done by the last series: the sweep must see it again
+            await work.mark_done(session, incident_id=incident_id, now=None)
+    elif retry_at is None and not dropped:
         await _tell_channel(deps, work, incident_id=incident_id, failed=failed)
     return retry_at is None
 

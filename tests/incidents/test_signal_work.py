@@ -7,10 +7,13 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
+
 from bot.clock import FakeClock
 from bot.incidents import flows, signal_work
 from bot.playbooks import runs
 from bot.signals import Bus, IncidentChannelReady, IncidentEvent, IncidentResolved
+from bot.slack.blocks import ActionId
 from bot.timeline import events
 from bot.timeline.models import Kind
 from tests.conftest import make_settings
@@ -129,6 +132,71 @@ async def test_channel_work_waiting_for_its_retry_when_the_incident_resolves_is_
     assert kinds.index(Kind.UNFINISHED_WORK, kinds.index(Kind.RESOLVED)) < kinds.index(Kind.POSTMORTEM), kinds
     assert not [m for m in fake_slack.messages(channel) if "stopped trying" in m.text], "nothing to do by hand"
     assert len(tried) == 2 and len(after) == 3 and after[-1].retry_at is None, after
+
+
+@pytest.mark.parametrize("by", ["Retry setup", "a setup run again"])
+async def test_retry_setup_after_the_channel_work_was_given_up_starts_a_new_series_of_attempts(
+    fake_slack: FakeSlack, database_url: str, tmp_path: Path, by: str
+) -> None:
+    clock = FakeClock()
+    settings = make_settings(fake=fake_slack, database_url=database_url, tmp_path=tmp_path)
+    async with running_bot(fake=fake_slack, settings=settings, clock=clock) as bot:
+        tried = []
+        mended = False
+
+        async def flaky(event: IncidentChannelReady) -> None:
+            tried.append(clock.now())
+            if not mended:
+                raise RuntimeError("a bug")
+
+        bot.deps.bus.subscribe(IncidentChannelReady, flaky, does="open the war room")
+        incident = await bot.declare()
+        channel = incident.channel_id or ""
+        await stay_up(bot, clock, every=timedelta(seconds=30), times=60)  # given up
+        assert len(tried) == signal_work.ATTEMPTS
+        assert (await bot.incident(1)).channel_ready_at is not None
+
+        if by == "Retry setup":
+            response = await bot.click(ActionId.RETRY_SETUP, "1", channel="C0GENERAL")
+            assert response.status_code == 200
+        else:  # resumed after a crash, or an alert's sync: the given-up series is over
+            await flows.finish_setup(bot.deps, incident_id=1, actor="U0ALICE")
+            await bot.settle()
+        failures = await _failures(bot)
+        assert len(tried) == signal_work.ATTEMPTS + 1
+        assert (failures[-1].attempt, failures[-1].retry_at is not None) == (1, True), failures[-1]
+        assert (await bot.incident(1)).channel_ready_at is None, "the sweep would never retry it"
+
+        mended = True
+        await stay_up(bot, clock, every=timedelta(seconds=30), times=4)  # the retry is 30 s away
+        incident = await bot.incident(1)
+        gave_up = [m.text for m in fake_slack.messages(channel) if "stopped trying" in m.text]
+
+    assert len(tried) == signal_work.ATTEMPTS + 2
+    assert incident.channel_ready_at is not None
+    assert len(failures) == signal_work.ATTEMPTS + 1, failures
+    assert len(gave_up) == 1, "the first series was given up once, the second was not"
+
+
+async def test_retry_setup_while_the_channel_work_is_being_retried_starts_the_count_again(
+    fake_slack: FakeSlack, database_url: str, tmp_path: Path
+) -> None:
+    clock = FakeClock()
+    settings = make_settings(fake=fake_slack, database_url=database_url, tmp_path=tmp_path)
+    async with running_bot(fake=fake_slack, settings=settings, clock=clock) as bot:
+
+        async def broken(event: IncidentChannelReady) -> None:
+            raise RuntimeError("a bug")
+
+        bot.deps.bus.subscribe(IncidentChannelReady, broken, does="open the war room")
+        await bot.declare()
+        await stay_up(bot, clock, every=timedelta(seconds=30), times=8)  # the grace, then two retries
+        assert [f.attempt for f in await _failures(bot)] == [1, 2, 3]
+        await bot.click(ActionId.RETRY_SETUP, "1", channel="C0GENERAL")
+        last = (await _failures(bot))[-1]
+        incident = await bot.incident(1)
+    assert (last.attempt, last.retry_at) == (1, clock.now() + signal_work.RETRY_AFTER), last
+    assert incident.channel_ready_at is None
 
 
 async def test_every_handler_runs_and_the_publisher_hears_which_failed() -> None:

@@ -97,7 +97,7 @@ def register(app: AsyncApp, deps: Deps) -> None:
         async def work() -> None:
             # Retry setup invites the clicker: only someone who may see the incident may press it.
             number = (await access.find(deps, number=incident_number(body), person=body["user"]["id"])).id or 0
-            outcome = await flows.finish_setup(deps, incident_id=number, actor=body["user"]["id"])
+            outcome = await flows.finish_setup(deps, incident_id=number, actor=body["user"]["id"], by_hand=True)
             # The button may sit on a message everyone sees (the alert card): replace only an ephemeral one.
             replace = bool((body.get("container") or {}).get("is_ephemeral"))
             if outcome.problems:  # the declaration was announced once; a retry only says what is still missing
