@@ -32,8 +32,10 @@ class Channel:
         """The channel is set up: invite and mention there the people paged before it was.
 
         Returns how many pages were caught up. Safe to repeat: a page whose mention is recorded is skipped.
+        A mention Slack refused is raised once every page was tried, so IncidentChannelReady's work is
+        retried (`signal_work`) and the retry mentions it; it was recorded and skipped for good before.
         """
-        caught_up = 0
+        caught_up, refused = 0, 0
         async with self.rt.turn(incident_id):
             now = self.rt.clock.now()
             async with self.rt.db.session() as session:
@@ -57,10 +59,13 @@ class Channel:
                     retry_in=self.rt.retry_in(page.attempts),
                 )
                 await self.invite(rows, incident, attempt)
-                await self.report(page.id, rows, incident, message, attempt, now=now)
+                after = await self.report(page.id, rows, incident, message, attempt, now=now)
                 caught_up += 1
+                refused += outcome.first_mention(after)
         if caught_up:
             log.info("%s: %s page(s) sent before the channel existed are now mentioned there", incident.ref, caught_up)
+        if refused:
+            raise ChatError(f"{incident.ref}: Slack refused the mention of {refused} page(s)", step="page catch-up")
         return caught_up
 
     async def invite(self, rows: list[PageTarget], incident: Incident, attempt: Attempt) -> None:
@@ -171,13 +176,16 @@ class Channel:
 def _not_mentioned(
     pages: list[Page], by_page: dict[int, list[PageTarget]], now: datetime
 ) -> list[tuple[Page, list[PageTarget]]]:
-    """Pages that reached people but were never mentioned in the channel, and are not going out right now."""
+    """Pages that reached people but were never mentioned in the channel (or Slack refused the mention),
+    and are not going out right now."""
     found = []
     for page in pages:
         assert page.id is not None
         rows = by_page.get(page.id, [])
         people = [r for r in rows if r.kind in outcome.PEOPLE]
+        mention = outcome.row_of(rows, TargetKind.CHANNEL)
+        unsaid = mention is None or mention.state == TargetState.PENDING
         # A page whose DMs are going out right now reports itself when they are out.
-        if people and outcome.row_of(rows, TargetKind.CHANNEL) is None and not outcome.dm_in_flight(rows, now):
+        if people and unsaid and not outcome.dm_in_flight(rows, now):
             found.append((page, rows))
     return found
