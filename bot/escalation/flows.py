@@ -232,7 +232,12 @@ class Escalator:
                 )
         if reminder is not None:
             self.rt.wake_for([reminder.due_at])
-        await self.rt.call_pagerduty("resolve", incident)
+        failed = await self.rt.call_pagerduty("resolve", incident)
+        if failed is not None:
+            # Left triggered, PagerDuty goes on phoning people about an incident that is over. Failing
+            # this handler has the signal work retry it (what ran above finds nothing left to do) and,
+            # if it gives up, tell the channel to resolve it in PagerDuty by hand.
+            raise failed
 
     async def recover(self) -> int:
         """Plan what a crash lost between a commit and its signal's handler (every sweep runs it).

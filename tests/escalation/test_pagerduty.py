@@ -6,10 +6,12 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
+from sqlmodel import col, select
 
 from bot.clock import FakeClock
 from bot.config import PagerDutyTarget
 from bot.db import Database
+from bot.escalation.models import Page, Reminder, ReminderKind
 from bot.escalation.pagerduty import RETRY_DELAYS, PagerDuty
 from bot.exceptions import ConfigError, PlatformAuthError, PlatformError, PlatformRateLimited
 from tests.escalation.conftest import FakePager, MakeEscalator, Start, acknowledge, declare, resolve
@@ -161,6 +163,34 @@ async def test_acknowledge_and_resolve_are_retried_with_backoff_on_429_and_5xx(
     assert slept == [3.0, 2.0, 1.0, 2.0, 4.0]
     assert [e["event_action"] for e in fake_pd.events] == ["trigger", "acknowledge", "resolve"]
     assert [e["event_action"] for e in fake_pd.attempts].count("resolve") == 4
+
+
+async def test_a_resolve_pagerduty_still_failed_fails_the_handler_so_its_retry_resolves_it(
+    db: Database,
+    clock: FakeClock,
+    start: Start,
+    pagerduty: PagerDuty,
+    fake_pd: FakePagerDuty,
+) -> None:
+    """PagerDuty down for longer than its own retries: the resolve's signal work is retried later
+    (tests/incidents/test_signal_work.py), so the handler must fail, not return as if it were done."""
+    escalator, incident_id = await start(pagerduty=pagerduty)
+    await resolve(db, clock, incident_id)
+    fake_pd.status = 503
+    with pytest.raises(PlatformError, match="HTTP 503"):
+        await escalator.incident_resolved(incident_id)
+    async with db.session() as session:
+        unsent = (
+            await session.exec(select(Page).where(Page.incident_id == incident_id, col(Page.sent_at).is_(None)))
+        ).all()
+        assert unsent and all(page.cancelled_at is not None for page in unsent)  # the pages stopped all the same
+
+    fake_pd.status = None
+    await escalator.incident_resolved(incident_id)  # the signal work's retry
+    assert [e["event_action"] for e in fake_pd.events] == ["trigger", "resolve"]
+    async with db.session() as session:
+        chases = (await session.exec(select(Reminder).where(Reminder.incident_id == incident_id))).all()
+        assert [r.kind for r in chases].count(ReminderKind.POSTMORTEM) == 1  # planned once
 
 
 async def test_a_refused_or_invalid_resolve_is_not_retried_and_a_lasting_outage_gives_up(
