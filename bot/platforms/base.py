@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import email.utils
 import json
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -116,6 +115,14 @@ class Platform(Protocol):
         """Fresh state of a deployment returned by restart/rollback (or listed)."""
         ...
 
+    def canonical_id(self, typed: str) -> str:
+        """The id a person typed (`/rollback api rev7`), spelled as this platform's deployment ids are.
+
+        Each platform knows how its own people name a deployment; the shared picker compares only
+        what this returns, so one platform's spelling never means something on another.
+        """
+        ...
+
 
 # --- choosing what to roll back to -------------------------------------------------------------
 
@@ -136,12 +143,15 @@ def rollback_candidates(deployments: Sequence[Deployment], current: Deployment |
 def pick_rollback_target(
     deployments: Sequence[Deployment], current: Deployment | None, target_id: str | None = None
 ) -> Deployment:
-    """The deployment to roll back to, or NotFound naming what the user can pick instead."""
+    """The deployment to roll back to, or NotFound naming what the user can pick instead.
+
+    `target_id` is canonical (the platform's `canonical_id` of what was typed): it matches an id
+    exactly, or as a prefix of at least six characters.
+    """
     if target_id is not None:
         wanted = target_id.strip()
-        exact = {wanted, _revision_number(wanted)}  # an id spelled `rev7` itself still matches first
-        for deployment in sorted(deployments, key=lambda d: d.id != wanted):
-            if deployment.id in exact or (len(wanted) >= 6 and deployment.id.startswith(wanted)):
+        for deployment in sorted(deployments, key=lambda d: d.id != wanted):  # an exact match first
+            if deployment.id == wanted or (len(wanted) >= 6 and deployment.id.startswith(wanted)):
                 if current is not None and deployment.id == current.id:
                     raise NotFound(f"deployment {deployment.id} is already the live one: nothing to roll back")
                 if not deployment.can_rollback:
@@ -155,13 +165,9 @@ def pick_rollback_target(
     return candidates[0]
 
 
-def _revision_number(wanted: str) -> str:
-    """`rev7`, `revision-7`, `REVISION 7` (as `kubectl rollout history` names a revision) are `7`."""
-    match = _REVISION.fullmatch(wanted)
-    return match[1] if match else wanted
-
-
-_REVISION = re.compile(r"(?i:rev(?:ision)?)[-_ ]?(\d+)")
+def typed_as_shown(typed: str) -> str:
+    """`canonical_id` for a platform whose people type an id as the bot shows it (Railway, Vercel, a webhook)."""
+    return typed.strip()
 
 
 # --- HTTP ----------------------------------------------------------------------------------------

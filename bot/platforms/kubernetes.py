@@ -1,7 +1,8 @@
 """Kubernetes, through the API server, doing what `kubectl rollout` does.
 
 - list: the ReplicaSets the Deployment owns, newest revision first (annotation
-  `deployment.kubernetes.io/revision`); a deployment's id is its revision number ("7").
+  `deployment.kubernetes.io/revision`); a deployment's id is its revision number ("7"), which
+  people may also type as `kubectl rollout history` names it (`rev7`, `revision-7`).
 - current: the ReplicaSet whose revision the Deployment carries.
 - restart (`kubectl rollout restart`): strategic-merge PATCH of
   `spec.template.metadata.annotations["kubectl.kubernetes.io/restartedAt"]` (RFC 3339 now).
@@ -23,6 +24,7 @@ revision once the controller has observed the change.
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any
@@ -60,6 +62,7 @@ ROLLBACK_KEEPS = frozenset(
     }
 )
 IN_CLUSTER_URL = "https://kubernetes.default.svc"
+_REVISION_TYPED = re.compile(r"(?i:rev(?:ision)?)[-_ ]?(\d+)")
 
 
 class KubernetesPlatform:
@@ -122,7 +125,8 @@ class KubernetesPlatform:
         self._refuse_paused(deployment, "roll back")
         sets = await self._replica_sets(deployment)
         listed, current = self._listed(deployment, sets)
-        target = pick_rollback_target(listed, current, target_id)  # `rev7` and `revision-7` are `7` there
+        wanted = None if target_id is None else self.canonical_id(target_id)
+        target = pick_rollback_target(listed, current, wanted)
         rs = next(rs for rs in sets if str(_revision(rs)) == target.id)
         template = copy.deepcopy((rs.get("spec") or {}).get("template") or {})
         labels = (template.get("metadata") or {}).get("labels") or {}
@@ -140,6 +144,12 @@ class KubernetesPlatform:
         updated = await self._patch(patch, "application/json-patch+json")
         handle = self._handle(updated, action="rollback")
         return replace(handle, meta={**handle.meta, "rollback_to": target.id})
+
+    def canonical_id(self, typed: str) -> str:
+        """`rev7`, `revision-7`, `REVISION 7` (as `kubectl rollout history` names a revision) are `7`."""
+        wanted = typed.strip()
+        match = _REVISION_TYPED.fullmatch(wanted)
+        return match[1] if match else wanted
 
     async def deployment_status(self, deployment_id: str) -> Deployment:
         deployment = await self._get_deployment()

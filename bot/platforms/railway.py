@@ -34,6 +34,7 @@ from bot.platforms.base import (
     json_of,
     parse_time,
     pick_rollback_target,
+    typed_as_shown,
 )
 from bot.platforms.follow import RealTimer, Timer
 
@@ -150,10 +151,14 @@ class RailwayPlatform:
     async def rollback(self, target_id: str | None = None) -> Deployment:
         deployments = await self._deployments(first=self.history)
         current = next((d for d in deployments if d.meta.get("platform_status") in LIVE), None)
-        target = pick_rollback_target(deployments, current, target_id)
+        wanted = None if target_id is None else self.canonical_id(target_id)
+        target = pick_rollback_target(deployments, current, wanted)
         await self._mutate(ROLLBACK, {"id": target.id}, "deploymentRollback")
         new = await self._new_deployment({d.id for d in deployments}, action="rollback")
         return replace(new, meta={**new.meta, "rollback_to": target.id})
+
+    def canonical_id(self, typed: str) -> str:
+        return typed_as_shown(typed)
 
     async def deployment_status(self, deployment_id: str) -> Deployment:
         data = await self._query(DEPLOYMENT, {"id": deployment_id})

@@ -37,6 +37,7 @@ from bot.platforms.base import (
     json_of,
     parse_time,
     pick_rollback_target,
+    typed_as_shown,
 )
 
 NAME = "Vercel"
@@ -139,7 +140,8 @@ class VercelPlatform:
 
     async def rollback(self, target_id: str | None = None) -> Deployment:
         _, deployments, current = await self._state()
-        target = pick_rollback_target(deployments, current, target_id)
+        wanted = None if target_id is None else self.canonical_id(target_id)
+        target = pick_rollback_target(deployments, current, wanted)
         newer = (
             current is not None
             and target.created_at is not None
@@ -163,6 +165,9 @@ class VercelPlatform:
             target.can_rollback,
             {**target.meta, "action": action, "from": current.id if current else None},
         )
+
+    def canonical_id(self, typed: str) -> str:
+        return typed_as_shown(typed)
 
     async def deployment_status(self, deployment_id: str) -> Deployment:
         body = await self._json(

@@ -60,6 +60,7 @@ from bot.platforms.base import (
     json_of,
     parse_time,
     pick_rollback_target,
+    typed_as_shown,
 )
 
 NAME = "deploy webhook"
@@ -142,9 +143,13 @@ class WebhookPlatform:
 
     async def rollback(self, target_id: str | None = None) -> Deployment:
         deployments, current = await self.snapshot(limit=self.history)
-        target = pick_rollback_target(deployments, current, target_id)
+        wanted = None if target_id is None else self.canonical_id(target_id)
+        target = pick_rollback_target(deployments, current, wanted)
         new = _one(await self._call("rollback", target_deployment_id=target.id))
         return replace(new, meta={**new.meta, "rollback_to": target.id})
+
+    def canonical_id(self, typed: str) -> str:
+        return typed_as_shown(typed)
 
     async def deployment_status(self, deployment_id: str) -> Deployment:
         return _one(await self._call("status", deployment_id=deployment_id))

@@ -12,6 +12,7 @@ from bot.exceptions import ChatError
 from bot.ops.models import PendingAction
 from bot.slack.adapters.ops import SlackDirectory
 from tests.ops.conftest import Stack, incident_channel
+from tests.platforms.helpers import number_ids
 
 # --- /restart -------------------------------------------------------------------------------------
 
@@ -127,6 +128,22 @@ async def test_rollback_to_a_kubernetes_revision_as_kubectl_names_it(stack: Stac
     assert "*Roll back to*\\n`1`" in stack.raw(), stack.bot.last_reply()
     await stack.bot.click("ops_confirm", stack.button_value("ops_confirm"), user="U0LEAD")
     assert stack.k8s.live_version() == "v1"
+
+
+@pytest.mark.parametrize("service", ["billing", "gateway"])
+async def test_a_kubernetes_spelling_is_no_revision_on_another_platform(stack: Stack, service: str) -> None:
+    """`rev1` means revision 1 on Kubernetes only; on the webhook's (or Railway's) deployments numbered
+    1, 2, 3 the plan offered deployment 1 for `/rollback billing rev1`."""
+    fake = stack.webhook if service == "billing" else stack.railway
+    number_ids(fake)
+    await stack.bot.command(f"{service} rev1", command="/rollback", user="U0LEAD")
+
+    reply = stack.bot.last_reply()
+    assert f"Cannot roll back *{service}*" in reply and "deployment rev1 is not among" in reply
+    assert "ops_confirm" not in str(stack.last_response())
+
+    await stack.bot.command(f"{service} 1", command="/rollback", user="U0LEAD")
+    assert "*Roll back to*\\n`1`" in stack.raw(), stack.bot.last_reply()
 
 
 async def test_rollback_with_nothing_to_go_back_to_lists_candidates(stack: Stack) -> None:

@@ -122,3 +122,17 @@ def service_section(kind: str, fake: Any) -> dict[str, Any]:
     if kind == "webhook":
         return {"platform": "webhook", "webhook": {"url": fake.hook_url, "secret_env": "DEPLOY_WEBHOOK_SECRET"}}
     raise ValueError(kind)
+
+
+def number_ids(fake: Any) -> None:
+    """Give the seeded deployments the ids 1, 2, 3 (oldest first), as a Kubernetes revision or a
+    deploy tool's build number is: an id spelled like a revision must then be read per platform."""
+    key = "uid" if fake.platform == "vercel" else "id"
+    if fake.platform == "kubernetes":
+        return  # a revision already
+    renamed = {}
+    for number, deployment in enumerate(reversed(fake.deployments), start=1):
+        renamed[deployment[key]] = str(number)
+        deployment[key] = str(number)
+    if fake.platform == "vercel" and fake.production_id is not None:
+        fake.production_id = renamed[fake.production_id]

@@ -58,11 +58,15 @@ def test_rollback_target_may_be_given_by_a_unique_prefix() -> None:
         pick_rollback_target(deployments, deployments[0], "bbb")  # too short to be a prefix
 
 
-def test_rollback_target_may_be_a_revision_as_kubectl_names_it_but_an_exact_id_wins() -> None:
+def test_the_shared_picker_compares_ids_as_given_an_exact_one_first() -> None:
+    """How a person spells an id is each platform's `canonical_id` (Kubernetes reads `rev1` as `1`,
+    tests/platforms/test_contract.py); the shared picker took `revision-1` as `1` for every platform."""
     deployments = [_d("3", S), _d("rev2", R), _d("2", R), _d("1", R)]
-    assert pick_rollback_target(deployments, deployments[0], "revision-1").id == "1"
-    assert pick_rollback_target(deployments, deployments[0], "REV1").id == "1"
     assert pick_rollback_target(deployments, deployments[0], "rev2").id == "rev2"
+    assert pick_rollback_target(deployments, deployments[0], "1").id == "1"
+    for typed in ("revision-1", "REV1", "rev1"):
+        with pytest.raises(NotFound, match="not among"):
+            pick_rollback_target(deployments, deployments[0], typed)
 
 
 def test_rollback_refuses_a_target_that_cannot_be_rolled_back_to() -> None:

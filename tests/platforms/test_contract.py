@@ -14,7 +14,7 @@ from bot.exceptions import NotFound, PlatformAuthError, PlatformError, PlatformR
 from bot.platforms.base import DeployStatus, rollback_candidates
 from bot.platforms.follow import Progress, follow
 from tests.fakes.webhook import Fault
-from tests.platforms.helpers import Env, FakeTimer
+from tests.platforms.helpers import Env, FakeTimer, number_ids
 
 
 async def _follow(env: Env, handle, timer: FakeTimer, *, deadline: float = 120.0, seen: list[Progress] | None = None):
@@ -93,6 +93,29 @@ async def test_rollback_to_the_live_deployment_is_refused(env: Env) -> None:
 async def test_rollback_to_an_unknown_id_is_refused(env: Env) -> None:
     with pytest.raises(NotFound, match="not among"):
         await env.client.rollback("no-such-deployment-id")
+
+
+# Only Kubernetes people name a deployment `rev1` or `revision-1` (`kubectl rollout history`).
+SPELLS_REVISIONS = {"kubernetes"}
+
+
+async def test_a_revision_as_kubectl_names_it_is_read_only_by_kubernetes(env: Env, timer: FakeTimer) -> None:
+    """The shared picker read `rev1` as deployment `1` on every platform: on a deploy tool whose ids are
+    build numbers, `/rollback billing rev1` went to build 1."""
+    number_ids(env.fake)
+    kubectl = env.kind in SPELLS_REVISIONS
+    for typed in ("rev1", "revision-1", "REVISION 1", " Rev_1 "):
+        assert env.client.canonical_id(typed) == ("1" if kubectl else typed.strip())
+    assert env.client.canonical_id(" 1 ") == "1"
+
+    if not kubectl:
+        with pytest.raises(NotFound, match="deployment rev1 is not among"):
+            await env.client.rollback("rev1")
+        assert env.fake.live_version() == "v3"
+    result = await _follow(env, await env.client.rollback("revision-1" if kubectl else "1"), timer)
+
+    assert result.succeeded, result
+    assert env.fake.live_version() == "v1"
 
 
 async def test_a_deploy_that_fails_is_reported_failed(env: Env, timer: FakeTimer) -> None:

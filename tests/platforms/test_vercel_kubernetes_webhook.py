@@ -198,6 +198,17 @@ async def test_kubernetes_undo_restores_the_change_cause_as_kubectl_does(
     assert rs_causes["4"] == "deploy v2" and rs_causes["3"] == "deploy v3"
 
 
+async def test_kubernetes_takes_a_revision_as_kubectl_names_it(k8s: FakeKubernetes, http: httpx.AsyncClient) -> None:
+    client = client_for("kubernetes", k8s, http)
+    for typed in ("1", "rev1", "REV1", "revision-1", "Revision 1", "rev_1", " rev1 "):
+        assert client.canonical_id(typed) == "1", typed
+    for typed in ("rev", "revision-", "rev1a", "1rev", "prev1"):
+        assert client.canonical_id(typed) == typed  # not a revision: left to be refused as unknown
+
+    result = await follow(client, await client.rollback("revision-1"), deadline=60, timer=FakeTimer())
+    assert result.succeeded and k8s.live_version() == "v1"
+
+
 async def test_kubernetes_refuses_a_paused_deployment(k8s: FakeKubernetes, http: httpx.AsyncClient) -> None:
     k8s.deployment["spec"]["paused"] = True
     client = client_for("kubernetes", k8s, http)
