@@ -25,6 +25,7 @@ from bot.statuspage.atlassian import Statuspage
 from bot.statuspage.models import PublicReminder, StatuspageSync
 from bot.statuspage.ports import PublicChat
 from bot.statuspage.snapshot import Snapshot, build
+from bot.tasks import RunGate
 
 if TYPE_CHECKING:
     from bot.deps import Deps
@@ -48,6 +49,8 @@ class StatusPage:
         self._requested = 0
         self._covered = 0
         self._scheduler: AsyncIOScheduler | None = None
+        self._sweeps = RunGate()  # sweeps and wake-ups, one at a time
+        self._probes = RunGate()  # apart: a health endpoint that hangs in an outage never holds up a publish
         self._next_wake: datetime | None = None
         self.on_rebuild: list[Callable[[Snapshot], None]] = []
 
@@ -129,9 +132,11 @@ class StatusPage:
     # --- timers ----------------------------------------------------------------------------
 
     async def start(self) -> None:
+        self._sweeps.open()
+        self._probes.open()
         self._scheduler = AsyncIOScheduler(timezone=UTC)
         self._scheduler.add_job(
-            self._safe(self.sweep),
+            self._safe(self.sweep, self._sweeps),
             "interval",
             seconds=SWEEP_EVERY.total_seconds(),
             id="status-page-sweep",
@@ -139,7 +144,7 @@ class StatusPage:
             max_instances=1,
         )
         self._scheduler.add_job(
-            self._safe(self.probe),
+            self._safe(self.probe, self._probes),
             "interval",
             seconds=self.config.probe_every.total_seconds(),
             id="status-page-probe",
@@ -155,20 +160,27 @@ class StatusPage:
             missing = await service.open_incidents_without_reminder(session)
         for incident in missing:
             await flows.plan_reminder(self.deps, incident_id=incident.id or 0)
-        await self.sweep()
-        await self.probe()
+        await self._safe(self.sweep, self._sweeps)()
+        await self._safe(self.probe, self._probes)()
 
     async def stop(self) -> None:
+        # A publish in progress reaches Statuspage and is recorded first; so is a probe's count.
+        await asyncio.gather(self._sweeps.close(), self._probes.close())
         if self._scheduler is not None and self._scheduler.running:
             self._scheduler.shutdown(wait=False)
         self._scheduler = None
 
-    def _safe(self, work: Callable[[], Any]) -> Callable[[], Any]:
+    def _safe(self, work: Callable[[], Any], gate: RunGate) -> Callable[[], Any]:
+        """A timer's run: one of its kind at a time, none once stopped, a failure logged (the next run retries)."""
+
         async def run() -> None:
-            try:
-                await work()
-            except Exception:
-                log.exception("status page: %s failed", getattr(work, "__name__", work))
+            async with gate.turn() as open_:
+                if not open_:
+                    return
+                try:
+                    await work()
+                except Exception:
+                    log.exception("status page: %s failed", getattr(work, "__name__", work))
 
         return run
 
@@ -182,7 +194,7 @@ class StatusPage:
             return
         self._next_wake = when
         self._scheduler.add_job(
-            self._safe(self.sweep),
+            self._safe(self.sweep, self._sweeps),
             "date",
             run_date=datetime.now(UTC) + (when - now),
             id="status-page-wake",

@@ -13,12 +13,14 @@ Held to the facts in `../shared/specs/README.md` and Statuspage's API docs:
 - one request a second per key: a request sooner than that after the previous one gets 420 (or 429).
 
 `fail_next(status, times)` makes the next calls fail (an outage, a throttle with Retry-After);
-`lose_next_answer()` carries out the next write and answers 502 (the answer lost on the way back).
+`lose_next_answer()` carries out the next write and answers 502 (the answer lost on the way back);
+`hold()` keeps the next write waiting, not yet carried out, until its event is set.
 Accepted writes are in `calls`, accepted reads in `reads`, refused ones in `refused` (with why), in order.
 """
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import time
@@ -71,6 +73,8 @@ class FakeStatuspage:
         self.calls: list[Call] = []
         self.refused: list[Call] = []
         self.reads: list[Call] = []
+        self.held: list[Call] = []
+        self._holds: list[asyncio.Event] = []
         self._lose_next = False
         self._failures: list[tuple[int, float | None]] = []
         self._last: float | None = None
@@ -99,6 +103,18 @@ class FakeStatuspage:
 
     def lose_next_answer(self) -> None:
         self._lose_next = True
+
+    def hold(self) -> asyncio.Event:
+        """The next accepted write waits, not yet done and unanswered, until the event is set (it is in `held`)."""
+        gate = asyncio.Event()
+        self._holds.append(gate)
+        return gate
+
+    async def _wait_if_held(self, call: Call) -> None:
+        if self._holds:
+            gate = self._holds.pop(0)
+            self.held.append(call)
+            await gate.wait()
 
     def _answer(self, body: dict[str, Any], status: int) -> web.Response:
         if self._lose_next:
@@ -195,6 +211,7 @@ class FakeStatuspage:
             return checked
         if not checked.get("name"):
             return self._refuse(call, 422, "name can't be blank")
+        await self._wait_if_held(call)
         record = FakeIncident(id=f"inc{next(self._ids):04d}", name="", status="investigating", impact="none")
         self.incidents[record.id] = record
         self.calls.append(call)
@@ -207,6 +224,7 @@ class FakeStatuspage:
         record = self.incidents.get(request.match_info["incident"])
         if record is None:
             return self._refuse(call, 404, "incident not found")
+        await self._wait_if_held(call)
         self.calls.append(call)
         return self._answer(self._apply(record, checked), 200)
 

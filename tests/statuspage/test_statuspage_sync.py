@@ -16,7 +16,7 @@ from bot.statuspage.flows import marker_of
 from tests.conftest import make_settings
 from tests.fakes.slack_api import FakeSlack
 from tests.fakes.statuspage import FakeStatuspage
-from tests.harness import BotHarness, running_bot
+from tests.harness import BotHarness, running_bot, until
 from tests.statuspage.conftest import API_KEY, CONFIG, Health, page_of, public
 
 
@@ -83,6 +83,32 @@ async def test_a_retry_that_finds_nothing_creates_the_incident(
     await page_of(sbot).sweep()
     assert len(statuspage.reads) == 1 and [c.method for c in statuspage.calls] == ["POST"]
     assert len(statuspage.incidents) == 1
+
+
+async def test_a_shutdown_lets_a_publish_in_flight_finish(
+    sbot: BotHarness, statuspage: FakeStatuspage, clock: FakeClock
+) -> None:
+    """SIGTERM while the scheduler's sweep was sending an update to Statuspage: the run was cancelled
+    with the incident made there but not recorded here, the row left claimed for its lease."""
+    statuspage.fail_next(503)  # the first try fails: the update waits in the outbox for the sweep
+    channel = await _public_incident(sbot)
+    await sbot.command("publish major We are investigating.", channel=channel)
+    await until(lambda: not sbot.deps.background.tasks)  # the first try is over: only the scheduler sends now
+    assert statuspage.incidents == {} and len(statuspage.refused) == 1
+    clock.advance(timedelta(seconds=31))
+    gate = statuspage.hold()
+    page_of(sbot).wake_at(clock.now())  # the scheduler runs the sweep, as in production
+    await until(lambda: statuspage.held, within=10)
+    stopping = asyncio.create_task(page_of(sbot).stop())
+    await asyncio.sleep(0)  # the stop has begun (its first step ran) before Statuspage answers
+    gate.set()
+    await asyncio.wait_for(stopping, 5)
+
+    [(external, _)] = statuspage.incidents.items()
+    async with sbot.deps.db.session() as session:
+        [row] = await service.syncs(session, incident_id=1)
+        assert await service.external_id(session, incident_id=1) == external
+    assert row.sent_at is not None and row.attempts == 2
 
 
 async def test_an_outage_is_told_once_retried_in_order_and_survives_a_restart(
