@@ -61,9 +61,20 @@ def plan(escalation: Escalation, *, severity: Severity | str, declared_at: datet
 
 
 def next_repeat(
-    escalation: Escalation, *, severity: Severity | str, level: int, repeat: int, due_at: datetime
+    escalation: Escalation,
+    *,
+    severity: Severity | str,
+    level: int,
+    repeat: int,
+    due_at: datetime,
+    sent_at: datetime | None = None,
 ) -> PlannedPage | None:
-    """The repeat that follows a sent page, if the policy repeats and this page is the last level."""
+    """The repeat that follows a sent page, if the policy repeats and this page is the last level.
+
+    It is due `repeat_last_every` after the page was due; if the page went out so late (the bot was
+    down) that this has passed, `repeat_last_every` after it went out: else the same person would
+    get the late page and its repeat in the same second.
+    """
     every = escalation.repeat_last_every
     if every is None or every <= timedelta(0):
         return None
@@ -71,7 +82,10 @@ def next_repeat(
     if level != last:
         return None
     spec = escalation.levels[last - 1]
-    return PlannedPage(level=last, repeat=repeat + 1, name=spec.name, due_at=due_at + every, notify=tuple(spec.notify))
+    due = due_at + every
+    if sent_at is not None and due <= sent_at:
+        due = sent_at + every
+    return PlannedPage(level=last, repeat=repeat + 1, name=spec.name, due_at=due, notify=tuple(spec.notify))
 
 
 def describe(escalation: Escalation, severity: Severity | str) -> str:

@@ -356,3 +356,22 @@ async def test_a_bot_yml_that_names_nobody_plans_no_pages_but_keeps_reminders(
     await escalator.run_due()
     assert await page_rows(db, incident.id) == []
     assert pager.reports == [] and [r.kind for _, r in pager.reminders] == ["status_update"]
+
+
+async def test_a_last_level_sent_late_is_not_repeated_in_the_same_breath(
+    db: Database, clock: FakeClock, pager: FakePager, start: Start
+) -> None:
+    """The bot was down for two hours: the CTO gets the late page once, and its repeat 10 minutes later."""
+    escalator, incident_id = await start(config(escalation={**STANDARD["escalation"], "repeat_last_every": "10m"}))
+    clock.advance(timedelta(hours=2))
+    await escalator.run_due()
+    await escalator.run_due()
+    assert [(user, page.level, page.repeat) for user, _, page in pager.dms] == [
+        ("U0ALICE", 1, 0),
+        ("U0LEAD", 2, 0),
+        ("U0CTO", 3, 0),
+    ]
+    assert await escalator.next_due() == clock.now() + timedelta(minutes=10)
+    clock.advance(timedelta(minutes=10))
+    await escalator.run_due()
+    assert [(user, page.level, page.repeat) for user, _, page in pager.dms][3:] == [("U0CTO", 3, 1)]

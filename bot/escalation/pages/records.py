@@ -77,7 +77,7 @@ async def finish_page(
         payload=_sent_event(page, delivery, late=late, delay=delay),
     )
     following = policy.next_repeat(
-        escalation, severity=severity, level=page.level, repeat=page.repeat, due_at=utc(page.due_at)
+        escalation, severity=severity, level=page.level, repeat=page.repeat, due_at=utc(page.due_at), sent_at=now
     )
     if following is not None:
         session.add(new_page(page.incident_id, following, due_at=max(following.due_at, now), now=now))

@@ -311,6 +311,7 @@ class PageSender(Sender[Page]):
             level=page.level,
             repeat=page.repeat,
             due_at=utc(page.due_at),
+            sent_at=now,
         )
         if following is not None:
             self.rt.wake_for([max(following.due_at, now)])  # finish_page planned it
