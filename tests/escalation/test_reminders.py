@@ -273,3 +273,34 @@ async def test_a_reminder_that_keeps_crashing_is_given_up_after_the_last_attempt
         (first, *_) = await reminder_rows.reminders(session, incident_id=incident_id, kind=ReminderKind.STATUS_UPDATE)
     assert first.sent_at is not None and first.attempts == 3 and first.sent_to == []
     assert first.error == "gave up after 3 attempts: RuntimeError: renderer bug"
+
+
+async def test_status_reminders_go_on_after_one_is_given_up(
+    db: Database, clock: FakeClock, pager: FakePager, start: Start
+) -> None:
+    """A reminder that kept crashing is given up; the incident is still silent, so the next one is planned."""
+    working = pager.post_reminder
+
+    async def broken(*, incident: object, reminder: object) -> None:
+        raise RuntimeError("renderer bug")
+
+    pager.post_reminder = broken  # type: ignore[assignment,method-assign]
+    escalator, incident_id = await start()
+    clock.advance(timedelta(minutes=15))
+    await escalator.run_due()
+    clock.advance(escalator.retry_backoff)
+    await escalator.run_due()
+    clock.advance(escalator.retry_backoff * 2)
+    await escalator.run_due()  # the third attempt: given up
+    pager.post_reminder = working  # type: ignore[method-assign]
+    async with db.session() as session:
+        rows = await reminder_rows.reminders(session, incident_id=incident_id, kind=ReminderKind.STATUS_UPDATE)
+    assert [(r.seq, r.due_at.replace(tzinfo=None)) for r in rows if r.is_pending] == [
+        (1, (clock.now() + timedelta(minutes=15)).replace(tzinfo=None))
+    ]
+    clock.advance(timedelta(minutes=15))
+    await escalator.run_due()
+    assert kinds(pager) == ["status_update"]
+    async with db.session() as session:
+        rows = await reminder_rows.reminders(session, incident_id=incident_id, kind=ReminderKind.STATUS_UPDATE)
+    assert [(r.seq, r.sent_at is not None) for r in rows] == [(0, True), (1, True), (2, False)]

@@ -109,18 +109,27 @@ class ReminderSender(Sender[Reminder]):
         return _Verdict(next_due=now + config.status_update_every)
 
     async def record_failure(self, row: Reminder, token: str, *, error: str) -> None:
+        """Record the give-up; a status reminder still plans the next (else the incident's reminders end here)."""
         assert row.id is not None
+        now = self.rt.clock.now()
         async with self.rt.db.session() as session:
+            next_due = None
+            if row.kind == ReminderKind.STATUS_UPDATE:
+                incident = await session.get(Incident, row.incident_id)
+                if incident is not None and rows.wants_status_reminders(incident, self.rt.config.reminders):
+                    next_due = now + self.rt.config.reminders.status_update_every
             await rows.finish_reminder(
                 session,
                 reminder_id=row.id,
                 token=token,
-                now=self.rt.clock.now(),
+                now=now,
                 sent_to=[],
                 error=error,
                 late_after=self.rt.late_after_for(row),
-                next_due=None,
+                next_due=next_due,
             )
+        if next_due is not None:
+            self.rt.wake_for([next_due])
 
 
 def _message(reminder: Reminder, incident: Incident, now: datetime) -> ReminderMessage:
