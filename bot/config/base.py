@@ -12,6 +12,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)")
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_LONGEST = timedelta(days=3650)
 
 
 def parse_duration(value: Any) -> timedelta:
@@ -31,6 +32,9 @@ def parse_duration(value: Any) -> timedelta:
         pos = match.end()
     if pos != len(text):
         raise ValueError(f"invalid duration {value!r}: write 30s, 15m, 1h or 1d")
+    if total > _LONGEST.total_seconds():
+        # Added to "now" it would overflow a datetime when an incident is declared, not at start.
+        raise ValueError(f"duration {value!r} is too long (at most {_LONGEST.days}d)")
     return timedelta(seconds=total)
 
 

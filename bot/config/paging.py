@@ -100,7 +100,8 @@ class Escalation(Strict):
     stop_on: Literal["resolve", "ack"] = "resolve"
     levels: list[EscalationLevel] = Field(default_factory=_default_levels, min_length=1)
     severity: dict[Severity, SeverityPolicy] = {}
-    repeat_last_every: Duration | None = None
+    # 0 would mean "repeat at once, for ever": refused, rather than silently never repeating.
+    repeat_last_every: Interval | None = None
     pagerduty: PagerDutyTarget | None = None
 
     @field_validator("levels")

@@ -67,6 +67,15 @@ def _load(tmp_path: Path, text: str) -> BotConfig:
         ("services:\n  api:\n    platform: railway\n", "the 'railway' section is missing"),
         ("oncall:\n  timezone: Mars/Base\n", "unknown time zone"),
         ("oncall:\n  rotation: {handoff: 'someday 09:00', users: [U0A1]}\n", "unknown weekday"),
+        ("escalation:\n  repeat_last_every: 0m\n", "escalation.repeat_last_every: must be longer than 0"),
+        (
+            "escalation:\n  levels:\n    - {name: L1, after: 9999999999d, notify: [U0A1]}\n",
+            "escalation.levels.0.after: duration '9999999999d' is too long",
+        ),
+        (
+            "reminders: {postmortem_due_after: 1000000w}\n",
+            "reminders.postmortem_due_after: duration '1000000w' is too long",
+        ),
         ("channels: {announcements: incidents}\n", "channels.announcements"),
         ("- a\n- b\n", "top level must be a mapping"),
         ("services: [\n", "not valid YAML"),
