@@ -36,6 +36,19 @@ class Rotation(Strict):
             raise ValueError(f"handoff {value!r}: write 'monday 09:00' or '09:00'")
         return value
 
+    @model_validator(mode="after")
+    def _handoff_fits_period(self) -> Rotation:
+        """A weekday on a daily rotation, or none on a weekly one, was silently ignored (or Monday)."""
+        has_day = len(self.handoff.split()) == 2
+        if self.period == "daily" and has_day and "handoff" in self.model_fields_set:
+            time_only = self.handoff.split()[-1]
+            raise ValueError(f"handoff {self.handoff!r}: a daily rotation hands off every day; write {time_only!r}")
+        if self.period == "weekly" and not has_day:
+            raise ValueError(
+                f"handoff {self.handoff!r}: a weekly rotation needs the day; write 'monday {self.handoff}'"
+            )
+        return self
+
     @property
     def handoff_weekday(self) -> int:
         parts = self.handoff.strip().lower().split()

@@ -67,6 +67,14 @@ def _load(tmp_path: Path, text: str) -> BotConfig:
         ("services:\n  api:\n    platform: railway\n", "the 'railway' section is missing"),
         ("oncall:\n  timezone: Mars/Base\n", "unknown time zone"),
         ("oncall:\n  rotation: {handoff: 'someday 09:00', users: [U0A1]}\n", "unknown weekday"),
+        (
+            "oncall:\n  rotation: {period: daily, handoff: 'friday 09:00', users: [U0A1]}\n",
+            "oncall.rotation: handoff 'friday 09:00': a daily rotation hands off every day; write '09:00'",
+        ),
+        (
+            "oncall:\n  rotation: {period: weekly, handoff: '09:00', users: [U0A1]}\n",
+            "oncall.rotation: handoff '09:00': a weekly rotation needs the day; write 'monday 09:00'",
+        ),
         ("escalation:\n  repeat_last_every: 0m\n", "escalation.repeat_last_every: must be longer than 0"),
         (
             "escalation:\n  levels:\n    - {name: L1, after: 9999999999d, notify: [U0A1]}\n",
