@@ -76,6 +76,7 @@ class Progress:
     finished: bool  # no required step is pending
     progress_channel: str | None
     progress_ts: str | None
+    closed: bool = False  # the incident is resolved: its steps are no longer offered
 
     @property
     def total(self) -> int:
@@ -166,7 +167,8 @@ def compose(
     )
     pending = next((s for s in steps if s.state == StepStatus.PENDING), None)
     next_step: NextStep | None = None
-    if pending is not None and run.current:
+    # A resolved incident's buttons would only be refused: its checklist stays, its next step goes.
+    if pending is not None and run.current and incident.is_open:
         next_step = _next_step(pending, playbook, incident, context, config)
     required_pending = any(s.state == StepStatus.PENDING and s.required for s in steps)
     return Progress(
@@ -186,6 +188,7 @@ def compose(
         finished=not required_pending,
         progress_channel=run.progress_channel,
         progress_ts=run.progress_ts,
+        closed=not incident.is_open,
     )
 
 

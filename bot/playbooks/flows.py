@@ -23,7 +23,7 @@ from bot.playbooks.registry import PlaybookRegistry
 from bot.playbooks.render import build_context, outside_view, render_or_raw
 from bot.playbooks.schema import Action, Playbook, Step
 from bot.playbooks.steps import StepChange
-from bot.signals import IncidentChannelReady
+from bot.signals import IncidentChannelReady, IncidentResolved
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +112,14 @@ async def on_channel_ready(deps: Deps, event: IncidentChannelReady) -> None:
         await offer_picker(deps, incident=incident, note=note)
     elif run is not None:
         await progress_message.show_new(deps, run=run, playbook=chosen, incident=incident)
+
+
+async def on_resolved(deps: Deps, event: IncidentResolved) -> None:
+    """Redraw the progress message without its buttons: after the resolve every click is refused."""
+    async with deps.db.session() as session:
+        current = await runs.current_run(session, incident_id=event.incident_id)
+    if current is not None and current.id is not None and current.progress_ts is not None:
+        await progress_message.refresh_quietly(deps, current.id)
 
 
 async def _first_run(
@@ -380,3 +388,8 @@ def subscribe(deps: Deps) -> None:
         await on_channel_ready(deps, event)
 
     deps.bus.subscribe(IncidentChannelReady, channel_ready, does="start the playbook")
+
+    async def resolved(event: IncidentResolved) -> None:
+        await on_resolved(deps, event)
+
+    deps.bus.subscribe(IncidentResolved, resolved, does="close the playbook's checklist")

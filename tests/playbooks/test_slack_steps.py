@@ -218,3 +218,19 @@ async def test_a_step_title_with_variables_is_recorded_as_shown(
         async with bot.deps.db.session() as session:
             document = postmortem.render(await postmortem.build(session, incident_id=1))
         assert "{{" not in document and "| Cache | Flush the cache of gateway | done |" in document
+
+
+async def test_resolving_closes_the_progress_message(bot: BotHarness) -> None:
+    """After the resolve the progress message no longer offers Done, Skip or an action (each click was
+    refused); it keeps the checklist as it stood and says the incident is resolved."""
+    await bot.declare("P1 service:gateway Gateway down")
+    incident = await bot.incident(1)
+    assert incident.channel_id
+    await click(bot, incident, PlaybookActionId.DONE, user="U0BOB")
+    await bot.command("resolve cert renewed", channel=incident.channel_id)
+    message = progress_message(bot, incident)
+    assert buttons(message) == {}
+    text = text_of(message)
+    assert "✅ 1. Check the health endpoints — <@U0BOB>" in text and "⬜ 2. Look at what changed" in text
+    assert "INC-1 is resolved: the checklist is closed." in text
+    assert "👉" not in text and "*Next:" not in text

@@ -86,6 +86,9 @@ def progress_blocks(progress: Progress) -> list[Block]:
     if not progress.current:
         out.append(blocks.context("This playbook was replaced by another one."))
         return out
+    if progress.closed:
+        out.append(blocks.context(f"INC-{progress.incident_id} is resolved: the checklist is closed."))
+        return out
     if progress.finished:
         out.append(
             blocks.mrkdwn(
