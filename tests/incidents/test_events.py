@@ -126,3 +126,24 @@ async def test_the_timeline_command_shows_messages_as_people_wrote_them(bot: Bot
     reply = bot.last_reply()
     assert "&lt;@U0CAROL|carol&gt; p95 &lt; 200ms &amp; falling &lt;!channel&gt;" in reply, reply
     assert "&amp;lt;" not in reply and "&amp;amp;" not in reply and "<!channel>" not in reply
+
+
+async def test_a_file_shared_without_a_comment_keeps_its_name(bot: BotHarness) -> None:
+    """A screenshot dropped in the channel was kept as an empty line: the timeline said nothing of it."""
+    incident = await bot.declare("P2 Queue backlog")
+    channel = incident.channel_id
+    assert channel
+    files = [
+        {"id": "F01", "name": "lag.png", "title": "Consumer lag <last hour>", "mimetype": "image/png"},
+        {"id": "F02", "name": "dump.txt", "title": "", "mimetype": "text/plain"},
+    ]
+    shared = {**_message(channel, "1790000000.000700", ""), "subtype": "file_share", "files": files}
+    await bot.event(shared)
+    commented = {**_message(channel, "1790000000.000800", "after the deploy"), "subtype": "file_share"}
+    await bot.event({**commented, "files": files[:1]})
+    texts = [e.text for e in await bot.timeline(1) if e.kind == "message"]
+    assert texts == [
+        "📎 Consumer lag &lt;last hour&gt; · 📎 dump.txt",
+        "after the deploy\n📎 Consumer lag &lt;last hour&gt;",
+    ]
+

@@ -17,6 +17,7 @@ from bot.deps import Deps
 from bot.exceptions import ChatError
 from bot.incidents.grammar import clean
 from bot.slack.api import call, data
+from bot.slack.text import escape
 from bot.timeline import service as timeline
 
 log = logging.getLogger(__name__)
@@ -94,6 +95,18 @@ async def mark_key(
         await timeline.set_key(session, channel_id=channel_id, message_ts=message_ts, key=True)
 
 
+def _message_text(message: dict[str, Any]) -> str:
+    """What a message says, with the files it shares named: a screenshot posted without a word is kept too.
+
+    Stored as Slack sends message text (`&`, `<`, `>` encoded), so a file's title is encoded the same way.
+    """
+    text = clean(message.get("text") or "")
+    files = [f for f in message.get("files") or [] if isinstance(f, dict)]
+    names = [clean(str(f.get("title") or f.get("name") or "")).strip() for f in files]
+    shared = " · ".join(f"📎 {escape(name)}" for name in names if name)
+    return "\n".join(part for part in (text, shared) if part)
+
+
 async def _on_message(deps: Deps, event: dict[str, Any], context: dict[str, Any]) -> None:
     """A message in an incident channel goes on its timeline; an edit or a deletion updates it there."""
     subtype = event.get("subtype")
@@ -104,7 +117,7 @@ async def _on_message(deps: Deps, event: dict[str, Any], context: dict[str, Any]
     if subtype in {"message_changed", "message_deleted"}:
         changed = event.get("message") or {}
         message_ts = str(changed.get("ts") or event.get("deleted_ts"))
-        text = "(message deleted)" if subtype == "message_deleted" else clean(changed.get("text", ""))
+        text = "(message deleted)" if subtype == "message_deleted" else _message_text(changed)
         async with deps.db.session() as session:
             await timeline.edit_message(session, channel_id=channel_id, message_ts=message_ts, text=text)
         return
@@ -122,7 +135,7 @@ async def _on_message(deps: Deps, event: dict[str, Any], context: dict[str, Any]
             message_ts=message_ts,
             at=_when(message_ts),
             actor=event.get("user"),
-            text=clean(event.get("text", "")),
+            text=_message_text(event),
             permalink=permalink,
         )
 
