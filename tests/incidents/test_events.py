@@ -147,3 +147,48 @@ async def test_a_file_shared_without_a_comment_keeps_its_name(bot: BotHarness) -
         "after the deploy\n📎 Consumer lag &lt;last hour&gt;",
     ]
 
+
+async def test_a_message_stays_key_while_a_pushpin_or_its_pin_remains(bot: BotHarness) -> None:
+    """Two people 📌 the same message and one takes theirs back, or a pinned message loses its 📌: the
+    message is still marked in the channel, so it stays a key event. The last marker removed unmarks it."""
+    incident = await bot.declare("P1 Checkout down")
+    channel = incident.channel_id
+    assert channel
+    said = bot.fake.user_says(channel, "U0BOB", "root cause: expired cert")
+    await bot.event(said)
+    ts = str(said["ts"])
+    message = bot.fake.channels[channel].find(ts)
+    assert message is not None
+    item = {"type": "message", "channel": channel, "ts": ts}
+
+    async def react(user: str, kind: str) -> None:
+        users = message.reactions.setdefault("pushpin", [])
+        if kind == "reaction_added":
+            users.append(user)
+        else:
+            users.remove(user)
+        if not users:
+            del message.reactions["pushpin"]
+        await bot.event({"type": kind, "user": user, "reaction": "pushpin", "item": item, "event_ts": ts})
+
+    async def pin(kind: str) -> None:
+        pins = bot.fake.channels[channel].pins
+        if kind == "pin_added":
+            pins.append(ts)
+        else:
+            pins.remove(ts)
+        pinned = {"type": "message", "channel": channel, "message": {"ts": ts, "text": "x"}}
+        await bot.event({"type": kind, "user": "U0ERIN", "channel_id": channel, "item": pinned, "event_ts": ts})
+
+    async def key() -> bool:
+        return next(e for e in await bot.timeline(1) if e.message_ts == ts).key
+
+    await react("U0CAROL", "reaction_added")
+    await react("U0DAN", "reaction_added")
+    await react("U0DAN", "reaction_removed")
+    assert await key()  # Carol's 📌 is still there
+    await pin("pin_added")
+    await react("U0CAROL", "reaction_removed")
+    assert await key()  # still pinned
+    await pin("pin_removed")
+    assert not await key()

@@ -1,4 +1,4 @@
-"""pins.add/remove/list and reactions.add/remove."""
+"""pins.add/remove/list and reactions.add/remove/get."""
 
 from __future__ import annotations
 
@@ -82,3 +82,10 @@ class PinsAndReactions(SlackBase):
         if not users:
             del msg.reactions[name]
         return {}
+
+    def _reactions_get(self, args: dict[str, Any]) -> dict[str, Any]:
+        if not args.get("channel") or not args.get("timestamp"):
+            raise SlackError("no_item_specified")
+        channel = self._channel(str(args["channel"]))
+        msg = self._message(channel, args["timestamp"])
+        return {"type": "message", "channel": channel.id, "message": self._msg_api(msg)}

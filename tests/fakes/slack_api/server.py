@@ -72,6 +72,7 @@ class FakeSlack(AuthAndUsers, Conversations, Chat, PinsAndReactions, Views, File
             "pins.list": self._pins_list,
             "reactions.add": self._reactions_add,
             "reactions.remove": self._reactions_remove,
+            "reactions.get": self._reactions_get,
             "views.open": self._views_open,
             "views.push": self._views_push,
             "views.update": self._views_update,

@@ -52,6 +52,27 @@ def event_channel(event: dict[str, Any]) -> str | None:
     return event.get("channel") or event.get("channel_id") or item.get("channel") or None
 
 
+async def still_marked(client: AsyncWebClient, *, channel_id: str, message_ts: str) -> bool:
+    """After one marker is taken off, another may remain: someone else's 📌, or the pin.
+
+    Asked of Slack (the events say only what was removed); when Slack cannot answer, the removal wins.
+    """
+    try:
+        got = data(
+            await call(
+                "read a message's reactions",
+                client.reactions_get(channel=channel_id, timestamp=message_ts, full=True),
+            )
+        )
+        pins = data(await call("list the channel's pins", client.pins_list(channel=channel_id)))
+    except ChatError:
+        return False
+    reactions = (got.get("message") or {}).get("reactions") or []
+    if any(r.get("name") in KEY_REACTIONS and r.get("count", 1) > 0 for r in reactions):
+        return True
+    return any((item.get("message") or {}).get("ts") == message_ts for item in pins.get("items") or [])
+
+
 async def mark_key(
     deps: Deps,
     client: AsyncWebClient,
@@ -162,13 +183,15 @@ def register(app: AsyncApp, deps: Deps) -> None:
         channel_id = event_channel(event)
         if not message_ts or not channel_id:
             return
+        added = event["type"].endswith("_added")
+        key = added or await still_marked(client, channel_id=channel_id, message_ts=str(message_ts))
         await mark_key(
             deps,
             client,
             incident_id=incident_id,
             channel_id=channel_id,
             message_ts=str(message_ts),
-            key=event["type"].endswith("_added"),
+            key=key,
             actor=event.get("user"),
         )
 
