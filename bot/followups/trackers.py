@@ -26,111 +26,16 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import logging
 import os
 import time
 import uuid
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
 
 from bot.config import IssueTracker as TrackerConfig
-from bot.followups.ports import Issue, IssueTracker, NewIssue, TrackerError, TrackerRateLimited
-
-log = logging.getLogger(__name__)
-
-Sleep = Callable[[float], Awaitable[None]]
-ATTEMPTS = 4
-MAX_WAIT = 30.0  # seconds we wait in-line for a rate limit before giving up for now
-
-
-class _Unsure(Exception):
-    """A create got no answer that says whether it was made (transport error or 5xx)."""
-
-
-def _seconds(value: str | None) -> float | None:
-    try:
-        return max(0.0, float(value)) if value not in (None, "") else None
-    except ValueError:
-        return None
-
-
-class HttpTracker:
-    kind = ""
-    label = ""
-
-    def __init__(self, *, http: httpx.AsyncClient, sleep: Sleep = asyncio.sleep, max_wait: float = MAX_WAIT) -> None:
-        self.http = http
-        self.sleep = sleep
-        self.max_wait = max_wait
-
-    def throttled(self, response: httpx.Response) -> float | None:
-        """Seconds to wait when the response says "slow down", else None."""
-        if response.status_code == 429:
-            return _seconds(response.headers.get("retry-after")) or 5.0
-        return None
-
-    async def send(self, method: str, url: str, *, unsafe: bool = False, **kwargs: Any) -> httpx.Response:
-        """The request, retried through rate limits and 5xx; a TrackerError for anything else that failed.
-        `unsafe` (a create): no answer or a 5xx raises _Unsure instead of sending it again."""
-        for attempt in range(1, ATTEMPTS + 1):
-            try:
-                response = await self.http.request(method, url, **kwargs)
-            except httpx.HTTPError as exc:
-                if unsafe:
-                    raise _Unsure(type(exc).__name__) from exc
-                if attempt == ATTEMPTS:
-                    raise TrackerError(f"{self.label} is unreachable ({type(exc).__name__})") from exc
-                await self.sleep(min(2.0**attempt, self.max_wait))
-                continue
-            wait = self.throttled(response)
-            failing = wait is None and response.status_code >= 500
-            if failing and unsafe:
-                raise _Unsure(f"HTTP {response.status_code}")
-            if failing:
-                wait = min(2.0**attempt, self.max_wait)
-            if wait is None:
-                return response
-            if failing and attempt == ATTEMPTS:  # down, not slowing us down: say so
-                raise TrackerError(f"{self.label} is failing (HTTP {response.status_code} {ATTEMPTS} times); try later")
-            if wait > self.max_wait or attempt == ATTEMPTS:
-                raise TrackerRateLimited(
-                    f"{self.label} is rate-limiting the bot; try again in {int(wait) + 1} s", retry_after=wait
-                )
-            log.info("%s asked the bot to wait %.1f s (HTTP %s)", self.label, wait, response.status_code)
-            await self.sleep(wait)
-        raise AssertionError("unreachable")
-
-    async def create(self, issue: NewIssue) -> Issue:
-        for attempt in range(1, ATTEMPTS + 1):
-            try:
-                return await self.create_once(issue)
-            except _Unsure as exc:
-                if attempt == ATTEMPTS:
-                    raise TrackerError(
-                        f"{self.label} did not say whether the issue was created ({exc}); try again"
-                    ) from exc
-                log.info(
-                    "%s: no clear answer to a create (%s); looking for the issue before trying again", self.label, exc
-                )
-                await self.sleep(min(2.0**attempt, self.max_wait))
-                found = await self.find(token=issue.token) if issue.token else None
-                if found is not None:
-                    return found
-        raise AssertionError("unreachable")
-
-    async def create_once(self, issue: NewIssue) -> Issue:
-        raise NotImplementedError
-
-    async def find(self, *, token: str) -> Issue | None:
-        raise NotImplementedError
-
-    def refused(self, response: httpx.Response, what: str) -> TrackerError:
-        detail = response.text[:200].replace("\n", " ")
-        if response.status_code in (401, 403):
-            return TrackerError(f"{self.label} refused the token while trying to {what} (HTTP {response.status_code})")
-        return TrackerError(f"{self.label} could not {what}: HTTP {response.status_code} {detail}")
+from bot.followups.http import HttpTracker, Sleep, seconds
+from bot.followups.ports import Issue, IssueTracker, NewIssue, TrackerError
 
 
 class GitHubIssues(HttpTracker):
@@ -157,11 +62,11 @@ class GitHubIssues(HttpTracker):
     def throttled(self, response: httpx.Response) -> float | None:
         if response.status_code not in (403, 429):
             return None
-        retry_after = _seconds(response.headers.get("retry-after"))
+        retry_after = seconds(response.headers.get("retry-after"))
         if retry_after is not None:
             return retry_after
         if response.headers.get("x-ratelimit-remaining") == "0":
-            reset = _seconds(response.headers.get("x-ratelimit-reset"))
+            reset = seconds(response.headers.get("x-ratelimit-reset"))
             return max(1.0, reset - time.time()) if reset is not None else 60.0
         if response.status_code == 429 or _says_rate_limit(response):  # GitHub: then wait at least a minute
             return 60.0
@@ -312,7 +217,7 @@ class LinearIssues(HttpTracker):
             errors = []
         if not any((e.get("extensions") or {}).get("code") == "RATELIMITED" for e in errors if isinstance(e, dict)):
             return super().throttled(response)
-        reset = _seconds(response.headers.get("x-ratelimit-requests-reset"))
+        reset = seconds(response.headers.get("x-ratelimit-requests-reset"))
         return max(1.0, reset / 1000.0 - time.time()) if reset is not None else 60.0
 
     async def _graphql(
