@@ -1,17 +1,23 @@
-"""The three tracker fakes behind one fixture, so every follow-up test runs against GitHub, Jira and Linear."""
+"""The three tracker fakes behind one fixture, so every follow-up test runs against GitHub, Jira and Linear,
+and a bot configured with it (`tbot`) on a fake clock."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from bot.clock import FakeClock
+from tests.conftest import make_settings
 from tests.fakes.github import FakeGitHub
 from tests.fakes.jira import FakeJira
 from tests.fakes.linear import FakeLinear
+from tests.fakes.slack_api import FakeSlack
 from tests.fakes.webhook import FakeServer
+from tests.harness import BotHarness, running_bot
 
 KINDS = ("github", "jira", "linear")
 
@@ -54,3 +60,23 @@ async def tracker(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatc
         assert fake.violations == [], f"the bot broke {kind}'s contract: {fake.violations}"
     finally:
         await fake.stop()
+
+
+@pytest.fixture
+def tracker_config(tracker: Tracker) -> dict[str, Any]:
+    return dict(tracker.config)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+async def tbot(
+    fake_slack: FakeSlack, database_url: str, tmp_path: Path, tracker_config: dict[str, Any], clock: FakeClock
+) -> AsyncIterator[BotHarness]:
+    config = {"issue_tracker": tracker_config}
+    settings = make_settings(fake=fake_slack, database_url=database_url, tmp_path=tmp_path, config=config)
+    async with running_bot(fake=fake_slack, settings=settings, clock=clock) as harness:
+        yield harness

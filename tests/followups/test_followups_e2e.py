@@ -24,29 +24,8 @@ from tests.fakes.slack_api import FakeSlack, Message
 from tests.followups.conftest import Tracker
 from tests.harness import BotHarness, running_bot
 
-
-@pytest.fixture
-def tracker_config(tracker: Tracker) -> dict[str, Any]:
-    return dict(tracker.config)
-
-
 # Past the freshness rule: a follow-up asked about within a minute is shown as stored.
 STALE = RECHECK_AFTER + timedelta(seconds=1)
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-async def tbot(
-    fake_slack: FakeSlack, database_url: str, tmp_path: Path, tracker_config: dict[str, Any], clock: FakeClock
-) -> AsyncIterator[BotHarness]:
-    config = {"issue_tracker": tracker_config}
-    settings = make_settings(fake=fake_slack, database_url=database_url, tmp_path=tmp_path, config=config)
-    async with running_bot(fake=fake_slack, settings=settings, clock=clock) as harness:
-        yield harness
 
 
 def reads(tracker: Tracker) -> int:
