@@ -65,9 +65,9 @@ class ClosedIssueChecker:
                 return False
             error = None
             try:
-                marked = await refresh(self.deps)
-                if marked:
-                    log.info("%d follow-up(s) done: their issues were closed", marked)
+                changed = await refresh(self.deps)
+                if changed:
+                    log.info("%d follow-up(s) changed by their issues (closed, reopened or gone)", changed)
             except Exception as exc:
                 log.exception("checking follow-ups' issues failed; trying again next time")
                 error = f"{type(exc).__name__}: {exc}"

@@ -1,6 +1,6 @@
 """Follow-ups to issues: `create_issue` (the Slack button, and the dashboard), all open ones when the
-post-mortem is done, and `refresh` (a closed issue marks its follow-up done; on a schedule and
-whenever follow-ups are shown)."""
+post-mortem is done, and `refresh` (a closed issue marks its follow-up done, a reopened one opens it again,
+a deleted one drops its link; on a schedule and whenever follow-ups are shown)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from bot.deps import Deps
 from bot.exceptions import BotError, InvalidState, NotFound
 from bot.followups import service
-from bot.followups.ports import Issue, IssueTracker, NewIssue, TrackerError, TrackerRateLimited
+from bot.followups.ports import Issue, IssueState, IssueTracker, NewIssue, TrackerError, TrackerRateLimited
 from bot.incidents import service as incidents
 from bot.incidents.models import ActionItem, Incident
 
@@ -141,20 +141,20 @@ async def create_open_issues(deps: Deps, *, incident_id: int, actor: str) -> Fil
 
 
 async def refresh(deps: Deps, *, incident_id: int | None = None) -> int:
-    """Ask the tracker about open follow-ups with issues not asked about within `service.RECHECK_AFTER`;
-    returns how many were marked done now."""
+    """Ask the tracker about watched follow-ups (`service.to_check`) not asked about within
+    `service.RECHECK_AFTER`; returns how many changed now (done, open again, or their issue gone)."""
     if deps.issue_tracker is None:
         return 0
     async with deps.db.session() as session:
         items = await service.to_check(session, incident_id=incident_id, now=deps.clock.now())
         ids = [item.id for item in items if item.id is not None]
         taken = await service.claim_checks(session, item_ids=ids, now=deps.clock.now())
-    marked = 0
+    changed = 0
     for item in items:
-        if item.id not in taken:
+        if item.id not in taken or not item.issue_key:
             continue  # asked meanwhile (another view, the schedule, another replica)
         try:
-            closed = await deps.issue_tracker.is_closed(key=item.issue_key or "")
+            state = await deps.issue_tracker.state(key=item.issue_key)
         except TrackerRateLimited:
             log.info("issue tracker rate-limited; the remaining follow-ups are checked next time")
             break
@@ -162,8 +162,13 @@ async def refresh(deps: Deps, *, incident_id: int | None = None) -> int:
             log.warning("follow-up %s: could not check its issue: %s", item.id, exc)
             continue
         async with deps.db.session() as session:
-            marked += await service.checked(session, item_id=item.id or 0, closed=closed, now=deps.clock.now())
-    return marked
+            acted = await service.checked(
+                session, item_id=item.id, key=item.issue_key, state=state, now=deps.clock.now()
+            )
+        if acted is IssueState.GONE:
+            log.info("follow-up %s: its issue is gone from the tracker; its link was dropped", item.id)
+        changed += acted is not None
+    return changed
 
 
 async def refresh_quietly(deps: Deps, *, incident_id: int, within: float = 10.0) -> None:

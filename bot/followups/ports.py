@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Protocol
 
 from bot.exceptions import BotError
@@ -19,6 +20,16 @@ class TrackerRateLimited(TrackerError):
     def __init__(self, message: str, *, retry_after: float) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class IssueState(StrEnum):
+    """What the tracker says of an issue. GONE is an answer, not a failure: the issue was deleted, or moved
+    where the bot cannot read it, while the tracker itself answers (a refused token or a failing tracker
+    is a TrackerError, asked again next time)."""
+
+    OPEN = "open"
+    CLOSED = "closed"  # closed, resolved, completed or cancelled
+    GONE = "gone"
 
 
 @dataclass(frozen=True)
@@ -60,6 +71,6 @@ class IssueTracker(Protocol):
         """The issue an earlier `create` with this token made, if the tracker has it."""
         ...
 
-    async def is_closed(self, *, key: str) -> bool:
-        """Done in the tracker (closed, resolved, completed or cancelled)."""
+    async def state(self, *, key: str) -> IssueState:
+        """Open, closed (done in the tracker) or gone from it."""
         ...

@@ -9,6 +9,11 @@ tracker before creating one (see trackers.py for how each vendor is searched).
 Checking for closed issues is rate-limited per follow-up: one whose issue was asked about within
 `RECHECK_AFTER` is not asked again, and the ask itself is claimed (a conditional UPDATE of
 `issue_checked_at`), so views, the schedule and replicas ask once between them.
+
+Asked about: open follow-ups with an issue, and those the bot marked done because their issue closed
+(`issue_closed_at`) within `REOPEN_WINDOW`, opened again if their issue is. One a person marked done is
+never asked about. An issue gone from the tracker drops its link (named in `issue_gone`) and its token,
+so the follow-up is not asked about again and *Create issue* can make another.
 """
 
 from __future__ import annotations
@@ -17,13 +22,14 @@ import secrets
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_, update
+from sqlalchemy import and_, or_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.exceptions import NotFound
 from bot.followups.models import FollowupCheck
+from bot.followups.ports import IssueState, issue_name
 from bot.incidents.models import ActionItem
 from bot.timeline import events
 from bot.timeline import service as timeline
@@ -32,6 +38,10 @@ LEASE = timedelta(minutes=2)
 # A follow-up whose issue was asked about this recently is shown as stored: every dashboard view,
 # `/incident action` and post-mortem showing would otherwise ask the tracker about every open issue.
 RECHECK_AFTER = timedelta(minutes=1)
+# How long a follow-up the tracker closed is still asked about, to be opened again with its issue. An issue
+# reopened after that is new work more often than an undone fix, and without a bound every sweep would ask
+# about every follow-up ever closed (a sweep asks about 200 at most, least recently asked first).
+REOPEN_WINDOW = timedelta(days=30)
 
 
 async def get(session: AsyncSession, *, item_id: int) -> ActionItem:
@@ -95,7 +105,7 @@ async def record(
     await session.exec(
         update(ActionItem)
         .where(col(ActionItem.id) == item.id)
-        .values(issue_url=url[:500], issue_key=key[:200], issue_claimed_at=None, issue_checked_at=now)
+        .values(issue_url=url[:500], issue_key=key[:200], issue_claimed_at=None, issue_checked_at=now, issue_gone=None)
     )
     await timeline.add(
         session,
@@ -123,13 +133,20 @@ def _stale(now: datetime) -> Any:
     return or_(checked.is_(None), checked <= now - RECHECK_AFTER)
 
 
+def _watched(now: datetime) -> Any:
+    """Open, or marked done by the tracker within `REOPEN_WINDOW` (never one a person marked done)."""
+    closed = col(ActionItem.issue_closed_at)
+    return or_(
+        col(ActionItem.done).is_(False),
+        and_(col(ActionItem.done).is_(True), closed.is_not(None), closed >= now - REOPEN_WINDOW),
+    )
+
+
 async def to_check(
     session: AsyncSession, *, incident_id: int | None, now: datetime, limit: int = 200
 ) -> list[ActionItem]:
-    """Open follow-ups that have an issue not asked about within `RECHECK_AFTER`, least recently checked first."""
-    query = select(ActionItem).where(
-        col(ActionItem.done).is_(False), col(ActionItem.issue_key).is_not(None), _stale(now)
-    )
+    """Watched follow-ups that have an issue not asked about within `RECHECK_AFTER`, least recently checked first."""
+    query = select(ActionItem).where(_watched(now), col(ActionItem.issue_key).is_not(None), _stale(now))
     if incident_id is not None:
         query = query.where(col(ActionItem.incident_id) == incident_id)
     query = query.order_by(col(ActionItem.issue_checked_at).is_not(None), col(ActionItem.issue_checked_at)).limit(limit)
@@ -144,7 +161,7 @@ async def claim_checks(session: AsyncSession, *, item_ids: list[int], now: datet
         return set()
     result = await session.exec(
         update(ActionItem)
-        .where(col(ActionItem.id).in_(item_ids), col(ActionItem.done).is_(False), _stale(now))
+        .where(col(ActionItem.id).in_(item_ids), _watched(now), _stale(now))
         .values(issue_checked_at=now)
         .returning(col(ActionItem.id))
         .execution_options(synchronize_session=False)
@@ -154,27 +171,100 @@ async def claim_checks(session: AsyncSession, *, item_ids: list[int], now: datet
     return taken
 
 
-async def checked(session: AsyncSession, *, item_id: int, closed: bool, now: datetime) -> bool:
-    """Store the check; True when this call is the one that marked the follow-up done (once, across replicas)."""
+async def checked(
+    session: AsyncSession, *, item_id: int, key: str, state: IssueState, now: datetime
+) -> IssueState | None:
+    """Store the check and act on its answer; the answer acted on when this call changed the follow-up
+    (once across replicas: each change is a conditional UPDATE on the issue checked), else None."""
     await session.exec(update(ActionItem).where(col(ActionItem.id) == item_id).values(issue_checked_at=now))
-    marked = False
-    if closed:
-        result = await session.exec(
-            update(ActionItem).where(col(ActionItem.id) == item_id, col(ActionItem.done).is_(False)).values(done=True)
-        )
-        marked = bool(result.rowcount)
-        if marked:
-            item = await get(session, item_id=item_id)
-            await timeline.add(
-                session,
-                incident_id=item.incident_id,
-                at=now,
-                actor="issue-tracker",
-                text=f"follow-up done (its issue was closed): {item.text}"[:2000],
-                payload=events.ActionItemChanged(item_id=item_id, issue_url=item.issue_url, done=True),
-            )
+    item = await get(session, item_id=item_id)
+    changed = await _ON_STATE[state](session, item=item, key=key, now=now)
     await session.commit()
-    return marked
+    return state if changed else None
+
+
+async def _closed(session: AsyncSession, *, item: ActionItem, key: str, now: datetime) -> bool:
+    result = await session.exec(
+        update(ActionItem)
+        .where(col(ActionItem.id) == item.id, col(ActionItem.issue_key) == key, col(ActionItem.done).is_(False))
+        .values(done=True, issue_closed_at=now)
+    )
+    if result.rowcount:
+        text = f"follow-up done (its issue was closed): {item.text}"
+        await _say(session, item=item, now=now, text=text, done=True)
+    return bool(result.rowcount)
+
+
+async def _open(session: AsyncSession, *, item: ActionItem, key: str, now: datetime) -> bool:
+    """Reopened in the tracker: open again, if the tracker (not a person) marked it done."""
+    result = await session.exec(
+        update(ActionItem)
+        .where(
+            col(ActionItem.id) == item.id,
+            col(ActionItem.issue_key) == key,
+            col(ActionItem.done).is_(True),
+            col(ActionItem.issue_closed_at).is_not(None),
+        )
+        .values(done=False, issue_closed_at=None)
+    )
+    if result.rowcount:
+        name = issue_name(url=item.issue_url, key=key) or "its issue"
+        text = f"follow-up open again (issue {name} was reopened): {item.text}"
+        await _say(session, item=item, now=now, text=text, done=False)
+    return bool(result.rowcount)
+
+
+async def _gone(session: AsyncSession, *, item: ActionItem, key: str, now: datetime) -> bool:
+    """Deleted, or moved out of reach: the text stays, the dead link (and its create token) goes."""
+    url = item.issue_url  # the row (and this object with it) loses it below
+    name = issue_name(url=url, key=key) or url or key
+    result = await session.exec(
+        update(ActionItem)
+        .where(col(ActionItem.id) == item.id, col(ActionItem.issue_key) == key)
+        .values(
+            issue_url=None,
+            issue_key=None,
+            issue_token=None,
+            issue_claimed_at=None,
+            issue_closed_at=None,
+            issue_gone=name[:500],
+        )
+    )
+    if result.rowcount:
+        text = (
+            f"issue {name} is gone from the tracker (deleted, or moved where the bot cannot read it); "
+            f"the follow-up keeps its text and can get a new issue: {item.text}"
+        )
+        await _say(session, item=item, now=now, text=text, gone=True, url=url, key=key)
+    return bool(result.rowcount)
+
+
+async def _say(
+    session: AsyncSession,
+    *,
+    item: ActionItem,
+    now: datetime,
+    text: str,
+    done: bool | None = None,
+    gone: bool | None = None,
+    url: str | None = None,
+    key: str | None = None,
+) -> None:
+    assert item.id is not None
+    await timeline.add(
+        session,
+        incident_id=item.incident_id,
+        at=now,
+        actor=TRACKER_ACTOR,
+        text=text[:2000],
+        payload=events.ActionItemChanged(
+            item_id=item.id, issue_url=url or item.issue_url, issue_key=key, done=done, gone=gone
+        ),
+    )
+
+
+TRACKER_ACTOR = "issue-tracker"
+_ON_STATE = {IssueState.CLOSED: _closed, IssueState.GONE: _gone, IssueState.OPEN: _open}
 
 
 # --- the closed-issue check's timer row (models.FollowupCheck) -----------------------------------

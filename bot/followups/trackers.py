@@ -20,6 +20,14 @@ retry after a crash (the flow stores the token first):
   lost answer may miss it.
 - Linear: the token is the issue's own id (`IssueCreateInput.id` takes a client UUID), found with
   `issues(filter: {id: {eq}})`; a second create with the same id is refused by Linear anyway.
+
+An issue that went (`IssueState.GONE`), as each vendor says it:
+- GitHub: 410 Gone (deleted); 404 (deleted or transferred where the token cannot read) once the repository
+  itself still reads, else it is the token's or the config's problem. A transfer the token can follow
+  answers 301 to the issue's new address and is read there.
+- Jira: 404 ("does not exist or you do not have permission") once the project still reads; an issue moved
+  to another project answers under its old key with its new one, so it is not gone.
+- Linear: `trashed: true` (deleting trashes), or the error "Entity not found: Issue" once purged.
 """
 
 from __future__ import annotations
@@ -35,7 +43,7 @@ import httpx
 
 from bot.config import IssueTracker as TrackerConfig
 from bot.followups.http import HttpTracker, Sleep, seconds
-from bot.followups.ports import Issue, IssueTracker, NewIssue, TrackerError
+from bot.followups.ports import Issue, IssueState, IssueTracker, NewIssue, TrackerError
 
 
 class GitHubIssues(HttpTracker):
@@ -102,11 +110,20 @@ class GitHubIssues(HttpTracker):
                 break
         return None
 
-    async def is_closed(self, *, key: str) -> bool:
+    async def state(self, *, key: str) -> IssueState:
+        """410: deleted. 404: deleted or transferred where the token cannot read, or the repository
+        itself unreadable (a token or config problem, not the issue's): told apart by reading the repository."""
         response = await self.send("GET", f"{self.base}/repos/{self.repo}/issues/{key}", headers=self.headers)
+        if response.status_code == 410:
+            return IssueState.GONE
+        if response.status_code == 404:
+            repository = await self.send("GET", f"{self.base}/repos/{self.repo}", headers=self.headers)
+            if repository.status_code == 200:
+                return IssueState.GONE
+            raise self.refused(repository, f"read the repository {self.repo} (issue #{key} answered 404)")
         if response.status_code != 200:
             raise self.refused(response, f"read issue #{key}")
-        return bool(response.json().get("state") == "closed")
+        return IssueState.CLOSED if response.json().get("state") == "closed" else IssueState.OPEN
 
 
 def _says_rate_limit(response: httpx.Response) -> bool:
@@ -181,20 +198,29 @@ class JiraIssues(HttpTracker):
         issues = response.json().get("issues") or []
         return self._issue(str(issues[0]["key"])) if issues else None
 
-    async def is_closed(self, *, key: str) -> bool:
+    async def state(self, *, key: str) -> IssueState:
+        """404 is "does not exist or you do not have permission": gone when the project still reads (an
+        issue moved to another project answers under its new key, so a 404 is not a move)."""
         response = await self.send(
             "GET", f"{self.base}/rest/api/3/issue/{key}", params={"fields": "status,resolution"}, headers=self.headers
         )
+        if response.status_code == 404:
+            project = await self.send("GET", f"{self.base}/rest/api/3/project/{self.project}", headers=self.headers)
+            if project.status_code == 200:
+                return IssueState.GONE
+            raise self.refused(project, f"read project {self.project} ({key} answered 404)")
         if response.status_code != 200:
             raise self.refused(response, f"read {key}")
         status = (response.json().get("fields") or {}).get("status") or {}
-        return (status.get("statusCategory") or {}).get("key") == "done"
+        done = (status.get("statusCategory") or {}).get("key") == "done"
+        return IssueState.CLOSED if done else IssueState.OPEN
 
 
 CREATE = """mutation IssueCreate($input: IssueCreateInput!) {
   issueCreate(input: $input) { success issue { id identifier url } }
 }"""
-STATE = """query IssueState($id: String!) { issue(id: $id) { id state { type } } }"""
+STATE = """query IssueState($id: String!) { issue(id: $id) { id trashed state { type } } }"""
+NOT_FOUND = "Entity not found: Issue"  # Linear's error for an id it has no issue for (deleted for good)
 FIND = """query IssueById($id: ID!) {
   issues(filter: { id: { eq: $id } }, first: 1) { nodes { id identifier url } }
 }"""
@@ -229,6 +255,8 @@ class LinearIssues(HttpTracker):
         body = response.json() if response.headers.get("content-type", "").startswith("application/json") else {}
         if response.status_code != 200 or body.get("errors"):
             message = "; ".join(str(e.get("message")) for e in body.get("errors") or [] if isinstance(e, dict))
+            if message.startswith(NOT_FOUND):
+                raise _NotFound(message)
             if response.status_code in (401, 403) or "authentication" in message.lower():
                 raise TrackerError(f"Linear refused the API key while trying to {what}")
             raise TrackerError(f"Linear could not {what}: {message or f'HTTP {response.status_code}'}")
@@ -250,10 +278,21 @@ class LinearIssues(HttpTracker):
         nodes = (data.get("issues") or {}).get("nodes") or []
         return _linear_issue(nodes[0]) if nodes else None
 
-    async def is_closed(self, *, key: str) -> bool:
-        data = await self._graphql(STATE, {"id": key}, f"read issue {key}")
-        state = ((data.get("issue") or {}).get("state") or {}).get("type")
-        return state in ("completed", "canceled")
+    async def state(self, *, key: str) -> IssueState:
+        """Deleting puts an issue in the trash (`trashed`), purged later ("Entity not found"): both are gone."""
+        try:
+            data = await self._graphql(STATE, {"id": key}, f"read issue {key}")
+        except _NotFound:
+            return IssueState.GONE
+        issue = data.get("issue") or {}
+        if issue.get("trashed"):
+            return IssueState.GONE
+        done = (issue.get("state") or {}).get("type") in ("completed", "canceled")
+        return IssueState.CLOSED if done else IssueState.OPEN
+
+
+class _NotFound(TrackerError):
+    """Linear has no issue by that id."""
 
 
 def _linear_issue(found: dict[str, Any]) -> Issue:

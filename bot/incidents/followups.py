@@ -30,6 +30,7 @@ async def set_done(
     if bool(item.done) == done:
         return False
     item.done = done
+    item.issue_closed_at = None  # a person's word: the tracker no longer reopens (or re-checks) it
     session.add(item)
     await timeline.add(
         session,

@@ -163,3 +163,9 @@ class ActionItem(ActionItemBase, table=True):
     # Set before the tracker is asked to create the issue and sent along with it (a marker in the body,
     # Linear's issue id): a retry after a lost answer finds that issue instead of opening a second one.
     issue_token: str | None = Field(default=None, max_length=64)
+    # When the bot marked it done because its issue was closed (None: open, or marked done by a person):
+    # only those are asked again, for `followups.service.REOPEN_WINDOW`, and opened again if the issue is.
+    issue_closed_at: datetime | None = _utc()  # type: ignore[assignment]
+    # What people called an issue that went from the tracker (deleted, or moved where the bot cannot read
+    # it): its link is dropped so *Create issue* can make another, and this says why it has none.
+    issue_gone: str | None = Field(default=None, max_length=500)

@@ -113,6 +113,7 @@ class ActionItemRow:
     created_at: datetime
     issue_url: str | None = None  # the follow-up's issue in the team's tracker
     issue_key: str | None = None
+    issue_gone: str | None = None  # an issue that went from the tracker (deleted or moved out of reach)
 
 
 @dataclass(frozen=True)

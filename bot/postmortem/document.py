@@ -152,6 +152,7 @@ def _item(item: Row[Any]) -> ActionItemRow:
         created_at=utc(item.created_at),
         issue_url=item.issue_url,
         issue_key=item.issue_key,
+        issue_gone=item.issue_gone,
     )
 
 

@@ -222,6 +222,8 @@ def action_item_line(item: ActionItem) -> str:
     owner = f" ({user(item.owner)})" if item.owner else ""
     done = "~" if item.done else ""
     issue = f" · <{item.issue_url}|issue>" if item.issue_url else ""
+    if not issue and item.issue_gone:
+        issue = f" · issue {escape(item.issue_gone)} gone from the tracker"
     return f"• {done}{escape(item.text)}{done}{owner}{issue}"
 
 

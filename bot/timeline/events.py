@@ -86,7 +86,8 @@ class MessagePosted(Payload):
 
 
 class ActionItemChanged(Payload):
-    """A follow-up added (`owner`), its issue created (`issue_url`, `issue_key`), or closed there (`done`)."""
+    """A follow-up added (`owner`), its issue created (`issue_url`, `issue_key`), closed or reopened there
+    (`done` true or false), or gone from the tracker (`gone`: deleted or moved out of reach, link dropped)."""
 
     KIND = Kind.ACTION_ITEM
     owner: str | None = None
@@ -94,6 +95,7 @@ class ActionItemChanged(Payload):
     issue_url: str | None = None
     issue_key: str | None = None
     done: bool | None = None
+    gone: bool | None = None
     via: str | None = None
 
 

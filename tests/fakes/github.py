@@ -4,7 +4,9 @@
 `GET /repos/{owner}/{repo}/issues` (`state` open|closed|all, default open; `labels` comma-separated,
 all required; `sort` created|updated|comments; `direction` asc|desc; `per_page` at most 100; `page`),
 which, as GitHub's does, includes pull requests and answers at most `per_page` issues a page; a transferred
-issue's old number answers 301 to `GET /repositories/{id}/issues/{number}`. Every call needs
+issue's old number answers 301 to `GET /repositories/{id}/issues/{number}`, or 404 when it went to a
+repository the token cannot read; a deleted issue answers 410 Gone. `GET /repos/{owner}/{repo}` reads
+the repository itself. Every call needs
 `Authorization: Bearer <token>` (401 "Bad credentials"), `Accept: application/vnd.github+json`,
 `X-GitHub-Api-Version: 2022-11-28` and a `User-Agent` (GitHub refuses requests without one). Rate
 limits answer as GitHub does: a secondary limit is 403 with `retry-after`; the primary limit is
@@ -30,9 +32,13 @@ class FakeGitHub(FakeServer):
         self.app.router.add_post("/repos/{owner}/{repo}/issues", self._create)
         self.app.router.add_get("/repos/{owner}/{repo}/issues/{number}", self._get)
         self.app.router.add_get("/repos/{owner}/{repo}/issues", self._list)
+        self.app.router.add_get("/repos/{owner}/{repo}", self._repo)
         self.app.router.add_get("/repositories/{repo_id}/issues/{number}", self._moved_here)
         self.renamed_from: set[str] = set()
         self.moved: dict[int, dict[str, Any]] = {}  # transferred away: the old number answers 301
+        self.made = 0
+        self.deleted: set[int] = set()  # answers 410 Gone
+        self.out_of_reach: set[int] = set()  # deleted or transferred where the token cannot read: 404
 
     REPO_ID = 424242  # the repository issues are transferred to
 
@@ -40,6 +46,15 @@ class FakeGitHub(FakeServer):
 
     def close(self, key: str) -> None:
         self.issues[int(key)]["state"] = "closed"
+
+    def reopen(self, key: str) -> None:
+        self.issues[int(key)]["state"] = "open"
+
+    def delete(self, key: str, *, readable: bool = True) -> None:
+        """Deleted (410 Gone); `readable=False`: deleted from, or transferred to, a repository the
+        token cannot read, which GitHub answers with 404."""
+        self.issues.pop(int(key))
+        (self.deleted if readable else self.out_of_reach).add(int(key))
 
     def rename(self, new: str) -> None:
         """The repository gets a new name; GitHub redirects requests made to the old one."""
@@ -105,7 +120,8 @@ class FakeGitHub(FakeServer):
         labels = body.get("labels", [])
         if not isinstance(labels, list) or not all(isinstance(x, str) for x in labels):
             return self.violation("labels must be a list of names", 422)
-        number = len(self.issues) + 1
+        self.made += 1  # numbers are never reused, as GitHub's are not (after a delete or transfer)
+        number = self.made
         html_url = f"https://github.com/{self.repo}/issues/{number}"
         issue = {
             "id": 1000 + number,
@@ -130,9 +146,17 @@ class FakeGitHub(FakeServer):
             moved = f"{self.url}/repositories/{self.REPO_ID}/issues/{self.moved[number]['number']}"
             body = {"message": "Moved Permanently", "url": moved, "documentation_url": "https://docs.github.com/rest"}
             return web.json_response(body, status=301, headers={"Location": moved})
+        if issue is None and number in self.deleted:
+            return web.json_response({"message": "This issue was deleted", "status": "410"}, status=410)
         if issue is None:
             return web.json_response({"message": "Not Found", "status": "404"}, status=404)
         return web.json_response(issue)
+
+    async def _repo(self, request: web.Request) -> web.Response:
+        refused = self._check(request)
+        if refused is not None:
+            return refused
+        return web.json_response({"id": 4242, "full_name": self.repo, "has_issues": True})
 
     async def _moved_here(self, request: web.Request) -> web.Response:
         if request.headers.get("Authorization") != f"Bearer {self.token}":

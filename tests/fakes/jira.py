@@ -7,7 +7,8 @@ Format (v3 refuses a plain string). `GET /rest/api/3/issue/{key}?fields=status,r
 `GET /rest/api/3/search/jql?jql=...&fields=...&maxResults=...` (the enhanced search; the old
 `/rest/api/3/search` is gone) answers `{"issues": [{id, key, fields}], "isLast": true}`; of JQL it
 understands `project = KEY` and `description ~ "term"` (a word of the description's text) joined
-by AND, and refuses anything else as Jira refuses a query it cannot parse.
+by AND, and refuses anything else as Jira refuses a query it cannot parse. A deleted issue (or one the
+account may no longer see) answers 404; `GET /rest/api/3/project/{key}` reads the project.
 """
 
 from __future__ import annotations
@@ -29,9 +30,11 @@ class FakeJira(FakeServer):
         self.auth = "Basic " + base64.b64encode(f"{email}:{token}".encode()).decode()
         self.project = project
         self.issues: dict[str, dict[str, Any]] = {}
+        self.made = 0
         self.app.router.add_post("/rest/api/3/issue", self._create)
         self.app.router.add_get("/rest/api/3/issue/{key}", self._get)
         self.app.router.add_get("/rest/api/3/search/jql", self._search)
+        self.app.router.add_get("/rest/api/3/project/{key}", self._project)
 
     def close(self, key: str) -> None:
         """Move it to Done (status category `done`), with a resolution."""
@@ -39,8 +42,25 @@ class FakeJira(FakeServer):
         fields["status"] = {"name": "Done", "statusCategory": {"key": "done", "name": "Done"}}
         fields["resolution"] = {"name": "Done"}
 
+    def reopen(self, key: str) -> None:
+        """Back to In Progress, the resolution cleared."""
+        fields = self.issues[key]["fields"]
+        fields["status"] = {"name": "In Progress", "statusCategory": {"key": "indeterminate", "name": "In Progress"}}
+        fields["resolution"] = None
+
+    def delete(self, key: str) -> None:
+        self.issues.pop(key)
+
     def rate_limit_next(self, seconds: int = 2, *, kind: str = "") -> None:
         self.throttle_next(seconds)
+
+    async def _project(self, request: web.Request) -> web.Response:
+        if request.headers.get("Authorization") != self.auth:
+            return web.json_response({"errorMessages": ["You are not authenticated."]}, status=401)
+        if request.match_info["key"] != self.project:
+            message = f"No project could be found with key '{request.match_info['key']}'."
+            return web.json_response({"errorMessages": [message], "errors": {}}, status=404)
+        return web.json_response({"id": "10000", "key": self.project, "name": "Operations"})
 
     def throttle_body(self) -> Any:
         return {"errorMessages": ["Rate limit exceeded."], "errors": {}}
@@ -57,8 +77,9 @@ class FakeJira(FakeServer):
         problem = self._invalid(fields)
         if problem is not None:
             return self._error(*problem)
-        key = f"{self.project}-{len(self.issues) + 1}"
-        issue_id = str(10000 + len(self.issues) + 1)
+        self.made += 1  # keys are never reused after a delete
+        key = f"{self.project}-{self.made}"
+        issue_id = str(10000 + self.made)
         self.issues[key] = {
             "id": issue_id,
             "key": key,

@@ -6,7 +6,8 @@ misspelt field or a wrong
 variable type fails as it would at Linear. `IssueCreateInput.id` takes the client's UUID v4 (an id
 already used is refused, as Linear refuses it). Auth: `Authorization: <api key>` (no `Bearer` for API
 keys). Rate limits answer with an error whose `extensions.code` is `RATELIMITED` and the reset time
-in `X-RateLimit-Requests-Reset` (epoch milliseconds).
+in `X-RateLimit-Requests-Reset` (epoch milliseconds). Deleting an issue trashes it (`trashed: true`, still
+read by id); once purged, reading it is the error "Entity not found: Issue" (`INPUT_ERROR`).
 """
 
 from __future__ import annotations
@@ -40,7 +41,10 @@ SCHEMA = graphql.build_schema(
       labelIds: [String!]
     }
     type IssuePayload { success: Boolean! lastSyncId: Float! issue: Issue }
-    type Issue { id: ID! identifier: String! title: String! description: String url: String! state: WorkflowState! }
+    type Issue {
+      id: ID! identifier: String! title: String! description: String url: String! state: WorkflowState!
+      trashed: Boolean
+    }
     type WorkflowState { id: ID! name: String! type: String! }
     """
 )
@@ -53,10 +57,21 @@ class FakeLinear(FakeServer):
         self.team_id = team_id
         self.team_key = team_key
         self.issues: dict[str, dict[str, Any]] = {}
+        self.made = 0
         self.app.router.add_post("/graphql", self._graphql)
 
     def close(self, key: str, *, how: str = "completed") -> None:
         self.issues[key]["state"] = {"id": f"state-{how}", "name": how.title(), "type": how}
+
+    def reopen(self, key: str) -> None:
+        self.issues[key]["state"] = {"id": "state-started", "name": "In Progress", "type": "started"}
+
+    def delete(self, key: str, *, purge: bool = False) -> None:
+        """Into the trash (as Linear's delete does), or gone for good (`purge`)."""
+        if purge:
+            self.issues.pop(key)
+        else:
+            self.issues[key]["trashed"] = True
 
     def rate_limit_next(self, seconds: int = 2, *, kind: str = "") -> None:
         reset = str(int((time.time() + seconds) * 1000))
@@ -68,12 +83,13 @@ class FakeLinear(FakeServer):
             raise graphql.GraphQLError("Entity not found: Team", extensions={"code": "INVALID_INPUT"})
         if not (input.get("title") or "").strip():
             raise graphql.GraphQLError("title must not be empty", extensions={"code": "INVALID_INPUT"})
-        number = len(self.issues) + 1
+        number = self.made + 1  # identifiers are never reused after a delete
         issue_id = input.get("id") or f"9f1c{number:04d}-0000-4000-8000-000000000000"
         if not re.fullmatch(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}", issue_id):
             raise graphql.GraphQLError("id must be a UUID v4", extensions={"code": "INVALID_INPUT"})
         if issue_id in self.issues:
             raise graphql.GraphQLError("Entity already exists: Issue", extensions={"code": "INVALID_INPUT"})
+        self.made = number
         identifier = f"{self.team_key}-{number}"
         issue = {
             "id": issue_id,
@@ -88,7 +104,15 @@ class FakeLinear(FakeServer):
 
     def _issue(self, _: Any, info: Any, id: str) -> dict[str, Any]:  # noqa: A002
         if id not in self.issues:
-            raise graphql.GraphQLError("Entity not found: Issue", extensions={"code": "INVALID_INPUT"})
+            raise graphql.GraphQLError(
+                "Entity not found: Issue",
+                extensions={
+                    "code": "INPUT_ERROR",
+                    "statusCode": 400,
+                    "userError": True,
+                    "userPresentableMessage": "Could not find referenced Issue.",
+                },
+            )
         return self.issues[id]
 
     def _issues(self, _: Any, info: Any, filter: dict[str, Any] | None = None, first: int = 50) -> dict[str, Any]:  # noqa: A002

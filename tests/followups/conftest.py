@@ -25,7 +25,7 @@ KINDS = ("github", "jira", "linear")
 @dataclass
 class Tracker:
     kind: str
-    fake: Any  # FakeGitHub | FakeJira | FakeLinear: each has issues, close(key), rate_limit_next()
+    fake: Any  # FakeGitHub | FakeJira | FakeLinear: each has issues, close/reopen/delete(key), rate_limit_next()
     config: dict[str, Any]  # the issue_tracker: section of bot.yml
 
     def keys(self) -> list[str]:

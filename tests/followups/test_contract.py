@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from bot.config import IssueTracker as TrackerConfig
-from bot.followups.ports import IssueTracker, NewIssue, TrackerError, TrackerRateLimited
+from bot.followups.ports import IssueState, IssueTracker, NewIssue, TrackerError, TrackerRateLimited
 from bot.followups.trackers import build
 from tests.fakes.github import FakeGitHub
 from tests.fakes.webhook import Fault
@@ -44,9 +44,9 @@ async def test_creates_an_issue_and_sees_it_closed(tracker: Tracker, http: httpx
     made = await issues.create(ISSUE)
     assert made.url.startswith("http") and made.name
     assert tracker.keys() == [made.key]
-    assert not await issues.is_closed(key=made.key)
+    assert await issues.state(key=made.key) == IssueState.OPEN
     tracker.fake.close(made.key)
-    assert await issues.is_closed(key=made.key)
+    assert await issues.state(key=made.key) == IssueState.CLOSED
     stored = next(iter(tracker.fake.issues.values()))
     title = stored.get("title") or stored["fields"]["summary"]
     assert title == ISSUE.title
@@ -121,8 +121,58 @@ async def test_reading_back_respects_rate_limits_too(tracker: Tracker, http: htt
     made = await issues.create(ISSUE)
     tracker.fake.close(made.key)
     tracker.fake.rate_limit_next(2)
-    assert await issues.is_closed(key=made.key)
+    assert await issues.state(key=made.key) == IssueState.CLOSED
     assert len(waits.seconds) == 1
+
+
+async def test_a_reopened_issue_reads_open_again(tracker: Tracker, http: httpx.AsyncClient) -> None:
+    issues = client(tracker, http, Waits())
+    made = await issues.create(ISSUE)
+    tracker.fake.close(made.key)
+    assert await issues.state(key=made.key) == IssueState.CLOSED
+    tracker.fake.reopen(made.key)
+    assert await issues.state(key=made.key) == IssueState.OPEN
+
+
+async def test_a_deleted_issue_reads_gone_not_as_a_failure(tracker: Tracker, http: httpx.AsyncClient) -> None:
+    """GitHub 410 Gone, Jira 404 (the project still reads), Linear `trashed` (its delete): an answer."""
+    issues = client(tracker, http, Waits())
+    made = await issues.create(ISSUE)
+    tracker.fake.delete(made.key)
+    assert await issues.state(key=made.key) == IssueState.GONE
+
+
+@pytest.mark.parametrize("tracker", ["github"], indirect=True)
+async def test_a_github_issue_out_of_reach_reads_gone(tracker: Tracker, http: httpx.AsyncClient) -> None:
+    """404 for an issue deleted from, or transferred to, a repository the token cannot read, while the
+    configured repository still reads."""
+    issues = client(tracker, http, Waits())
+    made = await issues.create(ISSUE)
+    tracker.fake.delete(made.key, readable=False)
+    assert await issues.state(key=made.key) == IssueState.GONE
+
+
+@pytest.mark.parametrize("tracker", ["linear"], indirect=True)
+async def test_a_purged_linear_issue_reads_gone(tracker: Tracker, http: httpx.AsyncClient) -> None:
+    """Once the trash is emptied Linear answers "Entity not found: Issue"."""
+    issues = client(tracker, http, Waits())
+    made = await issues.create(ISSUE)
+    tracker.fake.delete(made.key, purge=True)
+    assert await issues.state(key=made.key) == IssueState.GONE
+
+
+@pytest.mark.parametrize("tracker", ["github", "jira"], indirect=True)
+async def test_an_unreadable_repository_or_project_is_an_error_not_every_issue_gone(
+    tracker: Tracker, http: httpx.AsyncClient
+) -> None:
+    """A 404 for the issue and for its repository/project too (the token lost access, bot.yml names
+    another): the tracker's problem, told and asked again, not a reason to drop every link."""
+    made = await client(tracker, http, Waits()).create(ISSUE)
+    tracker.fake.delete(made.key)
+    where, elsewhere = ("repo", "acme/other") if tracker.kind == "github" else ("project", "OTHER")
+    other = build(TrackerConfig.model_validate({**tracker.config, where: elsewhere}), http=http, sleep=Waits())
+    with pytest.raises(TrackerError, match="could not read"):
+        await other.state(key=made.key)
 
 
 CREATE_MARK = {"github": "title", "jira": "summary", "linear": "issueCreate"}  # in a create's body only
@@ -207,4 +257,4 @@ async def test_a_renamed_github_repository_still_takes_issues_and_answers_look_u
         assert made.name == "#2" and len(fake.issues) == 2 and fake.violations == []
         assert await issues.find(token=TOKENED.token) == made
         fake.close(earlier.key)
-        assert await issues.is_closed(key=earlier.key)
+        assert await issues.state(key=earlier.key) == IssueState.CLOSED

@@ -241,3 +241,66 @@ async def test_without_a_tracker_there_is_no_create_issue_button(site: BotHarnes
     assert "Mark done" in li and "Create issue" not in li
     told = await alice.post(f"/incidents/{ref}/followups/{item.id}/issue", {"csrf": csrf_of(page.text)})
     assert told.status_code == 409 and "issue_tracker" in followup_html(told.text, item.id)
+
+
+@GITHUB_ONLY
+async def test_a_deleted_issue_is_told_on_the_dashboard_and_create_issue_is_offered_again(
+    site: BotHarness,
+    alice: Browser,
+    tracker: Tracker,  # noqa: F811
+    clock: FakeClock,
+) -> None:
+    ref, item = await one_followup(site)
+    page = await alice.get(f"/incidents/{ref}")
+    assert (
+        await alice.post(f"/incidents/{ref}/followups/{item.id}/issue", {"csrf": csrf_of(page.text)})
+    ).status_code == 303
+    item = await stored(site, item.id)
+    dead = item.issue_url or ""
+    tracker.fake.delete(item.issue_key or "")  # 410 Gone
+
+    clock.advance(STALE)
+    page = await alice.get(f"/incidents/{ref}")  # shown: the tracker is asked first
+    li = followup_html(page.text, item.id)
+    assert "issue #1 gone from the tracker" in li and dead not in li
+    assert "Create issue" in li and 'class="open"' in li
+    postmortem = await alice.get(f"/incidents/{ref}/postmortem")
+    assert "issue #1 gone from the tracker" in postmortem.text and dead not in postmortem.text
+
+    created = await alice.post(f"/incidents/{ref}/followups/{item.id}/issue", {"csrf": csrf_of(page.text)})
+    assert created.status_code == 303
+    li = followup_html((await alice.get(f"/incidents/{ref}")).text, item.id)
+    assert "gone from the tracker" not in li and 'class="issue"' in li and "issue #2" in li
+
+
+@GITHUB_ONLY
+async def test_a_follow_up_marked_done_on_the_dashboard_is_not_reopened_by_its_issue(
+    site: BotHarness,
+    alice: Browser,
+    tracker: Tracker,  # noqa: F811
+    clock: FakeClock,
+) -> None:
+    """Closed by its issue, reopened and marked done by a person: the issue reopening is not the bot's call."""
+    ref, item = await one_followup(site)
+    page = await alice.get(f"/incidents/{ref}")
+    assert (
+        await alice.post(f"/incidents/{ref}/followups/{item.id}/issue", {"csrf": csrf_of(page.text)})
+    ).status_code == 303
+    item = await stored(site, item.id)
+    tracker.fake.close(item.issue_key or "")
+    clock.advance(STALE)
+    page = await alice.get(f"/incidents/{ref}")
+    assert (await stored(site, item.id)).issue_closed_at is not None  # the tracker's doing
+    for done in ("0", "1"):  # Reopen, then Mark done: now it is the person's
+        form = {"csrf": csrf_of(page.text), "done": done}
+        assert (await alice.post(f"/incidents/{ref}/followups/{item.id}", form)).status_code == 303
+        page = await alice.get(f"/incidents/{ref}")  # within the minute: not asked
+    assert (await stored(site, item.id)).issue_closed_at is None
+
+    tracker.fake.reopen(item.issue_key or "")
+    asked = len([r for r in tracker.fake.requests if r.method == "GET"])
+    clock.advance(STALE)
+    page = await alice.get(f"/incidents/{ref}")
+    assert 'class="done"' in followup_html(page.text, item.id) and (await stored(site, item.id)).done
+    assert len([r for r in tracker.fake.requests if r.method == "GET"]) == asked  # not asked about
+    assert not [e for e in await site.timeline(1) if "open again" in e.text]
