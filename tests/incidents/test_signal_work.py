@@ -4,7 +4,9 @@ see it (timeline and channel), instead of noting it done the first time as if it
 
 from __future__ import annotations
 
-from datetime import timedelta
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -24,6 +26,33 @@ from tests.harness import BotHarness, running_bot, until
 
 async def _failures(bot: BotHarness, number: int = 1) -> list[events.UnfinishedWork]:
     return [events.read_as(e, events.UnfinishedWork) for e in await bot.timeline(number) if e.kind == "unfinished_work"]
+
+
+class Broken:
+    """A handler that fails until `mended`, noting when it was tried."""
+
+    def __init__(self, clock: FakeClock) -> None:
+        self.clock = clock
+        self.tried: list[datetime] = []
+        self.mended = False
+
+    async def __call__(self, event: IncidentEvent) -> None:
+        self.tried.append(self.clock.now())
+        if not self.mended:
+            raise RuntimeError("a bug")
+
+
+@asynccontextmanager
+async def broken_bot(
+    fake_slack: FakeSlack, database_url: str, tmp_path: Path, *, on: type[IncidentEvent], does: str
+) -> AsyncIterator[tuple[BotHarness, FakeClock, Broken]]:
+    """The real bot, on a fake clock, with one more handler of `on` that fails (its work: `does`)."""
+    clock = FakeClock()
+    settings = make_settings(fake=fake_slack, database_url=database_url, tmp_path=tmp_path)
+    async with running_bot(fake=fake_slack, settings=settings, clock=clock) as bot:
+        broken = Broken(clock)
+        bot.deps.bus.subscribe(on, broken, does=does)
+        yield bot, clock, broken
 
 
 async def test_a_playbook_whose_progress_message_slack_refused_is_shown_at_the_sweeps_next_check(
@@ -64,16 +93,12 @@ async def test_a_playbook_whose_progress_message_slack_refused_is_shown_at_the_s
 async def test_resolve_work_that_keeps_failing_is_retried_with_a_back_off_then_given_up_and_said(
     fake_slack: FakeSlack, database_url: str, tmp_path: Path
 ) -> None:
-    clock = FakeClock()
-    settings = make_settings(fake=fake_slack, database_url=database_url, tmp_path=tmp_path)
-    async with running_bot(fake=fake_slack, settings=settings, clock=clock) as bot:
-        tried = []
-
-        async def broken(event: IncidentResolved) -> None:
-            tried.append(clock.now())
-            raise RuntimeError("a bug")
-
-        bot.deps.bus.subscribe(IncidentResolved, broken, does="tell the customers")
+    async with broken_bot(fake_slack, database_url, tmp_path, on=IncidentResolved, does="tell the customers") as (
+        bot,
+        clock,
+        broken,
+    ):
+        tried = broken.tried
         incident = await bot.declare()
         channel = incident.channel_id or ""
         await bot.command("resolve rolled back", channel=channel)
@@ -100,16 +125,12 @@ async def test_resolve_work_that_keeps_failing_is_retried_with_a_back_off_then_g
 async def test_channel_work_waiting_for_its_retry_when_the_incident_resolves_is_said_dropped(
     fake_slack: FakeSlack, database_url: str, tmp_path: Path
 ) -> None:
-    clock = FakeClock()
-    settings = make_settings(fake=fake_slack, database_url=database_url, tmp_path=tmp_path)
-    async with running_bot(fake=fake_slack, settings=settings, clock=clock) as bot:
-        tried = []
-
-        async def broken(event: IncidentChannelReady) -> None:
-            tried.append(clock.now())
-            raise RuntimeError("a bug")
-
-        bot.deps.bus.subscribe(IncidentChannelReady, broken, does="open the war room")
+    async with broken_bot(fake_slack, database_url, tmp_path, on=IncidentChannelReady, does="open the war room") as (
+        bot,
+        clock,
+        broken,
+    ):
+        tried = broken.tried
         incident = await bot.declare()
         channel = incident.channel_id or ""
         assert [(f.attempt, f.retry_at is not None) for f in await _failures(bot)] == [(1, True)]
@@ -138,18 +159,12 @@ async def test_channel_work_waiting_for_its_retry_when_the_incident_resolves_is_
 async def test_retry_setup_after_the_channel_work_was_given_up_starts_a_new_series_of_attempts(
     fake_slack: FakeSlack, database_url: str, tmp_path: Path, by: str
 ) -> None:
-    clock = FakeClock()
-    settings = make_settings(fake=fake_slack, database_url=database_url, tmp_path=tmp_path)
-    async with running_bot(fake=fake_slack, settings=settings, clock=clock) as bot:
-        tried = []
-        mended = False
-
-        async def flaky(event: IncidentChannelReady) -> None:
-            tried.append(clock.now())
-            if not mended:
-                raise RuntimeError("a bug")
-
-        bot.deps.bus.subscribe(IncidentChannelReady, flaky, does="open the war room")
+    async with broken_bot(fake_slack, database_url, tmp_path, on=IncidentChannelReady, does="open the war room") as (
+        bot,
+        clock,
+        broken,
+    ):
+        tried = broken.tried
         incident = await bot.declare()
         channel = incident.channel_id or ""
         await stay_up(bot, clock, every=timedelta(seconds=30), times=60)  # given up
@@ -167,7 +182,7 @@ async def test_retry_setup_after_the_channel_work_was_given_up_starts_a_new_seri
         assert (failures[-1].attempt, failures[-1].retry_at is not None) == (1, True), failures[-1]
         assert (await bot.incident(1)).channel_ready_at is None, "the sweep would never retry it"
 
-        mended = True
+        broken.mended = True
         await stay_up(bot, clock, every=timedelta(seconds=30), times=4)  # the retry is 30 s away
         incident = await bot.incident(1)
         gave_up = [m.text for m in fake_slack.messages(channel) if "stopped trying" in m.text]
@@ -181,14 +196,11 @@ async def test_retry_setup_after_the_channel_work_was_given_up_starts_a_new_seri
 async def test_retry_setup_while_the_channel_work_is_being_retried_starts_the_count_again(
     fake_slack: FakeSlack, database_url: str, tmp_path: Path
 ) -> None:
-    clock = FakeClock()
-    settings = make_settings(fake=fake_slack, database_url=database_url, tmp_path=tmp_path)
-    async with running_bot(fake=fake_slack, settings=settings, clock=clock) as bot:
-
-        async def broken(event: IncidentChannelReady) -> None:
-            raise RuntimeError("a bug")
-
-        bot.deps.bus.subscribe(IncidentChannelReady, broken, does="open the war room")
+    async with broken_bot(fake_slack, database_url, tmp_path, on=IncidentChannelReady, does="open the war room") as (
+        bot,
+        clock,
+        _,
+    ):
         await bot.declare()
         await stay_up(bot, clock, every=timedelta(seconds=30), times=8)  # the grace, then two retries
         assert [f.attempt for f in await _failures(bot)] == [1, 2, 3]
