@@ -255,31 +255,10 @@ async def test_only_finished_true_counts(
     assert kinds(pager) == ["postmortem"]
 
 
-async def test_a_reminder_that_keeps_crashing_is_given_up_after_the_last_attempt(
-    db: Database, clock: FakeClock, pager: FakePager, start: Start
-) -> None:
-    async def broken(*, incident: object, reminder: object) -> None:
-        raise RuntimeError("renderer bug")
-
-    pager.post_reminder = broken  # type: ignore[assignment,method-assign]
-    escalator, incident_id = await start()
-    clock.advance(timedelta(minutes=15))
-    await escalator.run_due()
-    clock.advance(escalator.retry_backoff)
-    await escalator.run_due()
-    clock.advance(escalator.retry_backoff * 2)
-    await escalator.run_due()
-    async with db.session() as session:
-        (first, *_) = await reminder_rows.reminders(session, incident_id=incident_id, kind=ReminderKind.STATUS_UPDATE)
-    assert first.sent_at is not None and first.attempts == 3 and first.sent_to == []
-    assert first.error == "gave up after 3 attempts: RuntimeError: renderer bug"
-
-
-async def test_status_reminders_go_on_after_one_is_given_up(
-    db: Database, clock: FakeClock, pager: FakePager, start: Start
-) -> None:
-    """A reminder that kept crashing is given up; the incident is still silent, so the next one is planned."""
-    working = pager.post_reminder
+async def _crash_the_first_reminder_to_its_last_attempt(
+    clock: FakeClock, pager: FakePager, start: Start
+) -> tuple[Escalator, int]:
+    """The first status reminder crashes on every attempt (a rendering bug), to its give-up."""
 
     async def broken(*, incident: object, reminder: object) -> None:
         raise RuntimeError("renderer bug")
@@ -292,6 +271,25 @@ async def test_status_reminders_go_on_after_one_is_given_up(
     await escalator.run_due()
     clock.advance(escalator.retry_backoff * 2)
     await escalator.run_due()  # the third attempt: given up
+    return escalator, incident_id
+
+
+async def test_a_reminder_that_keeps_crashing_is_given_up_after_the_last_attempt(
+    db: Database, clock: FakeClock, pager: FakePager, start: Start
+) -> None:
+    _, incident_id = await _crash_the_first_reminder_to_its_last_attempt(clock, pager, start)
+    async with db.session() as session:
+        (first, *_) = await reminder_rows.reminders(session, incident_id=incident_id, kind=ReminderKind.STATUS_UPDATE)
+    assert first.sent_at is not None and first.attempts == 3 and first.sent_to == []
+    assert first.error == "gave up after 3 attempts: RuntimeError: renderer bug"
+
+
+async def test_status_reminders_go_on_after_one_is_given_up(
+    db: Database, clock: FakeClock, pager: FakePager, start: Start
+) -> None:
+    """A reminder that kept crashing is given up; the incident is still silent, so the next one is planned."""
+    working = pager.post_reminder
+    escalator, incident_id = await _crash_the_first_reminder_to_its_last_attempt(clock, pager, start)
     pager.post_reminder = working  # type: ignore[method-assign]
     async with db.session() as session:
         rows = await reminder_rows.reminders(session, incident_id=incident_id, kind=ReminderKind.STATUS_UPDATE)
