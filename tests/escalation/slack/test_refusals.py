@@ -9,18 +9,25 @@ from sqlmodel import select
 
 from bot.clock import FakeClock
 from bot.escalation.models import PageTarget, TargetKind
+from bot.incidents.models import Incident
 from tests.escalation.slack.conftest import CONFIG, LEVELS, Starter, escalator, page_dms, tick
 from tests.fakes.slack_api import FakeSlack
+from tests.harness import BotHarness
+
+
+async def _leads_paged_at_level_2(start: Starter, fake_slack: FakeSlack) -> tuple[BotHarness, Incident]:
+    """INC-1 declared; its level 2, in 15 minutes, pages the user group S0LEADS (U0CTO, U0CAROL)."""
+    fake_slack.add_usergroup("S0LEADS", "leads", ["U0CTO", "U0CAROL"])
+    levels = [LEVELS[0], {"name": "Leads", "after": "15m", "notify": ["S0LEADS"]}]
+    bot = await start({**CONFIG, "escalation": {"levels": levels}})
+    await bot.declare("P1 Checkout is down")
+    return bot, await bot.incident(1)
 
 
 async def test_one_person_slack_will_not_invite_does_not_keep_the_others_out_of_the_channel(
     start: Starter, fake_slack: FakeSlack, clock: FakeClock
 ) -> None:
-    fake_slack.add_usergroup("S0LEADS", "leads", ["U0CTO", "U0CAROL"])
-    levels = [LEVELS[0], {"name": "Leads", "after": "15m", "notify": ["S0LEADS"]}]
-    bot = await start({**CONFIG, "escalation": {"levels": levels}})
-    await bot.declare("P1 Checkout is down")
-    incident = await bot.incident(1)
+    bot, incident = await _leads_paged_at_level_2(start, fake_slack)
     assert incident.channel_id is not None
     # The first lead is a guest Slack will not add to this channel; the second one must still be added.
     fake_slack.fail("conversations.invite", "user_is_restricted")
@@ -64,11 +71,7 @@ async def test_the_postmortem_chase_reaches_the_resolver_by_dm_once_the_channel_
 async def test_slack_failing_partway_through_the_invites_records_only_who_was_added_and_retries_the_rest(
     start: Starter, fake_slack: FakeSlack, clock: FakeClock
 ) -> None:
-    fake_slack.add_usergroup("S0LEADS", "leads", ["U0CTO", "U0CAROL"])
-    levels = [LEVELS[0], {"name": "Leads", "after": "15m", "notify": ["S0LEADS"]}]
-    bot = await start({**CONFIG, "escalation": {"levels": levels}})
-    await bot.declare("P1 Checkout is down")
-    incident = await bot.incident(1)
+    bot, incident = await _leads_paged_at_level_2(start, fake_slack)
     assert incident.channel_id is not None
     members = bot.fake.channels[incident.channel_id].members
     invites_before = len(fake_slack.calls_to("conversations.invite"))
