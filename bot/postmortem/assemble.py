@@ -19,6 +19,7 @@ from sqlalchemy import Row
 from bot.clock import utc
 from bot.incidents.models import Incident
 from bot.postmortem import describe as lines
+from bot.postmortem import text as fmt
 from bot.postmortem.data import Action, Escalation, Event, Note, PlaybookStep, PostmortemData
 from bot.postmortem.document import document
 from bot.timeline import events as payloads
@@ -99,6 +100,8 @@ def _event(row: Sequence[Any], origin: datetime) -> tuple[Event, payloads.Payloa
     ev_id, at, kind, actor, text, key, permalink, raw = row
     at = utc(at)
     text = text or ""
+    if kind == Kind.MESSAGE:  # stored as Slack sent it; every other text is stored as typed
+        text = fmt.slack_decoded(text)
     data = _json(raw)
     if kind == Kind.MESSAGE and not data:  # most of a long timeline: not worth a validation each
         payload: payloads.Payload | None = _MESSAGE

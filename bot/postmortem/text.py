@@ -1,10 +1,11 @@
 """Turning stored text into safe Markdown or HTML, and times into short human forms.
 
-Text in the database comes from Slack: it may hold Slack markup (`<@U123>`, `<#C1|name>`,
-`<!channel>`, `<https://x|label>`) and Slack's own escapes (`&lt;`, `&gt;`, `&amp;`). Both
-outputs first turn that into plain text; then Markdown escapes what would change the
-document's structure (a `|` in a table cell, a leading `#`, a `[link]`, raw `<html>`) and HTML
-relies on Jinja's autoescaping.
+Text in the database is stored as people typed it (commands, forms, the dashboard) and may hold
+Slack markup (`<@U123>`, `<#C1|name>`, `<!channel>`, `<https://x|label>`). Channel messages are the
+exception: they are kept as Slack sends them, `&`, `<` and `>` encoded, and `slack_decoded` turns
+them into typed text once, when the timeline is read. Both outputs turn the markup into plain text;
+then Markdown escapes what would change the document's structure (a `|` in a table cell, a leading
+`#`, a `[link]`, raw `<html>`) and HTML relies on Jinja's autoescaping.
 """
 
 from __future__ import annotations
@@ -24,11 +25,22 @@ USER_ID = re.compile(r"[UW][A-Z0-9]{2,}")  # a Slack user (not a bot or an alert
 _SLACK_ENTITIES = (("&lt;", "<"), ("&gt;", ">"), ("&amp;", "&"))
 
 
+def slack_decoded(text: str) -> str:
+    """A channel message's text as typed: Slack encodes `&`, `<` and `>` in message text (the bot
+    decodes command text when it arrives), and decoding twice would turn a typed `&lt;` into `<`."""
+    if "&" not in text:
+        return text
+    for entity, char in _SLACK_ENTITIES:
+        text = text.replace(entity, char)
+    return text
+
+
 def slack_plain(text: str | None, names: Mapping[str, str] | None = None) -> str:
-    """`<@U1>` → `@alice`, `<#C1|ops>` → `#ops`, `<url|label>` → `label (url)`, Slack entities decoded."""
+    """`<@U1>` → `@alice`, `<#C1|ops>` → `#ops`, `<url|label>` → `label (url)`; `text` is as typed
+    (no entity is decoded: `&amp;` someone typed stays `&amp;`)."""
     if not text:
         return ""
-    if "<" not in text and "&" not in text:
+    if "<" not in text:
         return text
     names = names or {}
 
@@ -50,10 +62,7 @@ def slack_plain(text: str | None, names: Mapping[str, str] | None = None) -> str
             return f"{label} ({target})"
         return target
 
-    out = _SLACK_TAG.sub(tag, text)
-    for entity, char in _SLACK_ENTITIES:
-        out = out.replace(entity, char)
-    return out
+    return _SLACK_TAG.sub(tag, text)
 
 
 def user_label(user: str | None, names: Mapping[str, str] | None = None) -> str:

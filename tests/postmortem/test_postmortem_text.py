@@ -51,7 +51,8 @@ def test_slack_markup() -> None:
     assert text.slack_plain("<#C1|ops> <#C2>") == "#ops #C2"
     assert text.slack_plain("<!channel> <!here> <!subteam^S1|@oncall> <!subteam^S2>") == "@channel @here @oncall @S2"
     assert text.slack_plain("<https://x.io|docs> <https://y.io>") == "docs (https://x.io) https://y.io"
-    assert text.slack_plain("&lt;b&gt; &amp;lt;") == "<b> &lt;"
+    assert text.slack_plain("&lt;b&gt; &amp;lt;") == "&lt;b&gt; &amp;lt;"  # as typed: nothing decoded
+    assert text.slack_decoded("&lt;b&gt; &amp;lt;") == "<b> &lt;"  # a channel message, once
     assert text.slack_plain("<b>not slack</b>") == "<b>not slack</b>"
 
 
