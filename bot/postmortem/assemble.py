@@ -56,6 +56,7 @@ class Timeline:
     first_ack: Event | None = None
     first_monitoring: Event | None = None
     severity_at_declaration: str | None = None
+    severities: set[str] = field(default_factory=set)  # every severity it had, for the worst one
     pages: int = 0
     activity: dict[str, list[Any]] = field(default_factory=dict)  # actor -> [first seen, count]
     role_holders: list[tuple[str, str]] = field(default_factory=list)  # (role, user) in order of assignment
@@ -146,6 +147,7 @@ def _declared(t: Timeline, event: Event, p: payloads.Declared) -> bool:
     t.add_service(p.service)
     if t.severity_at_declaration is None:
         t.severity_at_declaration = p.severity
+    t.severities.add(p.severity)
     return True
 
 
@@ -160,6 +162,7 @@ def _status(t: Timeline, event: Event, p: payloads.StatusChanged) -> bool:
 def _severity(t: Timeline, event: Event, p: payloads.SeverityChanged) -> bool:
     if t.severity_at_declaration is None:
         t.severity_at_declaration = p.old
+    t.severities.update((p.old, p.new))
     return True
 
 

@@ -180,10 +180,18 @@ class PostmortemData:
     # When the first alert that led to the incident started firing (its `startsAt`; the impact start when
     # the impact start came from it), as opposed to `first_alert.at`, when it reached the timeline.
     first_alert_started: datetime | None = None
+    # The most severe severity it had (P1 before P2), which a downgrade before the resolve hides from `severity`.
+    severity_peak: str = ""
 
     @property
     def is_resolved(self) -> bool:
         return self.status == "resolved"
+
+    @property
+    def was_worse(self) -> bool:
+        """It was more severe at some point than both now and at its declaration (e.g. declared P3, raised
+        to P1, lowered to P3 once mitigated): "declared as" does not say it then."""
+        return bool(self.severity_peak) and self.severity_peak not in (self.severity, self.severity_at_declaration)
 
     @property
     def metrics(self) -> list[Metric]:

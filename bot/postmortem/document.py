@@ -88,7 +88,14 @@ def document(t: Timeline, items: Sequence[Row[Any]], *, generated_at: datetime) 
         notes=t.notes,
         action_items=[_item(item) for item in items],
         first_alert_started=alert_started,
+        severity_peak=_peak({*t.severities, str(incident.severity)}),
     )
+
+
+def _peak(severities: set[str]) -> str:
+    """The most severe of them; a value that is not a severity (an old row) is left out."""
+    known = [s for s in severities if s in Severity.__members__]
+    return min(known) if known else ""
 
 
 def _times(t: Timeline, generated_at: datetime) -> _Times:

@@ -111,6 +111,10 @@ def _impact_from(data: PostmortemData) -> str:
     return "from the declaration"
 
 
+def _lowered(data: PostmortemData) -> bool:
+    return bool(data.severity_peak) and data.severity_peak != data.severity
+
+
 def key_figures(data: PostmortemData) -> str:
     """The post-mortem's key metrics in one line, each saying where it counts from: the impact from its
     start (the document's Duration), the others from the declaration, as its key metrics table does."""
@@ -120,7 +124,7 @@ def key_figures(data: PostmortemData) -> str:
         impact = f"impact ongoing, {_d(data.ongoing_for)} so far {_impact_from(data)}"
     return " · ".join(
         [
-            severity(data.severity),
+            severity(data.severity) + (f" ({data.severity_peak} at its worst)" if _lowered(data) else ""),
             impact,
             f"time to detect {format_duration(data.time_to_detect)}",
             "after declaration: "
