@@ -201,10 +201,19 @@ async def acknowledge(
     assert incident.id is not None
     result = await session.exec(
         update(Incident)
-        .where(col(Incident.id) == incident.id, col(Incident.acknowledged_at).is_(None))
+        .where(
+            col(Incident.id) == incident.id,
+            col(Incident.acknowledged_at).is_(None),
+            # A resolve may have landed since `incident` was read: an acknowledgement after it would put
+            # "acknowledged" after "resolved" in the post-mortem's times.
+            col(Incident.status) != Status.RESOLVED,
+        )
         .values(acknowledged_at=now, acknowledged_by=actor, updated_at=now)
     )
     first = bool(result.rowcount)
+    if not first:
+        await session.refresh(incident)
+        _require_open(incident, "acknowledging")
     payload = events.Acknowledged(first=first, for_whom=list(for_whom) or None)
     text = f"acknowledged by {actor} for {', '.join(for_whom)}" if for_whom else ""
     await timeline.add(session, incident_id=incident.id, at=now, actor=actor, text=text, key=first, payload=payload)

@@ -138,8 +138,9 @@ async def _resolved_meanwhile(db: Database, change: Callable[[AsyncSession, Inci
         lambda s, i: service.assign_role(
             s, incident=i, role=Role.COMMANDER, user="U0C", actor="U0C", now=i.declared_at
         ),
+        lambda s, i: service.acknowledge(s, incident=i, actor="U0C", now=i.declared_at),
     ],
-    ids=["status", "severity", "role"],
+    ids=["status", "severity", "role", "ack"],
 )
 async def test_a_change_read_before_a_resolve_is_refused_after_it(
     db: Database, change: Callable[[AsyncSession, Incident], Awaitable[object]]
@@ -148,7 +149,7 @@ async def test_a_change_read_before_a_resolve_is_refused_after_it(
     monitoring, resolved_at still set): reminders stopped, and it showed as open again."""
     incident = await _resolved_meanwhile(db, change)
     assert (incident.status, incident.resolved_by) == (Status.RESOLVED, "U0BOB")
-    assert (incident.severity, incident.commander) == (Severity.P2, "U0ALICE")
+    assert (incident.severity, incident.commander, incident.acknowledged_at) == (Severity.P2, "U0ALICE", None)
     async with db.session() as session:
         kinds = [e.kind for e in await timeline.events(session, incident_id=incident.id or 0)]
     assert kinds == ["declared", "resolved"]  # nothing recorded for the refused change
