@@ -2,11 +2,54 @@
 
 from __future__ import annotations
 
+import re
+
+from bot.exceptions import UsageError
 from bot.incidents import grammar
 from bot.slack.listeners.common import CommandContext
 from bot.slack.text import escape
 from bot.statuspage import flows
 from bot.statuspage.models import Impact
+
+_MARKUP = re.compile(r"<([^<>\n]*)>")
+_LINK = re.compile(r"(?:https?|mailto|tel):", re.IGNORECASE)
+
+
+def _mentioned(target: str, label: str) -> str:
+    """How the person typed a mention: `@bob`, `#inc-42`, `@sre-team`, `@here`."""
+    if target.startswith("#"):
+        return "#" + (label or target[1:])
+    if label:
+        return label if label.startswith("@") else "@" + label
+    return "@" + target[1:].removeprefix("subteam^")
+
+
+def public_text(message: str) -> str:
+    """The message as the public should read it. `/incident` is escaped, so Slack turns what was typed as
+    `@bob` into `<@U0BOB|bob>` and a link into `<https://…|label>`: links become their plain address, and a
+    person, group or channel is refused (the page would show Slack's IDs and internal names)."""
+    mentions: list[str] = []
+
+    def plain(match: re.Match[str]) -> str:
+        target, _, label = match.group(1).partition("|")
+        if target[:1] in ("@", "#", "!"):
+            mentions.append(_mentioned(target, label))
+            return match.group(0)
+        if not _LINK.match(target):
+            return match.group(0)  # not Slack's markup: a literal `<b>` the person typed
+        address = target.split(":", 1)[1].removeprefix("//")
+        if not label or label in (target, address):
+            return address if target.lower().startswith(("mailto:", "tel:")) else label or target
+        return f"{label} ({target})"
+
+    text = _MARKUP.sub(plain, message)
+    if mentions:
+        raise UsageError(
+            f"The public message names {', '.join(dict.fromkeys(mentions))}: the status page is public, and shows no "
+            "people or channels from inside. Write it without them.",
+            usage=flows.USAGE,
+        )
+    return text
 
 
 def published_reply(published: flows.Published) -> str:
@@ -28,7 +71,7 @@ async def publish(ctx: CommandContext) -> None:
         ctx.deps,
         incident_id=incident.id or 0,
         actor=ctx.user_id,
-        message=cmd.message,
+        message=public_text(cmd.message),
         impact=Impact(cmd.impact) if cmd.impact else None,
     )
     await ctx.ephemeral(published_reply(published))

@@ -1,0 +1,64 @@
+"""What `/incident publish` takes from Slack's markup: links as plain addresses, and no people or channels.
+
+`/incident` is escaped (`should_escape: true` in the manifest), so Slack sends what the person typed as
+`@bob` as `<@U0BOB|bob>`, a channel as `<#C…|name>` and a link as `<https://…|label>`.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.fakes.statuspage import FakeStatuspage
+from tests.harness import BotHarness
+from tests.statuspage.conftest import public
+
+
+@pytest.mark.parametrize(
+    ("mention", "shown"),
+    [
+        ("<@U0BOB|bob>", "@bob"),
+        ("<@U0BOB>", "@U0BOB"),
+        ("<#C0INC42|inc-42-db-primary>", "#inc-42-db-primary"),
+        ("<!subteam^S0SRE|@sre-team>", "@sre-team"),
+        ("<!here>", "@here"),
+    ],
+)
+async def test_a_public_message_naming_a_person_or_channel_is_refused(
+    sbot: BotHarness, statuspage: FakeStatuspage, mention: str, shown: str
+) -> None:
+    incident = await sbot.declare("P1 service:api Payments fail")
+    channel = incident.channel_id or ""
+    await sbot.command(f"publish major Payments fail; {mention} is on it.", channel=channel)
+
+    reply = sbot.last_reply()
+    assert "Published" not in reply and shown in reply, reply
+    summary, html, atom = await public(sbot)
+    assert summary["incidents"] == []
+    for output in (str(summary), html, atom):
+        assert "U0BOB" not in output and "C0INC42" not in output and "S0SRE" not in output
+    assert statuspage.calls == []
+
+
+async def test_links_in_a_public_message_are_published_as_plain_addresses(
+    sbot: BotHarness, statuspage: FakeStatuspage
+) -> None:
+    incident = await sbot.declare("P1 service:api Payments fail")
+    channel = incident.channel_id or ""
+    await sbot.command(
+        "publish major Card payments fail at <https://shop.acme.com|shop.acme.com>; "
+        "<mailto:help@acme.com|help@acme.com> or <https://acme.com/faq|our FAQ>, "
+        "updates at <https://status.acme.com>. A &lt;b&gt; stays &amp; so does 1 &lt; 2.",
+        channel=channel,
+    )
+
+    said = (
+        "Card payments fail at shop.acme.com; help@acme.com or our FAQ (https://acme.com/faq), "
+        "updates at https://status.acme.com. A <b> stays & so does 1 < 2."
+    )
+    summary, html, atom = await public(sbot)
+    [public_incident] = summary["incidents"]
+    assert public_incident["incident_updates"][0]["body"] == said
+    assert "&lt;https" not in html and "&lt;https" not in atom
+    await sbot.settle()
+    [create] = statuspage.calls
+    assert create.body["incident"]["body"] == said
