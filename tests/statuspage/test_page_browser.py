@@ -84,3 +84,37 @@ async def test_the_status_page_renders_on_desktop_and_phone(sbot: BotHarness, cl
     assert phone["scroll_width"] <= 390  # nothing wider than the screen
     for shot in (desktop["shot"], phone["shot"]):
         assert shot.stat().st_size > 10_000
+
+
+async def test_a_multi_line_update_and_a_long_title_read_as_written_on_a_phone(
+    sbot: BotHarness, clock: FakeClock, browser: Any
+) -> None:
+    await sbot.settle()
+    incident = await sbot.declare("P1 service:api Payments fail")
+    message = "Card payments fail for some customers.\nAffected:\n- checkout\n- refunds"
+    title = "Payments-failing-at-checkout.acme.com/v2/payments/authorize-" + "x" * 100
+    values = {
+        "impact": {"value": {"type": "static_select", "selected_option": {"value": "major"}}},
+        "components": {"value": {"type": "multi_static_select", "selected_options": [{"value": "Checkout API"}]}},
+        "title": {"value": {"type": "plain_text_input", "value": title}},
+        "message": {"value": {"type": "plain_text_input", "value": message}},
+    }
+    await sbot.submit("status_page_publish", values, private_metadata=str(incident.id))
+    await page_of(sbot).refresh()
+    url = f"{sbot.url}/status-page"
+
+    def look() -> dict[str, Any]:
+        browser.set_window_size(390, 1600)
+        browser.get(url)
+        return {
+            "message": browser.find_element("css selector", ".incidents .msg").text,
+            "title": browser.find_element("css selector", ".incidents h3").text,
+            "scroll_width": browser.execute_script("return document.documentElement.scrollWidth"),
+            "shot": screenshot(browser, "status-page-multi-line"),
+        }
+
+    phone = await asyncio.to_thread(look)
+
+    assert phone["message"] == message  # its lines, not one run-on line
+    assert phone["title"].replace("\n", "") == title
+    assert phone["scroll_width"] <= 390
