@@ -516,10 +516,22 @@ def _p_postmortem(name: str, incident: int | None, rest: list[str], _: str, know
 PUBLIC_IMPACTS = ("none", "minor", "major", "critical")
 
 
+def _leading_impact(rest: list[str]) -> str | None:
+    """The impact word that leads the message, unless it is the message's first word: `Major delays at
+    checkout` and `Critical systems are back` are sentences, published whole (not "delays at checkout" with a
+    major outage); `major We are…`, `Major: we are…` and `Major We are…` name the impact."""
+    word = rest[0] if rest else ""
+    impact = word.lower().rstrip(":,")
+    if impact not in PUBLIC_IMPACTS:
+        return None
+    starts_a_sentence = word[:1].isupper() and word[1:].islower() and len(rest) > 1 and rest[1][:1].islower()
+    return None if starts_a_sentence else impact
+
+
 def _p_publish(name: str, incident: int | None, rest: list[str], _: str, known: Known) -> Command:
-    impact = None
-    if rest and rest[0].lower().rstrip(":,") in PUBLIC_IMPACTS:
-        impact, rest = rest[0].lower().rstrip(":,"), rest[1:]
+    impact = _leading_impact(rest)
+    if impact is not None:
+        rest = rest[1:]
     message = " ".join(rest).strip()
     if not message:
         raise _fail(

@@ -18,6 +18,13 @@ from tests.harness import BotHarness
         ("INC-7 publish Minor: Pages are slow", 7, "minor", "Pages are slow"),
         ("publish minority of users affected", None, None, "minority of users affected"),
         ("public critical Down", None, "critical", "Down"),
+        ("publish Major We are investigating", None, "major", "We are investigating"),
+        ("publish MAJOR we are investigating", None, "major", "we are investigating"),
+        ("publish major delays at checkout", None, "major", "delays at checkout"),
+        # The first word of a sentence, not the impact: the message is published as written.
+        ("publish Major delays at checkout", None, None, "Major delays at checkout"),
+        ("publish Critical systems are back", None, None, "Critical systems are back"),
+        ("publish None of the payments were lost", None, None, "None of the payments were lost"),
     ],
 )
 def test_publish_parses(text: str, incident: int | None, impact: str | None, message: str) -> None:
@@ -26,7 +33,7 @@ def test_publish_parses(text: str, incident: int | None, impact: str | None, mes
     assert "publish" in grammar.NEEDS_INCIDENT
 
 
-@pytest.mark.parametrize("text", ["publish", "publish major", "publish " + "x" * 3001])
+@pytest.mark.parametrize("text", ["publish", "publish major", "publish Major", "publish " + "x" * 3001])
 def test_publish_without_a_message_shows_the_usage(text: str) -> None:
     with pytest.raises(UsageError) as raised:
         grammar.parse(text)

@@ -62,3 +62,15 @@ async def test_links_in_a_public_message_are_published_as_plain_addresses(
     await sbot.settle()
     [create] = statuspage.calls
     assert create.body["incident"]["body"] == said
+
+
+async def test_a_message_that_begins_with_an_impact_word_is_published_whole(sbot: BotHarness) -> None:
+    incident = await sbot.declare("P2 service:api Payments slow")
+    channel = incident.channel_id or ""
+    await sbot.command("publish Critical systems are back; some payments are still slow.", channel=channel)
+
+    summary, html, atom = await public(sbot)
+    [public_incident] = summary["incidents"]
+    assert public_incident["impact"] == "major"  # a P2's impact, not "critical" taken from the sentence
+    assert public_incident["incident_updates"][0]["body"] == "Critical systems are back; some payments are still slow."
+    assert summary["status"]["indicator"] == "major"
