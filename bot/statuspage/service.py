@@ -58,12 +58,6 @@ async def add_update(
 ) -> PublicUpdate:
     """The update, its timeline event (who published what), and its Statuspage outbox row; one commit."""
     assert incident.id is not None
-    if draft.status != Status.RESOLVED:
-        # Re-read in this transaction: a resolve committed since the flow looked must not be followed by
-        # an update that reopens the public incident.
-        current = await session.get(Incident, incident.id, populate_existing=True)
-        if current is None or not current.is_open:
-            raise InvalidState(f"{incident.ref} was resolved meanwhile; resolving it published the resolution.")
     row = PublicUpdate(
         incident_id=incident.id,
         title=draft.title,
@@ -77,6 +71,8 @@ async def add_update(
     session.add(row)
     await session.flush()
     assert row.id is not None
+    if draft.status != Status.RESOLVED:
+        await _still_open(session, incident=incident)
     await timeline.add(
         session,
         incident_id=incident.id,
@@ -97,6 +93,19 @@ async def add_update(
     await session.commit()
     await session.refresh(row)
     return row
+
+
+async def _still_open(session: AsyncSession, *, incident: Incident) -> None:
+    """A resolve committed since the flow looked must not be followed by an update that reopens the public
+    incident (and its resolution). Asked after this transaction's first write, locking the incident row:
+    on SQLite the write holds the database's write lock, on PostgreSQL FOR NO KEY UPDATE waits for a
+    resolve in flight (the resolve's own lock), and a resolve waits for this update. Not FOR UPDATE: it
+    would wait on the key-share lock another publish's insert holds, as that one on ours (a deadlock)."""
+    query = select(Incident).where(col(Incident.id) == incident.id).with_for_update(key_share=True)
+    current = (await session.exec(query.execution_options(populate_existing=True))).first()
+    if current is None or not current.is_open:
+        await session.rollback()
+        raise InvalidState(f"{incident.ref} was resolved meanwhile; resolving it published the resolution.")
 
 
 async def add_resolution(
