@@ -42,11 +42,25 @@ def _not_modified(request: web.Request, etag: str, last_modified: str) -> bool:
     return False
 
 
+def _takes_gzip(accept_encoding: str) -> bool:
+    """gzip is listed and not refused: `gzip;q=0` (RFC 9110, 12.5.3) says no, which a substring test took for yes."""
+    for part in accept_encoding.split(","):
+        coding, *params = (p.strip() for p in part.split(";"))
+        if coding.lower() not in ("gzip", "x-gzip"):
+            continue
+        weights = [p.partition("=")[2] for p in params if p.lower().startswith("q=")]
+        try:
+            return not weights or float(weights[0]) > 0
+        except ValueError:
+            return False
+    return False
+
+
 def _serve(page: StatusPage, pick: Callable[[Snapshot], Body], *, max_age: int, extra: dict[str, str]) -> Handler:
     async def handler(request: web.Request) -> web.StreamResponse:
         snapshot = await page.current()
         body = pick(snapshot)
-        gzipped = "gzip" in request.headers.get("Accept-Encoding", "")
+        gzipped = _takes_gzip(request.headers.get("Accept-Encoding", ""))
         etag = body.gzip_etag if gzipped else body.etag
         headers = {
             "ETag": etag,

@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any
 from xml.etree import ElementTree
 
+import httpx
 import pytest
 
 from bot.statuspage.snapshot import PAGE_ID, page_id
@@ -72,3 +73,21 @@ async def test_ids_are_minted_under_the_pages_own_address(sbot: BotHarness) -> N
     ids = [feed.findtext(f"{ATOM}id") or ""] + [e.findtext(f"{ATOM}id") or "" for e in feed.findall(f"{ATOM}entry")]
     assert len(ids) == 2 and all(i.startswith("tag:bot.acme.example,2026:status-page") for i in ids), ids
     assert summary["page"]["id"] == page_id(SITE) != PAGE_ID != page_id("https://status.other.example")
+
+
+@pytest.mark.parametrize(
+    ("accept", "gzipped"),
+    [
+        ("gzip, deflate, br", True),
+        ("br;q=1.0, gzip;q=0.8, *;q=0.1", True),
+        ("gzip;q=0", False),
+        ("identity, gzip;q=0.0", False),
+        ("deflate", False),
+    ],
+)
+async def test_gzip_only_for_a_client_that_takes_it(sbot: BotHarness, accept: str, gzipped: bool) -> None:
+    async with httpx.AsyncClient(base_url=sbot.url) as client:
+        for path in ("/status-page", "/status-page/api/v2/summary.json", "/status-page/history.atom"):
+            response = await client.get(path, headers={"Accept-Encoding": accept})
+            assert response.status_code == 200
+            assert ("Content-Encoding" in response.headers) is gzipped, (path, accept)
