@@ -14,7 +14,9 @@ from bot.config import Service
 from bot.deps import Deps
 from bot.exceptions import InvalidState, NotFound, PermissionDenied
 from bot.incidents import access
+from bot.ops import service as audit
 from bot.ops.clicks import refused
+from bot.ops.execution import busy_refusal
 from bot.ops.models import Action, Outcome, PendingAction
 from bot.ops.outcomes import record_outcome
 from bot.ops.permissions import decide, require_permission
@@ -39,6 +41,7 @@ async def prepare(
     config: Service = deps.settings.config.services[name]
     asked = PlanRef(action, name, current_id=None, target_id=target_id, requested_by=user_id, incident_id=incident_id)
     await require_permission(deps, asked, user_id=user_id, channel_id=channel_id, platform=config.platform)
+    await _not_while_running(deps, asked, channel_id=channel_id, platform=config.platform)
     platform = runtime(deps).platforms.get(name)
     deployments, current = await platform.snapshot(limit=runtime(deps).history)
     common: dict[str, Any] = {
@@ -61,6 +64,27 @@ async def prepare(
         return Plan(**common, candidates=tuple(candidates[:8]), problem=str(exc))
     rest = [d for d in candidates if d.id != target.id]
     return await _keep(deps, Plan(**common, target=target, candidates=tuple(rest[:5])), channel_id=channel_id)
+
+
+async def _not_while_running(deps: Deps, ref: PlanRef, *, channel_id: str | None, platform: str | None) -> None:
+    """Refused (and audited) while another restart or rollback of the service is being followed:
+    a second one now would restart it under the first, and nobody would know which one ended how."""
+    async with deps.db.session() as session:
+        other = await audit.running(session, service=ref.service)
+    if other is None:
+        return
+    refusal = busy_refusal(ref.action, ref.service, other, now=deps.clock.now())
+    await record_outcome(
+        deps,
+        ref,
+        actor=ref.requested_by,
+        channel_id=channel_id,
+        platform=platform,
+        outcome=Outcome.REFUSED,
+        detail=str(refusal),
+        timeline_text=f"{ref.action.verb} of {ref.service} not run: {refusal}",
+    )
+    raise refusal
 
 
 async def _keep(deps: Deps, plan: Plan, *, channel_id: str | None) -> Plan:

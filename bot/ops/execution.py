@@ -10,10 +10,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import partial
 from typing import NoReturn
 
+from bot.clock import format_duration
 from bot.deps import Deps
 from bot.exceptions import BotError, InvalidState
 from bot.ops import service as audit
@@ -58,12 +59,18 @@ async def execute(
     if later is not None:
         await _superseded(ref, later, record)
     plan = _plan(ref, platform, await _live_as_shown(platform, ref, record))
-    entry = await record(
-        outcome=Outcome.STARTED,
-        claim=True,
-        finished=False,
-        timeline_text=f"{plan.describe()}: started",
-    )
+    try:
+        entry = await record(
+            outcome=Outcome.STARTED,
+            claim=True,
+            finished=False,
+            exclusive=True,
+            timeline_text=f"{plan.describe()}: started",
+        )
+    except audit.Busy as busy:  # someone else's started first (another person, another replica)
+        if busy.other.outcome != Outcome.STARTED.value:
+            await _superseded(ref, busy.other, record)
+        await _refuse(ref, record, busy_refusal(ref.action, name, busy.other, now=deps.clock.now()))
     assert entry.id is not None
     try:
         report = await Runner(deps, ops, plan, progress, t0).run(platform, config)
@@ -89,6 +96,17 @@ async def _expired(ref: PlanRef, age: timedelta, record: Record) -> NoReturn:
         f"run /{ref.action.value} {ref.service} again to see what is live now"
     )
     await _refuse(ref, record, InvalidState(reason))
+
+
+def busy_refusal(action: Action, service: str, running: AuditLog, *, now: datetime) -> InvalidState:
+    """Why a restart or rollback of `service` is not run while `running` (another one) is followed."""
+    doing = "restarted" if running.action == Action.RESTART.value else "rolled back"
+    reason = (
+        f"{service} is being {doing} right now by {BotError.PEOPLE} (started {format_duration(now - running.at)} "
+        f"ago): wait until it has finished, check `/status {service}`, then run /{action.value} {service} "
+        "again if it is still needed"
+    )
+    return InvalidState(reason, people=(running.actor,))
 
 
 async def _superseded(ref: PlanRef, later: AuditLog, record: Record) -> NoReturn:

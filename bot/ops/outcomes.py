@@ -26,8 +26,10 @@ async def record_outcome(
     detail: str = "",
     claim: bool = False,
     finished: bool = True,
+    exclusive: bool = False,
 ) -> AuditLog:
-    """One audit row about `ref`; `claim` uses up the confirmation (a second click is AlreadyHandled)."""
+    """One audit row about `ref`; `claim` uses up the confirmation (a second click is AlreadyHandled);
+    `exclusive` refuses it (`audit.Busy`) while another action on the service runs or ran since it was shown."""
     async with deps.db.session() as session:
         return await audit.record(
             session,
@@ -45,6 +47,8 @@ async def record_outcome(
             finished=finished,
             request_id=ref.request_id if claim else None,
             timeline_text=timeline_text,
+            exclusive=exclusive,
+            since=ref.shown_at,
         )
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import update
+from sqlalchemy import text, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -38,6 +38,18 @@ class AlreadyHandled(BotError):
         self.request_id = request_id
 
 
+class Busy(BotError):
+    """Another restart or rollback of the service is still being followed, or ran after this was shown."""
+
+    def __init__(self, other: AuditLog) -> None:
+        super().__init__(f"{other.action} of {other.service} by {other.actor} ({other.outcome})")
+        self.other = AuditLog(**other.model_dump())  # a copy: the claim's rollback expires the loaded row
+
+
+# Claims of one service take turns (PostgreSQL: a transaction-level advisory lock in this key space).
+_CLAIM_LOCK = 0x1D0B5
+
+
 async def by_request(session: AsyncSession, *, request_id: str) -> AuditLog | None:
     return (await session.exec(select(AuditLog).where(AuditLog.request_id == request_id))).first()
 
@@ -58,6 +70,41 @@ async def acted_since(session: AsyncSession, *, service: str, since: datetime, b
         .order_by(col(AuditLog.at), col(AuditLog.id))
     )
     return (await session.exec(query)).first()
+
+
+async def running(session: AsyncSession, *, service: str, besides: int | None = None) -> AuditLog | None:
+    """The oldest restart or rollback of `service` still `started` (being followed), other than row `besides`."""
+    query = select(AuditLog).where(
+        AuditLog.service == service,
+        col(AuditLog.outcome) == Outcome.STARTED.value,
+        col(AuditLog.action).in_([a.value for a in Action]),
+    )
+    if besides is not None:
+        query = query.where(col(AuditLog.id) != besides)
+    return (await session.exec(query.order_by(col(AuditLog.at), col(AuditLog.id)))).first()
+
+
+async def _take_turns(session: AsyncSession, service: str) -> None:
+    """Serialise the claims of one service until this transaction ends.
+
+    SQLite needs nothing more: the claim's INSERT comes first and holds the one write lock.
+    """
+    connection = await session.connection()
+    if connection.dialect.name == "postgresql":
+        await connection.execute(
+            text("SELECT pg_advisory_xact_lock(:space, hashtext(:service))"),
+            {"space": _CLAIM_LOCK, "service": service},
+        )
+
+
+async def _exclusive(session: AsyncSession, entry: AuditLog, since: datetime | None) -> None:
+    """Busy when another action on the service is running, or ran after `since` (the confirmation's)."""
+    assert entry.id is not None and entry.request_id is not None
+    other = await running(session, service=entry.service, besides=entry.id)
+    if other is None and since is not None:
+        other = await acted_since(session, service=entry.service, since=since, besides=entry.request_id)
+    if other is not None:
+        raise Busy(other)
 
 
 class Directory(Protocol):
@@ -148,11 +195,16 @@ async def record(
     finished: bool = True,
     request_id: str | None = None,
     timeline_text: str | None = None,
+    exclusive: bool = False,
+    since: datetime | None = None,
 ) -> AuditLog:
     """Write one audit row (and, in an incident, its timeline event) in one transaction.
 
     With a `request_id` already used (the same confirmation clicked twice) this raises
-    `AlreadyHandled` and writes nothing.
+    `AlreadyHandled` and writes nothing. `exclusive` (a claim that starts an action): `Busy`,
+    and nothing written, while another action on the service is running or ran after `since`;
+    checked after the row is written, with the claims of the service taking turns, so two
+    confirmations clicked at once (two people, two replicas) start one action, not two.
     """
     entry = AuditLog(
         at=at,
@@ -169,20 +221,39 @@ async def record(
         channel_id=channel_id,
         request_id=request_id,
     )
-    session.add(entry)
-    if incident_id is not None and timeline_text is not None:
-        await timeline.add(
-            session, incident_id=incident_id, at=at, actor=actor, text=timeline_text, payload=_deployed(entry)
-        )
     try:
-        await session.commit()
+        await _write(session, entry, exclusive=exclusive, since=since, timeline_text=timeline_text)
     except IntegrityError:
         await session.rollback()
         if request_id is None:
             raise
         raise AlreadyHandled(request_id) from None
+    except Busy:
+        await session.rollback()
+        raise
     await session.refresh(entry)
     return entry
+
+
+async def _write(
+    session: AsyncSession, entry: AuditLog, *, exclusive: bool, since: datetime | None, timeline_text: str | None
+) -> None:
+    if exclusive:
+        await _take_turns(session, entry.service)
+    session.add(entry)
+    if exclusive:
+        await session.flush()
+        await _exclusive(session, entry, since)
+    if entry.incident_id is not None and timeline_text is not None:
+        await timeline.add(
+            session,
+            incident_id=entry.incident_id,
+            at=entry.at,
+            actor=entry.actor,
+            text=timeline_text,
+            payload=_deployed(entry),
+        )
+    await session.commit()
 
 
 def _deployed(entry: AuditLog) -> events.Deployed:

@@ -106,6 +106,14 @@ class FakeServer:
     def hang_next(self, seconds: float = 30.0, *, path_contains: str = "") -> None:
         self.inject(Fault(200, {}, {}, hang=seconds, path_contains=path_contains))
 
+    def hang_until_released(self, *, body_contains: str = "", path_contains: str = "") -> None:
+        """The next matching request waits until `release()` (or the fake stops), then is answered normally."""
+        self.inject(Fault(200, {}, {}, hang=60.0, path_contains=path_contains, body_contains=body_contains))
+
+    def release(self) -> None:
+        """Let every held request go on."""
+        self._release.set()
+
     def lose_answer_next(self, *, path_contains: str = "", body_contains: str = "", method: str = "POST") -> None:
         """The next matching request is carried out, but the client gets a 502 instead of its answer."""
         self.inject(
