@@ -31,7 +31,8 @@ Response: 2xx with JSON. `current`, `restart`, `rollback` and `status` answer
 
 (`{"deployment": null}` when nothing is live; the object may also be the whole body), and `list`
 answers `{"deployments": [...]}`, newest first. restart/rollback answer as soon as the work
-is queued; the bot then asks `status` every few seconds until a final status.
+is queued; the bot then asks `status` every few seconds until a final status. A 2xx to them
+whose body names no deployment is taken as "queued, outcome unknown", never as a refusal.
 
 Errors: 401/403 for a bad signature (shown as an auth error), 429 with `Retry-After`, other
 4xx/5xx with `{"error": "<message for the on-call engineer>"}`.
@@ -50,7 +51,7 @@ import httpx
 
 from bot.clock import Clock, SystemClock
 from bot.config import WebhookTarget
-from bot.exceptions import PlatformAuthError, PlatformError
+from bot.exceptions import PlatformAuthError, PlatformError, PlatformUnsure
 from bot.platforms.base import (
     DEFAULT_REQUEST_TIMEOUT,
     Deployment,
@@ -139,13 +140,13 @@ class WebhookPlatform:
         return deployments, current
 
     async def restart(self) -> Deployment:
-        return _one(await self._call("restart"))
+        return await self._act("restart")
 
     async def rollback(self, target_id: str | None = None) -> Deployment:
         deployments, current = await self.snapshot(limit=self.history)
         wanted = None if target_id is None else self.canonical_id(target_id)
         target = pick_rollback_target(deployments, current, wanted)
-        new = _one(await self._call("rollback", target_deployment_id=target.id))
+        new = await self._act("rollback", target_deployment_id=target.id)
         return replace(new, meta={**new.meta, "rollback_to": target.id})
 
     def canonical_id(self, typed: str) -> str:
@@ -154,7 +155,24 @@ class WebhookPlatform:
     async def deployment_status(self, deployment_id: str) -> Deployment:
         return _one(await self._call("status", deployment_id=deployment_id))
 
-    async def _call(self, action: str, **fields: Any) -> Any:
+    async def _act(self, action: str, **fields: Any) -> Deployment:
+        """A restart or rollback: a 2xx means the receiver took it, whatever its body says.
+
+        An answer that names no deployment is therefore not a refusal ("try again" would deploy
+        twice) but an unknown outcome, for the person to check before running it again.
+        """
+        response = await self._call(action, raw=True, **fields)
+        try:
+            return _one(json_of(response, platform=NAME))
+        except PlatformError as exc:
+            raise PlatformUnsure(
+                f"the deploy webhook took the {action} (HTTP {response.status_code}) but {exc}; "
+                "watch it in your deploy tool",
+                platform=NAME,
+                reason=f"HTTP {response.status_code}, but {exc}",
+            ) from exc
+
+    async def _call(self, action: str, *, raw: bool = False, **fields: Any) -> Any:
         if self.target.secret_env and not self.secret:
             raise PlatformAuthError(
                 f"{self.target.secret_env} is not set: the deploy webhook secret is missing", platform=NAME
@@ -172,7 +190,7 @@ class WebhookPlatform:
         if self.secret:
             headers[SIGNATURE_HEADER] = sign(self.secret, body)
         response = await self.endpoint.send("POST", self.target.url, headers=headers, content=body)
-        return json_of(response, platform=NAME)
+        return response if raw else json_of(response, platform=NAME)
 
 
 def _one(body: Any) -> Deployment:

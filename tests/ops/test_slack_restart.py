@@ -11,6 +11,7 @@ from sqlmodel import update
 from bot.exceptions import ChatError
 from bot.ops.models import PendingAction
 from bot.slack.adapters.ops import SlackDirectory
+from tests.fakes.webhook import Fault
 from tests.ops.conftest import Stack, incident_channel
 from tests.platforms.helpers import number_ids
 
@@ -195,8 +196,6 @@ async def test_platform_auth_error_is_a_clear_answer(stack: Stack) -> None:
 
 
 async def test_platform_text_is_escaped_before_it_reaches_slack(stack: Stack) -> None:
-    from tests.fakes.webhook import Fault
-
     stack.webhook.inject(Fault(500, {}, {"error": "<!channel> deploy tool exploded"}, body_contains='"restart"'))
     await stack.bot.command("billing", command="/restart", user="U0LEAD")
     await stack.bot.click("ops_confirm", stack.button_value("ops_confirm"), user="U0LEAD")
@@ -273,6 +272,24 @@ async def test_a_restart_whose_answer_is_lost_is_not_reported_as_refused(stack: 
     report = stack.progress("C0GENERAL")[-1].text
     assert "failed" in report and "refused" not in report, report
     assert "may have started" in report and "/status gateway" in report, report
+    [entry] = await stack.audit()
+    assert entry.outcome == "failed" and "may have started" in entry.detail
+
+
+@pytest.mark.parametrize(("command", "answer"), [("/restart", {"ok": True}), ("/rollback", "queued")])
+async def test_a_deploy_webhook_that_takes_the_action_but_names_no_deployment_is_not_refused(
+    stack: Stack, command: str, answer: object
+) -> None:
+    """A 2xx means the receiver queued the work: "refused" would send the person to run it again."""
+    action = command.removeprefix("/")
+    await stack.bot.command("billing", command=command, user="U0LEAD")
+    stack.webhook.inject(Fault(202, {}, answer, body_contains=f'"action":"{action}"', after=True))
+    await stack.bot.click("ops_confirm", stack.button_value("ops_confirm"), user="U0LEAD")
+
+    assert len([d for d in stack.webhook.deployments if d["status"] != "removed"]) == 2  # it was queued
+    report = stack.progress("C0GENERAL")[-1].text
+    assert "refused" not in report and "may have started" in report and "/status billing" in report, report
+    assert "HTTP 202" in report, report
     [entry] = await stack.audit()
     assert entry.outcome == "failed" and "may have started" in entry.detail
 
