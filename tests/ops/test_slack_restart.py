@@ -276,6 +276,17 @@ async def test_a_restart_whose_answer_is_lost_is_not_reported_as_refused(stack: 
     assert entry.outcome == "failed" and "may have started" in entry.detail
 
 
+async def test_a_restart_after_which_the_service_is_still_failing_is_not_shown_as_a_success(stack: Stack) -> None:
+    """The deploy went through but /health still answers 503: a green "succeeded" reads as "fixed"."""
+    await stack.bot.command("billing", command="/restart", user="U0LEAD")
+    await stack.bot.click("ops_confirm", stack.button_value("ops_confirm"), user="U0LEAD")
+
+    [report] = stack.progress("C0GENERAL")
+    assert "deployed, but billing is still failing" in report.text and "succeeded" not in report.text, report.text
+    headline = str(report.blocks)
+    assert "⚠️" in headline and "✅" not in headline and "postgres" in headline, headline
+
+
 @pytest.mark.parametrize(("command", "answer"), [("/restart", {"ok": True}), ("/rollback", "queued")])
 async def test_a_deploy_webhook_that_takes_the_action_but_names_no_deployment_is_not_refused(
     stack: Stack, command: str, answer: object

@@ -319,18 +319,31 @@ def progress_blocks(plan: Plan, step: Step, *, confirmed_by: str) -> list[Block]
     return out
 
 
+def verdict(report: Report) -> tuple[str, str]:
+    """The report's icon and headline word.
+
+    A deploy that went through while the health re-check still says failing, unreachable or
+    degraded is not a fix: a green "succeeded" on top would read as "resolved" at 3 a.m.
+    """
+    if report.outcome is not Outcome.SUCCEEDED:
+        return "❌", "failed"
+    health = report.health
+    if health is None or health.state in (HealthState.HEALTHY, HealthState.UNKNOWN):
+        return "✅", "succeeded"
+    return "⚠️", f"deployed, but {health.service} is still {health.state.value}"
+
+
 def report_text(report: Report) -> str:
-    verb = "succeeded" if report.succeeded else "failed"
-    return escape(f"{report.plan.describe()}: {verb}, {report.message}")
+    _, verb = verdict(report)
+    return escape(f"{report.plan.describe()}: {verb}; {report.message}")
 
 
 def report_blocks(report: Report) -> list[Block]:
     plan = report.plan
-    icon = "✅" if report.outcome is Outcome.SUCCEEDED else "❌"
-    verb = "succeeded" if report.outcome is Outcome.SUCCEEDED else "failed"
+    icon, verb = verdict(report)
     total = report.durations.get("total")
     took = f" in {format_duration(total)}" if total is not None else ""
-    lines = [f"{icon} {_title(plan)}: *{verb}*{took}", escape(report.message)]
+    lines = [f"{icon} {_title(plan)}: *{escape(verb)}*{took}", escape(report.message)]
     if report.deployment is not None and report.deployment.id:
         status = report.deploy_status.value if report.deploy_status else report.deployment.status.value
         lines.append(f"Deployment `{escape(report.deployment.id)}` · {status}")
