@@ -91,7 +91,7 @@ async def check(
 
     try:
         async with asyncio.timeout(budget):
-            status, body, content_type = await _fetch(http, url, budget)
+            status, body, content_type, moved_to = await _fetch(http, url, budget)
     except (TimeoutError, httpx.TimeoutException):
         return unreachable(f"no answer within {_seconds(budget)}")
     except httpx.ConnectError as exc:
@@ -104,6 +104,9 @@ async def check(
     verdict = classify(
         status_code=status, body=body, content_type=content_type, expected_status=service.expected_status
     )
+    if moved_to is not None and verdict.status_word is None and _web_page(body, content_type):
+        reason = f"redirected to {shown_url(moved_to)}, a web page, not a health answer (a login page?)"
+        return HealthResult(name, HealthState.UNKNOWN, shown, status, latency, reason, checked_at=checked_at)
     return HealthResult(
         service=name,
         state=verdict.state,
@@ -140,7 +143,12 @@ def overall(results: Sequence[HealthResult]) -> HealthState:
     return max(judged, key=lambda s: s.rank, default=HealthState.UNKNOWN)
 
 
-async def _fetch(http: httpx.AsyncClient, url: str, budget: float) -> tuple[int, bytes, str]:
+def _web_page(body: bytes, content_type: str) -> bool:
+    return "html" in content_type.lower() or body.lstrip()[:1] == b"<"
+
+
+async def _fetch(http: httpx.AsyncClient, url: str, budget: float) -> tuple[int, bytes, str, str | None]:
+    """Status, body (up to MAX_BODY), content type, and where it was redirected to (None when it was not)."""
     headers = {"Accept": "application/health+json, application/json;q=0.9, */*;q=0.5"}
     async with http.stream(
         "GET", url, headers=headers, timeout=httpx.Timeout(budget), follow_redirects=True
@@ -152,7 +160,8 @@ async def _fetch(http: httpx.AsyncClient, url: str, budget: float) -> tuple[int,
             size += len(chunk)
             if size >= MAX_BODY:
                 break
-        return response.status_code, b"".join(chunks)[:MAX_BODY], response.headers.get("content-type", "")
+        moved_to = str(response.url) if response.history else None
+        return response.status_code, b"".join(chunks)[:MAX_BODY], response.headers.get("content-type", ""), moved_to
 
 
 def shown_url(url: str) -> str:

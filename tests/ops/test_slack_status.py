@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
+from aiohttp import web
 
 from bot import logs
 from tests.conftest import make_settings
@@ -117,3 +118,40 @@ async def test_status_of_one_service_is_not_held_up_by_a_hanging_platform(stack:
     assert "Railway did not list its deployments within 5 s" in text, text
     took = re.search(r"checked in ([0-9.]+) s", text)
     assert took is not None and float(took[1]) < 8, text
+
+
+class BehindALogin(HealthEndpoint):
+    """/health behind an authenticating proxy: a redirect to its sign-in page, which answers 200 HTML."""
+
+    def __init__(self) -> None:
+        super().__init__()
+
+        async def guarded(request: web.Request) -> web.Response:
+            raise web.HTTPFound("/sso/login?rd=/health")
+
+        async def login(request: web.Request) -> web.Response:
+            return web.Response(text="<!doctype html><html><body>Sign in</body></html>", content_type="text/html")
+
+        self.app.router.add_get("/guarded/health", guarded)
+        self.app.router.add_get("/sso/login", login)
+
+
+async def test_a_health_url_redirected_to_a_login_page_is_not_reported_healthy(
+    fake_slack: FakeSlack, database_url: str, tmp_path: Path
+) -> None:
+    """The proxy answers for the service: its sign-in page says nothing about whether the service is up."""
+    async with BehindALogin() as health:
+        services = {
+            "gateway": {"health_url": f"{health.url}/guarded/health"},
+            "docs": {"health_url": health.url + "/health"},
+        }
+        settings = make_settings(
+            fake=fake_slack, database_url=database_url, tmp_path=tmp_path, config={"services": services}
+        )
+        async with running_bot(fake=fake_slack, settings=settings) as bot:
+            await bot.command("", command="/status")
+            text = bot.last_reply()
+
+    assert "1 healthy · 1 unknown" in text, text
+    line = next(line for line in text.splitlines() if "*gateway*" in line)
+    assert "unknown" in line and "redirected to" in line and "/sso/login" in line and "login page" in line, line
