@@ -52,6 +52,15 @@ async def stored(site: BotHarness, item_id: int | None) -> ActionItem:
     return item
 
 
+async def followup_with_issue(site: BotHarness, alice: Browser) -> tuple[str, ActionItem]:
+    """One follow-up, its issue filed from the dashboard's *Create issue*."""
+    ref, item = await one_followup(site)
+    page = await alice.get(f"/incidents/{ref}")
+    created = await alice.post(f"/incidents/{ref}/followups/{item.id}/issue", {"csrf": csrf_of(page.text)})
+    assert created.status_code == 303
+    return ref, await stored(site, item.id)
+
+
 async def test_create_issue_from_the_dashboard_links_it_everywhere(
     site: BotHarness,
     alice: Browser,
@@ -168,11 +177,7 @@ async def test_a_closed_issue_shows_its_follow_up_done(
     tracker: Tracker,  # noqa: F811
     clock: FakeClock,
 ) -> None:
-    ref, item = await one_followup(site)
-    page = await alice.get(f"/incidents/{ref}")
-    created = await alice.post(f"/incidents/{ref}/followups/{item.id}/issue", {"csrf": csrf_of(page.text)})
-    assert created.status_code == 303
-    item = await stored(site, item.id)
+    ref, item = await followup_with_issue(site, alice)
     tracker.fake.close(item.issue_key or "")
     page = await alice.get(f"/incidents/{ref}")  # filed a moment ago: shown as stored, the tracker not asked
     assert "Mark done" in followup_html(page.text, item.id) and not [
@@ -199,11 +204,7 @@ async def test_a_slow_tracker_does_not_hold_the_page(
     monkeypatch: pytest.MonkeyPatch,
     clock: FakeClock,
 ) -> None:
-    ref, item = await one_followup(site)
-    page = await alice.get(f"/incidents/{ref}")
-    created = await alice.post(f"/incidents/{ref}/followups/{item.id}/issue", {"csrf": csrf_of(page.text)})
-    assert created.status_code == 303
-    item = await stored(site, item.id)
+    ref, item = await followup_with_issue(site, alice)
     tracker.fake.close(item.issue_key or "")
     monkeypatch.setattr(pages_module, "TRACKER_TIMEOUT", 0.3)
     for _ in range(2):  # the next two checks take 6 s each
@@ -250,12 +251,7 @@ async def test_a_deleted_issue_is_told_on_the_dashboard_and_create_issue_is_offe
     tracker: Tracker,  # noqa: F811
     clock: FakeClock,
 ) -> None:
-    ref, item = await one_followup(site)
-    page = await alice.get(f"/incidents/{ref}")
-    assert (
-        await alice.post(f"/incidents/{ref}/followups/{item.id}/issue", {"csrf": csrf_of(page.text)})
-    ).status_code == 303
-    item = await stored(site, item.id)
+    ref, item = await followup_with_issue(site, alice)
     dead = item.issue_url or ""
     tracker.fake.delete(item.issue_key or "")  # 410 Gone
 
@@ -281,12 +277,7 @@ async def test_a_follow_up_marked_done_on_the_dashboard_is_not_reopened_by_its_i
     clock: FakeClock,
 ) -> None:
     """Closed by its issue, reopened and marked done by a person: the issue reopening is not the bot's call."""
-    ref, item = await one_followup(site)
-    page = await alice.get(f"/incidents/{ref}")
-    assert (
-        await alice.post(f"/incidents/{ref}/followups/{item.id}/issue", {"csrf": csrf_of(page.text)})
-    ).status_code == 303
-    item = await stored(site, item.id)
+    ref, item = await followup_with_issue(site, alice)
     tracker.fake.close(item.issue_key or "")
     clock.advance(STALE)
     page = await alice.get(f"/incidents/{ref}")
