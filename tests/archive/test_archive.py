@@ -93,18 +93,24 @@ async def test_a_failed_archive_is_retried_without_a_second_last_message(abot: B
     assert len(goodbyes) == 1 and abot.fake.channels[channel].archived
 
 
-async def test_a_last_message_posted_just_before_a_crash_is_not_posted_again(
-    abot: BotHarness, clock: FakeClock
-) -> None:
-    """The bot died between posting the last message and recording it: the retry finds it in the channel."""
+async def _last_message_posted_then_crashed(abot: BotHarness, clock: FakeClock) -> str:
+    """A resolved incident whose archive posted its last message, then died before recording it (the
+    archive itself failed); returns the channel."""
     incident = await resolved_incident(abot, clock)
-    channel = incident.channel_id or ""
     abot.fake.server_error("conversations.archive")
     clock.advance(timedelta(days=8))
     assert await archiver(abot).run_due() == 0
     async with abot.deps.db.session() as session:  # what the crash left: the post done, its record not
         await session.exec(update(ChannelArchive).values(goodbye_posted=False))  # type: ignore[call-overload]
         await session.commit()
+    return incident.channel_id or ""
+
+
+async def test_a_last_message_posted_just_before_a_crash_is_not_posted_again(
+    abot: BotHarness, clock: FakeClock
+) -> None:
+    """The bot died between posting the last message and recording it: the retry finds it in the channel."""
+    channel = await _last_message_posted_then_crashed(abot, clock)
     clock.advance(timedelta(hours=1))
     assert await archiver(abot).run_due() == 1
     goodbyes = [m for m in abot.fake.messages(channel) if "being archived" in m.text]
@@ -184,14 +190,7 @@ async def test_a_channel_the_bot_was_removed_from_is_joined_again_and_archived(
 async def test_a_retry_reads_the_history_of_a_channel_the_bot_was_removed_from(
     abot: BotHarness, clock: FakeClock
 ) -> None:
-    incident = await resolved_incident(abot, clock)
-    channel = incident.channel_id or ""
-    abot.fake.server_error("conversations.archive")
-    clock.advance(timedelta(days=8))
-    assert await archiver(abot).run_due() == 0
-    async with abot.deps.db.session() as session:  # the post done, its record lost in a crash
-        await session.exec(update(ChannelArchive).values(goodbye_posted=False))  # type: ignore[call-overload]
-        await session.commit()
+    channel = await _last_message_posted_then_crashed(abot, clock)
     abot.fake.channels[channel].members.discard(abot.fake.bot_user_id)
     clock.advance(timedelta(hours=1))
     assert await archiver(abot).run_due() == 1
