@@ -12,7 +12,7 @@ with its stack trace. The tree:
     ├── ChatError                a Slack Web API call failed after retries; `step` says which
     │   ├── ChannelNameTaken     conversations.create answered name_taken
     │   ├── MessageGone          the message to edit or pin was deleted (message_not_found)
-    │   └── InviteIncomplete     not everyone was added to a channel; says who was and who is left
+    │   └── InviteIncomplete     not everyone was added to a channel; says who was
     ├── HealthCheckError         a health endpoint could not be classified
     └── PlatformError            a deploy platform (Railway, Vercel, Kubernetes, webhook) failed
         ├── PlatformAuthError    token missing, wrong or lacking rights
@@ -92,27 +92,12 @@ class MessageGone(ChatError):
 
 
 class InviteIncomplete(ChatError):
-    """Invitations (one person per call) that did not all succeed, so the caller records only who got in.
+    """Invitations (one person per call) that did not all succeed: `added` are in the channel now (added,
+    or members already), so the caller records only them; the message names whom Slack refused and why."""
 
-    `added`: in the channel now (added, or a member already). `refused`: person -> the code Slack refused
-    them with, for good. `left`: not added because the invitations stopped (Slack down, the channel
-    gone): worth another try when `code` is transient.
-    """
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        step: str = "",
-        code: str = "",
-        added: tuple[str, ...] = (),
-        refused: dict[str, str] | None = None,
-        left: tuple[str, ...] = (),
-    ) -> None:
+    def __init__(self, message: str, *, step: str = "", code: str = "", added: tuple[str, ...] = ()) -> None:
         super().__init__(message, step=step, code=code)
         self.added = added
-        self.refused = dict(refused or {})
-        self.left = left
 
 
 class HealthCheckError(BotError):

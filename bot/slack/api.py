@@ -102,12 +102,12 @@ async def invite(client: Any, *, channel_id: str, users: list[str], step: str = 
     """Invite people one by one (Slack refuses a whole call when one is a member); system actors are skipped.
 
     A person Slack refuses does not keep the rest out: all are tried. Any other failure stops the
-    invitations. Either way one InviteIncomplete says who is in the channel, whom Slack refused and
-    why, and who was left out by the stop, so the caller records only the people added."""
+    invitations. Either way one InviteIncomplete says who is in the channel (the caller records only
+    them) and, in its message, whom Slack refused and why."""
     people = [user for user in users if is_user_id(user)]
     added: list[str] = []
     refused: dict[str, str] = {}
-    for index, user in enumerate(people):
+    for user in people:
         try:
             await call(step, client.conversations_invite(channel=channel_id, users=user), expected=_ALREADY_THERE)
         except ChatError as exc:
@@ -115,20 +115,17 @@ async def invite(client: Any, *, channel_id: str, users: list[str], step: str = 
                 refused[user] = exc.code
                 continue
             if exc.code not in _ALREADY_THERE:
-                message = "; ".join([str(exc), *_refusals(step, refused)])
-                left = tuple(people[index:])
-                raise InviteIncomplete(
-                    message, step=step, code=exc.code, added=tuple(added), refused=refused, left=left
-                ) from exc
+                message = "; ".join([str(exc), *([_refusals(step, refused)] if refused else [])])
+                raise InviteIncomplete(message, step=step, code=exc.code, added=tuple(added)) from exc
         added.append(user)
     if refused:
         code = next(iter(refused.values()))
-        raise InviteIncomplete(_refusals(step, refused)[0], step=step, code=code, added=tuple(added), refused=refused)
+        raise InviteIncomplete(_refusals(step, refused), step=step, code=code, added=tuple(added))
 
 
-def _refusals(step: str, refused: dict[str, str]) -> list[str]:
+def _refusals(step: str, refused: dict[str, str]) -> str:
     who = ", ".join(f"{user} ({code})" for user, code in refused.items())
-    return [f"{step}: Slack would not add {who}"] if refused else []
+    return f"{step}: Slack would not add {who}"
 
 
 class UserHandles:
