@@ -57,9 +57,8 @@ async def prepare(
         return await _keep(deps, Plan(**common), channel_id=channel_id)
     others = [d for d in deployments if current is None or d.id != current.id]
     candidates = rollback_candidates(deployments, current) or others
-    wanted = None if target_id is None else platform.canonical_id(target_id)  # `rev7` is `7` on Kubernetes only
-    try:
-        target = pick_rollback_target(deployments, current, wanted)
+    try:  # `rev7` is `7` on Kubernetes only
+        target = pick_rollback_target(deployments, current, target_id, read=platform.canonical_id)
     except NotFound as exc:
         return Plan(**common, candidates=tuple(candidates[:8]), problem=str(exc))
     rest = [d for d in candidates if d.id != target.id]

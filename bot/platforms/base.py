@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import email.utils
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -141,15 +141,19 @@ def rollback_candidates(deployments: Sequence[Deployment], current: Deployment |
 
 
 def pick_rollback_target(
-    deployments: Sequence[Deployment], current: Deployment | None, target_id: str | None = None
+    deployments: Sequence[Deployment],
+    current: Deployment | None,
+    target_id: str | None = None,
+    *,
+    read: Callable[[str], str] | None = None,
 ) -> Deployment:
     """The deployment to roll back to, or NotFound naming what the user can pick instead.
 
-    `target_id` is canonical (the platform's `canonical_id` of what was typed): it matches an id
-    exactly, or as a prefix of at least six characters.
+    `target_id` is what the person typed, read by `read` (the platform's `canonical_id`; as typed when
+    None): it matches an id exactly, or as a prefix of at least six characters.
     """
     if target_id is not None:
-        wanted = target_id.strip()
+        wanted = (read or typed_as_shown)(target_id).strip()
         for deployment in sorted(deployments, key=lambda d: d.id != wanted):  # an exact match first
             if deployment.id == wanted or (len(wanted) >= 6 and deployment.id.startswith(wanted)):
                 if current is not None and deployment.id == current.id:

@@ -125,8 +125,7 @@ class KubernetesPlatform:
         self._refuse_paused(deployment, "roll back")
         sets = await self._replica_sets(deployment)
         listed, current = self._listed(deployment, sets)
-        wanted = None if target_id is None else self.canonical_id(target_id)
-        target = pick_rollback_target(listed, current, wanted)
+        target = pick_rollback_target(listed, current, target_id, read=self.canonical_id)
         rs = next(rs for rs in sets if str(_revision(rs)) == target.id)
         template = copy.deepcopy((rs.get("spec") or {}).get("template") or {})
         labels = (template.get("metadata") or {}).get("labels") or {}

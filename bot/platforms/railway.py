@@ -151,8 +151,7 @@ class RailwayPlatform:
     async def rollback(self, target_id: str | None = None) -> Deployment:
         deployments = await self._deployments(first=self.history)
         current = next((d for d in deployments if d.meta.get("platform_status") in LIVE), None)
-        wanted = None if target_id is None else self.canonical_id(target_id)
-        target = pick_rollback_target(deployments, current, wanted)
+        target = pick_rollback_target(deployments, current, target_id, read=self.canonical_id)
         await self._mutate(ROLLBACK, {"id": target.id}, "deploymentRollback")
         new = await self._new_deployment({d.id for d in deployments}, action="rollback")
         return replace(new, meta={**new.meta, "rollback_to": target.id})

@@ -140,8 +140,7 @@ class VercelPlatform:
 
     async def rollback(self, target_id: str | None = None) -> Deployment:
         _, deployments, current = await self._state()
-        wanted = None if target_id is None else self.canonical_id(target_id)
-        target = pick_rollback_target(deployments, current, wanted)
+        target = pick_rollback_target(deployments, current, target_id, read=self.canonical_id)
         newer = (
             current is not None
             and target.created_at is not None

@@ -144,8 +144,7 @@ class WebhookPlatform:
 
     async def rollback(self, target_id: str | None = None) -> Deployment:
         deployments, current = await self.snapshot(limit=self.history)
-        wanted = None if target_id is None else self.canonical_id(target_id)
-        target = pick_rollback_target(deployments, current, wanted)
+        target = pick_rollback_target(deployments, current, target_id, read=self.canonical_id)
         new = await self._act("rollback", target_deployment_id=target.id)
         return replace(new, meta={**new.meta, "rollback_to": target.id})
 
