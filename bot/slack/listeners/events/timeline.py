@@ -64,12 +64,12 @@ async def still_marked(client: AsyncWebClient, *, channel_id: str, message_ts: s
                 client.reactions_get(channel=channel_id, timestamp=message_ts, full=True),
             )
         )
+        reactions = (got.get("message") or {}).get("reactions") or []
+        if any(r.get("name") in KEY_REACTIONS and r.get("count", 1) > 0 for r in reactions):
+            return True  # the channel's pins need not be read
         pins = data(await call("list the channel's pins", client.pins_list(channel=channel_id)))
     except ChatError:
         return False
-    reactions = (got.get("message") or {}).get("reactions") or []
-    if any(r.get("name") in KEY_REACTIONS and r.get("count", 1) > 0 for r in reactions):
-        return True
     return any((item.get("message") or {}).get("ts") == message_ts for item in pins.get("items") or [])
 
 
