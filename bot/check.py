@@ -21,6 +21,7 @@ log = logging.getLogger(__name__)
 # Module path -> function(settings). Other domains may append theirs.
 CHECKS: list[str] = [
     "bot.check.check_config",
+    "bot.migrations.check.check",
     "bot.playbooks.loader.check",
     "bot.check.check_alerts",
     "bot.alerts.sources.check.check",

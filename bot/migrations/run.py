@@ -102,6 +102,16 @@ async def migrate_cli(url: str, *, to: str | None = None) -> int:
     return 0
 
 
+def newer_schema(revision: str) -> str:
+    """What to do about a schema a newer release made (start-up refuses it, `check` reports it)."""
+    newest = revisions()[-1]
+    return (
+        f"the database schema is at revision {revision}, which a newer release made; this release knows up to"
+        f" {newest}. To roll back, run `python -m bot migrate --to {newest}` with the newer release first"
+        " (it undoes what that release added, and drops the data kept only there); or run the newer release"
+    )
+
+
 def _move(connection: Connection, target: str) -> None:
     cfg = config()
     cfg.attributes["connection"] = connection
@@ -112,11 +122,7 @@ def _move(connection: Connection, target: str) -> None:
     before = current(connection)
     known = revisions()
     if before is not None and before not in known:
-        raise ConfigError(
-            f"the database schema is at revision {before}, which a newer release made; this release knows up to"
-            f" {known[-1]}. To roll back, run `python -m bot migrate --to {known[-1]}` with the newer release first"
-            " (it undoes what that release added, and drops the data kept only there); or run the newer release"
-        )
+        raise ConfigError(newer_schema(before))
     wanted = known[-1] if target == "head" else target
     if before is not None and known.index(wanted) < known.index(before):
         undone = known[known.index(wanted) + 1 : known.index(before) + 1]
