@@ -6,6 +6,7 @@ the check itself changed nothing.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -27,9 +28,9 @@ def settings_on(fake: FakeSlack, tmp_path: Path, url: str) -> Settings:
 
 
 @pytest.fixture
-async def database(database_url: str) -> Database:
+async def database(database_url: str) -> AsyncIterator[Database]:
     db = Database(normalise_database_url(database_url))
-    yield db  # type: ignore[misc]
+    yield db
     await db.dispose()
 
 
