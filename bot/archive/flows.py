@@ -59,6 +59,10 @@ class Archiver:
         self._gate = RunGate()
 
     @property
+    def running(self) -> bool:
+        return self._scheduler is not None and self._scheduler.running
+
+    @property
     def chat(self) -> ArchiveChat:
         if self.deps.archive_chat is None:
             raise RuntimeError("archive chat adapter not set up")

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import timedelta
+from typing import Any
 
+from bot.archive import service
 from bot.archive.flows import Archiver
 from bot.clock import format_duration
 from bot.deps import Deps
@@ -19,6 +22,25 @@ def setup(deps: Deps) -> None:
     deps.bus.subscribe(IncidentResolved, archiver.on_resolved, does="plan the channel's archive")
     deps.on_start.append(archiver.start)
     deps.on_stop.append(archiver.stop)
+    deps.health_probes["archive:timers"] = functools.partial(archive_health, deps, archiver)
+
+
+# Longer than a sweep's minute and a run's retries of a Slack blip: an archive this late is not archiving.
+ARCHIVE_OVERDUE = timedelta(minutes=15)
+
+
+async def archive_health(deps: Deps, archiver: Archiver) -> dict[str, Any]:
+    """/health warns (never fails: paging does not depend on it) when archiving has stopped."""
+    now = deps.clock.now()
+    check: dict[str, Any] = {"status": "pass", "time": now.isoformat()}
+    async with deps.db.session() as session:
+        due = await service.next_due(session)
+    problems = [] if archiver.running else ["its scheduler is not running"]
+    if due is not None and now - due > ARCHIVE_OVERDUE:
+        problems.append(f"a channel's archive is overdue since {due:%Y-%m-%d %H:%M} UTC")
+    if problems:
+        check.update(status="warn", output="; ".join(problems))
+    return check
 
 
 def check(settings: Settings) -> tuple[list[str], list[str], list[str]]:

@@ -47,6 +47,10 @@ class ClosedIssueChecker:
             self._scheduler.start()
         self.wake_at(due)
 
+    @property
+    def running(self) -> bool:
+        return self._scheduler is not None and self._scheduler.running
+
     async def stop(self) -> None:
         await self._gate.close()  # a sweep in progress is recorded (and the next planned) first
         if self._scheduler is not None and self._scheduler.running:

@@ -325,3 +325,11 @@ async def next_sweep(session: AsyncSession, *, name: str) -> datetime | None:
     if row is None:
         return None
     return max(row.due_at, row.claim_expires_at) if row.claim_expires_at else row.due_at
+
+
+async def sweep_state(session: AsyncSession, *, name: str) -> tuple[datetime, str | None] | None:
+    """When the sweep can next be claimed, and how its last run failed (None: it did not)."""
+    row = (await session.exec(select(FollowupCheck).where(col(FollowupCheck.name) == name))).first()
+    if row is None:
+        return None
+    return (max(row.due_at, row.claim_expires_at) if row.claim_expires_at else row.due_at), row.error

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
+from datetime import timedelta
+from typing import Any
 
 from bot.deps import Deps
-from bot.followups.checker import ClosedIssueChecker
+from bot.followups import service
+from bot.followups.checker import SWEEP, ClosedIssueChecker
 from bot.followups.ports import TrackerError
 from bot.followups.trackers import build
 from bot.settings import Settings
@@ -28,6 +32,29 @@ def setup(deps: Deps) -> None:
     deps.followup_checker = checker
     deps.on_start.append(checker.start)
     deps.on_stop.append(checker.stop)
+    deps.health_probes["followups:check"] = functools.partial(followups_health, deps, checker)
+
+
+# Beyond a sweep's lease (10 min, a rate-limiting tracker) and its wake-up: nobody is checking.
+CHECK_OVERDUE = timedelta(minutes=15)
+
+
+async def followups_health(deps: Deps, checker: ClosedIssueChecker) -> dict[str, Any]:
+    """/health warns (never fails: paging does not depend on it) when issues are no longer checked."""
+    now = deps.clock.now()
+    check: dict[str, Any] = {"status": "pass", "time": now.isoformat()}
+    async with deps.db.session() as session:
+        state = await service.sweep_state(session, name=SWEEP)
+    problems = [] if checker.running else ["its scheduler is not running"]
+    if state is not None:
+        due, error = state
+        if now - due > CHECK_OVERDUE:
+            problems.append(f"the check of closed issues is overdue since {due:%Y-%m-%d %H:%M} UTC")
+        if error:
+            problems.append(f"its last run failed: {error[:200]}")
+    if problems:
+        check.update(status="warn", output="; ".join(problems))
+    return check
 
 
 def check(settings: Settings) -> tuple[list[str], list[str], list[str]]:
