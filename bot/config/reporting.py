@@ -74,6 +74,8 @@ class StatusPageConfig(Strict):
     # P1/P2 incidents with no public update for this long are reminded; default reminders.status_update_every.
     remind_every: Interval | None = None
     statuspage: StatuspageTarget | None = None
+    # Old public name -> current one: the component keeps its 90 days of history and its public id.
+    renamed: dict[str, str] = {}
 
     @field_validator("components")
     @classmethod
@@ -84,3 +86,20 @@ class StatusPageConfig(Strict):
             if not services:
                 raise ValueError(f"component {name!r} names no service")
         return components
+
+    @model_validator(mode="after")
+    def _renamed(self) -> StatusPageConfig:
+        for old, new in self.renamed.items():
+            if old in self.components:
+                raise ValueError(f"status_page.renamed: {old!r} is still a component; remove it from one of the two")
+            if new not in self.components:
+                known = ", ".join(self.components) or "none"
+                raise ValueError(
+                    f"status_page.renamed.{old}: {new!r} is not a component (components: {known}); name the"
+                    " component as it is called now"
+                )
+        return self
+
+    def id_name(self, component: str) -> str:
+        """The name a component's public id is made from: its first name, so a rename keeps the id."""
+        return next((old for old, new in self.renamed.items() if new == component), component)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
@@ -171,6 +171,7 @@ def component_view(
     incidents: list[PublicIncident],
     now: datetime,
     stale_after: timedelta,
+    id_name: str | None = None,
 ) -> Component:
     bars = []
     for offset in range(DAYS - 1, -1, -1):
@@ -195,7 +196,7 @@ def component_view(
     probes = sum(d.probes for d in days.values())
     uptime = None if not probes else 1 - sum(d.down for d in days.values()) / probes
     return Component(
-        id=public_id("component", name),
+        id=public_id("component", id_name or name),
         name=name,
         position=position,
         status=_worst(probed, published) or ComponentStatus.OPERATIONAL,
@@ -212,13 +213,15 @@ def view(
     days: Sequence[ComponentDay],
     now: datetime,
     stale_after: timedelta,
+    id_names: Mapping[str, str] | None = None,
 ) -> View:
+    """`id_names`: the name each component's public id is made from, when not its own (a rename)."""
     incidents = incidents_of(rows)
     by_component: dict[str, dict[date, ComponentDay]] = defaultdict(dict)
     for day in days:
         by_component[day.component][day.day] = day
     comps = [
-        component_view(name, n + 1, by_component.get(name, {}), incidents, now, stale_after)
+        component_view(name, n + 1, by_component.get(name, {}), incidents, now, stale_after, (id_names or {}).get(name))
         for n, name in enumerate(components)
     ]
     open_incidents = [i for i in incidents if i.is_open]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import logging
 import os
 from datetime import timedelta
 from typing import Any
@@ -10,9 +11,11 @@ from typing import Any
 from bot.deps import Deps
 from bot.settings import Settings
 from bot.signals import IncidentDeclared, IncidentResolved, IncidentSeverityChanged
-from bot.statuspage import flows, service, web
+from bot.statuspage import flows, renames, service, web
 from bot.statuspage.ports import PublicChat
 from bot.statuspage.runtime import StatusPage
+
+log = logging.getLogger(__name__)
 
 # Past the first few back-offs (30 s, 1, 2, 5 min): Statuspage is down or refuses us, not just slow.
 OUTBOX_WARNING = timedelta(minutes=10)
@@ -51,6 +54,7 @@ def setup(deps: Deps, *, chat: PublicChat) -> None:
     deps.bus.subscribe(IncidentResolved, on_resolved, does="publish the resolution on the status page")
 
     async def start() -> None:
+        await _apply_renames(deps)
         await page.refresh()  # the first reader never waits for a build
         await page.start()
 
@@ -58,6 +62,16 @@ def setup(deps: Deps, *, chat: PublicChat) -> None:
     deps.on_stop.append(page.stop)
     if page.syncing:
         deps.health_probes["statuspage:outbox"] = functools.partial(outbox_health, deps)
+
+
+async def _apply_renames(deps: Deps) -> None:
+    config = deps.settings.config.status_page
+    if config is None or not config.renamed:
+        return
+    async with deps.db.session() as session:
+        days, updates = await renames.apply(session, renamed=config.renamed)
+    if days or updates:
+        log.info("status page: renamed components took %d days of history and %d published updates", days, updates)
 
 
 async def outbox_health(deps: Deps) -> dict[str, Any]:

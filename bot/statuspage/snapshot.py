@@ -185,7 +185,13 @@ def build(
     public_url: str | None = None,
 ) -> Snapshot:
     v = view(
-        title=config.title, components=list(config.components), rows=rows, days=days, now=now, stale_after=stale_after
+        title=config.title,
+        components=list(config.components),
+        rows=rows,
+        days=days,
+        now=now,
+        stale_after=stale_after,
+        id_names={name: config.id_name(name) for name in config.components},
     )
     html = _env.get_template("page.html.j2").render(v=v, iso=iso, base=BASE)
     url = f"{public_url or ''}{BASE}"  # feeds and JSON are read elsewhere: absolute links when we know the host
