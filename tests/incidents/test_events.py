@@ -24,11 +24,15 @@ async def test_messages_are_stored_once_even_when_slack_retries(bot: BotHarness)
     assert messages[0].permalink and str(event["ts"]).replace(".", "") in messages[0].permalink
 
 
-async def test_messages_outside_incident_channels_and_bot_messages_are_ignored(bot: BotHarness) -> None:
+async def test_messages_outside_incident_channels_and_the_bot_s_own_are_ignored(bot: BotHarness) -> None:
     incident = await bot.declare("P2 Queue backlog")
     assert incident.channel_id
     await bot.event(_message("C0GENERAL", "1790000000.000200", "lunch?"))
-    await bot.event({**_message(incident.channel_id, "1790000000.000300", "beep"), "bot_id": "B1"})
+    own = {"bot_id": bot.fake.bot_id, "app_id": "A0SELF", "bot_profile": {"id": bot.fake.bot_id, "name": "incident"}}
+    await bot.event({**_message(incident.channel_id, "1790000000.000300", "summary", user=bot.fake.bot_user_id), **own})
+    await bot.event(
+        {**_message(incident.channel_id, "1790000000.000350", "page"), "subtype": "bot_message", "user": "", **own}
+    )
     await bot.event({**_message(incident.channel_id, "1790000000.000400", ""), "subtype": "channel_join"})
     assert [e for e in await bot.timeline(1) if e.kind == "message"] == []
     # Chatter in other channels costs a read, never a write (no delivery claim).
@@ -38,7 +42,39 @@ async def test_messages_outside_incident_channels_and_bot_messages_are_ignored(b
         from bot.timeline.models import ProcessedEvent
 
         claims = (await session.exec(select(ProcessedEvent))).all()
-    assert len(claims) == 2  # the two events in the incident channel
+    assert len(claims) == 1  # the channel_join; the bot's own messages are dropped before any claim
+
+
+async def test_other_apps_messages_are_kept_with_the_app_as_actor(bot: BotHarness) -> None:
+    """A deploy, alert or CI bot's messages say what was deployed when: the post-mortem needs them."""
+    incident = await bot.declare("P2 Queue backlog")
+    channel = incident.channel_id
+    assert channel
+    # A classic integration (webhook): `bot_message`, named by `username`, its words in an attachment.
+    deploy = {**_message(channel, "1790000000.000500", ""), "subtype": "bot_message", "bot_id": "B0DEPLOY"}
+    deploy.pop("user")
+    deploy |= {"username": "deploy-bot", "attachments": [{"fallback": "api v42 deployed to production"}]}
+    # An app posting as its bot user: a `user`, and the app's name in `bot_profile`.
+    ci = {**_message(channel, "1790000000.000600", "build #812 passed", user="U0CIBOT"), "bot_id": "B0CI"}
+    ci["bot_profile"] = {"id": "B0CI", "app_id": "A0CI", "name": "CI"}
+    # Nameless, and an app whose name looks like a user id: never shown as a mention.
+    anonymous = {**_message(channel, "1790000000.000700", "ping"), "subtype": "bot_message", "bot_id": "B0ANON"}
+    anonymous.pop("user")
+    uptime = {**_message(channel, "1790000000.000800", "api is down", user="U0UPBOT"), "bot_id": "B0UP"}
+    uptime["bot_profile"] = {"id": "B0UP", "name": "UPTIME"}
+    for event in (deploy, ci, anonymous, uptime):
+        await bot.event(event)
+    messages = [(e.actor, e.text) for e in await bot.timeline(1) if e.kind == "message"]
+    assert messages == [
+        ("deploy-bot", "api v42 deployed to production"),
+        ("CI", "build #812 passed"),
+        ("B0ANON", "ping"),
+        ("UPTIME (app)", "api is down"),
+    ]
+    await bot.command("timeline", channel=channel)
+    reply = bot.last_reply()
+    assert "deploy-bot" in reply and "B0ANON" in reply and "UPTIME (app)" in reply, reply
+    assert "<@B0" not in reply and "<@CI" not in reply and "<@UPTIME" not in reply and "<@U0CIBOT" not in reply
 
 
 async def test_edits_update_the_stored_text(bot: BotHarness) -> None:

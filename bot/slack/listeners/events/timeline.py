@@ -13,11 +13,12 @@ from typing import Any
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.config import is_user_id
 from bot.deps import Deps
 from bot.exceptions import ChatError
 from bot.incidents.grammar import clean
 from bot.slack.api import call, data
-from bot.slack.text import escape
+from bot.slack.text import clip, escape
 from bot.timeline import service as timeline
 
 log = logging.getLogger(__name__)
@@ -31,12 +32,12 @@ IGNORED_SUBTYPES = {
     "channel_name",
     "pinned_item",
     "unpinned_item",
-    "bot_message",
     "group_join",
     "group_leave",
     "group_topic",
     "group_purpose",
 }
+KEPT_SUBTYPES = {None, "file_share", "thread_broadcast", "me_message", "bot_message"}
 
 
 def _when(message_ts: str) -> datetime:
@@ -97,7 +98,7 @@ async def mark_key(
         )
         messages = data(response).get("messages") or []
         if messages:
-            text, author = clean(messages[0].get("text", "")), messages[0].get("user")
+            text, author = clean(messages[0].get("text", "")), author_of(messages[0])
     except ChatError:
         pass
     permalink = await deps.incident_chat.permalink(channel_id=channel_id, message_ts=message_ts)
@@ -122,17 +123,48 @@ def _message_text(message: dict[str, Any]) -> str:
     Stored as Slack sends message text (`&`, `<`, `>` encoded), so a file's title is encoded the same way.
     """
     text = clean(message.get("text") or "")
+    if not text:  # an alert or deploy bot may say it all in attachments; their fallback is the summary
+        attachments = [a for a in message.get("attachments") or [] if isinstance(a, dict)]
+        text = "\n".join(clean(str(a.get("fallback") or a.get("text") or "")) for a in attachments).strip()
     files = [f for f in message.get("files") or [] if isinstance(f, dict)]
     names = [clean(str(f.get("title") or f.get("name") or "")).strip() for f in files]
     shared = " · ".join(f"📎 {escape(name)}" for name in names if name)
     return "\n".join(part for part in (text, shared) if part)
 
 
+def author_of(message: dict[str, Any]) -> str | None:
+    """A person's user id; for another app's message (a deploy, alert or CI bot) the app's name.
+
+    A name is kept as text, never as an id: one shaped like a user id (`UPTIME`) is marked as an app,
+    or every surface would mention it as a person.
+    """
+    if not message.get("bot_id"):
+        return message.get("user")
+    profile = message.get("bot_profile") or {}
+    name = clean(str(profile.get("name") or message.get("username") or "")).strip()
+    if not name:
+        return message.get("user") or str(message["bot_id"])
+    return clip(name, 90) + (" (app)" if is_user_id(name) else "")
+
+
+def _own(event: dict[str, Any], context: dict[str, Any]) -> bool:
+    """The bot's own messages (summary, notices, page mentions) are on the timeline as their own events.
+
+    Bolt drops them before any listener (its self-event filter, from auth.test); checked here too.
+    """
+    bot_id, user = event.get("bot_id"), event.get("user")
+    return bool(bot_id and bot_id == context.get("bot_id")) or bool(user and user == context.get("bot_user_id"))
+
+
 async def _on_message(deps: Deps, event: dict[str, Any], context: dict[str, Any]) -> None:
-    """A message in an incident channel goes on its timeline; an edit or a deletion updates it there."""
+    """A message in an incident channel goes on its timeline; an edit or a deletion updates it there.
+
+    Other apps' messages are kept too (what was deployed when, what alerted): they are the facts a
+    post-mortem is written from.
+    """
     subtype = event.get("subtype")
     incident_id = context.get("incident_id")
-    if incident_id is None or subtype in IGNORED_SUBTYPES or event.get("bot_id"):
+    if incident_id is None or subtype in IGNORED_SUBTYPES or _own(event, context):
         return
     channel_id = str(event["channel"])
     if subtype in {"message_changed", "message_deleted"}:
@@ -142,7 +174,7 @@ async def _on_message(deps: Deps, event: dict[str, Any], context: dict[str, Any]
         async with deps.db.session() as session:
             await timeline.edit_message(session, channel_id=channel_id, message_ts=message_ts, text=text)
         return
-    if subtype not in {None, "file_share", "thread_broadcast", "me_message"}:
+    if subtype not in KEPT_SUBTYPES:
         return
     message_ts = str(event.get("ts"))
     permalink = await deps.incident_chat.permalink(
@@ -155,7 +187,7 @@ async def _on_message(deps: Deps, event: dict[str, Any], context: dict[str, Any]
             channel_id=channel_id,
             message_ts=message_ts,
             at=_when(message_ts),
-            actor=event.get("user"),
+            actor=author_of(event),
             text=_message_text(event),
             permalink=permalink,
         )
