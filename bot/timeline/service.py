@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +23,20 @@ log = logging.getLogger(__name__)
 
 _EVENTS = TimelineEvent.metadata.tables["timeline_events"]
 _INSERT_EVENT = insert(_EVENTS)
+_PROCESSED_EVENTS = ProcessedEvent.metadata.tables["processed_events"]
+_PROCESSED_REQUESTS = ProcessedRequest.metadata.tables["processed_requests"]
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """A Slack event (its `event_id`, kept across Slack's retries) claimed with what it writes.
+
+    Claimed in the same transaction as the write: when the write fails, so does the claim, and
+    Slack's retry of the event is let in; of two deliveries at once, the unique key lets one through.
+    """
+
+    event_id: str
+    received_at: datetime
 
 
 async def add(
@@ -140,8 +155,11 @@ async def store_message(
     actor: str | None,
     text: str,
     permalink: str | None = None,
+    delivery: Delivery | None = None,
 ) -> bool:
-    """Keep a channel message; False when it is stored already (Slack redelivers)."""
+    """Keep a channel message; False when it is stored already (Slack redelivers) or `delivery` was claimed."""
+    if not await _claim(session, delivery):
+        return False
     row = _row(
         incident_id,
         at,
@@ -166,17 +184,34 @@ async def _update_message(session: AsyncSession, *, channel_id: str, message_ts:
     return bool(result.rowcount)
 
 
-async def edit_message(session: AsyncSession, *, channel_id: str, message_ts: str, text: str) -> bool:
+async def edit_message(
+    session: AsyncSession, *, channel_id: str, message_ts: str, text: str, delivery: Delivery | None = None
+) -> bool:
+    """False when `delivery` was claimed already: a late retry of an edit must not undo a newer one."""
+    if not await _claim(session, delivery):
+        return False
     return await _update_message(session, channel_id=channel_id, message_ts=message_ts, text=text)
+
+
+async def _claim(session: AsyncSession, delivery: Delivery | None) -> bool:
+    """Claim a delivery in the caller's transaction, committed with its write; False (rolled back) when taken.
+
+    On PostgreSQL a concurrent claim of the same id waits here for the first one's outcome.
+    """
+    if delivery is None:
+        return True
+    row = {"event_id": delivery.event_id, "received_at": delivery.received_at}
+    try:
+        await session.exec(insert(_PROCESSED_EVENTS), params=row)
+    except IntegrityError:
+        await session.rollback()
+        return False
+    return True
 
 
 async def set_key(session: AsyncSession, *, channel_id: str, message_ts: str, key: bool) -> bool:
     """Mark or unmark the event for a message; False when the message is not on any timeline."""
     return await _update_message(session, channel_id=channel_id, message_ts=message_ts, key=key)
-
-
-_PROCESSED_EVENTS = ProcessedEvent.metadata.tables["processed_events"]
-_PROCESSED_REQUESTS = ProcessedRequest.metadata.tables["processed_requests"]
 
 
 async def _insert_once(session: AsyncSession, table: Table, values: dict[str, Any]) -> bool:

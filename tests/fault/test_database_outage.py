@@ -124,3 +124,42 @@ async def test_channel_message_during_an_outage_reaches_the_timeline(bot: BotHar
         await bot.event(event, event_id="EvBlip", retry_num=1)
     stored = [e.text for e in await bot.timeline(1) if e.kind == Kind.MESSAGE]
     assert stored == ["dns fixed"]
+
+
+class OutageAtPermalink:
+    """The incident chat port, unchanged, except that the database goes away once, just before a message is stored."""
+
+    def __init__(self, real: Any, outage: DatabaseOutage) -> None:
+        self.real = real
+        self.outage = outage
+        self.armed = True
+
+    async def permalink(self, **kwargs: Any) -> str | None:
+        link: str | None = await self.real.permalink(**kwargs)
+        if self.armed:
+            self.armed = False
+            self.outage.start()
+        return link
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real, name)
+
+
+async def test_a_message_whose_store_failed_is_kept_when_slack_retries(bot: BotHarness, outage: DatabaseOutage) -> None:
+    """The delivery is accepted, then the database blips as the message is stored: Slack's retry must store it."""
+    incident = await bot.declare()
+    assert incident.channel_id
+    event = bot.fake.user_says(incident.channel_id, "U0BOB", "failover to the replica done")
+    bot.deps.chat = OutageAtPermalink(bot.deps.chat, outage)  # type: ignore[assignment]
+    try:
+        await bot.event(event, event_id="EvLost")
+    finally:
+        outage.end()
+        bot.deps.chat = bot.deps.chat.real  # type: ignore[attr-defined]
+    assert [e for e in await bot.timeline(1) if e.kind == Kind.MESSAGE] == []
+    retry = await bot.event(event, event_id="EvLost", retry_num=1)
+    assert retry.status_code == 200
+    again = await bot.event(event, event_id="EvLost", retry_num=2)
+    assert again.status_code == 200
+    stored = [e.text for e in await bot.timeline(1) if e.kind == Kind.MESSAGE]
+    assert stored == ["failover to the replica done"]

@@ -3,8 +3,11 @@
 Bolt has verified the signature before this runs.
 - Events: only those in an incident channel write anything, so the incident is looked up once
   here (and put in the context as `incident_id` for the listeners) and only those are claimed.
-  Their `event_id` is kept by Slack across retries; claiming it before the ack means that when
-  the database is unreachable Slack gets a 503 and retries later instead of losing the message.
+  Their `event_id` is kept by Slack across retries. Reading the incident before the ack means that
+  when the database is unreachable Slack gets a 503 and retries later instead of losing the message.
+  Reactions and pins are claimed here; a message event is claimed by its listener in the same
+  transaction as the message (`timeline.Delivery`), so a store that fails after the ack (a database
+  blip) claims nothing and Slack's retry of the event stores it.
 - Slash commands and interactions have no id. A signature covers the timestamp and the body, so a
   second request with the same signature (a proxy retry, a replayed capture) is the same delivery.
 Claims are pruned after Slack's retry window; Bolt refuses requests older than 5 minutes anyway.
@@ -25,7 +28,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.deps import Deps
 from bot.incidents import service as incidents
-from bot.slack.listeners.events.timeline import event_channel
+from bot.slack.listeners.events.timeline import DELIVERY, event_channel
 from bot.timeline import service as timeline
 
 log = logging.getLogger(__name__)
@@ -90,7 +93,16 @@ async def _event_claim(deps: Deps, req: AsyncBoltRequest, *, now: datetime) -> C
     req.context["incident_id"] = incident.id
     if not event_id:
         return None
+    if (req.body.get("event") or {}).get("type") == "message":
+        # Claimed by the listener, in the transaction that stores the message (see its docstring).
+        req.context[DELIVERY] = timeline.Delivery(event_id=event_id, received_at=now)
+        return _claimed_by_listener
     return lambda session: timeline.first_delivery(session, event_id=event_id, at=now)
+
+
+async def _claimed_by_listener(session: AsyncSession) -> bool:
+    """Let the message through; counted like a claim, so the pruning still comes round."""
+    return True
 
 
 def _request_claim(req: AsyncBoltRequest, *, now: datetime) -> Claim | None:

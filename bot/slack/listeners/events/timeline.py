@@ -1,7 +1,9 @@
 """Channel messages, 📌 reactions and pins in incident channels become timeline events.
 
-Slack retries deliveries (same `event_id`); `listeners/replay.py` claims each event id before
-these run, and a message is stored under a unique (channel, ts) key, so nothing is stored twice.
+Slack retries deliveries (same `event_id`). `listeners/replay.py` claims a reaction's or a pin's
+event id before these run; a message event's id is claimed here, in the transaction that stores
+or edits the message, so a store that fails leaves Slack's retry in. A message is also stored
+under a unique (channel, ts) key, so nothing is stored twice.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from bot.timeline import service as timeline
 
 log = logging.getLogger(__name__)
 
+DELIVERY = "delivery"  # in a message event's context (`listeners/replay.py`): its `timeline.Delivery`
 KEY_REACTIONS = {"pushpin", "round_pushpin"}
 IGNORED_SUBTYPES = {
     "channel_join",
@@ -167,12 +170,16 @@ async def _on_message(deps: Deps, event: dict[str, Any], context: dict[str, Any]
     if incident_id is None or subtype in IGNORED_SUBTYPES or _own(event, context):
         return
     channel_id = str(event["channel"])
+    delivery = context.get(DELIVERY)
+    delivery = delivery if isinstance(delivery, timeline.Delivery) else None
     if subtype in {"message_changed", "message_deleted"}:
         changed = event.get("message") or {}
         message_ts = str(changed.get("ts") or event.get("deleted_ts"))
         text = "(message deleted)" if subtype == "message_deleted" else _message_text(changed)
         async with deps.db.session() as session:
-            await timeline.edit_message(session, channel_id=channel_id, message_ts=message_ts, text=text)
+            await timeline.edit_message(
+                session, channel_id=channel_id, message_ts=message_ts, text=text, delivery=delivery
+            )
         return
     if subtype not in KEPT_SUBTYPES:
         return
@@ -190,6 +197,7 @@ async def _on_message(deps: Deps, event: dict[str, Any], context: dict[str, Any]
             actor=author_of(event),
             text=_message_text(event),
             permalink=permalink,
+            delivery=delivery,
         )
 
 
