@@ -64,6 +64,11 @@ class Action(StrEnum):
 
 ACTION_NAMES = ", ".join(a.value for a in Action)
 
+# The most steps a playbook may have. The progress message lists every step and must fit one Slack
+# message (50 blocks, 3000 characters a section); the chat layer bounds each step's line so that this
+# many always fit, and the "Reopen a step" menu holds at most 100 options.
+MAX_STEPS = 100
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
@@ -193,6 +198,11 @@ class Playbook(_Strict):
     @field_validator("steps")
     @classmethod
     def _unique_steps(cls, steps: list[Step]) -> list[Step]:
+        if len(steps) > MAX_STEPS:
+            raise ValueError(
+                f"has {len(steps)} steps, at most {MAX_STEPS} are allowed (the progress message lists every "
+                "step and must fit one Slack message of 50 blocks): split it into two playbooks"
+            )
         seen: dict[str, int] = {}
         for index, step in enumerate(steps):
             if step.id in seen:

@@ -12,7 +12,7 @@ from bot.config import BotConfig, Severity
 from bot.exceptions import ConfigError
 from bot.playbooks.loader import check_playbooks, load_playbooks
 from bot.playbooks.render import build_context, render, sample_context
-from bot.playbooks.schema import Action
+from bot.playbooks.schema import MAX_STEPS, Action
 
 SHIPPED = Path(__file__).resolve().parents[2] / "playbooks"
 
@@ -316,3 +316,24 @@ def test_ids_longer_than_the_database_keeps_are_refused(tmp_path: Path) -> None:
     assert len(problems) == 2, problems
     assert problems[0].startswith(f"{tmp_path}/x.yml: id: String should have at most 100 characters")
     assert problems[1].startswith(f"{tmp_path}/x.yml: steps[0] ({'s' * 101}): id: String should have at most 100")
+
+
+def _steps(count: int) -> str:
+    return "".join(f"  - {{id: s{i}, title: Step {i}, instructions: do it}}\n" for i in range(count))
+
+
+def test_a_playbook_too_long_for_one_progress_message_is_refused(tmp_path: Path) -> None:
+    """The progress message lists every step in one Slack message (at most 50 blocks): a playbook with more
+    steps than the message can hold is refused when the bot starts, not at the incident whose checklist
+    Slack would refuse to post."""
+    write(tmp_path, "long.yml", "id: long\ntitle: Long\nsteps:\n" + _steps(MAX_STEPS + 1))
+    write(tmp_path, "longest.yml", "id: longest\ntitle: Longest\nsteps:\n" + _steps(MAX_STEPS))
+    assert MAX_STEPS == 100
+    assert check_playbooks(tmp_path) == [
+        f"{tmp_path}/long.yml: steps: has 101 steps, at most 100 are allowed (the progress message lists every "
+        "step and must fit one Slack message of 50 blocks): split it into two playbooks"
+    ]
+    with pytest.raises(ConfigError, match=r"long\.yml: steps: has 101 steps, at most 100 are allowed"):
+        load_playbooks(tmp_path)
+    (tmp_path / "long.yml").unlink()
+    assert load_playbooks(tmp_path).ids() == ["longest"]

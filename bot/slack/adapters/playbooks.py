@@ -3,6 +3,11 @@
 
 Playbook text is operator-written but may contain the incident title (user text) through its
 variables, so all of it is escaped; code fences survive being split across sections.
+
+The progress message must fit one Slack message (50 blocks, 3000 characters a section) whatever the
+templates expand to: the loader caps a playbook at `MAX_STEPS` steps, each step's line here is at most
+`LINE_LIMIT` characters (so a section holds at least three), and the next step's instructions take at
+most `INSTRUCTION_SECTIONS` sections. That is 4 + 34 + 1 + 1 + (1 + 4 + 1 + 1) = 47 blocks at most.
 """
 
 from __future__ import annotations
@@ -14,12 +19,22 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.incidents.models import Incident
 from bot.playbooks.checklist import NextStep, Progress, StepProgress
 from bot.playbooks.models import StepStatus
-from bot.playbooks.schema import Playbook
+from bot.playbooks.schema import MAX_STEPS, Playbook
 from bot.slack import blocks
 from bot.slack.api import call, data
 from bot.slack.text import MAX_SECTION, chunks, clip, escape, user
 
 Block = blocks.Block
+
+MAX_BLOCKS = 50  # Slack's limit for a message
+LINE_LIMIT = 900  # a checklist line; three fit a section
+INSTRUCTION_SECTIONS = 4
+_TITLE_LIMIT = 300  # escaped characters of a step's title (a template may hold the incident title)
+_REASON_LIMIT = 300
+_ACTOR_LIMIT = 40  # a system actor (an alert source) is shown as text
+# head 4, checklist, divider, "all finished", next step (title, instructions, last output, buttons)
+WORST_CASE_BLOCKS = 4 + -(-MAX_STEPS // 3) + 1 + 1 + (1 + INSTRUCTION_SECTIONS + 1 + 1)
+assert WORST_CASE_BLOCKS <= MAX_BLOCKS, "MAX_STEPS no longer fits one progress message"
 
 
 class PlaybookActionId:
@@ -56,20 +71,34 @@ def split_sections(text: str) -> list[str]:
     return fixed or [""]
 
 
+def escaped_within(text: str, limit: int) -> str:
+    """`text` escaped and cut to `limit` characters, never in the middle of an `&amp;`."""
+    out: list[str] = []
+    size = 0
+    for char in text:
+        piece = escape(char)
+        if size + len(piece) > limit - 1:
+            return "".join(out) + "…"
+        out.append(piece)
+        size += len(piece)
+    return "".join(out)
+
+
 def _step_line(step: StepProgress, *, is_next: bool) -> str:
     marker = "👉" if is_next else step.emoji
-    line = f"{marker} {step.number}. {escape(step.title)}"
+    line = f"{marker} {step.number}. {escaped_within(step.title, _TITLE_LIMIT)}"
     if not step.required:
         line += " _(optional)_"
+    by = user(step.by[:_ACTOR_LIMIT] if step.by else step.by)
     if step.state == StepStatus.DONE:
-        line += f" — {user(step.by)}"
+        line += f" — {by}"
     elif step.state == StepStatus.SKIPPED:
-        line += f" — skipped by {user(step.by)}"
+        line += f" — skipped by {by}"
         if step.reason:
-            line += f": {escape(step.reason)}"
+            line += f": {escaped_within(step.reason, _REASON_LIMIT)}"
     if step.action_ok is not None and step.action:
         line += f" · {step.action.value} {'✅' if step.action_ok else '⚠️'}"
-    return line
+    return clip(line, LINE_LIMIT)  # by construction it is shorter; a guard for the block budget
 
 
 def progress_text(progress: Progress) -> str:
@@ -122,7 +151,7 @@ def _next_step_blocks(progress: Progress, step: NextStep) -> list[Block]:
     if step.action is not None and step.service:
         title += f"\n_{escape(step.action_label or '')} acts on `{escape(step.service)}`_"
     out: list[Block] = [blocks.mrkdwn(title)]
-    out.extend(blocks.mrkdwn(piece) for piece in split_sections(escape(step.instructions)))
+    out.extend(_instructions(step.instructions))
     last = next(s for s in progress.steps if s.id == step.id)
     if last.action_ok is not None and last.action_output is not None:
         mark = "✅" if last.action_ok else "⚠️"
@@ -139,6 +168,15 @@ def _next_step_blocks(progress: Progress, step: NextStep) -> list[Block]:
         buttons.append(blocks.button(step.action_label or step.action.value, PlaybookActionId.RUN, value))
     out.append({"type": "actions", "block_id": f"playbook_step_{progress.run_id}", "elements": buttons})
     return out
+
+
+def _instructions(text: str) -> list[Block]:
+    """The instructions in at most INSTRUCTION_SECTIONS sections; a template that expanded beyond says so."""
+    pieces = split_sections(escape(text))
+    if len(pieces) > INSTRUCTION_SECTIONS:
+        cut = "_(The instructions are too long to show in full here: read the rest in the playbook file.)_"
+        return [blocks.mrkdwn(piece) for piece in pieces[: INSTRUCTION_SECTIONS - 1]] + [blocks.context(cut)]
+    return [blocks.mrkdwn(piece) for piece in pieces]
 
 
 def picker_blocks(*, incident: Incident, playbooks: Sequence[Playbook], note: str = "") -> list[Block]:
