@@ -206,21 +206,21 @@ async def change_step(
     actor: str,
     message: tuple[str, str] | None = None,
 ) -> StepChange:
-    """Done or Skip by a person who can see the incident, while it is open; `recorded` is False when
-    someone else changed the step first."""
+    """Done, Skip, or Reopen (`to` pending) by a person who can see the incident, while it is open; `recorded`
+    is False when someone else changed the step first."""
     incident = await visible_incident(deps, run_id=run_id, actor=actor, message=message)
     if not incident.is_open:
         raise InvalidState(f"{incident.ref} is resolved; its checklist is closed.")
+    now, config = deps.clock.now(), deps.settings.config
     async with deps.db.session() as session:
-        change = await steps.change_step(
-            session,
-            run_id=run_id,
-            step_id=step_id,
-            to=to,
-            actor=actor,
-            now=deps.clock.now(),
-            config=deps.settings.config,
-        )
+        if to == StepStatus.PENDING:
+            change = await steps.reopen_step(
+                session, run_id=run_id, step_id=step_id, actor=actor, now=now, config=config
+            )
+        else:
+            change = await steps.change_step(
+                session, run_id=run_id, step_id=step_id, to=to, actor=actor, now=now, config=config
+            )
     await progress_message.refresh_quietly(deps, run_id)
     return change
 

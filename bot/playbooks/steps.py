@@ -1,4 +1,4 @@
-"""A run's steps and their transitions: Done, Skip, an action's result, and finishing the run.
+"""A run's steps and their transitions: Done, Skip, Reopen, an action's result, and finishing the run.
 
 Every change writes its timeline event (`playbook_step`, and `playbook` when the run completes)
 in the same transaction. Completing or skipping a step is a conditional UPDATE (`... WHERE state
@@ -226,6 +226,99 @@ async def skip_step(
 ) -> StepChange:
     return await change_step(
         session, run_id=run_id, step_id=step_id, to=StepStatus.SKIPPED, actor=actor, now=now, reason=reason
+    )
+
+
+async def reopen_step(
+    session: AsyncSession,
+    *,
+    run_id: int,
+    step_id: str,
+    actor: str | None,
+    now: datetime,
+    config: BotConfig | None = None,
+) -> StepChange:
+    """Open a done or skipped step again (a misclick); a run it had completed is open again too.
+
+    Conditional like Done and Skip: only the state read under the run's lock is changed, so a click that
+    lost a race (the step is pending already) is reported, not recorded twice.
+    """
+    run, playbook = await _live_run(session, run_id)
+    step = step_of(playbook, step_id)
+    incident = await incidents.get(session, number=run.incident_id)
+    ensure_allowed(playbook, incident, actor)
+    title = shown_title(step, playbook, incident, config)
+    before = await _state(session, run_id, step_id)
+    was, was_by = before.state, before.by
+    result = await session.exec(
+        update(StepState)
+        .where(
+            col(StepState.run_id) == run_id,
+            col(StepState.step_id) == step_id,
+            col(StepState.state) == was,
+            col(StepState.state) != StepStatus.PENDING,
+        )
+        .values(state=StepStatus.PENDING, by=None, at=None, reason="")
+    )
+    if result.rowcount != 1:
+        await session.rollback()
+        return StepChange(
+            run_id=run_id, step_id=step_id, step_title=title, state=was, by=was_by, at=None, recorded=False
+        )
+    unfinished = step.required and run.finished_at is not None
+    if unfinished:
+        await session.exec(
+            update(PlaybookRun)
+            .where(col(PlaybookRun.id) == run_id)
+            .values(finished_at=None, finished_reason=None, finished_by=None)
+        )
+    await _record_reopen(
+        session,
+        run=run,
+        playbook=playbook,
+        step=step,
+        title=title,
+        was=(was, was_by),
+        unfinished=unfinished,
+        actor=actor,
+        now=now,
+    )
+    await session.commit()
+    return StepChange(
+        run_id=run_id, step_id=step_id, step_title=title, state=StepStatus.PENDING, by=actor, at=now, recorded=True
+    )
+
+
+async def _record_reopen(
+    session: AsyncSession,
+    *,
+    run: PlaybookRun,
+    playbook: Playbook,
+    step: Step,
+    title: str,
+    was: tuple[StepStatus, str | None],
+    unfinished: bool,
+    actor: str | None,
+    now: datetime,
+) -> None:
+    """The reopen's timeline line: who reopened which step, what it was and by whom (the post-mortem reads it)."""
+    number = playbook.steps.index(step) + 1
+    what = "done" if was[0] == StepStatus.DONE else "skipped"
+    await timeline.add(
+        session,
+        incident_id=run.incident_id,
+        at=now,
+        actor=actor,
+        text=f"Reopened step {number}/{len(playbook.steps)} of {playbook.title}: {title} (was {what} by {was[1]})"
+        + ("; the playbook is no longer finished" if unfinished else ""),
+        payload=events.PlaybookStepChanged(
+            status="reopened",
+            run_id=run.id,
+            playbook_id=playbook.id,
+            step_id=step.id,
+            step_title=title,
+            required=step.required,
+        ),
     )
 
 

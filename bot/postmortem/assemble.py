@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -49,6 +49,7 @@ class Timeline:
     actions: list[Action] = field(default_factory=list)
     running: dict[tuple[str, str], int] = field(default_factory=dict)  # (action, service) → index still `started`
     steps: list[PlaybookStep] = field(default_factory=list)
+    closed_steps: dict[tuple[int | None, str | None], int] = field(default_factory=dict)  # → its done/skipped row
     notes: list[Note] = field(default_factory=list)
     services: list[str] = field(default_factory=list)
     first_alert: Event | None = None
@@ -283,6 +284,13 @@ def _playbook(t: Timeline, event: Event, p: payloads.PlaybookChanged) -> bool:
 @_handles(payloads.PlaybookStepChanged)
 def _playbook_step(t: Timeline, event: Event, p: payloads.PlaybookStepChanged) -> bool:
     playbook_id = _playbook_id(t, p.playbook_id)
+    key = (p.run_id, p.step_id)
+    if p.status in ("done", "skipped"):
+        t.closed_steps[key] = len(t.steps)
+    elif p.status == "reopened" and key in t.closed_steps:
+        # A Done or Skip undone: its row must not read as a step that was done.
+        row = t.closed_steps.pop(key)
+        t.steps[row] = replace(t.steps[row], status=f"{t.steps[row].status}, then reopened")
     t.steps.append(
         PlaybookStep(
             at=event.at,

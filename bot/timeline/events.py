@@ -194,7 +194,7 @@ class PlaybookChanged(Payload):
 
 
 class PlaybookStepChanged(Payload):
-    """A step done or skipped (`status`), or its action's result (`"<action> succeeded"`, `output`)."""
+    """A step done, skipped or reopened (`status`), or its action's result (`"<action> succeeded"`, `output`)."""
 
     KIND = Kind.PLAYBOOK_STEP
     status: str

@@ -12,7 +12,7 @@ from bot.slack.adapters.playbooks import PlaybookActionId
 from tests.conftest import make_settings
 from tests.fakes.slack_api import FakeSlack, validate_blocks
 from tests.harness import running_bot
-from tests.playbooks.conftest import click, progress_message, text_of
+from tests.playbooks.conftest import buttons, click, progress_message, text_of
 
 TITLE = "{{ incident.title }}" * 7  # 140 characters of template: 7 times the incident's title
 LONG = '"{% for i in range(40) %}{{ incident.title }}\\n{% endfor %}"'  # double-quoted YAML: a newline each
@@ -43,7 +43,7 @@ async def test_the_longest_playbook_posts_and_updates_at_its_fullest(
 ) -> None:
     """100 steps whose titles and instructions expand a 290-character incident title full of `&` (escaped
     five-fold), every step with an action's output, 98 skipped with a long reason: the message at its
-    largest (all required steps finished, the optional next step shown in full) is
+    largest (all required steps finished, the optional next step shown in full, the reopen menu) is
     accepted. Before, each title filled a section of its own and Slack refused the 100-block message."""
     _longest_playbook(tmp_path / "playbooks")
     settings = make_settings(
@@ -71,6 +71,7 @@ async def test_the_longest_playbook_posts_and_updates_at_its_fullest(
         message = progress_message(bot, incident)
         assert message.edited and message.ts == posted.ts
         assert validate_blocks(message.blocks) == [] and len(message.blocks or []) <= 50
+        assert len(buttons(message)[PlaybookActionId.REOPEN]["options"]) == MAX_STEPS - 1
         text = text_of(message)
         assert "All required steps are finished" in text and "*Next: 2. cachebomb &amp;" in text
         contexts = [e["text"] for b in message.blocks or [] if b["type"] == "context" for e in b["elements"]]

@@ -7,12 +7,13 @@ variables, so all of it is escaped; code fences survive being split across secti
 The progress message must fit one Slack message (50 blocks, 3000 characters a section) whatever the
 templates expand to: the loader caps a playbook at `MAX_STEPS` steps, each step's line here is at most
 `LINE_LIMIT` characters (so a section holds at least three), and the next step's instructions take at
-most `INSTRUCTION_SECTIONS` sections. That is 4 + 34 + 1 + 1 + (1 + 4 + 1 + 1) = 47 blocks at most.
+most `INSTRUCTION_SECTIONS` sections. That is 4 + 34 + 1 + 1 + (1 + 4 + 1 + 1) + 1 = 48 blocks at most.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -32,8 +33,8 @@ INSTRUCTION_SECTIONS = 4
 _TITLE_LIMIT = 300  # escaped characters of a step's title (a template may hold the incident title)
 _REASON_LIMIT = 300
 _ACTOR_LIMIT = 40  # a system actor (an alert source) is shown as text
-# head 4, checklist, divider, "all finished", next step (title, instructions, last output, buttons)
-WORST_CASE_BLOCKS = 4 + -(-MAX_STEPS // 3) + 1 + 1 + (1 + INSTRUCTION_SECTIONS + 1 + 1)
+# head 4, checklist, divider, "all finished", next step (title, instructions, last output, buttons), reopen menu
+WORST_CASE_BLOCKS = 4 + -(-MAX_STEPS // 3) + 1 + 1 + (1 + INSTRUCTION_SECTIONS + 1 + 1) + 1
 assert WORST_CASE_BLOCKS <= MAX_BLOCKS, "MAX_STEPS no longer fits one progress message"
 
 
@@ -41,6 +42,7 @@ class PlaybookActionId:
     DONE = "playbook_step_done"
     SKIP = "playbook_step_skip"
     RUN = "playbook_step_run"
+    REOPEN = "playbook_step_reopen"  # a menu of the done and skipped steps
     PICK_PREFIX = "playbook_pick:"  # + playbook id: one button per playbook, each action_id unique
 
 
@@ -127,7 +129,30 @@ def progress_blocks(progress: Progress) -> list[Block]:
         )
     if progress.next is not None:
         out.extend(_next_step_blocks(progress, progress.next))
+    reopen = _reopen_menu(progress)
+    if reopen is not None:
+        out.append({"type": "actions", "block_id": f"playbook_reopen_{progress.run_id}", "elements": [reopen]})
     return out
+
+
+def _reopen_menu(progress: Progress) -> dict[str, Any] | None:
+    """A menu of the steps done or skipped, to open one again after a misclick (at most MAX_STEPS options)."""
+    closed = [s for s in progress.steps if s.state != StepStatus.PENDING]
+    if not closed:
+        return None
+    options = [
+        {
+            "text": {"type": "plain_text", "text": clip(f"{s.emoji} {s.number}. {s.title}", 75), "emoji": True},
+            "value": step_value(progress.run_id, s.id),
+        }
+        for s in closed
+    ]
+    return {
+        "type": "static_select",
+        "action_id": PlaybookActionId.REOPEN,
+        "placeholder": {"type": "plain_text", "text": "↩️ Reopen a step", "emoji": True},
+        "options": options,
+    }
 
 
 def _progress_head(progress: Progress) -> list[Block]:

@@ -1,4 +1,4 @@
-"""Playbook buttons (Done, Skip, Run action, the picker) and `/incident playbook <id>`."""
+"""Playbook buttons (Done, Skip, Run action, the Reopen menu, the picker) and `/incident playbook <id>`."""
 
 from __future__ import annotations
 
@@ -26,7 +26,9 @@ Click = Callable[[dict[str, Any], AsyncRespond], Awaitable[None]]
 
 
 def _value(body: dict[str, Any]) -> str:
-    return str((body.get("actions") or [{}])[0].get("value", ""))
+    """A button's value, or the option chosen in a menu."""
+    action = (body.get("actions") or [{}])[0]
+    return str(action.get("value") or (action.get("selected_option") or {}).get("value") or "")
 
 
 def _damaged() -> UsageError:
@@ -91,12 +93,14 @@ async def _show_offer(
 
 
 async def _change_step(deps: Deps, to: StepStatus, body: dict[str, Any], respond: AsyncRespond) -> None:
-    """Done or Skip; a click that lost the race is told who was first."""
+    """Done, Skip or Reopen; a click that lost the race is told who was first."""
     run_id, step_id = _step(body)
     change = await flows.change_step(
         deps, run_id=run_id, step_id=step_id, to=to, actor=body["user"]["id"], message=_message(body)
     )
-    if not change.recorded:
+    if not change.recorded and change.state == StepStatus.PENDING:
+        await _ephemeral(respond, f"Step *{escape(change.step_title)}* is open already.")
+    elif not change.recorded:
         await _ephemeral(
             respond, f"Step *{escape(change.step_title)}* was already {change.state.value} by {user(change.by)}."
         )
@@ -150,5 +154,6 @@ def _on_click(app: AsyncApp, action_id: str | re.Pattern[str], click: Click) -> 
 def register(app: AsyncApp, deps: Deps) -> None:
     _on_click(app, PlaybookActionId.DONE, functools.partial(_change_step, deps, StepStatus.DONE))
     _on_click(app, PlaybookActionId.SKIP, functools.partial(_change_step, deps, StepStatus.SKIPPED))
+    _on_click(app, PlaybookActionId.REOPEN, functools.partial(_change_step, deps, StepStatus.PENDING))
     _on_click(app, PlaybookActionId.RUN, functools.partial(_run, deps))
     _on_click(app, re.compile("^" + re.escape(PlaybookActionId.PICK_PREFIX)), functools.partial(_pick, deps))
