@@ -14,7 +14,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot.clock import utc
 from bot.config import Escalation, Severity
 from bot.escalation import policy
-from bot.escalation.leases import mark_sent
+from bot.escalation.leases import held, mark_sent
 from bot.escalation.models import Page, PageTarget, TargetState
 from bot.escalation.pages.planning import new_page
 from bot.timeline import events
@@ -83,6 +83,29 @@ async def finish_page(
         session.add(new_page(page.incident_id, following, due_at=max(following.due_at, now), now=now))
     await session.commit()
     return await session.get(Page, page_id, populate_existing=True)
+
+
+async def cancel_stopped(session: AsyncSession, *, page: Page, token: str, now: datetime, reason: str) -> bool:
+    """Cancel a page we hold that found its incident stopped before it reached anybody, on the timeline
+    as `planning.cancel_pages` does (which skips a page cancelled here). False when it was cancelled
+    already (that cancel wrote the event) or is not ours."""
+    assert page.id is not None
+    result = await session.exec(
+        update(Page)
+        .where(*held(Page, page.id, token), col(Page.cancelled_at).is_(None))
+        .values(cancelled_at=now, cancel_reason=reason[:200])
+    )
+    cancelled = bool(result.rowcount == 1)
+    if cancelled:
+        await timeline.add(
+            session,
+            incident_id=page.incident_id,
+            at=now,
+            text=f"Escalation stopped: {reason}",
+            payload=events.PageEvent(action="cancelled", levels=[page.level], reason=reason),
+        )
+    await session.commit()
+    return cancelled
 
 
 def _sent_text(page: Page, delivery: Delivery) -> str:

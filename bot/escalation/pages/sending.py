@@ -32,7 +32,7 @@ from bot.escalation.pages import outcome, recipients
 from bot.escalation.pages.channel import Channel
 from bot.escalation.pages.outcome import Attempt
 from bot.escalation.pages.queries import page_with_incident
-from bot.escalation.pages.records import finish_page
+from bot.escalation.pages.records import cancel_stopped, finish_page
 from bot.escalation.pages.targets import NewTarget, add_targets, mark_target, targets
 from bot.escalation.pages.writes import DmOutcome, PageClaim
 from bot.escalation.ports import PageMessage, is_transient
@@ -117,6 +117,11 @@ class PageSender(Sender[Page]):
         if reason is None:  # else it reached someone before the incident stopped: DM nobody else
             if recorded is None:
                 rows = await self._resolve_page_targets(page, rows, token, now)
+            rechecked = await self._recheck(page, token, rows)
+            if rechecked is None:
+                return False
+            incident, reason = rechecked
+        if reason is None:
             await self._send_dms(rows, incident, message, token, attempt)
         dms_sent()
         # The invite, the mention and the record can wait: they take turns with channel setups.
@@ -143,10 +148,29 @@ class PageSender(Sender[Page]):
             else:  # only a holder of the page's claim adds recipients: on the first claim there are none yet
                 rows = [] if page.attempts == 1 else await targets(session, page_id=page.id)
             if reason is not None and not outcome.reached(rows):
-                await leases.cancel_claimed(session, model=Page, row_id=page.id, token=token, now=now, reason=reason)
+                await cancel_stopped(session, page=page, token=token, now=now, reason=reason)
                 return None
         assert incident is not None
         return incident, rows, reason
+
+    async def _recheck(self, page: Page, token: str, rows: list[PageTarget]) -> tuple[Incident, str | None] | None:
+        """The stop condition read again under the claim, just before the first DM; None when the page was
+        cancelled here (stopped, and it has reached nobody).
+
+        The claim's read (or `_look`'s) came first: an ack or resolve committed since then, while the
+        claim was answered or the targets resolved, would otherwise let this level's DMs out. A window
+        remains, and always will: an ack committed between this read and Slack taking each DM. Such a
+        DM goes out and is recorded as sent (sent is the truth); the record notes the stop.
+        """
+        now = self.rt.clock.now()
+        async with self.rt.send_db.session() as session:
+            incident = await session.get(Incident, page.incident_id)
+            reason = self.stop_reason(page, incident)
+            if reason is not None and not outcome.reached(rows):
+                await cancel_stopped(session, page=page, token=token, now=now, reason=reason)
+                return None
+        assert incident is not None
+        return incident, reason
 
     async def _finish_in_turn(
         self,

@@ -155,8 +155,9 @@ async def claim_pages(
     recipients of every page going out at once (`PageWrites`). Pages not returned are held
     by someone else, sent, cancelled or not due; a page asked for twice goes to the last request.
     The incidents of first claims that recorded their recipients are read in the same transaction,
-    after the claim: their sender checks them (acknowledged, resolved?) with no transaction of its own
-    before the DM. Any other sender reads the incident and the recipients itself, so nothing is read for it here.
+    after the claim: their sender checks them (acknowledged, resolved?) without writing again, and reads
+    the incident once more just before its first DM (`PageSender._recheck`: an ack may commit in
+    between). Any other sender reads the incident and the recipients itself, so nothing is read for it here.
     """
     by_id = {claim.page_id: claim for claim in claims}
     if not by_id:
