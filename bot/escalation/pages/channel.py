@@ -31,11 +31,13 @@ class Channel:
     async def catch_up(self, incident_id: int) -> int:
         """The channel is set up: invite and mention there the people paged before it was.
 
-        Returns how many pages were caught up. Safe to repeat: a page whose mention is recorded is skipped.
-        A mention Slack refused is raised once every page was tried, so IncidentChannelReady's work is
-        retried (`signal_work`) and the retry mentions it; it was recorded and skipped for good before.
+        Returns how many pages were caught up. Safe to repeat: a page whose mention is recorded is
+        skipped, unless someone it reached is still to be added to the channel. A mention Slack
+        refused, or people Slack failed for now to add (only those added are recorded), is raised once
+        every page was tried, so IncidentChannelReady's work is retried (`signal_work`) and the retry
+        mentions or invites them; they were recorded and skipped for good before.
         """
-        caught_up, refused = 0, 0
+        refused, uninvited = 0, 0
         async with self.rt.turn(incident_id):
             now = self.rt.clock.now()
             async with self.rt.db.session() as session:
@@ -46,27 +48,37 @@ class Channel:
                 if incident is None or not incident.channel_id:
                     return 0
                 by_page = await targets_by_page(session, incident_id=incident_id)
-                pending = _not_mentioned(pages, by_page, now)
+                pending = _not_caught_up(pages, by_page, now)
             for page, rows in pending:
-                assert page.id is not None
-                message = outcome.page_message(page, rows, now, late_after=self.rt.late_after_for(page))
-                attempt = Attempt(
-                    number=page.attempts,
-                    final=not page.is_pending,
-                    retrying=[
-                        r.recipient for r in rows if r.kind == TargetKind.USER and r.state == TargetState.PENDING
-                    ],
-                    retry_in=self.rt.retry_in(page.attempts),
-                )
-                await self.invite(rows, incident, attempt)
-                after = await self.report(page.id, rows, incident, message, attempt, now=now)
-                caught_up += 1
-                refused += outcome.first_mention(after)
-        if caught_up:
-            log.info("%s: %s page(s) sent before the channel existed are now mentioned there", incident.ref, caught_up)
-        if refused:
-            raise ChatError(f"{incident.ref}: Slack refused the mention of {refused} page(s)", step="page catch-up")
-        return caught_up
+                mentioned, attempt = await self._catch_up_page(page, rows, incident, now)
+                refused += not mentioned
+                uninvited += len(attempt.uninvited)
+        if pending:
+            log.info(
+                "%s: %s page(s) sent before the channel existed are now caught up there", incident.ref, len(pending)
+            )
+        if refused or uninvited:
+            problems = [f"Slack refused the mention of {refused} page(s)"] if refused else []
+            problems += [f"Slack did not add {uninvited} person(s) to the channel for now"] if uninvited else []
+            raise ChatError(f"{incident.ref}: {'; '.join(problems)}", step="page catch-up")
+        return len(pending)
+
+    async def _catch_up_page(
+        self, page: Page, rows: list[PageTarget], incident: Incident, now: datetime
+    ) -> tuple[bool, Attempt]:
+        """Invite and mention one page; returns whether its mention is recorded, and the attempt (who
+        Slack failed to add for now is in `uninvited`)."""
+        assert page.id is not None
+        message = outcome.page_message(page, rows, now, late_after=self.rt.late_after_for(page))
+        attempt = Attempt(
+            number=page.attempts,
+            final=not page.is_pending,
+            retrying=[r.recipient for r in rows if r.kind == TargetKind.USER and r.state == TargetState.PENDING],
+            retry_in=self.rt.retry_in(page.attempts),
+        )
+        await self.invite(rows, incident, attempt)
+        after = await self.report(page.id, rows, incident, message, attempt, now=now)
+        return not outcome.first_mention(after), attempt
 
     async def invite(self, rows: list[PageTarget], incident: Incident, attempt: Attempt) -> None:
         """Invite the people paged, and those whose DM is retried (the channel mention reaches them).
@@ -173,11 +185,11 @@ class Channel:
         return [stored if r is row else r for r in rows]
 
 
-def _not_mentioned(
+def _not_caught_up(
     pages: list[Page], by_page: dict[int, list[PageTarget]], now: datetime
 ) -> list[tuple[Page, list[PageTarget]]]:
     """Pages that reached people but were never mentioned in the channel (or Slack refused the mention),
-    and are not going out right now."""
+    or that reached someone not added to the channel yet, and are not going out right now."""
     found = []
     for page in pages:
         assert page.id is not None
@@ -185,7 +197,10 @@ def _not_mentioned(
         people = [r for r in rows if r.kind in outcome.PEOPLE]
         mention = outcome.row_of(rows, TargetKind.CHANNEL)
         unsaid = mention is None or mention.state == TargetState.PENDING
+        outside = mention is not None and any(
+            r.kind == TargetKind.USER and r.state == TargetState.SENT and not r.invited for r in rows
+        )
         # A page whose DMs are going out right now reports itself when they are out.
-        if people and unsaid and not outcome.dm_in_flight(rows, now):
+        if people and (unsaid or outside) and not outcome.dm_in_flight(rows, now):
             found.append((page, rows))
     return found
