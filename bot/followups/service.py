@@ -12,8 +12,10 @@ Checking for closed issues is rate-limited per follow-up: one whose issue was as
 
 Asked about: open follow-ups with an issue, and those the bot marked done because their issue closed
 (`issue_closed_at`) within `REOPEN_WINDOW`, opened again if their issue is. One a person marked done is
-never asked about. An issue gone from the tracker drops its link (named in `issue_gone`) and its token,
-so the follow-up is not asked about again and *Create issue* can make another.
+never asked about. The check acts on a change of the issue only (`issue_state`, the state it last acted
+on): a person who reopens a follow-up whose issue stays closed has the last word until the issue is
+reopened and closed again. An issue gone from the tracker drops its link (named in `issue_gone`) and its
+token, so the follow-up is not asked about again and *Create issue* can make another.
 """
 
 from __future__ import annotations
@@ -105,7 +107,14 @@ async def record(
     await session.exec(
         update(ActionItem)
         .where(col(ActionItem.id) == item.id)
-        .values(issue_url=url[:500], issue_key=key[:200], issue_claimed_at=None, issue_checked_at=now, issue_gone=None)
+        .values(
+            issue_url=url[:500],
+            issue_key=key[:200],
+            issue_claimed_at=None,
+            issue_checked_at=now,
+            issue_gone=None,
+            issue_state=None,
+        )
     )
     await timeline.add(
         session,
@@ -183,7 +192,24 @@ async def checked(
     return state if changed else None
 
 
+async def _moved(session: AsyncSession, *, item: ActionItem, key: str, to: IssueState) -> bool:
+    """Record the issue's state; True when it differs from the one last acted on (None: not known yet,
+    from before it was kept). Only then does the check touch the follow-up: a person's later word
+    (reopened, or done) stands while the issue stays as it was."""
+    seen = col(ActionItem.issue_state)
+    result = await session.exec(
+        update(ActionItem)
+        .where(col(ActionItem.id) == item.id, col(ActionItem.issue_key) == key, or_(seen.is_(None), seen != to.value))
+        .values(issue_state=to.value)
+    )
+    return bool(result.rowcount)
+
+
 async def _closed(session: AsyncSession, *, item: ActionItem, key: str, now: datetime) -> bool:
+    """Closed in the tracker since the last look: done (a follow-up reopened by a person while its issue
+    stayed closed is not closed again)."""
+    if not await _moved(session, item=item, key=key, to=IssueState.CLOSED):
+        return False
     result = await session.exec(
         update(ActionItem)
         .where(col(ActionItem.id) == item.id, col(ActionItem.issue_key) == key, col(ActionItem.done).is_(False))
@@ -196,7 +222,9 @@ async def _closed(session: AsyncSession, *, item: ActionItem, key: str, now: dat
 
 
 async def _open(session: AsyncSession, *, item: ActionItem, key: str, now: datetime) -> bool:
-    """Reopened in the tracker: open again, if the tracker (not a person) marked it done."""
+    """Reopened in the tracker since the last look: open again, if the tracker (not a person) marked it done."""
+    if not await _moved(session, item=item, key=key, to=IssueState.OPEN):
+        return False
     result = await session.exec(
         update(ActionItem)
         .where(
@@ -228,6 +256,7 @@ async def _gone(session: AsyncSession, *, item: ActionItem, key: str, now: datet
             issue_claimed_at=None,
             issue_closed_at=None,
             issue_gone=name[:500],
+            issue_state=None,
         )
     )
     if result.rowcount:

@@ -169,3 +169,9 @@ class ActionItem(ActionItemBase, table=True):
     # What people called an issue that went from the tracker (deleted, or moved where the bot cannot read
     # it): its link is dropped so *Create issue* can make another, and this says why it has none.
     issue_gone: str | None = Field(default=None, max_length=500)
+    # The issue's state (open/closed) the check last acted on: it acts only when that changes, so a
+    # follow-up a person reopened while its issue stayed closed stays open until the issue moves.
+    issue_state: str | None = Field(default=None, max_length=16)
+    # When the check first saw the issue in the tracker's trash (Linear): the link is dropped only if it
+    # is still there `followups.service.TRASH_GRACE` later (a restored issue keeps its link).
+    issue_trashed_at: datetime | None = _utc()  # type: ignore[assignment]

@@ -13,11 +13,13 @@ import pytest
 from sqlmodel import select
 
 from bot.clock import FakeClock
+from bot.followups import flows
 from bot.followups.service import RECHECK_AFTER
 from bot.incidents.models import ActionItem
 from bot.web import pages as pages_module
 from tests.fakes.webhook import Fault
 from tests.followups.conftest import Tracker, tracker  # noqa: F401  (the fixture, over the three fakes)
+from tests.followups.test_followups_e2e import reads
 from tests.harness import BotHarness
 from tests.web.conftest import Browser, csrf_of, make_private
 
@@ -295,3 +297,45 @@ async def test_a_follow_up_marked_done_on_the_dashboard_is_not_reopened_by_its_i
     assert 'class="done"' in followup_html(page.text, item.id) and (await stored(site, item.id)).done
     assert len([r for r in tracker.fake.requests if r.method == "GET"]) == asked  # not asked about
     assert not [e for e in await site.timeline(1) if "open again" in e.text]
+
+
+async def test_a_follow_up_reopened_on_the_dashboard_stays_open_while_its_issue_stays_closed(
+    site: BotHarness,
+    alice: Browser,
+    tracker: Tracker,  # noqa: F811
+    clock: FakeClock,
+) -> None:
+    """The check acts on a change of the issue, not on its state: a person's Reopen while the issue stays
+    closed stands, through showings and sweeps, until the issue is reopened and closed again."""
+    ref, item = await followup_with_issue(site, alice)
+    key = item.issue_key or ""
+    tracker.fake.close(key)
+    clock.advance(STALE)
+    page = await alice.get(f"/incidents/{ref}")  # the check closes it
+    assert (await stored(site, item.id)).done
+    form = {"csrf": csrf_of(page.text), "done": "0"}
+    assert (await alice.post(f"/incidents/{ref}/followups/{item.id}", form)).status_code == 303
+
+    asked = reads(tracker)
+    clock.advance(STALE)
+    page = await alice.get(f"/incidents/{ref}")  # shown: the tracker is asked, and still says closed
+    clock.advance(STALE)
+    await flows.refresh(site.deps)  # the schedule's sweep: the same
+    assert reads(tracker) == asked + 2
+    assert "Mark done" in followup_html(page.text, item.id) and not (await stored(site, item.id)).done
+    events = await site.timeline(1)
+    [reopened] = [e for e in events if e.text.startswith("Follow-up reopened")]
+    assert reopened.actor == "U0ALICE" and reopened.data["done"] is False and reopened.data["via"] == "dashboard"
+    assert len([e for e in events if "its issue was closed" in e.text]) == 1
+
+    tracker.fake.reopen(key)  # the issue moves: reopened (the follow-up already is) ...
+    clock.advance(STALE)
+    await flows.refresh(site.deps)
+    assert not (await stored(site, item.id)).done
+    tracker.fake.close(key)  # ... and closed again: that closes the follow-up
+    clock.advance(STALE)
+    await flows.refresh(site.deps)
+    assert (await stored(site, item.id)).done
+    events = await site.timeline(1)
+    assert len([e for e in events if "its issue was closed" in e.text]) == 2
+    assert not [e for e in events if "open again" in e.text]
