@@ -30,6 +30,9 @@ class IssueState(StrEnum):
     OPEN = "open"
     CLOSED = "closed"  # closed, resolved, completed or cancelled
     GONE = "gone"
+    # In the tracker's trash (Linear's delete), still restorable: the link stays for a grace
+    # (`service.TRASH_GRACE`) and goes only if the issue is still there after it.
+    TRASHED = "trashed"
 
 
 @dataclass(frozen=True)
@@ -72,5 +75,5 @@ class IssueTracker(Protocol):
         ...
 
     async def state(self, *, key: str) -> IssueState:
-        """Open, closed (done in the tracker) or gone from it."""
+        """Open, closed (done in the tracker), in its trash (restorable) or gone from it."""
         ...

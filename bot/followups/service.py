@@ -15,7 +15,8 @@ Asked about: open follow-ups with an issue, and those the bot marked done becaus
 never asked about. The check acts on a change of the issue only (`issue_state`, the state it last acted
 on): a person who reopens a follow-up whose issue stays closed has the last word until the issue is
 reopened and closed again. An issue gone from the tracker drops its link (named in `issue_gone`) and its
-token, so the follow-up is not asked about again and *Create issue* can make another.
+token, so the follow-up is not asked about again and *Create issue* can make another; one in the
+tracker's trash (Linear) keeps it for `TRASH_GRACE`, in case it is restored.
 """
 
 from __future__ import annotations
@@ -44,6 +45,10 @@ RECHECK_AFTER = timedelta(minutes=1)
 # reopened after that is new work more often than an undone fix, and without a bound every sweep would ask
 # about every follow-up ever closed (a sweep asks about 200 at most, least recently asked first).
 REOPEN_WINDOW = timedelta(days=30)
+# How long an issue seen in the tracker's trash keeps its link: a delete undone within it (Linear keeps
+# trashed issues restorable for 30 days) leaves the follow-up as it was; still in the trash after it,
+# the issue is taken as gone (and once purged, it is gone at once).
+TRASH_GRACE = timedelta(days=1)
 
 
 async def get(session: AsyncSession, *, item_id: int) -> ActionItem:
@@ -114,6 +119,7 @@ async def record(
             issue_checked_at=now,
             issue_gone=None,
             issue_state=None,
+            issue_trashed_at=None,
         )
     )
     await timeline.add(
@@ -185,11 +191,14 @@ async def checked(
 ) -> IssueState | None:
     """Store the check and act on its answer; the answer acted on when this call changed the follow-up
     (once across replicas: each change is a conditional UPDATE on the issue checked), else None."""
-    await session.exec(update(ActionItem).where(col(ActionItem.id) == item_id).values(issue_checked_at=now))
+    restored = {} if state is IssueState.TRASHED else {"issue_trashed_at": None}  # out of the trash, if it was
+    await session.exec(update(ActionItem).where(col(ActionItem.id) == item_id).values(issue_checked_at=now, **restored))
     item = await get(session, item_id=item_id)
     changed = await _ON_STATE[state](session, item=item, key=key, now=now)
     await session.commit()
-    return state if changed else None
+    if not changed:
+        return None
+    return IssueState.GONE if state is IssueState.TRASHED else state  # acted on: left in the trash too long
 
 
 async def _moved(session: AsyncSession, *, item: ActionItem, key: str, to: IssueState) -> bool:
@@ -257,6 +266,7 @@ async def _gone(session: AsyncSession, *, item: ActionItem, key: str, now: datet
             issue_closed_at=None,
             issue_gone=name[:500],
             issue_state=None,
+            issue_trashed_at=None,
         )
     )
     if result.rowcount:
@@ -266,6 +276,20 @@ async def _gone(session: AsyncSession, *, item: ActionItem, key: str, now: datet
         )
         await _say(session, item=item, now=now, text=text, gone=True, url=url, key=key)
     return bool(result.rowcount)
+
+
+async def _trashed(session: AsyncSession, *, item: ActionItem, key: str, now: datetime) -> bool:
+    """In the tracker's trash: nothing changes for `TRASH_GRACE` from when the check first saw it there
+    (a restore within it reads open or closed again); still there after that, it is gone."""
+    since = col(ActionItem.issue_trashed_at)
+    first = await session.exec(
+        update(ActionItem)
+        .where(col(ActionItem.id) == item.id, col(ActionItem.issue_key) == key, since.is_(None))
+        .values(issue_trashed_at=now)
+    )
+    if first.rowcount or item.issue_trashed_at is None or item.issue_trashed_at > now - TRASH_GRACE:
+        return False
+    return await _gone(session, item=item, key=key, now=now)
 
 
 async def _say(
@@ -293,7 +317,12 @@ async def _say(
 
 
 TRACKER_ACTOR = "issue-tracker"
-_ON_STATE = {IssueState.CLOSED: _closed, IssueState.GONE: _gone, IssueState.OPEN: _open}
+_ON_STATE = {
+    IssueState.CLOSED: _closed,
+    IssueState.GONE: _gone,
+    IssueState.OPEN: _open,
+    IssueState.TRASHED: _trashed,
+}
 
 
 # --- the closed-issue check's timer row (models.FollowupCheck) -----------------------------------

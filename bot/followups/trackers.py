@@ -27,7 +27,13 @@ An issue that went (`IssueState.GONE`), as each vendor says it:
   answers 301 to the issue's new address and is read there.
 - Jira: 404 ("does not exist or you do not have permission") once the project still reads; an issue moved
   to another project answers under its old key with its new one, so it is not gone.
-- Linear: `trashed: true` (deleting trashes), or the error "Entity not found: Issue" once purged.
+- Linear: deleting puts the issue in the trash (`trashed: true`, and `archivedAt` set) for 30 days, where it
+  can be restored (`trashed` null/false again): that is `IssueState.TRASHED`, which keeps the link for a
+  grace (service.TRASH_GRACE). `archivedAt` alone is not a delete (closed issues are archived
+  automatically and still read with their state). Once purged, or moved to a team the key cannot read,
+  reading it is the error "Entity not found: Issue"; gone once the configured team still reads, as for
+  GitHub and Jira. Linear's API gives the same error when the key itself lost access to the team (its
+  message does not tell the two apart), so without the team read every link would be dropped.
 """
 
 from __future__ import annotations
@@ -220,7 +226,8 @@ CREATE = """mutation IssueCreate($input: IssueCreateInput!) {
   issueCreate(input: $input) { success issue { id identifier url } }
 }"""
 STATE = """query IssueState($id: String!) { issue(id: $id) { id trashed state { type } } }"""
-NOT_FOUND = "Entity not found: Issue"  # Linear's error for an id it has no issue for (deleted for good)
+NOT_FOUND = "Entity not found: Issue"  # no issue by that id that the key can read (purged, or out of reach)
+TEAM = """query TeamReadable($id: String!) { team(id: $id) { id } }"""
 FIND = """query IssueById($id: ID!) {
   issues(filter: { id: { eq: $id } }, first: 1) { nodes { id identifier url } }
 }"""
@@ -279,14 +286,19 @@ class LinearIssues(HttpTracker):
         return _linear_issue(nodes[0]) if nodes else None
 
     async def state(self, *, key: str) -> IssueState:
-        """Deleting puts an issue in the trash (`trashed`), purged later ("Entity not found"): both are gone."""
+        """Deleting puts an issue in the trash (`trashed`: restorable), purged later ("Entity not found"):
+        gone only when the team still reads, as "Entity not found" is also the answer of a key that lost
+        access to the team (a TrackerError then, asked again next time)."""
         try:
             data = await self._graphql(STATE, {"id": key}, f"read issue {key}")
         except _NotFound:
+            what = f"read team {self.team_id} (issue {key} was not found)"
+            if not (await self._graphql(TEAM, {"id": self.team_id}, what)).get("team"):
+                raise TrackerError(f"Linear could not {what}") from None
             return IssueState.GONE
         issue = data.get("issue") or {}
         if issue.get("trashed"):
-            return IssueState.GONE
+            return IssueState.TRASHED
         done = (issue.get("state") or {}).get("type") in ("completed", "canceled")
         return IssueState.CLOSED if done else IssueState.OPEN
 

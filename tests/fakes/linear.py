@@ -6,8 +6,10 @@ misspelt field or a wrong
 variable type fails as it would at Linear. `IssueCreateInput.id` takes the client's UUID v4 (an id
 already used is refused, as Linear refuses it). Auth: `Authorization: <api key>` (no `Bearer` for API
 keys). Rate limits answer with an error whose `extensions.code` is `RATELIMITED` and the reset time
-in `X-RateLimit-Requests-Reset` (epoch milliseconds). Deleting an issue trashes it (`trashed: true`, still
-read by id); once purged, reading it is the error "Entity not found: Issue" (`INPUT_ERROR`).
+in `X-RateLimit-Requests-Reset` (epoch milliseconds). Deleting an issue trashes it (`trashed: true` and
+`archivedAt` set, still read by id) until it is restored (`issueUnarchive`: both cleared) or purged; once
+purged, reading it is the error "Entity not found: Issue" (`INPUT_ERROR`). A key that lost access to the
+team gets the same error for its issues, and "Entity not found: Team" for the team itself.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ SCHEMA = graphql.build_schema(
     """
     type Query {
       issue(id: String!): Issue!
+      team(id: String!): Team!
       issues(filter: IssueFilter, first: Int): IssueConnection!
     }
     type Mutation { issueCreate(input: IssueCreateInput!): IssuePayload! }
@@ -43,9 +46,11 @@ SCHEMA = graphql.build_schema(
     type IssuePayload { success: Boolean! lastSyncId: Float! issue: Issue }
     type Issue {
       id: ID! identifier: String! title: String! description: String url: String! state: WorkflowState!
-      trashed: Boolean
+      trashed: Boolean archivedAt: DateTime
     }
     type WorkflowState { id: ID! name: String! type: String! }
+    type Team { id: ID! key: String! name: String! }
+    scalar DateTime
     """
 )
 
@@ -58,6 +63,7 @@ class FakeLinear(FakeServer):
         self.team_key = team_key
         self.issues: dict[str, dict[str, Any]] = {}
         self.made = 0
+        self.readable = True  # False: the key lost access to the team (its issues and the team are "not found")
         self.app.router.add_post("/graphql", self._graphql)
 
     def close(self, key: str, *, how: str = "completed") -> None:
@@ -71,7 +77,15 @@ class FakeLinear(FakeServer):
         if purge:
             self.issues.pop(key)
         else:
-            self.issues[key]["trashed"] = True
+            self.issues[key].update(trashed=True, archivedAt=time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime()))
+
+    def restore(self, key: str) -> None:
+        """Out of the trash (Linear's `issueUnarchive`), as it was."""
+        self.issues[key].update(trashed=None, archivedAt=None)
+
+    def lose_access(self) -> None:
+        """The key can no longer read the team (removed from a private team, or the team is gone)."""
+        self.readable = False
 
     def rate_limit_next(self, seconds: int = 2, *, kind: str = "") -> None:
         reset = str(int((time.time() + seconds) * 1000))
@@ -102,8 +116,13 @@ class FakeLinear(FakeServer):
         self.issues[issue_id] = issue
         return {"success": True, "lastSyncId": float(number), "issue": issue}
 
+    def _team(self, _: Any, info: Any, id: str) -> dict[str, Any]:  # noqa: A002
+        if id != self.team_id or not self.readable:
+            raise graphql.GraphQLError("Entity not found: Team", extensions={"code": "INPUT_ERROR"})
+        return {"id": self.team_id, "key": self.team_key, "name": "Engineering"}
+
     def _issue(self, _: Any, info: Any, id: str) -> dict[str, Any]:  # noqa: A002
-        if id not in self.issues:
+        if id not in self.issues or not self.readable:
             raise graphql.GraphQLError(
                 "Entity not found: Issue",
                 extensions={
@@ -141,7 +160,7 @@ class FakeLinear(FakeServer):
         if problems:
             messages = [p.message for p in problems]
             return self.violation("; ".join(messages), 400, {"errors": [{"message": m} for m in messages]})
-        root = {"issueCreate": self._issue_create, "issue": self._issue, "issues": self._issues}
+        root = {"issueCreate": self._issue_create, "issue": self._issue, "issues": self._issues, "team": self._team}
         result = await graphql.graphql(
             SCHEMA,
             query,

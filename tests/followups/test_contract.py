@@ -135,10 +135,44 @@ async def test_a_reopened_issue_reads_open_again(tracker: Tracker, http: httpx.A
 
 
 async def test_a_deleted_issue_reads_gone_not_as_a_failure(tracker: Tracker, http: httpx.AsyncClient) -> None:
-    """GitHub 410 Gone, Jira 404 (the project still reads), Linear `trashed` (its delete): an answer."""
+    """GitHub 410 Gone, Jira 404 (the project still reads): an answer. Linear's delete puts the issue in
+    its trash, where it can still be restored: trashed, not yet gone."""
     issues = client(tracker, http, Waits())
     made = await issues.create(ISSUE)
     tracker.fake.delete(made.key)
+    deleted = IssueState.TRASHED if tracker.kind == "linear" else IssueState.GONE
+    assert await issues.state(key=made.key) == deleted
+
+
+@pytest.mark.parametrize("tracker", ["linear"], indirect=True)
+async def test_a_linear_issue_restored_from_the_trash_reads_as_before(
+    tracker: Tracker, http: httpx.AsyncClient
+) -> None:
+    issues = client(tracker, http, Waits())
+    made = await issues.create(ISSUE)
+    tracker.fake.close(made.key)
+    tracker.fake.delete(made.key)
+    assert await issues.state(key=made.key) == IssueState.TRASHED
+    tracker.fake.restore(made.key)
+    assert await issues.state(key=made.key) == IssueState.CLOSED
+
+
+@pytest.mark.parametrize("tracker", ["linear"], indirect=True)
+async def test_a_linear_key_that_lost_the_team_is_an_error_not_every_issue_gone(
+    tracker: Tracker, http: httpx.AsyncClient
+) -> None:
+    """Linear answers "Entity not found: Issue" for a purged issue and for any issue of a team the key can
+    no longer read: only the team's own read tells them apart."""
+    issues = client(tracker, http, Waits())
+    made = await issues.create(ISSUE)
+    tracker.fake.lose_access()
+    with pytest.raises(TrackerError, match="could not read team team-eng"):
+        await issues.state(key=made.key)
+    other = build(TrackerConfig.model_validate({**tracker.config, "team_id": "team-other"}), http=http, sleep=Waits())
+    tracker.fake.readable = True
+    tracker.fake.delete(made.key, purge=True)
+    with pytest.raises(TrackerError, match="could not read team team-other"):
+        await other.state(key=made.key)
     assert await issues.state(key=made.key) == IssueState.GONE
 
 

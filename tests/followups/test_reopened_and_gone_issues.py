@@ -7,9 +7,11 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
+
 from bot.clock import FakeClock
 from bot.followups import flows
-from bot.followups.service import REOPEN_WINDOW
+from bot.followups.service import REOPEN_WINDOW, TRASH_GRACE
 from bot.incidents.followups import set_done
 from bot.incidents.models import ActionItem
 from tests.fakes.slack_api import FakeSlack
@@ -116,7 +118,8 @@ async def test_a_deleted_issue_drops_the_dead_link_says_so_and_a_new_one_can_be_
     item = await flows.create_issue(tbot.deps, item_id=item.id or 0, actor="U0ALICE")
     name = {"github": "#1", "jira": "OPS-1", "linear": "ENG-1"}[tracker.kind]
     dead = item.issue_url
-    tracker.fake.delete(item.issue_key)  # deleted in the tracker (Linear: into its trash)
+    # Deleted in the tracker (Linear: for good; one in its trash keeps its link for a while, tested apart).
+    tracker.fake.delete(item.issue_key, **({"purge": True} if tracker.kind == "linear" else {}))
 
     clock.advance(STALE)
     await tbot.command("postmortem", channel=channel)  # shown: the tracker is asked first
@@ -142,3 +145,66 @@ async def test_a_deleted_issue_drops_the_dead_link_says_so_and_a_new_one_can_be_
     await tbot.click("followup_create_issue", str(item.id), user="U0ALICE", channel=channel)
     [item, _] = await items(tbot, incident.id or 0)
     assert item.issue_url and item.issue_url != dead and item.issue_gone is None
+
+
+LINEAR_ONLY = pytest.mark.parametrize("tracker", ["linear"], indirect=True)
+
+
+async def checked_after(bot: BotHarness, clock: FakeClock, wait: timedelta, incident_id: int) -> ActionItem:
+    """The follow-up as stored after a check `wait` later (the schedule's sweep: `flows.refresh`)."""
+    clock.advance(wait)
+    await flows.refresh(bot.deps)
+    [item] = await items(bot, incident_id)
+    return item
+
+
+@LINEAR_ONLY
+async def test_a_linear_issue_restored_from_the_trash_keeps_its_link_one_left_there_loses_it(
+    tbot: BotHarness, tracker: Tracker, clock: FakeClock
+) -> None:
+    """Linear's delete is a trash that can be undone: the link stays for TRASH_GRACE from when the check
+    first saw the issue there, and goes only if it is still there after it."""
+    incident = await tbot.declare("P2 Search is slow")
+    number = incident.id or 0
+    filed_item = await filed(tbot, number, incident.channel_id or "", "Index orders.created_at")
+    key, url = filed_item.issue_key or "", filed_item.issue_url
+
+    tracker.fake.delete(key)  # into the trash by mistake
+    item = await checked_after(tbot, clock, STALE, number)
+    assert (item.issue_key, item.issue_url, item.issue_gone) == (key, url, None)
+    tracker.fake.restore(key)  # and out of it, hours later
+    item = await checked_after(tbot, clock, TRASH_GRACE - timedelta(hours=1), number)
+    assert (item.issue_key, item.issue_url, item.issue_gone) == (key, url, None)
+    item = await checked_after(tbot, clock, TRASH_GRACE, number)  # the grace is not counted from the first trash
+    assert (item.issue_key, item.issue_url) == (key, url) and not item.done
+
+    tracker.fake.delete(key)  # trashed again, and left there
+    assert (await checked_after(tbot, clock, STALE, number)).issue_key == key
+    assert (await checked_after(tbot, clock, TRASH_GRACE - STALE, number)).issue_key == key
+    clock.advance(STALE)
+    assert await flows.refresh(tbot.deps) == 1  # counted as a change (the sweep logs it)
+    [item] = await items(tbot, number)
+    assert item.issue_key is None and item.issue_url is None and item.issue_gone == "ENG-1"
+    [event] = [e for e in await tbot.timeline(number) if "gone from the tracker" in e.text]
+    assert event.actor == "issue-tracker" and event.data["issue_url"] == url
+
+
+@LINEAR_ONLY
+async def test_a_linear_key_that_lost_access_to_the_team_keeps_every_link(
+    tbot: BotHarness, tracker: Tracker, clock: FakeClock
+) -> None:
+    """Linear says "Entity not found" for an issue of a team the key can no longer read, as for a purged
+    one: the team's own read fails too, so it is the key's problem (asked again), not the issues'."""
+    incident = await tbot.declare("P2 Search is slow")
+    number = incident.id or 0
+    filed_item = await filed(tbot, number, incident.channel_id or "", "Index orders.created_at")
+    tracker.fake.lose_access()
+    asked = reads(tracker)
+    item = await checked_after(tbot, clock, STALE, number)
+    assert reads(tracker) == asked + 1  # it was asked, and answered "not found"
+    assert (item.issue_key, item.issue_url, item.issue_gone) == (filed_item.issue_key, filed_item.issue_url, None)
+    assert not [e for e in await tbot.timeline(number) if "gone from the tracker" in e.text]
+
+    tracker.fake.readable = True  # access given back: read as usual again
+    tracker.fake.close(filed_item.issue_key)
+    assert (await checked_after(tbot, clock, STALE, number)).done
