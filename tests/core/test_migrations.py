@@ -156,3 +156,41 @@ def test_python_m_bot_migrate_upgrades_the_configured_database(tmp_path: Path) -
     )
     assert done.returncode == 0, done.stderr
     assert f"database schema at revision {head()}" in done.stdout
+
+
+def upgrade_to(connection: Connection, revision: str) -> None:
+    cfg = config()
+    cfg.attributes["connection"] = connection
+    command.upgrade(cfg, revision)
+
+
+async def test_0010_starts_follow_ups_the_tracker_closed_as_closed_and_the_others_unknown(database_url: str) -> None:
+    """The check acts on a change of the issue from then on: one it closed before the upgrade is known as
+    closed (a person's later Reopen stands); the others are recorded as the first check finds them."""
+    database = Database(normalise_database_url(database_url))
+    at = DECLARED.replace(tzinfo=None)
+    try:
+        async with database.engine.begin() as conn:
+            await conn.run_sync(upgrade_to, "0009")
+            await conn.execute(
+                text(
+                    "INSERT INTO incidents (id, title, severity, status, description, declared_by, declared_at,"
+                    " resolution, private) VALUES (1, 'Checkout returns 500', 'P1', 'RESOLVED', '', 'U0ALICE', :at,"
+                    " '', FALSE)"
+                ),
+                {"at": at},
+            )
+            for number, done, closed_at in ((1, True, at), (2, False, None), (3, True, None)):
+                await conn.execute(
+                    text(
+                        "INSERT INTO action_items (id, incident_id, text, created_by, created_at, done, issue_key,"
+                        " issue_closed_at) VALUES (:id, 1, 'Fix it', 'U0ALICE', :at, :done, :key, :closed)"
+                    ),
+                    {"id": number, "at": at, "done": done, "key": str(40 + number), "closed": closed_at},
+                )
+        await database.migrate()
+        async with database.engine.connect() as conn:
+            rows = (await conn.execute(text("SELECT id, issue_state FROM action_items ORDER BY id"))).all()
+    finally:
+        await database.dispose()
+    assert [tuple(row) for row in rows] == [(1, "closed"), (2, None), (3, None)]
