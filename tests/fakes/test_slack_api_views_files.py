@@ -82,3 +82,25 @@ async def test_multipart_upload_is_accepted(client: AsyncWebClient, fake: FakeSl
         assert resp.status == 200
     await client.files_completeUploadExternal(files=[{"id": ticket["file_id"]}])
     assert fake.files[ticket["file_id"]].content == b"abc"
+
+
+async def test_files_list_by_channel_user_and_time_newest_first(client: AsyncWebClient, fake: FakeSlack) -> None:
+    here = (await client.conversations_create(name="files-here"))["channel"]["id"]
+    there = (await client.conversations_create(name="files-there"))["channel"]["id"]
+    first = (await client.files_upload_v2(channel=here, filename="a.md", content=b"a"))["files"][0]["id"]
+    second = (await client.files_upload_v2(channel=here, filename="b.md", content=b"b"))["files"][0]["id"]
+    await client.files_upload_v2(channel=there, filename="c.md", content=b"c")
+    await client.files_getUploadURLExternal(filename="never-shared.md", length=1)  # a ticket is no file yet
+    me = (await client.auth_test())["user_id"]
+
+    listed = await client.files_list(channel=here, user=me)
+    assert [f["id"] for f in listed["files"]] == [second, first]
+    assert [f["name"] for f in listed["files"]] == ["b.md", "a.md"]
+    assert listed["paging"] == {"count": 100, "total": 2, "page": 1, "pages": 1}
+    paged = await client.files_list(channel=here, count=1, page=2)
+    assert [f["id"] for f in paged["files"]] == [first] and paged["paging"]["pages"] == 2
+    created = fake.files[first].created
+    assert len((await client.files_list(ts_from=str(created)))["files"]) == 3  # inclusive
+    assert (await client.files_list(ts_from=str(created + 1)))["files"] == []
+    assert (await client.files_list(channel=here, user="U0ALICE"))["files"] == []  # not hers
+    assert await api_error(client.files_list(user="U0NOBODY")) == "user_not_found"

@@ -1,4 +1,4 @@
-"""files.getUploadURLExternal, the upload URL, files.completeUploadExternal and files.info."""
+"""files.getUploadURLExternal, the upload URL, files.completeUploadExternal, files.info and files.list."""
 
 from __future__ import annotations
 
@@ -82,6 +82,44 @@ class Files(SlackBase):
             "comments": [],
             "response_metadata": {"next_cursor": ""},
         }
+
+    def _files_list(self, args: dict[str, Any]) -> dict[str, Any]:
+        """Shared files, newest first, narrowed as Slack does (`channel`, `user`, `ts_from`/`ts_to`
+        inclusive, on `created`) and paged by `count`/`page`. Every file here is the bot's own upload."""
+        if args.get("types") not in (None, "", "all"):
+            raise SlackError("unknown_type", "[ERROR] the fake lists all types only")
+        user = str(args.get("user") or "")
+        if user and user != self.bot_user_id:
+            self._user(user)  # user_not_found for a user that does not exist
+        ts_from = self._file_ts(args, "ts_from", 0.0)
+        ts_to = self._file_ts(args, "ts_to", float("inf"))
+        channel = str(args.get("channel") or "")
+        found = [
+            f
+            for f in reversed(self.files.values())
+            if f.completed
+            and (not user or user == self.bot_user_id)
+            and (not channel or channel in f.channels)
+            and ts_from <= f.created <= ts_to
+        ]
+        found.sort(key=lambda f: f.created, reverse=True)  # stable: the newest upload first within a second
+        count = max(1, min(int(args.get("count") or 100), 1000))
+        page = max(1, int(args.get("page") or 1))
+        pages = max(1, -(-len(found) // count))
+        shown = found[(page - 1) * count : page * count]
+        return {
+            "files": [f.to_api(self.bot_user_id) for f in shown],
+            "paging": {"count": count, "total": len(found), "page": page, "pages": pages},
+        }
+
+    @staticmethod
+    def _file_ts(args: dict[str, Any], key: str, default: float) -> float:
+        if args.get(key) in (None, ""):
+            return default
+        try:
+            return float(args[key])
+        except (TypeError, ValueError) as exc:
+            raise SlackError("invalid_arguments", f"[ERROR] {key} must be a timestamp") from exc
 
     async def _handle_upload(self, request: web.Request) -> web.Response:
         """The upload URL: raw bytes (what slack_sdk sends) or multipart with a ``file``/``filename`` part."""

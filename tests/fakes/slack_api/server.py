@@ -80,6 +80,7 @@ class FakeSlack(AuthAndUsers, Conversations, Chat, PinsAndReactions, Views, File
             "files.getUploadURLExternal": self._files_get_upload_url,
             "files.completeUploadExternal": self._files_complete_upload,
             "files.info": self._files_info,
+            "files.list": self._files_list,
             "openid.connect.token": self.oidc.token,
         }
 
