@@ -14,7 +14,7 @@ from bot.followups import flows as followups
 from bot.incidents.models import Incident
 from bot.postmortem import service
 from bot.postmortem import stats as stats_service
-from bot.postmortem.data import PostmortemData
+from bot.postmortem.data import Event, PostmortemData
 from bot.postmortem.ports import PostmortemChat
 from bot.postmortem.text import USER_ID
 from bot.timeline import events
@@ -77,62 +77,129 @@ async def _build(deps: Deps, *, incident_id: int) -> PostmortemData:
         return await service.build(session, incident_id=incident_id, now=deps.clock.now())
 
 
-def _shared_on_resolve(data: PostmortemData) -> bool:
-    """The resolve's draft is on the timeline already: IncidentResolved came again (after a crash)."""
-    return any(e.kind == Kind.POSTMORTEM and e.data.get("trigger") == "resolve" for e in data.events)
+def _resolve_draft(data: PostmortemData) -> Event | None:
+    """The resolve's draft on the timeline: shared (it has a file id), else pending (an earlier run was
+    sharing it and failed or died before it could record the file). IncidentResolved comes again then."""
+    drafts = [e for e in data.events if e.kind == Kind.POSTMORTEM and e.data.get("trigger") == "resolve"]
+    return next((e for e in drafts if e.data.get("file_id")), drafts[0] if drafts else None)
 
 
-async def _share(deps: Deps, data: PostmortemData, *, actor: str | None, trigger: str) -> Published:
-    chat = _chat(deps)
-    incident_id = data.number
+def _channel(data: PostmortemData) -> str:
     if not data.channel_id:
         raise InvalidState(
             f"{data.ref} has no channel to share the post-mortem in. "
             f"On the server, `python -m bot postmortem {data.ref}` prints it."
         )
-    data.user_names = await chat.user_names(user_ids=people(data))
+    return data.channel_id
+
+
+async def _render(deps: Deps, data: PostmortemData) -> tuple[str, bytes]:
+    """The draft's file name and Markdown, with the names of the people it mentions."""
+    data.user_names = await _chat(deps).user_names(user_ids=people(data))
     # Rendering a big timeline takes a few hundred ms of CPU: keep it off the event loop.
     document = await asyncio.to_thread(
         service.render, data, fmt="markdown", templates_dir=deps.settings.config.postmortem.templates_dir
     )
-    content = document.encode("utf-8")
-    filename = service.filename(data, fmt="markdown")
-    file_id = await chat.upload(data=data, filename=filename, content=content, trigger=trigger)
+    return service.filename(data, fmt="markdown"), document.encode("utf-8")
+
+
+def _draft_event(
+    data: PostmortemData, *, file_id: str | None, filename: str, size: int, trigger: str
+) -> events.Payload:
+    return events.PostmortemEvent(
+        file_id=file_id,
+        filename=filename,
+        format="markdown",
+        bytes=size,
+        trigger=trigger,
+        events=len(data.events),
+        finished=False,  # a draft; the escalation reminder waits for a finished one
+    )
+
+
+def _published(data: PostmortemData, *, file_id: str, filename: str) -> Published:
+    return Published(
+        ref=data.ref, channel_id=_channel(data), file_id=file_id, filename=filename, events=len(data.events)
+    )
+
+
+async def _share(deps: Deps, data: PostmortemData, *, actor: str | None, trigger: str) -> Published:
+    _channel(data)
+    filename, content = await _render(deps, data)
+    file_id = await _chat(deps).upload(data=data, filename=filename, content=content, trigger=trigger)
     await timeline.record_now(
         deps,
-        incident_id=incident_id,
+        incident_id=data.number,
         actor=actor,
         text=f"Post-mortem draft shared: {filename}",
-        payload=events.PostmortemEvent(
-            file_id=file_id,
-            filename=filename,
-            format="markdown",
-            bytes=len(content),
-            trigger=trigger,
-            events=len(data.events),
-            finished=False,  # a draft; the escalation reminder waits for a finished one
-        ),
+        payload=_draft_event(data, file_id=file_id, filename=filename, size=len(content), trigger=trigger),
     )
-    return Published(
-        ref=data.ref, channel_id=data.channel_id, file_id=file_id, filename=filename, events=len(data.events)
-    )
+    return _published(data, file_id=file_id, filename=filename)
 
 
 async def publish_after_resolve(deps: Deps, *, incident_id: int, actor: str | None) -> Published | None:
-    """The automatic draft on resolve: a failure is reported in the channel and on the timeline, never raised."""
+    """The automatic draft on resolve, shared at most once.
+
+    A failure to share it is reported in the channel and on the timeline, never raised (a person can
+    run `/incident postmortem`). Once Slack may have shared it, a failure is raised instead: the
+    signal work tries again, and the retry, seeing the pending event written before the upload,
+    looks in the channel for the file before sharing another.
+    """
     try:
         data = await _build(deps, incident_id=incident_id)
-        if _shared_on_resolve(data):
-            log.info("%s: the draft was shared on resolve already", data.ref)
-            return None
-        return await _share(deps, data, actor=actor, trigger="resolve")
-    except BotError as exc:
+        _channel(data)
+    except Exception as exc:
+        await _not_shared(deps, incident_id=incident_id, exc=exc)
+        return None
+    earlier = _resolve_draft(data)
+    if earlier is None:
+        return await _share_once(deps, data, actor=actor, pending=None)
+    if earlier.data.get("file_id"):
+        log.info("%s: the draft was shared on resolve already", data.ref)
+        return None
+    return await _found(deps, data, pending=earlier) or await _share_once(deps, data, actor=actor, pending=earlier.id)
+
+
+async def _found(deps: Deps, data: PostmortemData, *, pending: Event) -> Published | None:
+    """The draft an earlier run shared but could not record, recorded now; None when Slack has none.
+    A failed lookup is raised: sharing without knowing could share a second draft."""
+    filename = service.filename(data, fmt="markdown")
+    file_id = await _chat(deps).find_shared(channel_id=_channel(data), filename=filename, since=pending.at)
+    if file_id is None:
+        return None
+    log.info("%s: recording the draft shared before the last attempt failed", data.ref)
+    payload = events.PostmortemEvent.model_validate({**pending.data, "file_id": file_id})
+    await timeline.complete(deps, event_id=pending.id, payload=payload, text=f"Post-mortem draft shared: {filename}")
+    return _published(data, file_id=file_id, filename=filename)
+
+
+async def _share_once(deps: Deps, data: PostmortemData, *, actor: str | None, pending: int | None) -> Published | None:
+    """Render, note the draft pending, share it; then record it on the pending event, a step whose
+    failure is raised (the draft is in the channel: it must not be reported as not shared)."""
+    try:
+        filename, content = await _render(deps, data)
+        payload = _draft_event(data, file_id=None, filename=filename, size=len(content), trigger="resolve")
+        if pending is None:
+            text = f"Sharing the post-mortem draft: {filename}"
+            pending = await timeline.record_pending(
+                deps, incident_id=data.number, actor=actor, payload=payload, text=text
+            )
+        file_id = await _chat(deps).upload(data=data, filename=filename, content=content, trigger="resolve")
+    except Exception as exc:
+        await _not_shared(deps, incident_id=data.number, exc=exc)
+        return None
+    payload = _draft_event(data, file_id=file_id, filename=filename, size=len(content), trigger="resolve")
+    await timeline.complete(deps, event_id=pending, payload=payload, text=f"Post-mortem draft shared: {filename}")
+    return _published(data, file_id=file_id, filename=filename)
+
+
+async def _not_shared(deps: Deps, *, incident_id: int, exc: Exception) -> None:
+    if isinstance(exc, BotError):
         log.warning("post-mortem for INC-%s not shared: %s", incident_id, exc)
         await _report_failure(deps, incident_id=incident_id, error=str(exc))
-    except Exception as exc:
-        log.exception("post-mortem for INC-%s failed", incident_id)
+    else:
+        log.exception("post-mortem for INC-%s failed", incident_id, exc_info=exc)
         await _report_failure(deps, incident_id=incident_id, error=f"internal error ({type(exc).__name__})")
-    return None
 
 
 async def _report_failure(deps: Deps, *, incident_id: int, error: str) -> None:

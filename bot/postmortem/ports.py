@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime
 from typing import Protocol
 
 from bot.postmortem.data import PostmortemData
@@ -17,6 +18,15 @@ class PostmortemChat(Protocol):
     async def upload(self, *, data: PostmortemData, filename: str, content: bytes, trigger: str) -> str:
         """Share the document in the incident channel with a short summary; returns the file id.
         `trigger` is "resolve" or "command". Raises ChatError when Slack refuses."""
+        ...
+
+    async def find_shared(self, *, channel_id: str, filename: str, since: datetime) -> str | None:
+        """The id of the file named `filename` this bot shared in the channel since `since`, else None;
+        raises ChatError when the lookup fails.
+
+        Why: a run that failed or died between Slack sharing the draft and the bot recording it would
+        otherwise share a second one when the resolve's work is tried again.
+        """
         ...
 
     async def report_failure(self, *, channel_id: str, ref: str, error: str) -> None:

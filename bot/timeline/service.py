@@ -110,6 +110,32 @@ async def record_now(
         )
 
 
+async def record_pending(
+    deps: Deps, *, incident_id: int, payload: Payload, actor: str | None = None, text: str = ""
+) -> int:
+    """Record an event stamped now that a later `complete` rewrites; returns its id.
+
+    For work outside the database (a file shared in Slack): written before it, so a run that fails or
+    dies after Slack acted leaves a trace that says to look there before doing it again.
+    """
+    row = _row(incident_id, deps.clock.now(), payload, actor=actor, text=text, key=False)
+    async with deps.db.session() as session:
+        event_id = (await session.exec(insert(_EVENTS).returning(_EVENTS.c.id), params=row)).scalar_one()
+        await session.commit()
+    return int(event_id)
+
+
+async def complete(deps: Deps, *, event_id: int, payload: Payload, text: str) -> None:
+    """Rewrite a pending event (`record_pending`) with what the work turned out to be."""
+    async with deps.db.session() as session:
+        await session.exec(
+            update(_EVENTS)
+            .where(_EVENTS.c.id == event_id, _EVENTS.c.kind == str(payload.KIND))
+            .values(data=payload.to_data(), text=text)
+        )
+        await session.commit()
+
+
 async def events(
     session: AsyncSession,
     *,

@@ -10,10 +10,11 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Iterable
+from datetime import datetime, timedelta
 
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.clock import format_duration
+from bot.clock import format_duration, utc
 from bot.exceptions import ChatError
 from bot.postmortem.data import Metric, PostmortemData
 from bot.postmortem.stats import Figures, Stats
@@ -29,11 +30,15 @@ MAX_SERVICES = 15
 
 class SlackPostmortemChat:
     NAME_TTL = 3600.0  # seconds a display name is reused: a regenerated draft names the same people
+    CREATED_SKEW = timedelta(seconds=10)  # Slack's clock against ours, and `created` cut to the second
+    LIST_PAGE = 100
+    LIST_MAX_PAGES = 5
 
     def __init__(self, client: AsyncWebClient, *, lookups_at_once: int = 5) -> None:
         self.client = client
         self._limit = asyncio.Semaphore(lookups_at_once)
         self._names: dict[str, tuple[float, str]] = {}  # user ID -> (looked up at, monotonic; name)
+        self._me: str | None = None
 
     async def user_names(self, *, user_ids: Iterable[str]) -> dict[str, str]:
         now = time.monotonic()
@@ -79,6 +84,32 @@ class SlackPostmortemChat:
         if not files or not files[0].get("id"):
             raise ChatError("share the post-mortem: Slack returned no file", step="share the post-mortem")
         return str(files[0]["id"])
+
+    async def find_shared(self, *, channel_id: str, filename: str, since: datetime) -> str | None:
+        """files.list of the bot's own files in the channel since `since`, newest first, a few pages at most.
+        Only the bot's: a person may well have shared a file of the same name."""
+        me = await self._own_user_id()
+        ts_from = int((utc(since) - self.CREATED_SKEW).timestamp())
+        for page in range(1, self.LIST_MAX_PAGES + 1):
+            request = self.client.files_list(
+                channel=channel_id, user=me, ts_from=str(ts_from), count=self.LIST_PAGE, page=page
+            )
+            body = response_data(await call("look for the shared post-mortem", request))
+            for file in body.get("files") or []:
+                if file.get("name") == filename and file.get("user") == me and file.get("id"):
+                    return str(file["id"])
+            if page >= int((body.get("paging") or {}).get("pages") or 1):
+                return None
+        return None
+
+    async def _own_user_id(self) -> str:
+        """auth.test once: the bot's user ID, the owner of the files it uploads."""
+        if self._me is None:
+            me = str(response_data(await call("auth.test", self.client.auth_test())).get("user_id") or "")
+            if not me:
+                raise ChatError("auth.test: Slack named no bot user", step="auth.test")
+            self._me = me
+        return self._me
 
     async def report_failure(self, *, channel_id: str, ref: str, error: str) -> None:
         await call(
