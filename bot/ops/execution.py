@@ -10,13 +10,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import timedelta
 from functools import partial
 from typing import NoReturn
 
 from bot.clock import format_duration
 from bot.deps import Deps
 from bot.exceptions import BotError, InvalidState
+from bot.ops import recovery
 from bot.ops import service as audit
 from bot.ops.models import Action, AuditLog, Outcome
 from bot.ops.outcomes import record_outcome, timeline_events
@@ -70,7 +71,7 @@ async def execute(
     except audit.Busy as busy:  # someone else's started first (another person, another replica)
         if busy.other.outcome != Outcome.STARTED.value:
             await _superseded(ref, busy.other, record)
-        await _refuse(ref, record, busy_refusal(ref.action, name, busy.other, now=deps.clock.now()))
+        await _refuse(ref, record, busy_refusal(deps, ref.action, name, busy.other))
     assert entry.id is not None
     try:
         report = await Runner(deps, ops, plan, progress, t0).run(platform, config)
@@ -98,13 +99,20 @@ async def _expired(ref: PlanRef, age: timedelta, record: Record) -> NoReturn:
     await _refuse(ref, record, InvalidState(reason))
 
 
-def busy_refusal(action: Action, service: str, running: AuditLog, *, now: datetime) -> InvalidState:
-    """Why a restart or rollback of `service` is not run while `running` (another one) is followed."""
+def busy_refusal(deps: Deps, action: Action, service: str, running: AuditLog) -> InvalidState:
+    """Why a restart or rollback of `service` is not run while `running` (another one) is followed.
+
+    A replica that died while following it leaves it `started` until the sweep closes it: the refusal
+    says when that is at the latest, so the person knows whether to wait or to act on the platform.
+    """
     doing = "restarted" if running.action == Action.RESTART.value else "rolled back"
+    started = format_duration(deps.clock.now() - running.at)
+    clears = recovery.interrupted_by(deps, running.at)
     reason = (
-        f"{service} is being {doing} right now by {BotError.PEOPLE} (started {format_duration(now - running.at)} "
-        f"ago): wait until it has finished, check `/status {service}`, then run /{action.value} {service} "
-        "again if it is still needed"
+        f"{service} is being {doing} right now by {BotError.PEOPLE} (started {started} ago): wait until it has "
+        f"finished, check `/status {service}`, then run /{action.value} {service} again if it is still needed. "
+        f"If the bot stopped while following it, it counts as interrupted from {clears:%H:%M} UTC "
+        "and can be run again then"
     )
     return InvalidState(reason, people=(running.actor,))
 

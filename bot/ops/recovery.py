@@ -10,8 +10,9 @@ checks. The sweep closes the rest as they age.
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 
+from bot.clock import utc
 from bot.db import Database
 from bot.deps import Deps
 from bot.exceptions import ChatError
@@ -28,6 +29,14 @@ FOLLOW_MARGIN = timedelta(minutes=5)
 def _followed_at_most(deps: Deps) -> timedelta:
     timeouts = [s.deploy_timeout for s in deps.settings.config.services.values()]
     return max(timeouts, default=timedelta(minutes=10)) + FOLLOW_MARGIN
+
+
+def interrupted_by(deps: Deps, started_at: datetime) -> datetime:
+    """When a `started` row nobody follows any more (its replica died) is closed by the sweep at the latest,
+    to the minute: until then a new restart or rollback of its service is refused."""
+    latest = utc(started_at) + _followed_at_most(deps) + SWEEP_EVERY
+    whole = latest.replace(second=0, microsecond=0)
+    return whole if whole == latest else whole + timedelta(minutes=1)
 
 
 async def close_interrupted(deps: Deps, *, at_start: bool) -> list[AuditLog]:

@@ -4,12 +4,14 @@ is already at it, and nothing is run twice."""
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from bot.exceptions import InvalidState
 from bot.ops import confirmations, execution
 from bot.ops import service as audit
+from bot.ops.models import AuditLog
 from tests.harness import until
 from tests.ops.conftest import Stack, World, incident_channel
 
@@ -91,3 +93,35 @@ async def test_two_confirmations_clicked_at_once_start_one_rollback(world: World
     async with world.deps.db.session() as session:
         outcomes = sorted(e.outcome for e in await audit.entries(session))
     assert outcomes == ["refused", "succeeded"]
+
+
+async def test_a_restart_left_started_by_a_replica_that_died_is_refused_with_when_it_clears(stack: Stack) -> None:
+    """The row of a restart whose replica died stays `started` until the sweep closes it (the deploy
+    timeout, 10 m here, plus 5 m of health checks, then the next 30 s sweep): the refusal says when,
+    so the on-call person knows whether to wait or to act on Railway by hand."""
+    channel = await incident_channel(stack)
+    started = (datetime.now(UTC) - timedelta(minutes=2)).replace(second=0, microsecond=0)
+    async with stack.bot.deps.db.session() as session:
+        session.add(
+            AuditLog(
+                at=started,
+                actor="U0ALICE",
+                action="restart",
+                service="gateway",
+                platform="railway",
+                outcome="started",
+                channel_id=channel,
+                request_id="dead-replica",
+            )
+        )
+        await session.commit()
+
+    await stack.bot.command("gateway", command="/restart", user="U0BOB", channel=channel)
+
+    reply = stack.bot.last_reply()
+    clears = started + timedelta(minutes=16)
+    assert "gateway is being restarted right now by <@U0ALICE>" in reply, reply
+    assert f"counts as interrupted from {clears:%H:%M} UTC" in reply, reply
+    timeline = [e.text for e in await stack.bot.timeline(1)]
+    assert any(f"interrupted from {clears:%H:%M} UTC" in t for t in timeline), timeline
+    assert stack.railway.restarts == 0
