@@ -72,7 +72,7 @@ async def _not_while_running(deps: Deps, ref: PlanRef, *, channel_id: str | None
         other = await audit.running(session, service=ref.service)
     if other is None:
         return
-    refusal = busy_refusal(deps, ref.action, ref.service, other)
+    refusal = await busy_refusal(deps, ref.action, ref.service, other, person=ref.requested_by)
     await record_outcome(
         deps,
         ref,

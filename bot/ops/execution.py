@@ -16,7 +16,8 @@ from typing import NoReturn
 
 from bot.clock import format_duration
 from bot.deps import Deps
-from bot.exceptions import BotError, InvalidState
+from bot.exceptions import BotError, InvalidState, NotFound
+from bot.incidents import access
 from bot.ops import recovery
 from bot.ops import service as audit
 from bot.ops.models import Action, AuditLog, Outcome
@@ -58,7 +59,7 @@ async def execute(
     if since is not None and (age := deps.clock.now() - since) > CONFIRMATION_EXPIRES:
         await _expired(ref, age, record)
     if later is not None:
-        await _superseded(ref, later, record)
+        await _superseded(deps, ref, later, record, person=user_id)
     plan = _plan(ref, platform, await _live_as_shown(platform, ref, record))
     try:
         entry = await record(
@@ -70,8 +71,8 @@ async def execute(
         )
     except audit.Busy as busy:  # someone else's started first (another person, another replica)
         if busy.other.outcome != Outcome.STARTED.value:
-            await _superseded(ref, busy.other, record)
-        await _refuse(ref, record, busy_refusal(deps, ref.action, name, busy.other))
+            await _superseded(deps, ref, busy.other, record, person=user_id)
+        await _refuse(ref, record, await busy_refusal(deps, ref.action, name, busy.other, person=user_id))
     assert entry.id is not None
     try:
         report = await Runner(deps, ops, plan, progress, t0).run(platform, config)
@@ -99,35 +100,53 @@ async def _expired(ref: PlanRef, age: timedelta, record: Record) -> NoReturn:
     await _refuse(ref, record, InvalidState(reason))
 
 
-def busy_refusal(deps: Deps, action: Action, service: str, running: AuditLog) -> InvalidState:
+async def busy_refusal(deps: Deps, action: Action, service: str, running: AuditLog, *, person: str) -> InvalidState:
     """Why a restart or rollback of `service` is not run while `running` (another one) is followed.
 
     A replica that died while following it leaves it `started` until the sweep closes it: the refusal
     says when that is at the latest, so the person knows whether to wait or to act on the platform.
     """
     doing = "restarted" if running.action == Action.RESTART.value else "rolled back"
+    named = await may_name(deps, running, person=person)
     started = format_duration(deps.clock.now() - running.at)
     clears = recovery.interrupted_by(deps, running.at)
     reason = (
-        f"{service} is being {doing} right now by {BotError.PEOPLE} (started {started} ago): wait until it has "
+        f"{service} is being {doing} right now {_by(named)} (started {started} ago): wait until it has "
         f"finished, check `/status {service}`, then run /{action.value} {service} again if it is still needed. "
         f"If the bot stopped while following it, it counts as interrupted from {clears:%H:%M} UTC "
         "and can be run again then"
     )
-    return InvalidState(reason, people=(running.actor,))
+    return InvalidState(reason, people=(running.actor,) if named else ())
 
 
-async def _superseded(ref: PlanRef, later: AuditLog, record: Record) -> NoReturn:
+async def may_name(deps: Deps, other: AuditLog, *, person: str) -> bool:
+    """Whether `person` may be told who ran `other`: not when it ran in a private incident they cannot
+    see (to them that incident does not exist, and who is at it would tell of it)."""
+    if other.incident_id is None or other.actor == person:
+        return True
+    try:
+        await access.find(deps, number=other.incident_id, person=person)
+    except NotFound:
+        return False
+    return True
+
+
+def _by(named: bool) -> str:
+    return f"by {BotError.PEOPLE}" if named else "by someone else"
+
+
+async def _superseded(deps: Deps, ref: PlanRef, later: AuditLog, record: Record, *, person: str) -> NoReturn:
     """Refuse (and use up) a confirmation shown before someone else restarted or rolled back the service.
 
     Railway restarts in place, so the live deployment alone does not tell that it was restarted since.
     """
     done = "restarted" if later.action == Action.RESTART.value else "rolled back"
+    named = await may_name(deps, later, person=person)
     reason = (
-        f"{ref.service} was {done} by {BotError.PEOPLE} after this was shown ({later.outcome}): "
+        f"{ref.service} was {done} {_by(named)} after this was shown ({later.outcome}): "
         f"check `/status {ref.service}` and run /{ref.action.value} {ref.service} again if it is still needed"
     )
-    await _refuse(ref, record, InvalidState(reason, people=(later.actor,)))
+    await _refuse(ref, record, InvalidState(reason, people=(later.actor,) if named else ()))
 
 
 async def _refuse(ref: PlanRef, record: Record, refusal: InvalidState) -> NoReturn:

@@ -125,3 +125,32 @@ async def test_a_restart_left_started_by_a_replica_that_died_is_refused_with_whe
     timeline = [e.text for e in await stack.bot.timeline(1)]
     assert any(f"interrupted from {clears:%H:%M} UTC" in t for t in timeline), timeline
     assert stack.railway.restarts == 0
+
+
+async def test_who_is_at_it_in_a_private_incident_is_not_told_to_someone_who_cannot_see_it(stack: Stack) -> None:
+    """To Bob, outside the private incident's channel, that incident does not exist: the refusals (while
+    Alice's restart runs, and for his confirmation shown before it) say that someone else is at it."""
+    private = await stack.bot.declare("private P1 Gateway is down")
+    assert private.private and private.channel_id
+    await stack.bot.command("gateway", command="/restart", user="U0BOB", channel="C0GENERAL")
+    shown_to_bob = stack.button_value("ops_confirm")
+    await _alice_restarts_gateway_and_it_is_being_followed(stack, private.channel_id)
+    answered = len(stack.fake.responses)
+
+    await stack.bot.command("gateway", command="/restart", user="U0BOB", channel="C0GENERAL", settle=False)
+    await until(lambda: len(stack.fake.responses) > answered, within=10)
+
+    busy = stack.raw()
+    assert "gateway is being restarted right now by someone else" in busy, busy
+    assert "U0ALICE" not in busy and private.ref not in busy, busy
+    stack.railway.release()
+    await stack.bot.settle()
+
+    await stack.bot.click("ops_confirm", shown_to_bob, user="U0BOB", channel="C0GENERAL")
+
+    superseded = stack.raw()
+    assert "gateway was restarted by someone else after this was shown" in superseded, superseded
+    assert "U0ALICE" not in superseded and private.ref not in superseded, superseded
+    assert stack.railway.restarts == 1
+    refusals = [e.detail for e in await stack.audit() if e.outcome == "refused"]
+    assert len(refusals) == 2 and not any("U0ALICE" in d for d in refusals), refusals
