@@ -55,7 +55,6 @@ async def record_outcome(
 def timeline_events(report: Report) -> list[tuple[str, events.Payload]]:
     """The `deploy` event of a finished action, and the `health` re-check after it when there was one."""
     plan = report.plan
-    verb = "succeeded" if report.succeeded else "failed"
     deployed = events.Deployed(
         action=plan.action.value,
         service=plan.service,
@@ -65,8 +64,10 @@ def timeline_events(report: Report) -> list[tuple[str, events.Payload]]:
         to=plan.target.id if plan.target else None,
         deployment=report.deployment.id if report.deployment else None,
         durations={k: round(v.total_seconds(), 1) for k, v in report.durations.items()},
+        health=report.health.state.value if report.health is not None else None,
     )
-    out: list[tuple[str, events.Payload]] = [(f"{plan.describe()}: {verb}, {report.message}", deployed)]
+    # The words of the Slack report (`{describe}: {headline}; {message}`), so both tell the same.
+    out: list[tuple[str, events.Payload]] = [(f"{plan.describe()}: {report.headline}; {report.message}", deployed)]
     if report.health is not None:
         checked = events.HealthChecked(results=[health_check(report.health)])
         out.append((f"After the {plan.action.value}: {report.health.summary()}", checked))

@@ -15,6 +15,7 @@ from typing import Protocol
 
 from bot.exceptions import InvalidState
 from bot.health.checker import HealthResult
+from bot.health.classify import HealthState
 from bot.ops.models import Action, Outcome
 from bot.platforms.base import Deployment, DeployStatus
 
@@ -138,3 +139,19 @@ class Report:
     @property
     def succeeded(self) -> bool:
         return self.outcome is Outcome.SUCCEEDED
+
+    @property
+    def still_unhealthy(self) -> bool:
+        """Deployed, but the health re-check still says failing, unreachable or degraded: not a fix."""
+        health = self.health
+        return self.succeeded and health is not None and health.state not in (HealthState.HEALTHY, HealthState.UNKNOWN)
+
+    @property
+    def headline(self) -> str:
+        """How it ended, in a few words, the same in Slack and on the timeline: a green "succeeded" over a
+        service still failing would read as "fixed" at 3 a.m."""
+        if not self.succeeded:
+            return "failed"
+        if self.health is not None and self.still_unhealthy:
+            return f"deployed, but {self.health.service} is still {self.health.state.value}"
+        return "succeeded"

@@ -230,7 +230,7 @@ def _deploy(t: Timeline, event: Event, p: payloads.Deployed) -> bool:
         offset=event.offset,
         action=p.action or "deploy",
         service=p.service or t.incident.service or "—",
-        outcome=p.outcome or "unknown",
+        outcome=p.result or "unknown",
         actor=event.actor,
         detail=event.text,
     )

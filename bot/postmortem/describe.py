@@ -160,7 +160,7 @@ def _page(text: str, p: events.PageEvent) -> str:
 @_describes(events.Deployed)
 def _deploy(text: str, p: events.Deployed) -> str:
     head = f"{(p.action or 'deploy').capitalize()}{f' of {p.service}' if p.service else ''}"
-    head += f": {p.outcome}" if p.outcome else ""
+    head += f": {p.result}" if p.result else ""
     return f"{head} — {text}" if text else head
 
 

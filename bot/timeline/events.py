@@ -241,6 +241,15 @@ class Deployed(Payload):
     to: str | None = None
     deployment: str | None = None
     durations: dict[str, float] | None = None  # phase -> seconds
+    health: str | None = None  # the re-check's state after it, when there was one
+
+    @property
+    def result(self) -> str:
+        """The outcome as read: a deploy after which the service is still unhealthy did not succeed at
+        fixing anything, and says so (as its Slack report did)."""
+        if self.outcome == "succeeded" and self.health not in (None, "healthy", "unknown"):
+            return f"deployed, but still {self.health}"
+        return self.outcome
 
 
 class AlertChanged(Payload):

@@ -18,7 +18,7 @@ from bot.clock import format_duration
 from bot.exceptions import ChatError
 from bot.health.checker import HealthResult
 from bot.health.classify import HealthState
-from bot.ops.models import Action, Outcome
+from bot.ops.models import Action
 from bot.ops.plans import PHASES, Plan, Report, Step
 from bot.ops.status import StatusReport
 from bot.platforms.base import Deployment
@@ -320,17 +320,10 @@ def progress_blocks(plan: Plan, step: Step, *, confirmed_by: str) -> list[Block]
 
 
 def verdict(report: Report) -> tuple[str, str]:
-    """The report's icon and headline word.
-
-    A deploy that went through while the health re-check still says failing, unreachable or
-    degraded is not a fix: a green "succeeded" on top would read as "resolved" at 3 a.m.
-    """
-    if report.outcome is not Outcome.SUCCEEDED:
-        return "❌", "failed"
-    health = report.health
-    if health is None or health.state in (HealthState.HEALTHY, HealthState.UNKNOWN):
-        return "✅", "succeeded"
-    return "⚠️", f"deployed, but {health.service} is still {health.state.value}"
+    """The report's icon and headline (`Report.headline`, the timeline's words too)."""
+    if not report.succeeded:
+        return "❌", report.headline
+    return ("⚠️" if report.still_unhealthy else "✅"), report.headline
 
 
 def report_text(report: Report) -> str:
