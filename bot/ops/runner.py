@@ -95,14 +95,15 @@ class Runner:
     async def _verdict(self, platform: Platform, config: Service, result: FollowResult) -> Report:
         """How a followed deployment ended: timed out, failed, or deployed (and then healthy or not)."""
         seen = _Seen(deployment=result.deployment, status=result.status)
+        extra = result.deployment.meta.get("note") or ""  # "waiting for approval: ..."
         if result.timed_out:
+            last = result.status.value + (f", {extra}" if extra else "")
             message = (
                 f"no final status from {platform.display_name} after {format_duration(config.deploy_timeout)} "
-                f"(last seen: {result.status.value}); check it on {platform.display_name}"
+                f"(last seen: {last}); check it on {platform.display_name}"
             )
             return self._report(Outcome.FAILED, message, timed_out=True, **seen)
         if not result.succeeded:
-            extra = result.deployment.meta.get("note") or ""
             message = f"the deployment ended {result.status.value}" + (f": {extra}" if extra else "")
             return self._report(Outcome.FAILED, message, **seen)
         health = None

@@ -155,12 +155,14 @@ class _Watch:
         return wait
 
     async def running(self, status: DeployStatus) -> float:
-        """Report a step forward (or a heartbeat while nothing moves); the wait before the next look."""
+        """Report a step forward or a new note from the platform (a heartbeat while nothing moves);
+        the wait before the next look."""
         self.errors = 0
-        self.note = ""
-        if status.step > self.shown.step:
+        note = str(self.latest.meta.get("note") or "")  # "waiting for approval: ..."
+        moved = status.step > self.shown.step
+        if moved:
             self.shown = status
-            await self.report(self.shown)
-        elif self.timer.monotonic() - self.last_report >= self.heartbeat:
-            await self.report(self.shown)
+        if moved or note != self.note or self.timer.monotonic() - self.last_report >= self.heartbeat:
+            self.note = note
+            await self.report(self.shown, note)
         return self.interval

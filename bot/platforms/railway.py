@@ -88,6 +88,12 @@ _STATUS = {
     "SKIPPED": DeployStatus.CANCELLED,
 }
 LIVE = ["SUCCESS", "SLEEPING", "CRASHED"]
+# Statuses before the build that wait on something other than Railway's queue. Shown as "queued" alone,
+# ten minutes of NEEDS_APPROVAL read as Railway being slow while it waited for a person to approve it.
+_WAITING_NOTES = {
+    "NEEDS_APPROVAL": "waiting for approval: someone must approve this deployment in Railway",
+    "WAITING": "Railway holds it as WAITING, not queued to build yet: see why in Railway",
+}
 TOKEN_KINDS = ("auto", "bearer", "project")  # RAILWAY_TOKEN_KIND
 
 # Seconds between looks for the deployment a rollback/redeploy made (about 15 s in all).
@@ -274,5 +280,5 @@ def _deployment(node: dict[str, Any]) -> Deployment:
         created_at=parse_time(node.get("createdAt")),
         url=url,
         can_rollback=bool(node.get("canRollback")),
-        meta={**meta, "platform_status": raw},
+        meta={**meta, "platform_status": raw, **({"note": _WAITING_NOTES[raw]} if raw in _WAITING_NOTES else {})},
     )

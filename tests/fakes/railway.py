@@ -64,6 +64,7 @@ class FakeRailway(FakePlatform):
         self.auth_kinds: list[str] = []
         self._clock = itertools.count(1)
         self.appear_after: int | None = 1
+        self.held_in: str | None = None
         self.app.router.add_post(self.path, self._handle)
 
     @property
@@ -82,6 +83,13 @@ class FakeRailway(FakePlatform):
             default = "SUCCESS" if index == newest else "REMOVED"
             status = statuses[index] if statuses is not None else default
             self.deployments.insert(0, self._new(version, status, self.SEEDED_FROM + timedelta(hours=index)))
+
+    def hold_next_in(self, status: str) -> None:
+        """Deployments made from now on stay in `status` (NEEDS_APPROVAL: until someone approves them)."""
+        self.held_in = status
+
+    def _plan(self, steps: list[str], fail_as: str | None = None) -> list[str]:
+        return [self.held_in] * 10_000 if self.held_in else super()._plan(steps, fail_as)
 
     def live_version(self) -> str | None:
         live = self._live()

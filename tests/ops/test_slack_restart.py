@@ -10,7 +10,6 @@ from sqlmodel import update
 
 from bot.exceptions import ChatError
 from bot.ops.models import PendingAction
-from bot.postmortem import service as postmortem
 from bot.slack.adapters.ops import SlackDirectory
 from tests.fakes.webhook import Fault
 from tests.ops.conftest import Stack, incident_channel
@@ -375,22 +374,3 @@ async def test_a_confirmation_fourteen_minutes_old_still_runs(stack: Stack) -> N
     await stack.bot.click("ops_confirm", stack.button_value("ops_confirm"), user="U0ALICE")
     assert stack.railway.restarts == 1
     assert [e.outcome for e in await stack.audit()] == ["succeeded"]
-
-
-async def test_the_timeline_and_post_mortem_of_a_deploy_that_left_the_service_failing_say_so(stack: Stack) -> None:
-    """Slack said ⚠️ "deployed, but billing is still failing" while the timeline (and so the post-mortem)
-    said "succeeded": a reader of the post-mortem took the restart for the fix."""
-    channel = await incident_channel(stack)
-    await stack.bot.command("billing", command="/restart", user="U0LEAD", channel=channel)
-    await stack.bot.click("ops_confirm", stack.button_value("ops_confirm"), user="U0LEAD", channel=channel)
-
-    [line] = [e.text for e in await stack.bot.timeline(1) if e.kind == "deploy" and "started" not in e.text]
-    assert ": deployed, but billing is still failing; deployed in " in line and "succeeded" not in line, line
-    async with stack.bot.deps.db.session() as session:
-        data = await postmortem.build(session, incident_id=1)
-    [action] = data.actions
-    assert (action.service, action.outcome) == ("billing", "deployed, but still failing"), action
-    document = postmortem.render(data)
-    assert "| restart | billing | deployed, but still failing |" in document, document
-    assert "Restart of billing: deployed, but still failing — Restart billing on " in document, document
-    assert "succeeded" not in document, document

@@ -9,7 +9,7 @@ import pytest
 
 from bot.exceptions import PlatformAuthError, PlatformError
 from bot.platforms.base import DeployStatus, rollback_candidates
-from bot.platforms.follow import follow
+from bot.platforms.follow import Progress, follow
 from tests.fakes.railway import FakeRailway
 from tests.platforms.helpers import FakeTimer, client_for
 
@@ -167,3 +167,23 @@ async def test_a_rollback_whose_deployment_never_appears_says_where_to_look(
     with pytest.raises(PlatformError, match="lists no new deployment yet"):
         await client.rollback(None)
     assert sum(timer.sleeps) >= 15  # looked for it over seconds, not once
+
+
+@pytest.mark.parametrize(("status", "said"), [("NEEDS_APPROVAL", "approve this deployment"), ("WAITING", "WAITING")])
+async def test_a_deployment_held_before_its_build_is_followed_with_railways_reason(
+    fake: FakeRailway, http: httpx.AsyncClient, status: str, said: str
+) -> None:
+    """Both are "queued" in the common vocabulary; the note says what Railway waits for, in the progress
+    shown and in the deployment the follow ends with."""
+    fake.seed(["v1", "v2"])
+    fake.hold_next_in(status)
+    client = client_for("railway", fake, http)
+    notes: list[str] = []
+
+    async def seen(update: Progress) -> None:
+        notes.append(update.note)
+
+    result = await follow(client, await client.rollback(None), deadline=60, timer=FakeTimer(), on_progress=seen)
+
+    assert result.timed_out and result.status is DeployStatus.QUEUED
+    assert said in result.deployment.meta["note"] and any(said in n for n in notes), notes

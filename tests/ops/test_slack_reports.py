@@ -1,0 +1,42 @@
+"""What a finished restart or rollback says, through the real app: in its Slack report, on the
+timeline, and in the post-mortem built from that timeline."""
+
+from __future__ import annotations
+
+from bot.postmortem import service as postmortem
+from tests.ops.conftest import Stack, incident_channel
+
+
+async def test_the_timeline_and_post_mortem_of_a_deploy_that_left_the_service_failing_say_so(stack: Stack) -> None:
+    """Slack said ⚠️ "deployed, but billing is still failing" while the timeline (and so the post-mortem)
+    said "succeeded": a reader of the post-mortem took the restart for the fix."""
+    channel = await incident_channel(stack)
+    await stack.bot.command("billing", command="/restart", user="U0LEAD", channel=channel)
+    await stack.bot.click("ops_confirm", stack.button_value("ops_confirm"), user="U0LEAD", channel=channel)
+
+    [line] = [e.text for e in await stack.bot.timeline(1) if e.kind == "deploy" and "started" not in e.text]
+    assert ": deployed, but billing is still failing; deployed in " in line and "succeeded" not in line, line
+    async with stack.bot.deps.db.session() as session:
+        data = await postmortem.build(session, incident_id=1)
+    [action] = data.actions
+    assert (action.service, action.outcome) == ("billing", "deployed, but still failing"), action
+    document = postmortem.render(data)
+    assert "| restart | billing | deployed, but still failing |" in document, document
+    assert "Restart of billing: deployed, but still failing — Restart billing on " in document, document
+    assert "succeeded" not in document, document
+
+
+async def test_a_rollback_waiting_for_approval_in_railway_says_so(stack: Stack) -> None:
+    """Railway's NEEDS_APPROVAL was shown as "queued" for the whole deploy timeout, then "no final status
+    (last seen: queued)": nobody learnt that a person had to approve it in Railway."""
+    channel = await incident_channel(stack)
+    stack.railway.hold_next_in("NEEDS_APPROVAL")
+    await stack.bot.command("gateway", command="/rollback", user="U0LEAD", channel=channel)
+    await stack.bot.click("ops_confirm", stack.button_value("ops_confirm"), user="U0LEAD", channel=channel)
+
+    notes = [c.args.get("blocks") for c in stack.fake.calls_to("chat.update")]
+    assert any("someone must approve this deployment in Railway" in str(b) for b in notes), notes
+    [report] = stack.progress(channel)
+    assert "last seen: queued, waiting for approval: someone must approve" in report.text, report.text
+    [line] = [e.text for e in await stack.bot.timeline(1) if e.kind == "deploy" and "started" not in e.text]
+    assert "failed; no final status from Railway" in line and "waiting for approval" in line, line
