@@ -22,7 +22,9 @@ from bot.clock import Clock, SystemClock
 from bot.config import Service
 from bot.health.classify import Dependency, HealthState, classify, failing
 
-# Bodies bigger than this are cut: a health endpoint that streams megabytes is not read to the end.
+# Bodies bigger than this are not read to the end: a health endpoint that streams megabytes is itself
+# suspect, and a status word past the cut (`"status":"warn"` after the details) would be missed, so a 2xx
+# answer that big is reported degraded with the reason, never judged healthy from its first part.
 MAX_BODY = 256 * 1024
 
 
@@ -91,7 +93,7 @@ async def check(
 
     try:
         async with asyncio.timeout(budget):
-            status, body, content_type, moved_to = await _fetch(http, url, budget)
+            status, body, content_type, moved_to, cut = await _fetch(http, url, budget)
     except (TimeoutError, httpx.TimeoutException):
         return unreachable(f"no answer within {_seconds(budget)}")
     except httpx.ConnectError as exc:
@@ -101,12 +103,16 @@ async def check(
     except (httpx.HTTPError, OSError) as exc:
         return unreachable(f"{type(exc).__name__}: {_short(exc)}")
     latency = elapsed()
+    judged = b"" if cut else body  # the start of a body says nothing of what its end says
     verdict = classify(
-        status_code=status, body=body, content_type=content_type, expected_status=service.expected_status
+        status_code=status, body=judged, content_type=content_type, expected_status=service.expected_status
     )
     if moved_to is not None and verdict.status_word is None and _web_page(body, content_type):
         reason = f"redirected to {shown_url(moved_to)}, a web page, not a health answer (a login page?)"
         return HealthResult(name, HealthState.UNKNOWN, shown, status, latency, reason, checked_at=checked_at)
+    if cut and verdict.state is HealthState.HEALTHY:  # only the HTTP status was judged: not enough
+        reason = f"HTTP {status}, but a health answer over {MAX_BODY // 1024} KB, not read: its status is not known"
+        return HealthResult(name, HealthState.DEGRADED, shown, status, latency, reason, checked_at=checked_at)
     return HealthResult(
         service=name,
         state=verdict.state,
@@ -147,8 +153,9 @@ def _web_page(body: bytes, content_type: str) -> bool:
     return "html" in content_type.lower() or body.lstrip()[:1] == b"<"
 
 
-async def _fetch(http: httpx.AsyncClient, url: str, budget: float) -> tuple[int, bytes, str, str | None]:
-    """Status, body (up to MAX_BODY), content type, and where it was redirected to (None when it was not)."""
+async def _fetch(http: httpx.AsyncClient, url: str, budget: float) -> tuple[int, bytes, str, str | None, bool]:
+    """Status, body (up to MAX_BODY), content type, where it was redirected to (None when it was not),
+    and whether the body was longer than MAX_BODY (then cut)."""
     headers = {"Accept": "application/health+json, application/json;q=0.9, */*;q=0.5"}
     async with http.stream(
         "GET", url, headers=headers, timeout=httpx.Timeout(budget), follow_redirects=True
@@ -158,10 +165,17 @@ async def _fetch(http: httpx.AsyncClient, url: str, budget: float) -> tuple[int,
         async for chunk in response.aiter_bytes():
             chunks.append(chunk)
             size += len(chunk)
-            if size >= MAX_BODY:
+            if size > MAX_BODY:
                 break
         moved_to = str(response.url) if response.history else None
-        return response.status_code, b"".join(chunks)[:MAX_BODY], response.headers.get("content-type", ""), moved_to
+        body = b"".join(chunks)
+        return (
+            response.status_code,
+            body[:MAX_BODY],
+            response.headers.get("content-type", ""),
+            moved_to,
+            size > MAX_BODY,
+        )
 
 
 def shown_url(url: str) -> str:

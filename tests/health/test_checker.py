@@ -77,7 +77,9 @@ class HealthServer(FakeServer):
 
     async def _huge(self, request: web.Request) -> web.Response:
         return web.Response(
-            body=b'{"status":"ok","pad":"' + b"x" * (MAX_BODY * 4) + b'"}', content_type="application/json"
+            status=int(request.query.get("status", "200")),
+            body=b'{"status":"ok","pad":"' + b"x" * (MAX_BODY * 4) + b'"}',
+            content_type="application/json",
         )
 
     async def _spring(self, request: web.Request) -> web.Response:
@@ -197,9 +199,18 @@ async def test_redirects_are_followed(server: HealthServer, http: httpx.AsyncCli
     assert result.state is HealthState.HEALTHY and result.http_status == 200
 
 
-async def test_a_huge_body_is_read_only_up_to_the_limit(server: HealthServer, http: httpx.AsyncClient) -> None:
+async def test_a_huge_body_is_read_only_up_to_the_limit_and_not_judged_healthy(
+    server: HealthServer, http: httpx.AsyncClient
+) -> None:
+    """Its start says nothing of its end (a `"status":"warn"` after the details): degraded, saying why."""
     result = await check(http, name="huge", service=_svc(f"{server.url}/huge", 5))
-    assert result.state is HealthState.HEALTHY  # cut JSON is not JSON: the HTTP status decides
+    assert result.state is HealthState.DEGRADED and result.http_status == 200
+    assert result.reason == "HTTP 200, but a health answer over 256 KB, not read: its status is not known"
+
+
+async def test_a_huge_body_with_a_failing_http_status_is_failing(server: HealthServer, http: httpx.AsyncClient) -> None:
+    result = await check(http, name="huge", service=_svc(f"{server.url}/huge?status=503", 5))
+    assert result.state is HealthState.FAILING and result.reason == "HTTP 503"
 
 
 async def test_a_broken_component_under_up_is_degraded_with_its_name(

@@ -12,6 +12,7 @@ import pytest
 from aiohttp import web
 
 from bot import logs
+from bot.health.checker import MAX_BODY
 from tests.conftest import make_settings
 from tests.fakes.slack_api import FakeSlack
 from tests.harness import running_bot
@@ -155,3 +156,20 @@ async def test_a_health_url_redirected_to_a_login_page_is_not_reported_healthy(
     assert "1 healthy · 1 unknown" in text, text
     line = next(line for line in text.splitlines() if "*gateway*" in line)
     assert "unknown" in line and "redirected to" in line and "/sso/login" in line and "login page" in line, line
+
+
+async def test_a_health_answer_too_big_to_read_is_degraded_not_healthy(
+    fake_slack: FakeSlack, database_url: str, tmp_path: Path
+) -> None:
+    """Over 256 KB the body was cut before parsing, so a `"status":"warn"` after the details was missed and
+    the service shown healthy from the HTTP status alone."""
+    async with HealthEndpoint() as health:
+        health.body = {"details": {"cache": "x" * MAX_BODY}, "status": "warn"}
+        config = {"services": {"gateway": {"health_url": health.url + "/health"}}}
+        settings = make_settings(fake=fake_slack, database_url=database_url, tmp_path=tmp_path, config=config)
+        async with running_bot(fake=fake_slack, settings=settings) as bot:
+            await bot.command("", command="/status")
+            text = bot.last_reply()
+
+    line = next(line for line in text.splitlines() if "*gateway*" in line)
+    assert "degraded" in line and "over 256 KB, not read" in line, text
