@@ -139,25 +139,39 @@ async def finish_setup(
         incident, held = claimed
     lease = _SetupLease(deps, incident_id=incident_id, held=held)
     keeper = asyncio.create_task(lease.keep(), name=f"keep the setup lease of INC-{incident_id}")
+    steps = _Steps(deps, incident_id)
+    released = False
     try:
-        outcome = await _setup_steps(deps, incident, actor=actor, adopt=retry)
+        incident = await _setup_steps(steps, incident, actor=actor, adopt=retry)
+        keeper.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await keeper
+        # The last step's record (the announcement, the problems) and the lease's end: one write.
+        incident = await steps.save(release=lease.held, **steps.last)
+        released = True
     finally:
         keeper.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await keeper
-        try:
-            async with deps.db.session() as session:
-                await setup_rows.release_setup(session, incident_id=incident_id, held=lease.held)
-        except Exception as exc:
-            # The database is down: remember the lease is ours, so Retry setup need not wait it out.
-            log.warning("could not release the setup lease of INC-%s: %s", incident_id, type(exc).__name__)
-            unreleased[incident_id] = lease.held
+        if not released:
+            await _release(deps, incident_id=incident_id, held=lease.held)
+    outcome = Outcome(incident=incident, problems=steps.problems)
     if outcome.incident.channel_id:
         # After the lease is released: pages sent meanwhile left their channel mention to this signal.
         # Its handlers do the work themselves: in a task, so the reply does not wait for it.
         ready = channel_ready(deps, incident_id=incident_id, actor=actor, by_hand=by_hand)
         deps.background.spawn(ready, f"INC-{incident_id} ready")
     return outcome
+
+
+async def _release(deps: Deps, *, incident_id: int, held: datetime) -> None:
+    try:
+        async with deps.db.session() as session:
+            await setup_rows.release_setup(session, incident_id=incident_id, held=held)
+    except Exception as exc:
+        # The database is down: remember the lease is ours, so Retry setup need not wait it out.
+        log.warning("could not release the setup lease of INC-%s: %s", incident_id, type(exc).__name__)
+        deps.unreleased_setup_leases[incident_id] = held
 
 
 async def channel_ready(deps: Deps, *, incident_id: int, actor: str | None, by_hand: bool = False) -> None:
@@ -200,12 +214,15 @@ class _Steps:
     deps: Deps
     incident_id: int
     problems: list[str] = field(default_factory=list)
+    last: dict[str, str | None] = field(default_factory=dict)  # written with the lease's release
 
-    async def save(self, **values: str | None) -> Incident:
+    async def save(self, release: datetime | None = None, **values: str | None) -> Incident:
         """Only what the setup made: the incident lived on meanwhile (`setup_rows.SETUP_FIELDS`)."""
         async with self.deps.db.session() as session:
             now = self.deps.clock.now()
-            return await setup_rows.record_setup(session, incident_id=self.incident_id, now=now, values=values)
+            return await setup_rows.record_setup(
+                session, incident_id=self.incident_id, now=now, values=values, release=release
+            )
 
     async def attempt(self, step: str, call: Callable[[], Awaitable[T]]) -> T | None:
         """One Slack step, after the page DMs still to go out; a failure is recorded and the setup goes on."""
@@ -223,19 +240,22 @@ class _Steps:
             return None
 
 
-async def _setup_steps(deps: Deps, incident: Incident, *, actor: str, adopt: bool) -> Outcome:
-    # No transaction stays open across a Slack call: slack_sdk may sleep on Retry-After, and a storm
-    # of declares must not drain the connection pool. Each write is its own short session.
+async def _setup_steps(steps: _Steps, incident: Incident, *, actor: str, adopt: bool) -> Incident:
+    """Each step's record is written after it, but the last one's (`steps.last`) is the caller's to write.
+
+    No transaction stays open across a Slack call: slack_sdk may sleep on Retry-After, and a storm
+    of declares must not drain the connection pool. Each write is its own short session.
+    """
+    deps = steps.deps
     chat = deps.incident_chat
     incident_id = incident.id or 0
-    steps = _Steps(deps, incident_id)
     save, attempt, problems = steps.save, steps.attempt, steps.problems
 
     if incident.channel_id is None:
         channel = await attempt("creating the channel", lambda: create_channel(deps, incident, adopt=adopt))
         if channel is None:
-            incident = await save(setup_error="; ".join(problems))
-            return Outcome(incident=incident, problems=problems)
+            steps.last["setup_error"] = "; ".join(problems)
+            return incident
         async with deps.db.session() as session:
             incident = await setup_rows.set_channel(
                 session, incident_id=incident_id, channel_id=channel.id, channel_name=channel.name, now=deps.clock.now()
@@ -264,12 +284,12 @@ async def _setup_steps(deps: Deps, incident: Incident, *, actor: str, adopt: boo
         step = "announcing in the announcements channel"
         ts = await attempt(step, lambda: post_once(deps, incident, "announcement", where, announce, adopt))
         if ts is not None:
-            incident = await save(announcement_ts=ts, announcement_channel=where)
+            steps.last.update(announcement_ts=ts, announcement_channel=where)
 
     error = "; ".join(problems) or None
     if incident.setup_error != error:  # a clean first run has nothing to clear
-        incident = await save(setup_error=error)
-    return Outcome(incident=incident, problems=problems)
+        steps.last["setup_error"] = error
+    return incident
 
 
 async def _notice(deps: Deps, incident: Incident, notice: Notice) -> list[str]:

@@ -12,7 +12,7 @@ import functools
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Update, bindparam, update
+from sqlalchemy import Update, bindparam, case, null, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -41,16 +41,27 @@ async def set_channel(
 
 
 async def record_setup(
-    session: AsyncSession, *, incident_id: int, now: datetime, values: dict[str, str | None]
+    session: AsyncSession,
+    *,
+    incident_id: int,
+    now: datetime,
+    values: dict[str, str | None],
+    release: datetime | None = None,
 ) -> Incident:
-    """Write what the setup made (`SETUP_FIELDS` only); returns the incident as it is now (RETURNING, no re-read)."""
+    """Write what the setup made (`SETUP_FIELDS` only); returns the incident as it is now (RETURNING, no re-read).
+
+    `release`: the lease held since then is given back in the same UPDATE (if it is still ours), so the
+    setup's last write and the end of its lease are one transaction, not two.
+    """
     if unknown := set(values) - SETUP_FIELDS:
         raise ValueError(f"not the setup's to write: {sorted(unknown)}")
-    params = {f"new_{name}": value for name, value in values.items()}
-    statement = _setup_write(frozenset(values))
-    incident = await _update_returning(
-        session, statement, {**params, "new_updated_at": now, "incident_id": incident_id}
-    )
+    params: dict[str, Any] = {f"new_{name}": value for name, value in values.items()}
+    statement = _setup_write(frozenset(values), release=release is not None)
+    if values:
+        params["new_updated_at"] = now
+    if release is not None:
+        params["held"] = release
+    incident = await _update_returning(session, statement, {**params, "incident_id": incident_id})
     await session.commit()
     if incident is None:
         raise NotFound(f"INC-{incident_id} does not exist.")
@@ -69,9 +80,14 @@ async def _update_returning(session: AsyncSession, statement: Update, params: di
 
 
 @functools.cache
-def _setup_write(fields: frozenset[str]) -> Update:
-    """`UPDATE incidents SET <fields>, updated_at WHERE id RETURNING *`, built once per set of fields."""
-    values: dict[str, Any] = {name: bindparam(f"new_{name}") for name in sorted(fields | {"updated_at"})}
+def _setup_write(fields: frozenset[str], *, release: bool = False) -> Update:
+    """`UPDATE incidents SET <fields>, updated_at [, the lease freed if ours] WHERE id RETURNING *`, built once."""
+    values: dict[str, Any] = {
+        name: bindparam(f"new_{name}") for name in sorted(fields | {"updated_at"} if fields else ())
+    }
+    if release:
+        claimed = INCIDENTS.c.setup_claimed_at
+        values["setup_claimed_at"] = case((claimed == bindparam("held"), null()), else_=claimed)
     return update(INCIDENTS).where(INCIDENTS.c.id == bindparam("incident_id")).values(values).returning(*INCIDENTS.c)
 
 
