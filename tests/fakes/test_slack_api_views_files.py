@@ -99,8 +99,12 @@ async def test_files_list_by_channel_user_and_time_newest_first(client: AsyncWeb
     assert listed["paging"] == {"count": 100, "total": 2, "page": 1, "pages": 1}
     paged = await client.files_list(channel=here, count=1, page=2)
     assert [f["id"] for f in paged["files"]] == [first] and paged["paging"]["pages"] == 2
+    # Whole seconds, as Slack's `created`: the three uploads may fall in one second or cross into the next.
     created = fake.files[first].created
+    newest = max(f.created for f in fake.files.values())
     assert len((await client.files_list(ts_from=str(created)))["files"]) == 3  # inclusive
-    assert (await client.files_list(ts_from=str(created + 1)))["files"] == []
+    assert len((await client.files_list(ts_to=str(newest)))["files"]) == 3  # inclusive
+    assert (await client.files_list(ts_from=str(newest + 1)))["files"] == []
+    assert (await client.files_list(ts_to=str(created - 1)))["files"] == []
     assert (await client.files_list(channel=here, user="U0ALICE"))["files"] == []  # not hers
     assert await api_error(client.files_list(user="U0NOBODY")) == "user_not_found"
