@@ -107,7 +107,11 @@ class FakeServer:
         self.inject(Fault(200, {}, {}, hang=seconds, path_contains=path_contains))
 
     def hang_until_released(self, *, body_contains: str = "", path_contains: str = "") -> None:
-        """The next matching request waits until `release()` (or the fake stops), then is answered normally."""
+        """The next matching request waits until `release()` (or the fake stops), then is answered normally.
+
+        After a `release()` this holds again: the requests let go before stay let go."""
+        if self._release.is_set():
+            self._release = asyncio.Event()
         self.inject(Fault(200, {}, {}, hang=60.0, path_contains=path_contains, body_contains=body_contains))
 
     def release(self) -> None:
