@@ -30,7 +30,8 @@ USAGE: dict[str, str] = {
     "timeline": "/incident timeline",
     "postmortem": "/incident postmortem [done]",
     "playbook": "/incident playbook <id>",
-    "publish": "/incident publish [minor|major|critical] <public message>",
+    "publish": "/incident publish [minor|major|critical|edit] <public message>",
+    "unpublish": "/incident unpublish",
     "stats": "/incident stats [days]",
     "list": "/incident list",
     "oncall": "/incident oncall",
@@ -54,6 +55,7 @@ ALIASES = {
     "?": "help",
     "public": "publish",
     "statuspage": "publish",
+    "withdraw": "unpublish",
 }
 
 # Subcommands that act on one incident (in its channel, or named with INC-<n>).
@@ -70,6 +72,7 @@ NEEDS_INCIDENT = {
     "playbook",
     "started",
     "publish",
+    "unpublish",
 }
 
 # `/incident sev <word>`: one word and no title after it, so plain English words are safe there.
@@ -198,6 +201,7 @@ class Publish(Command):
 
     impact: str | None = None
     message: str = ""
+    edit: bool = False  # `publish edit <message>`: correct the last public update's message
 
 
 @dataclass(frozen=True)
@@ -528,20 +532,34 @@ def _leading_impact(rest: list[str]) -> str | None:
     return None if starts_a_sentence else impact
 
 
+def _leading_edit(rest: list[str]) -> bool:
+    """`edit …`, `--edit …`, `Edit: …` correct the last update; `Edit requests fail for some users` is a
+    message (a capitalised word followed by a lowercase one, as with impacts)."""
+    word = rest[0] if rest else ""
+    if word.lower().lstrip("-—–").rstrip(":,") != "edit":
+        return False
+    return not (word == "Edit" and len(rest) > 1 and rest[1][:1].islower())
+
+
 def _p_publish(name: str, incident: int | None, rest: list[str], _: str, known: Known) -> Command:
-    impact = _leading_impact(rest)
+    edit = _leading_edit(rest)
+    if edit:
+        rest = rest[1:]
+    impact = None if edit else _leading_impact(rest)
     if impact is not None:
         rest = rest[1:]
     message = " ".join(rest).strip()
     if not message:
         raise _fail(
             "publish",
-            "Write the message the public should read, e.g. `/incident publish major We are investigating "
+            "Write the corrected public message, e.g. `/incident publish edit We are investigating failed payments`."
+            if edit
+            else "Write the message the public should read, e.g. `/incident publish major We are investigating "
             "failed payments`. Internal notes are never published.",
         )
     if len(message) > MAX_TEXT:
         raise _fail("publish", f"The message is {len(message)} characters; keep it under {MAX_TEXT}.")
-    return Publish(name=name, incident=incident, impact=impact, message=message)
+    return Publish(name=name, incident=incident, impact=impact, message=message, edit=edit)
 
 
 DEFAULT_DAYS = 30
@@ -620,6 +638,7 @@ _PARSERS: dict[str, _Parser] = {
     "postmortem": _p_postmortem,
     "playbook": _p_playbook,
     "publish": _p_publish,
+    "unpublish": _p_none,
     "stats": _p_stats,
     "started": _p_started,
     "list": _p_none,

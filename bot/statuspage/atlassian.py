@@ -109,6 +109,37 @@ class Statuspage:
     async def update_incident(self, incident_id: str, change: IncidentChange) -> None:
         await self._call("PATCH", f"/pages/{self.page_id}/incidents/{incident_id}", change.envelope())
 
+    async def incident_updates(self, incident_id: str) -> list[dict[str, Any]]:
+        """The incident's updates as Statuspage has them, newest first (`GET .../incidents/{id}`)."""
+        body = await self._call("GET", f"/pages/{self.page_id}/incidents/{incident_id}", None)
+        updates = body.get("incident_updates") if isinstance(body, dict) else None
+        return [u for u in updates if isinstance(u, dict)] if isinstance(updates, list) else []
+
+    async def edit_update(self, incident_id: str, update_id: str, *, body: str) -> None:
+        """Correct an incident update's text in place (it keeps its time); subscribers are not notified again."""
+        payload = {"incident_update": {"body": body, "deliver_notifications": False}}
+        path = f"/pages/{self.page_id}/incidents/{incident_id}/incident_updates/{update_id}"
+        await self._call("PATCH", path, payload)
+
+    async def set_components(self, incident_id: str, components: dict[str, str]) -> None:
+        """Set the incident's components' statuses without an incident update (no body) or notification."""
+        payload = {
+            "incident": {
+                "component_ids": list(components),
+                "components": dict(components),
+                "deliver_notifications": False,
+            }
+        }
+        await self._call("PATCH", f"/pages/{self.page_id}/incidents/{incident_id}", payload)
+
+    async def delete_incident(self, incident_id: str) -> None:
+        """Delete the incident from the page; one that is gone already (404) counts as deleted."""
+        try:
+            await self._call("DELETE", f"/pages/{self.page_id}/incidents/{incident_id}", None)
+        except StatuspageError as exc:
+            if exc.status != 404:
+                raise
+
     async def _call(self, method: str, path: str, payload: dict[str, Any] | None) -> Any:
         delay = 1.0
         for attempt in range(self.retries + 1):

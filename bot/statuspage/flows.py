@@ -17,8 +17,7 @@ from bot.exceptions import ChatError, InvalidState, NotFound, UsageError
 from bot.incidents import service as incidents
 from bot.incidents.models import Incident, Status
 from bot.statuspage import service, timers
-from bot.statuspage.atlassian import IncidentChange, Statuspage, StatuspageError
-from bot.statuspage.models import ComponentStatus, Impact, PublicReminder, PublicUpdate, StatuspageSync
+from bot.statuspage.models import Impact, PublicReminder, PublicUpdate
 from bot.statuspage.service import Draft
 from bot.timeline import events
 from bot.timeline import service as timeline
@@ -30,12 +29,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-USAGE = "/incident publish [minor|major|critical] <public message>"
+USAGE = "/incident publish [minor|major|critical|edit] <public message>"
 MAX_MESSAGE = 3000
 MAX_TITLE = 200
-SYNC_BACKOFF = (timedelta(seconds=30), timedelta(minutes=1), timedelta(minutes=2), timedelta(minutes=5))
-SYNC_MAX_BACKOFF = timedelta(minutes=15)
-SYNC_LEASE = timedelta(minutes=5)  # paced calls with 420/429 retries can take a while
 
 
 @dataclass
@@ -273,127 +269,3 @@ async def send_reminder(deps: Deps, *, reminder_id: int) -> bool:
         )
     page.wake_at(nxt.due_at)
     return True
-
-
-# --- the Statuspage outbox -----------------------------------------------------------------
-
-
-def backoff(attempts: int) -> timedelta:
-    return SYNC_BACKOFF[attempts - 1] if 0 < attempts <= len(SYNC_BACKOFF) else SYNC_MAX_BACKOFF
-
-
-async def _change(deps: Deps, update: PublicUpdate) -> IncidentChange:
-    """The update as Statuspage takes it: each component this incident touched, no better than others say."""
-    page = page_of(deps)
-    async with deps.db.session() as session:
-        history = [
-            u for u in await service.updates(session, incident_id=update.incident_id) if (u.id or 0) <= (update.id or 0)
-        ]
-        others = await service.open_component_statuses(session, besides=update.incident_id)
-    touched = {c for u in history for c in u.components}
-    ok = ComponentStatus.OPERATIONAL  # the components are the page's: another open incident may hold one down
-    statuses: dict[str, str] = {}
-    for component in sorted(touched):
-        status = max(update.status_of(component), others.get(component, ok), key=lambda s: s.rank)
-        for component_id in page.statuspage_ids(component):
-            if statuses.get(component_id) is None or ComponentStatus(statuses[component_id]).rank < status.rank:
-                statuses[component_id] = status.value
-    return IncidentChange(
-        name=update.title, status=update.status, body=update.message, impact=update.impact, components=statuses
-    )
-
-
-async def sync_one(deps: Deps, *, row_id: int) -> bool:
-    """Send one outbox row to Statuspage (create the incident there on the first); retried on failure."""
-    page = page_of(deps)
-    client = page.statuspage
-    assert client is not None
-    token = timers.new_token()
-    async with deps.db.session() as session:
-        row = await timers.claim(
-            session, model=StatuspageSync, row_id=row_id, token=token, now=deps.clock.now(), lease=SYNC_LEASE
-        )
-        if row is None:
-            return False
-        update = await session.get(PublicUpdate, row.update_id)
-        incident = await incidents.get(session, number=row.incident_id)
-        external = await service.external_id(session, incident_id=row.incident_id)
-        if incident.private:  # made private after it was published: nothing more goes out
-            now = deps.clock.now()
-            await timers.cancel(session, model=StatuspageSync, row_id=row_id, token=token, now=now, reason="private")
-            return False
-    assert update is not None
-    try:
-        change = await _change(deps, update)
-        if external is None:
-            await _create_once(deps, client, row, incident, change)
-        else:
-            await client.update_incident(external, change)
-    except StatuspageError as exc:
-        await _sync_failed(deps, row, token, incident, exc)
-        return False
-    async with deps.db.session() as session:
-        await timers.mark_sent(session, model=StatuspageSync, row_id=row_id, token=token, now=deps.clock.now())
-    if row.told_failure:
-        await timeline.record_now(
-            deps,
-            incident_id=incident.id or 0,
-            text="Statuspage is up to date again",
-            payload=events.StatuspageSyncEvent(),
-        )
-        try:
-            await page.chat.post_sync_recovered(incident=incident)
-        except ChatError as exc:
-            log.warning("could not tell %s that Statuspage caught up: %s", incident.ref, exc)
-    return True
-
-
-def marker_of(incident: Incident) -> str:
-    """What the incident is known by at Statuspage before its id is stored (its metadata): ours, per incident."""
-    return f"{incident.ref}@{int(utc(incident.declared_at).timestamp())}"
-
-
-async def _create_once(
-    deps: Deps, client: Statuspage, row: StatuspageSync, incident: Incident, change: IncidentChange
-) -> None:
-    """Create the incident there, unless an earlier try of this row did and its answer was lost (a
-    timeout, a 5xx, a crash before the id was stored): then it is among the page's unresolved
-    incidents with our marker, this update is already on it, and it is only recorded."""
-    marker = marker_of(incident)
-    external = await client.find_unresolved(marker=marker) if row.attempts > 1 else None
-    if external is not None:
-        log.warning("%s was on Statuspage already (an earlier create's answer was lost)", incident.ref)
-    else:
-        external = await client.create_incident(change, marker=marker)
-    async with deps.db.session() as session:
-        await service.save_external_id(session, incident_id=row.incident_id, external=external, now=deps.clock.now())
-
-
-async def _sync_failed(deps: Deps, row: StatuspageSync, token: str, incident: Incident, exc: StatuspageError) -> None:
-    page = page_of(deps)
-    wait = backoff(row.attempts)
-    retry_at = deps.clock.now() + wait
-    log.warning("Statuspage sync of %s failed (%s); retrying in %s", incident.ref, exc, wait)
-    async with deps.db.session() as session:
-        await timers.release(
-            session,
-            model=StatuspageSync,
-            row_id=row.id or 0,
-            token=token,
-            retry_at=retry_at,
-            error=str(exc),
-            told_failure=True,
-        )
-    page.wake_at(retry_at)
-    if row.told_failure:
-        return
-    await timeline.record_now(
-        deps,
-        incident_id=incident.id or 0,
-        text=f"Statuspage sync failed: {exc}",
-        payload=events.StatuspageSyncEvent(update_id=row.update_id, status=exc.status),
-    )
-    try:
-        await page.chat.post_sync_problem(incident=incident, error=str(exc), retry_in=wait)
-    except ChatError as chat_exc:
-        log.warning("could not tell %s that Statuspage failed: %s", incident.ref, chat_exc)

@@ -106,6 +106,10 @@ class PublicUpdate(SQLModel, table=True):
     message: str = Field(max_length=3000)
     published_by: str = Field(max_length=100)
     published_at: datetime = _when(nullable=False)
+    edited_at: datetime | None = _when()  # its message corrected since (it keeps `published_at`)
+    edited_by: str | None = Field(default=None, max_length=100)
+    withdrawn_at: datetime | None = _when()  # the public incident was withdrawn: on no public output
+    withdrawn_by: str | None = Field(default=None, max_length=100)
 
     def status_of(self, component: str) -> ComponentStatus:
         """What this update tells the public of `component`: operational unless it names it and is open."""
@@ -147,22 +151,31 @@ class PublicReminder(TimerRow, table=True):
     seq: int = 0
 
 
-class StatuspageSync(TimerRow, table=True):
-    """The outbox: one public update still to send to Atlassian Statuspage (sent in order per incident).
+class SyncAction(StrEnum):
+    """What an outbox row does at Statuspage: send the update, correct its body, or withdraw the incident."""
 
-    A row is written in the publish's own transaction, so an update is never lost to a crash or an
-    outage at Statuspage; failures are retried with a growing back-off until it is accepted.
+    UPDATE = "update"
+    EDIT = "edit"
+    WITHDRAW = "withdraw"
+
+
+class StatuspageSync(TimerRow, table=True):
+    """The outbox: one change still to send to Atlassian Statuspage (sent in order per incident).
+
+    A row is written in the publish's (edit's, withdrawal's) own transaction, so a change is never lost
+    to a crash or an outage at Statuspage; failures are retried with a growing back-off until accepted.
     """
 
     __tablename__ = "statuspage_outbox"
     __table_args__ = (
-        Index("ux_statuspage_outbox_update", "update_id", unique=True),
+        Index("ix_statuspage_outbox_update", "update_id"),
         Index("ix_statuspage_outbox_due", "due_at", sqlite_where=_PENDING, postgresql_where=_PENDING),
     )
 
     id: int | None = Field(default=None, primary_key=True)
     incident_id: int = Field(foreign_key="incidents.id")
     update_id: int = Field(foreign_key="status_page_updates.id")
+    action: str = Field(default=SyncAction.UPDATE, max_length=20, sa_column_kwargs={"server_default": "update"})
     told_failure: bool = False  # the channel heard that this update is not on Statuspage yet
 
 

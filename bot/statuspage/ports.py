@@ -15,6 +15,14 @@ class PublicChat(Protocol):
         """Tell the incident channel what was published, and by whom."""
         ...
 
+    async def post_corrected(self, *, incident: Incident, update: PublicUpdate, previous: str) -> None:
+        """Tell the incident channel that the last public update's message was corrected, by whom."""
+        ...
+
+    async def post_withdrawn(self, *, incident: Incident, actor: str) -> None:
+        """Tell the incident channel that the public incident was withdrawn from the status page, by whom."""
+        ...
+
     async def post_reminder(self, *, incident: Incident, since: timedelta, mention: list[str]) -> None:
         """Remind the channel that the public has heard nothing for `since`, with a Publish button."""
         ...

@@ -20,7 +20,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from bot.config import StatusPageConfig
 from bot.incidents.models import Incident
-from bot.statuspage import flows, probes, service, timers
+from bot.statuspage import flows, outbox, probes, service, timers
 from bot.statuspage.atlassian import Statuspage
 from bot.statuspage.models import PublicReminder, StatuspageSync
 from bot.statuspage.ports import PublicChat
@@ -233,7 +233,7 @@ class StatusPage:
         while True:
             async with self.deps.db.session() as session:
                 ids = await service.due_syncs(session, now=self.deps.clock.now())
-            sent = [await flows.sync_one(self.deps, row_id=row_id) for row_id in ids]
+            sent = [await outbox.sync_one(self.deps, row_id=row_id) for row_id in ids]
             if not any(sent):
                 return
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import func, update
 from sqlalchemy.exc import IntegrityError
@@ -43,13 +44,18 @@ class Draft:
     message: str
 
 
+def shown() -> Any:
+    """Updates still public: not withdrawn (a withdrawn incident is on no public output, nor resolved)."""
+    return col(PublicUpdate.withdrawn_at).is_(None)
+
+
 async def last_update(session: AsyncSession, *, incident_id: int) -> PublicUpdate | None:
-    query = select(PublicUpdate).where(PublicUpdate.incident_id == incident_id).order_by(col(PublicUpdate.id).desc())
-    return (await session.exec(query.limit(1))).first()
+    query = select(PublicUpdate).where(PublicUpdate.incident_id == incident_id, shown())
+    return (await session.exec(query.order_by(col(PublicUpdate.id).desc()).limit(1))).first()
 
 
 async def updates(session: AsyncSession, *, incident_id: int) -> list[PublicUpdate]:
-    query = select(PublicUpdate).where(PublicUpdate.incident_id == incident_id).order_by(col(PublicUpdate.id))
+    query = select(PublicUpdate).where(PublicUpdate.incident_id == incident_id, shown()).order_by(col(PublicUpdate.id))
     return list((await session.exec(query)).all())
 
 
@@ -125,7 +131,7 @@ async def unpublished_resolutions(session: AsyncSession, *, resolved_before: dat
     The resolve publishes it from an in-process signal; a crash right after the resolve's commit
     loses that, and this is how the sweep finds it again.
     """
-    public = select(PublicUpdate.id).where(col(PublicUpdate.incident_id) == col(Incident.id))
+    public = select(PublicUpdate.id).where(col(PublicUpdate.incident_id) == col(Incident.id), shown())
     resolution = public.where(col(PublicUpdate.status) == Status.RESOLVED)
     query = (
         select(Incident.id)
@@ -154,6 +160,7 @@ async def public_rows(session: AsyncSession, *, now: datetime) -> list[tuple[Inc
         .join(PublicUpdate, col(PublicUpdate.incident_id) == col(Incident.id))
         .where(
             col(Incident.private).is_(False),
+            shown(),
             or_(col(Incident.status) != Status.RESOLVED, col(Incident.resolved_at) >= since),
         )
         .order_by(col(Incident.id), col(PublicUpdate.id))
@@ -169,6 +176,7 @@ async def open_component_statuses(session: AsyncSession, *, besides: int) -> dic
         .where(
             col(PublicUpdate.incident_id) != besides,
             col(Incident.private).is_(False),
+            shown(),
             col(Incident.status) != Status.RESOLVED,
         )
         .group_by(col(PublicUpdate.incident_id))
@@ -308,6 +316,20 @@ async def external_id(session: AsyncSession, *, incident_id: int) -> str | None:
 async def save_external_id(session: AsyncSession, *, incident_id: int, external: str, now: datetime) -> None:
     session.add(StatuspageIncident(incident_id=incident_id, external_id=external, created_at=now))
     await session.commit()
+
+
+async def forget_external_id(session: AsyncSession, *, incident_id: int) -> None:
+    """The incident was deleted there (withdrawn): a later publish creates a new one."""
+    row = await session.get(StatuspageIncident, incident_id)
+    if row is not None:
+        await session.delete(row)
+        await session.commit()
+
+
+async def touched_components(session: AsyncSession, *, incident_id: int) -> set[str]:
+    """Every component any of the incident's updates named, withdrawn ones too."""
+    query = select(PublicUpdate.components).where(PublicUpdate.incident_id == incident_id)
+    return {c for components in (await session.exec(query)).all() for c in components}
 
 
 async def syncs(session: AsyncSession, *, incident_id: int) -> list[StatuspageSync]:

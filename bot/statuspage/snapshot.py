@@ -102,7 +102,7 @@ def _update_json(
         "body": update.message,
         "incident_id": incident.id,
         "created_at": when,
-        "updated_at": when,
+        "updated_at": iso(update.edited_at) or when,  # a correction keeps the update's time, as on Statuspage
         "display_at": when,
         "affected_components": [
             {"code": names[c], "name": c, "old_status": _said(before, c), "new_status": _said(update, c)}

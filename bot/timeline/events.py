@@ -288,12 +288,17 @@ class PostmortemEvent(Payload):
 
 
 class PublicUpdatePublished(Payload):
+    """A public update published; `change` "edited" (its message corrected, `previous` the old text) or
+    "withdrawn" (the whole public incident taken off the page; `previous` the last message it showed)."""
+
     KIND = Kind.PUBLIC_UPDATE
     update_id: int
     title: str
     status: str
     impact: str
     components: list[str] = []
+    change: str | None = None
+    previous: str | None = None
 
 
 class StatuspageSyncEvent(Payload):

@@ -1,7 +1,11 @@
 """A local Atlassian Statuspage REST API (v1) that refuses what the real one refuses.
 
 Routes: `POST /v1/pages/{page_id}/incidents`, `PATCH /v1/pages/{page_id}/incidents/{incident_id}`,
-`GET /v1/pages/{page_id}/incidents/unresolved` (investigating, identified or monitoring; with `metadata`).
+`GET /v1/pages/{page_id}/incidents/unresolved` (investigating, identified or monitoring; with `metadata`),
+`GET` and `DELETE /v1/pages/{page_id}/incidents/{incident_id}` (404 for one that is not there), and
+`PATCH /v1/pages/{page_id}/incidents/{incident_id}/incident_updates/{incident_update_id}` with
+`{"incident_update": {"body", "display_at", "deliver_notifications", "wants_twitter_update"}}` (an update's
+text corrected in place; nothing else of it can be changed there).
 Held to the facts in `../shared/specs/README.md` and Statuspage's API docs:
 
 - `Authorization: OAuth <api key>` on every call (401 without it, or with another scheme or key);
@@ -79,10 +83,15 @@ class FakeStatuspage:
         self._failures: list[tuple[int, float | None]] = []
         self._last: float | None = None
         self._ids = itertools.count(1)
+        self._update_ids = itertools.count(1)
         self.app = web.Application()
         self.app.router.add_post("/v1/pages/{page}/incidents", self._create)
         self.app.router.add_patch("/v1/pages/{page}/incidents/{incident}", self._update)
         self.app.router.add_get("/v1/pages/{page}/incidents/unresolved", self._unresolved)
+        self.app.router.add_get("/v1/pages/{page}/incidents/{incident}", self._get)
+        self.app.router.add_delete("/v1/pages/{page}/incidents/{incident}", self._delete)
+        self.app.router.add_patch("/v1/pages/{page}/incidents/{incident}/incident_updates/{update}", self._edit_update)
+        self.deleted: list[FakeIncident] = []
         self._runner: web.AppRunner | None = None
         self.url = ""
 
@@ -202,7 +211,8 @@ class FakeStatuspage:
         record.metadata.update(fields.get("metadata") or {})
         self.components.update(fields.get("components") or {})
         if fields.get("body"):
-            record.updates.append({"status": record.status, "body": fields["body"]})
+            update_id = f"upd{next(self._update_ids):04d}"
+            record.updates.append({"id": update_id, "status": record.status, "body": fields["body"]})
         return self._view(record)
 
     async def _create(self, request: web.Request) -> web.Response:
@@ -235,6 +245,49 @@ class FakeStatuspage:
         self.reads.append(call)
         open_ = [r for r in self.incidents.values() if r.status != "resolved"]
         return web.json_response([self._view(r) for r in reversed(open_)])
+
+    async def _get(self, request: web.Request) -> web.Response:
+        call, refused = await self._admit(request)
+        if refused is not None:
+            return refused
+        record = self.incidents.get(request.match_info["incident"])
+        if record is None:
+            return self._refuse(call, 404, "incident not found")
+        self.reads.append(call)
+        return web.json_response(self._view(record))
+
+    async def _delete(self, request: web.Request) -> web.Response:
+        call, refused = await self._admit(request)
+        if refused is not None:
+            return refused
+        record = self.incidents.get(request.match_info["incident"])
+        if record is None:
+            return self._refuse(call, 404, "incident not found")
+        await self._wait_if_held(call)
+        self.calls.append(call)
+        del self.incidents[record.id]
+        self.deleted.append(record)
+        return self._answer(self._view(record), 200)
+
+    async def _edit_update(self, request: web.Request) -> web.Response:
+        call, refused = await self._admit(request)
+        if refused is not None:
+            return refused
+        body = call.body
+        fields = body.get("incident_update") if isinstance(body, dict) else None
+        if not isinstance(fields, dict):
+            return self._refuse(call, 400, "incident_update is missing")
+        unknown = set(fields) - {"body", "display_at", "deliver_notifications", "wants_twitter_update"}
+        if unknown:
+            return self._refuse(call, 422, f"incident_update cannot change {sorted(unknown)}")
+        record = self.incidents.get(request.match_info["incident"])
+        target = next((u for u in record.updates if u["id"] == request.match_info["update"]), None) if record else None
+        if target is None:
+            return self._refuse(call, 404, "incident update not found")
+        await self._wait_if_held(call)
+        self.calls.append(call)
+        target.update({k: v for k, v in fields.items() if k in ("body", "display_at")})
+        return self._answer(dict(target), 200)
 
     def _view(self, record: FakeIncident) -> dict[str, Any]:
         return {

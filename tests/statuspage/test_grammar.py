@@ -37,7 +37,7 @@ def test_publish_parses(text: str, incident: int | None, impact: str | None, mes
 def test_publish_without_a_message_shows_the_usage(text: str) -> None:
     with pytest.raises(UsageError) as raised:
         grammar.parse(text)
-    assert raised.value.usage == "/incident publish [minor|major|critical] <public message>"
+    assert raised.value.usage == "/incident publish [minor|major|critical|edit] <public message>"
 
 
 def test_a_near_miss_suggests_publish() -> None:
@@ -55,3 +55,26 @@ async def test_without_a_status_page_publish_says_how_to_enable_it(bot: BotHarne
     assert "status_page_publish_open" not in actions and "incident_resolve_open" in actions
     async with httpx.AsyncClient(base_url=bot.url) as client:
         assert (await client.get("/status-page")).status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("text", "edit", "message"),
+    [
+        ("publish edit We are investigating", True, "We are investigating"),
+        ("publish --edit We are investigating", True, "We are investigating"),
+        ("publish Edit: We are investigating", True, "We are investigating"),
+        ("publish Edit requests fail for some users", False, "Edit requests fail for some users"),
+        ("publish editing is slow", False, "editing is slow"),
+    ],
+)
+def test_publish_edit_corrects_the_last_update(text: str, edit: bool, message: str) -> None:
+    cmd = grammar.parse(text)
+    assert isinstance(cmd, grammar.Publish)
+    assert (cmd.edit, cmd.message, cmd.impact) == (edit, message, None)
+
+
+def test_unpublish_and_withdraw_take_no_arguments() -> None:
+    assert grammar.parse("INC-7 unpublish") == grammar.Command(name="unpublish", incident=7)
+    assert grammar.parse("withdraw").name == "unpublish"
+    with pytest.raises(UsageError):
+        grammar.parse("unpublish now")

@@ -203,7 +203,7 @@ async def test_public_ids_do_not_count_the_incidents_that_never_reached_the_page
 async def test_publish_needs_a_message_and_knows_its_impacts(sbot: BotHarness) -> None:
     incident = await _declare(sbot)
     await sbot.command("publish", channel=incident.channel_id or "")
-    assert "Usage: /incident publish [minor|major|critical]" in sbot.last_reply()
+    assert "Usage: /incident publish [minor|major|critical|edit]" in sbot.last_reply()
     await sbot.command("publish critical", channel=incident.channel_id or "")
     assert "Write the message the public should read" in sbot.last_reply()
     await sbot.command("publish The site is down", channel="C0GENERAL")

@@ -12,7 +12,7 @@ import pytest
 from bot.clock import FakeClock
 from bot.statuspage import service
 from bot.statuspage.atlassian import IncidentChange, Statuspage, StatuspageError
-from bot.statuspage.flows import marker_of
+from bot.statuspage.outbox import marker_of
 from tests.conftest import make_settings
 from tests.fakes.slack_api import FakeSlack
 from tests.fakes.statuspage import FakeStatuspage

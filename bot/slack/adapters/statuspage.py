@@ -57,6 +57,23 @@ class SlackPublicChat:
     async def post_published(self, *, incident: Incident, update: PublicUpdate) -> None:
         await self._post(incident, "tell the channel about a publish", published_text(incident, update))
 
+    async def post_corrected(self, *, incident: Incident, update: PublicUpdate, previous: str) -> None:
+        text = (
+            f"✏️ {user(update.edited_by or update.published_by)} corrected the last status page update "
+            f"(*{update.status}*, still dated when it was published):\n>{escape(update.message)}\n"
+            f"It read:\n>{escape(previous)}"
+        )
+        await self._post(incident, "tell the channel about a correction", text)
+
+    async def post_withdrawn(self, *, incident: Incident, actor: str) -> None:
+        text = (
+            f"🗑️ {user(actor)} withdrew {incident.ref} from the status page: "
+            "it is no longer on the page, in summary.json or in the feed (nor on Atlassian Statuspage, "
+            "when it is set up). "
+            "`/incident publish` makes it public again, as a new public incident."
+        )
+        await self._post(incident, "tell the channel about a withdrawal", text)
+
     async def post_reminder(self, *, incident: Incident, since: timedelta, mention: list[str]) -> None:
         who = " ".join(user(u) for u in mention)
         text = (

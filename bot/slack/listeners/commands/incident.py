@@ -223,6 +223,7 @@ HANDLERS: dict[str, SubcommandHandler] = {
     "stats": postmortem.stats,
     "playbook": playbook.playbook_command,
     "publish": statuspage.publish,
+    "unpublish": statuspage.unpublish,
 }
 
 

@@ -1,4 +1,5 @@
-"""`/incident publish [minor|major|critical] <message>`: one public status page update."""
+"""`/incident publish [minor|major|critical] <message>`: one public status page update;
+`/incident publish edit <message>` corrects the last one, `/incident unpublish` withdraws the public incident."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from bot.exceptions import UsageError
 from bot.incidents import grammar
 from bot.slack.listeners.common import CommandContext
 from bot.slack.text import escape
-from bot.statuspage import flows
+from bot.statuspage import corrections, flows
 from bot.statuspage.models import Impact
 
 _MARKUP = re.compile(r"<([^<>\n]*)>")
@@ -67,6 +68,12 @@ async def publish(ctx: CommandContext) -> None:
     cmd = ctx.command
     assert isinstance(cmd, grammar.Publish)
     incident = await ctx.incident()
+    if cmd.edit:
+        corrected = await corrections.edit_last(
+            ctx.deps, incident_id=incident.id or 0, actor=ctx.user_id, message=public_text(cmd.message)
+        )
+        await ctx.ephemeral(_corrected_reply(corrected))
+        return
     published = await flows.publish(
         ctx.deps,
         incident_id=incident.id or 0,
@@ -75,3 +82,25 @@ async def publish(ctx: CommandContext) -> None:
         impact=Impact(cmd.impact) if cmd.impact else None,
     )
     await ctx.ephemeral(published_reply(published))
+
+
+def _corrected_reply(corrected: corrections.Corrected) -> str:
+    text = (
+        f"✏️ Corrected the last status page update of {corrected.incident.ref} (it keeps its time)."
+        f"\n>{escape(corrected.update.message)}"
+    )
+    if corrected.problems:
+        text += "\n⚠️ " + "; ".join(corrected.problems)
+    return text
+
+
+async def unpublish(ctx: CommandContext) -> None:
+    incident = await ctx.incident()
+    withdrawn = await corrections.withdraw(ctx.deps, incident_id=incident.id or 0, actor=ctx.user_id)
+    text = (
+        f"🗑️ Withdrew {withdrawn.incident.ref} from the status page: it is no longer on the page, in summary.json "
+        "or in the feed (nor on Atlassian Statuspage, when it is set up)."
+    )
+    if withdrawn.problems:
+        text += "\n⚠️ " + "; ".join(withdrawn.problems)
+    await ctx.ephemeral(text)

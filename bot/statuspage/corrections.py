@@ -1,0 +1,171 @@
+"""Correcting the last public update's message, and withdrawing a public incident published by mistake.
+
+Both are refused where a publish is (someone who cannot see the incident, a private one), and on an
+incident resolved more than `CORRECTION_WINDOW` ago: by then the page's history is a record its
+readers and Statuspage's subscribers have relied on, and a mistake is noticed well within a day.
+Each commits its change, its timeline event (who, and the text the public read before) and, with
+Statuspage configured, its outbox row in one transaction; the page is rebuilt right after.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+from sqlalchemy import update
+from sqlmodel import col
+
+from bot.clock import utc
+from bot.exceptions import ChatError, InvalidState, NotFound, UsageError
+from bot.incidents import service as incidents
+from bot.incidents.models import Incident
+from bot.statuspage import service
+from bot.statuspage.flows import MAX_MESSAGE, page_of
+from bot.statuspage.models import PublicUpdate, StatuspageSync, SyncAction
+from bot.timeline import events
+from bot.timeline import service as timeline
+
+if TYPE_CHECKING:
+    from bot.deps import Deps
+
+log = logging.getLogger(__name__)
+
+EDIT_USAGE = "/incident publish edit <corrected public message>"
+WITHDRAW_USAGE = "/incident unpublish"
+CORRECTION_WINDOW = timedelta(days=1)
+
+
+@dataclass
+class Corrected:
+    incident: Incident
+    update: PublicUpdate  # as it reads now (edited), or the last one the public saw (withdrawn)
+    previous: str
+    problems: list[str] = field(default_factory=list)
+
+
+async def _correctable(deps: Deps, *, incident_id: int, actor: str, what: str) -> Incident:
+    async with deps.db.session() as session:
+        incident = await incidents.get(session, number=incident_id)
+    if not await deps.incident_access.can_see(person=actor, incident=incident):
+        raise NotFound(f"There is no incident INC-{incident_id} that you can see.")
+    if incident.private:
+        raise InvalidState(f"{incident.ref} is private: private incidents never go on the status page.")
+    resolved = incident.resolved_at
+    if not incident.is_open and resolved is not None and utc(resolved) < deps.clock.now() - CORRECTION_WINDOW:
+        raise InvalidState(
+            f"{incident.ref} was resolved more than a day ago: its public history is a record now and cannot be "
+            f"{what}. Publish nothing more on it; ask the status page's owner if it must change."
+        )
+    return incident
+
+
+def _payload(row: PublicUpdate, *, change: str, previous: str) -> events.PublicUpdatePublished:
+    return events.PublicUpdatePublished(
+        update_id=row.id or 0,
+        title=row.title,
+        status=row.status,
+        impact=row.impact,
+        components=list(row.components),
+        change=change,
+        previous=previous,
+    )
+
+
+async def edit_last(deps: Deps, *, incident_id: int, actor: str, message: str) -> Corrected:
+    """Replace the last public update's message everywhere; it keeps its time (and Statuspage its update)."""
+    page = page_of(deps)
+    message = message.strip()
+    if not message:
+        raise UsageError(
+            "Write the corrected public message, e.g. `/incident publish edit We are investigating…`.", usage=EDIT_USAGE
+        )
+    if len(message) > MAX_MESSAGE:
+        raise UsageError(f"The message is {len(message)} characters; keep it under {MAX_MESSAGE}.", usage=EDIT_USAGE)
+    incident = await _correctable(deps, incident_id=incident_id, actor=actor, what="corrected")
+    now = deps.clock.now()
+    async with deps.db.session() as session:
+        last = await service.last_update(session, incident_id=incident_id)
+        if last is None:
+            raise InvalidState(f"{incident.ref} has nothing on the status page to correct.")
+        previous = last.message
+        if previous == message:
+            raise UsageError("That is what the last public update says already.", usage=EDIT_USAGE)
+        last.message, last.edited_at, last.edited_by = message, now, actor
+        session.add(last)
+        await timeline.add(
+            session,
+            incident_id=incident_id,
+            at=now,
+            actor=actor,
+            text=f"Corrected the public update: {message}",
+            key=True,
+            payload=_payload(last, change="edited", previous=previous),
+        )
+        if page.syncing:
+            session.add(
+                StatuspageSync(
+                    incident_id=incident_id, update_id=last.id or 0, action=SyncAction.EDIT, due_at=now, created_at=now
+                )
+            )
+        await session.commit()
+        await session.refresh(last)
+    log.info("corrected %s's last public update", incident.ref, extra={"incident": incident.ref})
+    corrected = Corrected(incident=incident, update=last, previous=previous)
+    return await _after(deps, corrected)
+
+
+async def withdraw(deps: Deps, *, incident_id: int, actor: str) -> Corrected:
+    """Take the public incident off every public output (and delete it on Statuspage)."""
+    page = page_of(deps)
+    incident = await _correctable(deps, incident_id=incident_id, actor=actor, what="withdrawn")
+    now = deps.clock.now()
+    async with deps.db.session() as session:
+        last = await service.last_update(session, incident_id=incident_id)
+        if last is None:
+            raise InvalidState(f"{incident.ref} is not on the status page: there is nothing to withdraw.")
+        await session.exec(
+            update(PublicUpdate)
+            .where(col(PublicUpdate.incident_id) == incident_id, service.shown())
+            .values(withdrawn_at=now, withdrawn_by=actor)
+        )
+        await timeline.add(
+            session,
+            incident_id=incident_id,
+            at=now,
+            actor=actor,
+            text="Withdrew the public incident from the status page",
+            key=True,
+            payload=_payload(last, change="withdrawn", previous=last.message),
+        )
+        if page.syncing:
+            session.add(
+                StatuspageSync(
+                    incident_id=incident_id,
+                    update_id=last.id or 0,
+                    action=SyncAction.WITHDRAW,
+                    due_at=now,
+                    created_at=now,
+                )
+            )
+        await session.commit()
+    log.info("withdrew %s from the status page", incident.ref, extra={"incident": incident.ref})
+    return await _after(deps, Corrected(incident=incident, update=last, previous=last.message), withdrawn_by=actor)
+
+
+async def _after(deps: Deps, corrected: Corrected, *, withdrawn_by: str | None = None) -> Corrected:
+    page = page_of(deps)
+    try:
+        if withdrawn_by is not None:
+            await page.chat.post_withdrawn(incident=corrected.incident, actor=withdrawn_by)
+        else:
+            await page.chat.post_corrected(
+                incident=corrected.incident, update=corrected.update, previous=corrected.previous
+            )
+    except ChatError as exc:
+        corrected.problems.append(f"telling the channel failed ({exc.code or exc})")
+    await page.refresh()
+    if page.syncing:
+        deps.background.spawn(page.sync_due(), f"send INC-{corrected.incident.id}'s correction to Statuspage")
+    return corrected

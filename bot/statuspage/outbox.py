@@ -1,0 +1,209 @@
+"""The Statuspage outbox: each row sent in order per incident, retried with a growing back-off.
+
+A row sends an update (creating the incident there on the first), corrects an update's body
+(`corrections`), or withdraws the incident. The row was committed with the change it carries.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+from bot.clock import utc
+from bot.exceptions import ChatError
+from bot.incidents import service as incidents
+from bot.incidents.models import Incident
+from bot.statuspage import service, timers
+from bot.statuspage.atlassian import IncidentChange, Statuspage, StatuspageError
+from bot.statuspage.flows import page_of
+from bot.statuspage.models import ComponentStatus, PublicUpdate, StatuspageSync, SyncAction
+from bot.timeline import events
+from bot.timeline import service as timeline
+
+if TYPE_CHECKING:
+    from bot.deps import Deps
+
+log = logging.getLogger(__name__)
+
+SYNC_BACKOFF = (timedelta(seconds=30), timedelta(minutes=1), timedelta(minutes=2), timedelta(minutes=5))
+SYNC_MAX_BACKOFF = timedelta(minutes=15)
+SYNC_LEASE = timedelta(minutes=5)  # paced calls with 420/429 retries can take a while
+
+
+def backoff(attempts: int) -> timedelta:
+    return SYNC_BACKOFF[attempts - 1] if 0 < attempts <= len(SYNC_BACKOFF) else SYNC_MAX_BACKOFF
+
+
+async def _change(deps: Deps, update: PublicUpdate) -> IncidentChange:
+    """The update as Statuspage takes it: each component this incident touched, no better than others say."""
+    page = page_of(deps)
+    async with deps.db.session() as session:
+        history = [
+            u for u in await service.updates(session, incident_id=update.incident_id) if (u.id or 0) <= (update.id or 0)
+        ]
+        others = await service.open_component_statuses(session, besides=update.incident_id)
+    touched = {c for u in history for c in u.components}
+    ok = ComponentStatus.OPERATIONAL  # the components are the page's: another open incident may hold one down
+    statuses: dict[str, str] = {}
+    for component in sorted(touched):
+        status = max(update.status_of(component), others.get(component, ok), key=lambda s: s.rank)
+        for component_id in page.statuspage_ids(component):
+            if statuses.get(component_id) is None or ComponentStatus(statuses[component_id]).rank < status.rank:
+                statuses[component_id] = status.value
+    return IncidentChange(
+        name=update.title, status=update.status, body=update.message, impact=update.impact, components=statuses
+    )
+
+
+async def sync_one(deps: Deps, *, row_id: int) -> bool:
+    """Send one outbox row to Statuspage (create the incident there on the first); retried on failure."""
+    page = page_of(deps)
+    client = page.statuspage
+    assert client is not None
+    token = timers.new_token()
+    async with deps.db.session() as session:
+        row = await timers.claim(
+            session, model=StatuspageSync, row_id=row_id, token=token, now=deps.clock.now(), lease=SYNC_LEASE
+        )
+        if row is None:
+            return False
+        update = await session.get(PublicUpdate, row.update_id)
+        incident = await incidents.get(session, number=row.incident_id)
+        external = await service.external_id(session, incident_id=row.incident_id)
+        assert update is not None
+        # Made private after it was published, or withdrawn since: nothing more of it goes out.
+        stale = "private" if incident.private else _withdrawn(row, update)
+        if stale:
+            now = deps.clock.now()
+            await timers.cancel(session, model=StatuspageSync, row_id=row_id, token=token, now=now, reason=stale)
+            return False
+    try:
+        await _send(deps, client, row, update, incident, external)
+    except StatuspageError as exc:
+        await _sync_failed(deps, row, token, incident, exc)
+        return False
+    async with deps.db.session() as session:
+        await timers.mark_sent(session, model=StatuspageSync, row_id=row_id, token=token, now=deps.clock.now())
+    if row.told_failure:
+        await timeline.record_now(
+            deps,
+            incident_id=incident.id or 0,
+            text="Statuspage is up to date again",
+            payload=events.StatuspageSyncEvent(),
+        )
+        try:
+            await page.chat.post_sync_recovered(incident=incident)
+        except ChatError as exc:
+            log.warning("could not tell %s that Statuspage caught up: %s", incident.ref, exc)
+    return True
+
+
+def _withdrawn(row: StatuspageSync, update: PublicUpdate) -> str | None:
+    """An update or a correction of an incident withdrawn since is not sent (the withdrawal deletes it)."""
+    return "withdrawn" if update.withdrawn_at is not None and row.action != SyncAction.WITHDRAW else None
+
+
+async def _send(
+    deps: Deps, client: Statuspage, row: StatuspageSync, update: PublicUpdate, incident: Incident, external: str | None
+) -> None:
+    if row.action == SyncAction.EDIT:
+        await _send_edit(client, update, external)
+    elif row.action == SyncAction.WITHDRAW:
+        await _send_withdrawal(deps, client, update, incident, external)
+    else:
+        change = await _change(deps, update)
+        if external is None:
+            await _create_once(deps, client, row, incident, change)
+        else:
+            await client.update_incident(external, change)
+
+
+async def _send_edit(client: Statuspage, update: PublicUpdate, external: str | None) -> None:
+    """The update's current text onto its incident update there: the newest with its status (only the last
+    update is corrected, and an incident's rows go in order, so its own update is there and newest)."""
+    if external is None:
+        return  # never reached Statuspage (made private before): nothing there to correct
+    there = await client.incident_updates(external)
+    target = next((u for u in there if u.get("status") == update.status and u.get("id")), None)
+    if target is None:
+        log.warning("INC-%s: Statuspage has no %s update to correct", update.incident_id, update.status)
+        return
+    if target.get("body") != update.message:
+        await client.edit_update(external, str(target["id"]), body=update.message)
+
+
+async def _send_withdrawal(
+    deps: Deps, client: Statuspage, update: PublicUpdate, incident: Incident, external: str | None
+) -> None:
+    """Components back to what the other open incidents say, then the incident deleted there."""
+    if external is None:  # a create whose answer was lost may still have made it
+        external = await client.find_unresolved(marker=marker_of(incident))
+    if external is None:
+        return
+    page = page_of(deps)
+    async with deps.db.session() as session:
+        touched = await service.touched_components(session, incident_id=update.incident_id)
+        others = await service.open_component_statuses(session, besides=update.incident_id)
+    statuses: dict[str, str] = {}
+    for component in sorted(touched):
+        status = others.get(component, ComponentStatus.OPERATIONAL)
+        for component_id in page.statuspage_ids(component):
+            if statuses.get(component_id) is None or ComponentStatus(statuses[component_id]).rank < status.rank:
+                statuses[component_id] = status.value
+    if statuses:
+        await client.set_components(external, statuses)
+    await client.delete_incident(external)
+    async with deps.db.session() as session:
+        await service.forget_external_id(session, incident_id=update.incident_id)
+
+
+def marker_of(incident: Incident) -> str:
+    """What the incident is known by at Statuspage before its id is stored (its metadata): ours, per incident."""
+    return f"{incident.ref}@{int(utc(incident.declared_at).timestamp())}"
+
+
+async def _create_once(
+    deps: Deps, client: Statuspage, row: StatuspageSync, incident: Incident, change: IncidentChange
+) -> None:
+    """Create the incident there, unless an earlier try of this row did and its answer was lost (a
+    timeout, a 5xx, a crash before the id was stored): then it is among the page's unresolved
+    incidents with our marker, this update is already on it, and it is only recorded."""
+    marker = marker_of(incident)
+    external = await client.find_unresolved(marker=marker) if row.attempts > 1 else None
+    if external is not None:
+        log.warning("%s was on Statuspage already (an earlier create's answer was lost)", incident.ref)
+    else:
+        external = await client.create_incident(change, marker=marker)
+    async with deps.db.session() as session:
+        await service.save_external_id(session, incident_id=row.incident_id, external=external, now=deps.clock.now())
+
+
+async def _sync_failed(deps: Deps, row: StatuspageSync, token: str, incident: Incident, exc: StatuspageError) -> None:
+    page = page_of(deps)
+    wait = backoff(row.attempts)
+    retry_at = deps.clock.now() + wait
+    log.warning("Statuspage sync of %s failed (%s); retrying in %s", incident.ref, exc, wait)
+    async with deps.db.session() as session:
+        await timers.release(
+            session,
+            model=StatuspageSync,
+            row_id=row.id or 0,
+            token=token,
+            retry_at=retry_at,
+            error=str(exc),
+            told_failure=True,
+        )
+    page.wake_at(retry_at)
+    if row.told_failure:
+        return
+    await timeline.record_now(
+        deps,
+        incident_id=incident.id or 0,
+        text=f"Statuspage sync failed: {exc}",
+        payload=events.StatuspageSyncEvent(update_id=row.update_id, status=exc.status),
+    )
+    try:
+        await page.chat.post_sync_problem(incident=incident, error=str(exc), retry_in=wait)
+    except ChatError as chat_exc:
+        log.warning("could not tell %s that Statuspage failed: %s", incident.ref, chat_exc)
