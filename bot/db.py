@@ -28,6 +28,7 @@ from typing import Any
 from sqlalchemy import DateTime, event, text
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.types import TypeDecorator
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -35,6 +36,10 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot.migrations import HEAD
 
 log = logging.getLogger(__name__)
+
+# The database is unreachable or stuck for now (restarting, failing over, a lost volume, a locked SQLite
+# file, a full pool): the same work may succeed a moment later. Any other error would fail again alike.
+DATABASE_DOWN = (OperationalError, InterfaceError, PoolTimeout, OSError)
 
 # Every module that defines tables; imported before migrations and autogenerate so the metadata is complete.
 MODEL_MODULES = [

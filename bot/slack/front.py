@@ -11,7 +11,8 @@ the request to Bolt right after. When a listener does put a message in its ack (
 the door posts it to the request's `response_url`, where Slack shows it the same way.
 
 Everything else goes through Bolt unchanged: a form's ack carries its validation errors, and an
-event's delivery is claimed in the database before its ack (`listeners/replay.py`).
+event's delivery is claimed in the database before its ack, a channel message stored with its
+claim (`listeners/replay.py`): Slack retries an event only while it gets no 200.
 
 Only Bolt's public request/response API is used: an `AsyncBoltRequest` built from the raw body and
 headers (or a Socket Mode payload) goes to `AsyncApp.async_dispatch`, which answers a `BoltResponse`.

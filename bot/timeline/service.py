@@ -240,6 +240,11 @@ async def set_key(session: AsyncSession, *, channel_id: str, message_ts: str, ke
     return await _update_message(session, channel_id=channel_id, message_ts=message_ts, key=key)
 
 
+async def set_permalink(session: AsyncSession, *, channel_id: str, message_ts: str, permalink: str) -> bool:
+    """A stored message's link, added after Slack's ack (the message itself is stored before it)."""
+    return await _update_message(session, channel_id=channel_id, message_ts=message_ts, permalink=permalink)
+
+
 async def _insert_once(session: AsyncSession, table: Table, values: dict[str, Any]) -> bool:
     """True for the first insert of this key; a race between replicas is settled by a unique key.
 

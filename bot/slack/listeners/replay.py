@@ -3,11 +3,12 @@
 Bolt has verified the signature before this runs.
 - Events: only those in an incident channel write anything, so the incident is looked up once
   here (and put in the context as `incident_id` for the listeners) and only those are claimed.
-  Their `event_id` is kept by Slack across retries. Reading the incident before the ack means that
-  when the database is unreachable Slack gets a 503 and retries later instead of losing the message.
-  Reactions and pins are claimed here; a message event is claimed by its listener in the same
-  transaction as the message (`timeline.Delivery`), so a store that fails after the ack (a database
-  blip) claims nothing and Slack's retry of the event stores it.
+  Their `event_id` is kept by Slack across retries. Reactions and pins are claimed here. A message
+  is stored here, before the ack, with its claim in the same transaction (`keep_message` in
+  `events/timeline.py` says why): Slack never retries an event it got a 200 for.
+- A database that is down (`db.DATABASE_DOWN`) answers an event 503: Slack retries it later (at
+  once, after 1 and after 5 minutes) instead of the bot losing it. Any other failure would fail
+  the same way again: it is logged and answered 200, so nothing loops.
 - Slash commands and interactions have no id. A signature covers the timestamp and the body, so a
   second request with the same signature (a proxy retry, a replayed capture) is the same delivery.
 Claims are pruned after Slack's retry window; Bolt refuses requests older than 5 minutes anyway.
@@ -26,9 +27,10 @@ from slack_bolt.response import BoltResponse
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot.db import DATABASE_DOWN
 from bot.deps import Deps
 from bot.incidents import service as incidents
-from bot.slack.listeners.events.timeline import DELIVERY, event_channel
+from bot.slack.listeners.events.timeline import event_channel, keep_message
 from bot.timeline import service as timeline
 
 log = logging.getLogger(__name__)
@@ -39,6 +41,7 @@ PRUNE_EVERY = 500
 
 
 UNAVAILABLE = BoltResponse(status=503, body="database unavailable; retry later")
+ACKED = BoltResponse(status=200, body="")
 # What a delivery is claimed by: the timeline's first_delivery (events) or first_request (the rest).
 Claim = Callable[[AsyncSession], Awaitable[bool]]
 
@@ -66,13 +69,21 @@ def register(app: AsyncApp, deps: Deps) -> None:
                     await timeline.prune_processed(
                         session, events_before=now - EVENT_RETENTION, requests_before=now - REQUEST_RETENTION
                     )
-        except (SQLAlchemyError, OSError) as exc:
+        except DATABASE_DOWN as exc:
             log.warning("database unavailable while claiming a Slack delivery: %s", type(exc).__name__)
             if is_event:
                 return UNAVAILABLE
             return await next()  # a command still gets its (error) reply
+        except Exception as exc:
+            if is_event:
+                _log_lost(req, exc)
+                return ACKED  # a retry would fail the same way
+            if not isinstance(exc, SQLAlchemyError):
+                raise
+            log.warning("database error while claiming a Slack request: %s", type(exc).__name__)
+            return await next()
         if not first:
-            return BoltResponse(status=200, body="")
+            return ACKED
         return await next()
 
 
@@ -88,21 +99,34 @@ async def _event_claim(deps: Deps, req: AsyncBoltRequest, *, now: datetime) -> C
     except (SQLAlchemyError, OSError) as exc:
         log.warning("database unavailable while reading a Slack event: %s", type(exc).__name__)
         return UNAVAILABLE
-    if incident is None:
+    if incident is None or incident.id is None:
         return None
-    req.context["incident_id"] = incident.id
+    incident_id = req.context["incident_id"] = incident.id
+    event = req.body.get("event") or {}
+    if event.get("type") == "message":
+        # Stored now, before the ack, claimed in the same transaction (see `keep_message`).
+        delivery = timeline.Delivery(event_id=event_id, received_at=now) if event_id else None
+        context = req.context
+        return lambda session: keep_message(
+            session, event=event, context=context, incident_id=incident_id, delivery=delivery
+        )
     if not event_id:
         return None
-    if (req.body.get("event") or {}).get("type") == "message":
-        # Claimed by the listener, in the transaction that stores the message (see its docstring).
-        req.context[DELIVERY] = timeline.Delivery(event_id=event_id, received_at=now)
-        return _claimed_by_listener
     return lambda session: timeline.first_delivery(session, event_id=event_id, at=now)
 
 
-async def _claimed_by_listener(session: AsyncSession) -> bool:
-    """Let the message through; counted like a claim, so the pruning still comes round."""
-    return True
+def _log_lost(req: AsyncBoltRequest, exc: Exception) -> None:
+    """An event that failed for a reason a retry would not change: said where a person will see it."""
+    event = req.body.get("event") or {}
+    log.error(
+        "could not store Slack event %s (%s at %s in INC-%s's channel %s); not retried, it would fail again",
+        req.body.get("event_id"),
+        event.get("type"),
+        event.get("ts") or event.get("event_ts"),
+        req.context.get("incident_id"),
+        event_channel(event),
+        exc_info=exc,
+    )
 
 
 def _request_claim(req: AsyncBoltRequest, *, now: datetime) -> Claim | None:

@@ -1,9 +1,10 @@
 """Channel messages, 📌 reactions and pins in incident channels become timeline events.
 
-Slack retries deliveries (same `event_id`). `listeners/replay.py` claims a reaction's or a pin's
-event id before these run; a message event's id is claimed here, in the transaction that stores
-or edits the message, so a store that fails leaves Slack's retry in. A message is also stored
-under a unique (channel, ts) key, so nothing is stored twice.
+Slack retries deliveries (same `event_id`) it got no 200 for, and only those. `listeners/replay.py`
+claims a reaction's or a pin's event id before these run. A message is stored before the ack
+(`keep_message`, called by that middleware): its event id is claimed in the transaction that
+stores or edits it, so a store that fails answers Slack an error and Slack's retry stores it. A
+message is also stored under a unique (channel, ts) key, so nothing is stored twice.
 """
 
 from __future__ import annotations
@@ -14,8 +15,10 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.config import is_user_id
+from bot.db import DATABASE_DOWN
 from bot.deps import Deps
 from bot.exceptions import ChatError
 from bot.incidents.grammar import clean
@@ -25,7 +28,6 @@ from bot.timeline import service as timeline
 
 log = logging.getLogger(__name__)
 
-DELIVERY = "delivery"  # in a message event's context (`listeners/replay.py`): its `timeline.Delivery`
 KEY_REACTIONS = {"pushpin", "round_pushpin"}
 IGNORED_SUBTYPES = {
     "channel_join",
@@ -159,46 +161,73 @@ def _own(event: dict[str, Any], context: dict[str, Any]) -> bool:
     return bool(bot_id and bot_id == context.get("bot_id")) or bool(user and user == context.get("bot_user_id"))
 
 
-async def _on_message(deps: Deps, event: dict[str, Any], context: dict[str, Any]) -> None:
-    """A message in an incident channel goes on its timeline; an edit or a deletion updates it there.
+async def keep_message(
+    session: AsyncSession,
+    *,
+    event: dict[str, Any],
+    context: dict[str, Any],
+    incident_id: int,
+    delivery: timeline.Delivery | None,
+) -> bool:
+    """Store a message in an incident channel, or apply its edit or deletion, BEFORE Slack is acked.
+
+    Called by `listeners/replay.py` while Slack waits for its answer. Why before, and not after the
+    ack with a retry of our own: Slack retries an event it got no 200 for (at once, then after 1 and
+    5 minutes) and never one it did. Stored before the ack, a database blip, a failover or a crash
+    at any moment is covered by Slack's retry, and nothing the bot holds in memory is needed. An
+    in-process retry after the ack would be lost with the process, and bounded by our patience.
+    What it costs the ack: one short transaction, no network call (the permalink comes after, in
+    `add_link`). Stored once: the event's claim is in this transaction, and (channel, ts) is unique.
+
+    True when a new message was stored (its link is added after the ack); False for a replay, an
+    edit or a message the timeline does not keep.
 
     Other apps' messages are kept too (what was deployed when, what alerted): they are the facts a
     post-mortem is written from.
     """
     subtype = event.get("subtype")
-    incident_id = context.get("incident_id")
-    if incident_id is None or subtype in IGNORED_SUBTYPES or _own(event, context):
-        return
+    if subtype in IGNORED_SUBTYPES or _own(event, context):
+        return False
     channel_id = str(event["channel"])
-    delivery = context.get(DELIVERY)
-    delivery = delivery if isinstance(delivery, timeline.Delivery) else None
     if subtype in {"message_changed", "message_deleted"}:
         changed = event.get("message") or {}
         message_ts = str(changed.get("ts") or event.get("deleted_ts"))
         text = "(message deleted)" if subtype == "message_deleted" else _message_text(changed)
-        async with deps.db.session() as session:
-            await timeline.edit_message(
-                session, channel_id=channel_id, message_ts=message_ts, text=text, delivery=delivery
-            )
-        return
+        await timeline.edit_message(session, channel_id=channel_id, message_ts=message_ts, text=text, delivery=delivery)
+        return False
     if subtype not in KEPT_SUBTYPES:
-        return
+        return False
     message_ts = str(event.get("ts"))
-    permalink = await deps.incident_chat.permalink(
-        channel_id=channel_id, message_ts=message_ts, thread_ts=event.get("thread_ts")
+    return await timeline.store_message(
+        session,
+        incident_id=incident_id,
+        channel_id=channel_id,
+        message_ts=message_ts,
+        at=_when(message_ts),
+        actor=author_of(event),
+        text=_message_text(event),
+        delivery=delivery,
     )
-    async with deps.db.session() as session:
-        await timeline.store_message(
-            session,
-            incident_id=incident_id,
-            channel_id=channel_id,
-            message_ts=message_ts,
-            at=_when(message_ts),
-            actor=author_of(event),
-            text=_message_text(event),
-            permalink=permalink,
-            delivery=delivery,
+
+
+async def add_link(deps: Deps, event: dict[str, Any], context: dict[str, Any]) -> None:
+    """After the ack: the stored message's permalink. A failure here costs the link, never the message.
+
+    Reached only for a message `keep_message` has just stored (the middleware answers a replay or an
+    edit itself); a message outside an incident channel has no `incident_id` and is left alone.
+    """
+    if context.get("incident_id") is None or event.get("subtype") not in KEPT_SUBTYPES:
+        return
+    channel_id, message_ts = str(event["channel"]), str(event.get("ts"))
+    try:
+        permalink = await deps.incident_chat.permalink(
+            channel_id=channel_id, message_ts=message_ts, thread_ts=event.get("thread_ts")
         )
+        if permalink:
+            async with deps.db.session() as session:
+                await timeline.set_permalink(session, channel_id=channel_id, message_ts=message_ts, permalink=permalink)
+    except DATABASE_DOWN as exc:
+        log.warning("the message %s in %s is kept without its link: %s", message_ts, channel_id, type(exc).__name__)
 
 
 def register(app: AsyncApp, deps: Deps) -> None:
@@ -206,7 +235,7 @@ def register(app: AsyncApp, deps: Deps) -> None:
 
     @app.event("message")
     async def on_message(event: dict[str, Any], context: dict[str, Any]) -> None:
-        await _on_message(deps, event, context)
+        await add_link(deps, event, context)
 
     async def on_key_marker(event: dict[str, Any], client: AsyncWebClient, context: dict[str, Any]) -> None:
         """📌 reactions and pins mark a message as key; removing them unmarks it."""
