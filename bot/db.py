@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 
 # The database is unreachable or stuck for now (restarting, failing over, a lost volume, a locked SQLite
 # file, a full pool): the same work may succeed a moment later. Any other error would fail again alike.
-DATABASE_DOWN = (OperationalError, InterfaceError, PoolTimeout, OSError)
+DATABASE_DOWN = (OperationalError, InterfaceError, PoolTimeout)
 
 # Every module that defines tables; imported before migrations and autogenerate so the metadata is complete.
 MODEL_MODULES = [

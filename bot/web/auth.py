@@ -11,9 +11,8 @@ from urllib.parse import quote
 
 from aiohttp import web
 from multidict import MultiDictProxy
-from sqlalchemy.exc import InterfaceError, OperationalError
-from sqlalchemy.exc import TimeoutError as PoolTimeout
 
+from bot.db import DATABASE_DOWN
 from bot.deps import Deps
 from bot.postmortem.data import SECTIONS
 from bot.web import ended, render
@@ -25,8 +24,6 @@ log = logging.getLogger(__name__)
 SETTINGS = ("SLACK_OIDC_CLIENT_ID", "SLACK_OIDC_CLIENT_SECRET", "PUBLIC_URL", "SESSION_SECRET")
 
 _UNSAFE_IN_LOCATION = re.compile(r"[\x00-\x20\x7f]")
-# The database is unreachable or stuck (restarting, a lost volume, a locked SQLite file, a full pool).
-DATABASE_DOWN = (OperationalError, InterfaceError, PoolTimeout)
 SAFE_METHODS = ("GET", "HEAD")  # never write, so no CSRF token; everything else must carry one
 PageHandler = Callable[[web.Request, Person], Awaitable[web.StreamResponse]]
 
