@@ -9,7 +9,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from bot.deps import Deps
-from bot.exceptions import BotError, InvalidState
+from bot.escalation.ports import is_transient
+from bot.exceptions import BotError, ChatError, InvalidState
 from bot.followups import flows as followups
 from bot.incidents.models import Incident
 from bot.postmortem import service
@@ -140,10 +141,11 @@ async def _share(deps: Deps, data: PostmortemData, *, actor: str | None, trigger
 async def publish_after_resolve(deps: Deps, *, incident_id: int, actor: str | None) -> Published | None:
     """The automatic draft on resolve, shared at most once.
 
-    A failure to share it is reported in the channel and on the timeline, never raised (a person can
-    run `/incident postmortem`). Once Slack may have shared it, a failure is raised instead: the
-    signal work tries again, and the retry, seeing the pending event written before the upload,
-    looks in the channel for the file before sharing another.
+    A failure that retrying will not mend (no channel, Slack refused the file) is reported in the
+    channel and on the timeline, never raised (a person can run `/incident postmortem`). A transient
+    failure of the upload, or one once Slack may have shared it, is raised instead: the signal work
+    tries again (and says so in the channel if it gives up), and the retry, seeing the pending event
+    written before the upload, looks in the channel for the file before sharing another.
     """
     try:
         data = await _build(deps, incident_id=incident_id)
@@ -184,34 +186,69 @@ async def _share_once(deps: Deps, data: PostmortemData, *, actor: str | None, pe
             pending = await timeline.record_pending(
                 deps, incident_id=data.number, actor=actor, payload=payload, text=text
             )
-        file_id = await _chat(deps).upload(data=data, filename=filename, content=content, trigger="resolve")
     except Exception as exc:
         await _not_shared(deps, incident_id=data.number, exc=exc)
+        return None
+    try:
+        file_id = await _chat(deps).upload(data=data, filename=filename, content=content, trigger="resolve")
+    except Exception as exc:
+        await _upload_failed(deps, data, pending=pending, payload=payload, exc=exc)
         return None
     payload = _draft_event(data, file_id=file_id, filename=filename, size=len(content), trigger="resolve")
     await timeline.complete(deps, event_id=pending, payload=payload, text=f"Post-mortem draft shared: {filename}")
     return _published(data, file_id=file_id, filename=filename)
 
 
+async def _upload_failed(
+    deps: Deps, data: PostmortemData, *, pending: int, payload: events.Payload, exc: Exception
+) -> None:
+    """Slack did not share the draft (as far as the bot knows). A transient failure (Slack down, slow
+    or throttling) is raised: the signal work tries again, looking for the file first, and says in the
+    channel if it gives up. A refusal (no channel, not in it, archived, a missing scope) will not
+    change by retrying: it is said in the channel once. The pending event says "not shared" either
+    way, so the post-mortem and the dashboard never read a draft that is not in the channel as shared.
+    """
+    error = _error_text(exc)
+    await _relabel(deps, pending=pending, payload=payload, text=f"Post-mortem draft not shared: {error}")
+    if isinstance(exc, ChatError) and is_transient(exc):
+        log.warning("%s: the draft was not shared (%s); the resolve's work is tried again", data.ref, error)
+        raise exc
+    if not isinstance(exc, BotError):
+        log.error("post-mortem for %s failed", data.ref, exc_info=exc)
+    await _report_failure(deps, incident_id=data.number, error=error, on_timeline=False)
+
+
+async def _relabel(deps: Deps, *, pending: int, payload: events.Payload, text: str) -> None:
+    try:
+        await timeline.complete(deps, event_id=pending, payload=payload, text=text)
+    except Exception:
+        log.exception("could not note on the timeline that the post-mortem draft was not shared")
+
+
+def _error_text(exc: Exception) -> str:
+    return str(exc) if isinstance(exc, BotError) else f"internal error ({type(exc).__name__})"
+
+
 async def _not_shared(deps: Deps, *, incident_id: int, exc: Exception) -> None:
     if isinstance(exc, BotError):
         log.warning("post-mortem for INC-%s not shared: %s", incident_id, exc)
-        await _report_failure(deps, incident_id=incident_id, error=str(exc))
     else:
         log.exception("post-mortem for INC-%s failed", incident_id, exc_info=exc)
-        await _report_failure(deps, incident_id=incident_id, error=f"internal error ({type(exc).__name__})")
+    await _report_failure(deps, incident_id=incident_id, error=_error_text(exc))
 
 
-async def _report_failure(deps: Deps, *, incident_id: int, error: str) -> None:
+async def _report_failure(deps: Deps, *, incident_id: int, error: str, on_timeline: bool = True) -> None:
+    """Say it in the channel, and on the timeline unless an event there says so already."""
     try:
         async with deps.db.session() as session:
-            await timeline.record(
-                session,
-                incident_id=incident_id,
-                at=deps.clock.now(),
-                text=f"Post-mortem draft not shared: {error}",
-                payload=events.ChatError(step="postmortem"),
-            )
+            if on_timeline:
+                await timeline.record(
+                    session,
+                    incident_id=incident_id,
+                    at=deps.clock.now(),
+                    text=f"Post-mortem draft not shared: {error}",
+                    payload=events.ChatError(step="postmortem"),
+                )
             incident = await session.get(Incident, incident_id)
         if incident is not None and incident.channel_id:
             await _chat(deps).report_failure(channel_id=incident.channel_id, ref=incident.ref, error=error)

@@ -16,4 +16,5 @@ def setup(deps: Deps) -> None:
         # Published from a task already (the reply never waits on the upload); done when this returns.
         await flows.publish_after_resolve(deps, incident_id=event.incident_id, actor=event.actor)
 
-    deps.bus.subscribe(IncidentResolved, on_resolved, does="share the post-mortem draft")
+    # `does` is also what the channel is told to do by hand if the signal work gives the draft up.
+    deps.bus.subscribe(IncidentResolved, on_resolved, does="share the post-mortem draft (`/incident postmortem`)")

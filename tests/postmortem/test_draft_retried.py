@@ -1,0 +1,120 @@
+"""The resolve's draft when Slack fails the upload: a transient failure (5xx, internal_error, still
+throttled after the client's own retries) is left to the signal work, which tries again and shares
+one draft; a refusal that retrying will not mend is said in the channel once and not retried; and
+when the retries are given up, the channel is told once how to get the draft. The timeline never
+reads "sharing" for a draft that is not in the channel."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from bot.clock import FakeClock
+from bot.incidents import signal_work
+from bot.timeline import events
+from bot.timeline.models import Kind
+from tests.crash import stay_up
+from tests.fakes.slack_api import FakeSlack
+from tests.harness import BotHarness
+from tests.postmortem.test_draft_once import bot_on_a_clock
+
+Fault = Callable[[FakeSlack], None]
+_TRANSIENT: dict[str, Fault] = {
+    "internal_error": lambda fake: fake.fail("files.completeUploadExternal", "internal_error"),
+    "HTTP 503": lambda fake: fake.server_error("files.getUploadURLExternal", status=503),
+    # What reaches the bot once the client's own waits on 429 are used up (60 of them: too slow here).
+    "ratelimited": lambda fake: fake.fail("files.completeUploadExternal", "ratelimited"),
+}
+_REFUSED: dict[str, Fault] = {
+    "not_in_channel": lambda fake: fake.fail("files.completeUploadExternal", "not_in_channel"),
+    "missing_scope": lambda fake: fake.fail("files.getUploadURLExternal", "missing_scope"),
+}
+
+
+def _drafts(fake_slack: FakeSlack, channel: str) -> list[str]:
+    return [f.id for f in fake_slack.files.values() if f.completed and channel in f.channels]
+
+
+def _about_the_draft(fake_slack: FakeSlack, channel: str) -> list[str]:
+    """What the channel was told of a draft not shared: a report, or the signal work giving up."""
+    return [m.text for m in fake_slack.messages(channel) if "could not be shared" in m.text or "stopped" in m.text]
+
+
+async def _postmortem_lines(bot: BotHarness) -> list[tuple[str, str | None]]:
+    return [
+        (e.text, events.read_as(e, events.PostmortemEvent).file_id)
+        for e in await bot.timeline(1)
+        if e.kind == Kind.POSTMORTEM
+    ]
+
+
+async def _resolve(bot: BotHarness, fault: Fault) -> str:
+    incident = await bot.declare()
+    channel = incident.channel_id or ""
+    fault(bot.fake)
+    await bot.command("resolve rolled back", channel=channel)
+    await bot.settle()
+    return channel
+
+
+@pytest.mark.parametrize("fault", _TRANSIENT.values(), ids=_TRANSIENT.keys())
+async def test_a_transient_upload_failure_is_tried_again_and_shares_one_draft(
+    fake_slack: FakeSlack, database_url: str, tmp_path: Path, fault: Fault
+) -> None:
+    clock = FakeClock()
+    async with bot_on_a_clock(fake_slack, database_url, tmp_path, clock) as bot:
+        channel = await _resolve(bot, fault)
+        assert _drafts(fake_slack, channel) == []
+        assert (await bot.incident(1)).resolve_handled_at is None, "given up after one transient failure"
+        await stay_up(bot, clock, every=timedelta(minutes=1), times=8)  # the retry, after the sweep's grace
+        incident = await bot.incident(1)
+        lines = await _postmortem_lines(bot)
+    drafts = _drafts(fake_slack, channel)
+    assert len(drafts) == 1, f"{len(drafts)} drafts shared for one resolve"
+    assert lines == [("Post-mortem draft shared: INC-1-postmortem.md", drafts[0])], "recorded once"
+    assert incident.resolve_handled_at is not None
+    assert _about_the_draft(fake_slack, channel) == [], "the channel was told of a draft it now has"
+
+
+@pytest.mark.parametrize("fault", _REFUSED.values(), ids=_REFUSED.keys())
+async def test_a_refused_upload_is_reported_once_and_not_tried_again(
+    fake_slack: FakeSlack, database_url: str, tmp_path: Path, fault: Fault
+) -> None:
+    clock = FakeClock()
+    async with bot_on_a_clock(fake_slack, database_url, tmp_path, clock) as bot:
+        channel = await _resolve(bot, fault)
+        await stay_up(bot, clock, every=timedelta(minutes=1), times=20)
+        incident = await bot.incident(1)
+        lines = await _postmortem_lines(bot)
+        retried = [e for e in await bot.timeline(1) if e.kind == Kind.UNFINISHED_WORK]
+    assert len(fake_slack.calls_to("files.getUploadURLExternal")) == 1, "a refusal was tried again"
+    assert retried == [] and incident.resolve_handled_at is not None
+    [told] = _about_the_draft(fake_slack, channel)
+    assert "could not be shared" in told and "`/incident postmortem`" in told, told
+    assert _drafts(fake_slack, channel) == []
+    [(line, file_id)] = lines
+    assert line.startswith("Post-mortem draft not shared: share the post-mortem: Slack answered ") and not file_id
+
+
+async def test_a_draft_whose_upload_keeps_failing_is_given_up_and_the_channel_told_once(
+    fake_slack: FakeSlack, database_url: str, tmp_path: Path
+) -> None:
+    clock = FakeClock()
+    async with bot_on_a_clock(fake_slack, database_url, tmp_path, clock) as bot:
+        channel = await _resolve(
+            bot, lambda fake: fake.server_error("files.completeUploadExternal", count=signal_work.ATTEMPTS + 5)
+        )
+        await stay_up(bot, clock, every=timedelta(minutes=1), times=30)  # past the last retry (~16 min)
+        incident = await bot.incident(1)
+        lines = await _postmortem_lines(bot)
+        given_up = [e.text for e in await bot.timeline(1) if e.kind == Kind.UNFINISHED_WORK][-1]
+    assert len(fake_slack.calls_to("files.completeUploadExternal")) == signal_work.ATTEMPTS
+    assert incident.resolve_handled_at is not None
+    [told] = _about_the_draft(fake_slack, channel)
+    assert "stopped trying" in told and "share the post-mortem draft (`/incident postmortem`)" in told, told
+    assert "given up" in given_up and "`/incident postmortem`" in given_up, given_up
+    assert _drafts(fake_slack, channel) == []
+    assert lines == [("Post-mortem draft not shared: share the post-mortem: Slack answered http_500", None)]
