@@ -215,7 +215,8 @@ async def _upload_failed(
         raise exc
     if not isinstance(exc, BotError):
         log.error("post-mortem for %s failed", data.ref, exc_info=exc)
-    await _report_failure(deps, incident_id=data.number, error=error, on_timeline=False)
+    code = exc.code if isinstance(exc, ChatError) else ""
+    await _report_failure(deps, incident_id=data.number, error=error, code=code, on_timeline=False)
 
 
 async def _relabel(deps: Deps, *, pending: int, payload: events.Payload, text: str) -> None:
@@ -237,7 +238,9 @@ async def _not_shared(deps: Deps, *, incident_id: int, exc: Exception) -> None:
     await _report_failure(deps, incident_id=incident_id, error=_error_text(exc))
 
 
-async def _report_failure(deps: Deps, *, incident_id: int, error: str, on_timeline: bool = True) -> None:
+async def _report_failure(
+    deps: Deps, *, incident_id: int, error: str, code: str = "", on_timeline: bool = True
+) -> None:
     """Say it in the channel, and on the timeline unless an event there says so already."""
     try:
         async with deps.db.session() as session:
@@ -251,7 +254,7 @@ async def _report_failure(deps: Deps, *, incident_id: int, error: str, on_timeli
                 )
             incident = await session.get(Incident, incident_id)
         if incident is not None and incident.channel_id:
-            await _chat(deps).report_failure(channel_id=incident.channel_id, ref=incident.ref, error=error)
+            await _chat(deps).report_failure(channel_id=incident.channel_id, ref=incident.ref, error=error, code=code)
     except Exception:
         log.exception("could not report the post-mortem failure for INC-%s", incident_id)
 

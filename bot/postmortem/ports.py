@@ -29,6 +29,7 @@ class PostmortemChat(Protocol):
         """
         ...
 
-    async def report_failure(self, *, channel_id: str, ref: str, error: str) -> None:
-        """Tell the channel the draft could not be shared and how to get it anyway."""
+    async def report_failure(self, *, channel_id: str, ref: str, error: str, code: str = "") -> None:
+        """Tell the channel the draft could not be shared and how to get it anyway (what to mend
+        first, when Slack's error `code` says retrying will not do)."""
         ...

@@ -28,9 +28,21 @@ _TRANSIENT: dict[str, Fault] = {
     # What reaches the bot once the client's own waits on 429 are used up (60 of them: too slow here).
     "ratelimited": lambda fake: fake.fail("files.completeUploadExternal", "ratelimited"),
 }
-_REFUSED: dict[str, Fault] = {
-    "not_in_channel": lambda fake: fake.fail("files.completeUploadExternal", "not_in_channel"),
-    "missing_scope": lambda fake: fake.fail("files.getUploadURLExternal", "missing_scope"),
+# A refusal, and what the channel is told to do about it.
+_REFUSED: dict[str, tuple[Fault, str]] = {
+    "not_in_channel": (
+        lambda fake: fake.fail("files.completeUploadExternal", "not_in_channel"),
+        "Add the app to this channel (channel details › Integrations), then run `/incident postmortem`.",
+    ),
+    "missing_scope": (
+        lambda fake: fake.fail("files.getUploadURLExternal", "missing_scope"),
+        "lacks the `files:write` scope: an admin must add it and reinstall the app. "
+        "Meanwhile `python -m bot postmortem INC-1` on the server prints the draft.",
+    ),
+    "file_type_not_allowed": (
+        lambda fake: fake.fail("files.completeUploadExternal", "file_type_not_allowed"),
+        "does not let the bot share the file here: `python -m bot postmortem INC-1` on the server prints the draft.",
+    ),
 }
 
 
@@ -79,9 +91,9 @@ async def test_a_transient_upload_failure_is_tried_again_and_shares_one_draft(
     assert _about_the_draft(fake_slack, channel) == [], "the channel was told of a draft it now has"
 
 
-@pytest.mark.parametrize("fault", _REFUSED.values(), ids=_REFUSED.keys())
-async def test_a_refused_upload_is_reported_once_and_not_tried_again(
-    fake_slack: FakeSlack, database_url: str, tmp_path: Path, fault: Fault
+@pytest.mark.parametrize(("fault", "advice"), _REFUSED.values(), ids=_REFUSED.keys())
+async def test_a_refused_upload_is_reported_once_with_what_to_do_and_not_tried_again(
+    fake_slack: FakeSlack, database_url: str, tmp_path: Path, fault: Fault, advice: str
 ) -> None:
     clock = FakeClock()
     async with bot_on_a_clock(fake_slack, database_url, tmp_path, clock) as bot:
@@ -93,7 +105,7 @@ async def test_a_refused_upload_is_reported_once_and_not_tried_again(
     assert len(fake_slack.calls_to("files.getUploadURLExternal")) == 1, "a refusal was tried again"
     assert retried == [] and incident.resolve_handled_at is not None
     [told] = _about_the_draft(fake_slack, channel)
-    assert "could not be shared" in told and "`/incident postmortem`" in told, told
+    assert "could not be shared" in told and told.endswith(advice), told
     assert _drafts(fake_slack, channel) == []
     [(line, file_id)] = lines
     assert line.startswith("Post-mortem draft not shared: share the post-mortem: Slack answered ") and not file_id

@@ -111,18 +111,33 @@ class SlackPostmortemChat:
             self._me = me
         return self._me
 
-    async def report_failure(self, *, channel_id: str, ref: str, error: str) -> None:
+    async def report_failure(self, *, channel_id: str, ref: str, error: str, code: str = "") -> None:
+        advice = _ADVICE.get(code, "Run `/incident postmortem` to try again, or `{cli}` on the server.")
         await call(
             "report the post-mortem failure",
             self.client.chat_postMessage(
                 channel=channel_id,
                 text=(
                     f"⚠️ The post-mortem draft for {ref} could not be shared: {escape(error)}. "
-                    f"Run `/incident postmortem` to try again, or `python -m bot postmortem {ref}` on the server."
+                    + advice.format(cli=f"python -m bot postmortem {ref}")
                 ),
                 unfurl_links=False,
             ),
         )
+
+
+# Refusals Slack will repeat until a person mends something: what to do, then.
+_NOT_ALLOWED = "This workspace does not let the bot share the file here: `{cli}` on the server prints the draft."
+_ADVICE = {
+    "not_in_channel": "Add the app to this channel (channel details › Integrations), then run `/incident postmortem`.",
+    "missing_scope": (
+        "The Slack app lacks the `files:write` scope: an admin must add it and reinstall the app. "
+        "Meanwhile `{cli}` on the server prints the draft."
+    ),
+    "posting_to_channel_denied": _NOT_ALLOWED,
+    "file_type_not_allowed": _NOT_ALLOWED,
+    "file_uploads_except_images_disabled": _NOT_ALLOWED,
+}
 
 
 def names_reader(*, token: str, api_url: str) -> SlackPostmortemChat:
