@@ -83,6 +83,29 @@ class ChatError(BotError):
         self.code = code
 
 
+# Slack answers that mean "try again later", not "this will never work". A failure without a
+# Slack error code (an HTTP 5xx page from a gateway, a timeout) is transient too; the adapter
+# reports HTTP statuses as `http_<status>`.
+TRANSIENT_CODES = frozenset(
+    {
+        "unreachable",
+        "ratelimited",
+        "rate_limited",
+        "fatal_error",
+        "internal_error",
+        "service_unavailable",
+        "request_timeout",
+        "timeout",
+    }
+)
+
+
+def is_transient(error: ChatError) -> bool:
+    """Worth retrying: Slack was down, slow or throttling (not `user_not_found` and the like)."""
+    code = error.code or ""
+    return not code or code in TRANSIENT_CODES or code.startswith("http_5") or code == "http_429"
+
+
 class ChannelNameTaken(ChatError):
     """The channel name exists already; the caller picks another."""
 

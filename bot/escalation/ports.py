@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Protocol
 
-from bot.exceptions import ChatError
 from bot.incidents.models import Incident
 
 
@@ -46,29 +45,6 @@ class PageReport:
     retrying: dict[str, str] = field(default_factory=dict)  # user or target -> why; tried again soon
     retry_in: timedelta | None = None  # when `retrying` is tried again
     attempt: int = 1
-
-
-# Slack answers that mean "try again later", not "this will never work". A failure without a
-# Slack error code (an HTTP 5xx page from a gateway, a timeout) is transient too; the adapter
-# reports HTTP statuses as `http_<status>`.
-TRANSIENT_CODES = frozenset(
-    {
-        "unreachable",
-        "ratelimited",
-        "rate_limited",
-        "fatal_error",
-        "internal_error",
-        "service_unavailable",
-        "request_timeout",
-        "timeout",
-    }
-)
-
-
-def is_transient(error: ChatError) -> bool:
-    """Worth retrying: Slack was down, slow or throttling (not `user_not_found` and the like)."""
-    code = error.code or ""
-    return not code or code in TRANSIENT_CODES or code.startswith("http_5") or code == "http_429"
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from bot.deps import Deps
-from bot.escalation.ports import is_transient
-from bot.exceptions import BotError, ChatError, InvalidState
+from bot.exceptions import BotError, ChatError, InvalidState, is_transient
 from bot.followups import flows as followups
 from bot.incidents.models import Incident
 from bot.postmortem import service

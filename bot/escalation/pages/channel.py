@@ -16,9 +16,9 @@ from bot.escalation.models import Page, PageTarget, TargetKind, TargetState
 from bot.escalation.pages import outcome, queries
 from bot.escalation.pages.outcome import Attempt
 from bot.escalation.pages.targets import NewTarget, add_targets, mark_invited, mark_target, targets, targets_by_page
-from bot.escalation.ports import PAGERDUTY, PageMessage, is_transient
+from bot.escalation.ports import PAGERDUTY, PageMessage
 from bot.escalation.runtime import Runtime
-from bot.exceptions import ChatError, InviteIncomplete
+from bot.exceptions import ChatError, InviteIncomplete, is_transient
 from bot.incidents.models import Incident
 
 log = logging.getLogger(__name__)

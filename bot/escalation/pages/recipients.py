@@ -13,8 +13,8 @@ from bot.config import BotConfig
 from bot.escalation import oncall as oncall_rules
 from bot.escalation.models import TargetKind, TargetState
 from bot.escalation.pages.targets import NewTarget
-from bot.escalation.ports import Pager, is_transient
-from bot.exceptions import ChatError
+from bot.escalation.ports import Pager
+from bot.exceptions import ChatError, is_transient
 
 # Per bot.yml target: resolved (SENT), or why not, for good (FAILED) or for now (PENDING).
 Outcome = dict[str, tuple[TargetState, str | None]]

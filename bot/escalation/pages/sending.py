@@ -35,10 +35,10 @@ from bot.escalation.pages.queries import page_with_incident
 from bot.escalation.pages.records import cancel_stopped, finish_page
 from bot.escalation.pages.targets import NewTarget, add_targets, mark_target, targets
 from bot.escalation.pages.writes import DmOutcome, PageClaim
-from bot.escalation.ports import PageMessage, is_transient
+from bot.escalation.ports import PageMessage
 from bot.escalation.retries import Sender
 from bot.escalation.runtime import Runtime
-from bot.exceptions import ChatError
+from bot.exceptions import ChatError, is_transient
 from bot.incidents.models import Incident
 
 log = logging.getLogger(__name__)
