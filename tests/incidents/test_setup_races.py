@@ -232,7 +232,8 @@ async def test_without_its_renewals_the_lease_expires_and_is_taken_over(
         await bot.settle()
 
 
-async def test_a_run_that_lost_its_lease_does_not_free_the_one_that_took_it(db: Database) -> None:
+async def lease_taken_over(db: Database) -> tuple[int, datetime, datetime]:
+    """An incident whose setup lease, taken at `start`, expired and was taken over at `later`."""
     start = datetime.now(UTC)
     async with db.session() as session:
         created = await service.create(
@@ -243,6 +244,12 @@ async def test_a_run_that_lost_its_lease_does_not_free_the_one_that_took_it(db: 
     async with db.session() as session:
         assert await setup_rows.claim_setup(session, incident_id=number, now=start)
         assert await setup_rows.claim_setup(session, incident_id=number, now=later)  # the first one's expired
+    return number, start, later
+
+
+async def test_a_run_that_lost_its_lease_does_not_free_the_one_that_took_it(db: Database) -> None:
+    number, start, later = await lease_taken_over(db)
+    async with db.session() as session:
         assert not await setup_rows.renew_setup(session, incident_id=number, held=start, now=later)
         await setup_rows.release_setup(session, incident_id=number, held=start)  # the first run ends
         assert not await setup_rows.claim_setup(session, incident_id=number, now=later)  # still held
@@ -253,16 +260,8 @@ async def test_a_run_that_lost_its_lease_does_not_free_the_one_that_took_it(db: 
 async def test_the_setups_last_record_frees_its_own_lease_only(db: Database) -> None:
     """The last step's record and the lease's release are one UPDATE; a run that lost its lease writes its
     record but leaves the lease of the run that took it over."""
-    start = datetime.now(UTC)
+    number, start, later = await lease_taken_over(db)
     async with db.session() as session:
-        created = await service.create(
-            session, data=IncidentCreate(title="x", severity=Severity.P2, declared_by="U0ALICE"), now=start
-        )
-    number = created.id or 0
-    later = start + setup_rows.SETUP_LEASE + timedelta(seconds=1)
-    async with db.session() as session:
-        assert await setup_rows.claim_setup(session, incident_id=number, now=start)
-        assert await setup_rows.claim_setup(session, incident_id=number, now=later)  # the first one's expired
         values: dict[str, str | None] = {"announcement_ts": "1.2", "announcement_channel": "C0INCIDENTS"}
         stale = await setup_rows.record_setup(session, incident_id=number, now=later, values=values, release=start)
         assert stale.announcement_ts == "1.2" and stale.setup_claimed_at == later  # written; the lease not ours

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -105,6 +106,36 @@ async def sbot(
     )
     async with running_bot(fake=fake_slack, settings=settings, clock=clock, http=health.client()) as harness:
         yield harness
+
+
+StartBot = Callable[..., AbstractAsyncContextManager[BotHarness]]
+
+
+@pytest.fixture
+def start_page_bot(
+    fake_slack: FakeSlack,
+    statuspage: FakeStatuspage,
+    database_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    clock: FakeClock,
+    health: Health,
+) -> StartBot:
+    """`async with start_page_bot() as bot`: a bot like `sbot` (or with another config), started anew each
+    time on the test's database, fakes and clock: what a restart test needs."""
+    monkeypatch.setenv("STATUSPAGE_API_KEY", API_KEY)
+
+    def start(config: dict[str, Any] = CONFIG) -> AbstractAsyncContextManager[BotHarness]:
+        settings = make_settings(
+            fake=fake_slack,
+            database_url=database_url,
+            tmp_path=tmp_path,
+            config=config,
+            statuspage_api_url=statuspage.url,
+        )
+        return running_bot(fake=fake_slack, settings=settings, clock=clock, http=health.client())
+
+    return start
 
 
 def page_of(bot: BotHarness) -> StatusPage:

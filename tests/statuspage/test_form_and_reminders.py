@@ -5,19 +5,15 @@ from __future__ import annotations
 import asyncio
 import json
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
-
-import pytest
 
 from bot.clock import FakeClock
 from bot.slack.blocks import ActionId
 from bot.statuspage import flows, service
-from tests.conftest import make_settings
 from tests.fakes.slack_api import FakeSlack
 from tests.fakes.statuspage import FakeStatuspage
-from tests.harness import BotHarness, running_bot
-from tests.statuspage.conftest import API_KEY, CONFIG, Health, page_of, public
+from tests.harness import BotHarness
+from tests.statuspage.conftest import StartBot, page_of, public
 
 REMINDER = "the public has heard nothing"
 
@@ -140,19 +136,9 @@ async def test_p1_incidents_are_reminded_to_publish_until_they_do(sbot: BotHarne
 
 
 async def test_a_reminder_is_sent_once_by_racing_senders_and_after_a_restart(
-    fake_slack: FakeSlack,
-    statuspage: FakeStatuspage,
-    database_url: str,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    clock: FakeClock,
-    health: Health,
+    fake_slack: FakeSlack, clock: FakeClock, start_page_bot: StartBot
 ) -> None:
-    monkeypatch.setenv("STATUSPAGE_API_KEY", API_KEY)
-    settings = make_settings(
-        fake=fake_slack, database_url=database_url, tmp_path=tmp_path, config=CONFIG, statuspage_api_url=statuspage.url
-    )
-    async with running_bot(fake=fake_slack, settings=settings, clock=clock, http=health.client()) as bot:
+    async with start_page_bot() as bot:
         incident = await bot.declare("P1 service:api Payments fail")
         channel = incident.channel_id or ""
         clock.advance(timedelta(minutes=16))
@@ -163,7 +149,7 @@ async def test_a_reminder_is_sent_once_by_racing_senders_and_after_a_restart(
         assert len([m for m in fake_slack.messages(channel) if REMINDER in m.text]) == 1
     # Down for the next one: the new process reminds on start, once.
     clock.advance(timedelta(minutes=20))
-    async with running_bot(fake=fake_slack, settings=settings, clock=clock, http=health.client()) as bot:
+    async with start_page_bot() as bot:
         await bot.settle()
         assert len([m for m in fake_slack.messages(channel) if REMINDER in m.text]) == 2
         async with bot.deps.db.session() as session:

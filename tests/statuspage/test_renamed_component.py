@@ -16,11 +16,8 @@ from bot.config import load_bot_config
 from bot.exceptions import ConfigError
 from bot.statuspage import renames, service
 from bot.statuspage.models import ComponentDay, ComponentStatus
-from tests.conftest import make_settings
-from tests.fakes.slack_api import FakeSlack
 from tests.fakes.statuspage import FakeStatuspage
-from tests.harness import running_bot
-from tests.statuspage.conftest import API_KEY, CONFIG, Health, public
+from tests.statuspage.conftest import CONFIG, StartBot, public
 
 
 def renamed_config() -> dict[str, Any]:
@@ -31,26 +28,9 @@ def renamed_config() -> dict[str, Any]:
 
 
 async def test_a_renamed_component_keeps_its_bars_id_and_open_incident(
-    fake_slack: FakeSlack,
-    statuspage: FakeStatuspage,
-    database_url: str,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    clock: FakeClock,
-    health: Health,
+    statuspage: FakeStatuspage, clock: FakeClock, start_page_bot: StartBot
 ) -> None:
-    monkeypatch.setenv("STATUSPAGE_API_KEY", API_KEY)
-
-    def settings(config: dict[str, Any]) -> Any:
-        return make_settings(
-            fake=fake_slack,
-            database_url=database_url,
-            tmp_path=tmp_path,
-            config=config,
-            statuspage_api_url=statuspage.url,
-        )
-
-    async with running_bot(fake=fake_slack, settings=settings(CONFIG), clock=clock, http=health.client()) as bot:
+    async with start_page_bot() as bot:
         async with bot.deps.db.session() as session:
             for _ in range(2):
                 await service.record_probe(
@@ -64,9 +44,7 @@ async def test_a_renamed_component_keeps_its_bars_id_and_open_incident(
         before, _, _ = await public(bot)
     [old] = [c for c in before["components"] if c["name"] == "Checkout API"]
 
-    async with running_bot(
-        fake=fake_slack, settings=settings(renamed_config()), clock=clock, http=health.client()
-    ) as bot:
+    async with start_page_bot(renamed_config()) as bot:
         summary, html, _ = await public(bot)
         [new] = [c for c in summary["components"] if c["name"] == "Checkout"]
         assert new["id"] == old["id"]  # readers of summary.json keep following it

@@ -4,35 +4,20 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
-from pathlib import Path
-
-import pytest
 
 from bot.clock import FakeClock
 from bot.statuspage import flows
 from bot.statuspage import service as statuspage_service
-from tests.conftest import make_settings
 from tests.crash import resolve_then_die
-from tests.fakes.slack_api import FakeSlack
 from tests.fakes.statuspage import FakeStatuspage
-from tests.harness import BotHarness, running_bot
-from tests.statuspage.conftest import API_KEY, CONFIG, Health, page_of, public
+from tests.harness import BotHarness
+from tests.statuspage.conftest import StartBot, page_of, public
 
 
 async def test_a_resolve_interrupted_by_a_crash_still_resolves_the_public_incident(
-    fake_slack: FakeSlack,
-    statuspage: FakeStatuspage,
-    database_url: str,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    clock: FakeClock,
-    health: Health,
+    statuspage: FakeStatuspage, database_url: str, clock: FakeClock, start_page_bot: StartBot
 ) -> None:
-    monkeypatch.setenv("STATUSPAGE_API_KEY", API_KEY)
-    settings = make_settings(
-        fake=fake_slack, database_url=database_url, tmp_path=tmp_path, config=CONFIG, statuspage_api_url=statuspage.url
-    )
-    async with running_bot(fake=fake_slack, settings=settings, clock=clock, http=health.client()) as bot:
+    async with start_page_bot() as bot:
         incident = await bot.declare("P1 service:api Payments fail")
         await bot.command("publish major We are investigating.", channel=incident.channel_id or "")
         assert statuspage.incidents and (await public(bot))[0]["incidents"]
@@ -40,7 +25,7 @@ async def test_a_resolve_interrupted_by_a_crash_still_resolves_the_public_incide
     await resolve_then_die(database_url, clock=clock)
 
     clock.advance(timedelta(seconds=30))
-    async with running_bot(fake=fake_slack, settings=settings, clock=clock, http=health.client()) as bot:
+    async with start_page_bot() as bot:
         await bot.settle()
         for _ in range(3):  # the bot stays up for a while: its sweeps run
             clock.advance(timedelta(minutes=1))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
-from pathlib import Path
 
 import httpx
 import pytest
@@ -13,11 +12,10 @@ from bot.clock import FakeClock
 from bot.statuspage import service
 from bot.statuspage.atlassian import IncidentChange, Statuspage, StatuspageError
 from bot.statuspage.outbox import marker_of
-from tests.conftest import make_settings
 from tests.fakes.slack_api import FakeSlack
 from tests.fakes.statuspage import FakeStatuspage
-from tests.harness import BotHarness, running_bot, until
-from tests.statuspage.conftest import API_KEY, CONFIG, Health, page_of, public
+from tests.harness import BotHarness, until
+from tests.statuspage.conftest import API_KEY, StartBot, page_of, public
 
 
 async def _public_incident(bot: BotHarness) -> str:
@@ -112,20 +110,10 @@ async def test_a_shutdown_lets_a_publish_in_flight_finish(
 
 
 async def test_an_outage_is_told_once_retried_in_order_and_survives_a_restart(
-    fake_slack: FakeSlack,
-    statuspage: FakeStatuspage,
-    database_url: str,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    clock: FakeClock,
-    health: Health,
+    fake_slack: FakeSlack, statuspage: FakeStatuspage, clock: FakeClock, start_page_bot: StartBot
 ) -> None:
-    monkeypatch.setenv("STATUSPAGE_API_KEY", API_KEY)
-    settings = make_settings(
-        fake=fake_slack, database_url=database_url, tmp_path=tmp_path, config=CONFIG, statuspage_api_url=statuspage.url
-    )
     statuspage.fail_next(500, times=100)
-    async with running_bot(fake=fake_slack, settings=settings, clock=clock, http=health.client()) as bot:
+    async with start_page_bot() as bot:
         channel = await _public_incident(bot)
         await bot.command("publish major First public words.", channel=channel)
         await bot.command("publish Second public words.", channel=channel)
@@ -146,7 +134,7 @@ async def test_an_outage_is_told_once_retried_in_order_and_survives_a_restart(
     # Statuspage comes back while the bot is down; the next process sends both, in order.
     statuspage._failures.clear()
     clock.advance(timedelta(minutes=2))
-    async with running_bot(fake=fake_slack, settings=settings, clock=clock, http=health.client()) as bot:
+    async with start_page_bot() as bot:
         await bot.settle()
         assert [(c.method, c.body["incident"]["body"]) for c in statuspage.calls] == [
             ("POST", "First public words."),
