@@ -41,7 +41,9 @@ async def test_declare_pages_the_on_call_engineer_by_dm_and_in_the_channel(start
     (dm,) = page_dms(bot.fake, oncall)
     text = str(dm.blocks)
     assert "INC-1: Checkout is down" in text and "P1" in text and "investigating" in text
-    assert f"<#{incident.channel_id}>" in text
+    # Level 1 goes out beside the channel's creation (it does not wait for it): on a loaded machine the
+    # DM may come first. The link in a later level's DM is checked in the next test.
+    assert f"<#{incident.channel_id}>" in text or "_no channel yet_" in text
     assert button_values(dm) == [(PAGE_ACK, f"1:{(await escalator(bot).pages(1))[0].id}")]
     assert page_lines(bot.fake, incident.channel_id) == [f"📟 Paged level 1 (On-call engineer): <@{oncall}>"]
     channel = bot.fake.channels[incident.channel_id]
@@ -58,7 +60,8 @@ async def test_levels_fire_in_order_and_stop_on_resolve(start: Starter, clock: F
     await tick(bot, clock, timedelta(minutes=14))
     assert page_dms(bot.fake, "U0LEAD") == []
     await tick(bot, clock, timedelta(minutes=1))
-    assert len(page_dms(bot.fake, "U0LEAD")) == 1
+    (dm,) = page_dms(bot.fake, "U0LEAD")
+    assert f"<#{incident.channel_id}>" in str(dm.blocks)  # the channel exists by now: the DM links it
     await tick(bot, clock, timedelta(minutes=15))
     assert len(page_dms(bot.fake, "U0CTO")) == 1
     assert [line.split(":")[0] for line in page_lines(bot.fake, incident.channel_id)] == [
