@@ -52,6 +52,15 @@ HttpRoute = tuple[str, str, "Callable[[web.Request], Awaitable[web.StreamRespons
 HealthProbe = Callable[[], Awaitable[dict[str, Any]]]
 
 
+def warning_check(now: datetime, problems: list[str]) -> dict[str, Any]:
+    """A /health check of work the bot can page without (archiving, follow-ups, Statuspage, timers'
+    lateness): it warns, with what is wrong, and never fails, so a load balancer keeps the bot in."""
+    check: dict[str, Any] = {"status": "pass", "time": now.isoformat()}
+    if problems:
+        check.update(status="warn", output="; ".join(problems)[:300])
+    return check
+
+
 @dataclass
 class Deps:
     settings: Settings

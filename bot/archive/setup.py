@@ -9,7 +9,7 @@ from typing import Any
 from bot.archive import service
 from bot.archive.flows import Archiver
 from bot.clock import format_duration
-from bot.deps import Deps
+from bot.deps import Deps, warning_check
 from bot.settings import Settings
 from bot.signals import IncidentResolved
 
@@ -32,15 +32,12 @@ ARCHIVE_OVERDUE = timedelta(minutes=15)
 async def archive_health(deps: Deps, archiver: Archiver) -> dict[str, Any]:
     """/health warns (never fails: paging does not depend on it) when archiving has stopped."""
     now = deps.clock.now()
-    check: dict[str, Any] = {"status": "pass", "time": now.isoformat()}
     async with deps.db.session() as session:
         due = await service.next_due(session)
     problems = [] if archiver.running else ["its scheduler is not running"]
     if due is not None and now - due > ARCHIVE_OVERDUE:
         problems.append(f"a channel's archive is overdue since {due:%Y-%m-%d %H:%M} UTC")
-    if problems:
-        check.update(status="warn", output="; ".join(problems))
-    return check
+    return warning_check(now, problems)
 
 
 def check(settings: Settings) -> tuple[list[str], list[str], list[str]]:

@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bot.clock import Clock
-from bot.deps import Deps
+from bot.deps import Deps, warning_check
 from bot.escalation import oncall as oncall_rules
 from bot.escalation import policy
 from bot.escalation.flows import Escalator
@@ -128,16 +128,13 @@ def _start_and_stop(deps: Deps, scheduler: EscalationScheduler) -> None:
 async def _timers_health(clock: Clock, escalator: Escalator, scheduler: EscalationScheduler) -> dict[str, Any]:
     """/health: warn when a page or reminder has waited far past its time (nothing is sending)."""
     now = clock.now()
-    check: dict[str, Any] = {"status": "pass", "time": now.isoformat()}
     due = await escalator.next_due()
     problems = []
     if due is not None and now - due > OVERDUE_WARNING:
         problems.append(f"a page or reminder is overdue since {due:%Y-%m-%d %H:%M:%S} UTC")
     if scheduler.last_error:
         problems.append(f"last run failed: {scheduler.last_error}")
-    if problems:
-        check.update(status="warn", output="; ".join(problems)[:300])
-    return check
+    return warning_check(now, problems)
 
 
 def check(settings: Settings) -> tuple[list[str], list[str], list[str]]:

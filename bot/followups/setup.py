@@ -8,7 +8,7 @@ import os
 from datetime import timedelta
 from typing import Any
 
-from bot.deps import Deps
+from bot.deps import Deps, warning_check
 from bot.followups import service
 from bot.followups.checker import SWEEP, ClosedIssueChecker
 from bot.followups.ports import TrackerError
@@ -42,7 +42,6 @@ CHECK_OVERDUE = timedelta(minutes=15)
 async def followups_health(deps: Deps, checker: ClosedIssueChecker) -> dict[str, Any]:
     """/health warns (never fails: paging does not depend on it) when issues are no longer checked."""
     now = deps.clock.now()
-    check: dict[str, Any] = {"status": "pass", "time": now.isoformat()}
     async with deps.db.session() as session:
         state = await service.sweep_state(session, name=SWEEP)
     problems = [] if checker.running else ["its scheduler is not running"]
@@ -52,9 +51,7 @@ async def followups_health(deps: Deps, checker: ClosedIssueChecker) -> dict[str,
             problems.append(f"the check of closed issues is overdue since {due:%Y-%m-%d %H:%M} UTC")
         if error:
             problems.append(f"its last run failed: {error[:200]}")
-    if problems:
-        check.update(status="warn", output="; ".join(problems))
-    return check
+    return warning_check(now, problems)
 
 
 def check(settings: Settings) -> tuple[list[str], list[str], list[str]]:

@@ -8,7 +8,7 @@ import os
 from datetime import timedelta
 from typing import Any
 
-from bot.deps import Deps
+from bot.deps import Deps, warning_check
 from bot.settings import Settings
 from bot.signals import IncidentDeclared, IncidentResolved, IncidentSeverityChanged
 from bot.statuspage import flows, renames, service, web
@@ -77,14 +77,12 @@ async def _apply_renames(deps: Deps) -> None:
 async def outbox_health(deps: Deps) -> dict[str, Any]:
     """/health warns (never fails: the bot works on) when an update has waited for Statuspage too long."""
     now = deps.clock.now()
-    check: dict[str, Any] = {"status": "pass", "time": now.isoformat()}
     async with deps.db.session() as session:
         oldest = await service.oldest_pending_sync(session)
-    if oldest is not None and now - oldest > OUTBOX_WARNING:
-        check.update(
-            status="warn", output=f"a public update has waited for Statuspage since {oldest:%Y-%m-%d %H:%M} UTC"
-        )
-    return check
+    late = oldest is not None and now - oldest > OUTBOX_WARNING
+    return warning_check(
+        now, [f"a public update has waited for Statuspage since {oldest:%Y-%m-%d %H:%M} UTC"] if late else []
+    )
 
 
 def check(settings: Settings) -> tuple[list[str], list[str], list[str]]:
