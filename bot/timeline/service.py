@@ -201,11 +201,7 @@ async def store_message(
 
 
 async def _update_message(session: AsyncSession, *, channel_id: str, message_ts: str, **values: Any) -> bool:
-    result = await session.exec(
-        update(TimelineEvent)
-        .where(col(TimelineEvent.channel_id) == channel_id, col(TimelineEvent.message_ts) == message_ts)
-        .values(**values)
-    )
+    result = await session.exec(_where_message(update(TimelineEvent), channel_id, message_ts).values(**values))
     await session.commit()
     return bool(result.rowcount)
 
@@ -217,6 +213,13 @@ async def edit_message(
     if not await _claim(session, delivery):
         return False
     return await _update_message(session, channel_id=channel_id, message_ts=message_ts, text=text)
+
+
+async def claim(session: AsyncSession, delivery: Delivery | None) -> bool:
+    """Claim a delivery whose work comes after Slack's ack (a key mark's removal): committed now."""
+    if not await _claim(session, delivery):
+        return False
+    return await _commit_once(session)
 
 
 async def _claim(session: AsyncSession, delivery: Delivery | None) -> bool:
@@ -235,9 +238,68 @@ async def _claim(session: AsyncSession, delivery: Delivery | None) -> bool:
     return True
 
 
+async def mark_key(
+    session: AsyncSession,
+    *,
+    incident_id: int,
+    channel_id: str,
+    message_ts: str,
+    at: datetime,
+    actor: str | None,
+    text: str,
+    permalink: str | None,
+    delivery: Delivery | None,
+) -> bool | None:
+    """Mark a message key in the transaction that claims `delivery`, so the mark and the claim commit together.
+
+    A message not on the timeline (posted before the bot stored anything, or by the bot) is stored
+    now, as key, with what the event says of it. True then (its text or link may be added after);
+    False when a stored message was marked; None when `delivery` was claimed already.
+    """
+    row = _row(
+        incident_id,
+        at,
+        MessagePosted(),
+        actor=actor,
+        text=text,
+        key=True,
+        channel_id=channel_id,
+        message_ts=message_ts,
+        permalink=permalink,
+    )
+    for _ in range(2):  # the second pass when its message event stored it a moment ago
+        if not await _claim(session, delivery):
+            return None
+        marked = await session.exec(_where_message(update(TimelineEvent), channel_id, message_ts).values(key=True))
+        if marked.rowcount:
+            return False if await _commit_once(session) else None
+        if await _insert_once(session, _EVENTS, row):
+            return True
+    return None
+
+
+def _where_message(statement: Any, channel_id: str, message_ts: str) -> Any:
+    return statement.where(col(TimelineEvent.channel_id) == channel_id, col(TimelineEvent.message_ts) == message_ts)
+
+
 async def set_key(session: AsyncSession, *, channel_id: str, message_ts: str, key: bool) -> bool:
     """Mark or unmark the event for a message; False when the message is not on any timeline."""
     return await _update_message(session, channel_id=channel_id, message_ts=message_ts, key=key)
+
+
+async def fill_message(
+    session: AsyncSession,
+    *,
+    channel_id: str,
+    message_ts: str,
+    text: str | None,
+    actor: str | None,
+    permalink: str | None,
+) -> bool:
+    """What Slack says, after the ack, of a message stored as key before it (`mark_key`): text, author, link."""
+    values = {"text": text, "actor": actor, "permalink": permalink}
+    given = {name: value for name, value in values.items() if value is not None}
+    return bool(given) and await _update_message(session, channel_id=channel_id, message_ts=message_ts, **given)
 
 
 async def set_permalink(session: AsyncSession, *, channel_id: str, message_ts: str, permalink: str) -> bool:

@@ -24,16 +24,19 @@ from tests.harness import BotHarness
 
 
 class FailingStore:
-    """Makes the database refuse the next `times` writes of a timeline row with the driver's `error`."""
+    """Makes the database refuse the next `times` timeline writes (`statement`) with the driver's `error`."""
 
-    def __init__(self, deps: Deps, error: type[Exception], *, times: int) -> None:
+    def __init__(
+        self, deps: Deps, error: type[Exception], *, times: int, statement: str = "INSERT INTO TIMELINE_EVENTS"
+    ) -> None:
         self.engine = deps.db.engine.sync_engine
         self.error = error
+        self.statement = statement
         self.left = times
         self.attempts = 0
 
     def __call__(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        if not statement.lstrip().upper().startswith("INSERT INTO TIMELINE_EVENTS"):
+        if not statement.lstrip().upper().startswith(self.statement):
             return
         self.attempts += 1
         if self.left > 0:
@@ -49,7 +52,7 @@ class FailingStore:
             sa_event.remove(self.engine, "before_cursor_execute", self)
 
 
-async def _deliver_as_slack(bot: BotHarness, event: dict[str, Any], event_id: str) -> list[httpx.Response]:
+async def deliver_as_slack(bot: BotHarness, event: dict[str, Any], event_id: str) -> list[httpx.Response]:
     """Slack's side: the delivery, then its retries while the answer is not a 2xx (three at most)."""
     answers = [await bot.event(event, event_id=event_id)]
     while answers[-1].status_code >= 300 and len(answers) < 4:
@@ -67,7 +70,7 @@ async def test_a_store_that_fails_once_keeps_the_message_exactly_once(bot: BotHa
     event = bot.fake.user_says(incident.channel_id, "U0BOB", "primary failed over to db-2")
     dbapi = bot.deps.db.engine.dialect.loaded_dbapi
     with FailingStore(bot.deps, dbapi.OperationalError, times=1).armed() as store:
-        answers = await _deliver_as_slack(bot, event, "EvBlip1")
+        answers = await deliver_as_slack(bot, event, "EvBlip1")
         # A late duplicate (a retry sent as a slow 200 crossed it) stores nothing more.
         late = await bot.event(event, event_id="EvBlip1", retry_num=len(answers))
     assert [a.status_code for a in answers] == [503, 200], "a message that was not stored must not be acked"
@@ -104,7 +107,7 @@ async def test_a_failure_after_the_ack_loses_no_message(
     outage = DatabaseOutage(bot.deps, unreachable_url(database_url, str(tmp_path)))
     bot.deps.chat = AfterTheAck(bot.deps.chat, outage if failure == "database outage" else None)  # type: ignore[assignment]
     try:
-        answers = await _deliver_as_slack(bot, event, "EvAfterAck")
+        answers = await deliver_as_slack(bot, event, "EvAfterAck")
     finally:
         await outage.close()
         bot.deps.chat = bot.deps.chat.real  # type: ignore[attr-defined]

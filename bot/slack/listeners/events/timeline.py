@@ -1,15 +1,16 @@
 """Channel messages, 📌 reactions and pins in incident channels become timeline events.
 
-Slack retries deliveries (same `event_id`) it got no 200 for, and only those. `listeners/replay.py`
-claims a reaction's or a pin's event id before these run. A message is stored before the ack
-(`keep_message`, called by that middleware): its event id is claimed in the transaction that
-stores or edits it, so a store that fails answers Slack an error and Slack's retry stores it. A
-message is also stored under a unique (channel, ts) key, so nothing is stored twice.
+Slack retries deliveries (same `event_id`) it got no 200 for, and only those. A message is stored,
+and a 📌 or a pin marks its message key, before the ack (`keep_message`, `keep_key_mark`, called
+by `listeners/replay.py`): the event id is claimed in the transaction that writes, so a write that
+fails answers Slack an error and Slack's retry writes it. A message is also stored under a unique
+(channel, ts) key, so nothing is stored twice.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -29,6 +30,7 @@ from bot.timeline import service as timeline
 log = logging.getLogger(__name__)
 
 KEY_REACTIONS = {"pushpin", "round_pushpin"}
+KEY_EVENTS = ("reaction_added", "reaction_removed", "pin_added", "pin_removed")
 IGNORED_SUBTYPES = {
     "channel_join",
     "channel_leave",
@@ -79,47 +81,111 @@ async def still_marked(client: AsyncWebClient, *, channel_id: str, message_ts: s
     return any((item.get("message") or {}).get("ts") == message_ts for item in pins.get("items") or [])
 
 
-async def mark_key(
-    deps: Deps,
-    client: AsyncWebClient,
+@dataclass(frozen=True)
+class KeyMarker:
+    """A 📌 reaction or a pin put on (`added`) or taken off a message, and what the event says of it."""
+
+    channel_id: str
+    message_ts: str
+    added: bool
+    actor: str | None
+    author: str | None = None
+    text: str = ""
+    permalink: str | None = None
+
+
+def key_marker(event: dict[str, Any], context: dict[str, Any]) -> KeyMarker | None:
+    """The key marker an event is, if any: other reactions, other items and the bot's own pins are not."""
+    kind, item = str(event.get("type") or ""), event.get("item") or {}
+    if kind not in KEY_EVENTS:
+        return None
+    is_reaction = kind.startswith("reaction_")
+    if is_reaction and (event.get("reaction") not in KEY_REACTIONS or item.get("type") != "message"):
+        return None
+    if not is_reaction and event.get("user") and event.get("user") == context.get("bot_user_id"):
+        return None  # the bot pins its own summary; that is not a key event
+    message = item.get("message") or {}  # a pin carries the message; a reaction only its author
+    message_ts, channel_id = item.get("ts") or message.get("ts"), event_channel(event)
+    if not message_ts or not channel_id:
+        return None
+    return KeyMarker(
+        channel_id=channel_id,
+        message_ts=str(message_ts),
+        added=kind.endswith("_added"),
+        actor=event.get("user"),
+        author=event.get("item_user") or (author_of(message) if message else None),
+        text=_message_text(message) if message else "",
+        permalink=message.get("permalink"),
+    )
+
+
+async def keep_key_mark(
+    session: AsyncSession,
     *,
+    marker: KeyMarker,
+    context: dict[str, Any],
     incident_id: int,
-    channel_id: str,
-    message_ts: str,
-    key: bool,
-    actor: str | None,
-) -> None:
-    async with deps.db.session() as session:
-        if await timeline.set_key(session, channel_id=channel_id, message_ts=message_ts, key=key):
-            return
-    if not key:
+    delivery: timeline.Delivery | None,
+) -> bool:
+    """Mark a message key BEFORE Slack is acked, in the transaction that claims the event (as `keep_message`).
+
+    One UPDATE, or for a message the timeline lacks one INSERT of it as key, with what the event
+    says (a pin carries the text; a reaction only the author): no Slack call waits in front of the
+    ack, and a failure answers Slack an error, so its retry marks it. A late retry is dropped by the
+    claim, so it cannot undo a later unpin. What only Slack knows is asked after the ack, in
+    `after_key_marker`: the text and link of a message stored here, and, for a removal, whether
+    another 📌 or the pin remains. A removal is claimed here and applied there: lost there, a
+    message stays key that should not, which a person sees and mends; a mark is never lost.
+
+    True when there is work for after the ack.
+    """
+    context["key_marker"] = marker
+    if not marker.added:
+        return await timeline.claim(session, delivery)
+    stored = await timeline.mark_key(
+        session,
+        incident_id=incident_id,
+        channel_id=marker.channel_id,
+        message_ts=marker.message_ts,
+        at=_when(marker.message_ts),
+        actor=marker.author or marker.actor,
+        text=marker.text,
+        permalink=marker.permalink,
+        delivery=delivery,
+    )
+    return bool(stored) and not (marker.text and marker.permalink)
+
+
+async def after_key_marker(deps: Deps, client: AsyncWebClient, marker: KeyMarker) -> None:
+    """After the ack: a removal unmarks unless a marker remains; a message just stored gets its text and link."""
+    where = {"channel_id": marker.channel_id, "message_ts": marker.message_ts}
+    if not marker.added:
+        key = await still_marked(client, **where)
+        async with deps.db.session() as session:
+            await timeline.set_key(session, key=key, **where)
         return
-    # A message from before the bot stored anything (or the bot's own): fetch and keep it as key.
-    text, author = "", None
+    text, author = None, None
+    if not marker.text:
+        try:
+            response = await call(
+                "fetch pinned message",
+                client.conversations_history(
+                    channel=marker.channel_id, latest=marker.message_ts, inclusive=True, limit=1
+                ),
+            )
+            messages = data(response).get("messages") or []
+            if messages:
+                text, author = _message_text(messages[0]), author_of(messages[0])
+        except ChatError:
+            pass
+    permalink = marker.permalink or await deps.incident_chat.permalink(**where)
     try:
-        response = await call(
-            "fetch pinned message",
-            client.conversations_history(channel=channel_id, latest=message_ts, inclusive=True, limit=1),
+        async with deps.db.session() as session:
+            await timeline.fill_message(session, text=text, actor=author, permalink=permalink, **where)
+    except DATABASE_DOWN as exc:
+        log.warning(
+            "the key message %s in %s is kept without its text or link: %s", *where.values(), type(exc).__name__
         )
-        messages = data(response).get("messages") or []
-        if messages:
-            text, author = clean(messages[0].get("text", "")), author_of(messages[0])
-    except ChatError:
-        pass
-    permalink = await deps.incident_chat.permalink(channel_id=channel_id, message_ts=message_ts)
-    async with deps.db.session() as session:
-        # Stored now, or by a concurrent message event a moment ago: either way it is key.
-        await timeline.store_message(
-            session,
-            incident_id=incident_id,
-            channel_id=channel_id,
-            message_ts=message_ts,
-            at=_when(message_ts),
-            actor=author or actor,
-            text=text,
-            permalink=permalink,
-        )
-        await timeline.set_key(session, channel_id=channel_id, message_ts=message_ts, key=True)
 
 
 def _message_text(message: dict[str, Any]) -> str:
@@ -237,32 +303,11 @@ def register(app: AsyncApp, deps: Deps) -> None:
     async def on_message(event: dict[str, Any], context: dict[str, Any]) -> None:
         await add_link(deps, event, context)
 
-    async def on_key_marker(event: dict[str, Any], client: AsyncWebClient, context: dict[str, Any]) -> None:
-        """📌 reactions and pins mark a message as key; removing them unmarks it."""
-        incident_id = context.get("incident_id")
-        item = event.get("item") or {}
-        is_reaction = event["type"].startswith("reaction_")
-        if incident_id is None:
-            return
-        if is_reaction and (event.get("reaction") not in KEY_REACTIONS or item.get("type") != "message"):
-            return
-        if not is_reaction and event.get("user") and event.get("user") == context.get("bot_user_id"):
-            return  # the bot pins its own summary; that is not a key event
-        message_ts = item.get("ts") or (item.get("message") or {}).get("ts")
-        channel_id = event_channel(event)
-        if not message_ts or not channel_id:
-            return
-        added = event["type"].endswith("_added")
-        key = added or await still_marked(client, channel_id=channel_id, message_ts=str(message_ts))
-        await mark_key(
-            deps,
-            client,
-            incident_id=incident_id,
-            channel_id=channel_id,
-            message_ts=str(message_ts),
-            key=key,
-            actor=event.get("user"),
-        )
+    async def on_key_marker(client: AsyncWebClient, context: dict[str, Any]) -> None:
+        """📌 reactions and pins: marked before the ack (`keep_key_mark`); what Slack must say, here."""
+        marker = context.get("key_marker")
+        if isinstance(marker, KeyMarker) and context.get("incident_id") is not None:
+            await after_key_marker(deps, client, marker)
 
-    for name in ("reaction_added", "reaction_removed", "pin_added", "pin_removed"):
+    for name in KEY_EVENTS:
         app.event(name)(on_key_marker)
