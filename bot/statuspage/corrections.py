@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from sqlalchemy import update
 from sqlmodel import col
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.clock import utc
 from bot.exceptions import ChatError, InvalidState, NotFound, UsageError
@@ -122,14 +123,10 @@ async def withdraw(deps: Deps, *, incident_id: int, actor: str) -> Corrected:
     incident = await _correctable(deps, incident_id=incident_id, actor=actor, what="withdrawn")
     now = deps.clock.now()
     async with deps.db.session() as session:
-        last = await service.last_update(session, incident_id=incident_id)
+        last = await _withdraw_updates(session, incident_id=incident_id, actor=actor, now=now)
         if last is None:
+            await session.rollback()
             raise InvalidState(f"{incident.ref} is not on the status page: there is nothing to withdraw.")
-        await session.exec(
-            update(PublicUpdate)
-            .where(col(PublicUpdate.incident_id) == incident_id, service.shown())
-            .values(withdrawn_at=now, withdrawn_by=actor)
-        )
         await timeline.add(
             session,
             incident_id=incident_id,
@@ -152,6 +149,27 @@ async def withdraw(deps: Deps, *, incident_id: int, actor: str) -> Corrected:
         await session.commit()
     log.info("withdrew %s from the status page", incident.ref, extra={"incident": incident.ref})
     return await _after(deps, Corrected(incident=incident, update=last, previous=last.message), withdrawn_by=actor)
+
+
+async def _withdraw_updates(
+    session: AsyncSession, *, incident_id: int, actor: str, now: datetime
+) -> PublicUpdate | None:
+    """Mark every public update of the incident withdrawn (uncommitted); the last of them, or None if none.
+
+    The incident row is locked first (PostgreSQL): a "resolved" update committed meanwhile would
+    escape this statement's snapshot and put the incident back on the page; now the resolution's
+    publish, holding the same lock, finishes first and is withdrawn here too, or waits and sees the
+    withdrawal. On SQLite the UPDATE is the first write: it holds the write lock and sees every commit.
+    """
+    await service.lock_incident(session, incident_id=incident_id)
+    result = await session.exec(
+        update(PublicUpdate)
+        .where(col(PublicUpdate.incident_id) == incident_id, service.shown())
+        .values(withdrawn_at=now, withdrawn_by=actor)
+        .returning(col(PublicUpdate.id))
+    )
+    ids = [row_id for row_id in result.scalars().all() if row_id is not None]
+    return await session.get(PublicUpdate, max(ids), populate_existing=True) if ids else None
 
 
 async def _after(deps: Deps, corrected: Corrected, *, withdrawn_by: str | None = None) -> Corrected:

@@ -63,6 +63,15 @@ async def add_update(
     session: AsyncSession, *, incident: Incident, draft: Draft, actor: str, now: datetime, sync: bool
 ) -> PublicUpdate:
     """The update, its timeline event (who published what), and its Statuspage outbox row; one commit."""
+    row = await _insert(session, incident=incident, draft=draft, actor=actor, now=now)
+    if draft.status != Status.RESOLVED:
+        await _still_open(session, incident=incident)
+    return await _recorded(session, row=row, draft=draft, actor=actor, now=now, sync=sync)
+
+
+async def _insert(
+    session: AsyncSession, *, incident: Incident, draft: Draft, actor: str, now: datetime
+) -> PublicUpdate:
     assert incident.id is not None
     row = PublicUpdate(
         incident_id=incident.id,
@@ -77,11 +86,16 @@ async def add_update(
     session.add(row)
     await session.flush()
     assert row.id is not None
-    if draft.status != Status.RESOLVED:
-        await _still_open(session, incident=incident)
+    return row
+
+
+async def _recorded(
+    session: AsyncSession, *, row: PublicUpdate, draft: Draft, actor: str, now: datetime, sync: bool
+) -> PublicUpdate:
+    assert row.id is not None
     await timeline.add(
         session,
-        incident_id=incident.id,
+        incident_id=row.incident_id,
         at=now,
         actor=actor,
         text=draft.message,
@@ -95,20 +109,27 @@ async def add_update(
         ),
     )
     if sync:
-        session.add(StatuspageSync(incident_id=incident.id, update_id=row.id, due_at=now, created_at=now))
+        session.add(StatuspageSync(incident_id=row.incident_id, update_id=row.id, due_at=now, created_at=now))
     await session.commit()
     await session.refresh(row)
     return row
 
 
+async def lock_incident(session: AsyncSession, *, incident_id: int) -> Incident | None:
+    """The incident row as committed now, locked until this transaction ends (PostgreSQL; SQLite has no
+    row locks: there a transaction's first write holds the database's write lock). FOR NO KEY UPDATE,
+    not FOR UPDATE: it would wait on the key-share lock another publish's insert holds, as that one on
+    ours (a deadlock); this one waits only for a resolve, a publish or a withdrawal in flight."""
+    query = select(Incident).where(col(Incident.id) == incident_id).with_for_update(key_share=True)
+    return (await session.exec(query.execution_options(populate_existing=True))).first()
+
+
 async def _still_open(session: AsyncSession, *, incident: Incident) -> None:
     """A resolve committed since the flow looked must not be followed by an update that reopens the public
     incident (and its resolution). Asked after this transaction's first write, locking the incident row:
-    on SQLite the write holds the database's write lock, on PostgreSQL FOR NO KEY UPDATE waits for a
-    resolve in flight (the resolve's own lock), and a resolve waits for this update. Not FOR UPDATE: it
-    would wait on the key-share lock another publish's insert holds, as that one on ours (a deadlock)."""
-    query = select(Incident).where(col(Incident.id) == incident.id).with_for_update(key_share=True)
-    current = (await session.exec(query.execution_options(populate_existing=True))).first()
+    on SQLite the write holds the database's write lock, on PostgreSQL the lock waits for a resolve in
+    flight (the resolve's own lock), and a resolve waits for this update."""
+    current = await lock_incident(session, incident_id=incident.id or 0)
     if current is None or not current.is_open:
         await session.rollback()
         raise InvalidState(f"{incident.ref} was resolved meanwhile; resolving it published the resolution.")
@@ -117,12 +138,23 @@ async def _still_open(session: AsyncSession, *, incident: Incident) -> None:
 async def add_resolution(
     session: AsyncSession, *, incident: Incident, draft: Draft, actor: str, now: datetime, sync: bool
 ) -> PublicUpdate | None:
-    """The "resolved" update, or None when another process published it first (a unique index decides)."""
+    """The "resolved" update, or None when another process published it first (a unique index decides),
+    or when the incident was withdrawn since the flow looked (it would put it back on the page)."""
     try:
-        return await add_update(session, incident=incident, draft=draft, actor=actor, now=now, sync=sync)
+        row = await _insert(session, incident=incident, draft=draft, actor=actor, now=now)
     except IntegrityError:
         await session.rollback()
         return None
+    # Locked after the first write, as `_still_open`: a withdrawal in flight commits first, and one that
+    # starts now waits for this commit, then withdraws this update with the others.
+    await lock_incident(session, incident_id=row.incident_id)
+    earlier = select(PublicUpdate.id).where(
+        col(PublicUpdate.incident_id) == row.incident_id, col(PublicUpdate.id) != row.id, shown()
+    )
+    if (await session.exec(earlier.limit(1))).first() is None:
+        await session.rollback()
+        return None
+    return await _recorded(session, row=row, draft=draft, actor=actor, now=now, sync=sync)
 
 
 async def unpublished_resolutions(session: AsyncSession, *, resolved_before: datetime, limit: int = 20) -> list[int]:
