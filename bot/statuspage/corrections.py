@@ -22,9 +22,9 @@ from bot.clock import utc
 from bot.exceptions import ChatError, InvalidState, NotFound, UsageError
 from bot.incidents import service as incidents
 from bot.incidents.models import Incident
-from bot.statuspage import service
+from bot.statuspage import service, timers
 from bot.statuspage.flows import MAX_MESSAGE, page_of
-from bot.statuspage.models import PublicUpdate, StatuspageSync, SyncAction
+from bot.statuspage.models import PublicReminder, PublicUpdate, StatuspageSync, SyncAction
 from bot.timeline import events
 from bot.timeline import service as timeline
 
@@ -160,6 +160,7 @@ async def _withdraw_updates(
     escape this statement's snapshot and put the incident back on the page; now the resolution's
     publish, holding the same lock, finishes first and is withdrawn here too, or waits and sees the
     withdrawal. On SQLite the UPDATE is the first write: it holds the write lock and sees every commit.
+    The reminders to publish stop with it (`flows.wants_reminders`).
     """
     await service.lock_incident(session, incident_id=incident_id)
     result = await session.exec(
@@ -169,6 +170,11 @@ async def _withdraw_updates(
         .returning(col(PublicUpdate.id))
     )
     ids = [row_id for row_id in result.scalars().all() if row_id is not None]
+    await session.exec(
+        update(PublicReminder)
+        .where(col(PublicReminder.incident_id) == incident_id, *timers.pending(PublicReminder))
+        .values(cancelled_at=now, cancel_reason="withdrawn from the status page")
+    )
     return await session.get(PublicUpdate, max(ids), populate_existing=True) if ids else None
 
 

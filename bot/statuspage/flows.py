@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
+from sqlmodel.ext.asyncio.session import AsyncSession
+
 from bot.clock import utc
 from bot.config import Severity
 from bot.exceptions import ChatError, InvalidState, NotFound, UsageError
@@ -151,6 +153,8 @@ async def publish(
             session, incident=incident, draft=draft, actor=actor, now=deps.clock.now(), sync=page.syncing
         )
     log.info("published %s to the status page", incident.ref, extra={"incident": incident.ref})
+    # Public (again, after a withdrawal): the reminders a withdrawal stopped start again (else a no-op).
+    deps.background.spawn(plan_reminder(deps, incident_id=incident_id), f"plan INC-{incident_id}'s publish reminder")
     return await _after_publish(deps, incident, update)
 
 
@@ -192,9 +196,13 @@ async def incident_resolved(deps: Deps, *, incident_id: int, actor: str | None) 
 # --- reminders to publish ------------------------------------------------------------------
 
 
-def wants_reminders(deps: Deps, incident: Incident) -> bool:
+async def wants_reminders(deps: Deps, session: AsyncSession, incident: Incident) -> bool:
+    """Open P1/P2 (as configured) public incidents, unless withdrawn from the page: whoever withdrew it
+    decided the public should not hear of it. Publishing again starts the reminders again."""
     severities = deps.settings.config.reminders.status_update_severities
-    return incident.is_open and not incident.private and Severity(incident.severity) in severities
+    if not incident.is_open or incident.private or Severity(incident.severity) not in severities:
+        return False
+    return not await service.withdrawn(session, incident_id=incident.id or 0)
 
 
 async def plan_reminder(deps: Deps, *, incident_id: int) -> PublicReminder | None:
@@ -202,7 +210,7 @@ async def plan_reminder(deps: Deps, *, incident_id: int) -> PublicReminder | Non
     now = deps.clock.now()
     async with deps.db.session() as session:
         incident = await incidents.get(session, number=incident_id)
-        if not wants_reminders(deps, incident):
+        if not await wants_reminders(deps, session, incident):
             return None
         last = await service.last_update(session, incident_id=incident_id)
         basis = utc(last.published_at) if last else utc(incident.declared_at)
@@ -223,7 +231,7 @@ async def send_reminder(deps: Deps, *, reminder_id: int) -> bool:
         if row is None:
             return False
         incident = await incidents.get(session, number=row.incident_id)
-        if not wants_reminders(deps, incident):
+        if not await wants_reminders(deps, session, incident):
             await timers.cancel(
                 session, model=PublicReminder, row_id=reminder_id, token=token, now=now, reason="not wanted now"
             )

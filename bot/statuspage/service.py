@@ -157,6 +157,13 @@ async def add_resolution(
     return await _recorded(session, row=row, draft=draft, actor=actor, now=now, sync=sync)
 
 
+async def withdrawn(session: AsyncSession, *, incident_id: int) -> bool:
+    """Published once and withdrawn since (no update public now): nobody is nagged to publish on it."""
+    query = select(PublicUpdate.withdrawn_at).where(PublicUpdate.incident_id == incident_id)
+    last = (await session.exec(query.order_by(col(PublicUpdate.id).desc()).limit(1))).first()
+    return last is not None
+
+
 async def unpublished_resolutions(session: AsyncSession, *, resolved_before: datetime, limit: int = 20) -> list[int]:
     """Public incidents resolved before `resolved_before` whose "resolved" update was never published.
 

@@ -1,9 +1,10 @@
-"""A withdrawn public incident gets no "resolved" update that puts it back on the page, whether the resolution's
-publish read the page before the withdrawal or raced it."""
+"""A withdrawn public incident after the withdrawal: no reminders to publish, and no "resolved" update that
+puts it back on the page, whether the resolution's publish read the page before the withdrawal or raced it."""
 
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -11,6 +12,7 @@ from sqlalchemy import text
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot.clock import FakeClock
 from bot.incidents.models import Incident, Status
 from bot.statuspage import flows, service
 from bot.statuspage.models import PublicUpdate
@@ -19,6 +21,48 @@ from tests.conftest import BACKEND
 from tests.fakes.statuspage import FakeStatuspage
 from tests.harness import BotHarness
 from tests.statuspage.conftest import page_of, public
+
+REMINDER = "the public has heard nothing"
+
+
+def _reminders(bot: BotHarness, channel: str) -> int:
+    return len([m for m in bot.fake.messages(channel) if REMINDER in m.text])
+
+
+async def test_a_withdrawn_incident_is_not_reminded_until_it_is_published_again(
+    sbot: BotHarness, clock: FakeClock
+) -> None:
+    bot = sbot
+    incident = await bot.declare("P1 service:api Payments fail")
+    channel = incident.channel_id or ""
+    page = page_of(bot)
+    await bot.command("publish critical Checkout is down for everyone.", channel=channel)
+    await bot.command("unpublish", channel=channel, user="U0BOB")
+    assert "Withdrew" in bot.last_reply(), bot.replies()
+    await bot.settle()
+
+    for _ in range(3):  # an hour: the withdrawal was on purpose, nobody is nagged to publish
+        clock.advance(timedelta(minutes=20))
+        await page.sweep()
+    assert _reminders(bot, channel) == 0
+    await bot.command("severity P2", channel=channel)  # a severity change does not plan one either
+    await bot.settle()
+    clock.advance(timedelta(minutes=20))
+    await page.sweep()
+    assert _reminders(bot, channel) == 0
+    async with bot.deps.db.session() as session:
+        rows = await service.reminders(session, incident_id=incident.id or 0)
+    assert all(r.sent_at is not None or r.cancelled_at is not None for r in rows)
+
+    # Published again: reminded as after any publish, once the interval has passed since it.
+    await bot.command("publish major Checkout fails for some cards.", channel=channel)
+    await bot.settle()
+    clock.advance(timedelta(minutes=14))
+    await page.sweep()
+    assert _reminders(bot, channel) == 0
+    clock.advance(timedelta(minutes=2))
+    await page.sweep()
+    assert _reminders(bot, channel) == 1
 
 
 async def test_a_resolution_that_read_the_page_before_the_withdrawal_publishes_nothing(
