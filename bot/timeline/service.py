@@ -85,6 +85,24 @@ def _row(
     }
 
 
+def _message_row(
+    incident_id: int, at: datetime, actor: str | None, text: str, where: tuple[str, str, str | None], *, key: bool
+) -> dict[str, Any]:
+    """A channel message's row; `where` is its channel, ts and permalink."""
+    channel_id, message_ts, permalink = where
+    return _row(
+        incident_id,
+        at,
+        MessagePosted(),
+        actor=actor,
+        text=text,
+        key=key,
+        channel_id=channel_id,
+        message_ts=message_ts,
+        permalink=permalink,
+    )
+
+
 async def record(
     session: AsyncSession,
     *,
@@ -186,17 +204,7 @@ async def store_message(
     """Keep a channel message; False when it is stored already (Slack redelivers) or `delivery` was claimed."""
     if not await _claim(session, delivery):
         return False
-    row = _row(
-        incident_id,
-        at,
-        MessagePosted(),
-        actor=actor,
-        text=text,
-        key=False,
-        channel_id=channel_id,
-        message_ts=message_ts,
-        permalink=permalink,
-    )
+    row = _message_row(incident_id, at, actor, text, (channel_id, message_ts, permalink), key=False)
     return await _insert_once(session, _EVENTS, row)
 
 
@@ -256,17 +264,7 @@ async def mark_key(
     now, as key, with what the event says of it. True then (its text or link may be added after);
     False when a stored message was marked; None when `delivery` was claimed already.
     """
-    row = _row(
-        incident_id,
-        at,
-        MessagePosted(),
-        actor=actor,
-        text=text,
-        key=True,
-        channel_id=channel_id,
-        message_ts=message_ts,
-        permalink=permalink,
-    )
+    row = _message_row(incident_id, at, actor, text, (channel_id, message_ts, permalink), key=True)
     for _ in range(2):  # the second pass when its message event stored it a moment ago
         if not await _claim(session, delivery):
             return None
