@@ -17,6 +17,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from bot.deps import Deps
 from bot.followups import service
 from bot.followups.flows import refresh
+from bot.followups.ports import TrackerError
 from bot.tasks import RunGate
 
 log = logging.getLogger(__name__)
@@ -72,6 +73,9 @@ class ClosedIssueChecker:
                 changed = await refresh(self.deps)
                 if changed:
                     log.info("%d follow-up(s) changed by their issues (closed, reopened or gone)", changed)
+            except TrackerError as exc:  # the tracker is down or refuses the key: no traceback to add
+                log.warning("checking follow-ups' issues failed (%s); trying again next time", exc)
+                error = str(exc)
             except Exception as exc:
                 log.exception("checking follow-ups' issues failed; trying again next time")
                 error = f"{type(exc).__name__}: {exc}"

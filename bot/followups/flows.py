@@ -142,14 +142,17 @@ async def create_open_issues(deps: Deps, *, incident_id: int, actor: str) -> Fil
 
 async def refresh(deps: Deps, *, incident_id: int | None = None) -> int:
     """Ask the tracker about watched follow-ups (`service.to_check`) not asked about within
-    `service.RECHECK_AFTER`; returns how many changed now (done, open again, or their issue gone)."""
+    `service.RECHECK_AFTER`; returns how many changed now (done, open again, or their issue gone).
+
+    TrackerError when every issue asked about failed to read: the tracker itself is failing."""
     if deps.issue_tracker is None:
         return 0
     async with deps.db.session() as session:
         items = await service.to_check(session, incident_id=incident_id, now=deps.clock.now())
         ids = [item.id for item in items if item.id is not None]
         taken = await service.claim_checks(session, item_ids=ids, now=deps.clock.now())
-    changed = 0
+    changed = read = 0
+    unread: list[TrackerError] = []
     for item in items:
         if item.id not in taken or not item.issue_key:
             continue  # asked meanwhile (another view, the schedule, another replica)
@@ -160,7 +163,9 @@ async def refresh(deps: Deps, *, incident_id: int | None = None) -> int:
             break
         except TrackerError as exc:
             log.warning("follow-up %s: could not check its issue: %s", item.id, exc)
+            unread.append(exc)
             continue
+        read += 1
         async with deps.db.session() as session:
             acted = await service.checked(
                 session, item_id=item.id, key=item.issue_key, state=state, now=deps.clock.now()
@@ -168,6 +173,8 @@ async def refresh(deps: Deps, *, incident_id: int | None = None) -> int:
         if acted is IssueState.GONE:
             log.info("follow-up %s: its issue is gone from the tracker; its link was dropped", item.id)
         changed += acted is not None
+    if unread and not read:  # not one issue's trouble: the tracker (down, a revoked token); /health says so
+        raise TrackerError(f"could not read any of {len(unread)} issue(s) from the tracker: {unread[-1]}")
     return changed
 
 
@@ -178,5 +185,7 @@ async def refresh_quietly(deps: Deps, *, incident_id: int, within: float = 10.0)
         await asyncio.wait_for(refresh(deps, incident_id=incident_id), timeout=within)
     except TimeoutError:
         log.info("the issue tracker took over %s s; INC-%s's follow-ups are shown as stored", within, incident_id)
+    except TrackerError as exc:
+        log.warning("INC-%s's follow-ups are shown as stored: %s", incident_id, exc)
     except Exception:
         log.warning("could not refresh the follow-ups of INC-%s from the tracker", incident_id, exc_info=True)
