@@ -6,6 +6,7 @@ Not a benchmark itself (the leading underscore keeps it out of the README table)
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -16,7 +17,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,27 @@ from tests import slack_requests as req  # noqa: E402
 from tests.fakes.slack_api import FakeSlack  # noqa: E402
 from tests.harness import SECRET  # noqa: E402
 from tests.replicas import process  # noqa: E402
+
+
+@contextlib.contextmanager
+def database_url_for(database: str) -> Iterator[str | None]:
+    """The bot's DATABASE_URL: None for SQLite (the bot's temporary directory), else a throwaway
+    PostgreSQL server started as the tests start it (fsync and synchronous_commit off), stopped after."""
+    print(
+        f"database: {database}"
+        + (" (the server's own CPU is not in the bot's figures)" if database != "sqlite" else "")
+    )
+    if database == "sqlite":
+        yield None
+        return
+    from tests.pg import PostgresServer, create_database
+
+    server = PostgresServer.start()
+    try:
+        yield server.url(create_database(server.admin_url))
+    finally:
+        server.stop()
+
 
 USERS = {"U0ALICE": "alice", "U0BOB": "bob", "U0CAROL": "carol", "U0LEAD": "lead", "U0CTO": "cto"}
 BOT_YML = "channels: {announcements: C0INCIDENTS, alerts: C0ALERTS}\n"

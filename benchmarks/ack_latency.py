@@ -54,7 +54,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from _common import BotProcess, print_json, print_machine, seeded_fake, slash, summary_ms
+from _common import BotProcess, database_url_for, print_json, print_machine, seeded_fake, slash, summary_ms
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.fakes.slack_api import FakeSlack
@@ -294,36 +294,27 @@ async def _bursts(
 async def main(concurrency: int, rounds: int, paced: bool, py_spy: str | None = None, database: str = "sqlite") -> None:
     print_machine()
     fake = await seeded_fake()
-    server = None
-    database_url = None
-    if database == "postgresql":
-        from tests.pg import PostgresServer, create_database
-
-        server = PostgresServer.start()  # as the tests run it: fsync and synchronous_commit off
-        database_url = server.url(create_database(server.admin_url))
-    print(f"database: {database}" + (" (the server's own CPU is not in the bot's figure)" if server else ""))
-    bot = BotProcess(fake=fake, unpaced=not paced, database_url=database_url)
-    loadgen = LoadGen(bot, concurrency)
-    try:
-        await bot.start()
-        print(f"bot pid {bot.pid} healthy after {bot.boot_seconds:.2f} s")
-        if not paced:
-            print("conversations.create pacing lifted (the fake has no limit; --paced keeps the bot's 20/min)")
-        await loadgen.start()
-        print(f"load generator: {concurrency} keep-alive connections from a separate process ({LOADGEN.name})")
-        async with httpx.AsyncClient(timeout=30) as metrics:
-            await _single(loadgen, fake, bot, metrics)
-            for label, text in (("list", "list"), ("declare", "declare P3 Bench {i} checkout latency")):
-                await _bursts((loadgen, fake, bot, metrics), label, text, rounds, py_spy)
-        channels = sum(1 for c in fake.channels.values() if c.name.startswith("inc-"))
-        print(f"incident channels created: {channels} (expected {concurrency * (rounds + 1)})")
-        bot.log_summary()
-    finally:
-        await loadgen.stop()
-        bot.stop()
-        await fake.stop()
-        if server is not None:
-            server.stop()
+    with database_url_for(database) as database_url:
+        bot = BotProcess(fake=fake, unpaced=not paced, database_url=database_url)
+        loadgen = LoadGen(bot, concurrency)
+        try:
+            await bot.start()
+            print(f"bot pid {bot.pid} healthy after {bot.boot_seconds:.2f} s")
+            if not paced:
+                print("conversations.create pacing lifted (the fake has no limit; --paced keeps the bot's 20/min)")
+            await loadgen.start()
+            print(f"load generator: {concurrency} keep-alive connections from a separate process ({LOADGEN.name})")
+            async with httpx.AsyncClient(timeout=30) as metrics:
+                await _single(loadgen, fake, bot, metrics)
+                for label, text in (("list", "list"), ("declare", "declare P3 Bench {i} checkout latency")):
+                    await _bursts((loadgen, fake, bot, metrics), label, text, rounds, py_spy)
+            channels = sum(1 for c in fake.channels.values() if c.name.startswith("inc-"))
+            print(f"incident channels created: {channels} (expected {concurrency * (rounds + 1)})")
+            bot.log_summary()
+        finally:
+            await loadgen.stop()
+            bot.stop()
+            await fake.stop()
 
 
 if __name__ == "__main__":

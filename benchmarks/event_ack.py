@@ -23,7 +23,7 @@ import asyncio
 import itertools
 import time
 
-from _common import SECRET, BotProcess, print_json, print_machine, seeded_fake, slash, summary_ms
+from _common import SECRET, BotProcess, database_url_for, print_json, print_machine, seeded_fake, slash, summary_ms
 from ack_latency import LoadGen
 
 from tests import slack_requests as req
@@ -81,35 +81,31 @@ async def _bursts(loadgen: LoadGen, fake: FakeSlack, channels: list[str], rounds
 async def main(concurrency: int, rounds: int, database: str) -> None:
     print_machine()
     fake = await seeded_fake()
-    server = None
-    database_url = None
-    if database == "postgresql":
-        from tests.pg import PostgresServer, create_database
+    with database_url_for(database) as database_url:
+        bot = BotProcess(fake=fake, unpaced=True, database_url=database_url)
+        loadgen = LoadGen(bot, concurrency)
+        try:
+            await _run(bot, loadgen, fake, rounds)
+        finally:
+            await loadgen.stop()
+            bot.stop()
+            await fake.stop()
 
-        server = PostgresServer.start()
-        database_url = server.url(create_database(server.admin_url))
-    print(f"database: {database}")
-    bot = BotProcess(fake=fake, unpaced=True, database_url=database_url)
-    loadgen = LoadGen(bot, concurrency)
-    try:
-        await bot.start()
-        await loadgen.start()
-        await loadgen.round([declaration(fake, i) for i in range(concurrency)])  # the channels to post in
-        await asyncio.sleep(3)
-        channels = [c.id for c in fake.channels.values() if c.name.startswith("inc-")]
-        print(f"{len(channels)} incident channels; the load from {loadgen.connections} keep-alive connections")
-        await _bursts(loadgen, fake, channels, rounds)
-        await asyncio.sleep(3)
-        [(stored,)] = bot.query("SELECT count(*) FROM timeline_events WHERE text LIKE 'bench note %'")
-        expected = rounds * (concurrency + concurrency - concurrency // 2)
-        print(f"messages on the timelines: {stored} (expected {expected}: each stored once)")
-        bot.log_summary()
-    finally:
-        await loadgen.stop()
-        bot.stop()
-        await fake.stop()
-        if server is not None:
-            server.stop()
+
+async def _run(bot: BotProcess, loadgen: LoadGen, fake: FakeSlack, rounds: int) -> None:
+    concurrency = loadgen.connections
+    await bot.start()
+    await loadgen.start()
+    await loadgen.round([declaration(fake, i) for i in range(concurrency)])  # the channels to post in
+    await asyncio.sleep(3)
+    channels = [c.id for c in fake.channels.values() if c.name.startswith("inc-")]
+    print(f"{len(channels)} incident channels; the load from {concurrency} keep-alive connections")
+    await _bursts(loadgen, fake, channels, rounds)
+    await asyncio.sleep(3)
+    [(stored,)] = bot.query("SELECT count(*) FROM timeline_events WHERE text LIKE 'bench note %'")
+    expected = rounds * (concurrency + concurrency - concurrency // 2)
+    print(f"messages on the timelines: {stored} (expected {expected}: each stored once)")
+    bot.log_summary()
 
 
 if __name__ == "__main__":

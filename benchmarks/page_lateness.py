@@ -36,7 +36,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
-from _common import BotProcess, LoopLag, print_json, print_machine, seeded_fake, slash, summary_ms
+from _common import BotProcess, LoopLag, database_url_for, print_json, print_machine, seeded_fake, slash, summary_ms
 
 from tests.fakes.slack_api import FakeSlack
 
@@ -220,28 +220,19 @@ async def restart_phase(
 async def main(incidents: int, first: float, second: float, restart_second: float, paced: bool, database: str) -> None:
     print_machine()
     fake = await seeded_fake()
-    server = None
-    database_url = None
-    if database == "postgresql":
-        from tests.pg import PostgresServer, create_database
-
-        server = PostgresServer.start()  # as the tests run it: fsync and synchronous_commit off
-        database_url = server.url(create_database(server.admin_url))
-    print(f"database: {database}")
-    bot = BotProcess(fake=fake, bot_yml=bot_yml(first, second), unpaced=not paced, database_url=database_url)
-    try:
-        await bot.start()
-        if not paced:
-            print("conversations.create pacing lifted (the fake has no limit; --paced keeps the bot's 20/min)")
-        async with httpx.AsyncClient(timeout=60) as client:
-            await burst_phase(client, bot, fake, incidents, database)
-            await restart_phase(client, bot, fake, incidents, first, restart_second)
-        bot.log_summary()
-    finally:
-        bot.stop()
-        await fake.stop()
-        if server is not None:
-            server.stop()
+    with database_url_for(database) as database_url:
+        bot = BotProcess(fake=fake, bot_yml=bot_yml(first, second), unpaced=not paced, database_url=database_url)
+        try:
+            await bot.start()
+            if not paced:
+                print("conversations.create pacing lifted (the fake has no limit; --paced keeps the bot's 20/min)")
+            async with httpx.AsyncClient(timeout=60) as client:
+                await burst_phase(client, bot, fake, incidents, database)
+                await restart_phase(client, bot, fake, incidents, first, restart_second)
+            bot.log_summary()
+        finally:
+            bot.stop()
+            await fake.stop()
 
 
 if __name__ == "__main__":
