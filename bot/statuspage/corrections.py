@@ -19,11 +19,10 @@ from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.clock import utc
-from bot.exceptions import ChatError, InvalidState, NotFound, UsageError
-from bot.incidents import service as incidents
+from bot.exceptions import ChatError, InvalidState, UsageError
 from bot.incidents.models import Incident
 from bot.statuspage import service, timers
-from bot.statuspage.flows import MAX_MESSAGE, page_of
+from bot.statuspage.flows import MAX_MESSAGE, page_of, public_one
 from bot.statuspage.models import PublicReminder, PublicUpdate, StatuspageSync, SyncAction
 from bot.timeline import events
 from bot.timeline import service as timeline
@@ -47,12 +46,7 @@ class Corrected:
 
 
 async def _correctable(deps: Deps, *, incident_id: int, actor: str, what: str) -> Incident:
-    async with deps.db.session() as session:
-        incident = await incidents.get(session, number=incident_id)
-    if not await deps.incident_access.can_see(person=actor, incident=incident):
-        raise NotFound(f"There is no incident INC-{incident_id} that you can see.")
-    if incident.private:
-        raise InvalidState(f"{incident.ref} is private: private incidents never go on the status page.")
+    incident = await public_one(deps, incident_id=incident_id, actor=actor)
     resolved = incident.resolved_at
     if not incident.is_open and resolved is not None and utc(resolved) < deps.clock.now() - CORRECTION_WINDOW:
         raise InvalidState(

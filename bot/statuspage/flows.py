@@ -94,13 +94,19 @@ class Prefill:
     draft: Draft
 
 
-async def _publishable(deps: Deps, *, incident_id: int, actor: str) -> Incident:
+async def public_one(deps: Deps, *, incident_id: int, actor: str) -> Incident:
+    """The incident as stored, when `actor` can see it and it may be public at all (publish, edit, withdraw)."""
     async with deps.db.session() as session:
         incident = await incidents.get(session, number=incident_id)
     if not await deps.incident_access.can_see(person=actor, incident=incident):
         raise NotFound(f"There is no incident INC-{incident_id} that you can see.")
     if incident.private:
         raise InvalidState(f"{incident.ref} is private: private incidents never go on the status page.")
+    return incident
+
+
+async def _publishable(deps: Deps, *, incident_id: int, actor: str) -> Incident:
+    incident = await public_one(deps, incident_id=incident_id, actor=actor)
     if not incident.is_open:
         raise InvalidState(f"{incident.ref} is resolved; resolving it published the public resolution.")
     return incident

@@ -223,13 +223,6 @@ async def edit_message(
     return await _update_message(session, channel_id=channel_id, message_ts=message_ts, text=text)
 
 
-async def claim(session: AsyncSession, delivery: Delivery | None) -> bool:
-    """Claim a delivery whose work comes after Slack's ack (a key mark's removal): committed now."""
-    if not await _claim(session, delivery):
-        return False
-    return await _commit_once(session)
-
-
 async def _claim(session: AsyncSession, delivery: Delivery | None) -> bool:
     """Claim a delivery in the caller's transaction, committed with its write; False (rolled back) when taken.
 
@@ -237,13 +230,9 @@ async def _claim(session: AsyncSession, delivery: Delivery | None) -> bool:
     """
     if delivery is None:
         return True
-    row = {"event_id": delivery.event_id, "received_at": delivery.received_at}
-    try:
-        await session.exec(insert(_PROCESSED_EVENTS), params=row)
-    except IntegrityError:
-        await session.rollback()
-        return False
-    return True
+    return await _insert_or_roll_back(
+        session, _PROCESSED_EVENTS, {"event_id": delivery.event_id, "received_at": delivery.received_at}
+    )
 
 
 async def mark_key(
@@ -311,12 +300,17 @@ async def _insert_once(session: AsyncSession, table: Table, values: dict[str, An
     A Core INSERT: every request and every channel message passes here, and the ORM's object and
     flush would double its cost.
     """
+    return await _insert_or_roll_back(session, table, values) and await _commit_once(session)
+
+
+async def _insert_or_roll_back(session: AsyncSession, table: Table, values: dict[str, Any]) -> bool:
+    """The INSERT in the caller's transaction; False, and that transaction rolled back, when the key is taken."""
     try:
         await session.exec(insert(table), params=values)  # the key is checked here, not at the commit
     except IntegrityError:
         await session.rollback()
         return False
-    return await _commit_once(session)
+    return True
 
 
 async def _commit_once(session: AsyncSession) -> bool:

@@ -141,7 +141,9 @@ async def keep_key_mark(
     """
     context["key_marker"] = marker
     if not marker.added:
-        return await timeline.claim(session, delivery)
+        return delivery is None or await timeline.first_delivery(
+            session, event_id=delivery.event_id, at=delivery.received_at
+        )
     stored = await timeline.mark_key(
         session,
         incident_id=incident_id,
