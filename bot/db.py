@@ -30,6 +30,7 @@ from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.pool import PoolResetState
 from sqlalchemy.types import TypeDecorator
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -110,11 +111,13 @@ class Database:
         if sqlite:
             # sqlite3's `timeout` is SQLite's busy timeout: a writer waits this long for the lock.
             kwargs["connect_args"] = {"timeout": BUSY_TIMEOUT_S}
+            kwargs["pool_reset_on_return"] = None  # `_sqlite_reset` rolls back only what is still open
         else:
             kwargs["pool_pre_ping"] = True
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
+            event.listen(self.engine.sync_engine, "reset", _sqlite_reset)
         self.sessions = async_sessionmaker(self.engine, class_=AsyncSession, expire_on_commit=False)
         self._pager: Database | None = None
 
@@ -223,3 +226,17 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_S * 1000}")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
+
+
+def _sqlite_reset(dbapi_connection: Any, _record: Any, state: PoolResetState) -> None:
+    """A connection back in the pool: roll back only a transaction still open.
+
+    The pool's default reset is an unconditional ROLLBACK, and with aiosqlite each call is a hand-off
+    to the connection's thread and back: after every commit (most sessions) it rolled back nothing.
+    sqlite3 knows whether a transaction is open (`in_transaction`, read without a call to the thread).
+    `pool_reset_on_return=None` with a `reset` listener is SQLAlchemy's documented way to replace the
+    reset (its pooling docs, "Reset On Return"); the listener also runs for a connection the
+    `Connection` already rolled back, and then finds nothing open.
+    """
+    if state.asyncio_safe and not state.terminate_only and dbapi_connection.driver_connection.in_transaction:
+        dbapi_connection.rollback()

@@ -92,3 +92,17 @@ async def test_sqlite_runs_in_wal_with_a_busy_timeout(db: Database) -> None:
         async with engine.connect() as conn:
             assert (await conn.execute(text("PRAGMA journal_mode"))).scalar() == "wal"
             assert (await conn.execute(text("PRAGMA busy_timeout"))).scalar() == 30000
+
+
+async def test_a_connection_handed_back_inside_a_transaction_is_rolled_back(db: Database) -> None:
+    """The pool's reset (on SQLite, `_sqlite_reset`: only what is still open) runs when nothing else did."""
+    number = await declare(db, "Checkout is down")
+    async with db.engine.connect() as conn:
+        raw = await conn.get_raw_connection()  # writes behind SQLAlchemy's back: it ends no transaction
+        await raw.driver_connection.execute(f"UPDATE incidents SET title = 'lost' WHERE id = {number}")  # type: ignore[union-attr]
+    async with db.engine.connect() as conn:
+        assert (await conn.execute(text(f"SELECT title FROM incidents WHERE id = {number}"))).scalar() == (
+            "Checkout is down"
+        )
+    # The write lock went with the rollback: the next writer does not wait out the busy timeout.
+    await asyncio.wait_for(declare(db, "Search is slow"), 5)
