@@ -31,7 +31,10 @@ class IncidentDeclared(IncidentEvent):
 
     Paging must not wait for Slack: channel creation is a tier-2 method (about 20 a minute), and in a
     storm the Nth channel can be minutes away. What needs the channel waits for IncidentChannelReady.
+    `severity` is the one it was declared with (a later change publishes IncidentSeverityChanged).
     """
+
+    severity: str = ""
 
 
 @dataclass(frozen=True)

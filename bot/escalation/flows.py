@@ -16,7 +16,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from bot.clock import Clock
-from bot.config import BotConfig
+from bot.config import BotConfig, Severity
 from bot.db import Database
 from bot.escalation import leases, policy
 from bot.escalation import oncall as oncall_rules
@@ -149,6 +149,10 @@ class Escalator:
         if oncall.rotation is not None or oncall.overrides or self.rt.pagerduty is not None:
             return True
         return any(target != "oncall" for level in self.config.escalation.levels for target in level.notify)
+
+    def plans_for(self, severity: Severity) -> bool:
+        """Whether an incident declared at `severity` gets pages or a status reminder planned."""
+        return self.pages_anyone or severity in self.config.reminders.status_update_severities
 
     # --- reacting to the incident lifecycle --------------------------------------------------
 

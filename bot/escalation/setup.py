@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bot.clock import Clock
+from bot.config import Severity
 from bot.deps import Deps, warning_check
 from bot.escalation import oncall as oncall_rules
 from bot.escalation import policy
@@ -78,6 +79,8 @@ def _subscribe(deps: Deps, escalator: Escalator) -> None:
     background = deps.background
 
     async def on_declared(event: IncidentDeclared) -> None:
+        if event.severity and not escalator.plans_for(Severity(event.severity)):
+            return  # nothing to plan, so nothing to read (a raised severity plans its own reminder)
         background.spawn(escalator.incident_declared(event.incident_id), f"page INC-{event.incident_id}")
 
     async def on_channel_ready(event: IncidentChannelReady) -> None:

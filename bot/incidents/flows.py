@@ -96,7 +96,8 @@ async def declare(
         incident = await service.create(session, data=data, now=now, claim_setup=True, also=also)
     log.info("declared %s", incident.ref, extra={"incident": incident.ref, "severity": str(incident.severity)})
     # Paging starts now, beside the channel setup: Slack may make the channel wait (tier 2).
-    await deps.bus.notify(IncidentDeclared(incident_id=incident.id or 0, actor=declared_by))
+    declared = IncidentDeclared(incident_id=incident.id or 0, actor=declared_by, severity=str(incident.severity))
+    await deps.bus.notify(declared)
     try:
         async with deps.priority.later():
             outcome = await finish_setup(
