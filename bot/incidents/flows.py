@@ -147,9 +147,13 @@ async def finish_setup(
         keeper.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await keeper
-        # The last step's record (the announcement, the problems) and the lease's end: one write.
+        # The last steps' record (the summary, the announcement, the problems) and the lease's end: one write.
         incident = await steps.save(release=lease.held, **steps.last)
         released = True
+        if steps.shown is not None and setup_rows.moved_on(steps.shown, incident):
+            # Changed while the setup posted what it had read: the flows that changed it could not show
+            # it in messages not recorded yet (the summary, the announcement), nor in a topic set after.
+            steps.problems += await refresh(deps, incident)
     finally:
         keeper.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -216,6 +220,7 @@ class _Steps:
     incident_id: int
     problems: list[str] = field(default_factory=list)
     last: dict[str, str | None] = field(default_factory=dict)  # written with the lease's release
+    shown: Incident | None = None  # the row the topic, summary and announcement were made from
 
     async def save(self, release: datetime | None = None, **values: str | None) -> Incident:
         """Only what the setup made: the incident lived on meanwhile (`setup_rows.SETUP_FIELDS`)."""
@@ -242,7 +247,9 @@ class _Steps:
 
 
 async def _setup_steps(steps: _Steps, incident: Incident, *, actor: str, adopt: bool) -> Incident:
-    """Each step's record is written after it, but the last one's (`steps.last`) is the caller's to write.
+    """The channel's record is written at once; the summary's and the announcement's (`steps.last`) are
+    the caller's to write, with the lease's release. A crash in between: a resumed setup or a Retry
+    adopts the posts it finds (`post_once`) instead of posting them twice.
 
     No transaction stays open across a Slack call: slack_sdk may sleep on Retry-After, and a storm
     of declares must not drain the connection pool. Each write is its own short session.
@@ -250,7 +257,7 @@ async def _setup_steps(steps: _Steps, incident: Incident, *, actor: str, adopt: 
     deps = steps.deps
     chat = deps.incident_chat
     incident_id = incident.id or 0
-    save, attempt, problems = steps.save, steps.attempt, steps.problems
+    attempt, problems = steps.attempt, steps.problems
 
     if incident.channel_id is None:
         channel = await attempt("creating the channel", lambda: create_channel(deps, incident, adopt=adopt))
@@ -263,19 +270,20 @@ async def _setup_steps(steps: _Steps, incident: Incident, *, actor: str, adopt: 
             )
     channel_id = incident.channel_id
     assert channel_id is not None
+    steps.shown = incident
 
     invitees = sorted({incident.declared_by, actor} - {""})
     await attempt("inviting the declarer", lambda: chat.invite(channel_id=channel_id, users=invitees))
     deps.incident_access.forget(channel_id=channel_id)
     await attempt("setting the topic", lambda: chat.set_topic(incident=incident))
     summary = partial(chat.post_summary, incident=incident)
-    if incident.summary_ts is None:
-        posted = await attempt(
+    summary_ts = incident.summary_ts
+    if summary_ts is None:
+        summary_ts = await attempt(
             "posting the summary", lambda: post_once(deps, incident, "summary", channel_id, summary, adopt)
         )
-        if posted is not None:
-            incident = await save(summary_ts=posted)
-    summary_ts = incident.summary_ts
+        if summary_ts is not None:
+            steps.last["summary_ts"] = summary_ts
     if summary_ts is not None:
         await attempt("pinning the summary", lambda: chat.pin(channel_id=channel_id, message_ts=summary_ts))
 

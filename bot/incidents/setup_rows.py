@@ -278,3 +278,19 @@ async def forget_announcement(session: AsyncSession, *, incident_id: int, old: s
         text = "the announcement was deleted in Slack; it is no longer updated"
         await timeline.add(session, incident_id=incident_id, at=now, text=text, payload=events.Setup())
     await session.commit()
+
+
+# Bookkeeping that no message of the incident shows: a change of these alone needs no refresh.
+_NOT_SHOWN = SETUP_FIELDS | {
+    "updated_at",
+    "setup_claimed_at",
+    "planned_severity",
+    "channel_ready_at",
+    "resolve_handled_at",
+}
+
+
+def moved_on(before: Incident, after: Incident) -> bool:
+    """Whether the incident changed, beyond its bookkeeping, between two reads of its row."""
+    ignored = set(_NOT_SHOWN)
+    return before.model_dump(exclude=ignored) != after.model_dump(exclude=ignored)

@@ -268,3 +268,37 @@ async def test_the_setups_last_record_frees_its_own_lease_only(db: Database) -> 
         done = await setup_rows.record_setup(session, incident_id=number, now=later, values={}, release=later)
         assert done.setup_claimed_at is None and done.announcement_ts == "1.2"
         assert await setup_rows.claim_setup(session, incident_id=number, now=later)
+
+
+async def test_the_channels_messages_show_a_change_made_during_the_setup(bot: BotHarness) -> None:
+    """The setup posts what it read at its start; a change the flows could not show yet (no summary,
+    no announcement recorded) is shown once the setup is done."""
+    held: list[str] = []
+
+    def the_summary(args: dict[str, Any]) -> bool:
+        channel = str(args.get("channel", ""))
+        if held or not channel.startswith("C") or channel in ("C0INCIDENTS", "C0GENERAL", "C0ALERTS"):
+            return False
+        held.append(channel)
+        return True
+
+    gate = bot.fake.hold("chat.postMessage", the_summary)
+    try:
+        await bot.command("declare P3 Checkout is slow", settle=False)
+        await until(lambda: bot.fake.held)  # the topic is set, the summary is on its way
+        incident = await bot.incident(1)
+        await bot.command("severity P1", channel=incident.channel_id or "", settle=False)
+        await written(bot, lambda incident: incident.severity == "P1")
+    finally:
+        gate.set()
+    await bot.settle()
+    incident = await bot.incident(1)
+    assert incident.channel_id and incident.summary_ts and incident.announcement_ts
+    channel = bot.fake.channels[incident.channel_id]
+    assert "P1" in channel.topic, channel.topic
+    summary = channel.find(incident.summary_ts)
+    assert summary is not None
+    assert "P1" in summary.text and "P3" not in summary.text, summary.text
+    announcement = bot.fake.channels["C0INCIDENTS"].find(incident.announcement_ts)
+    assert announcement is not None
+    assert "P1" in announcement.text and "P3" not in announcement.text, announcement.text
