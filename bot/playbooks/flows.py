@@ -93,6 +93,8 @@ async def on_channel_ready(deps: Deps, event: IncidentChannelReady) -> None:
     """Start the playbook the incident asked for or matches; otherwise offer a picker in its channel.
 
     One transaction reads the incident and starts the run: every declaration in a storm comes here.
+    A run started already (delivered twice, or by hand) is found by the unique index on the current
+    run, which refuses the new one, and only then read: the first delivery reads nothing more.
     """
     async with deps.db.session() as session:
         incident = await session.get(Incident, event.incident_id)
@@ -100,10 +102,9 @@ async def on_channel_ready(deps: Deps, event: IncidentChannelReady) -> None:
             return
         if not incident.channel_id:
             return  # the signal promises a channel; a row changed meanwhile is no place to post
-        current = await runs.current_run(session, incident_id=event.incident_id)
-        if current is None:
-            chosen, reason, note = _chosen(registry(deps), incident)
-            run = await _first_run(deps, session, incident, chosen, actor=event.actor, reason=reason)
+        chosen, reason, note = _chosen(registry(deps), incident)
+        run = await _first_run(deps, session, incident, chosen, actor=event.actor, reason=reason)
+        current = None if run is not None else await runs.current_run(session, incident_id=event.incident_id)
     if current is not None:  # delivered twice, or started by hand already
         if current.progress_ts is None and current.id is not None:
             await progress_message.refresh(deps, run_id=current.id)  # Slack refused it last time: post it now

@@ -24,7 +24,7 @@ from tests.harness import BotHarness
 # that this channel-ready work is done (without it, a crash before the work would lose it). A P3
 # with nobody to page has nothing for the pager to plan, so it reads nothing
 # (tests/escalation/test_declared_planning.py).
-MAX_STATEMENTS = 15
+MAX_STATEMENTS = 14
 MAX_TRANSACTIONS = 8
 
 

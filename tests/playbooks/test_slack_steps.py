@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+from bot.incidents import flows as incident_flows
+from bot.playbooks import runs
 from bot.postmortem import service as postmortem
 from bot.slack.adapters.playbooks import PlaybookActionId
 from tests.conftest import make_settings
@@ -37,6 +39,20 @@ async def test_declare_starts_the_matching_playbook(bot: BotHarness) -> None:
     [event] = [e for e in await bot.timeline(1) if e.kind == "playbook"]
     assert event.actor == "U0ALICE"
     assert event.text == "Started playbook Service down (keywords 'down', '502')"
+
+
+async def test_the_channel_ready_work_delivered_again_starts_nothing_more(bot: BotHarness) -> None:
+    """A resumed setup or a Retry publishes IncidentChannelReady again: the running playbook stays the one."""
+    incident = await bot.declare("P1 service:gateway Gateway down, 502 everywhere")
+    await incident_flows.channel_ready(bot.deps, incident_id=incident.id or 0, actor="U0BOB")
+    await bot.settle()
+    incident = await bot.incident(incident.id or 0)
+    progress_message(bot, incident)  # one message
+    async with bot.deps.db.session() as session:
+        assert len(await runs.runs(session, incident_id=incident.id or 0)) == 1
+    assert [e.text for e in await bot.timeline(1) if e.kind == "playbook"] == [
+        "Started playbook Service down (keywords 'down', '502')"
+    ]
 
 
 async def test_playbook_on_declare_wins_over_the_match(bot: BotHarness) -> None:
