@@ -269,8 +269,16 @@ def _where_message(statement: Any, channel_id: str, message_ts: str) -> Any:
     return statement.where(col(TimelineEvent.channel_id) == channel_id, col(TimelineEvent.message_ts) == message_ts)
 
 
-async def set_key(session: AsyncSession, *, channel_id: str, message_ts: str, key: bool) -> bool:
-    """Mark or unmark the event for a message; False when the message is not on any timeline."""
+async def set_key(
+    session: AsyncSession, *, channel_id: str, message_ts: str, key: bool, delivery: Delivery | None = None
+) -> bool | None:
+    """Mark or unmark a stored message in the transaction that claims `delivery`, so both commit together.
+
+    False when the message is not on any timeline; None when `delivery` was claimed already (a late
+    retry of an unpin must not undo a later pin).
+    """
+    if not await _claim(session, delivery):
+        return None
     return await _update_message(session, channel_id=channel_id, message_ts=message_ts, key=key)
 
 

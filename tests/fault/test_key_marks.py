@@ -7,13 +7,16 @@ stored) may come after it.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import event as sa_event
 
 from bot.timeline.models import TimelineEvent
-from tests.fault.support import DatabaseOutage, unreachable_url
+from tests.fault.support import DatabaseOutage, bot_errors, unreachable_url
 from tests.fault.test_message_store import AfterTheAck, FailingStore, deliver_as_slack
 from tests.harness import BotHarness
 
@@ -77,3 +80,102 @@ async def test_a_mark_on_a_message_never_stored_survives_a_failure_after_the_ack
         assert (stored[0].actor, stored[0].text) == ("U0BOB", "the summary")
     else:  # who wrote it is in the event; its text only Slack can say, after the ack
         assert stored[0].actor == bot.fake.bot_user_id
+
+
+def _removed(event: dict[str, Any]) -> dict[str, Any]:
+    return {**event, "type": event["type"].replace("_added", "_removed")}
+
+
+async def _marked(bot: BotHarness, marker: str) -> tuple[str, dict[str, Any]]:
+    """A stored message marked key by a pin or a 📌 (Slack's own state is left unmarked: no marker remains)."""
+    incident = await bot.declare()
+    assert incident.channel_id
+    said = bot.fake.user_says(incident.channel_id, "U0BOB", "rolled back to v41")
+    await bot.event(said)
+    ts = str(said["ts"])
+    event = (
+        _pin(incident.channel_id, ts, "rolled back to v41") if marker == "pin" else _pushpin(incident.channel_id, ts)
+    )
+    await bot.event(event)
+    assert [e.key for e in await _stored(bot, ts)] == [True]
+    return ts, event
+
+
+@pytest.mark.parametrize("marker", ["pin", "pushpin"])
+async def test_a_removal_whose_write_fails_once_is_retried_by_slack_and_unmarks(bot: BotHarness, marker: str) -> None:
+    """The unmark was written after the ack: a blip there left the message key for good."""
+    ts, event = await _marked(bot, marker)
+    dbapi = bot.deps.db.engine.dialect.loaded_dbapi
+    failing = FailingStore(bot.deps, dbapi.OperationalError, times=1, statement="UPDATE TIMELINE_EVENTS")
+    with failing.armed() as store:
+        answers = await deliver_as_slack(bot, _removed(event), "EvUnmark")
+        late = await bot.event(_removed(event), event_id="EvUnmark", retry_num=len(answers))
+    assert [a.status_code for a in answers] == [503, 200], "a removal that was not written must not be acked"
+    assert late.status_code == 200
+    assert store.attempts == 2, "the late duplicate wrote again"
+    assert [e.key for e in await _stored(bot, ts)] == [False]
+
+
+class Transactions:
+    """The statements each committed transaction ran, as their first words (`UPDATE TIMELINE_EVENTS`)."""
+
+    def __init__(self, bot: BotHarness) -> None:
+        self.engine = bot.deps.db.engine.sync_engine
+        self.current: list[str] = []
+        self.committed: list[list[str]] = []
+
+    def statement(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        self.current.append(" ".join(statement.upper().split()[:3]))
+
+    def commit(self, conn: Any) -> None:
+        self.committed.append(self.current)
+        self.current = []
+
+    def rollback(self, conn: Any) -> None:
+        self.current = []
+
+    @contextmanager
+    def recorded(self) -> Iterator[Transactions]:
+        hooks: list[tuple[str, Callable[..., None]]] = [
+            ("before_cursor_execute", self.statement),
+            ("commit", self.commit),
+            ("rollback", self.rollback),
+        ]
+        for name, hook in hooks:
+            sa_event.listen(self.engine, name, hook)
+        try:
+            yield self
+        finally:
+            for name, hook in hooks:
+                sa_event.remove(self.engine, name, hook)
+
+
+@pytest.mark.parametrize("marker", ["pin", "pushpin"])
+async def test_a_removal_is_claimed_with_its_write_once_and_a_late_retry_does_nothing(
+    bot: BotHarness, marker: str
+) -> None:
+    """Claimed and written in one transaction, so no failure between them loses the unmark; the marker put
+    back afterwards is not undone by Slack's late retry of the removal."""
+    ts, event = await _marked(bot, marker)
+    with Transactions(bot).recorded() as transactions:
+        removed = await bot.event(_removed(event), event_id="EvUnmarkOnce")
+    assert removed.status_code == 200
+    assert [e.key for e in await _stored(bot, ts)] == [False]
+    claims = [t for t in transactions.committed if "INSERT INTO PROCESSED_EVENTS" in t]
+    assert len(claims) == 1 and "UPDATE TIMELINE_EVENTS SET" in claims[0], transactions.committed
+    await bot.event(event)  # marked again, as a new event
+    late = await bot.event(_removed(event), event_id="EvUnmarkOnce", retry_num=1)
+    assert late.status_code == 200
+    assert [e.key for e in await _stored(bot, ts)] == [True]
+
+
+async def test_a_removal_that_fails_for_good_is_logged_and_answered_200(bot: BotHarness) -> None:
+    ts, event = await _marked(bot, "pin")
+    dbapi = bot.deps.db.engine.dialect.loaded_dbapi
+    failing = FailingStore(bot.deps, dbapi.ProgrammingError, times=10, statement="UPDATE TIMELINE_EVENTS")
+    with bot_errors() as errors, failing.armed() as store:
+        answer = await bot.event(_removed(event), event_id="EvUnmarkBroken")
+    assert answer.status_code == 200, "a retry would fail the same way"
+    assert store.attempts == 1
+    said = [r.getMessage() for r in errors.records if r.name.startswith("bot.")]
+    assert any("INC-1" in line and "pin_removed" in line for line in said), errors.describe()

@@ -4,9 +4,9 @@ Bolt has verified the signature before this runs.
 - Events: only those in an incident channel write anything, so the incident is looked up once
   here (and put in the context as `incident_id` for the listeners) and only those are claimed.
   Their `event_id` is kept by Slack across retries. A message is stored here, and a 📌 or a pin
-  marks its message key here, before the ack, with the claim in the same transaction
-  (`keep_message` and `keep_key_mark` in `events/timeline.py` say why): Slack never retries an
-  event it got a 200 for. Other events in the channel are claimed here.
+  marks its message key here, or its removal unmarks it, before the ack, with the claim in the
+  same transaction (`keep_message` and `keep_key_mark` in `events/timeline.py` say why): Slack
+  never retries an event it got a 200 for. Other events in the channel are claimed here.
 - A database that is down (`db.DATABASE_DOWN`) answers an event 503: Slack retries it later (at
   once, after 1 and after 5 minutes) instead of the bot losing it. Any other failure would fail
   the same way again: it is logged and answered 200, so nothing loops.
@@ -31,7 +31,13 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot.db import DATABASE_DOWN
 from bot.deps import Deps
 from bot.incidents import service as incidents
-from bot.slack.listeners.events.timeline import event_channel, keep_key_mark, keep_message, key_marker
+from bot.slack.listeners.events.timeline import (
+    event_channel,
+    keep_key_mark,
+    keep_message,
+    key_marker,
+    with_remaining,
+)
 from bot.timeline import service as timeline
 
 log = logging.getLogger(__name__)
@@ -104,8 +110,8 @@ async def _event_claim(deps: Deps, req: AsyncBoltRequest, *, now: datetime) -> C
         return None
     incident_id = req.context["incident_id"] = incident.id
     event = req.body.get("event") or {}
-    # Messages and key marks are written now, before the ack, claimed in the same transaction
-    # (see `keep_message` and `keep_key_mark`).
+    # Messages and key marks (and their removals) are written now, before the ack, claimed in the
+    # same transaction (see `keep_message` and `keep_key_mark`).
     delivery = timeline.Delivery(event_id=event_id, received_at=now) if event_id else None
     context = req.context
     if event.get("type") == "message":
@@ -114,6 +120,7 @@ async def _event_claim(deps: Deps, req: AsyncBoltRequest, *, now: datetime) -> C
         )
     marker = key_marker(event, context)
     if marker is not None:
+        marker = await with_remaining(context.client, marker)  # Slack's read, outside the transaction
         return lambda session: keep_key_mark(
             session, marker=marker, context=context, incident_id=incident_id, delivery=delivery
         )

@@ -1,16 +1,16 @@
 """Channel messages, 📌 reactions and pins in incident channels become timeline events.
 
 Slack retries deliveries (same `event_id`) it got no 200 for, and only those. A message is stored,
-and a 📌 or a pin marks its message key, before the ack (`keep_message`, `keep_key_mark`, called
-by `listeners/replay.py`): the event id is claimed in the transaction that writes, so a write that
-fails answers Slack an error and Slack's retry writes it. A message is also stored under a unique
-(channel, ts) key, so nothing is stored twice.
+and a 📌 or a pin marks its message key (its removal unmarks it), before the ack (`keep_message`,
+`keep_key_mark`, called by `listeners/replay.py`): the event id is claimed in the transaction that
+writes, so a write that fails answers Slack an error and Slack's retry writes it. A message is also
+stored under a unique (channel, ts) key, so nothing is stored twice.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -63,7 +63,8 @@ def event_channel(event: dict[str, Any]) -> str | None:
 async def still_marked(client: AsyncWebClient, *, channel_id: str, message_ts: str) -> bool:
     """After one marker is taken off, another may remain: someone else's 📌, or the pin.
 
-    Asked of Slack (the events say only what was removed); when Slack cannot answer, the removal wins.
+    Asked of Slack before the ack (the events say only what was removed; the timeline keeps one flag,
+    not who marked it); when Slack cannot answer, the removal wins.
     """
     try:
         got = data(
@@ -83,7 +84,10 @@ async def still_marked(client: AsyncWebClient, *, channel_id: str, message_ts: s
 
 @dataclass(frozen=True)
 class KeyMarker:
-    """A 📌 reaction or a pin put on (`added`) or taken off a message, and what the event says of it."""
+    """A 📌 reaction or a pin put on (`added`) or taken off a message, and what the event says of it.
+
+    `remains`, for a removal: another 📌 or the pin is still on the message (`with_remaining`).
+    """
 
     channel_id: str
     message_ts: str
@@ -92,6 +96,16 @@ class KeyMarker:
     author: str | None = None
     text: str = ""
     permalink: str | None = None
+    remains: bool = False
+
+
+async def with_remaining(client: AsyncWebClient, marker: KeyMarker) -> KeyMarker:
+    """A removal, with whether the message stays marked: read from Slack before the ack (two reads at most)."""
+    if marker.added:
+        return marker
+    return replace(
+        marker, remains=await still_marked(client, channel_id=marker.channel_id, message_ts=marker.message_ts)
+    )
 
 
 def key_marker(event: dict[str, Any], context: dict[str, Any]) -> KeyMarker | None:
@@ -127,44 +141,39 @@ async def keep_key_mark(
     incident_id: int,
     delivery: timeline.Delivery | None,
 ) -> bool:
-    """Mark a message key BEFORE Slack is acked, in the transaction that claims the event (as `keep_message`).
+    """Mark a message key, or unmark it, BEFORE Slack is acked, in the transaction that claims the event.
 
-    One UPDATE, or for a message the timeline lacks one INSERT of it as key, with what the event
-    says (a pin carries the text; a reaction only the author): no Slack call waits in front of the
-    ack, and a failure answers Slack an error, so its retry marks it. A late retry is dropped by the
-    claim, so it cannot undo a later unpin. What only Slack knows is asked after the ack, in
-    `after_key_marker`: the text and link of a message stored here, and, for a removal, whether
-    another 📌 or the pin remains. A removal is claimed here and applied there: lost there, a
-    message stays key that should not, which a person sees and mends; a mark is never lost.
+    As `keep_message`: a failure answers Slack an error, so its retry writes it, and a late retry is
+    dropped by the claim, so it cannot undo a later pin or unpin. A mark is one UPDATE, or for a
+    message the timeline lacks one INSERT of it as key, with what the event says (a pin carries the
+    text; a reaction only the author). A removal is one UPDATE to what Slack said remains
+    (`with_remaining`, read before this transaction): a message stays key while another 📌 or the
+    pin is on it; that read delays a removal's ack by one or two Web API calls (removals are rare).
+    What else only Slack knows comes after the ack, in `after_key_marker`.
 
     True when there is work for after the ack.
     """
     context["key_marker"] = marker
+    where = {"channel_id": marker.channel_id, "message_ts": marker.message_ts}
     if not marker.added:
-        return delivery is None or await timeline.first_delivery(
-            session, event_id=delivery.event_id, at=delivery.received_at
-        )
+        return await timeline.set_key(session, key=marker.remains, delivery=delivery, **where) is not None
     stored = await timeline.mark_key(
         session,
         incident_id=incident_id,
-        channel_id=marker.channel_id,
-        message_ts=marker.message_ts,
         at=_when(marker.message_ts),
         actor=marker.author or marker.actor,
         text=marker.text,
         permalink=marker.permalink,
         delivery=delivery,
+        **where,
     )
     return bool(stored) and not (marker.text and marker.permalink)
 
 
 async def after_key_marker(deps: Deps, client: AsyncWebClient, marker: KeyMarker) -> None:
-    """After the ack: a removal unmarks unless a marker remains; a message just stored gets its text and link."""
+    """After the ack: a message just stored as key gets its text and link."""
     where = {"channel_id": marker.channel_id, "message_ts": marker.message_ts}
     if not marker.added:
-        key = await still_marked(client, **where)
-        async with deps.db.session() as session:
-            await timeline.set_key(session, key=key, **where)
         return
     text, author = None, None
     if not marker.text:
