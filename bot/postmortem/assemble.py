@@ -35,6 +35,9 @@ _HANDLERS: dict[type[payloads.Payload], _Handler] = {}
 _STATE_KINDS = {Kind.DECLARED, Kind.SEVERITY, Kind.ROLE, Kind.RESOLVED}
 _NO_DATA = ("", "{}", "null")
 _MESSAGE = payloads.MessagePosted()
+# A message kept without its text: a 📌 carries none, and Slack's history could not be read for it
+# (the next 📌 or pin of the message reads it again). Said, with the link the templates add, not blank.
+NO_TEXT = "(its text could not be read from Slack; see the message there)"
 
 
 @dataclass
@@ -116,7 +119,7 @@ def _event(row: Sequence[Any], origin: datetime) -> tuple[Event, payloads.Payloa
         kind=kind,
         actor=actor,
         text=text,
-        summary=text if kind == Kind.MESSAGE else lines.summary(kind, text, payload),
+        summary=(text or NO_TEXT) if kind == Kind.MESSAGE else lines.summary(kind, text, payload),
         key=bool(key),
         permalink=permalink,
         data=data,

@@ -282,6 +282,14 @@ async def set_key(
     return await _update_message(session, channel_id=channel_id, message_ts=message_ts, key=key)
 
 
+async def stored_message(session: AsyncSession, *, channel_id: str, message_ts: str) -> TimelineEvent | None:
+    """The timeline event a Slack message is stored as, if any."""
+    statement = select(TimelineEvent).where(
+        col(TimelineEvent.channel_id) == channel_id, col(TimelineEvent.message_ts) == message_ts
+    )
+    return (await session.exec(statement)).first()
+
+
 async def fill_message(
     session: AsyncSession,
     *,

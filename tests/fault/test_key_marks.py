@@ -15,6 +15,8 @@ from typing import Any
 import pytest
 from sqlalchemy import event as sa_event
 
+from bot.postmortem import service as postmortem
+from bot.postmortem.assemble import NO_TEXT
 from bot.timeline.models import TimelineEvent
 from tests.fault.support import DatabaseOutage, bot_errors, unreachable_url
 from tests.fault.test_message_store import AfterTheAck, FailingStore, deliver_as_slack
@@ -179,3 +181,28 @@ async def test_a_removal_that_fails_for_good_is_logged_and_answered_200(bot: Bot
     assert store.attempts == 1
     said = [r.getMessage() for r in errors.records if r.name.startswith("bot.")]
     assert any("INC-1" in line and "pin_removed" in line for line in said), errors.describe()
+
+
+async def test_a_pushpin_whose_text_could_not_be_read_gets_it_from_the_next_marker(bot: BotHarness) -> None:
+    """A 📌 carries no text: it is read from Slack after the ack. A failed read is made again by the next
+    📌 or pin of the message, instead of the post-mortem keeping a key event with no text for good."""
+    incident = await bot.declare()
+    assert incident.channel_id
+    ts = str(bot.fake.user_says(incident.channel_id, "U0BOB", "failover to db-2 done")["ts"])  # never delivered
+    bot.fake.fail("conversations.history", "internal_error")
+    await bot.event(_pushpin(incident.channel_id, ts), event_id="EvFirstPushpin")
+    assert [(e.key, e.text) for e in await _stored(bot, ts)] == [(True, "")]
+    link = f"/archives/{incident.channel_id}/p{ts.replace('.', '')}"
+    (row,) = [line for line in (await _key_rows(bot)) if link in line]
+    assert f"{NO_TEXT} ([message](" in row, row  # said, with its link, not an empty cell
+    await bot.event({**_pushpin(incident.channel_id, ts), "user": "U0DAN"}, event_id="EvSecondPushpin")
+    assert [(e.key, e.text, e.actor) for e in await _stored(bot, ts)] == [(True, "failover to db-2 done", "U0BOB")]
+    assert any("failover to db-2 done ([message](" in line and link in line for line in await _key_rows(bot))
+
+
+async def _key_rows(bot: BotHarness) -> list[str]:
+    """The rows of the post-mortem's key timeline (Markdown)."""
+    async with bot.deps.db.session() as session:
+        text = postmortem.render(await postmortem.build(session, incident_id=1))
+    section = text.split("## Timeline of key events", 1)[1].split("\n## ", 1)[0]
+    return [line for line in section.splitlines() if line.startswith("|")]

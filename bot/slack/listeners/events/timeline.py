@@ -151,7 +151,7 @@ async def keep_key_mark(
     pin is on it; that read delays a removal's ack by one or two Web API calls (removals are rare).
     What else only Slack knows comes after the ack, in `after_key_marker`.
 
-    True when there is work for after the ack.
+    True for the first delivery (there may be a text or link to add after the ack).
     """
     context["key_marker"] = marker
     where = {"channel_id": marker.channel_id, "message_ts": marker.message_ts}
@@ -167,36 +167,46 @@ async def keep_key_mark(
         delivery=delivery,
         **where,
     )
-    return bool(stored) and not (marker.text and marker.permalink)
+    return stored is not None
 
 
 async def after_key_marker(deps: Deps, client: AsyncWebClient, marker: KeyMarker) -> None:
-    """After the ack: a message just stored as key gets its text and link."""
+    """After the ack: a key message kept without its text or link (Slack could not say it then) gets them.
+
+    Tried on every 📌 or pin event for the message, not only the first: a read of Slack that failed
+    once is made again by the next one, so an empty text is not kept for good.
+    """
     where = {"channel_id": marker.channel_id, "message_ts": marker.message_ts}
-    if not marker.added:
-        return
-    text, author = None, None
-    if not marker.text:
-        try:
-            response = await call(
-                "fetch pinned message",
-                client.conversations_history(
-                    channel=marker.channel_id, latest=marker.message_ts, inclusive=True, limit=1
-                ),
-            )
-            messages = data(response).get("messages") or []
-            if messages:
-                text, author = _message_text(messages[0]), author_of(messages[0])
-        except ChatError:
-            pass
-    permalink = marker.permalink or await deps.incident_chat.permalink(**where)
     try:
+        async with deps.db.session() as session:
+            stored = await timeline.stored_message(session, **where)
+        if stored is None or (stored.text and stored.permalink):
+            return
+        text, author = (None, None) if stored.text else await _text_of(client, marker)
+        permalink = None if stored.permalink else marker.permalink or await deps.incident_chat.permalink(**where)
         async with deps.db.session() as session:
             await timeline.fill_message(session, text=text, actor=author, permalink=permalink, **where)
     except DATABASE_DOWN as exc:
         log.warning(
             "the key message %s in %s is kept without its text or link: %s", *where.values(), type(exc).__name__
         )
+
+
+async def _text_of(client: AsyncWebClient, marker: KeyMarker) -> tuple[str | None, str | None]:
+    """The message's text and author: from the event (a pin), else from the channel's history; None if unread."""
+    if marker.text:
+        return marker.text, marker.author
+    try:
+        response = await call(
+            "fetch pinned message",
+            client.conversations_history(channel=marker.channel_id, latest=marker.message_ts, inclusive=True, limit=1),
+        )
+    except ChatError:
+        return None, None
+    messages = [m for m in data(response).get("messages") or [] if m.get("ts") == marker.message_ts]
+    if not messages:
+        return None, None
+    return _message_text(messages[0]) or None, author_of(messages[0])
 
 
 def _message_text(message: dict[str, Any]) -> str:
