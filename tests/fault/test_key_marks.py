@@ -7,6 +7,7 @@ stored) may come after it.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -206,3 +207,19 @@ async def _key_rows(bot: BotHarness) -> list[str]:
         text = postmortem.render(await postmortem.build(session, incident_id=1))
     section = text.split("## Timeline of key events", 1)[1].split("\n## ", 1)[0]
     return [line for line in section.splitlines() if line.startswith("|")]
+
+
+async def test_a_removal_is_acked_in_time_when_slack_is_slow_to_say_what_remains(bot: BotHarness) -> None:
+    """Whether another 📌 or the pin remains is read before the ack; a Slack that does not answer
+    must not hold the ack past its 3 s (Slack would deliver the removal again): the removal wins."""
+    ts, event = await _marked(bot, "pushpin")
+    gate = bot.fake.hold("reactions.get")
+    try:
+        started = asyncio.get_running_loop().time()
+        answer = await bot.event(_removed(event), event_id="EvUnmarkSlow")
+        waited = asyncio.get_running_loop().time() - started
+    finally:
+        gate.set()
+    assert answer.status_code == 200
+    assert waited < 2.5, f"acked after {waited:.1f}s"
+    assert [e.key for e in await _stored(bot, ts)] == [False]

@@ -9,6 +9,7 @@ stored under a unique (channel, ts) key, so nothing is stored twice.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -30,6 +31,7 @@ from bot.timeline import service as timeline
 log = logging.getLogger(__name__)
 
 KEY_REACTIONS = {"pushpin", "round_pushpin"}
+REMAINS_WITHIN = 1.0  # seconds a removal waits for Slack to say whether another marker remains
 KEY_EVENTS = ("reaction_added", "reaction_removed", "pin_added", "pin_removed")
 IGNORED_SUBTYPES = {
     "channel_join",
@@ -100,12 +102,20 @@ class KeyMarker:
 
 
 async def with_remaining(client: AsyncWebClient, marker: KeyMarker) -> KeyMarker:
-    """A removal, with whether the message stays marked: read from Slack before the ack (two reads at most)."""
+    """A removal, with whether the message stays marked: read from Slack before the ack (two reads at most).
+
+    Bounded by `REMAINS_WITHIN`, so the ack keeps within Slack's 3 s: a Slack that is slow to answer
+    (or makes the client wait out a rate limit) is one that cannot say, and the removal wins.
+    """
     if marker.added:
         return marker
-    return replace(
-        marker, remains=await still_marked(client, channel_id=marker.channel_id, message_ts=marker.message_ts)
-    )
+    read = still_marked(client, channel_id=marker.channel_id, message_ts=marker.message_ts)
+    try:
+        remains = await asyncio.wait_for(read, REMAINS_WITHIN)
+    except TimeoutError:
+        log.warning("Slack did not say within %ss whether %s stays marked: unmarked", REMAINS_WITHIN, marker.message_ts)
+        remains = False
+    return replace(marker, remains=remains)
 
 
 def key_marker(event: dict[str, Any], context: dict[str, Any]) -> KeyMarker | None:
