@@ -86,7 +86,8 @@ class Statuspage:
         self._lock = asyncio.Lock()
         self._last: float | None = None
 
-    async def create_incident(self, change: IncidentChange, *, marker: str | None = None) -> str:
+    async def create_incident(self, change: IncidentChange, *, marker: str | None = None) -> tuple[str, str | None]:
+        """The new incident's id, and its first incident update's (None if the answer has none)."""
         payload = change.envelope()
         if marker:
             payload["incident"]["metadata"] = {METADATA_KEY: {"ref": marker}}
@@ -94,20 +95,31 @@ class Statuspage:
         incident_id = body.get("id") if isinstance(body, dict) else None
         if not incident_id:
             raise StatuspageError("Statuspage created the incident but returned no id", transient=False)
-        return str(incident_id)
+        return str(incident_id), _update_id_in(body, change)
 
     async def find_unresolved(self, *, marker: str) -> str | None:
         """The id of the unresolved incident created with this marker, if there is one."""
+        found = await self._unresolved(marker)
+        return None if found is None else str(found["id"])
+
+    async def adopt(self, *, marker: str, change: IncidentChange) -> tuple[str, str | None] | None:
+        """The unresolved incident a create whose answer was lost made, with the id of its update `change`."""
+        found = await self._unresolved(marker)
+        return None if found is None else (str(found["id"]), _update_id_in(found, change))
+
+    async def _unresolved(self, marker: str) -> dict[str, Any] | None:
         body = await self._call("GET", f"/pages/{self.page_id}/incidents/unresolved", None)
         for incident in body if isinstance(body, list) else []:
             metadata = incident.get("metadata") if isinstance(incident, dict) else None
             ours = metadata.get(METADATA_KEY) if isinstance(metadata, dict) else None
             if isinstance(ours, dict) and ours.get("ref") == marker and incident.get("id"):
-                return str(incident["id"])
+                return dict(incident)
         return None
 
-    async def update_incident(self, incident_id: str, change: IncidentChange) -> None:
-        await self._call("PATCH", f"/pages/{self.page_id}/incidents/{incident_id}", change.envelope())
+    async def update_incident(self, incident_id: str, change: IncidentChange) -> str | None:
+        """Add the change as an incident update; its id there (None if the answer does not show it)."""
+        body = await self._call("PATCH", f"/pages/{self.page_id}/incidents/{incident_id}", change.envelope())
+        return _update_id_in(body, change)
 
     async def incident_updates(self, incident_id: str) -> list[dict[str, Any]]:
         """The incident's updates as Statuspage has them, newest first (`GET .../incidents/{id}`)."""
@@ -172,6 +184,24 @@ class Statuspage:
                 raise StatuspageError(f"Statuspage unreachable: {type(exc).__name__}") from exc
             finally:
                 self._last = self.timer()
+
+
+def _update_id_in(incident: Any, change: IncidentChange) -> str | None:
+    """The incident update a create or update just added, from the incident it answers with: its updates
+    come newest first, so the newest with our status and text (one added by hand meanwhile is not ours)."""
+    updates = incident.get("incident_updates") if isinstance(incident, dict) else None
+    for update in updates if isinstance(updates, list) else []:
+        if (
+            isinstance(update, dict)
+            and update.get("id")
+            and (update.get("status"), update.get("body"))
+            == (
+                change.status,
+                change.body,
+            )
+        ):
+            return str(update["id"])
+    return None
 
 
 def _retry_after(response: httpx.Response) -> float | None:

@@ -110,6 +110,8 @@ class PublicUpdate(SQLModel, table=True):
     edited_by: str | None = Field(default=None, max_length=100)
     withdrawn_at: datetime | None = _when()  # the public incident was withdrawn: on no public output
     withdrawn_by: str | None = Field(default=None, max_length=100)
+    # Statuspage's id of the incident update this one became there (from its answer): what an edit corrects.
+    statuspage_update_id: str | None = Field(default=None, max_length=100)
 
     def status_of(self, component: str) -> ComponentStatus:
         """What this update tells the public of `component`: operational unless it names it and is open."""

@@ -114,23 +114,37 @@ async def _send(
     else:
         change = await _change(deps, update)
         if external is None:
-            await _create_once(deps, client, row, incident, change)
+            there = await _create_once(deps, client, row, incident, change)
         else:
-            await client.update_incident(external, change)
+            there = await client.update_incident(external, change)
+        if there is not None:
+            async with deps.db.session() as session:
+                await service.save_statuspage_update_id(session, update_id=update.id or 0, external=there)
 
 
 async def _send_edit(client: Statuspage, update: PublicUpdate, external: str | None) -> None:
-    """The update's current text onto its incident update there: the newest with its status (only the last
-    update is corrected, and an incident's rows go in order, so its own update is there and newest)."""
+    """The update's current text onto the incident update it became there, by the id its answer gave."""
     if external is None:
         return  # never reached Statuspage (made private before): nothing there to correct
-    there = await client.incident_updates(external)
-    target = next((u for u in there if u.get("status") == update.status and u.get("id")), None)
+    target = update.statuspage_update_id or await _guess_update_id(client, update, external)
     if target is None:
         log.warning("INC-%s: Statuspage has no %s update to correct", update.incident_id, update.status)
         return
-    if target.get("body") != update.message:
-        await client.edit_update(external, str(target["id"]), body=update.message)
+    try:
+        await client.edit_update(external, target, body=update.message)
+    except StatuspageError as exc:
+        if exc.status != 404:
+            raise
+        log.warning("INC-%s: its update on Statuspage was deleted there; nothing to correct", update.incident_id)
+
+
+async def _guess_update_id(client: Statuspage, update: PublicUpdate, external: str) -> str | None:
+    """Fallback for an update sent before its id there was stored (revision 0012), or whose answer did not
+    show it: the newest update there with its status. That may be the wrong one (two updates with the
+    same status, or one added by hand on Statuspage since), which is why the id is stored now."""
+    there = await client.incident_updates(external)
+    target = next((u for u in there if u.get("status") == update.status and u.get("id")), None)
+    return None if target is None else str(target["id"])
 
 
 async def _send_withdrawal(
@@ -165,18 +179,19 @@ def marker_of(incident: Incident) -> str:
 
 async def _create_once(
     deps: Deps, client: Statuspage, row: StatuspageSync, incident: Incident, change: IncidentChange
-) -> None:
+) -> str | None:
     """Create the incident there, unless an earlier try of this row did and its answer was lost (a
     timeout, a 5xx, a crash before the id was stored): then it is among the page's unresolved
-    incidents with our marker, this update is already on it, and it is only recorded."""
+    incidents with our marker, this update is already on it, and it is only recorded.
+    Returns the id of the incident update this row became there, when the answer shows it."""
     marker = marker_of(incident)
-    external = await client.find_unresolved(marker=marker) if row.attempts > 1 else None
-    if external is not None:
+    found = await client.adopt(marker=marker, change=change) if row.attempts > 1 else None
+    if found is not None:
         log.warning("%s was on Statuspage already (an earlier create's answer was lost)", incident.ref)
-    else:
-        external = await client.create_incident(change, marker=marker)
+    external, there = found or await client.create_incident(change, marker=marker)
     async with deps.db.session() as session:
         await service.save_external_id(session, incident_id=row.incident_id, external=external, now=deps.clock.now())
+    return there
 
 
 async def _sync_failed(deps: Deps, row: StatuspageSync, token: str, incident: Incident, exc: StatuspageError) -> None:

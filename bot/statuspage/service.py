@@ -357,6 +357,14 @@ async def save_external_id(session: AsyncSession, *, incident_id: int, external:
     await session.commit()
 
 
+async def save_statuspage_update_id(session: AsyncSession, *, update_id: int, external: str) -> None:
+    """The id of the incident update a public update became on Statuspage: what its corrections patch."""
+    await session.exec(
+        update(PublicUpdate).where(col(PublicUpdate.id) == update_id).values(statuspage_update_id=external[:100])
+    )
+    await session.commit()
+
+
 async def forget_external_id(session: AsyncSession, *, incident_id: int) -> None:
     """The incident was deleted there (withdrawn): a later publish creates a new one."""
     row = await session.get(StatuspageIncident, incident_id)

@@ -16,7 +16,13 @@ Held to the facts in `../shared/specs/README.md` and Statuspage's API docs:
 - `metadata` an object whose top-level values are objects (422 otherwise), kept and answered back;
 - one request a second per key: a request sooner than that after the previous one gets 420 (or 429).
 
+Incident updates are answered as Statuspage's incident update objects (`id`, `incident_id`, `status`, `body`,
+`created_at`, `updated_at`, `display_at`, `deliver_notifications`), newest first in an incident's
+`incident_updates`; the create's and update's answers are the incident with them, the update PATCH's answer the
+incident update itself (its `updated_at` moved, `created_at` kept).
+
 `fail_next(status, times)` makes the next calls fail (an outage, a throttle with Retry-After);
+`add_by_hand(incident_id, status, body)` adds an update as someone on Statuspage's own pages would;
 `lose_next_answer()` carries out the next write and answers 502 (the answer lost on the way back);
 `hold()` keeps the next write waiting, not yet carried out, until its event is set.
 Accepted writes are in `calls`, accepted reads in `reads`, refused ones in `refused` (with why), in order.
@@ -29,6 +35,7 @@ import itertools
 import json
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
@@ -109,6 +116,26 @@ class FakeStatuspage:
 
     def fail_next(self, status: int, *, times: int = 1, retry_after: float | None = None) -> None:
         self._failures += [(status, retry_after)] * times
+
+    def add_by_hand(self, incident_id: str, *, status: str, body: str) -> dict[str, Any]:
+        record = self.incidents[incident_id]
+        record.status = status
+        return self._add_update(record, body)
+
+    def _add_update(self, record: FakeIncident, body: str, *, notify: bool = True) -> dict[str, Any]:
+        now = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        update = {
+            "id": f"upd{next(self._update_ids):04d}",
+            "incident_id": record.id,
+            "status": record.status,
+            "body": body,
+            "created_at": now,
+            "updated_at": now,
+            "display_at": now,
+            "deliver_notifications": notify,
+        }
+        record.updates.append(update)
+        return update
 
     def lose_next_answer(self) -> None:
         self._lose_next = True
@@ -211,8 +238,7 @@ class FakeStatuspage:
         record.metadata.update(fields.get("metadata") or {})
         self.components.update(fields.get("components") or {})
         if fields.get("body"):
-            update_id = f"upd{next(self._update_ids):04d}"
-            record.updates.append({"id": update_id, "status": record.status, "body": fields["body"]})
+            self._add_update(record, fields["body"], notify=fields.get("deliver_notifications", True) is not False)
         return self._view(record)
 
     async def _create(self, request: web.Request) -> web.Response:
@@ -287,6 +313,7 @@ class FakeStatuspage:
         await self._wait_if_held(call)
         self.calls.append(call)
         target.update({k: v for k, v in fields.items() if k in ("body", "display_at")})
+        target["updated_at"] = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
         return self._answer(dict(target), 200)
 
     def _view(self, record: FakeIncident) -> dict[str, Any]:

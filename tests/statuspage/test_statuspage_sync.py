@@ -153,10 +153,14 @@ async def test_the_client_sends_the_auth_header_and_envelope_and_paces_itself(st
             await wrong.create_incident(change)
         assert refused.value.status == 401 and not refused.value.transient
         client = Statuspage(http=http, base_url=statuspage.url, page_id="pg_test", api_key=API_KEY)
-        incident_id = await client.create_incident(change)
-        for status in ("identified", "monitoring"):
+        incident_id, first = await client.create_incident(change)
+        added = [
             await client.update_incident(incident_id, IncidentChange("Outage", status, status, "minor", {}))
+            for status in ("identified", "monitoring")
+        ]
     assert [c.method for c in statuspage.calls] == ["POST", "PATCH", "PATCH"]
+    # Each answer names the incident update it added: what a correction patches later.
+    assert [first, *added] == [u["id"] for u in statuspage.incidents[incident_id].updates]
     assert [c.status for c in statuspage.refused] == [401]
 
 
