@@ -20,7 +20,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.clock import utc
 from bot.exceptions import ChatError, InvalidState, UsageError
-from bot.incidents.models import Incident
+from bot.incidents.models import Incident, Status
 from bot.statuspage import service, timers
 from bot.statuspage.flows import MAX_MESSAGE, page_of, public_one
 from bot.statuspage.models import PublicReminder, PublicUpdate, StatuspageSync, SyncAction
@@ -43,6 +43,7 @@ class Corrected:
     update: PublicUpdate  # as it reads now (edited), or the last one the public saw (withdrawn)
     previous: str
     problems: list[str] = field(default_factory=list)
+    repeated: PublicUpdate | None = None  # edited with it: the update whose text the "resolved" one repeated
 
 
 async def _correctable(deps: Deps, *, incident_id: int, actor: str, what: str) -> Incident:
@@ -69,7 +70,12 @@ def _payload(row: PublicUpdate, *, change: str, previous: str) -> events.PublicU
 
 
 async def edit_last(deps: Deps, *, incident_id: int, actor: str, message: str) -> Corrected:
-    """Replace the last public update's message everywhere; it keeps its time (and Statuspage its update)."""
+    """Replace the last public update's message everywhere; it keeps its time (and Statuspage its update).
+
+    After a resolve the last update is the "resolved" one, which repeats the last published text: the
+    correction is meant for that text, so the update a person published it in is corrected too (else
+    the mistake, a leaked host name say, stays public one update below).
+    """
     page = page_of(deps)
     message = message.strip()
     if not message:
@@ -87,28 +93,49 @@ async def edit_last(deps: Deps, *, incident_id: int, actor: str, message: str) -
         previous = last.message
         if previous == message:
             raise UsageError("That is what the last public update says already.", usage=EDIT_USAGE)
-        last.message, last.edited_at, last.edited_by = message, now, actor
-        session.add(last)
-        await timeline.add(
-            session,
-            incident_id=incident_id,
-            at=now,
-            actor=actor,
-            text=f"Corrected the public update: {message}",
-            key=True,
-            payload=_payload(last, change="edited", previous=previous),
-        )
-        if page.syncing:
-            session.add(
-                StatuspageSync(
-                    incident_id=incident_id, update_id=last.id or 0, action=SyncAction.EDIT, due_at=now, created_at=now
-                )
-            )
+        repeated = await _repeated_by(session, last)
+        for row in (repeated, last):
+            if row is not None:
+                await _edit(session, row, message=message, actor=actor, now=now, sync=page.syncing, key=row is last)
         await session.commit()
         await session.refresh(last)
+        if repeated is not None:
+            await session.refresh(repeated)
     log.info("corrected %s's last public update", incident.ref, extra={"incident": incident.ref})
-    corrected = Corrected(incident=incident, update=last, previous=previous)
+    corrected = Corrected(incident=incident, update=last, previous=previous, repeated=repeated)
     return await _after(deps, corrected)
+
+
+async def _repeated_by(session: AsyncSession, last: PublicUpdate) -> PublicUpdate | None:
+    """The update a "resolved" one repeats the text of (the resolve publishes the last public message)."""
+    if last.status != Status.RESOLVED:
+        return None
+    before = await service.update_before(session, incident_id=last.incident_id, before=last.id or 0)
+    return before if before is not None and before.message == last.message else None
+
+
+async def _edit(
+    session: AsyncSession, row: PublicUpdate, *, message: str, actor: str, now: datetime, sync: bool, key: bool
+) -> None:
+    """One update's message corrected (uncommitted), on the timeline and, with Statuspage, in the outbox."""
+    previous = row.message
+    row.message, row.edited_at, row.edited_by = message, now, actor
+    session.add(row)
+    await timeline.add(
+        session,
+        incident_id=row.incident_id,
+        at=now,
+        actor=actor,
+        text=f"Corrected the public update ({row.status}): {message}",
+        key=key,
+        payload=_payload(row, change="edited", previous=previous),
+    )
+    if sync:
+        session.add(
+            StatuspageSync(
+                incident_id=row.incident_id, update_id=row.id or 0, action=SyncAction.EDIT, due_at=now, created_at=now
+            )
+        )
 
 
 async def withdraw(deps: Deps, *, incident_id: int, actor: str) -> Corrected:
@@ -179,7 +206,10 @@ async def _after(deps: Deps, corrected: Corrected, *, withdrawn_by: str | None =
             await page.chat.post_withdrawn(incident=corrected.incident, actor=withdrawn_by)
         else:
             await page.chat.post_corrected(
-                incident=corrected.incident, update=corrected.update, previous=corrected.previous
+                incident=corrected.incident,
+                update=corrected.update,
+                previous=corrected.previous,
+                repeated=corrected.repeated,
             )
     except ChatError as exc:
         corrected.problems.append(f"telling the channel failed ({exc.code or exc})")

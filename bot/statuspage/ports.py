@@ -15,8 +15,11 @@ class PublicChat(Protocol):
         """Tell the incident channel what was published, and by whom."""
         ...
 
-    async def post_corrected(self, *, incident: Incident, update: PublicUpdate, previous: str) -> None:
-        """Tell the incident channel that the last public update's message was corrected, by whom."""
+    async def post_corrected(
+        self, *, incident: Incident, update: PublicUpdate, previous: str, repeated: PublicUpdate | None
+    ) -> None:
+        """Tell the incident channel that the last public update's message was corrected, by whom (and, after a
+        resolve, the `repeated` update whose text the "resolved" one repeated)."""
         ...
 
     async def post_withdrawn(self, *, incident: Incident, actor: str) -> None:

@@ -54,6 +54,12 @@ async def last_update(session: AsyncSession, *, incident_id: int) -> PublicUpdat
     return (await session.exec(query.order_by(col(PublicUpdate.id).desc()).limit(1))).first()
 
 
+async def update_before(session: AsyncSession, *, incident_id: int, before: int) -> PublicUpdate | None:
+    """The public update published just before the update `before`."""
+    query = select(PublicUpdate).where(PublicUpdate.incident_id == incident_id, col(PublicUpdate.id) < before, shown())
+    return (await session.exec(query.order_by(col(PublicUpdate.id).desc()).limit(1))).first()
+
+
 async def updates(session: AsyncSession, *, incident_id: int) -> list[PublicUpdate]:
     query = select(PublicUpdate).where(PublicUpdate.incident_id == incident_id, shown()).order_by(col(PublicUpdate.id))
     return list((await session.exec(query)).all())

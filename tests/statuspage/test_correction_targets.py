@@ -1,5 +1,6 @@
 """Which update a correction changes, through the real app: on Statuspage the incident update the bot's own
-update became (by the id its answer gave)."""
+update became (by the id its answer gave), after a resolve also the update whose text the "resolved" one
+repeats."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from sqlmodel import col, select
 from bot.statuspage.models import PublicUpdate
 from tests.fakes.statuspage import FakeStatuspage
 from tests.harness import BotHarness
+from tests.statuspage.conftest import public
 
 TYPO = "We are investigating failed paymnts on db-primary-3."
 FIXED = "We are investigating failed payments."
@@ -65,3 +67,39 @@ async def test_an_update_sent_before_ids_were_kept_is_corrected_by_the_old_look_
     [ours] = statuspage.incidents["inc0001"].updates
     assert ours["body"] == FIXED and _edits(statuspage) == [ours["id"]]
     assert [c.method for c in statuspage.reads] == ["GET"]
+
+
+async def test_after_a_resolve_an_edit_corrects_the_resolved_update_and_the_one_it_repeats(
+    sbot: BotHarness, statuspage: FakeStatuspage
+) -> None:
+    bot = sbot
+    channel = await _published(bot, TYPO)
+    await bot.command("resolve fixed", channel=channel)
+    await bot.settle()
+    assert [u["body"] for u in statuspage.incidents["inc0001"].updates] == [TYPO, TYPO]
+
+    await bot.command(f"publish edit {FIXED}", channel=channel, user="U0BOB")
+    await bot.settle()
+    reply = bot.last_reply()
+    assert "Corrected the last status page update" in reply and "*resolved*" in reply, bot.replies()
+    assert "the *investigating* update whose text it repeated" in reply
+    _, html, atom = await public(bot)
+    for output in (html, atom):
+        assert "paymnts" not in output and "db-primary-3" not in output
+        assert output.count(FIXED) == 2
+    rows = await _rows(bot)
+    assert [(r.status, r.message, r.edited_by) for r in rows] == [
+        ("investigating", FIXED, "U0BOB"),
+        ("resolved", FIXED, "U0BOB"),
+    ]
+    edits = [e for e in await bot.timeline(1) if e.data.get("change") == "edited"]
+    assert sorted(e.data["update_id"] for e in edits) == [r.id for r in rows]
+    assert all(e.data["previous"] == TYPO for e in edits)
+    [told] = [m.text for m in bot.fake.messages(channel) if "corrected the last status page update" in m.text]
+    assert "whose text it repeated" in told
+
+    # Statuspage: both incident updates corrected in place, each by its own id; nothing new, nobody notified.
+    assert statuspage.refused == []
+    updates = statuspage.incidents["inc0001"].updates
+    assert [u["body"] for u in updates] == [FIXED, FIXED]
+    assert sorted(_edits(statuspage)) == sorted(u["id"] for u in updates)

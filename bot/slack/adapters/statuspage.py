@@ -44,6 +44,16 @@ def published_text(incident: Incident, update: PublicUpdate) -> str:
     )
 
 
+def corrected_what(update: PublicUpdate, repeated: PublicUpdate | None) -> str:
+    """Which updates a correction changed: the last one, and after a resolve the one its text repeated."""
+    if repeated is None:
+        return f"*{update.status}*, still dated when it was published"
+    return (
+        f"*{update.status}*, and the *{repeated.status}* update whose text it repeated; "
+        "both still dated when they were published"
+    )
+
+
 class SlackPublicChat:
     def __init__(self, client: AsyncWebClient) -> None:
         self.client = client
@@ -57,10 +67,12 @@ class SlackPublicChat:
     async def post_published(self, *, incident: Incident, update: PublicUpdate) -> None:
         await self._post(incident, "tell the channel about a publish", published_text(incident, update))
 
-    async def post_corrected(self, *, incident: Incident, update: PublicUpdate, previous: str) -> None:
+    async def post_corrected(
+        self, *, incident: Incident, update: PublicUpdate, previous: str, repeated: PublicUpdate | None
+    ) -> None:
         text = (
             f"✏️ {user(update.edited_by or update.published_by)} corrected the last status page update "
-            f"(*{update.status}*, still dated when it was published):\n>{escape(update.message)}\n"
+            f"({corrected_what(update, repeated)}):\n>{escape(update.message)}\n"
             f"It read:\n>{escape(previous)}"
         )
         await self._post(incident, "tell the channel about a correction", text)

@@ -7,6 +7,7 @@ import re
 
 from bot.exceptions import UsageError
 from bot.incidents import grammar
+from bot.slack.adapters.statuspage import corrected_what
 from bot.slack.listeners.common import CommandContext
 from bot.slack.text import escape
 from bot.statuspage import corrections, flows
@@ -86,7 +87,8 @@ async def publish(ctx: CommandContext) -> None:
 
 def _corrected_reply(corrected: corrections.Corrected) -> str:
     text = (
-        f"✏️ Corrected the last status page update of {corrected.incident.ref} (it keeps its time)."
+        f"✏️ Corrected the last status page update of {corrected.incident.ref} "
+        f"({corrected_what(corrected.update, corrected.repeated)})."
         f"\n>{escape(corrected.update.message)}"
     )
     if corrected.problems:
