@@ -169,9 +169,14 @@ def summary(v: View, *, url: str = BASE, page: str = PAGE_ID) -> dict[str, Any]:
 
 
 def _feed_entries(v: View) -> list[dict[str, Any]]:
+    """Newest published first. An entry's `updated` is its last significant change (RFC 4287 4.2.15): a
+    correction of its text moves it, so feed readers show the corrected text; `published` stays."""
     pairs = [(incident, update) for incident in [*v.open, *v.history] for update in incident.updates]
     pairs.sort(key=lambda pair: (pair[1].published_at, pair[1].id or 0), reverse=True)
-    return [{"incident": i, "change": u, "when": u.published_at} for i, u in pairs[:FEED_ENTRIES]]
+    return [
+        {"incident": i, "change": u, "when": u.published_at, "updated": u.edited_at or u.published_at}
+        for i, u in pairs[:FEED_ENTRIES]
+    ]
 
 
 def build(
@@ -195,8 +200,15 @@ def build(
     )
     html = _env.get_template("page.html.j2").render(v=v, iso=iso, base=BASE)
     url = f"{public_url or ''}{BASE}"  # feeds and JSON are read elsewhere: absolute links when we know the host
+    entries = _feed_entries(v)
     feed = _env.get_template("history.atom.j2").render(
-        v=v, iso=iso, base=url, tag=feed_tag(public_url), entries=_feed_entries(v), uid=public_id
+        v=v,
+        iso=iso,
+        base=url,
+        tag=feed_tag(public_url),
+        entries=entries,
+        uid=public_id,
+        updated=max((e["updated"] for e in entries), default=v.now),  # the feed's: its latest change
     )
     page = _body(html.encode(), "text/html; charset=utf-8")
     stamp = format_datetime(now.astimezone(UTC).replace(microsecond=0), usegmt=True)

@@ -1,19 +1,25 @@
 """Which update a correction changes, through the real app: on Statuspage the incident update the bot's own
 update became (by the id its answer gave), after a resolve also the update whose text the "resolved" one
-repeats."""
+repeats, and in the feed the entry's (and the feed's) `updated`."""
 
 from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from datetime import timedelta
 
 from sqlalchemy import update
 from sqlmodel import col, select
 
+from bot.clock import FakeClock
 from bot.statuspage.models import PublicUpdate
+from bot.statuspage.snapshot import iso
 from tests.fakes.statuspage import FakeStatuspage
 from tests.harness import BotHarness
 from tests.statuspage.conftest import public
 
 TYPO = "We are investigating failed paymnts on db-primary-3."
 FIXED = "We are investigating failed payments."
+ATOM = "{http://www.w3.org/2005/Atom}"
 
 
 def _edits(statuspage: FakeStatuspage) -> list[str]:
@@ -103,3 +109,19 @@ async def test_after_a_resolve_an_edit_corrects_the_resolved_update_and_the_one_
     updates = statuspage.incidents["inc0001"].updates
     assert [u["body"] for u in updates] == [FIXED, FIXED]
     assert sorted(_edits(statuspage)) == sorted(u["id"] for u in updates)
+
+
+async def test_an_edit_moves_the_feed_entrys_updated_and_the_feeds(sbot: BotHarness, clock: FakeClock) -> None:
+    bot = sbot
+    channel = await _published(bot, TYPO)
+    published = clock.now()
+    clock.advance(timedelta(minutes=7))
+    await bot.command(f"publish edit {FIXED}", channel=channel)
+
+    _, _, atom = await public(bot)
+    feed = ET.fromstring(atom)
+    [entry] = feed.findall(f"{ATOM}entry")
+    assert entry.findtext(f"{ATOM}content") == FIXED
+    assert entry.findtext(f"{ATOM}published") == iso(published)
+    assert entry.findtext(f"{ATOM}updated") == iso(clock.now())
+    assert feed.findtext(f"{ATOM}updated") == iso(clock.now())
