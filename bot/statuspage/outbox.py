@@ -7,8 +7,11 @@ A row sends an update (creating the incident there on the first), corrects an up
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
+
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.clock import utc
 from bot.exceptions import ChatError
@@ -29,6 +32,10 @@ log = logging.getLogger(__name__)
 SYNC_BACKOFF = (timedelta(seconds=30), timedelta(minutes=1), timedelta(minutes=2), timedelta(minutes=5))
 SYNC_MAX_BACKOFF = timedelta(minutes=15)
 SYNC_LEASE = timedelta(minutes=5)  # paced calls with 420/429 retries can take a while
+# A withdrawal Statuspage refuses (a 4xx that is not a 404, a throttle or a timeout: a key whose role may not
+# delete, say) is tried this many times, then given up: it would hold back every later row of the incident.
+WITHDRAW_REFUSALS = 3
+GAVE_UP = "gave up: "
 
 
 def backoff(attempts: int) -> timedelta:
@@ -194,8 +201,41 @@ async def _create_once(
     return there
 
 
+def _gives_up(row: StatuspageSync, exc: StatuspageError) -> bool:
+    return row.action == SyncAction.WITHDRAW and not exc.transient and row.attempts >= WITHDRAW_REFUSALS
+
+
+async def _give_up(deps: Deps, row: StatuspageSync, token: str, incident: Incident, exc: StatuspageError) -> None:
+    """The withdrawal stops being retried: the rows after it go out, and people hear that the incident is
+    still on Statuspage (the channel, the timeline, /health for a day). Its id there is forgotten, as after
+    a delete: once someone has deleted it by hand, publishing again creates a new incident there."""
+    page = page_of(deps)
+    log.error("Statuspage refused to delete %s %s times (%s): given up", incident.ref, row.attempts, exc)
+    async with deps.db.session() as session:
+        now = deps.clock.now()
+        reason = f"{GAVE_UP}{exc}"
+        if not await timers.cancel(
+            session, model=StatuspageSync, row_id=row.id or 0, token=token, now=now, reason=reason
+        ):
+            return
+        await service.forget_external_id(session, incident_id=row.incident_id)
+    await timeline.record_now(
+        deps,
+        incident_id=incident.id or 0,
+        text=f"Statuspage refused to delete the withdrawn incident; given up, delete it there by hand: {exc}",
+        payload=events.StatuspageSyncEvent(update_id=row.update_id, status=exc.status),
+    )
+    try:
+        await page.chat.post_sync_given_up(incident=incident, error=str(exc))
+    except ChatError as chat_exc:
+        log.warning("could not tell %s that its withdrawal was given up: %s", incident.ref, chat_exc)
+
+
 async def _sync_failed(deps: Deps, row: StatuspageSync, token: str, incident: Incident, exc: StatuspageError) -> None:
     page = page_of(deps)
+    if _gives_up(row, exc):
+        await _give_up(deps, row, token, incident, exc)
+        return
     wait = backoff(row.attempts)
     retry_at = deps.clock.now() + wait
     log.warning("Statuspage sync of %s failed (%s); retrying in %s", incident.ref, exc, wait)
@@ -222,3 +262,18 @@ async def _sync_failed(deps: Deps, row: StatuspageSync, token: str, incident: In
         await page.chat.post_sync_problem(incident=incident, error=str(exc), retry_in=wait)
     except ChatError as chat_exc:
         log.warning("could not tell %s that Statuspage failed: %s", incident.ref, chat_exc)
+
+
+async def given_up_withdrawals(session: AsyncSession, *, since: datetime) -> list[int]:
+    """Incidents whose withdrawal Statuspage kept refusing since `since` (given up: still there; for /health)."""
+    query = (
+        select(StatuspageSync.incident_id)
+        .where(
+            col(StatuspageSync.action) == SyncAction.WITHDRAW,
+            col(StatuspageSync.cancelled_at) >= since,
+            col(StatuspageSync.cancel_reason).startswith(GAVE_UP),
+        )
+        .distinct()
+        .order_by(col(StatuspageSync.incident_id))
+    )
+    return list((await session.exec(query)).all())

@@ -34,6 +34,10 @@ class PublicChat(Protocol):
         """Statuspage refused or could not be reached: say so, and that it is retried."""
         ...
 
+    async def post_sync_given_up(self, *, incident: Incident, error: str) -> None:
+        """Statuspage kept refusing to delete the withdrawn incident: it is still there, for a person to delete."""
+        ...
+
     async def post_sync_recovered(self, *, incident: Incident) -> None:
         """The updates that were waiting are on Statuspage now."""
         ...

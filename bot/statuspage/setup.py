@@ -11,7 +11,7 @@ from typing import Any
 from bot.deps import Deps, warning_check
 from bot.settings import Settings
 from bot.signals import IncidentDeclared, IncidentResolved, IncidentSeverityChanged
-from bot.statuspage import flows, renames, service, web
+from bot.statuspage import flows, outbox, renames, service, web
 from bot.statuspage.ports import PublicChat
 from bot.statuspage.runtime import StatusPage
 
@@ -19,6 +19,8 @@ log = logging.getLogger(__name__)
 
 # Past the first few back-offs (30 s, 1, 2, 5 min): Statuspage is down or refuses us, not just slow.
 OUTBOX_WARNING = timedelta(minutes=10)
+# A withdrawal given up leaves the incident on Statuspage for a person to delete: said for a day.
+GIVEN_UP_WARNING = timedelta(days=1)
 
 
 def setup(deps: Deps, *, chat: PublicChat) -> None:
@@ -79,10 +81,15 @@ async def outbox_health(deps: Deps) -> dict[str, Any]:
     now = deps.clock.now()
     async with deps.db.session() as session:
         oldest = await service.oldest_pending_sync(session)
-    late = oldest is not None and now - oldest > OUTBOX_WARNING
-    return warning_check(
-        now, [f"a public update has waited for Statuspage since {oldest:%Y-%m-%d %H:%M} UTC"] if late else []
-    )
+        given_up = await outbox.given_up_withdrawals(session, since=now - GIVEN_UP_WARNING)
+    problems = []
+    if oldest is not None and now - oldest > OUTBOX_WARNING:
+        problems.append(f"a public update has waited for Statuspage since {oldest:%Y-%m-%d %H:%M} UTC")
+    problems += [
+        f"Statuspage refused to delete INC-{number} (withdrawn): it is still there, to delete by hand"
+        for number in given_up
+    ]
+    return warning_check(now, problems)
 
 
 def check(settings: Settings) -> tuple[list[str], list[str], list[str]]:

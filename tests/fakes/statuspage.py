@@ -22,6 +22,7 @@ Incident updates are answered as Statuspage's incident update objects (`id`, `in
 incident update itself (its `updated_at` moved, `created_at` kept).
 
 `fail_next(status, times)` makes the next calls fail (an outage, a throttle with Retry-After);
+`refuse_deletes(status)` makes every DELETE of an incident fail so (a key whose role may not delete, say);
 `add_by_hand(incident_id, status, body)` adds an update as someone on Statuspage's own pages would;
 `lose_next_answer()` carries out the next write and answers 502 (the answer lost on the way back);
 `hold()` keeps the next write waiting, not yet carried out, until its event is set.
@@ -88,6 +89,7 @@ class FakeStatuspage:
         self._holds: list[asyncio.Event] = []
         self._lose_next = False
         self._failures: list[tuple[int, float | None]] = []
+        self._refuse_deletes: int | None = None
         self._last: float | None = None
         self._ids = itertools.count(1)
         self._update_ids = itertools.count(1)
@@ -116,6 +118,9 @@ class FakeStatuspage:
 
     def fail_next(self, status: int, *, times: int = 1, retry_after: float | None = None) -> None:
         self._failures += [(status, retry_after)] * times
+
+    def refuse_deletes(self, status: int | None) -> None:
+        self._refuse_deletes = status
 
     def add_by_hand(self, incident_id: str, *, status: str, body: str) -> dict[str, Any]:
         record = self.incidents[incident_id]
@@ -289,6 +294,8 @@ class FakeStatuspage:
         record = self.incidents.get(request.match_info["incident"])
         if record is None:
             return self._refuse(call, 404, "incident not found")
+        if self._refuse_deletes is not None:
+            return self._refuse(call, self._refuse_deletes, "You are not authorized to delete incidents")
         await self._wait_if_held(call)
         self.calls.append(call)
         del self.incidents[record.id]

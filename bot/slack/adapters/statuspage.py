@@ -101,6 +101,14 @@ class SlackPublicChat:
         )
         await self._post(incident, "tell the channel Statuspage failed", text)
 
+    async def post_sync_given_up(self, *, incident: Incident, error: str) -> None:
+        text = (
+            f"⚠️ Atlassian Statuspage refused to delete {incident.ref}, withdrawn from the status page: "
+            f"{escape(error)}. The bot has stopped trying, so it is still on Statuspage: please delete it there "
+            "by hand, in Statuspage's own management pages. Our own status page no longer shows it."
+        )
+        await self._post(incident, "tell the channel Statuspage kept refusing a withdrawal", text)
+
     async def post_sync_recovered(self, *, incident: Incident) -> None:
         await self._post(
             incident, "tell the channel Statuspage caught up", "✅ Atlassian Statuspage is up to date again."
