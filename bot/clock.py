@@ -39,6 +39,11 @@ def utc(dt: datetime) -> datetime:
     return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
 
 
+def utc_text(when: datetime, fmt: str = "%Y-%m-%d %H:%M") -> str:
+    """A time as plain UTC text: what is stored, logged and read outside Slack, and Slack's fallback."""
+    return f"{utc(when):{fmt}} UTC"
+
+
 def elapsed(start: datetime, end: datetime) -> timedelta:
     """`end - start` between the two times as they are shown, cut to the second: 09:00:00.9 → 09:00:04.1
     is 4s, so a T+ or a duration agrees with the times printed beside it (one second either way otherwise)."""

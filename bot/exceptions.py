@@ -23,6 +23,12 @@ with its stack trace. The tree:
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable, Sequence
+from datetime import datetime
+
+from bot.clock import utc_text
+
 
 class BotError(Exception):
     """Base of every deliberate error; `str(err)` is safe to show to a user.
@@ -31,22 +37,47 @@ class BotError(Exception):
     message marks where they go with `{people}`. `str(err)` shows the IDs plainly (logs, timeline);
     the chat layer escapes the words, which may hold what a user typed, and renders the people as
     mentions (`text.error_text`), so a refusal reads "only @lead may restart", never `&lt;@U0LEAD&gt;`.
+
+    Times are kept apart the same way: `times` fill the `{time}` marks in order. `str(err)` says them
+    in UTC; the chat layer shows them in each reader's own time zone.
     """
 
     PEOPLE = "{people}"
+    TIME = "{time}"
 
-    def __init__(self, message: str = "", *, people: tuple[str, ...] | list[str] = ()) -> None:
+    def __init__(
+        self, message: str = "", *, people: tuple[str, ...] | list[str] = (), times: Sequence[datetime] = ()
+    ) -> None:
         super().__init__(message)
         self.people = tuple(people)
+        self.times = tuple(times)
 
     @property
     def template(self) -> str:
         return str(self.args[0]) if self.args else ""
 
+    def render(
+        self,
+        *,
+        words: Callable[[str], str],
+        people: Callable[[tuple[str, ...]], str],
+        time: Callable[[datetime], str],
+    ) -> str:
+        """The message with its words, people and times each shown as the caller shows them."""
+        times = iter(self.times)
+        out = []
+        for piece in re.split(r"(\{people\}|\{time\})", self.template):
+            when = next(times, None) if piece == self.TIME else None
+            if piece == self.PEOPLE and self.people:
+                out.append(people(self.people))
+            elif when is not None:
+                out.append(time(when))
+            else:
+                out.append(words(piece))
+        return "".join(out)
+
     def __str__(self) -> str:
-        if not self.people:
-            return super().__str__()
-        return self.template.replace(self.PEOPLE, " or ".join(self.people))
+        return self.render(words=str, people=" or ".join, time=utc_text)
 
 
 class ConfigError(BotError):
@@ -56,8 +87,10 @@ class ConfigError(BotError):
 class UsageError(BotError):
     """A command did not parse."""
 
-    def __init__(self, message: str, *, usage: str = "", suggestion: str | None = None) -> None:
-        super().__init__(message)
+    def __init__(
+        self, message: str, *, usage: str = "", suggestion: str | None = None, times: Sequence[datetime] = ()
+    ) -> None:
+        super().__init__(message, times=times)
         self.usage = usage
         self.suggestion = suggestion
 

@@ -12,6 +12,7 @@ import random
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -261,3 +262,11 @@ async def until(predicate: Callable[[], object], within: float = 5.0) -> None:
     while not predicate():
         assert loop.time() < deadline, "condition not met in time"
         await asyncio.sleep(0.005)
+
+
+def slack_date(at: datetime, *, seconds: bool = False) -> str:
+    """The date token Slack shows in each reader's own time zone, UTC as its fallback: written out here,
+    not taken from the bot, so a test sees the markup Slack gets."""
+    at = at.astimezone(UTC)
+    shown, fallback = ("{time_secs}", f"{at:%Y-%m-%d %H:%M:%S}") if seconds else ("{time}", f"{at:%Y-%m-%d %H:%M}")
+    return f"<!date^{int(at.timestamp())}^{{date_short_pretty}} {shown}|{fallback} UTC>"

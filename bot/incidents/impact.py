@@ -15,7 +15,7 @@ from sqlalchemy import update
 from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.clock import format_duration
+from bot.clock import format_duration, utc_text
 from bot.deps import Deps
 from bot.exceptions import ChatError, UsageError
 from bot.incidents import service
@@ -33,14 +33,16 @@ EARLIEST = timedelta(days=30)  # before the declaration: further back is surely 
 
 def check(incident: Incident, *, at: datetime, now: datetime) -> None:
     if at > now:
-        raise UsageError(f"{at:%Y-%m-%d %H:%M} UTC is in the future.", usage=USAGE)
+        raise UsageError(f"{UsageError.TIME} is in the future.", usage=USAGE, times=(at,))
     if at < incident.declared_at - EARLIEST:
         raise UsageError(
-            f"{at:%Y-%m-%d %H:%M} UTC is more than 30 days before {incident.ref} was declared.", usage=USAGE
+            f"{UsageError.TIME} is more than 30 days before {incident.ref} was declared.", usage=USAGE, times=(at,)
         )
     if incident.resolved_at is not None and at > incident.resolved_at:
         raise UsageError(
-            f"{incident.ref} was resolved at {incident.resolved_at:%Y-%m-%d %H:%M} UTC, before that.", usage=USAGE
+            f"{incident.ref} was resolved at {UsageError.TIME}, before that.",
+            usage=USAGE,
+            times=(incident.resolved_at,),
         )
 
 
@@ -57,7 +59,7 @@ async def set_start(session: AsyncSession, *, incident: Incident, at: datetime, 
         incident_id=incident.id,
         at=now,
         actor=actor,
-        text=f"impact start set to {at:%Y-%m-%d %H:%M:%S} UTC (time to detect {format_duration(detect)})",
+        text=f"impact start set to {utc_text(at, '%Y-%m-%d %H:%M:%S')} (time to detect {format_duration(detect)})",
         key=True,
         payload=events.Impact(impact_started_at=at, previous=previous),
     )
@@ -71,11 +73,12 @@ async def correct(deps: Deps, *, incident_id: int, at: datetime, actor: str) -> 
     async with deps.db.session() as session:
         incident = await service.get(session, number=incident_id)
         incident = await set_start(session, incident=incident, at=at, actor=actor, now=deps.clock.now())
-    text = f"impact started at {at:%Y-%m-%d %H:%M} UTC; time to detect {format_duration(incident.time_to_detect)}"
+    # The time goes as itself: the chat layer says it in each reader's time zone.
+    detail = {"at": at, "time_to_detect": format_duration(incident.time_to_detect)}
     if incident.channel_id:
         try:
             await deps.incident_chat.post_notice(
-                incident=incident, notice=Notice(kind=Kind.IMPACT, actor=actor, text=text)
+                incident=incident, notice=Notice(kind=Kind.IMPACT, actor=actor, detail=detail)
             )
         except ChatError as exc:
             log.warning("%s: could not say the new impact start in the channel: %s", incident.ref, exc)

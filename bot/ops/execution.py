@@ -113,10 +113,10 @@ async def busy_refusal(deps: Deps, action: Action, service: str, running: AuditL
     reason = (
         f"{service} is being {doing} right now {_by(named)} (started {started} ago): wait until it has "
         f"finished, check `/status {service}`, then run /{action.value} {service} again if it is still needed. "
-        f"If the bot stopped while following it, it counts as interrupted from {clears:%H:%M} UTC "
+        f"If the bot stopped while following it, it counts as interrupted from {InvalidState.TIME} "
         "and can be run again then"
     )
-    return InvalidState(reason, people=(running.actor,) if named else ())
+    return InvalidState(reason, people=(running.actor,) if named else (), times=(clears,))
 
 
 async def may_name(deps: Deps, other: AuditLog, *, person: str) -> bool:

@@ -12,7 +12,7 @@ from typing import Any
 from bot.clock import elapsed, format_duration
 from bot.config import Severity
 from bot.incidents.models import ActionItem, Incident, Status
-from bot.slack.text import chunks, clip, escape, severity, unescape, user
+from bot.slack.text import chunks, clip, escape, severity, ts, unescape, user
 from bot.timeline import events
 from bot.timeline.models import TimelineEvent
 
@@ -61,14 +61,6 @@ def button(text: str, action_id: str, value: str, style: str | None = None) -> d
 def retry_setup(number: int | None) -> Block:
     """The Retry setup button, for wherever a declarer hears that setting an incident up failed."""
     return {"type": "actions", "elements": [button("Retry setup", ActionId.RETRY_SETUP, str(number), "primary")]}
-
-
-def ts(when: datetime | None) -> str:
-    """Slack renders this in each reader's own time zone, with UTC as the fallback text."""
-    if when is None:
-        return "—"
-    epoch = int(when.timestamp())
-    return f"<!date^{epoch}^{{date_short_pretty}} {{time}}|{when:%Y-%m-%d %H:%M UTC}>"
 
 
 def topic(incident: Incident) -> str:
@@ -170,7 +162,8 @@ def notice_text(incident: Incident, kind: str, actor: str | None, text: str, det
         owner = f" (owner {user(detail['owner'])})" if detail.get("owner") else ""
         line = f"📋 {who} added a follow-up{owner}:{said}"
     elif kind == "impact":
-        line = f"⏱️ {who} corrected the impact start: {escape(text)}"
+        line = f"⏱️ {who} corrected the impact start: impact started at {ts(detail['at'])}; "
+        line += f"time to detect {detail['time_to_detect']}"
     else:
         line = f"{who}: {escape(text)}"
     return line
@@ -252,7 +245,8 @@ def followup_list(items: Sequence[ActionItem], *, tracker: bool) -> list[Block]:
 
 
 def usage_blocks(message: str, usage: str, suggestion: str | None) -> list[Block]:
-    text = f"{escape(message)}\nUsage: `{usage}`"
+    """`message` is mrkdwn already (`text.error_text`): its times are Slack's date tokens."""
+    text = f"{message}\nUsage: `{usage}`"
     if suggestion:
         text += f"\nDid you mean: `{escape(suggestion)}`"
     return [mrkdwn(text)]

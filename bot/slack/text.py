@@ -7,6 +7,9 @@ Slack mrkdwn treats `<...>` as a link or mention (`<!channel>`, `<@U1>`, `<https
 
 from __future__ import annotations
 
+from datetime import datetime
+
+from bot.clock import utc, utc_text
 from bot.config import Severity, is_user_id
 from bot.exceptions import BotError
 
@@ -46,12 +49,19 @@ def principal(ref: str) -> str:
     return escape(ref)
 
 
+def ts(when: datetime | None, *, seconds: bool = False) -> str:
+    """Slack renders this in each reader's own time zone, with UTC as the fallback text."""
+    if when is None:
+        return "—"
+    at = utc(when)
+    shown, fallback = ("{time_secs}", "%Y-%m-%d %H:%M:%S") if seconds else ("{time}", "%Y-%m-%d %H:%M")
+    return f"<!date^{int(at.timestamp())}^{{date_short_pretty}} {shown}|{utc_text(at, fallback)}>"
+
+
 def error_text(exc: BotError) -> str:
-    """An error's words escaped (they may hold what a user typed), its people as mentions."""
-    if not exc.people:
-        return escape(str(exc))
-    people = " or ".join(principal(p) for p in exc.people)
-    return people.join(escape(piece) for piece in exc.template.split(BotError.PEOPLE))
+    """An error's words escaped (they may hold what a user typed), its people as mentions, its times
+    in the reader's time zone."""
+    return exc.render(words=escape, people=lambda ids: " or ".join(principal(p) for p in ids), time=ts)
 
 
 def channel(channel_id: str | None) -> str:

@@ -12,7 +12,7 @@ from bot.exceptions import InvalidState
 from bot.ops import confirmations, execution
 from bot.ops import service as audit
 from bot.ops.models import AuditLog
-from tests.harness import until
+from tests.harness import slack_date, until
 from tests.ops.conftest import Stack, World, incident_channel
 
 
@@ -121,9 +121,10 @@ async def test_a_restart_left_started_by_a_replica_that_died_is_refused_with_whe
     reply = stack.bot.last_reply()
     clears = started + timedelta(minutes=16)
     assert "gateway is being restarted right now by <@U0ALICE>" in reply, reply
-    assert f"counts as interrupted from {clears:%H:%M} UTC" in reply, reply
+    # In each reader's own time zone; the audit and the timeline (read by the post-mortem) keep UTC text.
+    assert f"counts as interrupted from {slack_date(clears)} and can be run again then" in reply, reply
     timeline = [e.text for e in await stack.bot.timeline(1)]
-    assert any(f"interrupted from {clears:%H:%M} UTC" in t for t in timeline), timeline
+    assert any(f"interrupted from {clears:%Y-%m-%d %H:%M} UTC and" in t for t in timeline), timeline
     assert stack.railway.restarts == 0
 
 

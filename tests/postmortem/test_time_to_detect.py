@@ -14,7 +14,7 @@ from bot.incidents import grammar
 from bot.postmortem import service as postmortem
 from tests.alerts import payloads as p
 from tests.alerts.helpers import AUTO, send
-from tests.harness import BotHarness
+from tests.harness import BotHarness, slack_date
 from tests.postmortem.seed import T0
 
 
@@ -163,5 +163,6 @@ async def test_started_at_a_clock_time_the_day_after_the_resolve_means_the_incid
     await bot.command("resolve rolled back", channel=channel)
     clock.set(T0 + timedelta(days=1, hours=1))  # 10:00 the next day
     await bot.command("started 08:45", channel=channel, user="U0BOB")
-    assert "impact started at 2026-11-20 08:45 UTC; time to detect 15m 00s" in bot.last_reply()
+    said = f"impact started at {slack_date(T0 - timedelta(minutes=15))}; time to detect 15m 00s"
+    assert said in bot.last_reply(), bot.last_reply()
     assert (await bot.incident(incident.id or 0)).impact_started_at == T0 - timedelta(minutes=15)

@@ -15,7 +15,7 @@ from bot.exceptions import ChatError
 from bot.incidents.models import Incident
 from bot.slack import blocks
 from bot.slack.api import call, data, find_marked
-from bot.slack.text import chunks, clip, escape
+from bot.slack.text import chunks, clip, escape, ts
 
 Block = dict[str, Any]
 MAX_LINES = 10  # alerts listed in one message; the rest are counted
@@ -61,7 +61,7 @@ def _alert_line(line: AlertLine) -> str:
     if line.summary:
         parts.append("— " + escape(clip(line.summary, 300)))
     if line.starts_at is not None:
-        parts.append(f"· since {blocks.ts(line.starts_at)}")
+        parts.append(f"· since {ts(line.starts_at)}")
     source = _link(line.generator_url, "source")
     if source:
         parts.append(f"· {source}")
@@ -104,8 +104,8 @@ def alert_blocks(view: AlertView) -> list[Block]:
     meta = [
         view.source_name,
         f"{view.notifications} notification{'s' if view.notifications != 1 else ''}",
-        f"first {blocks.ts(view.first_seen_at)}",
-        f"last {blocks.ts(view.last_seen_at)}",
+        f"first {ts(view.first_seen_at)}",
+        f"last {ts(view.last_seen_at)}",
     ]
     external = _link(view.external_url, f"open in {view.source_name}")
     if external:

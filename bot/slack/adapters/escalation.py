@@ -19,7 +19,7 @@ from bot.incidents.access import Access
 from bot.incidents.models import Incident, Status
 from bot.slack import blocks
 from bot.slack.api import CHANNEL_GONE, UserHandles, call, data, invite
-from bot.slack.text import clip, escape, severity
+from bot.slack.text import clip, escape, severity, ts
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ def page_blocks(incident: Incident, page: PageMessage) -> list[Block]:
     where = f"<#{incident.channel_id}>" if incident.channel_id else "_no channel yet_"
     lines = [
         f"*{severity(incident.severity)}* · {status.emoji} {status.value} · join {where}",
-        f"You are paged as {_level(page)}. Declared {blocks.ts(incident.declared_at)}.",
+        f"You are paged as {_level(page)}. Declared {ts(incident.declared_at)}.",
     ]
     if page.late_by is not None:
         lines.append(f"⚠️ This page is late by {format_duration(page.late_by)} (the bot was down or busy).")

@@ -24,7 +24,7 @@ from bot.ops.status import StatusReport
 from bot.platforms.base import Deployment
 from bot.slack import blocks
 from bot.slack.api import CHANNEL_GONE, UserHandles, call, data
-from bot.slack.text import chunks, clip, escape
+from bot.slack.text import chunks, clip, escape, ts
 
 log = logging.getLogger(__name__)
 
@@ -178,7 +178,7 @@ def _sections(lines: list[str]) -> list[Block]:
 
 def _deployment_line(deployment: Deployment, *, live: bool) -> str:
     label = f" {escape(deployment.label)}" if deployment.label else ""
-    when = f" · {blocks.ts(deployment.created_at)}" if deployment.created_at else ""
+    when = f" · {ts(deployment.created_at)}" if deployment.created_at else ""
     tag = " · *live*" if live else ""
     return f"{deployment.status.emoji} `{escape(deployment.id)}`{label} · {deployment.status.value}{when}{tag}"
 
@@ -228,7 +228,7 @@ def _describe(deployment: Deployment | None) -> str:
     if deployment is None:
         return "_nothing live_"
     label = f" {escape(deployment.label)}" if deployment.label else ""
-    when = f" · {blocks.ts(deployment.created_at)}" if deployment.created_at else ""
+    when = f" · {ts(deployment.created_at)}" if deployment.created_at else ""
     return f"`{escape(deployment.id)}`{label} ({deployment.status.value}{when})"
 
 

@@ -23,7 +23,7 @@ from bot.playbooks.models import StepStatus
 from bot.playbooks.schema import MAX_STEPS, Playbook
 from bot.slack import blocks
 from bot.slack.api import call, data
-from bot.slack.text import MAX_SECTION, chunks, clip, escape, user
+from bot.slack.text import MAX_SECTION, chunks, clip, escape, ts, user
 
 Block = blocks.Block
 
@@ -159,7 +159,7 @@ def _progress_head(progress: Progress) -> list[Block]:
     """The title, the counts, who started it, and what the playbook is about."""
     out: list[Block] = [blocks.header(f"📋 Playbook: {progress.title}")]
     about = [f"{progress.done}/{progress.total} done · {progress.skipped} skipped"]
-    about.append(f"started by {user(progress.started_by)} {blocks.ts(progress.started_at)}")
+    about.append(f"started by {user(progress.started_by)} {ts(progress.started_at)}")
     if progress.reason:
         about.append(escape(progress.reason))
     out.append(blocks.context(" · ".join(about)))
@@ -181,7 +181,7 @@ def _next_step_blocks(progress: Progress, step: NextStep) -> list[Block]:
     if last.action_ok is not None and last.action_output is not None:
         mark = "✅" if last.action_ok else "⚠️"
         what = last.action.value if last.action else "action"
-        head = f"{mark} Last {what} by {user(last.action_by)} {blocks.ts(last.action_at)}"
+        head = f"{mark} Last {what} by {user(last.action_by)} {ts(last.action_at)}"
         output = clip(escape(last.action_output), MAX_SECTION - len(head) - 20)
         out.append(blocks.mrkdwn(f"{head}\n```{output}```"))
     value = step_value(progress.run_id, step.id)

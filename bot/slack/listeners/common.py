@@ -71,7 +71,7 @@ def usage_reply(exc: UsageError) -> dict[str, Any]:
     """The message for a usage error (text and blocks), for an `ack(...)` or a `respond(...)`."""
     return {
         "text": escape(f"{exc} Usage: {exc.usage}"),
-        "blocks": blocks.usage_blocks(str(exc), exc.usage, exc.suggestion),
+        "blocks": blocks.usage_blocks(error_text(exc), exc.usage, exc.suggestion),
         "response_type": "ephemeral",
     }
 

@@ -27,7 +27,7 @@ from bot.slack.listeners.common import (
     known,
     usage_reply,
 )
-from bot.slack.text import escape
+from bot.slack.text import escape, ts
 from bot.timeline import service as timeline
 
 log = logging.getLogger(__name__)
@@ -179,8 +179,7 @@ async def _started(ctx: CommandContext) -> None:
     at = cmd.resolve(ctx.deps.clock.now(), latest=utc(incident.resolved_at) if incident.resolved_at else None)
     incident = await impact.correct(ctx.deps, incident_id=incident.id or 0, at=at, actor=ctx.user_id)
     await ctx.ephemeral(
-        f"⏱️ {incident.ref}: impact started at {at:%Y-%m-%d %H:%M} UTC; "
-        f"time to detect {format_duration(incident.time_to_detect)}."
+        f"⏱️ {incident.ref}: impact started at {ts(at)}; time to detect {format_duration(incident.time_to_detect)}."
     )
 
 

@@ -7,7 +7,7 @@ from bot.escalation.flows import Escalator
 from bot.slack import blocks
 from bot.slack.adapters.escalation import mention
 from bot.slack.listeners.common import CommandContext
-from bot.slack.text import escape
+from bot.slack.text import escape, ts
 
 
 def on_call_blocks(escalator: Escalator) -> tuple[str, list[blocks.Block]]:
@@ -31,7 +31,7 @@ def on_call_blocks(escalator: Escalator) -> tuple[str, list[blocks.Block]]:
         line = f"*{level.level}. {escape(level.name)}* · after {policy.short_duration(level.after)} · now {now}"
         if level.next_at is not None and level.next != level.now:
             following = ", ".join(mention(t) for t in level.next) or "_nobody_"
-            line += f" · next {following} from {blocks.ts(level.next_at)}"
+            line += f" · next {following} from {ts(level.next_at)}"
         lines.append(line)
         text_lines.append(f"{level.level}. {level.name}: {', '.join(level.now) or 'nobody'}")
     out = [blocks.mrkdwn("\n".join(lines)), blocks.context(" · ".join(policy.describe_all(config.escalation)))]
