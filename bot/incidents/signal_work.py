@@ -29,6 +29,7 @@ from datetime import datetime, timedelta
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot.clock import utc_text
 from bot.deps import Deps
 from bot.exceptions import ChatError
 from bot.incidents import setup_rows
@@ -141,7 +142,7 @@ def _verdict(
     if attempt >= ATTEMPTS:
         return f"{work.what} failed {attempt} times and was given up; to do by hand: {listed}", None
     retry_at = now + RETRY_AFTER * 2 ** (attempt - 1)
-    return f"{work.what} failed ({listed}); tried again after {retry_at:%H:%M:%S} UTC", retry_at
+    return f"{work.what} failed ({listed}); tried again after {utc_text(retry_at, '%H:%M:%S')}", retry_at
 
 
 async def _tell_channel(deps: Deps, work: Work, *, incident_id: int, failed: list[str]) -> None:

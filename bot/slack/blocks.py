@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from bot.clock import elapsed, format_duration
+from bot.clock import elapsed, format_duration, utc_text
 from bot.config import Severity
 from bot.incidents.models import ActionItem, Incident, Status
 from bot.slack.text import chunks, clip, escape, severity, ts, unescape, user
@@ -197,12 +197,30 @@ def _event_line(event: TimelineEvent) -> str:
         text = f"{escape(payload.role)}: {user(payload.user)}"  # the person by name
     elif isinstance(payload, events.Acknowledged) and payload.for_whom:
         text = "for " + ", ".join(user(u) for u in payload.for_whom)
+    text = _local_times(text, payload)
     link = f" <{event.permalink}|↗>" if event.permalink else ""
-    return f"`{event.at:%m-%d %H:%M:%S}` {star}*{event.kind}*{who} {clip(text, 500)}{link}"
+    return f"{ts(event.at, seconds=True)} {star}*{event.kind}*{who} {clip(text, 500)}{link}"
+
+
+def _local_times(text: str, payload: events.Payload | None) -> str:
+    """A time the stored text says in UTC (it feeds the post-mortem), shown in the reader's time zone:
+    the payload keeps it as a time, and the stored words are written by `utc_text`."""
+    when: datetime | None = None
+    if isinstance(payload, events.Impact):
+        when = payload.impact_started_at
+    elif isinstance(payload, events.UnfinishedWork):
+        when = payload.retry_at
+    if when is None:
+        return text
+    for fmt in ("%Y-%m-%d %H:%M:%S", "%H:%M:%S"):
+        said = utc_text(when, fmt)
+        if said in text:
+            return text.replace(said, ts(when, seconds=True), 1)
+    return text
 
 
 def timeline_blocks(incident: Incident, events: Sequence[TimelineEvent], *, total: int) -> list[Block]:
-    blocks = [header(f"{incident.ref} timeline (UTC)")]
+    blocks = [header(f"{incident.ref} timeline")]
     blocks += [mrkdwn(text) for text in chunks([_event_line(e) for e in events])[:45]]
     if total > len(events):
         blocks.append(

@@ -21,7 +21,7 @@ from bot.timeline.models import Kind
 from tests.conftest import make_settings
 from tests.crash import stay_up
 from tests.fakes.slack_api import FakeSlack
-from tests.harness import BotHarness, running_bot, until
+from tests.harness import BotHarness, running_bot, slack_date, until
 
 
 async def _failures(bot: BotHarness, number: int = 1) -> list[events.UnfinishedWork]:
@@ -228,3 +228,23 @@ async def test_every_handler_runs_and_the_publisher_hears_which_failed() -> None
     assert ran == ["fails", "works"]
     await bus.notify(IncidentResolved(incident_id=1, actor=None))  # the same, the failure only logged
     assert ran == ["fails", "works"] * 2
+
+
+async def test_the_retry_time_of_failed_work_is_shown_in_the_reader_s_time_zone(
+    fake_slack: FakeSlack, database_url: str, tmp_path: Path
+) -> None:
+    """`/incident timeline` shows when the work is tried again as Slack's date token; the stored line,
+    which the post-mortem reads, keeps its UTC text."""
+    async with broken_bot(fake_slack, database_url, tmp_path, on=IncidentChannelReady, does="open the war room") as (
+        bot,
+        _,
+        _,
+    ):
+        incident = await bot.declare()
+        [failure] = await _failures(bot)
+        [stored] = [e.text for e in await bot.timeline(1) if e.kind == "unfinished_work"]
+        await bot.command("timeline", channel=incident.channel_id or "")
+        reply = bot.last_reply()
+    assert failure.retry_at is not None
+    assert stored.endswith(f"tried again after {failure.retry_at:%H:%M:%S} UTC"), stored
+    assert f"tried again after {slack_date(failure.retry_at, seconds=True)}" in reply, reply

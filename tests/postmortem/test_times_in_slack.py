@@ -42,3 +42,20 @@ async def test_an_impact_start_refused_says_the_time_in_the_reader_s_time_zone(
     reply = bot.last_reply()
     assert f"INC-1 was resolved at {slack_date(T0 + timedelta(minutes=40))}, before that." in reply, reply
     assert (await bot.incident(incident.id or 0)).impact_started_at is None
+
+
+async def test_the_timeline_in_slack_shows_each_time_in_the_reader_s_time_zone(
+    bot: BotHarness, clock: FakeClock
+) -> None:
+    incident = await bot.declare("P1 Checkout is down")
+    channel = incident.channel_id or ""
+    clock.advance(timedelta(minutes=3))
+    await bot.command("started -25m", channel=channel, user="U0BOB")
+
+    await bot.command("timeline", channel=channel)
+    reply = bot.last_reply()
+    assert "INC-1 timeline\n" in reply and "(UTC)" not in reply, reply
+    assert f"\n{slack_date(T0, seconds=True)} 📌 *declared* <@U0ALICE>" in reply, reply
+    started = slack_date(T0 - timedelta(minutes=22), seconds=True)
+    changed = slack_date(T0 + timedelta(minutes=3), seconds=True)
+    assert f"\n{changed} 📌 *impact* <@U0BOB> impact start set to {started} (time to detect 22m 00s)" in reply, reply
