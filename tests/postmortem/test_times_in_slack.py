@@ -59,3 +59,11 @@ async def test_the_timeline_in_slack_shows_each_time_in_the_reader_s_time_zone(
     started = slack_date(T0 - timedelta(minutes=22), seconds=True)
     changed = slack_date(T0 + timedelta(minutes=3), seconds=True)
     assert f"\n{changed} 📌 *impact* <@U0BOB> impact start set to {started} (time to detect 22m 00s)" in reply, reply
+
+
+async def test_incident_stats_says_since_when_in_the_reader_s_time_zone(bot: BotHarness, clock: FakeClock) -> None:
+    await bot.declare("P2 Slow search")
+    clock.advance(timedelta(hours=1))
+    await bot.command("stats 7")
+    reply = bot.last_reply()
+    assert f"(since {slack_date(T0 + timedelta(hours=1) - timedelta(days=7))})" in reply, reply

@@ -22,7 +22,7 @@ from bot.postmortem.text import fmt_duration as _d
 from bot.slack import blocks
 from bot.slack.api import call
 from bot.slack.api import data as response_data
-from bot.slack.text import clip, escape, severity, user
+from bot.slack.text import clip, escape, severity, ts, user
 
 Block = blocks.Block
 MAX_SERVICES = 15
@@ -229,7 +229,7 @@ def _table(rows: dict[str, Figures], label: str) -> str:
 def stats_message(stats: Stats) -> tuple[str, list[Block]]:
     """Text fallback and blocks for `/incident stats`."""
     o = stats.overall
-    since = stats.since.strftime("%Y-%m-%d %H:%M UTC")
+    since = ts(stats.since)
     title = f"Incidents declared in the last {stats.days} day{'s' if stats.days != 1 else ''}"
     if o.count == 0:
         text = f"{title} (since {since}): none."
