@@ -8,6 +8,8 @@ could not parse our signed requests) every test built on them would pass for the
 from __future__ import annotations
 
 import aiohttp
+import pytest
+from slack_sdk.errors import SlackRequestError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from tests.fakes.conftest import api_error, section
@@ -72,6 +74,21 @@ async def test_file_completion_errors(client: AsyncWebClient, fake: FakeSlack) -
         assert resp.status == 200
     assert await api_error(client.files_completeUploadExternal(files=files)) == "file_update_failed"
     assert await api_error(client.files_completeUploadExternal(files=[{"id": "F0NOPE"}])) == "file_not_found"
+
+
+async def test_the_upload_url_refuses_with_an_http_status_and_keeps_the_ticket_open(
+    client: AsyncWebClient, fake: FakeSlack
+) -> None:
+    """What slack_sdk makes of it: SlackRequestError naming the status; nothing is completed or shared."""
+    channel_id = (await client.conversations_create(name="inc-big"))["channel"]["id"]
+    fake.refuse_upload(status=413)
+    with pytest.raises(SlackRequestError, match=r"^Failed to upload a file \(status: 413, body: 413 Request Entity"):
+        await client.files_upload_v2(channel=channel_id, content=b"abc", filename="big.md")
+    [(file_id, status)] = fake.uploads
+    assert status == 413 and fake.files[file_id].content is None and not fake.files[file_id].completed
+    assert fake.calls_to("files.completeUploadExternal") == [] and fake.messages(channel_id) == []
+    shared = await client.files_upload_v2(channel=channel_id, content=b"abc", filename="big.md")
+    assert fake.uploads[-1] == (shared["file"]["id"], 200), "one refusal, then the upload URL takes the bytes"
 
 
 async def test_multipart_upload_is_accepted(client: AsyncWebClient, fake: FakeSlack) -> None:

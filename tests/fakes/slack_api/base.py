@@ -54,6 +54,8 @@ class SlackBase:
         self._response_uses: dict[str, int] = {}
         self._faults: dict[str, deque[tuple[str, Any]]] = {}
         self._windows: dict[str, deque[float]] = {}
+        self._upload_refusals: deque[int] = deque()  # HTTP statuses the upload URL answers next (`refuse_upload`)
+        self.uploads: list[tuple[str, int]] = []  # (file id, HTTP status) of every POST to an upload URL
         self._ids = itertools.count(1)
         self._last_ts_us = 0
         self._runner: web.AppRunner | None = None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from http import HTTPStatus
 from typing import Any
 
 from aiohttp import web
@@ -121,18 +122,34 @@ class Files(SlackBase):
         except (TypeError, ValueError) as exc:
             raise SlackError("invalid_arguments", f"[ERROR] {key} must be a timestamp") from exc
 
+    def refuse_upload(self, *, status: int, count: int = 1) -> None:
+        """The next ``count`` POSTs to an upload URL answer HTTP ``status`` and keep no bytes: 413 for a file
+        larger than Slack takes, another 4xx for a request it will not take, a 5xx when it is down. The
+        ticket stays open, as at Slack: nothing was uploaded, so a later completion finds no bytes."""
+        self._upload_refusals.extend([status] * count)
+
     async def _handle_upload(self, request: web.Request) -> web.Response:
-        """The upload URL: raw bytes (what slack_sdk sends) or multipart with a ``file``/``filename`` part."""
-        file = self.files.get(request.match_info["file_id"])
+        """The upload URL: raw bytes (what slack_sdk sends) or multipart with a ``file``/``filename`` part.
+        It is not a Web API method: it answers with an HTTP status and a short text, never `{"ok": ...}`."""
+        file_id = request.match_info["file_id"]
+        file = self.files.get(file_id)
         if file is None or file.completed:
+            self.uploads.append((file_id, 404))
             return web.Response(status=404, text="file_not_found", content_type="text/plain")
+        if self._upload_refusals:
+            status = self._upload_refusals.popleft()
+            await request.read()  # the client sends the whole body before it reads the answer
+            self.uploads.append((file_id, status))
+            return web.Response(status=status, text=f"{status} {HTTPStatus(status).phrase}", content_type="text/plain")
         if request.content_type.startswith("multipart/"):
             form = await request.post()
             part = form.get("file") or form.get("filename")
             if part is None:
+                self.uploads.append((file_id, 400))
                 return web.Response(status=400, text="missing file part", content_type="text/plain")
             data = part.file.read() if hasattr(part, "file") else str(part).encode()
         else:
             data = await request.read()
         file.content = bytes(data)
+        self.uploads.append((file_id, 200))
         return web.Response(text=f"OK - {len(data)}", content_type="text/plain")
