@@ -69,6 +69,13 @@ class Settings(BaseSettings):
 
     config: BotConfig = Field(default_factory=BotConfig, exclude=True)
 
+    @property
+    def dashboard_url(self) -> str | None:
+        """PUBLIC_URL when the web dashboard is on (all four of its settings set), else None: a link to it is
+        only worth giving when it answers."""
+        values = (self.slack_oidc_client_id, self.slack_oidc_client_secret, self.public_url, self.session_secret)
+        return self.public_url if all(values) else None
+
     @field_validator("*", mode="before")
     @classmethod
     def _strip_secrets(cls, value: Any, info: ValidationInfo) -> Any:

@@ -253,7 +253,11 @@ async def _report_failure(
                 )
             incident = await session.get(Incident, incident_id)
         if incident is not None and incident.channel_id:
-            await _chat(deps).report_failure(channel_id=incident.channel_id, ref=incident.ref, error=error, code=code)
+            base = deps.settings.dashboard_url
+            dashboard = f"{base}/incidents/{incident.ref}/postmortem?format=markdown" if base else None
+            await _chat(deps).report_failure(
+                channel_id=incident.channel_id, ref=incident.ref, error=error, code=code, dashboard=dashboard
+            )
     except Exception:
         log.exception("could not report the post-mortem failure for INC-%s", incident_id)
 

@@ -29,7 +29,10 @@ class PostmortemChat(Protocol):
         """
         ...
 
-    async def report_failure(self, *, channel_id: str, ref: str, error: str, code: str = "") -> None:
+    async def report_failure(
+        self, *, channel_id: str, ref: str, error: str, code: str = "", dashboard: str | None = None
+    ) -> None:
         """Tell the channel the draft could not be shared and how to get it anyway (what to mend
-        first, when Slack's error `code` says retrying will not do)."""
+        first, when Slack's error `code` says retrying will not do). `dashboard` is where the web
+        dashboard serves the draft, when it is on: the way to it when Slack will never take the file."""
         ...

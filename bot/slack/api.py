@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
-from slack_sdk.errors import SlackApiError, SlackClientError
+from slack_sdk.errors import SlackApiError, SlackClientError, SlackRequestError
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
 from bot.config import is_user_id
@@ -46,9 +47,28 @@ async def call(
             message = f"{step}: Slack's 3 seconds to open it passed while the bot was busy. Please try again."
             raise ChatError(message, step=step, code=code) from exc
         raise ChatError(f"{step}: Slack answered {code or 'an error'}", step=step, code=code) from exc
+    except SlackRequestError as exc:
+        raise _request_error(step, exc) from exc
     except (SlackClientError, OSError, TimeoutError) as exc:
         log.warning("slack call failed: %s: %s", step, exc)
         raise ChatError(f"{step}: could not reach Slack ({type(exc).__name__})", step=step, code="unreachable") from exc
+
+
+# files_upload_v2 reports the upload URL's answer (a bare HTTP status: the URL is no Web API method) only
+# in the message of the SlackRequestError it raises; network failures reach `call` as other exceptions.
+_UPLOAD_STATUS = re.compile(r"Failed to upload a file \(status: (\d{3})\b")
+
+
+def _request_error(step: str, exc: SlackRequestError) -> ChatError:
+    """Slack was reached and refused, or the client would not send the request: not "unreachable". The upload
+    URL's status becomes `http_<status>` (a 5xx stays transient, a 413 "too large" or other 4xx does not)."""
+    match = _UPLOAD_STATUS.match(str(exc))
+    if match is None:  # an argument the client refuses: sending it again will not do better
+        log.warning("slack call failed: %s: %s", step, exc)
+        return ChatError(f"{step}: the Slack client refused the request ({exc})", step=step, code="invalid_request")
+    status = int(match.group(1))
+    log.warning("slack call failed: %s: the upload URL answered HTTP %s", step, status)
+    return ChatError(f"{step}: Slack's file upload answered HTTP {status}", step=step, code=f"http_{status}")
 
 
 def data(response: AsyncSlackResponse) -> dict[str, Any]:

@@ -16,10 +16,12 @@ from bot.clock import FakeClock
 from bot.incidents import signal_work
 from bot.timeline import events
 from bot.timeline.models import Kind
+from tests.conftest import make_settings
 from tests.crash import stay_up
 from tests.fakes.slack_api import FakeSlack
-from tests.harness import BotHarness
+from tests.harness import BotHarness, running_bot
 from tests.postmortem.test_draft_once import bot_on_a_clock
+from tests.web.conftest import dashboard_env
 
 Fault = Callable[[FakeSlack], None]
 _TRANSIENT: dict[str, Fault] = {
@@ -130,3 +132,60 @@ async def test_a_draft_whose_upload_keeps_failing_is_given_up_and_the_channel_to
     assert "given up" in given_up and "`/incident postmortem`" in given_up, given_up
     assert _drafts(fake_slack, channel) == []
     assert lines == [("Post-mortem draft not shared: share the post-mortem: Slack answered http_500", None)]
+
+
+@pytest.mark.parametrize("dashboard", [False, True], ids=["no dashboard", "dashboard on"])
+async def test_a_draft_too_large_for_slack_is_tried_once_and_the_channel_told_where_to_read_it(
+    fake_slack: FakeSlack, database_url: str, tmp_path: Path, dashboard: bool
+) -> None:
+    """Slack's upload URL answers 413: every attempt would be refused, `/incident postmortem` too."""
+    clock = FakeClock()
+    env = dashboard_env(fake_slack) if dashboard else {}
+    settings = make_settings(fake=fake_slack, database_url=database_url, tmp_path=tmp_path, **env)
+    async with running_bot(fake=fake_slack, settings=settings, clock=clock) as bot:
+        channel = await _resolve(bot, lambda fake: fake.refuse_upload(status=413, count=signal_work.ATTEMPTS))
+        await stay_up(bot, clock, every=timedelta(minutes=1), times=20)  # past every retry there could have been
+        incident = await bot.incident(1)
+        lines = await _postmortem_lines(bot)
+        retried = [e for e in await bot.timeline(1) if e.kind == Kind.UNFINISHED_WORK]
+    assert [status for _, status in fake_slack.uploads] == [413], "a refusal was tried again"
+    assert len(fake_slack.calls_to("files.getUploadURLExternal")) == 1
+    assert retried == [] and incident.resolve_handled_at is not None
+    [told] = _about_the_draft(fake_slack, channel)
+    assert "could not be shared: share the post-mortem: Slack's file upload answered HTTP 413." in told, told
+    assert "larger than Slack takes as a file, so `/incident postmortem` would be refused too." in told, told
+    if dashboard:
+        link = "http://127.0.0.1:1/incidents/INC-1/postmortem?format=markdown"
+        assert told.endswith(
+            f"on the dashboard: <{link}|INC-1 post-mortem>, or run `python -m bot postmortem INC-1` on the server."
+        ), told
+    else:
+        assert told.endswith(
+            "`python -m bot postmortem INC-1` on the server prints it (`-o FILE` writes it to a file)."
+        ), told
+    assert _drafts(fake_slack, channel) == []
+    assert lines == [
+        ("Post-mortem draft not shared: share the post-mortem: Slack's file upload answered HTTP 413", None)
+    ]
+
+
+async def test_a_503_at_the_upload_url_is_tried_again_and_said_as_slack_said_it(
+    fake_slack: FakeSlack, database_url: str, tmp_path: Path
+) -> None:
+    """Slack was reached and its upload URL answered 503: retried, and never told as "could not reach Slack"."""
+    clock = FakeClock()
+    async with bot_on_a_clock(fake_slack, database_url, tmp_path, clock) as bot:
+        channel = await _resolve(bot, lambda fake: fake.refuse_upload(status=503, count=2))
+        first = await _postmortem_lines(bot)
+        assert (await bot.incident(1)).resolve_handled_at is None, "given up after one transient failure"
+        await stay_up(bot, clock, every=timedelta(minutes=1), times=8)
+        incident = await bot.incident(1)
+        lines = await _postmortem_lines(bot)
+    assert first == [
+        ("Post-mortem draft not shared: share the post-mortem: Slack's file upload answered HTTP 503", None)
+    ]
+    assert [status for _, status in fake_slack.uploads] == [503, 503, 200]
+    drafts = _drafts(fake_slack, channel)
+    assert len(drafts) == 1 and lines == [("Post-mortem draft shared: INC-1-postmortem.md", drafts[0])]
+    assert incident.resolve_handled_at is not None
+    assert _about_the_draft(fake_slack, channel) == [], "the channel was told of a draft it now has"

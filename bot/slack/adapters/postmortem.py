@@ -111,15 +111,16 @@ class SlackPostmortemChat:
             self._me = me
         return self._me
 
-    async def report_failure(self, *, channel_id: str, ref: str, error: str, code: str = "") -> None:
-        advice = _ADVICE.get(code, "Run `/incident postmortem` to try again, or `{cli}` on the server.")
+    async def report_failure(
+        self, *, channel_id: str, ref: str, error: str, code: str = "", dashboard: str | None = None
+    ) -> None:
         await call(
             "report the post-mortem failure",
             self.client.chat_postMessage(
                 channel=channel_id,
                 text=(
                     f"⚠️ The post-mortem draft for {ref} could not be shared: {escape(error)}. "
-                    + advice.format(cli=f"python -m bot postmortem {ref}")
+                    + _advice(code, ref=ref, dashboard=dashboard)
                 ),
                 unfurl_links=False,
             ),
@@ -138,6 +139,20 @@ _ADVICE = {
     "file_type_not_allowed": _NOT_ALLOWED,
     "file_uploads_except_images_disabled": _NOT_ALLOWED,
 }
+
+
+def _advice(code: str, *, ref: str, dashboard: str | None) -> str:
+    cli = f"python -m bot postmortem {ref}"
+    if code != "http_413":
+        return _ADVICE.get(code, "Run `/incident postmortem` to try again, or `{cli}` on the server.").format(cli=cli)
+    # Slack's upload URL refused the bytes as too large: regenerating only makes the draft longer.
+    head = "The draft is larger than Slack takes as a file, so `/incident postmortem` would be refused too. "
+    if dashboard:
+        return (
+            head
+            + f"Read or download it on the dashboard: <{dashboard}|{ref} post-mortem>, or run `{cli}` on the server."
+        )
+    return head + f"`{cli}` on the server prints it (`-o FILE` writes it to a file)."
 
 
 def names_reader(*, token: str, api_url: str) -> SlackPostmortemChat:
