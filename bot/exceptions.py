@@ -116,11 +116,16 @@ class ChatError(BotError):
         self.code = code
 
 
+# An ok answer to a share that names no file (against Slack's contract): Slack may have shared it, or not.
+NO_FILE = "no_file"
+
 # Slack answers that mean "try again later", not "this will never work". A failure without a
 # Slack error code (an HTTP 5xx page from a gateway, a timeout) is transient too; the adapter
-# reports HTTP statuses as `http_<status>`.
+# reports HTTP statuses as `http_<status>`, those of a file's upload URL too (a 413 "too large"
+# is not transient). NO_FILE is tried again by a caller that first looks for what Slack shared.
 TRANSIENT_CODES = frozenset(
     {
+        NO_FILE,
         "unreachable",
         "ratelimited",
         "rate_limited",

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.clock import format_duration, utc
-from bot.exceptions import ChatError
+from bot.exceptions import NO_FILE, ChatError
 from bot.postmortem.data import Metric, PostmortemData
 from bot.postmortem.stats import Figures, Stats
 from bot.postmortem.text import fmt_duration as _d
@@ -82,7 +82,10 @@ class SlackPostmortemChat:
         )
         files = response_data(response).get("files") or []
         if not files or not files[0].get("id"):
-            raise ChatError("share the post-mortem: Slack returned no file", step="share the post-mortem")
+            # files.completeUploadExternal's contract answers ok with `files`, each with an `id`. An ok without
+            # one says Slack took the upload, and it may well have shared the file: as with an answer lost on
+            # the way, the resolve's retry looks in the channel (files.list) before it shares another draft.
+            raise ChatError("share the post-mortem: Slack returned no file", step="share the post-mortem", code=NO_FILE)
         return str(files[0]["id"])
 
     async def find_shared(self, *, channel_id: str, filename: str, since: datetime) -> str | None:
