@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from tests.harness import BotHarness
 
 # One `/incident declare P3 …` with the default bot.yml (nobody to page) and a matching playbook:
-# the replay guard, the row, the channel, the summary, the announcement with the lease's release
+# the replay guard, the row, the channel, the summary and the announcement with the lease's release
 # (one UPDATE), the pages' catch-up, the playbook's start and its progress message, and the note
 # that this channel-ready work is done (without it, a crash before the work would lose it). A P3
 # with nobody to page has nothing for the pager to plan, so it reads nothing
