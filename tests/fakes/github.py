@@ -5,8 +5,8 @@
 all required; `sort` created|updated|comments; `direction` asc|desc; `per_page` at most 100; `page`),
 which, as GitHub's does, includes pull requests and answers at most `per_page` issues a page; a transferred
 issue's old number answers 301 to `GET /repositories/{id}/issues/{number}`, or 404 when it went to a
-repository the token cannot read; a deleted issue answers 410 Gone. `GET /repos/{owner}/{repo}` reads
-the repository itself. Every call needs
+repository the token cannot read; a deleted issue answers 410 Gone; one the token may not read (`forbid`)
+answers 403. `GET /repos/{owner}/{repo}` reads the repository itself. Every call needs
 `Authorization: Bearer <token>` (401 "Bad credentials"), `Accept: application/vnd.github+json`,
 `X-GitHub-Api-Version: 2022-11-28` and a `User-Agent` (GitHub refuses requests without one). Rate
 limits answer as GitHub does: a secondary limit is 403 with `retry-after`; the primary limit is
@@ -39,6 +39,7 @@ class FakeGitHub(FakeServer):
         self.made = 0
         self.deleted: set[int] = set()  # answers 410 Gone
         self.out_of_reach: set[int] = set()  # deleted or transferred where the token cannot read: 404
+        self.forbidden: set[int] = set()  # reads answer 403: the token may not read them (the repository reads)
 
     REPO_ID = 424242  # the repository issues are transferred to
 
@@ -55,6 +56,10 @@ class FakeGitHub(FakeServer):
         token cannot read, which GitHub answers with 404."""
         self.issues.pop(int(key))
         (self.deleted if readable else self.out_of_reach).add(int(key))
+
+    def forbid(self, key: str) -> None:
+        """Reads of the issue answer 403, as GitHub does for a token not allowed to read it."""
+        self.forbidden.add(int(key))
 
     def rename(self, new: str) -> None:
         """The repository gets a new name; GitHub redirects requests made to the old one."""
@@ -141,6 +146,9 @@ class FakeGitHub(FakeServer):
         if refused is not None:
             return refused
         number = int(request.match_info["number"])
+        if number in self.forbidden:
+            body = {"message": "Resource not accessible by personal access token", "status": "403"}
+            return web.json_response(body, status=403)
         issue = self.issues.get(number)
         if issue is None and number in self.moved:
             moved = f"{self.url}/repositories/{self.REPO_ID}/issues/{self.moved[number]['number']}"

@@ -31,6 +31,7 @@ class FakeJira(FakeServer):
         self.project = project
         self.issues: dict[str, dict[str, Any]] = {}
         self.made = 0
+        self.forbidden: set[str] = set()  # reads answer 403: the account may no longer browse them
         self.app.router.add_post("/rest/api/3/issue", self._create)
         self.app.router.add_get("/rest/api/3/issue/{key}", self._get)
         self.app.router.add_get("/rest/api/3/search/jql", self._search)
@@ -50,6 +51,10 @@ class FakeJira(FakeServer):
 
     def delete(self, key: str) -> None:
         self.issues.pop(key)
+
+    def forbid(self, key: str) -> None:
+        """Reads of the issue answer 403 (the account lost the permission to browse it)."""
+        self.forbidden.add(key)
 
     def rate_limit_next(self, seconds: int = 2, *, kind: str = "") -> None:
         self.throttle_next(seconds)
@@ -125,6 +130,9 @@ class FakeJira(FakeServer):
     async def _get(self, request: web.Request) -> web.Response:
         if request.headers.get("Authorization") != self.auth:
             return web.json_response({"errorMessages": ["You are not authenticated."]}, status=401)
+        if request.match_info["key"] in self.forbidden:
+            body = {"errorMessages": ["You do not have the permission to see the specified issue."], "errors": {}}
+            return web.json_response(body, status=403)
         issue = self.issues.get(request.match_info["key"])
         if issue is None:
             return web.json_response(

@@ -64,6 +64,7 @@ class FakeLinear(FakeServer):
         self.issues: dict[str, dict[str, Any]] = {}
         self.made = 0
         self.readable = True  # False: the key lost access to the team (its issues and the team are "not found")
+        self.forbidden: set[str] = set()  # reads answer a FORBIDDEN error: the key may not read them
         self.app.router.add_post("/graphql", self._graphql)
 
     def close(self, key: str, *, how: str = "completed") -> None:
@@ -82,6 +83,10 @@ class FakeLinear(FakeServer):
     def restore(self, key: str) -> None:
         """Out of the trash (Linear's `issueUnarchive`), as it was."""
         self.issues[key].update(trashed=None, archivedAt=None)
+
+    def forbid(self, key: str) -> None:
+        """Reads of the issue answer Linear's FORBIDDEN error."""
+        self.forbidden.add(key)
 
     def lose_access(self) -> None:
         """The key can no longer read the team (removed from a private team, or the team is gone)."""
@@ -122,6 +127,10 @@ class FakeLinear(FakeServer):
         return {"id": self.team_id, "key": self.team_key, "name": "Engineering"}
 
     def _issue(self, _: Any, info: Any, id: str) -> dict[str, Any]:  # noqa: A002
+        if id in self.forbidden:
+            raise graphql.GraphQLError(
+                "Forbidden: you do not have access to this issue", extensions={"code": "FORBIDDEN", "statusCode": 403}
+            )
         if id not in self.issues or not self.readable:
             raise graphql.GraphQLError(
                 "Entity not found: Issue",
