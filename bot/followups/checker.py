@@ -15,8 +15,8 @@ from datetime import UTC, datetime, timedelta
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from bot.deps import Deps
-from bot.followups import service
-from bot.followups.flows import refresh
+from bot.followups import service, unread
+from bot.followups.flows import Checked, check_issues
 from bot.followups.ports import TrackerError
 from bot.tasks import RunGate
 
@@ -70,9 +70,13 @@ class ClosedIssueChecker:
                 return False
             error = None
             try:
-                changed = await refresh(self.deps)
-                if changed:
-                    log.info("%d follow-up(s) changed by their issues (closed, reopened or gone)", changed)
+                checked = await check_issues(self.deps)
+                await self._note(checked)
+                failure = checked.failure()
+                if failure is not None:
+                    raise failure
+                if checked.changed:
+                    log.info("%d follow-up(s) changed by their issues (closed, reopened or gone)", checked.changed)
             except TrackerError as exc:  # the tracker is down or refuses the key: no traceback to add
                 log.warning("checking follow-ups' issues failed (%s); trying again next time", exc)
                 error = str(exc)
@@ -86,6 +90,16 @@ class ClosedIssueChecker:
                 )
             self.wake_at(now + self.every)
             return True
+
+    async def _note(self, checked: Checked) -> None:
+        """Extend or end the streak of sweeps that left issues unread (`unread.py`); a sweep cut short by
+        a rate limit that read all it asked about says nothing of the issues it did not ask about."""
+        async with self.deps.db.session() as session:
+            if checked.unread:
+                count, last = len(checked.unread), str(checked.unread[-1])
+                await unread.note_unread(session, sweep=SWEEP, now=self.deps.clock.now(), count=count, error=last)
+            elif not checked.cut_short:
+                await unread.all_read(session, sweep=SWEEP)
 
     def wake_at(self, when: datetime) -> None:
         if self._scheduler is None or not self._scheduler.running:

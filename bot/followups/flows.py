@@ -140,19 +140,45 @@ async def create_open_issues(deps: Deps, *, incident_id: int, actor: str) -> Fil
     return filed
 
 
+@dataclass
+class Checked:
+    """What one pass over follow-ups' issues found: the checker keeps a streak of passes that left some unread."""
+
+    changed: int = 0  # done, open again, or their issue gone
+    read: int = 0
+    unread: list[TrackerError] = field(default_factory=list)  # issues the tracker would not let us read
+    cut_short: bool = False  # rate-limited: the rest is asked next time
+
+    def failure(self) -> TrackerError | None:
+        """Not one issue read: the tracker itself is failing (down, a revoked token)."""
+        if self.unread and not self.read:
+            return TrackerError(
+                f"could not read any of {len(self.unread)} issue(s) from the tracker: {self.unread[-1]}"
+            )
+        return None
+
+
 async def refresh(deps: Deps, *, incident_id: int | None = None) -> int:
     """Ask the tracker about watched follow-ups (`service.to_check`) not asked about within
     `service.RECHECK_AFTER`; returns how many changed now (done, open again, or their issue gone).
 
     TrackerError when every issue asked about failed to read: the tracker itself is failing."""
+    checked = await check_issues(deps, incident_id=incident_id)
+    failure = checked.failure()
+    if failure is not None:
+        raise failure
+    return checked.changed
+
+
+async def check_issues(deps: Deps, *, incident_id: int | None = None) -> Checked:
+    """`refresh`, saying which issues could not be read rather than raising."""
+    checked = Checked()
     if deps.issue_tracker is None:
-        return 0
+        return checked
     async with deps.db.session() as session:
         items = await service.to_check(session, incident_id=incident_id, now=deps.clock.now())
         ids = [item.id for item in items if item.id is not None]
         taken = await service.claim_checks(session, item_ids=ids, now=deps.clock.now())
-    changed = read = 0
-    unread: list[TrackerError] = []
     for item in items:
         if item.id not in taken or not item.issue_key:
             continue  # asked meanwhile (another view, the schedule, another replica)
@@ -160,22 +186,21 @@ async def refresh(deps: Deps, *, incident_id: int | None = None) -> int:
             state = await deps.issue_tracker.state(key=item.issue_key)
         except TrackerRateLimited:
             log.info("issue tracker rate-limited; the remaining follow-ups are checked next time")
+            checked.cut_short = True
             break
         except TrackerError as exc:
             log.warning("follow-up %s: could not check its issue: %s", item.id, exc)
-            unread.append(exc)
+            checked.unread.append(exc)
             continue
-        read += 1
+        checked.read += 1
         async with deps.db.session() as session:
             acted = await service.checked(
                 session, item_id=item.id, key=item.issue_key, state=state, now=deps.clock.now()
             )
         if acted is IssueState.GONE:
             log.info("follow-up %s: its issue is gone from the tracker; its link was dropped", item.id)
-        changed += acted is not None
-    if unread and not read:  # not one issue's trouble: the tracker (down, a revoked token); /health says so
-        raise TrackerError(f"could not read any of {len(unread)} issue(s) from the tracker: {unread[-1]}")
-    return changed
+        checked.changed += acted is not None
+    return checked
 
 
 async def refresh_quietly(deps: Deps, *, incident_id: int, within: float = 10.0) -> None:

@@ -9,7 +9,7 @@ from datetime import timedelta
 from typing import Any
 
 from bot.deps import Deps, warning_check
-from bot.followups import service
+from bot.followups import service, unread
 from bot.followups.checker import SWEEP, ClosedIssueChecker
 from bot.followups.ports import TrackerError
 from bot.followups.trackers import build
@@ -44,6 +44,7 @@ async def followups_health(deps: Deps, checker: ClosedIssueChecker) -> dict[str,
     now = deps.clock.now()
     async with deps.db.session() as session:
         state = await service.sweep_state(session, name=SWEEP)
+        unread_since = await unread.unread_too_long(session, sweep=SWEEP)
     problems = [] if checker.running else ["its scheduler is not running"]
     if state is not None:
         due, error = state
@@ -51,6 +52,9 @@ async def followups_health(deps: Deps, checker: ClosedIssueChecker) -> dict[str,
             problems.append(f"the check of closed issues is overdue since {due:%Y-%m-%d %H:%M} UTC")
         if error:
             problems.append(f"its last run failed: {error[:200]}")
+    if unread_since is not None and not (state and state[1]):  # a failed last run says it already
+        since, what = unread_since
+        problems.append(f"{what} (issues left unread by every check since {since:%Y-%m-%d %H:%M} UTC)")
     return warning_check(now, problems)
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.clock import FakeClock
+from bot.followups import flows
 from bot.followups.ports import IssueState, TrackerError
 from tests.fakes.slack_api import FakeSlack
 from tests.followups.conftest import Tracker
@@ -86,3 +87,48 @@ async def test_a_tracker_that_answers_no_read_warns_though_the_sweep_went_on(
         assert await checker.run_due()
         assert (await followups_check(bot))[1]["status"] == "pass"
         assert (await items(bot, incident.id or 0))[0].done  # and it did the work it could not do before
+
+
+async def test_issues_some_reads_of_which_keep_failing_warn_after_an_hour_not_on_a_blip(
+    fake_slack: FakeSlack, database_url: str, tmp_path: Path, tracker: Tracker
+) -> None:
+    """A token that lost access to a few issues (403) while the rest read: those follow-ups stop following
+    their issues, and no sweep fails as a whole. /health says so once it has lasted an hour of sweeps."""
+    clock = FakeClock()
+    async with checked_every_10m(fake_slack, database_url, tmp_path, tracker, clock) as (bot, incident, checker):
+        channel = incident.channel_id or ""
+        for text in ("Add a login canary", "Alert on SSO errors", "Cache SSO metadata", "Runbook for SSO", "Drop v1"):
+            await bot.command(f"action {text}", channel=channel)
+        for item in (await items(bot, incident.id or 0))[1:]:
+            await flows.create_issue(bot.deps, item_id=item.id or 0, actor="U0ALICE")
+        _, *forbidden, deleted = tracker.keys()  # the first was closed (`checked_every_10m`)
+        tracker.fake.delete(deleted)  # an answer, not a failed read: its link goes, as before
+
+        async def sweep() -> tuple[int, dict[str, Any]]:
+            clock.advance(timedelta(minutes=10, seconds=1))
+            assert await checker.run_due()
+            return await followups_check(bot)
+
+        for key in forbidden[:3]:
+            tracker.fake.forbid(key)
+        assert (await sweep())[1]["status"] == "pass"  # one sweep: could be a blip
+        assert (await items(bot, incident.id or 0))[0].done  # the readable ones were read
+        tracker.fake.forbidden.clear()
+        assert (await sweep())[1]["status"] == "pass"  # the blip passed: its streak ended with it
+
+        for key in forbidden[:3]:
+            tracker.fake.forbid(key)
+        assert (await sweep())[1]["status"] == "pass"
+        since = clock.now()
+        for _ in range(5):  # 50 minutes of sweeps that each leave the three unread: not yet
+            assert (await sweep())[1]["status"] == "pass"
+        status, check = await sweep()  # an hour
+        assert status == 200 and check["status"] == "warn"
+        assert check["output"].startswith("3 issue(s) could not be read; the last error: ")
+        assert ("Forbidden" if tracker.kind == "linear" else "(HTTP 403)") in check["output"]
+        assert check["output"].endswith(f"(issues left unread by every check since {since:%Y-%m-%d %H:%M} UTC)")
+        gone = [i for i in await items(bot, incident.id or 0) if i.issue_gone]
+        assert len(gone) == (1 if tracker.kind != "linear" else 0)  # Linear's delete is its trash, kept a day
+
+        tracker.fake.forbidden.clear()  # access given back: the next sweep reads them all
+        assert (await sweep())[1]["status"] == "pass"
