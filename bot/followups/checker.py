@@ -92,14 +92,18 @@ class ClosedIssueChecker:
             return True
 
     async def _note(self, checked: Checked) -> None:
-        """Extend or end the streak of sweeps that left issues unread (`unread.py`); a sweep cut short by
-        a rate limit that read all it asked about says nothing of the issues it did not ask about."""
+        """Extend or end the streak of sweeps that left issues unread (`unread.py`). A sweep that did not ask
+        about every watched issue (rate-limited, or more than it asks about) and read all it asked about ends
+        the streak only when its last unread sweep is over `unread.UNREAD_FOR` old: the unread issues may
+        simply not have been among those asked about (with over 200 watched, each sweep asks about some)."""
+        now = self.deps.clock.now()
         async with self.deps.db.session() as session:
             if checked.unread:
                 count, last = len(checked.unread), str(checked.unread[-1])
-                await unread.note_unread(session, sweep=SWEEP, now=self.deps.clock.now(), count=count, error=last)
-            elif not checked.cut_short:
-                await unread.all_read(session, sweep=SWEEP)
+                await unread.note_unread(session, sweep=SWEEP, now=now, count=count, error=last)
+            else:
+                since = now - unread.UNREAD_FOR if checked.partial else None
+                await unread.all_read(session, sweep=SWEEP, unread_before=since)
 
     def wake_at(self, when: datetime) -> None:
         if self._scheduler is None or not self._scheduler.running:

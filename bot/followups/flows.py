@@ -140,6 +140,9 @@ async def create_open_issues(deps: Deps, *, incident_id: int, actor: str) -> Fil
     return filed
 
 
+CHECK_AT_MOST = 200  # issues asked about in one pass
+
+
 @dataclass
 class Checked:
     """What one pass over follow-ups' issues found: the checker keeps a streak of passes that left some unread."""
@@ -147,7 +150,9 @@ class Checked:
     changed: int = 0  # done, open again, or their issue gone
     read: int = 0
     unread: list[TrackerError] = field(default_factory=list)  # issues the tracker would not let us read
-    cut_short: bool = False  # rate-limited: the rest is asked next time
+    # Not every watched issue was asked about: rate-limited (the rest is asked next time), or more are
+    # watched than one pass asks about (`CHECK_AT_MOST`, least recently asked first).
+    partial: bool = False
 
     def failure(self) -> TrackerError | None:
         """Not one issue read: the tracker itself is failing (down, a revoked token)."""
@@ -176,7 +181,8 @@ async def check_issues(deps: Deps, *, incident_id: int | None = None) -> Checked
     if deps.issue_tracker is None:
         return checked
     async with deps.db.session() as session:
-        items = await service.to_check(session, incident_id=incident_id, now=deps.clock.now())
+        items = await service.to_check(session, incident_id=incident_id, now=deps.clock.now(), limit=CHECK_AT_MOST)
+        checked.partial = len(items) >= CHECK_AT_MOST
         ids = [item.id for item in items if item.id is not None]
         taken = await service.claim_checks(session, item_ids=ids, now=deps.clock.now())
     for item in items:
@@ -186,7 +192,7 @@ async def check_issues(deps: Deps, *, incident_id: int | None = None) -> Checked
             state = await deps.issue_tracker.state(key=item.issue_key)
         except TrackerRateLimited:
             log.info("issue tracker rate-limited; the remaining follow-ups are checked next time")
-            checked.cut_short = True
+            checked.partial = True
             break
         except TrackerError as exc:
             log.warning("follow-up %s: could not check its issue: %s", item.id, exc)

@@ -4,8 +4,9 @@ A sweep that reads every issue it asks about but a few (a token that lost access
 raises nothing: those follow-ups would silently stop following their issues. Each such sweep extends a
 streak kept in the row `<sweep>:unread` (`due_at`: when the streak becomes a warning, an `UNREAD_FOR`
 after its first sweep; `last_run_at`: its latest sweep; `runs`: sweeps in a row; `error`: how many and
-the last error); a sweep that reads all it asked about ends it. /health warns once the streak's own
-sweeps span `UNREAD_FOR`: never on one sweep, so a blip that the next sweep reads through never shows.
+the last error); a sweep that reads every watched issue ends it (one that asked about only some, see
+`checker._note`). /health warns once the streak's own sweeps span `UNREAD_FOR`: never on one sweep, so
+a blip that the next sweep reads through never shows.
 """
 
 from __future__ import annotations
@@ -45,9 +46,13 @@ async def note_unread(session: AsyncSession, *, sweep: str, now: datetime, count
     await session.commit()
 
 
-async def all_read(session: AsyncSession, *, sweep: str) -> None:
-    """This sweep read every issue it asked about: the streak, if any, ends."""
-    await session.exec(delete(FollowupCheck).where(col(FollowupCheck.name) == _row(sweep)))
+async def all_read(session: AsyncSession, *, sweep: str, unread_before: datetime | None = None) -> None:
+    """This sweep read every issue it asked about: the streak, if any, ends (with `unread_before`, only
+    if its last unread sweep is older: this sweep did not ask about every issue)."""
+    query = delete(FollowupCheck).where(col(FollowupCheck.name) == _row(sweep))
+    if unread_before is not None:
+        query = query.where(col(FollowupCheck.last_run_at) < unread_before)
+    await session.exec(query)
     await session.commit()
 
 
