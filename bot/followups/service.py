@@ -328,7 +328,8 @@ _ON_STATE = {
 # --- the closed-issue check's timer row (models.FollowupCheck) -----------------------------------
 
 
-def _insert(session: AsyncSession) -> Any:
+def insert_check(session: AsyncSession) -> Any:
+    """An INSERT into `followup_checks` in the session's dialect (both have ON CONFLICT)."""
     bind = session.bind
     name = bind.dialect.name if bind is not None else "sqlite"
     return (postgresql.insert if name == "postgresql" else sqlite.insert)(FollowupCheck)
@@ -336,7 +337,7 @@ def _insert(session: AsyncSession) -> Any:
 
 async def plan_check(session: AsyncSession, *, name: str, due_at: datetime) -> datetime:
     """The sweep's row, made once (on every replica's start: the first insert wins); its due time."""
-    await session.exec(_insert(session).values(name=name, due_at=due_at, runs=0).on_conflict_do_nothing())
+    await session.exec(insert_check(session).values(name=name, due_at=due_at, runs=0).on_conflict_do_nothing())
     await session.commit()
     row = (await session.exec(select(FollowupCheck).where(col(FollowupCheck.name) == name))).one()
     return row.due_at

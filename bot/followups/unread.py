@@ -12,14 +12,13 @@ a blip that the next sweep reads through never shows.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy import delete
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.followups.models import FollowupCheck
+from bot.followups.service import insert_check
 
 UNREAD_FOR = timedelta(hours=1)
 
@@ -28,18 +27,12 @@ def _row(sweep: str) -> str:
     return f"{sweep}:unread"
 
 
-def _insert(session: AsyncSession) -> Any:
-    bind = session.bind
-    name = bind.dialect.name if bind is not None else "sqlite"
-    return (postgresql.insert if name == "postgresql" else sqlite.insert)(FollowupCheck)
-
-
 async def note_unread(session: AsyncSession, *, sweep: str, now: datetime, count: int, error: str) -> None:
     """This sweep left `count` issues unread: start the streak, or extend it."""
     text = f"{count} issue(s) could not be read; the last error: {error[:160]}"
     values = {"last_run_at": now, "runs": col(FollowupCheck.runs) + 1, "error": text}
     await session.exec(
-        _insert(session)
+        insert_check(session)
         .values(name=_row(sweep), due_at=now + UNREAD_FOR, last_run_at=now, runs=1, error=text)
         .on_conflict_do_update(index_elements=["name"], set_=values)
     )
