@@ -19,7 +19,7 @@ from bot.config import Severity
 from bot.db import Database
 from bot.exceptions import InvalidState
 from bot.incidents import flows as incident_flows
-from bot.incidents import service, setup_rows
+from bot.incidents import service, setup_rows, setup_steps
 from bot.incidents.models import Incident, IncidentCreate, Role, Status
 from bot.slack.adapters.escalation import PAGE_ACK
 from bot.timeline import service as timeline
@@ -184,7 +184,7 @@ async def test_a_setup_that_outlasts_its_lease_keeps_it_and_a_second_run_is_refu
     """
     clock = FakeClock()
     beats = Beats()
-    monkeypatch.setattr(incident_flows._SetupLease, "beat", staticmethod(beats))
+    monkeypatch.setattr(setup_steps.SetupLease, "beat", staticmethod(beats))
     settings = make_settings(fake=fake_slack, database_url=database_url, tmp_path=tmp_path, config={})
     async with running_bot(fake=fake_slack, settings=settings, clock=clock) as bot:
         gate = bot.fake.hold("conversations.create")
@@ -216,7 +216,7 @@ async def test_without_its_renewals_the_lease_expires_and_is_taken_over(
     """The other side of the test above: the renewals are what keeps the lease (this one's never come)."""
     clock = FakeClock()
     beats = Beats()
-    monkeypatch.setattr(incident_flows._SetupLease, "beat", staticmethod(beats))
+    monkeypatch.setattr(setup_steps.SetupLease, "beat", staticmethod(beats))
     settings = make_settings(fake=fake_slack, database_url=database_url, tmp_path=tmp_path, config={})
     async with running_bot(fake=fake_slack, settings=settings, clock=clock) as bot:
         gate = bot.fake.hold("conversations.create")
