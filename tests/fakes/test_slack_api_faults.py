@@ -7,6 +7,7 @@ could not parse our signed requests) every test built on them would pass for the
 
 from __future__ import annotations
 
+import aiohttp
 import pytest
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
@@ -64,3 +65,23 @@ async def test_tier2_sliding_window(client: AsyncWebClient, fake: FakeSlack) -> 
     assert info.value.response.headers["Retry-After"] == "60"
     now[0] += 60.5
     await client.conversations_create(name="inc-20")
+
+
+async def test_disconnect_closes_the_connection_without_an_answer(client: AsyncWebClient, fake: FakeSlack) -> None:
+    general = fake.add_channel("general")
+    fake.disconnect("chat.postMessage")  # slack_sdk sends it again once by itself
+    await client.chat_postMessage(channel=general, text="after a drop")
+    assert [c.status for c in fake.calls_to("chat.postMessage")] == [0, 200]
+    fake.disconnect("chat.postMessage", count=2)
+    with pytest.raises(aiohttp.ServerDisconnectedError):
+        await client.chat_postMessage(channel=general, text="never sent")
+    assert [m.text for m in fake.messages(general)] == ["after a drop"], "Slack did nothing with a dropped call"
+
+
+async def test_disconnect_after_acting_cuts_the_answer(client: AsyncWebClient, fake: FakeSlack) -> None:
+    general = fake.add_channel("general")
+    fake.disconnect("chat.postMessage", acted=True)
+    with pytest.raises(aiohttp.ClientPayloadError):
+        await client.chat_postMessage(channel=general, text="posted, unheard")
+    assert [m.text for m in fake.messages(general)] == ["posted, unheard"]
+    await client.chat_postMessage(channel=general, text="next")  # the next call is answered as usual

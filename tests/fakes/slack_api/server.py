@@ -129,6 +129,13 @@ class FakeSlack(AuthAndUsers, Conversations, Chat, PinsAndReactions, Views, File
         queue = self._faults.setdefault(method, deque())
         queue.extend([("pass", None)] * after + [("server", status)] * count)
 
+    def disconnect(self, method: str, *, count: int = 1, acted: bool = False) -> None:
+        """Next ``count`` calls to ``method`` end with the connection closed: no answer, as when Slack or a
+        proxy drops a keep-alive connection (Slack did nothing; the call is recorded with status 0). With
+        ``acted``, Slack did it and the answer is cut partway. slack_sdk's client sends a call once more by
+        itself after a dropped connection, not after a cut answer."""
+        self._faults.setdefault(method, deque()).extend([("disconnect", acted)] * count)
+
     def hold(self, method: str, when: Callable[[dict[str, Any]], bool] = lambda args: True) -> asyncio.Event:
         """Calls to ``method`` whose arguments match ``when`` wait (unanswered) until the event is set."""
         gate = asyncio.Event()
@@ -168,12 +175,42 @@ class FakeSlack(AuthAndUsers, Conversations, Chat, PinsAndReactions, Views, File
         auth = request.headers.get("Authorization", "")
         if auth.lower().startswith("bearer "):
             token = auth[7:].strip()
+        acted = self._next_disconnect(method)
+        if acted is False:
+            self.calls.append(Call(method, args, 0, {}))
+            return self._hang_up(request, web.Response())
         answer = self._dispatch(method, dict(args), token)
         for held, when, gate in list(self._holds_after):
             if held == method and not gate.is_set() and when(args):
                 self.held.append((method, args))
                 await gate.wait()
+        if acted:
+            return await self._cut(request, answer)
         return answer
+
+    def _next_disconnect(self, method: str) -> bool | None:
+        """A `disconnect` queued for this call: None if there is none, else whether Slack acts first."""
+        queue = self._faults.get(method)
+        if queue and queue[0][0] == "disconnect":
+            return bool(queue.popleft()[1])
+        return None
+
+    @staticmethod
+    def _hang_up(request: web.Request, response: web.StreamResponse) -> web.StreamResponse:
+        """Close the connection: whatever the handler returns next is never sent."""
+        assert request.transport is not None
+        request.transport.close()
+        return response
+
+    async def _cut(self, request: web.Request, answer: web.Response) -> web.StreamResponse:
+        """Send the answer's headers and half its body, then close the connection."""
+        body = answer.body
+        assert isinstance(body, bytes)
+        cut = web.StreamResponse(status=answer.status, headers={"Content-Type": answer.headers["Content-Type"]})
+        cut.content_length = len(body)
+        await cut.prepare(request)
+        await cut.write(body[: len(body) // 2])
+        return self._hang_up(request, cut)
 
     async def _read_args(self, request: web.Request) -> dict[str, Any]:
         """JSON body, then form body, then query string (later sources never override earlier ones)."""
