@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
+import aiohttp
 from slack_sdk.errors import SlackApiError, SlackClientError, SlackRequestError
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
@@ -23,6 +24,18 @@ _TRIGGER_LATE = frozenset({"expired_trigger_id", "exchanged_trigger_id"})
 # Slack will refuse every post (or edit) there: the channel was archived or deleted, or the bot removed
 # from it. chat.postMessage answers is_archived for an archived channel, chat.update is_inactive.
 CHANNEL_GONE = frozenset({"channel_not_found", "is_archived", "is_inactive", "not_in_channel"})
+# The network or Slack failed on the way, so trying again may work: besides OSError and timeouts (a refused,
+# reset or timed-out connection, DNS, TLS), slack_sdk lets aiohttp's own errors through, and some are no
+# OSError: a keep-alive connection Slack or a proxy closed (ServerDisconnectedError, which slack_sdk tries
+# once more, then raises), an answer cut short (ClientPayloadError).
+# aiohttp's other ClientErrors (InvalidURL, a non-HTTP URL) say the request itself is wrong: bugs, not caught.
+_UNREACHABLE = (
+    SlackClientError,
+    OSError,
+    TimeoutError,
+    aiohttp.ClientConnectionError,
+    aiohttp.ClientPayloadError,
+)
 
 
 async def call(
@@ -49,7 +62,9 @@ async def call(
         raise ChatError(f"{step}: Slack answered {code or 'an error'}", step=step, code=code) from exc
     except SlackRequestError as exc:
         raise _request_error(step, exc) from exc
-    except (SlackClientError, OSError, TimeoutError) as exc:
+    except aiohttp.ClientResponseError as exc:
+        raise _between_error(step, exc) from exc
+    except _UNREACHABLE as exc:
         log.warning("slack call failed: %s: %s", step, exc)
         raise ChatError(f"{step}: could not reach Slack ({type(exc).__name__})", step=step, code="unreachable") from exc
 
@@ -69,6 +84,15 @@ def _request_error(step: str, exc: SlackRequestError) -> ChatError:
     status = int(match.group(1))
     log.warning("slack call failed: %s: the upload URL answered HTTP %s", step, status)
     return ChatError(f"{step}: Slack's file upload answered HTTP {status}", step=step, code=f"http_{status}")
+
+
+def _between_error(step: str, exc: aiohttp.ClientResponseError) -> ChatError:
+    """Something between the bot and Slack answered instead of Slack: a proxy refused to connect, or redirects
+    went round in circles. Its HTTP status is the code, as a gateway's is: a 502 or 503 is worth trying again,
+    a 407 (the proxy wants credentials) is not."""
+    log.warning("slack call failed: %s: %s", step, exc)
+    code = f"http_{exc.status}" if exc.status else "unreachable"
+    return ChatError(f"{step}: could not reach Slack ({type(exc).__name__} {exc.status})", step=step, code=code)
 
 
 def data(response: AsyncSlackResponse) -> dict[str, Any]:

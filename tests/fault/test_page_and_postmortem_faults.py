@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from bot.clock import FakeClock
-from bot.escalation.models import Page
+from bot.escalation.models import Page, PageTarget, TargetState
 from tests.conftest import make_settings
 from tests.crash import stay_up
 from tests.fakes.slack_api import FakeSlack
@@ -89,6 +89,22 @@ async def test_a_5xx_on_the_page_dm_is_retried_until_the_person_is_paged(paging_
     await _tick(bot, 61)
     for _ in range(3):
         await _tick(bot, 31)  # past the 30 s retry back-off, before level 2 (120 s)
+    assert _pages_to(bot, "U0LEAD") == 1
+
+
+async def test_a_dropped_connection_on_the_page_dm_is_retried_as_a_network_failure(paging_bot: BotHarness) -> None:
+    """Slack (or a proxy) closes the keep-alive connection under the page DM, and again under slack_sdk's own
+    second try: the person stays pending as "unreachable" (not a bug with a stack trace) and is paged later."""
+    bot = paging_bot
+    await bot.declare()
+    bot.fake.disconnect("chat.postMessage", count=2)  # the next postMessage is the page DM
+    with bot_errors() as errors:
+        await _tick(bot, 61)
+    assert not errors.records, errors.describe()
+    assert _pages_to(bot, "U0LEAD") == 0
+    lead = (PageTarget.recipient == "U0LEAD", PageTarget.state == TargetState.PENDING)
+    assert await count(bot.deps, PageTarget, *lead, PageTarget.error == "unreachable") == 1
+    await _tick(bot, 31)  # past the 30 s retry back-off, before level 2 (120 s)
     assert _pages_to(bot, "U0LEAD") == 1
 
 

@@ -203,3 +203,26 @@ async def test_a_form_slack_opened_too_late_says_to_try_again(bot: BotHarness) -
     await bot.command("declare")
     reply = bot.last_reply()
     assert "3 seconds" in reply and "try again" in reply and "expired_trigger_id" not in reply, reply
+
+
+@pytest.mark.parametrize(
+    ("method", "step", "acted"),
+    [
+        # Slack (or a proxy) closed a keep-alive connection, twice: slack_sdk sends a call once more by itself.
+        pytest.param("conversations.setTopic", "setting the topic", False, id="topic-dropped"),
+        pytest.param("conversations.invite", "inviting the declarer", False, id="invite-dropped"),
+        # Slack created the channel, but its answer was cut short: the retry must find it, not make another.
+        pytest.param("conversations.create", "creating the channel", True, id="create-answer-cut"),
+    ],
+)
+async def test_a_dropped_connection_is_a_network_failure_that_retry_finishes(
+    bot: BotHarness, method: str, step: str, acted: bool
+) -> None:
+    bot.fake.disconnect(method, count=1 if acted else 2, acted=acted)
+    with bot_errors() as errors:
+        await bot.command("declare P1 Checkout is down")
+    assert not errors.records, errors.describe()  # a network blip, not a bug with a stack trace
+    setup_error = (await bot.incident(1)).setup_error or ""
+    assert f"{step} failed (unreachable)" in setup_error, setup_error
+    await _retry_setup(bot)
+    await _assert_set_up_once(bot)
