@@ -137,6 +137,28 @@ async def test_5xx_during_the_post_mortem_upload_is_tried_again_and_shares_one(p
     assert told == [], "the channel was told of a draft it has"
 
 
+@pytest.mark.parametrize("acted", [False, True], ids=["dropped", "shared-answer-cut"])
+async def test_a_dropped_connection_during_the_post_mortem_upload_shares_one(
+    paging_bot: BotHarness, acted: bool
+) -> None:
+    """The connection closes under files.completeUploadExternal: before Slack shared the draft (and again
+    under slack_sdk's own second try), or after, with the answer cut short. Either way it is tried again as
+    a network failure (not said in the channel as an internal error), and the channel ends with one draft."""
+    bot = paging_bot
+    incident = await bot.declare()
+    where = incident.channel_id or ""
+    bot.fake.disconnect("files.completeUploadExternal", count=1 if acted else 2, acted=acted)
+    await bot.command("resolve rolled back", channel=where)
+    await bot.settle()
+    clock = bot.deps.clock
+    assert isinstance(clock, FakeClock)
+    await stay_up(bot, clock, every=timedelta(minutes=1), times=4)  # the retry, after the sweep's grace
+    shared = [f for f in bot.fake.files.values() if f.completed]
+    assert len(shared) == 1 and shared[0].channels == [where]
+    told = [m.text for m in bot.fake.messages(where) if "could not be shared" in m.text]
+    assert told == [], "the channel was told of a draft it has"
+
+
 @pytest.fixture
 async def immediate_pager(fake_slack: FakeSlack, database_url: str, tmp_path: Path) -> AsyncIterator[BotHarness]:
     """A bot whose only level pages U0LEAD at once."""
