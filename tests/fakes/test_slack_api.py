@@ -293,3 +293,17 @@ async def test_archive_refuses_what_slack_refuses(client: AsyncWebClient, fake: 
     fake.add_channel("elsewhere", channel_id="C0ELSEWHERE", members=["U0ALICE"])
     assert await api_error(client.conversations_archive(channel="C0ELSEWHERE")) == "not_in_channel"
     assert not fake.channels["C0ELSEWHERE"].archived
+
+
+async def test_blocks_too_long_in_total_are_refused(client: AsyncWebClient, fake: FakeSlack) -> None:
+    """Slack's msg_blocks_too_long: each section within 3000 characters, over 11,000 in all (see chat.py);
+    chat.update answers invalid_blocks, the code its spec lists for blocks."""
+    general = fake.add_channel("general")
+    four = [section("x" * 2750) for _ in range(4)]  # 11,000: accepted
+    posted = await client.chat_postMessage(channel=general, text="t", blocks=four)
+    five = [*four, section("y")]
+    assert await api_error(client.chat_postMessage(channel=general, text="t", blocks=five)) == "msg_blocks_too_long"
+    assert await api_error(client.chat_update(channel=general, ts=posted["ts"], text="t", blocks=five)) == (
+        "invalid_blocks"
+    )
+    assert fake.messages(general)[0].blocks == four

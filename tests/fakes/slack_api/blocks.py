@@ -174,6 +174,16 @@ def _action_ids(block: dict[str, Any]) -> list[str]:
     return [el["action_id"] for el in elements if isinstance(el, dict) and isinstance(el.get("action_id"), str)]
 
 
+def blocks_text_length(node: Any) -> int:
+    """Every `text` string in the blocks, summed (text objects, markdown blocks, options, buttons)."""
+    if isinstance(node, list):
+        return sum(blocks_text_length(item) for item in node)
+    if not isinstance(node, dict):
+        return 0
+    total = len(node["text"]) if isinstance(node.get("text"), str) else 0
+    return total + sum(blocks_text_length(v) for v in node.values() if isinstance(v, (dict, list)))
+
+
 def validate_blocks(blocks: Any, *, max_blocks: int = 50, ptr: str = "/blocks") -> list[str]:
     """Slack-style error messages for a blocks array; empty when Slack would accept it.
 
