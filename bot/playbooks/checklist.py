@@ -100,6 +100,33 @@ class Progress:
 
 
 @dataclass(frozen=True)
+class CompactView:
+    """The checklist cut short, for a chat that refuses the whole of it as too long: the steps done or
+    skipped collapse to counts, the next step and the few pending after it stay, the rest is a count."""
+
+    done: int
+    skipped: int
+    window: list[StepProgress]  # the next step first, then the pending steps after it
+    later: int  # pending steps after the window
+    recent: list[StepProgress]  # the last closed steps in the playbook, last first (to reopen one)
+
+
+def compact_view(progress: Progress, *, ahead: int = 3, recent: int = 10) -> CompactView:
+    """`ahead` pending steps after the next one are kept; `recent` closed steps stay reachable to reopen."""
+    pending = [s for s in progress.steps if s.state == StepStatus.PENDING]
+    start = next((i for i, s in enumerate(pending) if progress.next and s.id == progress.next.id), None)
+    window = [] if start is None else pending[start : start + 1 + ahead]
+    closed = [s for s in progress.steps if s.state != StepStatus.PENDING]
+    return CompactView(
+        done=progress.done,
+        skipped=progress.skipped,
+        window=window,
+        later=len(pending) - len(window),
+        recent=closed[::-1][:recent],
+    )
+
+
+@dataclass(frozen=True)
 class _Untouched:
     """The state of a step with no row yet (a run just started): pending, nobody touched it."""
 

@@ -1,6 +1,6 @@
 """The progress message of the longest playbook the loader accepts fits one Slack message, whatever its
 templates expand to: posted and edited through the fake Slack, which refuses more than 50 blocks and a
-section over 3000 characters as Slack does."""
+section over 3000 characters as Slack does; and, too long in total for Slack, it is shown compact."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from bot.playbooks.schema import MAX_STEPS
 from bot.slack.adapters.playbooks import PlaybookActionId
 from tests.conftest import make_settings
 from tests.fakes.slack_api import FakeSlack, validate_blocks
-from tests.harness import running_bot
+from tests.fakes.slack_api.blocks import blocks_text_length
+from tests.harness import BotHarness, running_bot
 from tests.playbooks.conftest import buttons, click, progress_message, text_of
 
 TITLE = "{{ incident.title }}" * 7  # 140 characters of template: 7 times the incident's title
@@ -38,6 +39,23 @@ def _longest_playbook(directory: Path) -> None:
     (directory / "huge.yml").write_text("\n".join(lines) + "\n")
 
 
+async def _fill(bot: BotHarness) -> None:
+    """Every step with an action's long output, all but the first two skipped with a long reason."""
+    async with bot.deps.db.session() as session:
+        run = await runs.current_run(session, incident_id=1)
+        assert run is not None and run.id is not None
+        for index in range(MAX_STEPS):
+            await steps.record_action_result(
+                session, run_id=run.id, step_id=f"s{index}", action="status", actor="U0BOB", ok=False,
+                output="&" * 5000, now=bot.deps.clock.now(),
+            )  # fmt: skip
+        for index in range(2, MAX_STEPS):
+            await steps.skip_step(
+                session, run_id=run.id, step_id=f"s{index}", actor="U0ALICE", now=bot.deps.clock.now(),
+                reason="&" * 500,
+            )  # fmt: skip
+
+
 async def test_the_longest_playbook_posts_and_updates_at_its_fullest(
     fake_slack: FakeSlack, database_url: str, tmp_path: Path
 ) -> None:
@@ -56,19 +74,7 @@ async def test_the_longest_playbook_posts_and_updates_at_its_fullest(
         assert len(incident.title) == 287
         posted = progress_message(bot, incident)
         assert validate_blocks(posted.blocks) == [] and len(posted.blocks or []) <= 50
-        async with bot.deps.db.session() as session:
-            run = await runs.current_run(session, incident_id=1)
-            assert run is not None and run.id is not None
-            for index in range(MAX_STEPS):
-                await steps.record_action_result(
-                    session, run_id=run.id, step_id=f"s{index}", action="status", actor="U0BOB", ok=False,
-                    output="&" * 5000, now=bot.deps.clock.now(),
-                )  # fmt: skip
-            for index in range(2, MAX_STEPS):
-                await steps.skip_step(
-                    session, run_id=run.id, step_id=f"s{index}", actor="U0ALICE", now=bot.deps.clock.now(),
-                    reason="&" * 500,
-                )  # fmt: skip
+        await _fill(bot)
         await click(bot, incident, PlaybookActionId.DONE, user="U0ALICE")
         message = progress_message(bot, incident)
         assert message.edited and message.ts == posted.ts
@@ -79,3 +85,29 @@ async def test_the_longest_playbook_posts_and_updates_at_its_fullest(
         contexts = [e["text"] for b in message.blocks or [] if b["type"] == "context" for e in b["elements"]]
         assert any("read the rest in the playbook file" in c for c in contexts)
         assert "⏭ 100. cachebomb &amp;" in text and "— skipped by <@U0ALICE>: &amp;" in text
+
+
+async def test_the_longest_playbook_at_its_fullest_is_shown_compact(
+    fake_slack: FakeSlack, database_url: str, tmp_path: Path
+) -> None:
+    """The same message, some 100,000 characters, is refused by Slack as too long in total: the compact one
+    is accepted, posted and edited, with every part at its largest (the next step's instructions and
+    output cut, the ten latest closed steps in the reopen menu). Before, no progress message was shown."""
+    _longest_playbook(tmp_path / "playbooks")
+    settings = make_settings(
+        fake=fake_slack, database_url=database_url, tmp_path=tmp_path, playbooks_dir=tmp_path / "playbooks"
+    )
+    async with running_bot(fake=fake_slack, settings=settings) as bot:
+        incident = await bot.declare("P1 cachebomb " + "&" * 277)
+        posted = progress_message(bot, incident)
+        await _fill(bot)
+        await click(bot, incident, PlaybookActionId.DONE, user="U0ALICE")
+        message = progress_message(bot, incident)
+        assert message.edited and message.ts == posted.ts
+        assert validate_blocks(message.blocks) == [] and blocks_text_length(message.blocks) <= 9_500
+        options = buttons(message)[PlaybookActionId.REOPEN]["options"]
+        assert [o["value"] for o in options] == [f"1:s{i}" for i in range(99, 89, -1)]
+        text = text_of(message)
+        assert "✅ 1 done · ⏭ 98 skipped _(collapsed)_" in text and "⏭ 100." not in text
+        assert "All required steps are finished" in text and "*Next: 2. cachebomb &amp;" in text
+        assert "read them in full in the playbook file" in text and PlaybookActionId.DONE in buttons(message)

@@ -37,7 +37,7 @@ def attach(deps: Deps, client: AsyncWebClient) -> DomainPorts:
     access = Access(membership=SlackMembership(client), permissions=deps.settings.config.permissions, clock=deps.clock)
     deps.access = access
     deps.alert_chat = SlackAlertChat(client)
-    deps.playbook_chat = SlackPlaybookChat(client)
+    deps.playbook_chat = SlackPlaybookChat(client, dashboard=deps.settings.dashboard_url)
     deps.postmortem_chat = SlackPostmortemChat(client)
     deps.archive_chat = SlackArchiveChat(client)
     handles = UserHandles(client)
