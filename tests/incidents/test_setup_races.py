@@ -41,6 +41,20 @@ async def written(bot: BotHarness, predicate: Callable[[Incident], bool], within
         await asyncio.sleep(0.01)
 
 
+def first_post_in_a_new_channel() -> Callable[[dict[str, Any]], bool]:
+    """Matches the setup's first post in the new channel (the summary), and only that one."""
+    held: list[str] = []
+
+    def the_summary(args: dict[str, Any]) -> bool:
+        channel = str(args.get("channel", ""))
+        if held or not channel.startswith("C") or channel in ("C0INCIDENTS", "C0GENERAL", "C0ALERTS"):
+            return False
+        held.append(channel)
+        return True
+
+    return the_summary
+
+
 def ack_button(bot: BotHarness) -> tuple[str, str, str, str]:
     """(action_id, value, channel, ts) of the Acknowledge button in U0BOB's page DM."""
     for message in bot.fake.dms("U0BOB"):
@@ -79,17 +93,7 @@ async def test_an_ack_made_while_the_channel_is_being_created_stands(bot: BotHar
 async def test_a_change_made_during_the_setup_stands(
     bot: BotHarness, command: str, made: Callable[[Incident], bool]
 ) -> None:
-    held: list[str] = []
-
-    def the_summary(args: dict[str, Any]) -> bool:
-        """The setup's first post in the new channel (and only that one)."""
-        channel = str(args.get("channel", ""))
-        if held or not channel.startswith("C") or channel in ("C0INCIDENTS", "C0GENERAL", "C0ALERTS"):
-            return False
-        held.append(channel)
-        return True
-
-    gate = bot.fake.hold("chat.postMessage", the_summary)
+    gate = bot.fake.hold("chat.postMessage", first_post_in_a_new_channel())
     try:
         await bot.command("declare P2 Checkout is slow", settle=False)
         await until(lambda: bot.fake.held)  # the channel exists; the summary is on its way
@@ -273,16 +277,7 @@ async def test_the_setups_last_record_frees_its_own_lease_only(db: Database) -> 
 async def test_the_channels_messages_show_a_change_made_during_the_setup(bot: BotHarness) -> None:
     """The setup posts what it read at its start; a change the flows could not show yet (no summary,
     no announcement recorded) is shown once the setup is done."""
-    held: list[str] = []
-
-    def the_summary(args: dict[str, Any]) -> bool:
-        channel = str(args.get("channel", ""))
-        if held or not channel.startswith("C") or channel in ("C0INCIDENTS", "C0GENERAL", "C0ALERTS"):
-            return False
-        held.append(channel)
-        return True
-
-    gate = bot.fake.hold("chat.postMessage", the_summary)
+    gate = bot.fake.hold("chat.postMessage", first_post_in_a_new_channel())
     try:
         await bot.command("declare P3 Checkout is slow", settle=False)
         await until(lambda: bot.fake.held)  # the topic is set, the summary is on its way
