@@ -7,6 +7,7 @@ A row sends an update (creating the incident there on the first), corrects an up
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -219,16 +220,15 @@ async def _give_up(deps: Deps, row: StatuspageSync, token: str, incident: Incide
         ):
             return
         await service.forget_external_id(session, incident_id=row.incident_id)
-    await timeline.record_now(
+    text = f"Statuspage refused to delete the withdrawn incident; given up, delete it there by hand: {exc}"
+    await _say(
         deps,
-        incident_id=incident.id or 0,
-        text=f"Statuspage refused to delete the withdrawn incident; given up, delete it there by hand: {exc}",
-        payload=events.StatuspageSyncEvent(update_id=row.update_id, status=exc.status),
+        incident,
+        row,
+        exc,
+        text=text,
+        tell=lambda: page.chat.post_sync_given_up(incident=incident, error=str(exc)),
     )
-    try:
-        await page.chat.post_sync_given_up(incident=incident, error=str(exc))
-    except ChatError as chat_exc:
-        log.warning("could not tell %s that its withdrawal was given up: %s", incident.ref, chat_exc)
 
 
 async def _sync_failed(deps: Deps, row: StatuspageSync, token: str, incident: Incident, exc: StatuspageError) -> None:
@@ -252,16 +252,29 @@ async def _sync_failed(deps: Deps, row: StatuspageSync, token: str, incident: In
     page.wake_at(retry_at)
     if row.told_failure:
         return
-    await timeline.record_now(
-        deps,
-        incident_id=incident.id or 0,
-        text=f"Statuspage sync failed: {exc}",
-        payload=events.StatuspageSyncEvent(update_id=row.update_id, status=exc.status),
-    )
+
+    def tell() -> Awaitable[None]:
+        return page.chat.post_sync_problem(incident=incident, error=str(exc), retry_in=wait)
+
+    await _say(deps, incident, row, exc, text=f"Statuspage sync failed: {exc}", tell=tell)
+
+
+async def _say(
+    deps: Deps,
+    incident: Incident,
+    row: StatuspageSync,
+    exc: StatuspageError,
+    *,
+    text: str,
+    tell: Callable[[], Awaitable[None]],
+) -> None:
+    """A failure on the timeline, then in the incident's channel (a channel that refuses is only logged)."""
+    payload = events.StatuspageSyncEvent(update_id=row.update_id, status=exc.status)
+    await timeline.record_now(deps, incident_id=incident.id or 0, text=text, payload=payload)
     try:
-        await page.chat.post_sync_problem(incident=incident, error=str(exc), retry_in=wait)
+        await tell()
     except ChatError as chat_exc:
-        log.warning("could not tell %s that Statuspage failed: %s", incident.ref, chat_exc)
+        log.warning("could not tell %s of a Statuspage failure: %s", incident.ref, chat_exc)
 
 
 async def given_up_withdrawals(session: AsyncSession, *, since: datetime) -> list[int]:
