@@ -76,9 +76,10 @@ async def test_wake_ups_page_each_level_at_its_time(
     assert [row.late for row in rows] == [False, False, False]
     sent = [row.sent_at - row.due_at for row in rows if row.sent_at]
     assert len(sent) == 3 and all(late >= timedelta(0) for late in sent), sent  # none early
-    # Levels 2 and 3 went out on their wake-ups, within a second of their time. Level 1 is sent by the
-    # declaration itself: its delay measures the machine's load (half a second seen), not a wake-up.
-    assert all(late < timedelta(seconds=1) for late in sent[1:]), sent
+    # Levels 2 and 3 went out on their wake-ups, not on the sweep (an hour away): within a few seconds of
+    # their time, on a machine busy enough to make a wake-up a second late (seen with four test runs at
+    # once on two cores). Level 1 is sent by the declaration itself: its delay measures the load only.
+    assert all(late < timedelta(seconds=3) for late in sent[1:]), sent
 
 
 async def test_the_sweep_has_read_a_page_before_it_falls_due(
