@@ -38,6 +38,10 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 LOG_FORMATS = ("json", "text")
 
 
+# What the web dashboard needs, all four, before it is on (bot/web/auth.py).
+DASHBOARD_SETTINGS = ("SLACK_OIDC_CLIENT_ID", "SLACK_OIDC_CLIENT_SECRET", "PUBLIC_URL", "SESSION_SECRET")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore", frozen=False)
 
@@ -69,12 +73,15 @@ class Settings(BaseSettings):
 
     config: BotConfig = Field(default_factory=BotConfig, exclude=True)
 
+    def dashboard_missing(self) -> list[str]:
+        """The settings the web dashboard still needs; it is off until there are none."""
+        values = (self.slack_oidc_client_id, self.slack_oidc_client_secret, self.public_url, self.session_secret)
+        return [name for name, value in zip(DASHBOARD_SETTINGS, values, strict=True) if not value]
+
     @property
     def dashboard_url(self) -> str | None:
-        """PUBLIC_URL when the web dashboard is on (all four of its settings set), else None: a link to it is
-        only worth giving when it answers."""
-        values = (self.slack_oidc_client_id, self.slack_oidc_client_secret, self.public_url, self.session_secret)
-        return self.public_url if all(values) else None
+        """PUBLIC_URL when the web dashboard is on, else None: a link to it is only worth giving when it answers."""
+        return None if self.dashboard_missing() else self.public_url
 
     @field_validator("*", mode="before")
     @classmethod

@@ -8,6 +8,7 @@ import os
 from datetime import timedelta
 from typing import Any
 
+from bot.clock import utc_text
 from bot.deps import Deps, warning_check
 from bot.followups import service, unread
 from bot.followups.checker import SWEEP, ClosedIssueChecker
@@ -54,7 +55,7 @@ async def followups_health(deps: Deps, checker: ClosedIssueChecker) -> dict[str,
             problems.append(f"its last run failed: {error[:200]}")
     if unread_since is not None and not (state and state[1]):  # a failed last run says it already
         since, what = unread_since
-        problems.append(f"{what} (issues left unread by every check since {since:%Y-%m-%d %H:%M} UTC)")
+        problems.append(f"{what} (issues left unread by every check since {utc_text(since)})")
     return warning_check(now, problems)
 
 

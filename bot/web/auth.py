@@ -21,7 +21,6 @@ from bot.web.session import SESSION_COOKIE, Cookies, Person, SignIn, same
 
 log = logging.getLogger(__name__)
 
-SETTINGS = ("SLACK_OIDC_CLIENT_ID", "SLACK_OIDC_CLIENT_SECRET", "PUBLIC_URL", "SESSION_SECRET")
 
 _UNSAFE_IN_LOCATION = re.compile(r"[\x00-\x20\x7f]")
 SAFE_METHODS = ("GET", "HEAD")  # never write, so no CSRF token; everything else must carry one
@@ -38,9 +37,7 @@ class Dashboard:
 
     def missing(self) -> list[str]:
         """The settings still to set; the dashboard is off until there are none."""
-        s = self.deps.settings
-        values = (s.slack_oidc_client_id, s.slack_oidc_client_secret, s.public_url, s.session_secret)
-        return [name for name, value in zip(SETTINGS, values, strict=True) if not value]
+        return self.deps.settings.dashboard_missing()
 
     @property
     def cookies(self) -> Cookies:
