@@ -5,9 +5,10 @@
 In process, one at a time (no concurrency), on a migrated database in a temporary directory (or a
 throwaway PostgreSQL server). Each form runs `rounds` times after 20 warm-up rounds; the figure is
 the process's CPU time per round (user + system, the driver's threads included: aiosqlite runs each
-call on a thread of its own). It answers "what does one more transaction cost", which is why a
-declaration is counted in transactions (tests/incidents/test_declaration_cost.py). Prints figures;
-never asserts.
+call on a thread of its own), and next to it the event loop's share (this thread's CPU time) and
+the rest (the driver's threads: none on PostgreSQL). It answers "what does one more transaction
+cost", which is why a declaration is counted in transactions (tests/incidents/test_declaration_cost.py),
+and how much of it the event loop pays. Prints figures; never asserts.
 """
 
 from __future__ import annotations
@@ -111,16 +112,23 @@ async def measure(url: str, rounds: int, label: str) -> None:
             data = IncidentCreate(title="Cost", severity=Severity.P3, declared_by="U0ALICE")
             incident = await service.create(session, data=data, now=datetime.now(UTC))
         assert incident.id is not None
-        figures = {}
+        figures: dict[str, float] = {}
+        loop_figures: dict[str, float] = {}
         for name, run in forms(db, incident.id).items():
             for _ in range(20):
                 await run()
-            started = time.process_time()
+            started, loop_started = time.process_time(), time.thread_time()
             for _ in range(rounds):
                 await run()
             figures[name] = (time.process_time() - started) / rounds * 1000
-            print(f"{label:10s} {name:44s} {figures[name]:5.2f} ms CPU per transaction")
+            loop_figures[name] = (time.thread_time() - loop_started) / rounds * 1000
+            print(
+                f"{label:10s} {name:62s} {figures[name]:5.2f} ms CPU per transaction "
+                f"(event loop {loop_figures[name]:5.2f}, driver threads {figures[name] - loop_figures[name]:5.2f})"
+            )
         print_json("statement_cost", {"database": label, **{k: round(v, 3) for k, v in figures.items()}})
+        loop_rounded = {k: round(v, 3) for k, v in loop_figures.items()}
+        print_json("statement_cost_event_loop", {"database": label, **loop_rounded})
     finally:
         await db.dispose()
 
