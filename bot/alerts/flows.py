@@ -16,7 +16,7 @@ from datetime import timedelta
 
 from bot.alerts import claims, declaring, leases, rules, service
 from bot.alerts.models import AlertGroup, AlertInstance, DeclareState
-from bot.alerts.payloads import Notification
+from bot.alerts.payloads import Notification, storable
 from bot.alerts.ports import AlertChat, AlertView
 from bot.alerts.views import alert_line, build_view
 from bot.config import Severity
@@ -63,6 +63,7 @@ class AlertProcessor:
     # --- intake ----------------------------------------------------------------------------------
 
     async def ingest(self, note: Notification) -> service.IngestResult:
+        note = storable(note)
         proposal = rules.propose(note, config=self.deps.settings.config, registry=self.deps.playbooks)
         async with self.deps.db.session() as session:
             result = await service.ingest(session, note=note, proposal=proposal, now=self.deps.clock.now())

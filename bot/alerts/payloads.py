@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -102,6 +102,24 @@ class Notification:
         summary = self.summary
         text = f"{name}: {summary}" if summary and summary != name else name
         return " ".join(text.split())[:300]
+
+
+def _without_nul(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.replace("\x00", "")
+    if isinstance(value, dict):
+        return {_without_nul(k): _without_nul(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(_without_nul(v) for v in value)
+    if isinstance(value, AlertItem):
+        return replace(value, **{f.name: _without_nul(getattr(value, f.name)) for f in fields(value)})
+    return value
+
+
+def storable(note: Notification) -> Notification:
+    """The delivery without NUL characters: PostgreSQL text cannot hold one, and a stray NUL in a label,
+    an annotation or the group key must not turn every retry of the sender into a 503."""
+    return replace(note, **{f.name: _without_nul(getattr(note, f.name)) for f in fields(note)})
 
 
 def parse_time(value: Any, *, where: str) -> datetime | None:

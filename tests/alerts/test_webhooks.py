@@ -6,6 +6,7 @@ import base64
 from typing import Any
 
 import pytest
+from sqlmodel import select
 
 from bot.alerts.models import AlertInstance
 from tests.alerts import payloads as p
@@ -169,6 +170,26 @@ async def test_malformed_payloads_get_400_with_the_reason_and_store_nothing(
     assert reason in response.json()["error"]
     assert await groups(bot) == []
     assert alert_messages(bot) == []
+
+
+async def test_a_nul_character_in_a_delivery_is_stored_without_it_not_refused_with_a_503(bot: BotHarness) -> None:
+    """PostgreSQL text cannot hold NUL: a 503 would make the sender retry a delivery that can never be stored."""
+    alert = p.am_alert(severity="critical", summary="Checkout\x00 errors", team="pay\x00ments")
+    alert["fingerprint"] = "fp\x00-1"
+    body = p.alertmanager([alert], group_key='{}:{alertname="HighErrorRate\x00"}')
+    body.update(receiver="incident\x00-bot", externalURL="http://alertmanager\x00.example.com")
+    body["commonAnnotations"]["summary"] = "Checkout\x00 errors"
+    for _ in range(2):  # a repeat lands on the same group
+        response = await send(bot, body)
+        assert response.status_code == 200, response.text
+    [group] = await groups(bot)
+    assert group.title == "HighErrorRate: Checkout errors" and group.notifications == 2
+    assert group.receiver == "incident-bot" and group.external_url == "http://alertmanager.example.com"
+    async with bot.deps.db.session() as session:
+        [instance] = (await session.exec(select(AlertInstance))).all()
+    assert instance.fingerprint == "fp-1" and instance.labels["team"] == "payments"
+    [message] = alert_messages(bot)
+    assert "Checkout errors" in rendered(message) and "\x00" not in rendered(message)
 
 
 # --- auth ---------------------------------------------------------------------------------------------
