@@ -21,7 +21,7 @@ from bot.alerts.ports import AlertChat, AlertView
 from bot.alerts.views import alert_line, build_view
 from bot.config import Severity
 from bot.deps import Deps
-from bot.exceptions import BotError, ChatError, InvalidState, NotFound
+from bot.exceptions import BotError, ChatError, InvalidState, MessageGone, NotFound
 from bot.incidents import access
 from bot.incidents import flows as incident_flows
 from bot.incidents.flows import Outcome
@@ -193,9 +193,15 @@ class AlertProcessor:
         chat = self._chat()
         # A sync that died or failed may have posted the card without saving its ts: look for it first.
         look = after_crash or group.attempts > 0
-        await self._show_in_alerts_channel(chat, group_id=group_id, group=group, view=view, token=token, look=look)
+        card_failed: ChatError | None = None
+        try:
+            await self._show_in_alerts_channel(chat, group_id=group_id, group=group, view=view, token=token, look=look)
+        except ChatError as exc:  # the card is retried (the group stays pending); the responders still hear it
+            card_failed = exc
         if incident is not None and incident.channel_id:
             await self._tell_incident(chat, group_id=group_id, group=group, alerts=alerts, incident=incident, view=view)
+        if card_failed is not None:
+            raise card_failed
         return revision
 
     def _chat(self) -> AlertChat:
@@ -247,8 +253,11 @@ class AlertProcessor:
                         session, group_id=group_id, token=token, channel_id=found[0], message_ts=found[1]
                     )
         if group.message_ts:
-            await chat.update_alert(channel=group.channel_id or channel, ts=group.message_ts, view=view)
-            return
+            try:
+                await chat.update_alert(channel=group.channel_id or channel, ts=group.message_ts, view=view)
+                return
+            except MessageGone:  # someone deleted the card: post it again rather than fail every sync
+                log.warning("alert group %s: its card was deleted in Slack; posting it again", group_id)
         channel_id, ts = await chat.post_alert(channel=channel, view=view)
         async with self.deps.db.session() as session:
             await leases.save_message(session, group_id=group_id, token=token, channel_id=channel_id, message_ts=ts)
