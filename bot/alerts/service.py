@@ -22,6 +22,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.alerts.models import AlertGroup, AlertInstance, DeclareState
+from bot.alerts.ordering import without_late_resolves
 from bot.alerts.payloads import Notification
 from bot.alerts.rules import Proposal, describe_rule
 from bot.exceptions import NotFound
@@ -182,6 +183,7 @@ async def _apply(
     old_status = group.status  # the UPDATE below refreshes `group` in place
     new_episode = await _starts_episode(session, group=group, note=note)
     stored = [] if new_episode else await instances(session, group_id=group_id)
+    note = without_late_resolves(note, stored)
     existing = {i.fingerprint: i.status for i in stored}
     state = group_state(note, stored)
     incident_id = None if new_episode else group.incident_id
