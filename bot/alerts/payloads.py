@@ -204,6 +204,9 @@ def decode(body: bytes) -> dict[str, Any]:
     return data
 
 
+# Alertmanager's `truncatedAlerts` is a uint64; no group holds more alerts than this, and the stored
+# counts (an INTEGER column in PostgreSQL) must not overflow, or every retry of the delivery is a 503.
+MAX_TRUNCATED = 1_000_000_000
 # Alertmanager and Grafana nest five or six levels; nothing real comes near this.
 MAX_DEPTH = 32
 
@@ -237,6 +240,7 @@ def parse(source: str, data: dict[str, Any], *, overflow: Overflow | None = None
     truncated = data.get("truncatedAlerts") or 0
     if isinstance(truncated, bool) or not isinstance(truncated, int) or truncated < 0:
         raise PayloadError(f"truncatedAlerts: expected a non-negative integer, got {truncated!r}")
+    truncated = min(truncated, MAX_TRUNCATED)  # a count the database's integer columns hold, sums included
     alerts = _alert_items(raw_alerts, status=status)
     unsaid = overflow.dropped - overflow.firing - overflow.resolved  # they take the notification's status
     firing_total = sum(1 for a in alerts if a.status == "firing") + overflow.firing

@@ -192,6 +192,17 @@ async def test_a_nul_character_in_a_delivery_is_stored_without_it_not_refused_wi
     assert "Checkout errors" in rendered(message) and "\x00" not in rendered(message)
 
 
+@pytest.mark.parametrize("count", [2**31, 2**62])
+async def test_a_huge_truncated_count_is_stored_not_answered_503(bot: BotHarness, count: int) -> None:
+    """`truncatedAlerts` is a uint64 in Alertmanager: beyond PostgreSQL's INTEGER every retry was a 503."""
+    body = p.alertmanager([p.am_alert()])
+    body["truncatedAlerts"] = count
+    response = await send(bot, body)
+    assert response.status_code == 200, response.text
+    [group] = await groups(bot)
+    assert group.truncated == 1_000_000_000 and group.firing_total == 1_000_000_001
+
+
 # --- auth ---------------------------------------------------------------------------------------------
 
 
