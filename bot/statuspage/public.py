@@ -89,8 +89,13 @@ class PublicIncident:
         return utc(self.updates[0].published_at)
 
     @property
-    def updated_at(self) -> datetime:
+    def last_published_at(self) -> datetime:
         return utc(self.updates[-1].published_at)
+
+    @property
+    def updated_at(self) -> datetime:
+        """Its last change: the last publish, or a correction since of any of its updates (as on Statuspage)."""
+        return max(utc(u.edited_at or u.published_at) for u in self.updates)
 
     def first_at(self, status: str) -> datetime | None:
         return next((utc(u.published_at) for u in self.updates if u.status == status), None)
@@ -130,7 +135,7 @@ def incidents_of(rows: Sequence[tuple[Incident, PublicUpdate]]) -> list[PublicIn
                 components=list(last.components),
             )
         )
-    return sorted(out, key=lambda i: i.updated_at, reverse=True)
+    return sorted(out, key=lambda i: i.last_published_at, reverse=True)  # a correction does not reorder the page
 
 
 def _probe_status(day: ComponentDay | None) -> ComponentStatus | None:

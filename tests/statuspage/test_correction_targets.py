@@ -125,3 +125,24 @@ async def test_an_edit_moves_the_feed_entrys_updated_and_the_feeds(sbot: BotHarn
     assert entry.findtext(f"{ATOM}published") == iso(published)
     assert entry.findtext(f"{ATOM}updated") == iso(clock.now())
     assert feed.findtext(f"{ATOM}updated") == iso(clock.now())
+
+
+async def test_an_edit_moves_the_incidents_updated_at_in_summary_json(sbot: BotHarness, clock: FakeClock) -> None:
+    bot = sbot
+    channel = await _published(bot, TYPO)
+    published = clock.now()
+    clock.advance(timedelta(minutes=3))
+    await bot.command("publish We have found the cause.", channel=channel)
+    second = clock.now()
+    before, _, _ = await public(bot)
+    assert before["incidents"][0]["updated_at"] == iso(second)
+    clock.advance(timedelta(minutes=7))
+    await bot.command(f"publish edit {FIXED}", channel=channel)
+
+    summary, _, _ = await public(bot)
+    [incident] = summary["incidents"]
+    assert incident["updated_at"] == iso(clock.now())  # as on Statuspage: an edited update changes its incident
+    assert incident["created_at"] == incident["started_at"] == iso(published)
+    [last, first] = incident["incident_updates"]
+    assert (last["created_at"], last["updated_at"]) == (iso(second), iso(clock.now()))
+    assert first["updated_at"] == iso(published)
