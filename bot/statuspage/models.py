@@ -165,7 +165,8 @@ class StatuspageSync(TimerRow, table=True):
     """The outbox: one change still to send to Atlassian Statuspage (sent in order per incident).
 
     A row is written in the publish's (edit's, withdrawal's) own transaction, so a change is never lost
-    to a crash or an outage at Statuspage; failures are retried with a growing back-off until accepted.
+    to a crash or an outage at Statuspage; failures are retried with a growing back-off until accepted (a row
+    Statuspage keeps refusing is given up after a few tries: `refusals`).
     """
 
     __tablename__ = "statuspage_outbox"

@@ -7,18 +7,15 @@ A row sends an update (creating the incident there on the first), corrects an up
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
-from datetime import datetime, timedelta
+from collections.abc import Awaitable
+from datetime import timedelta
 from typing import TYPE_CHECKING
-
-from sqlmodel import col, select
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.clock import utc
 from bot.exceptions import ChatError
 from bot.incidents import service as incidents
 from bot.incidents.models import Incident
-from bot.statuspage import service, timers
+from bot.statuspage import refusals, service, timers
 from bot.statuspage.atlassian import IncidentChange, Statuspage, StatuspageError
 from bot.statuspage.flows import page_of
 from bot.statuspage.models import ComponentStatus, PublicUpdate, StatuspageSync, SyncAction
@@ -33,10 +30,6 @@ log = logging.getLogger(__name__)
 SYNC_BACKOFF = (timedelta(seconds=30), timedelta(minutes=1), timedelta(minutes=2), timedelta(minutes=5))
 SYNC_MAX_BACKOFF = timedelta(minutes=15)
 SYNC_LEASE = timedelta(minutes=5)  # paced calls with 420/429 retries can take a while
-# A withdrawal Statuspage refuses (a 4xx that is not a 404, a throttle or a timeout: a key whose role may not
-# delete, say) is tried this many times, then given up: it would hold back every later row of the incident.
-WITHDRAW_REFUSALS = 3
-GAVE_UP = "gave up: "
 
 
 def backoff(attempts: int) -> timedelta:
@@ -65,7 +58,8 @@ async def _change(deps: Deps, update: PublicUpdate) -> IncidentChange:
 
 
 async def sync_one(deps: Deps, *, row_id: int) -> bool:
-    """Send one outbox row to Statuspage (create the incident there on the first); retried on failure."""
+    """Send one outbox row to Statuspage (create the incident there on the first); retried on failure.
+    True when the row is done with (sent, or given up after refusals)."""
     page = page_of(deps)
     client = page.statuspage
     assert client is not None
@@ -89,8 +83,8 @@ async def sync_one(deps: Deps, *, row_id: int) -> bool:
     try:
         await _send(deps, client, row, update, incident, external)
     except StatuspageError as exc:
-        await _sync_failed(deps, row, token, incident, exc)
-        return False
+        # A row given up counts as done: the incident's later rows go out now.
+        return await _sync_failed(deps, row, token, incident, update, exc)
     async with deps.db.session() as session:
         await timers.mark_sent(session, model=StatuspageSync, row_id=row_id, token=token, now=deps.clock.now())
     if row.told_failure:
@@ -116,7 +110,7 @@ async def _send(
     deps: Deps, client: Statuspage, row: StatuspageSync, update: PublicUpdate, incident: Incident, external: str | None
 ) -> None:
     if row.action == SyncAction.EDIT:
-        await _send_edit(client, update, external)
+        await _send_edit(deps, client, update, external)
     elif row.action == SyncAction.WITHDRAW:
         await _send_withdrawal(deps, client, update, incident, external)
     else:
@@ -130,10 +124,16 @@ async def _send(
                 await service.save_statuspage_update_id(session, update_id=update.id or 0, external=there)
 
 
-async def _send_edit(client: Statuspage, update: PublicUpdate, external: str | None) -> None:
+async def _send_edit(deps: Deps, client: Statuspage, update: PublicUpdate, external: str | None) -> None:
     """The update's current text onto the incident update it became there, by the id its answer gave."""
     if external is None:
         return  # never reached Statuspage (made private before): nothing there to correct
+    if update.statuspage_update_id is None:
+        async with deps.db.session() as session:
+            if await refusals.update_given_up(session, update_id=update.id or 0):
+                # Not there (or posted by hand): guessing would patch another update of the same status.
+                log.warning("INC-%s: its update never reached Statuspage; nothing to correct", update.incident_id)
+                return
     target = update.statuspage_update_id or await _guess_update_id(client, update, external)
     if target is None:
         log.warning("INC-%s: Statuspage has no %s update to correct", update.incident_id, update.status)
@@ -202,40 +202,13 @@ async def _create_once(
     return there
 
 
-def _gives_up(row: StatuspageSync, exc: StatuspageError) -> bool:
-    return row.action == SyncAction.WITHDRAW and not exc.transient and row.attempts >= WITHDRAW_REFUSALS
-
-
-async def _give_up(deps: Deps, row: StatuspageSync, token: str, incident: Incident, exc: StatuspageError) -> None:
-    """The withdrawal stops being retried: the rows after it go out, and people hear that the incident is
-    still on Statuspage (the channel, the timeline, /health for a day). Its id there is forgotten, as after
-    a delete: once someone has deleted it by hand, publishing again creates a new incident there."""
+async def _sync_failed(
+    deps: Deps, row: StatuspageSync, token: str, incident: Incident, update: PublicUpdate, exc: StatuspageError
+) -> bool:
     page = page_of(deps)
-    log.error("Statuspage refused to delete %s %s times (%s): given up", incident.ref, row.attempts, exc)
-    async with deps.db.session() as session:
-        now = deps.clock.now()
-        reason = f"{GAVE_UP}{exc}"
-        if not await timers.cancel(
-            session, model=StatuspageSync, row_id=row.id or 0, token=token, now=now, reason=reason
-        ):
-            return
-        await service.forget_external_id(session, incident_id=row.incident_id)
-    text = f"Statuspage refused to delete the withdrawn incident; given up, delete it there by hand: {exc}"
-    await _say(
-        deps,
-        incident,
-        row,
-        exc,
-        text=text,
-        tell=lambda: page.chat.post_sync_given_up(incident=incident, error=str(exc)),
-    )
-
-
-async def _sync_failed(deps: Deps, row: StatuspageSync, token: str, incident: Incident, exc: StatuspageError) -> None:
-    page = page_of(deps)
-    if _gives_up(row, exc):
-        await _give_up(deps, row, token, incident, exc)
-        return
+    if refusals.gives_up(row, exc):
+        await refusals.give_up(deps, row, token, incident, update, exc)
+        return True
     wait = backoff(row.attempts)
     retry_at = deps.clock.now() + wait
     log.warning("Statuspage sync of %s failed (%s); retrying in %s", incident.ref, exc, wait)
@@ -251,42 +224,10 @@ async def _sync_failed(deps: Deps, row: StatuspageSync, token: str, incident: In
         )
     page.wake_at(retry_at)
     if row.told_failure:
-        return
+        return False
 
     def tell() -> Awaitable[None]:
         return page.chat.post_sync_problem(incident=incident, error=str(exc), retry_in=wait)
 
-    await _say(deps, incident, row, exc, text=f"Statuspage sync failed: {exc}", tell=tell)
-
-
-async def _say(
-    deps: Deps,
-    incident: Incident,
-    row: StatuspageSync,
-    exc: StatuspageError,
-    *,
-    text: str,
-    tell: Callable[[], Awaitable[None]],
-) -> None:
-    """A failure on the timeline, then in the incident's channel (a channel that refuses is only logged)."""
-    payload = events.StatuspageSyncEvent(update_id=row.update_id, status=exc.status)
-    await timeline.record_now(deps, incident_id=incident.id or 0, text=text, payload=payload)
-    try:
-        await tell()
-    except ChatError as chat_exc:
-        log.warning("could not tell %s of a Statuspage failure: %s", incident.ref, chat_exc)
-
-
-async def given_up_withdrawals(session: AsyncSession, *, since: datetime) -> list[int]:
-    """Incidents whose withdrawal Statuspage kept refusing since `since` (given up: still there; for /health)."""
-    query = (
-        select(StatuspageSync.incident_id)
-        .where(
-            col(StatuspageSync.action) == SyncAction.WITHDRAW,
-            col(StatuspageSync.cancelled_at) >= since,
-            col(StatuspageSync.cancel_reason).startswith(GAVE_UP),
-        )
-        .distinct()
-        .order_by(col(StatuspageSync.incident_id))
-    )
-    return list((await session.exec(query)).all())
+    await refusals.say(deps, incident, row, exc, text=f"Statuspage sync failed: {exc}", tell=tell)
+    return False

@@ -7,7 +7,7 @@ from datetime import timedelta
 from typing import Protocol
 
 from bot.incidents.models import Incident
-from bot.statuspage.models import PublicUpdate
+from bot.statuspage.models import PublicUpdate, SyncAction
 
 
 class PublicChat(Protocol):
@@ -34,8 +34,11 @@ class PublicChat(Protocol):
         """Statuspage refused or could not be reached: say so, and that it is retried."""
         ...
 
-    async def post_sync_given_up(self, *, incident: Incident, error: str) -> None:
-        """Statuspage kept refusing to delete the withdrawn incident: it is still there, for a person to delete."""
+    async def post_sync_given_up(
+        self, *, incident: Incident, error: str, action: SyncAction, update: PublicUpdate
+    ) -> None:
+        """Statuspage kept refusing `action` (an update's send, its correction, or deleting the withdrawn
+        incident) and the bot stopped trying: say what is not on Statuspage, for a person to do there by hand."""
         ...
 
     async def post_sync_recovered(self, *, incident: Incident) -> None:

@@ -11,7 +11,8 @@ from typing import Any
 from bot.deps import Deps, warning_check
 from bot.settings import Settings
 from bot.signals import IncidentDeclared, IncidentResolved, IncidentSeverityChanged
-from bot.statuspage import flows, outbox, renames, service, web
+from bot.statuspage import flows, refusals, renames, service, web
+from bot.statuspage.models import SyncAction
 from bot.statuspage.ports import PublicChat
 from bot.statuspage.runtime import StatusPage
 
@@ -19,7 +20,7 @@ log = logging.getLogger(__name__)
 
 # Past the first few back-offs (30 s, 1, 2, 5 min): Statuspage is down or refuses us, not just slow.
 OUTBOX_WARNING = timedelta(minutes=10)
-# A withdrawal given up leaves the incident on Statuspage for a person to delete: said for a day.
+# A row given up after refusals leaves something for a person to do on Statuspage: said for a day.
 GIVEN_UP_WARNING = timedelta(days=1)
 
 
@@ -81,15 +82,20 @@ async def outbox_health(deps: Deps) -> dict[str, Any]:
     now = deps.clock.now()
     async with deps.db.session() as session:
         oldest = await service.oldest_pending_sync(session)
-        given_up = await outbox.given_up_withdrawals(session, since=now - GIVEN_UP_WARNING)
+        given_up = await refusals.given_up(session, since=now - GIVEN_UP_WARNING)
     problems = []
     if oldest is not None and now - oldest > OUTBOX_WARNING:
         problems.append(f"a public update has waited for Statuspage since {oldest:%Y-%m-%d %H:%M} UTC")
-    problems += [
-        f"Statuspage refused to delete INC-{number} (withdrawn): it is still there, to delete by hand"
-        for number in given_up
-    ]
+    problems += [_BY_HAND[row.action].format(ref=f"INC-{row.incident_id}") for row in given_up]
     return warning_check(now, problems)
+
+
+# What /health says of an outbox row given up after refusals (`refusals`): what to do on Statuspage by hand.
+_BY_HAND = {
+    SyncAction.UPDATE: "Statuspage refused a public update of {ref}: it is not there, to post by hand",
+    SyncAction.EDIT: "Statuspage refused a correction of {ref}: the old text is still there, to correct by hand",
+    SyncAction.WITHDRAW: "Statuspage refused to delete {ref} (withdrawn): it is still there, to delete by hand",
+}
 
 
 def check(settings: Settings) -> tuple[list[str], list[str], list[str]]:

@@ -15,7 +15,7 @@ from bot.incidents.models import Incident
 from bot.slack import blocks
 from bot.slack.api import call
 from bot.slack.text import clip, escape, user
-from bot.statuspage.models import Impact, PublicUpdate
+from bot.statuspage.models import Impact, PublicUpdate, SyncAction
 from bot.statuspage.ports import PublicChat
 
 Block = dict[str, Any]
@@ -51,6 +51,26 @@ def corrected_what(update: PublicUpdate, repeated: PublicUpdate | None) -> str:
     return (
         f"*{update.status}*, and the *{repeated.status}* update whose text it repeated; "
         "both still dated when they were published"
+    )
+
+
+def given_up_text(incident: Incident, error: str, action: SyncAction, update: PublicUpdate) -> str:
+    """What the bot stopped sending to Statuspage after refusals, and what to do there by hand instead."""
+    stopped = "The bot has stopped trying"
+    if action == SyncAction.WITHDRAW:
+        return (
+            f"⚠️ Atlassian Statuspage refused to delete {incident.ref}, withdrawn from the status page: "
+            f"{escape(error)}. {stopped}, so it is still on Statuspage: please delete it there "
+            "by hand, in Statuspage's own management pages. Our own status page no longer shows it."
+        )
+    if action == SyncAction.EDIT:
+        what, todo = f"the correction of the *{update.status}* update", "correct that update there by hand to read"
+    else:
+        what, todo = f"the *{update.status}* update", "post it there by hand"
+    return (
+        f"⚠️ Atlassian Statuspage refused {what} of {incident.ref}: {escape(error)}. {stopped}, so it is not on "
+        f"Statuspage (our own status page shows it): please {todo}, in Statuspage's own management pages:\n"
+        f">{escape(update.message)}\nLater updates of {incident.ref} go on to Statuspage as usual."
     )
 
 
@@ -101,13 +121,12 @@ class SlackPublicChat:
         )
         await self._post(incident, "tell the channel Statuspage failed", text)
 
-    async def post_sync_given_up(self, *, incident: Incident, error: str) -> None:
-        text = (
-            f"⚠️ Atlassian Statuspage refused to delete {incident.ref}, withdrawn from the status page: "
-            f"{escape(error)}. The bot has stopped trying, so it is still on Statuspage: please delete it there "
-            "by hand, in Statuspage's own management pages. Our own status page no longer shows it."
+    async def post_sync_given_up(
+        self, *, incident: Incident, error: str, action: SyncAction, update: PublicUpdate
+    ) -> None:
+        await self._post(
+            incident, "tell the channel Statuspage kept refusing", given_up_text(incident, error, action, update)
         )
-        await self._post(incident, "tell the channel Statuspage kept refusing a withdrawal", text)
 
     async def post_sync_recovered(self, *, incident: Incident) -> None:
         await self._post(
