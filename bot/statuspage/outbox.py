@@ -125,7 +125,8 @@ async def _send(
 
 
 async def _send_edit(deps: Deps, client: Statuspage, update: PublicUpdate, external: str | None) -> None:
-    """The update's current text onto the incident update it became there, by the id its answer gave."""
+    """The update's current text onto the incident update it became there, by the id its answer gave.
+    A 404 (the incident or the update deleted there by hand) leaves nothing to correct: logged, skipped."""
     if external is None:
         return  # never reached Statuspage (made private before): nothing there to correct
     if update.statuspage_update_id is None:
@@ -134,11 +135,11 @@ async def _send_edit(deps: Deps, client: Statuspage, update: PublicUpdate, exter
                 # Not there (or posted by hand): guessing would patch another update of the same status.
                 log.warning("INC-%s: its update never reached Statuspage; nothing to correct", update.incident_id)
                 return
-    target = update.statuspage_update_id or await _guess_update_id(client, update, external)
-    if target is None:
-        log.warning("INC-%s: Statuspage has no %s update to correct", update.incident_id, update.status)
-        return
     try:
+        target = update.statuspage_update_id or await _guess_update_id(client, update, external)
+        if target is None:
+            log.warning("INC-%s: Statuspage has no %s update to correct", update.incident_id, update.status)
+            return
         await client.edit_update(external, target, body=update.message)
     except StatuspageError as exc:
         if exc.status != 404:
@@ -158,7 +159,8 @@ async def _guess_update_id(client: Statuspage, update: PublicUpdate, external: s
 async def _send_withdrawal(
     deps: Deps, client: Statuspage, update: PublicUpdate, incident: Incident, external: str | None
 ) -> None:
-    """Components back to what the other open incidents say, then the incident deleted there."""
+    """Components back to what the other open incidents say, then the incident deleted there (a 404 for
+    either: someone deleted it there by hand, and that is what a withdrawal wants)."""
     if external is None:  # a create whose answer was lost may still have made it
         external = await client.find_unresolved(marker=marker_of(incident))
     if external is None:
@@ -173,9 +175,14 @@ async def _send_withdrawal(
         for component_id in page.statuspage_ids(component):
             if statuses.get(component_id) is None or ComponentStatus(statuses[component_id]).rank < status.rank:
                 statuses[component_id] = status.value
-    if statuses:
-        await client.set_components(external, statuses)
-    await client.delete_incident(external)
+    try:
+        if statuses:
+            await client.set_components(external, statuses)
+        await client.delete_incident(external)
+    except StatuspageError as exc:
+        if exc.status != 404:
+            raise
+        log.warning("%s was deleted on Statuspage by hand already", incident.ref)  # as a delete's 404
     async with deps.db.session() as session:
         await service.forget_external_id(session, incident_id=update.incident_id)
 

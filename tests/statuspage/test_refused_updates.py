@@ -1,12 +1,15 @@
 """An update or a correction Statuspage keeps refusing (a 4xx that trying again cannot fix: a body it
 rejects, say) is given up as a refused withdrawal is: after a few tries, told in the channel and on the
-timeline with what to post by hand, and on /health for a day. The incident's later rows go out meanwhile."""
+timeline with what to post by hand, and on /health for a day. The incident's later rows go out meanwhile.
+A correction whose update was deleted there by hand (a 404) is only logged and skipped."""
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 
 import httpx
+import pytest
 from sqlalchemy import update
 
 from bot.clock import FakeClock
@@ -153,3 +156,33 @@ async def test_throttles_timeouts_and_outages_are_never_given_up(
     assert [u["body"] for u in statuspage.incidents["inc0001"].updates] == [FIRST, REJECTED]
     assert not any("gave up" in (r.cancel_reason or "") for r in await _rows(bot))
     assert (await _health(bot))["status"] == "pass"
+
+
+@pytest.mark.parametrize("by_id", [True, False], ids=["by-its-id", "looked-up"])
+async def test_a_correction_of_an_update_deleted_there_by_hand_is_logged_and_skipped(
+    sbot: BotHarness, statuspage: FakeStatuspage, caplog: pytest.LogCaptureFixture, by_id: bool
+) -> None:
+    bot = sbot
+    channel = await _published(bot, TYPO)
+    if by_id:
+        statuspage.incidents["inc0001"].updates.clear()  # the update deleted on Statuspage's own pages
+    else:  # the whole incident deleted there, and the update sent before its id was kept (revision 0012)
+        del statuspage.incidents["inc0001"]
+        async with bot.deps.db.session() as session:
+            await session.exec(update(PublicUpdate).values(statuspage_update_id=None))
+            await session.commit()
+    caplog.set_level(logging.WARNING, logger="bot.statuspage.outbox")
+
+    await bot.command(f"publish edit {FIRST}", channel=channel)
+    await bot.settle()
+    assert [c.status for c in statuspage.refused] == [404]
+    assert "deleted there; nothing to correct" in caplog.text
+    [edit] = [r for r in await _rows(bot) if r.action == SyncAction.EDIT]
+    assert edit.sent_at is not None and edit.attempts == 1
+    assert not any(REFUSED in m.text or "did not take" in m.text for m in bot.fake.messages(channel))
+    if by_id:  # nothing held back: the next update goes out at once
+        await bot.command(f"publish {LATER}", channel=channel)
+        await bot.settle()
+        assert [u["body"] for u in statuspage.incidents["inc0001"].updates] == [LATER]
+    async with bot.deps.db.session() as session:
+        assert await service.oldest_pending_sync(session) is None

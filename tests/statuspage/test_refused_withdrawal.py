@@ -60,3 +60,23 @@ async def test_a_refused_delete_is_given_up_told_and_warned_and_blocks_nothing(
         clock.advance(timedelta(days=1, minutes=1))  # said for a day
         check = (await client.get("/health")).json()["checks"]["statuspage:outbox"][0]
     assert check["status"] == "pass"
+
+
+async def test_a_withdrawal_of_an_incident_deleted_there_by_hand_is_done_at_once(
+    sbot: BotHarness, statuspage: FakeStatuspage
+) -> None:
+    bot = sbot
+    incident = await bot.declare("P1 service:api Payments fail")
+    channel = incident.channel_id or ""
+    await bot.command("publish critical Checkout is down for everyone.", channel=channel)
+    await bot.settle()
+    del statuspage.incidents["inc0001"]  # deleted on Statuspage's own pages
+
+    await bot.command("unpublish", channel=channel)
+    await bot.settle()
+    assert [(c.method, c.status) for c in statuspage.refused] == [("PATCH", 404)]  # its components: not there
+    async with bot.deps.db.session() as session:
+        [_, withdrawal] = await service.syncs(session, incident_id=incident.id or 0)
+        assert await service.external_id(session, incident_id=incident.id or 0) is None
+    assert withdrawal.sent_at is not None and withdrawal.attempts == 1
+    assert not any(REFUSED in m.text or "did not take" in m.text for m in bot.fake.messages(channel))
