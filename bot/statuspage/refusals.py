@@ -44,14 +44,22 @@ _GIVEN_UP_TEXT = {
 }
 
 
-def refused(exc: StatuspageError) -> bool:
+# The API key, not the row: once someone fixes it every row goes out, so updates and corrections wait for
+# that (/health warns of a stuck outbox) instead of being given up and posted by hand. A withdrawal refused
+# a 403 is a key that may publish but not delete: that one is given up.
+_KEY_REFUSED = frozenset({401, 403})
+
+
+def refused(exc: StatuspageError, action: SyncAction = SyncAction.WITHDRAW) -> bool:
     """A 4xx other than 404 and the throttles (and 408): Statuspage will answer the same next time."""
     status = exc.status
+    if status in _KEY_REFUSED and action != SyncAction.WITHDRAW:
+        return False
     return status is not None and 400 <= status < 500 and status != 404 and not exc.transient
 
 
 def gives_up(row: StatuspageSync, exc: StatuspageError) -> bool:
-    return refused(exc) and row.attempts >= REFUSALS
+    return refused(exc, SyncAction(row.action)) and row.attempts >= REFUSALS
 
 
 async def give_up(

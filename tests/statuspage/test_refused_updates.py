@@ -139,7 +139,7 @@ async def test_a_refused_correction_is_given_up_told_and_the_later_updates_go_ou
     assert check["status"] == "warn" and "Statuspage refused a correction of INC-1" in check["output"]
 
 
-async def test_throttles_timeouts_and_outages_are_never_given_up(
+async def test_throttles_timeouts_outages_and_a_bad_key_are_never_given_up(
     sbot: BotHarness, statuspage: FakeStatuspage, clock: FakeClock
 ) -> None:
     bot = sbot
@@ -147,12 +147,14 @@ async def test_throttles_timeouts_and_outages_are_never_given_up(
     statuspage.fail_next(503, times=2)
     statuspage.fail_next(408, times=2)
     statuspage.fail_next(404)
+    statuspage.fail_next(401, times=3)  # a key revoked, then replaced: the update goes out then
+    statuspage.fail_next(403, times=3)
     await bot.command(f"publish {REJECTED}", channel=channel)
     await bot.settle()
-    for wait in (31, 61, 121, 301, 901):
+    for wait in (31, 61, 121, 301, 901, 901, 901, 901, 901, 901, 901):
         clock.advance(timedelta(seconds=wait))
         await page_of(bot).sweep()
-    assert [c.status for c in statuspage.refused] == [503, 503, 408, 408, 404]
+    assert [c.status for c in statuspage.refused] == [503, 503, 408, 408, 404] + [401] * 3 + [403] * 3
     assert [u["body"] for u in statuspage.incidents["inc0001"].updates] == [FIRST, REJECTED]
     assert not any("gave up" in (r.cancel_reason or "") for r in await _rows(bot))
     assert (await _health(bot))["status"] == "pass"
