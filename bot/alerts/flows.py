@@ -272,16 +272,29 @@ class AlertProcessor:
         incident: Incident,
         view: AlertView,
     ) -> None:
-        """New firing alerts, and an offer to resolve once the alert cleared, in the incident's channel."""
+        """New firing alerts, and an offer to resolve once the alert cleared, in the incident's channel.
+        Only once every alert group of the incident has cleared: while another still fires, the channel
+        hears which, and the offer comes with the last group to clear."""
         fresh = [alert_line(a, group.common_labels) for a in alerts if a.status == "firing" and not a.noticed]
-        offer = group.resolve_offer_pending and incident.is_open
-        if not (fresh or offer):
+        cleared = group.resolve_offer_pending and incident.is_open
+        if not (fresh or cleared):
             return
-        await chat.notify_incident(incident=incident, view=view, new_alerts=fresh, offer_resolve=offer)
+        others: list[AlertGroup] = []
+        if cleared:
+            async with self.deps.db.session() as session:
+                others = await claims.other_groups(session, incident_id=incident.id or 0, group_id=group_id)
+        still = sorted({g.title or "alert" for g in others if g.status == "firing"})
+        offer = cleared and not still
+        await chat.notify_incident(
+            incident=incident, view=view, new_alerts=fresh, offer_resolve=offer, still_firing=still
+        )
         async with self.deps.db.session() as session:
             await leases.mark_noticed(session, group_id=group_id, fingerprints=[a.fingerprint for a in fresh])
-            if offer:
-                await leases.clear_resolve_offer(session, group_id=group_id, resolved_at=group.resolved_at)
+            # The offer covers the incident: groups that cleared before it need not offer again.
+            told = [group, *others] if offer else [group]
+            for done in told if cleared else []:
+                if done.resolve_offer_pending:
+                    await leases.clear_resolve_offer(session, group_id=done.id or 0, resolved_at=done.resolved_at)
 
     # --- reacting to incidents ------------------------------------------------------------------
 

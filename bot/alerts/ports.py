@@ -6,6 +6,7 @@ the adapter decides how it looks.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
@@ -83,7 +84,14 @@ class AlertChat(Protocol):
     async def update_alert(self, *, channel: str, ts: str, view: AlertView) -> None: ...
 
     async def notify_incident(
-        self, *, incident: Incident, view: AlertView, new_alerts: list[AlertLine], offer_resolve: bool
+        self,
+        *,
+        incident: Incident,
+        view: AlertView,
+        new_alerts: list[AlertLine],
+        offer_resolve: bool,
+        still_firing: Sequence[str] = (),
     ) -> None:
-        """Tell the incident channel that alerts of its group fired or cleared (with a Resolve button)."""
+        """Tell the incident channel that alerts of its group fired or cleared: with a Resolve button once
+        every alert group of the incident has cleared, else naming the groups that still fire."""
         ...

@@ -4,6 +4,7 @@ is escaped before it reaches mrkdwn."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -206,7 +207,13 @@ class SlackAlertChat:
         )
 
     async def notify_incident(
-        self, *, incident: Incident, view: AlertView, new_alerts: list[AlertLine], offer_resolve: bool
+        self,
+        *,
+        incident: Incident,
+        view: AlertView,
+        new_alerts: list[AlertLine],
+        offer_resolve: bool,
+        still_firing: Sequence[str] = (),
     ) -> None:
         if not incident.channel_id:
             return
@@ -219,14 +226,30 @@ class SlackAlertChat:
             if count > MAX_LINES:
                 lines.append(f"_…and {count - MAX_LINES} more_")
             out.append(blocks.mrkdwn(f"*{escape(text)}*\n" + "\n".join(lines)))
-        if offer_resolve:
-            cleared = f"✅ {view.source_name}: {view.title} has resolved"
+        if offer_resolve or still_firing:
+            cleared, more = _cleared(view, incident, offer_resolve=offer_resolve, still_firing=still_firing)
             text = text or cleared
-            out.append(blocks.mrkdwn(f"*{escape(cleared)}.* If the service is healthy, resolve {incident.ref}."))
-            out.append({"type": "actions", "elements": [resolve_button(incident.id or 0, incident.ref)]})
+            out.extend(more)
         if not out:
             return
         await call(
             "tell the incident channel about the alert",
             self.client.chat_postMessage(channel=incident.channel_id, text=escape(clip(text, 300)), blocks=out),
         )
+
+
+def _cleared(
+    view: AlertView, incident: Incident, *, offer_resolve: bool, still_firing: Sequence[str]
+) -> tuple[str, list[Block]]:
+    """The group cleared: offer to resolve once nothing of the incident fires, else say what still does."""
+    cleared = f"✅ {view.source_name}: {view.title} has resolved"
+    if offer_resolve:
+        return cleared, [
+            blocks.mrkdwn(f"*{escape(cleared)}.* If the service is healthy, resolve {incident.ref}."),
+            {"type": "actions", "elements": [resolve_button(incident.id or 0, incident.ref)]},
+        ]
+    names = [clip(name, 150) for name in still_firing[:MAX_LINES]]
+    if len(still_firing) > MAX_LINES:
+        names.append(f"{len(still_firing) - MAX_LINES} more")
+    still = f"still firing for {incident.ref}: {', '.join(names)}"
+    return f"{cleared}; {still}", [blocks.mrkdwn(f"*{escape(cleared)}*, but {escape(still)}.")]

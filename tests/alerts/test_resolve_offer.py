@@ -1,0 +1,84 @@
+"""The offer to resolve an incident once its alerts cleared: only when all of them did."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.alerts import payloads as p
+from tests.alerts.helpers import AUTO, action_ids, groups, processor, rendered, send
+from tests.fakes.slack_api import Message
+from tests.harness import BotHarness
+
+ROUTE_A = '{}/{severity="critical"}:{alertname="HighErrorRate"}'
+ROUTE_B = '{}/{team="checkout"}:{}'
+
+
+@pytest.fixture
+def bot_config() -> dict[str, Any]:
+    return AUTO
+
+
+def _offers(bot: BotHarness, channel: str) -> list[Message]:
+    return [m for m in bot.fake.messages(channel) if "alert_resolve_incident" in action_ids(m)]
+
+
+async def _two_groups(bot: BotHarness) -> tuple[dict[str, Any], dict[str, Any], str]:
+    """INC-1 from route A's alert; route B holds the same alert (so it joins INC-1) and a latency alert."""
+    errors = p.am_alert(severity="critical")
+    latency = p.am_alert("HighLatency", instance="api-2:9090", summary="Checkout p99 above 2s")
+    await send(bot, p.alertmanager([errors], group_key=ROUTE_A))
+    await send(bot, p.alertmanager([errors, latency], group_key=ROUTE_B, group_labels={}))
+    assert [g.incident_id for g in await groups(bot)] == [1, 1]
+    return errors, latency, (await bot.incident(1)).channel_id or ""
+
+
+def _resolved(alert: dict[str, Any]) -> dict[str, Any]:
+    return dict(alert, status="resolved", endsAt="2026-11-20T09:10:00Z")
+
+
+async def test_one_of_two_alert_groups_clearing_does_not_offer_to_resolve_the_incident(bot: BotHarness) -> None:
+    """Route A cleared while route B's latency alert still fired: the channel was offered to resolve a
+    burning incident. It hears what still fires; the offer comes, once, when the last group clears."""
+    errors, latency, channel = await _two_groups(bot)
+    await send(bot, p.alertmanager([_resolved(errors)], group_key=ROUTE_A))
+    assert _offers(bot, channel) == []
+    told = rendered(bot.fake.messages(channel)[-1])
+    assert "has resolved" in told and "still firing for INC-1" in told
+    assert "HighLatency" in told or "HighErrorRate" in told
+
+    await send(bot, p.alertmanager([_resolved(errors), latency], group_key=ROUTE_B, group_labels={}))
+    assert _offers(bot, channel) == []
+    await send(bot, p.alertmanager([_resolved(errors), _resolved(latency)], group_key=ROUTE_B, group_labels={}))
+    [offer] = _offers(bot, channel)
+    assert "has resolved" in rendered(offer) and (await bot.incident(1)).is_open
+    assert not any(g.resolve_offer_pending for g in await groups(bot))
+    await processor(bot).sweep(due_only=False)  # nothing is left to offer again
+    await bot.settle()
+    assert len(_offers(bot, channel)) == 1
+
+
+async def test_the_last_groups_offer_survives_a_failed_post_and_a_refire_still_cancels_it(bot: BotHarness) -> None:
+    errors, latency, channel = await _two_groups(bot)
+    await send(bot, p.alertmanager([_resolved(errors)], group_key=ROUTE_A))
+    bot.fake.fail("chat.postMessage", "internal_error")  # Slack fails the offer: it waits for the retry
+    await send(bot, p.alertmanager([_resolved(errors), _resolved(latency)], group_key=ROUTE_B, group_labels={}))
+    assert _offers(bot, channel) == []
+    await processor(bot).sweep(due_only=False)
+    await bot.settle()
+    assert len(_offers(bot, channel)) == 1
+    await processor(bot).sweep(due_only=False)
+    await bot.settle()
+    assert len(_offers(bot, channel)) == 1, "the offer once, however many retries"
+
+    # Route A fires again and clears while the offer for it is still on its way: the re-fire cancels it.
+    await send(bot, p.alertmanager([errors], group_key=ROUTE_A))
+    bot.fake.fail("chat.postMessage", "internal_error")
+    await send(bot, p.alertmanager([_resolved(errors)], group_key=ROUTE_A))
+    assert len(_offers(bot, channel)) == 1
+    await send(bot, p.alertmanager([errors], group_key=ROUTE_A))
+    await processor(bot).sweep(due_only=False)
+    await bot.settle()
+    assert len(_offers(bot, channel)) == 1
+    assert not any(g.resolve_offer_pending for g in await groups(bot))
