@@ -47,7 +47,8 @@ async def release_declare(session: AsyncSession, *, group_id: int, back_to: str)
     await session.exec(
         update(AlertGroup)
         .where(col(AlertGroup.id) == group_id, col(AlertGroup.declare_state) == DeclareState.CLAIMED)
-        .values(declare_state=back_to, declare_claimed_at=None)
+        # No incident came of it: a resolve seen while it was being declared has nobody to offer to.
+        .values(declare_state=back_to, declare_claimed_at=None, resolve_offer_pending=False)
     )
     await session.commit()
 

@@ -288,7 +288,10 @@ def _group_values(
         values["declare_state"] = DeclareState.WANTED
     if new_episode:
         values.update(_episode_reset(wanted=wanted, rule=rule, now=now, episode=group.episode + 1))
-    if state.status == "resolved" and group.status == "firing" and incident_id is not None:
+    # Being declared (claimed, the incident not yet linked) counts as linked: the link comes after, and
+    # the incident it makes is offered the resolve then.
+    linked = incident_id is not None or declare_state == DeclareState.CLAIMED
+    if state.status == "resolved" and group.status == "firing" and linked:
         values["resolve_offer_pending"] = True
     elif state.status == "firing":
         values["resolve_offer_pending"] = False

@@ -1,11 +1,14 @@
-"""The offer to resolve an incident once its alerts cleared: only when all of them did."""
+"""The offer to resolve an incident once its alerts cleared: only when all of them did, and never lost
+to a resolve that arrives while the incident is being declared."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
 
+from bot.incidents import service as incident_service
 from tests.alerts import payloads as p
 from tests.alerts.helpers import AUTO, action_ids, groups, processor, rendered, send
 from tests.fakes.slack_api import Message
@@ -82,3 +85,34 @@ async def test_the_last_groups_offer_survives_a_failed_post_and_a_refire_still_c
     await bot.settle()
     assert len(_offers(bot, channel)) == 1
     assert not any(g.resolve_offer_pending for g in await groups(bot))
+
+
+async def test_a_resolve_while_the_incident_is_being_declared_still_offers_to_resolve_it(
+    bot: BotHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The alert cleared after the declare was claimed and before the incident was stored and linked:
+    the group had no incident to mark, the link did not look, and INC-1 never heard it cleared."""
+    reached, go = asyncio.Event(), asyncio.Event()
+    real_create = incident_service.create
+
+    async def create_when_told(*args: Any, **kwargs: Any) -> Any:
+        reached.set()
+        await go.wait()
+        return await real_create(*args, **kwargs)
+
+    monkeypatch.setattr(incident_service, "create", create_when_told)
+    errors = p.am_alert(severity="critical")
+    await send(bot, p.alertmanager([errors]), settle=False)
+    await asyncio.wait_for(reached.wait(), timeout=10)  # claimed, the incident not stored yet
+    response = await send(bot, p.alertmanager([_resolved(errors)]), settle=False)
+    assert response.status_code == 200
+    go.set()
+    await bot.settle()
+    await processor(bot).idle()
+
+    [group] = await groups(bot)
+    assert group.incident_id == 1 and group.status == "resolved"
+    channel = (await bot.incident(1)).channel_id or ""
+    [offer] = _offers(bot, channel)
+    assert "has resolved" in rendered(offer)
+    assert not group.resolve_offer_pending
