@@ -270,6 +270,7 @@ class Story:
         """The post-mortem as `python -m bot postmortem` renders it; the bare timeline if that fails."""
         from bot.postmortem import service as postmortem
         from bot.timeline import service as timeline
+        from bot.timeline import shown
 
         try:
             async with self.deps.db.session() as session:
@@ -279,7 +280,7 @@ class Story:
         async with self.deps.db.session() as session:
             events = await timeline.events(session, incident_id=incident_id)
         lines = [f"# {incident.ref}: {incident.title}", "", "## Timeline", ""]
-        lines += [f"- {e.at:%H:%M:%S} UTC — {e.kind}: {e.text}" for e in events]
+        lines += [f"- {e.at:%H:%M:%S} UTC — {e.kind}: {shown.text(e.kind, e.text)}" for e in events]
         return "\n".join(lines) + "\n"
 
     def summary(self) -> str:

@@ -23,6 +23,7 @@ from bot.postmortem import text as fmt
 from bot.postmortem.data import Action, Escalation, Event, Note, PlaybookStep, PostmortemData
 from bot.postmortem.document import document
 from bot.timeline import events as payloads
+from bot.timeline import shown
 from bot.timeline.models import Kind
 
 log = logging.getLogger(__name__)
@@ -35,9 +36,6 @@ _HANDLERS: dict[type[payloads.Payload], _Handler] = {}
 _STATE_KINDS = {Kind.DECLARED, Kind.SEVERITY, Kind.ROLE, Kind.RESOLVED}
 _NO_DATA = ("", "{}", "null")
 _MESSAGE = payloads.MessagePosted()
-# A message kept without its text: a 📌 carries none, and Slack's history could not be read for it
-# (the next 📌 or pin of the message reads it again). Said, with the link the templates add, not blank.
-NO_TEXT = "(its text could not be read from Slack; see the message there)"
 
 
 @dataclass
@@ -119,7 +117,7 @@ def _event(row: Sequence[Any], origin: datetime) -> tuple[Event, payloads.Payloa
         kind=kind,
         actor=actor,
         text=text,
-        summary=(text or NO_TEXT) if kind == Kind.MESSAGE else lines.summary(kind, text, payload),
+        summary=shown.text(kind, text) if kind == Kind.MESSAGE else lines.summary(kind, text, payload),
         key=bool(key),
         permalink=permalink,
         data=data,

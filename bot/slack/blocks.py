@@ -13,7 +13,7 @@ from bot.clock import elapsed, format_duration, utc_text
 from bot.config import Severity
 from bot.incidents.models import ActionItem, Incident, Status
 from bot.slack.text import chunks, clip, escape, severity, ts, unescape, user
-from bot.timeline import events
+from bot.timeline import events, shown
 from bot.timeline.models import TimelineEvent
 
 Block = dict[str, Any]
@@ -189,7 +189,7 @@ def _event_line(event: TimelineEvent) -> str:
     who = f" {user(event.actor)}" if event.actor else ""
     # Channel messages are stored as Slack sent them, `<`, `>` and `&` encoded: decoded first, or
     # escaping again shows `&lt;`.
-    text = escape(unescape(event.text))
+    text = escape(unescape(shown.text(event.kind, event.text)))
     payload = events.read(event)
     if isinstance(payload, events.StatusChanged):
         text = f"{payload.old} → {payload.new}" + (f": {text}" if text else "")

@@ -17,8 +17,8 @@ import pytest
 from sqlalchemy import event as sa_event
 
 from bot.postmortem import service as postmortem
-from bot.postmortem.assemble import NO_TEXT
 from bot.timeline.models import TimelineEvent
+from bot.timeline.shown import NO_TEXT
 from tests.fault.support import DatabaseOutage, bot_errors, unreachable_url
 from tests.fault.test_message_store import AfterTheAck, FailingStore, deliver_as_slack
 from tests.harness import BotHarness

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bot.timeline.shown import NO_TEXT
 from tests.harness import BotHarness
 
 
@@ -229,3 +230,23 @@ async def test_a_message_stays_key_while_a_pushpin_or_its_pin_remains(bot: BotHa
     assert await key()  # still pinned
     await pin("pin_removed")
     assert not await key()
+
+
+async def test_the_timeline_command_says_a_key_message_s_text_could_not_be_read_and_links_it(
+    bot: BotHarness,
+) -> None:
+    """A 📌 carries no text and Slack's history could not be read: `/incident timeline` showed the key
+    line empty. It says so, with the message's link, as the post-mortem and the dashboard do."""
+    incident = await bot.declare("P1 Checkout down")
+    channel = incident.channel_id
+    assert channel
+    ts = str(bot.fake.user_says(channel, "U0BOB", "failover to db-2 done")["ts"])  # its event never came
+    bot.fake.fail("conversations.history", "internal_error")
+    item = {"type": "message", "channel": channel, "ts": ts}
+    await bot.event(
+        {"type": "reaction_added", "user": "U0CAROL", "reaction": "pushpin", "item": item, "item_user": "U0BOB"}
+    )
+    await bot.command("timeline", channel=channel)
+    link = f"https://fake.slack.com/archives/{channel}/p{ts.replace('.', '')}"
+    (line,) = [line for line in bot.last_reply().splitlines() if link in line]
+    assert "📌 *message* <@U0BOB>" in line and f"{NO_TEXT} <{link}|↗>" in line, line

@@ -1,0 +1,20 @@
+"""What a timeline event's text says on every surface that lists it: Slack, the dashboard, the post-mortem.
+
+One rule in one place, so `/incident timeline`, the incident page and the post-mortem never disagree
+on a line.
+"""
+
+from __future__ import annotations
+
+from bot.timeline.models import Kind
+
+# A message kept without its text: a 📌 carries none, and Slack's history could not be read for it
+# (the next 📌 or pin of the message reads it again). Said, with the link each surface adds, not blank.
+NO_TEXT = "(its text could not be read from Slack; see the message there)"
+
+
+def text(kind: str, stored: str) -> str:
+    """The text to show for an event: a channel message kept without its text says so instead of nothing."""
+    if kind == Kind.MESSAGE and not stored:
+        return NO_TEXT
+    return stored
