@@ -201,11 +201,25 @@ async def store_message(
     permalink: str | None = None,
     delivery: Delivery | None = None,
 ) -> bool:
-    """Keep a channel message; False when it is stored already (Slack redelivers) or `delivery` was claimed."""
+    """Keep a channel message; False when it is stored already (Slack redelivers) or `delivery` was claimed.
+
+    A message a 📌 stored before it, without its text (Slack could not be read then), is given the text
+    and author its own event carries: True then too.
+    """
     if not await _claim(session, delivery):
         return False
     row = _message_row(incident_id, at, actor, text, (channel_id, message_ts, permalink), key=False)
-    return await _insert_once(session, _EVENTS, row)
+    if await _insert_once(session, _EVENTS, row):
+        return True
+    return bool(text) and await _fill_blank(session, channel_id, message_ts, text=text, actor=actor)
+
+
+async def _fill_blank(session: AsyncSession, channel_id: str, message_ts: str, **values: Any) -> bool:
+    """Text (and author) for a stored message that has none: never over a text an edit or deletion wrote."""
+    statement = _where_message(update(TimelineEvent), channel_id, message_ts).where(col(TimelineEvent.text) == "")
+    result = await session.exec(statement.values(**values))
+    await session.commit()
+    return bool(result.rowcount)
 
 
 async def _update_message(session: AsyncSession, *, channel_id: str, message_ts: str, **values: Any) -> bool:
@@ -299,10 +313,20 @@ async def fill_message(
     actor: str | None,
     permalink: str | None,
 ) -> bool:
-    """What Slack says, after the ack, of a message stored as key before it (`mark_key`): text, author, link."""
-    values = {"text": text, "actor": actor, "permalink": permalink}
-    given = {name: value for name, value in values.items() if value is not None}
-    return bool(given) and await _update_message(session, channel_id=channel_id, message_ts=message_ts, **given)
+    """What Slack says, after the ack, of a message stored as key before it (`mark_key`): text, author, link.
+
+    Only what is still blank: an edit or a deletion delivered while Slack was being read is newer.
+    """
+    filled = False
+    if text is not None:
+        said = {"text": text} | ({"actor": actor} if actor is not None else {})
+        filled = await _fill_blank(session, channel_id, message_ts, **said)
+    if permalink is not None:
+        statement = _where_message(update(TimelineEvent), channel_id, message_ts)
+        statement = statement.where(col(TimelineEvent.permalink).is_(None)).values(permalink=permalink)
+        filled = bool((await session.exec(statement)).rowcount) or filled
+        await session.commit()
+    return filled
 
 
 async def set_permalink(session: AsyncSession, *, channel_id: str, message_ts: str, permalink: str) -> bool:

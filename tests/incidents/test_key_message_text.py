@@ -1,0 +1,73 @@
+"""A key message's text, when the 📌 that stored it could not say it: filled by what Slack says later,
+never put back over a newer edit or a deletion."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bot.timeline.shown import NO_TEXT
+from tests.harness import BotHarness, until
+
+
+def _pushpin(channel: str, ts: str) -> dict[str, Any]:
+    item = {"type": "message", "channel": channel, "ts": ts}
+    return {"type": "reaction_added", "user": "U0CAROL", "reaction": "pushpin", "item": item, "item_user": "U0BOB"}
+
+
+async def _stored(bot: BotHarness, ts: str) -> list[tuple[str, str | None, bool]]:
+    return [(e.text, e.actor, e.key) for e in await bot.timeline(1) if e.message_ts == ts]
+
+
+async def test_a_message_event_that_comes_after_its_pushpin_gives_the_key_line_its_text(bot: BotHarness) -> None:
+    """Slack delivers the message late (its first delivery got a 503, or events crossed) after a 📌 whose
+    read of the channel failed: the message event, with its text, was dropped as already stored, and
+    the key line said only that its text could not be read."""
+    incident = await bot.declare("P1 Checkout down")
+    channel = incident.channel_id
+    assert channel
+    said = bot.fake.user_says(channel, "U0BOB", "failover to db-2 done")
+    ts = str(said["ts"])
+    bot.fake.fail("conversations.history", "internal_error")
+    await bot.event(_pushpin(channel, ts))
+    assert await _stored(bot, ts) == [("", "U0BOB", True)]
+    await bot.event(said)
+    assert await _stored(bot, ts) == [("failover to db-2 done", "U0BOB", True)]
+    await bot.command("timeline", channel=channel)
+    reply = bot.last_reply()
+    assert "failover to db-2 done" in reply and NO_TEXT not in reply, reply
+    await bot.event(said, event_id="EvLateAgain")  # a message stored with its text is left as it is
+    assert await _stored(bot, ts) == [("failover to db-2 done", "U0BOB", True)]
+
+
+async def _marked_while_read(bot: BotHarness, change: dict[str, Any]) -> list[tuple[str, str | None, bool]]:
+    """A 📌 on a message the bot never stored; `change` (an edit, a deletion) comes while the bot's read of
+    the channel, made after the ack, has been answered by Slack but not yet heard back."""
+    incident = await bot.declare("P1 Checkout down")
+    channel = incident.channel_id
+    assert channel
+    ts = str(bot.fake.user_says(channel, "U0BOB", "rolled back to v41")["ts"])  # its event never came
+    gate = bot.fake.hold_after("conversations.history")
+    await bot.event(_pushpin(channel, ts), settle=False)
+    await until(lambda: bot.fake.held)
+    answer = await bot.event({**change, "channel": channel, **_message_ts(change, ts)}, settle=False)
+    assert answer.status_code == 200
+    gate.set()
+    await bot.settle()
+    return await _stored(bot, ts)
+
+
+def _message_ts(change: dict[str, Any], ts: str) -> dict[str, Any]:
+    if change["subtype"] == "message_deleted":
+        return {"deleted_ts": ts}
+    return {"message": {**change["message"], "ts": ts}}
+
+
+async def test_an_edit_made_while_the_pushpin_s_read_is_answered_is_not_undone_by_it(bot: BotHarness) -> None:
+    edit: dict[str, Any] = {"type": "message", "subtype": "message_changed", "ts": "1790000009.000000"}
+    edit["message"] = {"type": "message", "user": "U0BOB", "text": "rolled back to v40, not v41"}
+    assert await _marked_while_read(bot, edit) == [("rolled back to v40, not v41", "U0BOB", True)]
+
+
+async def test_a_deletion_made_while_the_pushpin_s_read_is_answered_is_not_undone_by_it(bot: BotHarness) -> None:
+    deletion = {"type": "message", "subtype": "message_deleted", "ts": "1790000009.000000"}
+    assert [text for text, _, _ in await _marked_while_read(bot, deletion)] == ["(message deleted)"]
