@@ -229,12 +229,22 @@ async def _update_message(session: AsyncSession, *, channel_id: str, message_ts:
 
 
 async def edit_message(
-    session: AsyncSession, *, channel_id: str, message_ts: str, text: str, delivery: Delivery | None = None
+    session: AsyncSession,
+    *,
+    channel_id: str,
+    message_ts: str,
+    text: str,
+    delivery: Delivery | None = None,
+    deleted: bool = False,
 ) -> bool:
-    """False when `delivery` was claimed already: a late retry of an edit must not undo a newer one."""
+    """False when `delivery` was claimed already: a late retry of an edit must not undo a newer one.
+
+    A deleted message keeps its place, not its key mark (Slack takes its 📌s and pin with it) or its link.
+    """
     if not await _claim(session, delivery):
         return False
-    return await _update_message(session, channel_id=channel_id, message_ts=message_ts, text=text)
+    gone = {"key": False, "permalink": None} if deleted else {}
+    return await _update_message(session, channel_id=channel_id, message_ts=message_ts, text=text, **gone)
 
 
 async def _claim(session: AsyncSession, delivery: Delivery | None) -> bool:

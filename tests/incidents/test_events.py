@@ -250,3 +250,23 @@ async def test_the_timeline_command_says_a_key_message_s_text_could_not_be_read_
     link = f"https://fake.slack.com/archives/{channel}/p{ts.replace('.', '')}"
     (line,) = [line for line in bot.last_reply().splitlines() if link in line]
     assert "📌 *message* <@U0BOB>" in line and f"{NO_TEXT} <{link}|↗>" in line, line
+
+
+async def test_a_deleted_key_message_is_no_longer_key_and_loses_its_dead_link(bot: BotHarness) -> None:
+    """Slack takes a deleted message's 📌s and pin with it: the post-mortem's key timeline kept a line
+    that said only "(message deleted)", linked to a message that no longer exists. The timeline keeps
+    that a message was deleted there; not its words, its key mark or its link."""
+    incident = await bot.declare("P1 Checkout down")
+    channel = incident.channel_id
+    assert channel
+    ts = "1790000000.000600"
+    await bot.event(_message(channel, ts, "root cause: expired cert"))
+    item = {"type": "message", "channel": channel, "ts": ts}
+    await bot.event({"type": "reaction_added", "user": "U0CAROL", "reaction": "pushpin", "item": item})
+    deleted = {"type": "message", "subtype": "message_deleted", "channel": channel, "deleted_ts": ts}
+    await bot.event({**deleted, "ts": "1790000009.000000", "previous_message": {"type": "message", "ts": ts}})
+    stored = [(e.text, e.key, e.permalink) for e in await bot.timeline(1) if e.message_ts == ts]
+    assert stored == [("(message deleted)", False, None)]
+    await bot.command("timeline", channel=channel)
+    (line,) = [line for line in bot.last_reply().splitlines() if "(message deleted)" in line]
+    assert "📌" not in line and "archives" not in line, line

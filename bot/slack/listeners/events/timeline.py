@@ -289,8 +289,10 @@ async def keep_message(
     if subtype in {"message_changed", "message_deleted"}:
         changed = event.get("message") or {}
         message_ts = str(changed.get("ts") or event.get("deleted_ts"))
-        text = "(message deleted)" if subtype == "message_deleted" else _message_text(changed)
-        await timeline.edit_message(session, channel_id=channel_id, message_ts=message_ts, text=text, delivery=delivery)
+        deleted = subtype == "message_deleted"
+        text = "(message deleted)" if deleted else _message_text(changed)
+        where = {"channel_id": channel_id, "message_ts": message_ts}
+        await timeline.edit_message(session, text=text, delivery=delivery, deleted=deleted, **where)
         return False
     if subtype not in KEPT_SUBTYPES:
         return False
