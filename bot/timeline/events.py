@@ -83,6 +83,7 @@ class NoteAdded(Payload):
 
 class MessagePosted(Payload):
     KIND = Kind.MESSAGE
+    changed: str | None = None  # the Slack ts of the last edit or deletion applied: an older one is dropped
 
 
 class ActionItemChanged(Payload):

@@ -168,15 +168,8 @@ async def events(
         query = query.where(col(TimelineEvent.kind).in_([str(k) for k in kinds]))
     if key_only:
         query = query.where(col(TimelineEvent.key).is_(True))
-    order = (
-        (col(TimelineEvent.at).desc(), col(TimelineEvent.id).desc())
-        if newest_first
-        else (
-            col(TimelineEvent.at),
-            col(TimelineEvent.id),
-        )
-    )
-    query = query.order_by(*order)
+    at, event_id = col(TimelineEvent.at), col(TimelineEvent.id)
+    query = query.order_by(*((at.desc(), event_id.desc()) if newest_first else (at, event_id)))
     if limit is not None:
         query = query.limit(limit)
     return list((await session.exec(query)).all())
@@ -236,15 +229,31 @@ async def edit_message(
     text: str,
     delivery: Delivery | None = None,
     deleted: bool = False,
+    changed_at: str | None = None,
 ) -> bool:
-    """False when `delivery` was claimed already: a late retry of an edit must not undo a newer one.
-
-    A deleted message keeps its place, not its key mark (Slack takes its 📌s and pin with it) or its link.
-    """
+    """False when `delivery` was claimed already, or a change made after this one (`changed_at`, Slack's
+    ts of it) was applied: Slack's retry of an edit must not undo a newer edit, nor a deletion. A deleted
+    message keeps its place, not its key mark (Slack takes its 📌s and pin with it) or its link."""
     if not await _claim(session, delivery):
         return False
-    gone = {"key": False, "permalink": None} if deleted else {}
-    return await _update_message(session, channel_id=channel_id, message_ts=message_ts, text=text, **gone)
+    values: dict[str, Any] = {"text": text} | ({"key": False, "permalink": None} if deleted else {})
+    if changed_at is not None:
+        query = _where_message(select(TimelineEvent), channel_id, message_ts).with_for_update()
+        stored = (await session.exec(query)).first()
+        if stored is not None and _slack_ts(stored.data.get("changed")) >= _slack_ts(changed_at):
+            await session.commit()  # the claim: this change is done with
+            return False
+        values["data"] = MessagePosted(changed=changed_at).to_data()
+    return await _update_message(session, channel_id=channel_id, message_ts=message_ts, **values)
+
+
+def _slack_ts(value: Any) -> tuple[int, int]:
+    """A Slack ts (`1790000010.000100`) in order; none (or one not shaped so) is before any."""
+    seconds, _, micros = str(value or "").partition(".")
+    try:
+        return int(seconds), int(micros or 0)
+    except ValueError:
+        return 0, 0
 
 
 async def _claim(session: AsyncSession, delivery: Delivery | None) -> bool:

@@ -71,3 +71,28 @@ async def test_an_edit_made_while_the_pushpin_s_read_is_answered_is_not_undone_b
 async def test_a_deletion_made_while_the_pushpin_s_read_is_answered_is_not_undone_by_it(bot: BotHarness) -> None:
     deletion = {"type": "message", "subtype": "message_deleted", "ts": "1790000009.000000"}
     assert [text for text, _, _ in await _marked_while_read(bot, deletion)] == ["(message deleted)"]
+
+
+def _edit(channel: str, ts: str, text: str, *, at: str) -> dict[str, Any]:
+    message = {"type": "message", "user": "U0BOB", "text": text, "ts": ts, "edited": {"user": "U0BOB", "ts": at}}
+    return {"type": "message", "subtype": "message_changed", "channel": channel, "ts": at, "message": message}
+
+
+async def test_an_older_edit_delivered_late_does_not_undo_a_newer_edit_or_a_deletion(bot: BotHarness) -> None:
+    """Slack retries an edit it got a 503 for a minute later, after the next edit (or the deletion) went
+    through: the key line went back to the older words, or a deleted message's words came back."""
+    incident = await bot.declare("P1 Checkout down")
+    channel = incident.channel_id
+    assert channel
+    said = bot.fake.user_says(channel, "U0BOB", "rolled back to v41")
+    await bot.event(said)
+    ts = str(said["ts"])
+    await bot.event(_pushpin(channel, ts))
+    first = _edit(channel, ts, "rolled back to v40", at="1790000010.000100")
+    await bot.event(_edit(channel, ts, "rolled back to v40, checkout recovering", at="1790000020.000100"))
+    await bot.event(first, event_id="EvFirstEdit", retry_num=1)
+    assert await _stored(bot, ts) == [("rolled back to v40, checkout recovering", "U0BOB", True)]
+    deleted = {"type": "message", "subtype": "message_deleted", "channel": channel, "deleted_ts": ts}
+    await bot.event({**deleted, "ts": "1790000030.000100"})
+    await bot.event(_edit(channel, ts, "the db password is hunter2", at="1790000025.000100"), retry_num=1)
+    assert [text for text, _, _ in await _stored(bot, ts)] == ["(message deleted)"]

@@ -292,7 +292,10 @@ async def keep_message(
         deleted = subtype == "message_deleted"
         text = "(message deleted)" if deleted else _message_text(changed)
         where = {"channel_id": channel_id, "message_ts": message_ts}
-        await timeline.edit_message(session, text=text, delivery=delivery, deleted=deleted, **where)
+        changed_at = str(event.get("ts") or event.get("event_ts") or "") or None  # when it was edited or deleted
+        await timeline.edit_message(
+            session, text=text, delivery=delivery, deleted=deleted, changed_at=changed_at, **where
+        )
         return False
     if subtype not in KEPT_SUBTYPES:
         return False
