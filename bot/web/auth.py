@@ -49,9 +49,13 @@ class Dashboard:
         return self._cookies[1]
 
     async def person(self, request: web.Request) -> Person | None:
-        """Who is signed in: a valid cookie whose session was not signed out (in any browser)."""
+        """Who is signed in: a valid cookie whose session was not signed out (in any browser), of a
+        person still in the workspace (a deactivated account's cookie stops working)."""
         person = self.cookies.person(request)
         if person is None or await ended.is_ended(self.deps.db, session_id=person.session_id):
+            return None
+        if not await self.slack.still_member(person.user_id):
+            log.info("dashboard: %s is no longer in the workspace; session refused", person.user_id)
             return None
         return person
 
