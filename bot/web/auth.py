@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 
 
 _UNSAFE_IN_LOCATION = re.compile(r"[\x00-\x20\x7f]")
+_ERROR_CODE = re.compile(r"[a-z0-9_.]{1,64}")  # OAuth and Slack error codes: `access_denied`, `invalid_team`
 SAFE_METHODS = ("GET", "HEAD")  # never write, so no CSRF token; everything else must carry one
 PageHandler = Callable[[web.Request, Person], Awaitable[web.StreamResponse]]
 
@@ -229,7 +230,8 @@ def _callback_problem(request: web.Request, sign_in: SignIn | None) -> str | Non
     """Why Slack's redirect back cannot finish this browser's sign-in, if it cannot."""
     error = request.query.get("error")
     if error:
-        return f"Slack did not sign you in ({error})."
+        # Anyone can make a link with any `error`: only a Slack error code is shown, never a sentence of theirs.
+        return f"Slack did not sign you in ({error})." if _ERROR_CODE.fullmatch(error) else "Slack did not sign you in."
     if sign_in is None:
         return "This sign-in took too long or began in another browser: sign in again."
     if not same(request.query.get("state", ""), sign_in.state):

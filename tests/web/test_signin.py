@@ -165,6 +165,20 @@ async def test_a_replayed_code_and_slack_errors_are_refused(site: BotHarness) ->
         await client.close()
 
 
+async def test_the_callback_shows_slacks_error_code_but_not_a_sentence_from_a_link(site: BotHarness) -> None:
+    """Anyone can send a link to the callback with any `error`: the dashboard's page must not say their words."""
+    client = Browser(site)
+    try:
+        spoof = "Your session was revoked. Sign in again at https://evil.example/slack"
+        page = await client.get("/auth/slack/callback", params={"error": spoof, "state": "x"})
+        assert page.status_code == 400 and "Slack did not sign you in." in page.text
+        assert "evil.example" not in page.text and "revoked" not in page.text
+        code = await client.get("/auth/slack/callback", params={"error": "invalid_team", "state": "x"})
+        assert code.status_code == 400 and "Slack did not sign you in (invalid_team)." in code.text
+    finally:
+        await client.close()
+
+
 async def test_a_wrong_client_secret_is_refused_by_slack(site: BotHarness) -> None:
     site.settings.slack_oidc_client_secret = SecretStr("not-the-secret")
     client = Browser(site)
