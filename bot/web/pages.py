@@ -72,7 +72,9 @@ class Pages:
         return incident
 
     async def not_found(self, person: Person, ref: str) -> web.Response:
-        return await render.page("not_found.html", status=404, person=person, ref=ref, nav="")
+        # The ref is named only when it is one: a link could otherwise make the page say any sentence.
+        shown = ref if _REF.fullmatch(ref) else ""
+        return await render.page("not_found.html", status=404, person=person, ref=shown, nav="")
 
     async def channel_url(self, channel_id: str | None) -> str | None:
         if not channel_id:
