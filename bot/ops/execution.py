@@ -18,6 +18,7 @@ from bot.clock import format_duration
 from bot.deps import Deps
 from bot.exceptions import BotError, InvalidState, NotFound
 from bot.incidents import access
+from bot.incidents.models import Incident
 from bot.ops import recovery
 from bot.ops import service as audit
 from bot.ops.models import Action, AuditLog, Outcome
@@ -60,6 +61,7 @@ async def execute(
         await _expired(ref, age, record)
     if later is not None:
         await _superseded(deps, ref, later, record, person=user_id)
+    await _incident_still_open(deps, ref, record)
     plan = _plan(ref, platform, await _live_as_shown(platform, ref, record))
     try:
         entry = await record(
@@ -96,6 +98,22 @@ async def _expired(ref: PlanRef, age: timedelta, record: Record) -> NoReturn:
     reason = (
         f"this confirmation was shown {shown} (they expire after {CONFIRMATION_EXPIRES.seconds // 60} minutes): "
         f"run /{ref.action.value} {ref.service} again to see what is live now"
+    )
+    await _refuse(ref, record, InvalidState(reason))
+
+
+async def _incident_still_open(deps: Deps, ref: PlanRef, record: Record) -> None:
+    """Refuse (and use up) a confirmation whose incident was resolved after it was shown: the service it
+    was for has recovered or been dealt with, and a late click would restart it for nothing."""
+    if ref.incident_id is None or ref.shown_at is None:
+        return
+    async with deps.db.session() as session:
+        incident = await session.get(Incident, ref.incident_id)
+    if incident is None or incident.is_open or (incident.resolved_at and incident.resolved_at <= ref.shown_at):
+        return
+    reason = (
+        f"{incident.ref} was resolved after this was shown: run /{ref.action.value} {ref.service} again "
+        "if it is still needed"
     )
     await _refuse(ref, record, InvalidState(reason))
 
