@@ -136,8 +136,16 @@ def rollback_candidates(deployments: Sequence[Deployment], current: Deployment |
     because Kubernetes reuses an old ReplicaSet (and its creation time) for a rollback.
     """
     ids = [d.id for d in deployments]
-    start = ids.index(current.id) + 1 if current is not None and current.id in ids else 0
-    return [d for d in deployments[start:] if d.can_rollback and d.status in ROLLBACK_OK]
+    if current is None or current.id in ids:
+        start = ids.index(current.id) + 1 if current is not None else 0
+        older = list(deployments[start:])
+    else:
+        # Live, yet older than every deployment listed (rolled back while new builds piled up): the
+        # list's order says nothing, and its newest entry is what was rolled back from. Only those
+        # created before the live one are older; without its time none are known to be.
+        born = current.created_at
+        older = [d for d in deployments if born is not None and d.created_at is not None and d.created_at < born]
+    return [d for d in older if d.can_rollback and d.status in ROLLBACK_OK]
 
 
 def pick_rollback_target(
@@ -164,6 +172,11 @@ def pick_rollback_target(
         shown = wanted if len(wanted) <= 80 else wanted[:79] + "…"
         raise NotFound(f"deployment {shown} is not among the last {len(deployments)} deployments")
     candidates = rollback_candidates(deployments, current)
+    if not candidates and current is not None and current.id not in {d.id for d in deployments}:
+        raise NotFound(
+            f"the live deployment {current.id} is older than the last {len(deployments)} deployments, "
+            "so which one came before it is not known: pick one by ID"
+        )
     if not candidates:
         raise NotFound("no earlier successful deployment to roll back to")
     return candidates[0]

@@ -34,3 +34,20 @@ async def test_a_restart_asked_in_a_resolved_incident_channel_still_runs(stack: 
 
     assert stack.railway.restarts == 1
     assert [e.outcome for e in await stack.audit()] == ["succeeded"]
+
+
+async def test_a_rollback_never_offers_a_deployment_newer_than_the_live_one(stack: Stack) -> None:
+    """Vercel was rolled back to v3 and CI kept building production deployments (Vercel serves none of
+    them until one is promoted): with v3 older than every deployment listed, /rollback offered the newest
+    build, the broken code the team had rolled back from, and confirming it promoted it."""
+    stack.vercel.deployments.clear()
+    stack.vercel.seed([f"v{n}" for n in range(1, 26)])
+    stack.vercel.production_id = stack.vercel.id_of("v3")
+
+    await stack.bot.command("web", command="/rollback", user="U0LEAD")
+
+    reply = stack.bot.last_reply()
+    assert "ops_confirm" not in str(stack.last_response()), reply
+    assert "Cannot roll back *web*" in reply and stack.vercel.id_of("v3") in reply, reply
+    assert "by ID" in reply, reply
+    assert stack.vercel.live_version() == "v3"
