@@ -12,7 +12,7 @@ from typing import Any
 
 from bot.config import Service
 from bot.deps import Deps
-from bot.exceptions import InvalidState, NotFound, PermissionDenied
+from bot.exceptions import BotError, InvalidState, NotFound, PermissionDenied
 from bot.incidents import access
 from bot.ops import service as audit
 from bot.ops.clicks import refused
@@ -43,7 +43,20 @@ async def prepare(
     await require_permission(deps, asked, user_id=user_id, channel_id=channel_id, platform=config.platform)
     await _not_while_running(deps, asked, channel_id=channel_id, platform=config.platform)
     platform = runtime(deps).platforms.get(name)
-    deployments, current = await platform.snapshot(limit=runtime(deps).history)
+    try:
+        deployments, current = await platform.snapshot(limit=runtime(deps).history)
+    except BotError as exc:  # asked for and failed, like a failure after the click: audited, on the timeline
+        await record_outcome(
+            deps,
+            asked,
+            actor=user_id,
+            channel_id=channel_id,
+            platform=config.platform,
+            outcome=Outcome.FAILED,
+            detail=f"could not see what is live: {exc}",
+            timeline_text=f"{action.verb} of {name} could not be prepared: {exc}",
+        )
+        raise
     common: dict[str, Any] = {
         "action": action,
         "service": name,

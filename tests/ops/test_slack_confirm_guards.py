@@ -51,3 +51,23 @@ async def test_a_rollback_never_offers_a_deployment_newer_than_the_live_one(stac
     assert "Cannot roll back *web*" in reply and stack.vercel.id_of("v3") in reply, reply
     assert "by ID" in reply, reply
     assert stack.vercel.live_version() == "v3"
+
+
+async def test_a_restart_the_platform_cannot_be_asked_about_is_audited_and_on_the_timeline(stack: Stack) -> None:
+    """Railway throttled the look at what is live, so /restart answered with an error and nothing else: the
+    incident's timeline and the audit log did not show that the on-call engineer tried and why it failed."""
+    channel = await incident_channel(stack)
+    stack.railway.throttle_next(30)
+
+    await stack.bot.command("gateway", command="/restart", user="U0LEAD", channel=channel)
+
+    assert "Railway is rate-limiting the bot; try again in 30 s" in stack.bot.last_reply()
+    assert stack.railway.restarts == 0
+    [entry] = await stack.audit()
+    assert (entry.actor, entry.action, entry.outcome, entry.incident_id) == ("U0LEAD", "restart", "failed", 1)
+    assert "rate-limiting" in entry.detail
+    assert any("gateway" in e.text and "rate-limiting" in e.text for e in await stack.bot.timeline(1))
+    # Nothing was claimed or left running: the next /restart is shown and runs.
+    await stack.bot.command("gateway", command="/restart", user="U0LEAD", channel=channel)
+    await stack.bot.click("ops_confirm", stack.button_value("ops_confirm"), user="U0LEAD", channel=channel)
+    assert stack.railway.restarts == 1
