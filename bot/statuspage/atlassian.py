@@ -36,6 +36,21 @@ class StatuspageError(Exception):
         self.transient = transient
 
 
+class PageNotFound(StatuspageError):
+    """The page itself answered 404: its id in bot.yml is wrong (configuration), so every call will fail
+    until someone fixes it; kept and retried, and /health says so at once."""
+
+    PREFIX = "Statuspage has no page "
+
+    def __init__(self, page_id: str) -> None:
+        super().__init__(
+            f"{self.PREFIX}{page_id!r} (it answered 404): "
+            "check status_page.statuspage.page_id in bot.yml (and STATUSPAGE_API_URL)",
+            status=404,
+            transient=False,
+        )
+
+
 @dataclass(frozen=True)
 class IncidentChange:
     """One incident update as Statuspage takes it."""
@@ -115,6 +130,17 @@ class Statuspage:
             if isinstance(ours, dict) and ours.get("ref") == marker and incident.get("id"):
                 return dict(incident)
         return None
+
+    async def page_found(self) -> bool:
+        """Whether the page answers (a read of its unresolved incidents): tells a wrong page id from a
+        deleted incident when an incident's URL answers 404."""
+        try:
+            await self._call("GET", f"/pages/{self.page_id}/incidents/unresolved", None)
+        except StatuspageError as exc:
+            if exc.status != 404:
+                raise
+            return False
+        return True
 
     async def update_incident(self, incident_id: str, change: IncidentChange) -> str | None:
         """Add the change as an incident update; its id there (None if the answer does not show it)."""

@@ -2,6 +2,7 @@
 
 A row sends an update (creating the incident there on the first), corrects an update's body
 (`corrections`), or withdraws the incident. The row was committed with the change it carries.
+A 404 on adding an update is an incident deleted there by hand, or a wrong page id: `gone`.
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ from bot.clock import utc
 from bot.exceptions import ChatError
 from bot.incidents import service as incidents
 from bot.incidents.models import Incident
-from bot.statuspage import refusals, service, timers
-from bot.statuspage.atlassian import IncidentChange, Statuspage, StatuspageError
+from bot.statuspage import gone, refusals, service, timers
+from bot.statuspage.atlassian import IncidentChange, PageNotFound, Statuspage, StatuspageError
 from bot.statuspage.flows import page_of
 from bot.statuspage.models import ComponentStatus, PublicUpdate, StatuspageSync, SyncAction
 from bot.timeline import events
@@ -118,10 +119,20 @@ async def _send(
         if external is None:
             there = await _create_once(deps, client, row, incident, change)
         else:
-            there = await client.update_incident(external, change)
+            there = await _add_update(client, external, change)
         if there is not None:
             async with deps.db.session() as session:
                 await service.save_statuspage_update_id(session, update_id=update.id or 0, external=there)
+
+
+async def _add_update(client: Statuspage, external: str, change: IncidentChange) -> str | None:
+    """Its 404 is told apart: the incident deleted there (skipped, `gone`) or the page not there (retried)."""
+    try:
+        return await client.update_incident(external, change)
+    except StatuspageError as exc:
+        if exc.status != 404:
+            raise
+        raise await gone.after_404(client, external=external, exc=exc) from exc
 
 
 async def _send_edit(deps: Deps, client: Statuspage, update: PublicUpdate, external: str | None) -> None:
@@ -200,10 +211,15 @@ async def _create_once(
     incidents with our marker, this update is already on it, and it is only recorded.
     Returns the id of the incident update this row became there, when the answer shows it."""
     marker = marker_of(incident)
-    found = await client.adopt(marker=marker, change=change) if row.attempts > 1 else None
-    if found is not None:
-        log.warning("%s was on Statuspage already (an earlier create's answer was lost)", incident.ref)
-    external, there = found or await client.create_incident(change, marker=marker)
+    try:
+        found = await client.adopt(marker=marker, change=change) if row.attempts > 1 else None
+        if found is not None:
+            log.warning("%s was on Statuspage already (an earlier create's answer was lost)", incident.ref)
+        external, there = found or await client.create_incident(change, marker=marker)
+    except StatuspageError as exc:
+        if exc.status != 404:
+            raise
+        raise PageNotFound(client.page_id) from exc  # the incidents of the page: the page is not there
     async with deps.db.session() as session:
         await service.save_external_id(session, incident_id=row.incident_id, external=external, now=deps.clock.now())
     return there
@@ -213,6 +229,9 @@ async def _sync_failed(
     deps: Deps, row: StatuspageSync, token: str, incident: Incident, update: PublicUpdate, exc: StatuspageError
 ) -> bool:
     page = page_of(deps)
+    if isinstance(exc, gone.IncidentGone):
+        await gone.skip(deps, row, token, incident, update)
+        return True
     if refusals.gives_up(row, exc):
         await refusals.give_up(deps, row, token, incident, update, exc)
         return True

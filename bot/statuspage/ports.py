@@ -41,6 +41,11 @@ class PublicChat(Protocol):
         incident) and the bot stopped trying: say what is not on Statuspage, for a person to do there by hand."""
         ...
 
+    async def post_sync_deleted_there(self, *, incident: Incident, update: PublicUpdate, skipped: int) -> None:
+        """The incident was deleted on Statuspage by hand: `update` (and `skipped` queued behind it) is not
+        published there, and the bot will not re-create it until someone publishes again."""
+        ...
+
     async def post_sync_recovered(self, *, incident: Incident) -> None:
         """The updates that were waiting are on Statuspage now."""
         ...

@@ -11,7 +11,7 @@ from typing import Any
 from bot.deps import Deps, warning_check
 from bot.settings import Settings
 from bot.signals import IncidentDeclared, IncidentResolved, IncidentSeverityChanged
-from bot.statuspage import flows, refusals, renames, service, web
+from bot.statuspage import flows, gone, refusals, renames, service, web
 from bot.statuspage.models import SyncAction
 from bot.statuspage.ports import PublicChat
 from bot.statuspage.runtime import StatusPage
@@ -83,7 +83,11 @@ async def outbox_health(deps: Deps) -> dict[str, Any]:
     async with deps.db.session() as session:
         oldest = await service.oldest_pending_sync(session)
         given_up = await refusals.given_up(session, since=now - GIVEN_UP_WARNING)
+        missing = await gone.page_missing(session)
     problems = []
+    if missing is not None:  # configuration: said at once, and precisely
+        error, waiting = missing
+        problems.append(f"{error}; {waiting} incident(s) have public updates waiting for it")
     if oldest is not None and now - oldest > OUTBOX_WARNING:
         problems.append(f"a public update has waited for Statuspage since {oldest:%Y-%m-%d %H:%M} UTC")
     problems += [_BY_HAND[row.action].format(ref=f"INC-{row.incident_id}") for row in given_up]

@@ -128,6 +128,16 @@ class SlackPublicChat:
             incident, "tell the channel Statuspage kept refusing", given_up_text(incident, error, action, update)
         )
 
+    async def post_sync_deleted_there(self, *, incident: Incident, update: PublicUpdate, skipped: int) -> None:
+        later = f" (and the {skipped} queued behind it)" if skipped else ""
+        text = (
+            f"⚠️ {incident.ref} was deleted on Atlassian Statuspage (by hand, there), so its latest *{update.status}* "
+            f"update{later} was not published there; our own status page still shows it:\n"
+            f">{escape(update.message)}\nThe bot will not re-create it on its own: "
+            "`/incident publish <message>` again creates a new incident on Statuspage."
+        )
+        await self._post(incident, "tell the channel the incident was deleted on Statuspage", text)
+
     async def post_sync_recovered(self, *, incident: Incident) -> None:
         await self._post(
             incident, "tell the channel Statuspage caught up", "✅ Atlassian Statuspage is up to date again."

@@ -1,0 +1,102 @@
+"""What Statuspage answers 404 to when the bot adds an update: an incident deleted there, or no such page.
+
+An incident deleted on Statuspage by hand (its page still answers) was removed there on purpose or by
+mistake; either way the bot does not put it back on its own, and does not retry for ever either (that would
+hold back every later row of the incident). The update that met the 404, and the updates and corrections
+already queued behind it (written for the incident that is gone), are not sent; the incident's id there is
+forgotten; the channel and the timeline say so once, with the command that publishes it again. The next
+row written after that (a person's `/incident publish`, or the "resolved" update of a resolve) creates a
+new incident there, as a publish after a withdrawal does: by then people have been told, so it is their
+decision, not the bot silently re-creating what someone deleted.
+
+A page that answers 404 is configuration (a wrong `page_id`): nothing is skipped, every row waits and is
+retried, and /health says which page id was not found at once, not after the generic outbox delay.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from sqlalchemy import func, update
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.incidents.models import Incident
+from bot.statuspage import refusals, service, timers
+from bot.statuspage.atlassian import PageNotFound, Statuspage, StatuspageError
+from bot.statuspage.flows import page_of
+from bot.statuspage.models import PublicUpdate, StatuspageSync, SyncAction
+
+if TYPE_CHECKING:
+    from bot.deps import Deps
+
+log = logging.getLogger(__name__)
+
+DELETED = "deleted there: "
+
+
+class IncidentGone(StatuspageError):
+    """Adding an update answered 404 while the page answers: the incident was deleted on Statuspage."""
+
+    def __init__(self, external: str, exc: StatuspageError) -> None:
+        super().__init__(f"incident {external} is no longer on Statuspage ({exc})", status=404, transient=False)
+
+
+async def after_404(client: Statuspage, *, external: str, exc: StatuspageError) -> StatuspageError:
+    """The error a 404 on adding an update to `external` stands for (a read of the page tells which)."""
+    return IncidentGone(external, exc) if await client.page_found() else PageNotFound(client.page_id)
+
+
+async def skip(deps: Deps, row: StatuspageSync, token: str, incident: Incident, update: PublicUpdate) -> None:
+    """This row and the updates queued behind it are dropped, the id there forgotten, people told once.
+    The queued rows go first: until this (held) row is cancelled no other process may claim them."""
+    now = deps.clock.now()
+    async with deps.db.session() as session:
+        behind = await _drop_queued(session, incident_id=row.incident_id, after=row.id or 0, now=now)
+        await service.forget_external_id(session, incident_id=row.incident_id)
+        reason = f"{DELETED}{incident.ref} was deleted on Statuspage"
+        if not await timers.cancel(
+            session, model=StatuspageSync, row_id=row.id or 0, token=token, now=now, reason=reason
+        ):
+            return
+    log.warning("%s was deleted on Statuspage by hand: %s update(s) not sent there", incident.ref, behind + 1)
+    later = f" (and {behind} more queued behind it)" if behind else ""
+    text = (
+        f"{incident.ref} was deleted on Statuspage: this *{update.status}* update{later} was not published there; "
+        f"`/incident publish <message>` again creates a new incident there:\n{update.message}"
+    )
+    page = page_of(deps)
+
+    def tell() -> Awaitable[None]:
+        return page.chat.post_sync_deleted_there(incident=incident, update=update, skipped=behind)
+
+    gone = StatuspageError("deleted there", status=404, transient=False)
+    await refusals.say(deps, incident, row, gone, text=text, tell=tell)
+
+
+async def _drop_queued(session: AsyncSession, *, incident_id: int, after: int, now: datetime) -> int:
+    """Updates and corrections queued behind the one that met the 404 (a withdrawal still goes: it finds
+    nothing there and is done)."""
+    result = await session.exec(
+        update(StatuspageSync)
+        .where(
+            col(StatuspageSync.incident_id) == incident_id,
+            col(StatuspageSync.id) > after,
+            col(StatuspageSync.action) != SyncAction.WITHDRAW,
+            *timers.pending(StatuspageSync),
+        )
+        .values(cancelled_at=now, cancel_reason=f"{DELETED}queued behind an update that met the deletion")
+    )
+    return int(result.rowcount or 0)
+
+
+async def page_missing(session: AsyncSession) -> tuple[str, int] | None:
+    """The page-not-found error rows wait on, and how many rows wait (for /health)."""
+    query = select(func.min(StatuspageSync.error), func.count()).where(
+        *timers.pending(StatuspageSync), col(StatuspageSync.error).startswith(PageNotFound.PREFIX)
+    )
+    error, count = (await session.exec(query)).one()
+    return None if not count or error is None else (str(error), int(count))

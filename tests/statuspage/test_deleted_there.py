@@ -1,0 +1,110 @@
+"""A 404 when the bot adds an update: the incident deleted on Statuspage by hand (the page still answers) is
+not re-created by the bot and holds nothing back; a page that is not there (a wrong page id) keeps every
+update waiting, and /health says which page id was not found."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import httpx
+
+from bot.clock import FakeClock
+from bot.statuspage import service
+from bot.statuspage.models import StatuspageSync
+from tests.fakes.statuspage import FakeStatuspage
+from tests.harness import BotHarness
+from tests.statuspage.conftest import page_of
+
+FIRST = "Checkout is down for everyone."
+SECOND = "We have found the cause."
+THIRD = "A fix is being deployed."
+AGAIN = "Checkout is still failing for some cards."
+DELETED = "was deleted on Atlassian Statuspage"
+
+
+async def _health(bot: BotHarness) -> dict[str, Any]:
+    async with httpx.AsyncClient(base_url=bot.url) as client:
+        check: dict[str, Any] = (await client.get("/health")).json()["checks"]["statuspage:outbox"][0]
+    return check
+
+
+async def _rows(bot: BotHarness) -> list[StatuspageSync]:
+    async with bot.deps.db.session() as session:
+        return await service.syncs(session, incident_id=1)
+
+
+async def test_an_incident_deleted_there_by_hand_is_told_once_not_recreated_and_blocks_nothing(
+    sbot: BotHarness, statuspage: FakeStatuspage, clock: FakeClock
+) -> None:
+    bot = sbot
+    incident = await bot.declare("P1 service:api Payments fail")
+    channel = incident.channel_id or ""
+    await bot.command(f"publish critical {FIRST}", channel=channel)
+    await bot.settle()
+    statuspage.fail_next(503)  # Statuspage is down a moment: the next two wait, in order
+    await bot.command(f"publish {SECOND}", channel=channel)
+    await bot.command(f"publish {THIRD}", channel=channel)
+    await bot.settle()
+    del statuspage.incidents["inc0001"]  # meanwhile someone deletes it on Statuspage's own pages
+
+    clock.advance(timedelta(seconds=31))
+    await page_of(bot).sweep()
+    assert [(c.method, c.status) for c in statuspage.refused] == [("PATCH", 503), ("PATCH", 404)]
+    assert statuspage.incidents == {}  # not re-created by the update queued behind
+    rows = await _rows(bot)
+    assert [(r.sent_at is not None, (r.cancel_reason or "")[:14]) for r in rows] == [
+        (True, ""),
+        (False, "deleted there:"),
+        (False, "deleted there:"),
+    ]
+    async with bot.deps.db.session() as session:
+        assert await service.external_id(session, incident_id=1) is None
+    [told] = [m.text for m in bot.fake.messages(channel) if DELETED in m.text]
+    assert SECOND in told and "1 queued behind it" in told and "`/incident publish <message>` again" in told
+    [said] = [e.text for e in await bot.timeline(1) if e.kind == "statuspage" and "deleted on Statuspage" in e.text]
+    assert SECOND in said and "/incident publish" in said
+
+    clock.advance(timedelta(minutes=15))  # tried no more, told no more
+    await page_of(bot).sweep()
+    assert len(statuspage.refused) == 2 and len(statuspage.calls) == 1
+    assert len([m for m in bot.fake.messages(channel) if DELETED in m.text]) == 1
+    assert (await _health(bot))["status"] == "pass"
+
+    # Publishing again, once told, creates a new incident there.
+    await bot.command(f"publish {AGAIN}", channel=channel)
+    await bot.settle()
+    assert statuspage.calls[-1].method == "POST"
+    assert [u["body"] for u in statuspage.incidents["inc0002"].updates] == [AGAIN]
+
+
+async def test_a_page_that_is_not_there_keeps_the_updates_and_health_names_its_id(
+    sbot: BotHarness, statuspage: FakeStatuspage, clock: FakeClock
+) -> None:
+    bot = sbot
+    statuspage.page_id = "pg_real"  # bot.yml says pg_test: a wrong page id
+    incident = await bot.declare("P1 service:api Payments fail")
+    channel = incident.channel_id or ""
+    await bot.command(f"publish critical {FIRST}", channel=channel)
+    await bot.settle()
+    assert [(c.method, c.status) for c in statuspage.refused] == [("POST", 404)]
+
+    check = await _health(bot)  # configuration: said at once, not after the outbox's usual delay
+    assert check["status"] == "warn", check
+    assert "Statuspage has no page 'pg_test'" in check["output"] and "page_id" in check["output"]
+    [told] = [m.text for m in bot.fake.messages(channel) if "did not take" in m.text]
+    assert "no page 'pg_test'" in told
+
+    for wait in (31, 61, 121):  # retried for as long as it takes (not given up as a refusal)
+        clock.advance(timedelta(seconds=wait))
+        await page_of(bot).sweep()
+    assert [(c.method, c.status) for c in statuspage.refused][-1] == ("GET", 404)  # the lost-answer look-up
+    [row] = await _rows(bot)
+    assert row.sent_at is None and row.cancelled_at is None
+    assert "Statuspage has no page 'pg_test'" in (await _health(bot))["output"]
+
+    statuspage.page_id = "pg_test"  # fixed
+    clock.advance(timedelta(minutes=5))
+    await page_of(bot).sweep()
+    assert [u["body"] for u in statuspage.incidents["inc0001"].updates] == [FIRST]
+    assert (await _health(bot))["status"] == "pass"
