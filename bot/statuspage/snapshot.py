@@ -71,6 +71,8 @@ class Snapshot:
     atom: Body
     css: Body
     view: View
+    summary_stamp: str | None = None  # when summary.json's content last changed: its `updated_at`s
+    summary_digest: str = ""  # its content without those stamps
 
 
 def _body(data: bytes, content_type: str) -> Body:
@@ -133,11 +135,12 @@ def _component_json(c: Component, stamp: str | None, page: str) -> dict[str, Any
     }
 
 
-def summary(v: View, *, url: str = BASE, page: str = PAGE_ID) -> dict[str, Any]:
+def summary(v: View, *, url: str = BASE, page: str = PAGE_ID, stamp: str | None = None) -> dict[str, Any]:
     """Atlassian Statuspage's public `/api/v2/summary.json`: unresolved incidents only, as there.
-    `url`: the page's address, absolute when PUBLIC_URL says where the bot is; `page`: its id."""
+    `url`: the page's address, absolute when PUBLIC_URL says where the bot is; `page`: its id;
+    `stamp`: the page's and components' `updated_at`, when they last changed (the build's time if not given)."""
     names = {c.name: c.id for c in v.components}
-    stamp = iso(v.now)
+    stamp = stamp or iso(v.now)
     components = {c.name: _component_json(c, stamp, page) for c in v.components}
     return {
         "page": {"id": page, "name": v.title, "url": url, "time_zone": "Etc/UTC", "updated_at": stamp},
@@ -211,17 +214,28 @@ def build(
         updated=max((e["updated"] for e in entries), default=v.now),  # the feed's: its latest change
     )
     page = _body(html.encode(), "text/html; charset=utf-8")
+    summary_stamp, summary_digest, summary_data = _summary_bytes(
+        v, url=url, page=page_id(public_url), previous=previous
+    )
     stamp = format_datetime(now.astimezone(UTC).replace(microsecond=0), usegmt=True)
     return Snapshot(
         built_at=now,
         # Unchanged page, unchanged date: If-Modified-Since keeps answering 304 across no-op rebuilds.
         last_modified=previous.last_modified if previous and previous.html.etag == page.etag else stamp,
         html=page,
-        summary=_body(
-            json.dumps(summary(v, url=url, page=page_id(public_url)), separators=(",", ":")).encode(),
-            "application/json",
-        ),
+        summary=_body(summary_data, "application/json"),
         atom=_body(feed.encode(), "application/atom+xml; charset=utf-8"),
         css=_body(CSS, "text/css; charset=utf-8"),
         view=v,
+        summary_stamp=summary_stamp,
+        summary_digest=summary_digest,
     )
+
+
+def _summary_bytes(v: View, *, url: str, page: str, previous: Snapshot | None) -> tuple[str | None, str, bytes]:
+    """summary.json whose `updated_at`s say when it last changed, as Statuspage's do: a rebuild that changes
+    nothing (every 30 s) keeps them, so pollers get a 304 for its unchanged ETag and no false "just updated"."""
+    unstamped = json.dumps(summary(v, url=url, page=page, stamp="-"), separators=(",", ":")).encode()
+    digest = hashlib.sha256(unstamped).hexdigest()
+    stamp = previous.summary_stamp if previous is not None and previous.summary_digest == digest else iso(v.now)
+    return stamp, digest, json.dumps(summary(v, url=url, page=page, stamp=stamp), separators=(",", ":")).encode()

@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from xml.etree import ElementTree
 
 import httpx
 import pytest
 
+from bot.clock import FakeClock
 from bot.statuspage.snapshot import PAGE_ID, page_id
 from tests.harness import BotHarness
-from tests.statuspage.conftest import public
+from tests.statuspage.conftest import page_of, public
 
 SITE = "https://bot.acme.example"
 ATOM = "{http://www.w3.org/2005/Atom}"
+SUMMARY = "/status-page/api/v2/summary.json"
 
 
 def _date_time(value: object) -> datetime:
@@ -91,3 +93,26 @@ async def test_gzip_only_for_a_client_that_takes_it(sbot: BotHarness, accept: st
             response = await client.get(path, headers={"Accept-Encoding": accept})
             assert response.status_code == 200
             assert ("Content-Encoding" in response.headers) is gzipped, (path, accept)
+
+
+async def test_summary_json_is_unchanged_by_a_rebuild_that_changes_nothing(sbot: BotHarness, clock: FakeClock) -> None:
+    """Its `updated_at`s say when the page last changed, as Statuspage's do: a poller keeps getting a 304
+    across the 30 s rebuilds, and sees a new time only when something public changed."""
+    incident = await sbot.declare("P1 service:api Payments fail")
+    channel = incident.channel_id or ""
+    await sbot.command("publish minor Some payments fail.", channel=channel)
+    async with httpx.AsyncClient(base_url=sbot.url) as client:
+        first = await client.get(SUMMARY)
+        published = first.json()["page"]["updated_at"]
+        clock.advance(timedelta(seconds=31))
+        await page_of(sbot).refresh()
+        again = await client.get(SUMMARY, headers={"If-None-Match": first.headers["ETag"]})
+        assert again.status_code == 304
+        assert (await client.get(SUMMARY)).json()["page"]["updated_at"] == published
+
+        clock.advance(timedelta(seconds=31))
+        await sbot.command("publish major No payment goes through.", channel=channel)
+        changed = await client.get(SUMMARY, headers={"If-None-Match": first.headers["ETag"]})
+    assert changed.status_code == 200
+    assert _date_time(changed.json()["page"]["updated_at"]) > _date_time(published)
+    assert {c["updated_at"] for c in changed.json()["components"]} == {changed.json()["page"]["updated_at"]}
