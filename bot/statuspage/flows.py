@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.clock import utc
@@ -19,7 +20,7 @@ from bot.exceptions import ChatError, InvalidState, NotFound, UsageError
 from bot.incidents import service as incidents
 from bot.incidents.models import Incident, Status
 from bot.statuspage import service, timers
-from bot.statuspage.models import Impact, PublicReminder, PublicUpdate
+from bot.statuspage.models import DELETED_THERE, Impact, PublicReminder, PublicUpdate, StatuspageSync
 from bot.statuspage.service import Draft
 from bot.timeline import events
 from bot.timeline import service as timeline
@@ -193,10 +194,23 @@ async def incident_resolved(deps: Deps, *, incident_id: int, actor: str | None) 
             components=list(last.components),
             message=last.message,
         )
+        sync = page_of(deps).syncing and not await deleted_there(session, incident_id=incident_id)
         update = await service.add_resolution(
-            session, incident=incident, draft=draft, actor=actor or "bot", now=now, sync=page_of(deps).syncing
+            session, incident=incident, draft=draft, actor=actor or "bot", now=now, sync=sync
         )
     return None if update is None else await _after_publish(deps, incident, update)
+
+
+async def deleted_there(session: AsyncSession, *, incident_id: int) -> bool:
+    """Its incident on Statuspage was deleted there by hand and nobody published since (`gone.py`)."""
+    query = (
+        select(StatuspageSync.cancel_reason)
+        .where(col(StatuspageSync.incident_id) == incident_id)
+        .order_by(col(StatuspageSync.id).desc())
+        .limit(1)
+    )
+    reason = (await session.exec(query)).first()
+    return reason is not None and reason.startswith(DELETED_THERE)
 
 
 # --- reminders to publish ------------------------------------------------------------------

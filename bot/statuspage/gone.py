@@ -4,10 +4,11 @@ An incident deleted on Statuspage by hand (its page still answers) was removed t
 mistake; either way the bot does not put it back on its own, and does not retry for ever either (that would
 hold back every later row of the incident). The update that met the 404, and the updates and corrections
 already queued behind it (written for the incident that is gone), are not sent; the incident's id there is
-forgotten; the channel and the timeline say so once, with the command that publishes it again. The next
-row written after that (a person's `/incident publish`, or the "resolved" update of a resolve) creates a
-new incident there, as a publish after a withdrawal does: by then people have been told, so it is their
-decision, not the bot silently re-creating what someone deleted.
+forgotten; the channel and the timeline say so once, with the command that publishes it again. A person's
+next `/incident publish` creates a new incident there, as a publish after a withdrawal does: by then people
+have been told, so it is their decision. The "resolved" update a resolve writes on its own is not sent there
+(`flows.deleted_there`): it would create an incident already resolved, and notify its subscribers, for
+what someone took off Statuspage.
 
 A page that answers 404 is configuration (a wrong `page_id`): nothing is skipped, every row waits and is
 retried, and /health says which page id was not found at once, not after the generic outbox delay.
@@ -28,14 +29,14 @@ from bot.incidents.models import Incident
 from bot.statuspage import refusals, service, timers
 from bot.statuspage.atlassian import PageNotFound, Statuspage, StatuspageError
 from bot.statuspage.flows import page_of
-from bot.statuspage.models import PublicUpdate, StatuspageSync, SyncAction
+from bot.statuspage.models import DELETED_THERE, PublicUpdate, StatuspageSync, SyncAction
 
 if TYPE_CHECKING:
     from bot.deps import Deps
 
 log = logging.getLogger(__name__)
 
-DELETED = "deleted there: "
+DELETED = DELETED_THERE
 
 
 class IncidentGone(StatuspageError):

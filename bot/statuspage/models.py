@@ -153,6 +153,10 @@ class PublicReminder(TimerRow, table=True):
     seq: int = 0
 
 
+# An outbox row's cancel reason when its incident was deleted on Statuspage by hand (`statuspage/gone.py`).
+DELETED_THERE = "deleted there: "
+
+
 class SyncAction(StrEnum):
     """What an outbox row does at Statuspage: send the update, correct its body, or withdraw the incident."""
 

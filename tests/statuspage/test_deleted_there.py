@@ -78,6 +78,31 @@ async def test_an_incident_deleted_there_by_hand_is_told_once_not_recreated_and_
     assert [u["body"] for u in statuspage.incidents["inc0002"].updates] == [AGAIN]
 
 
+async def test_a_resolve_after_a_deletion_there_does_not_create_a_resolved_incident_there(
+    sbot: BotHarness, statuspage: FakeStatuspage, clock: FakeClock
+) -> None:
+    bot = sbot
+    incident = await bot.declare("P1 service:api Payments fail")
+    channel = incident.channel_id or ""
+    await bot.command(f"publish critical {FIRST}", channel=channel)
+    await bot.settle()
+    del statuspage.incidents["inc0001"]  # someone takes it off Statuspage by hand
+    await bot.command(f"publish {SECOND}", channel=channel)
+    await bot.settle()
+    assert len([m for m in bot.fake.messages(channel) if DELETED in m.text]) == 1
+
+    await bot.command("resolve Fixed the pool size", channel=channel)
+    await bot.settle()
+    clock.advance(timedelta(minutes=15))
+    await page_of(bot).sweep()
+    await bot.settle()
+    assert statuspage.incidents == {}  # no incident created there already resolved, no subscriber notified
+    assert [c.method for c in statuspage.calls] == ["POST"]  # the first publish only
+    async with bot.deps.db.session() as session:  # our own page still says it is resolved
+        last = await service.last_update(session, incident_id=1)
+    assert last is not None and last.status == "resolved"
+
+
 async def test_a_page_that_is_not_there_keeps_the_updates_and_health_names_its_id(
     sbot: BotHarness, statuspage: FakeStatuspage, clock: FakeClock
 ) -> None:
