@@ -123,6 +123,12 @@ async def test_users_and_usergroups(client: AsyncWebClient, fake: FakeSlack) -> 
     assert (await client.users_info(user="U0ALICE"))["user"]["name"] == "alice"
     assert (await client.users_info(user="U0GONE"))["user"]["deleted"] is True
     assert await api_error(client.users_info(user="U0NOPE")) == "user_not_found"
+    fake.add_user("U0MULTI", "multi", guest="multi")
+    fake.add_user("U0SINGLE", "single", guest="single")
+    flags = ("is_restricted", "is_ultra_restricted")
+    for user, expected in (("U0ALICE", (False, False)), ("U0MULTI", (True, False)), ("U0SINGLE", (True, True))):
+        info = (await client.users_info(user=user))["user"]
+        assert tuple(info[flag] for flag in flags) == expected, user
     assert (await client.users_lookupByEmail(email="alice@example.com"))["user"]["id"] == "U0ALICE"
     fake.add_usergroup("S0ONCALL", "oncall", ["U0ALICE", "U0BOB"])
     resp = await client.usergroups_users_list(usergroup="S0ONCALL")

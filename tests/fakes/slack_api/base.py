@@ -85,8 +85,10 @@ class SlackBase:
         deleted: bool = False,
         real_name: str = "",
         email: str | None = None,
+        guest: str = "",
     ) -> None:
-        self.users[user_id] = User(user_id, name, is_bot, deleted, real_name, email)
+        """``guest``: "multi" or "single" for a multi- or single-channel guest account."""
+        self.users[user_id] = User(user_id, name, is_bot, deleted, real_name, email, guest=guest)
 
     def add_channel(
         self,

@@ -125,6 +125,7 @@ class User:
     real_name: str = ""
     email: str | None = None
     tz: str = "Europe/London"
+    guest: str = ""  # "multi" (multi-channel guest) or "single" (single-channel guest)
 
     def to_api(self, team_id: str) -> dict[str, Any]:
         real_name = self.real_name or self.name
@@ -147,6 +148,10 @@ class User:
             "tz": self.tz,
             "is_admin": False,
             "is_owner": False,
+            "is_primary_owner": False,
+            # As Slack says it: every guest is restricted, a single-channel guest ultra-restricted too.
+            "is_restricted": bool(self.guest),
+            "is_ultra_restricted": self.guest == "single",
             "is_bot": self.is_bot,
             "is_app_user": False,
             "updated": 0,
