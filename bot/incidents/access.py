@@ -1,12 +1,15 @@
 """Who may see an incident: the one access check every surface goes through.
 
-A public incident is seen by everyone in the workspace. A private one only by the members of its
+A public incident is seen by every full member of the workspace. A Slack guest (multi- or
+single-channel) sees only the public channels they are in, so through the bot too they see a public
+incident only as a member of its channel. A private one is seen only by the members of its
 channel and by the people in `permissions.private_incidents` (users or user groups). Everyone else
 gets what they would get for an incident that does not exist, so callers treat "cannot see" and
 "not found" alike (`visible` returns None for both).
 
-Membership is read through the chat port and cached for at most `ttl`, so a person removed from
-the channel loses access within a minute and a busy list page does not call Slack per row.
+Membership and whether a person is a guest are read through the chat port and cached for at most
+`ttl`, so a person removed from the channel loses access within a minute and a busy list page does
+not call Slack per row.
 """
 
 from __future__ import annotations
@@ -37,6 +40,10 @@ class Membership(Protocol):
         """User IDs in a user group (`S…`); ChatError when unknown."""
         ...
 
+    async def is_guest(self, *, person: str) -> bool:
+        """Whether the person is a multi- or single-channel guest; ChatError when it cannot be read."""
+        ...
+
 
 class Access:
     """`can_see(person, incident)`, with membership cached briefly."""
@@ -49,17 +56,56 @@ class Access:
         self.clock = clock
         self.ttl = ttl if ttl is not None else timedelta(minutes=1)
         self._cache: dict[str, tuple[datetime, frozenset[str]]] = {}
+        self._guests: dict[str, tuple[datetime, bool]] = {}  # person -> (asked at, is a guest)
 
     async def can_see(self, *, person: str, incident: Incident) -> bool:
-        if not incident.private:
-            return True
-        if await self.is_privileged(person=person):
-            return True
-        if incident.declared_by == person and not incident.channel_id:
-            return True  # the channel is not made yet: its declarer is its only member
-        if not incident.channel_id:
+        if incident.private:
+            return await self._may_see_private(person=person, incident=incident)
+        return await self._may_see_public(person=person, incident=incident, guest=await self.is_guest(person=person))
+
+    async def visible(self, *, person: str, incidents: Iterable[Incident]) -> list[Incident]:
+        shown: list[Incident] = []
+        guest: bool | None = None  # asked once per list, and only when a public incident is in it
+        for incident in incidents:
+            if incident.private:
+                seen = await self._may_see_private(person=person, incident=incident)
+            else:
+                guest = await self.is_guest(person=person) if guest is None else guest
+                seen = await self._may_see_public(person=person, incident=incident, guest=guest)
+            if seen:
+                shown.append(incident)
+        return shown
+
+    async def is_guest(self, *, person: str) -> bool:
+        """A Slack guest account (users.info `is_restricted`/`is_ultra_restricted`), believed for `ttl`.
+
+        When Slack cannot say, the last answer stands; with none, the person counts as a full member
+        (and that, too, is believed for `ttl`). This is open on failure, unlike channel membership: a
+        Slack outage must not hide every public incident from every responder, at the price of a
+        guest seeing public incidents for as long as Slack cannot tell us they are a guest."""
+        now = self.clock.now()
+        cached = self._guests.get(person)
+        if cached is not None and now - cached[0] < self.ttl:
+            return cached[1]
+        if self.membership is None:
             return False
-        return person in await self._members(f"C:{incident.channel_id}")
+        try:
+            guest: bool | None = await self.membership.is_guest(person=person)
+        except BotError as exc:
+            log.warning(
+                "could not tell whether %s is a guest (%s); the last answer, else full member, stands", person, exc
+            )
+            guest = None
+        return self.note_guest(person=person, guest=guest)
+
+    def note_guest(self, *, person: str, guest: bool | None) -> bool:
+        """Keep what users.info said about `person` (None: Slack could not say), also when another
+        part of the bot read it (the dashboard's sign-in check asks users.info anyway)."""
+        if guest is None:
+            cached = self._guests.get(person)
+            guest = cached is not None and cached[1]
+        self._guests[person] = (self.clock.now(), guest)
+        return guest
 
     async def is_privileged(self, *, person: str) -> bool:
         """In `permissions.private_incidents`, directly or through a user group."""
@@ -70,8 +116,18 @@ class Access:
                 return True
         return False
 
-    async def visible(self, *, person: str, incidents: Iterable[Incident]) -> list[Incident]:
-        return [incident for incident in incidents if await self.can_see(person=person, incident=incident)]
+    async def _may_see_private(self, *, person: str, incident: Incident) -> bool:
+        if await self.is_privileged(person=person):
+            return True
+        return await self._in_channel(person=person, incident=incident)
+
+    async def _may_see_public(self, *, person: str, incident: Incident, guest: bool) -> bool:
+        return not guest or await self._in_channel(person=person, incident=incident)
+
+    async def _in_channel(self, *, person: str, incident: Incident) -> bool:
+        if not incident.channel_id:
+            return incident.declared_by == person  # the channel is not made yet: its declarer is its only member
+        return person in await self._members(f"C:{incident.channel_id}")
 
     def forget(self, *, channel_id: str) -> None:
         """Drop a channel's cached members (the bot just invited someone)."""

@@ -59,12 +59,15 @@ async def find(session: AsyncSession, *, filters: Filters, limit: int = MAX_ROWS
     return list(result.all())
 
 
-async def service_choices(session: AsyncSession) -> tuple[set[str], list[Incident]]:
+async def service_choices(session: AsyncSession, *, guest: bool = False) -> tuple[set[str], list[Incident]]:
     """The filter's choices: services of public incidents, and the private incidents that name one.
 
     The caller keeps the private ones its reader may see (after the session: that may ask Slack), so
-    the list does not reveal that a private incident exists for a service."""
+    the list does not reveal that a private incident exists for a service. A guest sees public
+    incidents only in their channels, so for a guest every incident that names one is to be checked."""
     has_service = col(Incident.service).is_not(None)
+    if guest:
+        return set(), list((await session.exec(select(Incident).where(has_service))).all())
     public = await session.exec(select(col(Incident.service)).where(has_service, ~col(Incident.private)).distinct())
     private = await session.exec(select(Incident).where(has_service, col(Incident.private)))
     return {str(s) for s in public.all() if s}, list(private.all())

@@ -147,7 +147,8 @@ class SlackSignIn:
         """Whether a signed-in person is still an active member of the workspace (users.info, believed
         a minute): a deactivated account must not keep the dashboard until its 12-hour cookie expires.
         While Slack cannot say, the last answer (else yes) stands, for a minute too: a Slack outage
-        is when responders need the dashboard most."""
+        is when responders need the dashboard most. The same answer tells the access check whether
+        the person is a guest, so the dashboard asks users.info once a minute per person, not twice."""
         now = self.deps.clock.now()
         cached = self._members.get(user_id)
         if cached is not None and now - cached[0] < MEMBER_TTL:
@@ -158,8 +159,12 @@ class SlackSignIn:
             )
             user = body.get("user")
             member = isinstance(user, dict) and not user.get("deleted")
+            guest = isinstance(user, dict) and bool(user.get("is_restricted") or user.get("is_ultra_restricted"))
+            # The access check needs the same answer: one users.info a minute serves both.
+            self.deps.incident_access.note_guest(person=user_id, guest=guest)
         except SignInRefused as exc:
             member = exc.error != "user_not_found" and (cached is None or cached[1])
+            self.deps.incident_access.note_guest(person=user_id, guest=None)
         self._members[user_id] = (now, member)
         return member
 

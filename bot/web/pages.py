@@ -101,11 +101,12 @@ class Pages:
             until=_day(q.get("to", ""), problems, "To", next_day=True),
             text=clean(q.get("q", "")).strip()[:200],
         )
+        guest = await self.deps.incident_access.is_guest(person=person.user_id)  # before the session: may ask Slack
         async with self.deps.db.session() as session:
             rows = await search.find(session, filters=filters)
-            public_services, private = await search.service_choices(session)
+            public_services, checked = await search.service_choices(session, guest=guest)
         visible = await self.deps.incident_access.visible(person=person.user_id, incidents=rows)
-        seen = await self.deps.incident_access.visible(person=person.user_id, incidents=private)
+        seen = await self.deps.incident_access.visible(person=person.user_id, incidents=checked)
         services = sorted(public_services | {i.service for i in seen if i.service})
         pages = max(1, math.ceil(len(visible) / PAGE_SIZE))
         number = min(max(_int(q.get("page"), 1), 1), pages)

@@ -15,7 +15,9 @@ class Members:
     def __init__(self) -> None:
         self.channels: dict[str, list[str]] = {"C0SEC": ["U0ALICE", "U0BOT"]}
         self.groups: dict[str, list[str]] = {"S0SEC": ["U0SECURITY"]}
+        self.guests: set[str] = set()
         self.calls = 0
+        self.guest_calls = 0
         self.fail = False
 
     async def channel_members(self, *, channel_id: str) -> list[str]:
@@ -28,6 +30,12 @@ class Members:
         self.calls += 1
         return list(self.groups.get(group_id, []))
 
+    async def is_guest(self, *, person: str) -> bool:
+        self.guest_calls += 1
+        if self.fail:
+            raise ChatError("ratelimited")
+        return person in self.guests
+
 
 def incident(*, private: bool, channel: str | None = "C0SEC") -> Incident:
     return Incident(id=5, title="Leaked credentials", declared_by="U0ALICE", private=private, channel_id=channel)
@@ -37,11 +45,38 @@ def access(members: Members, clock: FakeClock, **permissions: list[str]) -> Acce
     return Access(membership=members, permissions=Permissions(**permissions), clock=clock)
 
 
-async def test_public_incidents_are_seen_by_everyone_without_asking_slack() -> None:
+async def test_public_incidents_are_seen_by_full_members_without_reading_channels() -> None:
     members = Members()
     check = access(members, FakeClock())
     assert await check.can_see(person="U0MALLORY", incident=incident(private=False))
     assert members.calls == 0
+
+
+async def test_a_guest_sees_a_public_incident_only_in_its_channel_and_asks_once_per_list() -> None:
+    members, clock = Members(), FakeClock()
+    members.guests = {"U0GUEST", "U0ALICE"}
+    check = access(members, clock)
+    theirs, other = incident(private=False), incident(private=False, channel="C0OTHER")
+    assert [i.channel_id for i in await check.visible(person="U0ALICE", incidents=[theirs, other] * 5)] == ["C0SEC"] * 5
+    assert not await check.can_see(person="U0GUEST", incident=theirs)
+    assert members.guest_calls == 2  # once per person, not per row
+    pending = incident(private=False, channel=None)
+    assert await check.can_see(person="U0ALICE", incident=pending)  # its declarer
+    assert not await check.can_see(person="U0GUEST", incident=pending)
+
+
+async def test_when_slack_cannot_say_who_is_a_guest_the_last_answer_else_full_member_stands() -> None:
+    members, clock = Members(), FakeClock()
+    members.guests = {"U0GUEST"}
+    check = access(members, clock)
+    public = incident(private=False, channel="C0OTHER")
+    assert not await check.can_see(person="U0GUEST", incident=public)
+    members.fail = True
+    clock.advance(timedelta(seconds=61))
+    assert not await check.can_see(person="U0GUEST", incident=public)  # the last answer stands
+    assert await check.can_see(person="U0BOB", incident=public)  # no answer yet: a full member
+    assert await check.can_see(person="U0BOB", incident=public)
+    assert members.guest_calls == 3  # the failure is believed for a minute too
 
 
 async def test_a_private_incident_is_seen_by_channel_members_and_the_privileged_only() -> None:

@@ -1,4 +1,4 @@
-"""Channel and user-group membership for the access check (`bot.incidents.access`)."""
+"""Channel and user-group membership, and guest accounts, for the access check (`bot.incidents.access`)."""
 
 from __future__ import annotations
 
@@ -33,6 +33,12 @@ class SlackMembership:
     async def group_members(self, *, group_id: str) -> list[str]:
         response = await call("read the user group", self.client.usergroups_users_list(usergroup=group_id))
         return [str(u) for u in data(response).get("users") or []]
+
+    async def is_guest(self, *, person: str) -> bool:
+        response = await call("look up a user", self.client.users_info(user=person))
+        user = data(response).get("user") or {}
+        # A single-channel guest is also `is_restricted`; both are read in case one is left out.
+        return bool(user.get("is_restricted") or user.get("is_ultra_restricted"))
 
 
 def membership_reader(*, token: str, api_url: str) -> SlackMembership:
