@@ -275,12 +275,35 @@ def machine() -> dict[str, Any]:
     }
 
 
-def print_machine() -> None:
+def speed_reference_ms() -> float:
+    """CPU time of a fixed pure-Python workload (objects, dicts, strings, JSON), the best of five.
+
+    Easy to miss: on this project's machines (virtual, shared) the same code's CPU time moves by a
+    third or more from one hour to the next, with nothing else running. A figure is comparable with
+    one taken at another time only next to this reference: divide by it (`in reference units`).
+    """
+    payload = {"channel": "C0INCIDENT", "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": "x" * 80}}]}
+    best = float("inf")
+    for _ in range(5):
+        started = time.process_time()
+        for i in range(2_000):
+            body = json.loads(json.dumps({**payload, "ts": f"{i}.000100", "n": i}))
+            words = " ".join(f"{k}={v}" for k, v in body.items()).split()
+            sorted(words, key=len)
+        best = min(best, time.process_time() - started)
+    return best * 1000
+
+
+def print_machine() -> float:
+    """The machine, its load, and its speed right now (`speed_reference_ms`, returned)."""
     info = machine()
+    reference = speed_reference_ms()
     print(
         f"machine: {info['nproc']} CPUs, {info['cpu']}, Python {info['python']}, "
-        f"load average (1 min) at start {info['load_avg_1m']}"
+        f"load average (1 min) at start {info['load_avg_1m']}, speed reference {reference:.1f} ms of CPU "
+        "(a fixed Python workload: lower is faster)"
     )
+    return reference
 
 
 def print_json(name: str, figures: dict[str, Any]) -> None:

@@ -235,8 +235,10 @@ async def _bursts(
     text: str,
     rounds: int,
     py_spy: str | None,
+    reference: float = 0.0,
 ) -> None:
-    """`rounds` bursts of one command after a warm-up: acks, completion, and the bot's CPU per request."""
+    """`rounds` bursts of one command after a warm-up: acks, completion, and the bot's CPU per request
+    (also in units of the machine's speed reference, `reference` ms: see `_common.speed_reference_ms`)."""
     loadgen, fake, bot, metrics = run
     concurrency = loadgen.connections
     await _round(loadgen, fake, text, concurrency)  # warm-up
@@ -278,6 +280,11 @@ async def _bursts(
     )
     loop_ms = loop_cpu / (concurrency * rounds) * 1000
     print(f"/incident {label:8s} of which the event loop's thread {loop_ms:.1f} ms each (the rest: driver threads)")
+    if reference:
+        print(
+            f"/incident {label:8s} bot CPU in reference units: {per_request / reference:.3f} "
+            f"(speed reference {reference:.1f} ms; compare runs of different hours in these units)"
+        )
     print_json(
         f"ack_latency.{label}",
         {
@@ -285,6 +292,7 @@ async def _bursts(
             "burst_done_s": max(completions),
             "bot_cpu_ms_per_request": round(per_request, 2),
             "loop_cpu_ms_per_request": round(loop_ms, 2),
+            "speed_reference_ms": round(reference, 2),
             "send_spread_ms": [round(s * 1000, 3) for s in spreads],
             "bot_share_within_ms": shares,
         },
@@ -292,7 +300,7 @@ async def _bursts(
 
 
 async def main(concurrency: int, rounds: int, paced: bool, py_spy: str | None = None, database: str = "sqlite") -> None:
-    print_machine()
+    reference = print_machine()
     fake = await seeded_fake()
     with database_url_for(database) as database_url:
         bot = BotProcess(fake=fake, unpaced=not paced, database_url=database_url)
@@ -307,7 +315,7 @@ async def main(concurrency: int, rounds: int, paced: bool, py_spy: str | None = 
             async with httpx.AsyncClient(timeout=30) as metrics:
                 await _single(loadgen, fake, bot, metrics)
                 for label, text in (("list", "list"), ("declare", "declare P3 Bench {i} checkout latency")):
-                    await _bursts((loadgen, fake, bot, metrics), label, text, rounds, py_spy)
+                    await _bursts((loadgen, fake, bot, metrics), label, text, rounds, py_spy, reference)
             channels = sum(1 for c in fake.channels.values() if c.name.startswith("inc-"))
             print(f"incident channels created: {channels} (expected {concurrency * (rounds + 1)})")
             bot.log_summary()
