@@ -12,6 +12,8 @@ import httpx
 import pytest
 
 from bot.clock import FakeClock
+from bot.statuspage import service
+from bot.statuspage.models import StatuspageSync
 from bot.statuspage.runtime import StatusPage
 from tests.conftest import make_settings
 from tests.fakes.slack_api import FakeSlack
@@ -141,6 +143,27 @@ def start_page_bot(
 def page_of(bot: BotHarness) -> StatusPage:
     assert bot.deps.status_page is not None
     return bot.deps.status_page
+
+
+async def published(bot: BotHarness, text: str) -> str:
+    """A P1 on `api`, published as a critical outage with `text`; its channel."""
+    incident = await bot.declare("P1 service:api Payments fail")
+    channel = incident.channel_id or ""
+    await bot.command(f"publish critical {text}", channel=channel)
+    await bot.settle()
+    return channel
+
+
+async def outbox_check(bot: BotHarness) -> dict[str, Any]:
+    """/health's check of the Statuspage outbox."""
+    async with httpx.AsyncClient(base_url=bot.url) as client:
+        check: dict[str, Any] = (await client.get("/health")).json()["checks"]["statuspage:outbox"][0]
+    return check
+
+
+async def sync_rows(bot: BotHarness, *, incident_id: int = 1) -> list[StatuspageSync]:
+    async with bot.deps.db.session() as session:
+        return await service.syncs(session, incident_id=incident_id)
 
 
 async def public(bot: BotHarness) -> tuple[dict[str, Any], str, str]:

@@ -5,16 +5,12 @@ update waiting, and /health says which page id was not found."""
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
-
-import httpx
 
 from bot.clock import FakeClock
 from bot.statuspage import service
-from bot.statuspage.models import StatuspageSync
 from tests.fakes.statuspage import FakeStatuspage
 from tests.harness import BotHarness
-from tests.statuspage.conftest import page_of
+from tests.statuspage.conftest import outbox_check, page_of, published, sync_rows
 
 FIRST = "Checkout is down for everyone."
 SECOND = "We have found the cause."
@@ -23,25 +19,11 @@ AGAIN = "Checkout is still failing for some cards."
 DELETED = "was deleted on Atlassian Statuspage"
 
 
-async def _health(bot: BotHarness) -> dict[str, Any]:
-    async with httpx.AsyncClient(base_url=bot.url) as client:
-        check: dict[str, Any] = (await client.get("/health")).json()["checks"]["statuspage:outbox"][0]
-    return check
-
-
-async def _rows(bot: BotHarness) -> list[StatuspageSync]:
-    async with bot.deps.db.session() as session:
-        return await service.syncs(session, incident_id=1)
-
-
 async def test_an_incident_deleted_there_by_hand_is_told_once_not_recreated_and_blocks_nothing(
     sbot: BotHarness, statuspage: FakeStatuspage, clock: FakeClock
 ) -> None:
     bot = sbot
-    incident = await bot.declare("P1 service:api Payments fail")
-    channel = incident.channel_id or ""
-    await bot.command(f"publish critical {FIRST}", channel=channel)
-    await bot.settle()
+    channel = await published(bot, FIRST)
     statuspage.fail_next(503)  # Statuspage is down a moment: the next two wait, in order
     await bot.command(f"publish {SECOND}", channel=channel)
     await bot.command(f"publish {THIRD}", channel=channel)
@@ -52,7 +34,7 @@ async def test_an_incident_deleted_there_by_hand_is_told_once_not_recreated_and_
     await page_of(bot).sweep()
     assert [(c.method, c.status) for c in statuspage.refused] == [("PATCH", 503), ("PATCH", 404)]
     assert statuspage.incidents == {}  # not re-created by the update queued behind
-    rows = await _rows(bot)
+    rows = await sync_rows(bot)
     assert [(r.sent_at is not None, (r.cancel_reason or "")[:14]) for r in rows] == [
         (True, ""),
         (False, "deleted there:"),
@@ -69,7 +51,7 @@ async def test_an_incident_deleted_there_by_hand_is_told_once_not_recreated_and_
     await page_of(bot).sweep()
     assert len(statuspage.refused) == 2 and len(statuspage.calls) == 1
     assert len([m for m in bot.fake.messages(channel) if DELETED in m.text]) == 1
-    assert (await _health(bot))["status"] == "pass"
+    assert (await outbox_check(bot))["status"] == "pass"
 
     # Publishing again, once told, creates a new incident there.
     await bot.command(f"publish {AGAIN}", channel=channel)
@@ -82,10 +64,7 @@ async def test_a_resolve_after_a_deletion_there_does_not_create_a_resolved_incid
     sbot: BotHarness, statuspage: FakeStatuspage, clock: FakeClock
 ) -> None:
     bot = sbot
-    incident = await bot.declare("P1 service:api Payments fail")
-    channel = incident.channel_id or ""
-    await bot.command(f"publish critical {FIRST}", channel=channel)
-    await bot.settle()
+    channel = await published(bot, FIRST)
     del statuspage.incidents["inc0001"]  # someone takes it off Statuspage by hand
     await bot.command(f"publish {SECOND}", channel=channel)
     await bot.settle()
@@ -108,13 +87,10 @@ async def test_a_page_that_is_not_there_keeps_the_updates_and_health_names_its_i
 ) -> None:
     bot = sbot
     statuspage.page_id = "pg_real"  # bot.yml says pg_test: a wrong page id
-    incident = await bot.declare("P1 service:api Payments fail")
-    channel = incident.channel_id or ""
-    await bot.command(f"publish critical {FIRST}", channel=channel)
-    await bot.settle()
+    channel = await published(bot, FIRST)
     assert [(c.method, c.status) for c in statuspage.refused] == [("POST", 404)]
 
-    check = await _health(bot)  # configuration: said at once, not after the outbox's usual delay
+    check = await outbox_check(bot)  # configuration: said at once, not after the outbox's usual delay
     assert check["status"] == "warn", check
     assert "Statuspage has no page 'pg_test'" in check["output"] and "page_id" in check["output"]
     [told] = [m.text for m in bot.fake.messages(channel) if "did not take" in m.text]
@@ -124,12 +100,12 @@ async def test_a_page_that_is_not_there_keeps_the_updates_and_health_names_its_i
         clock.advance(timedelta(seconds=wait))
         await page_of(bot).sweep()
     assert [(c.method, c.status) for c in statuspage.refused][-1] == ("GET", 404)  # the lost-answer look-up
-    [row] = await _rows(bot)
+    [row] = await sync_rows(bot)
     assert row.sent_at is None and row.cancelled_at is None
-    assert "Statuspage has no page 'pg_test'" in (await _health(bot))["output"]
+    assert "Statuspage has no page 'pg_test'" in (await outbox_check(bot))["output"]
 
     statuspage.page_id = "pg_test"  # fixed
     clock.advance(timedelta(minutes=5))
     await page_of(bot).sweep()
     assert [u["body"] for u in statuspage.incidents["inc0001"].updates] == [FIRST]
-    assert (await _health(bot))["status"] == "pass"
+    assert (await outbox_check(bot))["status"] == "pass"

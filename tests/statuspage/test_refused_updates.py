@@ -8,30 +8,21 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
-import httpx
 import pytest
 from sqlalchemy import update
 
 from bot.clock import FakeClock
 from bot.statuspage import service
-from bot.statuspage.models import PublicUpdate, StatuspageSync, SyncAction
+from bot.statuspage.models import PublicUpdate, SyncAction
 from tests.fakes.statuspage import FakeStatuspage
 from tests.harness import BotHarness, until
-from tests.statuspage.conftest import page_of
+from tests.statuspage.conftest import outbox_check, page_of, published, sync_rows
 
 FIRST = "Checkout is down for everyone."
 REJECTED = "We have found the cause."
 LATER = "A fix is being deployed."
 TYPO = "Checkout is down for evryone."
 REFUSED = "Atlassian Statuspage refused"
-
-
-async def _published(bot: BotHarness, text: str) -> str:
-    incident = await bot.declare("P1 service:api Payments fail")
-    channel = incident.channel_id or ""
-    await bot.command(f"publish critical {text}", channel=channel)
-    await bot.settle()
-    return channel
 
 
 async def _retried_until_given_up(bot: BotHarness, clock: FakeClock) -> None:
@@ -47,23 +38,11 @@ async def _sent_next(bot: BotHarness, statuspage: FakeStatuspage, bodies: list[s
     await bot.settle()
 
 
-async def _health(bot: BotHarness) -> dict[str, str]:
-    async with httpx.AsyncClient(base_url=bot.url) as client:
-        response = await client.get("/health")
-    check: dict[str, str] = response.json()["checks"]["statuspage:outbox"][0]
-    return check
-
-
-async def _rows(bot: BotHarness) -> list[StatuspageSync]:
-    async with bot.deps.db.session() as session:
-        return await service.syncs(session, incident_id=1)
-
-
 async def test_a_refused_update_is_given_up_told_with_its_text_and_the_later_ones_go_out(
     sbot: BotHarness, statuspage: FakeStatuspage, clock: FakeClock
 ) -> None:
     bot = sbot
-    channel = await _published(bot, FIRST)
+    channel = await published(bot, FIRST)
     statuspage.fail_next(422, times=3)
     await bot.command(f"publish {REJECTED}", channel=channel)
     await bot.settle()
@@ -74,7 +53,7 @@ async def test_a_refused_update_is_given_up_told_with_its_text_and_the_later_one
     await _retried_until_given_up(bot, clock)
     await _sent_next(bot, statuspage, [FIRST, LATER])
     assert [(c.method, c.status) for c in statuspage.refused] == [("PATCH", 422)] * 3
-    rows = await _rows(bot)
+    rows = await sync_rows(bot)
     assert [(r.sent_at is not None, (r.cancel_reason or "")[:9]) for r in rows] == [
         (True, ""),
         (False, "gave up: "),
@@ -89,17 +68,17 @@ async def test_a_refused_update_is_given_up_told_with_its_text_and_the_later_one
     clock.advance(timedelta(minutes=15))  # tried no more
     await page_of(bot).sweep()
     assert len(statuspage.refused) == 3
-    check = await _health(bot)
+    check = await outbox_check(bot)
     assert check["status"] == "warn" and "Statuspage refused a public update of INC-1" in check["output"]
     clock.advance(timedelta(days=1))  # said for a day
-    assert (await _health(bot))["status"] == "pass"
+    assert (await outbox_check(bot))["status"] == "pass"
 
 
 async def test_a_correction_of_an_update_given_up_patches_no_other_update_there(
     sbot: BotHarness, statuspage: FakeStatuspage, clock: FakeClock
 ) -> None:
     bot = sbot
-    channel = await _published(bot, FIRST)
+    channel = await published(bot, FIRST)
     statuspage.fail_next(422, times=3)
     await bot.command(f"publish {TYPO}", channel=channel)  # the same status as the first: "investigating"
     await bot.settle()
@@ -112,14 +91,14 @@ async def test_a_correction_of_an_update_given_up_patches_no_other_update_there(
     await bot.settle()
     assert [u["body"] for u in statuspage.incidents["inc0001"].updates] == [FIRST]
     assert not [c for c in statuspage.calls if "/incident_updates/" in c.path]
-    assert [r.sent_at is not None for r in await _rows(bot)] == [True, False, True]
+    assert [r.sent_at is not None for r in await sync_rows(bot)] == [True, False, True]
 
 
 async def test_a_refused_correction_is_given_up_told_and_the_later_updates_go_out(
     sbot: BotHarness, statuspage: FakeStatuspage, clock: FakeClock
 ) -> None:
     bot = sbot
-    channel = await _published(bot, TYPO)
+    channel = await published(bot, TYPO)
     statuspage.fail_next(400, times=3)
     await bot.command(f"publish edit {FIRST}", channel=channel)
     await bot.settle()
@@ -130,12 +109,12 @@ async def test_a_refused_correction_is_given_up_told_and_the_later_updates_go_ou
     await _sent_next(bot, statuspage, [TYPO, LATER])
     assert [c.status for c in statuspage.refused] == [400] * 3
     assert all("/incident_updates/" in c.path for c in statuspage.refused)
-    [edit] = [r for r in await _rows(bot) if r.action == SyncAction.EDIT]
+    [edit] = [r for r in await sync_rows(bot) if r.action == SyncAction.EDIT]
     assert (edit.cancel_reason or "").startswith("gave up: ")
     [told] = [m.text for m in bot.fake.messages(channel) if REFUSED in m.text]
     assert "the correction of the *investigating* update" in told and FIRST in told and "400" in told
     assert any("correct it there by hand" in e.text for e in await bot.timeline(1) if e.kind == "statuspage")
-    check = await _health(bot)
+    check = await outbox_check(bot)
     assert check["status"] == "warn" and "Statuspage refused a correction of INC-1" in check["output"]
 
 
@@ -143,7 +122,7 @@ async def test_throttles_timeouts_outages_and_a_bad_key_are_never_given_up(
     sbot: BotHarness, statuspage: FakeStatuspage, clock: FakeClock
 ) -> None:
     bot = sbot
-    channel = await _published(bot, FIRST)
+    channel = await published(bot, FIRST)
     statuspage.fail_next(503, times=2)
     statuspage.fail_next(408, times=2)
     statuspage.fail_next(404)
@@ -156,8 +135,8 @@ async def test_throttles_timeouts_outages_and_a_bad_key_are_never_given_up(
         await page_of(bot).sweep()
     assert [c.status for c in statuspage.refused] == [503, 503, 408, 408, 404] + [401] * 3 + [403] * 3
     assert [u["body"] for u in statuspage.incidents["inc0001"].updates] == [FIRST, REJECTED]
-    assert not any("gave up" in (r.cancel_reason or "") for r in await _rows(bot))
-    assert (await _health(bot))["status"] == "pass"
+    assert not any("gave up" in (r.cancel_reason or "") for r in await sync_rows(bot))
+    assert (await outbox_check(bot))["status"] == "pass"
 
 
 @pytest.mark.parametrize("by_id", [True, False], ids=["by-its-id", "looked-up"])
@@ -165,7 +144,7 @@ async def test_a_correction_of_an_update_deleted_there_by_hand_is_logged_and_ski
     sbot: BotHarness, statuspage: FakeStatuspage, caplog: pytest.LogCaptureFixture, by_id: bool
 ) -> None:
     bot = sbot
-    channel = await _published(bot, TYPO)
+    channel = await published(bot, TYPO)
     if by_id:
         statuspage.incidents["inc0001"].updates.clear()  # the update deleted on Statuspage's own pages
     else:  # the whole incident deleted there, and the update sent before its id was kept (revision 0012)
@@ -179,7 +158,7 @@ async def test_a_correction_of_an_update_deleted_there_by_hand_is_logged_and_ski
     await bot.settle()
     assert [c.status for c in statuspage.refused] == [404]
     assert "deleted there; nothing to correct" in caplog.text
-    [edit] = [r for r in await _rows(bot) if r.action == SyncAction.EDIT]
+    [edit] = [r for r in await sync_rows(bot) if r.action == SyncAction.EDIT]
     assert edit.sent_at is not None and edit.attempts == 1
     assert not any(REFUSED in m.text or "did not take" in m.text for m in bot.fake.messages(channel))
     if by_id:  # nothing held back: the next update goes out at once
