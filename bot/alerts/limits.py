@@ -69,12 +69,3 @@ class LimitedReader:
             self.blank = False
         await asyncio.sleep(0)
         return chunk
-
-
-async def read_body(source: ChunkSource, *, limit: int = MAX_ALERT_BODY_BYTES) -> bytes:
-    """The whole body (for senders whose deliveries are small), under the same limit."""
-    reader = LimitedReader(source, limit=limit)
-    parts = []
-    while chunk := await reader.read():
-        parts.append(chunk)
-    return b"".join(parts)
