@@ -162,17 +162,6 @@ async def groups_for_incident(session: AsyncSession, *, incident_id: int) -> lis
     return list(result.all())
 
 
-async def other_groups(session: AsyncSession, *, incident_id: int, group_id: int) -> list[AlertGroup]:
-    """The incident's other alert groups, as they are now (a sync may hold older copies)."""
-    result = await session.exec(
-        select(AlertGroup)
-        .where(AlertGroup.incident_id == incident_id, col(AlertGroup.id) != group_id)
-        .order_by(col(AlertGroup.id))
-        .execution_options(populate_existing=True)
-    )
-    return list(result.all())
-
-
 async def bump_for_incident(session: AsyncSession, *, incident_id: int) -> list[int]:
     """The linked incident changed: mark all its groups pending (one UPDATE); their ids."""
     await session.exec(

@@ -280,21 +280,21 @@ class AlertProcessor:
         if not (fresh or cleared):
             return
         others: list[AlertGroup] = []
-        if cleared:
+        if cleared:  # read now, in a session of its own: a sync may hold older copies
             async with self.deps.db.session() as session:
-                others = await claims.other_groups(session, incident_id=incident.id or 0, group_id=group_id)
+                linked = await claims.groups_for_incident(session, incident_id=incident.id or 0)
+            others = [g for g in linked if g.id != group_id]
         still = sorted({g.title or "alert" for g in others if g.status == "firing"})
         offer = cleared and not still
         await chat.notify_incident(
             incident=incident, view=view, new_alerts=fresh, offer_resolve=offer, still_firing=still
         )
+        # The offer covers the incident: groups that cleared before it need not offer again.
+        told = ([group, *others] if offer else [group]) if cleared else []
         async with self.deps.db.session() as session:
             await leases.mark_noticed(session, group_id=group_id, fingerprints=[a.fingerprint for a in fresh])
-            # The offer covers the incident: groups that cleared before it need not offer again.
-            told = [group, *others] if offer else [group]
-            for done in told if cleared else []:
-                if done.resolve_offer_pending:
-                    await leases.clear_resolve_offer(session, group_id=done.id or 0, resolved_at=done.resolved_at)
+            for done in (g for g in told if g.resolve_offer_pending):
+                await leases.clear_resolve_offer(session, group_id=done.id or 0, resolved_at=done.resolved_at)
 
     # --- reacting to incidents ------------------------------------------------------------------
 
