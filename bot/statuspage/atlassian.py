@@ -13,6 +13,7 @@ was lost looks among the page's unresolved incidents for it before creating anot
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -34,6 +35,11 @@ class StatuspageError(Exception):
         super().__init__(message)
         self.status = status
         self.transient = transient
+
+
+class NotThere(StatuspageError):
+    """A 404: what the call names is not on Statuspage (deleted there by hand, or a wrong id). Each
+    caller says what that means for its call (`outbox`, `gone`)."""
 
 
 class PageNotFound(StatuspageError):
@@ -136,9 +142,7 @@ class Statuspage:
         deleted incident when an incident's URL answers 404."""
         try:
             await self._call("GET", f"/pages/{self.page_id}/incidents/unresolved", None)
-        except StatuspageError as exc:
-            if exc.status != 404:
-                raise
+        except NotThere:
             return False
         return True
 
@@ -172,11 +176,8 @@ class Statuspage:
 
     async def delete_incident(self, incident_id: str) -> None:
         """Delete the incident from the page; one that is gone already (404) counts as deleted."""
-        try:
+        with contextlib.suppress(NotThere):
             await self._call("DELETE", f"/pages/{self.page_id}/incidents/{incident_id}", None)
-        except StatuspageError as exc:
-            if exc.status != 404:
-                raise
 
     async def _call(self, method: str, path: str, payload: dict[str, Any] | None) -> Any:
         delay = 1.0
@@ -247,4 +248,5 @@ def _result(response: httpx.Response) -> Any:
             return {}
     detail = response.text[:200].strip()
     transient = status >= 500 or status in THROTTLED or status == 408
-    raise StatuspageError(f"Statuspage answered {status}: {detail}", status=status, transient=transient)
+    error = NotThere if status == 404 else StatuspageError
+    raise error(f"Statuspage answered {status}: {detail}", status=status, transient=transient)

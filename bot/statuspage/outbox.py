@@ -17,7 +17,7 @@ from bot.exceptions import ChatError
 from bot.incidents import service as incidents
 from bot.incidents.models import Incident
 from bot.statuspage import gone, refusals, service, timers
-from bot.statuspage.atlassian import IncidentChange, PageNotFound, Statuspage, StatuspageError
+from bot.statuspage.atlassian import IncidentChange, NotThere, PageNotFound, Statuspage, StatuspageError
 from bot.statuspage.flows import page_of
 from bot.statuspage.models import ComponentStatus, PublicUpdate, StatuspageSync, SyncAction
 from bot.timeline import events
@@ -129,9 +129,7 @@ async def _add_update(client: Statuspage, external: str, change: IncidentChange)
     """Its 404 is told apart: the incident deleted there (skipped, `gone`) or the page not there (retried)."""
     try:
         return await client.update_incident(external, change)
-    except StatuspageError as exc:
-        if exc.status != 404:
-            raise
+    except NotThere as exc:
         raise await gone.after_404(client, external=external, exc=exc) from exc
 
 
@@ -152,9 +150,7 @@ async def _send_edit(deps: Deps, client: Statuspage, update: PublicUpdate, exter
             log.warning("INC-%s: Statuspage has no %s update to correct", update.incident_id, update.status)
             return
         await client.edit_update(external, target, body=update.message)
-    except StatuspageError as exc:
-        if exc.status != 404:
-            raise
+    except NotThere:
         log.warning("INC-%s: its update on Statuspage was deleted there; nothing to correct", update.incident_id)
 
 
@@ -190,9 +186,7 @@ async def _send_withdrawal(
         if statuses:
             await client.set_components(external, statuses)
         await client.delete_incident(external)
-    except StatuspageError as exc:
-        if exc.status != 404:
-            raise
+    except NotThere:
         log.warning("%s was deleted on Statuspage by hand already", incident.ref)  # as a delete's 404
     async with deps.db.session() as session:
         await service.forget_external_id(session, incident_id=update.incident_id)
@@ -216,9 +210,7 @@ async def _create_once(
         if found is not None:
             log.warning("%s was on Statuspage already (an earlier create's answer was lost)", incident.ref)
         external, there = found or await client.create_incident(change, marker=marker)
-    except StatuspageError as exc:
-        if exc.status != 404:
-            raise
+    except NotThere as exc:
         raise PageNotFound(client.page_id) from exc  # the incidents of the page: the page is not there
     async with deps.db.session() as session:
         await service.save_external_id(session, incident_id=row.incident_id, external=external, now=deps.clock.now())
