@@ -36,8 +36,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-DELETED = DELETED_THERE
-
 
 class IncidentGone(StatuspageError):
     """Adding an update answered 404 while the page answers: the incident was deleted on Statuspage."""
@@ -58,7 +56,7 @@ async def skip(deps: Deps, row: StatuspageSync, token: str, incident: Incident, 
     async with deps.db.session() as session:
         behind = await _drop_queued(session, incident_id=row.incident_id, after=row.id or 0, now=now)
         await service.forget_external_id(session, incident_id=row.incident_id)
-        reason = f"{DELETED}{incident.ref} was deleted on Statuspage"
+        reason = f"{DELETED_THERE}{incident.ref} was deleted on Statuspage"
         if not await timers.cancel(
             session, model=StatuspageSync, row_id=row.id or 0, token=token, now=now, reason=reason
         ):
@@ -74,8 +72,7 @@ async def skip(deps: Deps, row: StatuspageSync, token: str, incident: Incident, 
     def tell() -> Awaitable[None]:
         return page.chat.post_sync_deleted_there(incident=incident, update=update, skipped=behind)
 
-    gone = StatuspageError("deleted there", status=404, transient=False)
-    await refusals.say(deps, incident, row, gone, text=text, tell=tell)
+    await refusals.say(deps, incident, row, status=404, text=text, tell=tell)
 
 
 async def _drop_queued(session: AsyncSession, *, incident_id: int, after: int, now: datetime) -> int:
@@ -89,7 +86,7 @@ async def _drop_queued(session: AsyncSession, *, incident_id: int, after: int, n
             col(StatuspageSync.action) != SyncAction.WITHDRAW,
             *timers.pending(StatuspageSync),
         )
-        .values(cancelled_at=now, cancel_reason=f"{DELETED}queued behind an update that met the deletion")
+        .values(cancelled_at=now, cancel_reason=f"{DELETED_THERE}queued behind an update that met the deletion")
     )
     return int(result.rowcount or 0)
 

@@ -247,5 +247,5 @@ async def _sync_failed(
     def tell() -> Awaitable[None]:
         return page.chat.post_sync_problem(incident=incident, error=str(exc), retry_in=wait)
 
-    await refusals.say(deps, incident, row, exc, text=f"Statuspage sync failed: {exc}", tell=tell)
+    await refusals.say(deps, incident, row, status=exc.status, text=f"Statuspage sync failed: {exc}", tell=tell)
     return False

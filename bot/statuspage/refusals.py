@@ -50,7 +50,7 @@ _GIVEN_UP_TEXT = {
 _KEY_REFUSED = frozenset({401, 403})
 
 
-def refused(exc: StatuspageError, action: SyncAction = SyncAction.WITHDRAW) -> bool:
+def refused(exc: StatuspageError, action: SyncAction) -> bool:
     """A 4xx other than 404 and the throttles (and 408): Statuspage will answer the same next time."""
     status = exc.status
     if status in _KEY_REFUSED and action != SyncAction.WITHDRAW:
@@ -87,20 +87,21 @@ async def give_up(
         action = SyncAction(row.action)
         return page.chat.post_sync_given_up(incident=incident, error=str(exc), action=action, update=update)
 
-    await say(deps, incident, row, exc, text=text, tell=tell)
+    await say(deps, incident, row, status=exc.status, text=text, tell=tell)
 
 
 async def say(
     deps: Deps,
     incident: Incident,
     row: StatuspageSync,
-    exc: StatuspageError,
     *,
+    status: int | None,
     text: str,
     tell: Callable[[], Awaitable[None]],
 ) -> None:
-    """A failure on the timeline, then in the incident's channel (a channel that refuses is only logged)."""
-    payload = events.StatuspageSyncEvent(update_id=row.update_id, status=exc.status)
+    """A failure (Statuspage's HTTP `status`) on the timeline, then in the incident's channel (a channel
+    that refuses is only logged)."""
+    payload = events.StatuspageSyncEvent(update_id=row.update_id, status=status)
     await timeline.record_now(deps, incident_id=incident.id or 0, text=text, payload=payload)
     try:
         await tell()
