@@ -72,7 +72,6 @@ class Snapshot:
     css: Body
     view: View
     summary_stamp: str | None = None  # when summary.json's content last changed: its `updated_at`s
-    summary_digest: str = ""  # its content without those stamps
 
 
 def _body(data: bytes, content_type: str) -> Body:
@@ -214,9 +213,7 @@ def build(
         updated=max((e["updated"] for e in entries), default=v.now),  # the feed's: its latest change
     )
     page = _body(html.encode(), "text/html; charset=utf-8")
-    summary_stamp, summary_digest, summary_data = _summary_bytes(
-        v, url=url, page=page_id(public_url), previous=previous
-    )
+    summary_stamp, summary_data = _summary_bytes(v, url=url, page=page_id(public_url), previous=previous)
     stamp = format_datetime(now.astimezone(UTC).replace(microsecond=0), usegmt=True)
     return Snapshot(
         built_at=now,
@@ -228,14 +225,20 @@ def build(
         css=_body(CSS, "text/css; charset=utf-8"),
         view=v,
         summary_stamp=summary_stamp,
-        summary_digest=summary_digest,
     )
 
 
-def _summary_bytes(v: View, *, url: str, page: str, previous: Snapshot | None) -> tuple[str | None, str, bytes]:
+def _summary_bytes(v: View, *, url: str, page: str, previous: Snapshot | None) -> tuple[str | None, bytes]:
     """summary.json whose `updated_at`s say when it last changed, as Statuspage's do: a rebuild that changes
-    nothing (every 30 s) keeps them, so pollers get a 304 for its unchanged ETag and no false "just updated"."""
-    unstamped = json.dumps(summary(v, url=url, page=page, stamp="-"), separators=(",", ":")).encode()
-    digest = hashlib.sha256(unstamped).hexdigest()
-    stamp = previous.summary_stamp if previous is not None and previous.summary_digest == digest else iso(v.now)
-    return stamp, digest, json.dumps(summary(v, url=url, page=page, stamp=stamp), separators=(",", ":")).encode()
+    nothing (every 30 s) keeps them, so pollers get a 304 for its unchanged ETag and no false "just updated".
+    Built with the last stamp first: the same bytes as before mean nothing changed."""
+
+    def dumped(stamp: str | None) -> bytes:
+        return json.dumps(summary(v, url=url, page=page, stamp=stamp), separators=(",", ":")).encode()
+
+    if previous is not None and previous.summary_stamp is not None:
+        kept = dumped(previous.summary_stamp)
+        if kept == previous.summary.data:
+            return previous.summary_stamp, kept
+    stamp = iso(v.now)
+    return stamp, dumped(stamp)
