@@ -61,20 +61,11 @@ class Access:
     async def can_see(self, *, person: str, incident: Incident) -> bool:
         if incident.private:
             return await self._may_see_private(person=person, incident=incident)
-        return await self._may_see_public(person=person, incident=incident, guest=await self.is_guest(person=person))
+        return not await self.is_guest(person=person) or await self._in_channel(person=person, incident=incident)
 
     async def visible(self, *, person: str, incidents: Iterable[Incident]) -> list[Incident]:
-        shown: list[Incident] = []
-        guest: bool | None = None  # asked once per list, and only when a public incident is in it
-        for incident in incidents:
-            if incident.private:
-                seen = await self._may_see_private(person=person, incident=incident)
-            else:
-                guest = await self.is_guest(person=person) if guest is None else guest
-                seen = await self._may_see_public(person=person, incident=incident, guest=guest)
-            if seen:
-                shown.append(incident)
-        return shown
+        """`can_see` per row: Slack is asked once per person (and channel) a minute, not per row (caches)."""
+        return [incident for incident in incidents if await self.can_see(person=person, incident=incident)]
 
     async def is_guest(self, *, person: str) -> bool:
         """A Slack guest account (users.info `is_restricted`/`is_ultra_restricted`), believed for `ttl`.
@@ -120,9 +111,6 @@ class Access:
         if await self.is_privileged(person=person):
             return True
         return await self._in_channel(person=person, incident=incident)
-
-    async def _may_see_public(self, *, person: str, incident: Incident, guest: bool) -> bool:
-        return not guest or await self._in_channel(person=person, incident=incident)
 
     async def _in_channel(self, *, person: str, incident: Incident) -> bool:
         if not incident.channel_id:
