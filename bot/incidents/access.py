@@ -7,15 +7,19 @@ channel and by the people in `permissions.private_incidents` (users or user grou
 gets what they would get for an incident that does not exist, so callers treat "cannot see" and
 "not found" alike (`visible` returns None for both).
 
-Membership and whether a person is a guest are read through the chat port and cached for at most
-`ttl`, so a person removed from the channel loses access within a minute and a busy list page does
-not call Slack per row.
+A deactivated account (or one no longer in the workspace) sees nothing: Slack stops delivering its
+commands, but a dashboard cookie or the post-mortem CLI's `--as` would still name it.
+
+Membership and a person's account are read through the chat port and cached for at most `ttl`, so
+a person removed from the channel, deactivated or made a guest loses access within a minute, and a
+busy list page does not call Slack per row.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Protocol
 
@@ -31,6 +35,17 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class Account:
+    """What users.info says about a person that access depends on."""
+
+    active: bool  # False: deactivated, or not in the workspace
+    guest: bool  # a multi- or single-channel guest
+
+
+FULL_MEMBER = Account(active=True, guest=False)
+
+
 class Membership(Protocol):
     async def channel_members(self, *, channel_id: str) -> list[str]:
         """User IDs in the channel; ChatError when it cannot be read."""
@@ -40,8 +55,8 @@ class Membership(Protocol):
         """User IDs in a user group (`S…`); ChatError when unknown."""
         ...
 
-    async def is_guest(self, *, person: str) -> bool:
-        """Whether the person is a multi- or single-channel guest; ChatError when it cannot be read."""
+    async def account(self, *, person: str) -> Account:
+        """The person's account (inactive when Slack does not know them); ChatError when it cannot be read."""
         ...
 
 
@@ -56,47 +71,44 @@ class Access:
         self.clock = clock
         self.ttl = ttl if ttl is not None else timedelta(minutes=1)
         self._cache: dict[str, tuple[datetime, frozenset[str]]] = {}
-        self._guests: dict[str, tuple[datetime, bool]] = {}  # person -> (asked at, is a guest)
+        self._accounts: dict[str, tuple[datetime, Account]] = {}  # person -> (asked at, answer)
 
     async def can_see(self, *, person: str, incident: Incident) -> bool:
+        account = await self.account(person=person)
+        if not account.active:
+            return False
         if incident.private:
             return await self._may_see_private(person=person, incident=incident)
-        return not await self.is_guest(person=person) or await self._in_channel(person=person, incident=incident)
+        return not account.guest or await self._in_channel(person=person, incident=incident)
 
     async def visible(self, *, person: str, incidents: Iterable[Incident]) -> list[Incident]:
         """`can_see` per row: Slack is asked once per person (and channel) a minute, not per row (caches)."""
         return [incident for incident in incidents if await self.can_see(person=person, incident=incident)]
 
     async def is_guest(self, *, person: str) -> bool:
-        """A Slack guest account (users.info `is_restricted`/`is_ultra_restricted`), believed for `ttl`.
+        return (await self.account(person=person)).guest
 
-        When Slack cannot say, the last answer stands; with none, the person counts as a full member
-        (and that, too, is believed for `ttl`). This is open on failure, unlike channel membership: a
-        Slack outage must not hide every public incident from every responder, at the price of a
-        guest seeing public incidents for as long as Slack cannot tell us they are a guest."""
+    async def account(self, *, person: str) -> Account:
+        """The person's account as users.info gave it, believed for `ttl`.
+
+        When Slack cannot say, the last answer stands; with none, the person counts as an active full
+        member (and that, too, is believed for `ttl`). This is open on failure, unlike channel
+        membership: a Slack outage is when responders need the bot most, and must not hide every
+        public incident from all of them, at the price of a guest (or a deactivated account) keeping
+        what it saw for as long as Slack cannot tell us otherwise."""
         now = self.clock.now()
-        cached = self._guests.get(person)
+        cached = self._accounts.get(person)
         if cached is not None and now - cached[0] < self.ttl:
             return cached[1]
         if self.membership is None:
-            return False
+            return FULL_MEMBER
         try:
-            guest: bool | None = await self.membership.is_guest(person=person)
+            account = await self.membership.account(person=person)
         except BotError as exc:
-            log.warning(
-                "could not tell whether %s is a guest (%s); the last answer, else full member, stands", person, exc
-            )
-            guest = None
-        return self.note_guest(person=person, guest=guest)
-
-    def note_guest(self, *, person: str, guest: bool | None) -> bool:
-        """Keep what users.info said about `person` (None: Slack could not say), also when another
-        part of the bot read it (the dashboard's sign-in check asks users.info anyway)."""
-        if guest is None:
-            cached = self._guests.get(person)
-            guest = cached is not None and cached[1]
-        self._guests[person] = (self.clock.now(), guest)
-        return guest
+            log.warning("could not read %s's account (%s); the last answer, else full member, stands", person, exc)
+            account = cached[1] if cached is not None else FULL_MEMBER
+        self._accounts[person] = (now, account)
+        return account
 
     async def is_privileged(self, *, person: str) -> bool:
         """In `permissions.private_incidents`, directly or through a user group."""

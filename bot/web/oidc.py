@@ -20,7 +20,7 @@ import json
 import logging
 import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
 
@@ -38,8 +38,6 @@ SLACK_TIMEOUT = 5.0
 WORKSPACE_RETRY = 60.0  # seconds before asking auth.test again after it failed
 USER_CLAIM = "https://slack.com/user_id"
 TEAM_CLAIM = "https://slack.com/team_id"
-# How long "still in the workspace" is believed: a deactivated account loses the dashboard within it.
-MEMBER_TTL = timedelta(minutes=1)
 
 
 class SignInRefused(BotError):
@@ -70,7 +68,6 @@ class SlackSignIn:
         self.deps = deps
         self._workspace: Workspace | None = None
         self._failed_at: float | None = None  # monotonic time auth.test last failed
-        self._members: dict[str, tuple[datetime, bool]] = {}  # user id -> (asked at, still in the workspace)
 
     @property
     def _settings(self) -> Any:
@@ -142,31 +139,6 @@ class SlackSignIn:
             )
         name = str(info.get("name") or info.get("given_name") or user_id)
         return Identity(user_id=user_id, team_id=team_id, name=name, email=str(info.get("email") or ""))
-
-    async def still_member(self, user_id: str) -> bool:
-        """Whether a signed-in person is still an active member of the workspace (users.info, believed
-        a minute): a deactivated account must not keep the dashboard until its 12-hour cookie expires.
-        While Slack cannot say, the last answer (else yes) stands, for a minute too: a Slack outage
-        is when responders need the dashboard most. The same answer tells the access check whether
-        the person is a guest, so the dashboard asks users.info once a minute per person, not twice."""
-        now = self.deps.clock.now()
-        cached = self._members.get(user_id)
-        if cached is not None and now - cached[0] < MEMBER_TTL:
-            return cached[1]
-        try:
-            body = await self._api(
-                "users.info", data={"user": user_id}, headers={"Authorization": f"Bearer {self._bot_token()}"}
-            )
-            user = body.get("user")
-            member = isinstance(user, dict) and not user.get("deleted")
-            guest = isinstance(user, dict) and bool(user.get("is_restricted") or user.get("is_ultra_restricted"))
-            # The access check needs the same answer: one users.info a minute serves both.
-            self.deps.incident_access.note_guest(person=user_id, guest=guest)
-        except SignInRefused as exc:
-            member = exc.error != "user_not_found" and (cached is None or cached[1])
-            self.deps.incident_access.note_guest(person=user_id, guest=None)
-        self._members[user_id] = (now, member)
-        return member
 
     def _check_claims(self, claims: dict[str, Any], *, nonce: str, now: datetime) -> None:
         if claims.get("iss") != ISSUER:

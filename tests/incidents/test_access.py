@@ -7,7 +7,7 @@ from datetime import timedelta
 from bot.clock import FakeClock
 from bot.config import Permissions
 from bot.exceptions import ChatError
-from bot.incidents.access import Access
+from bot.incidents.access import Access, Account
 from bot.incidents.models import Incident
 
 
@@ -16,6 +16,7 @@ class Members:
         self.channels: dict[str, list[str]] = {"C0SEC": ["U0ALICE", "U0BOT"]}
         self.groups: dict[str, list[str]] = {"S0SEC": ["U0SECURITY"]}
         self.guests: set[str] = set()
+        self.gone: set[str] = set()  # deactivated, or not in the workspace
         self.calls = 0
         self.guest_calls = 0
         self.fail = False
@@ -30,11 +31,11 @@ class Members:
         self.calls += 1
         return list(self.groups.get(group_id, []))
 
-    async def is_guest(self, *, person: str) -> bool:
+    async def account(self, *, person: str) -> Account:
         self.guest_calls += 1
         if self.fail:
             raise ChatError("ratelimited")
-        return person in self.guests
+        return Account(active=person not in self.gone, guest=person in self.guests)
 
 
 def incident(*, private: bool, channel: str | None = "C0SEC") -> Incident:
@@ -115,3 +116,19 @@ async def test_before_its_channel_exists_only_the_declarer_sees_it() -> None:
     pending = incident(private=True, channel=None)
     assert await check.can_see(person="U0ALICE", incident=pending)
     assert not await check.can_see(person="U0BOB", incident=pending)
+
+
+async def test_a_deactivated_account_sees_nothing_within_a_minute_unless_slack_cannot_say() -> None:
+    members, clock = Members(), FakeClock()
+    check = access(members, clock, private_incidents=["U0CISO"])
+    public, private = incident(private=False), incident(private=True)
+    assert await check.can_see(person="U0CISO", incident=private)
+    assert await check.can_see(person="U0ALICE", incident=private)  # in its channel
+    members.gone = {"U0CISO", "U0ALICE"}  # offboarded: Slack still lists Alice in the channel
+    clock.advance(timedelta(seconds=61))
+    for person in ("U0CISO", "U0ALICE"):
+        assert not await check.can_see(person=person, incident=private)
+        assert not await check.can_see(person=person, incident=public)
+    members.gone, members.fail = set(), True
+    clock.advance(timedelta(seconds=61))
+    assert not await check.can_see(person="U0ALICE", incident=public)  # the last answer stands

@@ -49,13 +49,19 @@ async def test_it_is_printed_for_a_member_of_its_channel_and_not_for_anyone_else
 ) -> None:
     await _private(db)
     async with FakeSlack() as fake:
-        fake.add_channel("inc-7-checkout", channel_id="C0INC7", private=True, members=["U0ALICE", fake.bot_user_id])
+        fake.add_user("U0ALICE", "alice")
+        fake.add_user("U0MALLORY", "mallory")
+        fake.add_user("U0GONE", "gone", deleted=True)  # deactivated: Slack still lists them in the channel
+        members = ["U0ALICE", "U0GONE", fake.bot_user_id]
+        fake.add_channel("inc-7-checkout", channel_id="C0INC7", private=True, members=members)
         settings = _settings(database_url, fake)
         member = await _run(settings, "U0ALICE")
         stranger = await _run(settings, "U0MALLORY")
+        gone = await _run(settings, "U0GONE")
         read = [c.args.get("channel") for c in fake.calls_to("conversations.members")]
     assert member[0] == 0 and "Checkout" in member[1]
     assert stranger[:2] == (1, "") and "U0MALLORY may not see it" in stranger[2]
+    assert gone[:2] == (1, "") and "U0GONE may not see it" in gone[2]
     assert read and set(read) == {"C0INC7"}
 
 

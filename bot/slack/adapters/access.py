@@ -1,4 +1,4 @@
-"""Channel and user-group membership, and guest accounts, for the access check (`bot.incidents.access`)."""
+"""Channel and user-group membership, and people's accounts, for the access check (`bot.incidents.access`)."""
 
 from __future__ import annotations
 
@@ -6,10 +6,14 @@ from typing import TYPE_CHECKING
 
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.exceptions import ChatError
+from bot.incidents.access import Account
 from bot.slack.api import call, data
 
 if TYPE_CHECKING:
     from bot.incidents.access import Membership
+
+_GONE = frozenset({"user_not_found"})
 
 
 class SlackMembership:
@@ -34,11 +38,17 @@ class SlackMembership:
         response = await call("read the user group", self.client.usergroups_users_list(usergroup=group_id))
         return [str(u) for u in data(response).get("users") or []]
 
-    async def is_guest(self, *, person: str) -> bool:
-        response = await call("look up a user", self.client.users_info(user=person))
+    async def account(self, *, person: str) -> Account:
+        try:
+            response = await call("look up a user", self.client.users_info(user=person), expected=_GONE)
+        except ChatError as exc:
+            if exc.code in _GONE:
+                return Account(active=False, guest=False)
+            raise
         user = data(response).get("user") or {}
         # A single-channel guest is also `is_restricted`; both are read in case one is left out.
-        return bool(user.get("is_restricted") or user.get("is_ultra_restricted"))
+        guest = bool(user.get("is_restricted") or user.get("is_ultra_restricted"))
+        return Account(active=not user.get("deleted"), guest=guest)
 
 
 def membership_reader(*, token: str, api_url: str) -> SlackMembership:
