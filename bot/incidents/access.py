@@ -7,8 +7,11 @@ channel and by the people in `permissions.private_incidents` (users or user grou
 gets what they would get for an incident that does not exist, so callers treat "cannot see" and
 "not found" alike (`visible` returns None for both).
 
-A deactivated account (or one no longer in the workspace) sees nothing: Slack stops delivering its
-commands, but a dashboard cookie or the post-mortem CLI's `--as` would still name it.
+A deactivated account sees nothing: Slack stops delivering its commands, but a dashboard cookie or
+the post-mortem CLI's `--as` would still name it. A person users.info does not find is not refused
+here (Slack vouched for whoever sent a command or a click, and an external Slack Connect account may
+not be readable); the surfaces that name people Slack did not vouch for, the dashboard's session
+and the CLI, also refuse those (`Account.in_workspace`).
 
 Membership and a person's account are read through the chat port and cached for at most `ttl`, so
 a person removed from the channel, deactivated or made a guest loses access within a minute, and a
@@ -39,11 +42,16 @@ log = logging.getLogger(__name__)
 class Account:
     """What users.info says about a person that access depends on."""
 
-    active: bool  # False: deactivated, or not in the workspace
-    guest: bool  # a multi- or single-channel guest
+    known: bool = True  # False: Slack has no such person in this workspace (user_not_found)
+    deactivated: bool = False
+    guest: bool = False  # a multi- or single-channel guest
+
+    @property
+    def in_workspace(self) -> bool:
+        return self.known and not self.deactivated
 
 
-FULL_MEMBER = Account(active=True, guest=False)
+FULL_MEMBER = Account()
 
 
 class Membership(Protocol):
@@ -56,7 +64,7 @@ class Membership(Protocol):
         ...
 
     async def account(self, *, person: str) -> Account:
-        """The person's account (inactive when Slack does not know them); ChatError when it cannot be read."""
+        """The person's account (`known=False` for user_not_found); ChatError when it cannot be read."""
         ...
 
 
@@ -75,7 +83,7 @@ class Access:
 
     async def can_see(self, *, person: str, incident: Incident) -> bool:
         account = await self.account(person=person)
-        if not account.active:
+        if account.deactivated:
             return False
         if incident.private:
             return await self._may_see_private(person=person, incident=incident)

@@ -57,7 +57,7 @@ class Dashboard:
             return None
         # Asked at most once a minute per person (the access check's cache); while Slack cannot say,
         # the session goes on: a Slack outage is when responders need the dashboard most.
-        if not (await self.deps.incident_access.account(person=person.user_id)).active:
+        if not (await self.deps.incident_access.account(person=person.user_id)).in_workspace:
             log.info("dashboard: %s is no longer in the workspace; session refused", person.user_id)
             return None
         return person

@@ -16,7 +16,7 @@ class Members:
         self.channels: dict[str, list[str]] = {"C0SEC": ["U0ALICE", "U0BOT"]}
         self.groups: dict[str, list[str]] = {"S0SEC": ["U0SECURITY"]}
         self.guests: set[str] = set()
-        self.gone: set[str] = set()  # deactivated, or not in the workspace
+        self.gone: set[str] = set()  # deactivated
         self.calls = 0
         self.guest_calls = 0
         self.fail = False
@@ -35,7 +35,7 @@ class Members:
         self.guest_calls += 1
         if self.fail:
             raise ChatError("ratelimited")
-        return Account(active=person not in self.gone, guest=person in self.guests)
+        return Account(deactivated=person in self.gone, guest=person in self.guests)
 
 
 def incident(*, private: bool, channel: str | None = "C0SEC") -> Incident:

@@ -43,12 +43,12 @@ class SlackMembership:
             response = await call("look up a user", self.client.users_info(user=person), expected=_GONE)
         except ChatError as exc:
             if exc.code in _GONE:
-                return Account(active=False, guest=False)
+                return Account(known=False)
             raise
         user = data(response).get("user") or {}
         # A single-channel guest is also `is_restricted`; both are read in case one is left out.
         guest = bool(user.get("is_restricted") or user.get("is_ultra_restricted"))
-        return Account(active=not user.get("deleted"), guest=guest)
+        return Account(deactivated=bool(user.get("deleted")), guest=guest)
 
 
 def membership_reader(*, token: str, api_url: str) -> SlackMembership:
