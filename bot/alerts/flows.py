@@ -14,7 +14,7 @@ import logging
 import secrets
 from datetime import timedelta
 
-from bot.alerts import claims, declaring, leases, rules, service
+from bot.alerts import claims, declaring, leases, offers, rules, service
 from bot.alerts.models import AlertGroup, AlertInstance, DeclareState
 from bot.alerts.payloads import Notification, storable
 from bot.alerts.ports import AlertChat, AlertView
@@ -279,21 +279,26 @@ class AlertProcessor:
         cleared = group.resolve_offer_pending and incident.is_open
         if not (fresh or cleared):
             return
-        others: list[AlertGroup] = []
+        told = offers.Cleared()
         if cleared:  # read now, in a session of its own: a sync may hold older copies
+            now = self.deps.clock.now()
             async with self.deps.db.session() as session:
                 linked = await claims.groups_for_incident(session, incident_id=incident.id or 0)
-            others = [g for g in linked if g.id != group_id]
-        still = sorted({g.title or "alert" for g in others if g.status == "firing"})
-        offer = cleared and not still
-        await chat.notify_incident(
-            incident=incident, view=view, new_alerts=fresh, offer_resolve=offer, still_firing=still
-        )
-        # The offer covers the incident: groups that cleared before it need not offer again.
-        told = ([group, *others] if offer else [group]) if cleared else []
+                told = await offers.decide(session, group=group, linked=linked, now=now, lease_from=now - self.lease)
+        try:
+            await chat.notify_incident(
+                incident=incident, view=view, new_alerts=fresh, offer_resolve=told.offer, still_firing=told.still_firing
+            )
+        except BaseException:
+            if told.offer:
+                async with self.deps.db.session() as session:
+                    await offers.give_back(session, incident_id=incident.id or 0, group_id=group_id)
+            raise
         async with self.deps.db.session() as session:
+            if told.offer:  # before the flags: a crash between them finds the offer made, not owed
+                await offers.finish(session, incident_id=incident.id or 0, through=told.through, group_id=group_id)
             await leases.mark_noticed(session, group_id=group_id, fingerprints=[a.fingerprint for a in fresh])
-            for done in (g for g in told if g.resolve_offer_pending):
+            for done in (g for g in told.covered if g.resolve_offer_pending):
                 await leases.clear_resolve_offer(session, group_id=done.id or 0, resolved_at=done.resolved_at)
 
     # --- reacting to incidents ------------------------------------------------------------------

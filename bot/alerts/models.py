@@ -74,6 +74,7 @@ class AlertGroup(SQLModel, table=True):
     declare_claimed_at: datetime | None = _when()
     declared_how: str | None = Field(default=None, max_length=20)  # auto | button | fingerprint
     resolve_offer_pending: bool = False  # the group resolved while linked: offer to resolve the incident
+    clears: int = 0  # times it resolved while linked; their sum over an incident's groups names its all-clear
 
     # Slack side.
     channel_id: str | None = None
@@ -110,3 +111,18 @@ class AlertInstance(SQLModel, table=True):
     first_seen_at: datetime = _when(nullable=False)
     last_seen_at: datetime = _when(nullable=False)
     noticed: bool = False  # told the linked incident's channel about it
+
+
+class AlertResolveOffer(SQLModel, table=True):
+    """The incident's offer to resolve once its alerts cleared, claimed by one sync before it is posted.
+
+    `offered_through` is the sum of the groups' `clears` the last offer covered: two syncs that read the
+    same all-clear try to claim the same sum and only one can; a group clearing again makes a larger one.
+    """
+
+    __tablename__ = "alert_resolve_offers"
+
+    incident_id: int = Field(primary_key=True, foreign_key="incidents.id")
+    offered_through: int = 0
+    claimed_by: int | None = None  # the alert group whose sync posts it
+    claimed_at: datetime | None = _when()

@@ -38,7 +38,7 @@ def source_name(source: str) -> str:
     return SOURCE_NAMES.get(source, source)
 
 
-def _insert(session: AsyncSession, model: type[Any]) -> Any:
+def dialect_insert(session: AsyncSession, model: type[Any]) -> Any:
     bind = session.bind
     name = bind.dialect.name if bind is not None else "sqlite"
     return (postgresql.insert if name == "postgresql" else sqlite.insert)(model)
@@ -142,7 +142,7 @@ async def ingest(session: AsyncSession, *, note: Notification, proposal: Proposa
 async def _group_id(session: AsyncSession, *, note: Notification, now: datetime) -> int:
     """The group's row, created empty by whichever delivery comes first (revision 0: nothing applied yet)."""
     await session.exec(
-        _insert(session, AlertGroup)
+        dialect_insert(session, AlertGroup)
         .values(
             source=note.source,
             key_hash=note.key_hash,
@@ -161,6 +161,7 @@ async def _group_id(session: AsyncSession, *, note: Notification, now: datetime)
             attempts=0,
             declare_state=DeclareState.NONE,
             resolve_offer_pending=False,
+            clears=0,
             group_labels={},
             common_labels={},
             common_annotations={},
@@ -293,6 +294,7 @@ def _group_values(
     linked = incident_id is not None or declare_state == DeclareState.CLAIMED
     if state.status == "resolved" and group.status == "firing" and linked:
         values["resolve_offer_pending"] = True
+        values["clears"] = group.clears + 1
     elif state.status == "firing":
         values["resolve_offer_pending"] = False
     return values
@@ -336,7 +338,7 @@ async def _upsert_alerts(
     One firing again after it cleared (`refired`) is news again for the linked incident's channel."""
     for alert in note.alerts:
         again = {"noticed": False} if alert.fingerprint in refired else {}
-        statement = _insert(session, AlertInstance).values(
+        statement = dialect_insert(session, AlertInstance).values(
             group_id=group_id,
             fingerprint=alert.fingerprint,
             status=alert.status,

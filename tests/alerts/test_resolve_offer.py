@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from bot.alerts import claims
 from bot.incidents import service as incident_service
 from tests.alerts import payloads as p
 from tests.alerts.helpers import AUTO, action_ids, groups, processor, rendered, send
@@ -116,3 +117,43 @@ async def test_a_resolve_while_the_incident_is_being_declared_still_offers_to_re
     [offer] = _offers(bot, channel)
     assert "has resolved" in rendered(offer)
     assert not group.resolve_offer_pending
+
+
+async def test_two_groups_clearing_at_the_same_instant_offer_to_resolve_once(
+    bot: BotHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both groups of INC-1 clear together: each sync read the other as cleared before either posted,
+    and both offered. The offer is claimed first, so one is posted; a later clear still offers again."""
+    errors, latency, channel = await _two_groups(bot)
+    together = asyncio.Barrier(2)
+    real_read = claims.groups_for_incident
+
+    async def read_together(*args: Any, **kwargs: Any) -> Any:
+        await asyncio.wait_for(together.wait(), timeout=10)  # both clears are stored before either reads
+        return await real_read(*args, **kwargs)
+
+    monkeypatch.setattr(claims, "groups_for_incident", read_together)
+    responses = await asyncio.gather(
+        send(bot, p.alertmanager([_resolved(errors)], group_key=ROUTE_A), settle=False),
+        send(
+            bot,
+            p.alertmanager([_resolved(errors), _resolved(latency)], group_key=ROUTE_B, group_labels={}),
+            settle=False,
+        ),
+    )
+    assert [r.status_code for r in responses] == [200, 200]
+    await bot.settle()
+    await processor(bot).idle()
+    [offer] = _offers(bot, channel)
+    assert "has resolved" in rendered(offer)
+    assert not any(g.resolve_offer_pending for g in await groups(bot))
+    monkeypatch.setattr(claims, "groups_for_incident", real_read)
+    await processor(bot).sweep(due_only=False)
+    await bot.settle()
+    assert len(_offers(bot, channel)) == 1
+
+    # Route A fires again and clears: the incident's alerts cleared anew, and that is offered once more.
+    await send(bot, p.alertmanager([errors], group_key=ROUTE_A))
+    assert len(_offers(bot, channel)) == 1
+    await send(bot, p.alertmanager([_resolved(errors)], group_key=ROUTE_A))
+    assert len(_offers(bot, channel)) == 2

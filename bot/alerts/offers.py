@@ -1,0 +1,110 @@
+"""The offer to resolve an incident once all its alert groups cleared: posted by exactly one sync.
+
+Each group's sync reads the incident's groups; when none fires, it *claims* the offer before posting it:
+a conditional UPDATE on the incident's `alert_resolve_offers` row that succeeds only while no offer
+covered this all-clear yet (`offered_through` below the sum of the groups' `clears`) and no other
+group's live claim holds the row. Two groups clearing at the same instant read the same sum, so only
+one sync posts; the other's clear is covered by that offer.
+
+The claim names the group whose sync took it (`claimed_by`), with a lease (`claimed_at`) as a safety
+net, like a page's: a sync that dies after claiming leaves its group's offer pending (the flag is
+cleared only after the post), and the group's retry takes its own claim again. Only after the post
+does `finish` record the sum as offered; a failed post gives the claim back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import or_, update
+from sqlmodel import col
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.alerts.models import AlertGroup, AlertResolveOffer
+from bot.alerts.service import dialect_insert
+
+
+@dataclass(frozen=True)
+class Cleared:
+    """What the incident's channel hears about a group that cleared."""
+
+    still_firing: list[str] = field(default_factory=list)
+    offer: bool = False  # this sync holds the claim: it posts the offer
+    through: int = 0  # the all-clear the offer covers (sum of the groups' clears)
+    covered: list[AlertGroup] = field(default_factory=list)  # groups whose clear needs no message of its own
+
+
+def still_firing(groups: Sequence[AlertGroup]) -> list[str]:
+    return sorted({g.title or "alert" for g in groups if g.status == "firing"})
+
+
+async def decide(
+    session: AsyncSession,
+    *,
+    group: AlertGroup,
+    linked: Sequence[AlertGroup],
+    now: datetime,
+    lease_from: datetime,
+) -> Cleared:
+    """`group` cleared; `linked` are the incident's groups as read now (it among them)."""
+    others = [g for g in linked if g.id != group.id]
+    still = still_firing(others)
+    if still:
+        return Cleared(still_firing=still, covered=[group])
+    through = sum(g.clears for g in linked)
+    won = await claim(
+        session,
+        incident_id=group.incident_id or 0,
+        through=through,
+        group_id=group.id or 0,
+        now=now,
+        stale_before=lease_from,
+    )
+    # Lost: another sync offers (or offered) this all-clear; this group's clear is covered by it.
+    return Cleared(offer=won, through=through, covered=[group, *others] if won else [group])
+
+
+async def claim(
+    session: AsyncSession, *, incident_id: int, through: int, group_id: int, now: datetime, stale_before: datetime
+) -> bool:
+    await session.exec(
+        dialect_insert(session, AlertResolveOffer)
+        .values(incident_id=incident_id, offered_through=0)
+        .on_conflict_do_nothing(index_elements=["incident_id"])
+    )
+    result = await session.exec(
+        update(AlertResolveOffer)
+        .where(
+            col(AlertResolveOffer.incident_id) == incident_id,
+            col(AlertResolveOffer.offered_through) < through,
+            or_(
+                col(AlertResolveOffer.claimed_by).is_(None),
+                col(AlertResolveOffer.claimed_by) == group_id,
+                col(AlertResolveOffer.claimed_at) < stale_before,
+            ),
+        )
+        .values(claimed_by=group_id, claimed_at=now)
+    )
+    await session.commit()
+    return bool(result.rowcount == 1)
+
+
+async def finish(session: AsyncSession, *, incident_id: int, through: int, group_id: int) -> None:
+    """The offer is posted: this all-clear is covered; only the claim's holder records it."""
+    await _held(session, incident_id=incident_id, group_id=group_id, offered_through=through)
+
+
+async def give_back(session: AsyncSession, *, incident_id: int, group_id: int) -> None:
+    """The post failed: the group stays pending and its retry claims again."""
+    await _held(session, incident_id=incident_id, group_id=group_id)
+
+
+async def _held(session: AsyncSession, *, incident_id: int, group_id: int, **values: int) -> None:
+    await session.exec(
+        update(AlertResolveOffer)
+        .where(col(AlertResolveOffer.incident_id) == incident_id, col(AlertResolveOffer.claimed_by) == group_id)
+        .values(claimed_by=None, claimed_at=None, **values)
+    )
+    await session.commit()
