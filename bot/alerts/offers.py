@@ -14,6 +14,7 @@ does `finish` record the sum as offered; a failed post gives the claim back.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -37,7 +38,9 @@ class Cleared:
 
 
 def still_firing(groups: Sequence[AlertGroup]) -> list[str]:
-    return sorted({g.title or "alert" for g in groups if g.status == "firing"})
+    """Each title once, by title, with how many groups have it when more than one does."""
+    counts = Counter(g.title or "alert" for g in groups if g.status == "firing")
+    return [f"{title} ({n} groups)" if n > 1 else title for title, n in sorted(counts.items())]
 
 
 async def decide(

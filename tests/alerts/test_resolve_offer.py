@@ -157,3 +157,22 @@ async def test_two_groups_clearing_at_the_same_instant_offer_to_resolve_once(
     assert len(_offers(bot, channel)) == 1
     await send(bot, p.alertmanager([_resolved(errors)], group_key=ROUTE_A))
     assert len(_offers(bot, channel)) == 2
+
+
+async def test_still_firing_names_each_title_once_with_how_many_groups_have_it(bot: BotHarness) -> None:
+    """Two groups with one title still firing were listed as if one; each title is named once, counted."""
+    errors = p.am_alert(severity="critical")
+    await send(bot, p.alertmanager([errors], group_key=ROUTE_A))
+    for n, extra in enumerate([p.am_alert(instance="api-2:9090"), p.am_alert(instance="api-3:9090")]):
+        await send(bot, p.alertmanager([errors, extra], group_key=f"{ROUTE_B}:{n}"))
+    latency = p.am_alert("HighLatency", instance="api-4:9090", summary="Checkout error rate above 5%")
+    await send(bot, p.alertmanager([errors, latency], group_key=ROUTE_B, group_labels={}))
+    assert [g.incident_id for g in await groups(bot)] == [1, 1, 1, 1]
+    channel = (await bot.incident(1)).channel_id or ""
+
+    await send(bot, p.alertmanager([_resolved(errors)], group_key=ROUTE_A))
+    assert _offers(bot, channel) == []
+    told = rendered(bot.fake.messages(channel)[-1])
+    title = "HighErrorRate: Checkout error rate above 5%"
+    still = f"still firing for INC-1: HighErrorRate, HighLatency: Checkout error rate above 5%, {title} (2 groups)."
+    assert still in told, told
