@@ -13,7 +13,6 @@ was lost looks among the page's unresolved incidents for it before creating anot
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -129,7 +128,10 @@ class Statuspage:
         return None if found is None else (str(found["id"]), _update_id_in(found, change))
 
     async def _unresolved(self, marker: str) -> dict[str, Any] | None:
-        body = await self._call("GET", f"/pages/{self.page_id}/incidents/unresolved", None)
+        try:
+            body = await self._call("GET", f"/pages/{self.page_id}/incidents/unresolved", None)
+        except NotThere as exc:
+            raise PageNotFound(self.page_id) from exc  # the page's own incidents: the page is not there
         for incident in body if isinstance(body, list) else []:
             metadata = incident.get("metadata") if isinstance(incident, dict) else None
             ours = metadata.get(METADATA_KEY) if isinstance(metadata, dict) else None
@@ -175,9 +177,9 @@ class Statuspage:
         await self._call("PATCH", f"/pages/{self.page_id}/incidents/{incident_id}", payload)
 
     async def delete_incident(self, incident_id: str) -> None:
-        """Delete the incident from the page; one that is gone already (404) counts as deleted."""
-        with contextlib.suppress(NotThere):
-            await self._call("DELETE", f"/pages/{self.page_id}/incidents/{incident_id}", None)
+        """Delete the incident from the page. A 404 (`NotThere`) is the incident gone already, or no such
+        page: the caller tells which (`gone.told_apart`)."""
+        await self._call("DELETE", f"/pages/{self.page_id}/incidents/{incident_id}", None)
 
     async def _call(self, method: str, path: str, payload: dict[str, Any] | None) -> Any:
         delay = 1.0

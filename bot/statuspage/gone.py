@@ -1,4 +1,4 @@
-"""What Statuspage answers 404 to when the bot adds an update: an incident deleted there, or no such page.
+"""What Statuspage answers 404 to on an incident there: an incident deleted there, or no such page.
 
 An incident deleted on Statuspage by hand (its page still answers) was removed there on purpose or by
 mistake; either way the bot does not put it back on its own, and does not retry for ever either (that would
@@ -11,13 +11,16 @@ have been told, so it is their decision. The "resolved" update a resolve writes 
 what someone took off Statuspage.
 
 A page that answers 404 is configuration (a wrong `page_id`): nothing is skipped, every row waits and is
-retried, and /health says which page id was not found at once, not after the generic outbox delay.
+retried, and /health says which page id was not found at once, not after the generic outbox delay. That
+holds for updates, corrections and withdrawals alike (`told_apart`); a correction or a withdrawal that
+meets a deleted incident has nothing left to do there, and is done.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Awaitable
+from collections.abc import AsyncIterator, Awaitable
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -27,7 +30,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.incidents.models import Incident
 from bot.statuspage import refusals, service, timers
-from bot.statuspage.atlassian import PageNotFound, Statuspage, StatuspageError
+from bot.statuspage.atlassian import NotThere, PageNotFound, Statuspage, StatuspageError
 from bot.statuspage.flows import page_of
 from bot.statuspage.models import DELETED_THERE, PublicUpdate, StatuspageSync, SyncAction
 
@@ -45,8 +48,19 @@ class IncidentGone(StatuspageError):
 
 
 async def after_404(client: Statuspage, *, external: str, exc: StatuspageError) -> StatuspageError:
-    """The error a 404 on adding an update to `external` stands for (a read of the page tells which)."""
+    """The error a 404 on a call on `external` stands for (a read of the page tells which)."""
     return IncidentGone(external, exc) if await client.page_found() else PageNotFound(client.page_id)
+
+
+@contextlib.asynccontextmanager
+async def told_apart(client: Statuspage, *, external: str) -> AsyncIterator[None]:
+    """Calls on the incident `external` there (an update, a correction, a withdrawal): their 404 is raised
+    as `IncidentGone` or `PageNotFound`, so each send says what a deleted incident means for it, and a
+    wrong page id waits (and /health names it) whichever send met it."""
+    try:
+        yield
+    except NotThere as exc:
+        raise await after_404(client, external=external, exc=exc) from exc
 
 
 async def skip(deps: Deps, row: StatuspageSync, token: str, incident: Incident, update: PublicUpdate) -> None:

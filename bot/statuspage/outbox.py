@@ -2,7 +2,7 @@
 
 A row sends an update (creating the incident there on the first), corrects an update's body
 (`corrections`), or withdraws the incident. The row was committed with the change it carries.
-A 404 on adding an update is an incident deleted there by hand, or a wrong page id: `gone`.
+A 404 on an incident there is an incident deleted there by hand, or a wrong page id: `gone`.
 """
 
 from __future__ import annotations
@@ -127,15 +127,14 @@ async def _send(
 
 async def _add_update(client: Statuspage, external: str, change: IncidentChange) -> str | None:
     """Its 404 is told apart: the incident deleted there (skipped, `gone`) or the page not there (retried)."""
-    try:
+    async with gone.told_apart(client, external=external):
         return await client.update_incident(external, change)
-    except NotThere as exc:
-        raise await gone.after_404(client, external=external, exc=exc) from exc
 
 
 async def _send_edit(deps: Deps, client: Statuspage, update: PublicUpdate, external: str | None) -> None:
     """The update's current text onto the incident update it became there, by the id its answer gave.
-    A 404 (the incident or the update deleted there by hand) leaves nothing to correct: logged, skipped."""
+    A 404 with the page there (the incident or the update deleted there by hand) leaves nothing to correct:
+    logged, skipped; one from the page (a wrong page id) waits like an update."""
     if external is None:
         return  # never reached Statuspage (made private before): nothing there to correct
     if update.statuspage_update_id is None:
@@ -145,12 +144,13 @@ async def _send_edit(deps: Deps, client: Statuspage, update: PublicUpdate, exter
                 log.warning("INC-%s: its update never reached Statuspage; nothing to correct", update.incident_id)
                 return
     try:
-        target = update.statuspage_update_id or await _guess_update_id(client, update, external)
-        if target is None:
-            log.warning("INC-%s: Statuspage has no %s update to correct", update.incident_id, update.status)
-            return
-        await client.edit_update(external, target, body=update.message)
-    except NotThere:
+        async with gone.told_apart(client, external=external):
+            target = update.statuspage_update_id or await _guess_update_id(client, update, external)
+            if target is None:
+                log.warning("INC-%s: Statuspage has no %s update to correct", update.incident_id, update.status)
+                return
+            await client.edit_update(external, target, body=update.message)
+    except gone.IncidentGone:
         log.warning("INC-%s: its update on Statuspage was deleted there; nothing to correct", update.incident_id)
 
 
@@ -167,7 +167,8 @@ async def _send_withdrawal(
     deps: Deps, client: Statuspage, update: PublicUpdate, incident: Incident, external: str | None
 ) -> None:
     """Components back to what the other open incidents say, then the incident deleted there (a 404 for
-    either: someone deleted it there by hand, and that is what a withdrawal wants)."""
+    either with the page there: someone deleted it there by hand, and that is what a withdrawal wants; a
+    404 from the page, a wrong page id, waits like an update)."""
     if external is None:  # a create whose answer was lost may still have made it
         external = await client.find_unresolved(marker=marker_of(incident))
     if external is None:
@@ -183,13 +184,15 @@ async def _send_withdrawal(
             if statuses.get(component_id) is None or ComponentStatus(statuses[component_id]).rank < status.rank:
                 statuses[component_id] = status.value
     try:
-        if statuses:
-            await client.set_components(external, statuses)
-        await client.delete_incident(external)
-    except NotThere:
+        async with gone.told_apart(client, external=external):
+            if statuses:
+                await client.set_components(external, statuses)
+            await client.delete_incident(external)
+    except gone.IncidentGone:
         log.warning("%s was deleted on Statuspage by hand already", incident.ref)  # as a delete's 404
     async with deps.db.session() as session:
         await service.forget_external_id(session, incident_id=update.incident_id)
+        await session.commit()
 
 
 def marker_of(incident: Incident) -> str:
