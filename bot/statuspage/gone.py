@@ -33,6 +33,8 @@ from bot.statuspage import refusals, service, timers
 from bot.statuspage.atlassian import NotThere, PageNotFound, Statuspage, StatuspageError
 from bot.statuspage.flows import page_of
 from bot.statuspage.models import DELETED_THERE, PublicUpdate, StatuspageSync, SyncAction
+from bot.timeline import events
+from bot.timeline import service as timeline
 
 if TYPE_CHECKING:
     from bot.deps import Deps
@@ -64,29 +66,34 @@ async def told_apart(client: Statuspage, *, external: str) -> AsyncIterator[None
 
 
 async def skip(deps: Deps, row: StatuspageSync, token: str, incident: Incident, update: PublicUpdate) -> None:
-    """This row and the updates queued behind it are dropped, the id there forgotten, people told once.
-    The queued rows go first: until this (held) row is cancelled no other process may claim them."""
+    """This row and the updates queued behind it are dropped, the id there forgotten, the timeline told: one
+    transaction, which only the holder of the row's claim commits (a crash before it leaves the row to be
+    tried again, all of it undone). The channel hears it after the commit, so at most once: a crash between
+    the two leaves it on the timeline only, the lesser harm next to telling it twice."""
     now = deps.clock.now()
     async with deps.db.session() as session:
-        behind = await _drop_queued(session, incident_id=row.incident_id, after=row.id or 0, now=now)
-        await service.forget_external_id(session, incident_id=row.incident_id)
         reason = f"{DELETED_THERE}{incident.ref} was deleted on Statuspage"
-        if not await timers.cancel(
+        if not await timers.cancel_held(
             session, model=StatuspageSync, row_id=row.id or 0, token=token, now=now, reason=reason
         ):
             return
+        behind = await _drop_queued(session, incident_id=row.incident_id, after=row.id or 0, now=now)
+        await service.forget_external_id(session, incident_id=row.incident_id)
+        later = f" (and {behind} more queued behind it)" if behind else ""
+        text = (
+            f"{incident.ref} was deleted on Statuspage: this *{update.status}* update{later} was not published "
+            f"there; `/incident publish <message>` again creates a new incident there:\n{update.message}"
+        )
+        payload = events.StatuspageSyncEvent(update_id=row.update_id, status=404)
+        await timeline.add(session, incident_id=incident.id or 0, at=now, text=text, payload=payload)
+        await session.commit()
     log.warning("%s was deleted on Statuspage by hand: %s update(s) not sent there", incident.ref, behind + 1)
-    later = f" (and {behind} more queued behind it)" if behind else ""
-    text = (
-        f"{incident.ref} was deleted on Statuspage: this *{update.status}* update{later} was not published there; "
-        f"`/incident publish <message>` again creates a new incident there:\n{update.message}"
-    )
     page = page_of(deps)
 
     def tell() -> Awaitable[None]:
         return page.chat.post_sync_deleted_there(incident=incident, update=update, skipped=behind)
 
-    await refusals.say(deps, incident, row, status=404, text=text, tell=tell)
+    await refusals.post(incident, tell)
 
 
 async def _drop_queued(session: AsyncSession, *, incident_id: int, after: int, now: datetime) -> int:

@@ -73,12 +73,13 @@ async def give_up(
     async with deps.db.session() as session:
         now = deps.clock.now()
         reason = f"{GAVE_UP}{exc}"
-        if not await timers.cancel(
+        if not await timers.cancel_held(
             session, model=StatuspageSync, row_id=row.id or 0, token=token, now=now, reason=reason
         ):
             return
         if row.action == SyncAction.WITHDRAW:
             await service.forget_external_id(session, incident_id=row.incident_id)
+        await session.commit()
     text = _GIVEN_UP_TEXT[SyncAction(row.action)].format(status=update.status, error=exc)
     if row.action != SyncAction.WITHDRAW:
         text += f"\n{update.message}"
@@ -103,6 +104,11 @@ async def say(
     that refuses is only logged)."""
     payload = events.StatuspageSyncEvent(update_id=row.update_id, status=status)
     await timeline.record_now(deps, incident_id=incident.id or 0, text=text, payload=payload)
+    await post(incident, tell)
+
+
+async def post(incident: Incident, tell: Callable[[], Awaitable[None]]) -> None:
+    """The channel's part of `say` (a channel that refuses is only logged)."""
     try:
         await tell()
     except ChatError as chat_exc:

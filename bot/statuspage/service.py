@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, update
+from sqlalchemy import delete, func, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, or_, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -372,11 +372,9 @@ async def save_statuspage_update_id(session: AsyncSession, *, update_id: int, ex
 
 
 async def forget_external_id(session: AsyncSession, *, incident_id: int) -> None:
-    """The incident was deleted there (withdrawn): a later publish creates a new one."""
-    row = await session.get(StatuspageIncident, incident_id)
-    if row is not None:
-        await session.delete(row)
-        await session.commit()
+    """The incident was deleted there (withdrawn): a later publish creates a new one. Uncommitted: it goes
+    with the outbox row's end."""
+    await session.exec(delete(StatuspageIncident).where(col(StatuspageIncident.incident_id) == incident_id))
 
 
 async def touched_components(session: AsyncSession, *, incident_id: int) -> set[str]:

@@ -83,10 +83,19 @@ async def mark_sent(session: AsyncSession, *, model: type[R], row_id: int, token
 
 
 async def cancel(session: AsyncSession, *, model: type[R], row_id: int, token: str, now: datetime, reason: str) -> bool:
+    cancelled = await cancel_held(session, model=model, row_id=row_id, token=token, now=now, reason=reason)
+    await session.commit()
+    return cancelled
+
+
+async def cancel_held(
+    session: AsyncSession, *, model: type[R], row_id: int, token: str, now: datetime, reason: str
+) -> bool:
+    """`cancel` in the caller's transaction: whoever holds the claim cancels it once (the others get False),
+    so what commits with it is done once too."""
     result = await session.exec(
         update(model).where(*held(model, row_id, token)).values(cancelled_at=now, cancel_reason=reason[:200])
     )
-    await session.commit()
     return bool(result.rowcount == 1)
 
 

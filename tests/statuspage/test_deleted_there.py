@@ -4,7 +4,14 @@ update waiting, and /health says which page id was not found."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import event
+from sqlalchemy.exc import OperationalError
 
 from bot.clock import FakeClock
 from bot.statuspage import service
@@ -58,6 +65,59 @@ async def test_an_incident_deleted_there_by_hand_is_told_once_not_recreated_and_
     await bot.settle()
     assert statuspage.calls[-1].method == "POST"
     assert [u["body"] for u in statuspage.incidents["inc0002"].updates] == [AGAIN]
+
+
+@contextmanager
+def timeline_write_fails_once(bot: BotHarness) -> Iterator[None]:
+    """The process dies (here: the database refuses) at the skip's timeline write, after its other writes."""
+    engine = bot.deps.db.engine.sync_engine
+    error = bot.deps.db.engine.dialect.loaded_dbapi.OperationalError
+    left = [1]
+
+    def before(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if statement.lstrip().upper().startswith("INSERT INTO TIMELINE_EVENTS") and left[0]:
+            left[0] -= 1
+            raise error("injected: died before the timeline write")
+
+    event.listen(engine, "before_cursor_execute", before)
+    try:
+        yield
+    finally:
+        event.remove(engine, "before_cursor_execute", before)
+
+
+async def test_a_deletion_there_met_by_a_run_that_dies_is_skipped_and_told_once_by_the_next(
+    sbot: BotHarness, statuspage: FakeStatuspage, clock: FakeClock
+) -> None:
+    bot = sbot
+    channel = await published(bot, FIRST)
+    statuspage.fail_next(503)
+    await bot.command(f"publish {SECOND}", channel=channel)
+    await bot.command(f"publish {THIRD}", channel=channel)
+    await bot.settle()
+    del statuspage.incidents["inc0001"]
+
+    clock.advance(timedelta(seconds=31))
+    with timeline_write_fails_once(bot), pytest.raises(OperationalError):
+        await page_of(bot).sweep()
+    # Nothing of the skip was kept: the row waits for its claim to lapse, the id there is still known.
+    rows = await sync_rows(bot)
+    assert [(r.sent_at, r.cancelled_at) for r in rows[1:]] == [(None, None), (None, None)]
+    async with bot.deps.db.session() as session:
+        assert await service.external_id(session, incident_id=1) == "inc0001"
+    assert not [m for m in bot.fake.messages(channel) if DELETED in m.text]
+
+    clock.advance(timedelta(minutes=6))  # the dead run's claim lapses; the next run does it all, once
+    await page_of(bot).sweep()
+    clock.advance(timedelta(minutes=15))
+    await page_of(bot).sweep()
+    assert statuspage.incidents == {}
+    assert [(r.cancel_reason or "")[:14] for r in (await sync_rows(bot))[1:]] == ["deleted there:"] * 2
+    assert len([m for m in bot.fake.messages(channel) if DELETED in m.text]) == 1
+    said = [e for e in await bot.timeline(1) if e.kind == "statuspage" and "deleted on Statuspage" in e.text]
+    assert len(said) == 1
+    async with bot.deps.db.session() as session:
+        assert await service.external_id(session, incident_id=1) is None
 
 
 async def test_a_resolve_after_a_deletion_there_does_not_create_a_resolved_incident_there(
