@@ -67,7 +67,8 @@ async def prepare(
         "incident_id": incident_id,
     }
     if action is Action.RESTART:
-        return await _keep(deps, Plan(**common), channel_id=channel_id)
+        redeploys = platform.restart_deploys(deployments, current)
+        return await _keep(deps, Plan(**common, redeploys=redeploys), channel_id=channel_id)
     others = [d for d in deployments if current is None or d.id != current.id]
     candidates = rollback_candidates(deployments, current) or others
     try:  # `rev7` is `7` on Kubernetes only

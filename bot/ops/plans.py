@@ -94,6 +94,7 @@ class Plan:
     target: Deployment | None = None  # rollback only
     candidates: tuple[Deployment, ...] = ()  # rollback: other deployments one may pick by ID
     problem: str = ""  # rollback without a usable target: why
+    redeploys: Deployment | None = None  # restart with nothing live: what the platform deploys instead
     requested_by: str = ""
     incident_id: int | None = None
     request_id: str = field(default_factory=lambda: secrets.token_hex(8))
@@ -117,6 +118,11 @@ class Plan:
     def describe(self) -> str:
         """One plain line: what will happen."""
         live = self.current.id if self.current else "nothing live"
+        if self.action is Action.RESTART and self.redeploys is not None:
+            return (
+                f"Redeploy {self.service} on {self.platform_name} from its newest deployment "
+                f"{self.redeploys.id} ({self.redeploys.status.value}; nothing is live)"
+            )
         if self.action is Action.RESTART:
             return f"Restart {self.service} on {self.platform_name} (live: {live})"
         target = self.target.id if self.target else "?"

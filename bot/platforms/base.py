@@ -107,6 +107,11 @@ class Platform(Protocol):
         """Restart what is live; returns the deployment to follow."""
         ...
 
+    def restart_deploys(self, deployments: Sequence[Deployment], current: Deployment | None) -> Deployment | None:
+        """What `restart` would deploy instead of restarting in place (nothing live), for the confirmation
+        to name; None when it restarts what is live (or refuses). `deployments` is newest first."""
+        ...
+
     async def rollback(self, target_id: str | None = None) -> Deployment:
         """Go back to `target_id`, or to the newest good deployment before the current one."""
         ...

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import copy
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from typing import Any
 from urllib.parse import quote
@@ -119,6 +119,9 @@ class KubernetesPlatform:
         patch = {"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: now}}}}}
         updated = await self._patch(patch, "application/strategic-merge-patch+json")
         return self._handle(updated, action="restart")
+
+    def restart_deploys(self, deployments: Sequence[Deployment], current: Deployment | None) -> Deployment | None:
+        return None
 
     async def rollback(self, target_id: str | None = None) -> Deployment:
         deployment = await self._get_deployment()

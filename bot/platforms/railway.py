@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -153,6 +154,11 @@ class RailwayPlatform:
             return await self._new_deployment(before, action="redeploy")
         await self._mutate(RESTART, {"id": current.id}, "deploymentRestart")
         return replace(current, status=DeployStatus.QUEUED, meta={**current.meta, "action": "restart"})
+
+    def restart_deploys(self, deployments: Sequence[Deployment], current: Deployment | None) -> Deployment | None:
+        """With nothing live, `serviceInstanceRedeploy` builds and deploys the newest deployment again,
+        whatever became of it: often the very build that failed."""
+        return deployments[0] if current is None and deployments else None
 
     async def rollback(self, target_id: str | None = None) -> Deployment:
         deployments = await self._deployments(first=self.history)

@@ -22,6 +22,7 @@ none and the parameter is then left out.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import quote
 
@@ -137,6 +138,9 @@ class VercelPlatform:
             False,
             {**new.meta, "action": "redeploy", "redeploy_of": current.id},
         )
+
+    def restart_deploys(self, deployments: Sequence[Deployment], current: Deployment | None) -> Deployment | None:
+        return None
 
     async def rollback(self, target_id: str | None = None) -> Deployment:
         _, deployments, current = await self._state()

@@ -44,6 +44,7 @@ import asyncio
 import hashlib
 import hmac
 import uuid
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -141,6 +142,9 @@ class WebhookPlatform:
 
     async def restart(self) -> Deployment:
         return await self._act("restart")
+
+    def restart_deploys(self, deployments: Sequence[Deployment], current: Deployment | None) -> Deployment | None:
+        return None
 
     async def rollback(self, target_id: str | None = None) -> Deployment:
         deployments, current = await self.snapshot(limit=self.history)

@@ -21,7 +21,7 @@ from bot.health.classify import HealthState
 from bot.ops.models import Action
 from bot.ops.plans import PHASES, Plan, Report, Step
 from bot.ops.status import StatusReport
-from bot.platforms.base import Deployment
+from bot.platforms.base import Deployment, DeployStatus
 from bot.slack import blocks
 from bot.slack.api import CHANNEL_GONE, UserHandles, call, data
 from bot.slack.text import chunks, clip, escape, ts
@@ -241,6 +241,20 @@ def confirmation_text(plan: Plan) -> str:
     return escape(f"{plan.describe()}? Confirm or cancel.")
 
 
+def _restart_effect(plan: Plan) -> str:
+    """Said as it is: with nothing live a restart deploys code that is not running now."""
+    if plan.redeploys is None:
+        return "the live deployment is restarted in place; no new code"
+    warning = ""
+    if plan.redeploys.status in (DeployStatus.FAILED, DeployStatus.CANCELLED):
+        warning = f"\n⚠️ it ended {plan.redeploys.status.value}: the same code may fail again"
+    return (
+        f"nothing is live, so {escape(plan.platform_name)} builds and deploys the newest deployment again: "
+        f"{_describe(plan.redeploys)}{warning}\n"
+        f"To go back to code that ran fine instead: `/rollback {escape(plan.service)}`"
+    )
+
+
 def confirmation_blocks(plan: Plan) -> list[Block]:
     fields = [
         f"*Service*\n{escape(plan.service)}",
@@ -250,7 +264,7 @@ def confirmation_blocks(plan: Plan) -> list[Block]:
     if plan.action is Action.ROLLBACK:
         fields.append(f"*Roll back to*\n{_describe(plan.target)}")
     else:
-        fields.append("*What happens*\nthe live deployment is restarted in place; no new code")
+        fields.append(f"*What happens*\n{_restart_effect(plan)}")
     out: list[Block] = [
         blocks.mrkdwn(f"{_title(plan)}?"),
         {"type": "section", "fields": [{"type": "mrkdwn", "text": clip(f, 2000)} for f in fields]},
