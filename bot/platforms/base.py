@@ -166,16 +166,12 @@ def pick_rollback_target(
     None): it matches an id exactly, or as a prefix of at least six characters.
     """
     if target_id is not None:
-        wanted = (read or typed_as_shown)(target_id).strip()
-        for deployment in sorted(deployments, key=lambda d: d.id != wanted):  # an exact match first
-            if deployment.id == wanted or (len(wanted) >= 6 and deployment.id.startswith(wanted)):
-                if current is not None and deployment.id == current.id:
-                    raise NotFound(f"deployment {deployment.id} is already the live one: nothing to roll back")
-                if not deployment.can_rollback:
-                    raise NotFound(f"deployment {deployment.id} cannot be rolled back to ({deployment.status.value})")
-                return deployment
-        shown = wanted if len(wanted) <= 80 else wanted[:79] + "…"
-        raise NotFound(f"deployment {shown} is not among the last {len(deployments)} deployments")
+        deployment = _typed(deployments, (read or typed_as_shown)(target_id).strip())
+        if current is not None and deployment.id == current.id:
+            raise NotFound(f"deployment {deployment.id} is already the live one: nothing to roll back")
+        if not deployment.can_rollback:
+            raise NotFound(f"deployment {deployment.id} cannot be rolled back to ({deployment.status.value})")
+        return deployment
     candidates = rollback_candidates(deployments, current)
     if not candidates and current is not None and current.id not in {d.id for d in deployments}:
         raise NotFound(
@@ -185,6 +181,34 @@ def pick_rollback_target(
     if not candidates:
         raise NotFound("no earlier successful deployment to roll back to")
     return candidates[0]
+
+
+def _typed(deployments: Sequence[Deployment], wanted: str) -> Deployment:
+    """The deployment whose id is `wanted`, or the only one it starts (six characters at least).
+
+    A prefix that starts two ids is refused, never read as the newer: rolling back to the wrong
+    build at 3 a.m. is worse than typing a few more characters.
+    """
+    exact = [d for d in deployments if d.id == wanted]
+    if exact:
+        return exact[0]
+    matches = [d for d in deployments if len(wanted) >= 6 and d.id.startswith(wanted)]
+    if len(matches) == 1:
+        return matches[0]
+    if matches:
+        ids = [d.id for d in matches]
+        shown = ", ".join(_distinct_prefixes(ids, start=len(wanted) + 1)[:5]) + (" …" if len(ids) > 5 else "")
+        raise NotFound(f"the ID {wanted} is ambiguous: {len(ids)} deployments start with it ({shown}); type more of it")
+    shown = wanted if len(wanted) <= 80 else wanted[:79] + "…"
+    raise NotFound(f"deployment {shown} is not among the last {len(deployments)} deployments")
+
+
+def _distinct_prefixes(ids: Sequence[str], *, start: int) -> list[str]:
+    """`ids` cut as short as still tells them apart (but no shorter than `start`), for a person to copy."""
+    width = max(start, 8)
+    while width < max(len(i) for i in ids) and len({i[:width] for i in ids}) < len(set(ids)):
+        width += 1
+    return [i if len(i) <= width else i[:width] + "…" for i in ids]
 
 
 def typed_as_shown(typed: str) -> str:

@@ -3,6 +3,10 @@ and how far back a rollback looks for a deployment that was good."""
 
 from __future__ import annotations
 
+from typing import Any
+
+import pytest
+
 from tests.ops.conftest import Stack
 
 # --- /restart with nothing live -------------------------------------------------------------------
@@ -24,3 +28,24 @@ async def test_a_railway_restart_with_nothing_live_says_it_redeploys_the_newest(
 
     await stack.bot.click("ops_confirm", stack.button_value("ops_confirm"), user="U0LEAD")
     assert stack.railway.live_version() == "v3"  # what the confirmation named is what went live
+
+
+# --- /rollback with a typed id ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("service", ["gateway", "web", "billing"])
+async def test_a_prefix_of_two_deployment_ids_is_ambiguous(stack: Stack, service: str) -> None:
+    """A typed prefix that starts two ids rolled back to the newer of them without a word."""
+    fake: Any = {"gateway": stack.railway, "web": stack.vercel, "billing": stack.webhook}[service]
+    key = "uid" if fake is stack.vercel else "id"
+    older, newer = fake.deployments[2], fake.deployments[1]  # v1, v2 (v3 is live)
+    older[key], newer[key] = "d3adbeef1a2b3c4d5e6f", "d3adbeef9f8e7d6c5b4a"
+    await stack.bot.command(f"{service} d3adbeef", command="/rollback", user="U0LEAD")
+
+    reply = stack.bot.last_reply()
+    assert "ops_confirm" not in str(stack.last_response()), reply
+    assert "the ID d3adbeef is ambiguous: 2 deployments start with it" in reply
+    assert "d3adbeef1…" in reply and "d3adbeef9…" in reply and "type more of it" in reply
+
+    await stack.bot.command(f"{service} d3adbeef1", command="/rollback", user="U0LEAD")
+    assert "*Roll back to*\\n`d3adbeef1a2b3c4d5e6f`" in stack.raw(), stack.bot.last_reply()
