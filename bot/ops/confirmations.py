@@ -22,7 +22,13 @@ from bot.ops.outcomes import record_outcome
 from bot.ops.permissions import decide, require_permission
 from bot.ops.plans import Plan, PlanRef
 from bot.ops.runtime import resolve_service, runtime
-from bot.platforms.base import pick_rollback_target, rollback_candidates
+from bot.platforms.base import (
+    ROLLBACK_LOOKBACK,
+    Deployment,
+    Platform,
+    pick_rollback_target,
+    rollback_candidates,
+)
 
 
 async def prepare(
@@ -44,7 +50,7 @@ async def prepare(
     await _not_while_running(deps, asked, channel_id=channel_id, platform=config.platform)
     platform = runtime(deps).platforms.get(name)
     try:
-        deployments, current = await platform.snapshot(limit=runtime(deps).history)
+        deployments, current = await _look(platform, action, target_id, history=runtime(deps).history)
     except BotError as exc:  # asked for and failed, like a failure after the click: audited, on the timeline
         await record_outcome(
             deps,
@@ -77,6 +83,21 @@ async def prepare(
         return Plan(**common, candidates=tuple(candidates[:8]), problem=str(exc))
     rest = [d for d in candidates if d.id != target.id]
     return await _keep(deps, Plan(**common, target=target, candidates=tuple(rest[:5])), channel_id=channel_id)
+
+
+async def _look(
+    platform: Platform, action: Action, target_id: str | None, *, history: int
+) -> tuple[list[Deployment], Deployment | None]:
+    """The recent deployments and the live one; for a rollback that finds no target among the recent
+    ones, up to ROLLBACK_LOOKBACK of them: a run of failed builds must not hide the last good one."""
+    deployments, current = await platform.snapshot(limit=history)
+    if action is not Action.ROLLBACK or len(deployments) < history:
+        return deployments, current
+    try:
+        pick_rollback_target(deployments, current, target_id, read=platform.canonical_id)
+    except NotFound:
+        return await platform.snapshot(limit=max(history, ROLLBACK_LOOKBACK))
+    return deployments, current
 
 
 async def _not_while_running(deps: Deps, ref: PlanRef, *, channel_id: str | None, platform: str | None) -> None:

@@ -132,6 +132,9 @@ class Platform(Protocol):
 # --- choosing what to roll back to -------------------------------------------------------------
 
 ROLLBACK_OK = (DeployStatus.SUCCESS, DeployStatus.REMOVED)
+# How many deployments a rollback looks through for an earlier good one: a run of failed builds since
+# the last good deployment must not hide it, and an older one is no longer a sensible default.
+ROLLBACK_LOOKBACK = 100
 
 
 def rollback_candidates(deployments: Sequence[Deployment], current: Deployment | None) -> list[Deployment]:

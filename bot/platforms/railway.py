@@ -29,6 +29,7 @@ from bot.config import RailwayTarget
 from bot.exceptions import ConfigError, PlatformAuthError, PlatformError, PlatformRateLimited, PlatformUnsure
 from bot.platforms.base import (
     DEFAULT_REQUEST_TIMEOUT,
+    ROLLBACK_LOOKBACK,
     Deployment,
     DeployStatus,
     Endpoint,
@@ -44,10 +45,14 @@ NAME = "Railway"
 _FIELDS = "id status createdAt url staticUrl canRollback meta"
 
 DEPLOYMENTS = f"""
-query Deployments($input: DeploymentListInput!, $first: Int) {{
-  deployments(input: $input, first: $first) {{ edges {{ node {{ {_FIELDS} }} }} }}
+query Deployments($input: DeploymentListInput!, $first: Int, $after: String) {{
+  deployments(input: $input, first: $first, after: $after) {{
+    edges {{ node {{ {_FIELDS} }} }}
+    pageInfo {{ hasNextPage endCursor }}
+  }}
 }}
 """
+PAGE = 25  # deployments asked for at a time: a rollback may look back ROLLBACK_LOOKBACK of them
 
 DEPLOYMENT = f"""
 query Deployment($id: String!) {{
@@ -161,8 +166,7 @@ class RailwayPlatform:
         return deployments[0] if current is None and deployments else None
 
     async def rollback(self, target_id: str | None = None) -> Deployment:
-        deployments = await self._deployments(first=self.history)
-        current = next((d for d in deployments if d.meta.get("platform_status") in LIVE), None)
+        deployments, current = await self.snapshot(limit=max(self.history, ROLLBACK_LOOKBACK))
         target = pick_rollback_target(deployments, current, target_id, read=self.canonical_id)
         await self._mutate(ROLLBACK, {"id": target.id}, "deploymentRollback")
         new = await self._new_deployment({d.id for d in deployments}, action="rollback")
@@ -188,9 +192,18 @@ class RailwayPlatform:
         }
         if statuses:
             scope["status"] = {"in": statuses}
-        data = await self._query(DEPLOYMENTS, {"input": scope, "first": first})
-        edges = ((data.get("deployments") or {}).get("edges")) or []
-        return [_deployment(edge["node"]) for edge in edges if isinstance(edge, dict) and edge.get("node")]
+        found: list[Deployment] = []
+        after: str | None = None
+        while len(found) < first:
+            variables = {"input": scope, "first": min(PAGE, first - len(found)), "after": after}
+            page = (await self._query(DEPLOYMENTS, variables)).get("deployments") or {}
+            edges = page.get("edges") or []
+            found += [_deployment(edge["node"]) for edge in edges if isinstance(edge, dict) and edge.get("node")]
+            info = page.get("pageInfo") or {}
+            after = info.get("endCursor")
+            if not edges or not info.get("hasNextPage") or not after:
+                break
+        return found[:first]
 
     async def _new_deployment(self, before: set[str], *, action: str) -> Deployment:
         """The deployment Railway created for a redeploy/rollback: the newest one we had not seen.

@@ -32,6 +32,7 @@ from bot.config import VercelTarget
 from bot.exceptions import PlatformAuthError, PlatformError, PlatformUnsure
 from bot.platforms.base import (
     DEFAULT_REQUEST_TIMEOUT,
+    ROLLBACK_LOOKBACK,
     Deployment,
     DeployStatus,
     Endpoint,
@@ -42,6 +43,7 @@ from bot.platforms.base import (
 )
 
 NAME = "Vercel"
+PAGE = 100  # deployments Vercel lists at once at most
 
 _STATUS = {
     "QUEUED": DeployStatus.QUEUED,
@@ -95,15 +97,24 @@ class VercelPlatform:
         return current
 
     async def list_deployments(self, *, limit: int = 10) -> list[Deployment]:
-        body = await self._json(
-            "GET",
-            "/v6/deployments",
-            params={"projectId": self.target.project_id, "target": "production", "limit": limit},
-        )
-        items = body.get("deployments") if isinstance(body, dict) else None
-        if not isinstance(items, list):
-            raise PlatformError("Vercel answered the deployment list without `deployments`", platform=NAME)
-        return [_deployment(item) for item in items if isinstance(item, dict)]
+        """Page by page (`pagination.next` is the `until` of the next page): a page holds 100 at most."""
+        found: list[Deployment] = []
+        until: Any = None
+        while len(found) < limit:
+            params = {
+                "projectId": self.target.project_id,
+                "target": "production",
+                "limit": min(limit - len(found), PAGE),
+            }
+            body = await self._json("GET", "/v6/deployments", params={**params, "until": until})
+            items = body.get("deployments") if isinstance(body, dict) else None
+            if not isinstance(items, list):
+                raise PlatformError("Vercel answered the deployment list without `deployments`", platform=NAME)
+            found += [_deployment(item) for item in items if isinstance(item, dict)]
+            until = (body.get("pagination") or {}).get("next")
+            if not items or until is None:
+                break
+        return found[:limit]
 
     async def snapshot(self, *, limit: int = 10) -> tuple[list[Deployment], Deployment | None]:
         _, deployments, current = await self._state(limit)
@@ -143,7 +154,7 @@ class VercelPlatform:
         return None
 
     async def rollback(self, target_id: str | None = None) -> Deployment:
-        _, deployments, current = await self._state()
+        _, deployments, current = await self._state(ROLLBACK_LOOKBACK)
         target = pick_rollback_target(deployments, current, target_id, read=self.canonical_id)
         newer = (
             current is not None

@@ -55,6 +55,7 @@ from bot.config import WebhookTarget
 from bot.exceptions import PlatformAuthError, PlatformError, PlatformUnsure
 from bot.platforms.base import (
     DEFAULT_REQUEST_TIMEOUT,
+    ROLLBACK_LOOKBACK,
     Deployment,
     DeployStatus,
     Endpoint,
@@ -147,7 +148,7 @@ class WebhookPlatform:
         return None
 
     async def rollback(self, target_id: str | None = None) -> Deployment:
-        deployments, current = await self.snapshot(limit=self.history)
+        deployments, current = await self.snapshot(limit=max(self.history, ROLLBACK_LOOKBACK))
         target = pick_rollback_target(deployments, current, target_id, read=self.canonical_id)
         new = await self._act("rollback", target_deployment_id=target.id)
         return replace(new, meta={**new.meta, "rollback_to": target.id})

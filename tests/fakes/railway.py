@@ -145,7 +145,9 @@ class FakeRailway(FakePlatform):
 
     # --- resolvers (graphql-core calls them with the document's arguments) ----------------------
 
-    def _q_deployments(self, info: Any, input: dict[str, Any], first: int | None = None, **_: Any) -> dict[str, Any]:
+    def _q_deployments(
+        self, info: Any, input: dict[str, Any], first: int | None = None, after: str | None = None, **_: Any
+    ) -> dict[str, Any]:
         scope = (input.get("projectId"), input.get("serviceId"), input.get("environmentId"))
         if scope != (self.project_id, self.service_id, self.environment_id):
             self.violations.append(f"deployments queried with scope {scope}")
@@ -159,10 +161,18 @@ class FakeRailway(FakePlatform):
             found = [d for d in found if d["status"] in status["in"]]
         if status.get("notIn"):
             found = [d for d in found if d["status"] not in status["notIn"]]
-        found = found[: first or len(found)]
+        if after is not None:  # the cursor is the id of the last deployment of the page before
+            ids = [d["id"] for d in found]
+            found = found[ids.index(after) + 1 :] if after in ids else []
+        page = found[: first or len(found)]
         return {
-            "edges": [{"node": d, "cursor": d["id"]} for d in found],
-            "pageInfo": {"hasNextPage": False, "hasPreviousPage": False},
+            "edges": [{"node": d, "cursor": d["id"]} for d in page],
+            "pageInfo": {
+                "hasNextPage": len(page) < len(found),
+                "hasPreviousPage": after is not None,
+                "startCursor": page[0]["id"] if page else None,
+                "endCursor": page[-1]["id"] if page else None,
+            },
         }
 
     def _q_deployment(self, info: Any, id: str) -> dict[str, Any]:

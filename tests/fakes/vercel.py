@@ -45,6 +45,7 @@ class FakeVercel(FakePlatform):
         self.production_id: str | None = None
         self.last_alias_request: dict[str, Any] | None = None
         self.rolled_back = False
+        self.page_cap = 100  # deployments listed at once at most, whatever `limit` asks: more need `until`
         self._alias_steps: list[str] = []
         self._skip_next = False
         self._ids = itertools.count(1)
@@ -155,10 +156,15 @@ class FakeVercel(FakePlatform):
         if request.query.get("state"):
             states = set(request.query["state"].split(","))
             found = [d for d in found if d["readyState"] in states]
-        limit = int(request.query.get("limit", "20"))
-        items = [self._list_item(d) for d in found[:limit]]
+        if request.query.get("until"):  # the page after one whose `pagination.next` this is
+            found = [d for d in found if d["created"] < int(request.query["until"])]
+        page = found[: min(int(request.query.get("limit", "20")), self.page_cap)]
+        more = len(found) > len(page) and bool(page)
         return web.json_response(
-            {"deployments": items, "pagination": {"count": len(items), "next": None, "prev": None}}
+            {
+                "deployments": [self._list_item(d) for d in page],
+                "pagination": {"count": len(page), "next": page[-1]["created"] if more else None, "prev": None},
+            }
         )
 
     async def _get_deployment(self, request: web.Request) -> web.Response:

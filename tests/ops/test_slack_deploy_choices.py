@@ -49,3 +49,28 @@ async def test_a_prefix_of_two_deployment_ids_is_ambiguous(stack: Stack, service
 
     await stack.bot.command(f"{service} d3adbeef1", command="/rollback", user="U0LEAD")
     assert "*Roll back to*\\n`d3adbeef1a2b3c4d5e6f`" in stack.raw(), stack.bot.last_reply()
+
+
+# --- /rollback after many failed builds -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("service", ["gateway", "web"])
+async def test_rollback_looks_past_a_run_of_failed_builds(stack: Stack, service: str) -> None:
+    """Thirty failed builds since the live one: the plan listed ten deployments, found nothing before
+    the live one among them and asked for an ID instead of going back to the previous good one."""
+    versions = [f"v{n}" for n in range(1, 34)]
+    if service == "gateway":
+        fake: Any = stack.railway
+        fake.deployments.clear()
+        fake.seed(versions, statuses=["REMOVED", "REMOVED", "SUCCESS"] + ["FAILED"] * 30)
+    else:
+        fake = stack.vercel
+        fake.deployments.clear()
+        fake.page_cap = 5  # several pages of Vercel's list
+        fake.seed(versions, states=["READY"] * 3 + ["ERROR"] * 30)
+    await stack.bot.command(service, command="/rollback", user="U0LEAD")
+
+    assert f"*Roll back to*\\n`{fake.id_of('v2')}`" in stack.raw(), stack.bot.last_reply()
+    await stack.bot.click("ops_confirm", stack.button_value("ops_confirm"), user="U0LEAD")
+    assert fake.live_version() == "v2"
+    assert (await stack.audit())[0].outcome == "succeeded"
