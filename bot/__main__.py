@@ -41,7 +41,7 @@ def _parser() -> argparse.ArgumentParser:
         dest="reader",
         default=None,
         metavar="USER_ID",
-        help="who will read it (a Slack user ID): a private incident is printed only for someone who may see it",
+        help="who will read it (a Slack user ID): the incident is printed only if they may see it",
     )
     demo = sub.add_parser("demo", help="play a whole incident locally, without a Slack workspace")
     demo.add_argument("-o", "--output", type=Path, default=Path("demo-postmortem.md"))

@@ -5,9 +5,10 @@ code 1 (unknown incident, bad template) or 2 (arguments that do not parse), as a
 People are named as Slack shows them when SLACK_BOT_TOKEN is set (one cached `users.info` each);
 without it, or when Slack cannot say, the document keeps their IDs and stderr says why.
 
-A private incident goes through the same access check as every other surface (`can_see`), for the
-person `--as` names: whoever runs this holds the database and could read it anyway, so this is not
-a lock, but a security incident's post-mortem is not printed for a wiki by accident.
+The incident goes through the same access check as every other surface (`can_see`), for the
+person `--as` names (a private one only for someone named): whoever runs this holds the database
+and could read it anyway, so this is not a lock, but a security incident's post-mortem is not
+printed for a wiki by accident.
 """
 
 from __future__ import annotations
@@ -100,24 +101,36 @@ async def run_cli(
 
 
 async def _may_read(settings: Settings, incident: Incident, reader: str | None) -> None:
-    """PermissionDenied unless the incident is public or `reader` may see it (its channel, or the
-    people in `permissions.private_incidents`)."""
-    if not incident.private:
-        return
+    """PermissionDenied unless `reader` may see the incident (`can_see`, as on every other surface).
+
+    Without `--as` a public incident is printed for whoever runs this (they hold the database); a
+    named reader goes through `can_see` for every incident, so a guest outside its channel, or an ID
+    Slack does not know, is refused a public one too."""
     rule = "only for a member of its channel or someone in permissions.private_incidents"
     if not reader:
-        raise PermissionDenied(f"{incident.ref} is private: it is printed {rule}; say who will read it with --as U…")
+        if incident.private:
+            raise PermissionDenied(
+                f"{incident.ref} is private: it is printed {rule}; say who will read it with --as U…"
+            )
+        return
     membership: Membership | None = None
     if settings.slack_bot_token is not None:
         from bot.slack.adapters.access import membership_reader
 
-        membership = membership_reader(
-            token=settings.slack_bot_token.get_secret_value(), api_url=settings.slack_api_url
-        )
+        token, url = settings.slack_bot_token.get_secret_value(), settings.slack_api_url
+        membership = membership_reader(token=token, api_url=url)
     access = Access(membership=membership, permissions=settings.config.permissions, clock=SystemClock())
-    if not await access.can_see(person=reader, incident=incident):
-        why = "" if membership is not None else " (SLACK_BOT_TOKEN is not set, so its channel's members are unknown)"
-        raise PermissionDenied(f"{incident.ref} is private and {reader} may not see it{why}: it is printed {rule}")
+    if not (await access.account(person=reader)).in_workspace:
+        raise PermissionDenied(f"{incident.ref}: {reader} may not see it (not an active account of this workspace)")
+    if await access.can_see(person=reader, incident=incident):
+        return
+    if not incident.private:
+        raise PermissionDenied(
+            f"{incident.ref}: {reader} may not see it (a public incident is printed for full members of "
+            "the workspace, and for guests only when they are in its channel)"
+        )
+    why = "" if membership is not None else " (SLACK_BOT_TOKEN is not set, so its channel's members are unknown)"
+    raise PermissionDenied(f"{incident.ref} is private and {reader} may not see it{why}: it is printed {rule}")
 
 
 async def _names(settings: Settings, data: PostmortemData, err: TextIO) -> dict[str, str]:

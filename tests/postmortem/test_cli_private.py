@@ -77,3 +77,27 @@ async def test_a_public_incident_is_printed_as_before(db: Database, database_url
     await seed_full(db)
     code, out, _ = await _run(_settings(database_url, None), None)
     assert code == 0 and "Checkout" in out
+
+
+async def test_a_public_incident_goes_through_the_access_check_for_the_person_named(
+    db: Database, database_url: str
+) -> None:
+    await seed_full(db)
+    async with db.session() as session:
+        incident = await session.get(Incident, 7)
+    assert incident is not None and not incident.private and incident.channel_id
+    async with FakeSlack() as fake:
+        fake.add_channel("inc-7-checkout", channel_id=incident.channel_id, members=["U0ALICE", fake.bot_user_id])
+        fake.add_user("U0ALICE", "alice")
+        fake.add_user("U0VENDOR", "vendor", guest="multi")
+        fake.add_user("U0INVITED", "invited", guest="single")
+        fake.channels[incident.channel_id].members.add("U0INVITED")
+        settings = _settings(database_url, fake)
+        member = await _run(settings, "U0ALICE")
+        guest = await _run(settings, "U0VENDOR")
+        invited = await _run(settings, "U0INVITED")
+        unknown = await _run(settings, "U0NOBODY")
+    assert member[0] == 0 and "Checkout" in member[1]
+    assert guest[:2] == (1, "") and "U0VENDOR may not see it" in guest[2] and guest[2].count("\n") == 1
+    assert invited[0] == 0 and "Checkout" in invited[1]
+    assert unknown[:2] == (1, "") and "U0NOBODY may not see it" in unknown[2]
