@@ -22,12 +22,13 @@ from __future__ import annotations
 import base64
 import json
 import secrets
-import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 from aiohttp import web
+
+from bot.clock import Clock, SystemClock
 
 if TYPE_CHECKING:
     from tests.fakes.slack_api import FakeSlack
@@ -54,7 +55,10 @@ class OpenIDConnect:
     signed_in: str | None = "U0ALICE"  # who the browser is logged in to Slack as
     team_id: str | None = None  # that person's workspace; None: the fake's own team
     team_name: str = "Fake Team"
-    token_lifetime: int = 3600
+    token_lifetime: int = 3600  # seconds from issue to `exp` (negative: the token is born expired)
+    # Whose time the id_token's iat/exp are stamped with: a test gives the bot's clock, so that what the
+    # bot compares `exp` with is the same time the fake issued it at.
+    clock: Clock = field(default_factory=SystemClock)
     grants: dict[str, Grant] = field(default_factory=dict)
     tokens: dict[str, tuple[str, str]] = field(default_factory=dict)  # user token -> (user, team)
 
@@ -149,7 +153,7 @@ class OpenIDConnect:
         }
 
     def _id_token(self, grant: Grant) -> str:
-        now = int(time.time())
+        now = int(self.clock.now().timestamp())
         claims = {
             "iss": ISSUER,
             "aud": grant.client_id,

@@ -48,6 +48,7 @@ async def site(
     async with running_bot(fake=fake_slack, settings=settings, clock=clock) as harness:
         harness.settings.public_url = harness.url
         fake_slack.oidc.redirect_urls = [f"{harness.url}/auth/slack/callback"]
+        fake_slack.oidc.clock = clock
         yield harness
 
 

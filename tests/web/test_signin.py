@@ -3,7 +3,7 @@ way it must fail (wrong state, another workspace, a replayed code, a stale or fo
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -119,6 +119,33 @@ async def test_another_workspace_is_refused(site: BotHarness) -> None:
         response = await client.http.get(login.callback)
         assert response.status_code == 403
         assert "Other Team" in response.text and "another workspace" in response.text
+        assert SESSION_COOKIE not in client.http.cookies
+        assert (await client.get("/")).status_code == 303
+    finally:
+        await client.close()
+
+
+@pytest.mark.parametrize("year", [2001, 2040])  # far from the real time either way: only the test's clock counts
+async def test_a_fresh_id_token_is_accepted_by_the_clock_it_was_issued_with(
+    site: BotHarness, clock: FakeClock, year: int
+) -> None:
+    clock.set(datetime(year, 3, 1, 12, 0, tzinfo=UTC))
+    client = Browser(site)
+    try:
+        await client.sign_in("U0ALICE")
+        assert SESSION_COOKIE in client.http.cookies
+        assert (await client.get("/")).status_code == 200
+    finally:
+        await client.close()
+
+
+async def test_an_expired_id_token_is_refused(site: BotHarness, clock: FakeClock) -> None:
+    site.fake.oidc.token_lifetime = -1  # Slack's clock and ours agree, and the token's exp is a second ago
+    client = Browser(site)
+    try:
+        login = await client.start_login()
+        response = await client.http.get(login.callback)
+        assert response.status_code == 400 and "The sign-in token has expired" in response.text
         assert SESSION_COOKIE not in client.http.cookies
         assert (await client.get("/")).status_code == 303
     finally:
