@@ -282,6 +282,21 @@ async def mark_finished(deps: Deps, *, incident_id: int, actor: str) -> None:
         )
 
 
-async def stats(deps: Deps, *, days: int) -> stats_service.Stats:
+async def counted(deps: Deps, *, person: str, incidents: list[Incident]) -> list[Incident]:
+    """The incidents whose figures `person` is given. A full member counts every one (a private one
+    they cannot see without its title or service); a guest only those `can_see` lets them see, as
+    Slack shows a guest only their channels."""
+    if not await deps.incident_access.is_guest(person=person):
+        return incidents
+    return await deps.incident_access.visible(person=person, incidents=incidents)
+
+
+async def stats(deps: Deps, *, days: int, person: str) -> stats_service.Stats:
+    now = deps.clock.now()
+    only: set[int] | None = None
+    if await deps.incident_access.is_guest(person=person):  # before the session: it may ask Slack
+        async with deps.db.session() as session:
+            rows = await stats_service.declared_in(session, now=now, days=days)
+        only = {i.id or 0 for i in await counted(deps, person=person, incidents=rows)}
     async with deps.db.session() as session:
-        return await stats_service.compute(session, now=deps.clock.now(), days=days)
+        return await stats_service.compute(session, now=now, days=days, only=only)

@@ -11,17 +11,20 @@ from __future__ import annotations
 
 import statistics
 from collections import defaultdict
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
+from sqlmodel import col
+from sqlmodel import select as select_rows
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.clock import utc
 from bot.config import Severity
 from bot.exceptions import UsageError
 from bot.incidents.grammar import DEFAULT_DAYS, MAX_DAYS
-from bot.incidents.models import INCIDENTS
+from bot.incidents.models import INCIDENTS, Incident
 
 NO_SERVICE = "(no service)"
 PRIVATE = "(private)"  # fits the stats table's 14-character column
@@ -106,13 +109,27 @@ def _figures(rows: list[_Row]) -> Figures:
     )
 
 
-async def compute(session: AsyncSession, *, now: datetime, days: int = DEFAULT_DAYS) -> Stats:
-    """Figures for incidents declared in (now - days, now]."""
-    check_days(days)
+def window(*, now: datetime, days: int) -> tuple[datetime, datetime]:
+    """Incidents declared in (since, until] are counted."""
     until = utc(now)
-    since = until - timedelta(days=days)
+    return until - timedelta(days=check_days(days)), until
+
+
+async def declared_in(session: AsyncSession, *, now: datetime, days: int) -> list[Incident]:
+    """The incidents `compute` would count, for a caller that must pass each through `can_see` first."""
+    since, until = window(now=now, days=days)
+    query = select_rows(Incident).where(col(Incident.declared_at) > since, col(Incident.declared_at) <= until)
+    return list((await session.exec(query)).all())
+
+
+async def compute(
+    session: AsyncSession, *, now: datetime, days: int = DEFAULT_DAYS, only: Collection[int] | None = None
+) -> Stats:
+    """Figures for incidents declared in (now - days, now]; with `only`, for those ids alone (a guest's)."""
+    since, until = window(now=now, days=days)
     table = INCIDENTS
     query = select(
+        table.c.id,
         table.c.severity,
         table.c.service,
         table.c.declared_at,
@@ -128,7 +145,9 @@ async def compute(session: AsyncSession, *, now: datetime, days: int = DEFAULT_D
     everything: list[_Row] = []
     by_severity: dict[str, list[_Row]] = defaultdict(list)
     by_service: dict[str, list[_Row]] = defaultdict(list)
-    for severity, service, declared, impact, acked, mitigated, resolved, private in result:
+    for number, severity, service, declared, impact, acked, mitigated, resolved, private in result:
+        if only is not None and number not in only:
+            continue
         row = _Row(*(utc(t) if t else None for t in (declared, impact, acked, mitigated, resolved)))  # type: ignore[arg-type]
         everything.append(row)
         by_severity[str(Severity(severity))].append(row)

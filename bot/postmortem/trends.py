@@ -3,7 +3,8 @@ to resolve per week (medians), and incidents by service.
 
 Pure computation over incident rows, so it is tested without a database. Weeks start on Monday
 00:00 UTC. Incidents the viewer may not see are counted, but under PRIVATE instead of their service
-(the same rule as `/incident stats`: counted without title or service).
+(the same rule as `/incident stats`: counted without title or service). A guest's rows are only
+those they can see (`flows.counted`), as for `/incident stats`.
 """
 
 from __future__ import annotations

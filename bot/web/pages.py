@@ -26,7 +26,6 @@ from bot.postmortem import sections as pm_sections
 from bot.postmortem import service as postmortem
 from bot.postmortem import trends
 from bot.postmortem.data import SECTIONS
-from bot.postmortem.stats import compute as compute_stats
 from bot.web import charts, render, timeline
 from bot.web.auth import Dashboard, signed_in
 from bot.web.session import Person
@@ -244,7 +243,10 @@ class Pages:
         since, until = trends.window(now=now, weeks=weeks)
         async with self.deps.db.session() as session:
             rows = await trends.incidents_between(session, since=since, until=until)
-            figures = await compute_stats(session, now=now, days=max(1, (until - since).days + 1))
+        # A guest's figures and charts cover only what they can see; a member's every incident.
+        rows = await postmortem_flows.counted(self.deps, person=person.user_id, incidents=rows)
+        days = max(1, (until - since).days + 1)
+        figures = await postmortem_flows.stats(self.deps, days=days, person=person.user_id)
         hidden = set()
         for incident in rows:
             if incident.private and not await self.deps.incident_access.can_see(

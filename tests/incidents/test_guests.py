@@ -115,3 +115,19 @@ async def test_while_slack_cannot_say_who_is_a_guest_full_members_still_see_publ
     ]  # Slack was asked, and failed
     assert (await answer(bot, "list", user="U0VENDOR"))[0] == "1 open incidents"  # the last answer stands
     assert info_calls(bot, "U0VENDOR") == 2  # asked again after the minute, and failed
+
+
+async def test_a_guests_stats_count_only_the_incidents_they_can_see_a_members_count_every_one(
+    bot: BotHarness,
+) -> None:
+    theirs = await bot.declare(f"P2 {THEIRS} service:vendor")
+    await bot.declare(f"P1 {OTHER} service:payroll")
+    await bot.declare("private P3 Leaked signing key service:secrets")
+    assert theirs.channel_id
+    bot.fake.channels[theirs.channel_id].members.add("U0VENDOR")
+    text, shown = await answer(bot, "stats", user="U0VENDOR")
+    assert text.startswith("Stats of incidents declared in the last 30 days: 1. "), text
+    assert "vendor" in shown and "payroll" not in shown and "P1" not in shown and "(private)" not in shown
+    text, shown = await answer(bot, "stats", user="U0BOB")  # unchanged: private ones without their service
+    assert text.startswith("Stats of incidents declared in the last 30 days: 3. "), text
+    assert "vendor" in shown and "payroll" in shown and "(private)" in shown and "secrets" not in shown

@@ -45,6 +45,6 @@ def filed_text(filed: followups.Filed) -> str:
 
 async def stats(ctx: CommandContext) -> None:
     assert isinstance(ctx.command, grammar.Stats)
-    result = await flows.stats(ctx.deps, days=ctx.command.days)
+    result = await flows.stats(ctx.deps, days=ctx.command.days, person=ctx.user_id)
     text, blocks = stats_message(result)
     await ctx.ephemeral(text, blocks)
