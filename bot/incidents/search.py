@@ -1,7 +1,10 @@
-"""Finding incidents for the dashboard's list: filters in SQL, newest first.
+"""Finding incidents for the dashboard's list, newest first, among those the reader may see.
 
-Access is not decided here: the caller passes every row through `can_see` before counting or
-showing it, so a private incident is missing from the list and from its totals alike.
+Rows are read in batches with the filters anyone may apply in SQL (status, severity, dates), each
+batch goes through `can_see`, and only then are the title and service compared, on visible rows
+alone: what a hidden incident's title or service says changes neither the work done nor the answer
+(the matches, and whether they were cut at MAX_ROWS), so neither timing nor the "narrow the
+filters" notice hints at it. A private incident is missing from the list and its totals alike.
 """
 
 from __future__ import annotations
@@ -13,10 +16,13 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.config import Severity
+from bot.db import Database
+from bot.incidents.access import Access
 from bot.incidents.models import Incident, Status
 
-# A list page never reads more rows than this; the page says when the filters should narrow it.
+# A list page never shows more matches than this; the page says when the filters should narrow it.
 MAX_ROWS = 5000
+BATCH = 500  # rows read (and checked with `can_see`) at a time
 
 
 @dataclass(frozen=True)
@@ -39,22 +45,54 @@ STATUSES = ("open", *(s.value for s in Status))
 SEVERITIES = tuple(s.value for s in Severity)
 
 
-async def find(session: AsyncSession, *, filters: Filters, limit: int = MAX_ROWS) -> list[Incident]:
+@dataclass(frozen=True)
+class Found:
+    incidents: list[Incident]  # the visible matches, newest first, at most `limit`
+    truncated: bool  # more visible matches than `limit` exist
+
+
+def matches(incident: Incident, filters: Filters) -> bool:
+    """The filters on what only those who may see the incident know; asked of visible rows only."""
+    text = filters.text.strip().casefold()
+    if text and text not in incident.title.casefold():
+        return False
+    return not filters.service or incident.service == filters.service
+
+
+async def find(
+    *, db: Database, access: Access, person: str, filters: Filters, limit: int = MAX_ROWS, batch: int = BATCH
+) -> Found:
+    """The incidents `person` may see that match `filters`, newest first."""
+    found: list[Incident] = []
+    before: int | None = None
+    while True:
+        async with db.session() as session:  # closed before `can_see`, which may ask Slack
+            rows = await _candidates(session, filters=filters, before=before, limit=batch)
+        for incident in await access.visible(person=person, incidents=rows):
+            if matches(incident, filters):
+                if len(found) == limit:
+                    return Found(found, truncated=True)
+                found.append(incident)
+        if len(rows) < batch:
+            return Found(found, truncated=False)
+        before = rows[-1].id
+
+
+async def _candidates(session: AsyncSession, *, filters: Filters, before: int | None, limit: int) -> list[Incident]:
+    """Rows by the filters that say nothing a hidden incident keeps to itself, below id `before`."""
     query = select(Incident)
+    if before is not None:
+        query = query.where(col(Incident.id) < before)
     if filters.status == "open":
         query = query.where(col(Incident.status) != Status.RESOLVED)
     elif filters.status in Status.__members__.values():
         query = query.where(col(Incident.status) == Status(filters.status))
     if filters.severity in SEVERITIES:
         query = query.where(col(Incident.severity) == Severity(filters.severity))
-    if filters.service:
-        query = query.where(col(Incident.service) == filters.service)
     if filters.since is not None:
         query = query.where(col(Incident.declared_at) >= filters.since)
     if filters.until is not None:
         query = query.where(col(Incident.declared_at) < filters.until)
-    if filters.text.strip():
-        query = query.where(col(Incident.title).icontains(filters.text.strip(), autoescape=True))
     result = await session.exec(query.order_by(col(Incident.id).desc()).limit(limit))
     return list(result.all())
 

@@ -101,10 +101,12 @@ class Pages:
             text=clean(q.get("q", "")).strip()[:200],
         )
         guest = await self.deps.incident_access.is_guest(person=person.user_id)  # before the session: may ask Slack
+        found = await search.find(
+            db=self.deps.db, access=self.deps.incident_access, person=person.user_id, filters=filters
+        )
+        visible = found.incidents
         async with self.deps.db.session() as session:
-            rows = await search.find(session, filters=filters)
             public_services, checked = await search.service_choices(session, guest=guest)
-        visible = await self.deps.incident_access.visible(person=person.user_id, incidents=rows)
         seen = await self.deps.incident_access.visible(person=person.user_id, incidents=checked)
         services = sorted(public_services | {i.service for i in seen if i.service})
         pages = max(1, math.ceil(len(visible) / PAGE_SIZE))
@@ -126,7 +128,7 @@ class Pages:
             filters=filters,
             raw=q,
             problems=problems,
-            truncated=len(rows) >= search.MAX_ROWS,
+            truncated=found.truncated,
             statuses=search.STATUSES,
             severities=search.SEVERITIES,
             services=services,
