@@ -216,6 +216,29 @@ async def test_threads_history_and_replies(client: AsyncWebClient, fake: FakeSla
     assert [m["text"] for m in replies["messages"]] == ["parent", "reply", "reply 2"]
 
 
+async def test_replies_by_a_reply_s_own_ts_with_a_window_and_slack_s_errors(
+    client: AsyncWebClient, fake: FakeSlack
+) -> None:
+    general = fake.add_channel("general", members=["UBOT"])
+    parent = await client.chat_postMessage(channel=general, text="parent")
+    reply = await client.chat_postMessage(channel=general, text="reply", thread_ts=parent["ts"])
+    await client.chat_postMessage(channel=general, text="reply 2", thread_ts=parent["ts"])
+    whole = await client.conversations_replies(channel=general, ts=reply["ts"])
+    assert [m["text"] for m in whole["messages"]] == ["parent", "reply", "reply 2"]
+    one = await client.conversations_replies(
+        channel=general, ts=reply["ts"], oldest=reply["ts"], inclusive=True, limit=1
+    )
+    assert [m["text"] for m in one["messages"]] == ["parent", "reply"]
+    alone = fake.user_says(general, "U0ALICE", "no replies")
+    assert [m["text"] for m in (await client.conversations_replies(channel=general, ts=alone["ts"]))["messages"]] == [
+        "no replies"
+    ]
+    assert await api_error(client.conversations_replies(channel=general, ts="1.000001")) == "thread_not_found"
+    assert await api_error(client.api_call("conversations.replies", params={"channel": general})) == (
+        "thread_not_found"
+    )
+
+
 async def test_no_text_and_blocks_only(client: AsyncWebClient, fake: FakeSlack) -> None:
     general = fake.add_channel("general")
     assert await api_error(client.api_call("chat.postMessage", json={"channel": general})) == "no_text"

@@ -96,3 +96,20 @@ async def test_an_older_edit_delivered_late_does_not_undo_a_newer_edit_or_a_dele
     await bot.event({**deleted, "ts": "1790000030.000100"})
     await bot.event(_edit(channel, ts, "the db password is hunter2", at="1790000025.000100"), retry_num=1)
     assert [text for text, _, _ in await _stored(bot, ts)] == ["(message deleted)"]
+
+
+async def test_a_pushpin_on_a_thread_reply_the_bot_never_stored_gets_the_reply_s_text(bot: BotHarness) -> None:
+    """The channel's history has no thread replies: a 📌 on one kept the "could not be read" line for good.
+    A reaction event does not say the message is a reply; Slack finds it by its own ts in its thread."""
+    incident = await bot.declare("P1 Checkout down")
+    channel = incident.channel_id
+    assert channel
+    parent = str(bot.fake.user_says(channel, "U0BOB", "checking the db")["ts"])
+    ts = str(bot.fake.user_says(channel, "U0DAN", "replica lag is 40 s", thread_ts=parent)["ts"])  # never delivered
+    bot.fake.user_says(channel, "U0BOB", "thanks", thread_ts=parent)
+    await bot.event({**_pushpin(channel, ts), "item_user": "U0DAN"})
+    assert await _stored(bot, ts) == [("replica lag is 40 s", "U0DAN", True)]
+    [asked] = bot.fake.calls_to("conversations.replies")
+    assert (asked.args["channel"], asked.args["ts"]) == (channel, ts)
+    await bot.command("timeline", channel=channel)
+    assert "replica lag is 40 s" in bot.last_reply()

@@ -11,12 +11,12 @@ from tests.fakes.slack_api.state import SlackError
 
 _CHANNEL_NAME = re.compile(r"^[a-z0-9_-]+$")
 _JSON_ARGS = ("blocks", "attachments", "view", "files", "metadata")
-_MISSING_ARG_ERRORS = {
+_MISSING_ARG_ERRORS: dict[str, str | tuple[str, ...]] = {
     "channel": "channel_not_found",
     "name": "invalid_name_required",
     "users": "no_user",
     "user": "user_not_found",
-    "ts": "message_not_found",
+    "ts": ("message_not_found", "thread_not_found"),
     "message_ts": "message_not_found",
     "timestamp": "no_item_specified",
     "usergroup": "no_such_subteam",
@@ -64,8 +64,10 @@ def check_required(spec: dict[str, Any], args: dict[str, Any]) -> None:
     for name in spec.get("args", {}).get("required", []):
         if name == "token" or args.get(name) not in (None, "", [], {}):
             continue
-        specific = _MISSING_ARG_ERRORS.get(name, "")
-        if specific not in errors:
+        known = _MISSING_ARG_ERRORS.get(name, ())
+        candidates = (known,) if isinstance(known, str) else known  # the method's own error for it
+        specific = next((e for e in candidates if e in errors), "")
+        if not specific:
             specific = "missing_argument" if "missing_argument" in errors else "invalid_arguments"
         raise SlackError(specific, f"[ERROR] missing required field: {name}")
 

@@ -125,18 +125,23 @@ class SlackBase:
     def add_usergroup(self, group_id: str, handle: str, users: list[str]) -> None:
         self.usergroups[group_id] = Usergroup(group_id, handle, list(users))
 
-    def user_says(self, channel_id: str, user_id: str, text: str) -> dict[str, Any]:
-        """A person posts in a channel; returns the `message` event Slack would deliver for it."""
-        message = Message(ts=self._next_ts(), channel=channel_id, user=user_id, text=text)
-        self.channels[channel_id].messages.append(message)
+    def user_says(self, channel_id: str, user_id: str, text: str, *, thread_ts: str | None = None) -> dict[str, Any]:
+        """A person posts in a channel (in the thread of `thread_ts`); returns the `message` event Slack
+        would deliver for it."""
+        channel = self.channels[channel_id]
+        message = Message(ts=self._next_ts(), channel=channel_id, user=user_id, text=text, thread_ts=thread_ts)
+        parent = channel.find(thread_ts) if thread_ts else None
+        if parent is not None and parent.thread_ts is None:
+            parent.thread_ts = parent.ts
+        channel.messages.append(message)
         return {
             "type": "message",
             "channel": channel_id,
             "user": user_id,
             "text": text,
             "ts": message.ts,
-            "channel_type": "group" if self.channels[channel_id].is_private else "channel",
-        }
+            "channel_type": "group" if channel.is_private else "channel",
+        } | ({"thread_ts": thread_ts} if thread_ts else {})
 
     # ---------------------------------------------------------------- inspection
 

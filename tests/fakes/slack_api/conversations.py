@@ -4,6 +4,7 @@ archive, rename."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from tests.fakes.slack_api.args import id_list, name_error, paginate
@@ -130,9 +131,8 @@ class Conversations(SlackBase):
         except (TypeError, ValueError) as exc:
             raise SlackError(error) from exc
 
-    def _conversations_history(self, args: dict[str, Any]) -> dict[str, Any]:
-        channel = self._channel(str(args["channel"]))
-        self._member(channel)  # Slack: only user tokens read public channels they are not in
+    def _in_range(self, args: dict[str, Any]) -> Callable[[Message], bool]:
+        """`oldest`, `latest` and `inclusive` of history and replies: whether a message is in the window."""
         oldest = self._ts_bound(args, "oldest", "invalid_ts_oldest")
         latest = self._ts_bound(args, "latest", "invalid_ts_latest")
         inclusive = bool(args.get("inclusive"))
@@ -143,6 +143,12 @@ class Conversations(SlackBase):
                 return False
             return latest is None or ts < latest or (ts == latest and inclusive)
 
+        return in_range
+
+    def _conversations_history(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel = self._channel(str(args["channel"]))
+        self._member(channel)  # Slack: only user tokens read public channels they are not in
+        in_range = self._in_range(args)
         top_level = [
             m
             for m in reversed(channel.messages)
@@ -157,13 +163,19 @@ class Conversations(SlackBase):
         }
 
     def _conversations_replies(self, args: dict[str, Any]) -> dict[str, Any]:
+        """A thread, oldest first, found by its parent's ts or any reply's; a message with no replies is
+        its own thread. Slack puts the parent first on the first page, whatever `oldest` and `latest` say."""
         channel = self._channel(str(args["channel"]))
-        parent = channel.find(str(args["ts"]))
-        if parent is None:
+        found = channel.find(str(args["ts"]))
+        if found is None:
             raise SlackError("thread_not_found")
-        root = parent.thread_ts or parent.ts
+        root = found.thread_ts or found.ts
+        in_range = self._in_range(args)
         thread = [m for m in channel.messages if m.ephemeral_to is None and root in (m.ts, m.thread_ts)]
-        page, cursor = paginate(thread, args)
+        parent, replies = thread[:1], [m for m in thread[1:] if in_range(m)]
+        page, cursor = paginate(replies, args)
+        if not args.get("cursor"):
+            page = parent + page
         return {
             "messages": [self._msg_api(m) for m in page],
             "has_more": bool(cursor),

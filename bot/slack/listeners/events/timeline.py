@@ -17,6 +17,7 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.web.async_slack_response import AsyncSlackResponse
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.config import is_user_id
@@ -203,20 +204,31 @@ async def after_key_marker(deps: Deps, client: AsyncWebClient, marker: KeyMarker
 
 
 async def _text_of(client: AsyncWebClient, marker: KeyMarker) -> tuple[str | None, str | None]:
-    """The message's text and author: from the event (a pin), else from the channel's history; None if unread."""
+    """The message's text and author: from the event (a pin), else read from Slack; None if unread.
+
+    A 📌 event does not say whether its message is a thread reply, and the channel's history holds
+    only top-level messages (and replies also sent to the channel): a message it lacks is read as a
+    thread reply, which conversations.replies finds by the reply's own ts.
+    """
     if marker.text:
         return marker.text, marker.author
+    ts = marker.message_ts
     try:
-        response = await call(
-            "fetch pinned message",
-            client.conversations_history(channel=marker.channel_id, latest=marker.message_ts, inclusive=True, limit=1),
-        )
+        history = client.conversations_history(channel=marker.channel_id, latest=ts, inclusive=True, limit=1)
+        message = _with_ts(await call("fetch pinned message", history), ts)
+        if message is None:
+            thread = client.conversations_replies(channel=marker.channel_id, ts=ts, oldest=ts, inclusive=True, limit=2)
+            message = _with_ts(await call("fetch a pinned thread reply", thread), ts)
     except ChatError:
         return None, None
-    messages = [m for m in data(response).get("messages") or [] if m.get("ts") == marker.message_ts]
-    if not messages:
+    if message is None:
         return None, None
-    return _message_text(messages[0]) or None, author_of(messages[0])
+    return _message_text(message) or None, author_of(message)
+
+
+def _with_ts(response: AsyncSlackResponse, message_ts: str) -> dict[str, Any] | None:
+    """The message with this ts in a history or replies answer (replies starts with the thread's parent)."""
+    return next((m for m in data(response).get("messages") or [] if m.get("ts") == message_ts), None)
 
 
 def _message_text(message: dict[str, Any]) -> str:
