@@ -30,7 +30,8 @@ from bot.incidents.models import ActionItem, Incident
 from bot.postmortem import sections
 from bot.postmortem import text as fmt
 from bot.postmortem.assemble import assemble
-from bot.postmortem.data import PostmortemData
+from bot.postmortem.data import Event, PostmortemData
+from bot.timeline import shown
 from bot.timeline.models import TimelineEvent
 
 Format = Literal["markdown", "html"]
@@ -120,10 +121,14 @@ def _filters(fmt_name: str, env: jinja2.Environment) -> None:
         def users(value: Iterable[str | None]) -> str:
             return fmt.join_users(value, _NAMES.get())
 
+    def author(event: Event) -> str:
+        return user(shown.author(event.kind, event.actor))  # a message kept without its author says so
+
     env.filters.update(
         t=t,
         block=block,
         user=user,
+        author=author,
         users=users,
         url=fmt.safe_url,
         dt=fmt.fmt_datetime,

@@ -186,7 +186,8 @@ def incident_list(incidents: Sequence[Incident], *, now: datetime) -> list[Block
 
 def _event_line(event: TimelineEvent) -> str:
     star = "📌 " if event.key else ""
-    who = f" {user(event.actor)}" if event.actor else ""
+    actor = shown.author(event.kind, event.actor)
+    who = f" {user(actor)}" if actor else ""
     # Channel messages are stored as Slack sent them, `<`, `>` and `&` encoded: decoded first, or
     # escaping again shows `&lt;`.
     text = escape(unescape(shown.text(event.kind, event.text)))

@@ -18,3 +18,15 @@ def text(kind: str, stored: str) -> str:
     if kind == Kind.MESSAGE and not stored:
         return NO_TEXT
     return stored
+
+
+# A message kept without its author: a 📌 event may not name it (`item_user`), and Slack's history could
+# not be read for it. Filled by the message's own event or the next 📌 or pin; never the person who marked it.
+UNKNOWN_AUTHOR = "(author unknown)"
+
+
+def author(kind: str, actor: str | None) -> str | None:
+    """Who to show for an event: a channel message kept without its author says so instead of no one."""
+    if kind == Kind.MESSAGE and not actor:
+        return UNKNOWN_AUTHOR
+    return actor

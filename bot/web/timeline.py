@@ -16,6 +16,7 @@ from markupsafe import Markup
 
 from bot.postmortem import text as fmt
 from bot.postmortem.data import Event
+from bot.timeline import shown
 
 _ZERO = timedelta(0)
 
@@ -52,9 +53,10 @@ def rows(events: Iterable[Event], *, key_ids: set[int], names: Mapping[str, str]
     kinds: dict[str, tuple[str, str]] = {}
     star = '<span class="star" title="key event">★</span> '
     for e in events:
-        who = users.get(e.actor)
+        actor = shown.author(e.kind, e.actor)
+        who = users.get(actor)
         if who is None:
-            who = users[e.actor] = _escape(fmt.user_label(e.actor, names) if e.actor else "—")
+            who = users[actor] = _escape(fmt.user_label(actor, names) if actor else "—")
         kind = kinds.get(e.kind)
         if kind is None:
             name = _escape(e.kind)

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.timeline.shown import NO_TEXT
+from bot.postmortem import service as postmortem
+from bot.timeline.shown import NO_TEXT, UNKNOWN_AUTHOR
 from tests.harness import BotHarness, until
 
 
@@ -113,3 +114,28 @@ async def test_a_pushpin_on_a_thread_reply_the_bot_never_stored_gets_the_reply_s
     assert (asked.args["channel"], asked.args["ts"]) == (channel, ts)
     await bot.command("timeline", channel=channel)
     assert "replica lag is 40 s" in bot.last_reply()
+
+
+async def test_a_pushpin_that_does_not_name_the_author_keeps_it_unknown_never_the_pinner(bot: BotHarness) -> None:
+    """A 📌 event without `item_user`, and Slack's history unreadable: the person who added the 📌 was
+    recorded, and shown everywhere, as the message's author until the message's own event came."""
+    incident = await bot.declare("P1 Checkout down")
+    channel = incident.channel_id
+    assert channel
+    said = bot.fake.user_says(channel, "U0BOB", "failover to db-2 done")
+    ts = str(said["ts"])
+    bot.fake.fail("conversations.history", "internal_error")
+    pushpin = _pushpin(channel, ts)
+    del pushpin["item_user"]
+    await bot.event(pushpin)
+    assert await _stored(bot, ts) == [("", None, True)]
+    await bot.command("timeline", channel=channel)
+    [line] = [line for line in bot.last_reply().splitlines() if NO_TEXT in line]
+    assert UNKNOWN_AUTHOR in line and "U0CAROL" not in line, line
+    async with bot.deps.db.session() as session:
+        document = postmortem.render(await postmortem.build(session, incident_id=1))
+    rows = [row for row in document.splitlines() if row.startswith("|") and NO_TEXT in row]
+    assert len(rows) == 2, rows  # the key timeline and the full one
+    assert all(UNKNOWN_AUTHOR in row and "U0CAROL" not in row for row in rows), rows
+    await bot.event(said)  # the message's own event names its author
+    assert await _stored(bot, ts) == [("failover to db-2 done", "U0BOB", True)]

@@ -172,7 +172,7 @@ async def keep_key_mark(
         session,
         incident_id=incident_id,
         at=_when(marker.message_ts),
-        actor=marker.author or marker.actor,
+        actor=marker.author,  # unknown (None) until Slack says it: never the person who marked it
         text=marker.text,
         permalink=marker.permalink,
         delivery=delivery,
