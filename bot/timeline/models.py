@@ -66,6 +66,20 @@ class TimelineEvent(TimelineEventBase, table=True):
     data: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
 
 
+class KeyMark(SQLModel, table=True):
+    """Who marks a message key, one row each: a person's 📌 (`pushpin:U123`) or the channel's pin (`pin`).
+
+    A message is key while one remains; Slack's events say only what was added or removed, and one
+    flag could not tell one person's removal from the last one (bot/slack/listeners/events/timeline.py).
+    """
+
+    __tablename__ = "key_marks"
+
+    channel_id: str = Field(primary_key=True, max_length=40)
+    message_ts: str = Field(primary_key=True, max_length=40)
+    marker: str = Field(primary_key=True, max_length=140)
+
+
 class ProcessedEvent(SQLModel, table=True):
     """Slack `event_id`s already handled: retries of the same delivery are dropped."""
 

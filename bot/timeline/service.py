@@ -13,6 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot.timeline import marks
 from bot.timeline.events import MessagePosted, Payload
 from bot.timeline.models import ProcessedEvent, ProcessedRequest, TimelineEvent
 
@@ -279,22 +280,24 @@ async def mark_key(
     text: str,
     permalink: str | None,
     delivery: Delivery | None,
+    marker: str = marks.PIN,
 ) -> bool | None:
     """Mark a message key in the transaction that claims `delivery`, so the mark and the claim commit together.
 
     A message not on the timeline (posted before the bot stored anything, or by the bot) is stored
     now, as key, with what the event says of it. True then (its text or link may be added after);
-    False when a stored message was marked; None when `delivery` was claimed already.
+    False when a stored message was marked; None when `delivery` was claimed already. `marker` is kept too.
     """
     row = _message_row(incident_id, at, actor, text, (channel_id, message_ts, permalink), key=True)
     for _ in range(2):  # the second pass when its message event stored it a moment ago
         if not await _claim(session, delivery):
             return None
         marked = await session.exec(_where_message(update(TimelineEvent), channel_id, message_ts).values(key=True))
-        if marked.rowcount:
-            return False if await _commit_once(session) else None
-        if await _insert_once(session, _EVENTS, row):
-            return True
+        inserted = not marked.rowcount and await _insert_or_roll_back(session, _EVENTS, row)
+        if marked.rowcount or inserted:
+            await marks.add(session, channel_id=channel_id, message_ts=message_ts, marker=marker)  # row locked
+            if await _commit_once(session):
+                return inserted
     return None
 
 
@@ -302,16 +305,15 @@ def _where_message(statement: Any, channel_id: str, message_ts: str) -> Any:
     return statement.where(col(TimelineEvent.channel_id) == channel_id, col(TimelineEvent.message_ts) == message_ts)
 
 
-async def set_key(
-    session: AsyncSession, *, channel_id: str, message_ts: str, key: bool, delivery: Delivery | None = None
+async def unmark(
+    session: AsyncSession, *, channel_id: str, message_ts: str, marker: str, remains: bool, delivery: Delivery | None
 ) -> bool | None:
-    """Mark or unmark a stored message in the transaction that claims `delivery`, so both commit together.
-
-    False when the message is not on any timeline; None when `delivery` was claimed already (a late
-    retry of an unpin must not undo a later pin).
-    """
+    """Take a marker off with the claim of `delivery`: still key while another recorded marker remains, or
+    Slack said one does (`remains`: for marks older than their records). False when the message is not
+    on any timeline; None when `delivery` was claimed already (a late retry must not undo a later pin)."""
     if not await _claim(session, delivery):
         return None
+    key = await marks.remains(session, channel_id=channel_id, message_ts=message_ts, marker=marker) or remains
     return await _update_message(session, channel_id=channel_id, message_ts=message_ts, key=key)
 
 

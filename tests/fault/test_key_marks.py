@@ -223,3 +223,26 @@ async def test_a_removal_is_acked_in_time_when_slack_is_slow_to_say_what_remains
     assert answer.status_code == 200
     assert waited < 2.5, f"acked after {waited:.1f}s"
     assert [e.key for e in await _stored(bot, ts)] == [False]
+
+
+@pytest.mark.parametrize("slack", ["answers", "fails"])
+async def test_one_person_s_removal_does_not_unmark_a_message_another_still_marks(bot: BotHarness, slack: str) -> None:
+    """Carol and Dan both 📌 a message; Carol takes hers off. Whether another remains was read from Slack
+    only, and an answer that came too early (before Dan's 📌 landed there) or not at all unmarked the
+    message Dan still marks. Each marker is recorded: the message is key while one remains."""
+    ts, carol = await _marked(bot, "pushpin")  # Slack's own state has no 📌: an answer that is stale
+    dan = {**carol, "user": "U0DAN"}
+    await bot.event(dan)
+    if slack == "fails":
+        bot.fake.fail("reactions.get", "internal_error")
+    assert (await bot.event(_removed(carol))).status_code == 200
+    assert [e.key for e in await _stored(bot, ts)] == [True], "Dan's 📌 is still on it"
+    channel = str(carol["item"]["channel"])
+    pin = _pin(channel, ts, "rolled back to v41")
+    await bot.event(pin)
+    await bot.event(_removed(dan))
+    assert [e.key for e in await _stored(bot, ts)] == [True], "the pin is still on it"
+    await bot.event(_removed(pin))
+    assert [e.key for e in await _stored(bot, ts)] == [False]
+    await bot.event(_removed(dan), event_id="EvDanAgain")  # a second removal of the same 📌 changes nothing
+    assert [e.key for e in await _stored(bot, ts)] == [False]

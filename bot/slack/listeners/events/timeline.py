@@ -27,6 +27,7 @@ from bot.exceptions import ChatError
 from bot.incidents.grammar import clean
 from bot.slack.api import call, data
 from bot.slack.text import clip, escape
+from bot.timeline import marks
 from bot.timeline import service as timeline
 
 log = logging.getLogger(__name__)
@@ -66,8 +67,8 @@ def event_channel(event: dict[str, Any]) -> str | None:
 async def still_marked(client: AsyncWebClient, *, channel_id: str, message_ts: str) -> bool:
     """After one marker is taken off, another may remain: someone else's 📌, or the pin.
 
-    Asked of Slack before the ack (the events say only what was removed; the timeline keeps one flag,
-    not who marked it); when Slack cannot answer, the removal wins.
+    Asked of Slack before the ack, for marks put on before the timeline recorded who marked what
+    (bot.timeline.marks); when Slack cannot answer, the recorded marks decide alone.
     """
     try:
         got = data(
@@ -100,6 +101,7 @@ class KeyMarker:
     text: str = ""
     permalink: str | None = None
     remains: bool = False
+    marker: str = marks.PIN  # whose 📌 it is, or the pin (bot.timeline.marks)
 
 
 async def with_remaining(client: AsyncWebClient, marker: KeyMarker) -> KeyMarker:
@@ -141,6 +143,7 @@ def key_marker(event: dict[str, Any], context: dict[str, Any]) -> KeyMarker | No
         author=event.get("item_user") or (author_of(message) if message else None),
         text=_message_text(message) if message else "",
         permalink=message.get("permalink"),
+        marker=marks.reaction(str(event.get("reaction")), event.get("user")) if is_reaction else marks.PIN,
     )
 
 
@@ -157,9 +160,12 @@ async def keep_key_mark(
     As `keep_message`: a failure answers Slack an error, so its retry writes it, and a late retry is
     dropped by the claim, so it cannot undo a later pin or unpin. A mark is one UPDATE, or for a
     message the timeline lacks one INSERT of it as key, with what the event says (a pin carries the
-    text; a reaction only the author). A removal is one UPDATE to what Slack said remains
-    (`with_remaining`, read before this transaction): a message stays key while another 📌 or the
-    pin is on it; that read delays a removal's ack by one or two Web API calls (removals are rare).
+    text; a reaction only the author), and the marker's own row (whose 📌, or the pin: bot.timeline.marks).
+    A removal takes that row off: the message stays key while another recorded marker remains, so one
+    person's removal does not unmark a message another still marks, whatever Slack answers and in
+    whatever order the events come. Marks put on before they were recorded are known only to Slack:
+    what it said remains (`with_remaining`, read before this transaction, one or two Web API calls)
+    keeps the message key too.
     What else only Slack knows comes after the ack, in `after_key_marker`.
 
     True for the first delivery (there may be a text or link to add after the ack).
@@ -167,7 +173,10 @@ async def keep_key_mark(
     context["key_marker"] = marker
     where = {"channel_id": marker.channel_id, "message_ts": marker.message_ts}
     if not marker.added:
-        return await timeline.set_key(session, key=marker.remains, delivery=delivery, **where) is not None
+        unmarked = await timeline.unmark(
+            session, marker=marker.marker, remains=marker.remains, delivery=delivery, **where
+        )
+        return unmarked is not None
     stored = await timeline.mark_key(
         session,
         incident_id=incident_id,
@@ -176,6 +185,7 @@ async def keep_key_mark(
         text=marker.text,
         permalink=marker.permalink,
         delivery=delivery,
+        marker=marker.marker,
         **where,
     )
     return stored is not None
