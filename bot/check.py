@@ -48,6 +48,7 @@ MANIFEST_SCOPES = [
     "groups:read",
     "groups:history",
     "im:write",
+    "im:history",
     "pins:read",
     "pins:write",
     "reactions:read",

@@ -8,7 +8,7 @@ Every method raises `bot.exceptions.ChatError` (with Slack's code, e.g. `user_no
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from bot.incidents.models import Incident
@@ -57,6 +57,11 @@ class ReminderMessage:
 class Pager(Protocol):
     async def dm_page(self, *, user: str, incident: Incident, page: PageMessage) -> None:
         """DM the page with an Acknowledge button; ChatError (code user_not_found, ...) on failure."""
+        ...
+
+    async def page_dm_posted(self, *, user: str, page: PageMessage, since: datetime) -> bool:
+        """Whether the user's DM since `since` already holds this page: an earlier attempt whose answer
+        was lost (the connection cut, a timeout) after Slack posted it. ChatError when it cannot look."""
         ...
 
     async def report_page(self, *, incident: Incident, report: PageReport) -> None:

@@ -67,6 +67,9 @@ class FakePager:
         assert incident.id is not None
         self.dms.append((user, incident.id, page))
 
+    async def page_dm_posted(self, *, user: str, page: PageMessage, since: datetime) -> bool:
+        return any(u == user and p.page_id == page.page_id for u, _, p in self.dms)
+
     async def report_page(self, *, incident: Incident, report: PageReport) -> None:
         if self.on_report is not None:
             assert incident.id is not None

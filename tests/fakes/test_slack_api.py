@@ -8,6 +8,7 @@ could not parse our signed requests) every test built on them would pass for the
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import aiohttp
 import pytest
@@ -336,3 +337,35 @@ async def test_blocks_too_long_in_total_are_refused(client: AsyncWebClient, fake
         "invalid_blocks"
     )
     assert fake.messages(general)[0].blocks == four
+
+
+# ------------------------------------------------------------------ message metadata
+
+
+async def test_metadata_must_have_an_event_type_and_payload(client: AsyncWebClient, fake: FakeSlack) -> None:
+    general = fake.add_channel("general", members=[fake.bot_user_id])
+    assert await api_error(client.chat_postMessage(channel=general, text="x", metadata={"page": 1})) == (
+        "invalid_metadata_schema"
+    )
+    not_an_object: Any = "[1]"  # slack_sdk sends a string as it is
+    assert await api_error(client.chat_postMessage(channel=general, text="x", metadata=not_an_object)) == (
+        "invalid_metadata_format"
+    )
+    assert fake.messages(general) == []
+
+
+async def test_history_returns_metadata_only_when_asked(client: AsyncWebClient, fake: FakeSlack) -> None:
+    general = fake.add_channel("general", members=[fake.bot_user_id])
+    marker = {"event_type": "incident_page", "event_payload": {"page": 7}}
+    await client.chat_postMessage(channel=general, text="x", metadata=marker)
+    assert "metadata" not in (await client.conversations_history(channel=general))["messages"][0]
+    asked = await client.conversations_history(channel=general, include_all_metadata=True)
+    assert asked["messages"][0]["metadata"] == marker
+
+
+async def test_a_dms_history_needs_im_history(client: AsyncWebClient, fake: FakeSlack) -> None:
+    fake.add_user("U0LEAD", "lead")
+    dm = (await client.conversations_open(users="U0LEAD"))["channel"]["id"]
+    await client.conversations_history(channel=dm)
+    fake.oauth_scopes = [s for s in fake.oauth_scopes or [] if s != "im:history"]
+    assert await api_error(client.conversations_history(channel=dm)) == "missing_scope"

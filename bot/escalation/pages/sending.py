@@ -8,8 +8,9 @@ same moment (`writes.PageWrites`).
 A page DM that fails for a transient reason (Slack 5xx, unreachable, throttled) is not final: the
 page is released for a retry after a back-off (30 s, then 60 s) that DMs only the people not yet
 reached, and is recorded as sent after the attempt that reaches them, or after `max_attempts`
-with the rest under `failed`. A permanent error (`user_not_found`, ...) is final at once and
-reported in the channel.
+with the rest under `failed`. Before DMing someone again, the retry looks for the page in their DM
+(`Pager.page_dm_posted`): Slack may have posted it and only its answer was lost. A permanent
+error (`user_not_found`, ...) is final at once and reported in the channel.
 
 A page has two halves. Its DMs go out as soon as it is due, whatever else is going on (one
 incident's pages in order). Its channel half (invite, mention) and its record wait for their
@@ -270,7 +271,10 @@ class PageSender(Sender[Page]):
                     ):
                         continue  # another sender has this person right now
                 row.attempts += 1
-            state, error = await self._dm(row.recipient, incident, message)
+            if row.attempts > 1 and await self._posted_before(row, message):
+                state, error = TargetState.SENT, None
+            else:
+                state, error = await self._dm(row.recipient, incident, message)
             await self.rt.writes.record(DmOutcome(row.id, token, state, error))
             row.state, row.error, row.claim_expires_at = state, error, None
             if state == TargetState.SENT:
@@ -279,6 +283,18 @@ class PageSender(Sender[Page]):
                 attempt.failed[row.recipient] = error or "failed"
             else:
                 attempt.retrying.append(row.recipient)
+
+    async def _posted_before(self, row: PageTarget, message: PageMessage) -> bool:
+        """Whether an earlier attempt DMed this person without hearing Slack's answer (a cut, a timeout, a crash).
+        When the DM's history cannot be read it goes out again: paged twice beats not paged."""
+        try:
+            found = await self.rt.pager.page_dm_posted(user=row.recipient, page=message, since=utc(row.created_at))
+        except ChatError as exc:
+            log.warning("could not look for an earlier page DM to %s: %s", row.recipient, exc.code or exc)
+            return False
+        if found:
+            log.info("page %s had reached %s already: recorded, not sent again", message.page_id, row.recipient)
+        return found
 
     async def _dm(self, user: str, incident: Incident, message: PageMessage) -> tuple[TargetState, str | None]:
         """One page DM: SENT, FAILED for good (`user_not_found`, ...) or PENDING (try again later)."""

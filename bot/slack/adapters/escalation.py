@@ -2,11 +2,14 @@
 
 A DM is `conversations.open` then `chat.postMessage` to the IM, so an unknown or deactivated user
 fails with Slack's own code (`user_not_found`, `user_disabled`) that the flow reports in the channel.
+A page DM carries message metadata naming the page, so a retry after an answer that never came back
+finds it in the DM's history (`im:history`) instead of posting it twice.
 """
 
 from __future__ import annotations
 
 import logging
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from slack_sdk.web.async_client import AsyncWebClient
@@ -18,7 +21,7 @@ from bot.exceptions import ChatError
 from bot.incidents.access import Access
 from bot.incidents.models import Incident, Status
 from bot.slack import blocks
-from bot.slack.api import CHANNEL_GONE, UserHandles, call, data, invite
+from bot.slack.api import CHANNEL_GONE, UserHandles, call, data, find_marked, invite
 from bot.slack.text import clip, escape, severity, ts
 
 log = logging.getLogger(__name__)
@@ -27,6 +30,16 @@ Block = dict[str, Any]
 
 # The Acknowledge button on a page DM; handled in bot/slack/listeners/actions/escalation.py.
 PAGE_ACK = "escalation_page_ack"
+# The metadata event of a page DM. Metadata is readable by the whole workspace: it names the page's id only.
+PAGE_EVENT = "incident_page"
+
+
+# How much earlier than the first attempt the DM's history is read, in case Slack's clock and ours differ.
+CLOCK_SKEW = timedelta(minutes=10)
+
+
+def page_marker(page_id: int) -> dict[str, Any]:
+    return {"event_type": PAGE_EVENT, "event_payload": {"page": page_id}}
 
 
 def mention(target: str) -> str:
@@ -188,7 +201,17 @@ class SlackPager:
             text=page_text(incident, page),
             blocks=page_blocks(incident, page),
             unfurl_links=False,
+            metadata=page_marker(page.page_id),
         )
+
+    async def page_dm_posted(self, *, user: str, page: PageMessage, since: datetime) -> bool:
+        channel = await self._dm_channel(user)
+        since -= CLOCK_SKEW  # the history is read by Slack's clock, `since` is ours
+
+        async def read(kwargs: dict[str, Any]) -> dict[str, Any]:
+            return data(await call("look for an earlier page DM", self.client.conversations_history(**kwargs)))
+
+        return await find_marked(read, channel=channel, oldest=since, metadata=page_marker(page.page_id)) is not None
 
     async def report_page(self, *, incident: Incident, report: PageReport) -> None:
         if not incident.channel_id:

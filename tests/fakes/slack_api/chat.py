@@ -62,6 +62,7 @@ class Chat(SlackBase):
         if channel.archived:
             raise SlackError("is_archived")
         text, blocks, attachments = self._content(args, max_text=None, too_long="msg_blocks_too_long")
+        metadata = _metadata(args.get("metadata"))
         warnings = []
         if text and len(text) > self.max_post_text:
             # Slack: chat.postMessage truncates text beyond 40,000 characters instead of failing.
@@ -82,7 +83,7 @@ class Chat(SlackBase):
             blocks=blocks,
             thread_ts=str(thread_ts) if thread_ts else None,
             attachments=attachments,
-            metadata=args.get("metadata") if isinstance(args.get("metadata"), dict) else None,
+            metadata=metadata,
             reply_broadcast=bool(args.get("reply_broadcast")),
         )
         channel.messages.append(msg)
@@ -130,8 +131,8 @@ class Chat(SlackBase):
             msg.blocks = blocks or None
         if attachments is not None:
             msg.attachments = attachments or None
-        if isinstance(args.get("metadata"), dict):
-            msg.metadata = args["metadata"] or None
+        if args.get("metadata") is not None:
+            msg.metadata = _metadata(args["metadata"])
         msg.edited = True
         return {"channel": channel.id, "ts": msg.ts, "text": msg.text, "message": self._msg_api(msg)}
 
@@ -152,3 +153,15 @@ class Chat(SlackBase):
         if msg.thread_ts and msg.thread_ts != msg.ts:
             link += f"?thread_ts={msg.thread_ts}&cid={channel.id}"
         return {"channel": channel.id, "permalink": link}
+
+
+def _metadata(value: Any) -> dict[str, Any] | None:
+    """Message metadata as Slack takes it: an object with a string `event_type` and an object `event_payload`
+    (invalid_metadata_format when it is no object, invalid_metadata_schema when those are missing)."""
+    if value is None or value == {}:
+        return None
+    if not isinstance(value, dict):
+        raise SlackError("invalid_metadata_format")
+    if not isinstance(value.get("event_type"), str) or not isinstance(value.get("event_payload"), dict):
+        raise SlackError("invalid_metadata_schema")
+    return value

@@ -148,6 +148,7 @@ class Conversations(SlackBase):
     def _conversations_history(self, args: dict[str, Any]) -> dict[str, Any]:
         channel = self._channel(str(args["channel"]))
         self._member(channel)  # Slack: only user tokens read public channels they are not in
+        self._history_scope(channel)
         in_range = self._in_range(args)
         top_level = [
             m
@@ -155,12 +156,22 @@ class Conversations(SlackBase):
             if m.ephemeral_to is None and (m.thread_ts in (None, m.ts) or m.reply_broadcast) and in_range(m)
         ]
         page, cursor = paginate(top_level, args)
+        messages = [self._msg_api(m) for m in page]
+        if not args.get("include_all_metadata"):  # Slack: message metadata is returned only when asked for
+            for message in messages:
+                message.pop("metadata", None)
         return {
-            "messages": [self._msg_api(m) for m in page],
+            "messages": messages,
             "has_more": bool(cursor),
             "pin_count": len(channel.pins),
             "response_metadata": {"next_cursor": cursor},
         }
+
+    def _history_scope(self, channel: Channel) -> None:
+        """Slack: reading a DM's history needs `im:history` (a group DM's `mpim:history`), else missing_scope."""
+        needed = "im:history" if channel.is_im else "mpim:history" if channel.is_mpim else None
+        if needed is not None and self.oauth_scopes is not None and needed not in self.oauth_scopes:
+            raise SlackError("missing_scope")
 
     def _conversations_replies(self, args: dict[str, Any]) -> dict[str, Any]:
         """A thread, oldest first, found by its parent's ts or any reply's; a message with no replies is

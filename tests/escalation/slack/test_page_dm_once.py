@@ -1,0 +1,50 @@
+"""A page DM Slack posted but whose answer never came back is found in the DM, not posted again."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from bot.clock import FakeClock
+from tests.escalation.slack.conftest import CONFIG, Starter, escalator, page_dms, page_lines, tick
+
+LEAD_ONLY = {**CONFIG, "escalation": {"levels": [{"name": "Team lead", "after": "1m", "notify": ["U0LEAD"]}]}}
+
+
+async def test_a_page_dm_whose_answer_was_cut_is_recorded_on_the_retry_not_posted_again(
+    start: Starter, clock: FakeClock
+) -> None:
+    bot = await start(LEAD_ONLY)
+    await bot.declare("P1 Checkout is down", user="U0BOB")
+    incident = await bot.incident(1)
+    assert incident.channel_id is not None
+    bot.fake.disconnect("chat.postMessage", acted=True)  # Slack posts the DM; the answer is cut on the way back
+    await tick(bot, clock, timedelta(minutes=1))
+    assert len(page_dms(bot.fake, "U0LEAD")) == 1
+    (row,) = await escalator(bot).pages(1)
+    assert row.sent_at is None  # the bot could not know: it tries again
+    await tick(bot, clock, timedelta(seconds=30))
+    assert len(page_dms(bot.fake, "U0LEAD")) == 1
+    (looked,) = bot.fake.calls_to("conversations.history")
+    assert looked.args["include_all_metadata"] is True and looked.args["channel"].startswith("D")
+    assert page_lines(bot.fake, incident.channel_id)[-1] == "📟 Paged level 1 (Team lead) (attempt 2): <@U0LEAD>"
+    (row,) = await escalator(bot).pages(1)
+    assert row.sent_to == ["U0LEAD"] and row.sent_at is not None and row.attempts == 2
+    await tick(bot, clock, timedelta(minutes=30))
+    assert len(page_dms(bot.fake, "U0LEAD")) == 1
+
+
+async def test_a_retry_that_cannot_read_the_dm_pages_again_rather_than_not_at_all(
+    start: Starter, clock: FakeClock
+) -> None:
+    """An install made before `im:history` was asked for: the DM's history is refused, so the page goes
+    out again (a person paged twice beats a person not paged); `python -m bot check` names the scope."""
+    bot = await start(LEAD_ONLY)
+    bot.fake.oauth_scopes = [s for s in bot.fake.oauth_scopes or [] if s != "im:history"]
+    await bot.declare("P1 Checkout is down", user="U0BOB")
+    bot.fake.disconnect("chat.postMessage", acted=True)
+    await tick(bot, clock, timedelta(minutes=1))
+    await tick(bot, clock, timedelta(seconds=30))
+    assert [c.response.get("error") for c in bot.fake.calls_to("conversations.history")] == ["missing_scope"]
+    assert len(page_dms(bot.fake, "U0LEAD")) == 2
+    (row,) = await escalator(bot).pages(1)
+    assert row.sent_to == ["U0LEAD"] and row.sent_at is not None
