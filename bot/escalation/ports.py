@@ -23,6 +23,9 @@ class PageMessage:
     name: str
     repeat: int = 0
     late_by: timedelta | None = None  # set when the page went out late (marked late)
+    # The earlier level this person was paged at for this incident: their DM is a short note that the
+    # incident reached this level too, not a second page as if they were new to it.
+    paged_at_level: int | None = None
 
 
 # The recipient row (and `PageReport.retrying` key) that stands for PagerDuty taking a page.

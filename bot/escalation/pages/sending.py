@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 from functools import partial
 
@@ -34,7 +35,7 @@ from bot.escalation.pages.channel import Channel
 from bot.escalation.pages.outcome import Attempt
 from bot.escalation.pages.queries import page_with_incident
 from bot.escalation.pages.records import cancel_stopped, finish_page
-from bot.escalation.pages.targets import NewTarget, add_targets, mark_target, targets
+from bot.escalation.pages.targets import NewTarget, add_targets, mark_target, paged_before, targets
 from bot.escalation.pages.writes import DmOutcome, PageClaim
 from bot.escalation.ports import PageMessage
 from bot.escalation.retries import Sender
@@ -259,6 +260,7 @@ class PageSender(Sender[Page]):
         self, rows: list[PageTarget], incident: Incident, message: PageMessage, token: str, attempt: Attempt
     ) -> None:
         """DM every pending person, each behind its own claim, and record each outcome at once."""
+        earlier = await self._paged_before(rows, incident, message)
         for row in rows:
             if row.kind != TargetKind.USER or row.state != TargetState.PENDING or row.id is None:
                 continue
@@ -274,7 +276,8 @@ class PageSender(Sender[Page]):
             if row.attempts > 1 and await self._posted_before(row, message):
                 state, error = TargetState.SENT, None
             else:
-                state, error = await self._dm(row.recipient, incident, message)
+                note = replace(message, paged_at_level=earlier.get(row.recipient))
+                state, error = await self._dm(row.recipient, incident, note)
             await self.rt.writes.record(DmOutcome(row.id, token, state, error))
             row.state, row.error, row.claim_expires_at = state, error, None
             if state == TargetState.SENT:
@@ -283,6 +286,16 @@ class PageSender(Sender[Page]):
                 attempt.failed[row.recipient] = error or "failed"
             else:
                 attempt.retrying.append(row.recipient)
+
+    async def _paged_before(self, rows: list[PageTarget], incident: Incident, message: PageMessage) -> dict[str, int]:
+        """People of a later level paged at an earlier one (the on-call engineer is the team lead too) get a note,
+        not a second page. A repeat of the last level is a reminder to the same people on purpose: not here."""
+        if message.level == 1 or message.repeat or incident.id is None:
+            return {}
+        if not any(r.kind == TargetKind.USER and r.state == TargetState.PENDING for r in rows):
+            return {}
+        async with self.rt.send_db.session() as session:
+            return await paged_before(session, incident_id=incident.id, level=message.level)
 
     async def _posted_before(self, row: PageTarget, message: PageMessage) -> bool:
         """Whether an earlier attempt DMed this person without hearing Slack's answer (a cut, a timeout, a crash).

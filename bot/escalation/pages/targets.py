@@ -82,6 +82,25 @@ async def targets_by_page(session: AsyncSession, *, incident_id: int) -> dict[in
     return by_page
 
 
+async def paged_before(session: AsyncSession, *, incident_id: int, level: int) -> dict[str, int]:
+    """Who a page of an earlier level of this incident DMed already, with the first such level."""
+    query = (
+        select(PageTarget.recipient, Page.level)
+        .join(Page, col(Page.id) == col(PageTarget.page_id))
+        .where(
+            Page.incident_id == incident_id,
+            col(Page.level) < level,
+            col(PageTarget.kind) == TargetKind.USER,
+            col(PageTarget.state) == TargetState.SENT,
+        )
+        .order_by(col(Page.level))
+    )
+    found: dict[str, int] = {}
+    for user, earlier in (await session.exec(query)).all():
+        found.setdefault(user, earlier)
+    return found
+
+
 async def add_targets(
     session: AsyncSession,
     *,

@@ -69,20 +69,33 @@ def page_blocks(incident: Incident, page: PageMessage) -> list[Block]:
         f"*{severity(incident.severity)}* · {status.emoji} {status.value} · join {where}",
         f"You are paged as {_level(page)}. Declared {ts(incident.declared_at)}.",
     ]
+    if page.paged_at_level is not None:  # a note, not a second page: no header, one line
+        lines = [f"{_escalated(incident, page)} · {status.emoji} {status.value} · {where}"]
+        return [blocks.mrkdwn("\n".join(lines)), _ack_actions(incident, page)]
     if page.late_by is not None:
         lines.append(f"⚠️ This page is late by {format_duration(page.late_by)} (the bot was down or busy).")
     return [
         blocks.header(f"🚨 {incident.ref}: {page_title(incident)}"),
         blocks.mrkdwn("\n".join(lines)),
-        {
-            "type": "actions",
-            "block_id": "page_actions",
-            "elements": [blocks.button("Acknowledge", PAGE_ACK, page_value(incident.id or 0, page.page_id), "primary")],
-        },
+        _ack_actions(incident, page),
     ]
 
 
+def _ack_actions(incident: Incident, page: PageMessage) -> Block:
+    button = blocks.button("Acknowledge", PAGE_ACK, page_value(incident.id or 0, page.page_id), "primary")
+    return {"type": "actions", "block_id": "page_actions", "elements": [button]}
+
+
+def _escalated(incident: Incident, page: PageMessage) -> str:
+    """The note to someone paged already at an earlier level: the incident is still not stopped and the
+    escalation reached them again; the page they had is the same incident, not a new one."""
+    earlier = page.paged_at_level
+    return f"⏫ {incident.ref} escalated to {_level(page)}, which is you too: you were paged at level {earlier}"
+
+
 def page_text(incident: Incident, page: PageMessage) -> str:
+    if page.paged_at_level is not None:
+        return _escalated(incident, page)
     late = f" (late by {format_duration(page.late_by)})" if page.late_by is not None else ""
     about = (
         f"{incident.ref} [{incident.severity}] {page_title(incident)}"
