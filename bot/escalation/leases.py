@@ -7,8 +7,10 @@ and sending. Options considered:
 
 * mark `sent_at` as the claim: a crash after the claim loses the page for ever (at-most-once);
 * claim with a lease (chosen): a crash after the claim delays the page by at most the lease, then
-  another replica or the restarted process sends it. Only a crash *after* the DMs went out and
-  *before* the page is recorded as sent repeats a page, and only once per crash.
+  another replica or the restarted process sends it. A crash *after* a DM went out and *before*
+  it was recorded leaves that person pending: the next sender looks for the page in their DM
+  first (`PageSender._posted_before`) and records it instead of repeating it; only when Slack will
+  not show the DM's history is the page repeated, once per crash.
 
 Only the holder of the claim (same token) may finish or release the row, so a sender whose lease
 ran out while Slack was slow cannot overwrite the replica that took over. The lease (2 minutes by

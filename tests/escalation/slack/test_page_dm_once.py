@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
+from typing import Any
 
 from bot.clock import FakeClock
-from tests.escalation.slack.conftest import CONFIG, Starter, escalator, page_dms, page_lines, tick
+from tests.escalation.slack.conftest import CONFIG, Starter, escalator, page_dms, page_lines, scheduler, tick
 
 LEAD_ONLY = {**CONFIG, "escalation": {"levels": [{"name": "Team lead", "after": "1m", "notify": ["U0LEAD"]}]}}
 
@@ -47,4 +49,34 @@ async def test_a_retry_that_cannot_read_the_dm_pages_again_rather_than_not_at_al
     assert [c.response.get("error") for c in bot.fake.calls_to("conversations.history")] == ["missing_scope"]
     assert len(page_dms(bot.fake, "U0LEAD")) == 2
     (row,) = await escalator(bot).pages(1)
+    assert row.sent_to == ["U0LEAD"] and row.sent_at is not None
+
+
+async def test_a_sender_stalled_after_slack_posted_its_dm_is_not_repeated_by_the_one_that_takes_over(
+    start: Starter, clock: FakeClock
+) -> None:
+    """As a kill -9 between Slack posting the DM and the bot recording it: the claim's lease runs out and
+    another replica takes the page over; it finds the DM and records it."""
+    a = await start(LEAD_ONLY)
+    await a.declare("P1 Checkout is down", user="U0BOB")
+    b = await start(LEAD_ONLY)
+    posted = asyncio.Event()
+
+    def a_dm(args: dict[str, Any]) -> bool:
+        if not str(args.get("channel", "")).startswith("D"):
+            return False
+        posted.set()
+        return True
+
+    gate = a.fake.hold_after("chat.postMessage", a_dm)
+    clock.advance(timedelta(minutes=1))
+    stalled = asyncio.create_task(scheduler(a).run())
+    await asyncio.wait_for(posted.wait(), 10)
+    clock.advance(escalator(a).rt.lease + timedelta(seconds=1))
+    await scheduler(b).run()  # the other replica takes the page over; then the stalled answer comes
+    gate.set()
+    await stalled
+    await b.settle()
+    assert len(page_dms(a.fake, "U0LEAD")) == 1
+    (row,) = await escalator(b).pages(1)
     assert row.sent_to == ["U0LEAD"] and row.sent_at is not None
