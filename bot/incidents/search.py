@@ -23,6 +23,10 @@ from bot.incidents.models import Incident, Status
 # A list page never shows more matches than this; the page says when the filters should narrow it.
 MAX_ROWS = 5000
 BATCH = 500  # rows read (and checked with `can_see`) at a time
+# A search never reads more rows than this (a rare word would otherwise read the whole table on every
+# page view); past it the page also asks to narrow the filters. It counts rows by the filters anyone
+# may apply, so it says nothing about hidden incidents either.
+MAX_SCANNED = 20_000
 
 
 @dataclass(frozen=True)
@@ -60,12 +64,19 @@ def matches(incident: Incident, filters: Filters) -> bool:
 
 
 async def find(
-    *, db: Database, access: Access, person: str, filters: Filters, limit: int = MAX_ROWS, batch: int = BATCH
+    *,
+    db: Database,
+    access: Access,
+    person: str,
+    filters: Filters,
+    limit: int = MAX_ROWS,
+    batch: int = BATCH,
+    scan: int = MAX_SCANNED,
 ) -> Found:
     """The incidents `person` may see that match `filters`, newest first."""
     found: list[Incident] = []
     before: int | None = None
-    while True:
+    for _ in range(0, scan, batch):
         async with db.session() as session:  # closed before `can_see`, which may ask Slack
             rows = await _candidates(session, filters=filters, before=before, limit=batch)
         for incident in await access.visible(person=person, incidents=rows):
@@ -76,6 +87,7 @@ async def find(
         if len(rows) < batch:
             return Found(found, truncated=False)
         before = rows[-1].id
+    return Found(found, truncated=True)
 
 
 async def _candidates(session: AsyncSession, *, filters: Filters, before: int | None, limit: int) -> list[Incident]:

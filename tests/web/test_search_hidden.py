@@ -57,6 +57,11 @@ async def test_the_notice_counts_visible_matches_only(site: BotHarness) -> None:
         db=db, access=access, person="U0ALICE", filters=search.Filters(text="db-"), limit=3, batch=2
     )
     assert [i.title for i in some.incidents] == [f"Disk full on db-{n}" for n in (2, 1, 0)] and not some.truncated
+    # A rare word does not read the whole table: past `scan` rows the page asks to narrow the filters.
+    bounded = await search.find(
+        db=db, access=access, person="U0ALICE", filters=search.Filters(text="db-0"), batch=2, scan=4
+    )
+    assert bounded.incidents == [] and bounded.truncated
 
 
 class Recording(Access):
