@@ -22,13 +22,7 @@ from bot.ops.outcomes import record_outcome
 from bot.ops.permissions import decide, require_permission
 from bot.ops.plans import Plan, PlanRef
 from bot.ops.runtime import resolve_service, runtime
-from bot.platforms.base import (
-    ROLLBACK_LOOKBACK,
-    Deployment,
-    Platform,
-    pick_rollback_target,
-    rollback_candidates,
-)
+from bot.platforms.base import Deployment, Platform, pick_rollback_target, rollback_candidates, rollback_snapshot
 
 
 async def prepare(
@@ -88,16 +82,9 @@ async def prepare(
 async def _look(
     platform: Platform, action: Action, target_id: str | None, *, history: int
 ) -> tuple[list[Deployment], Deployment | None]:
-    """The recent deployments and the live one; for a rollback that finds no target among the recent
-    ones, up to ROLLBACK_LOOKBACK of them: a run of failed builds must not hide the last good one."""
-    deployments, current = await platform.snapshot(limit=history)
-    if action is not Action.ROLLBACK or len(deployments) < history:
-        return deployments, current
-    try:
-        pick_rollback_target(deployments, current, target_id, read=platform.canonical_id)
-    except NotFound:
-        return await platform.snapshot(limit=max(history, ROLLBACK_LOOKBACK))
-    return deployments, current
+    if action is Action.ROLLBACK:
+        return await rollback_snapshot(platform, target_id, history=history)
+    return await platform.snapshot(limit=history)
 
 
 async def _not_while_running(deps: Deps, ref: PlanRef, *, channel_id: str | None, platform: str | None) -> None:

@@ -186,6 +186,22 @@ def pick_rollback_target(
     return candidates[0]
 
 
+async def rollback_snapshot(
+    platform: Platform, target_id: str | None, *, history: int
+) -> tuple[list[Deployment], Deployment | None]:
+    """The newest `history` deployments and the live one; when they hold no rollback target (a run of
+    failed builds since the last good one, an ID older than them), up to ROLLBACK_LOOKBACK of them.
+    Looked further only then: a platform that pages its list pays for each page."""
+    deployments, current = await platform.snapshot(limit=history)
+    if len(deployments) < history:
+        return deployments, current
+    try:
+        pick_rollback_target(deployments, current, target_id, read=platform.canonical_id)
+    except NotFound:
+        return await platform.snapshot(limit=max(history, ROLLBACK_LOOKBACK))
+    return deployments, current
+
+
 def _typed(deployments: Sequence[Deployment], wanted: str) -> Deployment:
     """The deployment whose id is `wanted`, or the only one it starts (six characters at least).
 

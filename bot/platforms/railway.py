@@ -29,13 +29,13 @@ from bot.config import RailwayTarget
 from bot.exceptions import ConfigError, PlatformAuthError, PlatformError, PlatformRateLimited, PlatformUnsure
 from bot.platforms.base import (
     DEFAULT_REQUEST_TIMEOUT,
-    ROLLBACK_LOOKBACK,
     Deployment,
     DeployStatus,
     Endpoint,
     json_of,
     parse_time,
     pick_rollback_target,
+    rollback_snapshot,
     typed_as_shown,
 )
 from bot.platforms.follow import RealTimer, Timer
@@ -166,7 +166,7 @@ class RailwayPlatform:
         return deployments[0] if current is None and deployments else None
 
     async def rollback(self, target_id: str | None = None) -> Deployment:
-        deployments, current = await self.snapshot(limit=max(self.history, ROLLBACK_LOOKBACK))
+        deployments, current = await rollback_snapshot(self, target_id, history=self.history)
         target = pick_rollback_target(deployments, current, target_id, read=self.canonical_id)
         await self._mutate(ROLLBACK, {"id": target.id}, "deploymentRollback")
         new = await self._new_deployment({d.id for d in deployments}, action="rollback")

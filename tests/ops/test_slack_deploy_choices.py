@@ -74,3 +74,16 @@ async def test_rollback_looks_past_a_run_of_failed_builds(stack: Stack, service:
     await stack.bot.click("ops_confirm", stack.button_value("ops_confirm"), user="U0LEAD")
     assert fake.live_version() == "v2"
     assert (await stack.audit())[0].outcome == "succeeded"
+
+
+async def test_a_rollback_whose_target_is_recent_reads_one_page_of_deployments(stack: Stack) -> None:
+    """Looking back further is only for when the recent deployments hold no target: Railway pages its
+    list, and a rollback at 3 a.m. should not wait on four round trips (nor spend the rate limit)."""
+    fake = stack.railway
+    fake.deployments.clear()
+    fake.seed([f"v{n}" for n in range(1, 34)], statuses=["REMOVED"] * 32 + ["SUCCESS"])
+    await stack.bot.command("gateway", command="/rollback", user="U0LEAD")
+    await stack.bot.click("ops_confirm", stack.button_value("ops_confirm"), user="U0LEAD")
+    assert fake.live_version() == "v32"
+    pages = [variables for document, variables in fake.documents if "query Deployments" in document]
+    assert all(variables.get("after") is None for variables in pages), pages
