@@ -67,6 +67,8 @@ async def prepare(
         "incident_id": incident_id,
     }
     if action is Action.RESTART:
+        if problem := platform.restart_blocker(deployments, current):  # it would only fail after the click
+            return Plan(**common, problem=problem)
         redeploys = platform.restart_deploys(deployments, current)
         return await _keep(deps, Plan(**common, redeploys=redeploys), channel_id=channel_id)
     others = [d for d in deployments if current is None or d.id != current.id]

@@ -112,6 +112,11 @@ class Platform(Protocol):
         to name; None when it restarts what is live (or refuses). `deployments` is newest first."""
         ...
 
+    def restart_blocker(self, deployments: Sequence[Deployment], current: Deployment | None) -> str:
+        """Why `restart` cannot work in this state (said on the confirmation instead of a Confirm button
+        that can only fail), or "" when it can be tried. `deployments` is newest first."""
+        ...
+
     async def rollback(self, target_id: str | None = None) -> Deployment:
         """Go back to `target_id`, or to the newest good deployment before the current one."""
         ...

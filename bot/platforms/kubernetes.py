@@ -120,6 +120,9 @@ class KubernetesPlatform:
         updated = await self._patch(patch, "application/strategic-merge-patch+json")
         return self._handle(updated, action="restart")
 
+    def restart_blocker(self, deployments: Sequence[Deployment], current: Deployment | None) -> str:
+        return ""
+
     def restart_deploys(self, deployments: Sequence[Deployment], current: Deployment | None) -> Deployment | None:
         return None
 

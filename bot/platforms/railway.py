@@ -160,6 +160,9 @@ class RailwayPlatform:
         await self._mutate(RESTART, {"id": current.id}, "deploymentRestart")
         return replace(current, status=DeployStatus.QUEUED, meta={**current.meta, "action": "restart"})
 
+    def restart_blocker(self, deployments: Sequence[Deployment], current: Deployment | None) -> str:
+        return ""
+
     def restart_deploys(self, deployments: Sequence[Deployment], current: Deployment | None) -> Deployment | None:
         """With nothing live, `serviceInstanceRedeploy` builds and deploys the newest deployment again,
         whatever became of it: often the very build that failed."""

@@ -123,10 +123,7 @@ class VercelPlatform:
     async def restart(self) -> Deployment:
         project, _, current = await self._state()
         if current is None:
-            raise PlatformError(
-                f"Vercel project {self.target.project_id} has no live production deployment to redeploy",
-                platform=NAME,
-            )
+            raise PlatformError(self.restart_blocker(deployments=[], current=None), platform=NAME)
         name = current.meta.get("name") or project.get("name") or self.target.project_id
         body = await self._json(
             "POST",
@@ -152,6 +149,12 @@ class VercelPlatform:
 
     def restart_deploys(self, deployments: Sequence[Deployment], current: Deployment | None) -> Deployment | None:
         return None
+
+    def restart_blocker(self, deployments: Sequence[Deployment], current: Deployment | None) -> str:
+        """A restart redeploys the live deployment: with none there is nothing to redeploy."""
+        if current is not None:
+            return ""
+        return f"Vercel project {self.target.project_id} has no live production deployment to redeploy"
 
     async def rollback(self, target_id: str | None = None) -> Deployment:
         _, deployments, current = await self._state(ROLLBACK_LOOKBACK)

@@ -144,6 +144,9 @@ class WebhookPlatform:
     async def restart(self) -> Deployment:
         return await self._act("restart")
 
+    def restart_blocker(self, deployments: Sequence[Deployment], current: Deployment | None) -> str:
+        return ""
+
     def restart_deploys(self, deployments: Sequence[Deployment], current: Deployment | None) -> Deployment | None:
         return None
 

@@ -30,6 +30,20 @@ async def test_a_railway_restart_with_nothing_live_says_it_redeploys_the_newest(
     assert stack.railway.live_version() == "v3"  # what the confirmation named is what went live
 
 
+async def test_a_vercel_restart_with_nothing_live_is_refused_before_the_confirm_button(stack: Stack) -> None:
+    """Vercel redeploys the live deployment, so with nothing live the restart can only fail: it was offered
+    with a Confirm button anyway and failed after the click."""
+    stack.vercel.deployments.clear()
+    stack.vercel.seed(["v1", "v2", "v3"], states=["ERROR"] * 3)
+    await stack.bot.command("web", command="/restart", user="U0LEAD")
+
+    assert "ops_confirm" not in stack.raw()
+    reply = stack.bot.last_reply()
+    assert "Cannot restart web" in reply and "no live production deployment" in reply, reply
+    assert "`/rollback web`" in stack.raw()
+    assert stack.vercel.restarts == 0
+
+
 # --- /rollback with a typed id ----------------------------------------------------------------------
 
 

@@ -293,14 +293,21 @@ def plan_reply(plan: Plan) -> tuple[str, list[Block]]:
     return no_target_text(plan), no_target_blocks(plan)
 
 
+def _cannot(plan: Plan) -> str:
+    return "Cannot restart" if plan.action is Action.RESTART else "Cannot roll back"
+
+
 def no_target_text(plan: Plan) -> str:
-    return escape(f"Cannot roll back {plan.service}: {plan.problem}.")
+    return escape(f"{_cannot(plan)} {plan.service}: {plan.problem}.")
 
 
 def no_target_blocks(plan: Plan) -> list[Block]:
-    lines = [f"⚠️ Cannot roll back *{escape(plan.service)}* on {escape(plan.platform_name)}: {escape(plan.problem)}."]
+    where = f"*{escape(plan.service)}* on {escape(plan.platform_name)}"
+    lines = [f"⚠️ {_cannot(plan)} {where}: {escape(plan.problem)}."]
     lines.append(f"Live now: {_describe(plan.current)}")
-    if plan.candidates:
+    if plan.action is Action.RESTART:
+        lines.append(f"To put an earlier deployment that ran fine live: `/rollback {escape(plan.service)}`")
+    elif plan.candidates:
         lines.append("*Recent deployments* (pick one by ID):")
         lines.extend(_deployment_line(d, live=False) for d in plan.candidates)
         lines.append(f"Run `/rollback {escape(plan.service)} &lt;deployment-id&gt;` to choose one.")
