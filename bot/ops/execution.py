@@ -62,7 +62,7 @@ async def execute(
     if later is not None:
         await _superseded(deps, ref, later, record, person=user_id)
     await _incident_still_open(deps, ref, record)
-    plan = _plan(ref, platform, await _live_as_shown(platform, ref, record))
+    plan = _plan(ref, platform, *await _live_as_shown(platform, ref, record, history=ops.history))
     try:
         entry = await record(
             outcome=Outcome.STARTED,
@@ -178,11 +178,18 @@ async def _refuse(ref: PlanRef, record: Record, refusal: InvalidState) -> NoRetu
     raise refusal
 
 
-async def _live_as_shown(platform: Platform, ref: PlanRef, record: Record) -> Deployment | None:
-    """The live deployment, when it is still the one the user saw; otherwise refused (and audited)."""
+async def _live_as_shown(
+    platform: Platform, ref: PlanRef, record: Record, *, history: int
+) -> tuple[Deployment | None, Deployment | None]:
+    """The live deployment, when it is still the one the user saw (otherwise refused and audited), and for
+    a restart with nothing live the one it redeploys, so that what runs is named while it runs."""
     name = ref.service
+    redeploy = ref.action is Action.RESTART and ref.current_id is None
     try:
-        current = await platform.current_deployment()
+        if redeploy:
+            deployments, current = await platform.snapshot(limit=history)
+        else:
+            deployments, current = [], await platform.current_deployment()
     except BotError as exc:
         # Confirmed but never started: audited (without claiming the confirmation, so it can be retried).
         await record(
@@ -198,10 +205,10 @@ async def _live_as_shown(platform: Platform, ref: PlanRef, record: Record) -> De
             f"now {now_live}): run /{ref.action.value} {name} again"
         )
         await _refuse(ref, record, InvalidState(reason))
-    return current
+    return current, platform.restart_deploys(deployments, current) if redeploy else None
 
 
-def _plan(ref: PlanRef, platform: Platform, current: Deployment | None) -> Plan:
+def _plan(ref: PlanRef, platform: Platform, current: Deployment | None, redeploys: Deployment | None = None) -> Plan:
     # Only the target's id is shown or used from here on; the platform looks it up again itself.
     target = Deployment(ref.target_id, DeployStatus.UNKNOWN) if ref.target_id is not None else None
     return Plan(
@@ -211,6 +218,7 @@ def _plan(ref: PlanRef, platform: Platform, current: Deployment | None) -> Plan:
         platform_name=platform.display_name,
         current=current,
         target=target,
+        redeploys=redeploys,
         requested_by=ref.requested_by,
         incident_id=ref.incident_id,
         request_id=ref.request_id,
@@ -224,10 +232,17 @@ async def _finish(deps: Deps, ref: PlanRef, report: Report, *, audit_id: int, ac
             audit_id=audit_id,
             at=deps.clock.now(),
             outcome=report.outcome,
-            detail=report.message,
+            detail=_redeployed(report.plan) + report.message,
             # A restart's deployment is known only now; a rollback keeps the target that was chosen.
             target_deployment=report.deployment.id if report.deployment and ref.target_id is None else None,
             incident_id=ref.incident_id,
             actor=actor,
             timeline_events=timeline_events(report),
         )
+
+
+def _redeployed(plan: Plan) -> str:
+    """The audit's detail names what a restart with nothing live redeployed (its rows have no live one)."""
+    if plan.redeploys is None:
+        return ""
+    return f"redeployed {plan.redeploys.id} ({plan.redeploys.status.value}; nothing was live): "

@@ -182,7 +182,7 @@ class Stack:
         return [
             m
             for m in self.fake.messages(channel)
-            if m.ephemeral_to is None and (m.text or "").startswith(("Restart ", "Roll back "))
+            if m.ephemeral_to is None and (m.text or "").startswith(("Restart ", "Redeploy ", "Roll back "))
         ]
 
     def raw(self) -> str:

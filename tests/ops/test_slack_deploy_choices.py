@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.ops.conftest import Stack
+from tests.ops.conftest import Stack, incident_channel
 
 # --- /restart with nothing live -------------------------------------------------------------------
 
@@ -28,6 +28,43 @@ async def test_a_railway_restart_with_nothing_live_says_it_redeploys_the_newest(
 
     await stack.bot.click("ops_confirm", stack.button_value("ops_confirm"), user="U0LEAD")
     assert stack.railway.live_version() == "v3"  # what the confirmation named is what went live
+
+
+def _nothing_live(stack: Stack) -> str:
+    """v3's build failed, so nothing is live on Railway; returns v3's id."""
+    stack.railway.deployments[0]["status"] = "FAILED"
+    stack.railway.deployments[0]["canRollback"] = False
+    return stack.railway.id_of("v3")
+
+
+async def test_a_railway_redeploy_names_what_it_redeploys_while_it_runs_and_after(stack: Stack) -> None:
+    """The confirmation named the deployment Railway redeploys; after the click the progress message, the
+    report, the timeline and the audit log said "Restart gateway (live: nothing live)" instead."""
+    channel = await incident_channel(stack)
+    v3 = _nothing_live(stack)
+    await stack.bot.command("gateway", command="/restart", user="U0LEAD", channel=channel)
+    await stack.bot.click("ops_confirm", stack.button_value("ops_confirm"), user="U0LEAD", channel=channel)
+    assert stack.railway.live_version() == "v3"
+
+    shown = [
+        c.args
+        for c in stack.fake.calls_to("chat.postMessage") + stack.fake.calls_to("chat.update")
+        if c.args.get("channel") == channel and str(c.args.get("text", "")).startswith(("Restart", "Redeploy"))
+    ]
+    assert len(shown) >= 3, shown
+    for args in shown:  # every step of the progress message, and the report it ends as
+        assert "nothing live" not in str(args["text"]), args["text"]
+        assert f"Redeploy gateway on Railway from its newest deployment {v3}" in str(args["text"])
+        assert f"Redeploying `{v3}`" in str(args["blocks"]) or f"Redeployed `{v3}`" in str(args["blocks"])
+    [report] = stack.progress(channel)
+    assert "succeeded" in report.text and f"Redeployed `{v3}`" in str(report.blocks)
+    assert f"from its newest deployment {v3}" in stack.bot.replies()[-1]
+
+    deploys = [e.text for e in await stack.bot.timeline(1) if e.kind == "deploy"]
+    assert len(deploys) == 2 and all(f"newest deployment {v3}" in text for text in deploys), deploys
+    assert all("nothing live" not in text for text in deploys)
+    [entry] = await stack.audit()
+    assert entry.outcome == "succeeded" and f"redeployed {v3}" in entry.detail, entry.detail
 
 
 async def test_a_vercel_restart_with_nothing_live_is_refused_before_the_confirm_button(stack: Stack) -> None:

@@ -331,6 +331,8 @@ def progress_blocks(plan: Plan, step: Step, *, confirmed_by: str) -> list[Block]
         else:
             marks.append(f"▫️ {_PHASE_LABEL[phase]}")
     lines = [f"🔄 {_title(plan)} · {format_duration(step.elapsed)}", "  →  ".join(marks)]
+    if plan.redeploys is not None:
+        lines.append(f"Redeploying {_describe(plan.redeploys)}: nothing was live")
     if step.deployment is not None and step.deployment.id:
         lines.append(f"Deployment `{escape(step.deployment.id)}`")
     if step.note:
@@ -358,6 +360,8 @@ def report_blocks(report: Report) -> list[Block]:
     total = report.durations.get("total")
     took = f" in {format_duration(total)}" if total is not None else ""
     lines = [f"{icon} {_title(plan)}: *{escape(verb)}*{took}", escape(report.message)]
+    if plan.redeploys is not None:
+        lines.append(f"Redeployed {_describe(plan.redeploys)}: nothing was live")
     if report.deployment is not None and report.deployment.id:
         status = report.deploy_status.value if report.deploy_status else report.deployment.status.value
         lines.append(f"Deployment `{escape(report.deployment.id)}` · {status}")
