@@ -121,7 +121,7 @@ async def _keep(deps: Deps, plan: Plan, *, channel_id: str | None) -> Plan:
                 action=ref.action.value,
                 service=ref.service,
                 current_id=ref.current_id,
-                target_id=ref.target_id,
+                target_id=ref.redeploys_id if ref.action is Action.RESTART else ref.target_id,
                 requested_by=ref.requested_by,
                 incident_id=ref.incident_id,
                 channel_id=channel_id,
@@ -140,15 +140,17 @@ async def pending(deps: Deps, *, value: str, user_id: str, what: str) -> PlanRef
     if found is None:
         await refused(deps, actor=user_id, what=what, claimed=value, reason="no such confirmation")
         raise InvalidState("this confirmation is unknown or from an older version: run the command again")
+    restart = Action(found.action) is Action.RESTART
     ref = PlanRef(
         action=Action(found.action),
         service=found.service,
         current_id=found.current_id,
-        target_id=found.target_id,
+        target_id=None if restart else found.target_id,
         requested_by=found.requested_by,
         incident_id=found.incident_id,
         request_id=found.id,
         shown_at=found.created_at,
+        redeploys_id=found.target_id if restart else None,
     )
     if found.incident_id is not None:
         try:

@@ -181,8 +181,8 @@ async def _refuse(ref: PlanRef, record: Record, refusal: InvalidState) -> NoRetu
 async def _live_as_shown(
     platform: Platform, ref: PlanRef, record: Record, *, history: int
 ) -> tuple[Deployment | None, Deployment | None]:
-    """The live deployment, when it is still the one the user saw (otherwise refused and audited), and for
-    a restart with nothing live the one it redeploys, so that what runs is named while it runs."""
+    """The live deployment and, for a restart with nothing live, the one it redeploys, when they are still
+    the ones the user saw; otherwise refused (and audited)."""
     name = ref.service
     redeploy = ref.action is Action.RESTART and ref.current_id is None
     try:
@@ -205,7 +205,21 @@ async def _live_as_shown(
             f"now {now_live}): run /{ref.action.value} {name} again"
         )
         await _refuse(ref, record, InvalidState(reason))
-    return current, platform.restart_deploys(deployments, current) if redeploy else None
+    redeploys = platform.restart_deploys(deployments, current) if redeploy else None
+    if (redeploys.id if redeploys else None) != ref.redeploys_id:
+        await _refuse(ref, record, InvalidState(_redeploys_changed(platform, ref, redeploys)))
+    return current, redeploys
+
+
+def _redeploys_changed(platform: Platform, ref: PlanRef, now: Deployment | None) -> str:
+    """A restart with nothing live redeploys the newest deployment: one made since the confirmation (CI
+    deployed meanwhile) would be redeployed in place of the one the person confirmed."""
+    shown = ref.redeploys_id or "nothing"
+    instead = f"{now.id} ({now.status.value})" if now else "nothing"
+    return (
+        f"nothing is live on {ref.service}, and what {platform.display_name} would redeploy changed since this "
+        f"was shown (was {shown}, now {instead}): run /{ref.action.value} {ref.service} again"
+    )
 
 
 def _plan(ref: PlanRef, platform: Platform, current: Deployment | None, redeploys: Deployment | None = None) -> Plan:

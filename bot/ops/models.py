@@ -74,6 +74,7 @@ class PendingAction(SQLModel, table=True):
     action: str = Field(max_length=20)
     service: str = Field(max_length=100)
     current_id: str | None = Field(default=None, max_length=200)
+    # A rollback's target; a restart's is the deployment it redeploys (nothing live), checked at the click.
     target_id: str | None = Field(default=None, max_length=200)
     requested_by: str = Field(max_length=100)
     incident_id: int | None = Field(default=None, foreign_key="incidents.id")

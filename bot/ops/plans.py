@@ -52,6 +52,7 @@ class PlanRef:
     incident_id: int | None = None
     request_id: str = field(default_factory=lambda: secrets.token_hex(8))
     shown_at: datetime | None = None  # when the confirmation was shown (read back from the stored one)
+    redeploys_id: str | None = None  # restart with nothing live: the deployment the confirmation named
 
     def encode(self) -> str:
         return json.dumps(
@@ -63,6 +64,7 @@ class PlanRef:
                 "u": self.requested_by,
                 "i": self.incident_id,
                 "r": self.request_id,
+                "d": self.redeploys_id,
             },
             separators=(",", ":"),
         )
@@ -79,6 +81,7 @@ class PlanRef:
                 requested_by=str(raw["u"]),
                 incident_id=int(raw["i"]) if raw.get("i") is not None else None,
                 request_id=str(raw["r"]),
+                redeploys_id=raw.get("d"),
             )
         except (ValueError, KeyError, TypeError) as exc:
             raise InvalidState("this confirmation is damaged or from an older version: run the command again") from exc
@@ -113,6 +116,7 @@ class Plan:
             requested_by=self.requested_by,
             incident_id=self.incident_id,
             request_id=self.request_id,
+            redeploys_id=self.redeploys.id if self.redeploys else None,
         )
 
     def describe(self) -> str:

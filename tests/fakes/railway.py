@@ -84,6 +84,12 @@ class FakeRailway(FakePlatform):
             status = statuses[index] if statuses is not None else default
             self.deployments.insert(0, self._new(version, status, self.SEEDED_FROM + timedelta(hours=index)))
 
+    def deploy(self, version: str, status: str = "BUILDING") -> str:
+        """A deployment made outside the bot (CI pushed a commit), listed at once; returns its id."""
+        new = self._new(version, status, self._now())
+        self.deployments.insert(0, new)
+        return str(new["id"])
+
     def hold_next_in(self, status: str) -> None:
         """Deployments made from now on stay in `status` (NEEDS_APPROVAL: until someone approves them)."""
         self.held_in = status

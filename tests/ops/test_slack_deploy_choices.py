@@ -67,6 +67,33 @@ async def test_a_railway_redeploy_names_what_it_redeploys_while_it_runs_and_afte
     assert entry.outcome == "succeeded" and f"redeployed {v3}" in entry.detail, entry.detail
 
 
+async def test_a_newer_deployment_since_the_confirmation_is_not_redeployed_in_its_place(stack: Stack) -> None:
+    """CI deployed v4 between the confirmation (which named v3) and the click: Railway redeploys the newest
+    deployment, so the click redeployed v4, which nobody had confirmed."""
+    channel = await incident_channel(stack)
+    v3 = _nothing_live(stack)
+    await stack.bot.command("gateway", command="/restart", user="U0LEAD", channel=channel)
+    value = stack.button_value("ops_confirm")
+    v4 = stack.railway.deploy("v4", "BUILDING")
+
+    await stack.bot.click("ops_confirm", value, user="U0LEAD", channel=channel)
+
+    assert not any("serviceInstanceRedeploy" in doc for doc, _ in stack.railway.documents)
+    reply = stack.bot.last_reply()
+    assert f"was {v3}, now {v4}" in reply and "run /restart gateway again" in reply, reply
+    [entry] = await stack.audit()
+    assert (entry.outcome, entry.incident_id) == ("refused", 1) and v4 in entry.detail
+    assert any("not run" in e.text and v4 in e.text for e in await stack.bot.timeline(1))
+    await stack.bot.click("ops_confirm", value, user="U0LEAD", channel=channel)
+    assert "already confirmed or cancelled" in stack.bot.last_reply()
+
+    # Asked again, the confirmation names v4, and that is what is redeployed.
+    await stack.bot.command("gateway", command="/restart", user="U0LEAD", channel=channel)
+    assert f"from its newest deployment {v4}" in stack.last_response()["text"]
+    await stack.bot.click("ops_confirm", stack.button_value("ops_confirm"), user="U0LEAD", channel=channel)
+    assert stack.railway.live_version() == "v4"
+
+
 async def test_a_vercel_restart_with_nothing_live_is_refused_before_the_confirm_button(stack: Stack) -> None:
     """Vercel redeploys the live deployment, so with nothing live the restart can only fail: it was offered
     with a Confirm button anyway and failed after the click."""
