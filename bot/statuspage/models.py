@@ -134,6 +134,9 @@ class ComponentDay(SQLModel, table=True):
     down: int = 0
     last_status: str = Field(default=ComponentStatus.OPERATIONAL, max_length=30)
     last_at: datetime = _when(nullable=False)
+    # When the probed status last changed (or came back after going stale): `last_at` moves on every probe,
+    # this only when the page would show something else, so every replica derives the same page stamp from it.
+    changed_at: datetime | None = _when()
 
 
 _PENDING = text("sent_at IS NULL AND cancelled_at IS NULL")

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from bot.health.checker import check_all
 from bot.health.classify import HealthState
-from bot.statuspage import service
+from bot.statuspage import health_days
 from bot.statuspage.models import ComponentStatus
 
 if TYPE_CHECKING:
@@ -40,5 +40,7 @@ async def probe(deps: Deps) -> None:
             judged = [TO_STATUS[results[s]] for s in members if results.get(s) in TO_STATUS]
             if judged:
                 worst = max(judged, key=lambda s: s.rank)
-                await service.record_probe(session, component=component, status=worst, at=now)
+                await health_days.record_probe(
+                    session, component=component, status=worst, at=now, stale_after=page.stale_after
+                )
     await page.refresh()

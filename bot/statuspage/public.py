@@ -68,6 +68,7 @@ class Component:
     status: ComponentStatus
     bars: tuple[Bar, ...]
     uptime: float | None  # share of checks that passed over the 90 days
+    changed_at: datetime | None = None  # when its probed status last changed, or went stale
 
 
 @dataclass
@@ -114,6 +115,7 @@ class View:
     components: list[Component]
     open: list[PublicIncident]
     history: list[PublicIncident]
+    changed_at: datetime | None = None  # when what the page shows last changed: its stamp, the same everywhere
 
 
 def incidents_of(rows: Sequence[tuple[Incident, PublicUpdate]]) -> list[PublicIncident]:
@@ -194,9 +196,13 @@ def component_view(
             )
         )
     latest = max(days.values(), key=lambda d: d.day, default=None)
-    probed = None
-    if latest is not None and utc(latest.last_at) >= now - stale_after:
-        probed = ComponentStatus(latest.last_status)
+    probed, changed = None, None
+    if latest is not None:
+        stale_at = utc(latest.last_at) + stale_after
+        if now <= stale_at:
+            probed, changed = ComponentStatus(latest.last_status), utc(latest.changed_at or latest.last_at)
+        else:
+            changed = stale_at  # the probed status stopped counting then, with no probe to say so
     published = _worst(*(_status_now(i, name) for i in incidents if i.is_open))
     probes = sum(d.probes for d in days.values())
     uptime = None if not probes else 1 - sum(d.down for d in days.values()) / probes
@@ -207,6 +213,7 @@ def component_view(
         status=_worst(probed, published) or ComponentStatus.OPERATIONAL,
         bars=tuple(bars),
         uptime=uptime,
+        changed_at=changed,
     )
 
 
@@ -219,8 +226,10 @@ def view(
     now: datetime,
     stale_after: timedelta,
     id_names: Mapping[str, str] | None = None,
+    withdrawn_at: datetime | None = None,
 ) -> View:
-    """`id_names`: the name each component's public id is made from, when not its own (a rename)."""
+    """`id_names`: the name each component's public id is made from, when not its own (a rename);
+    `withdrawn_at`: when a public incident was last withdrawn (it left the page then)."""
     incidents = incidents_of(rows)
     by_component: dict[str, dict[date, ComponentDay]] = defaultdict(dict)
     for day in days:
@@ -232,6 +241,7 @@ def view(
     open_incidents = [i for i in incidents if i.is_open]
     levels = [INDICATOR[c.status] for c in comps] + [i.impact for i in open_incidents]
     status = max(levels, key=lambda i: i.rank, default=Impact.NONE)
+    changes = [i.updated_at for i in incidents] + [c.changed_at for c in comps if c.changed_at] + [withdrawn_at]
     return View(
         title=title,
         now=now,
@@ -240,4 +250,5 @@ def view(
         components=comps,
         open=open_incidents,
         history=[i for i in incidents if not i.is_open],
+        changed_at=max((when for when in changes if when is not None), default=None),
     )

@@ -20,7 +20,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from bot.config import StatusPageConfig
 from bot.incidents.models import Incident
-from bot.statuspage import flows, outbox, probes, service, timers
+from bot.statuspage import flows, health_days, outbox, probes, service, timers
 from bot.statuspage.atlassian import Statuspage
 from bot.statuspage.models import PublicReminder, StatuspageSync
 from bot.statuspage.ports import PublicChat
@@ -75,6 +75,11 @@ class StatusPage:
         return self.statuspage is not None
 
     @property
+    def stale_after(self) -> timedelta:
+        """How long a probe's outcome counts: three missed probes and the component is shown unprobed."""
+        return self.config.probe_every * 3
+
+    @property
     def chat(self) -> PublicChat:
         """Set by the Slack adapters when the app is built (`bot/slack/adapters/__init__.py`)."""
         if self._chat is None:
@@ -111,16 +116,17 @@ class StatusPage:
             now = self.deps.clock.now()
             async with self.deps.db.session() as session:
                 rows = await service.public_rows(session, now=now)
-                days = await service.component_days(session, since=(now - timedelta(days=89)).date())
+                days = await health_days.component_days(session, since=(now - timedelta(days=89)).date())
+                withdrawn_at = await service.last_withdrawal(session, now=now)
             self.snapshot = await asyncio.to_thread(
                 build,
                 config=self.config,
                 rows=rows,
                 days=days,
                 now=now,
-                stale_after=self.config.probe_every * 3,
-                previous=self.snapshot,
+                stale_after=self.stale_after,
                 public_url=self.deps.settings.public_url,
+                withdrawn_at=withdrawn_at,
             )
             for hook in self.on_rebuild:
                 hook(self.snapshot)

@@ -7,7 +7,7 @@ Keyword-only functions on an `AsyncSession`. A publish writes its update, its ti
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, func, update
@@ -20,7 +20,6 @@ from bot.exceptions import InvalidState
 from bot.incidents.models import Incident, Status
 from bot.statuspage import timers
 from bot.statuspage.models import (
-    ComponentDay,
     ComponentStatus,
     PublicReminder,
     PublicUpdate,
@@ -47,6 +46,14 @@ class Draft:
 def shown() -> Any:
     """Updates still public: not withdrawn (a withdrawn incident is on no public output, nor resolved)."""
     return col(PublicUpdate.withdrawn_at).is_(None)
+
+
+async def last_withdrawal(session: AsyncSession, *, now: datetime) -> datetime | None:
+    """When a public incident last left the page by being withdrawn: the page changed then too."""
+    since = now - timedelta(days=HISTORY_DAYS)
+    query = select(func.max(PublicUpdate.withdrawn_at)).where(col(PublicUpdate.published_at) >= since)
+    found = (await session.exec(query)).one()
+    return None if found is None else utc(found)
 
 
 async def last_update(session: AsyncSession, *, incident_id: int) -> PublicUpdate | None:
@@ -234,44 +241,6 @@ async def open_component_statuses(session: AsyncSession, *, besides: int) -> dic
             if component not in worst or worst[component].rank < status.rank:
                 worst[component] = status
     return worst
-
-
-# --- component health -----------------------------------------------------------------------
-
-
-async def record_probe(session: AsyncSession, *, component: str, status: ComponentStatus, at: datetime) -> None:
-    """Count one probe on the component's day (an UPDATE, or the day's first INSERT; a race retries)."""
-    day = utc(at).date()
-    bad = {
-        "degraded": int(status in (ComponentStatus.DEGRADED, ComponentStatus.PARTIAL)),
-        "down": int(status is ComponentStatus.MAJOR),
-    }
-    for _ in range(2):
-        result = await session.exec(
-            update(ComponentDay)
-            .where(col(ComponentDay.component) == component, col(ComponentDay.day) == day)
-            .values(
-                probes=col(ComponentDay.probes) + 1,
-                degraded=col(ComponentDay.degraded) + bad["degraded"],
-                down=col(ComponentDay.down) + bad["down"],
-                last_status=status.value,
-                last_at=at,
-            )
-        )
-        if result.rowcount:
-            await session.commit()
-            return
-        session.add(ComponentDay(component=component, day=day, probes=1, last_status=status.value, last_at=at, **bad))
-        try:
-            await session.commit()
-            return
-        except IntegrityError:
-            await session.rollback()  # another replica wrote the day's first probe: count on top of it
-
-
-async def component_days(session: AsyncSession, *, since: date) -> list[ComponentDay]:
-    query = select(ComponentDay).where(col(ComponentDay.day) >= since).order_by(col(ComponentDay.day))
-    return list((await session.exec(query)).all())
 
 
 # --- reminders to publish --------------------------------------------------------------------

@@ -53,6 +53,11 @@ _env = Environment(
 )
 
 
+# The stamp of a page with nothing in the database to date it (no update, no probe): fixed, so that every
+# replica and every restart still agree on it.
+NEVER = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 @dataclass(frozen=True)
 class Body:
     data: bytes
@@ -60,21 +65,21 @@ class Body:
     content_type: str
     gzipped: bytes  # compressed once per rebuild, not per reader
     gzip_etag: str
+    last_modified: str  # HTTP date: from the database, so the same on every replica and across restarts
 
 
 @dataclass(frozen=True)
 class Snapshot:
     built_at: datetime
-    last_modified: str  # HTTP date
     html: Body
     summary: Body
     atom: Body
     css: Body
     view: View
-    summary_stamp: str | None = None  # when summary.json's content last changed: its `updated_at`s
+    stamp: datetime  # when what the page shows last changed: summary.json's `updated_at`s
 
 
-def _body(data: bytes, content_type: str) -> Body:
+def _body(data: bytes, content_type: str, modified: datetime) -> Body:
     digest = hashlib.sha256(data).hexdigest()[:32]
     return Body(
         data=data,
@@ -82,6 +87,7 @@ def _body(data: bytes, content_type: str) -> Body:
         content_type=content_type,
         gzipped=gzip.compress(data, compresslevel=6, mtime=0),
         gzip_etag=f'"{digest}-gz"',  # another representation, another strong ETag
+        last_modified=format_datetime(modified.astimezone(UTC).replace(microsecond=0), usegmt=True),
     )
 
 
@@ -188,9 +194,11 @@ def build(
     days: Sequence[ComponentDay],
     now: datetime,
     stale_after: timedelta,
-    previous: Snapshot | None = None,
     public_url: str | None = None,
+    withdrawn_at: datetime | None = None,
 ) -> Snapshot:
+    """Every date a reader or poller is told (`updated_at`s, Last-Modified) comes from the rows, never from
+    when or where the build ran: replicas behind one address agree, and a restart moves nothing."""
     v = view(
         title=config.title,
         components=list(config.components),
@@ -199,7 +207,9 @@ def build(
         now=now,
         stale_after=stale_after,
         id_names={name: config.id_name(name) for name in config.components},
+        withdrawn_at=withdrawn_at,
     )
+    stamp = v.changed_at or NEVER
     html = _env.get_template("page.html.j2").render(v=v, iso=iso, base=BASE)
     url = f"{public_url or ''}{BASE}"  # feeds and JSON are read elsewhere: absolute links when we know the host
     entries = _feed_entries(v)
@@ -210,35 +220,22 @@ def build(
         tag=feed_tag(public_url),
         entries=entries,
         uid=public_id,
-        updated=max((e["updated"] for e in entries), default=v.now),  # the feed's: its latest change
+        updated=max((e["updated"] for e in entries), default=stamp),  # the feed's: its latest change
     )
-    page = _body(html.encode(), "text/html; charset=utf-8")
-    summary_stamp, summary_data = _summary_bytes(v, url=url, page=page_id(public_url), previous=previous)
-    stamp = format_datetime(now.astimezone(UTC).replace(microsecond=0), usegmt=True)
+    summary_data = json.dumps(summary(v, url=url, page=page_id(public_url), stamp=iso(stamp)), separators=(",", ":"))
     return Snapshot(
         built_at=now,
-        # Unchanged page, unchanged date: If-Modified-Since keeps answering 304 across no-op rebuilds.
-        last_modified=previous.last_modified if previous and previous.html.etag == page.etag else stamp,
-        html=page,
-        summary=_body(summary_data, "application/json"),
-        atom=_body(feed.encode(), "application/atom+xml; charset=utf-8"),
-        css=_body(CSS, "text/css; charset=utf-8"),
+        html=_body(html.encode(), "text/html; charset=utf-8", _html_modified(stamp, days, now)),
+        summary=_body(summary_data.encode(), "application/json", stamp),
+        atom=_body(feed.encode(), "application/atom+xml; charset=utf-8", stamp),
+        css=_body(CSS, "text/css; charset=utf-8", stamp),
         view=v,
-        summary_stamp=summary_stamp,
+        stamp=stamp,
     )
 
 
-def _summary_bytes(v: View, *, url: str, page: str, previous: Snapshot | None) -> tuple[str | None, bytes]:
-    """summary.json whose `updated_at`s say when it last changed, as Statuspage's do: a rebuild that changes
-    nothing (every 30 s) keeps them, so pollers get a 304 for its unchanged ETag and no false "just updated".
-    Built with the last stamp first: the same bytes as before mean nothing changed."""
-
-    def dumped(stamp: str | None) -> bytes:
-        return json.dumps(summary(v, url=url, page=page, stamp=stamp), separators=(",", ":")).encode()
-
-    if previous is not None and previous.summary_stamp is not None:
-        kept = dumped(previous.summary_stamp)
-        if kept == previous.summary.data:
-            return previous.summary_stamp, kept
-    stamp = iso(v.now)
-    return stamp, dumped(stamp)
+def _html_modified(stamp: datetime, days: Sequence[ComponentDay], now: datetime) -> datetime:
+    """The HTML page also shows each day's probe counts (moved by every probe) and a bar per day (a new
+    one at midnight): its Last-Modified follows those too, still from the rows and the date alone."""
+    midnight = datetime.combine(now.astimezone(UTC).date(), time(), UTC)
+    return max([stamp, midnight, *(day.last_at for day in days)])

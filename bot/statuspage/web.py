@@ -64,13 +64,13 @@ def _serve(page: StatusPage, pick: Callable[[Snapshot], Body], *, max_age: int, 
         etag = body.gzip_etag if gzipped else body.etag
         headers = {
             "ETag": etag,
-            "Last-Modified": snapshot.last_modified,
+            "Last-Modified": body.last_modified,
             "Cache-Control": f"public, max-age={max_age}",
             "Vary": "Accept-Encoding",
             "X-Content-Type-Options": "nosniff",
             **extra,
         }
-        if _not_modified(request, etag, snapshot.last_modified):
+        if _not_modified(request, etag, body.last_modified):
             return web.Response(status=304, headers=headers)
         headers["Content-Type"] = body.content_type
         if gzipped:

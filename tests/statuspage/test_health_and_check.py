@@ -14,7 +14,7 @@ from bot.check import run_check
 from bot.clock import FakeClock
 from bot.config import load_bot_config
 from bot.exceptions import ConfigError
-from bot.statuspage import service
+from bot.statuspage import health_days
 from bot.statuspage.models import ComponentStatus
 from tests.conftest import make_settings
 from tests.fakes.slack_api import FakeSlack
@@ -34,10 +34,10 @@ async def test_probes_colour_the_component_and_its_bars(sbot: BotHarness, health
     await bot.settle()  # the start-up probe (all healthy) is done
     async with bot.deps.db.session() as session:
         for _ in range(3):
-            await service.record_probe(
+            await health_days.record_probe(
                 session, component="Website", status=ComponentStatus.DEGRADED, at=clock.now() - timedelta(days=10)
             )
-        await service.record_probe(
+        await health_days.record_probe(
             session, component="Website", status=ComponentStatus.OPERATIONAL, at=clock.now() - timedelta(days=11)
         )
     health.states["api"] = "down"

@@ -7,7 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 from bot.clock import FakeClock
-from bot.statuspage import service
+from bot.statuspage import health_days
 from bot.statuspage.models import ComponentStatus
 from tests.browser import screenshot
 from tests.harness import BotHarness
@@ -26,7 +26,7 @@ async def _history(bot: BotHarness, clock: FakeClock) -> None:
                     status = ComponentStatus.DEGRADED
                 if component == "Checkout API" and days_ago == 20:
                     status = ComponentStatus.MAJOR
-                await service.record_probe(session, component=component, status=status, at=when)
+                await health_days.record_probe(session, component=component, status=status, at=when)
     clock.set(start - timedelta(days=6))
     old = await bot.declare("P2 service:web Slow pages")
     await bot.command("publish minor Some pages load slowly. We are looking into it.", channel=old.channel_id or "")

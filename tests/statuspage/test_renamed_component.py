@@ -14,7 +14,7 @@ import yaml
 from bot.clock import FakeClock
 from bot.config import load_bot_config
 from bot.exceptions import ConfigError
-from bot.statuspage import renames, service
+from bot.statuspage import health_days, renames
 from bot.statuspage.models import ComponentDay, ComponentStatus
 from tests.fakes.statuspage import FakeStatuspage
 from tests.statuspage.conftest import CONFIG, StartBot, public
@@ -33,7 +33,7 @@ async def test_a_renamed_component_keeps_its_bars_id_and_open_incident(
     async with start_page_bot() as bot:
         async with bot.deps.db.session() as session:
             for _ in range(2):
-                await service.record_probe(
+                await health_days.record_probe(
                     session,
                     component="Checkout API",
                     status=ComponentStatus.DEGRADED,
@@ -71,18 +71,18 @@ async def test_days_of_both_names_are_merged_once(database_url: str, db: Any, cl
     # Midday: the probes an hour or two before stay on the same date whatever time the tests run at.
     day = (clock.now() - timedelta(days=1)).replace(hour=12, minute=0, second=0)
     async with db.session() as session:
-        await service.record_probe(session, component="Checkout API", status=ComponentStatus.MAJOR, at=day)
-        await service.record_probe(
+        await health_days.record_probe(session, component="Checkout API", status=ComponentStatus.MAJOR, at=day)
+        await health_days.record_probe(
             session, component="Checkout", status=ComponentStatus.OPERATIONAL, at=day - timedelta(hours=1)
         )
-        await service.record_probe(
+        await health_days.record_probe(
             session, component="Checkout", status=ComponentStatus.DEGRADED, at=day - timedelta(hours=2)
         )
     for expected in ((1, 0), (0, 0)):  # a second start finds nothing to move
         async with db.session() as session:
             assert await renames.apply(session, renamed={"Checkout API": "Checkout"}) == expected
     async with db.session() as session:
-        rows = await service.component_days(session, since=day.date())
+        rows = await health_days.component_days(session, since=day.date())
     assert [(r.component, r.probes, r.down, r.degraded, r.last_status) for r in rows] == [
         ("Checkout", 3, 1, 1, ComponentStatus.MAJOR.value)
     ]
