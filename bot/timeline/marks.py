@@ -36,16 +36,31 @@ async def remove(session: AsyncSession, *, channel_id: str, message_ts: str, mar
     await session.exec(statement)
 
 
+async def forget(session: AsyncSession, *, channel_id: str, message_ts: str) -> None:
+    """A deleted message's markers, in its deletion's transaction: Slack takes them with it, and a removal
+    delivered after the deletion must not find another marker's row and mark the deleted message again.
+
+    The message's row is locked first, as a mark and a removal lock it, so neither waits on the other crosswise.
+    """
+    await _lock(session, channel_id=channel_id, message_ts=message_ts)
+    where = col(KeyMark.channel_id) == channel_id, col(KeyMark.message_ts) == message_ts
+    await session.exec(delete(KeyMark).where(*where))
+
+
 async def remains(session: AsyncSession, *, channel_id: str, message_ts: str, marker: str) -> bool:
     """Take one marker off in the caller's transaction; True while another remains.
 
     The message's row is locked first (PostgreSQL), as a mark locks it by its UPDATE before adding its
     row: a 📌 put on while this removal runs is counted, or marks the message after it.
     """
+    await _lock(session, channel_id=channel_id, message_ts=message_ts)
+    await remove(session, channel_id=channel_id, message_ts=message_ts, marker=marker)
+    left = exists().where(col(KeyMark.channel_id) == channel_id, col(KeyMark.message_ts) == message_ts)
+    return bool((await session.exec(select(left))).one())
+
+
+async def _lock(session: AsyncSession, *, channel_id: str, message_ts: str) -> None:
     lock = select(TimelineEvent.id).where(
         col(TimelineEvent.channel_id) == channel_id, col(TimelineEvent.message_ts) == message_ts
     )
     await session.exec(lock.with_for_update())
-    await remove(session, channel_id=channel_id, message_ts=message_ts, marker=marker)
-    left = exists().where(col(KeyMark.channel_id) == channel_id, col(KeyMark.message_ts) == message_ts)
-    return bool((await session.exec(select(left))).one())

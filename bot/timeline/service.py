@@ -6,7 +6,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import Table, delete, func, insert, update
 from sqlalchemy.exc import IntegrityError
@@ -177,10 +177,8 @@ async def events(
 
 
 async def count(session: AsyncSession, *, incident_id: int) -> int:
-    result = await session.exec(
-        select(func.count()).select_from(TimelineEvent).where(TimelineEvent.incident_id == incident_id)
-    )
-    return int(result.one())
+    query = select(func.count()).select_from(TimelineEvent).where(TimelineEvent.incident_id == incident_id)
+    return int((await session.exec(query)).one())
 
 
 async def store_message(
@@ -245,6 +243,8 @@ async def edit_message(
             await session.commit()  # the claim: this change is done with
             return False
         values["data"] = MessagePosted(changed=changed_at).to_data()
+    if deleted:
+        await marks.forget(session, channel_id=channel_id, message_ts=message_ts)
     return await _update_message(session, channel_id=channel_id, message_ts=message_ts, **values)
 
 
@@ -319,10 +319,8 @@ async def unmark(
 
 async def stored_message(session: AsyncSession, *, channel_id: str, message_ts: str) -> TimelineEvent | None:
     """The timeline event a Slack message is stored as, if any."""
-    statement = select(TimelineEvent).where(
-        col(TimelineEvent.channel_id) == channel_id, col(TimelineEvent.message_ts) == message_ts
-    )
-    return (await session.exec(statement)).first()
+    query = _where_message(select(TimelineEvent), channel_id, message_ts)
+    return cast("TimelineEvent | None", (await session.exec(query)).first())
 
 
 async def fill_message(

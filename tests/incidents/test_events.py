@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from sqlmodel import select
+
+from bot.timeline.models import KeyMark
 from bot.timeline.shown import NO_TEXT
 from tests.harness import BotHarness
 
@@ -270,3 +273,24 @@ async def test_a_deleted_key_message_is_no_longer_key_and_loses_its_dead_link(bo
     await bot.command("timeline", channel=channel)
     (line,) = [line for line in bot.last_reply().splitlines() if "(message deleted)" in line]
     assert "📌" not in line and "archives" not in line, line
+
+
+async def test_a_pushpin_removed_after_its_message_was_deleted_does_not_mark_it_key_again(bot: BotHarness) -> None:
+    """Two people 📌 a message, then it is deleted: its markers' rows outlived it, so Slack's removal of
+    one 📌, delivered after the deletion, found the other's row and marked the deleted message key again."""
+    incident = await bot.declare("P1 Checkout down")
+    channel = incident.channel_id
+    assert channel
+    ts = "1790000000.000600"
+    await bot.event(_message(channel, ts, "root cause: expired cert"))
+    item = {"type": "message", "channel": channel, "ts": ts}
+    for user in ("U0CAROL", "U0DAN"):
+        await bot.event({"type": "reaction_added", "user": user, "reaction": "pushpin", "item": item})
+    deleted = {"type": "message", "subtype": "message_deleted", "channel": channel, "deleted_ts": ts}
+    await bot.event({**deleted, "ts": "1790000009.000000", "previous_message": {"type": "message", "ts": ts}})
+    async with bot.deps.db.session() as session:
+        left = (await session.exec(select(KeyMark).where(KeyMark.message_ts == ts))).all()
+    assert left == []
+    await bot.event({"type": "reaction_removed", "user": "U0CAROL", "reaction": "pushpin", "item": item})
+    stored = [(e.text, e.key) for e in await bot.timeline(1) if e.message_ts == ts]
+    assert stored == [("(message deleted)", False)]
