@@ -76,8 +76,8 @@ class IncidentChat(Protocol):
         """Pin a message; pinning it again is not an error."""
         ...
 
-    async def refresh_summary(self, *, incident: Incident) -> None:
-        """Edit the summary in place; MessageGone when someone deleted it."""
+    async def refresh_summary(self, *, incident: Incident) -> str:
+        """Edit the summary in place; returns its text as the channel now has it. MessageGone when deleted."""
         ...
 
     async def delete_post(self, *, channel_id: str, ts: str) -> None:

@@ -18,6 +18,7 @@ from bot.deps import Deps
 from bot.exceptions import ChatError, MessageGone
 from bot.incidents import setup_rows
 from bot.incidents.models import Incident
+from bot.timeline import own
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +32,7 @@ async def refresh(deps: Deps, incident: Incident) -> list[str]:
     if incident.channel_id:
         steps.append(("updating the topic", lambda: chat.set_topic(incident=incident), None))
     if incident.summary_ts:
-        steps.append(("updating the summary", lambda: chat.refresh_summary(incident=incident), _post_summary_again))
+        steps.append(("updating the summary", lambda: _refresh_summary(deps, incident), _post_summary_again))
     if incident.announcement_ts:
         announcement = ("updating the announcement", lambda: chat.refresh_announcement(incident=incident))
         steps.append((*announcement, _forget_announcement))
@@ -46,6 +47,13 @@ async def refresh(deps: Deps, incident: Incident) -> list[str]:
         elif isinstance(result, BaseException):
             raise result
     return problems
+
+
+async def _refresh_summary(deps: Deps, incident: Incident) -> None:
+    """Edit the summary; a person's 📌 on it keeps what it says now (Slack does not tell the bot of its own edits)."""
+    assert incident.channel_id and incident.summary_ts
+    text = await deps.incident_chat.refresh_summary(incident=incident)
+    await own.restate(deps, channel_id=incident.channel_id, message_ts=incident.summary_ts, text=text)
 
 
 async def _post_summary_again(deps: Deps, incident: Incident) -> list[str]:

@@ -27,8 +27,8 @@ class PlaybookChat(Protocol):
         """Post the progress message; returns its ts."""
         ...
 
-    async def update_progress(self, *, channel_id: str, ts: str, progress: Progress) -> None:
-        """Edit the progress message in place (never re-post)."""
+    async def update_progress(self, *, channel_id: str, ts: str, progress: Progress) -> str:
+        """Edit the progress message in place (never re-post); returns its text as the channel now has it."""
         ...
 
     async def post_picker(self, *, incident: Incident, playbooks: list[Playbook], note: str) -> str:

@@ -17,6 +17,7 @@ from bot.playbooks import checklist, runs
 from bot.playbooks.checklist import Progress
 from bot.playbooks.models import PlaybookRun
 from bot.playbooks.schema import Playbook
+from bot.timeline import own
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +47,9 @@ async def show(deps: Deps, progress: Progress, *, channel_id: str | None) -> Pro
     if port is None:
         return progress
     if progress.progress_ts and progress.progress_channel:
-        await port.update_progress(channel_id=progress.progress_channel, ts=progress.progress_ts, progress=progress)
+        where = {"channel_id": progress.progress_channel, "message_ts": progress.progress_ts}
+        text = await port.update_progress(channel_id=where["channel_id"], ts=where["message_ts"], progress=progress)
+        await own.restate(deps, text=text, **where)  # Slack does not tell the bot of its own edits
         return progress
     if not channel_id:
         return progress  # no channel (its creation failed): shown once the playbook is started again

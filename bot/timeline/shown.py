@@ -8,6 +8,9 @@ from __future__ import annotations
 
 from bot.timeline.models import Kind
 
+# What a deleted message says: the timeline keeps that a message was deleted there, not its words.
+DELETED = "(message deleted)"
+
 # A message kept without its text: a 📌 carries none, and Slack's history could not be read for it
 # (the next 📌 or pin of the message reads it again). Said, with the link each surface adds, not blank.
 NO_TEXT = "(its text could not be read from Slack; see the message there)"

@@ -139,3 +139,23 @@ async def test_a_pushpin_that_does_not_name_the_author_keeps_it_unknown_never_th
     assert all(UNKNOWN_AUTHOR in row and "U0CAROL" not in row for row in rows), rows
     await bot.event(said)  # the message's own event names its author
     assert await _stored(bot, ts) == [("failover to db-2 done", "U0BOB", True)]
+
+
+async def test_a_pushpin_on_the_bot_s_summary_keeps_the_summary_s_latest_words(bot: BotHarness) -> None:
+    """Someone 📌s the pinned summary, then the incident moves on: the bot edits the summary in place, but
+    Bolt drops the bot's own `message_changed`, so the key line kept the words of the moment it was marked
+    (the post-mortem's key timeline said "investigating" for an incident being monitored)."""
+    incident = await bot.declare("P1 Checkout down")
+    channel, ts = incident.channel_id, incident.summary_ts
+    assert channel and ts
+    item = {"type": "message", "channel": channel, "ts": ts}
+    pushpin = {"type": "reaction_added", "user": "U0CAROL", "reaction": "pushpin", "item": item, "item_user": "UBOT"}
+    await bot.event(pushpin)
+    assert await _stored(bot, ts) == [("INC-1 [P1] Checkout down: investigating", "UBOT", True)]
+    await bot.command("update monitoring", channel=channel)
+    summary = bot.fake.channels[channel].find(ts)
+    assert summary is not None and summary.text == "INC-1 [P1] Checkout down: monitoring"
+    assert await _stored(bot, ts) == [(summary.text, "UBOT", True)]
+    async with bot.deps.db.session() as session:
+        document = postmortem.render(await postmortem.build(session, incident_id=1))
+    assert "Checkout down: monitoring" in document and "Checkout down: investigating" not in document

@@ -250,3 +250,24 @@ async def test_resolving_closes_the_progress_message(bot: BotHarness) -> None:
     assert "✅ 1. Check the health endpoints — <@U0BOB>" in text and "⬜ 2. Look at what changed" in text
     assert "INC-1 is resolved: the checklist is closed." in text
     assert "👉" not in text and "*Next:" not in text
+
+
+async def test_a_pushpin_on_the_progress_message_keeps_its_latest_words(bot: BotHarness) -> None:
+    """Someone 📌s the playbook's progress message, then steps are done: the bot edits it in place, but
+    Bolt drops the bot's own `message_changed`, so the key line kept the count of the moment it was marked."""
+    await bot.declare("P1 service:gateway Gateway down")
+    incident = await bot.incident(1)
+    channel, ts = incident.channel_id, progress_message(bot, incident).ts
+    assert channel
+    item = {"type": "message", "channel": channel, "ts": ts}
+    await bot.event({"type": "reaction_added", "user": "U0CAROL", "reaction": "pushpin", "item": item})
+
+    async def key_lines() -> list[str]:
+        return [e.text for e in await bot.timeline(1) if e.message_ts == ts and e.key]
+
+    marked = progress_message(bot, incident).text
+    assert await key_lines() == [marked]
+    await click(bot, incident, PlaybookActionId.DONE, user="U0BOB")
+    now = progress_message(bot, incident).text
+    assert now != marked and "1/" in now
+    assert await key_lines() == [now]

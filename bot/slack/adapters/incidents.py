@@ -250,17 +250,19 @@ class SlackIncidentChat:
             if exc.code != "already_pinned":
                 raise
 
-    async def refresh_summary(self, *, incident: Incident) -> None:
+    async def refresh_summary(self, *, incident: Incident) -> str:
         assert incident.channel_id and incident.summary_ts
+        text = blocks.summary_text(incident)  # what a 📌 on the summary keeps of it
         await call(
             "update summary",
             self.client.chat_update(
                 channel=incident.channel_id,
                 ts=incident.summary_ts,
-                text=blocks.summary_text(incident),
+                text=text,
                 blocks=blocks.summary_blocks(incident, now=self.clock.now(), publish=self.publish_button),
             ),
         )
+        return text
 
     async def delete_post(self, *, channel_id: str, ts: str) -> None:
         await call("delete a second summary", self.client.chat_delete(channel=channel_id, ts=ts))

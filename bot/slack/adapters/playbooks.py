@@ -304,15 +304,12 @@ class SlackPlaybookChat:
         )
         return str(data(response)["ts"])
 
-    async def update_progress(self, *, channel_id: str, ts: str, progress: Progress) -> None:
+    async def update_progress(self, *, channel_id: str, ts: str, progress: Progress) -> str:
+        text = progress_text(progress)  # what a 📌 on the progress message keeps of it
         await self._fitted(
-            "update the playbook",
-            self.client.chat_update,
-            progress,
-            channel=channel_id,
-            ts=ts,
-            text=progress_text(progress),
+            "update the playbook", self.client.chat_update, progress, channel=channel_id, ts=ts, text=text
         )
+        return text
 
     async def _fitted(
         self, step: str, send: Callable[..., Awaitable[AsyncSlackResponse]], progress: Progress, **args: Any

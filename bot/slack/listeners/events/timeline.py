@@ -29,6 +29,7 @@ from bot.slack.api import call, data
 from bot.slack.text import clip, escape
 from bot.timeline import marks
 from bot.timeline import service as timeline
+from bot.timeline.shown import DELETED
 
 log = logging.getLogger(__name__)
 
@@ -312,7 +313,7 @@ async def keep_message(
         changed = event.get("message") or {}
         message_ts = str(changed.get("ts") or event.get("deleted_ts"))
         deleted = subtype == "message_deleted"
-        text = "(message deleted)" if deleted else _message_text(changed)
+        text = DELETED if deleted else _message_text(changed)
         where = {"channel_id": channel_id, "message_ts": message_ts}
         changed_at = str(event.get("ts") or event.get("event_ts") or "") or None  # when it was edited or deleted
         await timeline.edit_message(
