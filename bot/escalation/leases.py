@@ -133,12 +133,22 @@ async def claim_pages(session: AsyncSession, tokens: dict[int, str], now: dateti
 
 
 async def claim_target(
-    session: AsyncSession, *, target_id: int, token: str, now: datetime, lease: timedelta = DEFAULT_LEASE
+    session: AsyncSession,
+    *,
+    target_id: int,
+    token: str,
+    now: datetime,
+    attempts: int,
+    lease: timedelta = DEFAULT_LEASE,
 ) -> bool:
     """Take one pending recipient for its DM, just before sending it; False when someone else has it.
 
     The lease is as long as a page's: a sender that outlived its page lease (Slack hung) and the
     sender that took the page over cannot both DM the same person.
+
+    Only while the row is as the caller read it (`attempts` claims so far): the `error` read with it is
+    then the outcome of the last claim, which tells whether its DM may have gone out (`unanswered`).
+    The claim clears it, so a sender that dies before recording its own outcome leaves NULL: unknown.
     """
     expires = col(PageTarget.claim_expires_at)
     result = await session.exec(
@@ -146,9 +156,10 @@ async def claim_target(
         .where(
             col(PageTarget.id) == target_id,
             col(PageTarget.state) == TargetState.PENDING,
+            col(PageTarget.attempts) == attempts,
             or_(expires.is_(None), expires <= now),
         )
-        .values(claim_token=token, claim_expires_at=now + lease, attempts=col(PageTarget.attempts) + 1)
+        .values(claim_token=token, claim_expires_at=now + lease, attempts=attempts + 1, error=None)
     )
     await session.commit()
     return bool(result.rowcount == 1)

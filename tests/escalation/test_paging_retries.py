@@ -207,15 +207,16 @@ async def test_two_senders_of_one_page_never_dm_a_person_twice(
             now=clock.now(),
         )
         lead, cto = [row.id for row in added if row.id is not None]
-        assert await leases.claim_target(session, target_id=lead, token="slow", now=clock.now())
-        assert await leases.claim_target(session, target_id=cto, token="slow", now=clock.now())
+        assert await leases.claim_target(session, target_id=lead, token="slow", now=clock.now(), attempts=0)
+        assert await leases.claim_target(session, target_id=cto, token="slow", now=clock.now(), attempts=0)
         # Within the lease nobody else gets them; after it, a recipient still pending is free again.
-        assert not await leases.claim_target(session, target_id=cto, token="fast", now=clock.now())
+        assert not await leases.claim_target(session, target_id=cto, token="fast", now=clock.now(), attempts=1)
         sent = [writes.DmOutcome(lead, "slow", TargetState.SENT)]
         assert await writes.record_dms(session, outcomes=sent, now=clock.now()) == {(lead, "slow")}
         later = clock.now() + leases.DEFAULT_LEASE
-        assert not await leases.claim_target(session, target_id=lead, token="fast", now=later)  # sent already
-        assert await leases.claim_target(session, target_id=cto, token="fast", now=later)
+        # Sent already.
+        assert not await leases.claim_target(session, target_id=lead, token="fast", now=later, attempts=1)
+        assert await leases.claim_target(session, target_id=cto, token="fast", now=later, attempts=1)
         # The slow sender cannot record an outcome for a recipient it no longer holds.
         stale = [writes.DmOutcome(cto, "slow", TargetState.FAILED, "user_not_found")]
         assert not await writes.record_dms(session, outcomes=stale, now=later)
@@ -254,11 +255,11 @@ async def test_releasing_a_page_frees_the_recipients_its_sender_held(
             session, page_id=page.id, new=[recipient_rows.NewTarget(TargetKind.USER, "U0CTO")], now=clock.now()
         )
         assert row.id is not None
-        assert await leases.claim_target(session, target_id=row.id, token="first", now=clock.now())
+        assert await leases.claim_target(session, target_id=row.id, token="first", now=clock.now(), attempts=0)
         retry_at = clock.now() + timedelta(seconds=30)
         assert await leases.release(session, model=Page, row_id=page.id, token="first", retry_at=retry_at, error="boom")
         assert await leases.claim(session, model=Page, row_id=page.id, token="second", now=retry_at)
-        assert await leases.claim_target(session, target_id=row.id, token="second", now=retry_at)
+        assert await leases.claim_target(session, target_id=row.id, token="second", now=retry_at, attempts=1)
 
 
 async def test_a_page_that_keeps_crashing_is_given_up_after_the_last_attempt(

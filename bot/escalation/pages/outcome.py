@@ -157,3 +157,9 @@ def page_message(page: Page, rows: list[PageTarget], now: datetime, *, late_afte
         repeat=page.repeat,
         late_by=delay if delay > late_after else None,
     )
+
+
+def why(rows: list[PageTarget], attempt: Attempt) -> str:
+    """The error a retry is released with: who is still to be reached, and what else failed."""
+    problems = [*(f"{k}: {v}" for k, v in outstanding(rows).items()), *attempt.errors]
+    return "; ".join(problems or [f"{r.recipient}: {r.error}" for r in rows if r.error]) or "no target"

@@ -8,9 +8,9 @@ same moment (`writes.PageWrites`).
 A page DM that fails for a transient reason (Slack 5xx, unreachable, throttled) is not final: the
 page is released for a retry after a back-off (30 s, then 60 s) that DMs only the people not yet
 reached, and is recorded as sent after the attempt that reaches them, or after `max_attempts`
-with the rest under `failed`. Before DMing someone again, the retry looks for the page in their DM
-(`Pager.page_dm_posted`): Slack may have posted it and only its answer was lost. A permanent
-error (`user_not_found`, ...) is final at once and reported in the channel.
+with the rest under `failed`. Where the last attempt heard no answer of Slack's (`unanswered`), the
+retry first looks for the page in the DM (`Pager.page_dm_posted`): Slack may have posted it. A
+permanent error (`user_not_found`, ...) is final at once and reported in the channel.
 
 A page has two halves. Its DMs go out as soon as it is due, whatever else is going on (one
 incident's pages in order). Its channel half (invite, mention) and its record wait for their
@@ -40,7 +40,7 @@ from bot.escalation.pages.writes import DmOutcome, PageClaim
 from bot.escalation.ports import PageMessage
 from bot.escalation.retries import Sender
 from bot.escalation.runtime import Runtime
-from bot.exceptions import ChatError, is_transient
+from bot.exceptions import ChatError, is_transient, unanswered
 from bot.incidents.models import Incident
 
 log = logging.getLogger(__name__)
@@ -199,7 +199,7 @@ class PageSender(Sender[Page]):
         if not attempt.final and (outcome.outstanding(rows) or unreached or attempt.uninvited):
             # Someone is still to be reached or added to the channel (Slack failed for now), or nothing
             # reached anybody.
-            if await self.retry_later(page, token, error=_why(rows, attempt)):
+            if await self.retry_later(page, token, error=outcome.why(rows, attempt)):
                 return False
             if not outcome.reached(rows):
                 return False  # cancelled meanwhile, and it had reached nobody: it stays cancelled
@@ -265,15 +265,16 @@ class PageSender(Sender[Page]):
             if row.kind != TargetKind.USER or row.state != TargetState.PENDING or row.id is None:
                 continue
             now = self.rt.clock.now()
+            last = row.error  # the last claim's outcome, as the claim below fences it (`leases.claim_target`)
             held = row.claim_token == token and row.claim_expires_at is not None and utc(row.claim_expires_at) > now
             if not held:  # rows this attempt inserted are ours already
                 async with self.rt.send_db.session() as session:
                     if not await leases.claim_target(
-                        session, target_id=row.id, token=token, now=now, lease=self.rt.lease
+                        session, target_id=row.id, token=token, now=now, attempts=row.attempts, lease=self.rt.lease
                     ):
                         continue  # another sender has this person right now
                 row.attempts += 1
-            if row.attempts > 1 and await self._posted_before(row, message):
+            if row.attempts > 1 and unanswered(last) and await self._posted_before(row, message):
                 state, error = TargetState.SENT, None
             else:
                 note = replace(message, paged_at_level=earlier.get(row.recipient))
@@ -298,7 +299,7 @@ class PageSender(Sender[Page]):
             return await paged_before(session, incident_id=incident.id, level=message.level)
 
     async def _posted_before(self, row: PageTarget, message: PageMessage) -> bool:
-        """Whether an earlier attempt DMed this person without hearing Slack's answer (a cut, a timeout, a crash).
+        """Whether the last attempt, which heard no answer of Slack's (a cut, a timeout, a crash), DMed this person.
         When the DM's history cannot be read it goes out again: paged twice beats not paged."""
         try:
             found = await self.rt.pager.page_dm_posted(user=row.recipient, page=message, since=utc(row.created_at))
@@ -391,9 +392,3 @@ class PageSender(Sender[Page]):
         if page.repeat and page.level != levels:
             return f"level {page.level} is no longer the last level for {incident.severity}"
         return None
-
-
-def _why(rows: list[PageTarget], attempt: Attempt) -> str:
-    """The error a retry is released with: who is still to be reached, and what else failed."""
-    problems = [*(f"{k}: {v}" for k, v in outcome.outstanding(rows).items()), *attempt.errors]
-    return "; ".join(problems or [f"{r.recipient}: {r.error}" for r in rows if r.error]) or "no target"

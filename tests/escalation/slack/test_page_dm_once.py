@@ -7,6 +7,9 @@ from datetime import timedelta
 from typing import Any
 
 from bot.clock import FakeClock
+from bot.escalation import leases
+from bot.escalation.models import TargetKind
+from bot.escalation.pages.targets import targets
 from tests.escalation.slack.conftest import CONFIG, Starter, escalator, page_dms, page_lines, scheduler, tick
 
 LEAD_ONLY = {**CONFIG, "escalation": {"levels": [{"name": "Team lead", "after": "1m", "notify": ["U0LEAD"]}]}}
@@ -80,3 +83,50 @@ async def test_a_sender_stalled_after_slack_posted_its_dm_is_not_repeated_by_the
     assert len(page_dms(a.fake, "U0LEAD")) == 1
     (row,) = await escalator(b).pages(1)
     assert row.sent_to == ["U0LEAD"] and row.sent_at is not None
+
+
+async def test_a_retry_after_slack_answered_does_not_read_the_dm_but_one_after_a_gateway_page_does(
+    start: Starter, clock: FakeClock
+) -> None:
+    """`ratelimited` is Slack's own answer (the pager sees it once the client's own 429 retries are spent):
+    nothing was posted, so nothing to look for. A gateway's 502 page is no answer of Slack's: the DM may be there."""
+    bot = await start(LEAD_ONLY)
+    await bot.declare("P1 Checkout is down", user="U0BOB")
+    bot.fake.fail("chat.postMessage", "ratelimited")
+    await tick(bot, clock, timedelta(minutes=1))
+    await tick(bot, clock, timedelta(seconds=30))
+    assert bot.fake.calls_to("conversations.history") == []
+    assert len(page_dms(bot.fake, "U0LEAD")) == 1
+    (row,) = await escalator(bot).pages(1)
+    assert row.sent_to == ["U0LEAD"] and row.attempts == 2
+
+    await bot.declare("P1 Search is down", user="U0BOB")
+    bot.fake.server_error("chat.postMessage", status=502)
+    await tick(bot, clock, timedelta(minutes=1))
+    await tick(bot, clock, timedelta(seconds=30))
+    assert len(bot.fake.calls_to("conversations.history")) == 1
+    (row,) = await escalator(bot).pages(2)
+    assert row.sent_to == ["U0LEAD"] and row.attempts == 2
+
+
+async def test_a_sender_that_died_holding_a_person_after_an_answered_attempt_is_looked_for(
+    start: Starter, clock: FakeClock
+) -> None:
+    """Slack answers attempts 1 and 2 with an error (no look-up before attempt 2); attempt 3's sender claims the
+    person and dies before recording anything: its outcome is unknown, so the next sender looks in the DM."""
+    bot = await start(LEAD_ONLY)
+    await bot.declare("P1 Checkout is down", user="U0BOB")
+    bot.fake.fail("chat.postMessage", "service_unavailable")  # the DM; the channel's mention goes through
+    await tick(bot, clock, timedelta(minutes=1))
+    bot.fake.fail("chat.postMessage", "service_unavailable")
+    await tick(bot, clock, timedelta(seconds=30))
+    assert bot.fake.calls_to("conversations.history") == [] and page_dms(bot.fake, "U0LEAD") == []
+    (page,) = await escalator(bot).pages(1)
+    assert page.id is not None
+    async with bot.deps.db.session() as session:
+        (row,) = [r for r in await targets(session, page_id=page.id) if r.kind == TargetKind.USER]
+        assert row.id is not None and row.error == "service_unavailable"
+        assert await leases.claim_target(session, target_id=row.id, token="died", now=clock.now(), attempts=2)
+    await tick(bot, clock, escalator(bot).rt.lease + timedelta(seconds=1))
+    assert len(bot.fake.calls_to("conversations.history")) == 1
+    assert len(page_dms(bot.fake, "U0LEAD")) == 1
