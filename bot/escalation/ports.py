@@ -48,6 +48,8 @@ class PageReport:
     retrying: dict[str, str] = field(default_factory=dict)  # user or target -> why; tried again soon
     retry_in: timedelta | None = None  # when `retrying` is tried again
     attempt: int = 1
+    # Of `paged`, who had only a note that it escalated (paged at an earlier level already) -> that level.
+    noted: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -209,15 +209,20 @@ def _page(t: Timeline, event: Event, p: payloads.PageEvent) -> bool:
             level=lines.level(p),
             who=who,
             late=lines.late(p),
-            text=_page_note(event.text, sent=sent, via=via, failed=lines.failed(p)),
+            text=_page_note(event.text, sent=sent, via=via, failed=lines.failed(p), noted=lines.noted(p)),
         )
     )
     return False
 
 
-def _page_note(text: str, *, sent: bool, via: list[str], failed: list[str]) -> str:
-    """What the level and `who` do not say: another service that took the page, who it missed."""
-    notes = [*(["via " + ", ".join(via)] if via else []), *(["could not reach " + ", ".join(failed)] if failed else [])]
+def _page_note(text: str, *, sent: bool, via: list[str], failed: list[str], noted: list[str]) -> str:
+    """What the level and `who` do not say: another service that took the page, who it only told that it
+    escalated (paged at an earlier level already), who it missed."""
+    notes = [
+        *(["via " + ", ".join(via)] if via else []),
+        *noted,
+        *(["could not reach " + ", ".join(failed)] if failed else []),
+    ]
     if notes:
         return "; ".join(notes)
     return "" if sent and text.startswith("Paged level") else text

@@ -78,6 +78,15 @@ def failed(page: events.PageEvent) -> list[str]:
     return [f"{mention(user)} ({error})" for user, error in (page.failed or {}).items()]
 
 
+def noted(page: events.PageEvent) -> list[str]:
+    """Who a page did not page anew (paged at an earlier level, told it escalated): `["<@U1> already paged at
+    level 1, told it escalated"]`."""
+    return [
+        f"{mention(user)} already paged at level {earlier}, told it escalated"
+        for user, earlier in (page.noted or {}).items()
+    ]
+
+
 def level(page: events.PageEvent) -> str:
     """`1 (On-call engineer)`, or whichever of the two is known."""
     if page.level is not None and page.name:
@@ -151,6 +160,8 @@ def _page(text: str, p: events.PageEvent) -> str:
         head += f", repeat {p.repeat}"
     if p.late:
         head += " — late"
+    if p.noted:
+        head += " — " + ", ".join(noted(p))
     missed = failed(p)
     if missed:
         head += " — could not reach " + ", ".join(missed)

@@ -160,6 +160,7 @@ class PageEvent(Payload):
     late_seconds: float | None = None
     errors: list[str] | None = None
     via: list[str] | None = None  # another service that took the page: "PagerDuty"
+    noted: dict[str, int] | None = None  # of sent_to, told it escalated (paged at an earlier level) -> that level
     levels: list[int] | None = None  # cancelled
     reason: str | None = None
     added: list[int] | None = None  # replanned

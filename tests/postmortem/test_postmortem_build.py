@@ -168,6 +168,24 @@ async def test_a_page_pagerduty_took_counts_and_one_that_reached_nobody_does_not
     ]
 
 
+async def test_a_level_that_only_told_someone_paged_before_says_so(db: Database) -> None:
+    """The on-call engineer is the team lead too: level 2 paged the CTO and told the engineer it escalated."""
+    async with db.session() as session:
+        number = await bare_incident(session)
+        session.add(ev(number, 1, "page", text="Paged level 1 (On-call)", data=page(1, "On-call", ["U0BOB"])))
+        level_2 = {**page(2, "Lead", ["U0BOB", "U0CTO"]), "noted": {"U0BOB": 1}}
+        session.add(ev(number, 2, "page", text="Paged level 2 (Lead)", data=level_2))
+        await session.commit()
+    data = await build(db, number)
+    assert [(e.level, e.who, e.text) for e in data.escalations] == [
+        ("1 (On-call)", ["U0BOB"], ""),
+        ("2 (Lead)", ["U0BOB", "U0CTO"], "<@U0BOB> already paged at level 1, told it escalated"),
+    ]
+    assert describe("page", "Paged level 2 (Lead)", level_2) == (
+        "Paged <@U0BOB>, <@U0CTO> (level 2, Lead) — <@U0BOB> already paged at level 1, told it escalated"
+    )
+
+
 async def test_responders_are_people_with_what_they_did(db: Database) -> None:
     data = await build(db, await seed_full(db))
     roles = {r.user: r.roles for r in data.responders}

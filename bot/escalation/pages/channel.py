@@ -9,13 +9,22 @@ channel wait) is mentioned by `catch_up` when the channel setup ends.
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from datetime import datetime
 
 from bot.escalation import pagerduty
 from bot.escalation.models import Page, PageTarget, TargetKind, TargetState
 from bot.escalation.pages import outcome, queries
 from bot.escalation.pages.outcome import Attempt
-from bot.escalation.pages.targets import NewTarget, add_targets, mark_invited, mark_target, targets, targets_by_page
+from bot.escalation.pages.targets import (
+    NewTarget,
+    add_targets,
+    mark_invited,
+    mark_target,
+    targets,
+    targets_by_page,
+    told_escalated,
+)
 from bot.escalation.ports import PAGERDUTY, PageMessage
 from bot.escalation.runtime import Runtime
 from bot.exceptions import ChatError, InviteIncomplete, is_transient
@@ -147,6 +156,16 @@ class Channel:
         assert incident.channel_id is not None
         full = outcome.first_mention(rows)
         report = outcome.page_report(rows, message, attempt)
+        if report is not None and report.paged and message.level > 1 and not message.repeat:
+            async with self.rt.send_db.session() as session:
+                noted = await told_escalated(
+                    session,
+                    incident_id=incident.id or 0,
+                    level=message.level,
+                    repeat=message.repeat,
+                    users=report.paged,
+                )
+            report = replace(report, noted=noted)
         error = None
         if report is not None:
             try:

@@ -29,6 +29,7 @@ class Delivery:
     failed: dict[str, str] = field(default_factory=dict)  # user or target -> reason
     errors: list[str] = field(default_factory=list)
     via: list[str] = field(default_factory=list)  # other paging services that took it ("PagerDuty")
+    noted: dict[str, int] = field(default_factory=dict)  # of sent_to, told it escalated -> the level paged at
 
 
 async def finish_page(
@@ -114,6 +115,9 @@ def _sent_text(page: Page, delivery: Delivery) -> str:
         text += f", repeat {page.repeat}"
     if delivery.via:
         text += " via " + ", ".join(delivery.via)
+    elif delivery.sent_to and set(delivery.sent_to) <= set(delivery.noted):  # nobody paged anew
+        earlier = ", ".join(str(level) for level in sorted(set(delivery.noted.values())))
+        text = f"Level {page.level} ({page.name}): already paged at level {earlier}, told it escalated"
     elif not delivery.sent_to:
         text = f"Page for level {page.level} ({page.name}) reached nobody"
     return text
@@ -132,4 +136,5 @@ def _sent_event(page: Page, delivery: Delivery, *, late: bool, delay: float) -> 
         late_seconds=round(delay, 3),
         errors=list(delivery.errors),
         via=list(delivery.via),
+        noted=dict(delivery.noted) or None,
     )

@@ -35,7 +35,7 @@ from bot.escalation.pages.channel import Channel
 from bot.escalation.pages.outcome import Attempt
 from bot.escalation.pages.queries import page_with_incident
 from bot.escalation.pages.records import cancel_stopped, finish_page
-from bot.escalation.pages.targets import NewTarget, add_targets, mark_target, paged_before, targets
+from bot.escalation.pages.targets import NewTarget, add_targets, mark_target, paged_before, targets, told_escalated
 from bot.escalation.pages.writes import DmOutcome, PageClaim
 from bot.escalation.ports import PageMessage
 from bot.escalation.retries import Sender
@@ -343,6 +343,9 @@ class PageSender(Sender[Page]):
             rows = await targets(session, page_id=page.id)
             delivery = outcome.delivery_of(rows, attempts=page.attempts, stopped=stopped)
             delivery.errors = list(dict.fromkeys([*errors, *delivery.errors]))
+            delivery.noted = await told_escalated(
+                session, incident_id=page.incident_id, level=page.level, repeat=page.repeat, users=delivery.sent_to
+            )
             finished = await finish_page(
                 session,
                 page_id=page.id,

@@ -193,3 +193,14 @@ async def mark_invited(session: AsyncSession, *, target_ids: list[int]) -> None:
     if target_ids:
         await session.exec(update(PageTarget).where(col(PageTarget.id).in_(target_ids)).values(invited=True))
         await session.commit()
+
+
+async def told_escalated(
+    session: AsyncSession, *, incident_id: int, level: int, repeat: int, users: list[str]
+) -> dict[str, int]:
+    """Who of `users`, reached by this level, had a note that it escalated rather than a page (`paged_before`,
+    as the DM chose), with the level they were paged at; for the channel mention and the record."""
+    if level == 1 or repeat or not users:
+        return {}
+    found = await paged_before(session, incident_id=incident_id, level=level)
+    return {user: found[user] for user in users if user in found}

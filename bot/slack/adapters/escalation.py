@@ -138,8 +138,10 @@ def _report_headline(report: PageReport) -> str:
     level = _level(report.page)
     retry = f" (attempt {report.attempt})" if report.attempt > 1 else ""
     if report.paged:
-        who = ", ".join(mention(u) for u in report.paged)
+        who = ", ".join(_paged(u, report.noted.get(u)) for u in report.paged)
         via = f" (and {', '.join(report.via)})" if report.via else ""
+        if not report.via and set(report.paged) <= set(report.noted):  # nobody paged anew
+            return f"📟 {level[0].upper()}{level[1:]}{retry}: {who}"
         return f"📟 Paged {level}{retry}: {who}{via}"
     if report.via:
         return f"📟 Paged {level}{retry} through {', '.join(report.via)}"
@@ -149,6 +151,12 @@ def _report_headline(report: PageReport) -> str:
     if report.attempt == 1 or not (report.failed or report.unresolved):
         return f"📟 ⚠️ Paging {level} reached nobody"
     return f"📟 ⚠️ Paging {level}{retry}: giving up on"
+
+
+def _paged(user: str, earlier: int | None) -> str:
+    if earlier is None:
+        return mention(user)
+    return f"{mention(user)} (already paged at level {earlier}, told it escalated)"
 
 
 def _retry_lines(report: PageReport) -> list[str]:
