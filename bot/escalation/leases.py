@@ -8,9 +8,21 @@ and sending. Options considered:
 * mark `sent_at` as the claim: a crash after the claim loses the page for ever (at-most-once);
 * claim with a lease (chosen): a crash after the claim delays the page by at most the lease, then
   another replica or the restarted process sends it. A crash *after* a DM went out and *before*
-  it was recorded leaves that person pending: the next sender looks for the page in their DM
-  first (`PageSender._posted_before`) and records it instead of repeating it; only when Slack will
-  not show the DM's history is the page repeated, once per crash.
+  it was recorded leaves that person pending with no outcome; so does an answer that never came
+  back (a cut, a timeout, a gateway's 5xx page). The next sender looks for the page in their DM
+  first (`PageSender._posted_before`) and records it instead of repeating it. It looks only then:
+  after an answer of Slack's own (`ratelimited`, `service_unavailable`, any ok:false), the DM was
+  not posted (`exceptions.unanswered`).
+
+A person can still get one page DM twice, at most once per unknown outcome, when:
+  - the look-up cannot read the DM (no `im:history` scope, Slack failing or throttling
+    conversations.history): the DM goes out again rather than not at all;
+  - the look-up runs before Slack shows the first DM: a request Slack took after the bot stopped
+    waiting for it (its timeout), or a sender paused past its lease before its request reached Slack,
+    whose DM lands after the next sender looked (the fence below does not stop a request already sent);
+  - Slack answered an error yet posted (Slack says `fatal_error` may come after part of the work): not looked for;
+  - the DM is not in what the look-up reads: from the first attempt on (less the Slack adapter's
+    `CLOCK_SKEW`, 10 minutes, for clocks that differ), a few pages of history (a thousand messages).
 
 Only the holder of the claim (same token) may finish or release the row, so a sender whose lease
 ran out while Slack was slow cannot overwrite the replica that took over. The lease (2 minutes by
@@ -19,7 +31,8 @@ below that. Leases are measured with each process's clock, so replicas' clocks m
 within the lease (NTP does far better).
 
 Each DM is fenced by a conditional UPDATE on its recipient's row too (`claim_target`), so two
-senders of one page (a lease that ran out) never DM one person twice.
+senders of one page (a lease that ran out) never both start a DM to one person within one lease;
+what a sender already sent is the look-up's to find.
 
 Every function commits its own unit of work: a claim must be visible to other replicas at once.
 """

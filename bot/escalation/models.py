@@ -4,9 +4,9 @@ A row is *pending* while `sent_at` and `cancelled_at` are both NULL. Whoever sen
 it with a conditional UPDATE that sets `claim_token`/`claim_expires_at` (a lease), and only the
 holder of a live claim may mark it sent. A process that dies holding a claim loses it when the
 lease runs out, and another process (or the restarted one) sends the page. So a page is never
-lost; a crash between "DM delivered" and "marked sent" is caught by looking for the page in the
-DM before sending it again, and where that cannot be read the page is repeated once: we prefer a
-rare duplicate to a silent outage (see `leases.py`).
+lost. A page DM whose outcome is unknown (its sender died or stalled before recording it, or
+Slack's answer never came back) is looked for in the DM before it is sent again; a DM can still
+go out twice in the few cases `leases.py` lists: we prefer a rare duplicate to a silent outage.
 
 `escalation_page_targets` keeps a page's delivery per recipient, so a retry after a transient
 Slack failure DMs only those not reached yet.
