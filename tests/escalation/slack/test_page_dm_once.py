@@ -77,6 +77,9 @@ async def test_a_sender_stalled_after_slack_posted_its_dm_is_not_repeated_by_the
     await asyncio.wait_for(posted.wait(), 10)
     clock.advance(escalator(a).rt.lease + timedelta(seconds=1))
     await scheduler(b).run()  # the other replica takes the page over; then the stalled answer comes
+    # It did take the page over and looked in the DM (else the test would pass on the stalled one's post alone).
+    (looked,) = a.fake.calls_to("conversations.history")
+    assert looked.args["include_all_metadata"] is True
     gate.set()
     await stalled
     await b.settle()
