@@ -145,13 +145,14 @@ def is_transient(error: ChatError) -> bool:
 
 
 def unanswered(code: str | None) -> bool:
-    """Slack's own answer never came back (the connection cut, a timeout, a gateway's 5xx page): Slack may
-    have done what was asked. Any answer of Slack's, even `ratelimited` or `internal_error`, says it did not.
+    """Slack's own answer never came back (the connection cut, a timeout, a gateway's 5xx page), or was
+    `fatal_error`, which Slack documents as possibly after part of the work succeeded: Slack may have done
+    what was asked. Any other answer of Slack's, even `ratelimited` or `internal_error`, says it did not.
 
     `code` is a failure's code as recorded: a Slack code (never with a space), `unreachable`, `http_<status>`,
     or, for a failure that had no code, its message; None when no outcome was recorded (the caller died).
     """
-    return code is None or code == "unreachable" or code.startswith("http_5") or " " in code
+    return code is None or code in {"unreachable", "fatal_error"} or code.startswith("http_5") or " " in code
 
 
 class ChannelNameTaken(ChatError):

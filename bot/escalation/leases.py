@@ -20,7 +20,7 @@ A person can still get one page DM twice, at most once per unknown outcome, when
   - the look-up runs before Slack shows the first DM: a request Slack took after the bot stopped
     waiting for it (its timeout), or a sender paused past its lease before its request reached Slack,
     whose DM lands after the next sender looked (the fence below does not stop a request already sent);
-  - Slack answered an error yet posted (Slack says `fatal_error` may come after part of the work): not looked for;
+  - Slack answered an error other than `fatal_error` yet posted: not looked for;
   - the DM is not in what the look-up reads: from the first attempt on (less the Slack adapter's
     `CLOCK_SKEW`, 10 minutes, for clocks that differ), a few pages of history (a thousand messages).
 

@@ -111,6 +111,13 @@ async def test_a_retry_after_slack_answered_does_not_read_the_dm_but_one_after_a
     (row,) = await escalator(bot).pages(2)
     assert row.sent_to == ["U0LEAD"] and row.attempts == 2
 
+    # `fatal_error` is Slack's answer, but Slack documents it as possibly after part of the work: looked for.
+    await bot.declare("P1 Login is down", user="U0BOB")
+    bot.fake.fail("chat.postMessage", "fatal_error")
+    await tick(bot, clock, timedelta(minutes=1))
+    await tick(bot, clock, timedelta(seconds=30))
+    assert len(bot.fake.calls_to("conversations.history")) == 2
+
 
 async def test_a_sender_that_died_holding_a_person_after_an_answered_attempt_is_looked_for(
     start: Starter, clock: FakeClock
