@@ -266,6 +266,7 @@ class Pages:
             per_week=charts.per_week(result.weeks),
             times=charts.times(result.weeks),
             by_service=charts.by_service(result.by_service),
+            guest=await self.deps.incident_access.is_guest(person=person.user_id),
         )
 
     async def oncall(self, request: web.Request, person: Person) -> web.StreamResponse:

@@ -61,6 +61,7 @@ async def test_a_guests_stats_page_counts_only_the_incidents_of_their_channels(s
         assert "1 incident declared from" in page.text
         assert cell("vendor") in page.text and "payroll" not in page.text and cell("(private)") not in page.text
         assert '<span class="sev sev-P1">' not in page.text and '<span class="sev sev-P3">' not in page.text
+        assert "Only the incidents you can see are counted." in page.text and "counted under" not in page.text
     finally:
         await guest.close()
     carol = Browser(site)  # a full member: every incident, the private one without its service
@@ -70,5 +71,6 @@ async def test_a_guests_stats_page_counts_only_the_incidents_of_their_channels(s
         assert "3 incidents declared from" in page.text
         assert cell("payroll") in page.text and cell("(private)") in page.text and "search" not in page.text
         assert '<span class="sev sev-P1">' in page.text and '<span class="sev sev-P3">' in page.text
+        assert "Private incidents you cannot see are counted under" in page.text
     finally:
         await carol.close()
