@@ -52,7 +52,7 @@ class Runner:
         call_start = timer.monotonic()
         try:
             if plan.action is Action.RESTART:
-                handle = await platform.restart()
+                handle = await platform.restart(plan.redeploys.id if plan.redeploys else None)
             else:
                 handle = await platform.rollback(plan.target.id if plan.target else None)
         except PlatformUnsure as exc:

@@ -103,8 +103,9 @@ class Platform(Protocol):
         """`list_deployments(limit=limit)` and `current_deployment()` together, reading what they share once."""
         ...
 
-    async def restart(self) -> Deployment:
-        """Restart what is live; returns the deployment to follow."""
+    async def restart(self, redeploys: str | None = None) -> Deployment:
+        """Restart what is live; returns the deployment to follow. `redeploys`: with nothing live, the
+        deployment `restart_deploys` named on the confirmation, to deploy again exactly that one."""
         ...
 
     def restart_deploys(self, deployments: Sequence[Deployment], current: Deployment | None) -> Deployment | None:

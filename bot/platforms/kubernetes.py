@@ -112,7 +112,7 @@ class KubernetesPlatform:
         listed, current = self._listed(deployment, await self._replica_sets(deployment))
         return listed[:limit], current
 
-    async def restart(self) -> Deployment:
+    async def restart(self, redeploys: str | None = None) -> Deployment:
         deployment = await self._get_deployment()
         self._refuse_paused(deployment, "restart")
         now = self.clock.now().strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -3,7 +3,9 @@
 - current: the newest deployment that went live (`SUCCESS`, `SLEEPING`, or `CRASHED` after
   going live); a `FAILED` build never replaced anything.
 - restart: `deploymentRestart(id)` on the live deployment (no rebuild, the fastest fix); when
-  nothing is live, `serviceInstanceRedeploy(environmentId, serviceId)`.
+  nothing is live, `deploymentRedeploy(id)` of the deployment the confirmation named (exactly that
+  one, even if a newer one appeared since the click's check), or, named none (nothing deployed yet),
+  `serviceInstanceRedeploy(environmentId, serviceId)`, which redeploys whatever is newest.
 - rollback: `deploymentRollback(id)` with the chosen earlier deployment; Railway creates a new
   deployment from it, which is what we follow. The mutation answers before the deployment is
   listed, so it is looked for again over some seconds (`APPEAR_DELAYS`), not once at once.
@@ -11,7 +13,8 @@
 
 Auth: `Authorization: Bearer` for account/team tokens, `Project-Access-Token` for project
 tokens. With `RAILWAY_TOKEN_KIND=auto` the client tries Bearer first and, when Railway refuses
-it, the project header, then remembers what worked. Mutations answer `Boolean!`: no selection.
+it, the project header, then remembers what worked. Mutations answer `Boolean!` (no selection),
+except `deploymentRedeploy`, which answers the new `Deployment`.
 GraphQL errors arrive as HTTP 200 with `errors`; they become PlatformError subclasses.
 """
 
@@ -70,6 +73,12 @@ ROLLBACK = """
 mutation Rollback($id: String!) {
   deploymentRollback(id: $id)
 }
+"""
+
+REDEPLOY_ONE = f"""
+mutation RedeployOne($id: String!) {{
+  deploymentRedeploy(id: $id) {{ {_FIELDS} }}
+}}
 """
 
 REDEPLOY = """
@@ -147,7 +156,9 @@ class RailwayPlatform:
         deployments, current = await asyncio.gather(self.list_deployments(limit=limit), self.current_deployment())
         return deployments, current
 
-    async def restart(self) -> Deployment:
+    async def restart(self, redeploys: str | None = None) -> Deployment:
+        if redeploys is not None:  # nothing was live: this one, not whatever is newest by now
+            return await self._redeploy(redeploys)
         current = await self.current_deployment()
         if current is None:
             before = {d.id for d in await self._deployments(first=5)}
@@ -164,8 +175,8 @@ class RailwayPlatform:
         return ""
 
     def restart_deploys(self, deployments: Sequence[Deployment], current: Deployment | None) -> Deployment | None:
-        """With nothing live, `serviceInstanceRedeploy` builds and deploys the newest deployment again,
-        whatever became of it: often the very build that failed."""
+        """With nothing live, a restart builds and deploys the newest deployment again (`deploymentRedeploy`
+        of this one), whatever became of it: often the very build that failed."""
         return deployments[0] if current is None and deployments else None
 
     async def rollback(self, target_id: str | None = None) -> Deployment:
@@ -207,6 +218,14 @@ class RailwayPlatform:
             if not edges or not info.get("hasNextPage") or not after:
                 break
         return found[:first]
+
+    async def _redeploy(self, deployment_id: str) -> Deployment:
+        """`deploymentRedeploy` answers the deployment it made, so there is nothing to look for after it."""
+        node = (await self._query(REDEPLOY_ONE, {"id": deployment_id})).get("deploymentRedeploy")
+        if not isinstance(node, dict) or not node.get("id"):
+            raise PlatformError(f"Railway did not accept deploymentRedeploy (answered {node!r})", platform=NAME)
+        new = _deployment(node)
+        return replace(new, meta={**new.meta, "action": "redeploy", "redeploy_of": deployment_id})
 
     async def _new_deployment(self, before: set[str], *, action: str) -> Deployment:
         """The deployment Railway created for a redeploy/rollback: the newest one we had not seen.

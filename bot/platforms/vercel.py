@@ -120,7 +120,7 @@ class VercelPlatform:
         _, deployments, current = await self._state(limit)
         return deployments[:limit], current
 
-    async def restart(self) -> Deployment:
+    async def restart(self, redeploys: str | None = None) -> Deployment:
         project, _, current = await self._state()
         if current is None:
             raise PlatformError(self.restart_blocker(deployments=[], current=None), platform=NAME)

@@ -141,7 +141,7 @@ class WebhookPlatform:
         deployments, current = await asyncio.gather(self.list_deployments(limit=limit), self.current_deployment())
         return deployments, current
 
-    async def restart(self) -> Deployment:
+    async def restart(self, redeploys: str | None = None) -> Deployment:
         return await self._act("restart")
 
     def restart_blocker(self, deployments: Sequence[Deployment], current: Deployment | None) -> str:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import itertools
 import json
 import uuid
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from functools import cache
 from pathlib import Path
@@ -65,6 +66,7 @@ class FakeRailway(FakePlatform):
         self._clock = itertools.count(1)
         self.appear_after: int | None = 1
         self.held_in: str | None = None
+        self.before_next_mutation: Callable[[], object] | None = None  # run once, as the next mutation arrives
         self.app.router.add_post(self.path, self._handle)
 
     @property
@@ -214,6 +216,16 @@ class FakeRailway(FakePlatform):
         self._made(new)
         return True
 
+    def _m_redeploy_one(self, info: Any, id: str, usePreviousImageTag: bool | None = None) -> dict[str, Any]:  # noqa: N803
+        """`deploymentRedeploy`: builds and deploys that deployment again, answering the new `Deployment`."""
+        source = self._find(id)
+        new = self._new(
+            source["meta"]["version"], "QUEUED", self._now(), self._plan(["BUILDING", "DEPLOYING", "SUCCESS"])
+        )
+        new["canRollback"] = False
+        self._made(new)
+        return new
+
     # --- HTTP --------------------------------------------------------------------------------------
 
     def _authorised(self, request: web.Request) -> bool:
@@ -249,6 +261,9 @@ class FakeRailway(FakePlatform):
                 "invalid document: " + "; ".join(messages), body={"errors": [{"message": m} for m in messages]}
             )
         self.documents.append((document, variables))
+        if self.before_next_mutation is not None and _is_mutation(parsed):
+            hook, self.before_next_mutation = self.before_next_mutation, None
+            hook()
         if not self._authorised(request):
             return web.json_response(
                 {"errors": [{"message": "Not Authorized", "extensions": {"code": "UNAUTHENTICATED"}}], "data": None}
@@ -259,6 +274,7 @@ class FakeRailway(FakePlatform):
             deploymentRestart=self._m_restart,
             deploymentRollback=self._m_rollback,
             serviceInstanceRedeploy=self._m_redeploy,
+            deploymentRedeploy=self._m_redeploy_one,
         )
         result = graphql.graphql_sync(schema(), document, root_value=root, variable_values=variables)
         if result.errors:
@@ -267,3 +283,10 @@ class FakeRailway(FakePlatform):
                 self.violations.append("bad variables: " + "; ".join(e.message for e in request_errors))
             return web.json_response({"errors": [e.formatted for e in result.errors], "data": None})
         return web.json_response({"data": result.data})
+
+
+def _is_mutation(document: graphql.DocumentNode) -> bool:
+    return any(
+        isinstance(d, graphql.OperationDefinitionNode) and d.operation is graphql.OperationType.MUTATION
+        for d in document.definitions
+    )

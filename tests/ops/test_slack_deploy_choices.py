@@ -94,6 +94,24 @@ async def test_a_newer_deployment_since_the_confirmation_is_not_redeployed_in_it
     assert stack.railway.live_version() == "v4"
 
 
+async def test_a_deployment_made_just_after_the_clicks_check_is_not_redeployed_either(stack: Stack) -> None:
+    """CI deployed v4 after the click's check and before the redeploy: `serviceInstanceRedeploy` redeployed
+    the newest deployment then, v4, in place of the v3 the person confirmed."""
+    channel = await incident_channel(stack)
+    v3 = _nothing_live(stack)
+    await stack.bot.command("gateway", command="/restart", user="U0LEAD", channel=channel)
+    stack.railway.before_next_mutation = lambda: stack.railway.deploy("v4", "FAILED")
+
+    await stack.bot.click("ops_confirm", stack.button_value("ops_confirm"), user="U0LEAD", channel=channel)
+
+    assert stack.railway.live_version() == "v3"
+    mutations = [(doc, variables) for doc, variables in stack.railway.documents if "mutation" in doc]
+    assert len(mutations) == 1 and "deploymentRedeploy" in mutations[0][0] and mutations[0][1] == {"id": v3}
+    assert stack.railway.violations == []
+    [entry] = await stack.audit()
+    assert entry.outcome == "succeeded" and f"redeployed {v3}" in entry.detail, entry.detail
+
+
 async def test_a_vercel_restart_with_nothing_live_is_refused_before_the_confirm_button(stack: Stack) -> None:
     """Vercel redeploys the live deployment, so with nothing live the restart can only fail: it was offered
     with a Confirm button anyway and failed after the click."""

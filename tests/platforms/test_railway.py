@@ -40,6 +40,17 @@ async def test_the_fake_refuses_a_selection_on_a_boolean_mutation(fake: FakeRail
     assert fake.violations
 
 
+async def test_the_fake_refuses_deployment_redeploy_without_a_selection(
+    fake: FakeRailway, http: httpx.AsyncClient
+) -> None:
+    """`deploymentRedeploy` answers a `Deployment`, not a `Boolean!`: asked like the other mutations, it fails."""
+    response = await _post(http, fake, 'mutation { deploymentRedeploy(id: "x") }')
+
+    assert response.status_code == 400
+    assert "must have a selection" in response.json()["errors"][0]["message"]
+    assert fake.violations
+
+
 async def test_the_fake_refuses_unknown_fields_and_bad_variables(fake: FakeRailway, http: httpx.AsyncClient) -> None:
     bad_field = await _post(http, fake, "query { deployments(input: {}) { edges { node { id colour } } } }")
     bad_var = await _post(
@@ -126,6 +137,23 @@ async def test_restart_with_nothing_live_redeploys_the_service(fake: FakeRailway
     assert len(fake.deployments) == 2 and handle.id == fake.deployments[0]["id"]
     assert result.succeeded
     assert fake.live_version() == "v1"
+
+
+async def test_restart_naming_what_to_redeploy_redeploys_exactly_that_one(
+    fake: FakeRailway, http: httpx.AsyncClient
+) -> None:
+    """Nothing live and v1 named: v1 is redeployed even though v2 is newer by now."""
+    fake.seed(["v1", "v2"], statuses=["FAILED", "FAILED"])
+    client = client_for("railway", fake, http)
+    v1 = fake.id_of("v1")
+
+    handle = await client.restart(v1)
+    result = await follow(client, handle, deadline=60, timer=FakeTimer())
+
+    assert [variables for doc, variables in fake.documents if "mutation" in doc] == [{"id": v1}]
+    assert not fake.violations
+    assert handle.id == fake.deployments[0]["id"] != v1 and handle.meta["redeploy_of"] == v1
+    assert result.succeeded and fake.live_version() == "v1"
 
 
 async def test_documents_use_variables_not_string_interpolation(fake: FakeRailway, http: httpx.AsyncClient) -> None:
