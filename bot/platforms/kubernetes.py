@@ -121,7 +121,16 @@ class KubernetesPlatform:
         return self._handle(updated, action="restart")
 
     def restart_blocker(self, deployments: Sequence[Deployment], current: Deployment | None) -> str:
-        return ""
+        """A paused Deployment ignores the restart annotation until it is resumed: a restart would change
+        nothing (and `restart` refuses it after the click)."""
+        if not any(d.meta.get("paused") for d in [*deployments, *([current] if current else [])]):
+            return ""
+        name, namespace = self.target.deployment, self.target.namespace
+        return (
+            f"Deployment {self._where} is paused, and a paused Deployment does not roll out a restart; resume it "
+            f"with `kubectl rollout resume deployment/{name} -n {namespace}` (its pending changes roll out too), "
+            "then run /restart again if it is still needed"
+        )
 
     def restart_deploys(self, deployments: Sequence[Deployment], current: Deployment | None) -> Deployment | None:
         return None
@@ -208,7 +217,13 @@ class KubernetesPlatform:
             created_at=parse_time(meta_rs.get("creationTimestamp")),
             url=None,
             can_rollback=not live,
-            meta={"replicaset": meta_rs.get("name"), "image": ", ".join(images), "revision": revision},
+            meta={
+                "replicaset": meta_rs.get("name"),
+                "image": ", ".join(images),
+                "revision": revision,
+                # What the restart blocker reads: it sees deployments, not the Deployment object.
+                **({"paused": True} if (deployment.get("spec") or {}).get("paused") else {}),
+            },
         )
 
     async def _get_deployment(self) -> dict[str, Any]:

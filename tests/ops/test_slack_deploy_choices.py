@@ -126,6 +126,22 @@ async def test_a_vercel_restart_with_nothing_live_is_refused_before_the_confirm_
     assert stack.vercel.restarts == 0
 
 
+async def test_a_kubernetes_restart_of_a_paused_deployment_is_refused_before_the_confirm_button(
+    stack: Stack,
+) -> None:
+    """A paused Deployment does not roll out the restart annotation (and the click failed on it): it was
+    offered with a Confirm button that could only fail, without saying how to resume it."""
+    stack.k8s.deployment["spec"]["paused"] = True
+    await stack.bot.command("api", command="/restart", user="U0LEAD")
+
+    assert "ops_confirm" not in stack.raw()
+    reply = stack.bot.last_reply()
+    assert "Cannot restart api" in reply and "Deployment prod/api is paused" in reply, reply
+    assert "`kubectl rollout resume deployment/api -n prod`" in stack.raw()
+    assert "/rollback api" not in stack.raw()  # refused on a paused Deployment too
+    assert stack.k8s.patches == []
+
+
 # --- /rollback with a typed id ----------------------------------------------------------------------
 
 

@@ -306,7 +306,8 @@ def no_target_blocks(plan: Plan) -> list[Block]:
     lines = [f"⚠️ {_cannot(plan)} {where}: {escape(plan.problem)}."]
     lines.append(f"Live now: {_describe(plan.current)}")
     if plan.action is Action.RESTART:
-        lines.append(f"To put an earlier deployment that ran fine live: `/rollback {escape(plan.service)}`")
+        if plan.current is None:  # with something live (a paused Deployment) a rollback is no way out either
+            lines.append(f"To put an earlier deployment that ran fine live: `/rollback {escape(plan.service)}`")
     elif plan.candidates:
         lines.append("*Recent deployments* (pick one by ID):")
         lines.extend(_deployment_line(d, live=False) for d in plan.candidates)
