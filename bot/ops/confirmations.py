@@ -8,6 +8,7 @@ by id; `pending` reads it back for the click (a button's value is a hint, not a 
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from bot.config import Service
@@ -68,7 +69,7 @@ async def prepare(
     }
     if action is Action.RESTART:
         if problem := platform.restart_blocker(deployments, current):  # it would only fail after the click
-            return Plan(**common, problem=problem)
+            return await _not_offered(deps, Plan(**common, problem=problem), asked, channel_id=channel_id)
         redeploys = platform.restart_deploys(deployments, current)
         return await _keep(deps, Plan(**common, redeploys=redeploys), channel_id=channel_id)
     others = [d for d in deployments if current is None or d.id != current.id]
@@ -76,7 +77,8 @@ async def prepare(
     try:  # `rev7` is `7` on Kubernetes only
         target = pick_rollback_target(deployments, current, target_id, read=platform.canonical_id)
     except NotFound as exc:
-        return Plan(**common, candidates=tuple(candidates[:8]), problem=str(exc))
+        plan = Plan(**common, candidates=tuple(candidates[:8]), problem=str(exc))
+        return await _not_offered(deps, plan, asked, channel_id=channel_id)
     rest = [d for d in candidates if d.id != target.id]
     return await _keep(deps, Plan(**common, target=target, candidates=tuple(rest[:5])), channel_id=channel_id)
 
@@ -108,6 +110,23 @@ async def _not_while_running(deps: Deps, ref: PlanRef, *, channel_id: str | None
         timeline_text=f"{ref.action.verb} of {ref.service} not run: {refusal}",
     )
     raise refusal
+
+
+async def _not_offered(deps: Deps, plan: Plan, asked: PlanRef, *, channel_id: str | None) -> Plan:
+    """A plan with nothing to confirm (no target, or a restart that could only fail) is refused like any
+    request: audited, and on the incident's timeline, with what was live and what was asked for."""
+    ref = replace(asked, current_id=plan.current.id if plan.current else None)
+    await record_outcome(
+        deps,
+        ref,
+        actor=ref.requested_by,
+        channel_id=channel_id,
+        platform=plan.platform,
+        outcome=Outcome.REFUSED,
+        detail=plan.problem,
+        timeline_text=f"{ref.action.verb} of {ref.service} not offered: {plan.problem}",
+    )
+    return plan
 
 
 async def _keep(deps: Deps, plan: Plan, *, channel_id: str | None) -> Plan:

@@ -369,8 +369,9 @@ async def test_a_huge_typed_deployment_id_is_refused_and_audited_without_overflo
     )
 
     assert not plan.ready and len(plan.problem) < 200
-    [entry] = await _audit(world)
-    assert entry.target_deployment == "x" * 200
+    denied, not_offered = await _audit(world)
+    assert (denied.actor, denied.target_deployment) == ("U0CAROL", "x" * 200)
+    assert (not_offered.actor, not_offered.outcome, not_offered.target_deployment) == ("U0LEAD", "refused", "x" * 200)
 
 
 async def test_a_bug_while_following_is_recorded_as_a_failure_not_left_started(world: World) -> None:

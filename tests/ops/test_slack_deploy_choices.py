@@ -142,6 +142,54 @@ async def test_a_kubernetes_restart_of_a_paused_deployment_is_refused_before_the
     assert stack.k8s.patches == []
 
 
+def _vercel_nothing_live(stack: Stack) -> None:
+    stack.vercel.deployments.clear()
+    stack.vercel.seed(["v1", "v2", "v3"], states=["ERROR"] * 3)
+
+
+def _k8s_paused(stack: Stack) -> None:
+    stack.k8s.deployment["spec"]["paused"] = True
+
+
+def _no_earlier_good_one(stack: Stack) -> None:
+    for older in stack.webhook.deployments[1:]:
+        older.update(status="failed", can_rollback=False)
+
+
+@pytest.mark.parametrize(
+    ("service", "command", "make", "problem"),
+    [
+        ("web", "/restart", _vercel_nothing_live, "no live production deployment"),
+        ("api", "/restart", _k8s_paused, "is paused"),
+        ("billing", "/rollback", _no_earlier_good_one, "no earlier successful deployment"),
+    ],
+)
+async def test_a_request_refused_at_confirmation_time_is_audited_and_on_the_timeline(
+    stack: Stack, service: str, command: str, make: Any, problem: str
+) -> None:
+    """A restart that could only fail, or a rollback with nothing to go back to, was answered with no Confirm
+    button and kept nowhere: the audit log and the incident's timeline had no trace of the request."""
+    channel = await incident_channel(stack)
+    make(stack)
+    await stack.bot.command(service, command=command, user="U0LEAD", channel=channel)
+
+    assert "ops_confirm" not in stack.raw() and problem in stack.bot.last_reply()
+    [entry] = await stack.audit()
+    assert (entry.actor, entry.action, entry.service, entry.outcome) == ("U0LEAD", command[1:], service, "refused")
+    assert entry.incident_id == 1 and entry.request_id is None and problem in entry.detail, entry.detail
+    [event] = [e for e in await stack.bot.timeline(1) if e.kind == "deploy"]
+    assert "not offered" in event.text and problem in event.text, event.text
+
+
+async def test_a_rollback_to_an_unknown_id_outside_an_incident_is_audited_with_what_was_typed(stack: Stack) -> None:
+    await stack.bot.command("billing nope-123456", command="/rollback", user="U0LEAD")
+
+    assert "ops_confirm" not in stack.raw()
+    [entry] = await stack.audit()
+    assert (entry.outcome, entry.incident_id, entry.target_deployment) == ("refused", None, "nope-123456")
+    assert entry.from_deployment == stack.webhook.id_of("v3") and "not among" in entry.detail, entry.detail
+
+
 # --- /rollback with a typed id ----------------------------------------------------------------------
 
 
