@@ -60,6 +60,7 @@ class Timeline:
     severity_at_declaration: str | None = None
     severities: set[str] = field(default_factory=set)  # every severity it had, for the worst one
     pages: int = 0
+    page_notes: int = 0  # levels whose only recipients were paged earlier and just told it escalated
     activity: dict[str, list[Any]] = field(default_factory=dict)  # actor -> [first seen, count]
     role_holders: list[tuple[str, str]] = field(default_factory=list)  # (role, user) in order of assignment
     paged: set[str] = field(default_factory=set)
@@ -198,9 +199,12 @@ def _page(t: Timeline, event: Event, p: payloads.PageEvent) -> bool:
     sent = p.action == "sent"
     who = lines.paged(p) if sent else []
     via = lines.present(p.via) if sent else []  # "PagerDuty" took it
-    if who or via:  # a page that reached nobody is shown, not counted
+    anew = [user for user in who if user not in (p.noted or {})]
+    if anew or via:  # a page that reached nobody is shown, not counted
         t.pages += 1
-        t.paged.update(who)
+    elif who:  # it only told people paged at an earlier level that it escalated: not a page
+        t.page_notes += 1
+    t.paged.update(who)
     t.escalations.append(
         Escalation(
             at=event.at,

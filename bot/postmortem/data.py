@@ -182,6 +182,8 @@ class PostmortemData:
     first_alert_started: datetime | None = None
     # The most severe severity it had (P1 before P2), which a downgrade before the resolve hides from `severity`.
     severity_peak: str = ""
+    # Levels that paged nobody anew, only told people paged at an earlier level that it escalated (not in `pages`).
+    page_notes: int = 0
 
     @property
     def is_resolved(self) -> bool:

@@ -81,6 +81,7 @@ def document(t: Timeline, items: Sequence[Row[Any]], *, generated_at: datetime) 
         responders=_responders(t, times.acknowledged_by),
         escalations=t.escalations,
         pages=t.pages,
+        page_notes=t.page_notes,
         key_events=t.key_events,
         events=t.events,
         actions=t.actions,

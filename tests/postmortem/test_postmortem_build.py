@@ -186,6 +186,24 @@ async def test_a_level_that_only_told_someone_paged_before_says_so(db: Database)
     )
 
 
+async def test_a_level_that_only_told_someone_paged_before_is_not_counted_as_a_page(db: Database) -> None:
+    """Level 2 paged nobody anew (the on-call engineer is the team lead too); level 3 paged the CTO and told
+    the engineer: two pages and one note, in the figures and in the rendered draft."""
+    async with db.session() as session:
+        number = await bare_incident(session)
+        session.add(ev(number, 1, "page", text="Paged level 1 (On-call)", data=page(1, "On-call", ["U0BOB"])))
+        level_2 = {**page(2, "Lead", ["U0BOB"]), "noted": {"U0BOB": 1}}
+        session.add(ev(number, 2, "page", text="Level 2 (Lead): already paged at level 1", data=level_2))
+        level_3 = {**page(3, "CTO", ["U0BOB", "U0CTO"]), "noted": {"U0BOB": 1}}
+        session.add(ev(number, 3, "page", text="Paged level 3 (CTO)", data=level_3))
+        await session.commit()
+    data = await build(db, number)
+    assert (data.pages, data.page_notes) == (2, 1)
+    assert [e.level for e in data.escalations] == ["1 (On-call)", "2 (Lead)", "3 (CTO)"]  # the note still shown
+    text = service.render(data, fmt="markdown")
+    assert "2 pages sent (and 1 note to people already paged that it escalated); not acknowledged." in text
+
+
 async def test_responders_are_people_with_what_they_did(db: Database) -> None:
     data = await build(db, await seed_full(db))
     roles = {r.user: r.roles for r in data.responders}

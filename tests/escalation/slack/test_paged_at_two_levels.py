@@ -75,3 +75,4 @@ async def test_the_channel_the_timeline_and_the_postmortem_say_the_team_lead_was
         ("page", "1 (On-call engineer)", [oncall], ""),
         ("page", "2 (Team lead)", [oncall], f"<@{oncall}> already paged at level 1, told it escalated"),
     ]
+    assert (data.pages, data.page_notes) == (1, 1)  # the note is not a second page
