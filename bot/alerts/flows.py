@@ -285,9 +285,15 @@ class AlertProcessor:
             async with self.deps.db.session() as session:
                 linked = await claims.groups_for_incident(session, incident_id=incident.id or 0)
                 told = await offers.decide(session, group=group, linked=linked, now=now, lease_from=now - self.lease)
+        told = await offers.posted_before(chat, self.deps.db, incident=incident, told=told, group_id=group_id)
         try:
             await chat.notify_incident(
-                incident=incident, view=view, new_alerts=fresh, offer_resolve=told.offer, still_firing=told.still_firing
+                incident=incident,
+                view=view,
+                new_alerts=fresh,
+                offer_resolve=told.offer,
+                still_firing=told.still_firing,
+                offer_through=told.through,
             )
         except BaseException:
             if told.offer:

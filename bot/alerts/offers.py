@@ -10,21 +10,30 @@ The claim names the group whose sync took it (`claimed_by`), with a lease (`clai
 net, like a page's: a sync that dies after claiming leaves its group's offer pending (the flag is
 cleared only after the post), and the group's retry takes its own claim again. Only after the post
 does `finish` record the sum as offered; a failed post gives the claim back.
+
+A sync that dies after Slack posted the offer and before `finish` leaves a claim behind, which the next
+sync takes over (the group's own, or another's whose lease lapsed). The offer carries message metadata
+naming the incident and `through`: the sync that took over a claim (`lapsed`) looks for it in the
+channel's history before posting, and records it as made when it is there, as a page's retry does.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from sqlalchemy import or_, update
-from sqlmodel import col
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.alerts.models import AlertGroup, AlertResolveOffer
+from bot.alerts.ports import AlertChat
 from bot.alerts.service import dialect_insert
+from bot.clock import utc
+from bot.db import Database
+from bot.incidents.models import Incident
 
 
 @dataclass(frozen=True)
@@ -35,6 +44,7 @@ class Cleared:
     offer: bool = False  # this sync holds the claim: it posts the offer
     through: int = 0  # the all-clear the offer covers (sum of the groups' clears)
     covered: list[AlertGroup] = field(default_factory=list)  # groups whose clear needs no message of its own
+    lapsed: datetime | None = None  # the claim taken over was made then: its holder may have posted since
 
 
 def still_firing(groups: Sequence[AlertGroup]) -> list[str]:
@@ -57,7 +67,7 @@ async def decide(
     if still:
         return Cleared(still_firing=still, covered=[group])
     through = sum(g.clears for g in linked)
-    won = await claim(
+    won, lapsed = await claim(
         session,
         incident_id=group.incident_id or 0,
         through=through,
@@ -66,32 +76,53 @@ async def decide(
         stale_before=lease_from,
     )
     # Lost: another sync offers (or offered) this all-clear; this group's clear is covered by it.
-    return Cleared(offer=won, through=through, covered=[group, *others] if won else [group])
+    return Cleared(offer=won, through=through, covered=[group, *others] if won else [group], lapsed=lapsed)
 
 
 async def claim(
     session: AsyncSession, *, incident_id: int, through: int, group_id: int, now: datetime, stale_before: datetime
-) -> bool:
+) -> tuple[bool, datetime | None]:
+    """Whether this sync won the claim, and when the claim it took over (if any) was made."""
     await session.exec(
         dialect_insert(session, AlertResolveOffer)
         .values(incident_id=incident_id, offered_through=0)
         .on_conflict_do_nothing(index_elements=["incident_id"])
+    )
+    held = (
+        await session.exec(
+            select(AlertResolveOffer.claimed_at).where(
+                col(AlertResolveOffer.incident_id) == incident_id, col(AlertResolveOffer.claimed_by).is_not(None)
+            )
+        )
+    ).first()
+    free = col(AlertResolveOffer.claimed_by).is_(None)
+    takeover = or_(
+        free, col(AlertResolveOffer.claimed_by) == group_id, col(AlertResolveOffer.claimed_at) < stale_before
     )
     result = await session.exec(
         update(AlertResolveOffer)
         .where(
             col(AlertResolveOffer.incident_id) == incident_id,
             col(AlertResolveOffer.offered_through) < through,
-            or_(
-                col(AlertResolveOffer.claimed_by).is_(None),
-                col(AlertResolveOffer.claimed_by) == group_id,
-                col(AlertResolveOffer.claimed_at) < stale_before,
-            ),
+            free if held is None else takeover,
         )
         .values(claimed_by=group_id, claimed_at=now)
     )
     await session.commit()
-    return bool(result.rowcount == 1)
+    won = bool(result.rowcount == 1)
+    return won, (utc(held) if won and held is not None else None)
+
+
+async def posted_before(chat: AlertChat, db: Database, *, incident: Incident, told: Cleared, group_id: int) -> Cleared:
+    """A claim taken over: when its last holder posted the offer before it died, it is recorded as made
+    and not posted again."""
+    if not told.offer or told.lapsed is None:
+        return told
+    if not await chat.resolve_offer_posted(incident=incident, through=told.through, since=told.lapsed):
+        return told
+    async with db.session() as session:
+        await finish(session, incident_id=incident.id or 0, through=told.through, group_id=group_id)
+    return replace(told, offer=False)
 
 
 async def finish(session: AsyncSession, *, incident_id: int, through: int, group_id: int) -> None:

@@ -91,7 +91,14 @@ class AlertChat(Protocol):
         new_alerts: list[AlertLine],
         offer_resolve: bool,
         still_firing: Sequence[str] = (),
+        offer_through: int = 0,
     ) -> None:
         """Tell the incident channel that alerts of its group fired or cleared: with a Resolve button once
-        every alert group of the incident has cleared, else naming the groups that still fire."""
+        every alert group of the incident has cleared (marked with `offer_through`, the all-clear it
+        covers), else naming the groups that still fire."""
+        ...
+
+    async def resolve_offer_posted(self, *, incident: Incident, through: int, since: datetime) -> bool:
+        """Whether an offer to resolve marked with `through` was posted in the incident's channel since
+        `since` (by a sync that died before recording it)."""
         ...

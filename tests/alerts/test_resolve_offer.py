@@ -4,11 +4,14 @@ to a resolve that arrives while the incident is being declared."""
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy import update
 
 from bot.alerts import claims
+from bot.alerts.models import AlertGroup, AlertResolveOffer
 from bot.incidents import service as incident_service
 from tests.alerts import payloads as p
 from tests.alerts.helpers import AUTO, action_ids, groups, processor, rendered, send
@@ -176,3 +179,52 @@ async def test_still_firing_names_each_title_once_with_how_many_groups_have_it(b
     title = "HighErrorRate: Checkout error rate above 5%"
     still = f"still firing for INC-1: HighErrorRate, HighLatency: Checkout error rate above 5%, {title} (2 groups)."
     assert still in told, told
+
+
+async def _die_while_offering(bot: BotHarness, *, posted: bool) -> str:
+    """INC-1's only alert clears; its sync claims the offer and dies in the Slack call, after Slack posted
+    the offer (`posted`) or before; then the dead process's leases lapse."""
+    errors = p.am_alert(severity="critical")
+    await send(bot, p.alertmanager([errors], group_key=ROUTE_A))
+    channel = (await bot.incident(1)).channel_id or ""
+    hold = bot.fake.hold_after if posted else bot.fake.hold
+    gate = hold("chat.postMessage", lambda args: args.get("channel") == channel)
+    await send(bot, p.alertmanager([_resolved(errors)], group_key=ROUTE_A), settle=False)
+    for _ in range(200):
+        if bot.fake.held:
+            break
+        await asyncio.sleep(0.02)
+    assert bot.fake.held, "the offer was never posted"
+    [sync] = [t for t in bot.deps.background.tasks if t.get_name().startswith("show alert group")]
+    sync.cancel()  # kill -9 here: nothing after the Slack call runs
+    if not posted:
+        bot.fake.drop_held()
+    gate.set()
+    await asyncio.gather(sync, return_exceptions=True)
+    [group] = await groups(bot)
+    lapsed = bot.deps.clock.now() - timedelta(minutes=3)
+    async with bot.deps.db.session() as session:  # the claim as a kill -9 leaves it (a cancel gave it back)
+        await session.exec(update(AlertGroup).values(sync_claimed_at=lapsed))  # type: ignore[call-overload]
+        claim = update(AlertResolveOffer).values(claimed_by=group.id, claimed_at=lapsed)
+        await session.exec(claim)  # type: ignore[call-overload]
+        await session.commit()
+    return channel
+
+
+@pytest.mark.parametrize("posted", [True, False], ids=["posted", "not posted"])
+async def test_an_offer_posted_before_a_crash_is_not_posted_again(bot: BotHarness, posted: bool) -> None:
+    """The sync that takes over the dead one's claim looks in the channel for its offer: there, it is
+    recorded as made; not there, it is posted."""
+    channel = await _die_while_offering(bot, posted=posted)
+    assert len(_offers(bot, channel)) == (1 if posted else 0)
+    await processor(bot).sweep(due_only=False)  # the next process's start-up sweep
+    await bot.settle()
+    [offer] = _offers(bot, channel)
+    assert offer.metadata == {"event_type": "alert_resolve_offer", "event_payload": {"incident": 1, "through": 1}}
+    assert not any(g.resolve_offer_pending for g in await groups(bot))
+    async with bot.deps.db.session() as session:
+        row = await session.get(AlertResolveOffer, 1)
+    assert row is not None and (row.offered_through, row.claimed_by) == (1, None)
+    await processor(bot).sweep(due_only=False)
+    await bot.settle()
+    assert len(_offers(bot, channel)) == 1

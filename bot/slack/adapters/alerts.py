@@ -32,6 +32,14 @@ def _marker(group_id: int) -> dict[str, Any]:
     return {"event_type": CARD_EVENT, "event_payload": {"group": group_id}}
 
 
+# And on the offer to resolve: a sync that took over a lapsed claim finds the offer its holder posted.
+OFFER_EVENT = "alert_resolve_offer"
+
+
+def _offer_marker(incident_id: int, through: int) -> dict[str, Any]:
+    return {"event_type": OFFER_EVENT, "event_payload": {"incident": incident_id, "through": through}}
+
+
 class AlertActionId:
     """The alert message's buttons; `listeners/actions/alerts.py` answers them."""
 
@@ -214,6 +222,7 @@ class SlackAlertChat:
         new_alerts: list[AlertLine],
         offer_resolve: bool,
         still_firing: Sequence[str] = (),
+        offer_through: int = 0,
     ) -> None:
         if not incident.channel_id:
             return
@@ -232,10 +241,24 @@ class SlackAlertChat:
             out.extend(more)
         if not out:
             return
+        marker = _offer_marker(incident.id or 0, offer_through) if offer_resolve else None
         await call(
             "tell the incident channel about the alert",
-            self.client.chat_postMessage(channel=incident.channel_id, text=escape(clip(text, 300)), blocks=out),
+            self.client.chat_postMessage(
+                channel=incident.channel_id, text=escape(clip(text, 300)), blocks=out, metadata=marker
+            ),
         )
+
+    async def resolve_offer_posted(self, *, incident: Incident, through: int, since: datetime) -> bool:
+        if not incident.channel_id:
+            return False
+
+        async def read(kwargs: dict[str, Any]) -> dict[str, Any]:
+            return data(await call("look for an earlier offer to resolve", self.client.conversations_history(**kwargs)))
+
+        marker = _offer_marker(incident.id or 0, through)
+        oldest = utc(since) - FIND_SKEW  # the history is read by Slack's clock, `since` is ours
+        return await find_marked(read, channel=incident.channel_id, oldest=oldest, metadata=marker) is not None
 
 
 def _cleared(
