@@ -21,7 +21,7 @@ from bot.alerts.ports import AlertChat, AlertView
 from bot.alerts.views import alert_line, build_view
 from bot.config import Severity
 from bot.deps import Deps
-from bot.exceptions import BotError, ChatError, InvalidState, MessageGone, NotFound
+from bot.exceptions import BotError, ChatError, InvalidState, MessageGone, NotFound, unanswered
 from bot.incidents import access
 from bot.incidents import flows as incident_flows
 from bot.incidents.flows import Outcome
@@ -295,8 +295,10 @@ class AlertProcessor:
                 still_firing=told.still_firing,
                 offer_through=told.through,
             )
-        except BaseException:
-            if told.offer:
+        except BaseException as exc:
+            # Given back only when Slack's own answer says nothing was posted; after a cut answer, a timeout
+            # or a cancel the claim is kept, so whoever takes it next looks in the channel first.
+            if told.offer and isinstance(exc, ChatError) and not unanswered(exc.code):
                 async with self.deps.db.session() as session:
                     await offers.give_back(session, incident_id=incident.id or 0, group_id=group_id)
             raise

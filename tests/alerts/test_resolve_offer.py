@@ -91,6 +91,22 @@ async def test_the_last_groups_offer_survives_a_failed_post_and_a_refire_still_c
     assert not any(g.resolve_offer_pending for g in await groups(bot))
 
 
+async def test_an_offer_whose_answer_was_cut_is_found_in_the_channel_not_posted_again(bot: BotHarness) -> None:
+    """Slack posted the offer and the answer was lost: the claim was given back, and the retry, claiming
+    afresh, did not look and posted a second offer. A lost answer now keeps the claim, so the retry looks."""
+    errors, latency, channel = await _two_groups(bot)
+    await send(bot, p.alertmanager([_resolved(errors)], group_key=ROUTE_A))
+    bot.fake.disconnect("chat.postMessage", acted=True)  # Slack posts the offer; its answer is cut
+    await send(bot, p.alertmanager([_resolved(errors), _resolved(latency)], group_key=ROUTE_B, group_labels={}))
+    assert len(_offers(bot, channel)) == 1
+    for _ in range(2):
+        await processor(bot).sweep(due_only=False)
+        await bot.settle()
+    assert len(_offers(bot, channel)) == 1
+    assert bot.fake.calls_to("conversations.history")
+    assert not any(g.resolve_offer_pending for g in await groups(bot))
+
+
 async def test_a_resolve_while_the_incident_is_being_declared_still_offers_to_resolve_it(
     bot: BotHarness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
