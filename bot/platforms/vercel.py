@@ -32,13 +32,13 @@ from bot.config import VercelTarget
 from bot.exceptions import PlatformAuthError, PlatformError, PlatformUnsure
 from bot.platforms.base import (
     DEFAULT_REQUEST_TIMEOUT,
-    ROLLBACK_LOOKBACK,
     Deployment,
     DeployStatus,
     Endpoint,
     json_of,
     parse_time,
     pick_rollback_target,
+    rollback_snapshot,
     typed_as_shown,
 )
 
@@ -157,7 +157,7 @@ class VercelPlatform:
         return f"Vercel project {self.target.project_id} has no live production deployment to redeploy"
 
     async def rollback(self, target_id: str | None = None) -> Deployment:
-        _, deployments, current = await self._state(ROLLBACK_LOOKBACK)
+        deployments, current = await rollback_snapshot(self, target_id, history=self.history)
         target = pick_rollback_target(deployments, current, target_id, read=self.canonical_id)
         newer = (
             current is not None

@@ -55,7 +55,6 @@ from bot.config import WebhookTarget
 from bot.exceptions import PlatformAuthError, PlatformError, PlatformUnsure
 from bot.platforms.base import (
     DEFAULT_REQUEST_TIMEOUT,
-    ROLLBACK_LOOKBACK,
     Deployment,
     DeployStatus,
     Endpoint,
@@ -63,6 +62,7 @@ from bot.platforms.base import (
     json_of,
     parse_time,
     pick_rollback_target,
+    rollback_snapshot,
     typed_as_shown,
 )
 
@@ -151,7 +151,7 @@ class WebhookPlatform:
         return None
 
     async def rollback(self, target_id: str | None = None) -> Deployment:
-        deployments, current = await self.snapshot(limit=max(self.history, ROLLBACK_LOOKBACK))
+        deployments, current = await rollback_snapshot(self, target_id, history=self.history)
         target = pick_rollback_target(deployments, current, target_id, read=self.canonical_id)
         new = await self._act("rollback", target_deployment_id=target.id)
         return replace(new, meta={**new.meta, "rollback_to": target.id})
