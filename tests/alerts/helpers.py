@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -78,3 +79,19 @@ async def incident_count(bot: BotHarness) -> int:
     async with bot.deps.db.session() as session:
         result = await session.exec(select(func.count()).select_from(Incident))
         return int(result.one())
+
+
+async def kill_sync_in_slack_call(bot: BotHarness, gate: asyncio.Event, *, drop: bool = False) -> None:
+    """A group's sync stopped inside the Slack call `gate` holds, as a kill -9 there stops it: nothing after
+    the call runs. `drop`: Slack never acted on the held call (else it did, and only the answer is lost)."""
+    for _ in range(200):
+        if bot.fake.held:
+            break
+        await asyncio.sleep(0.02)
+    assert bot.fake.held, "the Slack call was never made"
+    [sync] = [t for t in bot.deps.background.tasks if t.get_name().startswith("show alert group")]
+    sync.cancel()
+    if drop:
+        bot.fake.drop_held()
+    gate.set()
+    await asyncio.gather(sync, return_exceptions=True)

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 from datetime import timedelta
 
 from sqlalchemy import update
 
 from bot.alerts.models import AlertGroup
 from tests.alerts import payloads as p
-from tests.alerts.helpers import alert_messages, groups, processor, send
+from tests.alerts.helpers import alert_messages, groups, kill_sync_in_slack_call, processor, send
 from tests.harness import BotHarness
 
 
@@ -18,15 +17,7 @@ async def test_an_alert_card_posted_before_a_crash_is_not_posted_again(bot: BotH
     gate = bot.fake.hold_after("chat.postMessage", lambda args: args.get("channel") == "C0ALERTS")
     response = await send(bot, p.alertmanager([p.am_alert(severity="warning")]), settle=False)
     assert response.status_code == 200
-    for _ in range(200):
-        if bot.fake.held:
-            break
-        await asyncio.sleep(0.02)
-    assert bot.fake.held, "the card was never posted"
-    [sync] = [t for t in bot.deps.background.tasks if t.get_name().startswith("show alert group")]
-    sync.cancel()  # kill -9 here: nothing after the Slack call runs
-    gate.set()
-    await asyncio.gather(sync, return_exceptions=True)
+    await kill_sync_in_slack_call(bot, gate)
     assert len(alert_messages(bot)) == 1
     [group] = await groups(bot)
     assert group.message_ts is None and group.pending

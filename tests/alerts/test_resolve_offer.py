@@ -14,7 +14,7 @@ from bot.alerts import claims
 from bot.alerts.models import AlertGroup, AlertResolveOffer
 from bot.incidents import service as incident_service
 from tests.alerts import payloads as p
-from tests.alerts.helpers import AUTO, action_ids, groups, processor, rendered, send
+from tests.alerts.helpers import AUTO, action_ids, groups, kill_sync_in_slack_call, processor, rendered, send
 from tests.fakes.slack_api import Message
 from tests.harness import BotHarness
 
@@ -206,17 +206,7 @@ async def _die_while_offering(bot: BotHarness, *, posted: bool) -> str:
     hold = bot.fake.hold_after if posted else bot.fake.hold
     gate = hold("chat.postMessage", lambda args: args.get("channel") == channel)
     await send(bot, p.alertmanager([_resolved(errors)], group_key=ROUTE_A), settle=False)
-    for _ in range(200):
-        if bot.fake.held:
-            break
-        await asyncio.sleep(0.02)
-    assert bot.fake.held, "the offer was never posted"
-    [sync] = [t for t in bot.deps.background.tasks if t.get_name().startswith("show alert group")]
-    sync.cancel()  # kill -9 here: nothing after the Slack call runs
-    if not posted:
-        bot.fake.drop_held()
-    gate.set()
-    await asyncio.gather(sync, return_exceptions=True)
+    await kill_sync_in_slack_call(bot, gate, drop=not posted)
     [group] = await groups(bot)
     lapsed = bot.deps.clock.now() - timedelta(minutes=3)
     async with bot.deps.db.session() as session:  # the claim as a kill -9 leaves it (a cancel gave it back)

@@ -145,11 +145,11 @@ def page_of(bot: BotHarness) -> StatusPage:
     return bot.deps.status_page
 
 
-async def published(bot: BotHarness, text: str) -> str:
-    """A P1 on `api`, published as a critical outage with `text`; its channel."""
+async def published(bot: BotHarness, text: str, *, impact: str = "critical") -> str:
+    """A P1 on `api`, published with `impact` (a critical outage) and `text`; its channel."""
     incident = await bot.declare("P1 service:api Payments fail")
     channel = incident.channel_id or ""
-    await bot.command(f"publish critical {text}", channel=channel)
+    await bot.command(f"publish {impact} {text}", channel=channel)
     await bot.settle()
     return channel
 

@@ -16,6 +16,7 @@ from bot.statuspage.snapshot import iso
 from tests.fakes.statuspage import FakeStatuspage
 from tests.harness import BotHarness
 from tests.statuspage.conftest import public
+from tests.statuspage.conftest import published as publish
 
 TYPO = "We are investigating failed paymnts on db-primary-3."
 FIXED = "We are investigating failed payments."
@@ -24,14 +25,6 @@ ATOM = "{http://www.w3.org/2005/Atom}"
 
 def _edits(statuspage: FakeStatuspage) -> list[str]:
     return [c.path.rsplit("/", 1)[1] for c in statuspage.calls if "/incident_updates/" in c.path]
-
-
-async def _published(bot: BotHarness, text: str) -> str:
-    incident = await bot.declare("P1 service:api Payments fail")
-    channel = incident.channel_id or ""
-    await bot.command(f"publish major {text}", channel=channel)
-    await bot.settle()
-    return channel
 
 
 async def _rows(bot: BotHarness) -> list[PublicUpdate]:
@@ -43,7 +36,7 @@ async def test_an_edit_patches_the_bots_own_update_not_one_added_by_hand_since(
     sbot: BotHarness, statuspage: FakeStatuspage
 ) -> None:
     bot = sbot
-    channel = await _published(bot, TYPO)
+    channel = await publish(bot, TYPO, impact="major")
     [ours] = statuspage.incidents["inc0001"].updates
     # Someone adds an update on Statuspage's own pages, with the same status: the newest "investigating" there.
     by_hand = statuspage.add_by_hand("inc0001", status="investigating", body="Card payments only.")
@@ -63,7 +56,7 @@ async def test_an_update_sent_before_ids_were_kept_is_corrected_by_the_old_look_
     sbot: BotHarness, statuspage: FakeStatuspage
 ) -> None:
     bot = sbot
-    channel = await _published(bot, TYPO)
+    channel = await publish(bot, TYPO, impact="major")
     async with bot.deps.db.session() as session:  # as revision 0012 leaves a row sent before it
         await session.exec(update(PublicUpdate).values(statuspage_update_id=None))
         await session.commit()
@@ -79,7 +72,7 @@ async def test_after_a_resolve_an_edit_corrects_the_resolved_update_and_the_one_
     sbot: BotHarness, statuspage: FakeStatuspage
 ) -> None:
     bot = sbot
-    channel = await _published(bot, TYPO)
+    channel = await publish(bot, TYPO, impact="major")
     await bot.command("resolve fixed", channel=channel)
     await bot.settle()
     assert [u["body"] for u in statuspage.incidents["inc0001"].updates] == [TYPO, TYPO]
@@ -113,7 +106,7 @@ async def test_after_a_resolve_an_edit_corrects_the_resolved_update_and_the_one_
 
 async def test_an_edit_moves_the_feed_entrys_updated_and_the_feeds(sbot: BotHarness, clock: FakeClock) -> None:
     bot = sbot
-    channel = await _published(bot, TYPO)
+    channel = await publish(bot, TYPO, impact="major")
     published = clock.now()
     clock.advance(timedelta(minutes=7))
     await bot.command(f"publish edit {FIXED}", channel=channel)
@@ -129,7 +122,7 @@ async def test_an_edit_moves_the_feed_entrys_updated_and_the_feeds(sbot: BotHarn
 
 async def test_an_edit_moves_the_incidents_updated_at_in_summary_json(sbot: BotHarness, clock: FakeClock) -> None:
     bot = sbot
-    channel = await _published(bot, TYPO)
+    channel = await publish(bot, TYPO, impact="major")
     published = clock.now()
     clock.advance(timedelta(minutes=3))
     await bot.command("publish We have found the cause.", channel=channel)
