@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import DateTime, event, text
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -240,3 +241,11 @@ def _sqlite_reset(dbapi_connection: Any, _record: Any, state: PoolResetState) ->
     """
     if state.asyncio_safe and not state.terminate_only and dbapi_connection.driver_connection.in_transaction:
         dbapi_connection.rollback()
+
+
+def upsert_insert(session: AsyncSession, model: type[Any]) -> Any:
+    """An INSERT into `model`'s table in the session's dialect, whose `on_conflict_do_*` both engines have
+    (SQLAlchemy's generic insert does not offer them)."""
+    bind = session.bind
+    name = bind.dialect.name if bind is not None else "sqlite"
+    return (postgresql.insert if name == "postgresql" else sqlite.insert)(model)

@@ -30,9 +30,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.alerts.models import AlertGroup, AlertResolveOffer
 from bot.alerts.ports import AlertChat
-from bot.alerts.service import dialect_insert
 from bot.clock import utc
-from bot.db import Database
+from bot.db import Database, upsert_insert
 from bot.incidents.models import Incident
 
 
@@ -84,7 +83,7 @@ async def claim(
 ) -> tuple[bool, datetime | None]:
     """Whether this sync won the claim, and when the claim it took over (if any) was made."""
     await session.exec(
-        dialect_insert(session, AlertResolveOffer)
+        upsert_insert(session, AlertResolveOffer)
         .values(incident_id=incident_id, offered_through=0)
         .on_conflict_do_nothing(index_elements=["incident_id"])
     )

@@ -17,7 +17,6 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -25,6 +24,7 @@ from bot.alerts.models import AlertGroup, AlertInstance, DeclareState
 from bot.alerts.ordering import without_late_resolves
 from bot.alerts.payloads import Notification
 from bot.alerts.rules import Proposal, describe_rule
+from bot.db import upsert_insert
 from bot.exceptions import NotFound
 from bot.incidents.models import Incident, Status
 from bot.timeline import events
@@ -36,12 +36,6 @@ MAX_OPTIMISTIC_TRIES = 20
 
 def source_name(source: str) -> str:
     return SOURCE_NAMES.get(source, source)
-
-
-def dialect_insert(session: AsyncSession, model: type[Any]) -> Any:
-    bind = session.bind
-    name = bind.dialect.name if bind is not None else "sqlite"
-    return (postgresql.insert if name == "postgresql" else sqlite.insert)(model)
 
 
 @dataclass(frozen=True)
@@ -142,7 +136,7 @@ async def ingest(session: AsyncSession, *, note: Notification, proposal: Proposa
 async def _group_id(session: AsyncSession, *, note: Notification, now: datetime) -> int:
     """The group's row, created empty by whichever delivery comes first (revision 0: nothing applied yet)."""
     await session.exec(
-        dialect_insert(session, AlertGroup)
+        upsert_insert(session, AlertGroup)
         .values(
             source=note.source,
             key_hash=note.key_hash,
@@ -338,7 +332,7 @@ async def _upsert_alerts(
     One firing again after it cleared (`refired`) is news again for the linked incident's channel."""
     for alert in note.alerts:
         again = {"noticed": False} if alert.fingerprint in refired else {}
-        statement = dialect_insert(session, AlertInstance).values(
+        statement = upsert_insert(session, AlertInstance).values(
             group_id=group_id,
             fingerprint=alert.fingerprint,
             status=alert.status,

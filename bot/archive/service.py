@@ -7,20 +7,14 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import exists, func, or_, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.archive.models import ChannelArchive
+from bot.db import upsert_insert
 from bot.incidents.models import Incident, Status
 
 LEASE = timedelta(minutes=2)
-
-
-def _insert(session: AsyncSession) -> Any:
-    bind = session.bind
-    name = bind.dialect.name if bind is not None else "sqlite"
-    return (postgresql.insert if name == "postgresql" else sqlite.insert)(ChannelArchive)
 
 
 def _pending() -> list[Any]:
@@ -29,7 +23,7 @@ def _pending() -> list[Any]:
 
 async def plan(session: AsyncSession, *, incident_id: int, channel_id: str, due_at: datetime, now: datetime) -> None:
     """One row per incident; a later resolution moves it (unless the channel was archived already)."""
-    statement = _insert(session).values(
+    statement = upsert_insert(session, ChannelArchive).values(
         incident_id=incident_id,
         channel_id=channel_id,
         due_at=due_at,

@@ -26,10 +26,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, or_, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot.db import upsert_insert
 from bot.exceptions import NotFound
 from bot.followups.models import FollowupCheck
 from bot.followups.ports import IssueState, issue_name
@@ -330,9 +330,7 @@ _ON_STATE = {
 
 def insert_check(session: AsyncSession) -> Any:
     """An INSERT into `followup_checks` in the session's dialect (both have ON CONFLICT)."""
-    bind = session.bind
-    name = bind.dialect.name if bind is not None else "sqlite"
-    return (postgresql.insert if name == "postgresql" else sqlite.insert)(FollowupCheck)
+    return upsert_insert(session, FollowupCheck)
 
 
 async def plan_check(session: AsyncSession, *, name: str, due_at: datetime) -> datetime:
