@@ -18,6 +18,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.alerts.models import AlertGroup, AlertInstance, DeclareState
 from bot.alerts.service import get_group, instances, source_name
+from bot.exceptions import InvalidState
 from bot.incidents.models import Incident, Status
 from bot.timeline import events
 from bot.timeline import service as timeline
@@ -43,34 +44,54 @@ async def claim_declare(
     return bool(result.rowcount)
 
 
-async def release_declare(session: AsyncSession, *, group_id: int, back_to: str) -> None:
+async def release_declare(session: AsyncSession, *, group_id: int, back_to: str, claimed_at: datetime) -> None:
+    """Give back the claim taken at `claimed_at`; one the stale-declare recovery took over since stays."""
     await session.exec(
         update(AlertGroup)
-        .where(col(AlertGroup.id) == group_id, col(AlertGroup.declare_state) == DeclareState.CLAIMED)
+        .where(
+            col(AlertGroup.id) == group_id,
+            col(AlertGroup.declare_state) == DeclareState.CLAIMED,
+            col(AlertGroup.declare_claimed_at) == claimed_at,
+        )
         # No incident came of it: a resolve seen while it was being declared has nobody to offer to.
         .values(declare_state=back_to, declare_claimed_at=None, resolve_offer_pending=False)
     )
     await session.commit()
 
 
-async def hold_incident(session: AsyncSession, incident_id: int, *, group_id: int) -> None:
+async def hold_incident(session: AsyncSession, incident_id: int, *, group_id: int, claimed_at: datetime) -> None:
     """In the declaration's own transaction: the claimed group names the incident it is making (not
     committed here). Linking completes after the channel setup; a crash before that is finished by
-    the stale-declare recovery from this, instead of declaring a second incident."""
-    await session.exec(
+    the stale-declare recovery from this, instead of declaring a second incident.
+
+    Only while the claim is still the one taken at `claimed_at`: a declare so slow that the recovery
+    gave its claim to another (`DECLARE_STALE`) raises here, and its incident's INSERT rolls back
+    with it, so one alert never makes two incidents.
+    """
+    held = await session.exec(
         update(AlertGroup)
-        .where(col(AlertGroup.id) == group_id, col(AlertGroup.declare_state) == DeclareState.CLAIMED)
+        .where(
+            col(AlertGroup.id) == group_id,
+            col(AlertGroup.declare_state) == DeclareState.CLAIMED,
+            col(AlertGroup.declare_claimed_at) == claimed_at,
+            col(AlertGroup.incident_id).is_(None),
+        )
         .values(incident_id=incident_id)
     )
+    if held.rowcount != 1:
+        raise InvalidState("Someone else is declaring an incident for this alert now; look in the alerts channel.")
 
 
 async def link_incident(
     session: AsyncSession, *, group_id: int, incident_id: int, how: str, actor: str | None, now: datetime
 ) -> AlertGroup:
-    """Tie the group to an incident and put what the alert says on the incident's timeline."""
-    await session.exec(
+    """Tie the claimed group to an incident and put what the alert says on the incident's timeline.
+
+    Once: a declare that finishes after the stale-declare recovery linked its incident adds nothing.
+    """
+    linked = await session.exec(
         update(AlertGroup)
-        .where(col(AlertGroup.id) == group_id)
+        .where(col(AlertGroup.id) == group_id, col(AlertGroup.declare_state) == DeclareState.CLAIMED)
         .values(
             incident_id=incident_id,
             declare_state=DeclareState.DONE,
@@ -78,6 +99,9 @@ async def link_incident(
             revision=AlertGroup.revision + 1,
         )
     )
+    if not linked.rowcount:
+        await session.commit()
+        return await get_group(session, group_id=group_id)
     await session.exec(update(AlertInstance).where(col(AlertInstance.group_id) == group_id).values(noticed=True))
     group = await get_group(session, group_id=group_id)
     alerts = await instances(session, group_id=group_id)
@@ -172,12 +196,21 @@ async def bump_for_incident(session: AsyncSession, *, incident_id: int) -> list[
     return [int(i) for i in result.all() if i is not None]
 
 
-async def stale_declares(session: AsyncSession, *, stale_before: datetime) -> list[int]:
-    """Groups whose declare was claimed long ago and never completed (the bot died mid-declare)."""
+async def stale_declares(session: AsyncSession, *, stale_before: datetime, link_stale_before: datetime) -> list[int]:
+    """Groups whose declare was claimed and never completed (the bot died mid-declare).
+
+    Two windows: a claim that made no incident is stale soon (nothing is declared until it is
+    recovered); one whose incident exists only waits for its link, which follows the channel setup.
+    """
+    claimed = col(AlertGroup.declare_state) == DeclareState.CLAIMED
+    made = col(AlertGroup.incident_id).is_not(None)
     result = await session.exec(
         select(AlertGroup.id).where(
-            col(AlertGroup.declare_state) == DeclareState.CLAIMED,
-            col(AlertGroup.declare_claimed_at) < stale_before,
+            claimed,
+            or_(
+                ~made & (col(AlertGroup.declare_claimed_at) < stale_before),
+                made & (col(AlertGroup.declare_claimed_at) < link_stale_before),
+            ),
         )
     )
     return [int(i) for i in result.all() if i is not None]

@@ -1,5 +1,10 @@
-"""Declaring from alerts without a person: a rule's auto-declare, joining an incident by fingerprint,
-and recovering a declare a dead process left claimed. `declare_and_link` is shared with the Declare button.
+"""Declaring from alerts: a rule's auto-declare, the Declare button, joining an incident by fingerprint,
+and recovering a declare a dead process left claimed.
+
+A declare is claimed first (`claims.claim_declare`, stamped with its time) and the incident names the
+group in its own INSERT's transaction only while that claim holds. So a claim that made no incident
+can be recovered soon (`DECLARE_STALE`) without risking a second incident: a declarer that was only
+slow finds its claim gone and its INSERT rolls back.
 """
 
 from __future__ import annotations
@@ -13,10 +18,20 @@ from bot.alerts.models import AlertGroup, AlertInstance, DeclareState
 from bot.alerts.views import incident_description
 from bot.config import Severity
 from bot.deps import Deps
+from bot.exceptions import InvalidState, NotFound
+from bot.incidents import access
 from bot.incidents import flows as incident_flows
 from bot.incidents.flows import Outcome
 
 log = logging.getLogger(__name__)
+
+# A claim that made no incident: the declarer died between its claim and its INSERT (milliseconds
+# apart), so nothing is declared for this alert until the recovery. As long as a group's sync lease
+# (`flows.LEASE`), which holds the group through the same crash.
+DECLARE_STALE = timedelta(minutes=2)
+# An incident made and not yet linked: the link follows its channel setup, which Slack may pace for
+# minutes in a storm; the incident and its pages go on meanwhile, only the group's link waits.
+LINK_STALE = timedelta(minutes=10)
 
 
 async def link_by_fingerprint(deps: Deps, group: AlertGroup, alerts: list[AlertInstance]) -> bool:
@@ -51,9 +66,20 @@ async def auto_declare(deps: Deps, group: AlertGroup, alerts: list[AlertInstance
         if not await claims.claim_declare(session, group_id=group.id, states=[DeclareState.WANTED], now=now):
             return  # a person or another replica is declaring it
     # Cancelled mid-declare (shutdown) stays claimed: the stale-declare recovery links what was made.
-    outcome = await declare_and_link(
+    try:
+        outcome = await _auto_declare(deps, group, alerts, claimed_at=now)
+    except InvalidState as exc:  # our claim was recovered while we were slow: the other declare stands
+        log.warning("alert group %s: not declared here: %s", group.id, exc)
+        return
+    log.info("alert group %s declared %s automatically (%s)", group.id, outcome.incident.ref, group.rule)
+
+
+async def _auto_declare(deps: Deps, group: AlertGroup, alerts: list[AlertInstance], *, claimed_at: datetime) -> Outcome:
+    assert group.id is not None
+    return await declare_and_link(
         deps,
         group_id=group.id,
+        claimed_at=claimed_at,
         source=group.source,
         how="auto",
         actor=group.source,
@@ -64,13 +90,14 @@ async def auto_declare(deps: Deps, group: AlertGroup, alerts: list[AlertInstance
         playbook_id=group.proposed_playbook,
         description=incident_description(group, alerts),
     )
-    log.info("alert group %s declared %s automatically (%s)", group.id, outcome.incident.ref, group.rule)
 
 
-async def recover_declares(deps: Deps, *, now: datetime, stale_after: timedelta) -> None:
+async def recover_declares(
+    deps: Deps, *, now: datetime, stale_after: timedelta = DECLARE_STALE, link_after: timedelta = LINK_STALE
+) -> None:
     """A declare claimed but never linked: link the incident it made, or let it be declared again."""
     async with deps.db.session() as session:
-        stale = await claims.stale_declares(session, stale_before=now - stale_after)
+        stale = await claims.stale_declares(session, stale_before=now - stale_after, link_stale_before=now - link_after)
     for group_id in stale:
         await _recover_one(deps, group_id=group_id, now=now, stale_after=stale_after)
 
@@ -90,7 +117,7 @@ async def _recover_one(deps: Deps, *, group_id: int, now: datetime, stale_after:
             return
         back = DeclareState.WANTED if group.rule else DeclareState.NONE
         if await claims.claim_declare(session, group_id=group_id, states=[], now=now, stale_before=now - stale_after):
-            await claims.release_declare(session, group_id=group_id, back_to=back)
+            await claims.release_declare(session, group_id=group_id, back_to=back, claimed_at=now)
             await service.bump(session, group_id=group_id)
             log.warning("alert group %s: an interrupted declare is retried", group_id)
 
@@ -99,6 +126,7 @@ async def declare_and_link(
     deps: Deps,
     *,
     group_id: int,
+    claimed_at: datetime,
     source: str,
     how: str,
     actor: str,
@@ -110,7 +138,11 @@ async def declare_and_link(
     description: str,
     private: bool = False,
 ) -> Outcome:
-    """With the declare claimed: declare the incident and link the group to it (a failure gives the claim back)."""
+    """With the declare claimed at `claimed_at`: declare the incident and link the group to it.
+
+    A failure gives the claim back; a claim the recovery took over meanwhile raises `InvalidState`
+    and declares nothing (`claims.hold_incident`).
+    """
     try:
         outcome = await incident_flows.declare(
             deps,
@@ -121,15 +153,66 @@ async def declare_and_link(
             playbook_id=playbook_id,
             description=description,
             private=private,
-            also=partial(claims.hold_incident, group_id=group_id),
+            also=partial(claims.hold_incident, group_id=group_id, claimed_at=claimed_at),
         )
     except Exception:
         async with deps.db.session() as session:
-            await claims.release_declare(session, group_id=group_id, back_to=back_to)
+            await claims.release_declare(session, group_id=group_id, back_to=back_to, claimed_at=claimed_at)
         raise
     async with deps.db.session() as session:
         await claims.link_incident(
             session, group_id=group_id, incident_id=outcome.incident.id or 0, how=how, actor=actor, now=deps.clock.now()
         )
     deps.metrics.alerts_declared.labels(source=source, how=how).inc()
+    return outcome
+
+
+async def declare_from_alert(
+    deps: Deps,
+    *,
+    group_id: int,
+    actor: str,
+    title: str,
+    severity: Severity | None,
+    service_name: str | None,
+    playbook_id: str | None,
+    description: str = "",
+    private: bool = False,
+) -> Outcome:
+    """A person pressed Declare on an alert: one incident per group, however many press it."""
+    now = deps.clock.now()
+    async with deps.db.session() as session:
+        group = await service.get_group(session, group_id=group_id)
+        previous = group.declare_state
+        # The claim also fails when the group is linked already; the re-read says which it was.
+        claimed = await claims.claim_declare(
+            session, group_id=group_id, states=[DeclareState.NONE, DeclareState.WANTED], now=now
+        )
+        if not claimed:
+            group = await service.get_group(session, group_id=group_id)
+    if not claimed:
+        if group.incident_id is not None:
+            try:  # its number only to those who may see it
+                ref = (await access.find(deps, number=group.incident_id, person=actor)).ref
+            except NotFound:
+                ref = "an incident"
+            raise InvalidState(f"This alert is already {ref}; nothing new was declared.")
+        raise InvalidState("Someone is declaring an incident for this alert right now; look in the alerts channel.")
+    outcome = await declare_and_link(
+        deps,
+        group_id=group_id,
+        claimed_at=now,
+        source=group.source,
+        how="button",
+        actor=actor,
+        back_to=previous,
+        title=title,
+        severity=severity,
+        service_name=service_name,
+        playbook_id=playbook_id,
+        description=description,
+        private=private,
+    )
+    if deps.alerts is not None:
+        deps.alerts.spawn(group_id)
     return outcome

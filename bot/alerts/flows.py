@@ -19,9 +19,8 @@ from bot.alerts.models import AlertGroup, AlertInstance, DeclareState
 from bot.alerts.payloads import Notification, storable
 from bot.alerts.ports import AlertChat, AlertView
 from bot.alerts.views import alert_line, build_view
-from bot.config import Severity
 from bot.deps import Deps
-from bot.exceptions import BotError, ChatError, InvalidState, MessageGone, NotFound, unanswered
+from bot.exceptions import BotError, ChatError, InvalidState, MessageGone, unanswered
 from bot.incidents import access
 from bot.incidents import flows as incident_flows
 from bot.incidents.flows import Outcome
@@ -32,7 +31,6 @@ log = logging.getLogger(__name__)
 
 RETRY_INTERVAL = 10.0  # seconds between sweeps for pending groups
 LEASE = timedelta(minutes=2)  # a sync that holds a group longer is presumed dead
-DECLARE_STALE = timedelta(minutes=10)  # a declare claimed this long ago and never linked is recovered
 MAX_BACKOFF = 300.0
 SHUTDOWN_WAIT = 20.0
 
@@ -50,7 +48,7 @@ class AlertProcessor:
         *,
         retry_interval: float = RETRY_INTERVAL,
         lease: timedelta = LEASE,
-        declare_stale: timedelta = DECLARE_STALE,
+        declare_stale: timedelta = declaring.DECLARE_STALE,
     ) -> None:
         self.deps = deps
         self.retry_interval = retry_interval
@@ -326,57 +324,6 @@ def processor_of(deps: Deps) -> AlertProcessor:
     if deps.alerts is None:
         raise RuntimeError("the alerts domain is not set up (bot.alerts.setup has not run)")
     return deps.alerts
-
-
-async def declare_from_alert(
-    deps: Deps,
-    *,
-    group_id: int,
-    actor: str,
-    title: str,
-    severity: Severity | None,
-    service_name: str | None,
-    playbook_id: str | None,
-    description: str = "",
-    private: bool = False,
-) -> Outcome:
-    """A person pressed Declare on an alert: one incident per group, however many press it."""
-    now = deps.clock.now()
-    async with deps.db.session() as session:
-        group = await service.get_group(session, group_id=group_id)
-        previous = group.declare_state
-        # The claim also fails when the group is linked already; the re-read says which it was.
-        claimed = await claims.claim_declare(
-            session, group_id=group_id, states=[DeclareState.NONE, DeclareState.WANTED], now=now
-        )
-        if not claimed:
-            group = await service.get_group(session, group_id=group_id)
-    if not claimed:
-        if group.incident_id is not None:
-            try:  # its number only to those who may see it
-                ref = (await access.find(deps, number=group.incident_id, person=actor)).ref
-            except NotFound:
-                ref = "an incident"
-            raise InvalidState(f"This alert is already {ref}; nothing new was declared.")
-        raise InvalidState("Someone is declaring an incident for this alert right now; look in the alerts channel.")
-    outcome = await declaring.declare_and_link(
-        deps,
-        group_id=group_id,
-        source=group.source,
-        how="button",
-        actor=actor,
-        back_to=previous,
-        title=title,
-        severity=severity,
-        service_name=service_name,
-        playbook_id=playbook_id,
-        description=description,
-        private=private,
-    )
-    processor = deps.alerts
-    if processor is not None:
-        processor.spawn(group_id)
-    return outcome
 
 
 async def resolve_from_alert(deps: Deps, *, incident_id: int, actor: str) -> Outcome:

@@ -10,6 +10,7 @@ from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_bolt.context.respond.async_respond import AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.alerts import declaring
 from bot.alerts import flows as alert_flows
 from bot.alerts.models import AlertGroup, AlertInstance
 from bot.alerts.views import incident_description
@@ -112,7 +113,7 @@ def register(app: AsyncApp, deps: Deps) -> None:
         if form is None:
             return
         user = body["user"]["id"]
-        work = alert_flows.declare_from_alert(
+        work = declaring.declare_from_alert(
             deps, group_id=int(view.get("private_metadata") or 0), actor=user, **asdict(form)
         )
         await after_submit(client, user=user, channel=None, work=work, declared="declared from the alert")
