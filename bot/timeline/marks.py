@@ -40,9 +40,9 @@ async def forget(session: AsyncSession, *, channel_id: str, message_ts: str) -> 
     """A deleted message's markers, in its deletion's transaction: Slack takes them with it, and a removal
     delivered after the deletion must not find another marker's row and mark the deleted message again.
 
-    The message's row is locked first, as a mark and a removal lock it, so neither waits on the other crosswise.
+    The caller has locked the message's row first (its deletion's UPDATE), as a mark and a removal lock
+    it, so neither waits on the other crosswise.
     """
-    await _lock(session, channel_id=channel_id, message_ts=message_ts)
     where = col(KeyMark.channel_id) == channel_id, col(KeyMark.message_ts) == message_ts
     await session.exec(delete(KeyMark).where(*where))
 
