@@ -292,6 +292,7 @@ class AlertProcessor:
                 offer_resolve=told.offer,
                 still_firing=told.still_firing,
                 offer_through=told.through,
+                also_cleared=told.also_cleared,
             )
         except BaseException as exc:
             # Given back only when Slack's own answer says nothing was posted; after a cut answer, a timeout

@@ -20,7 +20,7 @@ channel's history before posting, and records it as made when it is there, as a 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
@@ -44,11 +44,17 @@ class Cleared:
     through: int = 0  # the all-clear the offer covers (sum of the groups' clears)
     covered: list[AlertGroup] = field(default_factory=list)  # groups whose clear needs no message of its own
     lapsed: datetime | None = None  # the claim taken over was made then: its holder may have posted since
+    # Other groups whose clear this offer covers and nobody said yet (they cleared at the same instant).
+    also_cleared: list[str] = field(default_factory=list)
 
 
 def still_firing(groups: Sequence[AlertGroup]) -> list[str]:
     """Each title once, by title, with how many groups have it when more than one does."""
-    counts = Counter(g.title or "alert" for g in groups if g.status == "firing")
+    return _titles(g for g in groups if g.status == "firing")
+
+
+def _titles(groups: Iterable[AlertGroup]) -> list[str]:
+    counts = Counter(g.title or "alert" for g in groups)
     return [f"{title} ({n} groups)" if n > 1 else title for title, n in sorted(counts.items())]
 
 
@@ -74,8 +80,12 @@ async def decide(
         now=now,
         stale_before=lease_from,
     )
-    # Lost: another sync offers (or offered) this all-clear; this group's clear is covered by it.
-    return Cleared(offer=won, through=through, covered=[group, *others] if won else [group], lapsed=lapsed)
+    # Lost: another sync offers (or offered) this all-clear; this group's clear is covered by it, and
+    # named in it: the winner read this group as cleared and its clear as not yet said.
+    also = _titles(g for g in others if g.resolve_offer_pending) if won else []
+    return Cleared(
+        offer=won, through=through, covered=[group, *others] if won else [group], lapsed=lapsed, also_cleared=also
+    )
 
 
 async def claim(

@@ -92,10 +92,12 @@ class AlertChat(Protocol):
         offer_resolve: bool,
         still_firing: Sequence[str] = (),
         offer_through: int = 0,
+        also_cleared: Sequence[str] = (),
     ) -> None:
         """Tell the incident channel that alerts of its group fired or cleared: with a Resolve button once
         every alert group of the incident has cleared (marked with `offer_through`, the all-clear it
-        covers), else naming the groups that still fire."""
+        covers, and naming `also_cleared`, the other groups that cleared with it), else naming the groups
+        that still fire."""
         ...
 
     async def resolve_offer_posted(self, *, incident: Incident, through: int, since: datetime) -> bool:

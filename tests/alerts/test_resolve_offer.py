@@ -142,7 +142,8 @@ async def test_two_groups_clearing_at_the_same_instant_offer_to_resolve_once(
     bot: BotHarness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Both groups of INC-1 clear together: each sync read the other as cleared before either posted,
-    and both offered. The offer is claimed first, so one is posted; a later clear still offers again."""
+    and both offered. The offer is claimed first, so one is posted, naming both; a later clear still
+    offers again."""
     errors, latency, channel = await _two_groups(bot)
     together = asyncio.Barrier(2)
     real_read = claims.groups_for_incident
@@ -165,6 +166,8 @@ async def test_two_groups_clearing_at_the_same_instant_offer_to_resolve_once(
     await processor(bot).idle()
     [offer] = _offers(bot, channel)
     assert "has resolved" in rendered(offer)
+    # The one offer says both clears: the other group's sync said nothing of its own.
+    assert all(g.title and g.title in offer.text for g in await groups(bot)), offer.text
     assert not any(g.resolve_offer_pending for g in await groups(bot))
     monkeypatch.setattr(claims, "groups_for_incident", real_read)
     await processor(bot).sweep(due_only=False)

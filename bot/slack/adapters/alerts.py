@@ -223,6 +223,7 @@ class SlackAlertChat:
         offer_resolve: bool,
         still_firing: Sequence[str] = (),
         offer_through: int = 0,
+        also_cleared: Sequence[str] = (),
     ) -> None:
         if not incident.channel_id:
             return
@@ -236,7 +237,9 @@ class SlackAlertChat:
                 lines.append(f"_…and {count - MAX_LINES} more_")
             out.append(blocks.mrkdwn(f"*{escape(text)}*\n" + "\n".join(lines)))
         if offer_resolve or still_firing:
-            cleared, more = _cleared(view, incident, offer_resolve=offer_resolve, still_firing=still_firing)
+            cleared, more = _cleared(
+                view, incident, offer_resolve=offer_resolve, still_firing=still_firing, also_cleared=also_cleared
+            )
             text = text or cleared
             out.extend(more)
         if not out:
@@ -262,17 +265,29 @@ class SlackAlertChat:
 
 
 def _cleared(
-    view: AlertView, incident: Incident, *, offer_resolve: bool, still_firing: Sequence[str]
+    view: AlertView,
+    incident: Incident,
+    *,
+    offer_resolve: bool,
+    still_firing: Sequence[str],
+    also_cleared: Sequence[str] = (),
 ) -> tuple[str, list[Block]]:
     """The group cleared: offer to resolve once nothing of the incident fires, else say what still does."""
     cleared = f"✅ {view.source_name}: {view.title} has resolved"
+    if offer_resolve and also_cleared:
+        cleared += f", and so has {_names(also_cleared)}"
     if offer_resolve:
         return cleared, [
             blocks.mrkdwn(f"*{escape(cleared)}.* If the service is healthy, resolve {incident.ref}."),
             {"type": "actions", "elements": [resolve_button(incident.id or 0, incident.ref)]},
         ]
-    names = [clip(name, 150) for name in still_firing[:MAX_LINES]]
-    if len(still_firing) > MAX_LINES:
-        names.append(f"{len(still_firing) - MAX_LINES} more")
-    still = f"still firing for {incident.ref}: {', '.join(names)}"
+    still = f"still firing for {incident.ref}: {_names(still_firing)}"
     return f"{cleared}; {still}", [blocks.mrkdwn(f"*{escape(cleared)}*, but {escape(still)}.")]
+
+
+def _names(titles: Sequence[str]) -> str:
+    """Alert groups' titles in a line: the first few, then how many more."""
+    names = [clip(name, 150) for name in titles[:MAX_LINES]]
+    if len(titles) > MAX_LINES:
+        names.append(f"{len(titles) - MAX_LINES} more")
+    return ", ".join(names)
