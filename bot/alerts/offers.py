@@ -2,9 +2,10 @@
 
 Each group's sync reads the incident's groups; when none fires, it *claims* the offer before posting it:
 a conditional UPDATE on the incident's `alert_resolve_offers` row that succeeds only while no offer
-covered this all-clear yet (`offered_through` below the sum of the groups' `clears`) and no other
-group's live claim holds the row. Two groups clearing at the same instant read the same sum, so only
-one sync posts; the other's clear is covered by that offer.
+covered this all-clear yet (`offered_through` below the sum of the groups' `clears`), no other
+group's live claim holds the row, and none of the incident's groups fires (again) by then. Two
+groups clearing at the same instant read the same sum, so only one sync posts; the other's clear is
+covered by that offer.
 
 The claim names the group whose sync took it (`claimed_by`), with a lease (`claimed_at`) as a safety
 net, like a page's: a sync that dies after claiming leaves its group's offer pending (the flag is
@@ -24,7 +25,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from sqlalchemy import or_, update
+from sqlalchemy import exists, or_, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -108,12 +109,15 @@ async def claim(
     takeover = or_(
         free, col(AlertResolveOffer.claimed_by) == group_id, col(AlertResolveOffer.claimed_at) < stale_before
     )
+    # Checked again in the claim itself: a group of the incident may have fired again since the read.
+    firing = select(AlertGroup.id).where(col(AlertGroup.incident_id) == incident_id, col(AlertGroup.status) == "firing")
     result = await session.exec(
         update(AlertResolveOffer)
         .where(
             col(AlertResolveOffer.incident_id) == incident_id,
             col(AlertResolveOffer.offered_through) < through,
             free if held is None else takeover,
+            ~exists(firing),
         )
         .values(claimed_by=group_id, claimed_at=now)
     )

@@ -12,6 +12,7 @@ from sqlalchemy import update
 
 from bot.alerts import claims
 from bot.alerts.models import AlertGroup, AlertResolveOffer
+from bot.alerts.payloads import parse
 from bot.incidents import service as incident_service
 from tests.alerts import payloads as p
 from tests.alerts.helpers import AUTO, action_ids, groups, kill_sync_in_slack_call, processor, rendered, send
@@ -179,6 +180,37 @@ async def test_two_groups_clearing_at_the_same_instant_offer_to_resolve_once(
     assert len(_offers(bot, channel)) == 1
     await send(bot, p.alertmanager([_resolved(errors)], group_key=ROUTE_A))
     assert len(_offers(bot, channel)) == 2
+
+
+async def test_an_alert_firing_again_between_the_read_and_the_claim_is_not_offered_to_resolve(
+    bot: BotHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Route B's sync read both groups as cleared; route A fired again before its claim. The offer to
+    resolve a burning incident went out: the claim now checks, in its UPDATE, that nothing fires."""
+    errors, latency, channel = await _two_groups(bot)
+    await send(bot, p.alertmanager([_resolved(errors)], group_key=ROUTE_A))
+    real_read = claims.groups_for_incident
+
+    async def read_then_refire(*args: Any, **kwargs: Any) -> Any:
+        read = await real_read(*args, **kwargs)
+        again = dict(errors, startsAt="2026-11-20T09:12:00Z")
+        note = parse("alertmanager", p.alertmanager([again], group_key=ROUTE_A))
+        await asyncio.create_task(processor(bot).ingest(note))  # another request, its own connection
+        return read
+
+    monkeypatch.setattr(claims, "groups_for_incident", read_then_refire)
+    await send(bot, p.alertmanager([_resolved(errors), _resolved(latency)], group_key=ROUTE_B, group_labels={}))
+    monkeypatch.setattr(claims, "groups_for_incident", real_read)
+    await processor(bot).idle()
+    assert _offers(bot, channel) == []
+    assert [g.status for g in await groups(bot)] == ["firing", "resolved"]
+
+    # When route A clears again, that all-clear is offered.
+    cleared_again = dict(errors, startsAt="2026-11-20T09:12:00Z", status="resolved", endsAt="2026-11-20T09:20:00Z")
+    await send(bot, p.alertmanager([cleared_again], group_key=ROUTE_A))
+    await processor(bot).sweep(due_only=False)
+    await bot.settle()
+    assert len(_offers(bot, channel)) == 1
 
 
 async def test_still_firing_names_each_title_once_with_how_many_groups_have_it(bot: BotHarness) -> None:
