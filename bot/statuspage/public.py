@@ -171,6 +171,24 @@ def _status_now(incident: PublicIncident, component: str) -> ComponentStatus | N
     return Impact(last.impact).component_status if component in last.components else None
 
 
+def _probed(
+    latest: ComponentDay | None, published: ComponentStatus | None, now: datetime, stale_after: timedelta
+) -> tuple[ComponentStatus | None, datetime | None]:
+    """The probed status still in force, and when the component's shown status last changed because of it.
+
+    A probe gone stale stops counting at last probe + `stale_after`, with no probe to say so: that moment
+    dates the page only when the probe was what the page showed (worse than what is published); a stale
+    "operational" leaves the page as it was, and so does one that an incident's published status covers."""
+    if latest is None:
+        return None, None
+    status, changed = ComponentStatus(latest.last_status), utc(latest.changed_at or latest.last_at)
+    stale_at = utc(latest.last_at) + stale_after
+    if now <= stale_at:
+        return status, changed
+    shown_by_probe = status.rank > (published or ComponentStatus.OPERATIONAL).rank
+    return None, stale_at if shown_by_probe else changed
+
+
 def component_view(
     name: str,
     position: int,
@@ -195,15 +213,8 @@ def component_view(
                 incidents=tuple(i.name for i in touching),
             )
         )
-    latest = max(days.values(), key=lambda d: d.day, default=None)
-    probed, changed = None, None
-    if latest is not None:
-        stale_at = utc(latest.last_at) + stale_after
-        if now <= stale_at:
-            probed, changed = ComponentStatus(latest.last_status), utc(latest.changed_at or latest.last_at)
-        else:
-            changed = stale_at  # the probed status stopped counting then, with no probe to say so
     published = _worst(*(_status_now(i, name) for i in incidents if i.is_open))
+    probed, changed = _probed(max(days.values(), key=lambda d: d.day, default=None), published, now, stale_after)
     probes = sum(d.probes for d in days.values())
     uptime = None if not probes else 1 - sum(d.down for d in days.values()) / probes
     return Component(
