@@ -237,10 +237,10 @@ def view(
     now: datetime,
     stale_after: timedelta,
     id_names: Mapping[str, str] | None = None,
-    withdrawn_at: datetime | None = None,
+    left_at: datetime | None = None,
 ) -> View:
     """`id_names`: the name each component's public id is made from, when not its own (a rename);
-    `withdrawn_at`: when a public incident was last withdrawn (it left the page then)."""
+    `left_at`: when a public incident last left the page (withdrawn, or out of the history)."""
     incidents = incidents_of(rows)
     by_component: dict[str, dict[date, ComponentDay]] = defaultdict(dict)
     for day in days:
@@ -252,7 +252,7 @@ def view(
     open_incidents = [i for i in incidents if i.is_open]
     levels = [INDICATOR[c.status] for c in comps] + [i.impact for i in open_incidents]
     status = max(levels, key=lambda i: i.rank, default=Impact.NONE)
-    changes = [i.updated_at for i in incidents] + [c.changed_at for c in comps if c.changed_at] + [withdrawn_at]
+    changes = [i.updated_at for i in incidents] + [c.changed_at for c in comps if c.changed_at] + [left_at]
     return View(
         title=title,
         now=now,

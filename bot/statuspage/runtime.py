@@ -117,7 +117,7 @@ class StatusPage:
             async with self.deps.db.session() as session:
                 rows = await service.public_rows(session, now=now)
                 days = await health_days.component_days(session, since=(now - timedelta(days=89)).date())
-                withdrawn_at = await service.last_withdrawal(session, now=now)
+                left_at = await service.last_departure(session, now=now)
             self.snapshot = await asyncio.to_thread(
                 build,
                 config=self.config,
@@ -126,7 +126,7 @@ class StatusPage:
                 now=now,
                 stale_after=self.stale_after,
                 public_url=self.deps.settings.public_url,
-                withdrawn_at=withdrawn_at,
+                left_at=left_at,
             )
             for hook in self.on_rebuild:
                 hook(self.snapshot)

@@ -48,12 +48,22 @@ def shown() -> Any:
     return col(PublicUpdate.withdrawn_at).is_(None)
 
 
-async def last_withdrawal(session: AsyncSession, *, now: datetime) -> datetime | None:
-    """When a public incident last left the page by being withdrawn: the page changed then too."""
-    since = now - timedelta(days=HISTORY_DAYS)
-    query = select(func.max(PublicUpdate.withdrawn_at)).where(col(PublicUpdate.published_at) >= since)
-    found = (await session.exec(query)).one()
-    return None if found is None else utc(found)
+async def last_departure(session: AsyncSession, *, now: datetime) -> datetime | None:
+    """When a public incident last left the page, which changed the page as much as a publish: withdrawn,
+    or resolved more than `HISTORY_DAYS` ago (it left the history then). Both are facts of the rows, so
+    every replica dates the page alike, and the page's date never goes back when its newest entry leaves."""
+    withdrawn = (await session.exec(select(func.max(PublicUpdate.withdrawn_at)))).one()
+    shown_update = select(PublicUpdate.id).where(col(PublicUpdate.incident_id) == col(Incident.id), shown())
+    aged = select(func.max(Incident.resolved_at)).where(
+        col(Incident.private).is_(False),
+        col(Incident.status) == Status.RESOLVED,
+        col(Incident.resolved_at) < now - timedelta(days=HISTORY_DAYS),
+        shown_update.exists(),
+    )
+    resolved = (await session.exec(aged)).one()
+    found = [utc(withdrawn)] if withdrawn else []
+    found += [utc(resolved) + timedelta(days=HISTORY_DAYS)] if resolved else []
+    return max(found, default=None)
 
 
 async def last_update(session: AsyncSession, *, incident_id: int) -> PublicUpdate | None:

@@ -195,7 +195,7 @@ def build(
     now: datetime,
     stale_after: timedelta,
     public_url: str | None = None,
-    withdrawn_at: datetime | None = None,
+    left_at: datetime | None = None,
 ) -> Snapshot:
     """Every date a reader or poller is told (`updated_at`s, Last-Modified) comes from the rows, never from
     when or where the build ran: replicas behind one address agree, and a restart moves nothing."""
@@ -207,7 +207,7 @@ def build(
         now=now,
         stale_after=stale_after,
         id_names={name: config.id_name(name) for name in config.components},
-        withdrawn_at=withdrawn_at,
+        left_at=left_at,
     )
     stamp = v.changed_at or NEVER
     html = _env.get_template("page.html.j2").render(v=v, iso=iso, base=BASE)

@@ -12,10 +12,11 @@ import httpx
 import pytest
 
 from bot.clock import FakeClock
+from bot.incidents.models import Incident
 from bot.statuspage import health_days
 from bot.statuspage.models import ComponentStatus
 from tests.harness import BotHarness
-from tests.statuspage.conftest import Health, StartBot, page_of
+from tests.statuspage.conftest import Health, StartBot, page_of, public
 
 SUMMARY = "/status-page/api/v2/summary.json"
 STALE = timedelta(minutes=3)  # three missed probes of the default `probe_every` (a minute)
@@ -191,6 +192,34 @@ async def test_a_withdrawal_dates_the_page_on_every_replica(start_page_bot: Star
             await page_of(first).refresh()  # the sweep's: the other replica's probe counted since
             one, other = await served(first), await served(second)
     assert one == other and one.updated_at == iso(withdrawn_at)
+
+
+async def test_an_incident_leaving_the_history_dates_the_page(sbot: BotHarness, clock: FakeClock) -> None:
+    """90 days after its resolution an incident leaves the history, the feed and the page: a reader who saw
+    it there is told the page changed then, not the older date of what is left (or 304 for a new page)."""
+    await sbot.settle()
+    incident = await sbot.declare("P1 service:api Payments fail")
+    channel = incident.channel_id or ""
+    await sbot.command("publish major Some payments fail.", channel=channel)
+    clock.advance(timedelta(minutes=10))
+    await sbot.command("resolve Card gateway restarted.", channel=channel)
+    await sbot.settle()
+    async with sbot.deps.db.session() as session:
+        row = await session.get(Incident, incident.id)
+        assert row is not None and row.resolved_at is not None
+    _, html, atom = await public(sbot)
+    assert "Some payments fail" in html and "Some payments fail" in atom
+    seen = await served(sbot)
+
+    clock.advance(timedelta(days=90, minutes=1))
+    await page_of(sbot).refresh()
+    _, html, atom = await public(sbot)
+    assert "Some payments fail" not in html and "Some payments fail" not in atom
+    left_at = row.resolved_at + timedelta(days=90)
+    later = await served(sbot)
+    assert later.updated_at == iso(left_at)
+    assert later.summary_modified == later.last_modified["/status-page/history.atom"] == http_date(left_at)
+    assert not await not_modified_since(sbot, seen.summary_modified)
 
 
 async def test_a_new_days_first_probe_keeps_when_the_status_changed(sbot: BotHarness) -> None:
