@@ -139,6 +139,16 @@ class ComponentDay(SQLModel, table=True):
     changed_at: datetime | None = _when()
 
 
+class PageLayout(SQLModel, table=True):
+    """A shape the page was served in (title, components and their ids, address) and when one replica
+    first built it: the date of a page that has nothing newer to date it (see `bot/statuspage/layout.py`)."""
+
+    __tablename__ = "status_page_layouts"
+
+    digest: str = Field(primary_key=True, max_length=64)
+    first_built_at: datetime = _when(nullable=False)
+
+
 _PENDING = text("sent_at IS NULL AND cancelled_at IS NULL")
 
 

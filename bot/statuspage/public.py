@@ -238,9 +238,11 @@ def view(
     stale_after: timedelta,
     id_names: Mapping[str, str] | None = None,
     left_at: datetime | None = None,
+    layout_since: datetime | None = None,
 ) -> View:
     """`id_names`: the name each component's public id is made from, when not its own (a rename);
-    `left_at`: when a public incident last left the page (withdrawn, or out of the history)."""
+    `left_at`: when a public incident last left the page (withdrawn, or out of the history); `layout_since`:
+    when the page was first served as configured (`bot/statuspage/layout.py`), its oldest possible date."""
     incidents = incidents_of(rows)
     by_component: dict[str, dict[date, ComponentDay]] = defaultdict(dict)
     for day in days:
@@ -252,7 +254,9 @@ def view(
     open_incidents = [i for i in incidents if i.is_open]
     levels = [INDICATOR[c.status] for c in comps] + [i.impact for i in open_incidents]
     status = max(levels, key=lambda i: i.rank, default=Impact.NONE)
-    changes = [i.updated_at for i in incidents] + [c.changed_at for c in comps if c.changed_at] + [left_at]
+    changes = (
+        [i.updated_at for i in incidents] + [c.changed_at for c in comps if c.changed_at] + [left_at, layout_since]
+    )
     return View(
         title=title,
         now=now,

@@ -20,7 +20,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from bot.config import StatusPageConfig
 from bot.incidents.models import Incident
-from bot.statuspage import flows, health_days, outbox, probes, service, timers
+from bot.statuspage import flows, health_days, layout, outbox, probes, service, timers
 from bot.statuspage.atlassian import Statuspage
 from bot.statuspage.models import PublicReminder, StatuspageSync
 from bot.statuspage.ports import PublicChat
@@ -48,6 +48,7 @@ class StatusPage:
         self._lock = asyncio.Lock()
         self._requested = 0
         self._covered = 0
+        self._layout_since: datetime | None = None  # the page's oldest date (`layout.py`), read at the first build
         self._scheduler: AsyncIOScheduler | None = None
         self._sweeps = RunGate()  # sweeps and wake-ups, one at a time
         self._probes = RunGate()  # apart: a health endpoint that hangs in an outage never holds up a publish
@@ -118,6 +119,9 @@ class StatusPage:
                 rows = await service.public_rows(session, now=now)
                 days = await health_days.component_days(session, since=(now - timedelta(days=89)).date())
                 left_at = await service.last_departure(session, now=now)
+                if self._layout_since is None:  # the configuration is read once: so is its date
+                    shape = layout.digest(self.config, public_url=self.deps.settings.public_url)
+                    self._layout_since = await layout.first_built(session, layout=shape, now=now)
             self.snapshot = await asyncio.to_thread(
                 build,
                 config=self.config,
@@ -127,6 +131,7 @@ class StatusPage:
                 stale_after=self.stale_after,
                 public_url=self.deps.settings.public_url,
                 left_at=left_at,
+                layout_since=self._layout_since,
             )
             for hook in self.on_rebuild:
                 hook(self.snapshot)

@@ -53,11 +53,6 @@ _env = Environment(
 )
 
 
-# The stamp of a page with nothing in the database to date it (no update, no probe): fixed, so that every
-# replica and every restart still agree on it.
-NEVER = datetime(1970, 1, 1, tzinfo=UTC)
-
-
 @dataclass(frozen=True)
 class Body:
     data: bytes
@@ -195,6 +190,7 @@ def build(
     now: datetime,
     stale_after: timedelta,
     public_url: str | None = None,
+    layout_since: datetime,
     left_at: datetime | None = None,
 ) -> Snapshot:
     """Every date a reader or poller is told (`updated_at`s, Last-Modified) comes from the rows, never from
@@ -208,8 +204,9 @@ def build(
         stale_after=stale_after,
         id_names={name: config.id_name(name) for name in config.components},
         left_at=left_at,
+        layout_since=layout_since,
     )
-    stamp = v.changed_at or NEVER
+    stamp = v.changed_at or layout_since  # never older than the layout's first build (`layout.py`)
     html = _env.get_template("page.html.j2").render(v=v, iso=iso, base=BASE)
     url = f"{public_url or ''}{BASE}"  # feeds and JSON are read elsewhere: absolute links when we know the host
     entries = _feed_entries(v)

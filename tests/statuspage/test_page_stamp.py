@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
+from typing import Any
 
 import httpx
 import pytest
@@ -220,6 +221,40 @@ async def test_an_incident_leaving_the_history_dates_the_page(sbot: BotHarness, 
     assert later.updated_at == iso(left_at)
     assert later.summary_modified == later.last_modified["/status-page/history.atom"] == http_date(left_at)
     assert not await not_modified_since(sbot, seen.summary_modified)
+
+
+def empty_page(title: str = "Acme status") -> dict[str, Any]:
+    """A page nothing can date: no health endpoint to probe, nothing published yet."""
+    return {"services": {"billing": {}}, "status_page": {"title": title, "components": {"Billing": ["billing"]}}}
+
+
+async def test_an_empty_page_is_dated_by_its_first_build_everywhere(start_page_bot: StartBot, clock: FakeClock) -> None:
+    """Nothing published, nothing probed: the page still tells a real date, when it was first served as it is
+    configured, the same on every replica and after a restart; a new title dates it from its deploy."""
+    first_built = clock.now()
+    async with start_page_bot(empty_page()) as first:
+        await first.settle()
+        clock.advance(timedelta(seconds=40))
+        async with start_page_bot(empty_page()) as second:
+            await second.settle()
+            one, other = await served(first), await served(second)
+            _, html, _ = await public(second)
+    assert one == other and one.updated_at == iso(first_built)
+    assert set(one.last_modified.values()) == {http_date(first_built)}
+    assert f"Updated {first_built:%d %b %Y, %H:%M} UTC" in html
+
+    clock.advance(timedelta(minutes=5))
+    async with start_page_bot(empty_page()) as restarted:
+        await restarted.settle()
+        assert await served(restarted) == one
+        assert await not_modified_since(restarted, one.summary_modified)
+
+    clock.advance(timedelta(minutes=5))
+    retitled = clock.now()
+    async with start_page_bot(empty_page("Acme")) as renamed:
+        await renamed.settle()
+        assert (await served(renamed)).updated_at == iso(retitled)
+        assert not await not_modified_since(renamed, one.summary_modified)
 
 
 async def test_a_new_days_first_probe_keeps_when_the_status_changed(sbot: BotHarness) -> None:
