@@ -31,14 +31,15 @@ async def record_probe(
     """Count one probe on the component's day (an UPDATE, or the day's first INSERT; a race retries).
 
     `changed_at` moves only when the status differs from the last probe's, or when that probe had gone
-    stale (`stale_after`): then the page shows the probed status again."""
+    stale (`stale_after`) and this one is not "operational": the page shows the probed status again (a
+    stale component is shown operational, so an "operational" probe after a pause changes nothing)."""
     day = utc(at).date()
     bad = {
         "degraded": int(status in (ComponentStatus.DEGRADED, ComponentStatus.PARTIAL)),
         "down": int(status is ComponentStatus.MAJOR),
     }
     moved: Any = col(ComponentDay.last_status) != status.value
-    if stale_after is not None:
+    if stale_after is not None and status is not ComponentStatus.OPERATIONAL:
         moved = or_(moved, col(ComponentDay.last_at) < at - stale_after)
     for _ in range(2):
         result = await session.exec(
@@ -81,7 +82,7 @@ async def _changed_before(
     before = (await session.exec(query)).first()
     if before is None or before.last_status != status.value or before.changed_at is None:
         return at
-    if stale_after is not None and utc(before.last_at) < at - stale_after:
+    if stale_after is not None and status is not ComponentStatus.OPERATIONAL and utc(before.last_at) < at - stale_after:
         return at
     return before.changed_at
 
