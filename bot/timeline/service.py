@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import Table, delete, func, insert, or_, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import func, insert, or_, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.timeline import marks
+from bot.timeline.deliveries import Delivery, claim, commit_once, insert_once, insert_or_roll_back
 from bot.timeline.events import MessagePosted, Payload
-from bot.timeline.models import ProcessedEvent, ProcessedRequest, TimelineEvent
+from bot.timeline.models import TimelineEvent
 
 if TYPE_CHECKING:
     from bot.deps import Deps
@@ -24,20 +23,6 @@ log = logging.getLogger(__name__)
 
 _EVENTS = TimelineEvent.metadata.tables["timeline_events"]
 _INSERT_EVENT = insert(_EVENTS)
-_PROCESSED_EVENTS = ProcessedEvent.metadata.tables["processed_events"]
-_PROCESSED_REQUESTS = ProcessedRequest.metadata.tables["processed_requests"]
-
-
-@dataclass(frozen=True)
-class Delivery:
-    """A Slack event (its `event_id`, kept across Slack's retries) claimed with what it writes.
-
-    Claimed in the same transaction as the write: when the write fails, so does the claim, and
-    Slack's retry of the event is let in; of two deliveries at once, the unique key lets one through.
-    """
-
-    event_id: str
-    received_at: datetime
 
 
 async def add(
@@ -198,10 +183,10 @@ async def store_message(
     A message a 📌 stored before it, without its text (Slack could not be read then), is given the text
     and author its own event carries: True then too.
     """
-    if not await _claim(session, delivery):
+    if not await claim(session, delivery):
         return False
     row = _message_row(incident_id, at, actor, text, (channel_id, message_ts, permalink), key=False)
-    if await _insert_once(session, _EVENTS, row):
+    if await insert_once(session, _EVENTS, row):
         return True
     return bool(text) and await _fill_blank(session, channel_id, message_ts, text=text, actor=actor)
 
@@ -239,7 +224,7 @@ async def edit_message(
     concurrent edit of the same row waits for the first one's commit, and the guard is then checked
     again against the row it wrote, so the newer change wins in either order.
     """
-    if not await _claim(session, delivery):
+    if not await claim(session, delivery):
         return False
     values: dict[str, Any] = {"text": text} | ({"key": False, "permalink": None} if deleted else {})
     statement = _where_message(update(TimelineEvent), channel_id, message_ts)
@@ -264,18 +249,6 @@ def slack_order(value: str | None) -> str:
         return f"{0:010d}.{0:06d}"
 
 
-async def _claim(session: AsyncSession, delivery: Delivery | None) -> bool:
-    """Claim a delivery in the caller's transaction, committed with its write; False (rolled back) when taken.
-
-    On PostgreSQL a concurrent claim of the same id waits here for the first one's outcome.
-    """
-    if delivery is None:
-        return True
-    return await _insert_or_roll_back(
-        session, _PROCESSED_EVENTS, {"event_id": delivery.event_id, "received_at": delivery.received_at}
-    )
-
-
 async def mark_key(
     session: AsyncSession,
     *,
@@ -297,13 +270,13 @@ async def mark_key(
     """
     row = _message_row(incident_id, at, actor, text, (channel_id, message_ts, permalink), key=True)
     for _ in range(2):  # the second pass when its message event stored it a moment ago
-        if not await _claim(session, delivery):
+        if not await claim(session, delivery):
             return None
         marked = await session.exec(_where_message(update(TimelineEvent), channel_id, message_ts).values(key=True))
-        inserted = not marked.rowcount and await _insert_or_roll_back(session, _EVENTS, row)
+        inserted = not marked.rowcount and await insert_or_roll_back(session, _EVENTS, row)
         if marked.rowcount or inserted:
             await marks.add(session, channel_id=channel_id, message_ts=message_ts, marker=marker)  # row locked
-            if await _commit_once(session):
+            if await commit_once(session):
                 return inserted
     return None
 
@@ -318,7 +291,7 @@ async def unmark(
     """Take a marker off with the claim of `delivery`: still key while another recorded marker remains, or
     Slack said one does (`remains`: for marks older than their records). False when the message is not
     on any timeline; None when `delivery` was claimed already (a late retry must not undo a later pin)."""
-    if not await _claim(session, delivery):
+    if not await claim(session, delivery):
         return None
     key = await marks.remains(session, channel_id=channel_id, message_ts=message_ts, marker=marker) or remains
     return await _update_message(session, channel_id=channel_id, message_ts=message_ts, key=key)
@@ -358,48 +331,3 @@ async def fill_message(
 async def set_permalink(session: AsyncSession, *, channel_id: str, message_ts: str, permalink: str) -> bool:
     """A stored message's link, added after Slack's ack (the message itself is stored before it)."""
     return await _update_message(session, channel_id=channel_id, message_ts=message_ts, permalink=permalink)
-
-
-async def _insert_once(session: AsyncSession, table: Table, values: dict[str, Any]) -> bool:
-    """True for the first insert of this key; a race between replicas is settled by a unique key.
-
-    A Core INSERT: every request and every channel message passes here, and the ORM's object and
-    flush would double its cost.
-    """
-    return await _insert_or_roll_back(session, table, values) and await _commit_once(session)
-
-
-async def _insert_or_roll_back(session: AsyncSession, table: Table, values: dict[str, Any]) -> bool:
-    """The INSERT in the caller's transaction; False, and that transaction rolled back, when the key is taken."""
-    try:
-        await session.exec(insert(table), params=values)  # the key is checked here, not at the commit
-    except IntegrityError:
-        await session.rollback()
-        return False
-    return True
-
-
-async def _commit_once(session: AsyncSession) -> bool:
-    """Commit a row whose key may be taken already (a redelivery, another replica): False then."""
-    try:
-        await session.commit()
-    except IntegrityError:
-        await session.rollback()
-        return False
-    return True
-
-
-async def first_delivery(session: AsyncSession, *, event_id: str, at: datetime) -> bool:
-    """True the first time a Slack `event_id` is seen."""
-    return await _insert_once(session, _PROCESSED_EVENTS, {"event_id": event_id, "received_at": at})
-
-
-async def first_request(session: AsyncSession, *, signature: str, at: datetime) -> bool:
-    """True the first time a request signature is seen."""
-    return await _insert_once(session, _PROCESSED_REQUESTS, {"signature": signature, "received_at": at})
-
-
-async def prune_processed(session: AsyncSession, *, events_before: datetime, requests_before: datetime) -> None:
-    await session.exec(delete(ProcessedEvent).where(col(ProcessedEvent.received_at) < events_before))
-    await session.exec(delete(ProcessedRequest).where(col(ProcessedRequest.received_at) < requests_before))
-    await session.commit()

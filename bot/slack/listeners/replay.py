@@ -38,7 +38,7 @@ from bot.slack.listeners.events.timeline import (
     key_marker,
     with_remaining,
 )
-from bot.timeline import service as timeline
+from bot.timeline import deliveries
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +49,7 @@ PRUNE_EVERY = 500
 
 UNAVAILABLE = BoltResponse(status=503, body="database unavailable; retry later")
 ACKED = BoltResponse(status=200, body="")
-# What a delivery is claimed by: the timeline's first_delivery (events) or first_request (the rest).
+# What a delivery is claimed by: bot.timeline.deliveries' first_delivery (events) or first_request (the rest).
 Claim = Callable[[AsyncSession], Awaitable[bool]]
 
 
@@ -73,7 +73,7 @@ def register(app: AsyncApp, deps: Deps) -> None:
                 first = await claim(session)
                 seen += 1
                 if seen % PRUNE_EVERY == 0:
-                    await timeline.prune_processed(
+                    await deliveries.prune_processed(
                         session, events_before=now - EVENT_RETENTION, requests_before=now - REQUEST_RETENTION
                     )
         except DATABASE_DOWN as exc:
@@ -112,7 +112,7 @@ async def _event_claim(deps: Deps, req: AsyncBoltRequest, *, now: datetime) -> C
     event = req.body.get("event") or {}
     # Messages and key marks (and their removals) are written now, before the ack, claimed in the
     # same transaction (see `keep_message` and `keep_key_mark`).
-    delivery = timeline.Delivery(event_id=event_id, received_at=now) if event_id else None
+    delivery = deliveries.Delivery(event_id=event_id, received_at=now) if event_id else None
     context = req.context
     if event.get("type") == "message":
         return lambda session: keep_message(
@@ -126,7 +126,7 @@ async def _event_claim(deps: Deps, req: AsyncBoltRequest, *, now: datetime) -> C
         )
     if not event_id:
         return None
-    return lambda session: timeline.first_delivery(session, event_id=event_id, at=now)
+    return lambda session: deliveries.first_delivery(session, event_id=event_id, at=now)
 
 
 def _log_lost(req: AsyncBoltRequest, exc: Exception) -> None:
@@ -149,4 +149,4 @@ def _request_claim(req: AsyncBoltRequest, *, now: datetime) -> Claim | None:
     if not signature or req.mode == "socket_mode":
         return None
     key = hashlib.sha256(signature.encode()).hexdigest()[:64]
-    return lambda session: timeline.first_request(session, signature=key, at=now)
+    return lambda session: deliveries.first_request(session, signature=key, at=now)

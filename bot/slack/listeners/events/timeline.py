@@ -27,7 +27,7 @@ from bot.exceptions import ChatError
 from bot.incidents.grammar import clean
 from bot.slack.api import call, data
 from bot.slack.text import clip, escape
-from bot.timeline import marks
+from bot.timeline import deliveries, marks
 from bot.timeline import service as timeline
 from bot.timeline.shown import DELETED
 
@@ -154,7 +154,7 @@ async def keep_key_mark(
     marker: KeyMarker,
     context: dict[str, Any],
     incident_id: int,
-    delivery: timeline.Delivery | None,
+    delivery: deliveries.Delivery | None,
 ) -> bool:
     """Mark a message key, or unmark it, BEFORE Slack is acked, in the transaction that claims the event.
 
@@ -287,7 +287,7 @@ async def keep_message(
     event: dict[str, Any],
     context: dict[str, Any],
     incident_id: int,
-    delivery: timeline.Delivery | None,
+    delivery: deliveries.Delivery | None,
 ) -> bool:
     """Store a message in an incident channel, or apply its edit or deletion, BEFORE Slack is acked.
 
