@@ -67,9 +67,9 @@ async def prepare(
         "requested_by": user_id,
         "incident_id": incident_id,
     }
+    if problem := platform.blocker(action.value, deployments, current):  # it would only fail after the click
+        return await _not_offered(deps, Plan(**common, problem=problem, blocked=True), asked, channel_id=channel_id)
     if action is Action.RESTART:
-        if problem := platform.restart_blocker(deployments, current):  # it would only fail after the click
-            return await _not_offered(deps, Plan(**common, problem=problem), asked, channel_id=channel_id)
         redeploys = platform.restart_deploys(deployments, current)
         return await _keep(deps, Plan(**common, redeploys=redeploys), channel_id=channel_id)
     others = [d for d in deployments if current is None or d.id != current.id]

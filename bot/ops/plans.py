@@ -96,7 +96,8 @@ class Plan:
     current: Deployment | None
     target: Deployment | None = None  # rollback only
     candidates: tuple[Deployment, ...] = ()  # rollback: other deployments one may pick by ID
-    problem: str = ""  # rollback without a usable target: why
+    problem: str = ""  # why there is nothing to confirm: a rollback without a usable target, or `blocked`
+    blocked: bool = False  # the platform cannot do it in this state, whichever deployment is picked
     redeploys: Deployment | None = None  # restart with nothing live: what the platform deploys instead
     requested_by: str = ""
     incident_id: int | None = None

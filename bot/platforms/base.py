@@ -113,9 +113,10 @@ class Platform(Protocol):
         to name; None when it restarts what is live (or refuses). `deployments` is newest first."""
         ...
 
-    def restart_blocker(self, deployments: Sequence[Deployment], current: Deployment | None) -> str:
-        """Why `restart` cannot work in this state (said on the confirmation instead of a Confirm button
-        that can only fail), or "" when it can be tried. `deployments` is newest first."""
+    def blocker(self, action: str, deployments: Sequence[Deployment], current: Deployment | None) -> str:
+        """Why `action` ("restart" or "rollback") cannot work in this state, whatever deployment is picked
+        (said on the confirmation instead of a Confirm button that can only fail), or "" when it can be
+        tried. `deployments` is newest first."""
         ...
 
     async def rollback(self, target_id: str | None = None) -> Deployment:

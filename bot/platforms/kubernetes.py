@@ -120,16 +120,16 @@ class KubernetesPlatform:
         updated = await self._patch(patch, "application/strategic-merge-patch+json")
         return self._handle(updated, action="restart")
 
-    def restart_blocker(self, deployments: Sequence[Deployment], current: Deployment | None) -> str:
-        """A paused Deployment ignores the restart annotation until it is resumed: a restart would change
-        nothing (and `restart` refuses it after the click)."""
+    def blocker(self, action: str, deployments: Sequence[Deployment], current: Deployment | None) -> str:
+        """A paused Deployment rolls out no change to its pod template, a restart's annotation or a rollback's
+        template, until it is resumed: either would change nothing (and is refused after the click too)."""
         if not any(d.meta.get("paused") for d in [*deployments, *([current] if current else [])]):
             return ""
         name, namespace = self.target.deployment, self.target.namespace
         return (
-            f"Deployment {self._where} is paused, and a paused Deployment does not roll out a restart; resume it "
+            f"Deployment {self._where} is paused, and a paused Deployment does not roll out a {action}; resume it "
             f"with `kubectl rollout resume deployment/{name} -n {namespace}` (its pending changes roll out too), "
-            "then run /restart again if it is still needed"
+            f"then run /{action} again if it is still needed"
         )
 
     def restart_deploys(self, deployments: Sequence[Deployment], current: Deployment | None) -> Deployment | None:
@@ -221,7 +221,7 @@ class KubernetesPlatform:
                 "replicaset": meta_rs.get("name"),
                 "image": ", ".join(images),
                 "revision": revision,
-                # What the restart blocker reads: it sees deployments, not the Deployment object.
+                # What the blocker reads: it sees deployments, not the Deployment object.
                 **({"paused": True} if (deployment.get("spec") or {}).get("paused") else {}),
             },
         )

@@ -171,7 +171,7 @@ class RailwayPlatform:
         await self._mutate(RESTART, {"id": current.id}, "deploymentRestart")
         return replace(current, status=DeployStatus.QUEUED, meta={**current.meta, "action": "restart"})
 
-    def restart_blocker(self, deployments: Sequence[Deployment], current: Deployment | None) -> str:
+    def blocker(self, action: str, deployments: Sequence[Deployment], current: Deployment | None) -> str:
         return ""
 
     def restart_deploys(self, deployments: Sequence[Deployment], current: Deployment | None) -> Deployment | None:

@@ -123,7 +123,7 @@ class VercelPlatform:
     async def restart(self, redeploys: str | None = None) -> Deployment:
         project, _, current = await self._state()
         if current is None:
-            raise PlatformError(self.restart_blocker(deployments=[], current=None), platform=NAME)
+            raise PlatformError(self.blocker("restart", deployments=[], current=None), platform=NAME)
         name = current.meta.get("name") or project.get("name") or self.target.project_id
         body = await self._json(
             "POST",
@@ -150,9 +150,9 @@ class VercelPlatform:
     def restart_deploys(self, deployments: Sequence[Deployment], current: Deployment | None) -> Deployment | None:
         return None
 
-    def restart_blocker(self, deployments: Sequence[Deployment], current: Deployment | None) -> str:
+    def blocker(self, action: str, deployments: Sequence[Deployment], current: Deployment | None) -> str:
         """A restart redeploys the live deployment: with none there is nothing to redeploy."""
-        if current is not None:
+        if action != "restart" or current is not None:
             return ""
         return f"Vercel project {self.target.project_id} has no live production deployment to redeploy"
 

@@ -144,7 +144,7 @@ class WebhookPlatform:
     async def restart(self, redeploys: str | None = None) -> Deployment:
         return await self._act("restart")
 
-    def restart_blocker(self, deployments: Sequence[Deployment], current: Deployment | None) -> str:
+    def blocker(self, action: str, deployments: Sequence[Deployment], current: Deployment | None) -> str:
         return ""
 
     def restart_deploys(self, deployments: Sequence[Deployment], current: Deployment | None) -> Deployment | None:

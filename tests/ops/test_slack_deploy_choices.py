@@ -142,6 +142,34 @@ async def test_a_kubernetes_restart_of_a_paused_deployment_is_refused_before_the
     assert stack.k8s.patches == []
 
 
+async def test_a_kubernetes_rollback_of_a_paused_deployment_is_refused_before_the_confirm_button(
+    stack: Stack,
+) -> None:
+    """A paused Deployment does not roll out a rollback's pod template either: /rollback offered a Confirm
+    button that could only fail after the click. Paused between confirmation and click, it is still refused."""
+    stack.k8s.deployment["spec"]["paused"] = True
+    await stack.bot.command("api", command="/rollback", user="U0LEAD")
+
+    assert "ops_confirm" not in stack.raw()
+    reply = stack.bot.last_reply()
+    assert "Cannot roll back api" in reply and "Deployment prod/api is paused" in reply, reply
+    assert "does not roll out a rollback" in reply and "then run /rollback again" in reply, reply
+    assert "`kubectl rollout resume deployment/api -n prod`" in stack.raw()
+    assert "pick one by ID" not in stack.raw() and "no other deployments" not in stack.raw()
+    assert stack.k8s.patches == []
+
+    stack.k8s.deployment["spec"]["paused"] = False
+    await stack.bot.command("api", command="/rollback", user="U0LEAD")
+    value = stack.button_value("ops_confirm")
+    stack.k8s.deployment["spec"]["paused"] = True  # paused after the confirmation was shown
+    await stack.bot.click("ops_confirm", value, user="U0LEAD")
+
+    assert stack.k8s.patches == [] and stack.k8s.live_version() == "v3"
+    assert "paused" in stack.progress("C0GENERAL")[-1].text
+    entries = await stack.audit()
+    assert [e.outcome for e in entries] == ["refused", "failed"], entries
+
+
 def _vercel_nothing_live(stack: Stack) -> None:
     stack.vercel.deployments.clear()
     stack.vercel.seed(["v1", "v2", "v3"], states=["ERROR"] * 3)
@@ -161,6 +189,7 @@ def _no_earlier_good_one(stack: Stack) -> None:
     [
         ("web", "/restart", _vercel_nothing_live, "no live production deployment"),
         ("api", "/restart", _k8s_paused, "is paused"),
+        ("api", "/rollback", _k8s_paused, "is paused"),
         ("billing", "/rollback", _no_earlier_good_one, "no earlier successful deployment"),
     ],
 )

@@ -305,8 +305,9 @@ def no_target_blocks(plan: Plan) -> list[Block]:
     where = f"*{escape(plan.service)}* on {escape(plan.platform_name)}"
     lines = [f"⚠️ {_cannot(plan)} {where}: {escape(plan.problem)}."]
     lines.append(f"Live now: {_describe(plan.current)}")
-    if plan.action is Action.RESTART:
-        if plan.current is None:  # with something live (a paused Deployment) a rollback is no way out either
+    if plan.action is Action.RESTART or plan.blocked:
+        # With something live (a paused Deployment) a rollback is no way out, nor is another deployment picked.
+        if plan.action is Action.RESTART and plan.current is None:
             lines.append(f"To put an earlier deployment that ran fine live: `/rollback {escape(plan.service)}`")
     elif plan.candidates:
         lines.append("*Recent deployments* (pick one by ID):")
