@@ -246,17 +246,20 @@ async def _finish(deps: Deps, ref: PlanRef, report: Report, *, audit_id: int, ac
             audit_id=audit_id,
             at=deps.clock.now(),
             outcome=report.outcome,
-            detail=_redeployed(report.plan) + report.message,
-            # A restart's deployment is known only now; a rollback keeps the target that was chosen.
-            target_deployment=report.deployment.id if report.deployment and ref.target_id is None else None,
+            detail=_redeployed(report) + report.message,
+            # A restart's deployment is known only now; a rollback (or a redeploy) keeps the one that was chosen.
+            target_deployment=report.deployment.id if report.deployment and ref.deploys_id is None else None,
             incident_id=ref.incident_id,
             actor=actor,
             timeline_events=timeline_events(report),
         )
 
 
-def _redeployed(plan: Plan) -> str:
-    """The audit's detail names what a restart with nothing live redeployed (its rows have no live one)."""
-    if plan.redeploys is None:
+def _redeployed(report: Report) -> str:
+    """The audit's detail names what a restart with nothing live redeployed (its rows have no live one), and
+    the deployment that made: its `target_deployment` is the one redeployed."""
+    redeploys, made = report.plan.redeploys, report.deployment
+    if redeploys is None:
         return ""
-    return f"redeployed {plan.redeploys.id} ({plan.redeploys.status.value}; nothing was live): "
+    new = f" as {made.id}" if made is not None and made.id != redeploys.id else ""
+    return f"redeployed {redeploys.id} ({redeploys.status.value}; nothing was live){new}: "

@@ -52,6 +52,7 @@ class AuditLog(SQLModel, table=True):
     service: str = Field(max_length=100)
     platform: str | None = Field(default=None, max_length=20)
     from_deployment: str | None = Field(default=None, max_length=200)
+    # A rollback's target, what a restart with nothing live redeployed, else the deployment a restart made.
     target_deployment: str | None = Field(default=None, max_length=200)
     outcome: str = Field(max_length=20)
     detail: str = Field(default="", max_length=2000)

@@ -54,6 +54,12 @@ class PlanRef:
     shown_at: datetime | None = None  # when the confirmation was shown (read back from the stored one)
     redeploys_id: str | None = None  # restart with nothing live: the deployment the confirmation named
 
+    @property
+    def deploys_id(self) -> str | None:
+        """The deployment whose build goes live: a rollback's target, or what a restart with nothing live
+        redeploys (None for a restart in place); the audit's `target_deployment` from the start."""
+        return self.target_id if self.action is Action.ROLLBACK else self.redeploys_id
+
     def encode(self) -> str:
         return json.dumps(
             {
@@ -106,6 +112,11 @@ class Plan:
     @property
     def ready(self) -> bool:
         return not self.problem and (self.action is Action.RESTART or self.target is not None)
+
+    @property
+    def deploys(self) -> Deployment | None:
+        """As `PlanRef.deploys_id`: the rollback's target, or the deployment a restart redeploys."""
+        return self.target if self.action is Action.ROLLBACK else self.redeploys
 
     @property
     def ref(self) -> PlanRef:

@@ -240,8 +240,8 @@ class Deployed(Payload):
     outcome: str
     platform: str | None = None
     from_deployment: str | None = Field(default=None, alias="from")
-    to: str | None = None
-    deployment: str | None = None
+    to: str | None = None  # whose build goes live: a rollback's target, a restart's redeploy (nothing was live)
+    deployment: str | None = None  # what the platform made or restarted, followed to its outcome
     durations: dict[str, float] | None = None  # phase -> seconds
     health: str | None = None  # the re-check's state after it, when there was one
 

@@ -67,6 +67,24 @@ async def test_a_railway_redeploy_names_what_it_redeploys_while_it_runs_and_afte
     assert entry.outcome == "succeeded" and f"redeployed {v3}" in entry.detail, entry.detail
 
 
+async def test_a_railway_redeploy_is_named_in_the_timeline_payload_and_the_audit_row(stack: Stack) -> None:
+    """The texts named the deployment Railway redeployed, but the `deploy` events' payloads had no `to` and
+    the audit row's `target_deployment` was the new deployment: neither said which one was deployed again."""
+    channel = await incident_channel(stack)
+    v3 = _nothing_live(stack)
+    await stack.bot.command("gateway", command="/restart", user="U0LEAD", channel=channel)
+    await stack.bot.click("ops_confirm", stack.button_value("ops_confirm"), user="U0LEAD", channel=channel)
+    made = stack.railway.deployments[0]["id"]
+    assert made != v3 and stack.railway.live_version() == "v3"
+
+    started, finished = [e.data for e in await stack.bot.timeline(1) if e.kind == "deploy"]
+    assert (started["outcome"], started["to"], started.get("from")) == ("started", v3, None), started
+    assert (finished["outcome"], finished["to"], finished["deployment"]) == ("succeeded", v3, made), finished
+    [entry] = await stack.audit()
+    assert (entry.target_deployment, entry.from_deployment) == (v3, None)
+    assert f"redeployed {v3} (failed; nothing was live) as {made}: " in entry.detail, entry.detail
+
+
 async def test_a_newer_deployment_since_the_confirmation_is_not_redeployed_in_its_place(stack: Stack) -> None:
     """CI deployed v4 between the confirmation (which named v3) and the click: Railway redeploys the newest
     deployment, so the click redeployed v4, which nobody had confirmed."""
