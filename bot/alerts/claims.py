@@ -79,7 +79,10 @@ async def hold_incident(session: AsyncSession, incident_id: int, *, group_id: in
         .values(incident_id=incident_id)
     )
     if held.rowcount != 1:
-        raise InvalidState("Someone else is declaring an incident for this alert now; look in the alerts channel.")
+        raise InvalidState(
+            "This declaration took so long that the alert was handed back meanwhile; look in the alerts "
+            "channel, and press Declare again if the alert still has no incident."
+        )
 
 
 async def link_incident(
