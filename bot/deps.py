@@ -115,6 +115,8 @@ class Deps:
     unreleased_setup_leases: dict[int, datetime] = field(default_factory=dict)
     # One lock per playbook run (kept here: tests run many bots, each on its own loop).
     playbook_locks: dict[int, asyncio.Lock] = field(default_factory=dict)
+    # One lock per incident: its topic, summary and announcement are refreshed one refresh at a time.
+    standing_locks: dict[int, asyncio.Lock] = field(default_factory=dict)
 
     # Run by the server after migration (e.g. start the scheduler, reschedule pending pages) and at shutdown.
     on_start: list[Callable[[], Awaitable[None]]] = field(default_factory=list)

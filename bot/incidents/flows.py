@@ -149,7 +149,7 @@ async def finish_setup(
         if steps.shown is not None and setup_rows.moved_on(steps.shown, incident):
             # Changed while the setup posted what it had read: the flows that changed it could not show
             # it in messages not recorded yet (the summary, the announcement), nor in a topic set after.
-            steps.problems += await refresh(deps, incident)
+            steps.problems += await refresh(deps, incident_id=incident_id)
     finally:
         keeper.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -189,7 +189,7 @@ async def update_status(deps: Deps, *, incident_id: int, status: Status, message
     problems = await _notice(
         deps, incident, Notice(kind="status", actor=actor, text=message, detail={"old": str(old), "new": str(status)})
     )
-    problems += await refresh(deps, incident)
+    problems += await refresh(deps, incident_id=incident_id)
     await deps.bus.notify(IncidentStatusChanged(incident_id=incident_id, actor=actor, old=str(old), new=str(status)))
     return Outcome(incident=incident, problems=problems, changed=old != status)
 
@@ -203,7 +203,7 @@ async def change_severity(deps: Deps, *, incident_id: int, severity: Severity, a
     problems = await _notice(
         deps, incident, Notice(kind="severity", actor=actor, detail={"old": str(old), "new": str(severity)})
     )
-    problems += await refresh(deps, incident)
+    problems += await refresh(deps, incident_id=incident_id)
     await deps.bus.notify(
         IncidentSeverityChanged(incident_id=incident_id, actor=actor, old=str(old), new=str(severity))
     )
@@ -224,7 +224,7 @@ async def assign_role(deps: Deps, *, incident_id: int, role: Role, user: str, ac
     problems += await _notice(
         deps, incident, Notice(kind="role", actor=actor, detail={"role": role.value, "user": user})
     )
-    problems += await refresh(deps, incident)
+    problems += await refresh(deps, incident_id=incident_id)
     await deps.bus.notify(RoleAssigned(incident_id=incident_id, actor=actor, role=role.value, user=user))
     return Outcome(incident=incident, problems=problems)
 
@@ -238,7 +238,7 @@ async def acknowledge(deps: Deps, *, incident_id: int, actor: str, for_whom: Seq
     problems: list[str] = []
     if first:
         problems += await _notice(deps, incident, Notice(kind="ack", actor=actor))
-        problems += await refresh(deps, incident)
+        problems += await refresh(deps, incident_id=incident_id)
     await deps.bus.notify(IncidentAcknowledged(incident_id=incident_id, actor=actor, first=first))
     return Outcome(incident=incident, problems=problems, changed=first)
 
@@ -248,7 +248,7 @@ async def resolve(deps: Deps, *, incident_id: int, summary: str, actor: str) -> 
         incident = await service.get(session, number=incident_id)
         incident = await service.resolve(session, incident=incident, summary=summary, actor=actor, now=deps.clock.now())
     problems = await _notice(deps, incident, Notice(kind="resolved", actor=actor, text=summary))
-    problems += await refresh(deps, incident)
+    problems += await refresh(deps, incident_id=incident_id)
     # Its handlers do the work themselves: in a task, so the reply does not wait for it.
     deps.background.spawn(resolved(deps, incident_id=incident_id, actor=actor), f"INC-{incident_id} resolved")
     return Outcome(incident=incident, problems=problems)

@@ -97,7 +97,8 @@ async def redo_resolved(deps: Deps) -> list[int]:
     lost = await signal_work.due(deps, signal_work.RESOLVED, lost)
     for incident in lost:
         log.warning("%s: its resolve's follow-up work is not done (a crash or a failure): doing it now", incident.ref)
-        await standing.refresh(deps, incident)  # a crash before it left the summary and topic saying "investigating"
+        # A crash before it left the summary and topic saying "investigating".
+        await standing.refresh(deps, incident_id=incident.id or 0)
         await flows.resolved(deps, incident_id=incident.id or 0, actor=incident.resolved_by)
     return [incident.id or 0 for incident in lost]
 

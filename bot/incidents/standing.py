@@ -6,6 +6,13 @@ the channel's one current view of the incident (pinned, with its buttons), so it
 again, once however many updates race to notice. Deleting the announcement is someone's choice to take
 the incident out of the announcements channel: it is no longer updated, and a resumed setup does not
 post it again (`announcement_ts` is then "", see `setup_rows.forget_announcement`).
+
+Two changes at once (a severity and a role, a status update and an ack) each refresh all three. Nothing
+orders their edits in Slack, nor their restates of the summary's stored text, so the older rendering
+could land last. Refreshes of one incident are serialised per process, and each renders the row read
+inside its turn: the last to run shows the newest state. Across two replicas nothing orders them: one
+may still leave an older rendering (its edit, and a 📌'd summary's stored text), until the incident's
+next change on either replica refreshes them all again; there is no periodic refresh to heal it sooner.
 """
 
 from __future__ import annotations
@@ -16,7 +23,7 @@ from collections.abc import Awaitable, Callable
 
 from bot.deps import Deps
 from bot.exceptions import ChatError, MessageGone
-from bot.incidents import setup_rows
+from bot.incidents import service, setup_rows
 from bot.incidents.models import Incident
 from bot.timeline import own
 
@@ -25,8 +32,19 @@ log = logging.getLogger(__name__)
 Gone = Callable[[Deps, Incident], Awaitable[list[str]]]
 
 
-async def refresh(deps: Deps, incident: Incident) -> list[str]:
-    """Update topic, summary and announcement at once; what failed is returned to be reported."""
+async def refresh(deps: Deps, *, incident_id: int) -> list[str]:
+    """Update topic, summary and announcement at once, from the row as it is now (one refresh at a time
+    per incident, so an older rendering never lands after a newer one); what failed is returned."""
+    lock = deps.standing_locks.setdefault(incident_id, asyncio.Lock())
+    if lock.locked():
+        log.debug("INC-%s: its messages are being refreshed; this refresh runs next", incident_id)
+    async with lock:
+        async with deps.db.session() as session:
+            incident = await service.get(session, number=incident_id)
+        return await _refresh(deps, incident)
+
+
+async def _refresh(deps: Deps, incident: Incident) -> list[str]:
     chat = deps.incident_chat
     steps: list[tuple[str, Callable[[], Awaitable[None]], Gone | None]] = []
     if incident.channel_id:

@@ -4,12 +4,15 @@ announcement stays gone, and neither turns every later update into a reported fa
 from __future__ import annotations
 
 import asyncio
+import logging
+from dataclasses import replace
 
+import pytest
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.incidents import flows, standing
 from bot.slack.adapters.incidents import POST_EVENTS
-from tests.harness import BotHarness
+from tests.harness import BotHarness, until
 
 
 def deleter(bot: BotHarness) -> AsyncWebClient:
@@ -45,12 +48,14 @@ async def test_a_deleted_summary_is_posted_and_pinned_again_by_the_next_update(b
 
 
 async def test_two_updates_that_find_it_deleted_leave_one_summary(bot: BotHarness) -> None:
+    """On two replicas (their own per-process locks), both find it deleted and post it again: one is kept."""
     await bot.declare("P2 Search is slow")
     stale = await bot.incident(1)
     channel = stale.channel_id or ""
     await deleter(bot).chat_delete(channel=channel, ts=stale.summary_ts or "")
+    other = replace(bot.deps, standing_locks={})
 
-    results = await asyncio.gather(standing.refresh(bot.deps, stale), standing.refresh(bot.deps, stale))
+    results = await asyncio.gather(standing.refresh(bot.deps, incident_id=1), standing.refresh(other, incident_id=1))
 
     assert results == [[], []]
     incident = await bot.incident(1)
@@ -81,3 +86,37 @@ async def test_a_deleted_announcement_is_no_longer_updated_nor_posted_again(bot:
     await bot.settle()
     assert [c for c in bot.fake.calls_to("chat.update")[updates:] if c.args.get("channel") == where] == []
     assert [m for m in bot.fake.messages(where) if not m.ephemeral_to] == []
+
+
+async def test_two_changes_at_once_leave_the_newest_summary_announcement_and_stored_text(
+    bot: BotHarness, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A status update and a severity change a moment apart, the update's edits slow to reach Slack: they
+    landed after the severity change's, so the summary, the announcement and the 📌'd summary's stored
+    text said P1 for an incident that was P2."""
+    incident = await bot.declare("P1 Checkout down")
+    channel, ts = incident.channel_id or "", incident.summary_ts or ""
+    where, announced = incident.announcement_channel or "", incident.announcement_ts or ""
+    item = {"type": "message", "channel": channel, "ts": ts}
+    await bot.event({"type": "reaction_added", "user": "U0CAROL", "reaction": "pushpin", "item": item})
+    caplog.set_level(logging.DEBUG, logger=standing.__name__)
+    older = bot.fake.hold("chat.update", lambda args: "[P1]" in str(args.get("text")))
+
+    await bot.command("update monitoring", channel=channel, settle=False)
+    await until(lambda: len(bot.fake.held) == 2)  # the summary's and the announcement's edits
+    await bot.command("sev P2", channel=channel, settle=False)
+
+    def newer_edited() -> bool:
+        return any("[P2]" in str(c.args.get("text")) for c in bot.fake.calls_to("chat.update"))
+
+    def newer_waits() -> bool:
+        return any("this refresh runs next" in r.getMessage() for r in caplog.records)
+
+    await until(lambda: newer_edited() or newer_waits())  # edited at once (nothing ordered them), or waits its turn
+    older.set()
+    await bot.settle()
+
+    newest = "INC-1 [P2] Checkout down: monitoring"
+    for message in (bot.fake.channels[channel].find(ts), bot.fake.channels[where].find(announced)):
+        assert message is not None and message.text == newest
+    assert [e.text for e in await bot.timeline(1) if e.message_ts == ts] == [newest]
