@@ -268,7 +268,23 @@ class Escalator:
         for incident_id in stale:
             log.warning("INC-%s is planned for an older severity (lost at a crash?): re-planning it now", incident_id)
             await self.severity_changed(incident_id)
-        return len(lost) + len(stale)
+        return len(lost) + len(stale) + await self._recover_status_reminders(now)
+
+    async def _recover_status_reminders(self, now: datetime) -> int:
+        """Plan the status reminder a crash lost (with nobody to page, no page row says it was lost)."""
+        async with self.db.session() as session:
+            unplanned = await reminder_rows.incidents_never_reminded(
+                session,
+                config=self.config.reminders,
+                declared_after=now - RECOVER_WITHIN,
+                declared_before=now - RECOVER_AFTER,
+            )
+            for incident in unplanned:
+                log.warning("%s has no status reminder (lost at a crash?): planning it now", incident.ref)
+                await reminder_rows.plan_status_reminder(
+                    session, incident=incident, config=self.config.reminders, now=now
+                )
+        return len(unplanned)
 
     async def channel_ready(self, incident_id: int) -> int:
         """The channel is set up: invite and mention there the people paged before it was (how many)."""

@@ -6,7 +6,9 @@ from __future__ import annotations
 from datetime import timedelta
 
 from bot.clock import FakeClock
+from bot.config import BotConfig
 from bot.db import Database
+from bot.escalation.pages import planning
 from bot.escalation.scheduler import EscalationScheduler
 from tests.escalation.conftest import FakePager, MakeEscalator, Start, config, declare, set_severity
 
@@ -46,3 +48,34 @@ async def test_a_severity_raise_lost_to_a_crash_still_escalates(
     finally:
         await scheduler.stop()
     assert pager.levels(incident_id) == [1, 2, 3]
+
+
+async def test_a_p1_lost_before_planning_is_reminded_with_nobody_to_page(
+    db: Database, clock: FakeClock, pager: FakePager, make_escalator: MakeEscalator
+) -> None:
+    """The default bot.yml pages nobody, but a P1 still gets its status reminder after a crash."""
+    incident = await declare(db, clock)  # stored; the process died before IncidentDeclared was handled
+    clock.advance(timedelta(seconds=20))
+    scheduler = EscalationScheduler(make_escalator(BotConfig()))
+    try:
+        await scheduler.start()
+        await run_for(scheduler, clock, minutes=16)
+    finally:
+        await scheduler.stop()
+    assert [(i, r.kind) for i, r in pager.reminders] == [(incident.id, "status_update")]
+
+
+async def test_a_p1_whose_pages_were_planned_but_not_its_reminder_is_still_reminded(
+    db: Database, clock: FakeClock, pager: FakePager, make_escalator: MakeEscalator
+) -> None:
+    incident = await declare(db, clock)
+    async with db.session() as session:  # the pages committed; the process died before the reminder
+        await planning.plan_pages(session, incident=incident, escalation=config().escalation, now=clock.now())
+    clock.advance(timedelta(seconds=20))
+    scheduler = EscalationScheduler(make_escalator(config()))
+    try:
+        await scheduler.start()
+        await run_for(scheduler, clock, minutes=16)
+    finally:
+        await scheduler.stop()
+    assert [(i, r.kind) for i, r in pager.reminders] == [(incident.id, "status_update")]

@@ -16,7 +16,7 @@ from bot.clock import utc
 from bot.config import Reminders, Severity
 from bot.escalation.leases import claimable, held, mark_sent, pending
 from bot.escalation.models import Reminder, ReminderKind
-from bot.incidents.models import Incident
+from bot.incidents.models import Incident, Status
 from bot.timeline import events
 from bot.timeline import service as timeline
 from bot.timeline.models import Kind
@@ -71,6 +71,24 @@ def status_update_due(incident: Incident, config: Reminders) -> datetime:
 
 def wants_status_reminders(incident: Incident, config: Reminders) -> bool:
     return incident.is_open and Severity(incident.severity) in config.status_update_severities
+
+
+async def incidents_never_reminded(
+    session: AsyncSession, *, config: Reminders, declared_after: datetime, declared_before: datetime
+) -> list[Incident]:
+    """Open incidents that want status reminders and never had one planned: a crash between the declare
+    (or a severity raise) and its planning. Their pages are recovered apart, and only when anyone is paged."""
+    planned = select(Reminder.id).where(
+        col(Reminder.incident_id) == col(Incident.id), col(Reminder.kind) == ReminderKind.STATUS_UPDATE
+    )
+    query = select(Incident).where(
+        col(Incident.status) != Status.RESOLVED,
+        col(Incident.severity).in_(list(config.status_update_severities)),
+        col(Incident.declared_at) >= declared_after,
+        col(Incident.declared_at) <= declared_before,
+        ~planned.exists(),
+    )
+    return list((await session.exec(query)).all())
 
 
 async def plan_status_reminder(
