@@ -302,3 +302,23 @@ async def test_status_reminders_go_on_after_one_is_given_up(
     async with db.session() as session:
         rows = await reminder_rows.reminders(session, incident_id=incident_id, kind=ReminderKind.STATUS_UPDATE)
     assert [(r.seq, r.sent_at is not None) for r in rows] == [(0, True), (1, True), (2, False)]
+
+
+async def test_a_reminder_that_could_not_be_posted_is_not_on_the_timeline_as_sent(
+    db: Database, clock: FakeClock, pager: FakePager, start: Start
+) -> None:
+    """Slack refused every attempt: the timeline (and the post-mortem read from it) says nobody was reminded."""
+    pager.fail_reminders = 3
+    escalator, incident_id = await start()
+    clock.advance(timedelta(minutes=15))
+    await escalator.run_due()
+    clock.advance(escalator.retry_backoff)
+    await escalator.run_due()
+    clock.advance(escalator.retry_backoff * 2)
+    await escalator.run_due()  # the third attempt: given up
+    assert pager.reminders == []
+    async with db.session() as session:
+        events = await timeline.events(session, incident_id=incident_id, kinds=["reminder"])
+    assert [e.text for e in events] == [
+        "Could not remind the channel about the status update (reminder could not be posted: channel_not_found)"
+    ]

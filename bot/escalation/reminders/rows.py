@@ -193,7 +193,10 @@ async def finish_reminder(
         session,
         incident_id=reminder.incident_id,
         at=now,
-        text=f"Reminded the channel about the {what}",
+        # A reminder given up is finished too (not retried again), but nobody was reminded.
+        text=f"Reminded the channel about the {what}"
+        if not error
+        else f"Could not remind the channel about the {what} ({error[:300]})",
         payload=events.ReminderSent(
             reminder_id=reminder.id,
             kind=str(reminder.kind),
