@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from sqlmodel import col, select
@@ -35,6 +35,8 @@ log = logging.getLogger(__name__)
 USAGE = "/incident publish [minor|major|critical|edit] <public message>"
 MAX_MESSAGE = 3000
 MAX_TITLE = 200
+# Attempts at one reminder to publish before it is given up for the next (status reminders give up after 3).
+REMINDER_ATTEMPTS = 3
 
 
 @dataclass
@@ -268,16 +270,7 @@ async def send_reminder(deps: Deps, *, reminder_id: int) -> bool:
     try:
         await page.chat.post_reminder(incident=incident, since=now - basis, mention=mention)
     except ChatError as exc:
-        async with deps.db.session() as session:
-            await timers.release(
-                session,
-                model=PublicReminder,
-                row_id=reminder_id,
-                token=token,
-                retry_at=now + timedelta(minutes=1),
-                error=str(exc),
-            )
-        page.wake_at(now + timedelta(minutes=1))
+        await _reminder_failed(deps, row=row, token=token, now=now, exc=exc)
         return False
     async with deps.db.session() as session:
         if (
@@ -297,3 +290,25 @@ async def send_reminder(deps: Deps, *, reminder_id: int) -> bool:
         )
     page.wake_at(nxt.due_at)
     return True
+
+
+async def _reminder_failed(deps: Deps, *, row: PublicReminder, token: str, now: datetime, exc: ChatError) -> None:
+    """Retried a minute later, then given up for the next one, as status reminders are: a channel someone
+    archived or removed the bot from answers the same every minute for as long as the incident is open."""
+    page = page_of(deps)
+    async with deps.db.session() as session:
+        if row.attempts < REMINDER_ATTEMPTS:
+            retry_at = now + timedelta(minutes=1)
+            await timers.release(
+                session, model=PublicReminder, row_id=row.id or 0, token=token, retry_at=retry_at, error=str(exc)
+            )
+            page.wake_at(retry_at)
+            return
+        reason = f"gave up after {row.attempts} attempts: {exc.code or exc}"
+        if not await timers.cancel(
+            session, model=PublicReminder, row_id=row.id or 0, token=token, now=now, reason=reason
+        ):
+            return
+        nxt = await service.plan_reminder(session, incident_id=row.incident_id, due_at=now + page.remind_every, now=now)
+    log.warning("INC-%s: the reminder to publish %s", row.incident_id, reason)
+    page.wake_at(nxt.due_at)

@@ -155,3 +155,25 @@ async def test_a_reminder_is_sent_once_by_racing_senders_and_after_a_restart(
         async with bot.deps.db.session() as session:
             rows = await service.reminders(session, incident_id=incident.id or 0)
         assert [(r.seq, r.sent_at is not None) for r in rows] == [(0, True), (1, True), (2, False)]
+
+
+async def test_a_reminder_to_a_channel_archived_by_hand_is_not_retried_every_minute(
+    sbot: BotHarness, clock: FakeClock
+) -> None:
+    """Someone archived the open incident's channel: Slack answers is_archived to every post there. The
+    reminder is given up after a few attempts, like a status reminder, and the next one is planned."""
+    bot = sbot
+    incident = await bot.declare("P1 service:api Payments fail")
+    channel = incident.channel_id or ""
+    bot.fake.channels[channel].archived = True
+    page = page_of(bot)
+    for _ in range(60):
+        clock.advance(timedelta(minutes=1))
+        await page.sweep()
+    tried = [c for c in bot.fake.calls_to("chat.postMessage") if REMINDER in str(c.args.get("text"))]
+    assert len(tried) <= 12, f"{len(tried)} attempts in an hour"
+    async with bot.deps.db.session() as session:
+        rows = await service.reminders(session, incident_id=incident.id or 0)
+    given_up = [r for r in rows if r.cancelled_at is not None]
+    assert given_up and all("is_archived" in (r.cancel_reason or "") for r in given_up)
+    assert [r.seq for r in rows if r.sent_at is None and r.cancelled_at is None] == [len(rows) - 1]
