@@ -2,9 +2,10 @@
 
 On resolve a timer row is planned (`channels.archive_after` later). APScheduler only wakes the
 process: a date job at the next due time and a sweep every minute (rows planned by another
-replica, a lost wake-up). Each due row is claimed with a conditional UPDATE that also requires the
-incident to be resolved, so a channel is archived once across replicas and never while its
-incident is open. At start-up the sweep runs at once: what fell due while the bot was down goes now.
+replica, a lost wake-up, a planning lost to a crash or a database blip). Each due row is claimed
+with a conditional UPDATE that also requires the incident to be resolved, so a channel is archived
+once across replicas and never while its incident is open. At start-up the sweep runs at once:
+what fell due while the bot was down goes now.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from bot.timeline.models import Kind, TimelineEvent
 log = logging.getLogger(__name__)
 
 SWEEP_EVERY = timedelta(minutes=1)
-RECOVER_WINDOW = timedelta(days=1)  # how far past archive_after a lost timer is still planned at start
+RECOVER_WINDOW = timedelta(days=1)  # how far past archive_after a lost timer is still planned
 # Slack says the channel is gone or archived already: nothing left to do (but see `_hidden`).
 DONE_ALREADY = {"already_archived", "channel_not_found", "is_archived"}
 # Slack will never allow it: give up (on the row, the timeline and told to people) instead of retrying
@@ -181,22 +182,27 @@ class Archiver:
             log.warning("planned archiving for %d resolved incident(s) that had no timer", len(missing))
         return len(missing)
 
-    async def _catch_up(self) -> None:
+    async def sweep(self) -> int:
+        """Every minute (and at start): plan the timers a planning lost, then archive what is due.
+
+        A planning is lost to a crash between a resolve and it, and also to a database blip in it: it runs
+        in a task of its own after the resolve, which nothing retries.
+        """
         try:
             await self.recover()
         except Exception:
             log.exception("recovering archive timers failed; the sweep still runs the planned ones")
-        await self.run_due()
+        return await self.run_due()
 
     async def start(self) -> None:
         self._gate.open()
         if self._scheduler is None:
             self._scheduler = AsyncIOScheduler(timezone=UTC)
             self._scheduler.add_job(
-                self.run_due, "interval", seconds=SWEEP_EVERY.total_seconds(), id="archive-sweep", coalesce=True
+                self.sweep, "interval", seconds=SWEEP_EVERY.total_seconds(), id="archive-sweep", coalesce=True
             )
             self._scheduler.start()
-        self.deps.background.spawn(self._catch_up(), "archive channels that fell due while the bot was down")
+        self.deps.background.spawn(self.sweep(), "archive channels that fell due while the bot was down")
 
     async def stop(self) -> None:
         await self._gate.close()  # a run in progress is archived and recorded first

@@ -6,10 +6,14 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
+import pytest
 from sqlalchemy import update
+from sqlalchemy.exc import OperationalError
 from sqlmodel import col
 
+from bot.archive import service as archive_service
 from bot.archive.models import ChannelArchive
 from bot.clock import FakeClock
 from bot.incidents.models import Incident, Status
@@ -215,3 +219,28 @@ async def test_a_shutdown_lets_an_archive_in_flight_finish(abot: BotHarness, clo
     [timer] = await timers(abot)
     assert timer.sent_at is not None and timer.claim_token is None
     assert (await abot.timeline(incident.id or 0))[-1].text == "incident channel archived"
+
+
+async def test_a_timer_whose_planning_failed_is_planned_by_the_next_sweep(
+    abot: BotHarness, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The resolve's planning runs in a task of its own, which nothing retries: a database blip there left
+    the channel unarchived until a restart (only the start-up looked for timers that were never planned)."""
+    real_plan = archive_service.plan
+    blips: list[str] = []
+
+    async def plan_after_a_blip(*args: Any, **kwargs: Any) -> None:
+        if not blips:
+            blips.append("database is locked")
+            raise OperationalError("INSERT INTO channel_archives", {}, Exception(blips[0]))
+        await real_plan(*args, **kwargs)
+
+    monkeypatch.setattr(archive_service, "plan", plan_after_a_blip)
+    incident = await resolved_incident(abot, clock)
+    assert blips and await timers(abot) == []
+
+    clock.advance(timedelta(days=7, minutes=1))
+    assert await archiver(abot).sweep() == 1
+    assert abot.fake.channels[incident.channel_id or ""].archived
+    [timer] = await timers(abot)
+    assert timer.sent_at is not None
