@@ -24,10 +24,12 @@ from tests.fakes.webhook import FakeServer, Fault
 
 
 class FakeGitHub(FakeServer):
-    def __init__(self, *, token: str = "ghp_test", repo: str = "acme/api") -> None:
+    def __init__(self, *, token: str = "ghp_test", repo: str = "acme/api", push_access: bool = True) -> None:
         super().__init__()
         self.token = token
         self.repo = repo
+        # GitHub: "Only users with push access can set labels for new issues. Labels are silently dropped otherwise."
+        self.push_access = push_access
         self.issues: dict[int, dict[str, Any]] = {}
         self.app.router.add_post("/repos/{owner}/{repo}/issues", self._create)
         self.app.router.add_get("/repos/{owner}/{repo}/issues/{number}", self._get)
@@ -133,7 +135,7 @@ class FakeGitHub(FakeServer):
             "number": number,
             "title": str(title),
             "body": body.get("body"),
-            "labels": [{"name": name} for name in labels],
+            "labels": [{"name": name} for name in labels] if self.push_access else [],
             "state": "open",
             "html_url": html_url,
             "url": f"https://api.github.com/repos/{self.repo}/issues/{number}",

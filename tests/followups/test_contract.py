@@ -292,3 +292,25 @@ async def test_a_renamed_github_repository_still_takes_issues_and_answers_look_u
         assert await issues.find(token=TOKENED.token) == made
         fake.close(earlier.key)
         assert await issues.state(key=earlier.key) == IssueState.CLOSED
+
+
+async def test_a_lost_github_create_is_found_when_github_dropped_the_labels(
+    http: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """GitHub silently drops the labels of an issue created by a token without push access (and a person
+    may take them off): the look-up after a lost answer must not need them, or it creates a second issue."""
+    monkeypatch.setenv("TEST_GITHUB_TOKEN", "ghp_test")
+    async with FakeGitHub(push_access=False) as fake:
+        config = {
+            "kind": "github",
+            "repo": "acme/api",
+            "token_env": "TEST_GITHUB_TOKEN",
+            "api_url": fake.url,
+            "labels": ["incident-followup"],
+        }
+        issues = build(TrackerConfig.model_validate(config), http=http, sleep=Waits())
+        fake.lose_answer_next()  # GitHub makes the issue (without its labels); the bot gets a 502
+        made = await issues.create(TOKENED)
+        assert len(fake.issues) == 1, "the look-up missed the issue and a second one was created"
+        assert fake.issues[int(made.key)]["labels"] == []
+        assert await issues.find(token=TOKENED.token) == made
