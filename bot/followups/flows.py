@@ -5,8 +5,11 @@ a deleted one drops its link; on a schedule and whenever follow-ups are shown)."
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 from bot.deps import Deps
@@ -74,7 +77,8 @@ async def file_issue(deps: Deps, *, item_id: int, actor: str, via: str | None = 
                 return Filing(item, created=False, channel_id=incident.channel_id)
             raise InvalidState("An issue is being created for this follow-up right now.")
     try:
-        issue = await _find_or_create(deps, tracker, item, incident)
+        async with _claim_kept(deps, item_id=item_id):
+            issue = await _find_or_create(deps, tracker, item, incident)
     except BaseException:
         async with deps.db.session() as session:
             await service.release(session, item_id=item_id)
@@ -91,6 +95,34 @@ async def file_issue(deps: Deps, *, item_id: int, actor: str, via: str | None = 
             via=via,
         )
     return Filing(item, created=True, channel_id=incident.channel_id)
+
+
+# The claim's lease is renewed this often (seconds) while the tracker is asked: a create waiting out rate
+# limits and lost answers can take longer than `service.LEASE`, and a claim that lapsed meanwhile would let
+# a second click (or `/incident postmortem done`, or another replica) create the issue a second time.
+RENEW_EVERY = service.LEASE.total_seconds() / 4
+
+
+@asynccontextmanager
+async def _claim_kept(deps: Deps, *, item_id: int) -> AsyncIterator[None]:
+    """Keep this process's claim on the follow-up alive while it works; a dead process stops renewing it."""
+
+    async def renew() -> None:
+        while True:
+            await asyncio.sleep(RENEW_EVERY)
+            try:
+                async with deps.db.session() as session:
+                    await service.renew(session, item_id=item_id, now=deps.clock.now())
+            except Exception:
+                log.warning("follow-up %s: could not renew its create claim", item_id, exc_info=True)
+
+    task = asyncio.create_task(renew())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 async def _find_or_create(deps: Deps, tracker: IssueTracker, item: ActionItem, incident: Incident) -> Issue:

@@ -1,10 +1,10 @@
 """Follow-ups' issues in the database: claim before creating, record the link, mark done when closed.
 
-Creating is claimed with a conditional UPDATE (`issue_claimed_at`, a lease) so two clicks, or a
-click and `/incident postmortem done`, or two replicas, open one issue. Before the tracker is asked,
-`issue_token` is stored and sent with the issue: a process that dies between the tracker's answer and
-the record leaves the claim to expire, and the retry, seeing the token, looks the issue up in the
-tracker before creating one (see trackers.py for how each vendor is searched).
+Creating is claimed with a conditional UPDATE (`issue_claimed_at`, a lease its holder renews while it
+asks the tracker) so two clicks, or a click and `/incident postmortem done`, or two replicas, open one
+issue. Before the tracker is asked, `issue_token` is stored and sent with the issue: a process that dies
+between the tracker's answer and the record leaves the claim to expire, and the retry, seeing the token,
+looks the issue up in the tracker before creating one (see trackers.py for how each vendor is searched).
 
 Checking for closed issues is rate-limited per follow-up: one whose issue was asked about within
 `RECHECK_AFTER` is not asked again, and the ask itself is claimed (a conditional UPDATE of
@@ -70,6 +70,13 @@ async def claim(session: AsyncSession, *, item_id: int, now: datetime) -> bool:
     )
     await session.commit()
     return bool(result.rowcount)
+
+
+async def renew(session: AsyncSession, *, item_id: int, now: datetime) -> None:
+    """The claim's holder is still asking the tracker: its lease starts again from now."""
+    held = and_(col(ActionItem.issue_url).is_(None), col(ActionItem.issue_claimed_at).is_not(None))
+    await session.exec(update(ActionItem).where(col(ActionItem.id) == item_id, held).values(issue_claimed_at=now))
+    await session.commit()
 
 
 async def pending_token(session: AsyncSession, *, item_id: int, token: str) -> str | None:
