@@ -13,8 +13,8 @@ Creating is not retried blindly: a create whose outcome is unknown (no answer, 5
 look-up of the issue by the token it was sent with before another create (`find`), and so is a
 retry after a crash (the flow stores the token first):
 - GitHub has no idempotency key: the token is an HTML comment at the end of the body (invisible on
-  the page), found by listing the repository's newest issues and reading bodies (not only those with
-  the bot's labels: GitHub silently drops labels set by a token without push access).
+  the page), found by listing the repository's newest issues and reading bodies (those with the bot's
+  labels first, then all: GitHub silently drops labels set by a token without push access).
   The list is read rather than the search API, whose index lags behind a just-created issue.
 - Jira: the token is the description's last line, found with JQL (`description ~ "token"`) on
   `/rest/api/3/search/jql`. Jira's search index is near-real-time, so a retry within seconds of a
@@ -98,10 +98,20 @@ class GitHubIssues(HttpTracker):
         return _github_issue(response.json())
 
     async def find(self, *, token: str) -> Issue | None:
-        """The newest issues, read for the marker: a lost answer is minutes old at most. Not filtered by our
-        labels: GitHub silently drops them for a token without push access, and people take them off."""
+        """The newest issues, read for the marker: a lost answer is minutes old at most. Those with our labels
+        first (more of the past per page), then all: GitHub silently drops labels set by a token without push
+        access, and people take them off."""
         marker = github_marker(token)
+        if self.labels:
+            found = await self._newest_with(marker, labels=",".join(self.labels))
+            if found is not None:
+                return found
+        return await self._newest_with(marker, labels=None)
+
+    async def _newest_with(self, marker: str, *, labels: str | None) -> Issue | None:
         params: dict[str, Any] = {"state": "all", "sort": "created", "direction": "desc", "per_page": 100}
+        if labels:
+            params["labels"] = labels
         for page in range(1, FIND_PAGES + 1):
             response = await self.send(
                 "GET", f"{self.base}/repos/{self.repo}/issues", params={**params, "page": page}, headers=self.headers
