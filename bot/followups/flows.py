@@ -169,6 +169,9 @@ async def create_open_issues(deps: Deps, *, incident_id: int, actor: str) -> Fil
                 filed.failed.append((item, limited))
             except BotError as exc:
                 filed.failed.append((item, str(exc)))
+            except Exception:  # a bug or a database blip on one: the others are still filed, and this one said
+                log.exception("follow-up %s: creating its issue failed", item.id)
+                filed.failed.append((item, "something went wrong on our side; try its Create issue button"))
     return filed
 
 

@@ -302,3 +302,31 @@ async def test_postmortem_done_when_the_tracker_is_throttling_says_what_was_not_
     assert "0 issue(s) created" in reply
     assert reply.count("try again in") == 2  # both follow-ups named, the second without another request
     assert tracker.fake.issues == {} and len(tracker.fake.requests) == 1
+
+
+async def test_postmortem_done_files_the_others_when_one_follow_up_fails_unexpectedly(
+    tbot: BotHarness, tracker: Tracker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One follow-up's create failed with an error that is not the tracker's (a database blip, an answer the
+    bot could not read): the loop stopped there, the rest were never tried, and the reply said only that
+    something went wrong, although the post-mortem was marked finished."""
+    incident = await tbot.declare("P2 Queue backlog")
+    channel = incident.channel_id or ""
+    for text in ("Scale the consumers", "Alert on queue age", "Document the backlog runbook"):
+        await tbot.command(f"action {text}", channel=channel)
+    first, _, _ = await items(tbot, incident.id or 0)
+    real = flows._find_or_create
+
+    async def fails_for_the_first(deps: Any, tracker_: Any, item: ActionItem, incident_: Incident) -> Any:
+        if item.id == first.id:
+            raise ValueError("unreadable answer")
+        return await real(deps, tracker_, item, incident_)
+
+    monkeypatch.setattr(flows, "_find_or_create", fails_for_the_first)
+    await tbot.command("resolve consumers scaled", channel=channel)
+    await tbot.command("postmortem done", channel=channel)
+    reply = tbot.last_reply()
+    assert "marked finished" in reply and "2 issue(s) created" in reply, reply
+    assert "Scale the consumers" in reply and "Create issue" in reply
+    assert len(tracker.fake.issues) == 2
+    assert [bool(i.issue_url) for i in await items(tbot, incident.id or 0)] == [False, True, True]
