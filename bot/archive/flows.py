@@ -110,27 +110,30 @@ class Archiver:
         now = self.deps.clock.now()
         async with self.deps.db.session() as session:
             claimed = await service.claim(session, row_id=row_id, now=now)
-            if claimed is None:
-                return 0
-            row, token = claimed
+        if claimed is None:
+            return 0
+        row, token = claimed
+        try:
+            return await self._archive(row, token, now=now)
+        except Exception as exc:  # a Slack refusal, a database error after the claim, a bug: an attempt
+            return await self._failed(row, token, exc)
+
+    async def _archive(self, row: ChannelArchive, token: str, *, now: datetime) -> int:
+        row_id = row.id or 0
+        async with self.deps.db.session() as session:
             incident = await session.get(Incident, row.incident_id, populate_existing=True)
             file_id = await _postmortem_file(session, incident_id=row.incident_id)
         assert incident is not None
-        try:
-            if not row.goodbye_posted:
-                link = await self.chat.file_link(file_id=file_id) if file_id else None
-                resolved_for = now - (incident.resolved_at or now)
-                goodbye = Goodbye(
-                    ref=incident.ref, title=incident.title, resolved_for=resolved_for, postmortem_url=link
-                )
-                retry = row.attempts > 1  # an earlier claim may have posted it, then crashed before recording it
-                since = incident.resolved_at if retry else None
-                await self.chat.say_goodbye(channel_id=row.channel_id, goodbye=goodbye, maybe_posted_since=since)
-                async with self.deps.db.session() as session:
-                    await service.said_goodbye(session, row_id=row_id, token=token)
-            await self.chat.archive(channel_id=row.channel_id)
-        except ChatError as exc:
-            return await self._failed(row, token, exc, incident=incident)
+        if not row.goodbye_posted:
+            link = await self.chat.file_link(file_id=file_id) if file_id else None
+            resolved_for = now - (incident.resolved_at or now)
+            goodbye = Goodbye(ref=incident.ref, title=incident.title, resolved_for=resolved_for, postmortem_url=link)
+            retry = row.attempts > 1  # an earlier claim may have posted it, then crashed before recording it
+            since = incident.resolved_at if retry else None
+            await self.chat.say_goodbye(channel_id=row.channel_id, goodbye=goodbye, maybe_posted_since=since)
+            async with self.deps.db.session() as session:
+                await service.said_goodbye(session, row_id=row_id, token=token)
+        await self.chat.archive(channel_id=row.channel_id)
         async with self.deps.db.session() as session:
             await service.finish(session, row_id=row_id, token=token, now=self.deps.clock.now())
             await timeline.record(
@@ -143,21 +146,31 @@ class Archiver:
         log.info("archived the channel of %s", incident.ref)
         return 1
 
-    async def _failed(self, row: ChannelArchive, token: str, exc: ChatError, *, incident: Incident) -> int:
+    async def _failed(self, row: ChannelArchive, token: str, exc: Exception) -> int:
+        """Slack's refusals by their code; any other failure by its type, retried and given up the same way
+        (left to the lease, it was claimed again every sweep and never given up)."""
         now = self.deps.clock.now()
-        code = exc.code or ""
-        if _hidden(code, incident):
-            code = giveup.HIDDEN
+        by_slack = isinstance(exc, ChatError)
+        code = (exc.code or "") if isinstance(exc, ChatError) else type(exc).__name__
+        error = str(exc) if by_slack else f"{code}: {exc}"
         async with self.deps.db.session() as session:
-            if code in DONE_ALREADY:
+            incident = await session.get(Incident, row.incident_id, populate_existing=True)
+            if incident is None:
+                raise RuntimeError(f"archive timer {row.id}: its incident is gone") from exc
+            if by_slack and _hidden(code, incident):
+                code = giveup.HIDDEN
+            if by_slack and code in DONE_ALREADY:
                 await service.finish(session, row_id=row.id or 0, token=token, now=now)
                 return 0
-            give_up = code in NEVER or code == giveup.HIDDEN or row.attempts >= MAX_ATTEMPTS
+            never = by_slack and (code in NEVER or code == giveup.HIDDEN)
+            give_up = never or row.attempts >= MAX_ATTEMPTS
             retry_at = None if give_up else now + retry_delay(row.attempts)
-            await service.finish(session, row_id=row.id or 0, token=token, now=now, error=str(exc), retry_at=retry_at)
-        (log.error if give_up else log.warning)("archiving INC-%s's channel failed: %s", row.incident_id, exc)
+            await service.finish(session, row_id=row.id or 0, token=token, now=now, error=error, retry_at=retry_at)
+        (log.error if give_up else log.warning)(
+            "archiving INC-%s's channel failed: %s", row.incident_id, error, exc_info=None if by_slack else exc
+        )
         if give_up:
-            await giveup.report(self.deps, self.chat, row=row, incident=incident, code=code)
+            await giveup.report(self.deps, self.chat, row=row, incident=incident, code=code, by_slack=by_slack)
         return 0
 
     # --- waking -------------------------------------------------------------------------------

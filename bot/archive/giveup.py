@@ -52,16 +52,21 @@ _WHY: dict[str, tuple[str, str]] = {
 }
 
 
-def why(code: str, *, attempts: int) -> tuple[str, str]:
-    """(why it was not archived, what a person can do), in words; unknown codes are Slack failing."""
+def why(code: str, *, attempts: int, by_slack: bool = True) -> tuple[str, str]:
+    """(why it was not archived, what a person can do), in words; unknown codes are Slack failing, and
+    a failure that is not Slack's (a database error, a bug) is named by its type."""
+    if not by_slack:
+        return f"the bot kept failing ({code}) after {attempts} attempts", BY_HAND
     if code in _WHY:
         return _WHY[code]
     return f"Slack kept failing ({code or 'no answer'}) after {attempts} attempts", BY_HAND
 
 
-async def report(deps: Deps, chat: ArchiveChat, *, row: ChannelArchive, incident: Incident, code: str) -> None:
+async def report(
+    deps: Deps, chat: ArchiveChat, *, row: ChannelArchive, incident: Incident, code: str, by_slack: bool = True
+) -> None:
     """Record the give-up on the timeline, then tell the channel (or its commander)."""
-    reason, by_hand = why(code, attempts=row.attempts)
+    reason, by_hand = why(code, attempts=row.attempts, by_slack=by_slack)
     text = f"The channel was not archived: {reason}." + (f" To do by hand: {by_hand}" if by_hand else "")
     payload = events.UnfinishedWork(
         signal=SIGNAL, failed=[f"archive the channel: {code or 'failed'}"], attempt=row.attempts
