@@ -4,13 +4,18 @@ On resolve a timer row is planned (`channels.archive_after` later). APScheduler 
 process: a date job at the next due time and a sweep every minute (rows planned by another
 replica, a lost wake-up, a planning lost to a crash or a database blip). Each due row is claimed
 with a conditional UPDATE that also requires the incident to be resolved, so a channel is archived
-once across replicas and never while its incident is open. At start-up the sweep runs at once:
-what fell due while the bot was down goes now.
+once across replicas and never while its incident is open; the claim's lease is renewed while this
+process works on it, so Slack slower than the lease does not hand it to another. At start-up the
+sweep runs at once: what fell due while the bot was down goes now.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -113,10 +118,11 @@ class Archiver:
         if claimed is None:
             return 0
         row, token = claimed
-        try:
-            return await self._archive(row, token, now=now)
-        except Exception as exc:  # a Slack refusal, a database error after the claim, a bug: an attempt
-            return await self._failed(row, token, exc)
+        async with _claim_kept(self.deps, row_id=row_id, token=token):
+            try:
+                return await self._archive(row, token, now=now)
+            except Exception as exc:  # a Slack refusal, a database error after the claim, a bug: an attempt
+                return await self._failed(row, token, exc)
 
     async def _archive(self, row: ChannelArchive, token: str, *, now: datetime) -> int:
         row_id = row.id or 0
@@ -242,6 +248,34 @@ class Archiver:
             due = await service.next_due(session)
         if due is not None:
             self.wake_at(due)
+
+
+# The claim's lease is renewed this often (seconds) while the archive runs: Slack slower than `service.LEASE`
+# (rate limits, retries) would let another replica or the next sweep take the row over, look for the last
+# message before this one's post landed, and post it a second time.
+RENEW_EVERY = service.LEASE.total_seconds() / 4
+
+
+@asynccontextmanager
+async def _claim_kept(deps: Deps, *, row_id: int, token: str) -> AsyncIterator[None]:
+    """Keep this process's claim on the timer alive while it works; a dead process stops renewing it."""
+
+    async def renew() -> None:
+        while True:
+            await asyncio.sleep(RENEW_EVERY)
+            try:
+                async with deps.db.session() as session:
+                    await service.renew(session, row_id=row_id, token=token, now=deps.clock.now())
+            except Exception:
+                log.warning("archive timer %s: could not renew its claim", row_id, exc_info=True)
+
+    task = asyncio.create_task(renew())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 def _hidden(code: str, incident: Incident) -> bool:

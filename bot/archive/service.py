@@ -143,6 +143,16 @@ async def said_goodbye(session: AsyncSession, *, row_id: int, token: str) -> Non
     await session.commit()
 
 
+async def renew(session: AsyncSession, *, row_id: int, token: str, now: datetime) -> None:
+    """The claim's holder is still archiving: its lease runs again from now (a lost claim stays lost)."""
+    await session.exec(
+        update(ChannelArchive)
+        .where(col(ChannelArchive.id) == row_id, col(ChannelArchive.claim_token) == token)
+        .values(claim_expires_at=now + LEASE)
+    )
+    await session.commit()
+
+
 async def cancel(session: AsyncSession, *, incident_id: int, now: datetime, reason: str) -> None:
     await session.exec(
         update(ChannelArchive)
