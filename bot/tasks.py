@@ -6,6 +6,7 @@ uploads, alert syncs) are kept referenced, their errors logged, and awaited at s
 (through the loop's task factory), so `settle()` can wait for them instead of sleeping.
 `PagesFirst` orders that work: page DMs before channel setups and page bookkeeping.
 `RunGate` lets a timer's run in progress finish before its scheduler shuts down.
+`renewing` keeps a claim's lease alive while its holder works on it.
 """
 
 from __future__ import annotations
@@ -18,6 +19,29 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 log = logging.getLogger(__name__)
+
+
+@asynccontextmanager
+async def renewing(renew: Callable[[], Awaitable[None]], *, every: float, what: str) -> AsyncIterator[None]:
+    """Run `renew` every `every` seconds while the block runs: the holder of a leased claim keeps it while it
+    works longer than the lease (Slack or a tracker waiting out rate limits), so nobody takes it over and
+    does the work a second time; a process that dies stops renewing, and its lease lapses as before."""
+
+    async def keep() -> None:
+        while True:
+            await asyncio.sleep(every)
+            try:
+                await renew()
+            except Exception:
+                log.warning("could not renew %s", what, exc_info=True)
+
+    task = asyncio.create_task(keep(), name=f"renew {what}")
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 class RunGate:

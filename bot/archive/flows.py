@@ -11,12 +11,9 @@ sweep runs at once: what fell due while the bot was down goes now.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlmodel import col, select
@@ -29,7 +26,7 @@ from bot.deps import Deps
 from bot.exceptions import ChatError
 from bot.incidents.models import Incident, Status
 from bot.signals import IncidentResolved
-from bot.tasks import RunGate
+from bot.tasks import RunGate, renewing
 from bot.timeline import events
 from bot.timeline import service as timeline
 from bot.timeline.models import Kind, TimelineEvent
@@ -118,11 +115,15 @@ class Archiver:
         if claimed is None:
             return 0
         row, token = claimed
-        async with _claim_kept(self.deps, row_id=row_id, token=token):
+        async with renewing(partial(self._renew, row_id, token), every=RENEW_EVERY, what=f"archive timer {row_id}"):
             try:
                 return await self._archive(row, token, now=now)
             except Exception as exc:  # a Slack refusal, a database error after the claim, a bug: an attempt
                 return await self._failed(row, token, exc)
+
+    async def _renew(self, row_id: int, token: str) -> None:
+        async with self.deps.db.session() as session:
+            await service.renew(session, row_id=row_id, token=token, now=self.deps.clock.now())
 
     async def _archive(self, row: ChannelArchive, token: str, *, now: datetime) -> int:
         row_id = row.id or 0
@@ -254,28 +255,6 @@ class Archiver:
 # (rate limits, retries) would let another replica or the next sweep take the row over, look for the last
 # message before this one's post landed, and post it a second time.
 RENEW_EVERY = service.LEASE.total_seconds() / 4
-
-
-@asynccontextmanager
-async def _claim_kept(deps: Deps, *, row_id: int, token: str) -> AsyncIterator[None]:
-    """Keep this process's claim on the timer alive while it works; a dead process stops renewing it."""
-
-    async def renew() -> None:
-        while True:
-            await asyncio.sleep(RENEW_EVERY)
-            try:
-                async with deps.db.session() as session:
-                    await service.renew(session, row_id=row_id, token=token, now=deps.clock.now())
-            except Exception:
-                log.warning("archive timer %s: could not renew its claim", row_id, exc_info=True)
-
-    task = asyncio.create_task(renew())
-    try:
-        yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 def _hidden(code: str, incident: Incident) -> bool:

@@ -5,12 +5,10 @@ a deleted one drops its link; on a schedule and whenever follow-ups are shown)."
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from functools import partial
 
 from bot.deps import Deps
 from bot.exceptions import BotError, InvalidState, NotFound
@@ -18,6 +16,7 @@ from bot.followups import service
 from bot.followups.ports import Issue, IssueState, IssueTracker, NewIssue, TrackerError, TrackerRateLimited
 from bot.incidents import service as incidents
 from bot.incidents.models import ActionItem, Incident
+from bot.tasks import renewing
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +76,8 @@ async def file_issue(deps: Deps, *, item_id: int, actor: str, via: str | None = 
                 return Filing(item, created=False, channel_id=incident.channel_id)
             raise InvalidState("An issue is being created for this follow-up right now.")
     try:
-        async with _claim_kept(deps, item_id=item_id):
+        renew = partial(_renew_claim, deps, item_id)
+        async with renewing(renew, every=RENEW_EVERY, what=f"follow-up {item_id}'s create claim"):
             issue = await _find_or_create(deps, tracker, item, incident)
     except BaseException:
         async with deps.db.session() as session:
@@ -103,26 +103,9 @@ async def file_issue(deps: Deps, *, item_id: int, actor: str, via: str | None = 
 RENEW_EVERY = service.LEASE.total_seconds() / 4
 
 
-@asynccontextmanager
-async def _claim_kept(deps: Deps, *, item_id: int) -> AsyncIterator[None]:
-    """Keep this process's claim on the follow-up alive while it works; a dead process stops renewing it."""
-
-    async def renew() -> None:
-        while True:
-            await asyncio.sleep(RENEW_EVERY)
-            try:
-                async with deps.db.session() as session:
-                    await service.renew(session, item_id=item_id, now=deps.clock.now())
-            except Exception:
-                log.warning("follow-up %s: could not renew its create claim", item_id, exc_info=True)
-
-    task = asyncio.create_task(renew())
-    try:
-        yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+async def _renew_claim(deps: Deps, item_id: int) -> None:
+    async with deps.db.session() as session:
+        await service.renew(session, item_id=item_id, now=deps.clock.now())
 
 
 async def _find_or_create(deps: Deps, tracker: IssueTracker, item: ActionItem, incident: Incident) -> Issue:
