@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from bot.deps import Deps
-from bot.followups import service, unread
+from bot.followups import sweeps, unread
 from bot.followups.flows import Checked, check_issues
 from bot.followups.ports import TrackerError
 from bot.tasks import RunGate
@@ -40,7 +40,7 @@ class ClosedIssueChecker:
     async def start(self) -> None:
         self._gate.open()
         async with self.deps.db.session() as session:
-            due = await service.plan_check(session, name=SWEEP, due_at=self.deps.clock.now() + self.every)
+            due = await sweeps.plan_check(session, name=SWEEP, due_at=self.deps.clock.now() + self.every)
         if self._scheduler is None:
             self._scheduler = AsyncIOScheduler(timezone=UTC)
             wake = min(self.every, WAKE_EVERY).total_seconds()
@@ -64,7 +64,7 @@ class ClosedIssueChecker:
             if not open_:
                 return False
             async with self.deps.db.session() as session:
-                token = await service.claim_sweep(session, name=SWEEP, now=self.deps.clock.now(), lease=SWEEP_LEASE)
+                token = await sweeps.claim_sweep(session, name=SWEEP, now=self.deps.clock.now(), lease=SWEEP_LEASE)
             if token is None:
                 await self._rearm()
                 return False
@@ -85,7 +85,7 @@ class ClosedIssueChecker:
                 error = f"{type(exc).__name__}: {exc}"
             now = self.deps.clock.now()
             async with self.deps.db.session() as session:
-                await service.finish_sweep(
+                await sweeps.finish_sweep(
                     session, name=SWEEP, token=token, now=now, next_due=now + self.every, error=error
                 )
             self.wake_at(now + self.every)
@@ -121,6 +121,6 @@ class ClosedIssueChecker:
 
     async def _rearm(self) -> None:
         async with self.deps.db.session() as session:
-            due = await service.next_sweep(session, name=SWEEP)
+            due = await sweeps.next_sweep(session, name=SWEEP)
         if due is not None:
             self.wake_at(due)

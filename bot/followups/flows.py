@@ -58,6 +58,9 @@ class Filing:
     item: ActionItem
     created: bool  # False: it had an issue already
     channel_id: str | None = None  # the incident's channel: the one place to announce it in
+    # Made by this create after the follow-up got another issue meanwhile (a create that outlived its claim):
+    # the stored link is kept, and this one is for a person to close.
+    duplicate: Issue | None = None
 
 
 async def file_issue(deps: Deps, *, item_id: int, actor: str, via: str | None = None) -> Filing:
@@ -84,7 +87,7 @@ async def file_issue(deps: Deps, *, item_id: int, actor: str, via: str | None = 
             await service.release(session, item_id=item_id)
         raise
     async with deps.db.session() as session:
-        item = await service.record(
+        item, stored = await service.record(
             session,
             item=item,
             url=issue.url,
@@ -94,7 +97,8 @@ async def file_issue(deps: Deps, *, item_id: int, actor: str, via: str | None = 
             now=deps.clock.now(),
             via=via,
         )
-    return Filing(item, created=True, channel_id=incident.channel_id)
+    duplicate = None if item.issue_key == issue.key else issue
+    return Filing(item, created=stored, channel_id=incident.channel_id, duplicate=duplicate)
 
 
 # The claim's lease is renewed this often (seconds) while the tracker is asked: a create waiting out rate

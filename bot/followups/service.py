@@ -21,7 +21,7 @@ tracker's trash (Linear) keeps it for `TRASH_GRACE`, in case it is restored.
 
 from __future__ import annotations
 
-import secrets
+import logging
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -29,13 +29,13 @@ from sqlalchemy import and_, or_, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.db import upsert_insert
 from bot.exceptions import NotFound
-from bot.followups.models import FollowupCheck
 from bot.followups.ports import IssueState, issue_name
 from bot.incidents.models import ActionItem
 from bot.timeline import events
 from bot.timeline import service as timeline
+
+log = logging.getLogger(__name__)
 
 LEASE = timedelta(minutes=2)
 # A follow-up whose issue was asked about this recently is shown as stored: every dashboard view,
@@ -114,11 +114,14 @@ async def record(
     actor: str,
     now: datetime,
     via: str | None = None,
-) -> ActionItem:
+) -> tuple[ActionItem, bool]:
+    """Store the issue's link unless the follow-up has one (the bool: stored by this call): a create that
+    outlived its claim must not replace the link stored meanwhile and orphan that issue. The stored link
+    stays, and the log names both issues, so a person can close the second."""
     assert item.id is not None
-    await session.exec(
+    result = await session.exec(
         update(ActionItem)
-        .where(col(ActionItem.id) == item.id)
+        .where(col(ActionItem.id) == item.id, col(ActionItem.issue_url).is_(None))
         .values(
             issue_url=url[:500],
             issue_key=key[:200],
@@ -129,6 +132,16 @@ async def record(
             issue_trashed_at=None,
         )
     )
+    if not result.rowcount:
+        await session.commit()
+        stored = await get(session, item_id=item.id)
+        if stored.issue_key != key:
+            kept = issue_name(url=stored.issue_url, key=stored.issue_key) or stored.issue_url
+            log.warning(
+                "follow-up %s: a second issue, %s (%s), was created while it had %s (%s): %s is kept, close %s",
+                *(item.id, name, url, kept, stored.issue_url, kept, name),
+            )
+        return stored, False
     await timeline.add(
         session,
         incident_id=item.incident_id,
@@ -138,7 +151,7 @@ async def record(
         payload=events.ActionItemChanged(item_id=item.id, issue_url=url, issue_key=key, via=via or None),
     )
     await session.commit()
-    return await get(session, item_id=item.id)
+    return await get(session, item_id=item.id), True
 
 
 async def open_items(session: AsyncSession, *, incident_id: int) -> list[ActionItem]:
@@ -330,70 +343,3 @@ _ON_STATE = {
     IssueState.OPEN: _open,
     IssueState.TRASHED: _trashed,
 }
-
-
-# --- the closed-issue check's timer row (models.FollowupCheck) -----------------------------------
-
-
-def insert_check(session: AsyncSession) -> Any:
-    """An INSERT into `followup_checks` in the session's dialect (both have ON CONFLICT)."""
-    return upsert_insert(session, FollowupCheck)
-
-
-async def plan_check(session: AsyncSession, *, name: str, due_at: datetime) -> datetime:
-    """The sweep's row, made once (on every replica's start: the first insert wins); its due time."""
-    await session.exec(insert_check(session).values(name=name, due_at=due_at, runs=0).on_conflict_do_nothing())
-    await session.commit()
-    row = (await session.exec(select(FollowupCheck).where(col(FollowupCheck.name) == name))).one()
-    return row.due_at
-
-
-async def claim_sweep(session: AsyncSession, *, name: str, now: datetime, lease: timedelta) -> str | None:
-    """A token when this process won the due sweep (one across replicas); None when it is not due or held."""
-    token = secrets.token_hex(8)
-    expires = col(FollowupCheck.claim_expires_at)
-    result = await session.exec(
-        update(FollowupCheck)
-        .where(
-            col(FollowupCheck.name) == name,
-            col(FollowupCheck.due_at) <= now,
-            or_(expires.is_(None), expires <= now),
-        )
-        .values(claim_token=token, claim_expires_at=now + lease, runs=col(FollowupCheck.runs) + 1)
-    )
-    await session.commit()
-    return token if result.rowcount else None
-
-
-async def finish_sweep(
-    session: AsyncSession, *, name: str, token: str, now: datetime, next_due: datetime, error: str | None
-) -> None:
-    """Next time is planned from now; a claim that expired and was taken by another process is left alone."""
-    await session.exec(
-        update(FollowupCheck)
-        .where(col(FollowupCheck.name) == name, col(FollowupCheck.claim_token) == token)
-        .values(
-            claim_token=None,
-            claim_expires_at=None,
-            due_at=next_due,
-            last_run_at=now,
-            error=error[:2000] if error else None,
-        )
-    )
-    await session.commit()
-
-
-async def next_sweep(session: AsyncSession, *, name: str) -> datetime | None:
-    """When the sweep can next be claimed: its due time, or its claim's expiry when that is later."""
-    row = (await session.exec(select(FollowupCheck).where(col(FollowupCheck.name) == name))).first()
-    if row is None:
-        return None
-    return max(row.due_at, row.claim_expires_at) if row.claim_expires_at else row.due_at
-
-
-async def sweep_state(session: AsyncSession, *, name: str) -> tuple[datetime, str | None] | None:
-    """When the sweep can next be claimed, and how its last run failed (None: it did not)."""
-    row = (await session.exec(select(FollowupCheck).where(col(FollowupCheck.name) == name))).first()
-    if row is None:
-        return None
-    return (max(row.due_at, row.claim_expires_at) if row.claim_expires_at else row.due_at), row.error

@@ -10,7 +10,7 @@ from typing import Any
 
 from bot.clock import utc_text
 from bot.deps import Deps, warning_check
-from bot.followups import service, unread
+from bot.followups import sweeps, unread
 from bot.followups.checker import SWEEP, ClosedIssueChecker
 from bot.followups.ports import TrackerError
 from bot.followups.trackers import build
@@ -44,7 +44,7 @@ async def followups_health(deps: Deps, checker: ClosedIssueChecker) -> dict[str,
     """/health warns (never fails: paging does not depend on it) when issues are no longer checked."""
     now = deps.clock.now()
     async with deps.db.session() as session:
-        state = await service.sweep_state(session, name=SWEEP)
+        state = await sweeps.sweep_state(session, name=SWEEP)
         unread_since = await unread.unread_too_long(session, sweep=SWEEP)
     problems = [] if checker.running else ["its scheduler is not running"]
     if state is not None:

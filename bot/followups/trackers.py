@@ -237,6 +237,7 @@ CREATE = """mutation IssueCreate($input: IssueCreateInput!) {
 }"""
 STATE = """query IssueState($id: String!) { issue(id: $id) { id trashed state { type } } }"""
 NOT_FOUND = "Entity not found: Issue"  # no issue by that id that the key can read (purged, or out of reach)
+EXISTS = "Entity already exists: Issue"  # a create whose id (the token) an earlier create used
 TEAM = """query TeamReadable($id: String!) { team(id: $id) { id } }"""
 FIND = """query IssueById($id: ID!) {
   issues(filter: { id: { eq: $id } }, first: 1) { nodes { id identifier url } }
@@ -274,6 +275,8 @@ class LinearIssues(HttpTracker):
             message = "; ".join(str(e.get("message")) for e in body.get("errors") or [] if isinstance(e, dict))
             if message.startswith(NOT_FOUND):
                 raise _NotFound(message)
+            if message.startswith(EXISTS):
+                raise _Exists(message)
             if response.status_code in (401, 403) or "authentication" in message.lower():
                 raise TrackerError(f"Linear refused the API key while trying to {what}")
             raise TrackerError(f"Linear could not {what}: {message or f'HTTP {response.status_code}'}")
@@ -283,7 +286,13 @@ class LinearIssues(HttpTracker):
         fields = {"teamId": self.team_id, "title": issue.title[:255], "description": issue.body}
         if issue.token:
             fields["id"] = issue.token  # Linear takes the client's UUID: the same create twice is refused
-        data = await self._graphql(CREATE, {"input": fields}, "create an issue", unsafe=True)
+        try:
+            data = await self._graphql(CREATE, {"input": fields}, "create an issue", unsafe=True)
+        except _Exists:  # made under this id already (a create that outlived its claim, raced by another)
+            made = await self.find(token=issue.token) if issue.token else None
+            if made is None:
+                raise
+            return made
         created = data.get("issueCreate") or {}
         found = created.get("issue") or {}
         if not created.get("success") or not found.get("id"):
@@ -315,6 +324,10 @@ class LinearIssues(HttpTracker):
 
 class _NotFound(TrackerError):
     """Linear has no issue by that id."""
+
+
+class _Exists(TrackerError):
+    """Linear has an issue by the id a create sent."""
 
 
 def _linear_issue(found: dict[str, Any]) -> Issue:

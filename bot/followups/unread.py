@@ -18,7 +18,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.followups.models import FollowupCheck
-from bot.followups.service import insert_check
+from bot.followups.sweeps import insert_check
 
 UNREAD_FOR = timedelta(hours=1)
 

@@ -33,8 +33,15 @@ def register(app: AsyncApp, deps: Deps) -> None:
             item = filing.item
             what = escape(clip(item.text, 200))
             if not filing.created:
+                text = f"This follow-up already has an issue: <{item.issue_url}|open it>."
+                if filing.duplicate is not None:
+                    dup = filing.duplicate
+                    text = (
+                        f"This follow-up got <{item.issue_url}|an issue> while the tracker was answering this click; "
+                        f"the issue this click made, <{dup.url}|{escape(dup.name)}>, is a duplicate: please close it."
+                    )
                 await respond(
-                    text=f"This follow-up already has an issue: <{item.issue_url}|open it>.",
+                    text=text,
                     response_type="ephemeral",
                     replace_original=False,
                 )
