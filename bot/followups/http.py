@@ -38,10 +38,14 @@ class HttpTracker:
     kind = ""
     label = ""
 
-    def __init__(self, *, http: httpx.AsyncClient, sleep: Sleep = asyncio.sleep, max_wait: float = MAX_WAIT) -> None:
+    def __init__(
+        self, *, http: httpx.AsyncClient, sleep: Sleep = asyncio.sleep, max_wait: float = MAX_WAIT, token_env: str = ""
+    ) -> None:
         self.http = http
         self.sleep = sleep
         self.max_wait = max_wait
+        # Named in what a refusal tells people to check: where bot.yml says the token is.
+        self.token_env = token_env or "named by issue_tracker.token_env"
 
     def throttled(self, response: httpx.Response) -> float | None:
         """Seconds to wait when the response says "slow down", else None."""
@@ -105,7 +109,20 @@ class HttpTracker:
         raise NotImplementedError
 
     def refused(self, response: httpx.Response, what: str) -> TrackerError:
+        """A refusal that says what to check (the bot.yml setting and its value, or the token), as the
+        person who clicked cannot act on the tracker's own words; those are kept when nothing more is known."""
+        code = response.status_code
+        advice = self.advice(response)
+        if advice:
+            return TrackerError(f"{self.label} could not {what} (HTTP {code}): {advice}")
+        if code in (401, 403):
+            return TrackerError(
+                f"{self.label} refused the token while trying to {what} (HTTP {code}): "
+                f"check the token in the environment variable {self.token_env} and what it may do"
+            )
         detail = response.text[:200].replace("\n", " ")
-        if response.status_code in (401, 403):
-            return TrackerError(f"{self.label} refused the token while trying to {what} (HTTP {response.status_code})")
-        return TrackerError(f"{self.label} could not {what}: HTTP {response.status_code} {detail}")
+        return TrackerError(f"{self.label} could not {what}: HTTP {code} {detail}")
+
+    def advice(self, response: httpx.Response) -> str:
+        """What to check for this refusal, in the vendor's terms; "" when there is nothing better to say."""
+        return ""

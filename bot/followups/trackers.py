@@ -49,6 +49,7 @@ from typing import Any
 import httpx
 
 from bot.config import IssueTracker as TrackerConfig
+from bot.followups import advice
 from bot.followups.http import HttpTracker, Sleep, seconds
 from bot.followups.ports import Issue, IssueState, IssueTracker, NewIssue, TrackerError
 
@@ -86,6 +87,9 @@ class GitHubIssues(HttpTracker):
         if response.status_code == 429 or _says_rate_limit(response):  # GitHub: then wait at least a minute
             return 60.0
         return None  # a plain 403 is a permission problem
+
+    def advice(self, response: httpx.Response) -> str:
+        return advice.github(response, repo=self.repo, token_env=self.token_env)
 
     async def create_once(self, issue: NewIssue) -> Issue:
         body = issue.body + (f"\n\n{github_marker(issue.token)}" if issue.token else "")
@@ -175,8 +179,11 @@ class JiraIssues(HttpTracker):
     kind = "jira"
     label = "Jira"
 
-    def __init__(self, *, email: str, token: str, project: str, issue_type: str, api_url: str, **kw: Any) -> None:
+    def __init__(
+        self, *, email: str, token: str, project: str, issue_type: str, api_url: str, email_env: str = "", **kw: Any
+    ) -> None:
         super().__init__(**kw)
+        self.email_env = email_env or "named by issue_tracker.email_env"
         self.project = project
         self.issue_type = issue_type
         self.base = api_url.rstrip("/")
@@ -197,6 +204,16 @@ class JiraIssues(HttpTracker):
         if response.status_code != 201:
             raise self.refused(response, f"create an issue in project {self.project}")
         return self._issue(str(response.json()["key"]))
+
+    def advice(self, response: httpx.Response) -> str:
+        return advice.jira(
+            response,
+            project=self.project,
+            issue_type=self.issue_type,
+            api_url=self.base,
+            email_env=self.email_env,
+            token_env=self.token_env,
+        )
 
     def _issue(self, key: str) -> Issue:
         return Issue(key=key, url=f"{self.base}/browse/{key}", name=key)
@@ -277,9 +294,10 @@ class LinearIssues(HttpTracker):
                 raise _NotFound(message)
             if message.startswith(EXISTS):
                 raise _Exists(message)
-            if response.status_code in (401, 403) or "authentication" in message.lower():
-                raise TrackerError(f"Linear refused the API key while trying to {what}")
-            raise TrackerError(f"Linear could not {what}: {message or f'HTTP {response.status_code}'}")
+            told = advice.linear(message, team_id=self.team_id, token_env=self.token_env)
+            if not told and response.status_code in (401, 403):
+                told = advice.linear("authentication", team_id=self.team_id, token_env=self.token_env)
+            raise TrackerError(f"Linear could not {what}: {told or message or f'HTTP {response.status_code}'}")
         return dict(body.get("data") or {})
 
     async def create_once(self, issue: NewIssue) -> Issue:
@@ -344,10 +362,11 @@ def _env(name: str | None, what: str) -> str:
 def build(config: TrackerConfig, *, http: httpx.AsyncClient, sleep: Sleep = asyncio.sleep) -> IssueTracker:
     """The tracker bot.yml asks for; a TrackerError when its secrets are missing from the environment."""
     token = _env(config.token_env, "the tracker's token")
+    named = {"token_env": config.token_env or ""}
     if config.kind == "github":
         assert config.repo is not None
         return GitHubIssues(
-            token=token, repo=config.repo, labels=config.labels, api_url=config.api_url, http=http, sleep=sleep
+            token=token, repo=config.repo, labels=config.labels, api_url=config.api_url, http=http, sleep=sleep, **named
         )
     if config.kind == "jira":
         assert config.project is not None and config.api_url is not None
@@ -357,8 +376,10 @@ def build(config: TrackerConfig, *, http: httpx.AsyncClient, sleep: Sleep = asyn
             project=config.project,
             issue_type=config.issue_type,
             api_url=config.api_url,
+            email_env=config.email_env or "",
             http=http,
             sleep=sleep,
+            **named,
         )
     assert config.team_id is not None
-    return LinearIssues(token=token, team_id=config.team_id, api_url=config.api_url, http=http, sleep=sleep)
+    return LinearIssues(token=token, team_id=config.team_id, api_url=config.api_url, http=http, sleep=sleep, **named)
