@@ -4,7 +4,8 @@ The vendors' contracts (specs/README.md, "Issue trackers"):
 - GitHub: `Authorization: Bearer`, `Accept: application/vnd.github+json`, `X-GitHub-Api-Version`; when
   throttled 403 or 429 with `retry-after`, or `x-ratelimit-remaining: 0` and `x-ratelimit-reset` (epoch s),
   or only a message saying a secondary rate limit was exceeded (then at least a minute).
-- Jira Cloud: basic auth (email:API token), descriptions in Atlassian Document Format; 429 `Retry-After`.
+- Jira Cloud: basic auth (email:API token), descriptions in Atlassian Document Format; 429 `Retry-After`,
+  and 503 `Retry-After` when a resource limit is reached (waited out the same way).
 - Linear: GraphQL with `Authorization: <api key>`; throttling is an error with `extensions.code`
   `RATELIMITED` (and `X-RateLimit-Requests-Reset`, epoch ms).
 A wait the tracker asks for is honoured up to `max_wait`; longer, and the click is told to try later.
@@ -204,6 +205,13 @@ class JiraIssues(HttpTracker):
         if response.status_code != 201:
             raise self.refused(response, f"create an issue in project {self.project}")
         return self._issue(str(response.json()["key"]))
+
+    def busy(self, response: httpx.Response) -> float | None:
+        """Atlassian: a 503 may come with Retry-After when a resource limit is reached; not a rate limit,
+        but to be handled as one."""
+        if response.status_code == 503:
+            return seconds(response.headers.get("retry-after"))
+        return None
 
     def advice(self, response: httpx.Response) -> str:
         return advice.jira(
