@@ -268,9 +268,12 @@ async def send_reminder(deps: Deps, *, reminder_id: int) -> bool:
             return False
     mention = [u for u in (incident.comms or incident.commander,) if u]
     try:
-        await page.chat.post_reminder(incident=incident, since=now - basis, mention=mention)
+        posted = await page.chat.post_reminder(incident=incident, since=now - basis, mention=mention)
     except ChatError as exc:
         await _reminder_failed(deps, row=row, token=token, now=now, exc=exc)
+        return False
+    if not posted:
+        await _no_channel(deps, row=row, token=token, now=now)
         return False
     async with deps.db.session() as session:
         if (
@@ -290,6 +293,21 @@ async def send_reminder(deps: Deps, *, reminder_id: int) -> bool:
         )
     page.wake_at(nxt.due_at)
     return True
+
+
+async def _no_channel(deps: Deps, *, row: PublicReminder, token: str, now: datetime) -> None:
+    """The incident has no channel (its setup failed): nobody was reminded, so the timeline does not say so.
+    The next one is planned: a setup retried meanwhile gives it a channel to go to."""
+    page = page_of(deps)
+    async with deps.db.session() as session:
+        reason = "the incident has no channel"
+        if not await timers.cancel(
+            session, model=PublicReminder, row_id=row.id or 0, token=token, now=now, reason=reason
+        ):
+            return
+        nxt = await service.plan_reminder(session, incident_id=row.incident_id, due_at=now + page.remind_every, now=now)
+    log.info("INC-%s: no reminder to publish: %s", row.incident_id, reason)
+    page.wake_at(nxt.due_at)
 
 
 async def _reminder_failed(deps: Deps, *, row: PublicReminder, token: str, now: datetime, exc: ChatError) -> None:

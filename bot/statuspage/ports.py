@@ -26,8 +26,10 @@ class PublicChat(Protocol):
         """Tell the incident channel that the public incident was withdrawn from the status page, by whom."""
         ...
 
-    async def post_reminder(self, *, incident: Incident, since: timedelta, mention: list[str]) -> None:
-        """Remind the channel that the public has heard nothing for `since`, with a Publish button."""
+    async def post_reminder(self, *, incident: Incident, since: timedelta, mention: list[str]) -> bool:
+        """Remind the channel that the public has heard nothing for `since`, with a Publish button.
+
+        False when nothing was posted: the incident has no channel (its setup failed)."""
         ...
 
     async def post_sync_problem(self, *, incident: Incident, error: str, retry_in: timedelta) -> None:

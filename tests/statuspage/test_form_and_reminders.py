@@ -177,3 +177,24 @@ async def test_a_reminder_to_a_channel_archived_by_hand_is_not_retried_every_min
     given_up = [r for r in rows if r.cancelled_at is not None]
     assert given_up and all("is_archived" in (r.cancel_reason or "") for r in given_up)
     assert [r.seq for r in rows if r.sent_at is None and r.cancelled_at is None] == [len(rows) - 1]
+
+
+async def test_no_reminder_to_publish_is_recorded_for_an_incident_without_a_channel(
+    sbot: BotHarness, clock: FakeClock
+) -> None:
+    """The channel's creation failed: nobody is reminded, so neither the timeline nor the row says so."""
+    bot = sbot
+    bot.fake.fail("conversations.create", "restricted_action", count=1)
+    await bot.command("declare P1 service:api Payments fail")
+    incident = await bot.incident(1)
+    assert incident.channel_id is None
+    page = page_of(bot)
+    for _ in range(2):
+        clock.advance(timedelta(minutes=16))
+        await page.sweep()
+    assert not [c for c in bot.fake.calls_to("chat.postMessage") if REMINDER in str(c.args.get("text"))]
+    assert not [e for e in await bot.timeline(1) if "Reminded the channel to publish" in e.text]
+    async with bot.deps.db.session() as session:
+        rows = await service.reminders(session, incident_id=1)
+    assert len(rows) == 3 and all(r.sent_at is None for r in rows)
+    assert [r.cancel_reason for r in rows] == ["the incident has no channel"] * 2 + [None]

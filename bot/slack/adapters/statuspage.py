@@ -106,13 +106,14 @@ class SlackPublicChat:
         )
         await self._post(incident, "tell the channel about a withdrawal", text)
 
-    async def post_reminder(self, *, incident: Incident, since: timedelta, mention: list[str]) -> None:
+    async def post_reminder(self, *, incident: Incident, since: timedelta, mention: list[str]) -> bool:
         who = " ".join(user(u) for u in mention)
         text = (
             f"📣 {who + ': ' if who else ''}the public has heard nothing about {incident.ref} for "
             f"{format_duration(since)}. Publish an update for the status page (internal notes are not published)."
         )
         await self._post(incident, "remind the channel to publish", text, [publish_button(incident)])
+        return bool(incident.channel_id)
 
     async def post_sync_problem(self, *, incident: Incident, error: str, retry_in: timedelta) -> None:
         text = (
