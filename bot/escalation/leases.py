@@ -10,7 +10,8 @@ and sending. Options considered:
   another replica or the restarted process sends it. A crash *after* a DM went out and *before*
   it was recorded leaves that person pending with no outcome; so does an answer that never came
   back (a cut, a timeout, a gateway's 5xx page). The next sender looks for the page in their DM
-  first (`PageSender._posted_before`) and records it instead of repeating it. It looks only then:
+  first (`Sender.posted_before`; a reminder in its channel, both found by their message metadata)
+  and records it instead of repeating it. It looks only then:
   after an answer of Slack's own (`ratelimited`, `service_unavailable`, any ok:false), the DM was
   not posted (`exceptions.unanswered`).
 
@@ -212,6 +213,13 @@ async def release(
     )
     await session.commit()
     return bool(result.rowcount == 1)
+
+
+async def forget_error(session: AsyncSession, *, model: type[Page] | type[Reminder], row_id: int, token: str) -> None:
+    """Clear the last attempt's error before this one goes out: a sender that dies during it leaves NULL,
+    an unknown outcome, not the earlier attempt's answer."""
+    await session.exec(update(model).where(*held(model, row_id, token)).values(error=None))
+    await session.commit()
 
 
 async def cancel_claimed(

@@ -57,6 +57,7 @@ class ReminderMessage:
     kind: str  # ReminderKind value: status_update | postmortem
     overdue_by: timedelta  # how long since the last status update / since resolution
     mention: list[str] = field(default_factory=list)  # the commander (or declarer) to ping
+    reminder_id: int = 0  # the row: its post carries it, so a retry after a lost answer finds the post
 
 
 class Pager(Protocol):
@@ -89,4 +90,9 @@ class Pager(Protocol):
 
     async def post_reminder(self, *, incident: Incident, reminder: ReminderMessage) -> None:
         """Post a reminder in the incident channel, mentioning `reminder.mention`."""
+        ...
+
+    async def reminder_posted(self, *, incident: Incident, reminder: ReminderMessage, since: datetime) -> bool:
+        """Whether this reminder was posted since `since` (where `post_reminder` posts it): an earlier attempt
+        whose answer was lost. ChatError when it cannot look."""
         ...

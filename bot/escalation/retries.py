@@ -1,6 +1,9 @@
 """Bounded retries, shared by pages and reminders: a claimed row that could not go out is released
 for another attempt after a back-off (30 s, then 60 s), and after `max_attempts` its failure is
 recorded (timeline) instead of retrying for ever.
+
+A retry after an attempt whose outcome is unknown (`exceptions.unanswered`: the answer lost, a crash)
+first looks for that attempt's post (`posted_before`): Slack may have posted it.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from typing import Generic, TypeVar
 from bot.escalation import leases
 from bot.escalation.models import Page, Reminder
 from bot.escalation.runtime import Runtime
+from bot.exceptions import ChatError
 
 log = logging.getLogger(__name__)
 T = TypeVar("T", Page, Reminder)
@@ -57,6 +61,18 @@ class Sender(Generic[T]):
         if released:
             self.rt.wake_for([retry_at])
         return released
+
+    async def posted_before(self, look: Awaitable[bool], what: str) -> bool:
+        """Whether the last attempt, which heard no answer of Slack's (a cut, a timeout, a crash), posted `what`.
+        When Slack cannot be read it goes out again: twice beats not at all."""
+        try:
+            found = await look
+        except ChatError as exc:
+            log.warning("could not look for an earlier %s: %s", what, exc.code or exc)
+            return False
+        if found:
+            log.info("%s had been posted already: recorded, not sent again", what)
+        return found
 
     async def give_up(self, row: T, token: str, *, error: str) -> None:
         """After `max_attempts` failures: record the failure (timeline) instead of retrying for ever."""

@@ -100,6 +100,9 @@ class FakePager:
         assert incident.id is not None
         self.reminders.append((incident.id, reminder))
 
+    async def reminder_posted(self, *, incident: Incident, reminder: ReminderMessage, since: datetime) -> bool:
+        return any(i == incident.id and r.reminder_id == reminder.reminder_id for i, r in self.reminders)
+
     # --- views for assertions ---------------------------------------------------------------
 
     def paged(self, incident_id: int | None = None) -> list[tuple[int, str]]:

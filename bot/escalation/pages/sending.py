@@ -299,16 +299,8 @@ class PageSender(Sender[Page]):
             return await paged_before(session, incident_id=incident.id, level=message.level)
 
     async def _posted_before(self, row: PageTarget, message: PageMessage) -> bool:
-        """Whether the last attempt, which heard no answer of Slack's (a cut, a timeout, a crash), DMed this person.
-        When the DM's history cannot be read it goes out again: paged twice beats not paged."""
-        try:
-            found = await self.rt.pager.page_dm_posted(user=row.recipient, page=message, since=utc(row.created_at))
-        except ChatError as exc:
-            log.warning("could not look for an earlier page DM to %s: %s", row.recipient, exc.code or exc)
-            return False
-        if found:
-            log.info("page %s had reached %s already: recorded, not sent again", message.page_id, row.recipient)
-        return found
+        look = self.rt.pager.page_dm_posted(user=row.recipient, page=message, since=utc(row.created_at))
+        return await self.posted_before(look, f"page {message.page_id} DM to {row.recipient}")
 
     async def _dm(self, user: str, incident: Incident, message: PageMessage) -> tuple[TargetState, str | None]:
         """One page DM: SENT, FAILED for good (`user_not_found`, ...) or PENDING (try again later)."""

@@ -3,6 +3,10 @@
 A status reminder whose incident had an update since it was planned moves to the new deadline
 instead of going out; one that is sent plans the next. A post-mortem chase is dropped once the
 post-mortem is finished or the incident reopened.
+
+A reminder's post carries its id (message metadata): a retry after an attempt whose outcome is unknown
+(the answer lost, `fatal_error`, a crash before it was recorded) looks for it first and records it
+when found (`Sender.posted_before`), as a page's DM is.
 """
 
 from __future__ import annotations
@@ -19,8 +23,11 @@ from bot.escalation.models import Reminder, ReminderKind
 from bot.escalation.ports import ReminderMessage
 from bot.escalation.reminders import rows
 from bot.escalation.retries import Sender
-from bot.exceptions import ChatError
+from bot.exceptions import ChatError, unanswered
 from bot.incidents.models import Incident
+
+# How a failure Slack answered is recorded, before its code: what follows tells whether it may have posted.
+_NOT_POSTED = "reminder could not be posted: "
 
 
 @dataclass(frozen=True)
@@ -62,10 +69,10 @@ class ReminderSender(Sender[Reminder]):
         assert incident is not None
         message = _message(reminder, incident, now)
         try:
-            await self.rt.pager.post_reminder(incident=incident, reminder=message)
+            await self._post(reminder, token, incident, message)
             error = None
         except ChatError as exc:
-            error = f"reminder could not be posted: {exc.code or exc}"
+            error = f"{_NOT_POSTED}{exc.code or exc}"
             if reminder.attempts < self.rt.max_attempts:
                 await self.retry_later(reminder, token, error=error)
                 return False
@@ -83,6 +90,19 @@ class ReminderSender(Sender[Reminder]):
         if verdict.next_due is not None:
             self.rt.wake_for([verdict.next_due])
         return done is not None and error is None
+
+    async def _post(self, reminder: Reminder, token: str, incident: Incident, message: ReminderMessage) -> None:
+        """Post it, unless the last attempt, whose outcome is unknown, did."""
+        last = reminder.error
+        if last is not None:
+            # This attempt's outcome is unknown until recorded: a crash during it must leave no answer of Slack's.
+            async with self.rt.db.session() as session:
+                await leases.forget_error(session, model=Reminder, row_id=reminder.id or 0, token=token)
+        if reminder.attempts > 1 and unanswered(last.removeprefix(_NOT_POSTED) if last else None):
+            look = self.rt.pager.reminder_posted(incident=incident, reminder=message, since=utc(reminder.due_at))
+            if await self.posted_before(look, f"reminder {reminder.id} of {incident.ref}"):
+                return
+        await self.rt.pager.post_reminder(incident=incident, reminder=message)
 
     async def _verdict(
         self, session: AsyncSession, reminder: Reminder, incident: Incident | None, now: datetime
@@ -151,4 +171,4 @@ def _message(reminder: Reminder, incident: Incident, now: datetime) -> ReminderM
     ]
     person = next((who for who in candidates if is_user_id(who)), None)
     mention = [person] if person else []
-    return ReminderMessage(kind=reminder.kind, overdue_by=now - since, mention=mention)
+    return ReminderMessage(kind=reminder.kind, overdue_by=now - since, mention=mention, reminder_id=reminder.id or 0)

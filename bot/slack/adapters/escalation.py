@@ -2,8 +2,9 @@
 
 A DM is `conversations.open` then `chat.postMessage` to the IM, so an unknown or deactivated user
 fails with Slack's own code (`user_not_found`, `user_disabled`) that the flow reports in the channel.
-A page DM carries message metadata naming the page, so a retry after an answer that never came back
-finds it in the DM's history (`im:history`) instead of posting it twice.
+A page DM carries message metadata naming the page, and a reminder metadata naming the reminder, so a
+retry after an answer that never came back finds it in the DM's or the channel's history (`im:history`,
+`channels:history`, `groups:history`) instead of posting it twice.
 """
 
 from __future__ import annotations
@@ -30,8 +31,10 @@ Block = dict[str, Any]
 
 # The Acknowledge button on a page DM; handled in bot/slack/listeners/actions/escalation.py.
 PAGE_ACK = "escalation_page_ack"
-# The metadata event of a page DM. Metadata is readable by the whole workspace: it names the page's id only.
+# The metadata events of a page DM and of a reminder. Metadata is readable by the whole workspace: it names
+# the row's id only.
 PAGE_EVENT = "incident_page"
+REMINDER_EVENT = "incident_reminder"
 
 
 # How much earlier than the first attempt the DM's history is read, in case Slack's clock and ours differ.
@@ -40,6 +43,10 @@ CLOCK_SKEW = timedelta(minutes=10)
 
 def page_marker(page_id: int) -> dict[str, Any]:
     return {"event_type": PAGE_EVENT, "event_payload": {"page": page_id}}
+
+
+def reminder_marker(reminder_id: int) -> dict[str, Any]:
+    return {"event_type": REMINDER_EVENT, "event_payload": {"reminder": reminder_id}}
 
 
 def mention(target: str) -> str:
@@ -227,12 +234,33 @@ class SlackPager:
 
     async def page_dm_posted(self, *, user: str, page: PageMessage, since: datetime) -> bool:
         channel = await self._dm_channel(user)
+        return await self._marked(channel, since, page_marker(page.page_id), "look for an earlier page DM")
+
+    async def _marked(
+        self, channel: str, since: datetime, marker: dict[str, Any], step: str, expected: frozenset[str] = frozenset()
+    ) -> bool:
+        """Whether `channel` holds a message carrying `marker` since `since`: a post whose answer was lost."""
         since -= CLOCK_SKEW  # the history is read by Slack's clock, `since` is ours
 
         async def read(kwargs: dict[str, Any]) -> dict[str, Any]:
-            return data(await call("look for an earlier page DM", self.client.conversations_history(**kwargs)))
+            return data(await call(step, self.client.conversations_history(**kwargs), expected=expected))
 
-        return await find_marked(read, channel=channel, oldest=since, metadata=page_marker(page.page_id)) is not None
+        return await find_marked(read, channel=channel, oldest=since, metadata=marker) is not None
+
+    async def reminder_posted(self, *, incident: Incident, reminder: ReminderMessage, since: datetime) -> bool:
+        """Looked for where `post_reminder` puts it: the channel, else (none, or gone) the people's DMs."""
+        marker = reminder_marker(reminder.reminder_id)
+        if incident.channel_id:
+            try:
+                step = "look for an earlier reminder"
+                return await self._marked(incident.channel_id, since, marker, step, CHANNEL_GONE)
+            except ChatError as exc:
+                if exc.code not in CHANNEL_GONE:
+                    raise
+        for user in reminder.mention:
+            if await self._marked(await self._dm_channel(user), since, marker, "look for an earlier reminder DM"):
+                return True
+        return False
 
     async def report_page(self, *, incident: Incident, report: PageReport) -> None:
         if not incident.channel_id:
@@ -257,11 +285,12 @@ class SlackPager:
 
     async def post_reminder(self, *, incident: Incident, reminder: ReminderMessage) -> None:
         text = reminder_text(incident, reminder)
+        marker = reminder_marker(reminder.reminder_id)
         if incident.channel_id:
             try:
                 await call(
                     "post a reminder",
-                    self.client.chat_postMessage(channel=incident.channel_id, text=text),
+                    self.client.chat_postMessage(channel=incident.channel_id, text=text, metadata=marker),
                     expected=CHANNEL_GONE,
                 )
                 return
@@ -272,7 +301,7 @@ class SlackPager:
             text += f"\n_(The bot cannot post in <#{incident.channel_id}>: it was archived or the bot removed.)_"
         # No channel (its creation failed, or it is gone): remind the people directly instead.
         for user in reminder.mention:
-            await self._post_dm(user, "DM a reminder", text=text)
+            await self._post_dm(user, "DM a reminder", text=text, metadata=marker)
 
 
 if TYPE_CHECKING:
