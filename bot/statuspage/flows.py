@@ -298,35 +298,32 @@ async def send_reminder(deps: Deps, *, reminder_id: int) -> bool:
 async def _no_channel(deps: Deps, *, row: PublicReminder, token: str, now: datetime) -> None:
     """The incident has no channel (its setup failed): nobody was reminded, so the timeline does not say so.
     The next one is planned: a setup retried meanwhile gives it a channel to go to."""
-    page = page_of(deps)
-    async with deps.db.session() as session:
-        reason = "the incident has no channel"
-        if not await timers.cancel(
-            session, model=PublicReminder, row_id=row.id or 0, token=token, now=now, reason=reason
-        ):
-            return
-        nxt = await service.plan_reminder(session, incident_id=row.incident_id, due_at=now + page.remind_every, now=now)
-    log.info("INC-%s: no reminder to publish: %s", row.incident_id, reason)
-    page.wake_at(nxt.due_at)
+    await _next_instead(deps, row=row, token=token, now=now, reason="the incident has no channel")
 
 
 async def _reminder_failed(deps: Deps, *, row: PublicReminder, token: str, now: datetime, exc: ChatError) -> None:
     """Retried a minute later, then given up for the next one, as status reminders are: a channel someone
     archived or removed the bot from answers the same every minute for as long as the incident is open."""
+    if row.attempts >= REMINDER_ATTEMPTS:
+        reason = f"gave up after {row.attempts} attempts: {exc.code or exc}"
+        await _next_instead(deps, row=row, token=token, now=now, reason=reason)
+        return
+    retry_at = now + timedelta(minutes=1)
+    async with deps.db.session() as session:
+        await timers.release(
+            session, model=PublicReminder, row_id=row.id or 0, token=token, retry_at=retry_at, error=str(exc)
+        )
+    page_of(deps).wake_at(retry_at)
+
+
+async def _next_instead(deps: Deps, *, row: PublicReminder, token: str, now: datetime, reason: str) -> None:
+    """This reminder cancelled with `reason` (still ours to cancel), and the next one planned an interval on."""
     page = page_of(deps)
     async with deps.db.session() as session:
-        if row.attempts < REMINDER_ATTEMPTS:
-            retry_at = now + timedelta(minutes=1)
-            await timers.release(
-                session, model=PublicReminder, row_id=row.id or 0, token=token, retry_at=retry_at, error=str(exc)
-            )
-            page.wake_at(retry_at)
-            return
-        reason = f"gave up after {row.attempts} attempts: {exc.code or exc}"
         if not await timers.cancel(
             session, model=PublicReminder, row_id=row.id or 0, token=token, now=now, reason=reason
         ):
             return
         nxt = await service.plan_reminder(session, incident_id=row.incident_id, due_at=now + page.remind_every, now=now)
-    log.warning("INC-%s: the reminder to publish %s", row.incident_id, reason)
+    log.warning("INC-%s: no reminder to publish this time: %s", row.incident_id, reason)
     page.wake_at(nxt.due_at)
