@@ -264,6 +264,12 @@ async def _crash_the_first_reminder_to_its_last_attempt(
         raise RuntimeError("renderer bug")
 
     pager.post_reminder = broken  # type: ignore[assignment,method-assign]
+    return await _first_reminder_to_its_give_up(clock, start)
+
+
+async def _first_reminder_to_its_give_up(clock: FakeClock, start: Start) -> tuple[Escalator, int]:
+    """The first status reminder falls due, then its two retries after their back-offs: the third attempt
+    is the last."""
     escalator, incident_id = await start()
     clock.advance(timedelta(minutes=15))
     await escalator.run_due()
@@ -309,13 +315,7 @@ async def test_a_reminder_that_could_not_be_posted_is_not_on_the_timeline_as_sen
 ) -> None:
     """Slack refused every attempt: the timeline (and the post-mortem read from it) says nobody was reminded."""
     pager.fail_reminders = 3
-    escalator, incident_id = await start()
-    clock.advance(timedelta(minutes=15))
-    await escalator.run_due()
-    clock.advance(escalator.retry_backoff)
-    await escalator.run_due()
-    clock.advance(escalator.retry_backoff * 2)
-    await escalator.run_due()  # the third attempt: given up
+    _, incident_id = await _first_reminder_to_its_give_up(clock, start)
     assert pager.reminders == []
     async with db.session() as session:
         events = await timeline.events(session, incident_id=incident_id, kinds=["reminder"])
