@@ -9,7 +9,6 @@ service is a typed attribute; one a build has not wired (a domain switched off i
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -22,7 +21,7 @@ from bot.db import Database
 from bot.observability import Metrics
 from bot.settings import Settings
 from bot.signals import Bus
-from bot.tasks import Background, PagesFirst
+from bot.tasks import Background, KeyedLocks, PagesFirst
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -114,9 +113,9 @@ class Deps:
     # Setup leases this process took and did not release (a crash mid-setup): reclaimed by a retry.
     unreleased_setup_leases: dict[int, datetime] = field(default_factory=dict)
     # One lock per playbook run (kept here: tests run many bots, each on its own loop).
-    playbook_locks: dict[int, asyncio.Lock] = field(default_factory=dict)
+    playbook_locks: KeyedLocks[int] = field(default_factory=KeyedLocks)
     # One lock per incident: its topic, summary and announcement are refreshed one refresh at a time.
-    standing_locks: dict[int, asyncio.Lock] = field(default_factory=dict)
+    standing_locks: KeyedLocks[int] = field(default_factory=KeyedLocks)
 
     # Run by the server after migration (e.g. start the scheduler, reschedule pending pages) and at shutdown.
     on_start: list[Callable[[], Awaitable[None]]] = field(default_factory=list)

@@ -7,6 +7,7 @@ uploads, alert syncs) are kept referenced, their errors logged, and awaited at s
 `PagesFirst` orders that work: page DMs before channel setups and page bookkeeping.
 `RunGate` lets a timer's run in progress finish before its scheduler shuts down.
 `renewing` keeps a claim's lease alive while its holder works on it.
+`KeyedLocks` serialises work per key (an incident, a playbook run) without keeping a lock per key for ever.
 """
 
 from __future__ import annotations
@@ -14,11 +15,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 log = logging.getLogger(__name__)
+
+K = TypeVar("K", bound=Hashable)
 
 
 @asynccontextmanager
@@ -42,6 +45,40 @@ async def renewing(renew: Callable[[], Awaitable[None]], *, every: float, what: 
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+class KeyedLocks(Generic[K]):
+    """One `asyncio.Lock` per key, kept only while someone holds it or waits for it.
+
+    A bot runs for months and sees thousands of incidents; a plain dict of locks would keep one per
+    incident and playbook run it ever refreshed. Per process only: replicas do not share these.
+    """
+
+    def __init__(self) -> None:
+        self._locks: dict[K, tuple[asyncio.Lock, int]] = {}
+
+    def __len__(self) -> int:
+        return len(self._locks)
+
+    def busy(self, key: K) -> bool:
+        """Whether someone holds the key's lock now (so a new holder will wait)."""
+        held = self._locks.get(key)
+        return held is not None and held[0].locked()
+
+    @asynccontextmanager
+    async def hold(self, key: K) -> AsyncIterator[None]:
+        lock, users = self._locks.get(key, (None, 0))
+        lock = lock or asyncio.Lock()
+        self._locks[key] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:  # a waiter cancelled before its turn leaves too
+            users = self._locks[key][1] - 1
+            if users:
+                self._locks[key] = (lock, users)
+            else:
+                del self._locks[key]
 
 
 class RunGate:

@@ -35,10 +35,9 @@ Gone = Callable[[Deps, Incident], Awaitable[list[str]]]
 async def refresh(deps: Deps, *, incident_id: int) -> list[str]:
     """Update topic, summary and announcement at once, from the row as it is now (one refresh at a time
     per incident, so an older rendering never lands after a newer one); what failed is returned."""
-    lock = deps.standing_locks.setdefault(incident_id, asyncio.Lock())
-    if lock.locked():
+    if deps.standing_locks.busy(incident_id):
         log.debug("INC-%s: its messages are being refreshed; this refresh runs next", incident_id)
-    async with lock:
+    async with deps.standing_locks.hold(incident_id):
         async with deps.db.session() as session:
             incident = await service.get(session, number=incident_id)
         return await _refresh(deps, incident)

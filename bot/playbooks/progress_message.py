@@ -7,7 +7,6 @@ what was written, without reading it back.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 from bot.deps import Deps
@@ -22,18 +21,9 @@ from bot.timeline import own
 log = logging.getLogger(__name__)
 
 
-def _lock(deps: Deps, run_id: int) -> asyncio.Lock:
-    """One lock per run and per bot instance (kept on deps: tests run many bots, each on its own loop)."""
-    locks = deps.playbook_locks
-    lock = locks.get(run_id)
-    if lock is None:
-        lock = locks[run_id] = asyncio.Lock()
-    return lock
-
-
 async def refresh(deps: Deps, *, run_id: int) -> Progress:
     """Render the run's progress into its message: edit it in place, or post it the first time."""
-    async with _lock(deps, run_id):
+    async with deps.playbook_locks.hold(run_id):
         async with deps.db.session() as session:
             progress = await checklist.progress(session, run_id=run_id, config=deps.settings.config)
             incident = await session.get(Incident, progress.incident_id)  # loaded by `progress`: no query
@@ -62,7 +52,7 @@ async def show(deps: Deps, progress: Progress, *, channel_id: str | None) -> Pro
 async def show_new(deps: Deps, *, run: PlaybookRun, playbook: Playbook, incident: Incident) -> Progress:
     """A run just started: its progress is what was written (every step pending), so nothing is read back."""
     assert run.id is not None
-    async with _lock(deps, run.id):
+    async with deps.playbook_locks.hold(run.id):
         progress = checklist.compose(
             run=run, incident=incident, states=[], config=deps.settings.config, playbook=playbook
         )

@@ -12,6 +12,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.incidents import flows, standing
 from bot.slack.adapters.incidents import POST_EVENTS
+from bot.tasks import KeyedLocks
 from tests.harness import BotHarness, until
 
 
@@ -53,7 +54,7 @@ async def test_two_updates_that_find_it_deleted_leave_one_summary(bot: BotHarnes
     stale = await bot.incident(1)
     channel = stale.channel_id or ""
     await deleter(bot).chat_delete(channel=channel, ts=stale.summary_ts or "")
-    other = replace(bot.deps, standing_locks={})
+    other = replace(bot.deps, standing_locks=KeyedLocks())
 
     results = await asyncio.gather(standing.refresh(bot.deps, incident_id=1), standing.refresh(other, incident_id=1))
 
@@ -120,3 +121,6 @@ async def test_two_changes_at_once_leave_the_newest_summary_announcement_and_sto
     for message in (bot.fake.channels[channel].find(ts), bot.fake.channels[where].find(announced)):
         assert message is not None and message.text == newest
     assert [e.text for e in await bot.timeline(1) if e.message_ts == ts] == [newest]
+    # Nothing is kept per incident once its refreshes are done (a bot runs for months of incidents).
+    assert len(bot.deps.standing_locks) == 0
+    assert len(bot.deps.playbook_locks) == 0
