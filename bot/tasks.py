@@ -65,6 +65,11 @@ class KeyedLocks(Generic[K]):
         held = self._locks.get(key)
         return held is not None and held[0].locked()
 
+    def queued(self, key: K) -> bool:
+        """Whether someone waits for the key's lock (besides its holder): the work will run again after."""
+        held = self._locks.get(key)
+        return held is not None and held[1] > 1
+
     @asynccontextmanager
     async def hold(self, key: K) -> AsyncIterator[None]:
         lock, users = self._locks.get(key, (None, 0))

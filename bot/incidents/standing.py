@@ -10,9 +10,9 @@ post it again (`announcement_ts` is then "", see `setup_rows.forget_announcement
 Two changes at once (a severity and a role, a status update and an ack) each refresh all three. Nothing
 orders their edits in Slack, nor their restates of the summary's stored text, so the older rendering
 could land last. Refreshes of one incident are serialised per process, and each renders the row read
-inside its turn: the last to run shows the newest state. Across two replicas nothing orders them: one
-may still leave an older rendering (its edit, and a 📌'd summary's stored text), until the incident's
-next change on either replica refreshes them all again; there is no periodic refresh to heal it sooner.
+inside its turn: the last to run shows the newest state. Across two replicas nothing orders them, so a
+refresh reads the row again once Slack has its edits, and renders again if it changed meanwhile: a
+change committed after that read is refreshed by its own replica, whose edits then land last.
 """
 
 from __future__ import annotations
@@ -38,9 +38,30 @@ async def refresh(deps: Deps, *, incident_id: int) -> list[str]:
     if deps.standing_locks.busy(incident_id):
         log.debug("INC-%s: its messages are being refreshed; this refresh runs next", incident_id)
     async with deps.standing_locks.hold(incident_id):
-        async with deps.db.session() as session:
-            incident = await service.get(session, number=incident_id)
-        return await _refresh(deps, incident)
+        incident = await _read(deps, incident_id)
+        for _ in range(ROUNDS):
+            problems = await _refresh(deps, incident)
+            now = await _read(deps, incident_id)
+            if _shown(now) == _shown(incident) or deps.standing_locks.queued(incident_id):
+                break  # unchanged, or the refresh waiting its turn here reads it after this one
+            log.info("%s changed while its messages were refreshed (on another replica): refreshing again", now.ref)
+            incident = now
+        return problems
+
+
+# Renderings of one refresh, at most: a row that keeps changing is left to the refreshes of its changes.
+ROUNDS = 3
+# What a refresh itself writes (a summary posted again, an announcement forgotten), not what it shows.
+_OWN_WRITES = {"summary_ts", "announcement_ts", "updated_at"}
+
+
+async def _read(deps: Deps, incident_id: int) -> Incident:
+    async with deps.db.session() as session:
+        return await service.get(session, number=incident_id)
+
+
+def _shown(incident: Incident) -> dict[str, object]:
+    return incident.model_dump(exclude=_OWN_WRITES)
 
 
 async def _refresh(deps: Deps, incident: Incident) -> list[str]:

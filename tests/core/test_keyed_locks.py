@@ -33,10 +33,12 @@ async def test_holders_of_one_key_take_turns_and_other_keys_do_not_wait() -> Non
 
     task = asyncio.create_task(first())
     await first_in.wait()
+    assert not locks.queued(1)
     waiting = asyncio.create_task(second())
     await other_key()  # not held up by key 1
     await asyncio.sleep(0)
     assert locks.busy(1) and not locks.busy(2)
+    assert locks.queued(1) and not locks.queued(2)
     assert order == ["first in", "other key in"]
     release.set()
     await asyncio.gather(task, waiting)

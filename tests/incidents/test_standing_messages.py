@@ -9,8 +9,12 @@ from dataclasses import replace
 
 import pytest
 from slack_sdk.web.async_client import AsyncWebClient
+from sqlalchemy import update
+from sqlmodel import col
 
+from bot.config.base import Severity
 from bot.incidents import flows, standing
+from bot.incidents.models import Incident
 from bot.slack.adapters.incidents import POST_EVENTS
 from bot.tasks import KeyedLocks
 from tests.harness import BotHarness, until
@@ -124,3 +128,32 @@ async def test_two_changes_at_once_leave_the_newest_summary_announcement_and_sto
     # Nothing is kept per incident once its refreshes are done (a bot runs for months of incidents).
     assert len(bot.deps.standing_locks) == 0
     assert len(bot.deps.playbook_locks) == 0
+
+
+async def test_a_change_refreshed_on_another_replica_is_not_left_behind_by_this_ones_older_edits(
+    bot: BotHarness,
+) -> None:
+    """This replica renders P1 and its edits are slow; meanwhile the severity becomes P2 and the other
+    replica (its own per-process locks) edits all three: the older edits landed last and stayed."""
+    incident = await bot.declare("P1 Checkout down")
+    channel, ts = incident.channel_id or "", incident.summary_ts or ""
+    where, announced = incident.announcement_channel or "", incident.announcement_ts or ""
+    older = bot.fake.hold("chat.update", lambda args: "[P1]" in str(args.get("text")))
+    older_topic = bot.fake.hold("conversations.setTopic", lambda args: str(args.get("topic")).startswith("P1"))
+    this_one = asyncio.create_task(standing.refresh(bot.deps, incident_id=1))
+    await until(lambda: len(bot.fake.held) == 3)  # the topic's, the summary's and the announcement's edits
+
+    async with bot.deps.db.session() as session:  # the other replica's severity change
+        await session.exec(update(Incident).where(col(Incident.id) == 1).values(severity=Severity.P2))
+        await session.commit()
+    other = replace(bot.deps, standing_locks=KeyedLocks())
+    assert await standing.refresh(other, incident_id=1) == []
+    older.set()
+    older_topic.set()
+    assert await this_one == []
+    await bot.settle()
+
+    newest = "INC-1 [P2] Checkout down: investigating"
+    for message in (bot.fake.channels[channel].find(ts), bot.fake.channels[where].find(announced)):
+        assert message is not None and message.text == newest
+    assert bot.fake.channels[channel].topic.startswith("P2")
