@@ -1,34 +1,29 @@
-"""The one small interface every deploy platform implements, and the HTTP plumbing they share.
+"""The one small interface every deploy platform implements, and how a rollback target is chosen.
 
 A platform client is bound to one service (its Railway IDs, Vercel project, Kubernetes
 Deployment or webhook URL) and speaks in `Deployment`s: plain data with a status from a small
 common vocabulary, so the flows and Slack never learn a vendor's words. Every failure leaves a
 client as a `PlatformError` subclass whose message is safe to show at 3 a.m. (never a stack
-trace, never a token).
+trace, never a token); the HTTP plumbing for that is `bot.platforms.http`, re-exported here.
 """
 
 from __future__ import annotations
 
-import email.utils
-import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 from typing import Any, Protocol, runtime_checkable
 
-import httpx
-
-from bot.exceptions import (
-    NotFound,
-    PlatformAuthError,
-    PlatformError,
-    PlatformRateLimited,
-    PlatformTimeout,
-    PlatformUnsure,
-)
-
-DEFAULT_REQUEST_TIMEOUT = 15.0
+from bot.exceptions import NotFound
+from bot.platforms.http import DEFAULT_REQUEST_TIMEOUT as DEFAULT_REQUEST_TIMEOUT
+from bot.platforms.http import Endpoint as Endpoint
+from bot.platforms.http import dumps as dumps
+from bot.platforms.http import error_detail as error_detail
+from bot.platforms.http import json_of as json_of
+from bot.platforms.http import parse_time as parse_time
+from bot.platforms.http import raise_for_status as raise_for_status
+from bot.platforms.http import retry_after as retry_after
 
 
 class DeployStatus(StrEnum):
@@ -72,6 +67,10 @@ class Deployment:
     url: str | None = None
     can_rollback: bool = False
     meta: dict[str, Any] = field(default_factory=dict)
+    # Why it is not known to have run healthily while it was live (it crashed, it never became available,
+    # the platform keeps no record of it), "" when nothing says so: never a default rollback target.
+    doubt: str = ""
+    live_until: datetime | None = None  # when it stopped being live (replaced), where the platform says
 
     @property
     def label(self) -> str:
@@ -160,7 +159,7 @@ def rollback_candidates(deployments: Sequence[Deployment], current: Deployment |
         # created before the live one are older; without its time none are known to be.
         born = current.created_at
         older = [d for d in deployments if born is not None and d.created_at is not None and d.created_at < born]
-    return [d for d in older if d.can_rollback and d.status in ROLLBACK_OK]
+    return [d for d in older if d.can_rollback and d.status in ROLLBACK_OK and not d.doubt]
 
 
 def pick_rollback_target(
@@ -189,6 +188,12 @@ def pick_rollback_target(
             "so which one came before it is not known: pick one by ID"
         )
     if not candidates:
+        doubted = [d for d in deployments if d.doubt and d.can_rollback and (current is None or d.id != current.id)]
+        if doubted:
+            raise NotFound(
+                "no earlier deployment is known to have run healthily "
+                f"(the newest, {doubted[0].id}: {doubted[0].doubt}): pick one by ID if you trust it"
+            )
         raise NotFound("no earlier successful deployment to roll back to")
     return candidates[0]
 
@@ -240,159 +245,3 @@ def _distinct_prefixes(ids: Sequence[str], *, start: int) -> list[str]:
 def typed_as_shown(typed: str) -> str:
     """`canonical_id` for a platform whose people type an id as the bot shows it (Railway, Vercel, a webhook)."""
     return typed.strip()
-
-
-# --- HTTP ----------------------------------------------------------------------------------------
-
-
-class Endpoint:
-    """Sends requests for one platform and turns every failure into a PlatformError."""
-
-    def __init__(self, http: httpx.AsyncClient, *, display_name: str, timeout: float = DEFAULT_REQUEST_TIMEOUT):
-        self.http = http
-        self.display_name = display_name
-        self.timeout = timeout
-
-    async def send(
-        self,
-        method: str,
-        url: str,
-        *,
-        headers: Mapping[str, str] | None = None,
-        params: Mapping[str, Any] | None = None,
-        json_body: Any = None,
-        content: bytes | None = None,
-        not_found: str | None = None,
-    ) -> httpx.Response:
-        name = self.display_name
-        try:
-            response = await self.http.request(
-                method,
-                url,
-                headers=dict(headers or {}),
-                params={k: v for k, v in (params or {}).items() if v is not None} or None,
-                json=json_body,
-                content=content,
-                timeout=self.timeout,
-            )
-        except httpx.TimeoutException as exc:
-            raise PlatformTimeout(
-                f"{name} did not answer within {self.timeout:g} s; it may be having an outage, try again shortly",
-                platform=name,
-                reason=f"no answer within {self.timeout:g} s",
-            ) from exc
-        except httpx.HTTPError as exc:
-            host = httpx.URL(url).host or url
-            reason = str(exc) or type(exc).__name__
-            message = f"could not reach {name} at {host}: {reason}"
-            if isinstance(exc, httpx.ConnectError):  # never sent: nothing happened
-                raise PlatformError(message, platform=name) from exc
-            raise PlatformUnsure(message, platform=name, reason=f"connection lost: {reason}") from exc
-        raise_for_status(response, platform=name, not_found=not_found)
-        return response
-
-
-def raise_for_status(response: httpx.Response, *, platform: str, not_found: str | None = None) -> None:
-    status = response.status_code
-    if status < 400:
-        return
-    detail = error_detail(response)
-    suffix = f": {detail}" if detail else ""
-    if status in (401, 403):
-        raise PlatformAuthError(
-            f"{platform} refused our credentials (HTTP {status}){suffix}; check the token and its access",
-            platform=platform,
-        )
-    if status == 429:
-        retry = retry_after(response.headers.get("retry-after"))
-        when = f"in {retry:g} s" if retry is not None else "in a minute"
-        raise PlatformRateLimited(
-            f"{platform} is rate-limiting the bot; try again {when}", platform=platform, retry_after=retry
-        )
-    if status == 404 and not_found:
-        raise PlatformError(f"{not_found}{suffix}", platform=platform)
-    if status >= 500:
-        # A gateway's 502/504 often means the platform did the work and the answer was lost.
-        raise PlatformUnsure(
-            f"{platform} had an internal error (HTTP {status}){suffix}; try again shortly",
-            platform=platform,
-            reason=f"HTTP {status}{suffix}",
-        )
-    raise PlatformError(f"{platform} rejected the request (HTTP {status}){suffix}", platform=platform)
-
-
-def error_detail(response: httpx.Response) -> str:
-    """The vendor's own error message, when the body carries one, cut short."""
-    try:
-        data = response.json()
-    except (ValueError, UnicodeDecodeError):
-        text = response.text.strip() if response.content else ""
-        return _clip(text) if text and not text.startswith("<") else ""
-    message: Any = None
-    if isinstance(data, dict):
-        error = data.get("error")
-        if isinstance(error, dict):
-            message = error.get("message") or error.get("code")
-        elif isinstance(error, str):
-            message = error
-        message = message or data.get("message")
-        errors = data.get("errors")
-        if not message and isinstance(errors, list) and errors and isinstance(errors[0], dict):
-            message = errors[0].get("message")
-    return _clip(str(message)) if message else ""
-
-
-def retry_after(value: str | None) -> float | None:
-    """Seconds from a Retry-After header: a number, or an HTTP date."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
-
-
-def json_of(response: httpx.Response, *, platform: str) -> Any:
-    try:
-        return response.json()
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise PlatformError(
-            f"{platform} answered HTTP {response.status_code} with something that is not JSON", platform=platform
-        ) from exc
-
-
-def parse_time(value: Any) -> datetime | None:
-    """ISO 8601 strings and epoch milliseconds (Vercel) to aware UTC."""
-    if value is None or value == "":
-        return None
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        seconds = value / 1000 if value > 10**11 else value
-        return datetime.fromtimestamp(seconds, UTC)
-    if isinstance(value, str):
-        text = value.strip()
-        if text.isdigit():
-            return parse_time(int(text))
-        try:
-            parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-        except ValueError:
-            return None
-        return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
-    return None
-
-
-def dumps(value: Any) -> bytes:
-    """Compact, stable JSON: what we sign is exactly what we send."""
-    return json.dumps(value, separators=(",", ":"), sort_keys=True, default=str).encode()
-
-
-def _clip(text: str, limit: int = 200) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -217,6 +217,7 @@ class KubernetesPlatform:
             created_at=parse_time(meta_rs.get("creationTimestamp")),
             url=None,
             can_rollback=not live,
+            doubt="" if live else _never_available(rs),
             meta={
                 "replicaset": meta_rs.get("name"),
                 "image": ", ".join(images),
@@ -306,6 +307,24 @@ def rollout_status(deployment: dict[str, Any]) -> tuple[DeployStatus, str]:
     if available < updated:
         return DeployStatus.DEPLOYING, f"{available} of {updated} updated replicas available"
     return DeployStatus.SUCCESS, "successfully rolled out"
+
+
+def _never_available(rs: dict[str, Any]) -> str:
+    """Why an old ReplicaSet is known not to have run healthily, or "".
+
+    A ReplicaSet keeps no history: once scaled to zero its status reads 0 of 0 whether its pods ever
+    became available or not, and the Deployment's `Progressing` condition speaks of the newest ReplicaSet
+    only. What can be told is what it holds now: pods of which none is available (a rollout stuck on
+    ImagePullBackOff or a crash loop, replaced before it was scaled down), or a `ReplicaFailure` condition.
+    """
+    status = rs.get("status") or {}
+    for condition in status.get("conditions") or []:
+        if condition.get("type") == "ReplicaFailure" and condition.get("status") == "True":
+            return f"its pods could not be created: {condition.get('message') or condition.get('reason') or ''}".strip()
+    replicas = int(status.get("replicas") or 0)
+    if replicas and not int(status.get("availableReplicas") or 0):
+        return f"none of its {replicas} pods became available"
+    return ""
 
 
 def _revision(obj: dict[str, Any]) -> int:

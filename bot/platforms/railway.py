@@ -45,7 +45,7 @@ from bot.platforms.follow import RealTimer, Timer
 
 NAME = "Railway"
 
-_FIELDS = "id status createdAt url staticUrl canRollback meta"
+_FIELDS = "id status createdAt statusUpdatedAt url staticUrl canRollback meta"
 
 DEPLOYMENTS = f"""
 query Deployments($input: DeploymentListInput!, $first: Int, $after: String) {{
@@ -56,6 +56,21 @@ query Deployments($input: DeploymentListInput!, $first: Int, $after: String) {{
 }}
 """
 PAGE = 25  # deployments asked for at a time: a rollback may look back ROLLBACK_LOOKBACK of them
+
+# A REMOVED deployment was replaced, but Railway keeps no status history: one that CRASHED before it was
+# replaced is REMOVED too, and `canRollback` only says its image is still kept. The one record of how it
+# ran is its instances' runs (`deploymentInstanceExecutions`, per service). A REMOVED deployment is a
+# default rollback target only when a run of it is listed and none CRASHED; with no run listed (older
+# than what Railway keeps, or not answered) its health is unknown, and unknown is treated as not healthy:
+# it can still be picked by ID.
+# Read in the same request as the live deployment, so a snapshot costs no extra round trip.
+LIVE_AND_RUNS = f"""
+query LiveAndRuns($input: DeploymentListInput!, $runs: DeploymentInstanceExecutionListInput!, $first: Int) {{
+  deployments(input: $input, first: 1) {{ edges {{ node {{ {_FIELDS} }} }} }}
+  deploymentInstanceExecutions(input: $runs, first: $first) {{ edges {{ node {{ deploymentId status }} }} }}
+}}
+"""
+EXECUTIONS_READ = 100
 
 DEPLOYMENT = f"""
 query Deployment($id: String!) {{
@@ -153,8 +168,8 @@ class RailwayPlatform:
         return await self._deployments(first=limit)
 
     async def snapshot(self, *, limit: int = 10) -> tuple[list[Deployment], Deployment | None]:
-        deployments, current = await asyncio.gather(self.list_deployments(limit=limit), self.current_deployment())
-        return deployments, current
+        deployments, (current, runs) = await asyncio.gather(self.list_deployments(limit=limit), self._live_and_runs())
+        return _judged(deployments, runs), current
 
     async def restart(self, redeploys: str | None = None) -> Deployment:
         if redeploys is not None:  # nothing was live: this one, not whatever is newest by now
@@ -199,11 +214,7 @@ class RailwayPlatform:
     # --- internals -------------------------------------------------------------------------------
 
     async def _deployments(self, *, first: int, statuses: list[str] | None = None) -> list[Deployment]:
-        scope: dict[str, Any] = {
-            "projectId": self.target.project_id,
-            "serviceId": self.target.service_id,
-            "environmentId": self.target.environment_id,
-        }
+        scope = self._scope()
         if statuses:
             scope["status"] = {"in": statuses}
         found: list[Deployment] = []
@@ -218,6 +229,31 @@ class RailwayPlatform:
             if not edges or not info.get("hasNextPage") or not after:
                 break
         return found[:first]
+
+    async def _live_and_runs(self) -> tuple[Deployment | None, dict[str, set[str]]]:
+        """The live deployment, and each deployment's instance run statuses as far as Railway lists them."""
+        variables = {
+            "input": {**self._scope(), "status": {"in": LIVE}},
+            "runs": {"serviceId": self.target.service_id, "environmentId": self.target.environment_id},
+            "first": EXECUTIONS_READ,
+        }
+        data = await self._query(LIVE_AND_RUNS, variables)
+        live = [e["node"] for e in (data.get("deployments") or {}).get("edges") or [] if isinstance(e, dict)]
+        current = _deployment(live[0]) if live and isinstance(live[0], dict) else None
+        edges = (data.get("deploymentInstanceExecutions") or {}).get("edges") or []
+        runs: dict[str, set[str]] = {}
+        for edge in edges:
+            node = edge.get("node") if isinstance(edge, dict) else None
+            if isinstance(node, dict) and node.get("deploymentId"):
+                runs.setdefault(str(node["deploymentId"]), set()).add(str(node.get("status") or ""))
+        return current, runs
+
+    def _scope(self) -> dict[str, Any]:
+        return {
+            "projectId": self.target.project_id,
+            "serviceId": self.target.service_id,
+            "environmentId": self.target.environment_id,
+        }
 
     async def _redeploy(self, deployment_id: str) -> Deployment:
         """`deploymentRedeploy` answers the deployment it made, so there is nothing to look for after it."""
@@ -308,6 +344,20 @@ def _graphql_error(errors: Any) -> PlatformError:
     return PlatformError(f"Railway said: {message}{more}", platform=NAME)
 
 
+def _judged(deployments: list[Deployment], runs: dict[str, set[str]]) -> list[Deployment]:
+    """REMOVED deployments with what their runs say of how they ran (see LIVE_AND_RUNS)."""
+
+    def doubt(deployment: Deployment) -> str:
+        seen = runs.get(deployment.id)
+        if deployment.status is not DeployStatus.REMOVED or (seen and "CRASHED" not in seen):
+            return ""
+        if seen:
+            return "it crashed before it was replaced"
+        return "Railway keeps no record of how it ran before it was replaced"
+
+    return [replace(d, doubt=doubt(d)) for d in deployments]
+
+
 def _deployment(node: dict[str, Any]) -> Deployment:
     raw = str(node.get("status") or "")
     raw_meta = node.get("meta")
@@ -315,11 +365,14 @@ def _deployment(node: dict[str, Any]) -> Deployment:
     url = node.get("url") or node.get("staticUrl")
     if url and "://" not in url:
         url = f"https://{url}"
+    status = _STATUS.get(raw, DeployStatus.UNKNOWN)
     return Deployment(
         id=str(node["id"]),
-        status=_STATUS.get(raw, DeployStatus.UNKNOWN),
+        status=status,
         created_at=parse_time(node.get("createdAt")),
         url=url,
         can_rollback=bool(node.get("canRollback")),
         meta={**meta, "platform_status": raw, **({"note": _WAITING_NOTES[raw]} if raw in _WAITING_NOTES else {})},
+        # REMOVED is final: its status last changed when it was replaced.
+        live_until=parse_time(node.get("statusUpdatedAt")) if status is DeployStatus.REMOVED else None,
     )

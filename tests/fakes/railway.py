@@ -8,6 +8,8 @@ QUEUED/INITIALIZING → BUILDING → DEPLOYING → SUCCESS one step per `deploym
 As on Railway, the deployment a rollback or redeploy makes is listed a moment after the mutation
 answers: `appear_after` deployment listings later (1 by default; `None` never).
 Auth is `Authorization: Bearer <account token>` or `Project-Access-Token: <project token>`.
+Each deployment that went live has an instance run (`deploymentInstanceExecutions`): RUNNING while
+live, REMOVED when replaced, CRASHED when it crashed (and still CRASHED after it was replaced).
 """
 
 from __future__ import annotations
@@ -61,6 +63,7 @@ class FakeRailway(FakePlatform):
         self.service_id = service_id
         self.environment_id = environment_id
         self.deployments: list[dict[str, Any]] = []  # newest first
+        self.executions: list[dict[str, Any]] = []  # instance runs, newest first
         self.documents: list[tuple[str, dict[str, Any]]] = []
         self.auth_kinds: list[str] = []
         self._clock = itertools.count(1)
@@ -78,13 +81,30 @@ class FakeRailway(FakePlatform):
 
     # --- the uniform control surface ---------------------------------------------------------------
 
-    def seed(self, versions: list[str], *, statuses: list[str] | None = None) -> None:
-        """Deployments oldest to newest; by default the newest is live and the rest REMOVED."""
+    def seed(self, versions: list[str], *, statuses: list[str] | None = None, crashed: tuple[str, ...] = ()) -> None:
+        """Deployments oldest to newest; by default the newest is live and the rest REMOVED. A version in
+        `crashed` crashed while it was live (a REMOVED one: before it was replaced)."""
         newest = len(versions) - 1
         for index, version in enumerate(versions):
             default = "SUCCESS" if index == newest else "REMOVED"
             status = statuses[index] if statuses is not None else default
-            self.deployments.insert(0, self._new(version, status, self.SEEDED_FROM + timedelta(hours=index)))
+            new = self._new(version, status, self.SEEDED_FROM + timedelta(hours=index))
+            if status in ("REMOVED", "SUCCESS", "SLEEPING", "CRASHED"):
+                run = "CRASHED" if version in crashed or status == "CRASHED" else "RUNNING"
+                self.executions.insert(0, {"id": str(uuid.uuid4()), "deploymentId": new["id"], "status": run})
+            if status == "REMOVED":
+                new["statusUpdatedAt"] = (self.SEEDED_FROM + timedelta(hours=index + 1)).isoformat()
+                self._stop_runs(new["id"])
+            self.deployments.insert(0, new)
+
+    def forget_runs(self) -> None:
+        """Railway keeps instance runs for a while only: none listed any more."""
+        self.executions.clear()
+
+    def _stop_runs(self, deployment_id: str) -> None:
+        for run in self.executions:
+            if run["deploymentId"] == deployment_id and run["status"] == "RUNNING":
+                run["status"] = "REMOVED"
 
     def deploy(self, version: str, status: str = "BUILDING") -> str:
         """A deployment made outside the bot (CI pushed a commit), listed at once; returns its id."""
@@ -134,11 +154,22 @@ class FakeRailway(FakePlatform):
         if not deployment["_pending"]:
             return
         deployment["status"] = deployment["_pending"].pop(0)
+        if deployment["status"] == "CRASHED":
+            self._stop_runs(deployment["id"])
+            for run in self.executions:
+                if run["deploymentId"] == deployment["id"]:
+                    run["status"] = "CRASHED"
         if deployment["status"] == "SUCCESS":
             deployment["canRollback"] = True
+            if not any(r["deploymentId"] == deployment["id"] and r["status"] == "RUNNING" for r in self.executions):
+                self.executions.insert(
+                    0, {"id": str(uuid.uuid4()), "deploymentId": deployment["id"], "status": "RUNNING"}
+                )
             for other in self.deployments:
                 if other is not deployment and other["status"] in LIVE:
                     other["status"] = "REMOVED"
+                    other["statusUpdatedAt"] = self._now().isoformat().replace("+00:00", "Z")
+                    self._stop_runs(other["id"])
 
     def _find(self, deployment_id: str) -> dict[str, Any]:
         for deployment in self.deployments:
@@ -182,6 +213,14 @@ class FakeRailway(FakePlatform):
                 "endCursor": page[-1]["id"] if page else None,
             },
         }
+
+    def _q_executions(self, info: Any, input: dict[str, Any] | None = None, first: int | None = None, **_: Any) -> Any:
+        scope = ((input or {}).get("serviceId"), (input or {}).get("environmentId"))
+        if scope != (self.service_id, self.environment_id):
+            self.violations.append(f"deploymentInstanceExecutions queried with scope {scope}")
+        page = self.executions[: first or len(self.executions)]
+        edges = [{"node": run, "cursor": run["id"]} for run in page]
+        return {"edges": edges, "pageInfo": {"hasNextPage": len(page) < len(self.executions), "hasPreviousPage": False}}
 
     def _q_deployment(self, info: Any, id: str) -> dict[str, Any]:
         found = self._find(id)
@@ -271,6 +310,7 @@ class FakeRailway(FakePlatform):
         root = SimpleNamespace(
             deployments=self._q_deployments,
             deployment=self._q_deployment,
+            deploymentInstanceExecutions=self._q_executions,
             deploymentRestart=self._m_restart,
             deploymentRollback=self._m_rollback,
             serviceInstanceRedeploy=self._m_redeploy,

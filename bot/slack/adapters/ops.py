@@ -232,6 +232,18 @@ def _describe(deployment: Deployment | None) -> str:
     return f"`{escape(deployment.id)}`{label} ({deployment.status.value}{when})"
 
 
+def _rollback_target(plan: Plan) -> str:
+    """Which deployment a rollback goes back to and when it was live: what the person confirming checks."""
+    target = plan.target
+    if target is None:
+        return _describe(target)
+    since = f"from {ts(target.created_at)}" if target.created_at else "from a time not known"
+    name = escape(plan.platform_name)
+    until = f"until {ts(target.live_until)}" if target.live_until else f"until when, {name} does not say"
+    doubt = f"\n⚠️ not known to have run healthily: {escape(target.doubt)}" if target.doubt else ""
+    return f"{_describe(target)}\nLive {since} {until}{doubt}"
+
+
 def _title(plan: Plan) -> str:
     verb = "Restart" if plan.action is Action.RESTART else "Roll back"
     return f"{verb} *{escape(plan.service)}* on {escape(plan.platform_name)}"
@@ -262,7 +274,7 @@ def confirmation_blocks(plan: Plan) -> list[Block]:
         f"*Live now*\n{_describe(plan.current)}",
     ]
     if plan.action is Action.ROLLBACK:
-        fields.append(f"*Roll back to*\n{_describe(plan.target)}")
+        fields.append(f"*Roll back to*\n{_rollback_target(plan)}")
     else:
         fields.append(f"*What happens*\n{_restart_effect(plan)}")
     out: list[Block] = [

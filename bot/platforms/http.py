@@ -1,0 +1,169 @@
+"""The HTTP plumbing every deploy platform shares: one way to send, and every failure a PlatformError
+whose message is safe to show at 3 a.m. (never a stack trace, never a token)."""
+
+from __future__ import annotations
+
+import email.utils
+import json
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+
+from bot.exceptions import PlatformAuthError, PlatformError, PlatformRateLimited, PlatformTimeout, PlatformUnsure
+
+DEFAULT_REQUEST_TIMEOUT = 15.0
+
+
+class Endpoint:
+    """Sends requests for one platform and turns every failure into a PlatformError."""
+
+    def __init__(self, http: httpx.AsyncClient, *, display_name: str, timeout: float = DEFAULT_REQUEST_TIMEOUT):
+        self.http = http
+        self.display_name = display_name
+        self.timeout = timeout
+
+    async def send(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        params: Mapping[str, Any] | None = None,
+        json_body: Any = None,
+        content: bytes | None = None,
+        not_found: str | None = None,
+    ) -> httpx.Response:
+        name = self.display_name
+        try:
+            response = await self.http.request(
+                method,
+                url,
+                headers=dict(headers or {}),
+                params={k: v for k, v in (params or {}).items() if v is not None} or None,
+                json=json_body,
+                content=content,
+                timeout=self.timeout,
+            )
+        except httpx.TimeoutException as exc:
+            raise PlatformTimeout(
+                f"{name} did not answer within {self.timeout:g} s; it may be having an outage, try again shortly",
+                platform=name,
+                reason=f"no answer within {self.timeout:g} s",
+            ) from exc
+        except httpx.HTTPError as exc:
+            host = httpx.URL(url).host or url
+            reason = str(exc) or type(exc).__name__
+            message = f"could not reach {name} at {host}: {reason}"
+            if isinstance(exc, httpx.ConnectError):  # never sent: nothing happened
+                raise PlatformError(message, platform=name) from exc
+            raise PlatformUnsure(message, platform=name, reason=f"connection lost: {reason}") from exc
+        raise_for_status(response, platform=name, not_found=not_found)
+        return response
+
+
+def raise_for_status(response: httpx.Response, *, platform: str, not_found: str | None = None) -> None:
+    status = response.status_code
+    if status < 400:
+        return
+    detail = error_detail(response)
+    suffix = f": {detail}" if detail else ""
+    if status in (401, 403):
+        raise PlatformAuthError(
+            f"{platform} refused our credentials (HTTP {status}){suffix}; check the token and its access",
+            platform=platform,
+        )
+    if status == 429:
+        retry = retry_after(response.headers.get("retry-after"))
+        when = f"in {retry:g} s" if retry is not None else "in a minute"
+        raise PlatformRateLimited(
+            f"{platform} is rate-limiting the bot; try again {when}", platform=platform, retry_after=retry
+        )
+    if status == 404 and not_found:
+        raise PlatformError(f"{not_found}{suffix}", platform=platform)
+    if status >= 500:
+        # A gateway's 502/504 often means the platform did the work and the answer was lost.
+        raise PlatformUnsure(
+            f"{platform} had an internal error (HTTP {status}){suffix}; try again shortly",
+            platform=platform,
+            reason=f"HTTP {status}{suffix}",
+        )
+    raise PlatformError(f"{platform} rejected the request (HTTP {status}){suffix}", platform=platform)
+
+
+def error_detail(response: httpx.Response) -> str:
+    """The vendor's own error message, when the body carries one, cut short."""
+    try:
+        data = response.json()
+    except (ValueError, UnicodeDecodeError):
+        text = response.text.strip() if response.content else ""
+        return _clip(text) if text and not text.startswith("<") else ""
+    message: Any = None
+    if isinstance(data, dict):
+        error = data.get("error")
+        if isinstance(error, dict):
+            message = error.get("message") or error.get("code")
+        elif isinstance(error, str):
+            message = error
+        message = message or data.get("message")
+        errors = data.get("errors")
+        if not message and isinstance(errors, list) and errors and isinstance(errors[0], dict):
+            message = errors[0].get("message")
+    return _clip(str(message)) if message else ""
+
+
+def retry_after(value: str | None) -> float | None:
+    """Seconds from a Retry-After header: a number, or an HTTP date."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+def json_of(response: httpx.Response, *, platform: str) -> Any:
+    try:
+        return response.json()
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise PlatformError(
+            f"{platform} answered HTTP {response.status_code} with something that is not JSON", platform=platform
+        ) from exc
+
+
+def parse_time(value: Any) -> datetime | None:
+    """ISO 8601 strings and epoch milliseconds (Vercel) to aware UTC."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        seconds = value / 1000 if value > 10**11 else value
+        return datetime.fromtimestamp(seconds, UTC)
+    if isinstance(value, str):
+        text = value.strip()
+        if text.isdigit():
+            return parse_time(int(text))
+        try:
+            parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+        return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    return None
+
+
+def dumps(value: Any) -> bytes:
+    """Compact, stable JSON: what we sign is exactly what we send."""
+    return json.dumps(value, separators=(",", ":"), sort_keys=True, default=str).encode()
+
+
+def _clip(text: str, limit: int = 200) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"

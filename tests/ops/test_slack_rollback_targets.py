@@ -1,0 +1,72 @@
+"""/rollback's default target is a deployment that ran healthily, on every platform, and the confirmation
+says which one it is and when it was live."""
+
+from __future__ import annotations
+
+from tests.ops.conftest import Stack
+
+
+def _railway_with_a_crash(stack: Stack) -> None:
+    """v2 ran fine; v3 crashed and was replaced (REMOVED, as v2 is); v4 is live."""
+    stack.railway.deployments.clear()
+    stack.railway.executions.clear()
+    stack.railway.seed(["v1", "v2", "v3", "v4"], crashed=("v3",))
+
+
+async def test_a_railway_rollback_skips_a_deployment_that_crashed_before_it_was_replaced(stack: Stack) -> None:
+    """v3 crashed, then v4 replaced it: Railway shows it REMOVED like any replaced deployment, and it was
+    the default target."""
+    _railway_with_a_crash(stack)
+    await stack.bot.command("gateway", command="/rollback", user="U0LEAD")
+
+    target = stack.railway.id_of("v2")
+    assert f"to {target}" in stack.last_response()["text"]
+    await stack.bot.click("ops_confirm", stack.button_value("ops_confirm"), user="U0LEAD")
+    assert stack.railway.live_version() == "v2"
+
+
+async def test_the_rollback_confirmation_says_when_the_target_was_live(stack: Stack) -> None:
+    """The confirmation named the target and its creation time only, not when it stopped being live."""
+    _railway_with_a_crash(stack)
+    await stack.bot.command("gateway", command="/rollback", user="U0LEAD")
+
+    confirmation = stack.raw()
+    # v2 was created at SEEDED_FROM + 1 h and replaced when v3 went live, an hour later.
+    born, replaced = stack.railway.SEEDED_FROM.timestamp() + 3600, stack.railway.SEEDED_FROM.timestamp() + 7200
+    assert f"Live from <!date^{int(born)}^" in confirmation, confirmation
+    assert f"until <!date^{int(replaced)}^" in confirmation, confirmation
+
+
+async def test_a_railway_rollback_without_a_record_of_how_deployments_ran_offers_no_default(stack: Stack) -> None:
+    """Railway lists no instance runs (kept for a while only): whether a replaced deployment crashed is not
+    known, so none is chosen for the person; an explicit ID still works, with the doubt shown."""
+    _railway_with_a_crash(stack)
+    stack.railway.forget_runs()
+    await stack.bot.command("gateway", command="/rollback", user="U0LEAD")
+
+    reply = stack.raw()
+    assert "ops_confirm" not in reply
+    assert "no earlier deployment is known to have run healthily" in reply
+    assert "Railway keeps no record of how it ran" in reply
+
+    v2 = stack.railway.id_of("v2")
+    await stack.bot.command(f"gateway {v2}", command="/rollback", user="U0LEAD")
+    assert "not known to have run healthily" in stack.raw()
+    await stack.bot.click("ops_confirm", stack.button_value("ops_confirm"), user="U0LEAD")
+    assert stack.railway.live_version() == "v2"
+
+
+async def test_a_kubernetes_rollback_skips_a_revision_whose_pods_never_became_available(stack: Stack) -> None:
+    """Revision 2's rollout never got a pod available (ImagePullBackOff) before revision 3 replaced it; its
+    ReplicaSet still holds that pod, yet it was the default target."""
+    v2 = next(
+        rs
+        for rs in stack.k8s.replica_sets
+        if rs["metadata"]["annotations"].get("deployment.kubernetes.io/revision") == "2"
+    )
+    v2["status"] = {"replicas": 1, "readyReplicas": 0, "availableReplicas": 0, "observedGeneration": 1}
+    await stack.bot.command("api", command="/rollback", user="U0LEAD")
+
+    assert "from 3 to 1" in stack.last_response()["text"], stack.last_response()["text"]
+    await stack.bot.command("api 2", command="/rollback", user="U0LEAD")
+    assert "none of its 1 pods became available" in stack.raw()
