@@ -21,9 +21,11 @@ GraphQL errors arrive as HTTP 200 with `errors`; they become PlatformError subcl
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 from collections.abc import Sequence
 from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -43,6 +45,8 @@ from bot.platforms.base import (
 )
 from bot.platforms.follow import RealTimer, Timer
 
+log = logging.getLogger(__name__)
+
 NAME = "Railway"
 
 _FIELDS = "id status createdAt statusUpdatedAt url staticUrl canRollback meta"
@@ -58,19 +62,19 @@ query Deployments($input: DeploymentListInput!, $first: Int, $after: String) {{
 PAGE = 25  # deployments asked for at a time: a rollback may look back ROLLBACK_LOOKBACK of them
 
 # A REMOVED deployment was replaced, but Railway keeps no status history: one that CRASHED before it was
-# replaced is REMOVED too, and `canRollback` only says its image is still kept. The one record of how it
-# ran is its instances' runs (`deploymentInstanceExecutions`, per service). A REMOVED deployment is a
-# default rollback target only when a run of it is listed and none CRASHED; with no run listed (older
-# than what Railway keeps, or not answered) its health is unknown, and unknown is treated as not healthy:
-# it can still be picked by ID.
-# Read in the same request as the live deployment, so a snapshot costs no extra round trip.
-LIVE_AND_RUNS = f"""
-query LiveAndRuns($input: DeploymentListInput!, $runs: DeploymentInstanceExecutionListInput!, $first: Int) {{
-  deployments(input: $input, first: 1) {{ edges {{ node {{ {_FIELDS} }} }} }}
-  deploymentInstanceExecutions(input: $runs, first: $first) {{ edges {{ node {{ deploymentId status }} }} }}
-}}
+# replaced is REMOVED too, and `canRollback` only says its image is still kept. What may tell is the
+# service's instance runs (`deploymentInstanceExecutions`), which Railway's schema has and its docs do not
+# describe. So they are read best-effort, in a request of their own: a deployment whose newest listed run
+# CRASHED is not a default rollback target (it can still be picked by ID); a deployment with no run listed,
+# or a runs query Railway refuses, leaves the choice as it was (the newest replaced deployment). Unknown
+# is not treated as unhealthy: that would leave every rollback without a default if Railway lists no
+# runs for ordinary services.
+RUNS = """
+query Runs($input: DeploymentInstanceExecutionListInput!, $first: Int) {
+  deploymentInstanceExecutions(input: $input, first: $first) { edges { node { deploymentId status createdAt } } }
+}
 """
-EXECUTIONS_READ = 100
+RUNS_READ = 100
 
 DEPLOYMENT = f"""
 query Deployment($id: String!) {{
@@ -168,7 +172,9 @@ class RailwayPlatform:
         return await self._deployments(first=limit)
 
     async def snapshot(self, *, limit: int = 10) -> tuple[list[Deployment], Deployment | None]:
-        deployments, (current, runs) = await asyncio.gather(self.list_deployments(limit=limit), self._live_and_runs())
+        deployments, current, runs = await asyncio.gather(
+            self.list_deployments(limit=limit), self.current_deployment(), self._last_runs()
+        )
         return _judged(deployments, runs), current
 
     async def restart(self, redeploys: str | None = None) -> Deployment:
@@ -230,23 +236,20 @@ class RailwayPlatform:
                 break
         return found[:first]
 
-    async def _live_and_runs(self) -> tuple[Deployment | None, dict[str, set[str]]]:
-        """The live deployment, and each deployment's instance run statuses as far as Railway lists them."""
-        variables = {
-            "input": {**self._scope(), "status": {"in": LIVE}},
-            "runs": {"serviceId": self.target.service_id, "environmentId": self.target.environment_id},
-            "first": EXECUTIONS_READ,
-        }
-        data = await self._query(LIVE_AND_RUNS, variables)
-        live = [e["node"] for e in (data.get("deployments") or {}).get("edges") or [] if isinstance(e, dict)]
-        current = _deployment(live[0]) if live and isinstance(live[0], dict) else None
-        edges = (data.get("deploymentInstanceExecutions") or {}).get("edges") or []
-        runs: dict[str, set[str]] = {}
-        for edge in edges:
-            node = edge.get("node") if isinstance(edge, dict) else None
-            if isinstance(node, dict) and node.get("deploymentId"):
-                runs.setdefault(str(node["deploymentId"]), set()).add(str(node.get("status") or ""))
-        return current, runs
+    async def _last_runs(self) -> dict[str, str]:
+        """Each deployment's newest instance run status, as far as Railway lists them; {} when it will not say."""
+        variables = {"input": {"serviceId": self.target.service_id, "environmentId": self.target.environment_id}}
+        try:
+            data = await self._query(RUNS, {**variables, "first": RUNS_READ})
+        except PlatformError as exc:  # best-effort (see RUNS): the rollback is chosen as before
+            log.info("Railway did not list the instance runs of %s: %s", self.target.service_id, exc)
+            return {}
+        nodes = [e.get("node") for e in (data.get("deploymentInstanceExecutions") or {}).get("edges") or []]
+        runs = sorted(
+            (n for n in nodes if isinstance(n, dict) and n.get("deploymentId")),
+            key=lambda n: parse_time(n.get("createdAt")) or datetime.min.replace(tzinfo=UTC),
+        )
+        return {str(n["deploymentId"]): str(n.get("status") or "") for n in runs}  # the newest run wins
 
     def _scope(self) -> dict[str, Any]:
         return {
@@ -344,18 +347,13 @@ def _graphql_error(errors: Any) -> PlatformError:
     return PlatformError(f"Railway said: {message}{more}", platform=NAME)
 
 
-def _judged(deployments: list[Deployment], runs: dict[str, set[str]]) -> list[Deployment]:
-    """REMOVED deployments with what their runs say of how they ran (see LIVE_AND_RUNS)."""
-
-    def doubt(deployment: Deployment) -> str:
-        seen = runs.get(deployment.id)
-        if deployment.status is not DeployStatus.REMOVED or (seen and "CRASHED" not in seen):
-            return ""
-        if seen:
-            return "it crashed before it was replaced"
-        return "Railway keeps no record of how it ran before it was replaced"
-
-    return [replace(d, doubt=doubt(d)) for d in deployments]
+def _judged(deployments: list[Deployment], runs: dict[str, str]) -> list[Deployment]:
+    """REMOVED deployments whose newest listed run crashed, marked so (see RUNS)."""
+    crashed = "its last run crashed before it was replaced (Railway's instance runs)"
+    return [
+        replace(d, doubt=crashed) if d.status is DeployStatus.REMOVED and runs.get(d.id) == "CRASHED" else d
+        for d in deployments
+    ]
 
 
 def _deployment(node: dict[str, Any]) -> Deployment:

@@ -64,6 +64,7 @@ class FakeRailway(FakePlatform):
         self.environment_id = environment_id
         self.deployments: list[dict[str, Any]] = []  # newest first
         self.executions: list[dict[str, Any]] = []  # instance runs, newest first
+        self.refuse_runs = False  # answer the runs query with a GraphQL error (its docs do not describe it)
         self.documents: list[tuple[str, dict[str, Any]]] = []
         self.auth_kinds: list[str] = []
         self._clock = itertools.count(1)
@@ -91,11 +92,18 @@ class FakeRailway(FakePlatform):
             new = self._new(version, status, self.SEEDED_FROM + timedelta(hours=index))
             if status in ("REMOVED", "SUCCESS", "SLEEPING", "CRASHED"):
                 run = "CRASHED" if version in crashed or status == "CRASHED" else "RUNNING"
-                self.executions.insert(0, {"id": str(uuid.uuid4()), "deploymentId": new["id"], "status": run})
+                self.run(new["id"], run, at=new["createdAt"])
             if status == "REMOVED":
                 new["statusUpdatedAt"] = (self.SEEDED_FROM + timedelta(hours=index + 1)).isoformat()
                 self._stop_runs(new["id"])
             self.deployments.insert(0, new)
+
+    def run(self, deployment_id: str, status: str, *, at: str | None = None) -> None:
+        """An instance run of a deployment (Railway lists them newest first)."""
+        when = at or self._now().isoformat().replace("+00:00", "Z")
+        self.executions.insert(
+            0, {"id": str(uuid.uuid4()), "deploymentId": deployment_id, "status": status, "createdAt": when}
+        )
 
     def forget_runs(self) -> None:
         """Railway keeps instance runs for a while only: none listed any more."""
@@ -162,9 +170,7 @@ class FakeRailway(FakePlatform):
         if deployment["status"] == "SUCCESS":
             deployment["canRollback"] = True
             if not any(r["deploymentId"] == deployment["id"] and r["status"] == "RUNNING" for r in self.executions):
-                self.executions.insert(
-                    0, {"id": str(uuid.uuid4()), "deploymentId": deployment["id"], "status": "RUNNING"}
-                )
+                self.run(deployment["id"], "RUNNING")
             for other in self.deployments:
                 if other is not deployment and other["status"] in LIVE:
                     other["status"] = "REMOVED"
@@ -218,6 +224,8 @@ class FakeRailway(FakePlatform):
         scope = ((input or {}).get("serviceId"), (input or {}).get("environmentId"))
         if scope != (self.service_id, self.environment_id):
             self.violations.append(f"deploymentInstanceExecutions queried with scope {scope}")
+        if self.refuse_runs:
+            raise RuntimeError("Not Authorized")
         page = self.executions[: first or len(self.executions)]
         edges = [{"node": run, "cursor": run["id"]} for run in page]
         return {"edges": edges, "pageInfo": {"hasNextPage": len(page) < len(self.executions), "hasPreviousPage": False}}

@@ -44,8 +44,9 @@ async def test_snapshot_reads_list_and_live_one_without_repeating_requests(env: 
 
     assert snapshot == (deployments, current)
     # At most the list's requests plus the live one's; what both need (Kubernetes: the Deployment and
-    # its ReplicaSets, Vercel: the deployment list) is read once.
-    assert len(env.fake.requests) - before <= 2
+    # its ReplicaSets, Vercel: the deployment list) is read once. Railway also reads its instance runs, in a
+    # request of their own so that an error there costs nothing else (bot/platforms/railway.py, RUNS).
+    assert len(env.fake.requests) - before <= (3 if env.kind == "railway" else 2)
 
 
 async def test_limit_is_honoured(env: Env) -> None:
