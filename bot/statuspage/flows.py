@@ -16,7 +16,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.clock import utc
 from bot.config import Severity
-from bot.exceptions import ChatError, InvalidState, NotFound, UsageError
+from bot.exceptions import ChatError, InvalidState, UsageError
+from bot.incidents import access
 from bot.incidents import service as incidents
 from bot.incidents.models import Incident, Status
 from bot.statuspage import service, timers
@@ -99,10 +100,8 @@ class Prefill:
 
 async def public_one(deps: Deps, *, incident_id: int, actor: str) -> Incident:
     """The incident as stored, when `actor` can see it and it may be public at all (publish, edit, withdraw)."""
-    async with deps.db.session() as session:
-        incident = await incidents.get(session, number=incident_id)
-    if not await deps.incident_access.can_see(person=actor, incident=incident):
-        raise NotFound(f"There is no incident INC-{incident_id} that you can see.")
+    # The access check every surface shares, with its one answer for "missing" and "not yours to see".
+    incident = await access.find(deps, number=incident_id, person=actor)
     if incident.private:
         raise InvalidState(f"{incident.ref} is private: private incidents never go on the status page.")
     return incident

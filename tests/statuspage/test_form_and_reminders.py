@@ -198,3 +198,24 @@ async def test_no_reminder_to_publish_is_recorded_for_an_incident_without_a_chan
         rows = await service.reminders(session, incident_id=1)
     assert len(rows) == 3 and all(r.sent_at is None for r in rows)
     assert [r.cancel_reason for r in rows] == ["the incident has no channel"] * 2 + [None]
+
+
+async def test_the_publish_button_and_form_on_a_private_incident_answer_as_for_a_missing_one(sbot: BotHarness) -> None:
+    """Someone who may not see a private incident learns nothing from the Publish button's or form's number:
+    the refusal is word for word the one for an incident that does not exist."""
+    bot = sbot
+    bot.fake.add_user("U0MALLORY", "mallory")
+    secret = await bot.declare("private P1 service:api Credentials leaked")
+    assert secret.private
+
+    def refusal_for(number: int) -> str:
+        return f"⚠️ There is no incident INC-{number} that you can see. `/incident list` shows the open incidents."
+
+    for number in (secret.id or 0, 99):
+        mark = len(bot.fake.responses)
+        await bot.click(ActionId.PUBLISH, str(number), user="U0MALLORY", channel="C0GENERAL")
+        assert [r.get("text") for r in bot.fake.responses[mark:]] == [refusal_for(number)]
+        values = _form_values(impact="major", components=["Checkout API"], title="t", message="Down.")
+        await bot.submit("status_page_publish", values, user="U0MALLORY", private_metadata=str(number))
+        assert bot.fake.dms("U0MALLORY")[-1].text == refusal_for(number)
+    assert not bot.fake.views
