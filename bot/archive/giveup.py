@@ -77,7 +77,8 @@ async def report(
     notice = NotArchived(
         ref=incident.ref,
         channel_id=row.channel_id,
-        channel_name=incident.channel_name,
+        # A DM is outside the channel: a private channel's name, made from the title, stays in it.
+        channel_name=None if incident.private else incident.channel_name,
         reason=reason,
         by_hand=by_hand,
         tell=[person] if person else [],

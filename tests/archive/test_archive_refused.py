@@ -74,3 +74,17 @@ async def test_a_private_channel_the_bot_was_removed_from_is_not_recorded_as_arc
     assert events[-1].kind == Kind.UNFINISHED_WORK and "cannot see this private channel" in events[-1].text
     [dm] = [m.text for m in abot.fake.dms("U0ALICE") if "was not archived" in m.text]
     assert "cannot see this private channel" in dm and "archive it" in dm
+
+
+async def test_the_dm_about_a_private_channel_names_neither_its_title_nor_its_channel(
+    abot: BotHarness, clock: FakeClock
+) -> None:
+    """The DM sits outside the private channel, whose name is made from the title: it names the incident
+    by its number only, as the page DMs and the announcement do."""
+    incident = await resolved_incident(abot, clock, "private P1 Leaked credentials")
+    abot.fake.channels[incident.channel_id or ""].members.discard(abot.fake.bot_user_id)
+    clock.advance(timedelta(days=8))
+    await archiver(abot).run_due()
+    [dm] = [m.text for m in abot.fake.dms("U0ALICE") if "was not archived" in m.text]
+    assert dm.startswith(":warning: The channel of INC-1 was not archived")
+    assert "leaked" not in dm.lower() and (incident.channel_name or "?") not in dm
