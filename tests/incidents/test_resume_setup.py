@@ -42,12 +42,12 @@ async def bot(fake_slack: FakeSlack, database_url: str, tmp_path: Path, clock: F
         yield harness
 
 
-async def stranded(bot: BotHarness, clock: FakeClock, *, claimed: bool = True) -> int:
+async def stranded(bot: BotHarness, clock: FakeClock, *, claimed: bool = True, private: bool = False) -> int:
     """An incident as a process killed mid-setup leaves it: the row, maybe its lease, nothing else."""
     async with bot.deps.db.session() as session:
         incident = await service.create(
             session,
-            data=IncidentCreate(title="Checkout is down", severity=Severity.P1, declared_by="U0ALICE"),
+            data=IncidentCreate(title="Checkout is down", severity=Severity.P1, declared_by="U0ALICE", private=private),
             now=clock.now(),
         )
         assert incident.id is not None
@@ -75,6 +75,21 @@ async def test_a_setup_interrupted_is_resumed_once_its_lease_expired_and_the_dec
     assert any(e.kind == Kind.SETUP and "resumed" in e.text for e in await bot.timeline(number))
     assert await resume_setups(bot.deps) == []  # done: nothing left to resume
     assert len(fake_slack.calls_to("conversations.create")) == 1
+
+
+async def test_the_dm_about_a_private_incidents_resumed_setup_names_no_title(
+    bot: BotHarness, clock: FakeClock, fake_slack: FakeSlack
+) -> None:
+    """The DM is outside the private channel: the incident by its number and channel, its title read there."""
+    number = await stranded(bot, clock, private=True)
+    clock.advance(setup_rows.SETUP_LEASE + timedelta(seconds=1))
+    assert await resume_setups(bot.deps) == [number]
+    await bot.settle()
+    incident = await bot.incident(number)
+    assert incident.private and fake_slack.channels[incident.channel_id or ""].is_private
+    (dm,) = fake_slack.dms("U0ALICE")
+    assert "INC-1" in dm.text and "finished the setup" in dm.text and f"<#{incident.channel_id}>" in dm.text
+    assert "Checkout" not in f"{dm.text} {dm.blocks}"
 
 
 async def test_an_incident_whose_setup_never_started_is_resumed_after_a_lease(

@@ -199,7 +199,9 @@ class SlackIncidentChat:
 
     async def tell_setup_resumed(self, *, incident: Incident, problems: list[str]) -> None:
         where = f"<#{incident.channel_id}>" if incident.channel_id else "no channel yet"
-        head = f"{incident.ref} ({escape(clip(incident.title, 150))}): the bot restarted while setting it up"
+        # A DM is outside the incident's channel: a private incident's title is read in the channel itself.
+        about = "a private incident" if incident.private else escape(clip(incident.title, 150))
+        head = f"{incident.ref} ({about}): the bot restarted while setting it up"
         if problems:
             text = f"⚠️ {head}; finishing it failed: {escape('; '.join(problems))}. {where}"
             extra: list[dict[str, Any]] = [blocks.retry_setup(incident.id)]
