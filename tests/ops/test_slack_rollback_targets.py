@@ -24,6 +24,11 @@ async def test_a_railway_rollback_skips_a_deployment_that_crashed_before_it_was_
     await stack.bot.click("ops_confirm", stack.button_value("ops_confirm"), user="U0LEAD")
     assert stack.railway.live_version() == "v2"
 
+    # /status lists the crash beside the deployment, so a person picking one by ID sees it too.
+    await stack.bot.command("gateway", command="/status")
+    [line] = [line for line in stack.raw().split("\\n") if stack.railway.id_of("v3") in line]
+    assert "its last run crashed" in line, line
+
 
 async def test_the_rollback_confirmation_says_when_the_target_was_live(stack: Stack) -> None:
     """The confirmation named the target and its creation time only, not when it stopped being live."""

@@ -180,7 +180,8 @@ def _deployment_line(deployment: Deployment, *, live: bool) -> str:
     label = f" {escape(deployment.label)}" if deployment.label else ""
     when = f" · {ts(deployment.created_at)}" if deployment.created_at else ""
     tag = " · *live*" if live else ""
-    return f"{deployment.status.emoji} `{escape(deployment.id)}`{label} · {deployment.status.value}{when}{tag}"
+    doubt = f" · ⚠️ {escape(deployment.doubt)}" if deployment.doubt else ""
+    return f"{deployment.status.emoji} `{escape(deployment.id)}`{label} · {deployment.status.value}{when}{tag}{doubt}"
 
 
 def status_text(report: StatusReport) -> str:
