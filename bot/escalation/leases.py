@@ -10,7 +10,7 @@ and sending. Options considered:
   another replica or the restarted process sends it. A crash *after* a DM went out and *before*
   it was recorded leaves that person pending with no outcome; so does an answer that never came
   back (a cut, a timeout, a gateway's 5xx page). The next sender looks for the page in their DM
-  first (`Sender.posted_before`; a reminder in its channel, both found by their message metadata)
+  first (`retries.posted_before`; a reminder in its channel, both found by their message metadata)
   and records it instead of repeating it. It looks only then:
   after an answer of Slack's own (`ratelimited`, `service_unavailable`, any ok:false), the DM was
   not posted (`exceptions.unanswered`).
@@ -22,8 +22,8 @@ A person can still get one page DM twice, at most once per unknown outcome, when
     waiting for it (its timeout), or a sender paused past its lease before its request reached Slack,
     whose DM lands after the next sender looked (the fence below does not stop a request already sent);
   - Slack answered an error other than `fatal_error` yet posted: not looked for;
-  - the DM is not in what the look-up reads: from the first attempt on (less the Slack adapter's
-    `CLOCK_SKEW`, 10 minutes, for clocks that differ), a few pages of history (a thousand messages).
+  - the DM is not in what the look-up reads: from the first attempt on (less `CLOCK_SKEW` in
+    `bot/slack/api.py`, 10 minutes, for clocks that differ), a few pages of history (a thousand messages).
 
 Only the holder of the claim (same token) may finish or release the row, so a sender whose lease
 ran out while Slack was slow cannot overwrite the replica that took over. The lease (2 minutes by

@@ -21,6 +21,20 @@ log = logging.getLogger(__name__)
 T = TypeVar("T", Page, Reminder)
 
 
+async def posted_before(look: Awaitable[bool], what: str) -> bool:
+    """Whether the last attempt, which heard no answer of Slack's (a cut, a timeout, a crash), posted `what`.
+    When Slack cannot be read it goes out again: twice beats not at all. Pages, reminders and the status
+    page's reminders to publish share it."""
+    try:
+        found = await look
+    except ChatError as exc:
+        log.warning("could not look for an earlier %s: %s", what, exc.code or exc)
+        return False
+    if found:
+        log.info("%s had been posted already: recorded, not sent again", what)
+    return found
+
+
 class Sender(Generic[T]):
     """Claim → deliver → finish for one kind of row; subclasses say how a failure is recorded."""
 
@@ -61,18 +75,6 @@ class Sender(Generic[T]):
         if released:
             self.rt.wake_for([retry_at])
         return released
-
-    async def posted_before(self, look: Awaitable[bool], what: str) -> bool:
-        """Whether the last attempt, which heard no answer of Slack's (a cut, a timeout, a crash), posted `what`.
-        When Slack cannot be read it goes out again: twice beats not at all."""
-        try:
-            found = await look
-        except ChatError as exc:
-            log.warning("could not look for an earlier %s: %s", what, exc.code or exc)
-            return False
-        if found:
-            log.info("%s had been posted already: recorded, not sent again", what)
-        return found
 
     async def give_up(self, row: T, token: str, *, error: str) -> None:
         """After `max_attempts` failures: record the failure (timeline) instead of retrying for ever."""

@@ -7,7 +7,7 @@ import logging
 import re
 import time
 from collections.abc import Awaitable, Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import aiohttp
@@ -122,6 +122,28 @@ async def find_marked(
         if not cursor:
             return None
     return None
+
+
+# How much earlier than asked a history is read for a lost post, in case Slack's clock and ours differ.
+CLOCK_SKEW = timedelta(minutes=10)
+
+
+async def marked_in(
+    client: Any,
+    *,
+    channel: str,
+    since: datetime,
+    metadata: dict[str, Any],
+    step: str,
+    expected: frozenset[str] = frozenset(),
+) -> bool:
+    """Whether `channel` holds a message carrying `metadata` since `since` (our clock, less `CLOCK_SKEW`): a post
+    whose answer was lost. Pages, reminders and reminders to publish share it."""
+
+    async def read(kwargs: dict[str, Any]) -> dict[str, Any]:
+        return data(await call(step, client.conversations_history(**kwargs), expected=expected))
+
+    return await find_marked(read, channel=channel, oldest=since - CLOCK_SKEW, metadata=metadata) is not None
 
 
 _ALREADY_THERE = frozenset({"already_in_channel", "cant_invite_self"})

@@ -16,7 +16,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.clock import utc
 from bot.config import Severity
-from bot.exceptions import ChatError, InvalidState, UsageError
+from bot.escalation.retries import posted_before
+from bot.exceptions import ChatError, InvalidState, UsageError, unanswered
 from bot.incidents import access
 from bot.incidents import service as incidents
 from bot.incidents.models import Incident, Status
@@ -243,20 +244,44 @@ async def plan_reminder(deps: Deps, *, incident_id: int) -> PublicReminder | Non
 
 
 async def send_reminder(deps: Deps, *, reminder_id: int) -> bool:
-    """Claim, re-check (resolved? published since?), post with the button, plan the next one."""
-    page = page_of(deps)
+    """Claim, re-check (resolved? published since?), post with the button, plan the next one.
+
+    The post names the reminder (message metadata): a retry after an attempt whose outcome is unknown (the
+    answer lost, `fatal_error`, a crash before it was recorded) looks for it in the channel first and records
+    it when found, as escalation's reminders do (`bot/escalation/leases.py`). After an answer of Slack's own
+    it does not look: nothing was posted."""
     token = timers.new_token()
     now = deps.clock.now()
+    claimed = await _claim_reminder(deps, reminder_id=reminder_id, token=token, now=now)
+    if claimed is None:
+        return False
+    row, incident, basis = claimed
+    try:
+        posted = await _post_once(deps, row=row, token=token, incident=incident, since=now - basis)
+    except ChatError as exc:
+        await _reminder_failed(deps, row=row, token=token, now=now, exc=exc)
+        return False
+    if not posted:
+        await _no_channel(deps, row=row, token=token, now=now)
+        return False
+    return await _reminded(deps, row=row, token=token, now=now)
+
+
+async def _claim_reminder(
+    deps: Deps, *, reminder_id: int, token: str, now: datetime
+) -> tuple[PublicReminder, Incident, datetime] | None:
+    """The claimed row, its incident and what it is late from; None when it is not to go out now."""
+    page = page_of(deps)
     async with deps.db.session() as session:
         row = await timers.claim(session, model=PublicReminder, row_id=reminder_id, token=token, now=now)
         if row is None:
-            return False
+            return None
         incident = await incidents.get(session, number=row.incident_id)
         if not await wants_reminders(deps, session, incident):
             await timers.cancel(
                 session, model=PublicReminder, row_id=reminder_id, token=token, now=now, reason="not wanted now"
             )
-            return False
+            return None
         last = await service.last_update(session, incident_id=incident.id or 0)
         basis = utc(last.published_at) if last else utc(incident.declared_at)
         if basis + page.remind_every > now + timedelta(seconds=1):
@@ -264,16 +289,30 @@ async def send_reminder(deps: Deps, *, reminder_id: int) -> bool:
                 session, reminder_id=reminder_id, token=token, due_at=basis + page.remind_every
             )
             page.wake_at(basis + page.remind_every)
-            return False
+            return None
+    return row, incident, basis
+
+
+async def _post_once(deps: Deps, *, row: PublicReminder, token: str, incident: Incident, since: timedelta) -> bool:
+    """Post it, unless the last attempt, whose outcome is unknown, did (then True: it is there)."""
+    chat = page_of(deps).chat
+    last = row.error
+    if last is not None:
+        # This attempt's outcome is unknown until recorded: a crash during it must leave no answer of Slack's.
+        async with deps.db.session() as session:
+            await timers.forget_error(session, model=PublicReminder, row_id=row.id or 0, token=token)
+    if row.attempts > 1 and unanswered(last):
+        look = chat.reminder_posted(incident=incident, reminder_id=row.id or 0, since=utc(row.due_at))
+        if await posted_before(look, f"reminder to publish {row.id} of {incident.ref}"):
+            return True
     mention = [u for u in (incident.comms or incident.commander,) if u]
-    try:
-        posted = await page.chat.post_reminder(incident=incident, since=now - basis, mention=mention)
-    except ChatError as exc:
-        await _reminder_failed(deps, row=row, token=token, now=now, exc=exc)
-        return False
-    if not posted:
-        await _no_channel(deps, row=row, token=token, now=now)
-        return False
+    return await chat.post_reminder(incident=incident, since=since, mention=mention, reminder_id=row.id or 0)
+
+
+async def _reminded(deps: Deps, *, row: PublicReminder, token: str, now: datetime) -> bool:
+    """Recorded as sent (if still ours), on the timeline, and the next one planned an interval on."""
+    page = page_of(deps)
+    reminder_id = row.id or 0
     async with deps.db.session() as session:
         if (
             await timers.mark_sent(session, model=PublicReminder, row_id=reminder_id, token=token, now=deps.clock.now())
@@ -282,14 +321,12 @@ async def send_reminder(deps: Deps, *, reminder_id: int) -> bool:
             return False
         await timeline.record(
             session,
-            incident_id=incident.id or 0,
+            incident_id=row.incident_id,
             at=deps.clock.now(),
             text="Reminded the channel to publish a public update",
             payload=events.ReminderSent(kind=Kind.PUBLIC_UPDATE, reminder_id=reminder_id, seq=row.seq),
         )
-        nxt = await service.plan_reminder(
-            session, incident_id=incident.id or 0, due_at=now + page.remind_every, now=now
-        )
+        nxt = await service.plan_reminder(session, incident_id=row.incident_id, due_at=now + page.remind_every, now=now)
     page.wake_at(nxt.due_at)
     return True
 
@@ -309,8 +346,10 @@ async def _reminder_failed(deps: Deps, *, row: PublicReminder, token: str, now: 
         return
     retry_at = now + timedelta(minutes=1)
     async with deps.db.session() as session:
+        # Slack's code, which tells whether it may have posted (`exceptions.unanswered`), not the message.
+        error = exc.code or str(exc)
         await timers.release(
-            session, model=PublicReminder, row_id=row.id or 0, token=token, retry_at=retry_at, error=str(exc)
+            session, model=PublicReminder, row_id=row.id or 0, token=token, retry_at=retry_at, error=error
         )
     page_of(deps).wake_at(retry_at)
 

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from bot.incidents.models import Incident
@@ -26,10 +26,18 @@ class PublicChat(Protocol):
         """Tell the incident channel that the public incident was withdrawn from the status page, by whom."""
         ...
 
-    async def post_reminder(self, *, incident: Incident, since: timedelta, mention: list[str]) -> bool:
-        """Remind the channel that the public has heard nothing for `since`, with a Publish button.
+    async def post_reminder(
+        self, *, incident: Incident, since: timedelta, mention: list[str], reminder_id: int
+    ) -> bool:
+        """Remind the channel that the public has heard nothing for `since`, with a Publish button; the post
+        names the incident and the reminder row (`reminder_id`), so `reminder_posted` can find it.
 
         False when nothing was posted: the incident has no channel (its setup failed)."""
+        ...
+
+    async def reminder_posted(self, *, incident: Incident, reminder_id: int, since: datetime) -> bool:
+        """Whether reminder `reminder_id` was posted in the channel since `since`: an earlier attempt whose answer
+        was lost. False when the incident has no channel; ChatError when it cannot look."""
         ...
 
     async def post_sync_problem(self, *, incident: Incident, error: str, retry_in: timedelta) -> None:

@@ -283,11 +283,12 @@ async def plan_reminder(session: AsyncSession, *, incident_id: int, due_at: date
 
 
 async def defer_reminder(session: AsyncSession, *, reminder_id: int, token: str, due_at: datetime) -> bool:
-    """Someone published since it was planned: move it instead of sending."""
+    """Someone published since it was planned: move it instead of sending. Its attempts start again: a post an
+    earlier attempt may have made was for the old due time, not one for a retry to find and record."""
     result = await session.exec(
         update(PublicReminder)
         .where(*timers.held(PublicReminder, reminder_id, token))
-        .values(due_at=due_at, claim_token=None, claimed_at=None, claim_expires_at=None)
+        .values(due_at=due_at, claim_token=None, claimed_at=None, claim_expires_at=None, attempts=0, error=None)
     )
     await session.commit()
     return bool(result.rowcount == 1)

@@ -68,6 +68,13 @@ async def release(
     return bool(result.rowcount == 1)
 
 
+async def forget_error(session: AsyncSession, *, model: type[R], row_id: int, token: str) -> None:
+    """Clear the last attempt's error before this one goes out: a sender that dies during it leaves NULL,
+    an unknown outcome, not the earlier attempt's answer. Commits."""
+    await session.exec(update(model).where(*held(model, row_id, token)).values(error=None))
+    await session.commit()
+
+
 async def mark_sent(session: AsyncSession, *, model: type[R], row_id: int, token: str, now: datetime) -> R | None:
     """Sent, if the claim is still ours; lateness measured from the due time. Commits."""
     row = await session.get(model, row_id, populate_existing=True)

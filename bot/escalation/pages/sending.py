@@ -38,7 +38,7 @@ from bot.escalation.pages.records import cancel_stopped, finish_page
 from bot.escalation.pages.targets import NewTarget, add_targets, mark_target, paged_before, targets, told_escalated
 from bot.escalation.pages.writes import DmOutcome, PageClaim
 from bot.escalation.ports import PageMessage
-from bot.escalation.retries import Sender
+from bot.escalation.retries import Sender, posted_before
 from bot.escalation.runtime import Runtime
 from bot.exceptions import ChatError, is_transient, unanswered
 from bot.incidents.models import Incident
@@ -300,7 +300,7 @@ class PageSender(Sender[Page]):
 
     async def _posted_before(self, row: PageTarget, message: PageMessage) -> bool:
         look = self.rt.pager.page_dm_posted(user=row.recipient, page=message, since=utc(row.created_at))
-        return await self.posted_before(look, f"page {message.page_id} DM to {row.recipient}")
+        return await posted_before(look, f"page {message.page_id} DM to {row.recipient}")
 
     async def _dm(self, user: str, incident: Incident, message: PageMessage) -> tuple[TargetState, str | None]:
         """One page DM: SENT, FAILED for good (`user_not_found`, ...) or PENDING (try again later)."""

@@ -6,7 +6,7 @@ post-mortem is finished or the incident reopened.
 
 A reminder's post carries its id (message metadata): a retry after an attempt whose outcome is unknown
 (the answer lost, `fatal_error`, a crash before it was recorded) looks for it first and records it
-when found (`Sender.posted_before`), as a page's DM is.
+when found (`retries.posted_before`), as a page's DM is.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from bot.escalation import leases
 from bot.escalation.models import Reminder, ReminderKind
 from bot.escalation.ports import ReminderMessage
 from bot.escalation.reminders import rows
-from bot.escalation.retries import Sender
+from bot.escalation.retries import Sender, posted_before
 from bot.exceptions import ChatError, unanswered
 from bot.incidents.models import Incident
 
@@ -100,7 +100,7 @@ class ReminderSender(Sender[Reminder]):
                 await leases.forget_error(session, model=Reminder, row_id=reminder.id or 0, token=token)
         if reminder.attempts > 1 and unanswered(last.removeprefix(_NOT_POSTED) if last else None):
             look = self.rt.pager.reminder_posted(incident=incident, reminder=message, since=utc(reminder.due_at))
-            if await self.posted_before(look, f"reminder {reminder.id} of {incident.ref}"):
+            if await posted_before(look, f"reminder {reminder.id} of {incident.ref}"):
                 return
         await self.rt.pager.post_reminder(incident=incident, reminder=message)
 

@@ -10,7 +10,7 @@ retry after an answer that never came back finds it in the DM's or the channel's
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from slack_sdk.web.async_client import AsyncWebClient
@@ -22,7 +22,7 @@ from bot.exceptions import ChatError
 from bot.incidents.access import Access
 from bot.incidents.models import Incident, Status
 from bot.slack import blocks
-from bot.slack.api import CHANNEL_GONE, UserHandles, call, data, find_marked, invite
+from bot.slack.api import CHANNEL_GONE, UserHandles, call, data, invite, marked_in
 from bot.slack.text import clip, escape, severity, ts
 
 log = logging.getLogger(__name__)
@@ -35,10 +35,6 @@ PAGE_ACK = "escalation_page_ack"
 # the row's id only.
 PAGE_EVENT = "incident_page"
 REMINDER_EVENT = "incident_reminder"
-
-
-# How much earlier than the first attempt the DM's history is read, in case Slack's clock and ours differ.
-CLOCK_SKEW = timedelta(minutes=10)
 
 
 def page_marker(page_id: int) -> dict[str, Any]:
@@ -239,13 +235,7 @@ class SlackPager:
     async def _marked(
         self, channel: str, since: datetime, marker: dict[str, Any], step: str, expected: frozenset[str] = frozenset()
     ) -> bool:
-        """Whether `channel` holds a message carrying `marker` since `since`: a post whose answer was lost."""
-        since -= CLOCK_SKEW  # the history is read by Slack's clock, `since` is ours
-
-        async def read(kwargs: dict[str, Any]) -> dict[str, Any]:
-            return data(await call(step, self.client.conversations_history(**kwargs), expected=expected))
-
-        return await find_marked(read, channel=channel, oldest=since, metadata=marker) is not None
+        return await marked_in(self.client, channel=channel, since=since, metadata=marker, step=step, expected=expected)
 
     async def reminder_posted(self, *, incident: Incident, reminder: ReminderMessage, since: datetime) -> bool:
         """Looked for where `post_reminder` puts it: the channel, else (none, or gone) the people's DMs."""

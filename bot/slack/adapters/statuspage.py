@@ -1,11 +1,13 @@
 """The status page's `PublicChat` port with the Slack Web API: what was published, reminders, sync trouble.
 
+A reminder to publish carries message metadata naming its incident and row, so a retry after an answer that
+never came back finds it in the channel's history instead of posting it twice.
 Also the *Publish update* form, prefilled from the last public update (never from internal notes).
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from slack_sdk.web.async_client import AsyncWebClient
@@ -13,12 +15,14 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.clock import format_duration
 from bot.incidents.models import Incident
 from bot.slack import blocks
-from bot.slack.api import call
+from bot.slack.api import CHANNEL_GONE, call, marked_in
 from bot.slack.text import clip, escape, user
 from bot.statuspage.models import Impact, PublicUpdate, SyncAction
 from bot.statuspage.ports import PublicChat
 
 Block = dict[str, Any]
+# The metadata event of a reminder to publish. Metadata is readable by the whole workspace: it names ids only.
+REMINDER_EVENT = "status_page_reminder"
 PUBLISH_FORM = "status_page_publish"  # callback id of the form; handled in listeners/views/statuspage.py
 IMPACT_LABELS = {
     "none": "None (a notice)",
@@ -34,6 +38,10 @@ def publish_button(incident: Incident) -> Block:
         "block_id": "status_page_actions",
         "elements": [blocks.button("Publish update", blocks.ActionId.PUBLISH, str(incident.id), "primary")],
     }
+
+
+def reminder_marker(incident: Incident, reminder_id: int) -> dict[str, Any]:
+    return {"event_type": REMINDER_EVENT, "event_payload": {"incident": incident.id, "reminder": reminder_id}}
 
 
 def published_text(incident: Incident, update: PublicUpdate) -> str:
@@ -78,11 +86,14 @@ class SlackPublicChat:
     def __init__(self, client: AsyncWebClient) -> None:
         self.client = client
 
-    async def _post(self, incident: Incident, step: str, text: str, extra: list[Block] | None = None) -> None:
+    async def _post(
+        self, incident: Incident, step: str, text: str, extra: list[Block] | None = None, **more: Any
+    ) -> None:
         if not incident.channel_id:
             return
         body = [blocks.mrkdwn(text), *extra] if extra else None
-        await call(step, self.client.chat_postMessage(channel=incident.channel_id, text=clip(text, 3000), blocks=body))
+        message = self.client.chat_postMessage(channel=incident.channel_id, text=clip(text, 3000), blocks=body, **more)
+        await call(step, message)
 
     async def post_published(self, *, incident: Incident, update: PublicUpdate) -> None:
         await self._post(incident, "tell the channel about a publish", published_text(incident, update))
@@ -106,14 +117,29 @@ class SlackPublicChat:
         )
         await self._post(incident, "tell the channel about a withdrawal", text)
 
-    async def post_reminder(self, *, incident: Incident, since: timedelta, mention: list[str]) -> bool:
+    async def post_reminder(
+        self, *, incident: Incident, since: timedelta, mention: list[str], reminder_id: int
+    ) -> bool:
         who = " ".join(user(u) for u in mention)
         text = (
             f"📣 {who + ': ' if who else ''}the public has heard nothing about {incident.ref} for "
             f"{format_duration(since)}. Publish an update for the status page (internal notes are not published)."
         )
-        await self._post(incident, "remind the channel to publish", text, [publish_button(incident)])
+        marker = reminder_marker(incident, reminder_id)
+        await self._post(incident, "remind the channel to publish", text, [publish_button(incident)], metadata=marker)
         return bool(incident.channel_id)
+
+    async def reminder_posted(self, *, incident: Incident, reminder_id: int, since: datetime) -> bool:
+        if not incident.channel_id:
+            return False
+        return await marked_in(
+            self.client,
+            channel=incident.channel_id,
+            since=since,
+            metadata=reminder_marker(incident, reminder_id),
+            step="look for an earlier reminder to publish",
+            expected=CHANNEL_GONE,
+        )
 
     async def post_sync_problem(self, *, incident: Incident, error: str, retry_in: timedelta) -> None:
         text = (

@@ -1,0 +1,162 @@
+"""A reminder to publish Slack posted but whose answer was lost is found in the channel, not posted again; one
+Slack refused is posted again without looking."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from bot.clock import FakeClock
+from bot.statuspage import flows, service
+from tests.fakes.slack_api import FakeSlack
+from tests.harness import BotHarness
+from tests.statuspage.conftest import CONFIG, page_of
+
+REMINDER = "the public has heard nothing"
+# Reminded after 5 minutes: before the escalation's own status reminder (15), so the next chat.postMessage a
+# test makes fail is the reminder to publish.
+EARLY = {**CONFIG, "status_page": {**CONFIG["status_page"], "remind_every": "5m"}}
+
+
+@pytest.fixture
+def page_config() -> dict[str, Any]:
+    return EARLY
+
+
+def reminders(bot: BotHarness, channel: str) -> list[Any]:
+    return [m for m in bot.fake.messages(channel) if REMINDER in m.text]
+
+
+def looks(bot: BotHarness, channel: str) -> list[Any]:
+    return [c for c in bot.fake.calls_to("conversations.history") if c.args.get("channel") == channel]
+
+
+async def rows(bot: BotHarness) -> list[tuple[int, bool]]:
+    async with bot.deps.db.session() as session:
+        return [(r.seq, r.sent_at is not None) for r in await service.reminders(session, incident_id=1)]
+
+
+async def due(bot: BotHarness, clock: FakeClock) -> str:
+    """A P1 whose first reminder to publish is due; its channel."""
+    incident = await bot.declare("P1 service:api Payments fail")
+    await bot.settle()
+    channel = incident.channel_id or ""
+    clock.advance(timedelta(minutes=6))
+    return channel
+
+
+async def retry(bot: BotHarness, clock: FakeClock) -> None:
+    clock.advance(timedelta(minutes=1))
+    await page_of(bot).sweep()
+
+
+async def test_a_reminder_whose_answer_was_cut_after_slack_posted_it_is_recorded_not_posted_again(
+    sbot: BotHarness, clock: FakeClock
+) -> None:
+    bot = sbot
+    channel = await due(bot, clock)
+    bot.fake.disconnect("chat.postMessage", acted=True)  # Slack posts it; the answer is cut on the way back
+    await page_of(bot).sweep()
+    [posted] = reminders(bot, channel)
+    assert posted.metadata == {
+        "event_type": "status_page_reminder",
+        "event_payload": {"incident": 1, "reminder": 1},
+    }
+    assert await rows(bot) == [(0, False)]  # the bot could not know: it tries again
+    await retry(bot, clock)
+    assert len(reminders(bot, channel)) == 1
+    (looked,) = looks(bot, channel)
+    assert looked.args["include_all_metadata"] is True
+    assert await rows(bot) == [(0, True), (1, False)]
+    assert len([e for e in await bot.timeline(1) if "Reminded the channel to publish" in e.text]) == 1
+
+
+async def test_a_reminder_whose_answer_was_lost_before_slack_posted_it_is_posted_on_the_retry(
+    sbot: BotHarness, clock: FakeClock
+) -> None:
+    bot = sbot
+    channel = await due(bot, clock)
+    bot.fake.disconnect("chat.postMessage", count=2)  # dropped before Slack did anything (and the client's retry)
+    await page_of(bot).sweep()
+    assert reminders(bot, channel) == []
+    assert await rows(bot) == [(0, False)]
+    await retry(bot, clock)
+    assert len(looks(bot, channel)) == 1  # the outcome was unknown: looked for first, not found
+    assert len(reminders(bot, channel)) == 1
+    assert await rows(bot) == [(0, True), (1, False)]
+
+
+@pytest.mark.parametrize(
+    ("fault", "looked"),
+    [
+        (lambda fake: fake.fail("chat.postMessage", "ratelimited"), False),
+        (lambda fake: fake.fail("chat.postMessage", "not_in_channel"), False),
+        (lambda fake: fake.fail("chat.postMessage", "fatal_error"), True),
+        (lambda fake: fake.server_error("chat.postMessage", status=502), True),
+    ],
+    ids=["ratelimited", "not_in_channel", "fatal_error", "gateway_502"],
+)
+async def test_a_retry_after_slacks_own_refusal_does_not_look_but_one_after_an_unknown_outcome_does(
+    sbot: BotHarness, clock: FakeClock, fault: Callable[[FakeSlack], None], looked: bool
+) -> None:
+    bot = sbot
+    channel = await due(bot, clock)
+    fault(bot.fake)
+    await page_of(bot).sweep()
+    assert reminders(bot, channel) == [] and await rows(bot) == [(0, False)]
+    await retry(bot, clock)
+    assert len(looks(bot, channel)) == (1 if looked else 0)
+    assert len(reminders(bot, channel)) == 1
+    assert await rows(bot) == [(0, True), (1, False)]
+
+
+async def test_a_sender_stalled_after_slack_posted_is_not_repeated_by_the_one_that_takes_over(
+    sbot: BotHarness, clock: FakeClock
+) -> None:
+    """As a crash between the post and its record: the lease runs out, and the next sender finds the post."""
+    bot = sbot
+    channel = await due(bot, clock)
+    async with bot.deps.db.session() as session:
+        [row] = await service.reminders(session, incident_id=1)
+    posted = asyncio.Event()
+
+    def reminder(args: dict[str, Any]) -> bool:
+        if REMINDER in str(args.get("text", "")):
+            posted.set()
+            return True
+        return False
+
+    gate = bot.fake.hold_after("chat.postMessage", reminder)
+    stalled = asyncio.create_task(flows.send_reminder(bot.deps, reminder_id=row.id or 0))
+    await asyncio.wait_for(posted.wait(), 10)
+    clock.advance(timedelta(minutes=3))  # past the lease
+    assert await flows.send_reminder(bot.deps, reminder_id=row.id or 0) is True
+    assert len(looks(bot, channel)) == 1
+    gate.set()
+    assert await stalled is False  # no longer its claim: recorded once, by the one that took over
+    assert len(reminders(bot, channel)) == 1
+    assert await rows(bot) == [(0, True), (1, False)]
+    assert len([e for e in await bot.timeline(1) if "Reminded the channel to publish" in e.text]) == 1
+
+
+async def test_a_reminder_moved_by_a_publish_is_posted_on_time_without_looking_for_an_earlier_one(
+    sbot: BotHarness, clock: FakeClock
+) -> None:
+    """A publish moves the pending reminder: its next claim is a first attempt, nothing unknown to look for."""
+    bot = sbot
+    incident = await bot.declare("P1 service:api Payments fail")
+    channel = incident.channel_id or ""
+    clock.advance(timedelta(minutes=4))
+    await bot.command("publish critical We are investigating.", channel=channel)
+    await bot.settle()
+    clock.advance(timedelta(minutes=2))
+    await page_of(bot).sweep()  # due, but published a minute ago: moved to 5 minutes after the publish
+    assert reminders(bot, channel) == [] and await rows(bot) == [(0, False)]
+    clock.advance(timedelta(minutes=4))
+    await page_of(bot).sweep()
+    assert len(reminders(bot, channel)) == 1 and await rows(bot) == [(0, True), (1, False)]
+    assert looks(bot, channel) == []
