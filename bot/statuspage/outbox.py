@@ -87,7 +87,9 @@ async def sync_one(deps: Deps, *, row_id: int) -> bool:
         # A row given up counts as done: the incident's later rows go out now.
         return await _sync_failed(deps, row, token, incident, update, exc)
     async with deps.db.session() as session:
-        await timers.mark_sent(session, model=StatuspageSync, row_id=row_id, token=token, now=deps.clock.now())
+        done = await timers.mark_sent(session, model=StatuspageSync, row_id=row_id, token=token, now=deps.clock.now())
+    if done is None:
+        return False  # taken over (its lease ran out while Statuspage was slow): the taker finishes and tells
     if row.told_failure:
         await timeline.record_now(
             deps,

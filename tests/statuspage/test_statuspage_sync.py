@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from bot.clock import FakeClock
-from bot.statuspage import service
+from bot.statuspage import outbox, service
 from bot.statuspage.atlassian import IncidentChange, Statuspage, StatuspageError
 from bot.statuspage.outbox import marker_of
 from tests.fakes.slack_api import FakeSlack
@@ -230,3 +230,36 @@ async def test_a_second_incident_on_a_component_neither_lowers_nor_clears_the_fi
     await sbot.command("resolve payments back", channel=first.channel_id or "")
     await sbot.settle()
     assert statuspage.components["cmp_api"] == "operational" and statuspage.refused == []
+
+
+async def test_a_replica_whose_claim_ran_out_does_not_say_statuspage_caught_up_again(
+    sbot: BotHarness, statuspage: FakeStatuspage, clock: FakeClock
+) -> None:
+    """Statuspage was slow past the lease: another replica took the row over, sent it and said so. The first
+    one's answer comes back after that: the row is no longer its own to finish, nor to announce."""
+    channel = await _public_incident(sbot)
+    await sbot.command("publish major We are investigating.", channel=channel)
+    await sbot.settle()
+    statuspage.fail_next(503)
+    await sbot.command("publish We found the cause.", channel=channel)
+    await sbot.settle()
+    async with sbot.deps.db.session() as session:
+        row = (await service.syncs(session, incident_id=1))[-1]
+    assert row.sent_at is None and row.told_failure
+    clock.advance(timedelta(seconds=31))
+    gate = statuspage.hold()
+    stalled = asyncio.create_task(outbox.sync_one(sbot.deps, row_id=row.id or 0))
+    await until(lambda: statuspage.held)
+    clock.advance(outbox.SYNC_LEASE + timedelta(seconds=1))
+    page = page_of(sbot)
+    mine = page.statuspage
+    # The other replica: its own client (one request at a time is per process).
+    page.statuspage = Statuspage(http=sbot.deps.http, base_url=statuspage.url, page_id="pg_test", api_key=API_KEY)
+    try:
+        assert await outbox.sync_one(sbot.deps, row_id=row.id or 0) is True
+    finally:
+        page.statuspage = mine
+    gate.set()
+    await stalled
+    assert len([m for m in sbot.fake.messages(channel) if "up to date again" in m.text]) == 1
+    assert len([e for e in await sbot.timeline(1) if e.text == "Statuspage is up to date again"]) == 1
