@@ -236,7 +236,7 @@ async def _sync_failed(
     retry_at = deps.clock.now() + wait
     log.warning("Statuspage sync of %s failed (%s); retrying in %s", incident.ref, exc, wait)
     async with deps.db.session() as session:
-        await timers.release(
+        released = await timers.release(
             session,
             model=StatuspageSync,
             row_id=row.id or 0,
@@ -245,6 +245,8 @@ async def _sync_failed(
             error=str(exc),
             told_failure=True,
         )
+    if not released:
+        return False  # taken over (its lease ran out) or cancelled meanwhile: not ours to retry, nor to tell
     page.wake_at(retry_at)
     if row.told_failure:
         return False

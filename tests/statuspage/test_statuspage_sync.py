@@ -263,3 +263,34 @@ async def test_a_replica_whose_claim_ran_out_does_not_say_statuspage_caught_up_a
     await stalled
     assert len([m for m in sbot.fake.messages(channel) if "up to date again" in m.text]) == 1
     assert len([e for e in await sbot.timeline(1) if e.text == "Statuspage is up to date again"]) == 1
+
+
+async def test_a_replica_whose_claim_ran_out_does_not_report_a_failure_of_what_the_taker_sent(
+    sbot: BotHarness, statuspage: FakeStatuspage, clock: FakeClock
+) -> None:
+    """The first replica's answer, lost after the other replica took the row over and sent it, is no failure
+    to tell the channel of: the row is not its own to retry any more."""
+    channel = await _public_incident(sbot)
+    await sbot.command("publish major We are investigating.", channel=channel)
+    await sbot.settle()
+    gate = statuspage.hold()
+    await sbot.command("publish We found the cause.", channel=channel, settle=False)  # its send waits there
+    await until(lambda: statuspage.held)
+    async with sbot.deps.db.session() as session:
+        row = (await service.syncs(session, incident_id=1))[-1]
+    clock.advance(outbox.SYNC_LEASE + timedelta(seconds=1))
+    page = page_of(sbot)
+    mine = page.statuspage
+    page.statuspage = Statuspage(http=sbot.deps.http, base_url=statuspage.url, page_id="pg_test", api_key=API_KEY)
+    try:
+        assert await outbox.sync_one(sbot.deps, row_id=row.id or 0) is True
+    finally:
+        page.statuspage = mine
+    statuspage.lose_next_answer()  # the first replica's answer, when it comes, is a gateway's 502
+    gate.set()
+    await sbot.settle()
+    assert not [m for m in sbot.fake.messages(channel) if "did not take" in m.text]
+    assert not [e for e in await sbot.timeline(1) if e.text.startswith("Statuspage sync failed")]
+    async with sbot.deps.db.session() as session:
+        [*_, done] = await service.syncs(session, incident_id=1)
+    assert done.sent_at is not None and not done.told_failure
