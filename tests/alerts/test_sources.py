@@ -250,6 +250,21 @@ async def test_uptimerobot_default_post_parameters_work_too(sbot: BotHarness) ->
     assert group.title.startswith("API health is down") and group.status == "firing"
 
 
+async def test_uptimerobot_json_post_value_sent_without_send_as_json_is_read(sbot: BotHarness) -> None:
+    """Without "Send as JSON" ticked, UptimeRobot posts the JSON POST value with a form content type:
+    it was parsed as a form, found no alertType, and every down and up was refused with a 400."""
+    for alert_type, status in (("1", "firing"), ("2", "resolved")):
+        response = await sbot.http.post(
+            f"{sbot.url}/alerts/uptime?token={TOKEN}",
+            content=b.encoded(b.uptimerobot(alert_type)),
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        )
+        await sbot.settle()
+        assert response.status_code == 200, response.text
+        [group] = await groups(sbot)
+        assert group.status == status
+
+
 async def test_datadog_message_fences_and_bare_tags_are_left_out(sbot: BotHarness) -> None:
     await send(sbot, b.datadog("Triggered"), source="dd", headers=BEARER)
     [message] = alert_messages(sbot)

@@ -64,8 +64,11 @@ def _allowed(request: web.Request, body: bytes, *, token: str | None, secret: st
 
 
 def _body(request: web.Request, raw: bytes) -> dict[str, Any]:
-    """JSON; UptimeRobot can also send its variables as a form."""
-    if request.content_type == "application/x-www-form-urlencoded":
+    """JSON; UptimeRobot can also send its variables as a form.
+
+    UptimeRobot's JSON "POST value" is sent as `application/json` only when "Send as JSON" is ticked:
+    a body that is a JSON object is read as JSON whatever the header says (a form never starts with `{`)."""
+    if request.content_type == "application/x-www-form-urlencoded" and not raw.lstrip().startswith(b"{"):
         try:
             return dict(parse_qsl(raw.decode("utf-8"), keep_blank_values=True))
         except UnicodeDecodeError:
