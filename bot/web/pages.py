@@ -24,6 +24,7 @@ from bot.incidents.models import Incident
 from bot.postmortem import flows as postmortem_flows
 from bot.postmortem import sections as pm_sections
 from bot.postmortem import service as postmortem
+from bot.postmortem import stats as pm_stats
 from bot.postmortem import trends
 from bot.postmortem.data import SECTIONS
 from bot.web import charts, render, timeline
@@ -247,8 +248,8 @@ class Pages:
             rows = await trends.incidents_between(session, since=since, until=until)
         # A guest's figures and charts cover only what they can see; a member's every incident.
         rows = await postmortem_flows.counted(self.deps, person=person.user_id, incidents=rows)
-        days = max(1, (until - since).days + 1)
-        figures = await postmortem_flows.stats(self.deps, days=days, person=person.user_id)
+        # The table beside the charts counts the same incidents as they do (the weeks shown, from Monday 00:00 UTC).
+        figures = pm_stats.of_incidents(rows, since=since, until=until)
         hidden = set()
         for incident in rows:
             if incident.private and not await self.deps.incident_access.can_see(
