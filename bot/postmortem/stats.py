@@ -22,7 +22,7 @@ from sqlmodel import col
 from sqlmodel import select as select_rows
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.clock import utc
+from bot.clock import elapsed, utc
 from bot.config import Severity
 from bot.exceptions import UsageError
 from bot.incidents.grammar import DEFAULT_DAYS, MAX_DAYS
@@ -80,11 +80,16 @@ class _Row:
     resolved: datetime | None
 
 
+def _seconds(start: datetime, end: datetime) -> float:
+    """Between the times as the post-mortem shows them (`elapsed`), so one incident's figure is its own."""
+    return elapsed(start, end).total_seconds()
+
+
 def _figures(rows: list[_Row]) -> Figures:
-    tta = [(r.acked - r.declared).total_seconds() for r in rows if r.acked is not None]
-    ttr = [(r.resolved - r.declared).total_seconds() for r in rows if r.resolved is not None]
-    ttm = [(r.mitigated - r.declared).total_seconds() for r in rows if r.mitigated is not None]
-    ttd = [max(0.0, (r.declared - (r.impact or r.declared)).total_seconds()) for r in rows]
+    tta = [_seconds(r.declared, r.acked) for r in rows if r.acked is not None]
+    ttr = [_seconds(r.declared, r.resolved) for r in rows if r.resolved is not None]
+    ttm = [_seconds(r.declared, r.mitigated) for r in rows if r.mitigated is not None]
+    ttd = [max(0.0, _seconds(r.impact or r.declared, r.declared)) for r in rows]
 
     def mean(values: list[float]) -> timedelta | None:
         return timedelta(seconds=statistics.fmean(values)) if values else None

@@ -18,7 +18,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.clock import utc
+from bot.clock import elapsed, utc
 from bot.config import Severity
 from bot.incidents.models import Incident
 from bot.postmortem.stats import NO_SERVICE
@@ -91,9 +91,9 @@ def compute(incidents: Iterable[Incident], *, now: datetime, weeks: int, hidden:
         total += 1
         counts[start][str(incident.severity)] += 1
         if incident.acknowledged_at is not None:
-            tta[start].append((utc(incident.acknowledged_at) - declared).total_seconds())
+            tta[start].append(elapsed(declared, incident.acknowledged_at).total_seconds())
         if incident.resolved_at is not None:
-            ttr[start].append((utc(incident.resolved_at) - declared).total_seconds())
+            ttr[start].append(elapsed(declared, incident.resolved_at).total_seconds())
         service = PRIVATE if incident.id in hidden else (incident.service or NO_SERVICE)
         services[service] += 1
     return Trends(
