@@ -15,7 +15,7 @@ from sqlalchemy import update
 from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.clock import format_duration, utc_text
+from bot.clock import elapsed, format_duration, utc_text
 from bot.deps import Deps
 from bot.exceptions import ChatError, UsageError
 from bot.incidents import service
@@ -53,7 +53,7 @@ async def set_start(session: AsyncSession, *, incident: Incident, at: datetime, 
     await session.exec(
         update(Incident).where(col(Incident.id) == incident.id).values(impact_started_at=at, updated_at=now)
     )
-    detect = max(incident.declared_at - at, timedelta(0))
+    detect = max(elapsed(at, incident.declared_at), timedelta(0))  # as the post-mortem counts it
     await timeline.add(
         session,
         incident_id=incident.id,

@@ -166,3 +166,20 @@ async def test_started_at_a_clock_time_the_day_after_the_resolve_means_the_incid
     said = f"impact started at {slack_date(T0 - timedelta(minutes=15))}; time to detect 15m 00s"
     assert said in bot.last_reply(), bot.last_reply()
     assert (await bot.incident(incident.id or 0)).impact_started_at == T0 - timedelta(minutes=15)
+
+
+async def test_the_correction_on_the_timeline_says_the_time_to_detect_the_post_mortem_does(
+    bot: BotHarness, clock: FakeClock
+) -> None:
+    """Declared at 09:00:00.3, `-15m` at 09:10:00.6 is 08:55:00.6: 5m 00s between the times as shown, as the
+    reply and the key metrics say, and so the key timeline's line too (not 4m 59s)."""
+    clock.set(T0 + timedelta(microseconds=300_000))
+    incident = await bot.declare("P1 Checkout is down")
+    channel = incident.channel_id or ""
+    clock.set(T0 + timedelta(minutes=10, microseconds=600_000))
+    await bot.command("started -15m", channel=channel)
+    assert "time to detect 5m 00s" in bot.last_reply()
+    await bot.command("resolve rolled back", channel=channel)
+    text = latest_postmortem(bot)
+    assert "- Time to detect (impact start to declaration): 5m 00s\n" in text
+    assert "impact start set to 2026-11-20 08:55:00 UTC (time to detect 5m 00s)" in text
