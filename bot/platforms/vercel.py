@@ -14,6 +14,12 @@
   lookup carries only with `?rollbackInfo=true`. Absent, it means "not known yet", never success.
 - a redeploy is live only once `targets.production` is it: while the project is rolled back
   (`lastRollbackTarget`), Vercel points production at no new deployment, so it ends not live.
+- READY only says the build succeeded. Whether a deployment ever served production is read from the
+  fields both the list and the lookup carry: `readySubstate` (STAGED "never seen production traffic",
+  PROMOTED "has seen production traffic"), else `aliasError` (aliasing it failed), `aliasAssigned:
+  false` or `isRollbackCandidate: false`. One that never served is never a default rollback target;
+  a field left out says nothing, so an answer without them keeps every READY deployment a target.
+  Vercel documents no time a deployment stopped serving, so `live_until` stays unknown.
 
 `teamId` comes from the service's `vercel.team_id` or `VERCEL_TEAM_ID`; personal accounts have
 none and the parameter is then left out.
@@ -23,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 from urllib.parse import quote
 
@@ -305,11 +312,36 @@ def _deployment(item: dict[str, Any]) -> Deployment:
         url=url,
         can_rollback=status is DeployStatus.SUCCESS and production,
         meta=meta,
+        doubt=_never_served(item) if status is DeployStatus.SUCCESS and production else "",
     )
+
+
+def _never_served(item: dict[str, Any]) -> str:
+    """Why a READY production deployment is known never to have served production, or "".
+
+    READY is only a finished build: one deployed without the production domain (skip-domain, staged
+    for a later promote) or whose alias failed looks the same. Vercel's `readySubstate` says it best
+    (PROMOTED: has seen production traffic); without it, an alias error or an explicit `false` does.
+    A missing or null field says nothing: an older answer must not cost the rollback its targets.
+    """
+    substate = str(item.get("readySubstate") or "").upper()
+    if substate in ("PROMOTED", "ROLLING"):
+        return ""
+    if substate == "STAGED":
+        return "it never served production traffic (Vercel lists it as staged, never promoted)"
+    error = item.get("aliasError")
+    if isinstance(error, dict) and error:
+        detail = error.get("message") or error.get("code") or "no detail given"
+        return f"assigning it the production domain failed ({detail})"
+    if item.get("aliasAssigned") is False:
+        return "it was never assigned the production domain"
+    if item.get("isRollbackCandidate") is False:
+        return "Vercel does not offer it for instant rollback (only deployments that served production are)"
+    return ""
 
 
 def _with_status(deployment: Deployment, status: DeployStatus, *, alias_job: str, note: str = "") -> Deployment:
     meta = {**deployment.meta, "alias_job": alias_job} if alias_job else deployment.meta
     if note:
         meta = {**meta, "note": note}
-    return Deployment(deployment.id, status, deployment.created_at, deployment.url, deployment.can_rollback, meta)
+    return replace(deployment, status=status, meta=meta)

@@ -8,6 +8,10 @@ Routes: `GET /v6/deployments`, `GET /v13/deployments/{id}`, `POST /v13/deploymen
 As Vercel does, the project carries `lastAliasRequest` only when asked with `?rollbackInfo=true`,
 and rollback/promote take a JSON body (the vendor's CLI sends `{}` and marks it required).
 `skip_next_alias()` makes the next alias job end `skipped` (a newer alias change superseded it).
+Deployments carry what Vercel documents about serving production: `readySubstate` (READY only:
+PROMOTED once production pointed at it, else STAGED), `isRollbackCandidate`, `aliasAssigned` (when,
+in ms; `false` before) and `aliasError`. `seed(staged=…, alias_failed=…)` makes some that never
+served; `left_out` names fields to leave out of every answer (an older API version's answer).
 """
 
 from __future__ import annotations
@@ -46,6 +50,7 @@ class FakeVercel(FakePlatform):
         self.last_alias_request: dict[str, Any] | None = None
         self.rolled_back = False
         self.page_cap = 100  # deployments listed at once at most, whatever `limit` asks: more need `until`
+        self.left_out: set[str] = set()  # fields left out of every deployment in an answer
         self._alias_steps: list[str] = []
         self._skip_next = False
         self._ids = itertools.count(1)
@@ -63,12 +68,27 @@ class FakeVercel(FakePlatform):
 
     # --- control surface ----------------------------------------------------------------------------
 
-    def seed(self, versions: list[str], *, states: list[str] | None = None) -> None:
+    def seed(
+        self,
+        versions: list[str],
+        *,
+        states: list[str] | None = None,
+        staged: tuple[str, ...] = (),
+        alias_failed: tuple[str, ...] = (),
+    ) -> None:
+        """Each READY one served production in turn, but those `staged` (deployed without the domain) or
+        `alias_failed` (its alias assignment failed), which never did."""
         for index, version in enumerate(versions):
             state = states[index] if states else "READY"
-            self.deployments.insert(0, self._new(version, state, self.SEEDED_FROM + timedelta(hours=index)))
-        ready = [d for d in self.deployments if d["readyState"] == "READY"]
-        self.production_id = ready[0]["uid"] if ready else None
+            created = self.SEEDED_FROM + timedelta(hours=index)
+            deployment = self._new(version, state, created)
+            if version in alias_failed:
+                deployment["_alias_error"] = {"code": "alias_failed", "message": f"could not assign {version}"}
+            elif state == "READY" and version not in staged:
+                self._mark_served(deployment, created + timedelta(minutes=5))
+            self.deployments.insert(0, deployment)
+        served = [d for d in self.deployments if d["_assigned_at"]]
+        self.production_id = served[0]["uid"] if served else None
 
     def skip_next_alias(self) -> None:
         self._skip_next = True
@@ -93,7 +113,26 @@ class FakeVercel(FakePlatform):
             "target": "production",
             "meta": {"githubCommitMessage": version, "githubCommitSha": f"sha{uid[4:]}"},
             "_pending": pending or [],
+            "_assigned_at": None,  # when production first pointed at it (ms)
+            "_alias_error": None,
         }
+
+    def _mark_served(self, deployment: dict[str, Any], when: datetime | None = None) -> None:
+        if not deployment["_assigned_at"]:
+            deployment["_assigned_at"] = _ms(when or datetime.now(UTC))
+
+    def _served(self, d: dict[str, Any], *, lookup: bool = False) -> dict[str, Any]:
+        """The documented fields about serving production, less those `left_out`. The list's
+        `aliasAssigned` is a time (or `false`); the lookup's is a boolean, with `aliasAssignedAt`."""
+        promoted = bool(d["_assigned_at"]) or d["uid"] == self.production_id
+        fields: dict[str, Any] = {
+            "aliasAssigned": promoted if lookup else (d["_assigned_at"] or promoted),
+            "aliasError": d["_alias_error"],
+            "isRollbackCandidate": promoted and d["readyState"] == "READY" and d["target"] == "production",
+        }
+        if d["readyState"] == "READY":
+            fields["readySubstate"] = "PROMOTED" if promoted else "STAGED"
+        return {k: v for k, v in fields.items() if k not in self.left_out}
 
     def _by_id(self, deployment_id: str | None) -> dict[str, Any] | None:
         return next((d for d in self.deployments if d["uid"] == deployment_id), None)
@@ -110,6 +149,7 @@ class FakeVercel(FakePlatform):
             "target": d["target"],
             "meta": d["meta"],
             "creator": {"uid": "usr_1", "username": "ci"},
+            **self._served(d),
         }
 
     def _full(self, d: dict[str, Any]) -> dict[str, Any]:
@@ -123,6 +163,8 @@ class FakeVercel(FakePlatform):
             "target": d["target"],
             "meta": d["meta"],
             "projectId": self.project_id,
+            "aliasAssignedAt": d["_assigned_at"],
+            **self._served(d, lookup=True),
         }
 
     # --- checks shared by every route ---------------------------------------------------------------
@@ -179,6 +221,7 @@ class FakeVercel(FakePlatform):
             found["readyState"] = found["_pending"].pop(0)
             if found["readyState"] == "READY" and found["target"] == "production" and not self.rolled_back:
                 self.production_id = found["uid"]  # auto-assigned production alias
+                self._mark_served(found)
         return web.json_response(self._full(found))
 
     async def _create(self, request: web.Request) -> web.Response:
@@ -256,6 +299,8 @@ class FakeVercel(FakePlatform):
             job["jobStatus"] = self._alias_steps.pop(0)
             if job["jobStatus"] == "succeeded":
                 self.production_id = job["toDeploymentId"]
+                if (moved := self._by_id(self.production_id)) is not None:
+                    self._mark_served(moved)
                 self.rolled_back = job["type"] == "rollback"
         live = self._by_id(self.production_id)
         return web.json_response(

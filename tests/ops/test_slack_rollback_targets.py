@@ -92,3 +92,62 @@ async def test_a_kubernetes_rollback_skips_a_revision_whose_pods_never_became_av
     assert "from 3 to 1" in stack.last_response()["text"], stack.last_response()["text"]
     await stack.bot.command("api 2", command="/rollback", user="U0LEAD")
     assert "none of its 1 pods became available" in stack.raw()
+
+
+# --- Vercel: READY is a finished build, not a deployment that served production ----------------------
+
+
+def _vercel_with_a_staged_build(stack: Stack, *, alias_failed: bool = False) -> None:
+    """v1 served production, v2 was built but never did (staged, or its alias failed), v3 is live."""
+    stack.vercel.deployments.clear()
+    if alias_failed:
+        stack.vercel.seed(["v1", "v2", "v3"], alias_failed=("v2",))
+    else:
+        stack.vercel.seed(["v1", "v2", "v3"], staged=("v2",))
+
+
+async def test_a_vercel_rollback_skips_a_deployment_that_never_served_production(stack: Stack) -> None:
+    """v2 was deployed without the production domain (staged, never promoted): READY like any other
+    production deployment, it was the default target, a build nobody had ever seen serve."""
+    _vercel_with_a_staged_build(stack)
+    await stack.bot.command("web", command="/rollback", user="U0LEAD")
+
+    assert f"*Roll back to*\\n`{stack.vercel.id_of('v1')}`" in stack.raw(), stack.bot.last_reply()
+    await stack.bot.click("ops_confirm", stack.button_value("ops_confirm"), user="U0LEAD")
+    assert stack.vercel.live_version() == "v1"
+
+    await stack.bot.command("web", command="/status")
+    [line] = [line for line in stack.raw().split("\\n") if stack.vercel.id_of("v2") in line]
+    assert "never served production traffic" in line, line
+
+
+async def test_a_vercel_deployment_whose_alias_failed_is_no_default_target(stack: Stack) -> None:
+    """Without `readySubstate` in the answer, the alias error Vercel keeps on the deployment says it."""
+    _vercel_with_a_staged_build(stack, alias_failed=True)
+    stack.vercel.left_out = {"readySubstate"}
+    await stack.bot.command("web", command="/rollback", user="U0LEAD")
+
+    assert f"*Roll back to*\\n`{stack.vercel.id_of('v1')}`" in stack.raw(), stack.bot.last_reply()
+    await stack.bot.command("web", command="/status")
+    [line] = [line for line in stack.raw().split("\\n") if stack.vercel.id_of("v2") in line]
+    assert "assigning it the production domain failed (could not assign v2)" in line, line
+
+
+async def test_a_vercel_deployment_that_never_served_can_be_picked_by_id_with_that_said(stack: Stack) -> None:
+    _vercel_with_a_staged_build(stack)
+    await stack.bot.command(f"web {stack.vercel.id_of('v2')}", command="/rollback", user="U0LEAD")
+
+    assert "not known to have run healthily: it never served production traffic" in stack.raw()
+    await stack.bot.click("ops_confirm", stack.button_value("ops_confirm"), user="U0LEAD")
+    assert stack.vercel.live_version() == "v2"
+
+
+async def test_a_vercel_answer_without_those_fields_keeps_the_rollback_as_it_was(stack: Stack) -> None:
+    """An answer without the documented fields says nothing of how a deployment served: the newest
+    READY one before the live one stays the default, as before."""
+    _vercel_with_a_staged_build(stack)
+    stack.vercel.left_out = {"readySubstate", "isRollbackCandidate", "aliasAssigned", "aliasError"}
+    await stack.bot.command("web", command="/rollback", user="U0LEAD")
+
+    assert f"*Roll back to*\\n`{stack.vercel.id_of('v2')}`" in stack.raw(), stack.bot.last_reply()
+    assert "not known to have run healthily" not in stack.raw()
