@@ -30,7 +30,18 @@ Response: 2xx with JSON. `current`, `restart`, `rollback` and `status` answer
                     "created_at": "<ISO 8601>", "url": "...", "can_rollback": true, "meta": {...}}}
 
 (`{"deployment": null}` when nothing is live; the object may also be the whole body), and `list`
-answers `{"deployments": [...]}`, newest first. restart/rollback answer as soon as the work
+answers `{"deployments": [...]}`, newest first. Optional, in any deployment object:
+
+    "healthy": false,                      # a JSON boolean: it did not run healthily while live
+    "unhealthy_reason": "crash-looped",    # why, shown to the person choosing (with healthy: false)
+    "replaced_at": "<ISO 8601>"            # when it stopped being live (replaced)
+
+A deployment with `healthy: false` is never the default rollback target (/rollback takes the
+newest earlier one without it); it can still be picked by ID, and /status and the confirmation say
+why. `replaced_at` is shown in the confirmation as "Live from <created_at> until <replaced_at>".
+Left out (or `healthy` not a boolean, `replaced_at` not a time), nothing is assumed: any
+`can_rollback` deployment may be the default, and the confirmation says the receiver does not
+say until when. restart/rollback answer as soon as the work
 is queued; the bot then asks `status` every few seconds until a final status. A 2xx to them
 whose body names no deployment is taken as "queued, outcome unknown", never as a refusal.
 
@@ -219,4 +230,21 @@ def _deployment(item: dict[str, Any]) -> Deployment:
         url=item.get("url") if isinstance(item.get("url"), str) else None,
         can_rollback=bool(item.get("can_rollback", False)),
         meta={**meta, "platform_status": raw},
+        doubt=_unhealthy(item),
+        live_until=parse_time(item.get("replaced_at")),
     )
+
+
+def _unhealthy(item: dict[str, Any]) -> str:
+    """Why the receiver says the deployment did not run healthily, or "" when it does not say so.
+
+    Only a JSON `false` counts: a receiver that leaves the field out, or sends something else,
+    has said nothing, and its deployments stay default targets as before.
+    """
+    if item.get("healthy") is not False:
+        return ""
+    reason = item.get("unhealthy_reason")
+    if isinstance(reason, str) and reason.strip():
+        text = " ".join(reason.split())
+        return text if len(text) <= 200 else text[:199] + "…"
+    return "the deploy webhook reports it did not run healthily"

@@ -204,6 +204,12 @@ class FakePlatform(FakeServer):
 # --- the webhook receiver --------------------------------------------------------------------------
 
 SECRET = "webhook-test-secret"
+
+
+def _iso(when: datetime) -> str:
+    return when.isoformat().replace("+00:00", "Z")
+
+
 _FINAL = {"success", "failed", "cancelled"}
 
 
@@ -230,10 +236,27 @@ class FakeWebhook(FakePlatform):
     # --- the uniform control surface of the platform fakes --------------------------------------
 
     def seed(self, versions: list[str]) -> None:
+        """One deployment an hour, each replaced by the next (`replaced_at`), the last one live."""
         for index, version in enumerate(versions):
             live = index == len(versions) - 1
             created = self.SEEDED_FROM + timedelta(hours=index)
-            self.deployments.insert(0, self._new(version, "success" if live else "removed", created))
+            deployment = self._new(version, "success" if live else "removed", created)
+            if not live:
+                deployment["replaced_at"] = _iso(created + timedelta(hours=1))
+            self.deployments.insert(0, deployment)
+
+    def report_unhealthy(self, version: str, reason: str | None = None) -> None:
+        """The receiver says `version` did not run healthily (`healthy: false`, with `unhealthy_reason`)."""
+        deployment = next(d for d in self.deployments if d["meta"]["version"] == version)
+        deployment["healthy"] = False
+        if reason is not None:
+            deployment["unhealthy_reason"] = reason
+
+    def forget_health(self) -> None:
+        """A receiver that implements only the required fields: no `healthy`, `unhealthy_reason` or `replaced_at`."""
+        for deployment in self.deployments:
+            for key in ("healthy", "unhealthy_reason", "replaced_at"):
+                deployment.pop(key, None)
 
     def live_version(self) -> str | None:
         live = self._live()
@@ -248,7 +271,7 @@ class FakeWebhook(FakePlatform):
         return {
             "id": f"hook-{next(self._ids):04d}",
             "status": status,
-            "created_at": created.isoformat().replace("+00:00", "Z"),
+            "created_at": _iso(created),
             "url": f"https://{self.service}.example.com",
             "can_rollback": status in ("success", "removed"),
             "meta": {"version": version},
@@ -266,6 +289,7 @@ class FakeWebhook(FakePlatform):
             for other in self.deployments:
                 if other is not deployment and other["status"] == "success":
                     other["status"] = "removed"
+                    other["replaced_at"] = _iso(datetime.fromtimestamp(self.now(), UTC))
             deployment["can_rollback"] = True
 
     @staticmethod

@@ -151,3 +151,40 @@ async def test_a_vercel_answer_without_those_fields_keeps_the_rollback_as_it_was
 
     assert f"*Roll back to*\\n`{stack.vercel.id_of('v2')}`" in stack.raw(), stack.bot.last_reply()
     assert "not known to have run healthily" not in stack.raw()
+
+
+# --- the deploy webhook: the receiver says how a deployment ran and when it was replaced --------------
+
+
+async def test_a_webhook_rollback_skips_a_deployment_the_receiver_reports_unhealthy(stack: Stack) -> None:
+    """The receiver knows v2 crash-looped until v3 replaced it, and had no way to say so: v2 was the default."""
+    stack.webhook.report_unhealthy("v2", "crash-looped until it was replaced")
+    await stack.bot.command("billing", command="/rollback", user="U0LEAD")
+
+    assert f"*Roll back to*\\n`{stack.webhook.id_of('v1')}`" in stack.raw(), stack.bot.last_reply()
+    await stack.bot.command(f"billing {stack.webhook.id_of('v2')}", command="/rollback", user="U0LEAD")
+    assert "not known to have run healthily: crash-looped until it was replaced" in stack.raw()
+
+    stack.webhook.report_unhealthy("v1")  # no reason given
+    await stack.bot.command("billing", command="/status")
+    [line] = [line for line in stack.raw().split("\\n") if stack.webhook.id_of("v1") in line]
+    assert "the deploy webhook reports it did not run healthily" in line, line
+
+
+async def test_the_webhook_rollback_confirmation_says_when_the_target_was_replaced(stack: Stack) -> None:
+    await stack.bot.command("billing", command="/rollback", user="U0LEAD")
+
+    confirmation = stack.raw()
+    # v2 was created at SEEDED_FROM + 1 h and replaced when v3 went live, an hour later.
+    born, replaced = stack.webhook.SEEDED_FROM.timestamp() + 3600, stack.webhook.SEEDED_FROM.timestamp() + 7200
+    assert f"Live from <!date^{int(born)}^" in confirmation, confirmation
+    assert f"until <!date^{int(replaced)}^" in confirmation, confirmation
+
+
+async def test_a_receiver_without_the_optional_fields_keeps_the_rollback_as_it_was(stack: Stack) -> None:
+    stack.webhook.forget_health()
+    await stack.bot.command("billing", command="/rollback", user="U0LEAD")
+
+    assert f"*Roll back to*\\n`{stack.webhook.id_of('v2')}`" in stack.raw(), stack.bot.last_reply()
+    assert "until when, deploy webhook does not say" in stack.raw(), stack.raw()
+    assert "not known to have run healthily" not in stack.raw()

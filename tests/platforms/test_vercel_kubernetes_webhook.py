@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -308,3 +308,18 @@ async def test_webhook_receiver_refuses_a_stale_timestamp(http: httpx.AsyncClien
         client = client_for("webhook", fake, http, clock=clock)
         with pytest.raises(PlatformAuthError):
             await client.current_deployment()
+
+
+async def test_webhook_optional_health_fields_count_only_when_well_formed(http: httpx.AsyncClient) -> None:
+    """`healthy` must be a JSON false and `replaced_at` a time; anything else says nothing."""
+    async with FakeWebhook() as fake:
+        fake.seed(["v1", "v2", "v3"])
+        v1, v2 = (next(d for d in fake.deployments if d["meta"]["version"] == v) for v in ("v1", "v2"))
+        v2.update(healthy="false", replaced_at="soon")  # a string, and not a time
+        v1.update(healthy=False, unhealthy_reason="  OOM-killed\n every few minutes ")
+        client = client_for("webhook", fake, http)
+        deployments = {d.id: d for d in await client.list_deployments()}
+
+        assert deployments[fake.id_of("v2")].doubt == "" and deployments[fake.id_of("v2")].live_until is None
+        assert deployments[fake.id_of("v1")].doubt == "OOM-killed every few minutes"
+        assert deployments[fake.id_of("v1")].live_until == fake.SEEDED_FROM + timedelta(hours=1)
