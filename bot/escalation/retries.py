@@ -3,7 +3,8 @@ for another attempt after a back-off (30 s, then 60 s), and after `max_attempts`
 recorded (timeline) instead of retrying for ever.
 
 A retry after an attempt whose outcome is unknown (`exceptions.unanswered`: the answer lost, a crash)
-first looks for that attempt's post (`posted_before`): Slack may have posted it.
+first looks for that attempt's post (`posted_before`): Slack may have posted it. The last attempt allowed,
+when its own outcome is unknown, looks once more before it is given up (`posted_after_all`).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Generic, TypeVar
 from bot.escalation import leases
 from bot.escalation.models import Page, Reminder
 from bot.escalation.runtime import Runtime
-from bot.exceptions import ChatError
+from bot.exceptions import ChatError, unanswered
 
 log = logging.getLogger(__name__)
 T = TypeVar("T", Page, Reminder)
@@ -35,6 +36,16 @@ async def posted_before(look: Awaitable[bool], what: str) -> bool:
     return found
 
 
+async def posted_after_all(code: str | None, look: Callable[[], Awaitable[bool]], what: str) -> bool:
+    """Whether the last attempt allowed, which heard no answer of Slack's (`code` as `unanswered` reads it),
+    posted `what` after all: else it is given up, and the timeline would say it failed though it arrived.
+    After an answer of Slack's own nothing was posted, so nothing is looked for. Pages, reminders and the
+    status page's reminders to publish share it, as they share `posted_before`."""
+    if not unanswered(code):
+        return False
+    return await posted_before(look(), what)
+
+
 class Sender(Generic[T]):
     """Claim → deliver → finish for one kind of row; subclasses say how a failure is recorded."""
 
@@ -43,6 +54,14 @@ class Sender(Generic[T]):
 
     async def record_failure(self, row: T, token: str, *, error: str) -> None:
         raise NotImplementedError
+
+    async def posted_on_last(
+        self, attempts: int, code: str | None, look: Callable[[], Awaitable[bool]], what: str
+    ) -> bool:
+        """On the last attempt allowed only (`attempts`: the row's so far, this one included): whether Slack
+        posted `what` though its answer was lost (`posted_after_all`); found, the caller records it as sent,
+        as a retry that finds it does."""
+        return attempts >= self.rt.max_attempts and await posted_after_all(code, look, what)
 
     async def deliver(self, row: T, token: str, deliver: Callable[[T, str], Awaitable[bool]]) -> bool:
         """Deliver a claimed row; an unexpected error releases it for a retry (bounded)."""

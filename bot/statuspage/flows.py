@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 from typing import TYPE_CHECKING
 
 from sqlmodel import col, select
@@ -16,7 +17,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.clock import utc
 from bot.config import Severity
-from bot.escalation.retries import posted_before
+from bot.escalation.retries import posted_after_all, posted_before
 from bot.exceptions import ChatError, InvalidState, UsageError, unanswered
 from bot.incidents import access
 from bot.incidents import service as incidents
@@ -248,8 +249,9 @@ async def send_reminder(deps: Deps, *, reminder_id: int) -> bool:
 
     The post names the reminder (message metadata): a retry after an attempt whose outcome is unknown (the
     answer lost, `fatal_error`, a crash before it was recorded) looks for it in the channel first and records
-    it when found, as escalation's reminders do (`bot/escalation/leases.py`). After an answer of Slack's own
-    it does not look: nothing was posted."""
+    it when found, as escalation's reminders do (`bot/escalation/leases.py`); so does the last attempt, when
+    its own answer was lost, before giving up. After an answer of Slack's own it does not look: nothing was
+    posted."""
     token = timers.new_token()
     now = deps.clock.now()
     claimed = await _claim_reminder(deps, reminder_id=reminder_id, token=token, now=now)
@@ -301,12 +303,18 @@ async def _post_once(deps: Deps, *, row: PublicReminder, token: str, incident: I
         # This attempt's outcome is unknown until recorded: a crash during it must leave no answer of Slack's.
         async with deps.db.session() as session:
             await timers.forget_error(session, model=PublicReminder, row_id=row.id or 0, token=token)
-    if row.attempts > 1 and unanswered(last):
-        look = chat.reminder_posted(incident=incident, reminder_id=row.id or 0, since=utc(row.due_at))
-        if await posted_before(look, f"reminder to publish {row.id} of {incident.ref}"):
-            return True
+    look = partial(chat.reminder_posted, incident=incident, reminder_id=row.id or 0, since=utc(row.due_at))
+    what = f"reminder to publish {row.id} of {incident.ref}"
+    if row.attempts > 1 and unanswered(last) and await posted_before(look(), what):
+        return True
     mention = [u for u in (incident.comms or incident.commander,) if u]
-    return await chat.post_reminder(incident=incident, since=since, mention=mention, reminder_id=row.id or 0)
+    try:
+        return await chat.post_reminder(incident=incident, since=since, mention=mention, reminder_id=row.id or 0)
+    except ChatError as exc:
+        # The last attempt, its answer lost: Slack may have posted it. Found, it is sent, not given up.
+        if row.attempts < REMINDER_ATTEMPTS or not await posted_after_all(exc.code or str(exc), look, what):
+            raise
+        return True
 
 
 async def _reminded(deps: Deps, *, row: PublicReminder, token: str, now: datetime) -> bool:

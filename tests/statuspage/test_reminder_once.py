@@ -1,5 +1,5 @@
-"""A reminder to publish Slack posted but whose answer was lost is found in the channel, not posted again; one
-Slack refused is posted again without looking."""
+"""A reminder to publish Slack posted but whose answer was lost is found in the channel, not posted again (on the
+last attempt too: recorded, not given up); one Slack refused is posted again, or given up, without looking."""
 
 from __future__ import annotations
 
@@ -160,3 +160,51 @@ async def test_a_reminder_moved_by_a_publish_is_posted_on_time_without_looking_f
     await page_of(bot).sweep()
     assert len(reminders(bot, channel)) == 1 and await rows(bot) == [(0, True), (1, False)]
     assert looks(bot, channel) == []
+
+
+async def to_the_last_attempt(bot: BotHarness, clock: FakeClock, last: Callable[[FakeSlack], None]) -> str:
+    """Slack refuses the first two attempts itself (nothing to look for); `last` befalls the third, the last."""
+    channel = await due(bot, clock)
+    bot.fake.fail("chat.postMessage", "service_unavailable")
+    await page_of(bot).sweep()
+    bot.fake.fail("chat.postMessage", "service_unavailable")
+    await retry(bot, clock)
+    assert looks(bot, channel) == [] and await rows(bot) == [(0, False)]
+    last(bot.fake)
+    await retry(bot, clock)
+    return channel
+
+
+async def test_a_last_attempt_slack_posted_but_whose_answer_was_lost_is_recorded_not_given_up(
+    sbot: BotHarness, clock: FakeClock
+) -> None:
+    bot = sbot
+    channel = await to_the_last_attempt(bot, clock, lambda fake: fake.disconnect("chat.postMessage", acted=True))
+    assert len(reminders(bot, channel)) == 1
+    (looked,) = looks(bot, channel)
+    assert looked.args["include_all_metadata"] is True
+    async with bot.deps.db.session() as session:
+        first, _ = await service.reminders(session, incident_id=1)
+    assert first.sent_at is not None and first.cancelled_at is None and first.attempts == 3
+    assert len([e for e in await bot.timeline(1) if "Reminded the channel to publish" in e.text]) == 1
+
+
+@pytest.mark.parametrize(
+    ("fault", "looked", "code"),
+    [
+        (lambda fake: fake.disconnect("chat.postMessage", count=2), 1, "unreachable"),
+        (lambda fake: fake.fail("chat.postMessage", "service_unavailable"), 0, "service_unavailable"),
+    ],
+    ids=["not_posted", "slack_refused"],
+)
+async def test_a_last_attempt_slack_did_not_post_is_given_up(
+    sbot: BotHarness, clock: FakeClock, fault: Callable[[FakeSlack], None], looked: int, code: str
+) -> None:
+    bot = sbot
+    channel = await to_the_last_attempt(bot, clock, fault)
+    assert reminders(bot, channel) == []
+    assert len(looks(bot, channel)) == looked
+    async with bot.deps.db.session() as session:
+        first, _ = await service.reminders(session, incident_id=1)
+    assert first.sent_at is None and first.cancel_reason == f"gave up after 3 attempts: {code}"
+    assert not [e for e in await bot.timeline(1) if "Reminded the channel to publish" in e.text]

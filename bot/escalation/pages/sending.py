@@ -9,8 +9,9 @@ A page DM that fails for a transient reason (Slack 5xx, unreachable, throttled) 
 page is released for a retry after a back-off (30 s, then 60 s) that DMs only the people not yet
 reached, and is recorded as sent after the attempt that reaches them, or after `max_attempts`
 with the rest under `failed`. Where the last attempt heard no answer of Slack's (`unanswered`), the
-retry first looks for the page in the DM (`Pager.page_dm_posted`): Slack may have posted it. A
-permanent error (`user_not_found`, ...) is final at once and reported in the channel.
+retry first looks for the page in the DM (`Pager.page_dm_posted`): Slack may have posted it; so does
+the last attempt, after a DM that heard no answer, before giving that person up. A permanent error
+(`user_not_found`, ...) is final at once and reported in the channel.
 
 A page has two halves. Its DMs go out as soon as it is due, whatever else is going on (one
 incident's pages in order). Its channel half (invite, mention) and its record wait for their
@@ -279,6 +280,8 @@ class PageSender(Sender[Page]):
             else:
                 note = replace(message, paged_at_level=earlier.get(row.recipient))
                 state, error = await self._dm(row.recipient, incident, note)
+                if state == TargetState.PENDING and await self._posted_on_last(attempt, row, message, error):
+                    state, error = TargetState.SENT, None
             await self.rt.writes.record(DmOutcome(row.id, token, state, error))
             row.state, row.error, row.claim_expires_at = state, error, None
             if state == TargetState.SENT:
@@ -301,6 +304,11 @@ class PageSender(Sender[Page]):
     async def _posted_before(self, row: PageTarget, message: PageMessage) -> bool:
         look = self.rt.pager.page_dm_posted(user=row.recipient, page=message, since=utc(row.created_at))
         return await posted_before(look, f"page {message.page_id} DM to {row.recipient}")
+
+    async def _posted_on_last(self, attempt: Attempt, row: PageTarget, message: PageMessage, error: str | None) -> bool:
+        """The page's last attempt lost the DM's answer: found in the DM, it is sent, not given up."""
+        look = partial(self.rt.pager.page_dm_posted, user=row.recipient, page=message, since=utc(row.created_at))
+        return await self.posted_on_last(attempt.number, error, look, f"page {message.page_id} DM to {row.recipient}")
 
     async def _dm(self, user: str, incident: Incident, message: PageMessage) -> tuple[TargetState, str | None]:
         """One page DM: SENT, FAILED for good (`user_not_found`, ...) or PENDING (try again later)."""

@@ -6,13 +6,15 @@ post-mortem is finished or the incident reopened.
 
 A reminder's post carries its id (message metadata): a retry after an attempt whose outcome is unknown
 (the answer lost, `fatal_error`, a crash before it was recorded) looks for it first and records it
-when found (`retries.posted_before`), as a page's DM is.
+when found (`retries.posted_before`), as a page's DM is; so does the last attempt, when its own answer was
+lost, before giving up (`Sender.posted_on_last`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -98,11 +100,17 @@ class ReminderSender(Sender[Reminder]):
             # This attempt's outcome is unknown until recorded: a crash during it must leave no answer of Slack's.
             async with self.rt.db.session() as session:
                 await leases.forget_error(session, model=Reminder, row_id=reminder.id or 0, token=token)
-        if reminder.attempts > 1 and unanswered(last.removeprefix(_NOT_POSTED) if last else None):
-            look = self.rt.pager.reminder_posted(incident=incident, reminder=message, since=utc(reminder.due_at))
-            if await posted_before(look, f"reminder {reminder.id} of {incident.ref}"):
-                return
-        await self.rt.pager.post_reminder(incident=incident, reminder=message)
+        look = partial(self.rt.pager.reminder_posted, incident=incident, reminder=message, since=utc(reminder.due_at))
+        what = f"reminder {reminder.id} of {incident.ref}"
+        lost = unanswered(last.removeprefix(_NOT_POSTED) if last else None)
+        if reminder.attempts > 1 and lost and await posted_before(look(), what):
+            return
+        try:
+            await self.rt.pager.post_reminder(incident=incident, reminder=message)
+        except ChatError as exc:
+            # The last attempt, its answer lost: Slack may have posted it. Found, it is sent, not given up.
+            if not await self.posted_on_last(reminder.attempts, exc.code or str(exc), look, what):
+                raise
 
     async def _verdict(
         self, session: AsyncSession, reminder: Reminder, incident: Incident | None, now: datetime
