@@ -17,8 +17,10 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.alerts.models import AlertGroup, AlertInstance, DeclareState
-from bot.alerts.service import get_group, instances, source_name
+from bot.alerts.service import get_group, instances
+from bot.alerts.state import source_name
 from bot.exceptions import InvalidState
+from bot.incidents import impact
 from bot.incidents.models import Incident, Status
 from bot.timeline import events
 from bot.timeline import service as timeline
@@ -110,21 +112,22 @@ async def link_incident(
     alerts = await instances(session, group_id=group_id)
     firing = [a for a in alerts if a.status == "firing"]
     names = sorted({a.labels.get("alertname", "alert") for a in alerts})
-    impact = (
-        await _impact_from_alerts(session, incident_id=incident_id, alerts=alerts) if how != "fingerprint" else None
-    )
+    # Every linked group counts, one linked by fingerprint too: its alerts may have started first.
+    moved = await impact.follow_alerts(session, incident_id=incident_id, alerts=alerts, now=now)
     verb = {"auto": "declared automatically from", "button": "declared from", "fingerprint": "linked to"}.get(
         how, "linked to"
     )
     text = f"{verb} {source_name(group.source)} alert {', '.join(names[:5])} ({len(firing)} firing)"
     if group.summary:
         text += f": {group.summary}"
+    moved_text = f"; {moved.text}" if moved is not None else ""  # the link's key event says the move
+    text = text[: 2000 - len(moved_text)] + moved_text
     await timeline.add(
         session,
         incident_id=incident_id,
         at=now,
         actor=actor or group.source,
-        text=text[:2000],
+        text=text,
         key=True,
         payload=events.AlertChanged(
             source=group.source,
@@ -134,34 +137,12 @@ async def link_incident(
             rule=group.rule,
             labels=group.common_labels,
             fingerprints=[a.fingerprint for a in alerts][:50],
-            impact_started_at=impact,
+            impact_started_at=moved.at if moved else None,
+            impact_previous=moved.previous if moved else None,
         ),
     )
     await session.commit()
     return group
-
-
-async def _impact_from_alerts(
-    session: AsyncSession, *, incident_id: int, alerts: Sequence[AlertInstance]
-) -> datetime | None:
-    """An incident declared from alerts started hurting when its earliest alert started, if before the declare.
-
-    Only while nobody has set it (`/incident started` wins), and only ever earlier than the declaration.
-    """
-    starts = [a.starts_at for a in alerts if a.starts_at is not None]
-    if not starts:
-        return None
-    earliest = min(starts)
-    result = await session.exec(
-        update(Incident)
-        .where(
-            col(Incident.id) == incident_id,
-            col(Incident.impact_started_at).is_(None),
-            col(Incident.declared_at) > earliest,
-        )
-        .values(impact_started_at=earliest)
-    )
-    return earliest if result.rowcount else None
 
 
 async def incident_for_fingerprints(session: AsyncSession, *, group_id: int, fingerprints: Sequence[str]) -> int | None:

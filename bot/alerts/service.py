@@ -11,7 +11,6 @@ Everything two deliveries (or two replicas) can race on is settled by the databa
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -24,18 +23,15 @@ from bot.alerts.models import AlertGroup, AlertInstance, DeclareState
 from bot.alerts.ordering import without_late_resolves
 from bot.alerts.payloads import Notification
 from bot.alerts.rules import Proposal, describe_rule
+from bot.alerts.state import GroupState, describe_change, group_state
 from bot.db import upsert_insert
 from bot.exceptions import NotFound
+from bot.incidents import impact
 from bot.incidents.models import Incident, Status
 from bot.timeline import events
 from bot.timeline import service as timeline
 
-SOURCE_NAMES = {"alertmanager": "Alertmanager", "grafana": "Grafana"}
 MAX_OPTIMISTIC_TRIES = 20
-
-
-def source_name(source: str) -> str:
-    return SOURCE_NAMES.get(source, source)
 
 
 @dataclass(frozen=True)
@@ -73,53 +69,6 @@ async def _incident_open(session: AsyncSession, incident_id: int | None) -> bool
     result = await session.exec(select(Incident.status).where(Incident.id == incident_id))
     status = result.first()
     return status is not None and status != Status.RESOLVED
-
-
-@dataclass(frozen=True)
-class GroupState:
-    """The group after a delivery: what the delivery says, or with a partial one, what all its alerts say."""
-
-    status: str
-    firing: int
-    resolved: int
-    firing_total: int
-    common_labels: dict[str, str]
-
-
-def group_state(note: Notification, stored: Sequence[AlertInstance]) -> GroupState:
-    """A partial delivery names one alert of the group: the group fires while any of its alerts does."""
-    if not note.partial:
-        firing = len(note.firing)
-        return GroupState(note.status, firing, len(note.alerts) - firing, note.firing_total, note.common_labels)
-    delivered = {a.fingerprint for a in note.alerts}
-    cleared = set(note.clears) if note.status == "resolved" else set()
-    every = [(a.status, a.labels) for a in note.alerts] + [
-        ("resolved" if i.fingerprint in cleared else i.status, i.labels)
-        for i in stored
-        if i.fingerprint not in delivered
-    ]
-    firing = sum(1 for status, _ in every if status == "firing")
-    common = set(note.common_labels.items())
-    for _, labels in every:
-        common &= set(labels.items())
-    status = "firing" if firing else "resolved"
-    return GroupState(status, firing, len(every) - firing, firing, dict(sorted(common)))
-
-
-def describe_change(
-    note: Notification, state: GroupState, *, new_firing: Sequence[str], newly_resolved: Sequence[str]
-) -> str:
-    firing, resolved = state.firing, state.resolved
-    head = f"{source_name(note.source)}: {note.alertname or 'alert'} {state.status}"
-    counts = f"{firing} firing" + (f", {resolved} resolved" if resolved else "")
-    changes = []
-    if new_firing:
-        changes.append(f"{len(new_firing)} new")
-    if newly_resolved:
-        changes.append(f"{len(newly_resolved)} cleared")
-    detail = f" ({counts}{'; ' + ', '.join(changes) if changes else ''})"
-    summary = f": {note.summary}" if note.summary else ""
-    return (head + detail + summary)[:2000]
 
 
 async def ingest(session: AsyncSession, *, note: Notification, proposal: Proposal, now: datetime) -> IngestResult:
@@ -209,24 +158,58 @@ async def _apply(
     newly_resolved += await _clear_older(session, group_id=group_id, note=note, existing=existing, now=now)
     await _upsert_alerts(session, group_id=group_id, note=note, refired=set(new_firing), now=now)
     if incident_id is not None:
-        await timeline.add(
+        await _on_incident(
             session,
             incident_id=incident_id,
-            at=now,
-            actor=note.source,
-            text=describe_change(note, state, new_firing=new_firing, newly_resolved=newly_resolved),
-            key=state.status == "resolved" and old_status == "firing",
-            payload=events.AlertChanged(
-                source=note.source,
-                group_id=group_id,
-                status=state.status,
-                new=new_firing,
-                resolved=newly_resolved,
-                notification=values["notifications"],
-            ),
+            group_id=group_id,
+            note=note,
+            state=state,
+            was_firing=old_status == "firing",
+            new_firing=new_firing,
+            newly_resolved=newly_resolved,
+            notification=values["notifications"],
+            now=now,
         )
     await session.commit()
     return IngestResult(group_id=group_id, revision=values["revision"], incident_id=incident_id)
+
+
+async def _on_incident(
+    session: AsyncSession,
+    *,
+    incident_id: int,
+    group_id: int,
+    note: Notification,
+    state: GroupState,
+    was_firing: bool,
+    new_firing: list[str],
+    newly_resolved: list[str],
+    notification: int,
+    now: datetime,
+) -> None:
+    """The delivery on the linked incident's timeline, and the impact start moved earlier when one of its
+    alerts started earlier (Alertmanager's group_wait and group_interval bring late joiners)."""
+    await timeline.add(
+        session,
+        incident_id=incident_id,
+        at=now,
+        actor=note.source,
+        text=describe_change(note, state, new_firing=new_firing, newly_resolved=newly_resolved),
+        key=state.status == "resolved" and was_firing,
+        payload=events.AlertChanged(
+            source=note.source,
+            group_id=group_id,
+            status=state.status,
+            new=new_firing,
+            resolved=newly_resolved,
+            notification=notification,
+        ),
+    )
+    moved = await impact.follow_alerts(session, incident_id=incident_id, alerts=note.alerts, now=now)
+    if moved is not None:
+        await impact.note_move(
+            session, incident_id=incident_id, moved=moved, source=note.source, group_id=group_id, now=now
+        )
 
 
 async def _starts_episode(session: AsyncSession, *, group: AlertGroup, note: Notification) -> bool:

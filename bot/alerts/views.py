@@ -5,7 +5,7 @@ from __future__ import annotations
 from bot.alerts.models import AlertGroup, AlertInstance, DeclareState
 from bot.alerts.payloads import summary_of
 from bot.alerts.ports import AlertLine, AlertView, IncidentLink
-from bot.alerts.service import source_name
+from bot.alerts.state import source_name
 from bot.config import Severity
 from bot.incidents.models import Incident
 

@@ -1,29 +1,35 @@
 """When impact started, and so the time to detect (impact start → declared).
 
-An incident declared from alerts starts at its earliest alert (set when the alert group is linked,
-`bot.alerts.claims`); otherwise at its declaration, until someone corrects it with
-`/incident started <time>`. The correction is on the timeline (a key event) and works on resolved
-incidents too, since it is usually made while writing the post-mortem.
+An incident starts at the earliest `startsAt` of the alerts of every group linked to it, when that is
+before its declaration; otherwise at its declaration, until someone corrects it with
+`/incident started <time>`. The alerts move it only earlier, as they arrive (`follow_alerts`, called
+when a group is linked, `bot.alerts.claims`, and with each delivery on a linked group,
+`bot.alerts.service`), and only while the incident is open. A person's correction is the `impact`
+event on the timeline (`corrected`): once there is one, alerts never move the start again. The
+correction works on resolved incidents too, since it is usually made while writing the post-mortem.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Protocol
 
-from sqlalchemy import update
-from sqlmodel import col
+from sqlalchemy import exists, update
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.clock import elapsed, format_duration, utc_text
+from bot.clock import elapsed, format_duration, utc, utc_text
 from bot.deps import Deps
 from bot.exceptions import ChatError, UsageError
 from bot.incidents import service
-from bot.incidents.models import Incident
+from bot.incidents.models import Incident, Status
 from bot.incidents.ports import Notice
 from bot.timeline import events
 from bot.timeline import service as timeline
-from bot.timeline.models import Kind
+from bot.timeline.models import Kind, TimelineEvent
 
 log = logging.getLogger(__name__)
 
@@ -83,3 +89,107 @@ async def correct(deps: Deps, *, incident_id: int, at: datetime, actor: str) -> 
         except ChatError as exc:
             log.warning("%s: could not say the new impact start in the channel: %s", incident.ref, exc)
     return incident
+
+
+class Started(Protocol):
+    """An alert as stored or as delivered: when it started firing, and its labels (its name)."""
+
+    @property
+    def starts_at(self) -> datetime | None: ...
+
+    @property
+    def labels(self) -> Mapping[str, str]: ...
+
+
+@dataclass(frozen=True)
+class Moved:
+    """The impact start moved earlier by an alert: to `at` (when `alertname` started firing), from `previous`."""
+
+    at: datetime
+    previous: datetime | None  # None: it was the declaration
+    declared_at: datetime
+    alertname: str
+
+    @property
+    def text(self) -> str:
+        """The timeline's line: where the start went and why, with the time to detect before and after."""
+        detect = format_duration(elapsed(self.at, self.declared_at))
+        was = f"{utc_text(self.previous, '%H:%M:%S')}, " if self.previous is not None else "the declaration, "
+        before = max(elapsed(self.previous or self.declared_at, self.declared_at), timedelta(0))
+        return (
+            f"impact start moved earlier to {utc_text(self.at, '%Y-%m-%d %H:%M:%S')}, when {self.alertname} "
+            f"started firing (time to detect {detect}; it was {was}{format_duration(before)})"
+        )
+
+
+async def corrected(session: AsyncSession, *, incident_id: int) -> bool:
+    """Has a person set the impact start (`/incident started`)? Their word stands over the alerts'."""
+    person = exists().where(col(TimelineEvent.incident_id) == incident_id, col(TimelineEvent.kind) == Kind.IMPACT)
+    return bool((await session.exec(select(person))).one())
+
+
+async def follow_alerts(
+    session: AsyncSession, *, incident_id: int, alerts: Iterable[Started], now: datetime
+) -> Moved | None:
+    """Move the impact start to the earliest of these alerts' starts, in the caller's transaction (not
+    committed), when that is earlier than both the impact start and the declaration, the incident is
+    open (a resolved incident's figures stay as they were reported) and no person has corrected it.
+
+    The row is read once unlocked; only a move that looks due locks it (FOR NO KEY UPDATE on
+    PostgreSQL, as `statuspage.service.lock_incident`: a correction or a resolve in flight commits
+    first, and the correction's event is then seen; on SQLite the caller's earlier write holds the
+    database's write lock) and is checked again.
+    """
+    started = [a for a in alerts if a.starts_at is not None]
+    if not started:
+        return None
+    first = min(started, key=lambda a: a.starts_at or now)
+    earliest = first.starts_at or now
+    if not await _due(session, incident_id=incident_id, earliest=earliest, lock=False):
+        return None
+    row = await _due(session, incident_id=incident_id, earliest=earliest, lock=True)
+    if row is None or await corrected(session, incident_id=incident_id):
+        return None
+    previous, declared_at = row
+    await session.exec(
+        update(Incident).where(col(Incident.id) == incident_id).values(impact_started_at=earliest, updated_at=now)
+    )
+    alertname = first.labels.get("alertname", "an alert")
+    return Moved(at=earliest, previous=previous, declared_at=declared_at, alertname=alertname)
+
+
+async def _due(
+    session: AsyncSession, *, incident_id: int, earliest: datetime, lock: bool
+) -> tuple[datetime | None, datetime] | None:
+    """The incident's impact start and declaration when `earliest` would move it, else None."""
+    query = select(Incident.impact_started_at, Incident.declared_at, Incident.status).where(
+        col(Incident.id) == incident_id
+    )
+    if lock:
+        query = query.with_for_update(key_share=True)
+    row = (await session.exec(query)).first()
+    if row is None:
+        return None
+    impact_started_at, declared_at, status = row
+    if status == Status.RESOLVED or earliest >= utc(declared_at):
+        return None
+    if impact_started_at is not None and earliest >= utc(impact_started_at):
+        return None
+    return impact_started_at, declared_at
+
+
+async def note_move(
+    session: AsyncSession, *, incident_id: int, moved: Moved, source: str, group_id: int, now: datetime
+) -> None:
+    """The move on the timeline, a key event the post-mortem lists (not committed here)."""
+    await timeline.add(
+        session,
+        incident_id=incident_id,
+        at=now,
+        actor=source,
+        text=moved.text,
+        key=True,
+        payload=events.AlertChanged(
+            source=source, group_id=group_id, impact_started_at=moved.at, impact_previous=moved.previous
+        ),
+    )

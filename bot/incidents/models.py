@@ -81,8 +81,9 @@ class Incident(IncidentBase, table=True):
     announcement_channel: str | None = None
     announcement_ts: str | None = None  # "": someone deleted it; no longer updated nor posted again
     declared_at: datetime = _utc(nullable=False)  # type: ignore[assignment]
-    # When users were first hurt: the earliest alert's start for alert-declared incidents, or set with
-    # `/incident started`; NULL means the declaration (see `impact_start`).
+    # When users were first hurt: the earliest start of the alerts of its linked groups when before the
+    # declaration (moved only earlier, while open), or set with `/incident started` (then the alerts no
+    # longer move it: bot/incidents/impact.py); NULL means the declaration (see `impact_start`).
     impact_started_at: datetime | None = _utc()  # type: ignore[assignment]
     acknowledged_at: datetime | None = _utc()  # type: ignore[assignment]
     acknowledged_by: str | None = None

@@ -255,7 +255,9 @@ class Deployed(Payload):
 
 
 class AlertChanged(Payload):
-    """An alert group's delivery on a linked incident (`status`, `new`, `resolved`), or the link itself (`how`)."""
+    """An alert group's delivery on a linked incident (`status`, `new`, `resolved`), the link itself (`how`),
+    or the impact start moved earlier by its alerts (`impact_started_at`, from `impact_previous`: None when
+    it was the declaration; bot.incidents.impact.follow_alerts)."""
 
     KIND = Kind.ALERT
     source: str | None = None
@@ -270,6 +272,7 @@ class AlertChanged(Payload):
     labels: dict[str, str] | None = None
     fingerprints: list[str] | None = None
     impact_started_at: datetime | None = None
+    impact_previous: datetime | None = None
     service: str | None = None  # not written today; rows that have it name a service the post-mortem lists
 
 

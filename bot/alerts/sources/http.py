@@ -128,9 +128,9 @@ def _with(fields: Fields, **changes: Any) -> Fields:
 
 
 def setup(deps: Deps) -> None:
-    from bot.alerts import service
+    from bot.alerts import state
 
     routes = deps.http_routes
     for name, source in deps.settings.config.alerts.sources.items():
-        service.SOURCE_NAMES[name] = display_name(name, source)
+        state.SOURCE_NAMES[name] = display_name(name, source)
         routes.append(("POST", f"/alerts/{name}", handler_for_source(deps, name, source)))

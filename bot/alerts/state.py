@@ -1,0 +1,63 @@
+"""What one delivery says about its group: the group's state after it, and the line the incident's timeline
+gets for it (`bot.alerts.service.ingest` stores both)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from bot.alerts.models import AlertInstance
+from bot.alerts.payloads import Notification
+
+SOURCE_NAMES = {"alertmanager": "Alertmanager", "grafana": "Grafana"}
+
+
+def source_name(source: str) -> str:
+    return SOURCE_NAMES.get(source, source)
+
+
+@dataclass(frozen=True)
+class GroupState:
+    """The group after a delivery: what the delivery says, or with a partial one, what all its alerts say."""
+
+    status: str
+    firing: int
+    resolved: int
+    firing_total: int
+    common_labels: dict[str, str]
+
+
+def group_state(note: Notification, stored: Sequence[AlertInstance]) -> GroupState:
+    """A partial delivery names one alert of the group: the group fires while any of its alerts does."""
+    if not note.partial:
+        firing = len(note.firing)
+        return GroupState(note.status, firing, len(note.alerts) - firing, note.firing_total, note.common_labels)
+    delivered = {a.fingerprint for a in note.alerts}
+    cleared = set(note.clears) if note.status == "resolved" else set()
+    every = [(a.status, a.labels) for a in note.alerts] + [
+        ("resolved" if i.fingerprint in cleared else i.status, i.labels)
+        for i in stored
+        if i.fingerprint not in delivered
+    ]
+    firing = sum(1 for status, _ in every if status == "firing")
+    common = set(note.common_labels.items())
+    for _, labels in every:
+        common &= set(labels.items())
+    status = "firing" if firing else "resolved"
+    return GroupState(status, firing, len(every) - firing, firing, dict(sorted(common)))
+
+
+def describe_change(
+    note: Notification, state: GroupState, *, new_firing: Sequence[str], newly_resolved: Sequence[str]
+) -> str:
+    firing, resolved = state.firing, state.resolved
+    head = f"{source_name(note.source)}: {note.alertname or 'alert'} {state.status}"
+    counts = f"{firing} firing" + (f", {resolved} resolved" if resolved else "")
+    changes = []
+    if new_firing:
+        changes.append(f"{len(new_firing)} new")
+    if newly_resolved:
+        changes.append(f"{len(newly_resolved)} cleared")
+    detail = f" ({counts}{'; ' + ', '.join(changes) if changes else ''})"
+    summary = f": {note.summary}" if note.summary else ""
+    return (head + detail + summary)[:2000]
