@@ -251,14 +251,7 @@ async def test_a_replica_whose_claim_ran_out_does_not_say_statuspage_caught_up_a
     stalled = asyncio.create_task(outbox.sync_one(sbot.deps, row_id=row.id or 0))
     await until(lambda: statuspage.held)
     clock.advance(outbox.SYNC_LEASE + timedelta(seconds=1))
-    page = page_of(sbot)
-    mine = page.statuspage
-    # The other replica: its own client (one request at a time is per process).
-    page.statuspage = Statuspage(http=sbot.deps.http, base_url=statuspage.url, page_id="pg_test", api_key=API_KEY)
-    try:
-        assert await outbox.sync_one(sbot.deps, row_id=row.id or 0) is True
-    finally:
-        page.statuspage = mine
+    assert await _sync_on_the_other_replica(sbot, statuspage, row_id=row.id or 0) is True
     gate.set()
     await stalled
     assert len([m for m in sbot.fake.messages(channel) if "up to date again" in m.text]) == 1
@@ -279,13 +272,7 @@ async def test_a_replica_whose_claim_ran_out_does_not_report_a_failure_of_what_t
     async with sbot.deps.db.session() as session:
         row = (await service.syncs(session, incident_id=1))[-1]
     clock.advance(outbox.SYNC_LEASE + timedelta(seconds=1))
-    page = page_of(sbot)
-    mine = page.statuspage
-    page.statuspage = Statuspage(http=sbot.deps.http, base_url=statuspage.url, page_id="pg_test", api_key=API_KEY)
-    try:
-        assert await outbox.sync_one(sbot.deps, row_id=row.id or 0) is True
-    finally:
-        page.statuspage = mine
+    assert await _sync_on_the_other_replica(sbot, statuspage, row_id=row.id or 0) is True
     statuspage.lose_next_answer()  # the first replica's answer, when it comes, is a gateway's 502
     gate.set()
     await sbot.settle()
@@ -294,3 +281,14 @@ async def test_a_replica_whose_claim_ran_out_does_not_report_a_failure_of_what_t
     async with sbot.deps.db.session() as session:
         [*_, done] = await service.syncs(session, incident_id=1)
     assert done.sent_at is not None and not done.told_failure
+
+
+async def _sync_on_the_other_replica(sbot: BotHarness, statuspage: FakeStatuspage, *, row_id: int) -> bool:
+    """`outbox.sync_one` as another replica runs it: with its own client (one request at a time is per process)."""
+    page = page_of(sbot)
+    mine = page.statuspage
+    page.statuspage = Statuspage(http=sbot.deps.http, base_url=statuspage.url, page_id="pg_test", api_key=API_KEY)
+    try:
+        return await outbox.sync_one(sbot.deps, row_id=row_id)
+    finally:
+        page.statuspage = mine
