@@ -112,8 +112,11 @@ async def link_incident(
     alerts = await instances(session, group_id=group_id)
     firing = [a for a in alerts if a.status == "firing"]
     names = sorted({a.labels.get("alertname", "alert") for a in alerts})
-    # Every linked group counts, one linked by fingerprint too: its alerts may have started first.
-    moved = await impact.follow_alerts(session, incident_id=incident_id, alerts=alerts, now=now)
+    # The groups the incident was declared from count; one linked later by a shared fingerprint does not:
+    # its other alerts did not lead to this incident (the shared one already counted).
+    moved = None
+    if how != "fingerprint":
+        moved = await impact.follow_alerts(session, incident_id=incident_id, alerts=alerts, now=now)
     verb = {"auto": "declared automatically from", "button": "declared from", "fingerprint": "linked to"}.get(
         how, "linked to"
     )

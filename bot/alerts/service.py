@@ -165,6 +165,7 @@ async def _apply(
             note=note,
             state=state,
             was_firing=old_status == "firing",
+            follow=group.declared_how != "fingerprint",
             new_firing=new_firing,
             newly_resolved=newly_resolved,
             notification=values["notifications"],
@@ -182,13 +183,15 @@ async def _on_incident(
     note: Notification,
     state: GroupState,
     was_firing: bool,
+    follow: bool,
     new_firing: list[str],
     newly_resolved: list[str],
     notification: int,
     now: datetime,
 ) -> None:
     """The delivery on the linked incident's timeline, and the impact start moved earlier when one of its
-    alerts started earlier (Alertmanager's group_wait and group_interval bring late joiners)."""
+    alerts started earlier (Alertmanager's group_wait and group_interval bring late joiners); only on a group
+    the incident was declared from (`follow`), not one linked later by a shared fingerprint."""
     await timeline.add(
         session,
         incident_id=incident_id,
@@ -205,7 +208,9 @@ async def _on_incident(
             notification=notification,
         ),
     )
-    moved = await impact.follow_alerts(session, incident_id=incident_id, alerts=note.alerts, now=now)
+    moved = (
+        await impact.follow_alerts(session, incident_id=incident_id, alerts=note.alerts, now=now) if follow else None
+    )
     if moved is not None:
         await impact.note_move(
             session, incident_id=incident_id, moved=moved, source=note.source, group_id=group_id, now=now

@@ -140,17 +140,14 @@ async def follow_alerts(
     first, and the correction's event is then seen; on SQLite the caller's earlier write holds the
     database's write lock) and is checked again.
     """
-    started = [a for a in alerts if a.starts_at is not None]
-    if not started:
+    started = sorted((a for a in alerts if a.starts_at is not None), key=lambda a: a.starts_at or now)
+    if not started or (due := await _due(session, incident_id=incident_id, starts=started, lock=False)) is None:
         return None
-    first = min(started, key=lambda a: a.starts_at or now)
+    due = await _due(session, incident_id=incident_id, starts=started, lock=True)
+    if due is None or await corrected(session, incident_id=incident_id):
+        return None
+    first, previous, declared_at = due
     earliest = first.starts_at or now
-    if not await _due(session, incident_id=incident_id, earliest=earliest, lock=False):
-        return None
-    row = await _due(session, incident_id=incident_id, earliest=earliest, lock=True)
-    if row is None or await corrected(session, incident_id=incident_id):
-        return None
-    previous, declared_at = row
     await session.exec(
         update(Incident).where(col(Incident.id) == incident_id).values(impact_started_at=earliest, updated_at=now)
     )
@@ -159,23 +156,27 @@ async def follow_alerts(
 
 
 async def _due(
-    session: AsyncSession, *, incident_id: int, earliest: datetime, lock: bool
-) -> tuple[datetime | None, datetime] | None:
-    """The incident's impact start and declaration when `earliest` would move it, else None."""
+    session: AsyncSession, *, incident_id: int, starts: list[Started], lock: bool
+) -> tuple[Started, datetime | None, datetime] | None:
+    """The earliest alert that would move the impact start, the start and the declaration, else None.
+
+    An alert that started more than `EARLIEST` (30 days) before the declaration is left out, as a
+    person's correction that far back is refused: an alert firing for weeks is not this incident's start.
+    """
     query = select(Incident.impact_started_at, Incident.declared_at, Incident.status).where(
         col(Incident.id) == incident_id
     )
     if lock:
         query = query.with_for_update(key_share=True)
     row = (await session.exec(query)).first()
-    if row is None:
+    if row is None or row[2] == Status.RESOLVED:
         return None
-    impact_started_at, declared_at, status = row
-    if status == Status.RESOLVED or earliest >= utc(declared_at):
+    impact_started_at, declared_at, _ = row
+    bound = min(utc(impact_started_at), utc(declared_at)) if impact_started_at is not None else utc(declared_at)
+    first = next((a for a in starts if a.starts_at and a.starts_at >= utc(declared_at) - EARLIEST), None)
+    if first is None or first.starts_at is None or first.starts_at >= bound:
         return None
-    if impact_started_at is not None and earliest >= utc(impact_started_at):
-        return None
-    return impact_started_at, declared_at
+    return first, impact_started_at, declared_at
 
 
 async def note_move(
