@@ -4,7 +4,7 @@ A platform client is bound to one service (its Railway IDs, Vercel project, Kube
 Deployment or webhook URL) and speaks in `Deployment`s: plain data with a status from a small
 common vocabulary, so the flows and Slack never learn a vendor's words. Every failure leaves a
 client as a `PlatformError` subclass whose message is safe to show at 3 a.m. (never a stack
-trace, never a token); the HTTP plumbing for that is `bot.platforms.http`, re-exported here.
+trace, never a token); the HTTP plumbing for that is `bot.platforms.http`.
 """
 
 from __future__ import annotations
@@ -16,14 +16,6 @@ from enum import StrEnum
 from typing import Any, Protocol, runtime_checkable
 
 from bot.exceptions import NotFound
-from bot.platforms.http import DEFAULT_REQUEST_TIMEOUT as DEFAULT_REQUEST_TIMEOUT
-from bot.platforms.http import Endpoint as Endpoint
-from bot.platforms.http import dumps as dumps
-from bot.platforms.http import error_detail as error_detail
-from bot.platforms.http import json_of as json_of
-from bot.platforms.http import parse_time as parse_time
-from bot.platforms.http import raise_for_status as raise_for_status
-from bot.platforms.http import retry_after as retry_after
 
 
 class DeployStatus(StrEnum):

@@ -35,16 +35,8 @@ import httpx
 from bot.clock import Clock, SystemClock
 from bot.config import KubernetesTarget
 from bot.exceptions import PlatformAuthError, PlatformError
-from bot.platforms.base import (
-    DEFAULT_REQUEST_TIMEOUT,
-    Deployment,
-    DeployStatus,
-    Endpoint,
-    dumps,
-    json_of,
-    parse_time,
-    pick_rollback_target,
-)
+from bot.platforms.base import Deployment, DeployStatus, pick_rollback_target
+from bot.platforms.http import DEFAULT_REQUEST_TIMEOUT, Endpoint, dumps, json_of, parse_time
 
 NAME = "Kubernetes"
 REVISION = "deployment.kubernetes.io/revision"

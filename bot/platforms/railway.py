@@ -32,18 +32,9 @@ import httpx
 
 from bot.config import RailwayTarget
 from bot.exceptions import ConfigError, PlatformAuthError, PlatformError, PlatformRateLimited, PlatformUnsure
-from bot.platforms.base import (
-    DEFAULT_REQUEST_TIMEOUT,
-    Deployment,
-    DeployStatus,
-    Endpoint,
-    json_of,
-    parse_time,
-    pick_rollback_target,
-    rollback_snapshot,
-    typed_as_shown,
-)
+from bot.platforms.base import Deployment, DeployStatus, pick_rollback_target, rollback_snapshot, typed_as_shown
 from bot.platforms.follow import RealTimer, Timer
+from bot.platforms.http import DEFAULT_REQUEST_TIMEOUT, Endpoint, json_of, parse_time
 
 log = logging.getLogger(__name__)
 

@@ -37,17 +37,8 @@ import httpx
 
 from bot.config import VercelTarget
 from bot.exceptions import PlatformAuthError, PlatformError, PlatformUnsure
-from bot.platforms.base import (
-    DEFAULT_REQUEST_TIMEOUT,
-    Deployment,
-    DeployStatus,
-    Endpoint,
-    json_of,
-    parse_time,
-    pick_rollback_target,
-    rollback_snapshot,
-    typed_as_shown,
-)
+from bot.platforms.base import Deployment, DeployStatus, pick_rollback_target, rollback_snapshot, typed_as_shown
+from bot.platforms.http import DEFAULT_REQUEST_TIMEOUT, Endpoint, json_of, parse_time
 
 NAME = "Vercel"
 PAGE = 100  # deployments Vercel lists at once at most

@@ -64,18 +64,8 @@ import httpx
 from bot.clock import Clock, SystemClock
 from bot.config import WebhookTarget
 from bot.exceptions import PlatformAuthError, PlatformError, PlatformUnsure
-from bot.platforms.base import (
-    DEFAULT_REQUEST_TIMEOUT,
-    Deployment,
-    DeployStatus,
-    Endpoint,
-    dumps,
-    json_of,
-    parse_time,
-    pick_rollback_target,
-    rollback_snapshot,
-    typed_as_shown,
-)
+from bot.platforms.base import Deployment, DeployStatus, pick_rollback_target, rollback_snapshot, typed_as_shown
+from bot.platforms.http import DEFAULT_REQUEST_TIMEOUT, Endpoint, dumps, json_of, parse_time
 
 NAME = "deploy webhook"
 SIGNATURE_HEADER = "X-Signature-256"

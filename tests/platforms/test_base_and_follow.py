@@ -10,16 +10,9 @@ import httpx
 import pytest
 
 from bot.exceptions import NotFound, PlatformAuthError, PlatformError, PlatformRateLimited, PlatformTimeout
-from bot.platforms.base import (
-    Deployment,
-    DeployStatus,
-    parse_time,
-    pick_rollback_target,
-    raise_for_status,
-    retry_after,
-    rollback_candidates,
-)
+from bot.platforms.base import Deployment, DeployStatus, pick_rollback_target, rollback_candidates
 from bot.platforms.follow import Progress, follow
+from bot.platforms.http import parse_time, raise_for_status, retry_after
 from tests.platforms.helpers import FakeTimer
 
 S, F, R = DeployStatus.SUCCESS, DeployStatus.FAILED, DeployStatus.REMOVED
