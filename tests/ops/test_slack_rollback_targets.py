@@ -6,6 +6,13 @@ from __future__ import annotations
 from tests.ops.conftest import Stack
 
 
+async def status_line(stack: Stack, service: str, deployment_id: str) -> str:
+    """The line `/status <service>` shows for one deployment (where a doubt about it is said)."""
+    await stack.bot.command(service, command="/status")
+    [line] = [line for line in stack.raw().split("\\n") if deployment_id in line]
+    return line
+
+
 def _railway_with_a_crash(stack: Stack) -> None:
     """v2 ran fine; v3 crashed and was replaced (REMOVED, as v2 is); v4 is live."""
     stack.railway.deployments.clear()
@@ -25,8 +32,7 @@ async def test_a_railway_rollback_skips_a_deployment_that_crashed_before_it_was_
     assert stack.railway.live_version() == "v2"
 
     # /status lists the crash beside the deployment, so a person picking one by ID sees it too.
-    await stack.bot.command("gateway", command="/status")
-    [line] = [line for line in stack.raw().split("\\n") if stack.railway.id_of("v3") in line]
+    line = await status_line(stack, "gateway", stack.railway.id_of("v3"))
     assert "its last run crashed" in line, line
 
 
@@ -116,8 +122,7 @@ async def test_a_vercel_rollback_skips_a_deployment_that_never_served_production
     await stack.bot.click("ops_confirm", stack.button_value("ops_confirm"), user="U0LEAD")
     assert stack.vercel.live_version() == "v1"
 
-    await stack.bot.command("web", command="/status")
-    [line] = [line for line in stack.raw().split("\\n") if stack.vercel.id_of("v2") in line]
+    line = await status_line(stack, "web", stack.vercel.id_of("v2"))
     assert "never served production traffic" in line, line
 
 
@@ -128,8 +133,7 @@ async def test_a_vercel_deployment_whose_alias_failed_is_no_default_target(stack
     await stack.bot.command("web", command="/rollback", user="U0LEAD")
 
     assert f"*Roll back to*\\n`{stack.vercel.id_of('v1')}`" in stack.raw(), stack.bot.last_reply()
-    await stack.bot.command("web", command="/status")
-    [line] = [line for line in stack.raw().split("\\n") if stack.vercel.id_of("v2") in line]
+    line = await status_line(stack, "web", stack.vercel.id_of("v2"))
     assert "assigning it the production domain failed (could not assign v2)" in line, line
 
 
@@ -166,8 +170,7 @@ async def test_a_webhook_rollback_skips_a_deployment_the_receiver_reports_unheal
     assert "not known to have run healthily: crash-looped until it was replaced" in stack.raw()
 
     stack.webhook.report_unhealthy("v1")  # no reason given
-    await stack.bot.command("billing", command="/status")
-    [line] = [line for line in stack.raw().split("\\n") if stack.webhook.id_of("v1") in line]
+    line = await status_line(stack, "billing", stack.webhook.id_of("v1"))
     assert "the deploy webhook reports it did not run healthily" in line, line
 
 
