@@ -14,6 +14,7 @@ from html import escape as _escape
 
 from markupsafe import Markup
 
+from bot.clock import utc
 from bot.postmortem import text as fmt
 from bot.postmortem.data import Event
 from bot.timeline import shown
@@ -63,11 +64,12 @@ def rows(events: Iterable[Event], *, key_ids: set[int], names: Mapping[str, str]
             kind = kinds[e.kind] = (name, "" if e.kind == "message" else f'<span class="kind">{name}</span> ')
         key = e.id in key_ids
         summary = e.summary
+        at = utc(e.at).isoformat("T", "seconds")[:19]  # the instant in UTC, as the caption says
         if "<" in summary or "&" in summary:
             summary = fmt.slack_plain(summary, names)
         out.append(
             f'<li id="e{e.id}" class="{"key " if key else ""}k-{kind[0]}"><span class="when">'
-            f'{e.at.isoformat(" ", "seconds")[:19]} <span class="muted">{offset(e.offset)}</span></span>'
+            f'<time datetime="{at}Z">{at[:10]} {at[11:]}</time> <span class="muted">{offset(e.offset)}</span></span>'
             f'<span class="who">{who}</span><span class="what">{star if key else ""}{kind[1]}'
             f"{_escape(summary)}{_link(e.permalink)}</span></li>\n"
         )

@@ -342,14 +342,17 @@ async def test_durations_say_where_they_count_from(site: BotHarness, alice: Brow
 
     text = squeeze((await alice.get(f"/incidents/{incident.ref}")).text)
     assert "by @bob, 10m 00s after declaration</dd>" in text
-    assert '<dt>Impact</dt><dd>20m 00s <span class="muted">from its start (2026-11-20 08:50:00, set by @bob)' in text
+    assert (
+        '<dt>Impact</dt><dd>20m 00s <span class="muted">from its start (2026-11-20 08:50:00 UTC, set by @bob)' in text
+    )
     metrics = text.split('id="metrics"')[1].split("</section>")[0]
     assert "<dt>Time to detect</dt><dd>10m 00s" in metrics  # beside the others
     assert (
-        '<dt>First acknowledged</dt><dd>2026-11-20 09:02:00 <span class="muted">(2m 00s after declaration)' in metrics
+        '<dt>First acknowledged</dt><dd>2026-11-20 09:02:00 UTC <span class="muted">(2m 00s after declaration)'
+        in metrics
     )
     assert (
-        '<dt>Mitigated</dt><dd>2026-11-20 09:05:00 <span class="muted">(5m 00s after declaration)</span> by @bob'
+        '<dt>Mitigated</dt><dd>2026-11-20 09:05:00 UTC <span class="muted">(5m 00s after declaration)</span> by @bob'
         in (metrics)
     )
     assert "(+" not in metrics
