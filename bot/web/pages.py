@@ -15,12 +15,15 @@ from datetime import UTC, date, datetime, time, timedelta
 
 from aiohttp import web
 from markupsafe import Markup
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.escalation import oncall as oncall_rules
 from bot.followups import flows as followup_flows
 from bot.incidents import search
 from bot.incidents.grammar import clean
 from bot.incidents.models import Incident
+from bot.playbooks import checklist
+from bot.playbooks import runs as playbook_runs
 from bot.postmortem import flows as postmortem_flows
 from bot.postmortem import sections as pm_sections
 from bot.postmortem import service as postmortem
@@ -163,7 +166,9 @@ class Pages:
         await self.refresh_followups(incident)
         async with self.deps.db.session() as session:
             data = await postmortem.build(session, incident_id=incident.id, now=self.deps.clock.now())
-        names = await self.names(postmortem_flows.people(data))
+            progress = await self.playbook_progress(session, incident_id=incident.id)
+        steps = progress.steps if progress else []
+        names = await self.names([*postmortem_flows.people(data), *(s.by for s in steps)])
         key_only = request.query.get("key") == "1"
         key_ids = {e.id for e in data.key_events}
         events = data.key_events if key_only else data.events
@@ -179,10 +184,18 @@ class Pages:
             timeline=rows,
             key_only=key_only,
             channel_url=await self.channel_url(incident.channel_id),
+            progress=progress,
             messages=sum(1 for e in data.events if e.kind == "message"),
             tracker=self.deps.issue_tracker is not None,
             issue_problems=issue_problems or {},
         )
+
+    async def playbook_progress(self, session: AsyncSession, *, incident_id: int) -> checklist.Progress | None:
+        """The current playbook's checklist (what is done, what is left): the events only say what happened."""
+        run = await playbook_runs.current_run(session, incident_id=incident_id)
+        if run is None or run.id is None:
+            return None
+        return await checklist.progress(session, run_id=run.id, config=self.deps.settings.config)
 
     async def postmortem_page(self, request: web.Request, person: Person) -> web.StreamResponse:
         ref = request.match_info["ref"]
