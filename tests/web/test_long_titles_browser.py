@@ -43,3 +43,31 @@ async def test_an_unbroken_title_wraps_on_the_list_and_the_incident(
         assert widths["page"] <= widths["window"], f"{key}: {widths['page']}px wide in a {widths['window']}px window"
     desktop = seen["desktop /"]
     assert desktop["commander_right"] <= desktop["window"], desktop
+
+
+URL = "https://grafana.example.com/d/abcdefghijklmnopqrstuvwxyz0123456789/checkout-latency?orgId=1&var-service=payments"
+
+
+def _cards(driver: Any, url: str) -> dict[str, list[int]]:
+    driver.get(f"{url}/")  # signs in through the fake Slack
+    driver.set_window_size(*SIZES["phone"])
+    driver.get(f"{url}/incidents/INC-1")
+    widths = {}
+    for card in ("summary", "followups", "timeline"):
+        driver.execute_script(f"document.getElementById('{card}').scrollIntoView()")
+        screenshot(driver, f"dashboard-long-url-{card}-phone")
+        widths[card] = driver.execute_script(
+            f"const e = document.getElementById('{card}'); return [e.scrollWidth, e.clientWidth]"
+        )
+    return widths
+
+
+async def test_a_long_address_in_a_follow_up_or_the_resolution_wraps_on_a_phone(site: BotHarness, browser: Any) -> None:
+    """The card scrolled sideways, hiding the end of the text (and, for a follow-up, pushing it under the button)."""
+    incident = await site.declare("P1 Checkout is down")
+    channel = incident.channel_id or ""
+    await site.command(f"action Alert on the latency shown at {URL}", channel=channel, user="U0BOB")
+    await site.command(f"resolve Rolled back; the graph: {URL}", channel=channel, user="U0BOB")
+    widths = await asyncio.to_thread(_cards, browser, site.url)
+    for card, (scroll, client) in widths.items():
+        assert scroll <= client, f"#{card} is {scroll}px wide inside {client}px"
