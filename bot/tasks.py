@@ -6,7 +6,7 @@ uploads, alert syncs) are kept referenced, their errors logged, and awaited at s
 (through the loop's task factory), so `settle()` can wait for them instead of sleeping.
 `PagesFirst` orders that work: page DMs before channel setups and page bookkeeping.
 `RunGate` lets a timer's run in progress finish before its scheduler shuts down.
-`renewing` keeps a claim's lease alive while its holder works on it.
+`renewing` keeps a claim's lease alive while its holder works on it (every `renew_every(lease)` seconds).
 `KeyedLocks` serialises work per key (an incident, a playbook run) without keeping a lock per key for ever.
 """
 
@@ -17,11 +17,18 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from typing import Any, Generic, TypeVar
 
 log = logging.getLogger(__name__)
 
 K = TypeVar("K", bound=Hashable)
+
+
+def renew_every(lease: timedelta) -> float:
+    """How often (seconds) the holder of a claim with this lease renews it: a quarter of the lease, so a
+    renewal or two may fail (a slow database) before the lease lapses and someone else takes the claim."""
+    return lease.total_seconds() / 4
 
 
 @asynccontextmanager

@@ -26,7 +26,7 @@ from bot.deps import Deps
 from bot.exceptions import ChatError
 from bot.incidents.models import Incident, Status
 from bot.signals import IncidentResolved
-from bot.tasks import RunGate, renewing
+from bot.tasks import RunGate, renew_every, renewing
 from bot.timeline import events
 from bot.timeline import service as timeline
 from bot.timeline.models import Kind, TimelineEvent
@@ -254,7 +254,7 @@ class Archiver:
 # The claim's lease is renewed this often (seconds) while the archive runs: Slack slower than `service.LEASE`
 # (rate limits, retries) would let another replica or the next sweep take the row over, look for the last
 # message before this one's post landed, and post it a second time.
-RENEW_EVERY = service.LEASE.total_seconds() / 4
+RENEW_EVERY = renew_every(service.LEASE)
 
 
 def _hidden(code: str, incident: Incident) -> bool:

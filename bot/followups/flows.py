@@ -16,7 +16,7 @@ from bot.followups import service
 from bot.followups.ports import Issue, IssueState, IssueTracker, NewIssue, TrackerError, TrackerRateLimited
 from bot.incidents import service as incidents
 from bot.incidents.models import ActionItem, Incident
-from bot.tasks import renewing
+from bot.tasks import renew_every, renewing
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +104,7 @@ async def file_issue(deps: Deps, *, item_id: int, actor: str, via: str | None = 
 # The claim's lease is renewed this often (seconds) while the tracker is asked: a create waiting out rate
 # limits and lost answers can take longer than `service.LEASE`, and a claim that lapsed meanwhile would let
 # a second click (or `/incident postmortem done`, or another replica) create the issue a second time.
-RENEW_EVERY = service.LEASE.total_seconds() / 4
+RENEW_EVERY = renew_every(service.LEASE)
 
 
 async def _renew_claim(deps: Deps, item_id: int) -> None:

@@ -55,7 +55,7 @@ async def test_an_archive_slower_than_the_lease_is_not_taken_over_into_a_second_
 ) -> None:
     """Slack is slow to take the last message, past the claim's 2 minutes: another replica's sweep claimed
     the row, looked for the last message before the first post landed, and posted it a second time."""
-    monkeypatch.setattr(flows, "RENEW_EVERY", 0.02, raising=False)  # the renewal's pace, in real seconds
+    monkeypatch.setattr(flows, "RENEW_EVERY", 0.02)  # the renewal's pace, in real seconds
     incident = await resolved_incident(abot, clock)
     channel = incident.channel_id or ""
     first_post: list[str] = []

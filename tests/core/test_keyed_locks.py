@@ -4,10 +4,15 @@ and nothing kept once nobody holds or waits for a key."""
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 
 import pytest
 
-from bot.tasks import KeyedLocks
+from bot.archive import flows as archive_flows
+from bot.archive import service as archive_service
+from bot.followups import flows as followup_flows
+from bot.followups import service as followup_service
+from bot.tasks import KeyedLocks, renew_every
 
 
 async def test_holders_of_one_key_take_turns_and_other_keys_do_not_wait() -> None:
@@ -89,3 +94,10 @@ async def test_an_error_inside_releases_the_key() -> None:
     assert len(locks) == 0
     async with locks.hold("INC-1"):  # not left locked
         assert locks.busy("INC-1")
+
+
+def test_a_claim_is_renewed_four_times_per_lease_by_every_holder() -> None:
+    """One rule for the follow-ups' create claim and the archive timer's claim: a quarter of each lease."""
+    assert renew_every(timedelta(minutes=2)) == 30.0
+    assert renew_every(archive_service.LEASE) == archive_flows.RENEW_EVERY
+    assert renew_every(followup_service.LEASE) == followup_flows.RENEW_EVERY

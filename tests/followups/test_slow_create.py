@@ -21,7 +21,7 @@ CREATE_MARK = {"github": "title", "jira": "summary", "linear": "issueCreate"}  #
 async def test_a_create_slower_than_the_lease_keeps_its_claim_and_a_second_click_makes_no_second_issue(
     tbot: BotHarness, tracker: Tracker, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(flows, "RENEW_EVERY", 0.02, raising=False)  # the renewal's pace, in real seconds
+    monkeypatch.setattr(flows, "RENEW_EVERY", 0.02)  # the renewal's pace, in real seconds
     incident = await tbot.declare("P1 Payments failing")
     channel = incident.channel_id or ""
     await tbot.command("action Page the payments team on 5xx", channel=channel)
