@@ -1,4 +1,4 @@
-"""GitHub Issues, Jira Cloud and Linear over the shared httpx client, each respecting its rate limits.
+"""GitHub Issues (github.py), Jira Cloud and Linear over the shared httpx client, each respecting its rate limits.
 
 The vendors' contracts (specs/README.md, "Issue trackers"):
 - GitHub: `Authorization: Bearer`, `Accept: application/vnd.github+json`, `X-GitHub-Api-Version`; when
@@ -16,7 +16,9 @@ retry after a crash (the flow stores the token first):
 - GitHub has no idempotency key: the token is an HTML comment at the end of the body (invisible on
   the page), found by listing the repository's newest issues and reading bodies (those with the bot's
   labels first, then all: GitHub silently drops labels set by a token without push access).
-  The list is read rather than the search API, whose index lags behind a just-created issue.
+  The list is read first, as the search API's index lags behind a just-created issue; an issue past the
+  newest FIND_PAGES pages (a retry long after, in a busy repository) is old enough to be indexed, so then the
+  search API is asked for the token (`repo:… is:issue in:body "<token>"`).
 - Jira: the token is the description's last line, found with JQL (`description ~ "token"`) on
   `/rest/api/3/search/jql`. Jira's search index is near-real-time, so a retry within seconds of a
   lost answer may miss it.
@@ -51,120 +53,9 @@ import httpx
 
 from bot.config import IssueTracker as TrackerConfig
 from bot.followups import advice
+from bot.followups.github import GitHubIssues
 from bot.followups.http import HttpTracker, Sleep, seconds
 from bot.followups.ports import Issue, IssueState, IssueTracker, NewIssue, TrackerError
-
-
-class GitHubIssues(HttpTracker):
-    kind = "github"
-    label = "GitHub"
-
-    def __init__(self, *, token: str, repo: str, labels: list[str], api_url: str | None = None, **kw: Any) -> None:
-        super().__init__(**kw)
-        self.repo = repo
-        self.labels = labels
-        self.base = (api_url or "https://api.github.com").rstrip("/")
-        self.headers = {
-            "Authorization": f"Bearer {token}",
-            "Accept": "application/vnd.github+json",
-            "X-GitHub-Api-Version": "2022-11-28",
-            "User-Agent": "incident-bot",
-        }
-
-    async def send(self, method: str, url: str, *, unsafe: bool = False, **kwargs: Any) -> httpx.Response:
-        # GitHub redirects a renamed repository (301 for GET, 307 for POST, which httpx repeats with its
-        # body) and a transferred issue (301): followed on the same host, so the token goes along.
-        return await super().send(method, url, unsafe=unsafe, follow_redirects=True, **kwargs)
-
-    def throttled(self, response: httpx.Response) -> float | None:
-        if response.status_code not in (403, 429):
-            return None
-        retry_after = seconds(response.headers.get("retry-after"))
-        if retry_after is not None:
-            return retry_after
-        if response.headers.get("x-ratelimit-remaining") == "0":
-            reset = seconds(response.headers.get("x-ratelimit-reset"))
-            return max(1.0, reset - time.time()) if reset is not None else 60.0
-        if response.status_code == 429 or _says_rate_limit(response):  # GitHub: then wait at least a minute
-            return 60.0
-        return None  # a plain 403 is a permission problem
-
-    def advice(self, response: httpx.Response) -> str:
-        return advice.github(response, repo=self.repo, token_env=self.token_env)
-
-    async def create_once(self, issue: NewIssue) -> Issue:
-        body = issue.body + (f"\n\n{github_marker(issue.token)}" if issue.token else "")
-        payload = {"title": issue.title[:256], "body": body, "labels": self.labels}
-        response = await self.send(
-            "POST", f"{self.base}/repos/{self.repo}/issues", unsafe=True, json=payload, headers=self.headers
-        )
-        if response.status_code != 201:
-            raise self.refused(response, f"create an issue in {self.repo}")
-        return _github_issue(response.json())
-
-    async def find(self, *, token: str) -> Issue | None:
-        """The newest issues, read for the marker: a lost answer is minutes old at most. Those with our labels
-        first (more of the past per page), then all: GitHub silently drops labels set by a token without push
-        access, and people take them off."""
-        marker = github_marker(token)
-        if self.labels:
-            found = await self._newest_with(marker, labels=",".join(self.labels))
-            if found is not None:
-                return found
-        return await self._newest_with(marker, labels=None)
-
-    async def _newest_with(self, marker: str, *, labels: str | None) -> Issue | None:
-        params: dict[str, Any] = {"state": "all", "sort": "created", "direction": "desc", "per_page": 100}
-        if labels:
-            params["labels"] = labels
-        for page in range(1, FIND_PAGES + 1):
-            response = await self.send(
-                "GET", f"{self.base}/repos/{self.repo}/issues", params={**params, "page": page}, headers=self.headers
-            )
-            if response.status_code != 200:
-                raise self.refused(response, f"list the issues of {self.repo}")
-            issues = response.json()
-            for found in issues:
-                if "pull_request" not in found and marker in (found.get("body") or ""):
-                    return _github_issue(found)
-            if len(issues) < params["per_page"]:
-                break
-        return None
-
-    async def state(self, *, key: str) -> IssueState:
-        """410: deleted. 404: deleted or transferred where the token cannot read, or the repository
-        itself unreadable (a token or config problem, not the issue's): told apart by reading the repository."""
-        response = await self.send("GET", f"{self.base}/repos/{self.repo}/issues/{key}", headers=self.headers)
-        if response.status_code == 410:
-            return IssueState.GONE
-        if response.status_code == 404:
-            repository = await self.send("GET", f"{self.base}/repos/{self.repo}", headers=self.headers)
-            if repository.status_code == 200:
-                return IssueState.GONE
-            raise self.refused(repository, f"read the repository {self.repo} (issue #{key} answered 404)")
-        if response.status_code != 200:
-            raise self.refused(response, f"read issue #{key}")
-        return IssueState.CLOSED if response.json().get("state") == "closed" else IssueState.OPEN
-
-
-def _says_rate_limit(response: httpx.Response) -> bool:
-    """A 403 whose message says a (secondary) rate limit was exceeded, which may come without headers."""
-    try:
-        message = response.json().get("message")
-    except (ValueError, AttributeError):
-        return False
-    return isinstance(message, str) and "rate limit" in message.lower()
-
-
-FIND_PAGES = 3  # GitHub: the newest 300 issues are searched for a lost create's marker
-
-
-def github_marker(token: str) -> str:
-    return f"<!-- incident-bot follow-up {uuid.UUID(token).hex} -->"
-
-
-def _github_issue(body: dict[str, Any]) -> Issue:
-    return Issue(key=str(body["number"]), url=str(body["html_url"]), name=f"#{body['number']}")
 
 
 def adf(text: str) -> dict[str, Any]:

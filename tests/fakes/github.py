@@ -6,7 +6,10 @@ all required; `sort` created|updated|comments; `direction` asc|desc; `per_page` 
 which, as GitHub's does, includes pull requests and answers at most `per_page` issues a page; a transferred
 issue's old number answers 301 to `GET /repositories/{id}/issues/{number}`, or 404 when it went to a
 repository the token cannot read; a deleted issue answers 410 Gone; one the token may not read (`forbid`)
-answers 403. `GET /repos/{owner}/{repo}` reads the repository itself. Every call needs
+answers 403. `GET /repos/{owner}/{repo}` reads the repository itself. `GET /search/issues?q=` takes
+`repo:owner/name`, `is:issue` and `in:body` qualifiers and one quoted phrase (matched in the body), and answers
+`{total_count, incomplete_results, items}`; an issue made less than `index_lag` creates ago is not indexed yet,
+as GitHub's search lags behind a just-created issue. Every call needs
 `Authorization: Bearer <token>` (401 "Bad credentials"), `Accept: application/vnd.github+json`,
 `X-GitHub-Api-Version: 2022-11-28` and a `User-Agent` (GitHub refuses requests without one). Rate
 limits answer as GitHub does: a secondary limit is 403 with `retry-after`; the primary limit is
@@ -36,6 +39,8 @@ class FakeGitHub(FakeServer):
         self.app.router.add_get("/repos/{owner}/{repo}/issues", self._list)
         self.app.router.add_get("/repos/{owner}/{repo}", self._repo)
         self.app.router.add_get("/repositories/{repo_id}/issues/{number}", self._moved_here)
+        self.app.router.add_get("/search/issues", self._search)
+        self.index_lag = 0  # the newest this many issues are not in the search index yet
         self.renamed_from: set[str] = set()
         self.moved: dict[int, dict[str, Any]] = {}  # transferred away: the old number answers 301
         self.made = 0
@@ -77,6 +82,22 @@ class FakeGitHub(FakeServer):
         issue = {**issue, "number": number, "html_url": f"https://github.com/acme/elsewhere/issues/{number}"}
         self.moved[int(key)] = issue
         return issue
+
+    def file_many(self, count: int, *, body: str = "filed by people") -> None:
+        """`count` more issues, as people and other tools file them (not through the API: fast)."""
+        for _ in range(count):
+            self.made += 1
+            number = self.made
+            self.issues[number] = {
+                "id": 1000 + number,
+                "number": number,
+                "title": f"Issue {number}",
+                "body": body,
+                "labels": [],
+                "state": "open",
+                "html_url": f"https://github.com/{self.repo}/issues/{number}",
+                "url": f"https://api.github.com/repos/{self.repo}/issues/{number}",
+            }
 
     def rate_limit_next(self, seconds: int = 2, *, kind: str = "secondary") -> None:
         if kind == "secondary":
@@ -198,3 +219,20 @@ class FakeGitHub(FakeServer):
             if (state == "all" or issue["state"] == state) and wanted <= {label["name"] for label in issue["labels"]}
         ]
         return web.json_response(found[(page - 1) * per_page : page * per_page])
+
+    async def _search(self, request: web.Request) -> web.Response:
+        if request.headers.get("Authorization") != f"Bearer {self.token}":
+            return web.json_response({"message": "Bad credentials", "status": "401"}, status=401)
+        q = request.query.get("q", "")
+        phrase = q.split('"')[1] if q.count('"') == 2 else ""
+        words = q.replace(f'"{phrase}"', " ").split()
+        repos = [w.removeprefix("repo:") for w in words if w.startswith("repo:")]
+        if not phrase or any(w not in ("is:issue", "in:body") and not w.startswith("repo:") for w in words):
+            return self.violation(f"unexpected search {q!r}", 422, {"message": "Validation Failed"})
+        indexed = self.made - self.index_lag
+        found = [
+            issue
+            for issue in sorted(self.issues.values(), key=lambda i: i["number"], reverse=True)
+            if issue["number"] <= indexed and repos in ([], [self.repo]) and phrase in (issue["body"] or "")
+        ]
+        return web.json_response({"total_count": len(found), "incomplete_results": False, "items": found[:30]})

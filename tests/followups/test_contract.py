@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from bot.config import IssueTracker as TrackerConfig
+from bot.followups.github import FIND_PAGES
 from bot.followups.ports import IssueState, IssueTracker, NewIssue, TrackerError, TrackerRateLimited
 from bot.followups.trackers import build
 from tests.fakes.github import FakeGitHub
@@ -316,3 +317,34 @@ async def test_a_lost_github_create_is_found_when_github_dropped_the_labels(
         assert len(fake.issues) == 1, "the look-up missed the issue and a second one was created"
         assert fake.issues[int(made.key)]["labels"] == []
         assert await issues.find(token=TOKENED.token) == made
+
+
+async def test_a_lost_github_create_past_the_newest_issues_is_found_by_search(
+    http: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A retry long after a lost answer (a crash, GitHub down for a while) in a busy repository: the issue is
+    older than the newest pages listed, and without GitHub's search a second issue would be filed. Its labels
+    do not single it out: GitHub dropped them (a token without push access)."""
+    monkeypatch.setenv("TEST_GITHUB_TOKEN", "ghp_test")
+    async with FakeGitHub(push_access=False) as fake:
+        config = {"kind": "github", "repo": "acme/api", "token_env": "TEST_GITHUB_TOKEN", "api_url": fake.url}
+        issues = build(TrackerConfig.model_validate(config), http=http, sleep=Waits())
+        made = await issues.create(TOKENED)
+        fake.file_many(FIND_PAGES * 100)  # people file issues meanwhile
+        assert await issues.find(token=TOKENED.token) == made
+        assert await issues.find(token="00000000-0000-4000-8000-000000000000") is None
+        assert fake.violations == []
+
+
+async def test_a_github_look_up_in_a_small_repository_does_not_ask_the_search_api(
+    http: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The list read to its end already answers: the search API (30 requests a minute, and lagging behind a
+    just-created issue) is not asked."""
+    monkeypatch.setenv("TEST_GITHUB_TOKEN", "ghp_test")
+    async with FakeGitHub() as fake:
+        config = {"kind": "github", "repo": "acme/api", "token_env": "TEST_GITHUB_TOKEN", "api_url": fake.url}
+        issues = build(TrackerConfig.model_validate(config), http=http, sleep=Waits())
+        fake.file_many(150)
+        assert await issues.find(token=TOKENED.token) is None
+        assert not [r for r in fake.requests if "/search/" in r.path]
