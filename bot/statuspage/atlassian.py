@@ -24,6 +24,7 @@ import httpx
 log = logging.getLogger(__name__)
 
 THROTTLED = {420, 429}
+KEY_REFUSED = {401: "refused the API key", 403: "did not allow the API key to do this"}
 METADATA_KEY = "incident_bot"  # metadata's top-level values must be objects: {"incident_bot": {"ref": ...}}
 
 
@@ -90,6 +91,7 @@ class Statuspage:
         base_url: str,
         page_id: str,
         api_key: str,
+        api_key_env: str = "STATUSPAGE_API_KEY",
         min_interval: float = 1.0,
         retries: int = 4,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
@@ -99,6 +101,7 @@ class Statuspage:
         self.base = base_url.rstrip("/")
         self.page_id = page_id
         self.api_key = api_key
+        self.api_key_env = api_key_env  # named in what a refused key tells people to check
         self.min_interval = min_interval
         self.retries = retries
         self.sleep = sleep
@@ -191,7 +194,7 @@ class Statuspage:
                 await self.sleep(wait)
                 delay = min(delay * 2, 30.0)
                 continue
-            return _result(response)
+            return _result(response, key_env=self.api_key_env)
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _paced(self, method: str, path: str, payload: dict[str, Any] | None) -> httpx.Response:
@@ -241,7 +244,7 @@ def _retry_after(response: httpx.Response) -> float | None:
         return None
 
 
-def _result(response: httpx.Response) -> Any:
+def _result(response: httpx.Response, *, key_env: str) -> Any:
     status = response.status_code
     if 200 <= status < 300:
         try:
@@ -250,5 +253,12 @@ def _result(response: httpx.Response) -> Any:
             return {}
     detail = response.text[:200].strip()
     transient = status >= 500 or status in THROTTLED or status == 408
+    if status in KEY_REFUSED:  # what to fix, not only Statuspage's "Could not authenticate"
+        raise StatuspageError(
+            f"Statuspage {KEY_REFUSED[status]} (HTTP {status}): check the API key in the environment variable "
+            f"{key_env} (status_page.statuspage.api_key_env) and its user's access to the page ({detail})",
+            status=status,
+            transient=False,
+        )
     error = NotThere if status == 404 else StatuspageError
     raise error(f"Statuspage answered {status}: {detail}", status=status, transient=transient)

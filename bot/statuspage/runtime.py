@@ -63,7 +63,11 @@ class StatusPage:
             key = os.environ.get(target.api_key_env, "").strip()
             if key:
                 client = Statuspage(
-                    http=deps.http, base_url=deps.settings.statuspage_api_url, page_id=target.page_id, api_key=key
+                    http=deps.http,
+                    base_url=deps.settings.statuspage_api_url,
+                    page_id=target.page_id,
+                    api_key=key,
+                    api_key_env=target.api_key_env,
                 )
             else:
                 log.error("status_page.statuspage: %s is not set; nothing is sent to Statuspage", target.api_key_env)

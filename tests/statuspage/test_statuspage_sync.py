@@ -292,3 +292,18 @@ async def _sync_on_the_other_replica(sbot: BotHarness, statuspage: FakeStatuspag
         return await outbox.sync_one(sbot.deps, row_id=row_id)
     finally:
         page.statuspage = mine
+
+
+async def test_a_refused_api_key_is_told_with_the_setting_to_check_and_retried(
+    sbot: BotHarness, statuspage: FakeStatuspage, clock: FakeClock
+) -> None:
+    """A revoked or mistyped key: the channel hears which environment variable holds it, not only Statuspage's
+    "Could not authenticate"; once it is replaced the update goes out."""
+    statuspage.fail_next(401)
+    channel = await _public_incident(sbot)
+    await sbot.command("publish major We are investigating.", channel=channel)
+    [told] = [m.text for m in sbot.fake.messages(channel) if "did not take" in m.text]
+    assert "401" in told and "STATUSPAGE_API_KEY" in told
+    clock.advance(timedelta(seconds=31))
+    await page_of(sbot).sweep()
+    assert [c.method for c in statuspage.calls] == ["POST"] and len(statuspage.incidents) == 1
