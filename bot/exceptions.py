@@ -177,11 +177,14 @@ class HealthCheckError(BotError):
 
 
 class PlatformError(BotError):
-    """A deploy platform call failed."""
+    """A deploy platform call failed. `status`: the HTTP status it answered with (a refusal), when it did;
+    `detail`: the platform's own words about it, for a client that explains the refusal itself."""
 
-    def __init__(self, message: str, *, platform: str = "") -> None:
+    def __init__(self, message: str, *, platform: str = "", status: int | None = None, detail: str = "") -> None:
         super().__init__(message)
         self.platform = platform
+        self.status = status
+        self.detail = detail
 
 
 class PlatformAuthError(PlatformError):

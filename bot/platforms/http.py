@@ -81,7 +81,7 @@ def raise_for_status(response: httpx.Response, *, platform: str, not_found: str 
             f"{platform} is rate-limiting the bot; try again {when}", platform=platform, retry_after=retry
         )
     if status == 404 and not_found:
-        raise PlatformError(f"{not_found}{suffix}", platform=platform)
+        raise PlatformError(f"{not_found}{suffix}", platform=platform, status=status, detail=detail)
     if status >= 500:
         # A gateway's 502/504 often means the platform did the work and the answer was lost.
         raise PlatformUnsure(
@@ -89,7 +89,9 @@ def raise_for_status(response: httpx.Response, *, platform: str, not_found: str 
             platform=platform,
             reason=f"HTTP {status}{suffix}",
         )
-    raise PlatformError(f"{platform} rejected the request (HTTP {status}){suffix}", platform=platform)
+    raise PlatformError(
+        f"{platform} rejected the request (HTTP {status}){suffix}", platform=platform, status=status, detail=detail
+    )
 
 
 def error_detail(response: httpx.Response) -> str:

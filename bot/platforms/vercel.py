@@ -8,7 +8,11 @@
   `GET /v13/deployments/{id}` (`readyState`).
 - rollback: `POST /v9/projects/{id}/rollback/{deploymentId}` to an older deployment, or
   `POST /v10/projects/{id}/promote/{deploymentId}` to a newer one (undoing an earlier rollback).
-  Both carry a JSON body `{}` (the vendor's CLI sends one and marks it required). Neither builds
+  Both carry a JSON body `{}` (the vendor's CLI sends one and marks it required). Instant rollback
+  takes only a deployment that served production; one that never did (below) is promoted instead,
+  as Vercel documents for a staged build, and the confirmation says so (`meta["rollback_note"]`).
+  A refusal (402: the plan; 409: another change under way; 400/422: a target it does not take) is
+  said in words, with what production still serves. Neither builds
   anything: Vercel moves the production alias, and its progress is the project's
   `lastAliasRequest.jobStatus` (pending, in-progress, succeeded, failed, skipped), which the project
   lookup carries only with `?rollbackInfo=true`. Absent, it means "not known yet", never success.
@@ -36,7 +40,7 @@ from urllib.parse import quote
 import httpx
 
 from bot.config import VercelTarget
-from bot.exceptions import PlatformAuthError, PlatformError, PlatformUnsure
+from bot.exceptions import PlatformAuthError, PlatformError, PlatformRateLimited, PlatformUnsure
 from bot.platforms.base import Deployment, DeployStatus, pick_rollback_target, rollback_snapshot, typed_as_shown
 from bot.platforms.http import DEFAULT_REQUEST_TIMEOUT, Endpoint, json_of, parse_time
 
@@ -163,15 +167,10 @@ class VercelPlatform:
             and current.created_at is not None
             and target.created_at > current.created_at
         )
-        pid = quote(self.target.project_id, safe="")
-        did = quote(target.id, safe="")
-        if newer:
-            # Going forward again (undoing an earlier rollback) is a promote, not a rollback.
-            await self._send("POST", f"/v10/projects/{pid}/promote/{did}", json_body={})
-            action = "promote"
-        else:
-            await self._send("POST", f"/v9/projects/{pid}/rollback/{did}", json_body={})
-            action = "rollback"
+        # Going forward again (undoing an earlier rollback) is a promote, not a rollback; so is sending
+        # production to a deployment that never served it: instant rollback takes only one that did.
+        action = "promote" if newer or target.meta.get("never_served") else "rollback"
+        await self._move_production(action, target, current)
         return Deployment(
             target.id,
             DeployStatus.DEPLOYING,
@@ -180,6 +179,23 @@ class VercelPlatform:
             target.can_rollback,
             {**target.meta, "action": action, "from": current.id if current else None},
         )
+
+    async def _move_production(self, action: str, target: Deployment, current: Deployment | None) -> None:
+        """Rollback or promote; Vercel's refusal (a plan limit, a target it does not take) said plainly."""
+        pid, did = quote(self.target.project_id, safe=""), quote(target.id, safe="")
+        path = f"/v10/projects/{pid}/promote/{did}" if action == "promote" else f"/v9/projects/{pid}/rollback/{did}"
+        try:
+            await self._send("POST", path, json_body={})
+        except (PlatformAuthError, PlatformRateLimited, PlatformUnsure):
+            raise
+        except PlatformError as exc:
+            what = "promote" if action == "promote" else "roll production back to"
+            live = current.id if current else "nothing"
+            raise PlatformError(
+                f"Vercel would not {what} {target.id}: {_refusal(exc, action)}; production still serves {live}; "
+                "nothing changed",
+                platform=NAME,
+            ) from exc
 
     def canonical_id(self, typed: str) -> str:
         return typed_as_shown(typed)
@@ -296,6 +312,13 @@ def _deployment(item: dict[str, Any]) -> Deployment:
     if sha:
         meta["commitHash"] = sha
     production = item.get("target") in ("production", None)
+    doubt = _never_served(item) if status is DeployStatus.SUCCESS and production else ""
+    if doubt:
+        meta["never_served"] = True
+        meta["rollback_note"] = (
+            "Vercel's instant rollback takes only a deployment that served production, so the bot promotes it "
+            "instead: it serves production for the first time"
+        )
     return Deployment(
         id=str(item.get("uid") or item.get("id")),
         status=status,
@@ -303,8 +326,23 @@ def _deployment(item: dict[str, Any]) -> Deployment:
         url=url,
         can_rollback=status is DeployStatus.SUCCESS and production,
         meta=meta,
-        doubt=_never_served(item) if status is DeployStatus.SUCCESS and production else "",
+        doubt=doubt,
     )
+
+
+def _refusal(exc: PlatformError, action: str) -> str:
+    """Why Vercel refused a rollback or promote, in words; its own message after them."""
+    said = f" (Vercel said: {exc.detail})" if exc.detail else ""
+    if exc.status == 402:
+        hint = "; on the Hobby plan Vercel rolls back only to the previous production deployment"
+        return f"the Vercel plan does not allow this {action}{said}{hint}"
+    if exc.status == 409:
+        why = "Vercel has another change of production under way; check the project's deployments"
+    elif exc.status in (400, 404, 422):
+        why = f"Vercel does not take this deployment for a {action}"
+    else:
+        return str(exc)
+    return why + said
 
 
 def _never_served(item: dict[str, Any]) -> str:

@@ -6,7 +6,9 @@ Routes: `GET /v6/deployments`, `GET /v13/deployments/{id}`, `POST /v13/deploymen
 `?teamId=` (a missing or wrong one is a violation). Deployments build one step per
 `GET /v13/deployments/{id}`; a rollback's alias job moves one step per `GET /v9/projects/{id}`.
 As Vercel does, the project carries `lastAliasRequest` only when asked with `?rollbackInfo=true`,
-and rollback/promote take a JSON body (the vendor's CLI sends `{}` and marks it required).
+and rollback/promote take a JSON body (the vendor's CLI sends `{}` and marks it required). As Vercel
+documents, rollback takes only a deployment that served production (422 otherwise); promote takes any
+ready production deployment, a staged one among them.
 `skip_next_alias()` makes the next alias job end `skipped` (a newer alias change superseded it).
 Deployments carry what Vercel documents about serving production: `readySubstate` (READY only:
 PROMOTED once production pointed at it, else STAGED), `isRollbackCandidate`, `aliasAssigned` (when,
@@ -271,6 +273,13 @@ class FakeVercel(FakePlatform):
             return web.json_response(
                 {"error": {"code": "bad_request", "message": "Deployment is already the current production one"}},
                 status=400,
+            )
+        if kind == "rollback" and not target["_assigned_at"]:
+            # Instant rollback takes only a deployment that was aliased to production once; a staged one
+            # (or one whose alias failed) is promoted instead. Vercel documents no status for the refusal.
+            return web.json_response(
+                {"error": {"code": "not_rollback_candidate", "message": "Deployment was never promoted"}},
+                status=422,
             )
         self.last_alias_request = {
             "fromDeploymentId": self.production_id,

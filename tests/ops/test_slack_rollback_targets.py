@@ -3,7 +3,8 @@ says which one it is and when it was live."""
 
 from __future__ import annotations
 
-from tests.ops.conftest import Stack
+from tests.fakes.webhook import Fault
+from tests.ops.conftest import Stack, incident_channel
 
 
 async def status_line(stack: Stack, service: str, deployment_id: str) -> str:
@@ -138,12 +139,42 @@ async def test_a_vercel_deployment_whose_alias_failed_is_no_default_target(stack
 
 
 async def test_a_vercel_deployment_that_never_served_can_be_picked_by_id_with_that_said(stack: Stack) -> None:
+    """Vercel's instant rollback takes only a deployment that served production: one that never did was
+    sent to it anyway, and refused. It is promoted instead, and the confirmation says so before the click."""
     _vercel_with_a_staged_build(stack)
     await stack.bot.command(f"web {stack.vercel.id_of('v2')}", command="/rollback", user="U0LEAD")
 
-    assert "not known to have run healthily: it never served production traffic" in stack.raw()
+    confirmation = stack.raw()
+    assert "not known to have run healthily: it never served production traffic" in confirmation
+    assert "the bot promotes it instead: it serves production for the first time" in confirmation, confirmation
+    assert "Never live in production" in confirmation and "Live from" not in confirmation, confirmation
     await stack.bot.click("ops_confirm", stack.button_value("ops_confirm"), user="U0LEAD")
     assert stack.vercel.live_version() == "v2"
+    assert [s.path.split("/")[4] for s in stack.vercel.requests if s.method == "POST"] == ["promote"]
+
+
+async def test_vercel_refusing_a_rollback_is_said_in_plain_words(stack: Stack) -> None:
+    """On the Hobby plan Vercel rolls back only to the previous production deployment: its refusal read
+    "Vercel refused the rollback: Vercel rejected the request (HTTP 402): …", with nothing said of
+    what is live now."""
+    _vercel_with_a_staged_build(stack)
+    hobby = {"error": {"code": "forbidden", "message": "To roll back further, upgrade to pro"}}
+    stack.vercel.inject(Fault(402, {}, hobby, path_contains="/rollback/"))
+    live = stack.vercel.id_of("v3")
+    channel = await incident_channel(stack)
+    await stack.bot.command("web", command="/rollback", user="U0LEAD", channel=channel)
+    await stack.bot.click("ops_confirm", stack.button_value("ops_confirm"), user="U0LEAD", channel=channel)
+
+    [message] = stack.progress(channel)
+    report = f"{message.text} {message.blocks}"
+    v1 = stack.vercel.id_of("v1")
+    assert f"Vercel would not roll production back to {v1}" in report, report
+    assert f"production still serves {live}; nothing changed" in report, report
+    assert "the Vercel plan does not allow this rollback (Vercel said: To roll back further, upgrade to pro)" in report
+    assert "rejected the request" not in report and "HTTP 402" not in report
+    [row] = [r for r in await stack.audit() if r.outcome == "failed"]
+    assert "production still serves" in row.detail
+    assert stack.vercel.live_version() == "v3"
 
 
 async def test_a_vercel_answer_without_those_fields_keeps_the_rollback_as_it_was(stack: Stack) -> None:
