@@ -101,6 +101,18 @@ async def test_a_kubernetes_rollback_skips_a_revision_whose_pods_never_became_av
     assert "none of its 1 pods became available" in stack.raw()
 
 
+async def test_a_kubernetes_revision_scaled_to_zero_is_offered_with_the_doubt_said(stack: Stack) -> None:
+    """A ReplicaSet scaled to zero reads 0 of 0 whether its pods ever became available or not, and nothing
+    the API keeps (its revision annotations, the Deployment's conditions) tells which: the confirmation
+    said nothing of it, as if the revision were known to have run."""
+    await stack.bot.command("api", command="/rollback", user="U0LEAD")
+
+    confirmation = stack.raw()
+    assert "from 3 to 2" in stack.last_response()["text"], stack.last_response()["text"]
+    assert "the bot cannot tell whether revision 2 ran healthily" in confirmation, confirmation
+    assert "scaled to zero" in confirmation, confirmation
+
+
 # --- Vercel: READY is a finished build, not a deployment that served production ----------------------
 
 
