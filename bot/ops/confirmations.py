@@ -9,7 +9,7 @@ by id; `pending` reads it back for the click (a button's value is a hint, not a 
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any
+from typing import Any, NoReturn
 
 from bot.config import Service
 from bot.deps import Deps
@@ -42,6 +42,8 @@ async def prepare(
     config: Service = deps.settings.config.services[name]
     asked = PlanRef(action, name, current_id=None, target_id=target_id, requested_by=user_id, incident_id=incident_id)
     await require_permission(deps, asked, user_id=user_id, channel_id=channel_id, platform=config.platform)
+    if config.platform is None:
+        await _no_platform(deps, asked, channel_id=channel_id)
     await _not_while_running(deps, asked, channel_id=channel_id, platform=config.platform)
     platform = runtime(deps).platforms.get(name)
     try:
@@ -105,6 +107,27 @@ async def _not_while_running(deps: Deps, ref: PlanRef, *, channel_id: str | None
         actor=ref.requested_by,
         channel_id=channel_id,
         platform=platform,
+        outcome=Outcome.REFUSED,
+        detail=str(refusal),
+        timeline_text=f"{ref.action.verb} of {ref.service} not run: {refusal}",
+    )
+    raise refusal
+
+
+async def _no_platform(deps: Deps, ref: PlanRef, *, channel_id: str | None) -> NoReturn:
+    """Refused (and audited, like any refusal) for a service bot.yml gives no deploy platform: at 3 a.m. the
+    timeline must show it was tried, and the person must learn it has to be done by hand."""
+    verb = ref.action.value.replace("rollback", "roll back")
+    refusal = NotFound(
+        f"{ref.service} has no deploy platform in bot.yml, so the bot cannot {verb} it: do it where the service "
+        "runs, or add `platform:` and its section to the service in bot.yml"
+    )
+    await record_outcome(
+        deps,
+        ref,
+        actor=ref.requested_by,
+        channel_id=channel_id,
+        platform=None,
         outcome=Outcome.REFUSED,
         detail=str(refusal),
         timeline_text=f"{ref.action.verb} of {ref.service} not run: {refusal}",
