@@ -71,8 +71,14 @@ class Runner:
         try:
             result = await self._follow(platform, handle, config)
         except BotError as exc:
+            # The platform took the action: "try again" (its advice for a failed request) would run it twice.
             self.durations["deploy"] = _since(timer, deploy_start)
-            return self._report(Outcome.FAILED, f"lost track of the deployment: {exc}", deployment=handle)
+            cause = exc.reason if isinstance(exc, PlatformUnsure) else str(exc)
+            message = (
+                f"lost track of the deployment ({platform.display_name}: {cause}); it may still be under way: "
+                f"check `/status {plan.service}` before you run it again"
+            )
+            return self._report(Outcome.FAILED, message, deployment=handle)
         self.durations["deploy"] = _since(timer, deploy_start)
         return await self._verdict(platform, config, result)
 

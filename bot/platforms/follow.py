@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Protocol
 
-from bot.exceptions import PlatformAuthError, PlatformError, PlatformRateLimited
+from bot.exceptions import PlatformAuthError, PlatformError, PlatformRateLimited, PlatformUnsure
 from bot.platforms.base import Deployment, DeployStatus, Platform
 
 log = logging.getLogger(__name__)
@@ -150,7 +150,9 @@ class _Watch:
             if self.errors >= MAX_CONSECUTIVE_ERRORS:
                 raise exc
             wait = self.interval * self.errors
-            self.note = f"{exc} (retrying)"
+            # Not the error's "try again shortly": that is the bot's own job here.
+            cause = exc.reason if isinstance(exc, PlatformUnsure) else str(exc)
+            self.note = f"{self.platform.display_name} did not answer ({cause}); looking again in {wait:g} s"
         await self.report(self.shown, self.note)
         return wait
 

@@ -4,6 +4,7 @@ timeline, and in the post-mortem built from that timeline."""
 from __future__ import annotations
 
 from bot.postmortem import service as postmortem
+from tests.fakes.webhook import Fault
 from tests.ops.conftest import Stack, incident_channel
 
 
@@ -40,3 +41,25 @@ async def test_a_rollback_waiting_for_approval_in_railway_says_so(stack: Stack) 
     assert "last seen: queued, waiting for approval: someone must approve" in report.text, report.text
     [line] = [e.text for e in await stack.bot.timeline(1) if e.kind == "deploy" and "started" not in e.text]
     assert "failed; no final status from Railway" in line and "waiting for approval" in line, line
+
+
+async def test_a_restart_whose_platform_stops_answering_while_followed_says_the_outcome_is_unknown(
+    stack: Stack,
+) -> None:
+    """Railway took the restart, then answered every status look with a 500: the report said
+    "lost track of the deployment: Railway had an internal error (HTTP 500): boom; try again shortly",
+    inviting a second restart of a service that may already be restarting."""
+    channel = await incident_channel(stack)
+    await stack.bot.command("gateway", command="/restart", user="U0LEAD", channel=channel)
+    for _ in range(5):
+        stack.railway.inject(Fault(500, {}, {"errors": [{"message": "boom"}]}, body_contains="query Deployment("))
+    await stack.bot.click("ops_confirm", stack.button_value("ops_confirm"), user="U0LEAD", channel=channel)
+
+    assert stack.railway.restarts == 1
+    [report] = stack.progress(channel)
+    assert "try again shortly" not in report.text, report.text
+    assert "lost track of the deployment (Railway: HTTP 500: boom)" in report.text, report.text
+    assert "it may still be under way: check `/status gateway` before you run it again" in report.text
+    notes = [str(c.args.get("blocks")) for c in stack.fake.calls_to("chat.update")]
+    assert any("Railway did not answer (HTTP 500: boom); looking again in" in n for n in notes), notes
+    assert not any("try again shortly" in n for n in notes), notes

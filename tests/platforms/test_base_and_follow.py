@@ -161,7 +161,7 @@ async def test_passing_errors_are_retried_but_five_in_a_row_end_the_watch() -> N
     flaky = Scripted([PlatformTimeout("slow"), PlatformError("502"), S])
     result, seen = await _run(flaky, FakeTimer())
     assert result.succeeded  # type: ignore[attr-defined]
-    assert any("retrying" in p.note for p in seen)
+    assert any("looking again in" in p.note for p in seen)
 
     with pytest.raises(PlatformError):
         await _run(Scripted([PlatformError("down")]), FakeTimer())
