@@ -13,7 +13,7 @@ from typing import TypedDict
 from bot.clock import format_duration
 from bot.config import Service
 from bot.deps import Deps
-from bot.exceptions import BotError, PlatformUnsure
+from bot.exceptions import BotError, PlatformRateLimited, PlatformUnsure
 from bot.health import checker
 from bot.health.checker import HealthResult
 from bot.health.classify import HealthState
@@ -24,6 +24,9 @@ from bot.platforms.base import Deployment, DeployStatus, Platform
 from bot.platforms.follow import FollowResult, Progress, Timer, follow
 
 log = logging.getLogger(__name__)
+
+# A restart or rollback throttled with a Retry-After this short (seconds) is asked once more after it.
+RETRY_THROTTLED_WITHIN = 30.0
 
 
 class Runner:
@@ -51,10 +54,7 @@ class Runner:
         await self.show("calling")
         call_start = timer.monotonic()
         try:
-            if plan.action is Action.RESTART:
-                handle = await platform.restart(plan.redeploys.id if plan.redeploys else None)
-            else:
-                handle = await platform.rollback(plan.target.id if plan.target else None)
+            handle = await self._call(platform)
         except PlatformUnsure as exc:
             # "Refused, try again" would be wrong: a second /restart may restart it twice.
             self.durations["call"] = _since(timer, call_start)
@@ -81,6 +81,27 @@ class Runner:
             return self._report(Outcome.FAILED, message, deployment=handle)
         self.durations["deploy"] = _since(timer, deploy_start)
         return await self._verdict(platform, config, result)
+
+    async def _call(self, platform: Platform) -> Deployment:
+        """The restart or rollback call; throttled with a short Retry-After, asked once more after it.
+
+        A 429 means the platform did nothing, so asking again cannot act twice; at 3 a.m. waiting a few
+        seconds is the bot's job, not the person's.
+        """
+        plan = self.plan
+        for attempt in (1, 2):
+            try:
+                if plan.action is Action.RESTART:
+                    return await platform.restart(plan.redeploys.id if plan.redeploys else None)
+                return await platform.rollback(plan.target.id if plan.target else None)
+            except PlatformRateLimited as exc:
+                wait = exc.retry_after
+                if attempt == 2 or wait is None or wait > RETRY_THROTTLED_WITHIN:
+                    raise
+                note = f"{platform.display_name} is rate-limiting the bot; asking again in {wait:g} s"
+                await self.show("calling", note=note)
+                await self.ops.timer.sleep(wait)
+        raise AssertionError("unreachable")
 
     async def _follow(self, platform: Platform, handle: Deployment, config: Service) -> FollowResult:
         async def on_progress(update: Progress) -> None:

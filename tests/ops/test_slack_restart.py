@@ -179,11 +179,22 @@ async def test_platform_429_is_a_clear_answer(stack: Stack) -> None:
     assert "Railway is rate-limiting the bot; try again in 30 s" in stack.bot.last_reply()
 
     await stack.bot.command("gateway", command="/restart", user="U0LEAD")
-    stack.railway.throttle_next(9, body_contains="deploymentRestart")
+    stack.railway.throttle_next(60, body_contains="deploymentRestart")  # too long to wait for: said, not waited
     await stack.bot.click("ops_confirm", stack.button_value("ops_confirm"), user="U0LEAD")
     report = stack.progress("C0GENERAL")[-1].text
-    assert "failed" in report and "try again in 9 s" in report
+    assert "failed" in report and "try again in 60 s" in report
     assert stack.railway.restarts == 0
+
+
+async def test_a_restart_throttled_briefly_is_asked_again_and_the_wait_shown(stack: Stack) -> None:
+    await stack.bot.command("gateway", command="/restart", user="U0LEAD")
+    stack.railway.throttle_next(9, body_contains="deploymentRestart")
+    await stack.bot.click("ops_confirm", stack.button_value("ops_confirm"), user="U0LEAD")
+
+    assert stack.railway.restarts == 1
+    notes = [str(c.args.get("blocks")) for c in stack.fake.calls_to("chat.update")]
+    assert any("Railway is rate-limiting the bot; asking again in 9 s" in n for n in notes), notes
+    assert "succeeded" in stack.progress("C0GENERAL")[-1].text
 
 
 async def test_platform_auth_error_is_a_clear_answer(stack: Stack) -> None:
