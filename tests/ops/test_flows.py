@@ -224,18 +224,6 @@ async def test_platform_429_on_the_action_is_a_clear_failure(world: World) -> No
     assert report.succeeded
 
 
-async def test_platform_429_on_the_mutation_is_asked_again_after_its_retry_after(world: World) -> None:
-    """A 429 means Railway did nothing: the restart was reported failed with "try again in 9 s", leaving the
-    wait and the second attempt to the person at 3 a.m. The bot waits the 9 s and asks once more."""
-    plan = await confirmations.prepare(world.deps, action="restart", service="gateway", user_id="U0ALICE")
-    world.railway.throttle_next(9, body_contains="deploymentRestart")
-    report = await execution.execute(world.deps, ref=plan.ref, user_id="U0ALICE", progress=world.progress)
-
-    assert report.outcome is Outcome.SUCCEEDED, report.message
-    assert world.railway.restarts == 1
-    assert 9 in world.timer.sleeps
-
-
 async def test_platform_429_on_the_mutation_twice_is_reported(world: World) -> None:
     incident = await world.incident()
     plan = await confirmations.prepare(

@@ -1,0 +1,45 @@
+"""What the platforms answer besides success, as the on-call engineer meets it: a short throttle is waited
+out by the bot, and a service with nowhere to act is refused like any request (audited, on the timeline)."""
+
+from __future__ import annotations
+
+from bot.ops import confirmations, execution
+from bot.ops.models import Outcome
+from tests.ops.conftest import Stack, World, incident_channel
+
+
+async def test_a_restart_of_a_service_with_no_platform_is_refused_and_audited(stack: Stack) -> None:
+    """`search` has a health check but no deploy platform: the refusal was answered, but neither audited
+    nor on the incident's timeline, unlike every other refusal."""
+    channel = await incident_channel(stack)
+    await stack.bot.command("search", command="/restart", user="U0LEAD", channel=channel)
+
+    reply = stack.bot.last_reply()
+    assert "search has no deploy platform in bot.yml, so the bot cannot restart it" in reply, reply
+    [entry] = await stack.audit()
+    assert (entry.action, entry.service, entry.outcome) == ("restart", "search", "refused"), entry
+    assert "no deploy platform" in entry.detail and entry.incident_id == 1
+    assert any("Restart of search not run: " in e.text for e in await stack.bot.timeline(1))
+
+
+async def test_a_restart_throttled_briefly_is_asked_again_and_the_wait_shown(stack: Stack) -> None:
+    await stack.bot.command("gateway", command="/restart", user="U0LEAD")
+    stack.railway.throttle_next(9, body_contains="deploymentRestart")
+    await stack.bot.click("ops_confirm", stack.button_value("ops_confirm"), user="U0LEAD")
+
+    assert stack.railway.restarts == 1
+    notes = [str(c.args.get("blocks")) for c in stack.fake.calls_to("chat.update")]
+    assert any("Railway is rate-limiting the bot; asking again in 9 s" in n for n in notes), notes
+    assert "succeeded" in stack.progress("C0GENERAL")[-1].text
+
+
+async def test_platform_429_on_the_mutation_is_asked_again_after_its_retry_after(world: World) -> None:
+    """A 429 means Railway did nothing: the restart was reported failed with "try again in 9 s", leaving the
+    wait and the second attempt to the person at 3 a.m. The bot waits the 9 s and asks once more."""
+    plan = await confirmations.prepare(world.deps, action="restart", service="gateway", user_id="U0ALICE")
+    world.railway.throttle_next(9, body_contains="deploymentRestart")
+    report = await execution.execute(world.deps, ref=plan.ref, user_id="U0ALICE", progress=world.progress)
+
+    assert report.outcome is Outcome.SUCCEEDED, report.message
+    assert world.railway.restarts == 1
+    assert 9 in world.timer.sleeps
