@@ -8,10 +8,9 @@ same moment (`writes.PageWrites`).
 A page DM that fails for a transient reason (Slack 5xx, unreachable, throttled) is not final: the
 page is released for a retry after a back-off (30 s, then 60 s) that DMs only the people not yet
 reached, and is recorded as sent after the attempt that reaches them, or after `max_attempts`
-with the rest under `failed`. Where the last attempt heard no answer of Slack's (`unanswered`), the
-retry first looks for the page in the DM (`Pager.page_dm_posted`): Slack may have posted it; so does
-the last attempt, after a DM that heard no answer, before giving that person up. A permanent error
-(`user_not_found`, ...) is final at once and reported in the channel.
+with the rest under `failed`. Where the last attempt heard no answer of Slack's, the retry first
+looks for the page in the DM (`pages.dms`). A permanent error (`user_not_found`, ...) is final at
+once and reported in the channel.
 
 A page has two halves. Its DMs go out as soon as it is due, whatever else is going on (one
 incident's pages in order). Its channel half (invite, mention) and its record wait for their
@@ -24,7 +23,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import replace
 from datetime import datetime
 from functools import partial
 
@@ -33,15 +31,15 @@ from bot.escalation import leases, policy
 from bot.escalation.models import Page, PageTarget, TargetKind, TargetState
 from bot.escalation.pages import outcome, recipients
 from bot.escalation.pages.channel import Channel
+from bot.escalation.pages.dms import PageDms
 from bot.escalation.pages.outcome import Attempt
 from bot.escalation.pages.queries import page_with_incident
 from bot.escalation.pages.records import cancel_stopped, finish_page
-from bot.escalation.pages.targets import NewTarget, add_targets, mark_target, paged_before, targets, told_escalated
-from bot.escalation.pages.writes import DmOutcome, PageClaim
+from bot.escalation.pages.targets import NewTarget, add_targets, mark_target, targets, told_escalated
+from bot.escalation.pages.writes import PageClaim
 from bot.escalation.ports import PageMessage
-from bot.escalation.retries import Sender, posted_before
+from bot.escalation.retries import Sender
 from bot.escalation.runtime import Runtime
-from bot.exceptions import ChatError, is_transient, unanswered
 from bot.incidents.models import Incident
 
 log = logging.getLogger(__name__)
@@ -51,6 +49,7 @@ class PageSender(Sender[Page]):
     def __init__(self, rt: Runtime, channel: Channel) -> None:
         super().__init__(rt)
         self.channel = channel
+        self.dms = PageDms(rt)
 
     async def send_page(self, page_id: int, *, dms_out: Callable[[], None] | None = None) -> bool:
         """Claim, deliver and mark one page; False when another process has it or it should not go out.
@@ -125,7 +124,7 @@ class PageSender(Sender[Page]):
                 return False
             incident, reason = rechecked
         if reason is None:
-            await self._send_dms(rows, incident, message, token, attempt)
+            await self.dms.send(rows, incident, message, token, attempt)
         dms_sent()
         # The invite, the mention and the record can wait: they take turns with channel setups.
         async with self.rt.priority.later(), self.rt.turn(page.incident_id):
@@ -256,73 +255,6 @@ class PageSender(Sender[Page]):
                         if await mark_target(session, target_id=row.id, state=state, now=now, error=reason):
                             row.state, row.error = state, reason
         return rows
-
-    async def _send_dms(
-        self, rows: list[PageTarget], incident: Incident, message: PageMessage, token: str, attempt: Attempt
-    ) -> None:
-        """DM every pending person, each behind its own claim, and record each outcome at once."""
-        earlier = await self._paged_before(rows, incident, message)
-        for row in rows:
-            if row.kind != TargetKind.USER or row.state != TargetState.PENDING or row.id is None:
-                continue
-            now = self.rt.clock.now()
-            last = row.error  # the last claim's outcome, as the claim below fences it (`leases.claim_target`)
-            held = row.claim_token == token and row.claim_expires_at is not None and utc(row.claim_expires_at) > now
-            if not held:  # rows this attempt inserted are ours already
-                async with self.rt.send_db.session() as session:
-                    if not await leases.claim_target(
-                        session, target_id=row.id, token=token, now=now, attempts=row.attempts, lease=self.rt.lease
-                    ):
-                        continue  # another sender has this person right now
-                row.attempts += 1
-            if row.attempts > 1 and unanswered(last) and await self._posted_before(row, message):
-                state, error = TargetState.SENT, None
-            else:
-                note = replace(message, paged_at_level=earlier.get(row.recipient))
-                state, error = await self._dm(row.recipient, incident, note)
-                if state == TargetState.PENDING and await self._posted_on_last(attempt, row, message, error):
-                    state, error = TargetState.SENT, None
-            await self.rt.writes.record(DmOutcome(row.id, token, state, error))
-            row.state, row.error, row.claim_expires_at = state, error, None
-            if state == TargetState.SENT:
-                attempt.sent.append(row.recipient)
-            elif state == TargetState.FAILED:
-                attempt.failed[row.recipient] = error or "failed"
-            else:
-                attempt.retrying.append(row.recipient)
-
-    async def _paged_before(self, rows: list[PageTarget], incident: Incident, message: PageMessage) -> dict[str, int]:
-        """People of a later level paged at an earlier one (the on-call engineer is the team lead too) get a note,
-        not a second page. A repeat of the last level is a reminder to the same people on purpose: not here."""
-        if message.level == 1 or message.repeat or incident.id is None:
-            return {}
-        if not any(r.kind == TargetKind.USER and r.state == TargetState.PENDING for r in rows):
-            return {}
-        async with self.rt.send_db.session() as session:
-            return await paged_before(session, incident_id=incident.id, level=message.level)
-
-    async def _posted_before(self, row: PageTarget, message: PageMessage) -> bool:
-        look = self.rt.pager.page_dm_posted(user=row.recipient, page=message, since=utc(row.created_at))
-        return await posted_before(look, f"page {message.page_id} DM to {row.recipient}")
-
-    async def _posted_on_last(self, attempt: Attempt, row: PageTarget, message: PageMessage, error: str | None) -> bool:
-        """The page's last attempt lost the DM's answer: found in the DM, it is sent, not given up."""
-        look = partial(self.rt.pager.page_dm_posted, user=row.recipient, page=message, since=utc(row.created_at))
-        return await self.posted_on_last(attempt.number, error, look, f"page {message.page_id} DM to {row.recipient}")
-
-    async def _dm(self, user: str, incident: Incident, message: PageMessage) -> tuple[TargetState, str | None]:
-        """One page DM: SENT, FAILED for good (`user_not_found`, ...) or PENDING (try again later)."""
-        try:
-            await self.rt.pager.dm_page(user=user, incident=incident, page=message)
-        except ChatError as exc:
-            reason = exc.code or str(exc)
-            log.warning("page DM to %s for %s failed: %s", user, incident.ref, reason)
-            return (TargetState.PENDING if is_transient(exc) else TargetState.FAILED), reason
-        except Exception:
-            # One broken DM must not stop the others; it is retried like a Slack outage (bounded).
-            log.exception("page DM to %s for %s failed", user, incident.ref)
-            return TargetState.PENDING, "unexpected error"
-        return TargetState.SENT, None
 
     async def finish(
         self,
