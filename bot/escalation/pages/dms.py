@@ -2,7 +2,8 @@
 
 Where the last attempt at a person heard no answer of Slack's (`unanswered`), the DM is first looked
 for (`retries.posted_before`): Slack may have posted it. The last attempt allowed does the same after
-a DM that heard no answer, before giving that person up (`retries.posted_after_all`).
+a DM that heard no answer, before giving that person up (`retries.posted_after_all`), and so does a
+last attempt that broke on an error of our own before it recorded what it sent (`found_after_all`).
 """
 
 from __future__ import annotations
@@ -13,9 +14,10 @@ from functools import partial
 
 from bot.clock import utc
 from bot.escalation import leases
-from bot.escalation.models import PageTarget, TargetKind, TargetState
+from bot.escalation.models import Page, PageTarget, TargetKind, TargetState
+from bot.escalation.pages import outcome
 from bot.escalation.pages.outcome import Attempt
-from bot.escalation.pages.targets import paged_before
+from bot.escalation.pages.targets import mark_target, paged_before
 from bot.escalation.pages.writes import DmOutcome
 from bot.escalation.ports import PageMessage
 from bot.escalation.retries import posted_after_all, posted_before
@@ -63,6 +65,35 @@ class PageDms:
                 attempt.failed[row.recipient] = error or "failed"
             else:
                 attempt.retrying.append(row.recipient)
+
+    async def found_after_all(self, page: Page, token: str, rows: list[PageTarget]) -> None:
+        """Before a page whose last attempt broke on an error of our own is given up: whoever it leaves pending
+        with an unknown outcome (a DM Slack may have taken before the break, or an earlier attempt's the break
+        kept this one from looking for) is looked for, and found, recorded as sent rather than given up.
+
+        Only a Slack read, with no session held; anything it raises is logged and the page given up as before.
+        """
+        unknown = [
+            r
+            for r in rows
+            if r.kind == TargetKind.USER
+            and r.state == TargetState.PENDING
+            and r.id is not None
+            and unanswered(r.error)
+            and not (r.claim_token == token and r.error is not None)  # this attempt's answer: looked for already
+        ]
+        if not unknown:
+            return
+        message = outcome.page_message(page, rows, self.rt.clock.now(), late_after=self.rt.late_after_for(page))
+        for row in unknown:
+            assert row.id is not None
+            try:
+                if not await self._posted_before(row, message):
+                    continue
+                async with self.rt.db.session() as session:
+                    await mark_target(session, target_id=row.id, state=TargetState.SENT, now=self.rt.clock.now())
+            except Exception:
+                log.exception("could not look for page %s's DM to %s before giving it up", page.id, row.recipient)
 
     async def _paged_before(self, rows: list[PageTarget], incident: Incident, message: PageMessage) -> dict[str, int]:
         """People of a later level paged at an earlier one (the on-call engineer is the team lead too) get a note,

@@ -307,9 +307,13 @@ class PageSender(Sender[Page]):
         return True
 
     async def record_failure(self, row: Page, token: str, *, error: str) -> None:
+        """The last attempt broke (an error of our own): a DM it may have sent is looked for before giving up."""
+        assert row.id is not None
         async with self.rt.db.session() as session:
             incident = await session.get(Incident, row.incident_id)
+            rows = await targets(session, page_id=row.id)
         assert incident is not None
+        await self.dms.found_after_all(row, token, rows)
         await self.finish(row, token, incident, now=self.rt.clock.now(), errors=[error])
 
     def stop_reason(self, page: Page, incident: Incident | None) -> str | None:
