@@ -13,17 +13,26 @@ and sending. Options considered:
   first (`retries.posted_before`; a reminder in its channel, both found by their message metadata)
   and records it instead of repeating it. It looks only then:
   after an answer of Slack's own (`ratelimited`, `service_unavailable`, any ok:false), the DM was
-  not posted (`exceptions.unanswered`).
+  not posted (`exceptions.unanswered`). The last attempt allowed looks too before giving a person up,
+  after an answer lost or an error of our own (`pages.dms.PageDms.found_after_all`), so a DM that
+  arrived is recorded as sent, not as failed.
 
-A person can still get one page DM twice, at most once per unknown outcome, when:
+A person can still get one page DM twice, at most once per unknown outcome, when (none of these can be
+closed by looking more, which is why they stay):
   - the look-up cannot read the DM (no `im:history` scope, Slack failing or throttling
-    conversations.history): the DM goes out again rather than not at all;
+    conversations.history): not knowing, the DM goes out again, because a page that might never
+    arrive is worse than a second one;
   - the look-up runs before Slack shows the first DM: a request Slack took after the bot stopped
     waiting for it (its timeout), or a sender paused past its lease before its request reached Slack,
-    whose DM lands after the next sender looked (the fence below does not stop a request already sent);
-  - Slack answered an error other than `fatal_error` yet posted: not looked for;
+    whose DM lands after the next sender looked (the fence below does not stop a request already sent;
+    nothing the bot can read says a request is still on its way to Slack);
+  - Slack answered an error other than `fatal_error` yet posted: not looked for, because Slack documents
+    those answers as nothing done, and looking after each would add a conversations.history read
+    (Tier 3: some 50 a minute) to every retry in exactly the outage or throttling that
+    causes them, a storm of pages would then throttle the look-ups, and a failed look-up DMs again anyway;
   - the DM is not in what the look-up reads: from the first attempt on (less `CLOCK_SKEW` in
-    `bot/slack/api.py`, 10 minutes, for clocks that differ), a few pages of history (a thousand messages).
+    `bot/slack/api.py`, 10 minutes, for clocks that differ), five pages of history (a thousand
+    messages): the read is bounded so a retry never pages through a whole DM's history.
 
 Only the holder of the claim (same token) may finish or release the row, so a sender whose lease
 ran out while Slack was slow cannot overwrite the replica that took over. The lease (2 minutes by
