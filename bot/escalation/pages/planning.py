@@ -287,7 +287,12 @@ def _continue_repeats(
     now: datetime,
     result: ReplanResult,
 ) -> None:
-    """Keep the repeat chain going if the new last level was already sent and nothing follows it."""
+    """Keep the repeat chain going if the new last level was already sent and nothing follows it.
+
+    The next repeat keeps the chain's rhythm, but never falls due at the change itself: a level paged
+    long ago (a P1 lowered to a P3 half an hour in) repeats `repeat_last_every` after the change, so
+    changing the severity pages nobody by itself.
+    """
     assert incident.id is not None
     if escalation.repeat_last_every is None:
         return
@@ -302,6 +307,7 @@ def _continue_repeats(
         level=last,
         repeat=max(row.repeat for row in chain),
         due_at=utc(latest.due_at),
+        sent_at=now,
     )
     if following is not None:
         session.add(new_page(incident.id, following, due_at=max(following.due_at, now), now=now))
