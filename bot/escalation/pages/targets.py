@@ -56,15 +56,18 @@ async def targets(session: AsyncSession, *, page_id: int) -> list[PageTarget]:
     return list((await session.exec(query)).all())
 
 
-async def was_dmed(session: AsyncSession, *, page_id: int, user: str) -> bool:
-    """Whether the page's DM reached `user`: known as soon as it is sent, before the page's record."""
-    query = select(PageTarget.id).where(
-        PageTarget.page_id == page_id,
-        col(PageTarget.kind) == TargetKind.USER,
-        col(PageTarget.recipient) == user,
-        col(PageTarget.state) == TargetState.SENT,
+async def dmed(session: AsyncSession, *, page_id: int) -> list[str]:
+    """Whom the page's DM reached: known as soon as each is sent, before the page's record (`sent_to`)."""
+    query = (
+        select(PageTarget.recipient)
+        .where(
+            PageTarget.page_id == page_id,
+            col(PageTarget.kind) == TargetKind.USER,
+            col(PageTarget.state) == TargetState.SENT,
+        )
+        .order_by(col(PageTarget.id))
     )
-    return (await session.exec(query)).first() is not None
+    return list((await session.exec(query)).all())
 
 
 async def targets_by_page(session: AsyncSession, *, incident_id: int) -> dict[int, list[PageTarget]]:

@@ -124,3 +124,23 @@ async def test_a_page_button_naming_another_incident_is_refused_and_audited(star
 
         rows = list((await session.exec(select(AuditLog))).all())
     assert [(r.actor, r.action, r.outcome, r.incident_id) for r in rows] == [(oncall, "click:page ack", "refused", 1)]
+
+
+async def test_an_ack_for_someone_elses_page_waiting_to_retry_is_recorded_as_for_whom_it_reached(
+    start: Starter, clock: FakeClock
+) -> None:
+    """The page reached U0ALICE and waits to retry U0LEAD (Slack failed for now): it has no record of whom it
+    reached yet, but someone else's ack on her DM is still hers."""
+    levels = [{"name": "Leads", "after": "0m", "notify": ["U0ALICE", "U0LEAD"]}]
+    bot = await start({**CONFIG, "escalation": {"levels": levels}})
+    bot.fake.server_error("conversations.open", after=1, status=503, count=3)  # U0LEAD's DM cannot be opened
+    await bot.declare("P1 Checkout is down", user="U0BOB")
+    (dm,) = page_dms(bot.fake, "U0ALICE")
+    assert page_dms(bot.fake, "U0LEAD") == []
+    (row,) = await escalator(bot).pages(1)
+    assert row.sent_at is None and row.sent_to == []
+    action, value = button_values(dm)[0]
+    await bot.click(action, value, user="U0CAROL", channel=None)
+    assert (await bot.incident(1)).acknowledged_by == "U0CAROL"
+    (ack,) = [e for e in await bot.timeline(1) if e.kind == "ack"]
+    assert (ack.actor, ack.text, ack.data["for"]) == ("U0CAROL", "acknowledged by U0CAROL for U0ALICE", ["U0ALICE"])

@@ -14,7 +14,7 @@ from slack_bolt.context.respond.async_respond import AsyncRespond
 
 from bot.deps import Deps
 from bot.escalation.models import Page
-from bot.escalation.pages.targets import was_dmed
+from bot.escalation.pages.targets import dmed
 from bot.exceptions import InvalidState, UsageError
 from bot.incidents import access, flows, service
 from bot.incidents.models import Incident
@@ -45,7 +45,9 @@ async def _checked_page(deps: Deps, value: str, user: str) -> tuple[int, list[st
     async with deps.db.session() as session:
         page = await session.get(Page, page_id)
         incident = await session.get(Incident, incident_id)
-        paged = page is not None and (user in page.sent_to or await was_dmed(session, page_id=page_id, user=user))
+        # Reached so far: a page waiting to retry someone (or for its turn to be recorded) has no `sent_to` yet.
+        reached = list(dict.fromkeys([*page.sent_to, *await dmed(session, page_id=page_id)])) if page else []
+    paged = user in reached
     if page is None or page.incident_id != incident_id:
         await refused(
             deps,
@@ -59,7 +61,7 @@ async def _checked_page(deps: Deps, value: str, user: str) -> tuple[int, list[st
     if paged and not (incident is not None and incident.private and incident.channel_id):
         return incident_id, []
     await access.find(deps, number=incident_id, person=user)
-    return incident_id, [] if paged else list(page.sent_to)
+    return incident_id, [] if paged else reached
 
 
 def register(app: AsyncApp, deps: Deps) -> None:
