@@ -8,7 +8,8 @@ from datetime import timedelta
 
 from bot.clock import FakeClock
 from bot.db import Database
-from tests.escalation.conftest import STANDARD, FakePager, Start, config, page_rows, set_severity
+from bot.timeline import service as timeline
+from tests.escalation.conftest import STANDARD, FakePager, Start, config, page_rows, resolve, set_severity
 
 REPEAT = config(escalation={**STANDARD["escalation"], "repeat_last_every": "10m"})
 
@@ -62,3 +63,32 @@ async def test_a_level_made_last_again_soon_after_it_repeated_keeps_its_rhythm(
     clock.advance(timedelta(minutes=1))  # 20: ten minutes after the last repeat
     await escalator.run_due()
     assert paged(pager)[2:] == [("U0ALICE", 1, 3)]
+
+
+async def test_a_last_level_sent_while_the_incident_was_resolved_plans_no_repeat(
+    db: Database, clock: FakeClock, pager: FakePager, start: Start
+) -> None:
+    """The resolve lands (and its handler cancels what is pending) while the CTO's DM goes out: the page is
+    recorded as sent, and nothing follows it: no repeat for a resolved incident, and the resolve's "stopped" is
+    the only one (a repeat planned after it used to be cancelled at its due time, "stopped" a second time)."""
+    escalator, incident_id = await start(REPEAT)
+    clock.advance(timedelta(minutes=15))
+    await escalator.run_due()
+
+    async def resolved_meanwhile(user: str) -> None:
+        if user == "U0CTO":
+            pager.on_dm = None
+            await resolve(db, clock, incident_id)
+            await escalator.incident_resolved(incident_id)
+
+    pager.on_dm = resolved_meanwhile
+    clock.advance(timedelta(minutes=15))
+    await escalator.run_due()
+    assert paged(pager)[2:] == [("U0CTO", 3, 0)]
+    assert [row for row in await page_rows(db, incident_id) if row[:2] == (3, 1)] == []
+    clock.advance(timedelta(hours=1))
+    await escalator.run_due()
+    assert paged(pager)[3:] == []
+    async with db.session() as session:
+        said = [e.text for e in await timeline.events(session, incident_id=incident_id, kinds=["page"])]
+    assert [text for text in said if text.startswith("Escalation stopped")] == ["Escalation stopped: incident resolved"]

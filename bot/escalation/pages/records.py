@@ -43,8 +43,9 @@ async def finish_page(
     severity: Severity | str,
     late_after: timedelta,
     started_at: datetime | None = None,
+    repeat: bool = True,
 ) -> Page | None:
-    """Mark the page sent (with the timeline event and the next repeat) if we still hold its claim.
+    """Mark the page sent (with the timeline event and, with `repeat`, the next repeat) if we still hold its claim.
 
     Lateness is measured at `started_at`, the first attempt: a page that took two retries because
     Slack failed is not "late" the way a page sent after the bot was down is. Recipients still
@@ -80,7 +81,7 @@ async def finish_page(
     following = policy.next_repeat(
         escalation, severity=severity, level=page.level, repeat=page.repeat, due_at=utc(page.due_at), sent_at=now
     )
-    if following is not None:
+    if repeat and following is not None:
         session.add(new_page(page.incident_id, following, due_at=max(following.due_at, now), now=now))
     await session.commit()
     return await session.get(Page, page_id, populate_existing=True)

@@ -268,10 +268,13 @@ class PageSender(Sender[Page]):
     ) -> bool:
         """Record the page as sent, with who was reached and who was not (and why).
 
-        Lateness is measured at the first attempt (the oldest recipient row), not at this one.
+        Lateness is measured at the first attempt (the oldest recipient row), not at this one. The next repeat
+        is planned only while the incident still escalates, as read now: a resolve or an ack that stops it may
+        have landed (and its handler cancelled what was pending) while this page went out.
         """
         assert page.id is not None
         async with self.rt.db.session() as session:
+            current = await session.get(Incident, page.incident_id, populate_existing=True)
             rows = await targets(session, page_id=page.id)
             delivery = outcome.delivery_of(rows, attempts=page.attempts, stopped=stopped)
             delivery.errors = list(dict.fromkeys([*errors, *delivery.errors]))
@@ -285,9 +288,10 @@ class PageSender(Sender[Page]):
                 now=now,
                 delivery=delivery,
                 escalation=self.rt.config.escalation,
-                severity=incident.severity,
+                severity=current.severity if current is not None else incident.severity,
                 late_after=self.rt.late_after_for(page),
                 started_at=outcome.first_attempt(rows, now),
+                repeat=stopped is None and self.stop_reason(page, current) is None,
             )
         if finished is None:
             log.error("page %s for %s was sent but our claim had been taken over", page.id, incident.ref)
