@@ -265,7 +265,7 @@ def followup_list(items: Sequence[ActionItem], *, tracker: bool) -> list[Block]:
 
 def usage_blocks(message: str, usage: str, suggestion: str | None) -> list[Block]:
     """`message` is mrkdwn already (`text.error_text`): its times are Slack's date tokens."""
-    text = f"{message}\nUsage: `{usage}`"
+    text = f"{message}\nUsage: `{escape(usage)}`"  # `<@user>` unescaped would be a mention
     if suggestion:
         text += f"\nDid you mean: `{escape(suggestion)}`"
     return [mrkdwn(text)]

@@ -200,7 +200,8 @@ async def _list(ctx: CommandContext) -> None:
 
 
 async def _help(ctx: CommandContext) -> None:
-    await ctx.ephemeral("```" + grammar.help_text() + "```")
+    # Escaped: Slack reads `<title>` as a link and `<@user>` as a mention, even in a code block.
+    await ctx.ephemeral("```" + escape(grammar.help_text()) + "```")
 
 
 HANDLERS: dict[str, SubcommandHandler] = {
