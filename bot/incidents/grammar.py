@@ -104,7 +104,7 @@ _DECLARE_SEVERITY = re.compile(r"(?:p|sev)[-_]?([0-9]+)", re.IGNORECASE)
 _SEVERITY_NUMBER = re.compile(r"[0-9]+")
 
 _INCIDENT_REF = re.compile(r"^(?:inc-?|#)?(\d{1,9})$", re.IGNORECASE)
-_LEADING_REF = re.compile(r"^inc-?(\d{1,9})$", re.IGNORECASE)
+_LEADING_REF = re.compile(r"^(?:inc-?|#)(\d{1,9})$", re.IGNORECASE)
 _USER = re.compile(r"^<@([UW][A-Z0-9]+)(?:\|[^>]*)?>$|^([UW][A-Z0-9]{6,})$")
 _USER_ANYWHERE = re.compile(r"<@([UW][A-Z0-9]+)(?:\|[^>]*)?>")
 
@@ -280,6 +280,8 @@ def parse(text: str, *, known: Known | None = None) -> Command:
     incident: int | None = None
     # INC-7 may lead the arguments (or follow the subcommand: `/incident note INC-7 ...` is not supported
     # because it would eat a note starting with an incident number).
+    if len(words) > 1 and words[0].lower() == "inc" and words[1].isdecimal():
+        words = [f"inc{words[1]}", *words[2:]]  # `INC 7`: the number typed apart
     if words and _LEADING_REF.match(words[0]):
         incident = int(_LEADING_REF.match(words[0]).group(1))  # type: ignore[union-attr]
         words = words[1:]
@@ -295,16 +297,27 @@ def parse(text: str, *, known: Known | None = None) -> Command:
         else:
             guess = _closest(head, list(USAGE) + list(ALIASES))
             guess = ALIASES.get(guess, guess) if guess else None
-            suggestion = USAGE[guess] if guess else None
             raise UsageError(
                 f"`{head}` is not an /incident command.",
                 usage="/incident help",
-                suggestion=suggestion,
+                suggestion=_corrected(guess, incident, rest, known) if guess else None,
             )
     if name == "declare" and incident is not None:
         raise _fail("declare", "Declare a new incident without an INC number.")
     parser = _PARSERS[name]
     return parser(name, incident, rest, " ".join(rest), known)
+
+
+def _corrected(name: str, incident: int | None, rest: list[str], known: Known) -> str:
+    """The command as typed with its subcommand spelled right, if that parses; else the subcommand's usage."""
+    if name == "declare" and incident is not None:
+        return USAGE[name]
+    try:
+        _PARSERS[name](name, incident, rest, " ".join(rest), known)
+    except UsageError:
+        return USAGE[name]
+    ref = f"INC-{incident} " if incident is not None else ""
+    return " ".join(f"/incident {ref}{name} {' '.join(rest)}".split())
 
 
 @dataclass
@@ -459,7 +472,8 @@ def _p_action(name: str, incident: int | None, rest: list[str], text: str, known
 
 def _p_sev(name: str, incident: int | None, rest: list[str], _: str, known: Known) -> Command:
     # `/incident sev 2` reads as it sounds, as `sev 2` does before a declaration's title.
-    severity = parse_severity(f"p{rest[0]}" if len(rest) == 1 and rest[0].isdecimal() else " ".join(rest))
+    # `sev 1`, `SEV 1`, `p 1` read as `sev1` and `p1`, as they do before a declaration's title.
+    severity = parse_severity(f"p{rest[0]}" if len(rest) == 1 and rest[0].isdecimal() else "".join(rest))
     if severity is None:
         got = " ".join(rest) or "nothing"
         raise _fail("sev", f"Give one severity, P1 (critical) to P4 (low); got {got}.")

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from tests.harness import BotHarness
 
 
@@ -33,3 +35,43 @@ async def test_help_shows_the_placeholders_escaped(bot: BotHarness) -> None:
     assert "/incident declare [private] [P1..P4] [service:&lt;name&gt;] [playbook:&lt;id&gt;] &lt;title&gt;" in text
     assert "/rollback &lt;service&gt; [deployment-id]" in text
     assert "<" not in text.replace("&lt;", ""), text
+
+
+@pytest.mark.parametrize("ref", ["INC-1", "inc1", "#1", "INC 1", "inc 1"])
+async def test_an_incident_named_in_any_promised_form_gets_the_note(bot: BotHarness, ref: str) -> None:
+    await bot.declare("P2 Search is slow")
+
+    await bot.command(f"{ref} note cache flushed", channel="C0GENERAL")
+
+    assert bot.last_reply() == "📝 Noted on the INC-1 timeline."
+    assert [e.text for e in await bot.timeline(1) if e.kind == "note"] == ["cache flushed"]
+
+
+@pytest.mark.parametrize("words", ["sev 1", "SEV 1", "Sev-1", "p 1", "sev1"])
+async def test_sev_reads_the_spellings_declare_reads(bot: BotHarness, words: str) -> None:
+    """README: `p1`, `sev1`, `SEV-1`, `sev 1` are all P1, and `/incident sev` refused `sev 1`."""
+    await bot.declare("P3 Search is slow")
+
+    await bot.command(f"INC-1 sev {words}", channel="C0GENERAL")
+
+    assert (await bot.incident(1)).severity == "P1", bot.last_reply()
+
+
+@pytest.mark.parametrize(
+    ("text", "suggested"),
+    [
+        ("declre P1 checkout down", "Did you mean: `/incident declare P1 checkout down`"),
+        ("INC-1 noet cache flushed", "Did you mean: `/incident INC-1 note cache flushed`"),
+        ("reslove", "Did you mean: `/incident resolve`"),
+        # The corrected words would not parse either: the subcommand's usage is the suggestion.
+        ("rol boss", "Did you mean: `/incident role &lt;commander|comms|scribe&gt; &lt;@user&gt;`"),
+    ],
+)
+async def test_a_misspelled_subcommand_is_answered_with_the_command_it_meant(
+    bot: BotHarness, text: str, suggested: str
+) -> None:
+    await bot.command(text, channel="C0GENERAL")
+
+    section = _usage_section(bot)
+    assert suggested in section, section
+    assert bot.fake.calls_to("conversations.create") == []
