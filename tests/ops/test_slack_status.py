@@ -57,7 +57,7 @@ async def test_status_of_one_service_shows_dependencies_and_deployments(stack: S
 
 async def test_status_of_an_unknown_service_suggests_one(stack: Stack) -> None:
     await stack.bot.command("gatewy", command="/status")
-    assert "did you mean gateway" in stack.bot.last_reply()
+    assert "Did you mean: `/status gateway`" in stack.bot.last_reply()
 
 
 @pytest.mark.parametrize(

@@ -8,6 +8,7 @@ the caller sees; the buttons are handled in `listeners/actions/ops.py`.
 
 from __future__ import annotations
 
+import difflib
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp
@@ -49,6 +50,7 @@ def parse(deps: Deps, command: str, text: str) -> tuple[str | None, str | None]:
             raise UsageError(
                 f"/status takes one service at most.{known}", usage=usage, suggestion=f"/status {words[0]}"
             )
+        _check_service(command, words, sorted(configured), known)
         return (words[0] if words else None), None
     if not words:
         raise UsageError(f"Name the service to {command}.{known}", usage=usage)
@@ -56,7 +58,21 @@ def parse(deps: Deps, command: str, text: str) -> tuple[str | None, str | None]:
     if len(words) > limit:
         suggestion = f"/{command} {' '.join(words[:limit])}"
         raise UsageError(f"Too many words for /{command}.{known}", usage=usage, suggestion=suggestion)
+    _check_service(command, words, sorted(configured), known)
     return words[0], (words[1] if len(words) > 1 else None)
+
+
+def _check_service(command: str, words: list[str], configured: list[str], known: str) -> None:
+    """A service bot.yml does not name is a usage error, answered with the command it most likely meant.
+    With no services at all, the flow itself says how to add them."""
+    if not words or not configured or words[0].lower() in configured:
+        return
+    close = difflib.get_close_matches(words[0].lower(), configured, n=1, cutoff=0.5)
+    raise UsageError(
+        f"There is no service `{words[0]}`.{known}",
+        usage=USAGE[command],
+        suggestion=" ".join([f"/{command}", close[0], *words[1:]]) if close else None,
+    )
 
 
 async def _ack_parsed(
