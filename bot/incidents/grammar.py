@@ -503,7 +503,8 @@ def _p_role(name: str, incident: int | None, rest: list[str], _: str, known: Kno
 
 def _p_none(name: str, incident: int | None, rest: list[str], _: str, known: Known) -> Command:
     if rest and name not in {"help"}:
-        raise _fail(name, f"`{USAGE[name]}` takes no arguments.")
+        ref = f"INC-{incident} " if incident is not None else ""
+        raise _fail(name, f"`{USAGE[name]}` takes no arguments.", suggestion=f"/incident {ref}{name}")
     return Command(name=name, incident=incident)
 
 

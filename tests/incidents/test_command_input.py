@@ -75,3 +75,23 @@ async def test_a_misspelled_subcommand_is_answered_with_the_command_it_meant(
     section = _usage_section(bot)
     assert suggested in section, section
     assert bot.fake.calls_to("conversations.create") == []
+
+
+@pytest.mark.parametrize(
+    ("text", "suggested"),
+    [
+        ("INC-1 ack now", "Did you mean: `/incident INC-1 ack`"),
+        ("list all", "Did you mean: `/incident list`"),
+        ("oncall now", "Did you mean: `/incident oncall`"),
+    ],
+)
+async def test_words_after_a_command_that_takes_none_are_answered_with_the_command_alone(
+    bot: BotHarness, text: str, suggested: str
+) -> None:
+    await bot.declare("P2 Search is slow")
+
+    await bot.command(text, channel="C0GENERAL")
+
+    section = _usage_section(bot)
+    assert "takes no arguments" in section and suggested in section, section
+    assert (await bot.incident(1)).acknowledged_by is None
