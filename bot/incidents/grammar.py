@@ -305,7 +305,13 @@ def parse(text: str, *, known: Known | None = None) -> Command:
     if name == "declare" and incident is not None:
         raise _fail("declare", "Declare a new incident without an INC number.")
     parser = _PARSERS[name]
-    return parser(name, incident, rest, " ".join(rest), known)
+    try:
+        return parser(name, incident, rest, " ".join(rest), known)
+    except UsageError as exc:
+        # Typed outside the incident's channel, the suggestion only works with the incident number.
+        if incident is not None and exc.suggestion and not exc.suggestion.lower().startswith("/incident inc-"):
+            exc.suggestion = exc.suggestion.replace("/incident ", f"/incident INC-{incident} ", 1)
+        raise
 
 
 def _corrected(name: str, incident: int | None, rest: list[str], known: Known) -> str:
@@ -503,8 +509,7 @@ def _p_role(name: str, incident: int | None, rest: list[str], _: str, known: Kno
 
 def _p_none(name: str, incident: int | None, rest: list[str], _: str, known: Known) -> Command:
     if rest and name not in {"help"}:
-        ref = f"INC-{incident} " if incident is not None else ""
-        raise _fail(name, f"`{USAGE[name]}` takes no arguments.", suggestion=f"/incident {ref}{name}")
+        raise _fail(name, f"`{USAGE[name]}` takes no arguments.", suggestion=f"/incident {name}")
     return Command(name=name, incident=incident)
 
 

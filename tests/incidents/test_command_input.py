@@ -95,3 +95,23 @@ async def test_words_after_a_command_that_takes_none_are_answered_with_the_comma
     section = _usage_section(bot)
     assert "takes no arguments" in section and suggested in section, section
     assert (await bot.incident(1)).acknowledged_by is None
+
+
+@pytest.mark.parametrize(
+    ("text", "suggested"),
+    [
+        ("INC-1 playbook servce-down", "Did you mean: `/incident INC-1 playbook service-down`"),
+        ("INC-1 update investigatin db", "Did you mean: `/incident INC-1 update investigating db`"),
+        ("INC-1 role comander <@U0BOB>", "Did you mean: `/incident INC-1 role commander &lt;@U0BOB&gt;`"),
+    ],
+)
+async def test_a_suggestion_outside_the_incident_channel_keeps_the_incident_number(
+    bot: BotHarness, text: str, suggested: str
+) -> None:
+    """Without INC-1 the suggested command, typed where the mistake was, is refused as not in an incident channel."""
+    await bot.declare("P2 Search is slow")
+
+    await bot.command(text, channel="C0GENERAL")
+
+    section = _usage_section(bot)
+    assert suggested in section, section
