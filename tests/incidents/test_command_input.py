@@ -115,3 +115,22 @@ async def test_a_suggestion_outside_the_incident_channel_keeps_the_incident_numb
 
     section = _usage_section(bot)
     assert suggested in section, section
+
+
+async def test_declared_in_the_announcements_channel_it_is_announced_there_once(bot: BotHarness) -> None:
+    """The reply to the command and the announcement both went to #incidents: every declaration twice."""
+    await bot.command("declare P2 Search is slow", channel="C0INCIDENTS")
+
+    incident = await bot.incident(1)
+    public = [m.text for m in bot.fake.messages("C0INCIDENTS") if m.ephemeral_to is None]
+    assert len(public) == 1 and public[0].startswith("INC-1 [P2] Search is slow"), public
+    reply = bot.fake.responses[-1]
+    assert reply["response_type"] == "ephemeral"
+    assert f"INC-1 [P2] Search is slow declared: join <#{incident.channel_id}>" in reply["text"], reply
+
+
+async def test_declared_elsewhere_the_reply_stays_in_the_channel(bot: BotHarness) -> None:
+    await bot.command("declare P2 Search is slow", channel="C0GENERAL")
+
+    assert bot.fake.responses[-1]["response_type"] == "in_channel"
+    assert len([m for m in bot.fake.messages("C0INCIDENTS") if m.ephemeral_to is None]) == 1

@@ -53,14 +53,21 @@ async def _declare(ctx: CommandContext) -> None:
         playbook_id=cmd.playbook,
         private=cmd.private,
     )
-    await _announce_declared(ctx.respond, outcome)
+    await _announce_declared(ctx.respond, outcome, typed_in=ctx.channel_id)
 
 
-async def _announce_declared(respond: AsyncRespond, outcome: Outcome) -> None:
-    """The reply to `/incident declare`: where its channel is (a private one: to the declarer), what failed."""
+async def _announce_declared(respond: AsyncRespond, outcome: Outcome, *, typed_in: str) -> None:
+    """The reply to `/incident declare`: where its channel is (a private one, or one the announcement in
+    this very channel already names: to the declarer only), what failed."""
     incident = outcome.incident
     where = f"<#{incident.channel_id}>" if incident.channel_id else "(no channel yet)"
-    if incident.private:  # only the declarer hears of it; the channel's members see the rest
+    if not incident.private and incident.announcement_ts and incident.announcement_channel == typed_in:
+        await respond(
+            text=f"🚨 {incident.ref} [{incident.severity}] {escape(incident.title)} declared: join {where}",
+            response_type="ephemeral",
+            replace_original=False,
+        )
+    elif incident.private:  # only the declarer hears of it; the channel's members see the rest
         await respond(
             text=f"🔒 {incident.ref} [{incident.severity}] {escape(incident.title)} declared as a private incident: "
             f"{where}",
