@@ -221,23 +221,28 @@ def pingdom(data: dict[str, Any], _: Mapping[str, str]) -> Fields | Ignored:
 
 
 def betterstack(data: dict[str, Any], _: Mapping[str, str]) -> Fields | Ignored:
-    """Better Stack Uptime: `{"data": {"id", "type": "incident", "attributes": {...}}}`."""
+    """Better Stack Uptime: `{"event": "started|acknowledged|resolved", "data": {"id", "type": "incident", ...}}`."""
     body = _object(data.get("data"), where="data")
     kind = text(body.get("type"), where="data.type")
     if kind and kind != "incident":
         return Ignored(f"Better Stack {kind}: not an incident")
     attributes = _object(body.get("attributes"), where="data.attributes")
-    resolved = (
-        bool(attributes.get("resolved_at")) or text(attributes.get("status"), where="status").lower() == "resolved"
-    )
     return Fields(
         key=_betterstack_monitor(body) or text(body.get("id"), where="data.id", required=True),
-        firing=not resolved,
+        firing=not _betterstack_resolved(data, attributes),
         title=text(attributes.get("name"), where="data.attributes.name") or "Better Stack incident",
         summary=text(attributes.get("cause"), where="data.attributes.cause"),
         started_at=when(attributes.get("started_at"), where="data.attributes.started_at"),
         link=text(attributes.get("url"), where="data.attributes.url") or None,
     )
+
+
+def _betterstack_resolved(data: dict[str, Any], attributes: dict[str, Any]) -> bool:
+    """Whichever way Better Stack says it: the webhook's top-level `event`, the incident's `status`
+    (Started, Acknowledged, Resolved...) or its `resolved_at`. An acknowledged incident is still down."""
+    event = text(data.get("event"), where="event").lower()
+    status = text(attributes.get("status"), where="data.attributes.status").lower()
+    return event == "resolved" or status == "resolved" or bool(attributes.get("resolved_at"))
 
 
 def _betterstack_monitor(body: dict[str, Any]) -> str:
