@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 
+from bot.alerts import service as alert_service
 from tests.alerts import source_bodies as b
-from tests.alerts.helpers import groups, send
+from tests.alerts.helpers import alert_messages, groups, rendered, send
 from tests.conftest import make_settings
 from tests.fakes.slack_api import FakeSlack
 from tests.harness import BotHarness, running_bot
@@ -37,6 +38,11 @@ async def sbot(
         yield harness
 
 
+async def _instances(bot: BotHarness, group_id: int) -> list[Any]:
+    async with bot.deps.db.session() as session:
+        return await alert_service.instances(session, group_id=group_id)
+
+
 def _betterstack_documented(event: str) -> dict[str, Any]:
     """Better Stack's incident webhook as its documentation shows it: the top-level `event` says what
     happened; the attributes carry no `status`, and `resolved_at` may still be empty when it says resolved."""
@@ -54,3 +60,24 @@ async def test_better_stack_resolved_event_resolves_without_resolved_at(sbot: Bo
         assert response.status_code == 200, response.text
         [group] = await groups(sbot)
         assert group.status == status, event
+
+
+async def test_a_sentry_issue_archived_or_ignored_stops_firing_and_says_why(sbot: BotHarness) -> None:
+    """Archiving an issue is how Sentry users silence it: the bot's alert stopped firing only on `resolved`,
+    so an archived issue's alert stayed firing for good."""
+    for action in ("archived", "ignored"):
+        fired = b.encoded(b.sentry_issue("created"))
+        response = await send(sbot, fired, source="sentry", headers=b.sentry_headers(fired, "issue"))
+        assert response.status_code == 200, response.text
+        assert (await groups(sbot))[0].status == "firing"
+        body = b.sentry_issue(action)
+        body["data"]["issue"].update(status="ignored", substatus="archived_until_escalating")
+        raw = b.encoded(body)
+        response = await send(sbot, raw, source="sentry", headers=b.sentry_headers(raw, "issue"))
+        assert response.status_code == 200 and response.json()["status"] == "accepted", response.text
+        [group] = await groups(sbot)
+        assert group.status == "resolved", action
+        [alert] = await _instances(sbot, group.id or 0)
+        assert alert.status == "resolved" and alert.labels.get("sentry_status") == "archived"
+        assert "Archived in Sentry (archived until escalating)" in alert.annotations["summary"]
+        assert "Archived in Sentry" in rendered(alert_messages(sbot)[-1])

@@ -148,16 +148,30 @@ def _sentry_event_alert(body: dict[str, Any]) -> Fields:
     )
 
 
+# Sentry's issue hook says `archived` (older versions `ignored`) when someone archives the issue: Sentry stops
+# alerting on it, so the alert stops firing too; it fires again with `unresolved` (escalating) if it comes back.
+_SENTRY_ARCHIVED = ("archived", "ignored")
+
+
 def _sentry_issue(body: dict[str, Any], *, action: str) -> Fields | Ignored:
-    if action not in ("created", "resolved", "unresolved"):
+    if action not in ("created", "resolved", "unresolved", *_SENTRY_ARCHIVED):
         return Ignored(f"Sentry issue {action or 'change'}: nothing to alert on")
     issue = _object(body.get("issue"), where="data.issue")
+    summary = text(issue.get("culprit"), where="data.issue.culprit")
+    labels: dict[str, str] = {}
+    if action in _SENTRY_ARCHIVED:
+        substatus = issue.get("substatus")  # `archived_until_escalating`, `archived_forever`...
+        until = substatus.replace("_", " ").strip() if isinstance(substatus, str) else ""
+        note = f"Archived in Sentry ({until})" if until else "Archived in Sentry"
+        summary = f"{note}: no longer alerting. {summary}".strip()
+        labels["sentry_status"] = "archived"
     return Fields(
         key=text(issue.get("id"), where="data.issue.id", required=True),
-        firing=action != "resolved",
+        firing=action not in ("resolved", *_SENTRY_ARCHIVED),
         title=text(issue.get("title"), where="data.issue.title") or "Sentry issue",
-        summary=text(issue.get("culprit"), where="data.issue.culprit"),
+        summary=summary,
         severity=text(issue.get("level"), where="data.issue.level") or None,
+        labels=labels,
         started_at=_sentry_issue_start(issue, action=action),
         link=text(issue.get("web_url") or issue.get("permalink"), where="data.issue.web_url") or None,
     )
