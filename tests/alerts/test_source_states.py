@@ -81,3 +81,33 @@ async def test_a_sentry_issue_archived_or_ignored_stops_firing_and_says_why(sbot
         assert alert.status == "resolved" and alert.labels.get("sentry_status") == "archived"
         assert "Archived in Sentry (archived until escalating)" in alert.annotations["summary"]
         assert "Archived in Sentry" in rendered(alert_messages(sbot)[-1])
+
+
+def _uptimerobot_query(alert_type: str) -> str:
+    from urllib.parse import urlencode
+
+    return urlencode(b.uptimerobot(alert_type))
+
+
+@pytest.mark.parametrize("joined", ["&", "?"], ids=["appended-with-&", "appended-with-?"])
+async def test_uptimerobot_variables_in_the_query_string_beside_the_token(sbot: BotHarness, joined: str) -> None:
+    """UptimeRobot's "query string" mode puts its variables in the URL, after our `?token=`, with an empty
+    body: the body was required (400), and a second `?` made the token itself wrong (401)."""
+    for alert_type, status in (("1", "firing"), ("2", "resolved")):
+        url = f"{sbot.url}/alerts/uptime?token={TOKEN}{joined}{_uptimerobot_query(alert_type)}"
+        response = await sbot.http.post(url, content=b"")
+        await sbot.settle()
+        assert response.status_code == 200, response.text
+        [group] = await groups(sbot)
+        assert group.status == status and group.title.startswith("API health is")
+    wrong = await sbot.http.post(f"{sbot.url}/alerts/uptime?token=nope{joined}{_uptimerobot_query('1')}", content=b"")
+    assert wrong.status_code == 401
+
+
+async def test_uptimerobot_json_body_with_variables_in_the_query_too(sbot: BotHarness) -> None:
+    """Both at once: the body says what happened, whatever the URL carries."""
+    url = f"{sbot.url}/alerts/uptime?token={TOKEN}&{_uptimerobot_query('1')}"
+    response = await send(sbot, b.uptimerobot("2"), source=url.removeprefix(f"{sbot.url}/alerts/"))
+    assert response.status_code == 200, response.text
+    [group] = await groups(sbot)
+    assert group.status == "resolved"

@@ -55,12 +55,29 @@ def _allowed(request: web.Request, body: bytes, *, token: str | None, secret: st
     header = request.headers.get("Authorization", "")
     if header and authorized(header, token):
         return None
-    given = request.query.get("token", "")
+    given = query_of(request).get("token", "")
     if given and hmac.compare_digest(given.encode("utf-8"), token.encode("utf-8")):
         return None
     if secret is not None:
         return "missing or wrong Sentry-Hook-Signature (check the client secret) and no valid token"
     return "missing or wrong token: send Authorization: Bearer <token> or ?token=<token>"
+
+
+def query_of(request: web.Request) -> dict[str, str]:
+    """The URL's variables. A sender that appends its own `?a=1&b=2` to a URL already holding `?token=…`
+    makes `?token=…?a=1&b=2`: a bare `?` inside the query separates variables, never belongs to a token."""
+    return dict(parse_qsl(request.rel_url.raw_query_string.replace("?", "&"), keep_blank_values=True))
+
+
+def _data(source: AlertSource, request: web.Request, raw: bytes) -> dict[str, Any]:
+    """The body; for UptimeRobot, which can send its variables as a query string instead, the URL's too
+    (the body wins where both name one; an empty body is then fine)."""
+    if source.preset != "uptimerobot":
+        return _body(request, raw)
+    query = {k: v for k, v in query_of(request).items() if k != "token"}
+    if not raw.strip() and query:
+        return query
+    return {**query, **_body(request, raw)}
 
 
 def _body(request: web.Request, raw: bytes) -> dict[str, Any]:
@@ -105,7 +122,7 @@ def handler_for_source(deps: Deps, name: str, source: AlertSource) -> Handler:
                 headers={"WWW-Authenticate": 'Bearer realm="incident-bot"'},
             )
         try:
-            fields = read(source, _body(request, raw), request.headers)
+            fields = read(source, _data(source, request, raw), request.headers)
             if isinstance(fields, Ignored):
                 log.info("ignored a delivery on /alerts/%s: %s", name, fields.reason)
                 return web.json_response({"status": "ignored", "reason": fields.reason})
