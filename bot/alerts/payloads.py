@@ -76,6 +76,8 @@ class Notification:
     partial: bool = False
     # Alerts stored under an older fingerprint for what this delivery names: a resolved delivery clears them.
     clears: tuple[str, ...] = ()
+    # The key an earlier version gave this group: while a group stored under it is open, it is this group.
+    former_group_key: str = ""
 
     @property
     def key_hash(self) -> str:
@@ -83,6 +85,10 @@ class Notification:
         told apart belong to) keeps the plain key; another org's key is prefixed with its id."""
         key = self.group_key if self.org_id in ("", "1") else f"org:{self.org_id}\n{self.group_key}"
         return hashlib.sha256(key.encode()).hexdigest()
+
+    @property
+    def former_key_hash(self) -> str | None:
+        return hashlib.sha256(self.former_group_key.encode()).hexdigest() if self.former_group_key else None
 
     @property
     def firing(self) -> list[AlertItem]:

@@ -82,8 +82,30 @@ async def ingest(session: AsyncSession, *, note: Notification, proposal: Proposa
     raise RuntimeError(f"alert group {group_id}: too many concurrent updates, giving up (the sender will retry)")
 
 
+async def _former_group(session: AsyncSession, *, note: Notification) -> int | None:
+    """The group an earlier version stored this one under, while it is still open (firing, or its incident
+    is): its resolve must reach it. None once the group exists under its own key."""
+    if note.former_key_hash is None:
+        return None
+    rows = await session.exec(
+        select(AlertGroup.key_hash, AlertGroup.id, AlertGroup.status, AlertGroup.incident_id).where(
+            AlertGroup.source == note.source, col(AlertGroup.key_hash).in_([note.key_hash, note.former_key_hash])
+        )
+    )
+    found = {row[0]: row for row in rows.all()}
+    former = found.get(note.former_key_hash)
+    if note.key_hash in found or former is None:
+        return None
+    if former[2] == "firing" or await _incident_open(session, former[3]):
+        return int(former[1] or 0)
+    return None
+
+
 async def _group_id(session: AsyncSession, *, note: Notification, now: datetime) -> int:
     """The group's row, created empty by whichever delivery comes first (revision 0: nothing applied yet)."""
+    former = await _former_group(session, note=note)
+    if former is not None:
+        return former
     await session.exec(
         upsert_insert(session, AlertGroup)
         .values(

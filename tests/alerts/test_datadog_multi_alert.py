@@ -14,6 +14,7 @@ from tests.alerts.helpers import action_ids, alert_messages, groups, incident_co
 from tests.harness import BotHarness
 
 AGGREG_KEY = b.datadog("Triggered")["aggreg_key"]
+MONITOR = b.datadog("Triggered")["alert_id"]
 
 
 @pytest.fixture
@@ -75,8 +76,8 @@ async def test_an_alert_stored_before_hosts_were_told_apart_clears_with_the_firs
     await _post(bot, {**b.datadog("Triggered"), "title": "[P1] [Triggered] High CPU"})
     [group] = await groups(bot)
     [old] = await alert_service_instances(bot, group.id or 0)
-    assert old.fingerprint == hashlib.sha256(f"dd\x00{AGGREG_KEY}".encode()).hexdigest()[:16]
-    assert group.group_key == f"dd:{AGGREG_KEY}"
+    assert old.fingerprint == hashlib.sha256(f"dd\x00{MONITOR}".encode()).hexdigest()[:16]
+    assert group.group_key == f"dd:{MONITOR}"
     channel = (await bot.incident(1)).channel_id or ""
 
     await _post(bot, _host("Triggered", "web-2", scope_field=False))  # web-2 notifies again after the upgrade
@@ -96,3 +97,34 @@ async def test_an_alert_stored_before_hosts_were_told_apart_clears_with_the_firs
 async def alert_service_instances(bot: BotHarness, group_id: int) -> list[Any]:
     async with bot.deps.db.session() as session:
         return await alert_service.instances(session, group_id=group_id)
+
+
+async def test_the_monitor_groups_its_deliveries_whatever_aggreg_key_says(bot: BotHarness) -> None:
+    """Datadog documents `$ALERT_ID` (the monitor) as the stable id; `$AGGREG_KEY` only as "events belonging
+    together". A recovery whose aggreg_key differed from the trigger's made a second group and left the
+    first firing for good."""
+    await _post(bot, {**b.datadog("Triggered"), "aggreg_key": "a1"})
+    await _post(bot, {**b.datadog("Recovered"), "aggreg_key": "b2"})
+    [group] = await groups(bot)
+    assert group.status == "resolved" and group.group_key == f"dd:{MONITOR}"
+    assert await incident_count(bot) == 1
+
+
+async def test_a_monitor_stored_under_its_aggreg_key_by_an_older_version_still_resolves(bot: BotHarness) -> None:
+    """An upgrade with a monitor firing: its group was stored under `aggreg_key` (as a payload without
+    `alert_id` still is). Its recovery reaches that group, host by host, and the next outage after the
+    incident is over starts the monitor's own group."""
+    legacy = {k: v for k, v in b.datadog("Triggered").items() if k != "alert_id"}
+    await _post(bot, {**legacy, "title": "[P1] [Triggered on {host:web-1}] High CPU"})
+    [old] = await groups(bot)
+    assert old.group_key == f"dd:{AGGREG_KEY}" and old.incident_id == 1
+    channel = (await bot.incident(1)).channel_id or ""
+
+    await _post(bot, _host("Triggered", "web-2", scope_field=True))  # after the upgrade: joins the open group
+    await _post(bot, _host("Recovered", "web-1", scope_field=False))
+    [group] = await groups(bot)
+    assert group.id == old.id and group.status == "firing"
+    await _post(bot, _host("Recovered", "web-2", scope_field=True))
+    [group] = await groups(bot)
+    assert group.status == "resolved" and len(_offers(bot, channel)) == 1
+    assert {a.status for a in await alert_service_instances(bot, group.id or 0)} == {"resolved"}

@@ -27,6 +27,9 @@ class Fields:
     # One of several alerts the sender tells apart under `key` (a Datadog multi-alert monitor's group,
     # `host:web-1`), each delivery about one of them; '' when the key is the whole alert.
     alert: str = ""
+    # The key an earlier version stored this sender's alert under (Datadog's `aggreg_key`): a group still
+    # open under it takes the delivery, and a resolve clears what was stored there.
+    former_key: str = ""
 
 
 @dataclass(frozen=True)
@@ -124,6 +127,7 @@ def notification(source: str, fields: Fields, *, now: datetime) -> Notification:
     annotations = {"summary": fields.summary[:3000]} if fields.summary else {}
     whole = _fingerprint(source, fields.key)
     fingerprint = _fingerprint(source, fields.key, fields.alert) if fields.alert else whole
+    clears = _cleared(source, fields) if not fields.firing else ()
     alert = AlertItem(
         fingerprint=fingerprint,
         status=status,
@@ -146,5 +150,16 @@ def notification(source: str, fields: Fields, *, now: datetime) -> Notification:
         alerts=[alert],
         # The group's other alerts stand; the one stored before alerts were told apart clears with any.
         partial=bool(fields.alert),
-        clears=(whole,) if fields.alert and not fields.firing else (),
+        clears=clears,
+        former_group_key=f"{source}:{fields.former_key}"[:2000] if fields.former_key else "",
     )
+
+
+def _cleared(source: str, fields: Fields) -> tuple[str, ...]:
+    """What a resolve clears besides its own alert: the whole-key alert stored before the sender's alerts
+    were told apart, and what was stored under the former key."""
+    keys = [fields.key, fields.former_key] if fields.former_key else [fields.key]
+    out = [_fingerprint(source, key) for key in keys if fields.alert or key != fields.key]
+    if fields.alert and fields.former_key:
+        out.append(_fingerprint(source, fields.former_key, fields.alert))
+    return tuple(out)

@@ -64,7 +64,10 @@ def datadog(data: dict[str, Any], _: Mapping[str, str]) -> Fields | Ignored:
     lowered = transition.lower()
     if lowered not in _DATADOG_RESOLVED | _DATADOG_FIRING:
         raise PayloadError(f"alert_transition: {transition!r} is not Triggered, Warn, No Data or Recovered")
-    key = text(data.get("aggreg_key"), where="aggreg_key") or text(data.get("alert_id"), where="alert_id")
+    # The monitor (`$ALERT_ID`) is what Datadog documents as stable from trigger to recovery; `$AGGREG_KEY`
+    # ("events belonging together") is not promised to be, so it is only the key when there is no monitor id.
+    monitor = text(data.get("alert_id"), where="alert_id")
+    aggreg = text(data.get("aggreg_key"), where="aggreg_key")
     raw_title = (
         text(data.get("title"), where="title")
         or text(data.get("event_title"), where="event_title")
@@ -76,13 +79,14 @@ def datadog(data: dict[str, Any], _: Mapping[str, str]) -> Fields | Ignored:
     if not re.fullmatch(r"[Pp][1-4]", priority):
         priority = "warning" if "warn" in lowered else ""
     labels = tag_labels(data.get("tags"), where="tags")
-    if data.get("alert_id"):
-        labels["monitor_id"] = text(data.get("alert_id"), where="alert_id")
+    if monitor:
+        labels["monitor_id"] = monitor
     scope = _datadog_scope(data, title=raw_title)
     for name, value in tag_labels(scope, where="alert_scope").items():
         labels.setdefault(name, value)
     return Fields(
-        key=key,
+        key=monitor or aggreg,
+        former_key=aggreg if monitor and aggreg and aggreg != monitor else "",
         alert=scope,
         firing=lowered not in _DATADOG_RESOLVED,
         title=_BRACKET.sub("", raw_title) or "Datadog monitor",
