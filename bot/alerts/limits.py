@@ -15,6 +15,9 @@ from typing import Protocol
 
 # 25 MiB is what a storm of ~40,000 Alertmanager alerts weighs; room above it for fatter labels.
 MAX_ALERT_BODY_BYTES = 32 * 1024 * 1024
+# One preset or `map:` sender's delivery is one alert, read whole: the largest real one, a Sentry event alert with
+# its stack traces and breadcrumbs, is far below this (and can pass the server's 2 MiB request limit).
+MAX_SOURCE_BODY_BYTES = 8 * 1024 * 1024
 # Alerts kept in full (labels, annotations, times) per delivery; the rest are only counted.
 KEPT_ALERTS_PER_DELIVERY = 500
 READ_CHUNK_BYTES = 64 * 1024

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from bot.alerts import limits
 from bot.alerts import service as alert_service
 from tests.alerts import source_bodies as b
 from tests.alerts.helpers import alert_messages, groups, rendered, send
@@ -111,3 +112,22 @@ async def test_uptimerobot_json_body_with_variables_in_the_query_too(sbot: BotHa
     assert response.status_code == 200, response.text
     [group] = await groups(sbot)
     assert group.status == "resolved"
+
+
+async def test_a_big_sentry_event_is_read_and_a_body_past_the_limit_is_a_clear_413(sbot: BotHarness) -> None:
+    """A Sentry event alert carries the whole event (stack traces, breadcrumbs): one over the server's 2 MiB
+    request limit was refused with aiohttp's plain-text 413 before the signature was even checked."""
+    body = b.sentry_event_alert()
+    body["data"]["event"]["breadcrumbs"] = {"values": [{"message": "x" * 1000}] * 3000}
+    raw = b.encoded(body)
+    assert 2 * 1024 * 1024 < len(raw) < limits.MAX_SOURCE_BODY_BYTES
+    response = await send(sbot, raw, source="sentry", headers=b.sentry_headers(raw, "event_alert"))
+    assert response.status_code == 200, response.text[:300]
+    assert len(await groups(sbot)) == 1
+
+    huge = b.encoded({**b.datadog("Triggered"), "body": "x" * limits.MAX_SOURCE_BODY_BYTES})
+    response = await send(sbot, huge, source="dd", headers=BEARER)
+    assert response.status_code == 413 and "larger than" in response.json()["error"]
+    refused = await send(sbot, huge, source="dd", headers={"Authorization": "Bearer nope"})
+    assert refused.status_code == 401 and "token" in refused.json()["error"]  # refused before reading it
+    assert len(await groups(sbot)) == 1

@@ -19,7 +19,9 @@ from urllib.parse import parse_qsl
 
 from aiohttp import web
 
+from bot.alerts import limits
 from bot.alerts.http import Handler, authorized, store_and_answer
+from bot.alerts.limits import BodyTooLarge, LimitedReader
 from bot.alerts.payloads import PayloadError, decode
 from bot.alerts.rules import severity_of
 from bot.alerts.sources import mapped, presets
@@ -46,21 +48,45 @@ def sentry_signed(body: bytes, signature: str, secret: str) -> bool:
     return hmac.compare_digest(signature.strip().lower().encode(), expected.encode())
 
 
-def _allowed(request: web.Request, body: bytes, *, token: str | None, secret: str | None) -> str | None:
-    """None when the sender proved who it is; otherwise what is wrong (sent back with the 401)."""
-    if secret is not None and sentry_signed(body, request.headers.get("Sentry-Hook-Signature", ""), secret):
-        return None
+def _token_ok(request: web.Request, token: str | None) -> bool:
+    """The token in `Authorization` or `?token=`: checked before the body is read."""
     if token is None:
-        return None if secret is None else "missing or wrong Sentry-Hook-Signature (check the client secret)"
+        return False
     header = request.headers.get("Authorization", "")
     if header and authorized(header, token):
-        return None
+        return True
     given = query_of(request).get("token", "")
-    if given and hmac.compare_digest(given.encode("utf-8"), token.encode("utf-8")):
+    return bool(given) and hmac.compare_digest(given.encode("utf-8"), token.encode("utf-8"))
+
+
+def _signature_problem(request: web.Request, body: bytes, *, token: str | None, secret: str) -> str | None:
+    """Without a valid token, Sentry's signature over the body it sent; what is wrong (sent with the 401)."""
+    if sentry_signed(body, request.headers.get("Sentry-Hook-Signature", ""), secret):
         return None
-    if secret is not None:
-        return "missing or wrong Sentry-Hook-Signature (check the client secret) and no valid token"
-    return "missing or wrong token: send Authorization: Bearer <token> or ?token=<token>"
+    if token is None:
+        return "missing or wrong Sentry-Hook-Signature (check the client secret)"
+    return "missing or wrong Sentry-Hook-Signature (check the client secret) and no valid token"
+
+
+async def _read_body(request: web.Request) -> bytes:
+    """Up to `MAX_SOURCE_BODY_BYTES`, whatever the server's own request limit (a Sentry event with its
+    stack traces and breadcrumbs can pass it); more is `BodyTooLarge`, said up front when the length is."""
+    limit = limits.MAX_SOURCE_BODY_BYTES
+    if (request.content_length or 0) > limit:
+        raise BodyTooLarge(limit)
+    reader = LimitedReader(request.content, limit=limit)
+    chunks: list[bytes] = []
+    while chunk := await reader.read():
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _refused(deps: Deps, name: str, problem: str) -> web.Response:
+    deps.metrics.alerts_rejected.labels(source=name, reason="auth").inc()
+    log.warning("refused an alert on /alerts/%s: %s", name, problem)
+    return web.json_response(
+        {"status": "error", "error": problem}, status=401, headers={"WWW-Authenticate": 'Bearer realm="incident-bot"'}
+    )
 
 
 def query_of(request: web.Request) -> dict[str, str]:
@@ -109,18 +135,26 @@ def handler_for_source(deps: Deps, name: str, source: AlertSource) -> Handler:
 
     async def receive(request: web.Request) -> web.Response:
         metrics = deps.metrics
-        raw = await request.read()
-        problem = _allowed(request, raw, token=token_for(deps, source), secret=secret)
+        token = token_for(deps, source)
         if unset:
-            problem = f"the bot is missing {' and '.join(unset)} for this source; nothing is accepted until it is set"
-        if problem is not None:
-            metrics.alerts_rejected.labels(source=name, reason="auth").inc()
-            log.warning("refused an alert on /alerts/%s: %s", name, problem)
-            return web.json_response(
-                {"status": "error", "error": problem},
-                status=401,
-                headers={"WWW-Authenticate": 'Bearer realm="incident-bot"'},
+            return _refused(
+                deps,
+                name,
+                f"the bot is missing {' and '.join(unset)} for this source; nothing is accepted until it is set",
             )
+        # Nobody without the token makes the bot read a body; only Sentry's signature needs it.
+        early = _token_ok(request, token) or (token is None and secret is None)
+        if not early and secret is None:
+            return _refused(deps, name, "missing or wrong token: send Authorization: Bearer <token> or ?token=<token>")
+        try:
+            raw = await _read_body(request)
+        except BodyTooLarge as exc:
+            metrics.alerts_rejected.labels(source=name, reason="too_large").inc()
+            log.warning("refused an alert on /alerts/%s: %s", name, exc)
+            return web.json_response({"status": "error", "error": str(exc)}, status=413)
+        problem = None if early or secret is None else _signature_problem(request, raw, token=token, secret=secret)
+        if problem is not None:
+            return _refused(deps, name, problem)
         try:
             fields = read(source, _data(source, request, raw), request.headers)
             if isinstance(fields, Ignored):
