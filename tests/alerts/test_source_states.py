@@ -131,3 +131,14 @@ async def test_a_big_sentry_event_is_read_and_a_body_past_the_limit_is_a_clear_4
     refused = await send(sbot, huge, source="dd", headers={"Authorization": "Bearer nope"})
     assert refused.status_code == 401 and "token" in refused.json()["error"]  # refused before reading it
     assert len(await groups(sbot)) == 1
+
+
+@pytest.mark.parametrize("transition", ["Null", ""])
+async def test_a_datadog_null_transition_is_ignored_not_refused(sbot: BotHarness, transition: str) -> None:
+    """Datadog documents `Null` among `$ALERT_TRANSITION`'s values; it was answered 400 as malformed."""
+    response = await send(sbot, {**b.datadog("Triggered"), "alert_transition": transition}, source="dd", headers=BEARER)
+    assert response.status_code == 200 and response.json()["status"] == "ignored", response.text
+    assert await groups(sbot) == []
+    missing = {k: v for k, v in b.datadog("Triggered").items() if k != "alert_transition"}
+    response = await send(sbot, missing, source="dd", headers=BEARER)
+    assert response.status_code == 400 and "alert_transition is missing" in response.json()["error"]

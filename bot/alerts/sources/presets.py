@@ -60,12 +60,14 @@ def datadog(data: dict[str, Any], _: Mapping[str, str]) -> Fields | Ignored:
 
     The monitor is the group; each group of a multi-alert monitor (`$ALERT_SCOPE`) is an alert of its own
     in it, so one host recovering clears that host only and the monitor resolves with its last one."""
-    transition = text(data.get("alert_transition"), where="alert_transition", required=True)
+    transition = text(data.get("alert_transition"), where="alert_transition", required="alert_transition" not in data)
     lowered = transition.lower()
+    if lowered in ("", "null"):  # Datadog lists `Null` among the values: it says neither firing nor recovered
+        return Ignored(f"Datadog alert_transition {transition or '(empty)'}: neither firing nor recovered")
     if lowered not in _DATADOG_RESOLVED | _DATADOG_FIRING:
         raise PayloadError(f"alert_transition: {transition!r} is not Triggered, Warn, No Data or Recovered")
-    # The monitor (`$ALERT_ID`) is what Datadog documents as stable from trigger to recovery; `$AGGREG_KEY`
-    # ("events belonging together") is not promised to be, so it is only the key when there is no monitor id.
+    # `$ALERT_ID` is the monitor's id (Datadog's docs), the same on its Triggered and its Recovered; `$AGGREG_KEY`
+    # is documented only as "events belonging together", so it is the key only when there is no monitor id.
     monitor = text(data.get("alert_id"), where="alert_id")
     aggreg = text(data.get("aggreg_key"), where="aggreg_key")
     raw_title = (
