@@ -88,11 +88,12 @@ async def store_and_answer(deps: Deps, note: Notification, *, source: str) -> we
         log.exception("could not store an alert from %s; answering 503 so it is sent again", source)
         return web.json_response({"status": "error", "error": "could not store the alert; send it again"}, status=503)
     processor_of(deps).spawn(result.group_id)
+    incident = f"INC-{result.incident_id}" if result.incident_id else None
     return web.json_response(
         {
             "status": "accepted",
             "group": result.group_id,
             "revision": result.revision,
-            "incident": f"INC-{result.incident_id}" if result.incident_id else None,
+            "incident": "private" if incident and result.incident_private else incident,
         }
     )

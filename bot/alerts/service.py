@@ -41,6 +41,8 @@ class IngestResult:
     group_id: int
     revision: int
     incident_id: int | None
+    # The sender is outside the incident's channel: a private incident is not named to it either.
+    incident_private: bool = False
 
 
 async def get_group(session: AsyncSession, *, group_id: int) -> AlertGroup:
@@ -61,6 +63,13 @@ async def instances(session: AsyncSession, *, group_id: int) -> list[AlertInstan
         .execution_options(populate_existing=True)
     )
     return list(result.all())
+
+
+async def _incident_private(session: AsyncSession, incident_id: int | None) -> bool:
+    if incident_id is None:
+        return False
+    result = await session.exec(select(Incident.private).where(Incident.id == incident_id))
+    return bool(result.first())
 
 
 async def _incident_open(session: AsyncSession, incident_id: int | None) -> bool:
@@ -193,8 +202,11 @@ async def _apply(
             notification=values["notifications"],
             now=now,
         )
+    private = await _incident_private(session, incident_id)
     await session.commit()
-    return IngestResult(group_id=group_id, revision=values["revision"], incident_id=incident_id)
+    return IngestResult(
+        group_id=group_id, revision=values["revision"], incident_id=incident_id, incident_private=private
+    )
 
 
 async def _on_incident(

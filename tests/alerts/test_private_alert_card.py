@@ -33,3 +33,17 @@ async def test_the_card_says_a_private_incident_was_declared_and_nothing_more(bo
     assert f"🔒 A private {incident.severity} incident — declared automatically" in shown
     assert "INC-1" not in shown and incident.channel_id not in shown and "investigating" not in shown, shown
     assert action_ids(card) == []  # no Retry setup or Resolve on the public card
+
+
+async def test_the_webhook_answer_does_not_name_a_private_incident_either(bot: BotHarness) -> None:
+    """The sender (Alertmanager, its logs, whoever reads them) is outside the incident's channel too: a repeat
+    delivery linked to a private incident was answered with its ref."""
+    body = p.alertmanager([p.am_alert("VaultTokenLeak", severity="critical", category="security")])
+    await send(bot, body)
+    assert (await bot.incident(1)).private
+    again = await send(bot, body)
+    assert again.status_code == 200 and again.json()["status"] == "accepted"
+    assert again.json()["incident"] == "private" and "INC-1" not in again.text
+    public = p.alertmanager([p.am_alert("HighErrorRate", severity="critical")], group_key="{}:{alertname=x}")
+    await send(bot, public)
+    assert (await send(bot, public)).json()["incident"] == "INC-2"
