@@ -5,12 +5,20 @@ from __future__ import annotations
 import re
 import secrets
 import unicodedata
+from datetime import datetime
+
+from sqlalchemy import update
+from sqlmodel import col
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.deps import Deps
 from bot.exceptions import ChannelNameTaken, ChatError
 from bot.incidents.adopt import own_channel
 from bot.incidents.models import Incident
 from bot.incidents.ports import Channel
+from bot.timeline import events
+from bot.timeline import service as timeline
+from bot.timeline.deliveries import Delivery, claim
 
 MAX_CHANNEL_NAME = 80
 
@@ -49,3 +57,30 @@ async def create_channel(deps: Deps, incident: Incident, *, adopt: bool) -> Chan
     raise ChatError(
         f"every channel name tried for {incident.ref} is taken", step="create channel", code="name_taken"
     ) from last
+
+
+async def renamed(
+    session: AsyncSession,
+    *,
+    incident_id: int,
+    channel_id: str,
+    name: str,
+    old_name: str,
+    actor: str | None,
+    at: datetime,
+    delivery: Delivery | None,
+) -> bool:
+    """A person renamed the incident's channel: the name the post-mortem, pages and notices give follows it.
+
+    Written with the claim of `delivery`, so Slack's retry of the event records it once. False when claimed.
+    """
+    if not await claim(session, delivery):
+        return False
+    name, old_name = name[:MAX_CHANNEL_NAME], old_name[:MAX_CHANNEL_NAME]
+    where = (col(Incident.id) == incident_id, col(Incident.channel_id) == channel_id)
+    await session.exec(update(Incident).where(*where).values(channel_name=name))
+    text = f"channel renamed #{old_name} → #{name}" if old_name else f"channel renamed #{name}"
+    payload = events.Setup(step="renamed", channel_id=channel_id)
+    await timeline.add(session, incident_id=incident_id, at=at, actor=actor, text=text, payload=payload)
+    await session.commit()
+    return True

@@ -24,6 +24,7 @@ from bot.config import is_user_id
 from bot.db import DATABASE_DOWN
 from bot.deps import Deps
 from bot.exceptions import ChatError
+from bot.incidents import channels
 from bot.incidents.grammar import clean
 from bot.slack.api import call, data
 from bot.slack.text import clip, escape
@@ -41,7 +42,6 @@ IGNORED_SUBTYPES = {
     "channel_leave",
     "channel_topic",
     "channel_purpose",
-    "channel_name",
     "pinned_item",
     "unpinned_item",
     "group_join",
@@ -49,6 +49,7 @@ IGNORED_SUBTYPES = {
     "group_topic",
     "group_purpose",
 }
+RENAMED_SUBTYPES = {"channel_name", "group_name"}  # a person renamed the channel (`name`, `old_name`)
 KEPT_SUBTYPES = {None, "file_share", "thread_broadcast", "me_message", "bot_message"}
 
 
@@ -309,6 +310,18 @@ async def keep_message(
     if subtype in IGNORED_SUBTYPES or _own(event, context):
         return False
     channel_id = str(event["channel"])
+    if subtype in RENAMED_SUBTYPES and event.get("name"):
+        await channels.renamed(
+            session,
+            incident_id=incident_id,
+            channel_id=channel_id,
+            name=clean(str(event["name"])),
+            old_name=clean(str(event.get("old_name") or "")),
+            actor=event.get("user"),
+            at=_when(str(event.get("ts"))),
+            delivery=delivery,
+        )
+        return False
     if subtype in {"message_changed", "message_deleted"}:
         changed = event.get("message") or {}
         message_ts = str(changed.get("ts") or event.get("deleted_ts"))

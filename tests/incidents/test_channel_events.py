@@ -1,0 +1,32 @@
+"""What a person does to the incident's channel itself (rename it, archive it) reaches the bot's records."""
+
+from __future__ import annotations
+
+from tests.harness import BotHarness
+
+
+async def test_a_channel_renamed_by_a_person_is_the_name_the_bot_keeps(bot: BotHarness) -> None:
+    """The rename's message (subtype `channel_name`) was dropped: the post-mortem, pages and the archive
+    notice kept naming a channel that no longer exists under that name."""
+    incident = await bot.declare("P1 Checkout down")
+    channel, old = incident.channel_id, incident.channel_name
+    assert channel and old
+    renamed = {
+        "type": "message",
+        "subtype": "channel_name",
+        "channel": channel,
+        "user": "U0BOB",
+        "name": "inc-1-checkout-cert-expired",
+        "old_name": old,
+        "text": "renamed the channel",
+        "ts": "1790000000.000700",
+    }
+    first = await bot.event(renamed, event_id="Ev900")
+    retry = await bot.event(renamed, event_id="Ev900", retry_num=1)
+    assert first.status_code == retry.status_code == 200
+    assert (await bot.incident(1)).channel_name == "inc-1-checkout-cert-expired"
+    lines = [(e.actor, e.text) for e in await bot.timeline(1) if "renamed" in e.text]
+    assert lines == [("U0BOB", f"channel renamed #{old} → #inc-1-checkout-cert-expired")]
+    # A rename of some other channel touches no incident.
+    await bot.event({**renamed, "channel": "C0GENERAL", "name": "random2"})
+    assert (await bot.incident(1)).channel_name == "inc-1-checkout-cert-expired"
