@@ -14,7 +14,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot.deps import Deps
 from bot.exceptions import ChannelNameTaken, ChatError
 from bot.incidents.adopt import own_channel
-from bot.incidents.models import Incident
+from bot.incidents.models import Incident, Status
 from bot.incidents.ports import Channel
 from bot.timeline import events
 from bot.timeline import service as timeline
@@ -82,5 +82,35 @@ async def renamed(
     text = f"channel renamed #{old_name} → #{name}" if old_name else f"channel renamed #{name}"
     payload = events.Setup(step="renamed", channel_id=channel_id)
     await timeline.add(session, incident_id=incident_id, at=at, actor=actor, text=text, payload=payload)
+    await session.commit()
+    return True
+
+
+async def archived(
+    session: AsyncSession,
+    *,
+    incident_id: int,
+    channel_id: str,
+    archived: bool,
+    actor: str | None,
+    at: datetime,
+    delivery: Delivery | None,
+) -> bool:
+    """A person archived (or unarchived) the incident's channel: on the timeline, key while the incident is open.
+
+    The bot's notices, reminders and page mentions in an archived channel fail from then on; the
+    post-mortem says why they are missing. The bot's own archive (bot/archive) records itself.
+    False when `delivery` was claimed already.
+    """
+    if not await claim(session, delivery):
+        return False
+    incident = await session.get(Incident, incident_id)
+    is_open = incident is not None and incident.status != Status.RESOLVED
+    text = "channel archived" if archived else "channel unarchived"
+    if archived and is_open:
+        text += " while the incident was open: the bot can no longer post in it"
+    payload = events.Setup(step="archived" if archived else "unarchived", channel_id=channel_id)
+    key = archived and is_open
+    await timeline.add(session, incident_id=incident_id, at=at, actor=actor, text=text, payload=payload, key=key)
     await session.commit()
     return True

@@ -30,3 +30,28 @@ async def test_a_channel_renamed_by_a_person_is_the_name_the_bot_keeps(bot: BotH
     # A rename of some other channel touches no incident.
     await bot.event({**renamed, "channel": "C0GENERAL", "name": "random2"})
     assert (await bot.incident(1)).channel_name == "inc-1-checkout-cert-expired"
+
+
+async def test_the_channel_archived_by_a_person_while_open_is_a_key_event(bot: BotHarness) -> None:
+    """A person archiving the open incident's channel left no trace: every notice after it failed
+    (is_archived) and the post-mortem did not say why the channel went silent."""
+    incident = await bot.declare("P1 Checkout down")
+    channel = incident.channel_id
+    assert channel
+    bot.fake.channels[channel].archived = True
+    archive = {
+        "type": "message",
+        "subtype": "channel_archive",
+        "channel": channel,
+        "user": "U0BOB",
+        "text": "archived the channel",
+        "ts": "1790000000.000900",
+    }
+    await bot.event(archive, event_id="Ev910")
+    await bot.event(archive, event_id="Ev910", retry_num=1)
+    await bot.event({**archive, "subtype": "channel_unarchive", "ts": "1790000000.001000"}, event_id="Ev911")
+    lines = [(e.actor, e.text, e.key) for e in await bot.timeline(1) if "archived" in e.text]
+    assert lines == [
+        ("U0BOB", "channel archived while the incident was open: the bot can no longer post in it", True),
+        ("U0BOB", "channel unarchived", False),
+    ]

@@ -24,9 +24,9 @@ from bot.config import is_user_id
 from bot.db import DATABASE_DOWN
 from bot.deps import Deps
 from bot.exceptions import ChatError
-from bot.incidents import channels
 from bot.incidents.grammar import clean
 from bot.slack.api import call, data
+from bot.slack.listeners.events.channel import CHANNEL_SUBTYPES, keep_channel_change
 from bot.slack.text import clip, escape
 from bot.timeline import deliveries, marks
 from bot.timeline import service as timeline
@@ -49,7 +49,6 @@ IGNORED_SUBTYPES = {
     "group_topic",
     "group_purpose",
 }
-RENAMED_SUBTYPES = {"channel_name", "group_name"}  # a person renamed the channel (`name`, `old_name`)
 KEPT_SUBTYPES = {None, "file_share", "thread_broadcast", "me_message", "bot_message"}
 
 
@@ -310,17 +309,8 @@ async def keep_message(
     if subtype in IGNORED_SUBTYPES or _own(event, context):
         return False
     channel_id = str(event["channel"])
-    if subtype in RENAMED_SUBTYPES and event.get("name"):
-        await channels.renamed(
-            session,
-            incident_id=incident_id,
-            channel_id=channel_id,
-            name=clean(str(event["name"])),
-            old_name=clean(str(event.get("old_name") or "")),
-            actor=event.get("user"),
-            at=_when(str(event.get("ts"))),
-            delivery=delivery,
-        )
+    if subtype in CHANNEL_SUBTYPES:
+        await keep_channel_change(session, event=event, incident_id=incident_id, delivery=delivery)
         return False
     if subtype in {"message_changed", "message_deleted"}:
         changed = event.get("message") or {}

@@ -1,0 +1,57 @@
+"""What a person does to the incident's channel itself: renames it, archives or unarchives it.
+
+Slack says so with a message in the channel (subtypes below); applied before the ack with the event's
+claim, as `timeline.keep_message` does for messages, so Slack's retry records it once.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.incidents import channels
+from bot.incidents.grammar import clean
+from bot.timeline import deliveries
+
+RENAMED = {"channel_name", "group_name"}  # the event carries `name` and `old_name`
+ARCHIVED = {"channel_archive": True, "group_archive": True, "channel_unarchive": False, "group_unarchive": False}
+CHANNEL_SUBTYPES = RENAMED | set(ARCHIVED)
+
+
+def _when(ts: object) -> datetime:
+    try:
+        return datetime.fromtimestamp(float(str(ts)), tz=UTC)
+    except (TypeError, ValueError):
+        return datetime.now(UTC)
+
+
+async def keep_channel_change(
+    session: AsyncSession, *, event: dict[str, Any], incident_id: int, delivery: deliveries.Delivery | None
+) -> bool:
+    """Record a rename, archive or unarchive of the incident's channel; False for a replay or another subtype."""
+    subtype, channel_id = str(event.get("subtype")), str(event["channel"])
+    actor, at = event.get("user"), _when(event.get("ts"))
+    if subtype in RENAMED and event.get("name"):
+        return await channels.renamed(
+            session,
+            incident_id=incident_id,
+            channel_id=channel_id,
+            name=clean(str(event["name"])),
+            old_name=clean(str(event.get("old_name") or "")),
+            actor=actor,
+            at=at,
+            delivery=delivery,
+        )
+    if subtype in ARCHIVED:
+        return await channels.archived(
+            session,
+            incident_id=incident_id,
+            channel_id=channel_id,
+            archived=ARCHIVED[subtype],
+            actor=actor,
+            at=at,
+            delivery=delivery,
+        )
+    return False
