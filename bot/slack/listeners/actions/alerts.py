@@ -22,7 +22,7 @@ from bot.slack import blocks
 from bot.slack.adapters.alerts import AlertActionId
 from bot.slack.api import call
 from bot.slack.listeners.actions.incident import clicked_incident
-from bot.slack.listeners.common import form_playbooks, guarded
+from bot.slack.listeners.common import form_playbooks, guarded, known
 from bot.slack.listeners.views.incident import ack_declare_form, after_submit
 from bot.slack.text import clip
 
@@ -109,7 +109,7 @@ def register(app: AsyncApp, deps: Deps) -> None:
     async def declare_submitted(
         ack: AsyncAck, body: dict[str, Any], view: dict[str, Any], client: AsyncWebClient
     ) -> None:
-        form = await ack_declare_form(ack, view)
+        form = await ack_declare_form(ack, view, known=known(deps))
         if form is None:
             return
         user = body["user"]["id"]

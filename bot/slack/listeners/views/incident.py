@@ -19,11 +19,12 @@ from bot.deps import Deps
 from bot.exceptions import BotError, ChatError
 from bot.incidents import access, flows
 from bot.incidents.flows import Outcome
-from bot.incidents.grammar import MAX_TITLE, clean
+from bot.incidents.grammar import MAX_TITLE, Known, clean
 from bot.incidents.models import Status
 from bot.slack import blocks
 from bot.slack.api import call
-from bot.slack.text import error_text, escape
+from bot.slack.listeners.common import known
+from bot.slack.text import clip, error_text, escape
 
 log = logging.getLogger(__name__)
 
@@ -95,10 +96,23 @@ class DeclareForm:
     private: bool = False
 
 
-async def ack_declare_form(ack: AsyncAck, view: dict[str, Any]) -> DeclareForm | None:
+def unknown_errors(*, service: str | None, playbook: str | None, known: Known) -> dict[str, str]:
+    """Field errors for a service or playbook the bot no longer knows (bot.yml or playbooks changed since
+    the form opened), as `/incident declare service:…` refuses them: never stored as said."""
+    errors: dict[str, str] = {}
+    if service and service not in known.services:
+        errors["service"] = f"{clip(service, 40)} is no longer in bot.yml; pick another, or none."
+    if playbook and known.playbooks and playbook not in known.playbooks:
+        errors["playbook"] = f"No playbook {clip(playbook, 40)} any more; pick another, or none."
+    return errors
+
+
+async def ack_declare_form(ack: AsyncAck, view: dict[str, Any], *, known: Known) -> DeclareForm | None:
     """Ack a declare form: with field errors and None (the modal stays open), or empty and what it says."""
     title = form_value(view, "title") or ""
-    if errors := title_errors(title):
+    service, playbook = form_value(view, "service"), form_value(view, "playbook")
+    errors = (title_errors(title) or {}) | unknown_errors(service=service, playbook=playbook, known=known)
+    if errors:
         await ack(response_action="errors", errors=errors)
         return None
     await ack()
@@ -106,8 +120,8 @@ async def ack_declare_form(ack: AsyncAck, view: dict[str, Any]) -> DeclareForm |
     return DeclareForm(
         title=title,
         severity=Severity(severity) if severity in {s.value for s in Severity} else None,
-        service_name=form_value(view, "service"),
-        playbook_id=form_value(view, "playbook"),
+        service_name=service,
+        playbook_id=playbook,
         description=form_value(view, "description") or "",
         private=form_checked(view, "private"),
     )
@@ -138,7 +152,7 @@ def register(app: AsyncApp, deps: Deps) -> None:
     async def declare_submitted(
         ack: AsyncAck, body: dict[str, Any], view: dict[str, Any], client: AsyncWebClient
     ) -> None:
-        form = await ack_declare_form(ack, view)
+        form = await ack_declare_form(ack, view, known=known(deps))
         if form is None:
             return
         user = body["user"]["id"]
