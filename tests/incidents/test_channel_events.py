@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bot.slack.blocks import ActionId
 from tests.harness import BotHarness
 
 
@@ -55,3 +56,24 @@ async def test_the_channel_archived_by_a_person_while_open_is_a_key_event(bot: B
         ("U0BOB", "channel archived while the incident was open: the bot can no longer post in it", True),
         ("U0BOB", "channel unarchived", False),
     ]
+
+
+async def test_a_person_added_to_a_private_incident_s_channel_may_act_at_once(bot: BotHarness) -> None:
+    """Refused once before being added (the channel's members cached), a person added to the private
+    channel in Slack was still told the incident does not exist for up to a minute."""
+    incident = await bot.declare("private P1 Payroll export mailed to the wrong team")
+    channel, number = incident.channel_id, incident.id
+    assert channel and number and incident.private
+    hidden = f"There is no incident INC-{number} that you can see"
+    await bot.click(ActionId.ACK, str(number), user="U0BOB", channel=channel, message_ts=incident.summary_ts)
+    assert hidden in bot.last_reply()
+    bot.fake.channels[channel].members.add("U0BOB")  # Alice adds Bob in Slack
+    joined = {"type": "message", "subtype": "channel_join", "channel": channel, "user": "U0BOB", "ts": "1790000000.1"}
+    await bot.event({**joined, "text": "<@U0BOB> has joined the channel", "inviter": "U0ALICE"})
+    await bot.click(ActionId.ACK, str(number), user="U0BOB", channel=channel, message_ts=incident.summary_ts)
+    assert (await bot.incident(number)).acknowledged_by == "U0BOB"
+    # Removed again: refused at once too.
+    bot.fake.channels[channel].members.discard("U0BOB")
+    await bot.event({**joined, "subtype": "channel_leave", "ts": "1790000000.2", "text": "left"})
+    await bot.command(f"INC-{number} note still here?", user="U0BOB", channel="C0GENERAL")
+    assert hidden in bot.last_reply()

@@ -47,6 +47,8 @@ REQUEST_RETENTION = timedelta(minutes=10)
 PRUNE_EVERY = 500
 
 
+# Someone joined or left the channel: who may see a private incident changed now, not within the cache's minute.
+MEMBERSHIP_SUBTYPES = {"channel_join", "channel_leave", "group_join", "group_leave"}
 UNAVAILABLE = BoltResponse(status=503, body="database unavailable; retry later")
 ACKED = BoltResponse(status=200, body="")
 # What a delivery is claimed by: bot.timeline.deliveries' first_delivery (events) or first_request (the rest).
@@ -110,6 +112,8 @@ async def _event_claim(deps: Deps, req: AsyncBoltRequest, *, now: datetime) -> C
         return None
     incident_id = req.context["incident_id"] = incident.id
     event = req.body.get("event") or {}
+    if event.get("subtype") in MEMBERSHIP_SUBTYPES:
+        deps.incident_access.forget(channel_id=channel_id)
     # Messages and key marks (and their removals) are written now, before the ack, claimed in the
     # same transaction (see `keep_message` and `keep_key_mark`).
     delivery = deliveries.Delivery(event_id=event_id, received_at=now) if event_id else None
