@@ -7,14 +7,14 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import func, insert, or_, update
+from sqlalchemy import delete, func, insert, or_, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.timeline import marks
 from bot.timeline.deliveries import Delivery, claim, commit_once, insert_once, insert_or_roll_back
 from bot.timeline.events import MessagePosted, Payload
-from bot.timeline.models import TimelineEvent
+from bot.timeline.models import Kind, TimelineEvent
 
 if TYPE_CHECKING:
     from bot.deps import Deps
@@ -286,15 +286,31 @@ def _where_message(statement: Any, channel_id: str, message_ts: str) -> Any:
 
 
 async def unmark(
-    session: AsyncSession, *, channel_id: str, message_ts: str, marker: str, remains: bool, delivery: Delivery | None
+    session: AsyncSession,
+    *,
+    channel_id: str,
+    message_ts: str,
+    marker: str,
+    remains: bool,
+    delivery: Delivery | None,
+    kept_for_mark: bool = False,
 ) -> bool | None:
     """Take a marker off with the claim of `delivery`: still key while another recorded marker remains, or
     Slack said one does (`remains`: for marks older than their records). False when the message is not
-    on any timeline; None when `delivery` was claimed already (a late retry must not undo a later pin)."""
+    on any timeline; None when `delivery` was claimed already (a late retry must not undo a later pin).
+
+    `kept_for_mark`: the message is on the timeline only because it was marked (the bot's own: its
+    notices are events of their own); no longer key, it leaves the timeline rather than stay there twice.
+    """
     if not await claim(session, delivery):
         return None
     key = await marks.remains(session, channel_id=channel_id, message_ts=message_ts, marker=marker) or remains
-    return await _update_message(session, channel_id=channel_id, message_ts=message_ts, key=key)
+    if key or not kept_for_mark:
+        return await _update_message(session, channel_id=channel_id, message_ts=message_ts, key=key)
+    statement = _where_message(delete(TimelineEvent), channel_id, message_ts)
+    result = await session.exec(statement.where(col(TimelineEvent.kind) == str(Kind.MESSAGE)))
+    await session.commit()
+    return bool(result.rowcount)
 
 
 async def stored_message(session: AsyncSession, *, channel_id: str, message_ts: str) -> TimelineEvent | None:

@@ -103,6 +103,7 @@ class KeyMarker:
     permalink: str | None = None
     remains: bool = False
     marker: str = marks.PIN  # whose 📌 it is, or the pin (bot.timeline.marks)
+    own: bool = False  # the bot's own message: on the timeline only while marked
 
 
 async def with_remaining(client: AsyncWebClient, marker: KeyMarker) -> KeyMarker:
@@ -145,6 +146,7 @@ def key_marker(event: dict[str, Any], context: dict[str, Any]) -> KeyMarker | No
         text=_message_text(message) if message else "",
         permalink=message.get("permalink"),
         marker=marks.reaction(str(event.get("reaction")), event.get("user")) if is_reaction else marks.PIN,
+        own=_own({"user": event.get("item_user")}, context) or bool(message and _own(message, context)),
     )
 
 
@@ -175,7 +177,12 @@ async def keep_key_mark(
     where = {"channel_id": marker.channel_id, "message_ts": marker.message_ts}
     if not marker.added:
         unmarked = await timeline.unmark(
-            session, marker=marker.marker, remains=marker.remains, delivery=delivery, **where
+            session,
+            marker=marker.marker,
+            remains=marker.remains,
+            delivery=delivery,
+            kept_for_mark=marker.own,
+            **where,
         )
         return unmarked is not None
     stored = await timeline.mark_key(
