@@ -4,7 +4,8 @@ recorded (timeline) instead of retrying for ever.
 
 A retry after an attempt whose outcome is unknown (`exceptions.unanswered`: the answer lost, a crash)
 first looks for that attempt's post (`posted_before`): Slack may have posted it. The last attempt allowed,
-when its own outcome is unknown, looks once more before it is given up (`posted_after_all`).
+when its own outcome is unknown, looks once more before it is given up (`posted_on_last`), and so does one
+that broke on an error of our own, which left no outcome at all (`posted_after_break`).
 """
 
 from __future__ import annotations
@@ -46,6 +47,28 @@ async def posted_after_all(code: str | None, look: Callable[[], Awaitable[bool]]
     return await posted_before(look(), what)
 
 
+async def posted_on_last(
+    *, attempts: int, max_attempts: int, code: str | None, look: Callable[[], Awaitable[bool]], what: str
+) -> bool:
+    """On the last attempt allowed only (`attempts`: the row's so far, this one included): whether Slack
+    posted `what` though its answer was lost (`posted_after_all`); found, the caller records it as sent, as a
+    retry that finds it does. The one rule of pages, reminders and the status page's reminders to publish,
+    each with its own `max_attempts`."""
+    return attempts >= max_attempts and await posted_after_all(code, look, what)
+
+
+async def posted_after_break(look: Callable[[], Awaitable[bool]], what: str) -> bool:
+    """Whether the last attempt allowed, which broke on an error of our own (a bug, a write failing after
+    Slack took the post) and so recorded no outcome, posted `what` before breaking: a retry would have looked
+    first, the last attempt has none. Only a Slack read; anything it raises is logged and counts as not found,
+    so the caller gives up as it would have."""
+    try:
+        return await posted_after_all(None, look, what)
+    except Exception:
+        log.exception("could not look for %s before giving it up", what)
+        return False
+
+
 class Sender(Generic[T]):
     """Claim → deliver → finish for one kind of row; subclasses say how a failure is recorded."""
 
@@ -54,14 +77,6 @@ class Sender(Generic[T]):
 
     async def record_failure(self, row: T, token: str, *, error: str) -> None:
         raise NotImplementedError
-
-    async def posted_on_last(
-        self, attempts: int, code: str | None, look: Callable[[], Awaitable[bool]], what: str
-    ) -> bool:
-        """On the last attempt allowed only (`attempts`: the row's so far, this one included): whether Slack
-        posted `what` though its answer was lost (`posted_after_all`); found, the caller records it as sent,
-        as a retry that finds it does."""
-        return attempts >= self.rt.max_attempts and await posted_after_all(code, look, what)
 
     async def deliver(self, row: T, token: str, deliver: Callable[[T, str], Awaitable[bool]]) -> bool:
         """Deliver a claimed row; an unexpected error releases it for a retry (bounded)."""

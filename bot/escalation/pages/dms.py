@@ -2,8 +2,9 @@
 
 Where the last attempt at a person heard no answer of Slack's (`unanswered`), the DM is first looked
 for (`retries.posted_before`): Slack may have posted it. The last attempt allowed does the same after
-a DM that heard no answer, before giving that person up (`retries.posted_after_all`), and so does a
-last attempt that broke on an error of our own before it recorded what it sent (`found_after_all`).
+a DM that heard no answer, before giving that person up (`retries.posted_on_last`), and so does a
+last attempt that broke on an error of our own before it recorded what it sent (`found_after_all`, with
+`retries.posted_after_break`, as reminders do).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from bot.escalation.pages.outcome import Attempt
 from bot.escalation.pages.targets import mark_target, paged_before
 from bot.escalation.pages.writes import DmOutcome
 from bot.escalation.ports import PageMessage
-from bot.escalation.retries import posted_after_all, posted_before
+from bot.escalation.retries import posted_after_break, posted_before, posted_on_last
 from bot.escalation.runtime import Runtime
 from bot.exceptions import ChatError, is_transient, unanswered
 from bot.incidents.models import Incident
@@ -87,13 +88,14 @@ class PageDms:
         message = outcome.page_message(page, rows, self.rt.clock.now(), late_after=self.rt.late_after_for(page))
         for row in unknown:
             assert row.id is not None
+            look = partial(self.rt.pager.page_dm_posted, user=row.recipient, page=message, since=utc(row.created_at))
+            if not await posted_after_break(look, f"page {message.page_id} DM to {row.recipient}"):
+                continue
             try:
-                if not await self._posted_before(row, message):
-                    continue
                 async with self.rt.db.session() as session:
                     await mark_target(session, target_id=row.id, state=TargetState.SENT, now=self.rt.clock.now())
             except Exception:
-                log.exception("could not look for page %s's DM to %s before giving it up", page.id, row.recipient)
+                log.exception("could not record page %s's DM to %s found before giving it up", page.id, row.recipient)
 
     async def _paged_before(self, rows: list[PageTarget], incident: Incident, message: PageMessage) -> dict[str, int]:
         """People of a later level paged at an earlier one (the on-call engineer is the team lead too) get a note,
@@ -111,10 +113,10 @@ class PageDms:
 
     async def _posted_on_last(self, attempt: Attempt, row: PageTarget, message: PageMessage, error: str | None) -> bool:
         """The page's last attempt lost the DM's answer: found in the DM, it is sent, not given up."""
-        if not attempt.final:
-            return False
         look = partial(self.rt.pager.page_dm_posted, user=row.recipient, page=message, since=utc(row.created_at))
-        return await posted_after_all(error, look, f"page {message.page_id} DM to {row.recipient}")
+        what = f"page {message.page_id} DM to {row.recipient}"
+        attempts, max_attempts = attempt.number, self.rt.max_attempts
+        return await posted_on_last(attempts=attempts, max_attempts=max_attempts, code=error, look=look, what=what)
 
     async def _dm(self, user: str, incident: Incident, message: PageMessage) -> tuple[TargetState, str | None]:
         """One page DM: SENT, FAILED for good (`user_not_found`, ...) or PENDING (try again later)."""

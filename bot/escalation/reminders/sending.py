@@ -7,11 +7,13 @@ post-mortem is finished or the incident reopened.
 A reminder's post carries its id (message metadata): a retry after an attempt whose outcome is unknown
 (the answer lost, `fatal_error`, a crash before it was recorded) looks for it first and records it
 when found (`retries.posted_before`), as a page's DM is; so does the last attempt, when its own answer was
-lost, before giving up (`Sender.posted_on_last`).
+lost, before giving up (`retries.posted_on_last`), and when it broke on an error of our own before it
+recorded what it sent (`retries.posted_after_break`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
@@ -24,7 +26,7 @@ from bot.escalation import leases
 from bot.escalation.models import Reminder, ReminderKind
 from bot.escalation.ports import ReminderMessage
 from bot.escalation.reminders import rows
-from bot.escalation.retries import Sender, posted_before
+from bot.escalation.retries import Sender, posted_after_break, posted_before, posted_on_last
 from bot.exceptions import ChatError, unanswered
 from bot.incidents.models import Incident
 
@@ -100,8 +102,8 @@ class ReminderSender(Sender[Reminder]):
             # This attempt's outcome is unknown until recorded: a crash during it must leave no answer of Slack's.
             async with self.rt.db.session() as session:
                 await leases.forget_error(session, model=Reminder, row_id=reminder.id or 0, token=token)
-        look = partial(self.rt.pager.reminder_posted, incident=incident, reminder=message, since=utc(reminder.due_at))
-        what = f"reminder {reminder.id} of {incident.ref}"
+        look = self._look(reminder, incident, message)
+        what = _what(reminder, incident)
         lost = unanswered(last.removeprefix(_NOT_POSTED) if last else None)
         if reminder.attempts > 1 and lost and await posted_before(look(), what):
             return
@@ -109,8 +111,16 @@ class ReminderSender(Sender[Reminder]):
             await self.rt.pager.post_reminder(incident=incident, reminder=message)
         except ChatError as exc:
             # The last attempt, its answer lost: Slack may have posted it. Found, it is sent, not given up.
-            if not await self.posted_on_last(reminder.attempts, exc.code or str(exc), look, what):
+            code = exc.code or str(exc)
+            max_attempts = self.rt.max_attempts
+            if not await posted_on_last(
+                attempts=reminder.attempts, max_attempts=max_attempts, code=code, look=look, what=what
+            ):
                 raise
+
+    def _look(self, reminder: Reminder, incident: Incident, message: ReminderMessage) -> Callable[[], Awaitable[bool]]:
+        """Whether this reminder's post (found by the id in its metadata) is in the channel."""
+        return partial(self.rt.pager.reminder_posted, incident=incident, reminder=message, since=utc(reminder.due_at))
 
     async def _verdict(
         self, session: AsyncSession, reminder: Reminder, incident: Incident | None, now: datetime
@@ -137,27 +147,42 @@ class ReminderSender(Sender[Reminder]):
         return _Verdict(next_due=now + config.status_update_every)
 
     async def record_failure(self, row: Reminder, token: str, *, error: str) -> None:
-        """Record the give-up; a status reminder still plans the next (else the incident's reminders end here)."""
+        """Record the give-up; a status reminder still plans the next (else the incident's reminders end here).
+
+        Given up only after a last attempt that broke on an error of our own, which may have come after Slack
+        took the post: it is looked for first, and found, recorded as sent rather than as failed."""
         assert row.id is not None
         now = self.rt.clock.now()
         async with self.rt.db.session() as session:
-            next_due = None
-            if row.kind == ReminderKind.STATUS_UPDATE:
-                incident = await session.get(Incident, row.incident_id)
-                if incident is not None and rows.wants_status_reminders(incident, self.rt.config.reminders):
-                    next_due = now + self.rt.config.reminders.status_update_every
+            incident = await session.get(Incident, row.incident_id)
+        found = None if incident is None else await self._found_after_break(row, incident, now)
+        next_due = None
+        config = self.rt.config.reminders
+        if row.kind == ReminderKind.STATUS_UPDATE and incident and rows.wants_status_reminders(incident, config):
+            next_due = now + config.status_update_every
+        async with self.rt.db.session() as session:
             await rows.finish_reminder(
                 session,
                 reminder_id=row.id,
                 token=token,
                 now=now,
-                sent_to=[],
-                error=error,
+                sent_to=[] if found is None else found.mention,
+                error=error if found is None else None,
                 late_after=self.rt.late_after_for(row),
                 next_due=next_due,
             )
         if next_due is not None:
             self.rt.wake_for([next_due])
+
+    async def _found_after_break(self, row: Reminder, incident: Incident, now: datetime) -> ReminderMessage | None:
+        """The reminder's post, when the attempt that broke had made it (`retries.posted_after_break`)."""
+        message = _message(row, incident, now)
+        found = await posted_after_break(self._look(row, incident, message), _what(row, incident))
+        return message if found else None
+
+
+def _what(reminder: Reminder, incident: Incident) -> str:
+    return f"reminder {reminder.id} of {incident.ref}"
 
 
 def _message(reminder: Reminder, incident: Incident, now: datetime) -> ReminderMessage:
