@@ -17,7 +17,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.clock import utc
 from bot.config import Severity
-from bot.escalation.retries import posted_after_all, posted_before
+from bot.escalation.retries import posted_before, posted_on_last
 from bot.exceptions import ChatError, InvalidState, UsageError, unanswered
 from bot.incidents import access
 from bot.incidents import service as incidents
@@ -312,7 +312,8 @@ async def _post_once(deps: Deps, *, row: PublicReminder, token: str, incident: I
         return await chat.post_reminder(incident=incident, since=since, mention=mention, reminder_id=row.id or 0)
     except ChatError as exc:
         # The last attempt, its answer lost: Slack may have posted it. Found, it is sent, not given up.
-        if row.attempts < REMINDER_ATTEMPTS or not await posted_after_all(exc.code or str(exc), look, what):
+        code, attempts = exc.code or str(exc), row.attempts
+        if not await posted_on_last(attempts=attempts, max_attempts=REMINDER_ATTEMPTS, code=code, look=look, what=what):
             raise
         return True
 
