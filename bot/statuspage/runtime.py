@@ -20,7 +20,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from bot.config import StatusPageConfig
 from bot.incidents.models import Incident
-from bot.statuspage import flows, health_days, layout, outbox, probes, service, timers
+from bot.statuspage import flows, health_days, layout, outbox, probes, reminding, service, timers
 from bot.statuspage.atlassian import Statuspage
 from bot.statuspage.models import PublicReminder, StatuspageSync
 from bot.statuspage.ports import PublicChat
@@ -226,7 +226,7 @@ class StatusPage:
             reminders = await timers.due(session, model=PublicReminder, now=now)
             resolved = await service.unpublished_resolutions(session, resolved_before=now - RESOLUTION_GRACE)
         for reminder_id, _ in reminders:
-            await flows.send_reminder(self.deps, reminder_id=reminder_id)
+            await reminding.send_reminder(self.deps, reminder_id=reminder_id)
         for incident_id in resolved:
             log.warning("INC-%s was resolved but its resolution never published (a crash?): publishing", incident_id)
             await flows.incident_resolved(self.deps, incident_id=incident_id, actor=None)

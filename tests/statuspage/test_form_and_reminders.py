@@ -9,7 +9,7 @@ from typing import Any
 
 from bot.clock import FakeClock
 from bot.slack.blocks import ActionId
-from bot.statuspage import flows, service
+from bot.statuspage import reminding, service
 from tests.fakes.slack_api import FakeSlack
 from tests.fakes.statuspage import FakeStatuspage
 from tests.harness import BotHarness
@@ -144,7 +144,7 @@ async def test_a_reminder_is_sent_once_by_racing_senders_and_after_a_restart(
         clock.advance(timedelta(minutes=16))
         async with bot.deps.db.session() as session:
             [row] = await service.reminders(session, incident_id=incident.id or 0)
-        sent = await asyncio.gather(*(flows.send_reminder(bot.deps, reminder_id=row.id or 0) for _ in range(3)))
+        sent = await asyncio.gather(*(reminding.send_reminder(bot.deps, reminder_id=row.id or 0) for _ in range(3)))
         assert sorted(sent) == [False, False, True]
         assert len([m for m in fake_slack.messages(channel) if REMINDER in m.text]) == 1
     # Down for the next one: the new process reminds on start, once.

@@ -9,9 +9,10 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy import event
 
 from bot.clock import FakeClock
-from bot.statuspage import flows, service
+from bot.statuspage import reminding, service
 from tests.fakes.slack_api import FakeSlack
 from tests.harness import BotHarness
 from tests.statuspage.conftest import CONFIG, page_of
@@ -131,10 +132,10 @@ async def test_a_sender_stalled_after_slack_posted_is_not_repeated_by_the_one_th
         return False
 
     gate = bot.fake.hold_after("chat.postMessage", reminder)
-    stalled = asyncio.create_task(flows.send_reminder(bot.deps, reminder_id=row.id or 0))
+    stalled = asyncio.create_task(reminding.send_reminder(bot.deps, reminder_id=row.id or 0))
     await asyncio.wait_for(posted.wait(), 10)
     clock.advance(timedelta(minutes=3))  # past the lease
-    assert await flows.send_reminder(bot.deps, reminder_id=row.id or 0) is True
+    assert await reminding.send_reminder(bot.deps, reminder_id=row.id or 0) is True
     assert len(looks(bot, channel)) == 1
     gate.set()
     assert await stalled is False  # no longer its claim: recorded once, by the one that took over
@@ -208,3 +209,59 @@ async def test_a_last_attempt_slack_did_not_post_is_given_up(
         first, _ = await service.reminders(session, incident_id=1)
     assert first.sent_at is None and first.cancel_reason == f"gave up after 3 attempts: {code}"
     assert not [e for e in await bot.timeline(1) if "Reminded the channel to publish" in e.text]
+
+
+def break_once(bot: BotHarness, table: str) -> list[bool]:
+    """The next write of `sent_at` to `table` raises an error of our own (once); [True] while armed."""
+    armed = [True]
+    engine = bot.deps.db.engine.sync_engine
+
+    def execute(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        flat = "".join(statement.split())
+        if armed[0] and flat.startswith(f"UPDATE{table}SET") and "sent_at=" in flat.split("WHERE")[0]:
+            armed[0] = False
+            raise RuntimeError("a bug while recording the reminder")
+
+    event.listen(engine, "before_cursor_execute", execute)
+    return armed
+
+
+async def test_a_last_attempt_that_broke_on_our_own_error_after_slack_posted_is_recorded_not_posted_again(
+    sbot: BotHarness, clock: FakeClock
+) -> None:
+    """The third (last) attempt posts, then recording it breaks: the reminder is looked for and recorded as sent,
+    once, within that sweep, which goes on with the rest of its work."""
+    bot = sbot
+    armed: list[list[bool]] = []
+    channel = await to_the_last_attempt(bot, clock, lambda _: armed.append(break_once(bot, "status_page_reminders")))
+    assert armed == [[False]]  # the third attempt posted the reminder, then broke
+    clock.advance(timedelta(minutes=3))
+    await page_of(bot).sweep()
+    assert len(reminders(bot, channel)) == 1
+    async with bot.deps.db.session() as session:
+        first, _ = await service.reminders(session, incident_id=1)
+    assert first.sent_at is not None and first.cancelled_at is None and first.attempts == 3
+    assert len([e for e in await bot.timeline(1) if "Reminded the channel to publish" in e.text]) == 1
+
+
+async def test_a_reminder_that_keeps_breaking_on_our_own_error_is_given_up_after_the_last_attempt(
+    sbot: BotHarness, clock: FakeClock
+) -> None:
+    """A rendering bug on every attempt: retried a minute apart, then given up for the next one, and never out
+    of the sweep (which goes on to the page's other work)."""
+    bot = sbot
+
+    async def broken(**_: Any) -> bool:
+        raise RuntimeError("renderer bug")
+
+    page_of(bot).chat.post_reminder = broken  # type: ignore[method-assign]
+    channel = await due(bot, clock)
+    await page_of(bot).sweep()
+    await retry(bot, clock)
+    await retry(bot, clock)
+    assert reminders(bot, channel) == [] and len(looks(bot, channel)) == 3
+    async with bot.deps.db.session() as session:
+        first, nxt = await service.reminders(session, incident_id=1)
+    assert first.attempts == 3 and first.sent_at is None
+    assert first.cancel_reason == "gave up after 3 attempts: RuntimeError: renderer bug"
+    assert nxt.sent_at is None and nxt.cancelled_at is None
