@@ -6,7 +6,8 @@ Precedence when choosing (deterministic, documented in docs/playbooks.md):
 2. Otherwise every playbook is scored on its `match` rules and compared on, in this order:
    a. alert labels: the playbook's `labels` all match the alert's labels (the number of labels
       matched counts; more specific rules win);
-   b. keywords: how many of its keywords occur in the incident title (whole words, any case);
+   b. keywords: how many of its keywords occur in the incident title (whole words, any case, with
+      a plural or past ending: `503` matches "503s", `breach` matches "breached");
    c. service: the incident's service is in its `services`.
    A playbook with no hit at all is not a candidate. The comparison is lexicographic, so one
    label match beats any number of keywords, and one keyword beats a service match: machine
@@ -33,9 +34,16 @@ class Choice:
     reason: str  # "playbook:database on declare", "keywords: slow, p95", ...
 
 
+# What people add to a keyword at 3 a.m.: "503s", "databases", "breached", "crashes", "leaking".
+_ENDINGS = "(?:s|es|d|ed|ing)?"
+
+
 def _word_pattern(keyword: str) -> re.Pattern[str]:
     # \b fails next to non-word characters ("5xx" works, "p95" works, "c++" would not): use lookarounds.
-    return re.compile(rf"(?<!\w){re.escape(keyword.lower())}(?!\w)")
+    # A keyword ending in a letter or digit also matches its plural and past forms, so "503" matches
+    # "503s" and "breach" matches "breached" ("breach" alone never matches "breachx").
+    ending = _ENDINGS if keyword[-1:].isalnum() else ""
+    return re.compile(rf"(?<!\w){re.escape(keyword.lower())}{ending}(?!\w)")
 
 
 class PlaybookRegistry:

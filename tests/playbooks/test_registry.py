@@ -44,6 +44,14 @@ def pb(playbook_id: str, **match: object) -> Playbook:
         ("Suspicious logins on the admin panel", None, "security-breach"),
         ("Weird numbers on the dashboard", None, None),
         ("Slowdown", None, None),  # whole words only: "slowdown" is not "slow" nor "down"
+        # The titles people type: plurals and past forms of the keywords.
+        ("login page 500s", None, "service-down"),
+        ("504s from the gateway", None, "service-down"),
+        ("api crashes on start", None, "service-down"),
+        ("Databases down", None, "database"),  # "databases" and "down" tie: database (alphabetical)
+        ("customer data breached?", None, "security-breach"),
+        ("api key leaking in logs", None, "security-breach"),
+        ("Downstream errors", None, None),  # an ending is a suffix, not any longer word
     ],
 )
 def test_shipped_match_rules(shipped: PlaybookRegistry, title: str, service: str | None, expected: str | None) -> None:
