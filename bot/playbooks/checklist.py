@@ -77,6 +77,9 @@ class Progress:
     progress_channel: str | None
     progress_ts: str | None
     closed: bool = False  # the incident is resolved: its steps are no longer offered
+    # The playbook is for private incidents (security breach) but this one is public: its channel stays
+    # public (Slack offers bots no way to make it private), so the message must say so.
+    public_warning: bool = False
 
     @property
     def total(self) -> int:
@@ -216,6 +219,7 @@ def compose(
         progress_channel=run.progress_channel,
         progress_ts=run.progress_ts,
         closed=not incident.is_open,
+        public_warning=playbook.private and not incident.private,
     )
 
 

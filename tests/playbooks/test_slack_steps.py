@@ -108,6 +108,25 @@ async def test_playbook_command_switches_and_keeps_one_message(bot: BotHarness) 
     assert "Did you mean: `/incident playbook database`" in bot.last_reply()
 
 
+async def test_switching_a_public_incident_to_a_private_playbook_says_it_stays_public(bot: BotHarness) -> None:
+    await bot.declare("P1 service:gateway Gateway down")
+    incident = await bot.incident(1)
+    await bot.command("playbook security-breach", user="U0BOB", channel=incident.channel_id or "")
+    reply = bot.last_reply()
+    assert "now follows the Security breach playbook" in reply
+    assert "is for private incidents, but INC-1 is public" in reply and "/incident declare private" in reply
+    message = progress_message(bot, incident)
+    assert "this incident is public" in text_of(message)  # everyone in the channel reads it, not just the switcher
+    assert not (await bot.incident(1)).private  # the channel was not made private behind people's backs
+
+
+async def test_a_private_incident_on_the_security_playbook_has_no_public_warning(bot: BotHarness) -> None:
+    await bot.declare("P1 Possible breach of the admin panel")
+    incident = await bot.incident(1)
+    assert incident.private
+    assert "this incident is public" not in text_of(progress_message(bot, incident))
+
+
 # --- stepping through ----------------------------------------------------------------------------
 
 

@@ -28,4 +28,10 @@ async def playbook_command(ctx: CommandContext) -> None:
         text = f"📋 {incident.ref} now follows the {title} playbook (was `{started.switched_from}`): see {where}."
     else:
         text = f"📋 {incident.ref} now follows the {title} playbook: see {where}."
+    if started.progress.public_warning and not started.already_running:
+        text += (
+            f"\n⚠️ The {title} playbook is for private incidents, but {incident.ref} is public and its channel "
+            "stays public (the bot does not make a public channel private). Keep sensitive details out of it: "
+            "declare a private incident (`/incident declare private P1 <title>`) and work there."
+        )
     await ctx.ephemeral(text)
