@@ -70,6 +70,17 @@ ACTION_NAMES = ", ".join(a.value for a in Action)
 MAX_STEPS = 100
 
 
+# Words that occur in most incident titles ("The API is down", "issue with checkout"): as a keyword
+# each would match nearly every incident. Lowercase; compared case-insensitively.
+GENERIC_WORDS = frozenset(
+    {
+        *("a", "an", "and", "are", "at", "be", "but", "by", "for", "from", "has", "have", "in", "is", "it", "its"),
+        *("of", "on", "or", "our", "the", "to", "was", "we", "were", "with"),
+        *("incident", "incidents", "issue", "issues", "problem", "problems", "something", "prod", "production"),
+    }
+)
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
 
@@ -78,6 +89,12 @@ def _check_id(value: str, what: str) -> str:
     if not _ID.match(value):
         raise ValueError(f"{what} {value!r}: use lowercase letters, digits, '-' and '_' (e.g. 'kill-idle')")
     return value
+
+
+def _listed(keywords: list[str], one: str, many: str) -> str:
+    """`keyword 'the' is` / `keywords 'the', 'a' are`."""
+    names = ", ".join(repr(k) for k in keywords)
+    return f"keyword {names} {one}" if len(keywords) == 1 else f"keywords {names} {many}"
 
 
 class Match(_Strict):
@@ -94,6 +111,26 @@ class Match(_Strict):
         if any(not v for v in cleaned):
             raise ValueError("empty entry")
         return cleaned
+
+    @field_validator("keywords")
+    @classmethod
+    def _specific(cls, values: list[str]) -> list[str]:
+        """A keyword found in nearly every title would start this playbook on every incident."""
+        symbols = [v for v in values if not any(c.isalnum() for c in v)]
+        generic = [v for v in values if v not in symbols and (len(v) < 2 or v.lower() in GENERIC_WORDS)]
+        problems = []
+        if symbols:
+            problems.append(
+                f"{_listed(symbols, 'has', 'have')} no letter or digit: it would match punctuation in any title"
+            )
+        if generic:
+            problems.append(
+                f"{_listed(generic, 'is', 'are')} in almost every incident title, so this playbook would start "
+                "for nearly every incident: use words specific to it (e.g. 'database', 'too many connections')"
+            )
+        if problems:
+            raise ValueError("; ".join(problems))
+        return values
 
     @field_validator("labels", mode="before")
     @classmethod

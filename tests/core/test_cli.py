@@ -56,6 +56,17 @@ def test_malformed_config_names_file_and_field(tmp_path: Path) -> None:
     assert "bot.yml: escalation.levels.0.after: invalid duration 'soon'" in result.stderr
 
 
+def test_check_refuses_a_playbook_keyword_that_matches_every_title(tmp_path: Path) -> None:
+    playbooks = tmp_path / "playbooks"
+    playbooks.mkdir()
+    (playbooks / "any.yml").write_text(
+        "id: any\ntitle: Any\nmatch: {keywords: [the]}\nsteps:\n  - {id: s, title: S, instructions: x}\n"
+    )
+    result = _run(tmp_path, "check", PLAYBOOKS_DIR=str(playbooks))
+    assert result.returncode != 0
+    assert f"{playbooks}/any.yml: match.keywords: keyword 'the' is in almost every incident title" in result.stdout
+
+
 def test_check_accepts_the_example(tmp_path: Path) -> None:
     result = _run(tmp_path, "check", BOT_CONFIG=str(ROOT / "bot.example.yml"))
     assert result.returncode == 0, result.stdout + result.stderr

@@ -337,3 +337,16 @@ def test_a_playbook_too_long_for_one_progress_message_is_refused(tmp_path: Path)
         load_playbooks(tmp_path)
     (tmp_path / "long.yml").unlink()
     assert load_playbooks(tmp_path).ids() == ["longest"]
+
+
+def test_a_keyword_found_in_every_title_is_refused(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        "x.yml",
+        GOOD.replace("title: Good one", "title: Good one\nmatch: {keywords: [database, the, '-', a, Incident]}"),
+    )
+    assert check_playbooks(tmp_path) == [
+        f"{tmp_path}/x.yml: match.keywords: keyword '-' has no letter or digit: it would match punctuation in any "
+        "title; keywords 'the', 'a', 'Incident' are in almost every incident title, so this playbook would start "
+        "for nearly every incident: use words specific to it (e.g. 'database', 'too many connections')"
+    ]
