@@ -71,7 +71,10 @@ async def start_playbook(
         assert previous is not None and previous.id is not None
         progress = await progress_message.refresh(deps, run_id=previous.id)
         return Started(progress=progress, switched_from=None, already_running=True)
-    progress = await progress_message.show_new(deps, run=run, playbook=playbook, incident=incident)
+    if previous is None:
+        progress = await progress_message.show_new(deps, run=run, playbook=playbook, incident=incident)
+    else:  # a switch may keep steps worked in an earlier run of this playbook: read them back
+        progress = await progress_message.refresh(deps, run_id=run.id or 0)
     return Started(progress=progress, switched_from=previous.playbook_id if previous else None)
 
 

@@ -106,6 +106,8 @@ async def start(
     if previous is not None and previous.playbook_id == playbook.id and previous.finished_at is None:
         raise InvalidState(f"The {playbook.title} playbook is already running for INC-{incident_id}.")
     switched_from: str | None = None
+    # Switching back to a playbook worked earlier keeps what was done there (the first run has no earlier one).
+    kept = await _kept_states(session, incident_id=incident_id, playbook=playbook) if previous is not None else {}
     if previous is not None:
         await _close(session, previous=previous, playbook=playbook, actor=actor, now=now)
         switched_from = previous.playbook_id
@@ -122,13 +124,16 @@ async def start(
         progress_channel=previous.progress_channel if previous is not None else None,
         progress_ts=previous.progress_ts if previous is not None else None,
     )
-    await _add_run(session, run, playbook)
+    await _add_run(session, run, playbook, kept)
+    text = f"Started playbook {playbook.title}" + (f" ({reason})" if reason else "")
+    if kept:
+        text += f"; kept {len(kept)} step{'s' if len(kept) != 1 else ''} worked before the switch"
     await timeline.add(
         session,
         incident_id=incident_id,
         at=now,
         actor=actor,
-        text=f"Started playbook {playbook.title}" + (f" ({reason})" if reason else ""),
+        text=text,
         payload=events.PlaybookChanged(
             status="started",
             run_id=run.id,
@@ -177,7 +182,29 @@ async def _close(
     )
 
 
-async def _add_run(session: AsyncSession, run: PlaybookRun, playbook: Playbook) -> None:
+async def _kept_states(session: AsyncSession, *, incident_id: int, playbook: Playbook) -> dict[str, StepState]:
+    """The steps done or skipped in the incident's last run of `playbook`, when it was switched away from.
+
+    Switching to another playbook and back must not show finished steps as pending again. A run that
+    was completed is not carried: asking for its playbook again means starting over.
+    """
+    query = (
+        select(PlaybookRun)
+        .where(PlaybookRun.incident_id == incident_id, PlaybookRun.playbook_id == playbook.id)
+        .order_by(col(PlaybookRun.id).desc())
+        .limit(1)
+    )
+    last = (await session.exec(query)).first()
+    if last is None or last.id is None or last.finished_reason != "switched":
+        return {}
+    ids = {step.id for step in playbook.steps}  # the YAML may have changed since
+    states = await step_states(session, run_id=last.id)
+    return {s.step_id: s for s in states if s.state != StepStatus.PENDING and s.step_id in ids}
+
+
+async def _add_run(
+    session: AsyncSession, run: PlaybookRun, playbook: Playbook, kept: dict[str, StepState] | None = None
+) -> None:
     """The run, its pending steps, and the incident's playbook; a unique index refuses a second current run.
 
     Core statements on the tables, each compiled once: every declaration in a storm starts a playbook,
@@ -191,13 +218,19 @@ async def _add_run(session: AsyncSession, run: PlaybookRun, playbook: Playbook) 
         raise InvalidState(
             "Another playbook was started for this incident at the same moment; look at the channel."
         ) from None
-    rows = [
-        {"run_id": run.id, "step_id": step.id, "position": position, "state": StepStatus.PENDING, "reason": ""}
-        for position, step in enumerate(playbook.steps)
-    ]
+    kept = kept or {}
+    rows = [_step_row(run.id, position, step.id, kept.get(step.id)) for position, step in enumerate(playbook.steps)]
     if rows:  # one multi-row INSERT
         await session.exec(insert(_STEP_TABLE), params=rows)
     await session.exec(_SET_PLAYBOOK, params={"incident": run.incident_id, "playbook": playbook.id})
+
+
+def _step_row(run_id: int, position: int, step_id: str, kept: StepState | None) -> dict[str, object]:
+    """A new run's step: pending, or as it was left in the earlier run of the same playbook."""
+    row: dict[str, object] = {"run_id": run_id, "step_id": step_id, "position": position}
+    if kept is None:
+        return row | {"state": StepStatus.PENDING, "by": None, "at": None, "reason": ""}
+    return row | {"state": kept.state, "by": kept.by, "at": kept.at, "reason": kept.reason}
 
 
 async def set_progress_message(session: AsyncSession, *, run_id: int, channel: str, ts: str) -> None:

@@ -127,6 +127,24 @@ async def test_a_private_incident_on_the_security_playbook_has_no_public_warning
     assert "this incident is public" not in text_of(progress_message(bot, incident))
 
 
+async def test_switching_back_keeps_the_steps_already_worked(bot: BotHarness) -> None:
+    await bot.declare("P1 service:gateway Gateway down")
+    incident = await bot.incident(1)
+    await click(bot, incident, PlaybookActionId.DONE, user="U0BOB")  # check-health
+    await click(bot, incident, PlaybookActionId.SKIP, user="U0CAROL")  # recent-deploys
+    await bot.command("playbook database", user="U0BOB", channel=incident.channel_id or "")
+    await bot.command("playbook service-down", user="U0BOB", channel=incident.channel_id or "")
+    states = await current_states(bot, 1)
+    assert (states["check-health"].state, states["check-health"].by) == ("done", "U0BOB")
+    assert (states["recent-deploys"].state, states["recent-deploys"].by) == ("skipped", "U0CAROL")
+    assert states["logs"].state == "pending"
+    message = progress_message(bot, incident)  # still one message, showing the work kept
+    assert "2/6 done" not in text_of(message) and "1/6 done · 1 skipped" in text_of(message)
+    assert "Next: 3. Read the logs" in text_of(message)
+    started = [e.text for e in await bot.timeline(1) if e.kind == "playbook" and e.data.get("status") == "started"]
+    assert started[-1].endswith("; kept 2 steps worked before the switch")
+
+
 # --- stepping through ----------------------------------------------------------------------------
 
 
