@@ -340,8 +340,9 @@ async def _status(deps: Deps, target: str | None) -> ActionResult:
 
 
 def _offer_ops(deps: Deps, action: Action, target: str | None, incident: Incident) -> ActionResult:
-    if target is None:
-        return ActionResult(action, False, f"the incident names no service: type `/{action.value} <service>` instead")
+    if target is None:  # answered to the clicker too: a button that seems to do nothing at 3 a.m. is clicked again
+        known = ", ".join(sorted(deps.settings.config.services)) or "none in bot.yml"
+        return _not_available(action, f"the incident names no service: type `/{action.value} <service>` ({known})")
     if deps.ops is None:
         return _not_available(action, f"{action.value} is not set up in this bot; type `/{action.value} {target}`")
     assert incident.id is not None

@@ -78,6 +78,20 @@ async def test_restart_step_shows_the_restart_confirmation_with_its_permissions(
     assert offered.state == StepStatus.PENDING  # done once someone says so, after the restart
 
 
+async def test_restart_step_of_an_incident_without_a_service_answers_the_clicker(bot: BotHarness) -> None:
+    await bot.declare("P1 Site down")
+    incident = await bot.incident(1)
+    for _ in range(3):
+        await click(bot, incident, PlaybookActionId.DONE, user="U0BOB")
+    replies = len(bot.replies())
+    await click(bot, incident, PlaybookActionId.RUN, user="U0LEAD")
+    assert bot.replies()[replies:] == [  # escaped: Slack shows <service>
+        "⚠️ `restart` is not available: the incident names no service: type `/restart &lt;service&gt;` (api, gateway)"
+    ]
+    state = (await current_states(bot, 1))["restart"]
+    assert state.action_ok is False and state.action_by == "U0LEAD" and "names no service" in state.action_output
+
+
 async def test_missing_domains_answer_not_available(start: Callable[..., Awaitable[BotHarness]]) -> None:
     def without(deps: Deps) -> None:
         deps.ops = None
