@@ -2,13 +2,15 @@
 
 `check` (for `python -m bot check`) and `check_playbooks` collect every problem; `load_playbooks` raises
 ConfigError with all of them, so the bot refuses to start with an invalid playbook and says why.
-Each problem is one line: `playbooks/database.yml: steps[3] (kill-idle): action: unknown action ...`.
+Each problem is one line, with the line in the file where it can tell:
+`playbooks/database.yml: line 24: steps[3] (kill-idle): action: unknown action ...`.
 """
 
 from __future__ import annotations
 
 import difflib
 import logging
+import re
 from pathlib import Path
 from typing import Any
 
@@ -88,8 +90,29 @@ def _unknown_field(loc: tuple[Any, ...]) -> str:
     return f"unknown field ({hint}known fields: {', '.join(known)})"
 
 
-def _line(source: str, prefix: str, field: str, message: str) -> str:
-    parts = [source]
+def _node_line(root: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
+    """The line (1-based) in the file of the deepest part of `loc` that is there: the key of a field, the
+    item of a list. A missing field gives the line of the mapping that lacks it."""
+    node, line = root, None
+    for part in loc:
+        if isinstance(node, yaml.MappingNode) and isinstance(part, str):
+            pair = next(((k, v) for k, v in node.value if isinstance(k, yaml.ScalarNode) and k.value == part), None)
+            if pair is None:
+                break
+            line, node = pair[0].start_mark.line + 1, pair[1]
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and 0 <= part < len(node.value):
+            node = node.value[part]
+            line = node.start_mark.line + 1
+        else:
+            break
+    return line
+
+
+_SECOND = re.compile(r"and steps\[(\d+)\]\)$")
+
+
+def _line(source: str, prefix: str, field: str, message: str, line: int | None = None) -> str:
+    parts = [source] + ([f"line {line}"] if line is not None else [])
     if prefix:
         parts.append(prefix)
     if field:
@@ -97,43 +120,47 @@ def _line(source: str, prefix: str, field: str, message: str) -> str:
     return ": ".join(parts + [message])
 
 
-def _validation_lines(exc: ValidationError, *, source: str, raw: Any) -> list[str]:
+def _validation_lines(exc: ValidationError, *, source: str, raw: Any, root: yaml.Node | None) -> list[str]:
     lines = []
     for err in exc.errors():
         loc = tuple(err["loc"])
         prefix, field = _where(loc, raw)
         if err["type"] == "extra_forbidden":
-            lines.append(_line(source, prefix, field, _unknown_field(loc)))
+            lines.append(_line(source, prefix, field, _unknown_field(loc), _node_line(root, loc)))
             continue
         if err["type"] == "missing":
-            lines.append(_line(source, prefix, field, "required field is missing"))
+            lines.append(_line(source, prefix, field, "required field is missing", _node_line(root, loc)))
             continue
         message = err["msg"].removeprefix("Value error, ")
-        lines.append(_line(source, prefix, field, message))
+        if second := _SECOND.search(message):  # a step id used twice: point at the second one
+            loc = (*loc, int(second.group(1)), "id")
+        lines.append(_line(source, prefix, field, message, _node_line(root, loc)))
     return lines
 
 
-def _render_lines(playbook: Playbook, *, source: str) -> list[str]:
+def _render_lines(playbook: Playbook, *, source: str, root: yaml.Node | None = None) -> list[str]:
     """Render every template with a sample incident so a typo in a variable is caught now."""
     context = sample_context(playbook_id=playbook.id, playbook_title=playbook.title)
     lines = []
-    templates: list[tuple[str, str, str]] = [("", "description", playbook.description)]
+    templates: list[tuple[tuple[Any, ...], str, str, str]] = [
+        (("description",), "", "description", playbook.description)
+    ]
     if playbook.restricted is not None:
-        templates.append(("", "restricted.note", playbook.restricted.note))
+        templates.append((("restricted", "note"), "", "restricted.note", playbook.restricted.note))
     for index, step in enumerate(playbook.steps):
         prefix = f"steps[{index}] ({step.id})"
-        templates.append((prefix, "title", step.title))
-        templates.append((prefix, "instructions", step.instructions))
+        templates.append((("steps", index, "title"), prefix, "title", step.title))
+        templates.append((("steps", index, "instructions"), prefix, "instructions", step.instructions))
         if step.notify is not None:
-            templates.append((prefix, "notify.text", step.notify.text))
-    for prefix, field, text in templates:
+            templates.append((("steps", index, "notify", "text"), prefix, "notify.text", step.notify.text))
+    for loc, prefix, field, text in templates:
         if not text:
             continue
         try:
             render(text, context)  # a syntax error is a RenderError too
             check_names(text, context)
         except RenderError as exc:
-            lines.append(_line(source, prefix, field, str(exc)))
+            lines.append(_line(source, prefix, field, str(exc), _node_line(root, loc)))
     return lines
 
 
@@ -155,11 +182,12 @@ def parse_file(path: Path, *, source: str | None = None) -> tuple[Playbook | Non
         return None, [f"{source}: the file is empty (a playbook needs id, title and steps)"]
     if not isinstance(raw, dict):
         return None, [f"{source}: the top level must be a mapping (id:, title:, steps:, ...)"]
+    root = yaml.compose(text, Loader=_UniqueKeyLoader)  # noqa: S506 - where each field is, for the messages
     try:
         playbook = Playbook.model_validate(raw)
     except ValidationError as exc:
-        return None, _validation_lines(exc, source=source, raw=raw)
-    problems = _render_lines(playbook, source=source)
+        return None, _validation_lines(exc, source=source, raw=raw, root=root)
+    problems = _render_lines(playbook, source=source, root=root)
     return (None if problems else playbook), problems
 
 

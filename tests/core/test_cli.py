@@ -64,7 +64,9 @@ def test_check_refuses_a_playbook_keyword_that_matches_every_title(tmp_path: Pat
     )
     result = _run(tmp_path, "check", PLAYBOOKS_DIR=str(playbooks))
     assert result.returncode != 0
-    assert f"{playbooks}/any.yml: match.keywords: keyword 'the' is in almost every incident title" in result.stdout
+    assert (
+        f"{playbooks}/any.yml: line 3: match.keywords: keyword 'the' is in almost every incident title" in result.stdout
+    )
 
 
 def test_check_accepts_the_example(tmp_path: Path) -> None:

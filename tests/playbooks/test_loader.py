@@ -119,7 +119,7 @@ def test_unknown_action_names_file_step_and_field(tmp_path: Path) -> None:
         """,
     )
     assert check_playbooks(tmp_path) == [
-        f"{tmp_path}/database.yml: steps[3] (kill-idle): action: unknown action 'restrat' "
+        f"{tmp_path}/database.yml: line 10: steps[3] (kill-idle): action: unknown action 'restrat' "
         "(expected one of status, restart, rollback, page, notify)"
     ]
 
@@ -140,13 +140,18 @@ def test_unknown_field_suggests_the_right_one(tmp_path: Path) -> None:
     )
     problems = check_playbooks(tmp_path)
     assert any(
-        p.startswith(f"{tmp_path}/x.yml: match.keyword: unknown field (did you mean 'keywords'?") for p in problems
-    ), problems
-    assert any(
-        p.startswith(f"{tmp_path}/x.yml: steps[0] (one): instruction: unknown field (did you mean 'instructions'?")
+        p.startswith(f"{tmp_path}/x.yml: line 3: match.keyword: unknown field (did you mean 'keywords'?")
         for p in problems
     ), problems
-    assert any(p == f"{tmp_path}/x.yml: steps[0] (one): instructions: required field is missing" for p in problems)
+    assert any(
+        p.startswith(
+            f"{tmp_path}/x.yml: line 7: steps[0] (one): instruction: unknown field (did you mean 'instructions'?"
+        )
+        for p in problems
+    ), problems
+    assert any(
+        p == f"{tmp_path}/x.yml: line 5: steps[0] (one): instructions: required field is missing" for p in problems
+    )
 
 
 def test_typo_in_a_template_variable_is_caught(tmp_path: Path) -> None:
@@ -170,11 +175,15 @@ def test_typo_in_a_template_variable_is_caught(tmp_path: Path) -> None:
     )
     problems = check_playbooks(tmp_path)
     assert len(problems) == 3, problems
-    assert problems[0].startswith(f"{tmp_path}/x.yml: steps[0] (logs): instructions: unknown variable: 'servce'")
+    assert problems[0].startswith(
+        f"{tmp_path}/x.yml: line 6: steps[0] (logs): instructions: unknown variable: 'servce'"
+    )
     assert "variables you can use: service," in problems[0]
-    assert problems[1].startswith(f"{tmp_path}/x.yml: steps[1] (ref): instructions: unknown variable: 'incident'")
+    assert problems[1].startswith(
+        f"{tmp_path}/x.yml: line 9: steps[1] (ref): instructions: unknown variable: 'incident'"
+    )
     assert "numbr" in problems[1]
-    assert problems[2].startswith(f"{tmp_path}/x.yml: steps[2] (syntax): instructions: template syntax error")
+    assert problems[2].startswith(f"{tmp_path}/x.yml: line 12: steps[2] (syntax): instructions: template syntax error")
 
 
 def test_structural_errors(tmp_path: Path) -> None:
@@ -192,11 +201,11 @@ def test_structural_errors(tmp_path: Path) -> None:
         """,
     )
     problems = "\n".join(check_playbooks(tmp_path))
-    assert "x.yml: id: playbook id 'Bad Id': use lowercase letters" in problems
-    assert "x.yml: severity: Input should be 'P1', 'P2', 'P3' or 'P4'" in problems
-    assert "x.yml: steps[0] (n): action 'notify' needs a 'notify:' section" in problems
-    assert "x.yml: steps[1] (s): 'service' only applies to the status, restart and rollback actions" in problems
-    assert "x.yml: steps[2] (c): notify.channel: 'security' is not a channel" in problems
+    assert "x.yml: line 1: id: playbook id 'Bad Id': use lowercase letters" in problems
+    assert "x.yml: line 3: severity: Input should be 'P1', 'P2', 'P3' or 'P4'" in problems
+    assert "x.yml: line 5: steps[0] (n): action 'notify' needs a 'notify:' section" in problems
+    assert "x.yml: line 6: steps[1] (s): 'service' only applies to the status, restart and rollback actions" in problems
+    assert "x.yml: line 7: steps[2] (c): notify.channel: 'security' is not a channel" in problems
 
 
 def test_duplicate_step_ids(tmp_path: Path) -> None:
@@ -212,7 +221,7 @@ def test_duplicate_step_ids(tmp_path: Path) -> None:
         """,
     )
     assert check_playbooks(tmp_path) == [
-        f"{tmp_path}/x.yml: steps: step id 'same' is used twice (steps[0] and steps[1])"
+        f"{tmp_path}/x.yml: line 5: steps: step id 'same' is used twice (steps[0] and steps[1])"
     ]
 
 
@@ -242,8 +251,8 @@ def test_load_refuses_any_error_and_lists_them_all(tmp_path: Path) -> None:
         load_playbooks(tmp_path)
     message = str(err.value)
     assert message.startswith("invalid playbook:\n")
-    assert "b.yml: steps[0] (look): instructions: unknown variable: 'nope' is undefined" in message
-    assert "c.yml: steps[0] (look): titel: unknown field (did you mean 'title'?" in message
+    assert "b.yml: line 6: steps[0] (look): instructions: unknown variable: 'nope' is undefined" in message
+    assert "c.yml: line 5: steps[0] (look): titel: unknown field (did you mean 'title'?" in message
 
 
 def test_labels_accept_a_value_or_a_list(tmp_path: Path) -> None:
@@ -255,7 +264,7 @@ def test_labels_accept_a_value_or_a_list(tmp_path: Path) -> None:
     registry = load_playbooks(tmp_path)
     assert registry.get("good").match.labels == {"alertname": ["A"], "team": ["db", "ops"], "n": ["5"]}
     write(tmp_path, "x.yml", GOOD.replace("title: Good one", "title: Good one\nmatch: {labels: {a: []}}"))
-    assert check_playbooks(tmp_path) == [f"{tmp_path}/x.yml: match.labels: label 'a': empty list of values"]
+    assert check_playbooks(tmp_path) == [f"{tmp_path}/x.yml: line 3: match.labels: label 'a': empty list of values"]
 
 
 def test_missing_directory_is_an_empty_registry(tmp_path: Path) -> None:
@@ -291,9 +300,11 @@ def test_a_typo_in_a_branch_the_sample_does_not_take_is_caught(tmp_path: Path) -
     )
     problems = check_playbooks(tmp_path)
     assert len(problems) == 2, problems
-    assert problems[0].startswith(f"{tmp_path}/x.yml: steps[0] (api): instructions: unknown variable: 'helth_url'")
+    assert problems[0].startswith(
+        f"{tmp_path}/x.yml: line 6: steps[0] (api): instructions: unknown variable: 'helth_url'"
+    )
     assert problems[1].startswith(
-        f"{tmp_path}/x.yml: steps[1] (ref): instructions: unknown variable: 'incident' has no attribute 'titel'"
+        f"{tmp_path}/x.yml: line 9: steps[1] (ref): instructions: unknown variable: 'incident' has no attribute 'titel'"
     )
 
 
@@ -314,8 +325,10 @@ def test_ids_longer_than_the_database_keeps_are_refused(tmp_path: Path) -> None:
     )
     problems = check_playbooks(tmp_path)
     assert len(problems) == 2, problems
-    assert problems[0].startswith(f"{tmp_path}/x.yml: id: String should have at most 100 characters")
-    assert problems[1].startswith(f"{tmp_path}/x.yml: steps[0] ({'s' * 101}): id: String should have at most 100")
+    assert problems[0].startswith(f"{tmp_path}/x.yml: line 1: id: String should have at most 100 characters")
+    assert problems[1].startswith(
+        f"{tmp_path}/x.yml: line 4: steps[0] ({'s' * 101}): id: String should have at most 100"
+    )
 
 
 def _steps(count: int) -> str:
@@ -330,10 +343,10 @@ def test_a_playbook_too_long_for_one_progress_message_is_refused(tmp_path: Path)
     write(tmp_path, "longest.yml", "id: longest\ntitle: Longest\nsteps:\n" + _steps(MAX_STEPS))
     assert MAX_STEPS == 100
     assert check_playbooks(tmp_path) == [
-        f"{tmp_path}/long.yml: steps: has 101 steps, at most 100 are allowed (the progress message lists every "
+        f"{tmp_path}/long.yml: line 3: steps: has 101 steps, at most 100 are allowed (the progress message lists every "
         "step and must fit one Slack message of 50 blocks): split it into two playbooks"
     ]
-    with pytest.raises(ConfigError, match=r"long\.yml: steps: has 101 steps, at most 100 are allowed"):
+    with pytest.raises(ConfigError, match=r"long\.yml: line 3: steps: has 101 steps, at most 100 are allowed"):
         load_playbooks(tmp_path)
     (tmp_path / "long.yml").unlink()
     assert load_playbooks(tmp_path).ids() == ["longest"]
@@ -346,7 +359,7 @@ def test_a_keyword_found_in_every_title_is_refused(tmp_path: Path) -> None:
         GOOD.replace("title: Good one", "title: Good one\nmatch: {keywords: [database, the, '-', a, Incident]}"),
     )
     assert check_playbooks(tmp_path) == [
-        f"{tmp_path}/x.yml: match.keywords: keyword '-' has no letter or digit: it would match punctuation in any "
-        "title; keywords 'the', 'a', 'Incident' are in almost every incident title, so this playbook would start "
-        "for nearly every incident: use words specific to it (e.g. 'database', 'too many connections')"
+        f"{tmp_path}/x.yml: line 3: match.keywords: keyword '-' has no letter or digit: it would match punctuation "
+        "in any title; keywords 'the', 'a', 'Incident' are in almost every incident title, so this playbook would "
+        "start for nearly every incident: use words specific to it (e.g. 'database', 'too many connections')"
     ]

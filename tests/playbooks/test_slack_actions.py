@@ -188,7 +188,7 @@ async def test_an_invalid_playbook_stops_start_up_and_check_names_it(
     )
     settings = make_settings(fake=fake_slack, database_url=database_url, tmp_path=tmp_path, playbooks_dir=playbooks)
     expected = (
-        f"{playbooks}/database.yml: steps[1] (kill-idle): action: unknown action 'restrat' "
+        f"{playbooks}/database.yml: line 5: steps[1] (kill-idle): action: unknown action 'restrat' "
         "(expected one of status, restart, rollback, page, notify)"
     )
     with pytest.raises(ConfigError) as err:
