@@ -209,14 +209,33 @@ def _collect(directory: Path) -> tuple[list[tuple[Playbook, str]], list[str]]:
         source = _display(path, directory)
         playbook, errors = parse_file(path, source=source)
         problems.extend(errors)
-        if playbook is None:
+        # Ids are compared as written, valid file or not: fixing one file must not reveal a clash only then.
+        declared = _declared_id(path)
+        if declared is not None and declared[0] in first_source:
+            playbook_id, line = declared
+            problems.append(
+                f"{source}: line {line}: id: {playbook_id!r} is already used by {first_source[playbook_id]}"
+            )
             continue
-        if playbook.id in first_source:
-            problems.append(f"{source}: id: {playbook.id!r} is already used by {first_source[playbook.id]}")
-            continue
-        first_source[playbook.id] = source
-        loaded.append((playbook, source))
+        if declared is not None:
+            first_source[declared[0]] = source
+        if playbook is not None:
+            loaded.append((playbook, source))
     return loaded, problems
+
+
+def _declared_id(path: Path) -> tuple[str, int] | None:
+    """The `id:` a file declares and its line, whatever else is wrong with the file; None without one."""
+    try:
+        root = yaml.compose(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)  # noqa: S506 - safe
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return None
+    if not isinstance(root, yaml.MappingNode):
+        return None
+    for key, value in root.value:
+        if isinstance(key, yaml.ScalarNode) and key.value == "id" and isinstance(value, yaml.ScalarNode):
+            return value.value.strip().lower(), key.start_mark.line + 1
+    return None
 
 
 def check_playbooks(directory: Path) -> list[str]:

@@ -240,7 +240,16 @@ def test_yaml_problems_give_the_line(tmp_path: Path) -> None:
 def test_duplicate_ids_across_files(tmp_path: Path) -> None:
     write(tmp_path, "a.yml", GOOD)
     write(tmp_path, "b.yml", GOOD)
-    assert check_playbooks(tmp_path) == [f"{tmp_path}/b.yml: id: 'good' is already used by {tmp_path}/a.yml"]
+    assert check_playbooks(tmp_path) == [f"{tmp_path}/b.yml: line 1: id: 'good' is already used by {tmp_path}/a.yml"]
+
+
+def test_an_id_clash_is_reported_even_when_the_first_file_is_invalid(tmp_path: Path) -> None:
+    write(tmp_path, "a.yml", GOOD.replace("title: Good one", "title: Good one\nseverity: P9"))
+    write(tmp_path, "b.yml", GOOD.replace("id: good\ntitle: Good one", "title: Other\nid: good"))
+    assert check_playbooks(tmp_path) == [
+        f"{tmp_path}/a.yml: line 3: severity: Input should be 'P1', 'P2', 'P3' or 'P4'",
+        f"{tmp_path}/b.yml: line 2: id: 'good' is already used by {tmp_path}/a.yml",
+    ]
 
 
 def test_load_refuses_any_error_and_lists_them_all(tmp_path: Path) -> None:
