@@ -12,8 +12,10 @@ Precedence when choosing (deterministic, documented in docs/playbooks.md):
    A playbook with no hit at all is not a candidate. The comparison is lexicographic, so one
    label match beats any number of keywords, and one keyword beats a service match: machine
    labels are the most precise signal, the words a responder typed say more than the service
-   name (a service can be down *or* slow). Remaining ties go to the playbook id in alphabetical
-   order, so the answer never depends on file system order.
+   name (a service can be down *or* slow). Remaining ties go to a private playbook first ("database
+   credentials leaked" is a security breach before it is a database issue: better a private channel
+   too many than a leak discussed in public), then to the playbook id in alphabetical order, so the
+   answer never depends on file system order. The reason names the other playbooks that tie.
 3. No candidate: None (the chat layer offers a picker).
 """
 
@@ -110,14 +112,22 @@ class PlaybookRegistry:
             playbook = self.get(explicit)
             return Choice(playbook, f"playbook:{playbook.id} was asked for")
         best: tuple[tuple[int, int, int], Choice] | None = None
-        for playbook in self:
+        tied: list[str] = []
+        # Among equal scores a private playbook comes first, then ids alphabetically (the first one stays).
+        for playbook in sorted(self, key=lambda p: (not p.private, p.id)):
             score, reason = self._score(playbook, title=title, service=service, labels=labels or {})
             if score == (0, 0, 0):
                 continue
-            # Higher score first; among equals the alphabetically first id (iteration order) stays.
             if best is None or score > best[0]:
-                best = (score, Choice(playbook, reason))
-        return best[1] if best is not None else None
+                best, tied = (score, Choice(playbook, reason)), []
+            elif score == best[0]:
+                tied.append(playbook.id)
+        if best is None:
+            return None
+        if tied:  # "db down": say which other playbook fits as well, and how to switch to it
+            other = ", ".join(f"`/incident playbook {t}`" for t in tied)
+            return Choice(best[1].playbook, f"{best[1].reason}; fits as well: {other}")
+        return best[1]
 
     def _score(
         self, playbook: Playbook, *, title: str, service: str | None, labels: Mapping[str, str]
@@ -131,7 +141,12 @@ class PlaybookRegistry:
                 label_hits = len(rules)
                 reasons.append("alert labels " + ", ".join(f"{n}={given[n.lower()]}" for n in rules))
         words = title.lower()
-        hits = [k for k, pattern in self._keywords[playbook.id] if pattern.search(words)]
+        # One word of the title counts once: "leaked" is matched by both `leak` and `leaked`.
+        by_start: dict[int, str] = {}
+        for keyword, pattern in self._keywords[playbook.id]:
+            if (found := pattern.search(words)) is not None:
+                by_start.setdefault(found.start(), keyword)
+        hits = list(by_start.values())
         if hits:
             reasons.append("keywords " + ", ".join(repr(k) for k in hits))
         service_hit = 0

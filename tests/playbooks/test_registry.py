@@ -99,6 +99,27 @@ def test_more_keyword_hits_win_and_ties_go_alphabetically() -> None:
     assert reversed_registry.choose(title="slow").id == "alpha"  # type: ignore[union-attr]
 
 
+def test_a_tie_names_the_other_playbook_and_a_private_one_wins_it(shipped: PlaybookRegistry) -> None:
+    choice = shipped.explain(title="db down")
+    assert choice is not None and choice.playbook.id == "database"
+    assert choice.reason == "keywords 'db'; fits as well: `/incident playbook service-down`"
+    # A breach that names the database is handled in private, not in the database playbook's public channel.
+    for title in ("Database credentials leaked", "postgres breach"):
+        choice = shipped.explain(title=title)
+        assert choice is not None and choice.playbook.id == "security-breach", title
+        assert choice.reason.endswith("fits as well: `/incident playbook database`"), choice.reason
+
+
+def test_one_word_of_the_title_counts_once() -> None:
+    """`leak` and `leaked` both match "leaked": one word, one hit, or listing variants would win ties."""
+    registry = PlaybookRegistry(
+        [pb("alpha", keywords=["leak", "leaked", "leaking"]), pb("beta", keywords=["leak", "db"])]
+    )
+    choice = registry.explain(title="db leaked")
+    assert choice is not None and choice.playbook.id == "beta"
+    assert choice.reason == "keywords 'leak', 'db'"
+
+
 def test_keywords_with_symbols_and_phrases() -> None:
     registry = PlaybookRegistry([pb("x", keywords=["5xx", "too many connections", "c++"])])
     assert registry.choose(title="Lots of 5XX") is not None

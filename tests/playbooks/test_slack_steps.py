@@ -120,6 +120,14 @@ async def test_switching_a_public_incident_to_a_private_playbook_says_it_stays_p
     assert not (await bot.incident(1)).private  # the channel was not made private behind people's backs
 
 
+async def test_a_breach_that_names_the_database_is_declared_private(bot: BotHarness) -> None:
+    await bot.declare("P1 Postgres breach")
+    incident = await bot.incident(1)
+    assert incident.private and incident.playbook_id == "security-breach"
+    text = text_of(progress_message(bot, incident))
+    assert "Playbook: Security breach" in text and "fits as well: `/incident playbook database`" in text
+
+
 async def test_a_private_incident_on_the_security_playbook_has_no_public_warning(bot: BotHarness) -> None:
     await bot.declare("P1 Possible breach of the admin panel")
     incident = await bot.incident(1)
