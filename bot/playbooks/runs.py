@@ -106,9 +106,10 @@ async def start(
     if previous is not None and previous.playbook_id == playbook.id and previous.finished_at is None:
         raise InvalidState(f"The {playbook.title} playbook is already running for INC-{incident_id}.")
     switched_from: str | None = None
-    # Switching back to a playbook worked earlier keeps what was done there (the first run has no earlier one).
-    kept = await _kept_states(session, incident_id=incident_id, playbook=playbook) if previous is not None else {}
+    kept: dict[str, StepState] = {}
     if previous is not None:
+        # Switching back to a playbook worked earlier keeps what was done there (a first run has none).
+        kept = await _kept_states(session, incident_id=incident_id, playbook=playbook)
         await _close(session, previous=previous, playbook=playbook, actor=actor, now=now)
         switched_from = previous.playbook_id
     run = PlaybookRun(
@@ -125,15 +126,12 @@ async def start(
         progress_ts=previous.progress_ts if previous is not None else None,
     )
     await _add_run(session, run, playbook, kept)
-    text = f"Started playbook {playbook.title}" + (f" ({reason})" if reason else "")
-    if kept:
-        text += f"; kept {len(kept)} step{'s' if len(kept) != 1 else ''} worked before the switch"
     await timeline.add(
         session,
         incident_id=incident_id,
         at=now,
         actor=actor,
-        text=text,
+        text=_started_text(playbook, reason, kept=len(kept)),
         payload=events.PlaybookChanged(
             status="started",
             run_id=run.id,
@@ -146,6 +144,11 @@ async def start(
     )
     await session.commit()
     return run
+
+
+def _started_text(playbook: Playbook, reason: str, *, kept: int) -> str:
+    text = f"Started playbook {playbook.title}" + (f" ({reason})" if reason else "")
+    return text + (f"; kept {kept} step{'s' * (kept != 1)} worked before the switch" if kept else "")
 
 
 async def _close(
