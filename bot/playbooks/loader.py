@@ -132,6 +132,8 @@ def _validation_lines(exc: ValidationError, *, source: str, raw: Any, root: yaml
             lines.append(_line(source, prefix, field, "required field is missing", _node_line(root, loc)))
             continue
         message = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "list_type" and isinstance(err.get("input"), str | int | float):
+            message += f", got {err['input']!r}: write a list, e.g. [{err['input']}]"  # `keywords: down`
         if second := _SECOND.search(message):  # a step id used twice: point at the second one
             loc = (*loc, int(second.group(1)), "id")
         lines.append(_line(source, prefix, field, message, _node_line(root, loc)))

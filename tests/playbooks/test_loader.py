@@ -372,3 +372,10 @@ def test_a_keyword_found_in_every_title_is_refused(tmp_path: Path) -> None:
         "in any title; keywords 'the', 'a', 'Incident' are in almost every incident title, so this playbook would "
         "start for nearly every incident: use words specific to it (e.g. 'database', 'too many connections')"
     ]
+
+
+def test_a_single_value_where_a_list_is_expected_shows_how_to_write_it(tmp_path: Path) -> None:
+    write(tmp_path, "x.yml", GOOD.replace("title: Good one", "title: Good one\nmatch:\n  keywords: down"))
+    assert check_playbooks(tmp_path) == [
+        f"{tmp_path}/x.yml: line 4: match.keywords: Input should be a valid list, got 'down': write a list, e.g. [down]"
+    ]
