@@ -198,6 +198,12 @@ def _display(path: Path, directory: Path) -> str:
     return str(directory / path.name)
 
 
+def _common_keywords(loaded: list[tuple[Playbook, str]]) -> list[str]:
+    """Keywords found in nearly every title, one line per playbook (a warning: see `Match.too_common`)."""
+    found = ((source, playbook.match.too_common()) for playbook, source in loaded)
+    return [f"{source}: match.keywords: {problem}" for source, problem in found if problem]
+
+
 def _collect(directory: Path) -> tuple[list[tuple[Playbook, str]], list[str]]:
     if not directory.exists():
         log.warning("PLAYBOOKS_DIR %s does not exist: no playbooks will be offered", directory)
@@ -250,6 +256,8 @@ def load_playbooks(directory: Path) -> PlaybookRegistry:
     loaded, problems = _collect(Path(directory))
     if problems:
         raise ConfigError("invalid playbook:\n" + "\n".join(problems) if len(problems) > 1 else problems[0])
+    for warning in _common_keywords(loaded):
+        log.warning("%s", warning)
     registry = PlaybookRegistry([p for p, _ in loaded])
     log.info("loaded %d playbooks from %s: %s", len(registry), directory, ", ".join(registry.ids()))
     return registry
@@ -268,6 +276,7 @@ def check(settings: Any) -> tuple[list[str], list[str], list[str]]:
         for index, step in enumerate(playbook.steps):
             if step.service is not None and step.service not in services:
                 warnings.append(f"{source}: steps[{index}] ({step.id}): service: {step.service!r} is not in bot.yml")
+    warnings += _common_keywords(loaded)
     ids = sorted(playbook.id for playbook, _ in loaded)
     notes = [] if errors else [f"playbooks: {len(ids)} in {settings.playbooks_dir} ({', '.join(ids)})"]
     return errors, warnings, notes

@@ -115,22 +115,27 @@ class Match(_Strict):
     @field_validator("keywords")
     @classmethod
     def _specific(cls, values: list[str]) -> list[str]:
-        """A keyword found in nearly every title would start this playbook on every incident."""
+        """A keyword with no letter or digit matches punctuation in any title: never what was meant."""
         symbols = [v for v in values if not any(c.isalnum() for c in v)]
-        generic = [v for v in values if v not in symbols and (len(v) < 2 or v.lower() in GENERIC_WORDS)]
-        problems = []
         if symbols:
-            problems.append(
+            raise ValueError(
                 f"{_listed(symbols, 'has', 'have')} no letter or digit: it would match punctuation in any title"
             )
-        if generic:
-            problems.append(
-                f"{_listed(generic, 'is', 'are')} in almost every incident title, so this playbook would start "
-                "for nearly every incident: use words specific to it (e.g. 'database', 'too many connections')"
-            )
-        if problems:
-            raise ValueError("; ".join(problems))
         return values
+
+    def too_common(self) -> str | None:
+        """What is wrong with keywords found in nearly every title ('the', 'incident', 'prod'), or None.
+
+        A warning (`python -m bot check`, and the log at start), not a refusal: a playbook that loaded
+        before must not stop the bot from starting after an upgrade, in the middle of an incident.
+        """
+        common = [v for v in self.keywords if len(v) < 2 or v.lower() in GENERIC_WORDS]
+        if not common:
+            return None
+        return (
+            f"{_listed(common, 'is', 'are')} in almost every incident title, so this playbook would start "
+            "for nearly every incident: use words specific to it (e.g. 'database', 'too many connections')"
+        )
 
     @field_validator("labels", mode="before")
     @classmethod

@@ -56,16 +56,16 @@ def test_malformed_config_names_file_and_field(tmp_path: Path) -> None:
     assert "bot.yml: escalation.levels.0.after: invalid duration 'soon'" in result.stderr
 
 
-def test_check_refuses_a_playbook_keyword_that_matches_every_title(tmp_path: Path) -> None:
+def test_check_warns_of_a_playbook_keyword_that_matches_every_title(tmp_path: Path) -> None:
     playbooks = tmp_path / "playbooks"
     playbooks.mkdir()
     (playbooks / "any.yml").write_text(
         "id: any\ntitle: Any\nmatch: {keywords: [the]}\nsteps:\n  - {id: s, title: S, instructions: x}\n"
     )
     result = _run(tmp_path, "check", PLAYBOOKS_DIR=str(playbooks))
-    assert result.returncode != 0
-    assert (
-        f"{playbooks}/any.yml: line 3: match.keywords: keyword 'the' is in almost every incident title" in result.stdout
+    assert result.returncode == 0, result.stdout + result.stderr  # it loads: a bot running with it still starts
+    assert f"warning: {playbooks}/any.yml: match.keywords: keyword 'the' is in almost every incident title" in (
+        result.stdout
     )
 
 

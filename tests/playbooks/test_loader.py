@@ -10,7 +10,7 @@ import pytest
 
 from bot.config import BotConfig, Severity
 from bot.exceptions import ConfigError
-from bot.playbooks.loader import check_playbooks, load_playbooks
+from bot.playbooks.loader import check, check_playbooks, load_playbooks
 from bot.playbooks.render import build_context, render, sample_context
 from bot.playbooks.schema import MAX_STEPS, Action
 
@@ -361,17 +361,35 @@ def test_a_playbook_too_long_for_one_progress_message_is_refused(tmp_path: Path)
     assert load_playbooks(tmp_path).ids() == ["longest"]
 
 
-def test_a_keyword_found_in_every_title_is_refused(tmp_path: Path) -> None:
+def test_a_keyword_with_no_letter_or_digit_is_refused(tmp_path: Path) -> None:
+    write(tmp_path, "x.yml", GOOD.replace("title: Good one", "title: Good one\nmatch: {keywords: [database, '-']}"))
+    assert check_playbooks(tmp_path) == [
+        f"{tmp_path}/x.yml: line 3: match.keywords: keyword '-' has no letter or digit: it would match punctuation "
+        "in any title"
+    ]
+
+
+def test_a_keyword_found_in_every_title_is_warned_of_and_the_playbook_still_loads(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A playbook that loaded before an upgrade must not keep the bot from starting: a warning, not an error."""
     write(
         tmp_path,
         "x.yml",
-        GOOD.replace("title: Good one", "title: Good one\nmatch: {keywords: [database, the, '-', a, Incident]}"),
+        GOOD.replace("title: Good one", "title: Good one\nmatch: {keywords: [database, the, a, Incident]}"),
     )
-    assert check_playbooks(tmp_path) == [
-        f"{tmp_path}/x.yml: line 3: match.keywords: keyword '-' has no letter or digit: it would match punctuation "
-        "in any title; keywords 'the', 'a', 'Incident' are in almost every incident title, so this playbook would "
-        "start for nearly every incident: use words specific to it (e.g. 'database', 'too many connections')"
-    ]
+    warning = (
+        "x.yml: match.keywords: keywords 'the', 'a', 'Incident' are in almost every incident title, so this "
+        "playbook would start for nearly every incident: use words specific to it (e.g. 'database', 'too many "
+        "connections')"
+    )
+    assert check_playbooks(tmp_path) == []
+    errors, warnings, _ = check(SimpleNamespace(playbooks_dir=tmp_path, config=BotConfig()))
+    assert errors == []
+    assert [w.removeprefix(f"{tmp_path}/") for w in warnings] == [warning]
+    with caplog.at_level("WARNING", logger="bot.playbooks.loader"):
+        assert load_playbooks(tmp_path).ids() == ["good"]
+    assert [r.getMessage().removeprefix(f"{tmp_path}/") for r in caplog.records] == [warning]
 
 
 def test_a_single_value_where_a_list_is_expected_shows_how_to_write_it(tmp_path: Path) -> None:
