@@ -43,6 +43,9 @@ def test_publish_without_a_message_shows_the_usage(text: str) -> None:
 def test_a_near_miss_suggests_publish() -> None:
     with pytest.raises(UsageError) as raised:
         grammar.parse("publsh we are on it")
+    assert raised.value.suggestion == "/incident publish we are on it"  # the command as typed, spelled right
+    with pytest.raises(UsageError) as raised:
+        grammar.parse("publsh")  # nothing that parses: the usage
     assert raised.value.suggestion == grammar.USAGE["publish"]
 
 
