@@ -101,17 +101,7 @@ async def _not_while_running(deps: Deps, ref: PlanRef, *, channel_id: str | None
     if other is None:
         return
     refusal = await busy_refusal(deps, ref.action, ref.service, other, person=ref.requested_by)
-    await record_outcome(
-        deps,
-        ref,
-        actor=ref.requested_by,
-        channel_id=channel_id,
-        platform=platform,
-        outcome=Outcome.REFUSED,
-        detail=str(refusal),
-        timeline_text=f"{ref.action.verb} of {ref.service} not run: {refusal}",
-    )
-    raise refusal
+    await _refuse(deps, ref, refusal, channel_id=channel_id, platform=platform)
 
 
 async def _no_platform(deps: Deps, ref: PlanRef, *, channel_id: str | None) -> NoReturn:
@@ -122,12 +112,19 @@ async def _no_platform(deps: Deps, ref: PlanRef, *, channel_id: str | None) -> N
         f"{ref.service} has no deploy platform in bot.yml, so the bot cannot {verb} it: do it where the service "
         "runs, or add `platform:` and its section to the service in bot.yml"
     )
+    await _refuse(deps, ref, refusal, channel_id=channel_id, platform=None)
+
+
+async def _refuse(
+    deps: Deps, ref: PlanRef, refusal: Exception, *, channel_id: str | None, platform: str | None
+) -> NoReturn:
+    """Audit the refusal (and put it on the incident's timeline), then raise it for the person to read."""
     await record_outcome(
         deps,
         ref,
         actor=ref.requested_by,
         channel_id=channel_id,
-        platform=None,
+        platform=platform,
         outcome=Outcome.REFUSED,
         detail=str(refusal),
         timeline_text=f"{ref.action.verb} of {ref.service} not run: {refusal}",
