@@ -51,6 +51,11 @@ def pb(playbook_id: str, **match: object) -> Playbook:
         ("Databases down", None, "database"),  # "databases" and "down" tie: database (alphabetical)
         ("customer data breached?", None, "security-breach"),
         ("api key leaking in logs", None, "security-breach"),
+        ("customer data leak", None, "security-breach"),
+        # A memory leak is not a breach: a tie would otherwise send "api down, memory leak" to a private channel.
+        ("Memory leak in checkout API", None, None),
+        ("Memory leaking on worker pods", None, None),
+        ("api down, memory leak suspected", None, "service-down"),
         ("Downstream errors", None, None),  # an ending is a suffix, not any longer word
     ],
 )
