@@ -65,19 +65,14 @@ async def instances(session: AsyncSession, *, group_id: int) -> list[AlertInstan
     return list(result.all())
 
 
-async def _incident_private(session: AsyncSession, incident_id: int | None) -> bool:
+async def _linked(session: AsyncSession, incident_id: int | None) -> tuple[bool, bool]:
+    """Whether the linked incident is open, and whether it is private (one read for both)."""
     if incident_id is None:
-        return False
-    result = await session.exec(select(Incident.private).where(Incident.id == incident_id))
-    return bool(result.first())
-
-
-async def _incident_open(session: AsyncSession, incident_id: int | None) -> bool:
-    if incident_id is None:
-        return False
-    result = await session.exec(select(Incident.status).where(Incident.id == incident_id))
-    status = result.first()
-    return status is not None and status != Status.RESOLVED
+        return False, False
+    row = (await session.exec(select(Incident.status, Incident.private).where(Incident.id == incident_id))).first()
+    if row is None:
+        return False, False
+    return row[0] != Status.RESOLVED, bool(row[1])
 
 
 async def ingest(session: AsyncSession, *, note: Notification, proposal: Proposal, now: datetime) -> IngestResult:
@@ -105,7 +100,7 @@ async def _former_group(session: AsyncSession, *, note: Notification) -> int | N
     former = found.get(note.former_key_hash)
     if note.key_hash in found or former is None:
         return None
-    if former[2] == "firing" or await _incident_open(session, former[3]):
+    if former[2] == "firing" or (await _linked(session, former[3]))[0]:
         return int(former[1] or 0)
     return None
 
@@ -156,7 +151,8 @@ async def _apply(
     """One optimistic try: read the group, write this delivery over it; None when another writer got there first."""
     group = await get_group(session, group_id=group_id)
     old_status = group.status  # the UPDATE below refreshes `group` in place
-    new_episode = await _starts_episode(session, group=group, note=note)
+    linked_open, linked_private = await _linked(session, group.incident_id)
+    new_episode = _starts_episode(group=group, note=note, linked_open=linked_open)
     stored = [] if new_episode else await instances(session, group_id=group_id)
     note = without_late_resolves(note, stored)
     existing = {i.fingerprint: i.status for i in stored}
@@ -202,10 +198,12 @@ async def _apply(
             notification=values["notifications"],
             now=now,
         )
-    private = await _incident_private(session, incident_id)
     await session.commit()
     return IngestResult(
-        group_id=group_id, revision=values["revision"], incident_id=incident_id, incident_private=private
+        group_id=group_id,
+        revision=values["revision"],
+        incident_id=incident_id,
+        incident_private=incident_id is not None and linked_private,
     )
 
 
@@ -251,9 +249,8 @@ async def _on_incident(
         )
 
 
-async def _starts_episode(session: AsyncSession, *, group: AlertGroup, note: Notification) -> bool:
+def _starts_episode(*, group: AlertGroup, note: Notification, linked_open: bool) -> bool:
     """A resolved group firing again is a new episode, unless its incident is still open."""
-    linked_open = await _incident_open(session, group.incident_id)
     first = group.notifications == 0 and group.revision == 0
     # Not while a declaration is under way: until it links its incident (after the channel setup,
     # minutes when Slack throttles) the group has none, yet that incident is this episode's.
