@@ -78,13 +78,11 @@ async def _broke(deps: Deps, *, row: PublicReminder, token: str, incident: Incid
     the retry looking for the post first (`error` reads as an unknown outcome); the last attempt looks before
     giving up. Anything raised here is logged: the claim's lease ends and the next sweep takes the row."""
     try:
-        if row.attempts >= REMINDER_ATTEMPTS:
-            look = partial(
-                page_of(deps).chat.reminder_posted, incident=incident, reminder_id=row.id or 0, since=utc(row.due_at)
-            )
-            if await posted_after_break(look, f"reminder to publish {row.id} of {incident.ref}"):
-                await _reminded(deps, row=row, token=token, now=now)
-                return
+        if row.attempts >= REMINDER_ATTEMPTS and await posted_after_break(
+            _look(deps, row, incident), _what(row, incident)
+        ):
+            await _reminded(deps, row=row, token=token, now=now)
+            return
         await _reminder_failed(deps, row=row, token=token, now=now, error=error)
     except Exception:
         log.exception("could not record reminder to publish %s's failure; its lease will expire instead", row.id)
