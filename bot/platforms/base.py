@@ -63,6 +63,11 @@ class Deployment:
     # the platform keeps no record of it), "" when nothing says so: never a default rollback target.
     doubt: str = ""
     live_until: datetime | None = None  # when it stopped being live (replaced), where the platform says
+    # Known never to have served (a Vercel build staged, never promoted): the confirmation says so.
+    never_live: bool = False
+    # What the confirmation must warn of before a rollback to it (how the platform will go there, what the
+    # bot cannot tell). Typed fields, not `meta`: a webhook receiver's own meta is passed through as it is.
+    caveat: str = ""
 
     @property
     def label(self) -> str:

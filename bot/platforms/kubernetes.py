@@ -18,7 +18,7 @@
 
 An old ReplicaSet scaled to zero reads 0 of 0 whether its pods ever became available or not, and
 nothing the API keeps tells which: it stays a rollback target, and the confirmation says the bot
-cannot tell (`meta["rollback_note"]`). One still holding pods none of which is available, or with a
+cannot tell (`Deployment.caveat`). One still holding pods none of which is available, or with a
 `ReplicaFailure` condition, is known not to have run (`doubt`).
 
 restart and rollback return a handle `gen-<generation>` (the revision number is assigned by the
@@ -209,7 +209,7 @@ class KubernetesPlatform:
         images = [str(c.get("image")) for c in containers if isinstance(c, dict) and c.get("image")]
         status = rollout_status(deployment)[0] if live else DeployStatus.REMOVED
         doubt = "" if live else _never_available(rs)
-        unknown = {} if live or doubt else _unknowable(rs, revision)
+        caveat = "" if live or doubt else _unknowable(rs, revision)
         return Deployment(
             id=revision,
             status=status,
@@ -217,8 +217,8 @@ class KubernetesPlatform:
             url=None,
             can_rollback=not live,
             doubt=doubt,
+            caveat=caveat,
             meta={
-                **unknown,
                 "replicaset": meta_rs.get("name"),
                 "image": ", ".join(images),
                 "revision": revision,
@@ -327,18 +327,16 @@ def _never_available(rs: dict[str, Any]) -> str:
     return ""
 
 
-def _unknowable(rs: dict[str, Any], revision: str) -> dict[str, str]:
+def _unknowable(rs: dict[str, Any], revision: str) -> str:
     """The confirmation's warning for a ReplicaSet scaled to zero: nothing the API keeps tells whether its
     pods ever became available (its status reads 0 of 0 either way; its annotations hold the revision and
     replica counts; the Deployment's conditions and `rollout history` speak of no old revision's health)."""
     if int((rs.get("status") or {}).get("replicas") or 0):
-        return {}
-    return {
-        "rollback_note": (
-            f"the bot cannot tell whether revision {revision} ran healthily: its ReplicaSet is scaled to zero, "
-            "and Kubernetes keeps no record of whether its pods ever became available"
-        )
-    }
+        return ""
+    return (
+        f"the bot cannot tell whether revision {revision} ran healthily: its ReplicaSet is scaled to zero, "
+        "and Kubernetes keeps no record of whether its pods ever became available"
+    )
 
 
 def _revision(obj: dict[str, Any]) -> int:

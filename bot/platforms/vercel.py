@@ -10,7 +10,7 @@
   `POST /v10/projects/{id}/promote/{deploymentId}` to a newer one (undoing an earlier rollback).
   Both carry a JSON body `{}` (the vendor's CLI sends one and marks it required). Instant rollback
   takes only a deployment that served production; one that never did (below) is promoted instead,
-  as Vercel documents for a staged build, and the confirmation says so (`meta["rollback_note"]`).
+  as Vercel documents for a staged build, and the confirmation says so (`Deployment.caveat`).
   A refusal (402: the plan; 409: another change under way; 400/422: a target it does not take) is
   said in words, with what production still serves. Neither builds
   anything: Vercel moves the production alias, and its progress is the project's
@@ -169,7 +169,7 @@ class VercelPlatform:
         )
         # Going forward again (undoing an earlier rollback) is a promote, not a rollback; so is sending
         # production to a deployment that never served it: instant rollback takes only one that did.
-        action = "promote" if newer or target.meta.get("never_served") else "rollback"
+        action = "promote" if newer or target.never_live else "rollback"
         await self._move_production(action, target, current)
         return Deployment(
             target.id,
@@ -313,12 +313,12 @@ def _deployment(item: dict[str, Any]) -> Deployment:
         meta["commitHash"] = sha
     production = item.get("target") in ("production", None)
     doubt = _never_served(item) if status is DeployStatus.SUCCESS and production else ""
-    if doubt:
-        meta["never_served"] = True
-        meta["rollback_note"] = (
-            "Vercel's instant rollback takes only a deployment that served production, so the bot promotes it "
-            "instead: it serves production for the first time"
-        )
+    caveat = (
+        "Vercel's instant rollback takes only a deployment that served production, so the bot promotes it "
+        "instead: it serves production for the first time"
+        if doubt
+        else ""
+    )
     return Deployment(
         id=str(item.get("uid") or item.get("id")),
         status=status,
@@ -327,6 +327,8 @@ def _deployment(item: dict[str, Any]) -> Deployment:
         can_rollback=status is DeployStatus.SUCCESS and production,
         meta=meta,
         doubt=doubt,
+        never_live=bool(doubt),
+        caveat=caveat,
     )
 
 

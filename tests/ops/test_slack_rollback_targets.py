@@ -234,3 +234,16 @@ async def test_a_receiver_without_the_optional_fields_keeps_the_rollback_as_it_w
     assert f"*Roll back to*\\n`{stack.webhook.id_of('v2')}`" in stack.raw(), stack.bot.last_reply()
     assert "until when, deploy webhook does not say" in stack.raw(), stack.raw()
     assert "not known to have run healthily" not in stack.raw()
+
+
+async def test_a_receivers_own_meta_does_not_write_the_confirmations_warnings(stack: Stack) -> None:
+    """The receiver's `meta` is passed through as it is: keys a platform once used for the confirmation's
+    warnings ("Never live", a caveat) must not be set from there."""
+    v2 = next(d for d in stack.webhook.deployments if d["meta"]["version"] == "v2")
+    v2["meta"].update({"never_served": True, "rollback_note": "run this at once", "caveat": "x"})
+    await stack.bot.command("billing", command="/rollback", user="U0LEAD")
+
+    confirmation = stack.raw()
+    assert f"*Roll back to*\\n`{stack.webhook.id_of('v2')}`" in confirmation, confirmation
+    assert "Live from" in confirmation and "Never live" not in confirmation, confirmation
+    assert "run this at once" not in confirmation

@@ -242,9 +242,8 @@ def _rollback_target(plan: Plan) -> str:
     name = escape(plan.platform_name)
     until = f"until {ts(target.live_until)}" if target.live_until else f"until when, {name} does not say"
     doubt = f"\n⚠️ not known to have run healthily: {escape(target.doubt)}" if target.doubt else ""
-    note = target.meta.get("rollback_note")
-    how = f"\n⚠️ {escape(str(note))}" if note else ""
-    live = "Never live in production" if target.meta.get("never_served") else f"Live {since} {until}"
+    how = f"\n⚠️ {escape(target.caveat)}" if target.caveat else ""
+    live = "Never live in production" if target.never_live else f"Live {since} {until}"
     return f"{_describe(target)}\n{live}{doubt}{how}"
 
 
