@@ -43,3 +43,11 @@ async def test_a_service_or_playbook_gone_from_the_config_keeps_the_form_open(bo
     await bot.submit(CallbackId.DECLARE, values, private_metadata="C0GENERAL")
     incident = await bot.incident(1)
     assert (incident.service, incident.playbook_id, incident.severity) == (known[0], "service-down", "P2")
+
+
+@pytest.mark.parametrize("bot_config", [{}])
+async def test_with_no_services_in_the_config_the_form_takes_any_as_the_command_does(bot: BotHarness) -> None:
+    """`/incident declare service:x` takes any service when bot.yml names none; so does the form."""
+    values = {"title": {"value": {"type": "plain_text_input", "value": "Search down"}}, "service": _select("search")}
+    await bot.submit(CallbackId.DECLARE, values, private_metadata="C0GENERAL")
+    assert (await bot.incident(1)).service == "search"

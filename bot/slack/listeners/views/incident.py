@@ -100,7 +100,7 @@ def unknown_errors(*, service: str | None, playbook: str | None, known: Known) -
     """Field errors for a service or playbook the bot no longer knows (bot.yml or playbooks changed since
     the form opened), as `/incident declare service:…` refuses them: never stored as said."""
     errors: dict[str, str] = {}
-    if service and service not in known.services:
+    if service and known.services and service not in known.services:
         errors["service"] = f"{clip(service, 40)} is no longer in bot.yml; pick another, or none."
     if playbook and known.playbooks and playbook not in known.playbooks:
         errors["playbook"] = f"No playbook {clip(playbook, 40)} any more; pick another, or none."
