@@ -199,11 +199,13 @@ def _reopen_menu(progress: Progress, closed: list[StepProgress]) -> dict[str, An
     }
 
 
-PUBLIC_WARNING = (
-    "⚠️ *This playbook is for private incidents, but this incident is public*: everyone can read this "
-    "channel and it stays public. Keep sensitive details out of it; declare a private incident for them "
-    "(`/incident declare private P1 <title>`) and work there."
-)
+def public_warning(incident: str = "this incident") -> str:
+    """A private playbook (security breach) on a public incident: the progress message and the switch's reply."""
+    return (
+        f"⚠️ *This playbook is for private incidents, but {incident} is public*: everyone can read this "
+        "channel and it stays public (the bot cannot make a public channel private). Keep sensitive details "
+        "out of it; declare a private incident for them (`/incident declare private P1 <title>`) and work there."
+    )
 
 
 def _progress_head(progress: Progress, *, limit: int | None = None) -> list[Block]:
@@ -220,7 +222,7 @@ def _progress_head(progress: Progress, *, limit: int | None = None) -> list[Bloc
     out.append(blocks.context(" · ".join(about)))
     if progress.description:
         out.append(blocks.context(note(progress.description)))
-    notes = [PUBLIC_WARNING] if progress.public_warning else []
+    notes = [public_warning()] if progress.public_warning else []
     if progress.restricted_note:
         notes.append(f"🔒 {note(progress.restricted_note)}")
     if notes:  # one block: the message must fit Slack's 50 whatever the playbook

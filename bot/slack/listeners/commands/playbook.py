@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from bot.incidents import grammar
 from bot.playbooks import flows
+from bot.slack.adapters.playbooks import public_warning
 from bot.slack.listeners.common import CommandContext
 from bot.slack.text import escape
 
@@ -29,9 +30,5 @@ async def playbook_command(ctx: CommandContext) -> None:
     else:
         text = f"📋 {incident.ref} now follows the {title} playbook: see {where}."
     if started.progress.public_warning and not started.already_running:
-        text += (
-            f"\n⚠️ The {title} playbook is for private incidents, but {incident.ref} is public and its channel "
-            "stays public (the bot does not make a public channel private). Keep sensitive details out of it: "
-            "declare a private incident (`/incident declare private P1 <title>`) and work there."
-        )
+        text += f"\n{public_warning(incident.ref)}"  # the words the progress message carries too
     await ctx.ephemeral(text)
