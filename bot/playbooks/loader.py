@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import logging
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -166,31 +167,48 @@ def _render_lines(playbook: Playbook, *, source: str, root: yaml.Node | None = N
     return lines
 
 
+@dataclass(frozen=True)
+class _Parsed:
+    playbook: Playbook | None
+    problems: list[str]
+    declared: tuple[str, int] | None = None  # the file's `id:` and its line, whatever else is wrong with it
+
+
 def parse_file(path: Path, *, source: str | None = None) -> tuple[Playbook | None, list[str]]:
     """One file: the playbook, or the problems with it."""
-    source = source or str(path)
+    parsed = _parse(path, source=source or str(path))
+    return parsed.playbook, parsed.problems
+
+
+def _parse(path: Path, *, source: str) -> _Parsed:
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        return None, [f"{source}: cannot read: {exc}"]
+        return _Parsed(None, [f"{source}: cannot read: {exc}"])
+    # One parse: the nodes (where each field is, for the messages) and the data built from them.
+    loader = _UniqueKeyLoader(text)  # a SafeLoader subclass
+    root: yaml.Node | None = None
     try:
-        raw = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+        root = loader.get_single_node()
+        raw = loader.construct_document(root) if root is not None else None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
         where = f"line {mark.line + 1}: " if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc)
-        return None, [f"{source}: {where}not valid YAML: {problem}"]
+        return _Parsed(None, [f"{source}: {where}not valid YAML: {problem}"], _declared_id(root))
+    finally:
+        loader.dispose()
+    declared = _declared_id(root)
     if raw is None:
-        return None, [f"{source}: the file is empty (a playbook needs id, title and steps)"]
+        return _Parsed(None, [f"{source}: the file is empty (a playbook needs id, title and steps)"])
     if not isinstance(raw, dict):
-        return None, [f"{source}: the top level must be a mapping (id:, title:, steps:, ...)"]
-    root = yaml.compose(text, Loader=_UniqueKeyLoader)  # noqa: S506 - where each field is, for the messages
+        return _Parsed(None, [f"{source}: the top level must be a mapping (id:, title:, steps:, ...)"])
     try:
         playbook = Playbook.model_validate(raw)
     except ValidationError as exc:
-        return None, _validation_lines(exc, source=source, raw=raw, root=root)
+        return _Parsed(None, _validation_lines(exc, source=source, raw=raw, root=root), declared)
     problems = _render_lines(playbook, source=source, root=root)
-    return (None if problems else playbook), problems
+    return _Parsed(None if problems else playbook, problems, declared)
 
 
 def _display(path: Path, directory: Path) -> str:
@@ -215,10 +233,10 @@ def _collect(directory: Path) -> tuple[list[tuple[Playbook, str]], list[str]]:
     first_source: dict[str, str] = {}
     for path in playbook_files(directory):
         source = _display(path, directory)
-        playbook, errors = parse_file(path, source=source)
-        problems.extend(errors)
+        parsed = _parse(path, source=source)
+        playbook, declared = parsed.playbook, parsed.declared
+        problems.extend(parsed.problems)
         # Ids are compared as written, valid file or not: fixing one file must not reveal a clash only then.
-        declared = _declared_id(path)
         if declared is not None and declared[0] in first_source:
             playbook_id, line = declared
             problems.append(
@@ -232,12 +250,8 @@ def _collect(directory: Path) -> tuple[list[tuple[Playbook, str]], list[str]]:
     return loaded, problems
 
 
-def _declared_id(path: Path) -> tuple[str, int] | None:
+def _declared_id(root: yaml.Node | None) -> tuple[str, int] | None:
     """The `id:` a file declares and its line, whatever else is wrong with the file; None without one."""
-    try:
-        root = yaml.compose(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)  # noqa: S506 - safe
-    except (OSError, UnicodeDecodeError, yaml.YAMLError):
-        return None
     if not isinstance(root, yaml.MappingNode):
         return None
     for key, value in root.value:
