@@ -20,7 +20,8 @@ ARCHIVED = {"channel_archive": True, "group_archive": True, "channel_unarchive":
 CHANNEL_SUBTYPES = RENAMED | set(ARCHIVED)
 
 
-def _when(ts: object) -> datetime:
+def message_time(ts: object) -> datetime:
+    """When Slack says a message was posted (its `ts`)."""
     try:
         return datetime.fromtimestamp(float(str(ts)), tz=UTC)
     except (TypeError, ValueError):
@@ -32,7 +33,7 @@ async def keep_channel_change(
 ) -> bool:
     """Record a rename, archive or unarchive of the incident's channel; False for a replay or another subtype."""
     subtype, channel_id = str(event.get("subtype")), str(event["channel"])
-    actor, at = event.get("user"), _when(event.get("ts"))
+    actor, at = event.get("user"), message_time(event.get("ts"))
     if subtype in RENAMED and event.get("name"):
         return await channels.renamed(
             session,

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp
@@ -26,7 +25,7 @@ from bot.deps import Deps
 from bot.exceptions import ChatError
 from bot.incidents.grammar import clean
 from bot.slack.api import call, data
-from bot.slack.listeners.events.channel import CHANNEL_SUBTYPES, keep_channel_change
+from bot.slack.listeners.events.channel import CHANNEL_SUBTYPES, keep_channel_change, message_time
 from bot.slack.text import clip, escape
 from bot.timeline import deliveries, marks
 from bot.timeline import service as timeline
@@ -50,13 +49,6 @@ IGNORED_SUBTYPES = {
     "group_purpose",
 }
 KEPT_SUBTYPES = {None, "file_share", "thread_broadcast", "me_message", "bot_message"}
-
-
-def _when(message_ts: str) -> datetime:
-    try:
-        return datetime.fromtimestamp(float(message_ts), tz=UTC)
-    except (TypeError, ValueError):
-        return datetime.now(UTC)
 
 
 def event_channel(event: dict[str, Any]) -> str | None:
@@ -188,7 +180,7 @@ async def keep_key_mark(
     stored = await timeline.mark_key(
         session,
         incident_id=incident_id,
-        at=_when(marker.message_ts),
+        at=message_time(marker.message_ts),
         actor=marker.author,  # unknown (None) until Slack says it: never the person who marked it
         text=marker.text,
         permalink=marker.permalink,
@@ -338,7 +330,7 @@ async def keep_message(
         incident_id=incident_id,
         channel_id=channel_id,
         message_ts=message_ts,
-        at=_when(message_ts),
+        at=message_time(message_ts),
         actor=author_of(event),
         text=_message_text(event),
         delivery=delivery,
