@@ -32,6 +32,14 @@ def bot_config(tracker: Tracker) -> dict[str, Any]:  # noqa: F811
     return {"issue_tracker": tracker.config}
 
 
+@pytest.fixture(autouse=True)
+def patient_pages(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The page waits for the tracker (a local fake) as long as it takes: the 2 s of production, passed on a
+    loaded CI machine, showed the stored state while the check finished after the assertions. The tests of
+    that timeout set their own."""
+    monkeypatch.setattr(pages_module, "TRACKER_TIMEOUT", 30.0)
+
+
 def followup_html(page: str, item_id: int | None) -> str:
     """The follow-up's <li> on the incident page."""
     match = re.search(rf'<li id="followup-{item_id}"[^>]*>.*?</li>', page, re.S)
