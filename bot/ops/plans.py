@@ -169,11 +169,18 @@ class Report:
         return self.succeeded and health is not None and health.state not in (HealthState.HEALTHY, HealthState.UNKNOWN)
 
     @property
+    def health_unknown(self) -> bool:
+        """Deployed, but the health re-check could not tell (no answer it can judge): not a confirmed fix."""
+        return self.succeeded and self.health is not None and self.health.state is HealthState.UNKNOWN
+
+    @property
     def headline(self) -> str:
         """How it ended, in a few words, the same in Slack and on the timeline: a green "succeeded" over a
-        service still failing would read as "fixed" at 3 a.m."""
+        service still failing, or one whose health could not be read, would read as "fixed" at 3 a.m."""
         if not self.succeeded:
             return "failed"
         if self.health is not None and self.still_unhealthy:
             return f"deployed, but {self.health.service} is still {self.health.state.value}"
+        if self.health_unknown:
+            return "deployed, health unknown"
         return "succeeded"

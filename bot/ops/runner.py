@@ -142,6 +142,11 @@ class Runner:
         took = format_duration(self.durations["deploy"])
         if health is None:
             message = f"deployed in {took}; no health_url to re-check"
+        elif health.state is HealthState.UNKNOWN:
+            message = (
+                f"deployed in {took}; health unknown: the re-check had no answer it could judge "
+                f"({health.summary()}); check `/status {self.plan.service}` or the service itself"
+            )
         elif health.ok:
             message = f"deployed in {took}; health {health.state.value}"
         else:

@@ -248,8 +248,11 @@ class Deployed(Payload):
     @property
     def result(self) -> str:
         """The outcome as read: a deploy after which the service is still unhealthy did not succeed at
-        fixing anything, and says so (as its Slack report did)."""
-        if self.outcome == "succeeded" and self.health not in (None, "healthy", "unknown"):
+        fixing anything, and one whose health could not be read is not known to have; each says so (as
+        its Slack report did)."""
+        if self.outcome == "succeeded" and self.health == "unknown":
+            return "deployed, health unknown"
+        if self.outcome == "succeeded" and self.health not in (None, "healthy"):
             return f"deployed, but still {self.health}"
         return self.outcome
 

@@ -162,7 +162,7 @@ class Stack:
     vercel: FakeVercel
     k8s: FakeKubernetes
     webhook: FakeWebhook
-    health: HealthEndpoint
+    health: SlowHealth
     timer: FakeTimer
 
     @property
@@ -199,14 +199,19 @@ class Stack:
 
 
 class SlowHealth(HealthEndpoint):
-    """Many services' /health on one server, one hanging and one failing."""
+    """Many services' /health on one server, one hanging and one failing; those named in `behind_login`
+    answer as a sign-in proxy does (a redirect to its login page), which says nothing of their health."""
 
     def __init__(self) -> None:
         super().__init__()
         from aiohttp import web
 
+        self.behind_login: set[str] = set()
+
         async def named(request: web.Request) -> web.Response:
             name = request.match_info["name"]
+            if name in self.behind_login:
+                raise web.HTTPFound("/sso/login")
             if name == "search":
                 await self._release.wait()
             if name == "billing":
@@ -214,7 +219,11 @@ class SlowHealth(HealthEndpoint):
                 return web.json_response(body, status=503)
             return web.json_response({"status": "pass"})
 
+        async def login(request: web.Request) -> web.Response:
+            return web.Response(text="<!doctype html><html><body>Sign in</body></html>", content_type="text/html")
+
         self.app.router.add_get("/svc/{name}/health", named)
+        self.app.router.add_get("/sso/login", login)
 
 
 @pytest.fixture

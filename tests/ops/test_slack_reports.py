@@ -63,3 +63,28 @@ async def test_a_restart_whose_platform_stops_answering_while_followed_says_the_
     notes = [str(c.args.get("blocks")) for c in stack.fake.calls_to("chat.update")]
     assert any("Railway did not answer (HTTP 500: boom); looking again in" in n for n in notes), notes
     assert not any("try again shortly" in n for n in notes), notes
+
+
+async def test_a_deploy_whose_health_could_not_be_read_is_not_reported_as_a_success(stack: Stack) -> None:
+    """The health re-check ended "unknown" (a sign-in proxy answered for the service), yet the report was
+    ✅ "succeeded", and so were the timeline and the post-mortem: read at 3 a.m., that is "fixed"."""
+    channel = await incident_channel(stack)
+    stack.health.behind_login.add("gateway")
+    await stack.bot.command("gateway", command="/restart", user="U0LEAD", channel=channel)
+    await stack.bot.click("ops_confirm", stack.button_value("ops_confirm"), user="U0LEAD", channel=channel)
+
+    [report] = stack.progress(channel)
+    head = str(report.blocks[0]["text"]["text"]).splitlines()[0]
+    assert "✅" not in head and "succeeded" not in head, head
+    assert head.startswith("⚠️") and "deployed, health unknown" in head, head
+    assert "succeeded" not in report.text and "deployed, health unknown" in report.text, report.text
+    assert "still unknown" not in report.text, report.text
+    assert "check `/status gateway`" in report.text, report.text
+    [line] = [e.text for e in await stack.bot.timeline(1) if e.kind == "deploy" and "started" not in e.text]
+    assert ": deployed, health unknown; deployed in " in line and "succeeded" not in line, line
+    [entry] = [e for e in await stack.audit() if e.outcome != "started"]
+    assert entry.outcome == "succeeded" and "health unknown" in entry.detail, (entry.outcome, entry.detail)
+    async with stack.bot.deps.db.session() as session:
+        data = await postmortem.build(session, incident_id=1)
+    [action] = data.actions
+    assert (action.service, action.outcome) == ("gateway", "deployed, health unknown"), action

@@ -363,7 +363,7 @@ def verdict(report: Report) -> tuple[str, str]:
     """The report's icon and headline (`Report.headline`, the timeline's words too)."""
     if not report.succeeded:
         return "❌", report.headline
-    return ("⚠️" if report.still_unhealthy else "✅"), report.headline
+    return ("⚠️" if report.still_unhealthy or report.health_unknown else "✅"), report.headline
 
 
 def report_text(report: Report) -> str:
