@@ -22,7 +22,8 @@ from bot.ops.models import Action, Outcome, PendingAction
 from bot.ops.outcomes import record_outcome
 from bot.ops.permissions import decide, require_permission
 from bot.ops.plans import Plan, PlanRef
-from bot.ops.runtime import resolve_service, runtime
+from bot.ops.reads import read_once_more
+from bot.ops.runtime import OpsRuntime, resolve_service, runtime
 from bot.platforms.base import Deployment, Platform, pick_rollback_target, rollback_candidates, rollback_snapshot
 
 
@@ -47,7 +48,7 @@ async def prepare(
     await _not_while_running(deps, asked, channel_id=channel_id, platform=config.platform)
     platform = runtime(deps).platforms.get(name)
     try:
-        deployments, current = await _look(platform, action, target_id, history=runtime(deps).history)
+        deployments, current = await _look(platform, action, target_id, ops=runtime(deps), service=name)
     except BotError as exc:  # asked for and failed, like a failure after the click: audited, on the timeline
         await record_outcome(
             deps,
@@ -86,11 +87,16 @@ async def prepare(
 
 
 async def _look(
-    platform: Platform, action: Action, target_id: str | None, *, history: int
+    platform: Platform, action: Action, target_id: str | None, *, ops: OpsRuntime, service: str
 ) -> tuple[list[Deployment], Deployment | None]:
-    if action is Action.ROLLBACK:
-        return await rollback_snapshot(platform, target_id, history=history)
-    return await platform.snapshot(limit=history)
+    """The deployments and the live one; only read, so a passing failure is asked once more."""
+
+    async def read() -> tuple[list[Deployment], Deployment | None]:
+        if action is Action.ROLLBACK:
+            return await rollback_snapshot(platform, target_id, history=ops.history)
+        return await platform.snapshot(limit=ops.history)
+
+    return await read_once_more(read, timer=ops.timer, what=f"reading the deployments of {service}")
 
 
 async def _not_while_running(deps: Deps, ref: PlanRef, *, channel_id: str | None, platform: str | None) -> None:

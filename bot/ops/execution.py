@@ -25,8 +25,9 @@ from bot.ops.models import Action, AuditLog, Outcome
 from bot.ops.outcomes import record_outcome, timeline_events
 from bot.ops.permissions import require_permission
 from bot.ops.plans import OpsProgress, Plan, PlanRef, Report
+from bot.ops.reads import read_once_more
 from bot.ops.runner import Runner
-from bot.ops.runtime import resolve_service, runtime
+from bot.ops.runtime import OpsRuntime, resolve_service, runtime
 from bot.ops.service import AlreadyHandled
 from bot.platforms.base import Deployment, DeployStatus, Platform
 
@@ -62,7 +63,7 @@ async def execute(
     if later is not None:
         await _superseded(deps, ref, later, record, person=user_id)
     await _incident_still_open(deps, ref, record)
-    plan = _plan(ref, platform, *await _live_as_shown(platform, ref, record, history=ops.history))
+    plan = _plan(ref, platform, *await _live_as_shown(platform, ref, record, ops=ops))
     try:
         entry = await record(
             outcome=Outcome.STARTED,
@@ -179,17 +180,20 @@ async def _refuse(ref: PlanRef, record: Record, refusal: InvalidState) -> NoRetu
 
 
 async def _live_as_shown(
-    platform: Platform, ref: PlanRef, record: Record, *, history: int
+    platform: Platform, ref: PlanRef, record: Record, *, ops: OpsRuntime
 ) -> tuple[Deployment | None, Deployment | None]:
     """The live deployment and, for a restart with nothing live, the one it redeploys, when they are still
     the ones the user saw; otherwise refused (and audited)."""
     name = ref.service
     redeploy = ref.action is Action.RESTART and ref.current_id is None
-    try:
+
+    async def look() -> tuple[list[Deployment], Deployment | None]:
         if redeploy:
-            deployments, current = await platform.snapshot(limit=history)
-        else:
-            deployments, current = [], await platform.current_deployment()
+            return await platform.snapshot(limit=ops.history)
+        return [], await platform.current_deployment()
+
+    try:
+        deployments, current = await read_once_more(look, timer=ops.timer, what=f"reading what is live on {name}")
     except BotError as exc:
         # Confirmed but never started: audited (without claiming the confirmation, so it can be retried).
         await record(

@@ -211,10 +211,11 @@ async def test_a_deploy_that_never_ends_stops_at_the_deploy_timeout(world: World
 
 async def test_platform_429_on_the_action_is_a_clear_failure(world: World) -> None:
     plan = await confirmations.prepare(world.deps, action="restart", service="gateway", user_id="U0ALICE")
-    world.railway.inject(Fault(429, {"Retry-After": "7"}, {"errors": [{"message": "rate limited"}]}))
-    with pytest.raises(PlatformRateLimited) as caught:  # the pre-flight read is throttled: audited, then shown
+    # The pre-flight read is throttled for longer than a read waits out: audited, then shown.
+    world.railway.inject(Fault(429, {"Retry-After": "30"}, {"errors": [{"message": "rate limited"}]}))
+    with pytest.raises(PlatformRateLimited) as caught:
         await execution.execute(world.deps, ref=plan.ref, user_id="U0ALICE", progress=world.progress)
-    assert "try again in 7 s" in str(caught.value)
+    assert "try again in 30 s" in str(caught.value)
     [entry] = await _audit(world)
     assert entry.outcome == "failed" and "could not start" in entry.detail
     assert world.railway.restarts == 0

@@ -1,0 +1,45 @@
+"""One rule for the read-only platform calls around a restart or rollback: a passing failure is asked once more.
+
+Reading what is live and what one could roll back to changes nothing, so a server error (a 5xx, a
+connection lost mid-answer) or a 429 with a short Retry-After is asked again after a short wait,
+whatever the platform, instead of making the on-call engineer type the command again. A request that
+timed out, or a Retry-After longer than READ_RETRY_WITHIN, is reported as before. The restart or
+rollback itself is not a read and has its own rule (`bot.ops.runner.RETRY_THROTTLED_WITHIN`: only a
+429, which did nothing, is asked again).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from bot.exceptions import PlatformRateLimited, PlatformTimeout, PlatformUnsure
+from bot.platforms.follow import Timer
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# The longest Retry-After (seconds) a read waits out before asking again: the person is waiting for an answer.
+READ_RETRY_WITHIN = 10.0
+# The wait (seconds) before asking again after a server error, which names no time.
+READ_RETRY_AFTER_ERROR = 1.0
+
+
+async def read_once_more(read: Callable[[], Awaitable[T]], *, timer: Timer, what: str) -> T:
+    """`read()`, asked a second time after a server error or a short throttle; its second failure is raised."""
+    try:
+        return await read()
+    except PlatformTimeout:
+        raise  # it has already waited a whole request timeout; a second would double the wait
+    except PlatformRateLimited as exc:
+        if exc.retry_after is None or exc.retry_after > READ_RETRY_WITHIN:
+            raise
+        wait = exc.retry_after
+        log.info("%s: throttled, asking again in %g s", what, wait)
+    except PlatformUnsure as exc:
+        wait = READ_RETRY_AFTER_ERROR
+        log.info("%s: %s; asking again in %g s", what, exc.reason, wait)
+    await timer.sleep(wait)
+    return await read()
