@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from dataclasses import replace
 from typing import Any
 from urllib.parse import quote
 
@@ -42,28 +41,10 @@ import httpx
 from bot.config import VercelTarget
 from bot.exceptions import PlatformAuthError, PlatformError, PlatformRateLimited, PlatformUnsure
 from bot.platforms.base import Deployment, DeployStatus, pick_rollback_target, rollback_snapshot, typed_as_shown
-from bot.platforms.http import DEFAULT_REQUEST_TIMEOUT, Endpoint, json_of, parse_time
+from bot.platforms.http import DEFAULT_REQUEST_TIMEOUT, Endpoint, json_of
+from bot.platforms.vercel_answers import ALIAS_STATUS, NAME, deployment_of, refusal, with_status
 
-NAME = "Vercel"
 PAGE = 100  # deployments Vercel lists at once at most
-
-_STATUS = {
-    "QUEUED": DeployStatus.QUEUED,
-    "INITIALIZING": DeployStatus.QUEUED,
-    "BUILDING": DeployStatus.BUILDING,
-    "READY": DeployStatus.SUCCESS,
-    "ERROR": DeployStatus.FAILED,
-    "CANCELED": DeployStatus.CANCELLED,
-    "DELETED": DeployStatus.REMOVED,
-}
-_ALIAS_STATUS = {
-    "pending": DeployStatus.DEPLOYING,
-    "in-progress": DeployStatus.DEPLOYING,
-    "succeeded": DeployStatus.SUCCESS,
-    "failed": DeployStatus.FAILED,
-    # The alias job did not run (a newer alias change superseded it): our target is not live.
-    "skipped": DeployStatus.CANCELLED,
-}
 
 
 class VercelPlatform:
@@ -112,7 +93,7 @@ class VercelPlatform:
             items = body.get("deployments") if isinstance(body, dict) else None
             if not isinstance(items, list):
                 raise PlatformError("Vercel answered the deployment list without `deployments`", platform=NAME)
-            found += [_deployment(item) for item in items if isinstance(item, dict)]
+            found += [deployment_of(item) for item in items if isinstance(item, dict)]
             until = (body.get("pagination") or {}).get("next")
             if not items or until is None:
                 break
@@ -139,7 +120,7 @@ class VercelPlatform:
                 platform=NAME,
                 reason="Vercel accepted it but returned no deployment id; look for it in the Vercel dashboard",
             )
-        new = _deployment(body)
+        new = deployment_of(body)
         return Deployment(
             new.id,
             new.status if new.status is not DeployStatus.UNKNOWN else DeployStatus.QUEUED,
@@ -192,7 +173,7 @@ class VercelPlatform:
             what = "promote" if action == "promote" else "roll production back to"
             live = current.id if current else "nothing"
             raise PlatformError(
-                f"Vercel would not {what} {target.id}: {_refusal(exc, action)}; production still serves {live}; "
+                f"Vercel would not {what} {target.id}: {refusal(exc, action)}; production still serves {live}; "
                 "nothing changed",
                 platform=NAME,
             ) from exc
@@ -208,7 +189,7 @@ class VercelPlatform:
         )
         if not isinstance(body, dict):
             raise PlatformError("Vercel answered the deployment lookup with an unexpected shape", platform=NAME)
-        deployment = _deployment(body)
+        deployment = deployment_of(body)
         if deployment.status is not DeployStatus.SUCCESS:
             return deployment
         # A READY deployment is live only once the production alias points at it.
@@ -216,7 +197,7 @@ class VercelPlatform:
         alias = project.get("lastAliasRequest")
         if isinstance(alias, dict) and alias.get("toDeploymentId") == deployment.id:
             job = str(alias.get("jobStatus") or "")
-            return _with_status(deployment, _ALIAS_STATUS.get(job, DeployStatus.DEPLOYING), alias_job=job)
+            return with_status(deployment, ALIAS_STATUS.get(job, DeployStatus.DEPLOYING), alias_job=job)
         live = (project.get("targets") or {}).get("production") or {}
         live_id = live.get("id") if isinstance(live, dict) else None
         if live_id == deployment.id:
@@ -229,9 +210,9 @@ class VercelPlatform:
                 f"sends production to no new deployment until one is promoted (/rollback to {deployment.id} "
                 f"promotes it)"
             )
-            return _with_status(deployment, DeployStatus.CANCELLED, alias_job="", note=note)
+            return with_status(deployment, DeployStatus.CANCELLED, alias_job="", note=note)
         # Ready, but production does not point at it (yet): not known, never success.
-        return _with_status(deployment, DeployStatus.UNKNOWN, alias_job="")
+        return with_status(deployment, DeployStatus.UNKNOWN, alias_job="")
 
     # --- internals -------------------------------------------------------------------------------
 
@@ -294,85 +275,3 @@ class VercelPlatform:
             json_body=json_body,
             not_found=not_found,
         )
-
-
-def _deployment(item: dict[str, Any]) -> Deployment:
-    raw = str(item.get("readyState") or item.get("state") or item.get("status") or "").upper()
-    status = _STATUS.get(raw, DeployStatus.UNKNOWN)
-    url = item.get("url")
-    if url and "://" not in url:
-        url = f"https://{url}"
-    raw_meta = item.get("meta")
-    source_meta: dict[str, Any] = raw_meta if isinstance(raw_meta, dict) else {}
-    meta: dict[str, Any] = {"platform_status": raw, "name": item.get("name")}
-    message = source_meta.get("githubCommitMessage") or source_meta.get("gitlabCommitMessage")
-    if message:
-        meta["commitMessage"] = message
-    sha = source_meta.get("githubCommitSha") or source_meta.get("gitlabCommitSha")
-    if sha:
-        meta["commitHash"] = sha
-    production = item.get("target") in ("production", None)
-    doubt = _never_served(item) if status is DeployStatus.SUCCESS and production else ""
-    caveat = (
-        "Vercel's instant rollback takes only a deployment that served production, so the bot promotes it "
-        "instead: it serves production for the first time"
-        if doubt
-        else ""
-    )
-    return Deployment(
-        id=str(item.get("uid") or item.get("id")),
-        status=status,
-        created_at=parse_time(item.get("created") or item.get("createdAt")),
-        url=url,
-        can_rollback=status is DeployStatus.SUCCESS and production,
-        meta=meta,
-        doubt=doubt,
-        never_live=bool(doubt),
-        caveat=caveat,
-    )
-
-
-def _refusal(exc: PlatformError, action: str) -> str:
-    """Why Vercel refused a rollback or promote, in words; its own message after them."""
-    said = f" (Vercel said: {exc.detail})" if exc.detail else ""
-    if exc.status == 402:
-        hint = "; on the Hobby plan Vercel rolls back only to the previous production deployment"
-        return f"the Vercel plan does not allow this {action}{said}{hint}"
-    if exc.status == 409:
-        why = "Vercel has another change of production under way; check the project's deployments"
-    elif exc.status in (400, 404, 422):
-        why = f"Vercel does not take this deployment for a {action}"
-    else:
-        return str(exc)
-    return why + said
-
-
-def _never_served(item: dict[str, Any]) -> str:
-    """Why a READY production deployment is known never to have served production, or "".
-
-    READY is only a finished build: one deployed without the production domain (skip-domain, staged
-    for a later promote) or whose alias failed looks the same. Vercel's `readySubstate` says it best
-    (PROMOTED: has seen production traffic); without it, an alias error or an explicit `false` does.
-    A missing or null field says nothing: an older answer must not cost the rollback its targets.
-    """
-    substate = str(item.get("readySubstate") or "").upper()
-    if substate in ("PROMOTED", "ROLLING"):
-        return ""
-    if substate == "STAGED":
-        return "it never served production traffic (Vercel lists it as staged, never promoted)"
-    error = item.get("aliasError")
-    if isinstance(error, dict) and error:
-        detail = error.get("message") or error.get("code") or "no detail given"
-        return f"assigning it the production domain failed ({detail})"
-    if item.get("aliasAssigned") is False:
-        return "it was never assigned the production domain"
-    if item.get("isRollbackCandidate") is False:
-        return "Vercel does not offer it for instant rollback (only deployments that served production are)"
-    return ""
-
-
-def _with_status(deployment: Deployment, status: DeployStatus, *, alias_job: str, note: str = "") -> Deployment:
-    meta = {**deployment.meta, "alias_job": alias_job} if alias_job else deployment.meta
-    if note:
-        meta = {**meta, "note": note}
-    return replace(deployment, status=status, meta=meta)
