@@ -16,6 +16,9 @@
   anything: Vercel moves the production alias, and its progress is the project's
   `lastAliasRequest.jobStatus` (pending, in-progress, succeeded, failed, skipped), which the project
   lookup carries only with `?rollbackInfo=true`. Absent, it means "not known yet", never success.
+  A failed job has no reason anywhere Vercel documents (`lastAliasRequest` holds the ids, the type,
+  the status and the time): the report says so, names the domains a promote could not move
+  (`GET /v1/projects/{id}/promote/aliases?failedOnly=true`), and where to look.
 - a redeploy is live only once `targets.production` is it: while the project is rolled back
   (`lastRollbackTarget`), Vercel points production at no new deployment, so it ends not live.
 - READY only says the build succeeded. Whether a deployment ever served production is read from the
@@ -32,6 +35,7 @@ none and the parameter is then left out.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Sequence
 from typing import Any
 from urllib.parse import quote
@@ -45,6 +49,9 @@ from bot.platforms.http import DEFAULT_REQUEST_TIMEOUT, Endpoint, json_of
 from bot.platforms.vercel_answers import ALIAS_STATUS, NAME, deployment_of, refusal, with_status
 
 PAGE = 100  # deployments Vercel lists at once at most
+ALIASES_SHOWN = 10  # failed domains named in a report at most
+
+log = logging.getLogger(__name__)
 
 
 class VercelPlatform:
@@ -195,11 +202,12 @@ class VercelPlatform:
         # A READY deployment is live only once the production alias points at it.
         project = await self._project()
         alias = project.get("lastAliasRequest")
-        if isinstance(alias, dict) and alias.get("toDeploymentId") == deployment.id:
-            job = str(alias.get("jobStatus") or "")
-            return with_status(deployment, ALIAS_STATUS.get(job, DeployStatus.DEPLOYING), alias_job=job)
         live = (project.get("targets") or {}).get("production") or {}
         live_id = live.get("id") if isinstance(live, dict) else None
+        if isinstance(alias, dict) and alias.get("toDeploymentId") == deployment.id:
+            job = str(alias.get("jobStatus") or "")
+            note = await self._alias_failed(deployment.id, alias, live_id) if job == "failed" else ""
+            return with_status(deployment, ALIAS_STATUS.get(job, DeployStatus.DEPLOYING), alias_job=job, note=note)
         if live_id == deployment.id:
             return deployment
         if project.get("lastRollbackTarget") and live_id:
@@ -215,6 +223,41 @@ class VercelPlatform:
         return with_status(deployment, DeployStatus.UNKNOWN, alias_job="")
 
     # --- internals -------------------------------------------------------------------------------
+
+    async def _alias_failed(self, target: str, alias: dict[str, Any], live: str | None) -> str:
+        """What can be said of a failed alias job. `lastAliasRequest` carries no reason, and nothing else
+        Vercel documents does; for a promote, `GET /v1/projects/{id}/promote/aliases?failedOnly=true` lists
+        the domains that were not moved (read best-effort: the failure is reported either way)."""
+        promote = alias.get("type") == "promote"
+        said = [f"Vercel could not move production's domains to {target} (its alias job failed)"]
+        if promote and (failed := await self._failed_aliases()):
+            said.append("not moved: " + ", ".join(failed))
+        if live and live != target:
+            said.append(f"production is still {live}")
+        command = "vercel promote status" if promote else "vercel rollback status"
+        said.append(
+            "Vercel's API gives no reason: see the project's deployments in the Vercel dashboard, "
+            f"or run `{command}` in the project"
+        )
+        return "; ".join(said)
+
+    async def _failed_aliases(self) -> list[str]:
+        """The domains the last promote could not move, as Vercel lists them; [] when it will not say."""
+        path = f"/v1/projects/{quote(self.target.project_id, safe='')}/promote/aliases"
+        try:
+            body = await self._json("GET", path, params={"failedOnly": "true", "limit": ALIASES_SHOWN})
+        except PlatformError as exc:
+            log.info("Vercel did not list the failed aliases of %s: %s", self.target.project_id, exc)
+            return []
+        items = body.get("aliases") if isinstance(body, dict) else None
+        names = []
+        for item in items if isinstance(items, list) else []:
+            alias = item.get("alias") if isinstance(item, dict) else None
+            # The API reference gives the alias as a string; Vercel's CLI reads an object with `alias` in it.
+            name = alias.get("alias") if isinstance(alias, dict) else alias
+            if isinstance(name, str) and name:
+                names.append(name)
+        return names
 
     async def _state(self, limit: int = 0) -> tuple[dict[str, Any], list[Deployment], Deployment | None]:
         """The project, its newest production deployments (`history` of them at least) and the live one."""

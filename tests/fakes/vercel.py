@@ -10,6 +10,11 @@ and rollback/promote take a JSON body (the vendor's CLI sends `{}` and marks it 
 documents, rollback takes only a deployment that served production (422 otherwise); promote takes any
 ready production deployment, a staged one among them.
 `skip_next_alias()` makes the next alias job end `skipped` (a newer alias change superseded it).
+An alias job made to fail (`fail_next_deploy()`) leaves production where it was, with the first of the
+project's `domains` not moved: `GET /v1/projects/{id}/promote/aliases` lists the aliases of the last
+promote request with their mapping status (`failedOnly=true`: the failed ones), in the documented shape
+`{"aliases": [{"status", "alias", "id"}], "pagination"}`, or `{}` when the last request was no promote.
+Vercel documents no reason for a failed alias job, so none is given anywhere.
 Deployments carry what Vercel documents about serving production: `readySubstate` (READY only:
 PROMOTED once production pointed at it, else STAGED), `isRollbackCandidate`, `aliasAssigned` (when,
 in ms; `false` before) and `aliasError`. `seed(staged=…, alias_failed=…)` makes some that never
@@ -53,7 +58,9 @@ class FakeVercel(FakePlatform):
         self.rolled_back = False
         self.page_cap = 100  # deployments listed at once at most, whatever `limit` asks: more need `until`
         self.left_out: set[str] = set()  # fields left out of every deployment in an answer
+        self.domains = [f"{project_name}.example.com", f"{project_name}.vercel.app"]  # production's aliases
         self._alias_steps: list[str] = []
+        self._alias_statuses: dict[str, str] = {}  # the last alias job's domains and how each ended
         self._skip_next = False
         self._ids = itertools.count(1)
         self._minutes = itertools.count(1)
@@ -64,6 +71,7 @@ class FakeVercel(FakePlatform):
         router.add_post("/v9/projects/{project}/rollback/{id}", self._rollback)
         router.add_post("/v10/projects/{project}/promote/{id}", self._promote)
         router.add_get("/v9/projects/{project}", self._project)
+        router.add_get("/v1/projects/{project}/promote/aliases", self._promote_aliases)
 
     def throttle_body(self) -> Any:
         return {"error": {"code": "rate_limited", "message": "Rate limit exceeded"}}
@@ -289,6 +297,7 @@ class FakeVercel(FakePlatform):
             "type": kind,
         }
         self._alias_steps = self._plan(["in-progress", "succeeded"], "failed")
+        self._alias_statuses = {domain: "pending" for domain in self.domains}
         if self._skip_next:
             self._skip_next = False
             self._alias_steps = ["in-progress", "skipped"]
@@ -306,6 +315,9 @@ class FakeVercel(FakePlatform):
         job = self.last_alias_request
         if job is not None and self._alias_steps:
             job["jobStatus"] = self._alias_steps.pop(0)
+            if job["jobStatus"] in ("succeeded", "failed"):
+                failed = self.domains[:1] if job["jobStatus"] == "failed" else []
+                self._alias_statuses = {d: "failed" if d in failed else "completed" for d in self.domains}
             if job["jobStatus"] == "succeeded":
                 self.production_id = job["toDeploymentId"]
                 if (moved := self._by_id(self.production_id)) is not None:
@@ -321,4 +333,23 @@ class FakeVercel(FakePlatform):
                 **({"lastAliasRequest": job} if request.query.get("rollbackInfo") == "true" else {}),
                 "lastRollbackTarget": {"toDeploymentId": job["toDeploymentId"]} if self.rolled_back and job else None,
             }
+        )
+
+    async def _promote_aliases(self, request: web.Request) -> web.Response:
+        if (refused := self._check(request)) is not None:
+            return refused
+        limit = request.query.get("limit", "20")
+        if not limit.isdigit() or int(limit) > 100:
+            return self.violation(f"promote aliases with limit={limit!r} (at most 100)")
+        job = self.last_alias_request
+        if job is None or job["type"] != "promote":
+            return web.json_response({})
+        failed_only = request.query.get("failedOnly") == "true"
+        aliases = [
+            {"status": status, "alias": domain, "id": f"alias_{index}"}
+            for index, (domain, status) in enumerate(self._alias_statuses.items())
+            if status == "failed" or not failed_only
+        ][: int(limit)]
+        return web.json_response(
+            {"aliases": aliases, "pagination": {"count": len(aliases), "next": None, "prev": None}}
         )

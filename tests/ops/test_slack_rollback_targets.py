@@ -165,6 +165,44 @@ async def test_a_vercel_deployment_that_never_served_can_be_picked_by_id_with_th
     assert [s.path.split("/")[4] for s in stack.vercel.requests if s.method == "POST"] == ["promote"]
 
 
+async def test_a_failed_vercel_promote_names_the_domains_not_moved_and_says_vercel_gives_no_reason(
+    stack: Stack,
+) -> None:
+    """Vercel's alias job for a promote failed: the report said only "the deployment ended failed", with
+    no word of why, of what production serves now, or of where to look."""
+    _vercel_with_a_staged_build(stack)
+    channel = await incident_channel(stack)
+    await stack.bot.command(f"web {stack.vercel.id_of('v2')}", command="/rollback", user="U0LEAD", channel=channel)
+    stack.vercel.fail_next_deploy()
+    await stack.bot.click("ops_confirm", stack.button_value("ops_confirm"), user="U0LEAD", channel=channel)
+
+    [message] = stack.progress(channel)
+    v2, v3 = stack.vercel.id_of("v2"), stack.vercel.id_of("v3")
+    assert f"Vercel could not move production's domains to {v2} (its alias job failed)" in message.text, message.text
+    assert "not moved: web.example.com" in message.text and "web.vercel.app" not in message.text, message.text
+    assert f"production is still {v3}" in message.text, message.text
+    assert "Vercel's API gives no reason" in message.text and "`vercel promote status`" in message.text
+    assert stack.vercel.live_version() == "v3"
+    [asked] = [r for r in stack.vercel.requests if r.path.endswith("/promote/aliases")]
+    assert asked.query.get("failedOnly") == "true", asked.query
+    [row] = [r for r in await stack.audit() if r.outcome == "failed"]
+    assert "alias job failed" in row.detail and "gives no reason" in row.detail, row.detail
+
+
+async def test_a_failed_vercel_rollback_says_vercel_gives_no_reason_and_where_to_look(stack: Stack) -> None:
+    """Vercel documents the domains of a failed alias job for a promote only: a failed rollback still says
+    plainly that no reason was given, and where to look."""
+    channel = await incident_channel(stack)
+    await stack.bot.command("web", command="/rollback", user="U0LEAD", channel=channel)
+    stack.vercel.fail_next_deploy()
+    await stack.bot.click("ops_confirm", stack.button_value("ops_confirm"), user="U0LEAD", channel=channel)
+
+    [message] = stack.progress(channel)
+    assert "(its alias job failed)" in message.text and "Vercel's API gives no reason" in message.text, message.text
+    assert "`vercel rollback status`" in message.text and "not moved:" not in message.text, message.text
+    assert not [r for r in stack.vercel.requests if r.path.endswith("/aliases")]
+
+
 async def test_vercel_refusing_a_rollback_is_said_in_plain_words(stack: Stack) -> None:
     """On the Hobby plan Vercel rolls back only to the previous production deployment: its refusal read
     "Vercel refused the rollback: Vercel rejected the request (HTTP 402): …", with nothing said of
