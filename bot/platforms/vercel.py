@@ -11,6 +11,9 @@
   Both carry a JSON body `{}` (the vendor's CLI sends one and marks it required). Instant rollback
   takes only a deployment that served production; one that never did (below) is promoted instead,
   as Vercel documents for a staged build, and the confirmation says so (`Deployment.caveat`).
+  While the project is rolled back (`lastRollbackTarget`), a promote also ends that, as Vercel documents
+  (https://vercel.com/docs/cli/rollback#undo-a-rollback: it "re-enables auto-assignment of production
+  domains"): later pushes go live by themselves again, and the confirmation says so (`caveat`).
   A refusal (402: the plan; 409: another change under way; 400/422: a target it does not take) is
   said in words, with what production still serves. Neither builds
   anything: Vercel moves the production alias, and its progress is the project's
@@ -46,7 +49,15 @@ from bot.config import VercelTarget
 from bot.exceptions import PlatformAuthError, PlatformError, PlatformRateLimited, PlatformUnsure
 from bot.platforms.base import Deployment, DeployStatus, pick_rollback_target, rollback_snapshot, typed_as_shown
 from bot.platforms.http import DEFAULT_REQUEST_TIMEOUT, Endpoint, json_of
-from bot.platforms.vercel_answers import ALIAS_STATUS, NAME, deployment_of, refusal, with_status
+from bot.platforms.vercel_answers import (
+    ALIAS_STATUS,
+    NAME,
+    deployment_of,
+    ending_rollback,
+    promotes,
+    refusal,
+    with_status,
+)
 
 PAGE = 100  # deployments Vercel lists at once at most
 ALIASES_SHOWN = 10  # failed domains named in a report at most
@@ -107,7 +118,10 @@ class VercelPlatform:
         return found[:limit]
 
     async def snapshot(self, *, limit: int = 10) -> tuple[list[Deployment], Deployment | None]:
-        _, deployments, current = await self._state(limit)
+        project, deployments, current = await self._state(limit)
+        if project.get("lastRollbackTarget") and current is not None:
+            # Rolled back: sending production to one of these by a promote also ends the rollback.
+            deployments = [ending_rollback(d) if promotes(d, current) else d for d in deployments]
         return deployments[:limit], current
 
     async def restart(self, redeploys: str | None = None) -> Deployment:
@@ -149,15 +163,7 @@ class VercelPlatform:
     async def rollback(self, target_id: str | None = None) -> Deployment:
         deployments, current = await rollback_snapshot(self, target_id, history=self.history)
         target = pick_rollback_target(deployments, current, target_id, read=self.canonical_id)
-        newer = (
-            current is not None
-            and target.created_at is not None
-            and current.created_at is not None
-            and target.created_at > current.created_at
-        )
-        # Going forward again (undoing an earlier rollback) is a promote, not a rollback; so is sending
-        # production to a deployment that never served it: instant rollback takes only one that did.
-        action = "promote" if newer or target.never_live else "rollback"
+        action = "promote" if promotes(target, current) else "rollback"
         await self._move_production(action, target, current)
         return Deployment(
             target.id,

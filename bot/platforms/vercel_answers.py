@@ -113,3 +113,27 @@ def with_status(deployment: Deployment, status: DeployStatus, *, alias_job: str,
     if note:
         meta = {**meta, "note": note}
     return replace(deployment, status=status, meta=meta)
+
+
+def promotes(target: Deployment, current: Deployment | None) -> bool:
+    """Whether production goes to `target` by a promote, not an instant rollback: going forward again
+    (undoing an earlier rollback), or to a deployment that never served it, which instant rollback does
+    not take."""
+    newer = (
+        current is not None
+        and target.created_at is not None
+        and current.created_at is not None
+        and target.created_at > current.created_at
+    )
+    return newer or target.never_live
+
+
+def ending_rollback(target: Deployment) -> Deployment:
+    """`target` with the confirmation's warning that promoting it, while the project is rolled back, ends
+    the rollback: Vercel documents that a promote re-enables the automatic assignment of production domains."""
+    why = target.caveat or "it is newer than the live one, so the bot promotes it"
+    ends = (
+        "the project is rolled back now, and a promote ends that: Vercel assigns the production domains by "
+        "itself again, so the next push to the production branch goes live without anyone promoting it"
+    )
+    return replace(target, caveat=f"{why}; {ends}")

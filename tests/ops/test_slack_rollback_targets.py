@@ -165,6 +165,36 @@ async def test_a_vercel_deployment_that_never_served_can_be_picked_by_id_with_th
     assert [s.path.split("/")[4] for s in stack.vercel.requests if s.method == "POST"] == ["promote"]
 
 
+async def test_a_vercel_promote_while_the_project_is_rolled_back_says_it_ends_the_rollback(stack: Stack) -> None:
+    """Vercel documents that a promote undoes an instant rollback and turns the automatic assignment of
+    production domains back on (https://vercel.com/docs/cli/rollback#undo-a-rollback): promoting a staged
+    build to get away from the rolled-back one also sends every later push to production by itself, and
+    the confirmation did not say so."""
+    _vercel_with_a_staged_build(stack)
+    await stack.bot.command("web", command="/rollback", user="U0LEAD")
+    await stack.bot.click("ops_confirm", stack.button_value("ops_confirm"), user="U0LEAD")
+    assert stack.vercel.live_version() == "v1" and stack.vercel.rolled_back
+
+    for version in ("v2", "v3"):  # staged, never served; served, newer than the live one: both promoted
+        await stack.bot.command(f"web {stack.vercel.id_of(version)}", command="/rollback", user="U0LEAD")
+        confirmation = stack.raw()
+        assert "the project is rolled back now" in confirmation, confirmation
+        assert "a promote ends that: Vercel assigns the production domains by itself again" in confirmation
+        assert "the next push to the production branch goes live without anyone promoting it" in confirmation
+    assert "the bot promotes it instead: it serves production for the first time" not in confirmation
+
+    await stack.bot.click("ops_confirm", stack.button_value("ops_confirm"), user="U0LEAD")
+    assert stack.vercel.live_version() == "v3" and not stack.vercel.rolled_back
+
+
+async def test_a_vercel_promote_when_nothing_was_rolled_back_says_nothing_of_a_rollback(stack: Stack) -> None:
+    _vercel_with_a_staged_build(stack)
+    await stack.bot.command(f"web {stack.vercel.id_of('v2')}", command="/rollback", user="U0LEAD")
+
+    confirmation = stack.raw()
+    assert "the bot promotes it instead" in confirmation and "rolled back now" not in confirmation, confirmation
+
+
 async def test_a_failed_vercel_promote_names_the_domains_not_moved_and_says_vercel_gives_no_reason(
     stack: Stack,
 ) -> None:
