@@ -17,6 +17,7 @@ from bot.timeline import events, shown
 from bot.timeline.models import TimelineEvent
 
 Block = dict[str, Any]
+LINE_TEXT = 500  # characters of an event's own text on a `/incident timeline` line
 
 
 class ActionId:
@@ -189,8 +190,8 @@ def _event_line(event: TimelineEvent) -> str:
     actor = shown.author(event.kind, event.actor)
     who = f" {user(actor)}" if actor else ""
     # Channel messages are stored as Slack sent them, `<`, `>` and `&` encoded: decoded first, or
-    # escaping again shows `&lt;`.
-    text = escape(unescape(shown.text(event.kind, event.text)))
+    # escaping again shows `&lt;`. Cut before escaping: a cut after it can fall inside `&amp;`.
+    text = escape(clip(unescape(shown.text(event.kind, event.text)), LINE_TEXT))
     payload = events.read(event)
     if isinstance(payload, events.StatusChanged):
         text = f"{payload.old} → {payload.new}" + (f": {text}" if text else "")
@@ -200,7 +201,7 @@ def _event_line(event: TimelineEvent) -> str:
         text = "for " + ", ".join(user(u) for u in payload.for_whom)
     text = _local_times(text, payload)
     link = f" <{event.permalink}|↗>" if event.permalink else ""
-    return f"{ts(event.at, seconds=True)} {star}*{event.kind}*{who} {clip(text, 500)}{link}"
+    return f"{ts(event.at, seconds=True)} {star}*{event.kind}*{who} {text}{link}"
 
 
 def _local_times(text: str, payload: events.Payload | None) -> str:
