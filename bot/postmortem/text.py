@@ -123,17 +123,53 @@ def md_inline(text: str | None, names: Mapping[str, str] | None = None) -> str:
     return _md_escape_line(" ".join(plain.split()))
 
 
-def md_block(text: str | None, names: Mapping[str, str] | None = None) -> str:
-    """Several lines of Markdown: paragraphs kept, line breaks kept as hard breaks, structure escaped."""
-    plain = slack_plain(text, names).replace("\r\n", "\n").replace("\r", "\n")
+# A Slack code block: what is between ``` fences, on lines of their own or not. Kept as written (its
+# indentation is the point of a stack trace or a config snippet), never escaped line by line.
+_CODE = re.compile(r"```(.*?)```", re.DOTALL)
+
+
+def _lines(text: str) -> str:
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def _parts(plain: str) -> list[tuple[bool, str]]:
+    """`plain` as (is code, text) in order: Slack's ``` code blocks apart from the prose around them.
+    An empty code block is dropped; an unclosed fence is prose (escaped like the rest)."""
+    parts: list[tuple[bool, str]] = []
+    last = 0
+    for match in _CODE.finditer(plain):
+        parts.append((False, plain[last : match.start()]))
+        code = match.group(1).strip("\n")
+        if code.strip():
+            parts.append((True, code))
+        last = match.end()
+    parts.append((False, plain[last:]))
+    return parts
+
+
+def _md_paragraphs(prose: str) -> list[str]:
     paragraphs: list[list[str]] = [[]]
-    for raw in plain.split("\n"):
+    for raw in prose.split("\n"):
         line = _md_escape_line(" ".join(raw.split()))
         if line:
             paragraphs[-1].append(line)
         elif paragraphs[-1]:
             paragraphs.append([])
-    return "\n\n".join("\\\n".join(lines) for lines in paragraphs if lines)
+    return ["\\\n".join(lines) for lines in paragraphs if lines]
+
+
+def _md_fence(code: str) -> str:
+    """A fenced code block: the code holds no ``` (its end is the first one), so it cannot close the fence."""
+    return f"```\n{code}\n```"
+
+
+def md_block(text: str | None, names: Mapping[str, str] | None = None) -> str:
+    """Several lines of Markdown: paragraphs kept, line breaks kept as hard breaks, structure escaped;
+    a Slack ``` code block becomes a fenced code block, its lines as written."""
+    out: list[str] = []
+    for code, part in _parts(_lines(slack_plain(text, names))):
+        out += [_md_fence(part)] if code else _md_paragraphs(part)
+    return "\n\n".join(out)
 
 
 def safe_url(value: str | None) -> str:
@@ -150,9 +186,14 @@ def safe_url(value: str | None) -> str:
 
 
 def html_block(text: str | None, names: Mapping[str, str] | None = None) -> Markup:
-    """Escaped text with its line breaks as `<br>`."""
-    plain = slack_plain(text, names).replace("\r\n", "\n").replace("\r", "\n").strip()
-    return Markup("<br>\n").join(escape(line) for line in plain.split("\n"))
+    """Escaped text with its line breaks as `<br>`; a Slack ``` code block as `<pre><code>`, as written."""
+    out: list[Markup] = []
+    for code, part in _parts(_lines(slack_plain(text, names)).strip()):
+        if code:
+            out.append(Markup("<pre><code>{}</code></pre>").format(part))
+        elif part.strip():
+            out.append(Markup("<br>\n").join(escape(line) for line in part.strip().split("\n")))
+    return Markup("\n").join(out)
 
 
 # --- times ------------------------------------------------------------------------------------

@@ -71,3 +71,13 @@ async def test_a_long_address_in_a_follow_up_or_the_resolution_wraps_on_a_phone(
     widths = await asyncio.to_thread(_cards, browser, site.url)
     for card, (scroll, client) in widths.items():
         assert scroll <= client, f"#{card} is {scroll}px wide inside {client}px"
+
+
+async def test_a_code_block_in_the_resolution_scrolls_on_its_own_on_a_phone(site: BotHarness, browser: Any) -> None:
+    """A code block keeps its lines as typed: a long one must scroll inside the block, not the whole card."""
+    incident = await site.declare("P1 Checkout is down")
+    code = f"{LONG}({LONG}) at line 42"
+    await site.command(f"resolve Rolled back: ```{code}```", channel=incident.channel_id or "", user="U0BOB")
+    widths = await asyncio.to_thread(_cards, browser, site.url)
+    scroll, client = widths["summary"]
+    assert scroll <= client, f"#summary is {scroll}px wide inside {client}px"
