@@ -180,6 +180,8 @@ def _role(t: Timeline, event: Event, p: payloads.RoleAssigned) -> bool:
 def _ack(t: Timeline, event: Event, p: payloads.Acknowledged) -> bool:
     if t.first_ack is None:
         t.first_ack = event
+    whom = lines.present(p.for_whom)  # someone acknowledged a page that was not theirs
+    text = "first acknowledgement" if p.first else "acknowledged again"
     t.escalations.append(
         Escalation(
             at=event.at,
@@ -188,7 +190,7 @@ def _ack(t: Timeline, event: Event, p: payloads.Acknowledged) -> bool:
             level="",
             who=[event.actor] if event.actor else [],
             late="",
-            text="first acknowledgement" if p.first else "acknowledged again",
+            text=text + (", of the page to " + ", ".join(lines.mention(u) for u in whom) if whom else ""),
         )
     )
     return p.first
