@@ -57,6 +57,9 @@ class Timeline:
     alert_started: datetime | None = None  # the earliest `startsAt` the alert events carry
     first_ack: Event | None = None
     first_monitoring: Event | None = None
+    relapse: Event | None = None  # the first step back from `monitoring` (the impact came back)
+    last_relapse: Event | None = None
+    last_monitoring: Event | None = None  # the latest step to `monitoring`, after a relapse or not
     severity_at_declaration: str | None = None
     severities: set[str] = field(default_factory=set)  # every severity it had, for the worst one
     pages: int = 0
@@ -156,8 +159,13 @@ def _declared(t: Timeline, event: Event, p: payloads.Declared) -> bool:
 
 @_handles(payloads.StatusChanged)
 def _status(t: Timeline, event: Event, p: payloads.StatusChanged) -> bool:
-    if p.new == "monitoring" and t.first_monitoring is None:
-        t.first_monitoring = event
+    if p.new == "monitoring":
+        t.first_monitoring = t.first_monitoring or event
+        if p.old != p.new:
+            t.last_monitoring = event
+    elif p.old == "monitoring" and t.first_monitoring is not None:
+        t.relapse = t.relapse or event
+        t.last_relapse = event
     return p.old != p.new
 
 

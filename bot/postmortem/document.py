@@ -112,6 +112,8 @@ def _times(t: Timeline, generated_at: datetime) -> _Times:
     if mitigated_at is not None and first_monitoring is None and utc(mitigated_at) == resolved_at:
         mitigated_note = "taken as the resolve time: there was no `monitoring` status update"
         mitigated_by = incident.resolved_by
+    elif t.relapse is not None:
+        mitigated_note = _relapse_note(t)
 
     def metric(name: str, at: datetime | None, missing: str, by: str | None = None, note: str = "") -> Metric:
         at = utc(at) if at is not None else None
@@ -141,6 +143,17 @@ def _times(t: Timeline, generated_at: datetime) -> _Times:
         resolved=metric("Resolved", resolved_at, "not resolved yet", incident.resolved_by),
         acknowledged_by=acknowledged_by,
     )
+
+
+def _relapse_note(t: Timeline) -> str:
+    """The first mitigation did not hold (the status went back from `monitoring`): said beside the time
+    to mitigate, with when `monitoring` came back for good, so that time is not read as the impact's end."""
+    first, last, back = t.relapse, t.last_relapse, t.last_monitoring
+    assert first is not None and last is not None
+    note = f"it did not hold: back to {first.data.get('new') or 'investigating'} at {fmt.fmt_offset(first.offset)}"
+    if back is not None and (back.at, back.id) > (last.at, last.id):
+        note += f", `monitoring` again from {fmt.fmt_offset(back.offset)}"
+    return note
 
 
 def _impact(incident: Incident, impact_set: str | None) -> tuple[datetime, str]:
