@@ -205,19 +205,23 @@ def _event_line(event: TimelineEvent) -> str:
 
 
 def _local_times(text: str, payload: events.Payload | None) -> str:
-    """A time the stored text says in UTC (it feeds the post-mortem), shown in the reader's time zone:
-    the payload keeps it as a time, and the stored words are written by `utc_text`."""
-    when: datetime | None = None
+    """Times the stored text says in UTC (it feeds the post-mortem), shown in the reader's time zone:
+    the payload keeps them as times, and the stored words are written by `utc_text`."""
+    times: list[datetime | None] = []
     if isinstance(payload, events.Impact):
-        when = payload.impact_started_at
+        times = [payload.impact_started_at]
+    elif isinstance(payload, events.AlertChanged):  # the impact start moved earlier by an alert
+        times = [payload.impact_started_at, payload.impact_previous]
     elif isinstance(payload, events.UnfinishedWork):
-        when = payload.retry_at
-    if when is None:
-        return text
-    for fmt in ("%Y-%m-%d %H:%M:%S", "%H:%M:%S"):
-        said = utc_text(when, fmt)
-        if said in text:
-            return text.replace(said, ts(when, seconds=True), 1)
+        times = [payload.retry_at]
+    for when in times:
+        if when is None:
+            continue
+        for fmt in ("%Y-%m-%d %H:%M:%S", "%H:%M:%S"):
+            said = utc_text(when, fmt)
+            if said in text:
+                text = text.replace(said, ts(when, seconds=True), 1)
+                break
     return text
 
 

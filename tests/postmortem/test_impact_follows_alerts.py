@@ -14,7 +14,7 @@ from bot.timeline import events
 from bot.timeline.models import TimelineEvent
 from tests.alerts import payloads as p
 from tests.alerts.helpers import AUTO, send
-from tests.harness import BotHarness
+from tests.harness import BotHarness, slack_date
 from tests.postmortem.test_time_to_detect import latest_postmortem
 
 pytestmark = pytest.mark.parametrize("bot_config", [AUTO])
@@ -163,3 +163,21 @@ async def test_a_resolved_incidents_figures_stay(bot: BotHarness, clock: FakeClo
     assert len(await moves(bot, 1)) == 1
     await bot.command("postmortem", channel=incident.channel_id or "")
     assert "- Time to detect (impact start to declaration): 5m 00s\n" in latest_postmortem(bot)
+
+
+async def test_the_timeline_in_slack_says_an_alert_s_move_in_the_reader_s_time_zone(
+    bot: BotHarness, clock: FakeClock
+) -> None:
+    """`/incident timeline` shows every time as Slack's date token, in each reader's zone; the line of an
+    impact start moved earlier by an alert still said "08:40:00 UTC" and "it was 08:55:00 UTC"."""
+    first = alert("api-1:9090", "08:55")
+    await send(bot, p.alertmanager([first]))
+    clock.advance(timedelta(minutes=2))
+    await send(bot, p.alertmanager([first, alert("api-2:9090", "08:40")]))
+    incident = await bot.incident(1)
+    await bot.command("timeline", channel=incident.channel_id or "")
+    reply = bot.last_reply()
+    assert " UTC," not in reply and " UTC)" not in reply, reply
+    moved = f"impact start moved earlier to {slack_date(at('08:40'), seconds=True)}, when HighErrorRate"
+    was = f"(time to detect 20m 00s; it was {slack_date(at('08:55'), seconds=True)}, 5m 00s)"
+    assert moved in reply and was in reply, reply
