@@ -69,10 +69,11 @@ class Timeline:
     paged: set[str] = field(default_factory=set)
     playbook_titles: dict[str, str] = field(default_factory=dict)
     impact_set: str | None = None  # who last corrected the impact start (`/incident started`)
+    ended: datetime | None = None  # the resolve: who acts after it is not a responder
 
     def add(self, event: Event, payload: payloads.Payload | None) -> None:
         self.events.append(event)
-        if event.actor:
+        if event.actor and self.responding(event):
             seen = self.activity.get(event.actor)
             if seen is None:
                 self.activity[event.actor] = [event.at, 1]
@@ -82,6 +83,13 @@ class Timeline:
         state_change = handler(self, event, payload) if handler is not None else event.kind in _STATE_KINDS
         if event.key or state_change:
             self.key_events.append(event)
+
+    def responding(self, event: Event) -> bool:
+        """Whether the event is part of the response, which makes its actor a responder: not the work on
+        the post-mortem (a draft regenerated, a section written), nor anything after the resolve."""
+        if event.kind == Kind.POSTMORTEM:
+            return False
+        return self.ended is None or event.at <= self.ended
 
     def add_service(self, service: str | None) -> None:
         if service and service not in self.services:
@@ -96,6 +104,7 @@ def assemble(
         incident=incident,
         declared_at=utc(incident.declared_at),
         services=[incident.service] if incident.service else [],
+        ended=utc(incident.resolved_at) if incident.resolved_at else None,
     )
     origin = timeline.declared_at.replace(microsecond=0)  # T+ counts between the times as shown
     for row in rows:

@@ -178,8 +178,8 @@ def _item(item: Row[Any]) -> ActionItemRow:
 
 
 def _responders(t: Timeline, acknowledged_by: str | None) -> list[Responder]:
-    """People (Slack users, not bots or alert sources) who held a role or did something,
-    ordered by their first action."""
+    """People (Slack users, not bots or alert sources) who held a role or did something in the response
+    (`Timeline.responding`), ordered by their first action."""
     incident, activity = t.incident, t.activity
     roles: dict[str, list[str]] = {}
 
