@@ -184,6 +184,8 @@ class PostmortemData:
     severity_peak: str = ""
     # Levels that paged nobody anew, only told people paged at an earlier level that it escalated (not in `pages`).
     page_notes: int = 0
+    # When the status first went back from `monitoring` (the first mitigation did not hold); None when it held.
+    relapsed_at: datetime | None = None
 
     @property
     def is_resolved(self) -> bool:

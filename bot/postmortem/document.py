@@ -90,6 +90,7 @@ def document(t: Timeline, items: Sequence[Row[Any]], *, generated_at: datetime) 
         action_items=[_item(item) for item in items],
         first_alert_started=alert_started,
         severity_peak=_peak({*t.severities, str(incident.severity)}),
+        relapsed_at=t.relapse.at if t.relapse is not None else None,
     )
 
 

@@ -64,6 +64,8 @@ async def test_a_mitigation_that_did_not_hold_says_so_beside_the_time_to_mitigat
     await bot.command("resolve index rebuilt", channel=channel, user="U0BOB")
     said = "5m 00s (it did not hold: back to investigating at T+10m 00s, `monitoring` again from T+20m 00s)"
     assert f"- Time to mitigate (first `monitoring` status): {said}\n" in _document(bot)
+    *_, shared = [m for m in bot.fake.messages(channel) if m.files]
+    assert "after declaration: not acknowledged, mitigated 5m 00s (did not hold), resolved 30m 00s\n" in shared.text
     async with bot.deps.db.session() as session:
         html = service.render(await service.build(session, incident_id=incident.id or 0), fmt="html")
     assert said in html

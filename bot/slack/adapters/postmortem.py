@@ -195,7 +195,7 @@ def key_figures(data: PostmortemData) -> str:
             + ", ".join(
                 [
                     _after("acknowledged", data.acknowledged),
-                    _after("mitigated", data.mitigated),
+                    _after("mitigated", data.mitigated) + (" (did not hold)" if data.relapsed_at else ""),
                     _after("resolved", data.resolved),
                 ]
             ),
