@@ -21,6 +21,7 @@ from markupsafe import Markup, escape
 from bot.clock import format_duration, utc
 
 _SLACK_TAG = re.compile(r"<([^<>\n]*)>")
+_SCHEME = re.compile(r"^(?:https?://|mailto:|tel:)", re.IGNORECASE)
 USER_ID = re.compile(r"[UW][A-Z0-9]{2,}")  # a Slack user (not a bot or an alert source)
 _SLACK_ENTITIES = (("&lt;", "<"), ("&gt;", ">"), ("&amp;", "&"))
 
@@ -58,9 +59,10 @@ def slack_plain(text: str | None, names: Mapping[str, str] | None = None) -> str
             return label or "@" + target[1:].split("^")[0]
         if not re.match(r"(?:https?|mailto|tel|slack):", target, re.IGNORECASE):
             return match.group(0)  # not Slack markup: a literal `<b>` from an alert or the CLI
-        if label:
+        if label and label.rstrip("/") != _SCHEME.sub("", target).rstrip("/"):
             return f"{label} ({target})"
-        return target
+        # Slack's own link of an address typed bare (`<http://x.io|x.io>`, `<mailto:a@x.io|a@x.io>`): once.
+        return target if target.lower().startswith("http") else (label or target)
 
     return _SLACK_TAG.sub(tag, text)
 
