@@ -7,18 +7,19 @@ Everything two deliveries (or two replicas) can race on is settled by the databa
 - declaring: `UPDATE ... SET declare_state = 'claimed' WHERE declare_state IN (...) AND incident_id IS NULL`,
   so exactly one caller declares (`claims.py`, with the incident link);
 - showing it in Slack: a lease (`sync_token`) taken with a conditional UPDATE (`leases.py`).
+What a delivery writes over the group's columns (a new episode or the same one) is `episodes.py`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import delete, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot.alerts import episodes
 from bot.alerts.models import AlertGroup, AlertInstance, DeclareState
 from bot.alerts.ordering import without_late_resolves
 from bot.alerts.payloads import Notification
@@ -152,13 +153,13 @@ async def _apply(
     group = await get_group(session, group_id=group_id)
     old_status = group.status  # the UPDATE below refreshes `group` in place
     linked_open, linked_private = await _linked(session, group.incident_id)
-    new_episode = _starts_episode(group=group, note=note, linked_open=linked_open)
+    new_episode = episodes.starts_episode(group=group, note=note, linked_open=linked_open)
     stored = [] if new_episode else await instances(session, group_id=group_id)
     note = without_late_resolves(note, stored)
     existing = {i.fingerprint: i.status for i in stored}
     state = group_state(note, stored)
     incident_id = None if new_episode else group.incident_id
-    values = _group_values(
+    values = episodes.group_values(
         group, note=note, state=state, proposal=proposal, rule=rule, now=now, new_episode=new_episode
     )
     result = await session.exec(
@@ -247,86 +248,6 @@ async def _on_incident(
         await impact.note_move(
             session, incident_id=incident_id, moved=moved, source=note.source, group_id=group_id, now=now
         )
-
-
-def _starts_episode(*, group: AlertGroup, note: Notification, linked_open: bool) -> bool:
-    """A resolved group firing again is a new episode, unless its incident is still open."""
-    first = group.notifications == 0 and group.revision == 0
-    # Not while a declaration is under way: until it links its incident (after the channel setup,
-    # minutes when Slack throttles) the group has none, yet that incident is this episode's.
-    return (
-        not first
-        and group.status == "resolved"
-        and note.status == "firing"
-        and not linked_open
-        and group.declare_state != DeclareState.CLAIMED
-    )
-
-
-def _group_values(
-    group: AlertGroup,
-    *,
-    note: Notification,
-    state: GroupState,
-    proposal: Proposal,
-    rule: str | None,
-    now: datetime,
-    new_episode: bool,
-) -> dict[str, Any]:
-    """The group's columns after this delivery (as read in `group`, before the optimistic UPDATE)."""
-    incident_id = None if new_episode else group.incident_id
-    declare_state = DeclareState.NONE if new_episode else group.declare_state
-    wanted = proposal.auto and incident_id is None and declare_state == DeclareState.NONE
-    values: dict[str, Any] = {
-        "status": state.status,
-        "title": note.title(),
-        "summary": note.summary[:3000],
-        "receiver": note.receiver[:200],
-        "group_labels": note.group_labels,
-        "common_labels": state.common_labels,
-        "common_annotations": note.common_annotations,
-        "external_url": note.external_url,
-        "truncated": note.truncated,
-        "firing_total": state.firing_total,
-        "last_seen_at": now,
-        "notifications": 1 if new_episode else group.notifications + 1,
-        "resolved_at": now if state.status == "resolved" else None,
-        "proposed_severity": proposal.severity.value,
-        "proposed_service": proposal.service,
-        "proposed_playbook": proposal.playbook,
-        "revision": group.revision + 1,
-    }
-    if rule is not None:
-        values["rule"] = rule
-    if wanted:
-        values["declare_state"] = DeclareState.WANTED
-    if new_episode:
-        values.update(_episode_reset(wanted=wanted, rule=rule, now=now, episode=group.episode + 1))
-    # Being declared (claimed, the incident not yet linked) counts as linked: the link comes after, and
-    # the incident it makes is offered the resolve then.
-    linked = incident_id is not None or declare_state == DeclareState.CLAIMED
-    if state.status == "resolved" and group.status == "firing" and linked:
-        values["resolve_offer_pending"] = True
-        values["clears"] = group.clears + 1
-    elif state.status == "firing":
-        values["resolve_offer_pending"] = False
-    return values
-
-
-def _episode_reset(*, wanted: bool, rule: str | None, now: datetime, episode: int) -> dict[str, Any]:
-    """A new episode starts clean: no incident, no declare, no Slack message of the last one."""
-    return {
-        "episode": episode,
-        "incident_id": None,
-        "declare_state": DeclareState.WANTED if wanted else DeclareState.NONE,
-        "declared_how": None,
-        "declare_claimed_at": None,
-        "channel_id": None,
-        "message_ts": None,
-        "first_seen_at": now,
-        "resolve_offer_pending": False,
-        "rule": rule,
-    }
 
 
 async def _clear_older(

@@ -1,0 +1,95 @@
+"""What one delivery does to its group's row: whether it starts a new episode, and the columns written.
+
+Pure functions on the group as read and the delivery; `service.ingest` writes what they return under its
+optimistic revision check, so nothing here touches the database.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from bot.alerts.models import AlertGroup, DeclareState
+from bot.alerts.payloads import Notification
+from bot.alerts.rules import Proposal
+from bot.alerts.state import GroupState
+
+
+def starts_episode(*, group: AlertGroup, note: Notification, linked_open: bool) -> bool:
+    """A resolved group firing again is a new episode, unless its incident is still open."""
+    first = group.notifications == 0 and group.revision == 0
+    # Not while a declaration is under way: until it links its incident (after the channel setup,
+    # minutes when Slack throttles) the group has none, yet that incident is this episode's.
+    return (
+        not first
+        and group.status == "resolved"
+        and note.status == "firing"
+        and not linked_open
+        and group.declare_state != DeclareState.CLAIMED
+    )
+
+
+def group_values(
+    group: AlertGroup,
+    *,
+    note: Notification,
+    state: GroupState,
+    proposal: Proposal,
+    rule: str | None,
+    now: datetime,
+    new_episode: bool,
+) -> dict[str, Any]:
+    """The group's columns after this delivery (as read in `group`, before the optimistic UPDATE)."""
+    incident_id = None if new_episode else group.incident_id
+    declare_state = DeclareState.NONE if new_episode else group.declare_state
+    wanted = proposal.auto and incident_id is None and declare_state == DeclareState.NONE
+    values: dict[str, Any] = {
+        "status": state.status,
+        "title": note.title(),
+        "summary": note.summary[:3000],
+        "receiver": note.receiver[:200],
+        "group_labels": note.group_labels,
+        "common_labels": state.common_labels,
+        "common_annotations": note.common_annotations,
+        "external_url": note.external_url,
+        "truncated": note.truncated,
+        "firing_total": state.firing_total,
+        "last_seen_at": now,
+        "notifications": 1 if new_episode else group.notifications + 1,
+        "resolved_at": now if state.status == "resolved" else None,
+        "proposed_severity": proposal.severity.value,
+        "proposed_service": proposal.service,
+        "proposed_playbook": proposal.playbook,
+        "revision": group.revision + 1,
+    }
+    if rule is not None:
+        values["rule"] = rule
+    if wanted:
+        values["declare_state"] = DeclareState.WANTED
+    if new_episode:
+        values.update(episode_reset(wanted=wanted, rule=rule, now=now, episode=group.episode + 1))
+    # Being declared (claimed, the incident not yet linked) counts as linked: the link comes after, and
+    # the incident it makes is offered the resolve then.
+    linked = incident_id is not None or declare_state == DeclareState.CLAIMED
+    if state.status == "resolved" and group.status == "firing" and linked:
+        values["resolve_offer_pending"] = True
+        values["clears"] = group.clears + 1
+    elif state.status == "firing":
+        values["resolve_offer_pending"] = False
+    return values
+
+
+def episode_reset(*, wanted: bool, rule: str | None, now: datetime, episode: int) -> dict[str, Any]:
+    """A new episode starts clean: no incident, no declare, no Slack message of the last one."""
+    return {
+        "episode": episode,
+        "incident_id": None,
+        "declare_state": DeclareState.WANTED if wanted else DeclareState.NONE,
+        "declared_how": None,
+        "declare_claimed_at": None,
+        "channel_id": None,
+        "message_ts": None,
+        "first_seen_at": now,
+        "resolve_offer_pending": False,
+        "rule": rule,
+    }
