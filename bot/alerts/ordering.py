@@ -4,7 +4,9 @@ Alertmanager and Grafana deliver a group's notifications one after another, but 
 the other Alertmanager of an HA pair, or a slow request on another replica can land after a newer
 one. A resolved alert that ended before the firing one stored for its fingerprint started is about
 an earlier occurrence: the alert still fires. Only the senders' own times are compared (startsAt and
-endsAt both come from Prometheus or Grafana); sources whose end time is the bot's clock are left alone.
+endsAt both come from Prometheus or Grafana, or from a preset sender that says when its check
+recovered: a retried resolve of Better Stack's or Pingdom's last outage can land after the next one
+started); a resolve whose end time is the bot's clock is left alone.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from bot.alerts.payloads import SOURCES, AlertItem, Notification
 
 def without_late_resolves(note: Notification, stored: Sequence[AlertInstance]) -> Notification:
     """The delivery with each late resolve read as "still firing" (the stored alert as it is)."""
-    if note.source not in SOURCES:
+    if note.source not in SOURCES and not note.ends_from_sender:
         return note
     firing = {i.fingerprint: i.starts_at for i in stored if i.status == "firing" and i.starts_at is not None}
     alerts = [

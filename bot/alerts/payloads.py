@@ -78,6 +78,9 @@ class Notification:
     clears: tuple[str, ...] = ()
     # The key an earlier version gave this group: while a group stored under it is open, it is this group.
     former_group_key: str = ""
+    # A resolved alert's `ends_at` is the sender's own time of the resolve (a preset that says it), not the
+    # bot's clock: a late resolve of an earlier outage can then be told apart (`ordering`).
+    ends_from_sender: bool = False
 
     @property
     def key_hash(self) -> str:

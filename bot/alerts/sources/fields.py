@@ -30,6 +30,8 @@ class Fields:
     # The key an earlier version stored this sender's alert under (Datadog's `aggreg_key`): a group still
     # open under it takes the delivery, and a resolve clears what was stored there.
     former_key: str = ""
+    # When the sender says the alert ended, by its own clock (resolved only); else the bot's clock is used.
+    ended_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -134,7 +136,7 @@ def notification(source: str, fields: Fields, *, now: datetime) -> Notification:
         labels=labels,
         annotations=annotations,
         starts_at=fields.started_at,
-        ends_at=now if not fields.firing else None,
+        ends_at=(fields.ended_at or now) if not fields.firing else None,
         generator_url=fields.link or None,
     )
     return Notification(
@@ -152,6 +154,7 @@ def notification(source: str, fields: Fields, *, now: datetime) -> Notification:
         partial=bool(fields.alert),
         clears=clears,
         former_group_key=f"{source}:{fields.former_key}"[:2000] if fields.former_key else "",
+        ends_from_sender=not fields.firing and fields.ended_at is not None,
     )
 
 

@@ -221,6 +221,7 @@ def pingdom(data: dict[str, Any], _: Mapping[str, str]) -> Fields | Ignored:
     if state not in ("DOWN", "UP", "FAILING", "SUCCESS"):
         raise PayloadError(f"current_state: expected DOWN or UP, got {state!r}")
     firing = state in ("DOWN", "FAILING")
+    changed = when(data.get("state_changed_timestamp"), where="state_changed_timestamp")
     raw_params = data.get("check_params")
     params: dict[str, Any] = raw_params if isinstance(raw_params, dict) else {}
     name = text(data.get("check_name"), where="check_name") or "Pingdom check"
@@ -235,7 +236,8 @@ def pingdom(data: dict[str, Any], _: Mapping[str, str]) -> Fields | Ignored:
         or text(data.get("description"), where="description"),
         severity={"HIGH": "critical", "LOW": "warning"}.get(importance),
         labels={k: v for k, v in labels.items() if v},
-        started_at=when(data.get("state_changed_timestamp"), where="state_changed_timestamp") if firing else None,
+        started_at=changed if firing else None,
+        ended_at=None if firing else changed,
         link=link,
     )
 
@@ -247,12 +249,15 @@ def betterstack(data: dict[str, Any], _: Mapping[str, str]) -> Fields | Ignored:
     if kind and kind != "incident":
         return Ignored(f"Better Stack {kind}: not an incident")
     attributes = _object(body.get("attributes"), where="data.attributes")
+    resolved = _betterstack_resolved(data, attributes)
     return Fields(
         key=_betterstack_monitor(body) or text(body.get("id"), where="data.id", required=True),
-        firing=not _betterstack_resolved(data, attributes),
+        firing=not resolved,
         title=text(attributes.get("name"), where="data.attributes.name") or "Better Stack incident",
         summary=text(attributes.get("cause"), where="data.attributes.cause"),
         started_at=when(attributes.get("started_at"), where="data.attributes.started_at"),
+        # The outage it ends: a retried resolve of the last one must not clear the monitor's next outage.
+        ended_at=when(attributes.get("resolved_at"), where="data.attributes.resolved_at") if resolved else None,
         link=text(attributes.get("url"), where="data.attributes.url") or None,
     )
 
