@@ -6,27 +6,36 @@ optimistic revision check, so nothing here touches the database.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from bot.alerts.models import AlertGroup, DeclareState
+from bot.alerts.models import AlertGroup, AlertInstance, DeclareState
 from bot.alerts.payloads import Notification
 from bot.alerts.rules import Proposal
 from bot.alerts.state import GroupState
 
 
-def starts_episode(*, group: AlertGroup, note: Notification, linked_open: bool) -> bool:
-    """A resolved group firing again is a new episode, unless its incident is still open."""
+def starts_episode(
+    *, group: AlertGroup, note: Notification, linked_open: bool, stored: Sequence[AlertInstance]
+) -> bool:
+    """A resolved group firing again is a new episode, unless its incident is still open. So is a group that
+    still fires after its incident was resolved, once an alert new to it fires (or one fires again): joining
+    the closed incident, it would page nobody and only be said in that incident's channel."""
     first = group.notifications == 0 and group.revision == 0
     # Not while a declaration is under way: until it links its incident (after the channel setup,
     # minutes when Slack throttles) the group has none, yet that incident is this episode's.
-    return (
-        not first
-        and group.status == "resolved"
-        and note.status == "firing"
-        and not linked_open
-        and group.declare_state != DeclareState.CLAIMED
-    )
+    if first or note.status != "firing" or linked_open or group.declare_state == DeclareState.CLAIMED:
+        return False
+    if group.status == "resolved":
+        return True
+    return group.incident_id is not None and _fires_anew(note, stored)
+
+
+def _fires_anew(note: Notification, stored: Sequence[AlertInstance]) -> bool:
+    """An alert of the delivery fires that was not firing in the group (new to it, or cleared before)."""
+    firing = {i.fingerprint for i in stored if i.status == "firing"}
+    return any(a.status == "firing" and a.fingerprint not in firing for a in note.alerts)
 
 
 def group_values(

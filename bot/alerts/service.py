@@ -153,8 +153,10 @@ async def _apply(
     group = await get_group(session, group_id=group_id)
     old_status = group.status  # the UPDATE below refreshes `group` in place
     linked_open, linked_private = await _linked(session, group.incident_id)
-    new_episode = episodes.starts_episode(group=group, note=note, linked_open=linked_open)
-    stored = [] if new_episode else await instances(session, group_id=group_id)
+    stored = await instances(session, group_id=group_id)
+    new_episode = episodes.starts_episode(group=group, note=note, linked_open=linked_open, stored=stored)
+    if new_episode:
+        stored = []
     note = without_late_resolves(note, stored)
     existing = {i.fingerprint: i.status for i in stored}
     state = group_state(note, stored)

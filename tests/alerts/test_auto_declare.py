@@ -136,6 +136,26 @@ async def test_alert_still_firing_after_the_incident_is_resolved_does_not_redecl
     assert [e.kind for e in await bot.timeline(1)].count("alert") == 2
 
 
+async def test_a_new_alert_in_a_group_still_firing_after_its_incident_was_resolved_is_declared(
+    bot: BotHarness,
+) -> None:
+    """INC-1 was resolved while its group still fired (Alertmanager says resolved a group_interval later, a
+    group by alertname may never clear). A new critical alert joining the group was said only in INC-1's
+    closed channel: no incident, no page, and the card offered no Declare."""
+    first = p.am_alert(severity="critical")
+    await send(bot, p.alertmanager([first]))
+    await bot.command("resolve fixed", user="U0ALICE", channel=(await bot.incident(1)).channel_id or "")
+    await send(bot, p.alertmanager([first]))  # a repeat of what INC-1 was about declares nothing
+    assert await incident_count(bot) == 1
+
+    second = p.am_alert(severity="critical", instance="api-2:9090", starts_at="2026-11-20T12:00:00Z")
+    await send(bot, p.alertmanager([first, second]))
+    assert await incident_count(bot) == 2
+    [group] = await groups(bot)
+    assert group.incident_id == 2 and group.episode == 2 and group.status == "firing"
+    assert len(alert_messages(bot)) == 2  # the new episode's own card
+
+
 async def test_a_new_firing_after_resolution_declares_a_new_incident(bot: BotHarness) -> None:
     firing = p.am_alert(severity="critical")
     await send(bot, p.alertmanager([firing]))
