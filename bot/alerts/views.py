@@ -80,8 +80,16 @@ def build_view(group: AlertGroup, alerts: list[AlertInstance], incident: Inciden
         proposed_service=group.proposed_service,
         proposed_playbook=group.proposed_playbook,
         rule=group.rule,
-        declaring=group.declare_state in (DeclareState.WANTED, DeclareState.CLAIMED) and incident is None,
+        declaring=_declaring(group) and incident is None,
         alerts=[alert_line(a, group.common_labels) for a in alerts],
         incident=link,
         firing_total=group.firing_total,
+    )
+
+
+def _declaring(group: AlertGroup) -> bool:
+    """A declaration is under way (claimed), or a rule's is to come: only while the group fires, as an
+    alert that cleared before its sync could declare is not declared."""
+    return group.declare_state == DeclareState.CLAIMED or (
+        group.declare_state == DeclareState.WANTED and group.status == "firing"
     )

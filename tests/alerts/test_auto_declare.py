@@ -296,3 +296,28 @@ async def test_an_alert_that_fires_again_after_it_cleared_is_said_in_the_inciden
     await send(bot, p.alertmanager([dict(firing, startsAt="2026-11-20T09:12:00Z")]))
     last = bot.fake.messages(channel)[-1]
     assert "firing" in rendered(last) and "HighErrorRate" in rendered(last), rendered(last)
+
+
+async def test_an_alert_that_cleared_before_it_could_be_declared_does_not_say_declaring(bot: BotHarness) -> None:
+    """Slack held the group's card (a storm): meanwhile the alert turned critical and cleared. Nothing is
+    declared for an alert that cleared, yet its card said "Declaring an incident…" for good."""
+    gate = bot.fake.hold("chat.postMessage", lambda args: args.get("channel") == "C0ALERTS")
+    critical = p.am_alert(severity="critical")
+    cleared = dict(critical, status="resolved", endsAt="2026-11-20T09:10:00Z")
+    try:
+        await send(bot, p.alertmanager([p.am_alert(severity="warning")]), settle=False)
+        for _ in range(500):
+            if bot.fake.held:
+                break
+            await asyncio.sleep(0.01)
+        assert bot.fake.held, "the card never went out"
+        await send(bot, p.alertmanager([critical]), settle=False)
+        await send(bot, p.alertmanager([cleared]), settle=False)
+    finally:
+        gate.set()
+    await bot.settle()
+    await processor(bot).idle()
+    [group] = await groups(bot)
+    assert group.status == "resolved" and not group.pending and await incident_count(bot) == 0
+    [card] = alert_messages(bot)
+    assert "RESOLVED" in rendered(card) and "Declaring" not in rendered(card)
