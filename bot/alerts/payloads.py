@@ -113,22 +113,27 @@ class Notification:
         return " ".join(text.split())[:300]
 
 
-def _without_nul(value: Any) -> Any:
+# A `\ud83d` escape with no pair: json.loads keeps it as a lone surrogate, which no database driver encodes.
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _storable_value(value: Any) -> Any:
     if isinstance(value, str):
-        return value.replace("\x00", "")
+        return _LONE_SURROGATE.sub("\ufffd", value.replace("\x00", ""))
     if isinstance(value, dict):
-        return {_without_nul(k): _without_nul(v) for k, v in value.items()}
+        return {_storable_value(k): _storable_value(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return type(value)(_without_nul(v) for v in value)
+        return type(value)(_storable_value(v) for v in value)
     if isinstance(value, AlertItem):
-        return replace(value, **{f.name: _without_nul(getattr(value, f.name)) for f in fields(value)})
+        return replace(value, **{f.name: _storable_value(getattr(value, f.name)) for f in fields(value)})
     return value
 
 
 def storable(note: Notification) -> Notification:
-    """The delivery without NUL characters: PostgreSQL text cannot hold one, and a stray NUL in a label,
-    an annotation or the group key must not turn every retry of the sender into a 503."""
-    return replace(note, **{f.name: _without_nul(getattr(note, f.name)) for f in fields(note)})
+    """The delivery as the database can hold it, so that no retry of the sender turns into a 503 for good:
+    without NUL characters (PostgreSQL text cannot hold one), and with a lone UTF-16 surrogate (a sender
+    that cut an emoji in half, as a JavaScript client's truncated message does) as U+FFFD."""
+    return replace(note, **{f.name: _storable_value(getattr(note, f.name)) for f in fields(note)})
 
 
 def parse_time(value: Any, *, where: str) -> datetime | None:

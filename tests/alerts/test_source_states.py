@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -142,3 +143,19 @@ async def test_a_datadog_null_transition_is_ignored_not_refused(sbot: BotHarness
     missing = {k: v for k, v in b.datadog("Triggered").items() if k != "alert_transition"}
     response = await send(sbot, missing, source="dd", headers=BEARER)
     assert response.status_code == 400 and "alert_transition is missing" in response.json()["error"]
+
+
+async def test_a_lone_surrogate_in_a_delivery_is_stored_as_a_replacement_not_refused_with_a_503(
+    sbot: BotHarness,
+) -> None:
+    """A sender that cut an emoji in half (`\\ud83d` with no pair, valid JSON) made every retry a 503: no
+    database driver encodes a lone surrogate, so the outage was never stored."""
+    body = b.betterstack(False)
+    body["data"]["attributes"]["cause"] = "Status 503 CUT"
+    raw = json.dumps(body).replace("CUT", "\\ud83d").encode()
+    for _ in range(2):  # a repeat lands on the same group
+        response = await send(sbot, raw, source="betterstack", headers=BEARER)
+        assert response.status_code == 200, response.text
+    [group] = await groups(sbot)
+    assert group.summary == "Status 503 \ufffd" and group.notifications == 2
+    assert "Status 503" in rendered(alert_messages(sbot)[0])
