@@ -155,7 +155,10 @@ async def _apply(
     linked_open, linked_private = await _linked(session, group.incident_id)
     stored = await instances(session, group_id=group_id)
     new_episode = episodes.starts_episode(group=group, note=note, linked_open=linked_open, stored=stored)
-    if new_episode:
+    # A resolved group starts its new episode clean; one that still fires keeps its alerts' state (a partial
+    # sender's other alerts, which this delivery does not name, still fire).
+    clean = new_episode and old_status == "resolved"
+    if clean:
         stored = []
     note = without_late_resolves(note, stored)
     existing = {i.fingerprint: i.status for i in stored}
@@ -177,14 +180,9 @@ async def _apply(
     if result.rowcount != 1:
         await session.rollback()
         return None
-    if new_episode:
+    if clean:
         await session.exec(delete(AlertInstance).where(col(AlertInstance.group_id) == group_id))
-    new_firing = [
-        a.fingerprint for a in note.alerts if a.status == "firing" and existing.get(a.fingerprint) != "firing"
-    ]
-    newly_resolved = [
-        a.fingerprint for a in note.alerts if a.status == "resolved" and existing.get(a.fingerprint) == "firing"
-    ]
+    new_firing, newly_resolved = _changes(note, existing)
     newly_resolved += await _clear_older(session, group_id=group_id, note=note, existing=existing, now=now)
     await _upsert_alerts(session, group_id=group_id, note=note, refired=set(new_firing), now=now)
     if incident_id is not None:
@@ -208,6 +206,13 @@ async def _apply(
         incident_id=incident_id,
         incident_private=incident_id is not None and linked_private,
     )
+
+
+def _changes(note: Notification, existing: dict[str, str]) -> tuple[list[str], list[str]]:
+    """The delivery's alerts that fire and were not firing, and those it clears."""
+    fired = [a.fingerprint for a in note.alerts if a.status == "firing" and existing.get(a.fingerprint) != "firing"]
+    cleared = [a.fingerprint for a in note.alerts if a.status == "resolved" and existing.get(a.fingerprint) == "firing"]
+    return fired, cleared
 
 
 async def _on_incident(

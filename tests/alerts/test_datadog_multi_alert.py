@@ -128,3 +128,18 @@ async def test_a_monitor_stored_under_its_aggreg_key_by_an_older_version_still_r
     [group] = await groups(bot)
     assert group.status == "resolved" and len(_offers(bot, channel)) == 1
     assert {a.status for a in await alert_service_instances(bot, group.id or 0)} == {"resolved"}
+
+
+async def test_a_host_down_after_the_incident_was_resolved_is_declared_and_the_others_still_count(
+    bot: BotHarness,
+) -> None:
+    """web-2 went down after INC-1 was resolved while web-1 still was: a new incident, and web-1 (which
+    this delivery does not name) still keeps the monitor firing when web-2 recovers."""
+    await _post(bot, _host("Triggered", "web-1", scope_field=True))
+    await bot.command("resolve fixed", user="U0ALICE", channel=(await bot.incident(1)).channel_id or "")
+    await _post(bot, _host("Triggered", "web-2", scope_field=True))
+    [group] = await groups(bot)
+    assert await incident_count(bot) == 2 and group.incident_id == 2 and group.episode == 2
+    await _post(bot, _host("Recovered", "web-2", scope_field=True))
+    [group] = await groups(bot)
+    assert group.status == "firing", "web-1 is still down"
