@@ -123,7 +123,7 @@ def register(app: AsyncApp, deps: Deps) -> None:
         await ack()
 
         async def work() -> None:
-            incident = await clicked_incident(deps, body, "alert resolve", number=_number(body), in_its_channel=True)
+            incident = await clicked_incident(deps, body, "alert resolve", number=_number(body))
             outcome = await alert_flows.resolve_from_alert(deps, incident_id=incident.id or 0, actor=body["user"]["id"])
             problems = f"\n⚠️ {'; '.join(outcome.problems)}" if outcome.problems else ""
             await respond(

@@ -10,7 +10,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.deps import Deps
 from bot.exceptions import InvalidState, UsageError
-from bot.incidents import access, flows
+from bot.incidents import access, flows, service
 from bot.incidents.models import Incident
 from bot.ops.clicks import refused
 from bot.slack import blocks
@@ -28,32 +28,45 @@ def incident_number(body: dict[str, Any]) -> int:
     return int(value)
 
 
-async def clicked_incident(
-    deps: Deps, body: dict[str, Any], what: str, *, number: int | None = None, in_its_channel: bool = False
-) -> Incident:
-    """The incident a button names, re-read and checked: the clicker must see it, and a click from a
-    message (not a DM or an ephemeral) must come from that incident's own summary (or, `in_its_channel`,
-    from any message in its channel, as the alert-cleared notice); else it is refused and audited."""
-    user = body["user"]["id"]
-    number = incident_number(body) if number is None else number
-    incident = await access.find(deps, number=number, person=user)
+def clicked_message(body: dict[str, Any]) -> tuple[str, str, bool]:
+    """(channel, ts, ephemeral) of the message a click came from, as far as Slack says ("" when it does not)."""
     container = body.get("container") or {}
     channel = str((body.get("channel") or {}).get("id") or container.get("channel_id") or "")
     ts = str((body.get("message") or {}).get("ts") or container.get("message_ts") or "")
-    ours = {(incident.channel_id, incident.summary_ts), (incident.announcement_channel, incident.announcement_ts)}
-    if in_its_channel:
-        ours = {(incident.channel_id, ts)}
-    if channel and ts and not container.get("is_ephemeral") and (channel, ts) not in ours:
-        await refused(
-            deps,
-            actor=user,
-            what=what,
-            claimed=number,
-            reason=f"the button is not on {incident.ref}'s summary",
-            incident_id=incident.id,
-        )
-        raise access.not_found(number)
-    return incident
+    return channel, ts, bool(container.get("is_ephemeral"))
+
+
+async def clicked_incident(deps: Deps, body: dict[str, Any], what: str, *, number: int | None = None) -> Incident:
+    """The incident a button names, re-read and checked with `can_see`: the number is a hint.
+
+    Which message the button sits on is not what decides: the summary is clicked before its ts is
+    recorded (the setup writes it last), a summary posted again or a second one a race left behind
+    carry the same buttons, and none of that makes the incident one the clicker cannot see. Only a
+    button in another incident's channel is refused (and audited): it would act on an incident other
+    than the one the message is about, so the clicker is told exactly that, and how to act instead.
+    """
+    user = body["user"]["id"]
+    number = incident_number(body) if number is None else number
+    incident = await access.find(deps, number=number, person=user)
+    channel, _, ephemeral = clicked_message(body)
+    if not channel or ephemeral or channel == incident.channel_id:
+        return incident
+    async with deps.db.session() as session:
+        other = await service.by_channel(session, channel_id=channel)
+    if other is None or other.id == incident.id:
+        return incident
+    await refused(
+        deps,
+        actor=user,
+        what=what,
+        claimed=number,
+        reason=f"the button is on a message in {other.ref}'s channel",
+        incident_id=incident.id,
+    )
+    raise InvalidState(
+        f"This button names {incident.ref}, but it is on a message in another incident's channel, so nothing "
+        f"was done. To act on {incident.ref}, use its channel or name it: `/incident {incident.ref} …`."
+    )
 
 
 def register(app: AsyncApp, deps: Deps) -> None:

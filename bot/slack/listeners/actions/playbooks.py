@@ -129,8 +129,8 @@ async def _pick(deps: Deps, body: dict[str, Any], respond: AsyncRespond) -> None
     incident, _, playbook_id = _value(body).partition(":")
     if not (incident.isascii() and incident.isdigit() and len(incident) < 10) or not playbook_id:
         raise _damaged()
-    # The picker lives in the incident's channel: a click elsewhere naming this incident is refused.
-    await clicked_incident(deps, body, "playbook pick", number=int(incident), in_its_channel=True)
+    # The picker lives in the incident's channel: a click in another incident's channel is refused.
+    await clicked_incident(deps, body, "playbook pick", number=int(incident))
     started = await flows.pick(
         deps,
         incident_id=int(incident),

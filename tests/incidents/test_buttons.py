@@ -1,0 +1,63 @@
+"""The summary's buttons answer truly: a click by someone who may see the incident acts on it, wherever
+the bot's message with the button is in its own channel; a click that would act on another incident
+than its message is about is refused, and says so."""
+
+from __future__ import annotations
+
+from sqlmodel import select
+
+from bot.ops.models import AuditLog
+from bot.slack.blocks import ActionId, CallbackId
+from tests.harness import BotHarness, until
+from tests.incidents.test_setup_races import written
+
+
+async def test_the_summary_acts_before_its_setup_has_recorded_it(bot: BotHarness) -> None:
+    """The setup writes the summary's ts last, with the announcement's: a responder who pressed Acknowledge
+    on the summary meanwhile (a slow or throttled announcement) was told there was no INC-1 they could see."""
+    gate = bot.fake.hold("chat.postMessage", lambda args: args.get("channel") == "C0INCIDENTS")
+    try:
+        await bot.command("declare P1 Checkout is down", settle=False)
+        await until(lambda: bot.fake.held)  # the summary is posted; the announcement waits
+        incident = await bot.incident(1)
+        channel = incident.channel_id or ""
+        summary = next(m for m in bot.fake.messages(channel) if m.text.startswith("INC-1 [P1]"))
+        assert incident.summary_ts is None  # not recorded yet
+        await bot.click(ActionId.ACK, "1", user="U0BOB", channel=channel, message_ts=summary.ts, settle=False)
+        await written(bot, lambda incident: incident.acknowledged_by == "U0BOB")
+    finally:
+        gate.set()
+    await bot.settle()
+    assert not [r for r in bot.replies() if "no incident" in r]
+    assert (await bot.incident(1)).summary_ts == summary.ts
+
+
+async def test_a_second_summary_left_in_the_channel_still_acts(bot: BotHarness) -> None:
+    """A summary posted again that could not be deleted (or one from an interrupted setup) carries the same
+    buttons: the incident is re-read and the clicker's access checked, the message does not decide."""
+    incident = await bot.declare("P2 Search is slow")
+    channel = incident.channel_id or ""
+    await bot.click(ActionId.RESOLVE, "1", user="U0BOB", channel=channel, message_ts="1790000000.000100")
+    assert [c.args["view"]["callback_id"] for c in bot.fake.calls_to("views.open")] == [CallbackId.RESOLVE]
+    assert not [r for r in bot.replies() if "no incident" in r]
+
+
+async def test_a_button_on_another_incidents_message_says_why_nothing_was_done(bot: BotHarness) -> None:
+    """Bob may see INC-2: "no incident INC-2 that you can see" was untrue. He is told why the click did nothing
+    and how to act on INC-2; the refusal is audited."""
+    first = await bot.declare("P2 Search is slow")
+    second = await bot.declare("P3 Emails delayed")
+    # Acknowledge on INC-1's summary, with a value naming INC-2.
+    await bot.click(ActionId.ACK, str(second.id), user="U0BOB", channel=first.channel_id, message_ts=first.summary_ts)
+    reply = bot.last_reply()
+    assert "no incident" not in reply
+    assert reply.startswith("⚠️ This button names INC-2, but it is on a message in another incident's channel")
+    assert "`/incident INC-2 …`" in reply
+    assert (await bot.incident(second.id or 0)).acknowledged_by is None
+    assert (await bot.incident(first.id or 0)).acknowledged_by is None
+    async with bot.deps.db.session() as session:
+        rows = list((await session.exec(select(AuditLog))).all())
+    assert [(r.actor, r.action, r.outcome, r.incident_id) for r in rows] == [
+        ("U0BOB", "click:acknowledge", "refused", second.id)
+    ]
+    assert "INC-1's channel" in rows[0].detail
