@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 
@@ -232,10 +232,15 @@ class Started(Command):
 
 @dataclass(frozen=True)
 class Known:
-    """What the parser may suggest from; empty means anything goes."""
+    """What the parser may suggest from; empty means anything goes.
+
+    `playbooks_like`: the ids of the playbooks whose id, title or keywords match words typed in place of
+    an id, best first (the playbook registry's `matching`), so `db` suggests `database`, not only a
+    near spelling."""
 
     services: frozenset[str] = field(default_factory=frozenset)
     playbooks: frozenset[str] = field(default_factory=frozenset)
+    playbooks_like: Callable[[str], Sequence[str]] | None = None
 
 
 _Parser = Callable[[str, "int | None", "list[str]", str, Known], "Command"]
@@ -399,10 +404,11 @@ def _declare_words(rest: list[str]) -> _DeclareWords:
     return said
 
 
-def _check_known(what: str, value: str | None, known: frozenset[str]) -> None:
-    """A service or playbook the bot does not know is refused, with the closest known one suggested."""
+def _check_known(what: str, value: str | None, known: frozenset[str], guesses: list[str] | None = None) -> None:
+    """A service or playbook the bot does not know is refused, with the closest known one suggested
+    (`guesses`, best first, when the caller has better ones than spelling)."""
     if value and known and value not in known:
-        guess = _closest(value, sorted(known))
+        guess = (guesses or [])[0] if guesses else _closest(value, sorted(known))
         raise _fail(
             "declare",
             f"Unknown {what} `{value}`. Known: {', '.join(sorted(known))}.",
@@ -410,10 +416,21 @@ def _check_known(what: str, value: str | None, known: frozenset[str]) -> None:
         )
 
 
+def _playbook_guesses(typed: str, known: Known) -> list[str]:
+    """Known playbooks that words typed in place of an id may mean: by id, title or keywords first, then
+    by spelling."""
+    guesses = [p for p in (known.playbooks_like(typed) if known.playbooks_like else []) if p in known.playbooks]
+    close = _closest(typed, sorted(known.playbooks))
+    if close is not None and close not in guesses:
+        guesses.append(close)
+    return guesses
+
+
 def _p_declare(name: str, incident: int | None, rest: list[str], _: str, known: Known) -> Command:
     said = _declare_words(rest)
     _check_known("service", said.service, known.services)
-    _check_known("playbook", said.playbook, known.playbooks)
+    if said.playbook and said.playbook not in known.playbooks:
+        _check_known("playbook", said.playbook, known.playbooks, _playbook_guesses(said.playbook, known))
     title = " ".join(said.title).strip()
     if len(title) > MAX_TITLE:
         raise _fail("declare", f"The title is {len(title)} characters; keep it under {MAX_TITLE}.")
@@ -513,19 +530,23 @@ def _p_none(name: str, incident: int | None, rest: list[str], _: str, known: Kno
     return Command(name=name, incident=incident)
 
 
-def _p_playbook(name: str, incident: int | None, rest: list[str], _: str, known: Known) -> Command:
-    if len(rest) != 1:
-        listing = f" Known: {', '.join(sorted(known.playbooks))}." if known.playbooks else ""
-        raise _fail("playbook", f"Name one playbook.{listing}")
-    playbook = rest[0].lower()
-    if known.playbooks and playbook not in known.playbooks:
-        guess = _closest(playbook, sorted(known.playbooks))
-        raise _fail(
-            "playbook",
-            f"Unknown playbook `{playbook}`. Known: {', '.join(sorted(known.playbooks))}.",
-            suggestion=f"/incident playbook {guess}" if guess else None,
-        )
-    return PlaybookCmd(name=name, incident=incident, playbook=playbook)
+def _p_playbook(name: str, incident: int | None, rest: list[str], text: str, known: Known) -> Command:
+    """One playbook id; a word that is not one (`db`) or its title (`database issues`) is answered with the
+    playbooks it matches, the best one as the command to type."""
+    listing = f" Known: {', '.join(sorted(known.playbooks))}." if known.playbooks else ""
+    typed = text.strip().lower()
+    if len(rest) == 1 and (not known.playbooks or typed in known.playbooks):
+        return PlaybookCmd(name=name, incident=incident, playbook=typed)
+    guesses = _playbook_guesses(typed, known) if typed else []
+    if not guesses:
+        unknown = f"Unknown playbook `{typed}`." if len(rest) == 1 else "Name one playbook."
+        raise _fail("playbook", f"{unknown}{listing}")
+    also = f" `{typed}` matches {', '.join(guesses)}." if len(guesses) > 1 else ""
+    raise _fail(
+        "playbook",
+        f"Unknown playbook `{typed}`.{also}{listing}",
+        suggestion=f"/incident playbook {guesses[0]}",
+    )
 
 
 def _p_postmortem(name: str, incident: int | None, rest: list[str], _: str, known: Known) -> Command:

@@ -48,6 +48,19 @@ def _word_pattern(keyword: str) -> re.Pattern[str]:
     return re.compile(rf"(?<!\w){re.escape(keyword.lower())}{ending}(?!\w)")
 
 
+def _words(text: str) -> list[str]:
+    return re.findall(r"[^\W_]+", text.lower())
+
+
+def _word_in(word: str, vocabulary: set[str]) -> bool:
+    """`word` is one of `vocabulary`'s, starts one (3 letters at least), or is one with an ending added."""
+    if word in vocabulary:
+        return True
+    if len(word) >= 3 and any(known.startswith(word) for known in vocabulary):
+        return True
+    return any(re.fullmatch(re.escape(known) + _ENDINGS, word) for known in vocabulary if known)
+
+
 class PlaybookRegistry:
     def __init__(self, playbooks: list[Playbook]) -> None:
         self._by_id: dict[str, Playbook] = {}
@@ -75,6 +88,26 @@ class PlaybookRegistry:
 
     def find(self, playbook_id: str) -> Playbook | None:
         return self._by_id.get(playbook_id.strip().lower())
+
+    def matching(self, text: str) -> list[str]:
+        """Ids of the playbooks a word (or words) typed in place of an id names: `db`, `latency`, `sec`,
+        `database issues`. Matched against each one's id, title and keywords, best first: the whole text
+        being one of those outranks each of its words being found in them (as a word, its start, or with
+        a plural or past ending), which outranks some of them being found."""
+        typed = _words(text)
+        if not typed:
+            return []
+        found: list[tuple[int, str]] = []
+        for playbook in self:
+            phrases = {" ".join(_words(name)) for name in (playbook.id, playbook.title, *playbook.match.keywords)}
+            vocabulary = {word for phrase in phrases for word in phrase.split()}
+            if " ".join(typed) in phrases:
+                found.append((0, playbook.id))
+            elif all(_word_in(word, vocabulary) for word in typed):
+                found.append((1, playbook.id))
+            elif any(_word_in(word, vocabulary) for word in typed):
+                found.append((2, playbook.id))
+        return [playbook_id for _, playbook_id in sorted(found)]
 
     def get(self, playbook_id: str) -> Playbook:
         """The playbook, or NotFound that lists the valid ids and the closest one."""

@@ -134,3 +134,31 @@ async def test_declared_elsewhere_the_reply_stays_in_the_channel(bot: BotHarness
 
     assert bot.fake.responses[-1]["response_type"] == "in_channel"
     assert len([m for m in bot.fake.messages("C0INCIDENTS") if m.ephemeral_to is None]) == 1
+
+
+@pytest.mark.parametrize(
+    ("text", "suggested", "also"),
+    [
+        ("playbook db", "/incident INC-1 playbook database", ""),
+        ("playbook latency", "/incident INC-1 playbook high-latency", ""),
+        ("playbook Database issues", "/incident INC-1 playbook database", ""),
+        ("playbook slow", "/incident INC-1 playbook high-latency", "`slow` matches high-latency, database."),
+    ],
+)
+async def test_a_playbook_asked_for_by_a_word_that_is_not_its_id_is_suggested(
+    bot: BotHarness, text: str, suggested: str, also: str
+) -> None:
+    """`db` is one of the database playbook's keywords, not a near spelling of its id: nothing was suggested."""
+    await bot.declare("P2 Search is slow")
+
+    await bot.command(f"INC-1 {text}", channel="C0GENERAL")
+
+    section = _usage_section(bot)
+    assert f"Did you mean: `{suggested}`" in section and also in section, section
+
+
+async def test_a_declaration_naming_a_playbook_by_keyword_is_shown_its_id(bot: BotHarness) -> None:
+    await bot.command("declare P1 playbook:postgres Checkout is down", channel="C0GENERAL")
+
+    section = _usage_section(bot)
+    assert "Unknown playbook `postgres`" in section and "playbook:database" in section, section

@@ -140,3 +140,22 @@ def test_foundation_hooks(shipped: PlaybookRegistry) -> None:
     assert shipped.get("SECURITY-BREACH").private is True
     assert str(shipped.get("service-down").severity) == "P1"
     assert "database" in shipped and "nope" not in shipped
+
+
+@pytest.mark.parametrize(
+    ("typed", "expected"),
+    [
+        ("db", ["database"]),  # a keyword
+        ("Database issues", ["database"]),  # the title
+        ("sec", ["security-breach"]),  # the start of a word
+        ("breached", ["security-breach"]),  # a keyword with an ending
+        ("slow", ["high-latency", "database"]),  # a keyword first, then a keyword's word (`slow query`)
+        ("postgres down", ["database", "service-down"]),  # each word somewhere
+        ("xyz", []),
+        ("", []),
+    ],
+)
+def test_words_typed_in_place_of_an_id_name_the_playbooks_they_match(
+    shipped: PlaybookRegistry, typed: str, expected: list[str]
+) -> None:
+    assert shipped.matching(typed) == expected

@@ -27,14 +27,16 @@ def command_text(command: dict[str, Any]) -> str:
 
 
 def known(deps: Deps) -> grammar.Known:
+    """What the grammar suggests from: the services, and the playbooks (by id, title and keywords)."""
     registry = deps.playbooks
-    playbook_ids: frozenset[str] = frozenset()
-    if registry is not None:
-        try:
-            playbook_ids = frozenset(registry.ids())
-        except Exception:
-            playbook_ids = frozenset()
-    return grammar.Known(services=frozenset(deps.settings.config.services), playbooks=playbook_ids)
+    services = frozenset(deps.settings.config.services)
+    if registry is None:
+        return grammar.Known(services=services)
+    try:
+        playbook_ids = frozenset(registry.ids())
+    except Exception:
+        return grammar.Known(services=services)
+    return grammar.Known(services=services, playbooks=playbook_ids, playbooks_like=registry.matching)
 
 
 def form_playbooks(deps: Deps) -> list[tuple[str, str]]:
