@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from bot.clock import FakeClock, utc
 from bot.slack.blocks import ActionId
-from tests.harness import BotHarness
+from tests.conftest import make_settings
+from tests.fakes.slack_api import FakeSlack
+from tests.harness import BotHarness, running_bot
 
 
 async def test_a_channel_renamed_by_a_person_is_the_name_the_bot_keeps(bot: BotHarness) -> None:
@@ -77,3 +83,24 @@ async def test_a_person_added_to_a_private_incident_s_channel_may_act_at_once(bo
     await bot.event({**joined, "subtype": "channel_leave", "ts": "1790000000.2", "text": "left"})
     await bot.command(f"INC-{number} note still here?", user="U0BOB", channel="C0GENERAL")
     assert hidden in bot.last_reply()
+
+
+async def test_an_event_without_a_time_slack_can_say_is_dated_by_the_injected_clock(
+    fake_slack: FakeSlack, database_url: str, tmp_path: Path
+) -> None:
+    """Without a `ts` (or with one that is not a time) the event was dated by the wall clock, not the bot's
+    clock: out of order with every other event of a test, a demo or a replayed incident."""
+    clock = FakeClock(datetime(2026, 11, 20, 9, 0, tzinfo=UTC))
+    settings = make_settings(fake=fake_slack, database_url=database_url, tmp_path=tmp_path)
+    async with running_bot(fake=fake_slack, settings=settings, clock=clock) as bot:
+        incident = await bot.declare("P1 Checkout down")
+        channel, old = incident.channel_id or "", incident.channel_name
+        clock.advance(timedelta(minutes=7))
+        renamed = {"type": "message", "subtype": "channel_name", "channel": channel, "user": "U0BOB"}
+        await bot.event({**renamed, "name": "inc-1-checkout-cert", "old_name": old, "text": "renamed"})
+        said = {"type": "message", "channel": channel, "user": "U0BOB", "text": "cert expired", "ts": "inf"}
+        await bot.event(said)
+        events = {e.text: e.at for e in await bot.timeline(1)}
+    expected = datetime(2026, 11, 20, 9, 7)
+    assert utc(events[f"channel renamed #{old} → #inc-1-checkout-cert"]) == utc(expected)
+    assert utc(events["cert expired"]) == utc(expected)  # stored, not lost to an OverflowError

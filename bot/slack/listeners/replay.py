@@ -120,13 +120,13 @@ async def _event_claim(deps: Deps, req: AsyncBoltRequest, *, now: datetime) -> C
     context = req.context
     if event.get("type") == "message":
         return lambda session: keep_message(
-            session, event=event, context=context, incident_id=incident_id, delivery=delivery
+            session, event=event, context=context, incident_id=incident_id, delivery=delivery, received_at=now
         )
     marker = key_marker(event, context)
     if marker is not None:
         marker = await with_remaining(context.client, marker)  # Slack's read, outside the transaction
         return lambda session: keep_key_mark(
-            session, marker=marker, context=context, incident_id=incident_id, delivery=delivery
+            session, marker=marker, context=context, incident_id=incident_id, delivery=delivery, received_at=now
         )
     if not event_id:
         return None

@@ -20,20 +20,26 @@ ARCHIVED = {"channel_archive": True, "group_archive": True, "channel_unarchive":
 CHANNEL_SUBTYPES = RENAMED | set(ARCHIVED)
 
 
-def message_time(ts: object) -> datetime:
-    """When Slack says a message was posted (its `ts`)."""
+def message_time(ts: object, *, received_at: datetime) -> datetime:
+    """When Slack says a message was posted (its `ts`); without one it can read, when the event reached
+    us (the injected clock's time, as every other time the bot records)."""
     try:
         return datetime.fromtimestamp(float(str(ts)), tz=UTC)
-    except (TypeError, ValueError):
-        return datetime.now(UTC)
+    except (TypeError, ValueError, OverflowError, OSError):
+        return received_at
 
 
 async def keep_channel_change(
-    session: AsyncSession, *, event: dict[str, Any], incident_id: int, delivery: deliveries.Delivery | None
+    session: AsyncSession,
+    *,
+    event: dict[str, Any],
+    incident_id: int,
+    delivery: deliveries.Delivery | None,
+    received_at: datetime,
 ) -> bool:
     """Record a rename, archive or unarchive of the incident's channel; False for a replay or another subtype."""
     subtype, channel_id = str(event.get("subtype")), str(event["channel"])
-    actor, at = event.get("user"), message_time(event.get("ts"))
+    actor, at = event.get("user"), message_time(event.get("ts"), received_at=received_at)
     if subtype in RENAMED and event.get("name"):
         return await channels.renamed(
             session,

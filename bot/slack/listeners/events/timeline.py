@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp
@@ -149,6 +150,7 @@ async def keep_key_mark(
     context: dict[str, Any],
     incident_id: int,
     delivery: deliveries.Delivery | None,
+    received_at: datetime,
 ) -> bool:
     """Mark a message key, or unmark it, BEFORE Slack is acked, in the transaction that claims the event.
 
@@ -180,7 +182,7 @@ async def keep_key_mark(
     stored = await timeline.mark_key(
         session,
         incident_id=incident_id,
-        at=message_time(marker.message_ts),
+        at=message_time(marker.message_ts, received_at=received_at),
         actor=marker.author,  # unknown (None) until Slack says it: never the person who marked it
         text=marker.text,
         permalink=marker.permalink,
@@ -287,6 +289,7 @@ async def keep_message(
     context: dict[str, Any],
     incident_id: int,
     delivery: deliveries.Delivery | None,
+    received_at: datetime,
 ) -> bool:
     """Store a message in an incident channel, or apply its edit or deletion, BEFORE Slack is acked.
 
@@ -309,7 +312,9 @@ async def keep_message(
         return False
     channel_id = str(event["channel"])
     if subtype in CHANNEL_SUBTYPES:
-        await keep_channel_change(session, event=event, incident_id=incident_id, delivery=delivery)
+        await keep_channel_change(
+            session, event=event, incident_id=incident_id, delivery=delivery, received_at=received_at
+        )
         return False
     if subtype in {"message_changed", "message_deleted"}:
         changed = event.get("message") or {}
@@ -330,7 +335,7 @@ async def keep_message(
         incident_id=incident_id,
         channel_id=channel_id,
         message_ts=message_ts,
-        at=message_time(message_ts),
+        at=message_time(message_ts, received_at=received_at),
         actor=author_of(event),
         text=_message_text(event),
         delivery=delivery,
