@@ -249,6 +249,23 @@ async def test_the_picker_of_a_resolved_incident_starts_nothing(bot: BotHarness)
     assert (await bot.incident(1)).playbook_id is None
 
 
+async def test_a_pick_from_outside_the_channel_posts_the_checklist_in_it(bot: BotHarness) -> None:
+    """A pick is acted on for someone who may see the incident, but only a message in its channel becomes
+    its checklist: the clicked message's ts names no message there."""
+    await bot.declare("P3 Weird numbers on the dashboard")
+    incident = await bot.incident(1)
+    assert incident.channel_id
+    [picker] = [m for m in bot.fake.messages(incident.channel_id) if "Which playbook" in m.text]
+    action_id = f"{PlaybookActionId.PICK_PREFIX}high-latency"
+    value = buttons(picker)[action_id]["value"]
+    elsewhere = bot.fake.user_says("C0GENERAL", "U0BOB", "lunch?")
+    await bot.click(action_id, value, user="U0BOB", channel="C0GENERAL", message_ts=str(elsewhere["ts"]))
+    assert (await bot.incident(1)).playbook_id == "high-latency"
+    message = progress_message(bot, incident)
+    assert message.channel == incident.channel_id and "Playbook: High latency" in text_of(message)
+    assert not [r for r in bot.replies() if "⚠️" in r], bot.replies()
+
+
 async def test_a_step_title_with_variables_is_recorded_as_shown(
     fake_slack: FakeSlack, database_url: str, tmp_path: Path
 ) -> None:

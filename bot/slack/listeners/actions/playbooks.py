@@ -18,7 +18,7 @@ from bot.playbooks import flows
 from bot.playbooks.models import StepStatus
 from bot.slack.adapters import ops as render
 from bot.slack.adapters.playbooks import PlaybookActionId, parse_step_value
-from bot.slack.listeners.actions.incident import clicked_incident
+from bot.slack.listeners.actions.incident import clicked_incident, clicked_message
 from bot.slack.listeners.common import guarded
 from bot.slack.text import escape, user
 
@@ -130,13 +130,15 @@ async def _pick(deps: Deps, body: dict[str, Any], respond: AsyncRespond) -> None
     if not (incident.isascii() and incident.isdigit() and len(incident) < 10) or not playbook_id:
         raise _damaged()
     # The picker lives in the incident's channel: a click in another incident's channel is refused.
-    await clicked_incident(deps, body, "playbook pick", number=int(incident))
+    found = await clicked_incident(deps, body, "playbook pick", number=int(incident))
+    channel, ts, _ = clicked_message(body)
     started = await flows.pick(
         deps,
         incident_id=int(incident),
         playbook_id=playbook_id,
         actor=body["user"]["id"],
-        picker_ts=(body.get("message") or {}).get("ts") or (body.get("container") or {}).get("message_ts"),
+        # Only a message in the incident's channel becomes its checklist (the run edits it in place).
+        picker_ts=ts if ts and channel == found.channel_id else None,
     )
     if started.already_running:
         await _ephemeral(respond, f"📋 The {escape(started.progress.title)} playbook is running already.")
