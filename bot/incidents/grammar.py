@@ -488,8 +488,10 @@ def _p_action(name: str, incident: int | None, rest: list[str], text: str, known
     owner_match = _USER_ANYWHERE.search(text)
     owner = owner_match.group(1) if owner_match else None
     if owner_match:
-        # The owner is kept apart; the text reads as the task itself.
-        text = " ".join((text[: owner_match.start()] + text[owner_match.end() :]).split()).strip(" ,;:-") or text
+        # The owner is kept apart; the text reads as the task itself, and there must be one.
+        text = " ".join((text[: owner_match.start()] + text[owner_match.end() :]).split()).strip(" ,;:-")
+        if not text:
+            raise _fail("action", "Describe the follow-up item, then its owner: `/incident action Add an alert @bob`.")
     return ActionItemCmd(name=name, incident=incident, text=text, owner=owner)
 
 

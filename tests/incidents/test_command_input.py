@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from bot.incidents import service
 from tests.harness import BotHarness
 
 
@@ -162,3 +163,15 @@ async def test_a_declaration_naming_a_playbook_by_keyword_is_shown_its_id(bot: B
 
     section = _usage_section(bot)
     assert "Unknown playbook `postgres`" in section and "playbook:database" in section, section
+
+
+async def test_a_follow_up_that_is_only_its_owner_is_refused(bot: BotHarness) -> None:
+    """`/incident action @bob` stored a follow-up whose task was the mention itself, shown as `&lt;@U0BOB&gt;`."""
+    incident = await bot.declare("P2 Search is slow")
+
+    await bot.command("action <@U0BOB|bob>", channel=incident.channel_id or "")
+
+    section = _usage_section(bot)
+    assert "Describe the follow-up item, then its owner" in section, section
+    async with bot.deps.db.session() as session:
+        assert await service.action_items(session, incident_id=1) == []
