@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import hashlib
+import hmac
 import logging
 import time
 from datetime import UTC, datetime, timedelta
@@ -27,7 +29,13 @@ log = logging.getLogger(__name__)
 POST_EVENTS = {"summary": "incident_summary", "announcement": "incident_announcement"}
 
 
-def _marker(kind: str, incident: Incident) -> dict[str, Any]:
+def _marker(kind: str, incident: Incident, *, key: bytes) -> dict[str, Any]:
+    """The metadata a post carries. Any app in a channel reads its messages' metadata, so a private
+    incident's announcement (in `#incidents`) names it by a digest keyed with the bot's token: the bot
+    tells its own announcement apart, an outsider learns no number from it."""
+    if kind == "announcement" and incident.private:
+        mark = hmac.new(key, f"announcement:{incident.id}".encode(), hashlib.sha256).hexdigest()[:32]
+        return {"event_type": POST_EVENTS[kind], "event_payload": {"mark": mark}}
     return {"event_type": POST_EVENTS[kind], "event_payload": {"incident": incident.id}}
 
 
@@ -122,6 +130,10 @@ class SlackIncidentChat:
         self.create_pacer = Pacer(limit=self.CREATE_LIMIT, window=self.CREATE_WINDOW)
         client.retry_handlers.insert(0, _CreateThrottled(self))
         self._auth: dict[str, Any] | None = None
+        self._mark_key = hashlib.sha256(b"incident-bot post mark\0" + (client.token or "").encode()).digest()
+
+    def _marker(self, kind: str, incident: Incident) -> dict[str, Any]:
+        return _marker(kind, incident, key=self._mark_key)
 
     async def _whoami(self) -> dict[str, Any]:
         """auth.test once per process: the workspace URL (permalinks) and the bot's own user ID."""
@@ -194,7 +206,9 @@ class SlackIncidentChat:
         async def page(kwargs: dict[str, Any]) -> dict[str, Any]:
             return data(await call("look for an earlier post", self.client.conversations_history(**kwargs)))
 
-        found = await find_marked(page, channel=channel_id, oldest=oldest, metadata=_marker(kind, incident), author=me)
+        found = await find_marked(
+            page, channel=channel_id, oldest=oldest, metadata=self._marker(kind, incident), author=me
+        )
         return str(found["ts"]) if found is not None else None
 
     async def tell_setup_resumed(self, *, incident: Incident, problems: list[str]) -> None:
@@ -236,7 +250,7 @@ class SlackIncidentChat:
                 text=blocks.summary_text(incident),
                 blocks=blocks.summary_blocks(incident, now=self.clock.now(), publish=self.publish_button),
                 unfurl_links=False,
-                metadata=_marker("summary", incident),
+                metadata=self._marker("summary", incident),
             ),
         )
         return str(data(response)["ts"])
@@ -276,7 +290,7 @@ class SlackIncidentChat:
                 channel=channel,
                 text=_announcement_text(incident),
                 blocks=blocks.announcement_blocks(incident),
-                metadata=_marker("announcement", incident),
+                metadata=self._marker("announcement", incident),
             ),
         )
         return str(data(response)["ts"])

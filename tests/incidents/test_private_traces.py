@@ -1,0 +1,38 @@
+"""What a private incident leaves outside its channel besides the words: message metadata and logs.
+
+Message metadata is readable by every app in a channel (`metadata.message:read`,
+`conversations.history include_all_metadata`), so the `#incidents` announcement of a private
+incident must not name it there either, while a resumed setup still finds its own announcement.
+"""
+
+from __future__ import annotations
+
+import json
+
+from tests.harness import BotHarness
+
+
+async def test_a_private_announcement_s_metadata_names_no_incident_yet_is_found_again(bot: BotHarness) -> None:
+    bot.fake.channels["C0INCIDENTS"].members.add(bot.fake.bot_user_id)  # as `python -m bot check` requires
+    first = await bot.declare("private P1 Leaked credentials")
+    second = await bot.declare("private P2 Badge logs exposed")
+    public = await bot.declare("P3 Search is slow")
+    posted = {m.ts: m for m in bot.fake.messages("C0INCIDENTS") if not m.ephemeral_to}
+    marks = {
+        i.id: json.dumps((posted[i.announcement_ts or ""].metadata or {}).get("event_payload")) for i in (first, second)
+    }
+    for incident in (first, second):
+        payload = json.loads(marks[incident.id])
+        assert payload and incident.id not in payload.values() and incident.ref not in marks[incident.id], payload
+    assert marks[first.id] != marks[second.id]  # each still tells its own announcement apart
+    assert posted[public.announcement_ts or ""].metadata == {
+        "event_type": "incident_announcement",
+        "event_payload": {"incident": public.id},
+    }
+
+    # A resumed setup looks for its announcement by that metadata: each finds its own, and only its own.
+    chat = bot.deps.incident_chat
+    assert chat is not None
+    for incident in (first, second, public):
+        found = await chat.find_own_post(channel_id="C0INCIDENTS", kind="announcement", incident=incident)
+        assert found == incident.announcement_ts, incident.ref
