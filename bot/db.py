@@ -105,7 +105,9 @@ class Database:
 
     def __init__(self, url: str, *, echo: bool = False, pool: tuple[int, int] | None = None) -> None:
         self.url = url
-        kwargs: dict[str, Any] = {"echo": echo}
+        # hide_parameters: a failed statement's error (logged with its traceback) names the statement, not
+        # the values it wrote, which may be a private incident's title or notes.
+        kwargs: dict[str, Any] = {"echo": echo, "hide_parameters": True}
         sqlite = url.startswith("sqlite")
         size, overflow = pool or self.POOL
         kwargs["pool_size"], kwargs["max_overflow"] = size, overflow

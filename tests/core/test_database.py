@@ -6,12 +6,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
 
+import pytest
 from sqlalchemy import inspect, text
+from sqlalchemy.exc import IntegrityError
 
 from bot.config import Severity
 from bot.db import Database
 from bot.incidents import service
-from bot.incidents.models import IncidentCreate
+from bot.incidents.models import Incident, IncidentCreate
 from bot.migrations.run import head
 
 
@@ -55,3 +57,19 @@ async def test_incident_numbers_are_sequential(db: Database) -> None:
             )
             numbers.append(incident.id)
     assert numbers == [1, 2, 3]
+
+
+async def test_a_database_error_does_not_carry_what_was_written(db: Database) -> None:
+    """A failed write is logged with its error (`log.exception`): the values it carried (a private
+    incident's title, a note) must not ride along into the logs, which are read outside its channel."""
+    secret = "Leaked credentials in the payroll repo"
+    async with db.session() as session:
+        first = await service.create(
+            session, data=IncidentCreate(title="t", declared_by="U1", private=True), now=datetime.now(UTC)
+        )
+    async with db.session() as session:
+        session.add(Incident(id=first.id, title=secret, declared_by="U1", declared_at=datetime.now(UTC)))
+        with pytest.raises(IntegrityError) as failed:
+            await session.commit()
+    assert "INSERT INTO incidents" in str(failed.value)  # the statement is still there to debug with
+    assert secret not in str(failed.value)
