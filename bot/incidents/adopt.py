@@ -51,14 +51,17 @@ async def own_channel(deps: Deps, incident: Incident, *, name: str) -> Channel |
     the name is then treated as someone else's, as before adoption existed.
     """
     assert incident.id is not None
+    # A private incident's channel name is made from its title: the logs, read outside it, get its id only.
+    shown = "its channel name" if incident.private else f"#{name}"
     try:
         channel = await deps.incident_chat.find_own_channel(name=name, created_after=incident.declared_at)
     except ChatError as exc:
-        log.warning("could not check whether #%s is %s's own channel: %s", name, incident.ref, exc)
+        log.warning("could not check whether %s is %s's own channel: %s", shown, incident.ref, exc)
         return None
     if channel is None:
         return None
-    log.info("adopting #%s (%s) for %s", channel.name, channel.id, incident.ref, extra={"incident": incident.ref})
+    shown = "the channel" if incident.private else f"#{channel.name}"
+    log.info("adopting %s (%s) for %s", shown, channel.id, incident.ref, extra={"incident": incident.ref})
     await timeline.record_now(
         deps,
         incident_id=incident.id,

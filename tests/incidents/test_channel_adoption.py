@@ -195,3 +195,21 @@ async def test_the_adapter_allows_a_few_seconds_of_clock_skew_and_wants_membersh
     assert await chat.find_own_channel(name="inc-7-nowhere", created_after=declared_at) is None
     # The bot's user ID comes from one auth.test, however often it looks.
     assert len(fake_slack.calls_to("auth.test")) == 1
+
+
+@pytest.mark.parametrize(
+    "bot_config",
+    [{"channels": {"announcements": "C0INCIDENTS", "alerts": "C0ALERTS", "private_incidents": True}}],
+)
+async def test_a_private_incident_s_channel_name_stays_out_of_the_logs(
+    bot: BotHarness, outage: DatabaseOutage, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Its name is made from the title: the lookups and the adoption log the channel's id instead."""
+    bot.fake.add_channel(NAME, creator="U0ALICE", members=["U0ALICE", bot.fake.bot_user_id])
+    caplog.set_level(logging.INFO)
+    ours = await _declare_and_lose_the_database(bot, outage)
+    await _retry_setup(bot)  # NAME is looked up and refused (someone else's), NAME-2 is adopted
+    await _assert_set_up_in(bot, ours, f"{NAME}-2")
+    said = [r.getMessage() + (r.exc_text or "") for r in caplog.records]
+    assert any(ours in line and "adopting" in line for line in said), said
+    assert [line for line in said if "checkout-is-down" in line] == []

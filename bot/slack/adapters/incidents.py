@@ -175,7 +175,8 @@ class SlackIncidentChat:
             cursor = str((body.get("response_metadata") or {}).get("next_cursor") or "")
             if not cursor:
                 return None
-        log.warning("looking up #%s: gave up after %d pages of conversations.list", name, self.LIST_MAX_PAGES)
+        # The name is not logged (a private incident's is made from its title): the caller says which incident.
+        log.warning("looking up a channel by name: gave up after %d pages of conversations.list", self.LIST_MAX_PAGES)
         return None
 
     @staticmethod
@@ -193,7 +194,7 @@ class SlackIncidentChat:
             reasons.append(f"created before the incident ({created})")
         if reasons:
             log.info(
-                "channel #%s (%s) is not this incident's: %s", found.get("name"), found.get("id"), ", ".join(reasons)
+                "channel %s, of the name asked for, is not this incident's: %s", found.get("id"), ", ".join(reasons)
             )
             return None
         return Channel(id=str(found["id"]), name=str(found["name"]))
