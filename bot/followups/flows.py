@@ -28,7 +28,9 @@ def tracker_of(deps: Deps) -> IssueTracker:
 
 
 def new_issue(item: ActionItem, incident: Incident, *, token: str = "") -> NewIssue:
-    # The tracker is outside a private incident's channel: the follow-up's own text goes, its title and owner do not.
+    # The tracker is outside a private incident's channel: the follow-up's own text goes; its number,
+    # title and owner do not (to anyone outside, the incident does not exist: its channel link opens
+    # for members only).
     about = "a private incident" if incident.private else f"incident {incident.ref}: {incident.title}"
     lines = [
         f"Follow-up from {about}",
@@ -42,7 +44,8 @@ def new_issue(item: ActionItem, incident: Incident, *, token: str = "") -> NewIs
     if incident.channel_id:
         lines.append(f"Incident channel: https://slack.com/app_redirect?channel={incident.channel_id}")
     lines.append("Closing this issue marks the follow-up done in the incident bot.")
-    return NewIssue(title=f"[{incident.ref}] {item.text}", body="\n".join(lines), token=token)
+    tag = "private incident" if incident.private else incident.ref
+    return NewIssue(title=f"[{tag}] {item.text}", body="\n".join(lines), token=token)
 
 
 async def create_issue(deps: Deps, *, item_id: int, actor: str, via: str | None = None) -> ActionItem:

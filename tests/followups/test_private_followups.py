@@ -42,6 +42,7 @@ async def test_the_issue_of_a_private_follow_up_names_no_title_or_person(tbot: B
     filed = json.dumps(tracker.fake.issues, default=str)
     assert "Rotate the vault root token" in filed and "a private incident" in filed  # the item itself goes
     assert "payroll" not in filed.lower() and "U0BOB" not in filed, filed
+    assert "INC-1" not in filed, filed  # to anyone outside, INC-1 does not exist: its number stays in Slack
 
 
 async def test_the_issue_of_a_follow_up_names_the_incident_and_owner(tbot: BotHarness, tracker: Tracker) -> None:
