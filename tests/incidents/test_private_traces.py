@@ -36,3 +36,15 @@ async def test_a_private_announcement_s_metadata_names_no_incident_yet_is_found_
     for incident in (first, second, public):
         found = await chat.find_own_post(channel_id="C0INCIDENTS", kind="announcement", incident=incident)
         assert found == incident.announcement_ts, incident.ref
+
+
+async def test_an_announcement_posted_with_the_number_in_its_metadata_loses_it_at_its_next_update(
+    bot: BotHarness,
+) -> None:
+    incident = await bot.declare("private P1 Leaked credentials")
+    [announcement] = [m for m in bot.fake.messages("C0INCIDENTS") if m.ts == incident.announcement_ts]
+    announcement.metadata = {"event_type": "incident_announcement", "event_payload": {"incident": incident.id}}
+    await bot.command("sev P2", channel=incident.channel_id or "")  # the announcement is updated
+    assert announcement.text == "🔒 A private P2 incident was declared."
+    assert announcement.metadata is not None
+    assert incident.id not in announcement.metadata["event_payload"].values(), announcement.metadata

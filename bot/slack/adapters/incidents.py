@@ -305,6 +305,9 @@ class SlackIncidentChat:
                 ts=incident.announcement_ts,
                 text=_announcement_text(incident),
                 blocks=blocks.announcement_blocks(incident),
+                # Written again for a private one: an announcement posted while the metadata named the
+                # incident loses its number at its next update (Slack keeps metadata an update omits).
+                metadata=self._marker("announcement", incident) if incident.private else None,
             ),
         )
 
