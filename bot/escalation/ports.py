@@ -74,6 +74,11 @@ class Pager(Protocol):
         """Mention the paged users in the incident channel and say whose DM failed."""
         ...
 
+    async def page_report_posted(self, *, incident: Incident, page: PageMessage, since: datetime) -> bool:
+        """Whether the incident channel since `since` already holds a mention of this page: an earlier attempt
+        whose answer was lost, or whose record failed after Slack posted it. ChatError when it cannot look."""
+        ...
+
     async def invite(self, *, channel_id: str, users: list[str]) -> None:
         """Invite users to the incident channel; already-members are not an error.
 

@@ -40,8 +40,8 @@ async def posted_before(look: Awaitable[bool], what: str) -> bool:
 async def posted_after_all(code: str | None, look: Callable[[], Awaitable[bool]], what: str) -> bool:
     """Whether the last attempt allowed, which heard no answer of Slack's (`code` as `unanswered` reads it),
     posted `what` after all: else it is given up, and the timeline would say it failed though it arrived.
-    After an answer of Slack's own nothing was posted, so nothing is looked for. Pages, reminders and the
-    status page's reminders to publish share it, as they share `posted_before`."""
+    After an answer of Slack's own nothing was posted, so nothing is looked for. Page DMs and mentions,
+    reminders and the status page's reminders to publish share it, as they share `posted_before`."""
     if not unanswered(code):
         return False
     return await posted_before(look(), what)

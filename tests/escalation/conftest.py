@@ -82,6 +82,9 @@ class FakePager:
         assert incident.id is not None
         self.reports.append((incident.id, report))
 
+    async def page_report_posted(self, *, incident: Incident, page: PageMessage, since: datetime) -> bool:
+        return any(i == incident.id and r.page.page_id == page.page_id for i, r in self.reports)
+
     async def invite(self, *, channel_id: str, users: list[str]) -> None:
         self.invites.append((channel_id, list(users)))
 

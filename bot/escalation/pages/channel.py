@@ -9,8 +9,10 @@ channel wait) is mentioned by `catch_up` when the channel setup ends.
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable
 from dataclasses import replace
 from datetime import datetime
+from functools import partial
 
 from bot.escalation import pagerduty
 from bot.escalation.models import Page, PageTarget, TargetKind, TargetState
@@ -25,7 +27,8 @@ from bot.escalation.pages.targets import (
     targets_by_page,
     told_escalated,
 )
-from bot.escalation.ports import PAGERDUTY, PageMessage
+from bot.escalation.ports import PAGERDUTY, PageMessage, PageReport
+from bot.escalation.retries import posted_after_all, posted_after_break, posted_before
 from bot.escalation.runtime import Runtime
 from bot.exceptions import ChatError, InviteIncomplete, is_transient
 from bot.incidents.models import Incident
@@ -152,30 +155,81 @@ class Channel:
         *,
         now: datetime,
     ) -> list[PageTarget]:
-        """Mention the page in the incident channel (`outcome.page_report`); the first mention is recorded."""
+        """Mention the page in the incident channel (`outcome.page_report`); the first mention is recorded.
+
+        A first mention an earlier attempt may have posted (`outcome.mention_unknown`) is looked for first
+        (`retries.posted_before`), and one whose answer is lost now is looked for when the page will not go out
+        again (`retries.posted_after_all`), as a page DM is: found, it is recorded as posted, not posted again.
+        """
         assert incident.channel_id is not None
+        look = partial(self._look, incident, message, rows)
+        retry = attempt.number > 1
+        if outcome.mention_unknown(rows, retry=retry) and await posted_before(look(), self._what(message)):
+            rows = await self.record(page_id, rows, TargetKind.CHANNEL, incident.channel_id, now=now, error=None)
         full = outcome.first_mention(rows)
-        report = outcome.page_report(rows, message, attempt)
-        if report is not None and report.paged and message.level > 1 and not message.repeat:
-            async with self.rt.send_db.session() as session:
-                noted = await told_escalated(
-                    session,
-                    incident_id=incident.id or 0,
-                    level=message.level,
-                    repeat=message.repeat,
-                    users=report.paged,
-                )
-            report = replace(report, noted=noted)
+        report = await self._noted(incident, outcome.page_report(rows, message, attempt))
         error = None
         if report is not None:
+            if full:
+                await self._unknown_until_recorded(rows)
             try:
                 await self.rt.pager.report_page(incident=incident, report=report)
             except ChatError as exc:
-                error = f"channel mention failed: {exc.code or exc}"
-                attempt.errors.append(error)
+                code = exc.code or str(exc)
+                last = full and not outcome.tried_again(rows, attempt, in_channel=True)
+                if not (last and await posted_after_all(code, look, self._what(message))):
+                    error = f"{outcome.MENTION_FAILED}{code}"
+                    attempt.errors.append(error)
         if full:
             return await self.record(page_id, rows, TargetKind.CHANNEL, incident.channel_id, now=now, error=error)
         return rows
+
+    async def _unknown_until_recorded(self, rows: list[PageTarget]) -> None:
+        """A first mention tried again: its row forgets the last try's answer, so that one dying (or breaking)
+        between Slack taking this mention and its record leaves the outcome unknown, and it is looked for."""
+        row = outcome.row_of(rows, TargetKind.CHANNEL)
+        if row is None or row.id is None or row.error is None:
+            return
+        async with self.rt.db.session() as session:
+            await mark_target(session, target_id=row.id, state=TargetState.PENDING, now=self.rt.clock.now())
+        row.error = None
+
+    async def _noted(self, incident: Incident, report: PageReport | None) -> PageReport | None:
+        """A later level's mention says who had only a note that it escalated (paged at an earlier level)."""
+        message = report.page if report is not None else None
+        if report is None or message is None or not report.paged or message.level == 1 or message.repeat:
+            return report
+        async with self.rt.send_db.session() as session:
+            noted = await told_escalated(
+                session, incident_id=incident.id or 0, level=message.level, repeat=message.repeat, users=report.paged
+            )
+        return replace(report, noted=noted)
+
+    async def found_after_all(self, page: Page, rows: list[PageTarget], incident: Incident) -> None:
+        """Before a page whose last attempt broke on an error of our own is given up: a first mention it may have
+        posted before breaking (or an earlier attempt's, whose answer was lost) is looked for, and found, recorded
+        as posted (`retries.posted_after_break`). Only a Slack read with no session held; anything it raises is
+        logged and the page given up as before."""
+        assert page.id is not None
+        if not incident.channel_id or not outcome.mention_unknown(rows, retry=True):
+            return
+        message = outcome.page_message(page, rows, self.rt.clock.now(), late_after=self.rt.late_after_for(page))
+        look = partial(self._look, incident, message, rows)
+        if not await posted_after_break(look, self._what(message)):
+            return
+        try:
+            now = self.rt.clock.now()
+            await self.record(page.id, rows, TargetKind.CHANNEL, incident.channel_id, now=now, error=None)
+        except Exception:
+            log.exception("could not record page %s's mention found before giving it up", page.id)
+
+    def _look(self, incident: Incident, message: PageMessage, rows: list[PageTarget]) -> Awaitable[bool]:
+        since = outcome.first_attempt(rows, self.rt.clock.now())
+        return self.rt.pager.page_report_posted(incident=incident, page=message, since=since)
+
+    @staticmethod
+    def _what(message: PageMessage) -> str:
+        return f"page {message.page_id}'s mention in the incident channel"
 
     async def record(
         self,

@@ -14,6 +14,7 @@ from bot.escalation.models import Page, PageTarget, TargetKind, TargetState
 from bot.escalation.pages.records import Delivery
 from bot.escalation.pages.targets import DELIVERED_KINDS
 from bot.escalation.ports import PageMessage, PageReport
+from bot.exceptions import unanswered
 from bot.incidents.models import Incident
 from bot.incidents.setup_rows import SETUP_LEASE
 
@@ -105,6 +106,27 @@ def delivery_of(rows: list[PageTarget], *, attempts: int, stopped: str | None) -
         elif row.kind == TargetKind.CHANNEL and row.state != TargetState.SENT and row.error:
             delivery.errors.append(row.error)
     return delivery
+
+
+# How a failed mention's row names its failure: the prefix, then Slack's code (or the failure's message).
+MENTION_FAILED = "channel mention failed: "
+
+
+def mention_unknown(rows: list[PageTarget], *, retry: bool) -> bool:
+    """Whether the mention may be in the channel though its row does not say so: its last try heard no answer
+    of Slack's (`unanswered`), or, on a retry (`retry`), an earlier attempt left no row at all (it died or broke
+    on an error of our own, perhaps after Slack took the mention)."""
+    row = row_of(rows, TargetKind.CHANNEL)
+    if row is None:
+        return retry
+    return row.state == TargetState.PENDING and unanswered((row.error or "").removeprefix(MENTION_FAILED) or None)
+
+
+def tried_again(rows: list[PageTarget], attempt: Attempt, *, in_channel: bool) -> bool:
+    """Whether the page goes out once more after this attempt: someone is still to be reached or added to the
+    channel (Slack failed for now), or nothing reached anybody (the mention counts where it was made here)."""
+    unreached = in_channel and not reached(rows, channel=True)
+    return not attempt.final and bool(outstanding(rows) or unreached or attempt.uninvited)
 
 
 def first_mention(rows: list[PageTarget]) -> bool:

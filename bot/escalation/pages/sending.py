@@ -195,10 +195,7 @@ class PageSender(Sender[Page]):
         if stopped is not None:
             return await self.finish(page, token, incident, now=now, errors=[], stopped=stopped)
         rows, in_channel = await self._channel_half(page, rows, incident, message, attempt, now, mentioned=mentioned)
-        unreached = in_channel and not outcome.reached(rows, channel=True)  # else the channel's turn comes later
-        if not attempt.final and (outcome.outstanding(rows) or unreached or attempt.uninvited):
-            # Someone is still to be reached or added to the channel (Slack failed for now), or nothing
-            # reached anybody.
+        if outcome.tried_again(rows, attempt, in_channel=in_channel):  # out of the channel: its catch-up mentions it
             if await self.retry_later(page, token, error=outcome.why(rows, attempt)):
                 return False
             if not outcome.reached(rows):
@@ -311,13 +308,15 @@ class PageSender(Sender[Page]):
         return True
 
     async def record_failure(self, row: Page, token: str, *, error: str) -> None:
-        """The last attempt broke (an error of our own): a DM it may have sent is looked for before giving up."""
+        """The last attempt broke (an error of our own): a DM or the mention it may have sent is looked for before
+        giving up."""
         assert row.id is not None
         async with self.rt.db.session() as session:
             incident = await session.get(Incident, row.incident_id)
             rows = await targets(session, page_id=row.id)
         assert incident is not None
         await self.dms.found_after_all(row, token, rows)
+        await self.channel.found_after_all(row, rows, incident)
         await self.finish(row, token, incident, now=self.rt.clock.now(), errors=[error])
 
     def stop_reason(self, page: Page, incident: Incident | None) -> str | None:

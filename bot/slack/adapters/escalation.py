@@ -2,9 +2,9 @@
 
 A DM is `conversations.open` then `chat.postMessage` to the IM, so an unknown or deactivated user
 fails with Slack's own code (`user_not_found`, `user_disabled`) that the flow reports in the channel.
-A page DM carries message metadata naming the page, and a reminder metadata naming the reminder, so a
-retry after an answer that never came back finds it in the DM's or the channel's history (`im:history`,
-`channels:history`, `groups:history`) instead of posting it twice.
+A page DM and its mention in the channel carry message metadata naming the page, and a reminder metadata
+naming the reminder, so a retry after an answer that never came back finds it in the DM's or the channel's
+history (`im:history`, `channels:history`, `groups:history`) instead of posting it twice.
 """
 
 from __future__ import annotations
@@ -34,11 +34,16 @@ PAGE_ACK = "escalation_page_ack"
 # The metadata events of a page DM and of a reminder. Metadata is readable by the whole workspace: it names
 # the row's id only.
 PAGE_EVENT = "incident_page"
+MENTION_EVENT = "incident_page_mention"
 REMINDER_EVENT = "incident_reminder"
 
 
 def page_marker(page_id: int) -> dict[str, Any]:
     return {"event_type": PAGE_EVENT, "event_payload": {"page": page_id}}
+
+
+def mention_marker(page_id: int) -> dict[str, Any]:
+    return {"event_type": MENTION_EVENT, "event_payload": {"page": page_id}}
 
 
 def reminder_marker(reminder_id: int) -> dict[str, Any]:
@@ -255,10 +260,16 @@ class SlackPager:
     async def report_page(self, *, incident: Incident, report: PageReport) -> None:
         if not incident.channel_id:
             return
-        await call(
-            "mention the paged people",
-            self.client.chat_postMessage(channel=incident.channel_id, text=report_text(incident, report)),
-        )
+        text = report_text(incident, report)
+        marker = mention_marker(report.page.page_id)
+        post = self.client.chat_postMessage(channel=incident.channel_id, text=text, metadata=marker)
+        await call("mention the paged people", post)
+
+    async def page_report_posted(self, *, incident: Incident, page: PageMessage, since: datetime) -> bool:
+        if not incident.channel_id:
+            return False
+        marker = mention_marker(page.page_id)
+        return await self._marked(incident.channel_id, since, marker, "look for an earlier page mention")
 
     async def invite(self, *, channel_id: str, users: list[str]) -> None:
         try:
