@@ -1,4 +1,4 @@
-"""Paging the next level early (the playbooks' `page` step), through the real app."""
+"""Paging the next level early (the playbooks' `page` step), through the real app and the domain."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ import pytest
 
 from bot.clock import FakeClock
 from tests.conftest import make_settings
+from tests.escalation.conftest import FakePager, Start, config
+from tests.escalation.test_paging_retries import failing_dms
 from tests.fakes.slack_api import FakeSlack
 from tests.harness import BotHarness, start_bot
 
@@ -52,3 +54,17 @@ async def test_escalate_now_pages_the_next_level_once(bot: BotHarness) -> None:
     assert "every escalation level has been paged" in said
     assert len(_page_dms(bot.fake, "U0LEAD")) == 1
     assert len(_page_dms(bot.fake, "U0BOB")) == 1
+
+
+async def test_escalate_now_while_level_1_waits_for_a_retry_pages_level_2(
+    clock: FakeClock, pager: FakePager, start: Start
+) -> None:
+    pager.on_dm = failing_dms({"U0BOB": ["ratelimited"]})  # level 1 waits 30 s to try Bob again
+    escalator, incident_id = await start(config(escalation={"levels": LEVELS}))
+    assert pager.paged() == []
+    said = await escalator.escalate_now(incident_id, actor="U0ALICE")
+    assert "level 2 (Team lead)" in said
+    assert pager.paged() == [(2, "U0LEAD")]
+    clock.advance(escalator.retry_backoff)
+    await escalator.run_due()
+    assert pager.paged() == [(2, "U0LEAD"), (1, "U0BOB")]  # level 1's retry keeps its own time

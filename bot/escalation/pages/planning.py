@@ -69,10 +69,14 @@ async def record_planned_severity(session: AsyncSession, *, incident_id: int, se
 
 
 async def page_next_level_now(session: AsyncSession, *, incident_id: int, now: datetime) -> Page | None:
-    """Make the incident's lowest pending page due now (if it was due later); None when none is left."""
+    """Make the incident's lowest pending page not tried yet due now (if it was due later); None when none is left.
+
+    A page tried already (waiting for its retry after Slack failed, or going out now) is no next level: its
+    claim holds it until the retry, so making it due would page nobody, and the next level would wait.
+    """
     query = (
         select(Page)
-        .where(col(Page.incident_id) == incident_id, *pending(Page))
+        .where(col(Page.incident_id) == incident_id, *pending(Page), col(Page.attempts) == 0)
         .order_by(col(Page.level), col(Page.repeat))
         .limit(1)
     )
