@@ -50,6 +50,7 @@ class PageReport:
     attempt: int = 1
     # Of `paged`, who had only a note that it escalated (paged at an earlier level already) -> that level.
     noted: dict[str, int] = field(default_factory=dict)
+    last_level: bool = False  # no level follows this one at the incident's severity
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from dataclasses import replace
 from datetime import datetime
 from functools import partial
 
-from bot.escalation import pagerduty
+from bot.escalation import pagerduty, policy
 from bot.escalation.models import Page, PageTarget, TargetKind, TargetState
 from bot.escalation.pages import outcome, queries
 from bot.escalation.pages.outcome import Attempt
@@ -168,6 +168,9 @@ class Channel:
             rows = await self.record(page_id, rows, TargetKind.CHANNEL, incident.channel_id, now=now, error=None)
         full = outcome.first_mention(rows)
         report = await self._noted(incident, outcome.page_report(rows, message, attempt))
+        if report is not None:
+            last = message.level >= policy.level_count(self.rt.config.escalation, incident.severity)
+            report = replace(report, last_level=last)
         error = None
         if report is not None:
             if full:

@@ -138,7 +138,11 @@ def report_text(incident: Incident, report: PageReport) -> str:
     lines += [f"⚠️ `{escape(target)}`: {escape(reason)}" for target, reason in report.unresolved.items()]
     lines += _retry_lines(report)
     if report.failed or report.unresolved:
-        lines.append("The next escalation level still fires on time unless the incident is stopped.")
+        lines.append(
+            "This is the last escalation level: nobody further is paged."
+            if report.last_level
+            else "The next escalation level still fires on time unless the incident is stopped."
+        )
     return clip("\n".join(lines), 3000)
 
 

@@ -10,7 +10,7 @@ from sqlmodel import select
 from bot.clock import FakeClock
 from bot.escalation.models import PageTarget, TargetKind
 from bot.incidents.models import Incident
-from tests.escalation.slack.conftest import CONFIG, LEVELS, Starter, escalator, page_dms, tick
+from tests.escalation.slack.conftest import CONFIG, LEVELS, Starter, escalator, page_dms, page_lines, tick
 from tests.fakes.slack_api import FakeSlack
 from tests.harness import BotHarness
 
@@ -92,3 +92,26 @@ async def test_slack_failing_partway_through_the_invites_records_only_who_was_ad
     assert len(page_dms(bot.fake, "U0CTO")) == 1 and len(page_dms(bot.fake, "U0CAROL")) == 1
     page = (await escalator(bot).pages(1))[-1]
     assert page.sent_at is not None
+
+
+async def test_a_failed_dm_at_the_last_level_is_not_said_to_leave_a_next_level(
+    start: Starter, clock: FakeClock
+) -> None:
+    """U0GONE is no Slack user: the mention says so, and whether another level will still be paged."""
+    levels = [
+        {"name": "Team lead", "after": "1m", "notify": ["U0LEAD", "U0GONE"]},
+        {"name": "CTO", "after": "15m", "notify": ["U0CTO", "U0GONE"]},
+    ]
+    bot = await start({**CONFIG, "escalation": {"levels": levels, "severity": {"P3": {"levels": 1}}}})
+    await bot.declare("P1 Checkout is down", user="U0BOB")
+    await bot.declare("P3 Search is slow", user="U0BOB")
+    await tick(bot, clock, timedelta(minutes=1))
+    await tick(bot, clock, timedelta(minutes=15))
+    last = "This is the last escalation level: nobody further is paged."
+    following = "The next escalation level still fires on time unless the incident is stopped."
+    for number, ends in [(1, [following, last]), (2, [last])]:
+        channel = (await bot.incident(number)).channel_id
+        assert channel is not None
+        lines = page_lines(bot.fake, channel)
+        assert all("Could not DM `U0GONE`: user_not_found" in line for line in lines)
+        assert [line.splitlines()[-1] for line in lines] == ends
