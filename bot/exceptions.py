@@ -17,6 +17,7 @@ with its stack trace. The tree:
     └── PlatformError            a deploy platform (Railway, Vercel, Kubernetes, webhook) failed
         ├── PlatformAuthError    token missing, wrong or lacking rights
         ├── PlatformRateLimited  HTTP 429; `retry_after` seconds
+        ├── PlatformNotStarted   a read a restart or rollback needs first got no clear answer: it was never sent
         └── PlatformUnsure       no clear answer (5xx, connection lost): what was asked may have happened
             └── PlatformTimeout  the platform or the deployment did not answer in time
 """
@@ -197,6 +198,20 @@ class PlatformRateLimited(PlatformError):
     def __init__(self, message: str, *, platform: str = "", retry_after: float | None = None) -> None:
         super().__init__(message, platform=platform)
         self.retry_after = retry_after
+
+
+class PlatformNotStarted(PlatformError):
+    """A read a restart or rollback makes before it acts (what is live, what to go back to) got no clear
+    answer (a server error, a connection lost, a timeout), so the restart or rollback itself was never sent.
+
+    Kept apart from the PlatformUnsure it is raised from: the report must not say "it may have started" of an
+    action that was not sent, or the on-call engineer checks dashboards for it and hesitates to run it again.
+    `reason` is the read's short cause ("HTTP 503: ...").
+    """
+
+    def __init__(self, message: str, *, platform: str = "", reason: str = "") -> None:
+        super().__init__(message, platform=platform)
+        self.reason = reason or message
 
 
 class PlatformUnsure(PlatformError):

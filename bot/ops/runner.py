@@ -13,7 +13,7 @@ from typing import TypedDict
 from bot.clock import format_duration
 from bot.config import Service
 from bot.deps import Deps
-from bot.exceptions import BotError, PlatformRateLimited, PlatformUnsure
+from bot.exceptions import BotError, PlatformNotStarted, PlatformRateLimited, PlatformUnsure
 from bot.health import checker
 from bot.health.checker import HealthResult
 from bot.health.classify import HealthState
@@ -61,6 +61,15 @@ class Runner:
             message = (
                 f"{platform.display_name} did not confirm the {plan.action.value} ({exc.reason}); it may have "
                 f"started anyway: check `/status {plan.service}` before you run it again"
+            )
+            return self._report(Outcome.FAILED, message)
+        except PlatformNotStarted as exc:
+            # Only a read failed: nothing was sent, so "it may have started" would send someone to dashboards.
+            self.durations["call"] = _since(timer, call_start)
+            verb = plan.action.value
+            message = (
+                f"{platform.display_name} did not answer what the bot reads before the {verb} ({exc.reason}), "
+                f"so the {verb} was not sent and nothing was started: run `/{verb} {plan.service}` again"
             )
             return self._report(Outcome.FAILED, message)
         except BotError as exc:

@@ -40,7 +40,7 @@ import httpx
 from bot.clock import Clock, SystemClock
 from bot.config import KubernetesTarget
 from bot.exceptions import PlatformAuthError, PlatformError
-from bot.platforms.base import Deployment, DeployStatus, pick_rollback_target
+from bot.platforms.base import Deployment, DeployStatus, before_sending, pick_rollback_target
 from bot.platforms.http import DEFAULT_REQUEST_TIMEOUT, Endpoint, dumps, json_of, parse_time
 
 NAME = "Kubernetes"
@@ -110,7 +110,7 @@ class KubernetesPlatform:
         return listed[:limit], current
 
     async def restart(self, redeploys: str | None = None) -> Deployment:
-        deployment = await self._get_deployment()
+        deployment = await before_sending(self._get_deployment(), action="restart", platform=NAME)
         self._refuse_paused(deployment, "restart")
         now = self.clock.now().strftime("%Y-%m-%dT%H:%M:%SZ")
         patch = {"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: now}}}}}
@@ -133,9 +133,9 @@ class KubernetesPlatform:
         return None
 
     async def rollback(self, target_id: str | None = None) -> Deployment:
-        deployment = await self._get_deployment()
+        deployment = await before_sending(self._get_deployment(), action="rollback", platform=NAME)
         self._refuse_paused(deployment, "roll back")
-        sets = await self._replica_sets(deployment)
+        sets = await before_sending(self._replica_sets(deployment), action="rollback", platform=NAME)
         listed, current = self._listed(deployment, sets)
         target = pick_rollback_target(listed, current, target_id, read=self.canonical_id)
         rs = next(rs for rs in sets if str(_revision(rs)) == target.id)

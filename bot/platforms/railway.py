@@ -32,7 +32,14 @@ import httpx
 
 from bot.config import RailwayTarget
 from bot.exceptions import ConfigError, PlatformAuthError, PlatformError, PlatformRateLimited, PlatformUnsure
-from bot.platforms.base import Deployment, DeployStatus, pick_rollback_target, rollback_snapshot, typed_as_shown
+from bot.platforms.base import (
+    Deployment,
+    DeployStatus,
+    before_sending,
+    pick_rollback_target,
+    rollback_snapshot,
+    typed_as_shown,
+)
 from bot.platforms.follow import RealTimer, Timer
 from bot.platforms.http import DEFAULT_REQUEST_TIMEOUT, Endpoint, json_of, parse_time
 
@@ -171,9 +178,9 @@ class RailwayPlatform:
     async def restart(self, redeploys: str | None = None) -> Deployment:
         if redeploys is not None:  # nothing was live: this one, not whatever is newest by now
             return await self._redeploy(redeploys)
-        current = await self.current_deployment()
+        current = await before_sending(self.current_deployment(), action="restart", platform=NAME)
         if current is None:
-            before = {d.id for d in await self._deployments(first=5)}
+            before = {d.id for d in await before_sending(self._deployments(first=5), action="restart", platform=NAME)}
             await self._mutate(
                 REDEPLOY,
                 {"environmentId": self.target.environment_id, "serviceId": self.target.service_id},
@@ -192,7 +199,8 @@ class RailwayPlatform:
         return deployments[0] if current is None and deployments else None
 
     async def rollback(self, target_id: str | None = None) -> Deployment:
-        deployments, current = await rollback_snapshot(self, target_id, history=self.history)
+        snapshot = rollback_snapshot(self, target_id, history=self.history)
+        deployments, current = await before_sending(snapshot, action="rollback", platform=NAME)
         target = pick_rollback_target(deployments, current, target_id, read=self.canonical_id)
         await self._mutate(ROLLBACK, {"id": target.id}, "deploymentRollback")
         new = await self._new_deployment({d.id for d in deployments}, action="rollback")

@@ -47,7 +47,14 @@ import httpx
 
 from bot.config import VercelTarget
 from bot.exceptions import PlatformAuthError, PlatformError, PlatformRateLimited, PlatformUnsure
-from bot.platforms.base import Deployment, DeployStatus, pick_rollback_target, rollback_snapshot, typed_as_shown
+from bot.platforms.base import (
+    Deployment,
+    DeployStatus,
+    before_sending,
+    pick_rollback_target,
+    rollback_snapshot,
+    typed_as_shown,
+)
 from bot.platforms.http import DEFAULT_REQUEST_TIMEOUT, Endpoint, json_of
 from bot.platforms.vercel_answers import (
     ALIAS_STATUS,
@@ -125,7 +132,7 @@ class VercelPlatform:
         return deployments[:limit], current
 
     async def restart(self, redeploys: str | None = None) -> Deployment:
-        project, _, current = await self._state()
+        project, _, current = await before_sending(self._state(), action="restart", platform=NAME)
         if current is None:
             raise PlatformError(self.blocker("restart", deployments=[], current=None), platform=NAME)
         name = current.meta.get("name") or project.get("name") or self.target.project_id
@@ -161,7 +168,8 @@ class VercelPlatform:
         return f"Vercel project {self.target.project_id} has no live production deployment to redeploy"
 
     async def rollback(self, target_id: str | None = None) -> Deployment:
-        deployments, current = await rollback_snapshot(self, target_id, history=self.history)
+        snapshot = rollback_snapshot(self, target_id, history=self.history)
+        deployments, current = await before_sending(snapshot, action="rollback", platform=NAME)
         target = pick_rollback_target(deployments, current, target_id, read=self.canonical_id)
         action = "promote" if promotes(target, current) else "rollback"
         await self._move_production(action, target, current)

@@ -64,7 +64,14 @@ import httpx
 from bot.clock import Clock, SystemClock
 from bot.config import WebhookTarget
 from bot.exceptions import PlatformAuthError, PlatformError, PlatformUnsure
-from bot.platforms.base import Deployment, DeployStatus, pick_rollback_target, rollback_snapshot, typed_as_shown
+from bot.platforms.base import (
+    Deployment,
+    DeployStatus,
+    before_sending,
+    pick_rollback_target,
+    rollback_snapshot,
+    typed_as_shown,
+)
 from bot.platforms.http import DEFAULT_REQUEST_TIMEOUT, Endpoint, dumps, json_of, parse_time
 
 NAME = "deploy webhook"
@@ -152,7 +159,8 @@ class WebhookPlatform:
         return None
 
     async def rollback(self, target_id: str | None = None) -> Deployment:
-        deployments, current = await rollback_snapshot(self, target_id, history=self.history)
+        snapshot = rollback_snapshot(self, target_id, history=self.history)
+        deployments, current = await before_sending(snapshot, action="rollback", platform=NAME)
         target = pick_rollback_target(deployments, current, target_id, read=self.canonical_id)
         new = await self._act("rollback", target_deployment_id=target.id)
         return replace(new, meta={**new.meta, "rollback_to": target.id})

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from bot.ops import confirmations, execution
 from bot.ops.models import Outcome
+from tests.fakes.webhook import Fault
 from tests.ops.conftest import Stack, World, incident_channel
 
 
@@ -43,3 +44,20 @@ async def test_platform_429_on_the_mutation_is_asked_again_after_its_retry_after
     assert report.outcome is Outcome.SUCCEEDED, report.message
     assert world.railway.restarts == 1
     assert 9 in world.timer.sleeps
+
+
+async def test_a_rollback_whose_first_read_fails_says_nothing_was_started(stack: Stack) -> None:
+    """The rollback reads the deployments again before it sends anything: a 503 there was reported as "did
+    not confirm the rollback; it may have started anyway", and someone went looking for a rollback that
+    was never sent."""
+    await stack.bot.command("billing", command="/rollback", user="U0LEAD")
+    stack.webhook.inject(Fault(503, {}, {"error": "database unavailable"}, body_contains='"action":"list"'))
+    await stack.bot.click("ops_confirm", stack.button_value("ops_confirm"), user="U0LEAD")
+
+    assert not [r for r in stack.webhook.requests if (r.json() or {}).get("action") == "rollback"]
+    report = stack.progress("C0GENERAL")[-1].text
+    assert "may have started" not in report and "refused" not in report, report
+    assert "the rollback was not sent and nothing was started" in report and "HTTP 503" in report, report
+    assert "`/rollback billing` again" in report, report
+    [entry] = await stack.audit()
+    assert entry.outcome == "failed" and "nothing was started" in entry.detail

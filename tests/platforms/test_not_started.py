@@ -1,0 +1,69 @@
+"""A restart or rollback reads what is live before it acts: an unclear failure of that read (a 5xx, no answer)
+means nothing was sent, and says so (PlatformNotStarted), unlike a failure of the action itself, which may
+have started it (PlatformUnsure). Said "it may have started", the on-call engineer checked dashboards for a
+restart that never happened, and hesitated to run it again."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.exceptions import PlatformNotStarted, PlatformUnsure
+from tests.fakes.webhook import Fault
+from tests.platforms.helpers import Env
+
+# A fault on the reads only: never on the restart or rollback itself.
+READS = {
+    "railway": Fault(503, {}, {"errors": [{"message": "upstream timed out"}]}, body_contains="query Deployments("),
+    "vercel": Fault(503, {}, {"error": {"code": "internal_server_error", "message": "oops"}}, method="GET"),
+    "kubernetes": Fault(503, {}, {"kind": "Status", "message": "etcdserver: request timed out"}, method="GET"),
+    "webhook": Fault(503, {}, {"error": "database unavailable"}, body_contains='"list"'),
+}
+# The restart itself.
+RESTARTS = {
+    "railway": {"body_contains": "deploymentRestart"},
+    "vercel": {"path_contains": "/v13/deployments", "method": "POST"},
+    "kubernetes": {"method": "PATCH"},
+    "webhook": {"body_contains": '"restart"'},
+}
+
+
+async def test_a_server_error_reading_before_a_rollback_says_nothing_was_sent(env: Env) -> None:
+    env.fake.inject(READS[env.kind])
+
+    with pytest.raises(PlatformNotStarted, match="HTTP 503") as caught:
+        await env.client.rollback()
+
+    assert "rollback was not sent" in str(caught.value), caught.value
+    assert env.fake.live_version() == "v3"
+
+
+async def test_a_server_error_reading_before_a_restart_says_nothing_was_sent(env: Env) -> None:
+    if env.kind == "webhook":
+        pytest.skip("a webhook restart reads nothing first: the request is the restart")
+    env.fake.inject(READS[env.kind])
+
+    with pytest.raises(PlatformNotStarted, match="HTTP 503"):
+        await env.client.restart()
+
+    assert env.fake.restarts == 0
+
+
+async def test_no_answer_to_the_read_before_a_restart_says_nothing_was_sent(env: Env) -> None:
+    if env.kind == "webhook":
+        pytest.skip("a webhook restart reads nothing first: the request is the restart")
+    env.fake.hang_next(5.0)
+
+    with pytest.raises(PlatformNotStarted, match="no answer within 0.3 s"):
+        await env.make(timeout=0.3).restart()
+
+    assert env.fake.restarts == 0
+
+
+async def test_an_answer_lost_after_the_restart_was_sent_may_still_have_started_it(env: Env) -> None:
+    env.fake.lose_answer_next(**RESTARTS[env.kind])
+
+    with pytest.raises(PlatformUnsure) as caught:
+        await env.client.restart()
+
+    assert not isinstance(caught.value, PlatformNotStarted)
+    assert env.fake.restarts == 1
