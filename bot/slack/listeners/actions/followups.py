@@ -17,7 +17,7 @@ from bot.slack.text import clip, escape
 
 def _item_id(body: dict[str, Any]) -> int:
     value = str((body.get("actions") or [{}])[0].get("value", ""))
-    if not value.isdigit():
+    if not (value.isascii() and value.isdigit() and len(value) < 10):  # "²" is a digit to isdigit, not to int
         raise UsageError("This button carries no follow-up; it may come from an old message.", usage="/incident help")
     return int(value)
 

@@ -44,7 +44,7 @@ def register(app: AsyncApp, deps: Deps) -> None:
         try:
             published = await flows.publish(
                 deps,
-                incident_id=int(metadata) if metadata.isdigit() else 0,
+                incident_id=int(metadata) if metadata.isascii() and metadata.isdigit() and len(metadata) < 10 else 0,
                 actor=user,
                 message=message,
                 impact=Impact(impact),
