@@ -72,7 +72,7 @@ def info_calls(bot: BotHarness, user: str) -> int:
 async def test_a_guest_lists_only_the_incidents_whose_channel_they_are_in(bot: BotHarness, guest: str) -> None:
     await two_incidents(bot, guest=guest)
     text, shown = await answer(bot, "list", user=guest)
-    assert text == "1 open incidents"
+    assert text == "1 open incident"
     assert THEIRS in shown and OTHER not in shown
 
 
@@ -105,7 +105,7 @@ async def test_while_slack_cannot_say_who_is_a_guest_full_members_still_see_publ
     bot: BotHarness, clock: FakeClock
 ) -> None:
     await two_incidents(bot)
-    assert (await answer(bot, "list", user="U0VENDOR"))[0] == "1 open incidents"  # known to be a guest
+    assert (await answer(bot, "list", user="U0VENDOR"))[0] == "1 open incident"  # known to be a guest
     clock.advance(timedelta(seconds=61))
     bot.fake.fail("users.info", "internal_error", count=10)
     text, shown = await answer(bot, "list", user="U0BOB")
@@ -113,7 +113,7 @@ async def test_while_slack_cannot_say_who_is_a_guest_full_members_still_see_publ
     assert [c.response.get("error") for c in bot.fake.calls_to("users.info") if c.args.get("user") == "U0BOB"] == [
         "internal_error"
     ]  # Slack was asked, and failed
-    assert (await answer(bot, "list", user="U0VENDOR"))[0] == "1 open incidents"  # the last answer stands
+    assert (await answer(bot, "list", user="U0VENDOR"))[0] == "1 open incident"  # the last answer stands
     assert info_calls(bot, "U0VENDOR") == 2  # asked again after the minute, and failed
 
 

@@ -184,7 +184,7 @@ async def test_the_same_walk_works_for_who_may_see_it(bot: BotHarness, who: str)
         bot.fake.channels[channel].members.add("U0BOB")  # joined in Slack: seen within the cache's minute
         bot.deps.incident_access.forget(channel_id=channel)
 
-    assert await answer(bot, "list", user=person) == "1 open incidents"
+    assert await answer(bot, "list", user=person) == "1 open incident"
     assert TITLE in json.dumps(bot.fake.responses[-1])
     assert await answer(bot, f"INC-{number} timeline", user=person) == f"INC-{number} timeline"
     assert SECRET_NOTE in json.dumps(bot.fake.responses[-1])

@@ -203,7 +203,8 @@ async def _list(ctx: CommandContext) -> None:
     async with ctx.deps.db.session() as session:
         incidents = await service.list_open(session)
     incidents = await ctx.deps.incident_access.visible(person=ctx.user_id, incidents=incidents)
-    await ctx.ephemeral(f"{len(incidents)} open incidents", blocks.incident_list(incidents, now=ctx.deps.clock.now()))
+    count = f"{len(incidents)} open incident{'' if len(incidents) == 1 else 's'}"
+    await ctx.ephemeral(count, blocks.incident_list(incidents, now=ctx.deps.clock.now()))
 
 
 async def _help(ctx: CommandContext) -> None:
