@@ -4,6 +4,7 @@ than its message is about is refused, and says so."""
 
 from __future__ import annotations
 
+import pytest
 from sqlmodel import select
 
 from bot.ops.models import AuditLog
@@ -38,7 +39,7 @@ async def test_a_second_summary_left_in_the_channel_still_acts(bot: BotHarness) 
     incident = await bot.declare("P2 Search is slow")
     channel = incident.channel_id or ""
     await bot.click(ActionId.RESOLVE, "1", user="U0BOB", channel=channel, message_ts="1790000000.000100")
-    assert [c.args["view"]["callback_id"] for c in bot.fake.calls_to("views.open")] == [CallbackId.RESOLVE]
+    assert [v["view"].get("callback_id") for v in bot.fake.views] == [None, CallbackId.RESOLVE]  # empty, then filled
     assert not [r for r in bot.replies() if "no incident" in r]
 
 
@@ -61,3 +62,28 @@ async def test_a_button_on_another_incidents_message_says_why_nothing_was_done(b
         ("U0BOB", "click:acknowledge", "refused", second.id)
     ]
     assert "INC-1's channel" in rows[0].detail
+
+
+@pytest.mark.parametrize("action", [ActionId.UPDATE, ActionId.RESOLVE])
+async def test_the_form_opens_while_the_access_check_waits_on_slack(bot: BotHarness, action: str) -> None:
+    """Slack's trigger expires 3 s after the click, and the access check before the form may wait on Slack
+    (users.info, a private channel's members): the form waited for it, and a slow Slack meant "try again"."""
+    incident = await bot.declare("P2 Search is slow")
+    bot.fake.add_user("U0CAROL", "carol")  # not read yet: the check asks Slack about her
+    gate = bot.fake.hold("users.info", lambda args: args.get("user") == "U0CAROL")
+    try:
+        await bot.click(action, str(incident.id), user="U0CAROL", channel=incident.channel_id, settle=False)
+        await until(lambda: bot.fake.held)
+        await until(lambda: bot.fake.views)  # opened with the click's trigger while users.info is unanswered
+        [opened] = bot.fake.views
+        assert opened["method"] == "views.open" and opened["trigger_id"].startswith("trig-")
+        assert "callback_id" not in opened["view"]  # nothing in it before the check
+    finally:
+        gate.set()
+    await bot.settle()
+    filled = bot.fake.views[-1]
+    assert filled["method"] == "views.update" and filled["view_id"] == opened["view_id"]
+    assert (
+        filled["view"]["callback_id"]
+        == {ActionId.UPDATE: CallbackId.UPDATE, ActionId.RESOLVE: CallbackId.RESOLVE}[action]
+    )

@@ -218,4 +218,9 @@ async def test_the_publish_button_and_form_on_a_private_incident_answer_as_for_a
         values = _form_values(impact="major", components=["Checkout API"], title="t", message="Down.")
         await bot.submit("status_page_publish", values, user="U0MALLORY", private_metadata=str(number))
         assert bot.fake.dms("U0MALLORY")[-1].text == refusal_for(number)
-    assert not bot.fake.views
+        # The form opened empty at once (the trigger cannot wait for the check) and says only the refusal.
+        assert [b["text"]["text"] for v in bot.fake.views[-2:] for b in v["view"]["blocks"]] == [
+            "⏳ Loading…",
+            refusal_for(number),
+        ]
+    assert all("callback_id" not in v["view"] for v in bot.fake.views)

@@ -14,9 +14,9 @@ from bot.incidents import access, flows, service
 from bot.incidents.models import Incident
 from bot.ops.clicks import refused
 from bot.slack import blocks
-from bot.slack.api import call
 from bot.slack.listeners.commands.incident import ack_reply, offer_retry
 from bot.slack.listeners.common import guarded
+from bot.slack.listeners.forms import open_then_fill
 
 
 def incident_number(body: dict[str, Any]) -> int:
@@ -83,22 +83,25 @@ def register(app: AsyncApp, deps: Deps) -> None:
         await guarded(respond, work)
 
     forms = {
-        blocks.ActionId.UPDATE: ("open the update form", blocks.update_modal),
-        blocks.ActionId.RESOLVE: ("open the resolve form", blocks.resolve_modal),
+        blocks.ActionId.UPDATE: ("open the update form", "Update status", blocks.update_modal),
+        blocks.ActionId.RESOLVE: ("open the resolve form", "Resolve", blocks.resolve_modal),
     }
 
     async def open_form(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient, respond: AsyncRespond) -> None:
-        """Update status / Resolve: a form for an open incident (the trigger expires in 3 s: open it first)."""
+        """Update status / Resolve: a form for an open incident. The trigger expires 3 s after the click and
+        the access check may wait on Slack, so an empty form opens first and is filled after the check."""
         await ack()
-        step, build = forms[body["actions"][0]["action_id"]]
+        step, title, build = forms[body["actions"][0]["action_id"]]
 
-        async def work() -> None:
+        async def form() -> dict[str, Any]:
             incident = await clicked_incident(deps, body, "open a form")
             if not incident.is_open:
                 raise InvalidState(f"{incident.ref} is resolved already.")
-            await call(step, client.views_open(trigger_id=body["trigger_id"], view=build(incident)))
+            return build(incident)
 
-        await guarded(respond, work)
+        await guarded(
+            respond, lambda: open_then_fill(client, trigger_id=body["trigger_id"], step=step, title=title, build=form)
+        )
 
     for action_id in forms:
         app.action(action_id)(open_form)
