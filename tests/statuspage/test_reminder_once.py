@@ -120,7 +120,9 @@ async def test_a_sender_stalled_after_slack_posted_is_not_repeated_by_the_one_th
 ) -> None:
     """As a crash between the post and its record: the lease runs out, and the next sender finds the post."""
     bot = sbot
-    channel = await due(bot, clock)
+    incident = await bot.declare("P1 service:api Payments fail")
+    await bot.settle()
+    channel = incident.channel_id or ""
     async with bot.deps.db.session() as session:
         [row] = await service.reminders(session, incident_id=1)
     posted = asyncio.Event()
@@ -131,11 +133,15 @@ async def test_a_sender_stalled_after_slack_posted_is_not_repeated_by_the_one_th
             return True
         return False
 
-    gate = bot.fake.hold_after("chat.postMessage", reminder)
-    stalled = asyncio.create_task(reminding.send_reminder(bot.deps, reminder_id=row.id or 0))
-    await asyncio.wait_for(posted.wait(), 10)
-    clock.advance(timedelta(minutes=3))  # past the lease
-    assert await reminding.send_reminder(bot.deps, reminder_id=row.id or 0) is True
+    # The page's own sweeps (its 30-second job, a wake-up) fire on the wall clock: one firing once the reminder
+    # is due would claim it before either sender here, so they wait until the one that takes over is done.
+    async with page_of(bot)._sweeps.turn():
+        clock.advance(timedelta(minutes=6))  # the first reminder is due
+        gate = bot.fake.hold_after("chat.postMessage", reminder)
+        stalled = asyncio.create_task(reminding.send_reminder(bot.deps, reminder_id=row.id or 0))
+        await asyncio.wait_for(posted.wait(), 10)
+        clock.advance(timedelta(minutes=3))  # past the lease
+        assert await reminding.send_reminder(bot.deps, reminder_id=row.id or 0) is True
     assert len(looks(bot, channel)) == 1
     gate.set()
     assert await stalled is False  # no longer its claim: recorded once, by the one that took over
