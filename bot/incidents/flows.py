@@ -69,9 +69,10 @@ async def declare(
     playbook_id: str | None = None,
     description: str = "",
     private: bool = False,
+    first: service.FirstWrite | None = None,
     also: service.AlsoWrite | None = None,
 ) -> Outcome:
-    """`also`: the caller's write that must commit with the incident row (see `service.create`)."""
+    """`first` and `also`: the caller's writes that must commit with the incident row (see `service.create`)."""
     playbook = _playbook(deps, playbook_id=playbook_id, title=title, service_name=service_name)
     if severity is None:
         # Declared without one: the playbook's suggested severity, else the default.
@@ -89,7 +90,7 @@ async def declare(
     )
     now = deps.clock.now()
     async with deps.db.session() as session:
-        incident = await service.create(session, data=data, now=now, claim_setup=True, also=also)
+        incident = await service.create(session, data=data, now=now, claim_setup=True, first=first, also=also)
     log.info("declared %s", incident.ref, extra={"incident": incident.ref, "severity": str(incident.severity)})
     # Paging starts now, beside the channel setup: Slack may make the channel wait (tier 2).
     declared = IncidentDeclared(incident_id=incident.id or 0, actor=declared_by, severity=str(incident.severity))

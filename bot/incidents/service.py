@@ -24,6 +24,9 @@ _INSERT_RETURNING_ID = insert(INCIDENTS).returning(INCIDENTS.c.id)
 
 
 AlsoWrite = Callable[[AsyncSession, int], Awaitable[None]]
+# A write that goes first in the incident's transaction (a request's replay claim): raising, it leaves no row
+# and uses no number (a PostgreSQL sequence does not give back a number a rolled-back INSERT took).
+FirstWrite = Callable[[AsyncSession], Awaitable[None]]
 
 
 async def create(
@@ -32,12 +35,14 @@ async def create(
     data: IncidentCreate,
     now: datetime,
     claim_setup: bool = False,
+    first: FirstWrite | None = None,
     also: AlsoWrite | None = None,
 ) -> Incident:
     """Insert the incident and its first timeline event; `claim_setup`: the row holds the setup's lease from birth.
 
     The declaration's own setup starts at once, so the lease goes in with the row (no second write).
-    `also` writes the caller's own record of the new incident (given its id) in the same transaction,
+    `first` goes before the INSERT, `also` writes the caller's own record of the new incident (given its id),
+    both in the same transaction,
     so a crash never leaves the incident without it (an alert group's link).
     Nothing is read back: every column is the one given here or the id the INSERT returned. The
     incident returned is a value, not attached to any session (every caller only reads it).
@@ -46,6 +51,8 @@ async def create(
     commander = data.declared_by if is_user_id(data.declared_by) else None
     values = {"declared_at": now, "updated_at": now, "commander": commander, "planned_severity": data.severity}
     incident = Incident.model_validate(data, update={**values, "setup_claimed_at": now if claim_setup else None})
+    if first is not None:
+        await first(session)
     # Core, on the table: the ORM's flush would only turn the object back into these values.
     result = await session.exec(_INSERT_RETURNING_ID, params=incident.model_dump(exclude={"id"}))
     incident.id = result.scalar_one()

@@ -84,6 +84,11 @@ async def first_request(session: AsyncSession, *, signature: str, at: datetime) 
     return await insert_once(session, _PROCESSED_REQUESTS, {"signature": signature, "received_at": at})
 
 
+async def claim_request(session: AsyncSession, *, signature: str, at: datetime) -> bool:
+    """`first_request` in the caller's transaction, which commits it; False (and rolled back) when seen."""
+    return await insert_or_roll_back(session, _PROCESSED_REQUESTS, {"signature": signature, "received_at": at})
+
+
 async def prune_processed(session: AsyncSession, *, events_before: datetime, requests_before: datetime) -> None:
     await session.exec(delete(ProcessedEvent).where(col(ProcessedEvent.received_at) < events_before))
     await session.exec(delete(ProcessedRequest).where(col(ProcessedRequest.received_at) < requests_before))

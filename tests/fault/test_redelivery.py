@@ -133,3 +133,39 @@ async def test_byte_identical_replay_of_a_slash_command_declares_once(bot: BotHa
     await bot.settle()
     assert await count(bot.deps, Incident) == 1
     assert len([c for c in bot.fake.channels.values() if c.name.startswith("inc-")]) == 1
+
+
+async def test_a_slash_command_declaration_and_its_replay_at_once_declare_once_and_answer_once(bot: BotHarness) -> None:
+    """The declaration's own INSERT carries the request's claim: two at once, one rolls back whole."""
+    body, headers = req.slash_command(
+        "/incident",
+        "declare P2 Search is slow",
+        secret=SECRET,
+        response_url=bot.fake.response_url("twice"),
+    )
+    answers = await asyncio.gather(bot.post(body, headers), bot.post(body, headers))
+    assert [a.status_code for a in answers] == [200, 200]
+    await bot.settle()
+    assert await count(bot.deps, Incident) == 1
+    assert len([c for c in bot.fake.channels.values() if c.name.startswith("inc-")]) == 1
+    replies = [r for r in bot.fake.responses if r["key"] == "twice"]
+    assert len(replies) == 1 and "INC-1" in str(replies[0].get("text")), replies
+    declared = [e for e in await bot.timeline(1) if e.kind == Kind.DECLARED]
+    assert len(declared) == 1
+
+
+async def test_a_replayed_declare_that_opens_the_form_or_is_refused_is_still_answered_once(bot: BotHarness) -> None:
+    """`declare` with no title (the form) or a bad one (a usage reply) writes nothing to carry the claim:
+    the listener claims it alone, so the replay is dropped as every other command's is."""
+    for key, text in (("form", "declare"), ("usage", "declare P9")):
+        body, headers = req.slash_command(
+            "/incident", text, secret=SECRET, response_url=bot.fake.response_url(key), trigger_id=f"trig-{key}"
+        )
+        for _ in range(2):
+            assert (await bot.post(body, headers)).status_code == 200
+        await bot.settle()
+    opened = [c for c in bot.fake.calls_to("views.open") if c.args.get("trigger_id") == "trig-form"]
+    assert len(opened) == 1
+    usage = [r for r in bot.fake.responses if r["key"] == "usage"]
+    assert len(usage) == 1 and "P9" in str(usage[0].get("text")), usage
+    assert await count(bot.deps, Incident) == 0

@@ -19,13 +19,13 @@ from sqlalchemy.orm import Session
 from tests.harness import BotHarness
 
 # One `/incident declare P3 …` with the default bot.yml (nobody to page) and a matching playbook:
-# the replay guard, the row, the channel, the summary and the announcement with the lease's release
-# (one UPDATE), the pages' catch-up, the playbook's start and its progress message, and the note
-# that this channel-ready work is done (without it, a crash before the work would lose it). A P3
-# with nobody to page has nothing for the pager to plan, so it reads nothing
-# (tests/escalation/test_declared_planning.py).
+# the row with the request's replay claim (one transaction: `replay.CarriedClaim`), the channel, the
+# summary and the announcement with the lease's release (one UPDATE), the pages' catch-up, the
+# playbook's start and its progress message, and the note that this channel-ready work is done
+# (without it, a crash before the work would lose it). A P3 with nobody to page has nothing for the
+# pager to plan, so it reads nothing (tests/escalation/test_declared_planning.py).
 MAX_STATEMENTS = 14
-MAX_TRANSACTIONS = 8
+MAX_TRANSACTIONS = 7
 
 
 @contextmanager
@@ -75,6 +75,9 @@ async def test_a_declaration_stays_within_its_statements_and_transactions(bot: B
     assert flushes == [], f"{len(flushes)} ORM flushes in a declaration"
     # It did the whole declaration (a test that counts nothing would pass the limits too).
     assert any(s.startswith("INSERT INTO incidents") for s in statements)
+    # The replay claim is written in the declaration's transaction, before its row (no number used up by a replay).
+    row = log.index(next(s for s in log if s.startswith("INSERT INTO incidents")))
+    assert log[row - 2] == "BEGIN" and log[row - 1].startswith("INSERT INTO processed_requests"), listing
     assert any(s.startswith("INSERT INTO playbook_step_states") for s in statements)
     assert any("progress_ts" in s and s.startswith("UPDATE playbook_runs") for s in statements)
     incident = await bot.incident(2)

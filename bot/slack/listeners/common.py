@@ -14,6 +14,7 @@ from bot.deps import Deps
 from bot.exceptions import BotError, UsageError
 from bot.incidents import access, grammar
 from bot.incidents.models import Incident
+from bot.incidents.service import FirstWrite
 from bot.slack import blocks
 from bot.slack.text import error_text, escape, unescape
 
@@ -117,6 +118,8 @@ class CommandContext:
     respond: AsyncRespond
     client: AsyncWebClient
     trigger_id: str | None = None
+    # The request's replay claim, for its first write's transaction (`replay.CarriedClaim`, declare only).
+    claim: FirstWrite | None = None
 
     async def incident(self) -> Incident:
         return await find_incident(

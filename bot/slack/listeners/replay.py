@@ -12,6 +12,9 @@ Bolt has verified the signature before this runs.
   the same way again: it is logged and answered 200, so nothing loops.
 - Slash commands and interactions have no id. A signature covers the timestamp and the body, so a
   second request with the same signature (a proxy retry, a replayed capture) is the same delivery.
+  `/incident declare …` writes its incident at once: its claim is left to that transaction
+  (`CarriedClaim`, one transaction less on the busiest path), and a replay rolls the whole
+  declaration back. The listener claims it alone when the text turns out to be no declaration.
 Claims are pruned after Slack's retry window; Bolt refuses requests older than 5 minutes anyway.
 """
 
@@ -20,7 +23,9 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.request.async_request import AsyncBoltRequest
@@ -55,6 +60,42 @@ ACKED = BoltResponse(status=200, body="")
 Claim = Callable[[AsyncSession], Awaitable[bool]]
 
 
+CARRIED = "carried_replay_claim"  # in a command's context: its claim, left to its own first write
+
+
+class Replayed(Exception):
+    """A carried claim found its request seen already: the write that carried it is rolled back."""
+
+
+@dataclass(frozen=True)
+class CarriedClaim:
+    """A slash command's replay claim, written by the transaction of the command's first write."""
+
+    signature: str
+    at: datetime
+
+    async def write(self, session: AsyncSession) -> None:
+        """First in the caller's transaction (`incidents.service.create`'s `first`); raises Replayed, rolled back."""
+        if not await deliveries.claim_request(session, signature=self.signature, at=self.at):
+            raise Replayed
+
+    async def alone(self, deps: Deps) -> bool:
+        """The claim in a transaction of its own, as the middleware would have made it; False: a replay.
+        A database that is down or failing lets the command through, to its own (error) reply."""
+        try:
+            async with deps.db.session() as session:
+                return await deliveries.first_request(session, signature=self.signature, at=self.at)
+        except SQLAlchemyError as exc:
+            log.warning("database error while claiming a Slack request: %s", type(exc).__name__)
+            return True
+
+
+def carried_by_declaration(body: dict[str, Any]) -> bool:
+    """`/incident declare …`: the claim goes into the declaration's INSERT (see the module's docstring)."""
+    words = str(body.get("text") or "").split(maxsplit=1)
+    return body.get("command") == "/incident" and bool(words) and words[0].lower() == "declare"
+
+
 def register(app: AsyncApp, deps: Deps) -> None:
     seen = 0
 
@@ -65,6 +106,9 @@ def register(app: AsyncApp, deps: Deps) -> None:
         nonlocal seen
         now = deps.clock.now()
         is_event = req.body.get("type") == "event_callback"
+        if not is_event and (signature := _signature(req)) and carried_by_declaration(req.body):
+            req.context[CARRIED] = CarriedClaim(signature=signature, at=now)
+            return await next()
         claim = await _event_claim(deps, req, now=now) if is_event else _request_claim(req, now=now)
         if isinstance(claim, BoltResponse):
             return claim
@@ -147,10 +191,18 @@ def _log_lost(req: AsyncBoltRequest, exc: Exception) -> None:
     )
 
 
-def _request_claim(req: AsyncBoltRequest, *, now: datetime) -> Claim | None:
-    """Commands and clicks are claimed by their signature (none in Socket Mode, where Slack signs nothing)."""
+def _signature(req: AsyncBoltRequest) -> str:
+    """The key a command or click is claimed by: its signature's digest ("" in Socket Mode, where Slack signs
+    nothing)."""
     signature = (req.headers.get("x-slack-signature") or [""])[0]
     if not signature or req.mode == "socket_mode":
+        return ""
+    return hashlib.sha256(signature.encode()).hexdigest()[:64]
+
+
+def _request_claim(req: AsyncBoltRequest, *, now: datetime) -> Claim | None:
+    """Commands and clicks are claimed by their signature."""
+    key = _signature(req)
+    if not key:
         return None
-    key = hashlib.sha256(signature.encode()).hexdigest()[:64]
     return lambda session: deliveries.first_request(session, signature=key, at=now)

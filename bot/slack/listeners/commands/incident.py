@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from slack_bolt.async_app import AsyncAck, AsyncApp
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext
 from slack_bolt.context.respond.async_respond import AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -17,6 +17,7 @@ from bot.incidents import flows, grammar, impact, service
 from bot.incidents.flows import Outcome
 from bot.slack import blocks
 from bot.slack.api import call
+from bot.slack.listeners import replay
 from bot.slack.listeners.commands import oncall, playbook, postmortem, statuspage
 from bot.slack.listeners.common import (
     CommandContext,
@@ -52,6 +53,7 @@ async def _declare(ctx: CommandContext) -> None:
         service_name=cmd.service,
         playbook_id=cmd.playbook,
         private=cmd.private,
+        first=ctx.claim,
     )
     await _announce_declared(ctx.respond, outcome, typed_in=ctx.channel_id)
 
@@ -238,12 +240,19 @@ HANDLERS: dict[str, SubcommandHandler] = {
 def register(app: AsyncApp, deps: Deps) -> None:
     @app.command("/incident")
     async def incident_command(
-        ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond, client: AsyncWebClient
+        ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond, client: AsyncWebClient, context: AsyncBoltContext
     ) -> None:
         try:
-            cmd = grammar.parse(command_text(command), known=known(deps))
+            cmd: grammar.Command | UsageError = grammar.parse(command_text(command), known=known(deps))
         except UsageError as exc:
-            await ack(**usage_reply(exc))
+            cmd = exc
+        carried: replay.CarriedClaim | None = context.get(replay.CARRIED)
+        declares = isinstance(cmd, grammar.Declare) and not cmd.interactive
+        if carried is not None and not declares and not await carried.alone(deps):
+            await ack()  # a replay of a request answered already
+            return
+        if isinstance(cmd, UsageError):
+            await ack(**usage_reply(cmd))
             return
         if isinstance(cmd, grammar.Declare) and cmd.interactive:
             await ack()
@@ -259,8 +268,17 @@ def register(app: AsyncApp, deps: Deps) -> None:
             respond=respond,
             client=client,
             trigger_id=command.get("trigger_id"),
+            claim=carried.write if carried is not None and declares else None,
         )
-        await guarded(respond, lambda: handler(ctx))
+        await guarded(respond, lambda: _unless_replayed(handler, ctx))
+
+
+async def _unless_replayed(handler: SubcommandHandler, ctx: CommandContext) -> None:
+    """A declaration whose claim found it answered already was rolled back whole: nothing more to say."""
+    try:
+        await handler(ctx)
+    except replay.Replayed:
+        log.info("a replayed /incident declare was dropped")
 
 
 async def _open_declare_modal(
