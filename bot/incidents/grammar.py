@@ -404,11 +404,14 @@ def _declare_words(rest: list[str]) -> _DeclareWords:
     return said
 
 
-def _check_known(what: str, value: str | None, known: frozenset[str], guesses: list[str] | None = None) -> None:
+def _check_known(
+    what: str, value: str | None, known: frozenset[str], guesses: Callable[[str], list[str]] | None = None
+) -> None:
     """A service or playbook the bot does not know is refused, with the closest known one suggested
-    (`guesses`, best first, when the caller has better ones than spelling)."""
+    (`guesses`, best first, when the caller has better ones than spelling; asked only for a refusal)."""
     if value and known and value not in known:
-        guess = (guesses or [])[0] if guesses else _closest(value, sorted(known))
+        better = guesses(value) if guesses else []
+        guess = better[0] if better else _closest(value, sorted(known))
         raise _fail(
             "declare",
             f"Unknown {what} `{value}`. Known: {', '.join(sorted(known))}.",
@@ -429,8 +432,7 @@ def _playbook_guesses(typed: str, known: Known) -> list[str]:
 def _p_declare(name: str, incident: int | None, rest: list[str], _: str, known: Known) -> Command:
     said = _declare_words(rest)
     _check_known("service", said.service, known.services)
-    if said.playbook and said.playbook not in known.playbooks:
-        _check_known("playbook", said.playbook, known.playbooks, _playbook_guesses(said.playbook, known))
+    _check_known("playbook", said.playbook, known.playbooks, lambda typed: _playbook_guesses(typed, known))
     title = " ".join(said.title).strip()
     if len(title) > MAX_TITLE:
         raise _fail("declare", f"The title is {len(title)} characters; keep it under {MAX_TITLE}.")
