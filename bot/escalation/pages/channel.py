@@ -160,6 +160,7 @@ class Channel:
         A first mention an earlier attempt may have posted (`outcome.mention_unknown`) is looked for first
         (`retries.posted_before`), and one whose answer is lost now is looked for when the page will not go out
         again (`retries.posted_after_all`), as a page DM is: found, it is recorded as posted, not posted again.
+        One that failed for now (`is_transient`) before the last attempt has the page go out again.
         """
         assert incident.channel_id is not None
         look = partial(self._look, incident, message, rows)
@@ -179,10 +180,14 @@ class Channel:
                 await self.rt.pager.report_page(incident=incident, report=report)
             except ChatError as exc:
                 code = exc.code or str(exc)
-                last = full and not outcome.tried_again(rows, attempt, in_channel=True)
+                # A first mention Slack failed for now goes out with the page's next attempt (which looks for it
+                # first if the answer was lost): the DMs all getting through must not leave the channel untold.
+                again = full and is_transient(exc) and not attempt.final
+                last = full and not again and not outcome.tried_again(rows, attempt, in_channel=True)
                 if not (last and await posted_after_all(code, look, self._what(message))):
                     error = f"{outcome.MENTION_FAILED}{code}"
                     attempt.errors.append(error)
+                    attempt.mention_again = again
         if full:
             return await self.record(page_id, rows, TargetKind.CHANNEL, incident.channel_id, now=now, error=error)
         return rows

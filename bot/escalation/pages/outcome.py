@@ -33,6 +33,7 @@ class Attempt:
     via: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     uninvited: list[str] = field(default_factory=list)  # not added to the channel: Slack failed for now
+    mention_again: bool = False  # the first mention failed for now (throttled, Slack down): the page goes out again
     retry_in: timedelta = timedelta(0)
 
 
@@ -124,9 +125,10 @@ def mention_unknown(rows: list[PageTarget], *, retry: bool) -> bool:
 
 def tried_again(rows: list[PageTarget], attempt: Attempt, *, in_channel: bool) -> bool:
     """Whether the page goes out once more after this attempt: someone is still to be reached or added to the
-    channel (Slack failed for now), or nothing reached anybody (the mention counts where it was made here)."""
+    channel, or the channel told of it (Slack failed for now), or nothing reached anybody (the mention counts
+    where it was made here)."""
     unreached = in_channel and not reached(rows, channel=True)
-    return not attempt.final and bool(outstanding(rows) or unreached or attempt.uninvited)
+    return not attempt.final and bool(outstanding(rows) or unreached or attempt.uninvited or attempt.mention_again)
 
 
 def first_mention(rows: list[PageTarget]) -> bool:

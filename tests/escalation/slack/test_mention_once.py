@@ -65,13 +65,34 @@ async def test_a_mention_slack_posted_whose_answer_was_lost_is_not_posted_again_
     assert await page_errors(bot) == [["U0LEAD"], [None]]
 
 
+async def test_a_mention_whose_answer_was_lost_is_looked_for_by_the_retry_though_every_dm_got_through(
+    start: Starter, clock: FakeClock
+) -> None:
+    bot = await start(LEAD_ONLY)
+    channel = await declared(bot)
+    mention_posted_answer_lost(bot.fake)  # the DM reached the lead; Slack may have the mention: the page goes out again
+    await tick(bot, clock, timedelta(minutes=1))
+    assert len(page_dms(bot.fake, "U0LEAD")) == 1 and len(page_lines(bot.fake, channel)) == 1
+    assert bot.fake.calls_to("conversations.history") == []
+    await tick(bot, clock, timedelta(seconds=30))
+    assert len(page_dms(bot.fake, "U0LEAD")) == 1 and len(page_lines(bot.fake, channel)) == 1
+    assert len(bot.fake.calls_to("conversations.history")) == 1
+    assert await page_errors(bot) == [["U0LEAD"], [None]]
+    await escalator(bot).channel_ready(1)  # a catch-up finds nothing left to mention
+    assert len(page_lines(bot.fake, channel)) == 1
+
+
 async def test_a_last_mention_slack_posted_whose_answer_was_lost_is_recorded_as_posted(
     start: Starter, clock: FakeClock
 ) -> None:
     bot = await start(LEAD_ONLY)
     channel = await declared(bot)
-    mention_posted_answer_lost(bot.fake)  # the DM reached the lead: the page is not tried again
+    bot.fake.fail("chat.postMessage", "service_unavailable", count=4)  # two attempts: neither DM nor mention posted
     await tick(bot, clock, timedelta(minutes=1))
+    await tick(bot, clock, timedelta(seconds=30))
+    assert page_dms(bot.fake, "U0LEAD") == [] and page_lines(bot.fake, channel) == []
+    mention_posted_answer_lost(bot.fake)  # the last attempt: the DM passes, the mention's answer is cut
+    await tick(bot, clock, timedelta(seconds=60))
     assert len(page_dms(bot.fake, "U0LEAD")) == 1 and len(page_lines(bot.fake, channel)) == 1
     assert len(bot.fake.calls_to("conversations.history")) == 1
     assert await page_errors(bot) == [["U0LEAD"], [None]]
@@ -161,3 +182,20 @@ async def test_a_mention_whose_record_broke_on_the_last_attempt_is_looked_for_be
     assert await page_errors(bot) == [["U0LEAD"], [[broke]]]  # not that the mention failed
     await escalator(bot).channel_ready(1)  # a catch-up finds nothing left to mention
     assert len(page_lines(bot.fake, channel)) == 1
+
+
+async def test_a_mention_slack_failed_for_now_is_tried_again_though_every_dm_got_through(
+    start: Starter, clock: FakeClock
+) -> None:
+    bot = await start(LEAD_ONLY)
+    channel = await declared(bot)
+    bot.fake.server_error("chat.postMessage", count=0, after=1)  # the DM reaches the lead
+    bot.fake.fail("chat.postMessage", "ratelimited")  # Slack answered: the mention was not posted
+    await tick(bot, clock, timedelta(minutes=1))
+    assert len(page_dms(bot.fake, "U0LEAD")) == 1 and page_lines(bot.fake, channel) == []
+    await tick(bot, clock, timedelta(seconds=30))
+    assert len(page_dms(bot.fake, "U0LEAD")) == 1  # not DMed again
+    (line,) = page_lines(bot.fake, channel)
+    assert "<@U0LEAD>" in line
+    assert bot.fake.calls_to("conversations.history") == []  # Slack had answered: nothing to look for
+    assert await page_errors(bot) == [["U0LEAD"], [None]]
