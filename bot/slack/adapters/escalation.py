@@ -79,7 +79,10 @@ def page_blocks(incident: Incident, page: PageMessage) -> list[Block]:
     ]
     if page.paged_at_level is not None:  # a note, not a second page: no header, one line
         lines = [f"{_escalated(incident, page)} · {status.emoji} {status.value} · {where}"]
+        lines += [_acked(incident)] if incident.acknowledged_by else []
         return [blocks.mrkdwn("\n".join(lines)), _ack_actions(incident, page)]
+    if incident.acknowledged_by:
+        lines.append(_acked(incident))
     if page.late_by is not None:
         lines.append(f"⚠️ This page is late by {format_duration(page.late_by)} (the bot was down or busy).")
     return [
@@ -101,16 +104,24 @@ def _escalated(incident: Incident, page: PageMessage) -> str:
     return f"⏫ {incident.ref} escalated to {_level(page)}, which is you too: you were paged at level {earlier}"
 
 
+def _acked(incident: Incident) -> str:
+    """A later level is paged though someone acknowledged (`stop_on: resolve`): whoever is woken up should know
+    that somebody has it in hand, and since when, before deciding what to do."""
+    since = f" at {ts(incident.acknowledged_at)}" if incident.acknowledged_at is not None else ""
+    return f"✋ Acknowledged by <@{incident.acknowledged_by}>{since}; not resolved yet, so the escalation goes on."
+
+
 def page_text(incident: Incident, page: PageMessage) -> str:
+    acked = f"; acknowledged by <@{incident.acknowledged_by}>" if incident.acknowledged_by else ""
     if page.paged_at_level is not None:
-        return _escalated(incident, page)
+        return _escalated(incident, page) + acked
     late = f" (late by {format_duration(page.late_by)})" if page.late_by is not None else ""
     about = (
         f"{incident.ref} [{incident.severity}] {page_title(incident)}"
         if incident.private
         else blocks.summary_text(incident)
     )
-    return f"🚨 Paged for {about}{late}"
+    return f"🚨 Paged for {about}{late}{acked}"
 
 
 def acknowledged_blocks(incident: Incident, user: str, *, note: str = "") -> list[Block]:

@@ -51,9 +51,12 @@ async def test_slash_ack_with_stop_on_resolve_records_the_ack_and_escalation_con
     clock.advance(timedelta(minutes=2))
     await bot.command("ack", user="U0CAROL", channel=incident.channel_id or "")
     await tick(bot, clock, timedelta(minutes=13))
-    assert len(page_dms(bot.fake, "U0LEAD")) == 1
+    (lead_dm,) = page_dms(bot.fake, "U0LEAD")
     rows = await escalator(bot).pages(1)
     assert rows[0].acknowledged_by == "U0CAROL" and rows[1].acknowledged_at is None
+    # The lead is told someone has it in hand, and since when, before deciding to get up for it.
+    assert "Acknowledged by <@U0CAROL> at" in str(lead_dm.blocks) and button_values(lead_dm) != []
+    assert "acknowledged by <@U0CAROL>" in lead_dm.text
 
 
 async def test_a_second_press_after_someone_else_acknowledged(start: Starter, clock: FakeClock) -> None:
