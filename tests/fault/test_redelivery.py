@@ -6,9 +6,15 @@ Each delivery must change the database at most once: one timeline message, one k
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from sqlmodel import select
 
 from bot.incidents.models import Incident
-from bot.timeline.models import Kind, TimelineEvent
+from bot.slack.listeners import replay
+from bot.timeline.models import Kind, ProcessedEvent, ProcessedRequest, TimelineEvent
 from tests import slack_requests as req
 from tests.fault.support import count
 from tests.harness import SECRET, BotHarness
@@ -169,3 +175,29 @@ async def test_a_replayed_declare_that_opens_the_form_or_is_refused_is_still_ans
     usage = [r for r in bot.fake.responses if r["key"] == "usage"]
     assert len(usage) == 1 and "P9" in str(usage[0].get("text")), usage
     assert await count(bot.deps, Incident) == 0
+
+
+async def test_claims_older_than_slacks_retry_window_are_pruned_every_few_hundred(
+    bot: BotHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without pruning the claim tables grow by a row per command, click and event for ever."""
+    monkeypatch.setattr(replay, "PRUNE_EVERY", 3)
+    now = bot.deps.clock.now()
+    async with bot.deps.db.session() as session:
+        session.add(ProcessedRequest(signature="old-request", received_at=now - timedelta(minutes=11)))
+        session.add(ProcessedRequest(signature="recent-request", received_at=now - timedelta(minutes=9)))
+        session.add(ProcessedEvent(event_id="EvOld", received_at=now - timedelta(hours=3)))
+        session.add(ProcessedEvent(event_id="EvRecent", received_at=now - timedelta(minutes=30)))
+        await session.commit()
+    for n in range(2):
+        await bot.command("list", user=f"U0LIST{n}")
+    assert await count(bot.deps, ProcessedRequest) == 4 and await count(bot.deps, ProcessedEvent) == 2
+    await bot.command("list", user="U0LIST2")  # the third claim since start prunes
+    kept = [r.signature for r in await _all(bot, ProcessedRequest)]
+    assert "old-request" not in kept and "recent-request" in kept and len(kept) == 4
+    assert [e.event_id for e in await _all(bot, ProcessedEvent)] == ["EvRecent"]
+
+
+async def _all(bot: BotHarness, model: Any) -> list[Any]:
+    async with bot.deps.db.session() as session:
+        return list((await session.exec(select(model))).all())

@@ -56,7 +56,7 @@ PRUNE_EVERY = 500
 MEMBERSHIP_SUBTYPES = {"channel_join", "channel_leave", "group_join", "group_leave"}
 UNAVAILABLE = BoltResponse(status=503, body="database unavailable; retry later")
 ACKED = BoltResponse(status=200, body="")
-# What a delivery is claimed by: bot.timeline.deliveries' first_delivery (events) or first_request (the rest).
+# What an event is claimed by, in the transaction that writes it (see `_event_claim`).
 Claim = Callable[[AsyncSession], Awaitable[bool]]
 
 
@@ -80,8 +80,8 @@ class CarriedClaim:
             raise Replayed
 
     async def alone(self, deps: Deps) -> bool:
-        """The claim in a transaction of its own, as the middleware would have made it; False: a replay.
-        A database that is down or failing lets the command through, to its own (error) reply."""
+        """The claim in a transaction of its own (every command and click but a declaration); False: a replay.
+        A database that is down or failing lets the request through, to its own (error) reply."""
         try:
             async with deps.db.session() as session:
                 return await deliveries.first_request(session, signature=self.signature, at=self.at)
@@ -97,47 +97,71 @@ def carried_by_declaration(body: dict[str, Any]) -> bool:
 
 
 def register(app: AsyncApp, deps: Deps) -> None:
-    seen = 0
+    pruner = Pruner(deps)
 
     @app.middleware
     async def drop_replays(
         req: AsyncBoltRequest, resp: BoltResponse, next: Callable[[], Awaitable[BoltResponse]]
     ) -> BoltResponse:
-        nonlocal seen
         now = deps.clock.now()
-        is_event = req.body.get("type") == "event_callback"
-        if not is_event and (signature := _signature(req)) and carried_by_declaration(req.body):
-            req.context[CARRIED] = CarriedClaim(signature=signature, at=now)
-            return await next()
-        claim = await _event_claim(deps, req, now=now) if is_event else _request_claim(req, now=now)
-        if isinstance(claim, BoltResponse):
-            return claim
-        if claim is None:
-            return await next()
+        if req.body.get("type") == "event_callback":
+            answer, claimed = await _claim_event(deps, req, now=now)
+        else:
+            answer, claimed = await _claim_request(deps, req, now=now)
+        if claimed:
+            await pruner.claimed(now)
+        return answer if answer is not None else await next()
+
+
+class Pruner:
+    """Every `PRUNE_EVERY` claims, those older than Slack's retry window go, in a transaction of their own."""
+
+    def __init__(self, deps: Deps) -> None:
+        self.deps = deps
+        self.seen = 0
+
+    async def claimed(self, now: datetime) -> None:
+        self.seen += 1
+        if self.seen % PRUNE_EVERY:
+            return
         try:
-            async with deps.db.session() as session:
-                first = await claim(session)
-                seen += 1
-                if seen % PRUNE_EVERY == 0:
-                    await deliveries.prune_processed(
-                        session, events_before=now - EVENT_RETENTION, requests_before=now - REQUEST_RETENTION
-                    )
-        except DATABASE_DOWN as exc:
-            log.warning("database unavailable while claiming a Slack delivery: %s", type(exc).__name__)
-            if is_event:
-                return UNAVAILABLE
-            return await next()  # a command still gets its (error) reply
-        except Exception as exc:
-            if is_event:
-                _log_lost(req, exc)
-                return ACKED  # a retry would fail the same way
-            if not isinstance(exc, SQLAlchemyError):
-                raise
-            log.warning("database error while claiming a Slack request: %s", type(exc).__name__)
-            return await next()
-        if not first:
-            return ACKED
-        return await next()
+            async with self.deps.db.session() as session:
+                await deliveries.prune_processed(
+                    session, events_before=now - EVENT_RETENTION, requests_before=now - REQUEST_RETENTION
+                )
+        except SQLAlchemyError as exc:  # the next round prunes them
+            log.warning("could not prune the claims of old Slack deliveries: %s", type(exc).__name__)
+
+
+async def _claim_request(deps: Deps, req: AsyncBoltRequest, *, now: datetime) -> tuple[BoltResponse | None, bool]:
+    """A command or click, claimed by its signature (a declaration's claim is left to its own write); the
+    answer when it was seen already (None: on to the listener), and whether a claim was made."""
+    signature = _signature(req)
+    if not signature:
+        return None, False
+    claim = CarriedClaim(signature=signature, at=now)
+    if carried_by_declaration(req.body):
+        req.context[CARRIED] = claim
+        return None, True
+    return (None if await claim.alone(deps) else ACKED), True
+
+
+async def _claim_event(deps: Deps, req: AsyncBoltRequest, *, now: datetime) -> tuple[BoltResponse | None, bool]:
+    """An event in an incident channel, claimed with its write; the answer when it must not reach the
+    listeners (seen already, the database down, or lost), and whether a claim was made."""
+    claim = await _event_claim(deps, req, now=now)
+    if claim is None or isinstance(claim, BoltResponse):
+        return claim, False
+    try:
+        async with deps.db.session() as session:
+            first = await claim(session)
+    except DATABASE_DOWN as exc:
+        log.warning("database unavailable while claiming a Slack delivery: %s", type(exc).__name__)
+        return UNAVAILABLE, False
+    except Exception as exc:
+        _log_lost(req, exc)
+        return ACKED, False  # a retry would fail the same way
+    return (None if first else ACKED), True
 
 
 async def _event_claim(deps: Deps, req: AsyncBoltRequest, *, now: datetime) -> Claim | BoltResponse | None:
@@ -198,11 +222,3 @@ def _signature(req: AsyncBoltRequest) -> str:
     if not signature or req.mode == "socket_mode":
         return ""
     return hashlib.sha256(signature.encode()).hexdigest()[:64]
-
-
-def _request_claim(req: AsyncBoltRequest, *, now: datetime) -> Claim | None:
-    """Commands and clicks are claimed by their signature."""
-    key = _signature(req)
-    if not key:
-        return None
-    return lambda session: deliveries.first_request(session, signature=key, at=now)
