@@ -1,8 +1,9 @@
 """Tables of the alerts domain.
 
-`AlertGroup` is one Alertmanager/Grafana notification group (its `groupKey`), unique per source:
-two deliveries of the same group, even at the same instant on two replicas, land on one row, so
-they can never make two incidents. `AlertInstance` is one alert of the group (its `fingerprint`).
+`AlertGroup` is one Alertmanager/Grafana notification group (its `groupKey` within its sender, the
+`externalURL` it names itself with: independent senders with the same routes send the same key), unique
+per source: two deliveries of the same group, even at the same instant on two replicas, land on one row,
+so they can never make two incidents. `AlertInstance` is one alert of the group (its `fingerprint`).
 
 The row is written before the webhook is answered; showing it in Slack happens afterwards and is
 tracked by `revision` (bumped by every change) and `synced_revision` (what Slack shows). A row
@@ -45,7 +46,7 @@ class AlertGroup(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     source: str = Field(max_length=20)  # alertmanager | grafana
-    key_hash: str = Field(max_length=64)  # sha256 of groupKey (group keys can be long)
+    key_hash: str = Field(max_length=64)  # sha256 of groupKey and its sender (`Notification.key_hash`)
     group_key: str = Field(sa_column=Column(Text, nullable=False))
     receiver: str = Field(default="", max_length=200)
     status: str = Field(default="firing", max_length=10)  # firing | resolved

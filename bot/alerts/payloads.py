@@ -6,6 +6,9 @@ Both senders share the Alertmanager shape: `status`, `groupKey`, `groupLabels`, 
 `fingerprint`. Grafana says `version: "1"` and adds `orgId`, `title`, `state`, `message`, and per
 alert `values`, `silenceURL`, `dashboardURL`, `panelURL`, `imageURL`.
 
+A group is the sender's: independent Alertmanagers (or Grafana instances) with the same routes send the
+same `groupKey`, so the key is scoped by the `externalURL` the sender names itself with (`sender_of`).
+
 Parsing is strict about structure (a 400 with the reason tells whoever set up the webhook what
 is wrong) and lenient about extras (unknown fields are ignored, as both senders add fields).
 """
@@ -18,6 +21,7 @@ import re
 from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from bot.alerts.limits import KEPT_ALERTS_PER_DELIVERY, Overflow
 
@@ -81,17 +85,27 @@ class Notification:
     # A resolved alert's `ends_at` is the sender's own time of the resolve (a preset that says it), not the
     # bot's clock: a late resolve of an earlier outage can then be told apart (`ordering`).
     ends_from_sender: bool = False
+    # Who sent it, as its payload says (`sender_of` its `externalURL`); '' when it does not say.
+    sender: str = ""
+
+    def _identity(self, sender: str) -> str:
+        """Grafana's org 1 (its default, and what rows stored before orgs were told apart belong to) keeps
+        the plain key; another org's key is prefixed with its id; a named sender's with its URL."""
+        key = self.group_key if self.org_id in ("", "1") else f"org:{self.org_id}\n{self.group_key}"
+        return f"sender:{sender}\n{key}" if sender else key
 
     @property
     def key_hash(self) -> str:
-        """The group's identity. Grafana's org 1 (its default, and what rows stored before orgs were
-        told apart belong to) keeps the plain key; another org's key is prefixed with its id."""
-        key = self.group_key if self.org_id in ("", "1") else f"org:{self.org_id}\n{self.group_key}"
-        return hashlib.sha256(key.encode()).hexdigest()
+        """The group's identity: its key, within its sender."""
+        return hashlib.sha256(self._identity(self.sender).encode()).hexdigest()
 
     @property
     def former_key_hash(self) -> str | None:
-        return hashlib.sha256(self.former_group_key.encode()).hexdigest() if self.former_group_key else None
+        """The identity an earlier version gave this group: the key without its sender (groups stored
+        before senders were told apart), or a preset's former key."""
+        if self.former_group_key:
+            return hashlib.sha256(self.former_group_key.encode()).hexdigest()
+        return hashlib.sha256(self._identity("").encode()).hexdigest() if self.sender else None
 
     @property
     def firing(self) -> list[AlertItem]:
@@ -134,6 +148,21 @@ def storable(note: Notification) -> Notification:
     without NUL characters (PostgreSQL text cannot hold one), and with a lone UTF-16 surrogate (a sender
     that cut an emoji in half, as a JavaScript client's truncated message does) as U+FFFD."""
     return replace(note, **{f.name: _storable_value(getattr(note, f.name)) for f in fields(note)})
+
+
+def sender_of(external_url: str | None) -> str:
+    """The sender an `externalURL` names, spelled one way (scheme and host in lower case, no trailing `/`,
+    no credentials, query or fragment): '' when there is none, or it is not a URL."""
+    text = (external_url or "").strip()
+    try:
+        parts = urlsplit(text)
+        host, port = (parts.hostname or "").lower(), parts.port
+    except ValueError:
+        return ""
+    if not parts.scheme or not host:
+        return ""
+    netloc = f"[{host}]" if ":" in host else host
+    return f"{parts.scheme.lower()}://{netloc}{f':{port}' if port else ''}{parts.path.rstrip('/')}"
 
 
 def parse_time(value: Any, *, where: str) -> datetime | None:
@@ -256,6 +285,7 @@ def parse(source: str, data: dict[str, Any], *, overflow: Overflow | None = None
         raise PayloadError(f"truncatedAlerts: expected a non-negative integer, got {truncated!r}")
     truncated = min(truncated, MAX_TRUNCATED)  # a count the database's integer columns hold, sums included
     alerts = _alert_items(raw_alerts, status=status)
+    external_url = _text(data.get("externalURL"), where="externalURL") or None
     unsaid = overflow.dropped - overflow.firing - overflow.resolved  # they take the notification's status
     firing_total = sum(1 for a in alerts if a.status == "firing") + overflow.firing
     if status == "firing":
@@ -268,11 +298,12 @@ def parse(source: str, data: dict[str, Any], *, overflow: Overflow | None = None
         group_labels=_string_map(data.get("groupLabels"), where="groupLabels"),
         common_labels=_string_map(data.get("commonLabels"), where="commonLabels"),
         common_annotations=_string_map(data.get("commonAnnotations"), where="commonAnnotations"),
-        external_url=_text(data.get("externalURL"), where="externalURL") or None,
+        external_url=external_url,
         truncated=truncated + overflow.dropped,
         alerts=alerts,
         firing_total=firing_total,
         org_id=_org_id(data.get("orgId")) if source == "grafana" else "",
+        sender=sender_of(external_url),
     )
 
 

@@ -22,7 +22,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot.alerts import episodes
 from bot.alerts.models import AlertGroup, AlertInstance, DeclareState
 from bot.alerts.ordering import without_late_resolves
-from bot.alerts.payloads import Notification
+from bot.alerts.payloads import Notification, sender_of
 from bot.alerts.rules import Proposal, describe_rule
 from bot.alerts.state import GroupState, describe_change, group_state
 from bot.db import upsert_insert
@@ -87,30 +87,34 @@ async def ingest(session: AsyncSession, *, note: Notification, proposal: Proposa
     raise RuntimeError(f"alert group {group_id}: too many concurrent updates, giving up (the sender will retry)")
 
 
-async def _former_group(session: AsyncSession, *, note: Notification) -> int | None:
-    """The group an earlier version stored this one under, while it is still open (firing, or its incident
-    is): its resolve must reach it. None once the group exists under its own key."""
+async def _stored_group(session: AsyncSession, *, note: Notification) -> int | None:
+    """The group's row when a delivery may belong to one stored under an earlier version's key: its own,
+    else the former one while that is open (firing, or its incident is), as its resolve must reach it. Not,
+    for a named sender, a former group another sender wrote last (stored before senders were told apart,
+    it is that sender's). None: the row is made (or read) by key."""
     if note.former_key_hash is None:
         return None
     rows = await session.exec(
-        select(AlertGroup.key_hash, AlertGroup.id, AlertGroup.status, AlertGroup.incident_id).where(
-            AlertGroup.source == note.source, col(AlertGroup.key_hash).in_([note.key_hash, note.former_key_hash])
-        )
+        select(AlertGroup)
+        .where(AlertGroup.source == note.source, col(AlertGroup.key_hash).in_([note.key_hash, note.former_key_hash]))
+        .execution_options(populate_existing=True)
     )
-    found = {row[0]: row for row in rows.all()}
-    former = found.get(note.former_key_hash)
-    if note.key_hash in found or former is None:
+    found = {group.key_hash: group for group in rows.all()}
+    own, former = found.get(note.key_hash), found.get(note.former_key_hash)
+    if own is not None:
+        return int(own.id or 0)
+    if former is None or (note.sender and sender_of(former.external_url) not in ("", note.sender)):
         return None
-    if former[2] == "firing" or (await _linked(session, former[3]))[0]:
-        return int(former[1] or 0)
+    if former.status == "firing" or (await _linked(session, former.incident_id))[0]:
+        return int(former.id or 0)
     return None
 
 
 async def _group_id(session: AsyncSession, *, note: Notification, now: datetime) -> int:
     """The group's row, created empty by whichever delivery comes first (revision 0: nothing applied yet)."""
-    former = await _former_group(session, note=note)
-    if former is not None:
-        return former
+    stored = await _stored_group(session, note=note)
+    if stored is not None:
+        return stored
     await session.exec(
         upsert_insert(session, AlertGroup)
         .values(
