@@ -13,6 +13,8 @@ import logging
 from datetime import datetime, timedelta
 from functools import partial
 
+from sqlmodel import select
+
 from bot.alerts import claims, service
 from bot.alerts.models import AlertGroup, AlertInstance, DeclareState
 from bot.alerts.views import incident_description
@@ -22,6 +24,7 @@ from bot.exceptions import InvalidState, NotFound
 from bot.incidents import access
 from bot.incidents import flows as incident_flows
 from bot.incidents.flows import Outcome
+from bot.incidents.models import Incident
 
 log = logging.getLogger(__name__)
 
@@ -108,8 +111,13 @@ async def _recover_one(deps: Deps, *, group_id: int, now: datetime, stale_after:
         if group.declare_claimed_at is None:
             return
         if group.incident_id is not None:  # the incident was made (it names itself on the group): link it
+            # As its declarer made it: a rule's declare is the sender's, a person's Declare their own.
+            declared_by = (
+                await session.exec(select(Incident.declared_by).where(Incident.id == group.incident_id))
+            ).first() or group.source
+            how = "auto" if declared_by == group.source else "button"
             await claims.link_incident(
-                session, group_id=group_id, incident_id=group.incident_id, how="auto", actor=group.source, now=now
+                session, group_id=group_id, incident_id=group.incident_id, how=how, actor=declared_by, now=now
             )
             log.warning(
                 "alert group %s: recovered the link to INC-%s after an interrupted declare", group_id, group.incident_id

@@ -1,7 +1,7 @@
 """An auto-declare interrupted: killed during its channel setup, the stale-declare recovery links the
 incident it made (the group names it from the incident's own transaction), even after the alert's
-text changed; killed before its INSERT, it is declared again within minutes; only slow, it declares
-and links nothing twice."""
+text changed, and as the person's when a person's Declare was killed; killed before its INSERT, it is
+declared again within minutes; only slow, it declares and links nothing twice."""
 
 from __future__ import annotations
 
@@ -13,8 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import update
+from sqlmodel import col
 
-from bot.alerts.models import DeclareState
+from bot.alerts.models import AlertGroup, DeclareState
 from bot.clock import FakeClock
 from bot.incidents import flows as incident_flows
 from bot.incidents.flows import Outcome
@@ -178,3 +180,29 @@ async def test_a_link_recovered_while_the_declare_was_still_setting_up_is_writte
 
         lines = await alert_lines(bot, 1)
         assert len(lines) == 1, f"the alert's line twice on INC-1's timeline: {lines}"
+
+
+async def test_a_button_declare_killed_before_its_link_is_recovered_as_the_persons(
+    fake_slack: FakeSlack, database_url: str, tmp_path: Path
+) -> None:
+    """A person's Declare, killed after INC-1 was stored and before the link (as a redeploy leaves it): the
+    recovery linked it as declared automatically, by the sender, on the card and the incident's timeline."""
+    async with started(fake_slack, database_url, tmp_path) as (bot, clock):
+        await send(bot, p.alertmanager([p.am_alert(severity="warning")]))
+        await bot.command("declare P2 Checkout errors", user="U0BOB", channel="C0ALERTS")
+        [group] = await groups(bot)
+        async with bot.deps.db.session() as session:  # the state the killed declare left: claimed, INC-1 named
+            await session.exec(
+                update(AlertGroup)
+                .where(col(AlertGroup.id) == group.id)
+                .values(declare_state=DeclareState.CLAIMED, declare_claimed_at=clock.now(), incident_id=1)
+            )
+            await session.commit()
+        clock.advance(timedelta(minutes=11))
+        await sweep_twice(bot)
+        [group] = await groups(bot)
+        assert group.declare_state == DeclareState.DONE and group.declared_how == "button"
+        [line] = await alert_lines(bot, 1)
+        assert line.startswith("declared from Alertmanager alert"), line
+        [event] = [e for e in await bot.timeline(1) if e.kind == Kind.ALERT and (e.data or {}).get("how")]
+        assert event.actor == "U0BOB"
