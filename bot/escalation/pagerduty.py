@@ -1,8 +1,15 @@
 """PagerDuty Events API v2, for teams that already page through PagerDuty.
 
-One PagerDuty alert per incident: the dedup key is derived from the incident number, so a
-trigger sent twice (a retry, or two replicas) lands on the same alert, and acknowledge/resolve
-find it without storing anything.
+One PagerDuty alert per incident: the dedup key is derived from the incident, so a trigger sent
+twice (a retry, or two replicas) lands on the same alert, and acknowledge/resolve find it without
+storing anything.
+
+A private incident is seen in PagerDuty by people outside its channel (everyone on the service, its
+integrations, its reports), so it goes there as the `#incidents` announcement goes: a private incident
+of this severity, no number, title, service or channel. The person paged learns the rest in Slack,
+from the page's DM and the channel they are invited to. Its dedup key is derived from the incident's
+secret, not its number: the same for trigger, acknowledge and resolve, and telling nobody which
+incident it is.
 
 PagerDuty asks senders to retry a 429 or a 5xx with backoff. Acknowledge and resolve are
 retried (`RETRY_DELAYS`, or the `Retry-After` PagerDuty gives, whichever is longer): they are
@@ -64,20 +71,22 @@ class PagerDuty:
 
     @staticmethod
     def dedup_key(incident: Incident) -> str:
-        return f"incident-bot/{incident.ref}"
+        # A private incident declared before it had a secret was triggered under its number: kept, so its
+        # acknowledge and resolve still find that alert.
+        alias = incident.alias("pagerduty") if incident.private else None
+        return f"incident-bot/private/{alias}" if alias else f"incident-bot/{incident.ref}"
 
     async def trigger(self, incident: Incident) -> None:
-        # A private incident's title and service stay in its channel, PagerDuty included; so does the
-        # channel's name, which is made from the title. Its id opens the channel for members only.
-        title = "private incident" if incident.private else incident.title
-        where = incident.channel_id if incident.private else incident.channel_name
         payload: dict[str, Any] = {
-            "summary": f"{incident.ref} [{incident.severity}] {title}"[:1024],
             "source": self.source,
             "severity": PD_SEVERITY.get(str(incident.severity), "error"),
-            "component": None if incident.private else incident.service or None,
-            "custom_details": {"status": str(incident.status), "channel": where},
         }
+        if incident.private:
+            payload["summary"] = f"[private incident] Severity {incident.severity} — details in Slack"
+        else:
+            payload["summary"] = f"{incident.ref} [{incident.severity}] {incident.title}"[:1024]
+            payload["component"] = incident.service or None
+            payload["custom_details"] = {"status": str(incident.status), "channel": incident.channel_name}
         await self._send("trigger", incident, {"payload": {k: v for k, v in payload.items() if v is not None}})
 
     async def acknowledge(self, incident: Incident) -> None:

@@ -7,6 +7,8 @@ the bot learns afterwards (channel, roles, times). The incident number is the pr
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from datetime import datetime, timedelta
 from enum import StrEnum
 
@@ -108,6 +110,10 @@ class Incident(IncidentBase, table=True):
     # draft shared) was done. NULL on a resolved incident: a crash came in between, and the resume sweep
     # does it again.
     resolve_handled_at: datetime | None = _utc()  # type: ignore[assignment]
+    # A private incident's secret: random, written once at its declaration, never shown. What names the
+    # incident outside its channel (`alias`) is derived from it, so it gives away no number and does not
+    # change when a token or a secret in the settings is rotated. NULL: public, or declared before 0019.
+    secret: str | None = Field(default=None, max_length=64)
 
     @property
     def ref(self) -> str:
@@ -135,6 +141,13 @@ class Incident(IncidentBase, table=True):
 
     def role(self, role: Role) -> str | None:
         return getattr(self, role.value)  # type: ignore[no-any-return]
+
+    def alias(self, purpose: str) -> str | None:
+        """How a private incident is named where outsiders read (`purpose`: "announcement", "pagerduty"):
+        stable, unguessable, one per purpose so the places cannot be matched up. None without a secret."""
+        if self.secret is None:
+            return None
+        return hmac.new(self.secret.encode(), purpose.encode(), hashlib.sha256).hexdigest()[:32]
 
 
 # The table itself, for Core statements on the hot path (a declaration's writes): no ORM unit of work.

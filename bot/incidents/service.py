@@ -6,6 +6,7 @@ UPDATEs, so only one of them wins and the other is told.
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -50,6 +51,7 @@ async def create(
     # A person who declares leads until someone else is named; an alert source cannot lead.
     commander = data.declared_by if is_user_id(data.declared_by) else None
     values = {"declared_at": now, "updated_at": now, "commander": commander, "planned_severity": data.severity}
+    values["secret"] = secrets.token_hex(16) if data.private else None
     incident = Incident.model_validate(data, update={**values, "setup_claimed_at": now if claim_setup else None})
     if first is not None:
         await first(session)

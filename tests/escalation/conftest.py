@@ -153,7 +153,7 @@ def make_escalator(db: Database, clock: FakeClock, pager: FakePager) -> MakeEsca
 def start(db: Database, clock: FakeClock, make_escalator: MakeEscalator) -> Start:
     """`start(cfg, **escalator_kwargs)`: an escalator, and an incident declared and handed to it.
 
-    The incident is made by `declare` (its keywords: severity, channel_id, declared_by) and handed over
+    The incident is made by `declare` (its keywords: severity, channel_id, declared_by, private) and handed over
     as `IncidentDeclared` does, so level 1 has gone out. Returns (escalator, incident id).
     """
 
@@ -163,10 +163,13 @@ def start(db: Database, clock: FakeClock, make_escalator: MakeEscalator) -> Star
         severity: str = "P1",
         channel_id: str | None = "C0INC1",
         declared_by: str = "U0ALICE",
+        private: bool = False,
         **kwargs: Any,
     ) -> tuple[Escalator, int]:
         escalator = make_escalator(cfg, **kwargs)
-        incident = await declare(db, clock, severity=severity, channel_id=channel_id, declared_by=declared_by)
+        incident = await declare(
+            db, clock, severity=severity, channel_id=channel_id, declared_by=declared_by, private=private
+        )
         assert incident.id is not None
         await escalator.incident_declared(incident.id)
         return escalator, incident.id
@@ -191,12 +194,13 @@ async def declare(
     title: str = "Checkout returns 500",
     channel_id: str | None = "C0INC1",
     declared_by: str = "U0ALICE",
+    private: bool = False,
 ) -> Incident:
     """Store an incident the way the incidents domain does (before it publishes IncidentDeclared)."""
     async with db.session() as session:
         incident = await incidents.create(
             session,
-            data=IncidentCreate(title=title, severity=Severity(severity), declared_by=declared_by),
+            data=IncidentCreate(title=title, severity=Severity(severity), declared_by=declared_by, private=private),
             now=clock.now(),
         )
         if channel_id is not None:

@@ -123,22 +123,43 @@ async def test_pagerduty_alone_is_a_page_even_when_slack_names_nobody(
     assert page.sent_at is not None and page.attempts == 1
 
 
-async def test_a_private_incident_reaches_pagerduty_without_title_or_service(
+async def test_a_private_incident_reaches_pagerduty_as_its_announcement_does_under_an_unguessable_key(
+    db: Database,
+    clock: FakeClock,
+    pager: FakePager,
+    start: Start,
+    pagerduty: PagerDuty,
+    fake_pd: FakePagerDuty,
+) -> None:
+    """PagerDuty is read by people outside the channel: severity only, no number, title, service or channel."""
+    escalator, incident_id = await start(pagerduty=pagerduty, private=True)
+    await acknowledge(db, clock, incident_id, "U0BOB")
+    await escalator.incident_acknowledged(incident_id, user="U0BOB")
+    await resolve(db, clock, incident_id)
+    await escalator.incident_resolved(incident_id)
+    assert [e["event_action"] for e in fake_pd.events] == ["trigger", "acknowledge", "resolve"]
+    (key,) = {e["dedup_key"] for e in fake_pd.events}  # one alert: acknowledge and resolve find it
+    assert key.startswith("incident-bot/private/") and len(key) > len("incident-bot/private/") + 20
+    assert fake_pd.events[0]["payload"] == {
+        "summary": "[private incident] Severity P1 — details in Slack",
+        "source": "incident-bot",
+        "severity": "critical",
+    }
+    sent = str(fake_pd.events)
+    assert f"INC-{incident_id}" not in sent and "C0INC1" not in sent and "Checkout" not in sent, sent
+    other = await declare(db, clock, private=True, channel_id="C0INC2")  # another private incident, another alert
+    await pagerduty.trigger(other)
+    assert fake_pd.events[-1]["dedup_key"] not in (key, "incident-bot/INC-2")
+
+
+async def test_a_private_incident_triggered_before_it_had_a_secret_is_resolved_under_its_old_key(
     fake_pd: FakePagerDuty, pagerduty: PagerDuty
 ) -> None:
-    from bot.incidents.channels import channel_name
     from bot.incidents.models import Incident
 
-    title = "Leaked credentials"
-    incident = Incident(id=5, title=title, service="vault", declared_by="U0ALICE", private=True)
-    incident.channel_id, incident.channel_name = "C0SECRET", channel_name(5, title)  # inc-5-leaked-credentials
-    await pagerduty.trigger(incident)
-    payload = fake_pd.events[0]["payload"]
-    assert payload["summary"] == "INC-5 [P2] private incident"
-    assert payload.get("component") is None
-    assert payload["custom_details"]["channel"] == "C0SECRET"
-    sent = str(fake_pd.events).lower()
-    assert "leaked" not in sent and "vault" not in sent, sent
+    incident = Incident(id=5, title="Leaked credentials", service="vault", declared_by="U0ALICE", private=True)
+    await pagerduty.resolve(incident)
+    assert fake_pd.events[0]["dedup_key"] == "incident-bot/INC-5"
 
 
 async def test_acknowledge_and_resolve_are_retried_with_backoff_on_429_and_5xx(
