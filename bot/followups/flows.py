@@ -27,25 +27,31 @@ def tracker_of(deps: Deps) -> IssueTracker:
     return deps.issue_tracker
 
 
+CLOSING = "Closing this issue marks the follow-up done in the incident bot."
+
+
 def new_issue(item: ActionItem, incident: Incident, *, token: str = "") -> NewIssue:
-    # The tracker is outside a private incident's channel: the follow-up's own text goes; its number,
-    # title and owner do not (to anyone outside, the incident does not exist: its channel link opens
-    # for members only).
-    about = "a private incident" if incident.private else f"incident {incident.ref}: {incident.title}"
+    tag = "private incident" if incident.private else incident.ref
+    title = f"[{tag}] {item.text}"
+    if incident.private:
+        # The tracker is read by people outside a private incident's channel: its issue says what its
+        # title says and the follow-up's own text (written for the tracker), no more. No number, title,
+        # owner, severity, time or channel: to anyone outside, the incident does not exist.
+        body = "\n".join(["Follow-up from a private incident", "", item.text, "", CLOSING])
+        return NewIssue(title=title, body=body, token=token)
     lines = [
-        f"Follow-up from {about}",
+        f"Follow-up from incident {incident.ref}: {incident.title}",
         "",
         item.text,
         "",
         f"Severity: {incident.severity} · declared {incident.declared_at:%Y-%m-%d %H:%M} UTC",
     ]
-    if item.owner and not incident.private:
+    if item.owner:
         lines.append(f"Owner (Slack user): {item.owner}")
     if incident.channel_id:
         lines.append(f"Incident channel: https://slack.com/app_redirect?channel={incident.channel_id}")
-    lines.append("Closing this issue marks the follow-up done in the incident bot.")
-    tag = "private incident" if incident.private else incident.ref
-    return NewIssue(title=f"[{tag}] {item.text}", body="\n".join(lines), token=token)
+    lines.append(CLOSING)
+    return NewIssue(title=title, body="\n".join(lines), token=token)
 
 
 async def create_issue(deps: Deps, *, item_id: int, actor: str, via: str | None = None) -> ActionItem:

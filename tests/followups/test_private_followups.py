@@ -45,6 +45,44 @@ async def test_the_issue_of_a_private_follow_up_names_no_title_or_person(tbot: B
     assert "INC-1" not in filed, filed  # to anyone outside, INC-1 does not exist: its number stays in Slack
 
 
+def issue_bodies(tracker: Tracker) -> list[list[str]]:
+    """The body of each issue in the tracker's fake, as lines of text, whatever the tracker's format."""
+    if tracker.kind == "github":
+        texts = [str(issue["body"]) for issue in tracker.fake.issues.values()]
+    elif tracker.kind == "jira":  # Atlassian Document Format: one paragraph per line
+        texts = [
+            "\n".join("".join(n.get("text", "") for n in p.get("content") or []) for p in doc["content"])
+            for doc in (issue["fields"]["description"] for issue in tracker.fake.issues.values())
+        ]
+    else:
+        texts = [str(issue["description"]) for issue in tracker.fake.issues.values()]
+    # The bot's own reference (a random token, to find the issue after a lost answer) is not about the incident.
+    own = ("<!-- incident-bot follow-up ", "Incident bot reference: ")
+    kept = ["\n".join(line for line in text.splitlines() if not line.startswith(own)) for text in texts]
+    return [text.strip().splitlines() for text in kept]
+
+
+async def test_the_issue_of_a_private_follow_up_says_no_more_than_its_title_and_the_follow_up(
+    tbot: BotHarness, tracker: Tracker
+) -> None:
+    incident = await tbot.declare(f"private P1 {TITLE}")
+    channel = incident.channel_id or ""
+    await tbot.command("action Rotate the vault root token", channel=channel)
+    await tbot.command("resolve rotated", channel=channel)
+    await tbot.command("postmortem done", channel=channel)
+    assert issue_bodies(tracker) == [
+        [
+            "Follow-up from a private incident",
+            "",
+            "Rotate the vault root token",
+            "",
+            "Closing this issue marks the follow-up done in the incident bot.",
+        ]
+    ]
+    filed = json.dumps(tracker.fake.issues, default=str)
+    assert channel not in filed and "P1" not in filed and f"{incident.declared_at:%Y-%m-%d}" not in filed, filed
+
+
 async def test_the_issue_of_a_follow_up_names_the_incident_and_owner(tbot: BotHarness, tracker: Tracker) -> None:
     incident = await tbot.declare("P2 Checkout returns 502")
     assert not incident.private
