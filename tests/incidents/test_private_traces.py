@@ -8,8 +8,20 @@ incident must not name it there either, while a resumed setup still finds its ow
 from __future__ import annotations
 
 import json
+from datetime import timedelta
+from pathlib import Path
 
-from tests.harness import BotHarness
+from sqlalchemy import update
+from sqlmodel import col
+
+from bot.clock import FakeClock
+from bot.incidents import setup_rows
+from bot.incidents.models import Incident
+from bot.incidents.recovery import resume_setups
+from bot.timeline.models import Kind
+from tests.conftest import make_settings
+from tests.fakes.slack_api import FakeSlack
+from tests.harness import BotHarness, running_bot
 
 
 async def test_a_private_announcement_s_metadata_names_no_incident_yet_is_found_again(bot: BotHarness) -> None:
@@ -48,3 +60,42 @@ async def test_an_announcement_posted_with_the_number_in_its_metadata_loses_it_a
     assert announcement.text == "🔒 A private P2 incident was declared."
     assert announcement.metadata is not None
     assert incident.id not in announcement.metadata["event_payload"].values(), announcement.metadata
+
+
+async def test_a_setup_resumed_after_the_bot_token_was_rotated_finds_its_private_announcement(
+    fake_slack: FakeSlack, database_url: str, tmp_path: Path
+) -> None:
+    """The announcement was posted, then the bot died before saving it; the token is rotated before it comes back."""
+    clock = FakeClock()
+    fake_slack.channels["C0INCIDENTS"].members.add(fake_slack.bot_user_id)
+    settings = make_settings(fake=fake_slack, database_url=database_url, tmp_path=tmp_path)
+    async with running_bot(fake=fake_slack, settings=settings, clock=clock) as first:
+        incident = await first.declare("private P1 Leaked credentials")
+        posted = incident.announcement_ts
+        assert posted
+        async with first.deps.db.session() as session:  # as the crash left it: posted, not saved, lease held
+            await session.exec(  # type: ignore[call-overload]
+                update(Incident)
+                .where(col(Incident.id) == incident.id)
+                .values(announcement_ts=None, announcement_channel=None, setup_claimed_at=clock.now())
+            )
+            await session.commit()
+
+    fake_slack.bot_token = "xoxb-rotated-token"  # Slack takes only the new one from now on
+    clock.advance(setup_rows.SETUP_LEASE + timedelta(seconds=1))
+    rotated = make_settings(
+        fake=fake_slack, database_url=database_url, tmp_path=tmp_path, slack_bot_token="xoxb-rotated-token"
+    )
+    async with running_bot(fake=fake_slack, settings=rotated, clock=clock) as second:
+        await resume_setups(second.deps)  # done already by the start-up sweep, or now
+        await second.settle()
+        resumed = await second.incident(incident.id or 0)
+        events = await second.timeline(incident.id or 0)
+
+    announcements = [
+        m.ts
+        for m in fake_slack.messages("C0INCIDENTS")
+        if (m.metadata or {}).get("event_type") == "incident_announcement"
+    ]
+    assert announcements == [posted] and resumed.announcement_ts == posted, announcements
+    assert any(e.kind == Kind.SETUP and "reused the announcement" in e.text for e in events)

@@ -29,12 +29,18 @@ log = logging.getLogger(__name__)
 POST_EVENTS = {"summary": "incident_summary", "announcement": "incident_announcement"}
 
 
-def _marker(kind: str, incident: Incident, *, key: bytes) -> dict[str, Any]:
+def _marker(kind: str, incident: Incident, *, legacy_key: bytes) -> dict[str, Any]:
     """The metadata a post carries. Any app in a channel reads its messages' metadata, so a private
-    incident's announcement (in `#incidents`) names it by a digest keyed with the bot's token: the bot
-    tells its own announcement apart, an outsider learns no number from it."""
+    incident's announcement (in `#incidents`) names it by its alias, derived from the incident's own
+    secret in the database: the bot tells its own announcement apart, an outsider learns no number from
+    it, and a token rotated between the post and a resumed setup changes nothing.
+
+    A private incident declared before it had a secret keeps the digest it was announced with, keyed
+    with the bot's token (`legacy_key`)."""
     if kind == "announcement" and incident.private:
-        mark = hmac.new(key, f"announcement:{incident.id}".encode(), hashlib.sha256).hexdigest()[:32]
+        mark = incident.alias("announcement")
+        if mark is None:
+            mark = hmac.new(legacy_key, f"announcement:{incident.id}".encode(), hashlib.sha256).hexdigest()[:32]
         return {"event_type": POST_EVENTS[kind], "event_payload": {"mark": mark}}
     return {"event_type": POST_EVENTS[kind], "event_payload": {"incident": incident.id}}
 
@@ -130,10 +136,10 @@ class SlackIncidentChat:
         self.create_pacer = Pacer(limit=self.CREATE_LIMIT, window=self.CREATE_WINDOW)
         client.retry_handlers.insert(0, _CreateThrottled(self))
         self._auth: dict[str, Any] | None = None
-        self._mark_key = hashlib.sha256(b"incident-bot post mark\0" + (client.token or "").encode()).digest()
+        self._legacy_mark_key = hashlib.sha256(b"incident-bot post mark\0" + (client.token or "").encode()).digest()
 
     def _marker(self, kind: str, incident: Incident) -> dict[str, Any]:
-        return _marker(kind, incident, key=self._mark_key)
+        return _marker(kind, incident, legacy_key=self._legacy_mark_key)
 
     async def _whoami(self) -> dict[str, Any]:
         """auth.test once per process: the workspace URL (permalinks) and the bot's own user ID."""
