@@ -112,7 +112,7 @@ class Incident(IncidentBase, table=True):
     resolve_handled_at: datetime | None = _utc()  # type: ignore[assignment]
     # A private incident's secret: random, written once at its declaration, never shown. What names the
     # incident outside its channel (`alias`) is derived from it, so it gives away no number and does not
-    # change when a token or a secret in the settings is rotated. NULL: public, or declared before 0019.
+    # change when a token or a secret in the settings is rotated. NULL: public, or declared before 0017.
     secret: str | None = Field(default=None, max_length=64)
 
     @property

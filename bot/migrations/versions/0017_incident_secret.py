@@ -2,7 +2,7 @@
 `#incidents` announcement's metadata, its PagerDuty dedup key). Rows from before have none: they keep the
 names they were given then (PagerDuty's alert is found by the key it was triggered with).
 
-Revision ID: 0019
+Revision ID: 0017
 Revises: 0016
 Create Date: 2026-12-07 17:00:00
 """
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 import sqlmodel.sql.sqltypes
 from alembic import op
 
-revision: str = "0019"
+revision: str = "0017"
 down_revision: str | None = "0016"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
