@@ -21,7 +21,7 @@ import re
 from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from bot.alerts.limits import KEPT_ALERTS_PER_DELIVERY, Overflow
 
@@ -146,8 +146,29 @@ def _storable_value(value: Any) -> Any:
 def storable(note: Notification) -> Notification:
     """The delivery as the database can hold it, so that no retry of the sender turns into a 503 for good:
     without NUL characters (PostgreSQL text cannot hold one), and with a lone UTF-16 surrogate (a sender
-    that cut an emoji in half, as a JavaScript client's truncated message does) as U+FFFD."""
-    return replace(note, **{f.name: _storable_value(getattr(note, f.name)) for f in fields(note)})
+    that cut an emoji in half, as a JavaScript client's truncated message does) as U+FFFD. Its links lose any
+    `user:password@` (`without_credentials`): they are shown in the alerts channel and on the dashboard."""
+    note = replace(note, **{f.name: _storable_value(getattr(note, f.name)) for f in fields(note)})
+    alerts = [replace(a, generator_url=without_credentials(a.generator_url)) for a in note.alerts]
+    return replace(note, external_url=without_credentials(note.external_url), alerts=alerts)
+
+
+def without_credentials(url: str | None) -> str | None:
+    """`url` without the `user:password@` a sender may put in it (an Alertmanager behind basic auth, a
+    monitor's checked URL); None when it is not a URL that can be read."""
+    if not url:
+        return url
+    try:
+        parts = urlsplit(url)
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        return None
+    if "@" not in parts.netloc:
+        return url
+    if not host:
+        return None
+    netloc = (f"[{host}]" if ":" in host else host) + (f":{port}" if port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def sender_of(external_url: str | None) -> str:

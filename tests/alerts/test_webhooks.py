@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from sqlmodel import select
 
-from bot.alerts.models import AlertInstance
+from bot.alerts.models import AlertGroup, AlertInstance
 from tests.alerts import payloads as p
 from tests.alerts.helpers import API, action_ids, alert_messages, groups, incident_count, rendered, send
 from tests.conftest import make_settings
@@ -33,6 +33,23 @@ async def test_firing_group_is_posted_with_labels_summary_and_declare_button(bot
     [group] = await groups(bot)
     assert group.status == "firing" and group.notifications == 1 and not group.pending
     assert group.message_ts == message.ts
+
+
+async def test_credentials_in_a_senders_urls_are_never_stored_or_shown(bot: BotHarness) -> None:
+    """An Alertmanager behind basic auth names itself (and its alerts' sources) with `user:password@`."""
+    alerts = [p.am_alert(severity="critical", service="api"), p.am_alert(service="web", fingerprint="f2")]
+    alerts[0]["generatorURL"] = "http://prom:s3cr3t@prometheus.example.com:9090/graph?g0.expr=up"
+    body = p.alertmanager(alerts)
+    body["externalURL"] = "https://admin:hunter2@alertmanager.example.com:9093/"
+    assert (await send(bot, body)).status_code == 200
+    [message] = alert_messages(bot)
+    shown = str(message.blocks) + message.text
+    assert "s3cr3t" not in shown and "hunter2" not in shown
+    assert "<http://prometheus.example.com:9090/graph?g0.expr=up|source>" in shown  # the links themselves are kept
+    assert "<https://alertmanager.example.com:9093/|open in Alertmanager>" in shown
+    async with bot.deps.db.session() as session:
+        stored = [*(await session.exec(select(AlertInstance))).all(), *(await session.exec(select(AlertGroup))).all()]
+    assert stored and not any("s3cr3t" in str(row) or "hunter2" in str(row) for row in stored)
 
 
 @pytest.mark.parametrize("bot_config", [{"services": API}])

@@ -10,6 +10,7 @@ from typing import Any
 
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.alerts.payloads import without_credentials
 from bot.alerts.ports import AlertLine, AlertView
 from bot.clock import utc
 from bot.exceptions import ChatError
@@ -48,6 +49,8 @@ class AlertActionId:
 
 
 def _link(url: str | None, text: str) -> str:
+    # Rows stored before links lost their credentials (`payloads.storable`) may still carry them.
+    url = without_credentials(url)
     if not url or not url.startswith(("http://", "https://")):
         return ""
     safe = url.replace("|", "%7C").replace(">", "%3E").replace("<", "%3C").replace(" ", "%20")
