@@ -87,3 +87,37 @@ async def test_the_form_opens_while_the_access_check_waits_on_slack(bot: BotHarn
         filled["view"]["callback_id"]
         == {ActionId.UPDATE: CallbackId.UPDATE, ActionId.RESOLVE: CallbackId.RESOLVE}[action]
     )
+
+
+@pytest.mark.parametrize("action", [ActionId.UPDATE, ActionId.RESOLVE])
+async def test_a_refused_form_says_why_once_in_the_form(bot: BotHarness, action: str) -> None:
+    """The refusal replaced the placeholder and was also sent as an ephemeral reply: said twice."""
+    incident = await bot.declare("P2 Search is slow")
+    await bot.command("resolve fixed", channel=incident.channel_id or "")
+    mark = len(bot.fake.responses)
+    await bot.click(action, str(incident.id), user="U0BOB", channel=incident.channel_id)
+    assert bot.fake.responses[mark:] == []
+    opened, filled = bot.fake.views[-2:]
+    assert opened["method"] == "views.open" and filled["method"] == "views.update"
+    assert filled["view_id"] == opened["view_id"] and "callback_id" not in filled["view"]
+    assert [b["text"]["text"] for b in filled["view"]["blocks"]] == ["⚠️ INC-1 is resolved already."]
+
+
+@pytest.mark.parametrize("refused", [False, True], ids=["form", "refusal"])
+async def test_a_form_closed_before_it_is_filled_is_left_closed_quietly(bot: BotHarness, refused: bool) -> None:
+    """Closing the Loading… form before the access check ended got an ephemeral "Slack answered not_found"."""
+    incident = await bot.declare("P2 Search is slow")
+    if refused:
+        await bot.command("resolve fixed", channel=incident.channel_id or "")
+    mark = len(bot.fake.responses)
+    bot.fake.add_user("U0CAROL", "carol")  # not read yet: the check asks Slack about her
+    gate = bot.fake.hold("users.info", lambda args: args.get("user") == "U0CAROL")
+    try:
+        await bot.click(ActionId.UPDATE, str(incident.id), user="U0CAROL", channel=incident.channel_id, settle=False)
+        await until(lambda: bot.fake.held and bot.fake.views[-1]["method"] == "views.open")
+        bot.fake.close_view(bot.fake.views[-1]["view_id"])
+    finally:
+        gate.set()
+    await bot.settle()
+    assert [c.response.get("error") for c in bot.fake.calls_to("views.update")] == ["not_found"]
+    assert bot.fake.responses[mark:] == []

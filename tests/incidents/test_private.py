@@ -154,7 +154,8 @@ async def test_mallory_walk_is_answered_as_for_a_missing_incident(bot: BotHarnes
     for action in (ActionId.ACK, ActionId.RESOLVE, ActionId.UPDATE, ActionId.RETRY_SETUP, AlertActionId.RESOLVE):
         mark = len(bot.fake.responses)
         await bot.click(action, str(number), user="U0MALLORY", channel=channel, message_ts=summary)
-        assert answers_since(bot, mark) == [hidden], action
+        in_a_form = action in (ActionId.RESOLVE, ActionId.UPDATE)  # said once, in the form (below)
+        assert answers_since(bot, mark) == ([] if in_a_form else [hidden]), action
     await bot.submit(CallbackId.RESOLVE, {}, user="U0MALLORY", private_metadata=str(number))
     await bot.submit(
         CallbackId.UPDATE,

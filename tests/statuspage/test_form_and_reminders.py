@@ -214,7 +214,7 @@ async def test_the_publish_button_and_form_on_a_private_incident_answer_as_for_a
     for number in (secret.id or 0, 99):
         mark = len(bot.fake.responses)
         await bot.click(ActionId.PUBLISH, str(number), user="U0MALLORY", channel="C0GENERAL")
-        assert [r.get("text") for r in bot.fake.responses[mark:]] == [refusal_for(number)]
+        assert bot.fake.responses[mark:] == []  # said once, in the form (below), not also as a reply
         values = _form_values(impact="major", components=["Checkout API"], title="t", message="Down.")
         await bot.submit("status_page_publish", values, user="U0MALLORY", private_metadata=str(number))
         assert bot.fake.dms("U0MALLORY")[-1].text == refusal_for(number)

@@ -4,7 +4,9 @@ Slack's trigger_id expires 3 s after the click, and the access check before a fo
 (users.info, a private channel's members) or wait on it. So the form opens first as a placeholder
 that shows nothing; only once the incident is re-read and `can_see` passes is it replaced with the
 real form (views.update needs no trigger). A refusal replaces it with the same answer a missing
-incident gets, and is raised for the listener's usual ephemeral reply.
+incident gets, said there only: it is raised for the listener's ephemeral reply only when the form
+could not show it. A person who closes the placeholder before it is filled has walked away: Slack then
+answers `not_found`, and nothing more is said.
 """
 
 from __future__ import annotations
@@ -42,6 +44,9 @@ def notice(title: str, exc: Exception) -> View:
     return view
 
 
+_CLOSED = frozenset({"not_found"})  # views.update on a view the person closed
+
+
 async def open_then_fill(
     client: AsyncWebClient, *, trigger_id: str, step: str, title: str, build: Callable[[], Awaitable[View]]
 ) -> None:
@@ -51,9 +56,20 @@ async def open_then_fill(
     try:
         view = await build()
     except Exception as exc:
-        try:  # the answer also goes back as the listener's ephemeral reply: this one may fail quietly
-            await call(step, client.views_update(view_id=view_id, view=notice(title, exc)))
-        except ChatError:
-            log.warning("could not replace the placeholder of %s", step)
-        raise
-    await call(step, client.views_update(view_id=view_id, view=view))
+        if not isinstance(exc, BotError):
+            log.error("could not build the form of %s", step, exc_info=exc)
+        await _fill(client, step=step, view_id=view_id, view=notice(title, exc), instead=exc)
+        return
+    await _fill(client, step=step, view_id=view_id, view=view, instead=None)
+
+
+async def _fill(client: AsyncWebClient, *, step: str, view_id: str, view: View, instead: Exception | None) -> None:
+    """Replace the placeholder. Closed meanwhile: nothing to say. Any other failure is raised for the
+    listener's ephemeral reply: the refusal (`instead`) when there was one, so it is said once, else Slack's."""
+    try:
+        await call(step, client.views_update(view_id=view_id, view=view), expected=_CLOSED)
+    except ChatError as exc:
+        if exc.code in _CLOSED:
+            log.info("%s: the form was closed before it was filled", step)
+            return
+        raise (instead or exc) from None

@@ -114,6 +114,10 @@ class Views(SlackBase):
             raise SlackError("hash_conflict")
         return {"view": self._store_view("views.update", view, trigger_id=None, view_id=current["id"])}
 
+    def close_view(self, view_id: str) -> None:
+        """The person closes the modal: Slack forgets it, and a views.update on it answers not_found."""
+        self._open_views.pop(view_id, None)
+
     def _views_publish(self, args: dict[str, Any]) -> dict[str, Any]:
         self._user(str(args["user_id"]))
         view = self._check_view(args["view"], kinds=("home",))
