@@ -6,7 +6,8 @@ import asyncio
 import logging
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import datetime
 
 from bot.deps import Deps
 from bot.exceptions import BotError, ChatError, InvalidState, is_transient
@@ -34,6 +35,9 @@ class Published:
     file_id: str
     filename: str
     events: int
+    # Why the draft, shared in the channel, is not on the timeline: the database failed after Slack took it.
+    unrecorded: str = ""
+    earlier: datetime | None = None  # an earlier run shared it (and could not record it); recorded now
 
 
 def people(data: PostmortemData) -> list[str]:
@@ -124,17 +128,40 @@ def _published(data: PostmortemData, *, file_id: str, filename: str) -> Publishe
 
 
 async def _share(deps: Deps, data: PostmortemData, *, actor: str | None, trigger: str) -> Published:
+    """Share a draft asked for by a person. It is noted pending before the upload, as the resolve's is:
+    when the database fails once Slack has it, the answer says it is shared but not recorded (not that
+    it failed, which had people share it again), and the next run records that draft instead of sharing
+    a second one."""
     _channel(data)
+    earlier = _unrecorded_draft(data, trigger=trigger)
+    if earlier is not None:
+        found = await _found(deps, data, pending=earlier)
+        if found is not None:
+            return replace(found, earlier=earlier.at)
     filename, content = await _render(deps, data)
-    file_id = await _chat(deps).upload(data=data, filename=filename, content=content, trigger=trigger)
-    await timeline.record_now(
-        deps,
-        incident_id=data.number,
-        actor=actor,
-        text=f"Post-mortem draft shared: {filename}",
-        payload=_draft_event(data, file_id=file_id, filename=filename, size=len(content), trigger=trigger),
+    payload = _draft_event(data, file_id=None, filename=filename, size=len(content), trigger=trigger)
+    pending = await timeline.record_pending(
+        deps, incident_id=data.number, actor=actor, payload=payload, text=f"Sharing the post-mortem draft: {filename}"
     )
-    return _published(data, file_id=file_id, filename=filename)
+    try:
+        file_id = await _chat(deps).upload(data=data, filename=filename, content=content, trigger=trigger)
+    except Exception as exc:
+        await _relabel(deps, pending=pending, payload=payload, text=f"Post-mortem draft not shared: {_error_text(exc)}")
+        raise
+    payload = _draft_event(data, file_id=file_id, filename=filename, size=len(content), trigger=trigger)
+    published = _published(data, file_id=file_id, filename=filename)
+    try:
+        await timeline.complete(deps, event_id=pending, payload=payload, text=f"Post-mortem draft shared: {filename}")
+    except Exception as exc:
+        log.error("%s: the draft %s is shared but could not be recorded", data.ref, file_id, exc_info=exc)
+        return replace(published, unrecorded=_error_text(exc))
+    return published
+
+
+def _unrecorded_draft(data: PostmortemData, *, trigger: str) -> Event | None:
+    """The last draft shared this way, when it has no file: its run failed, maybe once Slack had it."""
+    drafts = [e for e in data.events if e.kind == Kind.POSTMORTEM and e.data.get("trigger") == trigger]
+    return drafts[-1] if drafts and not drafts[-1].data.get("file_id") else None
 
 
 async def publish_after_resolve(deps: Deps, *, incident_id: int, actor: str | None) -> Published | None:
@@ -166,8 +193,8 @@ async def _found(deps: Deps, data: PostmortemData, *, pending: Event) -> Publish
     A failed lookup is raised: sharing without knowing could share a second draft."""
     filename = service.filename(data, fmt="markdown")
     file_id = await _chat(deps).find_shared(channel_id=_channel(data), filename=filename, since=pending.at)
-    if file_id is None:
-        return None
+    if file_id is None or file_id in {e.data.get("file_id") for e in data.events if e.kind == Kind.POSTMORTEM}:
+        return None  # none, or a later draft already on the timeline (the newest is found first)
     log.info("%s: recording the draft shared before the last attempt failed", data.ref)
     payload = events.PostmortemEvent.model_validate({**pending.data, "file_id": file_id})
     await timeline.complete(deps, event_id=pending.id, payload=payload, text=f"Post-mortem draft shared: {filename}")

@@ -7,7 +7,7 @@ from bot.incidents import grammar
 from bot.postmortem import flows
 from bot.slack.adapters.postmortem import stats_message
 from bot.slack.listeners.common import CommandContext
-from bot.slack.text import clip, escape
+from bot.slack.text import clip, escape, ts
 
 
 async def postmortem(ctx: CommandContext) -> None:
@@ -23,10 +23,24 @@ async def postmortem(ctx: CommandContext) -> None:
         await ctx.ephemeral(f"✅ The {incident.ref} post-mortem is marked finished; no more reminders.{filed}")
         return
     published = await flows.publish(ctx.deps, incident_id=incident.id, actor=ctx.user_id, trigger="command")
-    await ctx.ephemeral(
-        f"📝 Post-mortem draft for {published.ref} shared in <#{published.channel_id}> "
-        f"as `{published.filename}` ({published.events} timeline events)."
-    )
+    await ctx.ephemeral(published_text(published))
+
+
+def published_text(published: flows.Published) -> str:
+    """What happened to the draft, truly: shared, and whether the timeline has it."""
+    where = f"in <#{published.channel_id}> as `{published.filename}`"
+    if published.earlier is not None:
+        return (
+            f"📝 The post-mortem draft for {published.ref} was shared {where} at {ts(published.earlier)}, but not "
+            "recorded then; it is recorded now. Run `/incident postmortem` again for a fresh draft."
+        )
+    if published.unrecorded:
+        return (
+            f"📝 Post-mortem draft for {published.ref} shared {where}, but recording it on the timeline failed "
+            f"({escape(published.unrecorded)}). Do not share it again: once the bot's database is back, "
+            "`/incident postmortem` records this draft instead of sharing a second one."
+        )
+    return f"📝 Post-mortem draft for {published.ref} shared {where} ({published.events} timeline events)."
 
 
 def filed_text(filed: followups.Filed) -> str:
