@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from typing import Protocol
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 
 class Clock(Protocol):
@@ -67,3 +69,29 @@ def format_duration(delta: timedelta | None) -> str:
     if minutes:
         return f"{sign}{minutes}m {secs:02d}s"
     return f"{sign}{secs}s"
+
+
+@dataclass(frozen=True)
+class Zone:
+    """A person's time zone, for times they type without one; `known` is False when it is UTC by default."""
+
+    tz: tzinfo
+    label: str
+    known: bool = True
+
+
+UTC_ZONE = Zone(UTC, "UTC", known=False)
+
+
+def zone_of(name: str | None, offset_seconds: int | None) -> Zone:
+    """The zone a chat platform gives for a person: its IANA name (summer time included), else its offset
+    now (a server without the tz database), else UTC, which the caller then says it assumed."""
+    if name:
+        try:
+            return Zone(ZoneInfo(name), name)
+        except (ZoneInfoNotFoundError, ValueError, OSError):
+            pass
+    if offset_seconds is not None and abs(offset_seconds) < 86400:
+        fixed = timezone(timedelta(seconds=offset_seconds))
+        return Zone(fixed, "UTC" if not offset_seconds else str(fixed))
+    return UTC_ZONE

@@ -45,6 +45,8 @@ class Account:
     known: bool = True  # False: Slack has no such person in this workspace (user_not_found)
     deactivated: bool = False
     guest: bool = False  # a multi- or single-channel guest
+    tz: str | None = None  # the person's time zone (an IANA name), for times they type without one
+    tz_offset: int | None = None  # its offset from UTC now, in seconds
 
     @property
     def in_workspace(self) -> bool:

@@ -11,7 +11,7 @@ import difflib
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta, tzinfo
 
 from bot.config import Severity
 from bot.exceptions import UsageError
@@ -26,7 +26,7 @@ USAGE: dict[str, str] = {
     "role": "/incident role <commander|comms|scribe> <@user>",
     "ack": "/incident ack",
     "resolve": "/incident resolve [summary]",
-    "started": "/incident started <HH:MM UTC | 2026-12-05T14:05Z | -15m>",
+    "started": "/incident started <HH:MM | HH:MM UTC | 2026-12-05 14:05 | -15m>",
     "timeline": "/incident timeline",
     "postmortem": "/incident postmortem [done]",
     "playbook": "/incident playbook <id>",
@@ -211,23 +211,39 @@ class Stats(Command):
 
 @dataclass(frozen=True)
 class Started(Command):
-    """When impact began: `ago` before now, an absolute UTC `at`, or a UTC `clock` time (today, else yesterday)."""
+    """When impact began: `ago` before now; an absolute `at`; or, in the typist's own time zone unless
+    `in_utc` (typed with `UTC` or `Z`), a `clock` time (today, else yesterday) or a `local` date and time."""
 
     ago: timedelta | None = None
     at: datetime | None = None
     clock: time | None = None
+    local: datetime | None = None  # naive: a date and time typed without a zone
+    in_utc: bool = False
 
-    def resolve(self, now: datetime, *, latest: datetime | None = None) -> datetime:
-        """`latest`: when a resolved incident ended. A clock time is the last one before it, since the
-        correction is usually made the next day, while writing the post-mortem."""
+    @property
+    def zoned(self) -> bool:
+        """Read in the typist's zone: a time of day or a date and time typed without a zone."""
+        return (self.clock is not None and not self.in_utc) or self.local is not None
+
+    def resolve(self, now: datetime, *, latest: datetime | None = None, zone: tzinfo = UTC) -> datetime:
+        """`latest`: when a resolved incident ended. A clock time is the last one before it (or before
+        now), since the correction is usually made the next day, while writing the post-mortem: a time
+        of day still to come today means yesterday's, as a person reporting an outage means one past.
+        `zone`: the typist's, for times typed without one."""
         if self.ago is not None:
             return now - self.ago
         if self.at is not None:
             return self.at
+        if self.local is not None:
+            return self.local.replace(tzinfo=zone).astimezone(UTC)
         assert self.clock is not None
+        zone = UTC if self.in_utc else zone
         until = min(now, latest) if latest is not None else now
-        day = datetime.combine(until.astimezone(UTC).date(), self.clock, tzinfo=UTC)
-        return day if day <= until else day - timedelta(days=1)
+        today = until.astimezone(zone).date()
+        day = datetime.combine(today, self.clock, tzinfo=zone).astimezone(UTC)
+        if day <= until:
+            return day
+        return datetime.combine(today - timedelta(days=1), self.clock, tzinfo=zone).astimezone(UTC)
 
 
 @dataclass(frozen=True)
@@ -629,15 +645,16 @@ def _p_stats(name: str, incident: int | None, rest: list[str], text: str, known:
 
 
 _AGO = re.compile(r"^-?((?:\d+\s*[smhd]\s*)+)(?:ago)?$")
-_CLOCK = re.compile(r"^(\d{1,2}):(\d{2})(?::(\d{2}))?(?:z|utc)?$")
+_CLOCK = re.compile(r"^(\d{1,2}):(\d{2})(?::(\d{2}))?(z|utc)?$")
 
 
 def parse_started(text: str) -> Started:
-    """`-15m`, `15m ago`, `1h30m ago`, `14:05` (UTC), `2026-12-05T14:05Z` or `2026-12-05 14:05` (UTC)."""
+    """`-15m`, `15m ago`, `1h30m ago`, `14:05` (the typist's zone), `14:05 UTC`, `14:05Z`,
+    `2026-12-05 14:05` (the typist's zone), `2026-12-05T14:05Z` or with an offset (`+01:00`)."""
     raw = text.strip().lower()
     compact = raw.replace(" ", "")
     if not raw:
-        raise _fail("started", "Say when the impact started, e.g. `/incident started -15m` or `14:05` (UTC).")
+        raise _fail("started", "Say when the impact started, e.g. `/incident started -15m` or `14:05`.")
     match = _AGO.fullmatch(compact)
     if match and (compact.startswith("-") or compact.endswith("ago")):
         total = sum(
@@ -652,22 +669,34 @@ def parse_started(text: str) -> Started:
         hour, minute, second = int(match.group(1)), int(match.group(2)), int(match.group(3) or 0)
         if hour > 23 or minute > 59 or second > 59:
             raise _fail("started", f"`{text.strip()}` is not a time of day.")
-        return Started(name="started", clock=time(hour, minute, second))
+        return Started(name="started", clock=time(hour, minute, second), in_utc=bool(match.group(4)))
     iso = raw.replace(" ", "t", 1).removesuffix("utc").strip().upper().replace("Z", "+00:00")
+    if raw.endswith("utc") and "+" not in iso[10:] and "-" not in iso[10:]:
+        iso += "+00:00"  # `2026-12-05 14:05 UTC`
     try:
         parsed = datetime.fromisoformat(iso)
-        # A zone can push the date past year 1 or 9999 (OverflowError): a typo too.
-        at = (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).astimezone(UTC)
+        # A zone can push the date past year 1 or 9999 (OverflowError), the typist's too: a typo either way.
+        if not parsed.tzinfo and not 1 < parsed.year < 9999:
+            raise OverflowError
+        at = parsed.astimezone(UTC) if parsed.tzinfo else None
     except (ValueError, OverflowError):
         raise _fail(
-            "started", f"`{text.strip()}` is not a time: write `-15m`, `14:05` (UTC) or `2026-12-05T14:05Z`."
+            "started", f"`{text.strip()}` is not a time: write `-15m`, `14:05`, `14:05 UTC` or `2026-12-05 14:05`."
         ) from None
-    return Started(name="started", at=at)
+    return Started(name="started", local=parsed) if at is None else Started(name="started", at=at)
 
 
 def _p_started(name: str, incident: int | None, rest: list[str], text: str, known: Known) -> Command:
     parsed = parse_started(text)
-    return Started(name=name, incident=incident, ago=parsed.ago, at=parsed.at, clock=parsed.clock)
+    return Started(
+        name=name,
+        incident=incident,
+        ago=parsed.ago,
+        at=parsed.at,
+        clock=parsed.clock,
+        local=parsed.local,
+        in_utc=parsed.in_utc,
+    )
 
 
 _PARSERS: dict[str, _Parser] = {

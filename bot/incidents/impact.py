@@ -33,7 +33,7 @@ from bot.timeline.models import Kind, TimelineEvent
 
 log = logging.getLogger(__name__)
 
-USAGE = "/incident started <HH:MM UTC | 2026-12-05T14:05Z | -15m>"
+USAGE = "/incident started <HH:MM | HH:MM UTC | 2026-12-05 14:05 | -15m>"
 EARLIEST = timedelta(days=30)  # before the declaration: further back is surely a typo
 
 

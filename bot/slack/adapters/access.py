@@ -48,7 +48,13 @@ class SlackMembership:
         user = data(response).get("user") or {}
         # A single-channel guest is also `is_restricted`; both are read in case one is left out.
         guest = bool(user.get("is_restricted") or user.get("is_ultra_restricted"))
-        return Account(deactivated=bool(user.get("deleted")), guest=guest)
+        offset = user.get("tz_offset")
+        return Account(
+            deactivated=bool(user.get("deleted")),
+            guest=guest,
+            tz=str(user.get("tz") or "") or None,
+            tz_offset=offset if isinstance(offset, int) else None,
+        )
 
 
 def membership_reader(*, token: str, api_url: str) -> SlackMembership:

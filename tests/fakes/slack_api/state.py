@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 
 @dataclass
@@ -126,6 +128,15 @@ class User:
     email: str | None = None
     tz: str = "Europe/London"
     guest: str = ""  # "multi" (multi-channel guest) or "single" (single-channel guest)
+    tz_offset: int | None = None  # as Slack says it (seconds, now); None: worked out from `tz`
+
+    def offset(self) -> int | None:
+        if self.tz_offset is not None or not self.tz:
+            return self.tz_offset
+        try:
+            return int((datetime.now(ZoneInfo(self.tz)).utcoffset() or timedelta(0)).total_seconds())
+        except (ZoneInfoNotFoundError, ValueError):
+            return None
 
     def to_api(self, team_id: str) -> dict[str, Any]:
         real_name = self.real_name or self.name
@@ -146,6 +157,7 @@ class User:
             "deleted": self.deleted,
             "real_name": real_name,
             "tz": self.tz,
+            **({"tz_offset": offset} if (offset := self.offset()) is not None else {}),
             "is_admin": False,
             "is_owner": False,
             "is_primary_owner": False,

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext
 from slack_bolt.context.respond.async_respond import AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.clock import format_duration, utc
+from bot.clock import Zone, format_duration, utc, zone_of
 from bot.deps import Deps
 from bot.exceptions import UsageError
 from bot.followups import flows as followups
@@ -185,11 +186,41 @@ async def _started(ctx: CommandContext) -> None:
     cmd = ctx.command
     assert isinstance(cmd, grammar.Started)
     incident = await ctx.incident()
-    at = cmd.resolve(ctx.deps.clock.now(), latest=utc(incident.resolved_at) if incident.resolved_at else None)
+    # A time typed without a zone is in the typist's, as Slack has it (read by the access check, cached).
+    account = await ctx.deps.incident_access.account(person=ctx.user_id)
+    zone = zone_of(account.tz, account.tz_offset)
+    now = ctx.deps.clock.now()
+    latest = utc(incident.resolved_at) if incident.resolved_at else None
+    at = cmd.resolve(now, latest=latest, zone=zone.tz)
     incident = await impact.correct(ctx.deps, incident_id=incident.id or 0, at=at, actor=ctx.user_id)
     await ctx.ephemeral(
         f"⏱️ {incident.ref}: impact started at {ts(at)}; time to detect {format_duration(incident.time_to_detect)}."
+        + read_as(cmd, zone=zone, at=at, now=now, latest=latest)
     )
+
+
+def read_as(cmd: grammar.Started, *, zone: Zone, at: datetime, now: datetime, latest: datetime | None) -> str:
+    """How a time typed without a date or zone was read: in which zone, and which day (`latest`: the
+    resolve, when the incident is resolved, before which a time of day is taken)."""
+    if cmd.clock is None and cmd.local is None:
+        return ""
+    if not cmd.zoned:
+        where = "UTC"
+    elif zone.known:
+        where = f"{zone.label} time (your Slack time zone; add `UTC` for UTC)"
+    else:
+        where = "UTC (Slack gave no time zone for you)"
+    shown = zone.tz if cmd.zoned else UTC
+    if cmd.clock is None:
+        return f"\n`{at.astimezone(shown):%Y-%m-%d %H:%M}` was read in {where}."
+    typed = cmd.clock.strftime("%H:%M:%S" if cmd.clock.second else "%H:%M")
+    until = min(now, latest) if latest is not None else now
+    same_day = at.astimezone(shown).date() == until.astimezone(shown).date()
+    if until == now:
+        day = "today" if same_day else "yesterday"
+        return f"\n`{typed}` was read in {where}, as {day}'s: the last {typed} before now."
+    day = "the day it was resolved" if same_day else "the day before it was resolved"
+    return f"\n`{typed}` was read in {where}, on {day}: the last {typed} before the resolve."
 
 
 async def _timeline(ctx: CommandContext) -> None:
