@@ -133,6 +133,42 @@ def retry_after(value: str | None) -> float | None:
     return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
+def rate_limit_wait(headers: Mapping[str, str], *, now: datetime) -> float | None:
+    """Seconds until a throttled client may ask again, from `Retry-After` or else `X-RateLimit-Reset`.
+
+    A vendor that throttles inside a 200 (Railway's GraphQL `errors`) may send only its reset time. Its
+    format is rarely documented (Railway's docs say only "the time at which the current window ends"), so
+    an epoch in seconds or milliseconds, an HTTP or ISO date, and a small number of seconds are all read.
+    """
+    wait = retry_after(headers.get("retry-after"))
+    if wait is not None:
+        return wait
+    value = (headers.get("x-ratelimit-reset") or "").strip()
+    if not value:
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        when = _date(value)
+        return None if when is None else max(0.0, (when - now).total_seconds())
+    if number > 10**11:  # epoch milliseconds
+        number /= 1000
+    if number > 10**9:  # epoch seconds
+        return max(0.0, number - now.timestamp())
+    return max(0.0, number)  # seconds from now
+
+
+def _date(value: str) -> datetime | None:
+    when: datetime | None
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        when = parse_time(value)
+    if when is None:
+        return None
+    return when.replace(tzinfo=UTC) if when.tzinfo is None else when
+
+
 def json_of(response: httpx.Response, *, platform: str) -> Any:
     try:
         return response.json()

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -30,6 +29,7 @@ from typing import Any
 
 import httpx
 
+from bot.clock import Clock, SystemClock
 from bot.config import RailwayTarget
 from bot.exceptions import ConfigError, PlatformAuthError, PlatformError, PlatformRateLimited, PlatformUnsure
 from bot.platforms.base import (
@@ -42,6 +42,7 @@ from bot.platforms.base import (
 )
 from bot.platforms.follow import RealTimer, Timer
 from bot.platforms.http import DEFAULT_REQUEST_TIMEOUT, Endpoint, json_of, parse_time
+from bot.platforms.railway_answers import ThrottledInAnswer, graphql_error
 
 log = logging.getLogger(__name__)
 
@@ -131,8 +132,6 @@ TOKEN_KINDS = ("auto", "bearer", "project")  # RAILWAY_TOKEN_KIND
 # Seconds between looks for the deployment a rollback/redeploy made (about 15 s in all).
 APPEAR_DELAYS = (0.5, 1.0, 2.0, 4.0, 8.0)
 
-_AUTH_WORDS = re.compile(r"not authori[sz]ed|unauthori[sz]ed|forbidden|invalid token|unauthenticated", re.I)
-
 
 class RailwayPlatform:
     kind = "railway"
@@ -149,6 +148,7 @@ class RailwayPlatform:
         timeout: float = DEFAULT_REQUEST_TIMEOUT,
         history: int = 20,
         timer: Timer | None = None,
+        clock: Clock | None = None,
     ) -> None:
         if token_kind not in TOKEN_KINDS:
             raise ConfigError(f"RAILWAY_TOKEN_KIND: must be auto, bearer or project (got {token_kind!r})")
@@ -159,6 +159,7 @@ class RailwayPlatform:
         self.token_kind = token_kind
         self.history = history
         self.timer: Timer = timer or RealTimer()
+        self.clock = clock or SystemClock()
 
     # --- the interface -------------------------------------------------------------------------
 
@@ -259,7 +260,7 @@ class RailwayPlatform:
 
     async def _redeploy(self, deployment_id: str) -> Deployment:
         """`deploymentRedeploy` answers the deployment it made, so there is nothing to look for after it."""
-        node = (await self._query(REDEPLOY_ONE, {"id": deployment_id})).get("deploymentRedeploy")
+        node = (await self._write(REDEPLOY_ONE, {"id": deployment_id})).get("deploymentRedeploy")
         if not isinstance(node, dict) or not node.get("id"):
             raise PlatformError(f"Railway did not accept deploymentRedeploy (answered {node!r})", platform=NAME)
         new = _deployment(node)
@@ -269,21 +270,37 @@ class RailwayPlatform:
         """The deployment Railway created for a redeploy/rollback: the newest one we had not seen.
 
         Railway answers the mutation first and lists the deployment a moment later.
+        A look that fails (throttled, a 5xx) is one more look that found nothing: the mutation was accepted,
+        so its failure must not reach the caller as a refusal, nor as a 429 it would answer by sending the
+        mutation again.
         """
+        missed = "lists no new deployment yet"
         for delay in (0.0, *APPEAR_DELAYS):
             if delay:
                 await self.timer.sleep(delay)
-            for deployment in await self._deployments(first=5):
+            try:
+                listed = await self._deployments(first=5)
+            except (PlatformRateLimited, PlatformUnsure) as exc:
+                missed = f"did not answer when asked for it ({exc})"
+                continue
+            for deployment in listed:
                 if deployment.id not in before:
                     return replace(deployment, meta={**deployment.meta, "action": action})
-        raise PlatformUnsure(
-            f"Railway accepted the {action} but lists no new deployment yet; watch it in the Railway dashboard",
-            platform=NAME,
-            reason="Railway accepted it but lists no new deployment yet; watch it in the Railway dashboard",
-        )
+            missed = "lists no new deployment yet"
+        reason = f"Railway accepted it but {missed}; watch it in the Railway dashboard"
+        message = f"Railway accepted the {action} but {missed}; watch it in the Railway dashboard"
+        raise PlatformUnsure(message, platform=NAME, reason=reason)
+
+    async def _write(self, document: str, variables: dict[str, Any]) -> dict[str, Any]:
+        """A restart, rollback or redeploy: a rate limit Railway reports inside a 200 is said, never sent again
+        by the bot (see ThrottledInAnswer); only a 429 is."""
+        try:
+            return await self._query(document, variables)
+        except ThrottledInAnswer as exc:
+            raise PlatformError(str(exc), platform=NAME) from exc
 
     async def _mutate(self, document: str, variables: dict[str, Any], field: str) -> None:
-        data = await self._query(document, variables)
+        data = await self._write(document, variables)
         if data.get(field) is not True:
             raise PlatformError(f"Railway did not accept {field} (answered {data.get(field)!r})", platform=NAME)
 
@@ -324,26 +341,11 @@ class RailwayPlatform:
             raise PlatformError("Railway answered with an unexpected shape", platform=NAME)
         errors = body.get("errors")
         if errors:
-            raise _graphql_error(errors)
+            raise graphql_error(errors, headers=response.headers, now=self.clock.now())
         data = body.get("data")
         if not isinstance(data, dict):
             raise PlatformError("Railway answered without data", platform=NAME)
         return data
-
-
-def _graphql_error(errors: Any) -> PlatformError:
-    first = errors[0] if isinstance(errors, list) and errors and isinstance(errors[0], dict) else {}
-    message = str(first.get("message") or "unknown error")
-    code = str((first.get("extensions") or {}).get("code") or "")
-    if code in ("UNAUTHENTICATED", "FORBIDDEN") or _AUTH_WORDS.search(message):
-        return PlatformAuthError(
-            f"Railway refused our token: {message}; check RAILWAY_TOKEN and its access to the project",
-            platform=NAME,
-        )
-    if code == "RATE_LIMITED" or "rate limit" in message.lower():
-        return PlatformRateLimited(f"Railway is rate-limiting the bot: {message}", platform=NAME)
-    more = f" (and {len(errors) - 1} more)" if isinstance(errors, list) and len(errors) > 1 else ""
-    return PlatformError(f"Railway said: {message}{more}", platform=NAME)
 
 
 def _judged(deployments: list[Deployment], runs: dict[str, str]) -> list[Deployment]:

@@ -117,6 +117,7 @@ def build_platform(
             token=secret(settings.railway_token),
             api_url=settings.railway_api_url,
             token_kind=settings.railway_token_kind.strip().lower(),
+            clock=clock,
         )
     if service.platform == "vercel" and service.vercel is not None:
         return VercelPlatform(

@@ -27,7 +27,7 @@ from typing import Any
 import graphql
 from aiohttp import web
 
-from tests.fakes.webhook import FakePlatform
+from tests.fakes.webhook import FakePlatform, Fault
 
 SCHEMA_PATH = Path(__file__).resolve().parents[3] / "shared" / "specs" / "railway" / "schema.json"
 if not SCHEMA_PATH.exists():  # the tree may be checked out elsewhere; the specs sit next to it
@@ -79,6 +79,15 @@ class FakeRailway(FakePlatform):
 
     def throttle_body(self) -> Any:
         return {"errors": [{"message": "Rate limit exceeded"}], "data": None}
+
+    def throttle_in_answer_next(
+        self, *, retry_after: str | None = None, reset: str | None = None, body_contains: str = ""
+    ) -> None:
+        """The next matching request is refused as Railway refuses one over its rate limit without a 429: HTTP 200
+        with a GraphQL error, `Retry-After` only once the window is used up, `X-RateLimit-Reset` when given."""
+        headers = {k: v for k, v in (("Retry-After", retry_after), ("X-RateLimit-Reset", reset)) if v is not None}
+        body = {"errors": [{"message": "Rate limit exceeded", "extensions": {"code": "RATE_LIMITED"}}], "data": None}
+        self.inject(Fault(200, headers, body, body_contains=body_contains))
 
     # --- the uniform control surface ---------------------------------------------------------------
 
