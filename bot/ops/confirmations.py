@@ -22,9 +22,9 @@ from bot.ops.models import Action, Outcome, PendingAction
 from bot.ops.outcomes import record_outcome
 from bot.ops.permissions import decide, require_permission
 from bot.ops.plans import Plan, PlanRef
-from bot.ops.reads import read_once_more
 from bot.ops.runtime import OpsRuntime, resolve_service, runtime
 from bot.platforms.base import Deployment, Platform, pick_rollback_target, rollback_candidates, rollback_snapshot
+from bot.platforms.reads import read_once_more
 
 
 async def prepare(

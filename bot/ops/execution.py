@@ -25,11 +25,11 @@ from bot.ops.models import Action, AuditLog, Outcome
 from bot.ops.outcomes import record_outcome, timeline_events
 from bot.ops.permissions import require_permission
 from bot.ops.plans import OpsProgress, Plan, PlanRef, Report
-from bot.ops.reads import read_once_more
 from bot.ops.runner import Runner
 from bot.ops.runtime import OpsRuntime, resolve_service, runtime
 from bot.ops.service import AlreadyHandled
 from bot.platforms.base import Deployment, DeployStatus, Platform
+from bot.platforms.reads import read_once_more
 
 log = logging.getLogger(__name__)
 

@@ -30,6 +30,26 @@ class OpsRuntime:
     history: int = 10
 
 
+class RuntimeTimer:
+    """The platforms' own waits (a read asked once more, a look for a new deployment) on the runtime's timer,
+    whichever it is when they wait: a restart's every wait then runs on one clock, a test's fake one too."""
+
+    def __init__(self) -> None:
+        self.runtime: OpsRuntime | None = None
+
+    def _timer(self) -> Timer:
+        return self.runtime.timer if self.runtime is not None else _REAL
+
+    def monotonic(self) -> float:
+        return self._timer().monotonic()
+
+    async def sleep(self, seconds: float) -> None:
+        await self._timer().sleep(seconds)
+
+
+_REAL = RealTimer()
+
+
 def runtime(deps: Deps) -> OpsRuntime:
     if deps.ops is None:
         raise RuntimeError("the ops domain is not set up (bot.ops.setup has not run)")

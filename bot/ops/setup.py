@@ -8,15 +8,16 @@ from collections.abc import Mapping
 from bot.config import KubernetesTarget, Service, WebhookTarget
 from bot.deps import Deps
 from bot.ops import recovery
-from bot.ops.runtime import OpsRuntime
+from bot.ops.runtime import OpsRuntime, RuntimeTimer
 from bot.platforms.railway import TOKEN_KINDS
 from bot.platforms.registry import SERVICE_ACCOUNT, build_platforms
 from bot.settings import Settings
 
 
 def setup(deps: Deps) -> None:
-    platforms = build_platforms(deps.settings, deps.http, clock=deps.clock)
-    deps.ops = OpsRuntime(platforms=platforms)
+    timer = RuntimeTimer()
+    platforms = build_platforms(deps.settings, deps.http, clock=deps.clock, timer=timer)
+    deps.ops = timer.runtime = OpsRuntime(platforms=platforms)
     deps.on_stop.append(platforms.aclose)
     recovery.setup(deps)
 

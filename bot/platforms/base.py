@@ -9,15 +9,13 @@ trace, never a token); the HTTP plumbing for that is `bot.platforms.http`.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Protocol, TypeVar, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
-from bot.exceptions import NotFound, PlatformNotStarted, PlatformUnsure
-
-T = TypeVar("T")
+from bot.exceptions import NotFound
 
 
 class DeployStatus(StrEnum):
@@ -211,20 +209,6 @@ async def rollback_snapshot(
     except NotFound:
         return await platform.snapshot(limit=max(history, ROLLBACK_LOOKBACK))
     return deployments, current
-
-
-async def before_sending(read: Awaitable[T], *, action: str, platform: str) -> T:
-    """A read a restart or rollback makes before it sends anything: its unclear failure (a 5xx, a connection
-    lost, a timeout) becomes PlatformNotStarted, because nothing was sent and nothing can have started."""
-    try:
-        return await read
-    except PlatformUnsure as exc:
-        raise PlatformNotStarted(
-            f"{platform} did not answer what the bot reads before the {action} ({exc.reason}); "
-            f"the {action} was not sent",
-            platform=platform,
-            reason=exc.reason,
-        ) from exc
 
 
 def _typed(deployments: Sequence[Deployment], wanted: str) -> Deployment:

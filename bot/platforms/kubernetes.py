@@ -40,8 +40,10 @@ import httpx
 from bot.clock import Clock, SystemClock
 from bot.config import KubernetesTarget
 from bot.exceptions import PlatformAuthError, PlatformError
-from bot.platforms.base import Deployment, DeployStatus, before_sending, pick_rollback_target
+from bot.platforms.base import Deployment, DeployStatus, pick_rollback_target
+from bot.platforms.follow import RealTimer, Timer
 from bot.platforms.http import DEFAULT_REQUEST_TIMEOUT, Endpoint, dumps, json_of, parse_time
+from bot.platforms.reads import before_sending
 
 NAME = "Kubernetes"
 REVISION = "deployment.kubernetes.io/revision"
@@ -75,12 +77,14 @@ class KubernetesPlatform:
         api_url: str | None = None,
         clock: Clock | None = None,
         timeout: float = DEFAULT_REQUEST_TIMEOUT,
+        timer: Timer | None = None,
     ) -> None:
         self.endpoint = Endpoint(http, display_name=NAME, timeout=timeout)
         self.target = target
         self.token = token
         self.api_url = (api_url or target.api_url or IN_CLUSTER_URL).rstrip("/")
         self.clock = clock or SystemClock()
+        self.timer: Timer = timer or RealTimer()  # the wait before a read is asked again
 
     @property
     def _where(self) -> str:
@@ -110,7 +114,7 @@ class KubernetesPlatform:
         return listed[:limit], current
 
     async def restart(self, redeploys: str | None = None) -> Deployment:
-        deployment = await before_sending(self._get_deployment(), action="restart", platform=NAME)
+        deployment = await before_sending(self._get_deployment, action="restart", platform=NAME, timer=self.timer)
         self._refuse_paused(deployment, "restart")
         now = self.clock.now().strftime("%Y-%m-%dT%H:%M:%SZ")
         patch = {"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: now}}}}}
@@ -133,9 +137,13 @@ class KubernetesPlatform:
         return None
 
     async def rollback(self, target_id: str | None = None) -> Deployment:
-        deployment = await before_sending(self._get_deployment(), action="rollback", platform=NAME)
+        deployment = await before_sending(self._get_deployment, action="rollback", platform=NAME, timer=self.timer)
         self._refuse_paused(deployment, "roll back")
-        sets = await before_sending(self._replica_sets(deployment), action="rollback", platform=NAME)
+
+        def sets_of() -> Awaitable[list[dict[str, Any]]]:
+            return self._replica_sets(deployment)
+
+        sets = await before_sending(sets_of, action="rollback", platform=NAME, timer=self.timer)
         listed, current = self._listed(deployment, sets)
         target = pick_rollback_target(listed, current, target_id, read=self.canonical_id)
         rs = next(rs for rs in sets if str(_revision(rs)) == target.id)

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
@@ -35,7 +35,6 @@ from bot.exceptions import ConfigError, PlatformAuthError, PlatformError, Platfo
 from bot.platforms.base import (
     Deployment,
     DeployStatus,
-    before_sending,
     pick_rollback_target,
     rollback_snapshot,
     typed_as_shown,
@@ -43,6 +42,7 @@ from bot.platforms.base import (
 from bot.platforms.follow import RealTimer, Timer
 from bot.platforms.http import DEFAULT_REQUEST_TIMEOUT, Endpoint, json_of, parse_time
 from bot.platforms.railway_answers import ThrottledInAnswer, graphql_error
+from bot.platforms.reads import before_sending
 
 log = logging.getLogger(__name__)
 
@@ -179,9 +179,10 @@ class RailwayPlatform:
     async def restart(self, redeploys: str | None = None) -> Deployment:
         if redeploys is not None:  # nothing was live: this one, not whatever is newest by now
             return await self._redeploy(redeploys)
-        current = await before_sending(self.current_deployment(), action="restart", platform=NAME)
+        current = await before_sending(self.current_deployment, action="restart", platform=NAME, timer=self.timer)
         if current is None:
-            before = {d.id for d in await before_sending(self._deployments(first=5), action="restart", platform=NAME)}
+            listed = await before_sending(self._newest, action="restart", platform=NAME, timer=self.timer)
+            before = {d.id for d in listed}
             await self._mutate(
                 REDEPLOY,
                 {"environmentId": self.target.environment_id, "serviceId": self.target.service_id},
@@ -200,8 +201,10 @@ class RailwayPlatform:
         return deployments[0] if current is None and deployments else None
 
     async def rollback(self, target_id: str | None = None) -> Deployment:
-        snapshot = rollback_snapshot(self, target_id, history=self.history)
-        deployments, current = await before_sending(snapshot, action="rollback", platform=NAME)
+        def snapshot() -> Awaitable[tuple[list[Deployment], Deployment | None]]:
+            return rollback_snapshot(self, target_id, history=self.history)
+
+        deployments, current = await before_sending(snapshot, action="rollback", platform=NAME, timer=self.timer)
         target = pick_rollback_target(deployments, current, target_id, read=self.canonical_id)
         await self._mutate(ROLLBACK, {"id": target.id}, "deploymentRollback")
         new = await self._new_deployment({d.id for d in deployments}, action="rollback")
@@ -235,6 +238,9 @@ class RailwayPlatform:
             if not edges or not info.get("hasNextPage") or not after:
                 break
         return found[:first]
+
+    async def _newest(self) -> list[Deployment]:
+        return await self._deployments(first=5)
 
     async def _last_runs(self) -> dict[str, str]:
         """Each deployment's newest instance run status, as far as Railway lists them; {} when it will not say."""

@@ -23,6 +23,7 @@ from bot.clock import Clock, SystemClock
 from bot.config import KubernetesTarget, Service
 from bot.exceptions import ConfigError, NotFound
 from bot.platforms.base import Platform
+from bot.platforms.follow import RealTimer, Timer
 from bot.platforms.kubernetes import IN_CLUSTER_URL, KubernetesPlatform
 from bot.platforms.railway import RailwayPlatform
 from bot.platforms.vercel import VercelPlatform
@@ -84,13 +85,18 @@ def build_platforms(
     *,
     clock: Clock | None = None,
     environ: Mapping[str, str] | None = None,
+    timer: Timer | None = None,
 ) -> Platforms:
+    """`timer` times the waits a client makes itself (a read asked once more, a look for a new deployment)."""
     env = os.environ if environ is None else environ
     clock = clock or SystemClock()
+    timer = timer or RealTimer()
     clients: dict[str, Platform] = {}
     owned: dict[tuple[bool, str | None], httpx.AsyncClient] = {}
     for name, service in settings.config.services.items():
-        client = build_platform(name, service, settings=settings, http=http, clock=clock, environ=env, owned=owned)
+        client = build_platform(
+            name, service, settings=settings, http=http, clock=clock, timer=timer, environ=env, owned=owned
+        )
         if client is not None:
             clients[name] = client
     return Platforms(clients, owned=list(owned.values()))
@@ -103,6 +109,7 @@ def build_platform(
     settings: Settings,
     http: httpx.AsyncClient,
     clock: Clock,
+    timer: Timer,
     environ: Mapping[str, str],
     owned: dict[tuple[bool, str | None], httpx.AsyncClient],
 ) -> Platform | None:
@@ -118,6 +125,7 @@ def build_platform(
             api_url=settings.railway_api_url,
             token_kind=settings.railway_token_kind.strip().lower(),
             clock=clock,
+            timer=timer,
         )
     if service.platform == "vercel" and service.vercel is not None:
         return VercelPlatform(
@@ -126,6 +134,7 @@ def build_platform(
             token=secret(settings.vercel_token),
             team_id=settings.vercel_team_id,
             api_url=settings.vercel_api_url,
+            timer=timer,
         )
     if service.platform == "kubernetes" and service.kubernetes is not None:
         target = service.kubernetes
@@ -134,11 +143,11 @@ def build_platform(
             (environ.get(target.token_env) or None) if target.token_env else FileToken(SERVICE_ACCOUNT / "token")
         )
         api_url = target.api_url or _in_cluster_url(environ)
-        return KubernetesPlatform(client, target=target, token=token, api_url=api_url, clock=clock)
+        return KubernetesPlatform(client, target=target, token=token, api_url=api_url, clock=clock, timer=timer)
     if service.platform == "webhook" and service.webhook is not None:
         target_hook = service.webhook
         hook_secret = environ.get(target_hook.secret_env) if target_hook.secret_env else None
-        return WebhookPlatform(http, service=name, target=target_hook, secret=hook_secret, clock=clock)
+        return WebhookPlatform(http, service=name, target=target_hook, secret=hook_secret, clock=clock, timer=timer)
     return None
 
 

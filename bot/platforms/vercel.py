@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from typing import Any
 from urllib.parse import quote
 
@@ -50,12 +50,13 @@ from bot.exceptions import PlatformAuthError, PlatformError, PlatformRateLimited
 from bot.platforms.base import (
     Deployment,
     DeployStatus,
-    before_sending,
     pick_rollback_target,
     rollback_snapshot,
     typed_as_shown,
 )
+from bot.platforms.follow import RealTimer, Timer
 from bot.platforms.http import DEFAULT_REQUEST_TIMEOUT, Endpoint, json_of
+from bot.platforms.reads import before_sending
 from bot.platforms.vercel_answers import (
     ALIAS_STATUS,
     NAME,
@@ -86,6 +87,7 @@ class VercelPlatform:
         api_url: str = "https://api.vercel.com",
         timeout: float = DEFAULT_REQUEST_TIMEOUT,
         history: int = 20,
+        timer: Timer | None = None,
     ) -> None:
         self.endpoint = Endpoint(http, display_name=NAME, timeout=timeout)
         self.target = target
@@ -93,6 +95,7 @@ class VercelPlatform:
         self.team_id = target.team_id or team_id
         self.api_url = api_url.rstrip("/")
         self.history = history
+        self.timer: Timer = timer or RealTimer()  # the wait before a read is asked again
 
     @property
     def _project_path(self) -> str:
@@ -132,7 +135,7 @@ class VercelPlatform:
         return deployments[:limit], current
 
     async def restart(self, redeploys: str | None = None) -> Deployment:
-        project, _, current = await before_sending(self._state(), action="restart", platform=NAME)
+        project, _, current = await before_sending(self._state, action="restart", platform=NAME, timer=self.timer)
         if current is None:
             raise PlatformError(self.blocker("restart", deployments=[], current=None), platform=NAME)
         name = current.meta.get("name") or project.get("name") or self.target.project_id
@@ -168,8 +171,10 @@ class VercelPlatform:
         return f"Vercel project {self.target.project_id} has no live production deployment to redeploy"
 
     async def rollback(self, target_id: str | None = None) -> Deployment:
-        snapshot = rollback_snapshot(self, target_id, history=self.history)
-        deployments, current = await before_sending(snapshot, action="rollback", platform=NAME)
+        def snapshot() -> Awaitable[tuple[list[Deployment], Deployment | None]]:
+            return rollback_snapshot(self, target_id, history=self.history)
+
+        deployments, current = await before_sending(snapshot, action="rollback", platform=NAME, timer=self.timer)
         target = pick_rollback_target(deployments, current, target_id, read=self.canonical_id)
         action = "promote" if promotes(target, current) else "rollback"
         await self._move_production(action, target, current)

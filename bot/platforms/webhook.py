@@ -55,7 +55,7 @@ import asyncio
 import hashlib
 import hmac
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -67,12 +67,13 @@ from bot.exceptions import PlatformAuthError, PlatformError, PlatformUnsure
 from bot.platforms.base import (
     Deployment,
     DeployStatus,
-    before_sending,
     pick_rollback_target,
     rollback_snapshot,
     typed_as_shown,
 )
+from bot.platforms.follow import RealTimer, Timer
 from bot.platforms.http import DEFAULT_REQUEST_TIMEOUT, Endpoint, dumps, json_of, parse_time
+from bot.platforms.reads import before_sending
 
 NAME = "deploy webhook"
 SIGNATURE_HEADER = "X-Signature-256"
@@ -124,6 +125,7 @@ class WebhookPlatform:
         clock: Clock | None = None,
         timeout: float = DEFAULT_REQUEST_TIMEOUT,
         history: int = 20,
+        timer: Timer | None = None,
     ) -> None:
         self.endpoint = Endpoint(http, display_name=NAME, timeout=timeout)
         self.service = service
@@ -131,6 +133,7 @@ class WebhookPlatform:
         self.secret = secret
         self.clock = clock or SystemClock()
         self.history = history
+        self.timer: Timer = timer or RealTimer()  # the wait before a read is asked again
 
     async def current_deployment(self) -> Deployment | None:
         body = await self._call("current")
@@ -159,8 +162,10 @@ class WebhookPlatform:
         return None
 
     async def rollback(self, target_id: str | None = None) -> Deployment:
-        snapshot = rollback_snapshot(self, target_id, history=self.history)
-        deployments, current = await before_sending(snapshot, action="rollback", platform=NAME)
+        def snapshot() -> Awaitable[tuple[list[Deployment], Deployment | None]]:
+            return rollback_snapshot(self, target_id, history=self.history)
+
+        deployments, current = await before_sending(snapshot, action="rollback", platform=NAME, timer=self.timer)
         target = pick_rollback_target(deployments, current, target_id, read=self.canonical_id)
         new = await self._act("rollback", target_deployment_id=target.id)
         return replace(new, meta={**new.meta, "rollback_to": target.id})

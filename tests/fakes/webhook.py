@@ -38,6 +38,7 @@ class Fault:
     # (a proxy's 502 after the upstream did the work), which is what makes a retried create a duplicate.
     after: bool = False
     method: str = ""  # only for requests with this method (any when empty)
+    skip: int = 0  # matching requests this fault lets by (to the next fault, or answered) before it applies
 
 
 @dataclass
@@ -148,6 +149,9 @@ class FakeServer:
         for fault in self._faults:
             if fault.path_contains in request.path and fault.body_contains.encode() in body:
                 if fault.method and request.method != fault.method:
+                    continue
+                if fault.skip:
+                    fault.skip -= 1
                     continue
                 self._faults.remove(fault)
                 if fault.after:

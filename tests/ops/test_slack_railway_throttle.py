@@ -1,6 +1,6 @@
 """Railway reports a rate limit inside an HTTP 200 (a GraphQL error), not only as a 429, through the real app.
 
-A read throttled that way is waited out by the same rule as a 429 (`bot.ops.reads`), for as long as its
+A read throttled that way is waited out by the same rule as a 429 (`bot.platforms.reads`), for as long as its
 `Retry-After` or `X-RateLimit-Reset` says; the restart or rollback itself is never sent a second time on it.
 """
 

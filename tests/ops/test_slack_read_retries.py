@@ -95,3 +95,32 @@ async def test_a_server_error_while_checking_again_at_the_click_is_asked_once_mo
     assert stack.vercel.live_version() == "v2", stack.bot.replies()
     assert 1.0 in stack.timer.sleeps
     assert [e.outcome for e in await stack.audit()] == ["succeeded"]
+
+
+# The read each platform's own rollback makes after the click's check of what is live, before it sends
+# anything: (fake, the fault's filter, how many such requests the click's check makes first).
+OWN_READS: dict[str, tuple[str, tuple[str, str], int]] = {
+    "gateway": ("railway", ("", "query Deployments("), 1),
+    "web": ("vercel", ("/v6/deployments", ""), 1),
+    "api": ("k8s", ("/replicasets", ""), 1),
+    "billing": ("webhook", ("", '"action":"list"'), 0),
+}
+
+
+@pytest.mark.parametrize("service", list(OWN_READS))
+async def test_a_server_error_in_the_rollbacks_own_read_is_asked_once_more(stack: Stack, service: str) -> None:
+    """The platform's rollback reads the deployments again before it sends anything: one 503 there failed a
+    confirmed rollback ("not sent: run it again"), though the same read at the command and the click is
+    asked once more."""
+    kind, (path, text), skip = OWN_READS[service]
+    channel = await incident_channel(stack)
+    await stack.bot.command(service, command="/rollback", user="U0LEAD", channel=channel)
+    fake: FakeServer = getattr(stack, kind)
+    body = {"error": {"message": "upstream unavailable"}}
+    fake.inject(Fault(503, {}, body, path_contains=path, body_contains=text, skip=skip))
+
+    await stack.bot.click("ops_confirm", stack.button_value("ops_confirm"), user="U0LEAD", channel=channel)
+
+    assert [e.outcome for e in await stack.audit() if e.outcome != "started"] == ["succeeded"], stack.bot.replies()
+    assert getattr(stack, kind).live_version() == "v2"
+    assert 1.0 in stack.timer.sleeps, stack.timer.sleeps

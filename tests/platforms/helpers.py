@@ -75,6 +75,7 @@ def client_for(
             team_id=extra.get("team_id", fake.team_id),
             api_url=fake.url,
             timeout=timeout,
+            timer=extra.get("timer") or FakeTimer(),
         )
     if kind == "kubernetes":
         return KubernetesPlatform(
@@ -83,6 +84,7 @@ def client_for(
             token=token if token is not None else fake.token,
             clock=extra.get("clock") or SystemClock(),
             timeout=timeout,
+            timer=extra.get("timer") or FakeTimer(),
         )
     if kind == "webhook":
         return WebhookPlatform(
@@ -92,6 +94,7 @@ def client_for(
             secret=token if token is not None else SECRET,
             clock=extra.get("clock") or SystemClock(),
             timeout=timeout,
+            timer=extra.get("timer") or FakeTimer(),
         )
     raise ValueError(kind)
 

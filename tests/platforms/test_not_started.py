@@ -1,15 +1,20 @@
 """A restart or rollback reads what is live before it acts: an unclear failure of that read (a 5xx, no answer)
 means nothing was sent, and says so (PlatformNotStarted), unlike a failure of the action itself, which may
 have started it (PlatformUnsure). Said "it may have started", the on-call engineer checked dashboards for a
-restart that never happened, and hesitated to run it again."""
+restart that never happened, and hesitated to run it again.
+
+A passing failure of such a read is first asked once more, by the rule of every read around a restart or
+rollback (`bot.platforms.reads`): only a second failure in a row is reported."""
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import pytest
 
 from bot.exceptions import PlatformNotStarted, PlatformUnsure
 from tests.fakes.webhook import Fault
-from tests.platforms.helpers import Env
+from tests.platforms.helpers import Env, FakeTimer
 
 # A fault on the reads only: never on the restart or rollback itself.
 READS = {
@@ -27,8 +32,48 @@ RESTARTS = {
 }
 
 
+def _persisting(env: Env) -> None:
+    """Enough faults that the read fails when asked again too (some platforms read two things at once)."""
+    for _ in range(4):
+        env.fake.inject(replace(READS[env.kind]))
+
+
+async def test_a_server_error_reading_before_a_rollback_is_asked_once_more(env: Env, timer: FakeTimer) -> None:
+    """The rollback's own read of the deployments: one 503 refused a rollback the click had just confirmed."""
+    env.fake.inject(replace(READS[env.kind]))
+
+    deployment = await env.make(timer=timer).rollback()
+
+    assert deployment.meta.get("rollback_to") or deployment.meta.get("action") in ("rollback", "promote")
+    assert timer.sleeps[:1] == [1.0], timer.sleeps
+
+
+async def test_a_server_error_reading_before_a_restart_is_asked_once_more(env: Env, timer: FakeTimer) -> None:
+    env.fake.inject(replace(READS[env.kind]))
+
+    await env.make(timer=timer).restart()
+
+    assert env.fake.restarts == 1
+    if env.kind != "webhook":  # its restart reads nothing first: the fault waits for a later read
+        assert timer.sleeps[:1] == [1.0], timer.sleeps
+
+
+async def test_a_short_throttle_reading_before_a_restart_is_waited_out(env: Env, timer: FakeTimer) -> None:
+    if env.kind == "webhook":
+        return  # its restart reads nothing first
+    throttled = replace(READS[env.kind], status=429, headers={"Retry-After": "4"})
+    if env.kind == "railway":  # Railway throttles inside a 200 too, its reset in a header
+        throttled = replace(throttled, status=200, body={"errors": [{"message": "Rate limit exceeded"}], "data": None})
+    env.fake.inject(throttled)
+
+    await env.make(timer=timer).restart()
+
+    assert env.fake.restarts == 1
+    assert timer.sleeps[:1] == [4.0], timer.sleeps
+
+
 async def test_a_server_error_reading_before_a_rollback_says_nothing_was_sent(env: Env) -> None:
-    env.fake.inject(READS[env.kind])
+    _persisting(env)
 
     with pytest.raises(PlatformNotStarted, match="HTTP 503") as caught:
         await env.client.rollback()
@@ -38,7 +83,7 @@ async def test_a_server_error_reading_before_a_rollback_says_nothing_was_sent(en
 
 
 async def test_a_server_error_reading_before_a_restart_says_nothing_was_sent(env: Env) -> None:
-    env.fake.inject(READS[env.kind])
+    _persisting(env)
 
     if env.kind == "webhook":  # its restart reads nothing first (the request is the restart): the fault never hits
         await env.client.restart()

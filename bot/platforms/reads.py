@@ -3,9 +3,10 @@
 Reading what is live and what one could roll back to changes nothing, so a server error (a 5xx, a
 connection lost mid-answer) or a 429 with a short Retry-After is asked again after a short wait,
 whatever the platform, instead of making the on-call engineer type the command again. A request that
-timed out, or a Retry-After longer than READ_RETRY_WITHIN, is reported as before. The restart or
-rollback itself is not a read and has its own rule (`bot.ops.runner.RETRY_THROTTLED_WITHIN`: only a
-429, which did nothing, is asked again).
+timed out, or a Retry-After longer than READ_RETRY_WITHIN, is reported as before. The rule holds for the
+reads of the command and of the click (`bot.ops`) and for those a platform makes inside its own restart
+or rollback before it sends anything (`before_sending`). The restart or rollback itself is not a read and
+has its own rule (`bot.ops.runner.RETRY_THROTTLED_WITHIN`: only a 429, which did nothing, is asked again).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from bot.exceptions import PlatformRateLimited, PlatformTimeout, PlatformUnsure
+from bot.exceptions import PlatformNotStarted, PlatformRateLimited, PlatformTimeout, PlatformUnsure
 from bot.platforms.follow import Timer
 
 log = logging.getLogger(__name__)
@@ -43,3 +44,18 @@ async def read_once_more(read: Callable[[], Awaitable[T]], *, timer: Timer, what
         log.info("%s: %s; asking again in %g s", what, exc.reason, wait)
     await timer.sleep(wait)
     return await read()
+
+
+async def before_sending(read: Callable[[], Awaitable[T]], *, action: str, platform: str, timer: Timer) -> T:
+    """A read a restart or rollback makes before it sends anything, asked once more by the rule above; its
+    unclear failure (a 5xx, a connection lost, a timeout) then becomes PlatformNotStarted, because nothing
+    was sent and nothing can have started."""
+    try:
+        return await read_once_more(read, timer=timer, what=f"{platform}: reading before the {action}")
+    except PlatformUnsure as exc:
+        raise PlatformNotStarted(
+            f"{platform} did not answer what the bot reads before the {action} ({exc.reason}); "
+            f"the {action} was not sent",
+            platform=platform,
+            reason=exc.reason,
+        ) from exc
