@@ -64,7 +64,7 @@ def timeline_events(report: Report) -> list[tuple[str, events.Payload]]:
         to=plan.deploys.id if plan.deploys else None,
         deployment=report.deployment.id if report.deployment else None,
         durations={k: round(v.total_seconds(), 1) for k, v in report.durations.items()},
-        health=report.health.state.value if report.health is not None else None,
+        health=report.health.state.value if report.health is not None else _unchecked(report),
     )
     # The words of the Slack report (`{describe}: {headline}; {message}`), so both tell the same.
     out: list[tuple[str, events.Payload]] = [(f"{plan.describe()}: {report.headline}; {report.message}", deployed)]
@@ -72,6 +72,11 @@ def timeline_events(report: Report) -> list[tuple[str, events.Payload]]:
         checked = events.HealthChecked(results=[health_check(report.health)])
         out.append((f"After the {plan.action.value}: {report.health.summary()}", checked))
     return out
+
+
+def _unchecked(report: Report) -> str | None:
+    """`Deployed.health` of a deploy nothing re-checked (no health_url), so the timeline does not read "succeeded"."""
+    return events.HEALTH_UNCHECKED if report.health_unchecked else None
 
 
 def health_check(result: HealthResult) -> events.HealthCheck:

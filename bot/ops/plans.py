@@ -174,6 +174,11 @@ class Report:
         return self.succeeded and self.health is not None and self.health.state is HealthState.UNKNOWN
 
     @property
+    def health_unchecked(self) -> bool:
+        """Deployed, but nothing re-checked its health (the service has no health_url): not a confirmed fix."""
+        return self.succeeded and self.health is None
+
+    @property
     def headline(self) -> str:
         """How it ended, in a few words, the same in Slack and on the timeline: a green "succeeded" over a
         service still failing, or one whose health could not be read, would read as "fixed" at 3 a.m."""
@@ -183,4 +188,6 @@ class Report:
             return f"deployed, but {self.health.service} is still {self.health.state.value}"
         if self.health_unknown:
             return "deployed, health unknown"
+        if self.health_unchecked:
+            return "deployed, health not checked"
         return "succeeded"

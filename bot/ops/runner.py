@@ -150,7 +150,7 @@ class Runner:
             self.durations["health"] = _since(self.ops.timer, health_start)
         took = format_duration(self.durations["deploy"])
         if health is None:
-            message = f"deployed in {took}; no health_url to re-check"
+            message = f"deployed in {took}; health not checked: no health_url configured for {self.plan.service}"
         elif health.state is HealthState.UNKNOWN:
             message = (
                 f"deployed in {took}; health unknown: the re-check had no answer it could judge "

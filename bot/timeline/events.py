@@ -231,6 +231,10 @@ class HealthChecked(Payload):
     service: str | None = None  # not written today; rows that have it name a service the post-mortem lists
 
 
+# `Deployed.health` of a deploy whose service has no health_url: nothing re-checked it after.
+HEALTH_UNCHECKED = "not checked"
+
+
 class Deployed(Payload):
     """A restart, rollback or redeploy: `started`, then its outcome."""
 
@@ -243,7 +247,7 @@ class Deployed(Payload):
     to: str | None = None  # whose build goes live: a rollback's target, a restart's redeploy (nothing was live)
     deployment: str | None = None  # what the platform made or restarted, followed to its outcome
     durations: dict[str, float] | None = None  # phase -> seconds
-    health: str | None = None  # the re-check's state after it, when there was one
+    health: str | None = None  # the re-check's state after it, or HEALTH_UNCHECKED (no health_url); None: older rows
 
     @property
     def result(self) -> str:
@@ -252,6 +256,8 @@ class Deployed(Payload):
         its Slack report did)."""
         if self.outcome == "succeeded" and self.health == "unknown":
             return "deployed, health unknown"
+        if self.outcome == "succeeded" and self.health == HEALTH_UNCHECKED:
+            return "deployed, health not checked"
         if self.outcome == "succeeded" and self.health not in (None, "healthy"):
             return f"deployed, but still {self.health}"
         return self.outcome

@@ -250,6 +250,7 @@ async def stack(
         "api": {**svc("api"), **service_section("kubernetes", k8s)},
         "billing": {**svc("billing"), **service_section("webhook", webhook)},
         "search": svc("search"),
+        "jobs": service_section("railway", railway),  # deployable, with no health_url: nothing to re-check
     }
     for n in range(15):
         services[f"worker-{n:02d}"] = svc(f"worker-{n:02d}")

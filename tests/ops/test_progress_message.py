@@ -10,6 +10,8 @@ from datetime import timedelta
 import pytest
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.health.checker import HealthResult
+from bot.health.classify import HealthState
 from bot.ops.models import Action, Outcome
 from bot.ops.plans import Plan, Report, Step
 from bot.platforms.base import Deployment, DeployStatus
@@ -25,7 +27,8 @@ PLAN = Plan(
     requested_by="U0ALICE",
 )
 STEP = Step(phase="deploying", elapsed=timedelta(seconds=5))
-REPORT = Report(PLAN, Outcome.SUCCEEDED, "gateway is back and healthy")
+HEALTHY = HealthResult("gateway", HealthState.HEALTHY)
+REPORT = Report(PLAN, Outcome.SUCCEEDED, "gateway is back and healthy", health=HEALTHY)
 
 
 @pytest.fixture

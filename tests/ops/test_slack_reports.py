@@ -88,3 +88,28 @@ async def test_a_deploy_whose_health_could_not_be_read_is_not_reported_as_a_succ
         data = await postmortem.build(session, incident_id=1)
     [action] = data.actions
     assert (action.service, action.outcome) == ("gateway", "deployed, health unknown"), action
+
+
+async def test_a_deploy_of_a_service_with_no_health_url_says_its_health_was_not_checked(stack: Stack) -> None:
+    """`jobs` has no health_url, so nothing re-checked it after the restart; the report was still ✅ "succeeded"
+    (its only hint a "no health_url to re-check" after it), and so were the timeline and the post-mortem."""
+    channel = await incident_channel(stack)
+    await stack.bot.command("jobs", command="/restart", user="U0LEAD", channel=channel)
+    await stack.bot.click("ops_confirm", stack.button_value("ops_confirm"), user="U0LEAD", channel=channel)
+
+    [report] = stack.progress(channel)
+    head = str(report.blocks[0]["text"]["text"]).splitlines()[0]
+    assert head.startswith("⚠️") and "deployed, health not checked" in head and "✅" not in head, head
+    assert "succeeded" not in report.text, report.text
+    assert "health not checked: no health_url configured for jobs" in report.text, report.text
+    [line] = [e.text for e in await stack.bot.timeline(1) if e.kind == "deploy" and "started" not in e.text]
+    assert ": deployed, health not checked; deployed in " in line and "succeeded" not in line, line
+    [entry] = [e for e in await stack.audit() if e.outcome != "started"]
+    assert entry.outcome == "succeeded" and "no health_url configured for jobs" in entry.detail, entry.detail
+    async with stack.bot.deps.db.session() as session:
+        data = await postmortem.build(session, incident_id=1)
+    [action] = data.actions
+    assert (action.service, action.outcome) == ("jobs", "deployed, health not checked"), action
+    document = postmortem.render(data)
+    assert "| restart | jobs | deployed, health not checked |" in document, document
+    assert "succeeded" not in document, document

@@ -89,7 +89,7 @@ async def test_usage_errors_show_the_usage(stack: Stack) -> None:
     answer = stack.bot.fake.responses[-1]
     assert answer["response_type"] == "ephemeral"
     assert "Name the service to restart" in answer["text"] and "/restart &lt;service&gt;" in answer["text"]
-    assert "Services: api, billing, gateway, web." in answer["text"]  # those with a deploy platform
+    assert "Services: api, billing, gateway, jobs, web." in answer["text"]  # those with a deploy platform
     await stack.bot.command("gateway now please", command="/rollback")
     answer = stack.bot.fake.responses[-1]
     assert "/rollback gateway now" in str(answer["blocks"])

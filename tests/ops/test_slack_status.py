@@ -29,7 +29,7 @@ async def test_status_of_many_endpoints_with_one_hanging_and_one_failing(stack: 
     reply = stack.last_response()
     assert reply.get("response_type") in (None, "ephemeral")
     text = stack.bot.last_reply()
-    assert "18 healthy · 1 failing · 1 unreachable" in text
+    assert "18 healthy · 1 unknown · 1 failing · 1 unreachable" in text
     lines = [line for line in text.splitlines()[2:] if line.startswith(("🟢 *", "🔴 *", "⚫ *"))]
     assert lines[0].startswith("⚫ *search* unreachable") and f"no answer within {HEALTH_TIMEOUT:g} s" in lines[0]
     assert lines[1].startswith("🔴 *billing* failing") and "failing: postgres (too many clients)" in lines[1]

@@ -363,7 +363,8 @@ def verdict(report: Report) -> tuple[str, str]:
     """The report's icon and headline (`Report.headline`, the timeline's words too)."""
     if not report.succeeded:
         return "❌", report.headline
-    return ("⚠️" if report.still_unhealthy or report.health_unknown else "✅"), report.headline
+    doubtful = report.still_unhealthy or report.health_unknown or report.health_unchecked
+    return ("⚠️" if doubtful else "✅"), report.headline
 
 
 def report_text(report: Report) -> str:
