@@ -18,7 +18,6 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.alerts.models import AlertGroup, AlertInstance, DeclareState
 from bot.alerts.service import get_group, instances
-from bot.alerts.state import source_name
 from bot.exceptions import InvalidState
 from bot.incidents import impact
 from bot.incidents.models import Incident, Status
@@ -88,7 +87,14 @@ async def hold_incident(session: AsyncSession, incident_id: int, *, group_id: in
 
 
 async def link_incident(
-    session: AsyncSession, *, group_id: int, incident_id: int, how: str, actor: str | None, now: datetime
+    session: AsyncSession,
+    *,
+    group_id: int,
+    incident_id: int,
+    how: str,
+    actor: str | None,
+    source_name: str,
+    now: datetime,
 ) -> AlertGroup:
     """Tie the claimed group to an incident and put what the alert says on the incident's timeline.
 
@@ -110,27 +116,17 @@ async def link_incident(
     await session.exec(update(AlertInstance).where(col(AlertInstance.group_id) == group_id).values(noticed=True))
     group = await get_group(session, group_id=group_id)
     alerts = await instances(session, group_id=group_id)
-    firing = [a for a in alerts if a.status == "firing"]
-    names = sorted({a.labels.get("alertname", "alert") for a in alerts})
     # The groups the incident was declared from count; one linked later by a shared fingerprint does not:
     # its other alerts did not lead to this incident (the shared one already counted).
     moved = None
     if how != "fingerprint":
         moved = await impact.follow_alerts(session, incident_id=incident_id, alerts=alerts, now=now)
-    verb = {"auto": "declared automatically from", "button": "declared from", "fingerprint": "linked to"}.get(
-        how, "linked to"
-    )
-    text = f"{verb} {source_name(group.source)} alert {', '.join(names[:5])} ({len(firing)} firing)"
-    if group.summary:
-        text += f": {group.summary}"
-    moved_text = f"; {moved.text}" if moved is not None else ""  # the link's key event says the move
-    text = text[: 2000 - len(moved_text)] + moved_text
     await timeline.add(
         session,
         incident_id=incident_id,
         at=now,
         actor=actor or group.source,
-        text=text,
+        text=_link_text(group, alerts, how=how, source_name=source_name, moved=moved),
         key=True,
         payload=events.AlertChanged(
             source=group.source,
@@ -146,6 +142,22 @@ async def link_incident(
     )
     await session.commit()
     return group
+
+
+def _link_text(
+    group: AlertGroup, alerts: Sequence[AlertInstance], *, how: str, source_name: str, moved: impact.Moved | None
+) -> str:
+    """The link's key event on the incident's timeline: how the alert came to it, and any impact move."""
+    firing = [a for a in alerts if a.status == "firing"]
+    names = sorted({a.labels.get("alertname", "alert") for a in alerts})
+    verb = {"auto": "declared automatically from", "button": "declared from", "fingerprint": "linked to"}.get(
+        how, "linked to"
+    )
+    text = f"{verb} {source_name} alert {', '.join(names[:5])} ({len(firing)} firing)"
+    if group.summary:
+        text += f": {group.summary}"
+    moved_text = f"; {moved.text}" if moved is not None else ""  # the link's key event says the move
+    return text[: 2000 - len(moved_text)] + moved_text
 
 
 async def incident_for_fingerprints(session: AsyncSession, *, group_id: int, fingerprints: Sequence[str]) -> int | None:

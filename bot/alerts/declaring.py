@@ -17,6 +17,7 @@ from sqlmodel import select
 
 from bot.alerts import claims, service
 from bot.alerts.models import AlertGroup, AlertInstance, DeclareState
+from bot.alerts.state import source_name
 from bot.alerts.views import incident_description
 from bot.config import Severity
 from bot.deps import Deps
@@ -27,6 +28,12 @@ from bot.incidents.flows import Outcome
 from bot.incidents.models import Incident
 
 log = logging.getLogger(__name__)
+
+
+def _named(deps: Deps, source: str) -> str:
+    """What this app's settings call the source (each app its own, as the alert card says)."""
+    return source_name(source, sources=deps.settings.config.alerts.sources)
+
 
 # A claim that made no incident: the declarer died between its claim and its INSERT (milliseconds
 # apart), so nothing is declared for this alert until the recovery. As long as a group's sync lease
@@ -52,7 +59,13 @@ async def link_by_fingerprint(deps: Deps, group: AlertGroup, alerts: list[AlertI
         if not await claims.claim_declare(session, group_id=group.id, states=states, now=now):
             return False
         await claims.link_incident(
-            session, group_id=group.id, incident_id=existing, how="fingerprint", actor=group.source, now=now
+            session,
+            group_id=group.id,
+            incident_id=existing,
+            how="fingerprint",
+            actor=group.source,
+            source_name=_named(deps, group.source),
+            now=now,
         )
     deps.metrics.alerts_declared.labels(source=group.source, how="fingerprint").inc()
     log.info("alert group %s joins INC-%s (same alert fingerprint)", group.id, existing)
@@ -91,7 +104,7 @@ async def _auto_declare(deps: Deps, group: AlertGroup, alerts: list[AlertInstanc
         severity=Severity(group.proposed_severity) if group.proposed_severity else None,
         service_name=group.proposed_service,
         playbook_id=group.proposed_playbook,
-        description=incident_description(group, alerts),
+        description=incident_description(group, alerts, source_name=_named(deps, group.source)),
     )
 
 
@@ -117,7 +130,13 @@ async def _recover_one(deps: Deps, *, group_id: int, now: datetime, stale_after:
             ).first() or group.source
             how = "auto" if declared_by == group.source else "button"
             await claims.link_incident(
-                session, group_id=group_id, incident_id=group.incident_id, how=how, actor=declared_by, now=now
+                session,
+                group_id=group_id,
+                incident_id=group.incident_id,
+                how=how,
+                actor=declared_by,
+                source_name=_named(deps, group.source),
+                now=now,
             )
             log.warning(
                 "alert group %s: recovered the link to INC-%s after an interrupted declare", group_id, group.incident_id
@@ -169,7 +188,13 @@ async def declare_and_link(
         raise
     async with deps.db.session() as session:
         await claims.link_incident(
-            session, group_id=group_id, incident_id=outcome.incident.id or 0, how=how, actor=actor, now=deps.clock.now()
+            session,
+            group_id=group_id,
+            incident_id=outcome.incident.id or 0,
+            how=how,
+            actor=actor,
+            source_name=_named(deps, source),
+            now=deps.clock.now(),
         )
     deps.metrics.alerts_declared.labels(source=source, how=how).inc()
     return outcome

@@ -18,7 +18,8 @@ from bot.alerts import claims, declaring, leases, offers, rules, service
 from bot.alerts.models import AlertGroup, AlertInstance, DeclareState
 from bot.alerts.payloads import Notification, storable
 from bot.alerts.ports import AlertChat, AlertView
-from bot.alerts.views import alert_line, build_view
+from bot.alerts.state import source_name
+from bot.alerts.views import alert_line, build_view, incident_description
 from bot.deps import Deps
 from bot.exceptions import BotError, ChatError, InvalidState, MessageGone, unanswered
 from bot.incidents import access
@@ -64,7 +65,13 @@ class AlertProcessor:
         note = storable(note)
         proposal = rules.propose(note, config=self.deps.settings.config, registry=self.deps.playbooks)
         async with self.deps.db.session() as session:
-            result = await service.ingest(session, note=note, proposal=proposal, now=self.deps.clock.now())
+            result = await service.ingest(
+                session,
+                note=note,
+                proposal=proposal,
+                source_name=self.source_name(note.source),
+                now=self.deps.clock.now(),
+            )
         self.deps.metrics.alerts_received.labels(source=note.source, status=note.status).inc()
         log.info(
             "alert %s group %s stored (revision %s)",
@@ -74,6 +81,10 @@ class AlertProcessor:
             extra={"alert_source": note.source, "alert_group": result.group_id, "alertname": note.alertname},
         )
         return result
+
+    def source_name(self, source: str) -> str:
+        """What this app calls the source (its own settings: another app in the process may differ)."""
+        return source_name(source, sources=self.deps.settings.config.alerts.sources)
 
     def spawn(self, group_id: int) -> None:
         """Show the group in Slack in the background; tracked so shutdown waits for it."""
@@ -187,7 +198,7 @@ class AlertProcessor:
         group, alerts, incident = await self._linked_snapshot(group_id)
         revision = group.revision
         incident = await self._finish_setup(group, incident)
-        view = build_view(group, alerts, incident)
+        view = build_view(group, alerts, incident, source_name=self.source_name(group.source))
         chat = self._chat()
         # A sync that died or failed may have posted the card without saving its ts: look for it first.
         look = after_crash or group.attempts > 0
@@ -339,8 +350,9 @@ async def resolve_from_alert(deps: Deps, *, incident_id: int, actor: str) -> Out
     return await incident_flows.resolve(deps, incident_id=incident_id, summary=summary, actor=actor)
 
 
-async def proposal_modal_values(deps: Deps, *, group_id: int) -> tuple[AlertGroup, list[AlertInstance]]:
+async def proposal_modal_values(deps: Deps, *, group_id: int) -> tuple[AlertGroup, str]:
+    """The group the Declare form is filled from, and the incident description it proposes."""
     async with deps.db.session() as session:
         group = await service.get_group(session, group_id=group_id)
         alerts = await service.instances(session, group_id=group_id)
-    return group, alerts
+    return group, incident_description(group, alerts, source_name=processor_of(deps).source_name(group.source))

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import delete, update
 from sqlmodel import col, select
@@ -76,12 +77,17 @@ async def _linked(session: AsyncSession, incident_id: int | None) -> tuple[bool,
     return row[0] != Status.RESOLVED, bool(row[1])
 
 
-async def ingest(session: AsyncSession, *, note: Notification, proposal: Proposal, now: datetime) -> IngestResult:
-    """Store one delivery; the caller answers the webhook only after this returns."""
+async def ingest(
+    session: AsyncSession, *, note: Notification, proposal: Proposal, source_name: str, now: datetime
+) -> IngestResult:
+    """Store one delivery; the caller answers the webhook only after this returns. `source_name`: what
+    this app calls the source, for the linked incident's timeline."""
     group_id = await _group_id(session, note=note, now=now)
     rule = describe_rule(proposal.rule)[:300] if proposal.rule is not None else None
     for _ in range(MAX_OPTIMISTIC_TRIES):
-        result = await _apply(session, group_id=group_id, note=note, proposal=proposal, rule=rule, now=now)
+        result = await _apply(
+            session, group_id=group_id, note=note, proposal=proposal, rule=rule, source_name=source_name, now=now
+        )
         if result is not None:
             return result
     raise RuntimeError(f"alert group {group_id}: too many concurrent updates, giving up (the sender will retry)")
@@ -151,7 +157,14 @@ async def _group_id(session: AsyncSession, *, note: Notification, now: datetime)
 
 
 async def _apply(
-    session: AsyncSession, *, group_id: int, note: Notification, proposal: Proposal, rule: str | None, now: datetime
+    session: AsyncSession,
+    *,
+    group_id: int,
+    note: Notification,
+    proposal: Proposal,
+    rule: str | None,
+    source_name: str,
+    now: datetime,
 ) -> IngestResult | None:
     """One optimistic try: read the group, write this delivery over it; None when another writer got there first."""
     group = await get_group(session, group_id=group_id)
@@ -171,18 +184,7 @@ async def _apply(
     values = episodes.group_values(
         group, note=note, state=state, proposal=proposal, rule=rule, now=now, new_episode=new_episode
     )
-    result = await session.exec(
-        update(AlertGroup)
-        .where(
-            col(AlertGroup.id) == group_id,
-            col(AlertGroup.revision) == group.revision,
-            # A declare claimed since the read does not bump the revision; it must not be undone.
-            col(AlertGroup.declare_state) == group.declare_state,
-        )
-        .values(**values)
-    )
-    if result.rowcount != 1:
-        await session.rollback()
+    if not await _write_group(session, group=group, values=values):
         return None
     if clean:
         await session.exec(delete(AlertInstance).where(col(AlertInstance.group_id) == group_id))
@@ -196,6 +198,7 @@ async def _apply(
             group_id=group_id,
             note=note,
             state=state,
+            source_name=source_name,
             was_firing=old_status == "firing",
             follow=group.declared_how != "fingerprint",
             new_firing=new_firing,
@@ -212,6 +215,24 @@ async def _apply(
     )
 
 
+async def _write_group(session: AsyncSession, *, group: AlertGroup, values: dict[str, Any]) -> bool:
+    """The group's new values, only over the revision read: False (rolled back) when another writer got there first."""
+    result = await session.exec(
+        update(AlertGroup)
+        .where(
+            col(AlertGroup.id) == group.id,
+            col(AlertGroup.revision) == group.revision,
+            # A declare claimed since the read does not bump the revision; it must not be undone.
+            col(AlertGroup.declare_state) == group.declare_state,
+        )
+        .values(**values)
+    )
+    if result.rowcount != 1:
+        await session.rollback()
+        return False
+    return True
+
+
 def _changes(note: Notification, existing: dict[str, str]) -> tuple[list[str], list[str]]:
     """The delivery's alerts that fire and were not firing, and those it clears."""
     fired = [a.fingerprint for a in note.alerts if a.status == "firing" and existing.get(a.fingerprint) != "firing"]
@@ -226,6 +247,7 @@ async def _on_incident(
     group_id: int,
     note: Notification,
     state: GroupState,
+    source_name: str,
     was_firing: bool,
     follow: bool,
     new_firing: list[str],
@@ -241,7 +263,9 @@ async def _on_incident(
         incident_id=incident_id,
         at=now,
         actor=note.source,
-        text=describe_change(note, state, new_firing=new_firing, newly_resolved=newly_resolved),
+        text=describe_change(
+            note, state, source_name=source_name, new_firing=new_firing, newly_resolved=newly_resolved
+        ),
         key=state.status == "resolved" and was_firing,
         payload=events.AlertChanged(
             source=note.source,

@@ -3,17 +3,24 @@ gets for it (`bot.alerts.service.ingest` stores both)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from bot.alerts.models import AlertInstance
 from bot.alerts.payloads import Notification
+from bot.alerts.sources.presets import NAMES
+from bot.config import AlertSource
 
-SOURCE_NAMES = {"alertmanager": "Alertmanager", "grafana": "Grafana"}
+BUILT_IN_NAMES = {"alertmanager": "Alertmanager", "grafana": "Grafana"}
 
 
-def source_name(source: str) -> str:
-    return SOURCE_NAMES.get(source, source)
+def source_name(source: str, *, sources: Mapping[str, AlertSource]) -> str:
+    """What people see a source called, as this app's own `alerts.sources` say: read from each app's
+    settings, never kept process-wide (two bots in one process, or a source renamed or removed since)."""
+    configured = sources.get(source)
+    if configured is None:
+        return BUILT_IN_NAMES.get(source, source)
+    return f"{NAMES[configured.preset]} ({source})" if configured.preset else source
 
 
 @dataclass(frozen=True)
@@ -48,10 +55,15 @@ def group_state(note: Notification, stored: Sequence[AlertInstance]) -> GroupSta
 
 
 def describe_change(
-    note: Notification, state: GroupState, *, new_firing: Sequence[str], newly_resolved: Sequence[str]
+    note: Notification,
+    state: GroupState,
+    *,
+    source_name: str,
+    new_firing: Sequence[str],
+    newly_resolved: Sequence[str],
 ) -> str:
     firing, resolved = state.firing, state.resolved
-    head = f"{source_name(note.source)}: {note.alertname or 'alert'} {state.status}"
+    head = f"{source_name}: {note.alertname or 'alert'} {state.status}"
     counts = f"{firing} firing" + (f", {resolved} resolved" if resolved else "")
     changes = []
     if new_firing:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from bot.alerts.models import AlertGroup, AlertInstance, DeclareState
 from bot.alerts.payloads import summary_of
 from bot.alerts.ports import AlertLine, AlertView, IncidentLink
-from bot.alerts.state import source_name
 from bot.config import Severity
 from bot.incidents.models import Incident
 
@@ -23,7 +22,7 @@ def alert_line(instance: AlertInstance, common: dict[str, str]) -> AlertLine:
     )
 
 
-def incident_description(group: AlertGroup, alerts: list[AlertInstance]) -> str:
+def incident_description(group: AlertGroup, alerts: list[AlertInstance], *, source_name: str) -> str:
     """What the declared incident says about where it came from (plain text; Slack escaping happens later)."""
     firing = [a for a in alerts if a.status == "firing"]
     lines = []
@@ -32,7 +31,7 @@ def incident_description(group: AlertGroup, alerts: list[AlertInstance]) -> str:
     )
     if description and description != group.summary:
         lines.append(description)
-    lines.append(f"From {source_name(group.source)}: {len(firing)} alert(s) firing.")
+    lines.append(f"From {source_name}: {len(firing)} alert(s) firing.")
     if group.common_labels:
         lines.append("Labels: " + ", ".join(f"{k}={v}" for k, v in sorted(group.common_labels.items())))
     runbook = group.common_annotations.get("runbook_url") or next(
@@ -46,7 +45,9 @@ def incident_description(group: AlertGroup, alerts: list[AlertInstance]) -> str:
     return "\n".join(lines)[:3000]
 
 
-def build_view(group: AlertGroup, alerts: list[AlertInstance], incident: Incident | None) -> AlertView:
+def build_view(
+    group: AlertGroup, alerts: list[AlertInstance], incident: Incident | None, *, source_name: str
+) -> AlertView:
     assert group.id is not None
     link = None
     if incident is not None and incident.id is not None:
@@ -64,7 +65,7 @@ def build_view(group: AlertGroup, alerts: list[AlertInstance], incident: Inciden
     return AlertView(
         group_id=group.id,
         source=group.source,
-        source_name=source_name(group.source),
+        source_name=source_name,
         status=group.status,
         title=group.title,
         summary=group.summary,

@@ -32,10 +32,6 @@ from bot.deps import Deps
 log = logging.getLogger(__name__)
 
 
-def display_name(name: str, source: AlertSource) -> str:
-    return f"{presets.NAMES[source.preset]} ({name})" if source.preset else name
-
-
 def token_for(deps: Deps, source: AlertSource) -> str | None:
     if source.token_env:
         return os.environ.get(source.token_env, "").strip() or None
@@ -179,9 +175,6 @@ def _with(fields: Fields, **changes: Any) -> Fields:
 
 
 def setup(deps: Deps) -> None:
-    from bot.alerts import state
-
     routes = deps.http_routes
     for name, source in deps.settings.config.alerts.sources.items():
-        state.SOURCE_NAMES[name] = display_name(name, source)
         routes.append(("POST", f"/alerts/{name}", handler_for_source(deps, name, source)))

@@ -12,8 +12,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.alerts import declaring
 from bot.alerts import flows as alert_flows
-from bot.alerts.models import AlertGroup, AlertInstance
-from bot.alerts.views import incident_description
+from bot.alerts.models import AlertGroup
 from bot.deps import Deps
 from bot.exceptions import NotFound, UsageError
 from bot.incidents import access
@@ -41,7 +40,7 @@ def _option(options: list[dict[str, Any]], value: str | None) -> dict[str, Any] 
 
 
 def declare_modal(
-    group: AlertGroup, alerts: list[AlertInstance], *, services: list[str], playbooks: list[tuple[str, str]]
+    group: AlertGroup, description: str, *, services: list[str], playbooks: list[tuple[str, str]]
 ) -> dict[str, Any]:
     """The incident declare form, filled in from the alert (everything can be changed before submitting)."""
     view = blocks.declare_modal(services=services, playbooks=playbooks, channel_id="")
@@ -49,7 +48,7 @@ def declare_modal(
     view["private_metadata"] = str(group.id)
     initial = {
         "title": clip(group.title or "Alert", MAX_TITLE),
-        "description": incident_description(group, alerts),
+        "description": description,
     }
     for block in view["blocks"]:
         element = block.get("element", {})
@@ -85,7 +84,7 @@ def register(app: AsyncApp, deps: Deps) -> None:
 
         async def work() -> None:
             group_id = _number(body)
-            group, alerts = await alert_flows.proposal_modal_values(deps, group_id=group_id)
+            group, description = await alert_flows.proposal_modal_values(deps, group_id=group_id)
             if group.incident_id is not None:
                 user = body["user"]["id"]
                 try:  # its number only to those who may see it
@@ -99,7 +98,7 @@ def register(app: AsyncApp, deps: Deps) -> None:
                 )
                 return
             view = declare_modal(
-                group, alerts, services=sorted(deps.settings.config.services), playbooks=form_playbooks(deps)
+                group, description, services=sorted(deps.settings.config.services), playbooks=form_playbooks(deps)
             )
             await call("open the declare form", client.views_open(trigger_id=body["trigger_id"], view=view))
 
