@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -127,12 +128,24 @@ def sentry(data: dict[str, Any], headers: Mapping[str, str]) -> Fields | Ignored
     action = text(data.get("action"), where="action").lower()
     body = _object(data.get("data"), where="data")
     if resource == "event_alert":
-        return _sentry_event_alert(body)
+        return _in_installation(data, _sentry_event_alert(body))
     if resource == "issue":
-        return _sentry_issue(body, action=action)
+        return _in_installation(data, _sentry_issue(body, action=action))
     if resource == "metric_alert":
-        return _sentry_metric_alert(body, action=action)
+        return _in_installation(data, _sentry_metric_alert(body, action=action))
     return Ignored(f"Sentry {resource} hook: not an alert")
+
+
+def _in_installation(data: dict[str, Any], fields: Fields | Ignored) -> Fields | Ignored:
+    """The issue (or rule) within the installation that sent it (`installation.uuid`, in every integration
+    webhook): self-hosted Sentry numbers its issues from 1, so two installations' ids meet. The id alone,
+    the key before installations were told apart, is the former key: a group stored under it that is still
+    open takes the delivery, so its resolve reaches it."""
+    installation = data.get("installation")
+    uuid = text(installation.get("uuid"), where="installation.uuid") if isinstance(installation, dict) else ""
+    if isinstance(fields, Ignored) or not uuid:
+        return fields
+    return replace(fields, key=f"installation:{uuid[:64]}:{fields.key}", former_key=fields.key)
 
 
 def _sentry_event_alert(body: dict[str, Any]) -> Fields:
