@@ -21,7 +21,11 @@ BEARER = {"Authorization": f"Bearer {TOKEN}"}
 CONFIG: dict[str, Any] = {
     "alerts": {
         "auto_declare": [{"match": {"severity": s}, "severity": "P1"} for s in ("critical", "P1")],
-        "sources": {"betterstack": {"preset": "betterstack", "severity": "P1"}, "pingdom": {"preset": "pingdom"}},
+        "sources": {
+            "betterstack": {"preset": "betterstack", "severity": "P1"},
+            "pingdom": {"preset": "pingdom"},
+            "datadog": {"preset": "datadog"},
+        },
     }
 }
 
@@ -55,7 +59,20 @@ def _pingdom(outage: str, *, started: datetime, resolved: datetime | None) -> di
     return body
 
 
-SENDERS: dict[str, Callable[..., dict[str, Any]]] = {"betterstack": _betterstack, "pingdom": _pingdom}
+def _datadog(outage: str, *, started: datetime, resolved: datetime | None) -> dict[str, Any]:
+    """Datadog's webhook: each notification is an event of its own (`$ID`), `$DATE` when it happened (the
+    monitor triggered, or recovered)."""
+    body = b.datadog("Recovered" if resolved else "Triggered")
+    body["id"] = f"74612324235783457{outage}{'1' if resolved else '0'}"
+    body["date"] = str(int((resolved or started).timestamp() * 1000))
+    return body
+
+
+SENDERS: dict[str, Callable[..., dict[str, Any]]] = {
+    "betterstack": _betterstack,
+    "pingdom": _pingdom,
+    "datadog": _datadog,
+}
 
 
 def _offers(bot: BotHarness, channel: str) -> int:

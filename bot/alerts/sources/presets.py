@@ -63,6 +63,7 @@ def datadog(data: dict[str, Any], _: Mapping[str, str]) -> Fields | Ignored:
     in it, so one host recovering clears that host only and the monitor resolves with its last one."""
     transition = text(data.get("alert_transition"), where="alert_transition", required="alert_transition" not in data)
     lowered = transition.lower()
+    recovered = lowered in _DATADOG_RESOLVED
     if lowered in ("", "null"):  # Datadog lists `Null` among the values: it says neither firing nor recovered
         return Ignored(f"Datadog alert_transition {transition or '(empty)'}: neither firing nor recovered")
     if lowered not in _DATADOG_RESOLVED | _DATADOG_FIRING:
@@ -91,13 +92,16 @@ def datadog(data: dict[str, Any], _: Mapping[str, str]) -> Fields | Ignored:
         key=monitor or aggreg,
         former_key=aggreg if monitor and aggreg and aggreg != monitor else "",
         alert=scope,
-        firing=lowered not in _DATADOG_RESOLVED,
+        firing=not recovered,
         title=_BRACKET.sub("", raw_title) or "Datadog monitor",
         summary=_datadog_text(text(data.get("body"), where="body")),
         severity=priority or None,
         service=labels.get("service"),
         labels=labels,
-        started_at=when(data.get("date"), where="date") if lowered not in _DATADOG_RESOLVED else None,
+        started_at=None if recovered else when(data.get("date"), where="date"),
+        # `$DATE` is when the notification's event happened: a Recovered says when the monitor recovered, so a
+        # retried recovery of the last trigger can be told from the next one (`ordering`).
+        ended_at=when(data.get("date"), where="date") if recovered else None,
         link=text(data.get("link"), where="link") or None,
     )
 
