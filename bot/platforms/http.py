@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 
+from bot.clock import Clock, SystemClock
 from bot.exceptions import PlatformAuthError, PlatformError, PlatformRateLimited, PlatformTimeout, PlatformUnsure
 
 DEFAULT_REQUEST_TIMEOUT = 15.0
@@ -19,10 +20,18 @@ DEFAULT_REQUEST_TIMEOUT = 15.0
 class Endpoint:
     """Sends requests for one platform and turns every failure into a PlatformError."""
 
-    def __init__(self, http: httpx.AsyncClient, *, display_name: str, timeout: float = DEFAULT_REQUEST_TIMEOUT):
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        *,
+        display_name: str,
+        timeout: float = DEFAULT_REQUEST_TIMEOUT,
+        clock: Clock | None = None,
+    ):
         self.http = http
         self.display_name = display_name
         self.timeout = timeout
+        self.clock: Clock = clock or SystemClock()  # what a Retry-After date is counted from
 
     async def send(
         self,
@@ -59,11 +68,12 @@ class Endpoint:
             if isinstance(exc, httpx.ConnectError):  # never sent: nothing happened
                 raise PlatformError(message, platform=name) from exc
             raise PlatformUnsure(message, platform=name, reason=f"connection lost: {reason}") from exc
-        raise_for_status(response, platform=name, not_found=not_found)
+        raise_for_status(response, platform=name, now=self.clock.now(), not_found=not_found)
         return response
 
 
-def raise_for_status(response: httpx.Response, *, platform: str, not_found: str | None = None) -> None:
+def raise_for_status(response: httpx.Response, *, platform: str, now: datetime, not_found: str | None = None) -> None:
+    """A refusal as a PlatformError; `now` (the injected clock's) is what a rate limit's date is counted from."""
     status = response.status_code
     if status < 400:
         return
@@ -75,7 +85,7 @@ def raise_for_status(response: httpx.Response, *, platform: str, not_found: str 
             platform=platform,
         )
     if status == 429:
-        retry = retry_after(response.headers.get("retry-after"))
+        retry = rate_limit_wait(response.headers, now=now)
         when = f"in {retry:g} s" if retry is not None else "in a minute"
         raise PlatformRateLimited(
             f"{platform} is rate-limiting the bot; try again {when}", platform=platform, retry_after=retry
@@ -115,8 +125,8 @@ def error_detail(response: httpx.Response) -> str:
     return _clip(str(message)) if message else ""
 
 
-def retry_after(value: str | None) -> float | None:
-    """Seconds from a Retry-After header: a number, or an HTTP date."""
+def retry_after(value: str | None, *, now: datetime) -> float | None:
+    """Seconds from a Retry-After header: a number, or an HTTP date counted from `now` (the injected clock)."""
     if not value:
         return None
     value = value.strip()
@@ -130,17 +140,18 @@ def retry_after(value: str | None) -> float | None:
         return None
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+    return max(0.0, (when - now).total_seconds())
 
 
 def rate_limit_wait(headers: Mapping[str, str], *, now: datetime) -> float | None:
-    """Seconds until a throttled client may ask again, from `Retry-After` or else `X-RateLimit-Reset`.
+    """Seconds until a throttled client may ask again, from `Retry-After` or else `X-RateLimit-Reset`: one rule
+    for a 429 and for a rate limit inside a 200.
 
-    A vendor that throttles inside a 200 (Railway's GraphQL `errors`) may send only its reset time. Its
+    A vendor may send only its reset time (Railway, on a 429 as on a throttle in its GraphQL `errors`). Its
     format is rarely documented (Railway's docs say only "the time at which the current window ends"), so
     an epoch in seconds or milliseconds, an HTTP or ISO date, and a small number of seconds are all read.
     """
-    wait = retry_after(headers.get("retry-after"))
+    wait = retry_after(headers.get("retry-after"), now=now)
     if wait is not None:
         return wait
     value = (headers.get("x-ratelimit-reset") or "").strip()

@@ -79,11 +79,11 @@ class KubernetesPlatform:
         timeout: float = DEFAULT_REQUEST_TIMEOUT,
         timer: Timer | None = None,
     ) -> None:
-        self.endpoint = Endpoint(http, display_name=NAME, timeout=timeout)
+        self.clock = clock or SystemClock()
+        self.endpoint = Endpoint(http, display_name=NAME, timeout=timeout, clock=self.clock)
         self.target = target
         self.token = token
         self.api_url = (api_url or target.api_url or IN_CLUSTER_URL).rstrip("/")
-        self.clock = clock or SystemClock()
         self.timer: Timer = timer or RealTimer()  # the wait before a read is asked again
 
     @property

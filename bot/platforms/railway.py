@@ -152,14 +152,14 @@ class RailwayPlatform:
     ) -> None:
         if token_kind not in TOKEN_KINDS:
             raise ConfigError(f"RAILWAY_TOKEN_KIND: must be auto, bearer or project (got {token_kind!r})")
-        self.endpoint = Endpoint(http, display_name=NAME, timeout=timeout)
+        self.clock = clock or SystemClock()
+        self.endpoint = Endpoint(http, display_name=NAME, timeout=timeout, clock=self.clock)
         self.target = target
         self.token = token
         self.api_url = api_url
         self.token_kind = token_kind
         self.history = history
         self.timer: Timer = timer or RealTimer()
-        self.clock = clock or SystemClock()
 
     # --- the interface -------------------------------------------------------------------------
 

@@ -135,6 +135,7 @@ def build_platform(
             team_id=settings.vercel_team_id,
             api_url=settings.vercel_api_url,
             timer=timer,
+            clock=clock,
         )
     if service.platform == "kubernetes" and service.kubernetes is not None:
         target = service.kubernetes

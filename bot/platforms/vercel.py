@@ -45,6 +45,7 @@ from urllib.parse import quote
 
 import httpx
 
+from bot.clock import Clock
 from bot.config import VercelTarget
 from bot.exceptions import PlatformAuthError, PlatformError, PlatformRateLimited, PlatformUnsure
 from bot.platforms.base import (
@@ -88,8 +89,9 @@ class VercelPlatform:
         timeout: float = DEFAULT_REQUEST_TIMEOUT,
         history: int = 20,
         timer: Timer | None = None,
+        clock: Clock | None = None,
     ) -> None:
-        self.endpoint = Endpoint(http, display_name=NAME, timeout=timeout)
+        self.endpoint = Endpoint(http, display_name=NAME, timeout=timeout, clock=clock)
         self.target = target
         self.token = token
         self.team_id = target.team_id or team_id

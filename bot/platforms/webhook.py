@@ -127,11 +127,11 @@ class WebhookPlatform:
         history: int = 20,
         timer: Timer | None = None,
     ) -> None:
-        self.endpoint = Endpoint(http, display_name=NAME, timeout=timeout)
+        self.clock = clock or SystemClock()
+        self.endpoint = Endpoint(http, display_name=NAME, timeout=timeout, clock=self.clock)
         self.service = service
         self.target = target
         self.secret = secret
-        self.clock = clock or SystemClock()
         self.history = history
         self.timer: Timer = timer or RealTimer()  # the wait before a read is asked again
 

@@ -66,6 +66,7 @@ def client_for(
             token_kind=extra.get("token_kind", "auto"),
             timeout=timeout,
             timer=extra.get("timer") or FakeTimer(),
+            clock=extra.get("clock") or SystemClock(),
         )
     if kind == "vercel":
         return VercelPlatform(
@@ -76,6 +77,7 @@ def client_for(
             api_url=fake.url,
             timeout=timeout,
             timer=extra.get("timer") or FakeTimer(),
+            clock=extra.get("clock") or SystemClock(),
         )
     if kind == "kubernetes":
         return KubernetesPlatform(

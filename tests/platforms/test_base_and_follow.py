@@ -91,16 +91,16 @@ def _response(status: int, *, json: object = None, text: str = "", headers: dict
 )
 def test_http_errors_become_clear_platform_errors(response: httpx.Response, error: type, words: str) -> None:
     with pytest.raises(error, match=words) as caught:
-        raise_for_status(response, platform="Acme")
+        raise_for_status(response, platform="Acme", now=datetime.now(UTC))
     assert "Traceback" not in str(caught.value) and "<html>" not in str(caught.value)
 
 
 def test_retry_after_accepts_seconds_and_http_dates() -> None:
-    assert retry_after("12") == 12
-    assert retry_after(None) is None
-    assert retry_after("soon") is None
-    later = datetime.now(UTC) + timedelta(seconds=90)
-    assert 80 <= (retry_after(format_datetime(later, usegmt=True)) or 0) <= 91
+    now = datetime(2026, 11, 20, 9, tzinfo=UTC)
+    assert retry_after("12", now=now) == 12
+    assert retry_after(None, now=now) is None
+    assert retry_after("soon", now=now) is None
+    assert retry_after(format_datetime(now + timedelta(seconds=90), usegmt=True), now=now) == 90
 
 
 def test_parse_time_handles_iso_and_epoch_milliseconds() -> None:

@@ -7,9 +7,12 @@ published GraphQL schema); the `env` fixture fails a test that left a violation 
 from __future__ import annotations
 
 import time
+from datetime import timedelta
+from email.utils import format_datetime
 
 import pytest
 
+from bot.clock import FakeClock
 from bot.exceptions import NotFound, PlatformAuthError, PlatformError, PlatformRateLimited, PlatformTimeout
 from bot.platforms.base import DeployStatus, rollback_candidates
 from bot.platforms.follow import Progress, follow
@@ -155,6 +158,35 @@ async def test_429_becomes_rate_limited_with_retry_after(env: Env) -> None:
     assert caught.value.retry_after == 30
     assert "30 s" in str(caught.value)
     assert env.client.display_name in str(caught.value)
+    assert env.fake.restarts == 0
+
+
+async def test_a_429_until_an_http_date_is_counted_from_the_injected_clock(env: Env) -> None:
+    """The date was counted from the wall clock: with the bot's clock elsewhere (a test's, or a host whose
+    clock the bot does not use), a wait of 90 s read as none, and the read was asked again at once."""
+    clock = FakeClock()
+    client = env.make(clock=clock)
+    env.fake.throttle_next(format_datetime(clock.now() + timedelta(seconds=90), usegmt=True))
+    with pytest.raises(PlatformRateLimited) as caught:
+        await client.restart()
+
+    assert caught.value.retry_after == 90
+    assert "try again in 90 s" in str(caught.value)
+    assert env.fake.restarts == 0
+
+
+async def test_a_429_with_only_a_reset_time_waits_until_the_reset(env: Env) -> None:
+    """Railway sends `X-RateLimit-Reset` on every answer, and a 429 may carry it alone: it was read only on a
+    rate limit inside a 200, so a 429 said "in a minute" however soon the window reset."""
+    clock = FakeClock()
+    client = env.make(clock=clock)
+    reset = str(int(clock.now().timestamp()) + 40)
+    env.fake.inject(Fault(429, {"X-RateLimit-Reset": reset}, env.fake.throttle_body()))
+    with pytest.raises(PlatformRateLimited) as caught:
+        await client.restart()
+
+    assert caught.value.retry_after == 40
+    assert "try again in 40 s" in str(caught.value)
     assert env.fake.restarts == 0
 
 
