@@ -137,7 +137,7 @@ async def world(db: Database) -> AsyncIterator[World]:
         deps = Deps(settings=settings, db=db, clock=clock, http=http)
         directory = Directory(groups={"S0ONCALL": ["U0ALICE", "U0BOB"]}, handles={"cto": "U0CTO"})
         deps.ops = OpsRuntime(
-            platforms=Platforms({"gateway": client_for("railway", railway, http)}),
+            platforms=Platforms({"gateway": client_for("railway", railway, http, timer=timer, clock=clock)}),
             timer=timer,
             health_interval=5.0,
         )

@@ -3,6 +3,8 @@ out by the bot, and a service with nowhere to act is refused like any request (a
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from bot.ops import confirmations, execution
 from bot.ops.models import Outcome
 from tests.fakes.webhook import Fault
@@ -43,7 +45,19 @@ async def test_platform_429_on_the_mutation_is_asked_again_after_its_retry_after
 
     assert report.outcome is Outcome.SUCCEEDED, report.message
     assert world.railway.restarts == 1
-    assert 9 in world.timer.sleeps
+    assert world.timer.sleeps[0] == 9 and world.timer.sleeps.count(9) == 1, world.timer.sleeps
+
+
+async def test_the_wait_for_railway_to_list_the_rollbacks_deployment_is_on_the_bots_timer(world: World) -> None:
+    """The world's Railway client slept on a timer of its own: its waits for the new deployment to be listed
+    were invisible to the tests and left out of the call's duration in the report."""
+    world.railway.appear_after = 2  # listed at the third look after the mutation
+    plan = await confirmations.prepare(world.deps, action="rollback", service="gateway", user_id="U0LEAD")
+    report = await execution.execute(world.deps, ref=plan.ref, user_id="U0LEAD", progress=world.progress)
+
+    assert report.outcome is Outcome.SUCCEEDED, report.message
+    assert world.timer.sleeps[:2] == [0.5, 1.0], world.timer.sleeps
+    assert report.durations["call"] == timedelta(seconds=1.5)
 
 
 async def test_a_rollback_whose_first_read_fails_says_nothing_was_started(stack: Stack) -> None:
