@@ -17,6 +17,7 @@ with its stack trace. The tree:
     └── PlatformError            a deploy platform (Railway, Vercel, Kubernetes, webhook) failed
         ├── PlatformAuthError    token missing, wrong or lacking rights
         ├── PlatformRateLimited  HTTP 429; `retry_after` seconds
+        │   └── PlatformThrottledNotSent  ... where a restart or rollback was certainly not sent: may be re-sent
         ├── PlatformNotStarted   a read a restart or rollback needs first got no clear answer: it was never sent
         └── PlatformUnsure       no clear answer (5xx, connection lost): what was asked may have happened
             └── PlatformTimeout  the platform or the deployment did not answer in time
@@ -198,6 +199,17 @@ class PlatformRateLimited(PlatformError):
     def __init__(self, message: str, *, platform: str = "", retry_after: float | None = None) -> None:
         super().__init__(message, platform=platform)
         self.retry_after = retry_after
+
+
+class PlatformThrottledNotSent(PlatformRateLimited):
+    """A rate limit a restart or rollback met before it could have acted: a 429 on its own request (the platform
+    refused it without doing anything) or on a read it makes before sending it.
+
+    The only failure the bot sends a restart or rollback again on (`bot.ops.runner`). A client raises it only
+    where it knows nothing was sent (`bot.platforms.reads.before_sending`, `action_request`); any other rate
+    limit out of `restart()`/`rollback()` may come after the action was sent (a read of what it made) and is
+    reported as an action that may have started, never sent again.
+    """
 
 
 class PlatformNotStarted(PlatformError):

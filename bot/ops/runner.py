@@ -13,7 +13,13 @@ from typing import TypedDict
 from bot.clock import format_duration
 from bot.config import Service
 from bot.deps import Deps
-from bot.exceptions import BotError, PlatformNotStarted, PlatformRateLimited, PlatformUnsure
+from bot.exceptions import (
+    BotError,
+    PlatformNotStarted,
+    PlatformRateLimited,
+    PlatformThrottledNotSent,
+    PlatformUnsure,
+)
 from bot.health import checker
 from bot.health.checker import HealthResult
 from bot.health.classify import HealthState
@@ -55,26 +61,9 @@ class Runner:
         call_start = timer.monotonic()
         try:
             handle = await self._call(platform)
-        except PlatformUnsure as exc:
-            # "Refused, try again" would be wrong: a second /restart may restart it twice.
-            self.durations["call"] = _since(timer, call_start)
-            message = (
-                f"{platform.display_name} did not confirm the {plan.action.value} ({exc.reason}); it may have "
-                f"started anyway: check `/status {plan.service}` before you run it again"
-            )
-            return self._report(Outcome.FAILED, message)
-        except PlatformNotStarted as exc:
-            # Only a read failed: nothing was sent, so "it may have started" would send someone to dashboards.
-            self.durations["call"] = _since(timer, call_start)
-            verb = plan.action.value
-            message = (
-                f"{platform.display_name} did not answer what the bot reads before the {verb} ({exc.reason}), "
-                f"so the {verb} was not sent and nothing was started: run `/{verb} {plan.service}` again"
-            )
-            return self._report(Outcome.FAILED, message)
         except BotError as exc:
             self.durations["call"] = _since(timer, call_start)
-            return self._report(Outcome.FAILED, f"{platform.display_name} refused the {plan.action.value}: {exc}")
+            return self._report(Outcome.FAILED, _call_failed(platform, plan, exc))
         self.durations["call"] = _since(timer, call_start)
         deploy_start = timer.monotonic()
         try:
@@ -92,10 +81,12 @@ class Runner:
         return await self._verdict(platform, config, result)
 
     async def _call(self, platform: Platform) -> Deployment:
-        """The restart or rollback call; throttled with a short Retry-After, asked once more after it.
+        """The restart or rollback call; throttled with a short Retry-After where nothing was sent, asked once
+        more after it.
 
-        A 429 means the platform did nothing, so asking again cannot act twice; at 3 a.m. waiting a few
-        seconds is the bot's job, not the person's.
+        Only PlatformThrottledNotSent (a 429 on the action's own request, or on a read before it) says the
+        platform did nothing, so asking again cannot act twice; at 3 a.m. waiting a few seconds is the bot's
+        job, not the person's. Any other rate limit may have come after the action was sent.
         """
         plan = self.plan
         for attempt in (1, 2):
@@ -103,7 +94,7 @@ class Runner:
                 if plan.action is Action.RESTART:
                     return await platform.restart(plan.redeploys.id if plan.redeploys else None)
                 return await platform.rollback(plan.target.id if plan.target else None)
-            except PlatformRateLimited as exc:
+            except PlatformThrottledNotSent as exc:
                 wait = exc.retry_after
                 if attempt == 2 or wait is None or wait > RETRY_THROTTLED_WITHIN:
                     raise
@@ -188,6 +179,27 @@ class Runner:
 class _Seen(TypedDict):
     deployment: Deployment
     status: DeployStatus
+
+
+def _call_failed(platform: Platform, plan: Plan, exc: BotError) -> str:
+    """What the report says of a failed restart or rollback call: not sent (a read before it failed), may have
+    started (no clear answer, or a rate limit that does not say it came before the action was sent), or refused."""
+    name, verb = platform.display_name, plan.action.value
+    if isinstance(exc, PlatformNotStarted):
+        # Only a read failed: nothing was sent, so "it may have started" would send someone to dashboards.
+        return (
+            f"{name} did not answer what the bot reads before the {verb} ({exc.reason}), "
+            f"so the {verb} was not sent and nothing was started: run `/{verb} {plan.service}` again"
+        )
+    unsent = isinstance(exc, PlatformThrottledNotSent)
+    if isinstance(exc, PlatformUnsure) or (isinstance(exc, PlatformRateLimited) and not unsent):
+        # "Refused, try again" would be wrong: a second /restart may restart it twice.
+        reason = exc.reason if isinstance(exc, PlatformUnsure) else "it rate-limited the bot after the request"
+        return (
+            f"{name} did not confirm the {verb} ({reason}); it may have started anyway: "
+            f"check `/status {plan.service}` before you run it again"
+        )
+    return f"{name} refused the {verb}: {exc}"
 
 
 def _since(timer: Timer, start: float) -> timedelta:

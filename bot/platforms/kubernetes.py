@@ -43,7 +43,7 @@ from bot.exceptions import PlatformAuthError, PlatformError
 from bot.platforms.base import Deployment, DeployStatus, pick_rollback_target
 from bot.platforms.follow import RealTimer, Timer
 from bot.platforms.http import DEFAULT_REQUEST_TIMEOUT, Endpoint, dumps, json_of, parse_time
-from bot.platforms.reads import before_sending
+from bot.platforms.reads import action_request, before_sending
 
 NAME = "Kubernetes"
 REVISION = "deployment.kubernetes.io/revision"
@@ -261,12 +261,15 @@ class KubernetesPlatform:
         return sorted(owned, key=_revision, reverse=True)
 
     async def _patch(self, patch: Any, content_type: str) -> Any:
-        response = await self._send(
-            "PATCH",
-            self._deployment_url,
-            content=dumps(patch),
-            headers={"Content-Type": content_type},
-            not_found=f"Kubernetes has no Deployment {self._where}",
+        """The restart or rollback itself (a 429 on it changed nothing: `action_request`)."""
+        response = await action_request(
+            lambda: self._send(
+                "PATCH",
+                self._deployment_url,
+                content=dumps(patch),
+                headers={"Content-Type": content_type},
+                not_found=f"Kubernetes has no Deployment {self._where}",
+            )
         )
         return json_of(response, platform=NAME)
 

@@ -42,7 +42,7 @@ from bot.platforms.base import (
 from bot.platforms.follow import RealTimer, Timer
 from bot.platforms.http import DEFAULT_REQUEST_TIMEOUT, Endpoint, json_of, parse_time
 from bot.platforms.railway_answers import ThrottledInAnswer, graphql_error
-from bot.platforms.reads import before_sending
+from bot.platforms.reads import before_sending, not_sent
 
 log = logging.getLogger(__name__)
 
@@ -276,9 +276,8 @@ class RailwayPlatform:
         """The deployment Railway created for a redeploy/rollback: the newest one we had not seen.
 
         Railway answers the mutation first and lists the deployment a moment later.
-        A look that fails (throttled, a 5xx) is one more look that found nothing: the mutation was accepted,
-        so its failure must not reach the caller as a refusal, nor as a 429 it would answer by sending the
-        mutation again.
+        A look that fails (throttled, a 5xx, an error in Railway's words) is one more look that found nothing:
+        the mutation was accepted, so its failure must not reach the caller as a refusal, nor as a rate limit.
         """
         missed = "lists no new deployment yet"
         for delay in (0.0, *APPEAR_DELAYS):
@@ -286,7 +285,7 @@ class RailwayPlatform:
                 await self.timer.sleep(delay)
             try:
                 listed = await self._deployments(first=5)
-            except (PlatformRateLimited, PlatformUnsure) as exc:
+            except PlatformError as exc:
                 missed = f"did not answer when asked for it ({exc})"
                 continue
             for deployment in listed:
@@ -299,11 +298,13 @@ class RailwayPlatform:
 
     async def _write(self, document: str, variables: dict[str, Any]) -> dict[str, Any]:
         """A restart, rollback or redeploy: a rate limit Railway reports inside a 200 is said, never sent again
-        by the bot (see ThrottledInAnswer); only a 429 is."""
+        by the bot (see ThrottledInAnswer); only a 429 is (PlatformThrottledNotSent)."""
         try:
             return await self._query(document, variables)
         except ThrottledInAnswer as exc:
             raise PlatformError(str(exc), platform=NAME) from exc
+        except PlatformRateLimited as exc:  # a 429: Railway refused it without acting
+            raise not_sent(exc) from exc
 
     async def _mutate(self, document: str, variables: dict[str, Any], field: str) -> None:
         data = await self._write(document, variables)

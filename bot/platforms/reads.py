@@ -6,7 +6,10 @@ whatever the platform, instead of making the on-call engineer type the command a
 timed out, or a Retry-After longer than READ_RETRY_WITHIN, is reported as before. The rule holds for the
 reads of the command and of the click (`bot.ops`) and for those a platform makes inside its own restart
 or rollback before it sends anything (`before_sending`). The restart or rollback itself is not a read and
-has its own rule (`bot.ops.runner.RETRY_THROTTLED_WITHIN`: only a 429, which did nothing, is asked again).
+has its own rule (`bot.ops.runner.RETRY_THROTTLED_WITHIN`): it is sent again only on a PlatformThrottledNotSent,
+which a client raises where nothing can have been sent (a throttled read here, a 429 on the action's own request,
+`action_request`). A read after the action was sent (what it made) must never let a plain rate limit out as
+if nothing had happened: the bot reports that one as an action that may have started.
 """
 
 from __future__ import annotations
@@ -15,7 +18,13 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from bot.exceptions import PlatformNotStarted, PlatformRateLimited, PlatformTimeout, PlatformUnsure
+from bot.exceptions import (
+    PlatformNotStarted,
+    PlatformRateLimited,
+    PlatformThrottledNotSent,
+    PlatformTimeout,
+    PlatformUnsure,
+)
 from bot.platforms.follow import Timer
 
 log = logging.getLogger(__name__)
@@ -52,6 +61,10 @@ async def before_sending(read: Callable[[], Awaitable[T]], *, action: str, platf
     was sent and nothing can have started."""
     try:
         return await read_once_more(read, timer=timer, what=f"{platform}: reading before the {action}")
+    except PlatformThrottledNotSent:
+        raise
+    except PlatformRateLimited as exc:
+        raise not_sent(exc) from exc
     except PlatformUnsure as exc:
         raise PlatformNotStarted(
             f"{platform} did not answer what the bot reads before the {action} ({exc.reason}); "
@@ -59,3 +72,20 @@ async def before_sending(read: Callable[[], Awaitable[T]], *, action: str, platf
             platform=platform,
             reason=exc.reason,
         ) from exc
+
+
+async def action_request(send: Callable[[], Awaitable[T]]) -> T:
+    """The one request that restarts or rolls back: a 429 on it means the platform refused it without acting,
+    so it becomes PlatformThrottledNotSent (which the bot may send again). Only for that request itself: a
+    read after it is not covered."""
+    try:
+        return await send()
+    except PlatformThrottledNotSent:
+        raise
+    except PlatformRateLimited as exc:
+        raise not_sent(exc) from exc
+
+
+def not_sent(exc: PlatformRateLimited) -> PlatformThrottledNotSent:
+    """`exc` said as a rate limit on which nothing was sent."""
+    return PlatformThrottledNotSent(str(exc), platform=exc.platform, retry_after=exc.retry_after)

@@ -57,7 +57,7 @@ from bot.platforms.base import (
 )
 from bot.platforms.follow import RealTimer, Timer
 from bot.platforms.http import DEFAULT_REQUEST_TIMEOUT, Endpoint, json_of
-from bot.platforms.reads import before_sending
+from bot.platforms.reads import action_request, before_sending
 from bot.platforms.vercel_answers import (
     ALIAS_STATUS,
     NAME,
@@ -141,11 +141,13 @@ class VercelPlatform:
         if current is None:
             raise PlatformError(self.blocker("restart", deployments=[], current=None), platform=NAME)
         name = current.meta.get("name") or project.get("name") or self.target.project_id
-        body = await self._json(
-            "POST",
-            "/v13/deployments",
-            params={"forceNew": "1"},
-            json_body={"deploymentId": current.id, "name": name, "target": "production"},
+        body = await action_request(
+            lambda: self._json(
+                "POST",
+                "/v13/deployments",
+                params={"forceNew": "1"},
+                json_body={"deploymentId": current.id, "name": name, "target": "production"},
+            )
         )
         if not isinstance(body, dict) or not (body.get("id") or body.get("uid")):
             raise PlatformUnsure(
@@ -194,7 +196,7 @@ class VercelPlatform:
         pid, did = quote(self.target.project_id, safe=""), quote(target.id, safe="")
         path = f"/v10/projects/{pid}/promote/{did}" if action == "promote" else f"/v9/projects/{pid}/rollback/{did}"
         try:
-            await self._send("POST", path, json_body={})
+            await action_request(lambda: self._send("POST", path, json_body={}))
         except (PlatformAuthError, PlatformRateLimited, PlatformUnsure):
             raise
         except PlatformError as exc:

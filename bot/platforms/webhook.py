@@ -73,7 +73,7 @@ from bot.platforms.base import (
 )
 from bot.platforms.follow import RealTimer, Timer
 from bot.platforms.http import DEFAULT_REQUEST_TIMEOUT, Endpoint, dumps, json_of, parse_time
-from bot.platforms.reads import before_sending
+from bot.platforms.reads import action_request, before_sending
 
 NAME = "deploy webhook"
 SIGNATURE_HEADER = "X-Signature-256"
@@ -182,7 +182,7 @@ class WebhookPlatform:
         An answer that names no deployment is therefore not a refusal ("try again" would deploy
         twice) but an unknown outcome, for the person to check before running it again.
         """
-        response = await self._call(action, raw=True, **fields)
+        response = await action_request(lambda: self._call(action, raw=True, **fields))
         try:
             return _one(json_of(response, platform=NAME))
         except PlatformError as exc:

@@ -7,6 +7,9 @@ from datetime import timedelta
 
 from bot.ops import confirmations, execution
 from bot.ops.models import Outcome
+from bot.platforms.base import Deployment
+from bot.platforms.railway import RailwayPlatform
+from bot.platforms.registry import Platforms
 from tests.fakes.webhook import Fault
 from tests.ops.conftest import Stack, World, incident_channel
 
@@ -58,6 +61,38 @@ async def test_the_wait_for_railway_to_list_the_rollbacks_deployment_is_on_the_b
     assert report.outcome is Outcome.SUCCEEDED, report.message
     assert world.timer.sleeps[:2] == [0.5, 1.0], world.timer.sleeps
     assert report.durations["call"] == timedelta(seconds=1.5)
+
+
+class ReadsWhatItMade(RailwayPlatform):
+    """A client that reads the deployment its rollback made right after sending it, and lets that read's rate
+    limit out of rollback(): what a future client may do, and what the bot must not answer by sending again."""
+
+    async def rollback(self, target_id: str | None = None) -> Deployment:
+        made = await super().rollback(target_id)
+        return await self.deployment_status(made.id)
+
+
+async def test_a_rate_limit_after_the_rollback_was_sent_is_not_answered_by_rolling_back_again(world: World) -> None:
+    """Every PlatformRateLimited out of rollback() was taken for "nothing was done" and the whole rollback run
+    again after its Retry-After: with a client that reads after its write, Railway rolled back twice."""
+    ops = world.deps.ops
+    assert ops is not None
+    railway = ops.platforms.get("gateway")
+    assert isinstance(railway, RailwayPlatform)
+    client = ReadsWhatItMade(
+        world.deps.http, target=railway.target, token=railway.token, api_url=railway.api_url, timer=world.timer
+    )
+    ops.platforms = Platforms({"gateway": client})
+    plan = await confirmations.prepare(world.deps, action="rollback", service="gateway", user_id="U0LEAD")
+    world.railway.before_next_mutation = lambda: world.railway.throttle_next(5, body_contains="query Deployment(")
+
+    report = await execution.execute(world.deps, ref=plan.ref, user_id="U0LEAD", progress=world.progress)
+
+    assert len([d for d, _ in world.railway.documents if "deploymentRollback" in d]) == 1
+    assert 5 not in world.timer.sleeps, world.timer.sleeps
+    assert report.outcome is Outcome.FAILED
+    assert "did not confirm the rollback" in report.message and "may have started anyway" in report.message
+    assert "refused" not in report.message and "try again" not in report.message, report.message
 
 
 async def test_a_rollback_whose_first_read_fails_says_nothing_was_started(stack: Stack) -> None:

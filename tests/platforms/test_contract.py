@@ -13,7 +13,14 @@ from email.utils import format_datetime
 import pytest
 
 from bot.clock import FakeClock
-from bot.exceptions import NotFound, PlatformAuthError, PlatformError, PlatformRateLimited, PlatformTimeout
+from bot.exceptions import (
+    NotFound,
+    PlatformAuthError,
+    PlatformError,
+    PlatformRateLimited,
+    PlatformThrottledNotSent,
+    PlatformTimeout,
+)
 from bot.platforms.base import DeployStatus, rollback_candidates
 from bot.platforms.follow import Progress, follow
 from tests.fakes.webhook import Fault
@@ -158,6 +165,28 @@ async def test_429_becomes_rate_limited_with_retry_after(env: Env) -> None:
     assert caught.value.retry_after == 30
     assert "30 s" in str(caught.value)
     assert env.client.display_name in str(caught.value)
+    assert env.fake.restarts == 0
+    # Met before anything was sent (a read first; the webhook's first request is the restart itself).
+    assert isinstance(caught.value, PlatformThrottledNotSent)
+
+
+# The one request that restarts, as each fake tells it apart from the reads around it.
+RESTART_REQUEST = {
+    "railway": Fault(429, {"Retry-After": "45"}, body_contains="deploymentRestart"),
+    "vercel": Fault(429, {"Retry-After": "45"}, path_contains="/v13/deployments", method="POST"),
+    "kubernetes": Fault(429, {"Retry-After": "45"}, method="PATCH"),
+    "webhook": Fault(429, {"Retry-After": "45"}, body_contains='"action":"restart"'),
+}
+
+
+async def test_a_429_on_the_restart_request_itself_says_it_was_not_sent(env: Env) -> None:
+    """The contract the bot re-sends on: only PlatformThrottledNotSent may be sent again; a plain rate limit
+    out of restart() may have come after the restart was sent."""
+    env.fake.inject(RESTART_REQUEST[env.kind])
+    with pytest.raises(PlatformThrottledNotSent) as caught:
+        await env.client.restart()
+
+    assert caught.value.retry_after == 45
     assert env.fake.restarts == 0
 
 

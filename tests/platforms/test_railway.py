@@ -7,10 +7,11 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from bot.exceptions import PlatformAuthError, PlatformError
+from bot.exceptions import PlatformAuthError, PlatformError, PlatformUnsure
 from bot.platforms.base import DeployStatus, rollback_candidates
 from bot.platforms.follow import Progress, follow
 from tests.fakes.railway import FakeRailway
+from tests.fakes.webhook import Fault
 from tests.platforms.helpers import FakeTimer, client_for
 
 
@@ -195,6 +196,26 @@ async def test_a_rollback_whose_deployment_never_appears_says_where_to_look(
     with pytest.raises(PlatformError, match="lists no new deployment yet"):
         await client.rollback(None)
     assert sum(timer.sleeps) >= 15  # looked for it over seconds, not once
+
+
+@pytest.mark.parametrize("action", ["rollback", "redeploy"])
+async def test_a_look_for_the_new_deployment_that_railway_refuses_is_not_a_refusal_of_the_action(
+    fake: FakeRailway, http: httpx.AsyncClient, action: str
+) -> None:
+    """Railway took the mutation, then answered the look for the deployment it made with an error in its own
+    words: that error left the client as a refusal ("Railway refused the rollback: ..."), and the person ran
+    it again. Every look after the mutation is one more look that found nothing."""
+    fake.seed(["v1", "v2"], statuses=["REMOVED", "SUCCESS"] if action == "rollback" else ["FAILED", "FAILED"])
+    error = {"errors": [{"message": "Problem processing request"}], "data": None}
+    fake.appear_after = None
+    fake.before_next_mutation = lambda: fake.inject(Fault(200, {}, error, body_contains="query Deployments("))
+    client = client_for("railway", fake, http)
+
+    with pytest.raises(PlatformUnsure) as caught:
+        await (client.rollback(None) if action == "rollback" else client.restart())
+
+    assert "accepted the" in str(caught.value) and "Railway dashboard" in str(caught.value)
+    assert len([d for d, _ in fake.documents if "mutation" in d]) == 1
 
 
 @pytest.mark.parametrize(("status", "said"), [("NEEDS_APPROVAL", "approve this deployment"), ("WAITING", "WAITING")])
