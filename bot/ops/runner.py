@@ -43,6 +43,7 @@ class Runner:
         self.progress = progress
         self.t0 = t0
         self.durations: dict[str, timedelta] = {}
+        self.unsure_which = ""  # the platform could not tell its deployment from another one made at once
 
     def elapsed(self) -> timedelta:
         return timedelta(seconds=max(0.0, self.ops.timer.monotonic() - self.t0))
@@ -65,6 +66,7 @@ class Runner:
             self.durations["call"] = _since(timer, call_start)
             return self._report(Outcome.FAILED, _call_failed(platform, plan, exc))
         self.durations["call"] = _since(timer, call_start)
+        self.unsure_which = handle.unsure_which
         deploy_start = timer.monotonic()
         try:
             result = await self._follow(platform, handle, config)
@@ -173,6 +175,8 @@ class Runner:
         health: HealthResult | None = None,
     ) -> Report:
         self.durations["total"] = self.elapsed()
+        if self.unsure_which:  # whatever the outcome: it may be another deploy's
+            message = f"{message}; {self.unsure_which}"
         return Report(self.plan, outcome, message, deployment, status, timed_out, health, dict(self.durations))
 
 

@@ -68,6 +68,9 @@ class Deployment:
     # What the confirmation must warn of before a rollback to it (how the platform will go there, what the
     # bot cannot tell). Typed fields, not `meta`: a webhook receiver's own meta is passed through as it is.
     caveat: str = ""
+    # Why the bot cannot be sure this is the deployment its own restart or rollback made (another one appeared
+    # at the same moment and the platform does not say which is which), "" when it can: the report says it.
+    unsure_which: str = ""
 
     @property
     def label(self) -> str:

@@ -41,7 +41,7 @@ from bot.platforms.base import (
 )
 from bot.platforms.follow import RealTimer, Timer
 from bot.platforms.http import DEFAULT_REQUEST_TIMEOUT, Endpoint, json_of, parse_time
-from bot.platforms.railway_answers import ThrottledInAnswer, graphql_error
+from bot.platforms.railway_answers import ThrottledInAnswer, graphql_error, unsure_which
 from bot.platforms.reads import before_sending, not_sent
 
 log = logging.getLogger(__name__)
@@ -275,7 +275,11 @@ class RailwayPlatform:
     async def _new_deployment(self, before: set[str], *, action: str) -> Deployment:
         """The deployment Railway created for a redeploy/rollback: the newest one we had not seen.
 
-        Railway answers the mutation first and lists the deployment a moment later.
+        Railway answers the mutation first and lists the deployment a moment later. `deploymentRollback` and
+        `serviceInstanceRedeploy` answer `Boolean!`, and a deployment's `meta` is a JSON scalar the schema does
+        not describe: nothing Railway documents tells the deployment they made from one a push to the repo made
+        at the same moment. So with more than one new deployment listed the newest is followed and the report
+        says so (`unsure_which`), naming the others.
         A look that fails (throttled, a 5xx, an error in Railway's words) is one more look that found nothing:
         the mutation was accepted, so its failure must not reach the caller as a refusal, nor as a rate limit.
         """
@@ -288,9 +292,10 @@ class RailwayPlatform:
             except PlatformError as exc:
                 missed = f"did not answer when asked for it ({exc})"
                 continue
-            for deployment in listed:
-                if deployment.id not in before:
-                    return replace(deployment, meta={**deployment.meta, "action": action})
+            new = [d for d in listed if d.id not in before]
+            if new:
+                made = new[0]
+                return replace(made, meta={**made.meta, "action": action}, unsure_which=unsure_which(new, action))
             missed = "lists no new deployment yet"
         reason = f"Railway accepted it but {missed}; watch it in the Railway dashboard"
         message = f"Railway accepted the {action} but {missed}; watch it in the Railway dashboard"

@@ -1,4 +1,5 @@
-"""Reading Railway's GraphQL errors: a refused token, a rate limit, anything else in Railway's words.
+"""Reading Railway's answers: its GraphQL errors (a refused token, a rate limit, anything else in Railway's words),
+and what can be said of the deployments listed after a rollback or redeploy.
 
 Railway answers most failures as HTTP 200 with `errors` (a 429 with `Retry-After` is the HTTP layer's, in
 `bot.platforms.http`). A rate limit inside a 200 says when to come back only in its headers, when at all:
@@ -13,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from bot.exceptions import PlatformAuthError, PlatformError, PlatformRateLimited
+from bot.platforms.base import Deployment
 from bot.platforms.http import rate_limit_wait
 
 NAME = "Railway"
@@ -42,3 +44,15 @@ def graphql_error(errors: Any, *, headers: Mapping[str, str], now: datetime) -> 
         return ThrottledInAnswer(f"Railway is rate-limiting the bot: {message}{when}", platform=NAME, retry_after=wait)
     more = f" (and {len(errors) - 1} more)" if isinstance(errors, list) and len(errors) > 1 else ""
     return PlatformError(f"Railway said: {message}{more}", platform=NAME)
+
+
+def unsure_which(new: list[Deployment], action: str) -> str:
+    """What the report says when more than one new deployment was listed after the mutation (`new`, newest
+    first, the first one followed); "" when only one was."""
+    if len(new) < 2:
+        return ""
+    others = ", ".join(f"{d.id} ({d.label})" if d.label else d.id for d in new[1:])
+    return (
+        f"another deployment started on Railway at the same moment ({others}), and Railway does not say which "
+        f"one the {action} made: the bot followed the newest, {new[0].id}; check in Railway which one is the {action}"
+    )

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from bot.ops import confirmations, execution
+from bot.ops import service as audit
 from bot.ops.models import Outcome
 from bot.platforms.base import Deployment
 from bot.platforms.railway import RailwayPlatform
@@ -93,6 +94,27 @@ async def test_a_rate_limit_after_the_rollback_was_sent_is_not_answered_by_rolli
     assert report.outcome is Outcome.FAILED
     assert "did not confirm the rollback" in report.message and "may have started anyway" in report.message
     assert "refused" not in report.message and "try again" not in report.message, report.message
+
+
+async def test_a_deploy_started_with_the_rollback_is_named_in_the_report(world: World) -> None:
+    """CI deployed at the same moment as the rollback: the bot followed the newest new deployment and reported
+    it as the rollback's, though Railway does not say which of the two the rollback made."""
+    world.railway.appear_after = 0  # both listed at the first look
+    plan = await confirmations.prepare(world.deps, action="rollback", service="gateway", user_id="U0LEAD")
+    ci: list[str] = []
+    world.railway.before_next_mutation = lambda: ci.append(world.railway.deploy("v4"))
+
+    report = await execution.execute(world.deps, ref=plan.ref, user_id="U0LEAD", progress=world.progress)
+
+    assert report.deployment is not None
+    followed = report.deployment.id
+    assert followed != ci[0] and followed == world.railway.deployments[0]["id"]
+    assert f"another deployment started on Railway at the same moment ({ci[0]} (release v4))" in report.message
+    assert f"the bot followed the newest, {followed}" in report.message, report.message
+    assert "check in Railway which one is the rollback" in report.message
+    async with world.deps.db.session() as session:
+        [entry] = await audit.entries(session)
+    assert "another deployment started on Railway" in entry.detail
 
 
 async def test_a_rollback_whose_first_read_fails_says_nothing_was_started(stack: Stack) -> None:
