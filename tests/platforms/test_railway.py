@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import replace
 
 import httpx
 import pytest
@@ -198,17 +199,30 @@ async def test_a_rollback_whose_deployment_never_appears_says_where_to_look(
     assert sum(timer.sleeps) >= 15  # looked for it over seconds, not once
 
 
+LOOK_FAILS = {
+    "an error in Railway's words": Fault(
+        200, {}, {"errors": [{"message": "Problem processing request"}], "data": None}
+    ),
+    "a 429": Fault(429, {"Retry-After": "5"}, {"errors": [{"message": "rate limited"}]}),
+    "a throttle inside a 200": Fault(
+        200, {"Retry-After": "5"}, {"errors": [{"message": "Rate limit exceeded"}], "data": None}
+    ),
+}
+
+
+@pytest.mark.parametrize("failure", list(LOOK_FAILS))
 @pytest.mark.parametrize("action", ["rollback", "redeploy"])
 async def test_a_look_for_the_new_deployment_that_railway_refuses_is_not_a_refusal_of_the_action(
-    fake: FakeRailway, http: httpx.AsyncClient, action: str
+    fake: FakeRailway, http: httpx.AsyncClient, action: str, failure: str
 ) -> None:
     """Railway took the mutation, then answered the look for the deployment it made with an error in its own
     words: that error left the client as a refusal ("Railway refused the rollback: ..."), and the person ran
-    it again. Every look after the mutation is one more look that found nothing."""
+    it again. Every look after the mutation is one more look that found nothing, and never a rate limit the
+    bot could answer by sending the mutation again (the redeploy with nothing live reads after its write too)."""
     fake.seed(["v1", "v2"], statuses=["REMOVED", "SUCCESS"] if action == "rollback" else ["FAILED", "FAILED"])
-    error = {"errors": [{"message": "Problem processing request"}], "data": None}
+    fault = replace(LOOK_FAILS[failure], body_contains="query Deployments(")
     fake.appear_after = None
-    fake.before_next_mutation = lambda: fake.inject(Fault(200, {}, error, body_contains="query Deployments("))
+    fake.before_next_mutation = lambda: fake.inject(fault)
     client = client_for("railway", fake, http)
 
     with pytest.raises(PlatformUnsure) as caught:
