@@ -209,10 +209,15 @@ class Stats(Command):
     days: int = 30
 
 
+# A time of day at most this far still to come is now, not yesterday's: the typist's watch is ahead.
+AHEAD = timedelta(minutes=15)
+
+
 @dataclass(frozen=True)
 class Started(Command):
     """When impact began: `ago` before now; an absolute `at`; or, in the typist's own time zone unless
-    `in_utc` (typed with `UTC` or `Z`), a `clock` time (today, else yesterday) or a `local` date and time."""
+    `in_utc` (typed with `UTC` or `Z`), a `clock` time (today, else yesterday;
+    now if a few minutes ahead) or a `local` date and time."""
 
     ago: timedelta | None = None
     at: datetime | None = None
@@ -229,6 +234,8 @@ class Started(Command):
         """`latest`: when a resolved incident ended. A clock time is the last one before it (or before
         now), since the correction is usually made the next day, while writing the post-mortem: a time
         of day still to come today means yesterday's, as a person reporting an outage means one past.
+        But one at most `AHEAD` to come is now (`ahead` says by how much): the typist's watch runs a
+        little ahead of the server's, or they rounded up, and yesterday's would be a day off.
         `zone`: the typist's, for times typed without one."""
         if self.ago is not None:
             return now - self.ago
@@ -236,14 +243,31 @@ class Started(Command):
             return self.at
         if self.local is not None:
             return self.local.replace(tzinfo=zone).astimezone(UTC)
+        if self.ahead(now, latest=latest, zone=zone) is not None:
+            return now
+        day = self._on(0, now=now, latest=latest, zone=zone)
+        until = min(now, latest) if latest is not None else now
+        return day if day <= until else self._on(-1, now=now, latest=latest, zone=zone)
+
+    def ahead(self, now: datetime, *, latest: datetime | None = None, zone: tzinfo = UTC) -> timedelta | None:
+        """How far the clock time is still to come (today's, or tomorrow's just before midnight), when that
+        is at most `AHEAD` on an incident still open (`latest` None): `resolve` then reads it as now. None
+        otherwise: after a resolve, the typist's watch has nothing to do with which day is meant."""
+        if self.clock is None or latest is not None:
+            return None
+        for days in (0, 1):
+            to_come = self._on(days, now=now, latest=None, zone=zone) - now
+            if timedelta(0) < to_come <= AHEAD:
+                return to_come
+        return None
+
+    def _on(self, days: int, *, now: datetime, latest: datetime | None, zone: tzinfo) -> datetime:
+        """The clock time `days` from the day of `latest` (else of now), in its zone, in UTC."""
         assert self.clock is not None
         zone = UTC if self.in_utc else zone
         until = min(now, latest) if latest is not None else now
-        today = until.astimezone(zone).date()
-        day = datetime.combine(today, self.clock, tzinfo=zone).astimezone(UTC)
-        if day <= until:
-            return day
-        return datetime.combine(today - timedelta(days=1), self.clock, tzinfo=zone).astimezone(UTC)
+        day = until.astimezone(zone).date() + timedelta(days=days)
+        return datetime.combine(day, self.clock, tzinfo=zone).astimezone(UTC)
 
 
 @dataclass(frozen=True)

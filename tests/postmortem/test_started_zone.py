@@ -53,6 +53,25 @@ async def test_a_time_still_to_come_today_in_the_typists_zone_is_yesterdays(bot:
 
 
 @pytest.mark.usefixtures("declared")
+@pytest.mark.parametrize(("text", "tz"), [("10:08", BERLIN), ("09:18 UTC", BERLIN), ("09:03:30", "")])
+async def test_a_time_a_few_minutes_ahead_is_now_not_yesterdays(bot: BotHarness, text: str, tz: str) -> None:
+    """The typist's watch runs ahead of the server's: 10:08 in Berlin typed at 10:03 there means about now,
+    not yesterday's (a time to detect of a day). Read as now, and said so."""
+    at, reply = await _started(bot, text, tz=tz)
+    assert at == datetime(2026, 11, 20, 9, 3, tzinfo=UTC), reply
+    assert "time to detect 0s" in reply
+    assert "ahead of the bot's clock" in reply and "so the impact start is now" in reply
+    assert "yesterday" not in reply
+
+
+@pytest.mark.usefixtures("declared")
+async def test_a_time_more_than_a_quarter_hour_ahead_is_still_yesterdays(bot: BotHarness) -> None:
+    at, reply = await _started(bot, "10:19", tz=BERLIN)  # 16 minutes to come
+    assert at == datetime(2026, 11, 19, 9, 19, tzinfo=UTC)
+    assert "as yesterday's: the last 10:19 before now." in reply and "ahead" not in reply
+
+
+@pytest.mark.usefixtures("declared")
 @pytest.mark.parametrize("text", ["08:40 UTC", "08:40Z", "08:40 utc"])
 async def test_utc_or_z_reads_it_in_utc(bot: BotHarness, text: str) -> None:
     at, reply = await _started(bot, text, tz=BERLIN)
@@ -93,6 +112,9 @@ async def test_on_a_resolved_incident_it_is_the_last_such_time_before_the_resolv
     at, reply = await _started(bot, "09:40", tz=BERLIN)
     assert at == datetime(2026, 11, 20, 8, 40, tzinfo=UTC)
     assert "on the day it was resolved: the last 09:40 before the resolve." in reply
+    at, reply = await _started(bot, "10:35", tz=BERLIN)  # 5 minutes after the resolve: not now, the day before
+    assert at == datetime(2026, 11, 19, 9, 35, tzinfo=UTC)
+    assert "on the day before it was resolved" in reply and "ahead" not in reply
 
 
 @pytest.mark.parametrize(
@@ -105,6 +127,10 @@ async def test_on_a_resolved_incident_it_is_the_last_such_time_before_the_resolv
         ("started 23:50", datetime(2026, 11, 19, 23, 10, tzinfo=UTC), datetime(2026, 11, 19, 22, 50, tzinfo=UTC)),
         ("started 00:05", datetime(2026, 11, 19, 23, 10, tzinfo=UTC), datetime(2026, 11, 19, 23, 5, tzinfo=UTC)),
         ("started 00:05 UTC", datetime(2026, 11, 19, 23, 10, tzinfo=UTC), datetime(2026, 11, 19, 0, 5, tzinfo=UTC)),
+        # A few minutes ahead is now, across midnight too (tomorrow's 00:05, not today's of a day ago).
+        ("started 00:05 UTC", datetime(2026, 11, 19, 23, 55, tzinfo=UTC), datetime(2026, 11, 19, 23, 55, tzinfo=UTC)),
+        ("started 01:05", datetime(2026, 11, 19, 23, 55, tzinfo=UTC), datetime(2026, 11, 19, 23, 55, tzinfo=UTC)),
+        ("started 01:15", datetime(2026, 11, 19, 23, 55, tzinfo=UTC), datetime(2026, 11, 19, 0, 15, tzinfo=UTC)),
     ],
 )
 def test_started_grammar_in_a_zone(text: str, now: datetime, expected: datetime) -> None:

@@ -214,6 +214,12 @@ def read_as(cmd: grammar.Started, *, zone: Zone, at: datetime, now: datetime, la
     if cmd.clock is None:
         return f"\n`{at.astimezone(shown):%Y-%m-%d %H:%M}` was read in {where}."
     typed = cmd.clock.strftime("%H:%M:%S" if cmd.clock.second else "%H:%M")
+    ahead = cmd.ahead(now, latest=latest, zone=zone.tz)
+    if ahead is not None:
+        return (
+            f"\n`{typed}` was read in {where}: it is {format_duration(ahead)} ahead of the bot's clock (a watch"
+            " a little fast?), so the impact start is now. If it began earlier, type that time or `-15m`."
+        )
     until = min(now, latest) if latest is not None else now
     same_day = at.astimezone(shown).date() == until.astimezone(shown).date()
     if until == now:
