@@ -47,6 +47,7 @@ class Account:
     guest: bool = False  # a multi- or single-channel guest
     tz: str | None = None  # the person's time zone (an IANA name), for times they type without one
     tz_offset: int | None = None  # its offset from UTC now, in seconds
+    answered: bool = True  # False: Slack could not be asked, and this is the fallback (no time zone, for one)
 
     @property
     def in_workspace(self) -> bool:
@@ -54,6 +55,7 @@ class Account:
 
 
 FULL_MEMBER = Account()
+UNANSWERED = Account(answered=False)  # what a person counts as while Slack cannot say: a full member
 
 
 class Membership(Protocol):
@@ -111,12 +113,12 @@ class Access:
         if cached is not None and now - cached[0] < self.ttl:
             return cached[1]
         if self.membership is None:
-            return FULL_MEMBER
+            return UNANSWERED
         try:
             account = await self.membership.account(person=person)
         except BotError as exc:
             log.warning("could not read %s's account (%s); the last answer, else full member, stands", person, exc)
-            account = cached[1] if cached is not None else FULL_MEMBER
+            account = cached[1] if cached is not None else UNANSWERED
         self._accounts[person] = (now, account)
         return account
 

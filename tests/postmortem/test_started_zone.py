@@ -87,6 +87,16 @@ async def test_without_a_zone_from_slack_it_is_utc_and_said_so(bot: BotHarness) 
 
 
 @pytest.mark.usefixtures("declared")
+async def test_when_slack_cannot_be_asked_it_is_utc_and_said_why(bot: BotHarness) -> None:
+    """users.info fails: Bob counts as a full member (no zone), and the answer does not claim Slack gave none."""
+    bot.fake.server_error("users.info", count=10)
+    at, reply = await _started(bot, "08:40", tz=BERLIN)
+    assert at == datetime(2026, 11, 20, 8, 40, tzinfo=UTC)
+    assert "`08:40` was read in UTC (Slack could not be asked for your time zone just now;" in reply, reply
+    assert "add `UTC` to say so" in reply and "gave no time zone" not in reply
+
+
+@pytest.mark.usefixtures("declared")
 async def test_a_zone_the_server_does_not_know_is_read_from_its_offset(bot: BotHarness) -> None:
     at, reply = await _started(bot, "14:10", tz="Asia/Nowhere", tz_offset=5 * 3600 + 1800)
     assert at == datetime(2026, 11, 20, 8, 40, tzinfo=UTC)

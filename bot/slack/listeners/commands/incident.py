@@ -195,19 +195,27 @@ async def _started(ctx: CommandContext) -> None:
     incident = await impact.correct(ctx.deps, incident_id=incident.id or 0, at=at, actor=ctx.user_id)
     await ctx.ephemeral(
         f"⏱️ {incident.ref}: impact started at {ts(at)}; time to detect {format_duration(incident.time_to_detect)}."
-        + read_as(cmd, zone=zone, at=at, now=now, latest=latest)
+        + read_as(cmd, zone=zone, at=at, now=now, latest=latest, asked=account.answered)
     )
 
 
-def read_as(cmd: grammar.Started, *, zone: Zone, at: datetime, now: datetime, latest: datetime | None) -> str:
+def read_as(
+    cmd: grammar.Started, *, zone: Zone, at: datetime, now: datetime, latest: datetime | None, asked: bool
+) -> str:
     """How a time typed without a date or zone was read: in which zone, and which day (`latest`: the
-    resolve, when the incident is resolved, before which a time of day is taken)."""
+    resolve, when the incident is resolved, before which a time of day is taken). `asked`: False when
+    Slack could not be asked for the typist's zone, which is not the same as Slack having none."""
     if cmd.clock is None and cmd.local is None:
         return ""
     if not cmd.zoned:
         where = "UTC"
     elif zone.known:
         where = f"{zone.label} time (your Slack time zone; add `UTC` for UTC)"
+    elif not asked:
+        where = (
+            "UTC (Slack could not be asked for your time zone just now; add `UTC` to say so, or give the"
+            " offset, as in `2026-12-05T14:05+01:00`)"
+        )
     else:
         where = "UTC (Slack gave no time zone for you)"
     shown = zone.tz if cmd.zoned else UTC
