@@ -38,6 +38,10 @@ class Published:
     # Why the draft, shared in the channel, is not on the timeline: the database failed after Slack took it.
     unrecorded: str = ""
     earlier: datetime | None = None  # an earlier run shared it (and could not record it); recorded now
+    # When an earlier run's draft, not recorded, may be in the channel too: Slack could not be searched for
+    # it (`unsearched` says why), and a second draft is better than none.
+    maybe_earlier: datetime | None = None
+    unsearched: str = ""
 
 
 def people(data: PostmortemData) -> list[str]:
@@ -131,13 +135,24 @@ async def _share(deps: Deps, data: PostmortemData, *, actor: str | None, trigger
     """Share a draft asked for by a person. It is noted pending before the upload, as the resolve's is:
     when the database fails once Slack has it, the answer says it is shared but not recorded (not that
     it failed, which had people share it again), and the next run records that draft instead of sharing
-    a second one."""
+    a second one. When Slack cannot be searched for that draft, a fresh one is shared all the same, and
+    the answer says there may be two: a person asking for the draft must get one while Slack is unwell."""
     _channel(data)
     earlier = _unrecorded_draft(data, trigger=trigger)
     if earlier is not None:
-        found = await _found(deps, data, pending=earlier)
+        try:
+            found = await _found(deps, data, pending=earlier)
+        except ChatError as exc:
+            log.warning("%s: could not look for the draft not recorded (%s); sharing a fresh one", data.ref, exc)
+            published = await _upload(deps, data, actor=actor, trigger=trigger)
+            return replace(published, maybe_earlier=earlier.at, unsearched=_error_text(exc))
         if found is not None:
             return replace(found, earlier=earlier.at)
+    return await _upload(deps, data, actor=actor, trigger=trigger)
+
+
+async def _upload(deps: Deps, data: PostmortemData, *, actor: str | None, trigger: str) -> Published:
+    """Render, note pending, upload, record: `_share`'s last step."""
     filename, content = await _render(deps, data)
     payload = _draft_event(data, file_id=None, filename=filename, size=len(content), trigger=trigger)
     pending = await timeline.record_pending(

@@ -78,3 +78,41 @@ async def test_an_upload_that_failed_is_said_so_and_shared_by_the_next_run(bot: 
     [file_id] = _drafts(bot, channel)
     assert await _recorded(bot) == [None, file_id]
     assert bot.last_reply().startswith(f"📝 Post-mortem draft for INC-1 shared in <#{channel}>")
+
+
+@pytest.mark.parametrize("error", ["internal_error", "missing_scope"])
+async def test_when_slack_cannot_be_searched_for_the_unrecorded_draft_a_fresh_one_is_shared(
+    bot: BotHarness, outage: DatabaseOutage, error: str
+) -> None:
+    """A draft shared and not recorded, then files.list fails (down, or the scope is missing): the command
+    used to fail each time until Slack answered. A fresh draft is shared, and the answer says there may be
+    two; the next run has nothing left to look for."""
+    incident = await bot.declare()
+    channel = incident.channel_id or ""
+    gate = bot.fake.hold_after("files.completeUploadExternal")
+    mark = len(bot.fake.responses)
+    try:
+        await bot.command("postmortem", channel=channel, settle=False)
+        await until(lambda: bot.fake.held)
+        outage.start()
+    finally:
+        gate.set()
+    await until(lambda: len(bot.fake.responses) > mark)
+    outage.end()
+    await bot.settle()
+    [first] = _drafts(bot, channel)
+
+    bot.fake.fail("files.list", error, count=5)
+    await bot.command("postmortem", channel=channel)
+    drafts = _drafts(bot, channel)
+    assert len(drafts) == 2 and drafts[0] == first, bot.last_reply()
+    assert await _recorded(bot) == [None, drafts[1]]
+    reply = bot.last_reply()
+    assert reply.startswith(f"📝 Post-mortem draft for INC-1 shared in <#{channel}> as `INC-1-postmortem.md`"), reply
+    assert "An earlier draft, shared at " in reply and "may be in the channel too" in reply
+    assert "this one is the current one" in reply
+
+    calls = len(bot.fake.calls_to("files.list"))
+    await bot.command("postmortem", channel=channel)  # the last draft is recorded: no look, no warning
+    assert len(_drafts(bot, channel)) == 3 and len(bot.fake.calls_to("files.list")) == calls
+    assert "earlier draft" not in bot.last_reply()

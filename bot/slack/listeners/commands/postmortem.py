@@ -35,12 +35,20 @@ def published_text(published: flows.Published) -> str:
             "recorded then; it is recorded now. Run `/incident postmortem` again for a fresh draft."
         )
     if published.unrecorded:
-        return (
+        text = (
             f"📝 Post-mortem draft for {published.ref} shared {where}, but recording it on the timeline failed "
             f"({escape(published.unrecorded)}). Do not share it again: once the bot's database is back, "
             "`/incident postmortem` records this draft instead of sharing a second one."
         )
-    return f"📝 Post-mortem draft for {published.ref} shared {where} ({published.events} timeline events)."
+    else:
+        text = f"📝 Post-mortem draft for {published.ref} shared {where} ({published.events} timeline events)."
+    if published.maybe_earlier is not None:
+        text += (
+            f"\n⚠️ An earlier draft, shared at {ts(published.maybe_earlier)} but not recorded, may be in the channel"
+            f" too: Slack could not be searched for it ({escape(published.unsearched)}). If there are two, this one"
+            " is the current one."
+        )
+    return text
 
 
 def filed_text(filed: followups.Filed) -> str:
