@@ -4,13 +4,25 @@ than its message is about is refused, and says so."""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+
 import pytest
 from sqlmodel import select
 
 from bot.ops.models import AuditLog
 from bot.slack.blocks import ActionId, CallbackId
+from tests.fault.support import DatabaseOutage, unreachable_url
 from tests.harness import BotHarness, until
 from tests.incidents.test_setup_races import written
+
+
+@pytest.fixture
+async def outage(bot: BotHarness, database_url: str, tmp_path: Path) -> AsyncIterator[DatabaseOutage]:
+    down = DatabaseOutage(bot.deps, unreachable_url(database_url, str(tmp_path)))
+    yield down
+    await down.close()
 
 
 async def test_the_summary_acts_before_its_setup_has_recorded_it(bot: BotHarness) -> None:
@@ -121,3 +133,28 @@ async def test_a_form_closed_before_it_is_filled_is_left_closed_quietly(bot: Bot
     await bot.settle()
     assert [c.response.get("error") for c in bot.fake.calls_to("views.update")] == ["not_found"]
     assert bot.fake.responses[mark:] == []
+
+
+@pytest.mark.parametrize("shown", [True, False], ids=["notice shown", "form gone too"])
+async def test_an_unexpected_error_building_a_form_is_logged_once(
+    bot: BotHarness, outage: DatabaseOutage, caplog: pytest.LogCaptureFixture, shown: bool
+) -> None:
+    """The database fails while the form is built: logged with its trace once, whether the form then says so
+    or, Slack failing views.update too, the ephemeral reply does (it was logged by both)."""
+    incident = await bot.declare("P2 Search is slow")
+    if not shown:
+        bot.fake.fail("views.update", "internal_error", count=3)
+    mark = len(bot.fake.responses)
+    with caplog.at_level(logging.ERROR):
+        outage.start()
+        try:
+            await bot.click(ActionId.UPDATE, str(incident.id), user="U0ALICE", channel=incident.channel_id)
+        finally:
+            outage.end()
+    traced = [r for r in caplog.records if r.levelno >= logging.ERROR and r.exc_info]
+    assert len(traced) == 1, [r.getMessage() for r in traced]
+    replies = [str(r) for r in bot.fake.responses[mark:]]
+    if shown:
+        assert replies == [] and "went wrong" in str(bot.fake.views[-1]["view"]["blocks"])
+    else:
+        assert len(replies) == 1 and "Something went wrong on our side" in replies[0]

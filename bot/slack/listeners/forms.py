@@ -56,9 +56,10 @@ async def open_then_fill(
     try:
         view = await build()
     except Exception as exc:
+        # When the notice cannot replace the form, `exc` is raised for the listener, which logs it: once.
+        await _fill(client, step=step, view_id=view_id, view=notice(title, exc), instead=exc)
         if not isinstance(exc, BotError):
             log.error("could not build the form of %s", step, exc_info=exc)
-        await _fill(client, step=step, view_id=view_id, view=notice(title, exc), instead=exc)
         return
     await _fill(client, step=step, view_id=view_id, view=view, instead=None)
 
