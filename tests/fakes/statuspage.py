@@ -21,7 +21,8 @@ Incident updates are answered as Statuspage's incident update objects (`id`, `in
 `incident_updates`; the create's and update's answers are the incident with them, the update PATCH's answer the
 incident update itself (its `updated_at` moved, `created_at` kept).
 
-`fail_next(status, times)` makes the next calls fail (an outage, a throttle with Retry-After);
+`fail_next(status, times)` makes the next calls fail (an outage, a throttle with Retry-After), and `recover()`
+ends that early;
 `refuse_deletes(status)` makes every DELETE of an incident fail so (a key whose role may not delete, say);
 `add_by_hand(incident_id, status, body)` adds an update as someone on Statuspage's own pages would;
 `lose_next_answer()` carries out the next write and answers 502 (the answer lost on the way back);
@@ -118,6 +119,10 @@ class FakeStatuspage:
 
     def fail_next(self, status: int, *, times: int = 1, retry_after: float | None = None) -> None:
         self._failures += [(status, retry_after)] * times
+
+    def recover(self) -> None:
+        """Statuspage is back: the failures `fail_next` queued and not yet answered are dropped."""
+        self._failures.clear()
 
     def refuse_deletes(self, status: int | None) -> None:
         self._refuse_deletes = status

@@ -132,7 +132,7 @@ async def test_an_outage_is_told_once_retried_in_order_and_survives_a_restart(
         kinds = [e.kind for e in await bot.timeline(1)]
         assert kinds.count("statuspage") == 1
     # Statuspage comes back while the bot is down; the next process sends both, in order.
-    statuspage._failures.clear()
+    statuspage.recover()
     clock.advance(timedelta(minutes=2))
     async with start_page_bot() as bot:
         await bot.settle()
