@@ -10,7 +10,7 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, time, timedelta, tzinfo
 
 from bot.config import Severity
@@ -711,16 +711,7 @@ def parse_started(text: str) -> Started:
 
 
 def _p_started(name: str, incident: int | None, rest: list[str], text: str, known: Known) -> Command:
-    parsed = parse_started(text)
-    return Started(
-        name=name,
-        incident=incident,
-        ago=parsed.ago,
-        at=parsed.at,
-        clock=parsed.clock,
-        local=parsed.local,
-        in_utc=parsed.in_utc,
-    )
+    return replace(parse_started(text), name=name, incident=incident)
 
 
 _PARSERS: dict[str, _Parser] = {
