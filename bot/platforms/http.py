@@ -133,14 +133,7 @@ def retry_after(value: str | None, *, now: datetime) -> float | None:
     try:
         return max(0.0, float(value))
     except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - now).total_seconds())
+        return _until(value, now=now)
 
 
 def rate_limit_wait(headers: Mapping[str, str], *, now: datetime) -> float | None:
@@ -160,8 +153,7 @@ def rate_limit_wait(headers: Mapping[str, str], *, now: datetime) -> float | Non
     try:
         number = float(value)
     except ValueError:
-        when = _date(value)
-        return None if when is None else max(0.0, (when - now).total_seconds())
+        return _until(value, now=now)
     if number > 10**11:  # epoch milliseconds
         number /= 1000
     if number > 10**9:  # epoch seconds
@@ -169,7 +161,8 @@ def rate_limit_wait(headers: Mapping[str, str], *, now: datetime) -> float | Non
     return max(0.0, number)  # seconds from now
 
 
-def _date(value: str) -> datetime | None:
+def _until(value: str, *, now: datetime) -> float | None:
+    """Seconds from `now` to a date given as an HTTP date (or ISO 8601); None when it is neither."""
     when: datetime | None
     try:
         when = email.utils.parsedate_to_datetime(value)
@@ -177,7 +170,8 @@ def _date(value: str) -> datetime | None:
         when = parse_time(value)
     if when is None:
         return None
-    return when.replace(tzinfo=UTC) if when.tzinfo is None else when
+    when = when.replace(tzinfo=UTC) if when.tzinfo is None else when
+    return max(0.0, (when - now).total_seconds())
 
 
 def json_of(response: httpx.Response, *, platform: str) -> Any:
