@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
@@ -36,13 +36,12 @@ from bot.platforms.base import (
     Deployment,
     DeployStatus,
     pick_rollback_target,
-    rollback_snapshot,
     typed_as_shown,
 )
 from bot.platforms.follow import RealTimer, Timer
 from bot.platforms.http import DEFAULT_REQUEST_TIMEOUT, Endpoint, json_of, parse_time
 from bot.platforms.railway_answers import ThrottledInAnswer, graphql_error, unsure_which
-from bot.platforms.reads import before_sending, not_sent
+from bot.platforms.reads import before_sending, not_sent, snapshot_before_rollback
 
 log = logging.getLogger(__name__)
 
@@ -201,10 +200,7 @@ class RailwayPlatform:
         return deployments[0] if current is None and deployments else None
 
     async def rollback(self, target_id: str | None = None) -> Deployment:
-        def snapshot() -> Awaitable[tuple[list[Deployment], Deployment | None]]:
-            return rollback_snapshot(self, target_id, history=self.history)
-
-        deployments, current = await before_sending(snapshot, action="rollback", platform=NAME, timer=self.timer)
+        deployments, current = await snapshot_before_rollback(self, target_id, history=self.history, timer=self.timer)
         target = pick_rollback_target(deployments, current, target_id, read=self.canonical_id)
         await self._mutate(ROLLBACK, {"id": target.id}, "deploymentRollback")
         new = await self._new_deployment({d.id for d in deployments}, action="rollback")

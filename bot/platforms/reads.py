@@ -25,6 +25,7 @@ from bot.exceptions import (
     PlatformTimeout,
     PlatformUnsure,
 )
+from bot.platforms.base import Deployment, Platform, rollback_snapshot
 from bot.platforms.follow import Timer
 
 log = logging.getLogger(__name__)
@@ -89,3 +90,14 @@ async def action_request(send: Callable[[], Awaitable[T]]) -> T:
 def not_sent(exc: PlatformRateLimited) -> PlatformThrottledNotSent:
     """`exc` said as a rate limit on which nothing was sent."""
     return PlatformThrottledNotSent(str(exc), platform=exc.platform, retry_after=exc.retry_after)
+
+
+async def snapshot_before_rollback(
+    platform: Platform, target_id: str | None, *, history: int, timer: Timer
+) -> tuple[list[Deployment], Deployment | None]:
+    """`base.rollback_snapshot`, read as any read before a rollback is (`before_sending`)."""
+
+    def snapshot() -> Awaitable[tuple[list[Deployment], Deployment | None]]:
+        return rollback_snapshot(platform, target_id, history=history)
+
+    return await before_sending(snapshot, action="rollback", platform=platform.display_name, timer=timer)

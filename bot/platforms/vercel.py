@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Sequence
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import quote
 
@@ -52,12 +52,11 @@ from bot.platforms.base import (
     Deployment,
     DeployStatus,
     pick_rollback_target,
-    rollback_snapshot,
     typed_as_shown,
 )
 from bot.platforms.follow import RealTimer, Timer
 from bot.platforms.http import DEFAULT_REQUEST_TIMEOUT, Endpoint, json_of
-from bot.platforms.reads import action_request, before_sending
+from bot.platforms.reads import action_request, before_sending, snapshot_before_rollback
 from bot.platforms.vercel_answers import (
     ALIAS_STATUS,
     NAME,
@@ -175,10 +174,7 @@ class VercelPlatform:
         return f"Vercel project {self.target.project_id} has no live production deployment to redeploy"
 
     async def rollback(self, target_id: str | None = None) -> Deployment:
-        def snapshot() -> Awaitable[tuple[list[Deployment], Deployment | None]]:
-            return rollback_snapshot(self, target_id, history=self.history)
-
-        deployments, current = await before_sending(snapshot, action="rollback", platform=NAME, timer=self.timer)
+        deployments, current = await snapshot_before_rollback(self, target_id, history=self.history, timer=self.timer)
         target = pick_rollback_target(deployments, current, target_id, read=self.canonical_id)
         action = "promote" if promotes(target, current) else "rollback"
         await self._move_production(action, target, current)

@@ -55,7 +55,7 @@ import asyncio
 import hashlib
 import hmac
 import uuid
-from collections.abc import Awaitable, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -68,12 +68,11 @@ from bot.platforms.base import (
     Deployment,
     DeployStatus,
     pick_rollback_target,
-    rollback_snapshot,
     typed_as_shown,
 )
 from bot.platforms.follow import RealTimer, Timer
 from bot.platforms.http import DEFAULT_REQUEST_TIMEOUT, Endpoint, dumps, json_of, parse_time
-from bot.platforms.reads import action_request, before_sending
+from bot.platforms.reads import action_request, snapshot_before_rollback
 
 NAME = "deploy webhook"
 SIGNATURE_HEADER = "X-Signature-256"
@@ -162,10 +161,7 @@ class WebhookPlatform:
         return None
 
     async def rollback(self, target_id: str | None = None) -> Deployment:
-        def snapshot() -> Awaitable[tuple[list[Deployment], Deployment | None]]:
-            return rollback_snapshot(self, target_id, history=self.history)
-
-        deployments, current = await before_sending(snapshot, action="rollback", platform=NAME, timer=self.timer)
+        deployments, current = await snapshot_before_rollback(self, target_id, history=self.history, timer=self.timer)
         target = pick_rollback_target(deployments, current, target_id, read=self.canonical_id)
         new = await self._act("rollback", target_deployment_id=target.id)
         return replace(new, meta={**new.meta, "rollback_to": target.id})
