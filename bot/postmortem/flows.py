@@ -113,7 +113,7 @@ async def _render(deps: Deps, data: PostmortemData) -> tuple[str, bytes]:
 
 def _draft_event(
     data: PostmortemData, *, file_id: str | None, filename: str, size: int, trigger: str
-) -> events.Payload:
+) -> events.PostmortemEvent:
     return events.PostmortemEvent(
         file_id=file_id,
         filename=filename,
@@ -152,25 +152,52 @@ async def _share(deps: Deps, data: PostmortemData, *, actor: str | None, trigger
 
 
 async def _upload(deps: Deps, data: PostmortemData, *, actor: str | None, trigger: str) -> Published:
-    """Render, note pending, upload, record: `_share`'s last step."""
-    filename, content = await _render(deps, data)
-    payload = _draft_event(data, file_id=None, filename=filename, size=len(content), trigger=trigger)
-    pending = await timeline.record_pending(
-        deps, incident_id=data.number, actor=actor, payload=payload, text=f"Sharing the post-mortem draft: {filename}"
-    )
+    """Render, note pending, upload, record: `_share`'s last step. A failed upload is raised (the person is
+    answered); a failed record after it is said in the answer, not raised: the draft is in the channel."""
+    draft = await _pending_draft(deps, data, actor=actor, trigger=trigger, pending=None)
     try:
-        file_id = await _chat(deps).upload(data=data, filename=filename, content=content, trigger=trigger)
+        file_id = await _chat(deps).upload(data=data, filename=draft.filename, content=draft.content, trigger=trigger)
     except Exception as exc:
-        await _relabel(deps, pending=pending, payload=payload, text=f"Post-mortem draft not shared: {_error_text(exc)}")
+        await _relabel(deps, draft=draft, text=f"Post-mortem draft not shared: {_error_text(exc)}")
         raise
-    payload = _draft_event(data, file_id=file_id, filename=filename, size=len(content), trigger=trigger)
-    published = _published(data, file_id=file_id, filename=filename)
     try:
-        await timeline.complete(deps, event_id=pending, payload=payload, text=f"Post-mortem draft shared: {filename}")
+        return await _record_shared(deps, data, draft=draft, file_id=file_id)
     except Exception as exc:
         log.error("%s: the draft %s is shared but could not be recorded", data.ref, file_id, exc_info=exc)
-        return replace(published, unrecorded=_error_text(exc))
-    return published
+        return replace(_published(data, file_id=file_id, filename=draft.filename), unrecorded=_error_text(exc))
+
+
+@dataclass(frozen=True)
+class _Draft:
+    """A rendered draft, noted pending on the timeline (`pending`: the event, `noted`: what it says) before
+    it is uploaded."""
+
+    filename: str
+    content: bytes
+    pending: int
+    noted: events.PostmortemEvent
+
+    def shared(self, file_id: str | None) -> events.PostmortemEvent:
+        return self.noted.model_copy(update={"file_id": file_id})
+
+
+async def _pending_draft(
+    deps: Deps, data: PostmortemData, *, actor: str | None, trigger: str, pending: int | None
+) -> _Draft:
+    """Render the draft and note it pending, unless an earlier run's pending event (`pending`) is reused."""
+    filename, content = await _render(deps, data)
+    noted = _draft_event(data, file_id=None, filename=filename, size=len(content), trigger=trigger)
+    if pending is None:
+        text = f"Sharing the post-mortem draft: {filename}"
+        pending = await timeline.record_pending(deps, incident_id=data.number, actor=actor, payload=noted, text=text)
+    return _Draft(filename, content, pending, noted)
+
+
+async def _record_shared(deps: Deps, data: PostmortemData, *, draft: _Draft, file_id: str) -> Published:
+    """The uploaded draft recorded on its pending event."""
+    text = f"Post-mortem draft shared: {draft.filename}"
+    await timeline.complete(deps, event_id=draft.pending, payload=draft.shared(file_id), text=text)
+    return _published(data, file_id=file_id, filename=draft.filename)
 
 
 def _unrecorded_draft(data: PostmortemData, *, trigger: str) -> Event | None:
@@ -220,29 +247,19 @@ async def _share_once(deps: Deps, data: PostmortemData, *, actor: str | None, pe
     """Render, note the draft pending, share it; then record it on the pending event, a step whose
     failure is raised (the draft is in the channel: it must not be reported as not shared)."""
     try:
-        filename, content = await _render(deps, data)
-        payload = _draft_event(data, file_id=None, filename=filename, size=len(content), trigger="resolve")
-        if pending is None:
-            text = f"Sharing the post-mortem draft: {filename}"
-            pending = await timeline.record_pending(
-                deps, incident_id=data.number, actor=actor, payload=payload, text=text
-            )
+        draft = await _pending_draft(deps, data, actor=actor, trigger="resolve", pending=pending)
     except Exception as exc:
         await _not_shared(deps, incident_id=data.number, exc=exc)
         return None
     try:
-        file_id = await _chat(deps).upload(data=data, filename=filename, content=content, trigger="resolve")
+        file_id = await _chat(deps).upload(data=data, filename=draft.filename, content=draft.content, trigger="resolve")
     except Exception as exc:
-        await _upload_failed(deps, data, pending=pending, payload=payload, exc=exc)
+        await _upload_failed(deps, data, draft=draft, exc=exc)
         return None
-    payload = _draft_event(data, file_id=file_id, filename=filename, size=len(content), trigger="resolve")
-    await timeline.complete(deps, event_id=pending, payload=payload, text=f"Post-mortem draft shared: {filename}")
-    return _published(data, file_id=file_id, filename=filename)
+    return await _record_shared(deps, data, draft=draft, file_id=file_id)
 
 
-async def _upload_failed(
-    deps: Deps, data: PostmortemData, *, pending: int, payload: events.Payload, exc: Exception
-) -> None:
+async def _upload_failed(deps: Deps, data: PostmortemData, *, draft: _Draft, exc: Exception) -> None:
     """Slack did not share the draft (as far as the bot knows). A transient failure (Slack down, slow
     or throttling) is raised: the signal work tries again, looking for the file first, and says in the
     channel if it gives up. A refusal (no channel, not in it, archived, a missing scope) will not
@@ -250,7 +267,7 @@ async def _upload_failed(
     way, so the post-mortem and the dashboard never read a draft that is not in the channel as shared.
     """
     error = _error_text(exc)
-    await _relabel(deps, pending=pending, payload=payload, text=f"Post-mortem draft not shared: {error}")
+    await _relabel(deps, draft=draft, text=f"Post-mortem draft not shared: {error}")
     if isinstance(exc, ChatError) and is_transient(exc):
         log.warning("%s: the draft was not shared (%s); the resolve's work is tried again", data.ref, error)
         raise exc
@@ -260,9 +277,9 @@ async def _upload_failed(
     await _report_failure(deps, incident_id=data.number, error=error, code=code, on_timeline=False)
 
 
-async def _relabel(deps: Deps, *, pending: int, payload: events.Payload, text: str) -> None:
+async def _relabel(deps: Deps, *, draft: _Draft, text: str) -> None:
     try:
-        await timeline.complete(deps, event_id=pending, payload=payload, text=text)
+        await timeline.complete(deps, event_id=draft.pending, payload=draft.noted, text=text)
     except Exception:
         log.exception("could not note on the timeline that the post-mortem draft was not shared")
 
