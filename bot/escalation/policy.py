@@ -8,6 +8,7 @@ is sent, because "until stopped" has no last row.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
@@ -32,6 +33,32 @@ def stop_on(escalation: Escalation, severity: Severity | str) -> StopOn:
     if override is not None and override.stop_on is not None:
         return override.stop_on
     return escalation.stop_on
+
+
+def stopped_by_ack(
+    escalation: Escalation, *, severity: Severity | str, since_ack: Sequence[Severity | str]
+) -> Severity | None:
+    """The severity whose `stop_on: ack` still stops an acknowledged incident now at `severity`, or None.
+
+    `since_ack`: every severity the incident has had from its acknowledgement on. The ack stops
+    escalation under any of them that stops on ack (an ack under P2, then raised to a P1 that stops
+    on ack, is stopped: the ack exists). The stop then holds at that severity and every less urgent
+    one: lowering an acknowledged P1 to a P2 that pages until resolve says "less urgent, in hand"
+    and must not wake the levels the ack stopped or that were not due yet. Only a severity more
+    urgent than every one that stopped it, and itself paging until resolve, pages again.
+    """
+    current = Severity(severity)
+    if stop_on(escalation, current) == "ack":
+        return current
+    for earlier in sorted({Severity(s) for s in since_ack}, key=urgency):
+        if stop_on(escalation, earlier) == "ack" and urgency(earlier) <= urgency(current):
+            return earlier
+    return None
+
+
+def urgency(severity: Severity) -> int:
+    """0 for P1, the most urgent; larger is less urgent."""
+    return list(Severity).index(severity)
 
 
 def level_count(escalation: Escalation, severity: Severity | str) -> int:

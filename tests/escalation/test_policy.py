@@ -100,3 +100,26 @@ def test_levels_out_of_order_are_a_config_error() -> None:
                 ]
             }
         )
+
+
+@pytest.mark.parametrize(
+    ("since_ack", "now", "stopped_under"),
+    [
+        (["P1"], "P2", "P1"),  # acked as a P1 that stops on ack, lowered: stays stopped
+        (["P1", "P3"], "P2", "P1"),  # ... even when raised back part of the way
+        (["P2"], "P1", "P1"),  # acked as a P2, raised to a P1 that stops on ack: the ack exists
+        (["P2", "P1"], "P2", "P1"),  # ... and lowered back again: P1's stop holds
+        (["P2"], "P3", None),  # no severity since the ack stops on ack: the ack stops nothing
+    ],
+)
+def test_an_ack_under_a_stop_on_ack_severity_holds_at_every_less_urgent_one(
+    since_ack: list[str], now: str, stopped_under: str | None
+) -> None:
+    rules = escalation(severity={"P1": {"stop_on": "ack"}})
+    assert policy.stopped_by_ack(rules, severity=now, since_ack=since_ack) == stopped_under
+
+
+def test_only_a_more_urgent_severity_that_pages_until_resolve_lifts_an_acks_stop() -> None:
+    rules = escalation(severity={"P2": {"stop_on": "ack"}})
+    assert policy.stopped_by_ack(rules, severity="P1", since_ack=["P2"]) is None
+    assert policy.stopped_by_ack(rules, severity="P3", since_ack=["P2", "P1"]) == "P2"

@@ -21,7 +21,7 @@ from bot.config import Escalation, Severity
 from bot.escalation import policy
 from bot.escalation.leases import pending
 from bot.escalation.models import Page, PageTarget
-from bot.escalation.pages.queries import pages
+from bot.escalation.pages.queries import pages, severities_since
 from bot.escalation.pages.targets import reached_someone
 from bot.incidents.models import Incident
 from bot.timeline import events
@@ -187,20 +187,25 @@ async def replan(session: AsyncSession, *, incident: Incident, escalation: Escal
 
     Levels the severity no longer pages are cancelled; levels it now pages are added (due at
     `declared_at + after`, or now if that has passed) or restored if an earlier plan cancelled
-    them before they were sent. Sent pages are history and stay as they are.
+    them before they were sent. Sent pages are history and stay as they are. An acknowledged incident
+    that any severity since its ack stops on ack (at least as urgent as this one) stays stopped.
     """
     assert incident.id is not None
     result = ReplanResult()
     if not incident.is_open:
         return result
     severity = incident.severity
-    rows = await pages(session, incident_id=incident.id)
-    if policy.stop_on(escalation, severity) == "ack" and incident.acknowledged_at is not None:
-        cancelled = await cancel_pages(
-            session, incident_id=incident.id, now=now, reason=f"already acknowledged; {severity} stops on ack"
-        )
+    stopped_under = await _stopped_by_ack(session, incident=incident, escalation=escalation)
+    if stopped_under is not None:
+        # An ack under a stop-on-ack severity stops what was not sent by then, for good at that
+        # severity and below (`policy.stopped_by_ack`): nothing is restored, added or repeated.
+        reason = f"already acknowledged; {stopped_under} stops on ack"
+        if stopped_under != severity:
+            reason = f"acknowledged while {stopped_under}, which stops on ack; {severity} is less urgent"
+        cancelled = await cancel_pages(session, incident_id=incident.id, now=now, reason=reason)
         result.cancelled = sorted({page.level for page in cancelled})
         return result
+    rows = await pages(session, incident_id=incident.id)
     planned = policy.plan(escalation, severity=severity, declared_at=utc(incident.declared_at))
     wanted = {p.level: p for p in planned}
     last = max(wanted)
@@ -232,6 +237,14 @@ async def replan(session: AsyncSession, *, incident: Incident, escalation: Escal
         )
         await session.commit()
     return result
+
+
+async def _stopped_by_ack(session: AsyncSession, *, incident: Incident, escalation: Escalation) -> Severity | None:
+    """The severity whose `stop_on: ack` keeps this acknowledged incident's escalation stopped, or None."""
+    if incident.acknowledged_at is None:
+        return None
+    since_ack = await severities_since(session, incident=incident, since=utc(incident.acknowledged_at))
+    return policy.stopped_by_ack(escalation, severity=incident.severity, since_ack=since_ack)
 
 
 def _obsolete(rows: list[Page], wanted: dict[int, policy.PlannedPage], last: int) -> list[int]:

@@ -1,4 +1,5 @@
-"""Reading pages: an incident's, the due ones, the next due time, incidents that lost theirs or a re-plan."""
+"""Reading pages: an incident's, the due ones, the next due time, incidents that lost theirs or a re-plan;
+and the severities an incident has had since its acknowledgement (what its re-plan may page)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,12 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.clock import utc
+from bot.config import Severity
 from bot.escalation.leases import claimable, free_at
 from bot.escalation.models import Page
 from bot.incidents.models import Incident
+from bot.timeline import events
+from bot.timeline.models import Kind, TimelineEvent
 
 
 async def pages(session: AsyncSession, *, incident_id: int) -> list[Page]:
@@ -73,3 +77,24 @@ async def open_incidents_planned_for_another_severity(session: AsyncSession) -> 
         col(Incident.planned_severity) != col(Incident.severity),
     )
     return [incident_id for incident_id in (await session.exec(query)).all() if incident_id is not None]
+
+
+async def severities_since(session: AsyncSession, *, incident: Incident, since: datetime) -> list[Severity]:
+    """Every severity `incident` has had from `since` on (its acknowledgement), from the timeline.
+
+    The one it had then is the first later change's `old` (the current one if none came later). A change
+    in the same microsecond as the acknowledgement counts as after it: at worst a stop holds too long.
+    """
+    query = (
+        select(TimelineEvent)
+        .where(
+            col(TimelineEvent.incident_id) == incident.id,
+            col(TimelineEvent.kind) == Kind.SEVERITY,
+            col(TimelineEvent.at) >= since,
+        )
+        .order_by(col(TimelineEvent.at), col(TimelineEvent.id))
+    )
+    changes = [events.read_as(row, events.SeverityChanged) for row in (await session.exec(query)).all()]
+    if not changes:
+        return [Severity(incident.severity)]
+    return [Severity(changes[0].old), *(Severity(change.new) for change in changes)]
