@@ -82,7 +82,7 @@ async def open_incidents_planned_for_another_severity(session: AsyncSession) -> 
 async def severities_since(session: AsyncSession, *, incident: Incident, since: datetime) -> list[Severity]:
     """Every severity `incident` has had from `since` on (its acknowledgement), from the timeline.
 
-    The one it had then is the first later change's `old` (the current one if none came later). A change
+    The one it had then is the first later change's `old`; the current one is always there. A change
     in the same microsecond as the acknowledgement counts as after it: at worst a stop holds too long.
     """
     query = (
@@ -94,7 +94,17 @@ async def severities_since(session: AsyncSession, *, incident: Incident, since: 
         )
         .order_by(col(TimelineEvent.at), col(TimelineEvent.id))
     )
-    changes = [events.read_as(row, events.SeverityChanged) for row in (await session.exec(query)).all()]
-    if not changes:
-        return [Severity(incident.severity)]
-    return [Severity(changes[0].old), *(Severity(change.new) for change in changes)]
+    changes = [change for row in (await session.exec(query)).all() if (change := _change(row)) is not None]
+    earlier = [changes[0][0], *(new for _, new in changes)] if changes else []
+    return [*earlier, Severity(incident.severity)]
+
+
+def _change(row: TimelineEvent) -> tuple[Severity, Severity] | None:
+    """A severity event's (old, new); None for a row that does not read as one (logged by `events.read`)."""
+    payload = events.read(row)
+    if not isinstance(payload, events.SeverityChanged):
+        return None
+    known = {str(severity) for severity in Severity}
+    if payload.old not in known or payload.new not in known:
+        return None
+    return Severity(payload.old), Severity(payload.new)
