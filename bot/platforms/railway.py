@@ -8,7 +8,8 @@
   `serviceInstanceRedeploy(environmentId, serviceId)`, which redeploys whatever is newest.
 - rollback: `deploymentRollback(id)` with the chosen earlier deployment; Railway creates a new
   deployment from it, which is what we follow. The mutation answers before the deployment is
-  listed, so it is looked for again over some seconds (`APPEAR_DELAYS`), not once at once.
+  listed, so it is looked for again over some seconds (`APPEAR_DELAYS`), not once at once; one
+  listed meanwhile but created before the mutation was sent (CI's) is not it (`railway_answers`).
 - status: `deployment(id) { status }`.
 
 Auth: `Authorization: Bearer` for account/team tokens, `Project-Access-Token` for project
@@ -40,7 +41,16 @@ from bot.platforms.base import (
 )
 from bot.platforms.follow import RealTimer, Timer
 from bot.platforms.http import DEFAULT_REQUEST_TIMEOUT, Endpoint, json_of, parse_time
-from bot.platforms.railway_answers import ThrottledInAnswer, graphql_error, unsure_which
+from bot.platforms.railway_answers import (
+    ThrottledInAnswer,
+    cannot_tell,
+    graphql_error,
+    judged,
+    made_before,
+    only_earlier,
+    sent_at,
+    unsure_which,
+)
 from bot.platforms.reads import before_sending, not_sent, snapshot_before_rollback
 
 log = logging.getLogger(__name__)
@@ -173,7 +183,7 @@ class RailwayPlatform:
         deployments, current, runs = await asyncio.gather(
             self.list_deployments(limit=limit), self.current_deployment(), self._last_runs()
         )
-        return _judged(deployments, runs), current
+        return judged(deployments, runs), current
 
     async def restart(self, redeploys: str | None = None) -> Deployment:
         if redeploys is not None:  # nothing was live: this one, not whatever is newest by now
@@ -182,12 +192,12 @@ class RailwayPlatform:
         if current is None:
             listed = await before_sending(self._newest, action="restart", platform=NAME, timer=self.timer)
             before = {d.id for d in listed}
-            await self._mutate(
+            sent = await self._mutate(
                 REDEPLOY,
                 {"environmentId": self.target.environment_id, "serviceId": self.target.service_id},
                 "serviceInstanceRedeploy",
             )
-            return await self._new_deployment(before, action="redeploy")
+            return await self._new_deployment(before, action="redeploy", sent=sent)
         await self._mutate(RESTART, {"id": current.id}, "deploymentRestart")
         return replace(current, status=DeployStatus.QUEUED, meta={**current.meta, "action": "restart"})
 
@@ -202,8 +212,8 @@ class RailwayPlatform:
     async def rollback(self, target_id: str | None = None) -> Deployment:
         deployments, current = await snapshot_before_rollback(self, target_id, history=self.history, timer=self.timer)
         target = pick_rollback_target(deployments, current, target_id, read=self.canonical_id)
-        await self._mutate(ROLLBACK, {"id": target.id}, "deploymentRollback")
-        new = await self._new_deployment({d.id for d in deployments}, action="rollback")
+        sent = await self._mutate(ROLLBACK, {"id": target.id}, "deploymentRollback")
+        new = await self._new_deployment({d.id for d in deployments}, action="rollback", sent=sent)
         return replace(new, meta={**new.meta, "rollback_to": target.id})
 
     def canonical_id(self, typed: str) -> str:
@@ -262,20 +272,18 @@ class RailwayPlatform:
 
     async def _redeploy(self, deployment_id: str) -> Deployment:
         """`deploymentRedeploy` answers the deployment it made, so there is nothing to look for after it."""
-        node = (await self._write(REDEPLOY_ONE, {"id": deployment_id})).get("deploymentRedeploy")
+        node = (await self._write(REDEPLOY_ONE, {"id": deployment_id}))[0].get("deploymentRedeploy")
         if not isinstance(node, dict) or not node.get("id"):
             raise PlatformError(f"Railway did not accept deploymentRedeploy (answered {node!r})", platform=NAME)
         new = _deployment(node)
         return replace(new, meta={**new.meta, "action": "redeploy", "redeploy_of": deployment_id})
 
-    async def _new_deployment(self, before: set[str], *, action: str) -> Deployment:
-        """The deployment Railway created for a redeploy/rollback: the newest one we had not seen.
+    async def _new_deployment(self, before: set[str], *, action: str, sent: datetime | None) -> Deployment:
+        """The deployment Railway created for a redeploy/rollback: a new one made after the mutation was sent.
 
-        Railway answers the mutation first and lists the deployment a moment later. `deploymentRollback` and
-        `serviceInstanceRedeploy` answer `Boolean!`, and a deployment's `meta` is a JSON scalar the schema does
-        not describe: nothing Railway documents tells the deployment they made from one a push to the repo made
-        at the same moment. So with more than one new deployment listed the newest is followed and the report
-        says so (`unsure_which`), naming the others.
+        Railway answers the mutation first and lists the deployment a moment later, and another deploy (CI's)
+        may be listed before it: one made before `sent` is never followed, and the looks go on for it (see
+        `railway_answers` for what tells them apart, and what the report says when nothing does).
         A look that fails (throttled, a 5xx, an error in Railway's words) is one more look that found nothing:
         the mutation was accepted, so its failure must not reach the caller as a refusal, nor as a rate limit.
         """
@@ -289,36 +297,46 @@ class RailwayPlatform:
                 missed = f"did not answer when asked for it ({exc})"
                 continue
             new = [d for d in listed if d.id not in before]
-            if new:
-                made = new[0]
-                return replace(made, meta={**made.meta, "action": action}, unsure_which=unsure_which(new, action))
-            missed = "lists no new deployment yet"
+            earlier = made_before(new, sent)
+            made = [d for d in new if d.id not in {e.id for e in earlier}]
+            if made:
+                compared = sent is not None and made[0].created_at is not None
+                doubt = unsure_which(made, action) or ("" if compared else cannot_tell(made[0], action))
+                return replace(made[0], meta={**made[0].meta, "action": action}, unsure_which=doubt)
+            missed = only_earlier(earlier, action) if earlier else "lists no new deployment yet"
         reason = f"Railway accepted it but {missed}; watch it in the Railway dashboard"
         message = f"Railway accepted the {action} but {missed}; watch it in the Railway dashboard"
         raise PlatformUnsure(message, platform=NAME, reason=reason)
 
-    async def _write(self, document: str, variables: dict[str, Any]) -> dict[str, Any]:
-        """A restart, rollback or redeploy: a rate limit Railway reports inside a 200 is said, never sent again
-        by the bot (see ThrottledInAnswer); only a 429 is (PlatformThrottledNotSent)."""
+    async def _write(self, document: str, variables: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
+        """A restart, rollback or redeploy, with its answer's `Date`: a rate limit Railway reports inside a 200 is
+        said, never sent again by the bot (see ThrottledInAnswer); only a 429 is (PlatformThrottledNotSent)."""
         try:
-            return await self._query(document, variables)
+            return await self._answer(document, variables)
         except ThrottledInAnswer as exc:
             raise PlatformError(str(exc), platform=NAME) from exc
         except PlatformRateLimited as exc:  # a 429: Railway refused it without acting
             raise not_sent(exc) from exc
 
-    async def _mutate(self, document: str, variables: dict[str, Any], field: str) -> None:
-        data = await self._write(document, variables)
+    async def _mutate(self, document: str, variables: dict[str, Any], field: str) -> datetime | None:
+        """Send a mutation answering `Boolean!`; the earliest moment (Railway's clock) it can have reached Railway."""
+        started = self.timer.monotonic()
+        data, date = await self._write(document, variables)
         if data.get(field) is not True:
             raise PlatformError(f"Railway did not accept {field} (answered {data.get(field)!r})", platform=NAME)
+        return sent_at(date, round_trip=self.timer.monotonic() - started)
 
     async def _query(self, document: str, variables: dict[str, Any]) -> dict[str, Any]:
+        return (await self._answer(document, variables))[0]
+
+    async def _answer(self, document: str, variables: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
+        """The answer's data and its `Date` header."""
         if not self.token:
             raise PlatformAuthError("RAILWAY_TOKEN is not set: the bot cannot act on Railway", platform=NAME)
         kinds = [self.token_kind] if self.token_kind != "auto" else ["bearer", "project"]
         for index, kind in enumerate(kinds):
             try:
-                data = await self._post(document, variables, kind)
+                answer = await self._post(document, variables, kind)
             except PlatformAuthError:
                 if index + 1 < len(kinds):
                     continue
@@ -331,10 +349,10 @@ class RailwayPlatform:
                 raise
             if self.token_kind == "auto":
                 self.token_kind = kind  # remember what works
-            return data
+            return answer
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def _post(self, document: str, variables: dict[str, Any], kind: str) -> dict[str, Any]:
+    async def _post(self, document: str, variables: dict[str, Any], kind: str) -> tuple[dict[str, Any], str | None]:
         assert self.token is not None
         headers = {"Content-Type": "application/json"}
         if kind == "project":
@@ -353,16 +371,7 @@ class RailwayPlatform:
         data = body.get("data")
         if not isinstance(data, dict):
             raise PlatformError("Railway answered without data", platform=NAME)
-        return data
-
-
-def _judged(deployments: list[Deployment], runs: dict[str, str]) -> list[Deployment]:
-    """REMOVED deployments whose newest listed run crashed, marked so (see RUNS)."""
-    crashed = "its last run crashed before it was replaced (Railway's instance runs)"
-    return [
-        replace(d, doubt=crashed) if d.status is DeployStatus.REMOVED and runs.get(d.id) == "CRASHED" else d
-        for d in deployments
-    ]
+        return data, response.headers.get("Date")
 
 
 def _deployment(node: dict[str, Any]) -> Deployment:

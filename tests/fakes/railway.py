@@ -6,7 +6,9 @@ Each request is parsed, validated and executed with graphql-core against
 to `violations`). Answers have the schema's shapes; deployments keep state and move through
 QUEUED/INITIALIZING → BUILDING → DEPLOYING → SUCCESS one step per `deployment(id)` poll.
 As on Railway, the deployment a rollback or redeploy makes is listed a moment after the mutation
-answers: `appear_after` deployment listings later (1 by default; `None` never).
+answers: `appear_after` deployment listings later (1 by default; `None` never). The fake keeps a
+time of its own: each thing it makes is `tick` later than the newest deployment (a minute by
+default), and every answer's `Date` is that time (none readable with `send_date` off).
 Auth is `Authorization: Bearer <account token>` or `Project-Access-Token: <project token>`.
 Each deployment that went live has an instance run (`deploymentInstanceExecutions`): RUNNING while
 live, REMOVED when replaced, CRASHED when it crashed (and still CRASHED after it was replaced).
@@ -14,11 +16,12 @@ live, REMOVED when replaced, CRASHED when it crashed (and still CRASHED after it
 
 from __future__ import annotations
 
+import email.utils
 import itertools
 import json
 import uuid
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from functools import cache
 from pathlib import Path
 from types import SimpleNamespace
@@ -68,6 +71,9 @@ class FakeRailway(FakePlatform):
         self.documents: list[tuple[str, dict[str, Any]]] = []
         self.auth_kinds: list[str] = []
         self._clock = itertools.count(1)
+        self.tick = timedelta(minutes=1)  # how much later than the newest deployment the next thing is made
+        self._time = datetime.min.replace(tzinfo=UTC)  # the latest time handed out: what `Date` says
+        self.send_date = True
         self.appear_after: int | None = 1
         self.held_in: str | None = None
         self.before_next_mutation: Callable[[], object] | None = None  # run once, as the next mutation arrives
@@ -161,8 +167,17 @@ class FakeRailway(FakePlatform):
         }
 
     def _now(self) -> datetime:
+        self._time = max(self._time, self._newest() + self.tick * next(self._clock))
+        return self._time
+
+    def _newest(self) -> datetime:
         newest = max((d["createdAt"] for d in self.deployments), default="2026-11-01T00:00:00Z")
-        return datetime.fromisoformat(newest.replace("Z", "+00:00")) + timedelta(minutes=next(self._clock))
+        return datetime.fromisoformat(newest.replace("Z", "+00:00"))
+
+    def _date(self) -> dict[str, str]:
+        """The answer's `Date`, on the fake's clock (aiohttp's would be the wall clock's)."""
+        now = max(self._time, self._newest())
+        return {"Date": email.utils.format_datetime(now, usegmt=True) if self.send_date else ""}
 
     def _live(self) -> dict[str, Any] | None:
         return next((d for d in self.deployments if d["status"] in LIVE), None)
@@ -338,8 +353,10 @@ class FakeRailway(FakePlatform):
             request_errors = [e for e in result.errors if not e.path]
             if request_errors:  # variables that do not fit the schema
                 self.violations.append("bad variables: " + "; ".join(e.message for e in request_errors))
-            return web.json_response({"errors": [e.formatted for e in result.errors], "data": None})
-        return web.json_response({"data": result.data})
+            return web.json_response(
+                {"errors": [e.formatted for e in result.errors], "data": None}, headers=self._date()
+            )
+        return web.json_response({"data": result.data}, headers=self._date())
 
 
 def _is_mutation(document: graphql.DocumentNode) -> bool:

@@ -100,6 +100,7 @@ async def test_a_deploy_started_with_the_rollback_is_named_in_the_report(world: 
     """CI deployed at the same moment as the rollback: the bot followed the newest new deployment and reported
     it as the rollback's, though Railway does not say which of the two the rollback made."""
     world.railway.appear_after = 0  # both listed at the first look
+    world.railway.tick = timedelta(0)  # and both created in the same second as the rollback was sent
     plan = await confirmations.prepare(world.deps, action="rollback", service="gateway", user_id="U0LEAD")
     ci: list[str] = []
     world.railway.before_next_mutation = lambda: ci.append(world.railway.deploy("v4"))
@@ -115,6 +116,22 @@ async def test_a_deploy_started_with_the_rollback_is_named_in_the_report(world: 
     async with world.deps.db.session() as session:
         [entry] = await audit.entries(session)
     assert "another deployment started on Railway" in entry.detail
+
+
+async def test_a_rollback_deployment_the_bot_cannot_tell_apart_is_said_in_the_report(world: World) -> None:
+    """Railway's answer gave no time to compare (no `Date`): the one new deployment was followed and reported as
+    the rollback's without a word, though it may have been CI's."""
+    world.railway.send_date = False
+    plan = await confirmations.prepare(world.deps, action="rollback", service="gateway", user_id="U0LEAD")
+
+    report = await execution.execute(world.deps, ref=plan.ref, user_id="U0LEAD", progress=world.progress)
+
+    assert report.deployment is not None
+    said = f"could not tell the rollback's deployment apart: followed {report.deployment.id}"
+    assert said in report.message, report.message
+    async with world.deps.db.session() as session:
+        [entry] = await audit.entries(session)
+    assert said in entry.detail
 
 
 async def test_a_rollback_whose_first_read_fails_says_nothing_was_started(stack: Stack) -> None:
