@@ -36,6 +36,23 @@ answers `{"deployments": [...]}`, newest first. Optional, in any deployment obje
     "unhealthy_reason": "crash-looped",    # why, shown to the person choosing (with healthy: false)
     "replaced_at": "<ISO 8601>"            # when it stopped being live (replaced)
 
+`meta` is the receiver's own (a commit message, a version: shown as the deployment's label) and is passed on
+as it is, but for one key the bot reads:
+
+    "meta": {"note": "waiting for approval in Spinnaker"}
+
+`note` is the receiver telling, in its own words, what state the deployment is in that the status
+vocabulary above cannot say (held for an approval, waiting for a deploy window, queued behind another
+release). While the bot follows a restart or rollback, the newest note is shown in italics under the
+progress message (and a changed note updates it at once); when the deployment ends failed or cancelled,
+or the follow gives up, the report ends with it ("no final status ... (last seen: queued, waiting for
+approval in Spinnaker)"), and so do the audit log and the incident's timeline. It is plain text: one
+line (newlines and runs of spaces become one space), at most 200 characters (`NOTE_LIMIT`; a longer one is
+cut with "…"), and Slack markup in it is not followed: `&`, `<` and `>` are escaped and the Slack section
+showing it is `verbatim`, so a note cannot mention anyone (`<!channel>`, `<@U…>`, a bare `@here`) nor carry
+a link (`<https://…|text>`, nor a bare URL turned into one). A note that is not a string, or is blank, is
+dropped.
+
 A deployment with `healthy: false` is never the default rollback target (/rollback takes the
 newest earlier one without it); it can still be picked by ID, and /status and the confirmation say
 why. `replaced_at` is shown in the confirmation as "Live from <created_at> until <replaced_at>".
@@ -78,6 +95,7 @@ NAME = "deploy webhook"
 SIGNATURE_HEADER = "X-Signature-256"
 TIMESTAMP_HEADER = "X-Timestamp"
 REQUEST_ID_HEADER = "X-Request-Id"
+NOTE_LIMIT = 200  # characters of a receiver's `meta.note` shown (see the contract above)
 
 _STATUS = {
     "queued": DeployStatus.QUEUED,
@@ -221,7 +239,7 @@ def _one(body: Any) -> Deployment:
 def _deployment(item: dict[str, Any]) -> Deployment:
     raw = str(item.get("status") or "").strip().lower()
     raw_meta = item.get("meta")
-    meta: dict[str, Any] = raw_meta if isinstance(raw_meta, dict) else {}
+    meta: dict[str, Any] = _with_note(raw_meta) if isinstance(raw_meta, dict) else {}
     return Deployment(
         id=str(item.get("id")),
         status=_STATUS.get(raw, DeployStatus.UNKNOWN),
@@ -232,6 +250,17 @@ def _deployment(item: dict[str, Any]) -> Deployment:
         doubt=_unhealthy(item),
         live_until=parse_time(item.get("replaced_at")),
     )
+
+
+def _with_note(meta: dict[str, Any]) -> dict[str, Any]:
+    """The receiver's meta with its `note` made one line of at most NOTE_LIMIT characters (or dropped): it is
+    shown in every progress update and carried into the report, the audit log and the timeline."""
+    out = {key: value for key, value in meta.items() if key != "note"}
+    note = meta.get("note")
+    text = " ".join(note.split()) if isinstance(note, str) else ""
+    if text:
+        out["note"] = text if len(text) <= NOTE_LIMIT else text[: NOTE_LIMIT - 1] + "…"
+    return out
 
 
 def _unhealthy(item: dict[str, Any]) -> str:

@@ -35,8 +35,15 @@ class CallbackId:
     RESOLVE = "incident_resolve"
 
 
-def mrkdwn(text: str) -> Block:
-    return {"type": "section", "text": {"type": "mrkdwn", "text": clip(text, 3000)}}
+def mrkdwn(text: str, *, verbatim: bool = False) -> Block:
+    """`verbatim`: for text from outside (a platform's words), in which Slack then links no bare URL and parses
+    no bare mention; the bot's own `*bold*` and `<@U…>` still work."""
+    text_object: dict[str, Any] = {
+        "type": "mrkdwn",
+        "text": clip(text, 3000),
+        **({"verbatim": True} if verbatim else {}),
+    }
+    return {"type": "section", "text": text_object}
 
 
 def context(text: str) -> Block:

@@ -231,6 +231,7 @@ class FakeWebhook(FakePlatform):
         self.deployments: list[dict[str, Any]] = []  # newest first
         self._ids = itertools.count(1)
         self._seen_requests: set[str] = set()
+        self.note: Any = None  # the receiver's own words (`meta.note`) on the deployments it makes from now on
         self.app.router.add_post(self.path, self._handle)
 
     @property
@@ -278,7 +279,7 @@ class FakeWebhook(FakePlatform):
             "created_at": _iso(created),
             "url": f"https://{self.service}.example.com",
             "can_rollback": status in ("success", "removed"),
-            "meta": {"version": version},
+            "meta": {"version": version, **({"note": self.note} if self.note is not None else {})},
             "_pending": pending or [],
         }
 

@@ -43,6 +43,26 @@ async def test_a_rollback_waiting_for_approval_in_railway_says_so(stack: Stack) 
     assert "failed; no final status from Railway" in line and "waiting for approval" in line, line
 
 
+async def test_a_deploy_webhook_note_is_shown_but_cannot_mention_anyone_nor_carry_a_link(stack: Stack) -> None:
+    """The receiver's `meta.note` went into the progress message and the report as mrkdwn Slack would act on."""
+    channel = await incident_channel(stack)
+    stack.webhook.note = (
+        "<!channel> approve it at <https://evil.example/x|the approval page> @here https://evil.example"
+    )
+    stack.webhook.stall()
+    await stack.bot.command("billing", command="/restart", user="U0LEAD", channel=channel)
+    await stack.bot.click("ops_confirm", stack.button_value("ops_confirm"), user="U0LEAD", channel=channel)
+
+    shown = "&lt;!channel&gt; approve it at &lt;https://evil.example/x|the approval page&gt; @here https://evil.example"
+    updates = [c.args for c in stack.fake.calls_to("chat.update") if shown in str(c.args.get("blocks"))]
+    [report] = stack.progress(channel)
+    assert updates and f"last seen: deploying, {shown}" in report.text, report.text
+    for blocks in [u["blocks"] for u in updates] + [report.blocks]:
+        assert "<!channel>" not in str(blocks) and "<https://evil" not in str(blocks), blocks
+        [section] = [b for b in blocks if shown in str(b)]
+        assert section["text"]["verbatim"] is True, section  # Slack neither links nor mentions in it
+
+
 async def test_a_restart_whose_platform_stops_answering_while_followed_says_the_outcome_is_unknown(
     stack: Stack,
 ) -> None:

@@ -1,7 +1,9 @@
 """The ops ports in Slack: who is in a user group, and one progress message edited in place.
 
 Also the Block Kit for /status, the restart/rollback confirmation, progress and report. Text from
-outside (health bodies, commit messages, platform errors) is escaped before it is shown.
+outside (health bodies, commit messages, platform errors, a deploy webhook's `meta.note`) is escaped before
+it is shown; the progress and report sections are `verbatim`, so a platform's words link no bare URL and
+mention nobody.
 """
 
 from __future__ import annotations
@@ -352,9 +354,9 @@ def progress_blocks(plan: Plan, step: Step, *, confirmed_by: str) -> list[Block]
         lines.append(f"Redeploying {_describe(plan.redeploys)}: nothing was live")
     if step.deployment is not None and step.deployment.id:
         lines.append(f"Deployment `{escape(step.deployment.id)}`")
-    if step.note:
+    if step.note:  # the platform's words (a deploy webhook's own `meta.note`): verbatim, escaped
         lines.append(f"_{escape(clip(step.note, 300))}_")
-    out = [blocks.mrkdwn("\n".join(lines))]
+    out = [blocks.mrkdwn("\n".join(lines), verbatim=True)]
     out.append(blocks.context(f"Requested by <@{plan.requested_by}>, confirmed by <@{confirmed_by}>"))
     return out
 
@@ -389,7 +391,7 @@ def report_blocks(report: Report) -> list[Block]:
         parts = [f"{_DURATION_LABEL.get(k, k)} {_short(v)}" for k, v in report.durations.items()]
         lines.append("Durations: " + " · ".join(parts))
     who = f"Requested by <@{plan.requested_by}>" + (f", confirmed by <@{report.actor}>" if report.actor else "")
-    return [blocks.mrkdwn("\n".join(lines)), blocks.context(who)]
+    return [blocks.mrkdwn("\n".join(lines), verbatim=True), blocks.context(who)]  # the message has a platform's words
 
 
 def _short(delta: timedelta) -> str:
