@@ -7,6 +7,11 @@ with a conditional UPDATE that also requires the incident to be resolved, so a c
 once across replicas and never while its incident is open; the claim's lease is renewed while this
 process works on it, so Slack slower than the lease does not hand it to another. At start-up the
 sweep runs at once: what fell due while the bot was down goes now.
+
+A channel a person unarchived after the resolution (to go on with the post-mortem, say) is left
+unarchived: a claimed row whose incident's timeline has that unarchive is cancelled, whether the
+channel was archived by a person before the timer was due or by an attempt of the bot's whose answer
+was lost (its retry would archive it again). A later resolution plans it again.
 """
 
 from __future__ import annotations
@@ -22,8 +27,10 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot.archive import giveup, service
 from bot.archive.models import ChannelArchive
 from bot.archive.ports import ArchiveChat, Goodbye
+from bot.config import is_user_id
 from bot.deps import Deps
 from bot.exceptions import ChatError
+from bot.incidents.channels import UNARCHIVED_STEP
 from bot.incidents.models import Incident, Status
 from bot.signals import IncidentResolved
 from bot.tasks import RunGate, renew_every, renewing
@@ -115,11 +122,26 @@ class Archiver:
         if claimed is None:
             return 0
         row, token = claimed
+        if await self._unarchived(row, token, now=now):
+            return 0
         async with renewing(partial(self._renew, row_id, token), every=RENEW_EVERY, what=f"archive timer {row_id}"):
             try:
                 return await self._archive(row, token, now=now)
             except Exception as exc:  # a Slack refusal, a database error after the claim, a bug: an attempt
                 return await self._failed(row, token, exc)
+
+    async def _unarchived(self, row: ChannelArchive, token: str, *, now: datetime) -> bool:
+        """A person unarchived the channel since the incident was resolved: the timer is cancelled, not run."""
+        async with self.deps.db.session() as session:
+            incident = await session.get(Incident, row.incident_id, populate_existing=True)
+            since = incident.resolved_at if incident is not None else None
+            who = await _unarchived_by(session, incident_id=row.incident_id, since=since)
+            if who is None:
+                return False
+            reason = f"{who} unarchived the channel after the resolution"
+            await service.leave(session, row_id=row.id or 0, token=token, now=now, reason=reason)
+        log.info("INC-%s's channel is left unarchived: %s", row.incident_id, reason)
+        return True
 
     async def _renew(self, row_id: int, token: str) -> None:
         async with self.deps.db.session() as session:
@@ -261,6 +283,23 @@ def _hidden(code: str, incident: Incident) -> bool:
     """A private channel Slack says is not found: the bot was removed from it (or it was deleted).
     Unlike a public one, it cannot be joined again, and it may well still be there, unarchived."""
     return code == "channel_not_found" and incident.private
+
+
+async def _unarchived_by(session: AsyncSession, *, incident_id: int, since: datetime | None) -> str | None:
+    """Who (a person) unarchived the incident's channel at or after `since`, from the timeline; None if nobody.
+
+    The bot never unarchives (Slack does not let a bot token), and its own messages' events are not
+    recorded (`listeners/events/timeline._own`): an actor here is a person or another app's user.
+    """
+    query = select(TimelineEvent).where(
+        col(TimelineEvent.incident_id) == incident_id, col(TimelineEvent.kind) == Kind.SETUP
+    )
+    if since is not None:
+        query = query.where(col(TimelineEvent.at) >= since)
+    for event in (await session.exec(query.order_by(col(TimelineEvent.at), col(TimelineEvent.id)))).all():
+        if is_user_id(event.actor) and events.read_as(event, events.Setup).step == UNARCHIVED_STEP:
+            return event.actor
+    return None
 
 
 async def _postmortem_file(session: AsyncSession, *, incident_id: int) -> str | None:

@@ -153,6 +153,16 @@ async def renew(session: AsyncSession, *, row_id: int, token: str, now: datetime
     await session.commit()
 
 
+async def leave(session: AsyncSession, *, row_id: int, token: str, now: datetime, reason: str) -> None:
+    """The claim's holder will not archive the channel, now or later: cancelled (a new resolution plans it again)."""
+    await session.exec(
+        update(ChannelArchive)
+        .where(col(ChannelArchive.id) == row_id, col(ChannelArchive.claim_token) == token)
+        .values(claim_token=None, claim_expires_at=None, cancelled_at=now, cancel_reason=reason[:200])
+    )
+    await session.commit()
+
+
 async def cancel(session: AsyncSession, *, incident_id: int, now: datetime, reason: str) -> None:
     await session.exec(
         update(ChannelArchive)

@@ -21,6 +21,9 @@ from bot.timeline import service as timeline
 from bot.timeline.deliveries import Delivery, claim
 
 MAX_CHANNEL_NAME = 80
+# The timeline's `events.Setup.step` for a person archiving or unarchiving the channel (bot/archive reads the
+# latter: a channel a person unarchived after the resolution is not archived again).
+ARCHIVED_STEP, UNARCHIVED_STEP = "archived", "unarchived"
 
 
 def slugify(text: str, *, max_length: int) -> str:
@@ -109,7 +112,7 @@ async def archived(
     text = "channel archived" if archived else "channel unarchived"
     if archived and is_open:
         text += " while the incident was open: the bot can no longer post in it"
-    payload = events.Setup(step="archived" if archived else "unarchived", channel_id=channel_id)
+    payload = events.Setup(step=ARCHIVED_STEP if archived else UNARCHIVED_STEP, channel_id=channel_id)
     key = archived and is_open
     await timeline.add(session, incident_id=incident_id, at=at, actor=actor, text=text, payload=payload, key=key)
     await session.commit()
