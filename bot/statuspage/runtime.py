@@ -12,8 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -185,13 +184,6 @@ class StatusPage:
         if self._scheduler is not None and self._scheduler.running:
             self._scheduler.shutdown(wait=False)
         self._scheduler = None
-
-    @asynccontextmanager
-    async def timers_held(self) -> AsyncIterator[None]:
-        """While held, the page's timed sweeps (its 30-second job, a wake-up) wait their turn, as they wait
-        for each other: for work on the reminders or the outbox that must not race them (a takeover test)."""
-        async with self._sweeps.turn():
-            yield
 
     def _safe(self, work: Callable[[], Any], gate: RunGate) -> Callable[[], Any]:
         """A timer's run: one of its kind at a time, none once stopped, a failure logged (the next run retries)."""

@@ -14,7 +14,7 @@ from sqlalchemy import event
 from bot.clock import FakeClock
 from bot.statuspage import reminding, service
 from tests.fakes.slack_api import FakeSlack
-from tests.harness import BotHarness, until
+from tests.harness import BotHarness
 from tests.statuspage.conftest import CONFIG, page_of
 
 REMINDER = "the public has heard nothing"
@@ -134,14 +134,15 @@ async def test_a_sender_stalled_after_slack_posted_is_not_repeated_by_the_one_th
         return False
 
     # The page's own sweeps (its 30-second job, a wake-up) fire on the wall clock: one firing once the reminder
-    # is due would claim it before either sender here, so they wait until the one that takes over is done.
-    async with page_of(bot).timers_held():
-        clock.advance(timedelta(minutes=6))  # the first reminder is due
-        gate = bot.fake.hold_after("chat.postMessage", reminder)
-        stalled = asyncio.create_task(reminding.send_reminder(bot.deps, reminder_id=row.id or 0))
-        await asyncio.wait_for(posted.wait(), 10)
-        clock.advance(timedelta(minutes=3))  # past the lease
-        assert await reminding.send_reminder(bot.deps, reminder_id=row.id or 0) is True
+    # is due would claim it before either sender here. The page's timers are stopped, as at a shutdown; the
+    # senders below are called directly.
+    await page_of(bot).stop()
+    clock.advance(timedelta(minutes=6))  # the first reminder is due
+    gate = bot.fake.hold_after("chat.postMessage", reminder)
+    stalled = asyncio.create_task(reminding.send_reminder(bot.deps, reminder_id=row.id or 0))
+    await asyncio.wait_for(posted.wait(), 10)
+    clock.advance(timedelta(minutes=3))  # past the lease
+    assert await reminding.send_reminder(bot.deps, reminder_id=row.id or 0) is True
     assert len(looks(bot, channel)) == 1
     gate.set()
     assert await stalled is False  # no longer its claim: recorded once, by the one that took over
@@ -150,16 +151,19 @@ async def test_a_sender_stalled_after_slack_posted_is_not_repeated_by_the_one_th
     assert len([e for e in await bot.timeline(1) if "Reminded the channel to publish" in e.text]) == 1
 
 
-async def test_the_page_s_timed_sweeps_wait_while_its_timers_are_held(sbot: BotHarness, clock: FakeClock) -> None:
-    """What the takeover test above relies on: a wake-up due while `timers_held` runs only once it is let go."""
+async def test_a_stopped_page_s_timers_send_nothing(sbot: BotHarness, clock: FakeClock) -> None:
+    """What the takeover test above relies on: once the page is stopped, a wake-up (asked before the stop or
+    after it) runs no sweep, and a reminder falling due is not sent."""
     bot = sbot
     channel = await due(bot, clock)
-    async with page_of(bot).timers_held():
-        page_of(bot).wake_at(clock.now())  # the scheduler fires it in 200 ms, as in production
-        await asyncio.sleep(0.6)
-        assert reminders(bot, channel) == []
-    await until(lambda: reminders(bot, channel), within=10)  # let go: the wake-up's sweep sends it
-    assert len(reminders(bot, channel)) == 1
+    page_of(bot).wake_at(clock.now())  # the scheduler would fire it in 200 ms, as in production
+    await page_of(bot).stop()
+    page_of(bot).wake_at(clock.now())
+    await asyncio.sleep(0.6)
+    assert reminders(bot, channel) == []
+    async with bot.deps.db.session() as session:
+        [row] = await service.reminders(session, incident_id=1)
+    assert row.attempts == 0 and row.sent_at is None
 
 
 async def test_a_reminder_moved_by_a_publish_is_posted_on_time_without_looking_for_an_earlier_one(
