@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import secrets
 import unicodedata
@@ -11,6 +12,7 @@ from sqlalchemy import update
 from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot.config import is_user_id
 from bot.deps import Deps
 from bot.exceptions import ChannelNameTaken, ChatError
 from bot.incidents.adopt import own_channel
@@ -19,6 +21,8 @@ from bot.incidents.ports import Channel
 from bot.timeline import events
 from bot.timeline import service as timeline
 from bot.timeline.deliveries import Delivery, claim
+
+log = logging.getLogger(__name__)
 
 MAX_CHANNEL_NAME = 80
 # The timeline's `events.Setup.step` for a person archiving or unarchiving the channel (bot/archive reads the
@@ -117,3 +121,31 @@ async def archived(
     await timeline.add(session, incident_id=incident_id, at=at, actor=actor, text=text, payload=payload, key=key)
     await session.commit()
     return True
+
+
+async def tell_archived(deps: Deps, *, incident_id: int, channel_id: str, actor: str | None) -> None:
+    """Someone archived the open incident's channel: the person in charge hears it by DM, once (called after
+    the ack of the event's first delivery), so the channel does not just go silent.
+
+    The bot cannot undo it: Slack does not let a bot token call conversations.unarchive. Told is the
+    first person among the commander, who acknowledged and who declared; nobody when that person archived
+    it themselves (they know), or when they may no longer see the incident (a private one's DM names it).
+    """
+    async with deps.db.session() as session:
+        incident = await session.get(Incident, incident_id)
+    if incident is None or not incident.is_open or incident.channel_id != channel_id:
+        return
+    person = next(
+        (p for p in (incident.commander, incident.acknowledged_by, incident.declared_by) if is_user_id(p)), None
+    )
+    if person is None or person == actor:
+        return
+    if not await deps.incident_access.can_see(person=person, incident=incident):
+        log.warning(
+            "%s's channel was archived while open; %s, in charge, may not see it: not told", incident.ref, person
+        )
+        return
+    try:
+        await deps.incident_chat.tell_channel_archived(person=person, incident=incident, archived_by=actor)
+    except ChatError as exc:
+        log.error("%s's channel was archived while open; telling %s failed: %s", incident.ref, person, exc)

@@ -15,6 +15,7 @@ from slack_sdk.http_retry.async_handler import AsyncRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.clock import Clock, utc
+from bot.config import is_user_id
 from bot.exceptions import ChatError
 from bot.incidents.models import Incident
 from bot.incidents.ports import Channel, Notice
@@ -235,6 +236,21 @@ class SlackIncidentChat:
             "tell the declarer",
             self.client.chat_postMessage(channel=channel, text=text, blocks=[blocks.mrkdwn(text), *extra]),
         )
+
+    async def tell_channel_archived(self, *, person: str, incident: Incident, archived_by: str | None) -> None:
+        # A DM is outside the incident's channel: a private incident's title is read in the channel itself,
+        # and the channel is named by its link, which Slack shows only to those who may see it.
+        about = "a private incident" if incident.private else escape(clip(incident.title, 150))
+        by = f" by <@{archived_by}>" if is_user_id(archived_by) else ""
+        text = (
+            f":warning: <#{incident.channel_id}> was archived{by} while {incident.ref} ({about}) is open: the bot "
+            "can no longer post there (updates, reminders, page mentions), and Slack does not let it unarchive "
+            "the channel. Unarchive it to keep working: open the channel's name, then Settings, then "
+            "Unarchive channel."
+        )
+        response = await call("open a DM", self.client.conversations_open(users=person))
+        channel = str((data(response).get("channel") or {}).get("id") or person)
+        await call("tell that the channel was archived", self.client.chat_postMessage(channel=channel, text=text))
 
     async def post_line(self, *, channel_id: str, text: str) -> None:
         await call("post in channel", self.client.chat_postMessage(channel=channel_id, text=text))

@@ -1,7 +1,8 @@
 """What a person does to the incident's channel itself: renames it, archives or unarchives it.
 
 Slack says so with a message in the channel (subtypes below); applied before the ack with the event's
-claim, as `timeline.keep_message` does for messages, so Slack's retry records it once.
+claim, as `timeline.keep_message` does for messages, so Slack's retry records it once. After the ack of
+that first delivery, an archive of an open incident's channel is told to the person in charge.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from typing import Any
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot.deps import Deps
 from bot.incidents import channels
 from bot.incidents.grammar import clean
 from bot.timeline import deliveries
@@ -62,3 +64,15 @@ async def keep_channel_change(
             delivery=delivery,
         )
     return False
+
+
+async def after_channel_change(deps: Deps, event: dict[str, Any], context: dict[str, Any]) -> None:
+    """After the ack of a channel change `keep_channel_change` recorded (the middleware lets only that one
+    through): an archive is told to the person in charge of the open incident (the bot cannot unarchive)."""
+    incident_id = context.get("incident_id")
+    if incident_id is None or not ARCHIVED.get(str(event.get("subtype")), False):
+        return
+    actor = event.get("user")
+    await channels.tell_archived(
+        deps, incident_id=int(incident_id), channel_id=str(event["channel"]), actor=str(actor) if actor else None
+    )

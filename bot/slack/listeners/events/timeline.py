@@ -26,7 +26,12 @@ from bot.deps import Deps
 from bot.exceptions import ChatError
 from bot.incidents.grammar import clean
 from bot.slack.api import call, data
-from bot.slack.listeners.events.channel import CHANNEL_SUBTYPES, keep_channel_change, message_time
+from bot.slack.listeners.events.channel import (
+    CHANNEL_SUBTYPES,
+    after_channel_change,
+    keep_channel_change,
+    message_time,
+)
 from bot.slack.text import clip, escape
 from bot.timeline import deliveries, marks
 from bot.timeline import service as timeline
@@ -311,11 +316,10 @@ async def keep_message(
     if subtype in IGNORED_SUBTYPES or _own(event, context):
         return False
     channel_id = str(event["channel"])
-    if subtype in CHANNEL_SUBTYPES:
-        await keep_channel_change(
+    if subtype in CHANNEL_SUBTYPES:  # True: recorded now, and `after_channel_change` follows the ack
+        return await keep_channel_change(
             session, event=event, incident_id=incident_id, delivery=delivery, received_at=received_at
         )
-        return False
     if subtype in {"message_changed", "message_deleted"}:
         changed = event.get("message") or {}
         message_ts = str(changed.get("ts") or event.get("deleted_ts"))
@@ -367,7 +371,10 @@ def register(app: AsyncApp, deps: Deps) -> None:
 
     @app.event("message")
     async def on_message(event: dict[str, Any], context: dict[str, Any]) -> None:
-        await add_link(deps, event, context)
+        if event.get("subtype") in CHANNEL_SUBTYPES:
+            await after_channel_change(deps, event, context)
+        else:
+            await add_link(deps, event, context)
 
     async def on_key_marker(client: AsyncWebClient, context: dict[str, Any]) -> None:
         """📌 reactions and pins: marked before the ack (`keep_key_mark`); what Slack must say, here."""
