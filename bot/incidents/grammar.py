@@ -209,15 +209,15 @@ class Stats(Command):
     days: int = 30
 
 
-# A time of day at most this far still to come is now, not yesterday's: the typist's watch is ahead.
+# A time at most this far still to come is now, not yesterday's nor refused: the typist's watch is ahead.
 AHEAD = timedelta(minutes=15)
 
 
 @dataclass(frozen=True)
 class Started(Command):
     """When impact began: `ago` before now; an absolute `at`; or, in the typist's own time zone unless
-    `in_utc` (typed with `UTC` or `Z`), a `clock` time (today, else yesterday;
-    now if a few minutes ahead) or a `local` date and time."""
+    `in_utc` (typed with `UTC` or `Z`), a `clock` time (today, else yesterday) or a `local` date and time.
+    Any of the last three a few minutes ahead is now."""
 
     ago: timedelta | None = None
     at: datetime | None = None
@@ -234,32 +234,41 @@ class Started(Command):
         """`latest`: when a resolved incident ended. A clock time is the last one before it (or before
         now), since the correction is usually made the next day, while writing the post-mortem: a time
         of day still to come today means yesterday's, as a person reporting an outage means one past.
-        But one at most `AHEAD` to come is now (`ahead` says by how much): the typist's watch runs a
-        little ahead of the server's, or they rounded up, and yesterday's would be a day off.
+        But a time at most `AHEAD` to come is now (`ahead` says by how much): the typist's watch runs a
+        little ahead of the server's, or they rounded up; yesterday's would be a day off, and a date
+        and time refused as in the future would only make them type it again, a minute older.
         `zone`: the typist's, for times typed without one."""
         if self.ago is not None:
             return now - self.ago
-        if self.at is not None:
-            return self.at
-        if self.local is not None:
-            return self.local.replace(tzinfo=zone).astimezone(UTC)
         if self.ahead(now, latest=latest, zone=zone) is not None:
             return now
+        if self.clock is None:
+            return self._meant(now, zone=zone)[0]  # a date and time: the one instant it means
         day = self._on(0, now=now, latest=latest, zone=zone)
         until = min(now, latest) if latest is not None else now
         return day if day <= until else self._on(-1, now=now, latest=latest, zone=zone)
 
     def ahead(self, now: datetime, *, latest: datetime | None = None, zone: tzinfo = UTC) -> timedelta | None:
-        """How far the clock time is still to come (today's, or tomorrow's just before midnight), when that
-        is at most `AHEAD` on an incident still open (`latest` None): `resolve` then reads it as now. None
-        otherwise: after a resolve, the typist's watch has nothing to do with which day is meant."""
-        if self.clock is None or latest is not None:
+        """How far the typed time is still to come (a clock time today's, or tomorrow's just before
+        midnight), when that is at most `AHEAD` on an incident still open (`latest` None): `resolve` then
+        reads it as now. None otherwise: after a resolve, the typist's watch has nothing to do with which
+        day is meant, and a time after the resolve is refused anyway."""
+        if self.ago is not None or latest is not None:
             return None
-        for days in (0, 1):
-            to_come = self._on(days, now=now, latest=None, zone=zone) - now
+        for meant in self._meant(now, zone=zone):
+            to_come = meant - now
             if timedelta(0) < to_come <= AHEAD:
                 return to_come
         return None
+
+    def _meant(self, now: datetime, *, zone: tzinfo) -> list[datetime]:
+        """The instants the typed time may mean, in UTC: a date and time one, a clock time today's or
+        tomorrow's."""
+        if self.at is not None:
+            return [self.at]
+        if self.local is not None:
+            return [self.local.replace(tzinfo=zone).astimezone(UTC)]
+        return [self._on(days, now=now, latest=None, zone=zone) for days in (0, 1)]
 
     def _on(self, days: int, *, now: datetime, latest: datetime | None, zone: tzinfo) -> datetime:
         """The clock time `days` from the day of `latest` (else of now), in its zone, in UTC."""

@@ -72,6 +72,40 @@ async def test_a_time_more_than_a_quarter_hour_ahead_is_still_yesterdays(bot: Bo
 
 
 @pytest.mark.usefixtures("declared")
+@pytest.mark.parametrize(
+    ("text", "tz", "shown"),
+    [
+        ("2026-11-20 10:08", BERLIN, "`2026-11-20 10:08` was read in Europe/Berlin time"),
+        ("2026-11-20T10:08:30", BERLIN, "`2026-11-20 10:08` was read in Europe/Berlin time"),
+        ("2026-11-20 09:18", "", "`2026-11-20 09:18` was read in UTC (Slack gave no time zone for you)"),
+        ("2026-11-20 09:08 UTC", BERLIN, "`2026-11-20 09:08 UTC`"),
+        ("2026-11-20T09:08Z", BERLIN, "`2026-11-20 09:08 UTC`"),
+        ("2026-11-20T10:08+01:00", "", "`2026-11-20 09:08 UTC`"),
+    ],
+)
+async def test_a_date_and_time_a_few_minutes_ahead_is_now_not_refused(
+    bot: BotHarness, text: str, tz: str, shown: str
+) -> None:
+    """The same watch, with the date typed too: once refused as in the future, now read as now like a
+    time of day, in every form the grammar takes, and said so."""
+    at, reply = await _started(bot, text, tz=tz)
+    assert at == datetime(2026, 11, 20, 9, 3, tzinfo=UTC), reply
+    assert "time to detect 0s" in reply and "future" not in reply
+    assert shown in reply and "ahead of the bot's clock" in reply and "so the impact start is now" in reply
+
+
+@pytest.mark.usefixtures("declared")
+@pytest.mark.parametrize("text", ["2026-11-20 10:19", "2026-11-20T09:19Z", "2026-11-21 10:05"])
+async def test_a_date_and_time_more_than_a_quarter_hour_ahead_is_refused(bot: BotHarness, text: str) -> None:
+    bot.fake.add_user("U0BOB", "bob")
+    bot.fake.users["U0BOB"].tz = BERLIN
+    incident = await bot.incident(1)
+    await bot.command(f"started {text}", channel=incident.channel_id or "", user="U0BOB")
+    assert "is in the future" in bot.last_reply()
+    assert (await bot.incident(1)).impact_started_at == incident.impact_started_at
+
+
+@pytest.mark.usefixtures("declared")
 @pytest.mark.parametrize("text", ["08:40 UTC", "08:40Z", "08:40 utc"])
 async def test_utc_or_z_reads_it_in_utc(bot: BotHarness, text: str) -> None:
     at, reply = await _started(bot, text, tz=BERLIN)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext
@@ -204,30 +204,20 @@ def read_as(
 ) -> str:
     """How a time typed without a date or zone was read: in which zone, and which day (`latest`: the
     resolve, when the incident is resolved, before which a time of day is taken). `asked`: False when
-    Slack could not be asked for the typist's zone, which is not the same as Slack having none."""
+    Slack could not be asked for the typist's zone, which is not the same as Slack having none. A time
+    a few minutes ahead, read as now, is said so, whatever its form."""
+    ahead = cmd.ahead(now, latest=latest, zone=zone.tz)
     if cmd.clock is None and cmd.local is None:
-        return ""
-    if not cmd.zoned:
-        where = "UTC"
-    elif zone.known:
-        where = f"{zone.label} time (your Slack time zone; add `UTC` for UTC)"
-    elif not asked:
-        where = (
-            "UTC (Slack could not be asked for your time zone just now; add `UTC` to say so, or give the"
-            " offset, as in `2026-12-05T14:05+01:00`)"
-        )
-    else:
-        where = "UTC (Slack gave no time zone for you)"
+        return "" if ahead is None or cmd.at is None else f"\n`{cmd.at:%Y-%m-%d %H:%M} UTC`: {_ahead_text(ahead)}"
+    where = _read_in(cmd, zone=zone, asked=asked)
     shown = zone.tz if cmd.zoned else UTC
     if cmd.clock is None:
-        return f"\n`{at.astimezone(shown):%Y-%m-%d %H:%M}` was read in {where}."
+        typed_at = cmd.local if ahead is not None and cmd.local is not None else at.astimezone(shown)
+        read = f"\n`{typed_at:%Y-%m-%d %H:%M}` was read in {where}"
+        return f"{read}: {_ahead_text(ahead)}" if ahead is not None else f"{read}."
     typed = cmd.clock.strftime("%H:%M:%S" if cmd.clock.second else "%H:%M")
-    ahead = cmd.ahead(now, latest=latest, zone=zone.tz)
     if ahead is not None:
-        return (
-            f"\n`{typed}` was read in {where}: it is {format_duration(ahead)} ahead of the bot's clock (a watch"
-            " a little fast?), so the impact start is now. If it began earlier, type that time or `-15m`."
-        )
+        return f"\n`{typed}` was read in {where}: {_ahead_text(ahead)}"
     until = min(now, latest) if latest is not None else now
     same_day = at.astimezone(shown).date() == until.astimezone(shown).date()
     if until == now:
@@ -235,6 +225,28 @@ def read_as(
         return f"\n`{typed}` was read in {where}, as {day}'s: the last {typed} before now."
     day = "the day it was resolved" if same_day else "the day before it was resolved"
     return f"\n`{typed}` was read in {where}, on {day}: the last {typed} before the resolve."
+
+
+def _read_in(cmd: grammar.Started, *, zone: Zone, asked: bool) -> str:
+    """The zone a time typed without one was read in, and why that one."""
+    if not cmd.zoned:
+        return "UTC"
+    if zone.known:
+        return f"{zone.label} time (your Slack time zone; add `UTC` for UTC)"
+    if not asked:
+        return (
+            "UTC (Slack could not be asked for your time zone just now; add `UTC` to say so, or give the"
+            " offset, as in `2026-12-05T14:05+01:00`)"
+        )
+    return "UTC (Slack gave no time zone for you)"
+
+
+def _ahead_text(ahead: timedelta) -> str:
+    """A time still to come by at most `grammar.AHEAD`, which `Started.resolve` reads as now."""
+    return (
+        f"it is {format_duration(ahead)} ahead of the bot's clock (a watch a little fast?), so the impact"
+        " start is now. If it began earlier, type that time or `-15m`."
+    )
 
 
 async def _timeline(ctx: CommandContext) -> None:
