@@ -25,6 +25,7 @@ from bot.timeline.models import Kind
 log = logging.getLogger(__name__)
 
 MAX_NAME_LOOKUPS = 50
+SHARING = "Sharing the post-mortem draft: "  # a draft's line until its outcome is known
 _MENTION = re.compile(r"<@([UW][A-Z0-9]+)")
 
 
@@ -144,6 +145,7 @@ async def _share(deps: Deps, data: PostmortemData, *, actor: str | None, trigger
             found = await _found(deps, data, pending=earlier)
         except ChatError as exc:
             log.warning("%s: could not look for the draft not recorded (%s); sharing a fresh one", data.ref, exc)
+            await _unknown_outcome(deps, pending=earlier, error=_error_text(exc))
             published = await _upload(deps, data, actor=actor, trigger=trigger)
             return replace(published, maybe_earlier=earlier.at, unsearched=_error_text(exc))
         if found is not None:
@@ -188,7 +190,7 @@ async def _pending_draft(
     filename, content = await _render(deps, data)
     noted = _draft_event(data, file_id=None, filename=filename, size=len(content), trigger=trigger)
     if pending is None:
-        text = f"Sharing the post-mortem draft: {filename}"
+        text = f"{SHARING}{filename}"
         pending = await timeline.record_pending(deps, incident_id=data.number, actor=actor, payload=noted, text=text)
     return _Draft(filename, content, pending, noted)
 
@@ -228,6 +230,20 @@ async def publish_after_resolve(deps: Deps, *, incident_id: int, actor: str | No
         log.info("%s: the draft was shared on resolve already", data.ref)
         return None
     return await _found(deps, data, pending=earlier) or await _share_once(deps, data, actor=actor, pending=earlier.id)
+
+
+async def _unknown_outcome(deps: Deps, *, pending: Event, error: str) -> None:
+    """An earlier draft's line still pending ("Sharing…") once Slack could not be searched for it: it may
+    be in the channel or not, and the line says so. A line that says an outcome already keeps it."""
+    if not pending.text.startswith(SHARING):
+        return
+    filename = pending.data.get("filename") or "the draft"
+    text = f"Post-mortem draft not recorded: {filename} may be in the channel (Slack could not be searched: {error})"
+    try:
+        payload = events.PostmortemEvent.model_validate(pending.data)
+        await timeline.complete(deps, event_id=pending.id, payload=payload, text=text)
+    except Exception:
+        log.exception("could not note on the timeline that the earlier post-mortem draft may be shared")
 
 
 async def _found(deps: Deps, data: PostmortemData, *, pending: Event) -> Published | None:

@@ -32,6 +32,10 @@ async def _recorded(bot: BotHarness) -> list[str | None]:
     ]
 
 
+async def _lines(bot: BotHarness) -> list[str]:
+    return [e.text for e in await bot.timeline(1) if e.kind == Kind.POSTMORTEM]
+
+
 async def test_a_draft_shared_but_not_recorded_is_said_so_and_recorded_by_the_next_run(
     bot: BotHarness, outage: DatabaseOutage
 ) -> None:
@@ -111,6 +115,11 @@ async def test_when_slack_cannot_be_searched_for_the_unrecorded_draft_a_fresh_on
     assert reply.startswith(f"📝 Post-mortem draft for INC-1 shared in <#{channel}> as `INC-1-postmortem.md`"), reply
     assert "An earlier draft, shared at " in reply and "may be in the channel too" in reply
     assert "this one is the current one" in reply
+    # The earlier line said "Sharing…" for ever: it says what is known of that draft now.
+    earlier, fresh = await _lines(bot)
+    assert earlier.startswith("Post-mortem draft not recorded: INC-1-postmortem.md may be in the channel"), earlier
+    assert f"(Slack could not be searched: look for the shared post-mortem: Slack answered {error})" in earlier
+    assert fresh == "Post-mortem draft shared: INC-1-postmortem.md"
 
     calls = len(bot.fake.calls_to("files.list"))
     await bot.command("postmortem", channel=channel)  # the last draft is recorded: no look, no warning
