@@ -215,7 +215,9 @@ async def publish_after_resolve(deps: Deps, *, incident_id: int, actor: str | No
     channel and on the timeline, never raised (a person can run `/incident postmortem`). A transient
     failure of the upload, or one once Slack may have shared it, is raised instead: the signal work
     tries again (and says so in the channel if it gives up), and the retry, seeing the pending event
-    written before the upload, looks in the channel for the file before sharing another.
+    written before the upload, looks in the channel for the file before sharing another. Slack refusing
+    that look for good (a scope missing, a token revoked) is reported once too: sharing another might
+    make two.
     """
     try:
         data = await _build(deps, incident_id=incident_id)
@@ -229,7 +231,17 @@ async def publish_after_resolve(deps: Deps, *, incident_id: int, actor: str | No
     if earlier.data.get("file_id"):
         log.info("%s: the draft was shared on resolve already", data.ref)
         return None
-    return await _found(deps, data, pending=earlier) or await _share_once(deps, data, actor=actor, pending=earlier.id)
+    try:
+        found = await _found(deps, data, pending=earlier)
+    except ChatError as exc:
+        if is_transient(exc):
+            raise  # Slack down, slow or throttling: the signal work tries again
+        log.warning("%s: could not look for the resolve's draft (%s); not tried again", data.ref, exc)
+        await _unknown_outcome(deps, pending=earlier, error=_error_text(exc))
+        why = f"Slack could not be searched for the draft an earlier attempt may have shared ({_error_text(exc)})"
+        await _report_failure(deps, incident_id=data.number, error=why)
+        return None
+    return found or await _share_once(deps, data, actor=actor, pending=earlier.id)
 
 
 async def _unknown_outcome(deps: Deps, *, pending: Event, error: str) -> None:

@@ -189,3 +189,58 @@ async def test_a_503_at_the_upload_url_is_tried_again_and_said_as_slack_said_it(
     assert len(drafts) == 1 and lines == [("Post-mortem draft shared: INC-1-postmortem.md", drafts[0])]
     assert incident.resolve_handled_at is not None
     assert _about_the_draft(fake_slack, channel) == [], "the channel was told of a draft it now has"
+
+
+# The retry of a draft whose upload failed looks in the channel first (files.list); that look failing.
+_LOOKUP_TRANSIENT: dict[str, Fault] = {
+    "ratelimited": lambda fake: fake.fail("files.list", "ratelimited", count=2),
+    "HTTP 503": lambda fake: fake.server_error("files.list", status=503, count=2),
+}
+_LOOKUP_REFUSED = ["missing_scope", "not_allowed_token_type", "invalid_auth"]
+
+
+async def _resolve_and_retry(bot: BotHarness, clock: FakeClock, lookup: Fault) -> str:
+    """The resolve's upload fails once (Slack's internal_error), so its retry looks for the draft, and that fails."""
+    channel = await _resolve(bot, _TRANSIENT["internal_error"])
+    lookup(bot.fake)
+    await stay_up(bot, clock, every=timedelta(minutes=1), times=30)  # past the last retry there could be
+    return channel
+
+
+@pytest.mark.parametrize("error", _LOOKUP_REFUSED)
+async def test_a_lookup_slack_refuses_for_good_is_reported_once_and_not_tried_again(
+    fake_slack: FakeSlack, database_url: str, tmp_path: Path, error: str
+) -> None:
+    """files.list refused (a scope missing, a token of the wrong kind, revoked) was retried until the
+    signal work gave up: six tries, and a "stopped trying" that hid why."""
+    clock = FakeClock()
+    async with bot_on_a_clock(fake_slack, database_url, tmp_path, clock) as bot:
+        channel = await _resolve_and_retry(bot, clock, lambda fake: fake.fail("files.list", error, count=10))
+        incident = await bot.incident(1)
+        timeline = await bot.timeline(1)
+    assert len(fake_slack.calls_to("files.list")) == 1, "a refusal was tried again"
+    assert incident.resolve_handled_at is not None
+    assert len([e for e in timeline if e.kind == Kind.UNFINISHED_WORK]) == 1, "only the upload's failure"
+    [told] = _about_the_draft(fake_slack, channel)
+    assert "could not be shared: Slack could not be searched for the draft an earlier attempt may have shared" in told
+    assert f"Slack answered {error}" in told and "stopped trying" not in told, told
+    assert told.endswith("Run `/incident postmortem` to try again, or `python -m bot postmortem INC-1` on the server.")
+    [reported] = [e.text for e in timeline if e.kind == Kind.CHAT_ERROR and "searched" in e.text]
+    assert reported.startswith("Post-mortem draft not shared: Slack could not be searched") and error in reported
+    assert _drafts(fake_slack, channel) == []
+
+
+@pytest.mark.parametrize("lookup", _LOOKUP_TRANSIENT.values(), ids=_LOOKUP_TRANSIENT.keys())
+async def test_a_lookup_that_fails_for_a_while_is_tried_again_and_shares_one_draft(
+    fake_slack: FakeSlack, database_url: str, tmp_path: Path, lookup: Fault
+) -> None:
+    clock = FakeClock()
+    async with bot_on_a_clock(fake_slack, database_url, tmp_path, clock) as bot:
+        channel = await _resolve_and_retry(bot, clock, lookup)
+        incident = await bot.incident(1)
+        lines = await _postmortem_lines(bot)
+    assert len(fake_slack.calls_to("files.list")) == 3, "tried until Slack answered"
+    drafts = _drafts(fake_slack, channel)
+    assert len(drafts) == 1 and lines == [("Post-mortem draft shared: INC-1-postmortem.md", drafts[0])]
+    assert incident.resolve_handled_at is not None
+    assert _about_the_draft(fake_slack, channel) == []
