@@ -242,7 +242,7 @@ def _read_in(cmd: grammar.Started, *, zone: Zone, asked: bool) -> str:
 
 
 def _ahead_text(ahead: timedelta) -> str:
-    """A time still to come by at most `grammar.AHEAD`, which `Started.resolve` reads as now."""
+    """A time still to come by at most `started_time.AHEAD`, which `Started.resolve` reads as now."""
     return (
         f"it is {format_duration(ahead)} ahead of the bot's clock (a watch a little fast?), so the impact"
         " start is now. If it began earlier, type that time or `-15m`."
