@@ -145,11 +145,12 @@ async def _share(deps: Deps, data: PostmortemData, *, actor: str | None, trigger
             found = await _found(deps, data, pending=earlier)
         except ChatError as exc:
             log.warning("%s: could not look for the draft not recorded (%s); sharing a fresh one", data.ref, exc)
-            await _unknown_outcome(deps, pending=earlier, error=_error_text(exc))
+            await _settle(deps, pending=earlier, outcome="not recorded", detail=_unsearched(exc))
             published = await _upload(deps, data, actor=actor, trigger=trigger)
             return replace(published, maybe_earlier=earlier.at, unsearched=_error_text(exc))
         if found is not None:
             return replace(found, earlier=earlier.at)
+        await _settle(deps, pending=earlier, outcome="not shared", detail="was not found in the channel")
     return await _upload(deps, data, actor=actor, trigger=trigger)
 
 
@@ -237,25 +238,29 @@ async def publish_after_resolve(deps: Deps, *, incident_id: int, actor: str | No
         if is_transient(exc):
             raise  # Slack down, slow or throttling: the signal work tries again
         log.warning("%s: could not look for the resolve's draft (%s); not tried again", data.ref, exc)
-        await _unknown_outcome(deps, pending=earlier, error=_error_text(exc))
+        await _settle(deps, pending=earlier, outcome="not recorded", detail=_unsearched(exc))
         why = f"Slack could not be searched for the draft an earlier attempt may have shared ({_error_text(exc)})"
         await _report_failure(deps, incident_id=data.number, error=why)
         return None
     return found or await _share_once(deps, data, actor=actor, pending=earlier.id)
 
 
-async def _unknown_outcome(deps: Deps, *, pending: Event, error: str) -> None:
-    """An earlier draft's line still pending ("Sharing…") once Slack could not be searched for it: it may
-    be in the channel or not, and the line says so. A line that says an outcome already keeps it."""
+async def _settle(deps: Deps, *, pending: Event, outcome: str, detail: str) -> None:
+    """An earlier draft's line still pending ("Sharing…") once a run knows what became of that draft, or
+    that Slack cannot tell: the line says so. A line that says an outcome already (not shared, and why)
+    keeps it."""
     if not pending.text.startswith(SHARING):
         return
-    filename = pending.data.get("filename") or "the draft"
-    text = f"Post-mortem draft not recorded: {filename} may be in the channel (Slack could not be searched: {error})"
+    text = f"Post-mortem draft {outcome}: {pending.text.removeprefix(SHARING)} {detail}"
     try:
         payload = events.PostmortemEvent.model_validate(pending.data)
         await timeline.complete(deps, event_id=pending.id, payload=payload, text=text)
     except Exception:
-        log.exception("could not note on the timeline that the earlier post-mortem draft may be shared")
+        log.exception("could not note on the timeline what became of an earlier post-mortem draft")
+
+
+def _unsearched(exc: ChatError) -> str:
+    return f"may be in the channel (Slack could not be searched: {_error_text(exc)})"
 
 
 async def _found(deps: Deps, data: PostmortemData, *, pending: Event) -> Published | None:

@@ -125,3 +125,35 @@ async def test_when_slack_cannot_be_searched_for_the_unrecorded_draft_a_fresh_on
     await bot.command("postmortem", channel=channel)  # the last draft is recorded: no look, no warning
     assert len(_drafts(bot, channel)) == 3 and len(bot.fake.calls_to("files.list")) == calls
     assert "earlier draft" not in bot.last_reply()
+
+
+async def test_an_earlier_draft_the_next_run_does_not_find_is_said_not_shared(
+    bot: BotHarness, outage: DatabaseOutage
+) -> None:
+    """Slack refused the upload while the database was down, so its line was never relabelled: it read
+    "Sharing…" for good, also once the next run had looked, found nothing and shared a fresh draft."""
+    incident = await bot.declare()
+    channel = incident.channel_id or ""
+    gate = bot.fake.hold("files.completeUploadExternal")
+    bot.fake.fail("files.completeUploadExternal", "not_in_channel")
+    mark = len(bot.fake.responses)
+    try:
+        await bot.command("postmortem", channel=channel, settle=False)
+        await until(lambda: bot.fake.held)
+        outage.start()
+    finally:
+        gate.set()
+    await until(lambda: len(bot.fake.responses) > mark)
+    outage.end()
+    await bot.settle()
+    assert _drafts(bot, channel) == []
+    assert await _lines(bot) == ["Sharing the post-mortem draft: INC-1-postmortem.md"]
+
+    await bot.command("postmortem", channel=channel)
+    [file_id] = _drafts(bot, channel)
+    assert len(bot.fake.calls_to("files.list")) == 1
+    assert await _lines(bot) == [
+        "Post-mortem draft not shared: INC-1-postmortem.md was not found in the channel",
+        "Post-mortem draft shared: INC-1-postmortem.md",
+    ]
+    assert await _recorded(bot) == [None, file_id]
