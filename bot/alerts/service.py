@@ -7,7 +7,8 @@ Everything two deliveries (or two replicas) can race on is settled by the databa
 - declaring: `UPDATE ... SET declare_state = 'claimed' WHERE declare_state IN (...) AND incident_id IS NULL`,
   so exactly one caller declares (`claims.py`, with the incident link);
 - showing it in Slack: a lease (`sync_token`) taken with a conditional UPDATE (`leases.py`).
-What a delivery writes over the group's columns (a new episode or the same one) is `episodes.py`.
+What a delivery writes over the group's columns (a new episode or the same one) is `episodes.py`; which
+group a named sender's delivery writes to (an HA replica's, one stored by an earlier version) is `senders.py`.
 """
 
 from __future__ import annotations
@@ -23,13 +24,13 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot.alerts import episodes
 from bot.alerts.models import AlertGroup, AlertInstance, DeclareState
 from bot.alerts.ordering import without_late_resolves
-from bot.alerts.payloads import Notification, sender_of
+from bot.alerts.payloads import Notification
 from bot.alerts.rules import Proposal, describe_rule
+from bot.alerts.senders import linked, stored_group
 from bot.alerts.state import GroupState, describe_change, group_state
 from bot.db import upsert_insert
 from bot.exceptions import NotFound
 from bot.incidents import impact
-from bot.incidents.models import Incident, Status
 from bot.timeline import events
 from bot.timeline import service as timeline
 
@@ -67,16 +68,6 @@ async def instances(session: AsyncSession, *, group_id: int) -> list[AlertInstan
     return list(result.all())
 
 
-async def _linked(session: AsyncSession, incident_id: int | None) -> tuple[bool, bool]:
-    """Whether the linked incident is open, and whether it is private (one read for both)."""
-    if incident_id is None:
-        return False, False
-    row = (await session.exec(select(Incident.status, Incident.private).where(Incident.id == incident_id))).first()
-    if row is None:
-        return False, False
-    return row[0] != Status.RESOLVED, bool(row[1])
-
-
 async def ingest(
     session: AsyncSession, *, note: Notification, proposal: Proposal, source_name: str, now: datetime
 ) -> IngestResult:
@@ -93,32 +84,10 @@ async def ingest(
     raise RuntimeError(f"alert group {group_id}: too many concurrent updates, giving up (the sender will retry)")
 
 
-async def _stored_group(session: AsyncSession, *, note: Notification) -> int | None:
-    """The group's row when a delivery may belong to one stored under an earlier version's key: its own,
-    else the former one while that is open (firing, or its incident is), as its resolve must reach it. Not,
-    for a named sender, a former group another sender wrote last (stored before senders were told apart,
-    it is that sender's). None: the row is made (or read) by key."""
-    if note.former_key_hash is None:
-        return None
-    rows = await session.exec(
-        select(AlertGroup)
-        .where(AlertGroup.source == note.source, col(AlertGroup.key_hash).in_([note.key_hash, note.former_key_hash]))
-        .execution_options(populate_existing=True)
-    )
-    found = {group.key_hash: group for group in rows.all()}
-    own, former = found.get(note.key_hash), found.get(note.former_key_hash)
-    if own is not None:
-        return int(own.id or 0)
-    if former is None or (note.sender and sender_of(former.external_url) not in ("", note.sender)):
-        return None
-    if former.status == "firing" or (await _linked(session, former.incident_id))[0]:
-        return int(former.id or 0)
-    return None
-
-
 async def _group_id(session: AsyncSession, *, note: Notification, now: datetime) -> int:
-    """The group's row, created empty by whichever delivery comes first (revision 0: nothing applied yet)."""
-    stored = await _stored_group(session, note=note)
+    """The group's row, created empty by whichever delivery comes first (revision 0: nothing applied yet),
+    unless the delivery belongs to another stored group (`senders`)."""
+    stored = await stored_group(session, note=note)
     if stored is not None:
         return stored
     await session.exec(
@@ -169,7 +138,7 @@ async def _apply(
     """One optimistic try: read the group, write this delivery over it; None when another writer got there first."""
     group = await get_group(session, group_id=group_id)
     old_status = group.status  # the UPDATE below refreshes `group` in place
-    linked_open, linked_private = await _linked(session, group.incident_id)
+    linked_open, linked_private = await linked(session, group.incident_id)
     stored = await instances(session, group_id=group_id)
     new_episode = episodes.starts_episode(group=group, note=note, linked_open=linked_open, stored=stored)
     # A resolved group starts its new episode clean; one that still fires keeps its alerts' state (a partial
