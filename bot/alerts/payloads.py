@@ -21,7 +21,7 @@ import re
 from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import SplitResult, urlsplit, urlunsplit
 
 from bot.alerts.limits import KEPT_ALERTS_PER_DELIVERY, Overflow
 
@@ -153,37 +153,41 @@ def storable(note: Notification) -> Notification:
     return replace(note, external_url=without_credentials(note.external_url), alerts=alerts)
 
 
-def without_credentials(url: str | None) -> str | None:
-    """`url` without the `user:password@` a sender may put in it (an Alertmanager behind basic auth, a
-    monitor's checked URL); None when it is not a URL that can be read."""
-    if not url:
-        return url
+def _split(url: str) -> tuple[SplitResult, str] | None:
+    """`url` split, and its host and port as a URL without credentials spells them (the host in lower case,
+    an IPv6 one in brackets; '' when it names no host); None when it is not a URL that can be read."""
     try:
         parts = urlsplit(url)
         host, port = parts.hostname, parts.port
     except ValueError:
         return None
+    if not host:
+        return parts, ""
+    return parts, (f"[{host}]" if ":" in host else host) + (f":{port}" if port else "")
+
+
+def without_credentials(url: str | None) -> str | None:
+    """`url` without the `user:password@` a sender may put in it (an Alertmanager behind basic auth, a
+    monitor's checked URL); None when it is not a URL that can be read."""
+    if not url:
+        return url
+    split = _split(url)
+    if split is None:
+        return None
+    parts, netloc = split
     if "@" not in parts.netloc:
         return url
-    if not host:
-        return None
-    netloc = (f"[{host}]" if ":" in host else host) + (f":{port}" if port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
+    return urlunsplit(parts._replace(netloc=netloc)) if netloc else None
 
 
 def sender_of(external_url: str | None) -> str:
     """The sender an `externalURL` names, spelled one way (scheme and host in lower case, no trailing `/`,
     no credentials, query or fragment): '' when there is none, or it is not a URL."""
-    text = (external_url or "").strip()
-    try:
-        parts = urlsplit(text)
-        host, port = (parts.hostname or "").lower(), parts.port
-    except ValueError:
+    split = _split((external_url or "").strip())
+    if split is None or not split[0].scheme or not split[1]:
         return ""
-    if not parts.scheme or not host:
-        return ""
-    netloc = f"[{host}]" if ":" in host else host
-    return f"{parts.scheme.lower()}://{netloc}{f':{port}' if port else ''}{parts.path.rstrip('/')}"
+    parts, netloc = split
+    return f"{parts.scheme.lower()}://{netloc}{parts.path.rstrip('/')}"
 
 
 def parse_time(value: Any, *, where: str) -> datetime | None:
