@@ -22,14 +22,25 @@ def starts_episode(
     """A resolved group firing again is a new episode, unless its incident is still open. So is a group that
     still fires after its incident was resolved, once an alert new to it fires (or one fires again): joining
     the closed incident, it would page nobody and only be said in that incident's channel."""
-    first = group.notifications == 0 and group.revision == 0
-    # Not while a declaration is under way: until it links its incident (after the channel setup,
-    # minutes when Slack throttles) the group has none, yet that incident is this episode's.
-    if first or note.status != "firing" or linked_open or group.declare_state == DeclareState.CLAIMED:
+    if not _may_start(group=group, note=note, linked_open=linked_open):
         return False
     if group.status == "resolved":
         return True
     return group.incident_id is not None and _fires_anew(note, stored)
+
+
+def starts_clean(*, group: AlertGroup, note: Notification, linked_open: bool) -> bool:
+    """A resolved group firing again: a new episode that starts clean, so its stored alerts need no read."""
+    return group.status == "resolved" and _may_start(group=group, note=note, linked_open=linked_open)
+
+
+def _may_start(*, group: AlertGroup, note: Notification, linked_open: bool) -> bool:
+    """Whether this delivery may start a new episode at all: only a firing one, on a group whose incident
+    (if any) is over."""
+    first = group.notifications == 0 and group.revision == 0
+    # Not while a declaration is under way: until it links its incident (after the channel setup,
+    # minutes when Slack throttles) the group has none, yet that incident is this episode's.
+    return not (first or note.status != "firing" or linked_open or group.declare_state == DeclareState.CLAIMED)
 
 
 def _fires_anew(note: Notification, stored: Sequence[AlertInstance]) -> bool:

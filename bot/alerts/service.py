@@ -139,13 +139,11 @@ async def _apply(
     group = await get_group(session, group_id=group_id)
     old_status = group.status  # the UPDATE below refreshes `group` in place
     linked_open, linked_private = await linked(session, group.incident_id)
-    stored = await instances(session, group_id=group_id)
-    new_episode = episodes.starts_episode(group=group, note=note, linked_open=linked_open, stored=stored)
-    # A resolved group starts its new episode clean; one that still fires keeps its alerts' state (a partial
-    # sender's other alerts, which this delivery does not name, still fire).
-    clean = new_episode and old_status == "resolved"
-    if clean:
-        stored = []
+    # A resolved group starts its new episode clean (its stored alerts are not even read); one that still fires
+    # keeps its alerts' state (a partial sender's other alerts, which this delivery does not name, still fire).
+    clean = episodes.starts_clean(group=group, note=note, linked_open=linked_open)
+    stored = [] if clean else await instances(session, group_id=group_id)
+    new_episode = clean or episodes.starts_episode(group=group, note=note, linked_open=linked_open, stored=stored)
     note = without_late_resolves(note, stored)
     existing = {i.fingerprint: i.status for i in stored}
     state = group_state(note, stored)
