@@ -4,12 +4,22 @@ one group (the fingerprints say so), while independent clusters, whose alerts di
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
 
 from tests.alerts import payloads as p
-from tests.alerts.helpers import AUTO, action_ids, alert_messages, groups, incident_count, rendered, send
+from tests.alerts.helpers import (
+    AUTO,
+    action_ids,
+    alert_messages,
+    groups,
+    incident_count,
+    processor,
+    rendered,
+    send,
+)
 from tests.fakes.slack_api import Message
 from tests.harness import BotHarness
 
@@ -115,3 +125,18 @@ async def test_the_other_replicas_late_resolve_of_an_earlier_outage_leaves_the_g
     await send(bot, _from(POD_B, [_alert(status="resolved", ends_at="2026-11-20T09:10:00Z")]))
     [group] = await groups(bot)
     assert group.status == "firing" and group.notifications == 2 and len(alert_messages(bot)) == 1
+
+
+async def test_both_replicas_delivering_at_once_write_the_one_group(bot: BotHarness) -> None:
+    """A's repeat and B's resolve at the same instant: both land on A's group (its revision orders them),
+    neither makes a group or card of its own."""
+    await send(bot, _from(POD_A, [_alert()]))
+    responses = await asyncio.gather(
+        send(bot, _from(POD_A, [_alert()]), settle=False),
+        send(bot, _from(POD_B, [_alert(status="resolved")]), settle=False),
+    )
+    assert [r.status_code for r in responses] == [200, 200]
+    await bot.settle()
+    await processor(bot).idle()
+    [group] = await groups(bot)
+    assert group.notifications == 3 and len(alert_messages(bot)) == 1 and await incident_count(bot) == 1
