@@ -27,13 +27,13 @@ from bot.exceptions import ChatError, UsageError
 from bot.incidents import service
 from bot.incidents.models import Incident, Status
 from bot.incidents.ports import Notice
+from bot.incidents.started_time import USAGE
 from bot.timeline import events
 from bot.timeline import service as timeline
 from bot.timeline.models import Kind, TimelineEvent
 
 log = logging.getLogger(__name__)
 
-USAGE = "/incident started <HH:MM | HH:MM UTC | 2026-12-05 14:05 | -15m>"
 EARLIEST = timedelta(days=30)  # before the declaration: further back is surely a typo
 
 
