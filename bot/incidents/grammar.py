@@ -15,8 +15,9 @@ from dataclasses import dataclass, field, replace
 from bot.config import Severity
 from bot.exceptions import UsageError
 from bot.incidents import started_time
+from bot.incidents.command import Command as Command  # re-exported: callers name every command grammar.X
 from bot.incidents.models import UPDATE_STATUSES, Role, Status
-from bot.incidents.started_time import StartedTime
+from bot.incidents.started_time import Started as Started
 
 USAGE: dict[str, str] = {
     "declare": "/incident declare [private] [P1..P4] [service:<name>] [playbook:<id>] <title>",
@@ -138,12 +139,6 @@ MAX_TEXT = 3000
 
 
 @dataclass(frozen=True)
-class Command:
-    name: str
-    incident: int | None = None
-
-
-@dataclass(frozen=True)
 class Declare(Command):
     title: str = ""
     severity: Severity | None = None
@@ -208,11 +203,6 @@ class Publish(Command):
 @dataclass(frozen=True)
 class Stats(Command):
     days: int = 30
-
-
-@dataclass(frozen=True)
-class Started(StartedTime, Command):
-    """`/incident started`: when impact began; the time and its rules are `bot.incidents.started_time`'s."""
 
 
 @dataclass(frozen=True)
@@ -615,7 +605,7 @@ def _p_stats(name: str, incident: int | None, rest: list[str], text: str, known:
 
 def parse_started(text: str) -> Started:
     """`/incident started`'s argument as the command (`started_time.parse` reads it)."""
-    return Started(name="started", **vars(started_time.parse(text)))
+    return started_time.parse(text)
 
 
 def _p_started(name: str, incident: int | None, rest: list[str], text: str, known: Known) -> Command:

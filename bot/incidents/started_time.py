@@ -1,6 +1,6 @@
 """`/incident started <time>`: when impact began, as typed (`-15m`, `14:05`, `2026-12-05 14:05`, with `UTC`,
-`Z` or an offset) and as resolved to an instant, in the typist's time zone. `grammar.Started` is the
-command made of it; `impact` checks and stores the instant."""
+`Z` or an offset) and as resolved to an instant, in the typist's time zone: the `Started` command
+(grammar.py re-exports it); `impact` checks and stores the instant."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta, tzinfo
 
 from bot.exceptions import UsageError
+from bot.incidents.command import Command
 
 USAGE = "/incident started <HH:MM | HH:MM UTC | 2026-12-05 14:05 | -15m>"
 
@@ -22,10 +23,10 @@ AHEAD = timedelta(minutes=15)
 
 
 @dataclass(frozen=True)
-class StartedTime:
-    """When impact began: `ago` before now; an absolute `at`; or, in the typist's own time zone unless
-    `in_utc` (typed with `UTC` or `Z`), a `clock` time (today, else yesterday) or a `local` date and time.
-    Any of the last three a few minutes ahead is now."""
+class Started(Command):
+    """`/incident started`: impact began `ago` before now; at an absolute `at`; or, in the typist's own
+    time zone unless `in_utc` (typed with `UTC` or `Z`), at a `clock` time (today, else yesterday) or a
+    `local` date and time. Any of the last three a few minutes ahead is now."""
 
     ago: timedelta | None = None
     at: datetime | None = None
@@ -91,7 +92,7 @@ _AGO = re.compile(r"^-?((?:\d+\s*[smhd]\s*)+)(?:ago)?$")
 _CLOCK = re.compile(r"^(\d{1,2}):(\d{2})(?::(\d{2}))?(z|utc)?$")
 
 
-def parse(text: str) -> StartedTime:
+def parse(text: str) -> Started:
     """`-15m`, `15m ago`, `1h30m ago`, `14:05` (the typist's zone), `14:05 UTC`, `14:05Z`,
     `2026-12-05 14:05` (the typist's zone), `2026-12-05T14:05Z` or with an offset (`+01:00`)."""
     raw = text.strip().lower()
@@ -106,13 +107,13 @@ def parse(text: str) -> StartedTime:
         )
         if not 0 < total <= 30 * 86400:
             raise _fail("Give a time within the last 30 days, e.g. `-15m` or `-2h`.")
-        return StartedTime(ago=timedelta(seconds=total))
+        return Started(name="started", ago=timedelta(seconds=total))
     match = _CLOCK.fullmatch(compact)
     if match:
         hour, minute, second = int(match.group(1)), int(match.group(2)), int(match.group(3) or 0)
         if hour > 23 or minute > 59 or second > 59:
             raise _fail(f"`{text.strip()}` is not a time of day.")
-        return StartedTime(clock=time(hour, minute, second), in_utc=bool(match.group(4)))
+        return Started(name="started", clock=time(hour, minute, second), in_utc=bool(match.group(4)))
     iso = raw.replace(" ", "t", 1).removesuffix("utc").strip().upper().replace("Z", "+00:00")
     if raw.endswith("utc") and "+" not in iso[10:] and "-" not in iso[10:]:
         iso += "+00:00"  # `2026-12-05 14:05 UTC`
@@ -126,4 +127,4 @@ def parse(text: str) -> StartedTime:
         raise _fail(
             f"`{text.strip()}` is not a time: write `-15m`, `14:05`, `14:05 UTC` or `2026-12-05 14:05`."
         ) from None
-    return StartedTime(local=parsed) if at is None else StartedTime(at=at)
+    return Started(name="started", local=parsed) if at is None else Started(name="started", at=at)
