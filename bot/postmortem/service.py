@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import re
 from collections.abc import Iterable, Mapping
 from contextvars import ContextVar
 from datetime import datetime
@@ -39,6 +40,8 @@ FORMATS: tuple[str, ...] = ("markdown", "html")
 TEMPLATES = {"markdown": "postmortem.md.j2", "html": "postmortem.html.j2"}
 EXTENSIONS = {"markdown": "md", "html": "html"}
 BUILTIN_TEMPLATES = Path(__file__).parent / "templates"
+MAX_NAME_LOOKUPS = 50
+_MENTION = re.compile(r"<@([UW][A-Z0-9]+)")
 
 _TIMELINE = cast(Table, TimelineEvent.__table__)  # type: ignore[attr-defined]
 _ITEMS = cast(Table, ActionItem.__table__)  # type: ignore[attr-defined]
@@ -207,3 +210,27 @@ def _template_position(exc: BaseException, default: str) -> str:
 
 def filename(data: PostmortemData, *, fmt: str = "markdown") -> str:
     return f"{data.ref}-postmortem.{EXTENSIONS[check_format(fmt)]}"
+
+
+def people(data: PostmortemData) -> list[str]:
+    """The Slack users the document names, most prominent first (the name lookups are capped)."""
+    seen: dict[str, None] = {}
+
+    def add(values: Iterable[str | None]) -> None:
+        for value in values:
+            if value and fmt.USER_ID.fullmatch(value):
+                seen.setdefault(value, None)
+
+    add([data.commander, data.comms, data.scribe, data.declared_by, data.acknowledged.by, data.resolved_by])
+    add(r.user for r in data.responders)
+    for escalation in data.escalations:
+        add(escalation.who)
+    add(i.owner for i in data.action_items)
+    add(i.created_by for i in data.action_items)
+    for event in data.events:
+        if len(seen) >= MAX_NAME_LOOKUPS:
+            break
+        add([event.actor])
+        if "<@" in event.summary:
+            add(_MENTION.findall(event.summary))
+    return list(seen)[:MAX_NAME_LOOKUPS]
