@@ -1,6 +1,6 @@
 """Sharing the post-mortem draft in the incident channel exactly once.
 
-A draft's timeline line is written pending ("Sharing…") before the upload, and
+A draft's timeline line is written pending (`pending` set, text "Sharing…") before the upload, and
 completed after it: shared (with the file's id), or not shared and why. A run that fails or dies between
 the two leaves the line pending, and the next run, for a draft a person asks for (`share`) or the one
 shared on resolve (`share_after_resolve`), looks in the channel for that file (`_found`) and records it
@@ -165,7 +165,7 @@ class _Draft:
 
     def done(self, file_id: str | None = None) -> events.PostmortemEvent:
         """The payload once the outcome is known: shared (`file_id`) or not."""
-        return self.noted.model_copy(update={"file_id": file_id})
+        return self.noted.model_copy(update={"file_id": file_id, "pending": False})
 
 
 async def _pending_draft(
@@ -191,6 +191,7 @@ def _draft_event(
         trigger=trigger,
         events=len(data.events),
         finished=False,  # a draft; the escalation reminder waits for a finished one
+        pending=True,  # until the line is completed with what became of the draft
     )
 
 
@@ -221,15 +222,22 @@ def _resolve_draft(data: PostmortemData) -> Event | None:
     return next((e for e in drafts if e.data.get("file_id")), drafts[0] if drafts else None)
 
 
+def _still_pending(event: Event) -> bool:
+    """Whether a draft's line still waits for its outcome. Its payload says so (`pending`), but for a line
+    written before the field existed: that one is pending while it reads as written before the upload."""
+    pending = event.data.get("pending")
+    return bool(pending) if pending is not None else event.text.startswith(SHARING)
+
+
 async def _settle(deps: Deps, *, pending: Event, outcome: str, detail: str) -> None:
     """An earlier draft's line still pending ("Sharing…") once a run knows what became of that draft, or
     that Slack cannot tell: the line says so. A line that says an outcome already (not shared, and why)
     keeps it."""
-    if not pending.text.startswith(SHARING):
+    if not _still_pending(pending):
         return
-    text = f"Post-mortem draft {outcome}: {pending.text.removeprefix(SHARING)} {detail}"
+    text = f"Post-mortem draft {outcome}: {pending.data.get('filename') or ''} {detail}"
     try:
-        payload = events.PostmortemEvent.model_validate(pending.data)
+        payload = events.PostmortemEvent.model_validate({**pending.data, "pending": False})
         await timeline.complete(deps, event_id=pending.id, payload=payload, text=text)
     except Exception:
         log.exception("could not note on the timeline what became of an earlier post-mortem draft")
@@ -247,7 +255,7 @@ async def _found(deps: Deps, data: PostmortemData, *, pending: Event) -> Publish
     if file_id is None or file_id in {e.data.get("file_id") for e in data.events if e.kind == Kind.POSTMORTEM}:
         return None  # none, or a later draft already on the timeline (the newest is found first)
     log.info("%s: recording the draft shared before the last attempt failed", data.ref)
-    payload = events.PostmortemEvent.model_validate({**pending.data, "file_id": file_id})
+    payload = events.PostmortemEvent.model_validate({**pending.data, "file_id": file_id, "pending": False})
     await timeline.complete(deps, event_id=pending.id, payload=payload, text=f"Post-mortem draft shared: {filename}")
     return _published(data, file_id=file_id, filename=filename)
 

@@ -290,6 +290,7 @@ class PostmortemEvent(Payload):
 
     KIND = Kind.POSTMORTEM
     finished: bool = False
+    pending: bool | None = None  # a draft's line, until its outcome is known; None on rows from before it
     file_id: str | None = None
     filename: str | None = None
     format: str | None = None
