@@ -28,6 +28,8 @@ MAX_CHANNEL_NAME = 80
 # The timeline's `events.Setup.step` for a person archiving or unarchiving the channel (bot/archive reads the
 # latter: a channel a person unarchived after the resolution is not archived again).
 ARCHIVED_STEP, UNARCHIVED_STEP = "archived", "unarchived"
+# Its step for the outcome of telling someone of a person's archive (`tell_archived`).
+NOTICE_STEP = "archived notice"
 
 
 def slugify(text: str, *, max_length: int) -> str:
@@ -129,7 +131,9 @@ async def tell_archived(deps: Deps, *, incident_id: int, channel_id: str, actor:
 
     The bot cannot undo it: Slack does not let a bot token call conversations.unarchive. Told is the
     first person among the commander, who acknowledged and who declared; nobody when that person archived
-    it themselves (they know), or when they may no longer see the incident (a private one's DM names it).
+    it themselves (they know). With no person (declared by an alert, nobody took it), a public incident's
+    notice goes to the announcements channel; a private one's never goes to a channel. Who was told, or
+    why nobody was, or Slack's refusal, goes on the timeline: one write, after the Slack call.
     """
     async with deps.db.session() as session:
         incident = await session.get(Incident, incident_id)
@@ -138,14 +142,43 @@ async def tell_archived(deps: Deps, *, incident_id: int, channel_id: str, actor:
     person = next(
         (p for p in (incident.commander, incident.acknowledged_by, incident.declared_by) if is_user_id(p)), None
     )
-    if person is None or person == actor:
+    if person is not None and person == actor:
         return
-    if not await deps.incident_access.can_see(person=person, incident=incident):
-        log.warning(
-            "%s's channel was archived while open; %s, in charge, may not see it: not told", incident.ref, person
-        )
-        return
-    try:
-        await deps.incident_chat.tell_channel_archived(person=person, incident=incident, archived_by=actor)
-    except ChatError as exc:
-        log.error("%s's channel was archived while open; telling %s failed: %s", incident.ref, person, exc)
+    to, why_not = await _whom_to_tell(deps, incident, person)
+    if to is None:
+        log.warning("%s's channel was archived while open; nobody told: %s", incident.ref, why_not)
+        text = f"nobody was told the channel was archived: {why_not}"
+        payload: events.Payload = events.Setup(step=NOTICE_STEP, channel_id=channel_id, sent_to=[])
+    else:
+        try:
+            await deps.incident_chat.tell_channel_archived(to=to, incident=incident, archived_by=actor)
+        except ChatError as exc:
+            log.error("%s's channel was archived while open; telling %s failed: %s", incident.ref, to, exc)
+            why = f"Slack answered {exc.code}" if exc.code else str(exc)
+            text = f"telling {_named(to)} that the channel was archived failed: {why}"
+            payload = events.ChatError(step=NOTICE_STEP, code=exc.code)
+        else:
+            text = f"told {_named(to)} that the channel was archived"
+            payload = events.Setup(step=NOTICE_STEP, channel_id=channel_id, sent_to=[to])
+    await timeline.record_now(deps, incident_id=incident_id, text=text, payload=payload)
+
+
+async def _whom_to_tell(deps: Deps, incident: Incident, person: str | None) -> tuple[str | None, str]:
+    """Where the notice goes (a person, or the announcements channel), or None and why not."""
+    if person is not None:
+        if await deps.incident_access.can_see(person=person, incident=incident):
+            return person, ""
+        return None, f"{_named(person)}, in charge, may no longer see the incident"
+    if incident.private:
+        return None, "nobody is in charge, and a private incident is not told in a channel"
+    where = deps.settings.config.channels.announcements
+    if not where:
+        return None, "nobody is in charge, and no announcements channel is set"
+    return where, ""
+
+
+def _named(to: str) -> str:
+    """A person or a channel as Slack shows it (`to` is a user ID, a channel ID or a #name)."""
+    if is_user_id(to):
+        return f"<@{to}>"
+    return to if to.startswith("#") else f"<#{to}>"

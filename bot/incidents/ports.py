@@ -60,9 +60,10 @@ class IncidentChat(Protocol):
         """Tell the declarer (a DM) that the setup a restart interrupted has been finished, or what failed."""
         ...
 
-    async def tell_channel_archived(self, *, person: str, incident: Incident, archived_by: str | None) -> None:
-        """DM `person` that the open incident's channel was archived (by `archived_by`), and that a person must
-        unarchive it: the bot cannot. Raises ChatError when the DM fails."""
+    async def tell_channel_archived(self, *, to: str, incident: Incident, archived_by: str | None) -> None:
+        """Tell `to` (a person, by DM; or a channel, for a public incident nobody is in charge of) that the open
+        incident's channel was archived (by `archived_by`), and that a person must unarchive it: the bot
+        cannot. Raises ChatError when Slack refuses it."""
         ...
 
     async def post_line(self, *, channel_id: str, text: str) -> None:

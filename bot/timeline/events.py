@@ -123,6 +123,7 @@ class Setup(Payload):
     channel_id: str | None = None
     ts: str | None = None
     problems: list[str] | None = None
+    sent_to: list[str] | None = None  # who heard of a person's archive: a person or a channel; [] nobody
 
 
 class UnfinishedWork(Payload):

@@ -237,19 +237,23 @@ class SlackIncidentChat:
             self.client.chat_postMessage(channel=channel, text=text, blocks=[blocks.mrkdwn(text), *extra]),
         )
 
-    async def tell_channel_archived(self, *, person: str, incident: Incident, archived_by: str | None) -> None:
+    async def tell_channel_archived(self, *, to: str, incident: Incident, archived_by: str | None) -> None:
         # A DM is outside the incident's channel: a private incident's title is read in the channel itself,
-        # and the channel is named by its link, which Slack shows only to those who may see it.
+        # and the channel is named by its link, which Slack shows only to those who may see it. Only a public
+        # incident's notice goes to a channel (the domain's choice): nobody is in charge to DM.
         about = "a private incident" if incident.private else escape(clip(incident.title, 150))
         by = f" by <@{archived_by}>" if is_user_id(archived_by) else ""
+        nobody = "" if is_user_id(to) else " Nobody is in charge of it yet."
         text = (
             f":warning: <#{incident.channel_id}> was archived{by} while {incident.ref} ({about}) is open: the bot "
             "can no longer post there (updates, reminders, page mentions), and Slack does not let it unarchive "
-            "the channel. Unarchive it to keep working: open the channel's name, then Settings, then "
+            f"the channel.{nobody} Unarchive it to keep working: open the channel's name, then Settings, then "
             "Unarchive channel."
         )
-        response = await call("open a DM", self.client.conversations_open(users=person))
-        channel = str((data(response).get("channel") or {}).get("id") or person)
+        channel = to
+        if is_user_id(to):
+            response = await call("open a DM", self.client.conversations_open(users=to))
+            channel = str((data(response).get("channel") or {}).get("id") or to)
         await call("tell that the channel was archived", self.client.chat_postMessage(channel=channel, text=text))
 
     async def post_line(self, *, channel_id: str, text: str) -> None:

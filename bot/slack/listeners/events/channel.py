@@ -2,7 +2,8 @@
 
 Slack says so with a message in the channel (subtypes below); applied before the ack with the event's
 claim, as `timeline.keep_message` does for messages, so Slack's retry records it once. After the ack of
-that first delivery, an archive of an open incident's channel is told to the person in charge.
+that first delivery, an archive of an open incident's channel is told to the person in charge (with nobody
+in charge, a public incident's announcements channel).
 """
 
 from __future__ import annotations
