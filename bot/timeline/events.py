@@ -24,13 +24,24 @@ log = logging.getLogger(__name__)
 
 P = TypeVar("P", bound="Payload")
 
+# Every payload type by its kind, filled as each is declared (`Payload.__pydantic_init_subclass__`).
+PAYLOADS: dict[str, type[Payload]] = {}
+
 
 class Payload(BaseModel):
-    """The `data` of one kind of event. Subclasses set `KIND`; the registry below refuses two per kind."""
+    """The `data` of one kind of event. Subclasses set `KIND`, and are registered for it as they are declared."""
 
     model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
 
     KIND: ClassVar[str]
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        """Registers the type for its kind: `parse` finds it there, and two types for one kind are refused."""
+        super().__pydantic_init_subclass__(**kwargs)
+        if str(cls.KIND) in PAYLOADS:
+            raise TypeError(f"two payload types for the timeline kind {cls.KIND!r}")
+        PAYLOADS[str(cls.KIND)] = cls
 
     def to_data(self) -> dict[str, Any]:
         """The JSON the row stores: the old keys, optional fields left unset are not written."""
@@ -323,43 +334,6 @@ class StatuspageSyncEvent(Payload):
     KIND = Kind.STATUSPAGE
     update_id: int | None = None
     status: int | None = None
-
-
-def _registry(*classes: type[Payload]) -> dict[str, type[Payload]]:
-    registry: dict[str, type[Payload]] = {}
-    for cls in classes:
-        if cls.KIND in registry:
-            raise TypeError(f"two payload types for the timeline kind {cls.KIND!r}")
-        registry[str(cls.KIND)] = cls
-    return registry
-
-
-PAYLOADS = _registry(
-    Declared,
-    StatusChanged,
-    SeverityChanged,
-    RoleAssigned,
-    Acknowledged,
-    Resolved,
-    NoteAdded,
-    MessagePosted,
-    ActionItemChanged,
-    FollowupStatus,
-    ChatError,
-    Setup,
-    UnfinishedWork,
-    Impact,
-    PageEvent,
-    ReminderSent,
-    PlaybookChanged,
-    PlaybookStepChanged,
-    HealthChecked,
-    Deployed,
-    AlertChanged,
-    PostmortemEvent,
-    PublicUpdatePublished,
-    StatuspageSyncEvent,
-)
 
 
 class UnknownKind(ValueError):

@@ -84,6 +84,15 @@ def test_every_kind_has_exactly_one_payload_type_and_an_example() -> None:
     assert sorted(str(p.KIND) for p in EXAMPLES) == sorted(events.PAYLOADS)
 
 
+def test_a_second_payload_type_for_a_kind_is_refused_and_the_first_kept() -> None:
+    with pytest.raises(TypeError, match="two payload types for the timeline kind"):
+
+        class AnotherSeverityChanged(events.Payload):
+            KIND = Kind.SEVERITY
+
+    assert events.payload_type(Kind.SEVERITY) is events.SeverityChanged
+
+
 @pytest.mark.parametrize("payload", EXAMPLES, ids=lambda p: str(p.KIND))
 def test_a_payload_survives_the_json_it_is_stored_as(payload: events.Payload) -> None:
     assert events.parse(payload.KIND, payload.to_data()) == payload
