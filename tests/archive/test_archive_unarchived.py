@@ -8,6 +8,7 @@ from datetime import timedelta
 from typing import Any
 
 from bot.clock import FakeClock
+from bot.timeline.models import Kind, TimelineEvent
 from tests.archive.support import archiver, resolved_incident, timers
 from tests.harness import BotHarness
 
@@ -92,3 +93,19 @@ async def test_an_unarchive_while_the_incident_was_open_or_the_bot_s_own_does_no
     assert abot.fake.channels[channel].archived
     [timer] = await timers(abot)
     assert timer.sent_at is not None and timer.cancelled_at is None
+
+
+async def test_a_setup_row_that_does_not_read_does_not_stop_the_archive(abot: BotHarness, clock: FakeClock) -> None:
+    """The unarchive check read each setup row strictly: one odd row raised in every sweep, the timer stayed
+    claimed, and the channel was never archived."""
+    incident = await resolved_incident(abot, clock)
+    async with abot.deps.db.session() as session:
+        odd = {"step": ["not", "a", "step"]}
+        session.add(
+            TimelineEvent(incident_id=incident.id or 0, at=clock.now(), kind=Kind.SETUP, actor="U0BOB", data=odd)
+        )
+        await session.commit()
+
+    clock.advance(timedelta(days=7, minutes=1))
+    assert await archiver(abot).sweep() == 1
+    assert abot.fake.channels[incident.channel_id or ""].archived
