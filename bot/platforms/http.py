@@ -110,7 +110,7 @@ def error_detail(response: httpx.Response) -> str:
         data = response.json()
     except (ValueError, UnicodeDecodeError):
         text = response.text.strip() if response.content else ""
-        return _clip(text) if text and not text.startswith("<") else ""
+        return one_line(text) if text and not text.startswith("<") else ""
     message: Any = None
     if isinstance(data, dict):
         error = data.get("error")
@@ -122,7 +122,7 @@ def error_detail(response: httpx.Response) -> str:
         errors = data.get("errors")
         if not message and isinstance(errors, list) and errors and isinstance(errors[0], dict):
             message = errors[0].get("message")
-    return _clip(str(message)) if message else ""
+    return one_line(str(message)) if message else ""
 
 
 def retry_after(value: str | None, *, now: datetime) -> float | None:
@@ -163,15 +163,19 @@ def rate_limit_wait(headers: Mapping[str, str], *, now: datetime) -> float | Non
 
 def _until(value: str, *, now: datetime) -> float | None:
     """Seconds from `now` to a date given as an HTTP date (or ISO 8601); None when it is neither."""
-    when: datetime | None
+    when = http_date(value) or parse_time(value)
+    return None if when is None else max(0.0, (when - now).total_seconds())
+
+
+def http_date(value: str | None) -> datetime | None:
+    """An HTTP date (a `Date` or `Retry-After` header), aware; None when it is not one."""
     try:
-        when = email.utils.parsedate_to_datetime(value)
+        when = email.utils.parsedate_to_datetime(value) if value else None
     except (TypeError, ValueError):
-        when = parse_time(value)
+        return None
     if when is None:
         return None
-    when = when.replace(tzinfo=UTC) if when.tzinfo is None else when
-    return max(0.0, (when - now).total_seconds())
+    return when.replace(tzinfo=UTC) if when.tzinfo is None else when
 
 
 def json_of(response: httpx.Response, *, platform: str) -> Any:
@@ -207,6 +211,7 @@ def dumps(value: Any) -> bytes:
     return json.dumps(value, separators=(",", ":"), sort_keys=True, default=str).encode()
 
 
-def _clip(text: str, limit: int = 200) -> str:
+def one_line(text: str, limit: int = 200) -> str:
+    """`text` on one line (runs of white space made one space), cut to `limit` characters with "…"."""
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -298,7 +298,7 @@ class RailwayPlatform:
                 continue
             new = [d for d in listed if d.id not in before]
             earlier = made_before(new, sent)
-            made = [d for d in new if d.id not in {e.id for e in earlier}]
+            made = [d for d in new if d not in earlier]
             if made:
                 compared = sent is not None and made[0].created_at is not None
                 doubt = unsure_which(made, action) or ("" if compared else cannot_tell(made[0], action))

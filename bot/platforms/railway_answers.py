@@ -17,16 +17,15 @@ Railway answers most failures as HTTP 200 with `errors` (a 429 with `Retry-After
 
 from __future__ import annotations
 
-import email.utils
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from bot.exceptions import PlatformAuthError, PlatformError, PlatformRateLimited
 from bot.platforms.base import Deployment, DeployStatus
-from bot.platforms.http import rate_limit_wait
+from bot.platforms.http import http_date, rate_limit_wait
 
 NAME = "Railway"
 
@@ -86,13 +85,9 @@ CLOCK_MARGIN = timedelta(seconds=5)
 def sent_at(date: str | None, *, round_trip: float) -> datetime | None:
     """The earliest moment, on Railway's clock, the mutation can have reached Railway: its answer's `Date` (whole
     seconds) less the round trip measured here and CLOCK_MARGIN; None when the answer has no readable date."""
-    try:
-        answered = email.utils.parsedate_to_datetime(date) if date else None
-    except (TypeError, ValueError):
-        return None
+    answered = http_date(date)
     if answered is None:
         return None
-    answered = answered if answered.tzinfo else answered.replace(tzinfo=UTC)
     return answered - timedelta(seconds=max(0.0, round_trip)) - CLOCK_MARGIN
 
 

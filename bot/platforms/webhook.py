@@ -88,7 +88,7 @@ from bot.platforms.base import (
     typed_as_shown,
 )
 from bot.platforms.follow import RealTimer, Timer
-from bot.platforms.http import DEFAULT_REQUEST_TIMEOUT, Endpoint, dumps, json_of, parse_time
+from bot.platforms.http import DEFAULT_REQUEST_TIMEOUT, Endpoint, dumps, json_of, one_line, parse_time
 from bot.platforms.reads import action_request, snapshot_before_rollback
 
 NAME = "deploy webhook"
@@ -257,9 +257,9 @@ def _with_note(meta: dict[str, Any]) -> dict[str, Any]:
     shown in every progress update and carried into the report, the audit log and the timeline."""
     out = {key: value for key, value in meta.items() if key != "note"}
     note = meta.get("note")
-    text = " ".join(note.split()) if isinstance(note, str) else ""
+    text = one_line(note, NOTE_LIMIT) if isinstance(note, str) else ""
     if text:
-        out["note"] = text if len(text) <= NOTE_LIMIT else text[: NOTE_LIMIT - 1] + "…"
+        out["note"] = text
     return out
 
 
