@@ -142,6 +142,8 @@ class Filed:
     created: list[ActionItem] = field(default_factory=list)
     existing: list[ActionItem] = field(default_factory=list)
     failed: list[tuple[ActionItem, str]] = field(default_factory=list)
+    # Made by this filing after the follow-up got another issue meanwhile (`Filing.duplicate`): to close.
+    duplicates: list[tuple[ActionItem, Issue]] = field(default_factory=list)
 
 
 async def create_open_issues(deps: Deps, *, incident_id: int, actor: str) -> Filed:
@@ -160,6 +162,8 @@ async def create_open_issues(deps: Deps, *, incident_id: int, actor: str) -> Fil
             try:
                 filing = await file_issue(deps, item_id=item.id or 0, actor=actor)
                 (filed.created if filing.created else filed.existing).append(filing.item)
+                if filing.duplicate is not None:
+                    filed.duplicates.append((filing.item, filing.duplicate))
             except TrackerRateLimited as exc:
                 limited = str(exc)
                 filed.failed.append((item, limited))

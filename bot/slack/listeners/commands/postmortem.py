@@ -62,6 +62,11 @@ def filed_text(filed: followups.Filed) -> str:
     ]
     lines += [f"• <{item.issue_url}|{escape(clip(item.text, 80))}>" for item in filed.created]
     lines += [f"⚠️ {escape(clip(item.text, 80))}: {escape(error)}" for item, error in filed.failed]
+    lines += [
+        f"⚠️ {escape(clip(item.text, 80))} got <{item.issue_url}|an issue> while the tracker was answering; "
+        f"the one this made, <{dup.url}|{escape(dup.name)}>, is a duplicate: please close it."
+        for item, dup in filed.duplicates
+    ]
     return "\n".join(lines)
 
 
