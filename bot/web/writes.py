@@ -90,7 +90,8 @@ class Writes:
         return render.redirect(f"/incidents/{incident.ref}#followup-{item_id}")
 
     async def create_issue(self, request: web.Request, person: Person) -> web.StreamResponse:
-        """*Create issue*: the tracker's refusals (rate limit, down, misconfigured) are told on the page."""
+        """*Create issue*: the tracker's refusals (rate limit, down, misconfigured), and a duplicate issue
+        to close, are told on the page."""
         ref = request.match_info["ref"]
         item_id = id_of(request.match_info["item"])
         if item_id is None:
@@ -101,7 +102,7 @@ class Writes:
                 item = await issue_items.get(session, item_id=item_id)
             if item.incident_id != incident.id:
                 raise NotFound(f"There is no follow-up #{item_id}.")
-            await issues.create_issue(self.deps, item_id=item_id, actor=person.user_id, via=VIA)
+            filing = await issues.file_issue(self.deps, item_id=item_id, actor=person.user_id, via=VIA)
         except (NotVisible, NotFound):
             return await self.pages.not_found(person, ref)
         except BotError as exc:
@@ -110,11 +111,19 @@ class Writes:
                 status, headers = 429, {"Retry-After": str(max(1, round(exc.retry_after)))}
             elif isinstance(exc, TrackerError):
                 status = 502
+            problem = f"Could not create the issue: {exc}"
             response = await self.pages.show_incident(
-                request, person, incident, status=status, issue_problems={item_id: str(exc)}
+                request, person, incident, status=status, issue_problems={item_id: problem}
             )
             response.headers.update(headers)
             return response
+        if filing.duplicate is not None:  # a create that outlived its claim: the second issue is for a person to close
+            dup = filing.duplicate
+            told = (
+                f"This follow-up got an issue while the tracker was answering; the one this click made, "
+                f"{dup.name} ({dup.url}), is a duplicate: please close it."
+            )
+            return await self.pages.show_incident(request, person, incident, issue_problems={item_id: told})
         return render.redirect(f"/incidents/{incident.ref}#followup-{item_id}")
 
     def routes(self) -> list[web.RouteDef]:

@@ -4,6 +4,7 @@ post-mortem pages, and a closed issue shown as done, without a slow tracker hold
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 from datetime import timedelta
@@ -14,12 +15,13 @@ from sqlmodel import select
 
 from bot.clock import FakeClock
 from bot.followups import flows
-from bot.followups.service import RECHECK_AFTER
+from bot.followups.service import LEASE, RECHECK_AFTER
 from bot.incidents.models import ActionItem
 from bot.web import pages as pages_module
 from tests.fakes.webhook import Fault
 from tests.followups.conftest import Tracker, tracker  # noqa: F401  (the fixture, over the three fakes)
-from tests.followups.test_followups_e2e import reads
+from tests.followups.test_followups_e2e import reads, wait_for
+from tests.followups.test_slow_create import CREATE_MARK
 from tests.harness import BotHarness
 from tests.web.conftest import Browser, csrf_of, make_private
 
@@ -347,3 +349,42 @@ async def test_a_follow_up_reopened_on_the_dashboard_stays_open_while_its_issue_
     events = await site.timeline(1)
     assert len([e for e in events if "its issue was closed" in e.text]) == 2
     assert not [e for e in events if "open again" in e.text]
+
+
+@pytest.mark.parametrize("tracker", ["github", "jira"], indirect=True)
+async def test_a_late_create_from_the_dashboard_names_the_duplicate_on_the_page(
+    site: BotHarness,
+    alice: Browser,
+    tracker: Tracker,  # noqa: F811
+    clock: FakeClock,
+) -> None:
+    """The dashboard's create outlived its claim while a Slack click filed the follow-up: the page said
+    nothing, and the second issue stayed open in the tracker with only a log line naming it."""
+    ref, item = await one_followup(site)
+    page = await alice.get(f"/incidents/{ref}")
+    mark = CREATE_MARK[tracker.kind]
+    tracker.fake.hang_until_released(body_contains=mark)  # the dashboard's create is held
+    path = f"/incidents/{ref}/followups/{item.id}/issue"
+    posted = asyncio.create_task(alice.post(path, {"csrf": csrf_of(page.text)}))
+
+    async def asked() -> bool:
+        return any(r.method == "POST" and mark.encode() in r.body for r in tracker.fake.requests)
+
+    async def filed() -> bool:
+        return (await stored(site, item.id)).issue_url is not None
+
+    await wait_for(asked)
+    clock.advance(LEASE + timedelta(seconds=1))  # its claim lapsed, not renewed in time
+    await site.click("followup_create_issue", str(item.id), user="U0CAROL", channel="C0GENERAL", settle=False)
+    await wait_for(filed)
+    first = await stored(site, item.id)
+    tracker.fake.release()
+    answer = await posted
+
+    keys = tracker.keys()
+    [late] = [k for k in keys if k != first.issue_key]
+    name = f"#{late}" if tracker.kind == "github" else late
+    assert answer.status_code == 200, "sent back as if all went well"
+    li = followup_html(answer.text, item.id)
+    assert "duplicate" in li and name in li and "close it" in li, li
+    assert (await stored(site, item.id)).issue_key == first.issue_key
