@@ -9,7 +9,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from bot.config.base import ChannelRef, Duration, Interval, Strict
+from bot.config.base import ChannelRef, Duration, Interval, Strict, WebUrl
 
 
 class Channels(Strict):
@@ -38,7 +38,9 @@ class IssueTracker(Strict):
     issue_type: str = "Task"  # jira
     team_id: str | None = None  # linear
     labels: list[str] = ["incident-follow-up"]  # github
-    api_url: str | None = None  # github/linear default to the public API; jira: https://<site>.atlassian.net
+    # github/linear default to the public API; jira: https://<site>.atlassian.net (a full URL: without its
+    # scheme every call fails as "unreachable" at run time, so it is refused when bot.yml loads)
+    api_url: WebUrl | None = None
     check_every: Interval = timedelta(minutes=15)  # how often open issues are checked for closure
 
     @model_validator(mode="after")

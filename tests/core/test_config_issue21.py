@@ -38,6 +38,11 @@ def load(tmp_path: Path, text: str) -> BotConfig:
         ("issue_tracker: {kind: jira, token_env: T, project: OPS}", "needs email_env, api_url"),
         ("issue_tracker: {kind: linear, token_env: T}", "needs team_id"),
         ("issue_tracker: {kind: gitlab, token_env: T}", "issue_tracker.kind"),
+        (
+            "issue_tracker: {kind: jira, token_env: T, project: OPS, email_env: E, api_url: acme.atlassian.net}",
+            "write it with http:// or https://",
+        ),
+        ("issue_tracker: {kind: github, token_env: T, repo: a/b, api_url: ghe.acme.io/api/v3}", "not a full URL"),
         ("channels: {archive_after: 0s}", "longer than 0"),
         ("channels: {archive_after: soon}", "invalid duration"),
     ],
