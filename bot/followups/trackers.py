@@ -23,7 +23,8 @@ retry after a crash (the flow stores the token first):
   `/rest/api/3/search/jql`. Jira's search index is near-real-time, so a retry within seconds of a
   lost answer may miss it.
 - Linear: the token is the issue's own id (`IssueCreateInput.id` takes a client UUID), found with
-  `issues(filter: {id: {eq}})`; a second create with the same id is refused by Linear anyway.
+  `issues(filter: {id: {eq}}, includeArchived: true)`; a second create with the same id is refused by Linear
+  anyway. An issue under that id in the trash was deleted by a person: not found, and created under a new id.
 
 An issue that went (`IssueState.GONE`), as each vendor says it:
 - GitHub: 410 Gone (deleted); 404 (deleted or transferred where the token cannot read) once the repository
@@ -156,7 +157,7 @@ NOT_FOUND = "Entity not found: Issue"  # no issue by that id that the key can re
 EXISTS = "Entity already exists: Issue"  # a create whose id (the token) an earlier create used
 TEAM = """query TeamReadable($id: String!) { team(id: $id) { id } }"""
 FIND = """query IssueById($id: ID!) {
-  issues(filter: { id: { eq: $id } }, first: 1) { nodes { id identifier url } }
+  issues(filter: { id: { eq: $id } }, first: 1, includeArchived: true) { nodes { id identifier url trashed } }
 }"""
 
 
@@ -207,9 +208,12 @@ class LinearIssues(HttpTracker):
             data = await self._graphql(CREATE, {"input": fields}, "create an issue", unsafe=True)
         except _Exists:  # made under this id already (a create that outlived its claim, raced by another)
             made = await self.find(token=issue.token) if issue.token else None
-            if made is None:
-                raise
-            return made
+            if made is not None:
+                return made
+            # The id's issue is in the trash (or purged): a person deleted it, so it is not the follow-up's
+            # any more, and every create under that id would be refused. A new id makes the new issue.
+            fields["id"] = str(uuid.uuid4())
+            data = await self._graphql(CREATE, {"input": fields}, "create an issue", unsafe=True)
         created = data.get("issueCreate") or {}
         found = created.get("issue") or {}
         if not created.get("success") or not found.get("id"):
@@ -217,8 +221,10 @@ class LinearIssues(HttpTracker):
         return _linear_issue(found)
 
     async def find(self, *, token: str) -> Issue | None:
+        """Archived or not (Linear's list leaves archived issues out by default); one in the trash is not
+        found: a person deleted it."""
         data = await self._graphql(FIND, {"id": token}, "look the issue up")
-        nodes = (data.get("issues") or {}).get("nodes") or []
+        nodes = [n for n in (data.get("issues") or {}).get("nodes") or [] if not n.get("trashed")]
         return _linear_issue(nodes[0]) if nodes else None
 
     async def state(self, *, key: str) -> IssueState:

@@ -1,7 +1,8 @@
 """A local Linear GraphQL API (`POST /graphql`) for issues (specs/README.md, "Issue trackers").
 
 Documents are validated and executed with graphql-core against the part of Linear's schema the bot
-uses (`issueCreate(input: IssueCreateInput!)`, `issue(id: String!)`, `issues(filter: IssueFilter)`), so a
+uses (`issueCreate(input: IssueCreateInput!)`, `issue(id: String!)`, `issues(filter: IssueFilter)`, which as
+Linear's leaves out archived issues, trashed ones among them, unless `includeArchived: true`), so a
 misspelt field or a wrong
 variable type fails as it would at Linear. `IssueCreateInput.id` takes the client's UUID v4 (an id
 already used is refused, as Linear refuses it). Auth: `Authorization: <api key>` (no `Bearer` for API
@@ -28,7 +29,7 @@ SCHEMA = graphql.build_schema(
     type Query {
       issue(id: String!): Issue!
       team(id: String!): Team!
-      issues(filter: IssueFilter, first: Int): IssueConnection!
+      issues(filter: IssueFilter, first: Int, includeArchived: Boolean): IssueConnection!
     }
     type Mutation { issueCreate(input: IssueCreateInput!): IssuePayload! }
     input IDComparator { eq: ID, neq: ID, in: [ID!], nin: [ID!] }
@@ -143,9 +144,21 @@ class FakeLinear(FakeServer):
             )
         return self.issues[id]
 
-    def _issues(self, _: Any, info: Any, filter: dict[str, Any] | None = None, first: int = 50) -> dict[str, Any]:  # noqa: A002
+    def _issues(
+        self,
+        _: Any,
+        info: Any,
+        filter: dict[str, Any] | None = None,  # noqa: A002
+        first: int = 50,
+        includeArchived: bool = False,  # noqa: N803
+    ) -> dict[str, Any]:
+        """As Linear's list: archived issues (the trashed among them) only with `includeArchived`."""
         wanted = ((filter or {}).get("id") or {}).get("eq")
-        nodes = [i for key, i in self.issues.items() if wanted is None or key == wanted]
+        nodes = [
+            i
+            for key, i in self.issues.items()
+            if (wanted is None or key == wanted) and (includeArchived or not i.get("archivedAt"))
+        ]
         return {"nodes": nodes[:first]}
 
     async def _graphql(self, request: web.Request) -> web.Response:

@@ -330,3 +330,35 @@ async def test_postmortem_done_files_the_others_when_one_follow_up_fails_unexpec
     assert "Scale the consumers" in reply and "Create issue" in reply
     assert len(tracker.fake.issues) == 2
     assert [bool(i.issue_url) for i in await items(tbot, incident.id or 0)] == [False, True, True]
+
+
+async def test_an_orphan_issue_deleted_in_the_tracker_before_the_retry_does_not_block_the_follow_up(
+    tbot: BotHarness, tracker: Tracker, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The tracker made the issue, the process died before storing it, and a person deleted that stray
+    issue in the tracker. Linear then refused every retry ("Entity already exists": the stored token is
+    the deleted issue's id, which Linear's issue list no longer shows), so the follow-up could never get one."""
+    incident = await tbot.declare("P1 Payments failing")
+    channel = incident.channel_id or ""
+    await tbot.command("action Page the payments team on 5xx", channel=channel)
+    [item] = await items(tbot, incident.id or 0)
+
+    class Crash(Exception):
+        pass
+
+    async def dies(*args: Any, **kwargs: Any) -> None:
+        raise Crash
+
+    with monkeypatch.context() as patch:
+        patch.setattr(followup_service, "record", dies)
+        patch.setattr(followup_service, "release", dies)
+        with pytest.raises(Crash):
+            await flows.create_issue(tbot.deps, item_id=item.id or 0, actor="U0ALICE")
+    [orphan] = tracker.keys()
+    tracker.fake.delete(orphan)  # GitHub and Jira: gone; Linear: in its trash
+    clock.advance(followup_service.LEASE + timedelta(seconds=1))
+
+    await tbot.click("followup_create_issue", str(item.id), user="U0CAROL", channel=channel)
+    [item] = await items(tbot, incident.id or 0)
+    assert item.issue_url and item.issue_key and item.issue_key != orphan, tbot.last_reply()
+    assert item.issue_url in tbot.last_reply() and "created" in tbot.last_reply()
