@@ -26,8 +26,10 @@ def setup(deps: Deps) -> None:
     try:
         deps.issue_tracker = build(config, http=deps.http)
     except TrackerError as exc:
-        # `python -m bot check` reports it as an error; serving goes on without issues rather than not at all.
+        # `python -m bot check` reports it as an error; serving goes on without issues rather than not at all,
+        # and /health says so for as long as it lasts (no follow-up offers *Create issue* meanwhile).
         log.error("follow-up issues are off: %s", exc)
+        deps.health_probes["followups:check"] = functools.partial(_off_health, deps, f"follow-up issues are off: {exc}")
         return
     checker = ClosedIssueChecker(deps)
     deps.followup_checker = checker
@@ -57,6 +59,10 @@ async def followups_health(deps: Deps, checker: ClosedIssueChecker) -> dict[str,
         since, what = unread_since
         problems.append(f"{what} (issues left unread by every check since {utc_text(since)})")
     return warning_check(now, problems)
+
+
+async def _off_health(deps: Deps, why: str) -> dict[str, Any]:
+    return warning_check(deps.clock.now(), [why])
 
 
 def check(settings: Settings) -> tuple[list[str], list[str], list[str]]:

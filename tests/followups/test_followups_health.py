@@ -6,13 +6,16 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from bot.clock import FakeClock
 from bot.followups import flows
 from bot.followups.ports import IssueState, TrackerError
+from tests.conftest import make_settings
 from tests.fakes.slack_api import FakeSlack
 from tests.followups.conftest import Tracker
 from tests.followups.test_followups_e2e import checked_every_10m, items
-from tests.harness import BotHarness
+from tests.harness import BotHarness, running_bot
 
 
 async def followups_check(bot: BotHarness) -> tuple[int, dict[str, Any]]:
@@ -134,3 +137,20 @@ async def test_issues_some_reads_of_which_keep_failing_warn_after_an_hour_not_on
 
         tracker.fake.forbidden.clear()  # access given back: the next sweep reads them all
         assert (await sweep())[1]["status"] == "pass"
+
+
+async def test_a_tracker_left_off_for_a_missing_secret_warns(
+    fake_slack: FakeSlack, database_url: str, tmp_path: Path, tracker: Tracker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """issue_tracker: is configured but its token is not in the environment (a deploy that lost a secret):
+    the bot serves without issues, no follow-up offers *Create issue*, and /health said nothing at all."""
+    for name in ("TEST_GITHUB_TOKEN", "TEST_JIRA_TOKEN", "TEST_LINEAR_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    settings = make_settings(
+        fake=fake_slack, database_url=database_url, tmp_path=tmp_path, config={"issue_tracker": tracker.config}
+    )
+    async with running_bot(fake=fake_slack, settings=settings) as bot:
+        assert bot.deps.issue_tracker is None
+        status, check = await followups_check(bot)
+        assert status == 200 and check["status"] == "warn"
+        assert "follow-up issues are off" in check["output"] and tracker.config["token_env"] in check["output"]
