@@ -85,6 +85,8 @@ class Notification:
     # A resolved alert's `ends_at` is the sender's own time of the resolve (a preset that says it), not the
     # bot's clock: a late resolve of an earlier outage can then be told apart (`ordering`).
     ends_from_sender: bool = False
+    # Each firing repeat says when it was sent, not when the alert began (a preset's `starts_per_repeat`).
+    starts_per_repeat: bool = False
     # Who sent it, as its payload says (`sender_of` its `externalURL`); '' when it does not say.
     sender: str = ""
 

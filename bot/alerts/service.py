@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, update
+from sqlalchemy import and_, case, delete, func, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -293,7 +293,7 @@ async def _upsert_alerts(
                 "status": alert.status,
                 "labels": alert.labels,
                 "annotations": alert.annotations,
-                "starts_at": alert.starts_at,
+                "starts_at": _kept_start(statement.excluded, stored_wins=note.starts_per_repeat),
                 "ends_at": alert.ends_at,
                 "generator_url": alert.generator_url,
                 "last_seen_at": now,
@@ -301,6 +301,18 @@ async def _upsert_alerts(
             },
         )
         await session.exec(statement)
+
+
+def _kept_start(excluded: Any, *, stored_wins: bool) -> Any:
+    """The start an upsert writes over an alert stored as firing that the delivery says still fires: the
+    stored one when the sender's start is the time of each notification (`starts_per_repeat`: a reminder
+    must not move the start of an alert that never stopped firing later; its card, the late-resolve rule
+    and the time to detect read it), else the sender's (Alertmanager's later `startsAt` is a new occurrence
+    whose resolve the bot missed); never none over one stored. An alert that cleared takes the delivery's."""
+    stored = col(AlertInstance.starts_at)
+    still_firing = and_(col(AlertInstance.status) == "firing", excluded.status == "firing")
+    kept = func.coalesce(stored, excluded.starts_at) if stored_wins else func.coalesce(excluded.starts_at, stored)
+    return case((still_firing, kept), else_=excluded.starts_at)
 
 
 async def bump(session: AsyncSession, *, group_id: int) -> None:

@@ -32,6 +32,9 @@ class Fields:
     former_key: str = ""
     # When the sender says the alert ended, by its own clock (resolved only); else the bot's clock is used.
     ended_at: datetime | None = None
+    # `started_at` is the time of this notification (a repeat's is later), not when the alert began: a repeat
+    # of an alert that still fires keeps the start stored.
+    starts_per_repeat: bool = False
 
 
 @dataclass(frozen=True)
@@ -155,6 +158,7 @@ def notification(source: str, fields: Fields, *, now: datetime) -> Notification:
         clears=clears,
         former_group_key=f"{source}:{fields.former_key}"[:2000] if fields.former_key else "",
         ends_from_sender=not fields.firing and fields.ended_at is not None,
+        starts_per_repeat=fields.starts_per_repeat,
     )
 
 

@@ -49,6 +49,7 @@ def uptimerobot(data: dict[str, Any], _: Mapping[str, str]) -> Fields | Ignored:
         labels={k: v for k, v in labels.items() if v},
         started_at=when(data.get("alertDateTime"), where="alertDateTime") if kind != "2" else None,
         link=labels["monitor_url"] or None,
+        starts_per_repeat=True,  # `alertDateTime` is each notification's, a reminder's included
     )
 
 
@@ -103,6 +104,7 @@ def datadog(data: dict[str, Any], _: Mapping[str, str]) -> Fields | Ignored:
         # retried recovery of the last trigger can be told from the next one (`ordering`).
         ended_at=when(data.get("date"), where="date") if recovered else None,
         link=text(data.get("link"), where="link") or None,
+        starts_per_repeat=True,  # a Re-Triggered or Renotify says when it was sent
     )
 
 
@@ -168,6 +170,7 @@ def _sentry_event_alert(body: dict[str, Any]) -> Fields:
         labels=labels,
         started_at=when(event.get("datetime") or event.get("timestamp"), where="data.event.datetime"),
         link=text(event.get("web_url") or event.get("url"), where="data.event.web_url") or None,
+        starts_per_repeat=True,  # the event that triggered the rule this time
     )
 
 
