@@ -5,9 +5,10 @@ the other Alertmanager of an HA pair, or a slow request on another replica can l
 one. A resolved alert that ended before the firing one stored for its fingerprint started is about
 an earlier occurrence: the alert still fires. Only the senders' own times are compared (startsAt and
 endsAt both come from Prometheus or Grafana, or from a preset sender that says when its check
-recovered: a retried resolve of Better Stack's, Pingdom's or Datadog's last outage can land after the
-next one started); a resolve whose end time is the bot's clock is left alone (UptimeRobot's and Sentry's,
-whose payloads do not say when the alert ended: README, "Alerts").
+recovered: a retried resolve of Better Stack's, Pingdom's, Datadog's or UptimeRobot's last outage can
+land after the next one started, and a Sentry issue's resolve, retried or replayed, is bounded by its
+`lastSeen`); a resolve whose end time is the bot's clock is left alone (an UptimeRobot webhook without
+`alertDateTime`, a Sentry metric alert without `date_closed`, a `map:` source: README, "Alerts").
 """
 
 from __future__ import annotations

@@ -20,11 +20,13 @@ TOKEN = "alerts-token-1a2b3c"
 BEARER = {"Authorization": f"Bearer {TOKEN}"}
 CONFIG: dict[str, Any] = {
     "alerts": {
-        "auto_declare": [{"match": {"severity": s}, "severity": "P1"} for s in ("critical", "P1")],
+        "auto_declare": [{"match": {"severity": s}, "severity": "P1"} for s in ("critical", "P1", "error")],
         "sources": {
             "betterstack": {"preset": "betterstack", "severity": "P1"},
             "pingdom": {"preset": "pingdom"},
             "datadog": {"preset": "datadog"},
+            "uptimerobot": {"preset": "uptimerobot", "severity": "P1"},
+            "sentry": {"preset": "sentry"},
         },
     }
 }
@@ -68,11 +70,29 @@ def _datadog(outage: str, *, started: datetime, resolved: datetime | None) -> di
     return body
 
 
+def _uptimerobot(outage: str, *, started: datetime, resolved: datetime | None) -> dict[str, Any]:
+    """UptimeRobot's alert contact: `*alertDateTime*` is when the monitor went down, or came back up
+    (`*alertDuration*` after it went down)."""
+    body = b.uptimerobot("2" if resolved else "1")
+    body["alertDateTime"] = str(int((resolved or started).timestamp()))
+    body["alertDuration"] = str(int((resolved - started).total_seconds())) if resolved else ""
+    return body
+
+
+def _sentry(outage: str, *, started: datetime, resolved: datetime | None) -> dict[str, Any]:
+    """Sentry's `issue` hook: the issue regressed (`unresolved`) with the event seen at `started`, and was
+    resolved with that event its last seen."""
+    return b.sentry_issue("resolved" if resolved else "unresolved", first_seen=_ago(60 * 24), last_seen=started)
+
+
 SENDERS: dict[str, Callable[..., dict[str, Any]]] = {
     "betterstack": _betterstack,
     "pingdom": _pingdom,
     "datadog": _datadog,
+    "uptimerobot": _uptimerobot,
+    "sentry": _sentry,
 }
+HEADERS = {source: BEARER for source in SENDERS} | {"sentry": {**BEARER, "Sentry-Hook-Resource": "issue"}}
 
 
 def _offers(bot: BotHarness, channel: str) -> int:
@@ -83,16 +103,16 @@ def _offers(bot: BotHarness, channel: str) -> int:
 async def test_a_retried_resolve_of_the_last_outage_does_not_clear_the_next(sbot: BotHarness, source: str) -> None:
     """Down at 08:30, up at 08:40, down again at 08:55; the 08:40 resolve arrives again after that. It said
     the monitor was up while it was down: the card turned green and the responders were offered to resolve."""
-    body = SENDERS[source]
+    body, headers = SENDERS[source], HEADERS[source]
     first = dict(started=_ago(30))
     for delivery in (body("1", **first, resolved=None), body("1", **first, resolved=_ago(20))):
-        response = await send(sbot, delivery, source=source, headers=BEARER)
+        response = await send(sbot, delivery, source=source, headers=headers)
         assert response.status_code == 200, response.text
     channel = (await sbot.incident(1)).channel_id or ""
     assert _offers(sbot, channel) == 1
-    await send(sbot, body("2", started=_ago(5), resolved=None), source=source, headers=BEARER)
+    await send(sbot, body("2", started=_ago(5), resolved=None), source=source, headers=headers)
 
-    retried = await send(sbot, body("1", **first, resolved=_ago(20)), source=source, headers=BEARER)
+    retried = await send(sbot, body("1", **first, resolved=_ago(20)), source=source, headers=headers)
     assert retried.status_code == 200, retried.text
     [group] = await groups(sbot)
     assert group.status == "firing" and not group.resolve_offer_pending
@@ -101,6 +121,6 @@ async def test_a_retried_resolve_of_the_last_outage_does_not_clear_the_next(sbot
     assert (await sbot.incident(1)).is_open and await incident_count(sbot) == 1
 
     # The resolve of the outage that is down now still clears it.
-    await send(sbot, body("2", started=_ago(5), resolved=_ago(1)), source=source, headers=BEARER)
+    await send(sbot, body("2", started=_ago(5), resolved=_ago(1)), source=source, headers=headers)
     [group] = await groups(sbot)
     assert group.status == "resolved" and _offers(sbot, channel) == 2

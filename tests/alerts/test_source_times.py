@@ -61,7 +61,7 @@ def _datadog_triggered(at: datetime) -> Delivery:
 def _sentry_event(at: datetime) -> Delivery:
     """Each Sentry event alert carries the event that triggered the rule, with that event's time."""
     body = b.sentry_event_alert()
-    body["data"]["event"]["datetime"] = at.isoformat().replace("+00:00", ".000000Z")
+    body["data"]["event"]["datetime"] = at.isoformat(timespec="microseconds").replace("+00:00", "Z")
     raw = b.encoded(body)
     return "sentry", raw, b.sentry_headers(raw, "event_alert")
 
@@ -124,3 +124,25 @@ async def test_after_a_resolve_the_next_outage_takes_its_own_start(sbot: BotHarn
     await _post(sbot, _datadog_triggered(_ago(10)))
 
     assert await _starts(sbot) == [_ago(10)]
+
+
+async def test_an_uptimerobot_up_without_alert_date_time_still_clears(sbot: BotHarness) -> None:
+    """A webhook set up before `*alertDateTime*` was asked for: its up is timed by the bot's clock, as before."""
+    down = {k: v for k, v in b.uptimerobot("1").items() if k != "alertDateTime"}
+    up = {k: v for k, v in b.uptimerobot("2").items() if k != "alertDateTime"}
+    await _post(sbot, (f"uptime?token={TOKEN}", b.encoded(down), {}))
+    await _post(sbot, (f"uptime?token={TOKEN}", b.encoded(up), {}))
+    [group] = await groups(sbot)
+    assert group.status == "resolved"
+
+
+async def test_the_resolve_of_the_one_sentry_event_that_fired_clears_it(sbot: BotHarness) -> None:
+    """The event alert's time is in microseconds, the issue's `lastSeen` in milliseconds: the resolve whose
+    last seen event is the one that fired is not older than that event."""
+    fired = _ago(12).replace(microsecond=654321)
+    await _post(sbot, _sentry_event(fired))
+    resolved = b.sentry_issue("resolved", last_seen=fired.replace(microsecond=654000))
+    raw = b.encoded(resolved)
+    await _post(sbot, ("sentry", raw, b.sentry_headers(raw, "issue")))
+    [group] = await groups(sbot)
+    assert group.status == "resolved"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from bot.alerts.payloads import PayloadError
@@ -39,6 +39,10 @@ def uptimerobot(data: dict[str, Any], _: Mapping[str, str]) -> Fields | Ignored:
     if kind == "3":
         labels["alert"] = "ssl_expiry"
     monitor = text(data.get("monitorID"), where="monitorID", required=True)
+    # `*alertDateTime*` is when the alert happened: the monitor went down, or came back up. An up's lets a
+    # retried up of the last outage be told from the next (`ordering`); a webhook set up without the variable
+    # has its up timed by the bot's clock, and not guarded.
+    at = when(data.get("alertDateTime"), where="alertDateTime")
     return Fields(
         # An SSL expiry notice is never cleared: in the monitor's own group it would keep that group firing.
         key=f"{monitor}:ssl" if kind == "3" else monitor,
@@ -47,7 +51,8 @@ def uptimerobot(data: dict[str, Any], _: Mapping[str, str]) -> Fields | Ignored:
         summary=details,
         severity="warning" if kind == "3" else None,
         labels={k: v for k, v in labels.items() if v},
-        started_at=when(data.get("alertDateTime"), where="alertDateTime") if kind != "2" else None,
+        started_at=at if kind != "2" else None,
+        ended_at=at if kind == "2" else None,
         link=labels["monitor_url"] or None,
         starts_per_repeat=True,  # `alertDateTime` is each notification's, a reminder's included
     )
@@ -183,6 +188,7 @@ def _sentry_issue(body: dict[str, Any], *, action: str) -> Fields | Ignored:
     if action not in ("created", "resolved", "unresolved", *_SENTRY_ARCHIVED):
         return Ignored(f"Sentry issue {action or 'change'}: nothing to alert on")
     issue = _object(body.get("issue"), where="data.issue")
+    fire = ("created", "unresolved")
     summary = text(issue.get("culprit"), where="data.issue.culprit")
     labels: dict[str, str] = {}
     if action in _SENTRY_ARCHIVED:
@@ -193,14 +199,26 @@ def _sentry_issue(body: dict[str, Any], *, action: str) -> Fields | Ignored:
         labels["sentry_status"] = "archived"
     return Fields(
         key=text(issue.get("id"), where="data.issue.id", required=True),
-        firing=action not in ("resolved", *_SENTRY_ARCHIVED),
+        firing=action in fire,
         title=text(issue.get("title"), where="data.issue.title") or "Sentry issue",
         summary=summary,
         severity=text(issue.get("level"), where="data.issue.level") or None,
         labels=labels,
         started_at=_sentry_issue_start(issue, action=action),
+        ended_at=_sentry_issue_end(issue) if action not in fire else None,
         link=text(issue.get("web_url") or issue.get("permalink"), where="data.issue.web_url") or None,
     )
+
+
+def _sentry_issue_end(issue: dict[str, Any]) -> datetime | None:
+    """A resolve (or archive) names no time of its own, and `Sentry-Hook-Timestamp` is when the request was
+    sent (a retry's is new; it is not signed). The issue's `lastSeen`, signed with the body, is its last event
+    before the resolve: a retried or replayed resolve of an earlier state of the issue was last seen before
+    the event that made it fire again, so it cannot clear that firing (`ordering`). A second more, as
+    `lastSeen` is in milliseconds and the event alert's time in microseconds: the resolve of the one event
+    that fired must not look older than that event."""
+    last = when(issue.get("lastSeen"), where="data.issue.lastSeen")
+    return last + timedelta(seconds=1) if last is not None else None
 
 
 def _sentry_issue_start(issue: dict[str, Any], *, action: str) -> datetime | None:
@@ -231,6 +249,10 @@ def _sentry_metric_alert(body: dict[str, Any], *, action: str) -> Fields:
         summary=text(body.get("description_text"), where="data.description_text"),
         severity="critical" if action == "critical" else "warning" if action == "warning" else None,
         started_at=when(alert.get("date_started"), where="data.metric_alert.date_started"),
+        # When Sentry says its incident closed (its own example leaves it null: then the bot's clock).
+        ended_at=when(alert.get("date_closed"), where="data.metric_alert.date_closed")
+        if action == "resolved"
+        else None,
         link=text(body.get("web_url"), where="data.web_url") or None,
     )
 
