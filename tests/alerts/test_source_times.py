@@ -52,10 +52,14 @@ def _uptimerobot_down(at: datetime) -> Delivery:
     return f"uptime?token={TOKEN}", b.encoded(body), {}
 
 
-def _datadog_triggered(at: datetime) -> Delivery:
-    """Datadog's Re-Triggered (renotify) says when the renotification happened in `$DATE`."""
-    body = {**b.datadog("Triggered"), "date": str(int(at.timestamp() * 1000))}
+def _datadog_triggered(at: datetime, transition: str = "Triggered") -> Delivery:
+    """Datadog's `$DATE`: when the monitor triggered, or when a Re-Triggered (renotification) was sent."""
+    body = {**b.datadog(transition), "date": str(int(at.timestamp() * 1000))}
     return "dd", b.encoded(body), BEARER
+
+
+def _datadog_repeat(at: datetime) -> Delivery:
+    return _datadog_triggered(at, "Re-Triggered")
 
 
 def _sentry_event(at: datetime) -> Delivery:
@@ -68,7 +72,7 @@ def _sentry_event(at: datetime) -> Delivery:
 
 REPEATS: dict[str, Callable[[datetime], Delivery]] = {
     "uptimerobot": _uptimerobot_down,
-    "datadog": _datadog_triggered,
+    "datadog": _datadog_repeat,
     "sentry": _sentry_event,
 }
 
@@ -109,7 +113,7 @@ async def test_a_repeat_of_an_alert_that_still_fires_keeps_its_start(sbot: BotHa
     the time to detect from 08:50, as if the outage had begun with the reminder."""
     repeat = REPEATS[sender]
     first, again = _ago(40), _ago(10)
-    await _post(sbot, repeat(first))
+    await _post(sbot, _datadog_triggered(first) if sender == "datadog" else repeat(first))
     await _post(sbot, repeat(again))
 
     assert await _starts(sbot) == [first]
@@ -121,9 +125,10 @@ async def test_after_a_resolve_the_next_outage_takes_its_own_start(sbot: BotHarn
     await _post(sbot, _datadog_triggered(_ago(40)))
     recovered = {**b.datadog("Recovered"), "date": str(int(_ago(30).timestamp() * 1000))}
     await _post(sbot, ("dd", b.encoded(recovered), BEARER))
-    await _post(sbot, _datadog_triggered(_ago(10)))
+    again = _ago(10)
+    await _post(sbot, _datadog_triggered(again))
 
-    assert await _starts(sbot) == [_ago(10)]
+    assert await _starts(sbot) == [again]
 
 
 async def test_an_uptimerobot_up_without_alert_date_time_still_clears(sbot: BotHarness) -> None:
@@ -146,3 +151,17 @@ async def test_the_resolve_of_the_one_sentry_event_that_fired_clears_it(sbot: Bo
     await _post(sbot, ("sentry", raw, b.sentry_headers(raw, "issue")))
     [group] = await groups(sbot)
     assert group.status == "resolved"
+
+
+async def test_a_datadog_trigger_whose_recovery_is_still_on_its_way_starts_anew(sbot: BotHarness) -> None:
+    """Triggered at 08:30, recovered at 08:40 (answered 503: Datadog retries it), triggered again at 08:55,
+    then the retried recovery lands. A new Triggered is a new alert: its start is 08:55, so the 08:40
+    recovery is about the one before and does not clear it."""
+    again = _ago(5)
+    await _post(sbot, _datadog_triggered(_ago(30)))
+    await _post(sbot, _datadog_triggered(again))
+    assert await _starts(sbot) == [again]
+    recovered = {**b.datadog("Recovered"), "date": str(int(_ago(20).timestamp() * 1000))}
+    await _post(sbot, ("dd", b.encoded(recovered), BEARER))
+    [group] = await groups(sbot)
+    assert group.status == "firing"

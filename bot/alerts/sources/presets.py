@@ -109,7 +109,9 @@ def datadog(data: dict[str, Any], _: Mapping[str, str]) -> Fields | Ignored:
         # retried recovery of the last trigger can be told from the next one (`ordering`).
         ended_at=when(data.get("date"), where="date") if recovered else None,
         link=text(data.get("link"), where="link") or None,
-        starts_per_repeat=True,  # a Re-Triggered or Renotify says when it was sent
+        # A Re-Triggered or Renotify says when it was sent: the monitor's alert began earlier. A Triggered is
+        # a new one (its Recovered may be a retry still on its way), so it starts when it says.
+        starts_per_repeat=lowered.startswith("re-") or lowered == "renotify",
     )
 
 
