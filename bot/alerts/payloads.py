@@ -87,6 +87,8 @@ class Notification:
     ends_from_sender: bool = False
     # Each firing repeat says when it was sent, not when the alert began (a preset's `starts_per_repeat`).
     starts_per_repeat: bool = False
+    # The delivery acts once: the same key again is a replay, and changes nothing (`service`); '' for most.
+    replay_key: str = ""
     # Who sent it, as its payload says (`sender_of` its `externalURL`); '' when it does not say.
     sender: str = ""
 

@@ -14,7 +14,7 @@ group a named sender's delivery writes to (an HA replica's, one stored by an ear
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, case, delete, func, update
@@ -31,10 +31,16 @@ from bot.alerts.state import GroupState, describe_change, group_state
 from bot.db import upsert_insert
 from bot.exceptions import NotFound
 from bot.incidents import impact
-from bot.timeline import events
+from bot.timeline import deliveries, events
 from bot.timeline import service as timeline
 
 MAX_OPTIMISTIC_TRIES = 20
+# How long a delivery that must act once (`Notification.replay_key`) is remembered: a replay after that acts.
+REPLAY_RETENTION = timedelta(days=30)
+
+
+class Replayed(Exception):
+    """The delivery was applied before: nothing of it is written again."""
 
 
 @dataclass(frozen=True)
@@ -76,9 +82,13 @@ async def ingest(
     group_id = await _group_id(session, note=note, now=now)
     rule = describe_rule(proposal.rule)[:300] if proposal.rule is not None else None
     for _ in range(MAX_OPTIMISTIC_TRIES):
-        result = await _apply(
-            session, group_id=group_id, note=note, proposal=proposal, rule=rule, source_name=source_name, now=now
-        )
+        try:
+            result = await _apply(
+                session, group_id=group_id, note=note, proposal=proposal, rule=rule, source_name=source_name, now=now
+            )
+        except Replayed:
+            group = await get_group(session, group_id=group_id)
+            return IngestResult(group_id=group_id, revision=group.revision, incident_id=None)
         if result is not None:
             return result
     raise RuntimeError(f"alert group {group_id}: too many concurrent updates, giving up (the sender will retry)")
@@ -151,7 +161,7 @@ async def _apply(
     values = episodes.group_values(
         group, note=note, state=state, proposal=proposal, rule=rule, now=now, new_episode=new_episode
     )
-    if not await _write_group(session, group=group, values=values):
+    if not await _write_group(session, group=group, values=values, replay_key=note.replay_key, now=now):
         return None
     if clean:
         await session.exec(delete(AlertInstance).where(col(AlertInstance.group_id) == group_id))
@@ -182,8 +192,15 @@ async def _apply(
     )
 
 
-async def _write_group(session: AsyncSession, *, group: AlertGroup, values: dict[str, Any]) -> bool:
-    """The group's new values, only over the revision read: False (rolled back) when another writer got there first."""
+async def _write_group(
+    session: AsyncSession, *, group: AlertGroup, values: dict[str, Any], replay_key: str, now: datetime
+) -> bool:
+    """The group's new values, only over the revision read: False (rolled back) when another writer got there first.
+    A delivery that acts once is claimed in the same transaction, so a failed write leaves the sender's retry in;
+    `Replayed` (rolled back) when it was claimed before."""
+    keep_since = now - REPLAY_RETENTION
+    if replay_key and not await deliveries.claim_alert(session, key=replay_key, at=now, keep_since=keep_since):
+        raise Replayed(replay_key)
     result = await session.exec(
         update(AlertGroup)
         .where(
@@ -224,7 +241,10 @@ async def _on_incident(
 ) -> None:
     """The delivery on the linked incident's timeline, and the impact start moved earlier when one of its
     alerts started earlier (Alertmanager's group_wait and group_interval bring late joiners); only on a group
-    the incident was declared from (`follow`), not one linked later by a shared fingerprint."""
+    the incident was declared from (`follow`), not one linked later by a shared fingerprint. A resolve of what
+    was resolved already (sent again, or retried after a late answer) tells the incident nothing new."""
+    if state.status == "resolved" and not was_firing and not newly_resolved:
+        return
     await timeline.add(
         session,
         incident_id=incident_id,

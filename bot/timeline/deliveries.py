@@ -2,6 +2,7 @@
 
 Events are claimed by their `event_id` (Slack keeps it across retries), other requests by their
 signature (bot/slack/listeners/replay.py says why). Both are pruned after Slack's retry window.
+An alert sender's delivery that must act once (`ALERT_CLAIM`, bot/alerts/service.py) is kept longer.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from bot.timeline.models import ProcessedEvent, ProcessedRequest
 
 _PROCESSED_EVENTS = ProcessedEvent.metadata.tables["processed_events"]
 _PROCESSED_REQUESTS = ProcessedRequest.metadata.tables["processed_requests"]
+ALERT_CLAIM = "alert:"  # the prefix of an alert delivery's claim: pruned by its own retention, not Slack's
 
 
 @dataclass(frozen=True)
@@ -91,5 +93,21 @@ async def claim_request(session: AsyncSession, *, signature: str, at: datetime) 
 
 async def prune_processed(session: AsyncSession, *, events_before: datetime, requests_before: datetime) -> None:
     await session.exec(delete(ProcessedEvent).where(col(ProcessedEvent.received_at) < events_before))
-    await session.exec(delete(ProcessedRequest).where(col(ProcessedRequest.received_at) < requests_before))
+    await session.exec(
+        delete(ProcessedRequest).where(
+            col(ProcessedRequest.received_at) < requests_before,
+            ~col(ProcessedRequest.signature).startswith(ALERT_CLAIM),
+        )
+    )
     await session.commit()
+
+
+async def claim_alert(session: AsyncSession, *, key: str, at: datetime, keep_since: datetime) -> bool:
+    """An alert delivery's claim in the caller's transaction (False, rolled back: it was claimed before), and
+    the claims older than `keep_since` pruned with it."""
+    await session.exec(
+        delete(ProcessedRequest).where(
+            col(ProcessedRequest.signature).startswith(ALERT_CLAIM), col(ProcessedRequest.received_at) < keep_since
+        )
+    )
+    return await insert_or_roll_back(session, _PROCESSED_REQUESTS, {"signature": ALERT_CLAIM + key, "received_at": at})

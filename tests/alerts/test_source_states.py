@@ -67,12 +67,13 @@ async def test_better_stack_resolved_event_resolves_without_resolved_at(sbot: Bo
 async def test_a_sentry_issue_archived_or_ignored_stops_firing_and_says_why(sbot: BotHarness) -> None:
     """Archiving an issue is how Sentry users silence it: the bot's alert stopped firing only on `resolved`,
     so an archived issue's alert stayed firing for good."""
-    for action in ("archived", "ignored"):
-        fired = b.encoded(b.sentry_issue("created"))
+    for action, seen in (("archived", b.started(12)), ("ignored", b.started(2))):
+        # An archived issue comes back as Sentry says it: unresolved, seen again (each delivery a body of its own).
+        fired = b.encoded(b.sentry_issue("created" if action == "archived" else "unresolved", last_seen=seen))
         response = await send(sbot, fired, source="sentry", headers=b.sentry_headers(fired, "issue"))
         assert response.status_code == 200, response.text
         assert (await groups(sbot))[0].status == "firing"
-        body = b.sentry_issue(action)
+        body = b.sentry_issue(action, last_seen=seen)
         body["data"]["issue"].update(status="ignored", substatus="archived_until_escalating")
         raw = b.encoded(body)
         response = await send(sbot, raw, source="sentry", headers=b.sentry_headers(raw, "issue"))

@@ -22,7 +22,7 @@ from aiohttp import web
 from bot.alerts import limits
 from bot.alerts.http import Handler, authorized, store_and_answer
 from bot.alerts.limits import BodyTooLarge, LimitedReader
-from bot.alerts.payloads import PayloadError, decode
+from bot.alerts.payloads import Notification, PayloadError, decode
 from bot.alerts.rules import severity_of
 from bot.alerts.sources import mapped, presets
 from bot.alerts.sources.fields import Fields, Ignored, notification
@@ -160,7 +160,7 @@ def handler_for_source(deps: Deps, name: str, source: AlertSource) -> Handler:
                 fields = _with(fields, severity=source.severity.value)
             if fields.service is None and source.service is not None:
                 fields = _with(fields, service=source.service)
-            note = notification(name, fields, now=deps.clock.now())
+            note = _once(source, notification(name, fields, now=deps.clock.now()), raw)
         except PayloadError as exc:
             metrics.alerts_rejected.labels(source=name, reason="malformed").inc()
             log.warning("refused a malformed alert on /alerts/%s: %s", name, exc)
@@ -168,6 +168,17 @@ def handler_for_source(deps: Deps, name: str, source: AlertSource) -> Handler:
         return await store_and_answer(deps, note, source=name)
 
     return receive
+
+
+def _once(source: AlertSource, note: Notification, raw: bytes) -> Notification:
+    """Sentry signs the body only (`Sentry-Hook-Timestamp` is not signed): a captured delivery verifies
+    whenever it is sent again. A firing one acts once, by its body (`Replayed`): sent again after its issue
+    resolved it would open a new alert, and declare and page. Each real one differs (another event, the issue's
+    new `lastSeen`). A resolve needs no claim: one that lands after the issue fired again is judged by its
+    signed `lastSeen` (`ordering`), and the same resolve twice in a row changes nothing."""
+    if source.preset != "sentry" or note.status != "firing":
+        return note
+    return replace(note, replay_key="sentry:" + hashlib.sha256(raw).hexdigest())
 
 
 def _with(fields: Fields, **changes: Any) -> Fields:
