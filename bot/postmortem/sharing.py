@@ -5,7 +5,9 @@ completed after it: shared (with the file's id), or not shared and why. A run th
 the two leaves the line pending, and the next run, for a draft a person asks for (`share`) or the one
 shared on resolve (`share_after_resolve`), looks in the channel for that file (`_found`) and records it
 instead of sharing a second draft; when there is none, or Slack cannot be searched, the line is
-settled (`_settle`) and a fresh draft shared, or on resolve, reported.
+settled (`_settle`) and a fresh draft shared, or on resolve, reported. The resolve's retry shares its
+fresh draft on the earlier run's line, written pending again first: the line never reads an old outcome
+while an upload is under way.
 """
 
 from __future__ import annotations
@@ -171,12 +173,15 @@ class _Draft:
 async def _pending_draft(
     deps: Deps, data: PostmortemData, *, actor: str | None, trigger: str, pending: int | None
 ) -> _Draft:
-    """Render the draft and note it pending, unless an earlier run's pending event (`pending`) is reused."""
+    """Render the draft and note it pending: a new line, or an earlier run's (`pending`) reused, which is
+    pending again until this upload's outcome is written (it may read "not shared" from its own run)."""
     filename, content = await _render(deps, data)
     noted = _draft_event(data, file_id=None, filename=filename, size=len(content), trigger=trigger)
+    text = f"{SHARING}{filename}"
     if pending is None:
-        text = f"{SHARING}{filename}"
         pending = await timeline.record_pending(deps, incident_id=data.number, actor=actor, payload=noted, text=text)
+    else:
+        await timeline.complete(deps, event_id=pending, payload=noted, text=text)
     return _Draft(filename, content, pending, noted)
 
 

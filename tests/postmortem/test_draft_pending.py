@@ -4,11 +4,19 @@ people); a line written before that field existed is still told by its text, so 
 
 from __future__ import annotations
 
+import asyncio
+from datetime import timedelta
+from pathlib import Path
+
+from bot.clock import FakeClock
+from bot.incidents import recovery
 from bot.postmortem.sharing import SHARING
 from bot.timeline import events
 from bot.timeline import service as timeline
 from bot.timeline.models import Kind
+from tests.fakes.slack_api import FakeSlack
 from tests.harness import BotHarness, until
+from tests.postmortem.test_draft_once import bot_on_a_clock
 
 
 async def _lines(bot: BotHarness) -> list[tuple[str, bool | None]]:
@@ -79,3 +87,31 @@ async def test_a_line_is_not_pending_once_its_payload_says_so_whatever_its_text(
 
     await bot.command("postmortem", channel=incident.channel_id or "")
     assert await _lines(bot) == [(text, False), ("Post-mortem draft shared: INC-1-postmortem.md", False)]
+
+
+async def test_a_retried_resolve_draft_reads_pending_again_while_its_upload_is_under_way(
+    fake_slack: FakeSlack, database_url: str, tmp_path: Path
+) -> None:
+    """The retry reuses the line of the attempt that failed: it kept reading "not shared" (with `pending`
+    false) while the new upload was in progress, so a run that died during it left a line that said the
+    draft was not in the channel, though it may have been."""
+    clock = FakeClock()
+    async with bot_on_a_clock(fake_slack, database_url, tmp_path, clock) as bot:
+        incident = await bot.declare()
+        fake_slack.fail("files.completeUploadExternal", "internal_error")
+        await bot.command("resolve rolled back", channel=incident.channel_id or "")
+        await bot.settle()
+        [(first, pending)] = await _lines(bot)
+        assert first.startswith("Post-mortem draft not shared: ") and pending is False
+        gate = fake_slack.hold("files.completeUploadExternal")
+        clock.advance(timedelta(minutes=5))  # past the resolve's grace and the retry's back-off
+        retry = asyncio.create_task(recovery.check(bot.deps))  # the resume sweep's check
+        try:
+            await until(lambda: fake_slack.held)
+            assert await _lines(bot) == [(f"{SHARING}INC-1-postmortem.md", True)]
+        finally:
+            gate.set()
+            await retry
+        await bot.settle()
+        assert await _lines(bot) == [("Post-mortem draft shared: INC-1-postmortem.md", False)]
+    assert len([f for f in fake_slack.files.values() if f.completed]) == 1
