@@ -61,7 +61,8 @@ from bot.clock import utc
 from bot.escalation.models import Page, PageTarget, Reminder, TargetState, TimerRow
 
 DEFAULT_LEASE = timedelta(minutes=2)
-T = TypeVar("T", Page, Reminder)
+# Pages and reminders, and other domains' timers that share their columns (an archived channel's notice).
+T = TypeVar("T", bound=TimerRow)
 
 
 def new_token() -> str:
@@ -118,7 +119,7 @@ async def claim(
     # RETURNING (SQLite 3.35+, PostgreSQL): the claimed row comes back without a second query.
     result = await session.exec(
         update(model)
-        .where(col(model.id) == row_id, *claimable(model, now))
+        .where(col(model.id) == row_id, *claimable(model, now))  # type: ignore[attr-defined]
         .values(
             claim_token=token,
             claimed_at=now,
@@ -194,7 +195,7 @@ async def claim_target(
 async def release(
     session: AsyncSession,
     *,
-    model: type[Page] | type[Reminder],
+    model: type[TimerRow],
     row_id: int,
     token: str,
     retry_at: datetime,

@@ -8,15 +8,14 @@ import secrets
 import unicodedata
 from datetime import datetime
 
-from sqlalchemy import update
+from sqlalchemy import insert, update
 from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.config import is_user_id
 from bot.deps import Deps
 from bot.exceptions import ChannelNameTaken, ChatError
 from bot.incidents.adopt import own_channel
-from bot.incidents.models import Incident, Status
+from bot.incidents.models import ArchivedNotice, Incident, Status
 from bot.incidents.ports import Channel
 from bot.timeline import events
 from bot.timeline import service as timeline
@@ -28,7 +27,7 @@ MAX_CHANNEL_NAME = 80
 # The timeline's `events.Setup.step` for a person archiving or unarchiving the channel (bot/archive reads the
 # latter: a channel a person unarchived after the resolution is not archived again).
 ARCHIVED_STEP, UNARCHIVED_STEP = "archived", "unarchived"
-# Its step for the outcome of telling someone of a person's archive (`tell_archived`).
+# Its step for the outcome of telling someone of a person's archive (`archived_notice`).
 NOTICE_STEP = "archived notice"
 
 
@@ -103,13 +102,15 @@ async def archived(
     archived: bool,
     actor: str | None,
     at: datetime,
+    now: datetime,
     delivery: Delivery | None,
 ) -> bool:
     """A person archived (or unarchived) the incident's channel: on the timeline, key while the incident is open.
 
     The bot's notices, reminders and page mentions in an archived channel fail from then on; the
-    post-mortem says why they are missing. The bot's own archive (bot/archive) records itself.
-    False when `delivery` was claimed already.
+    post-mortem says why they are missing. The bot's own archive (bot/archive) records itself. An archive
+    while the incident is open plans the notice to the person in charge (`archived_notice`), in this
+    transaction: a crash after the ack delays it, never loses it. False when `delivery` was claimed already.
     """
     if not await claim(session, delivery):
         return False
@@ -121,64 +122,8 @@ async def archived(
     payload = events.Setup(step=ARCHIVED_STEP if archived else UNARCHIVED_STEP, channel_id=channel_id)
     key = archived and is_open
     await timeline.add(session, incident_id=incident_id, at=at, actor=actor, text=text, payload=payload, key=key)
+    if archived and is_open:  # the person in charge is told after the ack (`archived_notice`): due now
+        notice = {"incident_id": incident_id, "channel_id": channel_id, "archived_by": actor, "archived_at": at}
+        await session.exec(insert(ArchivedNotice).values(**notice, due_at=now, created_at=now, attempts=0, late=False))
     await session.commit()
     return True
-
-
-async def tell_archived(deps: Deps, *, incident_id: int, channel_id: str, actor: str | None) -> None:
-    """Someone archived the open incident's channel: the person in charge hears it by DM, once (called after
-    the ack of the event's first delivery), so the channel does not just go silent.
-
-    The bot cannot undo it: Slack does not let a bot token call conversations.unarchive. Told is the
-    first person among the commander, who acknowledged and who declared; nobody when that person archived
-    it themselves (they know). With no person (declared by an alert, nobody took it), a public incident's
-    notice goes to the announcements channel; a private one's never goes to a channel. Who was told, or
-    why nobody was, or Slack's refusal, goes on the timeline: one write, after the Slack call.
-    """
-    async with deps.db.session() as session:
-        incident = await session.get(Incident, incident_id)
-    if incident is None or not incident.is_open or incident.channel_id != channel_id:
-        return
-    person = next(
-        (p for p in (incident.commander, incident.acknowledged_by, incident.declared_by) if is_user_id(p)), None
-    )
-    if person is not None and person == actor:
-        return
-    to, why_not = await _whom_to_tell(deps, incident, person)
-    if to is None:
-        log.warning("%s's channel was archived while open; nobody told: %s", incident.ref, why_not)
-        text = f"nobody was told the channel was archived: {why_not}"
-        payload: events.Payload = events.Setup(step=NOTICE_STEP, channel_id=channel_id, sent_to=[])
-    else:
-        try:
-            await deps.incident_chat.tell_channel_archived(to=to, incident=incident, archived_by=actor)
-        except ChatError as exc:
-            log.error("%s's channel was archived while open; telling %s failed: %s", incident.ref, to, exc)
-            why = f"Slack answered {exc.code}" if exc.code else str(exc)
-            text = f"telling {_named(to)} that the channel was archived failed: {why}"
-            payload = events.ChatError(step=NOTICE_STEP, code=exc.code)
-        else:
-            text = f"told {_named(to)} that the channel was archived"
-            payload = events.Setup(step=NOTICE_STEP, channel_id=channel_id, sent_to=[to])
-    await timeline.record_now(deps, incident_id=incident_id, text=text, payload=payload)
-
-
-async def _whom_to_tell(deps: Deps, incident: Incident, person: str | None) -> tuple[str | None, str]:
-    """Where the notice goes (a person, or the announcements channel), or None and why not."""
-    if person is not None:
-        if await deps.incident_access.can_see(person=person, incident=incident):
-            return person, ""
-        return None, f"{_named(person)}, in charge, may no longer see the incident"
-    if incident.private:
-        return None, "nobody is in charge, and a private incident is not told in a channel"
-    where = deps.settings.config.channels.announcements
-    if not where:
-        return None, "nobody is in charge, and no announcements channel is set"
-    return where, ""
-
-
-def _named(to: str) -> str:
-    """A person or a channel as Slack shows it (`to` is a user ID, a channel ID or a #name)."""
-    if is_user_id(to):
-        return f"<@{to}>"
-    return to if to.startswith("#") else f"<#{to}>"

@@ -12,12 +12,13 @@ import hmac
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from sqlalchemy import Column, Index
+from sqlalchemy import Column, Index, text
 from sqlmodel import Field, SQLModel
 
 from bot.clock import elapsed
 from bot.config import Severity
 from bot.db import UTCDateTime
+from bot.escalation.models import TimerRow
 
 
 class Status(StrEnum):
@@ -189,3 +190,25 @@ class ActionItem(ActionItemBase, table=True):
     # When the check first saw the issue in the tracker's trash (Linear): the link is dropped only if it
     # is still there `followups.service.TRASH_GRACE` later (a restored issue keeps its link).
     issue_trashed_at: datetime | None = _utc()  # type: ignore[assignment]
+
+
+_PENDING = text("sent_at IS NULL AND cancelled_at IS NULL")
+
+
+class ArchivedNotice(TimerRow, table=True):
+    """Telling someone a person archived the open incident's channel (`archived_notice.py`): a timer row,
+    due at once, planned with the archive's timeline line before Slack's event is acked. A crash after the
+    ack, or Slack failing for a while, delays the notice; it is not lost. Claimed like a page
+    (`escalation/leases.py`), so two replicas send it once."""
+
+    __tablename__ = "incident_archived_notices"
+    __table_args__ = (
+        Index("ix_incident_archived_notices_pending_due", "due_at", sqlite_where=_PENDING, postgresql_where=_PENDING),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    incident_id: int = Field(foreign_key="incidents.id")
+    channel_id: str = Field(max_length=40)
+    archived_by: str | None = Field(default=None, max_length=100)
+    # When Slack says the channel was archived: an unarchive at or after it means the notice is not sent.
+    archived_at: datetime = Field(sa_type=UTCDateTime(), nullable=False)

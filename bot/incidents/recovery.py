@@ -16,6 +16,10 @@ The same for a resolve: a kill -9 after it was committed but before IncidentReso
 (pages cancelled, the post-mortem chase planned, PagerDuty told, the draft shared), or a failed
 handler, left `resolve_handled_at` NULL, and `redo_resolved` publishes the signal again.
 
+The sweep also sends the notices of channels a person archived while their incident was open
+(`archived_notice`): due at once, so what it finds is one a crash after the ack lost, or a retry after
+Slack failed.
+
 A failed handler's work is retried with a back-off and given up, where people see it, after a few
 attempts (`signal_work`); a crash's is redone at the next check. Either way only once its grace
 has passed: two minutes after the declaration (its own setup is done with it), three after the
@@ -33,7 +37,7 @@ from datetime import timedelta
 from bot.config import is_user_id
 from bot.deps import Deps
 from bot.exceptions import ChatError, InvalidState
-from bot.incidents import flows, setup_rows, signal_work, standing
+from bot.incidents import archived_notice, flows, setup_rows, signal_work, standing
 from bot.timeline import events
 from bot.timeline import service as timeline
 
@@ -104,10 +108,12 @@ async def redo_resolved(deps: Deps) -> list[int]:
 
 
 async def check(deps: Deps) -> None:
-    """What the sweep does: resume interrupted setups, then redo lost channel-ready and resolve work."""
+    """What the sweep does: resume interrupted setups, then redo lost channel-ready and resolve work, then
+    send the notices of archived channels that are due (a crash after the ack, a retry after Slack failed)."""
     resumed = await resume_setups(deps)
     await redo_channel_ready(deps, resumed=resumed)
     await redo_resolved(deps)
+    await archived_notice.send_due(deps)
 
 
 class Sweep:

@@ -2,4 +2,4 @@
 
 # The newest revision in versions/. tests/core/test_migrations.py checks it against Alembic's own head:
 # bump it with every new revision.
-HEAD = "0017"
+HEAD = "0018"

@@ -1,9 +1,9 @@
 """What a person does to the incident's channel itself: renames it, archives or unarchives it.
 
 Slack says so with a message in the channel (subtypes below); applied before the ack with the event's
-claim, as `timeline.keep_message` does for messages, so Slack's retry records it once. After the ack of
-that first delivery, an archive of an open incident's channel is told to the person in charge (with nobody
-in charge, a public incident's announcements channel).
+claim, as `timeline.keep_message` does for messages, so Slack's retry records it once. An archive of an
+open incident's channel plans, in that transaction, a notice to the person in charge (with nobody in
+charge, a public incident's announcements channel), sent after the ack (`incidents/archived_notice.py`).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.deps import Deps
-from bot.incidents import channels
+from bot.incidents import archived_notice, channels
 from bot.incidents.grammar import clean
 from bot.timeline import deliveries
 
@@ -62,6 +62,7 @@ async def keep_channel_change(
             archived=ARCHIVED[subtype],
             actor=actor,
             at=at,
+            now=received_at,
             delivery=delivery,
         )
     return False
@@ -69,11 +70,8 @@ async def keep_channel_change(
 
 async def after_channel_change(deps: Deps, event: dict[str, Any], context: dict[str, Any]) -> None:
     """After the ack of a channel change `keep_channel_change` recorded (the middleware lets only that one
-    through): an archive is told to the person in charge of the open incident (the bot cannot unarchive)."""
+    through): an archive's notice, planned with it, is sent now (the resume sweep sends it if this fails)."""
     incident_id = context.get("incident_id")
     if incident_id is None or not ARCHIVED.get(str(event.get("subtype")), False):
         return
-    actor = event.get("user")
-    await channels.tell_archived(
-        deps, incident_id=int(incident_id), channel_id=str(event["channel"]), actor=str(actor) if actor else None
-    )
+    await archived_notice.send_due(deps, incident_id=int(incident_id))
