@@ -99,7 +99,7 @@ def signed_in(dash: Dashboard) -> Callable[[PageHandler], Callable[[web.Request]
                         retry=f"/login?next={quote(request.path, safe='')}",
                         kept=written(await request.post()),
                     )
-                return render.redirect(f"/login?next={quote(request.path_qs, safe='')}")
+                return await _to_sign_in(request)
             if request.method not in SAFE_METHODS:
                 form = await request.post()
                 if not same(str(form.get("csrf") or ""), person.csrf):
@@ -114,6 +114,17 @@ def signed_in(dash: Dashboard) -> Callable[[PageHandler], Callable[[web.Request]
         return run
 
     return wrap
+
+
+async def _to_sign_in(request: web.Request) -> web.StreamResponse:
+    """Off to Slack's sign-in, and back here after it. Asked from a dashboard page (its filter form, a
+    link) after the session ended, through a page that goes on by itself rather than a redirect: that
+    page's `form-action 'self'` also governs the redirects after a form's submission, so the browser
+    would block the hop to Slack and the Filter button would silently do nothing."""
+    target = f"/login?next={quote(request.path_qs, safe='')}"
+    if request.headers.get("Sec-Fetch-Site") != "same-origin":
+        return render.redirect(target)
+    return await render.page("sign_in_again.html", status=401, person=None, target=target)
 
 
 async def _answer(dash: Dashboard, handler: PageHandler, request: web.Request, person: Person) -> web.StreamResponse:
