@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 from urllib.parse import quote
 
 from aiohttp import web
-from multidict import MultiDictProxy
+from multidict import MultiDict, MultiDictProxy
 
 from bot.db import DATABASE_DOWN
 from bot.deps import Deps
@@ -97,11 +97,11 @@ def signed_in(dash: Dashboard) -> Callable[[PageHandler], Callable[[web.Request]
                         "Your session has expired, so this was not saved: sign in and try again.",
                         status=401,
                         retry=f"/login?next={quote(request.path, safe='')}",
-                        kept=written(await request.post()),
+                        kept=written(await posted(request)),
                     )
                 return await _to_sign_in(request)
             if request.method not in SAFE_METHODS:
-                form = await request.post()
+                form = await posted(request)
                 if not same(str(form.get("csrf") or ""), person.csrf):
                     return await dash.refused(
                         "This form is out of date or did not come from the dashboard: reload the page and try again.",
@@ -144,7 +144,7 @@ async def database_down(
         "The database is not answering" + (f", so {not_done}" if writing else "") + ": try again in a minute.",
         status=503,
         retry=request.path if writing else request.path_qs,
-        kept=written(await request.post()) if writing else None,
+        kept=written(await posted(request)) if writing else None,
         title="Try again shortly",
     )
     response.headers["Retry-After"] = "30"
@@ -167,6 +167,16 @@ def safe_next(value: str | None) -> str:
     if not value or not value.startswith("/") or value.startswith("//") or "\\" in value:
         return "/"
     return _UNSAFE_IN_LOCATION.sub(lambda m: quote(m.group()), value)
+
+
+async def posted(request: web.Request) -> MultiDictProxy[str | bytes | bytearray | web.FileField]:
+    """The submitted form; an empty one for a body that is not a form (bytes that are not UTF-8, a
+    broken multipart), which is then refused as a form without its CSRF token rather than a 500."""
+    try:
+        return await request.post()
+    except ValueError as exc:  # UnicodeDecodeError included
+        log.info("dashboard %s %s: unreadable form (%s)", request.method, request.path, type(exc).__name__)
+        return MultiDictProxy(MultiDict())
 
 
 async def form_of(request: web.Request) -> MultiDictProxy[str | bytes | bytearray | web.FileField]:
@@ -222,7 +232,7 @@ async def _logout(dash: Dashboard, request: web.Request) -> web.StreamResponse:
         return await dash.off()
     person = dash.cookies.person(request)
     if person is not None:
-        form = await request.post()
+        form = await posted(request)
         if not same(str(form.get("csrf") or ""), person.csrf):
             return await dash.refused("Reload the page and sign out again.", status=403, retry="/")
         try:
