@@ -211,6 +211,15 @@ def routes(dash: Dashboard) -> list[web.RouteDef]:
         except SignInRefused as exc:
             log.info("dashboard sign-in refused: %s", exc)
             return await _clear(dash, await dash.refused(str(exc), status=exc.status))
+        # The same check every page makes (Dashboard.person): a session it would refuse at once would
+        # send the browser back here for ever ("too many redirects") instead of saying why.
+        if not (await dash.deps.incident_access.account(person=who.user_id)).in_workspace:
+            log.info("dashboard sign-in refused: %s is deactivated or not in the workspace", who.user_id)
+            message = (
+                "Slack signed you in, but your account is deactivated or not a member of this workspace, "
+                "so the dashboard cannot let you in."
+            )
+            return await _clear(dash, await dash.refused(message, status=403))
         response = render.redirect(safe_next(sign_in.next))
         dash.cookies.start(response, user_id=who.user_id, name=who.name, team_id=who.team_id)
         dash.cookies.finish_sign_in(response)

@@ -64,3 +64,24 @@ async def test_while_slack_cannot_say_the_session_goes_on_and_asks_once_a_minute
         assert len(site.fake.calls_to("users.info")) == asked + 1  # the failure is remembered too
     finally:
         await carol.close()
+
+
+async def test_signing_in_again_as_someone_the_workspace_does_not_know_is_refused_not_a_redirect_loop(
+    site: BotHarness, clock: FakeClock
+) -> None:
+    """Slack's sign-in succeeds, but users.info does not find the person: every page would send them
+    back to sign in, and the browser would give up on "too many redirects"."""
+    carol = Browser(site)
+    try:
+        await carol.sign_in("U0CAROL")
+        del site.fake.users["U0CAROL"]
+        clock.advance(timedelta(seconds=61))
+        assert (await carol.get("/")).status_code == 303
+        site.fake.oidc.signed_in = "U0CAROL"
+        login = await carol.start_login("/")
+        refused = await carol.get(login.callback)
+        assert refused.status_code == 403 and "not a member of this workspace" in refused.text
+        assert "set-cookie" not in refused.headers or "incident_bot_session=" not in refused.headers["set-cookie"]
+        assert (await carol.get("/")).status_code == 303
+    finally:
+        await carol.close()
