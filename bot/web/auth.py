@@ -188,7 +188,7 @@ def routes(dash: Dashboard) -> list[web.RouteDef]:
         if dash.missing():
             return await dash.off()
         response = render.redirect("/")
-        sign_in = dash.cookies.begin_sign_in(response, next_path=safe_next(request.query.get("next")))
+        sign_in = dash.cookies.begin_sign_in(request, response, next_path=safe_next(request.query.get("next")))
         try:
             team_id: str | None = (await dash.slack.workspace()).team_id
         except SignInRefused:
@@ -200,17 +200,17 @@ def routes(dash: Dashboard) -> list[web.RouteDef]:
     async def callback(request: web.Request) -> web.StreamResponse:
         if dash.missing():
             return await dash.off()
-        sign_in = dash.cookies.sign_in(request)
+        sign_in = dash.cookies.sign_in(request, state=request.query.get("state", ""))
         problem = _callback_problem(request, sign_in)
         if problem is not None or sign_in is None:
             message = problem or "Sign in again."
-            return await _clear(dash, await dash.refused(message, status=400))
+            return await _clear(dash, request, sign_in, await dash.refused(message, status=400))
         code = request.query.get("code", "")
         try:
             who = await dash.slack.identify(code=code, nonce=sign_in.nonce, now=dash.deps.clock.now())
         except SignInRefused as exc:
             log.info("dashboard sign-in refused: %s", exc)
-            return await _clear(dash, await dash.refused(str(exc), status=exc.status))
+            return await _clear(dash, request, sign_in, await dash.refused(str(exc), status=exc.status))
         # The same check every page makes (Dashboard.person): a session it would refuse at once would
         # send the browser back here for ever ("too many redirects") instead of saying why.
         if not (await dash.deps.incident_access.account(person=who.user_id)).in_workspace:
@@ -219,10 +219,10 @@ def routes(dash: Dashboard) -> list[web.RouteDef]:
                 "Slack signed you in, but your account is deactivated or not a member of this workspace, "
                 "so the dashboard cannot let you in."
             )
-            return await _clear(dash, await dash.refused(message, status=403))
+            return await _clear(dash, request, sign_in, await dash.refused(message, status=403))
         response = render.redirect(safe_next(sign_in.next))
         dash.cookies.start(response, user_id=who.user_id, name=who.name, team_id=who.team_id)
-        dash.cookies.finish_sign_in(response)
+        dash.cookies.finish_sign_in(response, sign_in)
         log.info("dashboard sign-in: %s", who.user_id)
         return response
 
@@ -265,7 +265,10 @@ def _callback_problem(request: web.Request, sign_in: SignIn | None) -> str | Non
         # Anyone can make a link with any `error`: only a Slack error code is shown, never a sentence of theirs.
         return f"Slack did not sign you in ({error})." if _ERROR_CODE.fullmatch(error) else "Slack did not sign you in."
     if sign_in is None:
-        return "This sign-in took too long or began in another browser: sign in again."
+        return (
+            "This sign-in took too long or began in another browser (none with its state is under way here): "
+            "sign in again."
+        )
     if not same(request.query.get("state", ""), sign_in.state):
         return "This sign-in does not match the one this browser started (state mismatch): sign in again."
     if not request.query.get("code", ""):
@@ -273,6 +276,10 @@ def _callback_problem(request: web.Request, sign_in: SignIn | None) -> str | Non
     return None
 
 
-async def _clear(dash: Dashboard, response: web.StreamResponse) -> web.StreamResponse:
-    dash.cookies.finish_sign_in(response)
+async def _clear(
+    dash: Dashboard, request: web.Request, sign_in: SignIn | None, response: web.StreamResponse
+) -> web.StreamResponse:
+    """The refused sign-in is over; another tab's, or one a made-up link did not name, goes on."""
+    if sign_in is not None and same(request.query.get("state", ""), sign_in.state):
+        dash.cookies.finish_sign_in(response, sign_in)
     return response

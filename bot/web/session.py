@@ -10,6 +10,7 @@ dashboard is served over https.
 from __future__ import annotations
 
 import hmac
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -24,6 +25,10 @@ SESSION_COOKIE = "incident_bot_session"
 LOGIN_COOKIE = "incident_bot_signin"
 SESSION_MAX_AGE = timedelta(hours=12)
 LOGIN_MAX_AGE = timedelta(minutes=10)  # from /login to Slack and back
+# Sign-ins under way in one browser, one cookie each (named after its state), so that tabs signing in at
+# once do not overwrite each other's; a browser that starts more is started afresh (Cookie header size).
+MAX_PENDING_SIGN_INS = 5
+_STATE = re.compile(r"[A-Za-z0-9_-]{16,64}")
 
 
 @dataclass(frozen=True)
@@ -94,14 +99,20 @@ class Cookies:
 
     # --- the sign-in in progress ------------------------------------------------------------
 
-    def begin_sign_in(self, response: web.StreamResponse, *, next_path: str) -> SignIn:
+    def begin_sign_in(self, request: web.Request, response: web.StreamResponse, *, next_path: str) -> SignIn:
         sign_in = SignIn(state=secrets.token_urlsafe(24), nonce=secrets.token_urlsafe(24), next=next_path)
+        under_way = [name for name in request.cookies if name.startswith(LOGIN_COOKIE)]
+        if len(under_way) >= MAX_PENDING_SIGN_INS:
+            for name in under_way:
+                self._delete(response, name)
         value = self._login.dumps({"s": sign_in.state, "n": sign_in.nonce, "x": sign_in.next})
-        self._set(response, LOGIN_COOKIE, str(value), LOGIN_MAX_AGE)
+        self._set(response, _login_cookie(sign_in.state), str(value), LOGIN_MAX_AGE)
         return sign_in
 
-    def sign_in(self, request: web.Request) -> SignIn | None:
-        raw = request.cookies.get(LOGIN_COOKIE)
+    def sign_in(self, request: web.Request, *, state: str) -> SignIn | None:
+        """The sign-in this browser began with `state`, if it did (and not too long ago)."""
+        name = _login_cookie(state) if _STATE.fullmatch(state) else None
+        raw = request.cookies.get(name) if name else None
         data = self._loads(self._login, raw, LOGIN_MAX_AGE) if raw else None
         if data is None:
             return None
@@ -110,8 +121,8 @@ class Cookies:
         except KeyError:
             return None
 
-    def finish_sign_in(self, response: web.StreamResponse) -> None:
-        response.del_cookie(LOGIN_COOKIE, path="/", secure=self.secure, httponly=True, samesite="Lax")
+    def finish_sign_in(self, response: web.StreamResponse, sign_in: SignIn) -> None:
+        self._delete(response, _login_cookie(sign_in.state))
 
     # --- helpers ------------------------------------------------------------------------------
 
@@ -126,6 +137,9 @@ class Cookies:
             samesite="Lax",
         )
 
+    def _delete(self, response: web.StreamResponse, name: str) -> None:
+        response.del_cookie(name, path="/", secure=self.secure, httponly=True, samesite="Lax")
+
     @staticmethod
     def _loads(serializer: URLSafeTimedSerializer, raw: str, max_age: timedelta) -> dict[str, Any] | None:
         try:
@@ -133,6 +147,10 @@ class Cookies:
         except BadSignature:  # includes SignatureExpired
             return None
         return data if isinstance(data, dict) else None
+
+
+def _login_cookie(state: str) -> str:
+    return f"{LOGIN_COOKIE}_{state[:16]}"
 
 
 def same(a: str, b: str) -> bool:
