@@ -43,6 +43,9 @@ def seconds(value: str | None) -> float | None:
 class HttpTracker:
     kind = ""
     label = ""
+    # The least wait before a create whose answer was lost is looked for (`create`): a look-up the vendor's
+    # search answers from an index that lags (Jira's) would miss an issue made a moment ago, and make it twice.
+    look_after = 0.0
 
     def __init__(
         self, *, http: httpx.AsyncClient, sleep: Sleep = asyncio.sleep, max_wait: float = MAX_WAIT, token_env: str = ""
@@ -122,7 +125,8 @@ class HttpTracker:
                 log.info(
                     "%s: no clear answer to a create (%s); looking for the issue before trying again", self.label, exc
                 )
-                await self.sleep(exc.wait if exc.wait is not None else min(2.0**attempt, self.max_wait))
+                wait = exc.wait if exc.wait is not None else min(2.0**attempt, self.max_wait)
+                await self.sleep(max(wait, self.look_after) if issue.token else wait)
                 found = await self.find(token=issue.token) if issue.token else None
                 if found is not None:
                     return found

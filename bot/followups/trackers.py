@@ -20,8 +20,8 @@ retry after a crash (the flow stores the token first):
   newest FIND_PAGES pages (a retry long after, in a busy repository) is old enough to be indexed, so then the
   search API is asked for the token (`repo:… is:issue in:body "<token>"`).
 - Jira: the token is the description's last line, found with JQL (`description ~ "token"`) on
-  `/rest/api/3/search/jql`. Jira's search index is near-real-time, so a retry within seconds of a
-  lost answer may miss it.
+  `/rest/api/3/search/jql`. Jira's search index is near-real-time, so the bot looks only 10 s after a
+  lost answer (`JiraIssues.look_after`); an index further behind than that may still miss it.
 - Linear: the token is the issue's own id (`IssueCreateInput.id` takes a client UUID), found with
   `issues(filter: {id: {eq}}, includeArchived: true)`; a second create with the same id is refused by Linear
   anyway. An issue under that id in the trash was deleted by a person: not found, and created under a new id.
@@ -71,6 +71,9 @@ def adf(text: str) -> dict[str, Any]:
 class JiraIssues(HttpTracker):
     kind = "jira"
     label = "Jira"
+    # A lost create is found by JQL, whose index is near-real-time ("within seconds", not at once): looked for
+    # after 10 s, not the 2 s the first retry waits elsewhere, or an issue made a moment ago is made again.
+    look_after = 10.0
 
     def __init__(
         self, *, email: str, token: str, project: str, issue_type: str, api_url: str, email_env: str = "", **kw: Any

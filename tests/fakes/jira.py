@@ -32,6 +32,11 @@ class FakeJira(FakeServer):
         self.issues: dict[str, dict[str, Any]] = {}
         self.made = 0
         self.forbidden: set[str] = set()  # reads answer 403: the account may no longer browse them
+        # Jira's search index is near-real-time: an issue shows in JQL `search_lag` seconds after its create,
+        # in the time the test lets pass (`elapse`), so a look-up right after a create may not find it.
+        self.search_lag = 0.0
+        self.elapsed = 0.0
+        self._made_at: dict[str, float] = {}
         self.app.router.add_post("/rest/api/3/issue", self._create)
         self.app.router.add_get("/rest/api/3/issue/{key}", self._get)
         self.app.router.add_get("/rest/api/3/search/jql", self._search)
@@ -55,6 +60,10 @@ class FakeJira(FakeServer):
     def forbid(self, key: str) -> None:
         """Reads of the issue answer 403 (the account lost the permission to browse it)."""
         self.forbidden.add(key)
+
+    def elapse(self, seconds: float) -> None:
+        """Time passes for the search index (a test's injected sleep calls this)."""
+        self.elapsed += seconds
 
     def rate_limit_next(self, seconds: int = 2, *, kind: str = "") -> None:
         self.throttle_next(seconds)
@@ -85,6 +94,7 @@ class FakeJira(FakeServer):
         self.made += 1  # keys are never reused after a delete
         key = f"{self.project}-{self.made}"
         issue_id = str(10000 + self.made)
+        self._made_at[key] = self.elapsed
         self.issues[key] = {
             "id": issue_id,
             "key": key,
@@ -164,9 +174,12 @@ class FakeJira(FakeServer):
         found = [
             {"id": i["id"], "key": i["key"], "fields": {k: v for k, v in i["fields"].items() if k in wanted}}
             for i in self.issues.values()
-            if all(match(i) for match in matchers)
+            if all(match(i) for match in matchers) and self._indexed(i["key"])
         ]
         return web.json_response({"issues": found[:limit], "isLast": len(found) <= limit})
+
+    def _indexed(self, key: str) -> bool:
+        return self.elapsed - self._made_at.get(key, float("-inf")) >= self.search_lag
 
 
 def _words(fields: dict[str, Any]) -> set[str]:

@@ -235,6 +235,24 @@ async def test_a_create_whose_answer_was_lost_is_found_not_made_twice(
     assert len(waits.seconds) == 1
 
 
+@pytest.mark.parametrize("tracker", ["jira"], indirect=True)  # GitHub's and Linear's look-ups use no index
+async def test_a_lost_jira_create_is_looked_for_once_its_search_index_caught_up(
+    tracker: Tracker, http: httpx.AsyncClient
+) -> None:
+    """Jira's JQL index is near-real-time: a look-up 2 s after a lost create missed it, and made it again."""
+    fake = tracker.fake
+    fake.search_lag = 5.0  # the issue shows in JQL 5 s after its create
+
+    async def waits(seconds: float) -> None:
+        fake.elapse(seconds)
+
+    fake.lose_answer_next()  # Jira makes the issue; the bot gets a 502
+    made = await build(TrackerConfig.model_validate(tracker.config), http=http, sleep=waits).create(TOKENED)
+    assert len(fake.issues) == 1, "the look-up ran before Jira's index showed the issue: it was made twice"
+    assert len(creates(tracker)) == 1 and tracker.keys() == [made.key]
+    assert fake.elapsed >= 10.0
+
+
 async def test_find_reads_the_token_back_the_vendors_way(tracker: Tracker, http: httpx.AsyncClient) -> None:
     issues = client(tracker, http, Waits())
     assert await issues.find(token=TOKENED.token) is None

@@ -78,15 +78,15 @@ async def test_a_create_answered_503_with_retry_after_waits_then_looks_it_up_bef
     jira: FakeJira, issues: tuple[IssueTracker, Waits]
 ) -> None:
     tracker, waits = issues
-    jira.inject(busy(9, after=True, path="/rest/api/3/issue"))  # made, but the answer is the 503
+    jira.inject(busy(13, after=True, path="/rest/api/3/issue"))  # made, but the answer is the 503
     made = await tracker.create(TOKENED)
     assert list(jira.issues) == [made.key] and creates(jira) == 1 and searches(jira) == 1
-    assert waits.seconds == [9.0]
+    assert waits.seconds == [13.0]  # longer than the 10 s the index is given (`JiraIssues.look_after`)
 
-    jira.inject(busy(7, path="/rest/api/3/issue"))  # not made: looked up, then created once
+    jira.inject(busy(11, path="/rest/api/3/issue"))  # not made: looked up, then created once
     again = await tracker.create(NewIssue(title="second", body="b", token="8c1d0e2f-3a4b-4c5d-8e6f-7a8b9c0d1e2f"))
     assert again.key != made.key and len(jira.issues) == 2 and creates(jira) == 3 and searches(jira) == 2
-    assert waits.seconds == [9.0, 7.0]
+    assert waits.seconds == [13.0, 11.0]
 
 
 async def test_a_503_asking_for_longer_than_the_bot_waits_is_told_as_a_wait_and_the_create_not_repeated(
