@@ -543,12 +543,16 @@ PUBLIC_IMPACTS = ("none", "minor", "major", "critical")
 def _leading_impact(rest: list[str]) -> str | None:
     """The impact word that leads the message, unless it is the message's first word: `Major delays at
     checkout` and `Critical systems are back` are sentences, published whole (not "delays at checkout" with a
-    major outage); `major We are…`, `Major: we are…` and `Major We are…` name the impact."""
+    major outage); `major We are…`, `Major: we are…` and `Major We are…` name the impact (a colon or comma
+    after the word makes it a label, as with `Edit:`)."""
     word = rest[0] if rest else ""
     impact = word.lower().rstrip(":,")
     if impact not in PUBLIC_IMPACTS:
         return None
-    starts_a_sentence = word[:1].isupper() and word[1:].islower() and len(rest) > 1 and rest[1][:1].islower()
+    labelled = word != word.rstrip(":,")
+    starts_a_sentence = (
+        not labelled and word[:1].isupper() and word[1:].islower() and len(rest) > 1 and rest[1][:1].islower()
+    )
     return None if starts_a_sentence else impact
 
 

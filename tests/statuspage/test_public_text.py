@@ -74,3 +74,16 @@ async def test_a_message_that_begins_with_an_impact_word_is_published_whole(sbot
     assert public_incident["impact"] == "major"  # a P2's impact, not "critical" taken from the sentence
     assert public_incident["incident_updates"][0]["body"] == "Critical systems are back; some payments are still slow."
     assert summary["status"]["indicator"] == "major"
+
+
+async def test_an_impact_word_followed_by_a_colon_names_the_impact(sbot: BotHarness) -> None:
+    """`Major: we are…` is a label, not a sentence: the impact is major and the label is not published."""
+    incident = await sbot.declare("P3 service:api Payments slow")
+    channel = incident.channel_id or ""
+    await sbot.command("publish Major: we are investigating failed payments.", channel=channel)
+
+    summary, html, atom = await public(sbot)
+    [public_incident] = summary["incidents"]
+    assert public_incident["impact"] == "major"  # not the P3's minor
+    assert public_incident["incident_updates"][0]["body"] == "we are investigating failed payments."
+    assert "Major:" not in html and "Major:" not in atom
