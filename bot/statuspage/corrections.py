@@ -200,7 +200,11 @@ async def _withdraw_updates(
 
 
 async def _after(deps: Deps, corrected: Corrected, *, withdrawn_by: str | None = None) -> Corrected:
+    """The public first, as a publish (`flows._after_publish`): the channel's post may wait on Slack."""
     page = page_of(deps)
+    await page.refresh()
+    if page.syncing:
+        deps.background.spawn(page.sync_due(), f"send INC-{corrected.incident.id}'s correction to Statuspage")
     try:
         if withdrawn_by is not None:
             await page.chat.post_withdrawn(incident=corrected.incident, actor=withdrawn_by)
@@ -213,7 +217,4 @@ async def _after(deps: Deps, corrected: Corrected, *, withdrawn_by: str | None =
             )
     except ChatError as exc:
         corrected.problems.append(f"telling the channel failed ({exc.code or exc})")
-    await page.refresh()
-    if page.syncing:
-        deps.background.spawn(page.sync_due(), f"send INC-{corrected.incident.id}'s correction to Statuspage")
     return corrected

@@ -161,15 +161,17 @@ async def publish(
 
 
 async def _after_publish(deps: Deps, incident: Incident, update: PublicUpdate) -> Published:
+    """The public first: Slack throttles a busy incident channel in an outage, and its post can take minutes
+    of retries that the page and Statuspage must not wait for."""
     page = page_of(deps)
     problems = []
+    await page.refresh()
+    if page.syncing:
+        deps.background.spawn(page.sync_due(), f"send INC-{incident.id}'s update to Statuspage")
     try:
         await page.chat.post_published(incident=incident, update=update)
     except ChatError as exc:
         problems.append(f"telling the channel failed ({exc.code or exc})")
-    await page.refresh()
-    if page.syncing:
-        deps.background.spawn(page.sync_due(), f"send INC-{incident.id}'s update to Statuspage")
     return Published(incident=incident, update=update, problems=problems)
 
 

@@ -12,7 +12,7 @@ from sqlmodel import col, select
 from bot.incidents.models import Incident
 from bot.statuspage.models import PublicUpdate
 from tests.fakes.statuspage import FakeStatuspage
-from tests.harness import BotHarness
+from tests.harness import BotHarness, until
 from tests.statuspage.conftest import page_of, public
 
 SECRETS = ("db-primary-3 ran out of disk", "rotate the hunter2 password", "Bob's migration dropped an index")
@@ -242,3 +242,25 @@ async def test_html_escapes_published_text_and_answers_304_to_a_matching_etag(sb
         await sbot.command("publish minor Recovering.", channel=incident.channel_id or "")
         changed = await client.get("/status-page", headers={"If-None-Match": etag})
         assert changed.status_code == 200 and changed.headers["ETag"] != etag
+
+
+async def test_the_page_shows_a_publish_while_slack_is_slow_to_take_the_channels_message(
+    sbot: BotHarness, statuspage: FakeStatuspage
+) -> None:
+    """During an outage Slack throttles the incident channel: the public page (and Statuspage) must not wait
+    for the channel to hear of the publish, nor for the 30-second sweep."""
+    incident = await _declare(sbot)
+    held = sbot.fake.hold("chat.postMessage", lambda args: "published to the status page" in str(args.get("text")))
+    await sbot.command(
+        "publish major We are investigating failed payments.", channel=incident.channel_id or "", settle=False
+    )
+    await until(lambda: len(sbot.fake.held) == 1)
+
+    summary, html, atom = await public(sbot)
+    [public_incident] = summary["incidents"]
+    assert public_incident["incident_updates"][0]["body"] == "We are investigating failed payments."
+    assert "We are investigating failed payments." in html and "We are investigating failed payments." in atom
+    await until(lambda: len(statuspage.calls) == 1)  # sent to Statuspage meanwhile too
+    held.set()
+    await sbot.settle()
+    assert "Published to the status page" in sbot.last_reply()
