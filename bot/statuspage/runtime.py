@@ -3,8 +3,8 @@ client and the timers' wake-ups. One instance, `deps.status_page`.
 
 Readers are served the snapshot in memory and never touch the database: a status page is read
 hardest during an outage, while the bot is paging. The snapshot is rebuilt when something public
-changes (a publish, a resolve, a probe) and by the sweep, which also picks up what another replica
-published. Rebuilds are coalesced: whoever asks while one runs shares the next one.
+changes (a publish, a resolve, a probe) and every 30 s on a timer of its own, which also picks up what
+another replica published. Rebuilds are coalesced: whoever asks while one runs shares the next one.
 """
 
 from __future__ import annotations
@@ -52,6 +52,7 @@ class StatusPage:
         self._scheduler: AsyncIOScheduler | None = None
         self._sweeps = RunGate()  # sweeps and wake-ups, one at a time
         self._probes = RunGate()  # apart: a health endpoint that hangs in an outage never holds up a publish
+        self._rebuilds = RunGate()  # apart too: a sweep waiting on Slack or Statuspage never holds up the page
         self._next_wake: datetime | None = None
         self.on_rebuild: list[Callable[[Snapshot], None]] = []
 
@@ -149,12 +150,23 @@ class StatusPage:
     async def start(self) -> None:
         self._sweeps.open()
         self._probes.open()
+        self._rebuilds.open()
         self._scheduler = AsyncIOScheduler(timezone=UTC)
         self._scheduler.add_job(
             self._safe(self.sweep, self._sweeps),
             "interval",
             seconds=SWEEP_EVERY.total_seconds(),
             id="status-page-sweep",
+            coalesce=True,
+            max_instances=1,
+        )
+        # The sweep rebuilds too, but it first sends reminders and Statuspage updates, which wait out Slack's and
+        # Statuspage's throttles in an outage: another replica's publish must not wait behind them.
+        self._scheduler.add_job(
+            self._safe(self.refresh, self._rebuilds),
+            "interval",
+            seconds=SWEEP_EVERY.total_seconds(),
+            id="status-page-rebuild",
             coalesce=True,
             max_instances=1,
         )
@@ -180,7 +192,7 @@ class StatusPage:
 
     async def stop(self) -> None:
         # A publish in progress reaches Statuspage and is recorded first; so is a probe's count.
-        await asyncio.gather(self._sweeps.close(), self._probes.close())
+        await asyncio.gather(self._sweeps.close(), self._probes.close(), self._rebuilds.close())
         if self._scheduler is not None and self._scheduler.running:
             self._scheduler.shutdown(wait=False)
         self._scheduler = None

@@ -7,12 +7,14 @@ import json
 from datetime import timedelta
 from typing import Any
 
+import pytest
+
 from bot.clock import FakeClock
 from bot.slack.blocks import ActionId
-from bot.statuspage import reminding, service
+from bot.statuspage import reminding, runtime, service
 from tests.fakes.slack_api import FakeSlack
 from tests.fakes.statuspage import FakeStatuspage
-from tests.harness import BotHarness
+from tests.harness import BotHarness, until
 from tests.statuspage.conftest import StartBot, page_of, public
 
 REMINDER = "the public has heard nothing"
@@ -224,3 +226,40 @@ async def test_the_publish_button_and_form_on_a_private_incident_answer_as_for_a
             refusal_for(number),
         ]
     assert all("callback_id" not in v["view"] for v in bot.fake.views)
+
+
+async def test_a_reminder_slack_is_slow_to_take_does_not_hold_up_the_pages_rebuilds(
+    start_page_bot: StartBot, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The sweep sends reminders through Slack, which throttles in an outage (and the client waits its 429s
+    out): the page's own rebuilds, which show another replica's publishes, must not wait behind them."""
+    monkeypatch.setattr(runtime, "SWEEP_EVERY", timedelta(seconds=0.2))
+    async with start_page_bot() as bot:
+        incident = await bot.declare("P1 service:api Payments fail")
+        held = bot.fake.hold("chat.postMessage", lambda args: REMINDER in str(args.get("text")))
+        clock.advance(timedelta(minutes=16))
+        await until(lambda: len(bot.fake.held) == 1)  # the sweep waits on Slack
+
+        async with bot.deps.db.session() as session:  # what another replica publishes meanwhile
+            draft = service.Draft(
+                title="Major outage: Checkout API",
+                status="investigating",
+                impact="critical",
+                components=["Checkout API"],
+                message="We are investigating failed payments.",
+            )
+            await service.add_update(
+                session, incident=incident, draft=draft, actor="U0BOB", now=clock.now(), sync=False
+            )
+
+        def shown() -> bool:
+            snapshot = page_of(bot).snapshot
+            return snapshot is not None and len(snapshot.view.open) == 1
+
+        try:
+            await until(shown)
+        finally:
+            held.set()
+        summary, _, _ = await public(bot)
+        assert summary["incidents"][0]["incident_updates"][0]["body"] == "We are investigating failed payments."
+        await bot.settle()
