@@ -550,9 +550,11 @@ def _leading_impact(rest: list[str]) -> str | None:
     if impact not in PUBLIC_IMPACTS:
         return None
     labelled = word != word.rstrip(":,")
-    starts_a_sentence = (
-        not labelled and word[:1].isupper() and word[1:].islower() and len(rest) > 1 and rest[1][:1].islower()
-    )
+    before_lowercase = len(rest) > 1 and rest[1][:1].islower()
+    capitalised = word[:1].isupper() and word[1:].islower()
+    # `none`, which the usage does not list, begins a sentence in any case: `none of the card data was exposed`
+    # is not "of the card data was exposed" with every component operational.
+    starts_a_sentence = not labelled and before_lowercase and (capitalised or impact == "none")
     return None if starts_a_sentence else impact
 
 

@@ -25,6 +25,9 @@ from tests.harness import BotHarness
         ("publish Major delays at checkout", None, None, "Major delays at checkout"),
         ("publish Critical systems are back", None, None, "Critical systems are back"),
         ("publish None of the payments were lost", None, None, "None of the payments were lost"),
+        ("publish none of the payments were lost", None, None, "none of the payments were lost"),
+        ("publish none: all payments went through", None, "none", "all payments went through"),
+        ("publish none We are watching the payments", None, "none", "We are watching the payments"),
         # A colon (or comma) after the word makes it a label: the impact.
         ("publish Major: we are investigating", None, "major", "we are investigating"),
         ("publish Critical, payments fail", None, "critical", "payments fail"),

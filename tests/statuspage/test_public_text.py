@@ -87,3 +87,17 @@ async def test_an_impact_word_followed_by_a_colon_names_the_impact(sbot: BotHarn
     assert public_incident["impact"] == "major"  # not the P3's minor
     assert public_incident["incident_updates"][0]["body"] == "we are investigating failed payments."
     assert "Major:" not in html and "Major:" not in atom
+
+
+async def test_a_message_that_begins_with_none_is_published_whole(sbot: BotHarness) -> None:
+    """`none` is not in the usage: `none of …` is a sentence, not a notice that every component is operational."""
+    incident = await sbot.declare("P2 service:api Payments slow")
+    channel = incident.channel_id or ""
+    await sbot.command("publish none of the card data was exposed; payments are slow.", channel=channel)
+
+    summary, _, _ = await public(sbot)
+    [public_incident] = summary["incidents"]
+    assert public_incident["impact"] == "major"  # the P2's, not "none"
+    assert public_incident["incident_updates"][0]["body"] == "none of the card data was exposed; payments are slow."
+    [checkout] = [c for c in summary["components"] if c["name"] == "Checkout API"]
+    assert checkout["status"] == "partial_outage"
