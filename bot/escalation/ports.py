@@ -87,7 +87,7 @@ class Pager(Protocol):
         ...
 
     async def group_members(self, *, group_id: str) -> list[str]:
-        """The users of a user group (S…)."""
+        """The users of a user group (S…, or its @handle); ChatError no_such_subteam when there is none."""
         ...
 
     async def lookup_user(self, *, handle: str) -> str | None:

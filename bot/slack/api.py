@@ -216,6 +216,30 @@ class UserHandles:
         return self._handles.get(handle.lstrip("@").lower())
 
 
+class GroupHandles:
+    """`@handle` → user group ID, for a group named by its handle in bot.yml (`notify: ["@sre"]`).
+
+    `python -m bot check` accepts a group's handle where a person's is looked for; a miss re-reads at once
+    (the group may be new), a hit is kept for `ttl` seconds.
+    """
+
+    def __init__(self, client: Any, *, ttl: float = 300.0) -> None:
+        self.client = client
+        self.ttl = ttl
+        self._groups: dict[str, str] = {}
+        self._loaded_at = float("-inf")
+
+    async def group_id(self, handle: str) -> str:
+        wanted = handle.lstrip("@").lower()
+        if wanted not in self._groups or time.monotonic() - self._loaded_at > self.ttl:
+            groups = data(await call("list user groups", self.client.usergroups_list())).get("usergroups") or []
+            self._groups = {str(g.get("handle", "")).lower(): str(g["id"]) for g in groups}
+            self._loaded_at = time.monotonic()
+        if wanted not in self._groups:
+            raise ChatError(f"no user group with handle {handle}", step="list user groups", code="no_such_subteam")
+        return self._groups[wanted]
+
+
 async def user_handles(client: Any) -> dict[str, str]:
     """Every active user's handle and display name (lowercase) to their ID, for `@handle` in bot.yml."""
     handles: dict[str, str] = {}

@@ -84,5 +84,18 @@ async def _lookup(pager: Pager, handle: str) -> Resolved:
     except ChatError as exc:
         return Resolved([], f"could not look up {handle}: {exc.code or exc}", is_transient(exc))
     if found is None:
-        return Resolved([], f"no Slack user is called {handle}")
+        # No person has it: a user group may (`python -m bot check` accepts both, as permissions do).
+        return await _group_by_handle(pager, handle)
     return Resolved([found])
+
+
+async def _group_by_handle(pager: Pager, handle: str) -> Resolved:
+    try:
+        members = await pager.group_members(group_id=handle)
+    except ChatError as exc:
+        if exc.code == "no_such_subteam":
+            return Resolved([], f"no Slack user or user group is called {handle}")
+        return Resolved([], f"could not look up {handle}: {exc.code or exc}", is_transient(exc))
+    if not members:
+        return Resolved([], f"user group {handle} has no members")
+    return Resolved(list(dict.fromkeys(members)))

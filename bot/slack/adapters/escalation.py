@@ -22,7 +22,7 @@ from bot.exceptions import ChatError
 from bot.incidents.access import Access
 from bot.incidents.models import Incident, Status
 from bot.slack import blocks
-from bot.slack.api import CHANNEL_GONE, UserHandles, call, data, invite, marked_in
+from bot.slack.api import CHANNEL_GONE, GroupHandles, UserHandles, call, data, invite, marked_in
 from bot.slack.text import clip, escape, severity, ts
 
 log = logging.getLogger(__name__)
@@ -213,6 +213,7 @@ class SlackPager:
         self.client = client
         self.handles = handles
         self.access = access
+        self.groups = GroupHandles(client)
         # user -> DM channel. The bot's DM with a person keeps its ID, and conversations.open is
         # tier 3 (~50 a minute): a storm paging the same few people must not spend it on every page.
         self._dms: dict[str, str] = {}
@@ -293,6 +294,8 @@ class SlackPager:
             self.access.forget(channel_id=channel_id)
 
     async def group_members(self, *, group_id: str) -> list[str]:
+        if group_id.startswith("@"):
+            group_id = await self.groups.group_id(group_id)
         response = await call("read the user group", self.client.usergroups_users_list(usergroup=group_id))
         return [str(u) for u in data(response).get("users") or []]
 

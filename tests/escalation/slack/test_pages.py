@@ -137,6 +137,16 @@ async def test_a_user_group_is_paged_member_by_member(start: Starter, fake_slack
     assert len(page_dms(bot.fake, "U0LEAD")) == 1 and len(page_dms(bot.fake, "U0CTO")) == 1
 
 
+async def test_a_user_group_named_by_its_handle_is_paged_member_by_member(
+    start: Starter, fake_slack: FakeSlack
+) -> None:
+    """`python -m bot check` accepts a user group's @handle in `notify`; the page must reach its members."""
+    fake_slack.add_usergroup("S0LEADS", "leads", ["U0LEAD", "U0CTO"])
+    bot = await start({**CONFIG, "escalation": {"levels": [{"name": "Leads", "after": "0m", "notify": ["@leads"]}]}})
+    await bot.declare("P1 Checkout is down")
+    assert len(page_dms(bot.fake, "U0LEAD")) == 1 and len(page_dms(bot.fake, "U0CTO")) == 1
+
+
 async def test_a_silent_p1_reminds_the_channel_and_the_commander(start: Starter, clock: FakeClock) -> None:
     bot = await start()
     await bot.declare("P1 Checkout is down", user="U0BOB")
