@@ -20,6 +20,17 @@ class Rotation(Strict):
     users: list[UserId] = Field(min_length=1)
     start: datetime | None = None  # the hand-off at which users[0] started; defaults to 2026-01-05
 
+    @field_validator("handoff", mode="before")
+    @classmethod
+    def _unquoted_time(cls, value: object) -> object:
+        """YAML 1.1 reads an unquoted `handoff: 10:00` as the number 600 (base 60): say so, not "not a string"."""
+        if isinstance(value, int) and not isinstance(value, bool):
+            hint = f"{value // 60}:{value % 60:02d}" if 0 <= value < 24 * 60 else "09:00"
+            raise ValueError(
+                f'handoff {value}: quote the time, e.g. handoff: "{hint}" (YAML reads an unquoted {hint} as a number)'
+            )
+        return value
+
     @field_validator("handoff")
     @classmethod
     def _handoff(cls, value: str) -> str:

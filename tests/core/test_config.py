@@ -75,6 +75,11 @@ def _load(tmp_path: Path, text: str) -> BotConfig:
             "oncall:\n  rotation: {period: weekly, handoff: '09:00', users: [U0A1]}\n",
             "oncall.rotation: handoff '09:00': a weekly rotation needs the day; write 'monday 09:00'",
         ),
+        (
+            # YAML 1.1 reads an unquoted 10:00 as the sexagesimal number 600.
+            "oncall:\n  rotation: {period: daily, handoff: 10:00, users: [U0A1]}\n",
+            """oncall.rotation.handoff: handoff 600: quote the time, e.g. handoff: "10:00" """.strip(),
+        ),
         ("escalation:\n  repeat_last_every: 0m\n", "escalation.repeat_last_every: must be longer than 0"),
         (
             "escalation:\n  levels:\n    - {name: L1, after: 9999999999d, notify: [U0A1]}\n",
