@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, field_validator, model_validator
 
-from bot.config.base import Duration, Interval, Severity, Strict, Target, UserId
+from bot.config.base import Duration, Interval, Severity, Strict, Target, UserId, WebUrl
 
 _WEEKDAYS = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
 
@@ -113,7 +113,7 @@ class SeverityPolicy(Strict):
 
 class PagerDutyTarget(Strict):
     routing_key_env: str = "PAGERDUTY_ROUTING_KEY"
-    api_url: str = "https://events.pagerduty.com/v2/enqueue"
+    api_url: WebUrl = "https://events.pagerduty.com/v2/enqueue"
 
 
 def _default_levels() -> list[EscalationLevel]:

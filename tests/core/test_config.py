@@ -80,6 +80,10 @@ def _load(tmp_path: Path, text: str) -> BotConfig:
             "oncall:\n  rotation: {period: daily, handoff: 10:00, users: [U0A1]}\n",
             """oncall.rotation.handoff: handoff 600: quote the time, e.g. handoff: "10:00" """.strip(),
         ),
+        (
+            "escalation:\n  pagerduty: {api_url: events.pagerduty.com/v2/enqueue}\n",
+            "escalation.pagerduty.api_url: 'events.pagerduty.com/v2/enqueue' is not a full URL",
+        ),
         ("escalation:\n  repeat_last_every: 0m\n", "escalation.repeat_last_every: must be longer than 0"),
         (
             "escalation:\n  levels:\n    - {name: L1, after: 9999999999d, notify: [U0A1]}\n",
