@@ -1,7 +1,9 @@
 """Settings from the environment (and `.env`), plus the structured `bot.yml` they point to.
 
 Built once at start-up by `Settings.load()` and passed down; nothing reads `os.environ` later
-except the deploy platforms' secret env vars that bot.yml names.
+except the secrets bot.yml names by variable (`*_env`: a platform's, an alert source's, the tracker's,
+PagerDuty's, Statuspage's). `load` fills those in from `.env` too (`fill_environment`), so "the
+environment or `.env`" holds for every variable the README names, not only the fields below.
 """
 
 from __future__ import annotations
@@ -10,11 +12,23 @@ import os
 from pathlib import Path
 from typing import Any, get_args
 
+from dotenv import dotenv_values
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bot.config import BotConfig, load_bot_config
 from bot.exceptions import ConfigError
+
+
+def fill_environment(env_file: object) -> None:
+    """Each variable `.env` sets that the environment lacks, put in the environment (which wins, as it does
+    for the settings): a secret bot.yml names by variable (`routing_key_env: PAGERDUTY_ROUTING_KEY`) is read
+    from the environment by the domain that needs it, and one written in `.env` was refused as not set."""
+    if not isinstance(env_file, str | Path) or not Path(env_file).is_file():
+        return
+    for name, value in dotenv_values(env_file).items():
+        if value is not None:
+            os.environ.setdefault(name, value)
 
 
 def normalise_database_url(url: str) -> str:
@@ -184,6 +198,7 @@ class Settings(BaseSettings):
     @classmethod
     def load(cls, **overrides: Any) -> Settings:
         """Environment + .env + bot.yml, or ConfigError with one line per problem."""
+        fill_environment(overrides.get("_env_file", cls.model_config.get("env_file")))
         try:
             settings = cls(**overrides)
         except ValidationError as exc:

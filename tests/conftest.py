@@ -31,6 +31,17 @@ def pytest_report_header() -> str:
 
 
 @pytest.fixture(autouse=True)
+def environment_restored() -> Iterator[None]:
+    """`Settings.load` fills the environment in from a test's `.env` (`fill_environment`): what one test's
+    `.env` set must not be another's environment."""
+    saved = dict(os.environ)
+    yield
+    if dict(os.environ) != saved:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+@pytest.fixture(autouse=True)
 def no_app_outlives_its_test() -> Iterator[None]:
     """aiohttp caches every app's middleware chain (`functools.lru_cache`, 1024 entries), keyed by handlers
     that hold the whole bot: its Deps, engines, Slack client and event loop. Over the suite a thousand bots

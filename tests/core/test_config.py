@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import timedelta
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import pytest
 from pydantic import BaseModel
 
 from bot.config import BotConfig, Severity, load_bot_config, parse_duration
+from bot.escalation import setup as escalation_setup
 from bot.exceptions import ConfigError
 from bot.settings import Settings, normalise_database_url
 
@@ -166,6 +168,24 @@ def test_dotenv_is_read(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None
     monkeypatch.delenv("PORT", raising=False)
     (tmp_path / ".env").write_text("PORT=4123\n")
     assert Settings.load().port == 4123
+
+
+def test_a_secret_bot_yml_names_by_variable_may_be_in_dotenv(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The README says "environment variables (or `.env`)", but a routing key (or an alert source's token, the
+    tracker's, Statuspage's) written in `.env` was refused: the domains read bot.yml's `*_env` from the
+    environment, and only the settings' own fields were read from `.env`."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("PAGERDUTY_ROUTING_KEY", raising=False)
+    monkeypatch.setenv("ALERTS_TOKEN", "from-the-environment")
+    (tmp_path / ".env").write_text("PAGERDUTY_ROUTING_KEY=R0UT1NG\nALERTS_TOKEN=from-dotenv\n")
+    (tmp_path / "bot.yml").write_text("escalation:\n  pagerduty: {routing_key_env: PAGERDUTY_ROUTING_KEY}\n")
+    settings = Settings.load()
+    errors, _, _ = escalation_setup.check(settings)
+    assert not [e for e in errors if "PAGERDUTY_ROUTING_KEY" in e], errors
+    assert os.environ["PAGERDUTY_ROUTING_KEY"] == "R0UT1NG"
+    # The environment still wins over `.env`, as it does for the settings.
+    assert os.environ["ALERTS_TOKEN"] == "from-the-environment"
+    assert settings.alerts_token is not None and settings.alerts_token.get_secret_value() == "from-the-environment"
 
 
 # --- papercuts a newcomer met (issue 18) --------------------------------------------------------------
