@@ -65,6 +65,7 @@ def timeline_events(report: Report) -> list[tuple[str, events.Payload]]:
         deployment=report.deployment.id if report.deployment else None,
         durations={k: round(v.total_seconds(), 1) for k, v in report.durations.items()},
         health=report.health.state.value if report.health is not None else _unchecked(report),
+        unknown=report.outcome_unknown or None,
     )
     # The words of the Slack report (`{describe}: {headline}; {message}`), so both tell the same.
     out: list[tuple[str, events.Payload]] = [(f"{plan.describe()}: {report.headline}; {report.message}", deployed)]

@@ -157,6 +157,12 @@ class Report:
     durations: dict[str, timedelta] = field(default_factory=dict)
     audit_id: int | None = None
     actor: str = ""
+    unsure: bool = False  # the platform took it (or may have), but never said how it ended
+
+    @property
+    def outcome_unknown(self) -> bool:
+        """Not succeeded, yet not known to have failed: the deploy may still be under way."""
+        return not self.succeeded and (self.timed_out or self.unsure)
 
     @property
     def succeeded(self) -> bool:
@@ -182,6 +188,8 @@ class Report:
     def headline(self) -> str:
         """How it ended, in a few words, the same in Slack and on the timeline: a green "succeeded" over a
         service still failing, or one whose health could not be read, would read as "fixed" at 3 a.m."""
+        if self.outcome_unknown:  # "failed" reads as "nothing changed, run it again"
+            return "outcome unknown"
         if not self.succeeded:
             return "failed"
         if self.health is not None and self.still_unhealthy:

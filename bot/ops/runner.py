@@ -64,7 +64,7 @@ class Runner:
             handle = await self._call(platform)
         except BotError as exc:
             self.durations["call"] = _since(timer, call_start)
-            return self._report(Outcome.FAILED, _call_failed(platform, plan, exc))
+            return self._report(Outcome.FAILED, _call_failed(platform, plan, exc), unsure=_may_have_started(exc))
         self.durations["call"] = _since(timer, call_start)
         self.unsure_which = handle.unsure_which
         deploy_start = timer.monotonic()
@@ -78,7 +78,7 @@ class Runner:
                 f"lost track of the deployment ({platform.display_name}: {cause}); it may still be under way: "
                 f"check `/status {plan.service}` before you run it again"
             )
-            return self._report(Outcome.FAILED, message, deployment=handle)
+            return self._report(Outcome.FAILED, message, deployment=handle, unsure=True)
         self.durations["deploy"] = _since(timer, deploy_start)
         return await self._verdict(platform, config, result)
 
@@ -173,11 +173,13 @@ class Runner:
         status: DeployStatus | None = None,
         timed_out: bool = False,
         health: HealthResult | None = None,
+        unsure: bool = False,
     ) -> Report:
         self.durations["total"] = self.elapsed()
         if self.unsure_which:  # whatever the outcome: it may be another deploy's
             message = f"{message}; {self.unsure_which}"
-        return Report(self.plan, outcome, message, deployment, status, timed_out, health, dict(self.durations))
+        durations = dict(self.durations)
+        return Report(self.plan, outcome, message, deployment, status, timed_out, health, durations, unsure=unsure)
 
 
 class _Seen(TypedDict):
@@ -195,8 +197,7 @@ def _call_failed(platform: Platform, plan: Plan, exc: BotError) -> str:
             f"{name} did not answer what the bot reads before the {verb} ({exc.reason}), "
             f"so the {verb} was not sent and nothing was started: run `/{verb} {plan.service}` again"
         )
-    unsent = isinstance(exc, PlatformThrottledNotSent)
-    if isinstance(exc, PlatformUnsure) or (isinstance(exc, PlatformRateLimited) and not unsent):
+    if _may_have_started(exc):
         # "Refused, try again" would be wrong: a second /restart may restart it twice.
         reason = exc.reason if isinstance(exc, PlatformUnsure) else "it rate-limited the bot after the request"
         return (
@@ -204,6 +205,13 @@ def _call_failed(platform: Platform, plan: Plan, exc: BotError) -> str:
             f"check `/status {plan.service}` before you run it again"
         )
     return f"{name} refused the {verb}: {exc}"
+
+
+def _may_have_started(exc: BotError) -> bool:
+    """No clear answer, or a rate limit that does not say it came before the action was sent."""
+    if isinstance(exc, PlatformNotStarted | PlatformThrottledNotSent):
+        return False
+    return isinstance(exc, PlatformUnsure | PlatformRateLimited)
 
 
 def _since(timer: Timer, start: float) -> timedelta:

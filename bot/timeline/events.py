@@ -260,12 +260,15 @@ class Deployed(Payload):
     deployment: str | None = None  # what the platform made or restarted, followed to its outcome
     durations: dict[str, float] | None = None  # phase -> seconds
     health: str | None = None  # the re-check's state after it, or HEALTH_UNCHECKED (no health_url); None: older rows
+    unknown: bool | None = None  # failed without a final answer (timed out, lost track): may still be under way
 
     @property
     def result(self) -> str:
         """The outcome as read: a deploy after which the service is still unhealthy did not succeed at
         fixing anything, and one whose health could not be read is not known to have; each says so (as
         its Slack report did)."""
+        if self.outcome == "failed" and self.unknown:
+            return "outcome unknown"
         if self.outcome == "succeeded" and self.health == "unknown":
             return "deployed, health unknown"
         if self.outcome == "succeeded" and self.health == HEALTH_UNCHECKED:

@@ -40,7 +40,7 @@ async def test_a_rollback_waiting_for_approval_in_railway_says_so(stack: Stack) 
     [report] = stack.progress(channel)
     assert "last seen: queued, waiting for approval: someone must approve" in report.text, report.text
     [line] = [e.text for e in await stack.bot.timeline(1) if e.kind == "deploy" and "started" not in e.text]
-    assert "failed; no final status from Railway" in line and "waiting for approval" in line, line
+    assert "outcome unknown; no final status from Railway" in line and "waiting for approval" in line, line
 
 
 async def test_a_deploy_webhook_note_is_shown_but_cannot_mention_anyone_nor_carry_a_link(stack: Stack) -> None:
@@ -133,3 +133,37 @@ async def test_a_deploy_of_a_service_with_no_health_url_says_its_health_was_not_
     document = postmortem.render(data)
     assert "| restart | jobs | deployed, health not checked |" in document, document
     assert "succeeded" not in document, document
+
+
+async def test_a_deploy_still_under_way_at_the_timeout_is_not_reported_as_failed(stack: Stack) -> None:
+    """A webhook deploy still `deploying` at the deploy timeout was reported ❌ "failed" in Slack, on the
+    timeline and in the post-mortem: at 3 a.m. "failed" reads as "nothing changed, run it again", while
+    the platform may still be rolling it out."""
+    channel = await incident_channel(stack)
+    stack.webhook.stall()
+    await stack.bot.command("billing", command="/restart", user="U0LEAD", channel=channel)
+    await stack.bot.click("ops_confirm", stack.button_value("ops_confirm"), user="U0LEAD", channel=channel)
+
+    [report] = stack.progress(channel)
+    assert "outcome unknown; no final status from" in report.text and "failed" not in report.text, report.text
+    assert "❌" not in str(report.blocks) and "⚠️" in str(report.blocks), report.blocks
+    [line] = [e.text for e in await stack.bot.timeline(1) if e.kind == "deploy" and "started" not in e.text]
+    assert ": outcome unknown; no final status from" in line, line
+    async with stack.bot.deps.db.session() as session:
+        data = await postmortem.build(session, incident_id=1)
+    [action] = data.actions
+    assert action.outcome == "outcome unknown", action
+
+
+async def test_a_restart_whose_platform_stops_answering_is_not_headlined_failed(stack: Stack) -> None:
+    """Railway took the restart, then stopped answering the status looks: the message said "it may still be
+    under way", under a ❌ "failed" headline."""
+    channel = await incident_channel(stack)
+    await stack.bot.command("gateway", command="/restart", user="U0LEAD", channel=channel)
+    for _ in range(5):
+        stack.railway.inject(Fault(500, {}, {"errors": [{"message": "boom"}]}, body_contains="query Deployment("))
+    await stack.bot.click("ops_confirm", stack.button_value("ops_confirm"), user="U0LEAD", channel=channel)
+
+    [report] = stack.progress(channel)
+    assert report.text.startswith("Restart gateway on Railway") and ": outcome unknown; lost track" in report.text
+    assert "❌" not in str(report.blocks), report.blocks

@@ -363,8 +363,8 @@ def progress_blocks(plan: Plan, step: Step, *, confirmed_by: str) -> list[Block]
 
 def verdict(report: Report) -> tuple[str, str]:
     """The report's icon and headline (`Report.headline`, the timeline's words too)."""
-    if not report.succeeded:
-        return "❌", report.headline
+    if not report.succeeded:  # one that may still be under way is not a plain failure
+        return ("⚠️" if report.outcome_unknown else "❌"), report.headline
     doubtful = report.still_unhealthy or report.health_unknown or report.health_unchecked
     return ("⚠️" if doubtful else "✅"), report.headline
 
