@@ -167,3 +167,16 @@ async def test_a_restart_whose_platform_stops_answering_is_not_headlined_failed(
     [report] = stack.progress(channel)
     assert report.text.startswith("Restart gateway on Railway") and ": outcome unknown; lost track" in report.text
     assert "❌" not in str(report.blocks), report.blocks
+
+
+async def test_a_report_slack_fails_to_show_in_place_is_posted_anew(stack: Stack) -> None:
+    """Slack answered the last edit of the progress message (the report) with a 500: the message stayed at
+    "⏳ health" for good, and nobody in the channel learnt how the restart ended."""
+    channel = await incident_channel(stack)
+    await stack.bot.command("gateway", command="/restart", user="U0LEAD", channel=channel)
+    before = len(stack.fake.calls_to("chat.update"))
+    stack.fake.server_error("chat.update", after=4 - before)  # the 5th edit is the report
+    await stack.bot.click("ops_confirm", stack.button_value("ops_confirm"), user="U0LEAD", channel=channel)
+
+    assert len(stack.fake.calls_to("chat.update")) >= 5
+    assert any("succeeded" in m.text for m in stack.progress(channel)), [m.text for m in stack.progress(channel)]
