@@ -9,7 +9,6 @@ mention nobody.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
@@ -25,7 +24,7 @@ from bot.ops.plans import PHASES, Plan, Report, Step
 from bot.ops.status import StatusReport
 from bot.platforms.base import Deployment, DeployStatus
 from bot.slack import blocks
-from bot.slack.api import CHANNEL_GONE, UserHandles, call, data
+from bot.slack.api import CHANNEL_GONE, GroupHandles, UserHandles, call, data
 from bot.slack.text import chunks, clip, escape, ts
 
 log = logging.getLogger(__name__)
@@ -60,29 +59,16 @@ class SlackDirectory:
     def __init__(self, client: AsyncWebClient, *, handles: UserHandles | None = None) -> None:
         self.client = client
         self.handles = handles or UserHandles(client, ttl=self.HANDLE_TTL)
-        self._groups: dict[str, str] = {}
-        self._groups_at = float("-inf")
+        self.groups = GroupHandles(client, ttl=self.HANDLE_TTL)
 
     async def group_members(self, *, group_id: str) -> list[str]:
         if group_id.startswith("@"):
-            group_id = await self._group_id(group_id)
+            group_id = await self.groups.group_id(group_id)
         response = await call("read the user group", self.client.usergroups_users_list(usergroup=group_id))
         return [str(u) for u in data(response).get("users") or []]
 
     async def lookup_user(self, *, handle: str) -> str | None:
         return await self.handles.lookup(handle)
-
-    async def _group_id(self, handle: str) -> str:
-        wanted = handle.lstrip("@").lower()
-        # A miss re-reads at once: the group may have been created since the last read.
-        if wanted not in self._groups or time.monotonic() - self._groups_at > self.HANDLE_TTL:
-            response = await call("list user groups", self.client.usergroups_list())
-            groups = data(response).get("usergroups") or []
-            self._groups = {str(g.get("handle", "")).lower(): str(g["id"]) for g in groups}
-            self._groups_at = time.monotonic()
-        if wanted not in self._groups:
-            raise ChatError(f"no user group with handle {handle}", step="list user groups", code="no_such_subteam")
-        return self._groups[wanted]
 
 
 _MESSAGE_GONE = frozenset({"message_not_found", "cant_update_message"})
