@@ -14,7 +14,7 @@ group a named sender's delivery writes to (an HA replica's, one stored by an ear
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import and_, case, delete, func, update
@@ -35,8 +35,6 @@ from bot.timeline import deliveries, events
 from bot.timeline import service as timeline
 
 MAX_OPTIMISTIC_TRIES = 20
-# How long a delivery that must act once (`Notification.replay_key`) is remembered: a replay after that acts.
-REPLAY_RETENTION = timedelta(days=30)
 
 
 class Replayed(Exception):
@@ -198,8 +196,7 @@ async def _write_group(
     """The group's new values, only over the revision read: False (rolled back) when another writer got there first.
     A delivery that acts once is claimed in the same transaction, so a failed write leaves the sender's retry in;
     `Replayed` (rolled back) when it was claimed before."""
-    keep_since = now - REPLAY_RETENTION
-    if replay_key and not await deliveries.claim_alert(session, key=replay_key, at=now, keep_since=keep_since):
+    if replay_key and not await deliveries.claim_alert(session, key=replay_key, at=now):
         raise Replayed(replay_key)
     result = await session.exec(
         update(AlertGroup)

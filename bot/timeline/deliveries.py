@@ -2,13 +2,14 @@
 
 Events are claimed by their `event_id` (Slack keeps it across retries), other requests by their
 signature (bot/slack/listeners/replay.py says why). Both are pruned after Slack's retry window.
-An alert sender's delivery that must act once (`ALERT_CLAIM`, bot/alerts/service.py) is kept longer.
+An alert sender's delivery that must act once (`ALERT_CLAIM`, bot/alerts/service.py) is kept longer
+(`ALERT_CLAIM_RETENTION`), and pruned by the same pruner.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Table, delete, insert
@@ -21,6 +22,8 @@ from bot.timeline.models import ProcessedEvent, ProcessedRequest
 _PROCESSED_EVENTS = ProcessedEvent.metadata.tables["processed_events"]
 _PROCESSED_REQUESTS = ProcessedRequest.metadata.tables["processed_requests"]
 ALERT_CLAIM = "alert:"  # the prefix of an alert delivery's claim: pruned by its own retention, not Slack's
+# How long such a claim is kept: a replay after that acts as a new delivery.
+ALERT_CLAIM_RETENTION = timedelta(days=30)
 
 
 @dataclass(frozen=True)
@@ -91,23 +94,19 @@ async def claim_request(session: AsyncSession, *, signature: str, at: datetime) 
     return await insert_or_roll_back(session, _PROCESSED_REQUESTS, {"signature": signature, "received_at": at})
 
 
-async def prune_processed(session: AsyncSession, *, events_before: datetime, requests_before: datetime) -> None:
+async def prune_processed(
+    session: AsyncSession, *, events_before: datetime, requests_before: datetime, alerts_before: datetime | None = None
+) -> None:
+    """Claims past their retention: Slack's events' and requests', and alert deliveries' (`ALERT_CLAIM`) only
+    before `alerts_before` (kept when None)."""
     await session.exec(delete(ProcessedEvent).where(col(ProcessedEvent.received_at) < events_before))
-    await session.exec(
-        delete(ProcessedRequest).where(
-            col(ProcessedRequest.received_at) < requests_before,
-            ~col(ProcessedRequest.signature).startswith(ALERT_CLAIM),
-        )
-    )
+    alert = col(ProcessedRequest.signature).startswith(ALERT_CLAIM)
+    await session.exec(delete(ProcessedRequest).where(col(ProcessedRequest.received_at) < requests_before, ~alert))
+    if alerts_before is not None:
+        await session.exec(delete(ProcessedRequest).where(col(ProcessedRequest.received_at) < alerts_before, alert))
     await session.commit()
 
 
-async def claim_alert(session: AsyncSession, *, key: str, at: datetime, keep_since: datetime) -> bool:
-    """An alert delivery's claim in the caller's transaction (False, rolled back: it was claimed before), and
-    the claims older than `keep_since` pruned with it."""
-    await session.exec(
-        delete(ProcessedRequest).where(
-            col(ProcessedRequest.signature).startswith(ALERT_CLAIM), col(ProcessedRequest.received_at) < keep_since
-        )
-    )
+async def claim_alert(session: AsyncSession, *, key: str, at: datetime) -> bool:
+    """An alert delivery's claim in the caller's transaction; False (rolled back) when it was claimed before."""
     return await insert_or_roll_back(session, _PROCESSED_REQUESTS, {"signature": ALERT_CLAIM + key, "received_at": at})

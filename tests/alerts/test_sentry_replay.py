@@ -9,8 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlmodel import select
 
 from bot.timeline import deliveries
+from bot.timeline.models import ProcessedRequest
 from tests.alerts import source_bodies as b
 from tests.alerts.helpers import action_ids, alert_messages, groups, incident_count, send
 from tests.conftest import make_settings
@@ -106,7 +108,9 @@ async def test_a_replayed_event_alert_after_its_issue_resolved_opens_nothing(sbo
     await _deliver(sbot, _signed(b.sentry_issue("resolved"), "issue"))
     async with sbot.deps.db.session() as session:  # Slack's claims pruned, as its listener does: not these
         later = datetime.now(UTC) + timedelta(hours=1)
-        await deliveries.prune_processed(session, events_before=later, requests_before=later)
+        await deliveries.prune_processed(
+            session, events_before=later, requests_before=later, alerts_before=later - deliveries.ALERT_CLAIM_RETENTION
+        )
 
     await _deliver(sbot, fired)
     [group] = await groups(sbot)
@@ -119,6 +123,26 @@ async def test_a_replayed_event_alert_after_its_issue_resolved_opens_nothing(sbo
     await _deliver(sbot, _signed(again, "event_alert"))
     [group] = await groups(sbot)
     assert group.status == "firing"
+
+
+async def test_a_claim_goes_once_its_retention_is_over(sbot: BotHarness) -> None:
+    """Claims are kept `ALERT_CLAIM_RETENTION`, then pruned with Slack's, so the table does not grow for ever."""
+    await _deliver(sbot, _signed(b.sentry_event_alert(), "event_alert"))
+
+    async def claims(*, pruned_at: datetime) -> list[str]:
+        async with sbot.deps.db.session() as session:
+            await deliveries.prune_processed(
+                session,
+                events_before=pruned_at,
+                requests_before=pruned_at,
+                alerts_before=pruned_at - deliveries.ALERT_CLAIM_RETENTION,
+            )
+            rows = (await session.exec(select(ProcessedRequest.signature))).all()
+        return [r for r in rows if r.startswith(deliveries.ALERT_CLAIM)]
+
+    now = datetime.now(UTC)
+    assert len(await claims(pruned_at=now + deliveries.ALERT_CLAIM_RETENTION - timedelta(minutes=1))) == 1
+    assert await claims(pruned_at=now + deliveries.ALERT_CLAIM_RETENTION + timedelta(minutes=1)) == []
 
 
 async def test_a_delivery_whose_write_failed_is_taken_when_sent_again(sbot: BotHarness) -> None:

@@ -127,7 +127,10 @@ class Pruner:
         try:
             async with self.deps.db.session() as session:
                 await deliveries.prune_processed(
-                    session, events_before=now - EVENT_RETENTION, requests_before=now - REQUEST_RETENTION
+                    session,
+                    events_before=now - EVENT_RETENTION,
+                    requests_before=now - REQUEST_RETENTION,
+                    alerts_before=now - deliveries.ALERT_CLAIM_RETENTION,
                 )
         except SQLAlchemyError as exc:  # the next round prunes them
             log.warning("could not prune the claims of old Slack deliveries: %s", type(exc).__name__)
