@@ -27,10 +27,9 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot.archive import giveup, service
 from bot.archive.models import ChannelArchive
 from bot.archive.ports import ArchiveChat, Goodbye
-from bot.config import is_user_id
 from bot.deps import Deps
 from bot.exceptions import ChatError
-from bot.incidents.channels import UNARCHIVED_STEP
+from bot.incidents.channels import unarchived_by
 from bot.incidents.models import Incident, Status
 from bot.signals import IncidentResolved
 from bot.tasks import RunGate, renew_every, renewing
@@ -135,10 +134,10 @@ class Archiver:
         async with self.deps.db.session() as session:
             incident = await session.get(Incident, row.incident_id, populate_existing=True)
             since = incident.resolved_at if incident is not None else None
-            who = await _unarchived_by(session, incident_id=row.incident_id, since=since)
+            who = await unarchived_by(session, incident_id=row.incident_id, since=since)
             if who is None:
                 return False
-            reason = f"{who} unarchived the channel after the resolution"
+            reason = f"{who or 'someone'} unarchived the channel after the resolution"
             await service.leave(session, row_id=row.id or 0, token=token, now=now, reason=reason)
         log.info("INC-%s's channel is left unarchived: %s", row.incident_id, reason)
         return True
@@ -283,25 +282,6 @@ def _hidden(code: str, incident: Incident) -> bool:
     """A private channel Slack says is not found: the bot was removed from it (or it was deleted).
     Unlike a public one, it cannot be joined again, and it may well still be there, unarchived."""
     return code == "channel_not_found" and incident.private
-
-
-async def _unarchived_by(session: AsyncSession, *, incident_id: int, since: datetime | None) -> str | None:
-    """Who (a person) unarchived the incident's channel at or after `since`, from the timeline; None if nobody.
-
-    The bot never unarchives (Slack does not let a bot token), and its own messages' events are not
-    recorded (`listeners/events/timeline._own`): an actor here is a person or another app's user.
-    """
-    query = select(TimelineEvent).where(
-        col(TimelineEvent.incident_id) == incident_id, col(TimelineEvent.kind) == Kind.SETUP
-    )
-    if since is not None:
-        query = query.where(col(TimelineEvent.at) >= since)
-    for event in (await session.exec(query.order_by(col(TimelineEvent.at), col(TimelineEvent.id)))).all():
-        # `read`, not `read_as`: one row that does not fit must not stop every sweep from archiving.
-        payload = events.read(event)
-        if is_user_id(event.actor) and isinstance(payload, events.Setup) and payload.step == UNARCHIVED_STEP:
-            return event.actor
-    return None
 
 
 async def _postmortem_file(session: AsyncSession, *, incident_id: int) -> str | None:

@@ -19,7 +19,7 @@ died after Slack took it, or Slack's answer was lost) is sent again: a rare seco
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from sqlalchemy import update
 from sqlmodel import col, select
@@ -29,11 +29,11 @@ from bot.config import is_user_id
 from bot.deps import Deps
 from bot.escalation import leases
 from bot.exceptions import ChatError, is_transient
-from bot.incidents.channels import NOTICE_STEP, UNARCHIVED_STEP
+from bot.incidents import channels
+from bot.incidents.channels import NOTICE_STEP
 from bot.incidents.models import ArchivedNotice, Incident
 from bot.timeline import events
 from bot.timeline import service as timeline
-from bot.timeline.models import Kind, TimelineEvent
 
 log = logging.getLogger(__name__)
 
@@ -84,26 +84,12 @@ async def _not_now(session: AsyncSession, row: ArchivedNotice, incident: Inciden
         return f"nobody was told the channel was archived: {incident.ref} was resolved first"
     if incident.channel_id != row.channel_id:
         return f"nobody was told <#{row.channel_id}> was archived: it is no longer the incident's channel"
-    unarchived_by = await _unarchived_since(session, incident_id=row.incident_id, since=row.archived_at)
+    unarchived_by = await channels.unarchived_by(session, incident_id=row.incident_id, since=row.archived_at)
     if unarchived_by is not None:
         who = f"<@{unarchived_by}>" if is_user_id(unarchived_by) else "someone"
         return f"nobody was told the channel was archived: {who} unarchived it first"
     if row.attempts > ATTEMPTS:  # claimed and lost again and again (a crash, a bug): not for ever
         return f"nobody was told the channel was archived: gave up after {ATTEMPTS} attempts"
-    return None
-
-
-async def _unarchived_since(session: AsyncSession, *, incident_id: int, since: datetime) -> str | None:
-    """Who unarchived the channel at or after `since` (its actor, or "" when Slack named nobody); None if nobody."""
-    query = select(TimelineEvent).where(
-        col(TimelineEvent.incident_id) == incident_id,
-        col(TimelineEvent.kind) == Kind.SETUP,
-        col(TimelineEvent.at) >= since,
-    )
-    for event in (await session.exec(query.order_by(col(TimelineEvent.at), col(TimelineEvent.id)))).all():
-        payload = events.read(event)  # `read`: one row that does not fit must not stop every notice
-        if isinstance(payload, events.Setup) and payload.step == UNARCHIVED_STEP:
-            return event.actor or ""
     return None
 
 

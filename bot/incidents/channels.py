@@ -9,7 +9,7 @@ import unicodedata
 from datetime import datetime
 
 from sqlalchemy import insert, update
-from sqlmodel import col
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.deps import Deps
@@ -20,6 +20,7 @@ from bot.incidents.ports import Channel
 from bot.timeline import events
 from bot.timeline import service as timeline
 from bot.timeline.deliveries import Delivery, claim
+from bot.timeline.models import Kind, TimelineEvent
 
 log = logging.getLogger(__name__)
 
@@ -127,3 +128,23 @@ async def archived(
         await session.exec(insert(ArchivedNotice).values(**notice, due_at=now, created_at=now, attempts=0, late=False))
     await session.commit()
     return True
+
+
+async def unarchived_by(session: AsyncSession, *, incident_id: int, since: datetime | None) -> str | None:
+    """Who unarchived the incident's channel at or after `since`, from the timeline: their user ID ("" when
+    Slack named nobody); None if nobody did. The archive timer and the archived notice both stop for it.
+
+    The bot never unarchives (Slack does not let a bot token), and its own messages' events are not
+    recorded (`listeners/events/timeline._own`): an actor here is a person or another app's user.
+    """
+    query = select(TimelineEvent).where(
+        col(TimelineEvent.incident_id) == incident_id, col(TimelineEvent.kind) == Kind.SETUP
+    )
+    if since is not None:
+        query = query.where(col(TimelineEvent.at) >= since)
+    for event in (await session.exec(query.order_by(col(TimelineEvent.at), col(TimelineEvent.id)))).all():
+        # `read`, not `read_as`: one row that does not fit must not stop every archive sweep or notice.
+        payload = events.read(event)
+        if isinstance(payload, events.Setup) and payload.step == UNARCHIVED_STEP:
+            return event.actor or ""
+    return None
