@@ -180,7 +180,7 @@ async def posted(request: web.Request) -> MultiDictProxy[str | bytes | bytearray
 
 
 async def form_of(request: web.Request) -> MultiDictProxy[str | bytes | bytearray | web.FileField]:
-    return await request.post()  # aiohttp caches it: the CSRF check read it already
+    return await posted(request)  # aiohttp caches it: the CSRF check read it already
 
 
 def routes(dash: Dashboard) -> list[web.RouteDef]:
