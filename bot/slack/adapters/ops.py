@@ -89,7 +89,16 @@ class SlackOpsProgress:
         await self._show(progress_text(plan, step), progress_blocks(plan, step, confirmed_by=self.user_id))
 
     async def finished(self, *, plan: Plan, report: Report) -> None:
-        await self._show(report_text(report), report_blocks(report))
+        text, message_blocks = report_text(report), report_blocks(report)
+        try:
+            await self._show(text, message_blocks)
+        except ChatError:
+            if self.ts is None:
+                raise
+            # Slack failed the last edit (a 5xx, a timeout): the message would stay at "⏳ deploying" for good,
+            # and nobody would learn how it ended. Post the report anew (twice, if that edit went through after all).
+            self.channel = self.ts = None
+            await self._show(text, message_blocks)
 
     async def _show(self, text: str, message_blocks: list[Block]) -> None:
         if self.failed:

@@ -13,7 +13,6 @@ from slack_bolt.context.respond.async_respond import AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.deps import Deps
-from bot.exceptions import ChatError
 from bot.ops import confirmations
 from bot.ops.execution import execute
 from bot.ops.plans import Plan, PlanRef, Report, Step
@@ -44,15 +43,7 @@ class _Confirmed:
         await self.inner.progress(plan=plan, step=step)
 
     async def finished(self, *, plan: Plan, report: Report) -> None:
-        try:
-            await self.inner.finished(plan=plan, report=report)
-        except ChatError:
-            if self.inner.ts is None:
-                raise
-            # Slack failed the last edit (a 5xx, a timeout): the message would stay at "⏳ deploying" for good,
-            # and nobody in the channel would learn how it ended. Post the report anew.
-            self.inner.channel = self.inner.ts = None
-            await self.inner.finished(plan=plan, report=report)
+        await self.inner.finished(plan=plan, report=report)
 
 
 async def _ref(deps: Deps, body: dict[str, Any], what: str) -> PlanRef:
